@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include "cloister/log.h"
+
+static int max_level = LOG_INFO;
+static LogTarget target = LOG_TARGET_AUTO;
+static LogSink sink;
+static void *sink_userdata;
+
+/* A log line longer than this is truncated; it bounds the stack buffer below. */
+#define LOG_MESSAGE_MAX 2048
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",     [LOG_CRIT] = "crit",
+        [LOG_ERR] = "error",   [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
+};
+
+void log_set_max_level(int level)
+{
+        if (level >= LOG_EMERG && level <= LOG_DEBUG)
+                max_level = level;
+}
+
+int log_get_max_level(void)
+{
+        return max_level;
+}
+
+int log_level_from_string(const char *s)
+{
+        if (!s)
+                return -EINVAL;
+        if (strcmp(s, "err") == 0)
+                return LOG_ERR;
+        for (size_t i = 0; i < ELEMENTSOF(level_names); i++)
+                if (strcmp(s, level_names[i]) == 0)
+                        return (int) i;
+        return -EINVAL;
+}
+
+void log_set_target(LogTarget t)
+{
+        if (t >= 0 && t < _LOG_TARGET_MAX)
+                target = t;
+}
+
+/* systemd sets $JOURNAL_STREAM to "dev:ino" of the stream stderr is connected to (systemd.exec(5)). */
+static bool stderr_is_journal(void)
+{
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+LogTarget log_get_effective_target(void)
+{
+        if (target != LOG_TARGET_AUTO)
+                return target;
+        return stderr_is_journal() ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR;
+}
+
+void log_parse_environment(void)
+{
+        int l = log_level_from_string(getenv("CLOISTER_LOG_LEVEL"));
+        if (l >= 0)
+                log_set_max_level(l);
+}
+
+void log_set_sink(LogSink s, void *userdata)
+{
+        sink = s;
+        sink_userdata = userdata;
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func,
+                 const char *format, ...)
+{
+        char msg[LOG_MESSAGE_MAX];
+        int saved_errno = errno;
+        va_list ap;
+
+        if (error < 0)
+                error = -error;
+
+        /* Make %m print the error we were given, not whatever errno happens to hold. */
+        errno = error;
+        va_start(ap, format);
+        (void) vsnprintf(msg, sizeof(msg), format, ap);
+        va_end(ap);
+
+        if (sink)
+                sink(level, error, msg, sink_userdata);
+        else if (log_get_effective_target() == LOG_TARGET_JOURNAL) {
+                char code_file[256 + 16], code_line[32];
+
+                (void) snprintf(code_file, sizeof(code_file), "CODE_FILE=%s", file);
+                (void) snprintf(code_line, sizeof(code_line), "CODE_LINE=%d", line);
+                if (error > 0)
+                        (void) sd_journal_send_with_location(code_file, code_line, func,
+                                                             "MESSAGE=%s", msg, "PRIORITY=%d",
+                                                             level, "ERRNO=%d", error,
+                                                             "SYSLOG_IDENTIFIER=%s",
+                                                             program_invocation_short_name, NULL);
+                else
+                        (void) sd_journal_send_with_location(code_file, code_line, func,
+                                                             "MESSAGE=%s", msg, "PRIORITY=%d",
+                                                             level, "SYSLOG_IDENTIFIER=%s",
+                                                             program_invocation_short_name, NULL);
+        } else {
+                if (level <= LOG_WARNING || max_level >= LOG_DEBUG)
+                        (void) fprintf(stderr, "%s: %s\n", level_names[level & 7], msg);
+                else
+                        (void) fprintf(stderr, "%s\n", msg);
+        }
+
+        errno = saved_errno;
+        return -error;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/err.h>
+
+#include "cloister/crypto.h"
+#include "cloister/log.h"
+
+int crypto_log_errors(int error, const char *what)
+{
+        unsigned long e;
+
+        while ((e = ERR_get_error()) != 0) {
+                char buf[256];
+                ERR_error_string_n(e, buf, sizeof(buf));
+                log_debug("%s: OpenSSL: %s", what, buf);
+        }
+        return error;
+}
+
+int crypto_digest(const char *md_name, const IoVec *parts, size_t n_parts, uint8_t *out,
+                  size_t out_size)
+{
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
+        EVP_MD *md = NULL;
+        unsigned int n = 0;
+        int r = -EIO;
+
+        md = EVP_MD_fetch(NULL, md_name, NULL);
+        if (!md)
+                return crypto_log_errors(-EOPNOTSUPP, md_name);
+        if ((size_t) EVP_MD_get_size(md) != out_size) {
+                r = -EINVAL;
+                goto finish;
+        }
+        ctx = EVP_MD_CTX_new();
+        if (!ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1)
+                goto finish;
+        for (size_t i = 0; i < n_parts; i++)
+                if (parts[i].size > 0 && EVP_DigestUpdate(ctx, parts[i].data, parts[i].size) != 1)
+                        goto finish;
+        if (EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != out_size)
+                goto finish;
+        r = 0;
+finish:
+        EVP_MD_free(md);
+        return r < 0 ? crypto_log_errors(r, "digest") : 0;
+}
+
+void crypto_sha256(const void *data, size_t size, uint8_t out[static SHA256_DIGEST_SIZE])
+{
+        unsigned int n = SHA256_DIGEST_SIZE;
+        /* EVP_Digest with a built-in algorithm cannot fail short of memory corruption. */
+        if (EVP_Digest(data, size, out, &n, EVP_sha256(), NULL) != 1)
+                abort();
+}
