@@ -162,7 +162,7 @@ format:
 	$(Q)clang-format -i $(C_FILES)
 
 # --- fuzzing: tests/fuzz/fuzz-<parser>.c, built with clang + libFuzzer from the real sources ----
-FUZZ_BUILD := build/fuzz
+FUZZ_BUILD ?= build/fuzz
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_CFLAGS := -std=gnu17 -D_GNU_SOURCE -g -O1 -Ilib/include $(PKG_CFLAGS) -fno-omit-frame-pointer \
