@@ -34,7 +34,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wshadow -Wvla -Wundef \
             -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wimplicit-fallthrough \
-            -Wdate-time -Wnull-dereference -Wno-missing-field-initializers
+            -Wdate-time -Wnull-dereference -Wno-missing-field-initializers -Wno-unused-parameter
 CFLAGS_COMMON := -std=gnu17 -D_GNU_SOURCE -g $(WARNINGS) -Ilib/include $(PKG_CFLAGS) -MMD -MP \
                  -fno-strict-aliasing -fstack-protector-strong -fstack-clash-protection \
                  -fcf-protection -fPIE

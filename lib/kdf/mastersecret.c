@@ -68,19 +68,16 @@ int master_secret_write(const MasterSecret *m, const char *path, Diag *d)
         return 0;
 }
 
-int master_secret_load(const char *path, MasterSecret **ret, Diag *d)
+static int master_secret_from_json(const json_t *j, const char *source, MasterSecret **ret,
+                                  Diag *d)
 {
         static const char *const keys[] = { "version", "key", "salt", NULL };
         _cleanup_(master_secret_freep) MasterSecret *m = NULL;
-        _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_(secret_freep) Secret *salt = NULL;
-        JsonCtx ctx = { .source = path, .path = "", .diag = d };
+        JsonCtx ctx = { .source = source, .path = "", .diag = d };
         int64_t version;
         int r;
 
-        r = json_parse_file(path, MASTER_SECRET_FILE_SIZE_MAX, &j, d);
-        if (r < 0)
-                return r;
         r = json_check_keys(&ctx, j, keys);
         if (r < 0)
                 return r;
@@ -102,4 +99,31 @@ int master_secret_load(const char *path, MasterSecret **ret, Diag *d)
 
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+int master_secret_parse(const void *data, size_t size, const char *source, MasterSecret **ret,
+                        Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        if (size > MASTER_SECRET_FILE_SIZE_MAX)
+                return diag_fail(d, -EMSGSIZE, "file-size", -1,
+                                 "%s: larger than the limit of %u bytes", source,
+                                 MASTER_SECRET_FILE_SIZE_MAX);
+        r = json_parse_buffer(data, size, source, &j, d);
+        if (r < 0)
+                return r;
+        return master_secret_from_json(j, source, ret, d);
+}
+
+int master_secret_load(const char *path, MasterSecret **ret, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        r = json_parse_file(path, MASTER_SECRET_FILE_SIZE_MAX, &j, d);
+        if (r < 0)
+                return r;
+        return master_secret_from_json(j, path, ret, d);
 }

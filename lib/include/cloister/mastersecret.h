@@ -28,3 +28,6 @@ int master_secret_generate(MasterSecret **ret);
 /* Writes m to path with mode 0600; -EEXIST (never overwrites) if path exists. */
 int master_secret_write(const MasterSecret *m, const char *path, Diag *d);
 int master_secret_load(const char *path, MasterSecret **ret, Diag *d);
+/* The same from memory; source names the input in error messages. */
+int master_secret_parse(const void *data, size_t size, const char *source, MasterSecret **ret,
+                        Diag *d);

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "cloister/log.h"
+
+#define CLOISTER_VERSION "0.1.0"
+
+static const Verb verbs[] = {
+        { "master-secret", 1, VERB_ANY, verb_master_secret,
+          "generate | check: the owner's master secret file" },
+        { "attestation", 1, VERB_ANY, verb_attestation,
+          "verify | show: check stored attestation evidence offline" },
+        {},
+};
+
+static void help(void)
+{
+        printf("Usage: cloister [OPTIONS] COMMAND ...\n"
+               "\n"
+               "Create, verify and recover confidential Kubernetes clusters.\n"
+               "\n"
+               "Commands:\n");
+        verbs_print_help(verbs, NULL);
+        printf("\n"
+               "Options:\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "  -o --output=FORMAT     text (default) or json\n"
+               "  -v --verbose           Debug logging (never shows secrets)\n"
+               "\n"
+               "Run 'cloister COMMAND --help' for a command's own options.\n");
+}
+
+static int parse_argv(int argc, char *argv[], CliOptions *o)
+{
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "output", required_argument, NULL, 'o' },
+                { "verbose", no_argument, NULL, 'v' },
+                {},
+        };
+        int c;
+
+        /* '+': stop at the first non-option, the command; its options are its own. */
+        while ((c = getopt_long(argc, argv, "+ho:v", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("cloister %s\n", CLOISTER_VERSION);
+                        return 0;
+                case 'o':
+                        o->output = output_format_from_string(optarg);
+                        if (o->output < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Unknown output format '%s': use text or "
+                                                       "json.",
+                                                       optarg);
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[])
+{
+        CliOptions o = { .output = OUTPUT_TEXT };
+        int r;
+
+        log_parse_environment();
+        r = parse_argv(argc, argv, &o);
+        if (r <= 0)
+                return exit_status_from_errno(r);
+        if (optind >= argc) {
+                log_error("cloister: missing command. See 'cloister --help'.");
+                return 1;
+        }
+        r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        return exit_status_from_errno(r);
+}

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: where the binaries are, and how to run them."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CLOISTER_BUILD", ROOT / "build"))
+TESTDATA = Path(os.environ.get("CLOISTER_TESTDATA", ROOT.parent / "shared" / "testdata"))
+
+
+def binary(name: str) -> Path:
+    path = BUILD / "bin" / name
+    if not path.exists():
+        pytest.fail(f"{path} is not built: run 'make' first")
+    return path
+
+
+def run(name: str, *args, check=False, input=None, cwd=None, env=None):
+    """Runs a Cloister binary with an argument vector; returns CompletedProcess (text mode)."""
+    return subprocess.run([str(binary(name)), *map(str, args)], capture_output=True, text=True,
+                          input=input, cwd=cwd, env=env, check=check, timeout=120)
+
+
+@pytest.fixture
+def cloister():
+    return lambda *args, **kw: run("cloister", *args, **kw)
+
+
+@pytest.fixture
+def testdata():
+    return TESTDATA

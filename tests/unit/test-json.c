@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "helpers/unit.h"
+
+#include "cloister/base64.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+
+static json_t *parse(const char *text, Diag *d)
+{
+        json_t *j = NULL;
+        int r = json_parse_buffer(text, strlen(text), "t.json", &j, d);
+        return r < 0 ? NULL : j;
+}
+
+static void test_json_syntax_error_names_source_line_and_column(void **state)
+{
+        Diag d;
+        diag_clear(&d);
+        assert_null(parse("{\n  \"a\": 1,\n  \"b\": ]\n}", &d));
+        assert_string_equal(d.check, "json-syntax");
+        assert_non_null(strstr(d.message, "t.json:3:"));
+}
+
+static void test_json_rejects_duplicate_keys(void **state)
+{
+        Diag d;
+        diag_clear(&d);
+        assert_null(parse("{\"a\": 1, \"a\": 2}", &d));
+        assert_non_null(strstr(d.message, "duplicate"));
+}
+
+static void test_json_rejects_excessive_depth(void **state)
+{
+        char deep[200] = {};
+        Diag d;
+
+        for (int i = 0; i < JSON_DEPTH_MAX + 2; i++)
+                strcat(deep, "[");
+        for (int i = 0; i < JSON_DEPTH_MAX + 2; i++)
+                strcat(deep, "]");
+        diag_clear(&d);
+        assert_null(parse(deep, &d));
+        assert_string_equal(d.check, "json-depth");
+}
+
+static void test_json_getters_name_the_offending_key_path(void **state)
+{
+        _cleanup_(json_decrefp) json_t *j = parse("{\"m\": {\"4\": {\"expected\": 7}}}", NULL);
+        JsonCtx root = { .source = "p.json", .path = "", .diag = NULL };
+        char b1[64], b2[64];
+        json_t *m, *e;
+        const char *s = "untouched";
+        Diag d;
+
+        diag_clear(&d);
+        root.diag = &d;
+        assert_int_equal(json_get_object(&root, j, "m", true, &m), 0);
+        JsonCtx cm = json_ctx_child(&root, "m", b1, sizeof(b1));
+        assert_int_equal(json_get_object(&cm, m, "4", true, &e), 0);
+        JsonCtx c4 = json_ctx_child(&cm, "4", b2, sizeof(b2));
+        assert_int_equal(json_get_string(&c4, e, "expected", true, &s), -EBADMSG);
+        assert_string_equal(s, "untouched");
+        assert_string_equal(d.message, "p.json: .m.4.expected: expected a string");
+}
+
+static void test_json_required_and_optional_keys(void **state)
+{
+        _cleanup_(json_decrefp) json_t *j = parse("{\"a\": true}", NULL);
+        JsonCtx ctx = { .source = "x", .path = "" };
+        bool b = false;
+        Diag d;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        assert_int_equal(json_get_bool(&ctx, j, "a", true, &b), 0);
+        assert_true(b);
+        assert_int_equal(json_get_bool(&ctx, j, "b", false, &b), -ENOENT);
+        assert_false(diag_failed(&d));
+        assert_int_equal(json_get_bool(&ctx, j, "b", true, &b), -EBADMSG);
+        assert_string_equal(d.message, "x: .b: required key is missing");
+}
+
+static void test_json_check_keys_refuses_unknown(void **state)
+{
+        static const char *const keys[] = { "a", "b", NULL };
+        _cleanup_(json_decrefp) json_t *j = parse("{\"a\": 1, \"zz\": 2}", NULL);
+        JsonCtx ctx = { .source = "x", .path = "" };
+        Diag d;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        assert_int_equal(json_check_keys(&ctx, j, keys), -EBADMSG);
+        assert_string_equal(d.message, "x: .zz: unknown key");
+}
+
+static void test_json_get_int_enforces_range(void **state)
+{
+        _cleanup_(json_decrefp) json_t *j = parse("{\"n\": 24, \"f\": 1.5}", NULL);
+        JsonCtx ctx = { .source = "x", .path = "" };
+        int64_t v = -1;
+
+        assert_int_equal(json_get_int(&ctx, j, "n", true, 0, 23, &v), -EBADMSG);
+        assert_int_equal(v, -1);
+        assert_int_equal(json_get_int(&ctx, j, "n", true, 0, 24, &v), 0);
+        assert_int_equal(v, 24);
+        assert_int_equal(json_get_int(&ctx, j, "f", true, 0, 24, &v), -EBADMSG);
+}
+
+static void test_json_get_string_rejects_embedded_nul(void **state)
+{
+        _cleanup_(json_decrefp) json_t *j = parse("{\"s\": \"ab\\u0000cd\"}", NULL);
+        JsonCtx ctx = { .source = "x", .path = "" };
+        const char *s;
+
+        assert_int_equal(json_get_string(&ctx, j, "s", true, &s), -EBADMSG);
+}
+
+static void test_json_get_hex_exact(void **state)
+{
+        _cleanup_(json_decrefp) json_t *j = parse("{\"h\": \"00ff\", \"bad\": \"0g\"}", NULL);
+        JsonCtx ctx = { .source = "x", .path = "" };
+        uint8_t b[2];
+
+        assert_int_equal(json_get_hex_exact(&ctx, j, "h", true, b, 2), 0);
+        assert_int_equal(b[1], 0xff);
+        assert_int_equal(json_get_hex_exact(&ctx, j, "h", true, b, 3), -EBADMSG);
+        assert_int_equal(json_get_hex_exact(&ctx, j, "bad", true, b, 1), -EBADMSG);
+}
+
+static void test_json_parse_file_refuses_oversize_before_reading(void **state)
+{
+        char path[256];
+        FILE *f;
+        json_t *j = NULL;
+        Diag d;
+
+        (void) snprintf(path, sizeof(path), "%s/big.json", test_tmpdir());
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 2 * 1024 * 1024, SEEK_SET), 0);
+        fputc('x', f);
+        fclose(f);
+        diag_clear(&d);
+        assert_int_equal(json_parse_file(path, 1024, &j, &d), -EMSGSIZE);
+        assert_null(j);
+        assert_string_equal(d.check, "file-size");
+}
+
+static void test_base64_round_trip_and_strictness(void **state)
+{
+        _cleanup_(freep) char *enc = NULL;
+        _cleanup_(freep) uint8_t *dec = NULL;
+        uint8_t *x = NULL;
+        size_t n;
+
+        assert_int_equal(base64_encode("hello", 5, &enc), 0);
+        assert_string_equal(enc, "aGVsbG8=");
+        assert_int_equal(base64_decode(enc, &dec, &n), 0);
+        assert_int_equal(n, 5);
+        assert_memory_equal(dec, "hello", 5);
+
+        assert_int_equal(base64_decode("aGVsbG8", &x, &n), -EBADMSG);       /* no padding */
+        assert_int_equal(base64_decode("aGV sbG8=", &x, &n), -EBADMSG);     /* whitespace */
+        assert_int_equal(base64_decode("aGVs=G8=", &x, &n), -EBADMSG);      /* inner '=' */
+        assert_int_equal(base64_decode("aGVsbG8-", &x, &n), -EBADMSG);      /* url alphabet */
+        assert_null(x);
+}
+
+static void test_base64_decode_secret_exact_size(void **state)
+{
+        _cleanup_(secret_freep) Secret *s = NULL;
+        Secret *p = NULL;
+
+        /* 32 zero bytes */
+        assert_int_equal(base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 32, &s),
+                         0);
+        assert_int_equal(secret_size(s), 32);
+        assert_int_equal(base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", 32, &p),
+                         -EBADMSG); /* 31 bytes */
+        assert_null(p);
+}
+
+static void test_hex_encode_buf_truncates_safely(void **state)
+{
+        uint8_t data[64];
+        char small[10];
+
+        memset(data, 0xab, sizeof(data));
+        hex_encode_buf(data, sizeof(data), small, sizeof(small));
+        assert_int_equal(strlen(small), 9);
+        assert_string_equal(small + 6, "...");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_json_syntax_error_names_source_line_and_column),
+                cmocka_unit_test(test_json_rejects_duplicate_keys),
+                cmocka_unit_test(test_json_rejects_excessive_depth),
+                cmocka_unit_test(test_json_getters_name_the_offending_key_path),
+                cmocka_unit_test(test_json_required_and_optional_keys),
+                cmocka_unit_test(test_json_check_keys_refuses_unknown),
+                cmocka_unit_test(test_json_get_int_enforces_range),
+                cmocka_unit_test(test_json_get_string_rejects_embedded_nul),
+                cmocka_unit_test(test_json_get_hex_exact),
+                cmocka_unit_test(test_json_parse_file_refuses_oversize_before_reading),
+                cmocka_unit_test(test_base64_round_trip_and_strictness),
+                cmocka_unit_test(test_base64_decode_secret_exact_size),
+                cmocka_unit_test(test_hex_encode_buf_truncates_safely),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "helpers/unit.h"
+
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+
+/* The vectors live in docs/key-derivation.md (computed there with an independent implementation);
+ * this test reads the one ```json block of that file, so the doc and the code cannot drift. */
+static json_t *load_doc_vectors(void)
+{
+        _cleanup_(freep) uint8_t *doc = NULL;
+        const char *start, *end;
+        json_t *j = NULL;
+        size_t size;
+
+        assert_int_equal(read_full_file("docs/key-derivation.md", 1 << 20, &doc, &size), 0);
+        start = strstr((char *) doc, "```json\n[");
+        assert_non_null(start);
+        start += strlen("```json\n");
+        end = strstr(start, "\n```");
+        assert_non_null(end);
+        assert_int_equal(json_parse_buffer(start, (size_t) (end - start), "key-derivation.md", &j,
+                                           NULL),
+                         0);
+        assert_true(json_array_size(j) >= 2);
+        return j;
+}
+
+static void hexfield(json_t *v, const char *key, uint8_t *buf, size_t n)
+{
+        json_t *s = json_object_get(v, key);
+        assert_non_null(s);
+        assert_int_equal(hex_decode_exact(json_string_value(s), buf, n), 0);
+}
+
+static void test_kdf_matches_documented_vectors(void **state)
+{
+        _cleanup_(json_decrefp) json_t *vectors = load_doc_vectors();
+        json_t *v;
+        size_t i;
+
+        json_array_foreach(vectors, i, v) {
+                _cleanup_(secret_freep) Secret *master = NULL, *disk = NULL, *msec = NULL;
+                uint8_t m[32], salt[32], msalt[32], want[32], cid[32], pcr[32];
+
+                hexfield(v, "master_secret", m, 32);
+                hexfield(v, "salt", salt, 32);
+                hexfield(v, "measurement_salt", msalt, 32);
+                assert_int_equal(secret_new_from(m, 32, &master), 0);
+
+                assert_int_equal(kdf_disk_key(master, salt,
+                                              json_string_value(json_object_get(v, "luks_uuid")),
+                                              &disk),
+                                 0);
+                hexfield(v, "disk_key", want, 32);
+                assert_memory_equal(secret_data(disk), want, 32);
+
+                assert_int_equal(kdf_measurement_secret(master, salt, &msec), 0);
+                hexfield(v, "measurement_secret", want, 32);
+                assert_memory_equal(secret_data(msec), want, 32);
+
+                assert_int_equal(kdf_cluster_id(msec, msalt, cid), 0);
+                hexfield(v, "cluster_id", want, 32);
+                assert_memory_equal(cid, want, 32);
+
+                kdf_pcr15_expected(cid, pcr);
+                hexfield(v, "pcr15", want, 32);
+                assert_memory_equal(pcr, want, 32);
+        }
+}
+
+static void test_kdf_disk_key_uuid_case_insensitive(void **state)
+{
+        _cleanup_(secret_freep) Secret *master = NULL, *a = NULL, *b = NULL;
+        uint8_t salt[32] = { 1 };
+
+        assert_int_equal(secret_new_random(32, &master), 0);
+        assert_int_equal(kdf_disk_key(master, salt, "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53", &a), 0);
+        assert_int_equal(kdf_disk_key(master, salt, "0F3C9A2E-5B1D-4C8E-9A7F-2D6B8E1C4A53", &b), 0);
+        assert_true(secret_equal(a, b));
+}
+
+static void test_kdf_disk_key_differs_per_uuid(void **state)
+{
+        _cleanup_(secret_freep) Secret *master = NULL, *a = NULL, *b = NULL;
+        uint8_t salt[32] = { 1 };
+
+        assert_int_equal(secret_new_random(32, &master), 0);
+        assert_int_equal(kdf_disk_key(master, salt, "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53", &a), 0);
+        assert_int_equal(kdf_disk_key(master, salt, "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a54", &b), 0);
+        assert_false(secret_equal(a, b));
+}
+
+static void test_kdf_disk_key_rejects_non_canonical_uuid(void **state)
+{
+        static const char *const bad[] = {
+                "",
+                "0f3c9a2e5b1d4c8e9a7f2d6b8e1c4a53",
+                "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a5",
+                "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a533",
+                "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a5g",
+                "{0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a}",
+                "0f3c9a2e-5b1d-4c8e-9a7f/2d6b8e1c4a53",
+                "x/../measurement-secret-aaaaaaaaaaaa",
+        };
+        _cleanup_(secret_freep) Secret *master = NULL;
+        uint8_t salt[32] = {};
+
+        assert_int_equal(secret_new_random(32, &master), 0);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Secret *out = (Secret *) 0x1; /* poison: must stay untouched */
+                assert_int_equal(kdf_disk_key(master, salt, bad[i], &out), -EINVAL);
+                assert_ptr_equal(out, (Secret *) 0x1);
+        }
+}
+
+static void test_kdf_hkdf_rfc5869_case1(void **state)
+{
+        /* RFC 5869 appendix A.1, test case 1 (SHA-256). */
+        _cleanup_(secret_freep) Secret *ikm = NULL, *okm = NULL;
+        uint8_t ikmb[22], salt[13], want[42];
+        char info[11];
+
+        memset(ikmb, 0x0b, sizeof(ikmb));
+        assert_int_equal(hex_decode_exact("000102030405060708090a0b0c", salt, 13), 0);
+        assert_int_equal(hex_decode_exact("f0f1f2f3f4f5f6f7f8f9", info, 10), 0);
+        info[10] = 0;
+        assert_int_equal(hex_decode_exact("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56"
+                                          "ecc4c5bf34007208d5b887185865",
+                                          want, 42),
+                         0);
+        assert_int_equal(secret_new_from(ikmb, sizeof(ikmb), &ikm), 0);
+        assert_int_equal(kdf_hkdf_sha256(ikm, salt, 13, info, 42, &okm), 0);
+        assert_memory_equal(secret_data(okm), want, 42);
+}
+
+static void test_kdf_hkdf_rejects_bad_lengths(void **state)
+{
+        _cleanup_(secret_freep) Secret *ikm = NULL;
+        Secret *out = NULL;
+
+        assert_int_equal(secret_new_random(32, &ikm), 0);
+        assert_int_equal(kdf_hkdf_sha256(ikm, NULL, 0, "x", 0, &out), -EINVAL);
+        assert_int_equal(kdf_hkdf_sha256(ikm, NULL, 0, "x", 255 * 32 + 1, &out), -EINVAL);
+        assert_null(out);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_kdf_matches_documented_vectors),
+                cmocka_unit_test(test_kdf_disk_key_uuid_case_insensitive),
+                cmocka_unit_test(test_kdf_disk_key_differs_per_uuid),
+                cmocka_unit_test(test_kdf_disk_key_rejects_non_canonical_uuid),
+                cmocka_unit_test(test_kdf_hkdf_rfc5869_case1),
+                cmocka_unit_test(test_kdf_hkdf_rejects_bad_lengths),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
