@@ -76,6 +76,10 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
+# Objects are never "intermediate": keep them so rebuilds are incremental.
+.SECONDARY:
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 .PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke bench \
         mini install clean deps build-tests test-run-san
 
@@ -110,6 +114,7 @@ deps:
 
 # test installs what is missing first, then re-reads this Makefile (pkg-config needs the packages).
 test: deps
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) build-tests $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory test-run
 
 test-run: build-tests
@@ -132,6 +137,7 @@ test-integration: all
 
 asan:
 	$(Q)./scripts/install-deps
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) SAN=1 BUILD=build/san build-tests
 	$(Q)$(MAKE) --no-print-directory SAN=1 BUILD=build/san test-run-san
 
 test-run-san: build-tests

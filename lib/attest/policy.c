@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "cloister/attest.h"
+#include "cloister/fileio.h"
+#include "cloister/json.h"
+
+static const char *const ak_trust_names[_AK_TRUST_MAX] = {
+        [AK_TRUST_PINNED] = "pinned",
+        [AK_TRUST_EK_CERT] = "ek-cert",
+        [AK_TRUST_INSECURE_ANY] = "insecure-any",
+};
+
+static const char *const event_log_names[_EVENT_LOG_MODE_MAX] = {
+        [EVENT_LOG_IF_PRESENT] = "if-present",
+        [EVENT_LOG_REQUIRED] = "required",
+        [EVENT_LOG_IGNORE] = "ignore",
+};
+
+static const char *const check_status_names[_CHECK_STATUS_MAX] = {
+        [CHECK_PASS] = "pass",       [CHECK_FAIL] = "fail",       [CHECK_WARN] = "warn",
+        [CHECK_SKIPPED] = "skipped", [CHECK_PENDING] = "pending",
+};
+
+const char *ak_trust_to_string(AkTrust t)
+{
+        return t >= 0 && t < _AK_TRUST_MAX ? ak_trust_names[t] : NULL;
+}
+
+const char *event_log_mode_to_string(EventLogMode m)
+{
+        return m >= 0 && m < _EVENT_LOG_MODE_MAX ? event_log_names[m] : NULL;
+}
+
+const char *check_status_to_string(CheckStatus s)
+{
+        return s < _CHECK_STATUS_MAX ? check_status_names[s] : NULL;
+}
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+        for (int i = 0; i < n; i++)
+                if (strcmp(names[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+AttestPolicy *attest_policy_free(AttestPolicy *p)
+{
+        if (!p)
+                return NULL;
+        blob_clear(&p->ak_pinned_spki);
+        blob_clear(&p->ek_ca_roots);
+        free(p);
+        return NULL;
+}
+
+static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        static const char *const keys[] = { "expected", "warnOnly", NULL };
+        const char *k;
+        json_t *v;
+        int r;
+
+        r = json_expect_object(ctx, o);
+        if (r < 0)
+                return r;
+        json_object_foreach((json_t *) o, k, v) {
+                char buf[64], *end;
+                unsigned long idx = strtoul(k, &end, 10);
+                bool warn = false;
+
+                if (!*k || *end || idx >= EVIDENCE_PCR_COUNT || (k[0] == '0' && k[1]) ||
+                    !(k[0] >= '0' && k[0] <= '9'))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.%s: not a PCR index 0..23", ctx->source,
+                                         ctx->path, k);
+                JsonCtx c = json_ctx_child(ctx, k, buf, sizeof(buf));
+                r = json_check_keys(&c, v, keys);
+                if (r < 0)
+                        return r;
+                r = json_get_hex_exact(&c, v, "expected", true, p->pcrs[idx].expected,
+                                       EVIDENCE_PCR_SIZE);
+                if (r < 0)
+                        return r;
+                r = json_get_bool(&c, v, "warnOnly", false, &warn);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                p->pcrs[idx].present = true;
+                p->pcrs[idx].warn_only = warn;
+        }
+        return 0;
+}
+
+static int parse_ak_trust(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        static const char *const keys[] = { "mode", "akPublic", "caRoots", NULL };
+        const char *mode, *roots;
+        uint8_t *spki;
+        size_t n;
+        int r;
+
+        r = json_check_keys(ctx, o, keys);
+        if (r < 0)
+                return r;
+        r = json_get_string(ctx, o, "mode", true, &mode);
+        if (r < 0)
+                return r;
+        p->ak_trust = lookup(ak_trust_names, _AK_TRUST_MAX, mode);
+        if (p->ak_trust < 0)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.mode: '%s' is not one of pinned, ek-cert, insecure-any",
+                                 ctx->source, ctx->path, mode);
+
+        switch (p->ak_trust) {
+        case AK_TRUST_PINNED:
+                r = json_get_base64(ctx, o, "akPublic", true, 4096, &spki, &n);
+                if (r < 0)
+                        return r;
+                blob_clear(&p->ak_pinned_spki);
+                p->ak_pinned_spki = (Blob){ .data = spki, .size = n };
+                if (json_object_get(o, "caRoots"))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.caRoots: only for mode ek-cert", ctx->source,
+                                         ctx->path);
+                break;
+        case AK_TRUST_EK_CERT:
+                r = json_get_string(ctx, o, "caRoots", true, &roots);
+                if (r < 0)
+                        return r;
+                r = blob_set(&p->ek_ca_roots, roots, strlen(roots));
+                if (r < 0)
+                        return r;
+                if (json_object_get(o, "akPublic"))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.akPublic: only for mode pinned", ctx->source,
+                                         ctx->path);
+                break;
+        default:
+                if (json_object_size(o) != 1)
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s: mode insecure-any takes no other keys",
+                                         ctx->source, ctx->path);
+                break;
+        }
+        return 0;
+}
+
+int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
+                        Diag *d)
+{
+        static const char *const keys[] = { "version", "variant", "measurements", "akTrust",
+                                            "eventLog", NULL };
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonCtx ctx = { .source = source, .path = "", .diag = d };
+        const char *variant, *evlog;
+        json_t *sub;
+        int64_t version;
+        char buf[32];
+        int r;
+
+        if (size > ATTEST_POLICY_SIZE_MAX)
+                return diag_fail(d, -EMSGSIZE, "file-size", -1, "%s: larger than %u bytes",
+                                 source, ATTEST_POLICY_SIZE_MAX);
+        r = json_parse_buffer(data, size, source, &j, d);
+        if (r < 0)
+                return r;
+        r = json_check_keys(&ctx, j, keys);
+        if (r < 0)
+                return r;
+        r = json_get_int(&ctx, j, "version", true, ATTEST_POLICY_VERSION, ATTEST_POLICY_VERSION,
+                         &version);
+        if (r < 0)
+                return r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+
+        r = json_get_string(&ctx, j, "variant", true, &variant);
+        if (r < 0)
+                return r;
+        p->variant = attest_variant_from_string(variant);
+        if (p->variant < 0)
+                return diag_fail(d, -EBADMSG, "json-schema", -1, "%s: .variant: unknown '%s'",
+                                 source, variant);
+
+        r = json_get_object(&ctx, j, "measurements", true, &sub);
+        if (r < 0)
+                return r;
+        JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
+        r = parse_measurements(&cm, sub, p);
+        if (r < 0)
+                return r;
+
+        /* Refuse by default: a policy must say how the attestation key is trusted. */
+        r = json_get_object(&ctx, j, "akTrust", true, &sub);
+        if (r < 0)
+                return r;
+        JsonCtx ca = json_ctx_child(&ctx, "akTrust", buf, sizeof(buf));
+        r = parse_ak_trust(&ca, sub, p);
+        if (r < 0)
+                return r;
+
+        p->event_log = EVENT_LOG_IF_PRESENT;
+        r = json_get_string(&ctx, j, "eventLog", false, &evlog);
+        if (r >= 0) {
+                p->event_log = lookup(event_log_names, _EVENT_LOG_MODE_MAX, evlog);
+                if (p->event_log < 0)
+                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                         "%s: .eventLog: '%s' is not one of required, "
+                                         "if-present, ignore",
+                                         source, evlog);
+        } else if (r != -ENOENT)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d)
+{
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t size;
+        int r;
+
+        r = read_full_file(path, ATTEST_POLICY_SIZE_MAX, &buf, &size);
+        if (r == -EMSGSIZE)
+                return diag_fail(d, r, "file-size", -1, "%s: larger than %u bytes", path,
+                                 ATTEST_POLICY_SIZE_MAX);
+        if (r < 0)
+                return diag_fail(d, r, "file-read", -1, "%s: cannot read: %s", path, strerror(-r));
+        return attest_policy_parse(buf, size, path, ret, d);
+}

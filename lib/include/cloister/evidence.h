@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The evidence document: one versioned format for every attestation variant (docs/evidence-format.md).
+ * Compact JSON, sorted keys, binary members in standard base64, PCR values in hex. The parser is
+ * strict: unknown keys, a member that does not belong to the variant, sizes over the limits
+ * below, or a malformed encoding fail with -EBADMSG/-EMSGSIZE and a Diag naming the key.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/diag.h"
+#include "cloister/macro.h"
+
+#define EVIDENCE_VERSION 1
+#define EVIDENCE_SIZE_MAX (512U * 1024U)
+#define EVIDENCE_TPM_STRUCT_MAX 2048U     /* TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC */
+#define EVIDENCE_EVENT_LOG_MAX (256U * 1024U)
+#define EVIDENCE_CERT_MAX (16U * 1024U)
+#define EVIDENCE_SNP_REPORT_MAX 4096U
+#define EVIDENCE_SNP_CERTS_MAX (64U * 1024U)
+#define EVIDENCE_PCR_COUNT 24
+#define EVIDENCE_PCR_SIZE 32 /* SHA-256 bank */
+
+typedef enum AttestVariant {
+        ATTEST_VARIANT_QEMU_VTPM,
+        ATTEST_VARIANT_SEV_SNP,
+        ATTEST_VARIANT_AZURE_SEV_SNP,
+        ATTEST_VARIANT_SIM_SNP,
+        ATTEST_VARIANT_TDX,
+        _ATTEST_VARIANT_MAX,
+        _ATTEST_VARIANT_INVALID = -EINVAL,
+} AttestVariant;
+
+const char *attest_variant_to_string(AttestVariant v);
+AttestVariant attest_variant_from_string(const char *s);
+
+typedef struct Blob {
+        uint8_t *data;
+        size_t size;
+} Blob;
+
+typedef struct EvidenceTpm {
+        Blob ak_public;      /* TPMT_PUBLIC of the attestation key */
+        Blob quote;          /* TPMS_ATTEST */
+        Blob signature;      /* TPMT_SIGNATURE over quote */
+        Blob event_log;      /* TCG boot event log (optional) */
+        Blob ek_certificate; /* DER (optional) */
+        Blob ek_public;      /* TPMT_PUBLIC of the EK (optional; needed for credential activation) */
+        uint32_t pcr_mask;   /* which PCRs the attester reports (SHA-256 bank) */
+        uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE];
+} EvidenceTpm;
+
+typedef struct EvidenceSnp {
+        Blob report;       /* raw attestation report */
+        Blob certificates; /* extended-report certificate table (optional) */
+        Blob vcek;         /* VCEK/VLEK DER (optional) */
+        Blob chain;        /* ASK/ASVK + ARK PEM bundle (optional) */
+        Blob hcl_report;   /* azure-sev-snp: the HCL report wrapping report + runtime data */
+} EvidenceSnp;
+
+typedef struct Evidence {
+        unsigned version;
+        AttestVariant variant;
+        bool has_tpm;
+        EvidenceTpm tpm;
+        bool has_snp;
+        EvidenceSnp snp;
+} Evidence;
+
+Evidence *evidence_new(AttestVariant variant);
+Evidence *evidence_free(Evidence *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Evidence *, evidence_free);
+
+/* Takes a copy of data. */
+int blob_set(Blob *b, const void *data, size_t size);
+void blob_clear(Blob *b);
+
+int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d);
+/* Compact JSON, NUL-terminated; *ret_size excludes the NUL. -EMSGSIZE over EVIDENCE_SIZE_MAX. */
+int evidence_serialize(const Evidence *e, char **ret, size_t *ret_size);
