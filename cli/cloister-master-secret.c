@@ -44,12 +44,13 @@ static int master_secret_generate_verb(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        r = parse_file_option(argc, argv,
-                              "Usage: cloister master-secret generate [--file FILE]\n\n"
-                              "Creates a new master secret and salt (32 random bytes each) in FILE\n"
-                              "(default " MASTER_SECRET_FILE_DEFAULT "), mode 0600. Refuses to\n"
-                              "overwrite an existing file. Every key of a cluster derives from it:\n"
-                              "keep it offline and backed up.\n");
+        r = parse_file_option(
+                argc, argv,
+                "Usage: cloister master-secret generate [--file FILE]\n\n"
+                "Creates a new master secret and salt (32 random bytes each) in FILE\n"
+                "(default " MASTER_SECRET_FILE_DEFAULT "), mode 0600. Refuses to\n"
+                "overwrite an existing file. Every key of a cluster derives from it:\n"
+                "keep it offline and backed up.\n");
         if (r <= 0)
                 return r;
 
@@ -98,8 +99,7 @@ int verb_master_secret(int argc, char *argv[], void *userdata)
         static const Verb verbs[] = {
                 { "generate", 0, VERB_ANY, master_secret_generate_verb,
                   "create a new master secret file (never overwrites)" },
-                { "check", 0, VERB_ANY, master_secret_check_verb,
-                  "validate a master secret file" },
+                { "check", 0, VERB_ANY, master_secret_check_verb, "validate a master secret file" },
                 {},
         };
 

@@ -95,8 +95,8 @@ Evidence *evidence_free(Evidence *e)
         return NULL;
 }
 
-static int get_blob(const JsonCtx *ctx, const json_t *o, const char *key, bool required,
-                    size_t max, Blob *ret)
+static int get_blob(const JsonCtx *ctx, const json_t *o, const char *key, bool required, size_t max,
+                    Blob *ret)
 {
         uint8_t *data;
         size_t size;
@@ -127,7 +127,7 @@ static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         r = json_expect_object(ctx, o);
         if (r < 0)
                 return r;
-        json_object_foreach((json_t *) o, k, v) {
+        json_object_foreach ((json_t *) o, k, v) {
                 char *end;
                 unsigned long idx;
 
@@ -136,8 +136,8 @@ static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
                 if (!*k || *end || idx >= EVIDENCE_PCR_COUNT || (k[0] == '0' && k[1]) ||
                     k[0] == '+' || k[0] == '-' || k[0] == ' ')
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
-                                         "%s: %s.%s: not a PCR index 0..23", ctx->source,
-                                         ctx->path, k);
+                                         "%s: %s.%s: not a PCR index 0..23", ctx->source, ctx->path,
+                                         k);
                 r = json_get_hex_exact(ctx, o, k, true, t->pcrs[idx], EVIDENCE_PCR_SIZE);
                 if (r < 0)
                         return r;
@@ -148,8 +148,8 @@ static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
 
 static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
 {
-        static const char *const keys[] = { "akPublic", "quote",    "signature", "eventLog",
-                                            "ekCertificate", "ekPublic", "pcrs",  NULL };
+        static const char *const keys[] = { "akPublic",      "quote",    "signature", "eventLog",
+                                            "ekCertificate", "ekPublic", "pcrs",      NULL };
         char buf[64];
         json_t *pcrs;
         int r;
@@ -165,8 +165,7 @@ static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         if (r >= 0)
                 r = get_blob(ctx, o, "eventLog", false, EVIDENCE_EVENT_LOG_MAX, &t->event_log);
         if (r >= 0)
-                r = get_blob(ctx, o, "ekCertificate", false, EVIDENCE_CERT_MAX,
-                             &t->ek_certificate);
+                r = get_blob(ctx, o, "ekCertificate", false, EVIDENCE_CERT_MAX, &t->ek_certificate);
         if (r >= 0)
                 r = get_blob(ctx, o, "ekPublic", false, EVIDENCE_TPM_STRUCT_MAX, &t->ek_public);
         if (r < 0)
@@ -180,8 +179,8 @@ static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
 
 static int parse_snp(const JsonCtx *ctx, const json_t *o, EvidenceSnp *s)
 {
-        static const char *const keys[] = { "report", "certificates", "vcek", "chain", "hclReport",
-                                            NULL };
+        static const char *const keys[] = { "report", "certificates", "vcek",
+                                            "chain",  "hclReport",    NULL };
         int r;
 
         r = json_check_keys(ctx, o, keys);

@@ -66,7 +66,7 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
         r = json_expect_object(ctx, o);
         if (r < 0)
                 return r;
-        json_object_foreach((json_t *) o, k, v) {
+        json_object_foreach ((json_t *) o, k, v) {
                 char buf[64], *end;
                 unsigned long idx = strtoul(k, &end, 10);
                 bool warn = false;
@@ -74,8 +74,8 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
                 if (!*k || *end || idx >= EVIDENCE_PCR_COUNT || (k[0] == '0' && k[1]) ||
                     !(k[0] >= '0' && k[0] <= '9'))
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
-                                         "%s: %s.%s: not a PCR index 0..23", ctx->source,
-                                         ctx->path, k);
+                                         "%s: %s.%s: not a PCR index 0..23", ctx->source, ctx->path,
+                                         k);
                 JsonCtx c = json_ctx_child(ctx, k, buf, sizeof(buf));
                 r = json_check_keys(&c, v, keys);
                 if (r < 0)
@@ -150,8 +150,8 @@ static int parse_ak_trust(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d)
 {
-        static const char *const keys[] = { "version", "variant", "measurements", "akTrust",
-                                            "eventLog", NULL };
+        static const char *const keys[] = { "version", "variant",  "measurements",
+                                            "akTrust", "eventLog", NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
@@ -162,8 +162,8 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         int r;
 
         if (size > ATTEST_POLICY_SIZE_MAX)
-                return diag_fail(d, -EMSGSIZE, "file-size", -1, "%s: larger than %u bytes",
-                                 source, ATTEST_POLICY_SIZE_MAX);
+                return diag_fail(d, -EMSGSIZE, "file-size", -1, "%s: larger than %u bytes", source,
+                                 ATTEST_POLICY_SIZE_MAX);
         r = json_parse_buffer(data, size, source, &j, d);
         if (r < 0)
                 return r;

@@ -52,14 +52,24 @@ void log_set_target(LogTarget t)
                 target = t;
 }
 
-/* systemd sets $JOURNAL_STREAM to "dev:ino" of the stream stderr is connected to (systemd.exec(5)). */
+/* systemd sets $JOURNAL_STREAM to "dev:ino" of the stream stderr is connected to (systemd.exec(5)).
+ */
 static bool stderr_is_journal(void)
 {
         const char *e = getenv("JOURNAL_STREAM");
         unsigned long long dev, ino;
         struct stat st;
+        char *end;
 
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+        if (!e)
+                return false;
+        errno = 0;
+        dev = strtoull(e, &end, 10);
+        if (errno != 0 || end == e || *end != ':')
+                return false;
+        e = end + 1;
+        ino = strtoull(e, &end, 10);
+        if (errno != 0 || end == e || *end != 0)
                 return false;
         if (fstat(STDERR_FILENO, &st) < 0)
                 return false;
@@ -110,16 +120,14 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 (void) snprintf(code_file, sizeof(code_file), "CODE_FILE=%s", file);
                 (void) snprintf(code_line, sizeof(code_line), "CODE_LINE=%d", line);
                 if (error > 0)
-                        (void) sd_journal_send_with_location(code_file, code_line, func,
-                                                             "MESSAGE=%s", msg, "PRIORITY=%d",
-                                                             level, "ERRNO=%d", error,
-                                                             "SYSLOG_IDENTIFIER=%s",
-                                                             program_invocation_short_name, NULL);
+                        (void) sd_journal_send_with_location(
+                                code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", level,
+                                "ERRNO=%d", error, "SYSLOG_IDENTIFIER=%s",
+                                program_invocation_short_name, NULL);
                 else
-                        (void) sd_journal_send_with_location(code_file, code_line, func,
-                                                             "MESSAGE=%s", msg, "PRIORITY=%d",
-                                                             level, "SYSLOG_IDENTIFIER=%s",
-                                                             program_invocation_short_name, NULL);
+                        (void) sd_journal_send_with_location(
+                                code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", level,
+                                "SYSLOG_IDENTIFIER=%s", program_invocation_short_name, NULL);
         } else {
                 if (level <= LOG_WARNING || max_level >= LOG_DEBUG)
                         (void) fprintf(stderr, "%s: %s\n", level_names[level & 7], msg);

@@ -29,8 +29,9 @@ int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs
                         return -EINVAL;
                 }
                 if (v->max_args != VERB_ANY && n > v->max_args) {
-                        log_error("%s %s: too many arguments ('%s' is unexpected). See '%s --help'.",
-                                  program, v->name, argv[v->max_args + 1], program);
+                        log_error(
+                                "%s %s: too many arguments ('%s' is unexpected). See '%s --help'.",
+                                program, v->name, argv[v->max_args + 1], program);
                         return -EINVAL;
                 }
                 return v->fn(argc, argv, userdata);

@@ -63,13 +63,13 @@ static int json_depth(const json_t *j, unsigned depth)
         if (depth > JSON_DEPTH_MAX)
                 return -EMSGSIZE;
         if (json_is_object(j)) {
-                json_object_foreach((json_t *) j, k, v) {
+                json_object_foreach ((json_t *) j, k, v) {
                         int r = json_depth(v, depth + 1);
                         if (r < 0)
                                 return r;
                 }
         } else if (json_is_array(j)) {
-                json_array_foreach(j, i, v) {
+                json_array_foreach (j, i, v) {
                         int r = json_depth(v, depth + 1);
                         if (r < 0)
                                 return r;
@@ -90,8 +90,8 @@ int json_parse_buffer(const void *data, size_t size, const char *source, json_t 
                                  err.column, err.text);
         if (json_depth(j, 0) < 0) {
                 json_decref(j);
-                return diag_fail(d, -EBADMSG, "json-depth", -1,
-                                 "%s: nesting deeper than %d levels", source, JSON_DEPTH_MAX);
+                return diag_fail(d, -EBADMSG, "json-depth", -1, "%s: nesting deeper than %d levels",
+                                 source, JSON_DEPTH_MAX);
         }
         *ret = j;
         return 0;
@@ -105,8 +105,8 @@ int json_parse_file(const char *path, size_t max_size, json_t **ret, Diag *d)
 
         r = read_full_file(path, max_size, &buf, &size);
         if (r == -EMSGSIZE)
-                return diag_fail(d, r, "file-size", -1, "%s: file larger than the limit of %zu bytes",
-                                 path, max_size);
+                return diag_fail(d, r, "file-size", -1,
+                                 "%s: file larger than the limit of %zu bytes", path, max_size);
         if (r < 0)
                 return diag_fail(d, r, "file-read", -1, "%s: cannot read: %s", path, strerror(-r));
         if (size == 0)
@@ -119,15 +119,17 @@ int json_parse_file(const char *path, size_t max_size, json_t **ret, Diag *d)
 
 static int json_type_error(const JsonCtx *ctx, const char *key, const char *what)
 {
-        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1, "%s: %s.%s: %s", ctx->source,
+        (void) diag_fail(ctx->diag, -EBADMSG, "json-schema", -1, "%s: %s.%s: %s", ctx->source,
                          ctx->path ?: "", key, what);
+        return -EBADMSG;
 }
 
 int json_expect_object(const JsonCtx *ctx, const json_t *j)
 {
         if (!json_is_object(j))
-                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1, "%s: %s: expected an object",
-                                 ctx->source, (ctx->path && *ctx->path) ? ctx->path : "top level");
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s: expected an object", ctx->source,
+                                 (ctx->path && *ctx->path) ? ctx->path : "top level");
         return 0;
 }
 
@@ -140,7 +142,7 @@ int json_check_keys(const JsonCtx *ctx, const json_t *j, const char *const *keys
         r = json_expect_object(ctx, j);
         if (r < 0)
                 return r;
-        json_object_foreach((json_t *) j, k, v) {
+        json_object_foreach ((json_t *) j, k, v) {
                 bool found = false;
                 for (const char *const *p = keys; *p; p++)
                         if (strcmp(*p, k) == 0) {

@@ -98,7 +98,8 @@ int kdf_cluster_id(const Secret *measurement_secret,
         return 0;
 }
 
-void kdf_pcr15_event_digest(const uint8_t cluster_id[static CLUSTER_ID_SIZE], uint8_t ret[static 32])
+void kdf_pcr15_event_digest(const uint8_t cluster_id[static CLUSTER_ID_SIZE],
+                            uint8_t ret[static 32])
 {
         crypto_sha256(cluster_id, CLUSTER_ID_SIZE, ret);
 }

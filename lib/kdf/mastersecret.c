@@ -46,7 +46,8 @@ int master_secret_write(const MasterSecret *m, const char *path, Diag *d)
         r = secret_new(256, &text);
         if (r < 0)
                 return diag_fail(d, r, "secret-memory", -1, "cannot allocate locked memory");
-        (void) EVP_EncodeBlock((unsigned char *) key64, secret_data_const(m->key), MASTER_SECRET_SIZE);
+        (void) EVP_EncodeBlock((unsigned char *) key64, secret_data_const(m->key),
+                               MASTER_SECRET_SIZE);
         (void) EVP_EncodeBlock((unsigned char *) salt64, m->salt, MASTER_SALT_SIZE);
         n = snprintf((char *) secret_data(text), secret_size(text),
                      "{\n  \"version\": %d,\n  \"key\": \"%s\",\n  \"salt\": \"%s\"\n}\n",
@@ -64,12 +65,12 @@ int master_secret_write(const MasterSecret *m, const char *path, Diag *d)
                                  "(move it away first if you really mean to replace it)",
                                  path);
         if (r < 0)
-                return diag_fail(d, r, "file-write", -1, "%s: cannot write: %s", path, strerror(-r));
+                return diag_fail(d, r, "file-write", -1, "%s: cannot write: %s", path,
+                                 strerror(-r));
         return 0;
 }
 
-static int master_secret_from_json(const json_t *j, const char *source, MasterSecret **ret,
-                                  Diag *d)
+static int master_secret_from_json(const json_t *j, const char *source, MasterSecret **ret, Diag *d)
 {
         static const char *const keys[] = { "version", "key", "salt", NULL };
         _cleanup_(master_secret_freep) MasterSecret *m = NULL;

@@ -2,6 +2,7 @@
 #pragma once
 
 /* Everything a cmocka unit test needs, in the order cmocka.h requires. */
+#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 /* Path of the shared test data (../shared/testdata from the project root), overridable with
  * $CLOISTER_TESTDATA. */

@@ -159,10 +159,10 @@ static void test_base64_round_trip_and_strictness(void **state)
         assert_int_equal(n, 5);
         assert_memory_equal(dec, "hello", 5);
 
-        assert_int_equal(base64_decode("aGVsbG8", &x, &n), -EBADMSG);       /* no padding */
-        assert_int_equal(base64_decode("aGV sbG8=", &x, &n), -EBADMSG);     /* whitespace */
-        assert_int_equal(base64_decode("aGVs=G8=", &x, &n), -EBADMSG);      /* inner '=' */
-        assert_int_equal(base64_decode("aGVsbG8-", &x, &n), -EBADMSG);      /* url alphabet */
+        assert_int_equal(base64_decode("aGVsbG8", &x, &n), -EBADMSG);   /* no padding */
+        assert_int_equal(base64_decode("aGV sbG8=", &x, &n), -EBADMSG); /* whitespace */
+        assert_int_equal(base64_decode("aGVs=G8=", &x, &n), -EBADMSG);  /* inner '=' */
+        assert_int_equal(base64_decode("aGVsbG8-", &x, &n), -EBADMSG);  /* url alphabet */
         assert_null(x);
 }
 
@@ -172,11 +172,12 @@ static void test_base64_decode_secret_exact_size(void **state)
         Secret *p = NULL;
 
         /* 32 zero bytes */
-        assert_int_equal(base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 32, &s),
-                         0);
+        assert_int_equal(
+                base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 32, &s), 0);
         assert_int_equal(secret_size(s), 32);
-        assert_int_equal(base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", 32, &p),
-                         -EBADMSG); /* 31 bytes */
+        assert_int_equal(
+                base64_decode_secret("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", 32, &p),
+                -EBADMSG); /* 31 bytes */
         assert_null(p);
 }
 

@@ -21,9 +21,8 @@ static json_t *load_doc_vectors(void)
         start += strlen("```json\n");
         end = strstr(start, "\n```");
         assert_non_null(end);
-        assert_int_equal(json_parse_buffer(start, (size_t) (end - start), "key-derivation.md", &j,
-                                           NULL),
-                         0);
+        assert_int_equal(
+                json_parse_buffer(start, (size_t) (end - start), "key-derivation.md", &j, NULL), 0);
         assert_true(json_array_size(j) >= 2);
         return j;
 }
@@ -41,7 +40,7 @@ static void test_kdf_matches_documented_vectors(void **state)
         json_t *v;
         size_t i;
 
-        json_array_foreach(vectors, i, v) {
+        json_array_foreach (vectors, i, v) {
                 _cleanup_(secret_freep) Secret *master = NULL, *disk = NULL, *msec = NULL;
                 uint8_t m[32], salt[32], msalt[32], want[32], cid[32], pcr[32];
 

@@ -86,8 +86,6 @@ static void test_explicit_wipe_clears(void **state)
                 assert_int_equal(buf[i], 0);
 }
 
-
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {

@@ -20,9 +20,9 @@
 #include "cloister/evidence.h"
 #include "cloister/secret.h"
 
-#define ATTEST_POLICY_VERSION 1
+#define ATTEST_POLICY_VERSION  1
 #define ATTEST_POLICY_SIZE_MAX (256U * 1024U)
-#define ATTEST_BINDING_SIZE 32
+#define ATTEST_BINDING_SIZE    32
 
 typedef enum AkTrust {
         AK_TRUST_PINNED,

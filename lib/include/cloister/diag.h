@@ -10,8 +10,8 @@
 
 #include "cloister/macro.h"
 
-#define DIAG_CHECK_MAX 64
-#define DIAG_VALUE_MAX 200
+#define DIAG_CHECK_MAX   64
+#define DIAG_VALUE_MAX   200
 #define DIAG_MESSAGE_MAX 512
 
 typedef struct Diag {

@@ -2,10 +2,11 @@
 #pragma once
 
 /*
- * The evidence document: one versioned format for every attestation variant (docs/evidence-format.md).
- * Compact JSON, sorted keys, binary members in standard base64, PCR values in hex. The parser is
- * strict: unknown keys, a member that does not belong to the variant, sizes over the limits
- * below, or a malformed encoding fail with -EBADMSG/-EMSGSIZE and a Diag naming the key.
+ * The evidence document: one versioned format for every attestation variant
+ * (docs/evidence-format.md). Compact JSON, sorted keys, binary members in standard base64, PCR
+ * values in hex. The parser is strict: unknown keys, a member that does not belong to the variant,
+ * sizes over the limits below, or a malformed encoding fail with -EBADMSG/-EMSGSIZE and a Diag
+ * naming the key.
  */
 
 #include <stdbool.h>
@@ -15,15 +16,15 @@
 #include "cloister/diag.h"
 #include "cloister/macro.h"
 
-#define EVIDENCE_VERSION 1
-#define EVIDENCE_SIZE_MAX (512U * 1024U)
-#define EVIDENCE_TPM_STRUCT_MAX 2048U     /* TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC */
-#define EVIDENCE_EVENT_LOG_MAX (256U * 1024U)
-#define EVIDENCE_CERT_MAX (16U * 1024U)
+#define EVIDENCE_VERSION        1
+#define EVIDENCE_SIZE_MAX       (512U * 1024U)
+#define EVIDENCE_TPM_STRUCT_MAX 2048U /* TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC */
+#define EVIDENCE_EVENT_LOG_MAX  (256U * 1024U)
+#define EVIDENCE_CERT_MAX       (16U * 1024U)
 #define EVIDENCE_SNP_REPORT_MAX 4096U
-#define EVIDENCE_SNP_CERTS_MAX (64U * 1024U)
-#define EVIDENCE_PCR_COUNT 24
-#define EVIDENCE_PCR_SIZE 32 /* SHA-256 bank */
+#define EVIDENCE_SNP_CERTS_MAX  (64U * 1024U)
+#define EVIDENCE_PCR_COUNT      24
+#define EVIDENCE_PCR_SIZE       32 /* SHA-256 bank */
 
 typedef enum AttestVariant {
         ATTEST_VARIANT_QEMU_VTPM,
@@ -49,8 +50,8 @@ typedef struct EvidenceTpm {
         Blob signature;      /* TPMT_SIGNATURE over quote */
         Blob event_log;      /* TCG boot event log (optional) */
         Blob ek_certificate; /* DER (optional) */
-        Blob ek_public;      /* TPMT_PUBLIC of the EK (optional; needed for credential activation) */
-        uint32_t pcr_mask;   /* which PCRs the attester reports (SHA-256 bank) */
+        Blob ek_public;    /* TPMT_PUBLIC of the EK (optional; needed for credential activation) */
+        uint32_t pcr_mask; /* which PCRs the attester reports (SHA-256 bank) */
         uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE];
 } EvidenceTpm;
 

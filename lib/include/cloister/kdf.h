@@ -11,16 +11,16 @@
 
 #include "cloister/secret.h"
 
-#define MASTER_SECRET_SIZE 32
-#define MASTER_SALT_SIZE 32
-#define MEASUREMENT_SALT_SIZE 32
-#define DISK_KEY_SIZE 32
+#define MASTER_SECRET_SIZE      32
+#define MASTER_SALT_SIZE        32
+#define MEASUREMENT_SALT_SIZE   32
+#define DISK_KEY_SIZE           32
 #define MEASUREMENT_SECRET_SIZE 32
-#define CLUSTER_ID_SIZE 32
+#define CLUSTER_ID_SIZE         32
 
-#define KDF_INFO_DISK_PREFIX "cloister/v1/disk/"
+#define KDF_INFO_DISK_PREFIX        "cloister/v1/disk/"
 #define KDF_INFO_MEASUREMENT_SECRET "cloister/v1/measurement-secret"
-#define KDF_INFO_CLUSTER_ID "cloister/v1/cluster-id"
+#define KDF_INFO_CLUSTER_ID         "cloister/v1/cluster-id"
 
 /* HKDF-SHA-256 extract-and-expand; out_size 1..255*32. */
 int kdf_hkdf_sha256(const Secret *ikm, const uint8_t *salt, size_t salt_size, const char *info,
@@ -39,7 +39,8 @@ int kdf_cluster_id(const Secret *measurement_secret,
                    const uint8_t measurement_salt[static MEASUREMENT_SALT_SIZE],
                    uint8_t ret[static CLUSTER_ID_SIZE]);
 /* The digest extended into PCR 15: SHA-256(cluster ID). */
-void kdf_pcr15_event_digest(const uint8_t cluster_id[static CLUSTER_ID_SIZE], uint8_t ret[static 32]);
+void kdf_pcr15_event_digest(const uint8_t cluster_id[static CLUSTER_ID_SIZE],
+                            uint8_t ret[static 32]);
 /* PCR 15 after that one extend from its reset value (32 zero bytes):
  * SHA-256(0^32 || SHA-256(cluster ID)). */
 void kdf_pcr15_expected(const uint8_t cluster_id[static CLUSTER_ID_SIZE], uint8_t ret[static 32]);

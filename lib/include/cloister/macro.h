@@ -11,11 +11,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
-#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f)         __attribute__((cleanup(f)))
+#define _unused_             __attribute__((unused))
+#define _printf_(a, b)       __attribute__((format(printf, a, b)))
 #define _warn_unused_result_ __attribute__((warn_unused_result))
-#define _nonnull_(...) __attribute__((nonnull(__VA_ARGS__)))
+#define _nonnull_(...)       __attribute__((nonnull(__VA_ARGS__)))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
@@ -41,12 +41,12 @@
         static inline void func##p(type *p)                                                        \
         {                                                                                          \
                 if (*p)                                                                            \
-                        func(*p);                                                          \
+                        func(*p);                                                                  \
         }
 
 static inline void freep(void *p)
 {
-        free(*(void **)p);
+        free(*(void **) p);
 }
 
 void closep(int *fd);

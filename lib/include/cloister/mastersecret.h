@@ -11,9 +11,9 @@
 #include "cloister/kdf.h"
 #include "cloister/secret.h"
 
-#define MASTER_SECRET_FILE_DEFAULT "cloister-mastersecret.json"
+#define MASTER_SECRET_FILE_DEFAULT  "cloister-mastersecret.json"
 #define MASTER_SECRET_FILE_SIZE_MAX (64U * 1024U)
-#define MASTER_SECRET_FILE_VERSION 1
+#define MASTER_SECRET_FILE_VERSION  1
 
 typedef struct MasterSecret {
         Secret *key;
