@@ -2,7 +2,6 @@
 #pragma once
 
 /* Everything a cmocka unit test needs, in the order cmocka.h requires. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* cmocka.h needs the headers above first: keep it in its own include block. */
+#include <cmocka.h>
 
 /* Path of the shared test data (../shared/testdata from the project root), overridable with
  * $CLOISTER_TESTDATA. */
