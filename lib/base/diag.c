@@ -45,3 +45,16 @@ void diag_set_values_hex(Diag *d, const void *expected, size_t expected_size, co
         hex_encode_buf(expected, expected_size, d->expected, sizeof(d->expected));
         hex_encode_buf(actual, actual_size, d->actual, sizeof(d->actual));
 }
+
+void diag_format(const Diag *d, char *buf, size_t size)
+{
+        char index[32] = "";
+
+        if (d->index >= 0)
+                (void) snprintf(index, sizeof(index), ", index %d", d->index);
+        if (d->expected[0] || d->actual[0])
+                (void) snprintf(buf, size, "%s [check %s%s: expected %s, actual %s]", d->message,
+                                d->check, index, d->expected, d->actual);
+        else
+                (void) snprintf(buf, size, "%s [check %s%s]", d->message, d->check, index);
+}

@@ -30,6 +30,8 @@ int diag_fail(Diag *d, int error, const char *check, int index, const char *form
 void diag_set_values(Diag *d, const char *expected, const char *actual);
 void diag_set_values_hex(Diag *d, const void *expected, size_t expected_size, const void *actual,
                          size_t actual_size);
+/* One line: "message [check NAME, index N: expected E, actual A]". */
+void diag_format(const Diag *d, char *buf, size_t size);
 /* true if a failure is recorded. */
 static inline int diag_failed(const Diag *d)
 {

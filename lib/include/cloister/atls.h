@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Attested TLS on OpenSSL 3 (docs/atls.md). TLS 1.3 only; no resumption, tickets, PSK or 0-RTT.
+ *
+ * The verifier's fresh 32-byte nonce travels in a private TLS extension (ClientHello for server
+ * attestation, CertificateRequest for client attestation). The attester answers with a
+ * self-signed P-256 certificate carrying an evidence document in an X.509 extension (one OID per
+ * variant), bound to
+ *     SHA-256("cloister-atls-v1" 0 variant 0 role 0 nonce SHA-256(SubjectPublicKeyInfo))
+ * where role is the attester's ("server" or "client"). The verifier checks it inside the
+ * certificate verification callback, so a handshake with an unverified peer never completes;
+ * the reason is kept per connection (atls_peer_failure()) because the peer only sees an alert.
+ */
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "cloister/diag.h"
+#include "cloister/evidence.h"
+
+#define ATLS_NONCE_SIZE   32
+#define ATLS_BINDING_SIZE 32
+/* TLS ExtensionType from the private-use range (RFC 8446 section 11: 0xFF00..0xFFFF). */
+#define ATLS_EXTENSION_NONCE 0xFF3C
+/* OID arc of the project: 2.25.<UUID 1b348991-3587-4d71-b6f1-311ad6d5af7c as integer> (X.667),
+ * a unique arc without registration. Evidence extension: ARC.1.<variant + 1>. */
+#define ATLS_OID_ARC       "2.25.36161945517602080678326304722480639868"
+#define ATLS_BINDING_LABEL "cloister-atls-v1"
+/* Largest certificate list accepted from a peer: evidence plus certificate overhead. */
+#define ATLS_CERT_LIST_MAX (EVIDENCE_SIZE_MAX + 16U * 1024U)
+
+typedef enum AtlsRole {
+        ATLS_ROLE_CLIENT,
+        ATLS_ROLE_SERVER,
+        _ATLS_ROLE_MAX,
+        _ATLS_ROLE_INVALID = -EINVAL,
+} AtlsRole;
+
+/* Produces an evidence document whose binding (qualifying data / report data) is binding. */
+typedef int (*AtlsIssueFunc)(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                             uint8_t **ret, size_t *ret_size, Diag *d);
+/* Verifies an evidence document against the caller's policy and the expected binding. */
+typedef int (*AtlsVerifyFunc)(void *userdata, const uint8_t *evidence, size_t size,
+                              const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d);
+
+typedef struct AtlsAttester {
+        AttestVariant variant;
+        AtlsIssueFunc issue;
+        void *userdata;
+} AtlsAttester;
+
+typedef struct AtlsVerifier {
+        AttestVariant variant;
+        AtlsVerifyFunc verify;
+        void *userdata;
+} AtlsVerifier;
+
+typedef struct AtlsContext AtlsContext;
+
+/*
+ * A server always attests (attester required) and verifies clients only when verifier is given
+ * (mutual mode). A client always verifies the server (verifier required) and attests only when
+ * attester is given. The structs are copied; their userdata must outlive the context.
+ */
+int atls_context_new(AtlsRole role, const AtlsAttester *attester, const AtlsVerifier *verifier,
+                     AtlsContext **ret);
+AtlsContext *atls_context_free(AtlsContext *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AtlsContext *, atls_context_free);
+
+/* The SSL_CTX to create connections from (owned by the context). */
+SSL_CTX *atls_context_ssl_ctx(AtlsContext *c);
+/* Applies the aTLS settings and callbacks to an SSL_CTX created elsewhere (libcurl's
+ * CURLOPT_SSL_CTX_FUNCTION). The context must outlive ssl_ctx's connections. */
+int atls_context_apply(AtlsContext *c, SSL_CTX *ssl_ctx);
+
+/* Why verification of the peer failed on this connection, or NULL. */
+const Diag *atls_peer_failure(const SSL *ssl);
+/* true once the peer's evidence was verified on this connection. */
+bool atls_peer_verified(const SSL *ssl);
+/* After a failed handshake: the precise reason in buf (our verdict on the peer if we have one,
+ * otherwise what OpenSSL says, e.g. the alert the peer sent). */
+void atls_describe_failure(const SSL *ssl, char *buf, size_t size);
+
+/* The binding digest for (variant, role of the attester, nonce, SPKI DER). */
+int atls_binding(AttestVariant variant, AtlsRole attester_role,
+                 const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki, size_t spki_size,
+                 uint8_t ret[static ATLS_BINDING_SIZE]);
+/* The evidence-extension OID of a variant, as dotted text. */
+int atls_variant_oid(AttestVariant variant, char *buf, size_t size);
