@@ -19,6 +19,11 @@ struct AtlsContext {
         EVP_PKEY *key; /* P-256, generated for this context, never exported */
         SSL_CTX *ssl_ctx;
         ASN1_OBJECT *oids[_ATTEST_VARIANT_MAX];
+        /* The last verification failure on any connection of this context: callers that do not
+         * own the SSL object (libcurl) read it from here. */
+        pthread_mutex_t lock;
+        Diag last_failure;
+        bool has_last_failure;
 };
 
 /* Per-connection state, attached to the SSL object on first use and freed with it. */
@@ -410,6 +415,10 @@ static int cert_verify_cb(X509_STORE_CTX *store, void *arg)
                         (void) diag_fail(&d, r, "atls-verify", -1, "evidence verification failed");
                 conn->failure = d;
                 conn->failed = true;
+                (void) pthread_mutex_lock(&c->lock);
+                c->last_failure = d;
+                c->has_last_failure = true;
+                (void) pthread_mutex_unlock(&c->lock);
                 X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
                 return 0;
         }
@@ -481,6 +490,8 @@ int atls_context_new(AtlsRole role, const AtlsAttester *attester, const AtlsVeri
         if (!c)
                 return -ENOMEM;
         c->role = role;
+        (void) pthread_mutex_init(&c->lock, NULL);
+        diag_clear(&c->last_failure);
         if (attester) {
                 c->attester = *attester;
                 c->attests = true;
@@ -520,6 +531,7 @@ AtlsContext *atls_context_free(AtlsContext *c)
         EVP_PKEY_free(c->key);
         for (int v = 0; v < _ATTEST_VARIANT_MAX; v++)
                 ASN1_OBJECT_free(c->oids[v]);
+        (void) pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
 }
@@ -527,4 +539,17 @@ AtlsContext *atls_context_free(AtlsContext *c)
 SSL_CTX *atls_context_ssl_ctx(AtlsContext *c)
 {
         return c->ssl_ctx;
+}
+
+bool atls_context_last_failure(AtlsContext *c, Diag *ret)
+{
+        bool has;
+
+        (void) pthread_mutex_lock(&c->lock);
+        has = c->has_last_failure;
+        if (has)
+                *ret = c->last_failure;
+        c->has_last_failure = false;
+        (void) pthread_mutex_unlock(&c->lock);
+        return has;
 }

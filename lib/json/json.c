@@ -302,10 +302,26 @@ int json_get_base64_secret(const JsonCtx *ctx, const json_t *o, const char *key,
 
 static int json_dump_flags(const json_t *j, size_t flags, char **ret)
 {
-        char *s = json_dumps(j, flags);
+        json_malloc_t m;
+        json_free_t f;
+        char *s, *copy;
+        size_t n;
+
+        /* json_dumps() allocates with jansson's allocator (ours, above); hand out a plain
+         * malloc() copy so callers free it like every other string, and wipe the original. */
+        s = json_dumps(j, flags);
         if (!s)
                 return -ENOMEM;
-        *ret = s;
+        n = strlen(s);
+        copy = malloc(n + 1);
+        if (copy)
+                memcpy(copy, s, n + 1);
+        json_get_alloc_funcs(&m, &f);
+        explicit_wipe(s, n);
+        f(s);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
         return 0;
 }
 

@@ -181,6 +181,21 @@ static void test_base64_decode_secret_exact_size(void **state)
         assert_null(p);
 }
 
+static void test_json_dump_returns_memory_that_free_releases(void **state)
+{
+        /* jansson allocates through the wiping allocator; the dump must be a plain malloc()
+         * block, or free() here corrupts the heap (caught by ASan in make asan). */
+        _cleanup_(json_decrefp) json_t *j = parse("{\"b\": [1, 2], \"a\": \"x\"}", NULL);
+        char *s = NULL;
+
+        assert_int_equal(json_dump_compact(j, &s), 0);
+        assert_string_equal(s, "{\"a\":\"x\",\"b\":[1,2]}");
+        free(s);
+        assert_int_equal(json_dump_pretty(j, &s), 0);
+        assert_non_null(strstr(s, "\n"));
+        free(s);
+}
+
 static void test_hex_encode_buf_truncates_safely(void **state)
 {
         uint8_t data[64];
@@ -207,6 +222,7 @@ int main(void)
                 cmocka_unit_test(test_json_parse_file_refuses_oversize_before_reading),
                 cmocka_unit_test(test_base64_round_trip_and_strictness),
                 cmocka_unit_test(test_base64_decode_secret_exact_size),
+                cmocka_unit_test(test_json_dump_returns_memory_that_free_releases),
                 cmocka_unit_test(test_hex_encode_buf_truncates_safely),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

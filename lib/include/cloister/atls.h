@@ -75,6 +75,10 @@ SSL_CTX *atls_context_ssl_ctx(AtlsContext *c);
  * CURLOPT_SSL_CTX_FUNCTION). The context must outlive ssl_ctx's connections. */
 int atls_context_apply(AtlsContext *c, SSL_CTX *ssl_ctx);
 
+/* Takes the most recent peer-verification failure of any connection of this context (for
+ * callers such as libcurl that do not keep the SSL object); false if there was none. */
+bool atls_context_last_failure(AtlsContext *c, Diag *ret);
+
 /* Why verification of the peer failed on this connection, or NULL. */
 const Diag *atls_peer_failure(const SSL *ssl);
 /* true once the peer's evidence was verified on this connection. */

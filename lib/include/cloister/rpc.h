@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * HTTP/1.1 + JSON over aTLS. Server on libevent (evhttp over OpenSSL bufferevents), client on
+ * libcurl. Paths are versioned (/v1/...); errors are JSON {"error": CODE, "detail": TEXT}.
+ * There is no plaintext mode.
+ */
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "cloister/atls.h"
+#include "cloister/diag.h"
+
+#define RPC_BODY_MAX_DEFAULT        (1024U * 1024U)
+#define RPC_HEADERS_MAX_DEFAULT     (16U * 1024U)
+#define RPC_TIMEOUT_SEC_DEFAULT     10
+#define RPC_CONNECTIONS_MAX_DEFAULT 512
+
+typedef struct RpcRequest {
+        const char *method; /* "GET", "POST" */
+        const char *path;
+        const json_t *body; /* NULL for GET */
+        SSL *ssl;           /* the attested connection */
+} RpcRequest;
+
+/* Fills *ret_response (a new reference) and returns 0, or returns -errno with detail set:
+ * -EBADMSG → 400, -EPERM → 403, -ENOENT → 404, -EEXIST/-EALREADY → 409, else 500. */
+typedef int (*RpcHandler)(void *userdata, const RpcRequest *req, json_t **ret_response,
+                          char *detail, size_t detail_size);
+
+typedef struct RpcRoute {
+        const char *method;
+        const char *path;
+        RpcHandler handler;
+} RpcRoute;
+
+typedef struct RpcServerConfig {
+        const char *address; /* numeric IPv4/IPv6 */
+        uint16_t port;       /* 0: an ephemeral port, see rpc_server_port() */
+        size_t max_body;
+        size_t max_headers;
+        unsigned timeout_sec; /* read/write timeout: handshake, headers, body */
+        unsigned max_connections;
+        bool notify; /* sd_notify READY=1/STOPPING=1 */
+} RpcServerConfig;
+
+void rpc_server_config_defaults(RpcServerConfig *c);
+
+typedef struct RpcServer RpcServer;
+
+/* routes: terminated by an entry with method NULL; must outlive the server. */
+int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRoute *routes,
+                   void *userdata, RpcServer **ret);
+RpcServer *rpc_server_free(RpcServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(RpcServer *, rpc_server_free);
+uint16_t rpc_server_port(const RpcServer *s);
+/* Serves until SIGTERM/SIGINT or rpc_server_stop(); then stops accepting and waits (bounded)
+ * for open connections to finish. */
+int rpc_server_run(RpcServer *s);
+/* Thread-safe request to stop. */
+void rpc_server_stop(RpcServer *s);
+unsigned rpc_server_connections(const RpcServer *s);
+
+typedef struct RpcClientConfig {
+        unsigned connect_timeout_ms;
+        unsigned total_timeout_ms;
+        unsigned retries; /* extra attempts for idempotent calls on connection errors */
+        size_t max_response;
+} RpcClientConfig;
+
+void rpc_client_config_defaults(RpcClientConfig *c);
+
+/*
+ * One call: method + base_url ("https://127.0.0.1:7000") + path, body as JSON (NULL for GET).
+ * Returns the HTTP status in *ret_status and the parsed JSON body in *ret_response (may be NULL
+ * when the body was empty). Attestation failures are never retried and fill d with the precise
+ * reason; connection errors are retried with exponential backoff when idempotent.
+ */
+int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *method,
+             const char *base_url, const char *path, const json_t *body, bool idempotent,
+             long *ret_status, json_t **ret_response, Diag *d);

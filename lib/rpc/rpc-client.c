@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+
+void rpc_client_config_defaults(RpcClientConfig *c)
+{
+        *c = (RpcClientConfig){
+                .connect_timeout_ms = 5000,
+                .total_timeout_ms = 30000,
+                .retries = 3,
+                .max_response = RPC_BODY_MAX_DEFAULT,
+        };
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init(void)
+{
+        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+typedef struct Response {
+        char *data;
+        size_t size, max;
+        bool too_large;
+} Response;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        Response *r = userdata;
+        size_t n = size * nmemb;
+        char *p;
+
+        if (n > r->max - r->size) {
+                r->too_large = true;
+                return 0; /* aborts the transfer */
+        }
+        p = realloc(r->data, r->size + n + 1);
+        if (!p)
+                return 0;
+        memcpy(p + r->size, ptr, n);
+        r->data = p;
+        r->size += n;
+        r->data[r->size] = 0;
+        return n;
+}
+
+static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *userdata)
+{
+        return atls_context_apply(userdata, ssl_ctx) < 0 ? CURLE_SSL_CERTPROBLEM : CURLE_OK;
+}
+
+static void response_wipe(Response *r)
+{
+        if (r->data)
+                explicit_wipe(r->data, r->size);
+        free(r->data);
+        *r = (Response){ .max = r->max };
+}
+
+static int one_attempt(AtlsContext *atls, const RpcClientConfig *cfg, const char *method,
+                       const char *url, const char *body, Response *resp, long *ret_status,
+                       bool *ret_retryable, Diag *d)
+{
+        struct curl_slist *headers = NULL;
+        char errbuf[CURL_ERROR_SIZE] = "";
+        CURL *curl;
+        CURLcode cc;
+        Diag vf;
+        int r = 0;
+
+        *ret_retryable = false;
+        curl = curl_easy_init();
+        if (!curl)
+                return -ENOMEM;
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        headers = curl_slist_append(headers, "Expect:");
+        if (!headers) {
+                curl_easy_cleanup(curl);
+                return -ENOMEM;
+        }
+
+        (void) curl_easy_setopt(curl, CURLOPT_URL, url);
+        (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+        (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        (void) curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) cfg->connect_timeout_ms);
+        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) cfg->total_timeout_ms);
+        (void) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+        (void) curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) cfg->max_response);
+        (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+        /* The peer's identity is its attestation, checked in the aTLS callback that
+         * on_ssl_ctx installs; its certificate is self-signed and carries no host name. */
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+        (void) curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_3);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, atls);
+        if (strcmp(method, "GET") != 0) {
+                (void) curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+                (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ?: "");
+        }
+
+        cc = curl_easy_perform(curl);
+        if (cc != CURLE_OK) {
+                diag_clear(&vf);
+                if (atls_context_last_failure(atls, &vf)) {
+                        /* The peer failed attestation: never retried. */
+                        *d = vf;
+                        r = vf.check[0] ? -EKEYREJECTED : -EPROTO;
+                } else if (resp->too_large) {
+                        r = diag_fail(d, -EMSGSIZE, "rpc-response-size", -1,
+                                      "%s: response larger than %zu bytes", url, cfg->max_response);
+                } else {
+                        r = diag_fail(d, -ECONNREFUSED, "rpc-transport", -1, "%s: %s", url,
+                                      errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        *ret_retryable = cc == CURLE_COULDNT_CONNECT ||
+                                         cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_SEND_ERROR ||
+                                         cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING;
+                }
+        } else
+                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, ret_status);
+
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        return r;
+}
+
+int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *method,
+             const char *base_url, const char *path, const json_t *body, bool idempotent,
+             long *ret_status, json_t **ret_response, Diag *d)
+{
+        RpcClientConfig defaults;
+        _cleanup_(freep) char *url = NULL, *text = NULL;
+        Response resp = {};
+        long status = 0;
+        bool retryable;
+        int r;
+
+        if (!config) {
+                rpc_client_config_defaults(&defaults);
+                config = &defaults;
+        }
+        (void) pthread_once(&curl_once, curl_init);
+        if (curl_init_result != CURLE_OK)
+                return -EIO;
+        if (asprintf(&url, "%s%s", base_url, path) < 0)
+                return -ENOMEM;
+        if (body && json_dump_compact(body, &text) < 0)
+                return -ENOMEM;
+        resp.max = config->max_response;
+
+        for (unsigned attempt = 0;; attempt++) {
+                r = one_attempt(atls, config, method, url, text, &resp, &status, &retryable, d);
+                if (r >= 0 || !idempotent || !retryable || attempt >= config->retries)
+                        break;
+                /* Exponential backoff: 100 ms, 200 ms, 400 ms, ... capped at 2 s. */
+                unsigned ms = MIN(100U << MIN(attempt, 5U), 2000U);
+                struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+                log_debug("rpc: %s failed (%s), retrying in %u ms", url, d ? d->message : "", ms);
+                response_wipe(&resp);
+                (void) nanosleep(&ts, NULL);
+        }
+        if (text)
+                explicit_wipe(text, strlen(text));
+        if (r < 0) {
+                response_wipe(&resp);
+                return r;
+        }
+
+        json_t *j = NULL;
+        if (resp.size > 0) {
+                r = json_parse_buffer(resp.data, resp.size, "response", &j, d);
+                response_wipe(&resp);
+                if (r < 0)
+                        return r;
+        }
+        response_wipe(&resp);
+        *ret_status = status;
+        if (ret_response)
+                *ret_response = j;
+        else
+                json_decref(j);
+        return 0;
+}

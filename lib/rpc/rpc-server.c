@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+
+/* After SIGTERM: how long open connections get to finish before the loop ends anyway. */
+#define RPC_DRAIN_SEC 5
+
+struct RpcServer {
+        RpcServerConfig config;
+        AtlsContext *atls;
+        const RpcRoute *routes;
+        void *userdata;
+        struct event_base *base;
+        struct evhttp *http;
+        struct evhttp_bound_socket *bound;
+        struct event *sigterm, *sigint, *stop_event, *drain_timer;
+        uint16_t port;
+        unsigned connections;
+        bool stopping;
+        struct timeval drain_deadline;
+};
+
+/* The connection count goes down when libevent frees a connection's SSL object: an ex_data
+ * slot whose free callback fires exactly then, whatever path closed the connection. */
+static int conn_index = -1;
+static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
+
+static void conn_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+        RpcServer *s = ptr;
+        if (s && s->connections > 0)
+                s->connections--;
+}
+
+static void conn_index_init(void)
+{
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_slot_free);
+}
+
+void rpc_server_config_defaults(RpcServerConfig *c)
+{
+        *c = (RpcServerConfig){
+                .address = "127.0.0.1",
+                .port = 0,
+                .max_body = RPC_BODY_MAX_DEFAULT,
+                .max_headers = RPC_HEADERS_MAX_DEFAULT,
+                .timeout_sec = RPC_TIMEOUT_SEC_DEFAULT,
+                .max_connections = RPC_CONNECTIONS_MAX_DEFAULT,
+        };
+}
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+{
+        struct evbuffer *out = evbuffer_new();
+        _cleanup_(freep) char *text = NULL;
+
+        if (out && body && json_dump_compact(body, &text) >= 0)
+                (void) evbuffer_add(out, text, strlen(text));
+        (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                                 "application/json");
+        evhttp_send_reply(req, code, reason, out);
+        if (out)
+                evbuffer_free(out);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *error, const char *detail)
+{
+        _cleanup_(json_decrefp) json_t *j =
+                json_pack("{s:s,s:s}", "error", error, "detail", detail);
+        reply_json(req, code, error, j);
+}
+
+static void error_for_errno(int r, int *code, const char **error)
+{
+        switch (r) {
+        case -EBADMSG:
+        case -EINVAL:
+                *code = 400, *error = "bad-request";
+                break;
+        case -EPERM:
+        case -EACCES:
+                *code = 403, *error = "forbidden";
+                break;
+        case -ENOENT:
+                *code = 404, *error = "not-found";
+                break;
+        case -EEXIST:
+        case -EALREADY:
+                *code = 409, *error = "conflict";
+                break;
+        default:
+                *code = 500, *error = "internal";
+        }
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+        switch (t) {
+        case EVHTTP_REQ_GET:
+                return "GET";
+        case EVHTTP_REQ_POST:
+                return "POST";
+        case EVHTTP_REQ_PUT:
+                return "PUT";
+        case EVHTTP_REQ_DELETE:
+                return "DELETE";
+        default:
+                return NULL;
+        }
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+        RpcServer *s = arg;
+        const char *method = method_name(evhttp_request_get_command(req));
+        const char *path = evhttp_request_get_uri(req);
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+        SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+        const RpcRoute *route = NULL;
+        bool path_known = false;
+        _cleanup_(json_decrefp) json_t *body = NULL, *response = NULL;
+        char detail[512] = "";
+        const char *error;
+        int r, code;
+
+        /* Defence in depth: the handshake already refused unverified peers where we verify. */
+        if (!ssl) {
+                reply_error(req, 500, "internal", "request without a TLS connection");
+                return;
+        }
+        for (const RpcRoute *rt = s->routes; rt->method; rt++) {
+                if (strcmp(rt->path, path) != 0)
+                        continue;
+                path_known = true;
+                if (method && strcmp(rt->method, method) == 0)
+                        route = rt;
+        }
+        if (!route) {
+                if (path_known)
+                        reply_error(req, 405, "method-not-allowed", "method not allowed here");
+                else
+                        reply_error(req, 404, "not-found", "no such endpoint");
+                return;
+        }
+
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        if (len > 0) {
+                unsigned char *data = evbuffer_pullup(in, (ssize_t) len);
+                Diag d;
+
+                diag_clear(&d);
+                if (!data || json_parse_buffer(data, len, "request", &body, &d) < 0) {
+                        reply_error(req, 400, "bad-request", d.message[0] ? d.message : "bad JSON");
+                        return;
+                }
+                /* The body may carry secrets (init request, tickets): wipe the raw copy. */
+                explicit_wipe(data, len);
+        } else if (strcmp(route->method, "POST") == 0) {
+                reply_error(req, 400, "bad-request", "a JSON body is required");
+                return;
+        }
+
+        RpcRequest rq = { .method = method, .path = path, .body = body, .ssl = ssl };
+        r = route->handler(s->userdata, &rq, &response, detail, sizeof(detail));
+        if (r < 0) {
+                error_for_errno(r, &code, &error);
+                reply_error(req, code, error, detail[0] ? detail : strerror(-r));
+                return;
+        }
+        reply_json(req, 200, "OK", response);
+}
+
+static int refuse_handshake(SSL *ssl, void *arg)
+{
+        return 0; /* aborts the handshake before any evidence is made */
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+        RpcServer *s = arg;
+        struct bufferevent *bev;
+        SSL *ssl;
+
+        /* evhttp falls back to a plaintext connection if this returns NULL, so it must not:
+         * failing to allocate here is fatal. */
+        ssl = SSL_new(atls_context_ssl_ctx(s->atls));
+        if (!ssl || SSL_set_ex_data(ssl, conn_index, s) != 1) {
+                log_error("rpc: out of memory for a TLS connection");
+                abort();
+        }
+        s->connections++;
+        /* Over the limit (or stopping): the connection is closed in its first handshake step. */
+        if (s->stopping || s->connections > s->config.max_connections) {
+                log_debug("rpc: refusing connection: %s",
+                          s->stopping ? "stopping" : "limit reached");
+                SSL_set_cert_cb(ssl, refuse_handshake, NULL);
+        }
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) {
+                log_error("rpc: out of memory for a TLS connection");
+                abort();
+        }
+        return bev;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+        RpcServer *s = arg;
+        struct timeval now;
+
+        (void) gettimeofday(&now, NULL);
+        if (s->connections == 0 || timercmp(&now, &s->drain_deadline, >=))
+                (void) event_base_loopbreak(s->base);
+}
+
+static void begin_stop(RpcServer *s)
+{
+        struct timeval tick = { 0, 50 * 1000 }, drain = { RPC_DRAIN_SEC, 0 }, now;
+
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        if (s->config.notify)
+                (void) sd_notify(0, "STOPPING=1");
+        if (s->bound)
+                (void) evconnlistener_disable(evhttp_bound_socket_get_listener(s->bound));
+        (void) gettimeofday(&now, NULL);
+        timeradd(&now, &drain, &s->drain_deadline);
+        s->drain_timer = event_new(s->base, -1, EV_PERSIST, drain_check, s);
+        if (!s->drain_timer || event_add(s->drain_timer, &tick) < 0)
+                (void) event_base_loopbreak(s->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+        log_debug("rpc: signal %d, stopping", (int) sig);
+        begin_stop(arg);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+        begin_stop(arg);
+}
+
+int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRoute *routes,
+                   void *userdata, RpcServer **ret)
+{
+        _cleanup_(rpc_server_freep) RpcServer *s = NULL;
+        struct sockaddr_storage ss = {};
+        socklen_t sslen = sizeof(ss);
+
+        if (!config || !atls || !routes || config->max_connections == 0)
+                return -EINVAL;
+        (void) pthread_once(&conn_index_once, conn_index_init);
+        if (conn_index < 0)
+                return -ENOMEM;
+        /* Lets rpc_server_stop() be called from another thread. */
+        (void) evthread_use_pthreads();
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->config = *config;
+        s->atls = atls;
+        s->routes = routes;
+        s->userdata = userdata;
+
+        s->base = event_base_new();
+        if (!s->base)
+                return -ENOMEM;
+        s->http = evhttp_new(s->base);
+        if (!s->http)
+                return -ENOMEM;
+        evhttp_set_bevcb(s->http, make_bev, s);
+        evhttp_set_gencb(s->http, dispatch, s);
+        evhttp_set_max_body_size(s->http, (ev_ssize_t) config->max_body);
+        evhttp_set_max_headers_size(s->http, (ev_ssize_t) config->max_headers);
+        evhttp_set_timeout(s->http, (int) config->timeout_sec);
+        evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+
+        s->bound = evhttp_bind_socket_with_handle(s->http, config->address, config->port);
+        if (!s->bound)
+                return errno > 0 ? -errno : -EADDRNOTAVAIL;
+        if (getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *) &ss, &sslen) < 0)
+                return negative_errno();
+        s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
+                                                : ((struct sockaddr_in6 *) &ss)->sin6_port);
+
+        s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+        s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+        s->stop_event = event_new(s->base, -1, 0, on_stop, s);
+        if (!s->sigterm || !s->sigint || !s->stop_event)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+RpcServer *rpc_server_free(RpcServer *s)
+{
+        if (!s)
+                return NULL;
+        if (s->http)
+                evhttp_free(s->http);
+        if (s->sigterm)
+                event_free(s->sigterm);
+        if (s->sigint)
+                event_free(s->sigint);
+        if (s->stop_event)
+                event_free(s->stop_event);
+        if (s->drain_timer)
+                event_free(s->drain_timer);
+        if (s->base)
+                event_base_free(s->base);
+        free(s);
+        return NULL;
+}
+
+uint16_t rpc_server_port(const RpcServer *s)
+{
+        return s->port;
+}
+
+unsigned rpc_server_connections(const RpcServer *s)
+{
+        return s->connections;
+}
+
+int rpc_server_run(RpcServer *s)
+{
+        if (event_add(s->sigterm, NULL) < 0 || event_add(s->sigint, NULL) < 0)
+                return -EIO;
+        if (s->config.notify)
+                (void) sd_notify(0, "READY=1");
+        if (event_base_dispatch(s->base) < 0)
+                return -EIO;
+        return 0;
+}
+
+void rpc_server_stop(RpcServer *s)
+{
+        event_active(s->stop_event, EV_READ, 0);
+}
