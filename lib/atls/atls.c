@@ -234,11 +234,19 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         if (r < 0)
                 return diag_fail(d, r, "atls-certificate", -1, "cannot encode the TLS key");
         r = atls_binding(c->attester.variant, c->role, nonce, spki, spki_size, binding);
-        OPENSSL_free(spki);
-        if (r < 0)
+        if (r < 0) {
+                OPENSSL_free(spki);
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the evidence binding");
-
-        r = c->attester.issue(c->attester.userdata, binding, &evidence, &evidence_size, d);
+        }
+        const AtlsBindingInput input = {
+                .variant = c->attester.variant,
+                .role = c->role,
+                .nonce = nonce,
+                .spki = spki,
+                .spki_size = spki_size,
+        };
+        r = c->attester.issue(c->attester.userdata, binding, &input, &evidence, &evidence_size, d);
+        OPENSSL_free(spki);
         if (r < 0)
                 return r;
         if (evidence_size > EVIDENCE_SIZE_MAX)

@@ -38,9 +38,19 @@ typedef enum AtlsRole {
         _ATLS_ROLE_INVALID = -EINVAL,
 } AtlsRole;
 
+/* What a binding was computed from, for attesters that log or forward it. */
+typedef struct AtlsBindingInput {
+        AttestVariant variant;
+        AtlsRole role;        /* the attester's role */
+        const uint8_t *nonce; /* ATLS_NONCE_SIZE bytes from the verifier */
+        const uint8_t *spki;  /* DER SubjectPublicKeyInfo of the certificate key */
+        size_t spki_size;
+} AtlsBindingInput;
+
 /* Produces an evidence document whose binding (qualifying data / report data) is binding. */
 typedef int (*AtlsIssueFunc)(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
-                             uint8_t **ret, size_t *ret_size, Diag *d);
+                             const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size,
+                             Diag *d);
 /* Verifies an evidence document against the caller's policy and the expected binding. */
 typedef int (*AtlsVerifyFunc)(void *userdata, const uint8_t *evidence, size_t size,
                               const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d);

@@ -60,6 +60,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
+#define log_oom() log_error_errno(-ENOMEM, "Out of memory.")
+
 /* For tests: capture formatted records instead of writing them. NULL restores normal output. */
 typedef void (*LogSink)(int level, int error, const char *message, void *userdata);
 void log_set_sink(LogSink sink, void *userdata);
