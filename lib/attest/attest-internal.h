@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Shared by the files of lib/attest/: building the check list of an AttestReport. */
+
+#include "cloister/attest.h"
+
+CheckResult *report_add(AttestReport *r, const char *name, int index, CheckStatus status,
+                        bool enforced, const char *format, ...) _printf_(6, 7);
+void report_set_hex(CheckResult *c, const void *expected, size_t en, const void *actual, size_t an);
+/* Records a failed enforced check in r and (if it is the first) in d; returns error. */
+int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index,
+                const void *expected, size_t en, const void *actual, size_t an, const char *format,
+                ...) _printf_(10, 11);
+
+/* Compares the quoted PCRs with the policy's measurements, recording every PCR in r. */
+int attest_check_measurements(const AttestPolicy *p, uint32_t quoted_mask,
+                              const uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE],
+                              AttestReport *r, Diag *d);
