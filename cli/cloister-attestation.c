@@ -1,8 +1,234 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
 #include "cli.h"
+#include "cloister/attest.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
+
+static const char *arg_evidence, *arg_policy, *arg_binding;
+static time_t arg_at;
+
+static int parse_time(const char *s, time_t *ret)
+{
+        struct tm tm = {};
+        const char *end;
+
+        /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
+        end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end) {
+                memset(&tm, 0, sizeof(tm));
+                end = strptime(s, "%Y-%m-%d", &tm);
+                if (!end || *end)
+                        return -EINVAL;
+        }
+        *ret = timegm(&tm);
+        return 0;
+}
+
+static int parse_verify_options(int argc, char *argv[], CliOptions *o)
+{
+        enum { ARG_AT = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "evidence", required_argument, NULL, 'e' },
+                { "policy", required_argument, NULL, 'p' },
+                { "binding", required_argument, NULL, 'b' },
+                { "at", required_argument, NULL, ARG_AT },
+                { "output", required_argument, NULL, 'o' },
+                {},
+        };
+        int c;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "he:p:b:o:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister attestation verify --evidence FILE --policy FILE\n"
+                               "                                   [--binding HEX] [--at TIME] "
+                               "[-o text|json]\n\n"
+                               "Verifies a stored evidence document against a policy, offline.\n"
+                               "Prints every check and every PCR (expected vs actual, enforced or\n"
+                               "warn-only). Exit status 0 only if every enforced check passes.\n\n"
+                               "  --binding HEX  the 32-byte digest the evidence must be bound to\n"
+                               "                 (without it freshness is not checked: the result\n"
+                               "                 then says so)\n"
+                               "  --at TIME      verification time for certificates, YYYY-MM-DD "
+                               "or\n"
+                               "                 YYYY-MM-DDTHH:MM:SSZ (default: now)\n");
+                        return 0;
+                case 'e':
+                        arg_evidence = optarg;
+                        break;
+                case 'p':
+                        arg_policy = optarg;
+                        break;
+                case 'b':
+                        arg_binding = optarg;
+                        break;
+                case ARG_AT:
+                        if (parse_time(optarg, &arg_at) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--at '%s': use YYYY-MM-DD or "
+                                                       "YYYY-MM-DDTHH:MM:SSZ.",
+                                                       optarg);
+                        break;
+                case 'o':
+                        o->output = output_format_from_string(optarg);
+                        if (o->output < 0)
+                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        if (!arg_evidence || !arg_policy)
+                return log_error_errno(-EINVAL,
+                                       "Both --evidence and --policy are required. See --help.");
+        return 1;
+}
+
+static const char *status_label(CheckStatus s)
+{
+        switch (s) {
+        case CHECK_PASS:
+                return "PASS";
+        case CHECK_FAIL:
+                return "FAIL";
+        case CHECK_WARN:
+                return "WARN";
+        case CHECK_SKIPPED:
+                return "SKIP";
+        case CHECK_PENDING:
+                return "PEND";
+        default:
+                return "????";
+        }
+}
+
+static void print_report_text(const AttestReport *rep, int verdict, const Diag *d)
+{
+        for (size_t i = 0; i < rep->n_checks; i++) {
+                const CheckResult *c = &rep->checks[i];
+                char name[DIAG_CHECK_MAX + 16];
+
+                if (c->index >= 0)
+                        (void) snprintf(name, sizeof(name), "%s[%d]", c->name, c->index);
+                else
+                        (void) snprintf(name, sizeof(name), "%s", c->name);
+                printf("%s  %-26s %s%s\n", status_label(c->status), name, c->detail,
+                       c->enforced ? "" : " (warn-only)");
+                if (c->expected[0] || c->actual[0])
+                        printf("      expected %s\n      actual   %s\n", c->expected, c->actual);
+        }
+        if (verdict < 0)
+                printf("\nVerdict: FAIL: %s\n", d->message);
+        else
+                printf("\nVerdict: PASS\n");
+}
+
+static int print_report_json(const AttestReport *rep, int verdict, const Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *root = json_object(), *checks = json_array();
+        _cleanup_(freep) char *text = NULL;
+
+        if (!root || !checks)
+                return log_oom();
+        for (size_t i = 0; i < rep->n_checks; i++) {
+                const CheckResult *c = &rep->checks[i];
+                json_t *o = json_pack("{s:s,s:s,s:b,s:s}", "name", c->name, "status",
+                                      check_status_to_string(c->status), "enforced", c->enforced,
+                                      "detail", c->detail);
+                if (!o)
+                        return log_oom();
+                if (c->index >= 0)
+                        (void) json_object_set_new(o, "index", json_integer(c->index));
+                if (c->expected[0] || c->actual[0]) {
+                        (void) json_object_set_new(o, "expected", json_string(c->expected));
+                        (void) json_object_set_new(o, "actual", json_string(c->actual));
+                }
+                (void) json_array_append_new(checks, o);
+        }
+        (void) json_object_set_new(root, "verdict", json_string(verdict < 0 ? "fail" : "pass"));
+        (void) json_object_set(root, "checks", checks);
+        if (verdict < 0) {
+                json_t *f = json_pack("{s:s,s:s}", "check", d->check, "message", d->message);
+                if (f && d->index >= 0)
+                        (void) json_object_set_new(f, "index", json_integer(d->index));
+                if (f && (d->expected[0] || d->actual[0])) {
+                        (void) json_object_set_new(f, "expected", json_string(d->expected));
+                        (void) json_object_set_new(f, "actual", json_string(d->actual));
+                }
+                (void) json_object_set_new(root, "failure", f);
+        }
+        if (json_dump_pretty(root, &text) < 0)
+                return log_oom();
+        printf("%s\n", text);
+        return 0;
+}
+
+static int attestation_verify_verb(int argc, char *argv[], void *userdata)
+{
+        CliOptions *o = userdata;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        uint8_t binding[ATTEST_BINDING_SIZE];
+        AttestReport rep = {};
+        size_t size;
+        Diag d;
+        int r, verdict;
+
+        r = parse_verify_options(argc, argv, o);
+        if (r <= 0)
+                return r;
+
+        diag_clear(&d);
+        if (arg_binding && hex_decode_exact(arg_binding, binding, sizeof(binding)) < 0)
+                return log_error_errno(-EINVAL, "--binding: expected 64 hex digits.");
+        r = attest_policy_load(arg_policy, &p, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        r = read_full_file(arg_evidence, EVIDENCE_SIZE_MAX, &data, &size);
+        if (r == -EMSGSIZE)
+                return log_error_errno(r, "%s: larger than the evidence limit of %u bytes.",
+                                       arg_evidence, EVIDENCE_SIZE_MAX);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", arg_evidence);
+        r = evidence_parse(data, size, &e, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", arg_evidence, d.message);
+        if (!arg_binding)
+                log_warning("No --binding given: the evidence's freshness and binding are NOT "
+                            "checked.");
+
+        verdict = attest_verify(e, p, arg_binding ? binding : NULL, arg_at, &rep, &d);
+        if (o->output == OUTPUT_JSON)
+                r = print_report_json(&rep, verdict, &d);
+        else
+                print_report_text(&rep, verdict, &d);
+        attest_report_done(&rep);
+        if (r < 0)
+                return r;
+        return verdict < 0 ? verdict : 0;
+}
 
 int verb_attestation(int argc, char *argv[], void *userdata)
 {
-        return log_error_errno(-EOPNOTSUPP, "cloister attestation: not built yet.");
+        static const Verb verbs[] = {
+                { "verify", 0, VERB_ANY, attestation_verify_verb,
+                  "verify a stored evidence document against a policy" },
+                {},
+        };
+
+        return verbs_dispatch("cloister attestation", argc - 1, argv + 1, verbs, userdata);
 }

@@ -17,3 +17,12 @@ int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index
 int attest_check_measurements(const AttestPolicy *p, uint32_t quoted_mask,
                               const uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE],
                               AttestReport *r, Diag *d);
+
+/* Replays the event log (per the policy's eventLog mode) against the quoted PCRs. */
+int attest_check_event_log(const Evidence *e, const AttestPolicy *p, uint32_t quoted_mask,
+                           const uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE],
+                           AttestReport *r, Diag *d);
+/* ek-cert trust: EK certificate chains to the policy's roots at time at, and the EK public in
+ * the evidence is the certificate's key; marks the report as needing credential activation. */
+int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t at,
+                                AttestReport *r, Diag *d);

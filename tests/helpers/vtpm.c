@@ -94,7 +94,7 @@ int vtpm_start(Vtpm *v, bool with_ek_cert)
                 write_file(lconf, content);
                 write_file(lopts, "--platform-manufacturer Cloister\n--platform-version 2.1\n"
                                   "--platform-model QEMU\n");
-                (void) snprintf(v->ca_cert, sizeof(v->ca_cert), "%s/issuercert.pem", cadir);
+                (void) snprintf(v->ca_cert, sizeof(v->ca_cert), "%s/ca-bundle.pem", cadir);
                 char *const argv[] = { (char *) "swtpm_setup", (char *) "--tpm2",
                                        (char *) "--tpmstate",  state,
                                        (char *) "--createek",  (char *) "--create-ek-cert",
@@ -116,6 +116,25 @@ int vtpm_start(Vtpm *v, bool with_ek_cert)
         }
         if (r < 0)
                 goto fail;
+        if (with_ek_cert) {
+                /* The policy's caRoots: swtpm-localca's root and the intermediate that signs EK
+                 * certificates (the TPM does not carry the intermediate). */
+                char root[256], issuer[256];
+                FILE *out = fopen(v->ca_cert, "we");
+
+                (void) snprintf(root, sizeof(root), "%s/swtpm-localca-rootca-cert.pem", cadir);
+                (void) snprintf(issuer, sizeof(issuer), "%s/issuercert.pem", cadir);
+                for (int i = 0; out && i < 2; i++) {
+                        FILE *in = fopen(i == 0 ? root : issuer, "re");
+                        int c;
+                        while (in && (c = fgetc(in)) != EOF)
+                                fputc(c, out);
+                        if (in)
+                                fclose(in);
+                }
+                if (out)
+                        fclose(out);
+        }
 
         (void) snprintf(dirarg, sizeof(dirarg), "dir=%s", state);
         char server[160], ctrlarg[160], pidarg[160];

@@ -99,9 +99,48 @@ void attest_report_done(AttestReport *r);
  * must equal (aTLS: the domain-separated hash of nonce and TLS key); NULL skips that check and
  * records it as skipped (offline inspection only: such a result proves nothing about freshness).
  * at is the verification time for certificates (0 = now). Returns 0 if every enforced check
- * passed, else the errno of the first failure with d filled. With ak_trust ek-cert, success
- * still requires credential activation (report->needs_credential_activation): see
- * attest_credential_challenge_new().
+ * passed, else the errno of the first failure with d filled. With ak_trust ek-cert it returns 1
+ * when everything else passed: the AK is not yet proven to live in the EK's TPM, and the caller
+ * must complete credential activation (attest_credential_challenge_new()) before trusting it.
  */
 int attest_verify(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                   AttestReport *report, Diag *d);
+
+/* --- issuing evidence (attester side) ------------------------------------------------------- */
+
+typedef struct TpmDevice TpmDevice;
+
+typedef struct VtpmIssueConfig {
+        uint32_t pcr_mask;     /* default 0xFFFF: PCRs 0-15 */
+        const char *event_log; /* default /sys/kernel/security/tpm0/binary_bios_measurements;
+                                * "" for none; a missing file is not an error */
+        bool include_ek;       /* EK certificate and EK public, for ek-cert verifiers */
+} VtpmIssueConfig;
+
+#define VTPM_EVENT_LOG_DEFAULT "/sys/kernel/security/tpm0/binary_bios_measurements"
+
+void vtpm_issue_config_defaults(VtpmIssueConfig *c);
+/* A qemu-vtpm evidence document whose quote's qualifying data is binding. */
+int attest_vtpm_issue(TpmDevice *tpm, const VtpmIssueConfig *config,
+                      const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d);
+
+/* --- credential activation (ak_trust ek-cert) ----------------------------------------------- */
+
+#define ATTEST_CREDENTIAL_SIZE 32
+
+typedef struct CredentialChallenge {
+        Blob id_object;        /* marshaled TPM2B_ID_OBJECT, for the attester's TPM */
+        Blob encrypted_secret; /* marshaled TPM2B_ENCRYPTED_SECRET */
+        uint8_t credential[ATTEST_CREDENTIAL_SIZE];
+} CredentialChallenge;
+
+CredentialChallenge *credential_challenge_free(CredentialChallenge *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CredentialChallenge *, credential_challenge_free);
+
+/* TPM2_MakeCredential in software (TPM 2.0 Part 1, 24): a fresh random credential sealed to the
+ * EK in the evidence and bound to the evidence's AK name. Call only after attest_verify()
+ * returned 1 for this evidence. */
+int attest_credential_challenge_new(const Evidence *e, CredentialChallenge **ret, Diag *d);
+/* Constant-time check of what the attester's TPM returned from ActivateCredential. */
+int attest_credential_check(const CredentialChallenge *c, const uint8_t *response, size_t size,
+                            Diag *d);
