@@ -8,6 +8,7 @@
  * bytes through the bounded Reader; replayed per bank.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cloister/diag.h"

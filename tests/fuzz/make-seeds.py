@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Writes small synthetic seed inputs for the libFuzzer targets (no copies of shared test data).
+Run from the project root: tests/fuzz/make-seeds.py"""
+import base64
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+C = Path("tests/fuzz/corpus")
+
+
+def tcg_log():
+    spec = b"Spec ID Event03\0" + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 2)
+    spec += struct.pack("<HH", 0x0004, 20) + struct.pack("<HH", 0x000B, 32) + b"\0"
+    out = struct.pack("<II", 0, 3) + bytes(20) + struct.pack("<I", len(spec)) + spec
+
+    def ev(pcr, typ, data):
+        return (struct.pack("<III", pcr, typ, 2) + struct.pack("<H", 4) + hashlib.sha1(data).digest()
+                + struct.pack("<H", 0x0B) + hashlib.sha256(data).digest()
+                + struct.pack("<I", len(data)) + data)
+
+    name = "SecureBoot".encode("utf-16-le")
+    var = bytes.fromhex("61dfe48bca93d211aa0d00e098032b8c") + struct.pack("<QQ", 10, 1) + name + b"\1"
+    locality = struct.pack("<II", 0, 3) + struct.pack("<HH", 0, 0)  # placeholder, replaced below
+    out += ev(7, 0x80000001, var) + ev(4, 0x80000003, struct.pack("<QQQQ", 0x1000, 4096, 0, 0))
+    out += ev(0, 4, bytes(4)) + ev(8, 0x0D, b"linux console=ttyS0\0")
+    return out
+
+
+def tpmt_public_ecc():
+    key = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+    attrs = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 18)
+    return (struct.pack(">HHIH", 0x0023, 0x000B, attrs, 0) + struct.pack(">H", 0x0010)
+            + struct.pack(">HH", 0x0018, 0x000B) + struct.pack(">HH", 0x0003, 0x0010)
+            + struct.pack(">H", 32) + key.x.to_bytes(32, "big")
+            + struct.pack(">H", 32) + key.y.to_bytes(32, "big"))
+
+
+def tpms_attest():
+    return (struct.pack(">IH", 0xff544347, 0x8018) + struct.pack(">H", 34) + bytes(34)
+            + struct.pack(">H", 32) + bytes(range(32)) + struct.pack(">QIIBQ", 1000, 1, 0, 1, 0)
+            + struct.pack(">IHB", 1, 0x000B, 3) + b"\xff\xff\x00" + struct.pack(">H", 32) + bytes(32))
+
+
+def tpmt_signature():
+    return struct.pack(">HH", 0x0018, 0x000B) + struct.pack(">H", 32) + b"\1" * 32 + struct.pack(">H", 32) + b"\2" * 32
+
+
+def write(target, name, data):
+    d = C / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+write("fuzz-tcg-log", "agile.bin", tcg_log())
+write("fuzz-tpm-structs", "public.bin", b"\0" + tpmt_public_ecc())
+write("fuzz-tpm-structs", "attest.bin", b"\1" + tpms_attest())
+write("fuzz-tpm-structs", "signature.bin", b"\2" + tpmt_signature())
+b64 = lambda b: base64.b64encode(b).decode()
+evidence = {"version": 1, "variant": "qemu-vtpm",
+            "tpm": {"akPublic": b64(tpmt_public_ecc()), "quote": b64(tpms_attest()),
+                    "signature": b64(tpmt_signature()), "eventLog": b64(tcg_log()),
+                    "pcrs": {str(i): "00" * 32 for i in range(16)}}}
+write("fuzz-evidence", "vtpm.json", json.dumps(evidence, separators=(",", ":"), sort_keys=True).encode())
