@@ -14,6 +14,7 @@
 
 SHELL := /bin/bash
 BUILD ?= build
+.DEFAULT_GOAL := all
 PREFIX ?= /usr/local
 CC ?= gcc
 PYTHON ?= /usr/bin/python3

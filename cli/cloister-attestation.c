@@ -10,6 +10,8 @@
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/tpm-device.h"
+#include "cloister/tpm-quote.h"
 
 static const char *arg_evidence, *arg_policy, *arg_binding;
 static time_t arg_at;
@@ -222,11 +224,200 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
         return verdict < 0 ? verdict : 0;
 }
 
+static int parse_pcr_list(const char *s, uint32_t *ret)
+{
+        uint32_t mask = 0;
+        char *end;
+
+        /* "0-15", "0,4,7", "0-7,14" */
+        while (*s) {
+                unsigned long a = strtoul(s, &end, 10), b;
+
+                if (end == s || a > 23)
+                        return -EINVAL;
+                b = a;
+                s = end;
+                if (*s == '-') {
+                        b = strtoul(s + 1, &end, 10);
+                        if (end == s + 1 || b > 23 || b < a)
+                                return -EINVAL;
+                        s = end;
+                }
+                for (unsigned long i = a; i <= b; i++)
+                        mask |= 1U << i;
+                if (*s == ',')
+                        s++;
+                else if (*s)
+                        return -EINVAL;
+        }
+        if (mask == 0)
+                return -EINVAL;
+        *ret = mask;
+        return 0;
+}
+
+static int attestation_issue_verb(int argc, char *argv[], void *userdata)
+{
+        enum { ARG_EK = 0x100, ARG_EVENT_LOG, ARG_TCTI };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "tcti", required_argument, NULL, ARG_TCTI },
+                { "binding", required_argument, NULL, 'b' },
+                { "pcrs", required_argument, NULL, 'p' },
+                { "event-log", required_argument, NULL, ARG_EVENT_LOG },
+                { "ek", no_argument, NULL, ARG_EK },
+                { "output-file", required_argument, NULL, 'f' },
+                {},
+        };
+        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) char *doc = NULL;
+        uint8_t binding[ATTEST_BINDING_SIZE];
+        const char *tcti = NULL, *file = NULL, *bhex = NULL;
+        VtpmIssueConfig cfg;
+        size_t size;
+        Diag d;
+        int c, r;
+
+        vtpm_issue_config_defaults(&cfg);
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hb:p:f:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister attestation issue --binding HEX [--tcti CONF]\n"
+                               "                                  [--pcrs 0-15] [--event-log PATH] "
+                               "[--ek] [--output-file FILE]\n\n"
+                               "Quotes this machine's TPM and writes a qemu-vtpm evidence "
+                               "document\n"
+                               "(for inspection and tests; nodes attest inside aTLS).\n\n"
+                               "  --binding HEX     32 bytes the quote's qualifying data carries\n"
+                               "  --tcti CONF       device:/dev/tpmrm0 (default, or\n"
+                               "                    $CLOISTER_TPM_TCTI), swtpm:path=SOCKET\n"
+                               "  --pcrs LIST       PCRs to quote, e.g. 0-15 (default) or 0,4,7-9\n"
+                               "  --event-log PATH  boot event log (default: the kernel's;\n"
+                               "                    '' for none)\n"
+                               "  --ek              include the EK certificate and EK public\n");
+                        return 0;
+                case ARG_TCTI:
+                        tcti = optarg;
+                        break;
+                case 'b':
+                        bhex = optarg;
+                        break;
+                case 'p':
+                        if (parse_pcr_list(optarg, &cfg.pcr_mask) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--pcrs '%s': use indexes 0-23 like "
+                                                       "0-15 or 0,4,7.",
+                                                       optarg);
+                        break;
+                case ARG_EVENT_LOG:
+                        cfg.event_log = optarg;
+                        break;
+                case ARG_EK:
+                        cfg.include_ek = true;
+                        break;
+                case 'f':
+                        file = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        if (!bhex || hex_decode_exact(bhex, binding, sizeof(binding)) < 0)
+                return log_error_errno(-EINVAL, "--binding: 64 hex digits are required.");
+
+        r = tpm_device_open(tcti, &tpm);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Cannot open the TPM (%s): %m. Check --tcti or "
+                                       "$CLOISTER_TPM_TCTI.",
+                                       tcti ?: "default");
+        diag_clear(&d);
+        r = attest_vtpm_issue(tpm, &cfg, binding, &e, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        r = evidence_serialize(e, &doc, &size);
+        if (r < 0)
+                return log_error_errno(r, "Cannot serialise the evidence: %m");
+        if (file) {
+                r = write_file_atomic(file, doc, size, 0644, 0);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot write: %m", file);
+        } else
+                printf("%s\n", doc);
+        return 0;
+}
+
+static int attestation_show_verb(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        TpmQuoteInfo q;
+        TpmPublic ak;
+        size_t size;
+        Diag d;
+        int r;
+
+        if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+                printf("Usage: cloister attestation show FILE\n\nPrints an evidence document "
+                       "decoded. It verifies nothing: use 'attestation verify' for that.\n");
+                return argc == 2 ? 0 : -EINVAL;
+        }
+        r = read_full_file(argv[1], EVIDENCE_SIZE_MAX, &data, &size);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", argv[1]);
+        diag_clear(&d);
+        r = evidence_parse(data, size, &e, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", argv[1], d.message);
+
+        printf("evidence version %u, variant %s (NOT verified)\n", e->version,
+               attest_variant_to_string(e->variant));
+        if (e->has_tpm) {
+                const EvidenceTpm *t = &e->tpm;
+                char hex[2 * TPM_DIGEST_MAX + 1];
+
+                if (tpm_public_parse(t->ak_public.data, t->ak_public.size, &ak, &d) >= 0) {
+                        printf("AK: %s, attributes 0x%08x\n",
+                               ak.type == TPM_ALG_ECC ? "ECC" : "RSA", ak.attributes);
+                        tpm_public_done(&ak);
+                } else
+                        printf("AK: unparsable (%s)\n", d.message);
+                if (tpm_quote_parse(t->quote.data, t->quote.size, &q, &d) >= 0) {
+                        hex_encode_buf(q.extra_data, q.extra_data_size, hex, sizeof(hex));
+                        printf("quote: qualifying data %s\n", hex);
+                        printf("       clock %llu ms, resets %u, restarts %u, firmware 0x%016llx\n",
+                               (unsigned long long) q.clock, q.reset_count, q.restart_count,
+                               (unsigned long long) q.firmware_version);
+                } else
+                        printf("quote: unparsable (%s)\n", d.message);
+                for (int i = 0; i < EVIDENCE_PCR_COUNT; i++) {
+                        if (!(t->pcr_mask & (1U << i)))
+                                continue;
+                        hex_encode_buf(t->pcrs[i], EVIDENCE_PCR_SIZE, hex, sizeof(hex));
+                        printf("PCR %2d: %s\n", i, hex);
+                }
+                printf("event log: %zu bytes\nEK certificate: %s\n", t->event_log.size,
+                       t->ek_certificate.data ? "present" : "absent");
+        }
+        if (e->has_snp)
+                printf("SNP report: %zu bytes\n", e->snp.report.size);
+        return 0;
+}
+
 int verb_attestation(int argc, char *argv[], void *userdata)
 {
         static const Verb verbs[] = {
                 { "verify", 0, VERB_ANY, attestation_verify_verb,
                   "verify a stored evidence document against a policy" },
+                { "show", 0, VERB_ANY, attestation_show_verb,
+                  "print an evidence document decoded" },
+                { "issue", 0, VERB_ANY, attestation_issue_verb,
+                  "quote this machine's TPM into an evidence document" },
                 {},
         };
 

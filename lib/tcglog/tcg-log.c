@@ -327,10 +327,24 @@ const char *tcg_event_type_to_string(uint32_t type)
         return "EV_UNKNOWN";
 }
 
-/* Printable ASCII of at most max bytes; other bytes become '.'. */
+/* Printable ASCII of at most max bytes; other bytes become '.'. UTF-16LE text (firmware
+ * version strings) is shown by its low bytes. */
 static void printable(const uint8_t *p, size_t n, size_t max, char *out, size_t size)
 {
         size_t o = 0;
+        bool utf16 = n >= 4 && n % 2 == 0;
+
+        for (size_t i = 1; utf16 && i < n; i += 2)
+                utf16 = p[i] == 0;
+        if (utf16) {
+                for (size_t i = 0; i + 1 < n && i / 2 < max && o + 1 < size; i += 2) {
+                        if (p[i] == 0)
+                                break;
+                        out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char) p[i] : '.';
+                }
+                out[o] = 0;
+                return;
+        }
 
         for (size_t i = 0; i < n && i < max && o + 1 < size; i++) {
                 if (p[i] == 0 && i + 1 == n)

@@ -32,3 +32,35 @@ def cloister():
 @pytest.fixture
 def testdata():
     return TESTDATA
+
+
+class Swtpm:
+    """A fresh swtpm with its own state directory and unix sockets; stopped by the fixture."""
+
+    def __init__(self, base: Path):
+        self.dir = base
+        state = base / "state"
+        state.mkdir(parents=True)
+        subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", str(state), "--createek",
+                        "--pcr-banks", "sha256", "--overwrite"], check=True, capture_output=True)
+        self.sock = base / "sock"
+        self.pidfile = base / "pid"
+        subprocess.run(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
+                        "--server", f"type=unixio,path={self.sock}",
+                        "--ctrl", f"type=unixio,path={self.sock}.ctrl",
+                        "--flags", "startup-clear", "--pid", f"file={self.pidfile}", "--daemon"],
+                       check=True, capture_output=True)
+        self.tcti = f"swtpm:path={self.sock}"
+
+    def stop(self):
+        try:
+            os.kill(int(self.pidfile.read_text()), 15)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.fixture
+def swtpm(tmp_path):
+    t = Swtpm(tmp_path / "tpm")
+    yield t
+    t.stop()

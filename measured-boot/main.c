@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cloister/log.h"
+#include "cloister/verbs.h"
+#include "measure.h"
+
+#define CLOISTER_VERSION "0.1.0"
+
+static const Verb verbs[] = {
+        { "eventlog", 1, VERB_ANY, verb_eventlog,
+          "replay | show: TCG boot event logs (PCR values, readable events)" },
+        {},
+};
+
+static void help(void)
+{
+        printf("Usage: cloister-measure [OPTIONS] COMMAND ...\n"
+               "\n"
+               "Compute and check boot measurements offline.\n"
+               "\n"
+               "Commands:\n");
+        verbs_print_help(verbs, NULL);
+        printf("\n"
+               "  eventlog replay LOG [--bank sha1|sha256|sha384] [-o text|json]\n"
+               "  eventlog show LOG [--bank ...] [-o text|json]\n"
+               "\n"
+               "Options:\n"
+               "  -h --help      Show this help\n"
+               "     --version   Show the version\n"
+               "  -v --verbose   Debug logging\n");
+}
+
+int main(int argc, char *argv[])
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "verbose", no_argument, NULL, 'v' },
+                {},
+        };
+        int c, r;
+
+        log_parse_environment();
+        while ((c = getopt_long(argc, argv, "+hv", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("cloister-measure %s\n", CLOISTER_VERSION);
+                        return 0;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return 1;
+                }
+        }
+        if (optind >= argc) {
+                log_error("cloister-measure: missing command. See 'cloister-measure --help'.");
+                return 1;
+        }
+        r = verbs_dispatch("cloister-measure", argc - optind, argv + optind, verbs, NULL);
+        return exit_status_from_errno(r);
+}

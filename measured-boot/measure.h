@@ -1,0 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+int verb_eventlog(int argc, char *argv[], void *userdata);

@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cloister attestation issue/show/verify against a real swtpm, and cloister-measure eventlog
+against real boot logs. Policies are built here from the TPM structures with Python's
+cryptography package, independently of the C code."""
+import base64
+import json
+import struct
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from conftest import TESTDATA, run
+
+BINDING = "ab" * 32
+
+
+def ak_spki_b64(ak_public: bytes) -> str:
+    """DER SubjectPublicKeyInfo of an ECC P-256 TPMT_PUBLIC (TPM 2.0 Part 2, 12.2.4)."""
+    typ, name_alg, attrs, policy_len = struct.unpack(">HHIH", ak_public[:10])
+    assert typ == 0x0023, "the Cloister AK is ECC"
+    off = 10 + policy_len
+    sym, = struct.unpack(">H", ak_public[off:off + 2]); off += 2
+    assert sym == 0x0010
+    scheme, = struct.unpack(">H", ak_public[off:off + 2]); off += 2
+    off += 2 if scheme != 0x0010 else 0
+    curve, kdf = struct.unpack(">HH", ak_public[off:off + 4]); off += 4
+    assert curve == 0x0003 and kdf == 0x0010
+    xl, = struct.unpack(">H", ak_public[off:off + 2]); x = ak_public[off + 2:off + 2 + xl]; off += 2 + xl
+    yl, = struct.unpack(">H", ak_public[off:off + 2]); y = ak_public[off + 2:off + 2 + yl]
+    key = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"),
+                                        ec.SECP256R1()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+def issue(cloister, swtpm, tmp_path, name="evidence.json", **kw):
+    out = tmp_path / name
+    args = ["attestation", "issue", "--tcti", swtpm.tcti, "--binding", kw.get("binding", BINDING),
+            "--event-log", "", "--output-file", out]
+    r = cloister(*args)
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(out.read_text())
+
+
+def policy_for(evidence, tmp_path, mutate=None):
+    pcrs = evidence["tpm"]["pcrs"]
+    p = {"version": 1, "variant": "qemu-vtpm",
+         "measurements": {k: {"expected": v} for k, v in pcrs.items()},
+         "akTrust": {"mode": "pinned",
+                     "akPublic": ak_spki_b64(base64.b64decode(evidence["tpm"]["akPublic"]))}}
+    if mutate:
+        mutate(p)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(p))
+    return path
+
+
+def test_issue_then_verify_passes_and_lists_every_pcr(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for i in range(16):
+        assert f"pcr[{i}]" in r.stdout
+    assert "Verdict: PASS" in r.stdout
+
+
+def test_verify_json_output_has_checks_and_verdict(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding",
+                 BINDING, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "pass"
+    names = {c["name"] for c in out["checks"]}
+    assert {"variant", "ak-trust", "quote-signature", "binding", "pcr-digest", "pcr"} <= names
+
+
+def test_pcr_mismatch_names_pcr_expected_and_actual(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+
+    def bad_pcr4(p):
+        p["measurements"]["4"]["expected"] = "ee" * 32
+
+    pol = policy_for(ev, tmp_path, bad_pcr4)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding",
+                 BINDING, "-o", "json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "fail"
+    assert out["failure"]["check"] == "pcr" and out["failure"]["index"] == 4
+    assert out["failure"]["expected"] == "ee" * 32
+    assert out["failure"]["actual"] == ev["tpm"]["pcrs"]["4"]
+    text = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
+    assert "FAIL  pcr[4]" in text.stdout and "ee" * 32 in text.stdout
+
+
+def test_warn_only_mismatch_passes_with_warning(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+
+    def warn(p):
+        p["measurements"]["1"] = {"expected": "11" * 32, "warnOnly": True}
+
+    pol = policy_for(ev, tmp_path, warn)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
+    assert r.returncode == 0, r.stdout
+    assert "WARN  pcr[1]" in r.stdout and "(warn-only)" in r.stdout
+
+
+def test_replayed_evidence_against_new_binding_fails(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", "cd" * 32)
+    assert r.returncode == 1
+    assert "FAIL  binding" in r.stdout
+
+
+def test_without_binding_freshness_is_reported_unchecked(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol)
+    assert r.returncode == 0
+    assert "NOT checked" in r.stderr and "SKIP  binding" in r.stdout
+
+
+def test_show_prints_pcrs_and_says_not_verified(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    r = cloister("attestation", "show", ev_path)
+    assert r.returncode == 0
+    assert "NOT verified" in r.stdout and "PCR  0:" in r.stdout
+
+
+@pytest.mark.parametrize("mutation,message", [
+    (lambda d: d.update(version=2), ".version"),
+    (lambda d: d.update(extra=1), ".extra: unknown key"),
+    (lambda d: d["tpm"]["pcrs"].update({"04": "00" * 32}), "not a PCR index"),
+    (lambda d: d.update(variant="tdx"), "carries no 'tpm'"),
+])
+def test_malformed_evidence_is_refused_with_the_key(cloister, swtpm, tmp_path, mutation, message):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    mutation(ev)
+    ev_path.write_text(json.dumps(ev))
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
+    assert r.returncode == 1
+    assert message in r.stderr
+
+
+def test_policy_without_ak_trust_is_refused(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path, lambda p: p.pop("akTrust"))
+    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
+    assert r.returncode == 1
+    assert ".akTrust: required key is missing" in r.stderr
+
+
+def expected_pcrs():
+    return json.loads((TESTDATA / "tpm" / "eventlogs" / "expected-pcrs.json").read_text())
+
+
+@pytest.mark.parametrize("log", sorted(expected_pcrs()))
+def test_measure_eventlog_replay_reproduces_real_logs(log):
+    for bank, pcrs in expected_pcrs()[log].items():
+        r = run("cloister-measure", "eventlog", "replay", TESTDATA / "tpm" / "eventlogs" / log,
+                "--bank", bank, "-o", "json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["bank"] == bank
+        for idx, value in pcrs.items():
+            assert out["pcrs"][idx] == value, f"{log} {bank} PCR {idx}"
+
+
+def test_measure_eventlog_show_lists_decoded_events():
+    r = run("cloister-measure", "eventlog", "show", TESTDATA / "tpm" / "eventlogs" / "rhel8-uefi.bin")
+    assert r.returncode == 0
+    assert "EV_EFI_VARIABLE_DRIVER_CONFIG" in r.stdout and ":SecureBoot" in r.stdout
+    assert "GCE Virtual Firmware" in r.stdout
+
+
+def test_measure_truncated_log_gives_one_line_error(tmp_path):
+    data = (TESTDATA / "tpm" / "eventlogs" / "rhel8-uefi.bin").read_bytes()[:1000]
+    (tmp_path / "t.bin").write_bytes(data)
+    r = run("cloister-measure", "eventlog", "replay", tmp_path / "t.bin")
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "at byte" in r.stderr
