@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "helpers/attest-fixture.h"
+#include "helpers/unit.h"
+#include "helpers/vtpm.h"
+
+#include "cloister/attest-atls.h"
+#include "cloister/tpm-device.h"
+
+/* aTLS handshakes in memory (BIO pairs) between real vTPM-backed attesters. */
+
+static Vtpm server_tpm, client_tpm, other_tpm;
+static TpmDevice *server_dev, *client_dev, *other_dev;
+static VtpmAttester server_att, client_att, other_att;
+static AttestPolicy *server_policy, *client_policy;
+static PolicyVerifier verify_server, verify_client;
+
+static int group_setup(void **state)
+{
+        if (vtpm_start(&server_tpm, false) < 0 || vtpm_start(&client_tpm, false) < 0 ||
+            vtpm_start(&other_tpm, false) < 0)
+                return -1;
+        if (tpm_device_open(server_tpm.tcti, &server_dev) < 0 ||
+            tpm_device_open(client_tpm.tcti, &client_dev) < 0 ||
+            tpm_device_open(other_tpm.tcti, &other_dev) < 0)
+                return -1;
+        if (fixture_policy_pinned(server_tpm.tcti, &server_policy) < 0 ||
+            fixture_policy_pinned(client_tpm.tcti, &client_policy) < 0)
+                return -1;
+        VtpmIssueConfig cfg;
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = "";
+        vtpm_attester_init(&server_att, server_dev, &cfg);
+        vtpm_attester_init(&client_att, client_dev, &cfg);
+        vtpm_attester_init(&other_att, other_dev, &cfg);
+        verify_server = (PolicyVerifier){ .policy = server_policy };
+        verify_client = (PolicyVerifier){ .policy = client_policy };
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        vtpm_attester_done(&server_att);
+        vtpm_attester_done(&client_att);
+        vtpm_attester_done(&other_att);
+        server_dev = tpm_device_close(server_dev);
+        client_dev = tpm_device_close(client_dev);
+        other_dev = tpm_device_close(other_dev);
+        server_policy = attest_policy_free(server_policy);
+        client_policy = attest_policy_free(client_policy);
+        vtpm_stop(&server_tpm);
+        vtpm_stop(&client_tpm);
+        vtpm_stop(&other_tpm);
+        return 0;
+}
+
+typedef struct Pair {
+        SSL *c, *s;
+} Pair;
+
+static void pair_new(SSL_CTX *cctx, SSL_CTX *sctx, Pair *p)
+{
+        BIO *b1, *b2;
+
+        p->c = SSL_new(cctx);
+        p->s = SSL_new(sctx);
+        assert_non_null(p->c);
+        assert_non_null(p->s);
+        assert_int_equal(BIO_new_bio_pair(&b1, 0, &b2, 0), 1);
+        SSL_set_bio(p->c, b1, b1);
+        SSL_set_bio(p->s, b2, b2);
+        SSL_set_connect_state(p->c);
+        SSL_set_accept_state(p->s);
+}
+
+static void pair_free(Pair *p)
+{
+        SSL_free(p->c);
+        SSL_free(p->s);
+        ERR_clear_error();
+}
+
+/* Drives both ends until done; 0 when both completed, -1 if either failed. Application data is
+ * exchanged only on success. */
+static int handshake(Pair *p)
+{
+        bool cd = false, sd = false, cf = false, sf = false;
+
+        for (int i = 0; i < 64 && !(cd && sd) && !cf && !sf; i++) {
+                if (!cd) {
+                        int r = SSL_do_handshake(p->c);
+                        if (r == 1)
+                                cd = true;
+                        else if (SSL_get_error(p->c, r) != SSL_ERROR_WANT_READ)
+                                cf = true;
+                }
+                if (!sd) {
+                        int r = SSL_do_handshake(p->s);
+                        if (r == 1)
+                                sd = true;
+                        else if (SSL_get_error(p->s, r) != SSL_ERROR_WANT_READ)
+                                sf = true;
+                }
+        }
+        /* TLS 1.3: the client may finish before the server has checked its certificate; let the
+         * server read so its verdict on the client is known. */
+        if (cd && sd) {
+                char buf[8];
+                assert_int_equal(SSL_write(p->c, "ping", 4), 4);
+                if (SSL_read(p->s, buf, sizeof(buf)) != 4)
+                        return -1;
+                return memcmp(buf, "ping", 4) == 0 ? 0 : -1;
+        }
+        if (cd && !sf) {
+                char buf[8];
+                (void) SSL_write(p->c, "ping", 4);
+                if (SSL_read(p->s, buf, sizeof(buf)) == 4)
+                        return 0;
+        }
+        return -1;
+}
+
+static AtlsContext *server_ctx(const AtlsAttester *a, bool mutual)
+{
+        AtlsContext *c = NULL;
+        AtlsVerifier v = policy_verifier(&verify_client);
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, a, mutual ? &v : NULL, &c), 0);
+        return c;
+}
+
+static AtlsContext *client_ctx(const AtlsAttester *a)
+{
+        AtlsContext *c = NULL;
+        AtlsVerifier v = policy_verifier(&verify_server);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, a, &v, &c), 0);
+        return c;
+}
+
+static void test_atls_server_attestation_succeeds_and_data_flows(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false),
+                                                  *c = client_ctx(NULL);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_true(atls_peer_verified(p.c));
+        assert_int_equal(SSL_version(p.c), TLS1_3_VERSION);
+        assert_int_equal(SSL_session_reused(p.c), 0);
+        pair_free(&p);
+}
+
+static void test_atls_mutual_both_sides_verified(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att), ca = vtpm_attester(&client_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, true), *c = client_ctx(&ca);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_true(atls_peer_verified(p.c));
+        assert_true(atls_peer_verified(p.s));
+        pair_free(&p);
+}
+
+/* --- hostile attesters: wrap the real one and bind to the wrong thing --------------------- */
+
+typedef enum Attack {
+        ATTACK_OTHER_KEY, /* evidence bound to another key (certificate swapped) */
+        ATTACK_REPLAY,    /* evidence recorded in an earlier handshake */
+        ATTACK_RELAY,     /* genuine evidence of another machine, for this nonce and its key */
+        ATTACK_REFLECT,   /* evidence made for the other role */
+        ATTACK_OVERSIZE,  /* more evidence than a certificate may carry */
+} Attack;
+
+typedef struct Hostile {
+        Attack attack;
+        VtpmAttester *real;
+        uint8_t *recorded;
+        size_t recorded_size;
+} Hostile;
+
+static int hostile_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                         const AtlsBindingInput *in, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        Hostile *h = userdata;
+        AtlsAttester real = vtpm_attester(h->real);
+        uint8_t forged[ATLS_BINDING_SIZE];
+        unsigned char *spki = NULL;
+        EVP_PKEY *other;
+        int n, r;
+
+        switch (h->attack) {
+        case ATTACK_OTHER_KEY:
+        case ATTACK_RELAY:
+                /* ATTACK_RELAY: h->real is the genuine other machine's TPM, asked to attest for
+                 * the nonce we were given but with its own TLS key. */
+                other = EVP_EC_gen("P-256");
+                n = i2d_PUBKEY(other, &spki);
+                r = atls_binding(in->variant, in->role, in->nonce, spki, (size_t) n, forged);
+                OPENSSL_free(spki);
+                EVP_PKEY_free(other);
+                assert_int_equal(r, 0);
+                return real.issue(real.userdata, forged, in, ret, ret_size, d);
+        case ATTACK_REFLECT:
+                r = atls_binding(in->variant,
+                                 in->role == ATLS_ROLE_CLIENT ? ATLS_ROLE_SERVER : ATLS_ROLE_CLIENT,
+                                 in->nonce, in->spki, in->spki_size, forged);
+                assert_int_equal(r, 0);
+                return real.issue(real.userdata, forged, in, ret, ret_size, d);
+        case ATTACK_REPLAY:
+                if (!h->recorded) {
+                        r = real.issue(real.userdata, binding, in, &h->recorded, &h->recorded_size,
+                                       d);
+                        if (r < 0)
+                                return r;
+                }
+                *ret = malloc(h->recorded_size);
+                memcpy(*ret, h->recorded, h->recorded_size);
+                *ret_size = h->recorded_size;
+                return 0;
+        case ATTACK_OVERSIZE:
+                *ret = calloc(1, EVIDENCE_SIZE_MAX + 1);
+                *ret_size = EVIDENCE_SIZE_MAX + 1;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void expect_client_refuses(Hostile *h, const char *check, int rounds)
+{
+        AtlsAttester ha = { ATTEST_VARIANT_QEMU_VTPM, hostile_issue, h };
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&ha, false),
+                                                  *c = client_ctx(NULL);
+        Pair p;
+
+        for (int i = 0; i < rounds; i++) {
+                pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+                int r = handshake(&p);
+                if (i + 1 < rounds) {
+                        assert_int_equal(r, 0); /* the recording handshake was genuine */
+                        pair_free(&p);
+                        continue;
+                }
+                assert_int_equal(r, -1);
+                assert_false(atls_peer_verified(p.c));
+                const Diag *d = atls_peer_failure(p.c);
+                assert_non_null(d);
+                assert_string_equal(d->check, check);
+                pair_free(&p);
+        }
+}
+
+static void test_atls_evidence_bound_to_another_key_is_refused(void **state)
+{
+        Hostile h = { .attack = ATTACK_OTHER_KEY, .real = &server_att };
+        expect_client_refuses(&h, "binding", 1);
+}
+
+static void test_atls_replayed_evidence_from_earlier_handshake_is_refused(void **state)
+{
+        Hostile h = { .attack = ATTACK_REPLAY, .real = &server_att };
+        expect_client_refuses(&h, "binding", 2);
+        free(h.recorded);
+}
+
+static void test_atls_evidence_relayed_from_a_different_server_is_refused(void **state)
+{
+        /* The attacker forwards the client's nonce to a genuine, trusted server (server_tpm),
+         * which attests for its own TLS key; the attacker presents that evidence with its key. */
+        Hostile h = { .attack = ATTACK_RELAY, .real = &server_att };
+        expect_client_refuses(&h, "binding", 1);
+}
+
+static void test_atls_server_evidence_reflected_as_other_role_is_refused(void **state)
+{
+        Hostile h = { .attack = ATTACK_REFLECT, .real = &server_att };
+        expect_client_refuses(&h, "binding", 1);
+}
+
+static void test_atls_server_from_unexpected_tpm_is_refused(void **state)
+{
+        AtlsAttester oa = vtpm_attester(&other_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&oa, false),
+                                                  *c = client_ctx(NULL);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.c)->check, "ak-trust");
+        pair_free(&p);
+}
+
+static void test_atls_pcr_mismatch_is_refused_with_expected_and_actual(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false), *c = NULL;
+        AttestPolicy strict = *server_policy;
+        PolicyVerifier v = { .policy = &strict };
+        AtlsVerifier av;
+        char msg[1024];
+        Pair p;
+
+        memset(strict.pcrs[7].expected, 0x77, 32);
+        av = policy_verifier(&v);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &av, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        const Diag *d = atls_peer_failure(p.c);
+        assert_non_null(d);
+        assert_string_equal(d->check, "pcr");
+        assert_int_equal(d->index, 7);
+        assert_string_equal(d->expected,
+                            "7777777777777777777777777777777777777777777777777777777777777777");
+        atls_describe_failure(p.c, msg, sizeof(msg));
+        assert_non_null(strstr(msg, "PCR 7 differs"));
+        pair_free(&p);
+}
+
+static void test_atls_client_without_evidence_is_refused_by_mutual_server(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, true), *c = client_ctx(NULL);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_false(atls_peer_verified(p.s));
+        pair_free(&p);
+}
+
+static void test_atls_client_attesting_from_unknown_tpm_is_refused_by_server(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att), oa = vtpm_attester(&other_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, true), *c = client_ctx(&oa);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.s)->check, "ak-trust");
+        pair_free(&p);
+}
+
+static SSL_CTX *plain_server_ctx(void)
+{
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+        EVP_PKEY *key = EVP_EC_gen("P-256");
+        X509 *x = X509_new();
+
+        X509_set_version(x, X509_VERSION_3);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+        X509_gmtime_adj(X509_getm_notBefore(x), 0);
+        X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+        X509_set_pubkey(x, key);
+        X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                   (const unsigned char *) "plain", -1, -1, 0);
+        X509_set_issuer_name(x, X509_get_subject_name(x));
+        X509_sign(x, key, EVP_sha256());
+        assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+        X509_free(x);
+        EVP_PKEY_free(key);
+        return ctx;
+}
+
+static void test_atls_plain_tls_server_certificate_is_refused(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client_ctx(NULL);
+        SSL_CTX *plain = plain_server_ctx();
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), plain, &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.c)->check, "atls-evidence");
+        assert_non_null(strstr(atls_peer_failure(p.c)->message, "plain certificate"));
+        pair_free(&p);
+        SSL_CTX_free(plain);
+}
+
+static void test_atls_tls12_client_is_refused(void **state)
+{
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false);
+        SSL_CTX *old = SSL_CTX_new(TLS_client_method());
+        Pair p;
+
+        assert_int_equal(SSL_CTX_set_max_proto_version(old, TLS1_2_VERSION), 1);
+        SSL_CTX_set_verify(old, SSL_VERIFY_NONE, NULL);
+        pair_new(old, atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()) != 0, 1);
+        pair_free(&p);
+        SSL_CTX_free(old);
+}
+
+static void test_atls_oversized_evidence_is_refused(void **state)
+{
+        Hostile h = { .attack = ATTACK_OVERSIZE, .real = &server_att };
+        AtlsAttester ha = { ATTEST_VARIANT_QEMU_VTPM, hostile_issue, &h };
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&ha, false),
+                                                  *c = client_ctx(NULL);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        /* The attester side refuses to send it; the client never sees evidence. */
+        assert_string_equal(atls_peer_failure(p.s)->check, "evidence-size");
+        assert_false(atls_peer_verified(p.c));
+        pair_free(&p);
+}
+
+static void test_atls_variant_other_than_policy_is_refused(void **state)
+{
+        /* The server's evidence extension says sim-snp; the client's policy is qemu-vtpm. */
+        AtlsAttester sa = vtpm_attester(&server_att);
+        sa.variant = ATTEST_VARIANT_SIM_SNP;
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false),
+                                                  *c = client_ctx(NULL);
+        Pair p;
+
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.c)->check, "atls-variant");
+        pair_free(&p);
+}
+
+static void test_atls_binding_is_domain_separated_by_role_and_variant(void **state)
+{
+        uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, a[32], b[32], c[32];
+
+        assert_int_equal(
+                atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_SERVER, nonce, spki, 8, a), 0);
+        assert_int_equal(
+                atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, b), 0);
+        assert_int_equal(atls_binding(ATTEST_VARIANT_SIM_SNP, ATLS_ROLE_SERVER, nonce, spki, 8, c),
+                         0);
+        assert_memory_not_equal(a, b, 32);
+        assert_memory_not_equal(a, c, 32);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_atls_server_attestation_succeeds_and_data_flows),
+                cmocka_unit_test(test_atls_mutual_both_sides_verified),
+                cmocka_unit_test(test_atls_evidence_bound_to_another_key_is_refused),
+                cmocka_unit_test(test_atls_replayed_evidence_from_earlier_handshake_is_refused),
+                cmocka_unit_test(test_atls_evidence_relayed_from_a_different_server_is_refused),
+                cmocka_unit_test(test_atls_server_evidence_reflected_as_other_role_is_refused),
+                cmocka_unit_test(test_atls_server_from_unexpected_tpm_is_refused),
+                cmocka_unit_test(test_atls_pcr_mismatch_is_refused_with_expected_and_actual),
+                cmocka_unit_test(test_atls_client_without_evidence_is_refused_by_mutual_server),
+                cmocka_unit_test(test_atls_client_attesting_from_unknown_tpm_is_refused_by_server),
+                cmocka_unit_test(test_atls_plain_tls_server_certificate_is_refused),
+                cmocka_unit_test(test_atls_tls12_client_is_refused),
+                cmocka_unit_test(test_atls_oversized_evidence_is_refused),
+                cmocka_unit_test(test_atls_variant_other_than_policy_is_refused),
+                cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
