@@ -181,10 +181,17 @@ int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *metho
 
         json_t *j = NULL;
         if (resp.size > 0) {
-                r = json_parse_buffer(resp.data, resp.size, "response", &j, d);
+                Diag pd;
+
+                diag_clear(&pd);
+                r = json_parse_buffer(resp.data, resp.size, "response", &j, &pd);
                 response_wipe(&resp);
-                if (r < 0)
+                /* Error statuses may come from the HTTP layer itself (413) without JSON. */
+                if (r < 0 && status >= 200 && status < 300) {
+                        if (d)
+                                *d = pd;
                         return r;
+                }
         }
         response_wipe(&resp);
         *ret_status = status;

@@ -301,9 +301,35 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         evhttp_set_timeout(s->http, (int) config->timeout_sec);
         evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 
-        s->bound = evhttp_bind_socket_with_handle(s->http, config->address, config->port);
-        if (!s->bound)
-                return errno > 0 ? -errno : -EADDRNOTAVAIL;
+        {
+                struct sockaddr_storage bind_ss = {};
+                int len = (int) sizeof(bind_ss);
+                struct evconnlistener *l;
+
+                if (evutil_parse_sockaddr_port(config->address, (struct sockaddr *) &bind_ss,
+                                               &len) < 0)
+                        return -EINVAL;
+                if (bind_ss.ss_family == AF_INET)
+                        ((struct sockaddr_in *) &bind_ss)->sin_port = htons(config->port);
+                else if (bind_ss.ss_family == AF_INET6)
+                        ((struct sockaddr_in6 *) &bind_ss)->sin6_port = htons(config->port);
+                else
+                        return -EAFNOSUPPORT;
+                /* A backlog that fits the connection limit, so a burst of clients is queued
+                 * rather than dropped (libevent's default is 128). */
+                l = evconnlistener_new_bind(s->base, NULL, NULL,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                                    LEV_OPT_CLOSE_ON_EXEC,
+                                            (int) MAX(config->max_connections, 128U),
+                                            (struct sockaddr *) &bind_ss, len);
+                if (!l)
+                        return errno > 0 ? -errno : -EADDRNOTAVAIL;
+                s->bound = evhttp_bind_listener(s->http, l);
+                if (!s->bound) {
+                        evconnlistener_free(l);
+                        return -ENOMEM;
+                }
+        }
         if (getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *) &ss, &sslen) < 0)
                 return negative_errno();
         s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
@@ -351,6 +377,8 @@ unsigned rpc_server_connections(const RpcServer *s)
 
 int rpc_server_run(RpcServer *s)
 {
+        /* A peer that closes early must not kill the server with SIGPIPE on the next write. */
+        (void) signal(SIGPIPE, SIG_IGN);
         if (event_add(s->sigterm, NULL) < 0 || event_add(s->sigint, NULL) < 0)
                 return -EIO;
         if (s->config.notify)

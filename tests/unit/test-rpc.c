@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers/attest-fixture.h"
+#include "helpers/unit.h"
+#include "helpers/vtpm.h"
+
+#include "cloister/attest-atls.h"
+#include "cloister/json.h"
+#include "cloister/rpc.h"
+#include "cloister/tpm-device.h"
+
+/* HTTP/JSON over aTLS on loopback: a real evhttp server in a thread, libcurl clients, the
+ * server attesting with a swtpm. */
+
+static Vtpm server_tpm, client_tpm;
+static TpmDevice *server_dev, *client_dev;
+static VtpmAttester server_att, client_att;
+static AttestPolicy *server_policy, *client_policy;
+static PolicyVerifier verify_server, verify_client;
+
+static int echo(void *userdata, const RpcRequest *req, json_t **ret, char *detail, size_t n)
+{
+        if (!req->body || !json_object_get(req->body, "x")) {
+                (void) snprintf(detail, n, "field x is required");
+                return -EBADMSG;
+        }
+        *ret = json_pack("{s:O,s:b}", "echo", req->body, "attested", atls_peer_verified(req->ssl));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int hello(void *userdata, const RpcRequest *req, json_t **ret, char *detail, size_t n)
+{
+        *ret = json_pack("{s:s}", "hello", "world");
+        return 0;
+}
+
+static const RpcRoute routes[] = {
+        { "POST", "/v1/echo", echo },
+        { "GET", "/v1/hello", hello },
+        {},
+};
+
+static int group_setup(void **state)
+{
+        VtpmIssueConfig cfg;
+
+        if (vtpm_start(&server_tpm, false) < 0 || vtpm_start(&client_tpm, false) < 0 ||
+            tpm_device_open(server_tpm.tcti, &server_dev) < 0 ||
+            tpm_device_open(client_tpm.tcti, &client_dev) < 0 ||
+            fixture_policy_pinned(server_tpm.tcti, &server_policy) < 0 ||
+            fixture_policy_pinned(client_tpm.tcti, &client_policy) < 0)
+                return -1;
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = "";
+        vtpm_attester_init(&server_att, server_dev, &cfg);
+        vtpm_attester_init(&client_att, client_dev, &cfg);
+        verify_server = (PolicyVerifier){ .policy = server_policy };
+        verify_client = (PolicyVerifier){ .policy = client_policy };
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        vtpm_attester_done(&server_att);
+        vtpm_attester_done(&client_att);
+        server_dev = tpm_device_close(server_dev);
+        client_dev = tpm_device_close(client_dev);
+        server_policy = attest_policy_free(server_policy);
+        client_policy = attest_policy_free(client_policy);
+        vtpm_stop(&server_tpm);
+        vtpm_stop(&client_tpm);
+        return 0;
+}
+
+typedef struct Server {
+        AtlsContext *atls;
+        RpcServer *rpc;
+        pthread_t thread;
+        char base[64];
+        int result;
+} Server;
+
+static void *server_main(void *arg)
+{
+        Server *s = arg;
+        s->result = rpc_server_run(s->rpc);
+        return NULL;
+}
+
+static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_conn)
+{
+        AtlsAttester a = vtpm_attester(&server_att);
+        AtlsVerifier v = policy_verifier(&verify_client);
+        RpcServerConfig cfg;
+
+        memset(s, 0, sizeof(*s));
+        rpc_server_config_defaults(&cfg);
+        cfg.max_body = 4096;
+        if (timeout)
+                cfg.timeout_sec = timeout;
+        if (max_conn)
+                cfg.max_connections = max_conn;
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, mutual ? &v : NULL, &s->atls), 0);
+        assert_int_equal(rpc_server_new(&cfg, s->atls, routes, NULL, &s->rpc), 0);
+        (void) snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%u", rpc_server_port(s->rpc));
+        assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+static void server_stop(Server *s)
+{
+        rpc_server_stop(s->rpc);
+        assert_int_equal(pthread_join(s->thread, NULL), 0);
+        s->rpc = rpc_server_free(s->rpc);
+        s->atls = atls_context_free(s->atls);
+}
+
+static AtlsContext *client(bool attest)
+{
+        AtlsAttester a = vtpm_attester(&client_att);
+        AtlsVerifier v = policy_verifier(&verify_server);
+        AtlsContext *c = NULL;
+
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, attest ? &a : NULL, &v, &c), 0);
+        return c;
+}
+
+static void test_rpc_mutual_request_round_trips(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(true);
+        _cleanup_(json_decrefp) json_t *body = json_pack("{s:i}", "x", 42), *resp = NULL;
+        Server s;
+        long status = 0;
+        Diag d;
+
+        server_start(&s, true, 0, 0);
+        diag_clear(&d);
+        assert_int_equal(
+                rpc_call(c, NULL, "POST", s.base, "/v1/echo", body, false, &status, &resp, &d), 0);
+        assert_int_equal(status, 200);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(resp, "echo"), "x")),
+                         42);
+        assert_true(json_is_true(json_object_get(resp, "attested")));
+        server_stop(&s);
+}
+
+static void test_rpc_errors_are_json_with_status(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        _cleanup_(json_decrefp) json_t *empty = json_object();
+        json_t *resp = NULL;
+        Server s;
+        long status = 0;
+
+        server_start(&s, false, 0, 0);
+        assert_int_equal(
+                rpc_call(c, NULL, "GET", s.base, "/v1/nope", NULL, true, &status, &resp, NULL), 0);
+        assert_int_equal(status, 404);
+        assert_string_equal(json_string_value(json_object_get(resp, "error")), "not-found");
+        json_decref(resp);
+        assert_int_equal(
+                rpc_call(c, NULL, "POST", s.base, "/v1/hello", empty, false, &status, &resp, NULL),
+                0);
+        assert_int_equal(status, 405);
+        json_decref(resp);
+        assert_int_equal(
+                rpc_call(c, NULL, "POST", s.base, "/v1/echo", empty, false, &status, &resp, NULL),
+                0);
+        assert_int_equal(status, 400);
+        assert_string_equal(json_string_value(json_object_get(resp, "detail")),
+                            "field x is required");
+        json_decref(resp);
+        server_stop(&s);
+}
+
+static void test_rpc_oversized_request_body_is_refused_with_413(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        _cleanup_(json_decrefp) json_t *body = json_object();
+        char big[8192];
+        json_t *resp = NULL;
+        Server s;
+        long status = 0;
+
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = 0;
+        json_object_set_new(body, "x", json_string(big));
+        server_start(&s, false, 0, 0);
+        assert_int_equal(
+                rpc_call(c, NULL, "POST", s.base, "/v1/echo", body, false, &status, &resp, NULL),
+                0);
+        assert_int_equal(status, 413);
+        json_decref(resp);
+        server_stop(&s);
+}
+
+static void test_rpc_client_refuses_server_failing_attestation(void **state)
+{
+        AttestPolicy strict = *server_policy;
+        PolicyVerifier pv = { .policy = &strict };
+        AtlsVerifier v;
+        _cleanup_(atls_context_freep) AtlsContext *c = NULL;
+        Server s;
+        long status = 0;
+        json_t *resp = NULL;
+        Diag d;
+
+        memset(strict.pcrs[0].expected, 0x11, 32);
+        v = policy_verifier(&pv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        server_start(&s, false, 0, 0);
+        diag_clear(&d);
+        assert_int_equal(
+                rpc_call(c, NULL, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, &d),
+                -EKEYREJECTED);
+        assert_string_equal(d.check, "pcr");
+        assert_int_equal(d.index, 0);
+        assert_null(resp);
+        server_stop(&s);
+}
+
+/* A client that completes the aTLS handshake, sends half a request and stalls. */
+typedef struct Slow {
+        SSL *ssl;
+        int fd;
+} Slow;
+
+static int slow_open(Server *s, AtlsContext *c, Slow *out)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        const char *port = strrchr(s->base, ':') + 1;
+
+        sa.sin_port = htons((uint16_t) atoi(port));
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        out->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (out->fd < 0 || connect(out->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -1;
+        out->ssl = SSL_new(atls_context_ssl_ctx(c));
+        SSL_set_fd(out->ssl, out->fd);
+        return SSL_connect(out->ssl) == 1 ? 0 : -1;
+}
+
+static void slow_close(Slow *sl)
+{
+        SSL_free(sl->ssl);
+        (void) close(sl->fd);
+}
+
+static double now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        static const char partial[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n";
+        json_t *resp = NULL;
+        Server s;
+        Slow sl;
+        long status = 0;
+        char buf[64];
+        double t0;
+
+        server_start(&s, false, 1, 0);
+        assert_int_equal(slow_open(&s, c, &sl), 0);
+        assert_int_equal(SSL_write(sl.ssl, partial, (int) strlen(partial)), (int) strlen(partial));
+        t0 = now();
+        /* Meanwhile another client is served. */
+        assert_int_equal(
+                rpc_call(c, NULL, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL), 0);
+        assert_int_equal(status, 200);
+        json_decref(resp);
+        /* The stalled connection is closed by the server (read returns 0 or an error). */
+        assert_true(SSL_read(sl.ssl, buf, sizeof(buf)) <= 0);
+        assert_true(now() - t0 < 5.0);
+        slow_close(&sl);
+        server_stop(&s);
+}
+
+static void test_rpc_connection_limit_refuses_extra_connections(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        json_t *resp = NULL;
+        Server s;
+        Slow a, b;
+        long status = 0;
+        RpcClientConfig cc;
+
+        rpc_client_config_defaults(&cc);
+        cc.retries = 0;
+        server_start(&s, false, 5, 2);
+        assert_int_equal(slow_open(&s, c, &a), 0);
+        assert_int_equal(slow_open(&s, c, &b), 0);
+        assert_true(rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL) <
+                    0);
+        slow_close(&a);
+        /* The server notices the close on its next loop pass. */
+        for (int i = 0; i < 50 && rpc_server_connections(s.rpc) >= 2; i++)
+                usleep(20 * 1000);
+        assert_int_equal(
+                rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL), 0);
+        assert_int_equal(status, 200);
+        json_decref(resp);
+        slow_close(&b);
+        server_stop(&s);
+}
+
+typedef struct Job {
+        const char *base;
+        AtlsContext *c;
+        int result;
+        long status;
+} Job;
+
+static void *job_main(void *arg)
+{
+        Job *j = arg;
+        json_t *resp = NULL;
+        RpcClientConfig cc;
+
+        /* 200 handshakes queue behind one TPM on the server (slower still under ASan). */
+        rpc_client_config_defaults(&cc);
+        cc.connect_timeout_ms = 120000;
+        cc.total_timeout_ms = 180000;
+        j->result = rpc_call(j->c, &cc, "GET", j->base, "/v1/hello", NULL, true, &j->status, &resp,
+                             NULL);
+        json_decref(resp);
+        return NULL;
+}
+
+static void test_rpc_200_parallel_clients_all_succeed(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 200 };
+        static Job jobs[N];
+        static pthread_t threads[N];
+        pthread_attr_t attr;
+        Server s;
+
+        server_start(&s, false, 120, 0);
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        for (int i = 0; i < N; i++) {
+                jobs[i] = (Job){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&threads[i], &attr, job_main, &jobs[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(threads[i], NULL), 0);
+                assert_int_equal(jobs[i].result, 0);
+                assert_int_equal(jobs[i].status, 200);
+        }
+        pthread_attr_destroy(&attr);
+        server_stop(&s);
+}
+
+static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
+{
+        Server s;
+
+        server_start(&s, false, 0, 0);
+        usleep(100 * 1000); /* let the loop install its signal handler */
+        assert_int_equal(kill(getpid(), SIGTERM), 0);
+        assert_int_equal(pthread_join(s.thread, NULL), 0);
+        assert_int_equal(s.result, 0);
+        s.rpc = rpc_server_free(s.rpc);
+        s.atls = atls_context_free(s.atls);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_rpc_mutual_request_round_trips),
+                cmocka_unit_test(test_rpc_errors_are_json_with_status),
+                cmocka_unit_test(test_rpc_oversized_request_body_is_refused_with_413),
+                cmocka_unit_test(test_rpc_client_refuses_server_failing_attestation),
+                cmocka_unit_test(
+                        test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served),
+                cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),
+                cmocka_unit_test(test_rpc_200_parallel_clients_all_succeed),
+                cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
