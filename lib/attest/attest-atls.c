@@ -49,6 +49,33 @@ AtlsAttester vtpm_attester(VtpmAttester *a)
                                .userdata = a };
 }
 
+static int sim_snp_issue_cb(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                            const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        SimSnpAttester *a = userdata;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        char *doc;
+        size_t size;
+        int r;
+
+        r = attest_sim_snp_issue(a->sim, binding, &e, d);
+        if (r < 0)
+                return r;
+        r = evidence_serialize(e, &doc, &size);
+        if (r < 0)
+                return diag_fail(d, r, "evidence-size", -1, "cannot serialise the evidence");
+        *ret = (uint8_t *) doc;
+        *ret_size = size;
+        return 0;
+}
+
+AtlsAttester sim_snp_attester(SimSnpAttester *a)
+{
+        return (AtlsAttester){ .variant = ATTEST_VARIANT_SIM_SNP,
+                               .issue = sim_snp_issue_cb,
+                               .userdata = a };
+}
+
 static int policy_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
                             const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
 {

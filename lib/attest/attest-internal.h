@@ -26,3 +26,6 @@ int attest_check_event_log(const Evidence *e, const AttestPolicy *p, uint32_t qu
  * the evidence is the certificate's key; marks the report as needing credential activation. */
 int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t at,
                                 AttestReport *r, Diag *d);
+
+int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d);

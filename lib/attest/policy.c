@@ -4,6 +4,7 @@
 
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 
 static const char *const ak_trust_names[_AK_TRUST_MAX] = {
@@ -52,6 +53,7 @@ AttestPolicy *attest_policy_free(AttestPolicy *p)
                 return NULL;
         blob_clear(&p->ak_pinned_spki);
         blob_clear(&p->ek_ca_roots);
+        blob_clear(&p->snp_trusted_arks);
         free(p);
         return NULL;
 }
@@ -147,6 +149,106 @@ static int parse_ak_trust(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
         return 0;
 }
 
+static int get_hex_list(const JsonCtx *ctx, const json_t *o, const char *key, uint8_t (*out)[48],
+                        size_t max, size_t *n)
+{
+        json_t *a, *v;
+        size_t i;
+        int r = json_get_array(ctx, o, key, false, &a);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (json_array_size(a) > max)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.%s: more than %zu entries", ctx->source, ctx->path, key,
+                                 max);
+        json_array_foreach (a, i, v) {
+                if (!json_is_string(v) || hex_decode_exact(json_string_value(v), out[i], 48) < 0)
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.%s[%zu]: expected 96 hex digits", ctx->source,
+                                         ctx->path, key, i);
+        }
+        *n = json_array_size(a);
+        return 0;
+}
+
+static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        static const char *const keys[] = {
+                "trustedArks", "allowDebug",  "allowMigrationAgent", "allowSmt", "vmpl",
+                "minTcb",      "minGuestSvn", "measurements",        "hostData", "idKeyDigests",
+                NULL
+        };
+        static const char *const tcb_keys[] = {
+                "bootloader", "tee", "snp", "microcode", "fmc", NULL
+        };
+        uint8_t *const tcb[] = { &p->snp.min_tcb.bootloader, &p->snp.min_tcb.tee,
+                                 &p->snp.min_tcb.snp, &p->snp.min_tcb.microcode,
+                                 &p->snp.min_tcb.fmc };
+        const char *arks;
+        json_t *t;
+        int64_t v;
+        char buf[64];
+        int r;
+
+        snp_policy_defaults(&p->snp);
+        r = json_check_keys(ctx, o, keys);
+        if (r < 0)
+                return r;
+        r = json_get_string(ctx, o, "trustedArks", false, &arks);
+        if (r >= 0)
+                r = blob_set(&p->snp_trusted_arks, arks, strlen(arks));
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if ((r = json_get_bool(ctx, o, "allowDebug", false, &p->snp.allow_debug)) < 0 &&
+            r != -ENOENT)
+                return r;
+        if ((r = json_get_bool(ctx, o, "allowMigrationAgent", false,
+                               &p->snp.allow_migration_agent)) < 0 &&
+            r != -ENOENT)
+                return r;
+        if ((r = json_get_bool(ctx, o, "allowSmt", false, &p->snp.allow_smt)) < 0 && r != -ENOENT)
+                return r;
+        if ((r = json_get_int(ctx, o, "vmpl", false, -1, 3, &v)) >= 0)
+                p->snp.vmpl = (int) v;
+        else if (r != -ENOENT)
+                return r;
+        if ((r = json_get_int(ctx, o, "minGuestSvn", false, 0, UINT32_MAX, &v)) >= 0)
+                p->snp.min_guest_svn = (uint32_t) v;
+        else if (r != -ENOENT)
+                return r;
+        r = json_get_object(ctx, o, "minTcb", false, &t);
+        if (r >= 0) {
+                JsonCtx c = json_ctx_child(ctx, "minTcb", buf, sizeof(buf));
+                r = json_check_keys(&c, t, tcb_keys);
+                for (size_t i = 0; r >= 0 && i < ELEMENTSOF(tcb); i++) {
+                        r = json_get_int(&c, t, tcb_keys[i], false, 0, 255, &v);
+                        if (r >= 0)
+                                *tcb[i] = (uint8_t) v;
+                        else if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r < 0)
+                        return r;
+        } else if (r != -ENOENT)
+                return r;
+        r = get_hex_list(ctx, o, "measurements", p->snp.measurements, SNP_POLICY_MEASUREMENTS_MAX,
+                         &p->snp.n_measurements);
+        if (r >= 0)
+                r = get_hex_list(ctx, o, "idKeyDigests", p->snp.id_key_digests,
+                                 SNP_POLICY_MEASUREMENTS_MAX, &p->snp.n_id_key_digests);
+        if (r < 0)
+                return r;
+        r = json_get_hex_exact(ctx, o, "hostData", false, p->snp.host_data, 32);
+        if (r >= 0)
+                p->snp.check_host_data = true;
+        else if (r != -ENOENT)
+                return r;
+        return 0;
+}
+
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d)
 {
@@ -186,6 +288,23 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (p->variant < 0)
                 return diag_fail(d, -EBADMSG, "json-schema", -1, "%s: .variant: unknown '%s'",
                                  source, variant);
+
+        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP) {
+                r = json_get_object(&ctx, j, "snp", true, &sub);
+                if (r < 0)
+                        return r;
+                JsonCtx cs = json_ctx_child(&ctx, "snp", buf, sizeof(buf));
+                r = parse_snp(&cs, sub, p);
+                if (r < 0)
+                        return r;
+                if (p->variant == ATTEST_VARIANT_SIM_SNP && !p->snp_trusted_arks.data)
+                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                         "%s: .snp.trustedArks: a sim-snp policy must name the "
+                                         "simulator's ARK explicitly",
+                                         source);
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
 
         r = json_get_object(&ctx, j, "measurements", true, &sub);
         if (r < 0)

@@ -178,6 +178,10 @@ int attest_verify(const Evidence *e, const AttestPolicy *p, const uint8_t *bindi
         case ATTEST_VARIANT_QEMU_VTPM:
                 k = verify_tpm(e, p, binding, at, r, d);
                 break;
+        case ATTEST_VARIANT_SEV_SNP:
+        case ATTEST_VARIANT_SIM_SNP:
+                k = attest_verify_snp(e, p, binding, at, r, d);
+                break;
         default:
                 k = report_fail(r, d, -EOPNOTSUPP, "variant", -1, NULL, 0, NULL, 0,
                                 "verification of %s evidence is not implemented",

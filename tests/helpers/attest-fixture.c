@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloister/snp-sim.h"
 #include "cloister/tpm-device.h"
 #include "cloister/tpm-quote.h"
 #include "helpers/attest-fixture.h"
@@ -47,6 +48,28 @@ int fixture_policy_pinned(const char *tcti, AttestPolicy **ret)
                 p->pcrs[i].present = true;
                 memcpy(p->pcrs[i].expected, e->tpm.pcrs[i], 32);
         }
+        if (r < 0) {
+                attest_policy_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+int fixture_policy_sim_snp(SnpSimulator *sim, AttestPolicy **ret)
+{
+        AttestPolicy *p = calloc(1, sizeof(*p));
+        char *ark = NULL;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->variant = ATTEST_VARIANT_SIM_SNP;
+        snp_policy_defaults(&p->snp);
+        r = snp_sim_ark_pem(sim, &ark);
+        if (r >= 0)
+                r = blob_set(&p->snp_trusted_arks, ark, strlen(ark));
+        free(ark);
         if (r < 0) {
                 attest_policy_free(p);
                 return r;

@@ -8,6 +8,7 @@
 #include "helpers/vtpm.h"
 
 #include "cloister/attest-atls.h"
+#include "cloister/snp-sim.h"
 #include "cloister/tpm-device.h"
 
 /* aTLS handshakes in memory (BIO pairs) between real vTPM-backed attesters. */
@@ -428,6 +429,46 @@ static void test_atls_variant_other_than_policy_is_refused(void **state)
         pair_free(&p);
 }
 
+static void test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark(void **state)
+{
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL, *other = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL, *wrong = NULL;
+        SimSnpAttester sa;
+        AtlsAttester a;
+        PolicyVerifier pv, wv;
+        AtlsVerifier v;
+        AtlsContext *s = NULL, *c = NULL;
+        Pair p;
+
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        assert_int_equal(snp_sim_new(NULL, &other), 0);
+        assert_int_equal(fixture_policy_sim_snp(sim, &pol), 0);
+        assert_int_equal(fixture_policy_sim_snp(other, &wrong), 0);
+        sa.sim = sim;
+        a = sim_snp_attester(&sa);
+        pv = (PolicyVerifier){ .policy = pol };
+        wv = (PolicyVerifier){ .policy = wrong };
+
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s), 0);
+        v = policy_verifier(&pv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_true(atls_peer_verified(p.c));
+        pair_free(&p);
+        c = atls_context_free(c);
+
+        /* A policy naming another simulator's ARK refuses it. */
+        v = policy_verifier(&wv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.c)->check, "snp-ark");
+        pair_free(&p);
+        atls_context_free(c);
+        atls_context_free(s);
+}
+
 static void test_atls_binding_is_domain_separated_by_role_and_variant(void **state)
 {
         uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, a[32], b[32], c[32];
@@ -460,6 +501,7 @@ int main(void)
                 cmocka_unit_test(test_atls_oversized_evidence_is_refused),
                 cmocka_unit_test(test_atls_variant_other_than_policy_is_refused),
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
+                cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

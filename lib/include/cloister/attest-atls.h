@@ -20,6 +20,13 @@ void vtpm_attester_init(VtpmAttester *a, TpmDevice *tpm, const VtpmIssueConfig *
 void vtpm_attester_done(VtpmAttester *a);
 AtlsAttester vtpm_attester(VtpmAttester *a);
 
+/* Attests with the SEV-SNP simulator (sim-snp: tests and local clusters only). */
+typedef struct SimSnpAttester {
+        SnpSimulator *sim;
+} SimSnpAttester;
+
+AtlsAttester sim_snp_attester(SimSnpAttester *a);
+
 /* Verifies peers against a policy (any variant attest_verify() supports). */
 typedef struct PolicyVerifier {
         const AttestPolicy *policy;

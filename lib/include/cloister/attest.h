@@ -11,6 +11,10 @@
  *             | {"mode": "ek-cert", "caRoots": "<PEM bundle>"}
  *             | {"mode": "insecure-any"},
  *    "eventLog": "required" | "if-present" | "ignore"}
+ * SNP variants carry "snp": {"trustedArks": PEM, "allowDebug": false, "allowMigrationAgent":
+ *    false, "allowSmt": true, "vmpl": 0, "minTcb": {"bootloader", "tee", "snp", "microcode",
+ *    "fmc"}, "minGuestSvn": 0, "measurements": [hex], "hostData": hex, "idKeyDigests": [hex]}
+ * instead of "measurements"/"akTrust". sim-snp trusts only trustedArks (never AMD's roots).
  */
 
 #include <stdbool.h>
@@ -19,6 +23,7 @@
 #include "cloister/diag.h"
 #include "cloister/evidence.h"
 #include "cloister/secret.h"
+#include "cloister/sev-snp.h"
 
 #define ATTEST_POLICY_VERSION  1
 #define ATTEST_POLICY_SIZE_MAX (256U * 1024U)
@@ -53,6 +58,9 @@ typedef struct AttestPolicy {
         Blob ak_pinned_spki; /* DER SubjectPublicKeyInfo */
         Blob ek_ca_roots;    /* PEM bundle */
         EventLogMode event_log;
+        /* sev-snp and sim-snp */
+        SnpPolicy snp;
+        Blob snp_trusted_arks; /* PEM: ARKs trusted besides AMD's built-in ones */
 } AttestPolicy;
 
 AttestPolicy *attest_policy_free(AttestPolicy *p);
@@ -123,6 +131,11 @@ void vtpm_issue_config_defaults(VtpmIssueConfig *c);
 /* A qemu-vtpm evidence document whose quote's qualifying data is binding. */
 int attest_vtpm_issue(TpmDevice *tpm, const VtpmIssueConfig *config,
                       const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d);
+
+typedef struct SnpSimulator SnpSimulator;
+/* A sim-snp evidence document: REPORT_DATA = binding || 32 zero bytes. */
+int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
+                         Evidence **ret, Diag *d);
 
 /* --- credential activation (ak_trust ek-cert) ----------------------------------------------- */
 

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "attest-internal.h"
+#include "cloister/log.h"
+#include "cloister/snp-sim.h"
+
+int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
+                         Evidence **ret, Diag *d)
+{
+        _cleanup_(evidence_freep) Evidence *e = evidence_new(ATTEST_VARIANT_SIM_SNP);
+        uint8_t report_data[64] = {}, raw[SNP_SIM_REPORT_SIZE];
+        char *chain = NULL;
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        /* REPORT_DATA = binding || 32 zero bytes. */
+        memcpy(report_data, binding, ATTEST_BINDING_SIZE);
+        r = snp_sim_report(sim, report_data, raw);
+        if (r >= 0)
+                r = blob_set(&e->snp.report, raw, sizeof(raw));
+        if (r >= 0)
+                r = snp_sim_vcek_der(sim, &e->snp.vcek.data, &e->snp.vcek.size);
+        if (r >= 0)
+                r = snp_sim_chain_pem(sim, &chain);
+        if (r >= 0) {
+                e->snp.chain = (Blob){ (uint8_t *) chain, strlen(chain) };
+                e->has_snp = true;
+        }
+        if (r < 0)
+                return diag_fail(d, r, "snp-issue", -1, "the SNP simulator failed");
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+typedef struct CheckCtx {
+        AttestReport *r;
+} CheckCtx;
+
+static void record(void *userdata, const char *name, bool ok, const char *expected,
+                   const char *actual, const char *detail)
+{
+        CheckCtx *c = userdata;
+        CheckResult *res =
+                report_add(c->r, name, -1, ok ? CHECK_PASS : CHECK_FAIL, true, "%s", detail);
+        if (res) {
+                (void) snprintf(res->expected, sizeof(res->expected), "%s", expected ?: "");
+                (void) snprintf(res->actual, sizeof(res->actual), "%s", actual ?: "");
+        }
+}
+
+int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d)
+{
+        _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
+        const EvidenceSnp *s = &e->snp;
+        uint8_t report_data[64] = {};
+        SnpProduct product;
+        SnpReport rep;
+        CheckCtx ctx = { r };
+        Diag sub;
+        int k;
+
+        diag_clear(&sub);
+        k = snp_report_parse(s->report.data, s->report.size, &rep, &sub);
+        if (k < 0)
+                return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
+        /* sim-snp never trusts AMD's roots, and sev-snp never trusts anything else by default:
+         * a simulated report passes only a policy that names the simulator's ARK. */
+        k = snp_trust_new(e->variant == ATTEST_VARIANT_SEV_SNP, &trust);
+        if (k < 0)
+                return k;
+        if (p->snp_trusted_arks.data) {
+                k = snp_trust_add_ark_pem(trust, (const char *) p->snp_trusted_arks.data,
+                                          p->snp_trusted_arks.size);
+                if (k < 0)
+                        return report_fail(r, d, -EINVAL, "snp-ark", -1, NULL, 0, NULL, 0,
+                                           "the policy's trustedArks hold no valid ARK");
+        }
+        if (e->variant == ATTEST_VARIANT_SIM_SNP)
+                log_debug("attest: verifying SIMULATED SEV-SNP evidence (not hardware)");
+        k = snp_verify_report(&rep, s->report.data, s->report.size, s->vcek.data, s->vcek.size,
+                              s->chain.data, s->chain.size, trust, at, &product, &sub);
+        if (k < 0) {
+                CheckResult *c;
+                k = report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
+                c = r && r->n_checks > 0 ? &r->checks[r->n_checks - 1] : NULL;
+                if (c) {
+                        (void) snprintf(c->expected, sizeof(c->expected), "%s", sub.expected);
+                        (void) snprintf(c->actual, sizeof(c->actual), "%s", sub.actual);
+                }
+                if (d && (sub.expected[0] || sub.actual[0]))
+                        diag_set_values(d, sub.expected, sub.actual);
+                return k;
+        }
+        report_add(r, "snp-authenticity", -1, CHECK_PASS, true,
+                   "report signed by a %s %s chaining to a trusted ARK",
+                   snp_product_to_string(product), rep.signing_key == 1 ? "VLEK" : "VCEK");
+        if (binding)
+                memcpy(report_data, binding, ATTEST_BINDING_SIZE);
+        else
+                report_add(r, "snp-report-data", -1, CHECK_SKIPPED, true,
+                           "not checked: no expected binding given (freshness unknown)");
+        return snp_check_policy(&rep, product, &p->snp, binding ? report_data : NULL, record, &ctx,
+                                d);
+}
