@@ -68,14 +68,18 @@ static int load(const char *path, uint8_t **ret_data, TcgLog **ret_log)
 
         r = read_full_file(path, TCG_LOG_SIZE_MAX, &data, &size);
         if (r == -EMSGSIZE)
-                return log_error_errno(r, "%s: larger than the limit of %u bytes.", path,
+                (void) log_error_errno(r, "%s: larger than the limit of %u bytes.", path,
                                        TCG_LOG_SIZE_MAX);
+        else if (r < 0)
+                (void) log_error_errno(r, "%s: cannot read: %m", path);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot read: %m", path);
+                return r;
         diag_clear(&d);
         r = tcg_log_parse(data, size, ret_log, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", path, d.message);
+        if (r < 0) {
+                (void) log_error_errno(r, "%s: %s", path, d.message);
+                return r;
+        }
         *ret_data = TAKE_PTR(data);
         return 0;
 }
@@ -95,14 +99,14 @@ static int eventlog_replay(int argc, char *argv[], void *userdata)
 {
         _cleanup_(tcg_log_freep) TcgLog *log = NULL;
         _cleanup_(freep) uint8_t *data = NULL;
-        const char *path;
+        const char *path = NULL;
         TcgLogPcrs out;
         uint16_t bank;
         int r;
 
         r = parse_options(argc, argv, &path);
-        if (r <= 0)
-                return r;
+        if (r <= 0 || !path)
+                return r < 0 ? r : 0;
         r = load(path, &data, &log);
         if (r < 0)
                 return r;
@@ -152,13 +156,13 @@ static int eventlog_show(int argc, char *argv[], void *userdata)
         _cleanup_(tcg_log_freep) TcgLog *log = NULL;
         _cleanup_(freep) uint8_t *data = NULL;
         _cleanup_(json_decrefp) json_t *events = NULL;
-        const char *path;
+        const char *path = NULL;
         uint16_t bank;
         int r;
 
         r = parse_options(argc, argv, &path);
-        if (r <= 0)
-                return r;
+        if (r <= 0 || !path)
+                return r < 0 ? r : 0;
         r = load(path, &data, &log);
         if (r < 0)
                 return r;

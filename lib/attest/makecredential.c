@@ -161,7 +161,7 @@ int attest_credential_challenge_new(const Evidence *e, CredentialChallenge **ret
                 if (!cctx || EVP_EncryptInit_ex(cctx, EVP_aes_128_cfb(), NULL, sym_key, iv) != 1 ||
                     EVP_EncryptUpdate(cctx, enc, &outl, plain, sizeof(plain)) != 1 ||
                     EVP_EncryptFinal_ex(cctx, enc + outl, &fl) != 1 ||
-                    (size_t) (outl + fl) != sizeof(plain)) {
+                    (size_t) outl + (size_t) fl != sizeof(plain)) {
                         k = crypto_log_errors(-EIO, "AES-CFB");
                         goto finish;
                 }

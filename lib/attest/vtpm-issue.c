@@ -34,9 +34,14 @@ int attest_vtpm_issue(TpmDevice *tpm, const VtpmIssueConfig *config,
                 return diag_fail(d, r, "tpm-quote", -1, "the TPM could not quote: %s",
                                  strerror(-r));
         e->has_tpm = true;
-        e->tpm.ak_public = (Blob){ TAKE_PTR(q.ak_public), q.ak_public_size };
-        e->tpm.quote = (Blob){ TAKE_PTR(q.attest), q.attest_size };
-        e->tpm.signature = (Blob){ TAKE_PTR(q.signature), q.signature_size };
+        /* Ownership of the three buffers moves into the evidence. */
+        e->tpm.ak_public.data = q.ak_public;
+        e->tpm.ak_public.size = q.ak_public_size;
+        e->tpm.quote.data = q.attest;
+        e->tpm.quote.size = q.attest_size;
+        e->tpm.signature.data = q.signature;
+        e->tpm.signature.size = q.signature_size;
+        q.ak_public = q.attest = q.signature = NULL;
         e->tpm.pcr_mask = q.pcr_mask;
         memcpy(e->tpm.pcrs, q.pcrs, sizeof(e->tpm.pcrs));
         tpm_device_quote_done(&q);

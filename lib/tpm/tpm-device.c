@@ -265,7 +265,7 @@ int tpm_device_quote(TpmDevice *t, uint32_t mask, const uint8_t *qualifying, siz
          * values read after the quote reproduce its digest. */
         for (int attempt = 0; attempt < 5; attempt++) {
                 TPM2B_DATA data = { .size = (UINT16) qsize };
-                TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_NULL };
+                TPMT_SIG_SCHEME scheme;
                 TPML_PCR_SELECTION sel;
                 TPM2B_ATTEST *quoted = NULL;
                 TPMT_SIGNATURE *sig = NULL;
@@ -274,6 +274,8 @@ int tpm_device_quote(TpmDevice *t, uint32_t mask, const uint8_t *qualifying, siz
                 size_t off = 0;
                 TSS2_RC rc;
 
+                memset(&scheme, 0, sizeof(scheme));
+                scheme.scheme = TPM2_ALG_NULL; /* the AK's own scheme */
                 if (qsize > 0)
                         memcpy(data.buffer, qualifying, qsize);
                 selection_from_mask(mask, &sel);
