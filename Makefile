@@ -199,11 +199,23 @@ fuzz-smoke: $(FUZZ_BINS)
 	        || { tail -50 $(BUILD)/test-results/fuzz.log; exit 1; }
 
 # --- benchmarks, local cluster, install ------------------------------------------------------
-bench: all
-	$(Q)mkdir -p $(BUILD)/bench
-	$(Q)if ls tests/bench/bench_*.py >/dev/null 2>&1; then \
-	        CLOISTER_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/bench; \
-	else echo "bench: no benchmarks yet (the aTLS and SNP benchmarks come with those issues)"; fi
+# tests/bench/bench-<name>.c: programs that print "name baseline candidate ratio target PASS|FAIL"
+# lines (ratios against a baseline measured in the same run) and write $(BUILD)/bench/<name>.json.
+BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+BENCH_PAIRS ?= 200
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TEST_HELPER_OBJS) $(LIBCLOISTER)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(LIBCLOISTER) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS)
+	$(Q)status=0; for b in $(BENCH_BINS); do \
+	        echo "== $$(basename $$b)"; \
+	        $$b $(BENCH_PAIRS) $(BUILD)/bench/$$(basename $$b | sed 's/^bench-//').json || status=1; \
+	done; exit $$status
 
 mini: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,10 +11,30 @@
 #include "cloister/hex.h"
 #include "snp-internal.h"
 
-#define SNP_ARKS_MAX 16
+#define SNP_ARKS_MAX         16
+#define SNP_CHAIN_CACHE_SIZE 16
+
+/*
+ * Verified chains, process-wide: (SHA-256 of VCEK bytes ‖ chain bytes) → the ARK that anchored
+ * it and the parsed VCEK. A hit skips certificate parsing and the two RSA-PSS verifications;
+ * everything that depends on the verification time, the trust set, the CRL or the report is
+ * checked again on every call.
+ */
+typedef struct ChainCacheEntry {
+        bool used;
+        uint8_t key[32];
+        uint8_t ark_fp[32];
+        X509 *vcek, *ask, *ark;
+        unsigned long last_use;
+} ChainCacheEntry;
+
+static ChainCacheEntry chain_cache[SNP_CHAIN_CACHE_SIZE];
+static unsigned long chain_cache_clock;
+static pthread_mutex_t chain_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct SnpTrust {
         X509 *arks[SNP_ARKS_MAX];
+        uint8_t ark_fp[SNP_ARKS_MAX][32];
         bool builtin[SNP_ARKS_MAX];
         size_t n_arks;
         X509_CRL *crl;
@@ -58,6 +79,92 @@ fail:
         return -EBADMSG;
 }
 
+static void ark_fingerprint(X509 *x, uint8_t out[static 32])
+{
+        unsigned char *der = NULL;
+        int n = i2d_X509(x, &der);
+
+        memset(out, 0, 32);
+        if (n > 0)
+                crypto_sha256(der, (size_t) n, out);
+        OPENSSL_free(der);
+}
+
+static void cache_key(const uint8_t *vcek, size_t vn, const uint8_t *chain, size_t cn,
+                      uint8_t out[static 32])
+{
+        uint8_t len[16];
+        for (int i = 0; i < 8; i++)
+                len[i] = (uint8_t) ((uint64_t) vn >> (8 * i)),
+                len[8 + i] = (uint8_t) ((uint64_t) cn >> (8 * i));
+        const IoVec parts[] = { { len, sizeof(len) }, { vcek, vn }, { chain, cn } };
+        (void) crypto_digest("SHA256", parts, ELEMENTSOF(parts), out, 32);
+}
+
+/* On a hit, takes references to the cached certificates if their ARK is trusted by t. */
+static bool cache_lookup(const uint8_t key[static 32], const SnpTrust *t, X509 **vcek, X509 **ask,
+                         X509 **ark)
+{
+        bool hit = false;
+
+        (void) pthread_mutex_lock(&chain_cache_lock);
+        for (size_t i = 0; i < SNP_CHAIN_CACHE_SIZE && !hit; i++) {
+                ChainCacheEntry *e = &chain_cache[i];
+                if (!e->used || memcmp(e->key, key, 32) != 0)
+                        continue;
+                for (size_t j = 0; j < t->n_arks; j++)
+                        if (memcmp(t->ark_fp[j], e->ark_fp, 32) == 0) {
+                                hit = true;
+                                X509_up_ref(e->vcek), X509_up_ref(e->ask);
+                                *vcek = e->vcek, *ask = e->ask, *ark = t->arks[j];
+                                e->last_use = ++chain_cache_clock;
+                                break;
+                        }
+        }
+        (void) pthread_mutex_unlock(&chain_cache_lock);
+        return hit;
+}
+
+static void cache_store(const uint8_t key[static 32], X509 *vcek, X509 *ask, X509 *ark)
+{
+        ChainCacheEntry *victim = &chain_cache[0];
+
+        (void) pthread_mutex_lock(&chain_cache_lock);
+        for (size_t i = 0; i < SNP_CHAIN_CACHE_SIZE; i++) {
+                if (!chain_cache[i].used) {
+                        victim = &chain_cache[i];
+                        break;
+                }
+                if (chain_cache[i].last_use < victim->last_use)
+                        victim = &chain_cache[i];
+        }
+        X509_free(victim->vcek);
+        X509_free(victim->ask);
+        X509_up_ref(vcek), X509_up_ref(ask);
+        *victim = (ChainCacheEntry){
+                .used = true, .vcek = vcek, .ask = ask, .last_use = ++chain_cache_clock
+        };
+        memcpy(victim->key, key, 32);
+        ark_fingerprint(ark, victim->ark_fp);
+        (void) pthread_mutex_unlock(&chain_cache_lock);
+}
+
+void snp_chain_cache_flush(void)
+{
+        (void) pthread_mutex_lock(&chain_cache_lock);
+        for (size_t i = 0; i < SNP_CHAIN_CACHE_SIZE; i++) {
+                X509_free(chain_cache[i].vcek);
+                X509_free(chain_cache[i].ask);
+                chain_cache[i] = (ChainCacheEntry){};
+        }
+        (void) pthread_mutex_unlock(&chain_cache_lock);
+}
+
+__attribute__((destructor)) static void chain_cache_at_exit(void)
+{
+        snp_chain_cache_flush();
+}
+
 int snp_trust_new(bool builtin_roots, SnpTrust **ret)
 {
         SnpTrust *t = calloc(1, sizeof(*t));
@@ -75,6 +182,7 @@ int snp_trust_new(bool builtin_roots, SnpTrust **ret)
                         return -EIO;
                 }
                 t->builtin[t->n_arks] = true;
+                ark_fingerprint(x, t->ark_fp[t->n_arks]);
                 t->arks[t->n_arks++] = x;
         }
         *ret = t;
@@ -107,6 +215,7 @@ int snp_trust_add_ark_pem(SnpTrust *t, const char *pem, size_t size)
                         r = -EBADMSG;
                         continue;
                 }
+                ark_fingerprint(x, t->ark_fp[t->n_arks]);
                 t->arks[t->n_arks++] = x;
         }
         sk_X509_free(sk);
@@ -285,8 +394,9 @@ int snp_verify_report(const SnpReport *report, const uint8_t *raw, size_t raw_si
                       Diag *d)
 {
         STACK_OF(X509) *vsk = NULL, *csk = NULL;
-        X509 *vcek, *ask = NULL, *ark = NULL;
+        X509 *vcek = NULL, *ask = NULL, *ark = NULL, *cached_vcek = NULL, *cached_ask = NULL;
         SnpProduct product = _SNP_PRODUCT_INVALID;
+        uint8_t key[32];
         bool is_vlek;
         char cn[64];
         int r;
@@ -298,6 +408,14 @@ int snp_verify_report(const SnpReport *report, const uint8_t *raw, size_t raw_si
         if (report->signing_key == 7)
                 return diag_fail(d, -EKEYREJECTED, "snp-signer", -1,
                                  "the report is unsigned (signing key: none)");
+        if (vcek_data && chain) {
+                cache_key(vcek_data, vcek_size, chain, chain_size, key);
+                if (cache_lookup(key, trust, &cached_vcek, &cached_ask, &ark)) {
+                        vcek = cached_vcek;
+                        ask = cached_ask;
+                        goto chain_verified;
+                }
+        }
         if (!vcek_data || load_certs(vcek_data, vcek_size, &vsk) < 0 || sk_X509_num(vsk) != 1) {
                 r = diag_fail(d, -EBADMSG, "snp-vcek", -1,
                               "no VCEK/VLEK certificate (DER or PEM) was given");
@@ -340,6 +458,8 @@ int snp_verify_report(const SnpReport *report, const uint8_t *raw, size_t raw_si
                               cn_of(ask, cn, sizeof(cn)));
                 goto finish;
         }
+        cache_store(key, vcek, ask, ark);
+chain_verified:
         if (!valid_at(ark, at) || !valid_at(ask, at) || !valid_at(vcek, at)) {
                 X509 *bad = !valid_at(vcek, at) ? vcek : !valid_at(ask, at) ? ask : ark;
                 r = diag_fail(d, -EKEYREJECTED, "snp-validity", -1,
@@ -421,6 +541,8 @@ int snp_verify_report(const SnpReport *report, const uint8_t *raw, size_t raw_si
         if (r >= 0 && ret_product)
                 *ret_product = product;
 finish:
+        X509_free(cached_vcek);
+        X509_free(cached_ask);
         sk_X509_pop_free(vsk, X509_free);
         sk_X509_pop_free(csk, X509_free);
         ERR_clear_error();

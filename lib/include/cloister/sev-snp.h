@@ -91,6 +91,10 @@ int snp_verify_report(const SnpReport *report, const uint8_t *raw, size_t raw_si
                       size_t chain_size, const SnpTrust *trust, time_t at, SnpProduct *ret_product,
                       Diag *d);
 
+/* Verified VCEK/ASK chains are cached process-wide (16 entries, keyed by the certificate bytes;
+ * time, trust set, CRL and report checks still run on every call). For tests. */
+void snp_chain_cache_flush(void);
+
 /* Guest policy checks. */
 #define SNP_POLICY_MEASUREMENTS_MAX 16
 
