@@ -16,7 +16,7 @@
 static const char *arg_evidence, *arg_policy, *arg_binding;
 static time_t arg_at;
 
-static int parse_time(const char *s, time_t *ret)
+int cli_parse_time(const char *s, time_t *ret)
 {
         struct tm tm = {};
         const char *end;
@@ -74,7 +74,7 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
                         arg_binding = optarg;
                         break;
                 case ARG_AT:
-                        if (parse_time(optarg, &arg_at) < 0)
+                        if (cli_parse_time(optarg, &arg_at) < 0)
                                 return log_error_errno(-EINVAL,
                                                        "--at '%s': use YYYY-MM-DD or "
                                                        "YYYY-MM-DDTHH:MM:SSZ.",
@@ -418,6 +418,8 @@ int verb_attestation(int argc, char *argv[], void *userdata)
                   "print an evidence document decoded" },
                 { "issue", 0, VERB_ANY, attestation_issue_verb,
                   "quote this machine's TPM into an evidence document" },
+                { "verify-report", 0, VERB_ANY, verb_verify_report,
+                  "verify a raw SEV-SNP report offline, printing every field" },
                 {},
         };
 

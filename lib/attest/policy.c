@@ -253,7 +253,8 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                         Diag *d)
 {
         static const char *const keys[] = { "version", "variant",  "measurements",
-                                            "akTrust", "eventLog", NULL };
+                                            "akTrust", "eventLog", "snp",
+                                            NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cloister/attest.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/sev-snp.h"
+
+typedef struct Printer {
+        OutputFormat output;
+        json_t *checks;
+        unsigned failed;
+} Printer;
+
+static void print_check(void *userdata, const char *name, bool ok, const char *expected,
+                        const char *actual, const char *detail)
+{
+        Printer *p = userdata;
+
+        p->failed += !ok;
+        if (p->output == OUTPUT_JSON) {
+                (void) json_array_append_new(p->checks,
+                                             json_pack("{s:s,s:b,s:s,s:s,s:s}", "name", name, "ok",
+                                                       ok, "expected", expected ?: "", "actual",
+                                                       actual ?: "", "detail", detail ?: ""));
+                return;
+        }
+        printf("%s  %-22s %s\n", ok ? "PASS" : "FAIL", name, detail ?: "");
+        if (!ok)
+                printf("      expected %s\n      actual   %s\n", expected ?: "", actual ?: "");
+}
+
+static void hexline(const char *label, const uint8_t *p, size_t n)
+{
+        char hex[2 * 64 + 1];
+        hex_encode_buf(p, n, hex, sizeof(hex));
+        printf("  %-20s %s\n", label, hex);
+}
+
+static void print_tcb(const char *label, uint64_t raw, SnpProduct product)
+{
+        SnpTcb t = snp_tcb_decode(raw, product);
+        printf("  %-20s bootloader %u, TEE %u, SNP %u, microcode %u", label, t.bootloader, t.tee,
+               t.snp, t.microcode);
+        if (product == SNP_PRODUCT_TURIN)
+                printf(", FMC %u", t.fmc);
+        printf(" (0x%016llx)\n", (unsigned long long) raw);
+}
+
+static void print_report(const SnpReport *r, SnpProduct product)
+{
+        printf("SEV-SNP attestation report\n");
+        printf("  %-20s %u\n", "version", r->version);
+        printf("  %-20s 0x%llx (ABI %llu.%llu%s%s%s%s)\n", "guest policy",
+               (unsigned long long) r->policy, (unsigned long long) ((r->policy >> 8) & 0xff),
+               (unsigned long long) (r->policy & 0xff), r->policy & SNP_POLICY_SMT ? ", SMT" : "",
+               r->policy & SNP_POLICY_MIGRATE_MA ? ", MIGRATION AGENT" : "",
+               r->policy & SNP_POLICY_DEBUG ? ", DEBUG ALLOWED" : "",
+               r->policy & SNP_POLICY_SINGLE_SOCKET ? ", single socket" : "");
+        printf("  %-20s %u\n  %-20s %u\n", "guest SVN", r->guest_svn, "VMPL", r->vmpl);
+        printf("  %-20s %s%s%s\n", "signed by",
+               r->signing_key == 0   ? "VCEK"
+               : r->signing_key == 1 ? "VLEK"
+                                     : "nobody",
+               r->author_key_en ? ", author key" : "", r->mask_chip_key ? ", chip ID masked" : "");
+        printf("  %-20s 0x%llx\n", "platform info", (unsigned long long) r->platform_info);
+        hexline("measurement", r->measurement, 48);
+        hexline("report data", r->report_data, 64);
+        hexline("host data", r->host_data, 32);
+        hexline("ID key digest", r->id_key_digest, 48);
+        hexline("author key digest", r->author_key_digest, 48);
+        hexline("family ID", r->family_id, 16);
+        hexline("image ID", r->image_id, 16);
+        hexline("report ID", r->report_id, 32);
+        hexline("chip ID", r->chip_id, 64);
+        print_tcb("current TCB", r->current_tcb_raw, product);
+        print_tcb("reported TCB", r->reported_tcb_raw, product);
+        print_tcb("committed TCB", r->committed_tcb_raw, product);
+        print_tcb("launch TCB", r->launch_tcb_raw, product);
+        printf("  %-20s %u.%u build %u\n", "firmware", r->current_major, r->current_minor,
+               r->current_build);
+        if (r->version >= 3)
+                printf("  %-20s family 0x%x, model 0x%x, stepping 0x%x\n", "CPUID", r->cpuid_fam,
+                       r->cpuid_mod, r->cpuid_step);
+}
+
+int verb_verify_report(int argc, char *argv[], void *userdata)
+{
+        enum { ARG_AT = 0x100, ARG_CRL, ARG_TYPE };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "type", required_argument, NULL, ARG_TYPE },
+                { "report", required_argument, NULL, 'r' },
+                { "vcek", required_argument, NULL, 'v' },
+                { "chain", required_argument, NULL, 'c' },
+                { "policy", required_argument, NULL, 'p' },
+                { "crl", required_argument, NULL, ARG_CRL },
+                { "at", required_argument, NULL, ARG_AT },
+                { "output", required_argument, NULL, 'o' },
+                {},
+        };
+        CliOptions *o = userdata;
+        const char *report = NULL, *vcek = NULL, *chain = NULL, *policy = NULL, *crl = NULL;
+        _cleanup_(freep) uint8_t *raw = NULL, *vb = NULL, *cb = NULL, *crlb = NULL;
+        _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        Printer pr = { .output = o->output };
+        size_t rn, vn = 0, cn = 0, crln;
+        SnpProduct product = SNP_PRODUCT_MILAN;
+        time_t at = 0;
+        SnpReport rep;
+        Diag d;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hr:v:c:p:o:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister attestation verify-report --type snp --report "
+                               "FILE\n"
+                               "         [--vcek FILE] [--chain FILE] [--policy FILE] [--crl "
+                               "FILE]\n"
+                               "         [--at TIME] [-o text|json]\n\n"
+                               "Verifies a raw SEV-SNP attestation report offline and prints "
+                               "every\n"
+                               "field and every check. Without --policy only authenticity is\n"
+                               "checked: the signature, the chain to a built-in AMD ARK (or one\n"
+                               "the policy names), and the VCEK's extensions against the "
+                               "report.\n\n"
+                               "  --vcek FILE   VCEK or VLEK, DER or PEM\n"
+                               "  --chain FILE  ASK/ASVK + ARK bundle, either order, PEM or DER\n"
+                               "  --crl FILE    AMD's CRL for the ARK (must be fresh at --at)\n"
+                               "  --at TIME     verification time, YYYY-MM-DD[THH:MM:SSZ]\n");
+                        return 0;
+                case ARG_TYPE:
+                        if (strcmp(optarg, "snp") != 0)
+                                return log_error_errno(
+                                        -EINVAL, "--type '%s': only 'snp' is supported.", optarg);
+                        break;
+                case 'r':
+                        report = optarg;
+                        break;
+                case 'v':
+                        vcek = optarg;
+                        break;
+                case 'c':
+                        chain = optarg;
+                        break;
+                case 'p':
+                        policy = optarg;
+                        break;
+                case ARG_CRL:
+                        crl = optarg;
+                        break;
+                case ARG_AT:
+                        if (cli_parse_time(optarg, &at) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--at '%s': use YYYY-MM-DD or "
+                                                       "YYYY-MM-DDTHH:MM:SSZ.",
+                                                       optarg);
+                        break;
+                case 'o':
+                        pr.output = output_format_from_string(optarg);
+                        if (pr.output < 0)
+                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc || !report)
+                return log_error_errno(-EINVAL, "--report FILE is required. See --help.");
+
+        r = read_full_file(report, 64 * 1024, &raw, &rn);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", report);
+        if (vcek && (r = read_full_file(vcek, SNP_CHAIN_MAX, &vb, &vn)) < 0)
+                return log_error_errno(r, "%s: cannot read: %m", vcek);
+        if (chain && (r = read_full_file(chain, SNP_CHAIN_MAX, &cb, &cn)) < 0)
+                return log_error_errno(r, "%s: cannot read: %m", chain);
+        diag_clear(&d);
+        if (policy) {
+                r = attest_policy_load(policy, &pol, &d);
+                if (r < 0)
+                        return log_error_errno(r, "%s", d.message);
+        }
+        r = snp_trust_new(true, &trust);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the built-in AMD roots: %m");
+        if (pol && pol->snp_trusted_arks.data &&
+            snp_trust_add_ark_pem(trust, (const char *) pol->snp_trusted_arks.data,
+                                  pol->snp_trusted_arks.size) < 0)
+                return log_error_errno(-EINVAL, "%s: .snp.trustedArks holds no valid ARK.", policy);
+        if (crl) {
+                r = read_full_file(crl, SNP_CHAIN_MAX, &crlb, &crln);
+                if (r >= 0)
+                        r = snp_trust_set_crl(trust, crlb, crln, true);
+                if (r < 0)
+                        return log_error_errno(r, "%s: not a readable CRL: %m", crl);
+        }
+
+        r = snp_report_parse(raw, rn, &rep, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", report, d.message);
+        if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
+                return log_oom();
+
+        r = snp_verify_report(&rep, raw, rn, vb, vn, cb, cn, trust, at, &product, &d);
+        if (pr.output == OUTPUT_TEXT)
+                print_report(&rep, product);
+        if (pr.output == OUTPUT_TEXT)
+                printf("\nChecks\n");
+        if (r < 0)
+                print_check(&pr, d.check, false, d.expected, d.actual, d.message);
+        else {
+                char detail[128];
+                (void) snprintf(detail, sizeof(detail),
+                                "signature, chain to the %s ARK, VCEK extensions",
+                                snp_product_to_string(product));
+                print_check(&pr, "snp-authenticity", true, NULL, NULL, detail);
+                if (pol)
+                        (void) snp_check_policy(&rep, product, &pol->snp, NULL, print_check, &pr,
+                                                NULL);
+        }
+        if (pr.output == OUTPUT_JSON) {
+                _cleanup_(freep) char *text = NULL;
+                json_t *root =
+                        json_pack("{s:s,s:o,s:i,s:s}", "verdict", pr.failed ? "fail" : "pass",
+                                  "checks", pr.checks, "version", (json_int_t) rep.version,
+                                  "product", snp_product_to_string(product) ?: "unknown");
+                if (!root || json_dump_pretty(root, &text) < 0)
+                        return log_oom();
+                json_decref(root);
+                printf("%s\n", text);
+        } else
+                printf("\nVerdict: %s\n", pr.failed ? "FAIL" : "PASS");
+        return pr.failed ? -EKEYREJECTED : 0;
+}

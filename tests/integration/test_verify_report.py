@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cloister attestation verify-report on real AMD SEV-SNP reports (../shared/testdata/snp)."""
+import json
+
+from conftest import TESTDATA
+
+SNP = TESTDATA / "snp"
+
+
+def verify(cloister, folder, cert="vcek.der", *extra, report=None):
+    return cloister("attestation", "verify-report", "--type", "snp",
+                    "--report", report or SNP / folder / "report.bin",
+                    "--vcek", SNP / folder / cert, "--chain", SNP / folder / "chain.pem", *extra)
+
+
+def test_milan_vcek_report_is_authentic_and_printed_readably(cloister):
+    r = verify(cloister, "trustee-milan")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "reported TCB         bootloader 3, TEE 0, SNP 8, microcode 115" in r.stdout
+    assert "PASS  snp-authenticity" in r.stdout and "Verdict: PASS" in r.stdout
+
+
+def test_vlek_report_verifies_only_inside_its_validity(cloister):
+    r = verify(cloister, "trustee-milan-vlek", "vlek.der", "--at", "2025-06-01")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "signed by            VLEK" in r.stdout
+    r = verify(cloister, "trustee-milan-vlek", "vlek.der")
+    assert r.returncode == 1
+    assert "snp-validity" in r.stdout
+
+
+def test_debug_report_is_authentic_but_a_production_policy_refuses_it(cloister, tmp_path):
+    r = verify(cloister, "gsg-milan-debug")
+    assert r.returncode == 0
+    assert "DEBUG ALLOWED" in r.stdout and "firmware             1.49 build 3" in r.stdout
+    pol = tmp_path / "p.json"
+    pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
+                               "snp": {"minTcb": {"microcode": 69}}}))
+    r = verify(cloister, "gsg-milan-debug", "vcek.der", "--policy", pol, "-o", "json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    failed = {c["name"] for c in out["checks"] if not c["ok"]}
+    assert failed == {"snp-debug", "snp-tcb-microcode"}
+
+
+def test_flipped_signature_byte_is_refused(cloister):
+    r = verify(cloister, "trustee-milan", report=SNP / "negative" / "snp_trustee_test-report.byte42.bin")
+    assert r.returncode == 1
+    assert "FAIL  snp-signature" in r.stdout
+
+
+def test_report_with_another_products_chain_is_refused(cloister):
+    r = cloister("attestation", "verify-report", "--type", "snp",
+                 "--report", SNP / "trustee-milan" / "report.bin",
+                 "--vcek", SNP / "trustee-milan" / "vcek.der",
+                 "--chain", SNP / "roots" / "ask_ark_genoa.pem")
+    assert r.returncode == 1
+    assert "snp-chain" in r.stdout
+
+
+def test_stale_crl_is_refused_and_fresh_one_accepted(cloister):
+    ok = verify(cloister, "trustee-milan", "vcek.der", "--crl", SNP / "roots" / "crl_milan.pem",
+                "--at", "2026-05-01")
+    assert ok.returncode == 0, ok.stdout
+    stale = verify(cloister, "trustee-milan", "vcek.der", "--crl", SNP / "roots" / "crl_milan.pem",
+                   "--at", "2026-06-01")
+    assert stale.returncode == 1 and "stale" in stale.stdout

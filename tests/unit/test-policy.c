@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "helpers/unit.h"
+
+#include "cloister/attest.h"
+
+static int parse(const char *text, AttestPolicy **p, Diag *d)
+{
+        diag_clear(d);
+        return attest_policy_parse(text, strlen(text), "p.json", p, d);
+}
+
+static void test_policy_vtpm_pinned_parses_measurements_and_modes(void **state)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        assert_int_equal(parse("{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"4\":"
+                               "{\"expected\":\""
+                               "0101010101010101010101010101010101010101010101"
+                               "010101010101010101\",\"warnOnly\":true}},\"akTrust\":{\"mode\":"
+                               "\"pinned\",\"akPublic\":\"AAAA\"},\"eventLog\":\"required\"}",
+                               &p, &d),
+                         0);
+        assert_true(p->pcrs[4].present);
+        assert_true(p->pcrs[4].warn_only);
+        assert_int_equal(p->pcrs[4].expected[31], 1);
+        assert_false(p->pcrs[5].present);
+        assert_int_equal(p->ak_trust, AK_TRUST_PINNED);
+        assert_int_equal(p->event_log, EVENT_LOG_REQUIRED);
+}
+
+static void test_policy_refuses_ambiguous_or_unknown_settings(void **state)
+{
+        static const struct {
+                const char *json, *message;
+        } cases[] = {
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{}}",
+                  ".akTrust: required key is missing" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{},\"akTrust\":"
+                  "{\"mode\":\"trust-me\"}}",
+                  "is not one of" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{},\"akTrust\":"
+                  "{\"mode\":\"pinned\",\"akPublic\":\"AAAA\",\"caRoots\":\"x\"}}",
+                  "only for mode ek-cert" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"24\":{}},"
+                  "\"akTrust\":{\"mode\":\"insecure-any\"}}",
+                  "not a PCR index" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"1\":{\"expected\":"
+                  "\"00\"}},\"akTrust\":{\"mode\":\"insecure-any\"}}",
+                  "expected 64 hex digits" },
+                { "{\"version\":1,\"variant\":\"sim-snp\",\"snp\":{}}",
+                  "must name the simulator's ARK" },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"ucode\":1}}}",
+                  ".snp.minTcb.ucode: unknown key" },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"vmpl\":4}}",
+                  "outside [-1, 3]" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AttestPolicy *p = NULL;
+                Diag d;
+
+                assert_int_equal(parse(cases[i].json, &p, &d), -EBADMSG);
+                assert_null(p);
+                if (!strstr(d.message, cases[i].message))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, d.message, cases[i].message);
+        }
+}
+
+static void test_policy_snp_fields_parse(void **state)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        assert_int_equal(parse("{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"allowDebug\":"
+                               "false,\"vmpl\":0,\"minTcb\":{\"bootloader\":3,\"microcode\":115},"
+                               "\"minGuestSvn\":2,\"hostData\":\""
+                               "000000000000000000000000000000"
+                               "0000000000000000000000000000000000\",\"measurements\":[\""
+                               "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23"
+                               "500644e0e692e6be917f9050d3d38c\"]}}",
+                               &p, &d),
+                         0);
+        assert_int_equal(p->variant, ATTEST_VARIANT_SEV_SNP);
+        assert_int_equal(p->snp.min_tcb.bootloader, 3);
+        assert_int_equal(p->snp.min_tcb.microcode, 115);
+        assert_int_equal(p->snp.min_guest_svn, 2);
+        assert_true(p->snp.check_host_data);
+        assert_int_equal(p->snp.n_measurements, 1);
+        assert_int_equal(p->snp.measurements[0][0], 0xa1);
+        assert_false(p->snp.allow_debug);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_policy_vtpm_pinned_parses_measurements_and_modes),
+                cmocka_unit_test(test_policy_refuses_ambiguous_or_unknown_settings),
+                cmocka_unit_test(test_policy_snp_fields_parse),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
