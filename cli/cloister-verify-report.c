@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cli.h"
@@ -11,6 +13,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/sev-snp.h"
+#include "cloister/snp-kds.h"
 
 typedef struct Printer {
         OutputFormat output;
@@ -92,7 +95,7 @@ static void print_report(const SnpReport *r, SnpProduct product)
 
 int verb_verify_report(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_AT = 0x100, ARG_CRL, ARG_TYPE };
+        enum { ARG_AT = 0x100, ARG_CRL, ARG_TYPE, ARG_KDS, ARG_CACHE, ARG_OFFLINE, ARG_PRODUCT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -103,9 +106,16 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 { "crl", required_argument, NULL, ARG_CRL },
                 { "at", required_argument, NULL, ARG_AT },
                 { "output", required_argument, NULL, 'o' },
+                { "kds-url", required_argument, NULL, ARG_KDS },
+                { "cache-dir", required_argument, NULL, ARG_CACHE },
+                { "offline", no_argument, NULL, ARG_OFFLINE },
+                { "product", required_argument, NULL, ARG_PRODUCT },
                 {},
         };
         CliOptions *o = userdata;
+        _cleanup_(freep) char *default_cache = NULL;
+        const char *product_arg = NULL;
+        SnpKdsConfig kds;
         const char *report = NULL, *vcek = NULL, *chain = NULL, *policy = NULL, *crl = NULL;
         _cleanup_(freep) uint8_t *raw = NULL, *vb = NULL, *cb = NULL, *crlb = NULL;
         _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
@@ -118,6 +128,14 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
         Diag d;
         int c, r;
 
+        snp_kds_config_defaults(&kds);
+        if (getenv("XDG_CACHE_HOME"))
+                r = asprintf(&default_cache, "%s/cloister/snp", getenv("XDG_CACHE_HOME"));
+        else
+                r = asprintf(&default_cache, "%s/.cache/cloister/snp", getenv("HOME") ?: "/tmp");
+        if (r < 0)
+                return log_oom();
+        kds.cache_dir = default_cache;
         optind = 0;
         while ((c = getopt_long(argc, argv, "hr:v:c:p:o:", options, NULL)) >= 0) {
                 switch (c) {
@@ -136,7 +154,15 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                "  --vcek FILE   VCEK or VLEK, DER or PEM\n"
                                "  --chain FILE  ASK/ASVK + ARK bundle, either order, PEM or DER\n"
                                "  --crl FILE    AMD's CRL for the ARK (must be fresh at --at)\n"
-                               "  --at TIME     verification time, YYYY-MM-DD[THH:MM:SSZ]\n");
+                               "  --at TIME     verification time, YYYY-MM-DD[THH:MM:SSZ]\n"
+                               "Without --vcek/--chain the certificates are fetched from AMD's "
+                               "KDS\n"
+                               "once and cached:\n"
+                               "  --kds-url URL     KDS base URL (default " SNP_KDS_URL_DEFAULT
+                               ")\n"
+                               "  --cache-dir DIR   (default $XDG_CACHE_HOME/cloister/snp)\n"
+                               "  --offline         use only the cache\n"
+                               "  --product NAME    Milan|Genoa|Turin, for version-2 reports\n");
                         return 0;
                 case ARG_TYPE:
                         if (strcmp(optarg, "snp") != 0)
@@ -157,6 +183,18 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_CRL:
                         crl = optarg;
+                        break;
+                case ARG_KDS:
+                        kds.base_url = optarg;
+                        break;
+                case ARG_CACHE:
+                        kds.cache_dir = optarg;
+                        break;
+                case ARG_OFFLINE:
+                        kds.offline = true;
+                        break;
+                case ARG_PRODUCT:
+                        product_arg = optarg;
                         break;
                 case ARG_AT:
                         if (cli_parse_time(optarg, &at) < 0)
@@ -209,6 +247,28 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
         r = snp_report_parse(raw, rn, &rep, &d);
         if (r < 0)
                 return log_error_errno(r, "%s: %s", report, d.message);
+        if (!vb || !cb) {
+                if (product_arg) {
+                        product = _SNP_PRODUCT_INVALID;
+                        for (int i = 0; i < _SNP_PRODUCT_MAX; i++)
+                                if (strcasecmp(product_arg, snp_product_to_string(i)) == 0)
+                                        product = (SnpProduct) i;
+                        if (product < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--product '%s': use Milan, Genoa or Turin.",
+                                                       product_arg);
+                } else if (snp_report_product(&rep, &product) < 0)
+                        return log_error_errno(-EINVAL,
+                                               "Cannot tell the processor from a version-%u "
+                                               "report: pass --product or --vcek/--chain.",
+                                               rep.version);
+                if (!vb && (r = snp_kds_get_vcek(&kds, product, &rep, &vb, &vn, &d)) < 0)
+                        return log_error_errno(r, "Cannot get the VCEK: %s", d.message);
+                if (!cb &&
+                    (r = snp_kds_get_chain(&kds, product, rep.signing_key == 1, &cb, &cn, &d)) < 0)
+                        return log_error_errno(r, "Cannot get the certificate chain: %s",
+                                               d.message);
+        }
         if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
                 return log_oom();
 

@@ -104,3 +104,20 @@ int snp_report_parse(const uint8_t *data, size_t size, SnpReport *ret, Diag *d)
         *ret = s;
         return 0;
 }
+
+int snp_report_product(const SnpReport *r, SnpProduct *ret)
+{
+        if (r->version < 3)
+                return -ENOENT;
+        /* Family 19h: models 00h-0Fh Milan, 10h-1Fh and A0h-AFh Genoa; family 1Ah: Turin. */
+        if (r->cpuid_fam == 0x19 && r->cpuid_mod < 0x10)
+                *ret = SNP_PRODUCT_MILAN;
+        else if (r->cpuid_fam == 0x19 && ((r->cpuid_mod >= 0x10 && r->cpuid_mod < 0x20) ||
+                                          (r->cpuid_mod >= 0xA0 && r->cpuid_mod < 0xB0)))
+                *ret = SNP_PRODUCT_GENOA;
+        else if (r->cpuid_fam == 0x1A)
+                *ret = SNP_PRODUCT_TURIN;
+        else
+                return -ENOENT;
+        return 0;
+}

@@ -65,6 +65,8 @@ typedef struct SnpReport {
 #define SNP_POLICY_SINGLE_SOCKET (1ULL << 20)
 
 int snp_report_parse(const uint8_t *data, size_t size, SnpReport *ret, Diag *d);
+/* The product from the report's CPUID fields (version 3 and later); -ENOENT if unknown. */
+int snp_report_product(const SnpReport *r, SnpProduct *ret);
 /* Decodes a TCB_VERSION for the product (Turin has an FMC byte and another layout). */
 SnpTcb snp_tcb_decode(uint64_t raw, SnpProduct product);
 
