@@ -4,6 +4,7 @@
 
 #include "attest-internal.h"
 #include "cloister/log.h"
+#include "cloister/snp-guest.h"
 #include "cloister/snp-sim.h"
 
 int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
@@ -35,6 +36,24 @@ int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_
         return 0;
 }
 
+int attest_sev_snp_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d)
+{
+        _cleanup_(evidence_freep) Evidence *e = evidence_new(ATTEST_VARIANT_SEV_SNP);
+        uint8_t report_data[64] = {};
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        memcpy(report_data, binding, ATTEST_BINDING_SIZE);
+        r = snp_guest_get_report(report_data, &e->snp.report.data, &e->snp.report.size,
+                                 &e->snp.certificates.data, &e->snp.certificates.size, d);
+        if (r < 0)
+                return r;
+        e->has_snp = true;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
 typedef struct CheckCtx {
         AttestReport *r;
 } CheckCtx;
@@ -56,6 +75,9 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
 {
         _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
         const EvidenceSnp *s = &e->snp;
+        const uint8_t *vcek = s->vcek.data, *chain = s->chain.data;
+        size_t vcek_size = s->vcek.size, chain_size = s->chain.size;
+        _cleanup_(freep) uint8_t *table_chain = NULL;
         uint8_t report_data[64] = {};
         SnpProduct product;
         SnpReport rep;
@@ -81,8 +103,30 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         }
         if (e->variant == ATTEST_VARIANT_SIM_SNP)
                 log_debug("attest: verifying SIMULATED SEV-SNP evidence (not hardware)");
-        k = snp_verify_report(&rep, s->report.data, s->report.size, s->vcek.data, s->vcek.size,
-                              s->chain.data, s->chain.size, trust, at, &product, &sub);
+        /* Certificates from the extended report's table, where the host supplied them. */
+        if ((!vcek || !chain) && s->certificates.data) {
+                SnpCertTable ct;
+
+                k = snp_cert_table_parse(s->certificates.data, s->certificates.size, &ct, &sub);
+                if (k < 0)
+                        return report_fail(r, d, k, "snp-cert-table", -1, NULL, 0, NULL, 0, "%s",
+                                           sub.message);
+                if (!vcek) {
+                        vcek = ct.vcek ?: ct.vlek;
+                        vcek_size = ct.vcek ? ct.vcek_size : ct.vlek_size;
+                }
+                if (!chain && ct.ask) {
+                        /* The ASK alone suffices: only trusted ARKs anchor the chain. */
+                        table_chain = malloc(ct.ask_size);
+                        if (!table_chain)
+                                return -ENOMEM;
+                        memcpy(table_chain, ct.ask, ct.ask_size);
+                        chain = table_chain;
+                        chain_size = ct.ask_size;
+                }
+        }
+        k = snp_verify_report(&rep, s->report.data, s->report.size, vcek, vcek_size, chain,
+                              chain_size, trust, at, &product, &sub);
         if (k < 0) {
                 CheckResult *c;
                 k = report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);

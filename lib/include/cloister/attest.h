@@ -137,6 +137,11 @@ typedef struct SnpSimulator SnpSimulator;
 int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
                          Evidence **ret, Diag *d);
 
+/* A sev-snp evidence document from this SEV-SNP guest (configfs-tsm or /dev/sev-guest), with
+ * the host's certificate table when it supplies one. -ENODEV elsewhere. */
+int attest_sev_snp_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret,
+                         Diag *d);
+
 /* --- credential activation (ak_trust ek-cert) ----------------------------------------------- */
 
 #define ATTEST_CREDENTIAL_SIZE 32
