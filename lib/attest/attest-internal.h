@@ -29,3 +29,6 @@ int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t
 
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d);
+
+int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t *qualifying,
+                        size_t qualifying_size, time_t at, AttestReport *r, Diag *d);

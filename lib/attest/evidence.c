@@ -146,7 +146,7 @@ static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         return 0;
 }
 
-static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
+static int parse_tpm(const JsonCtx *ctx, const json_t *o, bool azure, EvidenceTpm *t)
 {
         static const char *const keys[] = { "akPublic",      "quote",    "signature", "eventLog",
                                             "ekCertificate", "ekPublic", "pcrs",      NULL };
@@ -157,7 +157,8 @@ static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         r = json_check_keys(ctx, o, keys);
         if (r < 0)
                 return r;
-        r = get_blob(ctx, o, "akPublic", true, EVIDENCE_TPM_STRUCT_MAX, &t->ak_public);
+        /* azure-sev-snp: the AK comes from the HCL report's runtime data instead. */
+        r = get_blob(ctx, o, "akPublic", !azure, EVIDENCE_TPM_STRUCT_MAX, &t->ak_public);
         if (r >= 0)
                 r = get_blob(ctx, o, "quote", true, EVIDENCE_TPM_STRUCT_MAX, &t->quote);
         if (r >= 0)
@@ -177,7 +178,7 @@ static int parse_tpm(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         return parse_pcrs(&c, pcrs, t);
 }
 
-static int parse_snp(const JsonCtx *ctx, const json_t *o, EvidenceSnp *s)
+static int parse_snp(const JsonCtx *ctx, const json_t *o, bool azure, EvidenceSnp *s)
 {
         static const char *const keys[] = { "report", "certificates", "vcek",
                                             "chain",  "hclReport",    NULL };
@@ -186,7 +187,8 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, EvidenceSnp *s)
         r = json_check_keys(ctx, o, keys);
         if (r < 0)
                 return r;
-        r = get_blob(ctx, o, "report", true, EVIDENCE_SNP_REPORT_MAX, &s->report);
+        /* azure-sev-snp: the report is inside the HCL report. */
+        r = get_blob(ctx, o, "report", !azure, EVIDENCE_SNP_REPORT_MAX, &s->report);
         if (r >= 0)
                 r = get_blob(ctx, o, "certificates", false, EVIDENCE_SNP_CERTS_MAX,
                              &s->certificates);
@@ -195,7 +197,7 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, EvidenceSnp *s)
         if (r >= 0)
                 r = get_blob(ctx, o, "chain", false, EVIDENCE_SNP_CERTS_MAX, &s->chain);
         if (r >= 0)
-                r = get_blob(ctx, o, "hclReport", false, EVIDENCE_SNP_REPORT_MAX * 2,
+                r = get_blob(ctx, o, "hclReport", azure, EVIDENCE_SNP_REPORT_MAX * 2,
                              &s->hcl_report);
         return r;
 }
@@ -242,7 +244,7 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 if (!variant_has_tpm(e->variant))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tpm' member", variant);
-                r = parse_tpm(&c, sub, &e->tpm);
+                r = parse_tpm(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->tpm);
                 if (r < 0)
                         return r;
                 e->has_tpm = true;
@@ -257,7 +259,7 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 if (!variant_has_snp(e->variant))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'snp' member", variant);
-                r = parse_snp(&c, sub, &e->snp);
+                r = parse_snp(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->snp);
                 if (r < 0)
                         return r;
                 e->has_snp = true;

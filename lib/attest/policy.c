@@ -306,6 +306,27 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                 *ret = TAKE_PTR(p);
                 return 0;
         }
+        if (p->variant == ATTEST_VARIANT_AZURE_SEV_SNP) {
+                /* SNP checks for the HCL's report, PCR measurements for the vTPM quote; the AK
+                 * is vouched for by the SNP report, so no akTrust. */
+                r = json_get_object(&ctx, j, "snp", true, &sub);
+                if (r < 0)
+                        return r;
+                JsonCtx cs = json_ctx_child(&ctx, "snp", buf, sizeof(buf));
+                r = parse_snp(&cs, sub, p);
+                if (r < 0)
+                        return r;
+                r = json_get_object(&ctx, j, "measurements", true, &sub);
+                if (r < 0)
+                        return r;
+                JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
+                r = parse_measurements(&cm, sub, p);
+                if (r < 0)
+                        return r;
+                p->event_log = EVENT_LOG_IGNORE;
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
 
         r = json_get_object(&ctx, j, "measurements", true, &sub);
         if (r < 0)
