@@ -19,13 +19,25 @@ void vtpm_attester_done(VtpmAttester *a)
         (void) pthread_mutex_destroy(&a->lock);
 }
 
+/* Serialises e into the buffer aTLS puts in the certificate. */
+static int serialize_for_atls(const Evidence *e, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        char *doc;
+        size_t size;
+        int r = evidence_serialize(e, &doc, &size);
+
+        if (r < 0)
+                return diag_fail(d, r, "evidence-size", -1, "cannot serialise the evidence");
+        *ret = (uint8_t *) doc;
+        *ret_size = size;
+        return 0;
+}
+
 static int vtpm_issue_cb(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
                          const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
 {
         VtpmAttester *a = userdata;
         _cleanup_(evidence_freep) Evidence *e = NULL;
-        char *doc;
-        size_t size;
         int r;
 
         /* ESAPI contexts are not thread-safe. */
@@ -34,12 +46,7 @@ static int vtpm_issue_cb(void *userdata, const uint8_t binding[static ATLS_BINDI
         (void) pthread_mutex_unlock(&a->lock);
         if (r < 0)
                 return r;
-        r = evidence_serialize(e, &doc, &size);
-        if (r < 0)
-                return diag_fail(d, r, "evidence-size", -1, "cannot serialise the evidence");
-        *ret = (uint8_t *) doc;
-        *ret_size = size;
-        return 0;
+        return serialize_for_atls(e, ret, ret_size, d);
 }
 
 AtlsAttester vtpm_attester(VtpmAttester *a)
@@ -54,19 +61,12 @@ static int sim_snp_issue_cb(void *userdata, const uint8_t binding[static ATLS_BI
 {
         SimSnpAttester *a = userdata;
         _cleanup_(evidence_freep) Evidence *e = NULL;
-        char *doc;
-        size_t size;
         int r;
 
         r = attest_sim_snp_issue(a->sim, binding, &e, d);
         if (r < 0)
                 return r;
-        r = evidence_serialize(e, &doc, &size);
-        if (r < 0)
-                return diag_fail(d, r, "evidence-size", -1, "cannot serialise the evidence");
-        *ret = (uint8_t *) doc;
-        *ret_size = size;
-        return 0;
+        return serialize_for_atls(e, ret, ret_size, d);
 }
 
 AtlsAttester sim_snp_attester(SimSnpAttester *a)

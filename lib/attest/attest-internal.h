@@ -4,6 +4,7 @@
 /* Shared by the files of lib/attest/: building the check list of an AttestReport. */
 
 #include "cloister/attest.h"
+#include "cloister/tpm-quote.h"
 
 CheckResult *report_add(AttestReport *r, const char *name, int index, CheckStatus status,
                         bool enforced, const char *format, ...) _printf_(6, 7);
@@ -32,3 +33,8 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
 
 int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t *qualifying,
                         size_t qualifying_size, time_t at, AttestReport *r, Diag *d);
+
+/* The quote covers exactly the SHA-256 PCRs the evidence lists, and their values reproduce the
+ * signed digest. */
+int attest_check_quote_pcrs(const EvidenceTpm *t, const TpmQuoteInfo *q, uint16_t sig_hash,
+                            AttestReport *r, Diag *d);

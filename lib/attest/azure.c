@@ -106,14 +106,13 @@ int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t 
         _cleanup_(json_decrefp) json_t *runtime = NULL;
         const uint8_t *magic, *report_raw, *var;
         uint32_t data_size, version, report_type, hash_type, var_size;
-        uint8_t digest[32], pcrs[TPM_PCR_MAX][TPM_DIGEST_MAX] = {}, pcr_digest[TPM_DIGEST_MAX];
+        uint8_t digest[32];
         TpmPublic ak = { .type = TPM_ALG_RSA, .scheme = TPM_ALG_NULL };
         TpmSignature sig = {};
         TpmQuoteInfo q;
         SnpProduct product;
         SnpReport rep;
         Diag sub;
-        size_t dn;
         int k;
 
         diag_clear(&sub);
@@ -209,24 +208,9 @@ int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t 
                 report_add(r, "binding", -1, CHECK_PASS, true, "quote bound to the nonce");
 
         /* 4. PCRs as for qemu-vtpm. */
-        if (q.n_selections != 1 || q.selections[0].hash != TPM_ALG_SHA256 ||
-            q.selections[0].mask != e->tpm.pcr_mask) {
-                k = report_fail(r, d, -EBADMSG, "pcr-selection", -1, NULL, 0, NULL, 0,
-                                "the evidence's PCRs are not the SHA-256 PCRs the quote covers");
+        k = attest_check_quote_pcrs(&e->tpm, &q, sig.hash, r, d);
+        if (k < 0)
                 goto finish;
-        }
-        for (int i = 0; i < EVIDENCE_PCR_COUNT; i++)
-                memcpy(pcrs[i], e->tpm.pcrs[i], EVIDENCE_PCR_SIZE);
-        k = tpm_pcr_digest(&q, pcrs, sig.hash, pcr_digest, &dn);
-        if (k < 0 || dn != q.pcr_digest_size || memcmp(pcr_digest, q.pcr_digest, dn) != 0) {
-                k = report_fail(r, d, -EKEYREJECTED, "pcr-digest", -1, q.pcr_digest,
-                                q.pcr_digest_size, pcr_digest, k < 0 ? 0 : dn,
-                                "the PCR values in the evidence are not the ones the quote "
-                                "signed");
-                goto finish;
-        }
-        report_add(r, "pcr-digest", -1, CHECK_PASS, true,
-                   "PCR values match the quote's signed digest");
         k = attest_check_measurements(p, e->tpm.pcr_mask, e->tpm.pcrs, r, d);
 finish:
         tpm_signature_done(&sig);

@@ -118,6 +118,20 @@ static int get_blob(const JsonCtx *ctx, const json_t *o, const char *key, bool r
         return 0;
 }
 
+int evidence_pcr_index_from_key(const char *k)
+{
+        int idx = 0;
+
+        if (!k || !*k || strlen(k) > 2 || (k[0] == '0' && k[1]))
+                return -1;
+        for (const char *c = k; *c; c++) {
+                if (*c < '0' || *c > '9')
+                        return -1;
+                idx = idx * 10 + (*c - '0');
+        }
+        return idx < EVIDENCE_PCR_COUNT ? idx : -1;
+}
+
 static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
 {
         const char *k;
@@ -128,13 +142,9 @@ static int parse_pcrs(const JsonCtx *ctx, const json_t *o, EvidenceTpm *t)
         if (r < 0)
                 return r;
         json_object_foreach ((json_t *) o, k, v) {
-                char *end;
-                unsigned long idx;
+                int idx = evidence_pcr_index_from_key(k);
 
-                /* Keys are decimal PCR indexes "0".."23", no sign, no leading zeros. */
-                idx = strtoul(k, &end, 10);
-                if (!*k || *end || idx >= EVIDENCE_PCR_COUNT || (k[0] == '0' && k[1]) ||
-                    k[0] == '+' || k[0] == '-' || k[0] == ' ')
+                if (idx < 0)
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                          "%s: %s.%s: not a PCR index 0..23", ctx->source, ctx->path,
                                          k);

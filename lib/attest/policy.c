@@ -69,12 +69,11 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
         if (r < 0)
                 return r;
         json_object_foreach ((json_t *) o, k, v) {
-                char buf[64], *end;
-                unsigned long idx = strtoul(k, &end, 10);
+                int idx = evidence_pcr_index_from_key(k);
                 bool warn = false;
+                char buf[64];
 
-                if (!*k || *end || idx >= EVIDENCE_PCR_COUNT || (k[0] == '0' && k[1]) ||
-                    !(k[0] >= '0' && k[0] <= '9'))
+                if (idx < 0)
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                          "%s: %s.%s: not a PCR index 0..23", ctx->source, ctx->path,
                                          k);
@@ -249,6 +248,21 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
         return 0;
 }
 
+/* Reads the member key of the root object with fn. */
+static int parse_member(const JsonCtx *root, const json_t *j, const char *key,
+                        int (*fn)(const JsonCtx *, const json_t *, AttestPolicy *), AttestPolicy *p)
+{
+        char buf[64];
+        json_t *sub;
+        int r;
+
+        r = json_get_object(root, j, key, true, &sub);
+        if (r < 0)
+                return r;
+        JsonCtx c = json_ctx_child(root, key, buf, sizeof(buf));
+        return fn(&c, sub, p);
+}
+
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d)
 {
@@ -259,9 +273,7 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
         const char *variant, *evlog;
-        json_t *sub;
         int64_t version;
-        char buf[32];
         int r;
 
         if (size > ATTEST_POLICY_SIZE_MAX)
@@ -291,11 +303,7 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                                  source, variant);
 
         if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP) {
-                r = json_get_object(&ctx, j, "snp", true, &sub);
-                if (r < 0)
-                        return r;
-                JsonCtx cs = json_ctx_child(&ctx, "snp", buf, sizeof(buf));
-                r = parse_snp(&cs, sub, p);
+                r = parse_member(&ctx, j, "snp", parse_snp, p);
                 if (r < 0)
                         return r;
                 if (p->variant == ATTEST_VARIANT_SIM_SNP && !p->snp_trusted_arks.data)
@@ -309,18 +317,9 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (p->variant == ATTEST_VARIANT_AZURE_SEV_SNP) {
                 /* SNP checks for the HCL's report, PCR measurements for the vTPM quote; the AK
                  * is vouched for by the SNP report, so no akTrust. */
-                r = json_get_object(&ctx, j, "snp", true, &sub);
-                if (r < 0)
-                        return r;
-                JsonCtx cs = json_ctx_child(&ctx, "snp", buf, sizeof(buf));
-                r = parse_snp(&cs, sub, p);
-                if (r < 0)
-                        return r;
-                r = json_get_object(&ctx, j, "measurements", true, &sub);
-                if (r < 0)
-                        return r;
-                JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
-                r = parse_measurements(&cm, sub, p);
+                r = parse_member(&ctx, j, "snp", parse_snp, p);
+                if (r >= 0)
+                        r = parse_member(&ctx, j, "measurements", parse_measurements, p);
                 if (r < 0)
                         return r;
                 p->event_log = EVENT_LOG_IGNORE;
@@ -328,20 +327,11 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                 return 0;
         }
 
-        r = json_get_object(&ctx, j, "measurements", true, &sub);
+        r = parse_member(&ctx, j, "measurements", parse_measurements, p);
         if (r < 0)
                 return r;
-        JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
-        r = parse_measurements(&cm, sub, p);
-        if (r < 0)
-                return r;
-
         /* Refuse by default: a policy must say how the attestation key is trusted. */
-        r = json_get_object(&ctx, j, "akTrust", true, &sub);
-        if (r < 0)
-                return r;
-        JsonCtx ca = json_ctx_child(&ctx, "akTrust", buf, sizeof(buf));
-        r = parse_ak_trust(&ca, sub, p);
+        r = parse_member(&ctx, j, "akTrust", parse_ak_trust, p);
         if (r < 0)
                 return r;
 

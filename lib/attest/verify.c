@@ -43,16 +43,50 @@ static int check_ak_trust(const Evidence *e, const AttestPolicy *p, const TpmPub
         }
 }
 
+int attest_check_quote_pcrs(const EvidenceTpm *t, const TpmQuoteInfo *q, uint16_t sig_hash,
+                            AttestReport *r, Diag *d)
+{
+        uint8_t pcrs[TPM_PCR_MAX][TPM_DIGEST_MAX] = {}, digest[TPM_DIGEST_MAX];
+        size_t dn;
+        int k;
+
+        if (q->n_selections != 1 || q->selections[0].hash != TPM_ALG_SHA256)
+                return report_fail(r, d, -EPERM, "pcr-selection", -1, NULL, 0, NULL, 0,
+                                   "the quote must cover exactly one bank, SHA-256");
+        if (q->selections[0].mask != t->pcr_mask) {
+                CheckResult *c;
+
+                k = report_fail(r, d, -EBADMSG, "pcr-selection", -1, NULL, 0, NULL, 0,
+                                "the evidence lists other PCRs than the quote covers");
+                c = r && r->n_checks > 0 ? &r->checks[r->n_checks - 1] : NULL;
+                if (c) {
+                        (void) snprintf(c->expected, sizeof(c->expected), "0x%06x",
+                                        q->selections[0].mask);
+                        (void) snprintf(c->actual, sizeof(c->actual), "0x%06x", t->pcr_mask);
+                }
+                return k;
+        }
+        for (int i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                memcpy(pcrs[i], t->pcrs[i], EVIDENCE_PCR_SIZE);
+        k = tpm_pcr_digest(q, pcrs, sig_hash, digest, &dn);
+        if (k < 0 || dn != q->pcr_digest_size || memcmp(digest, q->pcr_digest, dn) != 0)
+                return report_fail(r, d, -EKEYREJECTED, "pcr-digest", -1, q->pcr_digest,
+                                   q->pcr_digest_size, digest, k < 0 ? 0 : dn,
+                                   "the PCR values in the evidence are not the ones the quote "
+                                   "signed");
+        report_add(r, "pcr-digest", -1, CHECK_PASS, true,
+                   "PCR values match the quote's signed digest");
+        return 0;
+}
+
 static int verify_tpm(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d)
 {
         const EvidenceTpm *t = &e->tpm;
-        uint8_t pcrs[TPM_PCR_MAX][TPM_DIGEST_MAX] = {}, digest[TPM_DIGEST_MAX];
         TpmPublic ak = {};
         TpmQuoteInfo q;
         TpmSignature sig = {};
         Diag sub;
-        size_t dn;
         int k;
 
         diag_clear(&sub);
@@ -104,36 +138,9 @@ static int verify_tpm(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                 report_add(r, "binding", -1, CHECK_PASS, true,
                            "quote bound to this verifier's nonce and the peer's key");
 
-        if (q.n_selections != 1 || q.selections[0].hash != TPM_ALG_SHA256) {
-                k = report_fail(r, d, -EPERM, "pcr-selection", -1, NULL, 0, NULL, 0,
-                                "the quote must cover exactly one bank, SHA-256");
+        k = attest_check_quote_pcrs(t, &q, sig.hash, r, d);
+        if (k < 0)
                 goto finish;
-        }
-        if (q.selections[0].mask != t->pcr_mask) {
-                char want[16], got[16];
-                CheckResult *c;
-
-                k = report_fail(r, d, -EBADMSG, "pcr-selection", -1, NULL, 0, NULL, 0,
-                                "the evidence lists other PCRs than the quote covers");
-                (void) snprintf(want, sizeof(want), "0x%06x", q.selections[0].mask);
-                (void) snprintf(got, sizeof(got), "0x%06x", t->pcr_mask);
-                c = &r->checks[r->n_checks - 1];
-                (void) snprintf(c->expected, sizeof(c->expected), "%s", want);
-                (void) snprintf(c->actual, sizeof(c->actual), "%s", got);
-                goto finish;
-        }
-        for (int i = 0; i < EVIDENCE_PCR_COUNT; i++)
-                memcpy(pcrs[i], t->pcrs[i], EVIDENCE_PCR_SIZE);
-        k = tpm_pcr_digest(&q, pcrs, sig.hash, digest, &dn);
-        if (k < 0 || dn != q.pcr_digest_size || memcmp(digest, q.pcr_digest, dn) != 0) {
-                k = report_fail(r, d, -EKEYREJECTED, "pcr-digest", -1, q.pcr_digest,
-                                q.pcr_digest_size, digest, k < 0 ? 0 : dn,
-                                "the PCR values in the evidence are not the ones the quote "
-                                "signed");
-                goto finish;
-        }
-        report_add(r, "pcr-digest", -1, CHECK_PASS, true,
-                   "PCR values match the quote's signed digest");
         report_add(r, "clock", -1, q.safe ? CHECK_PASS : CHECK_WARN, false,
                    "TPM clock %llu ms, reset count %u, restart count %u, %s",
                    (unsigned long long) q.clock, q.reset_count, q.restart_count,

@@ -204,3 +204,43 @@ int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *metho
                 json_decref(j);
         return 0;
 }
+
+int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t **ret,
+                 size_t *ret_size, long *ret_status, Diag *d)
+{
+        Response resp = { .max = max_size };
+        char errbuf[CURL_ERROR_SIZE] = "";
+        long status = 0;
+        CURLcode cc;
+        CURL *curl;
+
+        (void) pthread_once(&curl_once, curl_init);
+        if (curl_init_result != CURLE_OK)
+                return -EIO;
+        curl = curl_easy_init();
+        if (!curl)
+                return -ENOMEM;
+        (void) curl_easy_setopt(curl, CURLOPT_URL, url);
+        (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
+        (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        cc = curl_easy_perform(curl);
+        (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        if (cc != CURLE_OK) {
+                free(resp.data);
+                if (resp.too_large)
+                        return diag_fail(d, -EMSGSIZE, "http", -1,
+                                         "%s: answer larger than %zu bytes", url, max_size);
+                return diag_fail(d, -EHOSTUNREACH, "http", -1, "%s: %s", url,
+                                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        }
+        *ret = (uint8_t *) resp.data;
+        *ret_size = resp.size;
+        *ret_status = status;
+        return 0;
+}

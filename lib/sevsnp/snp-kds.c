@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/log.h"
+#include "cloister/rpc.h"
 #include "cloister/snp-kds.h"
 
 #define KDS_RESPONSE_MAX (64U * 1024U)
@@ -36,75 +36,39 @@ void snp_kds_config_defaults(SnpKdsConfig *c)
         };
 }
 
-typedef struct Buf {
-        uint8_t *data;
-        size_t size;
-        bool too_large;
-} Buf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *userdata)
-{
-        Buf *b = userdata;
-        size_t len = size * n;
-        uint8_t *q;
-
-        if (len > KDS_RESPONSE_MAX - b->size) {
-                b->too_large = true;
-                return 0;
-        }
-        q = realloc(b->data, b->size + len + 1);
-        if (!q)
-                return 0;
-        memcpy(q + b->size, p, len);
-        b->data = q;
-        b->size += len;
-        return len;
-}
-
 static int fetch(const SnpKdsConfig *c, const char *url, uint8_t **ret, size_t *ret_size, Diag *d)
 {
         for (unsigned attempt = 0;; attempt++) {
-                Buf b = {};
+                uint8_t *data = NULL;
+                size_t size = 0;
                 long status = 0;
-                CURLcode cc;
-                CURL *curl = curl_easy_init();
+                Diag sub;
+                int r;
 
-                if (!curl)
-                        return -ENOMEM;
-                (void) curl_easy_setopt(curl, CURLOPT_URL, url);
-                (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-                (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-                (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
-                (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-                (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-                (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-                cc = curl_easy_perform(curl);
-                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-                curl_easy_cleanup(curl);
+                diag_clear(&sub);
+                r = rpc_http_get(url, KDS_RESPONSE_MAX, c->timeout_ms, &data, &size, &status, &sub);
                 (void) pthread_mutex_lock(&requests_lock);
                 requests++;
                 (void) pthread_mutex_unlock(&requests_lock);
-
-                if (cc == CURLE_OK && status == 200 && b.size > 0) {
-                        *ret = b.data;
-                        *ret_size = b.size;
+                if (r == -EMSGSIZE) {
+                        *d = sub;
+                        return r;
+                }
+                if (r >= 0 && status == 200 && size > 0) {
+                        *ret = data;
+                        *ret_size = size;
                         return 0;
                 }
-                free(b.data);
-                if (b.too_large)
-                        return diag_fail(d, -EMSGSIZE, "snp-kds", -1,
-                                         "%s: answer larger than %u bytes", url, KDS_RESPONSE_MAX);
+                free(data);
                 /* 404 is final (no such chip/TCB); 429 (rate limit), 5xx and transport errors
                  * are retried with a doubling backoff. */
-                bool retry = cc != CURLE_OK || status == 429 || status >= 500;
+                bool retry = r < 0 || status == 429 || status >= 500;
                 if (!retry || attempt >= c->retries)
-                        return diag_fail(d, cc != CURLE_OK ? -EHOSTUNREACH : -ENOENT, "snp-kds", -1,
-                                         "%s: %s%s", url,
-                                         cc != CURLE_OK ? curl_easy_strerror(cc) : "HTTP status ",
-                                         cc != CURLE_OK  ? ""
-                                         : status == 404 ? "404 (unknown chip ID or TCB)"
-                                         : status == 429 ? "429 (rate limited; retry later)"
-                                                         : "error");
+                        return diag_fail(d, r < 0 ? r : -ENOENT, "snp-kds", -1, "%s: %s", url,
+                                         r < 0           ? sub.message
+                                         : status == 404 ? "HTTP 404 (unknown chip ID or TCB)"
+                                         : status == 429 ? "HTTP 429 (rate limited; retry later)"
+                                                         : "HTTP error");
                 unsigned ms = c->backoff_ms << MIN(attempt, 4U);
                 struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
                 log_debug("snp-kds: %s: %s, retrying in %u ms", url,

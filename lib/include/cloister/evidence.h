@@ -81,5 +81,7 @@ int blob_set(Blob *b, const void *data, size_t size);
 void blob_clear(Blob *b);
 
 int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d);
+/* A PCR index written as a JSON key: "0".."23", decimal, no sign, no leading zero; else -1. */
+int evidence_pcr_index_from_key(const char *key);
 /* Compact JSON, NUL-terminated; *ret_size excludes the NUL. -EMSGSIZE over EVIDENCE_SIZE_MAX. */
 int evidence_serialize(const Evidence *e, char **ret, size_t *ret_size);

@@ -82,3 +82,8 @@ void rpc_client_config_defaults(RpcClientConfig *c);
 int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *method,
              const char *base_url, const char *path, const json_t *body, bool idempotent,
              long *ret_status, json_t **ret_response, Diag *d);
+
+/* A plain GET (https, or http for loopback test servers) of at most max_size bytes: for
+ * self-authenticating data such as AMD's certificates. *ret may be NULL for an empty body. */
+int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t **ret,
+                 size_t *ret_size, long *ret_status, Diag *d);
