@@ -11,6 +11,8 @@
 static const Verb verbs[] = {
         { "eventlog", 1, VERB_ANY, verb_eventlog,
           "replay | show: TCG boot event logs (PCR values, readable events)" },
+        { "authenticode", 1, VERB_ANY, verb_authenticode,
+          "PE/COFF Authenticode digest of an EFI binary" },
         {},
 };
 
@@ -25,6 +27,7 @@ static void help(void)
         printf("\n"
                "  eventlog replay LOG [--bank sha1|sha256|sha384] [-o text|json]\n"
                "  eventlog show LOG [--bank ...] [-o text|json]\n"
+               "  authenticode FILE [--hash sha256|sha384]\n"
                "\n"
                "Options:\n"
                "  -h --help      Show this help\n"

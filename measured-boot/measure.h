@@ -2,3 +2,4 @@
 #pragma once
 
 int verb_eventlog(int argc, char *argv[], void *userdata);
+int verb_authenticode(int argc, char *argv[], void *userdata);
