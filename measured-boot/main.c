@@ -13,6 +13,8 @@ static const Verb verbs[] = {
           "replay | show: TCG boot event logs (PCR values, readable events)" },
         { "authenticode", 1, VERB_ANY, verb_authenticode,
           "PE/COFF Authenticode digest of an EFI binary" },
+        { "sign", 1, VERB_ANY, verb_sign, "sign a measurements file (ECDSA P-256)" },
+        { "verify", 1, VERB_ANY, verb_verify, "verify a measurements file's signature" },
         {},
 };
 
@@ -28,6 +30,8 @@ static void help(void)
                "  eventlog replay LOG [--bank sha1|sha256|sha384] [-o text|json]\n"
                "  eventlog show LOG [--bank ...] [-o text|json]\n"
                "  authenticode FILE [--hash sha256|sha384]\n"
+               "  sign --key KEY.pem FILE [--output SIG]\n"
+               "  verify --pubkey PUB.pem FILE SIG\n"
                "\n"
                "Options:\n"
                "  -h --help      Show this help\n"

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <string.h>
+
+#include "cloister/crypto.h"
+#include "cloister/json.h"
+#include "cloister/measurements.h"
+
+MeasurementsFile *measurements_file_free(MeasurementsFile *m)
+{
+        if (!m)
+                return NULL;
+        free(m->image);
+        free(m);
+        return NULL;
+}
+
+int measurements_file_parse(const void *data, size_t size, const char *source,
+                            MeasurementsFile **ret, Diag *d)
+{
+        static const char *const keys[] = { "version", "image", "measurements", NULL };
+        static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonCtx ctx = { .source = source, .path = "", .diag = d };
+        const char *image, *k;
+        json_t *ms, *v;
+        int64_t version;
+        char buf[64];
+        int r;
+
+        if (size > MEASUREMENTS_FILE_SIZE_MAX)
+                return diag_fail(d, -EMSGSIZE, "file-size", -1, "%s: larger than %u bytes", source,
+                                 MEASUREMENTS_FILE_SIZE_MAX);
+        r = json_parse_buffer(data, size, source, &j, d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, j, keys);
+        if (r >= 0)
+                r = json_get_int(&ctx, j, "version", true, 1, 1, &version);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "image", true, &image);
+        if (r >= 0)
+                r = json_get_object(&ctx, j, "measurements", true, &ms);
+        if (r < 0)
+                return r;
+        m = calloc(1, sizeof(*m));
+        if (!m || !(m->image = strdup(image)))
+                return -ENOMEM;
+        JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
+        json_object_foreach (ms, k, v) {
+                int idx = evidence_pcr_index_from_key(k);
+                char buf2[96];
+                bool warn = false;
+
+                if (idx < 0)
+                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                         "%s: .measurements.%s: not a PCR index 0..23", source, k);
+                JsonCtx ce = json_ctx_child(&cm, k, buf2, sizeof(buf2));
+                r = json_check_keys(&ce, v, entry_keys);
+                if (r >= 0)
+                        r = json_get_hex_exact(&ce, v, "expected", true, m->pcrs[idx].expected,
+                                               EVIDENCE_PCR_SIZE);
+                if (r >= 0) {
+                        r = json_get_bool(&ce, v, "warnOnly", false, &warn);
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r < 0)
+                        return r;
+                m->pcrs[idx].present = true;
+                m->pcrs[idx].warn_only = warn;
+        }
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static EVP_PKEY *load_p256(const void *pem, size_t size, bool private)
+{
+        BIO *b = BIO_new_mem_buf(pem, (int) size);
+        EVP_PKEY *k = NULL;
+        char group[32] = "";
+
+        if (b)
+                k = private ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)
+                            : PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+        BIO_free(b);
+        if (k && (!EVP_PKEY_is_a(k, "EC") ||
+                  EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                                 sizeof(group), NULL) != 1 ||
+                  strcmp(group, "prime256v1") != 0)) {
+                EVP_PKEY_free(k);
+                k = NULL;
+        }
+        return k;
+}
+
+int measurements_sign(const void *data, size_t size, const void *key_pem, size_t key_size,
+                      uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = load_p256(key_pem, key_size, true);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
+        uint8_t sig[MEASUREMENTS_SIGNATURE_MAX];
+        size_t n = sizeof(sig);
+
+        if (!key)
+                return diag_fail(d, crypto_log_errors(-EINVAL, "key"), "signing-key", -1,
+                                 "the signing key is not an ECDSA P-256 private key in PEM");
+        if (!md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+            EVP_DigestSign(md, sig, &n, data, size) != 1)
+                return diag_fail(d, crypto_log_errors(-EIO, "sign"), "signing", -1,
+                                 "signing failed");
+        *ret = malloc(n);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, sig, n);
+        *ret_size = n;
+        return 0;
+}
+
+int measurements_verify(const void *data, size_t size, const void *sig, size_t sig_size,
+                        const void *pub_pem, size_t pub_size, Diag *d)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = load_p256(pub_pem, pub_size, false);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+        if (!key)
+                return diag_fail(d, crypto_log_errors(-EINVAL, "pubkey"), "public-key", -1,
+                                 "the public key is not an ECDSA P-256 public key in PEM");
+        if (sig_size > MEASUREMENTS_SIGNATURE_MAX || !md ||
+            EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+            EVP_DigestVerify(md, sig, sig_size, data, size) != 1)
+                return diag_fail(d, crypto_log_errors(-EKEYREJECTED, "verify"), "signature", -1,
+                                 "the signature does not verify with this key: the file or the "
+                                 "signature was changed, or another key signed it");
+        return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cloister/fileio.h"
+#include "cloister/log.h"
+#include "cloister/measurements.h"
+#include "measure.h"
+
+static int load(const char *path, size_t max, uint8_t **ret, size_t *size)
+{
+        int r = read_full_file(path, max, ret, size);
+        if (r == -EMSGSIZE)
+                (void) log_error_errno(r, "%s: larger than %zu bytes.", path, max);
+        else if (r < 0)
+                (void) log_error_errno(r, "%s: cannot read: %m", path);
+        return r;
+}
+
+/* The file must be a valid measurements file before it is signed or trusted. */
+static int check_format(const char *path, const uint8_t *data, size_t size)
+{
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = measurements_file_parse(data, size, path, &m, &d);
+        if (r < 0)
+                (void) log_error_errno(r, "%s", d.message);
+        return r;
+}
+
+int verb_sign(int argc, char *argv[], void *userdata)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "key", required_argument, NULL, 'k' },
+                { "output", required_argument, NULL, 'o' },
+                {},
+        };
+        _cleanup_(freep) uint8_t *data = NULL, *key = NULL, *sig = NULL;
+        _cleanup_(freep) char *out_default = NULL;
+        const char *keyfile = NULL, *out = NULL;
+        size_t size, ks, sn;
+        Diag d;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hk:o:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister-measure sign --key KEY.pem FILE [--output SIG]\n\n"
+                               "Signs a measurements file (ECDSA P-256, detached DER signature,\n"
+                               "default FILE.sig). The file is validated first.\n");
+                        return 0;
+                case 'k':
+                        keyfile = optarg;
+                        break;
+                case 'o':
+                        out = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (argc - optind != 1 || !keyfile)
+                return log_error_errno(-EINVAL, "sign: --key KEY.pem and one FILE are required.");
+        if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
+            (r = check_format(argv[optind], data, size)) < 0 ||
+            (r = load(keyfile, 64 * 1024, &key, &ks)) < 0)
+                return r;
+        diag_clear(&d);
+        r = measurements_sign(data, size, key, ks, &sig, &sn, &d);
+        explicit_wipe(key, ks);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", keyfile, d.message);
+        if (!out) {
+                if (asprintf(&out_default, "%s.sig", argv[optind]) < 0)
+                        return log_oom();
+                out = out_default;
+        }
+        r = write_file_atomic(out, sig, sn, 0644, 0);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot write: %m", out);
+        printf("Signed %s: %s\n", argv[optind], out);
+        return 0;
+}
+
+int verb_verify(int argc, char *argv[], void *userdata)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "pubkey", required_argument, NULL, 'p' },
+                {},
+        };
+        _cleanup_(freep) uint8_t *data = NULL, *pub = NULL, *sig = NULL;
+        const char *pubfile = NULL;
+        size_t size, ps, sn;
+        Diag d;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hp:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister-measure verify --pubkey PUB.pem FILE SIG\n");
+                        return 0;
+                case 'p':
+                        pubfile = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (argc - optind != 2 || !pubfile)
+                return log_error_errno(-EINVAL,
+                                       "verify: --pubkey PUB.pem, FILE and SIG are required.");
+        if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
+            (r = load(argv[optind + 1], MEASUREMENTS_SIGNATURE_MAX, &sig, &sn)) < 0 ||
+            (r = load(pubfile, 64 * 1024, &pub, &ps)) < 0)
+                return r;
+        diag_clear(&d);
+        r = measurements_verify(data, size, sig, sn, pub, ps, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", argv[optind], d.message);
+        r = check_format(argv[optind], data, size);
+        if (r < 0)
+                return r;
+        printf("%s: signature valid\n", argv[optind]);
+        return 0;
+}
