@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The state disk's LUKS2 header, through libcryptsetup (the only module that includes it).
+ * One profile is accepted: aes-xts-plain64 with a 512-bit volume key, 4096-byte sectors, one data
+ * segment, exactly one luks2 keyslot with PBKDF2-SHA256 (the keys are full-entropy machine keys:
+ * a memory-hard KDF adds nothing but boot time; docs in disk-mapper/README.md), and exactly one
+ * Cloister token recording the disk's state. Anything else is refused before any key is tried.
+ */
+
+#include <stdbool.h>
+
+#include "cloister/diag.h"
+#include "cloister/secret.h"
+
+#define LUKS_CIPHER           "aes"
+#define LUKS_CIPHER_MODE      "xts-plain64"
+#define LUKS_VOLUME_KEY_SIZE  64
+#define LUKS_SECTOR_SIZE      4096
+#define LUKS_PBKDF_ITERATIONS 1000
+#define LUKS_TOKEN_TYPE       "cloister"
+#define LUKS_FORMAT_VERSION   1
+#define LUKS_UUID_SIZE        37 /* 36 + NUL */
+
+typedef enum LuksState {
+        LUKS_STATE_NEW,         /* keyed with the first-boot key */
+        LUKS_STATE_INITIALIZED, /* keyed with the attestation-released disk key */
+        _LUKS_STATE_MAX,
+        _LUKS_STATE_INVALID = -EINVAL,
+} LuksState;
+
+const char *luks_state_to_string(LuksState s);
+
+/* Formats path (a block device or image file) with the profile and a keyslot for key; the
+ * token says "new". Refuses a device that already carries a LUKS header (-EEXIST). */
+int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_SIZE], Diag *d);
+
+/* Strict validation of an existing header against the profile; fills uuid and state. */
+int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
+                  Diag *d);
+
+/* The profile checks on the header's JSON metadata alone (as crypt_dump_json() gives it). */
+int luks_validate_metadata_json(const char *json, size_t size, LuksState *ret_state, Diag *d);
+
+/* -EKEYREJECTED unless key opens the (validated) header's keyslot. */
+int luks_check_key(const char *path, const Secret *key, Diag *d);
+
+/* Re-keys from old_key to new_key and marks the disk initialized. At every instant at least one
+ * keyslot opens the disk: the new keyslot is added and proven before the old one is destroyed. */
+int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, Diag *d);
