@@ -21,14 +21,8 @@
 #include "cloister/snp-sim.h"
 #include "cloister/tpm-device.h"
 #include "helpers/attest-fixture.h"
+#include "helpers/bench.h"
 #include "helpers/vtpm.h"
-
-static double now_wall(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static double now_cpu(void)
 {
@@ -47,7 +41,7 @@ static int one_handshake(SSL_CTX *cctx, SSL_CTX *sctx, Sample *out)
         SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
         BIO *b1, *b2;
         bool cd = false, sd = false;
-        double t0 = now_wall(), scpu = 0;
+        double t0 = bench_now(), scpu = 0;
         int ok = -1;
 
         BIO_new_bio_pair(&b1, 0, &b2, 0);
@@ -84,7 +78,7 @@ static int one_handshake(SSL_CTX *cctx, SSL_CTX *sctx, Sample *out)
                         ok = 0;
                 scpu += now_cpu() - c0;
         }
-        out->wall = now_wall() - t0;
+        out->wall = bench_now() - t0;
         out->server_cpu = scpu;
         SSL_free(c);
         SSL_free(s);
@@ -142,18 +136,6 @@ typedef struct Pair {
         SSL_CTX *c, *s;
 } Pair;
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *) a, y = *(const double *) b;
-        return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-        qsort(v, (size_t) n, sizeof(double), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct Result {
         double base_wall, cand_wall, base_cpu, cand_cpu; /* medians */
         double wall_ratio, cpu_ratio;                    /* medians of per-pair ratios */
@@ -176,12 +158,12 @@ static int compare(Pair base, Pair cand, int n, Result *r)
                 cr[i] = b.server_cpu / a.server_cpu;
         }
         if (ok == 0) {
-                r->wall_ratio = median(wr, n);
-                r->cpu_ratio = median(cr, n);
-                r->base_wall = median(bw, n);
-                r->cand_wall = median(cw, n);
-                r->base_cpu = median(bc, n);
-                r->cand_cpu = median(cc, n);
+                r->wall_ratio = bench_median(wr, n);
+                r->cpu_ratio = bench_median(cr, n);
+                r->base_wall = bench_median(bw, n);
+                r->cand_wall = bench_median(cw, n);
+                r->base_cpu = bench_median(bc, n);
+                r->cand_cpu = bench_median(cc, n);
         }
         free(bw), free(cw), free(bc), free(cc), free(wr), free(cr);
         return ok;
@@ -227,15 +209,15 @@ static void standalone_cost(SimSnpAttester *sa, const AttestPolicy *pol, int n, 
                 evidence_free(p);
                 free(doc);
         }
-        *issue = median(is, n);
-        *verify = median(vs, n);
+        *issue = bench_median(is, n);
+        *verify = bench_median(vs, n);
         free(is);
         free(vs);
 }
 
 int main(int argc, char *argv[])
 {
-        int n = argc > 1 ? atoi(argv[1]) : 200;
+        int n = argc > 1 ? bench_pairs(argv[1]) : 200;
         const char *out = argc > 2 ? argv[2] : "build/bench/atls.json";
         SnpSimulator *sim_s = NULL, *sim_c = NULL;
         AttestPolicy *pol_s = NULL, *pol_c = NULL, *pol_tpm = NULL;

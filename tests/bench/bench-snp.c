@@ -15,26 +15,8 @@
 #include "cloister/fileio.h"
 #include "cloister/json.h"
 #include "cloister/sev-snp.h"
+#include "helpers/bench.h"
 #include "helpers/unit.h"
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *) a, y = *(const double *) b;
-        return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-        qsort(v, (size_t) n, sizeof(double), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static uint8_t *load(const char *rel, size_t *size)
 {
@@ -48,7 +30,7 @@ static uint8_t *load(const char *rel, size_t *size)
 
 int main(int argc, char *argv[])
 {
-        int n = argc > 1 ? atoi(argv[1]) : 200, failed = 0;
+        int n = argc > 1 ? bench_pairs(argv[1]) : 200, failed = 0;
         const char *out = argc > 2 ? argv[2] : "build/bench/snp.json";
         size_t rn, vn, cn;
         uint8_t *raw = load("snp/trustee-milan/report.bin", &rn);
@@ -89,22 +71,22 @@ int main(int argc, char *argv[])
                 int ok;
 
                 /* baseline: one raw ECDSA-P384/SHA-384 verification of the signed part */
-                t0 = now();
+                t0 = bench_now();
                 ok = EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, X509_get0_pubkey(x)) == 1 &&
                      EVP_DigestVerify(md, der, (size_t) dn, raw, SNP_SIGNED_SIZE) == 1;
-                t1 = now();
+                t1 = bench_now();
                 EVP_MD_CTX_free(md);
                 /* cached chain (warm after the first call) */
                 ok = ok && snp_report_parse(raw, rn, &r2, NULL) == 0 &&
                      snp_verify_report(&r2, raw, rn, vcek, vn, chain, cn, trust, at, NULL, NULL) ==
                              0;
-                t2 = now();
+                t2 = bench_now();
                 /* cold chain */
                 snp_chain_cache_flush();
                 ok = ok && snp_report_parse(raw, rn, &r2, NULL) == 0 &&
                      snp_verify_report(&r2, raw, rn, vcek, vn, chain, cn, trust, at, NULL, NULL) ==
                              0;
-                t3 = now();
+                t3 = bench_now();
                 if (!ok) {
                         fprintf(stderr, "bench: verification failed\n");
                         return 1;
@@ -116,7 +98,8 @@ int main(int argc, char *argv[])
                 cached[i - 5] = (t2 - t1) / (t1 - t0);
                 cold[i - 5] = (t3 - t2) / (t1 - t0);
         }
-        double base = median(raw_t, n), rc = median(cached, n), rk = median(cold, n);
+        double base = bench_median(raw_t, n), rc = bench_median(cached, n),
+               rk = bench_median(cold, n);
         printf("%-34s %12s %12s %8s %-7s %s\n", "name", "baseline", "candidate", "ratio", "target",
                "verdict");
         printf("%-34s %12.6f %12.6f %8.3f <=%-5.2f %s\n", "snp-verify-cached-vs-ecdsa", base,
