@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <openssl/err.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cloister/crypto.h"
 #include "cloister/log.h"
@@ -16,15 +19,42 @@ int crypto_log_errors(int error, const char *what)
         return error;
 }
 
+/* Fetching an algorithm takes the provider store's lock and a lookup: do it once per digest for
+ * the process (the fetched objects are immutable and thread-safe). */
+static const char *const md_names[] = { "SHA1", "SHA256", "SHA384", "SHA512" };
+static EVP_MD *md_cache[ELEMENTSOF(md_names)];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_fetch_all(void)
+{
+        for (size_t i = 0; i < ELEMENTSOF(md_names); i++)
+                md_cache[i] = EVP_MD_fetch(NULL, md_names[i], NULL);
+}
+
+static const EVP_MD *md_get(const char *name)
+{
+        (void) pthread_once(&md_once, md_fetch_all);
+        for (size_t i = 0; i < ELEMENTSOF(md_names); i++)
+                if (strcmp(md_names[i], name) == 0)
+                        return md_cache[i];
+        return NULL;
+}
+
+__attribute__((destructor)) static void md_free_all(void)
+{
+        for (size_t i = 0; i < ELEMENTSOF(md_names); i++)
+                md_cache[i] = (EVP_MD_free(md_cache[i]), NULL);
+}
+
 int crypto_digest(const char *md_name, const IoVec *parts, size_t n_parts, uint8_t *out,
                   size_t out_size)
 {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
-        EVP_MD *md = NULL;
+        const EVP_MD *md;
         unsigned int n = 0;
         int r = -EIO;
 
-        md = EVP_MD_fetch(NULL, md_name, NULL);
+        md = md_get(md_name);
         if (!md)
                 return crypto_log_errors(-EOPNOTSUPP, md_name);
         if ((size_t) EVP_MD_get_size(md) != out_size) {
@@ -41,7 +71,6 @@ int crypto_digest(const char *md_name, const IoVec *parts, size_t n_parts, uint8
                 goto finish;
         r = 0;
 finish:
-        EVP_MD_free(md);
         return r < 0 ? crypto_log_errors(r, "digest") : 0;
 }
 
@@ -49,6 +78,6 @@ void crypto_sha256(const void *data, size_t size, uint8_t out[static SHA256_DIGE
 {
         unsigned int n = SHA256_DIGEST_SIZE;
         /* EVP_Digest with a built-in algorithm cannot fail short of memory corruption. */
-        if (EVP_Digest(data, size, out, &n, EVP_sha256(), NULL) != 1)
+        if (EVP_Digest(data, size, out, &n, md_get("SHA256"), NULL) != 1)
                 abort();
 }
