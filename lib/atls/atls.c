@@ -451,6 +451,8 @@ int atls_context_apply(AtlsContext *c, SSL_CTX *ctx)
             SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
                 return crypto_log_errors(-EIO, "TLS version");
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION);
+        /* The certificate is self-signed and alone: no chain to build for it per handshake. */
+        SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         if (SSL_CTX_set_num_tickets(ctx, 0) != 1 || SSL_CTX_set_max_early_data(ctx, 0) != 1 ||
             SSL_CTX_set_recv_max_early_data(ctx, 0) != 1)
