@@ -12,7 +12,9 @@ static const Verb verbs[] = {
         { "master-secret", 1, VERB_ANY, verb_master_secret,
           "generate | check: the owner's master secret file" },
         { "attestation", 1, VERB_ANY, verb_attestation,
-          "verify | show: check stored attestation evidence offline" },
+          "issue | show | verify | verify-report: attestation evidence offline" },
+        { "apply", 0, VERB_ANY, verb_apply,
+          "attest the first node and initialise the cluster over aTLS" },
         {},
 };
 

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+#include "cloister/log.h"
+#include "cloister/luks.h"
+#include "cloister/rpc.h"
+#include "cloister/spawn.h"
+
+#include "bootstrapper.h"
+
+int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret)
+{
+        static const uint8_t zero[32];
+        uint8_t pcrs[TPM_DEVICE_PCRS][32];
+        int r;
+
+        (void) pthread_mutex_lock(b->tpm_lock);
+        r = tpm_device_pcr_read(b->tpm, 1U << 15, pcrs);
+        (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r < 0)
+                return r;
+        *ret = memcmp(pcrs[15], zero, 32) == 0;
+        return 0;
+}
+
+static int fail(char *detail, size_t n, int r, const char *fmt, ...) _printf_(4, 5);
+
+static int fail(char *detail, size_t n, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(detail, n, fmt, ap);
+        va_end(ap);
+        log_error_errno(r, "init: %s", detail);
+        return r;
+}
+
+/* kubeadm init with a configuration file (the double checks what it is given). */
+static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *version, char *detail,
+                       size_t n)
+{
+        _cleanup_(freep) char *config = NULL, *cfgpath = NULL, *logpath = NULL;
+        int r;
+
+        if (asprintf(&cfgpath, "%s/kubeadm-config.yaml", b->state_dir) < 0 ||
+            asprintf(&logpath, "%s/kubeadm.log", b->state_dir) < 0 ||
+            asprintf(&config,
+                     "apiVersion: kubeadm.k8s.io/v1beta3\n"
+                     "kind: ClusterConfiguration\n"
+                     "clusterName: %s\n"
+                     "kubernetesVersion: %s\n",
+                     cluster_name, version) < 0)
+                return -ENOMEM;
+        r = write_file_atomic(cfgpath, config, strlen(config), 0600, 0);
+        if (r < 0)
+                return fail(detail, n, r, "cannot write %s", cfgpath);
+        char *const argv[] = { (char *) b->kubeadm,           (char *) "init",
+                               (char *) "--config",           cfgpath,
+                               (char *) "--skip-token-print", NULL };
+        r = spawn_wait(argv, logpath);
+        if (r != 0)
+                return fail(detail, n, r < 0 ? r : -EIO, "kubeadm init failed (see %s)", logpath);
+        return 0;
+}
+
+int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
+                             char *detail, size_t n)
+{
+        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
+                                            "kubernetesVersion", "clusterName", NULL };
+        Bootstrapper *b = userdata;
+        JsonCtx ctx = { .source = "init request", .path = "" };
+        _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
+                                       *disk_key = NULL, *first = NULL;
+        _cleanup_(freep) uint8_t *first_raw = NULL, *kubeconfig = NULL;
+        _cleanup_(freep) char *kcpath = NULL, *statepath = NULL, *state = NULL;
+        uint8_t cluster_id[CLUSTER_ID_SIZE], event[32];
+        char uuid[LUKS_UUID_SIZE], cid_hex[2 * CLUSTER_ID_SIZE + 1];
+        const char *name, *version;
+        size_t first_size, kc_size;
+        LuksState st;
+        bool zero;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "masterSecret", MASTER_SECRET_SIZE, &master) <
+                    0 ||
+            json_get_base64_secret(&ctx, req->body, "salt", MASTER_SALT_SIZE, &salt) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "measurementSalt", MEASUREMENT_SALT_SIZE,
+                                   &msalt) < 0 ||
+            json_get_string(&ctx, req->body, "clusterName", true, &name) < 0 ||
+            json_get_string(&ctx, req->body, "kubernetesVersion", true, &version) < 0) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+
+        /* One shot: once PCR 15 holds a cluster ID this node can never be initialised again. */
+        r = bootstrapper_pcr15_is_zero(b, &zero);
+        if (r < 0)
+                return fail(detail, n, r, "cannot read PCR 15");
+        if (!zero || b->initialized)
+                return fail(detail, n, -EALREADY, "this node is already initialised");
+
+        r = kdf_measurement_secret(master, secret_data(salt), &msecret);
+        if (r >= 0)
+                r = kdf_cluster_id(msecret, secret_data(msalt), cluster_id);
+        if (r < 0)
+                return fail(detail, n, r, "key derivation failed");
+
+        /* The state disk: validated, then re-keyed from the first-boot key to the disk key. */
+        r = luks_validate(b->state_disk, uuid, &st, &d);
+        if (r < 0)
+                return fail(detail, n, r, "state disk refused: %s", d.message);
+        r = read_full_file(b->first_boot_key, 4096, &first_raw, &first_size);
+        if (r >= 0)
+                r = secret_new_from(first_raw, first_size, &first);
+        if (first_raw)
+                explicit_wipe(first_raw, first_size);
+        if (r < 0)
+                return fail(detail, n, r, "cannot read the first-boot key %s", b->first_boot_key);
+        r = kdf_disk_key(master, secret_data(salt), uuid, &disk_key);
+        if (r >= 0)
+                r = luks_rekey(b->state_disk, first, disk_key, &d);
+        if (r < 0)
+                return fail(detail, n, r, "re-keying the state disk failed: %s", d.message);
+
+        kdf_pcr15_event_digest(cluster_id, event);
+        (void) pthread_mutex_lock(b->tpm_lock);
+        r = tpm_device_pcr_extend(b->tpm, 15, event);
+        (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r < 0)
+                return fail(detail, n, r, "extending PCR 15 failed");
+        b->initialized = true;
+
+        r = run_kubeadm(b, name, version, detail, n);
+        if (r < 0)
+                return r;
+        hex_encode_buf(cluster_id, sizeof(cluster_id), cid_hex, sizeof(cid_hex));
+        if (asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0 ||
+            asprintf(&state,
+                     "{\"clusterId\":\"%s\",\"clusterName\":\"%s\",\"role\":\"control-plane\"}\n",
+                     cid_hex, name) < 0 ||
+            asprintf(&kcpath, "%s/admin.conf", b->state_dir) < 0)
+                return -ENOMEM;
+        r = write_file_atomic(statepath, state, strlen(state), 0600, 0);
+        if (r >= 0)
+                r = read_full_file(kcpath, 1 << 20, &kubeconfig, &kc_size);
+        if (r < 0)
+                return fail(detail, n, r, "cannot write the node state or read %s", kcpath);
+        log_info("Initialised cluster '%s', cluster ID %s.", name, cid_hex);
+        *ret_response = json_pack("{s:s,s:s}", "clusterId", cid_hex, "kubeconfig",
+                                  (const char *) kubeconfig);
+        return *ret_response ? 0 : -ENOMEM;
+}

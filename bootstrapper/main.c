@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/attest-atls.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+#include "cloister/tpm-device.h"
+#include "cloister/verbs.h"
+
+#include "bootstrapper.h"
+
+#define CLOISTER_VERSION "0.1.0"
+
+static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_first_boot_key,
+                             *arg_state_dir, *arg_kubeadm = "kubeadm", *arg_event_log = "";
+static uint16_t arg_port = 9000;
+
+static void help(void)
+{
+        printf("Usage: cloister-bootstrapper [OPTIONS]\n\n"
+               "Serves the first node's init endpoint over attested TLS (the node attests with "
+               "its\n"
+               "TPM; the CLI verifies it before sending the cluster's secrets), then derives the\n"
+               "cluster ID, extends it into PCR 15, re-keys the state disk and runs kubeadm.\n\n"
+               "  --tcti CONF              TPM (default $CLOISTER_TPM_TCTI or device:/dev/tpmrm0)\n"
+               "  --listen ADDR:PORT       default 127.0.0.1:9000 (port 0: any free port)\n"
+               "  --state-disk PATH        the LUKS2 state disk (required)\n"
+               "  --first-boot-key PATH    key file of its first-boot keyslot (required)\n"
+               "  --state-dir DIR          node state, kubeadm config and admin.conf (required)\n"
+               "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
+               "  --event-log PATH         boot event log to include in evidence (default: none)\n"
+               "\nNot built yet: join, rejoin, recovery, metadata providers, the init-secret "
+               "check.\n");
+}
+
+static int parse_argv(int argc, char *argv[])
+{
+        enum { ARG_TCTI = 0x100, ARG_LISTEN, ARG_DISK, ARG_KEY, ARG_DIR, ARG_KUBEADM, ARG_LOG };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "tcti", required_argument, NULL, ARG_TCTI },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "state-disk", required_argument, NULL, ARG_DISK },
+                { "first-boot-key", required_argument, NULL, ARG_KEY },
+                { "state-dir", required_argument, NULL, ARG_DIR },
+                { "kubeadm", required_argument, NULL, ARG_KUBEADM },
+                { "event-log", required_argument, NULL, ARG_LOG },
+                {},
+        };
+        char *colon, *end;
+        unsigned long port;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("cloister-bootstrapper %s\n", CLOISTER_VERSION);
+                        return 0;
+                case ARG_TCTI:
+                        arg_tcti = optarg;
+                        break;
+                case ARG_LISTEN:
+                        colon = strrchr(optarg, ':');
+                        if (!colon)
+                                return log_error_errno(-EINVAL, "--listen '%s': use ADDR:PORT.",
+                                                       optarg);
+                        *colon = 0;
+                        port = strtoul(colon + 1, &end, 10);
+                        if (*end || port > 65535 || end == colon + 1)
+                                return log_error_errno(-EINVAL, "--listen: bad port '%s'.",
+                                                       colon + 1);
+                        arg_address = optarg;
+                        arg_port = (uint16_t) port;
+                        break;
+                case ARG_DISK:
+                        arg_state_disk = optarg;
+                        break;
+                case ARG_KEY:
+                        arg_first_boot_key = optarg;
+                        break;
+                case ARG_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_KUBEADM:
+                        arg_kubeadm = optarg;
+                        break;
+                case ARG_LOG:
+                        arg_event_log = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (!arg_state_disk || !arg_first_boot_key || !arg_state_dir)
+                return log_error_errno(-EINVAL, "--state-disk, --first-boot-key and --state-dir "
+                                                "are required. See --help.");
+        return 1;
+}
+
+int main(int argc, char *argv[])
+{
+        static const RpcRoute routes[] = {
+                { "POST", "/v1/init", bootstrapper_handle_init },
+                {},
+        };
+        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(rpc_server_freep) RpcServer *server = NULL;
+        VtpmIssueConfig cfg;
+        VtpmAttester attester;
+        RpcServerConfig rc;
+        AtlsAttester a;
+        Bootstrapper b = {};
+        bool zero;
+        int r;
+
+        log_parse_environment();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return exit_status_from_errno(r);
+
+        r = tpm_device_open(arg_tcti, &tpm);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
+                return 1;
+        }
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = arg_event_log;
+        vtpm_attester_init(&attester, tpm, &cfg);
+        b = (Bootstrapper){ .tpm = tpm,
+                            .tpm_lock = &attester.lock,
+                            .state_disk = arg_state_disk,
+                            .first_boot_key = arg_first_boot_key,
+                            .state_dir = arg_state_dir,
+                            .kubeadm = arg_kubeadm };
+
+        r = bootstrapper_pcr15_is_zero(&b, &zero);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read PCR 15: %m");
+                return 1;
+        }
+        if (!zero) {
+                log_error("PCR 15 is already extended: this node belongs to a cluster. Rejoin is "
+                          "not built yet; refusing to serve init.");
+                return 1;
+        }
+
+        a = vtpm_attester(&attester);
+        r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up aTLS: %m");
+                return 1;
+        }
+        rpc_server_config_defaults(&rc);
+        rc.address = arg_address;
+        rc.port = arg_port;
+        rc.notify = true;
+        r = rpc_server_new(&rc, atls, routes, &b, &server);
+        if (r < 0) {
+                log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
+                return 1;
+        }
+        printf("cloister-bootstrapper: serving init on %s:%u\n", arg_address,
+               rpc_server_port(server));
+        fflush(stdout);
+        r = rpc_server_run(server);
+        vtpm_attester_done(&attester);
+        return r < 0 ? 1 : 0;
+}

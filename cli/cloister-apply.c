@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cloister/attest-atls.h"
+#include "cloister/base64.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/mastersecret.h"
+#include "cloister/rpc.h"
+
+static char *b64_wipe_later(const void *data, size_t n)
+{
+        char *s = NULL;
+        return base64_encode(data, n, &s) < 0 ? NULL : s;
+}
+
+static void free_wiped(char *s)
+{
+        if (s)
+                explicit_wipe(s, strlen(s));
+        free(s);
+}
+
+int verb_apply(int argc, char *argv[], void *userdata)
+{
+        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_MS, ARG_NAME, ARG_K8S, ARG_KUBECONFIG };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "endpoint", required_argument, NULL, ARG_ENDPOINT },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "master-secret", required_argument, NULL, ARG_MS },
+                { "cluster-name", required_argument, NULL, ARG_NAME },
+                { "kubernetes-version", required_argument, NULL, ARG_K8S },
+                { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
+                {},
+        };
+        const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
+                   *name = "cloister", *k8s = "v1.30.0", *kubeconfig = "cloister-admin.conf";
+        _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(json_decrefp) json_t *body = NULL, *resp = NULL;
+        _cleanup_(secret_freep) Secret *msecret = NULL;
+        uint8_t msalt[MEASUREMENT_SALT_SIZE], cid[CLUSTER_ID_SIZE];
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1], *k64, *s64, *m64;
+        const char *got_cid, *kc;
+        PolicyVerifier pv;
+        AtlsVerifier v;
+        long status = 0;
+        Diag d;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
+                               "         [--master-secret FILE] [--cluster-name N]\n"
+                               "         [--kubernetes-version V] [--kubeconfig OUT]\n\n"
+                               "Attests the first node's bootstrapper against the policy (its\n"
+                               "PCR 15 must still be zero) and only then sends it the master\n"
+                               "secret to initialise the cluster. Writes the admin kubeconfig\n"
+                               "(0600) and prints the cluster ID.\n");
+                        return 0;
+                case ARG_ENDPOINT:
+                        endpoint = optarg;
+                        break;
+                case ARG_POLICY:
+                        policy = optarg;
+                        break;
+                case ARG_MS:
+                        ms_path = optarg;
+                        break;
+                case ARG_NAME:
+                        name = optarg;
+                        break;
+                case ARG_K8S:
+                        k8s = optarg;
+                        break;
+                case ARG_KUBECONFIG:
+                        kubeconfig = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc || !endpoint || !policy)
+                return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
+        diag_clear(&d);
+        r = master_secret_load(ms_path, &ms, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        r = attest_policy_load(policy, &pol, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (RAND_bytes(msalt, sizeof(msalt)) != 1)
+                return log_error_errno(-EIO, "No randomness for the measurement salt.");
+        /* The cluster ID we expect back: the node cannot claim another. */
+        r = kdf_measurement_secret(ms->key, ms->salt, &msecret);
+        if (r >= 0)
+                r = kdf_cluster_id(msecret, msalt, cid);
+        if (r < 0)
+                return log_error_errno(r, "Key derivation failed: %m");
+        hex_encode_buf(cid, sizeof(cid), cid_hex, sizeof(cid_hex));
+
+        k64 = b64_wipe_later(secret_data_const(ms->key), MASTER_SECRET_SIZE);
+        s64 = b64_wipe_later(ms->salt, MASTER_SALT_SIZE);
+        m64 = b64_wipe_later(msalt, sizeof(msalt));
+        body = k64 && s64 && m64 ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "masterSecret", k64, "salt",
+                                             s64, "measurementSalt", m64, "clusterName", name,
+                                             "kubernetesVersion", k8s)
+                                 : NULL;
+        free_wiped(k64);
+        free_wiped(s64);
+        free_wiped(m64);
+        if (!body)
+                return log_oom();
+
+        pv = (PolicyVerifier){ .policy = pol };
+        v = policy_verifier(&pv);
+        r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up aTLS: %m");
+        log_info("Verifying the node at %s and initialising cluster '%s'...", endpoint, name);
+        r = rpc_call(atls, NULL, "POST", endpoint, "/v1/init", body, false, &status, &resp, &d);
+        if (r < 0) {
+                char msg[1024];
+                diag_format(&d, msg, sizeof(msg));
+                return log_error_errno(r, "The node was not initialised: %s", msg);
+        }
+        if (status != 200)
+                return log_error_errno(-EPROTO, "The node refused init (HTTP %ld): %s", status,
+                                       json_string_value(json_object_get(resp, "detail")) ?: "?");
+        got_cid = json_string_value(json_object_get(resp, "clusterId"));
+        kc = json_string_value(json_object_get(resp, "kubeconfig"));
+        if (!got_cid || strcmp(got_cid, cid_hex) != 0 || !kc)
+                return log_error_errno(-EPROTO,
+                                       "The node answered a different cluster ID (%s, "
+                                       "expected %s): not trusting it.",
+                                       got_cid ?: "none", cid_hex);
+        r = write_file_atomic(kubeconfig, kc, strlen(kc), 0600, WRITE_FILE_EXCLUSIVE);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot write the kubeconfig: %m", kubeconfig);
+        printf("Cluster '%s' initialised.\ncluster ID: %s\nkubeconfig: %s\n", name, cid_hex,
+               kubeconfig);
+        return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cloister/macro.h"
+#include "cloister/spawn.h"
+
+int spawn_wait(char *const argv[], const char *output_log)
+{
+        int status;
+        pid_t pid;
+
+        if (!argv || !argv[0])
+                return -EINVAL;
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (in < 0 || dup2(in, STDIN_FILENO) < 0)
+                        _exit(126);
+                if (output_log) {
+                        int out = open(output_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                        if (out < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+                                _exit(126);
+                }
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status) == 127 ? -ENOENT : WEXITSTATUS(status);
+        return -EINTR;
+}

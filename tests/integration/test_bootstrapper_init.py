@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The first slice through the product: the owner's CLI attests a node's bootstrapper over aTLS
+and only then hands it the master secret; the node extends PCR 15 with the cluster ID, re-keys
+its state disk to the derived disk key and runs kubeadm (a test double). Checked from outside
+with independent tools: tpm2-tools for PCR 15, Python's cryptography for the disk key."""
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from conftest import ROOT, binary, run
+from test_attestation_cli import ak_spki_b64
+
+
+def tpm2_pcr15(swtpm):
+    env = dict(os.environ, TPM2TOOLS_TCTI=swtpm.tcti)
+    out = subprocess.run(["tpm2_pcrread", "sha256:15"], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    return re.search(r"15\s*:\s*0x([0-9A-Fa-f]{64})", out).group(1).lower()
+
+
+@pytest.fixture
+def node(swtpm, tmp_path):
+    """A node: swtpm, a state disk formatted with a first-boot key, and a pinned policy."""
+    disk = tmp_path / "state.img"
+    with open(disk, "wb") as f:
+        f.truncate(32 * 1024 * 1024)
+    first = tmp_path / "first-boot.key"
+    first.write_bytes(os.urandom(32))
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", first).returncode == 0
+    ev = tmp_path / "ev.json"
+    r = run("cloister", "attestation", "issue", "--tcti", swtpm.tcti, "--binding", "00" * 32,
+            "--event-log", "", "--output-file", ev)
+    assert r.returncode == 0, r.stderr
+    evidence = json.loads(ev.read_text())
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({
+        "version": 1, "variant": "qemu-vtpm",
+        "measurements": {k: {"expected": v} for k, v in evidence["tpm"]["pcrs"].items()},
+        "akTrust": {"mode": "pinned",
+                    "akPublic": ak_spki_b64(base64.b64decode(evidence["tpm"]["akPublic"]))}}))
+    state = tmp_path / "state"
+    state.mkdir()
+    return {"disk": disk, "first": first, "policy": policy, "state": state, "tmp": tmp_path}
+
+
+def start_bootstrapper(swtpm, node):
+    p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
+                          "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
+                          "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
+                          "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    m = re.search(r"serving init on 127\.0\.0\.1:(\d+)", line)
+    if not m:
+        p.kill()
+        pytest.fail("bootstrapper did not start: " + line + p.stderr.read())
+    return p, f"https://127.0.0.1:{m.group(1)}"
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=20)
+
+
+def test_apply_initialises_the_node_end_to_end(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+                "--master-secret", ms, "--cluster-name", "demo", "--kubeconfig",
+                tmp_path / "admin.conf")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        stop(p)
+    cluster_id = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)
+
+    # PCR 15 = SHA-256(0^32 || SHA-256(cluster ID)), read with tpm2-tools.
+    want = hashlib.sha256(bytes(32) + hashlib.sha256(bytes.fromhex(cluster_id)).digest()).hexdigest()
+    assert tpm2_pcr15(swtpm) == want
+
+    # The disk now opens with the disk key derived independently, and no longer with the
+    # first-boot key.
+    secret = json.loads(ms.read_text())
+    uuid = re.search(r"UUID ([0-9a-f-]{36})", run("cloister-disk-mapper", "check", node["disk"]).stdout).group(1)
+    disk_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=base64.b64decode(secret["salt"]),
+                    info=("cloister/v1/disk/" + uuid).encode()).derive(base64.b64decode(secret["key"]))
+    (tmp_path / "disk.key").write_bytes(disk_key)
+    r = run("cloister-disk-mapper", "check", node["disk"], "--key-file", tmp_path / "disk.key")
+    assert r.returncode == 0 and "state initialized" in r.stdout, r.stderr
+    assert run("cloister-disk-mapper", "check", node["disk"], "--key-file", node["first"]).returncode == 1
+
+    # kubeadm ran with a checked configuration; the kubeconfig reached the owner, 0600.
+    assert "name: demo" in (tmp_path / "admin.conf").read_text()
+    assert oct((tmp_path / "admin.conf").stat().st_mode & 0o777) == "0o600"
+    state = json.loads((node["state"] / "node-state.json").read_text())
+    assert state["clusterId"] == cluster_id
+
+
+def test_initialised_node_refuses_to_serve_init_again(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+                "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+    finally:
+        stop(p)
+    p = subprocess.run([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
+                        "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
+                        "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"])],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "PCR 15 is already extended" in p.stderr
+
+
+def test_apply_refuses_a_node_that_fails_attestation_and_sends_nothing(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    pol = json.loads(node["policy"].read_text())
+    pol["measurements"]["4"]["expected"] = "ab" * 32
+    bad = tmp_path / "bad-policy.json"
+    bad.write_text(json.dumps(pol))
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--endpoint", url, "--policy", bad, "--master-secret", ms,
+                "--kubeconfig", tmp_path / "a.conf")
+    finally:
+        stop(p)
+    assert r.returncode == 1
+    assert "PCR 4 differs" in r.stderr
+    # Nothing happened on the node: still keyed with the first-boot key, PCR 15 zero.
+    assert run("cloister-disk-mapper", "check", node["disk"], "--key-file", node["first"]).returncode == 0
+    assert tpm2_pcr15(swtpm) == "00" * 32
+    assert not (tmp_path / "a.conf").exists()
