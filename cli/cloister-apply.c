@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cloister/attest-atls.h"
@@ -92,6 +93,11 @@ int verb_apply(int argc, char *argv[], void *userdata)
         }
         if (optind < argc || !endpoint || !policy)
                 return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
+        /* Checked first: once the node is initialised the kubeconfig must have somewhere to go. */
+        if (access(kubeconfig, F_OK) == 0)
+                return log_error_errno(-EEXIST,
+                                       "%s already exists: move it away or pass --kubeconfig.",
+                                       kubeconfig);
         diag_clear(&d);
         r = master_secret_load(ms_path, &ms, &d);
         if (r < 0)

@@ -134,6 +134,9 @@ static void print_report_text(const AttestReport *rep, int verdict, const Diag *
         }
         if (verdict < 0)
                 printf("\nVerdict: FAIL: %s\n", d->message);
+        else if (verdict > 0)
+                printf("\nVerdict: INCOMPLETE: the attestation key is not yet proven to be in the "
+                       "certified TPM (credential activation needs the live TPM)\n");
         else
                 printf("\nVerdict: PASS\n");
 }
@@ -160,7 +163,10 @@ static int print_report_json(const AttestReport *rep, int verdict, const Diag *d
                 }
                 (void) json_array_append_new(checks, o);
         }
-        (void) json_object_set_new(root, "verdict", json_string(verdict < 0 ? "fail" : "pass"));
+        (void) json_object_set_new(root, "verdict",
+                                   json_string(verdict < 0   ? "fail"
+                                               : verdict > 0 ? "incomplete"
+                                                             : "pass"));
         (void) json_object_set(root, "checks", checks);
         if (verdict < 0) {
                 json_t *f = json_pack("{s:s,s:s}", "check", d->check, "message", d->message);
@@ -221,7 +227,8 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
         attest_report_done(&rep);
         if (r < 0)
                 return r;
-        return verdict < 0 ? verdict : 0;
+        /* ek-cert trust verified offline is incomplete: not a pass. */
+        return verdict < 0 ? verdict : verdict > 0 ? -EPERM : 0;
 }
 
 static int parse_pcr_list(const char *s, uint32_t *ret)

@@ -141,3 +141,13 @@ def test_apply_refuses_a_node_that_fails_attestation_and_sends_nothing(swtpm, no
     assert run("cloister-disk-mapper", "check", node["disk"], "--key-file", node["first"]).returncode == 0
     assert tpm2_pcr15(swtpm) == "00" * 32
     assert not (tmp_path / "a.conf").exists()
+
+
+def test_apply_refuses_an_existing_kubeconfig_before_contacting_the_node(tmp_path):
+    kc = tmp_path / "admin.conf"
+    kc.write_text("precious")
+    # The endpoint is a closed port: the refusal must come before any connection.
+    r = run("cloister", "apply", "--endpoint", "https://127.0.0.1:1", "--policy", tmp_path / "p.json",
+            "--kubeconfig", kc)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    assert kc.read_text() == "precious"
