@@ -163,3 +163,26 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                                   (const char *) kubeconfig);
         return *ret_response ? 0 : -ENOMEM;
 }
+
+int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response,
+                             char *detail, size_t n)
+{
+        Bootstrapper *b = userdata;
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(freep) uint8_t *state = NULL;
+        size_t size;
+        int r;
+
+        /* The caller has just verified our evidence; this only names what it verified. */
+        if (asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &state, &size);
+        if (r == -ENOENT) {
+                *ret_response = json_pack("{s:b}", "initialized", false);
+                return *ret_response ? 0 : -ENOMEM;
+        }
+        if (r < 0)
+                return fail(detail, n, r, "cannot read the node state");
+        r = json_parse_buffer(state, size, path, ret_response, NULL);
+        return r < 0 ? fail(detail, n, r, "the node state is corrupt") : 0;
+}

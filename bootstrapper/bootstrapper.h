@@ -19,3 +19,5 @@ typedef struct Bootstrapper {
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
+int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response,
+                             char *detail, size_t detail_size);

@@ -108,6 +108,7 @@ int main(int argc, char *argv[])
 {
         static const RpcRoute routes[] = {
                 { "POST", "/v1/init", bootstrapper_handle_init },
+                { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
         };
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;

@@ -14,5 +14,12 @@ int verb_master_secret(int argc, char *argv[], void *userdata);
 int verb_attestation(int argc, char *argv[], void *userdata);
 int verb_verify_report(int argc, char *argv[], void *userdata);
 int verb_apply(int argc, char *argv[], void *userdata);
+int verb_verify(int argc, char *argv[], void *userdata);
+
+typedef struct AttestReport AttestReport;
+typedef struct Diag Diag;
+/* Every check of a verification; verdict < 0 fail, > 0 incomplete, 0 pass. */
+void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d);
+int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);

@@ -117,7 +117,7 @@ static const char *status_label(CheckStatus s)
         }
 }
 
-static void print_report_text(const AttestReport *rep, int verdict, const Diag *d)
+void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d)
 {
         for (size_t i = 0; i < rep->n_checks; i++) {
                 const CheckResult *c = &rep->checks[i];
@@ -141,7 +141,7 @@ static void print_report_text(const AttestReport *rep, int verdict, const Diag *
                 printf("\nVerdict: PASS\n");
 }
 
-static int print_report_json(const AttestReport *rep, int verdict, const Diag *d)
+int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d)
 {
         _cleanup_(json_decrefp) json_t *root = json_object(), *checks = json_array();
         _cleanup_(freep) char *text = NULL;
@@ -221,9 +221,9 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
 
         verdict = attest_verify(e, p, arg_binding ? binding : NULL, arg_at, &rep, &d);
         if (o->output == OUTPUT_JSON)
-                r = print_report_json(&rep, verdict, &d);
+                r = cli_print_report_json(&rep, verdict, &d);
         else
-                print_report_text(&rep, verdict, &d);
+                cli_print_report_text(&rep, verdict, &d);
         attest_report_done(&rep);
         if (r < 0)
                 return r;

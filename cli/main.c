@@ -15,6 +15,8 @@ static const Verb verbs[] = {
           "issue | show | verify | verify-report: attestation evidence offline" },
         { "apply", 0, VERB_ANY, verb_apply,
           "attest the first node and initialise the cluster over aTLS" },
+        { "verify", 0, VERB_ANY, verb_verify,
+          "attest a node now and print every check (PCRs, cluster ID in PCR 15)" },
         {},
 };
 

@@ -86,7 +86,9 @@ static int policy_verify_cb(void *userdata, const uint8_t *evidence, size_t size
         r = evidence_parse(evidence, size, &e, d);
         if (r < 0)
                 return r;
-        r = attest_verify(e, v->policy, binding, v->at, NULL, d);
+        if (v->report)
+                attest_report_done(v->report);
+        r = attest_verify(e, v->policy, binding, v->at, v->report, d);
         if (r > 0)
                 /* ek-cert needs a credential-activation round trip that the handshake cannot
                  * carry; refuse rather than accept an AK that is not proven. */

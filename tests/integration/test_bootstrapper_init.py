@@ -151,3 +151,33 @@ def test_apply_refuses_an_existing_kubeconfig_before_contacting_the_node(tmp_pat
             "--kubeconfig", kc)
     assert r.returncode == 1 and "already exists" in r.stderr
     assert kc.read_text() == "precious"
+
+
+def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+                "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+        cid = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)
+        # The pinned policy from before init expects PCR 15 = 0: drop that entry, --cluster-id
+        # supplies the expected value.
+        pol = json.loads(node["policy"].read_text())
+        del pol["measurements"]["15"]
+        after = tmp_path / "after.json"
+        after.write_text(json.dumps(pol))
+        ok = run("cloister", "verify", "--endpoint", url, "--policy", after, "--cluster-id", cid,
+                 "-o", "json")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        out = json.loads(ok.stdout)
+        assert out["verdict"] == "pass"
+        assert any(c["name"] == "pcr" and c.get("index") == 15 and c["status"] == "pass"
+                   for c in out["checks"])
+        bad = run("cloister", "verify", "--endpoint", url, "--policy", after, "--cluster-id",
+                  "11" * 32)
+        assert bad.returncode == 1
+        assert "FAIL  pcr[15]" in bad.stdout
+    finally:
+        stop(p)

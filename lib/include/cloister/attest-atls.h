@@ -30,7 +30,8 @@ AtlsAttester sim_snp_attester(SimSnpAttester *a);
 /* Verifies peers against a policy (any variant attest_verify() supports). */
 typedef struct PolicyVerifier {
         const AttestPolicy *policy;
-        time_t at; /* 0: now */
+        time_t at;            /* 0: now */
+        AttestReport *report; /* if set: every check of the last verification (for display) */
 } PolicyVerifier;
 
 AtlsVerifier policy_verifier(PolicyVerifier *v);
