@@ -84,7 +84,7 @@ TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke bench \
-        mini install clean deps build-tests test-run-san
+        mini mini-down install clean deps build-tests test-run-san
 
 all: $(LIBCLOISTER) $(BINS)
 lib: $(LIBCLOISTER)
@@ -217,11 +217,14 @@ bench: deps
 	        $$b $(BENCH_PAIRS) $(BUILD)/bench/$$(basename $$b | sed 's/^bench-//').json || status=1; \
 	done; exit $$status
 
+# One local node on loopback: real swtpm, LUKS2 image, bootstrapper and owner CLI; simulated boot
+# and a kubeadm test double (scripts/mini says so). `make mini-down` removes it.
 mini: deps
-	$(Q)$(MAKE) --no-print-directory all
-	@echo "make mini: the local cluster is not built yet: it needs the bootstrapper, join service" >&2
-	@echo "and node image (issues 8-10). See README.md for what works today." >&2
-	@exit 1
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all
+	$(Q)BUILD=$(BUILD) scripts/mini up
+
+mini-down:
+	$(Q)BUILD=$(BUILD) scripts/mini down
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "cloister/attest.h"
+#include "cloister/base64.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
@@ -416,6 +418,71 @@ static int attestation_show_verb(int argc, char *argv[], void *userdata)
         return 0;
 }
 
+/* Trust on first use: a policy that pins the AK and expects the PCRs of a given evidence. Only
+ * for machines the owner controls (local clusters); it says so. */
+static int attestation_policy_verb(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        _cleanup_(freep) char *spki64 = NULL, *text = NULL;
+        _cleanup_(json_decrefp) json_t *root = NULL, *ms = NULL;
+        unsigned char *der = NULL;
+        TpmPublic ak;
+        size_t size;
+        Diag d;
+        int n, r;
+
+        if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
+                printf("Usage: cloister attestation policy EVIDENCE [OUTPUT]\n\n"
+                       "Writes a qemu-vtpm policy that pins the evidence's attestation key and\n"
+                       "expects its current PCR values (trust on first use: only for machines you\n"
+                       "control, such as a local cluster).\n");
+                return argc >= 2 ? 0 : -EINVAL;
+        }
+        r = read_full_file(argv[1], EVIDENCE_SIZE_MAX, &data, &size);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", argv[1]);
+        diag_clear(&d);
+        r = evidence_parse(data, size, &e, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", argv[1], d.message);
+        if (e->variant != ATTEST_VARIANT_QEMU_VTPM)
+                return log_error_errno(-EINVAL, "%s: only qemu-vtpm evidence is supported.",
+                                       argv[1]);
+        r = tpm_public_parse(e->tpm.ak_public.data, e->tpm.ak_public.size, &ak, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", argv[1], d.message);
+        n = i2d_PUBKEY(ak.key, &der);
+        tpm_public_done(&ak);
+        if (n <= 0 || base64_encode(der, (size_t) n, &spki64) < 0) {
+                OPENSSL_free(der);
+                return log_oom();
+        }
+        OPENSSL_free(der);
+        ms = json_object();
+        for (int i = 0; ms && i < EVIDENCE_PCR_COUNT; i++) {
+                char key[4], hex[2 * EVIDENCE_PCR_SIZE + 1];
+                if (!(e->tpm.pcr_mask & (1U << i)))
+                        continue;
+                (void) snprintf(key, sizeof(key), "%d", i);
+                hex_encode_buf(e->tpm.pcrs[i], EVIDENCE_PCR_SIZE, hex, sizeof(hex));
+                (void) json_object_set_new(ms, key, json_pack("{s:s}", "expected", hex));
+        }
+        root = ms ? json_pack("{s:i,s:s,s:O,s:{s:s,s:s}}", "version", 1, "variant", "qemu-vtpm",
+                              "measurements", ms, "akTrust", "mode", "pinned", "akPublic", spki64)
+                  : NULL;
+        if (!root || json_dump_pretty(root, &text) < 0)
+                return log_oom();
+        log_warning("Trust on first use: this policy accepts exactly what %s shows now.", argv[1]);
+        if (argc == 3) {
+                r = write_file_atomic(argv[2], text, strlen(text), 0644, 0);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot write: %m", argv[2]);
+        } else
+                printf("%s\n", text);
+        return 0;
+}
+
 int verb_attestation(int argc, char *argv[], void *userdata)
 {
         static const Verb verbs[] = {
@@ -425,6 +492,8 @@ int verb_attestation(int argc, char *argv[], void *userdata)
                   "print an evidence document decoded" },
                 { "issue", 0, VERB_ANY, attestation_issue_verb,
                   "quote this machine's TPM into an evidence document" },
+                { "policy", 0, VERB_ANY, attestation_policy_verb,
+                  "a pinned policy from evidence (trust on first use, local clusters)" },
                 { "verify-report", 0, VERB_ANY, verb_verify_report,
                   "verify a raw SEV-SNP report offline, printing every field" },
                 {},
