@@ -13,6 +13,10 @@ static const Verb verbs[] = {
           "replay | show: TCG boot event logs (PCR values, readable events)" },
         { "authenticode", 1, VERB_ANY, verb_authenticode,
           "PE/COFF Authenticode digest of an EFI binary" },
+        { "uki", 1, VERB_ANY, verb_uki,
+          "predict the PCRs of a firmware boot of a unified kernel image" },
+        { "image", 1, VERB_ANY, verb_image,
+          "predict the PCRs of the UKI on a disk image's EFI system partition" },
         { "sign", 1, VERB_ANY, verb_sign, "sign a measurements file (ECDSA P-256)" },
         { "verify", 1, VERB_ANY, verb_verify, "verify a measurements file's signature" },
         {},
@@ -29,7 +33,9 @@ static void help(void)
         printf("\n"
                "  eventlog replay LOG [--bank sha1|sha256|sha384] [-o text|json]\n"
                "  eventlog show LOG [--bank ...] [-o text|json]\n"
-               "  authenticode FILE [--hash sha256|sha384]\n"
+               "  authenticode FILE [--hash sha256|sha384] [--check-signature]\n"
+               "  uki FILE.efi [-o text|json] [--name NAME]\n"
+               "  image DISK.raw [-o text|json] [--name NAME]\n"
                "  sign --key KEY.pem FILE [--output SIG]\n"
                "  verify --pubkey PUB.pem FILE SIG\n"
                "\n"

@@ -5,3 +5,5 @@ int verb_eventlog(int argc, char *argv[], void *userdata);
 int verb_authenticode(int argc, char *argv[], void *userdata);
 int verb_sign(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);
+int verb_uki(int argc, char *argv[], void *userdata);
+int verb_image(int argc, char *argv[], void *userdata);

@@ -7,7 +7,12 @@
 #include "cloister/macro.h"
 #include "cloister/spawn.h"
 
-int spawn_wait(char *const argv[], const char *output_log)
+static int open_output(const char *path)
+{
+        return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+int spawn_wait_output(char *const argv[], const char *stdout_path, const char *stderr_path)
 {
         int status;
         pid_t pid;
@@ -21,9 +26,14 @@ int spawn_wait(char *const argv[], const char *output_log)
                 int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (in < 0 || dup2(in, STDIN_FILENO) < 0)
                         _exit(126);
-                if (output_log) {
-                        int out = open(output_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                        if (out < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+                if (stdout_path) {
+                        int out = open_output(stdout_path);
+                        if (out < 0 || dup2(out, STDOUT_FILENO) < 0)
+                                _exit(126);
+                }
+                if (stderr_path) {
+                        int err = open_output(stderr_path);
+                        if (err < 0 || dup2(err, STDERR_FILENO) < 0)
                                 _exit(126);
                 }
                 execvp(argv[0], argv);
@@ -35,4 +45,9 @@ int spawn_wait(char *const argv[], const char *output_log)
         if (WIFEXITED(status))
                 return WEXITSTATUS(status) == 127 ? -ENOENT : WEXITSTATUS(status);
         return -EINTR;
+}
+
+int spawn_wait(char *const argv[], const char *output_log)
+{
+        return spawn_wait_output(argv, output_log, output_log);
 }

@@ -6,41 +6,31 @@
 #include "cloister/pe.h"
 #include "cloister/reader.h"
 
-typedef struct Section {
-        uint32_t offset, size; /* PointerToRawData, SizeOfRawData */
-} Section;
-
-static int cmp_section(const void *a, const void *b)
-{
-        const Section *x = a, *y = b;
-        return (x->offset > y->offset) - (x->offset < y->offset);
-}
-
 static int bad(Diag *d, const char *what)
 {
         return diag_fail(d, -EBADMSG, "pe-format", -1, "PE file: %s", what);
 }
 
-int pe_authenticode(const uint8_t *data, size_t size, const char *md,
-                    uint8_t ret[static PE_DIGEST_MAX], size_t *ret_size, Diag *d)
+static int cmp_offset(const void *a, const void *b)
+{
+        const PeSection *x = *(const PeSection *const *) a, *y = *(const PeSection *const *) b;
+        return (x->raw_offset > y->raw_offset) - (x->raw_offset < y->raw_offset);
+}
+
+int pe_parse(const uint8_t *data, size_t size, PeImage *ret, Diag *d)
 {
         Reader r = reader_init(data, size);
-        Section sections[PE_SECTIONS_MAX];
-        IoVec parts[4 + PE_SECTIONS_MAX + 1];
-        uint32_t lfanew, pe_magic, size_of_headers, n_dirs, cert_off = 0, cert_size = 0;
+        uint32_t lfanew, pe_magic, size_of_headers, n_dirs;
         uint16_t n_sections, opt_size, magic;
-        size_t opt, checksum_at, certdir_at = 0, dirs_at, table_at, n = 0, hashed, out_size;
+        size_t opt, dirs_at, table_at;
         const uint8_t *mz;
 
-        if (strcmp(md, "SHA256") == 0)
-                out_size = 32;
-        else if (strcmp(md, "SHA384") == 0)
-                out_size = 48;
-        else
-                return -EINVAL;
         if (size > PE_SIZE_MAX)
                 return diag_fail(d, -EMSGSIZE, "pe-format", -1, "PE file larger than %u bytes",
                                  PE_SIZE_MAX);
+        memset(ret, 0, sizeof(*ret));
+        ret->data = data;
+        ret->size = size;
 
         /* DOS header: "MZ", e_lfanew at 0x3C. */
         if (reader_bytes(&r, 2, &mz) < 0 || mz[0] != 'M' || mz[1] != 'Z')
@@ -65,7 +55,7 @@ int pe_authenticode(const uint8_t *data, size_t size, const char *md,
          * at 92/96 (PE32) or 108/112 (PE32+); SizeOfHeaders at 60. */
         if (magic != 0x10b && magic != 0x20b)
                 return bad(d, "unknown optional header magic");
-        checksum_at = opt + 64;
+        ret->checksum_at = opt + 64;
         dirs_at = opt + (magic == 0x20b ? 112 : 96);
         r = reader_init(data, size);
         if (opt_size < (magic == 0x20b ? 112 : 96) || reader_skip(&r, opt + 60) < 0 ||
@@ -78,64 +68,112 @@ int pe_authenticode(const uint8_t *data, size_t size, const char *md,
                 return bad(d, "data directories do not fit the optional header");
         if (n_dirs > 4) {
                 /* Certificate table: directory 4; its "address" is a file offset. */
-                certdir_at = dirs_at + 4 * 8;
+                ret->certdir_at = dirs_at + 4 * 8;
                 r = reader_init(data, size);
-                if (reader_skip(&r, certdir_at) < 0 || reader_u32le(&r, &cert_off) < 0 ||
-                    reader_u32le(&r, &cert_size) < 0)
+                if (reader_skip(&r, ret->certdir_at) < 0 ||
+                    reader_u32le(&r, &ret->cert_offset) < 0 ||
+                    reader_u32le(&r, &ret->cert_size) < 0)
                         return bad(d, "truncated certificate table entry");
-                if (cert_size > 0 && ((size_t) cert_off > size || cert_size > size - cert_off ||
-                                      (size_t) cert_off + cert_size != size))
+                if (ret->cert_size > 0 &&
+                    ((size_t) ret->cert_offset > size || ret->cert_size > size - ret->cert_offset ||
+                     (size_t) ret->cert_offset + ret->cert_size != size))
                         return bad(d, "certificate table is not the last thing in the file");
         }
         table_at = opt + opt_size;
         if (size_of_headers > size || table_at + (size_t) n_sections * 40 > size_of_headers)
                 return bad(d, "headers larger than the file or section table outside them");
+        ret->size_of_headers = size_of_headers;
 
         r = reader_init(data, size);
         if (reader_skip(&r, table_at) < 0)
                 return bad(d, "truncated section table");
         for (unsigned i = 0; i < n_sections; i++) {
-                if (reader_skip(&r, 16) < 0 || reader_u32le(&r, &sections[i].size) < 0 ||
-                    reader_u32le(&r, &sections[i].offset) < 0 || reader_skip(&r, 16) < 0)
+                PeSection *s = &ret->sections[i];
+                const uint8_t *name;
+
+                if (reader_bytes(&r, 8, &name) < 0 || reader_u32le(&r, &s->virtual_size) < 0 ||
+                    reader_u32le(&r, &s->virtual_address) < 0 ||
+                    reader_u32le(&r, &s->raw_size) < 0 || reader_u32le(&r, &s->raw_offset) < 0 ||
+                    reader_skip(&r, 16) < 0)
                         return bad(d, "truncated section header");
-                if (sections[i].size > 0 && ((size_t) sections[i].offset > size ||
-                                             sections[i].size > size - sections[i].offset))
+                memcpy(s->name, name, 8);
+                s->name[8] = '\0';
+                if (s->raw_size > 0 &&
+                    ((size_t) s->raw_offset > size || s->raw_size > size - s->raw_offset))
                         return bad(d, "a section runs past the end of the file");
         }
-        qsort(sections, n_sections, sizeof(Section), cmp_section);
+        ret->n_sections = n_sections;
+        return 0;
+}
+
+const PeSection *pe_find_section(const PeImage *pe, const char *name)
+{
+        for (unsigned i = 0; i < pe->n_sections; i++)
+                if (strcmp(pe->sections[i].name, name) == 0)
+                        return &pe->sections[i];
+        return NULL;
+}
+
+int pe_authenticode(const uint8_t *data, size_t size, const char *md,
+                    uint8_t ret[static PE_DIGEST_MAX], size_t *ret_size, Diag *d)
+{
+        PeImage *pe = NULL;
+        const PeSection *order[PE_SECTIONS_MAX];
+        IoVec parts[4 + PE_SECTIONS_MAX + 1];
+        size_t n = 0, out_size, prev_end, end, last;
+        int r;
+
+        if (strcmp(md, "SHA256") == 0)
+                out_size = 32;
+        else if (strcmp(md, "SHA384") == 0)
+                out_size = 48;
+        else
+                return -EINVAL;
+        pe = calloc(1, sizeof(*pe));
+        if (!pe)
+                return -ENOMEM;
+        r = pe_parse(data, size, pe, d);
+        if (r < 0)
+                goto out;
+        for (unsigned i = 0; i < pe->n_sections; i++)
+                order[i] = &pe->sections[i];
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sorted */
+        qsort(order, pe->n_sections, sizeof(order[0]), cmp_offset);
 
         /* Headers without CheckSum and the certificate table entry. */
-        parts[n++] = (IoVec){ data, checksum_at };
-        if (certdir_at) {
-                parts[n++] = (IoVec){ data + checksum_at + 4, certdir_at - (checksum_at + 4) };
-                parts[n++] = (IoVec){ data + certdir_at + 8, size_of_headers - (certdir_at + 8) };
+        parts[n++] = (IoVec){ data, pe->checksum_at };
+        if (pe->certdir_at) {
+                parts[n++] = (IoVec){ data + pe->checksum_at + 4,
+                                      pe->certdir_at - (pe->checksum_at + 4) };
+                parts[n++] = (IoVec){ data + pe->certdir_at + 8,
+                                      pe->size_of_headers - (pe->certdir_at + 8) };
         } else
-                parts[n++] = (IoVec){ data + checksum_at + 4, size_of_headers - (checksum_at + 4) };
-        hashed = size_of_headers;
+                parts[n++] = (IoVec){ data + pe->checksum_at + 4,
+                                      pe->size_of_headers - (pe->checksum_at + 4) };
         /* Sections in file order; overlapping ones would be hashed twice: refuse. */
-        for (unsigned i = 0, prev_end = size_of_headers; i < n_sections; i++) {
-                if (sections[i].size == 0)
+        prev_end = last = pe->size_of_headers;
+        for (unsigned i = 0; i < pe->n_sections; i++) {
+                if (order[i]->raw_size == 0)
                         continue;
-                if (sections[i].offset < prev_end)
-                        return bad(d, "sections overlap each other or the headers");
-                parts[n++] = (IoVec){ data + sections[i].offset, sections[i].size };
-                hashed += sections[i].size;
-                prev_end = sections[i].offset + sections[i].size;
+                if (order[i]->raw_offset < prev_end) {
+                        r = bad(d, "sections overlap each other or the headers");
+                        goto out;
+                }
+                parts[n++] = (IoVec){ data + order[i]->raw_offset, order[i]->raw_size };
+                prev_end = last = (size_t) order[i]->raw_offset + order[i]->raw_size;
         }
         /* Trailing data after the last section, the certificate table excluded. */
-        {
-                size_t end = size - cert_size, last = size_of_headers;
-                for (unsigned i = 0; i < n_sections; i++)
-                        if (sections[i].size > 0)
-                                last = MAX(last, (size_t) sections[i].offset + sections[i].size);
-                if (end > last)
-                        parts[n++] = (IoVec){ data + last, end - last };
-                else if (end < last)
-                        return bad(d, "the certificate table overlaps a section");
+        end = size - pe->cert_size;
+        if (end > last)
+                parts[n++] = (IoVec){ data + last, end - last };
+        else if (end < last) {
+                r = bad(d, "the certificate table overlaps a section");
+                goto out;
         }
-        (void) hashed;
-        if (crypto_digest(md, parts, n, ret, out_size) < 0)
-                return -EIO;
-        *ret_size = out_size;
-        return 0;
+        r = crypto_digest(md, parts, n, ret, out_size) < 0 ? -EIO : 0;
+        if (r == 0)
+                *ret_size = out_size;
+out:
+        free(pe);
+        return r;
 }

@@ -66,3 +66,74 @@ evidence = {"version": 1, "variant": "qemu-vtpm",
                     "signature": b64(tpmt_signature()), "eventLog": b64(tcg_log()),
                     "pcrs": {str(i): "00" * 32 for i in range(16)}}}
 write("fuzz-evidence", "vtpm.json", json.dumps(evidence, separators=(",", ":"), sort_keys=True).encode())
+
+
+def der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(b)]) + b
+    return bytes([tag]) + length + body
+
+
+def oid(dotted):
+    parts = [int(x) for x in dotted.split(".")]
+    body = bytes([40 * parts[0] + parts[1]])
+    for p in parts[2:]:
+        enc = [p & 0x7F]
+        p >>= 7
+        while p:
+            enc.insert(0, 0x80 | (p & 0x7F))
+            p >>= 7
+        body += bytes(enc)
+    return der(0x06, body)
+
+
+def authenticode_pkcs7(digest):
+    """A structurally valid (unsigned: no SignerInfo) Authenticode SignedData."""
+    seq = lambda *x: der(0x30, b"".join(x))
+    sha256 = seq(oid("2.16.840.1.101.3.4.2.1"), b"\x05\x00")
+    indirect = seq(seq(oid("1.3.6.1.4.1.311.2.1.15"), seq()), seq(sha256, der(0x04, digest)))
+    content = seq(oid("1.3.6.1.4.1.311.2.1.4"), der(0xA0, indirect))
+    signed = seq(der(0x02, b"\x01"), der(0x31, sha256), content, der(0x31, b""))
+    return seq(oid("1.2.840.113549.1.7.2"), der(0xA0, signed))
+
+
+def pe(sections, cert=b""):
+    """A PE32+ image: headers in the first 0x400 bytes, each section 0x200-aligned after it."""
+    n = len(sections)
+    lfanew, opt_size = 0x80, 240
+    out = bytearray(0x400)
+    out[0:2] = b"MZ"
+    struct.pack_into("<I", out, 0x3C, lfanew)
+    out[lfanew:lfanew + 4] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", out, lfanew + 4, 0x8664, n, 0, 0, 0, opt_size, 0x22)
+    opt = lfanew + 24
+    struct.pack_into("<H", out, opt, 0x20B)
+    struct.pack_into("<I", out, opt + 60, 0x400)  # SizeOfHeaders
+    struct.pack_into("<I", out, opt + 108, 16)    # NumberOfRvaAndSizes
+    table, raw, vma = opt + opt_size, 0x400, 0x1000
+    body = bytearray()
+    for name, data in sections:
+        size = (len(data) + 0x1FF) & ~0x1FF
+        struct.pack_into("<8sIIII", out, table, name, len(data), vma, size, raw)
+        table += 40
+        body += data + bytes(size - len(data))
+        raw += size
+        vma += (len(data) + 0xFFF) & ~0xFFF
+    image = bytes(out + body)
+    if cert:
+        wc = struct.pack("<IHH", 8 + len(cert), 0x0200, 0x0002) + cert
+        wc += bytes(-len(wc) % 8)
+        struct.pack_into("<II", out, opt + 112 + 4 * 8, len(image), len(wc))
+        image = bytes(out + body) + wc
+    return image
+
+
+kernel = pe([(b".text", b"\xc3" * 64)])
+write("fuzz-pe", "uki.efi", pe([(b".sdmagic", b"#### LoaderInfo: systemd-stub 254.1 ####"),
+                                 (b".osrel", b"ID=debian\n"), (b".cmdline", b"quiet\tpanic=-1\n"),
+                                 (b".initrd", b"070701" + bytes(100)), (b".linux", kernel)]))
+write("fuzz-pe", "signed.efi", pe([(b".text", b"\xc3" * 64)], authenticode_pkcs7(bytes(32))))

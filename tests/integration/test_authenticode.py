@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """cloister-measure authenticode against pesign (an independent implementation, NSS-based) on
 Debian's real EFI binaries, unsigned and signed."""
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -60,3 +61,69 @@ def test_not_a_pe_file_gives_one_line_error(tmp_path):
     r = run("cloister-measure", "authenticode", f)
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "no MZ header" in r.stderr
+
+
+# Debian's own signed EFI binaries: the digest inside each Authenticode signature (PKCS#7
+# SpcIndirectDataContent) must equal the digest computed from the file.
+SIGNED = sorted(Path("/usr/lib/shim").glob("*.efi.signed"))
+KERNEL_DEBS = sorted(Path(os.environ.get("CLOISTER_DEB_CACHE", "/var/cache/cloister/debs"))
+                     .glob("linux-image-*-cloud-amd64_*.deb"))
+
+
+@pytest.fixture(scope="module")
+def signed_kernel(tmp_path_factory):
+    if not KERNEL_DEBS:
+        pytest.fail("the cloud kernel package is missing: run scripts/install-deps as root")
+    d = tmp_path_factory.mktemp("kernel")
+    subprocess.run(["dpkg-deb", "-x", KERNEL_DEBS[-1], d], check=True)
+    return sorted((d / "boot").glob("vmlinuz-*"))[0]
+
+
+def test_debian_signs_shim_binaries():
+    assert {p.name for p in SIGNED} >= {"shimx64.efi.signed", "mmx64.efi.signed",
+                                        "fbx64.efi.signed"}
+
+
+@pytest.mark.parametrize("path", SIGNED, ids=lambda p: p.name)
+def test_debian_signed_shim_digest_equals_its_signed_digest(path):
+    r = run("cloister-measure", "authenticode", "--check-signature", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == pesign_hash(path)
+    assert "equals the signed digest" in r.stdout
+
+
+def test_debian_signed_kernel_digest_equals_its_signed_digest(signed_kernel):
+    r = run("cloister-measure", "authenticode", "--check-signature", signed_kernel)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sbsign_signature_digest_equals_computed(signed):
+    r = run("cloister-measure", "authenticode", "--check-signature", signed)
+    assert r.returncode == 0, r.stderr
+
+
+def test_modified_signed_binary_names_both_digests(tmp_path):
+    f = tmp_path / "mm.efi"
+    data = bytearray(Path("/usr/lib/shim/mmx64.efi.signed").read_bytes())
+    data[5000] ^= 1
+    f.write_bytes(data)
+    r = run("cloister-measure", "authenticode", "--check-signature", f)
+    assert r.returncode == 1
+    assert "modified after signing" in r.stderr and pesign_hash(f) in r.stderr
+
+
+def test_unsigned_binary_check_signature_says_unsigned():
+    r = run("cloister-measure", "authenticode", "--check-signature", "/usr/lib/shim/mmx64.efi")
+    assert r.returncode != 0 and "carries no Authenticode signature" in r.stderr
+
+
+def test_corrupt_pkcs7_is_a_clear_error(tmp_path):
+    f = tmp_path / "bad.efi"
+    data = bytearray(Path("/usr/lib/shim/mmx64.efi.signed").read_bytes())
+    lfanew = int.from_bytes(data[0x3C:0x40], "little")
+    certdir = lfanew + 24 + 112 + 4 * 8  # PE32+ data directory 4: the certificate table
+    cert = int.from_bytes(data[certdir:certdir + 4], "little")
+    data[cert + 8] = 0x04  # PKCS#7's outer SEQUENCE tag becomes an OCTET STRING
+    f.write_bytes(data)
+    r = run("cloister-measure", "authenticode", "--check-signature", f)
+    assert r.returncode != 0 and "Authenticode signature" in r.stderr

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cloister-measure uki | image: predict the PCRs of a direct firmware boot of a UKI. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/macro.h"
+#include "cloister/pe.h"
+#include "cloister/spawn.h"
+#include "cloister/uki.h"
+#include "measure.h"
+
+#define ESP_TYPE_GUID   "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+#define UKI_PATH        "::/EFI/BOOT/BOOTX64.EFI"
+#define SFDISK_JSON_MAX (1024U * 1024U)
+
+typedef struct Options {
+        bool json;
+        const char *name;
+        const char *input;
+} Options;
+
+static int parse_options(int argc, char *argv[], const char *usage, Options *o)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "output", required_argument, NULL, 'o' },
+                { "name", required_argument, NULL, 'n' },
+                {},
+        };
+        int c;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "ho:n:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        fputs(usage, stdout);
+                        return 0;
+                case 'o':
+                        if (strcmp(optarg, "json") == 0)
+                                o->json = true;
+                        else if (strcmp(optarg, "text") != 0)
+                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
+                case 'n':
+                        o->name = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (argc - optind != 1)
+                return log_error_errno(-EINVAL, "%s: expected exactly one FILE. See --help.",
+                                       argv[0]);
+        o->input = argv[optind];
+        if (!o->name) {
+                const char *slash = strrchr(o->input, '/');
+                o->name = slash ? slash + 1 : o->input;
+        }
+        return 1;
+}
+
+static int print_prediction(const UkiPrediction *p, const Options *o)
+{
+        char hex[65];
+
+        if (o->json) {
+                _cleanup_(json_decrefp) json_t *root = json_object(), *m = json_object();
+                _cleanup_(freep) char *text = NULL;
+
+                if (!root || !m)
+                        return log_oom();
+                for (unsigned i = 0; i < UKI_PCR_COUNT; i++) {
+                        char key[4];
+                        if (!p->predicted[i])
+                                continue;
+                        hex_encode_buf(p->pcrs[i], 32, hex, sizeof(hex));
+                        snprintf(key, sizeof(key), "%u", i);
+                        if (json_object_set_new(
+                                    m, key,
+                                    json_pack("{s:s,s:b}", "expected", hex, "warnOnly", false)) < 0)
+                                return log_oom();
+                }
+                if (json_object_set_new(root, "version", json_integer(1)) < 0 ||
+                    json_object_set_new(root, "image", json_string(o->name)) < 0 ||
+                    json_object_set(root, "measurements", m) < 0 ||
+                    json_dump_pretty(root, &text) < 0)
+                        return log_oom();
+                printf("%s\n", text);
+                return 0;
+        }
+        printf("image:   %s\nstub:    systemd-stub %s\ncmdline: %s\n\nevents (SHA-256):\n", o->name,
+               p->stub_version, p->cmdline);
+        for (size_t i = 0; i < p->n_events; i++) {
+                hex_encode_buf(p->events[i].digest, 32, hex, sizeof(hex));
+                printf("  PCR %2u  %s  %s\n", p->events[i].pcr, hex, p->events[i].description);
+        }
+        printf("\npredicted PCRs (SHA-256):\n");
+        for (unsigned i = 0; i < UKI_PCR_COUNT; i++) {
+                if (!p->predicted[i])
+                        continue;
+                hex_encode_buf(p->pcrs[i], 32, hex, sizeof(hex));
+                printf("  %2u  %s\n", i, hex);
+        }
+        return 0;
+}
+
+static int predict_file(const char *path, const Options *o)
+{
+        _cleanup_(freep) uint8_t *data = NULL;
+        UkiPrediction p;
+        size_t size;
+        Diag d;
+        int r;
+
+        r = read_full_file(path, PE_SIZE_MAX, &data, &size);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", o->input);
+        diag_clear(&d);
+        r = uki_predict(data, size, &p, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", o->input, d.message);
+        r = print_prediction(&p, o);
+        uki_prediction_done(&p);
+        return r;
+}
+
+int verb_uki(int argc, char *argv[], void *userdata)
+{
+        Options o = {};
+        int r = parse_options(
+                argc, argv,
+                "Usage: cloister-measure uki FILE.efi [-o text|json] [--name NAME]\n"
+                "\n"
+                "Predicts the PCRs (SHA-256 bank) that UEFI firmware and systemd-stub\n"
+                "produce when the firmware boots this unified kernel image directly:\n"
+                "PCR 4, 9 and 11, and PCR 8, 12, 13, 15, which must stay zero.\n"
+                "-o json prints a measurements file (see docs/measured-boot.md),\n"
+                "ready for 'cloister-measure sign'; --name sets its image name.\n",
+                &o);
+        if (r <= 0)
+                return r;
+        return predict_file(o.input, &o);
+}
+
+/* The ESP's byte offset in a GPT disk image, as sfdisk (util-linux) reads the partition table. */
+static int find_esp(const char *disk, const char *dir, uint64_t *ret_offset)
+{
+        char out[PATH_MAX], err[PATH_MAX];
+        char *argv[] = { (char *) "sfdisk", (char *) "--json", (char *) disk, NULL };
+        _cleanup_(freep) uint8_t *text = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_t *table, *parts, *part;
+        json_int_t sector_size = 0, found = -1;
+        const char *label;
+        size_t size, i;
+        int r;
+
+        snprintf(out, sizeof(out), "%s/sfdisk.json", dir);
+        snprintf(err, sizeof(err), "%s/sfdisk.err", dir);
+        r = spawn_wait_output(argv, out, err);
+        if (r == -ENOENT)
+                return log_error_errno(r, "sfdisk not found: install util-linux's fdisk package.");
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : -EBADMSG,
+                                       "%s: sfdisk cannot read a partition table (see %s).", disk,
+                                       err);
+        r = read_full_file(out, SFDISK_JSON_MAX, &text, &size);
+        if (r >= 0)
+                r = json_parse_buffer(text, size, "sfdisk --json", &j, NULL);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot parse sfdisk's output.", disk);
+        table = json_object_get(j, "partitiontable");
+        label = json_string_value(json_object_get(table, "label"));
+        parts = json_object_get(table, "partitions");
+        if (!label || strcmp(label, "gpt") != 0 || !json_is_array(parts))
+                return log_error_errno(-EBADMSG, "%s: not a GPT disk image.", disk);
+        sector_size = json_integer_value(json_object_get(table, "sectorsize"));
+        if (sector_size == 0)
+                sector_size = 512;
+        json_array_foreach (parts, i, part) {
+                const char *type = json_string_value(json_object_get(part, "type"));
+                if (!type || strcasecmp(type, ESP_TYPE_GUID) != 0)
+                        continue;
+                if (found >= 0)
+                        return log_error_errno(-EBADMSG,
+                                               "%s: more than one EFI system partition: which "
+                                               "one the firmware boots is not predictable.",
+                                               disk);
+                found = json_integer_value(json_object_get(part, "start"));
+        }
+        if (found <= 0)
+                return log_error_errno(-ENOENT, "%s: no EFI system partition.", disk);
+        if (sector_size != 512 && sector_size != 4096)
+                return log_error_errno(-EBADMSG, "%s: sector size %lld is not 512 or 4096.", disk,
+                                       (long long) sector_size);
+        *ret_offset = (uint64_t) found * (uint64_t) sector_size;
+        return 0;
+}
+
+static void remove_dir(const char *dir)
+{
+        static const char *const files[] = { "sfdisk.json", "sfdisk.err", "uki.efi", "mcopy.log" };
+        char path[PATH_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+
+int verb_image(int argc, char *argv[], void *userdata)
+{
+        char dir[] = "/tmp/cloister-measure.XXXXXX", uki[PATH_MAX], log[PATH_MAX], src[PATH_MAX];
+        Options o = {};
+        uint64_t offset = 0;
+        int r = parse_options(
+                argc, argv,
+                "Usage: cloister-measure image DISK.raw [-o text|json] [--name NAME]\n"
+                "\n"
+                "Reads the GPT of a raw disk image (sfdisk), takes the UKI the\n"
+                "firmware boots from its EFI system partition (" UKI_PATH ", with\n"
+                "mtools; nothing is mounted) and predicts its PCRs as 'uki' does.\n",
+                &o);
+        if (r <= 0)
+                return r;
+        if (access(o.input, R_OK) < 0)
+                return log_error_errno(-errno, "%s: cannot read: %m", o.input);
+        if (!mkdtemp(dir))
+                return log_error_errno(-errno, "Cannot create a temporary directory: %m");
+        r = find_esp(o.input, dir, &offset);
+        if (r < 0)
+                goto out;
+        snprintf(uki, sizeof(uki), "%s/uki.efi", dir);
+        snprintf(log, sizeof(log), "%s/mcopy.log", dir);
+        snprintf(src, sizeof(src), "%s@@%llu", o.input, (unsigned long long) offset);
+        {
+                char *mcopy[] = { (char *) "mcopy",  (char *) "-n", (char *) "-i", src,
+                                  (char *) UKI_PATH, uki,           NULL };
+                /* mtools refuses odd geometry unless told not to check it. */
+                setenv("MTOOLS_SKIP_CHECK", "1", 1);
+                r = spawn_wait(mcopy, log);
+        }
+        if (r == -ENOENT) {
+                log_error("mcopy not found: install the mtools package.");
+                goto out;
+        }
+        if (r != 0) {
+                r = log_error_errno(r < 0 ? r : -ENOENT,
+                                    "%s: cannot read %s from the EFI system partition at byte "
+                                    "%llu (is it FAT, and does it hold a UKI there?).",
+                                    o.input, UKI_PATH + 2, (unsigned long long) offset);
+                goto out;
+        }
+        r = predict_file(uki, &o);
+out:
+        remove_dir(dir);
+        return r;
+}

@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The measured-boot proof: `cloister-measure uki` predicts PCR 4, 9 and 11 of a real boot.
+
+A UKI is assembled from Debian's parts (systemd-stub 254 from bookworm-backports, the cloud
+kernel, a busybox initramfs whose /init reports the PCRs and the firmware event log), put on a GPT
+disk's EFI system partition as \\EFI\\BOOT\\BOOTX64.EFI and booted by OVMF with a swtpm in QEMU
+(TCG). The prediction is made from the file alone, before the boot; the measured values come
+from the guest's TPM. The command line deliberately holds a tab and a trailing newline, which
+systemd-stub rewrites before the kernel measures it.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+
+DEB_CACHE = Path(os.environ.get("CLOISTER_DEB_CACHE", "/var/cache/cloister/debs"))
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+CMDLINE = "console=ttyS0\tpanic=-1 quiet\n"
+BOOT_TIMEOUT = 300
+ZERO = "00" * 32
+
+
+def deb(pattern):
+    found = sorted(DEB_CACHE.glob(pattern))
+    if not found:
+        pytest.fail(f"{DEB_CACHE}/{pattern} missing: run scripts/install-deps as root")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """Debian's stub and kernel, and the reporting initramfs."""
+    d = tmp_path_factory.mktemp("parts")
+    for p in (deb("systemd-boot-efi_254*.deb"), deb("linux-image-*-cloud-amd64_*.deb")):
+        subprocess.run(["dpkg-deb", "-x", p, d / "root"], check=True)
+    kernel = sorted((d / "root" / "boot").glob("vmlinuz-*"))[0]
+    stub = d / "root/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+    tree = d / "initramfs"
+    for sub in ("bin", "dev", "proc", "sys"):
+        (tree / sub).mkdir(parents=True)
+    shutil.copy("/bin/busybox", tree / "bin/busybox")
+    shutil.copy(ROOT / "tests/vm/pcr-report-init", tree / "init")
+    files = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "--reproducible"],
+                          input="\n".join(files).encode(), cwd=tree, capture_output=True,
+                          check=True).stdout
+    initrd = d / "initrd.cpio"
+    initrd.write_bytes(cpio)
+    osrel = d / "os-release"
+    osrel.write_text('ID=debian\nNAME="Cloister measured-boot proof"\n')
+    return {"stub": stub, "kernel": kernel, "initrd": initrd, "osrel": osrel}
+
+
+def make_uki(parts, cmdline, out):
+    cmdfile = out.with_suffix(".cmdline")
+    cmdfile.write_bytes(cmdline.encode())
+    subprocess.run([ROOT / "scripts/mkuki", "--stub", parts["stub"], "--linux", parts["kernel"],
+                    "--initrd", parts["initrd"], "--cmdline-file", cmdfile, "--osrel",
+                    parts["osrel"], "--output", out], check=True)
+    return out
+
+
+def make_disk(uki, out):
+    """A GPT disk with fixed GUIDs and one EFI system partition holding the UKI, built without
+    mounting anything (sfdisk, mkfs.fat, mtools)."""
+    esp = out.with_suffix(".esp")
+    subprocess.run(["mkfs.fat", "-C", "-i", "c1057e12", esp, str(64 * 1024)], check=True,
+                   capture_output=True)
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    subprocess.run(["mmd", "-i", esp, "::/EFI", "::/EFI/BOOT"], check=True, env=env)
+    subprocess.run(["mcopy", "-i", esp, uki, "::/EFI/BOOT/BOOTX64.EFI"], check=True, env=env)
+    with open(out, "wb") as f:
+        f.truncate(72 * 1024 * 1024)
+    layout = ("label: gpt\nlabel-id: 6F1E1C1A-0000-4000-8000-000000000001\nfirst-lba: 2048\n"
+              f"start=2048, size=131072, type={ESP_TYPE}, "
+              "uuid=6F1E1C1A-0000-4000-8000-000000000002, name=\"ESP\"\n")
+    subprocess.run(["sfdisk", "-q", out], input=layout.encode(), check=True, capture_output=True)
+    with open(out, "r+b") as f, open(esp, "rb") as e:
+        f.seek(2048 * 512)
+        shutil.copyfileobj(e, f)
+    return out
+
+
+def boot(disk, d):
+    """Boots the disk with OVMF and a fresh swtpm; returns (PCRs, event log bytes)."""
+    d.mkdir()
+    state = d / "tpm"
+    state.mkdir()
+    subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", state, "--createek", "--pcr-banks",
+                    "sha256"], check=True, capture_output=True)
+    sock = d / "swtpm.sock"
+    swtpm = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
+                              "--ctrl", f"type=unixio,path={sock}", "--flags", "startup-clear"])
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        shutil.copy(OVMF_VARS, d / "vars.fd")
+        report = d / "report.txt"
+        qemu = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512",
+                "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
+                "-serial", f"file:{d / 'console.log'}", "-serial", f"file:{report}",
+                "-chardev", f"socket,id=chrtpm,path={sock}",
+                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0",
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={d / 'vars.fd'}",
+                "-drive", f"if=none,id=d0,format=raw,readonly=on,file={disk}",
+                "-device", "virtio-blk-pci,drive=d0"]
+        subprocess.run(qemu, check=True, timeout=BOOT_TIMEOUT, stdin=subprocess.DEVNULL,
+                       capture_output=True)
+    finally:
+        if swtpm.poll() is None:
+            swtpm.send_signal(signal.SIGTERM)
+        swtpm.wait(timeout=10)
+    text = report.read_text(errors="replace")
+    assert "CLOISTER-REPORT-END" in text, (
+        f"the guest did not report; console:\n{(d / 'console.log').read_text(errors='replace')}")
+    body = text[text.index("CLOISTER-REPORT-BEGIN"):text.index("CLOISTER-REPORT-END")]
+    pcrs, log = {}, b""
+    for line in body.splitlines():
+        f = line.split()
+        if f and f[0] == "pcr":
+            pcrs[int(f[1])] = f[2].lower()
+        elif f and f[0] == "eventlog":
+            log = bytes.fromhex(f[1])
+    assert len(pcrs) == 16 and log
+    eventlog = d / "eventlog.bin"
+    eventlog.write_bytes(log)
+    return pcrs, eventlog
+
+
+def predict(kind, path):
+    r = run("cloister-measure", kind, path, "-o", "json", "--name", "proof")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    return {int(k): v["expected"] for k, v in m["measurements"].items()}
+
+
+class Boot:
+    def __init__(self, parts, base, cmdline):
+        base.mkdir()
+        self.uki = make_uki(parts, cmdline, base / "uki.efi")
+        self.disk = make_disk(self.uki, base / "disk.raw")
+        # Predicted from the files alone, before anything boots.
+        self.predicted = predict("uki", self.uki)
+        self.predicted_from_image = predict("image", self.disk)
+        self.measured, self.eventlog = boot(self.disk, base / "vm")
+
+
+@pytest.fixture(scope="module")
+def first(parts, tmp_path_factory):
+    return Boot(parts, tmp_path_factory.mktemp("boot") / "a", CMDLINE)
+
+
+@pytest.fixture(scope="module")
+def second(parts, tmp_path_factory):
+    # One byte of the command line changed.
+    return Boot(parts, tmp_path_factory.mktemp("boot") / "b", CMDLINE.replace("-1", "-2"))
+
+
+@pytest.mark.parametrize("pcr", [4, 9, 11])
+def test_prediction_equals_real_measured_boot(first, pcr):
+    assert first.predicted[pcr] == first.measured[pcr]
+
+
+@pytest.mark.parametrize("pcr", [8, 12, 13, 15])
+def test_pcrs_predicted_zero_are_zero_after_boot(first, pcr):
+    assert first.predicted[pcr] == ZERO
+    assert first.measured[pcr] == ZERO
+
+
+def test_image_prediction_equals_uki_prediction(first):
+    assert first.predicted_from_image == first.predicted
+
+
+def test_measured_event_log_replays_to_measured_pcrs(first):
+    r = run("cloister-measure", "eventlog", "replay", first.eventlog, "--bank", "sha256",
+            "-o", "json")
+    assert r.returncode == 0, r.stderr
+    replayed = {int(k): v for k, v in json.loads(r.stdout)["pcrs"].items()}
+    assert {4, 9, 11} <= replayed.keys()
+    for pcr, value in replayed.items():
+        assert value == first.measured[pcr], f"PCR {pcr}"
+
+
+def test_stub_rewrites_tab_and_trailing_newline_as_predicted(first):
+    r = run("cloister-measure", "uki", first.uki)
+    assert r.returncode == 0, r.stderr
+    assert "cmdline: console=ttyS0 panic=-1 quiet\n" in r.stdout
+
+
+def test_one_command_line_byte_moves_pcr9_and_pcr11_prediction_and_measurement(first, second):
+    for pcr in (9, 11):
+        assert second.predicted[pcr] != first.predicted[pcr]
+        assert second.measured[pcr] != first.measured[pcr]
+    for pcr in (4, 9, 11):
+        assert second.predicted[pcr] == second.measured[pcr]
+
+
+def test_same_inputs_build_the_same_uki(parts, first, tmp_path):
+    again = make_uki(parts, CMDLINE, tmp_path / "again.efi")
+    assert again.read_bytes() == first.uki.read_bytes()
+
+
+def test_prediction_signs_and_verifies(first, tmp_path):
+    m = tmp_path / "measurements.json"
+    m.write_text(run("cloister-measure", "uki", first.uki, "-o", "json").stdout)
+    key = tmp_path / "key.pem"
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key],
+                   check=True)
+    subprocess.run(["openssl", "ec", "-in", key, "-pubout", "-out", tmp_path / "pub.pem"],
+                   check=True, capture_output=True)
+    r = run("cloister-measure", "sign", "--key", key, m, "--output", tmp_path / "m.sig")
+    assert r.returncode == 0, r.stderr
+    r = run("cloister-measure", "verify", "--pubkey", tmp_path / "pub.pem", m, tmp_path / "m.sig")
+    assert r.returncode == 0, r.stderr
+
+
+# The model's edges: what cloister-measure refuses to predict, each with its reason.
+
+def uki_error(path):
+    r = run("cloister-measure", "uki", path)
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0
+    return r.stderr
+
+
+def test_bookworm_stub_252_is_refused_as_unmodelled(parts, tmp_path):
+    old = dict(parts, stub=Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"))
+    uki = make_uki(old, "quiet", tmp_path / "old.efi")
+    assert "systemd-stub 252" in uki_error(uki) and "models systemd-stub 254 only" in uki_error(uki)
+
+
+def test_uki_without_command_line_is_refused(parts, tmp_path):
+    uki = tmp_path / "nocmd.efi"
+    make_uki(parts, "quiet", uki)
+    subprocess.run(["objcopy", "--remove-section", ".cmdline", uki, uki], check=True)
+    assert "needs .linux, .cmdline and .initrd" in uki_error(uki)
+
+
+def test_uki_with_pcrsig_is_refused(parts, tmp_path):
+    uki = make_uki(parts, "quiet", tmp_path / "sig.efi")
+    sig = tmp_path / "sig.json"
+    sig.write_text("{}")
+    subprocess.run(["objcopy", "--add-section", f".pcrsig={sig}", "--change-section-vma",
+                    ".pcrsig=0x200000000", uki, uki], check=True)
+    assert ".pcrsig section: its effects are not modelled" in uki_error(uki)
+
+
+def test_whitespace_only_command_line_is_refused(parts, tmp_path):
+    uki = make_uki(parts, " \t\n", tmp_path / "blank.efi")
+    assert "command line is empty" in uki_error(uki)
+
+
+def test_non_ascii_command_line_is_refused(parts, tmp_path):
+    uki = make_uki(parts, "quiet root=LABEL=r\u00e9seau", tmp_path / "utf8.efi")
+    assert "non-ASCII" in uki_error(uki)
+
+
+def test_plain_efi_binary_is_not_a_uki(tmp_path):
+    assert "no systemd-stub .sdmagic section" in uki_error("/usr/lib/shim/mmx64.efi")
+
+
+def test_truncated_uki_fails_with_pe_reason(first, tmp_path):
+    cut = tmp_path / "cut.efi"
+    cut.write_bytes(first.uki.read_bytes()[:300000])
+    assert "PE file: a section runs past the end of the file" in uki_error(cut)
+
+
+def test_image_without_esp_is_refused(tmp_path):
+    disk = tmp_path / "noesp.raw"
+    with open(disk, "wb") as f:
+        f.truncate(8 * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", disk], input=b"label: gpt\nstart=2048, size=4096\n",
+                   check=True, capture_output=True)
+    r = run("cloister-measure", "image", disk)
+    assert r.returncode != 0 and "no EFI system partition" in r.stderr
+
+
+def test_image_that_is_not_a_disk_is_refused(tmp_path):
+    junk = tmp_path / "junk.raw"
+    junk.write_bytes(os.urandom(4096))
+    r = run("cloister-measure", "image", junk)
+    assert r.returncode != 0 and "partition table" in r.stderr or "not a GPT" in r.stderr
