@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cloister/fileio.h"
@@ -65,6 +66,15 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
         if (!o->name) {
                 const char *slash = strrchr(o->input, '/');
                 o->name = slash ? slash + 1 : o->input;
+        }
+        {
+                json_t *probe = json_string(o->name); /* NULL unless valid UTF-8 */
+                if (!probe)
+                        return log_error_errno(-EINVAL,
+                                               "image name '%s' is not UTF-8: give one with "
+                                               "--name.",
+                                               o->name);
+                json_decref(probe);
         }
         return 1;
 }
@@ -127,8 +137,10 @@ static int predict_file(const char *path, const Options *o)
                 return log_error_errno(r, "%s: cannot read: %m", o->input);
         diag_clear(&d);
         r = uki_predict(data, size, &p, &d);
-        if (r < 0)
+        if (r < 0 && d.message[0])
                 return log_error_errno(r, "%s: %s", o->input, d.message);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot predict: %m", o->input);
         r = print_prediction(&p, o);
         uki_prediction_done(&p);
         return r;
@@ -153,14 +165,30 @@ int verb_uki(int argc, char *argv[], void *userdata)
 }
 
 /* The ESP's byte offset in a GPT disk image, as sfdisk (util-linux) reads the partition table. */
-static int find_esp(const char *disk, const char *dir, uint64_t *ret_offset)
+/* The first line of a helper tool's error output, for our one-line message. */
+static void first_line(const char *path, char *buf, size_t size)
+{
+        _cleanup_(freep) uint8_t *text = NULL;
+        size_t n = 0;
+
+        buf[0] = '\0';
+        if (read_full_file(path, 64 * 1024, &text, &n) < 0)
+                return;
+        for (size_t i = 0; i < n && i + 1 < size && text[i] != '\n'; i++) {
+                buf[i] = text[i] >= 0x20 && text[i] < 0x7f ? (char) text[i] : '?';
+                buf[i + 1] = '\0';
+        }
+}
+
+static int find_esp(const char *disk, off_t image_size, const char *dir, uint64_t *ret_offset)
 {
         char out[PATH_MAX], err[PATH_MAX];
-        char *argv[] = { (char *) "sfdisk", (char *) "--json", (char *) disk, NULL };
+        char *argv[] = { (char *) "sfdisk", (char *) "--json", (char *) "--", (char *) disk, NULL };
+        char why[160];
         _cleanup_(freep) uint8_t *text = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         json_t *table, *parts, *part;
-        json_int_t sector_size = 0, found = -1;
+        json_int_t sector_size = 0, found = 0;
         const char *label;
         size_t size, i;
         int r;
@@ -170,10 +198,12 @@ static int find_esp(const char *disk, const char *dir, uint64_t *ret_offset)
         r = spawn_wait_output(argv, out, err);
         if (r == -ENOENT)
                 return log_error_errno(r, "sfdisk not found: install util-linux's fdisk package.");
-        if (r != 0)
+        if (r != 0) {
+                first_line(err, why, sizeof(why));
                 return log_error_errno(r < 0 ? r : -EBADMSG,
-                                       "%s: sfdisk cannot read a partition table (see %s).", disk,
-                                       err);
+                                       "%s: sfdisk cannot read a partition table: %s", disk,
+                                       why[0] ? why : "no reason given");
+        }
         r = read_full_file(out, SFDISK_JSON_MAX, &text, &size);
         if (r >= 0)
                 r = json_parse_buffer(text, size, "sfdisk --json", &j, NULL);
@@ -191,18 +221,27 @@ static int find_esp(const char *disk, const char *dir, uint64_t *ret_offset)
                 const char *type = json_string_value(json_object_get(part, "type"));
                 if (!type || strcasecmp(type, ESP_TYPE_GUID) != 0)
                         continue;
-                if (found >= 0)
+                json_t *start = json_object_get(part, "start");
+                if (found > 0)
                         return log_error_errno(-EBADMSG,
                                                "%s: more than one EFI system partition: which "
                                                "one the firmware boots is not predictable.",
                                                disk);
-                found = json_integer_value(json_object_get(part, "start"));
+                if (!json_is_integer(start) || json_integer_value(start) <= 0)
+                        return log_error_errno(
+                                -EBADMSG, "%s: the EFI system partition has no valid start.", disk);
+                found = json_integer_value(start);
         }
         if (found <= 0)
                 return log_error_errno(-ENOENT, "%s: no EFI system partition.", disk);
         if (sector_size != 512 && sector_size != 4096)
                 return log_error_errno(-EBADMSG, "%s: sector size %lld is not 512 or 4096.", disk,
                                        (long long) sector_size);
+        if ((uint64_t) found >= (uint64_t) image_size / (uint64_t) sector_size)
+                return log_error_errno(-EBADMSG,
+                                       "%s: the EFI system partition starts past the end of "
+                                       "the image.",
+                                       disk);
         *ret_offset = (uint64_t) found * (uint64_t) sector_size;
         return 0;
 }
@@ -223,7 +262,9 @@ int verb_image(int argc, char *argv[], void *userdata)
 {
         char dir[] = "/tmp/cloister-measure.XXXXXX", uki[PATH_MAX], log[PATH_MAX], src[PATH_MAX];
         Options o = {};
+        struct stat st;
         uint64_t offset = 0;
+        char why[160];
         int r = parse_options(
                 argc, argv,
                 "Usage: cloister-measure image DISK.raw [-o text|json] [--name NAME]\n"
@@ -232,13 +273,16 @@ int verb_image(int argc, char *argv[], void *userdata)
                 "firmware boots from its EFI system partition (" UKI_PATH ", with\n"
                 "mtools; nothing is mounted) and predicts its PCRs as 'uki' does.\n",
                 &o);
-        if (r <= 0)
+        if (r <= 0 || !o.input)
                 return r;
-        if (access(o.input, R_OK) < 0)
+        if (access(o.input, R_OK) < 0 || stat(o.input, &st) < 0)
                 return log_error_errno(-errno, "%s: cannot read: %m", o.input);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(-EINVAL, "%s: not a regular file: give a raw disk image.",
+                                       o.input);
         if (!mkdtemp(dir))
                 return log_error_errno(-errno, "Cannot create a temporary directory: %m");
-        r = find_esp(o.input, dir, &offset);
+        r = find_esp(o.input, st.st_size, dir, &offset);
         if (r < 0)
                 goto out;
         snprintf(uki, sizeof(uki), "%s/uki.efi", dir);
@@ -256,10 +300,12 @@ int verb_image(int argc, char *argv[], void *userdata)
                 goto out;
         }
         if (r != 0) {
+                first_line(log, why, sizeof(why));
                 r = log_error_errno(r < 0 ? r : -ENOENT,
                                     "%s: cannot read %s from the EFI system partition at byte "
-                                    "%llu (is it FAT, and does it hold a UKI there?).",
-                                    o.input, UKI_PATH + 2, (unsigned long long) offset);
+                                    "%llu: %s",
+                                    o.input, UKI_PATH + 2, (unsigned long long) offset,
+                                    why[0] ? why : "mcopy failed");
                 goto out;
         }
         r = predict_file(uki, &o);

@@ -17,6 +17,13 @@ struct AtlsContext {
         AtlsAttester attester;
         AtlsVerifier verifier;
         EVP_PKEY *key; /* P-256, generated for this context, never exported */
+        /* Its public half, encoded once: the SubjectPublicKeyInfo DER the evidence binds, and a
+         * public-only key decoded from it for X509_set_pubkey(). Encoding a provider key costs
+         * more than signing the certificate; doing it per handshake was the largest part of
+         * aTLS's overhead beyond issuing and verifying evidence (make bench). */
+        uint8_t *spki;
+        size_t spki_size;
+        EVP_PKEY *cert_pub;
         SSL_CTX *ssl_ctx;
         ASN1_OBJECT *oids[_ATTEST_VARIANT_MAX];
         /* The last verification failure on any connection of this context: callers that do not
@@ -204,15 +211,20 @@ static int nonce_ext_parse(SSL *ssl, unsigned int ext_type, unsigned int context
 
 /* --- attester: certificate with evidence, made per connection ------------------------------ */
 
-static int spki_der(EVP_PKEY *key, uint8_t **ret, size_t *ret_size)
+static int context_public_key(AtlsContext *c)
 {
         unsigned char *der = NULL;
-        int n = i2d_PUBKEY(key, &der);
+        const unsigned char *p;
+        int n = i2d_PUBKEY(c->key, &der);
 
         if (n <= 0)
                 return crypto_log_errors(-EIO, "i2d_PUBKEY");
-        *ret = der;
-        *ret_size = (size_t) n;
+        c->spki = der;
+        c->spki_size = (size_t) n;
+        p = der;
+        c->cert_pub = d2i_PUBKEY(NULL, &p, n);
+        if (!c->cert_pub || p != der + n)
+                return crypto_log_errors(-EIO, "d2i_PUBKEY");
         return 0;
 }
 
@@ -222,31 +234,24 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         _cleanup_(X509_freep) X509 *x = NULL;
         _cleanup_(freep) uint8_t *evidence = NULL;
         uint8_t binding[ATLS_BINDING_SIZE], serial[16];
-        unsigned char *spki = NULL;
         ASN1_OCTET_STRING *os = NULL;
         X509_EXTENSION *ext = NULL;
         X509_NAME *name;
         BIGNUM *bn = NULL;
-        size_t spki_size = 0, evidence_size = 0;
+        size_t evidence_size = 0;
         int r;
 
-        r = spki_der(c->key, &spki, &spki_size);
+        r = atls_binding(c->attester.variant, c->role, nonce, c->spki, c->spki_size, binding);
         if (r < 0)
-                return diag_fail(d, r, "atls-certificate", -1, "cannot encode the TLS key");
-        r = atls_binding(c->attester.variant, c->role, nonce, spki, spki_size, binding);
-        if (r < 0) {
-                OPENSSL_free(spki);
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the evidence binding");
-        }
         const AtlsBindingInput input = {
                 .variant = c->attester.variant,
                 .role = c->role,
                 .nonce = nonce,
-                .spki = spki,
-                .spki_size = spki_size,
+                .spki = c->spki,
+                .spki_size = c->spki_size,
         };
         r = c->attester.issue(c->attester.userdata, binding, &input, &evidence, &evidence_size, d);
-        OPENSSL_free(spki);
         if (r < 0)
                 return r;
         if (evidence_size > EVIDENCE_SIZE_MAX)
@@ -268,7 +273,7 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                        (const unsigned char *) "cloister-atls", -1, -1, 0) != 1 ||
             X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 ||
-            X509_set_pubkey(x, c->key) != 1 ||
+            X509_set_pubkey(x, c->cert_pub) != 1 ||
             ASN1_OCTET_STRING_set(os, evidence, (int) evidence_size) != 1)
                 goto fail;
         ext = X509_EXTENSION_create_by_OBJ(NULL, c->oids[c->attester.variant], 0, os);
@@ -522,6 +527,9 @@ int atls_context_new(AtlsRole role, const AtlsAttester *attester, const AtlsVeri
         c->key = EVP_EC_gen("P-256");
         if (!c->key)
                 return crypto_log_errors(-EIO, "EVP_EC_gen");
+        r = context_public_key(c);
+        if (r < 0)
+                return r;
         c->ssl_ctx =
                 SSL_CTX_new(role == ATLS_ROLE_SERVER ? TLS_server_method() : TLS_client_method());
         if (!c->ssl_ctx)
@@ -539,6 +547,8 @@ AtlsContext *atls_context_free(AtlsContext *c)
                 return NULL;
         SSL_CTX_free(c->ssl_ctx);
         EVP_PKEY_free(c->key);
+        EVP_PKEY_free(c->cert_pub);
+        OPENSSL_free(c->spki);
         for (int v = 0; v < _ATTEST_VARIANT_MAX; v++)
                 ASN1_OBJECT_free(c->oids[v]);
         (void) pthread_mutex_destroy(&c->lock);

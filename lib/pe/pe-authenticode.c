@@ -17,6 +17,15 @@ static int cmp_offset(const void *a, const void *b)
         return (x->raw_offset > y->raw_offset) - (x->raw_offset < y->raw_offset);
 }
 
+/* Pointers to the image's sections, sorted by file offset. */
+static void sections_in_file_order(const PeImage *pe, const PeSection **order)
+{
+        for (unsigned i = 0; i < pe->n_sections; i++)
+                order[i] = &pe->sections[i];
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sorted */
+        qsort(order, pe->n_sections, sizeof(order[0]), cmp_offset);
+}
+
 int pe_parse(const uint8_t *data, size_t size, PeImage *ret, Diag *d)
 {
         Reader r = reader_init(data, size);
@@ -43,7 +52,7 @@ int pe_parse(const uint8_t *data, size_t size, PeImage *ret, Diag *d)
             pe_magic != 0x00004550)
                 return bad(d, "no PE signature at e_lfanew");
         /* COFF file header (PE/COFF 3.3). */
-        if (reader_skip(&r, 2) < 0 || reader_u16le(&r, &n_sections) < 0 ||
+        if (reader_u16le(&r, &ret->machine) < 0 || reader_u16le(&r, &n_sections) < 0 ||
             reader_skip(&r, 12) < 0 || reader_u16le(&r, &opt_size) < 0 || reader_skip(&r, 2) < 0)
                 return bad(d, "truncated COFF header");
         if (n_sections == 0 || n_sections > PE_SECTIONS_MAX)
@@ -103,6 +112,24 @@ int pe_parse(const uint8_t *data, size_t size, PeImage *ret, Diag *d)
                         return bad(d, "a section runs past the end of the file");
         }
         ret->n_sections = n_sections;
+
+        /* Section data in file order: after the headers, no overlaps (Authenticode would hash
+         * bytes twice), and the certificate table after all of it. */
+        {
+                const PeSection *order[PE_SECTIONS_MAX] = { NULL };
+                size_t prev_end = size_of_headers;
+
+                sections_in_file_order(ret, order);
+                for (unsigned i = 0; i < n_sections; i++) {
+                        if (order[i]->raw_size == 0)
+                                continue;
+                        if (order[i]->raw_offset < prev_end)
+                                return bad(d, "sections overlap each other or the headers");
+                        prev_end = (size_t) order[i]->raw_offset + order[i]->raw_size;
+                }
+                if (size - ret->cert_size < prev_end)
+                        return bad(d, "the certificate table overlaps a section");
+        }
         return 0;
 }
 
@@ -118,9 +145,9 @@ int pe_authenticode(const uint8_t *data, size_t size, const char *md,
                     uint8_t ret[static PE_DIGEST_MAX], size_t *ret_size, Diag *d)
 {
         PeImage *pe = NULL;
-        const PeSection *order[PE_SECTIONS_MAX];
+        const PeSection *order[PE_SECTIONS_MAX] = { NULL };
         IoVec parts[4 + PE_SECTIONS_MAX + 1];
-        size_t n = 0, out_size, prev_end, end, last;
+        size_t n = 0, out_size, hashed, end;
         int r;
 
         if (strcmp(md, "SHA256") == 0)
@@ -135,10 +162,7 @@ int pe_authenticode(const uint8_t *data, size_t size, const char *md,
         r = pe_parse(data, size, pe, d);
         if (r < 0)
                 goto out;
-        for (unsigned i = 0; i < pe->n_sections; i++)
-                order[i] = &pe->sections[i];
-        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sorted */
-        qsort(order, pe->n_sections, sizeof(order[0]), cmp_offset);
+        sections_in_file_order(pe, order);
 
         /* Headers without CheckSum and the certificate table entry. */
         parts[n++] = (IoVec){ data, pe->checksum_at };
@@ -150,28 +174,25 @@ int pe_authenticode(const uint8_t *data, size_t size, const char *md,
         } else
                 parts[n++] = (IoVec){ data + pe->checksum_at + 4,
                                       pe->size_of_headers - (pe->checksum_at + 4) };
-        /* Sections in file order; overlapping ones would be hashed twice: refuse. */
-        prev_end = last = pe->size_of_headers;
+        /* Sections in file order (pe_parse() refused overlaps). */
+        hashed = pe->size_of_headers;
         for (unsigned i = 0; i < pe->n_sections; i++) {
                 if (order[i]->raw_size == 0)
                         continue;
-                if (order[i]->raw_offset < prev_end) {
-                        r = bad(d, "sections overlap each other or the headers");
-                        goto out;
-                }
                 parts[n++] = (IoVec){ data + order[i]->raw_offset, order[i]->raw_size };
-                prev_end = last = (size_t) order[i]->raw_offset + order[i]->raw_size;
+                hashed += order[i]->raw_size;
         }
-        /* Trailing data after the last section, the certificate table excluded. */
+        /* Trailing data: everything from SUM_OF_BYTES_HASHED (headers plus all section data,
+         * however the sections were laid out) up to the certificate table. This is the
+         * specification's rule, and edk2's and pesign's; a gap between sections thus shifts
+         * which bytes are hashed, exactly as firmware does it. */
         end = size - pe->cert_size;
-        if (end > last)
-                parts[n++] = (IoVec){ data + last, end - last };
-        else if (end < last) {
-                r = bad(d, "the certificate table overlaps a section");
-                goto out;
-        }
-        r = crypto_digest(md, parts, n, ret, out_size) < 0 ? -EIO : 0;
-        if (r == 0)
+        if (end > hashed)
+                parts[n++] = (IoVec){ data + hashed, end - hashed };
+        r = crypto_digest(md, parts, n, ret, out_size);
+        if (r < 0)
+                r = diag_fail(d, r, "pe-digest", -1, "cannot compute the %s digest", md);
+        else
                 *ret_size = out_size;
 out:
         free(pe);

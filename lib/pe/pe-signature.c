@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
@@ -59,7 +60,7 @@ static int parse_indirect_data(const ASN1_TYPE *content, const char **ret_md,
         const unsigned char *p;
         X509_SIG *sig = NULL;
         const char *md;
-        int r;
+        int r, len;
 
         if (!content || content->type != V_ASN1_SEQUENCE) {
                 r = bad(d, "SpcIndirectDataContent is not a SEQUENCE");
@@ -97,19 +98,22 @@ static int parse_indirect_data(const ASN1_TYPE *content, const char **ret_md,
         switch (OBJ_obj2nid(alg->algorithm)) {
         case NID_sha256:
                 md = "SHA256";
+                len = 32;
                 break;
         case NID_sha384:
                 md = "SHA384";
+                len = 48;
                 break;
         case NID_sha1:
                 md = "SHA1";
+                len = 20;
                 break;
         default:
                 r = bad(d, "messageDigest uses an unknown digest algorithm");
                 goto out;
         }
-        if (ASN1_STRING_length(digest) <= 0 || ASN1_STRING_length(digest) > PE_DIGEST_MAX) {
-                r = bad(d, "messageDigest has an impossible length");
+        if (ASN1_STRING_length(digest) != len) {
+                r = bad(d, "messageDigest's length does not fit its algorithm");
                 goto out;
         }
         memcpy(ret, ASN1_STRING_get0_data(digest), (size_t) ASN1_STRING_length(digest));
@@ -171,6 +175,7 @@ int pe_signed_digest(const uint8_t *data, size_t size, const char **ret_md,
         }
         ret_r = parse_indirect_data(p7->d.sign->contents->d.other, ret_md, ret, ret_size, d);
 out:
+        ERR_clear_error(); /* failed d2i_*() calls leave their reasons queued; d has ours */
         PKCS7_free(p7);
         free(pe);
         return ret_r;

@@ -57,8 +57,8 @@ static int stub_version(const PeImage *pe, char *buf, size_t size, Diag *d)
 {
         static const char prefix[] = "#### LoaderInfo: systemd-stub ";
         const PeSection *s = pe_find_section(pe, ".sdmagic");
-        const uint8_t *data;
-        size_t n, len = 0;
+        const uint8_t *data = NULL;
+        size_t n = 0, len = 0;
 
         if (!s || section_bytes(pe, s, &data, &n, NULL) < 0 || n < sizeof(prefix) - 1 ||
             memcmp(data, prefix, sizeof(prefix) - 1) != 0)
@@ -150,12 +150,29 @@ static void replay(UkiPrediction *p)
                 p->predicted[zero_pcrs[i]] = true;
 }
 
+/* systemd-stub 254 finds a section by prefix (pe.c locate_sections(): memcmp over the length of
+ * the wanted name) and the last match wins: ".linuxX" counts as ".linux". */
+static bool stub_name_match(const PeSection *s, const char *name)
+{
+        return strncmp(s->name, name, strlen(name)) == 0;
+}
+
 static int count_sections(const PeImage *pe, const char *name)
 {
         int n = 0;
         for (unsigned i = 0; i < pe->n_sections; i++)
-                n += strcmp(pe->sections[i].name, name) == 0;
+                n += stub_name_match(&pe->sections[i], name);
         return n;
+}
+
+/* The section the stub uses for name (callers first made sure there is at most one). */
+static const PeSection *stub_section(const PeImage *pe, const char *name)
+{
+        const PeSection *found = NULL;
+        for (unsigned i = 0; i < pe->n_sections; i++)
+                if (stub_name_match(&pe->sections[i], name))
+                        found = &pe->sections[i];
+        return found;
 }
 
 int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
@@ -184,17 +201,24 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
                                  "UKI stub is systemd-stub %s; the prediction models systemd-stub "
                                  "%s only (see docs/measured-boot.md)",
                                  p.stub_version, UKI_STUB_MODELLED);
+        if (pe->machine != 0x8664)
+                return diag_fail(d, -EOPNOTSUPP, "uki-model", -1,
+                                 "UKI is for PE machine type 0x%04x, not x86-64 (0x8664): the "
+                                 "model covers \\EFI\\BOOT\\BOOTX64.EFI only",
+                                 pe->machine);
         for (size_t i = 0; i < ELEMENTSOF(refused_sections); i++)
-                if (pe_find_section(pe, refused_sections[i]))
+                if (stub_section(pe, refused_sections[i]))
                         return outside(d, "UKI has a %s section: its effects are not modelled",
                                        refused_sections[i]);
         for (size_t i = 0; i < ELEMENTSOF(measured_sections); i++)
                 if (count_sections(pe, measured_sections[i]) > 1)
-                        return outside(d, "UKI has more than one %s section: refused as ambiguous",
+                        return outside(d,
+                                       "UKI has more than one section named %s or starting "
+                                       "with it: refused as ambiguous",
                                        measured_sections[i]);
         /* A UKI that leaves its command line or initrd to whoever boots it is not predictable. */
-        if (!pe_find_section(pe, ".linux") || !pe_find_section(pe, ".cmdline") ||
-            !pe_find_section(pe, ".initrd"))
+        if (!stub_section(pe, ".linux") || !stub_section(pe, ".cmdline") ||
+            !stub_section(pe, ".initrd"))
                 return outside(d, "%s: a UKI needs .linux, .cmdline and .initrd sections", "UKI");
 
         /* PCR 4, firmware (edk2 DxeTpm2MeasureBootLib and the boot manager): the boot attempt,
@@ -215,7 +239,7 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
 
         /* PCR 11, systemd-stub: name (with NUL) and contents of each section, canonical order. */
         for (size_t i = 0; i < ELEMENTSOF(measured_sections); i++) {
-                const PeSection *s = pe_find_section(pe, measured_sections[i]);
+                const PeSection *s = stub_section(pe, measured_sections[i]);
                 if (!s)
                         continue;
                 r = section_bytes(pe, s, &bytes, &n, d);
@@ -231,7 +255,7 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
         }
 
         /* PCR 4 again: the stub starts .linux through the firmware's LoadImage. */
-        r = section_bytes(pe, pe_find_section(pe, ".linux"), &bytes, &n, d);
+        r = section_bytes(pe, stub_section(pe, ".linux"), &bytes, &n, d);
         if (r < 0)
                 goto fail;
         {
@@ -239,8 +263,8 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
                 diag_clear(&kd);
                 r = pe_authenticode(bytes, n, "SHA256", digest, &n, &kd);
                 if (r < 0) {
-                        diag_fail(d, r, "uki-model", -1,
-                                  "the kernel in .linux is not a valid PE image: %s", kd.message);
+                        diag_fail(d, r, "uki-model", -1, "the kernel in .linux: %s",
+                                  kd.message[0] ? kd.message : strerror(-r));
                         goto fail;
                 }
         }
@@ -251,7 +275,7 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
 
         /* PCR 9, the kernel's EFI stub (drivers/firmware/efi/libstub): LoadOptions, then the
          * initrd received through LINUX_EFI_INITRD_MEDIA_GUID. */
-        r = section_bytes(pe, pe_find_section(pe, ".cmdline"), &bytes, &n, d);
+        r = section_bytes(pe, stub_section(pe, ".cmdline"), &bytes, &n, d);
         if (r >= 0)
                 r = stub_cmdline(bytes, n, &p.cmdline, d);
         if (r >= 0)
@@ -259,7 +283,7 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
         if (r >= 0)
                 r = add_event(&p, PCR_KERNEL_STUB, "EV_EVENT_TAG LoadOptions", NULL, 0, digest);
         if (r >= 0)
-                r = section_bytes(pe, pe_find_section(pe, ".initrd"), &bytes, &n, d);
+                r = section_bytes(pe, stub_section(pe, ".initrd"), &bytes, &n, d);
         if (r >= 0)
                 r = add_event(&p, PCR_KERNEL_STUB, "EV_EVENT_TAG Linux initrd", bytes, n, NULL);
         if (r < 0)

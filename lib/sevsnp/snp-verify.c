@@ -200,26 +200,98 @@ SnpTrust *snp_trust_free(SnpTrust *t)
         return NULL;
 }
 
+/* Trusted ARKs from policies, parsed and self-signature-checked once per distinct PEM text: a
+ * verifier reads the same policy for every handshake, and this parse cost a fifth of an SNP
+ * verification (make bench). Keyed by SHA-256 of the PEM; holds references. */
+#define ARK_PEM_CACHE_SIZE 4
+typedef struct ArkPemCacheEntry {
+        bool used;
+        uint8_t key[32];
+        unsigned n;
+        X509 *arks[SNP_ARKS_MAX];
+} ArkPemCacheEntry;
+static ArkPemCacheEntry ark_pem_cache[ARK_PEM_CACHE_SIZE];
+static unsigned ark_pem_cache_next;
+static pthread_mutex_t ark_pem_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool trust_add(SnpTrust *t, X509 *x)
+{
+        if (t->n_arks >= SNP_ARKS_MAX)
+                return false;
+        ark_fingerprint(x, t->ark_fp[t->n_arks]);
+        t->arks[t->n_arks++] = x;
+        return true;
+}
+
+static bool ark_pem_cache_lookup(SnpTrust *t, const uint8_t key[static 32])
+{
+        bool hit = false;
+
+        (void) pthread_mutex_lock(&ark_pem_cache_lock);
+        for (unsigned i = 0; i < ARK_PEM_CACHE_SIZE && !hit; i++) {
+                ArkPemCacheEntry *e = &ark_pem_cache[i];
+                if (!e->used || memcmp(e->key, key, 32) != 0 || t->n_arks + e->n > SNP_ARKS_MAX)
+                        continue;
+                for (unsigned k = 0; k < e->n; k++)
+                        if (X509_up_ref(e->arks[k]) == 1 && !trust_add(t, e->arks[k]))
+                                X509_free(e->arks[k]);
+                hit = true;
+        }
+        (void) pthread_mutex_unlock(&ark_pem_cache_lock);
+        return hit;
+}
+
+static void ark_pem_cache_store(const uint8_t key[static 32], X509 *const *arks, unsigned n)
+{
+        ArkPemCacheEntry *e;
+
+        (void) pthread_mutex_lock(&ark_pem_cache_lock);
+        e = &ark_pem_cache[ark_pem_cache_next++ % ARK_PEM_CACHE_SIZE];
+        for (unsigned k = 0; k < e->n; k++)
+                X509_free(e->arks[k]);
+        *e = (ArkPemCacheEntry){ .used = true, .n = 0 };
+        memcpy(e->key, key, 32);
+        for (unsigned k = 0; k < n; k++)
+                if (X509_up_ref(arks[k]) == 1)
+                        e->arks[e->n++] = arks[k];
+        (void) pthread_mutex_unlock(&ark_pem_cache_lock);
+}
+
+__attribute__((destructor)) static void ark_pem_cache_at_exit(void)
+{
+        for (unsigned i = 0; i < ARK_PEM_CACHE_SIZE; i++) {
+                for (unsigned k = 0; k < ark_pem_cache[i].n; k++)
+                        X509_free(ark_pem_cache[i].arks[k]);
+                ark_pem_cache[i] = (ArkPemCacheEntry){};
+        }
+}
+
 int snp_trust_add_ark_pem(SnpTrust *t, const char *pem, size_t size)
 {
         STACK_OF(X509) *sk = NULL;
-        int r = load_certs((const uint8_t *) pem, size, &sk);
+        uint8_t key[32];
+        unsigned first = t->n_arks;
+        int r;
 
+        if (crypto_digest("SHA256", &(IoVec){ pem, size }, 1, key, sizeof(key)) < 0)
+                return -EIO;
+        if (ark_pem_cache_lookup(t, key))
+                return 0;
+        r = load_certs((const uint8_t *) pem, size, &sk);
         if (r < 0)
                 return r;
         while (sk_X509_num(sk) > 0) {
                 X509 *x = sk_X509_shift(sk);
                 /* An ARK is self-signed. */
-                if (t->n_arks >= SNP_ARKS_MAX || X509_verify(x, X509_get0_pubkey(x)) != 1) {
+                if (X509_verify(x, X509_get0_pubkey(x)) != 1 || !trust_add(t, x)) {
                         X509_free(x);
                         r = -EBADMSG;
-                        continue;
                 }
-                ark_fingerprint(x, t->ark_fp[t->n_arks]);
-                t->arks[t->n_arks++] = x;
         }
         sk_X509_free(sk);
         ERR_clear_error();
+        if (r == 0)
+                ark_pem_cache_store(key, t->arks + first, t->n_arks - first);
         return r;
 }
 

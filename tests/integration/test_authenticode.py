@@ -127,3 +127,23 @@ def test_corrupt_pkcs7_is_a_clear_error(tmp_path):
     f.write_bytes(data)
     r = run("cloister-measure", "authenticode", "--check-signature", f)
     assert r.returncode != 0 and "Authenticode signature" in r.stderr
+
+
+def test_gap_between_sections_hashes_like_pesign(tmp_path):
+    """Trailing data starts at SUM_OF_BYTES_HASHED (headers + all section data), not at the end
+    of the last section: a 512-byte gap before the last section shifts what is hashed."""
+    src = bytearray(Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").read_bytes())
+    lfanew = int.from_bytes(src[0x3C:0x40], "little")
+    n = int.from_bytes(src[lfanew + 6:lfanew + 8], "little")
+    opt_size = int.from_bytes(src[lfanew + 20:lfanew + 22], "little")
+    table = lfanew + 24 + opt_size
+    headers = [table + 40 * i for i in range(n)]
+    ptr = lambda h: int.from_bytes(src[h + 20:h + 24], "little")
+    last = max(headers, key=ptr)
+    at = ptr(last)
+    src[last + 20:last + 24] = (at + 0x200).to_bytes(4, "little")
+    gap = tmp_path / "gap.efi"
+    gap.write_bytes(bytes(src[:at]) + b"\xaa" * 0x200 + bytes(src[at:]))
+    r = run("cloister-measure", "authenticode", gap)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == pesign_hash(gap)

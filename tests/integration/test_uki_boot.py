@@ -292,3 +292,37 @@ def test_image_that_is_not_a_disk_is_refused(tmp_path):
     junk.write_bytes(os.urandom(4096))
     r = run("cloister-measure", "image", junk)
     assert r.returncode != 0 and "partition table" in r.stderr or "not a GPT" in r.stderr
+
+
+def test_section_whose_name_extends_a_measured_one_is_refused(parts, tmp_path):
+    """systemd-stub matches section names by prefix, last match wins: a '.linuxX' section would
+    be the kernel it boots, so a UKI with both is ambiguous."""
+    uki = make_uki(parts, "quiet", tmp_path / "two.efi")
+    subprocess.run(["objcopy", "--add-section", f".linuxX={parts['initrd']}",
+                    "--change-section-vma", ".linuxX=0x200000000", uki, uki], check=True)
+    assert "more than one section named .linux or starting with it" in uki_error(uki)
+
+
+def test_uki_for_another_machine_type_is_refused(first, tmp_path):
+    data = bytearray(first.uki.read_bytes())
+    lfanew = int.from_bytes(data[0x3C:0x40], "little")
+    data[lfanew + 4:lfanew + 6] = (0xAA64).to_bytes(2, "little")
+    other = tmp_path / "arm64.efi"
+    other.write_bytes(data)
+    assert "machine type 0xaa64" in uki_error(other)
+
+
+def test_image_whose_esp_has_no_uki_names_the_path(tmp_path, first):
+    disk = tmp_path / "empty-esp.raw"
+    esp = tmp_path / "esp.img"
+    subprocess.run(["mkfs.fat", "-C", esp, "8192"], check=True, capture_output=True)
+    with open(disk, "wb") as f:
+        f.truncate(16 * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", disk], input=f"label: gpt\nstart=2048, size=16384, type={ESP_TYPE}\n"
+                   .encode(), check=True, capture_output=True)
+    with open(disk, "r+b") as f:
+        f.seek(2048 * 512)
+        f.write(esp.read_bytes())
+    r = run("cloister-measure", "image", disk)
+    assert r.returncode != 0
+    assert "EFI/BOOT/BOOTX64.EFI" in r.stderr and r.stderr.strip().count("\n") == 0

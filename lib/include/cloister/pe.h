@@ -28,6 +28,7 @@ typedef struct PeSection {
 typedef struct PeImage {
         const uint8_t *data;
         size_t size;
+        uint16_t machine;   /* COFF Machine: 0x8664 x86-64, 0xaa64 arm64, ... */
         size_t checksum_at; /* file offset of the optional header's CheckSum */
         size_t certdir_at;  /* file offset of the certificate table entry, 0 if none */
         size_t size_of_headers;
@@ -36,8 +37,9 @@ typedef struct PeImage {
         PeSection sections[PE_SECTIONS_MAX]; /* in section-table order */
 } PeImage;
 
-/* Validates headers and the section table: every section's file data inside the file, no
- * overlaps, the certificate table last. -EBADMSG with the reason in d otherwise. */
+/* Validates headers and the section table: every section's file data inside the file and after
+ * the headers, no two sections' data overlapping, the certificate table last and after all
+ * section data. -EBADMSG with the reason in d otherwise. */
 int pe_parse(const uint8_t *data, size_t size, PeImage *ret, Diag *d);
 
 /* The first section with this exact name, or NULL. */
