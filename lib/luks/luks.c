@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <libcryptsetup.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloister/json.h"
 #include "cloister/kdf.h"
@@ -13,7 +15,27 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d);
 static const char *const state_names[_LUKS_STATE_MAX] = {
         [LUKS_STATE_NEW] = "new",
         [LUKS_STATE_INITIALIZED] = "initialized",
+        [LUKS_STATE_FORMATTING] = "formatting",
+        [LUKS_STATE_REKEYING] = "rekeying",
+        [LUKS_STATE_RESET] = "reset",
 };
+
+/* Crash-safety tests kill the process between header writes. Only test builds (which define
+ * CLOISTER_FAULT_INJECTION) have the hook; product binaries do not contain it. */
+#ifdef CLOISTER_FAULT_INJECTION
+#define FAULT_EXIT 99
+static void fault_point(const char *step)
+{
+        const char *f = getenv("CLOISTER_FAULT");
+        if (f && strcmp(f, step) == 0)
+                _exit(FAULT_EXIT);
+}
+#else
+static void fault_point(const char *step)
+{
+        (void) step;
+}
+#endif
 
 const char *luks_state_to_string(LuksState s)
 {
@@ -51,6 +73,27 @@ static int set_token(struct crypt_device *cd, LuksState state)
         return crypt_token_json_set(cd, 0, json) == 0 ? 0 : -EIO;
 }
 
+/* Whether an existing header may be formatted over: it can hold no data (no keyslot, or an
+ * interrupted format) or its owner reset it. */
+static bool may_format_over(struct crypt_device *cd, const char *path, Diag *d)
+{
+        char uuid[LUKS_UUID_SIZE];
+        LuksState state = _LUKS_STATE_INVALID;
+        Diag ignored;
+
+        if (crypt_keyslot_max(CRYPT_LUKS2) > 0) {
+                bool any = false;
+                for (int i = 0; i < crypt_keyslot_max(CRYPT_LUKS2); i++)
+                        any = any || crypt_keyslot_status(cd, i) >= CRYPT_SLOT_ACTIVE;
+                if (!any)
+                        return true;
+        }
+        diag_clear(&ignored);
+        if (luks_validate(path, uuid, &state, &ignored) < 0)
+                return false;
+        return state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET;
+}
+
 int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_SIZE], Diag *d)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
@@ -60,18 +103,36 @@ int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_
         r = crypt_init(&cd, path);
         if (r < 0)
                 return diag_fail(d, r, "luks-open", -1, "%s: cannot open: %s", path, strerror(-r));
-        if (crypt_load(cd, CRYPT_LUKS, NULL) == 0)
-                return diag_fail(d, -EEXIST, "luks-format", -1,
-                                 "%s already holds a LUKS header; refusing to format over it",
-                                 path);
+        if (crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
+                if (!may_format_over(cd, path, d))
+                        return diag_fail(d, -EEXIST, "luks-format", -1,
+                                         "%s already holds a LUKS header that may hold data; "
+                                         "refusing to format over it (a Cloister disk is "
+                                         "formatted again only after 'reset')",
+                                         path);
+                crypt_free(cd);
+                cd = NULL;
+                r = crypt_init(&cd, path);
+                if (r < 0)
+                        return diag_fail(d, r, "luks-open", -1, "%s: cannot open: %s", path,
+                                         strerror(-r));
+        }
+        /* Header first, then the token saying "formatting", then the keyslot, then "new": a
+         * power cut anywhere leaves either no keyslot or the "formatting" token, both of which
+         * the next format may overwrite (no data can be on it). */
         r = set_pbkdf(cd);
         if (r >= 0)
                 r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, NULL, NULL,
                                  LUKS_VOLUME_KEY_SIZE, &params);
+        fault_point("format-header");
+        if (r >= 0)
+                r = set_token(cd, LUKS_STATE_FORMATTING);
+        fault_point("format-token");
         if (r >= 0)
                 r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0,
                                                     (const char *) secret_data_const(key),
                                                     secret_size(key));
+        fault_point("format-keyslot");
         if (r >= 0)
                 r = set_token(cd, LUKS_STATE_NEW);
         if (r < 0)
@@ -111,6 +172,7 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
 {
         JsonCtx root = { .source = "LUKS2 header", .path = "", .diag = d };
         json_t *segments, *keyslots, *tokens, *digests, *seg, *ks, *tok, *kdf, *area;
+        LuksState st = _LUKS_STATE_INVALID;
         const char *k, *state;
         char n[16], buf[96];
         int64_t v;
@@ -149,13 +211,36 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
                                  "the data segment has integrity settings this profile does not "
                                  "use");
 
-        /* Exactly one keyslot: a host that adds one would hold a second way in. */
-        if (json_object_size(keyslots) != 1) {
-                (void) snprintf(n, sizeof(n), "%zu", json_object_size(keyslots));
-                r = diag_fail(d, -EPERM, "luks-keyslots", -1,
-                              "the LUKS2 header must have exactly one keyslot");
-                diag_set_values(d, "1", n);
+        /* Exactly one token, ours; its state says how many keyslots there may be. */
+        if (json_object_size(tokens) != 1 || !(tok = json_object_get(tokens, "0")))
+                return diag_fail(d, -EPERM, "luks-token", -1,
+                                 "the LUKS2 header must carry exactly one Cloister token");
+        JsonCtx ct = json_ctx_child(&root, "tokens.0", buf, sizeof(buf));
+        if ((r = check_str(&ct, tok, "type", LUKS_TOKEN_TYPE, "token type", d)) < 0 ||
+            (r = json_get_int(&ct, tok, "version", true, LUKS_FORMAT_VERSION, LUKS_FORMAT_VERSION,
+                              &v)) < 0 ||
+            (r = json_get_string(&ct, tok, "state", true, &state)) < 0)
                 return r;
+        for (int i = 0; i < _LUKS_STATE_MAX; i++)
+                if (strcmp(state, state_names[i]) == 0)
+                        st = (LuksState) i;
+        if (st < 0)
+                return diag_fail(d, -EPERM, "luks-token", -1,
+                                 "the Cloister token's state '%s' is unknown", state);
+
+        /* Exactly one keyslot: a host that adds one would hold a second way in. Only a re-key
+         * in progress has two (old and new), only an interrupted format may have none. */
+        {
+                size_t have = json_object_size(keyslots);
+                bool ok = have == 1 || (st == LUKS_STATE_REKEYING && have == 2) ||
+                          (st == LUKS_STATE_FORMATTING && have == 0);
+                if (!ok) {
+                        (void) snprintf(n, sizeof(n), "%zu", have);
+                        r = diag_fail(d, -EPERM, "luks-keyslots", -1,
+                                      "the LUKS2 header must have exactly one keyslot");
+                        diag_set_values(d, st == LUKS_STATE_REKEYING ? "1 or 2" : "1", n);
+                        return r;
+                }
         }
         json_object_foreach (keyslots, k, ks) {
                 JsonCtx ck = json_ctx_child(&root, "keyslots.slot", buf, sizeof(buf));
@@ -182,27 +267,12 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
                                    "keyslot area cipher", d)) < 0)
                         return r;
         }
-        if (json_object_size(digests) != 1)
+        if (json_object_size(digests) > 1 ||
+            (json_object_size(digests) == 0 && json_object_size(keyslots) > 0))
                 return diag_fail(d, -EPERM, "luks-header", -1,
                                  "the LUKS2 header must have exactly one digest");
-
-        /* Exactly one token, ours. */
-        if (json_object_size(tokens) != 1 || !(tok = json_object_get(tokens, "0")))
-                return diag_fail(d, -EPERM, "luks-token", -1,
-                                 "the LUKS2 header must carry exactly one Cloister token");
-        JsonCtx ct = json_ctx_child(&root, "tokens.0", buf, sizeof(buf));
-        if ((r = check_str(&ct, tok, "type", LUKS_TOKEN_TYPE, "token type", d)) < 0 ||
-            (r = json_get_int(&ct, tok, "version", true, LUKS_FORMAT_VERSION, LUKS_FORMAT_VERSION,
-                              &v)) < 0 ||
-            (r = json_get_string(&ct, tok, "state", true, &state)) < 0)
-                return r;
-        for (int i = 0; i < _LUKS_STATE_MAX; i++)
-                if (strcmp(state, state_names[i]) == 0) {
-                        *ret_state = (LuksState) i;
-                        return 0;
-                }
-        return diag_fail(d, -EPERM, "luks-token", -1, "the Cloister token's state '%s' is unknown",
-                         state);
+        *ret_state = st;
+        return 0;
 }
 
 int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state, Diag *d)
@@ -289,21 +359,83 @@ int luks_check_key(const char *path, const Secret *key, Diag *d)
         return 0;
 }
 
+static bool key_opens(struct crypt_device *cd, int slot, const Secret *key)
+{
+        return key &&
+               crypt_activate_by_passphrase(cd, NULL, slot, (const char *) secret_data_const(key),
+                                            secret_size(key), 0) >= 0;
+}
+
+static int slot_of(struct crypt_device *cd, const Secret *key)
+{
+        if (!key)
+                return -ENOKEY;
+        return crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT,
+                                            (const char *) secret_data_const(key), secret_size(key),
+                                            0);
+}
+
+/* Destroys every keyslot but keep; then the disk is initialized. */
+static int finish_rekey(struct crypt_device *cd, const char *path, int keep, Diag *d)
+{
+        int r = 0;
+
+        for (int i = 0; i < crypt_keyslot_max(CRYPT_LUKS2) && r >= 0; i++)
+                if (i != keep && crypt_keyslot_status(cd, i) >= CRYPT_SLOT_ACTIVE)
+                        r = crypt_keyslot_destroy(cd, i);
+        fault_point("rekey-destroy");
+        if (r >= 0)
+                r = set_token(cd, LUKS_STATE_INITIALIZED);
+        if (r < 0)
+                return diag_fail(d, r, "luks-rekey", -1, "%s: cannot retire the old keyslot: %s",
+                                 path, strerror(-r));
+        return 0;
+}
+
 int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, Diag *d)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        char uuid[LUKS_UUID_SIZE];
+        LuksState state = _LUKS_STATE_INVALID;
         int old_slot, new_slot, r;
 
-        r = open_validated(path, &cd, d);
+        r = luks_validate(path, uuid, &state, d);
         if (r < 0)
                 return r;
-        old_slot = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT,
-                                                (const char *) secret_data_const(old_key),
-                                                secret_size(old_key), 0);
+        r = crypt_init(&cd, path);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                return diag_fail(d, r, "luks-open", -1, "%s: cannot load", path);
+
+        switch (state) {
+        case LUKS_STATE_INITIALIZED:
+                if (slot_of(cd, new_key) >= 0)
+                        return 0; /* done before: nothing to do */
+                return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
+                                 "%s: already initialized, and not with this key", path);
+        case LUKS_STATE_REKEYING:
+                /* Interrupted: if the new keyslot exists, only finishing is left. */
+                new_slot = slot_of(cd, new_key);
+                if (new_slot >= 0)
+                        return finish_rekey(cd, path, new_slot, d);
+                break;
+        case LUKS_STATE_NEW:
+                break;
+        default:
+                return diag_fail(d, -EPERM, "luks-state", -1,
+                                 "%s: state '%s' cannot be re-keyed (format it first)", path,
+                                 luks_state_to_string(state));
+        }
+
+        old_slot = slot_of(cd, old_key);
         if (old_slot < 0)
                 return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
                                  "%s: the current key does not open the disk", path);
-        r = set_pbkdf(cd);
+        r = set_token(cd, LUKS_STATE_REKEYING);
+        fault_point("rekey-token");
+        if (r >= 0)
+                r = set_pbkdf(cd);
         if (r >= 0)
                 new_slot = r = crypt_keyslot_add_by_passphrase(
                         cd, CRYPT_ANY_SLOT, (const char *) secret_data_const(old_key),
@@ -312,21 +444,94 @@ int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, D
         if (r < 0)
                 return diag_fail(d, r, "luks-rekey", -1, "%s: cannot add the new keyslot: %s", path,
                                  strerror(-r));
+        fault_point("rekey-add");
         /* Prove the new slot before the old one goes. */
-        r = crypt_activate_by_passphrase(cd, NULL, new_slot,
-                                         (const char *) secret_data_const(new_key),
-                                         secret_size(new_key), 0);
-        if (r < 0) {
+        if (!key_opens(cd, new_slot, new_key)) {
                 (void) crypt_keyslot_destroy(cd, new_slot);
+                (void) set_token(cd, state);
                 return diag_fail(d, -EIO, "luks-rekey", -1,
                                  "%s: the new keyslot does not open the disk; kept the old one",
                                  path);
         }
-        r = crypt_keyslot_destroy(cd, old_slot);
-        if (r >= 0)
-                r = set_token(cd, LUKS_STATE_INITIALIZED);
+        return finish_rekey(cd, path, new_slot, d);
+}
+
+int luks_reset(const char *path, const Secret *key, Diag *d)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        int r;
+
+        r = open_validated(path, &cd, d);
         if (r < 0)
-                return diag_fail(d, r, "luks-rekey", -1, "%s: cannot retire the old keyslot: %s",
-                                 path, strerror(-r));
+                return r;
+        if (slot_of(cd, key) < 0)
+                return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
+                                 "%s: the key does not open the disk; reset needs it", path);
+        r = set_token(cd, LUKS_STATE_RESET);
+        return r < 0 ? diag_fail(d, r, "luks-reset", -1, "%s: cannot mark it reset", path) : 0;
+}
+
+int luks_open(const char *path, const char *name, const Secret *key, Diag *d)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        char uuid[LUKS_UUID_SIZE];
+        LuksState state = _LUKS_STATE_INVALID;
+        int r;
+
+        r = luks_validate(path, uuid, &state, d);
+        if (r < 0)
+                return r;
+        if (state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET)
+                return diag_fail(d, -EPERM, "luks-state", -1,
+                                 "%s: state '%s': it holds no data to open; format it", path,
+                                 luks_state_to_string(state));
+        r = crypt_init(&cd, path);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                return diag_fail(d, r, "luks-open", -1, "%s: cannot load", path);
+        if (slot_of(cd, key) < 0)
+                return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
+                                 "%s: the key does not open the disk", path);
+        r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT,
+                                         (const char *) secret_data_const(key), secret_size(key),
+                                         0);
+        if (r == -EEXIST)
+                return diag_fail(d, r, "luks-open", -1, "/dev/mapper/%s is already active", name);
+        if (r < 0)
+                return diag_fail(d, r, "luks-open", -1,
+                                 "%s: cannot activate /dev/mapper/%s: %s (device-mapper and "
+                                 "dm-crypt are needed)",
+                                 path, name, strerror(-r));
+        return 0;
+}
+
+int luks_close(const char *name, Diag *d)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        int r = crypt_init_by_name(&cd, name);
+
+        if (r < 0 || crypt_status(cd, name) < CRYPT_ACTIVE)
+                return diag_fail(d, -ENODEV, "luks-close", -1, "/dev/mapper/%s is not active",
+                                 name);
+        r = crypt_deactivate(cd, name);
+        if (r < 0)
+                return diag_fail(d, r, "luks-close", -1, "cannot deactivate /dev/mapper/%s: %s",
+                                 name, strerror(-r));
+        return 0;
+}
+
+int luks_active(const char *name, bool *ret_active, char *ret_device, size_t size)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+
+        *ret_active = false;
+        if (ret_device && size)
+                ret_device[0] = '\0';
+        if (crypt_init_by_name(&cd, name) < 0 || crypt_status(cd, name) < CRYPT_ACTIVE)
+                return 0;
+        *ret_active = true;
+        if (ret_device && size)
+                (void) snprintf(ret_device, size, "%s", crypt_get_device_name(cd) ?: "");
         return 0;
 }

@@ -154,24 +154,34 @@ typedef struct Pair {
 
 typedef struct Result {
         double base_wall, cand_wall, base_cpu, cand_cpu; /* medians */
+        double extra_cpu;                                /* median of the per-pair extra */
         double wall_ratio, cpu_ratio;                    /* medians of per-pair ratios */
 } Result;
 
+/* Work measured standalone inside each pair and added to the baseline's CPU (e.g. one evidence
+ * issue + one verify), so that baseline, extra and candidate see the same machine state. */
+typedef struct Extra {
+        double (*run)(void *userdata); /* CPU seconds */
+        void *userdata;
+} Extra;
+
 /* Interleaved pairs: baseline, candidate, baseline, candidate... */
-static int compare(Pair base, Pair cand, int n, Result *r)
+static int compare_extra(Pair base, Pair cand, int n, const Extra *extra, Result *r)
 {
         double *bw = calloc((size_t) n, sizeof(double)), *cw = calloc((size_t) n, sizeof(double)),
                *bc = calloc((size_t) n, sizeof(double)), *cc = calloc((size_t) n, sizeof(double)),
-               *wr = calloc((size_t) n, sizeof(double)), *cr = calloc((size_t) n, sizeof(double));
+               *wr = calloc((size_t) n, sizeof(double)), *cr = calloc((size_t) n, sizeof(double)),
+               *ex = calloc((size_t) n, sizeof(double));
         int ok = 0;
 
         for (int i = 0; i < n && ok == 0; i++) {
                 Sample a, b;
                 if (one_handshake(base.c, base.s, &a) < 0 || one_handshake(cand.c, cand.s, &b) < 0)
                         ok = -1;
+                ex[i] = extra ? extra->run(extra->userdata) : 0;
                 bw[i] = a.wall, cw[i] = b.wall, bc[i] = a.server_cpu, cc[i] = b.server_cpu;
                 wr[i] = b.wall / a.wall;
-                cr[i] = b.server_cpu / a.server_cpu;
+                cr[i] = b.server_cpu / (a.server_cpu + ex[i]);
         }
         if (ok == 0) {
                 r->wall_ratio = bench_median(wr, n);
@@ -180,9 +190,15 @@ static int compare(Pair base, Pair cand, int n, Result *r)
                 r->cand_wall = bench_median(cw, n);
                 r->base_cpu = bench_median(bc, n);
                 r->cand_cpu = bench_median(cc, n);
+                r->extra_cpu = bench_median(ex, n);
         }
-        free(bw), free(cw), free(bc), free(cc), free(wr), free(cr);
+        free(bw), free(cw), free(bc), free(cc), free(wr), free(cr), free(ex);
         return ok;
+}
+
+static int compare(Pair base, Pair cand, int n, Result *r)
+{
+        return compare_extra(base, cand, n, NULL, r);
 }
 
 static int lines_failed;
@@ -199,6 +215,33 @@ static void line(const char *name, double baseline, double candidate, double rat
                               json_pack("{s:s,s:f,s:f,s:f,s:s,s:f,s:b}", "name", name, "baseline",
                                         baseline, "candidate", candidate, "ratio", ratio, "op", op,
                                         "target", target, "pass", pass));
+}
+
+typedef struct Standalone {
+        SimSnpAttester *sa;
+        const AttestPolicy *policy;
+} Standalone;
+
+/* CPU seconds of one standalone issue and one verify of sim-snp evidence: what a mutual server
+ * does beyond plain mutual TLS. */
+static double issue_and_verify(void *userdata)
+{
+        Standalone *st = userdata;
+        static const uint8_t binding[32] = { 2 };
+        Evidence *e = NULL, *p = NULL;
+        char *doc = NULL;
+        size_t size;
+        double c0 = now_cpu(), spent;
+
+        attest_sim_snp_issue(st->sa->sim, binding, &e, NULL);
+        evidence_serialize(e, &doc, &size);
+        evidence_parse(doc, size, &p, NULL);
+        attest_verify(p, st->policy, binding, 0, NULL, NULL);
+        spent = now_cpu() - c0;
+        evidence_free(e);
+        evidence_free(p);
+        free(doc);
+        return spent;
 }
 
 /* CPU seconds of one standalone issue / verify of sim-snp evidence (median of n). */
@@ -287,7 +330,10 @@ int main(int argc, char *argv[])
 
         /* Warm-up: code paths, caches, the swtpm. */
         compare(plain, snp, 10, &r1);
-        if (compare(plain, snp, n, &r1) < 0 || compare(plain_mutual, mutual, n, &r2) < 0 ||
+        Standalone st = { &sa_c, pol_c };
+        const Extra parts = { issue_and_verify, &st };
+        if (compare(plain, snp, n, &r1) < 0 ||
+            compare_extra(plain_mutual, mutual, n, &parts, &r2) < 0 ||
             compare(snp, mutual, n, &r3) < 0 || compare(plain, vt_pair, n / 4 ?: 1, &r4) < 0) {
                 fprintf(stderr, "bench: a handshake failed\n");
                 return 1;
@@ -302,9 +348,10 @@ int main(int argc, char *argv[])
                "mutual aTLS sim-snp %.0f\n",
                1 / r1.base_wall, 1 / r1.cand_wall, 1 / r4.cand_wall, 1 / r2.cand_wall);
         /* 1. server CPU of a mutual sim-snp handshake vs the same-shape plain handshake (mutual
-         * TLS with P-256 certificates) + evidence issue + evidence verify, standalone. */
-        line("server-cpu-mutual-vs-parts", r2.base_cpu + issue + verify, r2.cand_cpu,
-             r2.cand_cpu / (r2.base_cpu + issue + verify), "<=", 1.2);
+         * TLS with P-256 certificates) + evidence issue + evidence verify, standalone, all three
+         * measured in each pair; the ratio is the median of the per-pair ratios. */
+        line("server-cpu-mutual-vs-parts", r2.base_cpu + r2.extra_cpu, r2.cand_cpu, r2.cpu_ratio,
+             "<=", 1.2);
         /* 2. sim-snp aTLS handshake rate vs plain (rate ratio = 1 / time ratio). */
         line("rate-sim-snp-vs-plain", 1 / r1.base_wall, 1 / r1.cand_wall, 1 / r1.wall_ratio,
              ">=", 0.35);

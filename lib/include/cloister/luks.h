@@ -23,9 +23,18 @@
 #define LUKS_FORMAT_VERSION   1
 #define LUKS_UUID_SIZE        37 /* 36 + NUL */
 
+/*
+ * The disk's life, recorded in the Cloister token. Every step that changes keyslots first records
+ * where it is, so an interruption (power cut) at any instant leaves a disk that opens with the old
+ * or the new key, or that is recognisably unused ("formatting": never held data):
+ *   (none) -> formatting -> new -> rekeying -> initialized -> reset -> formatting ...
+ */
 typedef enum LuksState {
         LUKS_STATE_NEW,         /* keyed with the first-boot key */
         LUKS_STATE_INITIALIZED, /* keyed with the attestation-released disk key */
+        LUKS_STATE_FORMATTING,  /* format was interrupted: no data; may be formatted again */
+        LUKS_STATE_REKEYING,    /* re-key in progress: the old and/or the new key open it */
+        LUKS_STATE_RESET,       /* the owner asked to wipe it: formatted again at next boot */
         _LUKS_STATE_MAX,
         _LUKS_STATE_INVALID = -EINVAL,
 } LuksState;
@@ -33,7 +42,8 @@ typedef enum LuksState {
 const char *luks_state_to_string(LuksState s);
 
 /* Formats path (a block device or image file) with the profile and a keyslot for key; the
- * token says "new". Refuses a device that already carries a LUKS header (-EEXIST). */
+ * token says "new". Refuses (-EEXIST) a device that already carries a LUKS header, unless that
+ * header can hold no data (no keyslot, or state "formatting") or its owner reset it. */
 int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_SIZE], Diag *d);
 
 /* Strict validation of an existing header against the profile; fills uuid and state. */
@@ -47,5 +57,19 @@ int luks_validate_metadata_json(const char *json, size_t size, LuksState *ret_st
 int luks_check_key(const char *path, const Secret *key, Diag *d);
 
 /* Re-keys from old_key to new_key and marks the disk initialized. At every instant at least one
- * keyslot opens the disk: the new keyslot is added and proven before the old one is destroyed. */
+ * keyslot opens the disk: the new keyslot is added and proven before the old one is destroyed.
+ * An interrupted re-key is finished by calling it again (old_key may then be gone: a disk in
+ * state "rekeying" that new_key opens is completed with it alone; old_key may be NULL). A disk
+ * already initialized with new_key is left as it is. */
 int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, Diag *d);
+
+/* Marks the disk to be formatted again at next boot (state "reset"); key must open it. */
+int luks_reset(const char *path, const Secret *key, Diag *d);
+
+/* Activates the validated disk as /dev/mapper/<name> with key (device-mapper required). States
+ * formatting and reset are refused: such a disk must be formatted first. */
+int luks_open(const char *path, const char *name, const Secret *key, Diag *d);
+/* Deactivates /dev/mapper/<name>; -ENODEV if it is not active. */
+int luks_close(const char *name, Diag *d);
+/* Whether /dev/mapper/<name> is active, and (if so) the backing device. */
+int luks_active(const char *name, bool *ret_active, char *ret_device, size_t size);
