@@ -109,7 +109,20 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJS) $(LIBCLOISTER)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(LIBCLOISTER) $(PKG_LIBS) $(CMOCKA_LIBS)
 
-build-tests: all $(UNIT_BINS)
+# The disk mapper with fault points compiled in (CLOISTER_FAULT_INJECTION): the crash-safety
+# tests kill it between header writes. Only tests use it; it is never installed.
+FAULT_BIN := $(BUILD)/tests/cloister-disk-mapper-fault
+$(BUILD)/obj-fault/lib/luks/luks.o: lib/luks/luks.c
+	@mkdir -p $(@D)
+	@echo "  CC      $< (fault injection)"
+	$(Q)$(CC) $(ALL_CFLAGS) -DCLOISTER_FAULT_INJECTION -c -o $@ $<
+$(FAULT_BIN): $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o $(LIBCLOISTER)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o \
+	        $(LIBCLOISTER) $(PKG_LIBS)
+
+build-tests: all $(UNIT_BINS) $(FAULT_BIN)
 
 # --- the two commands ----------------------------------------------------------------------------
 deps:

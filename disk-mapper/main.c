@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cloister/fileio.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
 #include "cloister/verbs.h"
+#include "mapper.h"
 
 #define CLOISTER_VERSION "0.1.0"
 #define KEY_FILE_MAX     4096
 
-static const char *arg_key_file, *arg_new_key_file;
+static const char *arg_device, *arg_partlabel, *arg_key_file, *arg_new_key_file, *arg_mount;
+static const char *arg_name = MAPPER_DEFAULT_NAME;
+static char *arg_binds[MAPPER_BINDS_MAX];
+static size_t arg_n_binds;
+static bool arg_json;
+static char device[PATH_MAX];
 
 /* Keys are read straight into locked memory; the plain read buffer is wiped. */
 static int read_key(const char *path, Secret **ret)
@@ -32,67 +40,146 @@ static int read_key(const char *path, Secret **ret)
         return r < 0 ? log_error_errno(r, "Cannot lock memory for the key: %m") : 0;
 }
 
-static int parse_options(int argc, char *argv[])
+static int log_diag(int r, const Diag *d)
+{
+        if (d->expected[0] || d->actual[0])
+                return log_error_errno(r, "%s (expected %s, found %s)", d->message, d->expected,
+                                       d->actual);
+        return log_error_errno(r, "%s", d->message);
+}
+
+static int add_binds(const char *list)
+{
+        char buf[PATH_MAX];
+
+        if (snprintf(buf, sizeof(buf), "%s", list) >= (int) sizeof(buf))
+                return log_error_errno(-ENAMETOOLONG, "--bind: list too long.");
+        for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+                if (arg_n_binds >= MAPPER_BINDS_MAX)
+                        return log_error_errno(-E2BIG, "--bind: at most %d paths.",
+                                               MAPPER_BINDS_MAX);
+                arg_binds[arg_n_binds] = strdup(p);
+                if (!arg_binds[arg_n_binds])
+                        return log_oom();
+                arg_n_binds++;
+        }
+        return 0;
+}
+
+/* needs_device: the verb acts on a disk (all but close). */
+static int parse_options(int argc, char *argv[], bool needs_device, const char *usage)
 {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
+                { "device", required_argument, NULL, 'd' },
+                { "partlabel", required_argument, NULL, 'P' },
                 { "key-file", required_argument, NULL, 'k' },
                 { "new-key-file", required_argument, NULL, 'n' },
+                { "name", required_argument, NULL, 'N' },
+                { "mount", required_argument, NULL, 'm' },
+                { "bind", required_argument, NULL, 'b' },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
-        int c;
+        int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hk:n:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hd:k:o:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("See 'cloister-disk-mapper --help'.\n");
+                        fputs(usage, stdout);
                         return 0;
+                case 'd':
+                        arg_device = optarg;
+                        break;
+                case 'P':
+                        arg_partlabel = optarg;
+                        break;
                 case 'k':
                         arg_key_file = optarg;
                         break;
                 case 'n':
                         arg_new_key_file = optarg;
                         break;
+                case 'N':
+                        if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64)
+                                return log_error_errno(-EINVAL,
+                                                       "--name '%s': a device-mapper name, no "
+                                                       "'/', at most 64 characters.",
+                                                       optarg);
+                        arg_name = optarg;
+                        break;
+                case 'm':
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EINVAL, "--mount: an absolute path.");
+                        arg_mount = optarg;
+                        break;
+                case 'b':
+                        r = add_binds(optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case 'o':
+                        if (strcmp(optarg, "json") == 0)
+                                arg_json = true;
+                        else if (strcmp(optarg, "text") != 0)
+                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
-        if (argc - optind != 1)
-                return log_error_errno(-EINVAL, "%s: expected exactly one DEVICE. See --help.",
-                                       argv[0]);
+        /* The device may also come as the one positional argument. */
+        if (argc - optind > 1 || (argc - optind == 1 && arg_device))
+                return log_error_errno(-EINVAL, "%s: unexpected argument '%s'. See --help.",
+                                       argv[0], argv[argc - 1]);
+        if (argc - optind == 1)
+                arg_device = argv[optind];
+        if (arg_n_binds > 0 && !arg_mount)
+                return log_error_errno(-EINVAL, "--bind needs --mount.");
+        if (needs_device) {
+                r = mapper_find_device(arg_device, arg_partlabel, device, sizeof(device));
+                if (r < 0)
+                        return r;
+        }
         return 1;
 }
 
-static int verb_check(int argc, char *argv[], void *userdata)
+#define DEVICE_OPTIONS                                                                             \
+        "  -d --device PATH      the state disk: a block device or an image file\n"                \
+        "     --partlabel LABEL  or the one partition with this GPT name\n"
+
+static int verb_check_header(int argc, char *argv[], void *userdata)
 {
         char uuid[LUKS_UUID_SIZE];
         LuksState st;
         Diag d;
         int r;
 
-        r = parse_options(argc, argv);
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper check-header --device PATH [--key-file F]\n"
+                          "\n"
+                          "Validates the LUKS2 header strictly against Cloister's one profile\n"
+                          "and exits non-zero with the deviation. With --key-file, also checks\n"
+                          "that the key opens it (nothing is activated).\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
         diag_clear(&d);
-        r = luks_validate(argv[optind], uuid, &st, &d);
-        if (r < 0) {
-                if (d.expected[0] || d.actual[0])
-                        return log_error_errno(r, "%s (expected %s, found %s)", d.message,
-                                               d.expected, d.actual);
-                return log_error_errno(r, "%s", d.message);
-        }
-        printf("%s: valid Cloister state disk, UUID %s, state %s\n", argv[optind], uuid,
+        r = luks_validate(device, uuid, &st, &d);
+        if (r < 0)
+                return log_diag(r, &d);
+        printf("%s: valid Cloister state disk, UUID %s, state %s\n", device, uuid,
                luks_state_to_string(st));
         if (arg_key_file) {
                 _cleanup_(secret_freep) Secret *key = NULL;
                 r = read_key(arg_key_file, &key);
                 if (r < 0)
                         return r;
-                r = luks_check_key(argv[optind], key, &d);
+                r = luks_check_key(device, key, &d);
                 if (r < 0)
-                        return log_error_errno(r, "%s", d.message);
-                printf("%s: the key opens it\n", argv[optind]);
+                        return log_diag(r, &d);
+                printf("%s: the key opens it\n", device);
         }
         return 0;
 }
@@ -104,7 +191,12 @@ static int verb_format(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        r = parse_options(argc, argv);
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper format --device PATH --key-file F\n"
+                          "\n"
+                          "LUKS2-formats a new state disk with one keyslot for F (the first-boot\n"
+                          "key). Refuses a disk with a header that may hold data: an initialized\n"
+                          "disk is formatted again only after 'reset'.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
         if (!arg_key_file)
@@ -113,10 +205,10 @@ static int verb_format(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return r;
         diag_clear(&d);
-        r = luks_format(argv[optind], key, uuid, &d);
+        r = luks_format(device, key, uuid, &d);
         if (r < 0)
-                return log_error_errno(r, "%s", d.message);
-        printf("%s: formatted, UUID %s, state new\n", argv[optind], uuid);
+                return log_diag(r, &d);
+        printf("%s: formatted, UUID %s, state new\n", device, uuid);
         return 0;
 }
 
@@ -126,38 +218,205 @@ static int verb_rekey(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        r = parse_options(argc, argv);
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper rekey --device PATH --key-file OLD "
+                          "--new-key-file NEW\n"
+                          "\n"
+                          "Replaces the keyslot: the new one is added and proven before the old\n"
+                          "one is destroyed. Run again after an interruption; once the new key\n"
+                          "opens the disk, --key-file may be omitted.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
-        if (!arg_key_file || !arg_new_key_file)
-                return log_error_errno(-EINVAL,
-                                       "rekey: --key-file and --new-key-file are required.");
-        if ((r = read_key(arg_key_file, &old)) < 0 || (r = read_key(arg_new_key_file, &new)) < 0)
+        if (!arg_new_key_file)
+                return log_error_errno(-EINVAL, "rekey: --new-key-file is required.");
+        if ((arg_key_file && (r = read_key(arg_key_file, &old)) < 0) ||
+            (r = read_key(arg_new_key_file, &new)) < 0)
                 return r;
         diag_clear(&d);
-        r = luks_rekey(argv[optind], old, new, &d);
+        r = luks_rekey(device, old, new, &d);
         if (r < 0)
-                return log_error_errno(r, "%s", d.message);
-        printf("%s: re-keyed, state initialized\n", argv[optind]);
+                return log_diag(r, &d);
+        printf("%s: re-keyed, state initialized\n", device);
         return 0;
 }
 
+static int verb_reset(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(secret_freep) Secret *key = NULL;
+        Diag d;
+        int r;
+
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper reset --device PATH --key-file F\n"
+                          "\n"
+                          "Marks the disk to be wiped: the next 'format' (at next boot) replaces\n"
+                          "its header and volume key, which makes everything on it unreadable.\n"
+                          "Needs a key that opens the disk.\n\n" DEVICE_OPTIONS);
+        if (r <= 0)
+                return r;
+        if (!arg_key_file)
+                return log_error_errno(-EINVAL, "reset: --key-file is required.");
+        r = read_key(arg_key_file, &key);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        r = luks_reset(device, key, &d);
+        if (r < 0)
+                return log_diag(r, &d);
+        printf("%s: marked for reset; it is formatted again at next boot\n", device);
+        return 0;
+}
+
+static int verb_open(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(secret_freep) Secret *key = NULL;
+        char uuid[LUKS_UUID_SIZE];
+        LuksState st = _LUKS_STATE_INVALID;
+        Diag d;
+        int r;
+
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper open --device PATH --key-file F [--name N]\n"
+                          "                            [--mount DIR [--bind PATH[,PATH...]]]\n"
+                          "\n"
+                          "Validates the header, then activates /dev/mapper/N (default\n"
+                          "" MAPPER_DEFAULT_NAME "). With --mount, mounts its file system on DIR\n"
+                          "(created on first use only, while the disk is 'new') and bind-mounts\n"
+                          "each --bind path from DIR/PATH (e.g. /var, /etc/kubernetes).\n\n"
+                          "" DEVICE_OPTIONS);
+        if (r <= 0)
+                return r;
+        if (!arg_key_file)
+                return log_error_errno(-EINVAL, "open: --key-file is required.");
+        r = read_key(arg_key_file, &key);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        r = luks_validate(device, uuid, &st, &d);
+        if (r >= 0)
+                r = luks_open(device, arg_name, key, &d);
+        if (r < 0)
+                return log_diag(r, &d);
+        if (arg_mount) {
+                r = mapper_mount(arg_name, st == LUKS_STATE_NEW, arg_mount, arg_binds, arg_n_binds);
+                if (r < 0) {
+                        (void) luks_close(arg_name, &d);
+                        return r;
+                }
+        }
+        printf("%s: open as /dev/mapper/%s%s%s\n", device, arg_name,
+               arg_mount ? ", mounted on " : "", arg_mount ?: "");
+        return 0;
+}
+
+static int verb_close(int argc, char *argv[], void *userdata)
+{
+        Diag d;
+        int r;
+
+        r = parse_options(argc, argv, false,
+                          "Usage: cloister-disk-mapper close [--name N] [--mount DIR [--bind "
+                          "PATH...]]\n"
+                          "\n"
+                          "Unmounts the --bind paths and DIR (if given), then deactivates\n"
+                          "/dev/mapper/N (default " MAPPER_DEFAULT_NAME ").\n");
+        if (r <= 0)
+                return r;
+        if (arg_mount) {
+                r = mapper_unmount(arg_mount, arg_binds, arg_n_binds);
+                if (r < 0)
+                        return r;
+        }
+        diag_clear(&d);
+        r = luks_close(arg_name, &d);
+        if (r < 0)
+                return log_diag(r, &d);
+        printf("/dev/mapper/%s: closed\n", arg_name);
+        return 0;
+}
+
+static int verb_status(int argc, char *argv[], void *userdata)
+{
+        char uuid[LUKS_UUID_SIZE] = "", backing[PATH_MAX];
+        LuksState st = _LUKS_STATE_INVALID;
+        bool active = false;
+        Diag d;
+        int r, valid;
+
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper status --device PATH [--name N] [-o "
+                          "json]\n"
+                          "\n"
+                          "The disk's header verdict, UUID and state, and whether\n"
+                          "/dev/mapper/N is active. Exit status 1 if the header is not valid.\n\n"
+                          "" DEVICE_OPTIONS "  -o --output text|json\n");
+        if (r <= 0)
+                return r;
+        diag_clear(&d);
+        valid = luks_validate(device, uuid, &st, &d);
+        (void) luks_active(arg_name, &active, backing, sizeof(backing));
+        if (arg_json) {
+                _cleanup_(json_decrefp) json_t *o =
+                        json_pack("{s:s,s:b,s:s,s:b}", "device", device, "valid", valid >= 0,
+                                  "name", arg_name, "active", active);
+                _cleanup_(freep) char *text = NULL;
+                if (!o)
+                        return log_oom();
+                if (valid >= 0) {
+                        (void) json_object_set_new(o, "uuid", json_string(uuid));
+                        (void) json_object_set_new(o, "state",
+                                                   json_string(luks_state_to_string(st)));
+                } else {
+                        (void) json_object_set_new(o, "reason", json_string(d.message));
+                        if (d.expected[0] || d.actual[0]) {
+                                (void) json_object_set_new(o, "expected", json_string(d.expected));
+                                (void) json_object_set_new(o, "actual", json_string(d.actual));
+                        }
+                }
+                if (active)
+                        (void) json_object_set_new(o, "backingDevice", json_string(backing));
+                if (json_dump_pretty(o, &text) < 0)
+                        return log_oom();
+                printf("%s\n", text);
+        } else {
+                if (valid >= 0)
+                        printf("device: %s\nheader: valid\nuuid:   %s\nstate:  %s\n", device, uuid,
+                               luks_state_to_string(st));
+                else if (d.expected[0] || d.actual[0])
+                        printf("device: %s\nheader: INVALID: %s (expected %s, found %s)\n", device,
+                               d.message, d.expected, d.actual);
+                else
+                        printf("device: %s\nheader: INVALID: %s\n", device, d.message);
+                printf("mapper: /dev/mapper/%s %s\n", arg_name, active ? "active" : "inactive");
+        }
+        return valid < 0 ? valid : 0;
+}
+
 static const Verb verbs[] = {
-        { "check", 1, VERB_ANY, verb_check,
-          "validate a state disk's header strictly [--key-file]" },
-        { "format", 1, VERB_ANY, verb_format, "LUKS2-format a new state disk --key-file F" },
-        { "rekey", 1, VERB_ANY, verb_rekey,
+        { "format", 0, VERB_ANY, verb_format, "LUKS2-format a new state disk --key-file F" },
+        { "check-header", 0, VERB_ANY, verb_check_header,
+          "validate a state disk's header strictly [--key-file F]" },
+        { "check", 0, VERB_ANY, verb_check_header, "the same as check-header" },
+        { "rekey", 0, VERB_ANY, verb_rekey,
           "replace the keyslot: --key-file OLD --new-key-file NEW" },
+        { "open", 0, VERB_ANY, verb_open,
+          "activate /dev/mapper/N [--mount DIR [--bind PATHS]] (device-mapper)" },
+        { "close", 0, VERB_ANY, verb_close, "unmount and deactivate /dev/mapper/N" },
+        { "status", 0, VERB_ANY, verb_status, "header verdict, state, mapping [-o json]" },
+        { "reset", 0, VERB_ANY, verb_reset, "mark the disk to be wiped at next boot" },
         {},
 };
 
 static void help(void)
 {
-        printf("Usage: cloister-disk-mapper COMMAND DEVICE [OPTIONS]\n\n"
+        printf("Usage: cloister-disk-mapper COMMAND --device PATH [OPTIONS]\n\n"
                "The node's encrypted state disk (LUKS2, one accepted profile).\n\nCommands:\n");
         verbs_print_help(verbs, NULL);
-        printf("\nKey files hold the raw key; '-' reads standard input.\n"
-               "Opening and mounting need device-mapper and run on nodes only (not built yet).\n");
+        printf("\nThe disk: --device PATH (block device or image file; a positional PATH works\n"
+               "too) or --partlabel LABEL. A disk on the boot disk or in use is refused.\n"
+               "Keys: --key-file PATH holds the raw key; '-' reads standard input. Keys never\n"
+               "go on the command line. 'COMMAND --help' shows each command's options.\n"
+               "Exit status: 0 success, 1 failure (one line on stderr says why).\n");
 }
 
 int main(int argc, char *argv[])
@@ -174,5 +433,7 @@ int main(int argc, char *argv[])
                 return 0;
         }
         r = verbs_dispatch("cloister-disk-mapper", argc - 1, argv + 1, verbs, NULL);
+        for (size_t i = 0; i < arg_n_binds; i++)
+                free(arg_binds[i]);
         return exit_status_from_errno(r);
 }

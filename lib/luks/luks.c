@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
 #include <libcryptsetup.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,44 @@ static void crypt_freep(struct crypt_device **cd)
 {
         if (*cd)
                 crypt_free(*cd);
+}
+
+/* libcryptsetup prints its own errors to stderr by default; ours carry the reason, its go to the
+ * debug log. */
+static void crypt_log_to_debug(int level, const char *msg, void *userdata)
+{
+        log_debug("libcryptsetup: %.*s", (int) strcspn(msg, "\n"), msg);
+}
+
+static void quiet_crypt_once(void)
+{
+        crypt_set_log_callback(NULL, crypt_log_to_debug, NULL);
+}
+
+static void quiet_crypt(void)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        (void) pthread_once(&once, quiet_crypt_once);
+}
+
+/* A LUKS magic at the primary or the (default-placed) secondary header: a disk that once was
+ * LUKS, even if its header no longer loads, may hold data. */
+static bool has_luks_magic(const char *path)
+{
+        static const uint8_t magic1[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
+        static const uint8_t magic2[6] = { 'S', 'K', 'U', 'L', 0xba, 0xbe };
+        static const off_t at[] = { 0, 16384 };
+        uint8_t buf[6];
+        bool found = false;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return false;
+        for (size_t i = 0; i < sizeof(at) / sizeof(at[0]) && !found; i++)
+                found = pread(fd, buf, sizeof(buf), at[i]) == (ssize_t) sizeof(buf) &&
+                        (memcmp(buf, magic1, 6) == 0 || memcmp(buf, magic2, 6) == 0);
+        (void) close(fd);
+        return found;
 }
 
 /* Cheap PBKDF for full-entropy keys (see the header); no benchmark, so format is fast and
@@ -99,10 +139,17 @@ int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         struct crypt_params_luks2 params = { .sector_size = LUKS_SECTOR_SIZE };
         int r;
+        quiet_crypt();
 
         r = crypt_init(&cd, path);
         if (r < 0)
                 return diag_fail(d, r, "luks-open", -1, "%s: cannot open: %s", path, strerror(-r));
+        if (crypt_load(cd, CRYPT_LUKS, NULL) < 0 && has_luks_magic(path))
+                return diag_fail(d, -EEXIST, "luks-format", -1,
+                                 "%s carries a LUKS header that does not load (damaged or "
+                                 "truncated): refusing to format over data that may be "
+                                 "recoverable; wipe it deliberately if it is not",
+                                 path);
         if (crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
                 if (!may_format_over(cd, path, d))
                         return diag_fail(d, -EEXIST, "luks-format", -1,
@@ -282,6 +329,7 @@ int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState 
         const char *cipher, *mode;
         LuksState state = _LUKS_STATE_INVALID;
         int r;
+        quiet_crypt();
 
         r = crypt_init(&cd, path);
         if (r < 0)
@@ -509,8 +557,10 @@ int luks_open(const char *path, const char *name, const Secret *key, Diag *d)
 int luks_close(const char *name, Diag *d)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
-        int r = crypt_init_by_name(&cd, name);
+        int r;
 
+        quiet_crypt();
+        r = crypt_init_by_name(&cd, name);
         if (r < 0 || crypt_status(cd, name) < CRYPT_ACTIVE)
                 return diag_fail(d, -ENODEV, "luks-close", -1, "/dev/mapper/%s is not active",
                                  name);
@@ -524,10 +574,13 @@ int luks_close(const char *name, Diag *d)
 int luks_active(const char *name, bool *ret_active, char *ret_device, size_t size)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        quiet_crypt();
 
         *ret_active = false;
         if (ret_device && size)
                 ret_device[0] = '\0';
+        if (access("/dev/mapper/control", F_OK) < 0)
+                return 0; /* no device-mapper here: nothing can be active */
         if (crypt_init_by_name(&cd, name) < 0 || crypt_status(cd, name) < CRYPT_ACTIVE)
                 return 0;
         *ret_active = true;

@@ -52,3 +52,200 @@ def test_format_refuses_an_existing_header(tmp_path):
     assert run("cloister-disk-mapper", "format", disk, "--key-file", tmp_path / "k1").returncode == 0
     r = run("cloister-disk-mapper", "format", disk, "--key-file", tmp_path / "k1")
     assert r.returncode == 1 and "refusing to format" in r.stderr
+
+
+# --- headers a host might swap in: refused with a named reason, and not one byte written -------
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from conftest import BUILD  # noqa: E402
+
+K1, K2 = b"\x01" * 32, b"\x02" * 32
+
+
+def keys(tmp_path):
+    (tmp_path / "k1").write_bytes(K1)
+    (tmp_path / "k2").write_bytes(K2)
+    return tmp_path / "k1", tmp_path / "k2"
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cryptsetup_format(disk, key, *extra):
+    subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--pbkdf", "pbkdf2",
+                    "--pbkdf-force-iterations", "1000", "--key-file", key, *extra, disk],
+                   check=True, capture_output=True)
+
+
+def deviant(kind, disk, k1):
+    if kind == "other-cipher":
+        cryptsetup_format(disk, k1, "--type", "luks2", "--cipher", "aes-cbc-essiv:sha256",
+                          "--key-size", "256")
+    elif kind == "extra-keyslot":
+        assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+        subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", "--pbkdf", "pbkdf2",
+                        "--pbkdf-force-iterations", "1000", "--key-file", k1, disk, k1],
+                       check=True, capture_output=True)
+    elif kind == "sector-size-512":
+        cryptsetup_format(disk, k1, "--type", "luks2", "--cipher", "aes-xts-plain64",
+                          "--key-size", "512", "--sector-size", "512")
+    elif kind == "unknown-token":
+        assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+        subprocess.run(["cryptsetup", "token", "import", "--token-id", "1", disk],
+                       input=b'{"type":"evil","keyslots":[]}', check=True, capture_output=True)
+    elif kind == "truncated":
+        assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+        data = Path(disk).read_bytes()
+        Path(disk).write_bytes(data[:4096] + bytes(len(data) - 4096))
+    elif kind == "not-luks":
+        Path(disk).write_bytes(os.urandom(4 * 1024 * 1024) + bytes(28 * 1024 * 1024))
+    elif kind == "luks1":
+        cryptsetup_format(disk, k1, "--type", "luks1")
+
+
+REASONS = {
+    "other-cipher": "cipher is not the expected profile (expected aes-xts-plain64, 512-bit key",
+    "extra-keyslot": "exactly one keyslot (expected 1, found 2)",
+    "sector-size-512": "sector size is not the expected profile (expected 4096, found 512)",
+    "unknown-token": "exactly one Cloister token",
+    "truncated": "no valid LUKS2 header",
+    "not-luks": "no valid LUKS2 header",
+    "luks1": "no valid LUKS2 header (LUKS1",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_deviant_header_is_refused_by_every_command_and_nothing_is_written(tmp_path, kind):
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    deviant(kind, disk, k1)
+    before = digest(disk)
+    for args in (("check-header",), ("status",), ("open", "--key-file", k1),
+                 ("rekey", "--key-file", k1, "--new-key-file", k2),
+                 ("reset", "--key-file", k1)):
+        r = run("cloister-disk-mapper", args[0], "--device", disk, *args[1:])
+        assert r.returncode == 1, (args, r.stdout)
+        text = r.stderr + r.stdout
+        assert REASONS[kind] in text, (args, text)
+    if kind != "not-luks":  # random bytes are what a new disk looks like: format may take it
+        r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1)
+        assert r.returncode == 1 and "refusing to format" in r.stderr
+    assert digest(disk) == before
+
+
+# --- crash safety: the fault-injection build is killed between header writes -------------------
+
+FAULT = BUILD / "tests" / "cloister-disk-mapper-fault"
+
+
+def crash(*args, step):
+    r = subprocess.run([str(FAULT), *map(str, args)], capture_output=True, text=True,
+                       env=dict(os.environ, CLOISTER_FAULT=step), timeout=60)
+    assert r.returncode == 99, f"did not stop at {step}: {r.returncode} {r.stderr}"
+
+
+def opens(disk, key):
+    return run("cloister-disk-mapper", "check-header", "--device", disk,
+               "--key-file", key).returncode == 0
+
+
+def test_fault_build_exists_and_product_build_has_no_fault_hook():
+    assert FAULT.exists(), "make build-tests builds it"
+    assert b"CLOISTER_FAULT" in FAULT.read_bytes()
+    assert b"CLOISTER_FAULT" not in (BUILD / "bin" / "cloister-disk-mapper").read_bytes()
+
+
+@pytest.mark.parametrize("step", ["format-header", "format-token", "format-keyslot"])
+def test_interrupted_format_leaves_a_disk_that_is_recognisably_unused(tmp_path, step):
+    k1, _ = keys(tmp_path)
+    disk = image(tmp_path)
+    crash("format", "--device", disk, "--key-file", k1, step=step)
+    # Not openable as a disk with data...
+    r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k1)
+    assert r.returncode == 1
+    # ...and formatting it again is allowed (it cannot hold data).
+    r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1)
+    assert r.returncode == 0, r.stderr
+    assert opens(disk, k1)
+
+
+@pytest.mark.parametrize("step", ["rekey-token", "rekey-add", "rekey-destroy"])
+def test_interrupted_rekey_opens_with_old_or_new_key_and_finishes_when_run_again(tmp_path, step):
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
+    crash("rekey", "--device", disk, "--key-file", k1, "--new-key-file", k2, step=step)
+    assert opens(disk, k1) or opens(disk, k2)
+    r = run("cloister-disk-mapper", "status", "--device", disk)
+    assert r.returncode == 0 and "state:  rekeying" in r.stdout
+    # After a reboot the first-boot key is gone: the new key alone must finish the job whenever
+    # the new keyslot exists; before that, the old key is still there to finish with.
+    again = (["--new-key-file", k2] if opens(disk, k2) else
+             ["--key-file", k1, "--new-key-file", k2])
+    r = run("cloister-disk-mapper", "rekey", "--device", disk, *again)
+    assert r.returncode == 0, r.stderr
+    assert opens(disk, k2) and not opens(disk, k1)
+    dump = subprocess.run(["cryptsetup", "luksDump", disk], capture_output=True, text=True).stdout
+    assert dump.count(": luks2") == 1
+    assert "state:  initialized" in run("cloister-disk-mapper", "status", "--device", disk).stdout
+
+
+def test_initialized_disk_is_formatted_again_only_after_reset_with_its_key(tmp_path):
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
+    assert run("cloister-disk-mapper", "rekey", "--device", disk, "--key-file", k1,
+               "--new-key-file", k2).returncode == 0
+    r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1)
+    assert r.returncode == 1 and "only after 'reset'" in r.stderr
+    r = run("cloister-disk-mapper", "reset", "--device", disk, "--key-file", k1)
+    assert r.returncode == 1 and "does not open the disk; reset needs it" in r.stderr
+    r = run("cloister-disk-mapper", "reset", "--device", disk, "--key-file", k2)
+    assert r.returncode == 0, r.stderr
+    r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k2)
+    assert r.returncode == 1 and "state 'reset'" in r.stderr
+    old_uuid = json.loads(run("cloister-disk-mapper", "status", "--device", disk,
+                              "-o", "json").stdout)["uuid"]
+    r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(run("cloister-disk-mapper", "status", "--device", disk, "-o", "json").stdout)
+    assert st["state"] == "new" and st["uuid"] != old_uuid and opens(disk, k1)
+
+
+def test_status_json_reports_an_invalid_header_with_expected_and_actual(tmp_path):
+    k1, _ = keys(tmp_path)
+    disk = image(tmp_path)
+    deviant("sector-size-512", disk, k1)
+    r = run("cloister-disk-mapper", "status", "--device", disk, "-o", "json")
+    assert r.returncode == 1
+    st = json.loads(r.stdout)
+    assert st["valid"] is False and st["expected"] == "4096" and st["actual"] == "512"
+    assert st["active"] is False
+
+
+def test_key_from_stdin(tmp_path):
+    disk = image(tmp_path)
+    r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", "-",
+            input="k" * 32)
+    assert r.returncode == 0, r.stderr
+    r = run("cloister-disk-mapper", "check-header", "--device", disk, "--key-file", "-",
+            input="k" * 32)
+    assert r.returncode == 0 and "the key opens it" in r.stdout
+
+
+def test_device_errors_are_one_line(tmp_path):
+    for args, why in ((("status",), "No state disk given"),
+                      (("status", "--device", tmp_path / "nope"), "No such file"),
+                      (("status", "--partlabel", "no-such-label-xyz"), "No partition is named"),
+                      (("status", "--device", "/dev/null"), "neither a block device nor a file"),
+                      (("open", "--device", tmp_path, "--key-file", "-"), "neither")):
+        r = run("cloister-disk-mapper", *args)
+        assert r.returncode == 1 and why in r.stderr, (args, r.stderr)
+        assert r.stderr.strip().count("\n") == 0
