@@ -11,53 +11,37 @@ systemd-stub rewrites before the kernel measures it.
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, run
 
-DEB_CACHE = Path(os.environ.get("CLOISTER_DEB_CACHE", "/var/cache/cloister/debs"))
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+sys.path.insert(0, str(ROOT / "tests" / "vm"))
+import vmharness  # noqa: E402
+
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 CMDLINE = "console=ttyS0\tpanic=-1 quiet\n"
-BOOT_TIMEOUT = 300
 ZERO = "00" * 32
-
-
-def deb(pattern):
-    found = sorted(DEB_CACHE.glob(pattern))
-    if not found:
-        pytest.fail(f"{DEB_CACHE}/{pattern} missing: run scripts/install-deps as root")
-    return found[-1]
 
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """Debian's stub and kernel, and the reporting initramfs."""
     d = tmp_path_factory.mktemp("parts")
-    for p in (deb("systemd-boot-efi_254*.deb"), deb("linux-image-*-cloud-amd64_*.deb")):
-        subprocess.run(["dpkg-deb", "-x", p, d / "root"], check=True)
-    kernel = sorted((d / "root" / "boot").glob("vmlinuz-*"))[0]
-    stub = d / "root/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-    tree = d / "initramfs"
-    for sub in ("bin", "dev", "proc", "sys"):
-        (tree / sub).mkdir(parents=True)
-    shutil.copy("/bin/busybox", tree / "bin/busybox")
-    shutil.copy(ROOT / "tests/vm/pcr-report-init", tree / "init")
-    files = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "--reproducible"],
-                          input="\n".join(files).encode(), cwd=tree, capture_output=True,
-                          check=True).stdout
-    initrd = d / "initrd.cpio"
-    initrd.write_bytes(cpio)
+    try:
+        deb_parts = vmharness.debian_parts(d)
+    except vmharness.HarnessError as e:
+        pytest.fail(str(e))
+    tree = vmharness.Initramfs(d / "initramfs")
+    tree.add_file(ROOT / "tests/vm/pcr-report-init", "/init", 0o755)
+    initrd = tree.build(d / "initrd.cpio")
     osrel = d / "os-release"
     osrel.write_text('ID=debian\nNAME="Cloister measured-boot proof"\n')
-    return {"stub": stub, "kernel": kernel, "initrd": initrd, "osrel": osrel}
+    return {"stub": deb_parts["stub"], "kernel": deb_parts["kernel"], "initrd": initrd,
+            "osrel": osrel}
 
 
 def make_uki(parts, cmdline, out):
@@ -91,41 +75,8 @@ def make_disk(uki, out):
 
 
 def boot(disk, d):
-    """Boots the disk with OVMF and a fresh swtpm; returns (PCRs, event log bytes)."""
-    d.mkdir()
-    state = d / "tpm"
-    state.mkdir()
-    subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", state, "--createek", "--pcr-banks",
-                    "sha256"], check=True, capture_output=True)
-    sock = d / "swtpm.sock"
-    swtpm = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
-                              "--ctrl", f"type=unixio,path={sock}", "--flags", "startup-clear"])
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.05)
-        shutil.copy(OVMF_VARS, d / "vars.fd")
-        report = d / "report.txt"
-        qemu = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "512",
-                "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
-                "-serial", f"file:{d / 'console.log'}", "-serial", f"file:{report}",
-                "-chardev", f"socket,id=chrtpm,path={sock}",
-                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0",
-                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={d / 'vars.fd'}",
-                "-drive", f"if=none,id=d0,format=raw,readonly=on,file={disk}",
-                "-device", "virtio-blk-pci,drive=d0"]
-        subprocess.run(qemu, check=True, timeout=BOOT_TIMEOUT, stdin=subprocess.DEVNULL,
-                       capture_output=True)
-    finally:
-        if swtpm.poll() is None:
-            swtpm.send_signal(signal.SIGTERM)
-        swtpm.wait(timeout=10)
-    text = report.read_text(errors="replace")
-    assert "CLOISTER-REPORT-END" in text, (
-        f"the guest did not report; console:\n{(d / 'console.log').read_text(errors='replace')}")
-    body = text[text.index("CLOISTER-REPORT-BEGIN"):text.index("CLOISTER-REPORT-END")]
+    """Boots the disk with OVMF and a fresh swtpm; returns (PCRs, event log path)."""
+    body = vmharness.run_guest(d, efi_disk=disk, tpm=True)
     pcrs, log = {}, b""
     for line in body.splitlines():
         f = line.split()
