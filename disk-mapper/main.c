@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include "cloister/fileio.h"
 #include "cloister/json.h"
@@ -15,10 +19,12 @@
 #define KEY_FILE_MAX     4096
 
 static const char *arg_device, *arg_partlabel, *arg_key_file, *arg_new_key_file, *arg_mount;
+static const char *arg_first_boot_key = "/run/cloister/first-boot.key";
 static const char *arg_name = MAPPER_DEFAULT_NAME;
 static char *arg_binds[MAPPER_BINDS_MAX];
 static size_t arg_n_binds;
 static bool arg_json;
+static enum { INTEGRITY_AUTO, INTEGRITY_ON, INTEGRITY_OFF } arg_integrity = INTEGRITY_AUTO;
 static char device[PATH_MAX];
 
 /* Keys are read straight into locked memory; the plain read buffer is wiped. */
@@ -79,6 +85,8 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                 { "mount", required_argument, NULL, 'm' },
                 { "bind", required_argument, NULL, 'b' },
                 { "output", required_argument, NULL, 'o' },
+                { "integrity", required_argument, NULL, 'I' },
+                { "first-boot-key", required_argument, NULL, 'F' },
                 {},
         };
         int c, r;
@@ -118,6 +126,23 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                         r = add_binds(optarg);
                         if (r < 0)
                                 return r;
+                        break;
+                case 'F':
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EINVAL,
+                                                       "--first-boot-key: an absolute path.");
+                        arg_first_boot_key = optarg;
+                        break;
+                case 'I':
+                        if (strcmp(optarg, "auto") == 0)
+                                arg_integrity = INTEGRITY_AUTO;
+                        else if (strcmp(optarg, "on") == 0)
+                                arg_integrity = INTEGRITY_ON;
+                        else if (strcmp(optarg, "off") == 0)
+                                arg_integrity = INTEGRITY_OFF;
+                        else
+                                return log_error_errno(
+                                        -EINVAL, "--integrity '%s': use auto, on or off.", optarg);
                         break;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
@@ -188,15 +213,21 @@ static int verb_format(int argc, char *argv[], void *userdata)
 {
         _cleanup_(secret_freep) Secret *key = NULL;
         char uuid[LUKS_UUID_SIZE];
+        bool integrity;
         Diag d;
         int r;
 
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper format --device PATH --key-file F\n"
+                          "                              [--integrity auto|on|off]\n"
                           "\n"
                           "LUKS2-formats a new state disk with one keyslot for F (the first-boot\n"
                           "key). Refuses a disk with a header that may hold data: an initialized\n"
-                          "disk is formatted again only after 'reset'.\n\n" DEVICE_OPTIONS);
+                          "disk is formatted again only after 'reset'.\n"
+                          "--integrity: authenticated mode (dm-integrity, HMAC-SHA256 per sector:\n"
+                          "a changed sector reads as an I/O error, never as wrong data). 'auto'\n"
+                          "(default) uses it where device-mapper and dm-integrity are loaded and\n"
+                          "says so when it cannot; 'on' fails instead.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
         if (!arg_key_file)
@@ -204,11 +235,23 @@ static int verb_format(int argc, char *argv[], void *userdata)
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
+        integrity = arg_integrity == INTEGRITY_ON ||
+                    (arg_integrity == INTEGRITY_AUTO && luks_integrity_available());
+        if (arg_integrity == INTEGRITY_ON && !luks_integrity_available())
+                return log_error_errno(-EOPNOTSUPP,
+                                       "--integrity on: device-mapper with dm-integrity is not "
+                                       "available here (load dm-integrity, or use "
+                                       "--integrity off).");
+        if (arg_integrity == INTEGRITY_AUTO && !integrity)
+                log_notice("disk-mapper: authenticated mode (dm-integrity) is not available "
+                           "here; formatting without it: changed ciphertext would not be "
+                           "detected.");
         diag_clear(&d);
-        r = luks_format(device, key, uuid, &d);
+        r = luks_format_flags(device, key, integrity ? LUKS_FORMAT_INTEGRITY : 0, uuid, &d);
         if (r < 0)
                 return log_diag(r, &d);
-        printf("%s: formatted, UUID %s, state new\n", device, uuid);
+        printf("%s: formatted, UUID %s, state new, %s\n", device, uuid,
+               integrity ? "authenticated (" LUKS_INTEGRITY ")" : "not authenticated");
         return 0;
 }
 
@@ -339,7 +382,7 @@ static int verb_status(int argc, char *argv[], void *userdata)
 {
         char uuid[LUKS_UUID_SIZE] = "", backing[PATH_MAX];
         LuksState st = _LUKS_STATE_INVALID;
-        bool active = false;
+        bool active = false, integrity = false;
         Diag d;
         int r, valid;
 
@@ -353,7 +396,7 @@ static int verb_status(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         diag_clear(&d);
-        valid = luks_validate(device, uuid, &st, &d);
+        valid = luks_validate_ex(device, uuid, &st, &integrity, &d);
         (void) luks_active(arg_name, &active, backing, sizeof(backing));
         if (arg_json) {
                 _cleanup_(json_decrefp) json_t *o =
@@ -366,6 +409,8 @@ static int verb_status(int argc, char *argv[], void *userdata)
                         (void) json_object_set_new(o, "uuid", json_string(uuid));
                         (void) json_object_set_new(o, "state",
                                                    json_string(luks_state_to_string(st)));
+                        (void) json_object_set_new(
+                                o, "integrity", json_string(integrity ? LUKS_INTEGRITY : "none"));
                 } else {
                         (void) json_object_set_new(o, "reason", json_string(d.message));
                         if (d.expected[0] || d.actual[0]) {
@@ -380,8 +425,9 @@ static int verb_status(int argc, char *argv[], void *userdata)
                 printf("%s\n", text);
         } else {
                 if (valid >= 0)
-                        printf("device: %s\nheader: valid\nuuid:   %s\nstate:  %s\n", device, uuid,
-                               luks_state_to_string(st));
+                        printf("device: %s\nheader: valid\nuuid:   %s\nstate:  %s\nintegrity: %s\n",
+                               device, uuid, luks_state_to_string(st),
+                               integrity ? LUKS_INTEGRITY : "none");
                 else if (d.expected[0] || d.actual[0])
                         printf("device: %s\nheader: INVALID: %s (expected %s, found %s)\n", device,
                                d.message, d.expected, d.actual);
@@ -390,6 +436,126 @@ static int verb_status(int argc, char *argv[], void *userdata)
                 printf("mapper: /dev/mapper/%s %s\n", arg_name, active ? "active" : "inactive");
         }
         return valid < 0 ? valid : 0;
+}
+
+/* The first-boot key lives on tmpfs only: it must not survive a reboot, or outlive the node's
+ * join on a disk a host can read. */
+static int check_tmpfs(const char *path)
+{
+        char dir[PATH_MAX];
+        struct statfs sfs;
+        char *slash;
+
+        (void) snprintf(dir, sizeof(dir), "%s", path);
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Cannot create %s: %m", dir);
+        if (statfs(dir, &sfs) < 0)
+                return log_error_errno(-errno, "%s: %m", dir);
+        if ((unsigned long) sfs.f_type != TMPFS_MAGIC && (unsigned long) sfs.f_type != RAMFS_MAGIC)
+                return log_error_errno(-EPERM,
+                                       "%s is not on tmpfs: the first-boot key must never reach "
+                                       "a disk; use a path under /run.",
+                                       path);
+        return 0;
+}
+
+static int verb_setup(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(secret_freep) Secret *key = NULL;
+        char uuid[LUKS_UUID_SIZE];
+        LuksState st = _LUKS_STATE_INVALID;
+        bool first_use = false, integrity = false;
+        Diag d;
+        int r;
+
+        r = parse_options(argc, argv, true,
+                          "Usage: cloister-disk-mapper setup --device PATH --mount DIR [--bind "
+                          "PATHS]\n"
+                          "                             [--key-file DISK-KEY] [--first-boot-key "
+                          "PATH]\n"
+                          "                             [--integrity auto|on|off]\n"
+                          "\n"
+                          "What a node runs at boot. A blank disk (or one left formatting, reset,\n"
+                          "or 'new' whose first-boot key is gone with the last boot) is formatted\n"
+                          "with a random first-boot key, kept only at --first-boot-key (on tmpfs,\n"
+                          "default /run/cloister/first-boot.key) until the node joins and re-keys\n"
+                          "it. A disk that is 'new' with its first-boot key still there, or\n"
+                          "initialized and given its disk key (--key-file, from the join\n"
+                          "service), is opened as it is. Then --mount and --bind as "
+                          "'open'.\n\n" DEVICE_OPTIONS);
+        if (r <= 0)
+                return r;
+        if (!arg_mount)
+                return log_error_errno(-EINVAL, "setup: --mount is required.");
+        r = check_tmpfs(arg_first_boot_key);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        r = luks_validate(device, uuid, &st, &d);
+        if (r >= 0 && (st == LUKS_STATE_INITIALIZED || st == LUKS_STATE_REKEYING)) {
+                if (!arg_key_file)
+                        return log_error_errno(-ENOKEY,
+                                               "%s is initialized: its key comes from the join "
+                                               "service (rejoin); pass it with --key-file.",
+                                               device);
+                r = read_key(arg_key_file, &key);
+                if (r < 0)
+                        return r;
+                if (st == LUKS_STATE_REKEYING) {
+                        /* A re-key was cut short: finish it with the disk key alone. */
+                        r = luks_rekey(device, NULL, key, &d);
+                        if (r < 0)
+                                return log_diag(r, &d);
+                }
+        } else if (r >= 0 && st == LUKS_STATE_NEW && access(arg_first_boot_key, F_OK) == 0) {
+                r = read_key(arg_first_boot_key, &key);
+                if (r < 0)
+                        return r;
+                first_use = true;
+        } else {
+                /* Blank, formatting, reset, or new without its key: nothing on it can be read by
+                 * anyone any more. A header that is damaged or deviant is refused by format. */
+                if (r < 0 && d.check[0] && strcmp(d.check, "luks-header") != 0)
+                        return log_diag(r, &d);
+                integrity = arg_integrity == INTEGRITY_ON ||
+                            (arg_integrity == INTEGRITY_AUTO && luks_integrity_available());
+                if (arg_integrity == INTEGRITY_ON && !integrity)
+                        return log_error_errno(-EOPNOTSUPP,
+                                               "--integrity on: dm-integrity is not available.");
+                r = secret_new_random(32, &key);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot make the first-boot key: %m");
+                log_info("disk-mapper: %s: formatting (%s)", device,
+                         r >= 0 && st == LUKS_STATE_NEW ? "new, its first-boot key is gone"
+                                                        : "no usable header");
+                diag_clear(&d);
+                r = luks_format_flags(
+                        device, key, LUKS_FORMAT_OVER_NEW | (integrity ? LUKS_FORMAT_INTEGRITY : 0),
+                        uuid, &d);
+                if (r < 0)
+                        return log_diag(r, &d);
+                r = write_file_atomic(arg_first_boot_key, secret_data_const(key), secret_size(key),
+                                      0600, WRITE_FILE_SYNC);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot keep the first-boot key at %s: %m",
+                                               arg_first_boot_key);
+                first_use = true;
+        }
+        diag_clear(&d);
+        r = luks_open(device, arg_name, key, &d);
+        if (r < 0)
+                return log_diag(r, &d);
+        r = mapper_mount(arg_name, first_use, arg_mount, arg_binds, arg_n_binds);
+        if (r < 0) {
+                (void) luks_close(arg_name, &d);
+                return r;
+        }
+        printf("%s: ready as /dev/mapper/%s on %s%s\n", device, arg_name, arg_mount,
+               first_use ? " (first boot: awaiting the disk key)" : "");
+        return 0;
 }
 
 static const Verb verbs[] = {
@@ -404,6 +570,8 @@ static const Verb verbs[] = {
         { "close", 0, VERB_ANY, verb_close, "unmount and deactivate /dev/mapper/N" },
         { "status", 0, VERB_ANY, verb_status, "header verdict, state, mapping [-o json]" },
         { "reset", 0, VERB_ANY, verb_reset, "mark the disk to be wiped at next boot" },
+        { "setup", 0, VERB_ANY, verb_setup,
+          "at boot: format a blank disk with a first-boot key, or open it; mount" },
         {},
 };
 

@@ -115,7 +115,7 @@ static int set_token(struct crypt_device *cd, LuksState state)
 
 /* Whether an existing header may be formatted over: it can hold no data (no keyslot, or an
  * interrupted format) or its owner reset it. */
-static bool may_format_over(struct crypt_device *cd, const char *path, Diag *d)
+static bool may_format_over(struct crypt_device *cd, const char *path, bool over_new, Diag *d)
 {
         char uuid[LUKS_UUID_SIZE];
         LuksState state = _LUKS_STATE_INVALID;
@@ -131,13 +131,55 @@ static bool may_format_over(struct crypt_device *cd, const char *path, Diag *d)
         diag_clear(&ignored);
         if (luks_validate(path, uuid, &state, &ignored) < 0)
                 return false;
-        return state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET;
+        return state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET ||
+               (over_new && state == LUKS_STATE_NEW);
+}
+
+bool luks_integrity_available(void)
+{
+        return access("/dev/mapper/control", F_OK) == 0 &&
+               access("/sys/module/dm_integrity", F_OK) == 0;
+}
+
+/* Writes every sector once through a temporary private mapping, so each has a valid tag (what
+ * cryptsetup's luksFormat --integrity does unless told not to). */
+static int integrity_wipe(struct crypt_device *cd, const char *path, const Secret *key, Diag *d)
+{
+        char name[64], dev[96];
+        int r;
+
+        (void) snprintf(name, sizeof(name), "cloister-wipe-%d", (int) getpid());
+        (void) snprintf(dev, sizeof(dev), "/dev/mapper/%s", name);
+        r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT,
+                                         (const char *) secret_data_const(key), secret_size(key),
+                                         CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL);
+        if (r < 0)
+                return diag_fail(d, r, "luks-format", -1,
+                                 "%s: cannot activate for the integrity wipe: %s (device-mapper "
+                                 "with dm-integrity and dm-crypt is needed)",
+                                 path, strerror(-r));
+        r = crypt_wipe(cd, dev, CRYPT_WIPE_ZERO, 0, 0, 1024 * 1024, 0, NULL, NULL);
+        (void) crypt_deactivate(cd, name);
+        if (r < 0)
+                return diag_fail(d, r, "luks-format", -1, "%s: the integrity wipe failed: %s", path,
+                                 strerror(-r));
+        return 0;
 }
 
 int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_SIZE], Diag *d)
 {
+        return luks_format_flags(path, key, 0, uuid, d);
+}
+
+int luks_format_flags(const char *path, const Secret *key, LuksFormatFlags flags,
+                      char uuid[static LUKS_UUID_SIZE], Diag *d)
+{
+        bool integrity = flags & LUKS_FORMAT_INTEGRITY;
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
-        struct crypt_params_luks2 params = { .sector_size = LUKS_SECTOR_SIZE };
+        struct crypt_params_luks2 params = {
+                .sector_size = LUKS_SECTOR_SIZE,
+                .integrity = integrity ? LUKS_INTEGRITY : NULL,
+        };
         int r;
         quiet_crypt();
 
@@ -151,7 +193,7 @@ int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_
                                  "recoverable; wipe it deliberately if it is not",
                                  path);
         if (crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
-                if (!may_format_over(cd, path, d))
+                if (!may_format_over(cd, path, flags & LUKS_FORMAT_OVER_NEW, d))
                         return diag_fail(d, -EEXIST, "luks-format", -1,
                                          "%s already holds a LUKS header that may hold data; "
                                          "refusing to format over it (a Cloister disk is "
@@ -170,7 +212,8 @@ int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_
         r = set_pbkdf(cd);
         if (r >= 0)
                 r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, NULL, NULL,
-                                 LUKS_VOLUME_KEY_SIZE, &params);
+                                 integrity ? LUKS_VOLUME_KEY_SIZE_INTEGRITY : LUKS_VOLUME_KEY_SIZE,
+                                 &params);
         fault_point("format-header");
         if (r >= 0)
                 r = set_token(cd, LUKS_STATE_FORMATTING);
@@ -180,8 +223,15 @@ int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_
                                                     (const char *) secret_data_const(key),
                                                     secret_size(key));
         fault_point("format-keyslot");
-        if (r >= 0)
-                r = set_token(cd, LUKS_STATE_NEW);
+        if (r < 0)
+                return diag_fail(d, r, "luks-format", -1, "%s: formatting failed: %s", path,
+                                 strerror(-r));
+        if (integrity) {
+                r = integrity_wipe(cd, path, key, d);
+                if (r < 0)
+                        return r; /* still "formatting": the next format may start over */
+        }
+        r = set_token(cd, LUKS_STATE_NEW);
         if (r < 0)
                 return diag_fail(d, r, "luks-format", -1, "%s: formatting failed: %s", path,
                                  strerror(-r));
@@ -220,6 +270,7 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
         JsonCtx root = { .source = "LUKS2 header", .path = "", .diag = d };
         json_t *segments, *keyslots, *tokens, *digests, *seg, *ks, *tok, *kdf, *area;
         LuksState st = _LUKS_STATE_INVALID;
+        int64_t key_size = LUKS_VOLUME_KEY_SIZE;
         const char *k, *state;
         char n[16], buf[96];
         int64_t v;
@@ -253,10 +304,25 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
                 diag_set_values(d, "4096", n);
                 return r;
         }
-        if (json_object_get(seg, "integrity"))
-                return diag_fail(d, -EPERM, "luks-header", -1,
-                                 "the data segment has integrity settings this profile does not "
-                                 "use");
+        /* Either no integrity, or exactly authenticated mode's: HMAC-SHA256 tags, no journal
+         * encryption or integrity of its own (the default dm-integrity journal). */
+        {
+                json_t *integ = json_object_get(seg, "integrity");
+                if (integ) {
+                        JsonCtx ci = json_ctx_child(&cs, "integrity", buf, sizeof(buf));
+                        static const char *const ikeys[] = { "type", "journal_encryption",
+                                                             "journal_integrity", NULL };
+                        if ((r = json_check_keys(&ci, integ, ikeys)) < 0 ||
+                            (r = check_str(&ci, integ, "type", LUKS_INTEGRITY, "integrity", d)) <
+                                    0 ||
+                            (r = check_str(&ci, integ, "journal_encryption", "none",
+                                           "integrity journal encryption", d)) < 0 ||
+                            (r = check_str(&ci, integ, "journal_integrity", "none",
+                                           "integrity journal integrity", d)) < 0)
+                                return r;
+                        key_size = LUKS_VOLUME_KEY_SIZE_INTEGRITY;
+                }
+        }
 
         /* Exactly one token, ours; its state says how many keyslots there may be. */
         if (json_object_size(tokens) != 1 || !(tok = json_object_get(tokens, "0")))
@@ -294,9 +360,9 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
                 if ((r = check_str(&ck, ks, "type", "luks2", "keyslot type", d)) < 0 ||
                     (r = json_get_int(&ck, ks, "key_size", true, 0, 1024, &v)) < 0)
                         return r;
-                if (v != LUKS_VOLUME_KEY_SIZE)
+                if (v != key_size)
                         return diag_fail(d, -EPERM, "luks-keyslots", -1,
-                                         "the keyslot's key is not 512 bits");
+                                         "the keyslot's key is not %d bits", (int) key_size * 8);
                 if ((r = json_get_object(&ck, ks, "kdf", true, &kdf)) < 0 ||
                     (r = json_get_object(&ck, ks, "area", true, &area)) < 0)
                         return r;
@@ -324,9 +390,16 @@ static int validate_metadata(const json_t *j, LuksState *ret_state, Diag *d)
 
 int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state, Diag *d)
 {
+        return luks_validate_ex(path, uuid, ret_state, NULL, d);
+}
+
+int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
+                     bool *ret_integrity, Diag *d)
+{
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         const char *cipher, *mode;
+        bool integrity;
         LuksState state = _LUKS_STATE_INVALID;
         int r;
         quiet_crypt();
@@ -342,9 +415,14 @@ int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState 
                                  path);
         cipher = crypt_get_cipher(cd);
         mode = crypt_get_cipher_mode(cd);
+        {
+                struct crypt_params_integrity ip = {};
+                integrity = crypt_get_integrity_info(cd, &ip) == 0 && ip.tag_size > 0;
+        }
         if (!cipher || !mode || strcmp(cipher, LUKS_CIPHER) != 0 ||
             strcmp(mode, LUKS_CIPHER_MODE) != 0 ||
-            crypt_get_volume_key_size(cd) != LUKS_VOLUME_KEY_SIZE) {
+            crypt_get_volume_key_size(cd) !=
+                    (integrity ? LUKS_VOLUME_KEY_SIZE_INTEGRITY : LUKS_VOLUME_KEY_SIZE)) {
                 char got[96];
                 (void) snprintf(got, sizeof(got), "%s-%s, %d-bit key", cipher ?: "?", mode ?: "?",
                                 crypt_get_volume_key_size(cd) * 8);
@@ -373,6 +451,8 @@ int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState 
         (void) snprintf(uuid, LUKS_UUID_SIZE, "%s", crypt_get_uuid(cd));
         if (ret_state)
                 *ret_state = state;
+        if (ret_integrity)
+                *ret_integrity = integrity;
         return 0;
 }
 

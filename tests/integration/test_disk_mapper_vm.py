@@ -17,7 +17,7 @@ import vmharness  # noqa: E402
 # xts(aes) is built as xts(ecb(aes)): the kernel asks for ecb through modprobe, which a busybox
 # initramfs does not have, so it is listed.
 MODULES = ["virtio_pci", "virtio_blk", "dm-mod", "dm-crypt", "ecb", "xts", "algif_skcipher",
-           "algif_hash"]
+           "algif_hash", "dm-integrity", "authenc"]
 
 
 def blank(path, mib):
@@ -51,6 +51,9 @@ def guest(tmp_path_factory):
     subprocess.run(["sfdisk", "-q", vde], input=b"label: gpt\nstart=2048, size=8192, "
                    b"name=\"cloister-state-e2e\"\n", check=True, capture_output=True)
 
+    vdf = blank(d / "vdf.img", 48)
+    vdg = blank(d / "vdg.img", 32)
+
     tree = vmharness.Initramfs(d / "initramfs")
     tree.add_binary(binary("cloister-disk-mapper"))
     tree.add_binary("/usr/sbin/mke2fs", "/sbin/mke2fs")
@@ -61,7 +64,7 @@ def guest(tmp_path_factory):
                   (ROOT / "tests/vm/disk-mapper-guest.sh").read_text(), 0o755)
     initrd = tree.build(d / "initrd.cpio")
     body = vmharness.run_guest(d / "vm", kernel=parts["kernel"], initrd=initrd,
-                               disks=[vda, vdb, vdc, vdd, vde], memory=768)
+                               disks=[vda, vdb, vdc, vdd, vde, vdf, vdg], memory=768)
     steps, values = {}, {}
     current = None
     for line in body.splitlines():
@@ -148,3 +151,68 @@ def test_partlabel_finds_the_partition_without_udev(guest):
     s = step(guest, "partlabel")
     # Found /dev/vde1; it holds no LUKS header, so status says so.
     assert "device: /dev/vde1" in s["out"] and "no valid LUKS2 header" in s["out"]
+
+
+def test_format_in_the_guest_chooses_authenticated_mode(guest):
+    s = step(guest, "format-integrity")
+    assert s["rc"] == 0, s["out"]
+    assert "authenticated (hmac(sha256))" in s["out"]
+    assert "integrity: hmac(sha256)" in step(guest, "status-integrity")["out"]
+
+
+def test_authenticated_disk_reads_back_what_was_written(guest):
+    assert step(guest, "open-integrity")["rc"] == 0
+    assert step(guest, "reopen-integrity")["rc"] == 0
+    assert guest["values"]["ISUM-READ"] == guest["values"]["ISUM-WRITTEN"]
+
+
+def test_changed_ciphertext_reads_as_an_error_not_as_data(guest):
+    """The host zeroes 1 MiB of the data area: the kernel's integrity check refuses those
+    sectors, so the file (or the file system) cannot be read, instead of yielding other bytes."""
+    rc = guest["values"]["TAMPERED-READ-RC"]
+    assert rc != "0", "the tampered blob was read without an error"
+    assert int(guest["values"]["DMESG-INTEGRITY"]) > 0
+
+
+def test_host_format_without_device_mapper_is_not_authenticated_and_says_so(tmp_path):
+    disk = blank(tmp_path / "d.img", 32)
+    (tmp_path / "k").write_bytes(b"k" * 32)
+    r = run("cloister-disk-mapper", "format", "--device", disk, "--key-file", tmp_path / "k")
+    assert r.returncode == 0 and "not authenticated" in r.stdout
+    assert "authenticated mode (dm-integrity) is not available here" in r.stderr
+    r = run("cloister-disk-mapper", "format", "--device", blank(tmp_path / "e.img", 32),
+            "--key-file", tmp_path / "k", "--integrity", "on")
+    assert r.returncode == 1 and "dm-integrity is not available here" in r.stderr
+
+
+def test_setup_formats_a_blank_disk_with_a_first_boot_key_on_tmpfs(guest):
+    s = step(guest, "setup-first")
+    assert s["rc"] == 0, s["out"]
+    assert "first boot: awaiting the disk key" in s["out"]
+    assert guest["values"]["FBK-SIZE"] == "32"
+
+
+def test_setup_reopens_while_the_first_boot_key_exists(guest):
+    s = step(guest, "setup-restart")
+    assert s["rc"] == 0 and "formatting" not in s["out"], s["out"]
+    assert guest["values"]["KEEP-AFTER-RESTART"] == "pre-join"
+
+
+def test_setup_formats_a_new_disk_again_once_its_first_boot_key_is_gone(guest):
+    s = step(guest, "setup-after-reboot")
+    assert s["rc"] == 0 and "new, its first-boot key is gone" in s["out"], s["out"]
+    assert guest["values"]["UUID-1"] != guest["values"]["UUID-2"]
+
+
+def test_setup_of_an_initialized_disk_needs_the_disk_key_and_never_formats(guest):
+    assert step(guest, "rekey-g")["rc"] == 0
+    s = step(guest, "setup-no-key")
+    assert s["rc"] == 1 and "comes from the join service" in s["out"]
+    s = step(guest, "setup-disk-key")
+    assert s["rc"] == 0 and "formatting" not in s["out"], s["out"]
+    assert guest["values"]["JOINED"] == "joined"
+
+
+def test_first_boot_key_is_refused_off_tmpfs(guest):
+    s = step(guest, "setup-not-tmpfs")
+    assert s["rc"] == 1 and "not on tmpfs" in s["out"]

@@ -14,14 +14,19 @@
 #include "cloister/diag.h"
 #include "cloister/secret.h"
 
-#define LUKS_CIPHER           "aes"
-#define LUKS_CIPHER_MODE      "xts-plain64"
-#define LUKS_VOLUME_KEY_SIZE  64
-#define LUKS_SECTOR_SIZE      4096
-#define LUKS_PBKDF_ITERATIONS 1000
-#define LUKS_TOKEN_TYPE       "cloister"
-#define LUKS_FORMAT_VERSION   1
-#define LUKS_UUID_SIZE        37 /* 36 + NUL */
+#define LUKS_CIPHER          "aes"
+#define LUKS_CIPHER_MODE     "xts-plain64"
+#define LUKS_VOLUME_KEY_SIZE 64
+/* Authenticated mode: dm-integrity keeps an HMAC-SHA256 tag per sector, so a host that changes
+ * ciphertext gets read errors instead of silently corrupted plaintext; the volume key then also
+ * holds the 256-bit HMAC key. */
+#define LUKS_INTEGRITY                 "hmac(sha256)"
+#define LUKS_VOLUME_KEY_SIZE_INTEGRITY (64 + 32)
+#define LUKS_SECTOR_SIZE               4096
+#define LUKS_PBKDF_ITERATIONS          1000
+#define LUKS_TOKEN_TYPE                "cloister"
+#define LUKS_FORMAT_VERSION            1
+#define LUKS_UUID_SIZE                 37 /* 36 + NUL */
 
 /*
  * The disk's life, recorded in the Cloister token. Every step that changes keyslots first records
@@ -45,10 +50,25 @@ const char *luks_state_to_string(LuksState s);
  * token says "new". Refuses (-EEXIST) a device that already carries a LUKS header, unless that
  * header can hold no data (no keyslot, or state "formatting") or its owner reset it. */
 int luks_format(const char *path, const Secret *key, char uuid[static LUKS_UUID_SIZE], Diag *d);
+typedef enum LuksFormatFlags {
+        /* Authenticated mode: needs device-mapper with dm-integrity (the data area is written
+         * once through the mapping so every sector has a valid tag). */
+        LUKS_FORMAT_INTEGRITY = 1 << 0,
+        /* Also format over a disk in state "new": at boot, when its first-boot key (tmpfs only)
+         * is gone, such a disk never joined and cannot be opened by anyone any more. */
+        LUKS_FORMAT_OVER_NEW = 1 << 1,
+} LuksFormatFlags;
+int luks_format_flags(const char *path, const Secret *key, LuksFormatFlags flags,
+                      char uuid[static LUKS_UUID_SIZE], Diag *d);
+/* Whether this kernel can run authenticated mode now (device-mapper and dm-integrity loaded). */
+bool luks_integrity_available(void);
 
 /* Strict validation of an existing header against the profile; fills uuid and state. */
 int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
                   Diag *d);
+/* The same, also telling whether the disk is in authenticated mode. */
+int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
+                     bool *ret_integrity, Diag *d);
 
 /* The profile checks on the header's JSON metadata alone (as crypt_dump_json() gives it). */
 int luks_validate_metadata_json(const char *json, size_t size, LuksState *ret_state, Diag *d);
