@@ -228,7 +228,10 @@ bench: deps
 	$(Q)status=0; for b in $(BENCH_BINS); do \
 	        echo "== $$(basename $$b)"; \
 	        $$b $(BENCH_PAIRS) $(BUILD)/bench/$$(basename $$b | sed 's/^bench-//').json || status=1; \
-	done; exit $$status
+	done; \
+	echo "== disk (QEMU guest)"; \
+	$(PYTHON) tests/bench/bench_disk_vm.py $(BUILD) || status=1; \
+	exit $$status
 
 # One local node on loopback: real swtpm, LUKS2 image, bootstrapper and owner CLI; simulated boot
 # and a kubeadm test double (scripts/mini says so). `make mini-down` removes it.
