@@ -7,6 +7,7 @@
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/init-secret.h"
 #include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
@@ -75,11 +76,12 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                              char *detail, size_t n)
 {
         static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
-                                            "kubernetesVersion", "clusterName", NULL };
+                                            "kubernetesVersion", "clusterName", "initSecret",
+                                            NULL };
         Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "init request", .path = "" };
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
-                                       *disk_key = NULL, *first = NULL;
+                                       *disk_key = NULL, *first = NULL, *init_secret = NULL;
         _cleanup_(freep) uint8_t *first_raw = NULL, *kubeconfig = NULL;
         _cleanup_(freep) char *kcpath = NULL, *statepath = NULL, *state = NULL;
         uint8_t cluster_id[CLUSTER_ID_SIZE], event[32];
@@ -103,6 +105,25 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
             json_get_string(&ctx, req->body, "kubernetesVersion", true, &version) < 0) {
                 (void) snprintf(detail, n, "%s", d.message);
                 return -EBADMSG;
+        }
+
+        /* The init secret first: nobody but the owner may start this. */
+        if (b->init_secret_hash) {
+                if (!json_object_get(req->body, "initSecret"))
+                        return fail(detail, n, -EACCES,
+                                    "this node requires the init secret (apply "
+                                    "--init-secret-file)");
+                if (json_get_base64_secret(&ctx, req->body, "initSecret", INIT_SECRET_SIZE,
+                                           &init_secret) < 0) {
+                        (void) snprintf(detail, n, "%s", d.message);
+                        return -EBADMSG;
+                }
+                r = init_secret_verify(init_secret, b->init_secret_hash, &d);
+                if (r < 0) {
+                        log_warning("bootstrapper: init refused: %s", d.message);
+                        return fail(detail, n, r == -EKEYREJECTED ? -EACCES : r, "%s",
+                                    d.message);
+                }
         }
 
         /* One shot: once PCR 15 holds a cluster ID this node can never be initialised again. */

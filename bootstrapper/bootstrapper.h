@@ -13,6 +13,7 @@ typedef struct Bootstrapper {
         const char *first_boot_key; /* key file of the first-boot keyslot */
         const char *state_dir;      /* node state and the kubeconfig */
         const char *kubeadm;        /* kubeadm binary (a test double where none exists) */
+        const char *init_secret_hash; /* from metadata; NULL only with the insecure option */
         bool initialized;
 } Bootstrapper;
 

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "cloister/attest-atls.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/metadata.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
@@ -17,6 +19,8 @@
 static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_first_boot_key,
                              *arg_state_dir, *arg_kubeadm = "kubeadm", *arg_event_log = "";
 static uint16_t arg_port = 9000;
+static const char *arg_metadata, *arg_metadata_url;
+static bool arg_print_metadata, arg_insecure_no_init_secret;
 
 static void help(void)
 {
@@ -32,13 +36,32 @@ static void help(void)
                "  --state-dir DIR          node state, kubeadm config and admin.conf (required)\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence (default: none)\n"
-               "\nNot built yet: join, rejoin, recovery, metadata providers, the init-secret "
-               "check.\n");
+               "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
+               "                           init-secret hash: gcp, azure, aws, or local:FILE\n"
+               "  --metadata-url URL       the provider's base URL (tests; default: the cloud's)\n"
+               "  --print-metadata         fetch the metadata, print it as JSON and exit\n"
+               "  --insecure-no-init-secret\n"
+               "                           INSECURE: serve init to anyone who reaches this node\n"
+               "                           first when the metadata has no init-secret hash\n"
+               "\nInit is refused unless the request carries the init secret whose scrypt hash\n"
+               "the metadata holds. Not built yet: join, rejoin, recovery.\n");
 }
 
 static int parse_argv(int argc, char *argv[])
 {
-        enum { ARG_TCTI = 0x100, ARG_LISTEN, ARG_DISK, ARG_KEY, ARG_DIR, ARG_KUBEADM, ARG_LOG };
+        enum {
+                ARG_TCTI = 0x100,
+                ARG_LISTEN,
+                ARG_DISK,
+                ARG_KEY,
+                ARG_DIR,
+                ARG_KUBEADM,
+                ARG_LOG,
+                ARG_METADATA,
+                ARG_METADATA_URL,
+                ARG_PRINT_METADATA,
+                ARG_INSECURE_NO_INIT_SECRET,
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -49,6 +72,10 @@ static int parse_argv(int argc, char *argv[])
                 { "state-dir", required_argument, NULL, ARG_DIR },
                 { "kubeadm", required_argument, NULL, ARG_KUBEADM },
                 { "event-log", required_argument, NULL, ARG_LOG },
+                { "metadata", required_argument, NULL, ARG_METADATA },
+                { "metadata-url", required_argument, NULL, ARG_METADATA_URL },
+                { "print-metadata", no_argument, NULL, ARG_PRINT_METADATA },
+                { "insecure-no-init-secret", no_argument, NULL, ARG_INSECURE_NO_INIT_SECRET },
                 {},
         };
         char *colon, *end;
@@ -94,14 +121,74 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_LOG:
                         arg_event_log = optarg;
                         break;
+                case ARG_METADATA:
+                        arg_metadata = optarg;
+                        break;
+                case ARG_METADATA_URL:
+                        arg_metadata_url = optarg;
+                        break;
+                case ARG_PRINT_METADATA:
+                        arg_print_metadata = true;
+                        break;
+                case ARG_INSECURE_NO_INIT_SECRET:
+                        arg_insecure_no_init_secret = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
-        if (!arg_state_disk || !arg_first_boot_key || !arg_state_dir)
+        if (arg_print_metadata && !arg_metadata)
+                return log_error_errno(-EINVAL, "--print-metadata needs --metadata.");
+        if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
                 return log_error_errno(-EINVAL, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
         return 1;
+}
+
+static int load_metadata(NodeMetadata *ret)
+{
+        const char *colon = strchr(arg_metadata, ':'), *source = arg_metadata_url;
+        char name[16];
+        MetadataProvider p;
+        Diag d;
+        int r;
+
+        (void) snprintf(name, sizeof(name), "%.*s",
+                        (int) (colon ? (size_t) (colon - arg_metadata) : strlen(arg_metadata)),
+                        arg_metadata);
+        p = metadata_provider_from_string(name);
+        if (p < 0)
+                return log_error_errno(-EINVAL,
+                                       "--metadata '%s': use gcp, azure, aws or local:FILE.",
+                                       arg_metadata);
+        if (p == METADATA_LOCAL) {
+                if (!colon || !colon[1])
+                        return log_error_errno(-EINVAL, "--metadata local needs a file: "
+                                                        "local:FILE.");
+                source = colon + 1;
+        }
+        diag_clear(&d);
+        r = metadata_fetch(p, source, 30000, ret, &d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the node's %s metadata: %s", name,
+                                       d.message);
+        return 0;
+}
+
+static int print_metadata(const NodeMetadata *m)
+{
+        _cleanup_(json_decrefp) json_t *peers = json_array(), *o = NULL;
+        _cleanup_(freep) char *text = NULL;
+
+        for (size_t i = 0; peers && i < m->n_peers; i++)
+                (void) json_array_append_new(peers, json_string(m->peers[i]));
+        o = json_pack("{s:s,s:s,s:s,s:O,s:s}", "name", m->name, "role",
+                      node_role_to_string(m->role), "endpoint", m->endpoint, "peers", peers,
+                      "initSecretHash", m->init_secret_hash);
+        if (!o || json_dump_pretty(o, &text) < 0)
+                return log_oom();
+        printf("%s\n", text);
+        return 0;
 }
 
 int main(int argc, char *argv[])
@@ -119,6 +206,7 @@ int main(int argc, char *argv[])
         RpcServerConfig rc;
         AtlsAttester a;
         Bootstrapper b = {};
+        NodeMetadata md = {};
         bool zero;
         int r;
 
@@ -126,6 +214,25 @@ int main(int argc, char *argv[])
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return exit_status_from_errno(r);
+        if (arg_metadata) {
+                r = load_metadata(&md);
+                if (r < 0)
+                        return 1;
+                if (arg_print_metadata)
+                        return exit_status_from_errno(print_metadata(&md));
+        }
+        if (!md.init_secret_hash[0]) {
+                if (!arg_insecure_no_init_secret) {
+                        log_error("The node metadata carries no init-secret hash (%s), so anyone "
+                                  "who reaches this node first could initialise it: refusing to "
+                                  "start. Set cloister-init-secret-hash in the metadata (cloister "
+                                  "init-secret generate), or pass --insecure-no-init-secret.",
+                                  arg_metadata ? "cloister-init-secret-hash" : "no --metadata");
+                        return 1;
+                }
+                log_warning("INSECURE: --insecure-no-init-secret: this node will accept init from "
+                            "whoever reaches it first.");
+        }
 
         r = tpm_device_open(arg_tcti, &tpm);
         if (r < 0) {
@@ -140,7 +247,9 @@ int main(int argc, char *argv[])
                             .state_disk = arg_state_disk,
                             .first_boot_key = arg_first_boot_key,
                             .state_dir = arg_state_dir,
-                            .kubeadm = arg_kubeadm };
+                            .kubeadm = arg_kubeadm,
+                            .init_secret_hash = md.init_secret_hash[0] ? md.init_secret_hash
+                                                                       : NULL };
 
         r = bootstrapper_pcr15_is_zero(&b, &zero);
         if (r < 0) {

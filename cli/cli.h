@@ -14,6 +14,7 @@ int verb_master_secret(int argc, char *argv[], void *userdata);
 int verb_attestation(int argc, char *argv[], void *userdata);
 int verb_verify_report(int argc, char *argv[], void *userdata);
 int verb_apply(int argc, char *argv[], void *userdata);
+int verb_init_secret(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;

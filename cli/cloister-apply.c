@@ -10,6 +10,7 @@
 #include "cloister/base64.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
+#include "cloister/init-secret.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/mastersecret.h"
@@ -30,7 +31,15 @@ static void free_wiped(char *s)
 
 int verb_apply(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_MS, ARG_NAME, ARG_K8S, ARG_KUBECONFIG };
+        enum {
+                ARG_ENDPOINT = 0x100,
+                ARG_POLICY,
+                ARG_MS,
+                ARG_NAME,
+                ARG_K8S,
+                ARG_KUBECONFIG,
+                ARG_INIT_SECRET,
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
@@ -39,17 +48,20 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "cluster-name", required_argument, NULL, ARG_NAME },
                 { "kubernetes-version", required_argument, NULL, ARG_K8S },
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
+                { "init-secret-file", required_argument, NULL, ARG_INIT_SECRET },
                 {},
         };
         const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *name = "cloister", *k8s = "v1.30.0", *kubeconfig = "cloister-admin.conf";
+                   *name = "cloister", *k8s = "v1.30.0", *kubeconfig = "cloister-admin.conf",
+                   *init_secret_path = INIT_SECRET_FILE_DEFAULT;
+        _cleanup_(secret_freep) Secret *init_secret = NULL;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(json_decrefp) json_t *body = NULL, *resp = NULL;
         _cleanup_(secret_freep) Secret *msecret = NULL;
         uint8_t msalt[MEASUREMENT_SALT_SIZE], cid[CLUSTER_ID_SIZE];
-        char cid_hex[2 * CLUSTER_ID_SIZE + 1], *k64, *s64, *m64;
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1], *k64, *s64, *m64, *i64;
         const char *got_cid, *kc;
         PolicyVerifier pv;
         AtlsVerifier v;
@@ -63,11 +75,14 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
-                               "         [--kubernetes-version V] [--kubeconfig OUT]\n\n"
+                               "         [--kubernetes-version V] [--kubeconfig OUT]\n"
+                               "         [--init-secret-file FILE]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
-                               "(0600) and prints the cluster ID.\n");
+                               "(0600) and prints the cluster ID. The node accepts init only with\n"
+                               "the init secret (default file " INIT_SECRET_FILE_DEFAULT ") whose\n"
+                               "hash its metadata holds.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
@@ -87,6 +102,9 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case ARG_KUBECONFIG:
                         kubeconfig = optarg;
                         break;
+                case ARG_INIT_SECRET:
+                        init_secret_path = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -105,6 +123,10 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = attest_policy_load(policy, &pol, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
+        r = init_secret_load(init_secret_path, &init_secret, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s (create it with 'cloister init-secret generate').",
+                                       d.message);
         if (RAND_bytes(msalt, sizeof(msalt)) != 1)
                 return log_error_errno(-EIO, "No randomness for the measurement salt.");
         /* The cluster ID we expect back: the node cannot claim another. */
@@ -118,10 +140,13 @@ int verb_apply(int argc, char *argv[], void *userdata)
         k64 = b64_wipe_later(secret_data_const(ms->key), MASTER_SECRET_SIZE);
         s64 = b64_wipe_later(ms->salt, MASTER_SALT_SIZE);
         m64 = b64_wipe_later(msalt, sizeof(msalt));
-        body = k64 && s64 && m64 ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "masterSecret", k64, "salt",
-                                             s64, "measurementSalt", m64, "clusterName", name,
-                                             "kubernetesVersion", k8s)
-                                 : NULL;
+        i64 = b64_wipe_later(secret_data_const(init_secret), secret_size(init_secret));
+        body = k64 && s64 && m64 && i64
+                       ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "masterSecret", k64, "salt", s64,
+                                   "measurementSalt", m64, "clusterName", name,
+                                   "kubernetesVersion", k8s, "initSecret", i64)
+                       : NULL;
+        free_wiped(i64);
         free_wiped(k64);
         free_wiped(s64);
         free_wiped(m64);

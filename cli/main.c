@@ -13,6 +13,8 @@ static const Verb verbs[] = {
           "generate | check: the owner's master secret file" },
         { "attestation", 1, VERB_ANY, verb_attestation,
           "issue | show | verify | verify-report: attestation evidence offline" },
+        { "init-secret", 1, VERB_ANY, verb_init_secret,
+          "generate | hash: the secret that proves the owner to a new node" },
         { "apply", 0, VERB_ANY, verb_apply,
           "attest the first node and initialise the cluster over aTLS" },
         { "verify", 0, VERB_ANY, verb_verify,

@@ -208,7 +208,16 @@ int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *metho
 int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t **ret,
                  size_t *ret_size, long *ret_status, Diag *d)
 {
+        return rpc_http_request("GET", url, NULL, max_size, timeout_ms, ret, ret_size, ret_status,
+                                d);
+}
+
+int rpc_http_request(const char *method, const char *url, const char *const *headers,
+                     size_t max_size, unsigned timeout_ms, uint8_t **ret, size_t *ret_size,
+                     long *ret_status, Diag *d)
+{
         Response resp = { .max = max_size };
+        struct curl_slist *list = NULL;
         char errbuf[CURL_ERROR_SIZE] = "";
         long status = 0;
         CURLcode cc;
@@ -228,9 +237,28 @@ int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t 
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
         (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        if (strcmp(method, "PUT") == 0) {
+                (void) curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+                (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+        } else if (strcmp(method, "GET") != 0) {
+                curl_easy_cleanup(curl);
+                return -EINVAL;
+        }
+        for (size_t i = 0; headers && headers[i]; i++) {
+                struct curl_slist *next = curl_slist_append(list, headers[i]);
+                if (!next) {
+                        curl_slist_free_all(list);
+                        curl_easy_cleanup(curl);
+                        return -ENOMEM;
+                }
+                list = next;
+        }
+        if (list)
+                (void) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
         cc = curl_easy_perform(curl);
         (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(curl);
+        curl_slist_free_all(list);
         if (cc != CURLE_OK) {
                 free(resp.data);
                 if (resp.too_large)

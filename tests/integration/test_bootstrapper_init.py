@@ -48,14 +48,22 @@ def node(swtpm, tmp_path):
                     "akPublic": ak_spki_b64(base64.b64decode(evidence["tpm"]["akPublic"]))}}))
     state = tmp_path / "state"
     state.mkdir()
-    return {"disk": disk, "first": first, "policy": policy, "state": state, "tmp": tmp_path}
+    init_secret = tmp_path / "init-secret"
+    r = run("cloister", "init-secret", "generate", "--file", init_secret)
+    assert r.returncode == 0, r.stderr
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps({"name": "node-1", "role": "control-plane",
+                                    "initSecretHash": r.stdout.strip()}))
+    return {"disk": disk, "first": first, "policy": policy, "state": state, "tmp": tmp_path,
+            "init_secret": init_secret, "metadata": metadata}
 
 
 def start_bootstrapper(swtpm, node):
     p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
                           "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
                           "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
-                          "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm")],
+                          "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm"),
+                          "--metadata", f"local:{node['metadata']}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     m = re.search(r"serving init on 127\.0\.0\.1:(\d+)", line)
@@ -75,7 +83,7 @@ def test_apply_initialises_the_node_end_to_end(swtpm, node, tmp_path):
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--cluster-name", "demo", "--kubeconfig",
                 tmp_path / "admin.conf")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -110,14 +118,15 @@ def test_initialised_node_refuses_to_serve_init_again(swtpm, node, tmp_path):
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
     finally:
         stop(p)
     p = subprocess.run([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
                         "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
-                        "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"])],
+                        "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
+                        "--metadata", f"local:{node['metadata']}"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "PCR 15 is already extended" in p.stderr
 
@@ -131,7 +140,7 @@ def test_apply_refuses_a_node_that_fails_attestation_and_sends_nothing(swtpm, no
     bad.write_text(json.dumps(pol))
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--endpoint", url, "--policy", bad, "--master-secret", ms,
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", bad, "--master-secret", ms,
                 "--kubeconfig", tmp_path / "a.conf")
     finally:
         stop(p)
@@ -158,7 +167,7 @@ def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, t
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
         cid = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)

@@ -87,3 +87,9 @@ int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *metho
  * self-authenticating data such as AMD's certificates. *ret may be NULL for an empty body. */
 int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t **ret,
                  size_t *ret_size, long *ret_status, Diag *d);
+
+/* The same with a method ("GET" or "PUT", empty body) and extra headers ("Name: value", NULL-
+ * terminated or NULL): for cloud metadata services, which want their own headers. */
+int rpc_http_request(const char *method, const char *url, const char *const *headers,
+                     size_t max_size, unsigned timeout_ms, uint8_t **ret, size_t *ret_size,
+                     long *ret_status, Diag *d);

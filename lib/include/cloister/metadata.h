@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Node metadata: who am I, what is my role, who are my peers, where is the cluster endpoint,
+ * what is the init-secret hash. From the cloud's instance metadata service (GCP, Azure, AWS) or,
+ * for local clusters, a JSON file. Metadata is host-controlled input: every field is bounded and
+ * checked for shape here, and nothing in it is trusted for security beyond what init-secret.h
+ * says.
+ *
+ * Where the values live:
+ *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash"} (strict keys)
+ *   gcp    GET /computeMetadata/v1/instance/?recursive=true (Metadata-Flavor: Google):
+ *          name, attributes.cloister-role|-endpoint|-peers|-init-secret-hash
+ *   azure  GET /metadata/instance?api-version=2021-02-01 (Metadata: true):
+ *          compute.name, compute.tagsList[] with the same names
+ *   aws    IMDSv2: PUT /latest/api/token, then GET /latest/meta-data/instance-id and
+ *          /latest/meta-data/tags/instance/<name> (instance tags in metadata enabled)
+ * peers is a comma-separated list of host:port in the cloud forms.
+ */
+
+#include <stddef.h>
+
+#include "cloister/diag.h"
+#include "cloister/init-secret.h"
+
+#define METADATA_NAME_MAX     64
+#define METADATA_ENDPOINT_MAX 256
+#define METADATA_PEERS_MAX    16
+#define METADATA_SIZE_MAX     (256U * 1024U)
+
+typedef enum MetadataProvider {
+        METADATA_LOCAL,
+        METADATA_GCP,
+        METADATA_AZURE,
+        METADATA_AWS,
+        _METADATA_PROVIDER_MAX,
+        _METADATA_PROVIDER_INVALID = -EINVAL,
+} MetadataProvider;
+
+typedef enum NodeRole {
+        NODE_ROLE_CONTROL_PLANE,
+        NODE_ROLE_WORKER,
+        _NODE_ROLE_MAX,
+        _NODE_ROLE_INVALID = -EINVAL,
+} NodeRole;
+
+typedef struct NodeMetadata {
+        char name[METADATA_NAME_MAX];
+        NodeRole role;
+        char endpoint[METADATA_ENDPOINT_MAX]; /* host:port of the control plane, may be "" */
+        char peers[METADATA_PEERS_MAX][METADATA_ENDPOINT_MAX];
+        size_t n_peers;
+        char init_secret_hash[INIT_SECRET_HASH_MAX]; /* "" if the metadata has none */
+} NodeMetadata;
+
+MetadataProvider metadata_provider_from_string(const char *s);
+const char *metadata_provider_to_string(MetadataProvider p);
+const char *node_role_to_string(NodeRole r);
+
+/* source: the file for local; for clouds the service's base URL, or NULL for the real one
+ * (tests point it at a loopback server). Retries with backoff while the service is unreachable
+ * or answers 5xx, for at most timeout_ms in all. */
+int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms,
+                   NodeMetadata *ret, Diag *d);
+
+/* Parses the local JSON form (also the tests' recorded shapes go through the same checks). */
+int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d);

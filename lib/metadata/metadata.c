@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloister/fileio.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/macro.h"
+#include "cloister/metadata.h"
+#include "cloister/rpc.h"
+
+#define DEFAULT_GCP   "http://metadata.google.internal"
+#define DEFAULT_AZURE "http://169.254.169.254"
+#define DEFAULT_AWS   "http://169.254.169.254"
+#define KEY_ROLE      "cloister-role"
+#define KEY_ENDPOINT  "cloister-endpoint"
+#define KEY_PEERS     "cloister-peers"
+#define KEY_HASH      "cloister-init-secret-hash"
+
+static const char *const provider_names[_METADATA_PROVIDER_MAX] = {
+        [METADATA_LOCAL] = "local",
+        [METADATA_GCP] = "gcp",
+        [METADATA_AZURE] = "azure",
+        [METADATA_AWS] = "aws",
+};
+static const char *const role_names[_NODE_ROLE_MAX] = {
+        [NODE_ROLE_CONTROL_PLANE] = "control-plane",
+        [NODE_ROLE_WORKER] = "worker",
+};
+
+MetadataProvider metadata_provider_from_string(const char *s)
+{
+        for (int i = 0; s && i < _METADATA_PROVIDER_MAX; i++)
+                if (strcmp(s, provider_names[i]) == 0)
+                        return (MetadataProvider) i;
+        return _METADATA_PROVIDER_INVALID;
+}
+
+const char *metadata_provider_to_string(MetadataProvider p)
+{
+        return p >= 0 && p < _METADATA_PROVIDER_MAX ? provider_names[p] : NULL;
+}
+
+const char *node_role_to_string(NodeRole r)
+{
+        return r >= 0 && r < _NODE_ROLE_MAX ? role_names[r] : NULL;
+}
+
+/* --- field checks: metadata is host-controlled ------------------------------------------------ */
+
+static bool is_hostchar(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '.';
+}
+
+static int set_name(NodeMetadata *m, const char *v, Diag *d)
+{
+        size_t n = v ? strlen(v) : 0;
+
+        if (n == 0 || n >= METADATA_NAME_MAX || !is_hostchar(v[0]) || v[0] == '-' ||
+            v[0] == '.')
+                return diag_fail(d, -EBADMSG, "metadata", -1,
+                                 "node name is missing or not a host name of at most %d "
+                                 "characters",
+                                 METADATA_NAME_MAX - 1);
+        for (size_t i = 0; i < n; i++)
+                if (!is_hostchar(v[i]))
+                        return diag_fail(d, -EBADMSG, "metadata", -1,
+                                         "node name has a character other than letters, digits, "
+                                         "'-' and '.'");
+        memcpy(m->name, v, n + 1);
+        return 0;
+}
+
+static int set_role(NodeMetadata *m, const char *v, Diag *d)
+{
+        for (int i = 0; v && i < _NODE_ROLE_MAX; i++)
+                if (strcmp(v, role_names[i]) == 0) {
+                        m->role = (NodeRole) i;
+                        return 0;
+                }
+        return diag_fail(d, -EBADMSG, "metadata", -1,
+                         "role is missing or not 'control-plane' or 'worker'");
+}
+
+/* host:port, host a DNS name, IPv4 address or [IPv6]. */
+static bool endpoint_ok(const char *s, size_t n)
+{
+        const char *colon;
+        char *end;
+        unsigned long port;
+
+        if (n == 0 || n >= METADATA_ENDPOINT_MAX)
+                return false;
+        colon = memrchr(s, ':', n);
+        if (!colon || colon == s)
+                return false;
+        if (s[0] == '[') {
+                if (colon[-1] != ']')
+                        return false;
+                for (const char *p = s + 1; p < colon - 1; p++)
+                        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+                              (*p >= 'A' && *p <= 'F') || *p == ':'))
+                                return false;
+        } else
+                for (const char *p = s; p < colon; p++)
+                        if (!is_hostchar(*p))
+                                return false;
+        if (colon + 1 >= s + n || colon[1] < '0' || colon[1] > '9')
+                return false;
+        port = strtoul(colon + 1, &end, 10);
+        return end == s + n && port >= 1 && port <= 65535;
+}
+
+static int set_endpoint(NodeMetadata *m, const char *v, Diag *d)
+{
+        if (!v || !*v) {
+                m->endpoint[0] = '\0';
+                return 0;
+        }
+        if (!endpoint_ok(v, strlen(v)))
+                return diag_fail(d, -EBADMSG, "metadata", -1,
+                                 "endpoint is not host:port (port 1..65535)");
+        (void) snprintf(m->endpoint, sizeof(m->endpoint), "%s", v);
+        return 0;
+}
+
+static int add_peer(NodeMetadata *m, const char *s, size_t n, Diag *d)
+{
+        if (m->n_peers >= METADATA_PEERS_MAX)
+                return diag_fail(d, -EBADMSG, "metadata", -1, "more than %d peers",
+                                 METADATA_PEERS_MAX);
+        if (!endpoint_ok(s, n))
+                return diag_fail(d, -EBADMSG, "metadata", (int) m->n_peers,
+                                 "peer %zu is not host:port", m->n_peers);
+        memcpy(m->peers[m->n_peers], s, n);
+        m->peers[m->n_peers++][n] = '\0';
+        return 0;
+}
+
+/* "a:1,b:2" (cloud attributes and tags are strings). */
+static int set_peers_list(NodeMetadata *m, const char *v, Diag *d)
+{
+        m->n_peers = 0;
+        for (const char *p = v; p && *p;) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t) (comma - p) : strlen(p);
+                int r = add_peer(m, p, n, d);
+                if (r < 0)
+                        return r;
+                p = comma ? comma + 1 : NULL;
+        }
+        return 0;
+}
+
+static int set_hash(NodeMetadata *m, const char *v, Diag *d)
+{
+        int r;
+
+        if (!v || !*v) {
+                m->init_secret_hash[0] = '\0';
+                return 0;
+        }
+        r = init_secret_hash_check(v, d);
+        if (r < 0)
+                return r;
+        (void) snprintf(m->init_secret_hash, sizeof(m->init_secret_hash), "%s", v);
+        return 0;
+}
+
+static int set_all(NodeMetadata *m, const char *name, const char *role, const char *endpoint,
+                   const char *peers, const char *hash, Diag *d)
+{
+        int r;
+
+        *m = (NodeMetadata){ .role = _NODE_ROLE_INVALID };
+        if ((r = set_name(m, name, d)) < 0 || (r = set_role(m, role, d)) < 0 ||
+            (r = set_endpoint(m, endpoint, d)) < 0 || (r = set_peers_list(m, peers, d)) < 0 ||
+            (r = set_hash(m, hash, d)) < 0)
+                return r;
+        return 0;
+}
+
+/* --- local ------------------------------------------------------------------------------------ */
+
+int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d)
+{
+        static const char *const keys[] = { "name",  "role", "endpoint", "peers", "initSecretHash",
+                                            NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonCtx ctx = { .source = "metadata", .path = "", .diag = d };
+        const char *name = NULL, *role = NULL, *endpoint = NULL, *hash = NULL;
+        json_t *peers = NULL, *peer;
+        NodeMetadata m;
+        size_t i;
+        int r;
+
+        r = json_parse_buffer(data, size, "metadata", &j, d);
+        if (r < 0)
+                return r;
+        /* Optional keys answer -ENOENT when absent. */
+        if ((r = json_expect_object(&ctx, j)) < 0 || (r = json_check_keys(&ctx, j, keys)) < 0 ||
+            (r = json_get_string(&ctx, j, "name", true, &name)) < 0 ||
+            (r = json_get_string(&ctx, j, "role", true, &role)) < 0 ||
+            ((r = json_get_string(&ctx, j, "endpoint", false, &endpoint)) < 0 && r != -ENOENT) ||
+            ((r = json_get_array(&ctx, j, "peers", false, &peers)) < 0 && r != -ENOENT) ||
+            ((r = json_get_string(&ctx, j, "initSecretHash", false, &hash)) < 0 &&
+             r != -ENOENT))
+                return r;
+        r = set_all(&m, name, role, endpoint, NULL, hash, d);
+        if (r < 0)
+                return r;
+        json_array_foreach (peers, i, peer) {
+                const char *s = json_string_value(peer);
+                if (!s)
+                        return diag_fail(d, -EBADMSG, "metadata", (int) i,
+                                         "peers[%zu] is not a string", i);
+                r = add_peer(&m, s, strlen(s), d);
+                if (r < 0)
+                        return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+/* --- clouds ----------------------------------------------------------------------------------- */
+
+static void sleep_ms(unsigned ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+        (void) nanosleep(&ts, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* One request, retried with backoff (0.25 s doubling to 2 s) while the service is unreachable
+ * or answers 5xx, until deadline. 404 is an answer (absent), returned as status. */
+static int fetch(const char *method, const char *url, const char *const *headers,
+                 uint64_t deadline, uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d)
+{
+        unsigned backoff = 250;
+
+        for (;;) {
+                uint64_t now = now_ms();
+                unsigned left = deadline > now ? (unsigned) (deadline - now) : 1;
+                int r;
+
+                *ret = NULL;
+                diag_clear(d);
+                r = rpc_http_request(method, url, headers, METADATA_SIZE_MAX, MIN(left, 5000U),
+                                     ret, ret_size, ret_status, d);
+                if (r >= 0 && *ret_status < 500)
+                        return 0;
+                if (r >= 0) {
+                        free(*ret);
+                        *ret = NULL;
+                        r = diag_fail(d, -EHOSTUNREACH, "metadata", -1, "%s answered %ld", url,
+                                      *ret_status);
+                }
+                if (r != -EHOSTUNREACH || now_ms() + backoff >= deadline)
+                        return r;
+                log_debug("metadata: %s: %s; retrying in %u ms", url, d ? d->message : "",
+                          backoff);
+                sleep_ms(backoff);
+                backoff = MIN(backoff * 2, 2000U);
+        }
+}
+
+static int fetch_json(const char *url, const char *const *headers, uint64_t deadline,
+                      json_t **ret, Diag *d)
+{
+        _cleanup_(freep) uint8_t *body = NULL;
+        size_t size = 0;
+        long status = 0;
+        int r;
+
+        r = fetch("GET", url, headers, deadline, &body, &size, &status, d);
+        if (r < 0)
+                return r;
+        if (status != 200)
+                return diag_fail(d, -ENODATA, "metadata", -1, "%s answered %ld", url, status);
+        return json_parse_buffer(body ?: (uint8_t *) "", size, "metadata", ret, d);
+}
+
+static const char *attr(const json_t *o, const char *key)
+{
+        return json_string_value(json_object_get(o, key));
+}
+
+static int fetch_gcp(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
+{
+        static const char *const headers[] = { "Metadata-Flavor: Google", NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        char url[512];
+        json_t *a;
+        int r;
+
+        (void) snprintf(url, sizeof(url), "%s/computeMetadata/v1/instance/?recursive=true",
+                        base ?: DEFAULT_GCP);
+        r = fetch_json(url, headers, deadline, &j, d);
+        if (r < 0)
+                return r;
+        a = json_object_get(j, "attributes");
+        return set_all(ret, attr(j, "name"), attr(a, KEY_ROLE), attr(a, KEY_ENDPOINT),
+                       attr(a, KEY_PEERS), attr(a, KEY_HASH), d);
+}
+
+static const char *azure_tag(const json_t *tags, const char *name)
+{
+        size_t i;
+        json_t *t;
+
+        json_array_foreach (tags, i, t)
+                if (json_is_string(json_object_get(t, "name")) &&
+                    strcmp(attr(t, "name"), name) == 0)
+                        return attr(t, "value");
+        return NULL;
+}
+
+static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
+{
+        static const char *const headers[] = { "Metadata: true", NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        char url[512];
+        json_t *c, *tags;
+        int r;
+
+        (void) snprintf(url, sizeof(url), "%s/metadata/instance?api-version=2021-02-01",
+                        base ?: DEFAULT_AZURE);
+        r = fetch_json(url, headers, deadline, &j, d);
+        if (r < 0)
+                return r;
+        c = json_object_get(j, "compute");
+        tags = json_object_get(c, "tagsList");
+        return set_all(ret, attr(c, "name"), azure_tag(tags, KEY_ROLE),
+                       azure_tag(tags, KEY_ENDPOINT), azure_tag(tags, KEY_PEERS),
+                       azure_tag(tags, KEY_HASH), d);
+}
+
+/* One IMDSv2 text value; *ret NULL (not an error) if absent (404). */
+static int aws_get(const char *base, const char *path, const char *token_header,
+                   uint64_t deadline, char **ret, Diag *d)
+{
+        const char *headers[] = { token_header, NULL };
+        uint8_t *body = NULL;
+        size_t size = 0;
+        long status = 0;
+        char url[512];
+        int r;
+
+        *ret = NULL;
+        (void) snprintf(url, sizeof(url), "%s%s", base, path);
+        r = fetch("GET", url, headers, deadline, &body, &size, &status, d);
+        if (r < 0)
+                return r;
+        if (status == 404) {
+                free(body);
+                return 0;
+        }
+        if (status != 200 || memchr(body ?: (uint8_t *) "", 0, size)) {
+                free(body);
+                return diag_fail(d, -EBADMSG, "metadata", -1, "%s answered %ld", url, status);
+        }
+        *ret = body ? (char *) body : strdup(""); /* read buffers carry a NUL after size */
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
+{
+        static const char *const put_headers[] = { "X-aws-ec2-metadata-token-ttl-seconds: 60",
+                                                   NULL };
+        static const char *const tags[] = { "instance-id", "tags/instance/" KEY_ROLE,
+                                            "tags/instance/" KEY_ENDPOINT,
+                                            "tags/instance/" KEY_PEERS,
+                                            "tags/instance/" KEY_HASH };
+        char *values[ELEMENTSOF(tags)] = {}, url[512], token_header[256];
+        _cleanup_(freep) uint8_t *token = NULL;
+        size_t size = 0;
+        long status = 0;
+        int r;
+
+        base = base ?: DEFAULT_AWS;
+        (void) snprintf(url, sizeof(url), "%s/latest/api/token", base);
+        r = fetch("PUT", url, put_headers, deadline, &token, &size, &status, d);
+        if (r < 0)
+                return r;
+        if (status != 200 || size == 0 || size > 128 || memchr(token, '\n', size) ||
+            memchr(token, '\r', size))
+                return diag_fail(d, -EBADMSG, "metadata", -1,
+                                 "%s: no IMDSv2 token (answered %ld)", url, status);
+        (void) snprintf(token_header, sizeof(token_header), "X-aws-ec2-metadata-token: %.*s",
+                        (int) size, (const char *) token);
+        for (size_t i = 0; i < ELEMENTSOF(tags) && r >= 0; i++) {
+                char path[128];
+                (void) snprintf(path, sizeof(path), "/latest/meta-data/%s", tags[i]);
+                r = aws_get(base, path, token_header, deadline, &values[i], d);
+        }
+        if (r >= 0 && !values[1])
+                r = diag_fail(d, -ENODATA, "metadata", -1,
+                              "instance tag " KEY_ROLE " is missing (are instance tags in "
+                              "metadata enabled?)");
+        if (r >= 0)
+                r = set_all(ret, values[0], values[1], values[2], values[3], values[4], d);
+        for (size_t i = 0; i < ELEMENTSOF(tags); i++)
+                free(values[i]);
+        return r;
+}
+
+int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms,
+                   NodeMetadata *ret, Diag *d)
+{
+        uint64_t deadline = now_ms() + timeout_ms;
+        _cleanup_(freep) uint8_t *data = NULL;
+        size_t size;
+        int r;
+
+        switch (p) {
+        case METADATA_LOCAL:
+                if (!source)
+                        return diag_fail(d, -EINVAL, "metadata", -1,
+                                         "the local provider needs a file");
+                r = read_full_file(source, METADATA_SIZE_MAX, &data, &size);
+                if (r < 0)
+                        return diag_fail(d, r, "metadata", -1, "%s: cannot read: %s", source,
+                                         strerror(-r));
+                return metadata_parse_local(data, size, ret, d);
+        case METADATA_GCP:
+                return fetch_gcp(source, deadline, ret, d);
+        case METADATA_AZURE:
+                return fetch_azure(source, deadline, ret, d);
+        case METADATA_AWS:
+                return fetch_aws(source, deadline, ret, d);
+        default:
+                return -EINVAL;
+        }
+}
