@@ -6,8 +6,8 @@
 
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
-#include "cloister/json.h"
 #include "cloister/init-secret.h"
+#include "cloister/json.h"
 #include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
@@ -75,9 +75,10 @@ static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *ve
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t n)
 {
-        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
-                                            "kubernetesVersion", "clusterName", "initSecret",
-                                            NULL };
+        static const char *const keys[] = {
+                "masterSecret", "salt", "measurementSalt", "kubernetesVersion", "clusterName",
+                "initSecret",   NULL
+        };
         Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "init request", .path = "" };
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
@@ -93,6 +94,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         Diag d;
         int r;
 
+        log_info("bootstrapper: init request received");
         diag_clear(&d);
         ctx.diag = &d;
         if (json_check_keys(&ctx, req->body, keys) < 0 ||
@@ -121,8 +123,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 r = init_secret_verify(init_secret, b->init_secret_hash, &d);
                 if (r < 0) {
                         log_warning("bootstrapper: init refused: %s", d.message);
-                        return fail(detail, n, r == -EKEYREJECTED ? -EACCES : r, "%s",
-                                    d.message);
+                        return fail(detail, n, r == -EKEYREJECTED ? -EACCES : r, "%s", d.message);
                 }
         }
 

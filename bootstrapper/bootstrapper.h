@@ -8,11 +8,11 @@
 
 typedef struct Bootstrapper {
         TpmDevice *tpm;
-        pthread_mutex_t *tpm_lock;  /* shared with the aTLS attester */
-        const char *state_disk;     /* LUKS2 image or device */
-        const char *first_boot_key; /* key file of the first-boot keyslot */
-        const char *state_dir;      /* node state and the kubeconfig */
-        const char *kubeadm;        /* kubeadm binary (a test double where none exists) */
+        pthread_mutex_t *tpm_lock;    /* shared with the aTLS attester */
+        const char *state_disk;       /* LUKS2 image or device */
+        const char *first_boot_key;   /* key file of the first-boot keyslot */
+        const char *state_dir;        /* node state and the kubeconfig */
+        const char *kubeadm;          /* kubeadm binary (a test double where none exists) */
         const char *init_secret_hash; /* from metadata; NULL only with the insecure option */
         bool initialized;
 } Bootstrapper;

@@ -20,6 +20,7 @@ static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_f
                              *arg_state_dir, *arg_kubeadm = "kubeadm", *arg_event_log = "";
 static uint16_t arg_port = 9000;
 static const char *arg_metadata, *arg_metadata_url;
+static unsigned arg_metadata_timeout = 30;
 static bool arg_print_metadata, arg_insecure_no_init_secret;
 
 static void help(void)
@@ -39,6 +40,7 @@ static void help(void)
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
                "                           init-secret hash: gcp, azure, aws, or local:FILE\n"
                "  --metadata-url URL       the provider's base URL (tests; default: the cloud's)\n"
+               "  --metadata-timeout SEC   how long to retry an unreachable service (default 30)\n"
                "  --print-metadata         fetch the metadata, print it as JSON and exit\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
@@ -61,6 +63,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_METADATA_URL,
                 ARG_PRINT_METADATA,
                 ARG_INSECURE_NO_INIT_SECRET,
+                ARG_METADATA_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -75,6 +78,7 @@ static int parse_argv(int argc, char *argv[])
                 { "metadata", required_argument, NULL, ARG_METADATA },
                 { "metadata-url", required_argument, NULL, ARG_METADATA_URL },
                 { "print-metadata", no_argument, NULL, ARG_PRINT_METADATA },
+                { "metadata-timeout", required_argument, NULL, ARG_METADATA_TIMEOUT },
                 { "insecure-no-init-secret", no_argument, NULL, ARG_INSECURE_NO_INIT_SECRET },
                 {},
         };
@@ -130,6 +134,13 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_PRINT_METADATA:
                         arg_print_metadata = true;
                         break;
+                case ARG_METADATA_TIMEOUT:
+                        port = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || port == 0 || port > 600)
+                                return log_error_errno(-EINVAL,
+                                                       "--metadata-timeout: 1..600 seconds.");
+                        arg_metadata_timeout = (unsigned) port;
+                        break;
                 case ARG_INSECURE_NO_INIT_SECRET:
                         arg_insecure_no_init_secret = true;
                         break;
@@ -168,7 +179,7 @@ static int load_metadata(NodeMetadata *ret)
                 source = colon + 1;
         }
         diag_clear(&d);
-        r = metadata_fetch(p, source, 30000, ret, &d);
+        r = metadata_fetch(p, source, arg_metadata_timeout * 1000, ret, &d);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the node's %s metadata: %s", name,
                                        d.message);
@@ -248,8 +259,8 @@ int main(int argc, char *argv[])
                             .first_boot_key = arg_first_boot_key,
                             .state_dir = arg_state_dir,
                             .kubeadm = arg_kubeadm,
-                            .init_secret_hash = md.init_secret_hash[0] ? md.init_secret_hash
-                                                                       : NULL };
+                            .init_secret_hash =
+                                    md.init_secret_hash[0] ? md.init_secret_hash : NULL };
 
         r = bootstrapper_pcr15_is_zero(&b, &zero);
         if (r < 0) {

@@ -143,8 +143,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
         i64 = b64_wipe_later(secret_data_const(init_secret), secret_size(init_secret));
         body = k64 && s64 && m64 && i64
                        ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "masterSecret", k64, "salt", s64,
-                                   "measurementSalt", m64, "clusterName", name,
-                                   "kubernetesVersion", k8s, "initSecret", i64)
+                                   "measurementSalt", m64, "clusterName", name, "kubernetesVersion",
+                                   k8s, "initSecret", i64)
                        : NULL;
         free_wiped(i64);
         free_wiped(k64);

@@ -90,8 +90,8 @@ int init_secret_hash(const Secret *secret, char out[static INIT_SECRET_HASH_MAX]
                 return r;
         hex_encode_buf(p.salt, SALT_SIZE, salt, sizeof(salt));
         hex_encode_buf(p.hash, HASH_SIZE, hash, sizeof(hash));
-        (void) snprintf(out, INIT_SECRET_HASH_MAX, "scrypt$%u$%u$%u$%s$%s", p.log2n, p.r, p.p,
-                        salt, hash);
+        (void) snprintf(out, INIT_SECRET_HASH_MAX, "scrypt$%u$%u$%u$%s$%s", p.log2n, p.r, p.p, salt,
+                        hash);
         return 0;
 }
 

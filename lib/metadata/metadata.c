@@ -60,8 +60,7 @@ static int set_name(NodeMetadata *m, const char *v, Diag *d)
 {
         size_t n = v ? strlen(v) : 0;
 
-        if (n == 0 || n >= METADATA_NAME_MAX || !is_hostchar(v[0]) || v[0] == '-' ||
-            v[0] == '.')
+        if (n == 0 || n >= METADATA_NAME_MAX || !is_hostchar(v[0]) || v[0] == '-' || v[0] == '.')
                 return diag_fail(d, -EBADMSG, "metadata", -1,
                                  "node name is missing or not a host name of at most %d "
                                  "characters",
@@ -188,8 +187,8 @@ static int set_all(NodeMetadata *m, const char *name, const char *role, const ch
 
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d)
 {
-        static const char *const keys[] = { "name",  "role", "endpoint", "peers", "initSecretHash",
-                                            NULL };
+        static const char *const keys[] = { "name",  "role",           "endpoint",
+                                            "peers", "initSecretHash", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = "metadata", .path = "", .diag = d };
         const char *name = NULL, *role = NULL, *endpoint = NULL, *hash = NULL;
@@ -207,8 +206,7 @@ int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag 
             (r = json_get_string(&ctx, j, "role", true, &role)) < 0 ||
             ((r = json_get_string(&ctx, j, "endpoint", false, &endpoint)) < 0 && r != -ENOENT) ||
             ((r = json_get_array(&ctx, j, "peers", false, &peers)) < 0 && r != -ENOENT) ||
-            ((r = json_get_string(&ctx, j, "initSecretHash", false, &hash)) < 0 &&
-             r != -ENOENT))
+            ((r = json_get_string(&ctx, j, "initSecretHash", false, &hash)) < 0 && r != -ENOENT))
                 return r;
         r = set_all(&m, name, role, endpoint, NULL, hash, d);
         if (r < 0)
@@ -243,8 +241,8 @@ static uint64_t now_ms(void)
 
 /* One request, retried with backoff (0.25 s doubling to 2 s) while the service is unreachable
  * or answers 5xx, until deadline. 404 is an answer (absent), returned as status. */
-static int fetch(const char *method, const char *url, const char *const *headers,
-                 uint64_t deadline, uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d)
+static int fetch(const char *method, const char *url, const char *const *headers, uint64_t deadline,
+                 uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d)
 {
         unsigned backoff = 250;
 
@@ -255,8 +253,8 @@ static int fetch(const char *method, const char *url, const char *const *headers
 
                 *ret = NULL;
                 diag_clear(d);
-                r = rpc_http_request(method, url, headers, METADATA_SIZE_MAX, MIN(left, 5000U),
-                                     ret, ret_size, ret_status, d);
+                r = rpc_http_request(method, url, headers, METADATA_SIZE_MAX, MIN(left, 5000U), ret,
+                                     ret_size, ret_status, d);
                 if (r >= 0 && *ret_status < 500)
                         return 0;
                 if (r >= 0) {
@@ -267,15 +265,14 @@ static int fetch(const char *method, const char *url, const char *const *headers
                 }
                 if (r != -EHOSTUNREACH || now_ms() + backoff >= deadline)
                         return r;
-                log_debug("metadata: %s: %s; retrying in %u ms", url, d ? d->message : "",
-                          backoff);
+                log_debug("metadata: %s: %s; retrying in %u ms", url, d ? d->message : "", backoff);
                 sleep_ms(backoff);
                 backoff = MIN(backoff * 2, 2000U);
         }
 }
 
-static int fetch_json(const char *url, const char *const *headers, uint64_t deadline,
-                      json_t **ret, Diag *d)
+static int fetch_json(const char *url, const char *const *headers, uint64_t deadline, json_t **ret,
+                      Diag *d)
 {
         _cleanup_(freep) uint8_t *body = NULL;
         size_t size = 0;
@@ -346,8 +343,8 @@ static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, D
 }
 
 /* One IMDSv2 text value; *ret NULL (not an error) if absent (404). */
-static int aws_get(const char *base, const char *path, const char *token_header,
-                   uint64_t deadline, char **ret, Diag *d)
+static int aws_get(const char *base, const char *path, const char *token_header, uint64_t deadline,
+                   char **ret, Diag *d)
 {
         const char *headers[] = { token_header, NULL };
         uint8_t *body = NULL;
@@ -379,8 +376,7 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
                                                    NULL };
         static const char *const tags[] = { "instance-id", "tags/instance/" KEY_ROLE,
                                             "tags/instance/" KEY_ENDPOINT,
-                                            "tags/instance/" KEY_PEERS,
-                                            "tags/instance/" KEY_HASH };
+                                            "tags/instance/" KEY_PEERS, "tags/instance/" KEY_HASH };
         char *values[ELEMENTSOF(tags)] = {}, url[512], token_header[256];
         _cleanup_(freep) uint8_t *token = NULL;
         size_t size = 0;
@@ -394,8 +390,8 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
                 return r;
         if (status != 200 || size == 0 || size > 128 || memchr(token, '\n', size) ||
             memchr(token, '\r', size))
-                return diag_fail(d, -EBADMSG, "metadata", -1,
-                                 "%s: no IMDSv2 token (answered %ld)", url, status);
+                return diag_fail(d, -EBADMSG, "metadata", -1, "%s: no IMDSv2 token (answered %ld)",
+                                 url, status);
         (void) snprintf(token_header, sizeof(token_header), "X-aws-ec2-metadata-token: %.*s",
                         (int) size, (const char *) token);
         for (size_t i = 0; i < ELEMENTSOF(tags) && r >= 0; i++) {
@@ -414,8 +410,8 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
         return r;
 }
 
-int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms,
-                   NodeMetadata *ret, Diag *d)
+int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
+                   Diag *d)
 {
         uint64_t deadline = now_ms() + timeout_ms;
         _cleanup_(freep) uint8_t *data = NULL;

@@ -190,3 +190,96 @@ def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, t
         assert "FAIL  pcr[15]" in bad.stdout
     finally:
         stop(p)
+
+
+def stop_and_log(p):
+    stop(p)
+    return p.stderr.read()
+
+
+def untouched(swtpm, node):
+    """The node did nothing: still keyed with the first-boot key, PCR 15 zero, no state."""
+    assert run("cloister-disk-mapper", "check", node["disk"], "--key-file",
+               node["first"]).returncode == 0
+    assert tpm2_pcr15(swtpm) == "00" * 32
+    assert not (node["state"] / "node-state.json").exists()
+
+
+def test_wrong_init_secret_is_refused_and_the_node_stays_uninitialised(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    other = tmp_path / "other-secret"
+    assert run("cloister", "init-secret", "generate", "--file", other).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--init-secret-file", other, "--endpoint", url, "--policy",
+                node["policy"], "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 1
+        assert "HTTP 403" in r.stderr and "does not match the node's metadata" in r.stderr
+        untouched(swtpm, node)
+        # The owner, with the right secret, still can.
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+                "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+    finally:
+        stop(p)
+
+
+def test_node_whose_pcr11_differs_is_refused_and_receives_no_init_request(swtpm, node, tmp_path):
+    """The policy was recorded from the node's boot; then one more PCR 11 event (as if one UKI
+    section had changed). apply must refuse before sending anything."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    env = dict(os.environ, TPM2TOOLS_TCTI=swtpm.tcti)
+    subprocess.run(["tpm2_pcrextend", "11:sha256=" + "5a" * 32], env=env, check=True,
+                   capture_output=True)
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+                "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                tmp_path / "a.conf")
+    finally:
+        log = stop_and_log(p)
+    assert r.returncode == 1
+    expected = json.loads(node["policy"].read_text())["measurements"]["11"]["expected"]
+    assert "PCR 11 differs" in r.stderr and expected in r.stderr
+    assert "init request received" not in log
+    untouched(swtpm, node)
+
+
+def test_two_owners_racing_to_init_exactly_one_wins(swtpm, node, tmp_path):
+    procs = []
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        for i in range(2):
+            ms = tmp_path / f"ms{i}.json"
+            assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+            procs.append(subprocess.Popen(
+                [str(binary("cloister")), "apply", "--init-secret-file", str(node["init_secret"]),
+                 "--endpoint", url, "--policy", str(node["policy"]), "--master-secret", str(ms),
+                 "--kubeconfig", str(tmp_path / f"a{i}.conf")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        results = [(q.wait(timeout=120), q.stdout.read(), q.stderr.read()) for q in procs]
+    finally:
+        stop(p)
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 1], results
+    loser = [err for rc, _, err in results if rc == 1][0]
+    # Either refused by attestation (PCR 15 already extended) or by the node (409).
+    assert "already initialised" in loser or "PCR 15 differs" in loser, loser
+    winner = [out for rc, out, _ in results if rc == 0][0]
+    cid = re.search(r"cluster ID: ([0-9a-f]{64})", winner).group(1)
+    state = json.loads((node["state"] / "node-state.json").read_text())
+    assert state["clusterId"] == cid
+
+
+def test_apply_without_the_init_secret_file_is_one_clear_line(tmp_path, swtpm, node):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    r = run("cloister", "apply", "--init-secret-file", tmp_path / "none", "--endpoint",
+            "https://127.0.0.1:1", "--policy", node["policy"], "--master-secret", ms,
+            "--kubeconfig", tmp_path / "a.conf")
+    assert r.returncode == 1 and "cannot read the init secret" in r.stderr
+    assert "cloister init-secret generate" in r.stderr
+    assert r.stderr.strip().count("\n") == 0

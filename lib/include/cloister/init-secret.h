@@ -17,13 +17,13 @@
 #include "cloister/diag.h"
 #include "cloister/secret.h"
 
-#define INIT_SECRET_SIZE        32
-#define INIT_SECRET_HASH_MAX    160
-#define INIT_SECRET_LOG2N       15 /* 32 MiB, ~0.1 s here */
-#define INIT_SECRET_LOG2N_MIN   14
-#define INIT_SECRET_LOG2N_MAX   20
-#define INIT_SECRET_R           8
-#define INIT_SECRET_P           1
+#define INIT_SECRET_SIZE      32
+#define INIT_SECRET_HASH_MAX  160
+#define INIT_SECRET_LOG2N     15 /* 32 MiB, ~0.1 s here */
+#define INIT_SECRET_LOG2N_MIN 14
+#define INIT_SECRET_LOG2N_MAX 20
+#define INIT_SECRET_R         8
+#define INIT_SECRET_P         1
 
 /* Hashes secret with a fresh random salt and the default cost into out. */
 int init_secret_hash(const Secret *secret, char out[static INIT_SECRET_HASH_MAX]);

@@ -61,8 +61,8 @@ const char *node_role_to_string(NodeRole r);
 /* source: the file for local; for clouds the service's base URL, or NULL for the real one
  * (tests point it at a loopback server). Retries with backoff while the service is unreachable
  * or answers 5xx, for at most timeout_ms in all. */
-int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms,
-                   NodeMetadata *ret, Diag *d);
+int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
+                   Diag *d);
 
 /* Parses the local JSON form (also the tests' recorded shapes go through the same checks). */
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d);

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Node metadata from each cloud's instance metadata service, against a loopback server that
+serves responses of the recorded shapes and refuses requests without the headers the real
+services demand (Metadata-Flavor: Google; Metadata: true; the IMDSv2 token)."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from conftest import binary, run
+
+HASH = ("scrypt$15$8$1$000102030405060708090a0b0c0d0e0f$"
+        "1cbc81b236c9417628f7cc2a5c3190aea3650258a5b5ba1a66509ce2d1a6d871")
+ATTRS = {"cloister-role": "control-plane", "cloister-endpoint": "10.0.0.2:6443",
+         "cloister-peers": "10.0.0.3:9000,[fd00::4]:9000", "cloister-init-secret-hash": HASH}
+EXPECTED = {"name": "node-1", "role": "control-plane", "endpoint": "10.0.0.2:6443",
+            "peers": ["10.0.0.3:9000", "[fd00::4]:9000"], "initSecretHash": HASH}
+TOKEN = "AQAEAFake-imdsv2-token=="
+
+
+class Service(BaseHTTPRequestHandler):
+    attrs = dict(ATTRS)
+    fail_first = 0
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, code, body, ctype="application/json"):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self):
+        type(self).seen.append(("PUT", self.path))
+        if self.path == "/latest/api/token" and \
+                self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self.send(200, TOKEN, "text/plain")
+        self.send(400, "bad token request", "text/plain")
+
+    def do_GET(self):
+        cls = type(self)
+        cls.seen.append(("GET", self.path))
+        if cls.fail_first > 0:
+            cls.fail_first -= 1
+            return self.send(503, "busy", "text/plain")
+        p = self.path
+        if p == "/computeMetadata/v1/instance/?recursive=true":
+            if self.headers.get("Metadata-Flavor") != "Google":
+                return self.send(403, "Missing Metadata-Flavor:Google header", "text/html")
+            return self.send(200, json.dumps({"id": 123, "name": "node-1", "zone": "z",
+                                              "attributes": cls.attrs}))
+        if p == "/metadata/instance?api-version=2021-02-01":
+            if self.headers.get("Metadata") != "true":
+                return self.send(400, json.dumps({"error": "Bad request. Required metadata "
+                                                  "header not specified"}))
+            tags = [{"name": k, "value": v} for k, v in cls.attrs.items()]
+            return self.send(200, json.dumps({"compute": {"name": "node-1", "location": "x",
+                                                          "tagsList": tags}, "network": {}}))
+        if p.startswith("/latest/meta-data/"):
+            if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+                return self.send(401, "", "text/plain")
+            rest = p[len("/latest/meta-data/"):]
+            if rest == "instance-id":
+                return self.send(200, "node-1", "text/plain")
+            if rest.startswith("tags/instance/") and rest[14:] in cls.attrs:
+                return self.send(200, cls.attrs[rest[14:]], "text/plain")
+            return self.send(404, "Not Found", "text/plain")
+        self.send(404, "not found", "text/plain")
+
+
+@pytest.fixture
+def service():
+    Service.attrs, Service.fail_first, Service.seen = dict(ATTRS), 0, []
+    srv = HTTPServer(("127.0.0.1", 0), Service)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def metadata(provider, url, *extra):
+    return run("cloister-bootstrapper", "--metadata", provider, "--metadata-url", url,
+               "--print-metadata", *extra)
+
+
+@pytest.mark.parametrize("provider", ["gcp", "azure", "aws"])
+def test_cloud_metadata_is_read_with_the_services_own_headers(service, provider):
+    r = metadata(provider, service[1])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == EXPECTED
+
+
+def test_aws_uses_an_imdsv2_token_first(service):
+    assert metadata("aws", service[1]).returncode == 0
+    assert Service.seen[0] == ("PUT", "/latest/api/token")
+
+
+def test_local_metadata_file(tmp_path):
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({**EXPECTED}))
+    r = run("cloister-bootstrapper", "--metadata", f"local:{f}", "--print-metadata")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == EXPECTED
+
+
+def test_service_that_is_busy_at_first_is_retried(service):
+    Service.fail_first = 2
+    r = metadata("gcp", service[1])
+    assert r.returncode == 0, r.stderr
+    assert len([s for s in Service.seen if s[0] == "GET"]) == 3
+
+
+@pytest.mark.parametrize("attr,value,why", [
+    ("cloister-role", "admin", "role is missing or not 'control-plane' or 'worker'"),
+    ("cloister-endpoint", "10.0.0.2", "endpoint is not host:port"),
+    ("cloister-endpoint", "10.0.0.2:99999", "endpoint is not host:port"),
+    ("cloister-peers", "a:1,b c:2", "peer 1 is not host:port"),
+    ("cloister-peers", ",".join(f"p{i}:1" for i in range(17)), "more than 16 peers"),
+    ("cloister-init-secret-hash", "md5$abc", "not 'scrypt$...'"),
+    ("cloister-init-secret-hash", HASH.replace("$15$", "$10$"), "out of bounds"),
+])
+def test_malformed_metadata_is_refused_with_the_field(service, attr, value, why):
+    Service.attrs[attr] = value
+    r = metadata("azure", service[1])
+    assert r.returncode == 1 and why in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_aws_without_instance_tags_says_how_to_enable_them(service):
+    Service.attrs = {}
+    r = metadata("aws", service[1])
+    assert r.returncode == 1 and "instance tags in metadata enabled" in r.stderr
+
+
+def test_unreachable_service_fails_after_the_timeout(tmp_path):
+    r = metadata("gcp", "http://127.0.0.1:1", "--metadata-timeout", "1")
+    assert r.returncode == 1 and "Cannot read the node's gcp metadata" in r.stderr
+
+
+def test_unknown_provider_and_missing_local_file_are_one_line_errors(tmp_path):
+    r = run("cloister-bootstrapper", "--metadata", "openstack", "--print-metadata")
+    assert r.returncode == 1 and "use gcp, azure, aws or local:FILE" in r.stderr
+    r = run("cloister-bootstrapper", "--metadata", f"local:{tmp_path}/none.json",
+            "--print-metadata")
+    assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+def test_bootstrapper_refuses_to_start_without_an_init_secret_hash(tmp_path):
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"name": "n", "role": "control-plane"}))
+    r = run("cloister-bootstrapper", "--metadata", f"local:{f}", "--state-disk", "x",
+            "--first-boot-key", "y", "--state-dir", str(tmp_path))
+    assert r.returncode == 1 and "carries no init-secret hash" in r.stderr
