@@ -97,14 +97,14 @@ int init_secret_hash(const Secret *secret, char out[static INIT_SECRET_HASH_MAX]
 
 int init_secret_hash_check(const char *encoded, Diag *d)
 {
-        Parsed p;
+        Parsed p = { 0 };
         return parse(encoded, &p, d);
 }
 
 int init_secret_verify(const Secret *secret, const char *encoded, Diag *d)
 {
         uint8_t got[HASH_SIZE];
-        Parsed p;
+        Parsed p = { 0 };
         int r;
 
         r = parse(encoded, &p, d);
