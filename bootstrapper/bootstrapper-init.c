@@ -44,28 +44,41 @@ static int fail(char *detail, size_t n, int r, const char *fmt, ...)
         return r;
 }
 
-/* kubeadm init with a configuration file (the double checks what it is given). */
-static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *version, char *detail,
-                       size_t n)
+/* kubeadm init with the generated configuration (the double checks every field). */
+static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *version,
+                       const char *service_cidr, char *detail, size_t n)
 {
-        _cleanup_(freep) char *config = NULL, *cfgpath = NULL, *logpath = NULL;
+        _cleanup_(freep) char *cfgpath = NULL, *logpath = NULL, *policy = NULL, *host = NULL;
+        const char *colon;
         int r;
 
-        if (asprintf(&cfgpath, "%s/kubeadm-config.yaml", b->state_dir) < 0 ||
+        colon = strrchr(b->control_plane_endpoint, ':');
+        host = strndup(b->control_plane_endpoint,
+                       colon ? (size_t) (colon - b->control_plane_endpoint)
+                             : strlen(b->control_plane_endpoint));
+        if (!host || asprintf(&cfgpath, "%s/kubeadm-config.yaml", b->state_dir) < 0 ||
             asprintf(&logpath, "%s/kubeadm.log", b->state_dir) < 0 ||
-            asprintf(&config,
-                     "apiVersion: kubeadm.k8s.io/v1beta3\n"
-                     "kind: ClusterConfiguration\n"
-                     "clusterName: %s\n"
-                     "kubernetesVersion: %s\n",
-                     cluster_name, version) < 0)
+            asprintf(&policy, "%s/audit-policy.yaml", b->state_dir) < 0)
                 return -ENOMEM;
-        r = write_file_atomic(cfgpath, config, strlen(config), 0600, 0);
+        const KubeadmParams params = {
+                .node_name = b->node_name,
+                .cluster_name = cluster_name,
+                .version = version,
+                .service_cidr = service_cidr,
+                .advertise_address = b->advertise_address,
+                .control_plane_endpoint = b->control_plane_endpoint,
+                .endpoint_host = host,
+                .audit_policy = policy,
+        };
+        r = kubeadm_write_audit_policy(policy);
+        if (r >= 0)
+                r = kubeadm_write_config(&params, cfgpath);
         if (r < 0)
-                return fail(detail, n, r, "cannot write %s", cfgpath);
+                return fail(detail, n, r, "cannot write the kubeadm configuration %s", cfgpath);
         char *const argv[] = { (char *) b->kubeadm,           (char *) "init",
                                (char *) "--config",           cfgpath,
                                (char *) "--skip-token-print", NULL };
+        log_info("bootstrapper: kubeadm init (node %s, Kubernetes %s)", b->node_name, version);
         r = spawn_wait(argv, logpath);
         if (r != 0)
                 return fail(detail, n, r < 0 ? r : -EIO, "kubeadm init failed (see %s)", logpath);
@@ -75,10 +88,9 @@ static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *ve
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t n)
 {
-        static const char *const keys[] = {
-                "masterSecret", "salt", "measurementSalt", "kubernetesVersion", "clusterName",
-                "initSecret",   NULL
-        };
+        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
+                                            "kubernetesVersion", "clusterName", "initSecret",
+                                            "serviceCidr",       NULL };
         Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "init request", .path = "" };
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
@@ -87,7 +99,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         _cleanup_(freep) char *kcpath = NULL, *statepath = NULL, *state = NULL;
         uint8_t cluster_id[CLUSTER_ID_SIZE], event[32];
         char uuid[LUKS_UUID_SIZE], cid_hex[2 * CLUSTER_ID_SIZE + 1];
-        const char *name, *version;
+        const char *name, *version, *service_cidr = "10.96.0.0/12";
         size_t first_size, kc_size;
         LuksState st;
         bool zero;
@@ -104,10 +116,17 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
             json_get_base64_secret(&ctx, req->body, "measurementSalt", MEASUREMENT_SALT_SIZE,
                                    &msalt) < 0 ||
             json_get_string(&ctx, req->body, "clusterName", true, &name) < 0 ||
-            json_get_string(&ctx, req->body, "kubernetesVersion", true, &version) < 0) {
+            json_get_string(&ctx, req->body, "kubernetesVersion", true, &version) < 0 ||
+            (json_get_string(&ctx, req->body, "serviceCidr", false, &service_cidr) < 0 &&
+             diag_failed(&d))) {
                 (void) snprintf(detail, n, "%s", d.message);
                 return -EBADMSG;
         }
+        if (!kubeadm_name_ok(name) || !kubeadm_version_ok(version) ||
+            !kubeadm_cidr_ok(service_cidr))
+                return fail(detail, n, -EBADMSG,
+                            "clusterName must be a DNS label, kubernetesVersion v1.Y.Z (Y >= 28) "
+                            "and serviceCidr an IPv4 /8../28 or IPv6 /64../120 range");
 
         /* The init secret first: nobody but the owner may start this. */
         if (b->init_secret_hash) {
@@ -165,16 +184,19 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 return fail(detail, n, r, "extending PCR 15 failed");
         b->initialized = true;
 
-        r = run_kubeadm(b, name, version, detail, n);
+        r = run_kubeadm(b, name, version, service_cidr, detail, n);
         if (r < 0)
                 return r;
         hex_encode_buf(cluster_id, sizeof(cluster_id), cid_hex, sizeof(cid_hex));
-        if (asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0 ||
-            asprintf(&state,
-                     "{\"clusterId\":\"%s\",\"clusterName\":\"%s\",\"role\":\"control-plane\"}\n",
-                     cid_hex, name) < 0 ||
-            asprintf(&kcpath, "%s/admin.conf", b->state_dir) < 0)
-                return -ENOMEM;
+        {
+                _cleanup_(json_decrefp) json_t *st_json =
+                        json_pack("{s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName", name,
+                                  "role", "control-plane", "node", b->node_name);
+                if (!st_json || json_dump_compact(st_json, &state) < 0 ||
+                    asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0 ||
+                    asprintf(&kcpath, "%s/admin.conf", b->state_dir) < 0)
+                        return -ENOMEM;
+        }
         r = write_file_atomic(statepath, state, strlen(state), 0600, 0);
         if (r >= 0)
                 r = read_full_file(kcpath, 1 << 20, &kubeconfig, &kc_size);

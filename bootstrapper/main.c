@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/json.h"
@@ -21,6 +23,7 @@ static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_f
 static uint16_t arg_port = 9000;
 static const char *arg_metadata, *arg_metadata_url;
 static unsigned arg_metadata_timeout = 30;
+static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret;
 
 static void help(void)
@@ -41,6 +44,8 @@ static void help(void)
                "                           init-secret hash: gcp, azure, aws, or local:FILE\n"
                "  --metadata-url URL       the provider's base URL (tests; default: the cloud's)\n"
                "  --metadata-timeout SEC   how long to retry an unreachable service (default 30)\n"
+               "  --advertise-address IP   the API server's address on this node (default: the\n"
+               "                           --listen address unless that is a wildcard)\n"
                "  --print-metadata         fetch the metadata, print it as JSON and exit\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
@@ -64,6 +69,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_PRINT_METADATA,
                 ARG_INSECURE_NO_INIT_SECRET,
                 ARG_METADATA_TIMEOUT,
+                ARG_ADVERTISE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -79,6 +85,7 @@ static int parse_argv(int argc, char *argv[])
                 { "metadata-url", required_argument, NULL, ARG_METADATA_URL },
                 { "print-metadata", no_argument, NULL, ARG_PRINT_METADATA },
                 { "metadata-timeout", required_argument, NULL, ARG_METADATA_TIMEOUT },
+                { "advertise-address", required_argument, NULL, ARG_ADVERTISE },
                 { "insecure-no-init-secret", no_argument, NULL, ARG_INSECURE_NO_INIT_SECRET },
                 {},
         };
@@ -133,6 +140,9 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_PRINT_METADATA:
                         arg_print_metadata = true;
+                        break;
+                case ARG_ADVERTISE:
+                        arg_advertise_address = optarg;
                         break;
                 case ARG_METADATA_TIMEOUT:
                         port = strtoul(optarg, &end, 10);
@@ -261,6 +271,36 @@ int main(int argc, char *argv[])
                             .kubeadm = arg_kubeadm,
                             .init_secret_hash =
                                     md.init_secret_hash[0] ? md.init_secret_hash : NULL };
+
+        {
+                static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
+                unsigned char ip[16];
+                const char *adv = arg_advertise_address ?: arg_address;
+
+                if (md.name[0])
+                        (void) snprintf(node_name, sizeof(node_name), "%s", md.name);
+                else if (gethostname(node_name, sizeof(node_name) - 1) < 0)
+                        (void) snprintf(node_name, sizeof(node_name), "cloister-node");
+                for (char *c = node_name; *c; c++)
+                        if (*c >= 'A' && *c <= 'Z')
+                                *c = (char) (*c - 'A' + 'a');
+                if (strcmp(adv, "0.0.0.0") == 0 || strcmp(adv, "::") == 0 ||
+                    (inet_pton(AF_INET, adv, ip) != 1 && inet_pton(AF_INET6, adv, ip) != 1)) {
+                        log_error("The API server needs a concrete address: pass "
+                                  "--advertise-address IP (the --listen address '%s' is not "
+                                  "one).",
+                                  adv);
+                        return 1;
+                }
+                if (md.endpoint[0])
+                        (void) snprintf(endpoint, sizeof(endpoint), "%s", md.endpoint);
+                else
+                        (void) snprintf(endpoint, sizeof(endpoint),
+                                        strchr(adv, ':') ? "[%s]:6443" : "%s:6443", adv);
+                b.node_name = node_name;
+                b.advertise_address = adv;
+                b.control_plane_endpoint = endpoint;
+        }
 
         r = bootstrapper_pcr15_is_zero(&b, &zero);
         if (r < 0) {

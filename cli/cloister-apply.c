@@ -39,6 +39,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 ARG_K8S,
                 ARG_KUBECONFIG,
                 ARG_INIT_SECRET,
+                ARG_SERVICE_CIDR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -49,11 +50,12 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "kubernetes-version", required_argument, NULL, ARG_K8S },
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "init-secret-file", required_argument, NULL, ARG_INIT_SECRET },
+                { "service-cidr", required_argument, NULL, ARG_SERVICE_CIDR },
                 {},
         };
         const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
                    *name = "cloister", *k8s = "v1.30.0", *kubeconfig = "cloister-admin.conf",
-                   *init_secret_path = INIT_SECRET_FILE_DEFAULT;
+                   *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12";
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
@@ -76,7 +78,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
                                "         [--kubernetes-version V] [--kubeconfig OUT]\n"
-                               "         [--init-secret-file FILE]\n\n"
+                               "         [--init-secret-file FILE] [--service-cidr CIDR]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
@@ -104,6 +106,9 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_INIT_SECRET:
                         init_secret_path = optarg;
+                        break;
+                case ARG_SERVICE_CIDR:
+                        service_cidr = optarg;
                         break;
                 default:
                         return -EINVAL;
@@ -141,11 +146,11 @@ int verb_apply(int argc, char *argv[], void *userdata)
         s64 = b64_wipe_later(ms->salt, MASTER_SALT_SIZE);
         m64 = b64_wipe_later(msalt, sizeof(msalt));
         i64 = b64_wipe_later(secret_data_const(init_secret), secret_size(init_secret));
-        body = k64 && s64 && m64 && i64
-                       ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "masterSecret", k64, "salt", s64,
-                                   "measurementSalt", m64, "clusterName", name, "kubernetesVersion",
-                                   k8s, "initSecret", i64)
-                       : NULL;
+        body = k64 && s64 && m64 && i64 ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "masterSecret",
+                                                    k64, "salt", s64, "measurementSalt", m64,
+                                                    "clusterName", name, "kubernetesVersion", k8s,
+                                                    "initSecret", i64, "serviceCidr", service_cidr)
+                                        : NULL;
         free_wiped(i64);
         free_wiped(k64);
         free_wiped(s64);

@@ -283,3 +283,91 @@ def test_apply_without_the_init_secret_file_is_one_clear_line(tmp_path, swtpm, n
     assert r.returncode == 1 and "cannot read the init secret" in r.stderr
     assert "cloister init-secret generate" in r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+KUBEADM = ROOT / "tests" / "doubles" / "kubeadm"
+
+
+def test_kubeadm_config_is_v1beta4_hardened_and_admin_conf_is_signed_by_the_ca(swtpm, node,
+                                                                                 tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+                "--policy", node["policy"], "--master-secret", ms, "--cluster-name", "prod",
+                "--service-cidr", "10.100.0.0/16", "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+    finally:
+        stop(p)
+    text = (node["state"] / "kubeadm-config.yaml").read_text()
+    init, cluster = (json.loads(d) for d in text.split("\n---\n"))
+    assert init["nodeRegistration"]["name"] == "node-1"
+    assert init["localAPIEndpoint"]["advertiseAddress"] == "127.0.0.1"
+    assert cluster["networking"]["serviceSubnet"] == "10.100.0.0/16"
+    args = {a["name"]: a["value"] for a in cluster["apiServer"]["extraArgs"]}
+    assert args["profiling"] == "false" and args["tls-min-version"] == "VersionTLS13"
+    assert os.path.exists(args["audit-policy-file"]) and args["audit-log-path"]
+    # admin.conf as kubeadm writes it: a client certificate the cluster CA signed.
+    conf = (tmp_path / "a.conf").read_text()
+    ca = x509.load_pem_x509_certificate((node["state"] / "pki" / "ca.crt").read_bytes())
+    client = x509.load_pem_x509_certificate(base64.b64decode(
+        re.search(r"client-certificate-data: (\S+)", conf).group(1)))
+    ca.public_key().verify(client.signature, client.tbs_certificate_bytes,
+                           ec.ECDSA(client.signature_hash_algorithm))
+    assert "server: https://127.0.0.1:6443" in conf
+
+
+def _double(cfg_text, tmp_path, name):
+    d = tmp_path / name
+    d.mkdir()
+    cfg = d / "kubeadm-config.yaml"
+    cfg.write_text(cfg_text)
+    cfg.chmod(0o600)
+    return subprocess.run([str(KUBEADM), "init", "--config", str(cfg), "--skip-token-print"],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("mutation,why", [
+    (lambda i, c: c.update(apiVersion="kubeadm.k8s.io/v1beta3"), "must be kubeadm.k8s.io/v1beta4"),
+    (lambda i, c: c["apiServer"].update(extraArgs={"profiling": "false"}),
+     "must be a list of {name, value}"),
+    (lambda i, c: c["apiServer"]["extraArgs"].pop(0), "profiling must be 'false'"),
+    (lambda i, c: c["networking"].update(serviceSubnet="10.0.0.0/33"), "serviceSubnet is not a CIDR"),
+    (lambda i, c: i["nodeRegistration"].update(name="Node_1"), "not a DNS-1123 subdomain"),
+    (lambda i, c: c.update(bogus=1), "unknown fields ['bogus']"),
+    (lambda i, c: c["scheduler"]["extraArgs"].clear(), "scheduler.extraArgs profiling"),
+])
+def test_kubeadm_double_refuses_a_malformed_config(swtpm, node, tmp_path, mutation, why):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        assert run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint",
+                   url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                   tmp_path / "a.conf").returncode == 0
+    finally:
+        stop(p)
+    text = (node["state"] / "kubeadm-config.yaml").read_text()
+    assert _double(text, tmp_path, "good").returncode == 0
+    init, cluster = (json.loads(d) for d in text.split("\n---\n"))
+    mutation(init, cluster)
+    r = _double(json.dumps(init) + "\n---\n" + json.dumps(cluster), tmp_path, "bad")
+    assert r.returncode != 0 and why in r.stderr, r.stderr
+
+
+def test_bad_service_cidr_is_refused_before_the_node_changes(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+                "--policy", node["policy"], "--master-secret", ms, "--service-cidr",
+                "10.0.0.0/30", "--kubeconfig", tmp_path / "a.conf")
+    finally:
+        stop(p)
+    assert r.returncode == 1 and "HTTP 400" in r.stderr and "serviceCidr" in r.stderr
+    untouched(swtpm, node)
