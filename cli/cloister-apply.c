@@ -16,6 +16,9 @@
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 
+/* image/kubernetes.json pins it (a test keeps the two equal). */
+#define KUBERNETES_VERSION "v1.30.0"
+
 static char *b64_wipe_later(const void *data, size_t n)
 {
         char *s = NULL;
@@ -54,7 +57,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 {},
         };
         const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *name = "cloister", *k8s = "v1.30.0", *kubeconfig = "cloister-admin.conf",
+                   *name = "cloister", *k8s = KUBERNETES_VERSION, *kubeconfig = "cloister-admin.conf",
                    *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12";
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
@@ -77,7 +80,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
-                               "         [--kubernetes-version V] [--kubeconfig OUT]\n"
+                               "         [--kubernetes-version V (default " KUBERNETES_VERSION ")]\n"
+                               "         [--kubeconfig OUT]\n"
                                "         [--init-secret-file FILE] [--service-cidr CIDR]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"

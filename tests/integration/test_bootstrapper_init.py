@@ -371,3 +371,11 @@ def test_bad_service_cidr_is_refused_before_the_node_changes(swtpm, node, tmp_pa
         stop(p)
     assert r.returncode == 1 and "HTTP 400" in r.stderr and "serviceCidr" in r.stderr
     untouched(swtpm, node)
+
+
+def test_cli_default_kubernetes_version_is_the_pinned_one():
+    pinned = json.loads((ROOT / "image" / "kubernetes.json").read_text())
+    r = run("cloister", "apply", "--help")
+    assert pinned["version"] in r.stdout
+    for name, b in pinned["binaries"].items():
+        assert b["url"] == f"https://dl.k8s.io/release/{pinned['version']}/bin/linux/amd64/{name}"
