@@ -12,9 +12,12 @@
 #include "cloister/hex.h"
 #include "cloister/init-secret.h"
 #include "cloister/json.h"
+#include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
+
+#define STATE_FILE_DEFAULT "cloister-state.json"
 
 /* image/kubernetes.json pins it (a test keeps the two equal). */
 #define KUBERNETES_VERSION "v1.30.0"
@@ -32,6 +35,98 @@ static void free_wiped(char *s)
         free(s);
 }
 
+/*
+ * apply with an existing state file: the cluster exists. Check that this master secret is the
+ * cluster's (it derives the recorded cluster ID), then attest the node now with PCR 15 = that
+ * cluster's value. Nothing is sent and nothing changes.
+ */
+static int apply_again(const char *state_path, const char *endpoint, const char *policy_path,
+                       const char *ms_path)
+{
+        static const char *const keys[] = { "version",         "clusterName", "clusterId",
+                                            "measurementSalt", "endpoint",    "kubernetesVersion",
+                                            "serviceCidr",     "kubeconfig",  NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL, *resp = NULL;
+        _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(secret_freep) Secret *msecret = NULL;
+        uint8_t msalt[MEASUREMENT_SALT_SIZE], cid[CLUSTER_ID_SIZE], want[CLUSTER_ID_SIZE];
+        const char *name, *cid_hex, *msalt_hex, *ep;
+        JsonCtx ctx = { .source = state_path, .path = "" };
+        PolicyVerifier pv;
+        AtlsVerifier v;
+        int64_t version;
+        long status = 0;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        r = json_parse_file(state_path, JSON_FILE_SIZE_MAX, &j, &d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, j, keys);
+        if (r >= 0)
+                r = json_get_int(&ctx, j, "version", true, 1, 1, &version);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "clusterName", true, &name);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "clusterId", true, &cid_hex);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "measurementSalt", true, &msalt_hex);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "endpoint", true, &ep);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (hex_decode_exact(cid_hex, want, sizeof(want)) < 0 ||
+            hex_decode_exact(msalt_hex, msalt, sizeof(msalt)) < 0)
+                return log_error_errno(-EBADMSG, "%s: clusterId or measurementSalt is not hex.",
+                                       state_path);
+        if (strcmp(ep, endpoint) != 0)
+                return log_error_errno(-EEXIST,
+                                       "%s records cluster '%s' at %s, not %s: use another "
+                                       "--state-file for another cluster.",
+                                       state_path, name, ep, endpoint);
+        r = master_secret_load(ms_path, &ms, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        r = kdf_measurement_secret(ms->key, ms->salt, &msecret);
+        if (r >= 0)
+                r = kdf_cluster_id(msecret, msalt, cid);
+        if (r < 0)
+                return log_error_errno(r, "Key derivation failed: %m");
+        if (memcmp(cid, want, sizeof(cid)) != 0)
+                return log_error_errno(-EKEYREJECTED,
+                                       "%s is not the master secret of cluster '%s' (%s).", ms_path,
+                                       name, state_path);
+        r = attest_policy_load(policy_path, &pol, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        kdf_pcr15_expected(cid, pol->pcrs[15].expected);
+        pol->pcrs[15].present = true;
+        pol->pcrs[15].warn_only = false;
+        pv = (PolicyVerifier){ .policy = pol };
+        v = policy_verifier(&pv);
+        r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up aTLS: %m");
+        r = rpc_call(atls, NULL, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, &d);
+        if (r >= 0 && status != 200)
+                r = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
+        if (r < 0) {
+                char msg[1024];
+                diag_format(&d, msg, sizeof(msg));
+                return log_error_errno(r,
+                                       "Cluster '%s' is recorded in %s, but the node does not "
+                                       "attest as its member now: %s",
+                                       name, state_path, msg);
+        }
+        printf("Cluster '%s' is already initialised and the node attests as its member.\n"
+               "cluster ID: %s\nNothing to do.\n",
+               name, cid_hex);
+        return 0;
+}
+
 int verb_apply(int argc, char *argv[], void *userdata)
 {
         enum {
@@ -43,6 +138,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 ARG_KUBECONFIG,
                 ARG_INIT_SECRET,
                 ARG_SERVICE_CIDR,
+                ARG_STATE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -54,11 +150,14 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "init-secret-file", required_argument, NULL, ARG_INIT_SECRET },
                 { "service-cidr", required_argument, NULL, ARG_SERVICE_CIDR },
+                { "state-file", required_argument, NULL, ARG_STATE },
                 {},
         };
         const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *name = "cloister", *k8s = KUBERNETES_VERSION, *kubeconfig = "cloister-admin.conf",
-                   *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12";
+                   *name = "cloister", *k8s = KUBERNETES_VERSION,
+                   *kubeconfig = "cloister-admin.conf",
+                   *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12",
+                   *state_path = STATE_FILE_DEFAULT;
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
@@ -80,15 +179,19 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
-                               "         [--kubernetes-version V (default " KUBERNETES_VERSION ")]\n"
+                               "         [--kubernetes-version V (default " KUBERNETES_VERSION
+                               ")]\n"
                                "         [--kubeconfig OUT]\n"
-                               "         [--init-secret-file FILE] [--service-cidr CIDR]\n\n"
+                               "         [--init-secret-file FILE] [--service-cidr CIDR]\n"
+                               "         [--state-file FILE (default " STATE_FILE_DEFAULT ")]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
                                "(0600) and prints the cluster ID. The node accepts init only with\n"
                                "the init secret (default file " INIT_SECRET_FILE_DEFAULT ") whose\n"
-                               "hash its metadata holds.\n");
+                               "hash its metadata holds. The result goes to the state file; run\n"
+                               "again with it, apply only attests that the node is a member of\n"
+                               "this cluster (PCR 15) and changes nothing.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
@@ -114,12 +217,17 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case ARG_SERVICE_CIDR:
                         service_cidr = optarg;
                         break;
+                case ARG_STATE:
+                        state_path = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
         if (optind < argc || !endpoint || !policy)
                 return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
+        if (access(state_path, F_OK) == 0)
+                return apply_again(state_path, endpoint, policy, ms_path);
         /* Checked first: once the node is initialised the kubeconfig must have somewhere to go. */
         if (access(kubeconfig, F_OK) == 0)
                 return log_error_errno(-EEXIST,
@@ -187,7 +295,27 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = write_file_atomic(kubeconfig, kc, strlen(kc), 0600, WRITE_FILE_EXCLUSIVE);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot write the kubeconfig: %m", kubeconfig);
-        printf("Cluster '%s' initialised.\ncluster ID: %s\nkubeconfig: %s\n", name, cid_hex,
-               kubeconfig);
+        {
+                char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
+                _cleanup_(json_decrefp) json_t *st = NULL;
+                _cleanup_(freep) char *text = NULL;
+
+                hex_encode_buf(msalt, sizeof(msalt), msalt_hex, sizeof(msalt_hex));
+                st = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "version", 1, "clusterName",
+                               name, "clusterId", cid_hex, "measurementSalt", msalt_hex, "endpoint",
+                               endpoint, "kubernetesVersion", k8s, "serviceCidr", service_cidr,
+                               "kubeconfig", kubeconfig);
+                if (!st || json_dump_pretty(st, &text) < 0)
+                        return log_oom();
+                r = write_file_atomic(state_path, text, strlen(text), 0600,
+                                      WRITE_FILE_EXCLUSIVE | WRITE_FILE_SYNC);
+                if (r < 0)
+                        return log_error_errno(r,
+                                               "Cluster initialised, but %s cannot be written: "
+                                               "%m. Keep this output: cluster ID %s.",
+                                               state_path, cid_hex);
+        }
+        printf("Cluster '%s' initialised.\ncluster ID: %s\nkubeconfig: %s\nstate: %s\n", name,
+               cid_hex, kubeconfig, state_path);
         return 0;
 }

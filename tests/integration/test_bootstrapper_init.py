@@ -83,7 +83,7 @@ def test_apply_initialises_the_node_end_to_end(swtpm, node, tmp_path):
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--cluster-name", "demo", "--kubeconfig",
                 tmp_path / "admin.conf")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -118,7 +118,7 @@ def test_initialised_node_refuses_to_serve_init_again(swtpm, node, tmp_path):
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
     finally:
@@ -140,7 +140,7 @@ def test_apply_refuses_a_node_that_fails_attestation_and_sends_nothing(swtpm, no
     bad.write_text(json.dumps(pol))
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", bad, "--master-secret", ms,
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", bad, "--master-secret", ms,
                 "--kubeconfig", tmp_path / "a.conf")
     finally:
         stop(p)
@@ -156,7 +156,7 @@ def test_apply_refuses_an_existing_kubeconfig_before_contacting_the_node(tmp_pat
     kc = tmp_path / "admin.conf"
     kc.write_text("precious")
     # The endpoint is a closed port: the refusal must come before any connection.
-    r = run("cloister", "apply", "--endpoint", "https://127.0.0.1:1", "--policy", tmp_path / "p.json",
+    r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--endpoint", "https://127.0.0.1:1", "--policy", tmp_path / "p.json",
             "--kubeconfig", kc)
     assert r.returncode == 1 and "already exists" in r.stderr
     assert kc.read_text() == "precious"
@@ -167,7 +167,7 @@ def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, t
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy", node["policy"],
                 "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
         cid = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)
@@ -212,13 +212,13 @@ def test_wrong_init_secret_is_refused_and_the_node_stays_uninitialised(swtpm, no
     assert run("cloister", "init-secret", "generate", "--file", other).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", other, "--endpoint", url, "--policy",
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", other, "--endpoint", url, "--policy",
                 node["policy"], "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 1
         assert "HTTP 403" in r.stderr and "does not match the node's metadata" in r.stderr
         untouched(swtpm, node)
         # The owner, with the right secret, still can.
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url,
                 "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
                 tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
@@ -236,7 +236,7 @@ def test_node_whose_pcr11_differs_is_refused_and_receives_no_init_request(swtpm,
                    capture_output=True)
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url,
                 "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
                 tmp_path / "a.conf")
     finally:
@@ -256,7 +256,8 @@ def test_two_owners_racing_to_init_exactly_one_wins(swtpm, node, tmp_path):
             ms = tmp_path / f"ms{i}.json"
             assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
             procs.append(subprocess.Popen(
-                [str(binary("cloister")), "apply", "--init-secret-file", str(node["init_secret"]),
+                [str(binary("cloister")), "apply", "--state-file", str(tmp_path / f"state{i}.json"),
+                 "--init-secret-file", str(node["init_secret"]),
                  "--endpoint", url, "--policy", str(node["policy"]), "--master-secret", str(ms),
                  "--kubeconfig", str(tmp_path / f"a{i}.conf")],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -277,7 +278,7 @@ def test_two_owners_racing_to_init_exactly_one_wins(swtpm, node, tmp_path):
 def test_apply_without_the_init_secret_file_is_one_clear_line(tmp_path, swtpm, node):
     ms = tmp_path / "ms.json"
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
-    r = run("cloister", "apply", "--init-secret-file", tmp_path / "none", "--endpoint",
+    r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", tmp_path / "none", "--endpoint",
             "https://127.0.0.1:1", "--policy", node["policy"], "--master-secret", ms,
             "--kubeconfig", tmp_path / "a.conf")
     assert r.returncode == 1 and "cannot read the init secret" in r.stderr
@@ -297,7 +298,7 @@ def test_kubeadm_config_is_v1beta4_hardened_and_admin_conf_is_signed_by_the_ca(s
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url,
                 "--policy", node["policy"], "--master-secret", ms, "--cluster-name", "prod",
                 "--service-cidr", "10.100.0.0/16", "--kubeconfig", tmp_path / "a.conf")
         assert r.returncode == 0, r.stderr
@@ -346,7 +347,7 @@ def test_kubeadm_double_refuses_a_malformed_config(swtpm, node, tmp_path, mutati
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        assert run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint",
+        assert run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint",
                    url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
                    tmp_path / "a.conf").returncode == 0
     finally:
@@ -364,7 +365,7 @@ def test_bad_service_cidr_is_refused_before_the_node_changes(swtpm, node, tmp_pa
     assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
     p, url = start_bootstrapper(swtpm, node)
     try:
-        r = run("cloister", "apply", "--init-secret-file", node["init_secret"], "--endpoint", url,
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json", "--init-secret-file", node["init_secret"], "--endpoint", url,
                 "--policy", node["policy"], "--master-secret", ms, "--service-cidr",
                 "10.0.0.0/30", "--kubeconfig", tmp_path / "a.conf")
     finally:
@@ -379,3 +380,33 @@ def test_cli_default_kubernetes_version_is_the_pinned_one():
     assert pinned["version"] in r.stdout
     for name, b in pinned["binaries"].items():
         assert b["url"] == f"https://dl.k8s.io/release/{pinned['version']}/bin/linux/amd64/{name}"
+
+
+def test_apply_again_with_the_state_file_attests_and_changes_nothing(swtpm, node, tmp_path):
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    state = tmp_path / "cloister-state.json"
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        args = ["--state-file", state, "--init-secret-file", node["init_secret"], "--endpoint",
+                url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                tmp_path / "a.conf"]
+        first = run("cloister", "apply", *args)
+        assert first.returncode == 0, first.stderr
+        recorded = json.loads(state.read_text())
+        assert recorded["endpoint"] == url and oct(state.stat().st_mode & 0o777) == "0o600"
+        pcr15 = tpm2_pcr15(swtpm)
+        again = run("cloister", "apply", *args)
+        assert again.returncode == 0, again.stderr
+        assert "already initialised and the node attests as its member" in again.stdout
+        assert recorded["clusterId"] in again.stdout
+        assert tpm2_pcr15(swtpm) == pcr15  # nothing was extended again
+        # Another master secret is not this cluster's.
+        other = tmp_path / "other.json"
+        assert run("cloister", "master-secret", "generate", "--file", other).returncode == 0
+        r = run("cloister", "apply", *args[:-4], "--master-secret", other, "--kubeconfig",
+                tmp_path / "a.conf")
+        assert r.returncode == 1 and "is not the master secret of cluster" in r.stderr
+    finally:
+        log = stop_and_log(p)
+    assert log.count("init request received") == 1
