@@ -52,7 +52,7 @@ static int apply_again(const char *state_path, const char *endpoint, const char 
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(secret_freep) Secret *msecret = NULL;
         uint8_t msalt[MEASUREMENT_SALT_SIZE], cid[CLUSTER_ID_SIZE], want[CLUSTER_ID_SIZE];
-        const char *name, *cid_hex, *msalt_hex, *ep;
+        const char *name = NULL, *cid_hex = NULL, *msalt_hex = NULL, *ep = NULL;
         JsonCtx ctx = { .source = state_path, .path = "" };
         PolicyVerifier pv;
         AtlsVerifier v;
