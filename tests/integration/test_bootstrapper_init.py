@@ -410,3 +410,24 @@ def test_apply_again_with_the_state_file_attests_and_changes_nothing(swtpm, node
     finally:
         log = stop_and_log(p)
     assert log.count("init request received") == 1
+
+
+def test_bootstrapper_tells_systemd_it_is_ready_once_listening(swtpm, node, tmp_path):
+    import socket
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(30)
+    p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
+                          "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
+                          "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
+                          "--metadata", f"local:{node['metadata']}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, NOTIFY_SOCKET=sock_path))
+    try:
+        msg = s.recv(4096).decode()
+        assert "READY=1" in msg.split("\n"), msg
+        assert "serving init" in p.stdout.readline()
+    finally:
+        stop(p)
+        s.close()
