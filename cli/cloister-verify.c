@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,17 +14,19 @@
 
 int verb_verify(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_CLUSTER_ID };
+        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_CLUSTER_ID, ARG_NODE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
+                { "node", required_argument, NULL, ARG_NODE },
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
         CliOptions *o = userdata;
         const char *endpoint = NULL, *policy = NULL, *cluster_id = NULL;
+        char node_url[300];
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         json_t *resp = NULL;
@@ -39,11 +42,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister verify --endpoint https://NODE:PORT --policy FILE\n"
-                               "         [--cluster-id HEX] [-o text|json]\n\n"
+                        printf("Usage: cloister verify --node HOST[:PORT] --policy FILE\n"
+                               "         [--cluster-id HEX] [-o text|json]\n"
+                               "       cloister verify --endpoint https://HOST:PORT ...\n\n"
                                "Attests a node with a fresh nonce and prints every check: the\n"
                                "measured values against the policy, and with --cluster-id that\n"
-                               "PCR 15 holds this cluster's ID. Exit status 1 on any failure.\n");
+                               "PCR 15 holds this cluster's ID. The last line of text output is\n"
+                               "'Verification OK' or 'Verification FAILED: <reason>'. Exit status\n"
+                               "1 on any failure. --node takes the default port 9000.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
@@ -54,6 +60,18 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case ARG_CLUSTER_ID:
                         cluster_id = optarg;
                         break;
+                case ARG_NODE: {
+                        const char *close = strrchr(optarg, ']');
+                        const char *colon = strrchr(optarg, ':');
+                        bool has_port = colon && (optarg[0] != '[' || (close && colon > close));
+                        if (optarg[0] == '[' ? !close : (colon && strchr(optarg, ':') != colon))
+                                return log_error_errno(
+                                        -EINVAL, "--node '%s': HOST[:PORT], IPv6 in [].", optarg);
+                        (void) snprintf(node_url, sizeof(node_url), "https://%s%s", optarg,
+                                        has_port ? "" : ":9000");
+                        endpoint = node_url;
+                        break;
+                }
                 case 'o':
                         o->output = output_format_from_string(optarg);
                         if (o->output < 0)
@@ -65,7 +83,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 }
         }
         if (optind < argc || !endpoint || !policy)
-                return log_error_errno(-EINVAL, "verify: --endpoint and --policy are required.");
+                return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy are "
+                                                "required.");
         diag_clear(&d);
         r = attest_policy_load(policy, &pol, &d);
         if (r < 0)
@@ -89,6 +108,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
         json_decref(resp);
         if (rep.n_checks == 0 && verdict < 0) {
                 attest_report_done(&rep);
+                if (o->output != OUTPUT_JSON)
+                        printf("Verification FAILED: %s: %s\n", endpoint, d.message);
                 return log_error_errno(verdict, "%s: %s", endpoint, d.message);
         }
         if (o->output == OUTPUT_JSON)
@@ -96,6 +117,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
         else {
                 printf("node %s\n", endpoint);
                 cli_print_report_text(&rep, verdict, &d);
+                if (verdict < 0) {
+                        char msg[1024];
+                        diag_format(&d, msg, sizeof(msg));
+                        printf("Verification FAILED: %s\n", msg);
+                } else if (verdict == 0)
+                        printf("Verification OK\n");
+                else
+                        printf("Verification FAILED: incomplete (see above)\n");
         }
         attest_report_done(&rep);
         return r < 0 ? r : verdict < 0 ? verdict : 0;

@@ -431,3 +431,25 @@ def test_bootstrapper_tells_systemd_it_is_ready_once_listening(swtpm, node, tmp_
     finally:
         stop(p)
         s.close()
+
+
+def test_verify_by_node_address_ends_with_one_verdict_line(swtpm, node, tmp_path):
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        hostport = url[len("https://"):]
+        ok = run("cloister", "verify", "--node", hostport, "--policy", node["policy"])
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert ok.stdout.rstrip().splitlines()[-1] == "Verification OK"
+        pol = json.loads(node["policy"].read_text())
+        pol["measurements"]["11"]["expected"] = "cd" * 32
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(pol))
+        r = run("cloister", "verify", "--node", hostport, "--policy", bad)
+        assert r.returncode == 1
+        last = r.stdout.rstrip().splitlines()[-1]
+        assert last.startswith("Verification FAILED: ") and "PCR 11" in last
+    finally:
+        stop(p)
+    r = run("cloister", "verify", "--node", "127.0.0.1:1", "--policy", node["policy"])
+    assert r.returncode == 1
+    assert r.stdout.rstrip().splitlines()[-1].startswith("Verification FAILED: ")

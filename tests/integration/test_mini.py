@@ -15,6 +15,7 @@ def test_mini_up_verifies_and_down_leaves_nothing(tmp_path):
         assert "SIMULATED boot" in up.stdout and "test double" in up.stdout
         assert "PASS  event-log-replay" in up.stdout
         assert "PASS  pcr[15]" in up.stdout and "Verdict: PASS" in up.stdout
+        assert up.stdout.rstrip().splitlines()[-1] == "Verification OK"
         status = subprocess.run([str(ROOT / "scripts" / "mini"), "status"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=30)
         assert status.returncode == 0 and "node up" in status.stdout
