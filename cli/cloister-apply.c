@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -41,7 +42,7 @@ static void free_wiped(char *s)
  * cluster's value. Nothing is sent and nothing changes.
  */
 static int apply_again(const char *state_path, const char *endpoint, const char *policy_path,
-                       const char *ms_path)
+                       const char *ms_path, const RpcClientConfig *rpc_config)
 {
         static const char *const keys[] = { "version",         "clusterName", "clusterId",
                                             "measurementSalt", "endpoint",    "kubernetesVersion",
@@ -110,7 +111,7 @@ static int apply_again(const char *state_path, const char *endpoint, const char 
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        r = rpc_call(atls, NULL, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, &d);
+        r = rpc_call(atls, rpc_config, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, &d);
         if (r >= 0 && status != 200)
                 r = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
         if (r < 0) {
@@ -139,9 +140,11 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 ARG_INIT_SECRET,
                 ARG_SERVICE_CIDR,
                 ARG_STATE,
+                ARG_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "master-secret", required_argument, NULL, ARG_MS },
@@ -159,6 +162,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                    *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12",
                    *state_path = STATE_FILE_DEFAULT;
         _cleanup_(secret_freep) Secret *init_secret = NULL;
+        RpcClientConfig rpc_config;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -173,6 +177,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         Diag d;
         int c, r;
 
+        rpc_client_config_defaults(&rpc_config);
         optind = 0;
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
@@ -183,7 +188,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                ")]\n"
                                "         [--kubeconfig OUT]\n"
                                "         [--init-secret-file FILE] [--service-cidr CIDR]\n"
-                               "         [--state-file FILE (default " STATE_FILE_DEFAULT ")]\n\n"
+                               "         [--state-file FILE (default " STATE_FILE_DEFAULT ")]\n"
+                               "         [--timeout SEC (default 30)]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
@@ -199,6 +205,17 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case ARG_POLICY:
                         policy = optarg;
                         break;
+                case ARG_TIMEOUT: {
+                        char *end;
+                        unsigned long t = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || t == 0 || t > 3600)
+                                return log_error_errno(-EINVAL, "--timeout '%s': 1..3600 seconds.",
+                                                       optarg);
+                        rpc_config.total_timeout_ms = (unsigned) t * 1000;
+                        if (rpc_config.connect_timeout_ms > rpc_config.total_timeout_ms)
+                                rpc_config.connect_timeout_ms = rpc_config.total_timeout_ms;
+                        break;
+                }
                 case ARG_MS:
                         ms_path = optarg;
                         break;
@@ -227,7 +244,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (optind < argc || !endpoint || !policy)
                 return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
         if (access(state_path, F_OK) == 0)
-                return apply_again(state_path, endpoint, policy, ms_path);
+                return apply_again(state_path, endpoint, policy, ms_path, &rpc_config);
         /* Checked first: once the node is initialised the kubeconfig must have somewhere to go. */
         if (access(kubeconfig, F_OK) == 0)
                 return log_error_errno(-EEXIST,
@@ -276,7 +293,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
         log_info("Verifying the node at %s and initialising cluster '%s'...", endpoint, name);
-        r = rpc_call(atls, NULL, "POST", endpoint, "/v1/init", body, false, &status, &resp, &d);
+        r = rpc_call(atls, &rpc_config, "POST", endpoint, "/v1/init", body, false, &status, &resp,
+                     &d);
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -14,9 +15,10 @@
 
 int verb_verify(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_CLUSTER_ID, ARG_NODE };
+        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_CLUSTER_ID, ARG_NODE, ARG_TIMEOUT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
@@ -27,6 +29,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         CliOptions *o = userdata;
         const char *endpoint = NULL, *policy = NULL, *cluster_id = NULL;
         char node_url[300];
+        RpcClientConfig rpc_config;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         json_t *resp = NULL;
@@ -38,12 +41,13 @@ int verb_verify(int argc, char *argv[], void *userdata)
         Diag d;
         int c, r, verdict;
 
+        rpc_client_config_defaults(&rpc_config);
         optind = 0;
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         printf("Usage: cloister verify --node HOST[:PORT] --policy FILE\n"
-                               "         [--cluster-id HEX] [-o text|json]\n"
+                               "         [--cluster-id HEX] [--timeout SEC] [-o text|json]\n"
                                "       cloister verify --endpoint https://HOST:PORT ...\n\n"
                                "Attests a node with a fresh nonce and prints every check: the\n"
                                "measured values against the policy, and with --cluster-id that\n"
@@ -57,6 +61,17 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case ARG_POLICY:
                         policy = optarg;
                         break;
+                case ARG_TIMEOUT: {
+                        char *end;
+                        unsigned long t = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || t == 0 || t > 3600)
+                                return log_error_errno(-EINVAL, "--timeout '%s': 1..3600 seconds.",
+                                                       optarg);
+                        rpc_config.total_timeout_ms = (unsigned) t * 1000;
+                        if (rpc_config.connect_timeout_ms > rpc_config.total_timeout_ms)
+                                rpc_config.connect_timeout_ms = rpc_config.total_timeout_ms;
+                        break;
+                }
                 case ARG_CLUSTER_ID:
                         cluster_id = optarg;
                         break;
@@ -102,7 +117,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        verdict = rpc_call(atls, NULL, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, &d);
+        verdict = rpc_call(atls, &rpc_config, "GET", endpoint, "/v1/node", NULL, true, &status,
+                           &resp, &d);
         if (verdict >= 0 && status != 200)
                 verdict = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
         json_decref(resp);
