@@ -292,12 +292,18 @@ static const char *attr(const json_t *o, const char *key)
         return json_string_value(json_object_get(o, key));
 }
 
+static int parse_gcp(const json_t *j, NodeMetadata *ret, Diag *d)
+{
+        json_t *a = json_object_get(j, "attributes");
+        return set_all(ret, attr(j, "name"), attr(a, KEY_ROLE), attr(a, KEY_ENDPOINT),
+                       attr(a, KEY_PEERS), attr(a, KEY_HASH), d);
+}
+
 static int fetch_gcp(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
 {
         static const char *const headers[] = { "Metadata-Flavor: Google", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         char url[512];
-        json_t *a;
         int r;
 
         (void) snprintf(url, sizeof(url), "%s/computeMetadata/v1/instance/?recursive=true",
@@ -305,9 +311,7 @@ static int fetch_gcp(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
         r = fetch_json(url, headers, deadline, &j, d);
         if (r < 0)
                 return r;
-        a = json_object_get(j, "attributes");
-        return set_all(ret, attr(j, "name"), attr(a, KEY_ROLE), attr(a, KEY_ENDPOINT),
-                       attr(a, KEY_PEERS), attr(a, KEY_HASH), d);
+        return parse_gcp(j, ret, d);
 }
 
 static const char *azure_tag(const json_t *tags, const char *name)
@@ -322,12 +326,19 @@ static const char *azure_tag(const json_t *tags, const char *name)
         return NULL;
 }
 
+static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
+{
+        json_t *c = json_object_get(j, "compute"), *tags = json_object_get(c, "tagsList");
+        return set_all(ret, attr(c, "name"), azure_tag(tags, KEY_ROLE),
+                       azure_tag(tags, KEY_ENDPOINT), azure_tag(tags, KEY_PEERS),
+                       azure_tag(tags, KEY_HASH), d);
+}
+
 static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
 {
         static const char *const headers[] = { "Metadata: true", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         char url[512];
-        json_t *c, *tags;
         int r;
 
         (void) snprintf(url, sizeof(url), "%s/metadata/instance?api-version=2021-02-01",
@@ -335,11 +346,21 @@ static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, D
         r = fetch_json(url, headers, deadline, &j, d);
         if (r < 0)
                 return r;
-        c = json_object_get(j, "compute");
-        tags = json_object_get(c, "tagsList");
-        return set_all(ret, attr(c, "name"), azure_tag(tags, KEY_ROLE),
-                       azure_tag(tags, KEY_ENDPOINT), azure_tag(tags, KEY_PEERS),
-                       azure_tag(tags, KEY_HASH), d);
+        return parse_azure(j, ret, d);
+}
+
+int metadata_parse_cloud_json(MetadataProvider p, const void *data, size_t size, NodeMetadata *ret,
+                              Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        if (p != METADATA_GCP && p != METADATA_AZURE)
+                return -EINVAL;
+        r = json_parse_buffer(data, size, "metadata", &j, d);
+        if (r < 0)
+                return r;
+        return p == METADATA_GCP ? parse_gcp(j, ret, d) : parse_azure(j, ret, d);
 }
 
 /* One IMDSv2 text value; *ret NULL (not an error) if absent (404). */

@@ -137,3 +137,15 @@ write("fuzz-pe", "uki.efi", pe([(b".sdmagic", b"#### LoaderInfo: systemd-stub 25
                                  (b".osrel", b"ID=debian\n"), (b".cmdline", b"quiet\tpanic=-1\n"),
                                  (b".initrd", b"070701" + bytes(100)), (b".linux", kernel)]))
 write("fuzz-pe", "signed.efi", pe([(b".text", b"\xc3" * 64)], authenticode_pkcs7(bytes(32))))
+
+HASH = ("scrypt$15$8$1$000102030405060708090a0b0c0d0e0f$"
+        "1cbc81b236c9417628f7cc2a5c3190aea3650258a5b5ba1a66509ce2d1a6d871")
+ATTRS = {"cloister-role": "control-plane", "cloister-endpoint": "10.0.0.2:6443",
+         "cloister-peers": "10.0.0.3:9000,[fd00::4]:9000", "cloister-init-secret-hash": HASH}
+write("fuzz-metadata", "local.json", b"\0" + json.dumps({
+    "name": "node-1", "role": "worker", "endpoint": "cp:6443", "peers": ["a:1", "[::1]:2"],
+    "initSecretHash": HASH}).encode())
+write("fuzz-metadata", "gcp.json", b"\1" + json.dumps({"name": "node-1", "attributes": ATTRS}).encode())
+write("fuzz-metadata", "azure.json", b"\2" + json.dumps({"compute": {"name": "node-1", "tagsList": [
+    {"name": k, "value": v} for k, v in ATTRS.items()]}}).encode())
+write("fuzz-metadata", "hash.txt", b"\3" + HASH.encode())

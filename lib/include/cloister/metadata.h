@@ -64,5 +64,9 @@ const char *node_role_to_string(NodeRole r);
 int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
                    Diag *d);
 
-/* Parses the local JSON form (also the tests' recorded shapes go through the same checks). */
+/* Parses the local JSON form. */
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d);
+/* Parses a GCP (recursive instance) or Azure (IMDS instance) JSON document; what the fetchers
+ * use, exposed for the fuzzer. */
+int metadata_parse_cloud_json(MetadataProvider p, const void *data, size_t size, NodeMetadata *ret,
+                              Diag *d);
