@@ -1,38 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "cloister/init-secret.h"
 #include "cloister/log.h"
-
-static int parse(int argc, char *argv[], const char *usage, const char **file)
-{
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "file", required_argument, NULL, 'f' },
-                {},
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "hf:", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        fputs(usage, stdout);
-                        return 0;
-                case 'f':
-                        *file = optarg;
-                        break;
-                default:
-                        return -EINVAL;
-                }
-        }
-        if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
-                                       argv[optind]);
-        return 1;
-}
 
 static int print_hash(const Secret *s)
 {
@@ -51,14 +22,15 @@ static int init_secret_generate_verb(int argc, char *argv[], void *userdata)
         const char *file = INIT_SECRET_FILE_DEFAULT;
         int r;
 
-        r = parse(argc, argv,
-                  "Usage: cloister init-secret generate [--file FILE]\n\n"
-                  "Creates the init secret (32 random bytes, base64) in FILE (default\n"
-                  "" INIT_SECRET_FILE_DEFAULT "), mode 0600, never overwriting, and prints its\n"
-                  "scrypt hash: put that into the first node's metadata as\n"
-                  "cloister-init-secret-hash; 'cloister apply --init-secret-file FILE' then\n"
-                  "proves you are the owner.\n",
-                  &file);
+        r = cli_parse_file_option(
+                argc, argv,
+                "Usage: cloister init-secret generate [--file FILE]\n\n"
+                "Creates the init secret (32 random bytes, base64) in FILE (default\n"
+                "" INIT_SECRET_FILE_DEFAULT "), mode 0600, never overwriting, and prints its\n"
+                "scrypt hash: put that into the first node's metadata as\n"
+                "cloister-init-secret-hash; 'cloister apply --init-secret-file FILE' then\n"
+                "proves you are the owner.\n",
+                &file);
         if (r <= 0)
                 return r;
         r = init_secret_generate_file(file, &s);
@@ -76,10 +48,11 @@ static int init_secret_hash_verb(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        r = parse(argc, argv,
-                  "Usage: cloister init-secret hash [--file FILE]\n\n"
-                  "Prints a new scrypt hash (fresh salt) of the init secret in FILE.\n",
-                  &file);
+        r = cli_parse_file_option(
+                argc, argv,
+                "Usage: cloister init-secret hash [--file FILE]\n\n"
+                "Prints a new scrypt hash (fresh salt) of the init secret in FILE.\n",
+                &file);
         if (r <= 0)
                 return r;
         diag_clear(&d);

@@ -10,47 +10,20 @@
 
 static const char *arg_file = MASTER_SECRET_FILE_DEFAULT;
 
-static int parse_file_option(int argc, char *argv[], const char *usage)
-{
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "file", required_argument, NULL, 'f' },
-                {},
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "hf:", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        printf("%s", usage);
-                        return 0;
-                case 'f':
-                        arg_file = optarg;
-                        break;
-                default:
-                        return -EINVAL;
-                }
-        }
-        if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
-                                       argv[optind]);
-        return 1;
-}
-
 static int master_secret_generate_verb(int argc, char *argv[], void *userdata)
 {
         _cleanup_(master_secret_freep) MasterSecret *m = NULL;
         Diag d;
         int r;
 
-        r = parse_file_option(
+        r = cli_parse_file_option(
                 argc, argv,
                 "Usage: cloister master-secret generate [--file FILE]\n\n"
                 "Creates a new master secret and salt (32 random bytes each) in FILE\n"
                 "(default " MASTER_SECRET_FILE_DEFAULT "), mode 0600. Refuses to\n"
                 "overwrite an existing file. Every key of a cluster derives from it:\n"
-                "keep it offline and backed up.\n");
+                "keep it offline and backed up.\n",
+                &arg_file);
         if (r <= 0)
                 return r;
 
@@ -74,9 +47,10 @@ static int master_secret_check_verb(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        r = parse_file_option(argc, argv,
-                              "Usage: cloister master-secret check [--file FILE]\n\n"
-                              "Validates a master secret file without printing any secret.\n");
+        r = cli_parse_file_option(argc, argv,
+                                  "Usage: cloister master-secret check [--file FILE]\n\n"
+                                  "Validates a master secret file without printing any secret.\n",
+                                  &arg_file);
         if (r <= 0)
                 return r;
 

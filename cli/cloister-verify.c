@@ -61,17 +61,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case ARG_POLICY:
                         policy = optarg;
                         break;
-                case ARG_TIMEOUT: {
-                        char *end;
-                        unsigned long t = strtoul(optarg, &end, 10);
-                        if (*end || end == optarg || t == 0 || t > 3600)
-                                return log_error_errno(-EINVAL, "--timeout '%s': 1..3600 seconds.",
-                                                       optarg);
-                        rpc_config.total_timeout_ms = (unsigned) t * 1000;
-                        if (rpc_config.connect_timeout_ms > rpc_config.total_timeout_ms)
-                                rpc_config.connect_timeout_ms = rpc_config.total_timeout_ms;
+                case ARG_TIMEOUT:
+                        if (cli_parse_timeout(optarg, &rpc_config) < 0)
+                                return -EINVAL;
                         break;
-                }
                 case ARG_CLUSTER_ID:
                         cluster_id = optarg;
                         break;
