@@ -233,7 +233,8 @@ bench: deps
 	$(PYTHON) tests/bench/bench_disk_vm.py $(BUILD) || status=1; \
 	exit $$status
 
-# One local node on loopback: real swtpm, LUKS2 image, bootstrapper and owner CLI; simulated boot
+# One local node in a network namespace: real swtpm, LUKS2 image, bootstrapper; the owner CLI in
+# another namespace across a bridge; simulated boot
 # and a kubeadm test double (scripts/mini says so). `make mini-down` removes it.
 mini: deps
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all

@@ -19,6 +19,11 @@ def test_mini_up_verifies_and_down_leaves_nothing(tmp_path):
         status = subprocess.run([str(ROOT / "scripts" / "mini"), "status"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=30)
         assert status.returncode == 0 and "node up" in status.stdout
+        # The node and the owner are in their own network namespaces, joined by a bridge.
+        assert "https://10.77.0.11:9731" in up.stdout
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                    text=True).stdout
+        assert namespaces.count("cmini-") == 3, namespaces
     finally:
         down = subprocess.run([str(ROOT / "scripts" / "mini"), "down"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
@@ -26,3 +31,5 @@ def test_mini_up_verifies_and_down_leaves_nothing(tmp_path):
     assert not (tmp_path / "mini").exists()
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "mini")], capture_output=True, text=True)
     assert left.stdout.strip() == "", "processes left behind: " + left.stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "cmini-" not in namespaces, "namespaces left behind: " + namespaces
