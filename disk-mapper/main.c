@@ -467,7 +467,7 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         _cleanup_(secret_freep) Secret *key = NULL;
         char uuid[LUKS_UUID_SIZE];
         LuksState st = _LUKS_STATE_INVALID;
-        bool first_use = false, integrity = false;
+        bool first_use = false, integrity = false, have_first = false, stale = false;
         Diag d;
         int r;
 
@@ -495,7 +495,25 @@ static int verb_setup(int argc, char *argv[], void *userdata)
                 return r;
         diag_clear(&d);
         r = luks_validate(device, uuid, &st, &d);
-        if (r >= 0 && (st == LUKS_STATE_INITIALIZED || st == LUKS_STATE_REKEYING)) {
+        have_first = access(arg_first_boot_key, F_OK) == 0;
+        if (r >= 0 && st == LUKS_STATE_REKEYING && !arg_key_file && !have_first) {
+                /* Cut short before the new keyslot existed (one keyslot left, the old one), and
+                 * the first-boot key went with the reboot: nobody can open it; it never held
+                 * more than pre-join data. With two keyslots the disk key is needed. */
+                unsigned n = 0;
+                r = luks_keyslot_count(device, &n, &d);
+                if (r < 0)
+                        return log_diag(r, &d);
+                if (n != 1)
+                        return log_error_errno(-ENOKEY,
+                                               "%s was being re-keyed: its disk key comes from "
+                                               "the join service (rejoin); pass it with "
+                                               "--key-file.",
+                                               device);
+                stale = true;
+        }
+        if (!stale && r >= 0 &&
+            (st == LUKS_STATE_INITIALIZED || (st == LUKS_STATE_REKEYING && arg_key_file))) {
                 if (!arg_key_file)
                         return log_error_errno(-ENOKEY,
                                                "%s is initialized: its key comes from the join "
@@ -505,12 +523,17 @@ static int verb_setup(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return r;
                 if (st == LUKS_STATE_REKEYING) {
-                        /* A re-key was cut short: finish it with the disk key alone. */
-                        r = luks_rekey(device, NULL, key, &d);
+                        /* A re-key was cut short: finish it (with the first-boot key too, if
+                         * it is still here and the new keyslot is not). */
+                        _cleanup_(secret_freep) Secret *first = NULL;
+                        if (have_first && read_key(arg_first_boot_key, &first) < 0)
+                                return -EIO;
+                        r = luks_rekey(device, first, key, &d);
                         if (r < 0)
                                 return log_diag(r, &d);
                 }
-        } else if (r >= 0 && st == LUKS_STATE_NEW && access(arg_first_boot_key, F_OK) == 0) {
+        } else if (!stale && r >= 0 && (st == LUKS_STATE_NEW || st == LUKS_STATE_REKEYING) &&
+                   have_first) {
                 r = read_key(arg_first_boot_key, &key);
                 if (r < 0)
                         return r;
@@ -529,8 +552,10 @@ static int verb_setup(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return log_error_errno(r, "Cannot make the first-boot key: %m");
                 log_info("disk-mapper: %s: formatting (%s)", device,
-                         r >= 0 && st == LUKS_STATE_NEW ? "new, its first-boot key is gone"
-                                                        : "no usable header");
+                         stale                  ? "re-key cut short, no key left"
+                         : st == LUKS_STATE_NEW ? "new, its first-boot key is gone"
+                         : st >= 0 && r >= 0    ? luks_state_to_string(st)
+                                                : "no usable header");
                 diag_clear(&d);
                 r = luks_format_flags(
                         device, key, LUKS_FORMAT_OVER_NEW | (integrity ? LUKS_FORMAT_INTEGRITY : 0),

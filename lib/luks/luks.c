@@ -132,7 +132,7 @@ static bool may_format_over(struct crypt_device *cd, const char *path, bool over
         if (luks_validate(path, uuid, &state, &ignored) < 0)
                 return false;
         return state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET ||
-               (over_new && state == LUKS_STATE_NEW);
+               (over_new && (state == LUKS_STATE_NEW || state == LUKS_STATE_REKEYING));
 }
 
 bool luks_integrity_available(void)
@@ -393,8 +393,11 @@ int luks_validate(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState 
         return luks_validate_ex(path, uuid, ret_state, NULL, d);
 }
 
-int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
-                     bool *ret_integrity, Diag *d)
+/* Loads the header once and validates exactly what was loaded: callers key, re-key and activate
+ * through this same crypt_device, never through a second read a host could answer differently. */
+static int load_validated(const char *path, struct crypt_device **ret_cd,
+                          char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
+                          bool *ret_integrity, Diag *d)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
@@ -402,8 +405,8 @@ int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksSta
         bool integrity;
         LuksState state = _LUKS_STATE_INVALID;
         int r;
-        quiet_crypt();
 
+        quiet_crypt();
         r = crypt_init(&cd, path);
         if (r < 0)
                 return diag_fail(d, r, "luks-open", -1, "%s: cannot open: %s", path, strerror(-r));
@@ -428,7 +431,10 @@ int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksSta
                                 crypt_get_volume_key_size(cd) * 8);
                 r = diag_fail(d, -EPERM, "luks-header", -1,
                               "%s: the cipher is not the expected profile", path);
-                diag_set_values(d, "aes-xts-plain64, 512-bit key", got);
+                diag_set_values(d,
+                                integrity ? "aes-xts-plain64, 768-bit key (with integrity)"
+                                          : "aes-xts-plain64, 512-bit key",
+                                got);
                 return r;
         }
         {
@@ -453,20 +459,21 @@ int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksSta
                 *ret_state = state;
         if (ret_integrity)
                 *ret_integrity = integrity;
+        if (ret_cd)
+                *ret_cd = TAKE_PTR(cd);
         return 0;
+}
+
+int luks_validate_ex(const char *path, char uuid[static LUKS_UUID_SIZE], LuksState *ret_state,
+                     bool *ret_integrity, Diag *d)
+{
+        return load_validated(path, NULL, uuid, ret_state, ret_integrity, d);
 }
 
 static int open_validated(const char *path, struct crypt_device **ret, Diag *d)
 {
         char uuid[LUKS_UUID_SIZE];
-        int r = luks_validate(path, uuid, NULL, d);
-
-        if (r < 0)
-                return r;
-        r = crypt_init(ret, path);
-        if (r >= 0)
-                r = crypt_load(*ret, CRYPT_LUKS2, NULL);
-        return r < 0 ? diag_fail(d, r, "luks-open", -1, "%s: cannot load", path) : 0;
+        return load_validated(path, ret, uuid, NULL, NULL, d);
 }
 
 int luks_check_key(const char *path, const Secret *key, Diag *d)
@@ -527,14 +534,9 @@ int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, D
         LuksState state = _LUKS_STATE_INVALID;
         int old_slot, new_slot, r;
 
-        r = luks_validate(path, uuid, &state, d);
+        r = load_validated(path, &cd, uuid, &state, NULL, d);
         if (r < 0)
                 return r;
-        r = crypt_init(&cd, path);
-        if (r >= 0)
-                r = crypt_load(cd, CRYPT_LUKS2, NULL);
-        if (r < 0)
-                return diag_fail(d, r, "luks-open", -1, "%s: cannot load", path);
 
         switch (state) {
         case LUKS_STATE_INITIALIZED:
@@ -599,38 +601,63 @@ int luks_reset(const char *path, const Secret *key, Diag *d)
         return r < 0 ? diag_fail(d, r, "luks-reset", -1, "%s: cannot mark it reset", path) : 0;
 }
 
+/* After activation: the live dm-crypt mapping must be the profile the header promised (a second
+ * line of defence should libcryptsetup ever re-read a header the host changed meanwhile). */
+static int check_active(const char *name, bool integrity, Diag *d)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        struct crypt_params_integrity ip = {};
+        const char *cipher, *mode;
+        bool live_integrity;
+
+        if (crypt_init_by_name(&cd, name) < 0)
+                return diag_fail(d, -EIO, "luks-open", -1, "cannot inspect /dev/mapper/%s", name);
+        cipher = crypt_get_cipher(cd);
+        mode = crypt_get_cipher_mode(cd);
+        live_integrity = crypt_get_integrity_info(cd, &ip) == 0 && ip.tag_size > 0;
+        if (!cipher || !mode || strcmp(cipher, LUKS_CIPHER) != 0 ||
+            strcmp(mode, LUKS_CIPHER_MODE) != 0 || live_integrity != integrity ||
+            crypt_get_volume_key_size(cd) !=
+                    (integrity ? LUKS_VOLUME_KEY_SIZE_INTEGRITY : LUKS_VOLUME_KEY_SIZE))
+                return diag_fail(d, -EPERM, "luks-header", -1,
+                                 "/dev/mapper/%s is not the validated profile; closed it", name);
+        return 0;
+}
+
 int luks_open(const char *path, const char *name, const Secret *key, Diag *d)
 {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         char uuid[LUKS_UUID_SIZE];
         LuksState state = _LUKS_STATE_INVALID;
+        bool integrity = false;
         int r;
 
-        r = luks_validate(path, uuid, &state, d);
+        r = load_validated(path, &cd, uuid, &state, &integrity, d);
         if (r < 0)
                 return r;
         if (state == LUKS_STATE_FORMATTING || state == LUKS_STATE_RESET)
                 return diag_fail(d, -EPERM, "luks-state", -1,
                                  "%s: state '%s': it holds no data to open; format it", path,
                                  luks_state_to_string(state));
-        r = crypt_init(&cd, path);
-        if (r >= 0)
-                r = crypt_load(cd, CRYPT_LUKS2, NULL);
-        if (r < 0)
-                return diag_fail(d, r, "luks-open", -1, "%s: cannot load", path);
-        if (slot_of(cd, key) < 0)
-                return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
-                                 "%s: the key does not open the disk", path);
         r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT,
                                          (const char *) secret_data_const(key), secret_size(key),
                                          0);
-        if (r == -EEXIST)
-                return diag_fail(d, r, "luks-open", -1, "/dev/mapper/%s is already active", name);
+        if (r == -EPERM)
+                return diag_fail(d, -EKEYREJECTED, "luks-key", -1,
+                                 "%s: the key does not open the disk", path);
+        if (r == -EEXIST || r == -EBUSY)
+                return diag_fail(d, -EEXIST, "luks-open", -1, "/dev/mapper/%s is already active",
+                                 name);
         if (r < 0)
                 return diag_fail(d, r, "luks-open", -1,
                                  "%s: cannot activate /dev/mapper/%s: %s (device-mapper and "
                                  "dm-crypt are needed)",
                                  path, name, strerror(-r));
+        r = check_active(name, integrity, d);
+        if (r < 0) {
+                (void) crypt_deactivate(cd, name);
+                return r;
+        }
         return 0;
 }
 
@@ -666,5 +693,19 @@ int luks_active(const char *name, bool *ret_active, char *ret_device, size_t siz
         *ret_active = true;
         if (ret_device && size)
                 (void) snprintf(ret_device, size, "%s", crypt_get_device_name(cd) ?: "");
+        return 0;
+}
+
+int luks_keyslot_count(const char *path, unsigned *ret, Diag *d)
+{
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        unsigned n = 0;
+        int r = open_validated(path, &cd, d);
+
+        if (r < 0)
+                return r;
+        for (int i = 0; i < crypt_keyslot_max(CRYPT_LUKS2); i++)
+                n += crypt_keyslot_status(cd, i) >= CRYPT_SLOT_ACTIVE;
+        *ret = n;
         return 0;
 }

@@ -54,8 +54,9 @@ typedef enum LuksFormatFlags {
         /* Authenticated mode: needs device-mapper with dm-integrity (the data area is written
          * once through the mapping so every sector has a valid tag). */
         LUKS_FORMAT_INTEGRITY = 1 << 0,
-        /* Also format over a disk in state "new": at boot, when its first-boot key (tmpfs only)
-         * is gone, such a disk never joined and cannot be opened by anyone any more. */
+        /* Also format over a disk in state "new", or "rekeying" before its new keyslot existed:
+         * at boot, when its first-boot key (tmpfs only) is gone, such a disk never joined and
+         * cannot be opened by anyone any more. */
         LUKS_FORMAT_OVER_NEW = 1 << 1,
 } LuksFormatFlags;
 int luks_format_flags(const char *path, const Secret *key, LuksFormatFlags flags,
@@ -82,6 +83,9 @@ int luks_check_key(const char *path, const Secret *key, Diag *d);
  * state "rekeying" that new_key opens is completed with it alone; old_key may be NULL). A disk
  * already initialized with new_key is left as it is. */
 int luks_rekey(const char *path, const Secret *old_key, const Secret *new_key, Diag *d);
+
+/* Active keyslots of the validated header. */
+int luks_keyslot_count(const char *path, unsigned *ret, Diag *d);
 
 /* Marks the disk to be formatted again at next boot (state "reset"); key must open it. */
 int luks_reset(const char *path, const Secret *key, Diag *d);
