@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -16,18 +17,28 @@
 
 #include "bootstrapper.h"
 
-int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret)
+static int read_pcr15(Bootstrapper *b, uint8_t ret[static 32])
 {
-        static const uint8_t zero[32];
         uint8_t pcrs[TPM_DEVICE_PCRS][32];
         int r;
 
         (void) pthread_mutex_lock(b->tpm_lock);
         r = tpm_device_pcr_read(b->tpm, 1U << 15, pcrs);
         (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r >= 0)
+                memcpy(ret, pcrs[15], 32);
+        return r;
+}
+
+int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret)
+{
+        static const uint8_t zero[32];
+        uint8_t pcr15[32];
+        int r = read_pcr15(b, pcr15);
+
         if (r < 0)
                 return r;
-        *ret = memcmp(pcrs[15], zero, 32) == 0;
+        *ret = memcmp(pcr15, zero, 32) == 0;
         return 0;
 }
 
@@ -97,12 +108,12 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                                        *disk_key = NULL, *first = NULL, *init_secret = NULL;
         _cleanup_(freep) uint8_t *first_raw = NULL, *kubeconfig = NULL;
         _cleanup_(freep) char *kcpath = NULL, *statepath = NULL, *state = NULL;
-        uint8_t cluster_id[CLUSTER_ID_SIZE], event[32];
+        uint8_t cluster_id[CLUSTER_ID_SIZE], event[32], pcr15[32], expected15[32];
         char uuid[LUKS_UUID_SIZE], cid_hex[2 * CLUSTER_ID_SIZE + 1];
         const char *name, *version, *service_cidr = "10.96.0.0/12";
         size_t first_size, kc_size;
         LuksState st;
-        bool zero;
+        bool zero, resume;
         Diag d;
         int r;
 
@@ -146,18 +157,29 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 }
         }
 
-        /* One shot: once PCR 15 holds a cluster ID this node can never be initialised again. */
-        r = bootstrapper_pcr15_is_zero(b, &zero);
-        if (r < 0)
-                return fail(detail, n, r, "cannot read PCR 15");
-        if (!zero || b->initialized)
-                return fail(detail, n, -EALREADY, "this node is already initialised");
-
         r = kdf_measurement_secret(master, secret_data(salt), &msecret);
         if (r >= 0)
                 r = kdf_cluster_id(msecret, secret_data(msalt), cluster_id);
         if (r < 0)
                 return fail(detail, n, r, "key derivation failed");
+
+        /* One shot: once PCR 15 holds a cluster ID this node belongs to that cluster. The only
+         * init it still accepts is the same one again (same master secret and measurement salt,
+         * so the same cluster ID), resuming what an interruption cut short: the owner's CLI
+         * retries with the salt it recorded before sending. */
+        r = read_pcr15(b, pcr15);
+        if (r < 0)
+                return fail(detail, n, r, "cannot read PCR 15");
+        {
+                static const uint8_t zero15[32];
+                kdf_pcr15_expected(cluster_id, expected15);
+                zero = memcmp(pcr15, zero15, 32) == 0;
+                resume = memcmp(pcr15, expected15, 32) == 0;
+        }
+        if (!zero && !resume)
+                return fail(detail, n, -EALREADY, "this node is already initialised");
+        if (resume)
+                log_info("bootstrapper: resuming the init of this node's cluster");
 
         /* The state disk: validated, then re-keyed from the first-boot key to the disk key. */
         r = luks_validate(b->state_disk, uuid, &st, &d);
@@ -176,25 +198,31 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         if (r < 0)
                 return fail(detail, n, r, "re-keying the state disk failed: %s", d.message);
 
-        kdf_pcr15_event_digest(cluster_id, event);
-        (void) pthread_mutex_lock(b->tpm_lock);
-        r = tpm_device_pcr_extend(b->tpm, 15, event);
-        (void) pthread_mutex_unlock(b->tpm_lock);
-        if (r < 0)
-                return fail(detail, n, r, "extending PCR 15 failed");
+        if (!resume) {
+                kdf_pcr15_event_digest(cluster_id, event);
+                (void) pthread_mutex_lock(b->tpm_lock);
+                r = tpm_device_pcr_extend(b->tpm, 15, event);
+                (void) pthread_mutex_unlock(b->tpm_lock);
+                if (r < 0)
+                        return fail(detail, n, r, "extending PCR 15 failed");
+        }
         b->initialized = true;
 
-        r = run_kubeadm(b, name, version, service_cidr, detail, n);
-        if (r < 0)
-                return r;
+        /* kubeadm init is not idempotent: once it has written admin.conf it is done. */
+        if (asprintf(&kcpath, "%s/admin.conf", b->state_dir) < 0)
+                return -ENOMEM;
+        if (access(kcpath, F_OK) < 0) {
+                r = run_kubeadm(b, name, version, service_cidr, detail, n);
+                if (r < 0)
+                        return r;
+        }
         hex_encode_buf(cluster_id, sizeof(cluster_id), cid_hex, sizeof(cid_hex));
         {
                 _cleanup_(json_decrefp) json_t *st_json =
                         json_pack("{s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName", name,
                                   "role", "control-plane", "node", b->node_name);
                 if (!st_json || json_dump_compact(st_json, &state) < 0 ||
-                    asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0 ||
-                    asprintf(&kcpath, "%s/admin.conf", b->state_dir) < 0)
+                    asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0)
                         return -ENOMEM;
         }
         r = write_file_atomic(statepath, state, strlen(state), 0600, 0);

@@ -36,73 +36,22 @@ static void free_wiped(char *s)
         free(s);
 }
 
-/*
- * apply with an existing state file: the cluster exists. Check that this master secret is the
- * cluster's (it derives the recorded cluster ID), then attest the node now with PCR 15 = that
- * cluster's value. Nothing is sent and nothing changes.
- */
-static int apply_again(const char *state_path, const char *endpoint, const char *policy_path,
-                       const char *ms_path, const RpcClientConfig *rpc_config)
+/* Attests the node with the policy and PCR 15 = this cluster's value: it is a member. */
+static int attest_member(const char *endpoint, const char *policy_path,
+                         const uint8_t cid[static CLUSTER_ID_SIZE],
+                         const RpcClientConfig *rpc_config, Diag *d)
 {
-        static const char *const keys[] = { "version",         "clusterName", "clusterId",
-                                            "measurementSalt", "endpoint",    "kubernetesVersion",
-                                            "serviceCidr",     "kubeconfig",  NULL };
-        _cleanup_(json_decrefp) json_t *j = NULL, *resp = NULL;
-        _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
-        _cleanup_(secret_freep) Secret *msecret = NULL;
-        uint8_t msalt[MEASUREMENT_SALT_SIZE], cid[CLUSTER_ID_SIZE], want[CLUSTER_ID_SIZE];
-        const char *name = NULL, *cid_hex = NULL, *msalt_hex = NULL, *ep = NULL;
-        JsonCtx ctx = { .source = state_path, .path = "" };
+        _cleanup_(json_decrefp) json_t *resp = NULL;
         PolicyVerifier pv;
         AtlsVerifier v;
-        int64_t version;
         long status = 0;
-        Diag d;
         int r;
 
-        diag_clear(&d);
-        ctx.diag = &d;
-        r = json_parse_file(state_path, JSON_FILE_SIZE_MAX, &j, &d);
-        if (r >= 0)
-                r = json_check_keys(&ctx, j, keys);
-        if (r >= 0)
-                r = json_get_int(&ctx, j, "version", true, 1, 1, &version);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "clusterName", true, &name);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "clusterId", true, &cid_hex);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "measurementSalt", true, &msalt_hex);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "endpoint", true, &ep);
+        r = attest_policy_load(policy_path, &pol, d);
         if (r < 0)
-                return log_error_errno(r, "%s", d.message);
-        if (hex_decode_exact(cid_hex, want, sizeof(want)) < 0 ||
-            hex_decode_exact(msalt_hex, msalt, sizeof(msalt)) < 0)
-                return log_error_errno(-EBADMSG, "%s: clusterId or measurementSalt is not hex.",
-                                       state_path);
-        if (strcmp(ep, endpoint) != 0)
-                return log_error_errno(-EEXIST,
-                                       "%s records cluster '%s' at %s, not %s: use another "
-                                       "--state-file for another cluster.",
-                                       state_path, name, ep, endpoint);
-        r = master_secret_load(ms_path, &ms, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s", d.message);
-        r = kdf_measurement_secret(ms->key, ms->salt, &msecret);
-        if (r >= 0)
-                r = kdf_cluster_id(msecret, msalt, cid);
-        if (r < 0)
-                return log_error_errno(r, "Key derivation failed: %m");
-        if (memcmp(cid, want, sizeof(cid)) != 0)
-                return log_error_errno(-EKEYREJECTED,
-                                       "%s is not the master secret of cluster '%s' (%s).", ms_path,
-                                       name, state_path);
-        r = attest_policy_load(policy_path, &pol, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s", d.message);
+                return r;
         kdf_pcr15_expected(cid, pol->pcrs[15].expected);
         pol->pcrs[15].present = true;
         pol->pcrs[15].warn_only = false;
@@ -110,22 +59,83 @@ static int apply_again(const char *state_path, const char *endpoint, const char 
         v = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up aTLS: %m");
-        r = rpc_call(atls, rpc_config, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, &d);
+                return diag_fail(d, r, "atls", -1, "cannot set up aTLS");
+        r = rpc_call(atls, rpc_config, "GET", endpoint, "/v1/node", NULL, true, &status, &resp, d);
         if (r >= 0 && status != 200)
-                r = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
-        if (r < 0) {
-                char msg[1024];
-                diag_format(&d, msg, sizeof(msg));
-                return log_error_errno(r,
-                                       "Cluster '%s' is recorded in %s, but the node does not "
-                                       "attest as its member now: %s",
-                                       name, state_path, msg);
-        }
-        printf("Cluster '%s' is already initialised and the node attests as its member.\n"
-               "cluster ID: %s\nNothing to do.\n",
-               name, cid_hex);
+                r = diag_fail(d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
+        return r;
+}
+
+typedef struct ApplyState {
+        json_t *json; /* owns the strings below */
+        const char *name, *cid_hex, *endpoint, *status;
+        uint8_t cid[CLUSTER_ID_SIZE], msalt[MEASUREMENT_SALT_SIZE];
+} ApplyState;
+
+static void apply_state_done(ApplyState *st)
+{
+        json_decref(st->json);
+}
+
+static int load_state(const char *state_path, ApplyState *st)
+{
+        static const char *const keys[] = { "version",           "status",
+                                            "clusterName",       "clusterId",
+                                            "measurementSalt",   "endpoint",
+                                            "kubernetesVersion", "serviceCidr",
+                                            "kubeconfig",        NULL };
+        JsonCtx ctx = { .source = state_path, .path = "" };
+        const char *msalt_hex = NULL;
+        int64_t version;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        r = json_parse_file(state_path, JSON_FILE_SIZE_MAX, &st->json, &d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, st->json, keys);
+        if (r >= 0)
+                r = json_get_int(&ctx, st->json, "version", true, 1, 1, &version);
+        if (r >= 0)
+                r = json_get_string(&ctx, st->json, "status", true, &st->status);
+        if (r >= 0)
+                r = json_get_string(&ctx, st->json, "clusterName", true, &st->name);
+        if (r >= 0)
+                r = json_get_string(&ctx, st->json, "clusterId", true, &st->cid_hex);
+        if (r >= 0)
+                r = json_get_string(&ctx, st->json, "measurementSalt", true, &msalt_hex);
+        if (r >= 0)
+                r = json_get_string(&ctx, st->json, "endpoint", true, &st->endpoint);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (strcmp(st->status, "pending") != 0 && strcmp(st->status, "initialized") != 0)
+                return log_error_errno(-EBADMSG, "%s: status is neither pending nor initialized.",
+                                       state_path);
+        if (hex_decode_exact(st->cid_hex, st->cid, sizeof(st->cid)) < 0 ||
+            hex_decode_exact(msalt_hex, st->msalt, sizeof(st->msalt)) < 0)
+                return log_error_errno(-EBADMSG, "%s: clusterId or measurementSalt is not hex.",
+                                       state_path);
         return 0;
+}
+
+static int write_state(const char *path, const char *status, const char *name, const char *cid_hex,
+                       const uint8_t msalt[static MEASUREMENT_SALT_SIZE], const char *endpoint,
+                       const char *k8s, const char *service_cidr, const char *kubeconfig,
+                       WriteFileFlags flags)
+{
+        char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        _cleanup_(freep) char *text = NULL;
+
+        hex_encode_buf(msalt, MEASUREMENT_SALT_SIZE, msalt_hex, sizeof(msalt_hex));
+        st = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "version", 1, "status", status,
+                       "clusterName", name, "clusterId", cid_hex, "measurementSalt", msalt_hex,
+                       "endpoint", endpoint, "kubernetesVersion", k8s, "serviceCidr", service_cidr,
+                       "kubeconfig", kubeconfig);
+        if (!st || json_dump_pretty(st, &text) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0600, flags | WRITE_FILE_SYNC);
 }
 
 int verb_apply(int argc, char *argv[], void *userdata)
@@ -163,6 +173,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                    *state_path = STATE_FILE_DEFAULT;
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         RpcClientConfig rpc_config;
+        _cleanup_(apply_state_done) ApplyState prev = {};
+        bool resume = false, timeout_given = false;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -208,6 +220,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
                                 return -EINVAL;
+                        timeout_given = true;
                         break;
                 case ARG_MS:
                         ms_path = optarg;
@@ -236,8 +249,51 @@ int verb_apply(int argc, char *argv[], void *userdata)
         }
         if (optind < argc || !endpoint || !policy)
                 return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
-        if (access(state_path, F_OK) == 0)
-                return apply_again(state_path, endpoint, policy, ms_path, &rpc_config);
+        if (access(state_path, F_OK) == 0) {
+                r = load_state(state_path, &prev);
+                if (r < 0)
+                        return r;
+                if (strcmp(prev.endpoint, endpoint) != 0)
+                        return log_error_errno(-EEXIST,
+                                               "%s records cluster '%s' at %s, not %s: use "
+                                               "another --state-file for another cluster.",
+                                               state_path, prev.name, prev.endpoint, endpoint);
+                resume = strcmp(prev.status, "pending") == 0;
+                if (!resume) {
+                        /* Done before: only check that the node is this cluster's member. */
+                        diag_clear(&d);
+                        r = master_secret_load(ms_path, &ms, &d);
+                        if (r < 0)
+                                return log_error_errno(r, "%s", d.message);
+                        r = kdf_measurement_secret(ms->key, ms->salt, &msecret);
+                        if (r >= 0)
+                                r = kdf_cluster_id(msecret, prev.msalt, cid);
+                        if (r < 0)
+                                return log_error_errno(r, "Key derivation failed: %m");
+                        if (memcmp(cid, prev.cid, sizeof(cid)) != 0)
+                                return log_error_errno(-EKEYREJECTED,
+                                                       "%s is not the master secret of cluster "
+                                                       "'%s' (%s).",
+                                                       ms_path, prev.name, state_path);
+                        r = attest_member(endpoint, policy, cid, &rpc_config, &d);
+                        if (r < 0) {
+                                char msg[1024];
+                                diag_format(&d, msg, sizeof(msg));
+                                return log_error_errno(r,
+                                                       "Cluster '%s' is recorded in %s, but the "
+                                                       "node does not attest as its member now: "
+                                                       "%s",
+                                                       prev.name, state_path, msg);
+                        }
+                        printf("Cluster '%s' is already initialised and the node attests as its "
+                               "member.\ncluster ID: %s\nNothing to do.\n",
+                               prev.name, prev.cid_hex);
+                        return 0;
+                }
+                log_info("%s: the last init did not finish; resuming it with the same cluster ID",
+                         state_path);
+                name = prev.name;
+        }
         /* Checked first: once the node is initialised the kubeconfig must have somewhere to go. */
         if (access(kubeconfig, F_OK) == 0)
                 return log_error_errno(-EEXIST,
@@ -254,7 +310,9 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return log_error_errno(r, "%s (create it with 'cloister init-secret generate').",
                                        d.message);
-        if (RAND_bytes(msalt, sizeof(msalt)) != 1)
+        if (resume)
+                memcpy(msalt, prev.msalt, sizeof(msalt));
+        else if (RAND_bytes(msalt, sizeof(msalt)) != 1)
                 return log_error_errno(-EIO, "No randomness for the measurement salt.");
         /* The cluster ID we expect back: the node cannot claim another. */
         r = kdf_measurement_secret(ms->key, ms->salt, &msecret);
@@ -263,6 +321,29 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return log_error_errno(r, "Key derivation failed: %m");
         hex_encode_buf(cid, sizeof(cid), cid_hex, sizeof(cid_hex));
+        if (resume && memcmp(cid, prev.cid, sizeof(cid)) != 0)
+                return log_error_errno(-EKEYREJECTED,
+                                       "%s is not the master secret of the pending cluster '%s' "
+                                       "(%s).",
+                                       ms_path, prev.name, state_path);
+        /* A fresh node must show PCR 15 = 0 whatever the policy file says; a resumed init may
+         * find it already extended with exactly this cluster's ID. */
+        memset(pol->pcrs[15].expected, 0, sizeof(pol->pcrs[15].expected));
+        pol->pcrs[15].present = true;
+        pol->pcrs[15].warn_only = false;
+        if (resume && attest_member(endpoint, policy, cid, &rpc_config, &d) >= 0)
+                kdf_pcr15_expected(cid, pol->pcrs[15].expected);
+        /* Recorded before anything is sent: if the answer is lost, the next run resumes with the
+         * same measurement salt (so the same cluster ID) instead of starting over. */
+        if (!resume) {
+                r = write_state(state_path, "pending", name, cid_hex, msalt, endpoint, k8s,
+                                service_cidr, kubeconfig, WRITE_FILE_EXCLUSIVE);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s: %m", state_path);
+        }
+        /* kubeadm init takes minutes: the init call gets a long timeout unless one was given. */
+        if (!timeout_given)
+                rpc_config.total_timeout_ms = 600U * 1000U;
 
         k64 = b64_wipe_later(secret_data_const(ms->key), MASTER_SECRET_SIZE);
         s64 = b64_wipe_later(ms->salt, MASTER_SALT_SIZE);
@@ -306,26 +387,13 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = write_file_atomic(kubeconfig, kc, strlen(kc), 0600, WRITE_FILE_EXCLUSIVE);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot write the kubeconfig: %m", kubeconfig);
-        {
-                char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
-                _cleanup_(json_decrefp) json_t *st = NULL;
-                _cleanup_(freep) char *text = NULL;
-
-                hex_encode_buf(msalt, sizeof(msalt), msalt_hex, sizeof(msalt_hex));
-                st = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "version", 1, "clusterName",
-                               name, "clusterId", cid_hex, "measurementSalt", msalt_hex, "endpoint",
-                               endpoint, "kubernetesVersion", k8s, "serviceCidr", service_cidr,
-                               "kubeconfig", kubeconfig);
-                if (!st || json_dump_pretty(st, &text) < 0)
-                        return log_oom();
-                r = write_file_atomic(state_path, text, strlen(text), 0600,
-                                      WRITE_FILE_EXCLUSIVE | WRITE_FILE_SYNC);
-                if (r < 0)
-                        return log_error_errno(r,
-                                               "Cluster initialised, but %s cannot be written: "
-                                               "%m. Keep this output: cluster ID %s.",
-                                               state_path, cid_hex);
-        }
+        r = write_state(state_path, "initialized", name, cid_hex, msalt, endpoint, k8s,
+                        service_cidr, kubeconfig, 0);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Cluster initialised, but %s cannot be written: %m. Keep "
+                                       "this output: cluster ID %s.",
+                                       state_path, cid_hex);
         printf("Cluster '%s' initialised.\ncluster ID: %s\nkubeconfig: %s\nstate: %s\n", name,
                cid_hex, kubeconfig, state_path);
         return 0;

@@ -58,13 +58,13 @@ def node(swtpm, tmp_path):
             "init_secret": init_secret, "metadata": metadata}
 
 
-def start_bootstrapper(swtpm, node):
+def start_bootstrapper(swtpm, node, env=None):
     p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
                           "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
                           "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
                           "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm"),
                           "--metadata", f"local:{node['metadata']}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = p.stdout.readline()
     m = re.search(r"serving init on 127\.0\.0\.1:(\d+)", line)
     if not m:
@@ -453,3 +453,34 @@ def test_verify_by_node_address_ends_with_one_verdict_line(swtpm, node, tmp_path
     r = run("cloister", "verify", "--node", "127.0.0.1:1", "--policy", node["policy"])
     assert r.returncode == 1
     assert r.stdout.rstrip().splitlines()[-1].startswith("Verification FAILED: ")
+
+
+
+def test_init_that_failed_after_pcr15_resumes_with_the_recorded_salt(swtpm, node, tmp_path):
+    """kubeadm fails after the node extended PCR 15: the owner's state file says 'pending', and
+    running apply again resumes the same init (same cluster ID) instead of being refused."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    flag = tmp_path / "fail-once"
+    flag.write_text("x")
+    state = tmp_path / "cloister-state.json"
+    p, url = start_bootstrapper(swtpm, node, env=dict(os.environ,
+                                                      KUBEADM_DOUBLE_FAIL_ONCE=str(flag)))
+    try:
+        args = ["--state-file", state, "--init-secret-file", node["init_secret"], "--endpoint",
+                url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                tmp_path / "a.conf"]
+        first = run("cloister", "apply", *args)
+        assert first.returncode == 1 and "kubeadm init failed" in first.stderr, first.stderr
+        pending = json.loads(state.read_text())
+        assert pending["status"] == "pending"
+        pcr15 = tpm2_pcr15(swtpm)
+        assert pcr15 != "00" * 32
+        again = run("cloister", "apply", *args)
+        assert again.returncode == 0, again.stderr
+        assert pending["clusterId"] in again.stdout
+        assert json.loads(state.read_text())["status"] == "initialized"
+        assert tpm2_pcr15(swtpm) == pcr15  # extended once, not twice
+    finally:
+        log = stop_and_log(p)
+    assert "resuming the init" in log

@@ -78,22 +78,24 @@ def plain_port():
 
 
 def cases(d, silent, plain):
-    apply = ["apply", "--master-secret", d / "ms.json", "--init-secret-file", d / "init",
-             "--state-file", d / "none-state.json", "--kubeconfig", d / "none.conf"]
+    def apply_(tag):
+        # Each case its own state file: a failed init leaves a 'pending' one behind, by design.
+        return ["apply", "--master-secret", d / "ms.json", "--init-secret-file", d / "init",
+                "--state-file", d / f"state-{tag}.json", "--kubeconfig", d / "none.conf"]
     verify = ["verify", "--policy", d / "policy.json", "--timeout", "2"]
     return [
-        ("apply: missing policy", apply + ["--endpoint", "https://127.0.0.1:1", "--policy",
+        ("apply: missing policy", apply_(1) + ["--endpoint", "https://127.0.0.1:1", "--policy",
                                            d / "none.json"], "cannot read"),
-        ("apply: malformed policy", apply + ["--endpoint", "https://127.0.0.1:1", "--policy",
+        ("apply: malformed policy", apply_(2) + ["--endpoint", "https://127.0.0.1:1", "--policy",
                                              d / "malformed.json"], "malformed.json:1:"),
-        ("apply: unreachable node", apply + ["--endpoint", "https://127.0.0.1:1", "--policy",
+        ("apply: unreachable node", apply_(3) + ["--endpoint", "https://127.0.0.1:1", "--policy",
                                              d / "policy.json", "--timeout", "2"],
          "not initialised"),
-        ("apply: wrong port", apply + ["--endpoint", f"https://127.0.0.1:{plain}", "--policy",
+        ("apply: wrong port", apply_(4) + ["--endpoint", f"https://127.0.0.1:{plain}", "--policy",
                                        d / "policy.json", "--timeout", "2"], "not initialised"),
-        ("apply: node hangs", apply + ["--endpoint", f"https://127.0.0.1:{silent}", "--policy",
+        ("apply: node hangs", apply_(5) + ["--endpoint", f"https://127.0.0.1:{silent}", "--policy",
                                        d / "policy.json", "--timeout", "2"], "not initialised"),
-        ("apply: malformed state file", apply[:5] + ["--state-file", d / "state.json",
+        ("apply: malformed state file", apply_(0)[:5] + ["--state-file", d / "state.json",
                                                      "--endpoint", "https://127.0.0.1:1",
                                                      "--policy", d / "policy.json"],
          "required key is missing"),
