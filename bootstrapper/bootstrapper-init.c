@@ -67,6 +67,11 @@ static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *ve
         host = strndup(b->control_plane_endpoint,
                        colon ? (size_t) (colon - b->control_plane_endpoint)
                              : strlen(b->control_plane_endpoint));
+        /* "[fd00::1]:6443": the certificate SAN is the address without brackets. */
+        if (host && host[0] == '[' && strlen(host) >= 2 && host[strlen(host) - 1] == ']') {
+                memmove(host, host + 1, strlen(host) - 2);
+                host[strlen(host) - 2] = '\0';
+        }
         if (!host || asprintf(&cfgpath, "%s/kubeadm-config.yaml", b->state_dir) < 0 ||
             asprintf(&logpath, "%s/kubeadm.log", b->state_dir) < 0 ||
             asprintf(&policy, "%s/audit-policy.yaml", b->state_dir) < 0)

@@ -297,6 +297,14 @@ int main(int argc, char *argv[])
                 else
                         (void) snprintf(endpoint, sizeof(endpoint),
                                         strchr(adv, ':') ? "[%s]:6443" : "%s:6443", adv);
+                /* Everything kubeadm will be given is checked now, before any init request can
+                 * extend PCR 15: a bad value found later would leave a node that cannot finish. */
+                if (!kubeadm_node_name_ok(node_name)) {
+                        log_error("Node name '%s' is not a DNS-1123 subdomain (Kubernetes needs "
+                                  "one): fix the metadata's name.",
+                                  node_name);
+                        return 1;
+                }
                 b.node_name = node_name;
                 b.advertise_address = adv;
                 b.control_plane_endpoint = endpoint;

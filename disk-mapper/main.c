@@ -73,6 +73,8 @@ static int add_binds(const char *list)
 }
 
 /* needs_device: the verb acts on a disk (all but close). */
+static MapperChecks arg_checks = MAPPER_WRITE;
+
 static int parse_options(int argc, char *argv[], bool needs_device, const char *usage)
 {
         static const struct option options[] = {
@@ -164,7 +166,8 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
         if (arg_n_binds > 0 && !arg_mount)
                 return log_error_errno(-EINVAL, "--bind needs --mount.");
         if (needs_device) {
-                r = mapper_find_device(arg_device, arg_partlabel, device, sizeof(device));
+                r = mapper_find_device(arg_device, arg_partlabel, arg_checks, device,
+                                       sizeof(device));
                 if (r < 0)
                         return r;
         }
@@ -182,6 +185,7 @@ static int verb_check_header(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_checks = MAPPER_READ_ONLY;
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper check-header --device PATH [--key-file F]\n"
                           "\n"
@@ -217,6 +221,7 @@ static int verb_format(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_checks = MAPPER_EXCLUSIVE;
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper format --device PATH --key-file F\n"
                           "                              [--integrity auto|on|off]\n"
@@ -386,6 +391,7 @@ static int verb_status(int argc, char *argv[], void *userdata)
         Diag d;
         int r, valid;
 
+        arg_checks = MAPPER_READ_ONLY;
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper status --device PATH [--name N] [-o "
                           "json]\n"
@@ -471,6 +477,7 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_checks = MAPPER_EXCLUSIVE;
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper setup --device PATH --mount DIR [--bind "
                           "PATHS]\n"

@@ -76,16 +76,28 @@ static int find_by_partlabel(const char *label, char *ret, size_t size)
         return 0;
 }
 
-/* The whole disk a block device belongs to, as "major:minor" of the disk. */
-static int whole_disk(dev_t dev, char *ret, size_t size)
+#define DISKS_MAX 16
+
+/* The sysfs directory of a block device. */
+static int sysfs_dir(dev_t dev, char *ret, size_t size)
 {
-        char path[PATH_MAX + 16], real[PATH_MAX], buf[64];
+        char path[64];
+
+        (void) snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+        if (!realpath(path, ret))
+                return -errno;
+        (void) size;
+        return 0;
+}
+
+/* "major:minor" of the whole disk under a sysfs block directory (the parent of a partition). */
+static int disk_of_dir(const char *dir, char *ret, size_t size)
+{
+        char path[PATH_MAX + 16], real[PATH_MAX];
         _cleanup_(freep) uint8_t *text = NULL;
         size_t n;
 
-        (void) snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(dev), minor(dev));
-        if (!realpath(path, real))
-                return -errno;
+        (void) snprintf(real, sizeof(real), "%s", dir);
         (void) snprintf(path, sizeof(path), "%s/partition", real);
         if (access(path, F_OK) == 0) {
                 char *slash = strrchr(real, '/');
@@ -93,40 +105,106 @@ static int whole_disk(dev_t dev, char *ret, size_t size)
                         *slash = '\0';
         }
         (void) snprintf(path, sizeof(path), "%s/dev", real);
-        if (read_full_file(path, sizeof(buf), &text, &n) < 0)
+        if (read_full_file(path, 4096, &text, &n) < 0)
                 return -ENOENT;
         (void) snprintf(ret, size, "%.*s", (int) strcspn((const char *) text, "\n"), text);
         return 0;
 }
 
-/* Whether dev (or a partition on it) is mounted: /proc/self/mountinfo's third field. */
-static bool is_mounted(dev_t dev)
+/* The physical disks under a block device: through device-mapper/md "slaves" (dm-verity,
+ * dm-crypt, LVM) down to whole disks. */
+static int underlying_disks(const char *dir, char disks[][32], size_t *n, unsigned depth)
+{
+        char path[PATH_MAX + 16];
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        bool any = false;
+
+        if (depth > 8)
+                return -ELOOP;
+        (void) snprintf(path, sizeof(path), "%s/slaves", dir);
+        d = opendir(path);
+        while (d && (de = readdir(d))) {
+                char sub[PATH_MAX + 300], real[PATH_MAX];
+                if (de->d_name[0] == '.')
+                        continue;
+                (void) snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+                if (!realpath(sub, real))
+                        return -errno;
+                any = true;
+                int r = underlying_disks(real, disks, n, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        if (any)
+                return 0;
+        if (*n >= DISKS_MAX)
+                return -E2BIG;
+        return disk_of_dir(dir, disks[(*n)++], 32);
+}
+
+/* Held by device-mapper or md (holders/): an active mapping, LVM, RAID. */
+static bool held(const char *dir)
+{
+        _cleanup_(closedirp) DIR *h = NULL;
+        char path[PATH_MAX + 16];
+        struct dirent *de;
+
+        (void) snprintf(path, sizeof(path), "%s/holders", dir);
+        h = opendir(path);
+        while (h && (de = readdir(h)))
+                if (de->d_name[0] != '.')
+                        return true;
+        return false;
+}
+
+/* Mounted itself, or a partition of it mounted. When this cannot be told: "mounted". */
+static bool mounted(dev_t dev)
 {
         _cleanup_(freep) uint8_t *text = NULL;
         char want[32];
         size_t n;
 
         if (read_full_file("/proc/self/mountinfo", 4U * 1024U * 1024U, &text, &n) < 0)
-                return false;
-        (void) snprintf(want, sizeof(want), " %u:%u ", major(dev), minor(dev));
+                return true;
+        (void) snprintf(want, sizeof(want), " %u:", major(dev));
         for (char *line = (char *) text; line && *line;) {
                 char *eol = strchr(line, '\n'), *p = line;
+                unsigned ma, mi;
                 if (eol)
                         *eol = '\0';
-                /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+                /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ...": the device or one of its partitions
+                 * (same major; partitions follow the disk's minor). */
                 p = strchr(p, ' ');
                 p = p ? strchr(p + 1, ' ') : NULL;
-                if (p && strncmp(p, want, strlen(want)) == 0)
-                        return true;
+                if (p && sscanf(p, " %u:%u ", &ma, &mi) == 2 && ma == major(dev)) {
+                        char part[PATH_MAX + 64];
+                        if (mi == minor(dev))
+                                return true;
+                        (void) snprintf(part, sizeof(part), "/sys/dev/block/%u:%u/partition", ma,
+                                        mi);
+                        char parent[PATH_MAX], self[PATH_MAX], link[64];
+                        (void) snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", ma, mi);
+                        if (access(part, F_OK) == 0 && realpath(link, parent)) {
+                                char *slash = strrchr(parent, '/');
+                                if (slash)
+                                        *slash = '\0';
+                                if (sysfs_dir(dev, self, sizeof(self)) == 0 &&
+                                    strcmp(parent, self) == 0)
+                                        return true;
+                        }
+                }
                 line = eol ? eol + 1 : NULL;
         }
         return false;
 }
 
-int mapper_find_device(const char *path, const char *partlabel, char *ret, size_t size)
+int mapper_find_device(const char *path, const char *partlabel, MapperChecks checks, char *ret,
+                       size_t size)
 {
         static const char *const system_paths[] = { "/", "/usr", "/boot", "/boot/efi" };
-        char disk[64], other[64];
+        char dir[PATH_MAX], mine[DISKS_MAX][32];
+        size_t n_mine = 0;
         struct stat st, sys;
         int r;
 
@@ -149,19 +227,41 @@ int mapper_find_device(const char *path, const char *partlabel, char *ret, size_
                 return 0; /* an image file (tests, local clusters) */
         if (!S_ISBLK(st.st_mode))
                 return log_error_errno(-ENOTBLK, "%s is neither a block device nor a file.", ret);
-        if (is_mounted(st.st_rdev))
-                return log_error_errno(
-                        -EBUSY, "%s is mounted: refusing to use a device that is in use.", ret);
-        if (whole_disk(st.st_rdev, disk, sizeof(disk)) < 0)
-                return 0; /* no sysfs entry (e.g. a device-mapper node): nothing to compare */
+        if (checks == MAPPER_READ_ONLY)
+                return 0; /* reading a header harms nothing */
+        if (sysfs_dir(st.st_rdev, dir, sizeof(dir)) < 0 ||
+            underlying_disks(dir, mine, &n_mine, 0) < 0)
+                return log_error_errno(-ENODEV,
+                                       "%s: cannot tell from sysfs which disk it is on: refusing "
+                                       "(a state disk must be recognisably its own disk).",
+                                       ret);
+        if (mounted(st.st_rdev))
+                return log_error_errno(-EBUSY,
+                                       "%s is mounted (or a partition of it is): refusing to use "
+                                       "a device that is in use.",
+                                       ret);
+        if (checks == MAPPER_EXCLUSIVE && held(dir))
+                return log_error_errno(-EBUSY,
+                                       "%s is held by device-mapper or md (an active mapping, "
+                                       "LVM, RAID): refusing to format it.",
+                                       ret);
         for (size_t i = 0; i < ELEMENTSOF(system_paths); i++) {
+                char sysdir[PATH_MAX], theirs[DISKS_MAX][32];
+                size_t n_theirs = 0;
+
                 if (stat(system_paths[i], &sys) < 0 || major(sys.st_dev) == 0)
                         continue; /* absent, or a virtual file system (tmpfs, initramfs) */
-                if (whole_disk(sys.st_dev, other, sizeof(other)) == 0 && strcmp(disk, other) == 0)
-                        return log_error_errno(-EPERM,
-                                               "%s is on the boot disk (which holds %s): "
-                                               "refusing; the state disk must be its own disk.",
-                                               ret, system_paths[i]);
+                if (sysfs_dir(sys.st_dev, sysdir, sizeof(sysdir)) < 0 ||
+                    underlying_disks(sysdir, theirs, &n_theirs, 0) < 0)
+                        continue; /* not a block device (overlay, network file system) */
+                for (size_t a = 0; a < n_mine; a++)
+                        for (size_t b = 0; b < n_theirs; b++)
+                                if (strcmp(mine[a], theirs[b]) == 0)
+                                        return log_error_errno(
+                                                -EPERM,
+                                                "%s is on the boot disk (which holds %s): "
+                                                "refusing; the state disk must be its own disk.",
+                                                ret, system_paths[i]);
         }
         return 0;
 }

@@ -7,10 +7,18 @@
 #define MAPPER_DEFAULT_NAME "cloister-state"
 #define MAPPER_BINDS_MAX    16
 
+typedef enum MapperChecks {
+        MAPPER_READ_ONLY, /* status, check-header: nothing is refused */
+        MAPPER_WRITE,     /* open, rekey, reset: not on the boot disk, not mounted */
+        MAPPER_EXCLUSIVE, /* format, setup: also not held by device-mapper or md */
+} MapperChecks;
+
 /* The state disk: an explicit path, or the one partition whose GPT name is label (read from
- * sysfs, so it works without udev). A block device that holds a mounted file system or belongs
- * to the disk the root file system is on is refused. ret gets the path. */
-int mapper_find_device(const char *path, const char *partlabel, char *ret, size_t size);
+ * sysfs, so it works without udev). For block devices, checks as above; the boot disk is the
+ * one under /, /usr, /boot or /boot/efi, found through device-mapper layers (dm-verity). A
+ * device whose disk sysfs cannot name is refused. ret gets the path. */
+int mapper_find_device(const char *path, const char *partlabel, MapperChecks checks, char *ret,
+                       size_t size);
 
 /* After open: the file system on /dev/mapper/<name> is mounted at dir (created on first use
  * only, when the disk is still "new": an initialized disk without one is refused, never

@@ -48,10 +48,10 @@ static int parse(const char *encoded, Parsed *ret, Diag *d)
                                  "the init-secret hash is not 'scrypt$...'");
         p += 7;
         if (parse_uint(&p, INIT_SECRET_LOG2N_MIN, INIT_SECRET_LOG2N_MAX, &ret->log2n) < 0 ||
-            parse_uint(&p, 1, 16, &ret->r) < 0 || parse_uint(&p, 1, 4, &ret->p) < 0)
+            parse_uint(&p, 1, 8, &ret->r) < 0 || parse_uint(&p, 1, 2, &ret->p) < 0)
                 return diag_fail(d, -EBADMSG, "init-secret-hash", -1,
                                  "the init-secret hash's cost parameters are malformed or out "
-                                 "of bounds (log2 N %d..%d, r 1..16, p 1..4)",
+                                 "of bounds (log2 N %d..%d, r 1..8, p 1..2)",
                                  INIT_SECRET_LOG2N_MIN, INIT_SECRET_LOG2N_MAX);
         if (strlen(p) == 2 * SALT_SIZE + 1 + 2 * HASH_SIZE && p[2 * SALT_SIZE] == '$') {
                 memcpy(salt, p, 2 * SALT_SIZE);

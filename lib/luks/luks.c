@@ -68,13 +68,15 @@ static void quiet_crypt(void)
         (void) pthread_once(&once, quiet_crypt_once);
 }
 
-/* A LUKS magic at the primary or the (default-placed) secondary header: a disk that once was
- * LUKS, even if its header no longer loads, may hold data. */
+/* A LUKS magic at the primary header or at any place LUKS2 may put its secondary header (16 KiB
+ * to 4 MiB, powers of two): a disk that once was LUKS, even if its header no longer loads, may
+ * hold data. */
 static bool has_luks_magic(const char *path)
 {
         static const uint8_t magic1[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
         static const uint8_t magic2[6] = { 'S', 'K', 'U', 'L', 0xba, 0xbe };
-        static const off_t at[] = { 0, 16384 };
+        static const off_t at[] = { 0,      16384,  32768,   65536,   131072,
+                                    262144, 524288, 1048576, 2097152, 4194304 };
         uint8_t buf[6];
         bool found = false;
         int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -31,6 +31,7 @@ typedef struct Response {
         char *data;
         size_t size, max;
         bool too_large;
+        bool oom;
 } Response;
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -44,8 +45,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
                 return 0; /* aborts the transfer */
         }
         p = realloc(r->data, r->size + n + 1);
-        if (!p)
-                return 0;
+        if (!p) {
+                r->oom = true;
+                return 0; /* aborts the transfer */
+        }
         memcpy(p + r->size, ptr, n);
         r->data = p;
         r->size += n;
@@ -233,10 +236,13 @@ int rpc_http_request(const char *method, const char *url, const char *const *hea
         (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
         (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+        /* 0 would mean "no timeout" to libcurl. */
+        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms ?: 1));
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
         (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        /* Never through a proxy from the environment: metadata and tokens stay on the link. */
+        (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
         if (strcmp(method, "PUT") == 0) {
                 (void) curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
@@ -261,6 +267,8 @@ int rpc_http_request(const char *method, const char *url, const char *const *hea
         curl_slist_free_all(list);
         if (cc != CURLE_OK) {
                 free(resp.data);
+                if (resp.oom)
+                        return -ENOMEM;
                 if (resp.too_large)
                         return diag_fail(d, -EMSGSIZE, "http", -1,
                                          "%s: answer larger than %zu bytes", url, max_size);

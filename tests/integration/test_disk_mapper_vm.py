@@ -48,8 +48,9 @@ def guest(tmp_path_factory):
     vdd = blank(d / "vdd.img", 16)
     subprocess.run(["mkfs.ext4", "-q", "-F", vdd], check=True)
     vde = blank(d / "vde.img", 8)
-    subprocess.run(["sfdisk", "-q", vde], input=b"label: gpt\nstart=2048, size=8192, "
-                   b"name=\"cloister-state-e2e\"\n", check=True, capture_output=True)
+    subprocess.run(["sfdisk", "-q", vde], input=b"label: gpt\nstart=2048, size=4096, "
+                   b"name=\"cloister-state-e2e\"\nstart=6144, size=8192, name=\"esp\"\n",
+                   check=True, capture_output=True)
 
     vdf = blank(d / "vdf.img", 48)
     vdg = blank(d / "vdg.img", 32)
@@ -130,6 +131,11 @@ def test_second_open_of_an_active_mapping_is_refused(guest):
     assert s["rc"] == 1 and "already active" in s["out"]
 
 
+def test_a_disk_held_by_an_active_mapping_is_never_formatted(guest):
+    s = step(guest, "format-held")
+    assert s["rc"] == 1 and "held by device-mapper or md" in s["out"]
+
+
 def test_deviant_header_is_never_activated(guest):
     s = step(guest, "open-deviant")
     assert s["rc"] == 1 and "expected 4096, found 512" in s["out"]
@@ -144,7 +150,7 @@ def test_initialized_disk_without_file_system_is_not_formatted_and_is_closed_aga
 
 def test_mounted_device_is_refused(guest):
     s = step(guest, "open-mounted")
-    assert s["rc"] == 1 and "is mounted: refusing" in s["out"]
+    assert s["rc"] == 1 and "is mounted (or a partition of it is): refusing" in s["out"]
 
 
 def test_partlabel_finds_the_partition_without_udev(guest):
@@ -216,3 +222,8 @@ def test_setup_of_an_initialized_disk_needs_the_disk_key_and_never_formats(guest
 def test_first_boot_key_is_refused_off_tmpfs(guest):
     s = step(guest, "setup-not-tmpfs")
     assert s["rc"] == 1 and "not on tmpfs" in s["out"]
+
+
+def test_a_partition_on_the_disk_that_holds_boot_efi_is_refused(guest):
+    s = step(guest, "boot-disk")
+    assert s["rc"] == 1 and "on the boot disk (which holds /boot/efi)" in s["out"], s["out"]

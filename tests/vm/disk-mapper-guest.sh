@@ -37,14 +37,20 @@ step open-new-key $DM open --device /dev/vda --key-file /tmp/k2 --mount /state -
 report "SUM-READ $(sha256sum /var/lib/kubelet/blob | cut -d' ' -f1)"
 report "READ $(cat /var/lib/kubelet/secret.txt)"
 step open-twice $DM open --device /dev/vda --key-file /tmp/k2
+step format-held $DM format --device /dev/vda --key-file /tmp/k1
 step close-again $DM close --mount /state --bind $BINDS
 step open-deviant $DM open --device /dev/vdb --key-file /tmp/k1
 report "MAPPER-AFTER-DEVIANT $(ls /dev/mapper)"
 step open-no-fs $DM open --device /dev/vdc --key-file /tmp/k2 --mount /state2
 report "MAPPER-AFTER-NO-FS $(ls /dev/mapper)"
 mkdir -p /boot && mount -t ext4 /dev/vdd /boot
-step open-mounted $DM status --device /dev/vdd
+step open-mounted $DM open --device /dev/vdd --key-file /tmp/k1
 step partlabel $DM status --partlabel cloister-state-e2e
+# The second partition of that disk becomes "the boot disk's" /boot/efi: the first must now be
+# refused, found through the whole disk it shares with a system mount.
+mke2fs -q -F /dev/vde2 > /dev/null 2>&1
+mkdir -p /boot/efi && mount -t ext4 /dev/vde2 /boot/efi
+step boot-disk $DM open --partlabel cloister-state-e2e --key-file /tmp/k1
 # Authenticated mode: a changed sector must read as an error, never as other data.
 step format-integrity $DM format --device /dev/vdf --key-file /tmp/k1
 step status-integrity $DM status --device /dev/vdf

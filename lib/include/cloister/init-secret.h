@@ -6,6 +6,8 @@
  * only with it. The node learns only a slow hash of it, from its instance metadata:
  *     scrypt$<log2 N>$<r>$<p>$<salt, 32 hex>$<hash, 64 hex>
  * (RFC 7914 scrypt, 32-byte output). Verification recomputes it and compares in constant time.
+ * The cost comes from metadata (host-controlled), so it is bounded: log2 N 14..17, r 1..8,
+ * p 1..2.
  * Metadata is host-controlled, so this keeps other parties on the network from racing the owner
  * to init a node; a host that swaps the hash can init the node itself, which leaks none of the
  * owner's secrets and shows as a foreign cluster ID in PCR 15 (docs/threat-model.md).
