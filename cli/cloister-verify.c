@@ -72,7 +72,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         const char *close = strrchr(optarg, ']');
                         const char *colon = strrchr(optarg, ':');
                         bool has_port = colon && (optarg[0] != '[' || (close && colon > close));
-                        if (optarg[0] == '[' ? !close : (colon && strchr(optarg, ':') != colon))
+                        if (strlen(optarg) > 260 || strpbrk(optarg, "/@?#\\ ") ||
+                            (optarg[0] == '[' ? !close : (colon && strchr(optarg, ':') != colon)))
                                 return log_error_errno(
                                         -EINVAL, "--node '%s': HOST[:PORT], IPv6 in [].", optarg);
                         (void) snprintf(node_url, sizeof(node_url), "https://%s%s", optarg,
