@@ -287,6 +287,18 @@ static int fetch_json(const char *url, const char *const *headers, uint64_t dead
         return json_parse_buffer(body ?: (uint8_t *) "", size, "metadata", ret, d);
 }
 
+/* base + path into url[METADATA_URL_MAX]; a base URL too long for it is an error, never a
+ * silently shortened request. */
+#define METADATA_URL_MAX 512
+static int make_url(char url[static METADATA_URL_MAX], const char *base, const char *path, Diag *d)
+{
+        int n = snprintf(url, METADATA_URL_MAX, "%s%s", base, path);
+        if (n < 0 || n >= METADATA_URL_MAX)
+                return diag_fail(d, -ENAMETOOLONG, "metadata", -1,
+                                 "the metadata URL is longer than %d bytes", METADATA_URL_MAX - 1);
+        return 0;
+}
+
 static const char *attr(const json_t *o, const char *key)
 {
         return json_string_value(json_object_get(o, key));
@@ -303,11 +315,12 @@ static int fetch_gcp(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
 {
         static const char *const headers[] = { "Metadata-Flavor: Google", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
-        char url[512];
+        char url[METADATA_URL_MAX];
         int r;
 
-        (void) snprintf(url, sizeof(url), "%s/computeMetadata/v1/instance/?recursive=true",
-                        base ?: DEFAULT_GCP);
+        r = make_url(url, base ?: DEFAULT_GCP, "/computeMetadata/v1/instance/?recursive=true", d);
+        if (r < 0)
+                return r;
         r = fetch_json(url, headers, deadline, &j, d);
         if (r < 0)
                 return r;
@@ -338,11 +351,12 @@ static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, D
 {
         static const char *const headers[] = { "Metadata: true", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
-        char url[512];
+        char url[METADATA_URL_MAX];
         int r;
 
-        (void) snprintf(url, sizeof(url), "%s/metadata/instance?api-version=2021-02-01",
-                        base ?: DEFAULT_AZURE);
+        r = make_url(url, base ?: DEFAULT_AZURE, "/metadata/instance?api-version=2021-02-01", d);
+        if (r < 0)
+                return r;
         r = fetch_json(url, headers, deadline, &j, d);
         if (r < 0)
                 return r;
@@ -371,11 +385,13 @@ static int aws_get(const char *base, const char *path, const char *token_header,
         uint8_t *body = NULL;
         size_t size = 0;
         long status = 0;
-        char url[512];
+        char url[METADATA_URL_MAX];
         int r;
 
         *ret = NULL;
-        (void) snprintf(url, sizeof(url), "%s%s", base, path);
+        r = make_url(url, base, path, d);
+        if (r < 0)
+                return r;
         r = fetch("GET", url, headers, deadline, &body, &size, &status, d);
         if (r < 0)
                 return r;
@@ -398,14 +414,16 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
         static const char *const tags[] = { "instance-id", "tags/instance/" KEY_ROLE,
                                             "tags/instance/" KEY_ENDPOINT,
                                             "tags/instance/" KEY_PEERS, "tags/instance/" KEY_HASH };
-        char *values[ELEMENTSOF(tags)] = {}, url[512], token_header[256];
+        char *values[ELEMENTSOF(tags)] = {}, url[METADATA_URL_MAX], token_header[256];
         _cleanup_(freep) uint8_t *token = NULL;
         size_t size = 0;
         long status = 0;
         int r;
 
         base = base ?: DEFAULT_AWS;
-        (void) snprintf(url, sizeof(url), "%s/latest/api/token", base);
+        r = make_url(url, base, "/latest/api/token", d);
+        if (r < 0)
+                return r;
         r = fetch("PUT", url, put_headers, deadline, &token, &size, &status, d);
         if (r < 0)
                 return r;
