@@ -238,6 +238,8 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         log_info("Initialised cluster '%s', cluster ID %s.", name, cid_hex);
         *ret_response = json_pack("{s:s,s:s}", "clusterId", cid_hex, "kubeconfig",
                                   (const char *) kubeconfig);
+        /* It holds the admin client key; the JSON copy is wiped by the json allocator. */
+        explicit_wipe(kubeconfig, kc_size);
         return *ret_response ? 0 : -ENOMEM;
 }
 
