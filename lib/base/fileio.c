@@ -9,6 +9,7 @@
 
 #include "cloister/fileio.h"
 #include "cloister/macro.h"
+#include "cloister/secret.h"
 
 void closep(int *fd)
 {
@@ -27,9 +28,10 @@ void fclosep(void *f)
 int read_full_file(const char *path, size_t max_size, uint8_t **ret, size_t *ret_size)
 {
         _cleanup_(closep) int fd = -EBADF;
-        _cleanup_(freep) uint8_t *buf = NULL;
+        uint8_t *buf = NULL;
         size_t size = 0, allocated = 0;
         struct stat st;
+        int r = 0;
 
         if (strcmp(path, "-") == 0)
                 fd = dup(STDIN_FILENO);
@@ -44,6 +46,8 @@ int read_full_file(const char *path, size_t max_size, uint8_t **ret, size_t *ret
         if (S_ISREG(st.st_mode) && (uint64_t) st.st_size > max_size)
                 return -EMSGSIZE;
 
+        /* Files may hold keys (key files, stdin): every buffer given up on the way (growth,
+         * errors) is wiped first, never left to realloc() or free() as it is. */
         for (;;) {
                 ssize_t n;
 
@@ -51,12 +55,21 @@ int read_full_file(const char *path, size_t max_size, uint8_t **ret, size_t *ret
                         size_t want = allocated == 0 ? 4096 : allocated * 2;
                         uint8_t *p;
 
-                        if (allocated > max_size)
-                                return -EMSGSIZE;
+                        if (allocated > max_size) {
+                                r = -EMSGSIZE;
+                                goto fail;
+                        }
                         want = MIN(want, max_size + 1);
-                        p = realloc(buf, want + 1);
-                        if (!p)
-                                return -ENOMEM;
+                        p = malloc(want + 1);
+                        if (!p) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        if (buf) {
+                                memcpy(p, buf, size);
+                                explicit_wipe(buf, allocated + 1);
+                                free(buf);
+                        }
                         buf = p;
                         allocated = want;
                 }
@@ -64,13 +77,16 @@ int read_full_file(const char *path, size_t max_size, uint8_t **ret, size_t *ret
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return negative_errno();
+                        r = negative_errno();
+                        goto fail;
                 }
                 if (n == 0)
                         break;
                 size += (size_t) n;
-                if (size > max_size)
-                        return -EMSGSIZE;
+                if (size > max_size) {
+                        r = -EMSGSIZE;
+                        goto fail;
+                }
         }
         if (!buf) {
                 buf = malloc(1);
@@ -78,9 +94,15 @@ int read_full_file(const char *path, size_t max_size, uint8_t **ret, size_t *ret
                         return -ENOMEM;
         }
         buf[size] = 0;
-        *ret = TAKE_PTR(buf);
+        *ret = buf;
         *ret_size = size;
         return 0;
+fail:
+        if (buf) {
+                explicit_wipe(buf, allocated + 1);
+                free(buf);
+        }
+        return r;
 }
 
 static int loop_write(int fd, const uint8_t *p, size_t n)
