@@ -311,22 +311,6 @@ static int parse_gcp(const json_t *j, NodeMetadata *ret, Diag *d)
                        attr(a, KEY_PEERS), attr(a, KEY_HASH), d);
 }
 
-static int fetch_gcp(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
-{
-        static const char *const headers[] = { "Metadata-Flavor: Google", NULL };
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        char url[METADATA_URL_MAX];
-        int r;
-
-        r = make_url(url, base ?: DEFAULT_GCP, "/computeMetadata/v1/instance/?recursive=true", d);
-        if (r < 0)
-                return r;
-        r = fetch_json(url, headers, deadline, &j, d);
-        if (r < 0)
-                return r;
-        return parse_gcp(j, ret, d);
-}
-
 static const char *azure_tag(const json_t *tags, const char *name)
 {
         size_t i;
@@ -347,20 +331,38 @@ static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
                        azure_tag(tags, KEY_HASH), d);
 }
 
-static int fetch_azure(const char *base, uint64_t deadline, NodeMetadata *ret, Diag *d)
+/* The one-document services: where the document is, the header the service demands, and how
+ * its fields are laid out. */
+typedef struct CloudDocument {
+        const char *default_base, *path;
+        const char *const headers[2];
+        int (*parse)(const json_t *j, NodeMetadata *ret, Diag *d);
+} CloudDocument;
+
+static const CloudDocument gcp = {
+        DEFAULT_GCP,
+        "/computeMetadata/v1/instance/?recursive=true",
+        { "Metadata-Flavor: Google", NULL },
+        parse_gcp,
+};
+static const CloudDocument azure = {
+        DEFAULT_AZURE,
+        "/metadata/instance?api-version=2021-02-01",
+        { "Metadata: true", NULL },
+        parse_azure,
+};
+
+static int fetch_document(const CloudDocument *doc, const char *base, uint64_t deadline,
+                          NodeMetadata *ret, Diag *d)
 {
-        static const char *const headers[] = { "Metadata: true", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         char url[METADATA_URL_MAX];
         int r;
 
-        r = make_url(url, base ?: DEFAULT_AZURE, "/metadata/instance?api-version=2021-02-01", d);
-        if (r < 0)
-                return r;
-        r = fetch_json(url, headers, deadline, &j, d);
-        if (r < 0)
-                return r;
-        return parse_azure(j, ret, d);
+        r = make_url(url, base ?: doc->default_base, doc->path, d);
+        if (r >= 0)
+                r = fetch_json(url, doc->headers, deadline, &j, d);
+        return r < 0 ? r : doc->parse(j, ret, d);
 }
 
 int metadata_parse_cloud_json(MetadataProvider p, const void *data, size_t size, NodeMetadata *ret,
@@ -468,9 +470,9 @@ int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, 
                                          strerror(-r));
                 return metadata_parse_local(data, size, ret, d);
         case METADATA_GCP:
-                return fetch_gcp(source, deadline, ret, d);
+                return fetch_document(&gcp, source, deadline, ret, d);
         case METADATA_AZURE:
-                return fetch_azure(source, deadline, ret, d);
+                return fetch_document(&azure, source, deadline, ret, d);
         case METADATA_AWS:
                 return fetch_aws(source, deadline, ret, d);
         default:
