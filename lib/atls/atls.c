@@ -17,6 +17,7 @@
 struct AtlsContext {
         AtlsRole role;
         bool attests, verifies;
+        bool clients_optional; /* server: a client may decline to attest (see the header) */
         AtlsAttester attester;
         AtlsVerifier verifier;
         EVP_PKEY *key; /* P-256, generated for this context, never exported */
@@ -44,6 +45,8 @@ typedef struct AtlsConn {
         bool verified;
         bool failed;
         Diag failure;
+        uint8_t evidence_digest[SHA256_DIGEST_SIZE]; /* of the peer's evidence, once it came */
+        bool has_evidence;
 } AtlsConn;
 
 static int ssl_conn_index = -1, ssl_ctx_index = -1;
@@ -90,6 +93,25 @@ const Diag *atls_peer_failure(const SSL *ssl)
                 return NULL;
         c = SSL_get_ex_data(ssl, ssl_conn_index);
         return c && c->failed ? &c->failure : NULL;
+}
+
+int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static SHA256_DIGEST_SIZE])
+{
+        const AtlsConn *c = ssl_conn_index >= 0 ? SSL_get_ex_data(ssl, ssl_conn_index) : NULL;
+
+        if (!c || !c->verified || !c->has_evidence)
+                return -ENOENT;
+        memcpy(ret, c->evidence_digest, SHA256_DIGEST_SIZE);
+        return 0;
+}
+
+int atls_context_allow_unattested_clients(AtlsContext *c)
+{
+        if (c->role != ATLS_ROLE_SERVER || !c->verifies)
+                return -EINVAL;
+        c->clients_optional = true;
+        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+        return 0;
 }
 
 bool atls_peer_verified(const SSL *ssl)
@@ -412,6 +434,8 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
         if (r < 0)
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the expected binding");
 
+        crypto_sha256(data->data, (size_t) data->length, conn->evidence_digest);
+        conn->has_evidence = true;
         return c->verifier.verify(c->verifier.userdata, data->data, (size_t) data->length, binding,
                                   d);
 }
@@ -492,7 +516,8 @@ int atls_context_apply(AtlsContext *c, SSL_CTX *ctx)
 
         mode = SSL_VERIFY_NONE;
         if (c->verifies)
-                mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+                mode = SSL_VERIFY_PEER |
+                       (c->clients_optional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
         SSL_CTX_set_verify(ctx, mode, NULL);
         SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, c);
         return 0;

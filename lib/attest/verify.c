@@ -19,12 +19,14 @@ static int check_ak_trust(const Evidence *e, const AttestPolicy *p, const TpmPub
                 n = i2d_PUBKEY(ak->key, &spki);
                 if (n <= 0)
                         return -ENOMEM;
-                k = (size_t) n == p->ak_pinned_spki.size &&
-                    memcmp(spki, p->ak_pinned_spki.data, (size_t) n) == 0;
+                k = 0;
+                for (size_t i = 0; i < p->n_ak_pinned && !k; i++)
+                        k = (size_t) n == p->ak_pinned[i].size &&
+                            memcmp(spki, p->ak_pinned[i].data, (size_t) n) == 0;
                 OPENSSL_free(spki);
                 if (!k)
                         return report_fail(r, d, -EKEYREJECTED, "ak-trust", -1, NULL, 0, NULL, 0,
-                                           "the attestation key is not the key pinned in the "
+                                           "the attestation key is not a key pinned in the "
                                            "policy (quote from another TPM?)");
                 report_add(r, "ak-trust", -1, CHECK_PASS, true,
                            "attestation key equals the pinned key");

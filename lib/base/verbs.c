@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloister/log.h"
@@ -62,4 +63,20 @@ int exit_status_from_errno(int r)
         if (r >= 0)
                 return 0;
         return 1;
+}
+
+int parse_listen_address(char *s, const char **ret_address, uint16_t *ret_port)
+{
+        char *colon = strrchr(s, ':'), *end;
+        unsigned long port;
+
+        if (!colon || colon == s)
+                return -EINVAL;
+        port = strtoul(colon + 1, &end, 10);
+        if (*end || end == colon + 1 || port > 65535)
+                return -EINVAL;
+        *colon = '\0';
+        *ret_address = s;
+        *ret_port = (uint16_t) port;
+        return 0;
 }

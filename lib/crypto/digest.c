@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +82,28 @@ void crypto_sha256(const void *data, size_t size, uint8_t out[static SHA256_DIGE
         /* EVP_Digest with a built-in algorithm cannot fail short of memory corruption. */
         if (EVP_Digest(data, size, out, &n, md_get("SHA256"), NULL) != 1)
                 abort();
+}
+
+int crypto_x509_pem_spki_sha256(const void *pem, size_t size,
+                                uint8_t out[static SHA256_DIGEST_SIZE])
+{
+        _cleanup_(BIO_freep) BIO *bio = NULL;
+        _cleanup_(X509_freep) X509 *x = NULL;
+        unsigned char *der = NULL;
+        int n;
+
+        if (size > INT_MAX)
+                return -EMSGSIZE;
+        bio = BIO_new_mem_buf(pem, (int) size);
+        if (!bio)
+                return -ENOMEM;
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (!x)
+                return crypto_log_errors(-EBADMSG, "PEM certificate");
+        n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+        if (n <= 0)
+                return crypto_log_errors(-EIO, "SubjectPublicKeyInfo");
+        crypto_sha256(der, (size_t) n, out);
+        OPENSSL_free(der);
+        return 0;
 }

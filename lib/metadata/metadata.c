@@ -18,6 +18,7 @@
 #define KEY_ENDPOINT  "cloister-endpoint"
 #define KEY_PEERS     "cloister-peers"
 #define KEY_HASH      "cloister-init-secret-hash"
+#define KEY_CLUSTER   "cloister-cluster-id"
 
 static const char *const provider_names[_METADATA_PROVIDER_MAX] = {
         [METADATA_LOCAL] = "local",
@@ -170,15 +171,33 @@ static int set_hash(NodeMetadata *m, const char *v, Diag *d)
         return 0;
 }
 
-static int set_all(NodeMetadata *m, const char *name, const char *role, const char *endpoint,
-                   const char *peers, const char *hash, Diag *d)
+/* The cluster a joining node expects its join service to prove (PCR 15): not secret, and a
+ * wrong one only makes the node refuse to join. */
+static int set_cluster_id(NodeMetadata *m, const char *v, Diag *d)
+{
+        size_t n = v ? strlen(v) : 0;
+
+        m->cluster_id[0] = '\0';
+        if (n == 0)
+                return 0;
+        if (n != 2 * METADATA_CLUSTER_ID_SIZE || strspn(v, "0123456789abcdef") != n)
+                return diag_fail(d, -EBADMSG, "metadata", -1,
+                                 "the cluster ID must be 64 lowercase hex digits");
+        memcpy(m->cluster_id, v, n + 1);
+        return 0;
+}
+
+static int set_all(NodeMetadata *m, const char *const v[static _METADATA_FIELD_MAX], Diag *d)
 {
         int r;
 
         *m = (NodeMetadata){ .role = _NODE_ROLE_INVALID };
-        if ((r = set_name(m, name, d)) < 0 || (r = set_role(m, role, d)) < 0 ||
-            (r = set_endpoint(m, endpoint, d)) < 0 || (r = set_peers_list(m, peers, d)) < 0 ||
-            (r = set_hash(m, hash, d)) < 0)
+        if ((r = set_name(m, v[METADATA_FIELD_NAME], d)) < 0 ||
+            (r = set_role(m, v[METADATA_FIELD_ROLE], d)) < 0 ||
+            (r = set_endpoint(m, v[METADATA_FIELD_ENDPOINT], d)) < 0 ||
+            (r = set_peers_list(m, v[METADATA_FIELD_PEERS], d)) < 0 ||
+            (r = set_hash(m, v[METADATA_FIELD_HASH], d)) < 0 ||
+            (r = set_cluster_id(m, v[METADATA_FIELD_CLUSTER], d)) < 0)
                 return r;
         return 0;
 }
@@ -187,11 +206,11 @@ static int set_all(NodeMetadata *m, const char *name, const char *role, const ch
 
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d)
 {
-        static const char *const keys[] = { "name",  "role",           "endpoint",
-                                            "peers", "initSecretHash", NULL };
+        static const char *const keys[] = { "name",           "role",      "endpoint", "peers",
+                                            "initSecretHash", "clusterId", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = "metadata", .path = "", .diag = d };
-        const char *name = NULL, *role = NULL, *endpoint = NULL, *hash = NULL;
+        const char *v[_METADATA_FIELD_MAX] = {};
         json_t *peers = NULL, *peer;
         NodeMetadata m;
         size_t i;
@@ -202,13 +221,17 @@ int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag 
                 return r;
         /* Optional keys answer -ENOENT when absent. */
         if ((r = json_expect_object(&ctx, j)) < 0 || (r = json_check_keys(&ctx, j, keys)) < 0 ||
-            (r = json_get_string(&ctx, j, "name", true, &name)) < 0 ||
-            (r = json_get_string(&ctx, j, "role", true, &role)) < 0 ||
-            ((r = json_get_string(&ctx, j, "endpoint", false, &endpoint)) < 0 && r != -ENOENT) ||
+            (r = json_get_string(&ctx, j, "name", true, &v[METADATA_FIELD_NAME])) < 0 ||
+            (r = json_get_string(&ctx, j, "role", true, &v[METADATA_FIELD_ROLE])) < 0 ||
+            ((r = json_get_string(&ctx, j, "endpoint", false, &v[METADATA_FIELD_ENDPOINT])) < 0 &&
+             r != -ENOENT) ||
             ((r = json_get_array(&ctx, j, "peers", false, &peers)) < 0 && r != -ENOENT) ||
-            ((r = json_get_string(&ctx, j, "initSecretHash", false, &hash)) < 0 && r != -ENOENT))
+            ((r = json_get_string(&ctx, j, "initSecretHash", false, &v[METADATA_FIELD_HASH])) < 0 &&
+             r != -ENOENT) ||
+            ((r = json_get_string(&ctx, j, "clusterId", false, &v[METADATA_FIELD_CLUSTER])) < 0 &&
+             r != -ENOENT))
                 return r;
-        r = set_all(&m, name, role, endpoint, NULL, hash, d);
+        r = set_all(&m, v, d);
         if (r < 0)
                 return r;
         json_array_foreach (peers, i, peer) {
@@ -307,8 +330,10 @@ static const char *attr(const json_t *o, const char *key)
 static int parse_gcp(const json_t *j, NodeMetadata *ret, Diag *d)
 {
         json_t *a = json_object_get(j, "attributes");
-        return set_all(ret, attr(j, "name"), attr(a, KEY_ROLE), attr(a, KEY_ENDPOINT),
-                       attr(a, KEY_PEERS), attr(a, KEY_HASH), d);
+        const char *v[_METADATA_FIELD_MAX] = { attr(j, "name"),       attr(a, KEY_ROLE),
+                                               attr(a, KEY_ENDPOINT), attr(a, KEY_PEERS),
+                                               attr(a, KEY_HASH),     attr(a, KEY_CLUSTER) };
+        return set_all(ret, v, d);
 }
 
 static const char *azure_tag(const json_t *tags, const char *name)
@@ -326,9 +351,15 @@ static const char *azure_tag(const json_t *tags, const char *name)
 static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
 {
         json_t *c = json_object_get(j, "compute"), *tags = json_object_get(c, "tagsList");
-        return set_all(ret, attr(c, "name"), azure_tag(tags, KEY_ROLE),
-                       azure_tag(tags, KEY_ENDPOINT), azure_tag(tags, KEY_PEERS),
-                       azure_tag(tags, KEY_HASH), d);
+        const char *v[_METADATA_FIELD_MAX] = {
+                attr(c, "name"),
+                azure_tag(tags, KEY_ROLE),
+                azure_tag(tags, KEY_ENDPOINT),
+                azure_tag(tags, KEY_PEERS),
+                azure_tag(tags, KEY_HASH),
+                azure_tag(tags, KEY_CLUSTER),
+        };
+        return set_all(ret, v, d);
 }
 
 /* The one-document services: where the document is, the header the service demands, and how
@@ -413,9 +444,13 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
 {
         static const char *const put_headers[] = { "X-aws-ec2-metadata-token-ttl-seconds: 60",
                                                    NULL };
-        static const char *const tags[] = { "instance-id", "tags/instance/" KEY_ROLE,
+        static const char *const tags[] = { "instance-id",
+                                            "tags/instance/" KEY_ROLE,
                                             "tags/instance/" KEY_ENDPOINT,
-                                            "tags/instance/" KEY_PEERS, "tags/instance/" KEY_HASH };
+                                            "tags/instance/" KEY_PEERS,
+                                            "tags/instance/" KEY_HASH,
+                                            "tags/instance/" KEY_CLUSTER };
+        _Static_assert(ELEMENTSOF(tags) == _METADATA_FIELD_MAX, "one tag per metadata field");
         char *values[ELEMENTSOF(tags)] = {}, url[METADATA_URL_MAX], token_header[256];
         _cleanup_(freep) uint8_t *token = NULL;
         size_t size = 0;
@@ -445,7 +480,7 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
                               "instance tag " KEY_ROLE " is missing (are instance tags in "
                               "metadata enabled?)");
         if (r >= 0)
-                r = set_all(ret, values[0], values[1], values[2], values[3], values[4], d);
+                r = set_all(ret, (const char *const *) values, d);
         for (size_t i = 0; i < ELEMENTSOF(tags); i++)
                 free(values[i]);
         return r;

@@ -8,6 +8,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@ struct RpcServer {
         unsigned connections;
         bool stopping;
         struct timeval drain_deadline;
+        bool signalled; /* stopped (also) by SIGTERM/SIGINT */
 };
 
 /* The connection count goes down when libevent frees a connection's SSL object: an ex_data
@@ -67,6 +69,7 @@ void rpc_server_config_defaults(RpcServerConfig *c)
                 .max_headers = RPC_HEADERS_MAX_DEFAULT,
                 .timeout_sec = RPC_TIMEOUT_SEC_DEFAULT,
                 .max_connections = RPC_CONNECTIONS_MAX_DEFAULT,
+                .listen_fd = -1,
         };
 }
 
@@ -141,7 +144,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         const RpcRoute *route = NULL;
         bool path_known = false;
         _cleanup_(json_decrefp) json_t *body = NULL, *response = NULL;
-        char detail[512] = "";
+        char detail[512] = "", peer[INET6_ADDRSTRLEN + 8];
         const char *error;
         int r, code;
 
@@ -165,6 +168,23 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 return;
         }
 
+        {
+                char *host = NULL;
+                ev_uint16_t port = 0;
+                evhttp_connection_get_peer(evcon, &host, &port);
+                (void) snprintf(peer, sizeof(peer), "%s:%u", host ?: "?", (unsigned) port);
+        }
+        RpcRequest rq = { .method = method, .path = path, .ssl = ssl, .peer = peer };
+        if (route->attested_client && !atls_peer_verified(ssl)) {
+                if (s->config.on_refusal)
+                        s->config.on_refusal(s->userdata, &rq,
+                                             "the client did not attest (this endpoint needs "
+                                             "an attested client)");
+                reply_error(req, 403, "forbidden",
+                            "this endpoint needs an attested client: present evidence");
+                return;
+        }
+
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
         size_t len = evbuffer_get_length(in);
         if (len > 0) {
@@ -182,8 +202,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 reply_error(req, 400, "bad-request", "a JSON body is required");
                 return;
         }
+        rq.body = body;
 
-        RpcRequest rq = { .method = method, .path = path, .body = body, .ssl = ssl };
         r = route->handler(s->userdata, &rq, &response, detail, sizeof(detail));
         if (r < 0) {
                 error_for_errno(r, &code, &error);
@@ -258,8 +278,11 @@ static void begin_stop(RpcServer *s)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+        RpcServer *s = arg;
+
         log_debug("rpc: signal %d, stopping", (int) sig);
-        begin_stop(arg);
+        s->signalled = true;
+        begin_stop(s);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -308,24 +331,37 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
                 int len = (int) sizeof(bind_ss);
                 struct evconnlistener *l;
 
-                if (evutil_parse_sockaddr_port(config->address, (struct sockaddr *) &bind_ss,
-                                               &len) < 0)
-                        return -EINVAL;
-                if (bind_ss.ss_family == AF_INET)
-                        ((struct sockaddr_in *) &bind_ss)->sin_port = htons(config->port);
-                else if (bind_ss.ss_family == AF_INET6)
-                        ((struct sockaddr_in6 *) &bind_ss)->sin6_port = htons(config->port);
-                else
-                        return -EAFNOSUPPORT;
-                /* A backlog that fits the connection limit, so a burst of clients is queued
-                 * rather than dropped (libevent's default is 128). */
-                l = evconnlistener_new_bind(s->base, NULL, NULL,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                                    LEV_OPT_CLOSE_ON_EXEC,
-                                            (int) MAX(config->max_connections, 128U),
-                                            (struct sockaddr *) &bind_ss, len);
-                if (!l)
-                        return errno > 0 ? -errno : -EADDRNOTAVAIL;
+                if (config->listen_fd >= 0) {
+                        /* Inherited, already listening: clients queued in its backlog while the
+                         * previous owner handed over are served now. */
+                        if (fcntl(config->listen_fd, F_SETFD, FD_CLOEXEC) < 0 ||
+                            evutil_make_socket_nonblocking(config->listen_fd) < 0)
+                                return -errno;
+                        l = evconnlistener_new(s->base, NULL, NULL,
+                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                               config->listen_fd);
+                        if (!l)
+                                return -ENOMEM;
+                } else {
+                        if (evutil_parse_sockaddr_port(config->address,
+                                                       (struct sockaddr *) &bind_ss, &len) < 0)
+                                return -EINVAL;
+                        if (bind_ss.ss_family == AF_INET)
+                                ((struct sockaddr_in *) &bind_ss)->sin_port = htons(config->port);
+                        else if (bind_ss.ss_family == AF_INET6)
+                                ((struct sockaddr_in6 *) &bind_ss)->sin6_port = htons(config->port);
+                        else
+                                return -EAFNOSUPPORT;
+                        /* A backlog that fits the connection limit, so a burst of clients is
+                         * queued rather than dropped (libevent's default is 128). */
+                        l = evconnlistener_new_bind(s->base, NULL, NULL,
+                                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                                            LEV_OPT_CLOSE_ON_EXEC,
+                                                    (int) MAX(config->max_connections, 128U),
+                                                    (struct sockaddr *) &bind_ss, len);
+                        if (!l)
+                                return errno > 0 ? -errno : -EADDRNOTAVAIL;
+                }
                 /* Accepted sockets inherit TCP_NODELAY: replies are written whole, and waiting
                  * for delayed ACKs would add ~40 ms to every handshake round trip. */
                 {
@@ -397,6 +433,21 @@ int rpc_server_run(RpcServer *s)
         if (event_base_dispatch(s->base) < 0)
                 return -EIO;
         return 0;
+}
+
+int rpc_server_dup_listen_fd(RpcServer *s)
+{
+        int fd = s->bound ? evhttp_bound_socket_get_fd(s->bound) : -1, copy;
+
+        if (fd < 0)
+                return -EBADF;
+        copy = fcntl(fd, F_DUPFD, 3);
+        return copy < 0 ? -errno : copy;
+}
+
+bool rpc_server_signalled(const RpcServer *s)
+{
+        return s->signalled;
 }
 
 void rpc_server_stop(RpcServer *s)

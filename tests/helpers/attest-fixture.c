@@ -42,7 +42,8 @@ int fixture_policy_pinned(const char *tcti, AttestPolicy **ret)
         p->variant = ATTEST_VARIANT_QEMU_VTPM;
         p->ak_trust = AK_TRUST_PINNED;
         p->event_log = EVENT_LOG_IF_PRESENT;
-        r = blob_set(&p->ak_pinned_spki, der, (size_t) n);
+        r = blob_set(&p->ak_pinned[0], der, (size_t) n);
+        p->n_ak_pinned = 1;
         OPENSSL_free(der);
         for (int i = 0; i < 16; i++) {
                 p->pcrs[i].present = true;

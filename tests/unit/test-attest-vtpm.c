@@ -122,7 +122,8 @@ static AttestPolicy *policy_for(const Evidence *e, AkTrust trust)
                         0);
                 n = i2d_PUBKEY(ak.key, &der);
                 assert_true(n > 0);
-                assert_int_equal(blob_set(&p->ak_pinned_spki, der, (size_t) n), 0);
+                assert_int_equal(blob_set(&p->ak_pinned[0], der, (size_t) n), 0);
+                p->n_ak_pinned = 1;
                 OPENSSL_free(der);
                 tpm_public_done(&ak);
         } else if (trust == AK_TRUST_EK_CERT) {

@@ -93,6 +93,15 @@ bool atls_context_last_failure(AtlsContext *c, Diag *ret);
 const Diag *atls_peer_failure(const SSL *ssl);
 /* true once the peer's evidence was verified on this connection. */
 bool atls_peer_verified(const SSL *ssl);
+/* SHA-256 of the evidence document the peer presented and that was verified on this connection
+ * (for audit records); -ENOENT if there is none. */
+int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static 32]);
+/* Server in mutual mode: a client may decline to attest (it sends no certificate) and the
+ * handshake still completes, unverified; evidence a client does present must still pass. Every
+ * endpoint that needs an attested client must then check atls_peer_verified() (RpcRoute's
+ * attested_client does). For a server that serves the owner's CLI and joining nodes on one
+ * port. */
+int atls_context_allow_unattested_clients(AtlsContext *c);
 /* After a failed handshake: the precise reason in buf (our verdict on the peer if we have one,
  * otherwise what OpenSSL says, e.g. the alert the peer sent). */
 void atls_describe_failure(const SSL *ssl, char *buf, size_t size);

@@ -27,6 +27,7 @@
 
 #define ATTEST_POLICY_VERSION  1
 #define ATTEST_POLICY_SIZE_MAX (256U * 1024U)
+#define ATTEST_AK_PINS_MAX     64
 #define ATTEST_BINDING_SIZE    32
 
 typedef enum AkTrust {
@@ -55,8 +56,11 @@ typedef struct AttestPolicy {
         AttestVariant variant;
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
         AkTrust ak_trust;
-        Blob ak_pinned_spki; /* DER SubjectPublicKeyInfo */
-        Blob ek_ca_roots;    /* PEM bundle */
+        /* DER SubjectPublicKeyInfo of each pinned AK: a policy for several nodes pins each
+         * node's key ("akPublic": one string or a list). */
+        Blob ak_pinned[ATTEST_AK_PINS_MAX];
+        size_t n_ak_pinned;
+        Blob ek_ca_roots; /* PEM bundle */
         EventLogMode event_log;
         /* sev-snp and sim-snp */
         SnpPolicy snp;

@@ -24,6 +24,10 @@ typedef struct IoVec {
 int crypto_digest(const char *md, const IoVec *parts, size_t n_parts, uint8_t *out,
                   size_t out_size);
 void crypto_sha256(const void *data, size_t size, uint8_t out[static SHA256_DIGEST_SIZE]);
+/* SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM buffer (kubeadm's CA
+ * pin, "--discovery-token-ca-cert-hash sha256:..."). */
+int crypto_x509_pem_spki_sha256(const void *pem, size_t size,
+                                uint8_t out[static SHA256_DIGEST_SIZE]);
 
 /* Logs (at debug level) and clears OpenSSL's error queue; returns error for chaining. */
 int crypto_log_errors(int error, const char *what);

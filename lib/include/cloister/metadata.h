@@ -9,9 +9,10 @@
  * says.
  *
  * Where the values live:
- *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash"} (strict keys)
+ *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash", "clusterId"}
+ *          (strict keys)
  *   gcp    GET /computeMetadata/v1/instance/?recursive=true (Metadata-Flavor: Google):
- *          name, attributes.cloister-role|-endpoint|-peers|-init-secret-hash
+ *          name, attributes.cloister-role|-endpoint|-peers|-init-secret-hash|-cluster-id
  *   azure  GET /metadata/instance?api-version=2021-02-01 (Metadata: true):
  *          compute.name, compute.tagsList[] with the same names
  *   aws    IMDSv2: PUT /latest/api/token, then GET /latest/meta-data/instance-id and
@@ -45,6 +46,19 @@ typedef enum NodeRole {
         _NODE_ROLE_INVALID = -EINVAL,
 } NodeRole;
 
+#define METADATA_CLUSTER_ID_SIZE 32
+
+/* The fields every provider yields, in this order (set_all() takes them as an array). */
+typedef enum MetadataField {
+        METADATA_FIELD_NAME,
+        METADATA_FIELD_ROLE,
+        METADATA_FIELD_ENDPOINT,
+        METADATA_FIELD_PEERS,
+        METADATA_FIELD_HASH,
+        METADATA_FIELD_CLUSTER,
+        _METADATA_FIELD_MAX,
+} MetadataField;
+
 typedef struct NodeMetadata {
         char name[METADATA_NAME_MAX];
         NodeRole role;
@@ -52,6 +66,8 @@ typedef struct NodeMetadata {
         char peers[METADATA_PEERS_MAX][METADATA_ENDPOINT_MAX];
         size_t n_peers;
         char init_secret_hash[INIT_SECRET_HASH_MAX]; /* "" if the metadata has none */
+        /* Hex cluster ID a joining node expects its join service to hold in PCR 15; "" if none */
+        char cluster_id[2 * METADATA_CLUSTER_ID_SIZE + 1];
 } NodeMetadata;
 
 MetadataProvider metadata_provider_from_string(const char *s);

@@ -24,6 +24,7 @@ typedef struct RpcRequest {
         const char *path;
         const json_t *body; /* NULL for GET */
         SSL *ssl;           /* the attested connection */
+        const char *peer;   /* the client's address ("10.0.0.2:41234"), for logs and audit */
 } RpcRequest;
 
 /* Fills *ret_response (a new reference) and returns 0, or returns -errno with detail set:
@@ -35,6 +36,10 @@ typedef struct RpcRoute {
         const char *method;
         const char *path;
         RpcHandler handler;
+        /* Only for clients whose evidence was verified on this connection (a server that
+         * allows unattested clients, atls_context_allow_unattested_clients()); others get 403
+         * and the server's on_refusal hook is told. */
+        bool attested_client;
 } RpcRoute;
 
 typedef struct RpcServerConfig {
@@ -44,7 +49,11 @@ typedef struct RpcServerConfig {
         size_t max_headers;
         unsigned timeout_sec; /* read/write timeout: handshake, headers, body */
         unsigned max_connections;
-        bool notify; /* sd_notify READY=1/STOPPING=1 */
+        bool notify;   /* sd_notify READY=1/STOPPING=1 */
+        int listen_fd; /* >= 0: serve this listening socket (handed over) instead of binding */
+        /* Called (with the server's userdata) when a request is refused before its handler
+         * runs because the route needs an attested client; may be NULL. */
+        void (*on_refusal)(void *userdata, const RpcRequest *req, const char *reason);
 } RpcServerConfig;
 
 void rpc_server_config_defaults(RpcServerConfig *c);
@@ -60,6 +69,12 @@ uint16_t rpc_server_port(const RpcServer *s);
 /* Serves until SIGTERM/SIGINT or rpc_server_stop(); then stops accepting and waits (bounded)
  * for open connections to finish. */
 int rpc_server_run(RpcServer *s);
+/* true if a SIGTERM or SIGINT asked the server to stop (a caller with other plans for after
+ * rpc_server_run() must then just exit). */
+bool rpc_server_signalled(const RpcServer *s);
+/* A duplicate of the listening socket without close-on-exec, for handing it to a program this
+ * process execs (so that clients never find the port closed); -errno if there is none. */
+int rpc_server_dup_listen_fd(RpcServer *s);
 /* Thread-safe request to stop. */
 void rpc_server_stop(RpcServer *s);
 unsigned rpc_server_connections(const RpcServer *s);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef int (*VerbFunction)(int argc, char *argv[], void *userdata);
 
@@ -38,3 +39,6 @@ typedef enum OutputFormat {
 OutputFormat output_format_from_string(const char *s);
 /* Maps a negative errno to a process exit status: 0 on success, 1 on any failure. */
 int exit_status_from_errno(int r);
+
+/* "ADDR:PORT" (the last colon separates the port; port 0 allowed). Splits s in place. */
+int parse_listen_address(char *s, const char **ret_address, uint16_t *ret_port);
