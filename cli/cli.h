@@ -5,6 +5,12 @@
 
 #include "cloister/verbs.h"
 
+/* image/kubernetes.json pins it (a test keeps the two equal). */
+#define CLI_KUBERNETES_VERSION   "v1.30.0"
+#define CLI_CLUSTER_NAME_DEFAULT "cloister"
+#define CLI_SERVICE_CIDR_DEFAULT "10.96.0.0/12"
+#define CLI_CONFIG_FILE_DEFAULT  "cloister.json"
+
 /* Options shared by every verb of `cloister`. */
 typedef struct CliOptions {
         OutputFormat output;
@@ -16,6 +22,8 @@ int verb_verify_report(int argc, char *argv[], void *userdata);
 int verb_apply(int argc, char *argv[], void *userdata);
 int verb_init_secret(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);
+int verb_config(int argc, char *argv[], void *userdata);
+int verb_mini(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
@@ -29,3 +37,27 @@ int cli_parse_timeout(const char *arg, RpcClientConfig *c);
 int cli_parse_file_option(int argc, char *argv[], const char *usage, const char **file);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);
+
+typedef struct Evidence Evidence;
+/* A qemu-vtpm evidence document from path and its attestation key as base64 DER
+ * SubjectPublicKeyInfo, what a pinned akTrust holds (trust on first use). Logs its errors. */
+int cli_evidence_load_ak(const char *path, Evidence **ret_evidence, char **ret_ak_public);
+
+typedef struct json_t json_t;
+/* A cluster configuration file (docs/config.md), as `cloister config generate` writes it. */
+typedef struct CliConfig {
+        json_t *json; /* owns the strings below */
+        const char *provider;
+        const char *cluster_name, *kubernetes_version, *service_cidr; /* NULL if absent */
+        char *policy;        /* the "attestation" object, serialised */
+        char *policy_source; /* "FILE: attestation", for messages */
+} CliConfig;
+
+/* Loads and checks a configuration file, its attestation policy included (a value that is not
+ * set yet is refused). Logs one line and returns -errno on failure. */
+int cli_config_load(const char *path, CliConfig *ret);
+void cli_config_done(CliConfig *c);
+
+typedef struct AttestPolicy AttestPolicy;
+/* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */
+int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d);

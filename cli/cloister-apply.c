@@ -20,9 +20,6 @@
 
 #define STATE_FILE_DEFAULT "cloister-state.json"
 
-/* image/kubernetes.json pins it (a test keeps the two equal). */
-#define KUBERNETES_VERSION "v1.30.0"
-
 static char *b64_wipe_later(const void *data, size_t n)
 {
         char *s = NULL;
@@ -37,7 +34,7 @@ static void free_wiped(char *s)
 }
 
 /* Attests the node with the policy and PCR 15 = this cluster's value: it is a member. */
-static int attest_member(const char *endpoint, const char *policy_path,
+static int attest_member(const char *endpoint, const char *policy_path, const CliConfig *config,
                          const uint8_t cid[static CLUSTER_ID_SIZE],
                          const RpcClientConfig *rpc_config, Diag *d)
 {
@@ -49,7 +46,7 @@ static int attest_member(const char *endpoint, const char *policy_path,
         long status = 0;
         int r;
 
-        r = attest_policy_load(policy_path, &pol, d);
+        r = cli_policy_load(policy_path, config, &pol, d);
         if (r < 0)
                 return r;
         kdf_pcr15_expected(cid, pol->pcrs[15].expected);
@@ -143,6 +140,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         enum {
                 ARG_ENDPOINT = 0x100,
                 ARG_POLICY,
+                ARG_CONFIG,
                 ARG_MS,
                 ARG_NAME,
                 ARG_K8S,
@@ -157,6 +155,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
                 { "policy", required_argument, NULL, ARG_POLICY },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "master-secret", required_argument, NULL, ARG_MS },
                 { "cluster-name", required_argument, NULL, ARG_NAME },
                 { "kubernetes-version", required_argument, NULL, ARG_K8S },
@@ -166,11 +165,13 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "state-file", required_argument, NULL, ARG_STATE },
                 {},
         };
-        const char *endpoint = NULL, *policy = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *name = "cloister", *k8s = KUBERNETES_VERSION,
+        /* name, k8s, service_cidr: NULL until given; then the config's, then the defaults. */
+        const char *endpoint = NULL, *policy = NULL, *config_path = NULL,
+                   *ms_path = MASTER_SECRET_FILE_DEFAULT, *name = NULL, *k8s = NULL,
                    *kubeconfig = "cloister-admin.conf",
-                   *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = "10.96.0.0/12",
+                   *init_secret_path = INIT_SECRET_FILE_DEFAULT, *service_cidr = NULL,
                    *state_path = STATE_FILE_DEFAULT;
+        _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         RpcClientConfig rpc_config;
         _cleanup_(apply_state_done) ApplyState prev = {};
@@ -194,9 +195,10 @@ int verb_apply(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister apply --endpoint https://HOST:PORT --policy FILE\n"
+                        printf("Usage: cloister apply --endpoint https://HOST:PORT\n"
+                               "         --policy FILE | --config FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
-                               "         [--kubernetes-version V (default " KUBERNETES_VERSION
+                               "         [--kubernetes-version V (default " CLI_KUBERNETES_VERSION
                                ")]\n"
                                "         [--kubeconfig OUT]\n"
                                "         [--init-secret-file FILE] [--service-cidr CIDR]\n"
@@ -209,13 +211,19 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "the init secret (default file " INIT_SECRET_FILE_DEFAULT ") whose\n"
                                "hash its metadata holds. The result goes to the state file; run\n"
                                "again with it, apply only attests that the node is a member of\n"
-                               "this cluster (PCR 15) and changes nothing.\n");
+                               "this cluster (PCR 15) and changes nothing.\n\n"
+                               "--config FILE ('cloister config generate') gives the policy (its\n"
+                               "\"attestation\" object) and the defaults for --cluster-name,\n"
+                               "--kubernetes-version and --service-cidr; flags given win.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
+                        break;
+                case ARG_CONFIG:
+                        config_path = optarg;
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
@@ -247,8 +255,20 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || !endpoint || !policy)
-                return log_error_errno(-EINVAL, "apply: --endpoint and --policy are required.");
+        if (policy && config_path)
+                return log_error_errno(-EINVAL,
+                                       "apply: --policy and --config are alternatives: give one.");
+        if (optind < argc || !endpoint || (!policy && !config_path))
+                return log_error_errno(
+                        -EINVAL, "apply: --endpoint and --policy (or --config) are required.");
+        if (config_path) {
+                r = cli_config_load(config_path, &config);
+                if (r < 0)
+                        return r;
+        }
+        name = name ?: config.cluster_name ?: CLI_CLUSTER_NAME_DEFAULT;
+        k8s = k8s ?: config.kubernetes_version ?: CLI_KUBERNETES_VERSION;
+        service_cidr = service_cidr ?: config.service_cidr ?: CLI_SERVICE_CIDR_DEFAULT;
         if (access(state_path, F_OK) == 0) {
                 r = load_state(state_path, &prev);
                 if (r < 0)
@@ -275,7 +295,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                                        "%s is not the master secret of cluster "
                                                        "'%s' (%s).",
                                                        ms_path, prev.name, state_path);
-                        r = attest_member(endpoint, policy, cid, &rpc_config, &d);
+                        r = attest_member(endpoint, policy, &config, cid, &rpc_config, &d);
                         if (r < 0) {
                                 char msg[1024];
                                 diag_format(&d, msg, sizeof(msg));
@@ -303,7 +323,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = master_secret_load(ms_path, &ms, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
-        r = attest_policy_load(policy, &pol, &d);
+        r = cli_policy_load(policy, &config, &pol, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         r = init_secret_load(init_secret_path, &init_secret, &d);
@@ -331,7 +351,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         memset(pol->pcrs[15].expected, 0, sizeof(pol->pcrs[15].expected));
         pol->pcrs[15].present = true;
         pol->pcrs[15].warn_only = false;
-        if (resume && attest_member(endpoint, policy, cid, &rpc_config, &d) >= 0)
+        if (resume && attest_member(endpoint, policy, &config, cid, &rpc_config, &d) >= 0)
                 kdf_pcr15_expected(cid, pol->pcrs[15].expected);
         /* Recorded before anything is sent: if the answer is lost, the next run resumes with the
          * same measurement salt (so the same cluster ID) instead of starting over. */
@@ -360,6 +380,18 @@ int verb_apply(int argc, char *argv[], void *userdata)
         free_wiped(m64);
         if (!body)
                 return log_oom();
+        /* The owner's policy goes with the init: the node's join service holds every joining
+         * node to it. */
+        {
+                json_t *pj = NULL;
+                r = policy ? json_parse_file(policy, ATTEST_POLICY_SIZE_MAX, &pj, &d)
+                           : json_parse_buffer(config.policy, strlen(config.policy),
+                                               config.policy_source, &pj, &d);
+                if (r < 0)
+                        return log_error_errno(r, "%s", d.message);
+                if (json_object_set_new(body, "policy", pj) < 0)
+                        return log_oom();
+        }
 
         pv = (PolicyVerifier){ .policy = pol };
         v = policy_verifier(&pv);

@@ -418,19 +418,49 @@ static int attestation_show_verb(int argc, char *argv[], void *userdata)
         return 0;
 }
 
-/* Trust on first use: a policy that pins the AK and expects the PCRs of a given evidence. Only
- * for machines the owner controls (local clusters); it says so. */
-static int attestation_policy_verb(int argc, char *argv[], void *userdata)
+int cli_evidence_load_ak(const char *path, Evidence **ret_evidence, char **ret_ak_public)
 {
         _cleanup_(evidence_freep) Evidence *e = NULL;
         _cleanup_(freep) uint8_t *data = NULL;
-        _cleanup_(freep) char *spki64 = NULL, *text = NULL;
-        _cleanup_(json_decrefp) json_t *root = NULL, *ms = NULL;
+        _cleanup_(freep) char *spki64 = NULL;
         unsigned char *der = NULL;
         TpmPublic ak;
         size_t size;
         Diag d;
         int n, r;
+
+        r = read_full_file(path, EVIDENCE_SIZE_MAX, &data, &size);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", path);
+        diag_clear(&d);
+        r = evidence_parse(data, size, &e, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", path, d.message);
+        if (e->variant != ATTEST_VARIANT_QEMU_VTPM)
+                return log_error_errno(-EINVAL, "%s: only qemu-vtpm evidence is supported.", path);
+        r = tpm_public_parse(e->tpm.ak_public.data, e->tpm.ak_public.size, &ak, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", path, d.message);
+        n = i2d_PUBKEY(ak.key, &der);
+        tpm_public_done(&ak);
+        if (n <= 0 || base64_encode(der, (size_t) n, &spki64) < 0) {
+                OPENSSL_free(der);
+                return log_oom();
+        }
+        OPENSSL_free(der);
+        *ret_evidence = TAKE_PTR(e);
+        *ret_ak_public = TAKE_PTR(spki64);
+        return 0;
+}
+
+/* Trust on first use: a policy that pins the AK and expects the PCRs of a given evidence. Only
+ * for machines the owner controls (local clusters); it says so. */
+static int attestation_policy_verb(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) char *spki64 = NULL, *text = NULL;
+        _cleanup_(json_decrefp) json_t *root = NULL, *ms = NULL;
+        int r;
 
         if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
                 printf("Usage: cloister attestation policy EVIDENCE [OUTPUT]\n\n"
@@ -439,26 +469,9 @@ static int attestation_policy_verb(int argc, char *argv[], void *userdata)
                        "control, such as a local cluster).\n");
                 return argc >= 2 ? 0 : -EINVAL;
         }
-        r = read_full_file(argv[1], EVIDENCE_SIZE_MAX, &data, &size);
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot read: %m", argv[1]);
-        diag_clear(&d);
-        r = evidence_parse(data, size, &e, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", argv[1], d.message);
-        if (e->variant != ATTEST_VARIANT_QEMU_VTPM)
-                return log_error_errno(-EINVAL, "%s: only qemu-vtpm evidence is supported.",
-                                       argv[1]);
-        r = tpm_public_parse(e->tpm.ak_public.data, e->tpm.ak_public.size, &ak, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", argv[1], d.message);
-        n = i2d_PUBKEY(ak.key, &der);
-        tpm_public_done(&ak);
-        if (n <= 0 || base64_encode(der, (size_t) n, &spki64) < 0) {
-                OPENSSL_free(der);
-                return log_oom();
-        }
-        OPENSSL_free(der);
+        r = cli_evidence_load_ak(argv[1], &e, &spki64);
+        if (r < 0 || !e)
+                return r < 0 ? r : -EINVAL;
         ms = json_object();
         for (int i = 0; ms && i < EVIDENCE_PCR_COUNT; i++) {
                 char key[4], hex[2 * EVIDENCE_PCR_SIZE + 1];

@@ -15,19 +15,28 @@
 
 int verb_verify(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_ENDPOINT = 0x100, ARG_POLICY, ARG_CLUSTER_ID, ARG_NODE, ARG_TIMEOUT };
+        enum {
+                ARG_ENDPOINT = 0x100,
+                ARG_POLICY,
+                ARG_CONFIG,
+                ARG_CLUSTER_ID,
+                ARG_NODE,
+                ARG_TIMEOUT
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "endpoint", required_argument, NULL, ARG_ENDPOINT },
                 { "policy", required_argument, NULL, ARG_POLICY },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
                 { "node", required_argument, NULL, ARG_NODE },
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
         CliOptions *o = userdata;
-        const char *endpoint = NULL, *policy = NULL, *cluster_id = NULL;
+        const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL;
+        _cleanup_(cli_config_done) CliConfig config = {};
         char node_url[300];
         RpcClientConfig rpc_config;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
@@ -48,18 +57,24 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister verify --node HOST[:PORT] --policy FILE\n"
                                "         [--cluster-id HEX] [--timeout SEC] [-o text|json]\n"
+                               "       cloister verify --node HOST[:PORT] --config FILE ...\n"
                                "       cloister verify --endpoint https://HOST:PORT ...\n\n"
                                "Attests a node with a fresh nonce and prints every check: the\n"
                                "measured values against the policy, and with --cluster-id that\n"
                                "PCR 15 holds this cluster's ID. The last line of text output is\n"
                                "'Verification OK' or 'Verification FAILED: <reason>'. Exit status\n"
-                               "1 on any failure. --node takes the default port 9000.\n");
+                               "1 on any failure. --node takes the default port 9000. --config\n"
+                               "takes the policy from a cluster configuration ('cloister config\n"
+                               "generate'): its \"attestation\" object.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
+                        break;
+                case ARG_CONFIG:
+                        config_path = optarg;
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
@@ -91,11 +106,19 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || !endpoint || !policy)
-                return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy are "
-                                                "required.");
+        if (policy && config_path)
+                return log_error_errno(-EINVAL,
+                                       "verify: --policy and --config are alternatives: give one.");
+        if (optind < argc || !endpoint || (!policy && !config_path))
+                return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy (or "
+                                                "--config) are required.");
+        if (config_path) {
+                r = cli_config_load(config_path, &config);
+                if (r < 0)
+                        return r;
+        }
         diag_clear(&d);
-        r = attest_policy_load(policy, &pol, &d);
+        r = cli_policy_load(policy, &config, &pol, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         if (cluster_id) {

@@ -19,6 +19,10 @@ static const Verb verbs[] = {
           "attest the first node and initialise the cluster over aTLS" },
         { "verify", 0, VERB_ANY, verb_verify,
           "attest a node now and print every check (PCRs, cluster ID in PCR 15)" },
+        { "config", 1, VERB_ANY, verb_config,
+          "generate: a cluster configuration (attestation policy and defaults) per provider" },
+        { "mini", 1, VERB_ANY, verb_mini,
+          "up | down | status: a local cluster in network namespaces (root)" },
         {},
 };
 

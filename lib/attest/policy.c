@@ -51,7 +51,9 @@ AttestPolicy *attest_policy_free(AttestPolicy *p)
 {
         if (!p)
                 return NULL;
-        blob_clear(&p->ak_pinned_spki);
+        for (size_t i = 0; i < p->n_ak_pinned; i++)
+                blob_clear(&p->ak_pinned[i]);
+        p->n_ak_pinned = 0;
         blob_clear(&p->ek_ca_roots);
         blob_clear(&p->snp_trusted_arks);
         free(p);
@@ -81,6 +83,14 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
                 r = json_check_keys(&c, v, keys);
                 if (r < 0)
                         return r;
+                /* null: a placeholder `cloister config generate` writes for a value it cannot
+                 * know yet. Refused, with the way to fill it. */
+                if (json_is_null(json_object_get(v, "expected")))
+                        return diag_fail(ctx->diag, -ENODATA, "policy-incomplete", idx,
+                                         "%s: %s.expected is not set yet: fill it from "
+                                         "'cloister-measure image IMAGE -o json' (cloister config "
+                                         "generate --measurements)",
+                                         c.source, c.path);
                 r = json_get_hex_exact(&c, v, "expected", true, p->pcrs[idx].expected,
                                        EVIDENCE_PCR_SIZE);
                 if (r < 0)
@@ -94,12 +104,46 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
         return 0;
 }
 
+/* "akPublic": one base64 SubjectPublicKeyInfo, or a list of them (1..ATTEST_AK_PINS_MAX). */
+static int parse_ak_pins(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        json_t *list = json_object_get(o, "akPublic"), *item;
+        JsonCtx sub = *ctx;
+        char path[128];
+        uint8_t *spki;
+        size_t n, i;
+        int r;
+
+        if (!json_is_array(list)) {
+                r = json_get_base64(ctx, o, "akPublic", true, 4096, &spki, &n);
+                if (r < 0)
+                        return r;
+                p->ak_pinned[0] = (Blob){ .data = spki, .size = n };
+                p->n_ak_pinned = 1;
+                return 0;
+        }
+        if (json_array_size(list) == 0 || json_array_size(list) > ATTEST_AK_PINS_MAX)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.akPublic: a list of 1..%u keys", ctx->source, ctx->path,
+                                 ATTEST_AK_PINS_MAX);
+        json_array_foreach (list, i, item) {
+                _cleanup_(json_decrefp) json_t *wrap = json_pack("{s:O}", "akPublic", item);
+                if (!wrap)
+                        return -ENOMEM;
+                (void) snprintf(path, sizeof(path), "%s.akPublic[%zu]", ctx->path, i);
+                sub.path = path;
+                r = json_get_base64(&sub, wrap, "akPublic", true, 4096, &spki, &n);
+                if (r < 0)
+                        return r;
+                p->ak_pinned[p->n_ak_pinned++] = (Blob){ .data = spki, .size = n };
+        }
+        return 0;
+}
+
 static int parse_ak_trust(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 {
         static const char *const keys[] = { "mode", "akPublic", "caRoots", NULL };
         const char *mode, *roots;
-        uint8_t *spki;
-        size_t n;
         int r;
 
         r = json_check_keys(ctx, o, keys);
@@ -116,11 +160,16 @@ static int parse_ak_trust(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 
         switch (p->ak_trust) {
         case AK_TRUST_PINNED:
-                r = json_get_base64(ctx, o, "akPublic", true, 4096, &spki, &n);
+                if (json_is_null(json_object_get(o, "akPublic")))
+                        return diag_fail(ctx->diag, -ENODATA, "policy-incomplete", -1,
+                                         "%s: %s.akPublic is not set yet: pin the attestation key "
+                                         "of a node you control from its evidence ('cloister "
+                                         "attestation issue', then cloister config generate qemu "
+                                         "--evidence; trust on first use, local clusters only)",
+                                         ctx->source, ctx->path);
+                r = parse_ak_pins(ctx, o, p);
                 if (r < 0)
                         return r;
-                blob_clear(&p->ak_pinned_spki);
-                p->ak_pinned_spki = (Blob){ .data = spki, .size = n };
                 if (json_object_get(o, "caRoots"))
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                          "%s: %s.caRoots: only for mode ek-cert", ctx->source,
@@ -171,6 +220,20 @@ static int get_hex_list(const JsonCtx *ctx, const json_t *o, const char *key, ui
         }
         *n = json_array_size(a);
         return 0;
+}
+
+/* A null list, or a null in it: placeholders for launch measurements not known yet. */
+static bool snp_measurements_unset(const json_t *o)
+{
+        json_t *a = json_object_get(o, "measurements"), *v;
+        size_t i;
+
+        if (json_is_null(a))
+                return true;
+        json_array_foreach (a, i, v)
+                if (json_is_null(v))
+                        return true;
+        return false;
 }
 
 static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
@@ -233,6 +296,12 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
                         return r;
         } else if (r != -ENOENT)
                 return r;
+        if (snp_measurements_unset(o))
+                return diag_fail(ctx->diag, -ENODATA, "policy-incomplete", -1,
+                                 "%s: %s.measurements is not set yet: add the launch measurement "
+                                 "(96 hex digits) of a node booted from this image, as 'cloister "
+                                 "attestation verify-report' prints it",
+                                 ctx->source, ctx->path);
         r = get_hex_list(ctx, o, "measurements", p->snp.measurements, SNP_POLICY_MEASUREMENTS_MAX,
                          &p->snp.n_measurements);
         if (r >= 0)

@@ -90,12 +90,47 @@ static void test_policy_snp_fields_parse(void **state)
         assert_false(p->snp.allow_debug);
 }
 
+/* `cloister config generate` writes null for values it cannot know yet; a policy holding one is
+ * refused with -ENODATA (not malformed: incomplete), naming the field and how to fill it. */
+static void test_policy_refuses_values_not_set_yet_naming_field_and_next_step(void **state)
+{
+        static const struct {
+                const char *json, *field, *next_step;
+        } cases[] = {
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"4\":{\"expected\":"
+                  "null,\"warnOnly\":false}},\"akTrust\":{\"mode\":\"insecure-any\"}}",
+                  "p.json: .measurements.4.expected is not set yet", "cloister-measure image" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{},\"akTrust\":"
+                  "{\"mode\":\"pinned\",\"akPublic\":null}}",
+                  "p.json: .akTrust.akPublic is not set yet", "--evidence" },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"measurements\":null}}",
+                  "p.json: .snp.measurements is not set yet", "verify-report" },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"measurements\":[null]}}",
+                  "p.json: .snp.measurements is not set yet", "verify-report" },
+                { "{\"version\":1,\"variant\":\"azure-sev-snp\",\"snp\":{},\"measurements\":{"
+                  "\"11\":{\"expected\":null}}}",
+                  "p.json: .measurements.11.expected is not set yet", "cloister-measure image" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AttestPolicy *p = (AttestPolicy *) 0x1;
+                Diag d;
+
+                assert_int_equal(parse(cases[i].json, &p, &d), -ENODATA);
+                assert_ptr_equal(p, (AttestPolicy *) 0x1); /* not written on failure */
+                assert_string_equal(d.check, "policy-incomplete");
+                if (!strstr(d.message, cases[i].field) || !strstr(d.message, cases[i].next_step))
+                        fail_msg("case %zu: '%s' lacks '%s' or '%s'", i, d.message, cases[i].field,
+                                 cases[i].next_step);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_policy_vtpm_pinned_parses_measurements_and_modes),
                 cmocka_unit_test(test_policy_refuses_ambiguous_or_unknown_settings),
                 cmocka_unit_test(test_policy_snp_fields_parse),
+                cmocka_unit_test(test_policy_refuses_values_not_set_yet_naming_field_and_next_step),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The cluster configuration file (docs/config.md): `cloister config generate` writes it,
+ * `cloister apply --config` and `cloister verify --config` read it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cloister/attest.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/measurements.h"
+
+#define CONFIG_VERSION 1
+
+/* Minimum SEV-SNP TCB (SPL per component) of AMD Milan firmware, as in docs/snp.md's example. */
+#define SNP_MIN_TCB_BOOTLOADER 3
+#define SNP_MIN_TCB_TEE        0
+#define SNP_MIN_TCB_SNP        8
+#define SNP_MIN_TCB_MICROCODE  115
+
+typedef enum Provider {
+        PROVIDER_QEMU,
+        PROVIDER_GCP,
+        PROVIDER_AZURE,
+        PROVIDER_AWS,
+        _PROVIDER_MAX,
+        _PROVIDER_INVALID = -EINVAL,
+} Provider;
+
+static const char *const provider_names[_PROVIDER_MAX] = {
+        [PROVIDER_QEMU] = "qemu",
+        [PROVIDER_GCP] = "gcp",
+        [PROVIDER_AZURE] = "azure",
+        [PROVIDER_AWS] = "aws",
+};
+
+/* The attestation variant each provider's nodes present. */
+static const AttestVariant provider_variants[_PROVIDER_MAX] = {
+        [PROVIDER_QEMU] = ATTEST_VARIANT_QEMU_VTPM,
+        [PROVIDER_GCP] = ATTEST_VARIANT_SEV_SNP,
+        [PROVIDER_AZURE] = ATTEST_VARIANT_AZURE_SEV_SNP,
+        [PROVIDER_AWS] = ATTEST_VARIANT_SEV_SNP,
+};
+
+/* The PCRs a boot of the image sets to values of its own (docs/measured-boot.md). */
+static const unsigned image_pcrs[] = { 4, 9, 11 };
+
+static Provider provider_from_string(const char *s)
+{
+        for (int i = 0; i < _PROVIDER_MAX; i++)
+                if (strcmp(provider_names[i], s) == 0)
+                        return (Provider) i;
+        return _PROVIDER_INVALID;
+}
+
+static bool provider_has_pcrs(Provider p)
+{
+        return provider_variants[p] != ATTEST_VARIANT_SEV_SNP;
+}
+
+static bool is_image_pcr(unsigned i)
+{
+        for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
+                if (image_pcrs[k] == i)
+                        return true;
+        return false;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (p[i])
+                        return false;
+        return true;
+}
+
+/* PCR 4, 9, 11 and the PCRs predicted zero, from what `cloister-measure uki|image -o json`
+ * prints; anything else in the file is not such a prediction and is refused. */
+static int load_measurements(const char *path, MeasurementsFile **ret)
+{
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        size_t size;
+        Diag d;
+        int r;
+
+        r = read_full_file(path, MEASUREMENTS_FILE_SIZE_MAX, &data, &size);
+        if (r == -EMSGSIZE)
+                return log_error_errno(r, "%s: larger than %u bytes: not a measurements file.",
+                                       path, MEASUREMENTS_FILE_SIZE_MAX);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", path);
+        diag_clear(&d);
+        r = measurements_file_parse(data, size, path, &m, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
+                if (!m->pcrs[image_pcrs[k]].present)
+                        return log_error_errno(-EBADMSG,
+                                               "%s: PCR %u is missing: expected what "
+                                               "'cloister-measure image IMAGE -o json' prints.",
+                                               path, image_pcrs[k]);
+        for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                if (m->pcrs[i].present && !is_image_pcr(i) &&
+                    !is_zero(m->pcrs[i].expected, EVIDENCE_PCR_SIZE))
+                        return log_error_errno(-EBADMSG,
+                                               "%s: PCR %u is neither 4, 9, 11 nor predicted "
+                                               "zero: not a 'cloister-measure' prediction.",
+                                               path, i);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* expected NULL writes null: a value not known yet. */
+static int add_pcr(json_t *ms, unsigned i, const uint8_t *expected, bool warn_only)
+{
+        char key[4], hex[2 * EVIDENCE_PCR_SIZE + 1];
+        json_t *e;
+
+        (void) snprintf(key, sizeof(key), "%u", i);
+        if (expected)
+                hex_encode_buf(expected, EVIDENCE_PCR_SIZE, hex, sizeof(hex));
+        e = json_pack("{s:o,s:b}", "expected", expected ? json_string(hex) : json_null(),
+                      "warnOnly", warn_only);
+        if (!e || json_object_set_new(ms, key, e) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The PCR expectations: the measurements file's (PCR 4, 9, 11 null without one), and PCR 15
+ * zero: a node that has not joined a cluster yet. */
+static json_t *measurements_json(const MeasurementsFile *m)
+{
+        static const uint8_t zero[EVIDENCE_PCR_SIZE] = {};
+        _cleanup_(json_decrefp) json_t *ms = json_object();
+        int r = ms ? 0 : -ENOMEM;
+
+        for (unsigned i = 0; r >= 0 && i < EVIDENCE_PCR_COUNT; i++) {
+                if (i == 15)
+                        r = add_pcr(ms, i, zero, false);
+                else if (m && m->pcrs[i].present)
+                        r = add_pcr(ms, i, m->pcrs[i].expected, m->pcrs[i].warn_only);
+                else if (!m && is_image_pcr(i))
+                        r = add_pcr(ms, i, NULL, false);
+        }
+        return r < 0 ? NULL : TAKE_PTR(ms);
+}
+
+/* SEV-SNP guest policy: refuse by default (no debug, no migration agent, VMPL 0); the launch
+ * measurement is null until the owner fills it. */
+static json_t *snp_json(void)
+{
+        return json_pack("{s:b,s:b,s:b,s:i,s:{s:i,s:i,s:i,s:i},s:i,s:n}", "allowDebug", false,
+                         "allowMigrationAgent", false, "allowSmt", true, "vmpl", 0, "minTcb",
+                         "bootloader", SNP_MIN_TCB_BOOTLOADER, "tee", SNP_MIN_TCB_TEE, "snp",
+                         SNP_MIN_TCB_SNP, "microcode", SNP_MIN_TCB_MICROCODE, "minGuestSvn", 0,
+                         "measurements");
+}
+
+static json_t *attestation_json(Provider provider, const MeasurementsFile *m, const char *ak_public)
+{
+        _cleanup_(json_decrefp) json_t *ms = NULL, *snp = NULL;
+        const char *variant = attest_variant_to_string(provider_variants[provider]);
+
+        switch (provider) {
+        case PROVIDER_QEMU:
+                ms = measurements_json(m);
+                return ms ? json_pack("{s:i,s:s,s:O,s:{s:s,s:o},s:s}", "version",
+                                      ATTEST_POLICY_VERSION, "variant", variant, "measurements", ms,
+                                      "akTrust", "mode", "pinned", "akPublic",
+                                      ak_public ? json_string(ak_public) : json_null(), "eventLog",
+                                      "if-present")
+                          : NULL;
+        case PROVIDER_AZURE:
+                /* The SNP report vouches for the vTPM's key: no akTrust (docs/snp.md). */
+                ms = measurements_json(m);
+                snp = snp_json();
+                return ms && snp ? json_pack("{s:i,s:s,s:O,s:O}", "version", ATTEST_POLICY_VERSION,
+                                             "variant", variant, "measurements", ms, "snp", snp)
+                                 : NULL;
+        default:
+                snp = snp_json();
+                return snp ? json_pack("{s:i,s:s,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
+                                       variant, "snp", snp)
+                           : NULL;
+        }
+}
+
+/* One line per value the file leaves null, saying how to fill it. */
+static void print_unset(const char *file, Provider provider, bool have_measurements,
+                        bool have_evidence)
+{
+        const char *name = provider_names[provider];
+
+        printf("Not set yet; 'cloister apply' and 'cloister verify' refuse %s until each is "
+               "filled:\n",
+               file);
+        if (provider_has_pcrs(provider) && !have_measurements)
+                for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
+                        printf("  attestation.measurements.%u.expected: run 'cloister-measure "
+                               "image IMAGE -o json > m.json', then 'cloister config generate %s "
+                               "--measurements m.json --force'\n",
+                               image_pcrs[k], name);
+        if (provider == PROVIDER_QEMU && !have_evidence)
+                printf("  attestation.akTrust.akPublic: on the node, 'cloister attestation issue "
+                       "--binding HEX --output-file ev.json', then 'cloister config generate qemu "
+                       "--evidence ev.json --force' (local clusters only)\n");
+        if (provider != PROVIDER_QEMU)
+                printf("  attestation.snp.measurements: the launch measurement (96 hex digits) "
+                       "of a node booted from your image, as 'cloister attestation verify-report' "
+                       "prints it\n");
+}
+
+static int config_generate_verb(int argc, char *argv[], void *userdata)
+{
+        enum { ARG_MEASUREMENTS = 0x100, ARG_EVIDENCE, ARG_NAME, ARG_FORCE };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "file", required_argument, NULL, 'f' },
+                { "measurements", required_argument, NULL, ARG_MEASUREMENTS },
+                { "evidence", required_argument, NULL, ARG_EVIDENCE },
+                { "name", required_argument, NULL, ARG_NAME },
+                { "force", no_argument, NULL, ARG_FORCE },
+                {},
+        };
+        const char *file = CLI_CONFIG_FILE_DEFAULT, *measurements = NULL, *evidence = NULL,
+                   *name = CLI_CLUSTER_NAME_DEFAULT;
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) char *ak_public = NULL, *text = NULL, *doc = NULL;
+        _cleanup_(json_decrefp) json_t *att = NULL, *root = NULL, *name_json = NULL;
+        bool force = false;
+        Provider provider;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hf:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister config generate PROVIDER [--file FILE] [--force]\n"
+                               "         [--measurements FILE] [--evidence FILE (qemu)] "
+                               "[--name NAME]\n\n"
+                               "Writes a cluster configuration for PROVIDER (qemu, gcp, azure or\n"
+                               "aws) to FILE (default " CLI_CONFIG_FILE_DEFAULT
+                               "), mode 0600, never\n"
+                               "overwriting it without --force. Its \"attestation\" object is the\n"
+                               "policy 'cloister apply --config' and 'cloister verify --config'\n"
+                               "use. Values that cannot be known yet are written as null and\n"
+                               "listed with how to fill them: a config holding one is refused.\n\n"
+                               "  --measurements FILE  what 'cloister-measure uki|image IMAGE -o\n"
+                               "                       json' prints: PCR 4, 9, 11 and the PCRs\n"
+                               "                       it predicts zero (qemu, azure)\n"
+                               "  --evidence FILE      qemu only: pins the attestation key of\n"
+                               "                       this evidence ('cloister attestation\n"
+                               "                       issue'): trust on first use, for local\n"
+                               "                       clusters on machines you control only\n"
+                               "  --name NAME          cluster name "
+                               "(default " CLI_CLUSTER_NAME_DEFAULT ")\n"
+                               "\nSee docs/config.md for every field.\n");
+                        return 0;
+                case 'f':
+                        file = optarg;
+                        break;
+                case ARG_MEASUREMENTS:
+                        measurements = optarg;
+                        break;
+                case ARG_EVIDENCE:
+                        evidence = optarg;
+                        break;
+                case ARG_NAME:
+                        name = optarg;
+                        break;
+                case ARG_FORCE:
+                        force = true;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind >= argc)
+                return log_error_errno(-EINVAL, "config generate: which provider? qemu, gcp, "
+                                                "azure or aws. See --help.");
+        if (optind + 1 < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                                       argv[optind + 1]);
+        provider = provider_from_string(argv[optind]);
+        if (provider < 0)
+                return log_error_errno(-EINVAL,
+                                       "Unknown provider '%s': use qemu, gcp, azure or aws.",
+                                       argv[optind]);
+        if (evidence && provider != PROVIDER_QEMU)
+                return log_error_errno(-EINVAL,
+                                       "--evidence is for qemu only: it pins a key on trust on "
+                                       "first use; %s nodes prove theirs with SEV-SNP.",
+                                       provider_names[provider]);
+        if (measurements && !provider_has_pcrs(provider))
+                return log_error_errno(-EINVAL,
+                                       "--measurements: %s nodes are checked by their SEV-SNP "
+                                       "launch measurement, not by PCRs.",
+                                       provider_names[provider]);
+        name_json = json_string(name); /* NULL unless valid UTF-8 */
+        if (!name_json || !name || !*name)
+                return log_error_errno(-EINVAL, "--name: a non-empty UTF-8 name is required.");
+
+        if (measurements) {
+                r = load_measurements(measurements, &m);
+                if (r < 0)
+                        return r;
+        }
+        if (evidence) {
+                r = cli_evidence_load_ak(evidence, &e, &ak_public);
+                if (r < 0)
+                        return r;
+        }
+        att = attestation_json(provider, m, ak_public);
+        root = att ? json_pack("{s:i,s:s,s:O,s:s,s:s,s:O}", "version", CONFIG_VERSION, "provider",
+                               provider_names[provider], "clusterName", name_json,
+                               "kubernetesVersion", CLI_KUBERNETES_VERSION, "serviceCidr",
+                               CLI_SERVICE_CIDR_DEFAULT, "attestation", att)
+                   : NULL;
+        if (!root || json_dump_pretty(root, &text) < 0 || asprintf(&doc, "%s\n", text) < 0)
+                return log_oom();
+        r = write_file_atomic(file, doc, strlen(doc), 0600, force ? 0 : WRITE_FILE_EXCLUSIVE);
+        if (r == -EEXIST)
+                return log_error_errno(r,
+                                       "%s already exists: refusing to overwrite it (--force "
+                                       "replaces it).",
+                                       file);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write %s: %m", file);
+        if (evidence)
+                log_warning("TRUST ON FIRST USE: %s pins the attestation key in %s as it is now; "
+                            "nothing proves it lives in a genuine TPM. For a local cluster on a "
+                            "machine you control only, never for a cloud.",
+                            file, evidence);
+        printf("Wrote %s (provider %s, attestation variant %s).\n", file, provider_names[provider],
+               attest_variant_to_string(provider_variants[provider]));
+        if (provider != PROVIDER_QEMU || !m || !ak_public)
+                print_unset(file, provider, m != NULL, ak_public != NULL);
+        return 0;
+}
+
+void cli_config_done(CliConfig *c)
+{
+        json_decref(c->json);
+        free(c->policy);
+        free(c->policy_source);
+        *c = (CliConfig){};
+}
+
+static int get_optional_string(const JsonCtx *ctx, const json_t *o, const char *key,
+                               const char **ret)
+{
+        int r = json_get_string(ctx, o, key, false, ret);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0 && !**ret)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .%s: must not be empty", ctx->source, key);
+        return r;
+}
+
+int cli_config_load(const char *path, CliConfig *ret)
+{
+        static const char *const keys[] = { "version",     "provider",
+                                            "clusterName", "kubernetesVersion",
+                                            "serviceCidr", "attestation",
+                                            NULL };
+        _cleanup_(cli_config_done) CliConfig c = {};
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        JsonCtx ctx = { .source = path, .path = "" };
+        json_t *att = NULL;
+        char *source = NULL;
+        int64_t version;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        r = json_parse_file(path, JSON_FILE_SIZE_MAX, &c.json, &d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, c.json, keys);
+        if (r >= 0)
+                r = json_get_int(&ctx, c.json, "version", true, CONFIG_VERSION, CONFIG_VERSION,
+                                 &version);
+        if (r >= 0)
+                r = json_get_string(&ctx, c.json, "provider", true, &c.provider);
+        if (r >= 0 && provider_from_string(c.provider) < 0)
+                r = diag_fail(&d, -EBADMSG, "json-schema", -1,
+                              "%s: .provider: '%s' is not one of qemu, gcp, azure, aws", path,
+                              c.provider);
+        if (r >= 0)
+                r = get_optional_string(&ctx, c.json, "clusterName", &c.cluster_name);
+        if (r >= 0)
+                r = get_optional_string(&ctx, c.json, "kubernetesVersion", &c.kubernetes_version);
+        if (r >= 0)
+                r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
+        if (r >= 0)
+                r = json_get_object(&ctx, c.json, "attestation", true, &att);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (json_dump_compact(att, &c.policy) < 0 || asprintf(&source, "%s: attestation", path) < 0)
+                return log_oom();
+        c.policy_source = source;
+        /* Checked now, before anything else happens: a value not set yet is refused here. */
+        r = attest_policy_parse(c.policy, strlen(c.policy), c.policy_source, &pol, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        *ret = c;
+        memset(&c, 0, sizeof(c)); /* handed over: nothing for the cleanup to free */
+        return 0;
+}
+
+int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d)
+{
+        if (policy_path)
+                return attest_policy_load(policy_path, ret, d);
+        return attest_policy_parse(config->policy, strlen(config->policy), config->policy_source,
+                                   ret, d);
+}
+
+int verb_config(int argc, char *argv[], void *userdata)
+{
+        static const Verb verbs[] = {
+                { "generate", 0, VERB_ANY, config_generate_verb,
+                  "write a cluster configuration for qemu, gcp, azure or aws" },
+                {},
+        };
+
+        return verbs_dispatch("cloister config", argc - 1, argv + 1, verbs, userdata);
+}

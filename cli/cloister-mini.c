@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `cloister mini`: runs the local-cluster script (scripts/mini) in place of this process. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cloister/log.h"
+
+/* The Makefile's default PREFIX; where `make install` would put the script. */
+#ifndef CLOISTER_PREFIX
+#define CLOISTER_PREFIX "/usr/local"
+#endif
+#define MINI_SCRIPT_INSTALLED CLOISTER_PREFIX "/lib/cloister/mini"
+
+/* Cuts the last path component off p in place; false if there is none. */
+static bool path_strip_last(char *p)
+{
+        char *slash = strrchr(p, '/');
+
+        if (!slash || slash == p)
+                return false;
+        *slash = '\0';
+        return true;
+}
+
+/* The build directory: build/bin/cloister → build. NULL if /proc/self/exe cannot be read. */
+static char *build_dir(void)
+{
+        _cleanup_(freep) char *exe = realpath("/proc/self/exe", NULL);
+
+        if (!exe || !path_strip_last(exe) || !path_strip_last(exe))
+                return NULL;
+        return TAKE_PTR(exe);
+}
+
+/* $CLOISTER_MINI_SCRIPT, else the build tree's scripts/mini, else the installed one. */
+static int find_script(const char *build, char **ret)
+{
+        const char *env = getenv("CLOISTER_MINI_SCRIPT");
+        _cleanup_(freep) char *tree = NULL, *repo = NULL;
+
+        if (env) {
+                if (access(env, X_OK) < 0)
+                        return log_error_errno(-errno, "$CLOISTER_MINI_SCRIPT=%s cannot be run: %m",
+                                               env);
+                *ret = strdup(env);
+                return *ret ? 0 : log_oom();
+        }
+        if (build) {
+                repo = strdup(build);
+                if (!repo)
+                        return log_oom();
+                if (path_strip_last(repo) && asprintf(&tree, "%s/scripts/mini", repo) < 0) {
+                        tree = NULL;
+                        return log_oom();
+                }
+                if (tree && access(tree, X_OK) == 0) {
+                        *ret = TAKE_PTR(tree);
+                        return 0;
+                }
+        }
+        if (access(MINI_SCRIPT_INSTALLED, X_OK) == 0) {
+                *ret = strdup(MINI_SCRIPT_INSTALLED);
+                return *ret ? 0 : log_oom();
+        }
+        return log_error_errno(-ENOENT,
+                               "The local-cluster script was not found: $CLOISTER_MINI_SCRIPT is "
+                               "unset, and neither %s nor " MINI_SCRIPT_INSTALLED
+                               " is an executable file.",
+                               tree ?: "the build tree's scripts/mini (binary location unknown)");
+}
+
+static void help(void)
+{
+        printf("Usage: cloister mini up [--nodes N] | down | status\n"
+               "\n"
+               "A local Cloister cluster on this machine, for trying it out and for tests:\n"
+               "  up      create the nodes, initialise node1 with 'cloister apply', let the\n"
+               "          others join through it, and verify the cluster\n"
+               "  down    stop every process and remove the namespaces and the cluster's files\n"
+               "  status  which nodes run\n"
+               "\n"
+               "Each node, and the owner, lives in its own network namespace, joined by a bridge\n"
+               "(the host's network is not changed). A node's boot is SIMULATED: a synthetic\n"
+               "event log is replayed into its own swtpm. Its TPM attestation is real, pinned by\n"
+               "trust on first use (local only). Needs root.\n"
+               "\n"
+               "Runs scripts/mini with these arguments ($CLOISTER_MINI_SCRIPT overrides where it\n"
+               "is); $BUILD defaults to this binary's build directory.\n");
+}
+
+int verb_mini(int argc, char *argv[], void *userdata)
+{
+        _cleanup_(freep) char *build = NULL, *script = NULL;
+        _cleanup_(freep) char **args = NULL;
+        int r;
+
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                help();
+                return 0;
+        }
+        /* The verb table guarantees argv[1]. */
+        if (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0 &&
+            strcmp(argv[1], "status") != 0)
+                return log_error_errno(-EINVAL,
+                                       "cloister mini: unknown command '%s': use up, down or "
+                                       "status. See 'cloister mini --help'.",
+                                       argv[1]);
+        build = build_dir();
+        r = find_script(build, &script);
+        if (r < 0 || !script)
+                return r < 0 ? r : -ENOENT;
+        if (build && setenv("BUILD", build, /* overwrite= */ 0) < 0)
+                return log_error_errno(-errno, "Cannot set $BUILD: %m");
+
+        /* script, then every argument after "mini" unchanged. */
+        args = calloc((size_t) argc + 1, sizeof(char *));
+        if (!args)
+                return log_oom();
+        args[0] = script;
+        for (int i = 1; i < argc; i++)
+                args[i] = argv[i];
+        (void) fflush(stdout);
+        execv(script, args);
+        return log_error_errno(-errno, "Cannot run %s: %m", script);
+}

@@ -1,0 +1,433 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cloister config generate (every provider), the configuration file as the policy of
+`cloister apply --config` and `cloister verify --config` (values not set yet are refused before
+anything is sent), and `cloister mini` handing its arguments to the local-cluster script."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import BUILD, ROOT, run
+from test_attestation_cli import BINDING, ak_spki_b64, issue
+
+sys.path.insert(0, str(ROOT / "tests" / "vm"))
+import vmharness  # noqa: E402
+
+ZERO = "00" * 32
+VARIANTS = {"qemu": "qemu-vtpm", "gcp": "sev-snp", "azure": "azure-sev-snp", "aws": "sev-snp"}
+# Event digests extended once into a fresh swtpm's PCR 4, 9 and 11: a stand-in for a boot of the
+# image.
+IMAGE_DIGESTS = {"4": "41" * 32, "9": "49" * 32, "11": "4b" * 32}
+
+
+def one_error_line(r):
+    """Exit 1 with exactly one 'error:' line, the last one; returns it."""
+    lines = r.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr
+    return errors[0]
+
+
+def generate(tmp_path, *args, name="cloister.json"):
+    path = tmp_path / name
+    r = run("cloister", "config", "generate", *args, "--file", path)
+    return r, path
+
+
+def pcr_after_one_extend(digest_hex):
+    """A SHA-256 PCR extended once from zero: H(0^32 || digest)."""
+    return hashlib.sha256(bytes(32) + bytes.fromhex(digest_hex)).hexdigest()
+
+
+def measurements_file(tmp_path, values):
+    """A measurements file of exactly the shape `cloister-measure image -o json` prints: PCR 4,
+    9, 11 and the PCRs it predicts to stay zero (8, 12, 13, 15)."""
+    ms = {k: {"expected": v, "warnOnly": False} for k, v in values.items()}
+    ms.update({k: {"expected": ZERO, "warnOnly": False} for k in ("8", "12", "13", "15")})
+    path = tmp_path / "measurements.json"
+    path.write_text(json.dumps({"version": 1, "image": "cloister.raw", "measurements": ms},
+                               indent=2))
+    return path
+
+
+@pytest.fixture
+def booted_swtpm(swtpm):
+    """A swtpm whose PCR 4, 9 and 11 hold one extend each, as if the image had booted."""
+    env = dict(os.environ, TPM2TOOLS_TCTI=swtpm.tcti)
+    for pcr, digest in IMAGE_DIGESTS.items():
+        subprocess.run(["tpm2_pcrextend", f"{pcr}:sha256={digest}"], env=env, check=True,
+                       capture_output=True)
+    return swtpm
+
+
+@pytest.fixture
+def listener():
+    """A TCP port that records every connection: proof that nothing was sent."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(s.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield s.getsockname()[1], conns
+    stop.set()
+    t.join()
+    for c in conns:
+        c.close()
+    s.close()
+
+
+@pytest.fixture
+def owner(tmp_path):
+    """The owner's secrets, for apply."""
+    d = tmp_path / "owner"
+    d.mkdir()
+    assert run("cloister", "master-secret", "generate", "--file", d / "ms.json").returncode == 0
+    assert run("cloister", "init-secret", "generate", "--file", d / "init").returncode == 0
+    return d
+
+
+def apply_args(owner, state, endpoint):
+    return ["apply", "--master-secret", owner / "ms.json", "--init-secret-file", owner / "init",
+            "--state-file", state, "--kubeconfig", owner / "admin.conf", "--endpoint", endpoint]
+
+
+@pytest.mark.parametrize("provider", ["qemu", "gcp", "azure", "aws"])
+def test_generate_writes_a_0600_config_with_the_providers_policy_and_lists_unset_values(
+        tmp_path, provider):
+    r, path = generate(tmp_path, provider)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cfg = json.loads(path.read_text())
+    pinned = json.loads((ROOT / "image" / "kubernetes.json").read_text())["version"]
+    assert set(cfg) == {"version", "provider", "clusterName", "kubernetesVersion", "serviceCidr",
+                        "attestation"}
+    assert cfg["version"] == 1 and cfg["provider"] == provider
+    assert cfg["clusterName"] == "cloister" and cfg["kubernetesVersion"] == pinned
+    assert cfg["serviceCidr"] == "10.96.0.0/12"
+    att = cfg["attestation"]
+    assert att["version"] == 1 and att["variant"] == VARIANTS[provider]
+    unset = [line.split(":")[0].strip() for line in r.stdout.splitlines()
+             if line.startswith("  attestation.")]
+    if provider in ("qemu", "azure"):
+        ms = att["measurements"]
+        assert ms["15"] == {"expected": ZERO, "warnOnly": False}
+        for pcr in ("4", "9", "11"):
+            assert ms[pcr]["expected"] is None
+            assert f"attestation.measurements.{pcr}.expected" in unset
+    if provider == "qemu":
+        assert att["akTrust"] == {"mode": "pinned", "akPublic": None}
+        assert "attestation.akTrust.akPublic" in unset and "snp" not in att
+        assert len(unset) == 4
+    else:
+        snp = att["snp"]
+        assert snp == {"allowDebug": False, "allowMigrationAgent": False, "allowSmt": True,
+                       "vmpl": 0, "minTcb": {"bootloader": 3, "tee": 0, "snp": 8,
+                                             "microcode": 115},
+                       "minGuestSvn": 0, "measurements": None}
+        assert "akTrust" not in att and "attestation.snp.measurements" in unset
+        assert len(unset) == (4 if provider == "azure" else 1)
+    if provider in ("gcp", "aws"):
+        assert "measurements" not in att
+
+
+def test_generate_never_overwrites_without_force(tmp_path):
+    path = tmp_path / "cloister.json"
+    path.write_text("keep me")
+    r, _ = generate(tmp_path, "gcp")
+    assert "already exists" in one_error_line(r)
+    assert path.read_text() == "keep me"
+    r, _ = generate(tmp_path, "gcp", "--force", "--name", "prod")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(path.read_text())["clusterName"] == "prod"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_generate_takes_the_measurements_cloister_measure_uki_prints(tmp_path):
+    """A real UKI (Debian's systemd-stub 254 and cloud kernel, as in test_uki_boot.py): its
+    prediction goes into the config unchanged, plus PCR 15 zero."""
+    (tmp_path / "parts").mkdir()
+    try:
+        parts = vmharness.debian_parts(tmp_path / "parts")
+    except vmharness.HarnessError as e:
+        pytest.fail(str(e))
+    for name, text in (("initrd", "initrd"), ("osrel", "ID=debian\n"), ("cmdline", "quiet")):
+        (tmp_path / name).write_text(text)
+    uki = tmp_path / "uki.efi"
+    subprocess.run([ROOT / "scripts/mkuki", "--stub", parts["stub"], "--linux", parts["kernel"],
+                    "--initrd", tmp_path / "initrd", "--cmdline-file", tmp_path / "cmdline",
+                    "--osrel", tmp_path / "osrel", "--output", uki], check=True,
+                   capture_output=True)
+    m = run("cloister-measure", "uki", uki, "-o", "json")
+    assert m.returncode == 0, m.stderr
+    (tmp_path / "m.json").write_text(m.stdout)
+    predicted = json.loads(m.stdout)["measurements"]
+    r, path = generate(tmp_path, "qemu", "--measurements", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr
+    ms = json.loads(path.read_text())["attestation"]["measurements"]
+    assert ms == dict(predicted, **{"15": {"expected": ZERO, "warnOnly": False}})
+    assert {"4", "9", "11"} <= set(ms) and ms["4"]["expected"] != ZERO
+    unset = [line for line in r.stdout.splitlines() if line.startswith("  attestation.")]
+    assert len(unset) == 1 and "attestation.akTrust.akPublic" in unset[0]
+
+
+def test_qemu_config_from_measurements_and_evidence_verifies_that_evidence(
+        cloister, booted_swtpm, tmp_path):
+    ev_path, ev = issue(cloister, booted_swtpm, tmp_path)
+    m = measurements_file(tmp_path, {k: pcr_after_one_extend(v) for k, v in IMAGE_DIGESTS.items()})
+    r, path = generate(tmp_path, "qemu", "--measurements", m, "--evidence", ev_path)
+    assert r.returncode == 0, r.stderr
+    assert "TRUST ON FIRST USE" in r.stderr and "local cluster" in r.stderr
+    assert "Not set yet" not in r.stdout
+    att = json.loads(path.read_text())["attestation"]
+    # The AK as Python decodes it from the evidence's TPMT_PUBLIC, independently of the C code.
+    assert att["akTrust"] == {"mode": "pinned",
+                              "akPublic": ak_spki_b64(base64.b64decode(
+                                  ev["tpm"]["akPublic"]))}
+    assert sorted(att["measurements"], key=int) == ["4", "8", "9", "11", "12", "13", "15"]
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(att))
+    v = cloister("attestation", "verify", "--evidence", ev_path, "--policy", policy, "--binding",
+                 BINDING)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "Verdict: PASS" in v.stdout
+    for pcr in (4, 9, 11, 15):
+        assert f"PASS  pcr[{pcr}]" in v.stdout
+
+
+def test_qemu_config_whose_measurements_differ_from_the_boot_fails_at_that_pcr(
+        cloister, booted_swtpm, tmp_path):
+    ev_path, _ = issue(cloister, booted_swtpm, tmp_path)
+    values = {k: pcr_after_one_extend(v) for k, v in IMAGE_DIGESTS.items()}
+    values["9"] = "ee" * 32
+    r, path = generate(tmp_path, "qemu", "--measurements", measurements_file(tmp_path, values),
+                       "--evidence", ev_path)
+    assert r.returncode == 0, r.stderr
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(json.loads(path.read_text())["attestation"]))
+    v = cloister("attestation", "verify", "--evidence", ev_path, "--policy", policy, "--binding",
+                 BINDING)
+    assert v.returncode == 1 and "FAIL  pcr[9]" in v.stdout
+
+
+def test_complete_config_passes_verifys_policy_loading_and_it_goes_on_to_the_node(
+        cloister, booted_swtpm, tmp_path, listener):
+    ev_path, _ = issue(cloister, booted_swtpm, tmp_path)
+    m = measurements_file(tmp_path, {k: pcr_after_one_extend(v) for k, v in IMAGE_DIGESTS.items()})
+    r, path = generate(tmp_path, "qemu", "--measurements", m, "--evidence", ev_path)
+    assert r.returncode == 0, r.stderr
+    port, conns = listener
+    v = cloister("verify", "--config", path, "--node", f"127.0.0.1:{port}", "--timeout", "1")
+    assert v.returncode == 1
+    assert "not set yet" not in v.stderr and "attestation" not in v.stderr
+    assert conns, "verify never reached the node: the config was not accepted"
+
+
+@pytest.mark.parametrize("provider,field", [
+    ("qemu", ".measurements.11.expected is not set yet"),
+    ("gcp", ".snp.measurements is not set yet"),
+])
+def test_incomplete_config_is_refused_by_apply_naming_the_field_and_nothing_is_sent(
+        tmp_path, owner, listener, provider, field):
+    r, path = generate(tmp_path, provider)
+    assert r.returncode == 0
+    port, conns = listener
+    state = tmp_path / "state.json"
+    a = run("cloister", *apply_args(owner, state, f"https://127.0.0.1:{port}"), "--config", path,
+            "--timeout", "2")
+    err = one_error_line(a)
+    assert f"{path}: attestation: {field}" in err, err
+    assert "cloister-measure" in err or "verify-report" in err, err
+    assert conns == [] and not state.exists()
+    v = run("cloister", "verify", "--config", path, "--node", f"127.0.0.1:{port}")
+    assert field in one_error_line(v) and conns == []
+
+
+def test_apply_takes_cluster_defaults_from_the_config_and_explicit_flags_win(tmp_path, owner):
+    cfg = {"version": 1, "provider": "qemu", "clusterName": "from-config",
+           "kubernetesVersion": "v1.29.9", "serviceCidr": "10.100.0.0/16",
+           "attestation": {"version": 1, "variant": "qemu-vtpm",
+                           "measurements": {"15": {"expected": ZERO}},
+                           "akTrust": {"mode": "insecure-any"}}}
+    path = tmp_path / "cloister.json"
+    path.write_text(json.dumps(cfg))
+    # Port 1 refuses: apply fails after recording its pending state, which shows what it used.
+    state = tmp_path / "state-a.json"
+    a = run("cloister", *apply_args(owner, state, "https://127.0.0.1:1"), "--config", path,
+            "--timeout", "1")
+    assert "not initialised" in one_error_line(a)
+    st = json.loads(state.read_text())
+    assert (st["clusterName"], st["kubernetesVersion"], st["serviceCidr"]) == (
+        "from-config", "v1.29.9", "10.100.0.0/16")
+    state = tmp_path / "state-b.json"
+    b = run("cloister", *apply_args(owner, state, "https://127.0.0.1:1"), "--config", path,
+            "--timeout", "1", "--cluster-name", "flag", "--service-cidr", "10.200.0.0/16")
+    assert "not initialised" in one_error_line(b)
+    st = json.loads(state.read_text())
+    assert (st["clusterName"], st["kubernetesVersion"], st["serviceCidr"]) == (
+        "flag", "v1.29.9", "10.200.0.0/16")
+
+
+def bad_config_cases(d):
+    good_att = {"version": 1, "variant": "qemu-vtpm", "measurements": {},
+                "akTrust": {"mode": "insecure-any"}}
+    (d / "malformed.json").write_text('{"version": 1, "provider": ')
+    (d / "unknown-key.json").write_text(json.dumps(
+        {"version": 1, "provider": "qemu", "attestation": good_att, "nodes": 3}))
+    (d / "bad-provider.json").write_text(json.dumps(
+        {"version": 1, "provider": "openstack", "attestation": good_att}))
+    (d / "version2.json").write_text(json.dumps(
+        {"version": 2, "provider": "qemu", "attestation": good_att}))
+    (d / "no-attestation.json").write_text(json.dumps({"version": 1, "provider": "qemu"}))
+    (d / "bad-policy.json").write_text(json.dumps(
+        {"version": 1, "provider": "qemu", "attestation": dict(good_att, akTrust={})}))
+    (d / "policy.json").write_text(json.dumps(good_att))
+    return [
+        ("malformed", d / "malformed.json", "malformed.json:1:"),
+        ("unknown top-level key", d / "unknown-key.json", ".nodes: unknown key"),
+        ("unknown provider", d / "bad-provider.json", "'openstack' is not one of"),
+        ("unknown version", d / "version2.json", ".version"),
+        ("no attestation", d / "no-attestation.json", ".attestation: required key is missing"),
+        ("bad policy inside", d / "bad-policy.json", "bad-policy.json: attestation: .akTrust"),
+        ("missing file", d / "none.json", "none.json: cannot read"),
+    ]
+
+
+def test_bad_config_files_give_one_line_and_exit_1_for_apply_and_verify(tmp_path, owner):
+    for name, path, why in bad_config_cases(tmp_path):
+        a = run("cloister", *apply_args(owner, tmp_path / "state.json", "https://127.0.0.1:1"),
+                "--config", path)
+        assert why in one_error_line(a), (name, a.stderr)
+        v = run("cloister", "verify", "--node", "127.0.0.1:1", "--config", path)
+        assert why in one_error_line(v), (name, v.stderr)
+        assert not (tmp_path / "state.json").exists(), name
+
+
+def test_config_and_policy_together_are_a_usage_error(tmp_path, owner):
+    bad_config_cases(tmp_path)
+    p = tmp_path / "policy.json"
+    a = run("cloister", *apply_args(owner, tmp_path / "state.json", "https://127.0.0.1:1"),
+            "--config", p, "--policy", p)
+    assert "alternatives" in one_error_line(a)
+    v = run("cloister", "verify", "--node", "127.0.0.1:1", "--config", p, "--policy", p)
+    assert "alternatives" in one_error_line(v)
+
+
+def test_bad_generate_inputs_give_one_line_and_exit_1(cloister, swtpm, tmp_path):
+    ev_path, _ = issue(cloister, swtpm, tmp_path)
+    m = measurements_file(tmp_path, dict(IMAGE_DIGESTS))
+    no9 = tmp_path / "no9.json"
+    doc = json.loads(m.read_text())
+    del doc["measurements"]["9"]
+    no9.write_text(json.dumps(doc))
+    pcr7 = tmp_path / "pcr7.json"
+    doc = json.loads(m.read_text())
+    doc["measurements"]["7"] = {"expected": "07" * 32, "warnOnly": False}
+    pcr7.write_text(json.dumps(doc))
+    (tmp_path / "malformed.json").write_text("{")
+    cases = [
+        (["openstack"], "Unknown provider 'openstack'"),
+        ([], "which provider"),
+        (["qemu", "gcp"], "Unexpected argument 'gcp'"),
+        (["gcp", "--evidence", ev_path], "--evidence is for qemu only"),
+        (["aws", "--measurements", m], "not by PCRs"),
+        (["qemu", "--measurements", no9], "PCR 9 is missing"),
+        (["qemu", "--measurements", pcr7], "PCR 7 is neither"),
+        (["qemu", "--measurements", tmp_path / "malformed.json"], "malformed.json:1:"),
+        (["qemu", "--evidence", tmp_path / "malformed.json"], "malformed.json"),
+        (["qemu", "--evidence", tmp_path / "none.json"], "none.json: cannot read"),
+        (["qemu", "--name", ""], "--name"),
+    ]
+    for args, why in cases:
+        r, path = generate(tmp_path, *args, name="out.json")
+        assert why in one_error_line(r), (args, r.stderr)
+        assert not path.exists(), args
+
+
+def test_help_lists_config_and_mini():
+    r = run("cloister", "--help")
+    assert r.returncode == 0 and "config" in r.stdout and "mini" in r.stdout
+    r = run("cloister", "config", "generate", "--help")
+    assert r.returncode == 0 and "--measurements" in r.stdout and "--evidence" in r.stdout
+
+
+def test_mini_help_explains_namespaces_simulated_boot_real_tpm_and_root():
+    r = run("cloister", "mini", "--help")
+    assert r.returncode == 0, r.stderr
+    for words in ("up", "down", "status", "network namespace", "SIMULATED", "TPM attestation is "
+                  "real", "root"):
+        assert words in r.stdout, words
+
+
+@pytest.fixture
+def fake_mini(tmp_path):
+    """A stand-in for scripts/mini that records its arguments and $BUILD, and exits 7."""
+    script = tmp_path / "fake-mini"
+    out = tmp_path / "fake-mini.out"
+    script.write_text("#!/bin/sh\n"
+                      f"{{ printf '%s\\n' \"$@\"; echo \"BUILD=$BUILD\"; }} > '{out}'\n"
+                      "exit 7\n")
+    script.chmod(0o755)
+    return script, out
+
+
+def test_mini_execs_the_script_with_every_argument_unchanged_and_its_exit_status(fake_mini):
+    script, out = fake_mini
+    env = {k: v for k, v in os.environ.items() if k != "BUILD"}
+    env["CLOISTER_MINI_SCRIPT"] = str(script)
+    r = run("cloister", "mini", "up", "--nodes", "3", "a b", env=env)
+    assert r.returncode == 7, r.stderr
+    lines = out.read_text().splitlines()
+    assert lines[:-1] == ["up", "--nodes", "3", "a b"]
+    # BUILD: the build directory of the binary that ran (…/build-x/bin/cloister → …/build-x).
+    assert lines[-1] == f"BUILD={BUILD.resolve()}"
+
+
+def test_mini_keeps_a_build_directory_already_set(fake_mini):
+    script, out = fake_mini
+    env = dict(os.environ, CLOISTER_MINI_SCRIPT=str(script), BUILD="/somewhere/else")
+    r = run("cloister", "mini", "down", env=env)
+    assert r.returncode == 7
+    assert out.read_text().splitlines() == ["down", "BUILD=/somewhere/else"]
+
+
+def test_mini_without_override_runs_the_build_trees_script(tmp_path):
+    # status of an empty mini directory: the real scripts/mini, nothing started, no root needed.
+    env = {k: v for k, v in os.environ.items() if k not in ("BUILD", "CLOISTER_MINI_SCRIPT")}
+    env["MINI_DIR"] = str(tmp_path / "mini")
+    r = run("cloister", "mini", "status", env=env)
+    assert "mini: no node running" in r.stdout, r.stdout + r.stderr
+
+
+def test_mini_bad_command_or_missing_script_gives_one_line_naming_where_it_looked(tmp_path):
+    assert "unknown command 'sideways'" in one_error_line(run("cloister", "mini", "sideways"))
+    env = dict(os.environ, CLOISTER_MINI_SCRIPT=str(tmp_path / "nowhere"))
+    err = one_error_line(run("cloister", "mini", "up", env=env))
+    assert str(tmp_path / "nowhere") in err
+    # A binary outside a build tree: <dir>/bin/cloister looks for <dir>/../scripts/mini.
+    (tmp_path / "tree" / "bin").mkdir(parents=True)
+    copy = tmp_path / "tree" / "bin" / "cloister"
+    copy.write_bytes((BUILD / "bin" / "cloister").read_bytes())
+    copy.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CLOISTER_MINI_SCRIPT"}
+    r = subprocess.run([copy, "mini", "up"], capture_output=True, text=True, env=env, timeout=30)
+    err = one_error_line(r)
+    assert f"{tmp_path}/scripts/mini" in err and "/lib/cloister/mini" in err, err
