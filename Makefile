@@ -122,7 +122,15 @@ $(FAULT_BIN): $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o $(LIBCLOIST
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o \
 	        $(LIBCLOISTER) $(PKG_LIBS)
 
-build-tests: all $(UNIT_BINS) $(FAULT_BIN)
+# Test tools: misbehaving clients and the like (tests/tools/<name>.c -> $(BUILD)/tests/<name>).
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBCLOISTER)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBCLOISTER) $(PKG_LIBS)
+
+build-tests: all $(UNIT_BINS) $(FAULT_BIN) $(TOOL_BINS)
 
 # --- the two commands ----------------------------------------------------------------------------
 deps:
@@ -238,10 +246,10 @@ bench: deps
 # and a kubeadm test double (scripts/mini says so). `make mini-down` removes it.
 mini: deps
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all
-	$(Q)BUILD=$(BUILD) scripts/mini up
+	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini up
 
 mini-down:
-	$(Q)BUILD=$(BUILD) scripts/mini down
+	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini down
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

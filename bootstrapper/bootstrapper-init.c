@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloister/attest.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/init-secret.h"
@@ -12,6 +13,7 @@
 #include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
+#include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 #include "cloister/spawn.h"
 
@@ -106,9 +108,12 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
 {
         static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
                                             "kubernetesVersion", "clusterName", "initSecret",
-                                            "serviceCidr",       NULL };
+                                            "serviceCidr",       "policy",      NULL };
         Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "init request", .path = "" };
+        _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
+        _cleanup_(freep) char *policy_text = NULL;
+        json_t *policy_json = NULL;
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
                                        *disk_key = NULL, *first = NULL, *init_secret = NULL;
         _cleanup_(freep) uint8_t *first_raw = NULL, *kubeconfig = NULL;
@@ -137,6 +142,19 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
              diag_failed(&d))) {
                 (void) snprintf(detail, n, "%s", d.message);
                 return -EBADMSG;
+        }
+        /* The owner's policy: what the join service will hold joining nodes to. */
+        if (json_get_object(&ctx, req->body, "policy", false, &policy_json) < 0 &&
+            diag_failed(&d)) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+        if (policy_json) {
+                if (json_dump_compact(policy_json, &policy_text) < 0)
+                        return -ENOMEM;
+                if (attest_policy_parse(policy_text, strlen(policy_text), "init request: policy",
+                                        &policy, &d) < 0)
+                        return fail(detail, n, -EBADMSG, "%s", d.message);
         }
         if (!kubeadm_name_ok(name) || !kubeadm_version_ok(version) ||
             !kubeadm_cidr_ok(service_cidr))
@@ -222,10 +240,19 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                         return r;
         }
         hex_encode_buf(cluster_id, sizeof(cluster_id), cid_hex, sizeof(cid_hex));
+        /* What the join service needs: the master secret (on the encrypted state disk), the
+         * policy, and the public state. */
+        r = bootstrapper_write_cluster_secrets(b, master, secret_data(salt), policy_text);
+        if (r < 0)
+                return fail(detail, n, r, "cannot store the cluster's secrets in %s", b->state_dir);
         {
-                _cleanup_(json_decrefp) json_t *st_json =
-                        json_pack("{s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName", name,
-                                  "role", "control-plane", "node", b->node_name);
+                char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
+                hex_encode_buf(secret_data(msalt), MEASUREMENT_SALT_SIZE, msalt_hex,
+                               sizeof(msalt_hex));
+                _cleanup_(json_decrefp) json_t *st_json = json_pack(
+                        "{s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName", name,
+                        "role", "control-plane", "node", b->node_name, "controlPlaneEndpoint",
+                        b->control_plane_endpoint, "measurementSalt", msalt_hex);
                 if (!st_json || json_dump_compact(st_json, &state) < 0 ||
                     asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0)
                         return -ENOMEM;
@@ -236,11 +263,49 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         if (r < 0)
                 return fail(detail, n, r, "cannot write the node state or read %s", kcpath);
         log_info("Initialised cluster '%s', cluster ID %s.", name, cid_hex);
+        /* A control plane hands the node to its join service once this answer is out. */
+        if (b->join_service && b->server) {
+                if (policy_text) {
+                        b->handoff = true;
+                        rpc_server_stop(b->server);
+                } else
+                        log_warning("bootstrapper: the init request carried no cluster policy, so "
+                                    "no join service starts: this cluster cannot grow. Re-run "
+                                    "init with a policy (cloister apply sends it).");
+        }
         *ret_response = json_pack("{s:s,s:s}", "clusterId", cid_hex, "kubeconfig",
                                   (const char *) kubeconfig);
         /* It holds the admin client key; the JSON copy is wiped by the json allocator. */
         explicit_wipe(kubeconfig, kc_size);
         return *ret_response ? 0 : -ENOMEM;
+}
+
+int bootstrapper_write_cluster_secrets(Bootstrapper *b, Secret *master,
+                                       const uint8_t salt[static MASTER_SALT_SIZE],
+                                       const char *policy_text)
+{
+        _cleanup_(freep) char *mpath = NULL, *ppath = NULL;
+        MasterSecret ms = { .key = master };
+        Diag d;
+        int r;
+
+        if (asprintf(&mpath, "%s/master-secret.json", b->state_dir) < 0 ||
+            asprintf(&ppath, "%s/cluster-policy.json", b->state_dir) < 0)
+                return -ENOMEM;
+        memcpy(ms.salt, salt, MASTER_SALT_SIZE);
+        diag_clear(&d);
+        /* Already there from an interrupted first attempt: the same cluster, so the same key. */
+        r = master_secret_write(&ms, mpath, &d);
+        explicit_wipe(ms.salt, sizeof(ms.salt));
+        if (r < 0 && r != -EEXIST)
+                return r;
+        if (policy_text) {
+                r = write_file_atomic(ppath, policy_text, strlen(policy_text), 0600,
+                                      WRITE_FILE_SYNC);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response,

@@ -149,3 +149,34 @@ int kubeadm_write_audit_policy(const char *path)
                                      "- level: Metadata\n";
         return write_file_atomic(path, policy, strlen(policy), 0600, 0);
 }
+
+int kubeadm_write_join_config(const KubeadmJoinParams *p, const char *path)
+{
+        _cleanup_(json_decrefp) json_t *join = NULL;
+        _cleanup_(freep) char *text = NULL;
+        int r;
+
+        if (!kubeadm_node_name_ok(p->node_name))
+                return -EINVAL;
+        join = json_pack("{s:s,s:s,s:{s:{s:s,s:s,s:[s]}},s:{s:s,s:s,s:[o]}}", "apiVersion",
+                         "kubeadm.k8s.io/v1beta4", "kind", "JoinConfiguration", "discovery",
+                         "bootstrapToken", "apiServerEndpoint", p->control_plane_endpoint, "token",
+                         p->token, "caCertHashes", p->ca_cert_hash, "nodeRegistration", "name",
+                         p->node_name, "criSocket", "unix:///run/containerd/containerd.sock",
+                         "kubeletExtraArgs", arg("node-ip", p->advertise_address));
+        if (!join)
+                return -ENOMEM;
+        if (p->certificate_key &&
+            json_object_set_new(join, "controlPlane",
+                                json_pack("{s:{s:s,s:i},s:s}", "localAPIEndpoint",
+                                          "advertiseAddress", p->advertise_address, "bindPort",
+                                          API_PORT, "certificateKey", p->certificate_key)) < 0)
+                return -ENOMEM;
+        r = json_dump_pretty(join, &text);
+        if (r < 0)
+                return r;
+        /* It holds the bootstrap token (and the certificate key): 0600, wiped from memory. */
+        r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+        explicit_wipe(text, strlen(text));
+        return r;
+}

@@ -3,7 +3,10 @@
 
 #include <pthread.h>
 
+#include "cloister/atls.h"
+#include "cloister/metadata.h"
 #include "cloister/rpc.h"
+#include "cloister/secret.h"
 #include "cloister/tpm-device.h"
 
 typedef struct Bootstrapper {
@@ -18,11 +21,19 @@ typedef struct Bootstrapper {
         const char *advertise_address;
         const char *control_plane_endpoint; /* from metadata, or advertise_address:6443 */
         bool initialized;
+        /* Control planes: after init (or join), the node is handed to the join service, which
+         * execs in this process's place (it alone may then use the TPM). */
+        const char *join_service;
+        AtlsAttester attester; /* this node's TPM, for the join client's own evidence */
+        RpcServer *server;
+        bool handoff;
 } Bootstrapper;
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
+int bootstrapper_write_cluster_secrets(Bootstrapper *b, Secret *master,
+                                       const uint8_t salt[static 32], const char *policy_text);
 int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
 
@@ -41,3 +52,20 @@ bool kubeadm_cidr_ok(const char *s);
 /* -EINVAL if a parameter is malformed; the file is written 0600. */
 int kubeadm_write_config(const KubeadmParams *p, const char *path);
 int kubeadm_write_audit_policy(const char *path);
+
+typedef struct KubeadmJoinParams {
+        const char *node_name, *advertise_address;
+        const char *control_plane_endpoint; /* host:port of the API server */
+        const char *token;                  /* bootstrap token from the ticket */
+        const char *ca_cert_hash;           /* "sha256:<hex>" */
+        const char *certificate_key;        /* control planes only, else NULL */
+} KubeadmJoinParams;
+
+int kubeadm_write_join_config(const KubeadmJoinParams *p, const char *path);
+
+/* The join client: attests to a join service from the metadata's peers (and verifies it: the
+ * image PCRs this node measured itself, the cluster ID from the metadata in PCR 15, AK trust
+ * from policy_path), takes the ticket, re-keys the state disk, extends PCR 15 and runs
+ * kubeadm join. Retries with backoff for timeout_sec. */
+int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                      unsigned timeout_sec);

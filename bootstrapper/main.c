@@ -25,6 +25,8 @@ static const char *arg_metadata, *arg_metadata_url;
 static unsigned arg_metadata_timeout = 30;
 static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret;
+static const char *arg_join_policy, *arg_join_service;
+static unsigned arg_join_timeout = 600;
 
 static void help(void)
 {
@@ -47,11 +49,19 @@ static void help(void)
                "  --advertise-address IP   the API server's address on this node (default: the\n"
                "                           --listen address unless that is a wildcard)\n"
                "  --print-metadata         fetch the metadata, print it as JSON and exit\n"
+               "  --join-policy FILE       joining nodes (metadata with peers): the variant and "
+               "AK\n"
+               "                           trust join services are held to; the image PCRs are\n"
+               "                           this node's own, PCR 15 the metadata's cluster ID\n"
+               "  --join-timeout SEC       how long to keep asking join services (default 600)\n"
+               "  --join-service PATH      control planes: the join service this process becomes\n"
+               "                           after init or join (default: next to this binary)\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
                "                           first when the metadata has no init-secret hash\n"
                "\nInit is refused unless the request carries the init secret whose scrypt hash\n"
-               "the metadata holds. Not built yet: join, rejoin, recovery.\n");
+               "the metadata holds. A node whose metadata lists peers joins through their join\n"
+               "services instead (mutual attestation). Not built yet: rejoin, recovery.\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -70,6 +80,9 @@ static int parse_argv(int argc, char *argv[])
                 ARG_INSECURE_NO_INIT_SECRET,
                 ARG_METADATA_TIMEOUT,
                 ARG_ADVERTISE,
+                ARG_JOIN_POLICY,
+                ARG_JOIN_TIMEOUT,
+                ARG_JOIN_SERVICE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -87,9 +100,12 @@ static int parse_argv(int argc, char *argv[])
                 { "metadata-timeout", required_argument, NULL, ARG_METADATA_TIMEOUT },
                 { "advertise-address", required_argument, NULL, ARG_ADVERTISE },
                 { "insecure-no-init-secret", no_argument, NULL, ARG_INSECURE_NO_INIT_SECRET },
+                { "join-policy", required_argument, NULL, ARG_JOIN_POLICY },
+                { "join-timeout", required_argument, NULL, ARG_JOIN_TIMEOUT },
+                { "join-service", required_argument, NULL, ARG_JOIN_SERVICE },
                 {},
         };
-        char *colon, *end;
+        char *end;
         unsigned long port;
         int c;
 
@@ -105,17 +121,11 @@ static int parse_argv(int argc, char *argv[])
                         arg_tcti = optarg;
                         break;
                 case ARG_LISTEN:
-                        colon = strrchr(optarg, ':');
-                        if (!colon)
-                                return log_error_errno(-EINVAL, "--listen '%s': use ADDR:PORT.",
+                        if (parse_listen_address(optarg, &arg_address, &arg_port) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--listen '%s': use ADDR:PORT (port "
+                                                       "0..65535).",
                                                        optarg);
-                        *colon = 0;
-                        port = strtoul(colon + 1, &end, 10);
-                        if (*end || port > 65535 || end == colon + 1)
-                                return log_error_errno(-EINVAL, "--listen: bad port '%s'.",
-                                                       colon + 1);
-                        arg_address = optarg;
-                        arg_port = (uint16_t) port;
                         break;
                 case ARG_DISK:
                         arg_state_disk = optarg;
@@ -153,6 +163,18 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_INSECURE_NO_INIT_SECRET:
                         arg_insecure_no_init_secret = true;
+                        break;
+                case ARG_JOIN_POLICY:
+                        arg_join_policy = optarg;
+                        break;
+                case ARG_JOIN_TIMEOUT:
+                        port = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || port == 0 || port > 86400)
+                                return log_error_errno(-EINVAL, "--join-timeout: 1..86400 s.");
+                        arg_join_timeout = (unsigned) port;
+                        break;
+                case ARG_JOIN_SERVICE:
+                        arg_join_service = optarg;
                         break;
                 default:
                         return -EINVAL;
@@ -212,8 +234,47 @@ static int print_metadata(const NodeMetadata *m)
         return 0;
 }
 
+/* A control plane's bootstrapper is done once the node is a member: the join service takes
+ * its place (same process, so a service manager sees one service; it alone uses the TPM). */
+static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice **tpm,
+                             int listen_fd)
+{
+        char listen[300], fd[16];
+
+        (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
+                        arg_address, arg_port);
+        (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
+        char *const argv[] = { (char *) b->join_service,
+                               (char *) "--tcti",
+                               (char *) (arg_tcti ?: getenv("CLOISTER_TPM_TCTI") ?: TPM_DEVICE_TCTI_DEFAULT),
+                               (char *) "--listen",
+                               listen,
+                               (char *) "--state-dir",
+                               (char *) b->state_dir,
+                               (char *) "--kubeadm",
+                               (char *) b->kubeadm,
+                               (char *) "--event-log",
+                               (char *) arg_event_log,
+                               listen_fd >= 0 ? (char *) "--listen-fd" : NULL,
+                               fd,
+                               NULL };
+        vtpm_attester_done(attester);
+        *tpm = tpm_device_close(*tpm);
+        log_info("bootstrapper: this node is a control plane of its cluster now; handing over to "
+                 "%s",
+                 b->join_service);
+        fflush(stdout);
+        fflush(stderr);
+        execv(argv[0], argv);
+        return log_error_errno(-errno, "Cannot start the join service %s: %m", argv[0]), 1;
+}
+
 int main(int argc, char *argv[])
 {
+        static const RpcRoute routes_member[] = {
+                { "GET", "/v1/node", bootstrapper_handle_node },
+                {},
+        };
         static const RpcRoute routes[] = {
                 { "POST", "/v1/init", bootstrapper_handle_init },
                 { "GET", "/v1/node", bootstrapper_handle_node },
@@ -228,7 +289,8 @@ int main(int argc, char *argv[])
         AtlsAttester a;
         Bootstrapper b = {};
         NodeMetadata md = {};
-        bool zero;
+        char self_dir[4096], join_service[4096 + 32];
+        bool zero, joining;
         int r;
 
         log_parse_environment();
@@ -242,7 +304,13 @@ int main(int argc, char *argv[])
                 if (arg_print_metadata)
                         return exit_status_from_errno(print_metadata(&md));
         }
-        if (!md.init_secret_hash[0]) {
+        joining = md.n_peers > 0;
+        if (joining && !arg_join_policy) {
+                log_error("This node's metadata lists join services (peers), so it joins: pass "
+                          "--join-policy FILE (the AK trust to hold them to).");
+                return 1;
+        }
+        if (!joining && !md.init_secret_hash[0]) {
                 if (!arg_insecure_no_init_secret) {
                         log_error("The node metadata carries no init-secret hash (%s), so anyone "
                                   "who reaches this node first could initialise it: refusing to "
@@ -263,14 +331,26 @@ int main(int argc, char *argv[])
         vtpm_issue_config_defaults(&cfg);
         cfg.event_log = arg_event_log;
         vtpm_attester_init(&attester, tpm, &cfg);
+        if (!arg_join_service) {
+                ssize_t n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
+                char *slash;
+                self_dir[n > 0 ? n : 0] = '\0';
+                slash = strrchr(self_dir, '/');
+                if (slash)
+                        *slash = '\0';
+                (void) snprintf(join_service, sizeof(join_service), "%s/cloister-join-service",
+                                self_dir);
+                arg_join_service = join_service;
+        }
         b = (Bootstrapper){ .tpm = tpm,
                             .tpm_lock = &attester.lock,
                             .state_disk = arg_state_disk,
                             .first_boot_key = arg_first_boot_key,
                             .state_dir = arg_state_dir,
                             .kubeadm = arg_kubeadm,
-                            .init_secret_hash =
-                                    md.init_secret_hash[0] ? md.init_secret_hash : NULL };
+                            .init_secret_hash = md.init_secret_hash[0] ? md.init_secret_hash : NULL,
+                            .join_service =
+                                    md.role == NODE_ROLE_CONTROL_PLANE ? arg_join_service : NULL };
 
         {
                 static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
@@ -317,11 +397,20 @@ int main(int argc, char *argv[])
         }
         if (!zero) {
                 log_error("PCR 15 is already extended: this node belongs to a cluster. Rejoin is "
-                          "not built yet; refusing to serve init.");
+                          "not built yet; refusing to serve init or to join.");
                 return 1;
         }
 
         a = vtpm_attester(&attester);
+        b.attester = a;
+        if (joining) {
+                r = bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout);
+                if (r < 0)
+                        return 1;
+                b.handoff = b.join_service != NULL;
+        }
+        if (b.handoff)
+                return exec_join_service(&b, &attester, &tpm, -1);
         r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
@@ -331,15 +420,27 @@ int main(int argc, char *argv[])
         rc.address = arg_address;
         rc.port = arg_port;
         rc.notify = true;
-        r = rpc_server_new(&rc, atls, routes, &b, &server);
+        r = rpc_server_new(&rc, atls, joining ? routes_member : routes, &b, &server);
         if (r < 0) {
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
                 return 1;
         }
-        printf("cloister-bootstrapper: serving init on %s:%u\n", arg_address,
-               rpc_server_port(server));
+        b.server = server;
+        printf("cloister-bootstrapper: serving %s on %s:%u\n", joining ? "node state" : "init",
+               arg_address, rpc_server_port(server));
         fflush(stdout);
         r = rpc_server_run(server);
+        if (r >= 0 && b.handoff && rpc_server_signalled(server))
+                log_info("bootstrapper: asked to stop; the join service is not started.");
+        else if (r >= 0 && b.handoff) {
+                /* The listening socket itself goes to the join service: clients that connect
+                 * meanwhile wait in its backlog instead of finding the port closed. */
+                int fd = rpc_server_dup_listen_fd(server);
+                arg_port = rpc_server_port(server);
+                server = rpc_server_free(server);
+                b.server = NULL;
+                return exec_join_service(&b, &attester, &tpm, fd);
+        }
         vtpm_attester_done(&attester);
         return r < 0 ? 1 : 0;
 }

@@ -1,35 +1,52 @@
 # SPDX-License-Identifier: Apache-2.0
-"""make mini's script: one local node brought up, initialised and verified, then removed."""
+"""`cloister mini` (make mini): a local cluster brought up, initialised, joined and verified,
+then removed without a trace."""
 import os
 import subprocess
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, binary
 
 
-def test_mini_up_verifies_and_down_leaves_nothing(tmp_path):
+def mini(env, *args, timeout=180):
+    return subprocess.run([str(binary("cloister")), "mini", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_mini_up_joins_three_nodes_verifies_each_and_down_leaves_nothing(tmp_path):
     env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"), MINI_PORT="9731")
-    up = subprocess.run([str(ROOT / "scripts" / "mini"), "up"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=120)
+    up = mini(env, "up", "--nodes", "3")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "SIMULATED boot" in up.stdout and "test double" in up.stdout
-        assert "PASS  event-log-replay" in up.stdout
-        assert "PASS  pcr[15]" in up.stdout and "Verdict: PASS" in up.stdout
+        assert "node2 joined" in up.stdout and "node3 joined" in up.stdout
+        # Every node verified from the owner's namespace: its boot log replays, PCR 15 holds
+        # the cluster ID.
+        assert up.stdout.count("PASS  event-log-replay") == 3
+        assert up.stdout.count("PASS  pcr[15]") == 3 and up.stdout.count("Verdict: PASS") == 3
         assert up.stdout.rstrip().splitlines()[-1] == "Verification OK"
-        status = subprocess.run([str(ROOT / "scripts" / "mini"), "status"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=30)
-        assert status.returncode == 0 and "node up" in status.stdout
-        # The node and the owner are in their own network namespaces, joined by a bridge.
-        assert "https://10.77.0.11:9731" in up.stdout
+        status = mini(env, "status", timeout=30)
+        assert status.returncode == 0
+        for i in (1, 2, 3):
+            assert f"node{i} up" in status.stdout and f"https://10.77.0.1{i}:9731" in status.stdout
+        # Each node and the owner in their own network namespace, joined by a bridge.
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
                                     text=True).stdout
-        assert namespaces.count("cmini-") == 3, namespaces
+        assert namespaces.count("cmini-") == 5, namespaces
+        # The join service recorded both admissions.
+        audit = (tmp_path / "mini" / "node1" / "state" / "audit.log").read_text()
+        assert audit.count('"verdict":"admitted"') == 2
     finally:
-        down = subprocess.run([str(ROOT / "scripts" / "mini"), "down"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        down = mini(env, "down", timeout=60)
     assert down.returncode == 0
     assert not (tmp_path / "mini").exists()
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "mini")], capture_output=True, text=True)
     assert left.stdout.strip() == "", "processes left behind: " + left.stdout
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "cmini-" not in namespaces, "namespaces left behind: " + namespaces
+
+
+def test_mini_refuses_a_bad_node_count_with_one_line(tmp_path):
+    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"))
+    r = mini(env, "up", "--nodes", "0", timeout=30)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "--nodes" in r.stderr
+    assert not (tmp_path / "mini").exists()

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloister/attest-atls.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+#include "cloister/log.h"
+#include "cloister/luks.h"
+#include "cloister/mastersecret.h"
+#include "cloister/spawn.h"
+
+#include "bootstrapper.h"
+
+#define BACKOFF_FIRST_MS 500
+#define BACKOFF_MAX_MS   5000
+/* The image's PCRs: firmware-measured UKI (4), the stub's sections (11), its command line and
+ * initrd (9). A join service must show the same values this node measured. */
+static const unsigned image_pcrs[] = { 4, 9, 11 };
+
+typedef struct Ticket {
+        json_t *json; /* owns the strings */
+        const char *cluster_id, *endpoint, *token, *ca_cert_hash, *certificate_key;
+        Secret *disk_key, *measurement_secret, *master, *salt;
+        uint8_t measurement_salt[MEASUREMENT_SALT_SIZE];
+} Ticket;
+
+static void ticket_done(Ticket *t)
+{
+        /* The token and certificate key are secrets too: wipe them inside the JSON. */
+        if (t->token)
+                explicit_wipe((char *) t->token, strlen(t->token));
+        if (t->certificate_key)
+                explicit_wipe((char *) t->certificate_key, strlen(t->certificate_key));
+        json_decref(t->json);
+        secret_free(t->disk_key);
+        secret_free(t->measurement_secret);
+        secret_free(t->master);
+        secret_free(t->salt);
+        *t = (Ticket){};
+}
+
+/* The policy this node holds join services to: AK trust and variant from the file, the image
+ * PCRs as this node measured them, PCR 15 = the cluster's ID. */
+static int join_service_policy(Bootstrapper *b, const char *path,
+                               const uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        uint8_t pcrs[TPM_DEVICE_PCRS][32];
+        uint32_t mask = 0;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = attest_policy_load(path, &p, &d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the join policy: %s", d.message);
+        for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++)
+                p->pcrs[image_pcrs[i]].present = true;
+        for (unsigned i = 0; i < 15; i++)
+                if (p->pcrs[i].present)
+                        mask |= 1U << i;
+        (void) pthread_mutex_lock(b->tpm_lock);
+        r = tpm_device_pcr_read(b->tpm, mask, pcrs);
+        (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read this node's PCRs: %m");
+        for (unsigned i = 0; i < 15; i++)
+                if (mask & (1U << i)) {
+                        memcpy(p->pcrs[i].expected, pcrs[i], 32);
+                        p->pcrs[i].warn_only = false;
+                }
+        p->pcrs[15] = (PcrExpectation){ .present = true };
+        kdf_pcr15_expected(cid, p->pcrs[15].expected);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static CLUSTER_ID_SIZE],
+                        Ticket *t, Diag *d)
+{
+        static const char *const keys[] = { "clusterId",
+                                            "controlPlaneEndpoint",
+                                            "token",
+                                            "caCertHash",
+                                            "diskKey",
+                                            "measurementSecret",
+                                            "measurementSalt",
+                                            "certificateKey",
+                                            "masterSecret",
+                                            "salt",
+                                            NULL };
+        JsonCtx ctx = { .source = "join ticket", .path = "", .diag = d };
+        _cleanup_(secret_freep) Secret *msalt = NULL;
+        uint8_t got[CLUSTER_ID_SIZE], derived[CLUSTER_ID_SIZE];
+        int r;
+
+        t->json = json_incref(j);
+        if ((r = json_check_keys(&ctx, j, keys)) < 0 ||
+            (r = json_get_string(&ctx, j, "clusterId", true, &t->cluster_id)) < 0 ||
+            (r = json_get_string(&ctx, j, "controlPlaneEndpoint", true, &t->endpoint)) < 0 ||
+            (r = json_get_string(&ctx, j, "token", true, &t->token)) < 0 ||
+            (r = json_get_string(&ctx, j, "caCertHash", true, &t->ca_cert_hash)) < 0 ||
+            (r = json_get_base64_secret(&ctx, j, "diskKey", DISK_KEY_SIZE, &t->disk_key)) < 0 ||
+            (r = json_get_base64_secret(&ctx, j, "measurementSecret", MEASUREMENT_SECRET_SIZE,
+                                        &t->measurement_secret)) < 0 ||
+            (r = json_get_base64_secret(&ctx, j, "measurementSalt", MEASUREMENT_SALT_SIZE,
+                                        &msalt)) < 0)
+                return r;
+        memcpy(t->measurement_salt, secret_data(msalt), MEASUREMENT_SALT_SIZE);
+        if (control_plane &&
+            ((r = json_get_string(&ctx, j, "certificateKey", true, &t->certificate_key)) < 0 ||
+             (r = json_get_base64_secret(&ctx, j, "masterSecret", MASTER_SECRET_SIZE, &t->master)) <
+                     0 ||
+             (r = json_get_base64_secret(&ctx, j, "salt", MASTER_SALT_SIZE, &t->salt)) < 0))
+                return r;
+        if (hex_decode_exact(t->cluster_id, got, sizeof(got)) < 0 ||
+            memcmp(got, cid, sizeof(got)) != 0)
+                return diag_fail(d, -EBADMSG, "ticket", -1, "the ticket names another cluster (%s)",
+                                 t->cluster_id);
+        /* The measurement secret and salt must be this cluster's: they derive its ID. */
+        r = kdf_cluster_id(t->measurement_secret, t->measurement_salt, derived);
+        if (r < 0 || memcmp(derived, cid, sizeof(derived)) != 0)
+                return diag_fail(d, -EBADMSG, "ticket", -1,
+                                 "the ticket's measurement secret does not derive the cluster ID");
+        if (strncmp(t->ca_cert_hash, "sha256:", 7) != 0 || strlen(t->ca_cert_hash) != 7 + 64 ||
+            strspn(t->ca_cert_hash + 7, "0123456789abcdef") != 64)
+                return diag_fail(d, -EBADMSG, "ticket", -1, "caCertHash is not sha256:<hex>");
+        if (strlen(t->token) != 23 || t->token[6] != '.' ||
+            strspn(t->token, "abcdefghijklmnopqrstuvwxyz0123456789.") != 23)
+                return diag_fail(d, -EBADMSG, "ticket", -1, "the bootstrap token is malformed");
+        return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+        (void) nanosleep(&ts, NULL);
+}
+
+/* Asks each peer in turn, backing off between rounds, until one admits this node. */
+static int fetch_ticket(Bootstrapper *b, const NodeMetadata *md, const AttestPolicy *policy,
+                        const char *uuid, unsigned timeout_sec, json_t **ret)
+{
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(json_decrefp) json_t *body = NULL;
+        PolicyVerifier pv = { .policy = policy };
+        AtlsVerifier v = policy_verifier(&pv);
+        time_t deadline = time(NULL) + timeout_sec;
+        unsigned delay = BACKOFF_FIRST_MS;
+        RpcClientConfig cfg;
+        int r;
+
+        r = atls_context_new(ATLS_ROLE_CLIENT, &b->attester, &v, &atls);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up aTLS: %m");
+        body = json_pack("{s:s,s:s,s:s}", "name", b->node_name, "role",
+                         node_role_to_string(md->role), "diskUuid", uuid);
+        if (!body)
+                return log_oom();
+        rpc_client_config_defaults(&cfg);
+        cfg.retries = 0;
+        for (;;) {
+                for (size_t i = 0; i < md->n_peers; i++) {
+                        _cleanup_(json_decrefp) json_t *resp = NULL;
+                        _cleanup_(freep) char *url = NULL;
+                        long status = 0;
+                        Diag d;
+
+                        if (asprintf(&url, "https://%s", md->peers[i]) < 0)
+                                return log_oom();
+                        diag_clear(&d);
+                        r = rpc_call(atls, &cfg, "POST", url, "/v1/join", body, false, &status,
+                                     &resp, &d);
+                        if (r < 0) {
+                                log_warning("join: %s: %s", md->peers[i], d.message);
+                                continue;
+                        }
+                        if (status != 200) {
+                                const char *detail =
+                                        json_string_value(json_object_get(resp, "detail"));
+                                log_warning("join: the join service %s refused this node (HTTP "
+                                            "%ld): %s",
+                                            md->peers[i], status, detail ?: "no reason given");
+                                continue;
+                        }
+                        log_info("join: admitted by %s", md->peers[i]);
+                        *ret = TAKE_PTR(resp);
+                        return 0;
+                }
+                if (time(NULL) + (time_t) (delay / 1000) >= deadline)
+                        return log_error_errno(-ETIMEDOUT,
+                                               "No join service admitted this node within %u s "
+                                               "(reasons above). Check the peers in the metadata "
+                                               "and the cluster's policy.",
+                                               timeout_sec);
+                sleep_ms(delay);
+                delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+        }
+}
+
+static int run_kubeadm_join(Bootstrapper *b, const Ticket *t)
+{
+        _cleanup_(freep) char *cfgpath = NULL, *logpath = NULL;
+        int r;
+
+        if (asprintf(&cfgpath, "%s/kubeadm-join.yaml", b->state_dir) < 0 ||
+            asprintf(&logpath, "%s/kubeadm.log", b->state_dir) < 0)
+                return log_oom();
+        const KubeadmJoinParams p = {
+                .node_name = b->node_name,
+                .advertise_address = b->advertise_address,
+                .control_plane_endpoint = t->endpoint,
+                .token = t->token,
+                .ca_cert_hash = t->ca_cert_hash,
+                .certificate_key = t->certificate_key,
+        };
+        r = kubeadm_write_join_config(&p, cfgpath);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write %s: %m", cfgpath);
+        char *const argv[] = { (char *) b->kubeadm, (char *) "join", (char *) "--config", cfgpath,
+                               NULL };
+        log_info("join: kubeadm join (node %s)", b->node_name);
+        r = spawn_wait(argv, logpath);
+        /* The token is single-purpose and short-lived; do not leave it lying around. */
+        (void) unlink(cfgpath);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : -EIO, "kubeadm join failed (see %s).", logpath);
+        return 0;
+}
+
+static int write_node_state(Bootstrapper *b, const NodeMetadata *md, const Ticket *t)
+{
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        char msalt[2 * MEASUREMENT_SALT_SIZE + 1];
+
+        hex_encode_buf(t->measurement_salt, sizeof(t->measurement_salt), msalt, sizeof(msalt));
+        st = json_pack("{s:s,s:s,s:s,s:s,s:s}", "clusterId", t->cluster_id, "role",
+                       node_role_to_string(md->role), "node", b->node_name, "controlPlaneEndpoint",
+                       t->endpoint, "measurementSalt", msalt);
+        if (!st || json_dump_compact(st, &text) < 0 ||
+            asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+}
+
+int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                      unsigned timeout_sec)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
+        _cleanup_(secret_freep) Secret *first = NULL;
+        _cleanup_(freep) uint8_t *first_raw = NULL, *policy_text = NULL;
+        _cleanup_(json_decrefp) json_t *resp = NULL;
+        _cleanup_(ticket_done) Ticket t = {};
+        uint8_t cid[CLUSTER_ID_SIZE], event[32];
+        char uuid[LUKS_UUID_SIZE];
+        bool control_plane = md->role == NODE_ROLE_CONTROL_PLANE;
+        size_t first_size, policy_size;
+        LuksState st;
+        Diag d;
+        int r;
+
+        if (!md->cluster_id[0] || hex_decode_exact(md->cluster_id, cid, sizeof(cid)) < 0)
+                return log_error_errno(-EINVAL, "The metadata names no cluster ID "
+                                                "(cloister-cluster-id): a joining node must know "
+                                                "which cluster's join service to trust.");
+        r = join_service_policy(b, policy_path, cid, &policy);
+        if (r < 0)
+                return r;
+
+        diag_clear(&d);
+        r = luks_validate(b->state_disk, uuid, &st, &d);
+        if (r < 0)
+                return log_error_errno(r, "State disk refused: %s", d.message);
+        r = read_full_file(b->first_boot_key, 4096, &first_raw, &first_size);
+        if (r >= 0)
+                r = secret_new_from(first_raw, first_size, &first);
+        if (first_raw)
+                explicit_wipe(first_raw, first_size);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the first-boot key %s: %m",
+                                       b->first_boot_key);
+
+        log_info("join: asking %zu join service(s) for a ticket (cluster %s)", md->n_peers,
+                 md->cluster_id);
+        r = fetch_ticket(b, md, policy, uuid, timeout_sec, &resp);
+        if (r < 0)
+                return r;
+        r = parse_ticket(resp, control_plane, cid, &t, &d);
+        if (r < 0)
+                return log_error_errno(r, "The join ticket is refused: %s", d.message);
+
+        r = luks_rekey(b->state_disk, first, t.disk_key, &d);
+        if (r < 0)
+                return log_error_errno(r, "Re-keying the state disk failed: %s", d.message);
+        kdf_pcr15_event_digest(cid, event);
+        (void) pthread_mutex_lock(b->tpm_lock);
+        r = tpm_device_pcr_extend(b->tpm, 15, event);
+        (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r < 0)
+                return log_error_errno(r, "Extending PCR 15 failed: %m");
+        b->initialized = true;
+
+        if (control_plane) {
+                /* This node serves joins from now on: the master secret and the policy go to
+                 * its (encrypted) state. */
+                r = read_full_file(policy_path, ATTEST_POLICY_SIZE_MAX, &policy_text, &policy_size);
+                if (r >= 0)
+                        r = bootstrapper_write_cluster_secrets(b, t.master, secret_data(t.salt),
+                                                               (const char *) policy_text);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot store the cluster's secrets: %m");
+        }
+        r = run_kubeadm_join(b, &t);
+        if (r < 0)
+                return r;
+        r = write_node_state(b, md, &t);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write the node state: %m");
+        log_info("Joined cluster %s as %s.", t.cluster_id, node_role_to_string(md->role));
+        return 0;
+}

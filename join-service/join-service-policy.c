@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cloister/attest-atls.h"
+#include "cloister/audit-log.h"
+#include "cloister/crypto.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/log.h"
+
+#include "join-service.h"
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int policy_holder_refresh(PolicyHolder *h, Diag *d)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        uint8_t digest[32];
+        struct stat st;
+        size_t size;
+        int r;
+
+        if (stat(h->path, &st) < 0)
+                return diag_fail(d, -errno, "policy", -1, "%s: %s", h->path, strerror(errno));
+        if (h->policy && same_file(&st, &h->st))
+                return 0;
+        /* A replacement is expected to be renamed into place (atomic); the bytes parsed are the
+         * bytes digested, whatever happens to the file meanwhile. */
+        r = read_full_file(h->path, ATTEST_POLICY_SIZE_MAX, &data, &size);
+        if (r < 0)
+                return diag_fail(d, r, "policy", -1, "%s: cannot read: %s", h->path, strerror(-r));
+        r = attest_policy_parse(data, size, h->path, &p, d);
+        if (r < 0)
+                return r;
+        /* Joining nodes belong to no cluster yet, whatever the file says about PCR 15. */
+        p->pcrs[15] = (PcrExpectation){ .present = true };
+        crypto_sha256(data, size, digest);
+        attest_policy_free(h->policy);
+        h->policy = TAKE_PTR(p);
+        hex_encode_buf(digest, sizeof(digest), h->digest, sizeof(h->digest));
+        h->st = st;
+        log_info("join-service: policy %s loaded (sha256 %s)", h->path, h->digest);
+        return 0;
+}
+
+void policy_holder_done(PolicyHolder *h)
+{
+        h->policy = attest_policy_free(h->policy);
+        (void) pthread_mutex_destroy(&h->lock);
+}
+
+void join_audit(JoinService *js, const char *event, const char *node, const char *role,
+                const char *evidence_digest, const char *verdict, const char *reason)
+{
+        const AuditEntry e = {
+                .event = event,
+                .node = node ?: "",
+                .role = role ?: "",
+                .evidence_digest = evidence_digest ?: "",
+                .policy_digest = js->policy.digest,
+                .verdict = verdict,
+                .reason = reason ?: "",
+        };
+        Diag d;
+
+        diag_clear(&d);
+        if (audit_log_append(js->audit_log, &e, &d) < 0)
+                log_error("join-service: CANNOT WRITE THE AUDIT LOG %s: %s", js->audit_log,
+                          d.message);
+        if (strcmp(verdict, "refused") == 0)
+                log_warning("join-service: %s refused (%s): %s", node ?: "?", event, reason);
+        else
+                log_info("join-service: %s: %s %s", event, node ?: "?", verdict);
+}
+
+void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason)
+{
+        join_audit(userdata, "refusal", req->peer, "", "", "refused", reason);
+}
+
+static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
+                          const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
+{
+        JoinService *js = userdata;
+        PolicyVerifier pv;
+        AtlsVerifier v;
+        uint8_t digest[32];
+        char hex[65];
+        Diag pd;
+        int r;
+
+        crypto_sha256(evidence, size, digest);
+        hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
+        (void) pthread_mutex_lock(&js->policy.lock);
+        diag_clear(&pd);
+        /* A policy file that no longer parses keeps the last good one in force. */
+        if (policy_holder_refresh(&js->policy, &pd) < 0)
+                log_error("join-service: the changed policy is refused, the previous one stays in "
+                          "force: %s",
+                          pd.message);
+        pv = (PolicyVerifier){ .policy = js->policy.policy };
+        v = policy_verifier(&pv);
+        r = v.verify(v.userdata, evidence, size, binding, d);
+        if (r < 0)
+                join_audit(js, "refusal", "(handshake)", "", hex, "refused", d->message);
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        return r;
+}
+
+AtlsVerifier join_verifier(JoinService *js)
+{
+        return (AtlsVerifier){ .variant = js->policy.policy->variant,
+                               .verify = join_verify_cb,
+                               .userdata = js };
+}

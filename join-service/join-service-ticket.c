@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cloister/atls.h"
+#include "cloister/base64.h"
+#include "cloister/crypto.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/luks.h"
+#include "cloister/spawn.h"
+
+#include "join-service.h"
+
+#define CERTIFICATE_KEY_SIZE 32 /* kubeadm: AES-256 key for the uploaded certificates, hex */
+#define NODE_NAME_MAX        63
+
+static bool node_name_ok(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > NODE_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+static bool uuid_ok(const char *s)
+{
+        if (strlen(s) != LUKS_UUID_SIZE - 1)
+                return false;
+        for (size_t i = 0; s[i]; i++)
+                if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-'
+                                                              : !strchr("0123456789abcdef", s[i]))
+                        return false;
+        return true;
+}
+
+/* kubeadm bootstrap token "[a-z0-9]{6}.[a-z0-9]{16}", from the CSPRNG without modulo bias. */
+static int make_token(char ret[static 24])
+{
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        size_t i = 0;
+
+        while (i < 23) {
+                uint8_t b[32];
+                if (RAND_bytes(b, sizeof(b)) != 1)
+                        return -EIO;
+                for (size_t k = 0; k < sizeof(b) && i < 23; k++) {
+                        if (b[k] >= 252) /* 252 = 7 * 36 */
+                                continue;
+                        if (i == 6)
+                                ret[i++] = '.';
+                        ret[i++] = alphabet[b[k] % 36];
+                }
+                explicit_wipe(b, sizeof(b));
+        }
+        ret[23] = '\0';
+        return 0;
+}
+
+/* kubeadm's discovery pin: "sha256:" + hex SHA-256 of the CA's SubjectPublicKeyInfo. */
+static int ca_cert_hash(const char *state_dir, char ret[static 7 + 65])
+{
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(freep) uint8_t *pem = NULL;
+        uint8_t digest[32];
+        size_t size;
+        int r;
+
+        if (asprintf(&path, "%s/pki/ca.crt", state_dir) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &pem, &size);
+        if (r < 0)
+                return r;
+        r = crypto_x509_pem_spki_sha256(pem, size, digest);
+        if (r < 0)
+                return r;
+        memcpy(ret, "sha256:", 7);
+        hex_encode_buf(digest, sizeof(digest), ret + 7, 65);
+        return 0;
+}
+
+static int run_kubeadm(JoinService *js, char *const argv[], const char *what)
+{
+        _cleanup_(freep) char *logpath = NULL;
+        int r;
+
+        if (asprintf(&logpath, "%s/kubeadm-join-service.log", js->state_dir) < 0)
+                return -ENOMEM;
+        r = spawn_wait(argv, logpath);
+        if (r != 0) {
+                log_error("join-service: kubeadm %s failed (exit %d, see %s)", what, r, logpath);
+                return r < 0 ? r : -EIO;
+        }
+        return 0;
+}
+
+static int refuse(JoinService *js, const RpcRequest *req, const char *node, const char *role,
+                  const char *evidence, char *detail, size_t n, int r, const char *fmt, ...)
+        _printf_(9, 10);
+
+static int refuse(JoinService *js, const RpcRequest *req, const char *node, const char *role,
+                  const char *evidence, char *detail, size_t n, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(detail, n, fmt, ap);
+        va_end(ap);
+        join_audit(js, "refusal", node ?: req->peer, role, evidence, "refused", detail);
+        return r;
+}
+
+static int put_secret(json_t *o, const char *key, const void *data, size_t size)
+{
+        char *b64 = NULL;
+        int r = base64_encode(data, size, &b64);
+
+        if (r < 0)
+                return r;
+        r = json_object_set_new(o, key, json_string(b64)) < 0 ? -ENOMEM : 0;
+        explicit_wipe(b64, strlen(b64));
+        free(b64);
+        return r;
+}
+
+int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t n)
+{
+        static const char *const keys[] = { "name", "role", "diskUuid", NULL };
+        JoinService *js = userdata;
+        JsonCtx ctx = { .source = "join request", .path = "" };
+        _cleanup_(secret_freep) Secret *disk_key = NULL, *msecret = NULL;
+        _cleanup_(json_decrefp) json_t *ticket = NULL;
+        const char *name = NULL, *role = NULL, *uuid = NULL;
+        char token[24], cahash[7 + 65], evidence[65] = "", ttl[16];
+        uint8_t certkey[CERTIFICATE_KEY_SIZE], digest[32];
+        char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
+        _cleanup_(freep) char *kubeconfig = NULL;
+        bool control_plane;
+        Diag d;
+        int r;
+
+        /* The route demands an attested client; this records which evidence it was. */
+        if (atls_peer_evidence_digest(req->ssl, digest) < 0)
+                return refuse(js, req, NULL, "", "", detail, n, -EPERM,
+                              "the client did not attest");
+        hex_encode_buf(digest, sizeof(digest), evidence, sizeof(evidence));
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
+            json_get_string(&ctx, req->body, "role", true, &role) < 0 ||
+            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0)
+                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
+        if (!node_name_ok(name))
+                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
+                              "the node name is not a DNS-1123 label");
+        if (strcmp(role, "worker") != 0 && strcmp(role, "control-plane") != 0)
+                return refuse(js, req, name, "", evidence, detail, n, -EBADMSG,
+                              "role must be worker or control-plane");
+        if (!uuid_ok(uuid))
+                return refuse(js, req, name, role, evidence, detail, n, -EBADMSG,
+                              "diskUuid is not a lowercase LUKS UUID");
+        control_plane = strcmp(role, "control-plane") == 0;
+
+        /* Everything the ticket holds is made before anything is handed out. */
+        r = make_token(token);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "no randomness for a token");
+        if (asprintf(&kubeconfig, "%s/admin.conf", js->state_dir) < 0)
+                return -ENOMEM;
+        (void) snprintf(ttl, sizeof(ttl), "%um0s", js->token_ttl_min);
+        {
+                char *const argv[] = { (char *) js->kubeadm,
+                                       (char *) "token",
+                                       (char *) "create",
+                                       token,
+                                       (char *) "--ttl",
+                                       ttl,
+                                       (char *) "--kubeconfig",
+                                       kubeconfig,
+                                       NULL };
+                r = run_kubeadm(js, argv, "token create");
+        }
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "the join service cannot create a bootstrap token");
+        r = ca_cert_hash(js->state_dir, cahash);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "the join service cannot read its cluster CA");
+        if (control_plane) {
+                if (RAND_bytes(certkey, sizeof(certkey)) != 1)
+                        return -EIO;
+                hex_encode_buf(certkey, sizeof(certkey), certkey_hex, sizeof(certkey_hex));
+                explicit_wipe(certkey, sizeof(certkey));
+                char *const argv[] = { (char *) js->kubeadm,
+                                       (char *) "init",
+                                       (char *) "phase",
+                                       (char *) "upload-certs",
+                                       (char *) "--upload-certs",
+                                       (char *) "--certificate-key",
+                                       certkey_hex,
+                                       (char *) "--kubeconfig",
+                                       kubeconfig,
+                                       NULL };
+                r = run_kubeadm(js, argv, "upload-certs");
+                if (r < 0) {
+                        explicit_wipe(certkey_hex, sizeof(certkey_hex));
+                        return refuse(js, req, name, role, evidence, detail, n, r,
+                                      "the join service cannot upload the control-plane "
+                                      "certificates");
+                }
+        }
+        r = kdf_disk_key(js->master->key, js->master->salt, uuid, &disk_key);
+        if (r >= 0)
+                r = kdf_measurement_secret(js->master->key, js->master->salt, &msecret);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r, "key derivation failed");
+
+        ticket = json_pack("{s:s,s:s,s:s,s:s}", "clusterId", js->cluster_id_hex,
+                           "controlPlaneEndpoint", js->control_plane_endpoint, "token", token,
+                           "caCertHash", cahash);
+        explicit_wipe(token, sizeof(token));
+        if (!ticket)
+                return -ENOMEM;
+        r = put_secret(ticket, "diskKey", secret_data(disk_key), secret_size(disk_key));
+        if (r >= 0)
+                r = put_secret(ticket, "measurementSecret", secret_data(msecret),
+                               secret_size(msecret));
+        if (r >= 0)
+                r = put_secret(ticket, "measurementSalt", js->measurement_salt,
+                               sizeof(js->measurement_salt));
+        if (r >= 0 && control_plane) {
+                /* A control plane serves joins itself: it needs the master secret. Never the
+                 * CA's private key: kubeadm fetches the certificates with the certificate key. */
+                r = json_object_set_new(ticket, "certificateKey", json_string(certkey_hex));
+                if (r >= 0)
+                        r = put_secret(ticket, "masterSecret", secret_data(js->master->key),
+                                       secret_size(js->master->key));
+                if (r >= 0)
+                        r = put_secret(ticket, "salt", js->master->salt, sizeof(js->master->salt));
+        }
+        explicit_wipe(certkey_hex, sizeof(certkey_hex));
+        if (r < 0)
+                return -ENOMEM;
+        join_audit(js, "admission", name, role, evidence, "admitted", "");
+        *ret_response = TAKE_PTR(ticket);
+        return 0;
+}
+
+int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t n)
+{
+        JoinService *js = userdata;
+        _cleanup_(freep) char *path = NULL;
+        Diag d;
+        int r;
+
+        /* The caller has just verified our evidence; this names what it verified. */
+        if (asprintf(&path, "%s/node-state.json", js->state_dir) < 0)
+                return -ENOMEM;
+        diag_clear(&d);
+        r = json_parse_file(path, 64 * 1024, ret_response, &d);
+        if (r < 0) {
+                (void) snprintf(detail, n, "cannot read the node state: %s", d.message);
+                return r;
+        }
+        return 0;
+}

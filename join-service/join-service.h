@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "cloister/attest.h"
+#include "cloister/kdf.h"
+#include "cloister/mastersecret.h"
+#include "cloister/rpc.h"
+
+/* The cluster policy as last loaded, with what identifies the file it came from: a changed file
+ * is parsed anew and swapped in whole, or not at all. */
+typedef struct PolicyHolder {
+        const char *path;
+        pthread_mutex_t lock;
+        AttestPolicy *policy; /* PCR 15 forced to zero: joiners belong to no cluster yet */
+        char digest[2 * 32 + 1];
+        struct stat st; /* of the file the policy was read from */
+} PolicyHolder;
+
+typedef struct JoinService {
+        PolicyHolder policy;
+        const char *state_dir;
+        const char *kubeadm;
+        const char *audit_log;
+        const char *node_name;
+        MasterSecret *master;
+        uint8_t measurement_salt[MEASUREMENT_SALT_SIZE];
+        uint8_t cluster_id[CLUSTER_ID_SIZE];
+        char cluster_id_hex[2 * CLUSTER_ID_SIZE + 1];
+        char control_plane_endpoint[256];
+        unsigned token_ttl_min;
+} JoinService;
+
+/* Loads the policy at h->path (first time or when the file changed); keeps the old policy and
+ * fails if a changed file does not parse. */
+int policy_holder_refresh(PolicyHolder *h, Diag *d);
+void policy_holder_done(PolicyHolder *h);
+/* The aTLS verifier for joining nodes: the current policy, PCR 15 zero; refusals are written to
+ * the audit log with the evidence digest and the reason. */
+AtlsVerifier join_verifier(JoinService *js);
+
+void join_audit(JoinService *js, const char *event, const char *node, const char *role,
+                const char *evidence_digest, const char *verdict, const char *reason);
+void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
+
+int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t detail_size);
+int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t detail_size);

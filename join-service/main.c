@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/attest-atls.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+#include "cloister/tpm-device.h"
+#include "cloister/verbs.h"
+
+#include "join-service.h"
+
+#define CLOISTER_VERSION "0.1.0"
+
+static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_dir, *arg_policy,
+                             *arg_kubeadm = "kubeadm", *arg_event_log = "", *arg_audit_log;
+static uint16_t arg_port = 9000;
+static unsigned arg_token_ttl = 15;
+static int arg_listen_fd = -1;
+
+static void help(void)
+{
+        printf("Usage: cloister-join-service [OPTIONS]\n\n"
+               "Runs on control-plane nodes. Serves joining nodes over mutually attested TLS: the\n"
+               "node must prove it runs the cluster's image and belongs to no cluster yet (PCR 15\n"
+               "zero); it must see this node prove the same image and the cluster ID in PCR 15.\n"
+               "An admitted node gets a join ticket: a short-lived kubeadm bootstrap token, the\n"
+               "CA pin, its disk key (derived from the master secret and its disk's UUID), the\n"
+               "measurement secret and salt, and for control planes the certificate key and the\n"
+               "master secret. Every admission and refusal goes to a hash-chained audit log.\n\n"
+               "  --tcti CONF              TPM (default $CLOISTER_TPM_TCTI or device:/dev/tpmrm0)\n"
+               "  --listen ADDR:PORT       default 127.0.0.1:9000 (port 0: any free port)\n"
+               "  --state-dir DIR          node-state.json, master-secret.json, admin.conf, pki/\n"
+               "                           (on the encrypted state disk; required)\n"
+               "  --policy FILE            the cluster's attestation policy, reloaded when the\n"
+               "                           file changes (default DIR/cluster-policy.json)\n"
+               "  --audit-log FILE         default DIR/audit.log\n"
+               "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
+               "  --event-log PATH         boot event log to include in evidence\n"
+               "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
+               "  --listen-fd FD           serve this inherited listening socket (the\n"
+               "                           bootstrapper's, handed over) instead of binding\n");
+}
+
+static int parse_argv(int argc, char *argv[])
+{
+        enum {
+                ARG_TCTI = 0x100,
+                ARG_LISTEN,
+                ARG_DIR,
+                ARG_POLICY,
+                ARG_AUDIT,
+                ARG_KUBEADM,
+                ARG_LOG,
+                ARG_TTL,
+                ARG_LISTEN_FD,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "tcti", required_argument, NULL, ARG_TCTI },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "state-dir", required_argument, NULL, ARG_DIR },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "audit-log", required_argument, NULL, ARG_AUDIT },
+                { "kubeadm", required_argument, NULL, ARG_KUBEADM },
+                { "event-log", required_argument, NULL, ARG_LOG },
+                { "token-ttl", required_argument, NULL, ARG_TTL },
+                { "listen-fd", required_argument, NULL, ARG_LISTEN_FD },
+                {},
+        };
+        char *end;
+        unsigned long v;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("cloister-join-service %s\n", CLOISTER_VERSION);
+                        return 0;
+                case ARG_TCTI:
+                        arg_tcti = optarg;
+                        break;
+                case ARG_LISTEN:
+                        r = parse_listen_address(optarg, &arg_address, &arg_port);
+                        if (r < 0)
+                                return log_error_errno(r, "--listen '%s': use ADDR:PORT.", optarg);
+                        break;
+                case ARG_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_POLICY:
+                        arg_policy = optarg;
+                        break;
+                case ARG_AUDIT:
+                        arg_audit_log = optarg;
+                        break;
+                case ARG_KUBEADM:
+                        arg_kubeadm = optarg;
+                        break;
+                case ARG_LOG:
+                        arg_event_log = optarg;
+                        break;
+                case ARG_TTL:
+                        v = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || v == 0 || v > 60)
+                                return log_error_errno(-EINVAL, "--token-ttl: 1..60 minutes.");
+                        arg_token_ttl = (unsigned) v;
+                        break;
+                case ARG_LISTEN_FD:
+                        v = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || v < 3 || v > 65535)
+                                return log_error_errno(-EINVAL, "--listen-fd: a descriptor >= 3.");
+                        arg_listen_fd = (int) v;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (!arg_state_dir)
+                return log_error_errno(-EINVAL, "--state-dir is required. See --help.");
+        return 1;
+}
+
+/* The node state the bootstrapper wrote at init or join; the master secret next to it. */
+static int load_cluster(JoinService *js)
+{
+        static const char *const keys[] = { "clusterId", "clusterName",          "role",
+                                            "node",      "controlPlaneEndpoint", "measurementSalt",
+                                            NULL };
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        _cleanup_(freep) char *path = NULL, *mpath = NULL;
+        _cleanup_(secret_freep) Secret *msecret = NULL;
+        JsonCtx ctx = { .source = NULL, .path = "" };
+        const char *cid, *role, *node, *cpe, *msalt;
+        uint8_t derived[CLUSTER_ID_SIZE];
+        Diag d;
+        int r;
+
+        if (asprintf(&path, "%s/node-state.json", arg_state_dir) < 0 ||
+            asprintf(&mpath, "%s/master-secret.json", arg_state_dir) < 0)
+                return log_oom();
+        diag_clear(&d);
+        ctx.source = path;
+        ctx.diag = &d;
+        r = json_parse_file(path, 64 * 1024, &st, &d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, st, keys);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "clusterId", true, &cid);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "role", true, &role);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "node", true, &node);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "controlPlaneEndpoint", true, &cpe);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "measurementSalt", true, &msalt);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "This node has no usable cluster state (%s): it must be "
+                                       "initialised or joined as a control plane first.",
+                                       d.message);
+        if (strcmp(role, "control-plane") != 0)
+                return log_error_errno(-EPERM,
+                                       "%s: this node is a %s; join services run on "
+                                       "control planes only.",
+                                       path, role);
+        if (hex_decode_exact(cid, js->cluster_id, sizeof(js->cluster_id)) < 0 ||
+            hex_decode_exact(msalt, js->measurement_salt, sizeof(js->measurement_salt)) < 0 ||
+            strlen(cpe) >= sizeof(js->control_plane_endpoint))
+                return log_error_errno(-EBADMSG,
+                                       "%s: clusterId, measurementSalt or "
+                                       "controlPlaneEndpoint is malformed.",
+                                       path);
+        (void) snprintf(js->cluster_id_hex, sizeof(js->cluster_id_hex), "%s", cid);
+        (void) snprintf(js->control_plane_endpoint, sizeof(js->control_plane_endpoint), "%s", cpe);
+        js->node_name = strdup(node);
+        if (!js->node_name)
+                return log_oom();
+
+        r = master_secret_load(mpath, &js->master, &d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the master secret: %s", d.message);
+        /* The state must be this master secret's cluster, or every ticket would be wrong. */
+        r = kdf_measurement_secret(js->master->key, js->master->salt, &msecret);
+        if (r >= 0)
+                r = kdf_cluster_id(msecret, js->measurement_salt, derived);
+        if (r < 0)
+                return log_error_errno(r, "Key derivation failed: %m");
+        if (memcmp(derived, js->cluster_id, sizeof(derived)) != 0)
+                return log_error_errno(-EBADMSG,
+                                       "%s does not derive the cluster ID in %s: the "
+                                       "state directory is inconsistent.",
+                                       mpath, path);
+        return 0;
+}
+
+int main(int argc, char *argv[])
+{
+        static const RpcRoute routes[] = {
+                { "GET", "/v1/node", join_handle_node },
+                { "POST", "/v1/join", join_handle_join, .attested_client = true },
+                {},
+        };
+        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(rpc_server_freep) RpcServer *server = NULL;
+        _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL;
+        uint8_t pcrs[TPM_DEVICE_PCRS][32], expected[32];
+        JoinService js = { .token_ttl_min = 15 };
+        VtpmAttester attester;
+        VtpmIssueConfig cfg;
+        AtlsAttester a;
+        AtlsVerifier v;
+        RpcServerConfig rc;
+        Diag d;
+        int r;
+
+        log_parse_environment();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return exit_status_from_errno(r);
+        if ((!arg_policy && asprintf(&policy_path, "%s/cluster-policy.json", arg_state_dir) < 0) ||
+            (!arg_audit_log && asprintf(&audit_path, "%s/audit.log", arg_state_dir) < 0))
+                return log_oom(), 1;
+        js.state_dir = arg_state_dir;
+        js.kubeadm = arg_kubeadm;
+        js.audit_log = arg_audit_log ?: audit_path;
+        js.token_ttl_min = arg_token_ttl;
+        js.policy.path = arg_policy ?: policy_path;
+        (void) pthread_mutex_init(&js.policy.lock, NULL);
+
+        r = load_cluster(&js);
+        if (r < 0)
+                goto finish;
+        diag_clear(&d);
+        r = policy_holder_refresh(&js.policy, &d);
+        if (r < 0) {
+                log_error_errno(r, "Cannot load the cluster policy: %s", d.message);
+                goto finish;
+        }
+
+        r = tpm_device_open(arg_tcti, &tpm);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
+                goto finish;
+        }
+        /* Joining nodes check that this node holds the cluster ID; check it first ourselves. */
+        r = tpm_device_pcr_read(tpm, 1U << 15, pcrs);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read PCR 15: %m");
+                goto finish;
+        }
+        kdf_pcr15_expected(js.cluster_id, expected);
+        if (memcmp(pcrs[15], expected, 32) != 0) {
+                r = log_error_errno(-EPERM,
+                                    "PCR 15 does not hold cluster %s: this node has not "
+                                    "(re)joined its cluster since boot; refusing to serve "
+                                    "joins.",
+                                    js.cluster_id_hex);
+                goto finish;
+        }
+
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = arg_event_log;
+        vtpm_attester_init(&attester, tpm, &cfg);
+        a = vtpm_attester(&attester);
+        v = join_verifier(&js);
+        r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
+        if (r >= 0)
+                r = atls_context_allow_unattested_clients(atls);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up aTLS: %m");
+                goto done;
+        }
+        rpc_server_config_defaults(&rc);
+        rc.address = arg_address;
+        rc.port = arg_port;
+        rc.notify = true;
+        rc.on_refusal = join_on_refusal;
+        rc.listen_fd = arg_listen_fd;
+        r = rpc_server_new(&rc, atls, routes, &js, &server);
+        if (r < 0) {
+                log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
+                goto done;
+        }
+        printf("cloister-join-service: cluster %s, serving joins on %s:%u\n", js.cluster_id_hex,
+               arg_address, rpc_server_port(server));
+        fflush(stdout);
+        r = rpc_server_run(server);
+done:
+        vtpm_attester_done(&attester);
+finish:
+        policy_holder_done(&js.policy);
+        master_secret_free(js.master);
+        free((char *) js.node_name);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,352 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Join: a cluster grows only through mutually attested joins. Nodes are processes on loopback,
+each with its own swtpm (its boot replayed from a synthetic event log), its own LUKS2 state disk
+and its own bootstrapper; the first is initialised by `cloister apply` and then serves joins
+(cloister-join-service); kubeadm is the test double, which checks the token, the CA pin and the
+certificate key against the control plane's state. Every refusal must reach the join service's
+hash-chained audit log with its reason, and no refused node may receive a token or a key."""
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from conftest import BUILD, ROOT, Swtpm, binary, run
+
+KUBEADM = ROOT / "tests" / "doubles" / "kubeadm"
+
+
+def pcr15_expected(cid_hex):
+    return hashlib.sha256(bytes(32) + hashlib.sha256(bytes.fromhex(cid_hex)).digest()).hexdigest()
+
+
+def read_pcr15(tcti):
+    out = subprocess.run(["tpm2_pcrread", "sha256:15"], capture_output=True, text=True,
+                         env=dict(os.environ, TPM2TOOLS_TCTI=tcti), check=True).stdout
+    return re.search(r"15\s*:\s*0x([0-9A-Fa-f]{64})", out).group(1).lower()
+
+
+def audit_entries(path):
+    """The audit log, each entry's chain link checked here independently of the C code."""
+    prev = "00" * 32
+    entries = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        e = json.loads(line)
+        body = {k: v for k, v in e.items() if k != "hash"}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True,
+                                           separators=(",", ":")).encode()).hexdigest()
+        assert e["seq"] == n and e["prev"] == prev and e["hash"] == digest, f"line {n} breaks the chain"
+        prev = e["hash"]
+        entries.append(e)
+    return entries
+
+
+class Node:
+    def __init__(self, base, name, alter=None):
+        base.mkdir()
+        self.base, self.name, self.proc, self.port = base, name, None, None
+        self.tpm = Swtpm(base / "tpm")
+        self.boot_log = base / "boot.log"
+        cmd = [str(ROOT / "scripts" / "mini-boot-log"), str(self.boot_log)]
+        if alter is not None:
+            cmd += ["--alter", str(alter)]
+        env = dict(os.environ, TPM2TOOLS_TCTI=self.tpm.tcti)
+        for line in subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split("\n"):
+            if line:
+                pcr, digest = line.split()
+                subprocess.run(["tpm2_pcrextend", f"{pcr}:sha256={digest}"], env=env, check=True)
+        self.disk = base / "state.img"
+        with open(self.disk, "wb") as f:
+            f.truncate(32 * 1024 * 1024)
+        self.first = base / "first-boot.key"
+        self.first.write_bytes(os.urandom(32))
+        assert run("cloister-disk-mapper", "format", self.disk, "--key-file", self.first).returncode == 0
+        self.state = base / "state"
+        self.state.mkdir()
+        self.evidence = base / "evidence.json"
+        r = run("cloister", "attestation", "issue", "--tcti", self.tpm.tcti, "--binding", "00" * 32,
+                "--event-log", self.boot_log, "--output-file", self.evidence)
+        assert r.returncode == 0, r.stderr
+        self.policy = base / "policy.json"
+        assert run("cloister", "attestation", "policy", self.evidence, self.policy).returncode == 0
+        self.log = base / "node.log"
+
+    def start(self, metadata, *extra, env=None):
+        (self.base / "metadata.json").write_text(json.dumps(metadata))
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [str(binary("cloister-bootstrapper")), "--tcti", self.tpm.tcti, "--listen",
+             "127.0.0.1:0", "--state-disk", str(self.disk), "--first-boot-key", str(self.first),
+             "--state-dir", str(self.state), "--kubeadm", str(KUBEADM), "--metadata",
+             f"local:{self.base / 'metadata.json'}", "--event-log", str(self.boot_log), *extra],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+
+    def wait_for(self, pattern, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.log.read_text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"{self.name}: no '{pattern}' (exit {self.proc.poll()}):\n{self.log.read_text()}")
+
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.tpm.stop()
+
+
+class Cluster:
+    def __init__(self, tmp):
+        self.tmp, self.nodes, self.cid, self.cp = tmp, [], None, None
+        self.ms = tmp / "cloister-mastersecret.json"
+        assert run("cloister", "master-secret", "generate", "--file", self.ms).returncode == 0
+
+    def node(self, name, alter=None):
+        n = Node(self.tmp / name, name, alter)
+        self.nodes.append(n)
+        return n
+
+    def policy(self, nodes, path=None):
+        """The owner's policy: the first node's measurements, every listed node's AK pinned."""
+        p = json.loads(nodes[0].policy.read_text())
+        p["akTrust"]["akPublic"] = [json.loads(n.policy.read_text())["akTrust"]["akPublic"]
+                                    for n in nodes]
+        path = path or self.tmp / "policy.json"
+        path.write_text(json.dumps(p))
+        return path
+
+    def init(self, cp, policy):
+        secret = self.tmp / "init-secret"
+        h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
+        cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": h})
+        cp.port = cp.wait_for(r"serving init on 127\.0\.0\.1:(\d+)").group(1)
+        r = run("cloister", "apply", "--endpoint", cp.url(), "--policy", policy,
+                "--init-secret-file", secret, "--state-file", self.tmp / "cloister-state.json",
+                "--master-secret", self.ms, "--cluster-name", "joins",
+                "--kubeconfig", self.tmp / "admin.conf")
+        assert r.returncode == 0, r.stdout + r.stderr
+        self.cid = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)
+        cp.wait_for(r"serving joins on 127\.0\.0\.1:" + cp.port)
+        self.cp = cp
+        return self.cid
+
+    def join(self, node, policy, role="worker", via=None, cid=None, timeout=30):
+        via = via or [self.cp]
+        node.start({"name": node.name, "role": role,
+                    "peers": [f"127.0.0.1:{n.port}" for n in via], "clusterId": cid or self.cid},
+                   "--join-policy", str(policy), "--join-timeout", str(timeout),
+                   env=dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(self.cp.state)))
+
+    def disk_key(self, node):
+        secret = json.loads(self.ms.read_text())
+        uuid = re.search(r"UUID ([0-9a-f-]{36})",
+                         run("cloister-disk-mapper", "check", node.disk).stdout).group(1)
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=base64.b64decode(secret["salt"]),
+                    info=("cloister/v1/disk/" + uuid).encode()).derive(base64.b64decode(secret["key"]))
+
+    def audit(self):
+        log = self.cp.state / "audit.log"
+        return audit_entries(log) if log.exists() else []
+
+    def tokens(self):
+        p = self.cp.state / "tokens.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def assert_untouched(node):
+    """A refused node: PCR 15 still zero, the disk still on its first-boot key, no kubelet."""
+    assert node.proc.wait(timeout=60) != 0
+    assert read_pcr15(node.tpm.tcti) == "00" * 32
+    assert run("cloister-disk-mapper", "check", node.disk, "--key-file", node.first).returncode == 0
+    assert not (node.state / "kubelet.conf").exists()
+
+
+def test_workers_join_with_a_ticket_and_their_disks_take_the_derived_key(cluster, tmp_path):
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cid = cluster.init(cp, policy)
+    for w in (w1, w2):
+        cluster.join(w, policy)
+    for w in (w1, w2):
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    for w in (w1, w2):
+        # The disk opens with the key the owner can derive, and no longer with the first one.
+        (tmp_path / f"{w.name}.key").write_bytes(cluster.disk_key(w))
+        r = run("cloister-disk-mapper", "check", w.disk, "--key-file", tmp_path / f"{w.name}.key")
+        assert r.returncode == 0 and "state initialized" in r.stdout, r.stdout + r.stderr
+        assert run("cloister-disk-mapper", "check", w.disk, "--key-file", w.first).returncode == 1
+        # kubeadm join ran with a token the cluster issued and the right CA pin (the double
+        # checked both); the join config holding the token is gone.
+        assert "joined as a worker" in (w.state / "kubeadm.log").read_text()
+        assert not (w.state / "kubeadm-join.yaml").exists()
+        state = json.loads((w.state / "node-state.json").read_text())
+        assert state["clusterId"] == cid and state["role"] == "worker"
+        # A worker holds no master secret.
+        assert not (w.state / "master-secret.json").exists()
+        # The owner verifies the worker from outside: PCR 15 holds the cluster ID.
+        p = json.loads(policy.read_text())
+        p["measurements"].pop("15")
+        (tmp_path / "member.json").write_text(json.dumps(p))
+        r = run("cloister", "verify", "--node", f"127.0.0.1:{w.port}", "--policy",
+                tmp_path / "member.json", "--cluster-id", cid)
+        assert r.returncode == 0 and r.stdout.rstrip().endswith("Verification OK"), r.stdout + r.stderr
+    entries = cluster.audit()
+    admitted = [e for e in entries if e["verdict"] == "admitted"]
+    assert sorted(e["node"] for e in admitted) == ["worker-1", "worker-2"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e["evidenceDigest"]) for e in admitted)
+    assert len(cluster.tokens()) == 2
+
+
+def probe(cluster, *args):
+    p = subprocess.run([str(BUILD / "tests" / "join-probe"), "--policy",
+                        str(cluster.tmp / "policy.json"), "--cluster-id", cluster.cid,
+                        "--url", cluster.cp.url(), *map(str, args)],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("pcr", [4, 9, 11])
+def test_join_refused_for_a_node_whose_boot_differs_and_logged_with_the_pcr(cluster, pcr):
+    """A node booted from another image asks anyway (the real bootstrapper would already refuse
+    a join service whose image differs from its own: see the impostor tests)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1", alter=pcr)
+    # The worker's key is pinned: only its measurements differ from the owner's policy.
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 1 and "HTTP 200" not in out
+    (refusal,) = [e for e in cluster.audit() if e["verdict"] == "refused"]
+    assert f"PCR {pcr} differs" in refusal["reason"], refusal["reason"]
+    assert re.fullmatch(r"[0-9a-f]{64}", refusal["evidenceDigest"])
+    assert not any(e["verdict"] == "admitted" for e in cluster.audit())
+    assert cluster.tokens() == {}
+
+
+def test_join_refused_for_a_node_whose_pcr15_is_already_set(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + "11" * 32], check=True,
+                   env=dict(os.environ, TPM2TOOLS_TCTI=w.tpm.tcti))
+    # The real join client would not even ask; the probe asks anyway, with fresh evidence.
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti)
+    assert rc == 1 and "HTTP 200" not in out
+    (refusal,) = [e for e in cluster.audit() if e["verdict"] == "refused"]
+    assert "PCR 15 differs" in refusal["reason"]
+    assert cluster.tokens() == {}
+
+
+def test_join_refused_for_evidence_replayed_from_another_node(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    # Genuine evidence of a node the policy trusts, but made for another nonce and TLS key.
+    rc, out = probe(cluster, "--evidence", w.evidence)
+    assert rc == 1 and "HTTP 200" not in out
+    (refusal,) = [e for e in cluster.audit() if e["verdict"] == "refused"]
+    assert "binding" in refusal["reason"] or "nonce" in refusal["reason"], refusal["reason"]
+    assert refusal["evidenceDigest"] == hashlib.sha256(w.evidence.read_bytes()).hexdigest()
+    assert cluster.tokens() == {}
+
+
+def test_join_refused_for_a_client_that_does_not_attest(cluster):
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    rc, out = probe(cluster, "--no-attest")
+    assert rc == 1 and "HTTP 403" in out and "attested client" in out
+    (refusal,) = [e for e in cluster.audit() if e["verdict"] == "refused"]
+    assert refusal["node"].startswith("127.0.0.1:") and "did not attest" in refusal["reason"]
+    assert cluster.tokens() == {}
+
+
+def test_joining_node_refuses_a_join_service_of_another_cluster_and_sends_nothing(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    other = hashlib.sha256(b"another cluster").hexdigest()
+    cluster.join(w, policy, cid=other, timeout=2)
+    assert_untouched(w)
+    assert "PCR 15 differs" in w.log.read_text()
+    # Nothing reached the join service: the handshake failed on the node's side, before any
+    # request (the audit log has no entry about this node at all).
+    assert cluster.audit() == [] and cluster.tokens() == {}
+
+
+def test_joining_node_refuses_a_join_service_running_another_image(cluster, tmp_path):
+    # The control plane boots another PCR 11 (another UKI); its owner's policy matches it, so
+    # it is initialised and serves joins, but the worker's own measurements differ from it.
+    cp, w = cluster.node("cp-1", alter=11), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    worker_policy = cluster.policy([w, cp], tmp_path / "worker-policy.json")
+    cluster.join(w, worker_policy, timeout=2)
+    assert_untouched(w)
+    assert "PCR 11 differs" in w.log.read_text()
+    assert cluster.audit() == [] and cluster.tokens() == {}
+
+
+def test_tightened_policy_is_reloaded_and_refuses_the_next_join_with_the_reason(cluster, tmp_path):
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.wait_for("serving node state")
+    before = cluster.audit()[-1]["policyDigest"]
+    # The owner now expects another PCR 9 value: replace the file atomically.
+    p = json.loads((cp.state / "cluster-policy.json").read_text())
+    p["measurements"]["9"]["expected"] = "ab" * 32
+    tmp = cp.state / "cluster-policy.json.new"
+    tmp.write_text(json.dumps(p))
+    os.rename(tmp, cp.state / "cluster-policy.json")
+    cluster.join(w2, policy, timeout=2)
+    assert_untouched(w2)
+    last = cluster.audit()[-1]
+    assert last["verdict"] == "refused" and "PCR 9 differs" in last["reason"]
+    assert last["policyDigest"] != before
+    assert len(cluster.tokens()) == 1
+
+
+def test_second_control_plane_joins_and_serves_joins_itself(cluster):
+    cp1, cp2, w = cluster.node("cp-1"), cluster.node("cp-2"), cluster.node("worker-1")
+    policy = cluster.policy([cp1, cp2, w])
+    cluster.init(cp1, policy)
+    cluster.join(cp2, policy, role="control-plane")
+    cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    # It received the master secret and the certificate key, never the CA's private key.
+    assert (cp2.state / "master-secret.json").exists()
+    assert (cp2.state / "pki" / "ca.crt").exists() and not (cp2.state / "pki" / "ca.key").exists()
+    assert "joined as a control plane" in (cp2.state / "kubeadm.log").read_text()
+    # The worker knows only the second control plane and joins through it.
+    cluster.join(w, policy, via=[cp2])
+    w.wait_for("serving node state")
+    (entry,) = [e for e in audit_entries(cp2.state / "audit.log") if e["verdict"] == "admitted"]
+    assert entry["node"] == "worker-1"

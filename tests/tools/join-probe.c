@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * join-probe: a deliberately misbehaving join client, for tests of the join service only (never
+ * installed). The real join client (cloister-bootstrapper) refuses to ask for a ticket when its
+ * own PCR 15 is set and always presents fresh evidence; an attacker would not. This one sends
+ * POST /v1/join as one of:
+ *   --tcti CONF        fresh evidence from that TPM, whatever its PCR 15 holds
+ *   --evidence FILE    a fixed evidence document (e.g. recorded from another node): a replay
+ *   --no-attest        no client evidence at all
+ * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
+ * status and body, or the handshake failure. Exit 0 only on HTTP 200.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/attest-atls.h"
+#include "cloister/fileio.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+#include "cloister/tpm-device.h"
+
+typedef struct FixedEvidence {
+        uint8_t *data;
+        size_t size;
+} FixedEvidence;
+
+static int fixed_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                       const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        FixedEvidence *f = userdata;
+
+        *ret = malloc(f->size);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, f->data, f->size);
+        *ret_size = f->size;
+        return 0;
+}
+
+int main(int argc, char *argv[])
+{
+        static const struct option options[] = {
+                { "tcti", required_argument, NULL, 't' },
+                { "evidence", required_argument, NULL, 'e' },
+                { "no-attest", no_argument, NULL, 'n' },
+                { "policy", required_argument, NULL, 'p' },
+                { "cluster-id", required_argument, NULL, 'c' },
+                { "url", required_argument, NULL, 'u' },
+                { "name", required_argument, NULL, 'N' },
+                {},
+        };
+        const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
+                   *url = NULL, *name = "probe";
+        bool no_attest = false;
+        _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
+        _cleanup_(json_decrefp) json_t *body = NULL, *resp = NULL;
+        _cleanup_(freep) char *text = NULL;
+        uint8_t cid[CLUSTER_ID_SIZE];
+        FixedEvidence fixed = {};
+        VtpmAttester vtpm;
+        VtpmIssueConfig cfg;
+        AtlsAttester a;
+        PolicyVerifier pv;
+        AtlsVerifier v;
+        RpcClientConfig rc;
+        long status = 0;
+        Diag d;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 't':
+                        tcti = optarg;
+                        break;
+                case 'e':
+                        evidence = optarg;
+                        break;
+                case 'n':
+                        no_attest = true;
+                        break;
+                case 'p':
+                        policy_path = optarg;
+                        break;
+                case 'c':
+                        cid_hex = optarg;
+                        break;
+                case 'u':
+                        url = optarg;
+                        break;
+                case 'N':
+                        name = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!policy_path || !cid_hex || !url || (!!tcti + !!evidence + no_attest) != 1 ||
+            hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0) {
+                fprintf(stderr, "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
+                                "--cluster-id HEX --url URL [--name N]\n");
+                return 2;
+        }
+        diag_clear(&d);
+        if (attest_policy_load(policy_path, &policy, &d) < 0) {
+                fprintf(stderr, "join-probe: %s\n", d.message);
+                return 2;
+        }
+        policy->pcrs[15] = (PcrExpectation){ .present = true };
+        kdf_pcr15_expected(cid, policy->pcrs[15].expected);
+        pv = (PolicyVerifier){ .policy = policy };
+        v = policy_verifier(&pv);
+        if (tcti) {
+                if (tpm_device_open(tcti, &tpm) < 0)
+                        return 2;
+                vtpm_issue_config_defaults(&cfg);
+                cfg.event_log = "";
+                vtpm_attester_init(&vtpm, tpm, &cfg);
+                a = vtpm_attester(&vtpm);
+        } else if (evidence) {
+                if (read_full_file(evidence, EVIDENCE_SIZE_MAX, &fixed.data, &fixed.size) < 0)
+                        return 2;
+                a = (AtlsAttester){ .variant = ATTEST_VARIANT_QEMU_VTPM,
+                                    .issue = fixed_issue,
+                                    .userdata = &fixed };
+        }
+        r = atls_context_new(ATLS_ROLE_CLIENT, no_attest ? NULL : &a, &v, &atls);
+        if (r < 0)
+                return 2;
+        body = json_pack("{s:s,s:s,s:s}", "name", name, "role", "worker", "diskUuid",
+                         "01234567-89ab-cdef-0123-456789abcdef");
+        rpc_client_config_defaults(&rc);
+        rc.retries = 0;
+        r = rpc_call(atls, &rc, "POST", url, "/v1/join", body, false, &status, &resp, &d);
+        if (tcti)
+                vtpm_attester_done(&vtpm);
+        free(fixed.data);
+        if (r < 0) {
+                printf("handshake failed: %s\n", d.message);
+                return 1;
+        }
+        if (resp)
+                (void) json_dump_compact(resp, &text);
+        printf("HTTP %ld %s\n", status, text ?: "");
+        return status == 200 ? 0 : 1;
+}
