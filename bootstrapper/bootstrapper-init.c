@@ -250,9 +250,10 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 hex_encode_buf(secret_data(msalt), MEASUREMENT_SALT_SIZE, msalt_hex,
                                sizeof(msalt_hex));
                 _cleanup_(json_decrefp) json_t *st_json = json_pack(
-                        "{s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName", name,
-                        "role", "control-plane", "node", b->node_name, "controlPlaneEndpoint",
-                        b->control_plane_endpoint, "measurementSalt", msalt_hex);
+                        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName",
+                        name, "role", "control-plane", "node", b->node_name, "controlPlaneEndpoint",
+                        b->control_plane_endpoint, "measurementSalt", msalt_hex, "endpoint",
+                        b->endpoint ?: "", "diskUuid", uuid);
                 if (!st_json || json_dump_compact(st_json, &state) < 0 ||
                     asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0)
                         return -ENOMEM;

@@ -142,12 +142,13 @@ static void sleep_ms(unsigned ms)
         (void) nanosleep(&ts, NULL);
 }
 
-/* Asks each peer in turn, backing off between rounds, until one admits this node. */
-static int fetch_ticket(Bootstrapper *b, const NodeMetadata *md, const AttestPolicy *policy,
-                        const char *uuid, unsigned timeout_sec, json_t **ret)
+/* Asks each peer in turn (POST path with body), backing off between rounds, until one admits
+ * this node. */
+static int ask_join_services(Bootstrapper *b, const NodeMetadata *md, const AttestPolicy *policy,
+                             const char *path, const json_t *body, unsigned timeout_sec,
+                             json_t **ret)
 {
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
-        _cleanup_(json_decrefp) json_t *body = NULL;
         PolicyVerifier pv = { .policy = policy };
         AtlsVerifier v = policy_verifier(&pv);
         time_t deadline = time(NULL) + timeout_sec;
@@ -158,10 +159,6 @@ static int fetch_ticket(Bootstrapper *b, const NodeMetadata *md, const AttestPol
         r = atls_context_new(ATLS_ROLE_CLIENT, &b->attester, &v, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        body = json_pack("{s:s,s:s,s:s}", "name", b->node_name, "role",
-                         node_role_to_string(md->role), "diskUuid", uuid);
-        if (!body)
-                return log_oom();
         rpc_client_config_defaults(&cfg);
         cfg.retries = 0;
         for (;;) {
@@ -174,8 +171,8 @@ static int fetch_ticket(Bootstrapper *b, const NodeMetadata *md, const AttestPol
                         if (asprintf(&url, "https://%s", md->peers[i]) < 0)
                                 return log_oom();
                         diag_clear(&d);
-                        r = rpc_call(atls, &cfg, "POST", url, "/v1/join", body, false, &status,
-                                     &resp, &d);
+                        r = rpc_call(atls, &cfg, "POST", url, path, body, false, &status, &resp,
+                                     &d);
                         if (r < 0) {
                                 log_warning("join: %s: %s", md->peers[i], d.message);
                                 continue;
@@ -240,9 +237,10 @@ static int write_node_state(Bootstrapper *b, const NodeMetadata *md, const Ticke
         char msalt[2 * MEASUREMENT_SALT_SIZE + 1];
 
         hex_encode_buf(t->measurement_salt, sizeof(t->measurement_salt), msalt, sizeof(msalt));
-        st = json_pack("{s:s,s:s,s:s,s:s,s:s}", "clusterId", t->cluster_id, "role",
+        st = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", t->cluster_id, "role",
                        node_role_to_string(md->role), "node", b->node_name, "controlPlaneEndpoint",
-                       t->endpoint, "measurementSalt", msalt);
+                       t->endpoint, "measurementSalt", msalt, "endpoint", b->endpoint, "diskUuid",
+                       b->disk_uuid);
         if (!st || json_dump_compact(st, &text) < 0 ||
             asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
                 return -ENOMEM;
@@ -255,7 +253,7 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(secret_freep) Secret *first = NULL;
         _cleanup_(freep) uint8_t *first_raw = NULL, *policy_text = NULL;
-        _cleanup_(json_decrefp) json_t *resp = NULL;
+        _cleanup_(json_decrefp) json_t *resp = NULL, *body = NULL;
         _cleanup_(ticket_done) Ticket t = {};
         uint8_t cid[CLUSTER_ID_SIZE], event[32];
         char uuid[LUKS_UUID_SIZE];
@@ -288,7 +286,11 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
 
         log_info("join: asking %zu join service(s) for a ticket (cluster %s)", md->n_peers,
                  md->cluster_id);
-        r = fetch_ticket(b, md, policy, uuid, timeout_sec, &resp);
+        body = json_pack("{s:s,s:s,s:s,s:s}", "name", b->node_name, "role",
+                         node_role_to_string(md->role), "diskUuid", uuid, "endpoint", b->endpoint);
+        if (!body)
+                return log_oom();
+        r = ask_join_services(b, md, policy, "/v1/join", body, timeout_sec, &resp);
         if (r < 0)
                 return r;
         r = parse_ticket(resp, control_plane, cid, &t, &d);
@@ -323,5 +325,63 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         if (r < 0)
                 return log_error_errno(r, "Cannot write the node state: %m");
         log_info("Joined cluster %s as %s.", t.cluster_id, node_role_to_string(md->role));
+        return 0;
+}
+
+int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                        unsigned timeout_sec)
+{
+        static const char *const keys[] = { "clusterId", "diskKey", "measurementSalt", NULL };
+        _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
+        _cleanup_(json_decrefp) json_t *resp = NULL, *body = NULL;
+        _cleanup_(secret_freep) Secret *disk_key = NULL;
+        JsonCtx ctx = { .source = "rejoin answer", .path = "" };
+        uint8_t cid[CLUSTER_ID_SIZE], event[32];
+        const char *got_cid = NULL;
+        Diag d;
+        int r;
+
+        if (!md->cluster_id[0] || hex_decode_exact(md->cluster_id, cid, sizeof(cid)) < 0)
+                return log_error_errno(-EINVAL, "The metadata names no cluster ID "
+                                                "(cloister-cluster-id): a rejoining node must "
+                                                "know which cluster's join service to trust.");
+        r = join_service_policy(b, policy_path, cid, &policy);
+        if (r < 0)
+                return r;
+        body = json_pack("{s:s,s:s,s:s}", "name", b->node_name, "diskUuid", b->disk_uuid,
+                         "endpoint", b->endpoint);
+        if (!body)
+                return log_oom();
+        log_info("rejoin: this node's disk belongs to cluster %s; asking %zu join service(s) "
+                 "for its key",
+                 md->cluster_id, md->n_peers);
+        r = ask_join_services(b, md, policy, "/v1/rejoin", body, timeout_sec, &resp);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, resp, keys) < 0 ||
+            json_get_string(&ctx, resp, "clusterId", true, &got_cid) < 0 ||
+            json_get_base64_secret(&ctx, resp, "diskKey", DISK_KEY_SIZE, &disk_key) < 0)
+                return log_error_errno(-EBADMSG, "The rejoin answer is refused: %s", d.message);
+        if (strcmp(got_cid, md->cluster_id) != 0)
+                return log_error_errno(-EBADMSG, "The rejoin answer names another cluster.");
+        /* The key must open this disk: a wrong one is never accepted as the node's. (Mapping
+         * and mounting are the disk mapper's, in the image.) */
+        r = luks_check_key(b->state_disk, disk_key, &d);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "The disk key from the join service does not open the "
+                                       "state disk: %s",
+                                       d.message);
+        kdf_pcr15_event_digest(cid, event);
+        (void) pthread_mutex_lock(b->tpm_lock);
+        r = tpm_device_pcr_extend(b->tpm, 15, event);
+        (void) pthread_mutex_unlock(b->tpm_lock);
+        if (r < 0)
+                return log_error_errno(r, "Extending PCR 15 failed: %m");
+        b->initialized = true;
+        log_info("Rejoined cluster %s: the state disk's key was released to this node.",
+                 md->cluster_id);
         return 0;
 }

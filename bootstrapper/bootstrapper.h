@@ -24,6 +24,8 @@ typedef struct Bootstrapper {
         /* Control planes: after init (or join), the node is handed to the join service, which
          * execs in this process's place (it alone may then use the TPM). */
         const char *join_service;
+        const char *endpoint;  /* this node's attestable host:port */
+        char disk_uuid[40];    /* the state disk's LUKS UUID */
         AtlsAttester attester; /* this node's TPM, for the join client's own evidence */
         RpcServer *server;
         bool handoff;
@@ -69,3 +71,11 @@ int kubeadm_write_join_config(const KubeadmJoinParams *p, const char *path);
  * kubeadm join. Retries with backoff for timeout_sec. */
 int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
                       unsigned timeout_sec);
+/* After a reboot (state disk initialised, PCR 15 zero): the same mutual attestation, for the
+ * disk key only; it must open the disk; then PCR 15. Kubernetes membership is kept. */
+int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                        unsigned timeout_sec);
+/* POST /v1/recover (control planes after a full outage): the owner's master secret, after the
+ * owner has verified this node; it must open the disk and derive the recorded cluster ID. */
+int bootstrapper_handle_recover(void *userdata, const RpcRequest *req, json_t **ret_response,
+                                char *detail, size_t detail_size);

@@ -9,6 +9,7 @@
 #include "cloister/attest-atls.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/luks.h"
 #include "cloister/metadata.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
@@ -234,6 +235,18 @@ static int print_metadata(const NodeMetadata *m)
         return 0;
 }
 
+/* The first control plane after a full outage needs no init secret: it serves recovery, which
+ * only the owner's master secret can complete. */
+static bool node_has_cluster_disk(void)
+{
+        char uuid[LUKS_UUID_SIZE];
+        LuksState st;
+        Diag d;
+
+        diag_clear(&d);
+        return luks_validate(arg_state_disk, uuid, &st, &d) >= 0 && st == LUKS_STATE_INITIALIZED;
+}
+
 /* A control plane's bootstrapper is done once the node is a member: the join service takes
  * its place (same process, so a service manager sees one service; it alone uses the TPM). */
 static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice **tpm,
@@ -271,6 +284,11 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
 
 int main(int argc, char *argv[])
 {
+        static const RpcRoute routes_recover[] = {
+                { "POST", "/v1/recover", bootstrapper_handle_recover },
+                { "GET", "/v1/node", bootstrapper_handle_node },
+                {},
+        };
         static const RpcRoute routes_member[] = {
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
@@ -289,7 +307,10 @@ int main(int argc, char *argv[])
         AtlsAttester a;
         Bootstrapper b = {};
         NodeMetadata md = {};
-        char self_dir[4096], join_service[4096 + 32];
+        char self_dir[4096], join_service[4096 + 32], own_endpoint[300];
+        enum { MODE_INIT, MODE_JOIN, MODE_REJOIN, MODE_RECOVER } mode;
+        LuksState disk_state;
+        Diag d;
         bool zero, joining;
         int r;
 
@@ -310,7 +331,7 @@ int main(int argc, char *argv[])
                           "--join-policy FILE (the AK trust to hold them to).");
                 return 1;
         }
-        if (!joining && !md.init_secret_hash[0]) {
+        if (!joining && !md.init_secret_hash[0] && !node_has_cluster_disk()) {
                 if (!arg_insecure_no_init_secret) {
                         log_error("The node metadata carries no init-secret hash (%s), so anyone "
                                   "who reaches this node first could initialise it: refusing to "
@@ -396,47 +417,81 @@ int main(int argc, char *argv[])
                 return 1;
         }
         if (!zero) {
-                log_error("PCR 15 is already extended: this node belongs to a cluster. Rejoin is "
-                          "not built yet; refusing to serve init or to join.");
+                log_error("PCR 15 is already extended: this node has joined its cluster since it "
+                          "booted. Refusing to serve init or to join again (reboot to rejoin).");
+                return 1;
+        }
+
+        /* The state disk says whether this node was in a cluster before this boot. */
+        diag_clear(&d);
+        r = luks_validate(arg_state_disk, b.disk_uuid, &disk_state, &d);
+        if (r < 0) {
+                log_error_errno(r, "The state disk is refused: %s", d.message);
+                return 1;
+        }
+        if (disk_state == LUKS_STATE_INITIALIZED)
+                mode = md.role == NODE_ROLE_CONTROL_PLANE && !joining ? MODE_RECOVER : MODE_REJOIN;
+        else
+                mode = joining ? MODE_JOIN : MODE_INIT;
+        if (mode == MODE_REJOIN && !arg_join_policy) {
+                log_error("This node's state disk belongs to a cluster: it rejoins through the "
+                          "join services in its metadata. Pass --join-policy FILE.");
                 return 1;
         }
 
         a = vtpm_attester(&attester);
         b.attester = a;
-        if (joining) {
-                r = bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout);
-                if (r < 0)
-                        return 1;
-                b.handoff = b.join_service != NULL;
-        }
-        if (b.handoff)
-                return exec_join_service(&b, &attester, &tpm, -1);
         r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
                 return 1;
         }
+        /* Bound first: the node's own endpoint (its port) is part of what it joins with. */
         rpc_server_config_defaults(&rc);
         rc.address = arg_address;
         rc.port = arg_port;
         rc.notify = true;
-        r = rpc_server_new(&rc, atls, joining ? routes_member : routes, &b, &server);
+        r = rpc_server_new(&rc, atls,
+                           mode == MODE_INIT      ? routes
+                           : mode == MODE_RECOVER ? routes_recover
+                                                  : routes_member,
+                           &b, &server);
         if (r < 0) {
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
                 return 1;
         }
         b.server = server;
-        printf("cloister-bootstrapper: serving %s on %s:%u\n", joining ? "node state" : "init",
-               arg_address, rpc_server_port(server));
-        fflush(stdout);
-        r = rpc_server_run(server);
-        if (r >= 0 && b.handoff && rpc_server_signalled(server))
-                log_info("bootstrapper: asked to stop; the join service is not started.");
-        else if (r >= 0 && b.handoff) {
+        arg_port = rpc_server_port(server);
+        (void) snprintf(own_endpoint, sizeof(own_endpoint),
+                        strchr(b.advertise_address, ':') ? "[%s]:%u" : "%s:%u", b.advertise_address,
+                        arg_port);
+        b.endpoint = own_endpoint;
+
+        if (mode == MODE_JOIN || mode == MODE_REJOIN) {
+                r = mode == MODE_JOIN
+                            ? bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout)
+                            : bootstrapper_rejoin(&b, &md, arg_join_policy, arg_join_timeout);
+                if (r < 0)
+                        return 1;
+                b.handoff = b.join_service != NULL;
+        }
+        if (!b.handoff) {
+                printf("cloister-bootstrapper: serving %s on %s:%u\n",
+                       mode == MODE_INIT      ? "init"
+                       : mode == MODE_RECOVER ? "recovery"
+                                              : "node state",
+                       arg_address, arg_port);
+                fflush(stdout);
+                r = rpc_server_run(server);
+                if (r >= 0 && b.handoff && rpc_server_signalled(server)) {
+                        log_info("bootstrapper: asked to stop; the join service is not started.");
+                        b.handoff = false;
+                }
+        }
+        if (r >= 0 && b.handoff) {
                 /* The listening socket itself goes to the join service: clients that connect
                  * meanwhile wait in its backlog instead of finding the port closed. */
                 int fd = rpc_server_dup_listen_fd(server);
-                arg_port = rpc_server_port(server);
                 server = rpc_server_free(server);
                 b.server = NULL;
                 return exec_join_service(&b, &attester, &tpm, fd);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Option parsing shared by several verbs. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "cloister/log.h"
@@ -47,4 +49,17 @@ int cli_parse_file_option(int argc, char *argv[], const char *usage, const char 
                 return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
                                        argv[optind]);
         return 1;
+}
+
+int cli_node_url(const char *arg, char url[static CLI_URL_MAX])
+{
+        const char *close = strrchr(arg, ']');
+        const char *colon = strrchr(arg, ':');
+        bool has_port = colon && (arg[0] != '[' || (close && colon > close));
+
+        if (strlen(arg) > 260 || strpbrk(arg, "/@?#\\ ") ||
+            (arg[0] == '[' ? !close : (colon && strchr(arg, ':') != colon)))
+                return log_error_errno(-EINVAL, "--node '%s': HOST[:PORT], IPv6 in [].", arg);
+        (void) snprintf(url, CLI_URL_MAX, "https://%s%s", arg, has_port ? "" : ":9000");
+        return 0;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "cloister/verbs.h"
@@ -24,6 +26,8 @@ int verb_init_secret(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);
 int verb_config(int argc, char *argv[], void *userdata);
 int verb_mini(int argc, char *argv[], void *userdata);
+int verb_recover(int argc, char *argv[], void *userdata);
+int verb_status(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
@@ -35,6 +39,9 @@ typedef struct RpcClientConfig RpcClientConfig;
 int cli_parse_timeout(const char *arg, RpcClientConfig *c);
 /* [--file FILE] and --help (prints usage, returns 0); 1 to go on, -errno on a usage error. */
 int cli_parse_file_option(int argc, char *argv[], const char *usage, const char **file);
+#define CLI_URL_MAX 300
+/* --node HOST[:PORT] (IPv6 in []) into https://HOST:PORT, port 9000 by default; logs errors. */
+int cli_node_url(const char *arg, char url[static CLI_URL_MAX]);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);
 
@@ -57,6 +64,15 @@ typedef struct CliConfig {
  * set yet is refused). Logs one line and returns -errno on failure. */
 int cli_config_load(const char *path, CliConfig *ret);
 void cli_config_done(CliConfig *c);
+
+/* clusterId (and the first node's endpoint, if endpoint is not NULL) from cloister-state.json;
+ * logs its errors. */
+int cli_state_load(const char *path, uint8_t cid[static 32], char *endpoint, size_t endpoint_size);
+typedef struct RpcClientConfig RpcClientConfig;
+/* verify --cluster: prints the table (or JSON); -EPERM if any node or audit log failed. */
+int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
+                       const uint8_t cid[static 32], const RpcClientConfig *rc,
+                       OutputFormat output);
 
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */

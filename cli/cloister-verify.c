@@ -21,7 +21,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 ARG_CONFIG,
                 ARG_CLUSTER_ID,
                 ARG_NODE,
-                ARG_TIMEOUT
+                ARG_TIMEOUT,
+                ARG_CLUSTER,
+                ARG_STATE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -31,11 +33,16 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
                 { "node", required_argument, NULL, ARG_NODE },
+                { "cluster", no_argument, NULL, ARG_CLUSTER },
+                { "state-file", required_argument, NULL, ARG_STATE },
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
         CliOptions *o = userdata;
-        const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL;
+        const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL,
+                   *state_path = "cloister-state.json";
+        bool cluster = false;
+        char state_endpoint[CLI_URL_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         char node_url[300];
         RpcClientConfig rpc_config;
@@ -65,7 +72,17 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "'Verification OK' or 'Verification FAILED: <reason>'. Exit status\n"
                                "1 on any failure. --node takes the default port 9000. --config\n"
                                "takes the policy from a cluster configuration ('cloister config\n"
-                               "generate'): its \"attestation\" object.\n");
+                               "generate'): its \"attestation\" object.\n\n"
+                               "       cloister verify --cluster [--node HOST[:PORT]] --policy "
+                               "FILE\n"
+                               "         [--state-file FILE] [-o text|json]\n\n"
+                               "--cluster attests every member the cluster's join services list\n"
+                               "(and the join services themselves), each with its own fresh\n"
+                               "nonce and PCR 15 = the cluster ID, checks every join service's\n"
+                               "hash-chained audit log, and prints one table (-o json: nodes\n"
+                               "with name, role, verdict, reasons). The cluster ID and the first\n"
+                               "node come from --state-file (default cloister-state.json) unless\n"
+                               "--cluster-id and --node say otherwise.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
@@ -80,22 +97,20 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
                                 return -EINVAL;
                         break;
+                case ARG_CLUSTER:
+                        cluster = true;
+                        break;
+                case ARG_STATE:
+                        state_path = optarg;
+                        break;
                 case ARG_CLUSTER_ID:
                         cluster_id = optarg;
                         break;
-                case ARG_NODE: {
-                        const char *close = strrchr(optarg, ']');
-                        const char *colon = strrchr(optarg, ':');
-                        bool has_port = colon && (optarg[0] != '[' || (close && colon > close));
-                        if (strlen(optarg) > 260 || strpbrk(optarg, "/@?#\\ ") ||
-                            (optarg[0] == '[' ? !close : (colon && strchr(optarg, ':') != colon)))
-                                return log_error_errno(
-                                        -EINVAL, "--node '%s': HOST[:PORT], IPv6 in [].", optarg);
-                        (void) snprintf(node_url, sizeof(node_url), "https://%s%s", optarg,
-                                        has_port ? "" : ":9000");
+                case ARG_NODE:
+                        if (cli_node_url(optarg, node_url) < 0)
+                                return -EINVAL;
                         endpoint = node_url;
                         break;
-                }
                 case 'o':
                         o->output = output_format_from_string(optarg);
                         if (o->output < 0)
@@ -109,6 +124,13 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (policy && config_path)
                 return log_error_errno(-EINVAL,
                                        "verify: --policy and --config are alternatives: give one.");
+        if (cluster && !policy != !config_path && (!cluster_id || !endpoint)) {
+                r = cli_state_load(state_path, cid, state_endpoint, sizeof(state_endpoint));
+                if (r < 0)
+                        return r;
+                if (!endpoint)
+                        endpoint = state_endpoint;
+        }
         if (optind < argc || !endpoint || (!policy && !config_path))
                 return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy (or "
                                                 "--config) are required.");
@@ -116,6 +138,11 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 r = cli_config_load(config_path, &config);
                 if (r < 0)
                         return r;
+        }
+        if (cluster) {
+                if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
+                        return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");
+                return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output);
         }
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);

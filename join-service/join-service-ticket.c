@@ -40,6 +40,19 @@ static bool uuid_ok(const char *s)
         return true;
 }
 
+/* HOST:PORT or [IPv6]:PORT, what a verifier dials to attest the node. */
+static bool endpoint_ok(const char *s)
+{
+        const char *colon = strrchr(s, ':');
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 260 || !colon || colon == s || !colon[1] ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+               n;
+}
+
 /* kubeadm bootstrap token "[a-z0-9]{6}.[a-z0-9]{16}", from the CSPRNG without modulo bias. */
 static int make_token(char ret[static 24])
 {
@@ -132,12 +145,14 @@ static int put_secret(json_t *o, const char *key, const void *data, size_t size)
 int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                      size_t n)
 {
-        static const char *const keys[] = { "name", "role", "diskUuid", NULL };
+        static const char *const keys[] = { "name", "role", "diskUuid", "endpoint", NULL };
         JoinService *js = userdata;
         JsonCtx ctx = { .source = "join request", .path = "" };
         _cleanup_(secret_freep) Secret *disk_key = NULL, *msecret = NULL;
         _cleanup_(json_decrefp) json_t *ticket = NULL;
-        const char *name = NULL, *role = NULL, *uuid = NULL;
+        const char *name = NULL, *role = NULL, *uuid = NULL, *endpoint = NULL;
+        _cleanup_(json_decrefp) json_t *members = NULL;
+        const json_t *known;
         char token[24], cahash[7 + 65], evidence[65] = "", ttl[16];
         uint8_t certkey[CERTIFICATE_KEY_SIZE], digest[32];
         char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
@@ -157,8 +172,12 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (json_check_keys(&ctx, req->body, keys) < 0 ||
             json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
             json_get_string(&ctx, req->body, "role", true, &role) < 0 ||
-            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0)
+            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
+            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0)
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
+        if (!endpoint_ok(endpoint))
+                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
+                              "endpoint is not HOST:PORT");
         if (!node_name_ok(name))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "the node name is not a DNS-1123 label");
@@ -169,6 +188,16 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
                 return refuse(js, req, name, role, evidence, detail, n, -EBADMSG,
                               "diskUuid is not a lowercase LUKS UUID");
         control_plane = strcmp(role, "control-plane") == 0;
+        /* One name, one member: the same node asking again (a join cut short) is let through,
+         * another disk under a member's name is not. */
+        r = members_load(js, &members);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "the join service cannot read its membership");
+        known = members_find(members, name);
+        if (known && strcmp(json_string_value(json_object_get(known, "diskUuid")) ?: "", uuid) != 0)
+                return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
+                              "%s is already a member with another disk; remove it first", name);
 
         /* Everything the ticket holds is made before anything is handed out. */
         r = make_token(token);
@@ -252,9 +281,123 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         explicit_wipe(certkey_hex, sizeof(certkey_hex));
         if (r < 0)
                 return -ENOMEM;
+        r = members_record(js, name, role, endpoint, uuid);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "the join service cannot record the new member");
         join_audit(js, "admission", name, role, evidence, "admitted", "");
         *ret_response = TAKE_PTR(ticket);
         return 0;
+}
+
+/* A member back from a reboot: its disk is initialised, its PCR 15 zero again. It gets its disk
+ * key, nothing else: it is in Kubernetes already. */
+int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                       size_t n)
+{
+        static const char *const keys[] = { "name", "diskUuid", "endpoint", NULL };
+        JoinService *js = userdata;
+        JsonCtx ctx = { .source = "rejoin request", .path = "" };
+        _cleanup_(secret_freep) Secret *disk_key = NULL;
+        _cleanup_(json_decrefp) json_t *members = NULL, *answer = NULL;
+        const char *name = NULL, *uuid = NULL, *role, *endpoint = NULL;
+        char evidence[65] = "", msalt[2 * MEASUREMENT_SALT_SIZE + 1];
+        const json_t *m;
+        uint8_t digest[32];
+        Diag d;
+        int r;
+
+        if (atls_peer_evidence_digest(req->ssl, digest) < 0)
+                return refuse(js, req, NULL, "", "", detail, n, -EPERM,
+                              "the client did not attest");
+        hex_encode_buf(digest, sizeof(digest), evidence, sizeof(evidence));
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
+            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
+            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0)
+                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
+        if (!node_name_ok(name) || !uuid_ok(uuid) || !endpoint_ok(endpoint))
+                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
+                              "name, diskUuid or endpoint is malformed");
+        r = members_load(js, &members);
+        if (r < 0)
+                return refuse(js, req, name, "", evidence, detail, n, r,
+                              "the join service cannot read its membership");
+        m = members_find(members, name);
+        if (!m || strcmp(json_string_value(json_object_get(m, "diskUuid")) ?: "", uuid) != 0)
+                return refuse(js, req, name, "", evidence, detail, n, -EPERM,
+                              "%s with disk %s is not a member admitted by this join service", name,
+                              uuid);
+        role = json_string_value(json_object_get(m, "role")) ?: "";
+        r = kdf_disk_key(js->master->key, js->master->salt, uuid, &disk_key);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r, "key derivation failed");
+        hex_encode_buf(js->measurement_salt, sizeof(js->measurement_salt), msalt, sizeof(msalt));
+        answer = json_pack("{s:s,s:s}", "clusterId", js->cluster_id_hex, "measurementSalt", msalt);
+        if (!answer ||
+            put_secret(answer, "diskKey", secret_data(disk_key), secret_size(disk_key)) < 0)
+                return -ENOMEM;
+        /* Where to attest it from now on (an address may change across a reboot). */
+        r = members_record(js, name, role, endpoint, uuid);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "the join service cannot update the membership");
+        join_audit(js, "rejoin", name, role, evidence, "admitted", "");
+        *ret_response = TAKE_PTR(answer);
+        return 0;
+}
+
+int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                        size_t n)
+{
+        JoinService *js = userdata;
+        json_t *doc = NULL;
+        int r;
+
+        r = members_load(js, &doc);
+        if (r < 0) {
+                (void) snprintf(detail, n, "cannot read the membership");
+                return r;
+        }
+        (void) pthread_mutex_lock(&js->policy.lock);
+        r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0) {
+                json_decref(doc);
+                return -ENOMEM;
+        }
+        *ret_response = doc;
+        return 0;
+}
+
+/* The audit log and its head, as they are: the owner's CLI checks the chain itself. */
+int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                      size_t n)
+{
+        JoinService *js = userdata;
+        _cleanup_(freep) uint8_t *log = NULL, *head = NULL;
+        _cleanup_(freep) char *head_path = NULL;
+        size_t log_size = 0, head_size = 0;
+        int r;
+
+        if (asprintf(&head_path, "%s.head", js->audit_log) < 0)
+                return -ENOMEM;
+        r = read_full_file(js->audit_log, JOIN_AUDIT_SERVE_MAX, &log, &log_size);
+        if (r >= 0)
+                r = read_full_file(head_path, 4096, &head, &head_size);
+        if (r == -ENOENT) {
+                *ret_response = json_pack("{s:s,s:n}", "log", "", "head");
+                return *ret_response ? 0 : -ENOMEM;
+        }
+        if (r < 0) {
+                (void) snprintf(detail, n, "cannot read the audit log: %s", strerror(-r));
+                return r;
+        }
+        *ret_response = json_pack("{s:s%,s:s%}", "log", (const char *) log, log_size, "head",
+                                  (const char *) head, head_size);
+        return *ret_response ? 0 : -ENOMEM;
 }
 
 int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,

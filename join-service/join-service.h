@@ -25,6 +25,8 @@ typedef struct JoinService {
         const char *kubeadm;
         const char *audit_log;
         const char *node_name;
+        const char *node_endpoint; /* this node's own host:port */
+        const char *node_disk_uuid;
         MasterSecret *master;
         uint8_t measurement_salt[MEASUREMENT_SALT_SIZE];
         uint8_t cluster_id[CLUSTER_ID_SIZE];
@@ -45,6 +47,21 @@ void join_audit(JoinService *js, const char *event, const char *node, const char
                 const char *evidence_digest, const char *verdict, const char *reason);
 void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
 
+/* Largest audit log served to the owner's CLI (GET /v1/audit). */
+#define JOIN_AUDIT_SERVE_MAX (8U * 1024U * 1024U)
+
+/* Membership (members.json in the state directory). */
+int members_load(JoinService *js, json_t **ret);
+const json_t *members_find(const json_t *doc, const char *name);
+int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
+                   const char *disk_uuid);
+
+int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                       size_t detail_size);
+int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                        size_t detail_size);
+int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                      size_t detail_size);
 int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                      size_t detail_size);
 int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,

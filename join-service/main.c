@@ -132,14 +132,20 @@ static int parse_argv(int argc, char *argv[])
 /* The node state the bootstrapper wrote at init or join; the master secret next to it. */
 static int load_cluster(JoinService *js)
 {
-        static const char *const keys[] = { "clusterId", "clusterName",          "role",
-                                            "node",      "controlPlaneEndpoint", "measurementSalt",
+        static const char *const keys[] = { "clusterId",
+                                            "clusterName",
+                                            "role",
+                                            "node",
+                                            "endpoint",
+                                            "diskUuid",
+                                            "controlPlaneEndpoint",
+                                            "measurementSalt",
                                             NULL };
         _cleanup_(json_decrefp) json_t *st = NULL;
         _cleanup_(freep) char *path = NULL, *mpath = NULL;
         _cleanup_(secret_freep) Secret *msecret = NULL;
         JsonCtx ctx = { .source = NULL, .path = "" };
-        const char *cid, *role, *node, *cpe, *msalt;
+        const char *cid, *role, *node, *cpe, *msalt, *endpoint = "", *disk = "";
         uint8_t derived[CLUSTER_ID_SIZE];
         Diag d;
         int r;
@@ -163,6 +169,10 @@ static int load_cluster(JoinService *js)
                 r = json_get_string(&ctx, st, "controlPlaneEndpoint", true, &cpe);
         if (r >= 0)
                 r = json_get_string(&ctx, st, "measurementSalt", true, &msalt);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "endpoint", true, &endpoint);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "diskUuid", true, &disk);
         if (r < 0)
                 return log_error_errno(r,
                                        "This node has no usable cluster state (%s): it must be "
@@ -183,7 +193,9 @@ static int load_cluster(JoinService *js)
         (void) snprintf(js->cluster_id_hex, sizeof(js->cluster_id_hex), "%s", cid);
         (void) snprintf(js->control_plane_endpoint, sizeof(js->control_plane_endpoint), "%s", cpe);
         js->node_name = strdup(node);
-        if (!js->node_name)
+        js->node_endpoint = strdup(endpoint);
+        js->node_disk_uuid = strdup(disk);
+        if (!js->node_name || !js->node_endpoint || !js->node_disk_uuid)
                 return log_oom();
 
         r = master_secret_load(mpath, &js->master, &d);
@@ -208,6 +220,9 @@ int main(int argc, char *argv[])
         static const RpcRoute routes[] = {
                 { "GET", "/v1/node", join_handle_node },
                 { "POST", "/v1/join", join_handle_join, .attested_client = true },
+                { "POST", "/v1/rejoin", join_handle_rejoin, .attested_client = true },
+                { "GET", "/v1/members", join_handle_members },
+                { "GET", "/v1/audit", join_handle_audit },
                 {},
         };
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
@@ -269,6 +284,19 @@ int main(int argc, char *argv[])
                 goto finish;
         }
 
+        /* This node is a member too (verify --cluster attests every member). */
+        {
+                _cleanup_(json_decrefp) json_t *members = NULL;
+                r = members_load(&js, &members);
+                if (r >= 0 && !members_find(members, js.node_name))
+                        r = members_record(&js, js.node_name, "control-plane", js.node_endpoint,
+                                           js.node_disk_uuid);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot record this node in the membership: %m");
+                        goto finish;
+                }
+        }
+
         vtpm_issue_config_defaults(&cfg);
         cfg.event_log = arg_event_log;
         vtpm_attester_init(&attester, tpm, &cfg);
@@ -302,5 +330,7 @@ finish:
         policy_holder_done(&js.policy);
         master_secret_free(js.master);
         free((char *) js.node_name);
+        free((char *) js.node_endpoint);
+        free((char *) js.node_disk_uuid);
         return r < 0 ? 1 : 0;
 }

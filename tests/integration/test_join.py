@@ -83,7 +83,7 @@ class Node:
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             [str(binary("cloister-bootstrapper")), "--tcti", self.tpm.tcti, "--listen",
-             "127.0.0.1:0", "--state-disk", str(self.disk), "--first-boot-key", str(self.first),
+             f"127.0.0.1:{self.port or 0}", "--state-disk", str(self.disk), "--first-boot-key", str(self.first),
              "--state-dir", str(self.state), "--kubeadm", str(KUBEADM), "--metadata",
              f"local:{self.base / 'metadata.json'}", "--event-log", str(self.boot_log), *extra],
             stdout=self.logf, stderr=subprocess.STDOUT, env=env)
@@ -350,3 +350,150 @@ def test_second_control_plane_joins_and_serves_joins_itself(cluster):
     w.wait_for("serving node state")
     (entry,) = [e for e in audit_entries(cp2.state / "audit.log") if e["verdict"] == "admitted"]
     assert entry["node"] == "worker-1"
+
+
+def member_policy(cluster, tmp_path):
+    """The owner's policy for members: PCR 15 is the cluster ID, which the CLI fills in."""
+    p = json.loads((cluster.tmp / "policy.json").read_text())
+    p["measurements"].pop("15")
+    path = tmp_path / "member-policy.json"
+    path.write_text(json.dumps(p))
+    return path
+
+
+def verify_cluster(cluster, tmp_path, *extra):
+    return run("cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+               "--state-file", cluster.tmp / "cloister-state.json", *extra)
+
+
+def reboot(node):
+    """Power cycle: the process and the swtpm stop (PCRs lost, TPM state kept), the TPM starts
+    afresh and the boot is measured again."""
+    if node.proc.poll() is None:
+        node.proc.send_signal(signal.SIGTERM)
+        node.proc.wait(timeout=20)
+    pid = int(node.tpm.pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        except OSError:
+            break
+    state = node.tpm.dir / "state"
+    subprocess.run(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
+                    "--server", f"type=unixio,path={node.tpm.sock}",
+                    "--ctrl", f"type=unixio,path={node.tpm.sock}.ctrl",
+                    "--flags", "startup-clear", "--pid", f"file={node.tpm.pidfile}", "--daemon"],
+                   check=True, capture_output=True)
+    env = dict(os.environ, TPM2TOOLS_TCTI=node.tpm.tcti)
+    out = subprocess.run([str(ROOT / "scripts" / "mini-boot-log"), str(node.base / "boot2.log")],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.split("\n"):
+        if line:
+            pcr, digest = line.split()
+            subprocess.run(["tpm2_pcrextend", f"{pcr}:sha256={digest}"], env=env, check=True)
+    assert read_pcr15(node.tpm.tcti) == "00" * 32
+
+
+def restart(node, cluster, policy):
+    meta = json.loads((node.base / "metadata.json").read_text())
+    extra = ["--join-policy", str(policy), "--join-timeout", "60"] if meta.get("peers") else []
+    node.start(meta, *extra, env=dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(cluster.cp.state)))
+
+
+def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster, tmp_path):
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    for w in (w1, w2):
+        cluster.join(w, policy)
+    for w in (w1, w2):
+        w.wait_for("serving node state")
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert {(n["name"], n["role"], n["verdict"]) for n in out["nodes"]} == {
+        ("cp-1", "control-plane", "OK"), ("worker-1", "worker", "OK"),
+        ("worker-2", "worker", "OK")}
+    assert all(n["reasons"] == [] for n in out["nodes"])
+    (log,) = out["auditLogs"]
+    assert log["verdict"] == "OK" and log["entries"] == 2
+    text = verify_cluster(cluster, tmp_path)
+    assert text.returncode == 0 and text.stdout.rstrip().endswith("Verification OK")
+    status = run("cloister", "status", "--policy", member_policy(cluster, tmp_path),
+                 "--state-file", cluster.tmp / "cloister-state.json")
+    assert status.returncode == 0 and "worker-2" in status.stdout and "policy sha256:" in status.stdout
+
+    # A member that is no longer what the policy says (its node answers with another boot):
+    # restart worker-2 as an impostor on the same port, with another PCR 9.
+    w2.proc.send_signal(signal.SIGTERM)
+    w2.proc.wait(timeout=20)
+    # The audit log edited on the control plane's disk: the chain check catches it.
+    log_path = cp.state / "audit.log"
+    lines = log_path.read_text().splitlines(keepends=True)
+    log_path.write_text(lines[1])
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "FAILED" and out["auditLogs"][0]["verdict"] == "FAILED"
+    failed = {n["name"]: n for n in out["nodes"] if n["verdict"] == "FAILED"}
+    assert list(failed) == ["worker-2"] and failed["worker-2"]["reasons"]
+
+
+def test_rebooted_worker_rejoins_with_the_same_disk_key_without_joining_kubernetes_again(
+        cluster, tmp_path):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for("serving node state")
+    key = tmp_path / "disk.key"
+    key.write_bytes(cluster.disk_key(w))
+    (w.state / "data.txt").write_text("written before the reboot")
+    reboot(w)
+    restart(w, cluster, policy)
+    w.wait_for("serving node state")
+    assert "Rejoined cluster " + cluster.cid in w.log.read_text()
+    # Same disk, same key; still initialised; kubeadm ran once, at the first join.
+    r = run("cloister-disk-mapper", "check", w.disk, "--key-file", key)
+    assert r.returncode == 0 and "state initialized" in r.stdout
+    assert (w.state / "data.txt").read_text() == "written before the reboot"
+    assert (w.state / "kubeadm.log").read_text().count("joined as a worker") == 1
+    assert [e["event"] for e in cluster.audit()] == ["admission", "rejoin"]
+    assert verify_cluster(cluster, tmp_path).returncode == 0
+
+
+def test_full_outage_nobody_rejoins_until_recover_then_the_cluster_verifies(cluster, tmp_path):
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    for w in (w1, w2):
+        cluster.join(w, policy)
+    for w in (w1, w2):
+        w.wait_for("serving node state")
+    for n in (cp, w1, w2):
+        reboot(n)
+    restart(cp, cluster, policy)
+    cp.wait_for(r"serving recovery on 127\.0\.0\.1:" + cp.port)
+    for w in (w1, w2):
+        restart(w, cluster, policy)
+    # No join service: the workers find a control plane without the cluster's ID in PCR 15.
+    w1.wait_for("PCR 15 differs")
+    assert w1.proc.poll() is None and w2.proc.poll() is None
+    # A wrong master secret is refused by the node (it does not open the disk).
+    other = tmp_path / "other-ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", other).returncode == 0
+    r = run("cloister", "recover", "--endpoint", cp.url(), "--policy", policy,
+            "--master-secret", other, "--state-file", cluster.tmp / "cloister-state.json")
+    assert r.returncode == 1 and "does not open" in r.stderr, r.stderr
+    r = run("cloister", "recover", "--endpoint", cp.url(), "--policy", policy,
+            "--master-secret", cluster.ms, "--state-file", cluster.tmp / "cloister-state.json")
+    assert r.returncode == 0 and cluster.cid in r.stdout, r.stdout + r.stderr
+    cp.wait_for("serving joins on")
+    for w in (w1, w2):
+        w.wait_for("serving node state", timeout=90)
+    assert verify_cluster(cluster, tmp_path).returncode == 0
+    events = [e["event"] for e in cluster.audit()]
+    assert events[:2] == ["admission", "admission"] and "recovery" in events
+    assert events.count("rejoin") == 2

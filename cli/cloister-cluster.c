@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The whole cluster from outside: membership from the join services (each attested), then
+ * every member attested with a fresh nonce, and every join service's audit chain checked. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cloister/attest-atls.h"
+#include "cloister/audit-log.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+#include "cloister/log.h"
+#include "cloister/rpc.h"
+
+#define CLUSTER_NODES_MAX         256
+#define CLUSTER_JOIN_SERVICES_MAX 16
+#define REASON_MAX                512
+
+typedef struct ClusterNode {
+        char name[64], role[16], endpoint[CLI_URL_MAX], admitted[32];
+        bool ok;
+        char reasons[4][REASON_MAX];
+        size_t n_reasons;
+} ClusterNode;
+
+typedef struct JoinServiceView {
+        char url[CLI_URL_MAX], policy_digest[65];
+        size_t entries, refused;
+        bool ok;
+        char reason[REASON_MAX];
+} JoinServiceView;
+
+typedef struct ClusterView {
+        ClusterNode nodes[CLUSTER_NODES_MAX];
+        size_t n_nodes;
+        JoinServiceView js[CLUSTER_JOIN_SERVICES_MAX];
+        size_t n_js;
+} ClusterView;
+
+int cli_state_load(const char *path, uint8_t cid[static CLUSTER_ID_SIZE], char *endpoint,
+                   size_t endpoint_size)
+{
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        JsonCtx ctx = { .source = path, .path = "" };
+        const char *hex = NULL, *ep = NULL;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        r = json_parse_file(path, JSON_FILE_SIZE_MAX, &st, &d);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "clusterId", true, &hex);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "endpoint", true, &ep);
+        if (r < 0)
+                return log_error_errno(r, "%s (written by 'cloister apply').", d.message);
+        if (hex_decode_exact(hex, cid, CLUSTER_ID_SIZE) < 0)
+                return log_error_errno(-EBADMSG, "%s: clusterId is not 64 hex digits.", path);
+        if (endpoint)
+                (void) snprintf(endpoint, endpoint_size, "%s", ep);
+        return 0;
+}
+
+static void set_reason(JoinServiceView *js, const char *fmt, ...) _printf_(2, 3);
+
+static void set_reason(JoinServiceView *js, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(js->reason, sizeof(js->reason), fmt, ap);
+        va_end(ap);
+}
+
+static bool join_service_known(const ClusterView *v, const char *url)
+{
+        for (size_t i = 0; i < v->n_js; i++)
+                if (strcmp(v->js[i].url, url) == 0)
+                        return true;
+        return false;
+}
+
+static ClusterNode *node_find(ClusterView *v, const char *name)
+{
+        for (size_t i = 0; i < v->n_nodes; i++)
+                if (strcmp(v->nodes[i].name, name) == 0)
+                        return &v->nodes[i];
+        return NULL;
+}
+
+/* The chain of one join service's audit log, checked here (the CLI trusts no summary). */
+static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, JoinServiceView *js)
+{
+        static const char *const head_keys[] = { "seq", "hash", NULL };
+        _cleanup_(json_decrefp) json_t *resp = NULL, *head = NULL;
+        const char *log_text, *head_text, *hash = NULL;
+        AuditLogSummary sum;
+        int64_t seq = 0;
+        long status = 0;
+        Diag d;
+
+        diag_clear(&d);
+        js->ok = false;
+        if (rpc_call(atls, rc, "GET", js->url, "/v1/audit", NULL, true, &status, &resp, &d) < 0 ||
+            status != 200) {
+                set_reason(js, "audit log not readable: %s",
+                           d.message[0] ? d.message : "HTTP error");
+                return;
+        }
+        log_text = json_string_value(json_object_get(resp, "log"));
+        head_text = json_string_value(json_object_get(resp, "head"));
+        if (!log_text) {
+                set_reason(js, "no audit log in the answer");
+                return;
+        }
+        if (audit_log_verify_buffer(log_text, strlen(log_text), js->url, &sum, &d) < 0) {
+                set_reason(js, "audit chain broken: %s", d.message);
+                return;
+        }
+        js->entries = sum.entries;
+        js->refused = sum.refused;
+        if (sum.entries == 0 && !head_text) {
+                js->ok = true;
+                return;
+        }
+        {
+                JsonCtx ctx = { .source = "audit head", .path = "", .diag = &d };
+                if (!head_text ||
+                    json_parse_buffer(head_text, strlen(head_text), "audit head", &head, &d) < 0 ||
+                    json_check_keys(&ctx, head, head_keys) < 0 ||
+                    json_get_int(&ctx, head, "seq", true, 0, INT64_MAX, &seq) < 0 ||
+                    json_get_string(&ctx, head, "hash", true, &hash) < 0) {
+                        set_reason(js, "the audit head is missing or malformed");
+                        return;
+                }
+        }
+        /* The head may be one entry behind (an append cut short before its head was written). */
+        if ((size_t) seq != sum.entries || strcmp(hash, sum.head) != 0) {
+                set_reason(js,
+                           "the audit log ends at entry %zu, its head names entry %lld: "
+                           "entries were removed from the end",
+                           sum.entries, (long long) seq);
+                return;
+        }
+        js->ok = true;
+}
+
+/* Breadth-first over the control planes: each one's join service names the members it
+ * admitted, control planes among them serve joins too. */
+static int collect(const char *start, const AttestPolicy *member, const RpcClientConfig *rc,
+                   ClusterView *v)
+{
+        PolicyVerifier pv = { .policy = member };
+        AtlsVerifier verifier = policy_verifier(&pv);
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        int r;
+
+        r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up aTLS: %m");
+        (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", start);
+        for (size_t k = 0; k < v->n_js; k++) {
+                JoinServiceView *js = &v->js[k];
+                _cleanup_(json_decrefp) json_t *resp = NULL;
+                json_t *list, *m;
+                long status = 0;
+                size_t i;
+                Diag d;
+
+                diag_clear(&d);
+                r = rpc_call(atls, rc, "GET", js->url, "/v1/members", NULL, true, &status, &resp,
+                             &d);
+                if (r < 0 || status != 200) {
+                        char msg[REASON_MAX];
+                        diag_format(&d, msg, sizeof(msg));
+                        set_reason(js, "membership not readable: %s", r < 0 ? msg : "HTTP error");
+                        if (k == 0)
+                                return log_error_errno(r < 0 ? r : -EPROTO,
+                                                       "%s: cannot read the cluster's membership: "
+                                                       "%s",
+                                                       js->url, js->reason);
+                        continue;
+                }
+                (void) snprintf(js->policy_digest, sizeof(js->policy_digest), "%s",
+                                json_string_value(json_object_get(resp, "policyDigest")) ?: "");
+                list = json_object_get(resp, "members");
+                json_array_foreach (list, i, m) {
+                        const char *name = json_string_value(json_object_get(m, "name"));
+                        const char *role = json_string_value(json_object_get(m, "role"));
+                        const char *ep = json_string_value(json_object_get(m, "endpoint"));
+                        const char *adm = json_string_value(json_object_get(m, "admitted"));
+                        ClusterNode *n;
+                        char url[CLI_URL_MAX];
+
+                        if (!name || !role || !ep || strlen(name) >= sizeof(n->name) ||
+                            strlen(ep) > 260)
+                                continue;
+                        (void) snprintf(url, sizeof(url), "https://%s", ep);
+                        n = node_find(v, name);
+                        if (!n) {
+                                if (v->n_nodes >= CLUSTER_NODES_MAX)
+                                        return log_error_errno(-E2BIG,
+                                                               "More than %d members: not "
+                                                               "supported.",
+                                                               CLUSTER_NODES_MAX);
+                                n = &v->nodes[v->n_nodes++];
+                                (void) snprintf(n->name, sizeof(n->name), "%s", name);
+                        }
+                        (void) snprintf(n->role, sizeof(n->role), "%s", role);
+                        (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
+                        (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
+                        if (strcmp(role, "control-plane") == 0 && !join_service_known(v, url) &&
+                            v->n_js < CLUSTER_JOIN_SERVICES_MAX)
+                                (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", url);
+                }
+                check_audit(atls, rc, js);
+        }
+        return 0;
+}
+
+static void add_reason(ClusterNode *n, const char *fmt, ...) _printf_(2, 3);
+
+static void add_reason(ClusterNode *n, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (n->n_reasons >= ELEMENTSOF(n->reasons))
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(n->reasons[n->n_reasons++], REASON_MAX, fmt, ap);
+        va_end(ap);
+}
+
+/* Each member, attested now with its own fresh nonce. */
+static void attest_nodes(ClusterView *v, const AttestPolicy *member, const RpcClientConfig *rc)
+{
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                ClusterNode *n = &v->nodes[i];
+                _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+                _cleanup_(json_decrefp) json_t *resp = NULL;
+                AttestReport rep = {};
+                PolicyVerifier pv = { .policy = member, .report = &rep };
+                AtlsVerifier verifier = policy_verifier(&pv);
+                long status = 0;
+                Diag d;
+                int r;
+
+                diag_clear(&d);
+                r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
+                if (r >= 0)
+                        r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status,
+                                     &resp, &d);
+                n->ok = r >= 0 && status == 200;
+                for (size_t k = 0; k < rep.n_checks; k++)
+                        if (rep.checks[k].status == CHECK_FAIL)
+                                add_reason(n, "%s: expected %s, actual %s", rep.checks[k].detail,
+                                           rep.checks[k].expected[0] ? rep.checks[k].expected : "-",
+                                           rep.checks[k].actual[0] ? rep.checks[k].actual : "-");
+                if (!n->ok && n->n_reasons == 0) {
+                        char msg[REASON_MAX];
+                        diag_format(&d, msg, sizeof(msg));
+                        add_reason(n, "%s", r < 0 ? msg : "the node answered an HTTP error");
+                }
+                attest_report_done(&rep);
+        }
+}
+
+static int member_policy(const char *policy_path, const CliConfig *config,
+                         const uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
+{
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = cli_policy_load(policy_path, config, ret, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        /* A member has extended exactly this cluster's ID into PCR 15. */
+        (*ret)->pcrs[15] = (PcrExpectation){ .present = true };
+        kdf_pcr15_expected(cid, (*ret)->pcrs[15].expected);
+        return 0;
+}
+
+static int print_json(const ClusterView *v, const char *cid_hex, bool ok)
+{
+        _cleanup_(json_decrefp) json_t *nodes = json_array(), *logs = json_array(), *o = NULL;
+        _cleanup_(freep) char *text = NULL;
+
+        for (size_t i = 0; nodes && i < v->n_nodes; i++) {
+                const ClusterNode *n = &v->nodes[i];
+                json_t *reasons = json_array();
+                for (size_t k = 0; reasons && k < n->n_reasons; k++)
+                        (void) json_array_append_new(reasons, json_string(n->reasons[k]));
+                (void) json_array_append_new(
+                        nodes, json_pack("{s:s,s:s,s:s,s:s,s:o*}", "name", n->name, "role", n->role,
+                                         "endpoint", n->endpoint, "verdict",
+                                         n->ok ? "OK" : "FAILED", "reasons", reasons));
+        }
+        for (size_t i = 0; logs && i < v->n_js; i++) {
+                const JoinServiceView *js = &v->js[i];
+                (void) json_array_append_new(
+                        logs, json_pack("{s:s,s:I,s:I,s:s,s:s,s:s}", "joinService", js->url,
+                                        "entries", (json_int_t) js->entries, "refusals",
+                                        (json_int_t) js->refused, "policyDigest", js->policy_digest,
+                                        "verdict", js->ok ? "OK" : "FAILED", "reason", js->reason));
+        }
+        o = json_pack("{s:s,s:O,s:O,s:s}", "clusterId", cid_hex, "nodes", nodes, "auditLogs", logs,
+                      "verdict", ok ? "OK" : "FAILED");
+        if (!o || json_dump_pretty(o, &text) < 0)
+                return log_oom();
+        printf("%s\n", text);
+        return 0;
+}
+
+int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
+                       const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
+                       OutputFormat output)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
+        _cleanup_(freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
+        size_t failed = 0, bad_logs = 0;
+        int r;
+
+        if (!v)
+                return log_oom();
+        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        r = member_policy(policy_path, config, cid, &member);
+        if (r < 0)
+                return r;
+        r = collect(url, member, rc, v);
+        if (r < 0) {
+                if (output != OUTPUT_JSON)
+                        printf("Verification FAILED: %s: the membership is not readable\n", url);
+                return r;
+        }
+        attest_nodes(v, member, rc);
+        for (size_t i = 0; i < v->n_nodes; i++)
+                failed += !v->nodes[i].ok;
+        for (size_t i = 0; i < v->n_js; i++)
+                bad_logs += !v->js[i].ok;
+        if (output == OUTPUT_JSON) {
+                r = print_json(v, cid_hex, failed == 0 && bad_logs == 0);
+                if (r < 0)
+                        return r;
+        } else {
+                printf("cluster %s\n\n%-24s %-14s %-8s %s\n", cid_hex, "NODE", "ROLE", "VERDICT",
+                       "REASONS");
+                for (size_t i = 0; i < v->n_nodes; i++) {
+                        const ClusterNode *n = &v->nodes[i];
+                        printf("%-24s %-14s %-8s %s\n", n->name, n->role, n->ok ? "OK" : "FAILED",
+                               n->n_reasons ? n->reasons[0] : "");
+                        for (size_t k = 1; k < n->n_reasons; k++)
+                                printf("%-48s %s\n", "", n->reasons[k]);
+                }
+                printf("\n");
+                for (size_t i = 0; i < v->n_js; i++)
+                        printf("audit log of %s: %zu entries (%zu refusals), chain %s%s%s\n",
+                               v->js[i].url, v->js[i].entries, v->js[i].refused,
+                               v->js[i].ok ? "OK" : "BROKEN", v->js[i].ok ? "" : ": ",
+                               v->js[i].reason);
+                if (failed || bad_logs)
+                        printf("Verification FAILED: %zu of %zu node(s) failed, %zu audit log(s) "
+                               "broken\n",
+                               failed, v->n_nodes, bad_logs);
+                else
+                        printf("Verification OK\n");
+        }
+        return failed || bad_logs ? -EPERM : 0;
+}
+
+int verb_status(int argc, char *argv[], void *userdata)
+{
+        enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "node", required_argument, NULL, ARG_NODE },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "state-file", required_argument, NULL, ARG_STATE },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "output", required_argument, NULL, 'o' },
+                {},
+        };
+        CliOptions *o = userdata;
+        const char *policy = NULL, *config_path = NULL, *state_path = "cloister-state.json";
+        char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX];
+        _cleanup_(cli_config_done) CliConfig config = {};
+        _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
+        _cleanup_(freep) ClusterView *v = NULL;
+        uint8_t cid[CLUSTER_ID_SIZE];
+        RpcClientConfig rc;
+        int c, r;
+
+        rpc_client_config_defaults(&rc);
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister status [--node HOST[:PORT]] --policy FILE | "
+                               "--config FILE\n"
+                               "         [--state-file FILE] [--timeout SEC] [-o text|json]\n\n"
+                               "The cluster's members as its join services record them (each\n"
+                               "join service attested first): name, role, endpoint, when it\n"
+                               "was admitted, and the policy digest each join service enforces.\n"
+                               "It attests no member: that is 'cloister verify --cluster'.\n"
+                               "--node defaults to the endpoint in --state-file.\n");
+                        return 0;
+                case ARG_NODE:
+                        if (cli_node_url(optarg, url) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_POLICY:
+                        policy = optarg;
+                        break;
+                case ARG_CONFIG:
+                        config_path = optarg;
+                        break;
+                case ARG_STATE:
+                        state_path = optarg;
+                        break;
+                case ARG_TIMEOUT:
+                        if (cli_parse_timeout(optarg, &rc) < 0)
+                                return -EINVAL;
+                        break;
+                case 'o':
+                        o->output = output_format_from_string(optarg);
+                        if (o->output < 0)
+                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc || (!policy == !config_path))
+                return log_error_errno(-EINVAL, "status: give --policy or --config. See --help.");
+        if (config_path && cli_config_load(config_path, &config) < 0)
+                return -EINVAL;
+        r = cli_state_load(state_path, cid, state_ep, sizeof(state_ep));
+        if (r < 0)
+                return r;
+        if (!url[0])
+                (void) snprintf(url, sizeof(url), "%s", state_ep);
+        r = member_policy(policy, &config, cid, &member);
+        if (r < 0)
+                return r;
+        v = calloc(1, sizeof(ClusterView));
+        if (!v)
+                return log_oom();
+        r = collect(url, member, &rc, v);
+        if (r < 0)
+                return r;
+        if (o->output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *nodes = json_array(), *js = json_array(),
+                                               *out = NULL;
+                _cleanup_(freep) char *text = NULL;
+                for (size_t i = 0; nodes && i < v->n_nodes; i++)
+                        (void) json_array_append_new(
+                                nodes,
+                                json_pack("{s:s,s:s,s:s,s:s}", "name", v->nodes[i].name, "role",
+                                          v->nodes[i].role, "endpoint", v->nodes[i].endpoint,
+                                          "admitted", v->nodes[i].admitted));
+                for (size_t i = 0; js && i < v->n_js; i++)
+                        (void) json_array_append_new(js, json_pack("{s:s,s:s}", "joinService",
+                                                                   v->js[i].url, "policyDigest",
+                                                                   v->js[i].policy_digest));
+                out = json_pack("{s:O,s:O}", "nodes", nodes, "joinServices", js);
+                if (!out || json_dump_pretty(out, &text) < 0)
+                        return log_oom();
+                printf("%s\n", text);
+                return 0;
+        }
+        printf("%-24s %-14s %-28s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED");
+        for (size_t i = 0; i < v->n_nodes; i++)
+                printf("%-24s %-14s %-28s %s\n", v->nodes[i].name, v->nodes[i].role,
+                       v->nodes[i].endpoint + strlen("https://"), v->nodes[i].admitted);
+        for (size_t i = 0; i < v->n_js; i++)
+                printf("join service %s enforces policy sha256:%s\n", v->js[i].url,
+                       v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)");
+        return 0;
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloister/fileio.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+
+#include "join-service.h"
+
+/* members.json: {"version": 1, "members": [{"name", "role", "endpoint", "diskUuid",
+ * "admitted"}]}, the nodes this join service admitted (and the node itself), on the encrypted
+ * state disk. Written whole and renamed into place. */
+#define MEMBERS_SIZE_MAX (4U * 1024U * 1024U)
+
+static int members_path(JoinService *js, char **ret)
+{
+        return asprintf(ret, "%s/members.json", js->state_dir) < 0 ? -ENOMEM : 0;
+}
+
+int members_load(JoinService *js, json_t **ret)
+{
+        static const char *const keys[] = { "version", "members", NULL };
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        JsonCtx ctx = { .path = "" };
+        json_t *list = NULL;
+        Diag d;
+        int r;
+
+        r = members_path(js, &path);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        ctx.source = path;
+        ctx.diag = &d;
+        r = json_parse_file(path, MEMBERS_SIZE_MAX, &doc, &d);
+        if (r == -ENOENT) {
+                *ret = json_pack("{s:i,s:[]}", "version", 1, "members");
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (r >= 0)
+                r = json_check_keys(&ctx, doc, keys);
+        if (r >= 0)
+                r = json_get_array(&ctx, doc, "members", true, &list);
+        if (r < 0)
+                return log_error_errno(r, "join-service: %s", d.message);
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+const json_t *members_find(const json_t *doc, const char *name)
+{
+        const json_t *list = json_object_get(doc, "members"), *m;
+        size_t i;
+
+        json_array_foreach (list, i, m)
+                if (json_is_string(json_object_get(m, "name")) &&
+                    strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
+                        return m;
+        return NULL;
+}
+
+int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
+                   const char *disk_uuid)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        json_t *list, *m;
+        char now[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        size_t i;
+        int r;
+
+        r = members_load(js, &doc);
+        if (r < 0)
+                return r;
+        (void) gmtime_r(&t, &tm);
+        (void) strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        list = json_object_get(doc, "members");
+        /* A name is one member: a node that joins again (a new disk, a new machine) replaces
+         * its old record. */
+        json_array_foreach (list, i, m)
+                if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", name) == 0) {
+                        (void) json_array_remove(list, i);
+                        break;
+                }
+        if (json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "role",
+                                                  role, "endpoint", endpoint, "diskUuid", disk_uuid,
+                                                  "admitted", now)) < 0)
+                return -ENOMEM;
+        r = members_path(js, &path);
+        if (r >= 0)
+                r = json_dump_pretty(doc, &text);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+}
