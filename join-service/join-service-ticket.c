@@ -419,3 +419,52 @@ int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_respons
         }
         return 0;
 }
+
+/* An init whose answer was lost: the owner's CLI sends the same init again (same master secret
+ * and measurement salt, so the same cluster). Proven by the master secret itself, it gets the
+ * answer again; anything else is told the node is initialised already. */
+int join_handle_init_again(void *userdata, const RpcRequest *req, json_t **ret_response,
+                           char *detail, size_t n)
+{
+        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
+                                            "kubernetesVersion", "clusterName", "initSecret",
+                                            "serviceCidr",       "policy",      NULL };
+        JoinService *js = userdata;
+        JsonCtx ctx = { .source = "init request", .path = "" };
+        _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL;
+        _cleanup_(freep) uint8_t *kubeconfig = NULL;
+        _cleanup_(freep) char *path = NULL;
+        size_t size;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "masterSecret", MASTER_SECRET_SIZE, &master) <
+                    0 ||
+            json_get_base64_secret(&ctx, req->body, "salt", MASTER_SALT_SIZE, &salt) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "measurementSalt", MEASUREMENT_SALT_SIZE,
+                                   &msalt) < 0) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+        if (!secret_equal(master, js->master->key) ||
+            !memeq_consttime(secret_data(salt), js->master->salt, MASTER_SALT_SIZE) ||
+            !memeq_consttime(secret_data(msalt), js->measurement_salt, MEASUREMENT_SALT_SIZE)) {
+                (void) snprintf(detail, n, "this node is already initialised");
+                return -EALREADY;
+        }
+        if (asprintf(&path, "%s/admin.conf", js->state_dir) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, 1 << 20, &kubeconfig, &size);
+        if (r < 0) {
+                (void) snprintf(detail, n, "cannot read the admin kubeconfig");
+                return r;
+        }
+        log_info("join-service: the owner repeated the init; answering it again");
+        *ret_response = json_pack("{s:s,s:s%}", "clusterId", js->cluster_id_hex, "kubeconfig",
+                                  (const char *) kubeconfig, size);
+        explicit_wipe(kubeconfig, size);
+        return *ret_response ? 0 : -ENOMEM;
+}

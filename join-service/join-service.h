@@ -62,6 +62,8 @@ int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_resp
                         size_t detail_size);
 int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                       size_t detail_size);
+int join_handle_init_again(void *userdata, const RpcRequest *req, json_t **ret_response,
+                           char *detail, size_t detail_size);
 int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                      size_t detail_size);
 int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,

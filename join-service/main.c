@@ -222,6 +222,7 @@ int main(int argc, char *argv[])
                 { "POST", "/v1/join", join_handle_join, .attested_client = true },
                 { "POST", "/v1/rejoin", join_handle_rejoin, .attested_client = true },
                 { "GET", "/v1/members", join_handle_members },
+                { "POST", "/v1/init", join_handle_init_again },
                 { "GET", "/v1/audit", join_handle_audit },
                 {},
         };

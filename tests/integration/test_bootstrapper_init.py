@@ -484,3 +484,29 @@ def test_init_that_failed_after_pcr15_resumes_with_the_recorded_salt(swtpm, node
     finally:
         log = stop_and_log(p)
     assert "resuming the init" in log
+
+
+def test_apply_whose_answer_was_lost_resumes_against_the_join_service(swtpm, node, tmp_path):
+    """The node finished init and handed over to its join service, but the owner never saw the
+    answer (state still pending, no kubeconfig): apply again gets it, nothing is redone."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    state = tmp_path / "cloister-state.json"
+    kubeconfig = tmp_path / "a.conf"
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        args = ["--state-file", state, "--init-secret-file", node["init_secret"], "--endpoint",
+                url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
+                kubeconfig]
+        assert run("cloister", "apply", *args).returncode == 0
+        recorded = json.loads(state.read_text())
+        recorded["status"] = "pending"
+        state.write_text(json.dumps(recorded))
+        kubeconfig.unlink()
+        again = run("cloister", "apply", *args)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert recorded["clusterId"] in again.stdout and "kubernetes-admin" in kubeconfig.read_text()
+        assert json.loads(state.read_text())["status"] == "initialized"
+    finally:
+        log = stop_and_log(p)
+    assert log.count("init request received") == 1 and "answering it again" in log
