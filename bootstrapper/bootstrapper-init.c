@@ -116,12 +116,12 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         json_t *policy_json = NULL;
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL, *msecret = NULL,
                                        *disk_key = NULL, *first = NULL, *init_secret = NULL;
-        _cleanup_(freep) uint8_t *first_raw = NULL, *kubeconfig = NULL;
+        _cleanup_(freep) uint8_t *kubeconfig = NULL;
         _cleanup_(freep) char *kcpath = NULL, *statepath = NULL, *state = NULL;
         uint8_t cluster_id[CLUSTER_ID_SIZE], event[32], pcr15[32], expected15[32];
         char uuid[LUKS_UUID_SIZE], cid_hex[2 * CLUSTER_ID_SIZE + 1];
         const char *name, *version, *service_cidr = "10.96.0.0/12";
-        size_t first_size, kc_size;
+        size_t kc_size;
         LuksState st;
         bool zero, resume;
         Diag d;
@@ -208,11 +208,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         r = luks_validate(b->state_disk, uuid, &st, &d);
         if (r < 0)
                 return fail(detail, n, r, "state disk refused: %s", d.message);
-        r = read_full_file(b->first_boot_key, 4096, &first_raw, &first_size);
-        if (r >= 0)
-                r = secret_new_from(first_raw, first_size, &first);
-        if (first_raw)
-                explicit_wipe(first_raw, first_size);
+        r = bootstrapper_first_boot_key(b, &first);
         if (r < 0)
                 return fail(detail, n, r, "cannot read the first-boot key %s", b->first_boot_key);
         r = kdf_disk_key(master, secret_data(salt), uuid, &disk_key);
@@ -279,6 +275,20 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         /* It holds the admin client key; the JSON copy is wiped by the json allocator. */
         explicit_wipe(kubeconfig, kc_size);
         return *ret_response ? 0 : -ENOMEM;
+}
+
+int bootstrapper_first_boot_key(Bootstrapper *b, Secret **ret)
+{
+        _cleanup_(freep) uint8_t *raw = NULL;
+        size_t size;
+        int r;
+
+        r = read_full_file(b->first_boot_key, 4096, &raw, &size);
+        if (r >= 0)
+                r = secret_new_from(raw, size, ret);
+        if (raw)
+                explicit_wipe(raw, size);
+        return r;
 }
 
 int bootstrapper_write_cluster_secrets(Bootstrapper *b, Secret *master,

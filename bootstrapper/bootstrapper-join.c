@@ -46,8 +46,8 @@ static void ticket_done(Ticket *t)
 
 /* The policy this node holds join services to: AK trust and variant from the file, the image
  * PCRs as this node measured them, PCR 15 = the cluster's ID. */
-static int join_service_policy(Bootstrapper *b, const char *path,
-                               const uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
+static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
+                               uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
 {
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         uint8_t pcrs[TPM_DEVICE_PCRS][32];
@@ -55,6 +55,10 @@ static int join_service_policy(Bootstrapper *b, const char *path,
         Diag d;
         int r;
 
+        if (!md->cluster_id[0] || hex_decode_exact(md->cluster_id, cid, CLUSTER_ID_SIZE) < 0)
+                return log_error_errno(-EINVAL, "The metadata names no cluster ID "
+                                                "(cloister-cluster-id): a joining node must know "
+                                                "which cluster's join service to trust.");
         diag_clear(&d);
         r = attest_policy_load(path, &p, &d);
         if (r < 0)
@@ -252,22 +256,18 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
 {
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(secret_freep) Secret *first = NULL;
-        _cleanup_(freep) uint8_t *first_raw = NULL, *policy_text = NULL;
+        _cleanup_(freep) uint8_t *policy_text = NULL;
         _cleanup_(json_decrefp) json_t *resp = NULL, *body = NULL;
         _cleanup_(ticket_done) Ticket t = {};
         uint8_t cid[CLUSTER_ID_SIZE], event[32];
         char uuid[LUKS_UUID_SIZE];
         bool control_plane = md->role == NODE_ROLE_CONTROL_PLANE;
-        size_t first_size, policy_size;
+        size_t policy_size;
         LuksState st;
         Diag d;
         int r;
 
-        if (!md->cluster_id[0] || hex_decode_exact(md->cluster_id, cid, sizeof(cid)) < 0)
-                return log_error_errno(-EINVAL, "The metadata names no cluster ID "
-                                                "(cloister-cluster-id): a joining node must know "
-                                                "which cluster's join service to trust.");
-        r = join_service_policy(b, policy_path, cid, &policy);
+        r = join_service_policy(b, md, policy_path, cid, &policy);
         if (r < 0)
                 return r;
 
@@ -275,11 +275,7 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         r = luks_validate(b->state_disk, uuid, &st, &d);
         if (r < 0)
                 return log_error_errno(r, "State disk refused: %s", d.message);
-        r = read_full_file(b->first_boot_key, 4096, &first_raw, &first_size);
-        if (r >= 0)
-                r = secret_new_from(first_raw, first_size, &first);
-        if (first_raw)
-                explicit_wipe(first_raw, first_size);
+        r = bootstrapper_first_boot_key(b, &first);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the first-boot key %s: %m",
                                        b->first_boot_key);
@@ -341,11 +337,7 @@ int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *pol
         Diag d;
         int r;
 
-        if (!md->cluster_id[0] || hex_decode_exact(md->cluster_id, cid, sizeof(cid)) < 0)
-                return log_error_errno(-EINVAL, "The metadata names no cluster ID "
-                                                "(cloister-cluster-id): a rejoining node must "
-                                                "know which cluster's join service to trust.");
-        r = join_service_policy(b, policy_path, cid, &policy);
+        r = join_service_policy(b, md, policy_path, cid, &policy);
         if (r < 0)
                 return r;
         body = json_pack("{s:s,s:s,s:s}", "name", b->node_name, "diskUuid", b->disk_uuid,

@@ -34,6 +34,8 @@ typedef struct Bootstrapper {
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
+/* The first-boot key file into locked memory (the read buffer is wiped). */
+int bootstrapper_first_boot_key(Bootstrapper *b, Secret **ret);
 int bootstrapper_write_cluster_secrets(Bootstrapper *b, Secret *master,
                                        const uint8_t salt[static 32], const char *policy_text);
 int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response,
