@@ -239,6 +239,9 @@ bench: deps
 	done; \
 	echo "== disk (QEMU guest)"; \
 	$(PYTHON) tests/bench/bench_disk_vm.py $(BUILD) || status=1; \
+	echo "== join (50 nodes at once, each with its own swtpm)"; \
+	{ $(MAKE) --no-print-directory $(BUILD)/tests/join-probe && \
+	        $(PYTHON) tests/bench/bench_join.py $(BUILD); } || status=1; \
 	exit $$status
 
 # One local node in a network namespace: real swtpm, LUKS2 image, bootstrapper; the owner CLI in

@@ -11,6 +11,7 @@
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
 #include <getopt.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +133,21 @@ int main(int argc, char *argv[])
         r = atls_context_new(ATLS_ROLE_CLIENT, no_attest ? NULL : &a, &v, &atls);
         if (r < 0)
                 return 2;
-        body = json_pack("{s:s,s:s,s:s}", "name", name, "role", "worker", "diskUuid",
-                         "01234567-89ab-cdef-0123-456789abcdef");
+        /* A fresh disk UUID per probe: one name, one disk (the join service refuses a known name
+         * with another disk). */
+        {
+                uint8_t u[16];
+                char uuid[37];
+                if (RAND_bytes(u, sizeof(u)) != 1)
+                        return 2;
+                (void) snprintf(
+                        uuid, sizeof(uuid),
+                        "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                        u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                        u[12], u[13], u[14], u[15]);
+                body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "role", "worker", "diskUuid",
+                                 uuid, "endpoint", "127.0.0.1:9");
+        }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;
         r = rpc_call(atls, &rc, "POST", url, "/v1/join", body, false, &status, &resp, &d);
