@@ -264,7 +264,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         if (b->join_service && b->server) {
                 if (policy_text) {
                         b->handoff = true;
-                        rpc_server_stop(b->server);
+                        rpc_server_stop_for_handover(b->server);
                 } else
                         log_warning("bootstrapper: the init request carried no cluster policy, so "
                                     "no join service starts: this cluster cannot grow. Re-run "

@@ -25,6 +25,7 @@ static const unsigned image_pcrs[] = { 4, 9, 11 };
 typedef struct Ticket {
         json_t *json; /* owns the strings */
         const char *cluster_id, *endpoint, *token, *ca_cert_hash, *certificate_key;
+        const char *cluster_policy; /* control planes: the policy their join service enforces */
         Secret *disk_key, *measurement_secret, *master, *salt;
         uint8_t measurement_salt[MEASUREMENT_SALT_SIZE];
 } Ticket;
@@ -87,17 +88,12 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
 static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static CLUSTER_ID_SIZE],
                         Ticket *t, Diag *d)
 {
-        static const char *const keys[] = { "clusterId",
-                                            "controlPlaneEndpoint",
-                                            "token",
-                                            "caCertHash",
-                                            "diskKey",
-                                            "measurementSecret",
-                                            "measurementSalt",
-                                            "certificateKey",
-                                            "masterSecret",
-                                            "salt",
-                                            NULL };
+        static const char *const keys[] = { "clusterId",       "controlPlaneEndpoint",
+                                            "token",           "caCertHash",
+                                            "diskKey",         "measurementSecret",
+                                            "measurementSalt", "certificateKey",
+                                            "masterSecret",    "salt",
+                                            "clusterPolicy",   NULL };
         JsonCtx ctx = { .source = "join ticket", .path = "", .diag = d };
         _cleanup_(secret_freep) Secret *msalt = NULL;
         uint8_t got[CLUSTER_ID_SIZE], derived[CLUSTER_ID_SIZE];
@@ -120,8 +116,23 @@ static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static 
             ((r = json_get_string(&ctx, j, "certificateKey", true, &t->certificate_key)) < 0 ||
              (r = json_get_base64_secret(&ctx, j, "masterSecret", MASTER_SECRET_SIZE, &t->master)) <
                      0 ||
-             (r = json_get_base64_secret(&ctx, j, "salt", MASTER_SALT_SIZE, &t->salt)) < 0))
+             (r = json_get_base64_secret(&ctx, j, "salt", MASTER_SALT_SIZE, &t->salt)) < 0 ||
+             (r = json_get_string(&ctx, j, "clusterPolicy", true, &t->cluster_policy)) < 0))
                 return r;
+        if (control_plane) {
+                /* The master secret must be this cluster's (it derives the ticket's measurement
+                 * secret), and the policy one a join service can enforce. */
+                _cleanup_(secret_freep) Secret *ms = NULL;
+                _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+                r = kdf_measurement_secret(t->master, secret_data(t->salt), &ms);
+                if (r < 0 || !secret_equal(ms, t->measurement_secret))
+                        return diag_fail(d, -EBADMSG, "ticket", -1,
+                                         "the ticket's master secret is not this cluster's");
+                r = attest_policy_parse(t->cluster_policy, strlen(t->cluster_policy),
+                                        "ticket: clusterPolicy", &p, d);
+                if (r < 0)
+                        return r;
+        }
         if (hex_decode_exact(t->cluster_id, got, sizeof(got)) < 0 ||
             memcmp(got, cid, sizeof(got)) != 0)
                 return diag_fail(d, -EBADMSG, "ticket", -1, "the ticket names another cluster (%s)",
@@ -256,13 +267,11 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
 {
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(secret_freep) Secret *first = NULL;
-        _cleanup_(freep) uint8_t *policy_text = NULL;
         _cleanup_(json_decrefp) json_t *resp = NULL, *body = NULL;
         _cleanup_(ticket_done) Ticket t = {};
         uint8_t cid[CLUSTER_ID_SIZE], event[32];
         char uuid[LUKS_UUID_SIZE];
         bool control_plane = md->role == NODE_ROLE_CONTROL_PLANE;
-        size_t policy_size;
         LuksState st;
         Diag d;
         int r;
@@ -305,12 +314,11 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         b->initialized = true;
 
         if (control_plane) {
-                /* This node serves joins from now on: the master secret and the policy go to
-                 * its (encrypted) state. */
-                r = read_full_file(policy_path, ATTEST_POLICY_SIZE_MAX, &policy_text, &policy_size);
-                if (r >= 0)
-                        r = bootstrapper_write_cluster_secrets(b, t.master, secret_data(t.salt),
-                                                               (const char *) policy_text);
+                /* This node serves joins from now on: the master secret and the cluster's policy
+                 * (from the ticket: the owner's, not this node's --join-policy) go to its
+                 * (encrypted) state. */
+                r = bootstrapper_write_cluster_secrets(b, t.master, secret_data(t.salt),
+                                                       t.cluster_policy);
                 if (r < 0)
                         return log_error_errno(r, "Cannot store the cluster's secrets: %m");
         }

@@ -117,7 +117,7 @@ int bootstrapper_handle_recover(void *userdata, const RpcRequest *req, json_t **
         log_info("Recovered cluster %s with the owner's master secret.", cid_hex);
         if (b->join_service && b->server) {
                 b->handoff = true;
-                rpc_server_stop(b->server);
+                rpc_server_stop_for_handover(b->server);
         }
         *ret_response = json_pack("{s:s}", "clusterId", cid_hex);
         return *ret_response ? 0 : -ENOMEM;

@@ -139,7 +139,8 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, JoinServic
                         return;
                 }
         }
-        /* The head may be one entry behind (an append cut short before its head was written). */
+        /* The head must name the last entry. (An append cut short between the line and the head
+         * shows here until the next append repairs the head: a false alarm, on the safe side.) */
         if ((size_t) seq != sum.entries || strcmp(hash, sum.head) != 0) {
                 set_reason(js,
                            "the audit log ends at entry %zu, its head names entry %lld: "
@@ -237,7 +238,8 @@ static void add_reason(ClusterNode *n, const char *fmt, ...)
 }
 
 /* Each member, attested now with its own fresh nonce. */
-static void attest_nodes(ClusterView *v, const AttestPolicy *member, const RpcClientConfig *rc)
+static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char *cid_hex,
+                         const RpcClientConfig *rc)
 {
         for (size_t i = 0; i < v->n_nodes; i++) {
                 ClusterNode *n = &v->nodes[i];
@@ -256,6 +258,20 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const RpcCl
                         r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status,
                                      &resp, &d);
                 n->ok = r >= 0 && status == 200;
+                /* The node that attested must say it is this member of this cluster: an address
+                 * the host re-routed to another (healthy) member does not pass for it. */
+                if (n->ok) {
+                        const char *who = json_string_value(json_object_get(resp, "node"));
+                        const char *cid = json_string_value(json_object_get(resp, "clusterId"));
+                        if (!who || strcmp(who, n->name) != 0 || !cid ||
+                            strcmp(cid, cid_hex) != 0) {
+                                n->ok = false;
+                                add_reason(n,
+                                           "the node at %s says it is %s of cluster %.16s..., "
+                                           "not this member",
+                                           n->endpoint, who ?: "nobody", cid ?: "none");
+                        }
+                }
                 for (size_t k = 0; k < rep.n_checks; k++)
                         if (rep.checks[k].status == CHECK_FAIL)
                                 add_reason(n, "%s: expected %s, actual %s", rep.checks[k].detail,
@@ -339,7 +355,15 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
                         printf("Verification FAILED: %s: the membership is not readable\n", url);
                 return r;
         }
-        attest_nodes(v, member, rc);
+        attest_nodes(v, member, cid_hex, rc);
+        /* Every join service must enforce the same policy. */
+        for (size_t i = 1; i < v->n_js; i++)
+                if (v->js[i].ok && v->js[i].policy_digest[0] &&
+                    strcmp(v->js[i].policy_digest, v->js[0].policy_digest) != 0) {
+                        v->js[i].ok = false;
+                        set_reason(&v->js[i], "enforces another policy (sha256 %s) than %s",
+                                   v->js[i].policy_digest, v->js[0].url);
+                }
         for (size_t i = 0; i < v->n_nodes; i++)
                 failed += !v->nodes[i].ok;
         for (size_t i = 0; i < v->n_js; i++)

@@ -39,11 +39,29 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
         r = attest_policy_parse(data, size, h->path, &p, d);
         if (r < 0)
                 return r;
+        /* The variant is part of the aTLS context: it cannot change under a running service. */
+        if (h->policy && p->variant != h->policy->variant)
+                return diag_fail(d, -EINVAL, "policy", -1,
+                                 "%s: the variant changed from %s to %s; restart the join service "
+                                 "for that",
+                                 h->path, attest_variant_to_string(h->policy->variant),
+                                 attest_variant_to_string(p->variant));
+        /* A policy that does not pin the image admits any image with a trusted key. */
+        if (p->variant == ATTEST_VARIANT_QEMU_VTPM || p->variant == ATTEST_VARIANT_AZURE_SEV_SNP)
+                for (unsigned i = 4; i <= 11; i++)
+                        if ((i == 4 || i == 9 || i == 11) &&
+                            (!p->pcrs[i].present || p->pcrs[i].warn_only))
+                                return diag_fail(d, -EPERM, "policy", (int) i,
+                                                 "%s: PCR %u (the image) is not enforced; a join "
+                                                 "service refuses to run with such a policy",
+                                                 h->path, i);
         /* Joining nodes belong to no cluster yet, whatever the file says about PCR 15. */
         p->pcrs[15] = (PcrExpectation){ .present = true };
         crypto_sha256(data, size, digest);
         attest_policy_free(h->policy);
         h->policy = TAKE_PTR(p);
+        free(h->text);
+        h->text = strndup((const char *) data, size);
         hex_encode_buf(digest, sizeof(digest), h->digest, sizeof(h->digest));
         h->st = st;
         log_info("join-service: policy %s loaded (sha256 %s)", h->path, h->digest);
@@ -53,6 +71,8 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
 void policy_holder_done(PolicyHolder *h)
 {
         h->policy = attest_policy_free(h->policy);
+        free(h->text);
+        h->text = NULL;
         (void) pthread_mutex_destroy(&h->lock);
 }
 

@@ -277,6 +277,16 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
                                        secret_size(js->master->key));
                 if (r >= 0)
                         r = put_secret(ticket, "salt", js->master->salt, sizeof(js->master->salt));
+                /* ... and enforces the owner's policy, the one in force here, not one of its
+                 * own. */
+                if (r >= 0) {
+                        (void) pthread_mutex_lock(&js->policy.lock);
+                        r = json_object_set_new(ticket, "clusterPolicy",
+                                                json_string(js->policy.text ?: "")) < 0
+                                    ? -ENOMEM
+                                    : 0;
+                        (void) pthread_mutex_unlock(&js->policy.lock);
+                }
         }
         explicit_wipe(certkey_hex, sizeof(certkey_hex));
         if (r < 0)

@@ -15,6 +15,7 @@ typedef struct PolicyHolder {
         const char *path;
         pthread_mutex_t lock;
         AttestPolicy *policy; /* PCR 15 forced to zero: joiners belong to no cluster yet */
+        char *text;           /* the file as loaded: what control planes get in their ticket */
         char digest[2 * 32 + 1];
         struct stat st; /* of the file the policy was read from */
 } PolicyHolder;

@@ -510,3 +510,45 @@ def test_apply_whose_answer_was_lost_resumes_against_the_join_service(swtpm, nod
     finally:
         log = stop_and_log(p)
     assert log.count("init request received") == 1 and "answering it again" in log
+
+
+def test_hand_over_to_the_join_service_never_tells_systemd_stopping(swtpm, node, tmp_path):
+    """After init the bootstrapper execs the join service in its place: a service manager must
+    see READY=1 again and never STOPPING=1 (it would kill the join service at its stop timeout)."""
+    import socket
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(30)
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
+                          "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
+                          "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
+                          "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm"),
+                          "--metadata", f"local:{node['metadata']}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, NOTIFY_SOCKET=sock_path))
+    messages = []
+    try:
+        messages.append(s.recv(4096).decode())
+        url = "https://" + re.search(r"on (127\.0\.0\.1:\d+)", p.stdout.readline()).group(1)
+        r = run("cloister", "apply", "--state-file", tmp_path / "st.json", "--init-secret-file",
+                node["init_secret"], "--endpoint", url, "--policy", node["policy"],
+                "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+        messages.append(s.recv(4096).decode())  # the join service's READY=1
+        assert "serving joins" in p.stdout.readline()
+    finally:
+        stop(p)
+    s.settimeout(2)
+    try:
+        while True:
+            messages.append(s.recv(4096).decode())
+    except OSError:
+        pass
+    s.close()
+    lines = [m for msg in messages for m in msg.split("\n") if m]
+    assert lines[:2] == ["READY=1", "READY=1"], lines
+    # STOPPING=1 only once, at the very end, when the join service itself was asked to stop.
+    assert lines.count("STOPPING=1") == 1 and lines[-1] == "STOPPING=1", lines

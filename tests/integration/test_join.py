@@ -339,8 +339,15 @@ def test_second_control_plane_joins_and_serves_joins_itself(cluster):
     cp1, cp2, w = cluster.node("cp-1"), cluster.node("cp-2"), cluster.node("worker-1")
     policy = cluster.policy([cp1, cp2, w])
     cluster.init(cp1, policy)
-    cluster.join(cp2, policy, role="control-plane")
+    # cp-2's own --join-policy says only which keys to trust (no measurements): its join
+    # service must still enforce the owner's policy, which comes in its ticket.
+    keys_only = json.loads(policy.read_text())
+    keys_only["measurements"] = {}
+    (cluster.tmp / "keys-only.json").write_text(json.dumps(keys_only))
+    cluster.join(cp2, cluster.tmp / "keys-only.json", role="control-plane")
     cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    assert (cp2.state / "cluster-policy.json").read_text() == \
+        (cp1.state / "cluster-policy.json").read_text()
     # It received the master secret and the certificate key, never the CA's private key.
     assert (cp2.state / "master-secret.json").exists()
     assert (cp2.state / "pki" / "ca.crt").exists() and not (cp2.state / "pki" / "ca.key").exists()
