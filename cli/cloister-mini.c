@@ -53,24 +53,30 @@ static int find_script(const char *build, char **ret)
                 repo = strdup(build);
                 if (!repo)
                         return log_oom();
-                if (path_strip_last(repo) && asprintf(&tree, "%s/scripts/mini", repo) < 0) {
-                        tree = NULL;
-                        return log_oom();
-                }
-                if (tree && access(tree, X_OK) == 0) {
-                        *ret = TAKE_PTR(tree);
-                        return 0;
+                /* build/bin/cloister, or build/san/bin/cloister: the nearest scripts/mini above
+                 * the build directory. */
+                for (int up = 0; up < 3 && path_strip_last(repo); up++) {
+                        _cleanup_(freep) char *candidate = NULL;
+                        if (asprintf(&candidate, "%s/scripts/mini", repo) < 0)
+                                return log_oom();
+                        if (access(candidate, X_OK) == 0) {
+                                *ret = TAKE_PTR(candidate);
+                                return 0;
+                        }
+                        if (!tree) /* the nearest, for the message */
+                                tree = TAKE_PTR(candidate);
                 }
         }
         if (access(MINI_SCRIPT_INSTALLED, X_OK) == 0) {
                 *ret = strdup(MINI_SCRIPT_INSTALLED);
                 return *ret ? 0 : log_oom();
         }
-        return log_error_errno(-ENOENT,
-                               "The local-cluster script was not found: $CLOISTER_MINI_SCRIPT is "
-                               "unset, and neither %s nor " MINI_SCRIPT_INSTALLED
-                               " is an executable file.",
-                               tree ?: "the build tree's scripts/mini (binary location unknown)");
+        return log_error_errno(
+                -ENOENT,
+                "The local-cluster script was not found: $CLOISTER_MINI_SCRIPT is "
+                "unset, and neither %s (nor one further up) nor " MINI_SCRIPT_INSTALLED
+                " is an executable file.",
+                tree ?: "the build tree's scripts/mini (binary location unknown)");
 }
 
 static void help(void)
