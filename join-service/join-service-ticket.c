@@ -105,7 +105,9 @@ static int run_kubeadm(JoinService *js, char *const argv[], const char *what)
 
         if (asprintf(&logpath, "%s/kubeadm-join-service.log", js->state_dir) < 0)
                 return -ENOMEM;
-        r = spawn_wait(argv, logpath);
+        /* kubeadm prints the token and the certificate key it was given: its standard output
+         * goes nowhere, only its errors to the log. */
+        r = spawn_wait_output(argv, "/dev/null", logpath);
         if (r != 0) {
                 log_error("join-service: kubeadm %s failed (exit %d, see %s)", what, r, logpath);
                 return r < 0 ? r : -EIO;

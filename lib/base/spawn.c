@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,9 @@ int spawn_wait_output(char *const argv[], const char *stdout_path, const char *s
                         if (err < 0 || dup2(err, STDERR_FILENO) < 0)
                                 _exit(126);
                 }
+                /* Nothing else of ours leaks into the child (the TPM, listening sockets, files
+                 * holding keys): whatever lacks close-on-exec gets it now. */
+                (void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
                 execvp(argv[0], argv);
                 _exit(127);
         }

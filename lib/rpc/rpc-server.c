@@ -22,6 +22,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/rpc.h"
+#include "cloister/secret.h"
 
 /* After SIGTERM: how long open connections get to finish before the loop ends anyway. */
 #define RPC_DRAIN_SEC 5
@@ -40,6 +41,7 @@ struct RpcServer {
         bool stopping;
         struct timeval drain_deadline;
         bool signalled; /* stopped (also) by SIGTERM/SIGINT */
+        bool handover;  /* stopped to hand the socket to another program: no STOPPING=1 */
 };
 
 /* The connection count goes down when libevent frees a connection's SSL object: an ex_data
@@ -73,13 +75,22 @@ void rpc_server_config_defaults(RpcServerConfig *c)
         };
 }
 
+/* Answers may carry secrets (tickets, disk keys, kubeconfigs): the buffer is handed to libevent
+ * by reference and wiped when libevent is done with it. */
+static void wipe_free_text(const void *data, size_t len, void *arg)
+{
+        explicit_wipe((void *) data, len);
+        free((void *) data);
+}
+
 static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
 {
         struct evbuffer *out = evbuffer_new();
-        _cleanup_(freep) char *text = NULL;
+        char *text = NULL;
 
-        if (out && body && json_dump_compact(body, &text) >= 0)
-                (void) evbuffer_add(out, text, strlen(text));
+        if (out && body && json_dump_compact(body, &text) >= 0 &&
+            evbuffer_add_reference(out, text, strlen(text), wipe_free_text, NULL) < 0)
+                wipe_free_text(text, strlen(text), NULL);
         (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                                  "application/json");
         evhttp_send_reply(req, code, reason, out);
@@ -210,6 +221,11 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 reply_error(req, code, error, detail[0] ? detail : strerror(-r));
                 return;
         }
+        /* An attested client's evidence was checked against the policy of its handshake: one
+         * request per such connection, so that a policy change applies to the next one. */
+        if (route->attested_client)
+                (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                                         "close");
         reply_json(req, 200, "OK", response);
 }
 
@@ -265,7 +281,9 @@ static void begin_stop(RpcServer *s)
         if (s->stopping)
                 return;
         s->stopping = true;
-        if (s->config.notify)
+        /* Not for a hand-over: the service goes on in the program this process execs, and a
+         * service manager told STOPPING=1 would kill it when its stop timeout runs out. */
+        if (s->config.notify && !s->handover)
                 (void) sd_notify(0, "STOPPING=1");
         if (s->bound)
                 (void) evconnlistener_disable(evhttp_bound_socket_get_listener(s->bound));
@@ -448,6 +466,12 @@ int rpc_server_dup_listen_fd(RpcServer *s)
 bool rpc_server_signalled(const RpcServer *s)
 {
         return s->signalled;
+}
+
+void rpc_server_stop_for_handover(RpcServer *s)
+{
+        s->handover = true;
+        event_active(s->stop_event, EV_READ, 0);
 }
 
 void rpc_server_stop(RpcServer *s)

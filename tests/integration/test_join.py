@@ -250,6 +250,19 @@ def test_join_refused_for_a_node_whose_boot_differs_and_logged_with_the_pcr(clus
     assert cluster.tokens() == {}
 
 
+def test_probe_of_a_trusted_node_is_admitted_so_its_refusals_mean_something(cluster):
+    """The positive control for the probe-based refusal tests below: the same probe, with the
+    evidence of a node the policy trusts, gets a ticket (and is audited as an admission)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 0 and out.startswith("HTTP 200") and '"diskKey"' in out, out
+    (entry,) = cluster.audit()
+    assert entry["verdict"] == "admitted" and entry["node"] == "worker-1"
+    assert len(cluster.tokens()) == 1
+
+
 def test_join_refused_for_a_node_whose_pcr15_is_already_set(cluster):
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     policy = cluster.policy([cp, w])

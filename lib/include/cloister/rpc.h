@@ -77,6 +77,10 @@ bool rpc_server_signalled(const RpcServer *s);
 int rpc_server_dup_listen_fd(RpcServer *s);
 /* Thread-safe request to stop. */
 void rpc_server_stop(RpcServer *s);
+/* The same without telling the service manager STOPPING=1: the caller hands the listening
+ * socket to a program it execs, which carries on as the same service. Called from a handler
+ * (the event loop's thread). */
+void rpc_server_stop_for_handover(RpcServer *s);
 unsigned rpc_server_connections(const RpcServer *s);
 
 typedef struct RpcClientConfig {
