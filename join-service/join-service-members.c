@@ -10,8 +10,8 @@
 #include "join-service.h"
 
 /* members.json: {"version": 1, "members": [{"name", "role", "endpoint", "diskUuid",
- * "admitted"}]}, the nodes this join service admitted (and the node itself), on the encrypted
- * state disk. Written whole and renamed into place. */
+ * "akDigest", "admitted"}]}, the nodes this join service admitted (and the node itself), on the
+ * encrypted state disk. Written whole and renamed into place. */
 #define MEMBERS_SIZE_MAX (4U * 1024U * 1024U)
 
 static int members_path(JoinService *js, char **ret)
@@ -63,7 +63,7 @@ const json_t *members_find(const json_t *doc, const char *name)
 }
 
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
-                   const char *disk_uuid)
+                   const char *disk_uuid, const char *ak_digest)
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         _cleanup_(freep) char *path = NULL, *text = NULL;
@@ -87,9 +87,10 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
                         (void) json_array_remove(list, i);
                         break;
                 }
-        if (json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "role",
+        if (json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", name, "role",
                                                   role, "endpoint", endpoint, "diskUuid", disk_uuid,
-                                                  "admitted", now)) < 0)
+                                                  "akDigest", ak_digest ?: "", "admitted", now)) <
+            0)
                 return -ENOMEM;
         r = members_path(js, &path);
         if (r >= 0)

@@ -8,6 +8,7 @@
 #include "cloister/atls.h"
 #include "cloister/base64.h"
 #include "cloister/crypto.h"
+#include "cloister/evidence.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
@@ -38,6 +39,32 @@ static bool uuid_ok(const char *s)
                                                               : !strchr("0123456789abcdef", s[i]))
                         return false;
         return true;
+}
+
+/* Which attestation key the verified peer quoted with (SHA-256 of its TPMT_PUBLIC, hex), so
+ * that a member's rejoin can be held to the TPM it joined with; "" for variants without one. */
+static int peer_ak_digest(const RpcRequest *req, char ret[static 65])
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        const uint8_t *data;
+        uint8_t digest[32];
+        size_t size;
+        Diag d;
+        int r;
+
+        ret[0] = '\0';
+        r = atls_peer_evidence(req->ssl, &data, &size);
+        if (r < 0)
+                return r;
+        diag_clear(&d);
+        r = evidence_parse(data, size, &e, &d);
+        if (r < 0)
+                return r;
+        if (e->tpm.ak_public.size == 0)
+                return 0;
+        crypto_sha256(e->tpm.ak_public.data, e->tpm.ak_public.size, digest);
+        hex_encode_buf(digest, sizeof(digest), ret, 65);
+        return 0;
 }
 
 /* HOST:PORT or [IPv6]:PORT, what a verifier dials to attest the node. */
@@ -155,7 +182,7 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         const char *name = NULL, *role = NULL, *uuid = NULL, *endpoint = NULL;
         _cleanup_(json_decrefp) json_t *members = NULL;
         const json_t *known;
-        char token[24], cahash[7 + 65], evidence[65] = "", ttl[16];
+        char token[24], cahash[7 + 65], evidence[65] = "", ttl[16], ak[65] = "";
         uint8_t certkey[CERTIFICATE_KEY_SIZE], digest[32];
         char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
         _cleanup_(freep) char *kubeconfig = NULL;
@@ -293,7 +320,9 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         explicit_wipe(certkey_hex, sizeof(certkey_hex));
         if (r < 0)
                 return -ENOMEM;
-        r = members_record(js, name, role, endpoint, uuid);
+        r = peer_ak_digest(req, ak);
+        if (r >= 0)
+                r = members_record(js, name, role, endpoint, uuid, ak);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot record the new member");
@@ -312,7 +341,8 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
         JsonCtx ctx = { .source = "rejoin request", .path = "" };
         _cleanup_(secret_freep) Secret *disk_key = NULL;
         _cleanup_(json_decrefp) json_t *members = NULL, *answer = NULL;
-        const char *name = NULL, *uuid = NULL, *role, *endpoint = NULL;
+        const char *name = NULL, *uuid = NULL, *role, *endpoint = NULL, *known_ak;
+        char ak[65] = "";
         char evidence[65] = "", msalt[2 * MEASUREMENT_SALT_SIZE + 1];
         const json_t *m;
         uint8_t digest[32];
@@ -343,6 +373,14 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
                               "%s with disk %s is not a member admitted by this join service", name,
                               uuid);
         role = json_string_value(json_object_get(m, "role")) ?: "";
+        /* Name and disk UUID are no secret: the member must also be the TPM it joined with. */
+        known_ak = json_string_value(json_object_get(m, "akDigest")) ?: "";
+        r = peer_ak_digest(req, ak);
+        if (r < 0 || (known_ak[0] && strcmp(known_ak, ak) != 0))
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "%s attests with another attestation key than the one it joined "
+                              "with",
+                              name);
         r = kdf_disk_key(js->master->key, js->master->salt, uuid, &disk_key);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r, "key derivation failed");
@@ -352,7 +390,7 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
             put_secret(answer, "diskKey", secret_data(disk_key), secret_size(disk_key)) < 0)
                 return -ENOMEM;
         /* Where to attest it from now on (an address may change across a reboot). */
-        r = members_record(js, name, role, endpoint, uuid);
+        r = members_record(js, name, role, endpoint, uuid, known_ak[0] ? known_ak : ak);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot update the membership");

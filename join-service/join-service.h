@@ -55,7 +55,7 @@ void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
 int members_load(JoinService *js, json_t **ret);
 const json_t *members_find(const json_t *doc, const char *name);
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
-                   const char *disk_uuid);
+                   const char *disk_uuid, const char *ak_digest);
 
 int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                        size_t detail_size);

@@ -291,7 +291,7 @@ int main(int argc, char *argv[])
                 r = members_load(&js, &members);
                 if (r >= 0 && !members_find(members, js.node_name))
                         r = members_record(&js, js.node_name, "control-plane", js.node_endpoint,
-                                           js.node_disk_uuid);
+                                           js.node_disk_uuid, "");
                 if (r < 0) {
                         log_error_errno(r, "Cannot record this node in the membership: %m");
                         goto finish;

@@ -47,6 +47,8 @@ typedef struct AtlsConn {
         Diag failure;
         uint8_t evidence_digest[SHA256_DIGEST_SIZE]; /* of the peer's evidence, once it came */
         bool has_evidence;
+        uint8_t *evidence; /* a copy of the peer's evidence (verifying contexts) */
+        size_t evidence_size;
 } AtlsConn;
 
 static int ssl_conn_index = -1, ssl_ctx_index = -1;
@@ -54,7 +56,11 @@ static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-        free(ptr);
+        AtlsConn *c = ptr;
+
+        if (c)
+                free(c->evidence);
+        free(c);
 }
 
 static void index_init(void)
@@ -102,6 +108,17 @@ int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static SHA256_DIGEST_S
         if (!c || !c->verified || !c->has_evidence)
                 return -ENOENT;
         memcpy(ret, c->evidence_digest, SHA256_DIGEST_SIZE);
+        return 0;
+}
+
+int atls_peer_evidence(const SSL *ssl, const uint8_t **ret, size_t *ret_size)
+{
+        const AtlsConn *c = ssl_conn_index >= 0 ? SSL_get_ex_data(ssl, ssl_conn_index) : NULL;
+
+        if (!c || !c->verified || !c->evidence)
+                return -ENOENT;
+        *ret = c->evidence;
+        *ret_size = c->evidence_size;
         return 0;
 }
 
@@ -436,6 +453,12 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
 
         crypto_sha256(data->data, (size_t) data->length, conn->evidence_digest);
         conn->has_evidence = true;
+        free(conn->evidence);
+        conn->evidence = malloc((size_t) data->length);
+        if (!conn->evidence)
+                return diag_fail(d, -ENOMEM, "atls-evidence", -1, "out of memory");
+        memcpy(conn->evidence, data->data, (size_t) data->length);
+        conn->evidence_size = (size_t) data->length;
         return c->verifier.verify(c->verifier.userdata, data->data, (size_t) data->length, binding,
                                   d);
 }

@@ -263,6 +263,27 @@ def test_probe_of_a_trusted_node_is_admitted_so_its_refusals_mean_something(clus
     assert len(cluster.tokens()) == 1
 
 
+def test_rejoin_as_another_member_from_another_tpm_is_refused(cluster):
+    """A member's name and disk UUID are public (GET /v1/members); a rejoin must also come from
+    the TPM that joined."""
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.wait_for("serving node state")
+    members = json.loads((cp.state / "members.json").read_text())["members"]
+    (m,) = [m for m in members if m["name"] == "worker-1"]
+    assert re.fullmatch(r"[0-9a-f]{64}", m["akDigest"])
+    rc, out = probe(cluster, "--tcti", w2.tpm.tcti, "--name", "worker-1", "--rejoin", m["diskUuid"])
+    assert rc == 1 and "HTTP 403" in out and "another attestation key" in out, out
+    assert "diskKey" not in out
+    last = cluster.audit()[-1]
+    assert last["verdict"] == "refused" and "another attestation key" in last["reason"]
+    # The member's record is untouched (its endpoint was not redirected).
+    members = json.loads((cp.state / "members.json").read_text())["members"]
+    assert [x for x in members if x["name"] == "worker-1"] == [m]
+
+
 def test_join_refused_for_a_node_whose_pcr15_is_already_set(cluster):
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     policy = cluster.policy([cp, w])

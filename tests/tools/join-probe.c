@@ -7,6 +7,8 @@
  *   --tcti CONF        fresh evidence from that TPM, whatever its PCR 15 holds
  *   --evidence FILE    a fixed evidence document (e.g. recorded from another node): a replay
  *   --no-attest        no client evidence at all
+ * --rejoin UUID sends POST /v1/rejoin for --name with that disk UUID instead (a member's
+ * identity, tried from another TPM).
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -53,10 +55,11 @@ int main(int argc, char *argv[])
                 { "cluster-id", required_argument, NULL, 'c' },
                 { "url", required_argument, NULL, 'u' },
                 { "name", required_argument, NULL, 'N' },
+                { "rejoin", required_argument, NULL, 'R' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
-                   *url = NULL, *name = "probe";
+                   *url = NULL, *name = "probe", *rejoin_uuid = NULL;
         bool no_attest = false;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -97,6 +100,9 @@ int main(int argc, char *argv[])
                         break;
                 case 'N':
                         name = optarg;
+                        break;
+                case 'R':
+                        rejoin_uuid = optarg;
                         break;
                 default:
                         return 2;
@@ -150,7 +156,13 @@ int main(int argc, char *argv[])
         }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;
-        r = rpc_call(atls, &rc, "POST", url, "/v1/join", body, false, &status, &resp, &d);
+        if (rejoin_uuid) {
+                json_decref(body);
+                body = json_pack("{s:s,s:s,s:s}", "name", name, "diskUuid", rejoin_uuid, "endpoint",
+                                 "127.0.0.1:9");
+        }
+        r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body, false,
+                     &status, &resp, &d);
         if (tcti)
                 vtpm_attester_done(&vtpm);
         free(fixed.data);

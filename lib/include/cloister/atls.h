@@ -96,6 +96,8 @@ bool atls_peer_verified(const SSL *ssl);
 /* SHA-256 of the evidence document the peer presented and that was verified on this connection
  * (for audit records); -ENOENT if there is none. */
 int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static 32]);
+/* The evidence document itself (owned by the connection); -ENOENT if none was verified. */
+int atls_peer_evidence(const SSL *ssl, const uint8_t **ret, size_t *ret_size);
 /* Server in mutual mode: a client may decline to attest (it sends no certificate) and the
  * handshake still completes, unverified; evidence a client does present must still pass. Every
  * endpoint that needs an attested client must then check atls_peer_verified() (RpcRoute's
