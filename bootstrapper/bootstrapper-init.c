@@ -32,6 +32,17 @@ static int read_pcr15(Bootstrapper *b, uint8_t ret[static 32])
         return r;
 }
 
+bool bootstrapper_pcr15_is_cluster(Bootstrapper *b, const char *cluster_id_hex)
+{
+        uint8_t cid[CLUSTER_ID_SIZE], pcr15[32], expected[32];
+
+        if (!cluster_id_hex || hex_decode_exact(cluster_id_hex, cid, sizeof(cid)) < 0 ||
+            read_pcr15(b, pcr15) < 0)
+                return false;
+        kdf_pcr15_expected(cid, expected);
+        return memcmp(pcr15, expected, 32) == 0;
+}
+
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret)
 {
         static const uint8_t zero[32];

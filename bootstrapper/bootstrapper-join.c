@@ -284,10 +284,15 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         r = luks_validate(b->state_disk, uuid, &st, &d);
         if (r < 0)
                 return log_error_errno(r, "State disk refused: %s", d.message);
-        r = bootstrapper_first_boot_key(b, &first);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read the first-boot key %s: %m",
-                                       b->first_boot_key);
+        /* A join cut short after the re-key needs no first-boot key (it is gone after a
+         * reboot): the disk key from the new ticket must open the disk instead. */
+        if (st != LUKS_STATE_INITIALIZED) {
+                r = bootstrapper_first_boot_key(b, &first);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read the first-boot key %s: %m",
+                                               b->first_boot_key);
+        } else
+                log_info("join: resuming a join that was cut short after the disk was re-keyed");
 
         log_info("join: asking %zu join service(s) for a ticket (cluster %s)", md->n_peers,
                  md->cluster_id);
@@ -302,15 +307,18 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         if (r < 0)
                 return log_error_errno(r, "The join ticket is refused: %s", d.message);
 
-        r = luks_rekey(b->state_disk, first, t.disk_key, &d);
+        r = first ? luks_rekey(b->state_disk, first, t.disk_key, &d)
+                  : luks_check_key(b->state_disk, t.disk_key, &d);
         if (r < 0)
                 return log_error_errno(r, "Re-keying the state disk failed: %s", d.message);
-        kdf_pcr15_event_digest(cid, event);
-        (void) pthread_mutex_lock(b->tpm_lock);
-        r = tpm_device_pcr_extend(b->tpm, 15, event);
-        (void) pthread_mutex_unlock(b->tpm_lock);
-        if (r < 0)
-                return log_error_errno(r, "Extending PCR 15 failed: %m");
+        if (!bootstrapper_pcr15_is_cluster(b, md->cluster_id)) {
+                kdf_pcr15_event_digest(cid, event);
+                (void) pthread_mutex_lock(b->tpm_lock);
+                r = tpm_device_pcr_extend(b->tpm, 15, event);
+                (void) pthread_mutex_unlock(b->tpm_lock);
+                if (r < 0)
+                        return log_error_errno(r, "Extending PCR 15 failed: %m");
+        }
         b->initialized = true;
 
         if (control_plane) {

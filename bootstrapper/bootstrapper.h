@@ -32,6 +32,8 @@ typedef struct Bootstrapper {
 } Bootstrapper;
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
+/* PCR 15 holds exactly this cluster's ID (hex), extended once. */
+bool bootstrapper_pcr15_is_cluster(Bootstrapper *b, const char *cluster_id_hex);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
 /* The first-boot key file into locked memory (the read buffer is wiped). */

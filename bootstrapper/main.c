@@ -235,6 +235,13 @@ static int print_metadata(const NodeMetadata *m)
         return 0;
 }
 
+static bool node_state_exists(void)
+{
+        _cleanup_(freep) char *path = NULL;
+
+        return asprintf(&path, "%s/node-state.json", arg_state_dir) >= 0 && access(path, F_OK) == 0;
+}
+
 /* The first control plane after a full outage needs no init secret: it serves recovery, which
  * only the owner's master secret can complete. */
 static bool node_has_cluster_disk(void)
@@ -311,7 +318,7 @@ int main(int argc, char *argv[])
         enum { MODE_INIT, MODE_JOIN, MODE_REJOIN, MODE_RECOVER } mode;
         LuksState disk_state;
         Diag d;
-        bool zero, joining;
+        bool zero, joining, resume_join;
         int r;
 
         log_parse_environment();
@@ -416,7 +423,11 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "Cannot read PCR 15: %m");
                 return 1;
         }
-        if (!zero) {
+        /* A join cut short after PCR 15 (kubeadm join failed, the process was stopped): PCR 15
+         * holds the metadata's cluster, but the node never recorded its membership. */
+        resume_join = !zero && joining && !node_state_exists() &&
+                      bootstrapper_pcr15_is_cluster(&b, md.cluster_id);
+        if (!zero && !resume_join) {
                 log_error("PCR 15 is already extended: this node has joined its cluster since it "
                           "booted. Refusing to serve init or to join again (reboot to rejoin).");
                 return 1;
@@ -429,7 +440,10 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "The state disk is refused: %s", d.message);
                 return 1;
         }
-        if (disk_state == LUKS_STATE_INITIALIZED)
+        if (resume_join ||
+            (joining && disk_state == LUKS_STATE_INITIALIZED && !node_state_exists()))
+                mode = MODE_JOIN; /* finish a join that was cut short */
+        else if (disk_state == LUKS_STATE_INITIALIZED)
                 mode = md.role == NODE_ROLE_CONTROL_PLANE && !joining ? MODE_RECOVER : MODE_REJOIN;
         else
                 mode = joining ? MODE_JOIN : MODE_INIT;

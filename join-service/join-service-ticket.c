@@ -43,8 +43,9 @@ static bool uuid_ok(const char *s)
 
 /* Which attestation key the verified peer quoted with (SHA-256 of its TPMT_PUBLIC, hex), so
  * that a member's rejoin can be held to the TPM it joined with; "" for variants without one. */
-static int peer_ak_digest(const RpcRequest *req, char ret[static 65])
+static int peer_ak_digest(const RpcRequest *req, char ret[static 65], bool *ret_pcr15_zero)
 {
+        static const uint8_t zero[EVIDENCE_PCR_SIZE];
         _cleanup_(evidence_freep) Evidence *e = NULL;
         const uint8_t *data;
         uint8_t digest[32];
@@ -60,6 +61,9 @@ static int peer_ak_digest(const RpcRequest *req, char ret[static 65])
         r = evidence_parse(data, size, &e, &d);
         if (r < 0)
                 return r;
+        /* The quote covered PCR 15 (verified in the handshake): zero, or this cluster's. */
+        *ret_pcr15_zero = !(e->tpm.pcr_mask & (1U << 15)) ||
+                          memcmp(e->tpm.pcrs[15], zero, EVIDENCE_PCR_SIZE) == 0;
         if (e->tpm.ak_public.size == 0)
                 return 0;
         crypto_sha256(e->tpm.ak_public.data, e->tpm.ak_public.size, digest);
@@ -183,6 +187,7 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         _cleanup_(json_decrefp) json_t *members = NULL;
         const json_t *known;
         char token[24], cahash[7 + 65], evidence[65] = "", ttl[16], ak[65] = "";
+        bool pcr15_zero = true;
         uint8_t certkey[CERTIFICATE_KEY_SIZE], digest[32];
         char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
         _cleanup_(freep) char *kubeconfig = NULL;
@@ -227,6 +232,22 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (known && strcmp(json_string_value(json_object_get(known, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
                               "%s is already a member with another disk; remove it first", name);
+        r = peer_ak_digest(req, ak, &pcr15_zero);
+        if (r < 0)
+                return refuse(js, req, name, role, evidence, detail, n, r,
+                              "cannot read the verified evidence");
+        /* A member asking again (its join was cut short) must be the TPM that asked first: name
+         * and disk UUID are public. */
+        if (known && strcmp(json_string_value(json_object_get(known, "akDigest")) ?: "", ak) != 0)
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "%s is already a member with another attestation key", name);
+        /* PCR 15 = this cluster (accepted in the handshake only for this): the member itself
+         * finishing a join that was cut short after PCR 15. */
+        if (!pcr15_zero && !known)
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "PCR 15 is already extended and %s is not a member finishing its "
+                              "own join",
+                              name);
 
         /* Everything the ticket holds is made before anything is handed out. */
         r = make_token(token);
@@ -320,9 +341,7 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         explicit_wipe(certkey_hex, sizeof(certkey_hex));
         if (r < 0)
                 return -ENOMEM;
-        r = peer_ak_digest(req, ak);
-        if (r >= 0)
-                r = members_record(js, name, role, endpoint, uuid, ak);
+        r = members_record(js, name, role, endpoint, uuid, ak);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot record the new member");
@@ -343,6 +362,7 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
         _cleanup_(json_decrefp) json_t *members = NULL, *answer = NULL;
         const char *name = NULL, *uuid = NULL, *role, *endpoint = NULL, *known_ak;
         char ak[65] = "";
+        bool pcr15_zero = true;
         char evidence[65] = "", msalt[2 * MEASUREMENT_SALT_SIZE + 1];
         const json_t *m;
         uint8_t digest[32];
@@ -375,7 +395,10 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
         role = json_string_value(json_object_get(m, "role")) ?: "";
         /* Name and disk UUID are no secret: the member must also be the TPM it joined with. */
         known_ak = json_string_value(json_object_get(m, "akDigest")) ?: "";
-        r = peer_ak_digest(req, ak);
+        r = peer_ak_digest(req, ak, &pcr15_zero);
+        if (r >= 0 && !pcr15_zero)
+                return refuse(js, req, name, role, evidence, detail, n, -EALREADY,
+                              "%s has PCR 15 extended already: it rejoined since it booted", name);
         if (r < 0 || (known_ak[0] && strcmp(known_ak, ak) != 0))
                 return refuse(js, req, name, role, evidence, detail, n, -EPERM,
                               "%s attests with another attestation key than the one it joined "

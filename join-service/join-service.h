@@ -16,6 +16,10 @@ typedef struct PolicyHolder {
         pthread_mutex_t lock;
         AttestPolicy *policy; /* PCR 15 forced to zero: joiners belong to no cluster yet */
         char *text;           /* the file as loaded: what control planes get in their ticket */
+        /* The same with PCR 15 = this cluster: a member finishing a join cut short after PCR 15
+         * (only for its own record: see join_handle_join()). */
+        AttestPolicy *member;
+        const uint8_t *cluster_id;
         char digest[2 * 32 + 1];
         struct stat st; /* of the file the policy was read from */
 } PolicyHolder;

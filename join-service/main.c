@@ -257,6 +257,7 @@ int main(int argc, char *argv[])
         r = load_cluster(&js);
         if (r < 0)
                 goto finish;
+        js.policy.cluster_id = js.cluster_id;
         diag_clear(&d);
         r = policy_holder_refresh(&js.policy, &d);
         if (r < 0) {

@@ -263,6 +263,31 @@ def test_probe_of_a_trusted_node_is_admitted_so_its_refusals_mean_something(clus
     assert len(cluster.tokens()) == 1
 
 
+def test_join_cut_short_after_pcr15_is_finished_by_the_next_start(cluster, tmp_path):
+    """kubeadm join fails after the disk was re-keyed and PCR 15 extended; the restarted
+    bootstrapper finds PCR 15 = this cluster without a recorded membership, asks for a ticket
+    again and finishes (once rebooted, the same from an initialised disk)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    flag = tmp_path / "fail-once"
+    flag.write_text("")
+    meta = {"name": w.name, "role": "worker", "peers": [f"127.0.0.1:{cp.port}"],
+            "clusterId": cluster.cid}
+    env = dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(cp.state), KUBEADM_DOUBLE_FAIL_ONCE=str(flag))
+    w.start(meta, "--join-policy", str(policy), "--join-timeout", "30", env=env)
+    assert w.proc.wait(timeout=60) != 0 and "kubeadm join failed" in w.log.read_text()
+    assert not (w.state / "node-state.json").exists()
+    w.start(meta, "--join-policy", str(policy), "--join-timeout", "30", env=env)
+    w.wait_for("serving node state")
+    assert "joined as a worker" in (w.state / "kubeadm.log").read_text()
+    key = tmp_path / "disk.key"
+    key.write_bytes(cluster.disk_key(w))
+    assert run("cloister-disk-mapper", "check", w.disk, "--key-file", key).returncode == 0
+    assert [e["event"] for e in cluster.audit()] == ["admission", "admission"]
+    assert verify_cluster(cluster, tmp_path).returncode == 0
+
+
 def test_rejoin_as_another_member_from_another_tpm_is_refused(cluster):
     """A member's name and disk UUID are public (GET /v1/members); a rejoin must also come from
     the TPM that joined."""
