@@ -413,6 +413,14 @@ int main(int argc, char *argv[])
                                   node_name);
                         return 1;
                 }
+                /* The join service keys membership by a DNS-1123 label (Kubernetes node names
+                 * may be subdomains, Cloister's members may not). */
+                if (md.n_peers > 0 && strchr(node_name, '.')) {
+                        log_error("Node name '%s' has dots: a joining node's name must be a "
+                                  "DNS-1123 label. Fix the metadata's name.",
+                                  node_name);
+                        return 1;
+                }
                 b.node_name = node_name;
                 b.advertise_address = adv;
                 b.control_plane_endpoint = endpoint;

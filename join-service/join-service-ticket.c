@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/atls.h"
@@ -127,6 +129,53 @@ static int ca_cert_hash(const char *state_dir, char ret[static 7 + 65])
         memcpy(ret, "sha256:", 7);
         hex_encode_buf(digest, sizeof(digest), ret + 7, 65);
         return 0;
+}
+
+/* kubeadm keeps uploaded control-plane certificates for two hours; each upload encrypts them
+ * with a new key, which would leave a control plane admitted just before holding a stale one.
+ * One key is reused for an hour after its upload. */
+#define CERTIFICATE_KEY_REUSE_SEC 3600
+
+static int certificate_key_path(JoinService *js, char **ret)
+{
+        return asprintf(ret, "%s/certificate-key", js->state_dir) < 0 ? -ENOMEM : 0;
+}
+
+static int reuse_certificate_key(JoinService *js, char hex[static 2 * CERTIFICATE_KEY_SIZE + 1])
+{
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        struct stat st;
+        size_t size;
+        int r;
+
+        r = certificate_key_path(js, &path);
+        if (r < 0)
+                return r;
+        if (stat(path, &st) < 0 || time(NULL) - st.st_mtime > CERTIFICATE_KEY_REUSE_SEC ||
+            time(NULL) < st.st_mtime)
+                return -ENOENT;
+        r = read_full_file(path, 256, &data, &size);
+        if (r < 0)
+                return r;
+        if (size != 2 * CERTIFICATE_KEY_SIZE ||
+            strspn((const char *) data, "0123456789abcdef") != size) {
+                explicit_wipe(data, size);
+                return -EBADMSG;
+        }
+        memcpy(hex, data, size + 1);
+        explicit_wipe(data, size);
+        return 0;
+}
+
+static void remember_certificate_key(JoinService *js, const char *hex)
+{
+        _cleanup_(freep) char *path = NULL;
+
+        if (certificate_key_path(js, &path) < 0 ||
+            write_file_atomic(path, hex, strlen(hex), 0600, WRITE_FILE_SYNC) < 0)
+                log_warning("join-service: cannot keep the certificate key: the next control "
+                            "plane gets a new upload");
 }
 
 static int run_kubeadm(JoinService *js, char *const argv[], const char *what)
@@ -276,7 +325,7 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot read its cluster CA");
-        if (control_plane) {
+        if (control_plane && reuse_certificate_key(js, certkey_hex) < 0) {
                 if (RAND_bytes(certkey, sizeof(certkey)) != 1)
                         return -EIO;
                 hex_encode_buf(certkey, sizeof(certkey), certkey_hex, sizeof(certkey_hex));
@@ -298,6 +347,7 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
                                       "the join service cannot upload the control-plane "
                                       "certificates");
                 }
+                remember_certificate_key(js, certkey_hex);
         }
         r = kdf_disk_key(js->master->key, js->master->salt, uuid, &disk_key);
         if (r >= 0)

@@ -394,6 +394,21 @@ def test_tightened_policy_is_reloaded_and_refuses_the_next_join_with_the_reason(
     assert len(cluster.tokens()) == 1
 
 
+def test_control_planes_admitted_in_a_row_share_one_uploaded_certificate_key(cluster):
+    """Each upload re-encrypts kubeadm's certificates: a second upload would leave the control
+    plane admitted just before with a stale key (its kubeadm join would fail)."""
+    cp, a, b = cluster.node("cp-1"), cluster.node("cp-a"), cluster.node("cp-b")
+    policy = cluster.policy([cp, a, b])
+    cluster.init(cp, policy)
+    keys = []
+    for n in (a, b):
+        rc, out = probe(cluster, "--tcti", n.tpm.tcti, "--name", n.name, "--control-plane")
+        assert rc == 0, out
+        keys.append(json.loads(out.split(" ", 2)[2])["certificateKey"])
+    uploaded = json.loads((cp.state / "uploaded-certs.json").read_text())["certificateKey"]
+    assert keys[0] == keys[1] == uploaded
+
+
 def test_second_control_plane_joins_and_serves_joins_itself(cluster):
     cp1, cp2, w = cluster.node("cp-1"), cluster.node("cp-2"), cluster.node("worker-1")
     policy = cluster.policy([cp1, cp2, w])
@@ -470,12 +485,15 @@ def restart(node, cluster, policy):
 
 def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster, tmp_path):
     cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
-    policy = cluster.policy([cp, w1, w2])
+    # A machine whose key the owner trusts, booted with another PCR 9: it takes worker-2's
+    # address later.
+    impostor = cluster.node("impostor", alter=9)
+    policy = cluster.policy([cp, w1, w2, impostor])
     cluster.init(cp, policy)
     for w in (w1, w2):
         cluster.join(w, policy)
     for w in (w1, w2):
-        w.wait_for("serving node state")
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
     r = verify_cluster(cluster, tmp_path, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
@@ -491,10 +509,14 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
                  "--state-file", cluster.tmp / "cloister-state.json")
     assert status.returncode == 0 and "worker-2" in status.stdout and "policy sha256:" in status.stdout
 
-    # A member that is no longer what the policy says (its node answers with another boot):
-    # restart worker-2 as an impostor on the same port, with another PCR 9.
+    # worker-2's address now answers with another machine: booted with another PCR 9, in no
+    # cluster (the host re-routed it, say).
     w2.proc.send_signal(signal.SIGTERM)
     w2.proc.wait(timeout=20)
+    impostor.port = w2.port
+    h = run("cloister", "init-secret", "generate", "--file", tmp_path / "imp-secret").stdout.strip()
+    impostor.start({"name": "worker-2", "role": "control-plane", "initSecretHash": h})
+    impostor.wait_for("serving init on 127.0.0.1:" + w2.port)
     # The audit log edited on the control plane's disk: the chain check catches it.
     log_path = cp.state / "audit.log"
     lines = log_path.read_text().splitlines(keepends=True)
@@ -504,7 +526,9 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
     out = json.loads(r.stdout)
     assert out["verdict"] == "FAILED" and out["auditLogs"][0]["verdict"] == "FAILED"
     failed = {n["name"]: n for n in out["nodes"] if n["verdict"] == "FAILED"}
-    assert list(failed) == ["worker-2"] and failed["worker-2"]["reasons"]
+    assert list(failed) == ["worker-2"]
+    reasons = " ".join(failed["worker-2"]["reasons"])
+    assert "PCR 9 differs" in reasons, reasons
 
 
 def test_rebooted_worker_rejoins_with_the_same_disk_key_without_joining_kubernetes_again(

@@ -56,10 +56,11 @@ int main(int argc, char *argv[])
                 { "url", required_argument, NULL, 'u' },
                 { "name", required_argument, NULL, 'N' },
                 { "rejoin", required_argument, NULL, 'R' },
+                { "control-plane", no_argument, NULL, 'C' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
-                   *url = NULL, *name = "probe", *rejoin_uuid = NULL;
+                   *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker";
         bool no_attest = false;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -103,6 +104,9 @@ int main(int argc, char *argv[])
                         break;
                 case 'R':
                         rejoin_uuid = optarg;
+                        break;
+                case 'C':
+                        role = "control-plane";
                         break;
                 default:
                         return 2;
@@ -151,8 +155,8 @@ int main(int argc, char *argv[])
                         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                         u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
                         u[12], u[13], u[14], u[15]);
-                body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "role", "worker", "diskUuid",
-                                 uuid, "endpoint", "127.0.0.1:9");
+                body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "role", role, "diskUuid", uuid,
+                                 "endpoint", "127.0.0.1:9");
         }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;
