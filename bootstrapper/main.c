@@ -62,7 +62,9 @@ static void help(void)
                "                           first when the metadata has no init-secret hash\n"
                "\nInit is refused unless the request carries the init secret whose scrypt hash\n"
                "the metadata holds. A node whose metadata lists peers joins through their join\n"
-               "services instead (mutual attestation). Not built yet: rejoin, recovery.\n");
+               "services instead (mutual attestation); with an initialised state disk it rejoins\n"
+               "(disk key only), or, as a control plane without peers, serves recovery for\n"
+               "'cloister recover'. See docs/join.md.\n");
 }
 
 static int parse_argv(int argc, char *argv[])
