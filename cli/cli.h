@@ -60,6 +60,10 @@ typedef struct CliConfig {
         char *policy_source; /* "FILE: attestation", for messages */
 } CliConfig;
 
+/* --policy FILE and --config FILE are alternatives: refuses both (naming verb), and loads the
+ * configuration if that is the one given. Logs one line on failure. */
+int cli_policy_or_config(const char *verb, const char *policy_path, const char *config_path,
+                         CliConfig *config);
 /* Loads and checks a configuration file, its attestation policy included (a value that is not
  * set yet is refused). Logs one line and returns -errno on failure. */
 int cli_config_load(const char *path, CliConfig *ret);

@@ -255,17 +255,12 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (policy && config_path)
-                return log_error_errno(-EINVAL,
-                                       "apply: --policy and --config are alternatives: give one.");
         if (optind < argc || !endpoint || (!policy && !config_path))
                 return log_error_errno(
                         -EINVAL, "apply: --endpoint and --policy (or --config) are required.");
-        if (config_path) {
-                r = cli_config_load(config_path, &config);
-                if (r < 0)
-                        return r;
-        }
+        r = cli_policy_or_config("apply", policy, config_path, &config);
+        if (r < 0)
+                return r;
         name = name ?: config.cluster_name ?: CLI_CLUSTER_NAME_DEFAULT;
         k8s = k8s ?: config.kubernetes_version ?: CLI_KUBERNETES_VERSION;
         service_cidr = service_cidr ?: config.service_cidr ?: CLI_SERVICE_CIDR_DEFAULT;

@@ -462,10 +462,11 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || (!policy == !config_path))
+        if (optind < argc || (!policy && !config_path))
                 return log_error_errno(-EINVAL, "status: give --policy or --config. See --help.");
-        if (config_path && cli_config_load(config_path, &config) < 0)
-                return -EINVAL;
+        r = cli_policy_or_config("status", policy, config_path, &config);
+        if (r < 0)
+                return r;
         r = cli_state_load(state_path, cid, state_ep, sizeof(state_ep));
         if (r < 0)
                 return r;

@@ -416,6 +416,15 @@ int cli_config_load(const char *path, CliConfig *ret)
         return 0;
 }
 
+int cli_policy_or_config(const char *verb, const char *policy_path, const char *config_path,
+                         CliConfig *config)
+{
+        if (policy_path && config_path)
+                return log_error_errno(
+                        -EINVAL, "%s: --policy and --config are alternatives: give one.", verb);
+        return config_path ? cli_config_load(config_path, config) : 0;
+}
+
 int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d)
 {
         if (policy_path)

@@ -153,17 +153,12 @@ int verb_recover(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (policy && config_path)
-                return log_error_errno(
-                        -EINVAL, "recover: --policy and --config are alternatives: give one.");
         if (optind < argc || n_urls == 0 || (!policy && !config_path))
                 return log_error_errno(-EINVAL, "recover: --node and --policy (or --config) are "
                                                 "required. See --help.");
-        if (config_path) {
-                r = cli_config_load(config_path, &config);
-                if (r < 0)
-                        return r;
-        }
+        r = cli_policy_or_config("recover", policy, config_path, &config);
+        if (r < 0)
+                return r;
         /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. */
         r = cli_state_load(state_path, cid, NULL, 0);
         if (r < 0)

@@ -121,10 +121,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (policy && config_path)
-                return log_error_errno(-EINVAL,
-                                       "verify: --policy and --config are alternatives: give one.");
-        if (cluster && !policy != !config_path && (!cluster_id || !endpoint)) {
+        r = cli_policy_or_config("verify", policy, config_path, &config);
+        if (r < 0)
+                return r;
+        if (cluster && (policy || config_path) && (!cluster_id || !endpoint)) {
                 r = cli_state_load(state_path, cid, state_endpoint, sizeof(state_endpoint));
                 if (r < 0)
                         return r;
@@ -134,11 +134,6 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (optind < argc || !endpoint || (!policy && !config_path))
                 return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy (or "
                                                 "--config) are required.");
-        if (config_path) {
-                r = cli_config_load(config_path, &config);
-                if (r < 0)
-                        return r;
-        }
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");

@@ -45,8 +45,6 @@ typedef struct AtlsConn {
         bool verified;
         bool failed;
         Diag failure;
-        uint8_t evidence_digest[SHA256_DIGEST_SIZE]; /* of the peer's evidence, once it came */
-        bool has_evidence;
         uint8_t *evidence; /* a copy of the peer's evidence (verifying contexts) */
         size_t evidence_size;
 } AtlsConn;
@@ -105,9 +103,9 @@ int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static SHA256_DIGEST_S
 {
         const AtlsConn *c = ssl_conn_index >= 0 ? SSL_get_ex_data(ssl, ssl_conn_index) : NULL;
 
-        if (!c || !c->verified || !c->has_evidence)
+        if (!c || !c->verified || !c->evidence)
                 return -ENOENT;
-        memcpy(ret, c->evidence_digest, SHA256_DIGEST_SIZE);
+        crypto_sha256(c->evidence, c->evidence_size, ret);
         return 0;
 }
 
@@ -451,8 +449,6 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
         if (r < 0)
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the expected binding");
 
-        crypto_sha256(data->data, (size_t) data->length, conn->evidence_digest);
-        conn->has_evidence = true;
         free(conn->evidence);
         conn->evidence = malloc((size_t) data->length);
         if (!conn->evidence)

@@ -169,9 +169,7 @@ static char *replace(const char *s, const char *from, const char *to)
         char *out;
 
         assert_non_null(at);
-        out = malloc(strlen(s) - strlen(from) + strlen(to) + 1);
-        assert_non_null(out);
-        (void) sprintf(out, "%.*s%s%s", (int) (at - s), s, to, at + strlen(from));
+        assert_true(asprintf(&out, "%.*s%s%s", (int) (at - s), s, to, at + strlen(from)) >= 0);
         return out;
 }
 
