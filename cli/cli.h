@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -67,7 +68,22 @@ int cli_policy_or_config(const char *verb, const char *policy_path, const char *
 /* Loads and checks a configuration file, its attestation policy included (a value that is not
  * set yet is refused). Logs one line and returns -errno on failure. */
 int cli_config_load(const char *path, CliConfig *ret);
+/* The same, but a policy whose only fault is a value not set yet (null) is accepted: for
+ * commands that fill such values in. */
+int cli_config_load_unset(const char *path, CliConfig *ret);
 void cli_config_done(CliConfig *c);
+
+typedef struct MeasurementsFile MeasurementsFile;
+/* A measurements file as `cloister-measure uki|image -o json` prints it: PCR 4, 9 and 11 and
+ * PCRs predicted zero; anything else is refused. source names it in messages. Logs one line on
+ * failure. */
+int cli_measurements_parse(const void *data, size_t size, const char *source,
+                           MeasurementsFile **ret);
+/* Sets ms[PCR] = {"expected": hex of expected, or null if NULL, "warnOnly": warn_only}: how a
+ * configuration's attestation.measurements holds one PCR. */
+int cli_measurements_set_pcr(json_t *ms, unsigned pcr, const uint8_t *expected, bool warn_only);
+/* cloister config fetch-measurements (cloister-config-fetch.c). */
+int verb_config_fetch_measurements(int argc, char *argv[], void *userdata);
 
 /* clusterId (and the first node's endpoint, if endpoint is not NULL) from cloister-state.json;
  * logs its errors. */

@@ -78,14 +78,38 @@ static bool is_zero(const uint8_t *p, size_t n)
         return true;
 }
 
-/* PCR 4, 9, 11 and the PCRs predicted zero, from what `cloister-measure uki|image -o json`
- * prints; anything else in the file is not such a prediction and is refused. */
-static int load_measurements(const char *path, MeasurementsFile **ret)
+int cli_measurements_parse(const void *data, size_t size, const char *source,
+                           MeasurementsFile **ret)
 {
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = measurements_file_parse(data, size, source, &m, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
+                if (!m->pcrs[image_pcrs[k]].present)
+                        return log_error_errno(-EBADMSG,
+                                               "%s: PCR %u is missing: expected what "
+                                               "'cloister-measure image IMAGE -o json' prints.",
+                                               source, image_pcrs[k]);
+        for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                if (m->pcrs[i].present && !is_image_pcr(i) &&
+                    !is_zero(m->pcrs[i].expected, EVIDENCE_PCR_SIZE))
+                        return log_error_errno(-EBADMSG,
+                                               "%s: PCR %u is neither 4, 9, 11 nor predicted "
+                                               "zero: not a 'cloister-measure' prediction.",
+                                               source, i);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int load_measurements(const char *path, MeasurementsFile **ret)
+{
         _cleanup_(freep) uint8_t *data = NULL;
         size_t size;
-        Diag d;
         int r;
 
         r = read_full_file(path, MEASUREMENTS_FILE_SIZE_MAX, &data, &size);
@@ -94,29 +118,10 @@ static int load_measurements(const char *path, MeasurementsFile **ret)
                                        path, MEASUREMENTS_FILE_SIZE_MAX);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", path);
-        diag_clear(&d);
-        r = measurements_file_parse(data, size, path, &m, &d);
-        if (r < 0)
-                return log_error_errno(r, "%s", d.message);
-        for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
-                if (!m->pcrs[image_pcrs[k]].present)
-                        return log_error_errno(-EBADMSG,
-                                               "%s: PCR %u is missing: expected what "
-                                               "'cloister-measure image IMAGE -o json' prints.",
-                                               path, image_pcrs[k]);
-        for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++)
-                if (m->pcrs[i].present && !is_image_pcr(i) &&
-                    !is_zero(m->pcrs[i].expected, EVIDENCE_PCR_SIZE))
-                        return log_error_errno(-EBADMSG,
-                                               "%s: PCR %u is neither 4, 9, 11 nor predicted "
-                                               "zero: not a 'cloister-measure' prediction.",
-                                               path, i);
-        *ret = TAKE_PTR(m);
-        return 0;
+        return cli_measurements_parse(data, size, path, ret);
 }
 
-/* expected NULL writes null: a value not known yet. */
-static int add_pcr(json_t *ms, unsigned i, const uint8_t *expected, bool warn_only)
+int cli_measurements_set_pcr(json_t *ms, unsigned i, const uint8_t *expected, bool warn_only)
 {
         char key[4], hex[2 * EVIDENCE_PCR_SIZE + 1];
         json_t *e;
@@ -141,11 +146,12 @@ static json_t *measurements_json(const MeasurementsFile *m)
 
         for (unsigned i = 0; r >= 0 && i < EVIDENCE_PCR_COUNT; i++) {
                 if (i == 15)
-                        r = add_pcr(ms, i, zero, false);
+                        r = cli_measurements_set_pcr(ms, i, zero, false);
                 else if (m && m->pcrs[i].present)
-                        r = add_pcr(ms, i, m->pcrs[i].expected, m->pcrs[i].warn_only);
+                        r = cli_measurements_set_pcr(ms, i, m->pcrs[i].expected,
+                                                     m->pcrs[i].warn_only);
                 else if (!m && is_image_pcr(i))
-                        r = add_pcr(ms, i, NULL, false);
+                        r = cli_measurements_set_pcr(ms, i, NULL, false);
         }
         return r < 0 ? NULL : TAKE_PTR(ms);
 }
@@ -365,7 +371,8 @@ static int get_optional_string(const JsonCtx *ctx, const json_t *o, const char *
         return r;
 }
 
-int cli_config_load(const char *path, CliConfig *ret)
+/* allow_unset: a policy whose only fault is a value not set yet (null) is accepted. */
+static int config_load(const char *path, bool allow_unset, CliConfig *ret)
 {
         static const char *const keys[] = { "version",     "provider",
                                             "clusterName", "kubernetesVersion",
@@ -407,13 +414,24 @@ int cli_config_load(const char *path, CliConfig *ret)
         if (json_dump_compact(att, &c.policy) < 0 || asprintf(&source, "%s: attestation", path) < 0)
                 return log_oom();
         c.policy_source = source;
-        /* Checked now, before anything else happens: a value not set yet is refused here. */
+        /* Checked now, before anything else happens: a value not set yet is refused here
+         * (unless allow_unset). */
         r = attest_policy_parse(c.policy, strlen(c.policy), c.policy_source, &pol, &d);
-        if (r < 0)
+        if (r < 0 && !(allow_unset && r == -ENODATA))
                 return log_error_errno(r, "%s", d.message);
         *ret = c;
         memset(&c, 0, sizeof(c)); /* handed over: nothing for the cleanup to free */
         return 0;
+}
+
+int cli_config_load(const char *path, CliConfig *ret)
+{
+        return config_load(path, false, ret);
+}
+
+int cli_config_load_unset(const char *path, CliConfig *ret)
+{
+        return config_load(path, true, ret);
 }
 
 int cli_policy_or_config(const char *verb, const char *policy_path, const char *config_path,
@@ -438,6 +456,8 @@ int verb_config(int argc, char *argv[], void *userdata)
         static const Verb verbs[] = {
                 { "generate", 0, VERB_ANY, config_generate_verb,
                   "write a cluster configuration for qemu, gcp, azure or aws" },
+                { "fetch-measurements", 0, VERB_ANY, verb_config_fetch_measurements,
+                  "download a signed measurements file into the configuration's PCRs" },
                 {},
         };
 

@@ -4,9 +4,11 @@
 anything is sent), and `cloister mini` handing its arguments to the local-cluster script."""
 import base64
 import hashlib
+import http.server
 import json
 import os
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -161,26 +163,33 @@ def test_generate_never_overwrites_without_force(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_generate_takes_the_measurements_cloister_measure_uki_prints(tmp_path):
-    """A real UKI (Debian's systemd-stub 254 and cloud kernel, as in test_uki_boot.py): its
-    prediction goes into the config unchanged, plus PCR 15 zero."""
-    (tmp_path / "parts").mkdir()
+@pytest.fixture(scope="module")
+def uki_measurements(tmp_path_factory):
+    """What `cloister-measure uki -o json` prints for a real UKI (Debian's systemd-stub 254 and
+    cloud kernel, as in test_uki_boot.py): the measurements file the image build publishes."""
+    d = tmp_path_factory.mktemp("uki")
+    (d / "parts").mkdir()
     try:
-        parts = vmharness.debian_parts(tmp_path / "parts")
+        parts = vmharness.debian_parts(d / "parts")
     except vmharness.HarnessError as e:
         pytest.fail(str(e))
     for name, text in (("initrd", "initrd"), ("osrel", "ID=debian\n"), ("cmdline", "quiet")):
-        (tmp_path / name).write_text(text)
-    uki = tmp_path / "uki.efi"
+        (d / name).write_text(text)
+    uki = d / "uki.efi"
     subprocess.run([ROOT / "scripts/mkuki", "--stub", parts["stub"], "--linux", parts["kernel"],
-                    "--initrd", tmp_path / "initrd", "--cmdline-file", tmp_path / "cmdline",
-                    "--osrel", tmp_path / "osrel", "--output", uki], check=True,
-                   capture_output=True)
+                    "--initrd", d / "initrd", "--cmdline-file", d / "cmdline",
+                    "--osrel", d / "osrel", "--output", uki], check=True, capture_output=True)
     m = run("cloister-measure", "uki", uki, "-o", "json")
     assert m.returncode == 0, m.stderr
-    (tmp_path / "m.json").write_text(m.stdout)
-    predicted = json.loads(m.stdout)["measurements"]
-    r, path = generate(tmp_path, "qemu", "--measurements", tmp_path / "m.json")
+    path = d / "m.json"
+    path.write_text(m.stdout)
+    return path
+
+
+def test_generate_takes_the_measurements_cloister_measure_uki_prints(tmp_path, uki_measurements):
+    """A real UKI's prediction goes into the config unchanged, plus PCR 15 zero."""
+    predicted = json.loads(uki_measurements.read_text())["measurements"]
+    r, path = generate(tmp_path, "qemu", "--measurements", uki_measurements)
     assert r.returncode == 0, r.stderr
     ms = json.loads(path.read_text())["attestation"]["measurements"]
     assert ms == dict(predicted, **{"15": {"expected": ZERO, "warnOnly": False}})
@@ -431,3 +440,276 @@ def test_mini_bad_command_or_missing_script_gives_one_line_naming_where_it_looke
     r = subprocess.run([copy, "mini", "up"], capture_output=True, text=True, env=env, timeout=30)
     err = one_error_line(r)
     assert f"{tmp_path}/scripts/mini" in err and "/lib/cloister/mini" in err, err
+
+
+# cloister config fetch-measurements: a signed measurements file, as the image build publishes it
+# (build/image/measurements.json, .sig and the public key), into a configuration's PCRs.
+
+def openssl_p256(tmp_path, name):
+    """A fresh EC P-256 key pair made with openssl; returns (private PEM, public PEM)."""
+    key, pub = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True,
+                   capture_output=True)
+    return key, pub
+
+
+class Published:
+    """A published measurements file (a real UKI's prediction), signed with a key made for this
+    test, and a qemu configuration generated before it was known."""
+
+    def __init__(self, tmp_path, measurements):
+        self.dir = tmp_path / "published"
+        self.dir.mkdir()
+        self.file = self.dir / "measurements.json"
+        self.file.write_bytes(measurements.read_bytes())
+        self.key, self.pub = openssl_p256(tmp_path, "dev-key")
+        s = run("cloister-measure", "sign", "--key", self.key, self.file, "--output",
+                self.dir / "measurements.json.sig")
+        assert s.returncode == 0, s.stderr
+        self.url = self.file.as_uri()
+        self.predicted = json.loads(self.file.read_text())["measurements"]
+        r, self.config = generate(tmp_path, "qemu")
+        assert r.returncode == 0, r.stderr
+
+    def fetch(self, *args, url=None):
+        return run("cloister", "config", "fetch-measurements", "--config", self.config, "--url",
+                   url or self.url, *args)
+
+
+@pytest.fixture
+def published(tmp_path, uki_measurements):
+    return Published(tmp_path, uki_measurements)
+
+
+def test_fetch_from_file_url_with_a_fresh_key_updates_exactly_the_pcrs_and_nothing_else(
+        published):
+    cfg = json.loads(published.config.read_text())
+    ms = cfg["attestation"]["measurements"]
+    # PCR 15 is the cluster's, PCR 7 is not in the file: both must stay as they are.
+    ms["15"] = {"expected": "ff" * 32, "warnOnly": False}
+    ms["7"] = {"expected": "07" * 32, "warnOnly": True}
+    published.config.write_text(json.dumps(cfg))
+    published.config.chmod(0o600)
+    r = published.fetch("--pubkey", published.pub)
+    assert r.returncode == 0, r.stderr
+    after = json.loads(published.config.read_text())
+    expected = json.loads(json.dumps(cfg))
+    for pcr, value in published.predicted.items():
+        if pcr != "15":
+            expected["attestation"]["measurements"][pcr] = value
+    assert after == expected
+    assert {"4", "9", "11"} <= set(published.predicted) and "15" in published.predicted
+    assert after["attestation"]["measurements"]["15"]["expected"] == "ff" * 32
+    assert stat.S_IMODE(published.config.stat().st_mode) == 0o600
+    # What changed, old -> new, and where it came from.
+    assert published.url in r.stdout and "signature verified" in r.stdout
+    assert f"PCR 4: null -> {published.predicted['4']['expected']}" in r.stdout
+    assert f"PCR 8: (absent) -> {ZERO}" in r.stdout
+    assert "PCR 15: kept" in r.stdout and "PCR 7: kept" in r.stdout
+    assert "INSECURE" not in r.stderr
+    # The same again: nothing to change, nothing written.
+    before = published.config.read_bytes()
+    again = published.fetch("--pubkey", published.pub)
+    assert again.returncode == 0, again.stderr
+    assert "not written" in again.stdout and published.config.read_bytes() == before
+
+
+def test_fetch_result_is_the_policy_generate_writes_from_the_same_file(published, tmp_path):
+    r = published.fetch("--pubkey", published.pub)
+    assert r.returncode == 0, r.stderr
+    g, path = generate(tmp_path, "qemu", "--measurements", published.file, name="g.json")
+    assert g.returncode == 0, g.stderr
+    assert json.loads(published.config.read_text()) == json.loads(path.read_text())
+
+
+def test_fetch_refuses_a_file_with_one_byte_changed_and_leaves_the_config_unchanged(published):
+    data = bytearray(published.file.read_bytes())
+    at = data.index(published.predicted["4"]["expected"].encode())
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")
+    published.file.write_bytes(bytes(data))
+    before = published.config.read_bytes()
+    err = one_error_line(published.fetch("--pubkey", published.pub))
+    assert published.url in err and "check 'signature' failed" in err, err
+    assert published.config.read_bytes() == before
+
+
+def test_fetch_refuses_a_signature_made_with_another_key(published, tmp_path):
+    _, other = openssl_p256(tmp_path, "other")
+    before = published.config.read_bytes()
+    err = one_error_line(published.fetch("--pubkey", other))
+    assert "check 'signature' failed" in err and str(other) in err, err
+    assert published.config.read_bytes() == before
+
+
+def test_fetch_refuses_a_private_key_or_non_p256_key_as_the_public_key(published, tmp_path):
+    err = one_error_line(published.fetch("--pubkey", published.key))
+    assert "check 'public-key' failed" in err and "P-256" in err, err
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", tmp_path / "rsa.pem"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", tmp_path / "rsa.pem", "-pubout", "-out",
+                    tmp_path / "rsa.pub.pem"], check=True, capture_output=True)
+    err = one_error_line(published.fetch("--pubkey", tmp_path / "rsa.pub.pem"))
+    assert "check 'public-key' failed" in err, err
+
+
+def test_fetch_refuses_a_file_without_its_sig_naming_the_signature_url(published):
+    (published.dir / "measurements.json.sig").unlink()
+    before = published.config.read_bytes()
+    err = one_error_line(published.fetch("--pubkey", published.pub))
+    assert f"{published.url}.sig: cannot read the signature" in err, err
+    assert "cloister-measure sign" in err and "--signature-url" in err, err
+    assert published.config.read_bytes() == before
+
+
+def test_fetch_takes_the_signature_from_signature_url(published):
+    sig = published.dir / "measurements.json.sig"
+    elsewhere = published.dir / "sig.der"
+    sig.rename(elsewhere)
+    r = published.fetch("--pubkey", published.pub, "--signature-url", elsewhere.as_uri())
+    assert r.returncode == 0, r.stderr
+    ms = json.loads(published.config.read_text())["attestation"]["measurements"]
+    assert ms["4"] == published.predicted["4"]
+
+
+def test_fetch_insecure_no_signature_takes_an_unsigned_file_and_warns_loudly(published):
+    (published.dir / "measurements.json.sig").unlink()
+    r = published.fetch("--insecure-no-signature")
+    assert r.returncode == 0, r.stderr
+    assert "INSECURE" in r.stderr and "without checking any signature" in r.stderr
+    assert "SIGNATURE NOT CHECKED" in r.stdout
+    ms = json.loads(published.config.read_text())["attestation"]["measurements"]
+    assert ms["11"] == published.predicted["11"]
+    # It checks nothing, so it cannot pretend to with a key.
+    err = one_error_line(published.fetch("--insecure-no-signature", "--pubkey", published.pub))
+    assert "cannot go with --pubkey" in err
+
+
+def test_fetch_refuses_plain_http_before_connecting(published, listener):
+    port, conns = listener
+    before = published.config.read_bytes()
+    url = f"http://127.0.0.1:{port}/measurements.json"
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert "http:// is refused" in err and "https://" in err, err
+    err = one_error_line(published.fetch("--insecure-no-signature", url=url))
+    assert "http:// is refused" in err, err
+    sig_url = f"http://127.0.0.1:{port}/measurements.json.sig"
+    err = one_error_line(published.fetch("--pubkey", published.pub, "--signature-url", sig_url))
+    assert "--signature-url" in err and "http:// is refused" in err, err
+    assert conns == [] and published.config.read_bytes() == before
+
+
+def test_fetch_of_a_non_existent_file_url_names_the_url(published):
+    url = (published.dir / "nowhere.json").as_uri()
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert f"{url}: cannot read the measurements file" in err, err
+
+
+@pytest.mark.parametrize("url,why", [
+    ("ftp://example.org/m.json", "unsupported scheme"),
+    ("/tmp/m.json", "not a URL"),
+    ("file://host/m.json", "absolute path on this machine"),
+    ("file:///dev/zero", "not a regular file"),
+])
+def test_fetch_refuses_other_urls_with_the_reason(published, url, why):
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert why in err, err
+
+
+def test_fetch_refuses_a_file_larger_than_the_parsers_maximum(published):
+    big = published.dir / "big.json"
+    big.write_text(" " * (64 * 1024) + published.file.read_text())
+    err = one_error_line(published.fetch("--insecure-no-signature", url=big.as_uri()))
+    assert "larger than 65536 bytes" in err, err
+
+
+def test_fetch_over_https_checks_the_servers_certificate(published, tmp_path):
+    """A self-signed server is not trusted: the transport is authenticated, not only the file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(self.path)
+            body = published.file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/measurements.json"
+        before = published.config.read_bytes()
+        err = one_error_line(published.fetch("--pubkey", published.pub, "--timeout", "10",
+                                             url=url))
+        assert url in err and "certificate" in err.lower(), err
+        assert served == [] and published.config.read_bytes() == before
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join()
+
+
+def test_fetch_refuses_an_snp_only_config(published, tmp_path):
+    for provider in ("gcp", "aws"):
+        r, path = generate(tmp_path, provider, name=f"{provider}.json")
+        assert r.returncode == 0
+        before = path.read_bytes()
+        err = one_error_line(run("cloister", "config", "fetch-measurements", "--config", path,
+                                 "--url", published.url, "--pubkey", published.pub))
+        assert "sev-snp has no PCRs" in err and "launch measurement" in err, err
+        assert path.read_bytes() == before
+
+
+def test_fetch_into_an_azure_config_keeps_its_snp_policy(published, tmp_path):
+    r, path = generate(tmp_path, "azure", name="azure.json")
+    assert r.returncode == 0
+    cfg = json.loads(path.read_text())
+    f = run("cloister", "config", "fetch-measurements", "--config", path, "--url",
+            published.url, "--pubkey", published.pub)
+    assert f.returncode == 0, f.stderr
+    after = json.loads(path.read_text())
+    assert after["attestation"]["snp"] == cfg["attestation"]["snp"]
+    assert after["attestation"]["measurements"] == dict(
+        published.predicted, **{"15": {"expected": ZERO, "warnOnly": False}})
+    assert "Still not set" in f.stdout and ".snp.measurements" in f.stdout
+
+
+def test_fetch_usage_errors_give_one_line(published):
+    cases = [
+        ([], "--pubkey PUB.pem is required"),
+        (["--pubkey", published.pub, "extra"], "Unexpected argument 'extra'"),
+        (["--pubkey", published.pub, "--timeout", "0"], "--timeout"),
+    ]
+    for args, why in cases:
+        assert why in one_error_line(published.fetch(*args)), args
+    r = run("cloister", "config", "fetch-measurements", "--pubkey", published.pub)
+    assert "--url URL is required" in one_error_line(r)
+    r = run("cloister", "config", "fetch-measurements", "--config", published.dir / "none.json",
+            "--url", published.url, "--pubkey", published.pub)
+    assert "none.json: cannot read" in one_error_line(r)
+
+
+def test_fetch_help_says_what_it_does_and_how():
+    r = run("cloister", "config", "fetch-measurements", "--help")
+    assert r.returncode == 0, r.stderr
+    for words in ("--url", "https://", "file://", "http://", "--pubkey", "--signature-url",
+                  "URL.sig", "--insecure-no-signature", "INSECURE", "PCR 15", "0600",
+                  "--config", "65536"):
+        assert words in r.stdout, words
+    r = run("cloister", "config", "--help")
+    assert r.returncode == 0 and "fetch-measurements" in r.stdout
