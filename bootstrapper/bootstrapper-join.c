@@ -374,14 +374,27 @@ int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *pol
                 return log_error_errno(-EBADMSG, "The rejoin answer is refused: %s", d.message);
         if (strcmp(got_cid, md->cluster_id) != 0)
                 return log_error_errno(-EBADMSG, "The rejoin answer names another cluster.");
-        /* The key must open this disk: a wrong one is never accepted as the node's. (Mapping
-         * and mounting are the disk mapper's, in the image.) */
+        /* The key must open this disk: a wrong one is never accepted as the node's, nor handed
+         * to the disk mapper. */
         r = luks_check_key(b->state_disk, disk_key, &d);
         if (r < 0)
                 return log_error_errno(r,
                                        "The disk key from the join service does not open the "
                                        "state disk: %s",
                                        d.message);
+        /* --state-mount: the disk was left locked at boot; it is opened and mounted now, before
+         * PCR 15 says this node is back in its cluster. */
+        r = bootstrapper_open_state(b, disk_key);
+        if (r < 0)
+                return r;
+        disk_key = secret_free(disk_key);
+        if (!bootstrapper_node_state_exists(b)) {
+                log_info("rejoin: the state disk holds no %s/node-state.json: this node's join "
+                         "was cut short after its disk was re-keyed (kubeadm join never "
+                         "finished); finishing that join now",
+                         b->state_dir);
+                return BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN;
+        }
         kdf_pcr15_event_digest(cid, event);
         (void) pthread_mutex_lock(b->tpm_lock);
         r = tpm_device_pcr_extend(b->tpm, 15, event);

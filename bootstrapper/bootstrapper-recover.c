@@ -81,6 +81,14 @@ int bootstrapper_handle_recover(void *userdata, const RpcRequest *req, json_t **
         if (r < 0)
                 return refuse(detail, n, -EACCES,
                               "this master secret does not open this node's state disk", d.message);
+        /* --state-mount: the disk was left locked at boot, and the recorded state is on it:
+         * opened and mounted now (before PCR 15; a no-op once done, should a later step fail and
+         * the owner try again). */
+        r = bootstrapper_open_state(b, disk_key);
+        if (r < 0)
+                return refuse(detail, n, r, "the node cannot open and mount its state disk",
+                              "see the node's log");
+        disk_key = secret_free(disk_key);
         /* ... and derive the cluster ID the node recorded (on the disk it just unlocked). */
         r = recorded_cluster(b, recorded, msalt, &d);
         if (r < 0)

@@ -29,9 +29,23 @@ typedef struct Bootstrapper {
         AtlsAttester attester; /* this node's TPM, for the join client's own evidence */
         RpcServer *server;
         bool handoff;
+        /* --state-mount: state_dir lives on the state disk, which the disk mapper mounts on
+         * state_mount (binds: state_bind, comma-separated). state_locked: it is initialized and
+         * not mounted yet (after a reboot its key comes from the join service or the owner). */
+        const char *state_mount, *state_bind, *disk_mapper;
+        bool state_locked;
 } Bootstrapper;
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
+/* <state_dir>/node-state.json exists (written once the node is a member). */
+bool bootstrapper_node_state_exists(const Bootstrapper *b);
+/* Whether dir is the root of a mount (false if it does not exist). */
+int bootstrapper_is_mount_point(const char *dir, bool *ret);
+/* If the state disk is locked: runs `<disk_mapper> setup --device <state_disk> --key-file -
+ * --mount <state_mount> [--bind <state_bind>]` with disk_key on its stdin (a pipe), then checks
+ * the mount. Call only with a key that luks_check_key() accepted, and before PCR 15 is extended.
+ * A no-op when nothing is locked. */
+int bootstrapper_open_state(Bootstrapper *b, const Secret *disk_key);
 /* PCR 15 holds exactly this cluster's ID (hex), extended once. */
 bool bootstrapper_pcr15_is_cluster(Bootstrapper *b, const char *cluster_id_hex);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
@@ -76,7 +90,11 @@ int kubeadm_write_join_config(const KubeadmJoinParams *p, const char *path);
 int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
                       unsigned timeout_sec);
 /* After a reboot (state disk initialised, PCR 15 zero): the same mutual attestation, for the
- * disk key only; it must open the disk; then PCR 15. Kubernetes membership is kept. */
+ * disk key only; it must open the disk; a locked state disk is then opened and mounted; then
+ * PCR 15. Kubernetes membership is kept. Returns BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN (PCR 15
+ * untouched) if the now readable state holds no node state: a join cut short after the re-key,
+ * which bootstrapper_join() finishes. */
+#define BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN 1
 int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
                         unsigned timeout_sec);
 /* POST /v1/recover (control planes after a full outage): the owner's master secret, after the

@@ -28,6 +28,7 @@ static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret;
 static const char *arg_join_policy, *arg_join_service;
 static unsigned arg_join_timeout = 600;
+static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 
 static void help(void)
 {
@@ -41,12 +42,24 @@ static void help(void)
                "  --state-disk PATH        the LUKS2 state disk (required)\n"
                "  --first-boot-key PATH    key file of its first-boot keyslot (required)\n"
                "  --state-dir DIR          node state, kubeadm config and admin.conf (required)\n"
+               "  --state-mount DIR        the state dir lives on the state disk, which the disk\n"
+               "                           mapper mounts on DIR: while DIR is not mounted and the\n"
+               "                           disk is initialized, the disk is locked, and the node\n"
+               "                           rejoins (peers) or serves recovery; once the key is\n"
+               "                           released it runs the disk mapper's setup with it\n"
+               "  --state-bind PATH,...    with --state-mount: the paths bound from DIR (as the\n"
+               "                           disk mapper's --bind)\n"
+               "  --disk-mapper PATH       cloister-disk-mapper (default: next to this binary)\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence (default: none)\n"
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
-               "                           init-secret hash: gcp, azure, aws, or local:FILE\n"
-               "  --metadata-url URL       the provider's base URL (tests; default: the cloud's)\n"
-               "  --metadata-timeout SEC   how long to retry an unreachable service (default 30)\n"
+               "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg), or\n"
+               "                           local:FILE\n"
+               "  --metadata-url URL       the provider's base URL (tests; default: the cloud's);\n"
+               "                           qemu: a file path or file:// URL instead of\n"
+               "                           " METADATA_QEMU_FW_CFG "\n"
+               "  --metadata-timeout SEC   how long to retry an unreachable service, or to wait\n"
+               "                           for qemu's fw_cfg file to appear (default 30)\n"
                "  --advertise-address IP   the API server's address on this node (default: the\n"
                "                           --listen address unless that is a wildcard)\n"
                "  --print-metadata         fetch the metadata, print it as JSON and exit\n"
@@ -64,7 +77,9 @@ static void help(void)
                "the metadata holds. A node whose metadata lists peers joins through their join\n"
                "services instead (mutual attestation); with an initialised state disk it rejoins\n"
                "(disk key only), or, as a control plane without peers, serves recovery for\n"
-               "'cloister recover'. See docs/join.md.\n");
+               "'cloister recover'. See docs/join.md.\n"
+               "\nKeys never go on a command line: the disk mapper gets the state disk's key on\n"
+               "its standard input.\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -86,6 +101,9 @@ static int parse_argv(int argc, char *argv[])
                 ARG_JOIN_POLICY,
                 ARG_JOIN_TIMEOUT,
                 ARG_JOIN_SERVICE,
+                ARG_STATE_MOUNT,
+                ARG_STATE_BIND,
+                ARG_DISK_MAPPER,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -106,6 +124,9 @@ static int parse_argv(int argc, char *argv[])
                 { "join-policy", required_argument, NULL, ARG_JOIN_POLICY },
                 { "join-timeout", required_argument, NULL, ARG_JOIN_TIMEOUT },
                 { "join-service", required_argument, NULL, ARG_JOIN_SERVICE },
+                { "state-mount", required_argument, NULL, ARG_STATE_MOUNT },
+                { "state-bind", required_argument, NULL, ARG_STATE_BIND },
+                { "disk-mapper", required_argument, NULL, ARG_DISK_MAPPER },
                 {},
         };
         char *end;
@@ -179,12 +200,29 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_JOIN_SERVICE:
                         arg_join_service = optarg;
                         break;
+                case ARG_STATE_MOUNT:
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EINVAL, "--state-mount: an absolute path.");
+                        arg_state_mount = optarg;
+                        break;
+                case ARG_STATE_BIND:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL,
+                                                       "--state-bind: a comma-separated list of "
+                                                       "absolute paths.");
+                        arg_state_bind = optarg;
+                        break;
+                case ARG_DISK_MAPPER:
+                        arg_disk_mapper = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
         if (arg_print_metadata && !arg_metadata)
                 return log_error_errno(-EINVAL, "--print-metadata needs --metadata.");
+        if (arg_state_bind && !arg_state_mount)
+                return log_error_errno(-EINVAL, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
                 return log_error_errno(-EINVAL, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
@@ -205,7 +243,7 @@ static int load_metadata(NodeMetadata *ret)
         p = metadata_provider_from_string(name);
         if (p < 0)
                 return log_error_errno(-EINVAL,
-                                       "--metadata '%s': use gcp, azure, aws or local:FILE.",
+                                       "--metadata '%s': use gcp, azure, aws, qemu or local:FILE.",
                                        arg_metadata);
         if (p == METADATA_LOCAL) {
                 if (!colon || !colon[1])
@@ -237,13 +275,6 @@ static int print_metadata(const NodeMetadata *m)
         return 0;
 }
 
-static bool node_state_exists(void)
-{
-        _cleanup_(freep) char *path = NULL;
-
-        return asprintf(&path, "%s/node-state.json", arg_state_dir) >= 0 && access(path, F_OK) == 0;
-}
-
 /* The first control plane after a full outage needs no init secret: it serves recovery, which
  * only the owner's master secret can complete. */
 static bool node_has_cluster_disk(void)
@@ -254,6 +285,21 @@ static bool node_has_cluster_disk(void)
 
         diag_clear(&d);
         return luks_validate(arg_state_disk, uuid, &st, &d) >= 0 && st == LUKS_STATE_INITIALIZED;
+}
+
+/* A program of ours next to this binary: buf gets <dir of /proc/self/exe>/name. */
+static const char *next_to_self(const char *name, char *buf, size_t size)
+{
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *slash;
+
+        self[n > 0 ? n : 0] = '\0';
+        slash = strrchr(self, '/');
+        if (slash)
+                *slash = '\0';
+        (void) snprintf(buf, size, "%s/%s", self, name);
+        return buf;
 }
 
 /* A control plane's bootstrapper is done once the node is a member: the join service takes
@@ -316,11 +362,11 @@ int main(int argc, char *argv[])
         AtlsAttester a;
         Bootstrapper b = {};
         NodeMetadata md = {};
-        char self_dir[4096], join_service[4096 + 32], own_endpoint[300];
+        char join_service[4096 + 32], disk_mapper[4096 + 32], own_endpoint[300];
         enum { MODE_INIT, MODE_JOIN, MODE_REJOIN, MODE_RECOVER } mode;
         LuksState disk_state;
         Diag d;
-        bool zero, joining, resume_join;
+        bool zero, joining, resume_join, mounted;
         int r;
 
         log_parse_environment();
@@ -361,17 +407,12 @@ int main(int argc, char *argv[])
         vtpm_issue_config_defaults(&cfg);
         cfg.event_log = arg_event_log;
         vtpm_attester_init(&attester, tpm, &cfg);
-        if (!arg_join_service) {
-                ssize_t n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
-                char *slash;
-                self_dir[n > 0 ? n : 0] = '\0';
-                slash = strrchr(self_dir, '/');
-                if (slash)
-                        *slash = '\0';
-                (void) snprintf(join_service, sizeof(join_service), "%s/cloister-join-service",
-                                self_dir);
-                arg_join_service = join_service;
-        }
+        if (!arg_join_service)
+                arg_join_service =
+                        next_to_self("cloister-join-service", join_service, sizeof(join_service));
+        if (!arg_disk_mapper)
+                arg_disk_mapper =
+                        next_to_self("cloister-disk-mapper", disk_mapper, sizeof(disk_mapper));
         b = (Bootstrapper){ .tpm = tpm,
                             .tpm_lock = &attester.lock,
                             .state_disk = arg_state_disk,
@@ -380,7 +421,10 @@ int main(int argc, char *argv[])
                             .kubeadm = arg_kubeadm,
                             .init_secret_hash = md.init_secret_hash[0] ? md.init_secret_hash : NULL,
                             .join_service =
-                                    md.role == NODE_ROLE_CONTROL_PLANE ? arg_join_service : NULL };
+                                    md.role == NODE_ROLE_CONTROL_PLANE ? arg_join_service : NULL,
+                            .state_mount = arg_state_mount,
+                            .state_bind = arg_state_bind,
+                            .disk_mapper = arg_disk_mapper };
 
         {
                 static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
@@ -433,15 +477,6 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "Cannot read PCR 15: %m");
                 return 1;
         }
-        /* A join cut short after PCR 15 (kubeadm join failed, the process was stopped): PCR 15
-         * holds the metadata's cluster, but the node never recorded its membership. */
-        resume_join = !zero && joining && !node_state_exists() &&
-                      bootstrapper_pcr15_is_cluster(&b, md.cluster_id);
-        if (!zero && !resume_join) {
-                log_error("PCR 15 is already extended: this node has joined its cluster since it "
-                          "booted. Refusing to serve init or to join again (reboot to rejoin).");
-                return 1;
-        }
 
         /* The state disk says whether this node was in a cluster before this boot. */
         diag_clear(&d);
@@ -450,8 +485,40 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "The state disk is refused: %s", d.message);
                 return 1;
         }
-        if (resume_join ||
-            (joining && disk_state == LUKS_STATE_INITIALIZED && !node_state_exists()))
+        /* With --state-mount, the state directory is on the disk. The disk mapper left it locked
+         * at boot if it is initialized (or its re-key needs the disk key): then nothing of the
+         * node's state can be read yet, and its key must come from a join service or the owner. */
+        if (arg_state_mount &&
+            (disk_state == LUKS_STATE_INITIALIZED || disk_state == LUKS_STATE_REKEYING)) {
+                r = bootstrapper_is_mount_point(arg_state_mount, &mounted);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot tell whether %s is mounted: %m",
+                                        arg_state_mount);
+                        return 1;
+                }
+                b.state_locked = !mounted;
+        }
+        /* A join cut short after PCR 15 (kubeadm join failed, the process was stopped): PCR 15
+         * holds the metadata's cluster, but the node never recorded its membership. (PCR 15 is
+         * extended only once the state disk is open, so a locked disk never gets here.) */
+        resume_join = !zero && joining && !b.state_locked && !bootstrapper_node_state_exists(&b) &&
+                      bootstrapper_pcr15_is_cluster(&b, md.cluster_id);
+        if (!zero && !resume_join) {
+                log_error("PCR 15 is already extended: this node has joined its cluster since it "
+                          "booted. Refusing to serve init or to join again (reboot to rejoin).");
+                return 1;
+        }
+        if (b.state_locked) {
+                /* node-state.json is on the locked disk: the metadata decides. A rejoin that
+                 * finds no node state once the disk is open finishes a join cut short. */
+                mode = md.role == NODE_ROLE_CONTROL_PLANE && !joining ? MODE_RECOVER : MODE_REJOIN;
+                log_info("bootstrapper: the state disk is %s and locked (%s is not mounted): its "
+                         "key comes from %s",
+                         luks_state_to_string(disk_state), arg_state_mount,
+                         mode == MODE_RECOVER ? "the owner ('cloister recover')"
+                                              : "the join service (rejoin)");
+        } else if (resume_join || (joining && disk_state == LUKS_STATE_INITIALIZED &&
+                                   !bootstrapper_node_state_exists(&b)))
                 mode = MODE_JOIN; /* finish a join that was cut short */
         else if (disk_state == LUKS_STATE_INITIALIZED)
                 mode = md.role == NODE_ROLE_CONTROL_PLANE && !joining ? MODE_RECOVER : MODE_REJOIN;
@@ -495,6 +562,8 @@ int main(int argc, char *argv[])
                 r = mode == MODE_JOIN
                             ? bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout)
                             : bootstrapper_rejoin(&b, &md, arg_join_policy, arg_join_timeout);
+                if (r == BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN)
+                        r = bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout);
                 if (r < 0)
                         return 1;
                 b.handoff = b.join_service != NULL;

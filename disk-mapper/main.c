@@ -23,7 +23,7 @@ static const char *arg_first_boot_key = "/run/cloister/first-boot.key";
 static const char *arg_name = MAPPER_DEFAULT_NAME;
 static char *arg_binds[MAPPER_BINDS_MAX];
 static size_t arg_n_binds;
-static bool arg_json;
+static bool arg_json, arg_allow_locked;
 static enum { INTEGRITY_AUTO, INTEGRITY_ON, INTEGRITY_OFF } arg_integrity = INTEGRITY_AUTO;
 static char device[PATH_MAX];
 
@@ -74,6 +74,8 @@ static int add_binds(const char *list)
 
 /* needs_device: the verb acts on a disk (all but close). */
 static MapperChecks arg_checks = MAPPER_WRITE;
+/* Options only one verb takes. */
+static bool verb_is_setup;
 
 static int parse_options(int argc, char *argv[], bool needs_device, const char *usage)
 {
@@ -89,6 +91,7 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                 { "output", required_argument, NULL, 'o' },
                 { "integrity", required_argument, NULL, 'I' },
                 { "first-boot-key", required_argument, NULL, 'F' },
+                { "allow-locked", no_argument, NULL, 'L' },
                 {},
         };
         int c, r;
@@ -134,6 +137,12 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                                 return log_error_errno(-EINVAL,
                                                        "--first-boot-key: an absolute path.");
                         arg_first_boot_key = optarg;
+                        break;
+                case 'L':
+                        if (!verb_is_setup)
+                                return log_error_errno(-EINVAL,
+                                                       "--allow-locked: only 'setup' takes it.");
+                        arg_allow_locked = true;
                         break;
                 case 'I':
                         if (strcmp(optarg, "auto") == 0)
@@ -468,6 +477,17 @@ static int check_tmpfs(const char *path)
         return 0;
 }
 
+/* --allow-locked: the disk's key is not here yet, and that is a normal boot (after a reboot,
+ * an initialized disk waits for the join service or the owner). Nothing was opened, mounted or
+ * written; the bootstrapper runs setup again once it holds the key. */
+static int left_locked(const char *dev, const char *state)
+{
+        printf("%s: %s, left locked: its key comes from the join service (rejoin) or the owner "
+               "(recover); the bootstrapper opens it\n",
+               dev, state);
+        return 0;
+}
+
 static int verb_setup(int argc, char *argv[], void *userdata)
 {
         _cleanup_(secret_freep) Secret *key = NULL;
@@ -478,12 +498,14 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         int r;
 
         arg_checks = MAPPER_EXCLUSIVE;
+        verb_is_setup = true;
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper setup --device PATH --mount DIR [--bind "
                           "PATHS]\n"
                           "                             [--key-file DISK-KEY] [--first-boot-key "
                           "PATH]\n"
-                          "                             [--integrity auto|on|off]\n"
+                          "                             [--integrity auto|on|off] "
+                          "[--allow-locked]\n"
                           "\n"
                           "What a node runs at boot. A blank disk (or one left formatting, reset,\n"
                           "or 'new' whose first-boot key is gone with the last boot) is formatted\n"
@@ -491,8 +513,12 @@ static int verb_setup(int argc, char *argv[], void *userdata)
                           "default /run/cloister/first-boot.key) until the node joins and re-keys\n"
                           "it. A disk that is 'new' with its first-boot key still there, or\n"
                           "initialized and given its disk key (--key-file, from the join\n"
-                          "service), is opened as it is. Then --mount and --bind as "
-                          "'open'.\n\n" DEVICE_OPTIONS);
+                          "service), is opened as it is. Then --mount and --bind as 'open'.\n"
+                          "--allow-locked: an initialized disk (or one whose re-key needs its\n"
+                          "disk key) given no --key-file is left locked, and setup succeeds: its\n"
+                          "key comes later, from the join service (rejoin) or the owner\n"
+                          "(recover), and the bootstrapper runs setup again with it. Without it,\n"
+                          "such a disk fails setup.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
         if (!arg_mount)
@@ -511,6 +537,8 @@ static int verb_setup(int argc, char *argv[], void *userdata)
                 r = luks_keyslot_count(device, &n, &d);
                 if (r < 0)
                         return log_diag(r, &d);
+                if (n != 1 && arg_allow_locked)
+                        return left_locked(device, "being re-keyed");
                 if (n != 1)
                         return log_error_errno(-ENOKEY,
                                                "%s was being re-keyed: its disk key comes from "
@@ -521,6 +549,8 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         }
         if (!stale && r >= 0 &&
             (st == LUKS_STATE_INITIALIZED || (st == LUKS_STATE_REKEYING && arg_key_file))) {
+                if (!arg_key_file && arg_allow_locked)
+                        return left_locked(device, "initialized");
                 if (!arg_key_file)
                         return log_error_errno(-ENOKEY,
                                                "%s is initialized: its key comes from the join "

@@ -25,6 +25,8 @@ static const char *const provider_names[_METADATA_PROVIDER_MAX] = {
         [METADATA_GCP] = "gcp",
         [METADATA_AZURE] = "azure",
         [METADATA_AWS] = "aws",
+        /* QEMU's fw_cfg: local clusters of VMs */
+        [METADATA_QEMU] = "qemu",
 };
 static const char *const role_names[_NODE_ROLE_MAX] = {
         [NODE_ROLE_CONTROL_PLANE] = "control-plane",
@@ -486,6 +488,49 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
         return r;
 }
 
+/* --- qemu ------------------------------------------------------------------------------------ */
+
+/* The local form from QEMU's fw_cfg, as the guest's sysfs shows it. The host writes it like a
+ * cloud writes its metadata service: the same bounded parser as a local file. */
+static int fetch_qemu(const char *source, uint64_t deadline, NodeMetadata *ret, Diag *d)
+{
+        const char *path = source ?: METADATA_QEMU_FW_CFG;
+        _cleanup_(freep) uint8_t *data = NULL;
+        unsigned backoff = METADATA_QEMU_BACKOFF_FIRST_MS;
+        uint64_t start = now_ms();
+        size_t size = 0;
+        int r;
+
+        if (strncmp(path, "file://", 7) == 0)
+                path += 7;
+        if (path[0] != '/')
+                return diag_fail(d, -EINVAL, "metadata", -1,
+                                 "qemu: '%s' is neither an absolute file path nor a file:/// URL",
+                                 source);
+        for (;;) {
+                uint64_t now;
+
+                r = read_full_file(path, METADATA_SIZE_MAX, &data, &size);
+                /* The fw_cfg driver (qemu_fw_cfg) may be loaded after this starts. */
+                if (r != -ENOENT)
+                        break;
+                now = now_ms();
+                if (now >= deadline)
+                        return diag_fail(d, -ENOENT, "metadata", -1,
+                                         "%s does not exist (looked for %.1f s): start the VM "
+                                         "with -fw_cfg name=opt/cloister/metadata,file=FILE "
+                                         "(FILE: the node's metadata JSON), and check that the "
+                                         "guest kernel has qemu_fw_cfg",
+                                         path, (double) (now - start) / 1000.0);
+                log_debug("metadata: %s does not exist yet; looking again in %u ms", path, backoff);
+                sleep_ms((unsigned) MIN((uint64_t) backoff, deadline - now));
+                backoff = MIN(backoff * 2, METADATA_QEMU_BACKOFF_MAX_MS);
+        }
+        if (r < 0)
+                return diag_fail(d, r, "metadata", -1, "%s: cannot read: %s", path, strerror(-r));
+        return metadata_parse_local(data, size, ret, d);
+}
+
 int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
                    Diag *d)
 {
@@ -510,6 +555,8 @@ int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, 
                 return fetch_document(&azure, source, deadline, ret, d);
         case METADATA_AWS:
                 return fetch_aws(source, deadline, ret, d);
+        case METADATA_QEMU:
+                return fetch_qemu(source, deadline, ret, d);
         default:
                 return -EINVAL;
         }

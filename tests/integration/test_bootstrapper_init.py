@@ -552,3 +552,86 @@ def test_hand_over_to_the_join_service_never_tells_systemd_stopping(swtpm, node,
     assert lines[:2] == ["READY=1", "READY=1"], lines
     # STOPPING=1 only once, at the very end, when the join service itself was asked to stop.
     assert lines.count("STOPPING=1") == 1 and lines[-1] == "STOPPING=1", lines
+
+
+# --- the kubeadm double's offline join (VMs: a worker cannot read the control plane's state) ----
+
+def _join_config(**change):
+    jc = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
+          "discovery": {"bootstrapToken": {"apiServerEndpoint": "10.0.0.2:6443",
+                                           "token": "abcdef.0123456789abcdef",
+                                           "caCertHashes": ["sha256:" + "ab" * 32]}},
+          "nodeRegistration": {"name": "worker-1",
+                               "criSocket": "unix:///run/containerd/containerd.sock",
+                               "kubeletExtraArgs": [{"name": "node-ip", "value": "10.0.0.3"}]}}
+    for path, value in change.items():
+        *parents, leaf = path.split("__")
+        obj = jc
+        for p in parents:
+            obj = obj[p]
+        if value is None:
+            obj.pop(leaf)
+        else:
+            obj[leaf] = value
+    return jc
+
+
+def _double_join(tmp_path, jc, env, mode=0o600):
+    cfg = tmp_path / "kubeadm-join.yaml"
+    cfg.write_text(json.dumps(jc))
+    cfg.chmod(mode)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBEADM_DOUBLE_")}
+    return subprocess.run([str(KUBEADM), "join", "--config", str(cfg)], capture_output=True,
+                          text=True, env={**clean, **env})
+
+
+def test_kubeadm_double_joins_offline_and_says_what_it_could_not_check(tmp_path):
+    r = _double_join(tmp_path, _join_config(), {"KUBEADM_DOUBLE_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == ("kubeadm double: offline (KUBEADM_DOUBLE_OFFLINE=1): the token and the "
+                        "CA pin are well-formed but could not be checked against a control "
+                        "plane"), r.stdout
+    assert lines[1] == "kubeadm double: worker-1 joined as a worker"
+    assert "server: https://10.0.0.2:6443" in (tmp_path / "kubelet.conf").read_text()
+    # A control plane: its certificate key's format is checked too; no CA or admin.conf copied.
+    cp = _join_config(controlPlane={"localAPIEndpoint": {"advertiseAddress": "10.0.0.3",
+                                                         "bindPort": 6443},
+                                    "certificateKey": "0f" * 32})
+    r = _double_join(tmp_path, cp, {"KUBEADM_DOUBLE_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "the token, the CA pin and the certificate key are well-formed" in r.stdout
+    assert "joined as a control plane" in r.stdout
+    assert not (tmp_path / "admin.conf").exists() and not (tmp_path / "pki").exists()
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"discovery__bootstrapToken__token": "ABCDEF.0123456789abcdef"}, "token is malformed"),
+    ({"discovery__bootstrapToken__caCertHashes": ["sha256:abc"]}, "one sha256:<hex> pin"),
+    ({"discovery__bootstrapToken__caCertHashes": None}, "the CA pin is required"),
+    ({"discovery__bootstrapToken__unsafeSkipCAVerification": True}, "unsafe or missing"),
+    ({"discovery__bootstrapToken__apiServerEndpoint": "10.0.0.2"}, "not host:port"),
+    ({"nodeRegistration__name": "Worker_1"}, "not a DNS-1123 label"),
+    ({"bogus": 1}, "unknown fields ['bogus']"),
+    ({"controlPlane": {"localAPIEndpoint": {"advertiseAddress": "10.0.0.3", "bindPort": 6443},
+                       "certificateKey": "0F" * 32}}, "certificateKey must be 64 hex digits"),
+    ({"controlPlane": {"localAPIEndpoint": {"advertiseAddress": "10.0.0.3", "bindPort": 6443},
+                       "certificateKey": "0f" * 31}}, "certificateKey must be 64 hex digits"),
+    ({"controlPlane": {"localAPIEndpoint": {"advertiseAddress": "node", "bindPort": 6443},
+                       "certificateKey": "0f" * 32}}, "advertiseAddress is not an IP address"),
+])
+def test_kubeadm_double_offline_still_refuses_a_malformed_join_config(tmp_path, change, why):
+    r = _double_join(tmp_path, _join_config(**change), {"KUBEADM_DOUBLE_OFFLINE": "1"})
+    assert r.returncode != 0 and why in r.stderr, r.stderr
+    assert not (tmp_path / "kubelet.conf").exists()
+
+
+def test_kubeadm_double_join_without_a_cluster_or_offline_fails_as_before(tmp_path):
+    for env in ({}, {"KUBEADM_DOUBLE_OFFLINE": "0"}, {"KUBEADM_DOUBLE_OFFLINE": "yes"}):
+        r = _double_join(tmp_path, _join_config(), env)
+        assert r.returncode != 0, env
+        assert "KUBEADM_DOUBLE_CLUSTER must name the control plane's state directory" in r.stderr
+        assert not (tmp_path / "kubelet.conf").exists()
+    # The token file is refused when others may read it, offline too.
+    r = _double_join(tmp_path, _join_config(), {"KUBEADM_DOUBLE_OFFLINE": "1"}, mode=0o640)
+    assert r.returncode != 0 and "must not be readable by others" in r.stderr

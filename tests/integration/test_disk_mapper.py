@@ -293,3 +293,76 @@ def test_setup_with_a_second_keyslot_needs_the_disk_key(tmp_path):
     finally:
         if fbk.parent.exists():
             fbk.parent.rmdir()
+
+
+def test_setup_allow_locked_leaves_an_initialized_disk_locked_and_succeeds(tmp_path):
+    """After a reboot an initialized disk's key comes from the join service or the owner, later,
+    through the bootstrapper: at boot, setup --allow-locked must succeed without opening,
+    formatting or writing anything. Without the flag the same disk still fails setup. (With
+    nothing opened, this needs no device-mapper: an image file proves it.)"""
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
+    assert run("cloister-disk-mapper", "rekey", "--device", disk, "--key-file", k1,
+               "--new-key-file", k2).returncode == 0
+    before = digest(disk)
+    mount = tmp_path / "m"
+    fbk = Path("/dev/shm") / f"cloister-test-{os.getpid()}-{tmp_path.name}" / "first-boot.key"
+    name = f"cloister-test-{os.getpid()}"
+    try:
+        r = run("cloister-disk-mapper", "setup", "--device", disk, "--mount", mount,
+                "--bind", "/var/lib/cloister", "--first-boot-key", fbk, "--name", name,
+                "--allow-locked")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == (f"{disk}: initialized, left locked: its key comes from the join "
+                            "service (rejoin) or the owner (recover); the bootstrapper opens "
+                            "it\n"), r.stdout
+        assert r.stderr == ""
+        # Nothing opened, mounted, formatted or written: no mapping, no mount point made, no
+        # first-boot key, the image bit for bit as it was, the disk key still opens it.
+        st = json.loads(run("cloister-disk-mapper", "status", "--device", disk, "--name", name,
+                            "-o", "json").stdout)
+        assert st["state"] == "initialized" and st["active"] is False
+        assert not mount.exists() and not fbk.exists()
+        assert digest(disk) == before and opens(disk, k2)
+
+        r = run("cloister-disk-mapper", "setup", "--device", disk, "--mount", mount,
+                "--first-boot-key", fbk, "--name", name)
+        assert r.returncode == 1 and "is initialized: its key comes from the join service" \
+            in r.stderr, r.stderr
+        assert r.stdout == "" and digest(disk) == before
+    finally:
+        if fbk.exists():
+            fbk.unlink()
+        if fbk.parent.exists():
+            fbk.parent.rmdir()
+
+
+def test_setup_allow_locked_leaves_a_rekey_that_needs_the_disk_key_locked(tmp_path):
+    """Cut short after the new keyslot was added, then rebooted (first-boot key gone): two
+    keyslots, and only the disk key from the join service finishes it."""
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
+    crash("rekey", "--device", disk, "--key-file", k1, "--new-key-file", k2, step="rekey-add")
+    before = digest(disk)
+    fbk = Path("/dev/shm") / f"cloister-test-{os.getpid()}-{tmp_path.name}" / "first-boot.key"
+    try:
+        r = run("cloister-disk-mapper", "setup", "--device", disk, "--mount", tmp_path / "m",
+                "--first-boot-key", fbk, "--allow-locked")
+        assert r.returncode == 0, r.stderr
+        assert "being re-keyed, left locked" in r.stdout and "the bootstrapper opens it" in r.stdout
+        assert digest(disk) == before and not (tmp_path / "m").exists()
+        assert json.loads(run("cloister-disk-mapper", "status", "--device", disk, "-o",
+                              "json").stdout)["state"] == "rekeying"
+    finally:
+        if fbk.parent.exists():
+            fbk.parent.rmdir()
+
+
+def test_allow_locked_is_a_setup_option_only(tmp_path):
+    k1, _ = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
+    r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k1, "--allow-locked")
+    assert r.returncode == 1 and "only 'setup' takes it" in r.stderr

@@ -144,7 +144,7 @@ def test_unreachable_service_fails_after_the_timeout(tmp_path):
 
 def test_unknown_provider_and_missing_local_file_are_one_line_errors(tmp_path):
     r = run("cloister-bootstrapper", "--metadata", "openstack", "--print-metadata")
-    assert r.returncode == 1 and "use gcp, azure, aws or local:FILE" in r.stderr
+    assert r.returncode == 1 and "use gcp, azure, aws, qemu or local:FILE" in r.stderr
     r = run("cloister-bootstrapper", "--metadata", f"local:{tmp_path}/none.json",
             "--print-metadata")
     assert r.returncode == 1 and "cannot read" in r.stderr
@@ -156,3 +156,79 @@ def test_bootstrapper_refuses_to_start_without_an_init_secret_hash(tmp_path):
     r = run("cloister-bootstrapper", "--metadata", f"local:{f}", "--state-disk", "x",
             "--first-boot-key", "y", "--state-dir", str(tmp_path))
     assert r.returncode == 1 and "carries no init-secret hash" in r.stderr
+
+
+# --- qemu: the local form from QEMU's fw_cfg (a sysfs file in the guest) ---------------------
+
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/cloister/metadata/raw"
+
+
+@pytest.mark.parametrize("form", ["path", "url"])
+def test_qemu_metadata_is_the_local_form_read_from_the_fw_cfg_file(tmp_path, form):
+    f = tmp_path / "raw"
+    f.write_text(json.dumps(EXPECTED))
+    r = metadata("qemu", str(f) if form == "path" else f"file://{f}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == EXPECTED
+
+
+def test_qemu_metadata_that_appears_late_is_waited_for(tmp_path):
+    """The qemu_fw_cfg driver may load after the bootstrapper starts: an absent file is looked
+    for again (backoff from 0.2 s) until --metadata-timeout."""
+    f = tmp_path / "raw"
+    start = time.monotonic()
+    p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--metadata", "qemu",
+                          "--metadata-url", str(f), "--metadata-timeout", "20",
+                          "--print-metadata"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(0.8)
+        assert p.poll() is None, p.communicate()
+        (tmp_path / "raw.tmp").write_text(json.dumps(EXPECTED))
+        (tmp_path / "raw.tmp").rename(f)
+        out, err = p.communicate(timeout=15)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert json.loads(out) == EXPECTED
+    # Backoff 0.2, 0.4, 0.8, 1.6 s: found within a few seconds, not at the timeout.
+    assert time.monotonic() - start < 5
+
+
+def test_qemu_metadata_absent_names_the_file_and_the_fw_cfg_option(tmp_path):
+    start = time.monotonic()
+    r = metadata("qemu", str(tmp_path / "raw"), "--metadata-timeout", "1")
+    assert r.returncode == 1
+    assert 0.9 < time.monotonic() - start < 5
+    assert f"{tmp_path / 'raw'} does not exist" in r.stderr
+    assert "-fw_cfg name=opt/cloister/metadata,file=" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_qemu_default_is_the_fw_cfg_sysfs_file():
+    """On this host (no fw_cfg item) the default path is looked for and named in the error."""
+    r = run("cloister-bootstrapper", "--metadata", "qemu", "--metadata-timeout", "1",
+            "--print-metadata")
+    assert r.returncode == 1 and f"{FW_CFG} does not exist" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("doc,why", [
+    ({**EXPECTED, "role": "admin"}, "role is missing or not 'control-plane' or 'worker'"),
+    ({**EXPECTED, "peers": ["a b:1"]}, "peer 0 is not host:port"),
+    ({**EXPECTED, "tags": {}}, "tags"),
+    ({**EXPECTED, "initSecretHash": "md5$abc"}, "not 'scrypt$...'"),
+])
+def test_qemu_metadata_is_host_controlled_and_parsed_strictly(tmp_path, doc, why):
+    f = tmp_path / "raw"
+    f.write_text(json.dumps(doc))
+    r = metadata("qemu", str(f))
+    assert r.returncode == 1 and why in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_qemu_metadata_url_must_be_a_file(tmp_path):
+    r = metadata("qemu", "http://127.0.0.1:1/metadata", "--metadata-timeout", "1")
+    assert r.returncode == 1 and "neither an absolute file path nor a file:/// URL" in r.stderr

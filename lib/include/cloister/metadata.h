@@ -3,10 +3,10 @@
 
 /*
  * Node metadata: who am I, what is my role, who are my peers, where is the cluster endpoint,
- * what is the init-secret hash. From the cloud's instance metadata service (GCP, Azure, AWS) or,
- * for local clusters, a JSON file. Metadata is host-controlled input: every field is bounded and
- * checked for shape here, and nothing in it is trusted for security beyond what init-secret.h
- * says.
+ * what is the init-secret hash. From the cloud's instance metadata service (GCP, Azure, AWS),
+ * QEMU's firmware configuration device (local clusters of VMs) or a JSON file. Metadata is
+ * host-controlled input: every field is bounded and checked for shape here, and nothing in it is
+ * trusted for security beyond what init-secret.h says.
  *
  * Where the values live:
  *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash", "clusterId"}
@@ -17,6 +17,9 @@
  *          compute.name, compute.tagsList[] with the same names
  *   aws    IMDSv2: PUT /latest/api/token, then GET /latest/meta-data/instance-id and
  *          /latest/meta-data/tags/instance/<name> (instance tags in metadata enabled)
+ *   qemu   the local form, from the fw_cfg item opt/cloister/metadata, which the guest kernel's
+ *          qemu_fw_cfg driver shows at METADATA_QEMU_FW_CFG (the VM is started with
+ *          `-fw_cfg name=opt/cloister/metadata,file=FILE`)
  * peers is a comma-separated list of host:port in the cloud forms.
  */
 
@@ -29,12 +32,18 @@
 #define METADATA_ENDPOINT_MAX 256
 #define METADATA_PEERS_MAX    16
 #define METADATA_SIZE_MAX     (256U * 1024U)
+#define METADATA_QEMU_FW_CFG  "/sys/firmware/qemu_fw_cfg/by_name/opt/cloister/metadata/raw"
+/* qemu: the driver may load late; an absent item is looked for again, backing off from the
+ * first delay, doubling up to the last. */
+#define METADATA_QEMU_BACKOFF_FIRST_MS 200U
+#define METADATA_QEMU_BACKOFF_MAX_MS   5000U
 
 typedef enum MetadataProvider {
         METADATA_LOCAL,
         METADATA_GCP,
         METADATA_AZURE,
         METADATA_AWS,
+        METADATA_QEMU,
         _METADATA_PROVIDER_MAX,
         _METADATA_PROVIDER_INVALID = -EINVAL,
 } MetadataProvider;
@@ -76,7 +85,9 @@ const char *node_role_to_string(NodeRole r);
 
 /* source: the file for local; for clouds the service's base URL, or NULL for the real one
  * (tests point it at a loopback server). Retries with backoff while the service is unreachable
- * or answers 5xx, for at most timeout_ms in all. */
+ * or answers 5xx, for at most timeout_ms in all. qemu: source is a file path or a file:// URL
+ * (NULL: METADATA_QEMU_FW_CFG), read again with backoff while it does not exist, for at most
+ * timeout_ms; -ENOENT then, with a diagnostic that names the file and the -fw_cfg option. */
 int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
                    Diag *d);
 
