@@ -10,6 +10,8 @@
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make bench      benchmarks (ratios against a baseline measured in the same run)
 #   make mini       a local cluster, verified
+#   make image      the node image (build/image/image.raw: UKI, dm-verity root; needs root)
+#   make test-e2e   the image booted as QEMU VMs: a 2-node cluster, reboot, a modified image
 #   make install    binaries to $(DESTDIR)$(PREFIX)
 
 SHELL := /bin/bash
@@ -84,7 +86,7 @@ TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke bench \
-        mini mini-down install clean deps build-tests test-run-san
+        mini mini-down install clean deps build-tests test-run-san image test-e2e
 
 all: $(LIBCLOISTER) $(BINS)
 lib: $(LIBCLOISTER)
@@ -147,6 +149,7 @@ test-run: build-tests
 	tests/run-unit $(BUILD) || status=1; \
 	$(MAKE) --no-print-directory test-integration || status=1; \
 	$(MAKE) --no-print-directory fuzz-smoke || status=1; \
+	$(MAKE) --no-print-directory test-e2e || status=1; \
 	$(PYTHON) tests/summarize.py $(BUILD)/test-results || status=1; \
 	exit $$status
 
@@ -173,6 +176,18 @@ test-run-san: build-tests
 	        $(MAKE) --no-print-directory test-integration || status=1; \
 	$(PYTHON) tests/summarize.py $(BUILD)/test-results || status=1; \
 	exit $$status
+
+# The node image and the tests that boot it (tests/e2e: QEMU VMs with OVMF and swtpm). The image
+# carries the optimised binaries of $(BUILD) (never the sanitizer build's).
+IMAGE_DIR := $(BUILD)/image
+image: all
+	$(Q)$(PYTHON) image/build --build $(BUILD) --output $(IMAGE_DIR)
+
+test-e2e: all
+	$(Q)mkdir -p $(BUILD)/test-results
+	$(Q)$(MAKE) --no-print-directory image
+	$(Q)CLOISTER_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	        --junitxml=$(BUILD)/test-results/e2e.xml tests/e2e
 
 # --- static checks -------------------------------------------------------------------------------
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A local Cloister cluster of QEMU VMs booted from the node image (build/image/image.raw).
+
+Used by `scripts/mini-vm` (`cloister mini up --vm`) and by tests/e2e. Everything lives in one
+workspace directory and one network namespace (no change to the host's network):
+
+- the namespace holds a bridge (br0, 10.78.0.1/24: where the owner's CLI runs) and one tap per VM;
+- each node is a VM (OVMF 4M code, its own copy of the 4M variables, its own swtpm with its state
+  in the workspace, the image read-only, a virtio state disk with a GPT partition named
+  cloister-state) whose metadata, address and join policy come through fw_cfg;
+- the owner's policy is the image's signed, predicted measurements (`cloister config
+  fetch-measurements` from a file:// URL) plus every node's attestation key (trust on first use,
+  read from each swtpm before its VM first boots: local clusters only).
+
+QEMU runs under TCG here (vmharness.accelerator()). Waiting is on console output, with deadlines,
+never fixed sleeps.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import vmharness
+
+PORT = 9000
+SUBNET = "10.78.0"
+OWNER_IP = f"{SUBNET}.1"
+STATE_DISK_MIB = 128
+LINUX_FS_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+MEMORY_MIB = int(os.environ.get("CLOISTER_VM_MEMORY", "768"))
+
+
+class ClusterError(Exception):
+    pass
+
+
+def run(args, **kw):
+    kw.setdefault("check", True)
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    r = subprocess.run([str(a) for a in args], **{k: v for k, v in kw.items() if k != "check"})
+    if kw["check"] and r.returncode != 0:
+        raise ClusterError(f"{' '.join(str(a) for a in args)} failed ({r.returncode}):\n"
+                           f"{(r.stdout or '')[-2000:]}{(r.stderr or '')[-2000:]}")
+    return r
+
+
+def wait_until(what, predicate, timeout, alive=None):
+    """Polls predicate with backoff (50 ms doubling, capped at 1 s) until it is true."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if alive is not None and not alive():
+            raise ClusterError(f"{what}: the VM stopped")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{what}: not after {timeout} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+class Node:
+    def __init__(self, cluster, index, role, image_dir):
+        self.cluster = cluster
+        self.index = index
+        self.name = f"node{index}"
+        self.role = role
+        self.image_dir = Path(image_dir)
+        self.dir = cluster.dir / self.name
+        self.ip = f"{SUBNET}.{10 + index}"
+        self.endpoint = f"{self.ip}:{PORT}"
+        self.boots = 0
+        self.qemu = None
+        self.swtpm = None
+        self.console = None
+
+    # --- before the first boot -------------------------------------------------------------
+    def prepare(self):
+        d = self.dir
+        (d / "tpm").mkdir(parents=True)
+        run(["swtpm_setup", "--tpm2", "--tpmstate", d / "tpm", "--createek", "--pcr-banks",
+             "sha256"])
+        shutil.copy(vmharness.OVMF_VARS, d / "vars.fd")
+        with open(d / "state.raw", "wb") as f:
+            f.truncate(STATE_DISK_MIB << 20)
+        run(["sfdisk", "-q", d / "state.raw"],
+            input=f'label: gpt\nstart=2048, type={LINUX_FS_TYPE}, name="cloister-state"\n')
+        # The node's attestation key, read from its swtpm before the VM ever runs (the AK is a
+        # primary key: the same every time the TPM makes it).
+        sock = d / "tpm-data.sock"
+        p = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={d / 'tpm'}",
+                              "--server", f"type=unixio,path={sock}", "--ctrl",
+                              f"type=unixio,path={sock}.ctrl", "--flags",
+                              "startup-clear"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until("swtpm socket", sock.exists, 10)
+            run([self.cluster.cli, "attestation", "issue", "--tcti", f"swtpm:path={sock}",
+                 "--binding", "00" * 32, "--output-file", d / "ak-evidence.json"])
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+        run([self.cluster.cli, "attestation", "policy", d / "ak-evidence.json",
+             d / "ak-policy.json"])
+        return json.loads((d / "ak-policy.json").read_text())["akTrust"]["akPublic"]
+
+    # --- running -------------------------------------------------------------------------------
+    def start(self, metadata, join_policy=None, image=None):
+        """Boots the VM (a power-on: a fresh swtpm process on the node's TPM state)."""
+        d = self.dir
+        self.boots += 1
+        (d / "metadata.json").write_text(json.dumps(metadata))
+        if join_policy is not None:
+            (d / "join-policy.json").write_text(json.dumps(join_policy))
+        self.console = d / f"console-{self.boots}.log"
+        ctrl = d / "swtpm.sock"
+        ctrl.unlink(missing_ok=True)
+        self.swtpm = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={d / 'tpm'}", "--ctrl",
+             f"type=unixio,path={ctrl}", "--flags", "startup-clear",
+             "--pid", f"file={d / 'swtpm.pid'}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(d / "swtpm.log", "a"),
+            start_new_session=True)
+        wait_until("swtpm control socket", ctrl.exists, 10)
+        image = Path(image or self.image_dir / "image.raw")
+        args = ["ip", "netns", "exec", self.cluster.ns, "qemu-system-x86_64",
+                "-accel", vmharness.accelerator(), "-machine", "q35", "-m", str(MEMORY_MIB),
+                "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
+                "-serial", f"file:{self.console}",
+                "-qmp", f"unix:{d / 'qmp.sock'},server=on,wait=off",
+                "-pidfile", d / "qemu.pid",
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={vmharness.OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={d / 'vars.fd'}",
+                "-drive", f"if=none,id=boot,format=raw,readonly=on,file={image}",
+                "-device", "virtio-blk-pci,drive=boot",
+                "-drive", f"if=none,id=state,format=raw,file={d / 'state.raw'}",
+                "-device", "virtio-blk-pci,drive=state",
+                "-netdev", f"tap,id=n0,ifname=tap{self.index},script=no,downscript=no",
+                "-device", f"virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:78:00:{self.index:02x}",
+                "-chardev", f"socket,id=chrtpm,path={ctrl}",
+                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0",
+                "-fw_cfg", f"name=opt/cloister/metadata,file={d / 'metadata.json'}",
+                "-fw_cfg", f"name=opt/cloister/network,string={self.ip}/24"]
+        if join_policy is not None:
+            args += ["-fw_cfg", f"name=opt/cloister/join-policy,file={d / 'join-policy.json'}"]
+        self.qemu = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL,
+                                     stdout=open(d / "qemu.log", "a"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.started_at = time.monotonic()
+
+    def running(self):
+        return self.qemu is not None and self.qemu.poll() is None
+
+    def console_text(self):
+        try:
+            return self.console.read_text(errors="replace")
+        except (FileNotFoundError, AttributeError):
+            return ""
+
+    def wait_console(self, pattern, timeout=300):
+        rx = re.compile(pattern)
+        try:
+            return wait_until(f"{self.name}: '{pattern}' on the console",
+                              lambda: rx.search(self.console_text()), timeout, alive=self.running)
+        except ClusterError as e:
+            tail = "\n".join(self.console_text().splitlines()[-40:])
+            raise ClusterError(f"{e}\n--- {self.console} (last lines) ---\n{tail}") from None
+
+    def report(self):
+        """The boot report (image/rootfs/usr/lib/cloister/boot-report) of the current boot."""
+        self.wait_console(r"cloister-report: done")
+        out = {}
+        for m in re.finditer(r"cloister-report: (\S+) (.*)", self.console_text()):
+            out.setdefault(m.group(1), []).append(m.group(2).strip())
+        return out
+
+    def qmp(self, command):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(str(self.dir / "qmp.sock"))
+        f = s.makefile("rw")
+        f.readline()
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                line = json.loads(f.readline())
+                if "return" in line or "error" in line:
+                    break
+        s.close()
+
+    def poweroff(self, timeout=120):
+        """ACPI power button: systemd shuts down cleanly (the disk mapper closes the disk)."""
+        if self.running():
+            try:
+                self.qmp("system_powerdown")
+                self.qemu.wait(timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                self.kill()
+        self._stop_swtpm()
+
+    def kill(self):
+        if self.qemu is not None and self.qemu.poll() is None:
+            os.killpg(self.qemu.pid, signal.SIGKILL)
+            self.qemu.wait(timeout=30)
+        self._stop_swtpm()
+
+    def _stop_swtpm(self):
+        if self.swtpm is not None and self.swtpm.poll() is None:
+            self.swtpm.terminate()
+            try:
+                self.swtpm.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.swtpm.kill()
+
+
+class Cluster:
+    def __init__(self, workdir, build, image_dir=None, log=print):
+        self.dir = Path(workdir).resolve()
+        self.build = Path(build).resolve()
+        self.cli = self.build / "bin/cloister"
+        self.image_dir = Path(image_dir or self.build / "image").resolve()
+        self.log = log
+        tag = __import__("hashlib").sha256(str(self.dir).encode()).hexdigest()[:6]
+        self.ns = f"cvm-{tag}"
+        self.owner = self.dir / "owner"
+        self.nodes = []
+
+    # --- network -------------------------------------------------------------------------------
+    def netns_up(self, count):
+        self.netns_down()
+        run(["ip", "netns", "add", self.ns])
+        ns = ["ip", "-n", self.ns]
+        run(ns + ["link", "set", "lo", "up"])
+        run(ns + ["link", "add", "br0", "type", "bridge"])
+        run(ns + ["addr", "add", f"{OWNER_IP}/24", "dev", "br0"])
+        run(ns + ["link", "set", "br0", "up"])
+        for i in range(1, count + 1):
+            run(ns + ["tuntap", "add", f"tap{i}", "mode", "tap"])
+            run(ns + ["link", "set", f"tap{i}", "master", "br0", "up"])
+
+    def netns_down(self):
+        r = run(["ip", "netns", "list"], check=False)
+        if self.ns in r.stdout.split():
+            pids = run(["ip", "netns", "pids", self.ns], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run(["ip", "netns", "del", self.ns], check=False)
+
+    def owner_cli(self, *args, check=True, timeout=300):
+        return run(["ip", "netns", "exec", self.ns, self.cli, *args], check=check,
+                   timeout=timeout)
+
+    # --- the cluster ---------------------------------------------------------------------------
+    def check_image(self):
+        for f in ("image.raw", "measurements.json", "measurements.json.sig",
+                  "measurements-DEVELOPMENT-ONLY.pub.pem"):
+            if not (self.image_dir / f).exists():
+                raise ClusterError(f"{self.image_dir / f} is missing: build the node image "
+                                   "first (make image)")
+
+    def prepare(self, count, spare=0):
+        """Workspace, network, TPMs and the owner's configuration for count nodes (node1 the
+        control plane) and spare extra TPMs whose AKs are pinned too (tests)."""
+        self.check_image()
+        if self.dir.exists():
+            self.down()
+        self.owner.mkdir(parents=True)
+        self.netns_up(count + spare)
+        self.nodes = [Node(self, i, "control-plane" if i == 1 else "worker", self.image_dir)
+                      for i in range(1, count + spare + 1)]
+        self.log(f"{count + spare} node(s): a TPM (swtpm) each, a 128 MiB state disk, "
+                 f"addresses {SUBNET}.11...; owner at {OWNER_IP} in network namespace {self.ns}")
+        aks = [n.prepare() for n in self.nodes]
+        cfg = self.owner / "cloister.json"
+        run([self.cli, "config", "generate", "qemu", "--file", cfg, "--name", "mini",
+             "--evidence", self.nodes[0].dir / "ak-evidence.json"])
+        self.log("the owner's policy: the image's signed measurements (fetched from a file:// "
+                 "URL, checked with the DEVELOPMENT key) and the nodes' AKs (trust on first use)")
+        run([self.cli, "config", "fetch-measurements", "--config", cfg, "--url",
+             f"file://{self.image_dir / 'measurements.json'}", "--pubkey",
+             self.image_dir / "measurements-DEVELOPMENT-ONLY.pub.pem"])
+        conf = json.loads(cfg.read_text())
+        conf["attestation"]["akTrust"]["akPublic"] = aks
+        cfg.write_text(json.dumps(conf, indent=2))
+        self.config = cfg
+        self.policy = conf["attestation"]
+        init = self.policy.copy()
+        init["measurements"] = {k: v for k, v in self.policy["measurements"].items() if k != "15"}
+        self.policy_initialized = self.owner / "policy-initialized.json"
+        self.policy_initialized.write_text(json.dumps(init, indent=2))
+        self.init_hash = run([self.cli, "init-secret", "generate", "--file",
+                              self.owner / "cloister-init-secret"]).stdout.strip()
+        run([self.cli, "master-secret", "generate", "--file",
+             self.owner / "cloister-mastersecret.json"])
+
+    def worker_metadata(self, node):
+        return {"name": node.name, "role": "worker", "peers": [self.nodes[0].endpoint],
+                "clusterId": self.cluster_id}
+
+    def up(self, count=2):
+        t0 = time.monotonic()
+        self.prepare(count)
+        cp = self.nodes[0]
+        self.log(f"booting {cp.name} (control plane): OVMF measures the UKI into the vTPM")
+        cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": self.init_hash})
+        cp.wait_console(r"serving init on", timeout=600)
+        self.log(f"{cp.name} serves init after {time.monotonic() - cp.started_at:.0f} s; "
+                 "cloister apply (attest first, secrets after)")
+        r = self.owner_cli("apply", "--endpoint", f"https://{cp.endpoint}", "--config",
+                           self.config, "--init-secret-file", self.owner / "cloister-init-secret",
+                           "--state-file", self.owner / "cloister-state.json",
+                           "--master-secret", self.owner / "cloister-mastersecret.json",
+                           "--kubeconfig", self.owner / "cloister-admin.conf",
+                           "--timeout", "300")
+        (self.owner / "apply.txt").write_text(r.stdout)
+        m = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout)
+        if not m:
+            raise ClusterError(f"apply printed no cluster ID:\n{r.stdout}")
+        self.cluster_id = m.group(1)
+        cp.wait_console(r"serving joins", timeout=300)
+        for node in self.nodes[1:count]:
+            self.log(f"booting {node.name} (worker): it joins through {cp.name}'s join service")
+            node.start(self.worker_metadata(node), join_policy=self.policy)
+        for node in self.nodes[1:count]:
+            node.wait_console(r"Joined cluster", timeout=900)
+            self.log(f"{node.name} joined, {time.monotonic() - node.started_at:.0f} s after "
+                     "power-on")
+        self.log(f"up in {time.monotonic() - t0:.0f} s")
+
+    def verify_cluster(self, output="text"):
+        return self.owner_cli("verify", "--cluster", "--policy", self.policy_initialized,
+                              "--state-file", self.owner / "cloister-state.json", "-o", output,
+                              check=False)
+
+    def verify_node(self, node, output="json"):
+        return self.owner_cli("verify", "--node", node.endpoint, "--policy",
+                              self.policy_initialized, "--cluster-id", self.cluster_id,
+                              "-o", output, check=False)
+
+    def down(self):
+        for node in self.nodes:
+            node.kill()
+        # Processes of an earlier run (mini up exits and leaves its VMs running).
+        for pidfile in list(self.dir.glob("node*/qemu.pid")) + list(self.dir.glob("node*/swtpm.pid")):
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                pass
+        self.netns_down()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
