@@ -257,13 +257,18 @@ bench: deps
 	echo "== join (50 nodes at once, each with its own swtpm)"; \
 	{ $(MAKE) --no-print-directory $(BUILD)/tests/join-probe && \
 	        $(PYTHON) tests/bench/bench_join.py $(BUILD); } || status=1; \
+	echo "== VM boot to joined (node image, QEMU) vs the image with Cloister's units masked"; \
+	{ $(MAKE) --no-print-directory image && \
+	        $(PYTHON) tests/bench/bench_vm_boot.py $(BUILD); } || status=1; \
 	exit $$status
 
-# One local node in a network namespace: real swtpm, LUKS2 image, bootstrapper; the owner CLI in
-# another namespace across a bridge; simulated boot
-# and a kubeadm test double (scripts/mini says so). `make mini-down` removes it.
+# A local cluster: QEMU VMs booted from the node image (2 nodes) wherever they can boot, else
+# nodes in network namespaces with a simulated boot (scripts/mini says which, and why).
+# `make mini-down` removes it.
 mini: deps
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all
+	$(Q)$(MAKE) --no-print-directory image || \
+	        echo "mini: the node image could not be built (see above): VMs cannot boot"
 	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini up
 
 mini-down:

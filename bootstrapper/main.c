@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/json.h"
@@ -337,6 +340,19 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
         return log_error_errno(-errno, "Cannot start the join service %s: %m", argv[0]), 1;
 }
 
+typedef struct ServeThread {
+        RpcServer *server;
+        int r;
+} ServeThread;
+
+static void *serve_thread(void *arg)
+{
+        ServeThread *t = arg;
+
+        t->r = rpc_server_run(t->server);
+        return NULL;
+}
+
 int main(int argc, char *argv[])
 {
         static const RpcRoute routes_recover[] = {
@@ -541,7 +557,8 @@ int main(int argc, char *argv[])
         rpc_server_config_defaults(&rc);
         rc.address = arg_address;
         rc.port = arg_port;
-        rc.notify = true;
+        /* Joining nodes say READY=1 themselves, once they are members. */
+        rc.notify = mode != MODE_JOIN && mode != MODE_REJOIN;
         r = rpc_server_new(&rc, atls,
                            mode == MODE_INIT      ? routes
                            : mode == MODE_RECOVER ? routes_recover
@@ -559,14 +576,44 @@ int main(int argc, char *argv[])
         b.endpoint = own_endpoint;
 
         if (mode == MODE_JOIN || mode == MODE_REJOIN) {
+                /* GET /v1/node is served while the node joins, so the owner can attest a node
+                 * that waits for (or is refused by) join services; the service is ready once
+                 * the node is a member. */
+                ServeThread st = { .server = server };
+                pthread_t thread;
+                bool serving = pthread_create(&thread, NULL, serve_thread, &st) == 0;
+
                 r = mode == MODE_JOIN
                             ? bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout)
                             : bootstrapper_rejoin(&b, &md, arg_join_policy, arg_join_timeout);
                 if (r == BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN)
                         r = bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout);
+                b.handoff = r >= 0 && b.join_service != NULL;
+                if (serving && (r < 0 || b.handoff)) {
+                        if (b.handoff)
+                                rpc_server_stop_for_handover(server);
+                        else
+                                rpc_server_stop(server);
+                        (void) pthread_join(thread, NULL);
+                        if (b.handoff && rpc_server_signalled(server)) {
+                                log_info("bootstrapper: asked to stop; the join service is not "
+                                         "started.");
+                                return 0;
+                        }
+                }
                 if (r < 0)
                         return 1;
-                b.handoff = b.join_service != NULL;
+                if (!b.handoff) {
+                        (void) sd_notify(0, "READY=1");
+                        if (serving) {
+                                printf("cloister-bootstrapper: serving node state on %s:%u\n",
+                                       arg_address, arg_port);
+                                fflush(stdout);
+                                (void) pthread_join(thread, NULL);
+                                vtpm_attester_done(&attester);
+                                return st.r < 0 ? 1 : 0;
+                        }
+                }
         }
         if (!b.handoff) {
                 printf("cloister-bootstrapper: serving %s on %s:%u\n",

@@ -81,18 +81,22 @@ static int find_script(const char *build, char **ret)
 
 static void help(void)
 {
-        printf("Usage: cloister mini up [--nodes N] | down | status\n"
+        printf("Usage: cloister mini up [--vm | --netns] [--nodes N] | down | status\n"
                "\n"
                "A local Cloister cluster on this machine, for trying it out and for tests:\n"
                "  up      create the nodes, initialise node1 with 'cloister apply', let the\n"
                "          others join through it, and verify the cluster\n"
-               "  down    stop every process and remove the namespaces and the cluster's files\n"
+               "  down    stop every VM and process, remove the namespaces and the files\n"
                "  status  which nodes run\n"
                "\n"
-               "Each node, and the owner, lives in its own network namespace, joined by a bridge\n"
-               "(the host's network is not changed). A node's boot is SIMULATED: a synthetic\n"
-               "event log is replayed into its own swtpm. Its TPM attestation is real, pinned by\n"
-               "trust on first use (local only). Needs root.\n"
+               "--vm (the default wherever VMs can boot: QEMU, OVMF and the node image from\n"
+               "'make image'): each node is a QEMU VM booted from the image with OVMF and its\n"
+               "own swtpm (real measured boot, dm-verity root, dm-crypt state disk); 2 nodes\n"
+               "by default. Where VMs cannot boot, mini says why and falls back to --netns:\n"
+               "each node is a process in its own network namespace whose boot is SIMULATED\n"
+               "(a synthetic event log replayed into its swtpm); 3 nodes by default. Either\n"
+               "way TPM attestation is real, the nodes' attestation keys are pinned by trust\n"
+               "on first use (local only), and the host's network is not changed. Needs root.\n"
                "\n"
                "Runs scripts/mini with these arguments ($CLOISTER_MINI_SCRIPT overrides where it\n"
                "is); $BUILD defaults to this binary's build directory.\n");

@@ -13,10 +13,13 @@ def mini(env, *args, timeout=180):
 
 
 def test_mini_up_joins_three_nodes_verifies_each_and_down_leaves_nothing(tmp_path):
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"), MINI_PORT="9731")
+    """Without a node image VMs cannot boot: mini says so and falls back to namespace nodes."""
+    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"), MINI_PORT="9731",
+               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
     up = mini(env, "up", "--nodes", "3")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        assert "VMs cannot boot here (no node image at" in up.stdout
         assert "SIMULATED boot" in up.stdout and "test double" in up.stdout
         assert "node2 joined" in up.stdout and "node3 joined" in up.stdout
         # Every node verified from the owner's namespace: its boot log replays, PCR 15 holds
@@ -45,8 +48,18 @@ def test_mini_up_joins_three_nodes_verifies_each_and_down_leaves_nothing(tmp_pat
     assert "cmini-" not in namespaces, "namespaces left behind: " + namespaces
 
 
+def test_mini_up_vm_without_an_image_names_the_cause_and_the_next_step(tmp_path):
+    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"),
+               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
+    r = mini(env, "up", "--vm", timeout=30)
+    assert r.returncode != 0
+    assert "VMs cannot boot here" in r.stderr and "make image" in r.stderr
+    assert not (tmp_path / "mini").exists() and not (tmp_path / "mini-vm").exists()
+
+
 def test_mini_refuses_a_bad_node_count_with_one_line(tmp_path):
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"))
-    r = mini(env, "up", "--nodes", "0", timeout=30)
+    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"),
+               MINI_VM_DIR=str(tmp_path / "mini-vm"))
+    r = mini(env, "up", "--netns", "--nodes", "0", timeout=30)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "--nodes" in r.stderr
     assert not (tmp_path / "mini").exists()

@@ -120,6 +120,8 @@ class Node:
         if join_policy is not None:
             (d / "join-policy.json").write_text(json.dumps(join_policy))
         self.console = d / f"console-{self.boots}.log"
+        # QEMU drives the TPM through the control socket alone (swtpm then takes no other
+        # client: the VM's TPM is the VM's).
         ctrl = d / "swtpm.sock"
         ctrl.unlink(missing_ok=True)
         self.swtpm = subprocess.Popen(
@@ -308,9 +310,9 @@ class Cluster:
         return {"name": node.name, "role": "worker", "peers": [self.nodes[0].endpoint],
                 "clusterId": self.cluster_id}
 
-    def up(self, count=2):
+    def up(self, count=2, spare=0):
         t0 = time.monotonic()
-        self.prepare(count)
+        self.prepare(count, spare)
         cp = self.nodes[0]
         self.log(f"booting {cp.name} (control plane): OVMF measures the UKI into the vTPM")
         cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": self.init_hash})
