@@ -87,17 +87,6 @@ static int url_check(const char *option, const char *url, UrlKind *ret)
                 option, url);
 }
 
-static int unhex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* RFC 8089: file:///PATH or file://localhost/PATH, percent-encoded; no other host. */
 static int file_url_to_path(const char *url, char **ret)
 {
@@ -125,7 +114,7 @@ static int file_url_to_path(const char *url, char **ret)
                         path[n++] = *p;
                         continue;
                 }
-                int hi = unhex(p[1]), lo = hi < 0 ? -1 : unhex(p[2]);
+                int hi = hex_digit_value(p[1]), lo = hi < 0 ? -1 : hex_digit_value(p[2]);
                 if (lo < 0 || (hi == 0 && lo == 0))
                         return log_error_errno(-EINVAL,
                                                "'%s': '%%' must start an escape %%XX of a byte "

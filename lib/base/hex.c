@@ -43,7 +43,7 @@ void hex_encode_buf(const void *data, size_t size, char *buf, size_t bufsize)
         buf[o] = 0;
 }
 
-static int unhex(char c)
+int hex_digit_value(char c)
 {
         if (c >= '0' && c <= '9')
                 return c - '0';
@@ -57,7 +57,7 @@ static int unhex(char c)
 static int hex_decode_into(const char *s, size_t n, uint8_t *out)
 {
         for (size_t i = 0; i < n; i++) {
-                int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+                int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EBADMSG;
                 out[i] = (uint8_t) (hi << 4 | lo);
