@@ -285,7 +285,7 @@ static void help(void)
                "image build (its key is a development key, for local clusters only):\n"
                "  cloister config fetch-measurements \\\n"
                "      --url file://$PWD/build/image/measurements.json \\\n"
-               "      --pubkey build/image/measurements-dev-key.pub.pem\n"
+               "      --pubkey build/image/measurements-DEVELOPMENT-ONLY.pub.pem\n"
                "See docs/config.md.\n",
                MEASUREMENTS_FILE_SIZE_MAX, MEASUREMENTS_SIGNATURE_MAX);
 }

@@ -24,7 +24,7 @@ static const Verb verbs[] = {
         { "verify", 0, VERB_ANY, verb_verify,
           "attest a node now and print every check (PCRs, cluster ID in PCR 15)" },
         { "config", 1, VERB_ANY, verb_config,
-          "generate: a cluster configuration (attestation policy and defaults) per provider" },
+          "generate | fetch-measurements: a cluster configuration (policy, defaults)" },
         { "mini", 1, VERB_ANY, verb_mini,
           "up | down | status: a local cluster in network namespaces (root)" },
         {},
