@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,7 +294,7 @@ static bool node_has_cluster_disk(void)
 /* A program of ours next to this binary: buf gets <dir of /proc/self/exe>/name. */
 static const char *next_to_self(const char *name, char *buf, size_t size)
 {
-        char self[4096];
+        char self[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         char *slash;
 

@@ -80,8 +80,8 @@ def test_worker_state_disk_is_dm_crypt_opened_by_the_disk_mapper_and_mounted(clu
     assert any(m.startswith("cloister-root CRYPT-VERITY-") for m in report["mapping"])
     console = worker.console_text()
     assert "ready as /dev/mapper/cloister-state on /var/lib/cloister-state" in console
-    assert re.search(r"boots 1 first (\S+) this \1", "\n".join(
-        "boots " + b for b in report["boots"])), report["boots"]
+    m = re.fullmatch(r"1 first (\S+) this (\S+)", report["boots"][0])
+    assert m and m.group(1) == m.group(2), report["boots"]
 
 
 def test_worker_reboot_rejoins_opens_the_same_disk_and_reads_back_its_file(cluster):

@@ -15,6 +15,7 @@ workspace directory and one network namespace (no change to the host's network):
 QEMU runs under TCG here (vmharness.accelerator()). Waiting is on console output, with deadlines,
 never fixed sleeps.
 """
+import hashlib
 import json
 import os
 import re
@@ -230,7 +231,7 @@ class Cluster:
         self.cli = self.build / "bin/cloister"
         self.image_dir = Path(image_dir or self.build / "image").resolve()
         self.log = log
-        tag = __import__("hashlib").sha256(str(self.dir).encode()).hexdigest()[:6]
+        tag = hashlib.sha256(str(self.dir).encode()).hexdigest()[:6]
         self.ns = f"cvm-{tag}"
         self.owner = self.dir / "owner"
         self.nodes = []
