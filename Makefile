@@ -10,7 +10,8 @@
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make bench      benchmarks (ratios against a baseline measured in the same run)
 #   make mini       a local cluster, verified
-#   make image      the node image (build/image/image.raw: UKI, dm-verity root; needs root)
+#   make image      the node image (build/image/image.raw: UKI, dm-verity root; needs root;
+#                   MEASUREMENTS_VERSION=N numbers its signed measurements file)
 #   make test-e2e   the image booted as QEMU VMs: a 2-node cluster, reboot, a modified image
 #   make install    binaries to $(DESTDIR)$(PREFIX)
 
@@ -180,8 +181,12 @@ test-run-san: build-tests
 # The node image and the tests that boot it (tests/e2e: QEMU VMs with OVMF and swtpm). The image
 # carries the optimised binaries of $(BUILD) (never the sanitizer build's).
 IMAGE_DIR := $(BUILD)/image
+# The signed measurements file's measurementsVersion (docs/measured-boot.md); empty: the build's
+# SOURCE_DATE_EPOCH (the last commit's time).
+MEASUREMENTS_VERSION ?=
 image: all
-	$(Q)$(PYTHON) image/build --build $(BUILD) --output $(IMAGE_DIR)
+	$(Q)$(PYTHON) image/build --build $(BUILD) --output $(IMAGE_DIR) \
+	        $(if $(MEASUREMENTS_VERSION),--measurements-version $(MEASUREMENTS_VERSION))
 
 test-e2e: all
 	$(Q)mkdir -p $(BUILD)/test-results

@@ -29,12 +29,24 @@ int verb_config(int argc, char *argv[], void *userdata);
 int verb_mini(int argc, char *argv[], void *userdata);
 int verb_recover(int argc, char *argv[], void *userdata);
 int verb_status(int argc, char *argv[], void *userdata);
+int verb_control_plane(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
-/* Every check of a verification; verdict < 0 fail, > 0 incomplete, 0 pass. */
-void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d);
-int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d);
+/* Whether a verdict covers the evidence's freshness: its binding (quote qualifying data, SNP
+ * REPORT_DATA) to the verifier's nonce. Only a pass with CLI_FRESHNESS_CHECKED shows that the
+ * evidence is not a replay. */
+typedef enum CliFreshness {
+        CLI_FRESHNESS_CHECKED,    /* an expected binding was given and enforced */
+        CLI_FRESHNESS_NO_BINDING, /* none given: the caller must not report a pass */
+        CLI_FRESHNESS_OFFLINE,    /* --no-binding: offline inspection, asked for explicitly */
+} CliFreshness;
+/* Every check of a verification; verdict < 0 fail, > 0 incomplete, 0 pass. Unless freshness is
+ * CLI_FRESHNESS_CHECKED both say that freshness was not checked, and a pass is qualified. */
+void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d,
+                           CliFreshness freshness);
+int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d,
+                          CliFreshness freshness);
 typedef struct RpcClientConfig RpcClientConfig;
 /* --timeout SEC (1..3600) into the total (and, if larger, connect) timeout. */
 int cli_parse_timeout(const char *arg, RpcClientConfig *c);
@@ -52,6 +64,17 @@ typedef struct Evidence Evidence;
 int cli_evidence_load_ak(const char *path, Evidence **ret_evidence, char **ret_ak_public);
 
 typedef struct json_t json_t;
+/* A configuration's "measurementsSource": the measurements file its PCRs were last taken from
+ * (docs/config.md), what config fetch-measurements compares the next one with. */
+typedef struct CliMeasurementsSource {
+        bool present;
+        /* the file's measurementsVersion, its fields (owned by CliConfig.json) and the SHA-256
+         * of its exact bytes */
+        int64_t version;
+        const char *image, *image_version, *created, *source;
+        uint8_t sha256[32];
+        bool signature_checked;
+} CliMeasurementsSource;
 /* A cluster configuration file (docs/config.md), as `cloister config generate` writes it. */
 typedef struct CliConfig {
         json_t *json; /* owns the strings below */
@@ -59,6 +82,7 @@ typedef struct CliConfig {
         const char *cluster_name, *kubernetes_version, *service_cidr; /* NULL if absent */
         char *policy;        /* the "attestation" object, serialised */
         char *policy_source; /* "FILE: attestation", for messages */
+        CliMeasurementsSource measurements_source;
 } CliConfig;
 
 /* --policy FILE and --config FILE are alternatives: refuses both (naming verb), and loads the
@@ -82,6 +106,10 @@ int cli_measurements_parse(const void *data, size_t size, const char *source,
 /* Sets ms[PCR] = {"expected": hex of expected, or null if NULL, "warnOnly": warn_only}: how a
  * configuration's attestation.measurements holds one PCR. */
 int cli_measurements_set_pcr(json_t *ms, unsigned pcr, const uint8_t *expected, bool warn_only);
+/* The "measurementsSource" record of a format-2 measurements file taken from source (a URL or
+ * a file name); NULL if out of memory. */
+json_t *cli_measurements_source_json(const MeasurementsFile *m, const char *source,
+                                     bool signature_checked);
 /* cloister config fetch-measurements (cloister-config-fetch.c). */
 int verb_config_fetch_measurements(int argc, char *argv[], void *userdata);
 

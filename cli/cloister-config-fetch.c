@@ -2,9 +2,11 @@
 /* `cloister config fetch-measurements`: a published, signed measurements file into the PCR
  * expectations of a cluster configuration (docs/config.md). The phases: check the options and
  * the configuration, fetch the file and its signature, verify the signature over the exact
- * bytes, only then parse them, update attestation.measurements, write the file atomically. */
+ * bytes, only then parse them, refuse a rollback (an older measurementsVersion than the one
+ * recorded), update attestation.measurements and measurementsSource, write the file atomically. */
 #include <assert.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,18 +259,107 @@ static int update_pcrs(json_t *ms, const MeasurementsFile *m, bool *ret_changed)
         return 0;
 }
 
+/* "image 'NAME' VERSION, measurements version N, created T". */
+static void describe_file(const MeasurementsFile *m, char *buf, size_t size)
+{
+        (void) snprintf(buf, size, "image '%s' %s, measurements version %" PRId64 ", created %s",
+                        m->image, m->image_version, m->measurements_version, m->created);
+        printable_ascii(buf);
+}
+
+static void describe_source(const CliMeasurementsSource *s, char *buf, size_t size)
+{
+        (void) snprintf(buf, size, "image '%s' %s, created %s, from %s", s->image, s->image_version,
+                        s->created, s->source);
+        printable_ascii(buf);
+}
+
+/* The PCRs (except 15, never taken) the file marks warnOnly, as "4, 9"; "" if none. */
+static void warn_only_pcrs(const MeasurementsFile *m, char *buf, size_t size)
+{
+        size_t n = 0;
+
+        buf[0] = '\0';
+        for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                if (i != PCR_CLUSTER && m->pcrs[i].present && m->pcrs[i].warn_only && n < size)
+                        n += (size_t) snprintf(buf + n, size - n, "%s%u", n ? ", " : "", i);
+}
+
+/* Rollback protection (docs/config.md): the file must carry a measurementsVersion, and one not
+ * lower than the configuration's record, nor equal to it with other bytes, unless
+ * allow_downgrade. *ret_downgrade: whether allow_downgrade was needed. Logs one line. */
+static int check_version(const char *url, const char *config_path, const MeasurementsFile *m,
+                         const CliMeasurementsSource *old, bool allow_downgrade,
+                         bool *ret_downgrade)
+{
+        char was[1024], hex_old[65], hex_new[65];
+
+        *ret_downgrade = false;
+        if (m->format_version < 2)
+                return log_error_errno(
+                        -EPROTONOSUPPORT,
+                        "%s: refused: a format-1 measurements file, without measurementsVersion: "
+                        "nothing tells it from an older file signed with the same key. Ask its "
+                        "publisher for a format-2 file ('cloister-measure image IMAGE -o json "
+                        "--measurements-version N', signed again with 'cloister-measure sign'; "
+                        "docs/measured-boot.md). Nothing was changed.",
+                        url);
+        if (!old->present)
+                return 0;
+        describe_source(old, was, sizeof(was));
+        if (m->measurements_version < old->version) {
+                if (!allow_downgrade)
+                        return log_error_errno(
+                                -EPERM,
+                                "%s: refused: measurements version %" PRId64
+                                " is older than version %" PRId64
+                                ", which %s already holds (%s): an older signed file can bring "
+                                "back an image since found vulnerable. If you mean to go back "
+                                "to it, run again with --allow-downgrade. Nothing was changed.",
+                                url, m->measurements_version, old->version, config_path, was);
+                *ret_downgrade = true;
+                return 0;
+        }
+        if (m->measurements_version == old->version &&
+            memcmp(m->sha256, old->sha256, sizeof(m->sha256)) != 0) {
+                hex_encode_buf(old->sha256, sizeof(old->sha256), hex_old, sizeof(hex_old));
+                hex_encode_buf(m->sha256, sizeof(m->sha256), hex_new, sizeof(hex_new));
+                if (!allow_downgrade)
+                        return log_error_errno(
+                                -EPERM,
+                                "%s: refused: measurements version %" PRId64
+                                " is the version %s already holds (%s), but this file is another "
+                                "one (SHA-256 %s, recorded %s): the publisher's key signed two "
+                                "different files with one version. Ask the publisher which one "
+                                "is right; --allow-downgrade takes this one knowingly. Nothing "
+                                "was changed.",
+                                url, m->measurements_version, config_path, was, hex_new, hex_old);
+                *ret_downgrade = true;
+        }
+        return 0;
+}
+
 static void help(void)
 {
         printf("Usage: cloister config fetch-measurements --url URL --pubkey PUB.pem\n"
                "         [--signature-url URL] [--config FILE] [--timeout SEC]\n"
+               "         [--allow-downgrade] [--allow-warn-only]\n"
                "       cloister config fetch-measurements --url URL --insecure-no-signature "
                "[...]\n\n"
                "Downloads a measurements file (what 'cloister-measure image IMAGE -o json'\n"
                "prints, signed with 'cloister-measure sign'), verifies its signature with\n"
                "PUB.pem, and writes the PCRs it predicts (4, 9, 11 and those it predicts zero)\n"
                "into attestation.measurements of the configuration, atomically, mode 0600.\n"
-               "PCR 15 is never taken from the file (the cluster sets it), and no other field\n"
-               "changes. Prints each PCR, old -> new, and where the values came from.\n\n"
+               "PCR 15 is never taken from the file (the cluster sets it). It records the\n"
+               "file's measurementsVersion, image, imageVersion, created and SHA-256 in\n"
+               "measurementsSource; no other field changes. Prints each PCR, old -> new, and\n"
+               "where the values came from.\n\n"
+               "Refused, after the signature is checked, nothing changed:\n"
+               "  - a file without measurementsVersion (format 1): ask its publisher for a\n"
+               "    format-2 one;\n"
+               "  - a measurementsVersion lower than the one recorded, or the same with other\n"
+               "    bytes (a rollback, or a key that signed two files with one version);\n"
+               "  - a file marking PCRs warnOnly (a node whose PCR differs would be accepted).\n\n"
                "  --url URL              https://HOST/PATH or file:///ABSOLUTE/PATH (plain\n"
                "                         http:// is refused)\n"
                "  --signature-url URL    the detached signature (default URL.sig)\n"
@@ -277,6 +368,9 @@ static void help(void)
                "(default " CLI_CONFIG_FILE_DEFAULT ");\n"
                "                         its variant must have PCRs: qemu-vtpm or azure-sev-snp\n"
                "  --timeout SEC          for each download (default 30)\n"
+               "  --allow-downgrade      take a file older than the recorded one, or another\n"
+               "                         file with the recorded version, knowingly (warns)\n"
+               "  --allow-warn-only      take warnOnly PCRs from the file (warns, listing them)\n"
                "  --insecure-no-signature\n"
                "                         INSECURE, for development: take the file without any\n"
                "                         signature; whoever can change it picks the images\n"
@@ -299,6 +393,8 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                 ARG_CONFIG,
                 ARG_TIMEOUT,
                 ARG_INSECURE,
+                ARG_ALLOW_DOWNGRADE,
+                ARG_ALLOW_WARN_ONLY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -308,6 +404,8 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "insecure-no-signature", no_argument, NULL, ARG_INSECURE },
+                { "allow-downgrade", no_argument, NULL, ARG_ALLOW_DOWNGRADE },
+                { "allow-warn-only", no_argument, NULL, ARG_ALLOW_WARN_ONLY },
                 {},
         };
         const char *url = NULL, *sig_url = NULL, *pubkey = NULL,
@@ -322,7 +420,11 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         AttestVariant variant;
         json_t *att, *ms;
         size_t size = 0, sig_size = 0, pub_size = 0;
-        bool insecure = false, changed = false, incomplete;
+        bool insecure = false, changed = false, incomplete, allow_downgrade = false,
+             allow_warn_only = false, downgrade = false;
+        char what[1024], was[1024], warn_only[EVIDENCE_PCR_COUNT * 4];
+        json_t *record, *old_record;
+        int64_t old_version;
         Diag d;
         int c, r;
 
@@ -353,6 +455,12 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_INSECURE:
                         insecure = true;
+                        break;
+                case ARG_ALLOW_DOWNGRADE:
+                        allow_downgrade = true;
+                        break;
+                case ARG_ALLOW_WARN_ONLY:
+                        allow_warn_only = true;
                         break;
                 default:
                         return -EINVAL;
@@ -450,19 +558,69 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         r = cli_measurements_parse(data, size, url, &m);
         if (r < 0)
                 return r;
+        r = check_version(url, config_path, m, &config.measurements_source, allow_downgrade,
+                          &downgrade);
+        if (r < 0)
+                return r;
+        warn_only_pcrs(m, warn_only, sizeof(warn_only));
+        if (warn_only[0] && !allow_warn_only)
+                return log_error_errno(-EPERM,
+                                       "%s: refused: the file marks PCR %s warnOnly: a node whose "
+                                       "value differs would be accepted with a warning, so the "
+                                       "image is not checked there. 'cloister-measure' never "
+                                       "writes warnOnly; if the publisher meant it, run again "
+                                       "with --allow-warn-only. Nothing was changed.",
+                                       url, warn_only);
 
         if (!ms) {
                 ms = json_object();
                 if (!ms || json_object_set_new(att, "measurements", ms) < 0)
                         return log_oom();
         }
-        printable_ascii(m->image);
-        printf("%s: measurements of image '%s' from %s (%s%s):\n", config_path, m->image, url,
+        describe_file(m, what, sizeof(what));
+        printf("%s: measurements from %s (%s%s):\n  %s\n", config_path, url,
                insecure ? "SIGNATURE NOT CHECKED" : "signature verified with ",
-               insecure ? "" : pubkey);
+               insecure ? "" : pubkey, what);
+        if (config.measurements_source.present) {
+                describe_source(&config.measurements_source, was, sizeof(was));
+                printf("  measurements version: %" PRId64 " -> %" PRId64 " (recorded: %s)\n",
+                       config.measurements_source.version, m->measurements_version, was);
+        } else
+                printf("  measurements version: none recorded -> %" PRId64 "\n",
+                       m->measurements_version);
+        if (config.measurements_source.present &&
+            strcmp(config.measurements_source.image, m->image) != 0)
+                log_warning("%s: the image name changes from '%s' to '%s': make sure this file "
+                            "is for the image your cluster runs.",
+                            url, config.measurements_source.image, m->image);
+        if (downgrade)
+                log_warning("DOWNGRADE: --allow-downgrade: %s takes measurements version %" PRId64
+                            " from %s in place of version %" PRId64
+                            "%s: nodes booted from the image it describes are trusted, with "
+                            "whatever flaw was fixed after it. Only if you mean to go back.",
+                            config_path, m->measurements_version, url,
+                            config.measurements_source.version,
+                            m->measurements_version == config.measurements_source.version
+                                    ? " (the same version, another file)"
+                                    : "");
+        if (warn_only[0])
+                log_warning("WARN-ONLY: --allow-warn-only: %s takes PCR %s as warnOnly from %s: "
+                            "a node whose value differs there is accepted with a warning.",
+                            config_path, warn_only, url);
         r = update_pcrs(ms, m, &changed);
         if (r < 0)
                 return r;
+        record = cli_measurements_source_json(m, url, !insecure);
+        if (!record)
+                return log_oom();
+        old_record = json_object_get(config.json, "measurementsSource");
+        if (!old_record || !json_equal(old_record, record))
+                changed = true;
+        old_version = config.measurements_source.version;
+        /* Replacing the record frees the strings config.measurements_source points to. */
+        config.measurements_source = (CliMeasurementsSource){};
+        if (json_object_set_new(config.json, "measurementsSource", record) < 0)
+                return log_oom();
 
         /* The result must still load as a policy; a value still unset elsewhere is fine. */
         if (json_dump_compact(att, &policy) < 0)
@@ -488,5 +646,9 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                 log_warning("INSECURE: %s now expects measurements whose signature was not "
                             "checked.",
                             config_path);
+        if (downgrade && changed)
+                log_warning("DOWNGRADE: %s now expects measurements version %" PRId64
+                            ", older than or in place of version %" PRId64 ".",
+                            config_path, m->measurements_version, old_version);
         return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cluster configuration file (docs/config.md): `cloister config generate` writes it,
  * `cloister apply --config` and `cloister verify --config` read it. */
+#include <assert.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,11 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
+#include "cloister/timestamp.h"
 
 #define CONFIG_VERSION 1
+/* measurementsSource.source: a URL (config fetch-measurements) or a file name (generate). */
+#define CONFIG_SOURCE_MAX 4096U
 
 /* Minimum SEV-SNP TCB (SPL per component) of AMD Milan firmware, as in docs/snp.md's example. */
 #define SNP_MIN_TCB_BOOTLOADER 3
@@ -134,6 +138,19 @@ int cli_measurements_set_pcr(json_t *ms, unsigned i, const uint8_t *expected, bo
         if (!e || json_object_set_new(ms, key, e) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+json_t *cli_measurements_source_json(const MeasurementsFile *m, const char *source,
+                                     bool signature_checked)
+{
+        char hex[2 * sizeof(m->sha256) + 1];
+
+        assert(m->format_version >= 2);
+        hex_encode_buf(m->sha256, sizeof(m->sha256), hex, sizeof(hex));
+        return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:b}", "measurementsVersion",
+                         (json_int_t) m->measurements_version, "image", m->image, "imageVersion",
+                         m->image_version, "created", m->created, "sha256", hex, "source", source,
+                         "signatureChecked", signature_checked);
 }
 
 /* The PCR expectations: the measurements file's (PCR 4, 9, 11 null without one), and PCR 15
@@ -259,7 +276,9 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "listed with how to fill them: a config holding one is refused.\n\n"
                                "  --measurements FILE  what 'cloister-measure uki|image IMAGE -o\n"
                                "                       json' prints: PCR 4, 9, 11 and the PCRs\n"
-                               "                       it predicts zero (qemu, azure)\n"
+                               "                       it predicts zero (qemu, azure); its\n"
+                               "                       measurementsVersion is recorded for\n"
+                               "                       'config fetch-measurements'\n"
                                "  --evidence FILE      qemu only: pins the attestation key of\n"
                                "                       this evidence ('cloister attestation\n"
                                "                       issue'): trust on first use, for local\n"
@@ -328,6 +347,11 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "kubernetesVersion", CLI_KUBERNETES_VERSION, "serviceCidr",
                                CLI_SERVICE_CIDR_DEFAULT, "attestation", att)
                    : NULL;
+        /* What a later fetch-measurements compares its file with (no record for format 1). */
+        if (root && m && m->format_version >= 2 &&
+            json_object_set_new(root, "measurementsSource",
+                                cli_measurements_source_json(m, measurements, false)) < 0)
+                return log_oom();
         if (!root || json_dump_pretty(root, &text) < 0 || asprintf(&doc, "%s\n", text) < 0)
                 return log_oom();
         r = write_file_atomic(file, doc, strlen(doc), 0600, force ? 0 : WRITE_FILE_EXCLUSIVE);
@@ -371,17 +395,68 @@ static int get_optional_string(const JsonCtx *ctx, const json_t *o, const char *
         return r;
 }
 
+/* "measurementsSource" (docs/config.md): typed and bounded like the measurements file it
+ * records, unknown keys refused. */
+static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
+                                     CliMeasurementsSource *ret)
+{
+        static const char *const keys[] = {
+                "measurementsVersion", "image", "imageVersion", "created", "sha256", "source",
+                "signatureChecked",    NULL
+        };
+        CliMeasurementsSource s = { .present = true };
+        char buf[64];
+        time_t t;
+        int r;
+
+        JsonCtx c = json_ctx_child(ctx, "measurementsSource", buf, sizeof(buf));
+        r = json_check_keys(&c, o, keys);
+        if (r >= 0)
+                r = json_get_int(&c, o, "measurementsVersion", true, 1, MEASUREMENTS_VERSION_MAX,
+                                 &s.version);
+        if (r >= 0)
+                r = json_get_string(&c, o, "image", true, &s.image);
+        if (r >= 0)
+                r = json_get_string(&c, o, "imageVersion", true, &s.image_version);
+        if (r >= 0)
+                r = json_get_string(&c, o, "created", true, &s.created);
+        if (r >= 0)
+                r = json_get_hex_exact(&c, o, "sha256", true, s.sha256, sizeof(s.sha256));
+        if (r >= 0)
+                r = json_get_string(&c, o, "source", true, &s.source);
+        if (r >= 0)
+                r = json_get_bool(&c, o, "signatureChecked", true, &s.signature_checked);
+        if (r < 0)
+                return r;
+        if (!measurements_text_valid(s.image) || !measurements_text_valid(s.image_version))
+                return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .measurementsSource: image and imageVersion must be 1 to "
+                                 "%u bytes without control characters",
+                                 c.source, MEASUREMENTS_TEXT_MAX);
+        if (timestamp_parse_utc(s.created, &t) < 0)
+                return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .measurementsSource.created: not an RFC 3339 UTC time "
+                                 "YYYY-MM-DDTHH:MM:SSZ",
+                                 c.source);
+        if (!*s.source || strlen(s.source) > CONFIG_SOURCE_MAX)
+                return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .measurementsSource.source: must be 1 to %u bytes", c.source,
+                                 CONFIG_SOURCE_MAX);
+        *ret = s;
+        return 0;
+}
+
 /* allow_unset: a policy whose only fault is a value not set yet (null) is accepted. */
 static int config_load(const char *path, bool allow_unset, CliConfig *ret)
 {
-        static const char *const keys[] = { "version",     "provider",
-                                            "clusterName", "kubernetesVersion",
-                                            "serviceCidr", "attestation",
-                                            NULL };
+        static const char *const keys[] = {
+                "version",     "provider",    "clusterName",        "kubernetesVersion",
+                "serviceCidr", "attestation", "measurementsSource", NULL
+        };
         _cleanup_(cli_config_done) CliConfig c = {};
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         JsonCtx ctx = { .source = path, .path = "" };
-        json_t *att = NULL;
+        json_t *att = NULL, *ms_source = NULL;
         char *source = NULL;
         int64_t version;
         Diag d;
@@ -409,6 +484,13 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
                 r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
         if (r >= 0)
                 r = json_get_object(&ctx, c.json, "attestation", true, &att);
+        if (r >= 0) {
+                r = json_get_object(&ctx, c.json, "measurementsSource", false, &ms_source);
+                if (r >= 0)
+                        r = measurements_source_parse(&ctx, ms_source, &c.measurements_source);
+                else if (r == -ENOENT)
+                        r = 0;
+        }
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         if (json_dump_compact(att, &c.policy) < 0 || asprintf(&source, "%s: attestation", path) < 0)
@@ -445,10 +527,21 @@ int cli_policy_or_config(const char *verb, const char *policy_path, const char *
 
 int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d)
 {
-        if (policy_path)
-                return attest_policy_load(policy_path, ret, d);
-        return attest_policy_parse(config->policy, strlen(config->policy), config->policy_source,
-                                   ret, d);
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        const char *source = policy_path ?: config->policy_source;
+        int r;
+
+        r = policy_path ? attest_policy_load(policy_path, &p, d)
+                        : attest_policy_parse(config->policy, strlen(config->policy),
+                                              config->policy_source, &p, d);
+        if (r < 0)
+                return r;
+        /* What the CLI verifies with must pin the image itself. */
+        r = attest_policy_check_enforcing(p, source, d);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
 }
 
 int verb_config(int argc, char *argv[], void *userdata)

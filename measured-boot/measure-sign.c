@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,18 +20,33 @@ static int load(const char *path, size_t max, uint8_t **ret, size_t *size)
 }
 
 /* The file must be a valid measurements file before it is signed or trusted. */
-static int check_format(const char *path, const uint8_t *data, size_t size)
+static int check_format(const char *path, const uint8_t *data, size_t size, MeasurementsFile **ret)
 {
-        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         Diag d;
         int r;
 
         diag_clear(&d);
-        r = measurements_file_parse(data, size, path, &m, &d);
+        r = measurements_file_parse(data, size, path, ret, &d);
         if (r < 0)
                 (void) log_error_errno(r, "%s", d.message);
         return r;
 }
+
+/* "image 'NAME' VERSION, measurements version N, created T" of a format-2 file. */
+static void describe(const MeasurementsFile *m, char *buf, size_t size)
+{
+        (void) snprintf(buf, size, "image '%s' %s, measurements version %" PRId64 ", created %s",
+                        m->image, m->image_version, m->measurements_version, m->created);
+        for (char *p = buf; *p; p++)
+                if ((unsigned char) *p < ' ' || *p == 0x7f)
+                        *p = '?';
+}
+
+static const char *const format1_hint =
+        "format 1, without measurementsVersion: nothing tells it from an older file signed with "
+        "the same key, and 'cloister config fetch-measurements' refuses it. Make it again with "
+        "'cloister-measure image IMAGE -o json --measurements-version N' (format 2, "
+        "docs/measured-boot.md)";
 
 int verb_sign(int argc, char *argv[], void *userdata)
 {
@@ -42,7 +58,9 @@ int verb_sign(int argc, char *argv[], void *userdata)
         };
         _cleanup_(freep) uint8_t *data = NULL, *key = NULL, *sig = NULL;
         _cleanup_(freep) char *out_default = NULL;
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         const char *keyfile = NULL, *out = NULL;
+        char what[512];
         size_t size, ks, sn;
         Diag d;
         int c, r;
@@ -53,7 +71,8 @@ int verb_sign(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister-measure sign --key KEY.pem FILE [--output SIG]\n\n"
                                "Signs a measurements file (ECDSA P-256, detached DER signature,\n"
-                               "default FILE.sig). The file is validated first.\n");
+                               "default FILE.sig). The file is validated first; format 1 (no\n"
+                               "measurementsVersion, docs/measured-boot.md) is refused.\n");
                         return 0;
                 case 'k':
                         keyfile = optarg;
@@ -68,8 +87,13 @@ int verb_sign(int argc, char *argv[], void *userdata)
         if (argc - optind != 1 || !keyfile)
                 return log_error_errno(-EINVAL, "sign: --key KEY.pem and one FILE are required.");
         if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
-            (r = check_format(argv[optind], data, size)) < 0 ||
-            (r = load(keyfile, 64 * 1024, &key, &ks)) < 0)
+            (r = check_format(argv[optind], data, size, &m)) < 0)
+                return r;
+        if (m->format_version < 2)
+                return log_error_errno(-EPROTONOSUPPORT, "%s: refused: %s.", argv[optind],
+                                       format1_hint);
+        r = load(keyfile, 64 * 1024, &key, &ks);
+        if (r < 0)
                 return r;
         diag_clear(&d);
         r = measurements_sign(data, size, key, ks, &sig, &sn, &d);
@@ -84,7 +108,8 @@ int verb_sign(int argc, char *argv[], void *userdata)
         r = write_file_atomic(out, sig, sn, 0644, 0);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot write: %m", out);
-        printf("Signed %s: %s\n", argv[optind], out);
+        describe(m, what, sizeof(what));
+        printf("Signed %s (%s): %s\n", argv[optind], what, out);
         return 0;
 }
 
@@ -96,7 +121,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 {},
         };
         _cleanup_(freep) uint8_t *data = NULL, *pub = NULL, *sig = NULL;
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         const char *pubfile = NULL;
+        char what[512];
         size_t size, ps, sn;
         Diag d;
         int c, r;
@@ -125,9 +152,15 @@ int verb_verify(int argc, char *argv[], void *userdata)
         r = measurements_verify(data, size, sig, sn, pub, ps, &d);
         if (r < 0)
                 return log_error_errno(r, "%s: %s", argv[optind], d.message);
-        r = check_format(argv[optind], data, size);
+        r = check_format(argv[optind], data, size, &m);
         if (r < 0)
                 return r;
-        printf("%s: signature valid\n", argv[optind]);
+        if (m->format_version < 2) {
+                printf("%s: signature valid (format 1)\n", argv[optind]);
+                log_warning("%s: %s.", argv[optind], format1_hint);
+                return 0;
+        }
+        describe(m, what, sizeof(what));
+        printf("%s: signature valid (%s)\n", argv[optind], what);
         return 0;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloister-measure uki | image: predict the PCRs of a direct firmware boot of a UKI. */
+#include <assert.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,8 +15,10 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/macro.h"
+#include "cloister/measurements.h"
 #include "cloister/pe.h"
 #include "cloister/spawn.h"
+#include "cloister/timestamp.h"
 #include "cloister/uki.h"
 #include "measure.h"
 
@@ -27,23 +30,71 @@ typedef struct Options {
         bool json;
         const char *name;
         const char *input;
+        /* -o json only: the measurements file's format-2 fields (docs/measured-boot.md). */
+        int64_t measurements_version; /* 0: the creation time in seconds */
+        const char *image_version;    /* NULL: IMAGE_VERSION of the UKI's .osrel */
+        const char *created;          /* NULL: $SOURCE_DATE_EPOCH, else now */
 } Options;
+
+/* The help text's part about the measurements file that -o json prints. */
+#define JSON_OPTIONS_HELP                                                                          \
+        "\n"                                                                                       \
+        "-o json prints a measurements file (format 2, docs/measured-boot.md), ready\n"            \
+        "for 'cloister-measure sign'. With it:\n"                                                  \
+        "  --name NAME                 the image name (default: the file name)\n"                  \
+        "  --measurements-version N    the publisher's counter, 1.." MEASUREMENTS_VERSION_MAX_TEXT \
+        ": every\n"                                                                                \
+        "                              file you publish needs a larger one ('cloister\n"           \
+        "                              config fetch-measurements' refuses an older one);\n"        \
+        "                              default: the creation time in seconds since 1970\n"         \
+        "  --image-version VERSION     default: IMAGE_VERSION of the UKI's os-release\n"           \
+        "                              (.osrel section)\n"                                         \
+        "  --created YYYY-MM-DDTHH:MM:SSZ\n"                                                       \
+        "                              the creation time, UTC (default: $SOURCE_DATE_EPOCH\n"      \
+        "                              if set, for reproducible builds; else now)\n"
+#define MEASUREMENTS_VERSION_MAX_TEXT "9007199254740991"
+
+static int parse_measurements_version(const char *arg, int64_t *ret)
+{
+        int64_t v = 0;
+
+        for (const char *p = arg; *p; p++) {
+                if (*p < '0' || *p > '9' || v > (MEASUREMENTS_VERSION_MAX - (*p - '0')) / 10) {
+                        v = 0;
+                        break;
+                }
+                v = v * 10 + (*p - '0');
+        }
+        if (v < 1)
+                return log_error_errno(-EINVAL,
+                                       "--measurements-version '%s': a decimal integer "
+                                       "1.." MEASUREMENTS_VERSION_MAX_TEXT " is required.",
+                                       arg);
+        *ret = v;
+        return 0;
+}
 
 static int parse_options(int argc, char *argv[], const char *usage, Options *o)
 {
+        enum { ARG_MEASUREMENTS_VERSION = 0x100, ARG_IMAGE_VERSION, ARG_CREATED };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "output", required_argument, NULL, 'o' },
                 { "name", required_argument, NULL, 'n' },
+                { "measurements-version", required_argument, NULL, ARG_MEASUREMENTS_VERSION },
+                { "image-version", required_argument, NULL, ARG_IMAGE_VERSION },
+                { "created", required_argument, NULL, ARG_CREATED },
                 {},
         };
-        int c;
+        time_t t;
+        int c, r;
 
         optind = 0;
         while ((c = getopt_long(argc, argv, "ho:n:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         fputs(usage, stdout);
+                        fputs(JSON_OPTIONS_HELP, stdout);
                         return 0;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
@@ -55,12 +106,39 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                 case 'n':
                         o->name = optarg;
                         break;
+                case ARG_MEASUREMENTS_VERSION:
+                        r = parse_measurements_version(optarg, &o->measurements_version);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_IMAGE_VERSION:
+                        if (!measurements_text_valid(optarg))
+                                return log_error_errno(-EINVAL,
+                                                       "--image-version: 1 to %u bytes without "
+                                                       "control characters.",
+                                                       MEASUREMENTS_TEXT_MAX);
+                        o->image_version = optarg;
+                        break;
+                case ARG_CREATED:
+                        if (timestamp_parse_utc(optarg, &t) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "--created '%s': an RFC 3339 UTC time "
+                                                       "YYYY-MM-DDTHH:MM:SSZ is required.",
+                                                       optarg);
+                        o->created = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
         }
         if (argc - optind != 1)
                 return log_error_errno(-EINVAL, "%s: expected exactly one FILE. See --help.",
+                                       argv[0]);
+        if (!o->json && (o->measurements_version || o->image_version || o->created))
+                return log_error_errno(-EINVAL,
+                                       "%s: --measurements-version, --image-version and "
+                                       "--created are fields of the measurements file: they go "
+                                       "with -o json.",
                                        argv[0]);
         o->input = argv[optind];
         if (!o->name) {
@@ -69,26 +147,131 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
         }
         {
                 json_t *probe = json_string(o->name); /* NULL unless valid UTF-8 */
-                if (!probe)
+                if (!probe || !measurements_text_valid(o->name)) {
+                        json_decref(probe);
                         return log_error_errno(-EINVAL,
-                                               "image name '%s' is not UTF-8: give one with "
+                                               "image name '%s' is not 1 to %u bytes of UTF-8 "
+                                               "without control characters: give one with "
                                                "--name.",
-                                               o->name);
+                                               o->name, MEASUREMENTS_TEXT_MAX);
+                }
                 json_decref(probe);
         }
         return 1;
 }
 
-static int print_prediction(const UkiPrediction *p, const Options *o)
+/* IMAGE_VERSION= of the os-release in the UKI's .osrel section (os-release(5)): the value, its
+ * quotes removed. -ENOENT if there is none. The UKI is the publisher's own input, but bounded
+ * all the same: the section lies inside the file (pe_parse()), the value is checked. */
+static int osrel_image_version(const uint8_t *data, size_t size, char **ret)
+{
+        static const char key[] = "IMAGE_VERSION=";
+        _cleanup_(freep) PeImage *pe = calloc(1, sizeof(PeImage));
+        _cleanup_(freep) char *value = NULL;
+        const PeSection *s;
+        const uint8_t *p, *end;
+
+        if (!pe)
+                return -ENOMEM;
+        if (pe_parse(data, size, pe, NULL) < 0 || !(s = pe_find_section(pe, ".osrel")))
+                return -ENOENT;
+        p = data + s->raw_offset;
+        end = p + MIN(s->virtual_size, s->raw_size);
+        while (p < end) {
+                const uint8_t *nl = memchr(p, '\n', (size_t) (end - p)), *eol = nl ?: end;
+                size_t n = (size_t) (eol - p);
+
+                if (n >= sizeof(key) - 1 && memcmp(p, key, sizeof(key) - 1) == 0) {
+                        const uint8_t *v = p + sizeof(key) - 1;
+                        size_t vn = n - (sizeof(key) - 1);
+
+                        if (vn > 0 && v[vn - 1] == '\r')
+                                vn--;
+                        if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) {
+                                v++;
+                                vn -= 2;
+                        }
+                        free(value); /* the last assignment wins, as in a shell */
+                        value = strndup((const char *) v, vn);
+                        if (!value)
+                                return -ENOMEM;
+                        if (strlen(value) != vn || strpbrk(value, "\"'\\$`"))
+                                return -EBADMSG; /* a NUL or shell quoting: not read here */
+                }
+                p = eol + 1;
+        }
+        if (!value)
+                return -ENOENT;
+        if (!measurements_text_valid(value))
+                return -EBADMSG;
+        *ret = TAKE_PTR(value);
+        return 0;
+}
+
+/* The format-2 fields -o json writes: given, or their defaults (Options, above). */
+static int json_fields(const uint8_t *uki, size_t size, const Options *o, int64_t *ret_version,
+                       char **ret_image_version, char ret_created[static TIMESTAMP_UTC_SIZE])
+{
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        _cleanup_(freep) char *image_version = NULL;
+        time_t t;
+        int r;
+
+        if (o->created) {
+                r = timestamp_parse_utc(o->created, &t);
+                assert(r >= 0); /* checked in parse_options() */
+        } else if (sde) {
+                if (timestamp_parse_epoch(sde, &t) < 0)
+                        return log_error_errno(-EINVAL,
+                                               "SOURCE_DATE_EPOCH='%s': not seconds since 1970 "
+                                               "(0..%lld): fix it, or give --created.",
+                                               sde, (long long) TIMESTAMP_UTC_MAX);
+        } else
+                t = time(NULL);
+        if (timestamp_format_utc(t, ret_created) < 0)
+                return log_error_errno(-ERANGE,
+                                       "the creation time is outside 1970..9999: give --created.");
+        if (!o->measurements_version && t < 1)
+                return log_error_errno(-EINVAL,
+                                       "the creation time is 1970-01-01T00:00:00Z, which gives "
+                                       "no measurements version: give --measurements-version.");
+        if (o->image_version)
+                image_version = strdup(o->image_version);
+        else {
+                r = osrel_image_version(uki, size, &image_version);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return log_error_errno(-EINVAL,
+                                               "%s: the UKI's os-release (.osrel) has %s "
+                                               "IMAGE_VERSION: give the measurements file's image "
+                                               "version with --image-version.",
+                                               o->input, r == -ENOENT ? "no" : "an unusable");
+        }
+        if (!image_version)
+                return log_oom();
+        *ret_version = o->measurements_version ?: (int64_t) t;
+        *ret_image_version = TAKE_PTR(image_version);
+        return 0;
+}
+
+static int print_prediction(const UkiPrediction *p, const uint8_t *uki, size_t size,
+                            const Options *o)
 {
         char hex[65];
+        int r;
 
         if (o->json) {
                 _cleanup_(json_decrefp) json_t *root = json_object(), *m = json_object();
-                _cleanup_(freep) char *text = NULL;
+                _cleanup_(freep) char *text = NULL, *image_version = NULL;
+                char created[TIMESTAMP_UTC_SIZE];
+                int64_t version = 0;
 
                 if (!root || !m)
                         return log_oom();
+                r = json_fields(uki, size, o, &version, &image_version, created);
+                if (r < 0)
+                        return r;
                 for (unsigned i = 0; i < UKI_PCR_COUNT; i++) {
                         char key[4];
                         if (!p->predicted[i])
@@ -100,8 +283,12 @@ static int print_prediction(const UkiPrediction *p, const Options *o)
                                     json_pack("{s:s,s:b}", "expected", hex, "warnOnly", false)) < 0)
                                 return log_oom();
                 }
-                if (json_object_set_new(root, "version", json_integer(1)) < 0 ||
+                if (json_object_set_new(root, "version",
+                                        json_integer(MEASUREMENTS_FORMAT_VERSION)) < 0 ||
+                    json_object_set_new(root, "measurementsVersion", json_integer(version)) < 0 ||
                     json_object_set_new(root, "image", json_string(o->name)) < 0 ||
+                    json_object_set_new(root, "imageVersion", json_string(image_version)) < 0 ||
+                    json_object_set_new(root, "created", json_string(created)) < 0 ||
                     json_object_set(root, "measurements", m) < 0 ||
                     json_dump_pretty(root, &text) < 0)
                         return log_oom();
@@ -141,7 +328,7 @@ static int predict_file(const char *path, const Options *o)
                 return log_error_errno(r, "%s: %s", o->input, d.message);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot predict: %m", o->input);
-        r = print_prediction(&p, o);
+        r = print_prediction(&p, data, size, o);
         uki_prediction_done(&p);
         return r;
 }
@@ -152,12 +339,11 @@ int verb_uki(int argc, char *argv[], void *userdata)
         int r = parse_options(
                 argc, argv,
                 "Usage: cloister-measure uki FILE.efi [-o text|json] [--name NAME]\n"
+                "         [--measurements-version N] [--image-version VERSION] [--created TIME]\n"
                 "\n"
                 "Predicts the PCRs (SHA-256 bank) that UEFI firmware and systemd-stub\n"
                 "produce when the firmware boots this unified kernel image directly:\n"
-                "PCR 4, 9 and 11, and PCR 8, 12, 13, 15, which must stay zero.\n"
-                "-o json prints a measurements file (see docs/measured-boot.md),\n"
-                "ready for 'cloister-measure sign'; --name sets its image name.\n",
+                "PCR 4, 9 and 11, and PCR 8, 12, 13, 15, which must stay zero.\n",
                 &o);
         if (r <= 0)
                 return r;
@@ -268,6 +454,7 @@ int verb_image(int argc, char *argv[], void *userdata)
         int r = parse_options(
                 argc, argv,
                 "Usage: cloister-measure image DISK.raw [-o text|json] [--name NAME]\n"
+                "         [--measurements-version N] [--image-version VERSION] [--created TIME]\n"
                 "\n"
                 "Reads the GPT of a raw disk image (sfdisk), takes the UKI the\n"
                 "firmware boots from its EFI system partition (" UKI_PATH ", with\n"

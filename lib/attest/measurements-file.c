@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <inttypes.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <string.h>
@@ -6,27 +7,85 @@
 #include "cloister/crypto.h"
 #include "cloister/json.h"
 #include "cloister/measurements.h"
+#include "cloister/timestamp.h"
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m)
 {
         if (!m)
                 return NULL;
         free(m->image);
+        free(m->image_version);
         free(m);
         return NULL;
+}
+
+bool measurements_text_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > MEASUREMENTS_TEXT_MAX)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+/* A required "image" or "imageVersion" string into *ret (a copy). */
+static int get_text(const JsonCtx *ctx, const json_t *j, const char *key, char **ret)
+{
+        const char *s;
+        int r;
+
+        r = json_get_string(ctx, j, key, true, &s);
+        if (r < 0)
+                return r;
+        if (!measurements_text_valid(s))
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .%s: must be 1 to %u bytes without control characters",
+                                 ctx->source, key, MEASUREMENTS_TEXT_MAX);
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Format 2's fields: the publisher's counter, the image version, the creation time. */
+static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
+{
+        const char *created;
+        int r;
+
+        r = json_get_int(ctx, j, "measurementsVersion", true, 1, MEASUREMENTS_VERSION_MAX,
+                         &m->measurements_version);
+        if (r >= 0)
+                r = get_text(ctx, j, "imageVersion", &m->image_version);
+        if (r >= 0)
+                r = json_get_string(ctx, j, "created", true, &created);
+        if (r < 0)
+                return r;
+        if (timestamp_parse_utc(created, &m->created_time) < 0)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .created: '%.40s' is not an RFC 3339 UTC time "
+                                 "YYYY-MM-DDTHH:MM:SSZ",
+                                 ctx->source, created);
+        memcpy(m->created, created, TIMESTAMP_UTC_SIZE);
+        return 0;
 }
 
 int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d)
 {
-        static const char *const keys[] = { "version", "image", "measurements", NULL };
+        static const char *const keys_v1[] = { "version", "image", "measurements", NULL };
+        static const char *const keys_v2[] = { "version", "measurementsVersion",
+                                               "image",   "imageVersion",
+                                               "created", "measurements",
+                                               NULL };
         static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
-        const char *image, *k;
+        const char *k;
         json_t *ms, *v;
-        int64_t version;
+        int64_t version = 0;
         char buf[64];
         int r;
 
@@ -35,18 +94,30 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                                  MEASUREMENTS_FILE_SIZE_MAX);
         r = json_parse_buffer(data, size, source, &j, d);
         if (r >= 0)
-                r = json_check_keys(&ctx, j, keys);
+                r = json_expect_object(&ctx, j);
         if (r >= 0)
-                r = json_get_int(&ctx, j, "version", true, 1, 1, &version);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "image", true, &image);
+                r = json_get_int(&ctx, j, "version", true, 1, INT64_MAX, &version);
+        if (r < 0)
+                return r;
+        if (version > MEASUREMENTS_FORMAT_VERSION)
+                return diag_fail(d, -EPROTONOSUPPORT, "format-version", -1,
+                                 "%s: .version: format %" PRId64
+                                 " is newer than this program reads (1 and %d): update Cloister",
+                                 source, version, MEASUREMENTS_FORMAT_VERSION);
+        r = json_check_keys(&ctx, j, version == 1 ? keys_v1 : keys_v2);
+        if (r < 0)
+                return r;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->format_version = (unsigned) version;
+        r = get_text(&ctx, j, "image", &m->image);
+        if (r >= 0 && version >= 2)
+                r = parse_format2(&ctx, j, m);
         if (r >= 0)
                 r = json_get_object(&ctx, j, "measurements", true, &ms);
         if (r < 0)
                 return r;
-        m = calloc(1, sizeof(*m));
-        if (!m || !(m->image = strdup(image)))
-                return -ENOMEM;
         JsonCtx cm = json_ctx_child(&ctx, "measurements", buf, sizeof(buf));
         json_object_foreach (ms, k, v) {
                 int idx = evidence_pcr_index_from_key(k);
@@ -71,6 +142,7 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                 m->pcrs[idx].present = true;
                 m->pcrs[idx].warn_only = warn;
         }
+        crypto_sha256(data, size, m->sha256);
         *ret = TAKE_PTR(m);
         return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The measurements file parser (what config fetch-measurements will download). */
+/* The measurements file parser, formats 1 and 2 (what config fetch-measurements downloads). */
 #include <stddef.h>
 #include <stdint.h>
 

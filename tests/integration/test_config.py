@@ -163,27 +163,90 @@ def test_generate_never_overwrites_without_force(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-@pytest.fixture(scope="module")
-def uki_measurements(tmp_path_factory):
-    """What `cloister-measure uki -o json` prints for a real UKI (Debian's systemd-stub 254 and
-    cloud kernel, as in test_uki_boot.py): the measurements file the image build publishes."""
-    d = tmp_path_factory.mktemp("uki")
+# The fields the uki_measurements file carries besides its PCRs.
+UKI_VERSION, UKI_IMAGE_VERSION, UKI_CREATED = 100, "test-1.0", "2024-05-06T07:08:09Z"
+
+
+def make_test_uki(d, osrel):
+    """A real UKI (Debian's systemd-stub 254 and cloud kernel, as in test_uki_boot.py)."""
     (d / "parts").mkdir()
     try:
         parts = vmharness.debian_parts(d / "parts")
     except vmharness.HarnessError as e:
         pytest.fail(str(e))
-    for name, text in (("initrd", "initrd"), ("osrel", "ID=debian\n"), ("cmdline", "quiet")):
+    for name, text in (("initrd", "initrd"), ("osrel", osrel), ("cmdline", "quiet")):
         (d / name).write_text(text)
     uki = d / "uki.efi"
     subprocess.run([ROOT / "scripts/mkuki", "--stub", parts["stub"], "--linux", parts["kernel"],
                     "--initrd", d / "initrd", "--cmdline-file", d / "cmdline",
                     "--osrel", d / "osrel", "--output", uki], check=True, capture_output=True)
-    m = run("cloister-measure", "uki", uki, "-o", "json")
+    return uki
+
+
+@pytest.fixture(scope="module")
+def test_uki(tmp_path_factory):
+    return make_test_uki(tmp_path_factory.mktemp("uki"),
+                         f'ID=debian\nIMAGE_ID=cloister-node\nIMAGE_VERSION="{UKI_IMAGE_VERSION}"\n')
+
+
+@pytest.fixture(scope="module")
+def uki_measurements(test_uki):
+    """What `cloister-measure uki -o json` prints for a real UKI: the measurements file the image
+    build publishes (its imageVersion from the UKI's os-release)."""
+    m = run("cloister-measure", "uki", test_uki, "-o", "json", "--measurements-version",
+            UKI_VERSION, "--created", UKI_CREATED)
     assert m.returncode == 0, m.stderr
-    path = d / "m.json"
+    path = test_uki.parent / "m.json"
     path.write_text(m.stdout)
     return path
+
+
+def test_measure_json_carries_the_version_image_and_creation_time_given(uki_measurements):
+    doc = json.loads(uki_measurements.read_text())
+    assert {k: v for k, v in doc.items() if k != "measurements"} == {
+        "version": 2, "measurementsVersion": UKI_VERSION, "image": "uki.efi",
+        "imageVersion": UKI_IMAGE_VERSION, "created": UKI_CREATED}
+
+
+def test_measure_json_defaults_are_source_date_epoch_and_the_ukis_image_version(test_uki):
+    """Reproducible: the same SOURCE_DATE_EPOCH gives the same bytes, versioned by that time."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1714979289")
+    first = run("cloister-measure", "uki", test_uki, "-o", "json", env=env)
+    again = run("cloister-measure", "uki", test_uki, "-o", "json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    doc = json.loads(first.stdout)
+    assert (doc["measurementsVersion"], doc["created"], doc["imageVersion"]) == \
+        (1714979289, "2024-05-06T07:08:09Z", UKI_IMAGE_VERSION)
+    bad = run("cloister-measure", "uki", test_uki, "-o", "json",
+              env=dict(os.environ, SOURCE_DATE_EPOCH="yesterday"))
+    assert bad.returncode == 1 and "SOURCE_DATE_EPOCH='yesterday'" in bad.stderr, bad.stderr
+
+
+def test_measure_json_without_an_image_version_anywhere_names_the_option(tmp_path):
+    uki = make_test_uki(tmp_path, "ID=debian\n")
+    r = run("cloister-measure", "uki", uki, "-o", "json")
+    assert r.returncode == 1 and "no IMAGE_VERSION" in r.stderr, r.stderr
+    assert "--image-version" in r.stderr and r.stdout == ""
+    r = run("cloister-measure", "uki", uki, "-o", "json", "--image-version", "v2")
+    assert r.returncode == 0 and json.loads(r.stdout)["imageVersion"] == "v2", r.stderr
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--measurements-version", "0"], "a decimal integer 1..9007199254740991"),
+    (["--measurements-version", "9007199254740992"], "a decimal integer"),
+    (["--measurements-version", "-1"], "a decimal integer"),
+    (["--created", "2024-05-06"], "an RFC 3339 UTC time"),
+    (["--image-version", ""], "--image-version: 1 to 128 bytes"),
+])
+def test_measure_json_refuses_bad_field_options(test_uki, args, why):
+    r = run("cloister-measure", "uki", test_uki, "-o", "json", *args)
+    assert r.returncode == 1 and why in r.stderr, r.stderr
+
+
+def test_measure_field_options_need_json_output(test_uki):
+    r = run("cloister-measure", "uki", test_uki, "--measurements-version", "3")
+    assert r.returncode == 1 and "they go with -o json" in r.stderr, r.stderr
 
 
 def test_generate_takes_the_measurements_cloister_measure_uki_prints(tmp_path, uki_measurements):
@@ -309,6 +372,16 @@ def bad_config_cases(d):
     (d / "bad-policy.json").write_text(json.dumps(
         {"version": 1, "provider": "qemu", "attestation": dict(good_att, akTrust={})}))
     (d / "policy.json").write_text(json.dumps(good_att))
+    source = {"measurementsVersion": 7, "image": "cloister-node", "imageVersion": "v1",
+              "created": "2024-05-06T07:08:09Z", "sha256": "ab" * 32, "source": "file:///m.json",
+              "signatureChecked": True}
+    for name, change in (("source-key", {"signedBy": "me"}),
+                         ("source-version", {"measurementsVersion": 0}),
+                         ("source-sha256", {"sha256": "ab"}),
+                         ("source-created", {"created": "2024-05-06"})):
+        (d / f"{name}.json").write_text(json.dumps(
+            {"version": 1, "provider": "qemu", "attestation": good_att,
+             "measurementsSource": dict(source, **change)}))
     return [
         ("malformed", d / "malformed.json", "malformed.json:1:"),
         ("unknown top-level key", d / "unknown-key.json", ".nodes: unknown key"),
@@ -317,6 +390,14 @@ def bad_config_cases(d):
         ("no attestation", d / "no-attestation.json", ".attestation: required key is missing"),
         ("bad policy inside", d / "bad-policy.json", "bad-policy.json: attestation: .akTrust"),
         ("missing file", d / "none.json", "none.json: cannot read"),
+        ("measurementsSource: unknown key", d / "source-key.json",
+         ".measurementsSource.signedBy: unknown key"),
+        ("measurementsSource: version 0", d / "source-version.json",
+         ".measurementsSource.measurementsVersion: 0 is outside"),
+        ("measurementsSource: short sha256", d / "source-sha256.json",
+         ".measurementsSource.sha256"),
+        ("measurementsSource: a date only", d / "source-created.json",
+         ".measurementsSource.created: not an RFC 3339 UTC time"),
     ]
 
 
@@ -477,6 +558,23 @@ class Published:
         return run("cloister", "config", "fetch-measurements", "--config", self.config, "--url",
                    url or self.url, *args)
 
+    def publish(self, name, doc, sign_with_openssl=False):
+        """doc (a dict) as DIR/name, signed with the test key; returns its file:// URL. openssl
+        signs what cloister-measure sign refuses (a format-1 file)."""
+        path = self.dir / name
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        if sign_with_openssl:
+            subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key, "-out",
+                            f"{path}.sig", path], check=True, capture_output=True)
+        else:
+            s = run("cloister-measure", "sign", "--key", self.key, path)
+            assert s.returncode == 0, s.stderr
+        return path.as_uri()
+
+    def doc(self, **change):
+        """The published file's document with fields changed."""
+        return dict(json.loads(self.file.read_text()), **change)
+
 
 @pytest.fixture
 def published(tmp_path, uki_measurements):
@@ -499,6 +597,7 @@ def test_fetch_from_file_url_with_a_fresh_key_updates_exactly_the_pcrs_and_nothi
     for pcr, value in published.predicted.items():
         if pcr != "15":
             expected["attestation"]["measurements"][pcr] = value
+    expected["measurementsSource"] = after["measurementsSource"]
     assert after == expected
     assert {"4", "9", "11"} <= set(published.predicted) and "15" in published.predicted
     assert after["attestation"]["measurements"]["15"]["expected"] == "ff" * 32
@@ -521,7 +620,161 @@ def test_fetch_result_is_the_policy_generate_writes_from_the_same_file(published
     assert r.returncode == 0, r.stderr
     g, path = generate(tmp_path, "qemu", "--measurements", published.file, name="g.json")
     assert g.returncode == 0, g.stderr
-    assert json.loads(published.config.read_text()) == json.loads(path.read_text())
+    fetched, generated = json.loads(published.config.read_text()), json.loads(path.read_text())
+    # The same file recorded, each saying where it came from and whether its signature counted.
+    assert (fetched["measurementsSource"].pop("source"),
+            fetched["measurementsSource"].pop("signatureChecked")) == (published.url, True)
+    assert (generated["measurementsSource"].pop("source"),
+            generated["measurementsSource"].pop("signatureChecked")) == (str(published.file),
+                                                                         False)
+    assert fetched == generated
+
+
+# Rollback protection: the configuration records the measurementsVersion it took, and refuses an
+# older signed file (or another file with that version) unless --allow-downgrade says so.
+
+def test_fetch_records_the_files_version_image_creation_time_and_digest(published):
+    r = published.fetch("--pubkey", published.pub)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(published.config.read_text())["measurementsSource"] == {
+        "measurementsVersion": UKI_VERSION, "image": "uki.efi", "imageVersion": UKI_IMAGE_VERSION,
+        "created": UKI_CREATED, "sha256": hashlib.sha256(published.file.read_bytes()).hexdigest(),
+        "source": published.url, "signatureChecked": True}
+    assert f"image 'uki.efi' {UKI_IMAGE_VERSION}, measurements version {UKI_VERSION}, " \
+        f"created {UKI_CREATED}" in r.stdout, r.stdout
+    assert f"measurements version: none recorded -> {UKI_VERSION}" in r.stdout, r.stdout
+
+
+def test_fetch_accepts_a_newer_signed_version_and_records_it(published):
+    assert published.fetch("--pubkey", published.pub).returncode == 0
+    ms = published.predicted
+    newer = dict(ms, **{"4": {"expected": "44" * 32, "warnOnly": False}})
+    url = published.publish("newer.json", published.doc(measurementsVersion=UKI_VERSION + 1,
+                                                        imageVersion="test-1.1",
+                                                        measurements=newer))
+    r = published.fetch("--pubkey", published.pub, url=url)
+    assert r.returncode == 0, r.stderr
+    assert f"measurements version: {UKI_VERSION} -> {UKI_VERSION + 1}" in r.stdout, r.stdout
+    assert "DOWNGRADE" not in r.stderr
+    cfg = json.loads(published.config.read_text())
+    assert cfg["attestation"]["measurements"]["4"]["expected"] == "44" * 32
+    assert cfg["measurementsSource"]["measurementsVersion"] == UKI_VERSION + 1
+    assert cfg["measurementsSource"]["imageVersion"] == "test-1.1"
+    assert cfg["measurementsSource"]["source"] == url
+
+
+def test_fetch_refuses_an_older_signed_version_naming_both_and_leaves_the_config_unchanged(
+        published):
+    assert published.fetch("--pubkey", published.pub).returncode == 0
+    before = published.config.read_bytes()
+    older = dict(published.predicted, **{"4": {"expected": "33" * 32, "warnOnly": False}})
+    url = published.publish("older.json", published.doc(measurementsVersion=UKI_VERSION - 1,
+                                                        measurements=older))
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert f"measurements version {UKI_VERSION - 1} is older than version {UKI_VERSION}" in err, \
+        err
+    assert "--allow-downgrade" in err and "Nothing was changed" in err, err
+    assert published.config.read_bytes() == before
+
+
+def test_fetch_allow_downgrade_takes_an_older_signed_version_with_a_loud_warning(published):
+    assert published.fetch("--pubkey", published.pub).returncode == 0
+    older = dict(published.predicted, **{"4": {"expected": "33" * 32, "warnOnly": False}})
+    url = published.publish("older.json", published.doc(measurementsVersion=UKI_VERSION - 1,
+                                                        measurements=older))
+    r = published.fetch("--pubkey", published.pub, "--allow-downgrade", url=url)
+    assert r.returncode == 0, r.stderr
+    assert "warning: DOWNGRADE: --allow-downgrade" in r.stderr, r.stderr
+    assert f"measurements version {UKI_VERSION - 1}" in r.stderr, r.stderr
+    assert f"in place of version {UKI_VERSION}" in r.stderr, r.stderr
+    cfg = json.loads(published.config.read_text())
+    assert cfg["attestation"]["measurements"]["4"]["expected"] == "33" * 32
+    assert cfg["measurementsSource"]["measurementsVersion"] == UKI_VERSION - 1
+    # Not needed for a newer file: no warning then.
+    r = published.fetch("--pubkey", published.pub, "--allow-downgrade")
+    assert r.returncode == 0 and "DOWNGRADE" not in r.stderr, r.stderr
+
+
+def test_fetch_refuses_an_unversioned_format_1_file_naming_the_next_step(published):
+    before = published.config.read_bytes()
+    doc = published.doc()
+    v1 = {"version": 1, "image": doc["image"], "measurements": doc["measurements"]}
+    url = published.publish("v1.json", v1, sign_with_openssl=True)
+    for extra in ([], ["--allow-downgrade"]):
+        err = one_error_line(published.fetch("--pubkey", published.pub, *extra, url=url))
+        assert "format-1 measurements file, without measurementsVersion" in err, err
+        assert "cloister-measure image IMAGE -o json --measurements-version N" in err, err
+        assert published.config.read_bytes() == before
+    # The signature is checked first: a changed unversioned file fails on it, not on the format.
+    (published.dir / "v1.json").write_text(json.dumps(dict(v1, image="evil")))
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert "check 'signature' failed" in err, err
+
+
+def test_fetch_refuses_the_recorded_version_with_other_content_as_a_key_signing_two_files(
+        published):
+    assert published.fetch("--pubkey", published.pub).returncode == 0
+    before = published.config.read_bytes()
+    other = published.doc(imageVersion="test-1.0-rebuilt")
+    url = published.publish("other.json", other)
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert f"measurements version {UKI_VERSION} is the version" in err, err
+    assert "signed two different files with one version" in err, err
+    assert hashlib.sha256((published.dir / "other.json").read_bytes()).hexdigest() in err, err
+    assert published.config.read_bytes() == before
+    # --allow-downgrade takes it knowingly.
+    r = published.fetch("--pubkey", published.pub, "--allow-downgrade", url=url)
+    assert r.returncode == 0 and "(the same version, another file)" in r.stderr, r.stderr
+    cfg = json.loads(published.config.read_text())
+    assert cfg["measurementsSource"]["imageVersion"] == "test-1.0-rebuilt"
+
+
+def test_fetch_of_the_recorded_file_again_from_elsewhere_is_accepted(published):
+    assert published.fetch("--pubkey", published.pub).returncode == 0
+    mirror = published.dir / "mirror.json"
+    mirror.write_bytes(published.file.read_bytes())
+    (published.dir / "mirror.json.sig").write_bytes(
+        (published.dir / "measurements.json.sig").read_bytes())
+    r = published.fetch("--pubkey", published.pub, url=mirror.as_uri())
+    assert r.returncode == 0, r.stderr
+    assert json.loads(published.config.read_text())["measurementsSource"]["source"] == \
+        mirror.as_uri()
+
+
+def test_fetch_refuses_warn_only_pcrs_unless_allowed_and_then_warns_listing_them(published):
+    before = published.config.read_bytes()
+    ms = dict(published.predicted)
+    for pcr in ("9", "11"):
+        ms[pcr] = dict(ms[pcr], warnOnly=True)
+    url = published.publish("warn.json", published.doc(measurements=ms))
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+    assert "marks PCR 9, 11 warnOnly" in err and "--allow-warn-only" in err, err
+    assert published.config.read_bytes() == before
+    r = published.fetch("--pubkey", published.pub, "--allow-warn-only", url=url)
+    assert r.returncode == 0, r.stderr
+    assert "warning: WARN-ONLY: --allow-warn-only" in r.stderr and "PCR 9, 11" in r.stderr
+    cfg = json.loads(published.config.read_text())["attestation"]["measurements"]
+    assert cfg["9"]["warnOnly"] is True and cfg["4"]["warnOnly"] is False
+
+
+def test_generate_records_a_format_2_file_so_fetch_refuses_an_older_one(published, tmp_path):
+    g, path = generate(tmp_path, "qemu", "--measurements", published.file, name="g.json")
+    assert g.returncode == 0, g.stderr
+    assert json.loads(path.read_text())["measurementsSource"]["measurementsVersion"] == \
+        UKI_VERSION
+    before = path.read_bytes()
+    url = published.publish("older.json", published.doc(measurementsVersion=UKI_VERSION - 1))
+    err = one_error_line(run("cloister", "config", "fetch-measurements", "--config", path,
+                             "--url", url, "--pubkey", published.pub))
+    assert f"measurements version {UKI_VERSION - 1} is older than version {UKI_VERSION}" in err
+    assert path.read_bytes() == before
+
+
+def test_generate_from_a_format_1_file_records_nothing(tmp_path):
+    r, path = generate(tmp_path, "qemu", "--measurements",
+                       measurements_file(tmp_path, dict(IMAGE_DIGESTS)))
+    assert r.returncode == 0, r.stderr
+    assert "measurementsSource" not in json.loads(path.read_text())
 
 
 def test_fetch_refuses_a_file_with_one_byte_changed_and_leaves_the_config_unchanged(published):
@@ -709,7 +962,8 @@ def test_fetch_help_says_what_it_does_and_how():
     assert r.returncode == 0, r.stderr
     for words in ("--url", "https://", "file://", "http://", "--pubkey", "--signature-url",
                   "URL.sig", "--insecure-no-signature", "INSECURE", "PCR 15", "0600",
-                  "--config", "65536"):
+                  "--config", "65536", "--allow-downgrade", "--allow-warn-only",
+                  "measurementsVersion", "measurementsSource", "format 1"):
         assert words in r.stdout, words
     r = run("cloister", "config", "--help")
     assert r.returncode == 0 and "fetch-measurements" in r.stdout

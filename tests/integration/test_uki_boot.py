@@ -39,7 +39,8 @@ def parts(tmp_path_factory):
     tree.add_file(ROOT / "tests/vm/pcr-report-init", "/init", 0o755)
     initrd = tree.build(d / "initrd.cpio")
     osrel = d / "os-release"
-    osrel.write_text('ID=debian\nNAME="Cloister measured-boot proof"\n')
+    # IMAGE_VERSION: what `-o json` takes as the measurements file's imageVersion.
+    osrel.write_text('ID=debian\nNAME="Cloister measured-boot proof"\nIMAGE_VERSION="proof-1"\n')
     return {"stub": deb_parts["stub"], "kernel": deb_parts["kernel"], "initrd": initrd,
             "osrel": osrel}
 
@@ -175,6 +176,7 @@ def test_prediction_signs_and_verifies(first, tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("cloister-measure", "verify", "--pubkey", tmp_path / "pub.pem", m, tmp_path / "m.sig")
     assert r.returncode == 0, r.stderr
+    assert "image 'uki.efi' proof-1, measurements version" in r.stdout, r.stdout
 
 
 # The model's edges: what cloister-measure refuses to predict, each with its reason.

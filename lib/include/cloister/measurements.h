@@ -2,25 +2,54 @@
 #pragma once
 
 /*
- * Measurements files: the PCR values an image is expected to produce, published signed.
- *   {"version": 1, "image": "<name>", "measurements": {"4": {"expected": hex, "warnOnly": b}}}
+ * Measurements files: the PCR values an image is expected to produce, published signed
+ * (docs/measured-boot.md, "Measurements files"). Format 2, what `cloister-measure uki|image -o
+ * json` writes:
+ *   {"version": 2, "measurementsVersion": N, "image": "<name>", "imageVersion": "<version>",
+ *    "created": "YYYY-MM-DDTHH:MM:SSZ",
+ *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...}}
+ * measurementsVersion is the publisher's counter: every file it publishes has a larger one, so
+ * a consumer that remembers the last one it took can refuse an older signed file (a rollback).
+ * Format 1 ({"version": 1, "image", "measurements"}) has no such counter: it is still parsed
+ * (format_version 1), and every consumer that cares about rollback refuses it.
  * Signatures are detached ECDSA P-256 / SHA-256 over the exact file bytes, DER-encoded.
  */
 
+#include <stdint.h>
+#include <time.h>
+
 #include "cloister/attest.h"
+#include "cloister/timestamp.h"
 
 #define MEASUREMENTS_FILE_SIZE_MAX (64U * 1024U)
 #define MEASUREMENTS_SIGNATURE_MAX 128U
+/* The format cloister-measure writes; 1 is the old one without measurementsVersion. */
+#define MEASUREMENTS_FORMAT_VERSION 2
+/* 2^53 - 1: every JSON implementation holds integers up to it exactly. */
+#define MEASUREMENTS_VERSION_MAX ((int64_t) 9007199254740991LL)
+/* "image" and "imageVersion": non-empty, at most this many bytes, no control characters. */
+#define MEASUREMENTS_TEXT_MAX 128U
 
 typedef struct MeasurementsFile {
+        unsigned format_version;      /* the file's "version": 1 or 2 */
+        int64_t measurements_version; /* format 2: 1..MEASUREMENTS_VERSION_MAX; 0 in format 1 */
         char *image;
+        char *image_version;              /* format 2; NULL in format 1 */
+        char created[TIMESTAMP_UTC_SIZE]; /* format 2, as written; "" in format 1 */
+        time_t created_time;              /* format 2; 0 in format 1 */
+        uint8_t sha256[32];               /* SHA-256 of the exact bytes parsed */
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
 } MeasurementsFile;
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MeasurementsFile *, measurements_file_free);
+/* Format 1 or 2, unknown keys refused, each field typed and bounded as above. -EMSGSIZE larger
+ * than MEASUREMENTS_FILE_SIZE_MAX, -EBADMSG malformed, -EPROTONOSUPPORT a format version this
+ * parser does not know; the reason in d, naming source. */
 int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d);
+/* Whether s may be a file's "image" or "imageVersion" (MEASUREMENTS_TEXT_MAX, above). */
+bool measurements_text_valid(const char *s);
 
 /* key_pem: a P-256 private key; the signature goes to *ret (DER). */
 int measurements_sign(const void *data, size_t size, const void *key_pem, size_t key_size,
