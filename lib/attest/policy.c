@@ -317,6 +317,40 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
         return 0;
 }
 
+/* Refuse by default: a policy that enforces nothing about what the node runs admits anything
+ * with a trusted key. Checked once every section is parsed; an empty measurements object (a
+ * policy of key trust only, whose PCRs the user fills in, as a joining node does from its own)
+ * passes the parse, not attest_policy_check_enforcing(). */
+static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys_only, Diag *d)
+{
+        const SnpTcb *t = &p->snp.min_tcb;
+        bool snp = p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP ||
+                   p->variant == ATTEST_VARIANT_AZURE_SEV_SNP;
+        size_t present = 0, enforced = 0;
+
+        if (snp && p->snp.n_measurements == 0 &&
+            (t->bootloader | t->tee | t->snp | t->microcode | t->fmc) == 0)
+                return diag_fail(d, -EPERM, "policy-permissive", -1,
+                                 "%s: .snp pins neither a launch measurement (.snp.measurements) "
+                                 "nor a minimum TCB (.snp.minTcb): it would accept any firmware "
+                                 "and kernel on an unpatched CPU; set at least one",
+                                 source);
+        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP)
+                return 0;
+        for (size_t i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                if (p->pcrs[i].present) {
+                        present++;
+                        enforced += !p->pcrs[i].warn_only;
+                }
+        if (enforced == 0 && !(present == 0 && allow_keys_only))
+                return diag_fail(d, -EPERM, "policy-permissive", -1,
+                                 "%s: .measurements %s: the policy would accept any image; "
+                                 "enforce at least the image PCRs (4, 9, 11) by removing "
+                                 "warnOnly",
+                                 source, present ? "are all warnOnly" : "is empty");
+        return 0;
+}
+
 /* Reads the member key of the root object with fn. */
 static int parse_member(const JsonCtx *root, const json_t *j, const char *key,
                         int (*fn)(const JsonCtx *, const json_t *, AttestPolicy *), AttestPolicy *p)
@@ -380,6 +414,9 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                                          "%s: .snp.trustedArks: a sim-snp policy must name the "
                                          "simulator's ARK explicitly",
                                          source);
+                r = check_pins(p, source, true, d);
+                if (r < 0)
+                        return r;
                 *ret = TAKE_PTR(p);
                 return 0;
         }
@@ -392,6 +429,9 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                 if (r < 0)
                         return r;
                 p->event_log = EVENT_LOG_IGNORE;
+                r = check_pins(p, source, true, d);
+                if (r < 0)
+                        return r;
                 *ret = TAKE_PTR(p);
                 return 0;
         }
@@ -415,9 +455,17 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                                          source, evlog);
         } else if (r != -ENOENT)
                 return r;
+        r = check_pins(p, source, true, d);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Diag *d)
+{
+        return check_pins(p, source, false, d);
 }
 
 int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d)

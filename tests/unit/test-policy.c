@@ -17,7 +17,9 @@ static void test_policy_vtpm_pinned_parses_measurements_and_modes(void **state)
         assert_int_equal(parse("{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"4\":"
                                "{\"expected\":\""
                                "0101010101010101010101010101010101010101010101"
-                               "010101010101010101\",\"warnOnly\":true}},\"akTrust\":{\"mode\":"
+                               "010101010101010101\",\"warnOnly\":true},\"9\":{\"expected\":\""
+                               "0909090909090909090909090909090909090909090909"
+                               "090909090909090909\"}},\"akTrust\":{\"mode\":"
                                "\"pinned\",\"akPublic\":\"AAAA\"},\"eventLog\":\"required\"}",
                                &p, &d),
                          0);
@@ -25,6 +27,8 @@ static void test_policy_vtpm_pinned_parses_measurements_and_modes(void **state)
         assert_true(p->pcrs[4].warn_only);
         assert_int_equal(p->pcrs[4].expected[31], 1);
         assert_false(p->pcrs[5].present);
+        assert_true(p->pcrs[9].present);
+        assert_false(p->pcrs[9].warn_only);
         assert_int_equal(p->ak_trust, AK_TRUST_PINNED);
         assert_int_equal(p->event_log, EVENT_LOG_REQUIRED);
 }
@@ -63,6 +67,79 @@ static void test_policy_refuses_ambiguous_or_unknown_settings(void **state)
                 assert_null(p);
                 if (!strstr(d.message, cases[i].message))
                         fail_msg("case %zu: '%s' lacks '%s'", i, d.message, cases[i].message);
+        }
+}
+
+#define PCR_HEX "0404040404040404040404040404040404040404040404040404040404040404"
+
+/* Refuse by default: a policy that enforces nothing about what the node runs (an SNP policy
+ * with neither a launch measurement nor a minimum TCB, a TPM policy whose every measurement is
+ * warn-only) is refused at load with -EPERM, naming what is missing. */
+static void test_policy_refuses_policies_that_pin_nothing(void **state)
+{
+        static const struct {
+                const char *json, *message;
+        } cases[] = {
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{}}",
+                  "pins neither a launch measurement" },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"bootloader\":0},"
+                  "\"measurements\":[]}}",
+                  "pins neither a launch measurement" },
+                { "{\"version\":1,\"variant\":\"sim-snp\",\"snp\":{\"trustedArks\":\"x\"}}",
+                  "pins neither a launch measurement" },
+                { "{\"version\":1,\"variant\":\"azure-sev-snp\",\"snp\":{},\"measurements\":{"
+                  "\"4\":{\"expected\":\"" PCR_HEX "\"}}}",
+                  "pins neither a launch measurement" },
+                { "{\"version\":1,\"variant\":\"azure-sev-snp\",\"snp\":{\"minTcb\":{\"snp\":8}},"
+                  "\"measurements\":{\"4\":{\"expected\":\"" PCR_HEX "\",\"warnOnly\":true}}}",
+                  ".measurements are all warnOnly" },
+                { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"4\":{\"expected\":"
+                  "\"" PCR_HEX "\",\"warnOnly\":true},\"9\":{\"expected\":\"" PCR_HEX
+                  "\",\"warnOnly\":true}},\"akTrust\":{\"mode\":\"pinned\",\"akPublic\":\"AAAA\"}}",
+                  ".measurements are all warnOnly" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AttestPolicy *p = (AttestPolicy *) 0x1;
+                Diag d;
+
+                assert_int_equal(parse(cases[i].json, &p, &d), -EPERM);
+                assert_ptr_equal(p, (AttestPolicy *) 0x1); /* not written on failure */
+                assert_string_equal(d.check, "policy-permissive");
+                if (!strstr(d.message, cases[i].message))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, d.message, cases[i].message);
+        }
+}
+
+/* Key trust only (a joining node's --join-policy, whose PCRs come from the node itself) parses,
+ * but is not a policy to verify with as it is. */
+static void test_policy_empty_measurements_parse_but_do_not_enforce(void **state)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        assert_int_equal(parse("{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{},"
+                               "\"akTrust\":{\"mode\":\"pinned\",\"akPublic\":\"AAAA\"}}",
+                               &p, &d),
+                         0);
+        diag_clear(&d);
+        assert_int_equal(attest_policy_check_enforcing(p, "p.json", &d), -EPERM);
+        assert_non_null(strstr(d.message, ".measurements is empty"));
+}
+
+/* The positive controls: one pin of either kind is enough. */
+static void test_policy_snp_with_only_a_measurement_or_only_a_min_tcb_loads(void **state)
+{
+        static const char *const ok[] = {
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"microcode\":1}}}",
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"measurements\":[\"" PCR_HEX
+                "04040404040404040404040404040404\"]}}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+                Diag d;
+
+                if (parse(ok[i], &p, &d) != 0)
+                        fail_msg("case %zu refused: %s", i, d.message);
         }
 }
 
@@ -130,6 +207,9 @@ int main(void)
                 cmocka_unit_test(test_policy_vtpm_pinned_parses_measurements_and_modes),
                 cmocka_unit_test(test_policy_refuses_ambiguous_or_unknown_settings),
                 cmocka_unit_test(test_policy_snp_fields_parse),
+                cmocka_unit_test(test_policy_refuses_policies_that_pin_nothing),
+                cmocka_unit_test(test_policy_empty_measurements_parse_but_do_not_enforce),
+                cmocka_unit_test(test_policy_snp_with_only_a_measurement_or_only_a_min_tcb_loads),
                 cmocka_unit_test(test_policy_refuses_values_not_set_yet_naming_field_and_next_step),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,6 +72,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AttestPolicy *, attest_policy_free);
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d);
 int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d);
+/* Parsing refuses a policy that pins nothing (-EPERM, check "policy-permissive"): an SNP policy
+ * with neither a launch measurement nor a minimum TCB, a TPM policy whose measurements are all
+ * warnOnly. It lets an empty measurements object through (key trust only: a joining node fills
+ * in its own PCRs); a policy used to verify as it is must also pass this check. */
+int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Diag *d);
 
 const char *ak_trust_to_string(AkTrust t);
 const char *event_log_mode_to_string(EventLogMode m);
