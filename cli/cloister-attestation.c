@@ -16,6 +16,7 @@
 #include "cloister/tpm-quote.h"
 
 static const char *arg_evidence, *arg_policy, *arg_binding;
+static bool arg_no_binding;
 static time_t arg_at;
 
 int cli_parse_time(const char *s, time_t *ret)
@@ -37,12 +38,13 @@ int cli_parse_time(const char *s, time_t *ret)
 
 static int parse_verify_options(int argc, char *argv[], CliOptions *o)
 {
-        enum { ARG_AT = 0x100 };
+        enum { ARG_AT = 0x100, ARG_NO_BINDING };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "evidence", required_argument, NULL, 'e' },
                 { "policy", required_argument, NULL, 'p' },
                 { "binding", required_argument, NULL, 'b' },
+                { "no-binding", no_argument, NULL, ARG_NO_BINDING },
                 { "at", required_argument, NULL, ARG_AT },
                 { "output", required_argument, NULL, 'o' },
                 {},
@@ -54,17 +56,27 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
                 switch (c) {
                 case 'h':
                         printf("Usage: cloister attestation verify --evidence FILE --policy FILE\n"
-                               "                                   [--binding HEX] [--at TIME] "
-                               "[-o text|json]\n\n"
+                               "                                   --binding HEX|--no-binding "
+                               "[--at TIME] [-o text|json]\n\n"
                                "Verifies a stored evidence document against a policy, offline.\n"
                                "Prints every check and every PCR (expected vs actual, enforced or\n"
-                               "warn-only). Exit status 0 only if every enforced check passes.\n\n"
+                               "warn-only).\n\n"
                                "  --binding HEX  the 32-byte digest the evidence must be bound to\n"
-                               "                 (without it freshness is not checked: the result\n"
-                               "                 then says so)\n"
+                               "                 (the quote's qualifying data, the SNP report's\n"
+                               "                 REPORT_DATA): proves the document was made for\n"
+                               "                 this verifier's nonce, not replayed\n"
+                               "  --no-binding   inspect the document only: freshness is NOT\n"
+                               "                 checked (anyone may be replaying it), and the\n"
+                               "                 verdict says so\n"
                                "  --at TIME      verification time for certificates, YYYY-MM-DD "
                                "or\n"
-                               "                 YYYY-MM-DDTHH:MM:SSZ (default: now)\n");
+                               "                 YYYY-MM-DDTHH:MM:SSZ (default: now)\n\n"
+                               "Exit status: 0 if every enforced check passes and the evidence\n"
+                               "is bound to --binding (with --no-binding: every enforced check\n"
+                               "but freshness); 1 otherwise, and always 1 without one of\n"
+                               "--binding or --no-binding (freshness not checked: no pass).\n"
+                               "With -o json, \"freshness\" is \"checked\" or \"not-checked\"\n"
+                               "(schema: docs/evidence-format.md).\n");
                         return 0;
                 case 'e':
                         arg_evidence = optarg;
@@ -74,6 +86,9 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
                         break;
                 case 'b':
                         arg_binding = optarg;
+                        break;
+                case ARG_NO_BINDING:
+                        arg_no_binding = true;
                         break;
                 case ARG_AT:
                         if (cli_parse_time(optarg, &arg_at) < 0)
@@ -98,6 +113,10 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
         if (!arg_evidence || !arg_policy)
                 return log_error_errno(-EINVAL,
                                        "Both --evidence and --policy are required. See --help.");
+        if (arg_binding && arg_no_binding)
+                return log_error_errno(-EINVAL,
+                                       "--binding and --no-binding exclude each other. See "
+                                       "--help.");
         return 1;
 }
 
@@ -119,7 +138,13 @@ static const char *status_label(CheckStatus s)
         }
 }
 
-void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d)
+static const char *freshness_reason(CliFreshness f)
+{
+        return f == CLI_FRESHNESS_OFFLINE ? "--no-binding" : "no --binding given";
+}
+
+void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d,
+                           CliFreshness freshness)
 {
         for (size_t i = 0; i < rep->n_checks; i++) {
                 const CheckResult *c = &rep->checks[i];
@@ -134,16 +159,25 @@ void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d)
                 if (c->expected[0] || c->actual[0])
                         printf("      expected %s\n      actual   %s\n", c->expected, c->actual);
         }
+        printf("\n");
+        if (freshness != CLI_FRESHNESS_CHECKED)
+                printf("Freshness: NOT checked (%s): the evidence's binding to a verifier's "
+                       "nonce was not compared; anyone may be replaying it\n",
+                       freshness_reason(freshness));
         if (verdict < 0)
-                printf("\nVerdict: FAIL: %s\n", d->message);
+                printf("Verdict: FAIL: %s\n", d->message);
         else if (verdict > 0)
-                printf("\nVerdict: INCOMPLETE: the attestation key is not yet proven to be in the "
+                printf("Verdict: INCOMPLETE: the attestation key is not yet proven to be in the "
                        "certified TPM (credential activation needs the live TPM)\n");
+        else if (freshness != CLI_FRESHNESS_CHECKED)
+                /* Never a bare PASS for a document that may be a replay. */
+                printf("Verdict: PASS (freshness not checked: %s)\n", freshness_reason(freshness));
         else
-                printf("\nVerdict: PASS\n");
+                printf("Verdict: PASS\n");
 }
 
-int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d)
+int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d,
+                          CliFreshness freshness)
 {
         _cleanup_(json_decrefp) json_t *root = json_object(), *checks = json_array();
         _cleanup_(freep) char *text = NULL;
@@ -169,6 +203,9 @@ int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d)
                                    json_string(verdict < 0   ? "fail"
                                                : verdict > 0 ? "incomplete"
                                                              : "pass"));
+        (void) json_object_set_new(
+                root, "freshness",
+                json_string(freshness == CLI_FRESHNESS_CHECKED ? "checked" : "not-checked"));
         (void) json_object_set(root, "checks", checks);
         if (verdict < 0) {
                 json_t *f = json_pack("{s:s,s:s}", "check", d->check, "message", d->message);
@@ -193,6 +230,7 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(freep) uint8_t *data = NULL;
         uint8_t binding[ATTEST_BINDING_SIZE];
+        CliFreshness freshness;
         AttestReport rep = {};
         size_t size;
         Diag d;
@@ -217,18 +255,32 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
         r = evidence_parse(data, size, &e, &d);
         if (r < 0)
                 return log_error_errno(r, "%s: %s", arg_evidence, d.message);
-        if (!arg_binding)
-                log_warning("No --binding given: the evidence's freshness and binding are NOT "
-                            "checked.");
+        freshness = arg_binding      ? CLI_FRESHNESS_CHECKED
+                    : arg_no_binding ? CLI_FRESHNESS_OFFLINE
+                                     : CLI_FRESHNESS_NO_BINDING;
+        if (freshness == CLI_FRESHNESS_OFFLINE)
+                log_warning("--no-binding: the evidence's freshness is NOT checked: anyone may be "
+                            "replaying it.");
 
         verdict = attest_verify(e, p, arg_binding ? binding : NULL, arg_at, &rep, &d);
+        /* Without a binding a stored document proves nothing about when, or for whom, it was
+         * made: a replay passes every other check. That is a pass only when asked for. */
+        if (verdict == 0 && freshness == CLI_FRESHNESS_NO_BINDING)
+                verdict = diag_fail(&d, -EPERM, "freshness", -1,
+                                    "freshness NOT checked: no --binding given, so this document "
+                                    "may be a replay (give the expected --binding HEX, or "
+                                    "--no-binding to inspect it offline only)");
         if (o->output == OUTPUT_JSON)
-                r = cli_print_report_json(&rep, verdict, &d);
+                r = cli_print_report_json(&rep, verdict, &d, freshness);
         else
-                cli_print_report_text(&rep, verdict, &d);
+                cli_print_report_text(&rep, verdict, &d, freshness);
         attest_report_done(&rep);
         if (r < 0)
                 return r;
+        if (freshness == CLI_FRESHNESS_NO_BINDING)
+                log_error("%s: freshness NOT checked (no --binding): give --binding HEX, or "
+                          "--no-binding to inspect the document offline.",
+                          arg_evidence);
         /* ek-cert trust verified offline is incomplete: not a pass. */
         return verdict < 0 ? verdict : verdict > 0 ? -EPERM : 0;
 }

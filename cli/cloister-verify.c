@@ -168,10 +168,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 return log_error_errno(verdict, "%s: %s", endpoint, d.message);
         }
         if (o->output == OUTPUT_JSON)
-                r = cli_print_report_json(&rep, verdict, &d);
+                r = cli_print_report_json(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
         else {
                 printf("node %s\n", endpoint);
-                cli_print_report_text(&rep, verdict, &d);
+                cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (verdict < 0) {
                         char msg[1024];
                         diag_format(&d, msg, sizeof(msg));

@@ -73,7 +73,7 @@ def test_verify_json_output_has_checks_and_verdict(cloister, swtpm, tmp_path):
                  BINDING, "-o", "json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] == "pass"
+    assert out["verdict"] == "pass" and out["freshness"] == "checked"
     names = {c["name"] for c in out["checks"]}
     assert {"variant", "ak-trust", "quote-signature", "binding", "pcr-digest", "pcr"} <= names
 
@@ -109,20 +109,132 @@ def test_warn_only_mismatch_passes_with_warning(cloister, swtpm, tmp_path):
     assert "WARN  pcr[1]" in r.stdout and "(warn-only)" in r.stdout
 
 
-def test_replayed_evidence_against_new_binding_fails(cloister, swtpm, tmp_path):
+def verify(cloister, ev_path, pol, *args):
+    return cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, *args)
+
+
+def verdict_lines(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("Verdict:")]
+
+
+def test_right_binding_passes_with_freshness_checked(cloister, swtpm, tmp_path):
     ev_path, ev = issue(cloister, swtpm, tmp_path)
     pol = policy_for(ev, tmp_path)
-    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", "cd" * 32)
+    r = verify(cloister, ev_path, pol, "--binding", BINDING)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS  binding" in r.stdout
+    assert verdict_lines(r.stdout) == ["Verdict: PASS"]
+    assert "Freshness: NOT checked" not in r.stdout and "NOT checked" not in r.stderr
+
+
+def test_replayed_evidence_against_another_binding_fails_naming_binding_and_nonce(
+        cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = verify(cloister, ev_path, pol, "--binding", "cd" * 32)
     assert r.returncode == 1
     assert "FAIL  binding" in r.stdout
+    [line] = verdict_lines(r.stdout)
+    assert line.startswith("Verdict: FAIL:") and "nonce" in line, line
+    j = verify(cloister, ev_path, pol, "--binding", "cd" * 32, "-o", "json")
+    assert j.returncode == 1
+    out = json.loads(j.stdout)
+    assert out["verdict"] == "fail" and out["freshness"] == "checked"
+    assert out["failure"]["check"] == "binding" and "nonce" in out["failure"]["message"]
+    assert out["failure"]["expected"] == "cd" * 32 and out["failure"]["actual"] == BINDING
 
 
-def test_without_binding_freshness_is_reported_unchecked(cloister, swtpm, tmp_path):
+def test_replayed_evidence_without_binding_exits_1_and_says_freshness_not_checked(
+        cloister, swtpm, tmp_path):
+    # Issued for someone else's nonce earlier: every check but freshness passes for a replay.
     ev_path, ev = issue(cloister, swtpm, tmp_path)
     pol = policy_for(ev, tmp_path)
-    r = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol)
+    r = verify(cloister, ev_path, pol)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "SKIP  binding" in r.stdout
+    assert "Freshness: NOT checked (no --binding given)" in r.stdout
+    assert "replaying" in r.stdout
+    [line] = verdict_lines(r.stdout)
+    assert line.startswith("Verdict: FAIL: freshness NOT checked"), line
+    assert "--binding HEX" in line and "--no-binding" in line
+    assert "Verdict: PASS" not in r.stdout
+    errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "freshness NOT checked" in errors[0], r.stderr
+
+    j = verify(cloister, ev_path, pol, "-o", "json")
+    assert j.returncode == 1, j.stderr
+    out = json.loads(j.stdout)
+    assert out["verdict"] == "fail" and out["freshness"] == "not-checked"
+    assert out["failure"]["check"] == "freshness"
+    assert "NOT checked" in out["failure"]["message"]
+    assert {"name": "binding", "status": "skipped"}.items() <= next(
+        c for c in out["checks"] if c["name"] == "binding").items()
+
+
+def test_replayed_evidence_without_binding_fails_even_when_a_pcr_fails_too(
+        cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+
+    def bad_pcr4(p):
+        p["measurements"]["4"]["expected"] = "ee" * 32
+
+    pol = policy_for(ev, tmp_path, bad_pcr4)
+    r = verify(cloister, ev_path, pol)
+    assert r.returncode == 1
+    assert "Freshness: NOT checked (no --binding given)" in r.stdout
+    [line] = verdict_lines(r.stdout)
+    assert line.startswith("Verdict: FAIL:") and "PCR" in line.upper(), line
+
+
+def test_no_binding_exits_0_and_still_says_freshness_not_checked_in_text_and_json(
+        cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    r = verify(cloister, ev_path, pol, "--no-binding")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SKIP  binding" in r.stdout
+    assert "Freshness: NOT checked (--no-binding)" in r.stdout
+    assert verdict_lines(r.stdout) == ["Verdict: PASS (freshness not checked: --no-binding)"]
+    assert "NOT checked" in r.stderr and "replaying" in r.stderr
+
+    j = verify(cloister, ev_path, pol, "--no-binding", "-o", "json")
+    assert j.returncode == 0, j.stderr
+    out = json.loads(j.stdout)
+    assert out["verdict"] == "pass" and out["freshness"] == "not-checked"
+    assert "failure" not in out
+
+
+def test_no_binding_does_not_hide_a_failing_check(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+
+    def bad_pcr4(p):
+        p["measurements"]["4"]["expected"] = "ee" * 32
+
+    pol = policy_for(ev, tmp_path, bad_pcr4)
+    j = verify(cloister, ev_path, pol, "--no-binding", "-o", "json")
+    assert j.returncode == 1
+    out = json.loads(j.stdout)
+    assert out["verdict"] == "fail" and out["freshness"] == "not-checked"
+    assert out["failure"]["check"] == "pcr" and out["failure"]["index"] == 4
+
+
+def test_binding_together_with_no_binding_is_a_usage_error(cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    for order in (["--binding", BINDING, "--no-binding"], ["--no-binding", "--binding", BINDING]):
+        r = verify(cloister, ev_path, pol, *order)
+        assert r.returncode == 1
+        assert r.stdout == ""
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+        assert "--binding and --no-binding" in lines[0] and "--help" in lines[0]
+
+
+def test_verify_help_documents_no_binding_and_the_exit_status(cloister):
+    r = cloister("attestation", "verify", "--help")
     assert r.returncode == 0
-    assert "NOT checked" in r.stderr and "SKIP  binding" in r.stdout
+    assert "--no-binding" in r.stdout and "Exit status:" in r.stdout
+    assert "not-checked" in r.stdout
 
 
 def test_show_prints_pcrs_and_says_not_verified(cloister, swtpm, tmp_path):

@@ -181,7 +181,8 @@ def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, t
                  "-o", "json")
         assert ok.returncode == 0, ok.stdout + ok.stderr
         out = json.loads(ok.stdout)
-        assert out["verdict"] == "pass"
+        # A fresh nonce per connection: the verdict covers freshness, and the JSON says so.
+        assert out["verdict"] == "pass" and out["freshness"] == "checked"
         assert any(c["name"] == "pcr" and c.get("index") == 15 and c["status"] == "pass"
                    for c in out["checks"])
         bad = run("cloister", "verify", "--endpoint", url, "--policy", after, "--cluster-id",

@@ -110,6 +110,9 @@ def cases(d, silent, plain):
          "cannot read the init secret"),
         ("attestation verify: missing", ["attestation", "verify", "--policy",
                                          d / "policy.json", d / "none.json"], "none.json"),
+        ("attestation verify: --binding with --no-binding",
+         ["attestation", "verify", "--evidence", d / "none.json", "--policy", d / "policy.json",
+          "--binding", "ab" * 32, "--no-binding"], "--binding and --no-binding exclude each other"),
         ("unknown command", ["frobnicate"], "unknown command"),
     ]
 
