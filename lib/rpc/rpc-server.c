@@ -27,8 +27,38 @@
 /* After SIGTERM: how long open connections get to finish before the loop ends anyway. */
 #define RPC_DRAIN_SEC 5
 
+/* A request handed to a worker thread: everything the handler reads is owned here (the TLS
+ * connection's SSL object is referenced, so that a client closing early frees nothing the
+ * handler still uses), and the answer comes back to the loop, which alone talks to libevent. */
+typedef struct RpcJob {
+        struct RpcJob *next;
+        struct evhttp_request *req;
+        const RpcRoute *route;
+        json_t *body;
+        SSL *ssl;
+        char method[8];
+        char *path;
+        char peer[INET6_ADDRSTRLEN + 8];
+        json_t *response;
+        int r;
+        char detail[512];
+} RpcJob;
+
+typedef struct RpcJobQueue {
+        RpcJob *head, *tail;
+        size_t n;
+} RpcJobQueue;
+
 struct RpcServer {
         RpcServerConfig config;
+        /* The worker pool (config.workers > 0): jobs wait in todo, answers in done. */
+        pthread_t *threads;
+        size_t n_threads;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        RpcJobQueue todo, done;
+        bool quitting;
+        struct event *done_event;
         AtlsContext *atls;
         const RpcRoute *routes;
         void *userdata;
@@ -71,6 +101,7 @@ void rpc_server_config_defaults(RpcServerConfig *c)
                 .max_headers = RPC_HEADERS_MAX_DEFAULT,
                 .timeout_sec = RPC_TIMEOUT_SEC_DEFAULT,
                 .max_connections = RPC_CONNECTIONS_MAX_DEFAULT,
+                .max_queued = RPC_QUEUED_MAX_DEFAULT,
                 .listen_fd = -1,
         };
 }
@@ -128,6 +159,25 @@ static void error_for_errno(int r, int *code, const char **error)
         }
 }
 
+static void reply_result(struct evhttp_request *req, const RpcRoute *route, int r, json_t *response,
+                         const char *detail)
+{
+        const char *error;
+        int code;
+
+        if (r < 0) {
+                error_for_errno(r, &code, &error);
+                reply_error(req, code, error, detail[0] ? detail : strerror(-r));
+                return;
+        }
+        /* An attested client's evidence was checked against the policy of its handshake: one
+         * request per such connection, so that a policy change applies to the next one. */
+        if (route->attested_client)
+                (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                                         "close");
+        reply_json(req, 200, "OK", response);
+}
+
 static const char *method_name(enum evhttp_cmd_type t)
 {
         switch (t) {
@@ -144,6 +194,91 @@ static const char *method_name(enum evhttp_cmd_type t)
         }
 }
 
+static void queue_push(RpcJobQueue *q, RpcJob *j)
+{
+        j->next = NULL;
+        if (q->tail)
+                q->tail->next = j;
+        else
+                q->head = j;
+        q->tail = j;
+        q->n++;
+}
+
+static RpcJob *queue_pop(RpcJobQueue *q)
+{
+        RpcJob *j = q->head;
+
+        if (!j)
+                return NULL;
+        q->head = j->next;
+        if (!q->head)
+                q->tail = NULL;
+        q->n--;
+        return j;
+}
+
+static RpcJob *job_free(RpcJob *j)
+{
+        if (!j)
+                return NULL;
+        json_decref(j->body);
+        json_decref(j->response);
+        if (j->ssl)
+                SSL_free(j->ssl);
+        free(j->path);
+        free(j);
+        return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+        RpcServer *s = arg;
+
+        for (;;) {
+                RpcJob *j;
+
+                (void) pthread_mutex_lock(&s->lock);
+                while (!s->todo.head && !s->quitting)
+                        (void) pthread_cond_wait(&s->cond, &s->lock);
+                j = queue_pop(&s->todo);
+                (void) pthread_mutex_unlock(&s->lock);
+                if (!j)
+                        return NULL; /* quitting with nothing left to do */
+
+                RpcRequest rq = { .method = j->method,
+                                  .path = j->path,
+                                  .body = j->body,
+                                  .ssl = j->ssl,
+                                  .peer = j->peer };
+                j->r = j->route->handler(s->userdata, &rq, &j->response, j->detail,
+                                         sizeof(j->detail));
+
+                (void) pthread_mutex_lock(&s->lock);
+                queue_push(&s->done, j);
+                (void) pthread_mutex_unlock(&s->lock);
+                event_active(s->done_event, EV_READ, 0);
+        }
+}
+
+/* On the loop: the answers the workers have finished. */
+static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
+{
+        RpcServer *s = arg;
+
+        for (;;) {
+                RpcJob *j;
+
+                (void) pthread_mutex_lock(&s->lock);
+                j = queue_pop(&s->done);
+                (void) pthread_mutex_unlock(&s->lock);
+                if (!j)
+                        return;
+                reply_result(j->req, j->route, j->r, j->response, j->detail);
+                job_free(j);
+        }
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
         RpcServer *s = arg;
@@ -156,8 +291,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         bool path_known = false;
         _cleanup_(json_decrefp) json_t *body = NULL, *response = NULL;
         char detail[512] = "", peer[INET6_ADDRSTRLEN + 8];
-        const char *error;
-        int r, code;
+        int r;
 
         /* Defence in depth: the handshake already refused unverified peers where we verify. */
         if (!ssl) {
@@ -215,18 +349,40 @@ static void dispatch(struct evhttp_request *req, void *arg)
         }
         rq.body = body;
 
-        r = route->handler(s->userdata, &rq, &response, detail, sizeof(detail));
-        if (r < 0) {
-                error_for_errno(r, &code, &error);
-                reply_error(req, code, error, detail[0] ? detail : strerror(-r));
+        if (s->n_threads > 0) {
+                RpcJob *j;
+                bool full;
+
+                j = calloc(1, sizeof(*j));
+                if (!j || !(j->path = strdup(path))) {
+                        free(j);
+                        reply_error(req, 500, "internal", "out of memory");
+                        return;
+                }
+                j->req = req;
+                j->route = route;
+                j->body = TAKE_PTR(body);
+                (void) snprintf(j->method, sizeof(j->method), "%s", method);
+                (void) snprintf(j->peer, sizeof(j->peer), "%s", peer);
+                /* The connection may close while the handler runs: libevent then keeps the
+                 * request for the reply, which frees it; the SSL object is ours to keep. */
+                SSL_up_ref(ssl);
+                j->ssl = ssl;
+                (void) pthread_mutex_lock(&s->lock);
+                full = s->todo.n >= s->config.max_queued;
+                if (!full) {
+                        queue_push(&s->todo, j);
+                        (void) pthread_cond_signal(&s->cond);
+                }
+                (void) pthread_mutex_unlock(&s->lock);
+                if (full) {
+                        job_free(j);
+                        reply_error(req, 503, "busy", "the server is busy: try again shortly");
+                }
                 return;
         }
-        /* An attested client's evidence was checked against the policy of its handshake: one
-         * request per such connection, so that a policy change applies to the next one. */
-        if (route->attested_client)
-                (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                                         "close");
-        reply_json(req, 200, "OK", response);
+        r = route->handler(s->userdata, &rq, &response, detail, sizeof(detail));
+        reply_result(req, route, r, response, detail);
 }
 
 static int refuse_handshake(SSL *ssl, void *arg)
@@ -315,7 +471,8 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         struct sockaddr_storage ss = {};
         socklen_t sslen = sizeof(ss);
 
-        if (!config || !atls || !routes || config->max_connections == 0)
+        if (!config || !atls || !routes || config->max_connections == 0 ||
+            config->workers > RPC_WORKERS_MAX || (config->workers > 0 && config->max_queued == 0))
                 return -EINVAL;
         (void) pthread_once(&conn_index_once, conn_index_init);
         if (conn_index < 0)
@@ -327,6 +484,8 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         if (!s)
                 return -ENOMEM;
         s->config = *config;
+        (void) pthread_mutex_init(&s->lock, NULL);
+        (void) pthread_cond_init(&s->cond, NULL);
         s->atls = atls;
         s->routes = routes;
         s->userdata = userdata;
@@ -400,6 +559,19 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
                                 ? ((struct sockaddr_in *) &ss)->sin_port
                                 : ((struct sockaddr_in6 *) &ss)->sin6_port);
 
+        if (config->workers > 0) {
+                s->done_event = event_new(s->base, -1, 0, on_jobs_done, s);
+                s->threads = calloc(config->workers, sizeof(pthread_t));
+                if (!s->done_event || !s->threads)
+                        return -ENOMEM;
+                for (unsigned i = 0; i < config->workers; i++) {
+                        int e = pthread_create(&s->threads[i], NULL, worker_main, s);
+                        if (e != 0)
+                                return -e;
+                        s->n_threads++;
+                }
+        }
+
         s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
         s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
         s->stop_event = event_new(s->base, -1, 0, on_stop, s);
@@ -412,8 +584,27 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
 
 RpcServer *rpc_server_free(RpcServer *s)
 {
+        RpcJob *j;
+
         if (!s)
                 return NULL;
+        /* Handlers already running finish; jobs still waiting are answered 503 with the rest. */
+        (void) pthread_mutex_lock(&s->lock);
+        s->quitting = true;
+        while ((j = queue_pop(&s->todo))) {
+                j->r = -EBUSY;
+                (void) snprintf(j->detail, sizeof(j->detail), "the server is stopping");
+                queue_push(&s->done, j);
+        }
+        (void) pthread_cond_broadcast(&s->cond);
+        (void) pthread_mutex_unlock(&s->lock);
+        for (size_t i = 0; i < s->n_threads; i++)
+                (void) pthread_join(s->threads[i], NULL);
+        free(s->threads);
+        if (s->done_event) {
+                on_jobs_done(-1, 0, s);
+                event_free(s->done_event);
+        }
         if (s->http)
                 evhttp_free(s->http);
         if (s->sigterm)
@@ -426,6 +617,8 @@ RpcServer *rpc_server_free(RpcServer *s)
                 event_free(s->drain_timer);
         if (s->base)
                 event_base_free(s->base);
+        (void) pthread_cond_destroy(&s->cond);
+        (void) pthread_mutex_destroy(&s->lock);
         free(s);
         return NULL;
 }

@@ -18,6 +18,8 @@
 #define RPC_HEADERS_MAX_DEFAULT     (16U * 1024U)
 #define RPC_TIMEOUT_SEC_DEFAULT     10
 #define RPC_CONNECTIONS_MAX_DEFAULT 512
+#define RPC_QUEUED_MAX_DEFAULT      256
+#define RPC_WORKERS_MAX             64
 
 typedef struct RpcRequest {
         const char *method; /* "GET", "POST" */
@@ -51,6 +53,12 @@ typedef struct RpcServerConfig {
         unsigned max_connections;
         bool notify;   /* sd_notify READY=1/STOPPING=1 */
         int listen_fd; /* >= 0: serve this listening socket (handed over) instead of binding */
+        /* > 0: handlers run on this many worker threads, so that a slow handler (a kubeadm
+         * call, an fsync, an scrypt) never holds up the event loop, which then only accepts,
+         * handshakes, reads and writes; handlers must be thread-safe. 0: on the loop. */
+        unsigned workers;
+        /* With workers: requests waiting for a worker beyond this many are answered 503. */
+        unsigned max_queued;
         /* Called (with the server's userdata) when a request is refused before its handler
          * runs because the route needs an attested client; may be NULL. */
         void (*on_refusal)(void *userdata, const RpcRequest *req, const char *reason);
