@@ -43,6 +43,21 @@ bool bootstrapper_pcr15_is_cluster(Bootstrapper *b, const char *cluster_id_hex)
         return memcmp(pcr15, expected, 32) == 0;
 }
 
+int bootstrapper_check_ak_trust(const Bootstrapper *b, const AttestPolicy *p, const char *what)
+{
+        if (p->variant != ATTEST_VARIANT_QEMU_VTPM || p->ak_trust != AK_TRUST_INSECURE_ANY)
+                return 0;
+        if (!b->insecure_any_ak)
+                return log_error_errno(-EPERM,
+                                       "%s has akTrust insecure-any: it trusts any TPM, so anyone "
+                                       "can pose as a node or a join service. Refused: pin the "
+                                       "nodes' keys or use ek-cert (for a throw-away test only: "
+                                       "--insecure-allow-any-ak).",
+                                       what);
+        log_warning("INSECURE: %s trusts ANY attestation key (--insecure-allow-any-ak).", what);
+        return 0;
+}
+
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret)
 {
         static const uint8_t zero[32];
@@ -166,6 +181,10 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 if (attest_policy_parse(policy_text, strlen(policy_text), "init request: policy",
                                         &policy, &d) < 0)
                         return fail(detail, n, -EBADMSG, "%s", d.message);
+                if (bootstrapper_check_ak_trust(b, policy, "the owner's cluster policy") < 0)
+                        return fail(detail, n, -EPERM,
+                                    "the cluster policy has akTrust insecure-any: any TPM could "
+                                    "join the cluster; pin the nodes' keys or use ek-cert");
         }
         if (!kubeadm_name_ok(name) || !kubeadm_version_ok(version) ||
             !kubeadm_cidr_ok(service_cidr))

@@ -64,6 +64,9 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
         r = attest_policy_load(path, &p, &d);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the join policy: %s", d.message);
+        r = bootstrapper_check_ak_trust(b, p, path);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++)
                 p->pcrs[image_pcrs[i]].present = true;
         for (unsigned i = 0; i < 15; i++)
@@ -300,6 +303,21 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
                          node_role_to_string(md->role), "diskUuid", uuid, "endpoint", b->endpoint);
         if (!body)
                 return log_oom();
+        /* A control plane gets the master secret: only the owner may make one. The join service
+         * checks the owner's authorization; this node only passes it on. */
+        if (control_plane) {
+                if (!md->cp_authorization[0])
+                        return log_error_errno(-EPERM,
+                                               "This node is to join as a control plane, but its "
+                                               "metadata carries no control-plane authorization: "
+                                               "the owner creates one with 'cloister control-plane "
+                                               "authorize %s' and sets it as "
+                                               "cloister-control-plane-authorization.",
+                                               b->node_name);
+                if (json_object_set_new(body, "controlPlaneAuthorization",
+                                        json_string(md->cp_authorization)) < 0)
+                        return log_oom();
+        }
         r = ask_join_services(b, md, policy, "/v1/join", body, timeout_sec, &resp);
         if (r < 0)
                 return r;

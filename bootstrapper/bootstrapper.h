@@ -34,9 +34,15 @@ typedef struct Bootstrapper {
          * not mounted yet (after a reboot its key comes from the join service or the owner). */
         const char *state_mount, *state_bind, *disk_mapper;
         bool state_locked;
+        /* --insecure-allow-any-ak: policies with akTrust insecure-any are accepted (loudly) */
+        bool insecure_any_ak;
 } Bootstrapper;
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
+/* -EPERM (logged) for a qemu-vtpm policy with akTrust insecure-any, unless the insecure option
+ * was given (then a loud warning); what names the policy in the message. */
+typedef struct AttestPolicy AttestPolicy;
+int bootstrapper_check_ak_trust(const Bootstrapper *b, const AttestPolicy *p, const char *what);
 /* <state_dir>/node-state.json exists (written once the node is a member). */
 bool bootstrapper_node_state_exists(const Bootstrapper *b);
 /* Whether dir is the root of a mount (false if it does not exist). */

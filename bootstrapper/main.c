@@ -29,7 +29,7 @@ static uint16_t arg_port = 9000;
 static const char *arg_metadata, *arg_metadata_url;
 static unsigned arg_metadata_timeout = 30;
 static const char *arg_advertise_address;
-static bool arg_print_metadata, arg_insecure_no_init_secret;
+static bool arg_print_metadata, arg_insecure_no_init_secret, arg_insecure_any_ak;
 static const char *arg_join_policy, *arg_join_service;
 static unsigned arg_join_timeout = 600;
 static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
@@ -77,6 +77,9 @@ static void help(void)
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
                "                           first when the metadata has no init-secret hash\n"
+               "  --insecure-allow-any-ak  INSECURE, throw-away tests only: accept a join policy\n"
+               "                           or an owner's cluster policy with akTrust insecure-any\n"
+               "                           (any TPM is trusted); refused without it\n"
                "\nInit is refused unless the request carries the init secret whose scrypt hash\n"
                "the metadata holds. A node whose metadata lists peers joins through their join\n"
                "services instead (mutual attestation); with an initialised state disk it rejoins\n"
@@ -100,6 +103,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_METADATA_URL,
                 ARG_PRINT_METADATA,
                 ARG_INSECURE_NO_INIT_SECRET,
+                ARG_INSECURE_ANY_AK,
                 ARG_METADATA_TIMEOUT,
                 ARG_ADVERTISE,
                 ARG_JOIN_POLICY,
@@ -125,6 +129,7 @@ static int parse_argv(int argc, char *argv[])
                 { "metadata-timeout", required_argument, NULL, ARG_METADATA_TIMEOUT },
                 { "advertise-address", required_argument, NULL, ARG_ADVERTISE },
                 { "insecure-no-init-secret", no_argument, NULL, ARG_INSECURE_NO_INIT_SECRET },
+                { "insecure-allow-any-ak", no_argument, NULL, ARG_INSECURE_ANY_AK },
                 { "join-policy", required_argument, NULL, ARG_JOIN_POLICY },
                 { "join-timeout", required_argument, NULL, ARG_JOIN_TIMEOUT },
                 { "join-service", required_argument, NULL, ARG_JOIN_SERVICE },
@@ -191,6 +196,9 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_INSECURE_NO_INIT_SECRET:
                         arg_insecure_no_init_secret = true;
+                        break;
+                case ARG_INSECURE_ANY_AK:
+                        arg_insecure_any_ak = true;
                         break;
                 case ARG_JOIN_POLICY:
                         arg_join_policy = optarg;
@@ -279,18 +287,6 @@ static int print_metadata(const NodeMetadata *m)
         return 0;
 }
 
-/* The first control plane after a full outage needs no init secret: it serves recovery, which
- * only the owner's master secret can complete. */
-static bool node_has_cluster_disk(void)
-{
-        char uuid[LUKS_UUID_SIZE];
-        LuksState st;
-        Diag d;
-
-        diag_clear(&d);
-        return luks_validate(arg_state_disk, uuid, &st, &d) >= 0 && st == LUKS_STATE_INITIALIZED;
-}
-
 /* A program of ours next to this binary: buf gets <dir of /proc/self/exe>/name. */
 static const char *next_to_self(const char *name, char *buf, size_t size)
 {
@@ -312,24 +308,32 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
                              int listen_fd)
 {
         char listen[300], fd[16];
+        bool with_fd = listen_fd >= 0;
 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *const argv[] = { (char *) b->join_service,
-                               (char *) "--tcti",
-                               (char *) (arg_tcti ?: getenv("CLOISTER_TPM_TCTI") ?: TPM_DEVICE_TCTI_DEFAULT),
-                               (char *) "--listen",
-                               listen,
-                               (char *) "--state-dir",
-                               (char *) b->state_dir,
-                               (char *) "--kubeadm",
-                               (char *) b->kubeadm,
-                               (char *) "--event-log",
-                               (char *) arg_event_log,
-                               listen_fd >= 0 ? (char *) "--listen-fd" : NULL,
-                               fd,
-                               NULL };
+        char *argv[16];
+        size_t n = 0;
+
+        argv[n++] = (char *) b->join_service;
+        argv[n++] = (char *) "--tcti";
+        argv[n++] = (char *) (arg_tcti ?: getenv("CLOISTER_TPM_TCTI") ?: TPM_DEVICE_TCTI_DEFAULT);
+        argv[n++] = (char *) "--listen";
+        argv[n++] = listen;
+        argv[n++] = (char *) "--state-dir";
+        argv[n++] = (char *) b->state_dir;
+        argv[n++] = (char *) "--kubeadm";
+        argv[n++] = (char *) b->kubeadm;
+        argv[n++] = (char *) "--event-log";
+        argv[n++] = (char *) arg_event_log;
+        if (with_fd) {
+                argv[n++] = (char *) "--listen-fd";
+                argv[n++] = fd;
+        }
+        if (b->insecure_any_ak)
+                argv[n++] = (char *) "--insecure-allow-any-ak";
+        argv[n] = NULL;
         vtpm_attester_done(attester);
         *tpm = tpm_device_close(*tpm);
         log_info("bootstrapper: this node is a control plane of its cluster now; handing over to "
@@ -380,6 +384,7 @@ int main(int argc, char *argv[])
         Bootstrapper b = {};
         NodeMetadata md = {};
         char join_service[4096 + 32], disk_mapper[4096 + 32], own_endpoint[300];
+        char disk_uuid[LUKS_UUID_SIZE];
         enum { MODE_INIT, MODE_JOIN, MODE_REJOIN, MODE_RECOVER } mode;
         LuksState disk_state;
         Diag d;
@@ -403,7 +408,17 @@ int main(int argc, char *argv[])
                           "--join-policy FILE (the AK trust to hold them to).");
                 return 1;
         }
-        if (!joining && !md.init_secret_hash[0] && !node_has_cluster_disk()) {
+        /* The state disk says whether this node was in a cluster before this boot. It is read
+         * once: every decision below (init secret required, mode) comes from this one reading. */
+        diag_clear(&d);
+        r = luks_validate(arg_state_disk, disk_uuid, &disk_state, &d);
+        if (r < 0) {
+                log_error_errno(r, "The state disk is refused: %s", d.message);
+                return 1;
+        }
+        /* The first control plane after a full outage needs no init secret: it serves recovery,
+         * which only the owner's master secret can complete. */
+        if (!joining && !md.init_secret_hash[0] && disk_state != LUKS_STATE_INITIALIZED) {
                 if (!arg_insecure_no_init_secret) {
                         log_error("The node metadata carries no init-secret hash (%s), so anyone "
                                   "who reaches this node first could initialise it: refusing to "
@@ -441,7 +456,9 @@ int main(int argc, char *argv[])
                                     md.role == NODE_ROLE_CONTROL_PLANE ? arg_join_service : NULL,
                             .state_mount = arg_state_mount,
                             .state_bind = arg_state_bind,
-                            .disk_mapper = arg_disk_mapper };
+                            .disk_mapper = arg_disk_mapper,
+                            .insecure_any_ak = arg_insecure_any_ak };
+        (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
 
         {
                 static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
@@ -495,13 +512,6 @@ int main(int argc, char *argv[])
                 return 1;
         }
 
-        /* The state disk says whether this node was in a cluster before this boot. */
-        diag_clear(&d);
-        r = luks_validate(arg_state_disk, b.disk_uuid, &disk_state, &d);
-        if (r < 0) {
-                log_error_errno(r, "The state disk is refused: %s", d.message);
-                return 1;
-        }
         /* With --state-mount, the state directory is on the disk. The disk mapper left it locked
          * at boot if it is initialized (or its re-key needs the disk key): then nothing of the
          * node's state can be read yet, and its key must come from a join service or the owner. */

@@ -23,6 +23,8 @@ static const Verb verbs[] = {
           "the cluster's members, roles, last admission and policy digest" },
         { "verify", 0, VERB_ANY, verb_verify,
           "attest a node now and print every check (PCRs, cluster ID in PCR 15)" },
+        { "control-plane", 1, VERB_ANY, verb_control_plane,
+          "authorize: let the owner make a further node a control plane" },
         { "config", 1, VERB_ANY, verb_config,
           "generate | fetch-measurements: a cluster configuration (policy, defaults)" },
         { "mini", 1, VERB_ANY, verb_mini,

@@ -62,6 +62,18 @@ const json_t *members_find(const json_t *doc, const char *name)
         return NULL;
 }
 
+const json_t *members_find_disk(const json_t *doc, const char *disk_uuid)
+{
+        const json_t *list = json_object_get(doc, "members"), *m;
+        size_t i;
+
+        json_array_foreach (list, i, m)
+                if (json_is_string(json_object_get(m, "diskUuid")) &&
+                    strcmp(json_string_value(json_object_get(m, "diskUuid")), disk_uuid) == 0)
+                        return m;
+        return NULL;
+}
+
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
                    const char *disk_uuid, const char *ak_digest)
 {

@@ -56,6 +56,21 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
                                                  "%s: PCR %u (the image) is not enforced; a join "
                                                  "service refuses to run with such a policy",
                                                  h->path, i);
+        /* Any TPM can produce a quote with any PCR values it was extended with: without a
+         * trusted attestation key, a policy proves nothing about who is asking. */
+        if (p->variant == ATTEST_VARIANT_QEMU_VTPM && p->ak_trust == AK_TRUST_INSECURE_ANY) {
+                if (!h->insecure_any_ak)
+                        return diag_fail(d, -EPERM, "policy", -1,
+                                         "%s: akTrust insecure-any trusts any TPM, so anyone can "
+                                         "join with made-up measurements; a join service refuses "
+                                         "such a policy (pin the nodes' keys or use ek-cert; for "
+                                         "a throw-away test only: --insecure-allow-any-ak)",
+                                         h->path);
+                log_warning("INSECURE: %s trusts ANY attestation key (--insecure-allow-any-ak): "
+                            "anyone who reaches this port can join as a worker and receive a "
+                            "disk key. Control planes are refused.",
+                            h->path);
+        }
         /* Joining nodes belong to no cluster yet, whatever the file says about PCR 15. */
         p->pcrs[15] = (PcrExpectation){ .present = true };
         r = attest_policy_parse(data, size, h->path, &member, d);
@@ -88,19 +103,30 @@ void policy_holder_done(PolicyHolder *h)
 void join_audit(JoinService *js, const char *event, const char *node, const char *role,
                 const char *evidence_digest, const char *verdict, const char *reason)
 {
+        char policy_digest[sizeof(js->policy.digest)];
+
+        /* policy.lock is recursive: the handshake's verifier holds it when it audits. */
+        (void) pthread_mutex_lock(&js->policy.lock);
+        memcpy(policy_digest, js->policy.digest, sizeof(policy_digest));
+        (void) pthread_mutex_unlock(&js->policy.lock);
+
         const AuditEntry e = {
                 .event = event,
                 .node = node ?: "",
                 .role = role ?: "",
                 .evidence_digest = evidence_digest ?: "",
-                .policy_digest = js->policy.digest,
+                .policy_digest = policy_digest,
                 .verdict = verdict,
                 .reason = reason ?: "",
         };
         Diag d;
+        int r;
 
         diag_clear(&d);
-        if (audit_log_append(js->audit_log, &e, &d) < 0)
+        (void) pthread_mutex_lock(&js->audit_lock);
+        r = audit_log_append(js->audit_log, &e, &d);
+        (void) pthread_mutex_unlock(&js->audit_lock);
+        if (r < 0)
                 log_error("join-service: CANNOT WRITE THE AUDIT LOG %s: %s", js->audit_log,
                           d.message);
         if (strcmp(verdict, "refused") == 0)
@@ -158,4 +184,27 @@ AtlsVerifier join_verifier(JoinService *js)
         return (AtlsVerifier){ .variant = js->policy.policy->variant,
                                .verify = join_verify_cb,
                                .userdata = js };
+}
+
+void join_service_init_locks(JoinService *js)
+{
+        pthread_mutexattr_t attr;
+
+        (void) pthread_mutexattr_init(&attr);
+        (void) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        (void) pthread_mutex_init(&js->policy.lock, &attr);
+        (void) pthread_mutexattr_destroy(&attr);
+        (void) pthread_mutex_init(&js->members_lock, NULL);
+        (void) pthread_mutex_init(&js->audit_lock, NULL);
+        (void) pthread_mutex_init(&js->certkey_lock, NULL);
+}
+
+void join_service_done(JoinService *js)
+{
+        for (size_t i = 0; i < JOIN_TICKETS_MAX; i++)
+                js->issued[i].ticket = secret_free(js->issued[i].ticket);
+        policy_holder_done(&js->policy);
+        (void) pthread_mutex_destroy(&js->members_lock);
+        (void) pthread_mutex_destroy(&js->audit_lock);
+        (void) pthread_mutex_destroy(&js->certkey_lock);
 }

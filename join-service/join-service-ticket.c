@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "cloister/atls.h"
 #include "cloister/base64.h"
+#include "cloister/cp-authorization.h"
 #include "cloister/crypto.h"
 #include "cloister/evidence.h"
 #include "cloister/fileio.h"
@@ -43,6 +45,18 @@ static bool uuid_ok(const char *s)
         return true;
 }
 
+int evidence_ak_digest(const Evidence *e, char ret[static 65])
+{
+        uint8_t digest[32];
+
+        ret[0] = '\0';
+        if (e->tpm.ak_public.size == 0)
+                return 0;
+        crypto_sha256(e->tpm.ak_public.data, e->tpm.ak_public.size, digest);
+        hex_encode_buf(digest, sizeof(digest), ret, 65);
+        return 0;
+}
+
 /* Which attestation key the verified peer quoted with (SHA-256 of its TPMT_PUBLIC, hex), so
  * that a member's rejoin can be held to the TPM it joined with; "" for variants without one. */
 static int peer_ak_digest(const RpcRequest *req, char ret[static 65], bool *ret_pcr15_zero)
@@ -50,7 +64,6 @@ static int peer_ak_digest(const RpcRequest *req, char ret[static 65], bool *ret_
         static const uint8_t zero[EVIDENCE_PCR_SIZE];
         _cleanup_(evidence_freep) Evidence *e = NULL;
         const uint8_t *data;
-        uint8_t digest[32];
         size_t size;
         Diag d;
         int r;
@@ -66,11 +79,7 @@ static int peer_ak_digest(const RpcRequest *req, char ret[static 65], bool *ret_
         /* The quote covered PCR 15 (verified in the handshake): zero, or this cluster's. */
         *ret_pcr15_zero = !(e->tpm.pcr_mask & (1U << 15)) ||
                           memcmp(e->tpm.pcrs[15], zero, EVIDENCE_PCR_SIZE) == 0;
-        if (e->tpm.ak_public.size == 0)
-                return 0;
-        crypto_sha256(e->tpm.ak_public.data, e->tpm.ak_public.size, digest);
-        hex_encode_buf(digest, sizeof(digest), ret, 65);
-        return 0;
+        return evidence_ak_digest(e, ret);
 }
 
 /* HOST:PORT or [IPv6]:PORT, what a verifier dials to attest the node. */
@@ -178,21 +187,72 @@ static void remember_certificate_key(JoinService *js, const char *hex)
                             "plane gets a new upload");
 }
 
-static int run_kubeadm(JoinService *js, char *const argv[], const char *what)
+/* kubeadm gets its secrets (the bootstrap token, the certificate key) in a configuration read
+ * from a pipe (--config /dev/stdin), never on its command line, which every local user can read
+ * in /proc/PID/cmdline, and never in a file. */
+static int run_kubeadm(JoinService *js, const char *const args[], const char *config,
+                       const char *what)
 {
-        _cleanup_(freep) char *logpath = NULL;
+        _cleanup_(freep) char *logpath = NULL, *kubeconfig = NULL;
+        char *argv[16];
+        size_t n = 0;
         int r;
 
-        if (asprintf(&logpath, "%s/kubeadm-join-service.log", js->state_dir) < 0)
+        if (asprintf(&logpath, "%s/kubeadm-join-service.log", js->state_dir) < 0 ||
+            asprintf(&kubeconfig, "%s/admin.conf", js->state_dir) < 0)
                 return -ENOMEM;
-        /* kubeadm prints the token and the certificate key it was given: its standard output
-         * goes nowhere, only its errors to the log. */
-        r = spawn_wait_output(argv, "/dev/null", logpath);
+        argv[n++] = (char *) js->kubeadm;
+        for (size_t i = 0; args[i]; i++) {
+                assert(n < ELEMENTSOF(argv) - 6);
+                argv[n++] = (char *) args[i];
+        }
+        argv[n++] = (char *) "--config";
+        argv[n++] = (char *) "/dev/stdin";
+        argv[n++] = (char *) "--kubeconfig";
+        argv[n++] = kubeconfig;
+        argv[n] = NULL;
+        /* kubeadm may print what it was given: its standard output goes nowhere, only its errors
+         * to the log. */
+        r = spawn_wait_input(argv, config, strlen(config), "/dev/null", logpath);
         if (r != 0) {
                 log_error("join-service: kubeadm %s failed (exit %d, see %s)", what, r, logpath);
                 return r < 0 ? r : -EIO;
         }
         return 0;
+}
+
+/* kubeadm v1beta4 InitConfiguration documents (JSON is YAML) carrying one secret each. */
+static int kubeadm_token_create(JoinService *js, const char token[static 24])
+{
+        static const char *const args[] = { "token", "create", NULL };
+        char config[512];
+        int r;
+
+        (void) snprintf(config, sizeof(config),
+                        "{\"apiVersion\": \"kubeadm.k8s.io/v1beta4\", \"kind\": "
+                        "\"InitConfiguration\", \"bootstrapTokens\": [{\"token\": \"%s\", "
+                        "\"ttl\": \"%um0s\", \"usages\": [\"signing\", \"authentication\"], "
+                        "\"groups\": [\"system:bootstrappers:kubeadm:default-node-token\"]}]}\n",
+                        token, js->token_ttl_min);
+        r = run_kubeadm(js, args, config, "token create");
+        explicit_wipe(config, sizeof(config));
+        return r;
+}
+
+static int kubeadm_upload_certs(JoinService *js, const char *certificate_key)
+{
+        static const char *const args[] = { "init", "phase", "upload-certs", "--upload-certs",
+                                            NULL };
+        char config[256];
+        int r;
+
+        (void) snprintf(config, sizeof(config),
+                        "{\"apiVersion\": \"kubeadm.k8s.io/v1beta4\", \"kind\": "
+                        "\"InitConfiguration\", \"certificateKey\": \"%s\"}\n",
+                        certificate_key);
+        r = run_kubeadm(js, args, config, "upload-certs");
+        explicit_wipe(config, sizeof(config));
+        return r;
 }
 
 static int refuse(JoinService *js, const RpcRequest *req, const char *node, const char *role,
@@ -224,23 +284,88 @@ static int put_secret(json_t *o, const char *key, const void *data, size_t size)
         return r;
 }
 
-int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
-                     size_t n)
+/* What a join request asks for, once its membership checks have passed. */
+typedef struct JoinAsk {
+        const char *name, *role, *uuid, *endpoint; /* in the request body */
+        char evidence[65], ak[65];
+        bool control_plane;
+} JoinAsk;
+
+static bool pending_has(const JoinService *js, const char *name, const char *uuid)
 {
-        static const char *const keys[] = { "name", "role", "diskUuid", "endpoint", NULL };
-        JoinService *js = userdata;
+        for (size_t i = 0; i < js->n_pending; i++)
+                if (strcmp(js->pending[i].name, name) == 0 ||
+                    strcmp(js->pending[i].disk_uuid, uuid) == 0)
+                        return true;
+        return false;
+}
+
+static void pending_release(JoinService *js, const char *name)
+{
+        (void) pthread_mutex_lock(&js->members_lock);
+        for (size_t i = 0; i < js->n_pending; i++)
+                if (strcmp(js->pending[i].name, name) == 0) {
+                        js->pending[i] = js->pending[--js->n_pending];
+                        break;
+                }
+        (void) pthread_mutex_unlock(&js->members_lock);
+}
+
+static JoinIssued *issued_find(JoinService *js, const char *name)
+{
+        for (size_t i = 0; i < JOIN_TICKETS_MAX; i++)
+                if (js->issued[i].ticket && strcmp(js->issued[i].name, name) == 0)
+                        return &js->issued[i];
+        return NULL;
+}
+
+/* Keeps the ticket for its token's lifetime (members_lock held). */
+static void issued_keep(JoinService *js, const JoinAsk *a, const json_t *ticket)
+{
+        _cleanup_(freep) char *text = NULL;
+        JoinIssued *slot = issued_find(js, a->name);
+        time_t now = time(NULL);
+
+        for (size_t i = 0; !slot && i < JOIN_TICKETS_MAX; i++)
+                if (!js->issued[i].ticket || js->issued[i].expires < now)
+                        slot = &js->issued[i];
+        for (size_t i = 0; !slot && i < JOIN_TICKETS_MAX; i++) /* full: the oldest goes */
+                if (!slot || js->issued[i].expires < slot->expires)
+                        slot = &js->issued[i];
+        slot->ticket = secret_free(slot->ticket);
+        if (json_dump_compact(ticket, &text) < 0 ||
+            secret_new_from(text, strlen(text), &slot->ticket) < 0) {
+                if (text)
+                        explicit_wipe(text, strlen(text));
+                return; /* not kept: a lost answer then gets a new ticket */
+        }
+        explicit_wipe(text, strlen(text));
+        (void) snprintf(slot->name, sizeof(slot->name), "%s", a->name);
+        (void) snprintf(slot->disk_uuid, sizeof(slot->disk_uuid), "%s", a->uuid);
+        (void) snprintf(slot->ak_digest, sizeof(slot->ak_digest), "%s", a->ak);
+        (void) snprintf(slot->role, sizeof(slot->role), "%s", a->role);
+        /* A minute short of the token's own expiry, so that a resent ticket is still usable. */
+        slot->expires = now + (time_t) js->token_ttl_min * 60 - 60;
+}
+
+/* The membership checks (members_lock held). 0: go on and make a ticket (the name and disk are
+ * reserved in js->pending); 1: *ret_response is the ticket this member was already given. */
+static int join_check(JoinService *js, const RpcRequest *req, JoinAsk *a, json_t **ret_response,
+                      char *detail, size_t n)
+{
+        static const char *const keys[] = {
+                "name", "role", "diskUuid", "endpoint", "controlPlaneAuthorization", NULL
+        };
         JsonCtx ctx = { .source = "join request", .path = "" };
-        _cleanup_(secret_freep) Secret *disk_key = NULL, *msecret = NULL;
-        _cleanup_(json_decrefp) json_t *ticket = NULL;
         const char *name = NULL, *role = NULL, *uuid = NULL, *endpoint = NULL;
         _cleanup_(json_decrefp) json_t *members = NULL;
         const json_t *known;
-        char token[24], cahash[7 + 65], evidence[65] = "", ttl[16], ak[65] = "";
+        char evidence[65] = "", ak[65] = "";
         bool pcr15_zero = true;
-        uint8_t certkey[CERTIFICATE_KEY_SIZE], digest[32];
-        char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
-        _cleanup_(freep) char *kubeconfig = NULL;
-        bool control_plane;
+        uint8_t digest[32];
+        const char *authorization = NULL;
+        bool control_plane, insecure_ak;
+        JoinIssued *issued;
         Diag d;
         int r;
 
@@ -256,7 +381,10 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
             json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
             json_get_string(&ctx, req->body, "role", true, &role) < 0 ||
             json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
-            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0)
+            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0 ||
+            (json_get_string(&ctx, req->body, "controlPlaneAuthorization", false, &authorization) <
+                     0 &&
+             diag_failed(&d)))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
         if (!endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
@@ -281,12 +409,31 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (known && strcmp(json_string_value(json_object_get(known, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
                               "%s is already a member with another disk; remove it first", name);
+        /* One disk, one member: the disk key is derived from the UUID, so a second name claiming
+         * a member's (public) disk UUID would receive that member's key. */
+        {
+                const json_t *holder = members_find_disk(members, uuid);
+                if (holder && holder != known)
+                        return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
+                                      "disk %s belongs to member %s; a disk is one member's", uuid,
+                                      json_string_value(json_object_get(holder, "name")) ?: "?");
+        }
+        /* A member asking again keeps the role it was admitted with. */
+        if (known && strcmp(json_string_value(json_object_get(known, "role")) ?: "", role) != 0)
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "%s is a member as %s; a repeated join cannot change its role", name,
+                              json_string_value(json_object_get(known, "role")) ?: "?");
         r = peer_ak_digest(req, ak, &pcr15_zero);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "cannot read the verified evidence");
         /* A member asking again (its join was cut short) must be the TPM that asked first: name
-         * and disk UUID are public. */
+         * and disk UUID are public. A member bound to no attestation key cannot prove that. */
+        if (known && !(json_string_value(json_object_get(known, "akDigest")) ?: "")[0])
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "%s is a member bound to no attestation key: nothing proves this "
+                              "is the same node",
+                              name);
         if (known && strcmp(json_string_value(json_object_get(known, "akDigest")) ?: "", ak) != 0)
                 return refuse(js, req, name, role, evidence, detail, n, -EPERM,
                               "%s is already a member with another attestation key", name);
@@ -297,27 +444,94 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
                               "PCR 15 is already extended and %s is not a member finishing its "
                               "own join",
                               name);
+        /* A control plane receives the master secret: the owner decides who becomes one, never
+         * the request, and never under a policy that trusts any attestation key. */
+        (void) pthread_mutex_lock(&js->policy.lock);
+        insecure_ak = js->policy.policy->ak_trust == AK_TRUST_INSECURE_ANY &&
+                      (js->policy.policy->variant == ATTEST_VARIANT_QEMU_VTPM);
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        if (control_plane && insecure_ak)
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "a control plane is never admitted under akTrust insecure-any");
+        if (control_plane && !known) {
+                Diag ad;
+                diag_clear(&ad);
+                if (!authorization)
+                        return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                                      "the owner has not authorized %s as a control plane (no "
+                                      "control-plane authorization: 'cloister control-plane "
+                                      "authorize %s')",
+                                      name, name);
+                r = cp_authorization_check(js->master->key, js->master->salt, authorization, name,
+                                           time(NULL), &ad);
+                if (r < 0)
+                        return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                                      "the owner has not authorized %s as a control plane: %s",
+                                      name, ad.message);
+        }
 
-        /* Everything the ticket holds is made before anything is handed out. */
+        /* The same member asking again while its ticket is valid (its answer was lost): the
+         * same ticket, so that an admission never takes effect without the node able to
+         * collect it. */
+        issued = known ? issued_find(js, name) : NULL;
+        if (issued && issued->expires >= time(NULL) && strcmp(issued->disk_uuid, uuid) == 0 &&
+            strcmp(issued->ak_digest, ak) == 0 && strcmp(issued->role, role) == 0) {
+                Diag pd;
+                diag_clear(&pd);
+                r = json_parse_buffer(secret_data(issued->ticket), secret_size(issued->ticket),
+                                      "issued ticket", ret_response, &pd);
+                /* Where to attest it from now on: a node that restarted listens elsewhere. */
+                if (r >= 0 && strcmp(json_string_value(json_object_get(known, "endpoint")) ?: "",
+                                     endpoint) != 0)
+                        r = members_record(js, name, role, endpoint, uuid, ak);
+                if (r >= 0) {
+                        join_audit(js, "admission", name, role, evidence, "admitted",
+                                   "the same ticket again: the member asked again while it was "
+                                   "valid");
+                        return 1;
+                }
+                json_decref(*ret_response);
+                *ret_response = NULL;
+        }
+        if (pending_has(js, name, uuid))
+                return refuse(js, req, name, role, evidence, detail, n, -EALREADY,
+                              "a join for %s or disk %s is in progress; ask again shortly", name,
+                              uuid);
+        if (js->n_pending >= JOIN_PENDING_MAX)
+                return refuse(js, req, name, role, evidence, detail, n, -EBUSY,
+                              "too many joins in progress; ask again shortly");
+        (void) snprintf(js->pending[js->n_pending].name, sizeof(js->pending[0].name), "%s", name);
+        (void) snprintf(js->pending[js->n_pending].disk_uuid, sizeof(js->pending[0].disk_uuid),
+                        "%s", uuid);
+        js->n_pending++;
+        *a = (JoinAsk){ .name = name,
+                        .role = role,
+                        .uuid = uuid,
+                        .endpoint = endpoint,
+                        .control_plane = control_plane };
+        memcpy(a->evidence, evidence, sizeof(a->evidence));
+        memcpy(a->ak, ak, sizeof(a->ak));
+        return 0;
+}
+
+/* The ticket for an admitted node: made whole before anything is handed out. */
+static int make_ticket(JoinService *js, const RpcRequest *req, const JoinAsk *a, json_t **ret,
+                       char *detail, size_t n)
+{
+        _cleanup_(secret_freep) Secret *disk_key = NULL, *msecret = NULL;
+        _cleanup_(json_decrefp) json_t *ticket = NULL;
+        const char *name = a->name, *role = a->role, *uuid = a->uuid, *evidence = a->evidence;
+        char token[24], cahash[7 + 65];
+        uint8_t certkey[CERTIFICATE_KEY_SIZE];
+        char certkey_hex[2 * CERTIFICATE_KEY_SIZE + 1] = "";
+        bool control_plane = a->control_plane;
+        int r;
+
         r = make_token(token);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "no randomness for a token");
-        if (asprintf(&kubeconfig, "%s/admin.conf", js->state_dir) < 0)
-                return -ENOMEM;
-        (void) snprintf(ttl, sizeof(ttl), "%um0s", js->token_ttl_min);
-        {
-                char *const argv[] = { (char *) js->kubeadm,
-                                       (char *) "token",
-                                       (char *) "create",
-                                       token,
-                                       (char *) "--ttl",
-                                       ttl,
-                                       (char *) "--kubeconfig",
-                                       kubeconfig,
-                                       NULL };
-                r = run_kubeadm(js, argv, "token create");
-        }
+        r = kubeadm_token_create(js, token);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot create a bootstrap token");
@@ -325,30 +539,28 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot read its cluster CA");
+        /* Control planes admitted at once share one upload: one at a time here. */
+        if (control_plane)
+                (void) pthread_mutex_lock(&js->certkey_lock);
         if (control_plane && reuse_certificate_key(js, certkey_hex) < 0) {
-                if (RAND_bytes(certkey, sizeof(certkey)) != 1)
+                if (RAND_bytes(certkey, sizeof(certkey)) != 1) {
+                        (void) pthread_mutex_unlock(&js->certkey_lock);
                         return -EIO;
+                }
                 hex_encode_buf(certkey, sizeof(certkey), certkey_hex, sizeof(certkey_hex));
                 explicit_wipe(certkey, sizeof(certkey));
-                char *const argv[] = { (char *) js->kubeadm,
-                                       (char *) "init",
-                                       (char *) "phase",
-                                       (char *) "upload-certs",
-                                       (char *) "--upload-certs",
-                                       (char *) "--certificate-key",
-                                       certkey_hex,
-                                       (char *) "--kubeconfig",
-                                       kubeconfig,
-                                       NULL };
-                r = run_kubeadm(js, argv, "upload-certs");
+                r = kubeadm_upload_certs(js, certkey_hex);
                 if (r < 0) {
                         explicit_wipe(certkey_hex, sizeof(certkey_hex));
+                        (void) pthread_mutex_unlock(&js->certkey_lock);
                         return refuse(js, req, name, role, evidence, detail, n, r,
                                       "the join service cannot upload the control-plane "
                                       "certificates");
                 }
                 remember_certificate_key(js, certkey_hex);
         }
+        if (control_plane)
+                (void) pthread_mutex_unlock(&js->certkey_lock);
         r = kdf_disk_key(js->master->key, js->master->salt, uuid, &disk_key);
         if (r >= 0)
                 r = kdf_measurement_secret(js->master->key, js->master->salt, &msecret);
@@ -391,22 +603,68 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         explicit_wipe(certkey_hex, sizeof(certkey_hex));
         if (r < 0)
                 return -ENOMEM;
-        r = members_record(js, name, role, endpoint, uuid, ak);
+        *ret = TAKE_PTR(ticket);
+        return 0;
+}
+
+int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t n)
+{
+        JoinService *js = userdata;
+        _cleanup_(json_decrefp) json_t *ticket = NULL;
+        JoinAsk a;
+        int r;
+
+        (void) pthread_mutex_lock(&js->members_lock);
+        r = join_check(js, req, &a, ret_response, detail, n);
+        (void) pthread_mutex_unlock(&js->members_lock);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        /* The slow part (kubeadm) runs without the lock: the name and disk are reserved. */
+        r = make_ticket(js, req, &a, &ticket, detail, n);
+        if (r < 0) {
+                pending_release(js, a.name);
+                return r;
+        }
+        /* Write-ahead: the admission is in the audit log before it takes effect in the
+         * membership; a crash in between leaves an admission the node completes by asking
+         * again, never a member the log does not show. */
+        (void) pthread_mutex_lock(&js->members_lock);
+        join_audit(js, "admission", a.name, a.role, a.evidence, "admitted", "");
+        r = members_record(js, a.name, a.role, a.endpoint, a.uuid, a.ak);
+        if (r >= 0)
+                issued_keep(js, &a, ticket);
+        (void) pthread_mutex_unlock(&js->members_lock);
+        pending_release(js, a.name);
         if (r < 0)
-                return refuse(js, req, name, role, evidence, detail, n, r,
+                return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                               "the join service cannot record the new member");
-        join_audit(js, "admission", name, role, evidence, "admitted", "");
         *ret_response = TAKE_PTR(ticket);
         return 0;
 }
 
 /* A member back from a reboot: its disk is initialised, its PCR 15 zero again. It gets its disk
  * key, nothing else: it is in Kubernetes already. */
+static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response, char *detail,
+                  size_t n);
+
 int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                        size_t n)
 {
-        static const char *const keys[] = { "name", "diskUuid", "endpoint", NULL };
         JoinService *js = userdata;
+        int r;
+
+        /* Quick (a key derivation, one write): whole under the lock. */
+        (void) pthread_mutex_lock(&js->members_lock);
+        r = rejoin(js, req, ret_response, detail, n);
+        (void) pthread_mutex_unlock(&js->members_lock);
+        return r;
+}
+
+static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response, char *detail,
+                  size_t n)
+{
+        static const char *const keys[] = { "name", "diskUuid", "endpoint", NULL };
         JsonCtx ctx = { .source = "rejoin request", .path = "" };
         _cleanup_(secret_freep) Secret *disk_key = NULL;
         _cleanup_(json_decrefp) json_t *members = NULL, *answer = NULL;
@@ -449,7 +707,17 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
         if (r >= 0 && !pcr15_zero)
                 return refuse(js, req, name, role, evidence, detail, n, -EALREADY,
                               "%s has PCR 15 extended already: it rejoined since it booted", name);
-        if (r < 0 || (known_ak[0] && strcmp(known_ak, ak) != 0))
+        if (!known_ak[0]) {
+                AttestVariant variant;
+                (void) pthread_mutex_lock(&js->policy.lock);
+                variant = js->policy.policy->variant;
+                (void) pthread_mutex_unlock(&js->policy.lock);
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "%s is a member bound to no attestation key (variant %s): nothing "
+                              "proves a rejoin comes from it, so it cannot rejoin (docs/join.md)",
+                              name, attest_variant_to_string(variant));
+        }
+        if (r < 0 || strcmp(known_ak, ak) != 0)
                 return refuse(js, req, name, role, evidence, detail, n, -EPERM,
                               "%s attests with another attestation key than the one it joined "
                               "with",
@@ -463,7 +731,7 @@ int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respo
             put_secret(answer, "diskKey", secret_data(disk_key), secret_size(disk_key)) < 0)
                 return -ENOMEM;
         /* Where to attest it from now on (an address may change across a reboot). */
-        r = members_record(js, name, role, endpoint, uuid, known_ak[0] ? known_ak : ak);
+        r = members_record(js, name, role, endpoint, uuid, known_ak);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot update the membership");
@@ -507,9 +775,12 @@ int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_respon
 
         if (asprintf(&head_path, "%s.head", js->audit_log) < 0)
                 return -ENOMEM;
+        /* The log and its head as of one moment: no append between the two reads. */
+        (void) pthread_mutex_lock(&js->audit_lock);
         r = read_full_file(js->audit_log, JOIN_AUDIT_SERVE_MAX, &log, &log_size);
         if (r >= 0)
                 r = read_full_file(head_path, 4096, &head, &head_size);
+        (void) pthread_mutex_unlock(&js->audit_lock);
         if (r == -ENOENT) {
                 *ret_response = json_pack("{s:s,s:n}", "log", "", "head");
                 return *ret_response ? 0 : -ENOMEM;

@@ -3,8 +3,10 @@
 
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cloister/attest.h"
+#include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
@@ -22,10 +24,40 @@ typedef struct PolicyHolder {
         const uint8_t *cluster_id;
         char digest[2 * 32 + 1];
         struct stat st; /* of the file the policy was read from */
+        /* --insecure-allow-any-ak: a policy with akTrust insecure-any is loaded (loudly) instead
+         * of refused. Control planes are never admitted under one. */
+        bool insecure_any_ak;
 } PolicyHolder;
+
+/* Handlers run on worker threads (rpc.h): a join in progress holds its name and disk UUID, so
+ * that two requests cannot both pass the membership checks for one of them. */
+#define JOIN_PENDING_MAX 256
+typedef struct JoinPending {
+        char name[64];
+        char disk_uuid[40];
+} JoinPending;
+
+/* The ticket a member was last given, while its token is valid: a member whose answer was lost
+ * (the connection dropped after the admission took effect) asks again and gets the same one. */
+#define JOIN_TICKETS_MAX 256
+typedef struct JoinIssued {
+        char name[64];
+        char disk_uuid[40];
+        char ak_digest[65];
+        char role[16];
+        time_t expires;
+        Secret *ticket; /* the ticket, serialised */
+} JoinIssued;
 
 typedef struct JoinService {
         PolicyHolder policy;
+        /* Lock order: members_lock, then policy.lock, then audit_lock. */
+        pthread_mutex_t members_lock; /* members.json, pending, issued */
+        pthread_mutex_t audit_lock;   /* the audit log and its head */
+        pthread_mutex_t certkey_lock; /* the uploaded-certificates key */
+        JoinPending pending[JOIN_PENDING_MAX];
+        size_t n_pending;
+        JoinIssued issued[JOIN_TICKETS_MAX];
         const char *state_dir;
         const char *kubeadm;
         const char *audit_log;
@@ -58,8 +90,15 @@ void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
 /* Membership (members.json in the state directory). */
 int members_load(JoinService *js, json_t **ret);
 const json_t *members_find(const json_t *doc, const char *name);
+/* The member whose state disk has this UUID: a disk (and so its key) is one member's. */
+const json_t *members_find_disk(const json_t *doc, const char *disk_uuid);
+/* SHA-256 of the evidence's attestation key (TPMT_PUBLIC), hex; "" for variants without one. */
+int evidence_ak_digest(const Evidence *e, char ret[static 65]);
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
                    const char *disk_uuid, const char *ak_digest);
+/* Frees what join_service_init_locks() and the handlers keep in memory. */
+void join_service_init_locks(JoinService *js);
+void join_service_done(JoinService *js);
 
 int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                        size_t detail_size);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cloister/attest-atls.h"
+#include "cloister/evidence.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
@@ -15,12 +16,16 @@
 #include "join-service.h"
 
 #define CLOISTER_VERSION "0.1.0"
+#ifndef JOIN_WORKERS
+#define JOIN_WORKERS 8 /* handler threads: kubeadm calls and fsyncs overlap */
+#endif
 
 static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_dir, *arg_policy,
                              *arg_kubeadm = "kubeadm", *arg_event_log = "", *arg_audit_log;
 static uint16_t arg_port = 9000;
 static unsigned arg_token_ttl = 15;
 static int arg_listen_fd = -1;
+static bool arg_insecure_any_ak;
 
 static void help(void)
 {
@@ -43,7 +48,11 @@ static void help(void)
                "  --event-log PATH         boot event log to include in evidence\n"
                "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
                "  --listen-fd FD           serve this inherited listening socket (the\n"
-               "                           bootstrapper's, handed over) instead of binding\n");
+               "                           bootstrapper's, handed over) instead of binding\n"
+               "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
+               "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
+               "                           a worker); refused without it. Control planes are\n"
+               "                           never admitted under such a policy.\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -58,6 +67,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_LOG,
                 ARG_TTL,
                 ARG_LISTEN_FD,
+                ARG_INSECURE_ANY_AK,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -71,6 +81,7 @@ static int parse_argv(int argc, char *argv[])
                 { "event-log", required_argument, NULL, ARG_LOG },
                 { "token-ttl", required_argument, NULL, ARG_TTL },
                 { "listen-fd", required_argument, NULL, ARG_LISTEN_FD },
+                { "insecure-allow-any-ak", no_argument, NULL, ARG_INSECURE_ANY_AK },
                 {},
         };
         char *end;
@@ -119,6 +130,9 @@ static int parse_argv(int argc, char *argv[])
                         if (*end || end == optarg || v < 3 || v > 65535)
                                 return log_error_errno(-EINVAL, "--listen-fd: a descriptor >= 3.");
                         arg_listen_fd = (int) v;
+                        break;
+                case ARG_INSECURE_ANY_AK:
+                        arg_insecure_any_ak = true;
                         break;
                 default:
                         return -EINVAL;
@@ -215,6 +229,45 @@ static int load_cluster(JoinService *js)
         return 0;
 }
 
+/* The member record of this node itself, with the attestation key its evidence carries. */
+static int record_self(JoinService *js, TpmDevice *tpm)
+{
+        static const uint8_t zero[ATTEST_BINDING_SIZE];
+        _cleanup_(json_decrefp) json_t *members = NULL;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        VtpmIssueConfig cfg;
+        const json_t *self;
+        const char *known;
+        char ak[65];
+        Diag d;
+        int r;
+
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = "";
+        diag_clear(&d);
+        r = attest_vtpm_issue(tpm, &cfg, zero, &e, &d);
+        if (r >= 0)
+                r = evidence_ak_digest(e, ak);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read this node's attestation key: %s", d.message);
+        r = members_load(js, &members);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the membership: %m");
+        self = members_find(members, js->node_name);
+        known = self ? json_string_value(json_object_get(self, "akDigest")) ?: "" : NULL;
+        if (known && strcmp(known, ak) == 0)
+                return 0;
+        if (known && known[0])
+                log_warning("join-service: this node's attestation key changed (%s, was %s): "
+                            "recording the key it quotes with now",
+                            ak, known);
+        r = members_record(js, js->node_name, "control-plane", js->node_endpoint,
+                           js->node_disk_uuid, ak);
+        if (r < 0)
+                return log_error_errno(r, "Cannot record this node in the membership: %m");
+        return 0;
+}
+
 int main(int argc, char *argv[])
 {
         static const RpcRoute routes[] = {
@@ -252,7 +305,8 @@ int main(int argc, char *argv[])
         js.audit_log = arg_audit_log ?: audit_path;
         js.token_ttl_min = arg_token_ttl;
         js.policy.path = arg_policy ?: policy_path;
-        (void) pthread_mutex_init(&js.policy.lock, NULL);
+        js.policy.insecure_any_ak = arg_insecure_any_ak;
+        join_service_init_locks(&js);
 
         r = load_cluster(&js);
         if (r < 0)
@@ -286,18 +340,12 @@ int main(int argc, char *argv[])
                 goto finish;
         }
 
-        /* This node is a member too (verify --cluster attests every member). */
-        {
-                _cleanup_(json_decrefp) json_t *members = NULL;
-                r = members_load(&js, &members);
-                if (r >= 0 && !members_find(members, js.node_name))
-                        r = members_record(&js, js.node_name, "control-plane", js.node_endpoint,
-                                           js.node_disk_uuid, "");
-                if (r < 0) {
-                        log_error_errno(r, "Cannot record this node in the membership: %m");
-                        goto finish;
-                }
-        }
+        /* This node is a member too (verify --cluster attests every member), bound to its own
+         * attestation key like every other member: a rejoin under its name must come from its
+         * TPM. */
+        r = record_self(&js, tpm);
+        if (r < 0)
+                goto finish;
 
         vtpm_issue_config_defaults(&cfg);
         cfg.event_log = arg_event_log;
@@ -317,6 +365,8 @@ int main(int argc, char *argv[])
         rc.notify = true;
         rc.on_refusal = join_on_refusal;
         rc.listen_fd = arg_listen_fd;
+        /* kubeadm calls and fsyncs run beside the loop, which keeps handshaking. */
+        rc.workers = JOIN_WORKERS;
         r = rpc_server_new(&rc, atls, routes, &js, &server);
         if (r < 0) {
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
@@ -329,7 +379,7 @@ int main(int argc, char *argv[])
 done:
         vtpm_attester_done(&attester);
 finish:
-        policy_holder_done(&js.policy);
+        join_service_done(&js);
         master_secret_free(js.master);
         free((char *) js.node_name);
         free((char *) js.node_endpoint);

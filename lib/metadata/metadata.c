@@ -19,6 +19,7 @@
 #define KEY_PEERS     "cloister-peers"
 #define KEY_HASH      "cloister-init-secret-hash"
 #define KEY_CLUSTER   "cloister-cluster-id"
+#define KEY_CP_AUTH   "cloister-control-plane-authorization"
 
 static const char *const provider_names[_METADATA_PROVIDER_MAX] = {
         [METADATA_LOCAL] = "local",
@@ -189,6 +190,23 @@ static int set_cluster_id(NodeMetadata *m, const char *v, Diag *d)
         return 0;
 }
 
+/* Checked by the join service (it holds the master secret); here only bounded and shaped. */
+static int set_cp_auth(NodeMetadata *m, const char *v, Diag *d)
+{
+        size_t n = v ? strlen(v) : 0;
+
+        m->cp_authorization[0] = '\0';
+        if (n == 0)
+                return 0;
+        if (n >= sizeof(m->cp_authorization) ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)
+                return diag_fail(d, -EBADMSG, "metadata", -1,
+                                 "the control-plane authorization is malformed: use what "
+                                 "'cloister control-plane authorize' printed");
+        memcpy(m->cp_authorization, v, n + 1);
+        return 0;
+}
+
 static int set_all(NodeMetadata *m, const char *const v[static _METADATA_FIELD_MAX], Diag *d)
 {
         int r;
@@ -199,7 +217,8 @@ static int set_all(NodeMetadata *m, const char *const v[static _METADATA_FIELD_M
             (r = set_endpoint(m, v[METADATA_FIELD_ENDPOINT], d)) < 0 ||
             (r = set_peers_list(m, v[METADATA_FIELD_PEERS], d)) < 0 ||
             (r = set_hash(m, v[METADATA_FIELD_HASH], d)) < 0 ||
-            (r = set_cluster_id(m, v[METADATA_FIELD_CLUSTER], d)) < 0)
+            (r = set_cluster_id(m, v[METADATA_FIELD_CLUSTER], d)) < 0 ||
+            (r = set_cp_auth(m, v[METADATA_FIELD_CP_AUTH], d)) < 0)
                 return r;
         return 0;
 }
@@ -208,8 +227,14 @@ static int set_all(NodeMetadata *m, const char *const v[static _METADATA_FIELD_M
 
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d)
 {
-        static const char *const keys[] = { "name",           "role",      "endpoint", "peers",
-                                            "initSecretHash", "clusterId", NULL };
+        static const char *const keys[] = { "name",
+                                            "role",
+                                            "endpoint",
+                                            "peers",
+                                            "initSecretHash",
+                                            "clusterId",
+                                            "controlPlaneAuthorization",
+                                            NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = "metadata", .path = "", .diag = d };
         const char *v[_METADATA_FIELD_MAX] = {};
@@ -231,6 +256,9 @@ int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag 
             ((r = json_get_string(&ctx, j, "initSecretHash", false, &v[METADATA_FIELD_HASH])) < 0 &&
              r != -ENOENT) ||
             ((r = json_get_string(&ctx, j, "clusterId", false, &v[METADATA_FIELD_CLUSTER])) < 0 &&
+             r != -ENOENT) ||
+            ((r = json_get_string(&ctx, j, "controlPlaneAuthorization", false,
+                                  &v[METADATA_FIELD_CP_AUTH])) < 0 &&
              r != -ENOENT))
                 return r;
         r = set_all(&m, v, d);
@@ -334,7 +362,8 @@ static int parse_gcp(const json_t *j, NodeMetadata *ret, Diag *d)
         json_t *a = json_object_get(j, "attributes");
         const char *v[_METADATA_FIELD_MAX] = { attr(j, "name"),       attr(a, KEY_ROLE),
                                                attr(a, KEY_ENDPOINT), attr(a, KEY_PEERS),
-                                               attr(a, KEY_HASH),     attr(a, KEY_CLUSTER) };
+                                               attr(a, KEY_HASH),     attr(a, KEY_CLUSTER),
+                                               attr(a, KEY_CP_AUTH) };
         return set_all(ret, v, d);
 }
 
@@ -360,6 +389,7 @@ static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
                 azure_tag(tags, KEY_PEERS),
                 azure_tag(tags, KEY_HASH),
                 azure_tag(tags, KEY_CLUSTER),
+                azure_tag(tags, KEY_CP_AUTH),
         };
         return set_all(ret, v, d);
 }
@@ -451,7 +481,8 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
                                             "tags/instance/" KEY_ENDPOINT,
                                             "tags/instance/" KEY_PEERS,
                                             "tags/instance/" KEY_HASH,
-                                            "tags/instance/" KEY_CLUSTER };
+                                            "tags/instance/" KEY_CLUSTER,
+                                            "tags/instance/" KEY_CP_AUTH };
         _Static_assert(ELEMENTSOF(tags) == _METADATA_FIELD_MAX, "one tag per metadata field");
         char *values[ELEMENTSOF(tags)] = {}, url[METADATA_URL_MAX], token_header[256];
         _cleanup_(freep) uint8_t *token = NULL;

@@ -147,11 +147,19 @@ class Cluster:
         self.cp = cp
         return self.cid
 
+    def authorize(self, name, *extra):
+        """The owner's control-plane authorization for name (cloister control-plane authorize)."""
+        r = run("cloister", "control-plane", "authorize", name, "--master-secret", self.ms, *extra)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
     def join(self, node, policy, role="worker", via=None, cid=None, timeout=30):
         via = via or [self.cp]
-        node.start({"name": node.name, "role": role,
-                    "peers": [f"127.0.0.1:{n.port}" for n in via], "clusterId": cid or self.cid},
-                   "--join-policy", str(policy), "--join-timeout", str(timeout),
+        meta = {"name": node.name, "role": role,
+                "peers": [f"127.0.0.1:{n.port}" for n in via], "clusterId": cid or self.cid}
+        if role == "control-plane":
+            meta["controlPlaneAuthorization"] = self.authorize(node.name)
+        node.start(meta, "--join-policy", str(policy), "--join-timeout", str(timeout),
                    env=dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(self.cp.state)))
 
     def disk_key(self, node):
@@ -285,7 +293,8 @@ def test_join_cut_short_after_pcr15_is_finished_by_the_next_start(cluster, tmp_p
     key.write_bytes(cluster.disk_key(w))
     assert run("cloister-disk-mapper", "check", w.disk, "--key-file", key).returncode == 0
     assert [e["event"] for e in cluster.audit()] == ["admission", "admission"]
-    assert verify_cluster(cluster, tmp_path).returncode == 0
+    v = verify_cluster(cluster, tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def test_rejoin_as_another_member_from_another_tpm_is_refused(cluster):
@@ -402,7 +411,8 @@ def test_control_planes_admitted_in_a_row_share_one_uploaded_certificate_key(clu
     cluster.init(cp, policy)
     keys = []
     for n in (a, b):
-        rc, out = probe(cluster, "--tcti", n.tpm.tcti, "--name", n.name, "--control-plane")
+        rc, out = probe(cluster, "--tcti", n.tpm.tcti, "--name", n.name, "--control-plane",
+                        "--authorization", cluster.authorize(n.name))
         assert rc == 0, out
         keys.append(json.loads(out.split(" ", 2)[2])["certificateKey"])
     uploaded = json.loads((cp.state / "uploaded-certs.json").read_text())["certificateKey"]

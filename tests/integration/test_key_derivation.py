@@ -36,6 +36,9 @@ def test_documented_vectors_match_independent_hkdf_implementation():
         assert cid.hex() == v["cluster_id"]
         pcr15 = hashlib.sha256(bytes(32) + hashlib.sha256(cid).digest()).digest()
         assert pcr15.hex() == v["pcr15"]
+        name, not_after = v["cp_name"], v["cp_not_after"]
+        tag = hkdf(master, salt, f"cloister/v1/control-plane-authorization/{name}/{not_after}")
+        assert v["cp_authorization"] == f"cpa1.{name}.{not_after}.{tag.hex()}"
 
 
 def test_documented_vectors_are_distinct_per_purpose():

@@ -8,7 +8,9 @@
  *   --evidence FILE    a fixed evidence document (e.g. recorded from another node): a replay
  *   --no-attest        no client evidence at all
  * --rejoin UUID sends POST /v1/rejoin for --name with that disk UUID instead (a member's
- * identity, tried from another TPM).
+ * identity, tried from another TPM). --disk-uuid UUID claims that disk in a join (default: a
+ * fresh random one); --control-plane asks for that role, --authorization TOKEN passes an owner's
+ * control-plane authorization with it.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -57,10 +59,13 @@ int main(int argc, char *argv[])
                 { "name", required_argument, NULL, 'N' },
                 { "rejoin", required_argument, NULL, 'R' },
                 { "control-plane", no_argument, NULL, 'C' },
+                { "disk-uuid", required_argument, NULL, 'D' },
+                { "authorization", required_argument, NULL, 'A' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
-                   *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker";
+                   *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
+                   *disk_uuid = NULL, *authorization = NULL;
         bool no_attest = false;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -107,6 +112,12 @@ int main(int argc, char *argv[])
                         break;
                 case 'C':
                         role = "control-plane";
+                        break;
+                case 'D':
+                        disk_uuid = optarg;
+                        break;
+                case 'A':
+                        authorization = optarg;
                         break;
                 default:
                         return 2;
@@ -155,8 +166,12 @@ int main(int argc, char *argv[])
                         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                         u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
                         u[12], u[13], u[14], u[15]);
-                body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "role", role, "diskUuid", uuid,
-                                 "endpoint", "127.0.0.1:9");
+                body = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "role", role, "diskUuid",
+                                 disk_uuid ?: uuid, "endpoint", "127.0.0.1:9");
+                if (body && authorization &&
+                    json_object_set_new(body, "controlPlaneAuthorization",
+                                        json_string(authorization)) < 0)
+                        return 2;
         }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;

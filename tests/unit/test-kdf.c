@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "helpers/unit.h"
 
+#include "cloister/cp-authorization.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
@@ -67,7 +68,90 @@ static void test_kdf_matches_documented_vectors(void **state)
                 kdf_pcr15_expected(cid, pcr);
                 hexfield(v, "pcr15", want, 32);
                 assert_memory_equal(pcr, want, 32);
+
+                {
+                        const char *name = json_string_value(json_object_get(v, "cp_name"));
+                        json_int_t not_after =
+                                json_integer_value(json_object_get(v, "cp_not_after"));
+                        char token[CP_AUTHORIZATION_MAX];
+                        Diag d;
+
+                        assert_int_equal(cp_authorization_make(master, salt, name,
+                                                               (time_t) not_after, token),
+                                         0);
+                        assert_string_equal(
+                                token, json_string_value(json_object_get(v, "cp_authorization")));
+                        diag_clear(&d);
+                        assert_int_equal(cp_authorization_check(master, salt, token, name,
+                                                                (time_t) not_after, &d),
+                                         0);
+                }
         }
+}
+
+static Secret *test_master(uint8_t salt[static 32])
+{
+        Secret *s = NULL;
+        uint8_t m[32];
+
+        for (size_t i = 0; i < 32; i++) {
+                m[i] = (uint8_t) i;
+                salt[i] = (uint8_t) (0x20 + i);
+        }
+        assert_int_equal(secret_new_from(m, 32, &s), 0);
+        return s;
+}
+
+/* What the join service must refuse, each with its own errno and a sentence naming the cause. */
+static void test_cp_authorization_refuses_other_names_keys_expiry_and_malformed_tokens(void **state)
+{
+        _cleanup_(secret_freep) Secret *master = NULL, *other = NULL;
+        uint8_t salt[32], osalt[32];
+        char token[CP_AUTHORIZATION_MAX], forged[CP_AUTHORIZATION_MAX],
+                tampered[CP_AUTHORIZATION_MAX];
+        Diag d;
+
+        master = test_master(salt);
+        other = test_master(osalt);
+        osalt[0] ^= 1; /* another owner: same key bytes, another salt */
+        assert_int_equal(cp_authorization_make(master, salt, "cp-2", 2000, token), 0);
+        assert_int_equal(cp_authorization_make(other, osalt, "cp-2", 2000, forged), 0);
+        (void) snprintf(tampered, sizeof(tampered), "%s", token);
+        tampered[strlen("cpa1.cp-2.")] = '3'; /* a later expiry, same tag */
+
+        diag_clear(&d);
+        assert_int_equal(cp_authorization_check(master, salt, token, "cp-2", 2000, &d), 0);
+        assert_int_equal(cp_authorization_check(master, salt, token, "cp-3", 1000, &d), -EPERM);
+        assert_non_null(strstr(d.message, "is for 'cp-2', not 'cp-3'"));
+        assert_int_equal(cp_authorization_check(master, salt, forged, "cp-2", 1000, &d), -EPERM);
+        assert_non_null(strstr(d.message, "not made with this cluster's master secret"));
+        assert_int_equal(cp_authorization_check(master, salt, tampered, "cp-2", 1000, &d), -EPERM);
+        assert_int_equal(cp_authorization_check(master, salt, token, "cp-2", 2001, &d), -ETIME);
+        assert_non_null(strstr(d.message, "expired 1 s ago"));
+
+        static const char *const malformed[] = {
+                "",
+                "cpa2.cp-2.2000.00",
+                "cpa1.cp-2.2000",
+                "cpa1.cp-2..0000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1.cp-2.12345678901234567890."
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1.cp-2.2000.000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1.cp-2.2000.00000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1.cp-2.2000.000000000000000000000000000000000000000000000000000000000000000G",
+                "cpa1.CP-2.2000.0000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1..2000.0000000000000000000000000000000000000000000000000000000000000000",
+                "cpa1.cp-2.-1.0000000000000000000000000000000000000000000000000000000000000000",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+                diag_clear(&d);
+                if (cp_authorization_check(master, salt, malformed[i], "cp-2", 1000, &d) !=
+                    -EBADMSG)
+                        fail_msg("case %zu ('%s') not refused as malformed: %s", i, malformed[i],
+                                 d.message);
+        }
+        assert_int_equal(cp_authorization_make(master, salt, "Bad", 2000, token), -EINVAL);
+        assert_int_equal(cp_authorization_make(master, salt, "cp-2", 0, token), -EINVAL);
 }
 
 static void test_kdf_disk_key_uuid_case_insensitive(void **state)
@@ -150,6 +234,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kdf_matches_documented_vectors),
+                cmocka_unit_test(
+                        test_cp_authorization_refuses_other_names_keys_expiry_and_malformed_tokens),
                 cmocka_unit_test(test_kdf_disk_key_uuid_case_insensitive),
                 cmocka_unit_test(test_kdf_disk_key_differs_per_uuid),
                 cmocka_unit_test(test_kdf_disk_key_rejects_non_canonical_uuid),

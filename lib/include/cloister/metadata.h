@@ -9,10 +9,11 @@
  * trusted for security beyond what init-secret.h says.
  *
  * Where the values live:
- *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash", "clusterId"}
- *          (strict keys)
+ *   local  {"name", "role", "endpoint", "peers": [...], "initSecretHash", "clusterId",
+ *           "controlPlaneAuthorization"} (strict keys)
  *   gcp    GET /computeMetadata/v1/instance/?recursive=true (Metadata-Flavor: Google):
- *          name, attributes.cloister-role|-endpoint|-peers|-init-secret-hash|-cluster-id
+ *          name, attributes.cloister-role|-endpoint|-peers|-init-secret-hash|-cluster-id|
+ *          -control-plane-authorization
  *   azure  GET /metadata/instance?api-version=2021-02-01 (Metadata: true):
  *          compute.name, compute.tagsList[] with the same names
  *   aws    IMDSv2: PUT /latest/api/token, then GET /latest/meta-data/instance-id and
@@ -25,6 +26,7 @@
 
 #include <stddef.h>
 
+#include "cloister/cp-authorization.h"
 #include "cloister/diag.h"
 #include "cloister/init-secret.h"
 
@@ -65,6 +67,7 @@ typedef enum MetadataField {
         METADATA_FIELD_PEERS,
         METADATA_FIELD_HASH,
         METADATA_FIELD_CLUSTER,
+        METADATA_FIELD_CP_AUTH,
         _METADATA_FIELD_MAX,
 } MetadataField;
 
@@ -77,6 +80,9 @@ typedef struct NodeMetadata {
         char init_secret_hash[INIT_SECRET_HASH_MAX]; /* "" if the metadata has none */
         /* Hex cluster ID a joining node expects its join service to hold in PCR 15; "" if none */
         char cluster_id[2 * METADATA_CLUSTER_ID_SIZE + 1];
+        /* The owner's authorization for a joining control plane (cp-authorization.h), passed on
+         * to the join service, which checks it; "" if none. Only its shape is checked here. */
+        char cp_authorization[CP_AUTHORIZATION_MAX];
 } NodeMetadata;
 
 MetadataProvider metadata_provider_from_string(const char *s);

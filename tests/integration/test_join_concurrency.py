@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The join service under concurrent joins: handlers run on worker threads (the event loop only
+accepts, handshakes, reads and writes), membership decisions are serialised, and an admission
+never takes effect without the node being able to collect its ticket (the same ticket on a
+retry). Nodes are processes on loopback, each with its own swtpm; kubeadm is the test double,
+made as slow as a real kubeadm (KUBEADM_DOUBLE_SLEEP) so that a handler on the loop would show."""
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import BUILD, binary, run
+from test_join import KUBEADM, cluster  # noqa: F401 (fixture)
+from test_key_release import members, stop_join_service
+
+
+def start_slow_join_service(cp, seconds):
+    log = cp.base / "js.log"
+    f = open(log, "w")
+    proc = subprocess.Popen([str(binary("cloister-join-service")), "--tcti", cp.tpm.tcti,
+                             "--listen", f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state),
+                             "--kubeadm", str(KUBEADM)],
+                            stdout=f, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, KUBEADM_DOUBLE_SLEEP=str(seconds)))
+    deadline = time.time() + 30
+    while "serving joins on" not in log.read_text():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc
+
+
+def probe_args(cluster, *args):
+    return [str(BUILD / "tests" / "join-probe"), "--policy", str(cluster.tmp / "policy.json"),
+            "--cluster-id", cluster.cid, "--url", cluster.cp.url(), *map(str, args)]
+
+
+def probe(cluster, *args):
+    p = subprocess.run(probe_args(cluster, *args), capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def ticket(out):
+    assert out.startswith("HTTP 200 "), out
+    return json.loads(out.split(" ", 2)[2])
+
+
+def test_joins_at_once_are_all_admitted_once_while_the_loop_keeps_answering(cluster):
+    """Eight joins at once, each kubeadm call taking 1.5 s: on the loop they would take 12 s
+    end to end and hold up every other request; on workers they overlap, and GET /v1/members
+    is answered while they run."""
+    n = 8
+    cp = cluster.node("cp-1")
+    nodes = [cluster.node(f"worker-{i}") for i in range(n)]
+    cluster.init(cp, cluster.policy([cp, *nodes]))
+    stop_join_service(cp)
+    js = start_slow_join_service(cp, 1.5)
+    try:
+        start = time.time()
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(probe, cluster, "--tcti", w.tpm.tcti, "--name", w.name)
+                       for w in nodes]
+            time.sleep(1.0)
+            t0 = time.time()
+            r = run("cloister", "status", "--policy", cluster.tmp / "policy.json",
+                    "--state-file", cluster.tmp / "cloister-state.json")
+            status_time = time.time() - t0
+            results = [f.result() for f in futures]
+        elapsed = time.time() - start
+        assert all(rc == 0 for rc, _ in results), [out for rc, out in results if rc]
+        assert len({ticket(out)["token"] for _, out in results}) == n
+        admitted = [e["node"] for e in cluster.audit() if e["event"] == "admission"]
+        assert sorted(admitted) == sorted(w.name for w in nodes)
+        assert sorted(m["name"] for m in members(cp)) == sorted(["cp-1"] + [w.name for w in nodes])
+        # Serialised handlers would need n * 1.5 s = 12 s; 8 workers overlap them.
+        assert elapsed < n * 1.5 * 0.6, elapsed
+        assert r.returncode == 0 and status_time < 5, (status_time, r.stdout + r.stderr)
+    finally:
+        js.terminate()
+        js.wait(timeout=20)
+
+
+def test_two_names_claiming_one_disk_at_once_admit_exactly_one(cluster):
+    """The membership check and the record are one decision: two joins racing for one disk
+    UUID under two names cannot both pass (the slow kubeadm call lies between them)."""
+    cp, a, b = cluster.node("cp-1"), cluster.node("node-a"), cluster.node("node-b")
+    cluster.init(cp, cluster.policy([cp, a, b]))
+    stop_join_service(cp)
+    js = start_slow_join_service(cp, 1.0)
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            fa = pool.submit(probe, cluster, "--tcti", a.tpm.tcti, "--name", "node-a",
+                             "--disk-uuid", uuid)
+            fb = pool.submit(probe, cluster, "--tcti", b.tpm.tcti, "--name", "node-b",
+                             "--disk-uuid", uuid)
+            results = [fa.result(), fb.result()]
+        assert sorted(rc for rc, _ in results) == [0, 1], results
+        (loser,) = [out for rc, out in results if rc]
+        assert "HTTP 409" in loser and "diskKey" not in loser, loser
+        assert [m["diskUuid"] for m in members(cp)].count(uuid) == 1
+    finally:
+        js.terminate()
+        js.wait(timeout=20)
+
+
+def test_a_member_asking_again_gets_the_same_ticket_while_it_is_valid(cluster):
+    """The answer to an admission can be lost (the connection dropped after the member was
+    recorded): the member's next request, from the same TPM for the same disk, gets the very
+    same ticket (one bootstrap token, not a second one), audited as such."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    rc, first = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, first
+    rc, again = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, again
+    assert ticket(again) == ticket(first)
+    assert len(cluster.tokens()) == 1
+    entries = [e for e in cluster.audit() if e["event"] == "admission"]
+    assert len(entries) == 2 and "the same ticket again" in entries[1]["reason"]
+    # Another disk under the member's name is still refused, not answered from the cache.
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 1 and "HTTP 409" in out, out
