@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/json.h"
@@ -26,6 +29,19 @@
 
 /* After SIGTERM: how long open connections get to finish before the loop ends anyway. */
 #define RPC_DRAIN_SEC 5
+
+typedef struct RpcSource {
+        char address[INET6_ADDRSTRLEN];
+        unsigned n;
+} RpcSource;
+
+/* A warning that a flood cannot turn into a flood of log lines: at most one per kind every
+ * RATE_LIMIT_SEC, saying how many were held back. */
+#define RATE_LIMIT_SEC 10
+typedef struct RateLimit {
+        time_t last;
+        unsigned suppressed;
+} RateLimit;
 
 /* A request handed to a worker thread: everything the handler reads is owned here (the TLS
  * connection's SSL object is referenced, so that a client closing early frees nothing the
@@ -59,6 +75,9 @@ struct RpcServer {
         RpcJobQueue todo, done;
         bool quitting;
         struct event *done_event;
+        RpcSource *sources; /* open connections per address, max_connections slots */
+        size_t n_sources;
+        RateLimit limit_total, limit_source, limit_deadline;
         AtlsContext *atls;
         const RpcRoute *routes;
         void *userdata;
@@ -74,22 +93,121 @@ struct RpcServer {
         bool handover;  /* stopped to hand the socket to another program: no STOPPING=1 */
 };
 
-/* The connection count goes down when libevent frees a connection's SSL object: an ex_data
- * slot whose free callback fires exactly then, whatever path closed the connection. */
+/* What the server keeps per connection, in the SSL object's ex_data: its free callback fires
+ * exactly when libevent frees the connection (or the last worker job lets go of it), whatever
+ * path closed it, so the counts go down there. */
+typedef struct RpcConn {
+        RpcServer *server;
+        SSL *ssl;
+        struct event *timer; /* first right after accept (who is it?), then the deadline */
+        bool accepted, dispatched, counted;
+        char source[INET6_ADDRSTRLEN];
+} RpcConn;
+
 static int conn_index = -1;
 static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
+
+static RpcSource *source_find(RpcServer *s, const char *address, bool create)
+{
+        RpcSource *free_slot = NULL;
+
+        for (size_t i = 0; i < s->n_sources; i++) {
+                if (s->sources[i].n > 0 && strcmp(s->sources[i].address, address) == 0)
+                        return &s->sources[i];
+                if (s->sources[i].n == 0 && !free_slot)
+                        free_slot = &s->sources[i];
+        }
+        if (create && free_slot)
+                (void) snprintf(free_slot->address, sizeof(free_slot->address), "%s", address);
+        return create ? free_slot : NULL;
+}
 
 static void conn_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                            void *argp)
 {
-        RpcServer *s = ptr;
-        if (s && s->connections > 0)
+        RpcConn *c = ptr;
+        RpcServer *s;
+
+        if (!c)
+                return;
+        s = c->server;
+        if (s->connections > 0)
                 s->connections--;
+        if (c->counted) {
+                RpcSource *src = source_find(s, c->source, false);
+                if (src && src->n > 0)
+                        src->n--;
+        }
+        if (c->timer)
+                event_free(c->timer);
+        free(c);
 }
 
 static void conn_index_init(void)
 {
         conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_slot_free);
+}
+
+static void warn_limited(RateLimit *rl, const char *what, const char *source)
+{
+        time_t now = time(NULL);
+
+        if (rl->last != 0 && now - rl->last < RATE_LIMIT_SEC) {
+                rl->suppressed++;
+                return;
+        }
+        log_warning("rpc: %s (%s); %u more like it held back in the last %d s", what, source,
+                    rl->suppressed, RATE_LIMIT_SEC);
+        rl->last = now;
+        rl->suppressed = 0;
+}
+
+/* Closes a connection from under libevent: it sees end of file and frees the connection. */
+static void conn_shut(RpcConn *c)
+{
+        int fd = SSL_get_fd(c->ssl);
+
+        if (fd >= 0)
+                (void) shutdown(fd, SHUT_RDWR);
+}
+
+static void conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+        RpcConn *c = arg;
+        RpcServer *s = c->server;
+
+        if (!c->accepted) {
+                /* Right after accept: the socket is attached now; count it by its source. */
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                int sfd = SSL_get_fd(c->ssl);
+                RpcSource *src;
+                struct timeval deadline = { s->config.deadline_sec, 0 };
+
+                c->accepted = true;
+                if (sfd < 0 || getpeername(sfd, (struct sockaddr *) &ss, &len) < 0 ||
+                    getnameinfo((struct sockaddr *) &ss, len, c->source, sizeof(c->source), NULL, 0,
+                                NI_NUMERICHOST) != 0)
+                        (void) snprintf(c->source, sizeof(c->source), "?");
+                src = source_find(s, c->source, true);
+                if (!src || src->n >= s->config.max_per_source) {
+                        warn_limited(&s->limit_source,
+                                     "closing a connection: too many open from one address",
+                                     c->source);
+                        conn_shut(c);
+                        return;
+                }
+                src->n++;
+                c->counted = true;
+                (void) event_add(c->timer, &deadline);
+                return;
+        }
+        if (!c->dispatched) {
+                warn_limited(&s->limit_deadline,
+                             "closing a connection: no whole request within the deadline",
+                             c->source);
+                conn_shut(c);
+        }
 }
 
 void rpc_server_config_defaults(RpcServerConfig *c)
@@ -102,6 +220,8 @@ void rpc_server_config_defaults(RpcServerConfig *c)
                 .timeout_sec = RPC_TIMEOUT_SEC_DEFAULT,
                 .max_connections = RPC_CONNECTIONS_MAX_DEFAULT,
                 .max_queued = RPC_QUEUED_MAX_DEFAULT,
+                .max_per_source = RPC_PER_SOURCE_MAX_DEFAULT,
+                .deadline_sec = RPC_DEADLINE_SEC_DEFAULT,
                 .listen_fd = -1,
         };
 }
@@ -124,6 +244,9 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
                 wipe_free_text(text, strlen(text), NULL);
         (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                                  "application/json");
+        /* One request per connection: a refused client cannot go on sending requests over it,
+         * and every request meets the accept-to-request deadline. */
+        (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         evhttp_send_reply(req, code, reason, out);
         if (out)
                 evbuffer_free(out);
@@ -170,11 +293,8 @@ static void reply_result(struct evhttp_request *req, const RpcRoute *route, int 
                 reply_error(req, code, error, detail[0] ? detail : strerror(-r));
                 return;
         }
-        /* An attested client's evidence was checked against the policy of its handshake: one
-         * request per such connection, so that a policy change applies to the next one. */
-        if (route->attested_client)
-                (void) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                                         "close");
+        /* One request per connection (reply_json()): an attested client's evidence, checked
+         * against the policy of its handshake, also never serves a second request. */
         reply_json(req, 200, "OK", response);
 }
 
@@ -298,6 +418,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 reply_error(req, 500, "internal", "request without a TLS connection");
                 return;
         }
+        /* The whole request is in: the deadline is met (the answer may take its time). */
+        {
+                RpcConn *c = SSL_get_ex_data(ssl, conn_index);
+                if (c) {
+                        c->dispatched = true;
+                        if (c->timer)
+                                (void) event_del(c->timer);
+                }
+        }
         for (const RpcRoute *rt = s->routes; rt->method; rt++) {
                 if (strcmp(rt->path, path) != 0)
                         continue;
@@ -398,16 +527,28 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 
         /* evhttp falls back to a plaintext connection if this returns NULL, so it must not:
          * failing to allocate here is fatal. */
+        RpcConn *c = calloc(1, sizeof(*c));
+        struct timeval now = { 0, 0 };
+
         ssl = SSL_new(atls_context_ssl_ctx(s->atls));
-        if (!ssl || SSL_set_ex_data(ssl, conn_index, s) != 1) {
+        if (!c || !ssl || SSL_set_ex_data(ssl, conn_index, c) != 1) {
+                log_error("rpc: out of memory for a TLS connection");
+                abort();
+        }
+        c->server = s;
+        c->ssl = ssl;
+        c->timer = evtimer_new(base, conn_timer, c);
+        if (!c->timer || event_add(c->timer, &now) < 0) {
                 log_error("rpc: out of memory for a TLS connection");
                 abort();
         }
         s->connections++;
         /* Over the limit (or stopping): the connection is closed in its first handshake step. */
         if (s->stopping || s->connections > s->config.max_connections) {
-                log_debug("rpc: refusing connection: %s",
-                          s->stopping ? "stopping" : "limit reached");
+                if (!s->stopping)
+                        warn_limited(&s->limit_total,
+                                     "refusing a connection: the connection limit is reached",
+                                     "any address");
                 SSL_set_cert_cb(ssl, refuse_handshake, NULL);
         }
         bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -472,6 +613,7 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         socklen_t sslen = sizeof(ss);
 
         if (!config || !atls || !routes || config->max_connections == 0 ||
+            config->max_per_source == 0 || config->deadline_sec == 0 ||
             config->workers > RPC_WORKERS_MAX || (config->workers > 0 && config->max_queued == 0))
                 return -EINVAL;
         (void) pthread_once(&conn_index_once, conn_index_init);
@@ -486,6 +628,11 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         s->config = *config;
         (void) pthread_mutex_init(&s->lock, NULL);
         (void) pthread_cond_init(&s->cond, NULL);
+        /* One slot per connection the limit lets in, and the one over it being refused. */
+        s->n_sources = (size_t) config->max_connections + 1;
+        s->sources = calloc(s->n_sources, sizeof(*s->sources));
+        if (!s->sources)
+                return -ENOMEM;
         s->atls = atls;
         s->routes = routes;
         s->userdata = userdata;
@@ -619,6 +766,7 @@ RpcServer *rpc_server_free(RpcServer *s)
                 event_base_free(s->base);
         (void) pthread_cond_destroy(&s->cond);
         (void) pthread_mutex_destroy(&s->lock);
+        free(s->sources);
         free(s);
         return NULL;
 }

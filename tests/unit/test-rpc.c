@@ -96,6 +96,9 @@ static void *server_main(void *arg)
         return NULL;
 }
 
+/* Set by a test before server_start(): the per-source cap and the request deadline. */
+static unsigned per_source, deadline;
+
 static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_conn)
 {
         AtlsAttester a = vtpm_attester(&server_att);
@@ -109,6 +112,10 @@ static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_
                 cfg.timeout_sec = timeout;
         if (max_conn)
                 cfg.max_connections = max_conn;
+        /* Every test client comes from 127.0.0.1: the per-source cap is tested on its own. */
+        cfg.max_per_source = per_source ?: cfg.max_connections;
+        if (deadline)
+                cfg.deadline_sec = deadline;
         assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, mutual ? &v : NULL, &s->atls), 0);
         assert_int_equal(rpc_server_new(&cfg, s->atls, routes, NULL, &s->rpc), 0);
         (void) snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%u", rpc_server_port(s->rpc));
@@ -259,6 +266,100 @@ static double now(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* A plain TCP connection from the loopback address source (127.0.0.N). */
+static int tcp_from(Server *s, const char *source)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET }, from = { .sin_family = AF_INET };
+        const char *port = strrchr(s->base, ':') + 1;
+        int fd;
+
+        sa.sin_port = htons((uint16_t) atoi(port));
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(inet_pton(AF_INET, source, &from.sin_addr), 1);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &from, sizeof(from)) < 0 ||
+            connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -1;
+        return fd;
+}
+
+/* A whole GET /v1/hello over TLS from source: true if the answer is 200. */
+static bool hello_from(Server *s, AtlsContext *c, const char *source)
+{
+        static const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n";
+        char buf[256] = "";
+        int fd = tcp_from(s, source), n = -1;
+        SSL *ssl;
+
+        if (fd < 0)
+                return false;
+        ssl = SSL_new(atls_context_ssl_ctx(c));
+        SSL_set_fd(ssl, fd);
+        if (SSL_connect(ssl) == 1 && SSL_write(ssl, req, (int) strlen(req)) > 0)
+                n = SSL_read(ssl, buf, sizeof(buf) - 1);
+        SSL_free(ssl);
+        (void) close(fd);
+        return n > 0 && strncmp(buf, "HTTP/1.1 200", 12) == 0;
+}
+
+/* Slow loris: a TLS record header that announces 16 KiB, then one byte at a time, each in
+ * less than the idle timeout. The idle timeout never fires; the deadline from accept does. */
+static void test_rpc_client_dripping_bytes_is_closed_at_the_deadline(void **state)
+{
+        static const uint8_t header[] = { 0x16, 0x03, 0x01, 0x40, 0x00 };
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+        double t0;
+        bool closed = false;
+        int fd;
+
+        deadline = 2;
+        server_start(&s, false, 1, 0);
+        fd = tcp_from(&s, "127.0.0.1");
+        assert_true(fd >= 0);
+        t0 = now();
+        assert_int_equal(write(fd, header, sizeof(header)), (ssize_t) sizeof(header));
+        while (now() - t0 < 6.0) {
+                char b;
+                usleep(400 * 1000);
+                /* A write after the server closed fails (EPIPE/ECONNRESET) or a read sees EOF. */
+                if (send(fd, "", 1, MSG_NOSIGNAL) < 0 || recv(fd, &b, 1, MSG_DONTWAIT) == 0) {
+                        closed = true;
+                        break;
+                }
+        }
+        assert_true(closed);
+        assert_true(now() - t0 >= 1.5 && now() - t0 < 4.0);
+        /* Meanwhile the server is fine. */
+        assert_true(hello_from(&s, c, "127.0.0.1"));
+        (void) close(fd);
+        server_stop(&s);
+        deadline = 0;
+}
+
+/* One address cannot take every connection: its third is closed at once, while another
+ * address is still served. */
+static void test_rpc_per_source_cap_closes_one_address_while_another_is_served(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+        Slow a, b;
+
+        per_source = 2;
+        server_start(&s, false, 5, 0);
+        assert_int_equal(slow_open(&s, c, &a), 0);
+        assert_int_equal(slow_open(&s, c, &b), 0);
+        assert_false(hello_from(&s, c, "127.0.0.1"));
+        assert_true(hello_from(&s, c, "127.0.0.2"));
+        slow_close(&a);
+        for (int i = 0; i < 50 && rpc_server_connections(s.rpc) >= 2; i++)
+                usleep(20 * 1000);
+        assert_true(hello_from(&s, c, "127.0.0.1"));
+        slow_close(&b);
+        server_stop(&s);
+        per_source = 0;
 }
 
 static void test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served(void **state)
@@ -448,6 +549,9 @@ int main(void)
                 cmocka_unit_test(
                         test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served),
                 cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),
+                cmocka_unit_test(test_rpc_client_dripping_bytes_is_closed_at_the_deadline),
+                cmocka_unit_test(
+                        test_rpc_per_source_cap_closes_one_address_while_another_is_served),
                 cmocka_unit_test(test_rpc_200_parallel_clients_all_succeed),
                 cmocka_unit_test(test_rpc_memory_stays_flat_over_5000_sequential_connections),
                 cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),

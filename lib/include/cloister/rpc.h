@@ -19,6 +19,8 @@
 #define RPC_TIMEOUT_SEC_DEFAULT     10
 #define RPC_CONNECTIONS_MAX_DEFAULT 512
 #define RPC_QUEUED_MAX_DEFAULT      256
+#define RPC_PER_SOURCE_MAX_DEFAULT  64
+#define RPC_DEADLINE_SEC_DEFAULT    10
 #define RPC_WORKERS_MAX             64
 
 typedef struct RpcRequest {
@@ -49,9 +51,13 @@ typedef struct RpcServerConfig {
         uint16_t port;       /* 0: an ephemeral port, see rpc_server_port() */
         size_t max_body;
         size_t max_headers;
-        unsigned timeout_sec; /* read/write timeout: handshake, headers, body */
+        unsigned timeout_sec; /* idle read/write timeout */
+        /* From accept to a whole request read (handshake, headers, body), whatever the pace of
+         * the bytes: a client dripping them is closed then (slow loris). */
+        unsigned deadline_sec;
         unsigned max_connections;
-        bool notify;   /* sd_notify READY=1/STOPPING=1 */
+        unsigned max_per_source; /* open connections from one address */
+        bool notify;             /* sd_notify READY=1/STOPPING=1 */
         int listen_fd; /* >= 0: serve this listening socket (handed over) instead of binding */
         /* > 0: handlers run on this many worker threads, so that a slow handler (a kubeadm
          * call, an fsync, an scrypt) never holds up the event loop, which then only accepts,
