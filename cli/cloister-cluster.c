@@ -23,12 +23,16 @@
 typedef struct ClusterNode {
         char name[64], role[16], endpoint[CLI_URL_MAX], admitted[32];
         bool ok;
+        bool unaudited; /* listed by a join service whose log holds no admission of it */
         char reasons[4][REASON_MAX];
         size_t n_reasons;
 } ClusterNode;
 
 typedef struct JoinServiceView {
-        char url[CLI_URL_MAX], policy_digest[65];
+        char url[CLI_URL_MAX], policy_digest[65], self[64];
+        /* The members it lists besides itself: each must have its admission in its log. */
+        char listed[CLUSTER_NODES_MAX][64];
+        size_t n_listed;
         size_t entries, refused;
         bool ok;
         char reason[REASON_MAX];
@@ -93,8 +97,58 @@ static ClusterNode *node_find(ClusterView *v, const char *name)
         return NULL;
 }
 
+static void add_reason(ClusterNode *n, const char *fmt, ...) _printf_(2, 3);
+
+static void add_reason(ClusterNode *n, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (n->n_reasons >= ELEMENTSOF(n->reasons))
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(n->reasons[n->n_reasons++], REASON_MAX, fmt, ap);
+        va_end(ap);
+}
+
+/* A member whose admission is not in the log of the join service that lists it: the
+ * membership and the log disagree (an admission recorded without its audit entry, or a
+ * membership file edited). The log is already verified: each line is one JSON entry. */
+static void check_admissions(ClusterView *v, const JoinServiceView *js, const char *log_text)
+{
+        bool found[CLUSTER_NODES_MAX] = {};
+
+        for (const char *p = log_text; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t) (nl - p) : strlen(p);
+                _cleanup_(json_decrefp) json_t *e = NULL;
+                const char *line = p, *node;
+
+                p = nl ? nl + 1 : NULL;
+                if (json_parse_buffer(line, len, "audit entry", &e, NULL) < 0 ||
+                    strcmp(json_string_value(json_object_get(e, "event")) ?: "", "admission") !=
+                            0 ||
+                    strcmp(json_string_value(json_object_get(e, "verdict")) ?: "", "admitted") != 0)
+                        continue;
+                node = json_string_value(json_object_get(e, "node")) ?: "";
+                for (size_t k = 0; k < js->n_listed; k++)
+                        if (strcmp(js->listed[k], node) == 0)
+                                found[k] = true;
+        }
+        for (size_t k = 0; k < js->n_listed; k++) {
+                ClusterNode *n = found[k] ? NULL : node_find(v, js->listed[k]);
+                if (n) {
+                        n->unaudited = true;
+                        add_reason(n,
+                                   "member of %s, but its audit log holds no admission of it: "
+                                   "the membership and the log disagree",
+                                   js->url);
+                }
+        }
+}
+
 /* The chain of one join service's audit log, checked here (the CLI trusts no summary). */
-static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, JoinServiceView *js)
+static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterView *v,
+                        JoinServiceView *js)
 {
         static const char *const head_keys[] = { "seq", "hash", NULL };
         _cleanup_(json_decrefp) json_t *resp = NULL, *head = NULL;
@@ -124,6 +178,7 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, JoinServic
         }
         js->entries = sum.entries;
         js->refused = sum.refused;
+        check_admissions(v, js, log_text);
         if (sum.entries == 0 && !head_text) {
                 js->ok = true;
                 return;
@@ -189,6 +244,8 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                 }
                 (void) snprintf(js->policy_digest, sizeof(js->policy_digest), "%s",
                                 json_string_value(json_object_get(resp, "policyDigest")) ?: "");
+                (void) snprintf(js->self, sizeof(js->self), "%s",
+                                json_string_value(json_object_get(resp, "self")) ?: "");
                 list = json_object_get(resp, "members");
                 json_array_foreach (list, i, m) {
                         const char *name = json_string_value(json_object_get(m, "name"));
@@ -212,6 +269,8 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                                 n = &v->nodes[v->n_nodes++];
                                 (void) snprintf(n->name, sizeof(n->name), "%s", name);
                         }
+                        if (strcmp(name, js->self) != 0 && js->n_listed < CLUSTER_NODES_MAX)
+                                (void) snprintf(js->listed[js->n_listed++], 64, "%s", name);
                         (void) snprintf(n->role, sizeof(n->role), "%s", role);
                         (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
                         (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
@@ -219,22 +278,9 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                             v->n_js < CLUSTER_JOIN_SERVICES_MAX)
                                 (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", url);
                 }
-                check_audit(atls, rc, js);
+                check_audit(atls, rc, v, js);
         }
         return 0;
-}
-
-static void add_reason(ClusterNode *n, const char *fmt, ...) _printf_(2, 3);
-
-static void add_reason(ClusterNode *n, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (n->n_reasons >= ELEMENTSOF(n->reasons))
-                return;
-        va_start(ap, fmt);
-        (void) vsnprintf(n->reasons[n->n_reasons++], REASON_MAX, fmt, ap);
-        va_end(ap);
 }
 
 /* Each member, attested now with its own fresh nonce. */
@@ -257,7 +303,7 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                 if (r >= 0)
                         r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status,
                                      &resp, &d);
-                n->ok = r >= 0 && status == 200;
+                n->ok = r >= 0 && status == 200 && !n->unaudited;
                 /* The node that attested must say it is this member of this cluster: an address
                  * the host re-routed to another (healthy) member does not pass for it. */
                 if (n->ok) {

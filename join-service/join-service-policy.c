@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/audit-log.h"
@@ -100,8 +101,94 @@ void policy_holder_done(PolicyHolder *h)
         (void) pthread_mutex_destroy(&h->lock);
 }
 
+static void audit_write(JoinService *js, const char *event, const char *node, const char *role,
+                        const char *evidence_digest, const char *verdict, const char *reason);
+
+/* Takes the counts held back (audit_lock held) into out; returns how many. */
+static size_t tally_take_locked(JoinService *js, JoinTally out[static JOIN_TALLY_KINDS],
+                                time_t *ret_since)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < js->n_tally; i++)
+                if (js->tally[i].count > 0)
+                        out[n++] = js->tally[i];
+        *ret_since = js->tally_start;
+        js->n_tally = 0;
+        js->tally_start = time(NULL);
+        return n;
+}
+
+/* Writes them (no lock held: writing takes the policy and audit locks). */
+static void tally_write(JoinService *js, const JoinTally *t, size_t n, time_t since)
+{
+        for (size_t i = 0; i < n; i++) {
+                char reason[320];
+
+                (void) snprintf(reason, sizeof(reason),
+                                "%u more refusal(s) like the previous one of %s (%s) since %lld, "
+                                "counted, not written one by one",
+                                t[i].count, t[i].node, t[i].reason, (long long) since);
+                audit_write(js, "refusal", t[i].node, "", t[i].key, "refused", reason);
+        }
+}
+
+void join_audit_flush(JoinService *js)
+{
+        JoinTally taken[JOIN_TALLY_KINDS];
+        time_t since;
+        size_t n;
+
+        (void) pthread_mutex_lock(&js->audit_lock);
+        n = tally_take_locked(js, taken, &since);
+        (void) pthread_mutex_unlock(&js->audit_lock);
+        tally_write(js, taken, n, since);
+}
+
+/* true if this refusal is a repeat within the window (counted instead of written). */
+static bool tally_repeat(JoinService *js, const char *key, const char *node, const char *reason)
+{
+        JoinTally taken[JOIN_TALLY_KINDS], *t;
+        time_t now = time(NULL), since;
+        size_t n;
+
+        /* A window that ended: what it held back is written first. */
+        (void) pthread_mutex_lock(&js->audit_lock);
+        if (now - js->tally_start >= JOIN_TALLY_WINDOW_SEC || now < js->tally_start) {
+                n = tally_take_locked(js, taken, &since);
+                (void) pthread_mutex_unlock(&js->audit_lock);
+                tally_write(js, taken, n, since);
+                (void) pthread_mutex_lock(&js->audit_lock);
+        }
+        for (size_t i = 0; i < js->n_tally; i++)
+                if (strcmp(js->tally[i].key, key) == 0) {
+                        js->tally[i].count++;
+                        (void) pthread_mutex_unlock(&js->audit_lock);
+                        return true;
+                }
+        /* A new kind: written; with every slot taken, the last slot stands for all others. */
+        if (js->n_tally == JOIN_TALLY_KINDS) {
+                js->tally[JOIN_TALLY_KINDS - 1].count++;
+                (void) pthread_mutex_unlock(&js->audit_lock);
+                return true;
+        }
+        t = &js->tally[js->n_tally++];
+        *t = (JoinTally){};
+        (void) snprintf(t->key, sizeof(t->key), "%s", key);
+        (void) snprintf(t->node, sizeof(t->node), "%s", node);
+        (void) snprintf(t->reason, sizeof(t->reason), "%s", reason);
+        (void) pthread_mutex_unlock(&js->audit_lock);
+        return false;
+}
+
 void join_audit(JoinService *js, const char *event, const char *node, const char *role,
                 const char *evidence_digest, const char *verdict, const char *reason)
+{
+        audit_write(js, event, node, role, evidence_digest, verdict, reason);
+}
+
+static void audit_write(JoinService *js, const char *event, const char *node, const char *role,
+                        const char *evidence_digest, const char *verdict, const char *reason)
 {
         char policy_digest[sizeof(js->policy.digest)];
 
@@ -137,7 +224,12 @@ void join_audit(JoinService *js, const char *event, const char *node, const char
 
 void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason)
 {
-        join_audit(userdata, "refusal", req->peer, "", "", "refused", reason);
+        JoinService *js = userdata;
+
+        /* A client that did not attest proved nothing and spent nothing: counted. */
+        if (tally_repeat(js, "", req->peer, reason))
+                return;
+        join_audit(js, "refusal", req->peer, "", "", "refused", reason);
 }
 
 static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
@@ -173,7 +265,8 @@ static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
                 if (v.verify(v.userdata, evidence, size, binding, &md) >= 0)
                         r = 0;
         }
-        if (r < 0)
+        /* The same failing evidence again (a replay costs its sender nothing): counted. */
+        if (r < 0 && !tally_repeat(js, hex, "(handshake)", d->message))
                 join_audit(js, "refusal", "(handshake)", "", hex, "refused", d->message);
         (void) pthread_mutex_unlock(&js->policy.lock);
         return r;
@@ -197,10 +290,13 @@ void join_service_init_locks(JoinService *js)
         (void) pthread_mutex_init(&js->members_lock, NULL);
         (void) pthread_mutex_init(&js->audit_lock, NULL);
         (void) pthread_mutex_init(&js->certkey_lock, NULL);
+        js->tally_start = time(NULL);
 }
 
 void join_service_done(JoinService *js)
 {
+        if (js->audit_log)
+                join_audit_flush(js);
         for (size_t i = 0; i < JOIN_TICKETS_MAX; i++)
                 js->issued[i].ticket = secret_free(js->issued[i].ticket);
         policy_holder_done(&js->policy);

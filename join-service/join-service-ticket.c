@@ -755,7 +755,8 @@ int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_resp
         (void) pthread_mutex_lock(&js->policy.lock);
         r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
         (void) pthread_mutex_unlock(&js->policy.lock);
-        if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0) {
+        if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
+            json_object_set_new(doc, "self", json_string(js->node_name)) < 0) {
                 json_decref(doc);
                 return -ENOMEM;
         }
@@ -775,7 +776,9 @@ int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_respon
 
         if (asprintf(&head_path, "%s.head", js->audit_log) < 0)
                 return -ENOMEM;
-        /* The log and its head as of one moment: no append between the two reads. */
+        /* The log and its head as of one moment (no append between the two reads), with the
+         * refusals counted so far. */
+        join_audit_flush(js);
         (void) pthread_mutex_lock(&js->audit_lock);
         r = read_full_file(js->audit_log, JOIN_AUDIT_SERVE_MAX, &log, &log_size);
         if (r >= 0)

@@ -49,6 +49,18 @@ typedef struct JoinIssued {
         Secret *ticket; /* the ticket, serialised */
 } JoinIssued;
 
+/* Refusals an attacker can repeat for free (a client that does not attest, the same failing
+ * evidence again): the first of a kind in a window is written, the rest are counted and written
+ * as one entry when the window ends, so that a flood cannot grow the log without bound. */
+#define JOIN_TALLY_WINDOW_SEC 60
+#define JOIN_TALLY_KINDS      64
+typedef struct JoinTally {
+        char key[65];     /* the evidence digest, or "" for unattested clients */
+        char node[64];    /* as first audited */
+        char reason[160]; /* the first refusal's reason */
+        unsigned count;   /* held back since */
+} JoinTally;
+
 typedef struct JoinService {
         PolicyHolder policy;
         /* Lock order: members_lock, then policy.lock, then audit_lock. */
@@ -58,6 +70,9 @@ typedef struct JoinService {
         JoinPending pending[JOIN_PENDING_MAX];
         size_t n_pending;
         JoinIssued issued[JOIN_TICKETS_MAX];
+        JoinTally tally[JOIN_TALLY_KINDS]; /* under audit_lock */
+        size_t n_tally;
+        time_t tally_start;
         const char *state_dir;
         const char *kubeadm;
         const char *audit_log;
@@ -83,6 +98,9 @@ AtlsVerifier join_verifier(JoinService *js);
 void join_audit(JoinService *js, const char *event, const char *node, const char *role,
                 const char *evidence_digest, const char *verdict, const char *reason);
 void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
+/* Writes the counts of refusals held back (at the end of a window, before the log is served,
+ * at exit). */
+void join_audit_flush(JoinService *js);
 
 /* Largest audit log served to the owner's CLI (GET /v1/audit). */
 #define JOIN_AUDIT_SERVE_MAX (8U * 1024U * 1024U)

@@ -122,3 +122,52 @@ def test_a_member_asking_again_gets_the_same_ticket_while_it_is_valid(cluster):
     # Another disk under the member's name is still refused, not answered from the cache.
     rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
     assert rc == 1 and "HTTP 409" in out, out
+
+
+def test_a_flood_of_unattested_refusals_grows_the_audit_log_by_a_bounded_amount(cluster):
+    """A client that does not attest costs itself nothing; each of its refusals used to be one
+    fsynced audit entry. Now the first is written and the rest counted into one entry, which the
+    owner sees as soon as the log is served; every connection is closed after its refusal."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    n = 120
+    before = len(cluster.audit())
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: probe(cluster, "--no-attest"), range(n)))
+    assert all(rc == 1 and "HTTP 403" in out for rc, out in results), results[:3]
+    # Served to the owner (GET /v1/audit through verify --cluster): the counts are flushed.
+    assert run("cloister", "status", "--policy", cluster.tmp / "policy.json",
+               "--state-file", cluster.tmp / "cloister-state.json").returncode == 0
+    subprocess.run([str(binary("cloister")), "verify", "--cluster", "--policy",
+                    cluster.tmp / "policy.json", "--state-file",
+                    cluster.tmp / "cloister-state.json"], capture_output=True, timeout=120)
+    entries = cluster.audit()[before:]
+    assert 2 <= len(entries) <= 3, entries
+    assert all(e["event"] == "refusal" for e in entries)
+    (tally,) = [e for e in entries if "more refusal(s)" in e["reason"]]
+    assert tally["reason"].startswith(f"{n - 1} more refusal(s)"), tally["reason"]
+
+
+def test_verify_cluster_reports_a_member_whose_admission_is_not_in_the_audit_log(cluster,
+                                                                                  tmp_path):
+    """Membership and audit log must agree: a member recorded without its admission entry (a
+    crash between the two, or an edited membership file) is reported by verify --cluster."""
+    from test_join import member_policy
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for("serving node state")
+    verify = ["cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+              "--state-file", cluster.tmp / "cloister-state.json", "-o", "json"]
+    r = run(*verify)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((cp.state / "members.json").read_text())
+    ghost = dict([m for m in doc["members"] if m["name"] == "worker-1"][0], name="ghost")
+    doc["members"].append(ghost)
+    (cp.state / "members.json").write_text(json.dumps(doc))
+    r = run(*verify)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (node,) = [n for n in json.loads(r.stdout)["nodes"] if n["name"] == "ghost"]
+    assert node["verdict"] == "FAILED"
+    assert any("holds no admission of it" in x for x in node["reasons"]), node
