@@ -65,3 +65,17 @@ def test_stale_crl_is_refused_and_fresh_one_accepted(cloister):
     stale = verify(cloister, "trustee-milan", "vcek.der", "--crl", SNP / "roots" / "crl_milan.pem",
                    "--at", "2026-06-01")
     assert stale.returncode == 1 and "stale" in stale.stdout
+
+
+def test_policy_that_pins_neither_measurement_nor_tcb_is_refused_at_load(cloister, tmp_path):
+    """'"snp": {}' would accept any launch measurement on an all-zero TCB: refused before the
+    report is looked at, naming what to set; one pin of either kind loads."""
+    pol = tmp_path / "p.json"
+    pol.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {}}))
+    r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
+    assert r.returncode == 1 and "Verdict: PASS" not in r.stdout
+    assert "pins neither a launch measurement" in r.stdout + r.stderr, r.stdout + r.stderr
+    pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
+                               "snp": {"minTcb": {"microcode": 115}}}))
+    r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
+    assert r.returncode == 0, r.stdout + r.stderr
