@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/attest.h"
@@ -129,13 +130,136 @@ static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *ve
         return 0;
 }
 
+/* Wrong init secrets cost one scrypt each: an address that sent one waits before its next
+ * attempt is even looked at (1 s, doubling to INIT_BACKOFF_MAX_SEC), answered 429 meanwhile;
+ * after INIT_ATTEMPTS_PER_SEC wrong ones in a second, no secret is checked for the rest of that
+ * second. The owner's CLI retries a 429; GET /v1/node runs on other workers all along. */
+#define INIT_BACKOFF_MAX_SEC  32
+#define INIT_ATTEMPTS_PER_SEC 4
+#define INIT_SOURCES_MAX      256
+
+typedef struct InitSource {
+        char address[64];
+        unsigned failures;
+        double not_before;
+} InitSource;
+
+static pthread_mutex_t init_limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static InitSource init_sources[INIT_SOURCES_MAX];
+static double init_global_window;
+static unsigned init_global_count;
+
+static double now_sec(void)
+{
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* "10.0.0.2:41234" or "[::1]:41234" without its port. */
+static void peer_address(const char *peer, char ret[static 64])
+{
+        const char *colon = strrchr(peer ?: "", ':');
+        size_t n = colon ? (size_t) (colon - peer) : strlen(peer ?: "");
+
+        (void) snprintf(ret, 64, "%.*s", (int) MIN(n, (size_t) 63), peer ?: "");
+}
+
+static InitSource *init_source(const char *address, bool create)
+{
+        InitSource *oldest = &init_sources[0];
+
+        for (size_t i = 0; i < INIT_SOURCES_MAX; i++) {
+                if (strcmp(init_sources[i].address, address) == 0)
+                        return &init_sources[i];
+                if (init_sources[i].not_before < oldest->not_before)
+                        oldest = &init_sources[i];
+        }
+        if (!create)
+                return NULL;
+        *oldest = (InitSource){};
+        (void) snprintf(oldest->address, sizeof(oldest->address), "%s", address);
+        return oldest;
+}
+
+/* 0: go on and check the secret; -EBUSY: not now, *ret_wait seconds. */
+static int init_attempt_allowed(const char *address, unsigned *ret_wait)
+{
+        double now = now_sec();
+        InitSource *src;
+        int r = 0;
+
+        (void) pthread_mutex_lock(&init_limit_lock);
+        src = init_source(address, false);
+        if (src && src->not_before > now) {
+                *ret_wait = (unsigned) (src->not_before - now) + 1;
+                r = -EBUSY;
+        } else if (now - init_global_window < 1.0 && init_global_count >= INIT_ATTEMPTS_PER_SEC) {
+                /* A flood from many addresses: nobody's secret is checked for the rest of this
+                 * second (the owner's CLI retries a 429). */
+                *ret_wait = 1;
+                r = -EBUSY;
+        }
+        (void) pthread_mutex_unlock(&init_limit_lock);
+        return r;
+}
+
+static void init_attempt_failed(const char *address)
+{
+        double now = now_sec();
+        InitSource *src;
+
+        (void) pthread_mutex_lock(&init_limit_lock);
+        src = init_source(address, true);
+        src->failures++;
+        src->not_before = now + (double) MIN(1U << MIN(src->failures - 1, 5U),
+                                             (unsigned) INIT_BACKOFF_MAX_SEC);
+        if (now - init_global_window >= 1.0) {
+                init_global_window = now;
+                init_global_count = 0;
+        }
+        init_global_count++;
+        (void) pthread_mutex_unlock(&init_limit_lock);
+}
+
+static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_response, char *detail,
+                       size_t n);
+
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t n)
+{
+        Bootstrapper *b = userdata;
+        char address[64];
+        unsigned wait = 0;
+        int r;
+
+        peer_address(req->peer, address);
+        if (b->init_secret_hash && init_attempt_allowed(address, &wait) < 0)
+                return fail(detail, n, -EBUSY,
+                            "too many wrong init secrets from %s: try again in %u s", address,
+                            wait);
+        /* One init at a time: it extends PCR 15 and re-keys the disk. Asked again once it is
+         * this request's turn: attempts that queued behind a failure wait out its backoff. */
+        (void) pthread_mutex_lock(&b->op_lock);
+        if (b->init_secret_hash && init_attempt_allowed(address, &wait) < 0) {
+                (void) pthread_mutex_unlock(&b->op_lock);
+                return fail(detail, n, -EBUSY,
+                            "too many wrong init secrets from %s: try again in %u s", address,
+                            wait);
+        }
+        r = handle_init(b, req, ret_response, detail, n);
+        (void) pthread_mutex_unlock(&b->op_lock);
+        if (r == -EACCES && b->init_secret_hash)
+                init_attempt_failed(address);
+        return r;
+}
+
+static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_response, char *detail,
+                       size_t n)
 {
         static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
                                             "kubernetesVersion", "clusterName", "initSecret",
                                             "serviceCidr",       "policy",      NULL };
-        Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "init request", .path = "" };
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(freep) char *policy_text = NULL;
@@ -181,6 +305,10 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                 if (attest_policy_parse(policy_text, strlen(policy_text), "init request: policy",
                                         &policy, &d) < 0)
                         return fail(detail, n, -EBADMSG, "%s", d.message);
+                /* The policy the join service will run with: refused now, before PCR 15, not
+                 * by the join service once the node can no longer be initialised again. */
+                if (attest_policy_check_cluster(policy, "init request: policy", &d) < 0)
+                        return fail(detail, n, -EPERM, "%s", d.message);
                 if (bootstrapper_check_ak_trust(b, policy, "the owner's cluster policy") < 0)
                         return fail(detail, n, -EPERM,
                                     "the cluster policy has akTrust insecure-any: any TPM could "

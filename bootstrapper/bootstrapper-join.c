@@ -287,6 +287,12 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         r = luks_validate(b->state_disk, uuid, &st, &d);
         if (r < 0)
                 return log_error_errno(r, "State disk refused: %s", d.message);
+        /* The disk this node asks a key for is the one it started with. */
+        if (strcmp(uuid, b->disk_uuid) != 0)
+                return log_error_errno(-EBADMSG,
+                                       "The state disk changed since this node started (UUID %s, "
+                                       "was %s): refusing to join with it. Restart the node.",
+                                       uuid, b->disk_uuid);
         /* A join cut short after the re-key needs no first-boot key (it is gone after a
          * reboot): the disk key from the new ticket must open the disk instead. */
         if (st != LUKS_STATE_INITIALIZED) {

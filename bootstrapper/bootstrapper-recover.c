@@ -44,11 +44,26 @@ static int refuse(char *detail, size_t n, int r, const char *what, const char *w
         return r;
 }
 
+static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_response,
+                          char *detail, size_t n);
+
 int bootstrapper_handle_recover(void *userdata, const RpcRequest *req, json_t **ret_response,
                                 char *detail, size_t n)
 {
-        static const char *const keys[] = { "masterSecret", "salt", NULL };
         Bootstrapper *b = userdata;
+        int r;
+
+        /* One at a time: it opens the disk and extends PCR 15. */
+        (void) pthread_mutex_lock(&b->op_lock);
+        r = handle_recover(b, req, ret_response, detail, n);
+        (void) pthread_mutex_unlock(&b->op_lock);
+        return r;
+}
+
+static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_response,
+                          char *detail, size_t n)
+{
+        static const char *const keys[] = { "masterSecret", "salt", NULL };
         JsonCtx ctx = { .source = "recover request", .path = "" };
         _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *disk_key = NULL,
                                        *msecret = NULL;

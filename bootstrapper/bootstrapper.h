@@ -36,6 +36,8 @@ typedef struct Bootstrapper {
         bool state_locked;
         /* --insecure-allow-any-ak: policies with akTrust insecure-any are accepted (loudly) */
         bool insecure_any_ak;
+        /* Handlers run on worker threads: init and recovery one at a time. */
+        pthread_mutex_t op_lock;
 } Bootstrapper;
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);

@@ -459,6 +459,7 @@ int main(int argc, char *argv[])
                             .disk_mapper = arg_disk_mapper,
                             .insecure_any_ak = arg_insecure_any_ak };
         (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
+        (void) pthread_mutex_init(&b.op_lock, NULL);
 
         {
                 static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
@@ -568,6 +569,9 @@ int main(int argc, char *argv[])
         rpc_server_config_defaults(&rc);
         rc.address = arg_address;
         rc.port = arg_port;
+        /* An init's scrypt, kubeadm and re-key run beside the loop: GET /v1/node is answered
+         * meanwhile, and no connection waiting its turn times out behind them. */
+        rc.workers = 4;
         /* Joining nodes say READY=1 themselves, once they are members. */
         rc.notify = mode != MODE_JOIN && mode != MODE_REJOIN;
         r = rpc_server_new(&rc, atls,

@@ -18,6 +18,8 @@
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 
+/* How often a 429 (init attempts deferred) is retried, backing off 1 s to 8 s: ~1 min. */
+#define APPLY_BUSY_RETRIES 10
 #define STATE_FILE_DEFAULT "cloister-state.json"
 
 static char *b64_wipe_later(const void *data, size_t n)
@@ -376,7 +378,12 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (!body)
                 return log_oom();
         /* The owner's policy goes with the init: the node's join service holds every joining
-         * node to it. */
+         * node to it, so it must be one a join service runs with (checked before the node is
+         * contacted: a node initialised with it could not serve joins). */
+        diag_clear(&d);
+        r = attest_policy_check_cluster(pol, policy ?: config.policy_source, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
         {
                 json_t *pj = NULL;
                 r = policy ? json_parse_file(policy, ATTEST_POLICY_SIZE_MAX, &pj, &d)
@@ -394,8 +401,21 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
         log_info("Verifying the node at %s and initialising cluster '%s'...", endpoint, name);
-        r = rpc_call(atls, &rpc_config, "POST", endpoint, "/v1/init", body, false, &status, &resp,
-                     &d);
+        /* 429: the node defers init secrets while others are guessing them; ours waits its
+         * turn (a repeated init of the same cluster is answered as the first). */
+        for (unsigned attempt = 0;; attempt++) {
+                json_decref(resp);
+                resp = NULL;
+                diag_clear(&d);
+                r = rpc_call(atls, &rpc_config, "POST", endpoint, "/v1/init", body, false, &status,
+                             &resp, &d);
+                if (r < 0 || status != 429 || attempt >= APPLY_BUSY_RETRIES)
+                        break;
+                log_info("The node defers init attempts (%s): asking again in %u s.",
+                         json_string_value(json_object_get(resp, "detail")) ?: "busy",
+                         MIN(1U << MIN(attempt, 3U), 8U));
+                (void) sleep(MIN(1U << MIN(attempt, 3U), 8U));
+        }
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));

@@ -22,8 +22,10 @@ static void authorize_help(void)
                "\"controlPlaneAuthorization\"); the join service admits the node as a control\n"
                "plane only with it, and only after attesting the node. It is not secret (it\n"
                "authorizes only NAME, and only an attested node), it expires, and once NAME is\n"
-               "a member no other TPM can use it. The first control plane needs none: 'cloister\n"
-               "apply' makes it.\n\n"
+               "a member of a join service no other TPM can use it there (each join service\n"
+               "keeps its own membership: authorize a control plane just before it joins, for\n"
+               "no longer than it needs). The first control plane needs none: 'cloister apply'\n"
+               "makes it.\n\n"
                "  --valid-for HOURS       1..%u (default %u)\n"
                "  --master-secret FILE    default " MASTER_SECRET_FILE_DEFAULT "\n",
                CP_AUTHORIZATION_VALID_MAX_SEC / 3600, VALID_DEFAULT_HOURS);

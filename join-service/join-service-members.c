@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cloister/fileio.h"
@@ -68,8 +69,9 @@ const json_t *members_find_disk(const json_t *doc, const char *disk_uuid)
         size_t i;
 
         json_array_foreach (list, i, m)
+                /* Any spelling of a UUID is the same disk (the key derivation lowercases). */
                 if (json_is_string(json_object_get(m, "diskUuid")) &&
-                    strcmp(json_string_value(json_object_get(m, "diskUuid")), disk_uuid) == 0)
+                    strcasecmp(json_string_value(json_object_get(m, "diskUuid")), disk_uuid) == 0)
                         return m;
         return NULL;
 }

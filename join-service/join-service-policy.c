@@ -49,14 +49,9 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
                                  h->path, attest_variant_to_string(h->policy->variant),
                                  attest_variant_to_string(p->variant));
         /* A policy that does not pin the image admits any image with a trusted key. */
-        if (p->variant == ATTEST_VARIANT_QEMU_VTPM || p->variant == ATTEST_VARIANT_AZURE_SEV_SNP)
-                for (unsigned i = 4; i <= 11; i++)
-                        if ((i == 4 || i == 9 || i == 11) &&
-                            (!p->pcrs[i].present || p->pcrs[i].warn_only))
-                                return diag_fail(d, -EPERM, "policy", (int) i,
-                                                 "%s: PCR %u (the image) is not enforced; a join "
-                                                 "service refuses to run with such a policy",
-                                                 h->path, i);
+        r = attest_policy_check_cluster(p, h->path, d);
+        if (r < 0)
+                return r;
         /* Any TPM can produce a quote with any PCR values it was extended with: without a
          * trusted attestation key, a policy proves nothing about who is asking. */
         if (p->variant == ATTEST_VARIANT_QEMU_VTPM && p->ak_trust == AK_TRUST_INSECURE_ANY) {

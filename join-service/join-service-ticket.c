@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -295,7 +296,7 @@ static bool pending_has(const JoinService *js, const char *name, const char *uui
 {
         for (size_t i = 0; i < js->n_pending; i++)
                 if (strcmp(js->pending[i].name, name) == 0 ||
-                    strcmp(js->pending[i].disk_uuid, uuid) == 0)
+                    strcasecmp(js->pending[i].disk_uuid, uuid) == 0)
                         return true;
         return false;
 }
@@ -406,7 +407,8 @@ static int join_check(JoinService *js, const RpcRequest *req, JoinAsk *a, json_t
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot read its membership");
         known = members_find(members, name);
-        if (known && strcmp(json_string_value(json_object_get(known, "diskUuid")) ?: "", uuid) != 0)
+        if (known &&
+            strcasecmp(json_string_value(json_object_get(known, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
                               "%s is already a member with another disk; remove it first", name);
         /* One disk, one member: the disk key is derived from the UUID, so a second name claiming
@@ -696,7 +698,7 @@ static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response,
                 return refuse(js, req, name, "", evidence, detail, n, r,
                               "the join service cannot read its membership");
         m = members_find(members, name);
-        if (!m || strcmp(json_string_value(json_object_get(m, "diskUuid")) ?: "", uuid) != 0)
+        if (!m || strcasecmp(json_string_value(json_object_get(m, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
                               "%s with disk %s is not a member admitted by this join service", name,
                               uuid);

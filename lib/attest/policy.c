@@ -468,6 +468,26 @@ int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Dia
         return check_pins(p, source, false, d);
 }
 
+int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag *d)
+{
+        static const unsigned image_pcrs[] = { 4, 9, 11 };
+        int r = check_pins(p, source, false, d);
+
+        if (r < 0)
+                return r;
+        if (p->variant != ATTEST_VARIANT_QEMU_VTPM && p->variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++) {
+                const PcrExpectation *e = &p->pcrs[image_pcrs[i]];
+                if (!e->present || e->warn_only)
+                        return diag_fail(d, -EPERM, "policy", (int) image_pcrs[i],
+                                         "%s: PCR %u (the image) is not enforced; a join service "
+                                         "refuses to run with such a policy",
+                                         source, image_pcrs[i]);
+        }
+        return 0;
+}
+
 int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d)
 {
         _cleanup_(freep) uint8_t *buf = NULL;

@@ -69,7 +69,7 @@ int cp_authorization_check(const Secret *master, const uint8_t salt[static MASTE
         dot1 = strchr(p, '.');
         dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
         if (!dot1 || !dot2 || (size_t) (dot1 - p) > CP_AUTHORIZATION_NAME_MAX || dot2 == dot1 + 1 ||
-            (size_t) (dot2 - dot1 - 1) > 18 ||
+            (size_t) (dot2 - dot1 - 1) > 18 || dot1[1] == '0' ||
             strspn(dot1 + 1, "0123456789") != (size_t) (dot2 - dot1 - 1) ||
             strlen(dot2 + 1) != 64 || strspn(dot2 + 1, "0123456789abcdef") != 64)
                 return diag_fail(d, -EBADMSG, "control-plane-authorization", -1,

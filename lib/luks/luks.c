@@ -453,9 +453,13 @@ static int load_validated(const char *path, struct crypt_device **ret_cd,
         r = validate_metadata(j, &state, d);
         if (r < 0)
                 return r;
-        if (!kdf_uuid_is_valid(crypt_get_uuid(cd)))
-                return diag_fail(d, -EPERM, "luks-header", -1, "%s: the LUKS2 UUID is malformed",
-                                 path);
+        /* Canonical only (cryptsetup writes lowercase): the UUID names the disk's key and its
+         * member; two spellings of one UUID must never be two disks (the header's checksum has
+         * no key, so the host can rewrite it). */
+        if (!kdf_uuid_is_valid(crypt_get_uuid(cd)) ||
+            strspn(crypt_get_uuid(cd), "0123456789abcdef-") != strlen(crypt_get_uuid(cd)))
+                return diag_fail(d, -EPERM, "luks-header", -1,
+                                 "%s: the LUKS2 UUID is malformed (not a lowercase UUID)", path);
         (void) snprintf(uuid, LUKS_UUID_SIZE, "%s", crypt_get_uuid(cd));
         if (ret_state)
                 *ret_state = state;

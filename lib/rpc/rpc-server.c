@@ -277,6 +277,9 @@ static void error_for_errno(int r, int *code, const char **error)
         case -EALREADY:
                 *code = 409, *error = "conflict";
                 break;
+        case -EBUSY:
+                *code = 429, *error = "too-many-requests";
+                break;
         default:
                 *code = 500, *error = "internal";
         }

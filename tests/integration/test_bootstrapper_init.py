@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -636,3 +637,40 @@ def test_kubeadm_double_join_without_a_cluster_or_offline_fails_as_before(tmp_pa
     # The token file is refused when others may read it, offline too.
     r = _double_join(tmp_path, _join_config(), {"KUBEADM_DOUBLE_OFFLINE": "1"}, mode=0o640)
     assert r.returncode != 0 and "must not be readable by others" in r.stderr
+
+
+def test_init_secret_guessing_is_deferred_and_the_node_keeps_answering(swtpm, node, tmp_path):
+    """Each wrong init secret costs the node one scrypt. Thirty guesses at once: after the first
+    failure the address waits (429, no scrypt), GET /v1/node is answered meanwhile (handlers run
+    beside the event loop), and the owner's apply then initialises the node, waiting its turn."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    other = tmp_path / "other-secret"
+    assert run("cloister", "init-secret", "generate", "--file", other).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        guesses = [subprocess.Popen(
+            [str(binary("cloister")), "apply", "--state-file", str(tmp_path / f"s{i}.json"),
+             "--init-secret-file", str(other), "--endpoint", url, "--policy", str(node["policy"]),
+             "--master-secret", str(ms), "--kubeconfig", str(tmp_path / f"k{i}.conf"),
+             "--timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(30)]
+        r = run("cloister", "verify", "--node", url.removeprefix("https://"), "--policy",
+                node["policy"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        # Our own CLI retries a 429: the guessers would go on; they are stopped here.
+        time.sleep(3)
+        for g in guesses:
+            g.terminate()
+        for g in guesses:
+            g.wait(timeout=30)
+        untouched(swtpm, node)
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json",
+                "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy",
+                node["policy"], "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+    finally:
+        log = stop_and_log(p)
+    checked = log.count("init refused")
+    # Far fewer scrypts than guesses: only those the backoff let through.
+    assert 1 <= checked <= 10, log

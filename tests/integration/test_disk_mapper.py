@@ -366,3 +366,36 @@ def test_allow_locked_is_a_setup_option_only(tmp_path):
     assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
     r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k1, "--allow-locked")
     assert r.returncode == 1 and "only 'setup' takes it" in r.stderr
+
+
+def rewrite_header_uuid(disk, new_uuid):
+    """What a host can do: the LUKS2 binary header's checksum has no key (LUKS2 on-disk format,
+    2.2: UUID at byte 168, 40 bytes; SHA-256 checksum at 448 over the header with it zeroed),
+    so it rewrites the UUID in both copies and recomputes them."""
+    with open(disk, "r+b") as f:
+        data = bytearray(f.read(4 * 1024 * 1024))
+        hdr_size = int.from_bytes(data[8:16], "big")
+        for off in (0, hdr_size):
+            assert data[off:off + 4] in (b"LUKS", b"SKUL")
+            data[off + 168:off + 208] = new_uuid.encode().ljust(40, b"\0")
+            data[off + 448:off + 512] = bytes(64)
+            data[off + 448:off + 480] = hashlib.sha256(bytes(data[off:off + hdr_size])).digest()
+        f.seek(0)
+        f.write(data)
+
+
+def test_header_whose_uuid_is_not_lowercase_is_refused(tmp_path):
+    """The UUID names the disk's key and its member: one disk, one spelling. cryptsetup writes
+    lowercase; an uppercase UUID is a host's edit (it would let a second member claim the same
+    disk under another spelling) and is refused like any other deviant header."""
+    disk = image(tmp_path)
+    (tmp_path / "k1").write_bytes(b"\x01" * 32)
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", tmp_path / "k1").returncode == 0
+    r = run("cloister-disk-mapper", "check", disk, "--key-file", tmp_path / "k1")
+    uuid = r.stdout.split("UUID ")[1].split()[0]
+    # The edit itself is sound: cryptsetup accepts the header and reads the new spelling.
+    rewrite_header_uuid(disk, uuid.upper())
+    dump = subprocess.run(["cryptsetup", "luksUUID", disk], capture_output=True, text=True)
+    assert dump.returncode == 0 and dump.stdout.strip() == uuid.upper(), dump.stdout + dump.stderr
+    r = run("cloister-disk-mapper", "check", disk, "--key-file", tmp_path / "k1")
+    assert r.returncode == 1 and "not a lowercase UUID" in r.stderr, r.stdout + r.stderr

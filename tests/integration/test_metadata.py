@@ -3,6 +3,7 @@
 serves responses of the recorded shapes and refuses requests without the headers the real
 services demand (Metadata-Flavor: Google; Metadata: true; the IMDSv2 token)."""
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -151,11 +152,25 @@ def test_unknown_provider_and_missing_local_file_are_one_line_errors(tmp_path):
 
 
 def test_bootstrapper_refuses_to_start_without_an_init_secret_hash(tmp_path):
+    """A new state disk (first-boot key) and no init-secret hash: anyone could init the node."""
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"name": "n", "role": "control-plane"}))
+    disk, key = tmp_path / "state.img", tmp_path / "first.key"
+    with open(disk, "wb") as d:
+        d.truncate(32 * 1024 * 1024)
+    key.write_bytes(os.urandom(32))
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", key).returncode == 0
+    r = run("cloister-bootstrapper", "--metadata", f"local:{f}", "--state-disk", disk,
+            "--first-boot-key", key, "--state-dir", str(tmp_path))
+    assert r.returncode == 1 and "carries no init-secret hash" in r.stderr, r.stderr
+
+
+def test_bootstrapper_refuses_a_state_disk_it_cannot_read_before_anything_else(tmp_path):
     f = tmp_path / "m.json"
     f.write_text(json.dumps({"name": "n", "role": "control-plane"}))
     r = run("cloister-bootstrapper", "--metadata", f"local:{f}", "--state-disk", "x",
             "--first-boot-key", "y", "--state-dir", str(tmp_path))
-    assert r.returncode == 1 and "carries no init-secret hash" in r.stderr
+    assert r.returncode == 1 and "The state disk is refused" in r.stderr, r.stderr
 
 
 # --- qemu: the local form from QEMU's fw_cfg (a sysfs file in the guest) ---------------------

@@ -142,6 +142,8 @@ static void test_cp_authorization_refuses_other_names_keys_expiry_and_malformed_
                 "cpa1.CP-2.2000.0000000000000000000000000000000000000000000000000000000000000000",
                 "cpa1..2000.0000000000000000000000000000000000000000000000000000000000000000",
                 "cpa1.cp-2.-1.0000000000000000000000000000000000000000000000000000000000000000",
+                /* one expiry, one spelling: no leading zeros */
+                "cpa1.cp-2.02000.0000000000000000000000000000000000000000000000000000000000000000",
         };
         for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
                 diag_clear(&d);

@@ -77,6 +77,9 @@ int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d);
  * warnOnly. It lets an empty measurements object through (key trust only: a joining node fills
  * in its own PCRs); a policy used to verify as it is must also pass this check. */
 int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Diag *d);
+/* What a cluster's policy (the join services') must also do: for the TPM variants, enforce the
+ * image PCRs 4, 9 and 11. Checked by the join service, the node at init and cloister apply. */
+int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag *d);
 
 const char *ak_trust_to_string(AkTrust t);
 const char *event_log_mode_to_string(EventLogMode m);

@@ -11,8 +11,10 @@
  *
  * NAME is a DNS-1123 label (the member name), NOT_AFTER a decimal Unix time. It is no secret
  * worth guarding (it travels in the node's metadata): it authorizes only that name, only until
- * NOT_AFTER, and only for a node that passes attestation; the join service admits one member per
- * name, so once used by the node it belongs to it cannot be used by another TPM.
+ * NOT_AFTER, and only for a node that passes attestation; a join service admits one member per
+ * name, so once used there by the node it belongs to, no other TPM can use it there. Membership
+ * is per join service (docs/join.md, limits): another join service would still take it until it
+ * expires.
  */
 
 #include <stdint.h>

@@ -32,7 +32,8 @@ typedef struct RpcRequest {
 } RpcRequest;
 
 /* Fills *ret_response (a new reference) and returns 0, or returns -errno with detail set:
- * -EBADMSG → 400, -EPERM → 403, -ENOENT → 404, -EEXIST/-EALREADY → 409, else 500. */
+ * -EBADMSG → 400, -EPERM → 403, -ENOENT → 404, -EEXIST/-EALREADY → 409, -EBUSY → 429,
+ * else 500. */
 typedef int (*RpcHandler)(void *userdata, const RpcRequest *req, json_t **ret_response,
                           char *detail, size_t detail_size);
 
