@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +23,23 @@
 #include "cloister/spawn.h"
 
 #include "join-service.h"
+
+/* Crash tests only (a build with CLOISTER_FAULT_INJECTION): the process dies as by kill -9 at
+ * the step CLOISTER_FAULT names; product binaries do not contain the hook. */
+#ifdef CLOISTER_FAULT_INJECTION
+#include <signal.h>
+static void fault_point(const char *step)
+{
+        const char *f = getenv("CLOISTER_FAULT");
+        if (f && strcmp(f, step) == 0)
+                (void) raise(SIGKILL);
+}
+#else
+static void fault_point(const char *step)
+{
+        (void) step;
+}
+#endif
 
 #define CERTIFICATE_KEY_SIZE 32 /* kubeadm: AES-256 key for the uploaded certificates, hex */
 #define NODE_NAME_MAX        63
@@ -628,12 +646,15 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
                 pending_release(js, a.name);
                 return r;
         }
+        fault_point("ticket-made");
         /* Write-ahead: the admission is in the audit log before it takes effect in the
          * membership; a crash in between leaves an admission the node completes by asking
          * again, never a member the log does not show. */
         (void) pthread_mutex_lock(&js->members_lock);
         join_audit(js, "admission", a.name, a.role, a.evidence, "admitted", "");
+        fault_point("admission-audited");
         r = members_record(js, a.name, a.role, a.endpoint, a.uuid, a.ak);
+        fault_point("member-recorded");
         if (r >= 0)
                 issued_keep(js, &a, ticket);
         (void) pthread_mutex_unlock(&js->members_lock);

@@ -19,6 +19,7 @@ Usage: bench_vm_boot.py BUILD_DIR. Writes BUILD_DIR/bench/vm-boot.json.
 """
 import json
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -120,4 +121,7 @@ def main(build):
 
 
 if __name__ == "__main__":
+    # A run cut short (make bench under a timeout, Ctrl-C) still tears its VMs, swtpms and
+    # namespace down: SIGTERM unwinds through the finally blocks like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "build"))

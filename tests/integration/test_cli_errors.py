@@ -16,7 +16,8 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli-errors")
     (d / "malformed.json").write_text('{"version": 1, "variant": ')
     (d / "policy.json").write_text(json.dumps({
-        "version": 1, "variant": "qemu-vtpm", "measurements": {"15": {"expected": "00" * 32}},
+        "version": 1, "variant": "qemu-vtpm",
+        "measurements": {i: {"expected": "00" * 32} for i in ("4", "9", "11", "15")},
         "akTrust": {"mode": "insecure-any"}}))
     (d / "state.json").write_text("{}")
     assert run("cloister", "master-secret", "generate", "--file", d / "ms.json").returncode == 0

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import ssl
 import stat
@@ -337,7 +338,7 @@ def test_apply_takes_cluster_defaults_from_the_config_and_explicit_flags_win(tmp
     cfg = {"version": 1, "provider": "qemu", "clusterName": "from-config",
            "kubernetesVersion": "v1.29.9", "serviceCidr": "10.100.0.0/16",
            "attestation": {"version": 1, "variant": "qemu-vtpm",
-                           "measurements": {"15": {"expected": ZERO}},
+                           "measurements": {i: {"expected": ZERO} for i in ("4", "9", "11", "15")},
                            "akTrust": {"mode": "insecure-any"}}}
     path = tmp_path / "cloister.json"
     path.write_text(json.dumps(cfg))
@@ -786,6 +787,44 @@ def test_fetch_refuses_a_file_with_one_byte_changed_and_leaves_the_config_unchan
     err = one_error_line(published.fetch("--pubkey", published.pub))
     assert published.url in err and "check 'signature' failed" in err, err
     assert published.config.read_bytes() == before
+
+
+def test_fetch_and_measure_verify_refuse_a_measurements_version_raised_after_signing(published):
+    """One byte turns the signed measurementsVersion 100 into 900: a file that rollback
+    protection would take as the newest. The signature covers it: cloister-measure verify and
+    fetch-measurements both refuse the file, and the configuration is not changed."""
+    sig = published.dir / "measurements.json.sig"
+    r = run("cloister-measure", "verify", "--pubkey", published.pub, published.file, sig)
+    assert r.returncode == 0 and "signature valid" in r.stdout, r.stdout + r.stderr
+    data = bytearray(published.file.read_bytes())
+    m = re.search(rb'"measurementsVersion":\s*(100)\b', data)
+    assert m and UKI_VERSION == 100, data[:200]
+    data[m.start(1)] = ord("9")
+    published.file.write_bytes(bytes(data))
+    assert json.loads(data)["measurementsVersion"] == 900
+    r = run("cloister-measure", "verify", "--pubkey", published.pub, published.file, sig)
+    assert r.returncode == 1 and "does not verify" in r.stderr, r.stdout + r.stderr
+    before = published.config.read_bytes()
+    err = one_error_line(published.fetch("--pubkey", published.pub))
+    assert published.url in err and "check 'signature' failed" in err, err
+    assert published.config.read_bytes() == before
+
+
+def test_fetch_refuses_a_signature_with_one_byte_changed(published):
+    sig = published.dir / "measurements.json.sig"
+    good = sig.read_bytes()
+    bad = bytearray(good)
+    bad[-1] ^= 0x01  # the last byte of s in the DER ECDSA-Sig-Value
+    sig.write_bytes(bytes(bad))
+    before = published.config.read_bytes()
+    err = one_error_line(published.fetch("--pubkey", published.pub))
+    assert published.url in err and "check 'signature' failed" in err, err
+    assert published.config.read_bytes() == before
+    r = run("cloister-measure", "verify", "--pubkey", published.pub, published.file, sig)
+    assert r.returncode == 1 and "does not verify" in r.stderr, r.stdout + r.stderr
+    # The unchanged signature is taken: the byte was all that differed.
+    sig.write_bytes(good)
+    assert published.fetch("--pubkey", published.pub).returncode == 0
 
 
 def test_fetch_refuses_a_signature_made_with_another_key(published, tmp_path):

@@ -10,6 +10,8 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from conftest import BUILD, binary, run
 from test_join import KUBEADM, cluster  # noqa: F401 (fixture)
 from test_key_release import members, stop_join_service
@@ -171,3 +173,37 @@ def test_verify_cluster_reports_a_member_whose_admission_is_not_in_the_audit_log
     (node,) = [n for n in json.loads(r.stdout)["nodes"] if n["name"] == "ghost"]
     assert node["verdict"] == "FAILED"
     assert any("holds no admission of it" in x for x in node["reasons"]), node
+
+
+@pytest.mark.parametrize("step", ["ticket-made", "admission-audited", "member-recorded"])
+def test_join_service_killed_at_each_step_of_a_join_leaves_membership_and_log_agreeing(
+        cluster, tmp_path, step):
+    """kill -9 of the join service during a join (a build with fault points: it dies as by
+    SIGKILL at STEP): after a restart, every member is in the audit log (admissions are written
+    before they take effect), the node's next attempt completes, and the cluster verifies."""
+    from test_join import member_policy
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    stop_join_service(cp)
+    fault = BUILD / "tests" / "cloister-join-service-fault"
+    log = cp.base / "js-fault.log"
+    proc = subprocess.Popen([str(fault), "--tcti", cp.tpm.tcti, "--listen",
+                             f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state),
+                             "--kubeadm", str(KUBEADM)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env=dict(os.environ, CLOISTER_FAULT=step))
+    cluster.join(w, policy, timeout=120)
+    assert proc.wait(timeout=60) == -9, log.read_text()
+    js = start_slow_join_service(cp, 0)
+    try:
+        w.wait_for("serving node state", timeout=120)
+        admitted = {e["node"] for e in cluster.audit()
+                    if e["event"] == "admission" and e["verdict"] == "admitted"}
+        assert {m["name"] for m in members(cp)} - {"cp-1"} <= admitted
+        r = run("cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+                "--state-file", cluster.tmp / "cloister-state.json")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        js.terminate()
+        js.wait(timeout=20)
