@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import TESTDATA, run
+from conftest import TESTDATA, Swtpm, run
 
 BINDING = "ab" * 32
 
@@ -235,6 +235,78 @@ def test_verify_help_documents_no_binding_and_the_exit_status(cloister):
     assert r.returncode == 0
     assert "--no-binding" in r.stdout and "Exit status:" in r.stdout
     assert "not-checked" in r.stdout
+
+
+# Evidence changed after the TPM signed it, or signed by another TPM: each is refused by the check
+# that owns it, end to end through the CLI, with a binding (freshness is not what fails).
+
+def verify_json(cloister, ev_path, pol):
+    r = verify(cloister, ev_path, pol, "--binding", BINDING, "-o", "json")
+    return r.returncode, json.loads(r.stdout) if r.stdout else {}, r.stderr
+
+
+def test_verify_refuses_evidence_whose_quote_signature_has_one_byte_changed(
+        cloister, swtpm, tmp_path):
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    pol = policy_for(ev, tmp_path)
+    rc, out, err = verify_json(cloister, ev_path, pol)
+    assert rc == 0 and out["verdict"] == "pass", err
+    # TPMT_SIGNATURE (TPM 2.0 Part 2, 11.3.4): sigAlg, hash, then r as a TPM2B; byte 10 is in r.
+    sig = bytearray(base64.b64decode(ev["tpm"]["signature"]))
+    assert sig[:2] == b"\x00\x18" and len(sig) > 10  # TPM_ALG_ECDSA
+    sig[10] ^= 0x01
+    ev["tpm"]["signature"] = base64.b64encode(bytes(sig)).decode()
+    ev_path.write_text(json.dumps(ev))
+    rc, out, err = verify_json(cloister, ev_path, pol)
+    assert rc == 1 and out["verdict"] == "fail", (out, err)
+    assert out["failure"]["check"] == "quote-signature", out["failure"]
+    assert not any(c["name"] == "quote-signature" and c["status"] == "pass"
+                   for c in out["checks"])
+
+
+def test_verify_refuses_evidence_whose_pcr_value_was_changed_even_when_the_policy_expects_it(
+        cloister, swtpm, tmp_path):
+    """The quote signs a digest over the PCR values; the document lists them. A changed value in
+    the document, with a policy that expects the changed value, is refused on the digest."""
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    forged = "ee" * 32
+    assert ev["tpm"]["pcrs"]["4"] != forged
+    ev["tpm"]["pcrs"]["4"] = forged
+    ev_path.write_text(json.dumps(ev))
+    pol = policy_for(ev, tmp_path)
+    assert json.loads(pol.read_text())["measurements"]["4"]["expected"] == forged
+    rc, out, err = verify_json(cloister, ev_path, pol)
+    assert rc == 1 and out["verdict"] == "fail", (out, err)
+    assert out["failure"]["check"] == "pcr-digest", out["failure"]
+    text = verify(cloister, ev_path, pol, "--binding", BINDING)
+    assert text.returncode == 1 and "Verdict: PASS" not in text.stdout, text.stdout
+
+
+@pytest.fixture
+def other_swtpm(tmp_path):
+    t = Swtpm(tmp_path / "other-tpm")
+    yield t
+    t.stop()
+
+
+def test_verify_with_a_pinned_policy_refuses_genuine_evidence_of_another_tpm(
+        cloister, swtpm, other_swtpm, tmp_path):
+    """Two fresh TPMs report the same PCRs: only the pinned attestation key tells them apart."""
+    ev_path, ev = issue(cloister, swtpm, tmp_path)
+    other_path, other = issue(cloister, other_swtpm, tmp_path, name="other.json")
+    assert other["tpm"]["pcrs"] == ev["tpm"]["pcrs"]
+    assert other["tpm"]["akPublic"] != ev["tpm"]["akPublic"]
+    other_pol = tmp_path / "other-policy.json"
+    other_pol.write_text(policy_for(other, tmp_path).read_text())
+    pol = policy_for(ev, tmp_path)
+    # Each TPM's evidence verifies against the policy pinning its own key ...
+    for path, policy in ((ev_path, pol), (other_path, other_pol)):
+        rc, out, err = verify_json(cloister, path, policy)
+        assert rc == 0 and out["verdict"] == "pass", (out, err)
+    # ... and the other TPM's not against the policy pinning the first one's.
+    rc, out, err = verify_json(cloister, other_path, pol)
+    assert rc == 1 and out["verdict"] == "fail", (out, err)
+    assert out["failure"]["check"] == "ak-trust", out["failure"]
 
 
 def test_show_prints_pcrs_and_says_not_verified(cloister, swtpm, tmp_path):

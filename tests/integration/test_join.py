@@ -332,6 +332,31 @@ def test_join_refused_for_a_node_whose_pcr15_is_already_set(cluster):
     assert cluster.tokens() == {}
 
 
+def test_join_refused_for_a_non_member_whose_pcr15_already_holds_this_clusters_value(cluster):
+    """PCR 15 = this cluster passes the handshake (a member finishing a join cut short), but the
+    value is public: SHA-256(cluster ID), extended into any TPM. A node that is no member and
+    extended it itself is refused after the handshake, audited, and gets no ticket."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    digest = hashlib.sha256(bytes.fromhex(cluster.cid)).hexdigest()
+    subprocess.run(["tpm2_pcrextend", f"15:sha256={digest}"], check=True,
+                   env=dict(os.environ, TPM2TOOLS_TCTI=w.tpm.tcti))
+    assert read_pcr15(w.tpm.tcti) == pcr15_expected(cluster.cid)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "newcomer")
+    assert rc == 1 and "HTTP 403" in out, out
+    assert '"diskKey"' not in out and '"token"' not in out, out
+    (refusal,) = [e for e in cluster.audit() if e["verdict"] == "refused"]
+    assert refusal["node"] == "newcomer", refusal
+    assert "PCR 15 is already extended and newcomer is not a member finishing its own join" \
+        in refusal["reason"], refusal["reason"]
+    assert re.fullmatch(r"[0-9a-f]{64}", refusal["evidenceDigest"])
+    assert not any(e["verdict"] == "admitted" for e in cluster.audit())
+    assert cluster.tokens() == {}
+    members = json.loads((cluster.cp.state / "members.json").read_text())["members"]
+    assert "newcomer" not in [m["name"] for m in members]
+
+
 def test_join_refused_for_evidence_replayed_from_another_node(cluster):
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     policy = cluster.policy([cp, w])

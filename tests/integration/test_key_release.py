@@ -8,7 +8,9 @@ The attacker is always *attested*: its TPM's key is pinned in the owner's policy
 the image's PCRs (the join probe, tests/tools/join-probe.c, asks what the real join client never
 would). Attestation proves what runs; these checks decide whose key it gets."""
 import base64
+import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -19,7 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from conftest import binary, run
-from test_join import KUBEADM, cluster, probe, read_pcr15  # noqa: F401 (fixture)
+from test_join import (KUBEADM, cluster, pcr15_expected, probe, read_pcr15,  # noqa: F401 (fixture)
+                       reboot)
 
 
 def members(cp):
@@ -235,6 +238,61 @@ def test_join_service_refuses_a_policy_whose_measurements_are_all_warn_only(clus
     assert r.returncode == 1 and "are all warnOnly" in r.stderr, r.stderr
 
 
+def extend_pcr15(tcti, cid_hex):
+    """What joining a cluster does to PCR 15: one extend with SHA-256(cluster ID)."""
+    digest = hashlib.sha256(bytes.fromhex(cid_hex)).hexdigest()
+    subprocess.run(["tpm2_pcrextend", f"15:sha256={digest}"], check=True,
+                   env=dict(os.environ, TPM2TOOLS_TCTI=tcti))
+    assert read_pcr15(tcti) == pcr15_expected(cid_hex)
+
+
+def test_join_service_refuses_to_serve_unless_its_own_pcr15_holds_the_cluster(cluster):
+    """Joining nodes trust a join service whose PCR 15 holds the cluster ID; the join service
+    checks that of itself before serving. Started on the control plane's state after a reboot
+    (PCR 15 zero: not rejoined) or on a TPM whose PCR 15 holds another cluster, it exits with the
+    reason and never serves; with PCR 15 extended to this cluster, the same command serves."""
+    cp, other = cluster.node("cp-1"), cluster.node("other")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    stop_join_service(cp)
+
+    def refused(log_name):
+        proc, log = start_join_service(cp, policy)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+            pytest.fail("the join service did not exit:\n" + log.read_text())
+        text = log.read_text()
+        log.rename(cp.base / log_name)
+        assert rc != 0, text
+        assert f"PCR 15 does not hold cluster {cluster.cid}" in text, text
+        assert "serving joins" not in text, text
+
+    reboot(cp)  # PCR 15 zero: this node has not rejoined since it booted
+    refused("js-pcr15-zero.log")
+
+    # Another node's TPM, whose PCR 15 holds another cluster (cp's own TPM is untouched).
+    other_cid = hashlib.sha256(b"another cluster").hexdigest()
+    extend_pcr15(other.tpm.tcti, other_cid)
+    tpm = cp.tpm
+    cp.tpm = other.tpm
+    try:
+        refused("js-other-cluster.log")
+    finally:
+        cp.tpm = tpm
+
+    # The positive control: the same command, once PCR 15 holds this cluster, serves joins.
+    extend_pcr15(cp.tpm.tcti, cluster.cid)
+    proc, log = start_join_service(cp, policy)
+    try:
+        wait_serving(proc, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_bootstrapper_refuses_an_owners_cluster_policy_with_insecure_any(cluster, tmp_path):
     """The owner's policy arrives with init; a node would become a join service enforcing it."""
     cp = cluster.node("cp-1")
@@ -295,3 +353,46 @@ def test_kubeadm_never_sees_a_secret_on_its_command_line(cluster):
         assert "--config /dev/stdin" in c, c
         for secret in secrets:
             assert not any(part in c for part in secret.split(".")), c
+
+
+@pytest.mark.parametrize("victim", ["worker-1", "cp-1"])
+def test_join_under_a_members_name_and_disk_from_another_tpm_is_refused(cluster, victim):
+    """Name and disk UUID are public: asking /v1/join again as a member (which would skip the
+    control-plane authorization, the member being known) must come from the member's TPM, or
+    it would get the member's disk key, and as the control plane the master secret."""
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.wait_for("serving node state")
+    m = member(cp, victim)
+    extra = ["--control-plane"] if m["role"] == "control-plane" else []
+    rc, out = probe(cluster, "--tcti", w2.tpm.tcti, "--name", victim, "--disk-uuid", m["diskUuid"],
+                    *extra)
+    assert rc == 1 and "HTTP 403" in out, out
+    assert "diskKey" not in out and "masterSecret" not in out
+    assert "another attestation key" in last_refusal(cluster)["reason"]
+    assert member(cp, victim) == m
+
+
+def test_apply_refuses_a_cluster_policy_that_does_not_pin_the_image_before_contacting(cluster,
+                                                                                     tmp_path):
+    """A join service refuses a policy that does not enforce PCRs 4, 9 and 11: initialising a
+    node with one would leave a control plane that can never serve joins. apply refuses it
+    first, and the node stays uninitialised."""
+    cp = cluster.node("cp-1")
+    p = json.loads(cluster.policy([cp]).read_text())
+    p["measurements"].pop("4")
+    lax = tmp_path / "no-pcr4.json"
+    lax.write_text(json.dumps(p))
+    secret = tmp_path / "init-secret"
+    h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
+    cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": h})
+    cp.port = cp.wait_for(r"serving init on 127\.0\.0\.1:(\d+)").group(1)
+    r = run("cloister", "apply", "--endpoint", cp.url(), "--policy", lax,
+            "--init-secret-file", secret, "--state-file", tmp_path / "state.json",
+            "--master-secret", cluster.ms, "--cluster-name", "joins",
+            "--kubeconfig", tmp_path / "admin.conf")
+    assert r.returncode == 1 and "PCR 4 (the image) is not enforced" in r.stderr, r.stderr
+    assert read_pcr15(cp.tpm.tcti) == "00" * 32
+    assert "init request received" not in cp.log.read_text()

@@ -133,6 +133,30 @@ def test_verify_refuses_changed_file_and_other_key(tmp_path, keys):
     assert r.returncode == 1
 
 
+@pytest.mark.parametrize("field,find", [
+    ("measurementsVersion", b'"measurementsVersion": 7'),  # 7 -> 8: a newer version
+    ("measurements", b'"expected": "1111'),                 # one hex digit of PCR 4
+    ("imageVersion", b'"v1.2.3"'),                          # v1.2.3 -> v1.2.4
+])
+def test_verify_refuses_a_file_with_one_byte_changed_after_signing(tmp_path, keys, field, find):
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps(DOC))
+    assert run("cloister-measure", "sign", "--key", tmp_path / "k.pem", f).returncode == 0
+    sig = tmp_path / "m.json.sig"
+    good = f.read_bytes()
+    at = good.index(find) + len(find) - 1 - (find == b'"v1.2.3"')
+    bad = bytearray(good)
+    bad[at] += 1
+    f.write_bytes(bytes(bad))
+    assert json.loads(bad)[field] != DOC[field]  # still well-formed, one field changed
+    r = run("cloister-measure", "verify", "--pubkey", tmp_path / "pub.pem", f, sig)
+    assert r.returncode == 1 and "does not verify" in r.stderr, r.stdout + r.stderr
+    assert "signature valid" not in r.stdout
+    f.write_bytes(good)
+    r = run("cloister-measure", "verify", "--pubkey", tmp_path / "pub.pem", f, sig)
+    assert r.returncode == 0 and "signature valid" in r.stdout, r.stdout + r.stderr
+
+
 def test_signing_refuses_a_malformed_file(tmp_path, keys):
     f = tmp_path / "m.json"
     f.write_text(json.dumps(dict(DOC, measurements={"42": {"expected": "00" * 32}})))

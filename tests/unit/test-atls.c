@@ -8,6 +8,7 @@
 #include "helpers/vtpm.h"
 
 #include "cloister/attest-atls.h"
+#include "cloister/fileio.h"
 #include "cloister/snp-sim.h"
 #include "cloister/tpm-device.h"
 
@@ -469,6 +470,77 @@ static void test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark(void
         atls_context_free(s);
 }
 
+static void test_atls_ek_cert_ak_never_activated_is_refused(void **state)
+{
+        /* akTrust ek-cert proves that the EK is a genuine TPM's, not that the AK quoting lives in
+         * that TPM: only a credential-activation round trip does, which a handshake does not
+         * carry. Evidence whose EK chains to the policy's CA and whose quote verifies must still
+         * not pass an aTLS handshake. */
+        _cleanup_(attest_policy_freep) AttestPolicy *pinned = NULL, *ek = NULL;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) uint8_t *roots = NULL;
+        static const uint8_t binding[ATTEST_BINDING_SIZE] = { 0xe1 };
+        TpmDevice *dev = NULL;
+        VtpmIssueConfig cfg;
+        VtpmAttester att;
+        AtlsAttester a;
+        AtlsVerifier v;
+        PolicyVerifier pv;
+        AtlsContext *s = NULL, *c = NULL;
+        Vtpm tpm;
+        size_t n;
+        Diag d;
+        Pair p;
+
+        assert_int_equal(vtpm_start(&tpm, true), 0);
+        assert_int_equal(tpm_device_open(tpm.tcti, &dev), 0);
+        assert_int_equal(read_full_file(tpm.ca_cert, 1 << 20, &roots, &n), 0);
+        assert_int_equal(fixture_policy_pinned(tpm.tcti, &pinned), 0);
+        assert_int_equal(fixture_policy_pinned(tpm.tcti, &ek), 0);
+        ek->ak_trust = AK_TRUST_EK_CERT;
+        assert_int_equal(blob_set(&ek->ek_ca_roots, roots, n), 0);
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = "";
+        cfg.include_ek = true;
+        vtpm_attester_init(&att, dev, &cfg);
+        a = vtpm_attester(&att);
+
+        /* Outside aTLS, this evidence passes every check but one: activation is pending. */
+        assert_int_equal(attest_vtpm_issue(dev, &cfg, binding, &e, &d), 0);
+        diag_clear(&d);
+        if (attest_verify(e, ek, binding, 0, NULL, &d) != 1)
+                fail_msg("ek-cert outside aTLS: %s", d.message);
+
+        /* The same server passes a client that pins its AK: the handshake itself is sound. */
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s), 0);
+        pv = (PolicyVerifier){ .policy = pinned };
+        v = policy_verifier(&pv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_true(atls_peer_verified(p.c));
+        pair_free(&p);
+        c = atls_context_free(c);
+
+        /* A client trusting the EK's CA instead refuses it: the AK was never activated. */
+        pv = (PolicyVerifier){ .policy = ek };
+        v = policy_verifier(&pv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_false(atls_peer_verified(p.c));
+        assert_non_null(atls_peer_failure(p.c));
+        assert_string_equal(atls_peer_failure(p.c)->check, "ak-activation");
+        assert_non_null(strstr(atls_peer_failure(p.c)->message, "credential activation"));
+        pair_free(&p);
+
+        atls_context_free(c);
+        atls_context_free(s);
+        vtpm_attester_done(&att);
+        tpm_device_close(dev);
+        vtpm_stop(&tpm);
+}
+
 static void test_atls_binding_is_domain_separated_by_role_and_variant(void **state)
 {
         uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, a[32], b[32], c[32];
@@ -502,6 +574,7 @@ int main(void)
                 cmocka_unit_test(test_atls_variant_other_than_policy_is_refused),
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
+                cmocka_unit_test(test_atls_ek_cert_ak_never_activated_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <time.h>
 
 #include "helpers/unit.h"
@@ -332,6 +334,285 @@ static void test_snp_simulator_round_trips_only_when_its_ark_is_trusted(void **s
         assert_string_equal(d.check, "snp-report-data");
 }
 
+/* --- forged chains: the simulator's certificates as templates, re-keyed and re-signed here ----
+ * Each forgery keeps its template's names, validity and AMD extensions, so that exactly one
+ * property differs from the genuine chain: who signed it. */
+
+static X509 *der_cert(const uint8_t *der, size_t n)
+{
+        const unsigned char *p = der;
+        X509 *x = d2i_X509(NULL, &p, (long) n);
+
+        assert_non_null(x);
+        return x;
+}
+
+/* The simulator's VCEK, ASK and ARK. */
+static void sim_certs(SnpSimulator *sim, X509 **vcek, X509 **ask, X509 **ark)
+{
+        _cleanup_(freep) uint8_t *der = NULL;
+        _cleanup_(freep) char *chain = NULL;
+        size_t n;
+        BIO *b;
+
+        assert_int_equal(snp_sim_vcek_der(sim, &der, &n), 0);
+        *vcek = der_cert(der, n);
+        assert_int_equal(snp_sim_chain_pem(sim, &chain), 0);
+        b = BIO_new_mem_buf(chain, -1);
+        *ask = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        *ark = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        assert_non_null(*ask);
+        assert_non_null(*ark);
+}
+
+/* A copy of tmpl (same subject, issuer name, validity, extensions) holding subject_key,
+ * signed by signer. */
+static X509 *resign(X509 *tmpl, EVP_PKEY *subject_key, EVP_PKEY *signer)
+{
+        X509 *x = X509_dup(tmpl);
+
+        assert_non_null(x);
+        assert_int_equal(X509_set_pubkey(x, subject_key), 1);
+        assert_true(X509_sign(x, signer, EVP_sha384()) > 0);
+        return x;
+}
+
+static uint8_t *cert_der(X509 *x, size_t *ret_size)
+{
+        unsigned char *der = NULL;
+        int n = i2d_X509(x, &der);
+        uint8_t *copy;
+
+        assert_true(n > 0);
+        copy = malloc((size_t) n);
+        assert_non_null(copy);
+        memcpy(copy, der, (size_t) n);
+        OPENSSL_free(der);
+        *ret_size = (size_t) n;
+        return copy;
+}
+
+static char *certs_pem(X509 *a, X509 *b)
+{
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *data, *s;
+        long len;
+
+        assert_int_equal(PEM_write_bio_X509(bio, a), 1);
+        if (b)
+                assert_int_equal(PEM_write_bio_X509(bio, b), 1);
+        len = BIO_get_mem_data(bio, &data);
+        s = strndup(data, (size_t) len);
+        BIO_free(bio);
+        assert_non_null(s);
+        return s;
+}
+
+/* Signs the report's first 0x2A0 bytes with key as the firmware would (ECDSA P-384 with
+ * SHA-384; r and s 72-byte little-endian at 0x2A0 and 0x2E8: SNP ABI, "ATTESTATION_REPORT"). */
+static void sign_report(uint8_t raw[static SNP_REPORT_SIZE], EVP_PKEY *key)
+{
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        uint8_t der[256], be[72];
+        size_t n = sizeof(der);
+        const unsigned char *p = der;
+        const BIGNUM *r, *s;
+        ECDSA_SIG *sig;
+
+        assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(md, der, &n, raw, SNP_SIGNED_SIZE), 1);
+        EVP_MD_CTX_free(md);
+        sig = d2i_ECDSA_SIG(NULL, &p, (long) n);
+        assert_non_null(sig);
+        ECDSA_SIG_get0(sig, &r, &s);
+        assert_int_equal(BN_bn2binpad(r, be, 72), 72);
+        for (int i = 0; i < 72; i++)
+                raw[0x2A0 + i] = be[71 - i];
+        assert_int_equal(BN_bn2binpad(s, be, 72), 72);
+        for (int i = 0; i < 72; i++)
+                raw[0x2E8 + i] = be[71 - i];
+        ECDSA_SIG_free(sig);
+}
+
+static int verify_forged(const uint8_t raw[static SNP_REPORT_SIZE], X509 *vcek, const char *chain,
+                         const SnpTrust *t, Diag *d)
+{
+        _cleanup_(freep) uint8_t *der = NULL;
+        SnpReport rep;
+        size_t n;
+
+        der = cert_der(vcek, &n);
+        diag_clear(d);
+        assert_int_equal(snp_report_parse(raw, SNP_REPORT_SIZE, &rep, d), 0);
+        return snp_verify_report(&rep, raw, SNP_REPORT_SIZE, der, n, (const uint8_t *) chain,
+                                 strlen(chain), t, 0, NULL, d);
+}
+
+static SnpTrust *trusting(X509 *ark)
+{
+        _cleanup_(freep) char *pem = certs_pem(ark, NULL);
+        SnpTrust *t = NULL;
+
+        assert_int_equal(snp_trust_new(false, &t), 0);
+        assert_int_equal(snp_trust_add_ark_pem(t, pem, strlen(pem)), 0);
+        return t;
+}
+
+static void test_snp_vcek_named_by_the_ask_but_signed_by_another_key_is_refused(void **state)
+{
+        /* The attacker's own VCEK, labelled with the genuine ASK's name (issuer DN equal) and
+         * signed by a key of its own, with a report signed by that VCEK's key. Only the VCEK's
+         * signature by the ASK tells it from the genuine one. */
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL;
+        _cleanup_(snp_trust_freep) SnpTrust *t = NULL;
+        _cleanup_(freep) char *chain = NULL;
+        EVP_PKEY *attacker = EVP_RSA_gen(2048), *vcek_key = EVP_EC_gen("P-384");
+        X509 *vcek, *ask, *ark, *forged;
+        uint8_t rd[64] = { 1 }, raw[SNP_REPORT_SIZE];
+        Diag d;
+
+        assert_non_null(attacker);
+        assert_non_null(vcek_key);
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        sim_certs(sim, &vcek, &ask, &ark);
+        t = trusting(ark);
+        assert_int_equal(snp_sim_chain_pem(sim, &chain), 0);
+
+        /* The genuine report and VCEK verify with this trust and chain. */
+        assert_int_equal(snp_sim_report(sim, rd, raw), 0);
+        if (verify_forged(raw, vcek, chain, t, &d) < 0)
+                fail_msg("genuine: %s", d.message);
+
+        forged = resign(vcek, vcek_key, attacker);
+        assert_int_equal(X509_check_issued(ask, forged), X509_V_OK);
+        assert_int_not_equal(X509_verify(forged, X509_get0_pubkey(ask)), 1);
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, forged, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-chain");
+        assert_non_null(strstr(d.message, "no certificate in the chain signed the VCEK"));
+
+        X509_free(forged);
+        X509_free(vcek);
+        X509_free(ask);
+        X509_free(ark);
+        EVP_PKEY_free(attacker);
+        EVP_PKEY_free(vcek_key);
+}
+
+static void test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused(void **state)
+{
+        /* One level up: the attacker's ASK carries the trusted ARK's name as issuer but is signed
+         * by another key; the attacker's VCEK is genuinely signed by that ASK, the report by the
+         * VCEK. Only the ASK's signature by the ARK tells it from the genuine chain. */
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL;
+        _cleanup_(snp_trust_freep) SnpTrust *t = NULL;
+        _cleanup_(freep) char *chain = NULL;
+        EVP_PKEY *attacker = EVP_RSA_gen(2048), *ask_key = EVP_RSA_gen(2048),
+                 *vcek_key = EVP_EC_gen("P-384");
+        X509 *vcek, *ask, *ark, *forged_ask, *forged_vcek;
+        uint8_t rd[64] = { 2 }, raw[SNP_REPORT_SIZE];
+        Diag d;
+
+        assert_non_null(attacker);
+        assert_non_null(ask_key);
+        assert_non_null(vcek_key);
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        sim_certs(sim, &vcek, &ask, &ark);
+        t = trusting(ark);
+
+        forged_ask = resign(ask, ask_key, attacker);
+        forged_vcek = resign(vcek, vcek_key, ask_key);
+        assert_int_equal(X509_check_issued(ark, forged_ask), X509_V_OK);
+        assert_int_not_equal(X509_verify(forged_ask, X509_get0_pubkey(ark)), 1);
+        assert_int_equal(X509_verify(forged_vcek, X509_get0_pubkey(forged_ask)), 1);
+        chain = certs_pem(forged_ask, ark);
+        assert_int_equal(snp_sim_report(sim, rd, raw), 0);
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, forged_vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-ark");
+
+        X509_free(forged_ask);
+        X509_free(forged_vcek);
+        X509_free(vcek);
+        X509_free(ask);
+        X509_free(ark);
+        EVP_PKEY_free(attacker);
+        EVP_PKEY_free(ask_key);
+        EVP_PKEY_free(vcek_key);
+}
+
+static void test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused(void **state)
+{
+        /* A whole chain whose keys the test holds (ARK, ASK, VCEK re-keyed from the simulator's
+         * templates), so that reports with any bytes can be validly signed. The VCEK's hwID
+         * extension is the simulator's chip ID (0x5a...). */
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL;
+        _cleanup_(snp_trust_freep) SnpTrust *t = NULL;
+        _cleanup_(freep) char *chain = NULL;
+        EVP_PKEY *ark_key = EVP_RSA_gen(2048), *ask_key = EVP_RSA_gen(2048),
+                 *vcek_key = EVP_EC_gen("P-384");
+        X509 *svcek, *sask, *sark, *ark, *ask, *vcek;
+        uint8_t rd[64] = { 3 }, raw[SNP_REPORT_SIZE], genuine[SNP_REPORT_SIZE], hwid[64];
+        char hex[129];
+        Diag d;
+
+        assert_non_null(ark_key);
+        assert_non_null(ask_key);
+        assert_non_null(vcek_key);
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        sim_certs(sim, &svcek, &sask, &sark);
+        ark = resign(sark, ark_key, ark_key);
+        ask = resign(sask, ask_key, ark_key);
+        vcek = resign(svcek, vcek_key, ask_key);
+        t = trusting(ark);
+        chain = certs_pem(ask, ark);
+        assert_int_equal(snp_sim_report(sim, rd, genuine), 0);
+        memset(hwid, 0x5a, sizeof(hwid));
+        assert_memory_equal(genuine + 0x1A0, hwid, 64);
+
+        /* Signed with this chain's VCEK, the report verifies: the chain is sound. */
+        memcpy(raw, genuine, sizeof(raw));
+        sign_report(raw, vcek_key);
+        if (verify_forged(raw, vcek, chain, t, &d) < 0)
+                fail_msg("re-signed genuine report: %s", d.message);
+
+        /* Another chip's ID (one bit), validly signed by this VCEK. */
+        memcpy(raw, genuine, sizeof(raw));
+        raw[0x1A0 + 17] ^= 0x01;
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-chip-id");
+        hex_encode_buf(hwid, 64, hex, sizeof(hex));
+        assert_string_equal(d.expected, hex);
+        hex_encode_buf(raw + 0x1A0, 64, hex, sizeof(hex));
+        assert_string_equal(d.actual, hex);
+
+        /* MASK_CHIP_ID: the firmware reports a zero chip ID, which names no chip. */
+        memcpy(raw, genuine, sizeof(raw));
+        memset(raw + 0x1A0, 0, 64);
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-chip-id");
+
+        /* MASK_CHIP_KEY (SIGNER_INFO bit 1), even with the right chip ID: refused. */
+        memcpy(raw, genuine, sizeof(raw));
+        raw[0x48] |= 0x02;
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-chip-id");
+
+        X509_free(svcek);
+        X509_free(sask);
+        X509_free(sark);
+        X509_free(vcek);
+        X509_free(ask);
+        X509_free(ark);
+        EVP_PKEY_free(ark_key);
+        EVP_PKEY_free(ask_key);
+        EVP_PKEY_free(vcek_key);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -347,6 +628,11 @@ int main(void)
                 cmocka_unit_test(test_snp_azure_hcl_report_embedded_snp_report_verifies),
                 cmocka_unit_test(test_snp_parse_rejects_wrong_size_and_version),
                 cmocka_unit_test(test_snp_simulator_round_trips_only_when_its_ark_is_trusted),
+                cmocka_unit_test(
+                        test_snp_vcek_named_by_the_ask_but_signed_by_another_key_is_refused),
+                cmocka_unit_test(
+                        test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused),
+                cmocka_unit_test(test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
