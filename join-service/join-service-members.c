@@ -51,29 +51,29 @@ int members_load(JoinService *js, json_t **ret)
         return 0;
 }
 
-const json_t *members_find(const json_t *doc, const char *name)
+/* The member whose field equals value (any case, for UUIDs: the key derivation lowercases). */
+static const json_t *members_find_by(const json_t *doc, const char *field, const char *value,
+                                     bool any_case)
 {
         const json_t *list = json_object_get(doc, "members"), *m;
         size_t i;
 
-        json_array_foreach (list, i, m)
-                if (json_is_string(json_object_get(m, "name")) &&
-                    strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
+        json_array_foreach (list, i, m) {
+                const char *v = json_string_value(json_object_get(m, field));
+                if (v && (any_case ? strcasecmp(v, value) : strcmp(v, value)) == 0)
                         return m;
+        }
         return NULL;
+}
+
+const json_t *members_find(const json_t *doc, const char *name)
+{
+        return members_find_by(doc, "name", name, false);
 }
 
 const json_t *members_find_disk(const json_t *doc, const char *disk_uuid)
 {
-        const json_t *list = json_object_get(doc, "members"), *m;
-        size_t i;
-
-        json_array_foreach (list, i, m)
-                /* Any spelling of a UUID is the same disk (the key derivation lowercases). */
-                if (json_is_string(json_object_get(m, "diskUuid")) &&
-                    strcasecmp(json_string_value(json_object_get(m, "diskUuid")), disk_uuid) == 0)
-                        return m;
-        return NULL;
+        return members_find_by(doc, "diskUuid", disk_uuid, true);
 }
 
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,

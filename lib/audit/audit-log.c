@@ -18,6 +18,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/macro.h"
+#include "cloister/timestamp.h"
 
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 /* The file is read in chunks of this size plus room for one line left over from the last. */
@@ -208,41 +209,12 @@ static void text_sanitize(const char *s, size_t max, bool ascii_only, char *buf)
         buf[out] = '\0';
 }
 
-/* n decimal digits at s, already checked to be digits. */
-static int digits(const char *s, size_t n)
-{
-        int v = 0;
-
-        for (size_t i = 0; i < n; i++)
-                v = v * 10 + (s[i] - '0');
-        return v;
-}
-
+/* RFC 3339 UTC whole seconds, a date that exists (lib/base/timestamp.c). */
 static bool time_ok(const char *s)
 {
-        static const char pattern[] = "dddd-dd-ddTdd:dd:ddZ";
-        struct tm tm = {}, back;
         time_t t;
 
-        if (strlen(s) != strlen(pattern))
-                return false;
-        for (size_t i = 0; pattern[i]; i++)
-                if (pattern[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pattern[i])
-                        return false;
-        tm.tm_year = digits(s, 4) - 1900;
-        tm.tm_mon = digits(s + 5, 2) - 1;
-        tm.tm_mday = digits(s + 8, 2);
-        tm.tm_hour = digits(s + 11, 2);
-        tm.tm_min = digits(s + 14, 2);
-        tm.tm_sec = digits(s + 17, 2);
-        /* timegm() normalises out-of-range fields: a date that survives the round trip exists. */
-        back = tm;
-        t = timegm(&back);
-        if (t == (time_t) -1 || !gmtime_r(&t, &back))
-                return false;
-        return back.tm_year == tm.tm_year && back.tm_mon == tm.tm_mon &&
-               back.tm_mday == tm.tm_mday && back.tm_hour == tm.tm_hour &&
-               back.tm_min == tm.tm_min && back.tm_sec == tm.tm_sec;
+        return timestamp_parse_utc(s, &t) >= 0;
 }
 
 static void buf_put(LineBuf *b, const char *s, size_t n)
