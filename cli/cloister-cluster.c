@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The whole cluster from outside: membership from the join services (each attested), then
  * every member attested with a fresh nonce, and every join service's audit chain checked. */
+#include <inttypes.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,20 +111,17 @@ static void add_reason(ClusterNode *n, const char *fmt, ...)
         va_end(ap);
 }
 
-/* A member whose admission is not in the log of the join service that lists it: the
- * membership and the log disagree (an admission recorded without its audit entry, or a
- * membership file edited). The log is already verified: each line is one JSON entry. */
-static void check_admissions(ClusterView *v, const JoinServiceView *js, const char *log_text)
+/* Marks the members js lists whose admission is in these (verified, whole) lines. */
+static void note_admissions(const JoinServiceView *js, const char *text, size_t size,
+                            bool found[static CLUSTER_NODES_MAX])
 {
-        bool found[CLUSTER_NODES_MAX] = {};
-
-        for (const char *p = log_text; p && *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t len = nl ? (size_t) (nl - p) : strlen(p);
+        for (const char *p = text, *end = text + size; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t len = nl ? (size_t) (nl - p) : (size_t) (end - p);
                 _cleanup_(json_decrefp) json_t *e = NULL;
                 const char *line = p, *node;
 
-                p = nl ? nl + 1 : NULL;
+                p = line + len + 1;
                 if (json_parse_buffer(line, len, "audit entry", &e, NULL) < 0 ||
                     strcmp(json_string_value(json_object_get(e, "event")) ?: "", "admission") !=
                             0 ||
@@ -134,6 +132,14 @@ static void check_admissions(ClusterView *v, const JoinServiceView *js, const ch
                         if (strcmp(js->listed[k], node) == 0)
                                 found[k] = true;
         }
+}
+
+/* A member whose admission is not in the log of the join service that lists it: the
+ * membership and the log disagree (an admission recorded without its audit entry, or a
+ * membership file edited). */
+static void report_unaudited(ClusterView *v, const JoinServiceView *js,
+                             const bool found[static CLUSTER_NODES_MAX])
+{
         for (size_t k = 0; k < js->n_listed; k++) {
                 ClusterNode *n = found[k] ? NULL : node_find(v, js->listed[k]);
                 if (n) {
@@ -146,40 +152,17 @@ static void check_admissions(ClusterView *v, const JoinServiceView *js, const ch
         }
 }
 
-/* The chain of one join service's audit log, checked here (the CLI trusts no summary). */
-static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterView *v,
-                        JoinServiceView *js)
+/* The head file as the last page came with it: must name the chain's last entry. */
+static void check_head(JoinServiceView *js, const json_t *head_json, const AuditLogSummary *sum)
 {
         static const char *const head_keys[] = { "seq", "hash", NULL };
-        _cleanup_(json_decrefp) json_t *resp = NULL, *head = NULL;
-        const char *log_text, *head_text, *hash = NULL;
-        AuditLogSummary sum;
+        _cleanup_(json_decrefp) json_t *head = NULL;
+        const char *head_text = json_string_value(head_json), *hash = NULL;
         int64_t seq = 0;
-        long status = 0;
         Diag d;
 
         diag_clear(&d);
-        js->ok = false;
-        if (rpc_call(atls, rc, "GET", js->url, "/v1/audit", NULL, true, &status, &resp, &d) < 0 ||
-            status != 200) {
-                set_reason(js, "audit log not readable: %s",
-                           d.message[0] ? d.message : "HTTP error");
-                return;
-        }
-        log_text = json_string_value(json_object_get(resp, "log"));
-        head_text = json_string_value(json_object_get(resp, "head"));
-        if (!log_text) {
-                set_reason(js, "no audit log in the answer");
-                return;
-        }
-        if (audit_log_verify_buffer(log_text, strlen(log_text), js->url, &sum, &d) < 0) {
-                set_reason(js, "audit chain broken: %s", d.message);
-                return;
-        }
-        js->entries = sum.entries;
-        js->refused = sum.refused;
-        check_admissions(v, js, log_text);
-        if (sum.entries == 0 && !head_text) {
+        if (sum->entries == 0 && !head_text) {
                 js->ok = true;
                 return;
         }
@@ -196,14 +179,90 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
         }
         /* The head must name the last entry. (An append cut short between the line and the head
          * shows here until the next append repairs the head: a false alarm, on the safe side.) */
-        if ((size_t) seq != sum.entries || strcmp(hash, sum.head) != 0) {
+        if ((size_t) seq != sum->entries || strcmp(hash, sum->head) != 0) {
                 set_reason(js,
                            "the audit log ends at entry %zu, its head names entry %lld: "
                            "entries were removed from the end",
-                           sum.entries, (long long) seq);
+                           sum->entries, (long long) seq);
                 return;
         }
         js->ok = true;
+}
+
+/* The chain of one join service's audit log, checked here (the CLI trusts no summary). The log
+ * comes in pages of whole entries (GET /v1/audit?offset=N); each page is checked in its place
+ * in the chain as it arrives, so a log of any size is read in bounded memory. The last page
+ * comes with the head file as of the same moment. The offsets are the CLI's own: a page that
+ * starts elsewhere than asked, or holds a part of an entry, breaks the chain. */
+static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterView *v,
+                        JoinServiceView *js)
+{
+        bool found[CLUSTER_NODES_MAX] = {};
+        AuditLogSummary sum;
+        AuditLogChain chain;
+        uint64_t offset = 0;
+        size_t pages = 0;
+
+        js->ok = false;
+        audit_log_chain_init(&chain, js->url);
+        for (;;) {
+                _cleanup_(json_decrefp) json_t *resp = NULL;
+                char path[64];
+                const char *text;
+                size_t size, used = 0;
+                json_int_t got_offset;
+                bool more;
+                long status = 0;
+                Diag d;
+
+                diag_clear(&d);
+                (void) snprintf(path, sizeof(path), "/v1/audit?offset=%" PRIu64, offset);
+                if (rpc_call(atls, rc, "GET", js->url, path, NULL, true, &status, &resp, &d) < 0 ||
+                    status != 200) {
+                        set_reason(js, "audit log not readable (from byte %" PRIu64 "): %s", offset,
+                                   d.message[0] ? d.message : "HTTP error");
+                        return;
+                }
+                text = json_string_value(json_object_get(resp, "log"));
+                size = json_string_length(json_object_get(resp, "log"));
+                got_offset = json_integer_value(json_object_get(resp, "offset"));
+                more = json_is_true(json_object_get(resp, "more"));
+                if (!text || !json_is_boolean(json_object_get(resp, "more")) ||
+                    !json_is_integer(json_object_get(resp, "offset")) ||
+                    got_offset != (json_int_t) offset) {
+                        set_reason(js, "the audit log's page from byte %" PRIu64
+                                       " is malformed or starts elsewhere",
+                                   offset);
+                        return;
+                }
+                if (memchr(text, '\0', size)) {
+                        set_reason(js, "audit chain broken: %s: a NUL byte in the log", js->url);
+                        return;
+                }
+                if (audit_log_chain_feed(&chain, text, size, !more, &used, &d) < 0) {
+                        set_reason(js, "audit chain broken: %s", d.message);
+                        return;
+                }
+                if (more && (used == 0 || used != size)) {
+                        set_reason(js, "the audit log's page from byte %" PRIu64
+                                       " does not end with a whole entry",
+                                   offset);
+                        return;
+                }
+                note_admissions(js, text, used, found);
+                if (!more) {
+                        audit_log_chain_summary(&chain, &sum);
+                        js->entries = sum.entries;
+                        js->refused = sum.refused;
+                        report_unaudited(v, js, found);
+                        check_head(js, json_object_get(resp, "head"), &sum);
+                        return;
+                }
+                offset += used;
+                if (++pages % 16 == 0)
+                        fprintf(stderr, "audit log of %s: %zu entries checked so far...\n", js->url,
+                                chain.lines);
+        }
 }
 
 /* Breadth-first over the control planes: each one's join service names the members it

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -787,36 +790,173 @@ int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_resp
         return 0;
 }
 
-/* The audit log and its head, as they are: the owner's CLI checks the chain itself. */
+/* "offset=N" or nothing (0): the byte where the page starts. */
+static int audit_query_offset(const char *query, uint64_t *ret)
+{
+        const char *digits;
+        uint64_t v = 0;
+
+        *ret = 0;
+        if (!query || !*query)
+                return 0;
+        if (strncmp(query, "offset=", 7) != 0)
+                return -EBADMSG;
+        digits = query + 7;
+        if (!*digits || strlen(digits) > 18 || strspn(digits, "0123456789") != strlen(digits))
+                return -EBADMSG;
+        for (const char *p = digits; *p; p++)
+                v = v * 10 + (uint64_t) (*p - '0');
+        *ret = v;
+        return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t n, uint64_t offset, size_t *ret)
+{
+        size_t got = 0;
+
+        while (got < n) {
+                ssize_t k = pread(fd, (uint8_t *) buf + got, n - got, (off_t) (offset + got));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        break;
+                got += (size_t) k;
+        }
+        *ret = got;
+        return 0;
+}
+
+/* One page, read under the audit lock: the log's bytes from offset and the head file as the
+ * same moment left them. */
+static int audit_read_page(JoinService *js, const char *head_path, uint64_t offset, char **ret_page,
+                           size_t *ret_size, bool *ret_more, uint8_t **ret_head,
+                           size_t *ret_head_size, char *detail, size_t n)
+{
+        _cleanup_(closep) int fd = -EBADF;
+        _cleanup_(freep) char *page = NULL;
+        struct stat st;
+        size_t got = 0;
+        bool more;
+        int r;
+
+        fd = open(js->audit_log, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (offset > (uint64_t) st.st_size) {
+                (void) snprintf(detail, n,
+                                "offset %" PRIu64 " is past the end of the audit log (%" PRIu64
+                                " bytes)",
+                                offset, (uint64_t) st.st_size);
+                return -EBADMSG;
+        }
+        if (offset > 0) {
+                char before = 0;
+                r = pread_full(fd, &before, 1, offset - 1, &got);
+                if (r < 0)
+                        return r;
+                if (got != 1 || before != '\n') {
+                        (void) snprintf(detail, n,
+                                        "offset %" PRIu64 " is not the start of an audit entry",
+                                        offset);
+                        return -EBADMSG;
+                }
+        }
+        page = malloc(JOIN_AUDIT_PAGE);
+        if (!page)
+                return -ENOMEM;
+        r = pread_full(fd, page, JOIN_AUDIT_PAGE, offset, &got);
+        if (r < 0)
+                return r;
+        more = offset + got < (uint64_t) st.st_size;
+        if (more) {
+                /* Whole entries only; the rest comes with the next page. A page holds more
+                 * than one line of the largest size, so there is always a newline. */
+                const char *nl = memrchr(page, '\n', got);
+                if (!nl) {
+                        (void) snprintf(detail, n, "an audit entry is longer than a page");
+                        return -EMSGSIZE;
+                }
+                got = (size_t) (nl - page) + 1;
+        }
+        /* At the end the page holds what is there, a line cut short included: the caller's
+         * check reports it. */
+        r = read_full_file(head_path, 4096, ret_head, ret_head_size);
+        if (r == -ENOENT) {
+                *ret_head = NULL;
+                *ret_head_size = 0;
+        } else if (r < 0)
+                return r;
+        *ret_page = TAKE_PTR(page);
+        *ret_size = got;
+        *ret_more = more;
+        return 0;
+}
+
+/* Control bytes other than the newline are never written (docs/audit-log.md); one in the log
+ * means damage, and escaped as JSON it could take six times its size. */
+static bool audit_page_has_control_bytes(const char *page, size_t size)
+{
+        for (size_t i = 0; i < size; i++)
+                if (((unsigned char) page[i] < 0x20 && page[i] != '\n') || page[i] == 0x7f)
+                        return true;
+        return false;
+}
+
+/* The audit log and its head, as they are, one page at a time: the owner's CLI checks the
+ * chain itself. */
 int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                       size_t n)
 {
         JoinService *js = userdata;
-        _cleanup_(freep) uint8_t *log = NULL, *head = NULL;
-        _cleanup_(freep) char *head_path = NULL;
-        size_t log_size = 0, head_size = 0;
+        _cleanup_(freep) char *page = NULL, *head_path = NULL;
+        _cleanup_(freep) uint8_t *head = NULL;
+        _cleanup_(json_decrefp) json_t *log_text = NULL, *head_text = NULL;
+        size_t page_size = 0, head_size = 0;
+        uint64_t offset;
+        bool more = false;
         int r;
 
+        if (audit_query_offset(req->query, &offset) < 0) {
+                (void) snprintf(detail, n, "the audit log takes one query, offset=N (bytes)");
+                return -EBADMSG;
+        }
         if (asprintf(&head_path, "%s.head", js->audit_log) < 0)
                 return -ENOMEM;
-        /* The log and its head as of one moment (no append between the two reads), with the
-         * refusals counted so far. */
+        /* The refusals counted so far go in first: the owner sees them. */
         join_audit_flush(js);
         (void) pthread_mutex_lock(&js->audit_lock);
-        r = read_full_file(js->audit_log, JOIN_AUDIT_SERVE_MAX, &log, &log_size);
-        if (r >= 0)
-                r = read_full_file(head_path, 4096, &head, &head_size);
+        r = audit_read_page(js, head_path, offset, &page, &page_size, &more, &head, &head_size,
+                            detail, n);
         (void) pthread_mutex_unlock(&js->audit_lock);
-        if (r == -ENOENT) {
-                *ret_response = json_pack("{s:s,s:n}", "log", "", "head");
+        if (r == -ENOENT && offset == 0) {
+                *ret_response = json_pack("{s:s,s:I,s:I,s:b,s:n}", "log", "", "offset", 0,
+                                          "next", 0, "more", 0, "head");
                 return *ret_response ? 0 : -ENOMEM;
         }
         if (r < 0) {
-                (void) snprintf(detail, n, "cannot read the audit log: %s", strerror(-r));
+                if (!detail[0])
+                        (void) snprintf(detail, n, "cannot read the audit log: %s", strerror(-r));
                 return r;
         }
-        *ret_response = json_pack("{s:s%,s:s%}", "log", (const char *) log, log_size, "head",
-                                  (const char *) head, head_size);
+        /* Entries are UTF-8 text without control bytes; anything else means damage, which
+         * the owner must hear about. */
+        log_text = audit_page_has_control_bytes(page, page_size) ? NULL
+                                                                 : json_stringn(page, page_size);
+        head_text = head ? json_stringn((const char *) head, head_size) : json_null();
+        if (!log_text || !head_text) {
+                (void) snprintf(detail, n,
+                                "the audit log (from byte %" PRIu64 ") or its head is not text: "
+                                "the file was damaged or altered",
+                                offset);
+                return -EBADMSG;
+        }
+        *ret_response = json_pack("{s:O,s:I,s:I,s:b,s:O}", "log", log_text, "offset",
+                                  (json_int_t) offset, "next", (json_int_t) (offset + page_size),
+                                  "more", more, "head", head_text);
         return *ret_response ? 0 : -ENOMEM;
 }
 

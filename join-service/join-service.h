@@ -102,8 +102,10 @@ void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
  * at exit). */
 void join_audit_flush(JoinService *js);
 
-/* Largest audit log served to the owner's CLI (GET /v1/audit). */
-#define JOIN_AUDIT_SERVE_MAX (8U * 1024U * 1024U)
+/* The audit log goes to the owner's CLI in pages of at most this many bytes of whole entries
+ * (GET /v1/audit?offset=N): a log of any size, without holding it in memory. As JSON (quotes
+ * escaped) a page stays under the client's 1 MiB response limit. */
+#define JOIN_AUDIT_PAGE (256U * 1024U)
 
 /* Membership (members.json in the state directory). */
 int members_load(JoinService *js, json_t **ret);

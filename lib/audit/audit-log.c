@@ -72,15 +72,6 @@ typedef struct LineBuf {
         bool overflow;
 } LineBuf;
 
-/* The state of a verification between lines. */
-typedef struct AuditChain {
-        const char *source;
-        size_t lines;
-        char last[AUDIT_HASH_HEX_SIZE];   /* hash of the last line, zeros before the first */
-        char before[AUDIT_HASH_HEX_SIZE]; /* hash of the line before the last (its prev) */
-        size_t admitted, refused;
-} AuditChain;
-
 static bool one_of(const char *s, const char *const *set)
 {
         for (; *set; set++)
@@ -488,7 +479,7 @@ static int record_parse_line(const char *source, const char *where, int index, c
 }
 
 /* One line in its place in the chain. */
-static int chain_line(AuditChain *c, const char *line, size_t len, Diag *d)
+static int chain_line(AuditLogChain *c, const char *line, size_t len, Diag *d)
 {
         _cleanup_(json_decrefp) json_t *o = NULL;
         char where[32], want[24], have[24];
@@ -541,18 +532,17 @@ static int chain_line(AuditChain *c, const char *line, size_t len, Diag *d)
         return 0;
 }
 
-static void chain_init(AuditChain *c, const char *source)
+void audit_log_chain_init(AuditLogChain *c, const char *source)
 {
-        *c = (AuditChain){ .source = source };
+        *c = (AuditLogChain){ .source = source };
         memcpy(c->last, ZERO_HASH, sizeof(c->last));
         memcpy(c->before, ZERO_HASH, sizeof(c->before));
 }
 
-/* Feeds the complete lines of data to the chain; *ret_used is how far it got. A remainder
- * without a newline is left for the next call, or refused if final. */
-static int chain_feed(AuditChain *c, const char *data, size_t size, bool final, size_t *ret_used,
-                      Diag *d)
+int audit_log_chain_feed(AuditLogChain *c, const void *bytes, size_t size, bool final,
+                         size_t *ret_used, Diag *d)
 {
+        const char *data = bytes;
         size_t used = 0;
         int r;
 
@@ -581,7 +571,7 @@ static int chain_feed(AuditChain *c, const char *data, size_t size, bool final, 
         return 0;
 }
 
-static void chain_summary(const AuditChain *c, AuditLogSummary *ret)
+void audit_log_chain_summary(const AuditLogChain *c, AuditLogSummary *ret)
 {
         *ret = (AuditLogSummary){ .entries = c->lines,
                                   .admitted = c->admitted,
@@ -593,16 +583,16 @@ static void chain_summary(const AuditChain *c, AuditLogSummary *ret)
 int audit_log_verify_buffer(const void *data, size_t size, const char *source, AuditLogSummary *ret,
                             Diag *d)
 {
-        AuditChain c;
+        AuditLogChain c;
         size_t used;
         int r;
 
-        chain_init(&c, source ?: "audit log");
-        r = chain_feed(&c, data, size, true, &used, d);
+        audit_log_chain_init(&c, source ?: "audit log");
+        r = audit_log_chain_feed(&c, data, size, true, &used, d);
         if (r < 0)
                 return r;
         if (ret)
-                chain_summary(&c, ret);
+                audit_log_chain_summary(&c, ret);
         return 0;
 }
 
@@ -712,7 +702,7 @@ int audit_log_verify(const char *path, AuditLogSummary *ret, Diag *d)
         const size_t bufsize = AUDIT_READ_CHUNK + AUDIT_LINE_MAX + 1;
         size_t have = 0;
         int64_t head_seq = 0;
-        AuditChain c;
+        AuditLogChain c;
         struct stat st;
         int r;
 
@@ -738,7 +728,7 @@ int audit_log_verify(const char *path, AuditLogSummary *ret, Diag *d)
         buf = malloc(bufsize);
         if (!buf)
                 return -ENOMEM;
-        chain_init(&c, path);
+        audit_log_chain_init(&c, path);
         for (;;) {
                 size_t used = 0;
                 ssize_t n;
@@ -752,7 +742,7 @@ int audit_log_verify(const char *path, AuditLogSummary *ret, Diag *d)
                                          strerror(-r));
                 }
                 have += (size_t) n;
-                r = chain_feed(&c, buf, have, n == 0, &used, d);
+                r = audit_log_chain_feed(&c, buf, have, n == 0, &used, d);
                 if (r < 0)
                         return r;
                 if (n == 0)
@@ -768,7 +758,7 @@ int audit_log_verify(const char *path, AuditLogSummary *ret, Diag *d)
         if (r < 0)
                 return r;
         if (ret)
-                chain_summary(&c, ret);
+                audit_log_chain_summary(&c, ret);
         return 0;
 }
 

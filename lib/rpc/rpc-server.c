@@ -53,7 +53,7 @@ typedef struct RpcJob {
         json_t *body;
         SSL *ssl;
         char method[8];
-        char *path;
+        char *path, *query;
         char peer[INET6_ADDRSTRLEN + 8];
         json_t *response;
         int r;
@@ -350,6 +350,7 @@ static RpcJob *job_free(RpcJob *j)
         if (j->ssl)
                 SSL_free(j->ssl);
         free(j->path);
+        free(j->query);
         free(j);
         return NULL;
 }
@@ -371,6 +372,7 @@ static void *worker_main(void *arg)
 
                 RpcRequest rq = { .method = j->method,
                                   .path = j->path,
+                                  .query = j->query,
                                   .body = j->body,
                                   .ssl = j->ssl,
                                   .peer = j->peer };
@@ -406,7 +408,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 {
         RpcServer *s = arg;
         const char *method = method_name(evhttp_request_get_command(req));
-        const char *path = evhttp_request_get_uri(req);
+        const char *uri = evhttp_request_get_uri(req), *query;
+        char path[256];
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
         SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
@@ -430,6 +433,17 @@ static void dispatch(struct evhttp_request *req, void *arg)
                                 (void) event_del(c->timer);
                 }
         }
+        /* Routes name paths; what follows '?' goes to the handler as it came. */
+        {
+                size_t plen = strcspn(uri ?: "", "?");
+                if (!uri || plen >= sizeof(path)) {
+                        reply_error(req, 404, "not-found", "no such endpoint");
+                        return;
+                }
+                memcpy(path, uri, plen);
+                path[plen] = '\0';
+                query = uri[plen] == '?' ? uri + plen + 1 : NULL;
+        }
         for (const RpcRoute *rt = s->routes; rt->method; rt++) {
                 if (strcmp(rt->path, path) != 0)
                         continue;
@@ -451,7 +465,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 evhttp_connection_get_peer(evcon, &host, &port);
                 (void) snprintf(peer, sizeof(peer), "%s:%u", host ?: "?", (unsigned) port);
         }
-        RpcRequest rq = { .method = method, .path = path, .ssl = ssl, .peer = peer };
+        RpcRequest rq = {
+                .method = method, .path = path, .query = query, .ssl = ssl, .peer = peer
+        };
         if (route->attested_client && !atls_peer_verified(ssl)) {
                 if (s->config.on_refusal)
                         s->config.on_refusal(s->userdata, &rq,
@@ -486,8 +502,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 bool full;
 
                 j = calloc(1, sizeof(*j));
-                if (!j || !(j->path = strdup(path))) {
-                        free(j);
+                if (!j || !(j->path = strdup(path)) || (query && !(j->query = strdup(query)))) {
+                        job_free(j);
                         reply_error(req, 500, "internal", "out of memory");
                         return;
                 }

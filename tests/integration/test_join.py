@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -564,6 +565,95 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
     assert list(failed) == ["worker-2"]
     reasons = " ".join(failed["worker-2"]["reasons"])
     assert "PCR 9 differs" in reasons, reasons
+
+
+def extend_audit_log(path, count):
+    """Appends count refusals to a log, chained and canonical (docs/audit-log.md), as a join
+    service long under attack would have; the head file follows."""
+    last = json.loads(path.read_text().splitlines()[-1])
+    seq, prev = last["seq"], last["hash"]
+    lines = []
+    for i in range(count):
+        seq += 1
+        e = {"event": "refusal", "evidenceDigest": "", "node": f"10.0.{i % 250}.{i % 200}:4{i % 9999}",
+             "policyDigest": "", "prev": prev, "reason": f"the evidence is refused ({i}): "
+             + "PCR 9 differs " * 20, "role": "", "seq": seq, "time": "2026-12-04T18:00:00Z",
+             "verdict": "refused"}
+        e["hash"] = prev = hashlib.sha256(json.dumps(e, sort_keys=True,
+                                                     separators=(",", ":")).encode()).hexdigest()
+        lines.append(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n")
+    with open(path, "a") as f:
+        f.writelines(lines)
+    Path(str(path) + ".head").write_text(json.dumps({"hash": prev, "seq": seq}) + "\n")
+    return seq
+
+
+def test_verify_cluster_reads_an_audit_log_of_many_pages_and_finds_an_entry_altered_deep_in_it(
+        cluster, tmp_path):
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    log_path = cp.state / "audit.log"
+    # 12 MiB: past the 8 MiB the service once served whole, 48 pages of 256 KiB.
+    total = extend_audit_log(log_path, 30000)
+    assert log_path.stat().st_size > 12 * 1024 * 1024
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (log,) = json.loads(r.stdout)["auditLogs"]
+    assert log["verdict"] == "OK" and log["entries"] == total and log["refusals"] >= 30000, log
+    assert "entries checked so far" in r.stderr  # long work shows progress
+    # One byte of a reason changed ~10 MiB in, hash left alone: that entry, by line number.
+    data = bytearray(log_path.read_bytes())
+    at = data.index(b"PCR 9 differs", 10 * 1024 * 1024)
+    data[at + 4] = ord("8")
+    log_path.write_bytes(bytes(data))
+    line = data[:at].count(b"\n") + 1
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    (log,) = json.loads(r.stdout)["auditLogs"]
+    assert log["verdict"] == "FAILED" and f"line {line}: its hash does not match" in log["reason"], log
+
+
+def test_audit_pages_hold_whole_entries_and_refuse_an_offset_inside_an_entry(cluster, tmp_path):
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    log_path = cp.state / "audit.log"
+    extend_audit_log(log_path, 2000)  # about 900 KiB: four pages
+    data = log_path.read_bytes()
+
+    def page(query):
+        rc, out = probe(cluster, "--no-attest", "--get", "/v1/audit" + query)
+        status, _, body = out.partition(" ")[2].partition(" ")
+        return rc, int(status), json.loads(body) if body.startswith("{") else body
+
+    rc, status, first = page("")
+    assert rc == 0 and first["offset"] == 0 and first["more"] is True
+    assert first["log"].endswith("\n") and len(first["log"]) <= 256 * 1024
+    assert data.startswith(first["log"].encode()) and first["next"] == len(first["log"])
+    rc, status, second = page(f"?offset={first['next']}")
+    assert rc == 0 and second["offset"] == first["next"]
+    assert data[first["next"]:].startswith(second["log"].encode())
+    # Pages in a row give the log, and the last one comes with the head.
+    offset, text = 0, b""
+    while True:
+        _, _, p = page(f"?offset={offset}")
+        text += p["log"].encode()
+        offset = p["next"]
+        if not p["more"]:
+            break
+    assert text == data and p["head"] == (cp.state / "audit.log.head").read_text()
+    for query, why in ((f"?offset={first['next'] - 5}", "not the start of an audit entry"),
+                       (f"?offset={len(data) + 1}", "past the end of the audit log"),
+                       ("?offset=-1", "one query, offset=N"),
+                       ("?offset=1e3", "one query, offset=N"),
+                       ("?from=0", "one query, offset=N")):
+        rc, status, body = page(query)
+        assert rc == 1 and status == 400 and why in json.dumps(body), (query, body)
 
 
 def test_rebooted_worker_rejoins_with_the_same_disk_key_without_joining_kubernetes_again(

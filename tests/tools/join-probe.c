@@ -10,7 +10,7 @@
  * --rejoin UUID sends POST /v1/rejoin for --name with that disk UUID instead (a member's
  * identity, tried from another TPM). --disk-uuid UUID claims that disk in a join (default: a
  * fresh random one); --control-plane asks for that role, --authorization TOKEN passes an owner's
- * control-plane authorization with it.
+ * control-plane authorization with it. --get PATH sends GET PATH instead (e.g. an audit page).
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -61,11 +61,12 @@ int main(int argc, char *argv[])
                 { "control-plane", no_argument, NULL, 'C' },
                 { "disk-uuid", required_argument, NULL, 'D' },
                 { "authorization", required_argument, NULL, 'A' },
+                { "get", required_argument, NULL, 'G' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
                    *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
-                   *disk_uuid = NULL, *authorization = NULL;
+                   *disk_uuid = NULL, *authorization = NULL, *get_path = NULL;
         bool no_attest = false;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -118,6 +119,9 @@ int main(int argc, char *argv[])
                         break;
                 case 'A':
                         authorization = optarg;
+                        break;
+                case 'G':
+                        get_path = optarg;
                         break;
                 default:
                         return 2;
@@ -180,8 +184,11 @@ int main(int argc, char *argv[])
                 body = json_pack("{s:s,s:s,s:s}", "name", name, "diskUuid", rejoin_uuid, "endpoint",
                                  "127.0.0.1:9");
         }
-        r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body, false,
-                     &status, &resp, &d);
+        if (get_path)
+                r = rpc_call(atls, &rc, "GET", url, get_path, NULL, true, &status, &resp, &d);
+        else
+                r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body,
+                             false, &status, &resp, &d);
         if (tcti)
                 vtpm_attester_done(&vtpm);
         free(fixed.data);

@@ -18,6 +18,7 @@
  * written here: names, digests, verdicts and reasons.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cloister/diag.h"
@@ -73,6 +74,27 @@ int audit_log_append(const char *path, const AuditEntry *e, Diag *d);
  * -errno if the log cannot be read.
  */
 int audit_log_verify(const char *path, AuditLogSummary *ret, Diag *d);
+
+/*
+ * The same checks on a log that arrives in pieces (the join service serves it in pages, see
+ * docs/audit-log.md): the state between lines. Pieces may split anywhere; a partial line is
+ * left for the next call. audit_log_chain_feed() checks the complete lines of data in their
+ * place in the chain, sets *ret_used to the bytes it consumed (whole lines) and leaves the rest
+ * to be passed again with what follows; with final set, a remainder without a newline is
+ * refused. A line longer than AUDIT_LINE_MAX is refused without waiting for its end. After a
+ * failure the chain must not be fed again. Errors as audit_log_verify().
+ */
+typedef struct AuditLogChain {
+        const char *source;               /* names the log in messages (not copied) */
+        size_t lines;                     /* entries checked so far */
+        char last[AUDIT_HASH_HEX_SIZE];   /* hash of the last entry, zeros before the first */
+        char before[AUDIT_HASH_HEX_SIZE]; /* hash of the entry before the last (its prev) */
+        size_t admitted, refused;
+} AuditLogChain;
+void audit_log_chain_init(AuditLogChain *c, const char *source);
+int audit_log_chain_feed(AuditLogChain *c, const void *data, size_t size, bool final,
+                         size_t *ret_used, Diag *d);
+void audit_log_chain_summary(const AuditLogChain *c, AuditLogSummary *ret);
 
 /* The same checks on a log in memory, without the head file (source names it in d). */
 int audit_log_verify_buffer(const void *data, size_t size, const char *source, AuditLogSummary *ret,

@@ -25,7 +25,8 @@
 
 typedef struct RpcRequest {
         const char *method; /* "GET", "POST" */
-        const char *path;
+        const char *path;   /* without the query */
+        const char *query;  /* after '?', as sent (not decoded); NULL without one */
         const json_t *body; /* NULL for GET */
         SSL *ssl;           /* the attested connection */
         const char *peer;   /* the client's address ("10.0.0.2:41234"), for logs and audit */
