@@ -32,7 +32,7 @@ endif
 
 PKGS := openssl tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup libcurl jansson libsystemd \
         libevent_pthreads \
-        libevent libevent_openssl
+        libevent libevent_openssl libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
