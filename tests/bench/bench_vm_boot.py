@@ -59,7 +59,7 @@ def steps(console):
 def timed_boot(node, pattern, **start):
     node.start(**start)
     t0 = node.started_at
-    node.wait_console(pattern, timeout=900)
+    node.wait_console(pattern)
     elapsed = time.monotonic() - t0
     parts = steps(node.console_text())
     node.kill()

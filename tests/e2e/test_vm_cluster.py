@@ -92,7 +92,7 @@ def test_worker_reboot_rejoins_opens_the_same_disk_and_reads_back_its_file(clust
                 if STATE_MAPPING.match(m)]
     worker.poweroff()
     worker.start(cluster.worker_metadata(worker), join_policy=cluster.policy)
-    worker.wait_console(r"Rejoined cluster", timeout=600)
+    worker.wait_console(r"Rejoined cluster")
     after = worker.report()
     console = worker.console_text()
     # At boot the disk is left locked (its key is the join service's to give) ...
@@ -133,7 +133,7 @@ def test_vm_from_an_image_with_one_command_line_byte_changed_is_refused(cluster,
     # evidence itself, naming the PCR, is tests/integration/test_join.py's: a VM's TPM cannot be
     # reached from the host while QEMU holds it.)
     # (It names the first PCR that differs: 4, since the UKI's hash changed with it.)
-    rogue.wait_console(r"cloister-bootstrapper\[\d+\]: join: .*PCR (4|9|11) differs", timeout=600)
+    rogue.wait_console(r"cloister-bootstrapper\[\d+\]: join: .*PCR (4|9|11) differs")
     assert "Joined cluster" not in rogue.console_text()
     assert f"{rogue.name} admitted" not in cp.console_text()
     # cloister verify (the bootstrapper serves GET /v1/node while it waits to join): the rogue

@@ -51,20 +51,42 @@ def run(args, **kw):
     return r
 
 
-def wait_until(what, predicate, timeout, alive=None):
-    """Polls predicate with backoff (50 ms doubling, capped at 1 s) until it is true."""
-    deadline = time.monotonic() + timeout
+def wait_until(what, predicate, timeout, alive=None, progress=None, stall=None):
+    """Polls predicate with backoff (50 ms doubling, capped at 1 s) until it is true.
+
+    With progress (a function whose value changes while the work advances, e.g. the size of a
+    console log) and stall, the deadline is derived from progress: the wait fails once progress
+    has not changed for stall seconds, and timeout is only an outer bound. A slow (contended)
+    machine then makes it slower, not fail."""
+    start = time.monotonic()
+    deadline = start + timeout
     delay = 0.05
+    last, last_change = (progress() if progress else None), start
     while True:
         value = predicate()
         if value:
             return value
         if alive is not None and not alive():
             raise ClusterError(f"{what}: the VM stopped")
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if progress is not None:
+            current = progress()
+            if current != last:
+                last, last_change = current, now
+            elif now - last_change > stall:
+                raise ClusterError(f"{what}: no progress for {stall} s "
+                                   f"(waited {now - start:.0f} s in all)")
+        if now > deadline:
             raise ClusterError(f"{what}: not after {timeout} s")
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+# Waits on a VM end when its console has shown nothing new for STALL_S seconds (it stopped making
+# progress), not after a fixed time; LIMIT_S is only an outer bound. Under TCG the longest quiet
+# stretch of a healthy boot is well under a minute on an idle machine.
+STALL_S = int(os.environ.get("CLOISTER_VM_STALL", "300"))
+LIMIT_S = 4 * 3600
 
 
 class Node:
@@ -167,11 +189,20 @@ class Node:
         except (FileNotFoundError, AttributeError):
             return ""
 
-    def wait_console(self, pattern, timeout=300):
+    def console_size(self):
+        try:
+            return self.console.stat().st_size
+        except (FileNotFoundError, AttributeError):
+            return 0
+
+    def wait_console(self, pattern, stall=STALL_S):
+        """Waits for pattern on the console while the console keeps growing (stall: seconds
+        without a new byte before it gives up)."""
         rx = re.compile(pattern)
         try:
             return wait_until(f"{self.name}: '{pattern}' on the console",
-                              lambda: rx.search(self.console_text()), timeout, alive=self.running)
+                              lambda: rx.search(self.console_text()), LIMIT_S,
+                              alive=self.running, progress=self.console_size, stall=stall)
         except ClusterError as e:
             tail = "\n".join(self.console_text().splitlines()[-40:])
             raise ClusterError(f"{e}\n--- {self.console} (last lines) ---\n{tail}") from None
@@ -260,9 +291,29 @@ class Cluster:
                     pass
             run(["ip", "netns", "del", self.ns], check=False)
 
-    def owner_cli(self, *args, check=True, timeout=300):
-        return run(["ip", "netns", "exec", self.ns, self.cli, *args], check=check,
-                   timeout=timeout)
+    def owner_cli(self, *args, check=True, timeout=600, watch=None):
+        """The owner's CLI in the owner's namespace. With watch (a node the command waits on),
+        it may run as long as that node's console keeps growing (the node works on it)."""
+        argv = [str(a) for a in ("ip", "netns", "exec", self.ns, self.cli, *args)]
+        if watch is None:
+            return run(argv, check=check, timeout=timeout)
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as p:
+            try:
+                wait_until(f"{' '.join(argv[4:6])} (waiting on {watch.name})",
+                           lambda: p.poll() is not None, LIMIT_S,
+                           progress=watch.console_size, stall=STALL_S)
+            except ClusterError:
+                p.kill()
+                out, err = p.communicate()
+                raise ClusterError(f"{' '.join(argv)}: {watch.name} made no progress for "
+                                   f"{STALL_S} s:\n{out[-2000:]}{err[-2000:]}") from None
+            out, err = p.communicate()
+        r = subprocess.CompletedProcess(argv, p.returncode, out, err)
+        if check and r.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)} failed ({r.returncode}):\n"
+                               f"{out[-2000:]}{err[-2000:]}")
+        return r
 
     # --- the cluster ---------------------------------------------------------------------------
     def check_image(self):
@@ -317,7 +368,7 @@ class Cluster:
         cp = self.nodes[0]
         self.log(f"booting {cp.name} (control plane): OVMF measures the UKI into the vTPM")
         cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": self.init_hash})
-        cp.wait_console(r"serving init on", timeout=600)
+        cp.wait_console(r"serving init on")
         self.log(f"{cp.name} serves init after {time.monotonic() - cp.started_at:.0f} s; "
                  "cloister apply (attest first, secrets after)")
         r = self.owner_cli("apply", "--endpoint", f"https://{cp.endpoint}", "--config",
@@ -325,18 +376,18 @@ class Cluster:
                            "--state-file", self.owner / "cloister-state.json",
                            "--master-secret", self.owner / "cloister-mastersecret.json",
                            "--kubeconfig", self.owner / "cloister-admin.conf",
-                           "--timeout", "300")
+                           "--timeout", "3600", watch=cp)
         (self.owner / "apply.txt").write_text(r.stdout)
         m = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout)
         if not m:
             raise ClusterError(f"apply printed no cluster ID:\n{r.stdout}")
         self.cluster_id = m.group(1)
-        cp.wait_console(r"serving joins", timeout=300)
+        cp.wait_console(r"serving joins")
         for node in self.nodes[1:count]:
             self.log(f"booting {node.name} (worker): it joins through {cp.name}'s join service")
             node.start(self.worker_metadata(node), join_policy=self.policy)
         for node in self.nodes[1:count]:
-            node.wait_console(r"Joined cluster", timeout=900)
+            node.wait_console(r"Joined cluster")
             self.log(f"{node.name} joined, {time.monotonic() - node.started_at:.0f} s after "
                      "power-on")
         self.log(f"up in {time.monotonic() - t0:.0f} s")
