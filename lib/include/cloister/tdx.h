@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Intel TDX quotes (Intel TDX DCAP Quote Generation Library and Quote Verification Library API,
+ * "Quote Format" appendix; quote versions 4 and 5, TD 1.0 and TD 1.5 bodies): parsing through the
+ * bounded reader, the ECDSA P-256 quote signature, the QE report and its signature by the PCK
+ * certificate, the QE report data binding, the PCK chain to the Intel SGX Root CA pinned by
+ * fingerprint, PCK certificate extensions, Intel's collateral (TCB info, QE identity, CRLs) with
+ * its windows at the verification time, TCB evaluation by Intel's algorithm, a TDX policy, and
+ * CCEL event log replay to the RTMRs. docs/tdx.md has the details.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "cloister/diag.h"
+#include "cloister/macro.h"
+
+#define TDX_QUOTE_SIZE_MAX   (64U * 1024U)
+#define TDX_HEADER_SIZE      48
+#define TDX_BODY_TD10_SIZE   584
+#define TDX_BODY_TD15_SIZE   648
+#define TDX_QE_REPORT_SIZE   384
+#define TDX_PCK_CHAIN_MAX    (16U * 1024U)
+#define TDX_TEE_TYPE         0x81U
+#define TDX_ATT_KEY_ECDSA256 2
+
+/* TD attributes (Intel TDX Module ABI, "TDINFO_STRUCT", ATTRIBUTES). */
+#define TDX_TD_ATTR_DEBUG           (1ULL << 0)
+#define TDX_TD_ATTR_SEPT_VE_DISABLE (1ULL << 28)
+#define TDX_TD_ATTR_PKS             (1ULL << 30)
+#define TDX_TD_ATTR_KL              (1ULL << 31)
+#define TDX_TD_ATTR_PERFMON         (1ULL << 63)
+
+/* The SGX report body of the Quoting Enclave (SGX "REPORT_BODY"). */
+typedef struct TdxQeReport {
+        uint8_t cpusvn[16];
+        uint32_t miscselect;
+        uint8_t attributes[16];
+        uint8_t mrenclave[32];
+        uint8_t mrsigner[32];
+        uint16_t isvprodid;
+        uint16_t isvsvn;
+        uint8_t report_data[64];
+} TdxQeReport;
+
+/*
+ * A parsed quote. The pointers (qe_auth_data, pck_chain) point into the buffer that was parsed,
+ * which must outlive the quote.
+ */
+typedef struct TdxQuote {
+        uint16_t version;   /* 4 or 5 */
+        uint16_t body_type; /* 2: TD 1.0 body, 3: TD 1.5 body (version 4 is always 2) */
+        uint16_t att_key_type;
+        uint32_t tee_type;
+        uint8_t qe_vendor_id[16];
+        uint8_t user_data[20];
+        /* TD quote body */
+        uint8_t tee_tcb_svn[16];
+        uint8_t mr_seam[48];
+        uint8_t mr_signer_seam[48];
+        uint64_t seam_attributes;
+        uint64_t td_attributes;
+        uint64_t xfam;
+        uint8_t mr_td[48];
+        uint8_t mr_config_id[48];
+        uint8_t mr_owner[48];
+        uint8_t mr_owner_config[48];
+        uint8_t rtmr[4][48];
+        uint8_t report_data[64];
+        uint8_t tee_tcb_svn2[16];  /* TD 1.5 only, else zero */
+        uint8_t mr_service_td[48]; /* TD 1.5 only, else zero */
+        /* Bytes [0, signed_size) of the buffer are signed by the attestation key. */
+        size_t signed_size;
+        uint8_t signature[64];       /* r ‖ s, big-endian */
+        uint8_t attestation_key[64]; /* x ‖ y of a P-256 point */
+        uint8_t qe_report_raw[TDX_QE_REPORT_SIZE];
+        TdxQeReport qe_report;
+        uint8_t qe_report_signature[64];
+        const uint8_t *qe_auth_data;
+        uint16_t qe_auth_size;
+        const uint8_t *pck_chain; /* PEM: PCK, its CA, the root */
+        size_t pck_chain_size;
+        size_t trailing; /* bytes after the declared signature data (tolerated) */
+} TdxQuote;
+
+/* Checks "tdx-quote-format", "tdx-quote-version", "tdx-quote-size",
+ * "tdx-certification-data": -EBADMSG (-EMSGSIZE for a buffer over TDX_QUOTE_SIZE_MAX). */
+int tdx_quote_parse(const uint8_t *data, size_t size, TdxQuote *ret, Diag *d);
+/* The QE certification data (type 6) alone: the QE report, its signature, the QE auth data and
+ * the inner PEM PCK chain (type 5). Used by tdx_quote_parse(); exposed for fuzzing. */
+int tdx_certification_data_parse(const uint8_t *data, size_t size, TdxQuote *q, Diag *d);
+
+/* SGX extensions of a PCK certificate (Intel SGX PCK Certificate and CRL Profile, 1.3.6.1.4.1...
+ * 1.2.840.113741.1.13.1). */
+typedef struct TdxPckExtensions {
+        uint8_t ppid[16];
+        uint8_t comp_svn[16]; /* SGX TCB components 1..16 */
+        uint16_t pcesvn;
+        uint8_t cpusvn[16];
+        uint8_t pce_id[2];
+        uint8_t fmspc[6];
+        int sgx_type; /* 0 Standard, 1 Scalable, 2 Scalable with integrity */
+} TdxPckExtensions;
+
+/* The SGX extension's DER value (from the certificate). For fuzzing and tests. */
+int tdx_pck_extensions_parse(const uint8_t *der, size_t size, TdxPckExtensions *ret);
+
+/* ---- TCB status ---------------------------------------------------------------------------- */
+
+/* A status is a set of flags: "OutOfDateConfigurationNeeded" is OUT_OF_DATE|CONFIGURATION_NEEDED.
+ * UpToDate is the empty set. */
+typedef enum TdxTcbStatus {
+        TDX_TCB_UP_TO_DATE = 0,
+        TDX_TCB_SW_HARDENING_NEEDED = 1 << 0,
+        TDX_TCB_CONFIGURATION_NEEDED = 1 << 1,
+        TDX_TCB_OUT_OF_DATE = 1 << 2,
+        TDX_TCB_REVOKED = 1 << 3,
+        /* terminal outcomes of the evaluation, never in collateral */
+        TDX_TCB_NOT_SUPPORTED = 1 << 4,
+        TDX_TCB_MODULE_MISMATCH = 1 << 5,
+} TdxTcbStatus;
+
+#define TDX_TCB_TERMINAL (TDX_TCB_REVOKED | TDX_TCB_NOT_SUPPORTED | TDX_TCB_MODULE_MISMATCH)
+
+/* Intel's names ("UpToDate", "OutOfDateConfigurationNeeded", ...); -EBADMSG for others. */
+int tdx_tcb_status_from_string(const char *s, unsigned *ret);
+/* Intel's name, or "TCBNotSupported" / "TDXModuleMismatch" for the terminal outcomes. */
+const char *tdx_tcb_status_to_string(unsigned status);
+
+/* ---- collateral ---------------------------------------------------------------------------- */
+
+#define TDX_COLLATERAL_FILE_MAX   (256U * 1024U)
+#define TDX_TCB_LEVELS_MAX        64
+#define TDX_MODULE_IDENTITIES_MAX 16
+#define TDX_ADVISORIES_MAX        64
+#define TDX_ADVISORY_ID_MAX       24 /* "INTEL-SA-00000" and its NUL, with room */
+
+typedef struct TdxAdvisories {
+        char id[TDX_ADVISORIES_MAX][TDX_ADVISORY_ID_MAX];
+        unsigned n;
+} TdxAdvisories;
+
+typedef struct TdxTcbLevel {
+        uint8_t sgx_svn[16];
+        uint16_t pcesvn;
+        uint8_t tdx_svn[16];
+        unsigned status;
+        time_t tcb_date;
+        TdxAdvisories advisories;
+} TdxTcbLevel;
+
+/* A TDX module identity level ("tcb": {"isvsvn": N}) or a QE identity level. */
+typedef struct TdxIsvLevel {
+        uint16_t isvsvn;
+        unsigned status;
+        time_t tcb_date;
+        TdxAdvisories advisories;
+} TdxIsvLevel;
+
+typedef struct TdxModuleIdentity {
+        char id[16]; /* "TDX_01"; "" for the base "tdxModule" */
+        uint8_t mrsigner[48];
+        uint64_t attributes, attributes_mask;
+        TdxIsvLevel levels[TDX_TCB_LEVELS_MAX];
+        unsigned n_levels;
+} TdxModuleIdentity;
+
+/* Intel PCS TCB info v3 for TDX ("tcbInfo" of /tdx/certification/v4/tcb). */
+typedef struct TdxTcbInfo {
+        time_t issue_date, next_update;
+        uint8_t fmspc[6];
+        uint8_t pce_id[2];
+        unsigned tcb_eval_number;
+        TdxModuleIdentity module; /* tdxModule: mrsigner and attributes, no levels */
+        TdxModuleIdentity identities[TDX_MODULE_IDENTITIES_MAX];
+        unsigned n_identities;
+        TdxTcbLevel levels[TDX_TCB_LEVELS_MAX];
+        unsigned n_levels;
+        /* the exact signed bytes (the value of "tcbInfo") inside the parsed buffer */
+        const uint8_t *signed_data;
+        size_t signed_size;
+        uint8_t signature[64];
+} TdxTcbInfo;
+
+/* Intel PCS QE identity v2 for the TD QE ("enclaveIdentity", id "TD_QE"). */
+typedef struct TdxQeIdentity {
+        time_t issue_date, next_update;
+        unsigned tcb_eval_number;
+        uint32_t miscselect, miscselect_mask;
+        uint8_t attributes[16], attributes_mask[16];
+        uint8_t mrsigner[32];
+        uint16_t isvprodid;
+        TdxIsvLevel levels[TDX_TCB_LEVELS_MAX];
+        unsigned n_levels;
+        const uint8_t *signed_data;
+        size_t signed_size;
+        uint8_t signature[64];
+} TdxQeIdentity;
+
+/* PCS response form {"tcbInfo": {...}, "signature": "<128 hex>"}; the data must outlive the
+ * result (signed_data points into it). Heap-allocated: free with free(). -EBADMSG, -EMSGSIZE. */
+int tdx_tcb_info_parse(const uint8_t *data, size_t size, TdxTcbInfo **ret, Diag *d);
+int tdx_qe_identity_parse(const uint8_t *data, size_t size, TdxQeIdentity **ret, Diag *d);
+/* The raw bytes of the value of member key of the top-level JSON object in data (exact
+ * span, no re-serialisation): what Intel signs. -EBADMSG if absent, malformed or duplicated. */
+int tdx_json_member_span(const uint8_t *data, size_t size, const char *key, const uint8_t **ret,
+                         size_t *ret_size);
+
+/* The collateral files in the layout of a PCS/PCCS download (docs/tdx.md): tcb_info.json,
+ * tcb_info_issuer_chain.pem, qe_identity.json, qe_identity_issuer_chain.pem, pck_crl.der,
+ * pck_crl_issuer_chain.pem, root_ca_crl.der. */
+typedef struct TdxCollateral {
+        uint8_t *tcb_info, *tcb_info_chain, *qe_identity, *qe_identity_chain;
+        uint8_t *pck_crl, *pck_crl_chain, *root_crl;
+        size_t tcb_info_size, tcb_info_chain_size, qe_identity_size, qe_identity_chain_size;
+        size_t pck_crl_size, pck_crl_chain_size, root_crl_size;
+} TdxCollateral;
+
+int tdx_collateral_load_dir(const char *dir, TdxCollateral **ret, Diag *d);
+TdxCollateral *tdx_collateral_free(TdxCollateral *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(TdxCollateral *, tdx_collateral_free);
+
+/* ---- verification -------------------------------------------------------------------------- */
+
+/* SHA-256 of the DER of the Intel SGX Root CA (44:A0:19:6B:...:74:D3), the built-in anchor. */
+extern const uint8_t tdx_intel_root_sha256[32];
+
+typedef struct TdxVerifyOptions {
+        time_t at; /* verification time; 0 = now */
+        /* The trusted root: a PEM certificate whose SHA-256 fingerprint must equal root_sha256.
+         * NULL/NULL: the built-in Intel SGX Root CA. Anything else is for tests and sim-tdx. */
+        const char *root_pem;
+        const uint8_t *root_sha256;
+} TdxVerifyOptions;
+
+typedef struct TdxTcbEvaluation {
+        unsigned status;          /* final, converged */
+        unsigned platform_status; /* the matched platform TCB level's */
+        int platform_level;       /* index into tcbLevels, -1 if none matched */
+        time_t platform_tcb_date;
+        unsigned module_status;
+        char module_id[16]; /* "TDX_01", or "" (base module, version 0) */
+        int module_level;   /* -1: no level (base module or none matched) */
+        unsigned qe_status;
+        int qe_level;
+        unsigned tcb_eval_number; /* the TCB info's */
+        unsigned qe_tcb_eval_number;
+        TdxAdvisories advisories; /* platform, module and QE levels', without duplicates */
+} TdxTcbEvaluation;
+
+typedef struct TdxVerification {
+        TdxPckExtensions pck;
+        char pck_ca[64];          /* the PCK issuer's CN */
+        time_t pck_not_after;     /* earliest expiry in the PCK chain */
+        bool collateral;          /* collateral was given and verified */
+        TdxTcbEvaluation tcb;     /* valid when collateral */
+        time_t collateral_expiry; /* earliest nextUpdate/notAfter over all collateral */
+} TdxVerification;
+
+typedef void (*TdxCheckFunc)(void *userdata, const char *name, bool ok, const char *expected,
+                             const char *actual, const char *detail);
+
+/*
+ * Authenticity of a parsed quote (raw: the buffer it was parsed from): the PCK chain to the
+ * pinned root valid at the verification time, PCK extensions, the QE report's signature by the
+ * PCK key, SHA-256(attestation key ‖ QE auth data) = QE report data[0:32] (the rest zero), the
+ * quote's signature by the attestation key. With collateral: the TCB info's and QE identity's
+ * signatures over their exact bytes, their signer chain to the root valid at the time, the PCK
+ * CRL (issued by the PCK's issuer) and the root CA CRL, every issueDate/nextUpdate window, the QE
+ * identity, the TDX module identity, and the TCB evaluation (ret->tcb). Terminal TCB outcomes
+ * (Revoked, not supported, module mismatch) fail here; which other statuses are acceptable is a
+ * policy question (tdx_check_policy). Every check passed is reported to cb (may be NULL); the
+ * first failure goes into d and stops. -EBADMSG malformed, -EKEYREJECTED signature/chain/
+ * revocation, -ESTALE collateral outside its window, -EPERM terminal TCB outcome.
+ */
+int tdx_verify_quote(const TdxQuote *q, const uint8_t *raw, size_t raw_size,
+                     const TdxCollateral *collateral, const TdxVerifyOptions *opts,
+                     TdxVerification *ret, TdxCheckFunc cb, void *userdata, Diag *d);
+
+/* Intel's TCB evaluation alone, on parsed collateral (collateral signatures not checked here).
+ * For tests and tdx_verify_quote(). */
+int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTcbInfo *tcb,
+                     const TdxQeIdentity *qe, TdxTcbEvaluation *ret, Diag *d);
+
+/* ---- policy -------------------------------------------------------------------------------- */
+
+#define TDX_POLICY_VALUES_MAX 16
+
+typedef struct TdxPolicyValues {
+        uint8_t v[TDX_POLICY_VALUES_MAX][48];
+        size_t n; /* 0: any value */
+} TdxPolicyValues;
+
+typedef struct TdxPolicy {
+        TdxPolicyValues mr_td, rtmr[4], mr_seam, mr_signer_seam, mr_config_id, mr_owner,
+                mr_owner_config, mr_service_td;
+        bool check_xfam;
+        uint64_t xfam;
+        bool allow_debug;             /* default false */
+        bool require_sept_ve_disable; /* default true */
+        bool azure_paravisor;  /* the paravisor's TD leaves SEPT_VE_DISABLE clear: accepted */
+        unsigned accepted_tcb; /* statuses (flags) each of whose bits is accepted; default
+                                  UpToDate only */
+        unsigned min_tcb_eval_number;
+        bool check_advisories; /* false: advisories are reported, not judged */
+        TdxAdvisories allowed_advisories;
+        bool require_collateral; /* default true: no TCB status, no pass */
+} TdxPolicy;
+
+void tdx_policy_defaults(TdxPolicy *p);
+
+/* The "tdx" object of a policy file (docs/tdx.md). */
+typedef struct JsonCtx JsonCtx;
+typedef struct json_t json_t;
+int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret);
+/* A policy file {"version": 1, "variant": "tdx", "tdx": {...}}. */
+int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d);
+
+/* Every check by name ("tdx-debug", "tdx-sept-ve-disable", "tdx-mrtd", "tdx-rtmr" with its
+ * index in the detail, "tdx-tcb-status", ...). v may be NULL only if the policy does not require
+ * collateral. report_data: the 64 bytes REPORTDATA must equal (constant time), or NULL.
+ * Returns 0 or the errno of the first failure (-EPERM policy, -ESTALE report data). */
+int tdx_check_policy(const TdxQuote *q, const TdxVerification *v, const TdxPolicy *p,
+                     const uint8_t *report_data, TdxCheckFunc cb, void *userdata, Diag *d);
+
+/* ---- CCEL event log ------------------------------------------------------------------------ */
+
+#define TDX_CCEL_TABLE_SIZE 56
+#define TDX_CCEL_LOG_MAX    (4U * 1024U * 1024U)
+
+/* The RTMRs a CCEL log replays to (SHA-384, MR index 1..4 → RTMR0..3). */
+typedef struct TdxRtmrs {
+        uint8_t rtmr[4][48];
+        uint32_t touched; /* bit i: some event extended RTMR i */
+        size_t n_events;
+} TdxRtmrs;
+
+/* The ACPI CCEL table (ACPI 6.5, "CC Event Log ACPI Table"); table may be NULL. -EBADMSG if the
+ * table is not a TDX CCEL. The log (the LASA area) ends at its first unused record. */
+int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
+                    TdxRtmrs *ret, Diag *d);
+/* Replays and compares with the quote: -EPERM naming the first RTMR that differs
+ * ("tdx-rtmr-replay", index 0..3). */
+int tdx_ccel_check(const TdxQuote *q, const uint8_t *table, size_t table_size, const uint8_t *log,
+                   size_t log_size, TdxRtmrs *ret, Diag *d);
