@@ -17,6 +17,8 @@ static const Verb verbs[] = {
           "predict the PCRs of a firmware boot of a unified kernel image" },
         { "image", 1, VERB_ANY, verb_image,
           "predict the PCRs of the UKI on a disk image's EFI system partition" },
+        { "snp-launch", 1, VERB_ANY, verb_snp_launch,
+          "the SEV-SNP launch measurement of a guest, computed from its firmware" },
         { "sign", 1, VERB_ANY, verb_sign, "sign a measurements file (ECDSA P-256)" },
         { "verify", 1, VERB_ANY, verb_verify, "verify a measurements file's signature" },
         {},
@@ -37,6 +39,9 @@ static void help(void)
                "  uki FILE.efi [-o text|json] [--name NAME] [--measurements-version N]\n"
                "      [--image-version VERSION] [--created YYYY-MM-DDTHH:MM:SSZ]\n"
                "  image DISK.raw [-o text|json] (the options of uki)\n"
+               "  snp-launch --firmware F --vcpus N [--vcpu-type T] [--vmm qemu|ec2|gce]\n"
+               "      [--guest-features HEX] [--kernel K --initrd I --append S]\n"
+               "      [--firmware-digest HEX] [-o text|json] [--add-to MEASUREMENTS.json]\n"
                "  sign --key KEY.pem FILE [--output SIG]\n"
                "  verify --pubkey PUB.pem FILE SIG\n"
                "\n"

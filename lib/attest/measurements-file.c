@@ -7,6 +7,7 @@
 #include "cloister/crypto.h"
 #include "cloister/json.h"
 #include "cloister/measurements.h"
+#include "cloister/snp-measurements.h"
 #include "cloister/timestamp.h"
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m)
@@ -71,6 +72,26 @@ static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *
         return 0;
 }
 
+/* Format 2's optional "snp": {"launchMeasurements": [...]}. */
+static int parse_snp(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
+{
+        static const char *const keys[] = { "launchMeasurements", NULL };
+        json_t *snp;
+        char buf[64];
+        int r;
+
+        r = json_get_object(ctx, j, "snp", false, &snp);
+        if (r == -ENOENT)
+                return 0;
+        JsonCtx c = json_ctx_child(ctx, "snp", buf, sizeof(buf));
+        if (r >= 0)
+                r = json_check_keys(&c, snp, keys);
+        if (r >= 0)
+                r = snp_launch_entries_parse(&c, snp, "launchMeasurements", m->snp_launch,
+                                             SNP_POLICY_LAUNCH_MAX, &m->n_snp_launch);
+        return r;
+}
+
 int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d)
 {
@@ -78,7 +99,7 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
         static const char *const keys_v2[] = { "version", "measurementsVersion",
                                                "image",   "imageVersion",
                                                "created", "measurements",
-                                               NULL };
+                                               "snp",     NULL };
         static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
@@ -142,6 +163,9 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                 m->pcrs[idx].present = true;
                 m->pcrs[idx].warn_only = warn;
         }
+        r = parse_snp(&ctx, j, m);
+        if (r < 0)
+                return r;
         crypto_sha256(data, size, m->sha256);
         *ret = TAKE_PTR(m);
         return 0;

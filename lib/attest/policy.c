@@ -6,6 +6,7 @@
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/snp-measurements.h"
 
 static const char *const ak_trust_names[_AK_TRUST_MAX] = {
         [AK_TRUST_PINNED] = "pinned",
@@ -222,13 +223,68 @@ static int get_hex_list(const JsonCtx *ctx, const json_t *o, const char *key, ui
         return 0;
 }
 
+/* A TCB minimum object ({"bootloader", "tee", "snp", "microcode", "fmc"}, each 0..255) at key;
+ * absent: *present untouched. */
+static int get_tcb(const JsonCtx *ctx, const json_t *o, const char *key, SnpTcb *ret, bool *present)
+{
+        static const char *const keys[] = { "bootloader", "tee", "snp", "microcode", "fmc", NULL };
+        uint8_t *const tcb[] = { &ret->bootloader, &ret->tee, &ret->snp, &ret->microcode,
+                                 &ret->fmc };
+        json_t *t;
+        int64_t v;
+        char buf[64];
+        int r = json_get_object(ctx, o, key, false, &t);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        JsonCtx c = json_ctx_child(ctx, key, buf, sizeof(buf));
+        r = json_check_keys(&c, t, keys);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(tcb); i++) {
+                r = json_get_int(&c, t, keys[i], false, 0, 255, &v);
+                if (r >= 0)
+                        *tcb[i] = (uint8_t) v;
+                else if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0)
+                *present = true;
+        return r;
+}
+
+/* "chipIds": CHIP_IDs (128 hex digits each) of the hosts allowed. */
+static int get_chip_ids(const JsonCtx *ctx, const json_t *o, SnpPolicy *p)
+{
+        json_t *a, *v;
+        size_t i;
+        int r = json_get_array(ctx, o, "chipIds", false, &a);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (json_array_size(a) == 0 || json_array_size(a) > SNP_POLICY_CHIP_IDS_MAX)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.chipIds: 1..%u CHIP_IDs (leave it out to allow any host)",
+                                 ctx->source, ctx->path, SNP_POLICY_CHIP_IDS_MAX);
+        json_array_foreach (a, i, v)
+                if (!json_is_string(v) ||
+                    hex_decode_exact(json_string_value(v), p->chip_ids[i], 64) < 0)
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.chipIds[%zu]: expected 128 hex digits",
+                                         ctx->source, ctx->path, i);
+        p->n_chip_ids = json_array_size(a);
+        return 0;
+}
+
 /* A null list, or a null in it: placeholders for launch measurements not known yet. */
 static bool snp_measurements_unset(const json_t *o)
 {
         json_t *a = json_object_get(o, "measurements"), *v;
         size_t i;
 
-        if (json_is_null(a))
+        if (json_is_null(a) || json_is_null(json_object_get(o, "launchMeasurements")))
                 return true;
         json_array_foreach (a, i, v)
                 if (json_is_null(v))
@@ -239,9 +295,21 @@ static bool snp_measurements_unset(const json_t *o)
 static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 {
         static const char *const keys[] = {
-                "trustedArks", "allowDebug",  "allowMigrationAgent", "allowSmt", "vmpl",
-                "minTcb",      "minGuestSvn", "measurements",        "hostData", "idKeyDigests",
-                NULL
+                "trustedArks",
+                "allowDebug",
+                "allowMigrationAgent",
+                "allowSmt",
+                "vmpl",
+                "minTcb",
+                "minGuestSvn",
+                "measurements",
+                "hostData",
+                "idKeyDigests",
+                "launchMeasurements",
+                "minLaunchTcb",
+                "minCommittedTcb",
+                "chipIds",
+                NULL,
         };
         static const char *const tcb_keys[] = {
                 "bootloader", "tee", "snp", "microcode", "fmc", NULL
@@ -298,9 +366,12 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
                 return r;
         if (snp_measurements_unset(o))
                 return diag_fail(ctx->diag, -ENODATA, "policy-incomplete", -1,
-                                 "%s: %s.measurements is not set yet: add the launch measurement "
-                                 "(96 hex digits) of a node booted from this image, as 'cloister "
-                                 "attestation verify-report' prints it",
+                                 "%s: %s.measurements is not set yet: compute the launch "
+                                 "measurements ('cloister-measure snp-launch --firmware F --vcpus "
+                                 "N --add-to m.json', then 'cloister config generate PROVIDER "
+                                 "--tee snp --measurements m.json') or add the one of a node "
+                                 "booted from this image, as 'cloister attestation verify-report' "
+                                 "prints it",
                                  ctx->source, ctx->path);
         r = get_hex_list(ctx, o, "measurements", p->snp.measurements, SNP_POLICY_MEASUREMENTS_MAX,
                          &p->snp.n_measurements);
@@ -314,7 +385,17 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
                 p->snp.check_host_data = true;
         else if (r != -ENOENT)
                 return r;
-        return 0;
+        r = snp_launch_entries_parse(ctx, o, "launchMeasurements", p->snp.launch,
+                                     SNP_POLICY_LAUNCH_MAX, &p->snp.n_launch);
+        if (r >= 0)
+                r = get_tcb(ctx, o, "minLaunchTcb", &p->snp.min_launch_tcb,
+                            &p->snp.check_launch_tcb);
+        if (r >= 0)
+                r = get_tcb(ctx, o, "minCommittedTcb", &p->snp.min_committed_tcb,
+                            &p->snp.check_committed_tcb);
+        if (r >= 0)
+                r = get_chip_ids(ctx, o, &p->snp);
+        return r;
 }
 
 /* Refuse by default: a policy that enforces nothing about what the node runs admits anything
@@ -328,10 +409,11 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                    p->variant == ATTEST_VARIANT_AZURE_SEV_SNP;
         size_t present = 0, enforced = 0;
 
-        if (snp && p->snp.n_measurements == 0 &&
+        if (snp && p->snp.n_measurements == 0 && p->snp.n_launch == 0 &&
             (t->bootloader | t->tee | t->snp | t->microcode | t->fmc) == 0)
                 return diag_fail(d, -EPERM, "policy-permissive", -1,
-                                 "%s: .snp pins neither a launch measurement (.snp.measurements) "
+                                 "%s: .snp pins neither a launch measurement (.snp.measurements, "
+                                 ".snp.launchMeasurements) "
                                  "nor a minimum TCB (.snp.minTcb): it would accept any firmware "
                                  "and kernel on an unpatched CPU; set at least one",
                                  source);

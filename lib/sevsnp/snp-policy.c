@@ -52,6 +52,94 @@ static bool in_list(const uint8_t (*list)[48], size_t n, const uint8_t v[48])
         return false;
 }
 
+static bool in_chip_list(const SnpPolicy *p, const uint8_t id[64])
+{
+        for (size_t i = 0; i < p->n_chip_ids; i++)
+                if (memcmp(p->chip_ids[i], id, 64) == 0)
+                        return true;
+        return false;
+}
+
+/* Every component of a TCB (the launch or the committed one) against its minimum. */
+static void check_tcb(Checker *c, const char *prefix, const char *what, SnpTcb tcb,
+                      const SnpTcb *min, SnpProduct product)
+{
+        static const char *const parts[] = { "bootloader", "tee", "snp", "microcode", "fmc" };
+        const char *const desc[] = { "bootloader SPL", "TEE SPL", "SNP firmware SPL",
+                                     "microcode SPL", "FMC SPL" };
+        const uint8_t actual[] = { tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode, tcb.fmc };
+        const uint8_t minimum[] = { min->bootloader, min->tee, min->snp, min->microcode, min->fmc };
+        char name[48], label[64];
+
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                if (i == 4 && product != SNP_PRODUCT_TURIN)
+                        break;
+                (void) snprintf(name, sizeof(name), "%s-%s", prefix, parts[i]);
+                (void) snprintf(label, sizeof(label), "%s %s", what, desc[i]);
+                check_min(c, name, label, actual[i], minimum[i]);
+        }
+}
+
+void snp_launch_entry_describe(const SnpLaunchEntry *e, char *buf, size_t size)
+{
+        (void) snprintf(buf, size, "%u vCPU%s%s%s, %s, guest features 0x%llx", e->vcpus,
+                        e->vcpus == 1 ? "" : "s", e->vcpu_type[0] ? " " : "", e->vcpu_type, e->vmm,
+                        (unsigned long long) e->guest_features);
+}
+
+/* MEASUREMENT against snp.measurements and snp.launchMeasurements: which entry matched, or on
+ * a mismatch every allowed value next to the actual one. */
+static void check_measurement(Checker *c, const SnpReport *r, const SnpPolicy *p)
+{
+        char e[128], a[128], what[96], detail[DIAG_MESSAGE_MAX];
+        size_t n = p->n_measurements + p->n_launch;
+
+        hex_encode_buf(r->measurement, 48, a, sizeof(a));
+        if (n == 0) {
+                check(c, "snp-measurement", true, 0, "any", a, "no launch measurement required");
+                return;
+        }
+        for (size_t i = 0; i < p->n_measurements; i++)
+                if (memcmp(p->measurements[i], r->measurement, 48) == 0) {
+                        (void) snprintf(detail, sizeof(detail),
+                                        "the launch measurement is snp.measurements[%zu]", i);
+                        check(c, "snp-measurement", true, 0, a, a, detail);
+                        return;
+                }
+        for (size_t i = 0; i < p->n_launch; i++)
+                if (memcmp(p->launch[i].measurement, r->measurement, 48) == 0) {
+                        snp_launch_entry_describe(&p->launch[i], what, sizeof(what));
+                        (void) snprintf(detail, sizeof(detail),
+                                        "the launch measurement is snp.launchMeasurements[%zu]: "
+                                        "%s",
+                                        i, what);
+                        check(c, "snp-measurement", true, 0, a, a, detail);
+                        return;
+                }
+        (void) snprintf(detail, sizeof(detail),
+                        "the launch measurement is none of the %zu the policy allows (each "
+                        "listed as snp-measurement-allowed): another firmware, vCPU count or "
+                        "type, VMM or guest features, or a kernel/initrd/command line",
+                        n);
+        hex_encode_buf(p->n_measurements ? p->measurements[0] : p->launch[0].measurement, 48, e,
+                       sizeof(e));
+        check(c, "snp-measurement", false, -EPERM, n > 1 ? "one of the allowed values" : e, a,
+              detail);
+        if (!c->cb)
+                return;
+        for (size_t i = 0; i < p->n_measurements; i++) {
+                hex_encode_buf(p->measurements[i], 48, e, sizeof(e));
+                (void) snprintf(detail, sizeof(detail), "snp.measurements[%zu]", i);
+                c->cb(c->userdata, "snp-measurement-allowed", false, e, a, detail);
+        }
+        for (size_t i = 0; i < p->n_launch; i++) {
+                hex_encode_buf(p->launch[i].measurement, 48, e, sizeof(e));
+                snp_launch_entry_describe(&p->launch[i], what, sizeof(what));
+                (void) snprintf(detail, sizeof(detail), "snp.launchMeasurements[%zu]: %s", i, what);
+                c->cb(c->userdata, "snp-measurement-allowed", false, e, a, detail);
+        }
+}
+
 int snp_check_policy(const SnpReport *r, SnpProduct product, const SnpPolicy *p,
                      const uint8_t *report_data, SnpCheckFunc cb, void *userdata, Diag *d)
 {
@@ -86,15 +174,14 @@ int snp_check_policy(const SnpReport *r, SnpProduct product, const SnpPolicy *p,
                 check_min(&c, "snp-tcb-fmc", "reported TCB FMC SPL", tcb.fmc, p->min_tcb.fmc);
         check_min(&c, "snp-guest-svn", "guest SVN", r->guest_svn, p->min_guest_svn);
 
-        hex_encode_buf(r->measurement, 48, a, sizeof(a));
-        if (p->n_measurements > 0) {
-                hex_encode_buf(p->measurements[0], 48, e, sizeof(e));
-                check(&c, "snp-measurement",
-                      in_list((const uint8_t(*)[48]) p->measurements, p->n_measurements,
-                              r->measurement),
-                      -EPERM, e, a, "the launch measurement must be one the policy accepts");
-        } else
-                check(&c, "snp-measurement", true, 0, "any", a, "no launch measurement required");
+        if (p->check_launch_tcb)
+                check_tcb(&c, "snp-launch-tcb", "launch TCB",
+                          snp_tcb_decode(r->launch_tcb_raw, product), &p->min_launch_tcb, product);
+        if (p->check_committed_tcb)
+                check_tcb(&c, "snp-committed-tcb", "committed TCB",
+                          snp_tcb_decode(r->committed_tcb_raw, product), &p->min_committed_tcb,
+                          product);
+        check_measurement(&c, r, p);
         if (p->check_host_data) {
                 hex_encode_buf(p->host_data, 32, e, sizeof(e));
                 hex_encode_buf(r->host_data, 32, a, sizeof(a));
@@ -108,6 +195,13 @@ int snp_check_policy(const SnpReport *r, SnpProduct product, const SnpPolicy *p,
                       in_list((const uint8_t(*)[48]) p->id_key_digests, p->n_id_key_digests,
                               r->id_key_digest),
                       -EPERM, e, a, "the ID key that signed the launch must be accepted");
+        }
+        if (p->n_chip_ids > 0) {
+                hex_encode_buf(r->chip_id, 64, a, sizeof(a));
+                hex_encode_buf(p->chip_ids[0], 64, e, sizeof(e));
+                check(&c, "snp-chip-id", in_chip_list(p, r->chip_id), -EPERM,
+                      p->n_chip_ids > 1 ? "one of snp.chipIds" : e, a,
+                      "the processor (CHIP_ID) must be one of the hosts the policy allows");
         }
         if (report_data) {
                 hex_encode_buf(report_data, 64, e, sizeof(e));

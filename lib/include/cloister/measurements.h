@@ -7,7 +7,8 @@
  * json` writes:
  *   {"version": 2, "measurementsVersion": N, "image": "<name>", "imageVersion": "<version>",
  *    "created": "YYYY-MM-DDTHH:MM:SSZ",
- *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...}}
+ *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...},
+ *    "snp": {"launchMeasurements": [...]}}   (optional: SEV-SNP launch digests, snp-measurements.h)
  * measurementsVersion is the publisher's counter: every file it publishes has a larger one, so
  * a consumer that remembers the last one it took can refuse an older signed file (a rollback).
  * Format 1 ({"version": 1, "image", "measurements"}) has no such counter: it is still parsed
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "cloister/attest.h"
+#include "cloister/sev-snp.h"
 #include "cloister/timestamp.h"
 
 #define MEASUREMENTS_FILE_SIZE_MAX (64U * 1024U)
@@ -39,6 +41,9 @@ typedef struct MeasurementsFile {
         time_t created_time;              /* format 2; 0 in format 1 */
         uint8_t sha256[32];               /* SHA-256 of the exact bytes parsed */
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
+        /* format 2, optional "snp": {"launchMeasurements": [...]} (snp-measurements.h) */
+        SnpLaunchEntry snp_launch[SNP_POLICY_LAUNCH_MAX];
+        size_t n_snp_launch;
 } MeasurementsFile;
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m);

@@ -99,6 +99,23 @@ void snp_chain_cache_flush(void);
 
 /* Guest policy checks. */
 #define SNP_POLICY_MEASUREMENTS_MAX 16
+#define SNP_POLICY_LAUNCH_MAX       64
+#define SNP_POLICY_CHIP_IDS_MAX     64
+#define SNP_LAUNCH_VCPU_TYPE_MAX    24
+#define SNP_LAUNCH_VMM_MAX          8
+
+/* One allowed launch measurement with what it was computed for (`cloister-measure snp-launch`,
+ * the measurements file's and the policy's snp.launchMeasurements). */
+typedef struct SnpLaunchEntry {
+        uint8_t measurement[48];
+        unsigned vcpus;
+        char vcpu_type[SNP_LAUNCH_VCPU_TYPE_MAX]; /* "" where the VMM ignores it (ec2, gce) */
+        char vmm[SNP_LAUNCH_VMM_MAX];             /* qemu, ec2, gce */
+        uint64_t guest_features;
+} SnpLaunchEntry;
+
+/* "4 vCPUs EPYC-v4, qemu, guest features 0x1" */
+void snp_launch_entry_describe(const SnpLaunchEntry *e, char *buf, size_t size);
 
 typedef struct SnpPolicy {
         bool allow_debug;
@@ -113,6 +130,17 @@ typedef struct SnpPolicy {
         uint8_t host_data[32];
         uint8_t id_key_digests[SNP_POLICY_MEASUREMENTS_MAX][48];
         size_t n_id_key_digests; /* 0: any */
+        /* Launch measurements computed from the firmware, each with its parameters; the
+         * MEASUREMENT must be one of these or of measurements[]. */
+        SnpLaunchEntry launch[SNP_POLICY_LAUNCH_MAX];
+        size_t n_launch;
+        /* The TCB the guest was launched with, and the one the firmware committed to (no
+         * rollback below it), against minimums: not only the reported TCB. */
+        bool check_launch_tcb, check_committed_tcb;
+        SnpTcb min_launch_tcb, min_committed_tcb;
+        /* CHIP_IDs allowed (dedicated hosts); 0: any. */
+        uint8_t chip_ids[SNP_POLICY_CHIP_IDS_MAX][64];
+        size_t n_chip_ids;
 } SnpPolicy;
 
 void snp_policy_defaults(SnpPolicy *p);
