@@ -128,6 +128,11 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
         Diag d;
         int c, r;
 
+        for (int i = 1; i < argc; i++)
+                if ((strcmp(argv[i], "--type") == 0 && i + 1 < argc &&
+                     strcmp(argv[i + 1], "tdx") == 0) ||
+                    strcmp(argv[i], "--type=tdx") == 0)
+                        return verify_report_tdx(argc, argv, o->output);
         snp_kds_config_defaults(&kds);
         if (getenv("XDG_CACHE_HOME"))
                 r = asprintf(&default_cache, "%s/cloister/snp", getenv("XDG_CACHE_HOME"));
@@ -162,12 +167,13 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                ")\n"
                                "  --cache-dir DIR   (default $XDG_CACHE_HOME/cloister/snp)\n"
                                "  --offline         use only the cache\n"
-                               "  --product NAME    Milan|Genoa|Turin, for version-2 reports\n");
+                               "  --product NAME    Milan|Genoa|Turin, for version-2 reports\n\n"
+                               "Intel TDX quotes: --type tdx --help.\n");
                         return 0;
                 case ARG_TYPE:
                         if (strcmp(optarg, "snp") != 0)
                                 return log_error_errno(
-                                        -EINVAL, "--type '%s': only 'snp' is supported.", optarg);
+                                        -EINVAL, "--type '%s': use snp or tdx.", optarg);
                         break;
                 case 'r':
                         report = optarg;

@@ -412,6 +412,250 @@ static void test_tdx_root_crl_given_as_pck_crl_is_refused_for_its_issuer(void **
         c->pck_crl = swap, c->pck_crl_size = sn;
 }
 
+/* ---- policy -------------------------------------------------------------------------------- */
+
+static int policy_on(const char *quote, const char *coldir, const char *at, const TdxPolicy *p,
+                     Diag *d)
+{
+        _cleanup_(tdx_collateral_freep) TdxCollateral *c = coldir ? collateral(coldir) : NULL;
+        _cleanup_(freep) uint8_t *raw = NULL;
+        TdxVerifyOptions o = { .at = utc(at) };
+        TdxVerification v;
+        TdxQuote q;
+        size_t n;
+
+        raw = load(quote, &n);
+        assert_int_equal(tdx_quote_parse(raw, n, &q, d), 0);
+        if (tdx_verify_quote(&q, raw, n, c, &o, &v, NULL, NULL, d) < 0)
+                fail_msg("%s", d->message);
+        diag_clear(d);
+        return tdx_check_policy(&q, &v, p, NULL, NULL, NULL, d);
+}
+
+static void test_tdx_default_policy_accepts_uptodate_and_refuses_outofdate(void **state)
+{
+        TdxPolicy p;
+        Diag d;
+
+        tdx_policy_defaults(&p);
+        assert_int_equal(policy_on("tdx/dcapqvl-b0c06f-uptodate/quote.bin",
+                                   "tdx/dcapqvl-b0c06f-uptodate", "2025-07-19T10:00:34Z", &p, &d),
+                         0);
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-tcb-status");
+        assert_string_equal(d.expected, "UpToDate");
+        assert_string_equal(d.actual, "OutOfDate");
+}
+
+static void test_tdx_outofdate_passes_only_when_the_policy_accepts_it(void **state)
+{
+        TdxPolicy p;
+        Diag d;
+
+        tdx_policy_defaults(&p);
+        p.accepted_tcb = TDX_TCB_OUT_OF_DATE;
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         0);
+        /* ConfigurationNeeded alone does not cover OutOfDate. */
+        p.accepted_tcb = TDX_TCB_CONFIGURATION_NEEDED | TDX_TCB_SW_HARDENING_NEEDED;
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-tcb-status");
+        /* An advisory allow list without INTEL-SA-00986. */
+        p.accepted_tcb = TDX_TCB_OUT_OF_DATE;
+        p.check_advisories = true;
+        p.allowed_advisories.n = 2;
+        strcpy(p.allowed_advisories.id[0], "INTEL-SA-00960");
+        strcpy(p.allowed_advisories.id[1], "INTEL-SA-00982");
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-advisories");
+        assert_string_equal(d.actual, "INTEL-SA-00986");
+        strcpy(p.allowed_advisories.id[p.allowed_advisories.n++], "INTEL-SA-00986");
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         0);
+        /* Minimum TCB evaluation data number: the collateral's is 17. */
+        p.min_tcb_eval_number = 18;
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-tcb-eval-number");
+        assert_string_equal(d.actual, "17");
+        p.min_tcb_eval_number = 17;
+        assert_int_equal(policy_on("tdx/zkdcap-00806f05/quote.bin", "tdx/zkdcap-00806f05",
+                                   "2025-02-20T10:55:27Z", &p, &d),
+                         0);
+}
+
+static void test_tdx_policy_without_collateral_refuses_unless_told(void **state)
+{
+        TdxPolicy p;
+        Diag d;
+
+        tdx_policy_defaults(&p);
+        assert_int_equal(
+                policy_on("tdx/gce-cos113/quote.dat", NULL, "2025-02-20T10:55:27Z", &p, &d),
+                -EPERM);
+        assert_string_equal(d.check, "tdx-tcb-status");
+        assert_string_equal(d.actual, "unknown");
+        p.require_collateral = false;
+        assert_int_equal(
+                policy_on("tdx/gce-cos113/quote.dat", NULL, "2025-02-20T10:55:27Z", &p, &d), 0);
+}
+
+static void
+test_tdx_sept_ve_disable_required_by_default_with_an_explicit_azure_exception(void **state)
+{
+        TdxPolicy p;
+        Diag d;
+
+        /* The SPR quote's TD attributes are 0x40000000 (PKS): SEPT_VE_DISABLE clear. */
+        tdx_policy_defaults(&p);
+        p.require_collateral = false;
+        assert_int_equal(policy_on("tdx/spr-e4-quote-v4.dat", NULL, "2023-07-01T00:00:00Z", &p, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-sept-ve-disable");
+        assert_string_equal(d.expected, "1");
+        assert_string_equal(d.actual, "0");
+        p.azure_paravisor = true;
+        assert_int_equal(policy_on("tdx/spr-e4-quote-v4.dat", NULL, "2023-07-01T00:00:00Z", &p, &d),
+                         0);
+        p.azure_paravisor = false;
+        p.require_sept_ve_disable = false;
+        assert_int_equal(policy_on("tdx/spr-e4-quote-v4.dat", NULL, "2023-07-01T00:00:00Z", &p, &d),
+                         0);
+}
+
+static void test_tdx_debug_td_is_refused_by_default(void **state)
+{
+        _cleanup_(freep) uint8_t *raw = NULL;
+        TdxPolicy p;
+        TdxQuote q;
+        size_t n;
+        Diag d;
+
+        /* The policy judges the parsed fields; the signature would fail on a changed quote, so
+         * set the bit after verification-free parsing. */
+        raw = load("tdx/gce-cos113/quote.dat", &n);
+        assert_int_equal(tdx_quote_parse(raw, n, &q, &d), 0);
+        tdx_policy_defaults(&p);
+        p.require_collateral = false;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), 0);
+        q.td_attributes |= TDX_TD_ATTR_DEBUG;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-debug");
+        p.allow_debug = true;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), 0);
+}
+
+static void test_tdx_policy_measurements_give_expected_and_actual(void **state)
+{
+        _cleanup_(freep) uint8_t *raw = NULL;
+        uint8_t rd[64];
+        TdxPolicy p;
+        TdxQuote q;
+        size_t n;
+        Diag d;
+
+        raw = load("tdx/gce-cos113/quote.dat", &n);
+        assert_int_equal(tdx_quote_parse(raw, n, &q, &d), 0);
+        tdx_policy_defaults(&p);
+        p.require_collateral = false;
+        memcpy(p.mr_td.v[0], q.mr_td, 48);
+        p.mr_td.n = 1;
+        memcpy(p.rtmr[2].v[0], q.rtmr[2], 48);
+        p.rtmr[2].n = 1;
+        memcpy(p.mr_seam.v[0], q.mr_seam, 48);
+        p.mr_seam.n = 1;
+        p.check_xfam = true;
+        p.xfam = q.xfam;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), 0);
+        p.rtmr[2].v[0][47] ^= 1;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-rtmr2");
+        assert_int_equal(strlen(d.expected), 96);
+        assert_int_equal(strlen(d.actual), 96);
+        assert_string_not_equal(d.expected, d.actual);
+        /* A second allowed value that matches. */
+        memcpy(p.rtmr[2].v[1], q.rtmr[2], 48);
+        p.rtmr[2].n = 2;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), 0);
+        p.mr_td.v[0][0] ^= 1;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-mrtd");
+        p.mr_td.v[0][0] ^= 1;
+        p.xfam ^= 2;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-xfam");
+        p.xfam ^= 2;
+        p.mr_seam.v[0][5] ^= 1;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-mrseam");
+        p.mr_seam.v[0][5] ^= 1;
+        /* REPORTDATA binding. */
+        memcpy(rd, q.report_data, 64);
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, rd, NULL, NULL, &d), 0);
+        rd[63] ^= 1;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, rd, NULL, NULL, &d), -ESTALE);
+        assert_string_equal(d.check, "tdx-report-data");
+        /* A bound service TD the policy does not name. */
+        q.mr_service_td[0] = 1;
+        assert_int_equal(tdx_check_policy(&q, NULL, &p, NULL, NULL, NULL, &d), -EPERM);
+        assert_string_equal(d.check, "tdx-mrservicetd");
+}
+
+static void test_tdx_policy_file_is_parsed_strictly(void **state)
+{
+        static const struct {
+                const char *json;
+                int error;
+        } cases[] = {
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{}}", 0 },
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"acceptedTcbStatuses\":"
+                  "[\"UpToDate\",\"OutOfDate\"],\"allowedAdvisoryIds\":[\"INTEL-SA-00960\"],"
+                  "\"minTcbEvaluationDataNumber\":17,\"xfam\":\"0x00000000000600e7\","
+                  "\"azureParavisor\":true}}",
+                  0 },
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"acceptedTcbStatuses\":"
+                  "[\"Revoked\"]}}",
+                  -EBADMSG },
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"mrTd\":[\"00\"]}}", -EBADMSG },
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"unknown\":1}}", -EBADMSG },
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"tdx\":{}}", -EBADMSG },
+                { "{\"version\":2,\"variant\":\"tdx\",\"tdx\":{}}", -EBADMSG },
+        };
+        char path[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                TdxPolicy p;
+                Diag d;
+                FILE *f;
+
+                (void) snprintf(path, sizeof(path), "%s/policy-%zu.json", test_tmpdir(), i);
+                f = fopen(path, "w");
+                fputs(cases[i].json, f);
+                fclose(f);
+                if (tdx_policy_load(path, &p, &d) != cases[i].error)
+                        fail_msg("case %zu: %s", i, d.message);
+                if (i == 1) {
+                        assert_int_equal(p.accepted_tcb, TDX_TCB_OUT_OF_DATE);
+                        assert_true(p.check_advisories);
+                        assert_int_equal(p.min_tcb_eval_number, 17);
+                        assert_true(p.check_xfam);
+                        assert_int_equal(p.xfam, 0x600e7);
+                        assert_true(p.azure_paravisor);
+                        assert_true(p.require_sept_ve_disable);
+                        assert_false(p.allow_debug);
+                }
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -433,6 +677,14 @@ int main(void)
                         test_tdx_collateral_past_the_tcb_signing_certificate_fails_the_chain),
                 cmocka_unit_test(test_tdx_altered_or_reserialised_collateral_fails_its_signature),
                 cmocka_unit_test(test_tdx_root_crl_given_as_pck_crl_is_refused_for_its_issuer),
+                cmocka_unit_test(test_tdx_default_policy_accepts_uptodate_and_refuses_outofdate),
+                cmocka_unit_test(test_tdx_outofdate_passes_only_when_the_policy_accepts_it),
+                cmocka_unit_test(test_tdx_policy_without_collateral_refuses_unless_told),
+                cmocka_unit_test(
+                        test_tdx_sept_ve_disable_required_by_default_with_an_explicit_azure_exception),
+                cmocka_unit_test(test_tdx_debug_td_is_refused_by_default),
+                cmocka_unit_test(test_tdx_policy_measurements_give_expected_and_actual),
+                cmocka_unit_test(test_tdx_policy_file_is_parsed_strictly),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
