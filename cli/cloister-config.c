@@ -14,6 +14,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
+#include "cloister/snp-measurements.h"
 #include "cloister/timestamp.h"
 
 #define CONFIG_VERSION 1
@@ -48,6 +49,13 @@ static const AttestVariant provider_variants[_PROVIDER_MAX] = {
         [PROVIDER_GCP] = ATTEST_VARIANT_SEV_SNP,
         [PROVIDER_AZURE] = ATTEST_VARIANT_AZURE_SEV_SNP,
         [PROVIDER_AWS] = ATTEST_VARIANT_SEV_SNP,
+};
+
+/* Who launches an SEV-SNP node of each provider: the launch measurements that hold for it
+ * (snp.launchMeasurements' "vmm"; NULL: none can be computed). */
+static const char *const provider_snp_vmm[_PROVIDER_MAX] = {
+        [PROVIDER_GCP] = "gce",
+        [PROVIDER_AWS] = "ec2",
 };
 
 /* The PCRs a boot of the image sets to values of its own (docs/measured-boot.md). */
@@ -125,6 +133,39 @@ static int load_measurements(const char *path, MeasurementsFile **ret)
         return cli_measurements_parse(data, size, path, ret);
 }
 
+/* A measurements file for SEV-SNP nodes: its snp.launchMeasurements for the provider's VMM. */
+static int load_snp_measurements(const char *path, Provider provider, MeasurementsFile **ret)
+{
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        _cleanup_(freep) uint8_t *data = NULL;
+        size_t size, n = 0;
+        Diag d;
+        int r;
+
+        r = read_full_file(path, MEASUREMENTS_FILE_SIZE_MAX, &data, &size);
+        if (r == -EMSGSIZE)
+                return log_error_errno(r, "%s: larger than %u bytes: not a measurements file.",
+                                       path, MEASUREMENTS_FILE_SIZE_MAX);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", path);
+        diag_clear(&d);
+        r = measurements_file_parse(data, size, path, &m, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        for (size_t i = 0; i < m->n_snp_launch; i++)
+                n += provider_snp_vmm[provider] &&
+                     strcmp(m->snp_launch[i].vmm, provider_snp_vmm[provider]) == 0;
+        if (n == 0)
+                return log_error_errno(-ENODATA,
+                                       "%s: no snp.launchMeasurements for vmm %s (%zu for other "
+                                       "VMMs): add them with 'cloister-measure snp-launch "
+                                       "--firmware F --vcpus N --vmm %s --add-to %s'.",
+                                       path, provider_snp_vmm[provider], m->n_snp_launch,
+                                       provider_snp_vmm[provider], path);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
 int cli_measurements_set_pcr(json_t *ms, unsigned i, const uint8_t *expected, bool warn_only)
 {
         char key[4], hex[2 * EVIDENCE_PCR_SIZE + 1];
@@ -174,20 +215,43 @@ static json_t *measurements_json(const MeasurementsFile *m)
 }
 
 /* SEV-SNP guest policy: refuse by default (no debug, no migration agent, VMPL 0); the launch
- * measurement is null until the owner fills it. */
-static json_t *snp_json(void)
+ * measurement is null until the owner fills it, or the measurements file's launch measurements
+ * for the provider's VMM (launch, n). */
+static json_t *snp_json(const SnpLaunchEntry *launch, size_t n)
 {
-        return json_pack("{s:b,s:b,s:b,s:i,s:{s:i,s:i,s:i,s:i},s:i,s:n}", "allowDebug", false,
-                         "allowMigrationAgent", false, "allowSmt", true, "vmpl", 0, "minTcb",
-                         "bootloader", SNP_MIN_TCB_BOOTLOADER, "tee", SNP_MIN_TCB_TEE, "snp",
-                         SNP_MIN_TCB_SNP, "microcode", SNP_MIN_TCB_MICROCODE, "minGuestSvn", 0,
-                         "measurements");
+        _cleanup_(json_decrefp) json_t *snp =
+                json_pack("{s:b,s:b,s:b,s:i,s:{s:i,s:i,s:i,s:i},s:i}", "allowDebug", false,
+                          "allowMigrationAgent", false, "allowSmt", true, "vmpl", 0, "minTcb",
+                          "bootloader", SNP_MIN_TCB_BOOTLOADER, "tee", SNP_MIN_TCB_TEE, "snp",
+                          SNP_MIN_TCB_SNP, "microcode", SNP_MIN_TCB_MICROCODE, "minGuestSvn", 0);
+
+        if (!snp ||
+            json_object_set_new(snp, n ? "launchMeasurements" : "measurements",
+                                n ? snp_launch_entries_to_json(launch, n) : json_null()) < 0)
+                return NULL;
+        return TAKE_PTR(snp);
+}
+
+/* The launch measurements of m that hold for the provider's nodes (its VMM). */
+static size_t snp_entries_for(Provider provider, const MeasurementsFile *m, SnpLaunchEntry *out)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; m && provider_snp_vmm[provider] && i < m->n_snp_launch; i++)
+                if (strcmp(m->snp_launch[i].vmm, provider_snp_vmm[provider]) == 0)
+                        out[n++] = m->snp_launch[i];
+        return n;
 }
 
 static json_t *attestation_json(Provider provider, const MeasurementsFile *m, const char *ak_public)
 {
         _cleanup_(json_decrefp) json_t *ms = NULL, *snp = NULL;
         const char *variant = attest_variant_to_string(provider_variants[provider]);
+        _cleanup_(freep) SnpLaunchEntry *launch = calloc(SNP_POLICY_LAUNCH_MAX, sizeof(*launch));
+        size_t n_launch = launch ? snp_entries_for(provider, m, launch) : 0;
+
+        if (!launch)
+                return NULL;
 
         switch (provider) {
         case PROVIDER_QEMU:
@@ -201,12 +265,12 @@ static json_t *attestation_json(Provider provider, const MeasurementsFile *m, co
         case PROVIDER_AZURE:
                 /* The SNP report vouches for the vTPM's key: no akTrust (docs/snp.md). */
                 ms = measurements_json(m);
-                snp = snp_json();
+                snp = snp_json(NULL, 0);
                 return ms && snp ? json_pack("{s:i,s:s,s:O,s:O}", "version", ATTEST_POLICY_VERSION,
                                              "variant", variant, "measurements", ms, "snp", snp)
                                  : NULL;
         default:
-                snp = snp_json();
+                snp = snp_json(launch, n_launch);
                 return snp ? json_pack("{s:i,s:s,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
                                        variant, "snp", snp)
                            : NULL;
@@ -232,15 +296,20 @@ static void print_unset(const char *file, Provider provider, bool have_measureme
                 printf("  attestation.akTrust.akPublic: on the node, 'cloister attestation issue "
                        "--binding HEX --output-file ev.json', then 'cloister config generate qemu "
                        "--evidence ev.json --force' (local clusters only)\n");
-        if (provider != PROVIDER_QEMU)
+        if (provider != PROVIDER_QEMU && !(have_measurements && !provider_has_pcrs(provider)))
                 printf("  attestation.snp.measurements: the launch measurement (96 hex digits) "
                        "of a node booted from your image, as 'cloister attestation verify-report' "
-                       "prints it\n");
+                       "prints it%s\n",
+                       provider_snp_vmm[provider]
+                               ? "; or computed: 'cloister-measure snp-launch --firmware F "
+                                 "--vcpus N --vmm VMM --add-to m.json', then --tee snp "
+                                 "--measurements m.json"
+                               : "");
 }
 
 static int config_generate_verb(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_MEASUREMENTS = 0x100, ARG_EVIDENCE, ARG_NAME, ARG_FORCE };
+        enum { ARG_MEASUREMENTS = 0x100, ARG_EVIDENCE, ARG_NAME, ARG_FORCE, ARG_TEE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "file", required_argument, NULL, 'f' },
@@ -248,10 +317,11 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 { "evidence", required_argument, NULL, ARG_EVIDENCE },
                 { "name", required_argument, NULL, ARG_NAME },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "tee", required_argument, NULL, ARG_TEE },
                 {},
         };
         const char *file = CLI_CONFIG_FILE_DEFAULT, *measurements = NULL, *evidence = NULL,
-                   *name = CLI_CLUSTER_NAME_DEFAULT;
+                   *tee = NULL, *name = CLI_CLUSTER_NAME_DEFAULT;
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(evidence_freep) Evidence *e = NULL;
         _cleanup_(freep) char *ak_public = NULL, *text = NULL, *doc = NULL;
@@ -266,7 +336,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister config generate PROVIDER [--file FILE] [--force]\n"
                                "         [--measurements FILE] [--evidence FILE (qemu)] "
-                               "[--name NAME]\n\n"
+                               "[--name NAME] [--tee snp]\n\n"
                                "Writes a cluster configuration for PROVIDER (qemu, gcp, azure or\n"
                                "aws) to FILE (default " CLI_CONFIG_FILE_DEFAULT
                                "), mode 0600, never\n"
@@ -279,6 +349,12 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "                       it predicts zero (qemu, azure); its\n"
                                "                       measurementsVersion is recorded for\n"
                                "                       'config fetch-measurements'\n"
+                               "  --tee snp            gcp, aws: --measurements fills\n"
+                               "                       attestation.snp.launchMeasurements\n"
+                               "                       with the file's SEV-SNP launch\n"
+                               "                       measurements for the provider's VMM\n"
+                               "                       (gce, ec2), 'cloister-measure\n"
+                               "                       snp-launch --add-to' computed them\n"
                                "  --evidence FILE      qemu only: pins the attestation key of\n"
                                "                       this evidence ('cloister attestation\n"
                                "                       issue'): trust on first use, for local\n"
@@ -302,6 +378,11 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 case ARG_FORCE:
                         force = true;
                         break;
+                case ARG_TEE:
+                        if (strcmp(optarg, "snp") != 0)
+                                return log_error_errno(-EINVAL, "--tee '%s': use snp.", optarg);
+                        tee = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -322,16 +403,25 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                        "--evidence is for qemu only: it pins a key on trust on "
                                        "first use; %s nodes prove theirs with SEV-SNP.",
                                        provider_names[provider]);
-        if (measurements && !provider_has_pcrs(provider))
+        if (tee && provider == PROVIDER_QEMU)
+                return log_error_errno(-EINVAL,
+                                       "--tee snp: qemu clusters attest with a vTPM (qemu-vtpm); "
+                                       "SEV-SNP nodes are gcp, aws or azure.");
+        if (measurements && !provider_has_pcrs(provider) && !tee)
                 return log_error_errno(-EINVAL,
                                        "--measurements: %s nodes are checked by their SEV-SNP "
-                                       "launch measurement, not by PCRs.",
+                                       "launch measurement, not by PCRs: with --tee snp the "
+                                       "file's snp.launchMeasurements fill it.",
                                        provider_names[provider]);
         name_json = json_string(name); /* NULL unless valid UTF-8 */
         if (!name_json || !name || !*name)
                 return log_error_errno(-EINVAL, "--name: a non-empty UTF-8 name is required.");
 
-        if (measurements) {
+        if (measurements && !provider_has_pcrs(provider)) {
+                r = load_snp_measurements(measurements, provider, &m);
+                if (r < 0)
+                        return r;
+        } else if (measurements) {
                 r = load_measurements(measurements, &m);
                 if (r < 0)
                         return r;
@@ -369,7 +459,8 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                             file, evidence);
         printf("Wrote %s (provider %s, attestation variant %s).\n", file, provider_names[provider],
                attest_variant_to_string(provider_variants[provider]));
-        if (provider != PROVIDER_QEMU || !m || !ak_public)
+        if ((provider != PROVIDER_QEMU && !(m && !provider_has_pcrs(provider))) || !m ||
+            (provider == PROVIDER_QEMU && !ak_public))
                 print_unset(file, provider, m != NULL, ak_public != NULL);
         return 0;
 }
@@ -451,7 +542,8 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
 {
         static const char *const keys[] = {
                 "version",     "provider",    "clusterName",        "kubernetesVersion",
-                "serviceCidr", "attestation", "measurementsSource", NULL
+                "serviceCidr", "attestation", "measurementsSource", "infrastructure",
+                NULL
         };
         _cleanup_(cli_config_done) CliConfig c = {};
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
