@@ -19,6 +19,7 @@ typedef struct Printer {
         OutputFormat output;
         json_t *checks;
         unsigned failed;
+        char first[DIAG_MESSAGE_MAX]; /* "check: detail" of the first failure */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -26,7 +27,8 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
 {
         Printer *p = userdata;
 
-        p->failed += !ok;
+        if (!ok && p->failed++ == 0)
+                (void) snprintf(p->first, sizeof(p->first), "%s: %s", name, detail ?: "");
         if (p->output == OUTPUT_JSON) {
                 json_t *c = json_pack("{s:s,s:s,s:s}", "name", name, "status", ok ? "pass" : "fail",
                                       "detail", detail ?: "");
@@ -335,7 +337,10 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         print_tcb_text(&v);
                 printf("\nFreshness: NOT checked (a stored quote: REPORTDATA is printed, not "
                        "compared)\n");
-                printf("Verdict: %s\n", pr.failed ? "FAIL" : "PASS");
+                if (pr.failed)
+                        printf("Verdict: FAIL: %s\n", pr.first);
+                else
+                        printf("Verdict: PASS\n");
         }
         return pr.failed ? -EKEYREJECTED : 0;
 }

@@ -5,6 +5,7 @@
 
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/timestamp.h"
 #include "tdx-internal.h"
 
 void tdx_policy_defaults(TdxPolicy *p)
@@ -328,12 +329,16 @@ int tdx_check_policy(const TdxQuote *q, const TdxVerification *v, const TdxPolic
         } else {
                 unsigned st = v->tcb.status;
                 bool ok = !(st & TDX_TCB_TERMINAL) && (st & ~p->accepted_tcb) == 0;
+                char date[TIMESTAMP_UTC_SIZE] = "?";
+                (void) timestamp_format_utc(v->tcb.platform_tcb_date, date);
                 (void) snprintf(detail, sizeof(detail),
-                                "TCB status %s (platform level %d, tcbDate of the level, TDX "
-                                "module %s, QE %s)",
-                                tdx_tcb_status_to_string(st), v->tcb.platform_level,
+                                "TCB status %s (platform level %d of %s, TDX module %s, QE %s)%s",
+                                tdx_tcb_status_to_string(st), v->tcb.platform_level, date,
                                 tdx_tcb_status_to_string(v->tcb.module_status),
-                                tdx_tcb_status_to_string(v->tcb.qe_status));
+                                tdx_tcb_status_to_string(v->tcb.qe_status),
+                                ok ? ""
+                                   : ": accept it only deliberately, with the policy's "
+                                     "acceptedTcbStatuses");
                 check(&c, "tdx-tcb-status", ok, -EPERM, e, tdx_tcb_status_to_string(st), detail);
                 {
                         unsigned n = MIN(v->tcb.tcb_eval_number, v->tcb.qe_tcb_eval_number);
