@@ -116,27 +116,43 @@ static void check_measurement(Checker *c, const SnpReport *r, const SnpPolicy *p
                         check(c, "snp-measurement", true, 0, a, a, detail);
                         return;
                 }
+        if (n == 1) {
+                if (p->n_measurements)
+                        (void) snprintf(what, sizeof(what), "snp.measurements[0]");
+                else {
+                        char params[64];
+                        snp_launch_entry_describe(&p->launch[0], params, sizeof(params));
+                        (void) snprintf(what, sizeof(what), "snp.launchMeasurements[0], %s",
+                                        params);
+                }
+                hex_encode_buf(p->n_measurements ? p->measurements[0] : p->launch[0].measurement,
+                               48, e, sizeof(e));
+                (void) snprintf(detail, sizeof(detail),
+                                "the launch measurement is not the one the policy allows (%s): "
+                                "another firmware, vCPU count or type, VMM or guest features, or "
+                                "kernel/initrd/command line",
+                                what);
+                check(c, "snp-measurement", false, -EPERM, e, a, detail);
+                return;
+        }
         (void) snprintf(detail, sizeof(detail),
                         "the launch measurement is none of the %zu the policy allows (each "
-                        "listed as snp-measurement-allowed): another firmware, vCPU count or "
-                        "type, VMM or guest features, or a kernel/initrd/command line",
+                        "listed below as snp-measurement-listed): another firmware, vCPU count "
+                        "or type, VMM or guest features, or kernel/initrd/command line",
                         n);
-        hex_encode_buf(p->n_measurements ? p->measurements[0] : p->launch[0].measurement, 48, e,
-                       sizeof(e));
-        check(c, "snp-measurement", false, -EPERM, n > 1 ? "one of the allowed values" : e, a,
-              detail);
+        check(c, "snp-measurement", false, -EPERM, "one of the listed values", a, detail);
         if (!c->cb)
                 return;
         for (size_t i = 0; i < p->n_measurements; i++) {
                 hex_encode_buf(p->measurements[i], 48, e, sizeof(e));
                 (void) snprintf(detail, sizeof(detail), "snp.measurements[%zu]", i);
-                c->cb(c->userdata, "snp-measurement-allowed", false, e, a, detail);
+                c->cb(c->userdata, "snp-measurement-listed", false, e, a, detail);
         }
         for (size_t i = 0; i < p->n_launch; i++) {
                 hex_encode_buf(p->launch[i].measurement, 48, e, sizeof(e));
                 snp_launch_entry_describe(&p->launch[i], what, sizeof(what));
                 (void) snprintf(detail, sizeof(detail), "snp.launchMeasurements[%zu]: %s", i, what);
-                c->cb(c->userdata, "snp-measurement-allowed", false, e, a, detail);
+                c->cb(c->userdata, "snp-measurement-listed", false, e, a, detail);
         }
 }
 

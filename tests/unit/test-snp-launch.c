@@ -14,7 +14,9 @@
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/sev-snp.h"
 #include "cloister/snp-launch.h"
+#include "cloister/snp-measurements.h"
 
 #define AMDSEV  "snp-measure/ovmf_AmdSev_suffix.bin"
 #define OVMFX64 "snp-measure/ovmf_OvmfX64_suffix.bin"
@@ -613,6 +615,206 @@ static void test_each_vcpu_adds_a_vmsa_page(void **state)
         assert_memory_equal(b, c, 48);
 }
 
+/* --- the policy: snp.launchMeasurements, launch/committed TCB, CHIP_IDs on a real report -- */
+
+typedef struct Seen {
+        char names[32][DIAG_CHECK_MAX];
+        char details[32][DIAG_MESSAGE_MAX];
+        char expected[32][128];
+        bool ok[32];
+        size_t n;
+} Seen;
+
+static void seen_cb(void *userdata, const char *name, bool ok, const char *expected,
+                    const char *actual, const char *detail)
+{
+        Seen *s = userdata;
+        if (s->n >= 32)
+                return;
+        (void) snprintf(s->names[s->n], DIAG_CHECK_MAX, "%s", name);
+        (void) snprintf(s->details[s->n], DIAG_MESSAGE_MAX, "%s", detail);
+        (void) snprintf(s->expected[s->n], 128, "%s", expected ?: "");
+        s->ok[s->n++] = ok;
+}
+
+static size_t seen_find(const Seen *s, const char *name, size_t from)
+{
+        for (size_t i = from; i < s->n; i++)
+                if (strcmp(s->names[i], name) == 0)
+                        return i;
+        fail_msg("no check %s", name);
+        return 0;
+}
+
+/* trustee-milan: reported, committed and launch TCB 3/0/8/115. */
+static void milan_report(SnpReport *rep)
+{
+        _cleanup_(freep) uint8_t *raw = NULL;
+        size_t n;
+
+        raw = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(raw, n, rep, NULL), 0);
+}
+
+static void entry(SnpLaunchEntry *e, const uint8_t m[48], unsigned vcpus, const char *type)
+{
+        *e = (SnpLaunchEntry){ .vcpus = vcpus, .guest_features = 1 };
+        memcpy(e->measurement, m, 48);
+        (void) snprintf(e->vcpu_type, sizeof(e->vcpu_type), "%s", type);
+        (void) snprintf(e->vmm, sizeof(e->vmm), "qemu");
+}
+
+static void test_policy_names_the_launch_entry_a_real_report_matches(void **state)
+{
+        static const uint8_t other[48] = { 1 };
+        SnpReport rep;
+        SnpPolicy p;
+        Seen seen = {};
+        size_t i;
+
+        milan_report(&rep);
+        snp_policy_defaults(&p);
+        entry(&p.launch[0], other, 1, "EPYC-v4");
+        entry(&p.launch[1], rep.measurement, 8, "EPYC-Milan");
+        p.n_launch = 2;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, seen_cb, &seen, NULL),
+                         0);
+        i = seen_find(&seen, "snp-measurement", 0);
+        assert_true(seen.ok[i]);
+        assert_string_equal(seen.details[i], "the launch measurement is "
+                                             "snp.launchMeasurements[1]: 8 vCPUs EPYC-Milan, "
+                                             "qemu, guest features 0x1");
+}
+
+static void test_policy_mismatch_lists_every_allowed_value_next_to_the_actual(void **state)
+{
+        static const uint8_t a[48] = { 1 }, b[48] = { 2 };
+        char ha[97], hb[97], hr[97];
+        SnpReport rep;
+        SnpPolicy p;
+        Seen seen = {};
+        size_t i;
+        Diag d;
+
+        milan_report(&rep);
+        snp_policy_defaults(&p);
+        entry(&p.launch[0], a, 1, "EPYC-v4");
+        entry(&p.launch[1], b, 2, "EPYC-Genoa");
+        p.n_launch = 2;
+        hex_encode_buf(a, 48, ha, sizeof(ha));
+        hex_encode_buf(b, 48, hb, sizeof(hb));
+        hex_encode_buf(rep.measurement, 48, hr, sizeof(hr));
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, seen_cb, &seen, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-measurement");
+        assert_string_equal(d.actual, hr);
+        i = seen_find(&seen, "snp-measurement-listed", 0);
+        assert_false(seen.ok[i]);
+        assert_string_equal(seen.expected[i], ha);
+        assert_non_null(strstr(seen.details[i], "1 vCPU EPYC-v4"));
+        i = seen_find(&seen, "snp-measurement-listed", i + 1);
+        assert_string_equal(seen.expected[i], hb);
+        /* Plain snp.measurements count as well. */
+        memcpy(p.measurements[0], rep.measurement, 48);
+        p.n_measurements = 1;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
+}
+
+static void test_launch_and_committed_tcb_minimums_are_checked_not_only_the_reported(void **state)
+{
+        SnpReport rep;
+        SnpPolicy p;
+        Diag d;
+
+        milan_report(&rep);
+        snp_policy_defaults(&p);
+        p.check_launch_tcb = true;
+        p.min_launch_tcb = (SnpTcb){ .bootloader = 3, .snp = 8, .microcode = 115 };
+        p.check_committed_tcb = true;
+        p.min_committed_tcb = p.min_launch_tcb;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
+        /* The reported TCB alone would pass: only the launch TCB is raised. */
+        p.min_launch_tcb.microcode = 116;
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-launch-tcb-microcode");
+        p.min_launch_tcb.microcode = 115;
+        p.min_committed_tcb.snp = 9;
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-committed-tcb-snp");
+        assert_string_equal(d.actual, "8");
+        /* A raw committed TCB below the launch one, as a rolled-back firmware would commit. */
+        rep.committed_tcb_raw = 0x7307000000000003ULL;
+        p.min_committed_tcb.snp = 8;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL),
+                         -EPERM);
+}
+
+static void test_chip_id_allow_list_admits_only_listed_hosts(void **state)
+{
+        SnpReport rep;
+        SnpPolicy p;
+        Diag d;
+
+        milan_report(&rep);
+        snp_policy_defaults(&p);
+        memset(p.chip_ids[0], 0xAB, 64);
+        p.n_chip_ids = 1;
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-chip-id");
+        memcpy(p.chip_ids[1], rep.chip_id, 64);
+        p.n_chip_ids = 2;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
+}
+
+static void test_launch_entries_parse_refuses_duplicates_and_unknown_types(void **state)
+{
+        static const char *const bad[] = {
+                /* the same parameters twice */
+                "{\"l\": [{\"measurement\": \"@\", \"vcpus\": 2, \"vmm\": \"gce\", "
+                "\"guestFeatures\": \"0x1\"}, {\"measurement\": \"@\", \"vcpus\": 2, "
+                "\"vmm\": \"gce\", \"guestFeatures\": \"0x1\"}]}",
+                "{\"l\": [{\"measurement\": \"@\", \"vcpus\": 2, \"vmm\": \"qemu\", "
+                "\"vcpuType\": \"EPYC-v9\", \"guestFeatures\": \"0x1\"}]}",
+                "{\"l\": [{\"measurement\": \"@\", \"vcpus\": 2, \"vmm\": \"gce\", "
+                "\"guestFeatures\": \"1\"}]}",
+                "{\"l\": [{\"measurement\": \"@\", \"vcpus\": 2, \"vmm\": \"gce\", "
+                "\"guestFeatures\": \"0x1\", \"extra\": 1}]}",
+        };
+        char zeros[97], doc[1024];
+        SnpLaunchEntry out[4];
+        size_t n = 99;
+
+        memset(zeros, '0', 96);
+        zeros[96] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(json_decrefp) json_t *j = NULL;
+                Diag d;
+                JsonCtx ctx = { .source = "t.json", .path = "", .diag = &d };
+
+                size_t k = 0;
+
+                /* Each @ stands for a 96-digit measurement. */
+                for (const char *c = bad[i]; *c && k + 97 < sizeof(doc); c++)
+                        if (*c == '@') {
+                                memcpy(doc + k, zeros, 96);
+                                k += 96;
+                        } else
+                                doc[k++] = *c;
+                doc[k] = 0;
+                assert_int_equal(json_parse_buffer(doc, strlen(doc), "t.json", &j, NULL), 0);
+                diag_clear(&d);
+                assert_int_equal(snp_launch_entries_parse(&ctx, j, "l", out, 4, &n), -EBADMSG);
+                assert_int_equal(n, 99);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -632,6 +834,12 @@ int main(void)
                 cmocka_unit_test(test_firmware_digest_given_in_advance_gives_the_same_measurement),
                 cmocka_unit_test(test_launch_refusals_name_their_reason),
                 cmocka_unit_test(test_each_vcpu_adds_a_vmsa_page),
+                cmocka_unit_test(test_policy_names_the_launch_entry_a_real_report_matches),
+                cmocka_unit_test(test_policy_mismatch_lists_every_allowed_value_next_to_the_actual),
+                cmocka_unit_test(
+                        test_launch_and_committed_tcb_minimums_are_checked_not_only_the_reported),
+                cmocka_unit_test(test_chip_id_allow_list_admits_only_listed_hosts),
+                cmocka_unit_test(test_launch_entries_parse_refuses_duplicates_and_unknown_types),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
