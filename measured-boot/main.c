@@ -19,6 +19,8 @@ static const Verb verbs[] = {
           "predict the PCRs of the UKI on a disk image's EFI system partition" },
         { "snp-launch", 1, VERB_ANY, verb_snp_launch,
           "the SEV-SNP launch measurement of a guest, computed from its firmware" },
+        { "snp-host-data", 1, 1, verb_snp_host_data,
+          "the SEV-SNP HOST_DATA of the nodes joining a cluster (hostDataFromClusterId)" },
         { "sign", 1, VERB_ANY, verb_sign, "sign a measurements file (ECDSA P-256)" },
         { "verify", 1, VERB_ANY, verb_verify, "verify a measurements file's signature" },
         {},
@@ -42,6 +44,7 @@ static void help(void)
                "  snp-launch --firmware F --vcpus N [--vcpu-type T] [--vmm qemu|ec2|gce]\n"
                "      [--guest-features HEX] [--kernel K --initrd I --append S]\n"
                "      [--firmware-digest HEX] [-o text|json] [--add-to MEASUREMENTS.json]\n"
+               "  snp-host-data CLUSTER_ID\n"
                "  sign --key KEY.pem FILE [--output SIG]\n"
                "  verify --pubkey PUB.pem FILE SIG\n"
                "\n"

@@ -12,6 +12,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
+#include "cloister/sev-snp.h"
 #include "cloister/snp-launch.h"
 #include "cloister/snp-measurements.h"
 #include "measure.h"
@@ -450,5 +451,29 @@ int verb_snp_launch(int argc, char *argv[], void *userdata)
         }
         hex_encode_buf(ld, SNP_LD_SIZE, what, sizeof(what));
         printf("%s\n", what);
+        return 0;
+}
+
+int verb_snp_host_data(int argc, char *argv[], void *userdata)
+{
+        uint8_t cluster_id[32], host_data[32];
+        char hex[65];
+
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf("Usage: cloister-measure snp-host-data CLUSTER_ID\n\n"
+                       "Prints the SEV-SNP HOST_DATA (64 hex digits) the nodes that join cluster\n"
+                       "CLUSTER_ID (64 hex digits, as 'cloister apply' prints it) are launched\n"
+                       "with when the policy sets snp.hostDataFromClusterId: SHA-256 of\n"
+                       "\"" SNP_HOST_DATA_CONTEXT "\" and the cluster ID. Set it where the\n"
+                       "platform lets the owner do so (QEMU: -object sev-snp-guest,host-data=\n"
+                       "BASE64). See docs/snp.md.\n");
+                return 0;
+        }
+        if (argc != 2 || hex_decode_exact(argv[1], cluster_id, sizeof(cluster_id)) < 0)
+                return log_error_errno(-EINVAL, "snp-host-data: one CLUSTER_ID of 64 hex digits is "
+                                                "required. See --help.");
+        snp_host_data_for_cluster(cluster_id, host_data);
+        hex_encode_buf(host_data, sizeof(host_data), hex, sizeof(hex));
+        printf("%s\n", hex);
         return 0;
 }

@@ -8,3 +8,4 @@ int verb_verify(int argc, char *argv[], void *userdata);
 int verb_uki(int argc, char *argv[], void *userdata);
 int verb_image(int argc, char *argv[], void *userdata);
 int verb_snp_launch(int argc, char *argv[], void *userdata);
+int verb_snp_host_data(int argc, char *argv[], void *userdata);

@@ -309,6 +309,7 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
                 "minLaunchTcb",
                 "minCommittedTcb",
                 "chipIds",
+                "hostDataFromClusterId",
                 NULL,
         };
         static const char *const tcb_keys[] = {
@@ -395,6 +396,16 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
                             &p->snp.check_committed_tcb);
         if (r >= 0)
                 r = get_chip_ids(ctx, o, &p->snp);
+        if (r >= 0) {
+                r = json_get_bool(ctx, o, "hostDataFromClusterId", false,
+                                  &p->snp.host_data_from_cluster);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0 && p->snp.host_data_from_cluster && p->snp.check_host_data)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s: hostData and hostDataFromClusterId exclude each other",
+                                 ctx->source, ctx->path);
         return r;
 }
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cloister/crypto.h"
 #include "cloister/hex.h"
 #include "cloister/secret.h"
 #include "snp-internal.h"
@@ -11,6 +12,24 @@ void snp_policy_defaults(SnpPolicy *p)
         /* Refuse by default: no debug, no migration agent, VMPL 0, any TCB/measurement only
          * until the caller sets them. */
         *p = (SnpPolicy){ .allow_smt = true, .vmpl = 0 };
+}
+
+void snp_host_data_for_cluster(const uint8_t cluster_id[static 32], uint8_t ret[static 32])
+{
+        IoVec parts[] = { { SNP_HOST_DATA_CONTEXT, strlen(SNP_HOST_DATA_CONTEXT) },
+                          { cluster_id, 32 } };
+
+        /* SHA-256 into a buffer of its size cannot fail short of memory corruption. */
+        if (crypto_digest("SHA256", parts, ELEMENTSOF(parts), ret, 32) < 0)
+                abort();
+}
+
+void snp_policy_bind_cluster(SnpPolicy *p, const uint8_t cluster_id[static 32])
+{
+        if (!p->host_data_from_cluster)
+                return;
+        snp_host_data_for_cluster(cluster_id, p->host_data);
+        p->check_host_data = true;
 }
 
 typedef struct Checker {
@@ -202,7 +221,15 @@ int snp_check_policy(const SnpReport *r, SnpProduct product, const SnpPolicy *p,
                 hex_encode_buf(p->host_data, 32, e, sizeof(e));
                 hex_encode_buf(r->host_data, 32, a, sizeof(a));
                 check(&c, "snp-host-data", memcmp(p->host_data, r->host_data, 32) == 0, -EPERM, e,
-                      a, "host data set at launch");
+                      a,
+                      p->host_data_from_cluster
+                              ? "host data set at launch: the value for this cluster's ID"
+                              : "host data set at launch");
+        } else if (p->host_data_from_cluster) {
+                hex_encode_buf(r->host_data, 32, a, sizeof(a));
+                check(&c, "snp-host-data", false, -EPERM, "the value for the cluster's ID", a,
+                      "the policy binds HOST_DATA to the cluster, but this verifier was given no "
+                      "cluster ID to derive it from");
         }
         if (p->n_id_key_digests > 0) {
                 hex_encode_buf(p->id_key_digests[0], 48, e, sizeof(e));

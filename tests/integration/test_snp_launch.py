@@ -306,3 +306,23 @@ def test_launch_and_committed_tcb_minimums_and_chip_ids_of_a_real_report(cloiste
     r = with_snp(chipIds=["ab" * 64])
     assert r.returncode == 1 and "FAIL  snp-chip-id" in r.stdout
     assert chip in r.stdout
+
+
+def test_host_data_for_a_cluster_and_a_policy_that_requires_it(cloister, tmp_path):
+    cluster_id = bytes(range(32))
+    r = run("cloister-measure", "snp-host-data", cluster_id.hex())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == hashlib.sha256(b"cloister/v1/snp-host-data" + cluster_id).hexdigest()
+    r = run("cloister-measure", "snp-host-data", "abcd")
+    assert r.returncode != 0 and "64 hex digits" in r.stderr
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {
+        "minTcb": {"microcode": 115}, "hostDataFromClusterId": True}}))
+    # A verifier that knows no cluster ID cannot check it: refused, never skipped.
+    r = verify_report(cloister, policy)
+    assert r.returncode == 1 and "FAIL  snp-host-data" in r.stdout
+    assert "given no cluster ID" in r.stdout
+    policy.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {
+        "minTcb": {"microcode": 115}, "hostDataFromClusterId": True, "hostData": "00" * 32}}))
+    r = verify_report(cloister, policy)
+    assert r.returncode != 0 and "exclude each other" in r.stdout + r.stderr

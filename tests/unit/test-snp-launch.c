@@ -773,6 +773,46 @@ static void test_chip_id_allow_list_admits_only_listed_hosts(void **state)
         assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
 }
 
+/* HOST_DATA bound to the cluster: SHA-256("cloister/v1/snp-host-data" || cluster ID), checked
+ * only once the verifier binds the cluster ID, refused before. */
+static void test_host_data_bound_to_the_cluster_id(void **state)
+{
+        static const char context[] = "cloister/v1/snp-host-data";
+        uint8_t id[32], other[32], buf[sizeof(context) - 1 + 32], want[32];
+        unsigned len = 32;
+        SnpReport rep;
+        SnpPolicy p;
+        Diag d;
+
+        for (int i = 0; i < 32; i++) {
+                id[i] = (uint8_t) i;
+                other[i] = (uint8_t) (i + 1);
+        }
+        memcpy(buf, context, sizeof(context) - 1);
+        memcpy(buf + sizeof(context) - 1, id, 32);
+        assert_int_equal(EVP_Digest(buf, sizeof(buf), want, &len, EVP_sha256(), NULL), 1);
+        milan_report(&rep);
+        snp_host_data_for_cluster(id, rep.host_data);
+        assert_memory_equal(rep.host_data, want, 32);
+
+        snp_policy_defaults(&p);
+        p.host_data_from_cluster = true;
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-host-data");
+        assert_non_null(strstr(d.message, "no cluster ID"));
+        snp_policy_bind_cluster(&p, id);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
+        snp_policy_bind_cluster(&p, other);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL),
+                         -EPERM);
+        /* Without the flag, binding changes nothing. */
+        snp_policy_defaults(&p);
+        snp_policy_bind_cluster(&p, other);
+        assert_false(p.check_host_data);
+}
+
 static void test_launch_entries_parse_refuses_duplicates_and_unknown_types(void **state)
 {
         static const char *const bad[] = {
@@ -839,6 +879,7 @@ int main(void)
                 cmocka_unit_test(
                         test_launch_and_committed_tcb_minimums_are_checked_not_only_the_reported),
                 cmocka_unit_test(test_chip_id_allow_list_admits_only_listed_hosts),
+                cmocka_unit_test(test_host_data_bound_to_the_cluster_id),
                 cmocka_unit_test(test_launch_entries_parse_refuses_duplicates_and_unknown_types),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

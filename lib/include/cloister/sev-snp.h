@@ -128,6 +128,9 @@ typedef struct SnpPolicy {
         size_t n_measurements; /* 0: any measurement */
         bool check_host_data;
         uint8_t host_data[32];
+        /* HOST_DATA must be snp_host_data_for_cluster() of the cluster's ID: a verifier that
+         * knows the ID binds it with snp_policy_bind_cluster(); until then the check fails. */
+        bool host_data_from_cluster;
         uint8_t id_key_digests[SNP_POLICY_MEASUREMENTS_MAX][48];
         size_t n_id_key_digests; /* 0: any */
         /* Launch measurements computed from the firmware, each with its parameters; the
@@ -144,6 +147,14 @@ typedef struct SnpPolicy {
 } SnpPolicy;
 
 void snp_policy_defaults(SnpPolicy *p);
+
+/* HOST_DATA for the nodes that join cluster cluster_id (32 bytes):
+ * SHA-256("cloister/v1/snp-host-data" || cluster ID), what the owner sets at launch
+ * (QEMU sev-snp-guest host-data=, the provider's API) where the platform lets them. */
+#define SNP_HOST_DATA_CONTEXT "cloister/v1/snp-host-data"
+void snp_host_data_for_cluster(const uint8_t cluster_id[static 32], uint8_t ret[static 32]);
+/* With host_data_from_cluster set: HOST_DATA must be the value for cluster_id. */
+void snp_policy_bind_cluster(SnpPolicy *p, const uint8_t cluster_id[static 32]);
 
 typedef void (*SnpCheckFunc)(void *userdata, const char *name, bool ok, const char *expected,
                              const char *actual, const char *detail);
