@@ -212,7 +212,8 @@ static json_t *tcb_json(const TdxVerification *v)
 static int help(void)
 {
         printf("Usage: cloister attestation verify-report --type tdx --quote FILE\n"
-               "         [--collateral DIR] [--policy FILE] [--at TIME] [-o text|json]\n\n"
+               "         [--collateral DIR] [--policy FILE] [--at TIME]\n"
+               "         [--event-log LOG [--ccel-table T]] [-o text|json]\n\n"
                "Verifies an Intel TDX quote (version 4 or 5) offline and prints every field\n"
                "and every check: the quote's signature by its attestation key, the QE report\n"
                "signed by the PCK certificate and binding that key, the PCK chain to the\n"
@@ -229,13 +230,17 @@ static int help(void)
                "  --policy FILE      {\"version\": 1, \"variant\": \"tdx\", \"tdx\": {...}}\n"
                "  --at TIME          verification time, YYYY-MM-DD[THH:MM:SSZ] (default now):\n"
                "                     certificates, CRLs and collateral windows are judged then\n"
+               "  --event-log LOG    the CCEL event log (the ACPI CCEL table's log area,\n"
+               "                     /sys/firmware/acpi/tables/data/CCEL): replayed to the\n"
+               "                     quote's RTMR0-3\n"
+               "  --ccel-table T     the CCEL ACPI table (/sys/firmware/acpi/tables/CCEL)\n"
                "  -o json            one JSON object\n");
         return 0;
 }
 
 int verify_report_tdx(int argc, char *argv[], OutputFormat output)
 {
-        enum { ARG_AT = 0x100, ARG_TYPE, ARG_COLLATERAL };
+        enum { ARG_AT = 0x100, ARG_TYPE, ARG_COLLATERAL, ARG_LOG, ARG_TABLE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -244,10 +249,13 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                 { "policy", required_argument, NULL, 'p' },
                 { "at", required_argument, NULL, ARG_AT },
                 { "output", required_argument, NULL, 'o' },
+                { "event-log", required_argument, NULL, ARG_LOG },
+                { "ccel-table", required_argument, NULL, ARG_TABLE },
                 {},
         };
-        const char *quote = NULL, *coldir = NULL, *policy = NULL;
-        _cleanup_(freep) uint8_t *raw = NULL;
+        const char *quote = NULL, *coldir = NULL, *policy = NULL, *logf = NULL, *tablef = NULL;
+        _cleanup_(freep) uint8_t *raw = NULL, *log = NULL, *table = NULL;
+        size_t logn = 0, tablen = 0;
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = NULL;
         Printer pr = { .output = output };
         TdxVerifyOptions opts = {};
@@ -273,6 +281,12 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         break;
                 case 'p':
                         policy = optarg;
+                        break;
+                case ARG_LOG:
+                        logf = optarg;
+                        break;
+                case ARG_TABLE:
+                        tablef = optarg;
                         break;
                 case ARG_AT:
                         if (cli_parse_time(optarg, &opts.at) < 0)
@@ -304,6 +318,12 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                                        TDX_QUOTE_SIZE_MAX);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", quote);
+        if (tablef && !logf)
+                return log_error_errno(-EINVAL, "--ccel-table needs --event-log LOG.");
+        if (logf && (r = read_full_file(logf, TDX_CCEL_LOG_MAX, &log, &logn)) < 0)
+                return log_error_errno(r, "%s: cannot read: %m", logf);
+        if (tablef && (r = read_full_file(tablef, 4096, &table, &tablen)) < 0)
+                return log_error_errno(r, "%s: cannot read: %m", tablef);
         if (coldir && (r = tdx_collateral_load_dir(coldir, &col, &d)) < 0)
                 return log_error_errno(r, "%s", d.message);
         r = tdx_quote_parse(raw, n, &q, &d);
@@ -316,6 +336,19 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         r = tdx_verify_quote(&q, raw, n, col, &opts, &v, print_check, &pr, &d);
         if (r == -EINVAL)
                 return log_error_errno(r, "%s", d.message);
+        if (r >= 0 && log) {
+                TdxRtmrs t;
+                char detail[128];
+                int k = tdx_ccel_check(&q, table, tablen, log, logn, &t, &d);
+                if (k < 0)
+                        print_check(&pr, d.check, false, d.expected, d.actual, d.message);
+                else {
+                        (void) snprintf(detail, sizeof(detail),
+                                        "%zu events replay to RTMR0-3 of the quote (SHA-384)",
+                                        t.n_events);
+                        print_check(&pr, "tdx-rtmr-replay", true, NULL, NULL, detail);
+                }
+        }
         if (r >= 0)
                 (void) tdx_check_policy(&q, &v, &pol, NULL, print_check, &pr, NULL);
         if (pr.output == OUTPUT_JSON) {

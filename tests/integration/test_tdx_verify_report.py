@@ -103,3 +103,22 @@ def test_help_and_usage_errors(cloister):
     assert r.returncode != 0 and "--quote FILE is required" in r.stderr
     r = verify(cloister, TDX / "spr-e4-quote-v4.dat", "--collateral", "/nonexistent")
     assert r.returncode != 0 and "tcb_info.json" in r.stderr
+
+
+def test_ccel_log_replays_and_a_changed_event_names_its_rtmr(cloister, tmp_path):
+    gce = TDX / "gce-cos113"
+    args = ("--at", "2025-02-20", "--event-log", gce / "ccel_data.dat",
+            "--ccel-table", gce / "ccel_table.dat")
+    r = verify(cloister, gce / "quote.dat", *args)
+    assert "PASS  tdx-rtmr-replay" in r.stdout and "44 events" in r.stdout, r.stdout
+    log = bytearray((gce / "ccel_data.dat").read_bytes())
+    # The first event after the Spec ID record (MR index 1 = RTMR0): one digest byte changed.
+    first = 32 + int.from_bytes(log[28:32], "little")
+    assert int.from_bytes(log[first:first + 4], "little") == 1
+    log[first + 12 + 2] ^= 1
+    changed = tmp_path / "ccel.bin"
+    changed.write_bytes(bytes(log))
+    r = verify(cloister, gce / "quote.dat", "--at", "2025-02-20", "--event-log", changed,
+               "--ccel-table", gce / "ccel_table.dat")
+    assert r.returncode == 1
+    assert "FAIL  tdx-rtmr-replay" in r.stdout and "RTMR0" in r.stdout
