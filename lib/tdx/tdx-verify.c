@@ -487,7 +487,7 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 OPENSSL_free(e);
                 OPENSSL_free(a);
                 X509_CRL_free(pck_crl);
-                return fail(c, -EKEYREJECTED, "tdx-pck-crl", ex, ac,
+                return fail(c, -EKEYREJECTED, "tdx-pck-crl-issuer", ex, ac,
                             "the PCK CRL is not issued by the PCK's issuer (a Processor CA CRL "
                             "for a Platform CA PCK, or the reverse?)");
         }

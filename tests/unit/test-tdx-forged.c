@@ -89,8 +89,12 @@ typedef struct Forge {
         uint64_t td_attributes;
         const char *tcb_fmspc; /* the TCB info's, hex */
         const char *platform_levels, *module_levels, *qe_levels, *qe_mrsigner;
+        uint64_t seam_attributes;
+        uint16_t qe_isvprodid;
+        uint8_t qe_attributes0;
+        uint32_t qe_miscselect;
         bool revoke_pck, revoke_ca, pck_crl_other_key, tcb_signer_untrusted, bad_qe_binding,
-                bad_qe_signature;
+                bad_qe_signature, root_crl_other_key, revoke_tcb_signer;
         /* results */
         EVP_PKEY *root_key, *ca_key, *pck_key, *tcb_key, *ak, *other_key;
         X509 *root, *ca, *pck, *tcb_signer;
@@ -211,6 +215,8 @@ static void forge_init(Forge *f)
         *f = (Forge){
                 .pcesvn = 11,
                 .qe_isvsvn = 4,
+                .qe_isvprodid = 2,
+                .qe_attributes0 = 0x11,
                 .fmspc = { 0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00 },
                 .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
                 .tcb_fmspc = "00906ED50000",
@@ -351,7 +357,7 @@ static void forge_build(Forge *f)
         put(&f->quote, f->tee_tcb_svn, 16);
         put(&f->quote, (uint8_t[48]){ 0x11 }, 48); /* MRSEAM */
         put(&f->quote, f->mr_signer_seam, 48);
-        put_le(&f->quote, 0, 8);
+        put_le(&f->quote, f->seam_attributes, 8);
         put_le(&f->quote, f->td_attributes, 8);
         put_le(&f->quote, 0xe7, 8);
         for (int i = 0; i < 4 + 4; i++) /* MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0-3 */
@@ -364,9 +370,10 @@ static void forge_build(Forge *f)
                 uint8_t auth[32];
                 memset(auth, 0xAA, sizeof(auth));
                 hex_decode_exact(f->qe_mrsigner, qe + 128, 32);
-                qe[256] = 2;
+                qe[256] = (uint8_t) f->qe_isvprodid, qe[257] = (uint8_t) (f->qe_isvprodid >> 8);
+                memcpy(qe + 16, &f->qe_miscselect, 4); /* little-endian host */
                 qe[258] = (uint8_t) f->qe_isvsvn, qe[259] = (uint8_t) (f->qe_isvsvn >> 8);
-                qe[48] = 0x11; /* ATTRIBUTES as the TD QE has them */
+                qe[48] = f->qe_attributes0; /* ATTRIBUTES as the TD QE has them: 0x11 */
                 {
                         const IoVec parts[] = { { ak_xy, 64 }, { auth, 32 } };
                         assert_int_equal(crypto_digest("SHA256", parts, 2, h, 32), 0);
@@ -442,8 +449,11 @@ static void forge_build(Forge *f)
         f->col.qe_identity_chain_size = pem.n;
         f->col.pck_crl = crl_der(f->ca, f->pck_crl_other_key ? f->other_key : f->ca_key,
                                  f->revoke_pck ? f->pck : NULL, &f->col.pck_crl_size);
-        f->col.root_crl =
-                crl_der(f->root, f->root_key, f->revoke_ca ? f->ca : NULL, &f->col.root_crl_size);
+        f->col.root_crl = crl_der(f->root, f->root_crl_other_key ? f->other_key : f->root_key,
+                                  f->revoke_ca           ? f->ca
+                                  : f->revoke_tcb_signer ? f->tcb_signer
+                                                         : NULL,
+                                  &f->col.root_crl_size);
 }
 
 static void forge_free(Forge *f)
@@ -528,6 +538,16 @@ static void test_tdx_tcb_signer_not_chained_to_the_root_is_refused(void **state)
         EXPECT(f.tcb_signer_untrusted = true, -EKEYREJECTED, "tdx-tcb-info-chain");
 }
 
+static void test_tdx_tcb_signer_revoked_by_the_root_crl_is_refused(void **state)
+{
+        EXPECT(f.revoke_tcb_signer = true, -EKEYREJECTED, "tdx-tcb-info-chain");
+}
+
+static void test_tdx_root_crl_signed_by_another_key_is_refused(void **state)
+{
+        EXPECT(f.root_crl_other_key = true, -EKEYREJECTED, "tdx-root-crl");
+}
+
 static void test_tdx_tcb_info_of_another_platform_is_refused(void **state)
 {
         EXPECT(f.tcb_fmspc = "00906ED50001", -EKEYREJECTED, "tdx-tcb-info-fmspc");
@@ -543,6 +563,14 @@ static void test_tdx_qe_report_not_signed_by_the_pck_is_refused(void **state)
         EXPECT(f.bad_qe_signature = true, -EKEYREJECTED, "tdx-qe-report-signature");
 }
 
+static void test_tdx_qe_with_other_identity_fields_is_refused(void **state)
+{
+        EXPECT(f.qe_isvprodid = 1, -EKEYREJECTED, "tdx-qe-identity");
+        EXPECT(f.qe_attributes0 = 0x13, -EKEYREJECTED, "tdx-qe-identity");
+        EXPECT(f.qe_miscselect = 1, -EKEYREJECTED, "tdx-qe-identity");
+        EXPECT(f.qe_isvsvn = 1, -EPERM, "tdx-qe-level"); /* below every QE level */
+}
+
 static void test_tdx_qe_of_another_signer_is_refused(void **state)
 {
         EXPECT(f.qe_mrsigner = "00"
@@ -554,6 +582,7 @@ static void test_tdx_module_without_identity_or_signer_is_a_mismatch(void **stat
 {
         EXPECT(f.tee_tcb_svn[1] = 2, -EPERM, "tdx-module-identity"); /* no TDX_02 */
         EXPECT(f.mr_signer_seam[0] = 1, -EPERM, "tdx-module-identity");
+        EXPECT(f.seam_attributes = 1, -EPERM, "tdx-module-identity");
         EXPECT(f.tee_tcb_svn[0] = 1, -EPERM, "tdx-module-level"); /* below isvsvn 2 */
 }
 
@@ -649,6 +678,9 @@ int main(void)
                 cmocka_unit_test(test_tdx_revoked_pck_or_pck_ca_is_refused),
                 cmocka_unit_test(test_tdx_pck_crl_signed_by_another_key_is_refused),
                 cmocka_unit_test(test_tdx_tcb_signer_not_chained_to_the_root_is_refused),
+                cmocka_unit_test(test_tdx_tcb_signer_revoked_by_the_root_crl_is_refused),
+                cmocka_unit_test(test_tdx_root_crl_signed_by_another_key_is_refused),
+                cmocka_unit_test(test_tdx_qe_with_other_identity_fields_is_refused),
                 cmocka_unit_test(test_tdx_tcb_info_of_another_platform_is_refused),
                 cmocka_unit_test(test_tdx_qe_report_not_binding_the_attestation_key_is_refused),
                 cmocka_unit_test(test_tdx_qe_report_not_signed_by_the_pck_is_refused),

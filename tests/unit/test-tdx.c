@@ -337,6 +337,51 @@ static void test_tdx_collateral_outside_its_window_is_stale(void **state)
         assert_string_equal(d.check, "tdx-collateral-stale");
 }
 
+static void test_tdx_each_collateral_window_is_checked_on_its_own(void **state)
+{
+        _cleanup_(tdx_collateral_freep) TdxCollateral *c =
+                collateral("tdx/dcapqvl-b0c06f-uptodate");
+        static const struct {
+                const char *at, *what;
+        } cases[] = {
+                /* PCK CRL nextUpdate 10:00:35, TCB info 10:16:03, QE identity 10:32:27 */
+                { "2025-07-19T10:10:00Z", "the PCK CRL is stale" },
+                /* issued: PCK CRL 2025-06-19T10:00:35, TCB info 10:16:03, QE identity 10:32:27 */
+                { "2025-06-19T10:10:00Z", "the TCB info is stale" },
+                { "2025-06-19T10:20:00Z", "the QE identity is stale" },
+                /* root CA CRL: 2025-03-20T11:21:57Z .. 2026-04-03; the rest long stale by then,
+                 * but the root CA CRL is judged first */
+                { "2026-04-04T00:00:00Z", "the root CA CRL is stale" },
+        };
+        TdxVerification v;
+        Diag d;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(verify_file("tdx/dcapqvl-b0c06f-uptodate/quote.bin", c,
+                                             utc(cases[i].at), &v, &d),
+                                 -ESTALE);
+                assert_string_equal(d.check, "tdx-collateral-stale");
+                if (strncmp(d.message, cases[i].what, strlen(cases[i].what)) != 0)
+                        fail_msg("at %s: %s", cases[i].at, d.message);
+        }
+}
+
+static void test_tdx_qe_of_another_vendor_is_refused(void **state)
+{
+        _cleanup_(freep) uint8_t *raw = NULL;
+        TdxVerifyOptions o = { .at = utc("2023-07-01T00:00:00Z") };
+        TdxQuote q;
+        size_t n;
+        Diag d;
+
+        raw = load("tdx/spr-e4-quote-v4.dat", &n);
+        assert_int_equal(tdx_quote_parse(raw, n, &q, &d), 0);
+        q.qe_vendor_id[15] ^= 1;
+        assert_int_equal(tdx_verify_quote(&q, raw, n, NULL, &o, NULL, NULL, NULL, &d),
+                         -EKEYREJECTED);
+        assert_string_equal(d.check, "tdx-qe-vendor");
+}
+
 static void test_tdx_collateral_past_the_tcb_signing_certificate_fails_the_chain(void **state)
 {
         _cleanup_(tdx_collateral_freep) TdxCollateral *c = collateral("tdx/zkdcap-00806f05");
@@ -408,7 +453,7 @@ static void test_tdx_root_crl_given_as_pck_crl_is_refused_for_its_issuer(void **
         assert_int_equal(verify_file("tdx/dcapqvl-b0c06f-uptodate/quote.bin", c,
                                      utc("2025-07-19T10:00:34Z"), &v, &d),
                          -EKEYREJECTED);
-        assert_string_equal(d.check, "tdx-pck-crl");
+        assert_string_equal(d.check, "tdx-pck-crl-issuer");
         c->pck_crl = swap, c->pck_crl_size = sn;
 }
 
@@ -673,6 +718,8 @@ int main(void)
                 cmocka_unit_test(test_tdx_uptodate_collateral_gives_uptodate_level_0),
                 cmocka_unit_test(test_tdx_outofdate_collateral_gives_level_1_with_three_advisories),
                 cmocka_unit_test(test_tdx_collateral_outside_its_window_is_stale),
+                cmocka_unit_test(test_tdx_each_collateral_window_is_checked_on_its_own),
+                cmocka_unit_test(test_tdx_qe_of_another_vendor_is_refused),
                 cmocka_unit_test(
                         test_tdx_collateral_past_the_tcb_signing_certificate_fails_the_chain),
                 cmocka_unit_test(test_tdx_altered_or_reserialised_collateral_fails_its_signature),
