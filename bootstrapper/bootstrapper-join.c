@@ -203,6 +203,17 @@ static int ask_join_services(Bootstrapper *b, const NodeMetadata *md, const Atte
                                             md->peers[i], status, detail ?: "no reason given");
                                 continue;
                         }
+                        /* The ticket is sealed to this node's aTLS key by the join service's
+                         * monitor: its network process can neither read nor alter it. */
+                        diag_clear(&d);
+                        r = rpc_answer_unseal(atls,
+                                              strcmp(path, "/v1/rejoin") == 0 ? "rejoin" : "join",
+                                              &resp, &d);
+                        if (r < 0) {
+                                log_warning("join: the answer of %s is refused: %s", md->peers[i],
+                                            d.message);
+                                continue;
+                        }
                         log_info("join: admitted by %s", md->peers[i]);
                         *ret = TAKE_PTR(resp);
                         return 0;

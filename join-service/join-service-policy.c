@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -20,11 +21,12 @@ static bool same_file(const struct stat *a, const struct stat *b)
                a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+static int policy_holder_load(PolicyHolder *h, const uint8_t *data, size_t size,
+                              const struct stat *st, Diag *d);
+
 int policy_holder_refresh(PolicyHolder *h, Diag *d)
 {
-        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL, *member = NULL;
         _cleanup_(freep) uint8_t *data = NULL;
-        uint8_t digest[32];
         struct stat st;
         size_t size;
         int r;
@@ -38,6 +40,24 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
         r = read_full_file(h->path, ATTEST_POLICY_SIZE_MAX, &data, &size);
         if (r < 0)
                 return diag_fail(d, r, "policy", -1, "%s: cannot read: %s", h->path, strerror(-r));
+        return policy_holder_load(h, data, size, &st, d);
+}
+
+/* The network process: the policy text as its monitor read it (the same checks again). */
+int policy_holder_load_text(PolicyHolder *h, const uint8_t *data, size_t size, Diag *d)
+{
+        static const struct stat none;
+
+        return policy_holder_load(h, data, size, &none, d);
+}
+
+static int policy_holder_load(PolicyHolder *h, const uint8_t *data, size_t size,
+                              const struct stat *st, Diag *d)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL, *member = NULL;
+        uint8_t digest[32];
+        int r;
+
         r = attest_policy_parse(data, size, h->path, &p, d);
         if (r < 0)
                 return r;
@@ -82,7 +102,7 @@ int policy_holder_refresh(PolicyHolder *h, Diag *d)
         free(h->text);
         h->text = strndup((const char *) data, size);
         hex_encode_buf(digest, sizeof(digest), h->digest, sizeof(h->digest));
-        h->st = st;
+        h->st = *st;
         log_info("join-service: policy %s loaded (sha256 %s)", h->path, h->digest);
         return 0;
 }
@@ -217,42 +237,75 @@ static void audit_write(JoinService *js, const char *event, const char *node, co
                 log_info("join-service: %s: %s %s", event, node ?: "?", verdict);
 }
 
+void join_monitor_refusal(JoinService *js, const char *node, const char *digest, const char *reason)
+{
+        /* A client that did not attest, or the same failing evidence again (a replay costs its
+         * sender nothing): counted. The network process can report refusals only: an admission
+         * is the monitor's own verdict. */
+        if (tally_repeat(js, digest, node, reason))
+                return;
+        join_audit(js, "refusal", node, "", digest, "refused", reason);
+}
+
+/* The network process: refusals go to the monitor, which owns the audit log. */
+void join_network_refusal(JoinService *js, const char *node, const char *digest, const char *reason)
+{
+        _cleanup_(freep) uint8_t *buf = NULL;
+        const char *detail, *answer;
+        PrivsepBuf b;
+        size_t size;
+        int status, r;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_REFUSAL, 0);
+        privsep_buf_add_text(&b, node);
+        privsep_buf_add_text(&b, digest);
+        privsep_buf_add_text(&b, reason);
+        r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
+        privsep_buf_done(&b);
+        if (r < 0)
+                log_error("join-service: cannot report a refusal to the monitor: %s", strerror(-r));
+}
+
 void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason)
 {
         JoinService *js = userdata;
 
-        /* A client that did not attest proved nothing and spent nothing: counted. */
-        if (tally_repeat(js, "", req->peer, reason))
-                return;
-        join_audit(js, "refusal", req->peer, "", "", "refused", reason);
+        join_network_refusal(js, req->peer, "", reason);
 }
 
-static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
-                          const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
+int policy_holder_refresh_from_monitor(JoinService *js, Diag *d)
 {
-        JoinService *js = userdata;
-        PolicyVerifier pv;
-        AtlsVerifier v;
-        uint8_t digest[32];
-        char hex[65];
-        Diag pd;
+        _cleanup_(freep) uint8_t *buf = NULL;
+        const char *digest, *text;
+        PrivsepBuf b;
+        size_t size;
+        int status, r;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_POLICY, 0);
+        privsep_buf_add_text(&b, js->policy.digest);
+        r = monitor_call(js->monitor, &b, &status, &digest, &text, &buf, &size);
+        privsep_buf_done(&b);
+        if (r >= 0)
+                r = status;
+        if (r < 0)
+                return diag_fail(d, r, "policy", -1, "the monitor has no policy: %s",
+                                 digest && digest[0] ? digest : strerror(-r));
+        if (!text[0] || strcmp(digest, js->policy.digest) == 0)
+                return 0;
+        return policy_holder_load_text(&js->policy, (const uint8_t *) text, strlen(text), d);
+}
+
+/* Verifies evidence against the policy (PCR 15 zero, or this cluster's for a member finishing
+ * its join; the handler then admits only that member). policy.lock held. */
+static int verify_with_policies(JoinService *js, const uint8_t *evidence, size_t size,
+                                const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
+{
+        PolicyVerifier pv = { .policy = js->policy.policy };
+        AtlsVerifier v = policy_verifier(&pv);
         int r;
 
-        crypto_sha256(evidence, size, digest);
-        hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
-        (void) pthread_mutex_lock(&js->policy.lock);
-        diag_clear(&pd);
-        /* A policy file that no longer parses keeps the last good one in force. */
-        if (policy_holder_refresh(&js->policy, &pd) < 0)
-                log_error("join-service: the changed policy is refused, the previous one stays in "
-                          "force: %s",
-                          pd.message);
-        pv = (PolicyVerifier){ .policy = js->policy.policy };
-        v = policy_verifier(&pv);
         r = v.verify(v.userdata, evidence, size, binding, d);
         if (r < 0 && strcmp(d->check, "pcr") == 0 && d->index == 15) {
-                /* PCR 15 holds this cluster: a member whose join was cut short after PCR 15.
-                 * Everything is verified again; the handler then admits only that member. */
                 Diag md;
                 diag_clear(&md);
                 pv = (PolicyVerifier){ .policy = js->policy.member };
@@ -260,10 +313,61 @@ static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
                 if (v.verify(v.userdata, evidence, size, binding, &md) >= 0)
                         r = 0;
         }
-        /* The same failing evidence again (a replay costs its sender nothing): counted. */
-        if (r < 0 && !tally_repeat(js, hex, "(handshake)", d->message))
-                join_audit(js, "refusal", "(handshake)", "", hex, "refused", d->message);
+        return r;
+}
+
+int join_call_verify(JoinService *js, const JoinCall *c, char ret_digest[static 65], Diag *d)
+{
+        uint8_t digest[32], binding[ATLS_BINDING_SIZE];
+        Diag pd;
+        int r;
+
+        ret_digest[0] = '\0';
+        if (!c->evidence || !c->nonce || !c->spki)
+                return diag_fail(d, -EPERM, "evidence", -1, "the client did not attest");
+        crypto_sha256(c->evidence, c->evidence_size, digest);
+        hex_encode_buf(digest, sizeof(digest), ret_digest, 65);
+        (void) pthread_mutex_lock(&js->policy.lock);
+        diag_clear(&pd);
+        if (policy_holder_refresh(&js->policy, &pd) < 0)
+                log_error("join-service: the changed policy is refused, the previous one stays in "
+                          "force: %s",
+                          pd.message);
+        /* The binding a client computes for this nonce and its own key: evidence made for
+         * another connection or key does not verify. */
+        r = atls_binding(js->policy.policy->variant, ATLS_ROLE_CLIENT, c->nonce, c->spki,
+                         c->spki_size, binding);
+        if (r >= 0)
+                r = verify_with_policies(js, c->evidence, c->evidence_size, binding, d);
+        else
+                (void) diag_fail(d, r, "atls-binding", -1, "cannot compute the binding");
         (void) pthread_mutex_unlock(&js->policy.lock);
+        return r;
+}
+
+static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
+                          const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
+{
+        JoinService *js = userdata;
+        uint8_t digest[32];
+        char hex[65];
+        Diag pd;
+        int r;
+
+        /* The network process, in the handshake: the policy as the monitor has it now (a
+         * policy file that no longer parses keeps the last good one in force there). */
+        crypto_sha256(evidence, size, digest);
+        hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
+        (void) pthread_mutex_lock(&js->policy.lock);
+        diag_clear(&pd);
+        if (policy_holder_refresh_from_monitor(js, &pd) < 0)
+                log_error("join-service: the policy could not be refreshed, the previous one stays "
+                          "in force: %s",
+                          pd.message);
+        r = verify_with_policies(js, evidence, size, binding, d);
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        if (r < 0)
+                join_network_refusal(js, "(handshake)", hex, d->message);
         return r;
 }
 

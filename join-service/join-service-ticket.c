@@ -5,8 +5,8 @@
 #include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -23,6 +23,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
+#include "cloister/rpc.h"
 #include "cloister/spawn.h"
 
 #include "join-service.h"
@@ -81,21 +82,18 @@ int evidence_ak_digest(const Evidence *e, char ret[static 65])
 
 /* Which attestation key the verified peer quoted with (SHA-256 of its TPMT_PUBLIC, hex), so
  * that a member's rejoin can be held to the TPM it joined with; "" for variants without one. */
-static int peer_ak_digest(const RpcRequest *req, char ret[static 65], bool *ret_pcr15_zero)
+static int peer_ak_digest(const JoinCall *req, char ret[static 65], bool *ret_pcr15_zero)
 {
         static const uint8_t zero[EVIDENCE_PCR_SIZE];
         _cleanup_(evidence_freep) Evidence *e = NULL;
-        const uint8_t *data;
-        size_t size;
         Diag d;
         int r;
 
         ret[0] = '\0';
-        r = atls_peer_evidence(req->ssl, &data, &size);
-        if (r < 0)
-                return r;
+        if (!req->evidence)
+                return -ENOENT;
         diag_clear(&d);
-        r = evidence_parse(data, size, &e, &d);
+        r = evidence_parse(req->evidence, req->evidence_size, &e, &d);
         if (r < 0)
                 return r;
         /* The quote covered PCR 15 (verified in the handshake): zero, or this cluster's. */
@@ -277,11 +275,11 @@ static int kubeadm_upload_certs(JoinService *js, const char *certificate_key)
         return r;
 }
 
-static int refuse(JoinService *js, const RpcRequest *req, const char *node, const char *role,
+static int refuse(JoinService *js, const JoinCall *req, const char *node, const char *role,
                   const char *evidence, char *detail, size_t n, int r, const char *fmt, ...)
         _printf_(9, 10);
 
-static int refuse(JoinService *js, const RpcRequest *req, const char *node, const char *role,
+static int refuse(JoinService *js, const JoinCall *req, const char *node, const char *role,
                   const char *evidence, char *detail, size_t n, int r, const char *fmt, ...)
 {
         va_list ap;
@@ -372,42 +370,34 @@ static void issued_keep(JoinService *js, const JoinAsk *a, const json_t *ticket)
 
 /* The membership checks (members_lock held). 0: go on and make a ticket (the name and disk are
  * reserved in js->pending); 1: *ret_response is the ticket this member was already given. */
-static int join_check(JoinService *js, const RpcRequest *req, JoinAsk *a, json_t **ret_response,
+static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t **ret_response,
                       char *detail, size_t n)
 {
-        static const char *const keys[] = {
-                "name", "role", "diskUuid", "endpoint", "controlPlaneAuthorization", NULL
-        };
-        JsonCtx ctx = { .source = "join request", .path = "" };
-        const char *name = NULL, *role = NULL, *uuid = NULL, *endpoint = NULL;
+        const char *name = req->name, *role = req->role, *uuid = req->disk_uuid,
+                   *endpoint = req->endpoint;
         _cleanup_(json_decrefp) json_t *members = NULL;
         const json_t *known;
         char evidence[65] = "", ak[65] = "";
         bool pcr15_zero = true;
-        uint8_t digest[32];
-        const char *authorization = NULL;
+        const char *authorization =
+                req->authorization && req->authorization[0] ? req->authorization : NULL;
         bool control_plane, insecure_ak;
         JoinIssued *issued;
         Diag d;
         int r;
 
-        /* The route demands an attested client; this records which evidence it was. */
-        if (atls_peer_evidence_digest(req->ssl, digest) < 0)
+        /* The route demands an attested client. The network process verified its evidence,
+         * but that process is the one an attacker reaches first: the evidence is verified again
+         * here, against this process's policy, bound to the nonce and key it was forwarded with
+         * (the key the ticket is sealed to). */
+        if (!req->evidence)
                 return refuse(js, req, NULL, "", "", detail, n, -EPERM,
                               "the client did not attest");
-        hex_encode_buf(digest, sizeof(digest), evidence, sizeof(evidence));
-
         diag_clear(&d);
-        ctx.diag = &d;
-        if (json_check_keys(&ctx, req->body, keys) < 0 ||
-            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
-            json_get_string(&ctx, req->body, "role", true, &role) < 0 ||
-            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
-            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0 ||
-            (json_get_string(&ctx, req->body, "controlPlaneAuthorization", false, &authorization) <
-                     0 &&
-             diag_failed(&d)))
-                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
+        r = join_call_verify(js, req, evidence, &d);
+        if (r < 0)
+                return refuse(js, req, NULL, "", evidence, detail, n, -EPERM,
+                              "the evidence does not verify in the monitor: %s", d.message);
         if (!endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "endpoint is not HOST:PORT");
@@ -538,7 +528,7 @@ static int join_check(JoinService *js, const RpcRequest *req, JoinAsk *a, json_t
 }
 
 /* The ticket for an admitted node: made whole before anything is handed out. */
-static int make_ticket(JoinService *js, const RpcRequest *req, const JoinAsk *a, json_t **ret,
+static int make_ticket(JoinService *js, const JoinCall *req, const JoinAsk *a, json_t **ret,
                        char *detail, size_t n)
 {
         _cleanup_(secret_freep) Secret *disk_key = NULL, *msecret = NULL;
@@ -630,19 +620,21 @@ static int make_ticket(JoinService *js, const RpcRequest *req, const JoinAsk *a,
         return 0;
 }
 
-int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t n)
 {
-        JoinService *js = userdata;
         _cleanup_(json_decrefp) json_t *ticket = NULL;
         JoinAsk a;
         int r;
 
         (void) pthread_mutex_lock(&js->members_lock);
-        r = join_check(js, req, &a, ret_response, detail, n);
+        r = join_check(js, req, &a, &ticket, detail, n);
         (void) pthread_mutex_unlock(&js->members_lock);
-        if (r != 0)
-                return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        /* Sealed to the key the evidence is bound to: only that node reads or alters it. */
+        if (r > 0)
+                return rpc_answer_seal(req->spki, req->spki_size, "join", ticket, ret_response);
         /* The slow part (kubeadm) runs without the lock: the name and disk are reserved. */
         r = make_ticket(js, req, &a, &ticket, detail, n);
         if (r < 0) {
@@ -665,55 +657,51 @@ int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_respons
         if (r < 0)
                 return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                               "the join service cannot record the new member");
-        *ret_response = TAKE_PTR(ticket);
-        return 0;
+        return rpc_answer_seal(req->spki, req->spki_size, "join", ticket, ret_response);
 }
 
 /* A member back from a reboot: its disk is initialised, its PCR 15 zero again. It gets its disk
  * key, nothing else: it is in Kubernetes already. */
-static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response, char *detail,
+static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                   size_t n);
 
-int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                        size_t n)
 {
-        JoinService *js = userdata;
+        _cleanup_(json_decrefp) json_t *answer = NULL;
         int r;
 
         /* Quick (a key derivation, one write): whole under the lock. */
         (void) pthread_mutex_lock(&js->members_lock);
-        r = rejoin(js, req, ret_response, detail, n);
+        r = rejoin(js, req, &answer, detail, n);
         (void) pthread_mutex_unlock(&js->members_lock);
-        return r;
+        if (r < 0)
+                return r;
+        return rpc_answer_seal(req->spki, req->spki_size, "rejoin", answer, ret_response);
 }
 
-static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response, char *detail,
+static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                   size_t n)
 {
-        static const char *const keys[] = { "name", "diskUuid", "endpoint", NULL };
-        JsonCtx ctx = { .source = "rejoin request", .path = "" };
         _cleanup_(secret_freep) Secret *disk_key = NULL;
         _cleanup_(json_decrefp) json_t *members = NULL, *answer = NULL;
-        const char *name = NULL, *uuid = NULL, *role, *endpoint = NULL, *known_ak;
+        const char *name = req->name, *uuid = req->disk_uuid, *role, *endpoint = req->endpoint,
+                   *known_ak;
         char ak[65] = "";
         bool pcr15_zero = true;
         char evidence[65] = "", msalt[2 * MEASUREMENT_SALT_SIZE + 1];
         const json_t *m;
-        uint8_t digest[32];
         Diag d;
         int r;
 
-        if (atls_peer_evidence_digest(req->ssl, digest) < 0)
+        if (!req->evidence)
                 return refuse(js, req, NULL, "", "", detail, n, -EPERM,
                               "the client did not attest");
-        hex_encode_buf(digest, sizeof(digest), evidence, sizeof(evidence));
         diag_clear(&d);
-        ctx.diag = &d;
-        if (json_check_keys(&ctx, req->body, keys) < 0 ||
-            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
-            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
-            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0)
-                return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG, "%s", d.message);
+        r = join_call_verify(js, req, evidence, &d);
+        if (r < 0)
+                return refuse(js, req, NULL, "", evidence, detail, n, -EPERM,
+                              "the evidence does not verify in the monitor: %s", d.message);
         if (!node_name_ok(name) || !uuid_ok(uuid) || !endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "name, diskUuid or endpoint is malformed");
@@ -766,10 +754,9 @@ static int rejoin(JoinService *js, const RpcRequest *req, json_t **ret_response,
         return 0;
 }
 
-int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                         size_t n)
 {
-        JoinService *js = userdata;
         json_t *doc = NULL;
         int r;
 
@@ -908,10 +895,9 @@ static bool audit_page_has_control_bytes(const char *page, size_t size)
 
 /* The audit log and its head, as they are, one page at a time: the owner's CLI checks the
  * chain itself. */
-int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                       size_t n)
 {
-        JoinService *js = userdata;
         _cleanup_(freep) char *page = NULL, *head_path = NULL;
         _cleanup_(freep) uint8_t *head = NULL;
         _cleanup_(json_decrefp) json_t *log_text = NULL, *head_text = NULL;
@@ -933,8 +919,8 @@ int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_respon
                             detail, n);
         (void) pthread_mutex_unlock(&js->audit_lock);
         if (r == -ENOENT && offset == 0) {
-                *ret_response = json_pack("{s:s,s:I,s:I,s:b,s:n}", "log", "", "offset", 0,
-                                          "next", 0, "more", 0, "head");
+                *ret_response = json_pack("{s:s,s:I,s:I,s:b,s:n}", "log", "", "offset", 0, "next",
+                                          0, "more", 0, "head");
                 return *ret_response ? 0 : -ENOMEM;
         }
         if (r < 0) {
@@ -960,10 +946,9 @@ int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_respon
         return *ret_response ? 0 : -ENOMEM;
 }
 
-int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_node(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t n)
 {
-        JoinService *js = userdata;
         _cleanup_(freep) char *path = NULL;
         Diag d;
         int r;
@@ -983,35 +968,21 @@ int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_respons
 /* An init whose answer was lost: the owner's CLI sends the same init again (same master secret
  * and measurement salt, so the same cluster). Proven by the master secret itself, it gets the
  * answer again; anything else is told the node is initialised already. */
-int join_handle_init_again(void *userdata, const RpcRequest *req, json_t **ret_response,
+int join_handle_init_again(JoinService *js, const JoinCall *req, json_t **ret_response,
                            char *detail, size_t n)
 {
-        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
-                                            "kubernetesVersion", "clusterName", "initSecret",
-                                            "serviceCidr",       "policy",      NULL };
-        JoinService *js = userdata;
-        JsonCtx ctx = { .source = "init request", .path = "" };
-        _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL;
+        _cleanup_(secret_freep) Secret *master = NULL;
         _cleanup_(freep) uint8_t *kubeconfig = NULL;
         _cleanup_(freep) char *path = NULL;
         size_t size;
-        Diag d;
         int r;
 
-        diag_clear(&d);
-        ctx.diag = &d;
-        if (json_check_keys(&ctx, req->body, keys) < 0 ||
-            json_get_base64_secret(&ctx, req->body, "masterSecret", MASTER_SECRET_SIZE, &master) <
-                    0 ||
-            json_get_base64_secret(&ctx, req->body, "salt", MASTER_SALT_SIZE, &salt) < 0 ||
-            json_get_base64_secret(&ctx, req->body, "measurementSalt", MEASUREMENT_SALT_SIZE,
-                                   &msalt) < 0) {
-                (void) snprintf(detail, n, "%s", d.message);
-                return -EBADMSG;
-        }
+        r = secret_new_from(req->master, MASTER_SECRET_SIZE, &master);
+        if (r < 0)
+                return r;
         if (!secret_equal(master, js->master->key) ||
-            !memeq_consttime(secret_data(salt), js->master->salt, MASTER_SALT_SIZE) ||
-            !memeq_consttime(secret_data(msalt), js->measurement_salt, MEASUREMENT_SALT_SIZE)) {
+            !memeq_consttime(req->salt, js->master->salt, MASTER_SALT_SIZE) ||
+            !memeq_consttime(req->measurement_salt, js->measurement_salt, MEASUREMENT_SALT_SIZE)) {
                 (void) snprintf(detail, n, "this node is already initialised");
                 return -EALREADY;
         }

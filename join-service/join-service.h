@@ -9,6 +9,7 @@
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/mastersecret.h"
+#include "cloister/privsep.h"
 #include "cloister/rpc.h"
 
 /* The cluster policy as last loaded, with what identifies the file it came from: a changed file
@@ -61,8 +62,19 @@ typedef struct JoinTally {
         unsigned count;   /* held back since */
 } JoinTally;
 
+/* The network process's channels to its monitor (join-service-network.c): one request at a time
+ * on each, a caller takes a free one. */
+#define JOIN_CHANNELS 10
+typedef struct MonitorChannels {
+        int fds[JOIN_CHANNELS];
+        bool busy[JOIN_CHANNELS];
+        pthread_mutex_t lock;
+        pthread_cond_t freed;
+} MonitorChannels;
+
 typedef struct JoinService {
         PolicyHolder policy;
+        MonitorChannels *monitor; /* the network process only: where it asks */
         /* Lock order: members_lock, then policy.lock, then audit_lock. */
         pthread_mutex_t members_lock; /* members.json, pending, issued */
         pthread_mutex_t audit_lock;   /* the audit log and its head */
@@ -120,15 +132,62 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
 void join_service_init_locks(JoinService *js);
 void join_service_done(JoinService *js);
 
-int join_handle_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+/* A request as the monitor receives it from the network process (JOIN_PRIVSEP_*): typed
+ * fields, each bounded by the protocol's table; strings NUL-terminated. The monitor trusts none
+ * of it: the network process may be the attacker's. */
+typedef struct JoinCall {
+        const char *peer; /* the client's address, for the audit log */
+        /* The client's evidence, the nonce the network process sent it and its certificate key
+         * (DER SPKI): verified again here; answers are sealed to spki. NULL evidence: the client
+         * did not attest. */
+        const uint8_t *evidence;
+        size_t evidence_size;
+        const uint8_t *nonce;
+        const uint8_t *spki;
+        size_t spki_size;
+        const char *name, *role, *disk_uuid, *endpoint;
+        const char *authorization; /* "" or NULL: none */
+        const char *query;         /* GET /v1/audit */
+        /* A repeated init (each exactly its size). */
+        const uint8_t *master, *salt, *measurement_salt;
+} JoinCall;
+
+/* The monitor's own verdict on the evidence of a call: the current policy (PCR 15 zero, or this
+ * cluster's for a member finishing its join), bound to the call's nonce and client key. The hex
+ * digest of the evidence goes to ret_digest in any case. */
+int join_call_verify(JoinService *js, const JoinCall *c, char ret_digest[static 65], Diag *d);
+/* A refusal the network process reports (a handshake, an unattested client, a malformed body):
+ * audited as a refusal, counted when repeated; never anything else. */
+void join_monitor_refusal(JoinService *js, const char *node, const char *digest,
+                          const char *reason);
+
+int join_handle_rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                        size_t detail_size);
-int join_handle_members(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                         size_t detail_size);
-int join_handle_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                       size_t detail_size);
-int join_handle_init_again(void *userdata, const RpcRequest *req, json_t **ret_response,
+int join_handle_init_again(JoinService *js, const JoinCall *req, json_t **ret_response,
                            char *detail, size_t detail_size);
-int join_handle_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t detail_size);
-int join_handle_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+int join_handle_node(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t detail_size);
+
+/* The monitor (join-service-monitor.c): answers the typed requests arriving on fds (one thread
+ * each) until the network process closes them. */
+int join_monitor_serve(JoinService *js, const int fds[static JOIN_CHANNELS]);
+
+/* The network process (join-service-network.c). */
+extern const RpcRoute join_network_routes[];
+int monitor_channels_init(MonitorChannels *m, const int fds[static JOIN_CHANNELS]);
+/* One request, its reply: status (0 or -errno), detail, answer (NULL-terminated strings in
+ * *ret_buf, which the caller frees with privsep_wipe_free()). */
+int monitor_call(MonitorChannels *m, PrivsepBuf *request, int *ret_status, const char **ret_detail,
+                 const char **ret_answer, uint8_t **ret_buf, size_t *ret_size);
+/* A refusal for the monitor to audit (JOIN_PRIVSEP_REFUSAL). */
+void join_network_refusal(JoinService *js, const char *node, const char *digest,
+                          const char *reason);
+/* The policy in force, fetched from the monitor when it changed there. */
+int policy_holder_refresh_from_monitor(JoinService *js, Diag *d);
+int policy_holder_load_text(PolicyHolder *h, const uint8_t *data, size_t size, Diag *d);

@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/evidence.h"
+#include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/rpc.h"
+#include "cloister/sandbox.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
 
@@ -156,16 +165,13 @@ static int load_cluster(JoinService *js)
                                             "measurementSalt",
                                             NULL };
         _cleanup_(json_decrefp) json_t *st = NULL;
-        _cleanup_(freep) char *path = NULL, *mpath = NULL;
-        _cleanup_(secret_freep) Secret *msecret = NULL;
+        _cleanup_(freep) char *path = NULL;
         JsonCtx ctx = { .source = NULL, .path = "" };
         const char *cid, *role, *node, *cpe, *msalt, *endpoint = "", *disk = "";
-        uint8_t derived[CLUSTER_ID_SIZE];
         Diag d;
         int r;
 
-        if (asprintf(&path, "%s/node-state.json", arg_state_dir) < 0 ||
-            asprintf(&mpath, "%s/master-secret.json", arg_state_dir) < 0)
+        if (asprintf(&path, "%s/node-state.json", arg_state_dir) < 0)
                 return log_oom();
         diag_clear(&d);
         ctx.source = path;
@@ -211,7 +217,22 @@ static int load_cluster(JoinService *js)
         js->node_disk_uuid = strdup(disk);
         if (!js->node_name || !js->node_endpoint || !js->node_disk_uuid)
                 return log_oom();
+        return 0;
+}
 
+/* The monitor only, after the network process was forked: the master secret is never in that
+ * process's memory, not even as a freed buffer. */
+static int load_master_secret(JoinService *js)
+{
+        _cleanup_(freep) char *mpath = NULL;
+        _cleanup_(secret_freep) Secret *msecret = NULL;
+        uint8_t derived[CLUSTER_ID_SIZE];
+        Diag d;
+        int r;
+
+        if (asprintf(&mpath, "%s/master-secret.json", arg_state_dir) < 0)
+                return log_oom();
+        diag_clear(&d);
         r = master_secret_load(mpath, &js->master, &d);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the master secret: %s", d.message);
@@ -223,9 +244,9 @@ static int load_cluster(JoinService *js)
                 return log_error_errno(r, "Key derivation failed: %m");
         if (memcmp(derived, js->cluster_id, sizeof(derived)) != 0)
                 return log_error_errno(-EBADMSG,
-                                       "%s does not derive the cluster ID in %s: the "
-                                       "state directory is inconsistent.",
-                                       mpath, path);
+                                       "%s does not derive the cluster ID in %s/node-state.json: "
+                                       "the state directory is inconsistent.",
+                                       mpath, arg_state_dir);
         return 0;
 }
 
@@ -268,28 +289,155 @@ static int record_self(JoinService *js, TpmDevice *tpm)
         return 0;
 }
 
-int main(int argc, char *argv[])
+/* The network process: TLS, HTTP, JSON, the first check of evidence; no secret of the cluster.
+ * Never returns. */
+static __attribute__((noreturn)) void run_network(JoinService *js,
+                                                  const int fds[static JOIN_CHANNELS])
 {
-        static const RpcRoute routes[] = {
-                { "GET", "/v1/node", join_handle_node },
-                { "POST", "/v1/join", join_handle_join, .attested_client = true },
-                { "POST", "/v1/rejoin", join_handle_rejoin, .attested_client = true },
-                { "GET", "/v1/members", join_handle_members },
-                { "POST", "/v1/init", join_handle_init_again },
-                { "GET", "/v1/audit", join_handle_audit },
-                {},
-        };
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(rpc_server_freep) RpcServer *server = NULL;
-        _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL;
-        uint8_t pcrs[TPM_DEVICE_PCRS][32], expected[32];
-        JoinService js = { .token_ttl_min = 15 };
+        _cleanup_(freep) uint8_t *event_log = NULL;
+        MonitorChannels channels;
         VtpmAttester attester;
         VtpmIssueConfig cfg;
+        RpcServerConfig rc;
         AtlsAttester a;
         AtlsVerifier v;
-        RpcServerConfig rc;
+        size_t event_log_size = 0;
+        char go;
+        int r;
+
+        /* Gone with the monitor (kill -9 included): a network process alone holds nothing and
+         * must not keep the port. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                _exit(1);
+        /* The monitor says when its own start-up (the master secret) succeeded. */
+        if (read(fds[0], &go, 1) != 1)
+                _exit(1);
+        monitor_channels_init(&channels, fds);
+        js->monitor = &channels;
+
+        r = tpm_device_open(arg_tcti, &tpm);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
+                _exit(1);
+        }
+        vtpm_issue_config_defaults(&cfg);
+        cfg.event_log = arg_event_log;
+        /* Read now: under the seccomp filter no file can be opened. */
+        if (arg_event_log[0]) {
+                r = read_full_file(arg_event_log, EVIDENCE_EVENT_LOG_MAX, &event_log,
+                                   &event_log_size);
+                if (r < 0 && r != -ENOENT) {
+                        log_error_errno(r, "Cannot read the event log %s: %m", arg_event_log);
+                        _exit(1);
+                }
+                if (r >= 0) {
+                        cfg.event_log_data = event_log;
+                        cfg.event_log_size = event_log_size;
+                } else
+                        cfg.event_log = "";
+        }
+        /* Capabilities are per thread: dropped before the server starts its workers. */
+        r = sandbox_drop_capabilities();
+        if (r < 0) {
+                log_error_errno(r, "Cannot drop the network process's capabilities: %m");
+                _exit(1);
+        }
+        vtpm_attester_init(&attester, tpm, &cfg);
+        a = vtpm_attester(&attester);
+        v = join_verifier(js);
+        r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
+        if (r >= 0)
+                r = atls_context_allow_unattested_clients(atls);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up aTLS: %m");
+                _exit(1);
+        }
+        rpc_server_config_defaults(&rc);
+        rc.address = arg_address;
+        rc.port = arg_port;
+        rc.notify = true;
+        rc.on_refusal = join_on_refusal;
+        rc.listen_fd = arg_listen_fd;
+        /* Requests wait on the monitor (kubeadm, fsyncs) beside the loop, which keeps
+         * handshaking. */
+        rc.workers = JOIN_WORKERS;
+        r = rpc_server_new(&rc, atls, join_network_routes, js, &server);
+        if (r < 0) {
+                log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
+                _exit(1);
+        }
+        r = sandbox_network_filter();
+        if (r < 0) {
+                log_error_errno(r, "Cannot install the network process's seccomp filter: %m");
+                _exit(1);
+        }
+        printf("cloister-join-service: cluster %s, serving joins on %s:%u (network process %d, "
+               "no capabilities, seccomp)\n",
+               js->cluster_id_hex, arg_address, rpc_server_port(server), (int) getpid());
+        fflush(stdout);
+        r = rpc_server_run(server);
+        fflush(stdout);
+#if defined(__SANITIZE_ADDRESS__)
+        /* LeakSanitizer's checker needs ptrace, which the filter kills: the monitor's exit is
+         * the one checked. */
+        _exit(r < 0 ? 1 : 0);
+#endif
+        server = rpc_server_free(server);
+        atls = atls_context_free(atls);
+        vtpm_attester_done(&attester);
+        exit(r < 0 ? 1 : 0);
+}
+
+/* The monitor's main thread: signals. SIGTERM/SIGINT go on to the network process, whose exit
+ * ends the service. */
+static int wait_network(pid_t child, const sigset_t *set)
+{
+        for (;;) {
+                siginfo_t si;
+                int status;
+
+                if (sigwaitinfo(set, &si) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (si.si_signo == SIGTERM || si.si_signo == SIGINT) {
+                        (void) kill(child, SIGTERM);
+                        continue;
+                }
+                if (waitpid(child, &status, WNOHANG) != child)
+                        continue;
+                if (WIFEXITED(status))
+                        return WEXITSTATUS(status) == 0 ? 0 : -EIO;
+                log_error("join-service: the network process died of signal %d%s", WTERMSIG(status),
+                          WTERMSIG(status) == SIGSYS ? " (a syscall its seccomp filter forbids)"
+                                                     : "");
+                return -EIO;
+        }
+}
+
+static void *serve_thread(void *arg)
+{
+        void **args = arg;
+
+        (void) join_monitor_serve(args[0], args[1]);
+        return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
+        _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL;
+        uint8_t pcrs[TPM_DEVICE_PCRS][32], expected[32];
+        int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS];
+        JoinService js = { .token_ttl_min = 15 };
+        pthread_t serving;
+        void *serve_args[2];
+        sigset_t set;
+        pid_t child;
         Diag d;
         int r;
 
@@ -346,38 +494,62 @@ int main(int argc, char *argv[])
         r = record_self(&js, tpm);
         if (r < 0)
                 goto finish;
+        /* The network process opens the TPM for itself. */
+        tpm = tpm_device_close(tpm);
 
-        vtpm_issue_config_defaults(&cfg);
-        cfg.event_log = arg_event_log;
-        vtpm_attester_init(&attester, tpm, &cfg);
-        a = vtpm_attester(&attester);
-        v = join_verifier(&js);
-        r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
-        if (r >= 0)
-                r = atls_context_allow_unattested_clients(atls);
-        if (r < 0) {
-                log_error_errno(r, "Cannot set up aTLS: %m");
-                goto done;
+        /* Privilege separation (docs/join.md): one channel per request in flight. */
+        for (size_t i = 0; i < JOIN_CHANNELS; i++) {
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+                        r = log_error_errno(-errno, "Cannot create the monitor's channels: %m");
+                        goto finish;
+                }
+                mon[i] = pair[0];
+                net[i] = pair[1];
         }
-        rpc_server_config_defaults(&rc);
-        rc.address = arg_address;
-        rc.port = arg_port;
-        rc.notify = true;
-        rc.on_refusal = join_on_refusal;
-        rc.listen_fd = arg_listen_fd;
-        /* kubeadm calls and fsyncs run beside the loop, which keeps handshaking. */
-        rc.workers = JOIN_WORKERS;
-        r = rpc_server_new(&rc, atls, routes, &js, &server);
-        if (r < 0) {
-                log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
-                goto done;
-        }
-        printf("cloister-join-service: cluster %s, serving joins on %s:%u\n", js.cluster_id_hex,
-               arg_address, rpc_server_port(server));
         fflush(stdout);
-        r = rpc_server_run(server);
-done:
-        vtpm_attester_done(&attester);
+        fflush(stderr);
+        child = fork();
+        if (child < 0) {
+                r = log_error_errno(-errno, "Cannot fork the network process: %m");
+                goto finish;
+        }
+        if (child == 0) {
+                for (size_t i = 0; i < JOIN_CHANNELS; i++)
+                        (void) close(mon[i]);
+                run_network(&js, net);
+        }
+        for (size_t i = 0; i < JOIN_CHANNELS; i++)
+                (void) close(net[i]);
+        /* The listening socket is the network process's alone. */
+        if (arg_listen_fd >= 0)
+                (void) close(arg_listen_fd);
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGCHLD);
+        (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+        r = load_master_secret(&js);
+        if (r < 0) {
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                goto finish;
+        }
+        log_info("join-service: monitor %d holds the secrets; network process %d serves",
+                 (int) getpid(), (int) child);
+        serve_args[0] = &js;
+        serve_args[1] = mon;
+        if (pthread_create(&serving, NULL, serve_thread, serve_args) != 0) {
+                r = log_error_errno(-EAGAIN, "Cannot start the monitor's threads.");
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                goto finish;
+        }
+        if (write(mon[0], "g", 1) != 1)
+                log_error("join-service: cannot start the network process: %m");
+        r = wait_network(child, &set);
+        /* Its channels are closed now: the monitor's threads end. */
+        (void) pthread_join(serving, NULL);
 finish:
         join_service_done(&js);
         master_secret_free(js.master);

@@ -14,6 +14,8 @@
 #include "cloister/crypto.h"
 #include "cloister/log.h"
 
+#include "atls-internal.h"
+
 struct AtlsContext {
         AtlsRole role;
         bool attests, verifies;
@@ -47,6 +49,8 @@ typedef struct AtlsConn {
         Diag failure;
         uint8_t *evidence; /* a copy of the peer's evidence (verifying contexts) */
         size_t evidence_size;
+        uint8_t *peer_spki; /* the key that evidence is bound to (DER SubjectPublicKeyInfo) */
+        size_t peer_spki_size;
 } AtlsConn;
 
 static int ssl_conn_index = -1, ssl_ctx_index = -1;
@@ -56,8 +60,10 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 {
         AtlsConn *c = ptr;
 
-        if (c)
+        if (c) {
                 free(c->evidence);
+                free(c->peer_spki);
+        }
         free(c);
 }
 
@@ -118,6 +124,34 @@ int atls_peer_evidence(const SSL *ssl, const uint8_t **ret, size_t *ret_size)
         *ret = c->evidence;
         *ret_size = c->evidence_size;
         return 0;
+}
+
+int atls_peer_binding_input(const SSL *ssl, uint8_t ret_nonce[static ATLS_NONCE_SIZE],
+                            const uint8_t **ret_spki, size_t *ret_spki_size)
+{
+        const AtlsConn *c = ssl_conn_index >= 0 ? SSL_get_ex_data(ssl, ssl_conn_index) : NULL;
+
+        if (!c || !c->verified || !c->peer_spki || !c->my_nonce_sent)
+                return -ENOENT;
+        memcpy(ret_nonce, c->my_nonce, ATLS_NONCE_SIZE);
+        *ret_spki = c->peer_spki;
+        *ret_spki_size = c->peer_spki_size;
+        return 0;
+}
+
+int atls_context_spki(AtlsContext *c, const uint8_t **ret, size_t *ret_size)
+{
+        if (!c->spki)
+                return -ENOENT;
+        *ret = c->spki;
+        *ret_size = c->spki_size;
+        return 0;
+}
+
+int atls_context_unseal(AtlsContext *c, const char *label, const uint8_t *sealed, size_t size,
+                        Secret **ret)
+{
+        return atls_unseal_with_key(c->key, c->spki, c->spki_size, label, sealed, size, ret);
 }
 
 int atls_context_allow_unattested_clients(AtlsContext *c)
@@ -445,7 +479,15 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
                 return diag_fail(d, -EIO, "atls-certificate", -1, "cannot encode the peer's key");
         r = atls_binding(c->verifier.variant, peer, conn->my_nonce, spki, (size_t) spki_size,
                          binding);
+        free(conn->peer_spki);
+        conn->peer_spki = r >= 0 ? malloc((size_t) spki_size) : NULL;
+        if (conn->peer_spki) {
+                memcpy(conn->peer_spki, spki, (size_t) spki_size);
+                conn->peer_spki_size = (size_t) spki_size;
+        }
         OPENSSL_free(spki);
+        if (r >= 0 && !conn->peer_spki)
+                return diag_fail(d, -ENOMEM, "atls-certificate", -1, "out of memory");
         if (r < 0)
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the expected binding");
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloister/attest.h"
@@ -46,7 +47,13 @@ int attest_vtpm_issue(TpmDevice *tpm, const VtpmIssueConfig *config,
         memcpy(e->tpm.pcrs, q.pcrs, sizeof(e->tpm.pcrs));
         tpm_device_quote_done(&q);
 
-        if (config->event_log && config->event_log[0]) {
+        if (config->event_log_data) {
+                uint8_t *log = malloc(config->event_log_size ?: 1);
+                if (!log)
+                        return -ENOMEM;
+                memcpy(log, config->event_log_data, config->event_log_size);
+                e->tpm.event_log = (Blob){ log, config->event_log_size };
+        } else if (config->event_log && config->event_log[0]) {
                 uint8_t *log;
                 size_t size;
 

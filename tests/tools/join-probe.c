@@ -196,6 +196,15 @@ int main(int argc, char *argv[])
                 printf("handshake failed: %s\n", d.message);
                 return 1;
         }
+        /* A join or rejoin ticket comes sealed to this probe's key: opened here (and refused if
+         * it does not open), so that tests see what the node would. */
+        if (!get_path && status == 200) {
+                diag_clear(&d);
+                if (rpc_answer_unseal(atls, rejoin_uuid ? "rejoin" : "join", &resp, &d) < 0) {
+                        printf("HTTP %ld unsealed answer refused: %s\n", status, d.message);
+                        return 1;
+                }
+        }
         if (resp)
                 (void) json_dump_compact(resp, &text);
         printf("HTTP %ld %s\n", status, text ?: "");

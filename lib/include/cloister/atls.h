@@ -19,6 +19,7 @@
 
 #include "cloister/diag.h"
 #include "cloister/evidence.h"
+#include "cloister/secret.h"
 
 #define ATLS_NONCE_SIZE   32
 #define ATLS_BINDING_SIZE 32
@@ -98,6 +99,34 @@ bool atls_peer_verified(const SSL *ssl);
 int atls_peer_evidence_digest(const SSL *ssl, uint8_t ret[static 32]);
 /* The evidence document itself (owned by the connection); -ENOENT if none was verified. */
 int atls_peer_evidence(const SSL *ssl, const uint8_t **ret, size_t *ret_size);
+/* What the peer's verified evidence is bound to on this connection: the nonce this side sent
+ * and the peer's certificate key (DER SubjectPublicKeyInfo, owned by the connection), so that
+ * another process can verify the same evidence again and seal an answer to that key;
+ * -ENOENT if no evidence was verified. */
+int atls_peer_binding_input(const SSL *ssl, uint8_t ret_nonce[static ATLS_NONCE_SIZE],
+                            const uint8_t **ret_spki, size_t *ret_spki_size);
+
+/*
+ * Sealed answers (docs/join.md, "Privilege separation"): bytes encrypted to an attested peer's
+ * certificate key, so that the process that relays them (the join service's network process)
+ * can neither read nor alter them. ECDH P-256 with an ephemeral key, HKDF-SHA-256 with the
+ * label, AES-256-GCM:
+ *     "CSL1" || ephemeral point (65, uncompressed) || IV (12) || ciphertext || tag (16)
+ * label names the purpose ("join", "rejoin") and is authenticated: an answer sealed for one
+ * purpose does not open as another.
+ */
+#define ATLS_SEALED_OVERHEAD (4U + 65U + 12U + 16U)
+#define ATLS_SEALED_MAX      (1024U * 1024U)
+int atls_seal(const uint8_t *spki, size_t spki_size, const char *label, const void *plain,
+              size_t plain_size, uint8_t **ret, size_t *ret_size);
+/* This context's certificate key (DER SubjectPublicKeyInfo, owned by the context): what a peer
+ * seals to. */
+int atls_context_spki(AtlsContext *c, const uint8_t **ret, size_t *ret_size);
+/* Opens bytes sealed to this context's certificate key: -EBADMSG when malformed or not for this
+ * key and label (the tag does not verify). */
+int atls_context_unseal(AtlsContext *c, const char *label, const uint8_t *sealed, size_t size,
+                        Secret **ret);
+
 /* Server in mutual mode: a client may decline to attest (it sends no certificate) and the
  * handshake still completes, unverified; evidence a client does present must still pass. Every
  * endpoint that needs an attested client must then check atls_peer_verified() (RpcRoute's

@@ -135,6 +135,10 @@ typedef struct VtpmIssueConfig {
         const char *event_log; /* default /sys/kernel/security/tpm0/binary_bios_measurements;
                                 * "" for none; a missing file is not an error */
         bool include_ek;       /* EK certificate and EK public, for ek-cert verifiers */
+        /* The event log already read (a sandboxed process that may open no file): used instead
+         * of event_log when set; the caller keeps it alive. */
+        const uint8_t *event_log_data;
+        size_t event_log_size;
 } VtpmIssueConfig;
 
 #define VTPM_EVENT_LOG_DEFAULT "/sys/kernel/security/tpm0/binary_bios_measurements"

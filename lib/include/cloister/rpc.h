@@ -118,6 +118,14 @@ int rpc_call(AtlsContext *atls, const RpcClientConfig *config, const char *metho
              const char *base_url, const char *path, const json_t *body, bool idempotent,
              long *ret_status, json_t **ret_response, Diag *d);
 
+/* An answer only the attested client can read (and nobody on the way can alter): sealed to its
+ * aTLS certificate key (atls_seal(), spki from atls_peer_binding_input()), as {"sealed": B64}. */
+int rpc_answer_seal(const uint8_t *spki, size_t spki_size, const char *label, const json_t *answer,
+                    json_t **ret);
+/* The client's side: *io must be exactly {"sealed": B64} opening with atls's key for label; it
+ * is replaced by the answer inside. Anything else (an answer in the clear included) fails. */
+int rpc_answer_unseal(AtlsContext *atls, const char *label, json_t **io, Diag *d);
+
 /* A plain GET (https, or http for loopback test servers) of at most max_size bytes: for
  * self-authenticating data such as AMD's certificates. *ret may be NULL for an empty body. */
 int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t **ret,

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The network process: TLS, HTTP, JSON and the first verification of evidence, holding no
+ * master secret, disk key or ticket secret (docs/join.md, "Privilege separation"). Every route
+ * becomes one typed request to the monitor; join and rejoin tickets come back sealed to the
+ * client's key and are relayed as they are.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/atls.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/privsep.h"
+#include "cloister/rpc.h"
+
+#include "join-service.h"
+
+int monitor_channels_init(MonitorChannels *m, const int fds[static JOIN_CHANNELS])
+{
+        *m = (MonitorChannels){};
+        for (size_t i = 0; i < JOIN_CHANNELS; i++)
+                m->fds[i] = fds[i];
+        (void) pthread_mutex_init(&m->lock, NULL);
+        (void) pthread_cond_init(&m->freed, NULL);
+        return 0;
+}
+
+int monitor_call(MonitorChannels *m, PrivsepBuf *request, int *ret_status, const char **ret_detail,
+                 const char **ret_answer, uint8_t **ret_buf, size_t *ret_size)
+{
+        uint8_t *buf = NULL;
+        size_t size = 0, slot = JOIN_CHANNELS;
+        uint8_t op = request->data ? request->data[4] : 0;
+        PrivsepMsg reply;
+        int r;
+
+        *ret_detail = *ret_answer = NULL;
+        (void) pthread_mutex_lock(&m->lock);
+        for (;;) {
+                for (size_t i = 0; i < JOIN_CHANNELS && slot == JOIN_CHANNELS; i++)
+                        if (!m->busy[i] && m->fds[i] >= 0)
+                                slot = i;
+                if (slot < JOIN_CHANNELS)
+                        break;
+                (void) pthread_cond_wait(&m->freed, &m->lock);
+        }
+        m->busy[slot] = true;
+        (void) pthread_mutex_unlock(&m->lock);
+
+        r = privsep_send(m->fds[slot], request);
+        if (r >= 0)
+                r = privsep_recv(m->fds[slot], &buf, &size);
+        if (r >= 0)
+                r = privsep_parse(buf, size, join_privsep_replies, join_privsep_n_specs, &reply);
+        if (r >= 0 && reply.op != (op | PRIVSEP_REPLY))
+                r = -EPROTO;
+
+        (void) pthread_mutex_lock(&m->lock);
+        m->busy[slot] = false;
+        (void) pthread_cond_signal(&m->freed);
+        (void) pthread_mutex_unlock(&m->lock);
+        if (r < 0) {
+                privsep_wipe_free(buf, size);
+                return r;
+        }
+        *ret_status = reply.status > 0 || reply.status < -4095 ? -EPROTO : reply.status;
+        *ret_detail = privsep_text(&reply, 0);
+        *ret_answer = privsep_text(&reply, 1);
+        *ret_buf = buf;
+        *ret_size = size;
+        return 0;
+}
+
+/* Sends the request, turns the reply into the route's answer. */
+static int ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *detail, size_t n)
+{
+        const char *rdetail, *answer;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        Diag d;
+        int status, r;
+
+        r = monitor_call(js->monitor, b, &status, &rdetail, &answer, &buf, &size);
+        privsep_buf_done(b);
+        if (r < 0) {
+                (void) snprintf(detail, n, "the join service's monitor did not answer (%s)",
+                                strerror(-r));
+                return -EIO;
+        }
+        if (status < 0) {
+                (void) snprintf(detail, n, "%s", rdetail);
+                privsep_wipe_free(buf, size);
+                return status;
+        }
+        diag_clear(&d);
+        r = json_parse_buffer(answer, strlen(answer), "the monitor's answer", ret_response, &d);
+        privsep_wipe_free(buf, size);
+        if (r < 0)
+                (void) snprintf(detail, n, "%s", d.message);
+        return r;
+}
+
+/* What the client's evidence is bound to, forwarded for the monitor to verify it again. */
+static int add_evidence(JoinService *js, const RpcRequest *req, PrivsepBuf *b, char *detail,
+                        size_t n)
+{
+        uint8_t nonce[ATLS_NONCE_SIZE];
+        const uint8_t *evidence, *spki;
+        size_t evidence_size, spki_size;
+
+        if (atls_peer_evidence(req->ssl, &evidence, &evidence_size) < 0 ||
+            atls_peer_binding_input(req->ssl, nonce, &spki, &spki_size) < 0) {
+                join_network_refusal(js, req->peer, "", "the client did not attest");
+                (void) snprintf(detail, n, "the client did not attest");
+                return -EPERM;
+        }
+        privsep_buf_add(b, evidence, evidence_size);
+        privsep_buf_add(b, nonce, sizeof(nonce));
+        privsep_buf_add(b, spki, spki_size);
+        privsep_buf_add_text(b, req->peer);
+        return 0;
+}
+
+static void refuse_body(JoinService *js, const RpcRequest *req, const char *reason, char *detail,
+                        size_t n)
+{
+        uint8_t digest[32];
+        char hex[65] = "";
+
+        if (atls_peer_evidence_digest(req->ssl, digest) >= 0)
+                for (size_t i = 0; i < sizeof(digest); i++)
+                        (void) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+        join_network_refusal(js, req->peer, hex, reason);
+        (void) snprintf(detail, n, "%s", reason);
+}
+
+static int net_join(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                    size_t n)
+{
+        static const char *const keys[] = {
+                "name", "role", "diskUuid", "endpoint", "controlPlaneAuthorization", NULL
+        };
+        JoinService *js = userdata;
+        JsonCtx ctx = { .source = "join request", .path = "" };
+        const char *name = NULL, *role = NULL, *uuid = NULL, *endpoint = NULL,
+                   *authorization = NULL;
+        PrivsepBuf b;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
+            json_get_string(&ctx, req->body, "role", true, &role) < 0 ||
+            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
+            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0 ||
+            (json_get_string(&ctx, req->body, "controlPlaneAuthorization", false, &authorization) <
+                     0 &&
+             diag_failed(&d))) {
+                refuse_body(js, req, d.message, detail, n);
+                return -EBADMSG;
+        }
+        privsep_buf_begin(&b, JOIN_PRIVSEP_JOIN, 0);
+        r = add_evidence(js, req, &b, detail, n);
+        if (r < 0) {
+                privsep_buf_done(&b);
+                return r;
+        }
+        privsep_buf_add_text(&b, name);
+        privsep_buf_add_text(&b, role);
+        privsep_buf_add_text(&b, uuid);
+        privsep_buf_add_text(&b, endpoint);
+        privsep_buf_add_text(&b, authorization ?: "");
+        return ask(js, &b, ret_response, detail, n);
+}
+
+static int net_rejoin(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                      size_t n)
+{
+        static const char *const keys[] = { "name", "diskUuid", "endpoint", NULL };
+        JoinService *js = userdata;
+        JsonCtx ctx = { .source = "rejoin request", .path = "" };
+        const char *name = NULL, *uuid = NULL, *endpoint = NULL;
+        PrivsepBuf b;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_string(&ctx, req->body, "name", true, &name) < 0 ||
+            json_get_string(&ctx, req->body, "diskUuid", true, &uuid) < 0 ||
+            json_get_string(&ctx, req->body, "endpoint", true, &endpoint) < 0) {
+                refuse_body(js, req, d.message, detail, n);
+                return -EBADMSG;
+        }
+        privsep_buf_begin(&b, JOIN_PRIVSEP_REJOIN, 0);
+        r = add_evidence(js, req, &b, detail, n);
+        if (r < 0) {
+                privsep_buf_done(&b);
+                return r;
+        }
+        privsep_buf_add_text(&b, name);
+        privsep_buf_add_text(&b, uuid);
+        privsep_buf_add_text(&b, endpoint);
+        return ask(js, &b, ret_response, detail, n);
+}
+
+static int net_simple(JoinService *js, JoinPrivsepOp op, const char *text, json_t **ret_response,
+                      char *detail, size_t n)
+{
+        PrivsepBuf b;
+
+        privsep_buf_begin(&b, op, 0);
+        if (text)
+                privsep_buf_add_text(&b, text);
+        return ask(js, &b, ret_response, detail, n);
+}
+
+static int net_members(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                       size_t n)
+{
+        return net_simple(userdata, JOIN_PRIVSEP_MEMBERS, NULL, ret_response, detail, n);
+}
+
+static int net_node(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                    size_t n)
+{
+        return net_simple(userdata, JOIN_PRIVSEP_NODE, NULL, ret_response, detail, n);
+}
+
+static int net_audit(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                     size_t n)
+{
+        if (req->query && strlen(req->query) > 63) {
+                (void) snprintf(detail, n, "the audit log takes one query, offset=N (bytes)");
+                return -EBADMSG;
+        }
+        return net_simple(userdata, JOIN_PRIVSEP_AUDIT, req->query ?: "", ret_response, detail, n);
+}
+
+/* The owner repeating its init sends the master secret to this process: it goes to the monitor
+ * for comparison and is wiped here (docs/join.md says what that means). */
+static int net_init_again(void *userdata, const RpcRequest *req, json_t **ret_response,
+                          char *detail, size_t n)
+{
+        static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
+                                            "kubernetesVersion", "clusterName", "initSecret",
+                                            "serviceCidr",       "policy",      NULL };
+        JsonCtx ctx = { .source = "init request", .path = "" };
+        _cleanup_(secret_freep) Secret *master = NULL, *salt = NULL, *msalt = NULL;
+        PrivsepBuf b;
+        Diag d;
+
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "masterSecret", MASTER_SECRET_SIZE, &master) <
+                    0 ||
+            json_get_base64_secret(&ctx, req->body, "salt", MASTER_SALT_SIZE, &salt) < 0 ||
+            json_get_base64_secret(&ctx, req->body, "measurementSalt", MEASUREMENT_SALT_SIZE,
+                                   &msalt) < 0) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+        privsep_buf_begin(&b, JOIN_PRIVSEP_INIT_AGAIN, 0);
+        privsep_buf_add(&b, secret_data(master), MASTER_SECRET_SIZE);
+        privsep_buf_add(&b, secret_data(salt), MASTER_SALT_SIZE);
+        privsep_buf_add(&b, secret_data(msalt), MEASUREMENT_SALT_SIZE);
+        return ask(userdata, &b, ret_response, detail, n);
+}
+
+const RpcRoute join_network_routes[] = {
+        { "GET", "/v1/node", net_node },
+        { "POST", "/v1/join", net_join, .attested_client = true },
+        { "POST", "/v1/rejoin", net_rejoin, .attested_client = true },
+        { "GET", "/v1/members", net_members },
+        { "POST", "/v1/init", net_init_again },
+        { "GET", "/v1/audit", net_audit },
+        {},
+};

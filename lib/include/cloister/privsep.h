@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Typed messages between a privileged monitor and the unprivileged process that faces the
+ * network (docs/join.md, "Privilege separation"), after OpenSSH's privsep: the monitor answers
+ * only the requests of a fixed table, each a fixed number of length-bounded fields.
+ *
+ * Wire format (both directions), little endian:
+ *     u32 length of the rest | u8 op | i32 status | u8 n | n x (u32 size | size bytes)
+ * A text field carries its terminating NUL and no other; requests have status 0, replies carry
+ * the op of their request with PRIVSEP_REPLY set. Anything else is refused (-EBADMSG) and the
+ * monitor closes the channel.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/macro.h"
+
+#define PRIVSEP_MSG_MAX    (2U * 1024U * 1024U)
+#define PRIVSEP_FIELDS_MAX 12
+#define PRIVSEP_REPLY      0x80
+
+typedef struct PrivsepFieldSpec {
+        uint32_t min, max; /* bytes, the NUL of a text field included */
+        bool text;
+} PrivsepFieldSpec;
+
+typedef struct PrivsepSpec {
+        uint8_t op;
+        const char *name;
+        uint8_t n_fields;
+        PrivsepFieldSpec fields[PRIVSEP_FIELDS_MAX];
+} PrivsepSpec;
+
+typedef struct PrivsepField {
+        const uint8_t *data; /* into the received buffer; a text field is NUL-terminated */
+        size_t size;
+} PrivsepField;
+
+typedef struct PrivsepMsg {
+        uint8_t op;
+        int32_t status;
+        uint8_t n_fields;
+        PrivsepField fields[PRIVSEP_FIELDS_MAX];
+} PrivsepMsg;
+
+/* Parses buf (one message without its length word) against specs (the table of one protocol,
+ * n_specs entries): the op must be in the table, its fields exactly as it declares. */
+int privsep_parse(const uint8_t *buf, size_t size, const PrivsepSpec *specs, size_t n_specs,
+                  PrivsepMsg *ret);
+static inline const char *privsep_text(const PrivsepMsg *m, size_t i)
+{
+        return (const char *) m->fields[i].data;
+}
+
+/* A message being built; its buffer is wiped when freed (fields may be secret). */
+typedef struct PrivsepBuf {
+        uint8_t *data;
+        size_t size, allocated;
+        uint8_t *count; /* the field count byte */
+        int error;      /* sticky: the first failure of an add */
+} PrivsepBuf;
+
+void privsep_buf_begin(PrivsepBuf *b, uint8_t op, int32_t status);
+void privsep_buf_add(PrivsepBuf *b, const void *data, size_t size);
+void privsep_buf_add_text(PrivsepBuf *b, const char *s);
+void privsep_buf_done(PrivsepBuf *b);
+/* Sends the message (the length word is filled in here); -EMSGSIZE over PRIVSEP_MSG_MAX. */
+int privsep_send(int fd, PrivsepBuf *b);
+/* Receives one message (without its length word) into *ret (free with privsep_wipe_free());
+ * -ECONNRESET when the other end closed the channel, -EMSGSIZE over PRIVSEP_MSG_MAX. */
+int privsep_recv(int fd, uint8_t **ret, size_t *ret_size);
+void privsep_wipe_free(uint8_t *buf, size_t size);
+
+/*
+ * The join service's protocol (join-service/join-service-monitor.c): the network process asks,
+ * the monitor answers. Every reply has two text fields: a detail (why, on failure) and an answer
+ * (JSON text; for POLICY the policy file, "" when unchanged; a join or rejoin ticket is sealed to
+ * the client's key, so the network process relays it without being able to read it).
+ */
+typedef enum JoinPrivsepOp {
+        /* node, evidence digest (hex or ""), reason: a refusal to audit (counted when repeated) */
+        JOIN_PRIVSEP_REFUSAL = 1,
+        /* policy digest held: the policy file when it changed (detail: its digest) */
+        JOIN_PRIVSEP_POLICY,
+        /* evidence, nonce, client SPKI, peer, name, role, diskUuid, endpoint, authorization */
+        JOIN_PRIVSEP_JOIN,
+        /* evidence, nonce, client SPKI, peer, name, diskUuid, endpoint */
+        JOIN_PRIVSEP_REJOIN,
+        JOIN_PRIVSEP_MEMBERS,
+        JOIN_PRIVSEP_AUDIT, /* query */
+        JOIN_PRIVSEP_NODE,
+        /* master secret, salt, measurement salt (a repeated init from the owner) */
+        JOIN_PRIVSEP_INIT_AGAIN,
+} JoinPrivsepOp;
+
+#define JOIN_PRIVSEP_DETAIL_MAX 512U
+#define JOIN_PRIVSEP_ANSWER_MAX (PRIVSEP_MSG_MAX - 64U * 1024U)
+
+extern const PrivsepSpec join_privsep_requests[];
+extern const PrivsepSpec join_privsep_replies[];
+extern const size_t join_privsep_n_specs;

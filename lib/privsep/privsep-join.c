@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The join service's typed requests and replies (privsep.h), every size bounded. */
+#include "cloister/atls.h"
+#include "cloister/attest.h"
+#include "cloister/evidence.h"
+#include "cloister/kdf.h"
+#include "cloister/privsep.h"
+
+#define TEXT(n)                                                                                    \
+        {                                                                                          \
+                .min = 1, .max = (n), .text = true                                                 \
+        }
+#define BYTES(n)                                                                                   \
+        {                                                                                          \
+                .min = 1, .max = (n)                                                               \
+        }
+#define EXACT(n)                                                                                   \
+        {                                                                                          \
+                .min = (n), .max = (n)                                                             \
+        }
+
+#define NODE_TEXT     TEXT(128)
+#define DIGEST_TEXT   TEXT(65)
+#define EVIDENCE      BYTES(EVIDENCE_SIZE_MAX)
+#define NONCE         EXACT(ATLS_NONCE_SIZE)
+#define SPKI          BYTES(1024)
+#define ENDPOINT_TEXT TEXT(262)
+
+const PrivsepSpec join_privsep_requests[] = {
+        { JOIN_PRIVSEP_REFUSAL, "refusal", 3, { NODE_TEXT, DIGEST_TEXT, TEXT(512) } },
+        { JOIN_PRIVSEP_POLICY, "policy", 1, { DIGEST_TEXT } },
+        { JOIN_PRIVSEP_JOIN,
+          "join",
+          9,
+          { EVIDENCE, NONCE, SPKI, NODE_TEXT, TEXT(64), TEXT(16), TEXT(40), ENDPOINT_TEXT,
+            TEXT(1024) } },
+        { JOIN_PRIVSEP_REJOIN,
+          "rejoin",
+          7,
+          { EVIDENCE, NONCE, SPKI, NODE_TEXT, TEXT(64), TEXT(40), ENDPOINT_TEXT } },
+        { JOIN_PRIVSEP_MEMBERS, "members", 0, {} },
+        { JOIN_PRIVSEP_AUDIT, "audit", 1, { TEXT(64) } },
+        { JOIN_PRIVSEP_NODE, "node", 0, {} },
+        { JOIN_PRIVSEP_INIT_AGAIN,
+          "init-again",
+          3,
+          { EXACT(MASTER_SECRET_SIZE), EXACT(MASTER_SALT_SIZE), EXACT(MEASUREMENT_SALT_SIZE) } },
+};
+
+#define REPLY(op, name)                                                                            \
+        {                                                                                          \
+                (op), (name), 2,                                                                   \
+                {                                                                                  \
+                        TEXT(JOIN_PRIVSEP_DETAIL_MAX), TEXT(JOIN_PRIVSEP_ANSWER_MAX)               \
+                }                                                                                  \
+        }
+
+const PrivsepSpec join_privsep_replies[] = {
+        REPLY(JOIN_PRIVSEP_REFUSAL, "refusal"), REPLY(JOIN_PRIVSEP_POLICY, "policy"),
+        REPLY(JOIN_PRIVSEP_JOIN, "join"),       REPLY(JOIN_PRIVSEP_REJOIN, "rejoin"),
+        REPLY(JOIN_PRIVSEP_MEMBERS, "members"), REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
+        REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
+};
+
+const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

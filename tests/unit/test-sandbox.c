@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The join service's network process confinement (lib/sandbox): each probe runs in a child that
+ * drops its capabilities, installs the filter and then tries one thing. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers/unit.h"
+
+#include "cloister/sandbox.h"
+
+typedef int (*Probe)(void);
+
+/* The child's fate: exit status (>= 0) or -signal. */
+static int in_sandbox(Probe probe)
+{
+        int status;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (sandbox_drop_capabilities() < 0 || sandbox_network_filter() < 0)
+                        _exit(100);
+                _exit(probe());
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static int probe_nothing(void)
+{
+        return 0;
+}
+
+static int probe_execve(void)
+{
+        char *const argv[] = { (char *) "/bin/true", NULL };
+
+        (void) execv("/bin/true", argv);
+        return 1; /* refused without being killed: still wrong */
+}
+
+static int probe_ptrace(void)
+{
+        (void) ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        return 1;
+}
+
+static int probe_fork(void)
+{
+        pid_t p = fork();
+        if (p == 0)
+                _exit(0);
+        return 1;
+}
+
+/* Opening any file fails (EACCES), the master secret's first of all. */
+static int probe_open(void)
+{
+        const char *path = getenv("SANDBOX_TEST_FILE");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0)
+                return 1;
+        return errno == EACCES ? 0 : 2;
+}
+
+static int probe_create(void)
+{
+        char path[512];
+        int fd;
+
+        (void) snprintf(path, sizeof(path), "%s/new-file", test_tmpdir());
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        return fd < 0 && errno == EACCES ? 0 : 1;
+}
+
+static void *thread_main(void *arg)
+{
+        return arg;
+}
+
+/* What the process needs keeps working: threads, reads and writes on open descriptors. */
+static int probe_threads_and_io(void)
+{
+        pthread_t t;
+        void *ret = NULL;
+        int p[2];
+        char c = 0;
+
+        if (pthread_create(&t, NULL, thread_main, (void *) 42) != 0 || pthread_join(t, &ret) != 0 ||
+            ret != (void *) 42)
+                return 1;
+        if (pipe(p) < 0 || write(p[1], "x", 1) != 1 || read(p[0], &c, 1) != 1 || c != 'x')
+                return 2;
+        return 0;
+}
+
+/* Even /proc/self is closed to it (the kernel's view of its capabilities is read by the parent,
+ * test_sandbox_leaves_no_capability). */
+static int probe_proc_self(void)
+{
+        FILE *f = fopen("/proc/self/status", "re");
+        return f ? 3 : 0;
+}
+
+static void test_sandbox_kills_the_process_on_execve(void **state)
+{
+        assert_int_equal(in_sandbox(probe_execve), -SIGSYS);
+}
+
+static void test_sandbox_kills_the_process_on_ptrace(void **state)
+{
+        assert_int_equal(in_sandbox(probe_ptrace), -SIGSYS);
+}
+
+static void test_sandbox_kills_the_process_on_fork(void **state)
+{
+        assert_int_equal(in_sandbox(probe_fork), -SIGSYS);
+}
+
+static void test_sandbox_refuses_to_open_a_secret_file(void **state)
+{
+        char path[512];
+        FILE *f;
+
+        (void) snprintf(path, sizeof(path), "%s/master-secret.json", test_tmpdir());
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs("{\"key\": \"secret\"}", f);
+        fclose(f);
+        assert_int_equal(setenv("SANDBOX_TEST_FILE", path, 1), 0);
+        /* The positive control: outside the sandbox the file opens. */
+        assert_int_equal(probe_open(), 1);
+        assert_int_equal(in_sandbox(probe_open), 0);
+        assert_int_equal(in_sandbox(probe_create), 0);
+        assert_int_equal(in_sandbox(probe_proc_self), 0);
+}
+
+static void test_sandbox_keeps_threads_and_open_descriptors_working(void **state)
+{
+        assert_int_equal(in_sandbox(probe_nothing), 0);
+        assert_int_equal(in_sandbox(probe_threads_and_io), 0);
+}
+
+static void test_sandbox_leaves_no_capability(void **state)
+{
+        int p[2], status;
+        char line[4096];
+        pid_t pid;
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char c;
+                if (sandbox_drop_capabilities() < 0)
+                        _exit(100);
+                (void) close(p[1]);
+                /* held until the parent has looked */
+                _exit(read(p[0], &c, 1) >= 0 ? 0 : 1);
+        }
+        (void) close(p[0]);
+        /* Wait until the child is past the drop: its bounding set is empty. */
+        for (int i = 0; i < 200; i++) {
+                char path[64];
+                FILE *f;
+                bool empty = false;
+
+                (void) snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+                f = fopen(path, "re");
+                assert_non_null(f);
+                while (fgets(line, sizeof(line), f))
+                        if (strncmp(line, "CapBnd:", 7) == 0)
+                                empty = strtoull(line + 7, NULL, 16) == 0;
+                fclose(f);
+                if (empty)
+                        break;
+                usleep(10000);
+        }
+        {
+                char path[64];
+                FILE *f;
+                unsigned long long eff = 1, prm = 1, bnd = 1;
+                int nnp = 0;
+
+                (void) snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+                f = fopen(path, "re");
+                assert_non_null(f);
+                while (fgets(line, sizeof(line), f)) {
+                        (void) sscanf(line, "CapEff: %llx", &eff);
+                        (void) sscanf(line, "CapPrm: %llx", &prm);
+                        (void) sscanf(line, "CapBnd: %llx", &bnd);
+                        (void) sscanf(line, "NoNewPrivs: %d", &nnp);
+                }
+                fclose(f);
+                assert_true(eff == 0 && prm == 0 && bnd == 0);
+                assert_int_equal(nnp, 1);
+        }
+        (void) close(p[1]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_sandbox_kills_the_process_on_execve),
+                cmocka_unit_test(test_sandbox_kills_the_process_on_ptrace),
+                cmocka_unit_test(test_sandbox_kills_the_process_on_fork),
+                cmocka_unit_test(test_sandbox_refuses_to_open_a_secret_file),
+                cmocka_unit_test(test_sandbox_keeps_threads_and_open_descriptors_working),
+                cmocka_unit_test(test_sandbox_leaves_no_capability),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
