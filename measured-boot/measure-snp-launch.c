@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloister-measure snp-launch: the SEV-SNP launch measurement of a guest, from its firmware. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cloister/crypto.h"
 #include "cloister/fileio.h"
@@ -225,6 +229,61 @@ static int parse_options(int argc, char *argv[], Options *o)
         return 1;
 }
 
+/* The firmware, read in one exact-size buffer: it is neither secret nor grown piecemeal (it is
+ * read on every measurement and hashed whole, see tests/bench/bench-snp-launch.c). A file that
+ * changes size while it is read is refused. */
+typedef struct Image {
+        uint8_t *data; /* mmap'ed */
+        size_t size, mapped;
+} Image;
+
+static void image_done(Image *i)
+{
+        if (i->mapped)
+                (void) munmap(i->data, i->mapped);
+        *i = (Image){};
+}
+
+static int read_firmware(const char *path, Image *ret)
+{
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_(image_done) Image img = {};
+        struct stat st;
+        char extra;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return log_error_errno(negative_errno(), "%s: cannot read: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(
+                        -EINVAL, "%s: not a regular file: the firmware image is needed.", path);
+        if ((uint64_t) st.st_size > SNP_FIRMWARE_SIZE_MAX)
+                return log_error_errno(-EMSGSIZE, "%s: larger than %u bytes: not a firmware image.",
+                                       path, SNP_FIRMWARE_SIZE_MAX);
+        /* Pre-faulted in one call: page by page, the faults cost about as much as the hashing. */
+        img.mapped = MAX((size_t) st.st_size, (size_t) 1);
+        img.data = mmap(NULL, img.mapped, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (img.data == MAP_FAILED) {
+                img = (Image){};
+                return log_oom();
+        }
+        while (img.size < (size_t) st.st_size) {
+                ssize_t n = read(fd, img.data + img.size, (size_t) st.st_size - img.size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return log_error_errno(n < 0 ? negative_errno() : -EIO,
+                                               "%s: cannot read: %s", path,
+                                               n < 0 ? strerror(errno) : "the file shrank");
+                img.size += (size_t) n;
+        }
+        if (read(fd, &extra, 1) != 0)
+                return log_error_errno(-EIO, "%s: the file changed while it was read.", path);
+        *ret = img;
+        img = (Image){};
+        return 0;
+}
+
 static void describe(const Options *o, char *buf, size_t size)
 {
         (void) snprintf(buf, size, "%u vCPU%s%s%s, VMM %s, guest features 0x%" PRIx64 "%s",
@@ -378,13 +437,14 @@ static int add_entry(const char *path, const SnpLaunchEntry *entry)
 
 int verb_snp_launch(int argc, char *argv[], void *userdata)
 {
-        _cleanup_(freep) uint8_t *firmware = NULL;
+        _cleanup_(image_done) Image image = {};
+        const uint8_t *firmware;
         uint8_t ld[SNP_LD_SIZE], fw_digest[SNP_LD_SIZE];
         SnpLaunchInput in = {};
         SnpFirmware fw;
         Options o;
         char what[160];
-        size_t size;
+        size_t size = 0;
         Diag d;
         int r;
 
@@ -393,12 +453,11 @@ int verb_snp_launch(int argc, char *argv[], void *userdata)
                 return r;
 
         /* Read the inputs. */
-        r = read_full_file(o.firmware, SNP_FIRMWARE_SIZE_MAX, &firmware, &size);
-        if (r == -EMSGSIZE)
-                return log_error_errno(r, "%s: larger than %u bytes: not a firmware image.",
-                                       o.firmware, SNP_FIRMWARE_SIZE_MAX);
+        r = read_firmware(o.firmware, &image);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot read: %m", o.firmware);
+                return r;
+        firmware = image.data;
+        size = image.size;
         in = (SnpLaunchInput){ .firmware = firmware,
                                .firmware_size = size,
                                .vcpus = o.vcpus,
