@@ -32,6 +32,8 @@ int verb_mini(int argc, char *argv[], void *userdata);
 int verb_recover(int argc, char *argv[], void *userdata);
 int verb_status(int argc, char *argv[], void *userdata);
 int verb_control_plane(int argc, char *argv[], void *userdata);
+int verb_create(int argc, char *argv[], void *userdata);
+int verb_terminate(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;

@@ -68,6 +68,8 @@ static int attest_member(const char *endpoint, const char *policy_path, const Cl
 typedef struct ApplyState {
         json_t *json; /* owns the strings below */
         const char *name, *cid_hex, *endpoint, *status;
+        /* what 'cloister create' recorded (status "created": no cluster ID yet); NULL if none */
+        json_t *infrastructure;
         uint8_t cid[CLUSTER_ID_SIZE], msalt[MEASUREMENT_SALT_SIZE];
 } ApplyState;
 
@@ -78,11 +80,17 @@ static void apply_state_done(ApplyState *st)
 
 static int load_state(const char *state_path, ApplyState *st)
 {
-        static const char *const keys[] = { "version",           "status",
-                                            "clusterName",       "clusterId",
-                                            "measurementSalt",   "endpoint",
-                                            "kubernetesVersion", "serviceCidr",
-                                            "kubeconfig",        NULL };
+        static const char *const keys[] = { "version",
+                                            "status",
+                                            "clusterName",
+                                            "clusterId",
+                                            "measurementSalt",
+                                            "endpoint",
+                                            "kubernetesVersion",
+                                            "serviceCidr",
+                                            "kubeconfig",
+                                            "infrastructure",
+                                            NULL };
         JsonCtx ctx = { .source = state_path, .path = "" };
         const char *msalt_hex = NULL;
         int64_t version;
@@ -101,15 +109,28 @@ static int load_state(const char *state_path, ApplyState *st)
         if (r >= 0)
                 r = json_get_string(&ctx, st->json, "clusterName", true, &st->name);
         if (r >= 0)
+                r = json_get_string(&ctx, st->json, "endpoint", true, &st->endpoint);
+        if (r >= 0) {
+                r = json_get_object(&ctx, st->json, "infrastructure", false, &st->infrastructure);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0 && strcmp(st->status, "created") == 0) {
+                /* 'cloister create' made the nodes; no cluster exists yet. */
+                if (!st->infrastructure)
+                        return log_error_errno(
+                                -EBADMSG, "%s: status created without infrastructure.", state_path);
+                return 0;
+        }
+        if (r >= 0)
                 r = json_get_string(&ctx, st->json, "clusterId", true, &st->cid_hex);
         if (r >= 0)
                 r = json_get_string(&ctx, st->json, "measurementSalt", true, &msalt_hex);
-        if (r >= 0)
-                r = json_get_string(&ctx, st->json, "endpoint", true, &st->endpoint);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         if (strcmp(st->status, "pending") != 0 && strcmp(st->status, "initialized") != 0)
-                return log_error_errno(-EBADMSG, "%s: status is neither pending nor initialized.",
+                return log_error_errno(-EBADMSG,
+                                       "%s: status is neither created, pending nor initialized.",
                                        state_path);
         if (hex_decode_exact(st->cid_hex, st->cid, sizeof(st->cid)) < 0 ||
             hex_decode_exact(msalt_hex, st->msalt, sizeof(st->msalt)) < 0)
@@ -121,7 +142,7 @@ static int load_state(const char *state_path, ApplyState *st)
 static int write_state(const char *path, const char *status, const char *name, const char *cid_hex,
                        const uint8_t msalt[static MEASUREMENT_SALT_SIZE], const char *endpoint,
                        const char *k8s, const char *service_cidr, const char *kubeconfig,
-                       WriteFileFlags flags)
+                       json_t *infrastructure, WriteFileFlags flags)
 {
         char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
         _cleanup_(json_decrefp) json_t *st = NULL;
@@ -132,6 +153,8 @@ static int write_state(const char *path, const char *status, const char *name, c
                        "clusterName", name, "clusterId", cid_hex, "measurementSalt", msalt_hex,
                        "endpoint", endpoint, "kubernetesVersion", k8s, "serviceCidr", service_cidr,
                        "kubeconfig", kubeconfig);
+        if (st && infrastructure && json_object_set(st, "infrastructure", infrastructure) < 0)
+                return -ENOMEM;
         if (!st || json_dump_pretty(st, &text) < 0)
                 return -ENOMEM;
         return write_file_atomic(path, text, strlen(text), 0600, flags | WRITE_FILE_SYNC);
@@ -177,7 +200,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         _cleanup_(secret_freep) Secret *init_secret = NULL;
         RpcClientConfig rpc_config;
         _cleanup_(apply_state_done) ApplyState prev = {};
-        bool resume = false, timeout_given = false;
+        bool resume = false, created = false, timeout_given = false;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -197,7 +220,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister apply --endpoint https://HOST:PORT\n"
+                        printf("Usage: cloister apply [--endpoint https://HOST:PORT]\n"
                                "         --policy FILE | --config FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
                                "         [--kubernetes-version V (default " CLI_KUBERNETES_VERSION
@@ -216,7 +239,10 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "this cluster (PCR 15) and changes nothing.\n\n"
                                "--config FILE ('cloister config generate') gives the policy (its\n"
                                "\"attestation\" object) and the defaults for --cluster-name,\n"
-                               "--kubernetes-version and --service-cidr; flags given win.\n");
+                               "--kubernetes-version and --service-cidr; flags given win.\n\n"
+                               "After 'cloister create' the state file gives the endpoint (the\n"
+                               "load balancer) and the cluster name; --endpoint is then not\n"
+                               "needed.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         endpoint = optarg;
@@ -257,9 +283,11 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || !endpoint || (!policy && !config_path))
-                return log_error_errno(
-                        -EINVAL, "apply: --endpoint and --policy (or --config) are required.");
+        if (optind < argc || (!endpoint && access(state_path, F_OK) < 0) ||
+            (!policy && !config_path))
+                return log_error_errno(-EINVAL,
+                                       "apply: --endpoint (or a state file from 'cloister "
+                                       "create') and --policy (or --config) are required.");
         r = cli_policy_or_config("apply", policy, config_path, &config);
         if (r < 0)
                 return r;
@@ -270,13 +298,19 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 r = load_state(state_path, &prev);
                 if (r < 0)
                         return r;
+                endpoint = endpoint ?: prev.endpoint;
                 if (strcmp(prev.endpoint, endpoint) != 0)
                         return log_error_errno(-EEXIST,
                                                "%s records cluster '%s' at %s, not %s: use "
                                                "another --state-file for another cluster.",
                                                state_path, prev.name, prev.endpoint, endpoint);
                 resume = strcmp(prev.status, "pending") == 0;
-                if (!resume) {
+                created = strcmp(prev.status, "created") == 0;
+                if (created) {
+                        /* The nodes 'cloister create' made: the first init, under the name
+                         * create gave their resources. */
+                        name = prev.name;
+                } else if (!resume) {
                         /* Done before: only check that the node is this cluster's member. */
                         diag_clear(&d);
                         r = master_secret_load(ms_path, &ms, &d);
@@ -354,7 +388,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
          * same measurement salt (so the same cluster ID) instead of starting over. */
         if (!resume) {
                 r = write_state(state_path, "pending", name, cid_hex, msalt, endpoint, k8s,
-                                service_cidr, kubeconfig, WRITE_FILE_EXCLUSIVE);
+                                service_cidr, kubeconfig, prev.infrastructure,
+                                created ? 0 : WRITE_FILE_EXCLUSIVE);
                 if (r < 0)
                         return log_error_errno(r, "Cannot write %s: %m", state_path);
         }
@@ -435,7 +470,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return log_error_errno(r, "%s: cannot write the kubeconfig: %m", kubeconfig);
         r = write_state(state_path, "initialized", name, cid_hex, msalt, endpoint, k8s,
-                        service_cidr, kubeconfig, 0);
+                        service_cidr, kubeconfig, prev.infrastructure, 0);
         if (r < 0)
                 return log_error_errno(r,
                                        "Cluster initialised, but %s cannot be written: %m. Keep "

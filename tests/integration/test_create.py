@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cloister create and cloister terminate driving Terraform, against the terraform test double
+(tests/doubles/terraform: it accepts exactly the commands and flags a real run needs, checks the
+variables against the module's declarations and validations, writes the state and outputs an
+apply would, fails on request, and fails loudly if the init secret is in its argument vector,
+its environment or a workspace file). No terraform binary or cloud exists here."""
+import base64
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+
+DOUBLE = ROOT / "tests" / "doubles" / "terraform"
+INFRA = {"tee": "snp", "project": "my-project", "region": "europe-west4",
+         "zone": "europe-west4-a", "controlPlaneInstanceType": "n2d-standard-4",
+         "workerInstanceType": "n2d-standard-4", "workerCount": 2,
+         "imageId": "projects/my-project/global/images/cloister-1"}
+
+
+class Env:
+    def __init__(self, tmp: Path, name="terraform"):
+        self.dir = tmp / "owner"
+        self.dir.mkdir()
+        self.bin = tmp / "bin"
+        self.bin.mkdir()
+        (self.bin / name).symlink_to(DOUBLE)
+        self.calls = tmp / "calls.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CLOISTER_"))}
+        self.env.update({"PATH": f"{self.bin}:/usr/bin:/bin", "TF_DOUBLE_LOG": str(self.calls),
+                         "TF_DOUBLE_FORBID": str(self.dir / "cloister-init-secret")})
+
+    def config(self, **infra):
+        r = run("cloister", "config", "generate", "gcp", "--file", "cloister.json", "--force",
+                cwd=self.dir)
+        assert r.returncode == 0, r.stderr
+        c = json.loads((self.dir / "cloister.json").read_text())
+        c["infrastructure"] = {**INFRA, **infra}
+        c["infrastructure"] = {k: v for k, v in c["infrastructure"].items() if v is not None}
+        (self.dir / "cloister.json").write_text(json.dumps(c))
+
+    def cloister(self, *args, **env):
+        e = dict(self.env, **env)
+        return run("cloister", *args, cwd=self.dir, env=e)
+
+    def commands(self):
+        if not self.calls.exists():
+            return []
+        out = []
+        for line in self.calls.read_text().splitlines():
+            argv = json.loads(line)["argv"][1:]
+            if argv and argv[0].startswith("-chdir="):
+                argv = argv[1:]
+            out.append(argv[0])
+        return out
+
+    def files(self):
+        return sorted(p.name for p in self.dir.iterdir())
+
+
+@pytest.fixture
+def owner(tmp_path):
+    e = Env(tmp_path)
+    e.config()
+    return e
+
+
+def state(owner):
+    return json.loads((owner.dir / "cloister-state.json").read_text())
+
+
+def test_create_runs_init_plan_apply_output_and_records_the_outputs(owner):
+    r = owner.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr
+    assert owner.commands() == ["version", "init", "plan", "apply", "output"]
+    for line in owner.calls.read_text().splitlines():
+        c = json.loads(line)
+        if c["argv"][1] != "version":
+            assert c["chdir"] == "cloister-terraform" and c["cwd"] == str(owner.dir)
+    # progress and the summary the owner is asked about
+    for s in ("[1/4] terraform init", "[3/4] terraform apply",
+              "1 control-plane node of type n2d-standard-4",
+              "2 worker nodes of type n2d-standard-4"):
+        assert s in r.stdout
+    st = state(owner)
+    assert st["status"] == "created" and st["clusterName"] == "cloister"
+    infra = st["infrastructure"]
+    assert re.fullmatch(r"[0-9a-f]{8}", infra["uid"])
+    assert infra["provider"] == "gcp" and infra["tee"] == "snp"
+    assert st["endpoint"] == f"https://{infra['endpoint']}:9000"
+    assert infra["instance_groups"] == [f"cloister-{infra['uid']}-control-plane",
+                                        f"cloister-{infra['uid']}-worker"]
+    tfvars = json.loads((owner.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
+    assert tfvars["name"] == "cloister" and tfvars["tee"] == "snp"
+    assert tfvars["project"] == "my-project" and tfvars["worker_count"] == 2
+    assert re.fullmatch(r"scrypt\$15\$8\$1\$[0-9a-f]{32}\$[0-9a-f]{64}",
+                        tfvars["init_secret_hash"])
+    assert "cluster_id" not in tfvars
+    # secrets: both generated, owner-only; the workspace too
+    for f in ("cloister-mastersecret.json", "cloister-init-secret", "cloister-state.json"):
+        assert (owner.dir / f).stat().st_mode & 0o077 == 0
+    assert (owner.dir / "cloister-terraform").stat().st_mode & 0o077 == 0
+
+
+def test_init_secret_is_never_in_terraforms_argv_environment_or_files(owner):
+    """The double fails on a leak (TF_DOUBLE_FORBID); checked here directly as well."""
+    assert owner.cloister("create", "-y").returncode == 0
+    secret = (owner.dir / "cloister-init-secret").read_text().strip()
+    raw = base64.b64decode(secret)
+    assert secret not in owner.calls.read_text()
+    for p in (owner.dir / "cloister-terraform").rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            assert secret.encode() not in data and raw not in data and \
+                raw.hex().encode() not in data, p
+    assert secret not in (owner.dir / "cloister-state.json").read_text()
+
+
+def test_the_double_catches_a_leaked_secret(owner, tmp_path):
+    """The leak check works: a secret planted in the workspace is reported."""
+    assert owner.cloister("create", "-y").returncode == 0
+    secret = (owner.dir / "cloister-init-secret").read_text().strip()
+    (owner.dir / "cloister-terraform" / "leak.txt").write_text(secret)
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode != 0 and "SECRET LEAK" in r.stderr
+
+
+def test_terminate_destroys_removes_the_workspace_and_keeps_master_secret_and_config(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    ms = (owner.dir / "cloister-mastersecret.json").read_bytes()
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode == 0, r.stderr
+    assert owner.commands()[-2:] == ["init", "destroy"]
+    assert "Cluster terminated" in r.stdout
+    assert owner.files() == ["cloister-mastersecret.json", "cloister.json"]
+    assert (owner.dir / "cloister-mastersecret.json").read_bytes() == ms
+
+
+def test_terminate_again_is_safe(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    assert owner.cloister("terminate", "-y").returncode == 0
+    n = len(owner.commands())
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode == 0 and "Nothing to terminate" in r.stdout
+    assert len(owner.commands()) == n  # terraform not run
+
+
+def test_terminate_asks_and_refuses_without_a_terminal_unless_yes(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    r = owner.cloister("terminate")
+    assert r.returncode != 0 and "pass -y" in r.stderr
+    assert owner.commands()[-1] == "output"  # nothing destroyed
+    assert (owner.dir / "cloister-terraform").is_dir()
+
+
+def test_terminate_whose_destroy_fails_keeps_everything_and_can_be_run_again(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    uid = state(owner)["infrastructure"]["uid"]
+    r = owner.cloister("terminate", "-y", TF_DOUBLE_FAIL="destroy")
+    assert r.returncode != 0
+    assert "already being used" in r.stderr  # Terraform's own error line
+    assert "run 'cloister terminate' again" in r.stderr and f"cloister-uid={uid}" in r.stderr
+    assert (owner.dir / "cloister-terraform" / "terraform.tfstate").exists()
+    assert (owner.dir / "cloister-state.json").exists()
+    assert owner.cloister("terminate", "-y").returncode == 0
+    assert owner.files() == ["cloister-mastersecret.json", "cloister.json"]
+
+
+def test_failed_apply_is_rolled_back_with_destroy_and_create_can_be_run_again(owner):
+    r = owner.cloister("create", "-y", TF_DOUBLE_FAIL="apply")
+    assert r.returncode != 0
+    assert owner.commands() == ["version", "init", "plan", "apply", "destroy"]
+    assert "Quota 'N2D_CPUS' exceeded" in r.stderr  # the cause, from Terraform's output
+    assert "Rolling back" in r.stderr and "Rollback succeeded" in r.stderr
+    # nothing of the failed cluster is left but Terraform's output for the post-mortem
+    assert owner.files() == ["cloister-create-failed.log", "cloister.json"]
+    r = owner.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr
+
+
+def test_failed_rollback_keeps_the_workspace_and_prints_the_manual_cleanup(owner):
+    r = owner.cloister("create", "-y", TF_DOUBLE_FAIL="apply,destroy")
+    assert r.returncode != 0
+    assert owner.commands()[-2:] == ["apply", "destroy"]
+    assert "The rollback failed" in r.stderr
+    tfstate = json.loads((owner.dir / "cloister-terraform" / "terraform.tfstate").read_text())
+    uid = tfstate["resources"][0]["instances"][0]["attributes"]["hex"]
+    assert f"labels.cloister-uid:{uid}" in r.stderr  # the gcloud filter
+    assert tfstate["resources"]  # what was created is still tracked
+    # the secrets the nodes' metadata refers to are kept with it
+    assert {"cloister-mastersecret.json", "cloister-init-secret"} <= set(owner.files())
+    # terminate finishes the job
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode == 0, r.stderr
+    assert not (owner.dir / "cloister-terraform").exists()
+
+
+def test_no_rollback_keeps_what_was_created(owner):
+    r = owner.cloister("create", "-y", "--no-rollback", TF_DOUBLE_FAIL="apply")
+    assert r.returncode != 0 and "--no-rollback" in r.stderr
+    assert "destroy" not in owner.commands()
+    assert (owner.dir / "cloister-terraform" / "terraform.tfstate").exists()
+
+
+@pytest.mark.parametrize("step", ["init", "plan"])
+def test_failure_before_apply_creates_nothing_and_leaves_nothing(owner, step):
+    r = owner.cloister("create", "-y", TF_DOUBLE_FAIL=step)
+    assert r.returncode != 0
+    assert "Nothing was created" in r.stderr
+    assert "apply" not in owner.commands() and "destroy" not in owner.commands()
+    assert owner.files() == ["cloister-create-failed.log", "cloister.json"]
+
+
+@pytest.mark.parametrize("existing,why", [
+    ("cloister-terraform", "Run 'cloister terminate' first"),
+    ("cloister-state.json", "records another cluster"),
+    ("cloister-mastersecret.json", "never overwrites a master secret"),
+])
+def test_create_refuses_when_a_cluster_or_master_secret_exists(owner, existing, why):
+    p = owner.dir / existing
+    if existing == "cloister-terraform":
+        p.mkdir()
+    else:
+        p.write_text("{}")
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0 and why in r.stderr
+    assert owner.commands() == []
+    assert p.exists() and (p.is_dir() or p.read_text() == "{}")
+
+
+def test_a_non_confidential_machine_type_is_refused_by_the_modules_validation(owner):
+    owner.config(workerInstanceType="e2-standard-4")
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0
+    assert "not a confidential machine type" in r.stderr
+    assert "apply" not in owner.commands()
+
+
+def test_tdx_on_aws_and_missing_fields_are_refused_naming_the_field(tmp_path):
+    e = Env(tmp_path)
+    e.config(project=None)
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0 and ".infrastructure.project is not set" in r.stderr
+    e.config(tee="sgx")
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0 and ".infrastructure.tee 'sgx'" in r.stderr
+    e.config(imageFile="/nonexistent.tar.gz")
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0 and "exactly one of .infrastructure.imageId" in r.stderr
+    e.config(bogus=1)
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0 and "bogus" in r.stderr
+    assert e.commands() == []
+
+
+def test_without_terraform_or_tofu_the_error_names_the_fix(owner):
+    (owner.bin / "terraform").unlink()
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0 and "Neither terraform nor tofu is on PATH" in r.stderr
+    assert "--terraform PATH" in r.stderr
+    assert owner.files() == ["cloister.json"]
+
+
+def test_tofu_is_used_when_terraform_is_absent(tmp_path):
+    e = Env(tmp_path, name="tofu")
+    e.config()
+    r = e.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr
+    assert str(e.bin / "tofu") in r.stdout
+
+
+def test_terraform_given_by_path_and_too_old_a_version_is_refused(owner):
+    r = owner.cloister("create", "-y", "--terraform", str(DOUBLE), TF_DOUBLE_VERSION="1.4.6")
+    assert r.returncode != 0 and "is version 1.4.6" in r.stderr and ">= 1.5" in r.stderr
+    assert owner.files() == ["cloister.json"]
+
+
+def test_tf_log_keeps_terraforms_log_in_the_workspace(owner):
+    r = owner.cloister("create", "-y", "--tf-log", "DEBUG")
+    assert r.returncode == 0, r.stderr
+    log = (owner.dir / "cloister-terraform" / "terraform.log").read_text()
+    assert "[DEBUG] terraform double: apply" in log
+    r = owner.cloister("terminate", "-y", "--tf-log", "LOUD")
+    assert r.returncode != 0 and "TRACE, DEBUG, INFO, WARN, ERROR" in r.stderr
+
+
+def test_create_asks_and_a_no_creates_nothing(owner):
+    r = owner.cloister("create")  # no terminal, no -y
+    assert r.returncode != 0 and "pass -y" in r.stderr
+    assert "apply" not in owner.commands()
+    assert owner.files() == ["cloister.json"]
+
+
+def test_apply_after_create_takes_the_endpoint_and_name_from_the_state_file(owner):
+    """apply without --endpoint attests the node at the load balancer create recorded. (The
+    double's address is loopback here, where no node answers: apply fails after recording the
+    init as pending, with the infrastructure kept.)"""
+    r = owner.cloister("create", "-y", TF_DOUBLE_ENDPOINT="127.0.0.1")
+    assert r.returncode == 0, r.stderr
+    # a launch measurement (no node was booted): enough for apply to go to the node
+    c = json.loads((owner.dir / "cloister.json").read_text())
+    c["attestation"]["snp"]["measurements"] = ["ab" * 48]
+    (owner.dir / "cloister.json").write_text(json.dumps(c))
+    r = owner.cloister("apply", "--config", "cloister.json", "--timeout", "2")
+    assert "https://127.0.0.1:9000" in r.stderr, r.stderr
+    assert r.returncode != 0
+    st = state(owner)
+    assert st["status"] == "pending" and st["clusterName"] == "cloister"
+    assert st["infrastructure"]["provider"] == "gcp"
+    assert re.fullmatch(r"[0-9a-f]{64}", st["clusterId"])

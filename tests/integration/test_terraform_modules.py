@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Terraform modules (terraform/gcp, azure, aws) checked without a terraform binary: HashiCorp's
+HCL parser and formatter (npm, wasm), the provider schemas cut out of the prebuilt provider
+packages (terraform/tools/schemas), and Cloister's own assertions on the confidential-VM settings
+and on the metadata keys, which the bootstrapper then reads from a loopback metadata service.
+Nothing here has been applied to a real cloud."""
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+from test_metadata import Service  # the loopback metadata service of the metadata tests
+
+sys.path.insert(0, str(ROOT / "terraform" / "tools"))
+import tfcheck  # noqa: E402
+
+TF = ROOT / "terraform"
+CLOUDS = ["gcp", "azure", "aws"]
+HASH = ("scrypt$15$8$1$000102030405060708090a0b0c0d0e0f$"
+        "1cbc81b236c9417628f7cc2a5c3190aea3650258a5b5ba1a66509ce2d1a6d871")
+CID = "ab" * 32
+LB = "203.0.113.7"
+
+
+def present(clouds=CLOUDS):
+    return [c for c in clouds if (TF / c).is_dir()]
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    """Every .tf file of every module, parsed once (one node process)."""
+    files = [f for d in tfcheck.all_dirs([str(TF / c) for c in present()])
+             for f in tfcheck.tf_files(d)]
+    return tfcheck.parse_files(files)
+
+
+def module(parsed, cloud, sub=""):
+    return tfcheck.Module(str(TF / cloud / sub) if sub else str(TF / cloud), parsed)
+
+
+@pytest.mark.parametrize("cloud", present())
+def test_module_parses_is_formatted_and_matches_the_provider_schema(parsed, cloud):
+    errs, _ = tfcheck.check([str(TF / cloud)], parsed=parsed)
+    assert errs == []
+
+
+# --- the checker catches what it claims to catch ------------------------------------------------
+
+NODE_GROUP = "gcp/modules/node_group/main.tf"
+MISTAKES = {
+    "misspelt-nested-attribute": (NODE_GROUP, "enable_vtpm                 = true",
+                                  "enable_tpm                  = true",
+                                  "shielded_instance_config: unknown argument 'enable_tpm'"),
+    "block-written-as-attribute": (NODE_GROUP, "  confidential_instance_config {",
+                                   "  confidential_instance_config = {",
+                                   "'confidential_instance_config' is a block"),
+    "attribute-written-as-block": (NODE_GROUP, "  metadata = merge(var.metadata, {\n"
+                                   "    block-project-ssh-keys = \"TRUE\"\n  })",
+                                   "  metadata {\n    block-project-ssh-keys = \"TRUE\"\n  }",
+                                   "'metadata' is an argument"),
+    "missing-required-argument": (NODE_GROUP, "  machine_type     = var.instance_type\n", "",
+                                  "missing required argument 'machine_type'"),
+    "unknown-resource-type": (NODE_GROUP, 'resource "google_compute_instance_group_manager"',
+                              'resource "google_compute_instance_group_managers"',
+                              "is not in tools/schemas/google.json"),
+    "type-outside-the-subset": ("gcp/main.tf", 'resource "random_id" "uid"',
+                                'resource "random_password" "uid"',
+                                "type 'random_password' is not in tools/schemas/random.json"),
+    "undeclared-variable": ("gcp/main.tf", "var.worker_instance_type\n",
+                            "var.worker_machine_type\n", "var.worker_machine_type is not declared"),
+    "missing-module-output": ("gcp/outputs.tf", "module.worker.name]",
+                              "module.worker.group_name]", "has no output 'group_name'"),
+    "unknown-resource-attribute": ("gcp/modules/load_balancer/main.tf",
+                                   "= google_compute_global_address.endpoint.address\n}",
+                                   "= google_compute_global_address.endpoint.ip\n}",
+                                   "has no attribute 'ip'"),
+    "module-argument-not-a-variable": ("gcp/main.tf", "  pod_cidr  = var.pod_cidr\n",
+                                       "  pod_cidr  = var.pod_cidr\n  mtu       = 1460\n",
+                                       "'mtu' is not a variable"),
+    "provider-not-pinned-exactly": ("gcp/versions.tf", 'version = "6.50.0"',
+                                    'version = "~> 6.0"', "must be pinned to exactly 6.50.0"),
+    "not-formatted": (NODE_GROUP, "  zone               = var.zone",
+                      "  zone = var.zone", "not formatted"),
+    "does-not-parse": (NODE_GROUP, "  target_size        = var.node_count",
+                       "  target_size        = ", "does not parse"),
+}
+
+
+def test_the_checker_fails_on_each_planted_mistake(tmp_path):
+    """Each mistake planted in its own copy of the GCP module; all copies parsed at once."""
+    copies = {}
+    for name, (path, old, new, _) in MISTAKES.items():
+        dst = tmp_path / name
+        shutil.copytree(TF / "gcp", dst / "gcp")
+        f = dst / path
+        text = f.read_text()
+        assert text.count(old) == 1, f"{name}: '{old}' must occur once in {path}"
+        f.write_text(text.replace(old, new))
+        copies[name] = dst / "gcp"
+    files = [f for c in copies.values() for d in tfcheck.all_dirs([str(c)])
+             for f in tfcheck.tf_files(d)]
+    parsed = tfcheck.parse_files(files)
+    missed = []
+    for name, root in copies.items():
+        errs, _ = tfcheck.check([str(root)], parsed=parsed)
+        want = MISTAKES[name][3]
+        if not any(want in e for e in errs):
+            missed.append((name, want, errs))
+    assert missed == []
+
+
+# --- confidential settings ----------------------------------------------------------------------
+
+def one(v):
+    assert isinstance(v, list) and len(v) == 1, v
+    return v[0]
+
+
+def locals_tee(parsed):
+    return module(parsed, "gcp").locals["tee_settings"]
+
+
+def test_gcp_snp_is_sev_snp_on_milan_and_tdx_is_tdx(parsed):
+    tee = locals_tee(parsed)
+    assert tee["snp"]["instance_type"] == "SEV_SNP"
+    assert tee["snp"]["min_cpu_platform"] == "AMD Milan"
+    assert tee["tdx"]["instance_type"] == "TDX"
+    assert tee["snp"]["image_feature"] == "SEV_SNP_CAPABLE"
+    assert tee["tdx"]["image_feature"] == "TDX_CAPABLE"
+
+
+def test_gcp_template_is_confidential_terminates_on_maintenance_and_has_a_vtpm(parsed):
+    t = module(parsed, "gcp", "modules/node_group").resources[
+        ("google_compute_instance_template", "node")]
+    assert one(t["confidential_instance_config"]) == {
+        "confidential_instance_type": "${var.tee.instance_type}"}
+    assert t["min_cpu_platform"] == "${var.tee.min_cpu_platform}"
+    assert one(t["scheduling"])["on_host_maintenance"] == "TERMINATE"
+    sh = one(t["shielded_instance_config"])
+    assert sh["enable_vtpm"] is True
+    # every node has a state disk of its own, kept across a recreation by the group
+    assert [d.get("device_name") for d in t["disk"] if not d.get("boot")] == ["state-disk"]
+    mig = module(parsed, "gcp", "modules/node_group").resources[
+        ("google_compute_instance_group_manager", "group")]
+    assert one(mig["stateful_disk"])["device_name"] == "state-disk"
+    # no service account: nodes hold no cloud credentials and call no cloud API
+    assert "service_account" not in t
+    # no public address, no SSH keys
+    assert all("access_config" not in n for n in t["network_interface"])
+
+
+def test_gcp_image_is_registered_with_the_tees_guest_os_features(parsed):
+    img = module(parsed, "gcp", "modules/image").resources[("google_compute_image", "image")]
+    feats = one(img["dynamic"]["guest_os_features"])["for_each"]
+    for f in ("UEFI_COMPATIBLE", "GVNIC", "SEV_SNP_CAPABLE", "TDX_CAPABLE"):
+        assert f in feats
+
+
+def test_gcp_firewall_opens_exactly_the_load_balanced_ports_and_no_ssh(parsed):
+    root, net = module(parsed, "gcp"), module(parsed, "gcp", "modules/network")
+    assert root.locals["ports"] == {"api": 6443, "bootstrapper": 9000}
+    fw = net.resources[("google_compute_firewall", "load_balancer")]
+    assert one(fw["allow"]) == {"protocol": "tcp",
+                                "ports": "${[for p in var.ports : tostring(p)]}"}
+    for (t, _), body in net.resources.items():
+        if t == "google_compute_firewall":
+            assert "0.0.0.0/0" not in json.dumps(body.get("source_ranges"))
+            assert "22" not in json.dumps(body.get("allow"))
+
+
+def validation_regex(var):
+    """The pattern of a `can(regex("...", var.x))` validation, HCL string escapes undone."""
+    cond = one(var["validation"])["condition"]
+    m = re.match(r'^\$\{can\(regex\("(.*)", var\.\w+\)\)\}$', cond)
+    assert m, cond
+    return m.group(1).encode().decode("unicode_escape")
+
+
+@pytest.mark.parametrize("var", ["control_plane_instance_type", "worker_instance_type"])
+@pytest.mark.parametrize("value,ok", [("n2d-standard-4", True), ("c3-standard-4", True),
+                                      ("e2-standard-4", False), ("n2-standard-4", False),
+                                      ("n1-standard-1", False), ("t2d-standard-1", False)])
+def test_gcp_refuses_a_non_confidential_machine_type_by_variable_validation(parsed, var, value,
+                                                                            ok):
+    rx = validation_regex(module(parsed, "gcp").variables[var])
+    assert bool(re.search(rx, value)) == ok
+
+
+def test_gcp_init_secret_hash_validation_accepts_the_clis_format_only(parsed):
+    rx = validation_regex(module(parsed, "gcp").variables["init_secret_hash"])
+    assert re.search(rx, HASH)
+    assert not re.search(rx, "$2a$10$bcrypthashbcrypthashbcrypthashbcrypthashbcrypthashbc")
+    assert not re.search(rx, HASH + "0")
+
+
+# --- the metadata the modules write is what the node reads --------------------------------------
+
+def metadata_keys_read_by_nodes():
+    src = (ROOT / "lib" / "metadata" / "metadata.c").read_text()
+    return dict(re.findall(r'#define (KEY_\w+)\s+"([\w-]+)"', src))
+
+
+def evaluate(expr, env):
+    """The few interpolations the metadata maps use, with the values a real apply would have;
+    anything else fails the test (a new key needs its value here)."""
+    def sub(m):
+        assert m.group(1) in env, f"no value for ${{{m.group(1)}}} in this test"
+        return str(env[m.group(1)])
+    return re.sub(r"\$\{([^}]*)\}", sub, expr)
+
+
+def gcp_metadata(parsed, role):
+    root = module(parsed, "gcp")
+    mod = root.modules["control_plane" if role == "control-plane" else "worker"]
+    env = {"local.endpoint": LB, "local.ports.api": 6443, "local.ports.bootstrapper": 9000,
+           "var.init_secret_hash": HASH, "var.cluster_id": CID}
+    return {k: evaluate(v, env) for k, v in one(mod["metadata"]).items()} \
+        if isinstance(mod["metadata"], list) else \
+        {k: evaluate(v, env) for k, v in mod["metadata"].items()}
+
+
+def test_gcp_metadata_keys_are_the_ones_lib_metadata_reads(parsed):
+    read = set(metadata_keys_read_by_nodes().values())
+    for role in ("control-plane", "worker"):
+        assert set(gcp_metadata(parsed, role)) <= read
+    assert "cloister-init-secret-hash" in gcp_metadata(parsed, "control-plane")
+    assert "cloister-init-secret-hash" not in gcp_metadata(parsed, "worker")
+    assert {"cloister-peers", "cloister-cluster-id"} <= set(gcp_metadata(parsed, "worker"))
+
+
+@pytest.fixture
+def metadata_service():
+    from http.server import HTTPServer
+    import threading
+    Service.fail_first, Service.seen = 0, []
+    srv = HTTPServer(("127.0.0.1", 0), Service)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+@pytest.mark.parametrize("role", ["control-plane", "worker"])
+def test_gcp_metadata_from_the_module_is_read_by_the_bootstrapper(parsed, metadata_service, role):
+    Service.attrs = gcp_metadata(parsed, role)
+    r = run("cloister-bootstrapper", "--metadata", "gcp", "--metadata-url", metadata_service,
+            "--print-metadata")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["role"] == role
+    assert got["endpoint"] == f"{LB}:6443"
+    if role == "control-plane":
+        assert got["initSecretHash"] == HASH and got.get("peers", []) == []
+    else:
+        assert got["peers"] == [f"{LB}:9000"]
+        # --print-metadata does not show the cluster ID: that the node reads it under this key
+        # shows in its refusal of a malformed one
+        Service.attrs["cloister-cluster-id"] = CID.upper()
+        r = run("cloister-bootstrapper", "--metadata", "gcp", "--metadata-url",
+                metadata_service, "--print-metadata")
+        assert r.returncode != 0 and "cluster ID must be 64 lowercase hex" in r.stderr
+
+
+# --- the CLI's contract -------------------------------------------------------------------------
+
+def cli_outputs():
+    """The outputs cloister create reads (cli/cloister-create.c's table)."""
+    src = (ROOT / "cli" / "cloister-create.c").read_text()
+    table = re.search(r"create_outputs\[\] = \{(.*?)\};", src, re.S)
+    assert table, "cli/cloister-create.c has no create_outputs[] table"
+    return set(re.findall(r'\{\s*"(\w+)",', table.group(1)))
+
+
+@pytest.mark.parametrize("cloud", present())
+def test_root_module_declares_exactly_the_outputs_the_cli_reads(parsed, cloud):
+    assert set(module(parsed, cloud).outputs) == cli_outputs()
