@@ -303,9 +303,15 @@ mini: deps
 mini-down:
 	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini down
 
+# PREFIX/lib/cloister holds what 'cloister mini' runs: its scripts, the VM harness and the kubeadm
+# test double (the local cluster's nodes have no Kubernetes binaries).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cloister/vm
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
+	install -m 0755 scripts/mini scripts/mini-vm scripts/mini-boot-log \
+	        $(DESTDIR)$(PREFIX)/lib/cloister/
+	install -m 0755 tests/doubles/kubeadm $(DESTDIR)$(PREFIX)/lib/cloister/kubeadm-double
+	install -m 0644 tests/vm/vmcluster.py tests/vm/vmharness.py $(DESTDIR)$(PREFIX)/lib/cloister/vm/
 
 clean:
 	rm -rf build

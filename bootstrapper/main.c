@@ -433,7 +433,8 @@ int main(int argc, char *argv[])
 
         r = tpm_device_open(arg_tcti, &tpm);
         if (r < 0) {
-                log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
+                log_error_errno(r, "Cannot open the TPM: %s. Check --tcti.",
+                                tpm_device_open_explain(r));
                 return 1;
         }
         vtpm_issue_config_defaults(&cfg);

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Option parsing shared by several verbs. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "cloister/log.h"
@@ -51,15 +54,75 @@ int cli_parse_file_option(int argc, char *argv[], const char *usage, const char 
         return 1;
 }
 
+/* HOST: a DNS name or IPv4 address (letters, digits, '.', '-'), or an IPv6 address in []. */
+static bool endpoint_host_valid(const char *host, size_t len)
+{
+        char buf[INET6_ADDRSTRLEN + 2];
+        struct in6_addr a6;
+
+        if (len == 0 || len > 253)
+                return false;
+        if (host[0] == '[') {
+                if (len < 3 || host[len - 1] != ']' || len - 2 >= sizeof(buf))
+                        return false;
+                memcpy(buf, host + 1, len - 2);
+                buf[len - 2] = '\0';
+                return inet_pton(AF_INET6, buf, &a6) == 1;
+        }
+        for (size_t i = 0; i < len; i++)
+                if (!isalnum((unsigned char) host[i]) && host[i] != '.' && host[i] != '-')
+                        return false;
+        return host[0] != '-' && host[0] != '.';
+}
+
+int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_URL_MAX])
+{
+        const char *rest = arg, *scheme_end = strstr(arg, "://"), *close, *colon;
+        size_t len, host_len;
+        unsigned long port = CLI_NODE_PORT_DEFAULT;
+
+        if (scheme_end) {
+                if ((size_t) (scheme_end - arg) != 5 || strncasecmp(arg, "https", 5) != 0)
+                        return log_error_errno(-EINVAL,
+                                               "%s '%s': Cloister nodes speak only https (attested "
+                                               "TLS): give https://HOST[:PORT] or HOST[:PORT].",
+                                               option, arg);
+                rest = scheme_end + 3;
+        }
+        len = strlen(rest);
+        if (len > 0 && rest[len - 1] == '/') /* https://host:port/ */
+                len--;
+        close = memchr(rest, ']', len);
+        colon = NULL;
+        for (const char *p = rest + len; p > (close ?: rest);)
+                if (*--p == ':') {
+                        colon = p;
+                        break;
+                }
+        host_len = colon ? (size_t) (colon - rest) : len;
+        if (colon) {
+                const char *digits = colon + 1;
+                size_t n = (size_t) (rest + len - digits);
+                if (n == 0 || n > 5 || strspn(digits, "0123456789") < n)
+                        port = 0;
+                else
+                        port = strtoul(digits, NULL, 10);
+        }
+        if (!endpoint_host_valid(rest, host_len))
+                return log_error_errno(
+                        -EINVAL,
+                        "%s '%s': not HOST[:PORT] (a DNS name, an IPv4 address or an "
+                        "IPv6 address in [], e.g. 10.0.0.5:9000 or [fd00::5]).",
+                        option, arg);
+        if (port == 0 || port > 65535)
+                return log_error_errno(-EINVAL,
+                                       "%s '%s': the port must be a number from 1 to 65535.",
+                                       option, arg);
+        (void) snprintf(url, CLI_URL_MAX, "https://%.*s:%lu", (int) host_len, rest, port);
+        return 0;
+}
+
 int cli_node_url(const char *arg, char url[static CLI_URL_MAX])
 {
-        const char *close = strrchr(arg, ']');
-        const char *colon = strrchr(arg, ':');
-        bool has_port = colon && (arg[0] != '[' || (close && colon > close));
-
-        if (strlen(arg) > 260 || strpbrk(arg, "/@?#\\ ") ||
-            (arg[0] == '[' ? !close : (colon && strchr(arg, ':') != colon)))
-                return log_error_errno(-EINVAL, "--node '%s': HOST[:PORT], IPv6 in [].", arg);
-        (void) snprintf(url, CLI_URL_MAX, "https://%s%s", arg, has_port ? "" : ":9000");
-        return 0;
+        return cli_endpoint_url("--node", arg, url);
 }

@@ -56,8 +56,13 @@ typedef struct RpcClientConfig RpcClientConfig;
 int cli_parse_timeout(const char *arg, RpcClientConfig *c);
 /* [--file FILE] and --help (prints usage, returns 0); 1 to go on, -errno on a usage error. */
 int cli_parse_file_option(int argc, char *argv[], const char *usage, const char **file);
-#define CLI_URL_MAX 300
-/* --node HOST[:PORT] (IPv6 in []) into https://HOST:PORT, port 9000 by default; logs errors. */
+#define CLI_URL_MAX           300
+#define CLI_NODE_PORT_DEFAULT 9000
+/* An endpoint given as option (--endpoint, --node): https://HOST[:PORT] or HOST[:PORT] (a DNS
+ * name, IPv4, or IPv6 in []), port 1..65535, 9000 by default, into https://HOST:PORT. Any other
+ * scheme, a path or a malformed host or port is refused before any connection; logs the error. */
+int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_URL_MAX]);
+/* cli_endpoint_url("--node", ...). */
 int cli_node_url(const char *arg, char url[static CLI_URL_MAX]);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);

@@ -201,6 +201,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         RpcClientConfig rpc_config;
         _cleanup_(apply_state_done) ApplyState prev = {};
         bool resume = false, created = false, timeout_given = false;
+        char endpoint_url[CLI_URL_MAX];
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -220,7 +221,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister apply [--endpoint https://HOST:PORT]\n"
+                        printf("Usage: cloister apply [--endpoint [https://]HOST[:PORT (default "
+                               "9000)]]\n"
                                "         --policy FILE | --config FILE\n"
                                "         [--master-secret FILE] [--cluster-name N]\n"
                                "         [--kubernetes-version V (default " CLI_KUBERNETES_VERSION
@@ -228,7 +230,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "         [--kubeconfig OUT]\n"
                                "         [--init-secret-file FILE] [--service-cidr CIDR]\n"
                                "         [--state-file FILE (default " STATE_FILE_DEFAULT ")]\n"
-                               "         [--timeout SEC (default 30)]\n\n"
+                               "         [--timeout SEC (default: 30 for each attestation,\n"
+                               "          600 for the init call, which runs kubeadm init)]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
@@ -245,7 +248,9 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "needed.\n");
                         return 0;
                 case ARG_ENDPOINT:
-                        endpoint = optarg;
+                        if (cli_endpoint_url("--endpoint", optarg, endpoint_url) < 0)
+                                return -EINVAL;
+                        endpoint = endpoint_url;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
@@ -384,18 +389,6 @@ int verb_apply(int argc, char *argv[], void *userdata)
         pol->pcrs[15].warn_only = false;
         if (resume && attest_member(endpoint, policy, &config, cid, &rpc_config, &d) >= 0)
                 kdf_pcr15_expected(cid, pol->pcrs[15].expected);
-        /* Recorded before anything is sent: if the answer is lost, the next run resumes with the
-         * same measurement salt (so the same cluster ID) instead of starting over. */
-        if (!resume) {
-                r = write_state(state_path, "pending", name, cid_hex, msalt, endpoint, k8s,
-                                service_cidr, kubeconfig, prev.infrastructure,
-                                created ? 0 : WRITE_FILE_EXCLUSIVE);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot write %s: %m", state_path);
-        }
-        /* kubeadm init takes minutes: the init call gets a long timeout unless one was given. */
-        if (!timeout_given)
-                rpc_config.total_timeout_ms = 600U * 1000U;
 
         k64 = b64_wipe_later(secret_data_const(ms->key), MASTER_SECRET_SIZE);
         s64 = b64_wipe_later(ms->salt, MASTER_SALT_SIZE);
@@ -435,7 +428,38 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        log_info("Verifying the node at %s and initialising cluster '%s'...", endpoint, name);
+        log_info("Verifying the node at %s and initialising cluster '%s' (Kubernetes %s, service "
+                 "CIDR %s)...",
+                 endpoint, name, k8s, service_cidr);
+        /* The node is attested once before any state is written or any secret sent: a wrong
+         * endpoint, a node that is down or one that fails the policy leaves nothing behind, and
+         * the owner can simply run apply again with the right one. */
+        diag_clear(&d);
+        r = rpc_call(atls, &rpc_config, "GET", endpoint, "/v1/node", NULL, true, &status, &resp,
+                     &d);
+        if (r >= 0 && status != 200)
+                r = diag_fail(&d, -EPROTO, "node", -1, "%s answered HTTP %ld to GET /v1/node",
+                              endpoint, status);
+        if (r < 0) {
+                char msg[1024];
+                diag_format(&d, msg, sizeof(msg));
+                return log_error_errno(r,
+                                       "The node was not initialised, and nothing was sent to "
+                                       "it (%s not written): %s",
+                                       state_path, msg);
+        }
+        /* Recorded before any secret is sent: if the answer is lost, the next run resumes with
+         * the same measurement salt (so the same cluster ID) instead of starting over. */
+        if (!resume) {
+                r = write_state(state_path, "pending", name, cid_hex, msalt, endpoint, k8s,
+                                service_cidr, kubeconfig, prev.infrastructure,
+                                created ? 0 : WRITE_FILE_EXCLUSIVE);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s: %m", state_path);
+        }
+        /* kubeadm init takes minutes: the init call gets a long timeout unless one was given. */
+        if (!timeout_given)
+                rpc_config.total_timeout_ms = 600U * 1000U;
         /* 429: the node defers init secrets while others are guessing them; ours waits its
          * turn (a repeated init of the same cluster is answered as the first). */
         for (unsigned attempt = 0;; attempt++) {

@@ -394,9 +394,10 @@ static int attestation_issue_verb(int argc, char *argv[], void *userdata)
         r = tpm_device_open(tcti, &tpm);
         if (r < 0)
                 return log_error_errno(r,
-                                       "Cannot open the TPM (%s): %m. Check --tcti or "
+                                       "Cannot open the TPM '%s': %s. Check --tcti or "
                                        "$CLOISTER_TPM_TCTI.",
-                                       tcti ?: "default");
+                                       tcti ?: getenv("CLOISTER_TPM_TCTI") ?: TPM_DEVICE_TCTI_DEFAULT,
+                                       tpm_device_open_explain(r));
         diag_clear(&d);
         r = attest_vtpm_issue(tpm, &cfg, binding, &e, &d);
         if (r < 0)
@@ -514,13 +515,25 @@ static int attestation_policy_verb(int argc, char *argv[], void *userdata)
         _cleanup_(json_decrefp) json_t *root = NULL, *ms = NULL;
         int r;
 
-        if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
-                printf("Usage: cloister attestation policy EVIDENCE [OUTPUT]\n\n"
+        bool force = false;
+
+        /* --force anywhere: overwrite an existing OUTPUT. */
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--force") == 0) {
+                        force = true;
+                        memmove(argv + i, argv + i + 1, (size_t) (argc - i) * sizeof(char *));
+                        argc--;
+                        break;
+                }
+        if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                printf("Usage: cloister attestation policy EVIDENCE [OUTPUT [--force]]\n\n"
                        "Writes a qemu-vtpm policy that pins the evidence's attestation key and\n"
                        "expects its current PCR values (trust on first use: only for machines you\n"
-                       "control, such as a local cluster).\n");
+                       "control, such as a local cluster). An existing OUTPUT (a trust anchor) is\n"
+                       "never replaced without --force.\n");
                 return argc >= 2 ? 0 : -EINVAL;
         }
+
         r = cli_evidence_load_ak(argv[1], &e, &spki64);
         if (r < 0 || !e)
                 return r < 0 ? r : -EINVAL;
@@ -540,7 +553,13 @@ static int attestation_policy_verb(int argc, char *argv[], void *userdata)
                 return log_oom();
         log_warning("Trust on first use: this policy accepts exactly what %s shows now.", argv[1]);
         if (argc == 3) {
-                r = write_file_atomic(argv[2], text, strlen(text), 0644, 0);
+                r = write_file_atomic(argv[2], text, strlen(text), 0644,
+                                      force ? 0 : WRITE_FILE_EXCLUSIVE);
+                if (r == -EEXIST)
+                        return log_error_errno(r,
+                                               "%s already exists: refusing to overwrite a policy "
+                                               "(a trust anchor) (--force replaces it).",
+                                               argv[2]);
                 if (r < 0)
                         return log_error_errno(r, "%s: cannot write: %m", argv[2]);
         } else

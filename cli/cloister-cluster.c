@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The whole cluster from outside: membership from the join services (each attested), then
  * every member attested with a fresh nonce, and every join service's audit chain checked. */
-#include <inttypes.h>
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cloister/attest-atls.h"
@@ -230,8 +232,9 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                 if (!text || !json_is_boolean(json_object_get(resp, "more")) ||
                     !json_is_integer(json_object_get(resp, "offset")) ||
                     got_offset != (json_int_t) offset) {
-                        set_reason(js, "the audit log's page from byte %" PRIu64
-                                       " is malformed or starts elsewhere",
+                        set_reason(js,
+                                   "the audit log's page from byte %" PRIu64
+                                   " is malformed or starts elsewhere",
                                    offset);
                         return;
                 }
@@ -244,8 +247,9 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                         return;
                 }
                 if (more && (used == 0 || used != size)) {
-                        set_reason(js, "the audit log's page from byte %" PRIu64
-                                       " does not end with a whole entry",
+                        set_reason(js,
+                                   "the audit log's page from byte %" PRIu64
+                                   " does not end with a whole entry",
                                    offset);
                         return;
                 }
@@ -505,10 +509,11 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
 
 int verb_status(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT };
+        enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "node", required_argument, NULL, ARG_NODE },
+                { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "state-file", required_argument, NULL, ARG_STATE },
@@ -517,12 +522,14 @@ int verb_status(int argc, char *argv[], void *userdata)
                 {},
         };
         CliOptions *o = userdata;
-        const char *policy = NULL, *config_path = NULL, *state_path = "cloister-state.json";
+        const char *policy = NULL, *config_path = NULL, *state_path = "cloister-state.json",
+                   *cluster_id = NULL;
+        bool state_given = false;
         char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
         _cleanup_(freep) ClusterView *v = NULL;
-        uint8_t cid[CLUSTER_ID_SIZE];
+        uint8_t cid[CLUSTER_ID_SIZE], state_cid[CLUSTER_ID_SIZE];
         RpcClientConfig rc;
         int c, r;
 
@@ -533,12 +540,16 @@ int verb_status(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister status [--node HOST[:PORT]] --policy FILE | "
                                "--config FILE\n"
-                               "         [--state-file FILE] [--timeout SEC] [-o text|json]\n\n"
+                               "         [--state-file FILE | --cluster-id HEX] [--timeout SEC]\n"
+                               "         [-o text|json]\n\n"
                                "The cluster's members as its join services record them (each\n"
                                "join service attested first): name, role, endpoint, when it\n"
                                "was admitted, and the policy digest each join service enforces.\n"
                                "It attests no member: that is 'cloister verify --cluster'.\n"
-                               "--node defaults to the endpoint in --state-file.\n");
+                               "The join service must show this cluster's ID in PCR 15: the ID\n"
+                               "and the endpoint come from --state-file (default\n"
+                               "cloister-state.json), unless --cluster-id and --node give them;\n"
+                               "with both, no state file is read.\n");
                         return 0;
                 case ARG_NODE:
                         if (cli_node_url(optarg, url) < 0)
@@ -552,6 +563,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_STATE:
                         state_path = optarg;
+                        state_given = true;
+                        break;
+                case ARG_CLUSTER_ID:
+                        cluster_id = optarg;
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rc) < 0)
@@ -572,11 +587,29 @@ int verb_status(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("status", policy, config_path, &config);
         if (r < 0)
                 return r;
-        r = cli_state_load(state_path, cid, state_ep, sizeof(state_ep));
-        if (r < 0)
-                return r;
-        if (!url[0])
-                (void) snprintf(url, sizeof(url), "%s", state_ep);
+        if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
+                return log_error_errno(-EINVAL,
+                                       "--cluster-id: 64 hex digits expected (as 'cloister "
+                                       "apply' printed it).");
+        if (!cluster_id || !url[0] || state_given) {
+                if (!state_given && access(state_path, F_OK) < 0 && errno == ENOENT)
+                        return log_error_errno(-ENOENT,
+                                               "status: no %s here: give --node HOST and "
+                                               "--cluster-id HEX (as 'cloister apply' printed "
+                                               "it), or --state-file FILE.",
+                                               state_path);
+                r = cli_state_load(state_path, state_cid, state_ep, sizeof(state_ep));
+                if (r < 0)
+                        return r;
+                if (cluster_id && memcmp(cid, state_cid, sizeof(cid)) != 0)
+                        return log_error_errno(-EINVAL,
+                                               "--cluster-id differs from the cluster ID "
+                                               "in %s: give one of them.",
+                                               state_path);
+                memcpy(cid, state_cid, sizeof(cid));
+                if (!url[0])
+                        (void) snprintf(url, sizeof(url), "%s", state_ep);
+        }
         r = member_policy(policy, &config, cid, &member);
         if (r < 0)
                 return r;
@@ -606,10 +639,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("%s\n", text);
                 return 0;
         }
-        printf("%-24s %-14s %-28s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED");
+        printf("%-24s %-14s %-36s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED");
         for (size_t i = 0; i < v->n_nodes; i++)
-                printf("%-24s %-14s %-28s %s\n", v->nodes[i].name, v->nodes[i].role,
-                       v->nodes[i].endpoint + strlen("https://"), v->nodes[i].admitted);
+                printf("%-24s %-14s %-36s %s\n", v->nodes[i].name, v->nodes[i].role,
+                       v->nodes[i].endpoint, v->nodes[i].admitted);
         for (size_t i = 0; i < v->n_js; i++)
                 printf("join service %s enforces policy sha256:%s\n", v->js[i].url,
                        v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)");

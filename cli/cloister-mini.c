@@ -36,17 +36,22 @@ static char *build_dir(void)
         return TAKE_PTR(exe);
 }
 
-/* $CLOISTER_MINI_SCRIPT, else the build tree's scripts/mini, else the installed one. */
-static int find_script(const char *build, char **ret)
+/* $CLOISTER_MINI_SCRIPT, else the build tree's scripts/mini, else the installed one beside this
+ * binary (PREFIX/bin/cloister → PREFIX/lib/cloister/mini), else the default prefix's.
+ * *ret_in_tree: the build tree's or $CLOISTER_MINI_SCRIPT (which then get $BUILD, this binary's
+ * build directory); an installed script finds the binaries beside itself. */
+static int find_script(const char *build, char **ret, bool *ret_in_tree)
 {
         const char *env = getenv("CLOISTER_MINI_SCRIPT");
-        _cleanup_(freep) char *tree = NULL, *repo = NULL;
+        _cleanup_(freep) char *tree = NULL, *repo = NULL, *beside = NULL;
 
+        *ret_in_tree = false;
         if (env) {
                 if (access(env, X_OK) < 0)
                         return log_error_errno(-errno, "$CLOISTER_MINI_SCRIPT=%s cannot be run: %m",
                                                env);
                 *ret = strdup(env);
+                *ret_in_tree = true;
                 return *ret ? 0 : log_oom();
         }
         if (build) {
@@ -61,10 +66,17 @@ static int find_script(const char *build, char **ret)
                                 return log_oom();
                         if (access(candidate, X_OK) == 0) {
                                 *ret = TAKE_PTR(candidate);
+                                *ret_in_tree = true;
                                 return 0;
                         }
                         if (!tree) /* the nearest, for the message */
                                 tree = TAKE_PTR(candidate);
+                }
+                if (asprintf(&beside, "%s/lib/cloister/mini", build) < 0)
+                        return log_oom();
+                if (access(beside, X_OK) == 0) {
+                        *ret = TAKE_PTR(beside);
+                        return 0;
                 }
         }
         if (access(MINI_SCRIPT_INSTALLED, X_OK) == 0) {
@@ -74,9 +86,11 @@ static int find_script(const char *build, char **ret)
         return log_error_errno(
                 -ENOENT,
                 "The local-cluster script was not found: $CLOISTER_MINI_SCRIPT is "
-                "unset, and neither %s (nor one further up) nor " MINI_SCRIPT_INSTALLED
-                " is an executable file.",
-                tree ?: "the build tree's scripts/mini (binary location unknown)");
+                "unset, and neither %s (nor one further up), %s nor " MINI_SCRIPT_INSTALLED
+                " is an executable file. Run 'make install' again, or set "
+                "$CLOISTER_MINI_SCRIPT.",
+                tree ?: "the build tree's scripts/mini (binary location unknown)",
+                beside ?: "PREFIX/lib/cloister/mini");
 }
 
 static void help(void)
@@ -98,20 +112,28 @@ static void help(void)
                "way TPM attestation is real, the nodes' attestation keys are pinned by trust\n"
                "on first use (local only), and the host's network is not changed. Needs root.\n"
                "\n"
-               "Runs scripts/mini with these arguments ($CLOISTER_MINI_SCRIPT overrides where it\n"
-               "is); $BUILD defaults to this binary's build directory.\n");
+               "From a build tree, the cluster lives in $BUILD/mini (or $BUILD/mini-vm); "
+               "installed\n"
+               "('make install'), in ./cloister-mini (or ./cloister-mini-vm) of the current\n"
+               "directory. $MINI_DIR overrides either.\n"
+               "\n"
+               "Runs the script scripts/mini (installed: PREFIX/lib/cloister/mini) with these\n"
+               "arguments; $CLOISTER_MINI_SCRIPT overrides where it is.\n");
 }
 
 int verb_mini(int argc, char *argv[], void *userdata)
 {
         _cleanup_(freep) char *build = NULL, *script = NULL;
         _cleanup_(freep) char **args = NULL;
+        bool in_tree;
         int r;
 
-        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                help();
-                return 0;
-        }
+        /* --help anywhere (mini down --help too) prints help and runs nothing. */
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                        help();
+                        return 0;
+                }
         /* The verb table guarantees argv[1]. */
         if (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0 &&
             strcmp(argv[1], "status") != 0)
@@ -119,12 +141,22 @@ int verb_mini(int argc, char *argv[], void *userdata)
                                        "cloister mini: unknown command '%s': use up, down or "
                                        "status. See 'cloister mini --help'.",
                                        argv[1]);
+        if (geteuid() != 0)
+                return log_error_errno(-EPERM,
+                                       "cloister mini %s needs root: the local cluster lives in "
+                                       "network namespaces with a bridge, TPM simulators and "
+                                       "loop-backed or VM disks. Run it as root (sudo cloister "
+                                       "mini %s).",
+                                       argv[1], argv[1]);
         build = build_dir();
-        r = find_script(build, &script);
+        r = find_script(build, &script, &in_tree);
         if (r < 0 || !script)
                 return r < 0 ? r : -ENOENT;
-        if (build && setenv("BUILD", build, /* overwrite= */ 0) < 0)
+        if (in_tree && build && setenv("BUILD", build, /* overwrite= */ 0) < 0)
                 return log_error_errno(-errno, "Cannot set $BUILD: %m");
+        /* Messages name the command the user typed, not the script. */
+        if (setenv("CLOISTER_MINI_NAME", "cloister mini", /* overwrite= */ 1) < 0)
+                return log_error_errno(-errno, "Cannot set $CLOISTER_MINI_NAME: %m");
 
         /* script, then every argument after "mini" unchanged. */
         args = calloc((size_t) argc + 1, sizeof(char *));

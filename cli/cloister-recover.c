@@ -127,10 +127,9 @@ int verb_recover(int argc, char *argv[], void *userdata)
                         if (n_urls >= ELEMENTSOF(urls))
                                 return log_error_errno(-E2BIG, "At most %zu nodes at once.",
                                                        ELEMENTSOF(urls));
-                        if (c == ARG_NODE && cli_node_url(optarg, urls[n_urls]) < 0)
+                        if (cli_endpoint_url(c == ARG_NODE ? "--node" : "--endpoint", optarg,
+                                             urls[n_urls]) < 0)
                                 return -EINVAL;
-                        if (c == ARG_ENDPOINT)
-                                (void) snprintf(urls[n_urls], CLI_URL_MAX, "%s", optarg);
                         n_urls++;
                         break;
                 case ARG_POLICY:

@@ -85,7 +85,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "--cluster-id and --node say otherwise.\n");
                         return 0;
                 case ARG_ENDPOINT:
-                        endpoint = optarg;
+                        if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
+                                return -EINVAL;
+                        endpoint = node_url;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
@@ -164,8 +166,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (rep.n_checks == 0 && verdict < 0) {
                 attest_report_done(&rep);
                 if (o->output != OUTPUT_JSON)
-                        printf("Verification FAILED: %s: %s\n", endpoint, d.message);
-                return log_error_errno(verdict, "%s: %s", endpoint, d.message);
+                        printf("Verification FAILED: %s was not attested\n", endpoint);
+                /* The cause once, on stderr; the message names the URL it is about. */
+                return log_error_errno(verdict, "%s", d.message);
         }
         if (o->output == OUTPUT_JSON)
                 r = cli_print_report_json(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);

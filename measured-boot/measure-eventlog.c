@@ -112,9 +112,18 @@ static int eventlog_replay(int argc, char *argv[], void *userdata)
                 return r;
         bank = pick_bank(log);
         r = tcg_log_replay(log, bank, &out);
-        if (r == -ENOENT)
-                return log_error_errno(r, "%s: the log has no %s bank (try --bank sha1).", path,
-                                       tcg_alg_to_string(bank) ?: "such");
+        if (r == -ENOENT) {
+                char banks[64] = "";
+                for (unsigned i = 0; i < log->n_algs; i++)
+                        (void) snprintf(banks + strlen(banks), sizeof(banks) - strlen(banks),
+                                        "%s%s", i ? ", " : "",
+                                        tcg_alg_to_string(log->algs[i].alg) ?: "unknown");
+                return log_error_errno(r,
+                                       "%s: the log has no %s bank; it has %s: pick one of those "
+                                       "with --bank.",
+                                       path, tcg_alg_to_string(bank) ?: "such",
+                                       banks[0] ? banks : "none");
+        }
         if (r < 0)
                 return log_error_errno(r, "%s: an event lacks a %s digest: cannot replay.", path,
                                        tcg_alg_to_string(bank));
@@ -172,18 +181,21 @@ static int eventlog_show(int argc, char *argv[], void *userdata)
         for (size_t i = 0; i < log->n_events; i++) {
                 const TcgLogEvent *e = &log->events[i];
                 char hex[2 * TCG_LOG_DIGEST_MAX + 1] = "-", desc[256];
+                bool has_digest = false; /* none in this bank: "-" as text, null in JSON */
 
                 for (unsigned j = 0; j < e->n_digests; j++)
-                        if (e->digests[j].alg == bank)
+                        if (e->digests[j].alg == bank) {
                                 hex_encode_buf(e->digests[j].value, e->digests[j].size, hex,
                                                sizeof(hex));
+                                has_digest = true;
+                        }
                 tcg_event_describe(e, desc, sizeof(desc));
                 if (arg_output == OUTPUT_JSON) {
-                        json_t *o =
-                                json_pack("{s:I,s:I,s:s,s:I,s:s,s:s}", "number", (json_int_t) i,
-                                          "pcr", (json_int_t) e->pcr, "type",
-                                          tcg_event_type_to_string(e->type), "typeValue",
-                                          (json_int_t) e->type, "digest", hex, "description", desc);
+                        json_t *o = json_pack("{s:I,s:I,s:s,s:I,s:s?,s:s}", "number",
+                                              (json_int_t) i, "pcr", (json_int_t) e->pcr, "type",
+                                              tcg_event_type_to_string(e->type), "typeValue",
+                                              (json_int_t) e->type, "digest",
+                                              has_digest ? hex : NULL, "description", desc);
                         if (!o || json_array_append_new(events, o) < 0)
                                 return log_oom();
                 } else

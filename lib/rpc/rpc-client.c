@@ -69,6 +69,54 @@ static void response_wipe(Response *r)
         *r = (Response){ .max = r->max };
 }
 
+/* A transfer that failed below HTTP, in the project's words: the cause and the next step. The
+ * library's own text goes to the debug log only (-v). */
+static int transport_failure(Diag *d, const char *url, CURLcode cc, const char *detail,
+                             const RpcClientConfig *cfg)
+{
+        log_debug("%s: libcurl: %s (CURLcode %d)", url, detail ?: curl_easy_strerror(cc), (int) cc);
+        switch (cc) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+                return diag_fail(d, -EHOSTUNREACH, "rpc-transport", -1,
+                                 "%s: the host name does not resolve: check the address", url);
+        case CURLE_COULDNT_CONNECT:
+                return diag_fail(d, -ECONNREFUSED, "rpc-transport", -1,
+                                 "%s: the connection was refused (or there is no route): nothing "
+                                 "listens there; check the address and port, and that the node "
+                                 "is up",
+                                 url);
+        case CURLE_OPERATION_TIMEDOUT:
+                return diag_fail(d, -ETIMEDOUT, "rpc-transport", -1,
+                                 "%s: no answer within %u s: the node may still be booting, "
+                                 "busy, or behind a firewall; try again, or give a longer "
+                                 "--timeout",
+                                 url, (cfg->total_timeout_ms + 999) / 1000);
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CIPHER:
+                return diag_fail(d, -EPROTO, "rpc-tls", -1,
+                                 "%s: the TLS handshake failed: the port does not speak "
+                                 "Cloister's attested TLS 1.3 (another service on that port?); "
+                                 "check the port",
+                                 url);
+        case CURLE_GOT_NOTHING:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+                return diag_fail(d, -ECONNRESET, "rpc-transport", -1,
+                                 "%s: the connection closed before an answer came (the node "
+                                 "restarted, or closed it under load); try again",
+                                 url);
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+                return diag_fail(d, -EINVAL, "rpc-transport", -1,
+                                 "%s: not an https:// URL of a node: give https://HOST:PORT", url);
+        default:
+                return diag_fail(d, -EIO, "rpc-transport", -1, "%s: the request failed (%s)", url,
+                                 curl_easy_strerror(cc));
+        }
+}
+
 static int one_attempt(AtlsContext *atls, const RpcClientConfig *cfg, const char *method,
                        const char *url, const char *body, Response *resp, long *ret_status,
                        bool *ret_retryable, Diag *d)
@@ -129,8 +177,7 @@ static int one_attempt(AtlsContext *atls, const RpcClientConfig *cfg, const char
                         r = diag_fail(d, -EMSGSIZE, "rpc-response-size", -1,
                                       "%s: response larger than %zu bytes", url, cfg->max_response);
                 } else {
-                        r = diag_fail(d, -ECONNREFUSED, "rpc-transport", -1, "%s: %s", url,
-                                      errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        r = transport_failure(d, url, cc, errbuf[0] ? errbuf : NULL, cfg);
                         *ret_retryable = cc == CURLE_COULDNT_CONNECT ||
                                          cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_SEND_ERROR ||
                                          cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dlfcn.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,38 @@ static void flush(TpmDevice *t, ESYS_TR *h)
         *h = ESYS_TR_NONE;
 }
 
+/* Whether the TCTI's module (the name before ':', loaded by the TSS as libtss2-tcti-NAME.so.0)
+ * is installed: tells a mistyped TCTI from a TPM that does not answer. */
+static bool tcti_module_installed(const char *tcti)
+{
+        char lib[96];
+        size_t n = strcspn(tcti, ":");
+        void *h;
+
+        if (n == 0 || n > 32 || strspn(tcti, "abcdefghijklmnopqrstuvwxyz0123456789-_") < n)
+                return false;
+        (void) snprintf(lib, sizeof(lib), "libtss2-tcti-%.*s.so.0", (int) n, tcti);
+        h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+        if (!h)
+                return false;
+        (void) dlclose(h);
+        return true;
+}
+
+const char *tpm_device_open_explain(int r)
+{
+        switch (r) {
+        case -ENOPKG:
+                return "no TCTI module of that name is installed: use device:/dev/tpmrm0 (this "
+                       "machine's TPM) or swtpm:path=SOCKET (a software TPM)";
+        case -ENODEV:
+                return "no TPM answers there: the device does not exist, or no TPM listens at "
+                       "that socket";
+        default:
+                return strerror(-r);
+        }
+}
+
 int tpm_device_open(const char *tcti, TpmDevice **ret)
 {
         TpmDevice *t;
@@ -67,8 +100,8 @@ int tpm_device_open(const char *tcti, TpmDevice **ret)
         rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
         if (rc != TSS2_RC_SUCCESS) {
                 free(t);
-                log_debug("tpm: cannot open TCTI '%s'", tcti);
-                return -ENODEV;
+                log_debug("tpm: cannot open TCTI '%s' (TSS2_RC 0x%x)", tcti, (unsigned) rc);
+                return tcti_module_installed(tcti) ? -ENODEV : -ENOPKG;
         }
         rc = Esys_Initialize(&t->esys, t->tcti, NULL);
         if (rc != TSS2_RC_SUCCESS) {

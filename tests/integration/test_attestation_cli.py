@@ -370,3 +370,17 @@ def test_measure_truncated_log_gives_one_line_error(tmp_path):
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1
     assert "at byte" in r.stderr
+
+
+def test_attestation_policy_never_replaces_an_existing_policy_without_force(cloister, swtpm,
+                                                                            tmp_path):
+    ev_path, _ = issue(cloister, swtpm, tmp_path)
+    out = tmp_path / "policy.json"
+    anchor = '{"a trust anchor": "the owner wrote this"}\n'
+    out.write_text(anchor)
+    r = cloister("attestation", "policy", ev_path, out)
+    assert r.returncode == 1 and "already exists" in r.stderr and "--force" in r.stderr, r.stderr
+    assert out.read_text() == anchor
+    r = cloister("attestation", "policy", ev_path, out, "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["akTrust"]["mode"] == "pinned"

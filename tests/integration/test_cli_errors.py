@@ -80,7 +80,7 @@ def plain_port():
 
 def cases(d, silent, plain):
     def apply_(tag):
-        # Each case its own state file: a failed init leaves a 'pending' one behind, by design.
+        # Each case its own state file (a failed apply that sent nothing writes none).
         return ["apply", "--master-secret", d / "ms.json", "--init-secret-file", d / "init",
                 "--state-file", d / f"state-{tag}.json", "--kubeconfig", d / "none.conf"]
     verify = ["verify", "--policy", d / "policy.json", "--timeout", "2"]

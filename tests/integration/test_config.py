@@ -8,12 +8,15 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -342,21 +345,20 @@ def test_apply_takes_cluster_defaults_from_the_config_and_explicit_flags_win(tmp
                            "akTrust": {"mode": "insecure-any"}}}
     path = tmp_path / "cloister.json"
     path.write_text(json.dumps(cfg))
-    # Port 1 refuses: apply fails after recording its pending state, which shows what it used.
+    # Port 1 refuses: apply fails before anything is sent and writes no state; its progress line
+    # shows what it would have used.
     state = tmp_path / "state-a.json"
     a = run("cloister", *apply_args(owner, state, "https://127.0.0.1:1"), "--config", path,
             "--timeout", "1")
-    assert "not initialised" in one_error_line(a)
-    st = json.loads(state.read_text())
-    assert (st["clusterName"], st["kubernetesVersion"], st["serviceCidr"]) == (
-        "from-config", "v1.29.9", "10.100.0.0/16")
+    assert "not initialised" in one_error_line(a) and not state.exists()
+    assert ("initialising cluster 'from-config' (Kubernetes v1.29.9, service CIDR "
+            "10.100.0.0/16)") in a.stderr, a.stderr
     state = tmp_path / "state-b.json"
     b = run("cloister", *apply_args(owner, state, "https://127.0.0.1:1"), "--config", path,
             "--timeout", "1", "--cluster-name", "flag", "--service-cidr", "10.200.0.0/16")
-    assert "not initialised" in one_error_line(b)
-    st = json.loads(state.read_text())
-    assert (st["clusterName"], st["kubernetesVersion"], st["serviceCidr"]) == (
-        "flag", "v1.29.9", "10.200.0.0/16")
+    assert "not initialised" in one_error_line(b) and not state.exists()
+    assert ("initialising cluster 'flag' (Kubernetes v1.29.9, service CIDR "
+            "10.200.0.0/16)") in b.stderr, b.stderr
 
 
 def bad_config_cases(d):
@@ -500,8 +502,46 @@ def test_mini_keeps_a_build_directory_already_set(fake_mini):
     assert out.read_text().splitlines() == ["down", "BUILD=/somewhere/else"]
 
 
+@pytest.mark.parametrize("args", [["down", "--help"], ["status", "--help"], ["up", "--help"],
+                                  ["up", "--vm", "-h"]])
+def test_mini_help_after_a_command_prints_help_and_runs_nothing(fake_mini, args):
+    script, out = fake_mini
+    env = dict(os.environ, CLOISTER_MINI_SCRIPT=str(script))
+    r = run("cloister", "mini", *args, env=env)
+    assert r.returncode == 0 and r.stdout.startswith("Usage: cloister mini up"), r.stdout
+    assert not out.exists(), "the script ran: " + out.read_text()
+
+
+def test_mini_as_an_ordinary_user_says_root_is_needed_and_runs_nothing(fake_mini):
+    script, out = fake_mini
+    env = dict(os.environ, CLOISTER_MINI_SCRIPT=str(script))
+    # A copy the unprivileged user can run wherever the build tree is.
+    d = Path(tempfile.mkdtemp(prefix="cloister-nobody-"))
+    try:
+        d.chmod(0o755)
+        shutil.copy(BUILD / "bin" / "cloister", d / "cloister")
+        for cmd in ("up", "down"):
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                str(d / "cloister"), "mini", cmd, "--netns"],
+                               capture_output=True, text=True, env=env, timeout=30)
+            err = one_error_line(r)
+            assert r.returncode == 1 and "needs root" in err, err
+            assert f"sudo cloister mini {cmd}" in err and "mount" not in r.stderr, err
+    finally:
+        shutil.rmtree(d)
+    assert not out.exists()
+
+
+def test_mini_tells_the_script_the_name_the_user_typed(tmp_path):
+    script, out = tmp_path / "name-mini", tmp_path / "name.out"
+    script.write_text(f"#!/bin/sh\necho \"$CLOISTER_MINI_NAME\" > '{out}'\n")
+    script.chmod(0o755)
+    r = run("cloister", "mini", "status", env=dict(os.environ, CLOISTER_MINI_SCRIPT=str(script)))
+    assert r.returncode == 0 and out.read_text() == "cloister mini\n"
+
+
 def test_mini_without_override_runs_the_build_trees_script(tmp_path):
-    # status of an empty mini directory: the real scripts/mini, nothing started, no root needed.
+    # status of an empty mini directory: the real scripts/mini, nothing started.
     env = {k: v for k, v in os.environ.items() if k not in ("BUILD", "CLOISTER_MINI_SCRIPT")}
     env["MINI_DIR"] = str(tmp_path / "mini")
     r = run("cloister", "mini", "status", env=env)

@@ -544,6 +544,18 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
     status = run("cloister", "status", "--policy", member_policy(cluster, tmp_path),
                  "--state-file", cluster.tmp / "cloister-state.json")
     assert status.returncode == 0 and "worker-2" in status.stdout and "policy sha256:" in status.stdout
+    # Endpoints as in JSON, with their scheme.
+    assert f"https://127.0.0.1:{w1.port}" in status.stdout, status.stdout
+    # --node and --cluster-id need no state file (run where there is none).
+    state = json.loads((cluster.tmp / "cloister-state.json").read_text())
+    alone = run("cloister", "status", "--policy", member_policy(cluster, tmp_path), "--node",
+                state["endpoint"].removeprefix("https://"), "--cluster-id", state["clusterId"],
+                cwd=tmp_path)
+    assert alone.returncode == 0 and "worker-2" in alone.stdout, alone.stderr
+    wrong = run("cloister", "status", "--policy", member_policy(cluster, tmp_path), "--node",
+                state["endpoint"].removeprefix("https://"), "--cluster-id", "ab" * 32,
+                cwd=tmp_path)
+    assert wrong.returncode == 1 and "PCR 15" in wrong.stderr, wrong.stderr
 
     # worker-2's address now answers with another machine: booted with another PCR 9, in no
     # cluster (the host re-routed it, say).

@@ -63,3 +63,38 @@ def test_mini_refuses_a_bad_node_count_with_one_line(tmp_path):
     r = mini(env, "up", "--netns", "--nodes", "0", timeout=30)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "--nodes" in r.stderr
     assert not (tmp_path / "mini").exists()
+
+
+def test_installed_mini_brings_up_a_node_in_the_workspace_and_names_itself(tmp_path):
+    """make install puts what mini runs under PREFIX/lib/cloister; the installed cloister finds
+    it, keeps the cluster in the current directory and tells the user 'cloister mini', never a
+    script path."""
+    prefix, ws = tmp_path / "prefix", tmp_path / "ws"
+    ws.mkdir()
+    r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), f"BUILD={BUILD}",
+                        f"PREFIX={prefix}", "install"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in ("mini", "mini-vm", "mini-boot-log", "kubeadm-double", "vm/vmcluster.py"):
+        assert (prefix / "lib" / "cloister" / f).exists(), f
+    cli = prefix / "bin" / "cloister"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("BUILD", "MINI_DIR", "MINI_VM_DIR", "CLOISTER_MINI_SCRIPT", "IMAGE_DIR")}
+    env["MINI_PORT"] = "9741"
+
+    def installed(*args, timeout=180):
+        return subprocess.run([str(cli), "mini", *args], cwd=ws, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    up = installed("up", "--nodes", "1")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "VMs cannot boot here (no node image" in up.stdout
+        assert up.stdout.rstrip().splitlines()[-1] == "Verification OK"
+        assert "'cloister mini down' removes everything" in up.stdout
+        assert "scripts/mini" not in up.stdout + up.stderr
+        assert (ws / "cloister-mini" / "owner" / "cloister-state.json").exists()
+        assert installed("status", timeout=30).stdout.startswith("mini: node1 up")
+    finally:
+        down = installed("down", timeout=60)
+    assert down.returncode == 0 and not (ws / "cloister-mini").exists()

@@ -30,7 +30,12 @@
 
 typedef struct TpmDevice TpmDevice;
 
+/* Opens the TPM behind a TCTI string ("device:/dev/tpmrm0", "swtpm:path=SOCK"; NULL:
+ * $CLOISTER_TPM_TCTI, else the default). -ENOPKG: no TCTI module of that name is installed;
+ * -ENODEV: the module loaded but no TPM answers. */
 int tpm_device_open(const char *tcti, TpmDevice **ret);
+/* The cause of a tpm_device_open() failure and what to do, in words for the user. */
+const char *tpm_device_open_explain(int r);
 TpmDevice *tpm_device_close(TpmDevice *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TpmDevice *, tpm_device_close);
 
