@@ -585,6 +585,30 @@ static void test_launch_refusals_name_their_reason(void **state)
         assert_int_equal(snp_launch_digest(&in, ld, &d), -ENODATA);
         assert_string_equal(d.check, "snp-firmware-metadata");
 
+        /* No SEV-ES reset block (its GUID broken): one vCPU is fine, more have no start
+         * address. The reset block's GUID is the entry right before the footer's. */
+        {
+                _cleanup_(freep) uint8_t *copy = malloc(n);
+                SnpFirmware info;
+                const uint8_t reset_guid[4] = { 0xde, 0x71, 0xf7, 0x00 };
+                uint8_t *g;
+
+                assert_non_null(copy);
+                memcpy(copy, amdsev, n);
+                g = memmem(copy, n, reset_guid, sizeof(reset_guid));
+                assert_non_null(g);
+                g[0] ^= 0xFF;
+                assert_int_equal(snp_firmware_parse(copy, n, &info, NULL), 0);
+                assert_false(info.has_reset_block);
+                in = (SnpLaunchInput){ .firmware = copy, .firmware_size = n, .vcpus = 1 };
+                assert_int_equal(snp_launch_digest(&in, poison, NULL), 0);
+                memset(poison, 0xAA, 48);
+                in.vcpus = 2;
+                diag_clear(&d);
+                assert_int_equal(snp_launch_digest(&in, ld, &d), -ENODATA);
+                assert_string_equal(d.check, "snp-firmware-reset-block");
+        }
+
         /* Nothing was written on any refusal. */
         assert_memory_equal(ld, poison, 48);
 }
@@ -715,9 +739,18 @@ static void test_policy_mismatch_lists_every_allowed_value_next_to_the_actual(vo
         assert_non_null(strstr(seen.details[i], "1 vCPU EPYC-v4"));
         i = seen_find(&seen, "snp-measurement-listed", i + 1);
         assert_string_equal(seen.expected[i], hb);
-        /* Plain snp.measurements count as well. */
-        memcpy(p.measurements[0], rep.measurement, 48);
+        /* Plain snp.measurements count as well: one that differs is refused with the expected
+         * value next to the actual one, the report's own accepted. */
+        snp_policy_defaults(&p);
+        memcpy(p.measurements[0], a, 48);
         p.n_measurements = 1;
+        diag_clear(&d);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-measurement");
+        assert_string_equal(d.expected, ha);
+        assert_string_equal(d.actual, hr);
+        memcpy(p.measurements[0], rep.measurement, 48);
         assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, NULL), 0);
 }
 
