@@ -305,6 +305,14 @@ def check(roots, schemas=None, parsed=None):
             for v, decl in child.variables.items():
                 if "default" not in decl and v not in body:
                     errs.append("%s: missing required variable '%s' of %s" % (where, v, rel(c)))
+        for pname, body in sorted(m.providers.items()):
+            s = schemas.by_prefix.get(pname)
+            if not s or "providerConfig" not in s:
+                errs.append("%s: provider \"%s\": no schema for its configuration" % (
+                    rel(d), pname))
+                continue
+            check_body({k: v for k, v in body.items() if k != "alias"}, s["providerConfig"],
+                       "%s: provider \"%s\"" % (rel(d), pname), errs)
         where = rel(d)
         for text in strings([m.resources, m.data, m.modules, m.outputs, m.locals,
                              m.providers, m.variables]):

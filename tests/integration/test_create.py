@@ -33,12 +33,12 @@ class Env:
         self.env.update({"PATH": f"{self.bin}:/usr/bin:/bin", "TF_DOUBLE_LOG": str(self.calls),
                          "TF_DOUBLE_FORBID": str(self.dir / "cloister-init-secret")})
 
-    def config(self, **infra):
-        r = run("cloister", "config", "generate", "gcp", "--file", "cloister.json", "--force",
+    def config(self, provider="gcp", base=INFRA, **infra):
+        r = run("cloister", "config", "generate", provider, "--file", "cloister.json", "--force",
                 cwd=self.dir)
         assert r.returncode == 0, r.stderr
         c = json.loads((self.dir / "cloister.json").read_text())
-        c["infrastructure"] = {**INFRA, **infra}
+        c["infrastructure"] = {**base, **infra}
         c["infrastructure"] = {k: v for k, v in c["infrastructure"].items() if v is not None}
         (self.dir / "cloister.json").write_text(json.dumps(c))
 
@@ -239,7 +239,62 @@ def test_a_non_confidential_machine_type_is_refused_by_the_modules_validation(ow
     assert "apply" not in owner.commands()
 
 
-def test_tdx_on_aws_and_missing_fields_are_refused_naming_the_field(tmp_path):
+CLOUD_INFRA = {
+    "azure": {"tee": "tdx", "subscriptionId": "00000000-1111-2222-3333-444444444444",
+              "location": "westeurope", "zone": "1",
+              "controlPlaneInstanceType": "Standard_DC4es_v5",
+              "workerInstanceType": "Standard_EC8es_v5", "workerCount": 3,
+              "imageId": "/subscriptions/x/resourceGroups/g/providers/Microsoft.Compute/"
+                         "galleries/g/images/cloister/versions/1.0.0"},
+    "aws": {"tee": "snp", "region": "eu-west-1", "zone": "eu-west-1a",
+            "controlPlaneInstanceType": "m6a.xlarge", "workerInstanceType": "c6a.2xlarge",
+            "imageFile": "IMAGE"},
+}
+
+
+@pytest.mark.parametrize("cloud", ["azure", "aws"])
+def test_create_and_terminate_on_azure_and_aws(tmp_path, cloud):
+    """The double checks the variables against each cloud's own module."""
+    e = Env(tmp_path)
+    infra = dict(CLOUD_INFRA[cloud])
+    if infra.get("imageFile") == "IMAGE":
+        (tmp_path / "cloister-aws.raw").write_bytes(b"\0" * 4096)
+        infra["imageFile"] = str(tmp_path / "cloister-aws.raw")
+    e.config(cloud, infra)
+    r = e.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr
+    st = state(e)
+    assert st["infrastructure"]["provider"] == cloud
+    assert st["infrastructure"]["tee"] == infra["tee"]
+    tfvars = json.loads((e.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
+    if cloud == "aws":
+        assert tfvars["image_file"] == infra["imageFile"]  # absolute: terraform runs elsewhere
+    else:
+        assert tfvars["subscription_id"] == infra["subscriptionId"]
+    r = e.cloister("terminate", "-y")
+    assert r.returncode == 0, r.stderr
+    assert e.files() == ["cloister-mastersecret.json", "cloister.json"]
+
+
+def test_azure_size_of_the_wrong_tee_is_refused_at_plan(tmp_path):
+    e = Env(tmp_path)
+    e.config("azure", CLOUD_INFRA["azure"], workerInstanceType="Standard_D8s_v5")
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0 and "not a confidential VM size" in r.stderr
+    assert "apply" not in e.commands()
+
+
+def test_tdx_on_aws_is_refused_naming_the_field(tmp_path):
+    e = Env(tmp_path)
+    infra = dict(CLOUD_INFRA["aws"], imageFile=None, imageId="ami-0123456789abcdef0")
+    e.config("aws", infra, tee="tdx")
+    r = e.cloister("create", "-y")
+    assert r.returncode != 0
+    assert ".infrastructure.tee 'tdx': aws offers snp (AMD SEV-SNP) only" in r.stderr
+    assert e.commands() == []
+
+
+def test_missing_unknown_and_malformed_fields_are_refused_naming_the_field(tmp_path):
     e = Env(tmp_path)
     e.config(project=None)
     r = e.cloister("create", "-y")

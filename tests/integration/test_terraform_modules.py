@@ -49,6 +49,15 @@ def test_module_parses_is_formatted_and_matches_the_provider_schema(parsed, clou
     assert errs == []
 
 
+def test_every_cloud_has_a_module():
+    assert present() == CLOUDS
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_load_balancer_ports_are_the_same_on_every_cloud(parsed, cloud):
+    assert module(parsed, cloud).locals["ports"] == {"api": 6443, "bootstrapper": 9000}
+
+
 # --- the checker catches what it claims to catch ------------------------------------------------
 
 NODE_GROUP = "gcp/modules/node_group/main.tf"
@@ -69,8 +78,8 @@ MISTAKES = {
                               'resource "google_compute_instance_group_managers"',
                               "is not in tools/schemas/google.json"),
     "type-outside-the-subset": ("gcp/main.tf", 'resource "random_id" "uid"',
-                                'resource "random_password" "uid"',
-                                "type 'random_password' is not in tools/schemas/random.json"),
+                                'resource "random_string" "uid"',
+                                "type 'random_string' is not in tools/schemas/random.json"),
     "undeclared-variable": ("gcp/main.tf", "var.worker_instance_type\n",
                             "var.worker_machine_type\n", "var.worker_machine_type is not declared"),
     "missing-module-output": ("gcp/outputs.tf", "module.worker.name]",
@@ -198,6 +207,66 @@ def test_gcp_init_secret_hash_validation_accepts_the_clis_format_only(parsed):
     assert not re.search(rx, HASH + "0")
 
 
+def test_azure_scale_set_is_a_confidential_vm_with_vtpm_and_guest_state_encryption(parsed):
+    ss = module(parsed, "azure", "modules/scale_set").resources[
+        ("azurerm_linux_virtual_machine_scale_set", "nodes")]
+    assert ss["vtpm_enabled"] is True
+    assert one(ss["os_disk"])["security_encryption_type"] == "VMGuestStateOnly"
+    assert one(ss["data_disk"])["lun"] == 0  # each node's own state disk
+    assert ss["provision_vm_agent"] is False and ss["extension_operations_enabled"] is False
+    assert "identity" not in ss  # no managed identity: no cloud credentials on the node
+    img = module(parsed, "azure", "modules/image").resources[("azurerm_shared_image", "image")]
+    assert img["confidential_vm_supported"] is True and img["hyper_v_generation"] == "V2"
+    blob = module(parsed, "azure", "modules/image").resources[("azurerm_storage_blob", "image")]
+    assert blob["type"] == "Page"
+
+
+@pytest.mark.parametrize("var", ["control_plane_instance_type", "worker_instance_type"])
+@pytest.mark.parametrize("value,ok", [("Standard_DC4as_v5", True), ("Standard_EC8ads_v5", True),
+                                      ("Standard_DC4es_v5", True), ("Standard_EC16eds_v5", True),
+                                      ("Standard_D4s_v5", False), ("Standard_DC4s_v3", False),
+                                      ("Standard_DC4as_v6", False), ("Standard_B2s", False)])
+def test_azure_refuses_a_non_confidential_vm_size_by_variable_validation(parsed, var, value, ok):
+    rx = validation_regex(module(parsed, "azure").variables[var])
+    assert bool(re.search(rx, value)) == ok
+
+
+def test_azure_tee_follows_the_vm_size(parsed):
+    sizes = module(parsed, "azure").locals["tee_sizes"]
+    assert re.search(sizes["snp"], "Standard_DC4as_v5") and \
+        not re.search(sizes["snp"], "Standard_DC4es_v5")
+    assert re.search(sizes["tdx"], "Standard_DC4es_v5") and \
+        not re.search(sizes["tdx"], "Standard_DC4as_v5")
+
+
+def test_aws_launch_template_is_sev_snp_and_the_ami_has_uefi_and_tpm2(parsed):
+    lt = module(parsed, "aws", "modules/node_group").resources[("aws_launch_template", "node")]
+    assert one(lt["cpu_options"])["amd_sev_snp"] == "enabled"
+    assert "iam_instance_profile" not in lt  # no cloud credentials on the node
+    assert [b["device_name"] for b in lt["block_device_mappings"]] == ["/dev/sdb"]
+    ami = module(parsed, "aws", "modules/image").resources[("aws_ami", "image")]
+    assert ami["tpm_support"] == "v2.0" and ami["boot_mode"] == "uefi"
+    imp = module(parsed, "aws", "modules/image").resources[
+        ("aws_ebs_snapshot_import", "image")]
+    assert one(one(imp["disk_container"])["user_bucket"])["s3_key"]
+    assert one(imp["disk_container"])["format"] == "RAW"
+
+
+@pytest.mark.parametrize("var", ["control_plane_instance_type", "worker_instance_type"])
+@pytest.mark.parametrize("value,ok", [("m6a.xlarge", True), ("c6a.4xlarge", True),
+                                      ("r6a.large", True), ("m5.xlarge", False),
+                                      ("m6i.xlarge", False), ("t3.micro", False),
+                                      ("m7a.xlarge", False)])
+def test_aws_refuses_a_non_sev_snp_instance_type_by_variable_validation(parsed, var, value, ok):
+    rx = validation_regex(module(parsed, "aws").variables[var])
+    assert bool(re.search(rx, value)) == ok
+
+
+def test_aws_refuses_tdx(parsed):
+    cond = one(module(parsed, "aws").variables["tee"]["validation"])["condition"]
+    assert cond == '${contains(["snp"], var.tee)}'
+
+
 # --- the metadata the modules write is what the node reads --------------------------------------
 
 def metadata_keys_read_by_nodes():
@@ -214,23 +283,40 @@ def evaluate(expr, env):
     return re.sub(r"\$\{([^}]*)\}", sub, expr)
 
 
-def gcp_metadata(parsed, role):
-    root = module(parsed, "gcp")
+def node_metadata(parsed, cloud, role):
+    """The cloister-* keys the root module gives a role's nodes, as a real apply would have
+    them (the load balancer's address, the variables' values)."""
+    root = module(parsed, cloud)
     mod = root.modules["control_plane" if role == "control-plane" else "worker"]
     env = {"local.endpoint": LB, "local.ports.api": 6443, "local.ports.bootstrapper": 9000,
            "var.init_secret_hash": HASH, "var.cluster_id": CID}
-    return {k: evaluate(v, env) for k, v in one(mod["metadata"]).items()} \
-        if isinstance(mod["metadata"], list) else \
-        {k: evaluate(v, env) for k, v in mod["metadata"].items()}
+    md = one(mod["metadata"]) if isinstance(mod["metadata"], list) else mod["metadata"]
+    return {k: evaluate(v, env) for k, v in md.items()}
 
 
-def test_gcp_metadata_keys_are_the_ones_lib_metadata_reads(parsed):
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_metadata_keys_are_the_ones_lib_metadata_reads(parsed, cloud):
     read = set(metadata_keys_read_by_nodes().values())
     for role in ("control-plane", "worker"):
-        assert set(gcp_metadata(parsed, role)) <= read
-    assert "cloister-init-secret-hash" in gcp_metadata(parsed, "control-plane")
-    assert "cloister-init-secret-hash" not in gcp_metadata(parsed, "worker")
-    assert {"cloister-peers", "cloister-cluster-id"} <= set(gcp_metadata(parsed, "worker"))
+        assert set(node_metadata(parsed, cloud, role)) <= read
+    assert "cloister-init-secret-hash" in node_metadata(parsed, cloud, "control-plane")
+    assert "cloister-init-secret-hash" not in node_metadata(parsed, cloud, "worker")
+    assert {"cloister-peers", "cloister-cluster-id"} <= set(node_metadata(parsed, cloud, "worker"))
+
+
+def test_azure_and_aws_hand_the_metadata_to_the_nodes_as_they_read_it(parsed):
+    ss = module(parsed, "azure", "modules/scale_set").resources[
+        ("azurerm_linux_virtual_machine_scale_set", "nodes")]
+    assert ss["tags"] == "${merge(var.tags, var.metadata)}"  # IMDS compute.tagsList
+    ng = module(parsed, "aws", "modules/node_group")
+    asg = ng.resources[("aws_autoscaling_group", "group")]
+    tag = one(asg["dynamic"]["tag"])
+    assert tag["for_each"] == "${var.metadata}"
+    assert one(tag["content"])["propagate_at_launch"] is True
+    lt = ng.resources[("aws_launch_template", "node")]
+    # lib/metadata reads instance tags from IMDSv2: tags in metadata on, tokens required
+    assert one(lt["metadata_options"])["instance_metadata_tags"] == "enabled"
+    assert one(lt["metadata_options"])["http_tokens"] == "required"
 
 
 @pytest.fixture
@@ -245,10 +331,14 @@ def metadata_service():
     srv.shutdown()
 
 
+@pytest.mark.parametrize("cloud", CLOUDS)
 @pytest.mark.parametrize("role", ["control-plane", "worker"])
-def test_gcp_metadata_from_the_module_is_read_by_the_bootstrapper(parsed, metadata_service, role):
-    Service.attrs = gcp_metadata(parsed, role)
-    r = run("cloister-bootstrapper", "--metadata", "gcp", "--metadata-url", metadata_service,
+def test_metadata_from_the_module_is_read_by_the_bootstrapper(parsed, metadata_service, cloud,
+                                                               role):
+    """The keys served as GCP attributes, Azure tags or AWS instance tags by the loopback
+    metadata service of the metadata tests, read by the real bootstrapper."""
+    Service.attrs = node_metadata(parsed, cloud, role)
+    r = run("cloister-bootstrapper", "--metadata", cloud, "--metadata-url", metadata_service,
             "--print-metadata")
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
@@ -261,7 +351,7 @@ def test_gcp_metadata_from_the_module_is_read_by_the_bootstrapper(parsed, metada
         # --print-metadata does not show the cluster ID: that the node reads it under this key
         # shows in its refusal of a malformed one
         Service.attrs["cloister-cluster-id"] = CID.upper()
-        r = run("cloister-bootstrapper", "--metadata", "gcp", "--metadata-url",
+        r = run("cloister-bootstrapper", "--metadata", cloud, "--metadata-url",
                 metadata_service, "--print-metadata")
         assert r.returncode != 0 and "cluster ID must be 64 lowercase hex" in r.stderr
 

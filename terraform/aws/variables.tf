@@ -1,0 +1,120 @@
+# The variables `cloister create` writes into terraform.tfvars.json. Every one is checked here:
+# a value Terraform would accept but a confidential cluster must not have is refused before
+# anything is created.
+
+variable "name" {
+  type        = string
+  description = "Cluster name: the prefix of every resource (lowercase letters, digits, '-')."
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.name))
+    error_message = "name: 1 to 20 characters, lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region with SEV-SNP instances, e.g. eu-west-1."
+}
+
+variable "zone" {
+  type        = string
+  description = "Availability zone inside region, e.g. eu-west-1a."
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$", var.zone))
+    error_message = "zone: an availability zone such as eu-west-1a."
+  }
+}
+
+variable "tee" {
+  type        = string
+  description = "Trusted execution environment of every node: snp (AMD SEV-SNP, the only one AWS sells)."
+  validation {
+    condition     = contains(["snp"], var.tee)
+    error_message = "tee: snp. AWS offers AMD SEV-SNP only; Cloister creates confidential VMs only."
+  }
+}
+
+variable "control_plane_instance_type" {
+  type        = string
+  description = "Instance type of the control-plane nodes: m6a, c6a or r6a (SEV-SNP)."
+  validation {
+    condition     = can(regex("^(m6a|c6a|r6a)\\.[0-9]*x?large$", var.control_plane_instance_type))
+    error_message = "control_plane_instance_type: not an SEV-SNP instance type. Use m6a.*, c6a.* or r6a.* (e.g. m6a.xlarge)."
+  }
+}
+
+variable "worker_instance_type" {
+  type        = string
+  description = "Instance type of the worker nodes: m6a, c6a or r6a (SEV-SNP)."
+  validation {
+    condition     = can(regex("^(m6a|c6a|r6a)\\.[0-9]*x?large$", var.worker_instance_type))
+    error_message = "worker_instance_type: not an SEV-SNP instance type. Use m6a.*, c6a.* or r6a.* (e.g. m6a.xlarge)."
+  }
+}
+
+variable "control_plane_count" {
+  type        = number
+  description = "Control-plane nodes. Further control planes join only with the owner's authorization (cloister control-plane authorize), which create does not hand out yet: 1."
+  default     = 1
+  validation {
+    condition     = var.control_plane_count == 1
+    error_message = "control_plane_count: 1. A further control plane needs the owner's per-node authorization (cloister control-plane authorize NAME), which create cannot give to nodes a group names itself yet."
+  }
+}
+
+variable "worker_count" {
+  type        = number
+  description = "Worker nodes, created once cluster_id is set (after 'cloister apply')."
+  default     = 1
+  validation {
+    condition     = var.worker_count >= 0 && var.worker_count <= 100 && floor(var.worker_count) == var.worker_count
+    error_message = "worker_count: a whole number from 0 to 100."
+  }
+}
+
+variable "state_disk_size_gb" {
+  type        = number
+  description = "Size of each node's encrypted state disk."
+  default     = 30
+  validation {
+    condition     = var.state_disk_size_gb >= 10 && var.state_disk_size_gb <= 16384
+    error_message = "state_disk_size_gb: 10 to 16384."
+  }
+}
+
+variable "image_id" {
+  type        = string
+  description = "An existing AMI registered with UEFI boot and TPM 2.0; empty to upload image_file."
+  default     = ""
+}
+
+variable "image_file" {
+  type        = string
+  description = "The image built here (cloister-aws.raw) to upload, import as a snapshot and register; empty to use image_id."
+  default     = ""
+}
+
+variable "init_secret_hash" {
+  type        = string
+  description = "Hash of the owner's init secret (cloister init-secret hash): the first node accepts init only with the secret. The secret itself never reaches Terraform."
+  validation {
+    condition     = can(regex("^scrypt\\$[0-9]{2}\\$[0-9]\\$[0-9]\\$[0-9a-f]{32}\\$[0-9a-f]{64}$", var.init_secret_hash))
+    error_message = "init_secret_hash: scrypt$<log2 N>$<r>$<p>$<salt>$<hash>, as 'cloister init-secret hash' prints it."
+  }
+}
+
+variable "cluster_id" {
+  type        = string
+  description = "The cluster ID 'cloister apply' printed (64 hex digits). Empty until then: workers are created only once it is known, since a joining node must know which cluster to trust."
+  default     = ""
+  validation {
+    condition     = var.cluster_id == "" || can(regex("^[0-9a-f]{64}$", var.cluster_id))
+    error_message = "cluster_id: empty or 64 lowercase hex digits (as 'cloister apply' prints it)."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "The VPC; the nodes' subnet and the load balancer's are cut out of it."
+  default     = "10.10.0.0/16"
+}

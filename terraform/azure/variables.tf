@@ -1,0 +1,130 @@
+# The variables `cloister create` writes into terraform.tfvars.json. Every one is checked here:
+# a value Terraform would accept but a confidential cluster must not have is refused before
+# anything is created.
+
+variable "name" {
+  type        = string
+  description = "Cluster name: the prefix of every resource (lowercase letters, digits, '-')."
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.name))
+    error_message = "name: 1 to 20 characters, lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "subscription_id" {
+  type        = string
+  description = "Azure subscription ID."
+  validation {
+    condition     = can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.subscription_id))
+    error_message = "subscription_id: a GUID (az account show --query id)."
+  }
+}
+
+variable "location" {
+  type        = string
+  description = "Azure region offering the TEE's VM sizes, e.g. westeurope."
+}
+
+variable "zone" {
+  type        = string
+  description = "Availability zone (1, 2 or 3), or empty for none."
+  default     = ""
+  validation {
+    condition     = contains(["", "1", "2", "3"], var.zone)
+    error_message = "zone: 1, 2, 3 or empty."
+  }
+}
+
+variable "tee" {
+  type        = string
+  description = "Trusted execution environment of every node: snp (AMD SEV-SNP) or tdx (Intel TDX)."
+  validation {
+    condition     = contains(["snp", "tdx"], var.tee)
+    error_message = "tee: snp or tdx. Cloister creates confidential VMs only."
+  }
+}
+
+variable "control_plane_instance_type" {
+  type        = string
+  description = "VM size of the control-plane nodes: Standard_DCasv5/ECasv5 family for snp, Standard_DCesv5/ECesv5 for tdx."
+  validation {
+    condition     = can(regex("^Standard_(DC|EC)[0-9]+(a|ad|e|ed)s_v5$", var.control_plane_instance_type))
+    error_message = "control_plane_instance_type: not a confidential VM size. Use Standard_DCNas_v5/ECNas_v5 (SEV-SNP) or Standard_DCNes_v5/ECNes_v5 (TDX)."
+  }
+}
+
+variable "worker_instance_type" {
+  type        = string
+  description = "VM size of the worker nodes: Standard_DCasv5/ECasv5 family for snp, Standard_DCesv5/ECesv5 for tdx."
+  validation {
+    condition     = can(regex("^Standard_(DC|EC)[0-9]+(a|ad|e|ed)s_v5$", var.worker_instance_type))
+    error_message = "worker_instance_type: not a confidential VM size. Use Standard_DCNas_v5/ECNas_v5 (SEV-SNP) or Standard_DCNes_v5/ECNes_v5 (TDX)."
+  }
+}
+
+variable "control_plane_count" {
+  type        = number
+  description = "Control-plane nodes. Further control planes join only with the owner's authorization (cloister control-plane authorize), which create does not hand out yet: 1."
+  default     = 1
+  validation {
+    condition     = var.control_plane_count == 1
+    error_message = "control_plane_count: 1. A further control plane needs the owner's per-node authorization (cloister control-plane authorize NAME), which create cannot give to nodes a group names itself yet."
+  }
+}
+
+variable "worker_count" {
+  type        = number
+  description = "Worker nodes, created once cluster_id is set (after 'cloister apply')."
+  default     = 1
+  validation {
+    condition     = var.worker_count >= 0 && var.worker_count <= 100 && floor(var.worker_count) == var.worker_count
+    error_message = "worker_count: a whole number from 0 to 100."
+  }
+}
+
+variable "state_disk_size_gb" {
+  type        = number
+  description = "Size of each node's encrypted state disk."
+  default     = 30
+  validation {
+    condition     = var.state_disk_size_gb >= 10 && var.state_disk_size_gb <= 16384
+    error_message = "state_disk_size_gb: 10 to 16384."
+  }
+}
+
+variable "image_id" {
+  type        = string
+  description = "An existing gallery image version ID whose image definition is marked confidential-VM supported; empty to upload image_file."
+  default     = ""
+}
+
+variable "image_file" {
+  type        = string
+  description = "The image built here (cloister-azure.vhd: a fixed VHD whose virtual size is a whole number of MiB) to upload; empty to use image_id."
+  default     = ""
+}
+
+variable "init_secret_hash" {
+  type        = string
+  description = "Hash of the owner's init secret (cloister init-secret hash): the first node accepts init only with the secret. The secret itself never reaches Terraform."
+  validation {
+    condition     = can(regex("^scrypt\\$[0-9]{2}\\$[0-9]\\$[0-9]\\$[0-9a-f]{32}\\$[0-9a-f]{64}$", var.init_secret_hash))
+    error_message = "init_secret_hash: scrypt$<log2 N>$<r>$<p>$<salt>$<hash>, as 'cloister init-secret hash' prints it."
+  }
+}
+
+variable "cluster_id" {
+  type        = string
+  description = "The cluster ID 'cloister apply' printed (64 hex digits). Empty until then: workers are created only once it is known, since a joining node must know which cluster to trust."
+  default     = ""
+  validation {
+    condition     = var.cluster_id == "" || can(regex("^[0-9a-f]{64}$", var.cluster_id))
+    error_message = "cluster_id: empty or 64 lowercase hex digits (as 'cloister apply' prints it)."
+  }
+}
+
+variable "node_cidr" {
+  type        = string
+  description = "Subnet of the nodes."
+  default     = "10.10.0.0/16"
+}
