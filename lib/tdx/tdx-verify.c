@@ -2,6 +2,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +24,158 @@ typedef struct Ctx {
         X509 *root;
         STACK_OF(X509) * chain; /* PCK, its CA, the root as the quote carries it */
         X509_CRL *root_crl;
+        uint8_t root_fp[32];
+        uint8_t chain_key[32];
+        bool chain_cached; /* the chain and its extensions came from the cache */
+        TdxPckExtensions cached_ext;
 } Ctx;
+
+/*
+ * Verified material, process-wide, keyed by SHA-256 of the pinned root's fingerprint and the
+ * exact bytes verified: a PCK chain (its signatures and SGX extension), and a collateral set (the
+ * root CA CRL's, TCB info's and QE identity's signatures, their signers' signatures by the root,
+ * and the PCK CRL's signature by the PCK CA it names). A hit skips parsing and those
+ * verifications only: validity at the verification time, revocation, windows, platform match,
+ * QE identity and TCB evaluation run on every call. A join service verifies the same platforms'
+ * chains and one collateral set per FMSPC over and over (make bench).
+ */
+#define TDX_CACHE_SIZE 16
+
+typedef struct ChainEntry {
+        bool used;
+        uint8_t key[32];
+        unsigned long last_use;
+        X509 *pck, *ca;
+        TdxPckExtensions ext;
+} ChainEntry;
+
+typedef struct CollateralEntry {
+        bool used;
+        uint8_t key[32];
+        unsigned long last_use;
+        TdxTcbInfo *tcb;
+        TdxQeIdentity *qe;
+        X509 *tcb_signer, *qe_signer;
+        X509_CRL *root_crl, *pck_crl;
+        uint8_t pck_crl_ca_fp[32]; /* the PCK CA whose key verified the PCK CRL */
+} CollateralEntry;
+
+static ChainEntry chain_cache[TDX_CACHE_SIZE];
+static CollateralEntry collateral_cache[TDX_CACHE_SIZE];
+static unsigned long cache_clock;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void chain_entry_clear(ChainEntry *e)
+{
+        X509_free(e->pck);
+        X509_free(e->ca);
+        *e = (ChainEntry){};
+}
+
+static void collateral_entry_clear(CollateralEntry *e)
+{
+        free(e->tcb);
+        free(e->qe);
+        X509_free(e->tcb_signer);
+        X509_free(e->qe_signer);
+        X509_CRL_free(e->root_crl);
+        X509_CRL_free(e->pck_crl);
+        *e = (CollateralEntry){};
+}
+
+void tdx_cache_flush(void)
+{
+        (void) pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < TDX_CACHE_SIZE; i++) {
+                chain_entry_clear(&chain_cache[i]);
+                collateral_entry_clear(&collateral_cache[i]);
+        }
+        (void) pthread_mutex_unlock(&cache_lock);
+}
+
+__attribute__((destructor)) static void cache_at_exit(void)
+{
+        tdx_cache_flush();
+}
+
+/* SHA-256(root fingerprint ‖ for each part: its 8-byte length ‖ its bytes). */
+static void cache_key(const uint8_t root_fp[32], const IoVec *parts, size_t n, uint8_t out[32])
+{
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned len = 32;
+
+        memset(out, 0, 32);
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+                return;
+        (void) EVP_DigestUpdate(md, root_fp, 32);
+        for (size_t i = 0; i < n; i++) {
+                uint8_t l[8];
+                for (int k = 0; k < 8; k++)
+                        l[k] = (uint8_t) ((uint64_t) parts[i].size >> (8 * k));
+                (void) EVP_DigestUpdate(md, l, 8);
+                if (parts[i].size > 0)
+                        (void) EVP_DigestUpdate(md, parts[i].data, parts[i].size);
+        }
+        (void) EVP_DigestFinal_ex(md, out, &len);
+}
+
+static bool chain_cache_lookup(Ctx *c)
+{
+        bool hit = false;
+
+        (void) pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < TDX_CACHE_SIZE && !hit; i++) {
+                ChainEntry *e = &chain_cache[i];
+                STACK_OF(X509) * sk;
+
+                if (!e->used || memcmp(e->key, c->chain_key, 32) != 0)
+                        continue;
+                sk = sk_X509_new_null();
+                if (!sk || sk_X509_push(sk, e->pck) <= 0 || sk_X509_push(sk, e->ca) <= 0) {
+                        sk_X509_free(sk);
+                        break;
+                }
+                X509_up_ref(e->pck), X509_up_ref(e->ca);
+                c->chain = sk;
+                c->cached_ext = e->ext;
+                c->chain_cached = hit = true;
+                e->last_use = ++cache_clock;
+        }
+        (void) pthread_mutex_unlock(&cache_lock);
+        return hit;
+}
+
+static void *cache_victim(void *entries, size_t entry_size)
+{
+        uint8_t *base = entries;
+        void *victim = base;
+
+        for (size_t i = 0; i < TDX_CACHE_SIZE; i++) {
+                ChainEntry *e = (ChainEntry *) (base + i * entry_size); /* common prefix */
+                if (!e->used)
+                        return e;
+                if (e->last_use < ((ChainEntry *) victim)->last_use)
+                        victim = e;
+        }
+        return victim;
+}
+
+static void chain_cache_store(const Ctx *c, const TdxPckExtensions *ext)
+{
+        ChainEntry *e;
+
+        (void) pthread_mutex_lock(&cache_lock);
+        e = cache_victim(chain_cache, sizeof(ChainEntry));
+        chain_entry_clear(e);
+        e->pck = sk_X509_value(c->chain, 0);
+        e->ca = sk_X509_value(c->chain, 1);
+        X509_up_ref(e->pck), X509_up_ref(e->ca);
+        memcpy(e->key, c->chain_key, 32);
+        e->ext = *ext;
+        e->used = true;
+        e->last_use = ++cache_clock;
+        (void) pthread_mutex_unlock(&cache_lock);
+}
 
 /* A passed check: reported. A failed one: reported, recorded in d, its errno returned. */
 static int pass(Ctx *c, const char *name, const char *detail)
@@ -122,6 +274,12 @@ static int verify_pck_chain(Ctx *c, const TdxQuote *q, TdxVerification *v)
         uint8_t fp[32], want[32];
         char cn[64], ex[DIAG_VALUE_MAX], ac[DIAG_VALUE_MAX];
 
+        cache_key(c->root_fp, &(IoVec){ q->pck_chain, q->pck_chain_size }, 1, c->chain_key);
+        if (chain_cache_lookup(c)) {
+                pck = sk_X509_value(c->chain, 0);
+                ca = sk_X509_value(c->chain, 1);
+                goto authentic;
+        }
         if (tdx_load_pem_certs(q->pck_chain, q->pck_chain_size, 3, &c->chain) < 0 ||
             sk_X509_num(c->chain) != 3)
                 return fail(c, -EBADMSG, "tdx-pck-chain", "3 PEM certificates", NULL,
@@ -153,23 +311,21 @@ static int verify_pck_chain(Ctx *c, const TdxQuote *q, TdxVerification *v)
                             "the PCK certificate (%s) is not signed by the PCK CA: its signature "
                             "is invalid",
                             tdx_cert_cn(pck, false, cn, sizeof(cn)));
-        {
-                X509 *certs[] = { pck, ca, c->root };
-                for (size_t i = 0; i < ELEMENTSOF(certs); i++)
-                        if (!tdx_cert_valid_at(certs[i], c->at)) {
-                                char from[32], to[32], at[TIMESTAMP_UTC_SIZE];
-                                (void) snprintf(
-                                        ex, sizeof(ex), "%s .. %s",
-                                        asn1_time(X509_get0_notBefore(certs[i]), from,
-                                                  sizeof(from)),
-                                        asn1_time(X509_get0_notAfter(certs[i]), to, sizeof(to)));
-                                return fail(c, -EKEYREJECTED, "tdx-pck-validity", ex,
-                                            fmt_time(c->at, at),
-                                            "%s is not valid at the verification time (expired "
-                                            "or not yet valid; use --at for recorded evidence)",
-                                            tdx_cert_cn(certs[i], false, cn, sizeof(cn)));
-                        }
-        }
+authentic : {
+        X509 *certs[] = { pck, ca, c->root };
+        for (size_t i = 0; i < ELEMENTSOF(certs); i++)
+                if (!tdx_cert_valid_at(certs[i], c->at)) {
+                        char from[32], to[32], at[TIMESTAMP_UTC_SIZE];
+                        (void) snprintf(
+                                ex, sizeof(ex), "%s .. %s",
+                                asn1_time(X509_get0_notBefore(certs[i]), from, sizeof(from)),
+                                asn1_time(X509_get0_notAfter(certs[i]), to, sizeof(to)));
+                        return fail(c, -EKEYREJECTED, "tdx-pck-validity", ex, fmt_time(c->at, at),
+                                    "%s is not valid at the verification time (expired "
+                                    "or not yet valid; use --at for recorded evidence)",
+                                    tdx_cert_cn(certs[i], false, cn, sizeof(cn)));
+                }
+}
         /* Names: a PCK certificate issued by a PCK Platform or Processor CA. */
         tdx_cert_cn(pck, false, cn, sizeof(cn));
         if (strcmp(cn, "Intel SGX PCK Certificate") != 0)
@@ -196,10 +352,12 @@ static int verify_pck_chain(Ctx *c, const TdxQuote *q, TdxVerification *v)
 static int verify_pck_extensions(Ctx *c, TdxVerification *v)
 {
         X509 *pck = sk_X509_value(c->chain, 0);
-        const ASN1_OCTET_STRING *e = sgx_extension(pck);
+        const ASN1_OCTET_STRING *e = c->chain_cached ? NULL : sgx_extension(pck);
         char detail[128], fmspc[13], pceid[5];
 
-        if (!e || tdx_pck_extensions_parse(e->data, (size_t) e->length, &v->pck) < 0)
+        if (c->chain_cached)
+                v->pck = c->cached_ext;
+        else if (!e || tdx_pck_extensions_parse(e->data, (size_t) e->length, &v->pck) < 0)
                 return fail(c, -EKEYREJECTED, "tdx-pck-extensions", NULL, NULL,
                             "the PCK certificate has no single well-formed SGX extension "
                             "(FMSPC, PCE ID, CPU SVN, PCE SVN, TCB components)");
@@ -311,12 +469,11 @@ static bool revoked(X509_CRL *crl, X509 *x)
 
 /* The signer of a collateral document: the first certificate of its issuer chain, signed by the
  * pinned root, valid at the verification time, not revoked by the root CA CRL. */
-static int verify_signer(Ctx *c, const uint8_t *pem, size_t size, const char *what,
-                         const char *check, X509 **ret)
+static int load_signer(Ctx *c, const uint8_t *pem, size_t size, const char *what, const char *check,
+                       X509 **ret)
 {
         STACK_OF(X509) *sk = NULL;
         X509 *s;
-        char cn[64], from[32], to[32], ex[DIAG_VALUE_MAX], at[TIMESTAMP_UTC_SIZE];
 
         if (!pem || tdx_load_pem_certs(pem, size, 4, &sk) < 0)
                 return fail(c, -EBADMSG, check, NULL, NULL,
@@ -328,23 +485,28 @@ static int verify_signer(Ctx *c, const uint8_t *pem, size_t size, const char *wh
                 return fail(c, -EKEYREJECTED, check, NULL, NULL,
                             "the %s signing certificate is not signed by the pinned root", what);
         }
+        *ret = s;
+        return 0;
+}
+
+/* The signer at the verification time: valid, not revoked by the root CA CRL. */
+static int signer_at_time(Ctx *c, X509 *s, const char *what, const char *check)
+{
+        char cn[64], from[32], to[32], ex[DIAG_VALUE_MAX], at[TIMESTAMP_UTC_SIZE];
+
         if (!tdx_cert_valid_at(s, c->at)) {
                 (void) snprintf(ex, sizeof(ex), "%s .. %s",
                                 asn1_time(X509_get0_notBefore(s), from, sizeof(from)),
                                 asn1_time(X509_get0_notAfter(s), to, sizeof(to)));
                 tdx_cert_cn(s, false, cn, sizeof(cn));
-                X509_free(s);
                 return fail(c, -EKEYREJECTED, check, ex, fmt_time(c->at, at),
                             "the %s signing certificate (%s) is not valid at the verification "
                             "time",
                             what, cn);
         }
-        if (revoked(c->root_crl, s)) {
-                X509_free(s);
+        if (revoked(c->root_crl, s))
                 return fail(c, -EKEYREJECTED, check, NULL, NULL,
                             "the %s signing certificate is revoked by the root CA CRL", what);
-        }
-        *ret = s;
         return 0;
 }
 
@@ -411,21 +573,119 @@ static time_t asn1_to_time(const ASN1_TIME *t)
         return t && ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
 }
 
+static bool collateral_cache_lookup(const uint8_t key[32], TdxTcbInfo **tcb, TdxQeIdentity **qe,
+                                    X509 **tcb_signer, X509 **qe_signer, X509_CRL **root_crl,
+                                    X509_CRL **pck_crl, uint8_t ca_fp[32])
+{
+        bool hit = false;
+
+        (void) pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < TDX_CACHE_SIZE && !hit; i++) {
+                CollateralEntry *e = &collateral_cache[i];
+                if (!e->used || memcmp(e->key, key, 32) != 0)
+                        continue;
+                *tcb = malloc(sizeof(**tcb));
+                *qe = malloc(sizeof(**qe));
+                if (!*tcb || !*qe) {
+                        free(*tcb), free(*qe);
+                        *tcb = NULL, *qe = NULL;
+                        break;
+                }
+                **tcb = *e->tcb;
+                **qe = *e->qe;
+                X509_up_ref(e->tcb_signer), X509_up_ref(e->qe_signer);
+                X509_CRL_up_ref(e->root_crl), X509_CRL_up_ref(e->pck_crl);
+                *tcb_signer = e->tcb_signer, *qe_signer = e->qe_signer;
+                *root_crl = e->root_crl, *pck_crl = e->pck_crl;
+                memcpy(ca_fp, e->pck_crl_ca_fp, 32);
+                e->last_use = ++cache_clock;
+                hit = true;
+        }
+        (void) pthread_mutex_unlock(&cache_lock);
+        return hit;
+}
+
+static void collateral_cache_store(const uint8_t key[32], const TdxTcbInfo *tcb,
+                                   const TdxQeIdentity *qe, X509 *tcb_signer, X509 *qe_signer,
+                                   X509_CRL *root_crl, X509_CRL *pck_crl, const uint8_t ca_fp[32])
+{
+        TdxTcbInfo *t = malloc(sizeof(*t));
+        TdxQeIdentity *i = malloc(sizeof(*i));
+        CollateralEntry *e;
+
+        if (!t || !i) {
+                free(t), free(i);
+                return;
+        }
+        *t = *tcb, *i = *qe;
+        /* The signed bytes belong to the caller's buffer: not kept. */
+        t->signed_data = NULL, i->signed_data = NULL;
+        (void) pthread_mutex_lock(&cache_lock);
+        e = cache_victim(collateral_cache, sizeof(CollateralEntry));
+        collateral_entry_clear(e);
+        X509_up_ref(tcb_signer), X509_up_ref(qe_signer);
+        X509_CRL_up_ref(root_crl), X509_CRL_up_ref(pck_crl);
+        *e = (CollateralEntry){ .used = true,
+                                .tcb = t,
+                                .qe = i,
+                                .tcb_signer = tcb_signer,
+                                .qe_signer = qe_signer,
+                                .root_crl = root_crl,
+                                .pck_crl = pck_crl,
+                                .last_use = ++cache_clock };
+        memcpy(e->key, key, 32);
+        memcpy(e->pck_crl_ca_fp, ca_fp, 32);
+        (void) pthread_mutex_unlock(&cache_lock);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(X509_CRL *, X509_CRL_free);
+
 static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col,
                              TdxVerification *v)
 {
         _cleanup_(freep) TdxTcbInfo *tcb = NULL;
         _cleanup_(freep) TdxQeIdentity *qe = NULL;
         _cleanup_(X509_freep) X509 *tcb_signer = NULL, *qe_signer = NULL;
-        X509_CRL *pck_crl = NULL;
+        _cleanup_(X509_CRL_freep) X509_CRL *pck_crl = NULL;
         X509 *pck = sk_X509_value(c->chain, 0), *ca = sk_X509_value(c->chain, 1);
         char ex[DIAG_VALUE_MAX], ac[DIAG_VALUE_MAX], detail[256];
+        uint8_t key[32], ca_fp[32], verified_ca_fp[32] = {};
+        bool cached;
         int r;
 
         if (!col->tcb_info || !col->qe_identity || !col->pck_crl || !col->root_crl)
                 return fail(c, -EBADMSG, "tdx-collateral", NULL, NULL,
                             "incomplete collateral: TCB info, QE identity, PCK CRL and root CA "
                             "CRL are all required");
+        {
+                const IoVec parts[] = {
+                        { col->tcb_info, col->tcb_info_size },
+                        { col->tcb_info_chain, col->tcb_info_chain_size },
+                        { col->qe_identity, col->qe_identity_size },
+                        { col->qe_identity_chain, col->qe_identity_chain_size },
+                        { col->pck_crl, col->pck_crl_size },
+                        { col->root_crl, col->root_crl_size },
+                };
+                cache_key(c->root_fp, parts, ELEMENTSOF(parts), key);
+        }
+        tdx_cert_sha256(ca, ca_fp);
+        cached = collateral_cache_lookup(key, &tcb, &qe, &tcb_signer, &qe_signer, &c->root_crl,
+                                         &pck_crl, verified_ca_fp);
+        if (cached) {
+                r = signer_at_time(c, tcb_signer, "TCB info", "tdx-tcb-info-chain");
+                if (r >= 0)
+                        r = signer_at_time(c, qe_signer, "QE identity", "tdx-qe-identity-chain");
+                if (r < 0)
+                        return r;
+                (void) pass(c, "tdx-tcb-info-signature",
+                            "TCB info signed by Intel SGX TCB Signing, chained to the root "
+                            "(verified earlier, cached)");
+                (void) pass(c, "tdx-qe-identity-signature",
+                            "QE identity signed by Intel SGX TCB Signing, chained to the root "
+                            "(verified earlier, cached)");
+                goto pck_crl_check;
+        }
+
         /* Root CA CRL: signed by the pinned root. */
         if (load_crl(col->root_crl, col->root_crl_size, &c->root_crl) < 0)
                 return fail(c, -EBADMSG, "tdx-root-crl", NULL, NULL,
@@ -445,8 +705,10 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                         c->cb(c->userdata, c->d->check, false, NULL, NULL, c->d->message);
                 return r;
         }
-        r = verify_signer(c, col->tcb_info_chain, col->tcb_info_chain_size, "TCB info",
-                          "tdx-tcb-info-chain", &tcb_signer);
+        r = load_signer(c, col->tcb_info_chain, col->tcb_info_chain_size, "TCB info",
+                        "tdx-tcb-info-chain", &tcb_signer);
+        if (r >= 0)
+                r = signer_at_time(c, tcb_signer, "TCB info", "tdx-tcb-info-chain");
         if (r < 0)
                 return r;
         if (!tdx_ecdsa_verify(X509_get0_pubkey(tcb_signer), tcb->signed_data, tcb->signed_size,
@@ -463,8 +725,10 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                         c->cb(c->userdata, c->d->check, false, NULL, NULL, c->d->message);
                 return r;
         }
-        r = verify_signer(c, col->qe_identity_chain, col->qe_identity_chain_size, "QE identity",
-                          "tdx-qe-identity-chain", &qe_signer);
+        r = load_signer(c, col->qe_identity_chain, col->qe_identity_chain_size, "QE identity",
+                        "tdx-qe-identity-chain", &qe_signer);
+        if (r >= 0)
+                r = signer_at_time(c, qe_signer, "QE identity", "tdx-qe-identity-chain");
         if (r < 0)
                 return r;
         if (!tdx_ecdsa_verify(X509_get0_pubkey(qe_signer), qe->signed_data, qe->signed_size,
@@ -475,10 +739,12 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
         (void) pass(c, "tdx-qe-identity-signature",
                     "QE identity signed by Intel SGX TCB Signing, chained to the root");
 
-        /* PCK CRL: issued by the PCK's own issuer, signed with its key. */
         if (load_crl(col->pck_crl, col->pck_crl_size, &pck_crl) < 0)
                 return fail(c, -EBADMSG, "tdx-pck-crl", NULL, NULL,
                             "pck_crl.der is not a CRL (DER or PEM)");
+
+pck_crl_check:
+        /* PCK CRL: issued by the PCK's own issuer, signed with its key. */
         if (X509_NAME_cmp(X509_CRL_get_issuer(pck_crl), X509_get_issuer_name(pck)) != 0) {
                 char *e = X509_NAME_oneline(X509_get_issuer_name(pck), NULL, 0),
                      *a = X509_NAME_oneline(X509_CRL_get_issuer(pck_crl), NULL, 0);
@@ -486,16 +752,21 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 (void) snprintf(ac, sizeof(ac), "%s", a ?: "?");
                 OPENSSL_free(e);
                 OPENSSL_free(a);
-                X509_CRL_free(pck_crl);
                 return fail(c, -EKEYREJECTED, "tdx-pck-crl-issuer", ex, ac,
                             "the PCK CRL is not issued by the PCK's issuer (a Processor CA CRL "
                             "for a Platform CA PCK, or the reverse?)");
         }
-        if (X509_CRL_verify(pck_crl, X509_get0_pubkey(ca)) != 1) {
-                ERR_clear_error();
-                X509_CRL_free(pck_crl);
-                return fail(c, -EKEYREJECTED, "tdx-pck-crl", NULL, NULL,
-                            "the PCK CRL's signature does not verify with the PCK CA's key");
+        /* Verified with this very CA's key before (cached), or now. */
+        if (memcmp(verified_ca_fp, ca_fp, 32) != 0) {
+                if (X509_CRL_verify(pck_crl, X509_get0_pubkey(ca)) != 1) {
+                        ERR_clear_error();
+                        return fail(c, -EKEYREJECTED, "tdx-pck-crl", NULL, NULL,
+                                    "the PCK CRL's signature does not verify with the PCK CA's "
+                                    "key");
+                }
+                if (!cached)
+                        collateral_cache_store(key, tcb, qe, tcb_signer, qe_signer, c->root_crl,
+                                               pck_crl, ca_fp);
         }
         if (revoked(pck_crl, pck)) {
                 char *serial = NULL;
@@ -504,15 +775,12 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 (void) snprintf(ac, sizeof(ac), "serial %s", serial ?: "?");
                 OPENSSL_free(serial);
                 BN_free(bn);
-                X509_CRL_free(pck_crl);
                 return fail(c, -EKEYREJECTED, "tdx-pck-revoked", "not revoked", ac,
                             "the PCK certificate is revoked by the PCK CRL");
         }
-        if (revoked(c->root_crl, ca)) {
-                X509_CRL_free(pck_crl);
+        if (revoked(c->root_crl, ca))
                 return fail(c, -EKEYREJECTED, "tdx-pck-revoked", "not revoked", "revoked",
                             "the PCK CA certificate is revoked by the root CA CRL");
-        }
         (void) pass(c, "tdx-crl",
                     "PCK CRL (by the PCK's issuer) and root CA CRL verify; nothing revoked");
 
@@ -522,7 +790,6 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 r = crl_window(c, pck_crl, "PCK CRL");
         earliest(&v->collateral_expiry, asn1_to_time(X509_CRL_get0_nextUpdate(pck_crl)));
         earliest(&v->collateral_expiry, asn1_to_time(X509_CRL_get0_nextUpdate(c->root_crl)));
-        X509_CRL_free(pck_crl);
         if (r >= 0)
                 r = doc_window(c, tcb->issue_date, tcb->next_update, "TCB info");
         if (r >= 0)
@@ -585,9 +852,12 @@ int tdx_verify_quote(const TdxQuote *q, const uint8_t *raw, size_t raw_size,
         r = load_root(opts, &c.root, c.d);
         if (r < 0)
                 return r;
+        tdx_cert_sha256(c.root, c.root_fp);
         r = verify_pck_chain(&c, q, &v);
         if (r >= 0)
                 r = verify_pck_extensions(&c, &v);
+        if (r >= 0 && !c.chain_cached)
+                chain_cache_store(&c, &v.pck);
         if (r >= 0)
                 r = verify_quote_signatures(&c, q, raw, raw_size);
         if (r >= 0 && collateral)

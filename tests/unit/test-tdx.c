@@ -366,6 +366,43 @@ static void test_tdx_each_collateral_window_is_checked_on_its_own(void **state)
         }
 }
 
+static void test_tdx_cached_chain_and_collateral_are_judged_again_at_each_time(void **state)
+{
+        _cleanup_(tdx_collateral_freep) TdxCollateral *c = collateral("tdx/zkdcap-00806f05");
+        TdxVerification v;
+        Diag d;
+
+        tdx_cache_flush();
+        /* First: verified and cached; then from the cache, at other times. */
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2025-02-20T10:55:27Z"), &v, &d),
+                         0);
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2025-02-20T10:55:27Z"), &v, &d),
+                         0);
+        assert_string_equal(tdx_tcb_status_to_string(v.tcb.status), "OutOfDate");
+        assert_int_equal(v.tcb.advisories.n, 3);
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2025-02-21T00:00:00Z"), &v, &d),
+                         -ESTALE);
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2025-05-22T00:00:00Z"), &v, &d),
+                         -EKEYREJECTED);
+        assert_string_equal(d.check, "tdx-tcb-info-chain");
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2040-01-01T00:00:00Z"), &v, &d),
+                         -EKEYREJECTED);
+        assert_string_equal(d.check, "tdx-pck-validity");
+        /* One changed hex digit in the TCB info's signature: not the cached set, verified
+         * again and refused. */
+        c->tcb_info[c->tcb_info_size - 5] ^= 1;
+        assert_int_equal(verify_file("tdx/zkdcap-00806f05/quote.bin", c,
+                                     utc("2025-02-20T10:55:27Z"), &v, &d),
+                         -EKEYREJECTED);
+        assert_string_equal(d.check, "tdx-tcb-info-signature");
+        c->tcb_info[c->tcb_info_size - 5] ^= 1;
+}
+
 static void test_tdx_qe_of_another_vendor_is_refused(void **state)
 {
         _cleanup_(freep) uint8_t *raw = NULL;
@@ -720,6 +757,8 @@ int main(void)
                 cmocka_unit_test(test_tdx_collateral_outside_its_window_is_stale),
                 cmocka_unit_test(test_tdx_each_collateral_window_is_checked_on_its_own),
                 cmocka_unit_test(test_tdx_qe_of_another_vendor_is_refused),
+                cmocka_unit_test(
+                        test_tdx_cached_chain_and_collateral_are_judged_again_at_each_time),
                 cmocka_unit_test(
                         test_tdx_collateral_past_the_tcb_signing_certificate_fails_the_chain),
                 cmocka_unit_test(test_tdx_altered_or_reserialised_collateral_fails_its_signature),

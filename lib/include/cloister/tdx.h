@@ -280,6 +280,11 @@ int tdx_verify_quote(const TdxQuote *q, const uint8_t *raw, size_t raw_size,
                      const TdxCollateral *collateral, const TdxVerifyOptions *opts,
                      TdxVerification *ret, TdxCheckFunc cb, void *userdata, Diag *d);
 
+/* Verified PCK chains and collateral sets are cached process-wide (16 each, keyed by their exact
+ * bytes and the root; validity at the verification time, revocation, windows and the TCB
+ * evaluation run on every call). For tests and benchmarks. */
+void tdx_cache_flush(void);
+
 /* Intel's TCB evaluation alone, on parsed collateral (collateral signatures not checked here).
  * For tests and tdx_verify_quote(). */
 int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTcbInfo *tcb,
