@@ -127,13 +127,16 @@ $(FAULT_BIN): $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o $(LIBCLOIST
 
 # The join service with fault points (CLOISTER_FAULT_INJECTION): the crash tests kill it with
 # SIGKILL at each step of a join (CLOISTER_FAULT=STEP). Only tests use it; never installed.
+# main.c's hook: CLOISTER_FAKE_NETWORK=PROG replaces the network process with PROG, which
+# speaks to the monitor as a compromised one would (tests/integration/test_join_privsep.py).
 JOIN_FAULT_BIN := $(BUILD)/tests/cloister-join-service-fault
-$(BUILD)/obj-fault/join-service/join-service-ticket.o: join-service/join-service-ticket.c
+$(BUILD)/obj-fault/join-service/%.o: join-service/%.c
 	@mkdir -p $(@D)
 	@echo "  CC      $< (fault injection)"
 	$(Q)$(CC) $(ALL_CFLAGS) -DCLOISTER_FAULT_INJECTION -c -o $@ $<
-$(JOIN_FAULT_BIN): $(filter-out %/join-service-ticket.o,$(join-service_OBJS)) \
-                   $(BUILD)/obj-fault/join-service/join-service-ticket.o $(LIBCLOISTER)
+$(JOIN_FAULT_BIN): $(filter-out %/join-service-ticket.o %/main.o,$(join-service_OBJS)) \
+                   $(BUILD)/obj-fault/join-service/join-service-ticket.o \
+                   $(BUILD)/obj-fault/join-service/main.o $(LIBCLOISTER)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

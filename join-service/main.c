@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -289,6 +290,33 @@ static int record_self(JoinService *js, TpmDevice *tpm)
         return 0;
 }
 
+#ifdef CLOISTER_FAULT_INJECTION
+/* Tests only (the fault build): CLOISTER_FAKE_NETWORK=PROG replaces the network process with
+ * PROG, given the channels in $CLOISTER_CHANNEL_FDS, to speak to the monitor as a compromised
+ * network process would. */
+static void exec_fake_network(const int fds[static JOIN_CHANNELS])
+{
+        const char *prog = getenv("CLOISTER_FAKE_NETWORK");
+        char list[JOIN_CHANNELS * 12] = "";
+        size_t k = 0;
+
+        if (!prog)
+                return;
+        for (size_t i = 0; i < JOIN_CHANNELS; i++) {
+                (void) fcntl(fds[i], F_SETFD, 0);
+                k += (size_t) snprintf(list + k, sizeof(list) - k, "%s%d", i ? "," : "", fds[i]);
+        }
+        (void) setenv("CLOISTER_CHANNEL_FDS", list, 1);
+        (void) execl(prog, prog, (char *) NULL);
+        _exit(127);
+}
+#else
+static void exec_fake_network(const int fds[static JOIN_CHANNELS])
+{
+        (void) fds;
+}
+#endif
+
 /* The network process: TLS, HTTP, JSON, the first check of evidence; no secret of the cluster.
  * Never returns. */
 static __attribute__((noreturn)) void run_network(JoinService *js,
@@ -315,6 +343,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js,
         /* The monitor says when its own start-up (the master secret) succeeded. */
         if (read(fds[0], &go, 1) != 1)
                 _exit(1);
+        exec_fake_network(fds);
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
 
