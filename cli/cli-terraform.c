@@ -205,6 +205,9 @@ int tf_run(const Terraform *tf, const char *stdout_path, const char *arg, ...)
                 argv[n++] = (char *) a;
         va_end(ap);
         argv[n] = NULL;
+        /* The spawn helper appends: a capture starts empty. */
+        if (stdout_path && unlink(stdout_path) < 0 && errno != ENOENT)
+                return log_error_errno(-errno, "Cannot remove %s: %m", stdout_path);
         r = spawn_wait_output(argv, stdout_path ?: tf->log, tf->log);
         if (r == -ENOENT || r == 126)
                 return log_error_errno(-ENOENT, "Cannot run %s.", tf->binary);

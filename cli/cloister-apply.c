@@ -346,8 +346,10 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                prev.name, prev.cid_hex);
                         return 0;
                 }
-                log_info("%s: the last init did not finish; resuming it with the same cluster ID",
-                         state_path);
+                if (resume)
+                        log_info("%s: the last init did not finish; resuming it with the same "
+                                 "cluster ID",
+                                 state_path);
                 name = prev.name;
         }
         /* Checked first: once the node is initialised the kubeconfig must have somewhere to go. */

@@ -396,9 +396,110 @@ static int roll_back(const Terraform *tf, const char *provider, const Created *c
         return error;
 }
 
+/* The second phase, once 'cloister apply' has initialised the cluster: the cluster ID goes into
+ * the workers' metadata (a joining node must know which cluster's join service to trust), and
+ * the worker group grows to its size. No rollback here: a destroy would take the initialised
+ * control plane with it. */
+static int create_workers(const char *terraform, const char *tf_log, bool yes)
+{
+        _cleanup_(json_decrefp) json_t *st = NULL, *tfvars = NULL, *infra = NULL;
+        _cleanup_(freep) char *text = NULL;
+        const char *status, *cid, *provider;
+        Terraform tf = {};
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = json_parse_file(TF_STATE_FILE, JSON_FILE_SIZE_MAX, &st, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s (run 'cloister create', then 'cloister apply').",
+                                       d.message);
+        status = json_string_value(json_object_get(st, "status"));
+        cid = json_string_value(json_object_get(st, "clusterId"));
+        provider = json_string_value(
+                json_object_get(json_object_get(st, "infrastructure"), "provider"));
+        if (!provider || !provider_find(provider))
+                return log_error_errno(-EINVAL, "%s records no cluster made by 'cloister create'.",
+                                       TF_STATE_FILE);
+        if (!status || strcmp(status, "initialized") != 0 || !cid || strlen(cid) != 64 ||
+            strspn(cid, "0123456789abcdef") != 64)
+                return log_error_errno(-EINVAL,
+                                       "The cluster is not initialised yet (%s): run 'cloister "
+                                       "apply' first; workers need its cluster ID.",
+                                       TF_STATE_FILE);
+        if (access(TF_WORKSPACE, F_OK) < 0)
+                return log_error_errno(-ENOENT,
+                                       "%s/ is missing: the cluster's Terraform state is gone.",
+                                       TF_WORKSPACE);
+        r = json_parse_file(TF_WORKSPACE "/" TF_VARS_FILE, JSON_FILE_SIZE_MAX, &tfvars, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (json_object_set_new(tfvars, "cluster_id", json_string(cid)) < 0 ||
+            json_dump_pretty(tfvars, &text) < 0)
+                return log_oom();
+        r = tf_find(terraform, &tf);
+        if (r >= 0 && tf_log)
+                r = tf_set_log_level(tf_log);
+        if (r >= 0)
+                r = write_file_atomic(TF_WORKSPACE "/" TF_VARS_FILE, text, strlen(text), 0600,
+                                      WRITE_FILE_SYNC);
+        if (r >= 0) {
+                printf("[1/3] terraform init\n");
+                fflush(stdout);
+                r = tf_run(&tf, NULL, "init", "-input=false", "-no-color", NULL);
+        }
+        if (r >= 0) {
+                printf("[2/3] terraform plan\n");
+                fflush(stdout);
+                r = tf_run(&tf, NULL, "plan", "-input=false", "-no-color", "-out=tfplan", NULL);
+        }
+        if (r >= 0) {
+                json_t *n = json_object_get(tfvars, "worker_count");
+                printf("%" PRId64 " worker node(s) of type %s will be created in %s; they join "
+                       "cluster %s through its join service.\n",
+                       n ? (int64_t) json_integer_value(n) : (int64_t) 1,
+                       json_string_value(json_object_get(tfvars, "worker_instance_type")), provider,
+                       cid);
+                r = tf_ask("Create the workers?", yes);
+                if (r == 0) {
+                        printf("Aborted: nothing was changed.\n");
+                        r = -ECANCELED;
+                }
+        }
+        if (r >= 0) {
+                printf("[3/3] terraform apply\n");
+                fflush(stdout);
+                r = tf_run(&tf, NULL, "apply", "-input=false", "-no-color", "-auto-approve",
+                           "tfplan", NULL);
+        }
+        if (r >= 0)
+                r = tf_run(&tf, TF_WORKSPACE "/outputs.json", "output", "-json", NULL);
+        if (r >= 0)
+                r = read_outputs(TF_WORKSPACE "/outputs.json", provider,
+                                 json_string_value(json_object_get(tfvars, "tee")), &infra);
+        tf_done(&tf);
+        if (r < 0 && r != -ECANCELED)
+                fprintf(stderr,
+                        "The workers were not (all) created; the control plane is untouched. "
+                        "Fix the cause and run 'cloister create --workers' again.\n");
+        if (r < 0)
+                return r;
+        printf("Workers created: they join cluster %s ('cloister verify --cluster' shows them "
+               "once admitted).\n",
+               cid);
+        return 0;
+}
+
 int verb_create(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_CONFIG = 0x100, ARG_TERRAFORM, ARG_MODULES, ARG_NO_ROLLBACK, ARG_TF_LOG };
+        enum {
+                ARG_CONFIG = 0x100,
+                ARG_TERRAFORM,
+                ARG_MODULES,
+                ARG_NO_ROLLBACK,
+                ARG_TF_LOG,
+                ARG_WORKERS
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "yes", no_argument, NULL, 'y' },
@@ -407,6 +508,7 @@ int verb_create(int argc, char *argv[], void *userdata)
                 { "modules", required_argument, NULL, ARG_MODULES },
                 { "no-rollback", no_argument, NULL, ARG_NO_ROLLBACK },
                 { "tf-log", required_argument, NULL, ARG_TF_LOG },
+                { "workers", no_argument, NULL, ARG_WORKERS },
                 {},
         };
         const char *config_path = CLI_CONFIG_FILE_DEFAULT, *terraform = NULL, *modules = NULL,
@@ -421,7 +523,7 @@ int verb_create(int argc, char *argv[], void *userdata)
         char hash[INIT_SECRET_HASH_MAX];
         const CloudProvider *p;
         Terraform tf = {};
-        bool yes = false, no_rollback = false;
+        bool yes = false, no_rollback = false, workers = false;
         Diag d;
         int c, r;
 
@@ -447,7 +549,10 @@ int verb_create(int argc, char *argv[], void *userdata)
                                "If the apply fails, what was created is destroyed again (unless\n"
                                "--no-rollback); the workspace is removed only after a destroy\n"
                                "that succeeded. --tf-log TRACE|DEBUG|INFO|WARN|ERROR keeps\n"
-                               "Terraform's log in " TF_WORKSPACE "/terraform.log.\n",
+                               "Terraform's log in " TF_WORKSPACE "/terraform.log.\n\n"
+                               "       cloister create --workers [-y] [--terraform PATH]\n\n"
+                               "After 'cloister apply': gives the workers the cluster ID and\n"
+                               "creates them (they join through the join service).\n",
                                TF_VERSION_MIN_MAJOR, TF_VERSION_MIN_MINOR);
                         return 0;
                 case 'y':
@@ -468,6 +573,9 @@ int verb_create(int argc, char *argv[], void *userdata)
                 case ARG_TF_LOG:
                         tf_log = optarg;
                         break;
+                case ARG_WORKERS:
+                        workers = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -475,6 +583,8 @@ int verb_create(int argc, char *argv[], void *userdata)
         if (optind < argc)
                 return log_error_errno(-EINVAL, "create: unexpected argument '%s'. See --help.",
                                        argv[optind]);
+        if (workers)
+                return create_workers(terraform, tf_log, yes);
 
         /* Phase 1: inputs, all checked before anything is created. */
         r = cli_config_load_unset(config_path, &config);
@@ -621,7 +731,8 @@ int verb_create(int argc, char *argv[], void *userdata)
                 goto finish;
         }
         printf("Cloud infrastructure created: cluster %s, endpoint %s (uid %s).\n"
-               "State: %s. Master secret: %s (keep it safe). Next: 'cloister apply --config %s'.\n",
+               "State: %s. Master secret: %s (keep it safe). Next: 'cloister apply --config %s',\n"
+               "then 'cloister create --workers'.\n",
                json_string_value(json_object_get(infra, "name")),
                json_string_value(json_object_get(infra, "endpoint")),
                json_string_value(json_object_get(infra, "uid")), TF_STATE_FILE,

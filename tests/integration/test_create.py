@@ -351,18 +351,57 @@ def test_create_asks_and_a_no_creates_nothing(owner):
 
 def test_apply_after_create_takes_the_endpoint_and_name_from_the_state_file(owner):
     """apply without --endpoint attests the node at the load balancer create recorded. (The
-    double's address is loopback here, where no node answers: apply fails after recording the
-    init as pending, with the infrastructure kept.)"""
+    double's address is loopback here, where no node answers: apply fails before it writes
+    anything, and create's record is left as it was.)"""
     r = owner.cloister("create", "-y", TF_DOUBLE_ENDPOINT="127.0.0.1")
     assert r.returncode == 0, r.stderr
+    before = (owner.dir / "cloister-state.json").read_text()
     # a launch measurement (no node was booted): enough for apply to go to the node
     c = json.loads((owner.dir / "cloister.json").read_text())
     c["attestation"]["snp"]["measurements"] = ["ab" * 48]
     (owner.dir / "cloister.json").write_text(json.dumps(c))
     r = owner.cloister("apply", "--config", "cloister.json", "--timeout", "2")
-    assert "https://127.0.0.1:9000" in r.stderr, r.stderr
     assert r.returncode != 0
+    assert "Verifying the node at https://127.0.0.1:9000 and initialising cluster 'cloister'" \
+        in r.stderr, r.stderr
+    assert "resuming" not in r.stderr
+    assert (owner.dir / "cloister-state.json").read_text() == before
+
+
+def initialised(owner, cid="cd" * 32):
+    """What 'cloister apply' leaves in the state file once the cluster is initialised (apply
+    itself needs a node: tests/integration/test_bootstrapper_init.py)."""
     st = state(owner)
-    assert st["status"] == "pending" and st["clusterName"] == "cloister"
-    assert st["infrastructure"]["provider"] == "gcp"
-    assert re.fullmatch(r"[0-9a-f]{64}", st["clusterId"])
+    st.update(status="initialized", clusterId=cid, measurementSalt="00" * 32,
+              kubernetesVersion="v1.30.0", serviceCidr="10.96.0.0/12",
+              kubeconfig="cloister-admin.conf")
+    (owner.dir / "cloister-state.json").write_text(json.dumps(st))
+
+
+def test_workers_are_created_with_the_cluster_id_after_apply(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "run 'cloister apply' first" in r.stderr
+    initialised(owner)
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode == 0, r.stderr
+    assert owner.commands()[-4:] == ["init", "plan", "apply", "output"]
+    tfvars = json.loads((owner.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
+    assert tfvars["cluster_id"] == "cd" * 32
+    assert "2 worker node(s) of type n2d-standard-4" in r.stdout
+
+
+def test_a_failed_workers_phase_never_destroys_the_cluster(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    r = owner.cloister("create", "--workers", "-y", TF_DOUBLE_FAIL="apply")
+    assert r.returncode != 0 and "the control plane is untouched" in r.stderr
+    assert "destroy" not in owner.commands()
+    assert (owner.dir / "cloister-terraform").is_dir()
+
+
+def test_the_modules_validation_refuses_a_malformed_cluster_id(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner, cid="CD" * 32)
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "not initialised yet" in r.stderr
