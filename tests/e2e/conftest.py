@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The e2e suite: the node image (make image) booted as QEMU VMs with OVMF and swtpm."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,10 @@ BUILD = Path(os.environ.get("CLOISTER_BUILD", ROOT / "build")).resolve()
 IMAGE = Path(os.environ.get("CLOISTER_IMAGE_DIR", BUILD / "image")).resolve()
 sys.path.insert(0, str(ROOT / "tests" / "vm"))
 
+
+# A run cut short by SIGTERM (a CI job's or make's timeout) unwinds as Ctrl-C does: pytest then
+# tears the fixtures down (VMs, swtpms, namespaces, processes) instead of leaving them running.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 @pytest.fixture(scope="session")
 def image_dir():

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared fixtures: where the binaries are, and how to run them."""
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def run(name: str, *args, check=False, input=None, cwd=None, env=None):
     return subprocess.run([str(binary(name)), *map(str, args)], capture_output=True, text=True,
                           input=input, cwd=cwd, env=env, check=check, timeout=120)
 
+
+# A run cut short by SIGTERM (a CI job's or make's timeout) unwinds as Ctrl-C does: pytest then
+# tears the fixtures down (VMs, swtpms, namespaces, processes) instead of leaving them running.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 @pytest.fixture
 def cloister():

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """`cloister mini` (make mini): a local cluster brought up, initialised, joined and verified,
 then removed without a trace."""
+import hashlib
 import os
+import signal
 import subprocess
+import time
 
 from conftest import BUILD, ROOT, binary
 
@@ -98,3 +101,31 @@ def test_installed_mini_brings_up_a_node_in_the_workspace_and_names_itself(tmp_p
     finally:
         down = installed("down", timeout=60)
     assert down.returncode == 0 and not (ws / "cloister-mini").exists()
+
+
+def test_mini_up_cut_short_by_sigterm_leaves_no_namespace_process_or_file(tmp_path):
+    """A timeout (SIGTERM) or Ctrl-C in the middle of 'up' removes what was started."""
+    work = tmp_path / "mini"
+    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(work), MINI_PORT="9751",
+               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
+    p = subprocess.Popen([str(binary("cloister")), "mini", "up", "--nodes", "2"], cwd=ROOT,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until node1's bootstrapper runs: namespaces, swtpms and a process exist.
+        deadline = time.monotonic() + 120
+        while not (work / "node1" / "bootstrapper.pid").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        ns = "cmini-" + hashlib.sha256(str(work).encode()).hexdigest()[:6] + "-"
+        assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "interrupted: removing what was started" in err, out + err
+    assert not work.exists()
+    left = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "processes left behind: " + left.stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert ns not in namespaces, "namespaces left behind: " + namespaces
