@@ -6,13 +6,23 @@ both processes' memory (/proc/PID/mem through /proc/PID/maps) after real joins: 
 in the monitor and nowhere in the network process. The network process runs with no
 capabilities under a seccomp filter (what the filter does is proven in tests/unit/test-sandbox.c)."""
 import base64
+import hashlib
 import json
+import os
 import re
+import struct
 import subprocess
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from test_join import Cluster, probe  # noqa: F401 (fixtures and helpers)
+from conftest import BUILD, ROOT, run
+from test_join import KUBEADM, Cluster, audit_entries, probe
+from test_key_release import stop_join_service
 
 
 @pytest.fixture
@@ -116,3 +126,161 @@ def test_network_process_runs_without_capabilities_under_seccomp_and_the_monitor
     mon = open(f"/proc/{cp.proc.pid}/status").read()
     assert re.search(r"Seccomp:\s+0", mon)
 
+
+
+# --- a compromised network process: the fault build execs tests/tools/fake-network.py in its
+# place, which sends the monitor what an attacker there could. ---------------------------------
+
+JOIN, REJOIN, REFUSAL, MEMBERS = 3, 4, 1, 5
+EPERM = 1
+
+
+def message(op, *fields, status=0):
+    out = bytes([op]) + struct.pack("<iB", status, len(fields))
+    for f in fields:
+        f = f.encode() + b"\0" if isinstance(f, str) else f
+        out += struct.pack("<I", len(f)) + f
+    return out
+
+
+def reply(hexdata):
+    """(op, status, [detail, answer]) of a monitor's reply."""
+    data = bytes.fromhex(hexdata)
+    op, status, n = data[0], struct.unpack("<i", data[1:5])[0], data[5]
+    fields, pos = [], 6
+    for _ in range(n):
+        size = struct.unpack("<I", data[pos:pos + 4])[0]
+        fields.append(data[pos + 4:pos + 4 + size].rstrip(b"\0").decode())
+        pos += 4 + size
+    assert pos == len(data)
+    return op, status, fields
+
+
+def as_compromised_network(cluster, requests):
+    """Restarts the control plane's join service with the fake network process; returns its
+    replies (hex, or "EOF" when the monitor closed that channel)."""
+    cp = cluster.cp
+    stop_join_service(cp)
+    req, rep = cluster.tmp / "fake-requests.json", cluster.tmp / "fake-replies.json"
+    req.write_text(json.dumps([{"channel": c, "message": m.hex()} for c, m in requests]))
+    log = cp.base / "js-fake.log"
+    p = subprocess.run([str(BUILD / "tests" / "cloister-join-service-fault"), "--tcti",
+                        cp.tpm.tcti, "--listen", f"127.0.0.1:{cp.port}", "--state-dir",
+                        str(cp.state), "--kubeadm", str(KUBEADM)],
+                       stdout=open(log, "w"), stderr=subprocess.STDOUT, timeout=120,
+                       env=dict(os.environ, CLOISTER_FAKE_NETWORK=str(ROOT / "tests" / "tools" /
+                                                                     "fake-network.py"),
+                                FAKE_NETWORK_REQUESTS=str(req), FAKE_NETWORK_REPLIES=str(rep),
+                                KUBEADM_DOUBLE_CLUSTER=str(cp.state)))
+    assert p.returncode == 0, log.read_text()
+    return json.loads(rep.read_text())
+
+
+def client_key():
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, spki
+
+
+def binding(nonce, spki):
+    """atls_binding() for a qemu-vtpm client (docs/atls.md)."""
+    return hashlib.sha256(b"cloister-atls-v1\0qemu-vtpm\0client\0" + nonce +
+                          hashlib.sha256(spki).digest()).digest()
+
+
+def unseal(key, spki, label, sealed):
+    """atls_seal()'s format opened independently: "CSL1" point(65) iv(12) ciphertext tag(16)."""
+    assert sealed[:4] == b"CSL1"
+    point, iv, ct = sealed[4:69], sealed[69:81], sealed[81:]
+    eph = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    shared = key.exchange(ec.ECDH(), eph)
+    aes = HKDF(algorithm=hashes.SHA256(), length=32, salt=point + hashlib.sha256(spki).digest(),
+               info=b"cloister/v1/sealed/" + label.encode()).derive(shared)
+    return AESGCM(aes).decrypt(iv, ct, b"CSL1" + point + label.encode())
+
+
+def join_request(evidence, nonce, spki, name, uuid="0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55"):
+    return message(JOIN, evidence, nonce, spki, "127.0.0.1:4000", name, "worker", uuid,
+                   "127.0.0.1:9", "")
+
+
+def test_monitor_verifies_forwarded_evidence_again_and_refuses_another_nonce_or_key(cluster):
+    """The network process says nothing the monitor believes: genuine evidence of a trusted node,
+    forwarded with a nonce and client key it was not made for, is refused by the monitor itself
+    and audited, and nothing is released."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    _, spki = client_key()
+    evidence = w.evidence.read_bytes()  # genuine, bound to 32 zero bytes
+    (r,) = as_compromised_network(cluster, [(0, join_request(evidence, os.urandom(32), spki,
+                                                             "worker-1"))])
+    op, status, (detail, answer) = reply(r)
+    assert op == JOIN | 0x80 and status == -EPERM and answer == "", (status, detail)
+    assert "does not verify in the monitor" in detail and "another nonce or key" in detail, detail
+    last = audit_entries(cp.state / "audit.log")[-1]
+    assert last["verdict"] == "refused" and last["node"] == "127.0.0.1:4000"
+    assert last["evidenceDigest"] == hashlib.sha256(evidence).hexdigest()
+    assert cluster.tokens() == {}
+    assert "worker-1" not in (cp.state / "members.json").read_text()
+
+
+def test_monitor_seals_an_admission_to_the_key_the_evidence_is_bound_to(cluster):
+    """The documented limit (docs/join.md): a network process replaying a genuine node's evidence
+    (here made for a client key the test holds, as a captured handshake would be) gets an
+    admission recorded, but the ticket only opens with that client's key, not the attacker's."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    victim, spki = client_key()
+    attacker, attacker_spki = client_key()
+    nonce = os.urandom(32)
+    ev = cluster.tmp / "bound.json"
+    r = run("cloister", "attestation", "issue", "--tcti", w.tpm.tcti, "--binding",
+            binding(nonce, spki).hex(), "--event-log", w.boot_log, "--output-file", ev)
+    assert r.returncode == 0, r.stderr
+    uuid = "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55"
+    (r,) = as_compromised_network(cluster, [(0, join_request(ev.read_bytes(), nonce, spki,
+                                                             "worker-1", uuid))])
+    op, status, (detail, answer) = reply(r)
+    assert status == 0, detail
+    doc = json.loads(answer)
+    assert list(doc) == ["sealed"], doc
+    sealed = base64.b64decode(doc["sealed"])
+    with pytest.raises(InvalidTag):
+        unseal(attacker, attacker_spki, "join", sealed)
+    with pytest.raises(InvalidTag):
+        unseal(victim, spki, "rejoin", sealed)
+    ticket = json.loads(unseal(victim, spki, "join", sealed))
+    ms = json.loads(cluster.ms.read_text())
+    disk_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=base64.b64decode(ms["salt"]),
+                    info=("cloister/v1/disk/" + uuid).encode()).derive(base64.b64decode(ms["key"]))
+    assert base64.b64decode(ticket["diskKey"]) == disk_key
+    assert ticket["token"] in cluster.tokens()
+    for secret in (disk_key, base64.b64encode(disk_key), ticket["token"].encode()):
+        assert secret not in sealed and secret not in answer.encode()
+
+
+def test_monitor_closes_a_channel_on_a_request_outside_the_protocol_and_serves_the_others(cluster):
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    replies = as_compromised_network(cluster, [
+        (1, b"\x55" + bytes(5)),                      # an op the table does not have
+        (1, message(MEMBERS)),                        # the same channel: closed
+        (2, message(MEMBERS, "unexpected field")),    # a field MEMBERS does not take
+        (3, message(MEMBERS, status=-1)),             # a request carrying a status
+        (4, message(MEMBERS)),                        # a well-formed one on another channel
+    ])
+    assert replies[:4] == ["EOF"] * 4, replies
+    op, status, (detail, answer) = reply(replies[4])
+    assert status == 0 and [m["name"] for m in json.loads(answer)["members"]] == ["cp-1"]
+
+
+def test_monitor_writes_what_the_network_reports_only_as_a_refusal(cluster):
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    (r,) = as_compromised_network(cluster, [(0, message(REFUSAL, "worker-9", "ab" * 32,
+                                                        "admitted"))])
+    assert reply(r)[1] == 0
+    last = audit_entries(cp.state / "audit.log")[-1]
+    assert (last["event"], last["node"], last["verdict"]) == ("refusal", "worker-9", "refused")
+    assert not any(e["verdict"] == "admitted" for e in audit_entries(cp.state / "audit.log"))

@@ -119,9 +119,13 @@ static void test_privsep_refuses_unknown_ops_counts_trailing_bytes_and_request_s
         privsep_buf_begin(&b, 0x55, 0);
         assert_int_equal(parse_built(&b, &m), -EBADMSG);
         privsep_buf_done(&b);
-        /* MEMBERS takes no field. */
+        /* MEMBERS takes no field, not even an empty one. */
         privsep_buf_begin(&b, JOIN_PRIVSEP_MEMBERS, 0);
         privsep_buf_add_text(&b, "x");
+        assert_int_equal(parse_built(&b, &m), -EBADMSG);
+        privsep_buf_done(&b);
+        privsep_buf_begin(&b, JOIN_PRIVSEP_MEMBERS, 0);
+        privsep_buf_add(&b, "", 0);
         assert_int_equal(parse_built(&b, &m), -EBADMSG);
         privsep_buf_done(&b);
         /* A request with a status (only replies carry one). */
