@@ -292,10 +292,10 @@ int tdx_check_policy(const TdxQuote *q, const TdxVerification *v, const TdxPolic
         check_values(&c, "tdx-mrtd", "MRTD (the TD's initial contents: firmware)", &p->mr_td,
                      q->mr_td);
         for (int i = 0; i < 4; i++) {
-                char name[16], what[64];
-                (void) snprintf(name, sizeof(name), "tdx-rtmr%d", i);
-                (void) snprintf(what, sizeof(what), "RTMR%d", i);
-                check_values(&c, name, what, &p->rtmr[i], q->rtmr[i]);
+                static const char *const names[] = { "tdx-rtmr0", "tdx-rtmr1", "tdx-rtmr2",
+                                                     "tdx-rtmr3" },
+                                         *const whats[] = { "RTMR0", "RTMR1", "RTMR2", "RTMR3" };
+                check_values(&c, names[i], whats[i], &p->rtmr[i], q->rtmr[i]);
         }
         check_values(&c, "tdx-mrseam", "MRSEAM (the TDX module)", &p->mr_seam, q->mr_seam);
         check_values(&c, "tdx-mrsignerseam", "MRSIGNERSEAM", &p->mr_signer_seam, q->mr_signer_seam);
