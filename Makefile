@@ -87,7 +87,7 @@ TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke bench \
-        mini mini-down install clean deps build-tests test-run-san image test-e2e
+        mini mini-down install clean deps build-tests test-run-san image cloud-images test-e2e
 
 all: $(LIBCLOISTER) $(BINS)
 lib: $(LIBCLOISTER)
@@ -207,6 +207,10 @@ image: all
 # E2E_BUSY=N: N busy loops compete for the CPUs while the VMs run (a slow machine must make the
 # suite slower, not fail: its waits follow the VMs' progress).
 E2E_BUSY ?= 0
+# The image in the formats the clouds import (GCP tar.gz, Azure fixed VHD, AWS raw: docs/cloud.md).
+cloud-images: image
+	$(Q)$(PYTHON) image/cloud-images --input $(IMAGE_DIR)/image.raw --output $(IMAGE_DIR)
+
 test-e2e: all
 	$(Q)mkdir -p $(BUILD)/test-results
 	$(Q)$(MAKE) --no-print-directory image
