@@ -177,13 +177,14 @@ static int get_status(const JsonCtx *ctx, const json_t *o, unsigned *ret)
         return 0;
 }
 
-static int get_advisories(const JsonCtx *ctx, const json_t *o, TdxAdvisories *ret)
+static int get_advisories(const JsonCtx *ctx, const json_t *o, TdxAdvisoryPool *pool,
+                          TdxAdvisoryRef *ret)
 {
         json_t *a = NULL, *v;
         size_t i;
         int r = json_get_array(ctx, o, "advisoryIDs", false, &a);
 
-        ret->n = 0;
+        *ret = (TdxAdvisoryRef){ .first = (uint16_t) pool->n };
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -192,6 +193,10 @@ static int get_advisories(const JsonCtx *ctx, const json_t *o, TdxAdvisories *re
                 return diag_fail(ctx->diag, -EMSGSIZE, "json-schema", -1,
                                  "%s: %s.advisoryIDs: more than %d entries", ctx->source, ctx->path,
                                  TDX_ADVISORIES_MAX);
+        if (pool->n + json_array_size(a) > TDX_ADVISORY_POOL_MAX)
+                return diag_fail(ctx->diag, -EMSGSIZE, "json-schema", -1,
+                                 "%s: more than %d advisory IDs in one document", ctx->source,
+                                 TDX_ADVISORY_POOL_MAX);
         json_array_foreach (a, i, v) {
                 const char *s = json_string_value(v);
                 if (!s || strlen(s) == 0 || strlen(s) >= TDX_ADVISORY_ID_MAX ||
@@ -199,13 +204,15 @@ static int get_advisories(const JsonCtx *ctx, const json_t *o, TdxAdvisories *re
                         return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                          "%s: %s.advisoryIDs.%zu: expected an advisory ID",
                                          ctx->source, ctx->path, i);
-                (void) snprintf(ret->id[ret->n++], TDX_ADVISORY_ID_MAX, "%s", s);
+                (void) snprintf(pool->id[pool->n++], TDX_ADVISORY_ID_MAX, "%s", s);
+                ret->n++;
         }
         return 0;
 }
 
 /* "tcb": {"isvsvn": N} levels of a TDX module identity or of the QE identity. */
-static int parse_isv_levels(const JsonCtx *ctx, const json_t *o, TdxIsvLevel *levels, unsigned *n)
+static int parse_isv_levels(const JsonCtx *ctx, const json_t *o, TdxIsvLevel *levels, unsigned *n,
+                            TdxAdvisoryPool *pool)
 {
         json_t *a, *lv;
         size_t i;
@@ -214,10 +221,10 @@ static int parse_isv_levels(const JsonCtx *ctx, const json_t *o, TdxIsvLevel *le
 
         if (r < 0)
                 return r;
-        if (json_array_size(a) == 0 || json_array_size(a) > TDX_TCB_LEVELS_MAX)
+        if (json_array_size(a) == 0 || json_array_size(a) > TDX_ISV_LEVELS_MAX)
                 return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                  "%s: %s.tcbLevels: 1..%d levels expected", ctx->source, ctx->path,
-                                 TDX_TCB_LEVELS_MAX);
+                                 TDX_ISV_LEVELS_MAX);
         *n = 0;
         json_array_foreach (a, i, lv) {
                 TdxIsvLevel *l = &levels[(*n)++];
@@ -232,7 +239,7 @@ static int parse_isv_levels(const JsonCtx *ctx, const json_t *o, TdxIsvLevel *le
                     (r = json_get_int(&c, tcb, "isvsvn", true, 0, 65535, &v)) < 0 ||
                     (r = get_time(&c, lv, "tcbDate", &l->tcb_date)) < 0 ||
                     (r = get_status(&c, lv, &l->status)) < 0 ||
-                    (r = get_advisories(&c, lv, &l->advisories)) < 0)
+                    (r = get_advisories(&c, lv, pool, &l->advisories)) < 0)
                         return r;
                 l->isvsvn = (uint16_t) v;
         }
@@ -253,7 +260,8 @@ static int get_u64_hex(const JsonCtx *ctx, const json_t *o, const char *key, uin
         return 0;
 }
 
-static int parse_module(const JsonCtx *ctx, const json_t *o, TdxModuleIdentity *m, bool with_levels)
+static int parse_module(const JsonCtx *ctx, const json_t *o, TdxModuleIdentity *m, bool with_levels,
+                        TdxAdvisoryPool *pool)
 {
         const char *id;
         int r;
@@ -270,7 +278,7 @@ static int parse_module(const JsonCtx *ctx, const json_t *o, TdxModuleIdentity *
                 return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1, "%s: %s.id: too long",
                                  ctx->source, ctx->path);
         (void) snprintf(m->id, sizeof(m->id), "%s", id);
-        return parse_isv_levels(ctx, o, m->levels, &m->n_levels);
+        return parse_isv_levels(ctx, o, m->levels, &m->n_levels, pool);
 }
 
 static int get_components(const JsonCtx *ctx, const json_t *o, const char *key, uint8_t out[16])
@@ -322,7 +330,7 @@ static int parse_tcb_levels(const JsonCtx *ctx, const json_t *o, TdxTcbInfo *t)
                     (r = json_get_int(&c, tcb, "pcesvn", true, 0, 65535, &v)) < 0 ||
                     (r = get_time(&c, lv, "tcbDate", &l->tcb_date)) < 0 ||
                     (r = get_status(&c, lv, &l->status)) < 0 ||
-                    (r = get_advisories(&c, lv, &l->advisories)) < 0)
+                    (r = get_advisories(&c, lv, &t->pool, &l->advisories)) < 0)
                         return r;
                 l->pcesvn = (uint16_t) v;
         }
@@ -405,7 +413,7 @@ int tdx_tcb_info_parse(const uint8_t *data, size_t size, TdxTcbInfo **ret, Diag 
                 char p[64];
                 JsonCtx c = json_ctx_child(&ctx, "tdxModule", p, sizeof(p));
                 if (json_get_object(&ctx, o, "tdxModule", true, &m) < 0 ||
-                    parse_module(&c, m, &t->module, false) < 0)
+                    parse_module(&c, m, &t->module, false, &t->pool) < 0)
                         return schema_error(d, "tdx-tcb-info-format");
         }
         r = json_get_array(&ctx, o, "tdxModuleIdentities", false, &ids);
@@ -423,7 +431,8 @@ int tdx_tcb_info_parse(const uint8_t *data, size_t size, TdxTcbInfo **ret, Diag 
                         (void) snprintf(p, sizeof(p), ".tcbInfo.tdxModuleIdentities.%zu", i);
                         c = (JsonCtx){ ctx.source, p, d };
                         if (json_expect_object(&c, id) < 0 ||
-                            parse_module(&c, id, &t->identities[t->n_identities++], true) < 0)
+                            parse_module(&c, id, &t->identities[t->n_identities++], true,
+                                         &t->pool) < 0)
                                 return schema_error(d, "tdx-tcb-info-format");
                 }
         }
@@ -479,7 +488,7 @@ int tdx_qe_identity_parse(const uint8_t *data, size_t size, TdxQeIdentity **ret,
             json_get_int(&ctx, o, "isvprodid", true, 0, 65535, &v) < 0)
                 return schema_error(d, "tdx-qe-identity-format");
         q->isvprodid = (uint16_t) v;
-        if (parse_isv_levels(&ctx, o, q->levels, &q->n_levels) < 0)
+        if (parse_isv_levels(&ctx, o, q->levels, &q->n_levels, &q->pool) < 0)
                 return schema_error(d, "tdx-qe-identity-format");
         *ret = TAKE_PTR(q);
         return 0;

@@ -71,14 +71,14 @@ static unsigned converge(unsigned platform, unsigned other)
         return platform;
 }
 
-static void add_advisories(TdxAdvisories *to, const TdxAdvisories *from)
+static void add_advisories(TdxAdvisories *to, const TdxAdvisoryPool *pool, TdxAdvisoryRef ref)
 {
-        for (unsigned i = 0; i < from->n; i++) {
+        for (unsigned i = ref.first; i < (unsigned) ref.first + ref.n && i < pool->n; i++) {
                 bool dup = false;
                 for (unsigned j = 0; j < to->n && !dup; j++)
-                        dup = strcmp(to->id[j], from->id[i]) == 0;
+                        dup = strcmp(to->id[j], pool->id[i]) == 0;
                 if (!dup && to->n < TDX_ADVISORIES_MAX)
-                        memcpy(to->id[to->n++], from->id[i], TDX_ADVISORY_ID_MAX);
+                        memcpy(to->id[to->n++], pool->id[i], TDX_ADVISORY_ID_MAX);
         }
 }
 
@@ -127,7 +127,7 @@ int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTc
         }
         e.platform_status = tcb->levels[e.platform_level].status;
         e.platform_tcb_date = tcb->levels[e.platform_level].tcb_date;
-        add_advisories(&e.advisories, &tcb->levels[e.platform_level].advisories);
+        add_advisories(&e.advisories, &tcb->pool, tcb->levels[e.platform_level].advisories);
 
         /* 2. TDX module. */
         if (version > 0) {
@@ -182,7 +182,7 @@ int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTc
                         return -EPERM;
                 }
                 e.module_status = m->levels[e.module_level].status;
-                add_advisories(&e.advisories, &m->levels[e.module_level].advisories);
+                add_advisories(&e.advisories, &tcb->pool, m->levels[e.module_level].advisories);
         }
 
         /* 3. Quoting enclave. */
@@ -197,7 +197,7 @@ int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTc
                 return -EPERM;
         }
         e.qe_status = qe->levels[e.qe_level].status;
-        add_advisories(&e.advisories, &qe->levels[e.qe_level].advisories);
+        add_advisories(&e.advisories, &qe->pool, qe->levels[e.qe_level].advisories);
 
         /* 4. Converge. */
         e.status = converge(converge(e.platform_status, e.module_status), e.qe_status);

@@ -220,27 +220,55 @@ static const char *asn1_time(const ASN1_TIME *t, char *buf, size_t size)
         return buf;
 }
 
-static int load_root(const TdxVerifyOptions *o, X509 **ret, Diag *d)
+/* The built-in root, parsed and checked once per process (it is the same on every call). */
+static X509 *builtin_root;
+static pthread_once_t builtin_root_once = PTHREAD_ONCE_INIT;
+
+static X509 *parse_root(const char *pem, const uint8_t want[32])
 {
-        const char *pem = o && o->root_pem ? o->root_pem : tdx_intel_root_pem;
-        const uint8_t *want = o && o->root_sha256 ? o->root_sha256 : tdx_intel_root_sha256;
         BIO *b = BIO_new_mem_buf(pem, -1);
         X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
         uint8_t fp[32];
 
         BIO_free(b);
+        if (x) {
+                tdx_cert_sha256(x, fp);
+                if (memcmp(fp, want, 32) != 0 || X509_verify(x, X509_get0_pubkey(x)) != 1) {
+                        X509_free(x);
+                        x = NULL;
+                }
+        }
         ERR_clear_error();
+        return x;
+}
+
+static void builtin_root_init(void)
+{
+        builtin_root = parse_root(tdx_intel_root_pem, tdx_intel_root_sha256);
+}
+
+__attribute__((destructor)) static void builtin_root_at_exit(void)
+{
+        X509_free(builtin_root);
+        builtin_root = NULL;
+}
+
+static int load_root(const TdxVerifyOptions *o, X509 **ret, Diag *d)
+{
+        X509 *x;
+
+        if (o && (o->root_pem || o->root_sha256)) {
+                x = o->root_pem && o->root_sha256 ? parse_root(o->root_pem, o->root_sha256) : NULL;
+        } else {
+                (void) pthread_once(&builtin_root_once, builtin_root_init);
+                x = builtin_root;
+                if (x && X509_up_ref(x) != 1)
+                        x = NULL;
+        }
         if (!x)
                 return diag_fail(d, -EINVAL, "tdx-root", -1,
-                                 "the trusted root is not a PEM "
-                                 "certificate");
-        tdx_cert_sha256(x, fp);
-        if (memcmp(fp, want, 32) != 0 || X509_verify(x, X509_get0_pubkey(x)) != 1) {
-                X509_free(x);
-                ERR_clear_error();
-                return diag_fail(d, -EINVAL, "tdx-root", -1,
-                                 "the trusted root does not have the pinned fingerprint");
-        }
+                                 "the trusted root is not a PEM certificate with the pinned "
+                                 "fingerprint");
         *ret = x;
         return 0;
 }

@@ -134,14 +134,27 @@ const char *tdx_tcb_status_to_string(unsigned status);
 
 #define TDX_COLLATERAL_FILE_MAX   (256U * 1024U)
 #define TDX_TCB_LEVELS_MAX        64
+#define TDX_ISV_LEVELS_MAX        32
 #define TDX_MODULE_IDENTITIES_MAX 16
-#define TDX_ADVISORIES_MAX        64
-#define TDX_ADVISORY_ID_MAX       24 /* "INTEL-SA-00000" and its NUL, with room */
+#define TDX_ADVISORIES_MAX        64  /* per level, and in an evaluation's result */
+#define TDX_ADVISORY_POOL_MAX     512 /* per document */
+#define TDX_ADVISORY_ID_MAX       24  /* "INTEL-SA-00000" and its NUL, with room */
 
 typedef struct TdxAdvisories {
         char id[TDX_ADVISORIES_MAX][TDX_ADVISORY_ID_MAX];
         unsigned n;
 } TdxAdvisories;
+
+/* The advisory IDs of one document, once; levels refer to a range of them. Keeps a parsed TCB
+ * info small (it is cached and copied). */
+typedef struct TdxAdvisoryPool {
+        char id[TDX_ADVISORY_POOL_MAX][TDX_ADVISORY_ID_MAX];
+        unsigned n;
+} TdxAdvisoryPool;
+
+typedef struct TdxAdvisoryRef {
+        uint16_t first, n;
+} TdxAdvisoryRef;
 
 typedef struct TdxTcbLevel {
         uint8_t sgx_svn[16];
@@ -149,7 +162,7 @@ typedef struct TdxTcbLevel {
         uint8_t tdx_svn[16];
         unsigned status;
         time_t tcb_date;
-        TdxAdvisories advisories;
+        TdxAdvisoryRef advisories;
 } TdxTcbLevel;
 
 /* A TDX module identity level ("tcb": {"isvsvn": N}) or a QE identity level. */
@@ -157,14 +170,14 @@ typedef struct TdxIsvLevel {
         uint16_t isvsvn;
         unsigned status;
         time_t tcb_date;
-        TdxAdvisories advisories;
+        TdxAdvisoryRef advisories;
 } TdxIsvLevel;
 
 typedef struct TdxModuleIdentity {
         char id[16]; /* "TDX_01"; "" for the base "tdxModule" */
         uint8_t mrsigner[48];
         uint64_t attributes, attributes_mask;
-        TdxIsvLevel levels[TDX_TCB_LEVELS_MAX];
+        TdxIsvLevel levels[TDX_ISV_LEVELS_MAX];
         unsigned n_levels;
 } TdxModuleIdentity;
 
@@ -179,6 +192,7 @@ typedef struct TdxTcbInfo {
         unsigned n_identities;
         TdxTcbLevel levels[TDX_TCB_LEVELS_MAX];
         unsigned n_levels;
+        TdxAdvisoryPool pool;
         /* the exact signed bytes (the value of "tcbInfo") inside the parsed buffer */
         const uint8_t *signed_data;
         size_t signed_size;
@@ -193,8 +207,9 @@ typedef struct TdxQeIdentity {
         uint8_t attributes[16], attributes_mask[16];
         uint8_t mrsigner[32];
         uint16_t isvprodid;
-        TdxIsvLevel levels[TDX_TCB_LEVELS_MAX];
+        TdxIsvLevel levels[TDX_ISV_LEVELS_MAX];
         unsigned n_levels;
+        TdxAdvisoryPool pool;
         const uint8_t *signed_data;
         size_t signed_size;
         uint8_t signature[64];
