@@ -331,8 +331,16 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                 return log_error_errno(r, "%s: %s [check %s]", quote, d.message, d.check);
         if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
                 return log_oom();
-        if (pr.output == OUTPUT_TEXT)
+        if (pr.output == OUTPUT_TEXT) {
+                bool pinned = pol.mr_td.n > 0;
+                for (int i = 0; i < 4; i++)
+                        pinned |= pol.rtmr[i].n > 0;
+                if (!pinned)
+                        printf("Note: %s pins no measurement (mrTd, rtmr0..rtmr3): any software "
+                               "in an authentic TD passes the measurement checks.\n\n",
+                               policy ? "the policy" : "the default policy");
                 printf("Checks\n");
+        }
         r = tdx_verify_quote(&q, raw, n, col, &opts, &v, print_check, &pr, &d);
         if (r == -EINVAL)
                 return log_error_errno(r, "%s", d.message);
