@@ -244,8 +244,17 @@ static void image_done(Image *i)
         *i = (Image){};
 }
 
+static Image image_take(Image *i)
+{
+        Image r = *i;
+
+        *i = (Image){};
+        return r;
+}
+
 static int read_firmware(const char *path, Image *ret)
 {
+        void *p;
         _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         _cleanup_(image_done) Image img = {};
         struct stat st;
@@ -260,13 +269,12 @@ static int read_firmware(const char *path, Image *ret)
                 return log_error_errno(-EMSGSIZE, "%s: larger than %u bytes: not a firmware image.",
                                        path, SNP_FIRMWARE_SIZE_MAX);
         /* Pre-faulted in one call: page by page, the faults cost about as much as the hashing. */
-        img.mapped = MAX((size_t) st.st_size, (size_t) 1);
-        img.data = mmap(NULL, img.mapped, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (img.data == MAP_FAILED) {
-                img = (Image){};
+        p = mmap(NULL, MAX((size_t) st.st_size, (size_t) 1), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (p == MAP_FAILED)
                 return log_oom();
-        }
+        img.data = p;
+        img.mapped = MAX((size_t) st.st_size, (size_t) 1);
         while (img.size < (size_t) st.st_size) {
                 ssize_t n = read(fd, img.data + img.size, (size_t) st.st_size - img.size);
                 if (n < 0 && errno == EINTR)
@@ -279,8 +287,7 @@ static int read_firmware(const char *path, Image *ret)
         }
         if (read(fd, &extra, 1) != 0)
                 return log_error_errno(-EIO, "%s: the file changed while it was read.", path);
-        *ret = img;
-        img = (Image){};
+        *ret = image_take(&img);
         return 0;
 }
 
@@ -441,7 +448,7 @@ int verb_snp_launch(int argc, char *argv[], void *userdata)
         const uint8_t *firmware;
         uint8_t ld[SNP_LD_SIZE], fw_digest[SNP_LD_SIZE];
         SnpLaunchInput in = {};
-        SnpFirmware fw;
+        SnpFirmware fw = {};
         Options o;
         char what[160];
         size_t size = 0;

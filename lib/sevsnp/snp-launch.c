@@ -556,7 +556,7 @@ int snp_launch_digest(const SnpLaunchInput *in, uint8_t ret[static SNP_LD_SIZE],
 {
         uint8_t ld[SNP_LD_SIZE] = {}, vmsa[2][SNP_PAGE_SIZE], vmsa_hash[2][SNP_LD_SIZE];
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
-        SnpFirmware fw;
+        SnpFirmware fw = {};
         int r;
 
         if (in->vcpus == 0 || in->vcpus > SNP_LAUNCH_VCPUS_MAX)
