@@ -120,7 +120,7 @@ static int parse_options(int argc, char *argv[], Options *o)
                 {},
         };
         bool have_vcpus = false;
-        uint32_t sig;
+        uint32_t sig = 0;
         char *end;
         int c;
 
@@ -224,6 +224,15 @@ static int parse_options(int argc, char *argv[], Options *o)
                 return log_error_errno(-EINVAL,
                                        "snp-launch: --add-to writes the measurements file; -o json "
                                        "goes without it.");
+        if (o->vcpu_type && o->vmm == SNP_VMM_GCE && sig == 0x00A10F10)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "snp-launch: GCE on Genoa is not modelled: Google's "
+                                       "verifier measures the VMSAs at a 52-bit address there, "
+                                       "and no reference value confirms it (docs/snp.md).");
+        if (o->vcpu_type && o->vmm != SNP_VMM_QEMU)
+                log_notice("snp-launch: --vcpu-type is ignored for --vmm %s: its VMSA holds a "
+                           "fixed RDX, not the vCPU model's signature.",
+                           snp_vmm_to_string(o->vmm));
         if (!o->vcpu_type)
                 o->vcpu_type = "EPYC-v4";
         return 1;
@@ -332,6 +341,8 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
 {
         _cleanup_(json_decrefp) json_t *root = NULL, *sections = json_array(), *boot = NULL;
         _cleanup_(freep) char *text = NULL;
+        /* Only QEMU puts the vCPU model's signature in the VMSA (ec2 and gce: RDX 0x600). */
+        bool qemu = in->vmm == SNP_VMM_QEMU;
         uint8_t fw_sha256[32];
 
         if (!sections)
@@ -355,16 +366,17 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
         else
                 boot = json_null();
         root = json_pack(
-                "{s:o,s:{s:s,s:I,s:o,s:o,s:o,s:b,s:o,s:o,s:b},s:i,s:s,s:o,s:s,s:o,s:O}",
+                "{s:o,s:{s:s,s:I,s:o,s:o,s:o,s:b,s:o,s:o,s:b},s:i,s:o,s:o,s:s,s:o,s:O}",
                 "measurement", hex_json(ld, SNP_LD_SIZE), "firmware", "path", o->firmware, "size",
                 (json_int_t) in->firmware_size, "sha256", hex_json(fw_sha256, 32), "gpa",
                 hex_u64_json(fw->gpa, 8), "digest", hex_json(fw_digest, SNP_LD_SIZE), "digestGiven",
                 o->has_firmware_digest, "apResetAddress",
                 fw->has_reset_block ? hex_u64_json(fw->ap_eip, 8) : json_null(), "sections",
                 json_incref(sections), "kernelHashesSection", fw->has_hash_table, "vcpus",
-                (int) in->vcpus, "vcpuType", o->vcpu_type, "vcpuSignature",
-                hex_u64_json(in->vcpu_signature, 8), "vmm", snp_vmm_to_string(in->vmm),
-                "guestFeatures", hex_u64_json(in->guest_features, 0), "directBoot", boot);
+                (int) in->vcpus, "vcpuType", qemu ? json_string(o->vcpu_type) : json_null(),
+                "vcpuSignature", qemu ? hex_u64_json(in->vcpu_signature, 8) : json_null(), "vmm",
+                snp_vmm_to_string(in->vmm), "guestFeatures", hex_u64_json(in->guest_features, 0),
+                "directBoot", boot);
         if (!root || json_dump_pretty(root, &text) < 0)
                 return log_oom();
         printf("%s\n", text);

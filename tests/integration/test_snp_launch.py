@@ -326,3 +326,19 @@ def test_host_data_for_a_cluster_and_a_policy_that_requires_it(cloister, tmp_pat
         "minTcb": {"microcode": 115}, "hostDataFromClusterId": True, "hostData": "00" * 32}}))
     r = verify_report(cloister, policy)
     assert r.returncode != 0 and "exclude each other" in r.stdout + r.stderr
+
+
+def test_gce_ignores_the_vcpu_type_but_refuses_genoa_it_does_not_model():
+    fw = MEASURE / "ovmf_AmdSev_suffix.bin"
+    gce = next(c for c in LAUNCH_CASES if c["vmm_type"] == "gce")
+    r = measure("--firmware", fw, "--vcpus", 1, "--vmm", "gce", "--vcpu-type", "EPYC-Milan",
+                "--guest-features", "0x1", "--kernel", "/dev/null", "--initrd", "/dev/null",
+                "-o", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["measurement"] == gce["expected"]
+    assert out["vcpuType"] is None and out["vcpuSignature"] is None
+    assert "--vcpu-type is ignored for --vmm gce" in r.stderr
+    r = measure("--firmware", fw, "--vcpus", 1, "--vmm", "gce", "--vcpu-type", "EPYC-Genoa")
+    assert r.returncode != 0 and r.stdout == ""
+    assert "GCE on Genoa is not modelled" in r.stderr
