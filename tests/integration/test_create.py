@@ -368,11 +368,11 @@ def test_apply_after_create_takes_the_endpoint_and_name_from_the_state_file(owne
     assert (owner.dir / "cloister-state.json").read_text() == before
 
 
-def initialised(owner, cid="cd" * 32):
+def initialised(owner, cid="cd" * 32, status="initialized"):
     """What 'cloister apply' leaves in the state file once the cluster is initialised (apply
     itself needs a node: tests/integration/test_bootstrapper_init.py)."""
     st = state(owner)
-    st.update(status="initialized", clusterId=cid, measurementSalt="00" * 32,
+    st.update(status=status, clusterId=cid, measurementSalt="00" * 32,
               kubernetesVersion="v1.30.0", serviceCidr="10.96.0.0/12",
               kubeconfig="cloister-admin.conf")
     (owner.dir / "cloister-state.json").write_text(json.dumps(st))
@@ -382,6 +382,11 @@ def test_workers_are_created_with_the_cluster_id_after_apply(owner):
     assert owner.cloister("create", "-y").returncode == 0
     r = owner.cloister("create", "--workers", "-y")
     assert r.returncode != 0 and "run 'cloister apply' first" in r.stderr
+    # an init whose answer was lost: the cluster ID is known, the cluster may not exist
+    initialised(owner, status="pending")
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "run 'cloister apply' first" in r.stderr
+    assert "plan" not in owner.commands()[5:]
     initialised(owner)
     r = owner.cloister("create", "--workers", "-y")
     assert r.returncode == 0, r.stderr
