@@ -587,6 +587,16 @@ int snp_launch_digest(const SnpLaunchInput *in, uint8_t ret[static SNP_LD_SIZE],
                                          ? " with a hash table block"
                                          : "");
 
+        /* QEMU writes the table at the hash block's address and measures the section's page:
+         * they must be the same page, or the measured page would not hold the table. */
+        for (size_t i = 0; in->direct_boot && i < fw.n_sections; i++)
+                if (fw.sections[i].type == SNP_SECTION_KERNEL_HASHES &&
+                    fw.sections[i].gpa != (fw.hash_table_gpa & ~(SNP_PAGE_SIZE - 1)))
+                        return diag_fail(d, -EBADMSG, "snp-kernel-hashes", (int) i,
+                                         "firmware: the SEV hash table block (GPA 0x%x) is not "
+                                         "in the SNP_KERNEL_HASHES page (GPA 0x%x)",
+                                         fw.hash_table_gpa, fw.sections[i].gpa);
+
         /* 1. The firmware's pages at 4 GiB - size, or the digest a provider published. */
         if (in->firmware_digest)
                 memcpy(ld, in->firmware_digest, SNP_LD_SIZE);

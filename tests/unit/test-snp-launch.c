@@ -609,6 +609,31 @@ static void test_launch_refusals_name_their_reason(void **state)
                 assert_string_equal(d.check, "snp-firmware-reset-block");
         }
 
+        /* A hash table block outside the SNP_KERNEL_HASHES page: the measured page would not
+         * hold the table. The block's base is the first u32 of its entry (GUID 7255371f). */
+        {
+                _cleanup_(freep) uint8_t *copy = malloc(n);
+                const uint8_t hash_guid[4] = { 0x1f, 0x37, 0x55, 0x72 };
+                uint8_t *g;
+
+                assert_non_null(copy);
+                memcpy(copy, amdsev, n);
+                g = memmem(copy, n, hash_guid, sizeof(hash_guid));
+                assert_non_null(g);
+                /* data (base, size) | u16 length | GUID: the base's second byte, 0x0C -> 0x1C */
+                assert_int_equal(g[-2 - 8 + 1], 0x0C);
+                g[-2 - 8 + 1] = 0x1C;
+                in = (SnpLaunchInput){
+                        .firmware = copy, .firmware_size = n, .vcpus = 1, .direct_boot = true
+                };
+                diag_clear(&d);
+                assert_int_equal(snp_launch_digest(&in, ld, &d), -EBADMSG);
+                assert_string_equal(d.check, "snp-kernel-hashes");
+                in.direct_boot = false;
+                assert_int_equal(snp_launch_digest(&in, poison, NULL), 0);
+                memset(poison, 0xAA, 48);
+        }
+
         /* Nothing was written on any refusal. */
         assert_memory_equal(ld, poison, 48);
 }
