@@ -19,6 +19,7 @@ typedef struct Printer {
         OutputFormat output;
         json_t *checks;
         unsigned failed;
+        char first[512]; /* the first failing check, for the verdict line */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -26,7 +27,8 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
 {
         Printer *p = userdata;
 
-        p->failed += !ok;
+        if (!ok && p->failed++ == 0)
+                (void) snprintf(p->first, sizeof(p->first), "%s: %s", name, detail ?: "");
         if (p->output == OUTPUT_JSON) {
                 (void) json_array_append_new(p->checks,
                                              json_pack("{s:s,s:b,s:s,s:s,s:s}", "name", name, "ok",
@@ -35,7 +37,8 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
                 return;
         }
         printf("%s  %-22s %s\n", ok ? "PASS" : "FAIL", name, detail ?: "");
-        if (!ok)
+        /* Only where the check compares values: a validity window or a signature has none. */
+        if (!ok && ((expected && *expected) || (actual && *actual)))
                 printf("      expected %s\n      actual   %s\n", expected ?: "", actual ?: "");
 }
 
@@ -172,8 +175,8 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_TYPE:
                         if (strcmp(optarg, "snp") != 0)
-                                return log_error_errno(
-                                        -EINVAL, "--type '%s': use snp or tdx.", optarg);
+                                return log_error_errno(-EINVAL, "--type '%s': use snp or tdx.",
+                                                       optarg);
                         break;
                 case 'r':
                         report = optarg;
@@ -234,6 +237,14 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 r = attest_policy_load(policy, &pol, &d);
                 if (r < 0)
                         return log_error_errno(r, "%s", d.message);
+                if (pol->variant != ATTEST_VARIANT_SEV_SNP &&
+                    pol->variant != ATTEST_VARIANT_SIM_SNP &&
+                    pol->variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+                        return log_error_errno(-EINVAL,
+                                               "%s is a policy for variant %s, not for SEV-SNP: "
+                                               "--type snp needs one whose variant is sev-snp, "
+                                               "azure-sev-snp or sim-snp.",
+                                               policy, attest_variant_to_string(pol->variant));
         }
         r = snp_trust_new(true, &trust);
         if (r < 0)
@@ -305,7 +316,9 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return log_oom();
                 json_decref(root);
                 printf("%s\n", text);
-        } else
-                printf("\nVerdict: %s\n", pr.failed ? "FAIL" : "PASS");
+        } else if (pr.failed)
+                printf("\nVerdict: FAIL: %s\n", pr.first);
+        else
+                printf("\nVerdict: PASS\n");
         return pr.failed ? -EKEYREJECTED : 0;
 }

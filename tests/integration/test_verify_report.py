@@ -79,3 +79,23 @@ def test_policy_that_pins_neither_measurement_nor_tcb_is_refused_at_load(cloiste
                                "snp": {"minTcb": {"microcode": 115}}}))
     r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_failure_without_values_prints_no_empty_lines_and_the_verdict_names_it(cloister):
+    r = verify(cloister, "trustee-milan", "vcek.der", "--at", "2099-01-01")
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    fail = next(i for i, line in enumerate(lines) if line.startswith("FAIL  snp-validity"))
+    assert not lines[fail + 1].strip().startswith("expected"), r.stdout
+    assert lines[-1].startswith("Verdict: FAIL: snp-validity: SEV-VCEK is not valid"), lines[-1]
+    assert not any(line.rstrip() in ("expected", "actual") for line in lines), r.stdout
+
+
+def test_a_policy_of_another_variant_is_refused_not_replaced_by_snp_defaults(cloister, tmp_path):
+    pol = tmp_path / "vtpm.json"
+    pol.write_text(json.dumps({"version": 1, "variant": "qemu-vtpm",
+                               "measurements": {"4": {"expected": "00" * 32}},
+                               "akTrust": {"mode": "insecure-any"}}))
+    r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
+    assert r.returncode == 1 and "Verdict" not in r.stdout, r.stdout
+    assert "variant qemu-vtpm, not for SEV-SNP" in r.stderr and "sev-snp" in r.stderr, r.stderr
