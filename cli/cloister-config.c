@@ -232,6 +232,12 @@ static json_t *snp_json(const SnpLaunchEntry *launch, size_t n)
         return TAKE_PTR(snp);
 }
 
+const char *cli_provider_snp_vmm(const char *provider)
+{
+        Provider p = provider ? provider_from_string(provider) : _PROVIDER_INVALID;
+        return p >= 0 ? provider_snp_vmm[p] : NULL;
+}
+
 /* The launch measurements of m that hold for the provider's nodes (its VMM). */
 static size_t snp_entries_for(Provider provider, const MeasurementsFile *m, SnpLaunchEntry *out)
 {
@@ -305,6 +311,40 @@ static void print_unset(const char *file, Provider provider, bool have_measureme
                                  "--vcpus N --vmm VMM --add-to m.json', then --tee snp "
                                  "--measurements m.json"
                                : "");
+}
+
+/* The cloud part 'cloister create' reads (docs/cloud.md): a confidential default where there is
+ * one, null where only the owner knows (create refuses null, naming the field). TEE snp. */
+static json_t *infrastructure_json(Provider p)
+{
+        static const char *const types[_PROVIDER_MAX] = {
+                [PROVIDER_GCP] = "n2d-standard-4",
+                [PROVIDER_AZURE] = "Standard_DC4as_v5",
+                [PROVIDER_AWS] = "m6a.xlarge",
+        };
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "tee", "snp",
+                              "controlPlaneInstanceType", types[p], "workerInstanceType", types[p],
+                              "controlPlaneCount", 1, "workerCount", 1, "stateDiskSizeGb", 30,
+                              "imageId", "imageFile");
+        int r = 0;
+
+        if (!o)
+                return NULL;
+        if (p == PROVIDER_GCP)
+                r = json_object_set_new(o, "project", json_null()) < 0 ||
+                    json_object_set_new(o, "region", json_null()) < 0 ||
+                    json_object_set_new(o, "zone", json_null()) < 0;
+        else if (p == PROVIDER_AZURE)
+                r = json_object_set_new(o, "subscriptionId", json_null()) < 0 ||
+                    json_object_set_new(o, "location", json_null()) < 0;
+        else if (p == PROVIDER_AWS)
+                r = json_object_set_new(o, "region", json_null()) < 0 ||
+                    json_object_set_new(o, "zone", json_null()) < 0;
+        if (r) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 static int config_generate_verb(int argc, char *argv[], void *userdata)
@@ -437,6 +477,9 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "kubernetesVersion", CLI_KUBERNETES_VERSION, "serviceCidr",
                                CLI_SERVICE_CIDR_DEFAULT, "attestation", att)
                    : NULL;
+        if (root && provider != PROVIDER_QEMU &&
+            json_object_set_new(root, "infrastructure", infrastructure_json(provider)) < 0)
+                return log_oom();
         /* What a later fetch-measurements compares its file with (no record for format 1). */
         if (root && m && m->format_version >= 2 &&
             json_object_set_new(root, "measurementsSource",
@@ -459,6 +502,13 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                             file, evidence);
         printf("Wrote %s (provider %s, attestation variant %s).\n", file, provider_names[provider],
                attest_variant_to_string(provider_variants[provider]));
+        if (provider != PROVIDER_QEMU)
+                printf("Before 'cloister create': fill %s's \"infrastructure\" (%s, and imageId "
+                       "or imageFile; docs/cloud.md).\n",
+                       file,
+                       provider == PROVIDER_GCP     ? "project, region, zone"
+                       : provider == PROVIDER_AZURE ? "subscriptionId, location"
+                                                    : "region, zone");
         if ((provider != PROVIDER_QEMU && !(m && !provider_has_pcrs(provider))) || !m ||
             (provider == PROVIDER_QEMU && !ak_public))
                 print_unset(file, provider, m != NULL, ak_public != NULL);

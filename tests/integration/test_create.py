@@ -410,3 +410,24 @@ def test_the_modules_validation_refuses_a_malformed_cluster_id(owner):
     initialised(owner, cid="CD" * 32)
     r = owner.cloister("create", "--workers", "-y")
     assert r.returncode != 0 and "not initialised yet" in r.stderr
+
+
+@pytest.mark.parametrize("cloud,fill", [
+    ("gcp", {"project": "p", "region": "europe-west4", "zone": "europe-west4-a"}),
+    ("azure", {"subscriptionId": "00000000-1111-2222-3333-444444444444",
+               "location": "westeurope"}),
+    ("aws", {"region": "eu-west-1", "zone": "eu-west-1a"})])
+def test_config_generate_fills_the_infrastructure_and_create_names_what_is_left(tmp_path, cloud,
+                                                                               fill):
+    e = Env(tmp_path)
+    r = run("cloister", "config", "generate", cloud, cwd=e.dir)
+    assert r.returncode == 0, r.stderr
+    assert "fill cloister.json's \"infrastructure\"" in r.stdout
+    r = e.cloister("create", "-y")
+    first = list(fill)[0]
+    assert r.returncode != 0 and f".infrastructure.{first} is not set" in r.stderr
+    c = json.loads((e.dir / "cloister.json").read_text())
+    c["infrastructure"].update(fill, imageId="an-image")
+    (e.dir / "cloister.json").write_text(json.dumps(c))
+    r = e.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr  # the defaults are confidential types the module takes
