@@ -119,6 +119,9 @@ int cli_measurements_set_pcr(json_t *ms, unsigned pcr, const uint8_t *expected, 
  * a file name); NULL if out of memory. */
 json_t *cli_measurements_source_json(const MeasurementsFile *m, const char *source,
                                      bool signature_checked);
+/* The VMM that launches a provider's SEV-SNP nodes ("gce", "ec2"), as snp.launchMeasurements
+ * names it; NULL for a provider whose launch measurement cannot be computed. */
+const char *cli_provider_snp_vmm(const char *provider);
 /* cloister config fetch-measurements (cloister-config-fetch.c). */
 int verb_config_fetch_measurements(int argc, char *argv[], void *userdata);
 

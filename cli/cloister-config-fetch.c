@@ -21,6 +21,7 @@
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 #include "cloister/rpc.h"
+#include "cloister/snp-measurements.h"
 
 /* A URL longer than this is a mistake, not a location. */
 #define FETCH_URL_MAX 4096
@@ -259,6 +260,39 @@ static int update_pcrs(json_t *ms, const MeasurementsFile *m, bool *ret_changed)
         return 0;
 }
 
+/* sev-snp (gcp, aws): the file's snp.launchMeasurements for the provider's VMM replace the
+ * policy's; a null snp.measurements (the placeholder config generate writes) goes. */
+static int update_snp(json_t *att, const SnpLaunchEntry *e, size_t n, const char *vmm,
+                      bool *ret_changed)
+{
+        _cleanup_(json_decrefp) json_t *list = snp_launch_entries_to_json(e, n);
+        json_t *snp = json_object_get(att, "snp"), *old;
+        bool changed;
+        char hex[2 * 48 + 1], params[96];
+
+        if (!list)
+                return log_oom();
+        if (!json_is_object(snp))
+                return log_error_errno(-EBADMSG, "attestation.snp: not an object.");
+        old = json_object_get(snp, "launchMeasurements");
+        changed = !old || !json_equal(old, list);
+        printf("  snp.launchMeasurements: %zu for vmm %s%s\n", n, vmm,
+               changed ? "" : " (unchanged)");
+        for (size_t i = 0; i < n; i++) {
+                hex_encode_buf(e[i].measurement, 48, hex, sizeof(hex));
+                snp_launch_entry_describe(&e[i], params, sizeof(params));
+                printf("    %s  %s\n", hex, params);
+        }
+        if (json_object_set(snp, "launchMeasurements", list) < 0)
+                return log_oom();
+        if (json_is_null(json_object_get(snp, "measurements"))) {
+                (void) json_object_del(snp, "measurements");
+                changed = true;
+        }
+        *ret_changed = changed;
+        return 0;
+}
+
 /* "image 'NAME' VERSION, measurements version N, created T". */
 static void describe_file(const MeasurementsFile *m, char *buf, size_t size)
 {
@@ -353,7 +387,10 @@ static void help(void)
                "PCR 15 is never taken from the file (the cluster sets it). It records the\n"
                "file's measurementsVersion, image, imageVersion, created and SHA-256 in\n"
                "measurementsSource; no other field changes. Prints each PCR, old -> new, and\n"
-               "where the values came from.\n\n"
+               "where the values came from. For a gcp or aws configuration (sev-snp), the\n"
+               "file's snp.launchMeasurements for the provider's VMM (gce, ec2) replace\n"
+               "attestation.snp.launchMeasurements instead ('cloister-measure snp-launch\n"
+               "--add-to' computed them from the firmware).\n\n"
                "Refused, after the signature is checked, nothing changed:\n"
                "  - a file without measurementsVersion (format 1): ask its publisher for a\n"
                "    format-2 one;\n"
@@ -366,7 +403,8 @@ static void help(void)
                "  --pubkey PUB.pem       the ECDSA P-256 public key the publisher signs with\n"
                "  --config FILE          the configuration to update "
                "(default " CLI_CONFIG_FILE_DEFAULT ");\n"
-               "                         its variant must have PCRs: qemu-vtpm or azure-sev-snp\n"
+               "                         qemu-vtpm or azure-sev-snp (PCRs), or sev-snp on\n"
+               "                         gcp or aws (launch measurements)\n"
                "  --timeout SEC          for each download (default 30)\n"
                "  --allow-downgrade      take a file older than the recorded one, or another\n"
                "                         file with the recorded version, knowingly (warns)\n"
@@ -418,7 +456,10 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         RpcClientConfig rc;
         UrlKind kind = URL_FILE, sig_kind = URL_FILE;
         AttestVariant variant;
-        json_t *att, *ms;
+        json_t *att, *ms = NULL;
+        const char *snp_vmm = NULL;
+        _cleanup_(freep) SnpLaunchEntry *snp_entries = NULL;
+        size_t n_snp = 0;
         size_t size = 0, sig_size = 0, pub_size = 0;
         bool insecure = false, changed = false, incomplete, allow_downgrade = false,
              allow_warn_only = false, downgrade = false;
@@ -503,20 +544,25 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         att = json_object_get(config.json, "attestation");
         variant_name = json_string_value(json_object_get(att, "variant"));
         variant = variant_name ? attest_variant_from_string(variant_name) : _ATTEST_VARIANT_INVALID;
-        if (variant == ATTEST_VARIANT_SEV_SNP || variant == ATTEST_VARIANT_SIM_SNP)
+        if (variant == ATTEST_VARIANT_SEV_SNP)
+                snp_vmm = cli_provider_snp_vmm(
+                        json_string_value(json_object_get(config.json, "provider")));
+        if ((variant == ATTEST_VARIANT_SEV_SNP && !snp_vmm) || variant == ATTEST_VARIANT_SIM_SNP)
                 return log_error_errno(-EINVAL,
                                        "%s: attestation variant %s has no PCRs: its nodes are "
                                        "checked by their SEV-SNP launch measurement "
                                        "(attestation.snp.measurements), not by a measurements "
                                        "file.",
                                        config_path, variant_name);
-        if (variant != ATTEST_VARIANT_QEMU_VTPM && variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+        if (!snp_vmm && variant != ATTEST_VARIANT_QEMU_VTPM &&
+            variant != ATTEST_VARIANT_AZURE_SEV_SNP)
                 return log_error_errno(-EINVAL,
                                        "%s: attestation variant %s: its boot is not what "
                                        "'cloister-measure' predicts (qemu-vtpm and azure-sev-snp "
                                        "only).",
                                        config_path, variant_name ?: "(none)");
-        ms = json_object_get(att, "measurements");
+        if (!snp_vmm)
+                ms = json_object_get(att, "measurements");
         if (ms && !json_is_object(ms))
                 return log_error_errno(-EBADMSG, "%s: attestation.measurements: not an object.",
                                        config_path);
@@ -555,14 +601,40 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                                url, d.check, d.message, sig_url, pubkey);
         }
 
-        r = cli_measurements_parse(data, size, url, &m);
-        if (r < 0)
-                return r;
+        if (snp_vmm) {
+                /* sev-snp: the file's launch measurements for this provider's VMM (its PCRs,
+                 * if any, are for the vTPM variants). */
+                diag_clear(&d);
+                r = measurements_file_parse(data, size, url, &m, &d);
+                if (r < 0)
+                        return log_error_errno(r, "%s", d.message);
+                snp_entries = calloc(SNP_POLICY_LAUNCH_MAX, sizeof(*snp_entries));
+                if (!snp_entries)
+                        return log_oom();
+                for (size_t i = 0; i < m->n_snp_launch; i++)
+                        if (strcmp(m->snp_launch[i].vmm, snp_vmm) == 0)
+                                snp_entries[n_snp++] = m->snp_launch[i];
+                if (n_snp == 0)
+                        return log_error_errno(-ENODATA,
+                                               "%s: attestation variant sev-snp has no PCRs: its "
+                                               "nodes are checked by their SEV-SNP launch "
+                                               "measurement, and %s has none for vmm %s (%zu for "
+                                               "others): add them with 'cloister-measure "
+                                               "snp-launch --vmm %s --add-to FILE' and sign it "
+                                               "again. Nothing was changed.",
+                                               config_path, url, snp_vmm, m->n_snp_launch, snp_vmm);
+        } else {
+                r = cli_measurements_parse(data, size, url, &m);
+                if (r < 0)
+                        return r;
+        }
         r = check_version(url, config_path, m, &config.measurements_source, allow_downgrade,
                           &downgrade);
         if (r < 0)
                 return r;
-        warn_only_pcrs(m, warn_only, sizeof(warn_only));
+        warn_only[0] = 0;
+        if (!snp_vmm)
+                warn_only_pcrs(m, warn_only, sizeof(warn_only));
         if (warn_only[0] && !allow_warn_only)
                 return log_error_errno(-EPERM,
                                        "%s: refused: the file marks PCR %s warnOnly: a node whose "
@@ -572,7 +644,7 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                        "with --allow-warn-only. Nothing was changed.",
                                        url, warn_only);
 
-        if (!ms) {
+        if (!ms && !snp_vmm) {
                 ms = json_object();
                 if (!ms || json_object_set_new(att, "measurements", ms) < 0)
                         return log_oom();
@@ -607,7 +679,8 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                 log_warning("WARN-ONLY: --allow-warn-only: %s takes PCR %s as warnOnly from %s: "
                             "a node whose value differs there is accepted with a warning.",
                             config_path, warn_only, url);
-        r = update_pcrs(ms, m, &changed);
+        r = snp_vmm ? update_snp(att, snp_entries, n_snp, snp_vmm, &changed)
+                    : update_pcrs(ms, m, &changed);
         if (r < 0)
                 return r;
         record = cli_measurements_source_json(m, url, !insecure);

@@ -31,7 +31,8 @@ class Env:
         self.calls = tmp / "calls.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CLOISTER_"))}
         self.env.update({"PATH": f"{self.bin}:/usr/bin:/bin", "TF_DOUBLE_LOG": str(self.calls),
-                         "TF_DOUBLE_FORBID": str(self.dir / "cloister-init-secret")})
+                         "TF_DOUBLE_FORBID": "%s:%s" % (self.dir / "cloister-init-secret",
+                                                        self.dir / "cloister-mastersecret.json")})
 
     def config(self, provider="gcp", base=INFRA, **infra):
         r = run("cloister", "config", "generate", provider, "--file", "cloister.json", "--force",
@@ -124,6 +125,10 @@ def test_the_double_catches_a_leaked_secret(owner, tmp_path):
     assert owner.cloister("create", "-y").returncode == 0
     secret = (owner.dir / "cloister-init-secret").read_text().strip()
     (owner.dir / "cloister-terraform" / "leak.txt").write_text(secret)
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode != 0 and "SECRET LEAK" in r.stderr
+    (owner.dir / "cloister-terraform" / "leak.txt").write_text(
+        json.loads((owner.dir / "cloister-mastersecret.json").read_text())["key"])
     r = owner.cloister("terminate", "-y")
     assert r.returncode != 0 and "SECRET LEAK" in r.stderr
 

@@ -342,3 +342,57 @@ def test_gce_ignores_the_vcpu_type_but_refuses_genoa_it_does_not_model():
     r = measure("--firmware", fw, "--vcpus", 1, "--vmm", "gce", "--vcpu-type", "EPYC-Genoa")
     assert r.returncode != 0 and r.stdout == ""
     assert "GCE on Genoa is not modelled" in r.stderr
+
+
+def test_fetch_measurements_takes_signed_launch_measurements_and_refuses_a_rollback(cloister,
+                                                                                   tmp_path):
+    """A gcp configuration generated before the values were known takes the signed file's
+    entries for GCE's VMM; an older signed file is refused; a changed file fails the signature."""
+    m = tmp_path / "m.json"
+    measurements_file(m)
+    fw = MEASURE / "ovmf_AmdSev_suffix.bin"
+    for vcpus in (2, 4):
+        assert measure("--firmware", fw, "--vcpus", vcpus, "--vmm", "gce",
+                       "--add-to", m).returncode == 0
+    assert measure("--firmware", fw, "--vcpus", 2, "--vcpu-type", "EPYC-Milan",
+                   "--add-to", m).returncode == 0
+    key, pub = signing_key(tmp_path)
+    assert run("cloister-measure", "sign", "--key", key, m).returncode == 0
+    cfg = tmp_path / "c.json"
+    assert cloister("config", "generate", "gcp", "--file", cfg).returncode == 0
+    assert json.loads(cfg.read_text())["attestation"]["snp"]["measurements"] is None
+
+    r = cloister("config", "fetch-measurements", "--config", cfg, "--url", m.as_uri(),
+                 "--pubkey", pub)
+    assert r.returncode == 0, r.stderr
+    assert "snp.launchMeasurements: 2 for vmm gce" in r.stdout, r.stdout
+    after = json.loads(cfg.read_text())
+    snp = after["attestation"]["snp"]
+    entries = json.loads(m.read_text())["snp"]["launchMeasurements"]
+    assert snp["launchMeasurements"] == [e for e in entries if e["vmm"] == "gce"]
+    assert "measurements" not in snp
+    assert after["measurementsSource"]["signatureChecked"] is True
+    assert after["measurementsSource"]["measurementsVersion"] == 7
+    # The configuration now verifies a real report against those values (refused: not listed).
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps(after["attestation"]))
+    r = verify_report(cloister, policy)
+    assert r.returncode == 1 and "none of the 2 the policy allows" in r.stdout
+
+    # A rollback: an older version, signed with the same key.
+    old = tmp_path / "old.json"
+    doc = json.loads(m.read_text())
+    doc["measurementsVersion"] = 6
+    old.write_text(json.dumps(doc))
+    assert run("cloister-measure", "sign", "--key", key, old).returncode == 0
+    before = cfg.read_bytes()
+    r = cloister("config", "fetch-measurements", "--config", cfg, "--url", old.as_uri(),
+                 "--pubkey", pub)
+    assert r.returncode != 0 and cfg.read_bytes() == before
+    # A changed entry no longer matches the signature.
+    doc = json.loads(m.read_text())
+    doc["snp"]["launchMeasurements"][0]["measurement"] = "00" * 48
+    m.write_text(json.dumps(doc))
+    r = cloister("config", "fetch-measurements", "--config", cfg, "--url", m.as_uri(),
+                 "--pubkey", pub)
+    assert r.returncode != 0 and "signature" in r.stderr and cfg.read_bytes() == before
