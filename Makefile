@@ -319,6 +319,9 @@ install: all
 	        $(DESTDIR)$(PREFIX)/lib/cloister/
 	install -m 0755 tests/doubles/kubeadm $(DESTDIR)$(PREFIX)/lib/cloister/kubeadm-double
 	install -m 0644 tests/vm/vmcluster.py tests/vm/vmharness.py $(DESTDIR)$(PREFIX)/lib/cloister/vm/
+	# the Terraform modules cloister create copies (found at ../share/cloister/terraform)
+	for f in $$(cd terraform && find gcp azure aws -name '*.tf'); do \
+	        install -D -m 0644 terraform/$$f $(DESTDIR)$(PREFIX)/share/cloister/terraform/$$f; done
 
 clean:
 	rm -rf build
