@@ -92,6 +92,23 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 all: $(LIBCLOISTER) $(BINS)
 lib: $(LIBCLOISTER)
 
+# What 'cloister version' prints beyond the release: the commit and its date (never the build's
+# clock: builds stay reproducible) and the tpm2-tss the binaries were built against. Rewritten only
+# when it changes, so that a rebuild recompiles cli/main.c alone.
+VERSION_H := $(BUILD)/gen/cloister-version.h
+.PHONY: FORCE
+$(VERSION_H): FORCE
+	@mkdir -p $(@D)
+	@c=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	 d=$$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null \
+	      || echo unknown); \
+	 t=$$(pkg-config --modversion tss2-esys 2>/dev/null || echo unknown); \
+	 printf '#define CLOISTER_COMMIT "%s"\n#define CLOISTER_COMMIT_DATE "%s"\n#define CLOISTER_TSS2_VERSION "%s"\n' \
+	        "$$c" "$$d" "$$t" > $@.tmp; \
+	 if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/cli/main.o: $(VERSION_H)
+$(BUILD)/obj/cli/main.o: CFLAGS += -I$(BUILD)/gen
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"

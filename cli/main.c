@@ -4,9 +4,16 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "cloister-version.h" /* generated: the commit, its date, tpm2-tss */
+#include "cloister/crypto.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
 
 #define CLOISTER_VERSION "0.1.0"
+
+static int verb_help(int argc, char *argv[], void *userdata);
+static void help(void);
+static int verb_version(int argc, char *argv[], void *userdata);
 
 static const Verb verbs[] = {
         { "master-secret", 1, VERB_ANY, verb_master_secret,
@@ -33,8 +40,52 @@ static const Verb verbs[] = {
           "destroy what create made; keeps the master secret and the configuration" },
         { "mini", 1, VERB_ANY, verb_mini,
           "up | down | status: a local cluster in network namespaces (root)" },
+        { "help", 0, 1, verb_help, "this list, or a command's own help: 'cloister help verify'" },
+        { "version", 0, 0, verb_version,
+          "the version, commit, and the OpenSSL and tpm2-tss it runs with" },
         {},
 };
+
+/* 'cloister help VERB' is 'cloister VERB --help'. */
+static int verb_help(int argc, char *argv[], void *userdata)
+{
+        char *args[] = { argc > 1 ? argv[1] : NULL, (char *) "--help", NULL };
+
+        if (argc <= 1) {
+                help();
+                return 0;
+        }
+        return verbs_dispatch("cloister", 2, args, verbs, userdata);
+}
+
+static int print_version(OutputFormat output)
+{
+        if (output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *o =
+                        json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", CLOISTER_VERSION, "commit",
+                                  CLOISTER_COMMIT, "commitDate", CLOISTER_COMMIT_DATE, "openssl",
+                                  crypto_library_version(), "tpm2Tss", CLOISTER_TSS2_VERSION);
+                _cleanup_(freep) char *text = NULL;
+                if (!o || json_dump_pretty(o, &text) < 0)
+                        return log_oom();
+                printf("%s\n", text);
+                return 0;
+        }
+        printf("cloister %s\n"
+               "commit    %s (%s)\n"
+               "OpenSSL   %s\n"
+               "tpm2-tss  %s (built against)\n",
+               CLOISTER_VERSION, CLOISTER_COMMIT, CLOISTER_COMMIT_DATE, crypto_library_version(),
+               CLOISTER_TSS2_VERSION);
+        return 0;
+}
+
+static int verb_version(int argc, char *argv[], void *userdata)
+{
+        const CliOptions *o = userdata;
+
+        return print_version(o->output);
+}
 
 static void help(void)
 {
@@ -73,8 +124,7 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
                         help();
                         return 0;
                 case ARG_VERSION:
-                        printf("cloister %s\n", CLOISTER_VERSION);
-                        return 0;
+                        return print_version(o->output);
                 case 'o':
                         o->output = output_format_from_string(optarg);
                         if (o->output < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,62 @@
 #include "cloister/log.h"
 #include "cloister/verbs.h"
 
+/* Optimal string alignment distance (edits, with a swap of two neighbours as one), capped: only
+ * small distances matter. */
+static unsigned edit_distance(const char *a, const char *b)
+{
+        enum { MAX = 32 };
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned d[MAX + 1][MAX + 1];
+
+        if (la > MAX || lb > MAX)
+                return UINT32_MAX;
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = (unsigned) i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+                        if (d[i - 1][j] + 1 < best)
+                                best = d[i - 1][j] + 1;
+                        if (d[i][j - 1] + 1 < best)
+                                best = d[i][j - 1] + 1;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                            d[i - 2][j - 2] + 1 < best)
+                                best = d[i - 2][j - 2] + 1;
+                        d[i][j] = best;
+                }
+        return d[la][lb];
+}
+
+const char *verbs_suggest(const Verb verbs[], const char *typed)
+{
+        const char *best = NULL;
+        unsigned best_d = UINT32_MAX;
+        bool tie = false;
+
+        for (const Verb *v = verbs; v->name; v++) {
+                unsigned dist = edit_distance(typed, v->name);
+                /* A prefix of one verb ("ver" for "verify") or at most two edits, and never more
+                 * edits than half the word (so "ab" does not suggest "apply"). */
+                if (strlen(typed) >= 3 && strncmp(v->name, typed, strlen(typed)) == 0)
+                        dist = 1;
+                if (dist > 2 || 2 * dist > strlen(v->name))
+                        continue;
+                if (dist < best_d) {
+                        best = v->name;
+                        best_d = dist;
+                        tie = false;
+                } else if (dist == best_d)
+                        tie = true; /* "ver": verify or version? Name neither. */
+        }
+        return tie ? NULL : best;
+}
+
 int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs[], void *userdata)
 {
+        const char *suggestion;
         unsigned n;
 
         if (argc <= 0 || !argv[0]) {
@@ -37,7 +92,12 @@ int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs
                 }
                 return v->fn(argc, argv, userdata);
         }
-        log_error("%s: unknown command '%s'. See '%s --help'.", program, argv[0], program);
+        suggestion = verbs_suggest(verbs, argv[0]);
+        if (suggestion)
+                log_error("%s: unknown command '%s'. Did you mean '%s'? See '%s --help'.", program,
+                          argv[0], suggestion, program);
+        else
+                log_error("%s: unknown command '%s'. See '%s --help'.", program, argv[0], program);
         return -EINVAL;
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <pthread.h>
@@ -106,4 +107,9 @@ int crypto_x509_pem_spki_sha256(const void *pem, size_t size,
         crypto_sha256(der, (size_t) n, out);
         OPENSSL_free(der);
         return 0;
+}
+
+const char *crypto_library_version(void)
+{
+        return OpenSSL_version(OPENSSL_VERSION);
 }

@@ -178,3 +178,36 @@ def test_eventlog_show_json_gives_null_for_a_digest_the_bank_lacks():
     assert events and all(e["digest"] is None for e in events)
     r = run("cloister-measure", "eventlog", "show", log, "-o", "json")
     assert all(isinstance(e["digest"], str) and len(e["digest"]) == 40 for e in json.loads(r.stdout))
+
+
+@pytest.mark.parametrize("program, typed, meant", [
+    (["cloister"], "veryfy", "verify"), (["cloister"], "stauts", "status"),
+    (["cloister"], "verif", "verify"), (["cloister", "attestation"], "verfy", "verify"),
+    (["cloister-measure"], "evenlog", "eventlog"),
+])
+def test_a_mistyped_command_suggests_the_nearest_one(program, typed, meant):
+    r = run(program[0], *program[1:], typed)
+    (line,) = errors(r)
+    assert r.returncode == 1 and f"unknown command '{typed}'. Did you mean '{meant}'?" in line
+
+
+@pytest.mark.parametrize("typed", ["ab", "ver"])  # nothing near; two equally near
+def test_an_unrelated_or_ambiguous_word_gets_no_suggestion(typed):
+    (line,) = errors(run("cloister", typed))
+    assert f"unknown command '{typed}'" in line and "Did you mean" not in line
+
+
+def test_help_verb_prints_a_commands_own_help_and_the_overview():
+    assert run("cloister", "help", "verify").stdout == run("cloister", "verify", "--help").stdout
+    overview = run("cloister", "help")
+    assert overview.returncode == 0 and "Commands:" in overview.stdout and "--verbose" in overview.stdout
+
+
+def test_version_names_the_commit_openssl_and_tpm2_tss_in_text_and_json():
+    text = run("cloister", "version")
+    assert text.returncode == 0 and text.stdout.startswith("cloister ")
+    assert "OpenSSL 3." in text.stdout and "tpm2-tss" in text.stdout
+    assert run("cloister", "--version").stdout == text.stdout
+    info = json.loads(run("cloister", "-o", "json", "version").stdout)
+    assert set(info) == {"version", "commit", "commitDate", "openssl", "tpm2Tss"}
+    assert info["openssl"].startswith("OpenSSL 3.") and info["tpm2Tss"][0].isdigit()

@@ -31,6 +31,8 @@ int crypto_x509_pem_spki_sha256(const void *pem, size_t size,
 
 /* Logs (at debug level) and clears OpenSSL's error queue; returns error for chaining. */
 int crypto_log_errors(int error, const char *what);
+/* The OpenSSL library in use ("OpenSSL 3.0.17 1 Jul 2025"). */
+const char *crypto_library_version(void);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);

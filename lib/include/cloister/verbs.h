@@ -26,6 +26,8 @@ typedef struct Verb {
 /* Runs the verb named by argv[0]. An unknown verb or a wrong argument count prints one precise
  * line and a hint to `<program> --help`, and returns -EINVAL. */
 int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs[], void *userdata);
+/* The verb a mistyped name most likely meant (a prefix of it, or at most two edits), or NULL. */
+const char *verbs_suggest(const Verb verbs[], const char *typed);
 /* Prints "  name  help" lines of a verb table. */
 void verbs_print_help(const Verb verbs[], const char *prefix);
 
