@@ -611,7 +611,7 @@ int main(int argc, char *argv[])
                         else
                                 rpc_server_stop(server);
                         (void) pthread_join(thread, NULL);
-                        if (b.handoff && rpc_server_signalled(server)) {
+                        if (b.handoff && rpc_server_handover_signalled(server)) {
                                 log_info("bootstrapper: asked to stop; the join service is not "
                                          "started.");
                                 return 0;
@@ -639,7 +639,7 @@ int main(int argc, char *argv[])
                        arg_address, arg_port);
                 fflush(stdout);
                 r = rpc_server_run(server);
-                if (r >= 0 && b.handoff && rpc_server_signalled(server)) {
+                if (r >= 0 && b.handoff && rpc_server_handover_signalled(server)) {
                         log_info("bootstrapper: asked to stop; the join service is not started.");
                         b.handoff = false;
                 }

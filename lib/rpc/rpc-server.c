@@ -84,7 +84,9 @@ struct RpcServer {
         struct event_base *base;
         struct evhttp *http;
         struct evhttp_bound_socket *bound;
-        struct event *sigterm, *sigint, *stop_event, *drain_timer;
+        struct event *signal_event, *stop_event, *drain_timer;
+        struct sigaction old_sigterm, old_sigint;
+        bool handlers_installed;
         uint16_t port;
         unsigned connections;
         bool stopping;
@@ -358,6 +360,14 @@ static RpcJob *job_free(RpcJob *j)
 static void *worker_main(void *arg)
 {
         RpcServer *s = arg;
+        sigset_t both;
+
+        /* Signals are the event loop's business (and a handover's: see
+         * rpc_server_handover_signalled()). */
+        (void) sigemptyset(&both);
+        (void) sigaddset(&both, SIGTERM);
+        (void) sigaddset(&both, SIGINT);
+        (void) pthread_sigmask(SIG_BLOCK, &both, NULL);
 
         for (;;) {
                 RpcJob *j;
@@ -610,11 +620,30 @@ static void begin_stop(RpcServer *s)
                 (void) event_base_loopbreak(s->base);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* SIGTERM and SIGINT: a flag no window can lose, and a byte on a pipe the loop watches. (Not
+ * libevent's signal events: a signal that came after the loop ended would sit unread in
+ * libevent's own pipe, and a caller handing over to another program would never know.) */
+static volatile sig_atomic_t signal_received;
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_process_signal(int sig)
+{
+        int saved = errno;
+
+        signal_received = 1;
+        if (signal_pipe[1] >= 0)
+                (void) !write(signal_pipe[1], "s", 1);
+        errno = saved;
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
         RpcServer *s = arg;
+        char buf[16];
 
-        log_debug("rpc: signal %d, stopping", (int) sig);
+        while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+        log_debug("rpc: SIGTERM or SIGINT, stopping");
         s->signalled = true;
         begin_stop(s);
 }
@@ -738,10 +767,11 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
                 }
         }
 
-        s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
-        s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+        if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return negative_errno();
+        s->signal_event = event_new(s->base, signal_pipe[0], EV_READ | EV_PERSIST, on_signal, s);
         s->stop_event = event_new(s->base, -1, 0, on_stop, s);
-        if (!s->sigterm || !s->sigint || !s->stop_event)
+        if (!s->signal_event || !s->stop_event)
                 return -ENOMEM;
 
         *ret = TAKE_PTR(s);
@@ -773,10 +803,12 @@ RpcServer *rpc_server_free(RpcServer *s)
         }
         if (s->http)
                 evhttp_free(s->http);
-        if (s->sigterm)
-                event_free(s->sigterm);
-        if (s->sigint)
-                event_free(s->sigint);
+        if (s->signal_event)
+                event_free(s->signal_event);
+        if (s->handlers_installed) {
+                (void) sigaction(SIGTERM, &s->old_sigterm, NULL);
+                (void) sigaction(SIGINT, &s->old_sigint, NULL);
+        }
         if (s->stop_event)
                 event_free(s->stop_event);
         if (s->drain_timer)
@@ -804,8 +836,26 @@ int rpc_server_run(RpcServer *s)
 {
         /* A peer that closes early must not kill the server with SIGPIPE on the next write. */
         (void) signal(SIGPIPE, SIG_IGN);
-        if (event_add(s->sigterm, NULL) < 0 || event_add(s->sigint, NULL) < 0)
+        if (!s->handlers_installed) {
+                struct sigaction sa = { .sa_handler = on_process_signal, .sa_flags = SA_RESTART };
+                sigset_t both;
+
+                (void) sigemptyset(&sa.sa_mask);
+                if (sigaction(SIGTERM, &sa, &s->old_sigterm) < 0 ||
+                    sigaction(SIGINT, &sa, &s->old_sigint) < 0)
+                        return negative_errno();
+                s->handlers_installed = true;
+                /* Blocked by a process that handed over to this one (it must not die or lose
+                 * the signal in between): taken in now, and acted on at once. */
+                (void) sigemptyset(&both);
+                (void) sigaddset(&both, SIGTERM);
+                (void) sigaddset(&both, SIGINT);
+                (void) pthread_sigmask(SIG_UNBLOCK, &both, NULL);
+        }
+        if (event_add(s->signal_event, NULL) < 0)
                 return -EIO;
+        if (signal_received)
+                event_active(s->signal_event, EV_READ, 0);
         if (s->config.notify)
                 (void) sd_notify(0, "READY=1");
         if (event_base_dispatch(s->base) < 0)
@@ -825,7 +875,18 @@ int rpc_server_dup_listen_fd(RpcServer *s)
 
 bool rpc_server_signalled(const RpcServer *s)
 {
-        return s->signalled;
+        return s->signalled || signal_received;
+}
+
+bool rpc_server_handover_signalled(const RpcServer *s)
+{
+        sigset_t both;
+
+        (void) sigemptyset(&both);
+        (void) sigaddset(&both, SIGTERM);
+        (void) sigaddset(&both, SIGINT);
+        (void) pthread_sigmask(SIG_BLOCK, &both, NULL);
+        return rpc_server_signalled(s);
 }
 
 void rpc_server_stop_for_handover(RpcServer *s)

@@ -674,3 +674,27 @@ def test_init_secret_guessing_is_deferred_and_the_node_keeps_answering(swtpm, no
     checked = log.count("init refused")
     # Far fewer scrypts than guesses: only those the backoff let through.
     assert 1 <= checked <= 10, log
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2])
+def test_sigterm_while_the_bootstrapper_hands_over_to_the_join_service_stops_the_node(
+        swtpm, node, tmp_path, delay):
+    """Right after init the bootstrapper ends its server and execs the join service: a SIGTERM
+    in that window is never lost (before, one that came after the event loop ended sat in
+    libevent's pipe and the join service then ran on forever)."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        r = run("cloister", "apply", "--state-file", tmp_path / "cloister-state.json",
+                "--init-secret-file", node["init_secret"], "--endpoint", url, "--policy",
+                node["policy"], "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf")
+        assert r.returncode == 0, r.stderr
+        time.sleep(delay)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            pytest.fail("the node did not stop on SIGTERM during the handover")

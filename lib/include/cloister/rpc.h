@@ -88,6 +88,12 @@ int rpc_server_run(RpcServer *s);
 /* true if a SIGTERM or SIGINT asked the server to stop (a caller with other plans for after
  * rpc_server_run() must then just exit). */
 bool rpc_server_signalled(const RpcServer *s);
+/* For a caller about to exec another program in its place, once rpc_server_run() (or the thread
+ * running it) has returned: blocks SIGTERM and SIGINT in the calling thread (the server's worker
+ * threads always block them), so that one arriving from now on stays pending across exec until
+ * the program's own rpc_server_run() (or its default action) takes it; true if one already asked
+ * to stop, even after the loop ended. */
+bool rpc_server_handover_signalled(const RpcServer *s);
 /* A duplicate of the listening socket without close-on-exec, for handing it to a program this
  * process execs (so that clients never find the port closed); -errno if there is none. */
 int rpc_server_dup_listen_fd(RpcServer *s);
