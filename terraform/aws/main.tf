@@ -42,7 +42,6 @@ module "network" {
   name     = local.name
   zone     = var.zone
   vpc_cidr = var.vpc_cidr
-  ports    = values(local.ports)
 }
 
 module "load_balancer" {

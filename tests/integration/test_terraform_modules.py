@@ -182,6 +182,25 @@ def test_gcp_firewall_opens_exactly_the_load_balanced_ports_and_no_ssh(parsed):
             assert "22" not in json.dumps(body.get("allow"))
 
 
+def test_aws_and_azure_let_in_only_the_load_balanced_ports_and_no_ssh(parsed):
+    net = module(parsed, "aws", "modules/network")
+    ingress = [b for (t, _), b in net.resources.items()
+               if t == "aws_vpc_security_group_ingress_rule"]
+    assert [b["cidr_ipv4"] for b in ingress] == ["${var.vpc_cidr}"]  # nothing from outside
+    tg = module(parsed, "aws", "modules/load_balancer").resources[
+        ("aws_lb_target_group", "port")]
+    assert tg["preserve_client_ip"] == "false" and tg["for_each"] == "${var.ports}"
+    rule = module(parsed, "azure", "modules/network").resources[
+        ("azurerm_network_security_rule", "port")]
+    assert rule["for_each"] == "${toset([for p in var.ports : tostring(p)])}"
+    assert rule["access"] == "Allow" and rule["destination_port_range"] == "${each.value}"
+    assert module(parsed, "azure").modules["network"]["ports"] == "${values(local.ports)}"
+    for cloud in CLOUDS:  # port 22 nowhere, in any resource
+        for d in tfcheck.all_dirs([str(TF / cloud)]):
+            body = json.dumps(tfcheck.Module(d, parsed).resources.__repr__())
+            assert not re.search(r"'22'|: 22[,}\]]", body), d
+
+
 def validation_regex(var):
     """The pattern of a `can(regex("...", var.x))` validation, HCL string escapes undone."""
     cond = one(var["validation"])["condition"]

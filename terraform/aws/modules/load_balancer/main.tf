@@ -36,6 +36,10 @@ resource "aws_lb_target_group" "port" {
   protocol    = "TCP"
   vpc_id      = var.vpc_id
   target_type = "instance"
+  # Off: with the client's address kept, a control plane that reaches the API server through
+  # the balancer (its kubelet does) and is balanced to itself never gets an answer (hairpin).
+  # The nodes see the balancer's private address instead (the VPC rule lets it in).
+  preserve_client_ip = "false"
   health_check {
     protocol            = "TCP"
     port                = tostring(each.value)

@@ -1,6 +1,7 @@
 # A VPC in one zone: a public subnet (load balancer, NAT gateway) and a private one for the
-# nodes, which have no public address. A security group lets in exactly the load-balanced
-# ports (and everything from inside the VPC). No SSH: a node has no login.
+# nodes, which have no public address. The security group lets in only what comes from inside
+# the VPC: the other nodes, and the load balancer (its target groups do not keep the client's
+# address), which forwards exactly the two served ports. No SSH: a node has no login.
 
 variable "name" {
   type = string
@@ -12,10 +13,6 @@ variable "zone" {
 
 variable "vpc_cidr" {
   type = string
-}
-
-variable "ports" {
-  type = list(number)
 }
 
 resource "aws_vpc" "vpc" {
@@ -89,16 +86,6 @@ resource "aws_security_group" "nodes" {
   name        = var.name
   description = "Cloister nodes: the load-balanced ports, everything inside the VPC"
   vpc_id      = aws_vpc.vpc.id
-}
-
-# The network load balancer keeps the client's address: the ports from anywhere.
-resource "aws_vpc_security_group_ingress_rule" "port" {
-  for_each          = toset([for p in var.ports : tostring(p)])
-  security_group_id = aws_security_group.nodes.id
-  ip_protocol       = "tcp"
-  from_port         = tonumber(each.value)
-  to_port           = tonumber(each.value)
-  cidr_ipv4         = "0.0.0.0/0"
 }
 
 resource "aws_vpc_security_group_ingress_rule" "vpc" {
