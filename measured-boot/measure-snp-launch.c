@@ -47,10 +47,18 @@ static void help(void)
                "  --vcpu-type T          QEMU's -cpu model (RDX at reset; default EPYC-v4):\n"
                "                        ",
                SNP_LAUNCH_VCPUS_MAX);
-        for (size_t i = 0; snp_vcpu_type_name(i); i++)
+        for (size_t i = 0, col = 24; snp_vcpu_type_name(i); i++) {
+                size_t w = strlen(snp_vcpu_type_name(i)) + 1;
+                if (col + w > 80) {
+                        printf("\n                        ");
+                        col = 24;
+                }
                 printf(" %s", snp_vcpu_type_name(i));
+                col += w;
+        }
         printf("\n"
-               "                         (ec2 and gce put a fixed value there: ignored)\n"
+               "                         (ignored for ec2 and gce: a fixed RDX; gce with a\n"
+               "                         Genoa type is refused, not modelled)\n"
                "  --vmm qemu|ec2|gce     who launches the guest (default qemu: QEMU/KVM with a\n"
                "                         Linux 6.10 or later host)\n"
                "  --guest-features HEX   SEV_FEATURES of the VMSA (default 0x1; Linux hosts\n"
