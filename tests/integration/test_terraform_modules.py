@@ -143,6 +143,23 @@ def test_gcp_snp_is_sev_snp_on_milan_and_tdx_is_tdx(parsed):
     assert tee["tdx"]["image_feature"] == "TDX_CAPABLE"
 
 
+@pytest.mark.parametrize("tee,value,ok", [("snp", "n2d-standard-4", True),
+                                           ("snp", "c3-standard-4", False),
+                                           ("tdx", "c3-standard-4", True),
+                                           ("tdx", "n2d-standard-4", False)])
+def test_gcp_precondition_matches_the_machine_family_to_the_tee(parsed, tee, value, ok):
+    root = module(parsed, "gcp")
+    assert bool(re.search(locals_tee(parsed)[tee]["machine_families"], value)) == ok
+    pre = one(root.resources[("terraform_data", "checks")]["lifecycle"])["precondition"]
+    conds = [p["condition"] for p in pre]
+    assert any("regex(local.tee.machine_families, var.control_plane_instance_type)" in c and
+               "regex(local.tee.machine_families, var.worker_instance_type)" in c for c in conds)
+    assert root.locals["tee"] == "${local.tee_settings[var.tee]}"
+    # every node group waits for the checks
+    for g in ("control_plane", "worker"):
+        assert root.modules[g]["depends_on"] == ["${terraform_data.checks}"]
+
+
 def test_gcp_template_is_confidential_terminates_on_maintenance_and_has_a_vtpm(parsed):
     t = module(parsed, "gcp", "modules/node_group").resources[
         ("google_compute_instance_template", "node")]
