@@ -28,6 +28,8 @@ int attest_check_event_log(const Evidence *e, const AttestPolicy *p, uint32_t qu
 int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t at,
                                 AttestReport *r, Diag *d);
 
+int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d);
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d);
 

@@ -45,6 +45,11 @@ static bool variant_has_snp(AttestVariant v)
                v == ATTEST_VARIANT_SIM_SNP;
 }
 
+static bool variant_has_tdx(AttestVariant v)
+{
+        return v == ATTEST_VARIANT_TDX;
+}
+
 int blob_set(Blob *b, const void *data, size_t size)
 {
         uint8_t *p = malloc(size > 0 ? size : 1);
@@ -91,6 +96,13 @@ Evidence *evidence_free(Evidence *e)
         blob_clear(&e->snp.vcek);
         blob_clear(&e->snp.chain);
         blob_clear(&e->snp.hcl_report);
+        blob_clear(&e->tdx.quote);
+        blob_clear(&e->tdx.tcb_info);
+        blob_clear(&e->tdx.tcb_info_chain);
+        blob_clear(&e->tdx.qe_identity);
+        blob_clear(&e->tdx.qe_identity_chain);
+        blob_clear(&e->tdx.pck_crl);
+        blob_clear(&e->tdx.root_crl);
         free(e);
         return NULL;
 }
@@ -212,9 +224,54 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, bool azure, EvidenceSn
         return r;
 }
 
+/* The collateral members, in the order of TdxCollateral's files (docs/tdx.md). */
+static const char *const tdx_collateral_keys[] = {
+        "tcbInfo", "tcbInfoIssuerChain", "qeIdentity", "qeIdentityIssuerChain",
+        "pckCrl",  "rootCaCrl",          NULL,
+};
+
+static Blob *tdx_collateral_blob(EvidenceTdx *t, size_t i)
+{
+        Blob *const blobs[] = { &t->tcb_info,          &t->tcb_info_chain, &t->qe_identity,
+                                &t->qe_identity_chain, &t->pck_crl,        &t->root_crl };
+        return blobs[i];
+}
+
+static int parse_tdx(const JsonCtx *ctx, const json_t *o, EvidenceTdx *t)
+{
+        static const char *const keys[] = { "quote", "collateral", NULL };
+        json_t *col;
+        int r;
+
+        r = json_check_keys(ctx, o, keys);
+        if (r < 0)
+                return r;
+        r = get_blob(ctx, o, "quote", true, EVIDENCE_TDX_QUOTE_MAX, &t->quote);
+        if (r < 0)
+                return r;
+        r = json_get_object(ctx, o, "collateral", false, &col);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        {
+                char buf[32];
+                JsonCtx c = json_ctx_child(ctx, "collateral", buf, sizeof(buf));
+
+                r = json_check_keys(&c, col, tdx_collateral_keys);
+                for (size_t i = 0; r >= 0 && tdx_collateral_keys[i]; i++)
+                        r = get_blob(&c, col, tdx_collateral_keys[i], true, EVIDENCE_TDX_FILE_MAX,
+                                     tdx_collateral_blob(t, i));
+                if (r < 0)
+                        return r;
+        }
+        t->has_collateral = true;
+        return 0;
+}
+
 int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
 {
-        static const char *const keys[] = { "version", "variant", "tpm", "snp", NULL };
+        static const char *const keys[] = { "version", "variant", "tpm", "snp", "tdx", NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_(evidence_freep) Evidence *e = NULL;
         JsonCtx ctx = { .source = "evidence", .path = "", .diag = d };
@@ -273,6 +330,21 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 if (r < 0)
                         return r;
                 e->has_snp = true;
+        } else if (r != -ENOENT)
+                return r;
+
+        r = json_get_object(&ctx, j, "tdx", variant_has_tdx(e->variant), &sub);
+        if (r >= 0) {
+                char buf[16];
+                JsonCtx c = json_ctx_child(&ctx, "tdx", buf, sizeof(buf));
+
+                if (!variant_has_tdx(e->variant))
+                        return diag_fail(d, -EBADMSG, "evidence-variant", -1,
+                                         "evidence: variant %s carries no 'tdx' member", variant);
+                r = parse_tdx(&c, sub, &e->tdx);
+                if (r < 0)
+                        return r;
+                e->has_tdx = true;
         } else if (r != -ENOENT)
                 return r;
 
@@ -339,6 +411,27 @@ static int build_snp(const EvidenceSnp *s, json_t **ret)
         return 0;
 }
 
+static int build_tdx(const EvidenceTdx *t, json_t **ret)
+{
+        _cleanup_(json_decrefp) json_t *o = json_object(), *col = json_object();
+        int r;
+
+        if (!o || !col)
+                return -ENOMEM;
+        if ((r = set_blob(o, "quote", &t->quote)) < 0)
+                return r;
+        if (t->has_collateral) {
+                for (size_t i = 0; tdx_collateral_keys[i]; i++)
+                        if ((r = set_blob(col, tdx_collateral_keys[i],
+                                          tdx_collateral_blob((EvidenceTdx *) t, i))) < 0)
+                                return r;
+                if (json_object_set(o, "collateral", col) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
 int evidence_serialize(const Evidence *e, char **ret, size_t *ret_size)
 {
         _cleanup_(json_decrefp) json_t *o = json_object();
@@ -366,6 +459,13 @@ int evidence_serialize(const Evidence *e, char **ret, size_t *ret_size)
                 if (r < 0)
                         return r;
                 if (json_object_set_new(o, "snp", sub) < 0)
+                        return -ENOMEM;
+        }
+        if (e->has_tdx) {
+                r = build_tdx(&e->tdx, &sub);
+                if (r < 0)
+                        return r;
+                if (json_object_set_new(o, "tdx", sub) < 0)
                         return -ENOMEM;
         }
         r = json_dump_compact(o, &s);

@@ -428,7 +428,8 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "nor a minimum TCB (.snp.minTcb): it would accept any firmware "
                                  "and kernel on an unpatched CPU; set at least one",
                                  source);
-        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP)
+        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP ||
+            p->variant == ATTEST_VARIANT_TDX) /* tdx: pins checked by parse_tdx */
                 return 0;
         for (size_t i = 0; i < EVIDENCE_PCR_COUNT; i++)
                 if (p->pcrs[i].present) {
@@ -441,6 +442,26 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "enforce at least the image PCRs (4, 9, 11) by removing "
                                  "warnOnly",
                                  source, present ? "are all warnOnly" : "is empty");
+        return 0;
+}
+
+/* tdx: lib/tdx's policy object; it must pin the TD's software (MRTD or an RTMR), as an SNP
+ * policy must pin a launch measurement or a TCB. */
+static int parse_tdx(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        bool pinned;
+        int r = tdx_policy_from_json(ctx, o, &p->tdx);
+
+        if (r < 0)
+                return r;
+        pinned = p->tdx.mr_td.n > 0;
+        for (int i = 0; i < 4; i++)
+                pinned |= p->tdx.rtmr[i].n > 0;
+        if (!pinned)
+                return diag_fail(ctx->diag, -EPERM, "policy-permissive", -1,
+                                 "%s: .tdx pins neither mrTd nor an RTMR (rtmr0..rtmr3): it would "
+                                 "accept any software in an authentic TD",
+                                 ctx->source);
         return 0;
 }
 
@@ -462,9 +483,8 @@ static int parse_member(const JsonCtx *root, const json_t *j, const char *key,
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d)
 {
-        static const char *const keys[] = { "version", "variant",  "measurements",
-                                            "akTrust", "eventLog", "snp",
-                                            NULL };
+        static const char *const keys[] = { "version",  "variant", "measurements", "akTrust",
+                                            "eventLog", "snp",     "tdx",          NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
@@ -497,6 +517,9 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (p->variant < 0)
                 return diag_fail(d, -EBADMSG, "json-schema", -1, "%s: .variant: unknown '%s'",
                                  source, variant);
+        if (p->variant != ATTEST_VARIANT_TDX && json_object_get(j, "tdx"))
+                return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                 "%s: .tdx: a %s policy has no tdx member", source, variant);
 
         if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP) {
                 r = parse_member(&ctx, j, "snp", parse_snp, p);
@@ -508,6 +531,13 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                                          "simulator's ARK explicitly",
                                          source);
                 r = check_pins(p, source, true, d);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
+        if (p->variant == ATTEST_VARIANT_TDX) {
+                r = parse_member(&ctx, j, "tdx", parse_tdx, p);
                 if (r < 0)
                         return r;
                 *ret = TAKE_PTR(p);

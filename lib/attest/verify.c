@@ -194,6 +194,9 @@ int attest_verify(const Evidence *e, const AttestPolicy *p, const uint8_t *bindi
         case ATTEST_VARIANT_AZURE_SEV_SNP:
                 k = attest_verify_azure(e, p, binding, binding ? ATTEST_BINDING_SIZE : 0, at, r, d);
                 break;
+        case ATTEST_VARIANT_TDX:
+                k = attest_verify_tdx(e, p, binding, at, r, d);
+                break;
         default:
                 k = report_fail(r, d, -EOPNOTSUPP, "variant", -1, NULL, 0, NULL, 0,
                                 "verification of %s evidence is not implemented",

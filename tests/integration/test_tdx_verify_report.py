@@ -122,3 +122,26 @@ def test_ccel_log_replays_and_a_changed_event_names_its_rtmr(cloister, tmp_path)
                "--ccel-table", gce / "ccel_table.dat")
     assert r.returncode == 1
     assert "FAIL  tdx-rtmr-replay" in r.stdout and "RTMR0" in r.stdout
+
+
+def test_tdx_evidence_document_verifies_with_attestation_verify(cloister, tmp_path):
+    import base64
+    gce = TDX / "gce-cos113"
+    mrtd = (gce / "quote.dat").read_bytes()[48 + 136:48 + 184].hex()
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps({"version": 1, "variant": "tdx", "tdx": {
+        "quote": base64.b64encode((gce / "quote.dat").read_bytes()).decode()}}))
+    p = tmp_path / "policy.json"
+    p.write_text(json.dumps({"version": 1, "variant": "tdx",
+                             "tdx": {"mrTd": [mrtd], "requireCollateral": False}}))
+    args = ("attestation", "verify", "--evidence", evidence, "--policy", p, "--at", "2025-02-20")
+    r = cloister(*args, "--binding", "00" * 32)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tdx-quote-signature" in r.stdout and "tdx-mrtd" in r.stdout
+    r = cloister(*args, "--binding", "11" * 32)
+    assert r.returncode == 1
+    assert "tdx-report-data" in r.stdout
+    # A policy that pins nothing is refused when it is read.
+    p.write_text(json.dumps({"version": 1, "variant": "tdx", "tdx": {}}))
+    r = cloister(*args, "--binding", "00" * 32)
+    assert r.returncode != 0 and "pins neither mrTd nor an RTMR" in r.stderr

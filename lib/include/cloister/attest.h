@@ -24,6 +24,7 @@
 #include "cloister/evidence.h"
 #include "cloister/secret.h"
 #include "cloister/sev-snp.h"
+#include "cloister/tdx.h"
 
 #define ATTEST_POLICY_VERSION  1
 #define ATTEST_POLICY_SIZE_MAX (256U * 1024U)
@@ -65,6 +66,8 @@ typedef struct AttestPolicy {
         /* sev-snp and sim-snp */
         SnpPolicy snp;
         Blob snp_trusted_arks; /* PEM: ARKs trusted besides AMD's built-in ones */
+        /* tdx (docs/tdx.md, "Policy") */
+        TdxPolicy tdx;
 } AttestPolicy;
 
 AttestPolicy *attest_policy_free(AttestPolicy *p);

@@ -23,6 +23,8 @@
 #define EVIDENCE_CERT_MAX       (16U * 1024U)
 #define EVIDENCE_SNP_REPORT_MAX 4096U
 #define EVIDENCE_SNP_CERTS_MAX  (64U * 1024U)
+#define EVIDENCE_TDX_QUOTE_MAX  (64U * 1024U)
+#define EVIDENCE_TDX_FILE_MAX   (64U * 1024U) /* each collateral file */
 #define EVIDENCE_PCR_COUNT      24
 #define EVIDENCE_PCR_SIZE       32 /* SHA-256 bank */
 
@@ -63,6 +65,14 @@ typedef struct EvidenceSnp {
         Blob hcl_report;   /* azure-sev-snp: the HCL report wrapping report + runtime data */
 } EvidenceSnp;
 
+/* tdx: the quote and, optionally, Intel's collateral for it (self-authenticating: signed by
+ * Intel and checked against the pinned root at the verification time). */
+typedef struct EvidenceTdx {
+        Blob quote;
+        bool has_collateral;
+        Blob tcb_info, tcb_info_chain, qe_identity, qe_identity_chain, pck_crl, root_crl;
+} EvidenceTdx;
+
 typedef struct Evidence {
         unsigned version;
         AttestVariant variant;
@@ -70,6 +80,8 @@ typedef struct Evidence {
         EvidenceTpm tpm;
         bool has_snp;
         EvidenceSnp snp;
+        bool has_tdx;
+        EvidenceTdx tdx;
 } Evidence;
 
 Evidence *evidence_new(AttestVariant variant);

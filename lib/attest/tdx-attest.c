@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The tdx variant: a TDX quote (with Intel's collateral when the evidence carries it) verified by
+ * lib/tdx, then the policy's TDX checks with REPORTDATA = binding ‖ 32 zero bytes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "attest-internal.h"
+#include "cloister/tdx.h"
+
+typedef struct CheckCtx {
+        AttestReport *r;
+} CheckCtx;
+
+static void record(void *userdata, const char *name, bool ok, const char *expected,
+                   const char *actual, const char *detail)
+{
+        CheckCtx *c = userdata;
+        CheckResult *res =
+                report_add(c->r, name, -1, ok ? CHECK_PASS : CHECK_FAIL, true, "%s", detail);
+        if (res) {
+                (void) snprintf(res->expected, sizeof(res->expected), "%s", expected ?: "");
+                (void) snprintf(res->actual, sizeof(res->actual), "%s", actual ?: "");
+        }
+}
+
+int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d)
+{
+        const EvidenceTdx *t = &e->tdx;
+        TdxVerifyOptions o = { .at = at };
+        TdxCollateral col = {
+                .tcb_info = t->tcb_info.data,
+                .tcb_info_size = t->tcb_info.size,
+                .tcb_info_chain = t->tcb_info_chain.data,
+                .tcb_info_chain_size = t->tcb_info_chain.size,
+                .qe_identity = t->qe_identity.data,
+                .qe_identity_size = t->qe_identity.size,
+                .qe_identity_chain = t->qe_identity_chain.data,
+                .qe_identity_chain_size = t->qe_identity_chain.size,
+                .pck_crl = t->pck_crl.data,
+                .pck_crl_size = t->pck_crl.size,
+                .root_crl = t->root_crl.data,
+                .root_crl_size = t->root_crl.size,
+        };
+        uint8_t report_data[64] = {};
+        TdxVerification v;
+        CheckCtx ctx = { r };
+        TdxQuote q;
+        Diag sub;
+        int k;
+
+        diag_clear(&sub);
+        k = tdx_quote_parse(t->quote.data, t->quote.size, &q, &sub);
+        if (k < 0)
+                return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
+        /* Every check is recorded by the callback, the failing one too. */
+        k = tdx_verify_quote(&q, t->quote.data, t->quote.size, t->has_collateral ? &col : NULL, &o,
+                             &v, record, &ctx, &sub);
+        if (k == -EINVAL || k == -ENOMEM)
+                return report_fail(r, d, k, "tdx-verify", -1, NULL, 0, NULL, 0, "%s",
+                                   k == -ENOMEM ? "out of memory" : sub.message);
+        if (k < 0) {
+                if (d)
+                        *d = sub;
+                return k;
+        }
+        if (binding)
+                memcpy(report_data, binding, ATTEST_BINDING_SIZE);
+        else
+                report_add(r, "tdx-report-data", -1, CHECK_SKIPPED, true,
+                           "not checked: no expected binding given (freshness unknown)");
+        return tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, record, &ctx, d);
+}
