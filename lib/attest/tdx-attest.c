@@ -7,6 +7,23 @@
 #include "attest-internal.h"
 #include "cloister/tdx.h"
 
+int attest_tdx_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d)
+{
+        _cleanup_(evidence_freep) Evidence *e = evidence_new(ATTEST_VARIANT_TDX);
+        uint8_t report_data[64] = {};
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        memcpy(report_data, binding, ATTEST_BINDING_SIZE);
+        r = tdx_guest_get_quote(report_data, &e->tdx.quote.data, &e->tdx.quote.size, d);
+        if (r < 0)
+                return r;
+        e->has_tdx = true;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
 typedef struct CheckCtx {
         AttestReport *r;
 } CheckCtx;

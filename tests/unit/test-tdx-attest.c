@@ -178,12 +178,28 @@ static void test_tdx_policies_and_evidence_are_strict(void **state)
         assert_null(e);
 }
 
+static void test_tdx_issue_outside_a_td_says_so(void **state)
+{
+        uint8_t binding[ATTEST_BINDING_SIZE] = {};
+        Evidence *e = NULL;
+        Diag d;
+
+        diag_clear(&d);
+        /* This machine is no TD: a clear error, never a fake quote. */
+        assert_true(attest_tdx_issue(binding, &e, &d) < 0);
+        assert_null(e);
+        assert_string_equal(d.check, "tdx-guest");
+        assert_non_null(strstr(d.message, "TDX guest") ?: strstr(d.message, "not a TD")
+                                                           ?: strstr(d.message, "configfs-tsm"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tdx_evidence_of_a_gce_quote_verifies_with_its_binding),
                 cmocka_unit_test(test_tdx_evidence_with_collateral_judges_the_tcb),
                 cmocka_unit_test(test_tdx_policies_and_evidence_are_strict),
+                cmocka_unit_test(test_tdx_issue_outside_a_td_says_so),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,10 @@ typedef struct SnpSimulator SnpSimulator;
 int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
                          Evidence **ret, Diag *d);
 
+/* A tdx evidence document from this TD (configfs-tsm), REPORTDATA = binding ‖ 32 zero bytes,
+ * without collateral (the verifier brings its own). -ENODEV elsewhere. */
+int attest_tdx_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d);
+
 /* A sev-snp evidence document from this SEV-SNP guest (configfs-tsm or /dev/sev-guest), with
  * the host's certificate table when it supplies one. -ENODEV elsewhere. */
 int attest_sev_snp_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret,

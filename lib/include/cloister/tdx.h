@@ -346,6 +346,17 @@ int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d);
 int tdx_check_policy(const TdxQuote *q, const TdxVerification *v, const TdxPolicy *p,
                      const uint8_t *report_data, TdxCheckFunc cb, void *userdata, Diag *d);
 
+/* ---- issuing inside a TD -------------------------------------------------------------------- */
+
+#define TDX_GUEST_CONFIGFS_TSM "/sys/kernel/config/tsm/report"
+#define TDX_GUEST_DEVICE       "/dev/tdx_guest"
+
+/* A quote with REPORTDATA = report_data through configfs-tsm (provider tdx_guest). -ENODEV
+ * outside a TD; -EOPNOTSUPP with only /dev/tdx_guest (a TDREPORT is not a quote); -EPROTO if
+ * what comes back is not a quote of that REPORTDATA. Untested on hardware here. */
+int tdx_guest_get_quote(const uint8_t report_data[static 64], uint8_t **ret, size_t *ret_size,
+                        Diag *d);
+
 /* ---- CCEL event log ------------------------------------------------------------------------ */
 
 #define TDX_CCEL_TABLE_SIZE 56
