@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloister create: the cluster's cloud infrastructure through Terraform (terraform/<provider>). */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -81,6 +82,48 @@ static const CloudProvider providers[] = {
         /* AWS sells SEV-SNP only. */
         { "aws", aws_fields, ELEMENTSOF(aws_fields), { "snp", NULL } },
 };
+
+/* The machine types that run each TEE, per cloud (fnmatch patterns). The modules refuse any
+ * other at plan; checked here first so the error names the configuration's field. */
+typedef struct TeeTypes {
+        const char *provider, *tee;
+        const char *const patterns[4];
+        const char *example;
+} TeeTypes;
+
+static const TeeTypes tee_types[] = {
+        { "gcp", "snp", { "n2d-*", NULL }, "n2d-standard-4 (AMD Milan or later)" },
+        { "gcp", "tdx", { "c3-*", NULL }, "c3-standard-4" },
+        { "azure",
+          "snp",
+          { "Standard_[DE]C*as_v5", "Standard_[DE]C*ads_v5", NULL },
+          "Standard_DC4as_v5" },
+        { "azure",
+          "tdx",
+          { "Standard_[DE]C*es_v5", "Standard_[DE]C*eds_v5", NULL },
+          "Standard_DC4es_v5" },
+        { "aws", "snp", { "m6a.*", "c6a.*", "r6a.*", NULL }, "m6a.xlarge" },
+};
+
+static int check_tee_type(const char *config_path, const char *provider, const char *tee,
+                          const char *key, const char *type)
+{
+        for (size_t i = 0; i < ELEMENTSOF(tee_types); i++) {
+                const TeeTypes *t = &tee_types[i];
+                if (strcmp(t->provider, provider) != 0 || strcmp(t->tee, tee) != 0)
+                        continue;
+                for (size_t k = 0; t->patterns[k]; k++)
+                        if (fnmatch(t->patterns[k], type, 0) == 0)
+                                return 0;
+                return log_error_errno(-EINVAL,
+                                       "%s: .infrastructure.%s '%s' does not run %s nodes on %s "
+                                       "(not a confidential type, or another TEE's): use e.g. "
+                                       "%s.",
+                                       config_path, key, type, tee, provider, t->example);
+        }
+        return log_error_errno(-EINVAL, "%s: %s does not offer tee '%s'.", config_path, provider,
+                               tee);
+}
 
 typedef enum OutputType { OUTPUT_STRING, OUTPUT_STRING_LIST } OutputType;
 
@@ -192,6 +235,15 @@ static int tfvars_from_config(const char *config_path, const CliConfig *config,
                                        config_path, tee, p->name,
                                        p->tees[1] ? "snp (AMD SEV-SNP) or tdx (Intel TDX)"
                                                   : "snp (AMD SEV-SNP) only");
+        r = check_tee_type(
+                config_path, p->name, tee, "controlPlaneInstanceType",
+                json_string_value(json_object_get(tfvars, "control_plane_instance_type")));
+        if (r >= 0)
+                r = check_tee_type(
+                        config_path, p->name, tee, "workerInstanceType",
+                        json_string_value(json_object_get(tfvars, "worker_instance_type")));
+        if (r < 0)
+                return r;
         image_file = json_string_value(json_object_get(tfvars, "image_file"));
         if (!image_file == !json_object_get(tfvars, "image_id"))
                 return log_error_errno(-EINVAL,

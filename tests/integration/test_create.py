@@ -236,12 +236,32 @@ def test_create_refuses_when_a_cluster_or_master_secret_exists(owner, existing, 
     assert p.exists() and (p.is_dir() or p.read_text() == "{}")
 
 
-def test_a_non_confidential_machine_type_is_refused_by_the_modules_validation(owner):
+def test_a_non_confidential_machine_type_is_refused_naming_the_field(owner):
     owner.config(workerInstanceType="e2-standard-4")
     r = owner.cloister("create", "-y")
     assert r.returncode != 0
-    assert "not a confidential machine type" in r.stderr
-    assert "apply" not in owner.commands()
+    assert ".infrastructure.workerInstanceType 'e2-standard-4' does not run snp nodes" in r.stderr
+    assert "n2d-standard-4" in r.stderr  # the fix
+    assert owner.commands() == []
+    assert owner.files() == ["cloister.json"]
+
+
+def test_a_machine_type_of_the_other_tee_is_refused(owner):
+    owner.config(tee="tdx")  # n2d: SEV-SNP machines
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0
+    assert ".infrastructure.controlPlaneInstanceType 'n2d-standard-4' does not run tdx" in r.stderr
+    assert owner.commands() == []
+
+
+def test_the_modules_own_validation_refuses_at_plan_before_anything_is_created(owner):
+    """What only the module checks (here the zone's form) is refused by its variable
+    validation, evaluated by the double at plan."""
+    owner.config(zone="europe-west4")
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0
+    assert "zone: a GCP zone such as europe-west4-a." in r.stderr
+    assert "apply" not in owner.commands() and "Nothing was created" in r.stderr
 
 
 CLOUD_INFRA = {
@@ -281,12 +301,13 @@ def test_create_and_terminate_on_azure_and_aws(tmp_path, cloud):
     assert e.files() == ["cloister-mastersecret.json", "cloister.json"]
 
 
-def test_azure_size_of_the_wrong_tee_is_refused_at_plan(tmp_path):
+def test_azure_size_of_another_tee_or_none_is_refused(tmp_path):
     e = Env(tmp_path)
-    e.config("azure", CLOUD_INFRA["azure"], workerInstanceType="Standard_D8s_v5")
-    r = e.cloister("create", "-y")
-    assert r.returncode != 0 and "not a confidential VM size" in r.stderr
-    assert "apply" not in e.commands()
+    for size in ("Standard_D8s_v5", "Standard_DC4as_v5"):  # not confidential; SNP, not TDX
+        e.config("azure", CLOUD_INFRA["azure"], workerInstanceType=size)
+        r = e.cloister("create", "-y")
+        assert r.returncode != 0 and f"'{size}' does not run tdx nodes on azure" in r.stderr
+    assert e.commands() == []
 
 
 def test_tdx_on_aws_is_refused_naming_the_field(tmp_path):

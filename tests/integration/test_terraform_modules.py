@@ -405,3 +405,24 @@ def cli_outputs():
 @pytest.mark.parametrize("cloud", present())
 def test_root_module_declares_exactly_the_outputs_the_cli_reads(parsed, cloud):
     assert set(module(parsed, cloud).outputs) == cli_outputs()
+
+
+def cli_tee_types():
+    """cloister create's table of machine types per cloud and TEE: (cloud, tee, example)."""
+    src = (ROOT / "cli" / "cloister-create.c").read_text()
+    table = re.search(r"tee_types\[\] = \{(.*?)\n\};", src, re.S).group(1)
+    return re.findall(r'\{\s*"(\w+)",\s*"(\w+)",\s*\{[^}]*\},\s*"([^" ]+)', table)
+
+
+def test_the_clis_examples_of_confidential_types_are_what_the_modules_accept(parsed):
+    rows = cli_tee_types()
+    assert {(c, t) for c, t, _ in rows} == {("gcp", "snp"), ("gcp", "tdx"), ("azure", "snp"),
+                                           ("azure", "tdx"), ("aws", "snp")}
+    for cloud, tee, example in rows:
+        root = module(parsed, cloud)
+        for var in ("control_plane_instance_type", "worker_instance_type"):
+            assert re.search(validation_regex(root.variables[var]), example), (cloud, example)
+        if cloud == "gcp":
+            assert re.search(locals_tee(parsed)[tee]["machine_families"], example)
+        elif cloud == "azure":
+            assert re.search(root.locals["tee_sizes"][tee], example)
