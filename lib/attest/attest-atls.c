@@ -76,6 +76,26 @@ AtlsAttester sim_snp_attester(SimSnpAttester *a)
                                .userdata = a };
 }
 
+static int sim_tdx_issue_cb(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                            const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        SimTdxAttester *a = userdata;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        int r;
+
+        r = attest_sim_tdx_issue(a->sim, binding, &e, d);
+        if (r < 0)
+                return r;
+        return serialize_for_atls(e, ret, ret_size, d);
+}
+
+AtlsAttester sim_tdx_attester(SimTdxAttester *a)
+{
+        return (AtlsAttester){ .variant = ATTEST_VARIANT_SIM_TDX,
+                               .issue = sim_tdx_issue_cb,
+                               .userdata = a };
+}
+
 static int policy_verify_cb(void *userdata, const uint8_t *evidence, size_t size,
                             const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
 {

@@ -13,6 +13,7 @@ static const char *const variant_names[_ATTEST_VARIANT_MAX] = {
         [ATTEST_VARIANT_AZURE_SEV_SNP] = "azure-sev-snp",
         [ATTEST_VARIANT_SIM_SNP] = "sim-snp",
         [ATTEST_VARIANT_TDX] = "tdx",
+        [ATTEST_VARIANT_SIM_TDX] = "sim-tdx",
 };
 
 const char *attest_variant_to_string(AttestVariant v)
@@ -47,7 +48,7 @@ static bool variant_has_snp(AttestVariant v)
 
 static bool variant_has_tdx(AttestVariant v)
 {
-        return v == ATTEST_VARIANT_TDX;
+        return v == ATTEST_VARIANT_TDX || v == ATTEST_VARIANT_SIM_TDX;
 }
 
 int blob_set(Blob *b, const void *data, size_t size)

@@ -429,7 +429,8 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "and kernel on an unpatched CPU; set at least one",
                                  source);
         if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP ||
-            p->variant == ATTEST_VARIANT_TDX) /* tdx: pins checked by parse_tdx */
+            p->variant == ATTEST_VARIANT_TDX ||
+            p->variant == ATTEST_VARIANT_SIM_TDX) /* tdx: pins checked by parse_tdx */
                 return 0;
         for (size_t i = 0; i < EVIDENCE_PCR_COUNT; i++)
                 if (p->pcrs[i].present) {
@@ -517,7 +518,8 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (p->variant < 0)
                 return diag_fail(d, -EBADMSG, "json-schema", -1, "%s: .variant: unknown '%s'",
                                  source, variant);
-        if (p->variant != ATTEST_VARIANT_TDX && json_object_get(j, "tdx"))
+        if (p->variant != ATTEST_VARIANT_TDX && p->variant != ATTEST_VARIANT_SIM_TDX &&
+            json_object_get(j, "tdx"))
                 return diag_fail(d, -EBADMSG, "json-schema", -1,
                                  "%s: .tdx: a %s policy has no tdx member", source, variant);
 
@@ -536,10 +538,21 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                 *ret = TAKE_PTR(p);
                 return 0;
         }
-        if (p->variant == ATTEST_VARIANT_TDX) {
+        if (p->variant == ATTEST_VARIANT_TDX || p->variant == ATTEST_VARIANT_SIM_TDX) {
                 r = parse_member(&ctx, j, "tdx", parse_tdx, p);
                 if (r < 0)
                         return r;
+                /* tdx trusts Intel's root alone; sim-tdx only the simulator root it names. */
+                if (p->variant == ATTEST_VARIANT_TDX && p->tdx.trusted_root_pem[0])
+                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                         "%s: .tdx.trustedRoot: only a sim-tdx policy names a "
+                                         "root; tdx trusts Intel's SGX Root CA alone",
+                                         source);
+                if (p->variant == ATTEST_VARIANT_SIM_TDX && !p->tdx.trusted_root_pem[0])
+                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                         "%s: .tdx.trustedRoot: a sim-tdx policy must name the "
+                                         "simulator's root explicitly",
+                                         source);
                 *ret = TAKE_PTR(p);
                 return 0;
         }

@@ -195,6 +195,7 @@ int attest_verify(const Evidence *e, const AttestPolicy *p, const uint8_t *bindi
                 k = attest_verify_azure(e, p, binding, binding ? ATTEST_BINDING_SIZE : 0, at, r, d);
                 break;
         case ATTEST_VARIANT_TDX:
+        case ATTEST_VARIANT_SIM_TDX:
                 k = attest_verify_tdx(e, p, binding, at, r, d);
                 break;
         default:

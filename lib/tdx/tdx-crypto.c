@@ -70,6 +70,20 @@ int tdx_p256_key(const uint8_t xy[64], EVP_PKEY **ret)
         return 0;
 }
 
+int tdx_pem_sha256(const char *pem, uint8_t out[static 32])
+{
+        BIO *b = BIO_new_mem_buf(pem, -1);
+        X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+        BIO_free(b);
+        ERR_clear_error();
+        if (!x)
+                return -EBADMSG;
+        tdx_cert_sha256(x, out);
+        X509_free(x);
+        return 0;
+}
+
 void tdx_cert_sha256(X509 *x, uint8_t out[static 32])
 {
         unsigned char *der = NULL;

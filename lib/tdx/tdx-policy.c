@@ -69,6 +69,7 @@ int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret)
                 "minTcbEvaluationDataNumber",
                 "allowedAdvisoryIds",
                 "requireCollateral",
+                "trustedRoot",
                 NULL,
         };
         TdxPolicy p;
@@ -119,6 +120,17 @@ int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret)
              r != -ENOENT) ||
             ((r = json_get_bool(ctx, o, "requireCollateral", false, &p.require_collateral)) < 0 &&
              r != -ENOENT))
+                return r;
+        r = json_get_string(ctx, o, "trustedRoot", false, &s);
+        if (r >= 0) {
+                uint8_t fp[32];
+                if (strlen(s) >= sizeof(p.trusted_root_pem) || tdx_pem_sha256(s, fp) < 0)
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.trustedRoot: expected one PEM certificate (the "
+                                         "sim-tdx simulator's root)",
+                                         ctx->source, ctx->path);
+                (void) snprintf(p.trusted_root_pem, sizeof(p.trusted_root_pem), "%s", s);
+        } else if (r != -ENOENT)
                 return r;
         r = json_get_int(ctx, o, "minTcbEvaluationDataNumber", false, 0, UINT32_MAX, &v);
         if (r >= 0)

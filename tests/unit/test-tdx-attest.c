@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The tdx variant of the evidence document and policy: real quotes (and Intel's collateral) from
  * ../shared/testdata/tdx through attest_verify(), the path `cloister attestation verify` takes. */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <time.h>
 
 #include "helpers/unit.h"
 
+#include "cloister/atls.h"
+#include "cloister/attest-atls.h"
 #include "cloister/attest.h"
 #include "cloister/evidence.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/tdx-sim.h"
 #include "cloister/tdx.h"
 #include "cloister/timestamp.h"
 
@@ -193,6 +199,188 @@ static void test_tdx_issue_outside_a_td_says_so(void **state)
                                                            ?: strstr(d.message, "configfs-tsm"));
 }
 
+/* ---- sim-tdx ------------------------------------------------------------------------------- */
+
+static TdxSimulator *simulator(void)
+{
+        TdxSimulator *sim = NULL;
+        TdxSimConfig c;
+
+        tdx_sim_config_defaults(&c);
+        memset(c.mr_td, 0x42, 48);
+        memset(c.rtmr[1], 0x17, 48);
+        assert_int_equal(tdx_sim_new(&c, &sim), 0);
+        return sim;
+}
+
+static AttestPolicy *sim_policy(TdxSimulator *sim, const char *variant, int expect, Diag *d)
+{
+        _cleanup_(freep) char *pem = NULL, *doc = NULL;
+        json_t *j;
+        AttestPolicy *p = NULL;
+        char mrtd[97];
+
+        memset(mrtd, '4', 96), mrtd[96] = 0;
+        for (int i = 1; i < 96; i += 2)
+                mrtd[i] = '2';
+        assert_int_equal(tdx_sim_root_pem(sim, &pem), 0);
+        j = json_pack("{s:i,s:s,s:{s:[s],s:s}}", "version", 1, "variant", variant, "tdx", "mrTd",
+                      mrtd, "trustedRoot", pem);
+        assert_int_equal(json_dump_compact(j, &doc), 0);
+        json_decref(j);
+        assert_int_equal(attest_policy_parse(doc, strlen(doc), "policy.json", &p, d), expect);
+        return p;
+}
+
+static void test_sim_tdx_evidence_verifies_only_under_its_own_root(void **state)
+{
+        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(), *other = simulator();
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL, *wrong = NULL;
+        _cleanup_(evidence_freep) Evidence *e = NULL, *back = NULL;
+        _cleanup_(freep) char *text = NULL;
+        uint8_t binding[ATTEST_BINDING_SIZE];
+        AttestReport rep = {};
+        size_t n;
+        Diag d;
+
+        memset(binding, 0xb1, sizeof(binding));
+        p = sim_policy(sim, "sim-tdx", 0, &d);
+        wrong = sim_policy(other, "sim-tdx", 0, &d);
+        assert_int_equal(attest_sim_tdx_issue(sim, binding, &e, &d), 0);
+        assert_int_equal(evidence_serialize(e, &text, &n), 0);
+        assert_int_equal(evidence_parse(text, n, &back, &d), 0);
+        assert_int_equal(back->variant, ATTEST_VARIANT_SIM_TDX);
+        /* The whole production path, collateral and TCB evaluation included. */
+        if (attest_verify(back, p, binding, 0, &rep, &d) != 0)
+                fail_msg("%s [%s]", d.message, d.check);
+        attest_report_done(&rep);
+        binding[0] ^= 1;
+        assert_int_equal(attest_verify(back, p, binding, 0, &rep, &d), -ESTALE);
+        assert_string_equal(d.check, "tdx-report-data");
+        attest_report_done(&rep);
+        binding[0] ^= 1;
+        /* Another simulator's root. */
+        assert_int_equal(attest_verify(back, wrong, binding, 0, &rep, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "tdx-pck-root");
+        attest_report_done(&rep);
+        /* Relabelled as real TDX evidence: Intel's root refuses it. */
+        {
+                _cleanup_(attest_policy_freep) AttestPolicy *tdx = NULL;
+                char mrtd[97];
+                _cleanup_(freep) char *doc = NULL;
+                memset(mrtd, '4', 96), mrtd[96] = 0;
+                for (int i = 1; i < 96; i += 2)
+                        mrtd[i] = '2';
+                assert_true(asprintf(&doc, "{\"mrTd\":[\"%s\"]}", mrtd) > 0);
+                tdx = policy(doc, 0, &d);
+                back->variant = ATTEST_VARIANT_TDX;
+                assert_int_equal(attest_verify(back, tdx, binding, 0, &rep, &d), -EKEYREJECTED);
+                assert_string_equal(d.check, "tdx-pck-root");
+                attest_report_done(&rep);
+        }
+}
+
+static void test_sim_tdx_and_tdx_policies_name_their_roots_as_required(void **state)
+{
+        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator();
+        AttestPolicy *p;
+        Diag d;
+
+        /* tdx never trusts another root; sim-tdx must name one. */
+        p = sim_policy(sim, "tdx", -EBADMSG, &d);
+        assert_null(p);
+        p = policy("{\"mrTd\":[\"424242424242424242424242424242424242424242424242424242424242424242"
+                   "424242424242424242424242424242\"]}",
+                   0, &d);
+        attest_policy_free(p);
+        {
+                static const char doc[] =
+                        "{\"version\":1,\"variant\":\"sim-tdx\",\"tdx\":{\"mrTd\":"
+                        "[\"424242424242424242424242424242424242424242424242424242"
+                        "424242424242424242424242424242424242424242\"]}}";
+                p = NULL;
+                assert_int_equal(attest_policy_parse(doc, strlen(doc), "p.json", &p, &d), -EBADMSG);
+                assert_non_null(strstr(d.message, "trustedRoot"));
+        }
+}
+
+/* Drives both ends of a bio pair until both finished (0) or either failed (-1). */
+static int handshake(SSL *c, SSL *s)
+{
+        bool cd = false, sd = false, cf = false, sf = false;
+
+        for (int i = 0; i < 64 && !(cd && sd) && !cf && !sf; i++) {
+                int r;
+
+                if (!cd) {
+                        r = SSL_do_handshake(c);
+                        if (r == 1)
+                                cd = true;
+                        else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+                                cf = true;
+                }
+                if (!sd) {
+                        r = SSL_do_handshake(s);
+                        if (r == 1)
+                                sd = true;
+                        else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+                                sf = true;
+                }
+        }
+        return cd && sd ? 0 : -1;
+}
+
+static void test_sim_tdx_atls_handshake_passes_only_with_the_simulators_root(void **state)
+{
+        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(), *other = simulator();
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL, *wrong = NULL;
+        AtlsContext *s = NULL, *c = NULL;
+        PolicyVerifier pv, wv;
+        SimTdxAttester sa = { sim };
+        AtlsAttester a = sim_tdx_attester(&sa);
+        AtlsVerifier v;
+        Diag d;
+
+        pol = sim_policy(sim, "sim-tdx", 0, &d);
+        wrong = sim_policy(other, "sim-tdx", 0, &d);
+        pv = (PolicyVerifier){ .policy = pol };
+        wv = (PolicyVerifier){ .policy = wrong };
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s), 0);
+        for (int round = 0; round < 2; round++) {
+                SSL *cs, *ss;
+                BIO *b1, *b2;
+
+                v = policy_verifier(round == 0 ? &pv : &wv);
+                assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+                cs = SSL_new(atls_context_ssl_ctx(c));
+                ss = SSL_new(atls_context_ssl_ctx(s));
+                /* The evidence (quote and collateral) makes a certificate larger than a bio pair's
+                 * default 17 KiB buffer. */
+                assert_int_equal(BIO_new_bio_pair(&b1, 1 << 18, &b2, 1 << 18), 1);
+                SSL_set_bio(cs, b1, b1);
+                SSL_set_bio(ss, b2, b2);
+                SSL_set_connect_state(cs);
+                SSL_set_accept_state(ss);
+                if (round == 0) {
+                        if (handshake(cs, ss) < 0)
+                                fail_msg("handshake: %s [%s]",
+                                         atls_peer_failure(cs) ? atls_peer_failure(cs)->message
+                                                               : "?",
+                                         atls_peer_failure(cs) ? atls_peer_failure(cs)->check
+                                                               : "?");
+                        assert_true(atls_peer_verified(cs));
+                } else {
+                        assert_int_equal(handshake(cs, ss), -1);
+                        assert_string_equal(atls_peer_failure(cs)->check, "tdx-pck-root");
+                }
+                SSL_free(cs);
+                SSL_free(ss);
+                ERR_clear_error();
+                c = atls_context_free(c);
+        }
+        atls_context_free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -200,6 +388,9 @@ int main(void)
                 cmocka_unit_test(test_tdx_evidence_with_collateral_judges_the_tcb),
                 cmocka_unit_test(test_tdx_policies_and_evidence_are_strict),
                 cmocka_unit_test(test_tdx_issue_outside_a_td_says_so),
+                cmocka_unit_test(test_sim_tdx_evidence_verifies_only_under_its_own_root),
+                cmocka_unit_test(test_sim_tdx_and_tdx_policies_name_their_roots_as_required),
+                cmocka_unit_test(test_sim_tdx_atls_handshake_passes_only_with_the_simulators_root),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,13 @@ typedef struct SimSnpAttester {
 
 AtlsAttester sim_snp_attester(SimSnpAttester *a);
 
+/* Attests with the TDX simulator (sim-tdx: tests and local clusters only). */
+typedef struct SimTdxAttester {
+        TdxSimulator *sim;
+} SimTdxAttester;
+
+AtlsAttester sim_tdx_attester(SimTdxAttester *a);
+
 /* Verifies peers against a policy (any variant attest_verify() supports). */
 typedef struct PolicyVerifier {
         const AttestPolicy *policy;

@@ -156,6 +156,12 @@ typedef struct SnpSimulator SnpSimulator;
 int attest_sim_snp_issue(SnpSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
                          Evidence **ret, Diag *d);
 
+typedef struct TdxSimulator TdxSimulator;
+/* A sim-tdx evidence document: the simulator's quote (REPORTDATA = binding ‖ 32 zero bytes) and
+ * its collateral. */
+int attest_sim_tdx_issue(TdxSimulator *sim, const uint8_t binding[static ATTEST_BINDING_SIZE],
+                         Evidence **ret, Diag *d);
+
 /* A tdx evidence document from this TD (configfs-tsm), REPORTDATA = binding ‖ 32 zero bytes,
  * without collateral (the verifier brings its own). -ENODEV elsewhere. */
 int attest_tdx_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence **ret, Diag *d);

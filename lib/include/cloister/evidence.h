@@ -34,6 +34,7 @@ typedef enum AttestVariant {
         ATTEST_VARIANT_AZURE_SEV_SNP,
         ATTEST_VARIANT_SIM_SNP,
         ATTEST_VARIANT_TDX,
+        ATTEST_VARIANT_SIM_TDX,
         _ATTEST_VARIANT_MAX,
         _ATTEST_VARIANT_INVALID = -EINVAL,
 } AttestVariant;

@@ -240,6 +240,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(TdxCollateral *, tdx_collateral_free);
 
 /* ---- verification -------------------------------------------------------------------------- */
 
+/* SHA-256 of the DER of the first certificate in a PEM string. -EBADMSG if there is none. */
+int tdx_pem_sha256(const char *pem, uint8_t out[static 32]);
+
 /* SHA-256 of the DER of the Intel SGX Root CA (44:A0:19:6B:...:74:D3), the built-in anchor. */
 extern const uint8_t tdx_intel_root_sha256[32];
 
@@ -308,6 +311,7 @@ int tdx_evaluate_tcb(const TdxQuote *q, const TdxPckExtensions *pck, const TdxTc
 /* ---- policy -------------------------------------------------------------------------------- */
 
 #define TDX_POLICY_VALUES_MAX 16
+#define TDX_ROOT_PEM_MAX      4096
 
 typedef struct TdxPolicyValues {
         uint8_t v[TDX_POLICY_VALUES_MAX][48];
@@ -328,6 +332,8 @@ typedef struct TdxPolicy {
         bool check_advisories; /* false: advisories are reported, not judged */
         TdxAdvisories allowed_advisories;
         bool require_collateral; /* default true: no TCB status, no pass */
+        /* sim-tdx only: the simulator's root (PEM), trusted instead of Intel's */
+        char trusted_root_pem[TDX_ROOT_PEM_MAX];
 } TdxPolicy;
 
 void tdx_policy_defaults(TdxPolicy *p);
