@@ -86,7 +86,8 @@ int tf_find(const char *given, Terraform *tf)
                 if (access(given, X_OK) < 0)
                         return log_error_errno(
                                 -errno, "--terraform %s: not an executable file (%m).", given);
-                tf->binary = strdup(given);
+                /* What was checked is what runs: never a PATH lookup of a bare name. */
+                tf->binary = realpath(given, NULL);
         } else {
                 r = find_on_path("terraform", &tf->binary);
                 if (r == -ENOENT)

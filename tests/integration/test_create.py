@@ -457,3 +457,13 @@ def test_config_generate_fills_the_infrastructure_and_create_names_what_is_left(
     (e.dir / "cloister.json").write_text(json.dumps(c))
     r = e.cloister("create", "-y")
     assert r.returncode == 0, r.stderr  # the defaults are confidential types the module takes
+
+
+def test_terraform_given_by_a_relative_path_is_the_one_that_runs(owner):
+    (owner.bin / "terraform").unlink()  # nothing on PATH
+    (owner.dir / "tools").mkdir()
+    (owner.dir / "tools" / "terraform").symlink_to(DOUBLE)
+    r = owner.cloister("create", "-y", "--terraform", "tools/terraform")
+    assert r.returncode == 0, r.stderr
+    assert f"Using {DOUBLE}" in r.stdout  # resolved once, run by that path
+    assert owner.commands() == ["version", "init", "plan", "apply", "output"]
