@@ -208,6 +208,12 @@ def test_no_rollback_keeps_what_was_created(owner):
     assert r.returncode != 0 and "--no-rollback" in r.stderr
     assert "destroy" not in owner.commands()
     assert (owner.dir / "cloister-terraform" / "terraform.tfstate").exists()
+    # like a create cut short after apply: no state file, the workspace knows what exists
+    assert not (owner.dir / "cloister-state.json").exists()
+    r = owner.cloister("terminate", "-y")
+    assert r.returncode == 0, r.stderr
+    assert owner.commands()[-2:] == ["init", "destroy"]
+    assert owner.files() == ["cloister-mastersecret.json", "cloister.json"]
 
 
 @pytest.mark.parametrize("step", ["init", "plan"])
