@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cloister/atls.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep.h"
@@ -131,8 +132,7 @@ static void refuse_body(JoinService *js, const RpcRequest *req, const char *reas
         char hex[65] = "";
 
         if (atls_peer_evidence_digest(req->ssl, digest) >= 0)
-                for (size_t i = 0; i < sizeof(digest); i++)
-                        (void) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+                hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
         join_network_refusal(js, req->peer, hex, reason);
         (void) snprintf(detail, n, "%s", reason);
 }

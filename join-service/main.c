@@ -18,6 +18,7 @@
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/sandbox.h"
 #include "cloister/tpm-device.h"
@@ -319,7 +320,7 @@ static void exec_fake_network(const int fds[static JOIN_CHANNELS])
 
 /* The network process: TLS, HTTP, JSON, the first check of evidence; no secret of the cluster.
  * Never returns. */
-static __attribute__((noreturn)) void run_network(JoinService *js,
+static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor, int ready,
                                                   const int fds[static JOIN_CHANNELS])
 {
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
@@ -338,7 +339,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js,
 
         /* Gone with the monitor (kill -9 included): a network process alone holds nothing and
          * must not keep the port. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != monitor)
                 _exit(1);
         /* The monitor says when its own start-up (the master secret) succeeded. */
         if (read(fds[0], &go, 1) != 1)
@@ -387,7 +388,8 @@ static __attribute__((noreturn)) void run_network(JoinService *js,
         rpc_server_config_defaults(&rc);
         rc.address = arg_address;
         rc.port = arg_port;
-        rc.notify = true;
+        /* The service manager hears the monitor, the main process (NotifyAccess=main). */
+        rc.notify = false;
         rc.on_refusal = join_on_refusal;
         rc.listen_fd = arg_listen_fd;
         /* Requests wait on the monitor (kubeadm, fsyncs) beside the loop, which keeps
@@ -407,6 +409,9 @@ static __attribute__((noreturn)) void run_network(JoinService *js,
                "no capabilities, seccomp)\n",
                js->cluster_id_hex, arg_address, rpc_server_port(server), (int) getpid());
         fflush(stdout);
+        if (write(ready, "r", 1) != 1)
+                _exit(1);
+        (void) close(ready);
         r = rpc_server_run(server);
         fflush(stdout);
 #if defined(__SANITIZE_ADDRESS__)
@@ -434,6 +439,7 @@ static int wait_network(pid_t child, const sigset_t *set)
                         return -errno;
                 }
                 if (si.si_signo == SIGTERM || si.si_signo == SIGINT) {
+                        service_notify("STOPPING=1");
                         (void) kill(child, SIGTERM);
                         continue;
                 }
@@ -448,11 +454,16 @@ static int wait_network(pid_t child, const sigset_t *set)
         }
 }
 
+typedef struct ServeArgs {
+        JoinService *js;
+        const int *fds;
+} ServeArgs;
+
 static void *serve_thread(void *arg)
 {
-        void **args = arg;
+        ServeArgs *a = arg;
 
-        (void) join_monitor_serve(args[0], args[1]);
+        (void) join_monitor_serve(a->js, a->fds);
         return NULL;
 }
 
@@ -461,12 +472,13 @@ int main(int argc, char *argv[])
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
         _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL;
         uint8_t pcrs[TPM_DEVICE_PCRS][32], expected[32];
-        int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS];
+        int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS], ready[2];
+        char byte;
         JoinService js = { .token_ttl_min = 15 };
         pthread_t serving;
-        void *serve_args[2];
+        ServeArgs serve_args;
         sigset_t set;
-        pid_t child;
+        pid_t child, self;
         Diag d;
         int r;
 
@@ -535,8 +547,14 @@ int main(int argc, char *argv[])
                 mon[i] = pair[0];
                 net[i] = pair[1];
         }
+        /* The network process says here when it serves. */
+        if (pipe2(ready, O_CLOEXEC) < 0) {
+                r = log_error_errno(-errno, "Cannot create the monitor's channels: %m");
+                goto finish;
+        }
         fflush(stdout);
         fflush(stderr);
+        self = getpid();
         child = fork();
         if (child < 0) {
                 r = log_error_errno(-errno, "Cannot fork the network process: %m");
@@ -545,10 +563,12 @@ int main(int argc, char *argv[])
         if (child == 0) {
                 for (size_t i = 0; i < JOIN_CHANNELS; i++)
                         (void) close(mon[i]);
-                run_network(&js, net);
+                (void) close(ready[0]);
+                run_network(&js, self, ready[1], net);
         }
         for (size_t i = 0; i < JOIN_CHANNELS; i++)
                 (void) close(net[i]);
+        (void) close(ready[1]);
         /* The listening socket is the network process's alone. */
         if (arg_listen_fd >= 0)
                 (void) close(arg_listen_fd);
@@ -566,9 +586,8 @@ int main(int argc, char *argv[])
         }
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
-        serve_args[0] = &js;
-        serve_args[1] = mon;
-        if (pthread_create(&serving, NULL, serve_thread, serve_args) != 0) {
+        serve_args = (ServeArgs){ .js = &js, .fds = mon };
+        if (pthread_create(&serving, NULL, serve_thread, &serve_args) != 0) {
                 r = log_error_errno(-EAGAIN, "Cannot start the monitor's threads.");
                 (void) kill(child, SIGKILL);
                 (void) waitpid(child, NULL, 0);
@@ -576,6 +595,11 @@ int main(int argc, char *argv[])
         }
         if (write(mon[0], "g", 1) != 1)
                 log_error("join-service: cannot start the network process: %m");
+        /* Ready once the network process serves (nothing comes if it failed: its exit is
+         * reaped below). */
+        if (read(ready[0], &byte, 1) == 1)
+                service_notify("READY=1");
+        (void) close(ready[0]);
         r = wait_network(child, &set);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
