@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,8 +192,17 @@ static void print_errors(const char *log_path)
         }
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+        (void) sig;
+        interrupted = 1;
+}
+
 int tf_run(const Terraform *tf, const char *stdout_path, const char *arg, ...)
 {
+        struct sigaction sa = { .sa_handler = on_interrupt }, old;
         char *argv[TF_ARGS_MAX + 3];
         char chdir_arg[] = "-chdir=" TF_WORKSPACE;
         size_t n = 0;
@@ -209,7 +219,17 @@ int tf_run(const Terraform *tf, const char *stdout_path, const char *arg, ...)
         /* The spawn helper appends: a capture starts empty. */
         if (stdout_path && unlink(stdout_path) < 0 && errno != ENOENT)
                 return log_error_errno(-errno, "Cannot remove %s: %m", stdout_path);
+        /* Ctrl-C reaches terraform too (the terminal's process group): it stops cleanly and
+         * saves its state. This process outlives it (a handler, not SIG_IGN, which the child
+         * would inherit), so the caller can still roll back or say what is left. */
+        interrupted = 0;
+        (void) sigemptyset(&sa.sa_mask);
+        (void) sigaction(SIGINT, &sa, &old);
         r = spawn_wait_output(argv, stdout_path ?: tf->log, tf->log);
+        (void) sigaction(SIGINT, &old, NULL);
+        if (interrupted)
+                log_error("Interrupted: terraform %s was stopped (Terraform saved its state).",
+                          arg);
         if (r == -ENOENT || r == 126)
                 return log_error_errno(-ENOENT, "Cannot run %s.", tf->binary);
         if (r < 0)

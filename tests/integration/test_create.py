@@ -473,3 +473,34 @@ def test_terraform_given_by_a_relative_path_is_the_one_that_runs(owner):
     assert r.returncode == 0, r.stderr
     assert f"Using {DOUBLE}" in r.stdout  # resolved once, run by that path
     assert owner.commands() == ["version", "init", "plan", "apply", "output"]
+
+
+def test_ctrl_c_during_apply_stops_terraform_and_rolls_back(owner):
+    """Ctrl-C reaches the terminal's whole process group: terraform stops and saves its state,
+    cloister survives it and destroys what was created."""
+    import signal
+    import subprocess
+    import time
+    from conftest import binary
+    env = dict(owner.env, TF_DOUBLE_SLOW_APPLY="90")
+    p = subprocess.Popen([str(binary("cloister")), "create", "-y"], cwd=owner.dir, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        marker = owner.dir / "cloister-terraform" / ".double-apply-running"
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "apply never started"
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode != 0
+    assert "Interrupted: terraform apply was stopped" in err
+    assert "operation canceled" in err  # terraform's own error line
+    assert "Rollback succeeded" in err
+    assert owner.commands()[-2:] == ["apply", "destroy"]
+    assert owner.files() == ["cloister-create-failed.log", "cloister.json"]
