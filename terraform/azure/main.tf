@@ -99,7 +99,6 @@ module "control_plane" {
   image_id        = var.image_file == "" ? var.image_id : module.image[0].image_id
   subnet_id       = module.network.subnet_id
   backend_pool_id = module.load_balancer.backend_pool_id
-  health_probe_id = module.load_balancer.probe_ids["bootstrapper"]
   state_disk_gb   = var.state_disk_size_gb
   tags            = local.tags
   metadata = {
@@ -121,7 +120,6 @@ module "worker" {
   image_id        = var.image_file == "" ? var.image_id : module.image[0].image_id
   subnet_id       = module.network.subnet_id
   backend_pool_id = ""
-  health_probe_id = ""
   state_disk_gb   = var.state_disk_size_gb
   tags            = local.tags
   metadata = {

@@ -39,11 +39,6 @@ variable "backend_pool_id" {
   description = "The load balancer's pool (control planes), or empty."
 }
 
-variable "health_probe_id" {
-  type        = string
-  description = "The probe that decides a node is broken and gets repaired, or empty."
-}
-
 variable "state_disk_gb" {
   type = number
 }
@@ -78,8 +73,10 @@ resource "azurerm_linux_virtual_machine_scale_set" "nodes" {
   provision_vm_agent              = false
   extension_operations_enabled    = false
   overprovision                   = false
-  upgrade_mode                    = "Manual"
-  health_probe_id                 = var.health_probe_id == "" ? null : var.health_probe_id
+  # Manual: a change of the model (tags, image) never reimages a node behind the owner's back.
+  # (Automatic instance repair needs health_probe_id, which azurerm allows only with the
+  # Automatic or Rolling modes: not enabled, see docs/cloud.md.)
+  upgrade_mode = "Manual"
   # The measured boot lives in the vTPM; Secure Boot stays off (the UKI is not signed by a key
   # Azure's firmware trusts): the measurements are what is checked.
   vtpm_enabled        = true
@@ -115,14 +112,6 @@ resource "azurerm_linux_virtual_machine_scale_set" "nodes" {
   boot_diagnostics {
   }
 
-  # A node whose bootstrapper stops answering the probe is replaced.
-  dynamic "automatic_instance_repair" {
-    for_each = var.health_probe_id == "" ? [] : [1]
-    content {
-      enabled      = true
-      grace_period = "PT30M"
-    }
-  }
 }
 
 output "name" {
