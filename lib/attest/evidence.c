@@ -6,6 +6,7 @@
 #include "cloister/evidence.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/tdx.h"
 
 static const char *const variant_names[_ATTEST_VARIANT_MAX] = {
         [ATTEST_VARIANT_QEMU_VTPM] = "qemu-vtpm",
@@ -98,6 +99,8 @@ Evidence *evidence_free(Evidence *e)
         blob_clear(&e->snp.chain);
         blob_clear(&e->snp.hcl_report);
         blob_clear(&e->tdx.quote);
+        blob_clear(&e->tdx.event_log);
+        blob_clear(&e->tdx.ccel_table);
         blob_clear(&e->tdx.tcb_info);
         blob_clear(&e->tdx.tcb_info_chain);
         blob_clear(&e->tdx.qe_identity);
@@ -240,7 +243,7 @@ static Blob *tdx_collateral_blob(EvidenceTdx *t, size_t i)
 
 static int parse_tdx(const JsonCtx *ctx, const json_t *o, EvidenceTdx *t)
 {
-        static const char *const keys[] = { "quote", "collateral", NULL };
+        static const char *const keys[] = { "quote", "collateral", "eventLog", "ccelTable", NULL };
         json_t *col;
         int r;
 
@@ -248,8 +251,15 @@ static int parse_tdx(const JsonCtx *ctx, const json_t *o, EvidenceTdx *t)
         if (r < 0)
                 return r;
         r = get_blob(ctx, o, "quote", true, EVIDENCE_TDX_QUOTE_MAX, &t->quote);
+        if (r >= 0)
+                r = get_blob(ctx, o, "eventLog", false, EVIDENCE_EVENT_LOG_MAX, &t->event_log);
+        if (r >= 0)
+                r = get_blob(ctx, o, "ccelTable", false, TDX_CCEL_TABLE_SIZE, &t->ccel_table);
         if (r < 0)
                 return r;
+        if (t->ccel_table.data && !t->event_log.data)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.ccelTable: only with eventLog", ctx->source, ctx->path);
         r = json_get_object(ctx, o, "collateral", false, &col);
         if (r == -ENOENT)
                 return 0;
@@ -419,7 +429,9 @@ static int build_tdx(const EvidenceTdx *t, json_t **ret)
 
         if (!o || !col)
                 return -ENOMEM;
-        if ((r = set_blob(o, "quote", &t->quote)) < 0)
+        if ((r = set_blob(o, "quote", &t->quote)) < 0 ||
+            (r = set_blob(o, "eventLog", &t->event_log)) < 0 ||
+            (r = set_blob(o, "ccelTable", &t->ccel_table)) < 0)
                 return r;
         if (t->has_collateral) {
                 for (size_t i = 0; tdx_collateral_keys[i]; i++)

@@ -125,6 +125,27 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                         *d = sub;
                 return k;
         }
+        /* The event log, when the evidence has one: it must replay exactly to the quote's
+         * (authenticated) RTMRs, so what it says about the boot is what was measured. */
+        if (t->event_log.data) {
+                TdxRtmrs rt;
+                k = tdx_ccel_check(&q, t->ccel_table.data, t->ccel_table.size, t->event_log.data,
+                                   t->event_log.size, &rt, &sub);
+                if (k < 0) {
+                        CheckResult *c = report_add(r, sub.check, sub.index, CHECK_FAIL, true, "%s",
+                                                    sub.message);
+                        if (c) {
+                                (void) snprintf(c->expected, sizeof(c->expected), "%s",
+                                                sub.expected);
+                                (void) snprintf(c->actual, sizeof(c->actual), "%s", sub.actual);
+                        }
+                        if (d)
+                                *d = sub;
+                        return k;
+                }
+                report_add(r, "tdx-rtmr-replay", -1, CHECK_PASS, true,
+                           "the event log's %zu events replay to RTMR0-3", rt.n_events);
+        }
         if (binding)
                 memcpy(report_data, binding, ATTEST_BINDING_SIZE);
         else

@@ -162,3 +162,19 @@ write("fuzz-tdx-certdata", "sgx-extension.der", b"\1" + sgx_extension())
 write("fuzz-tdx-tcb-info", "tcb_info.json", tcb_info())
 write("fuzz-tdx-qe-identity", "qe_identity.json", qe_identity())
 write("fuzz-tdx-ccel", "ccel.bin", ccel())
+
+# The evidence and policy parsers' tdx members (their own targets, shared corpora).
+b64 = __import__("base64").b64encode
+write("fuzz-evidence", "tdx.json", json.dumps({
+    "version": 1, "variant": "tdx",
+    "tdx": {"quote": b64(q4).decode(), "eventLog": b64(ccel()[56:]).decode(),
+            "ccelTable": b64(ccel()[:56]).decode(),
+            "collateral": {"tcbInfo": b64(tcb_info()).decode(), "tcbInfoIssuerChain": b64(b"x").decode(),
+                           "qeIdentity": b64(qe_identity()).decode(),
+                           "qeIdentityIssuerChain": b64(b"x").decode(), "pckCrl": b64(b"x").decode(),
+                           "rootCaCrl": b64(b"x").decode()}}}, separators=(",", ":")).encode())
+write("fuzz-policy", "tdx.json", json.dumps({
+    "version": 1, "variant": "tdx",
+    "tdx": {"mrTd": ["42" * 48], "rtmr1": ["17" * 48], "xfam": "0x00000000000000e7",
+            "acceptedTcbStatuses": ["UpToDate", "SWHardeningNeeded"], "allowedAdvisoryIds": ["INTEL-SA-00960"],
+            "minTcbEvaluationDataNumber": 17}}, separators=(",", ":")).encode())

@@ -125,6 +125,38 @@ static void test_tdx_evidence_of_a_gce_quote_verifies_with_its_binding(void **st
         attest_report_done(&rep);
 }
 
+static void test_tdx_evidence_event_log_must_replay_to_the_quotes_rtmrs(void **state)
+{
+        _cleanup_(evidence_freep) Evidence *e = evidence_for("tdx/gce-cos113/quote.dat", NULL);
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        _cleanup_(freep) char *json = NULL, *text = NULL;
+        _cleanup_(evidence_freep) Evidence *back = NULL;
+        uint8_t binding[ATTEST_BINDING_SIZE] = {};
+        AttestReport rep = {};
+        size_t n, first;
+        Diag d;
+
+        load_blob("tdx/gce-cos113/ccel_data.dat", &e->tdx.event_log);
+        load_blob("tdx/gce-cos113/ccel_table.dat", &e->tdx.ccel_table);
+        assert_int_equal(evidence_serialize(e, &text, &n), 0);
+        assert_int_equal(evidence_parse(text, n, &back, &d), 0);
+        assert_int_equal(back->tdx.event_log.size, e->tdx.event_log.size);
+        assert_true(asprintf(&json, "{\"mrTd\":[\"%s\"],\"requireCollateral\":false}", gce_mrtd) >
+                    0);
+        p = policy(json, 0, &d);
+        if (attest_verify(back, p, binding, utc("2025-02-20T00:00:00Z"), &rep, &d) != 0)
+                fail_msg("%s [%s]", d.message, d.check);
+        attest_report_done(&rep);
+        /* One digest byte of the first event after the Spec ID record (MR index 1 = RTMR0). */
+        first = 32 + (back->tdx.event_log.data[28] | (size_t) back->tdx.event_log.data[29] << 8);
+        back->tdx.event_log.data[first + 12 + 2] ^= 1;
+        assert_int_equal(attest_verify(back, p, binding, utc("2025-02-20T00:00:00Z"), &rep, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "tdx-rtmr-replay");
+        assert_int_equal(d.index, 0);
+        attest_report_done(&rep);
+}
+
 static void test_tdx_evidence_with_collateral_judges_the_tcb(void **state)
 {
         _cleanup_(evidence_freep) Evidence *up = evidence_for(
@@ -162,6 +194,8 @@ static void test_tdx_policies_and_evidence_are_strict(void **state)
                 "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"report\":\"AA==\"},"
                 "\"tdx\":{\"quote\":\"AA==\"}}";
         static const char tdx_without_quote[] = "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{}}";
+        static const char table_without_log[] = "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{"
+                                                "\"quote\":\"AA==\",\"ccelTable\":\"AA==\"}}";
         static const char tdx_partial_collateral[] =
                 "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"quote\":\"AA==\","
                 "\"collateral\":{\"tcbInfo\":\"AA==\"}}}";
@@ -181,6 +215,8 @@ static void test_tdx_policies_and_evidence_are_strict(void **state)
         assert_int_equal(
                 evidence_parse(tdx_partial_collateral, strlen(tdx_partial_collateral), &e, &d),
                 -EBADMSG);
+        assert_int_equal(evidence_parse(table_without_log, strlen(table_without_log), &e, &d),
+                         -EBADMSG);
         assert_null(e);
 }
 
@@ -385,6 +421,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tdx_evidence_of_a_gce_quote_verifies_with_its_binding),
+                cmocka_unit_test(test_tdx_evidence_event_log_must_replay_to_the_quotes_rtmrs),
                 cmocka_unit_test(test_tdx_evidence_with_collateral_judges_the_tcb),
                 cmocka_unit_test(test_tdx_policies_and_evidence_are_strict),
                 cmocka_unit_test(test_tdx_issue_outside_a_td_says_so),

@@ -72,6 +72,8 @@ typedef struct EvidenceTdx {
         Blob quote;
         bool has_collateral;
         Blob tcb_info, tcb_info_chain, qe_identity, qe_identity_chain, pck_crl, root_crl;
+        Blob event_log;  /* the CCEL log area (optional), replayed to the quote's RTMRs */
+        Blob ccel_table; /* the ACPI CCEL table (optional, only with event_log) */
 } EvidenceTdx;
 
 typedef struct Evidence {
