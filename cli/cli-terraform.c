@@ -6,7 +6,6 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,21 +199,19 @@ static void on_interrupt(int sig)
         interrupted = 1;
 }
 
-int tf_run(const Terraform *tf, const char *stdout_path, const char *arg, ...)
+int tf_run(const Terraform *tf, const char *stdout_path, const char *const args[])
 {
         struct sigaction sa = { .sa_handler = on_interrupt }, old;
         char *argv[TF_ARGS_MAX + 3];
         char chdir_arg[] = "-chdir=" TF_WORKSPACE;
+        const char *arg = args[0];
         size_t n = 0;
-        va_list ap;
         int r;
 
         argv[n++] = tf->binary;
         argv[n++] = chdir_arg;
-        va_start(ap, arg);
-        for (const char *a = arg; a && n < TF_ARGS_MAX; a = va_arg(ap, const char *))
-                argv[n++] = (char *) a;
-        va_end(ap);
+        for (size_t i = 0; args[i] && n < TF_ARGS_MAX; i++)
+                argv[n++] = (char *) args[i];
         argv[n] = NULL;
         /* The spawn helper appends: a capture starts empty. */
         if (stdout_path && unlink(stdout_path) < 0 && errno != ENOENT)

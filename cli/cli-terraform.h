@@ -28,11 +28,11 @@ int tf_find(const char *given, Terraform *tf);
 void tf_done(Terraform *tf);
 /* TF_LOG=level and TF_LOG_PATH=<workspace>/terraform.log for the runs that follow. */
 int tf_set_log_level(const char *level);
-/* Runs BINARY -chdir=TF_WORKSPACE args... (NULL-terminated); stdout to stdout_path (or the
- * log), stderr to the log. Returns 0, or -EPROTO after printing Terraform's error lines and
- * naming the log; -ENOENT if the binary could not be run. */
-int tf_run(const Terraform *tf, const char *stdout_path, const char *arg, ...)
-        __attribute__((sentinel));
+/* Runs BINARY -chdir=TF_WORKSPACE args... (a NULL-terminated array: TF_ARGS("init", ...));
+ * stdout to stdout_path (or the log), stderr to the log. Returns 0, or -EPROTO after printing
+ * Terraform's error lines and naming the log; -ENOENT if the binary could not be run. */
+int tf_run(const Terraform *tf, const char *stdout_path, const char *const args[]);
+#define TF_ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* The directory holding the module of provider (gcp, azure, aws): given, or
  * $CLOISTER_TERRAFORM_MODULES, or next to the binary (../share/cloister/terraform, then the
  * source tree's terraform/). */

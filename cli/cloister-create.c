@@ -421,6 +421,7 @@ static int roll_back(const Terraform *tf, const char *provider, const Created *c
                      bool no_rollback, int error)
 {
         char uid[16];
+        int destroyed;
 
         (void) tf_state_uid(uid);
         if (no_rollback) {
@@ -432,7 +433,9 @@ static int roll_back(const Terraform *tf, const char *provider, const Created *c
                 return error;
         }
         fprintf(stderr, "Rolling back: terraform destroy...\n");
-        if (tf_run(tf, NULL, "destroy", "-input=false", "-no-color", "-auto-approve", NULL) < 0) {
+        destroyed =
+                tf_run(tf, NULL, TF_ARGS("destroy", "-input=false", "-no-color", "-auto-approve"));
+        if (destroyed < 0) {
                 fprintf(stderr,
                         "The rollback failed: resources of this cluster may be left. %s/ is "
                         "kept (it holds Terraform's state): run 'cloister terminate' to try "
@@ -498,12 +501,12 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         if (r >= 0) {
                 printf("[1/3] terraform init\n");
                 fflush(stdout);
-                r = tf_run(&tf, NULL, "init", "-input=false", "-no-color", NULL);
+                r = tf_run(&tf, NULL, TF_ARGS("init", "-input=false", "-no-color"));
         }
         if (r >= 0) {
                 printf("[2/3] terraform plan\n");
                 fflush(stdout);
-                r = tf_run(&tf, NULL, "plan", "-input=false", "-no-color", "-out=tfplan", NULL);
+                r = tf_run(&tf, NULL, TF_ARGS("plan", "-input=false", "-no-color", "-out=tfplan"));
         }
         if (r >= 0) {
                 json_t *n = json_object_get(tfvars, "worker_count");
@@ -521,11 +524,12 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         if (r >= 0) {
                 printf("[3/3] terraform apply\n");
                 fflush(stdout);
-                r = tf_run(&tf, NULL, "apply", "-input=false", "-no-color", "-auto-approve",
-                           "tfplan", NULL);
+                r = tf_run(
+                        &tf, NULL,
+                        TF_ARGS("apply", "-input=false", "-no-color", "-auto-approve", "tfplan"));
         }
         if (r >= 0)
-                r = tf_run(&tf, TF_WORKSPACE "/outputs.json", "output", "-json", NULL);
+                r = tf_run(&tf, TF_WORKSPACE "/outputs.json", TF_ARGS("output", "-json"));
         if (r >= 0)
                 r = read_outputs(TF_WORKSPACE "/outputs.json", provider,
                                  json_string_value(json_object_get(tfvars, "tee")), &infra);
@@ -742,12 +746,12 @@ int verb_create(int argc, char *argv[], void *userdata)
         /* Phase 4: terraform. Nothing exists in the cloud before apply. */
         printf("[1/4] terraform init (providers; output in %s)\n", tf.log);
         fflush(stdout);
-        r = tf_run(&tf, NULL, "init", "-input=false", "-no-color", NULL);
+        r = tf_run(&tf, NULL, TF_ARGS("init", "-input=false", "-no-color"));
         if (r < 0)
                 goto nothing_created;
         printf("[2/4] terraform plan\n");
         fflush(stdout);
-        r = tf_run(&tf, NULL, "plan", "-input=false", "-no-color", "-out=tfplan", NULL);
+        r = tf_run(&tf, NULL, TF_ARGS("plan", "-input=false", "-no-color", "-out=tfplan"));
         if (r < 0)
                 goto nothing_created;
         print_summary(p->name, tfvars);
@@ -761,15 +765,15 @@ int verb_create(int argc, char *argv[], void *userdata)
         }
         printf("[3/4] terraform apply (confidential VMs take minutes to start)\n");
         fflush(stdout);
-        r = tf_run(&tf, NULL, "apply", "-input=false", "-no-color", "-auto-approve", "tfplan",
-                   NULL);
+        r = tf_run(&tf, NULL,
+                   TF_ARGS("apply", "-input=false", "-no-color", "-auto-approve", "tfplan"));
         if (r < 0) {
                 r = roll_back(&tf, p->name, &created, no_rollback, r);
                 goto finish;
         }
         printf("[4/4] reading the outputs\n");
         fflush(stdout);
-        r = tf_run(&tf, TF_WORKSPACE "/outputs.json", "output", "-json", NULL);
+        r = tf_run(&tf, TF_WORKSPACE "/outputs.json", TF_ARGS("output", "-json"));
         if (r >= 0)
                 r = read_outputs(TF_WORKSPACE "/outputs.json", p->name,
                                  json_string_value(json_object_get(tfvars, "tee")), &infra);

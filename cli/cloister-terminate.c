@@ -117,13 +117,13 @@ int verb_terminate(int argc, char *argv[], void *userdata)
         if (r >= 0) {
                 printf("[1/2] terraform init\n");
                 fflush(stdout);
-                r = tf_run(&tf, NULL, "init", "-input=false", "-no-color", NULL);
+                r = tf_run(&tf, NULL, TF_ARGS("init", "-input=false", "-no-color"));
         }
         if (r >= 0) {
                 printf("[2/2] terraform destroy\n");
                 fflush(stdout);
-                r = tf_run(&tf, NULL, "destroy", "-input=false", "-no-color", "-auto-approve",
-                           NULL);
+                r = tf_run(&tf, NULL,
+                           TF_ARGS("destroy", "-input=false", "-no-color", "-auto-approve"));
         }
         tf_done(&tf);
         if (r < 0) {
