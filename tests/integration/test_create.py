@@ -292,9 +292,13 @@ def test_create_and_terminate_on_azure_and_aws(tmp_path, cloud):
         (tmp_path / "cloister-aws.raw").write_bytes(b"\0" * 4096)
         infra["imageFile"] = str(tmp_path / "cloister-aws.raw")
     e.config(cloud, infra)
-    r = e.cloister("create", "-y")
+    # AWS's network load balancer has a DNS name, not an address
+    dns = "cloister-0dd31633-5f1e2d3c4b5a6978.elb.eu-west-1.amazonaws.com"
+    r = e.cloister("create", "-y", **({"TF_DOUBLE_ENDPOINT": dns} if cloud == "aws" else {}))
     assert r.returncode == 0, r.stderr
     st = state(e)
+    if cloud == "aws":
+        assert st["endpoint"] == f"https://{dns}:9000"
     assert st["infrastructure"]["provider"] == cloud
     assert st["infrastructure"]["tee"] == infra["tee"]
     tfvars = json.loads((e.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
@@ -504,3 +508,16 @@ def test_ctrl_c_during_apply_stops_terraform_and_rolls_back(owner):
     assert "Rollback succeeded" in err
     assert owner.commands()[-2:] == ["apply", "destroy"]
     assert owner.files() == ["cloister-create-failed.log", "cloister.json"]
+
+
+@pytest.mark.parametrize("endpoint", ["203.0.113.10:6443", "x; rm -rf /", "-oProxyCommand=x",
+                                      "", "a" * 254])
+def test_an_output_that_is_not_a_host_is_refused_and_rolled_back(owner, endpoint):
+    """The outputs come from Terraform (and so from the cloud): each is type- and
+    shape-checked before anything is recorded or used."""
+    r = owner.cloister("create", "-y", TF_DOUBLE_ENDPOINT=endpoint)
+    assert r.returncode != 0
+    assert "Terraform's output 'endpoint'" in r.stderr
+    assert "Rollback succeeded" in r.stderr
+    assert owner.commands()[-2:] == ["output", "destroy"]
+    assert not (owner.dir / "cloister-state.json").exists()
