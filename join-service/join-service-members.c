@@ -76,6 +76,11 @@ const json_t *members_find_disk(const json_t *doc, const char *disk_uuid)
         return members_find_by(doc, "diskUuid", disk_uuid, true);
 }
 
+const json_t *members_find_ak(const json_t *doc, const char *ak_digest)
+{
+        return members_find_by(doc, "akDigest", ak_digest, false);
+}
+
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
                    const char *disk_uuid, const char *ak_digest)
 {

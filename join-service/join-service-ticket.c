@@ -370,6 +370,19 @@ static void issued_keep(JoinService *js, const JoinAsk *a, const json_t *ticket)
 
 /* The membership checks (members_lock held). 0: go on and make a ticket (the name and disk are
  * reserved in js->pending); 1: *ret_response is the ticket this member was already given. */
+/* Whether a request names this join service's own node: its name, its disk, or (ak non-empty)
+ * the attestation key it is recorded with. */
+static bool is_own_identity(JoinService *js, const json_t *members, const char *name,
+                            const char *uuid, const char *ak)
+{
+        const json_t *self = js->node_name ? members_find(members, js->node_name) : NULL;
+        const char *self_ak = self ? json_string_value(json_object_get(self, "akDigest")) : NULL;
+
+        return (js->node_name && strcmp(name, js->node_name) == 0) ||
+               (js->node_disk_uuid && strcasecmp(uuid, js->node_disk_uuid) == 0) ||
+               (ak[0] && self_ak && strcmp(ak, self_ak) == 0);
+}
+
 static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t **ret_response,
                       char *detail, size_t n)
 {
@@ -440,6 +453,24 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "cannot read the verified evidence");
+        /* This join service's own node never joins through itself: whoever asks under its name,
+         * disk or attestation key is not it (a compromised network process holds this node's
+         * TPM and could quote as it, PCR 15 extended and all). */
+        if (is_own_identity(js, members, name, uuid, ak))
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "a join as this join service's own node (its name, disk or "
+                              "attestation key) is refused: it is a member already and never "
+                              "joins through itself");
+        /* One node, one member: an attestation key that is a member already under another name
+         * cannot take more names (and their disks) for itself. */
+        if (!known && ak[0]) {
+                const json_t *holder = members_find_ak(members, ak);
+                if (holder)
+                        return refuse(js, req, name, role, evidence, detail, n, -EEXIST,
+                                      "this attestation key is member %s already; one node is "
+                                      "one member",
+                                      json_string_value(json_object_get(holder, "name")) ?: "?");
+        }
         /* A member asking again (its join was cut short) must be the TPM that asked first: name
          * and disk UUID are public. A member bound to no attestation key cannot prove that. */
         if (known && !(json_string_value(json_object_get(known, "akDigest")) ?: "")[0])
@@ -714,6 +745,10 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
                               "%s with disk %s is not a member admitted by this join service", name,
                               uuid);
+        if (is_own_identity(js, members, name, uuid, ""))
+                return refuse(js, req, name, "", evidence, detail, n, -EPERM,
+                              "a rejoin as this join service's own node is refused: it never "
+                              "rejoins through itself");
         role = json_string_value(json_object_get(m, "role")) ?: "";
         /* Name and disk UUID are no secret: the member must also be the TPM it joined with. */
         known_ak = json_string_value(json_object_get(m, "akDigest")) ?: "";

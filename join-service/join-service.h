@@ -124,6 +124,8 @@ int members_load(JoinService *js, json_t **ret);
 const json_t *members_find(const json_t *doc, const char *name);
 /* The member whose state disk has this UUID: a disk (and so its key) is one member's. */
 const json_t *members_find_disk(const json_t *doc, const char *disk_uuid);
+/* The member recorded with this attestation-key digest, or NULL. */
+const json_t *members_find_ak(const json_t *doc, const char *ak_digest);
 /* SHA-256 of the evidence's attestation key (TPMT_PUBLIC), hex; "" for variants without one. */
 int evidence_ak_digest(const Evidence *e, char ret[static 65]);
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,

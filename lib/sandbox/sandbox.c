@@ -75,12 +75,62 @@ int sandbox_network_filter(void)
                 "pidfd_getfd",
                 "kcmp",
                 "process_madvise",
+                /* io_uring performs opens, reads and connects of its own that the rules on the
+                 * plain calls never see. */
+                "io_uring_setup",
+                "io_uring_enter",
+                "io_uring_register",
+                /* The new mount API. */
+                "open_tree",
+                "move_mount",
+                "fsopen",
+                "fsconfig",
+                "fsmount",
+                "fspick",
+                "mount_setattr",
+                "acct",
+                "quotactl",
+                "settimeofday",
+                "clock_settime",
+                "clock_adjtime",
+                "adjtimex",
         };
         static const char *const refused[] = {
-                "open",      "openat",   "openat2",   "creat",    "rename",  "renameat",
-                "renameat2", "unlink",   "unlinkat",  "mkdir",    "mkdirat", "link",
-                "linkat",    "symlink",  "symlinkat", "truncate", "chmod",   "fchmodat",
-                "chown",     "fchownat", "lchown",    "mknod",    "mknodat",
+                "open",
+                "openat",
+                "openat2",
+                "creat",
+                "rename",
+                "renameat",
+                "renameat2",
+                "unlink",
+                "unlinkat",
+                "mkdir",
+                "mkdirat",
+                "link",
+                "linkat",
+                "symlink",
+                "symlinkat",
+                "truncate",
+                "chmod",
+                "fchmodat",
+                "chown",
+                "fchownat",
+                "lchown",
+                "mknod",
+                "mknodat",
+                /* Metadata of files by path, and socket files created by bind. */
+                "utime",
+                "utimes",
+                "utimensat",
+                "futimesat",
+                "setxattr",
+                "lsetxattr",
+                "fsetxattr",
+                "removexattr",
+                "lremovexattr",
+                "fremovexattr",
+                "bind",
         };
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
         int r;
@@ -113,6 +163,23 @@ int sandbox_network_filter(void)
         if (r < 0)
                 return r;
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        if (r < 0)
+                return r;
+        /* Signals to other processes (the process runs as root: kill(-1) would reach every
+         * process of the node); its own threads (tgkill with its own pid) keep working. */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 0);
+        if (r < 0)
+                return r;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tgkill), 1,
+                             SCMP_A0(SCMP_CMP_NE, (scmp_datum_t) getpid()));
+        if (r < 0)
+                return r;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tkill), 0);
+        if (r < 0)
+                return r;
+        /* The death signal that ties it to the monitor stays. */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1,
+                             SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG));
         if (r < 0)
                 return r;
         r = seccomp_load(ctx);

@@ -284,3 +284,45 @@ def test_monitor_writes_what_the_network_reports_only_as_a_refusal(cluster):
     last = audit_entries(cp.state / "audit.log")[-1]
     assert (last["event"], last["node"], last["verdict"]) == ("refusal", "worker-9", "refused")
     assert not any(e["verdict"] == "admitted" for e in audit_entries(cp.state / "audit.log"))
+
+
+def test_a_compromised_network_process_quoting_as_its_own_node_gets_nothing(cluster):
+    """The network process holds this control plane's TPM: it can quote (PCR 15 this cluster's)
+    bound to a key of its own and ask to join as this node itself, control-plane role, its own
+    disk. The monitor refuses any join under its own name, disk or attestation key (before, this
+    sealed the master secret to the attacker: a review found and showed it)."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    state = json.loads((cp.state / "node-state.json").read_text())
+    members_before = (cp.state / "members.json").read_text()
+    attacker, spki = client_key()
+    requests = []
+    for name, uuid in ((state["node"], state["diskUuid"]),  # itself
+                       ("cp-9", state["diskUuid"]),  # its disk under another name
+                       ("cp-9", "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55")):  # its AK only
+        nonce = os.urandom(32)
+        ev = cluster.tmp / f"self-quote-{len(requests)}.json"
+        r = run("cloister", "attestation", "issue", "--tcti", cp.tpm.tcti, "--binding",
+                binding(nonce, spki).hex(), "--event-log", cp.boot_log, "--output-file", ev)
+        assert r.returncode == 0, r.stderr
+        requests.append((len(requests), message(
+            JOIN, ev.read_bytes(), nonce, spki, "203.0.113.7:4000", name, "control-plane", uuid,
+            "203.0.113.7:9000", cluster.authorize(name) if name == "cp-9" else "")))
+    replies = [reply(rep) for rep in as_compromised_network(cluster, requests)]
+    for op, status, (detail, answer) in replies:
+        assert status != 0 and answer == "", (status, detail)
+    assert "this join service's own node" in replies[0][2][0], replies[0]
+    assert "belongs to member cp-1" in replies[1][2][0], replies[1]
+    assert "this join service's own node" in replies[2][2][0], replies[2]
+    assert (cp.state / "members.json").read_text() == members_before
+    assert cluster.tokens() == {}
+
+
+def test_one_attestation_key_is_one_member_a_second_name_is_refused(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 0, out
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-2")
+    assert rc == 1 and "member worker-1 already; one node is one member" in out, out
+    assert "worker-2" not in (cp.state / "members.json").read_text()

@@ -5,7 +5,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +112,61 @@ static int probe_proc_self(void)
 {
         FILE *f = fopen("/proc/self/status", "re");
         return f ? 3 : 0;
+}
+
+/* io_uring opens, reads and connects on its own, unseen by the rules on the plain calls. */
+static int probe_io_uring(void)
+{
+        char params[120] = {}; /* struct io_uring_params, zeroed */
+
+        (void) syscall(__NR_io_uring_setup, 4, params);
+        return 1;
+}
+
+/* The process runs as root: kill(-1) would reach every process of the node. */
+static int probe_kill_others(void)
+{
+        if (kill(getppid(), 0) == 0 || errno != EPERM)
+                return 1;
+        if (kill(-1, 0) == 0 || errno != EPERM)
+                return 2;
+        /* Its own threads still: raise() signals itself through tgkill. */
+        return raise(0) == 0 ? 0 : 3;
+}
+
+/* bind() of a unix socket creates a file; the network process never binds (its socket is made
+ * before the filter). */
+static int probe_bind_unix(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        (void) snprintf(a.sun_path, sizeof(a.sun_path), "%s", getenv("SANDBOX_TEST_SOCK"));
+        if (fd < 0)
+                return 1;
+        return bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == EACCES ? 0 : 2;
+}
+
+/* The death signal that ties it to the monitor cannot be undone. */
+static int probe_clear_pdeathsig(void)
+{
+        return prctl(PR_SET_PDEATHSIG, 0) < 0 && errno == EPERM ? 0 : 1;
+}
+
+static void test_sandbox_kills_the_process_on_io_uring(void **state)
+{
+        assert_int_equal(in_sandbox(probe_io_uring), -SIGSYS);
+}
+
+static void test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig(void **state)
+{
+        char path[108];
+
+        (void) snprintf(path, sizeof(path), "%s/s.sock", test_tmpdir()); /* made here, not there */
+        assert_int_equal(setenv("SANDBOX_TEST_SOCK", path, 1), 0);
+        assert_int_equal(in_sandbox(probe_kill_others), 0);
+        assert_int_equal(in_sandbox(probe_bind_unix), 0);
+        assert_int_equal(in_sandbox(probe_clear_pdeathsig), 0);
 }
 
 static void test_sandbox_kills_the_process_on_execve(void **state)
@@ -214,6 +273,9 @@ int main(void)
                 cmocka_unit_test(test_sandbox_kills_the_process_on_execve),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_ptrace),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_fork),
+                cmocka_unit_test(test_sandbox_kills_the_process_on_io_uring),
+                cmocka_unit_test(
+                        test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig),
                 cmocka_unit_test(test_sandbox_refuses_to_open_a_secret_file),
                 cmocka_unit_test(test_sandbox_keeps_threads_and_open_descriptors_working),
                 cmocka_unit_test(test_sandbox_leaves_no_capability),
