@@ -77,7 +77,13 @@ struct RpcServer {
         struct event *done_event;
         RpcSource *sources; /* open connections per address, max_connections slots */
         size_t n_sources;
-        RateLimit limit_total, limit_source, limit_deadline;
+        RateLimit limit_total, limit_source, limit_deadline, limit_evict, limit_bytes;
+        /* Connections without a whole request yet, oldest first: at the connection limit the
+         * oldest of them makes room for a new one (slow clients cannot lock others out). */
+        struct RpcConn *pending_head, *pending_tail;
+        /* Request bytes received on those connections (TLS records after the handshake). */
+        size_t pending_bytes;
+        unsigned evicting; /* closed to make room, not freed by libevent yet */
         AtlsContext *atls;
         const RpcRoute *routes;
         void *userdata;
@@ -102,12 +108,49 @@ typedef struct RpcConn {
         RpcServer *server;
         SSL *ssl;
         struct event *timer; /* first right after accept (who is it?), then the deadline */
-        bool accepted, dispatched, counted;
+        bool accepted, dispatched, counted, shut, evicted;
+        struct RpcConn *prev, *next; /* in the server's pending list until dispatched */
+        bool pending;
+        struct timeval since; /* accepted at (monotonic) */
+        size_t bytes;         /* request bytes received before dispatch */
         char source[INET6_ADDRSTRLEN];
 } RpcConn;
 
 static int conn_index = -1;
 static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
+
+static void pending_remove(RpcConn *c)
+{
+        RpcServer *s = c->server;
+
+        if (!c->pending)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->pending_head = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        else
+                s->pending_tail = c->prev;
+        c->prev = c->next = NULL;
+        c->pending = false;
+        s->pending_bytes -= MIN(s->pending_bytes, c->bytes);
+}
+
+static void pending_append(RpcConn *c)
+{
+        RpcServer *s = c->server;
+
+        c->prev = s->pending_tail;
+        c->next = NULL;
+        if (s->pending_tail)
+                s->pending_tail->next = c;
+        else
+                s->pending_head = c;
+        s->pending_tail = c;
+        c->pending = true;
+}
 
 static RpcSource *source_find(RpcServer *s, const char *address, bool create)
 {
@@ -133,6 +176,9 @@ static void conn_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
         if (!c)
                 return;
         s = c->server;
+        pending_remove(c);
+        if (c->evicted && s->evicting > 0)
+                s->evicting--;
         if (s->connections > 0)
                 s->connections--;
         if (c->counted) {
@@ -169,6 +215,8 @@ static void conn_shut(RpcConn *c)
 {
         int fd = SSL_get_fd(c->ssl);
 
+        c->shut = true;
+        pending_remove(c);
         if (fd >= 0)
                 (void) shutdown(fd, SHUT_RDWR);
 }
@@ -439,6 +487,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 RpcConn *c = SSL_get_ex_data(ssl, conn_index);
                 if (c) {
                         c->dispatched = true;
+                        pending_remove(c);
                         if (c->timer)
                                 (void) event_del(c->timer);
                 }
@@ -548,6 +597,63 @@ static int refuse_handshake(SSL *ssl, void *arg)
         return 0; /* aborts the handshake before any evidence is made */
 }
 
+/* Every TLS record header read: after the handshake, the bytes of a request not dispatched
+ * yet. A client without evidence may send only what the routes it can reach need; the sum over
+ * all pending connections is bounded, so that clients holding large bodies cannot take the
+ * server's memory (each is closed instead). */
+static void on_record(int write_p, int version, int content_type, const void *buf, size_t len,
+                      SSL *ssl, void *arg)
+{
+        RpcConn *c = arg;
+        RpcServer *s;
+        const uint8_t *h = buf;
+        size_t size, limit;
+
+        if (write_p || content_type != SSL3_RT_HEADER || len < 5 || !c || c->dispatched ||
+            c->shut || !SSL_is_init_finished(ssl))
+                return;
+        s = c->server;
+        size = (size_t) h[3] << 8 | h[4];
+        c->bytes += size;
+        s->pending_bytes += size;
+        limit = atls_peer_verified(ssl) ? s->config.max_body + s->config.max_headers
+                                        : RPC_UNATTESTED_REQUEST_MAX;
+        if (c->bytes > limit) {
+                warn_limited(&s->limit_bytes,
+                             "closing a connection: its request is larger than its client may "
+                             "send",
+                             c->source);
+                conn_shut(c);
+        } else if (s->pending_bytes > RPC_PENDING_BYTES_MAX) {
+                warn_limited(&s->limit_bytes,
+                             "closing a connection: requests in progress hold too much memory",
+                             c->source);
+                conn_shut(c);
+        }
+}
+
+/* At the connection limit: closes the oldest connection that has not sent a whole request and
+ * has been open for at least a second (a slow client, not one in the middle of a normal
+ * handshake). true if one was closed. */
+static bool evict_oldest_pending(RpcServer *s)
+{
+        struct timeval now, age;
+
+        if (!s->pending_head)
+                return false;
+        (void) evutil_gettimeofday(&now, NULL);
+        timersub(&now, &s->pending_head->since, &age);
+        if (age.tv_sec < 1)
+                return false;
+        warn_limited(&s->limit_evict,
+                     "at the connection limit: closing the oldest connection without a whole "
+                     "request to make room",
+                     s->pending_head->source[0] ? s->pending_head->source : "?");
+        s->pending_head->evicted = true;
+        conn_shut(s->pending_head);
+        return true;
+}
+
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
         RpcServer *s = arg;
@@ -566,14 +672,24 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         }
         c->server = s;
         c->ssl = ssl;
+        (void) evutil_gettimeofday(&c->since, NULL);
+        SSL_set_msg_callback(ssl, on_record);
+        SSL_set_msg_callback_arg(ssl, c);
         c->timer = evtimer_new(base, conn_timer, c);
         if (!c->timer || event_add(c->timer, &now) < 0) {
                 log_error("rpc: out of memory for a TLS connection");
                 abort();
         }
         s->connections++;
-        /* Over the limit (or stopping): the connection is closed in its first handshake step. */
-        if (s->stopping || s->connections > s->config.max_connections) {
+        /* Over the limit, the oldest slow connection makes room; when there is none (or while
+         * stopping) the new one is closed in its first handshake step. The closed one's slot is
+         * freed when libevent lets go of it: until then the count runs over by the connections
+         * being closed. */
+        if (!s->stopping && s->connections - s->evicting > s->config.max_connections &&
+            evict_oldest_pending(s))
+                s->evicting++;
+        pending_append(c);
+        if (s->stopping || s->connections - s->evicting > s->config.max_connections) {
                 if (!s->stopping)
                         warn_limited(&s->limit_total,
                                      "refusing a connection: the connection limit is reached",

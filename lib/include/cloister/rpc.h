@@ -22,6 +22,12 @@
 #define RPC_PER_SOURCE_MAX_DEFAULT  64
 #define RPC_DEADLINE_SEC_DEFAULT    10
 #define RPC_WORKERS_MAX             64
+/* A client without evidence reaches only routes with small requests (GETs, a repeated init):
+ * it may send this much (headers and body) before its request is whole, then it is closed. */
+#define RPC_UNATTESTED_REQUEST_MAX (64U * 1024U)
+/* All requests not whole yet together: past this, the connection that sends more is closed
+ * (clients holding large bodies cannot take the server's memory). */
+#define RPC_PENDING_BYTES_MAX (32U * 1024U * 1024U)
 
 typedef struct RpcRequest {
         const char *method; /* "GET", "POST" */
