@@ -8,6 +8,10 @@
 
 CheckResult *report_add(AttestReport *r, const char *name, int index, CheckStatus status,
                         bool enforced, const char *format, ...) _printf_(6, 7);
+/* A verifier's per-check callback (the SNP and TDX policy checks) recording into the report given
+ * as userdata: name, pass or fail, expected and actual values, detail. */
+void attest_report_record(void *userdata, const char *name, bool ok, const char *expected,
+                          const char *actual, const char *detail);
 void report_set_hex(CheckResult *c, const void *expected, size_t en, const void *actual, size_t an);
 /* Records a failed enforced check in r and (if it is the first) in d; returns error. */
 int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index,

@@ -70,3 +70,15 @@ int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index
         }
         return error;
 }
+
+void attest_report_record(void *userdata, const char *name, bool ok, const char *expected,
+                          const char *actual, const char *detail)
+{
+        CheckResult *res =
+                report_add(userdata, name, -1, ok ? CHECK_PASS : CHECK_FAIL, true, "%s", detail);
+
+        if (res) {
+                (void) snprintf(res->expected, sizeof(res->expected), "%s", expected ?: "");
+                (void) snprintf(res->actual, sizeof(res->actual), "%s", actual ?: "");
+        }
+}

@@ -54,22 +54,6 @@ int attest_sev_snp_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evid
         return 0;
 }
 
-typedef struct CheckCtx {
-        AttestReport *r;
-} CheckCtx;
-
-static void record(void *userdata, const char *name, bool ok, const char *expected,
-                   const char *actual, const char *detail)
-{
-        CheckCtx *c = userdata;
-        CheckResult *res =
-                report_add(c->r, name, -1, ok ? CHECK_PASS : CHECK_FAIL, true, "%s", detail);
-        if (res) {
-                (void) snprintf(res->expected, sizeof(res->expected), "%s", expected ?: "");
-                (void) snprintf(res->actual, sizeof(res->actual), "%s", actual ?: "");
-        }
-}
-
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d)
 {
@@ -81,7 +65,6 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         uint8_t report_data[64] = {};
         SnpProduct product;
         SnpReport rep;
-        CheckCtx ctx = { r };
         Diag sub;
         int k;
 
@@ -147,6 +130,6 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         else
                 report_add(r, "snp-report-data", -1, CHECK_SKIPPED, true,
                            "not checked: no expected binding given (freshness unknown)");
-        return snp_check_policy(&rep, product, &p->snp, binding ? report_data : NULL, record, &ctx,
-                                d);
+        return snp_check_policy(&rep, product, &p->snp, binding ? report_data : NULL,
+                                attest_report_record, r, d);
 }

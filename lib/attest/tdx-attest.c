@@ -57,22 +57,6 @@ int attest_tdx_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence
         return 0;
 }
 
-typedef struct CheckCtx {
-        AttestReport *r;
-} CheckCtx;
-
-static void record(void *userdata, const char *name, bool ok, const char *expected,
-                   const char *actual, const char *detail)
-{
-        CheckCtx *c = userdata;
-        CheckResult *res =
-                report_add(c->r, name, -1, ok ? CHECK_PASS : CHECK_FAIL, true, "%s", detail);
-        if (res) {
-                (void) snprintf(res->expected, sizeof(res->expected), "%s", expected ?: "");
-                (void) snprintf(res->actual, sizeof(res->actual), "%s", actual ?: "");
-        }
-}
-
 int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d)
 {
@@ -94,7 +78,6 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         };
         uint8_t report_data[64] = {}, root_fp[32];
         TdxVerification v;
-        CheckCtx ctx = { r };
         TdxQuote q;
         Diag sub;
         int k;
@@ -116,7 +99,7 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                 return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
         /* Every check is recorded by the callback, the failing one too. */
         k = tdx_verify_quote(&q, t->quote.data, t->quote.size, t->has_collateral ? &col : NULL, &o,
-                             &v, record, &ctx, &sub);
+                             &v, attest_report_record, r, &sub);
         if (k == -EINVAL || k == -ENOMEM)
                 return report_fail(r, d, k, "tdx-verify", -1, NULL, 0, NULL, 0, "%s",
                                    k == -ENOMEM ? "out of memory" : sub.message);
@@ -151,5 +134,6 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         else
                 report_add(r, "tdx-report-data", -1, CHECK_SKIPPED, true,
                            "not checked: no expected binding given (freshness unknown)");
-        return tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, record, &ctx, d);
+        return tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, attest_report_record,
+                                r, d);
 }
