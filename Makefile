@@ -13,7 +13,8 @@
 #   make image      the node image (build/image/image.raw: UKI, dm-verity root; needs root;
 #                   MEASUREMENTS_VERSION=N numbers its signed measurements file)
 #   make test-e2e   the image booted as QEMU VMs: a 2-node cluster, reboot, a modified image
-#   make install    binaries to $(DESTDIR)$(PREFIX)
+#   make install    binaries, man pages and bash completion to $(DESTDIR)$(PREFIX)
+#   make cli-reference  docs/cli-reference.md from the binaries' --help (man, completion: the same)
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -327,10 +328,26 @@ mini: deps
 mini-down:
 	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini down
 
+# Generated from the binaries' --help by scripts/gen-cli-reference: the CLI reference (committed;
+# tests/integration/test_cli_reference.py fails when it drifts), man pages, bash completion.
+.PHONY: cli-reference man completion
+cli-reference: all
+	$(Q)scripts/gen-cli-reference --build $(BUILD) --markdown docs/cli-reference.md
+man: $(BUILD)/man/man1/cloister.1
+$(BUILD)/man/man1/cloister.1: $(BINS) scripts/gen-cli-reference
+	$(Q)rm -rf $(BUILD)/man && scripts/gen-cli-reference --build $(BUILD) --man $(BUILD)/man
+completion: $(BUILD)/completion/cloister
+$(BUILD)/completion/cloister: $(BUILD)/bin/cloister scripts/gen-cli-reference
+	$(Q)scripts/gen-cli-reference --build $(BUILD) --completion $@
+
 # PREFIX/lib/cloister holds what 'cloister mini' runs: its scripts, the VM harness and the kubeadm
 # test double (the local cluster's nodes have no Kubernetes binaries).
-install: all
+install: all man completion
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/cloister/vm
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man1 $(BUILD)/man/man1/*.1
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(BUILD)/man/man8/*.8
+	install -D -m 0644 $(BUILD)/completion/cloister \
+	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cloister
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
 	install -m 0755 scripts/mini scripts/mini-vm scripts/mini-boot-log \
 	        $(DESTDIR)$(PREFIX)/lib/cloister/
