@@ -291,6 +291,24 @@ static int refuse(JoinService *js, const JoinCall *req, const char *node, const 
         return r;
 }
 
+/* A refusal before the evidence is verified: what anyone can send for free (a forged or replayed
+ * document, or none), so it is counted like the network process's reports (one entry per kind
+ * and window, then a count), never written one by one. */
+static int refuse_unverified(JoinService *js, const JoinCall *req, const char *evidence,
+                             char *detail, size_t n, int r, const char *fmt, ...) _printf_(7, 8);
+
+static int refuse_unverified(JoinService *js, const JoinCall *req, const char *evidence,
+                             char *detail, size_t n, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(detail, n, fmt, ap);
+        va_end(ap);
+        join_monitor_refusal(js, req->peer, evidence, detail);
+        return r;
+}
+
 static int put_secret(json_t *o, const char *key, const void *data, size_t size)
 {
         char *b64 = NULL;
@@ -404,13 +422,14 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
          * here, against this process's policy, bound to the nonce and key it was forwarded with
          * (the key the ticket is sealed to). */
         if (!req->evidence)
-                return refuse(js, req, NULL, "", "", detail, n, -EPERM,
-                              "the client did not attest");
+                return refuse_unverified(js, req, "", detail, n, -EPERM,
+                                         "the client did not attest");
         diag_clear(&d);
         r = join_call_verify(js, req, evidence, &d);
         if (r < 0)
-                return refuse(js, req, NULL, "", evidence, detail, n, -EPERM,
-                              "the evidence does not verify in the monitor: %s", d.message);
+                return refuse_unverified(js, req, evidence, detail, n, -EPERM,
+                                         "the evidence does not verify in the monitor: %s",
+                                         d.message);
         if (!endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "endpoint is not HOST:PORT");
@@ -726,13 +745,14 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
         int r;
 
         if (!req->evidence)
-                return refuse(js, req, NULL, "", "", detail, n, -EPERM,
-                              "the client did not attest");
+                return refuse_unverified(js, req, "", detail, n, -EPERM,
+                                         "the client did not attest");
         diag_clear(&d);
         r = join_call_verify(js, req, evidence, &d);
         if (r < 0)
-                return refuse(js, req, NULL, "", evidence, detail, n, -EPERM,
-                              "the evidence does not verify in the monitor: %s", d.message);
+                return refuse_unverified(js, req, evidence, detail, n, -EPERM,
+                                         "the evidence does not verify in the monitor: %s",
+                                         d.message);
         if (!node_name_ok(name) || !uuid_ok(uuid) || !endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "name, diskUuid or endpoint is malformed");

@@ -335,3 +335,23 @@ def test_one_attestation_key_is_one_member_a_second_name_is_refused(cluster):
     rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-2")
     assert rc == 1 and "member worker-1 already; one node is one member" in out, out
     assert "worker-2" not in (cp.state / "members.json").read_text()
+
+
+def test_a_compromised_network_process_cannot_flood_the_audit_log_through_failed_evidence(cluster):
+    """Evidence that fails in the monitor costs its sender nothing: such refusals are counted per
+    kind and window (docs/join.md), not written one by one (a review wrote 300 entries so)."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    log = cp.state / "audit.log"
+    before = len(audit_entries(log)) if log.exists() else 0
+    n = 300
+    replies = as_compromised_network(cluster, [
+        (i % 10, join_request(os.urandom(64), os.urandom(32), b"x", "worker-1"))
+        for i in range(n)])
+    assert all(reply(r)[1] == -EPERM for r in replies)
+    entries = audit_entries(cp.state / "audit.log")[before:]
+    # At most one entry per kind (64 kinds a window), and the counts of the rest.
+    assert len(entries) <= 2 * 64 + 2, len(entries)
+    counted = sum(int(e["reason"].split(" ", 1)[0]) for e in entries
+                  if re.match(r"\d+ more refusal", e["reason"]))
+    assert len([e for e in entries if not re.match(r"\d+ more refusal", e["reason"])]) + counted == n
