@@ -59,6 +59,9 @@ def test_verbs_are_those_cloister_help_lists(completion):
     assert complete(completion, "cloister ") == verbs
     assert complete(completion, "cloister att") == {"attestation"}
     assert complete(completion, "cloister -v ver") == {"verify", "version"}
+    # 'cloister help VERB' completes the verbs too.
+    assert complete(completion, "cloister help ") == verbs - {"help"}
+    assert complete(completion, "cloister help app") == {"apply"}
 
 
 def test_sub_verbs_of_nested_commands(completion):
