@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,12 +92,19 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
 static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static CLUSTER_ID_SIZE],
                         Ticket *t, Diag *d)
 {
-        static const char *const keys[] = { "clusterId",       "controlPlaneEndpoint",
-                                            "token",           "caCertHash",
-                                            "diskKey",         "measurementSecret",
-                                            "measurementSalt", "certificateKey",
-                                            "masterSecret",    "salt",
-                                            "clusterPolicy",   NULL };
+        static const char *const keys[] = { "clusterId",
+                                            "controlPlaneEndpoint",
+                                            "token",
+                                            "caCertHash",
+                                            "diskKey",
+                                            "measurementSecret",
+                                            "measurementSalt",
+                                            "certificateKey",
+                                            "masterSecret",
+                                            "salt",
+                                            "clusterPolicy",
+                                            "admitted",
+                                            NULL };
         JsonCtx ctx = { .source = "join ticket", .path = "", .diag = d };
         _cleanup_(secret_freep) Secret *msalt = NULL;
         uint8_t got[CLUSTER_ID_SIZE], derived[CLUSTER_ID_SIZE];
@@ -341,6 +349,22 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         r = parse_ticket(resp, control_plane, cid, &t, &d);
         if (r < 0)
                 return log_error_errno(r, "The join ticket is refused: %s", d.message);
+        /* The join service admitted exactly what this node asked for: never re-key the disk
+         * with a key for another disk, or join under another name or role. */
+        {
+                const json_t *adm = json_object_get(resp, "admitted");
+                const char *an = json_string_value(json_object_get(adm, "name")),
+                           *ar = json_string_value(json_object_get(adm, "role")),
+                           *au = json_string_value(json_object_get(adm, "diskUuid"));
+                if (!an || !ar || !au || strcmp(an, b->node_name) != 0 ||
+                    strcmp(ar, node_role_to_string(md->role)) != 0 || strcasecmp(au, uuid) != 0)
+                        return log_error_errno(-EBADMSG,
+                                               "The join ticket is refused: it admits %s as %s "
+                                               "with disk %s, but this node asked as %s (%s, "
+                                               "disk %s). The request was altered on its way.",
+                                               an ?: "?", ar ?: "?", au ?: "?", b->node_name,
+                                               node_role_to_string(md->role), uuid);
+        }
 
         r = first ? luks_rekey(b->state_disk, first, t.disk_key, &d)
                   : luks_check_key(b->state_disk, t.disk_key, &d);

@@ -630,9 +630,13 @@ static int make_ticket(JoinService *js, const JoinCall *req, const JoinAsk *a, j
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r, "key derivation failed");
 
-        ticket = json_pack("{s:s,s:s,s:s,s:s}", "clusterId", js->cluster_id_hex,
+        /* What was admitted goes inside the sealed ticket: the node checks it is what it asked
+         * for (a compromised network process could have rewritten the request's name, role or
+         * disk, and a node re-keyed for another disk could never rejoin). */
+        ticket = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}", "clusterId", js->cluster_id_hex,
                            "controlPlaneEndpoint", js->control_plane_endpoint, "token", token,
-                           "caCertHash", cahash);
+                           "caCertHash", cahash, "admitted", "name", name, "role", role, "diskUuid",
+                           uuid);
         explicit_wipe(token, sizeof(token));
         if (!ticket)
                 return -ENOMEM;
