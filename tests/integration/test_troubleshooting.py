@@ -7,10 +7,13 @@ whatever a %s stands for must itself be a value (no spaces: a path, an address, 
 a message of the sources (a reason passed up through a Diag). A message reworded in the code
 without the document fails here, naming the line. Messages that need no cluster are also run."""
 import functools
+import http.server
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -221,3 +224,29 @@ def test_user_documents_link_to_files_and_sections_that_exist(doc):
         assert dest.exists(), f"{doc}: {target}: no such file"
         if anchor and dest.suffix == ".md":
             assert anchor in anchors(dest), f"{doc}: {target}: no such section"
+
+
+def test_another_service_and_a_silent_port_are_quoted_as_printed(policy):
+    """An HTTP server on the port: a failed TLS handshake; a port that accepts and never
+    speaks: a timeout."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        r = run("cloister", "verify", "--node", f"127.0.0.1:{port}", "--policy", "policy.json",
+                cwd=policy)
+    finally:
+        server.shutdown()
+    (line,) = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert line.replace(f":{port}/", ":9797/") in quoted_lines(), line
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        port = silent.getsockname()[1]
+        r = run("cloister", "verify", "--node", f"127.0.0.1:{port}", "--policy", "policy.json",
+                "--timeout", "2", cwd=policy)
+    finally:
+        silent.close()
+    (line,) = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert line.replace(f"127.0.0.1:{port}/", "10.0.0.12:9000/") in quoted_lines(), line
