@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, binary, run
 
 DOC = ROOT / "docs" / "troubleshooting.md"
 C_DIRS = ("cli", "lib", "bootstrapper", "join-service", "disk-mapper", "measured-boot")
@@ -250,3 +250,44 @@ def test_another_service_and_a_silent_port_are_quoted_as_printed(policy):
         silent.close()
     (line,) = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert line.replace(f"127.0.0.1:{port}/", "10.0.0.12:9000/") in quoted_lines(), line
+
+
+def help_text(*path):
+    r = subprocess.run([str(binary("cloister")), *path, "--help"], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def sub_verbs(*path):
+    text = help_text(*path)
+    m = re.search(r"^Commands:\n((?:  [a-z].*\n)+)", text, re.M)
+    return {l.split()[0] for l in m.group(1).splitlines()} if m else set()
+
+
+@pytest.mark.parametrize("doc", ["getting-started.md", "workflows.md", "troubleshooting.md"])
+def test_commands_in_user_documents_use_options_their_help_lists(doc):
+    """Every 'cloister VERB ... --option' in a code block names an option of that verb."""
+    text = (ROOT / "docs" / doc).read_text()
+    commands = []
+    for block in re.findall(r"```(?:sh|text)?\n(.*?)```", text, re.S):
+        block = block.replace("\\\n", " ")
+        for line in block.splitlines():
+            m = re.search(r"(?:^\$ |^|/|sudo .*?/)cloister ((?:[a-z-]+ ?)+.*)$", line)
+            if m and not line.startswith(("error:", "mini:", "Verification")):
+                commands.append(m.group(1))
+    assert commands, doc
+    top = set(re.findall(r"--[a-z][a-z0-9-]*", help_text()))
+    for command in commands:
+        words = command.split()
+        path = []
+        for w in words:
+            if w.startswith("-"):
+                continue
+            if w in sub_verbs(*path) or (not path and w in sub_verbs()):
+                path.append(w)
+            else:
+                break
+        assert path, command
+        known = set(re.findall(r"--[a-z][a-z0-9-]*", help_text(*path))) | top
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command):
+            assert option in known, f"{doc}: 'cloister {command}': {option} is not an option " \
+                                    f"of 'cloister {' '.join(path)}'"
