@@ -81,9 +81,10 @@ static void fields_of(const TdxQuote *q, Field *f, size_t *n)
 
 static void td_attributes(uint64_t a, char *buf, size_t size)
 {
-        (void) snprintf(buf, size, "0x%016llx%s%s%s%s%s", (unsigned long long) a,
+        (void) snprintf(buf, size, "0x%016llx%s%s%s%s%s%s", (unsigned long long) a,
                         a & TDX_TD_ATTR_DEBUG ? " DEBUG" : "",
                         a & TDX_TD_ATTR_SEPT_VE_DISABLE ? " SEPT_VE_DISABLE" : "",
+                        a & TDX_TD_ATTR_MIGRATABLE ? " MIGRATABLE" : "",
                         a & TDX_TD_ATTR_PKS ? " PKS" : "", a & TDX_TD_ATTR_KL ? " KL" : "",
                         a & TDX_TD_ATTR_PERFMON ? " PERFMON" : "");
 }
@@ -332,12 +333,10 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
                 return log_oom();
         if (pr.output == OUTPUT_TEXT) {
-                bool pinned = pol.mr_td.n > 0;
-                for (int i = 0; i < 4; i++)
-                        pinned |= pol.rtmr[i].n > 0;
-                if (!pinned)
-                        printf("Note: %s pins no measurement (mrTd, rtmr0..rtmr3): any software "
-                               "in an authentic TD passes the measurement checks.\n\n",
+                if (pol.mr_td.n == 0)
+                        printf("Note: %s does not pin mrTd: any firmware (which can reach any "
+                               "RTMR values itself) in an authentic TD passes the measurement "
+                               "checks.\n\n",
                                policy ? "the policy" : "the default policy");
                 printf("Checks\n");
         }

@@ -446,22 +446,20 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
         return 0;
 }
 
-/* tdx: lib/tdx's policy object; it must pin the TD's software (MRTD or an RTMR), as an SNP
- * policy must pin a launch measurement or a TCB. */
+/* tdx: lib/tdx's policy object; it must pin MRTD (the TD's firmware, measured by the TDX module),
+ * as an SNP policy must pin a launch measurement or a TCB. RTMRs alone pin nothing: the TD's own
+ * software extends them, and any firmware can extend the public digests of a genuine log. */
 static int parse_tdx(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 {
-        bool pinned;
         int r = tdx_policy_from_json(ctx, o, &p->tdx);
 
         if (r < 0)
                 return r;
-        pinned = p->tdx.mr_td.n > 0;
-        for (int i = 0; i < 4; i++)
-                pinned |= p->tdx.rtmr[i].n > 0;
-        if (!pinned)
+        if (p->tdx.mr_td.n == 0)
                 return diag_fail(ctx->diag, -EPERM, "policy-permissive", -1,
-                                 "%s: .tdx pins neither mrTd nor an RTMR (rtmr0..rtmr3): it would "
-                                 "accept any software in an authentic TD",
+                                 "%s: .tdx does not pin mrTd: any firmware could reach the RTMRs "
+                                 "(the TD extends them itself), so it would accept any software "
+                                 "in an authentic TD; pin mrTd (RTMRs in addition)",
                                  ctx->source);
         return 0;
 }

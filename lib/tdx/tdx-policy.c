@@ -63,6 +63,7 @@ int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret)
                 "mrServiceTd",
                 "xfam",
                 "allowDebug",
+                "allowMigratable",
                 "requireSeptVeDisable",
                 "azureParavisor",
                 "acceptedTcbStatuses",
@@ -112,6 +113,8 @@ int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret)
         } else if (r != -ENOENT)
                 return r;
         if (((r = json_get_bool(ctx, o, "allowDebug", false, &p.allow_debug)) < 0 &&
+             r != -ENOENT) ||
+            ((r = json_get_bool(ctx, o, "allowMigratable", false, &p.allow_migratable)) < 0 &&
              r != -ENOENT) ||
             ((r = json_get_bool(ctx, o, "requireSeptVeDisable", false,
                                 &p.require_sept_ve_disable)) < 0 &&
@@ -285,6 +288,19 @@ int tdx_check_policy(const TdxQuote *q, const TdxVerification *v, const TdxPolic
               debug ? "1" : "0",
               debug ? "the TD is a debug TD (the host can read and change its memory)"
                     : "not a debug TD");
+        {
+                bool migratable = q->td_attributes & TDX_TD_ATTR_MIGRATABLE;
+                uint64_t reserved = q->td_attributes & TDX_TD_ATTR_TUD_RESERVED;
+                (void) snprintf(a, sizeof(a), "0x%016llx", (unsigned long long) reserved);
+                check(&c, "tdx-attributes-reserved", reserved == 0, -EPERM, "0x0000000000000000", a,
+                      reserved ? "reserved TD attribute bits (1-7) are set"
+                               : "no reserved TD attribute bit is set");
+                check(&c, "tdx-migratable", !migratable || p->allow_migratable, -EPERM,
+                      p->allow_migratable ? "any" : "0", migratable ? "1" : "0",
+                      migratable ? "the TD is MIGRATABLE: its state can be exported to a "
+                                   "migration TD bound later (allowMigratable to accept it)"
+                                 : "not migratable");
+        }
         if (p->require_sept_ve_disable)
                 check(&c, "tdx-sept-ve-disable", sept || p->azure_paravisor, -EPERM, "1",
                       sept ? "1" : "0",

@@ -553,6 +553,48 @@ static int doc_window(Ctx *c, time_t issue, time_t next, const char *what)
                     what);
 }
 
+/* Intel's TD quoting enclave, checked on every quote, collateral or not (test roots and the
+ * simulator make their QE reports look like Intel's): the
+ * host decides which enclaves launch (Flexible Launch Control), so without this a host-made
+ * "QE" the PCE certified could sign any TD body. Values from Intel's TD_QE identity
+ * (testdata: qe_identity.json); and a production TDX module (SEAMATTRIBUTES 0). */
+static const uint8_t intel_td_qe_mrsigner[32] = {
+        0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17, 0x47, 0x4e, 0x34,
+        0xa7, 0xfc, 0x43, 0xed, 0x03, 0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba,
+        0xbd, 0xdf, 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5,
+};
+#define INTEL_TD_QE_ISVPRODID 2
+#define SGX_ATTR_DEBUG        0x02 /* ATTRIBUTES.FLAGS bit 1 */
+
+static int check_intel_td_qe(Ctx *c, const TdxQuote *q)
+{
+        const TdxQeReport *r = &q->qe_report;
+        char ex[DIAG_VALUE_MAX], ac[DIAG_VALUE_MAX];
+
+        if (memcmp(r->mrsigner, intel_td_qe_mrsigner, 32) != 0 ||
+            r->isvprodid != INTEL_TD_QE_ISVPRODID || (r->attributes[0] & SGX_ATTR_DEBUG)) {
+                hex_encode_buf(intel_td_qe_mrsigner, 32, ex, sizeof(ex));
+                (void) snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), " prod %d, not debug",
+                                INTEL_TD_QE_ISVPRODID);
+                hex_encode_buf(r->mrsigner, 32, ac, sizeof(ac));
+                (void) snprintf(ac + strlen(ac), sizeof(ac) - strlen(ac), " prod %u%s",
+                                (unsigned) r->isvprodid,
+                                (r->attributes[0] & SGX_ATTR_DEBUG) ? ", debug" : "");
+                return fail(c, -EKEYREJECTED, "tdx-qe-intel", ex, ac,
+                            "the quoting enclave is not Intel's production TD QE (its signer, "
+                            "product ID or debug flag)");
+        }
+        if (q->seam_attributes != 0) {
+                (void) snprintf(ac, sizeof(ac), "0x%016llx",
+                                (unsigned long long) q->seam_attributes);
+                return fail(c, -EKEYREJECTED, "tdx-seam-attributes", "0x0000000000000000", ac,
+                            "the TDX module runs with SEAMATTRIBUTES set (a debug module)");
+        }
+        (void) pass(c, "tdx-qe-intel",
+                    "quoted by Intel's production TD quoting enclave on a production TDX module");
+        return 0;
+}
+
 static int check_qe_identity(Ctx *c, const TdxQuote *q, const TdxQeIdentity *id)
 {
         const TdxQeReport *r = &q->qe_report;
@@ -890,6 +932,9 @@ int tdx_verify_quote(const TdxQuote *q, const uint8_t *raw, size_t raw_size,
                 r = verify_quote_signatures(&c, q, raw, raw_size);
         if (r >= 0 && collateral)
                 r = verify_collateral(&c, q, collateral, &v);
+        /* After the collateral's QE identity (which names the finer failures), and without it. */
+        if (r >= 0)
+                r = check_intel_td_qe(&c, q);
         X509_free(c.root);
         sk_X509_pop_free(c.chain, X509_free);
         X509_CRL_free(c.root_crl);

@@ -144,4 +144,9 @@ def test_tdx_evidence_document_verifies_with_attestation_verify(cloister, tmp_pa
     # A policy that pins nothing is refused when it is read.
     p.write_text(json.dumps({"version": 1, "variant": "tdx", "tdx": {}}))
     r = cloister(*args, "--binding", "00" * 32)
-    assert r.returncode != 0 and "pins neither mrTd nor an RTMR" in r.stderr
+    assert r.returncode != 0 and "does not pin mrTd" in r.stderr
+    # RTMRs alone pin nothing (the TD extends them itself): refused too.
+    p.write_text(json.dumps({"version": 1, "variant": "tdx",
+                             "tdx": {"rtmr0": ["00" * 48], "requireCollateral": False}}))
+    r = cloister(*args)
+    assert r.returncode != 0 and "does not pin mrTd" in r.stderr, r.stderr

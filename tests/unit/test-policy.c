@@ -97,6 +97,12 @@ static void test_policy_refuses_policies_that_pin_nothing(void **state)
                   "\"" PCR_HEX "\",\"warnOnly\":true},\"9\":{\"expected\":\"" PCR_HEX
                   "\",\"warnOnly\":true}},\"akTrust\":{\"mode\":\"pinned\",\"akPublic\":\"AAAA\"}}",
                   ".measurements are all warnOnly" },
+                /* RTMRs alone pin nothing: any firmware reaches them (an attack review showed a
+                 * policy pinning rtmr0 accept a TD with any MRTD). */
+                { "{\"version\":1,\"variant\":\"tdx\",\"tdx\":{\"rtmr0\":["
+                  "\"000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                  "000000000000000000\"]}}",
+                  "does not pin mrTd" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 AttestPolicy *p = (AttestPolicy *) 0x1;

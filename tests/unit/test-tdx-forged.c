@@ -497,6 +497,107 @@ static int forge_verify(Forge *f, TdxVerification *v, Diag *d)
                 forge_free(&f);                                                                    \
         } while (0)
 
+/* Without collateral (its sender decides whether to include it), against a policy that does not
+ * require it: the QE must still be Intel's production TD QE on a production module (a host
+ * that launches its own "QE" could otherwise certify any key; an attack review showed it). */
+static void expect_without_collateral(void (*setup)(Forge *f), int error, const char *check_name)
+{
+        Forge f;
+        TdxVerification v;
+        TdxVerifyOptions o;
+        TdxQuote q;
+        Diag d;
+        int r;
+
+        forge_init(&f);
+        setup(&f);
+        forge_build(&f);
+        o = (TdxVerifyOptions){ .at = f.at, .root_pem = f.root_pem, .root_sha256 = f.root_fp };
+        diag_clear(&d);
+        assert_int_equal(tdx_quote_parse(f.quote.b, f.quote.n, &q, &d), 0);
+        r = tdx_verify_quote(&q, f.quote.b, f.quote.n, NULL, &o, &v, NULL, NULL, &d);
+        if (r != error || (error < 0 && strcmp(d.check, check_name) != 0))
+                fail_msg("got %d [%s] %s, expected %d [%s]", r, d.check, d.message, error,
+                         check_name);
+        forge_free(&f);
+}
+
+static void genuine(Forge *f)
+{
+}
+static void other_signer(Forge *f)
+{
+        f->qe_mrsigner = "00"
+                         "9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5";
+}
+static void other_product(Forge *f)
+{
+        f->qe_isvprodid = 1;
+}
+static void debug_qe(Forge *f)
+{
+        f->qe_attributes0 = 0x13; /* DEBUG among the flags */
+}
+static void debug_module(Forge *f)
+{
+        f->seam_attributes = 1;
+}
+
+static void test_tdx_without_collateral_the_qe_must_still_be_intels_production_td_qe(void **state)
+{
+        expect_without_collateral(genuine, 0, "");
+        expect_without_collateral(other_signer, -EKEYREJECTED, "tdx-qe-intel");
+        expect_without_collateral(other_product, -EKEYREJECTED, "tdx-qe-intel");
+        expect_without_collateral(debug_qe, -EKEYREJECTED, "tdx-qe-intel");
+        expect_without_collateral(debug_module, -EKEYREJECTED, "tdx-seam-attributes");
+}
+
+/* A migratable TD, or one with reserved attribute bits, is refused by default. */
+static void test_tdx_policy_refuses_migratable_and_reserved_attributes_by_default(void **state)
+{
+        static const struct {
+                uint64_t attributes;
+                bool allow_migratable;
+                int error;
+                const char *check;
+        } cases[] = {
+                { TDX_TD_ATTR_SEPT_VE_DISABLE, false, 0, "" },
+                { TDX_TD_ATTR_SEPT_VE_DISABLE | TDX_TD_ATTR_MIGRATABLE, false, -EPERM,
+                  "tdx-migratable" },
+                { TDX_TD_ATTR_SEPT_VE_DISABLE | TDX_TD_ATTR_MIGRATABLE, true, 0, "" },
+                { TDX_TD_ATTR_SEPT_VE_DISABLE | 0xf0, false, -EPERM, "tdx-attributes-reserved" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Forge f;
+                TdxVerification v;
+                TdxVerifyOptions o;
+                TdxPolicy p;
+                TdxQuote q;
+                Diag d;
+                int r;
+
+                forge_init(&f);
+                f.td_attributes = cases[i].attributes;
+                forge_build(&f);
+                o = (TdxVerifyOptions){ .at = f.at,
+                                        .root_pem = f.root_pem,
+                                        .root_sha256 = f.root_fp };
+                diag_clear(&d);
+                assert_int_equal(tdx_quote_parse(f.quote.b, f.quote.n, &q, &d), 0);
+                assert_int_equal(
+                        tdx_verify_quote(&q, f.quote.b, f.quote.n, &f.col, &o, &v, NULL, NULL, &d),
+                        0);
+                tdx_policy_defaults(&p);
+                p.allow_migratable = cases[i].allow_migratable;
+                p.require_collateral = false;
+                r = tdx_check_policy(&q, &v, &p, NULL, NULL, NULL, &d);
+                if (r != cases[i].error || (r < 0 && strcmp(d.check, cases[i].check) != 0))
+                        fail_msg("case %zu: got %d [%s] %s", i, r, d.check, d.message);
+                forge_free(&f);
+        }
+}
+
 static void test_tdx_forged_chain_verifies_only_under_its_own_root(void **state)
 {
         Forge f;
@@ -690,6 +791,10 @@ int main(void)
                 cmocka_unit_test(test_tdx_revoked_level_is_terminal),
                 cmocka_unit_test(test_tdx_tcb_statuses_converge_as_intel_does),
                 cmocka_unit_test(test_tdx_components_0_and_1_count_only_without_a_module_version),
+                cmocka_unit_test(
+                        test_tdx_without_collateral_the_qe_must_still_be_intels_production_td_qe),
+                cmocka_unit_test(
+                        test_tdx_policy_refuses_migratable_and_reserved_attributes_by_default),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

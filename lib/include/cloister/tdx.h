@@ -29,7 +29,9 @@
 
 /* TD attributes (Intel TDX Module ABI, "TDINFO_STRUCT", ATTRIBUTES). */
 #define TDX_TD_ATTR_DEBUG           (1ULL << 0)
+#define TDX_TD_ATTR_TUD_RESERVED    0xFEULL /* bits 1-7: reserved, must be zero */
 #define TDX_TD_ATTR_SEPT_VE_DISABLE (1ULL << 28)
+#define TDX_TD_ATTR_MIGRATABLE      (1ULL << 29)
 #define TDX_TD_ATTR_PKS             (1ULL << 30)
 #define TDX_TD_ATTR_KL              (1ULL << 31)
 #define TDX_TD_ATTR_PERFMON         (1ULL << 63)
@@ -324,6 +326,7 @@ typedef struct TdxPolicy {
         bool check_xfam;
         uint64_t xfam;
         bool allow_debug;             /* default false */
+        bool allow_migratable;        /* default false: a migratable TD's state can be exported */
         bool require_sept_ve_disable; /* default true */
         bool azure_paravisor;  /* the paravisor's TD leaves SEPT_VE_DISABLE clear: accepted */
         unsigned accepted_tcb; /* statuses (flags) each of whose bits is accepted; default
