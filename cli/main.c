@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "cloister-version.h" /* generated: the commit, its date, tpm2-tss */
@@ -41,7 +42,7 @@ static const Verb verbs[] = {
         { "mini", 1, VERB_ANY, verb_mini,
           "up | down | status: a local cluster in network namespaces (root)" },
         { "help", 0, 1, verb_help, "this list, or a command's own help: 'cloister help verify'" },
-        { "version", 0, 0, verb_version,
+        { "version", 0, 1, verb_version,
           "the version, commit, and the OpenSSL and tpm2-tss it runs with" },
         {},
 };
@@ -84,6 +85,17 @@ static int verb_version(int argc, char *argv[], void *userdata)
 {
         const CliOptions *o = userdata;
 
+        if (argc > 1) {
+                if (strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
+                        return log_error_errno(-EINVAL,
+                                               "cloister version: unexpected argument '%s'. See "
+                                               "'cloister version --help'.",
+                                               argv[1]);
+                printf("Usage: cloister [-o text|json] version\n\n"
+                       "The version, the commit it was built from and that commit's date, the\n"
+                       "OpenSSL library in use and the tpm2-tss it was built against.\n");
+                return 0;
+        }
         return print_version(o->output);
 }
 
