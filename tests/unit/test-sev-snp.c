@@ -23,6 +23,37 @@ static uint8_t *load(const char *rel, size_t *size)
         return data;
 }
 
+/* An ARK a policy adds must be a self-signed certificate: the ASK of AMD's real Milan chain
+ * (signed by the ARK, not by itself) is refused, alone or with its ARK; the ARK alone is taken. */
+static void test_snp_trust_refuses_an_ark_that_is_not_self_signed(void **state)
+{
+        _cleanup_(freep) uint8_t *bundle = NULL;
+        _cleanup_(freep) char *pem = NULL;
+        size_t size, ask_size;
+        const char *end_first, *ark;
+        SnpTrust *t = NULL;
+
+        bundle = load("snp/roots/ask_ark_milan.pem", &size);
+        pem = strndup((const char *) bundle, size);
+        assert_non_null(pem);
+        /* The bundle is the ASK, then the ARK. */
+        end_first = strstr(pem, "-----END CERTIFICATE-----");
+        assert_non_null(end_first);
+        ark = strstr(end_first, "-----BEGIN CERTIFICATE-----");
+        assert_non_null(ark);
+        ask_size = (size_t) (ark - pem);
+
+        assert_int_equal(snp_trust_new(false, &t), 0);
+        assert_int_equal(snp_trust_add_ark_pem(t, pem, ask_size), -EBADMSG);
+        t = snp_trust_free(t);
+        assert_int_equal(snp_trust_new(false, &t), 0);
+        assert_int_equal(snp_trust_add_ark_pem(t, pem, strlen(pem)), -EBADMSG);
+        t = snp_trust_free(t);
+        assert_int_equal(snp_trust_new(false, &t), 0);
+        assert_int_equal(snp_trust_add_ark_pem(t, ark, strlen(ark)), 0);
+        t = snp_trust_free(t);
+}
+
 static time_t utc(int y, int m, int d)
 {
         struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d };
@@ -617,6 +648,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_snp_builtin_arks_match_recorded_fingerprints),
+                cmocka_unit_test(test_snp_trust_refuses_an_ark_that_is_not_self_signed),
                 cmocka_unit_test(test_snp_trustee_milan_vcek_report_verifies),
                 cmocka_unit_test(
                         test_snp_gsg_debug_report_is_authentic_but_refused_by_production_policy),
