@@ -92,6 +92,12 @@ int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_UR
         len = strlen(rest);
         if (len > 0 && rest[len - 1] == '/') /* https://host:port/ */
                 len--;
+        if (memchr(rest, '/', len) || memchr(rest, '?', len) || memchr(rest, '#', len) ||
+            memchr(rest, '@', len))
+                return log_error_errno(-EINVAL,
+                                       "%s '%s': an endpoint is HOST[:PORT] only: no path, query, "
+                                       "user or second scheme.",
+                                       option, arg);
         close = memchr(rest, ']', len);
         colon = NULL;
         for (const char *p = rest + len; p > (close ?: rest);)

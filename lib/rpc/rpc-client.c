@@ -97,8 +97,9 @@ static int transport_failure(Diag *d, const char *url, CURLcode cc, const char *
         case CURLE_SSL_CIPHER:
                 return diag_fail(d, -EPROTO, "rpc-tls", -1,
                                  "%s: the TLS handshake failed: the port does not speak "
-                                 "Cloister's attested TLS 1.3 (another service on that port?); "
-                                 "check the port",
+                                 "Cloister's attested TLS 1.3 (another service on that port?), "
+                                 "or the node closed it at its connection limit; check the port, "
+                                 "then try again",
                                  url);
         case CURLE_GOT_NOTHING:
         case CURLE_RECV_ERROR:
@@ -178,7 +179,10 @@ static int one_attempt(AtlsContext *atls, const RpcClientConfig *cfg, const char
                                       "%s: response larger than %zu bytes", url, cfg->max_response);
                 } else {
                         r = transport_failure(d, url, cc, errbuf[0] ? errbuf : NULL, cfg);
+                        /* A handshake the server closed may be its connection limit: worth
+                         * another try (an attestation failure is never retried, above). */
                         *ret_retryable = cc == CURLE_COULDNT_CONNECT ||
+                                         cc == CURLE_SSL_CONNECT_ERROR ||
                                          cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_SEND_ERROR ||
                                          cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING;
                 }

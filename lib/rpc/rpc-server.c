@@ -110,9 +110,11 @@ typedef struct RpcConn {
         struct event *timer; /* first right after accept (who is it?), then the deadline */
         bool accepted, dispatched, counted, shut, evicted;
         struct RpcConn *prev, *next; /* in the server's pending list until dispatched */
-        bool pending;
-        struct timeval since; /* accepted at (monotonic) */
-        size_t bytes;         /* request bytes received before dispatch */
+        bool pending, handshaken;
+        uint64_t since_ms; /* accepted at (CLOCK_MONOTONIC) */
+        size_t bytes;      /* bytes received before dispatch (TLS records, handshake too) */
+        size_t hs_bytes;   /* of which the handshake's */
+        RpcSource *src;    /* its address's count, once counted */
         char source[INET6_ADDRSTRLEN];
 } RpcConn;
 
@@ -249,6 +251,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
                 }
                 src->n++;
                 c->counted = true;
+                c->src = src;
                 (void) event_add(c->timer, &deadline);
                 return;
         }
@@ -597,60 +600,91 @@ static int refuse_handshake(SSL *ssl, void *arg)
         return 0; /* aborts the handshake before any evidence is made */
 }
 
-/* Every TLS record header read: after the handshake, the bytes of a request not dispatched
- * yet. A client without evidence may send only what the routes it can reach need; the sum over
- * all pending connections is bounded, so that clients holding large bodies cannot take the
- * server's memory (each is closed instead). */
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
+}
+
+/* Every TLS record header read before the request is whole, the handshake's included (a
+ * client's certificate carries its evidence: up to ATLS_CERT_LIST_MAX). After the handshake a
+ * client without evidence may send only what the routes it can reach need. The sum over all
+ * pending connections is bounded: past it, the connection holding the most is closed, so that
+ * clients holding large certificates or bodies cannot take the server's memory. */
 static void on_record(int write_p, int version, int content_type, const void *buf, size_t len,
                       SSL *ssl, void *arg)
 {
-        RpcConn *c = arg;
+        RpcConn *c = arg, *biggest;
         RpcServer *s;
         const uint8_t *h = buf;
         size_t size, limit;
 
-        if (write_p || content_type != SSL3_RT_HEADER || len < 5 || !c || c->dispatched ||
-            c->shut || !SSL_is_init_finished(ssl))
+        if (write_p || content_type != SSL3_RT_HEADER || len < 5 || !c || c->dispatched || c->shut)
                 return;
         s = c->server;
         size = (size_t) h[3] << 8 | h[4];
+        if (!c->handshaken && SSL_is_init_finished(ssl)) {
+                c->handshaken = true;
+                c->hs_bytes = c->bytes;
+        }
         c->bytes += size;
         s->pending_bytes += size;
-        limit = atls_peer_verified(ssl) ? s->config.max_body + s->config.max_headers
-                                        : RPC_UNATTESTED_REQUEST_MAX;
+        if (!c->handshaken)
+                limit = ATLS_CERT_LIST_MAX + s->config.max_headers;
+        else
+                limit = c->hs_bytes + (atls_peer_verified(ssl)
+                                               ? s->config.max_body + s->config.max_headers
+                                               : RPC_UNATTESTED_REQUEST_MAX);
         if (c->bytes > limit) {
                 warn_limited(&s->limit_bytes,
-                             "closing a connection: its request is larger than its client may "
-                             "send",
-                             c->source);
+                             "closing a connection: it sends more than its client may", c->source);
                 conn_shut(c);
-        } else if (s->pending_bytes > RPC_PENDING_BYTES_MAX) {
+                return;
+        }
+        while (s->pending_bytes > RPC_PENDING_BYTES_MAX) {
+                biggest = s->pending_head;
+                for (RpcConn *p = s->pending_head; p; p = p->next)
+                        if (p->bytes > biggest->bytes)
+                                biggest = p;
+                if (!biggest)
+                        break;
                 warn_limited(&s->limit_bytes,
-                             "closing a connection: requests in progress hold too much memory",
-                             c->source);
-                conn_shut(c);
+                             "closing the connection holding the most: requests in progress "
+                             "hold too much memory",
+                             biggest->source);
+                conn_shut(biggest); /* leaves the pending list, its bytes with it */
         }
 }
 
-/* At the connection limit: closes the oldest connection that has not sent a whole request and
- * has been open for at least a second (a slow client, not one in the middle of a normal
- * handshake). true if one was closed. */
-static bool evict_oldest_pending(RpcServer *s)
+/* At the connection limit: closes a connection that has not sent a whole request, is not
+ * attested yet and has been open for at least a second (a slow client, not a handshake that
+ * just began), preferring the address that holds the most connections, then the oldest: an
+ * attacker's many connections go before a lone node's join. true if one was closed. */
+static bool evict_one_pending(RpcServer *s)
 {
-        struct timeval now, age;
+        uint64_t now = now_ms();
+        RpcConn *pick = NULL;
+        unsigned pick_n = 0;
 
-        if (!s->pending_head)
-                return false;
-        (void) evutil_gettimeofday(&now, NULL);
-        timersub(&now, &s->pending_head->since, &age);
-        if (age.tv_sec < 1)
+        for (RpcConn *p = s->pending_head; p; p = p->next) {
+                unsigned n = p->src ? p->src->n : 0;
+                if (now - p->since_ms < 1000 || atls_peer_verified(p->ssl))
+                        continue;
+                if (!pick || n > pick_n) {
+                        pick = p;
+                        pick_n = n;
+                }
+        }
+        if (!pick)
                 return false;
         warn_limited(&s->limit_evict,
-                     "at the connection limit: closing the oldest connection without a whole "
-                     "request to make room",
-                     s->pending_head->source[0] ? s->pending_head->source : "?");
-        s->pending_head->evicted = true;
-        conn_shut(s->pending_head);
+                     "at the connection limit: closing a slow connection without a whole request "
+                     "to make room",
+                     pick->source[0] ? pick->source : "?");
+        pick->evicted = true;
+        conn_shut(pick);
         return true;
 }
 
@@ -672,7 +706,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         }
         c->server = s;
         c->ssl = ssl;
-        (void) evutil_gettimeofday(&c->since, NULL);
+        c->since_ms = now_ms();
         SSL_set_msg_callback(ssl, on_record);
         SSL_set_msg_callback_arg(ssl, c);
         c->timer = evtimer_new(base, conn_timer, c);
@@ -686,7 +720,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
          * freed when libevent lets go of it: until then the count runs over by the connections
          * being closed. */
         if (!s->stopping && s->connections - s->evicting > s->config.max_connections &&
-            evict_oldest_pending(s))
+            evict_one_pending(s))
                 s->evicting++;
         pending_append(c);
         if (s->stopping || s->connections - s->evicting > s->config.max_connections) {

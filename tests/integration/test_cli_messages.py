@@ -71,7 +71,9 @@ def apply_args(d, state, endpoint):
     (["--node", "bad_host"], "not HOST[:PORT]"),
     (["--node", "::1"], "not HOST[:PORT]"),
     (["--node", "[::1"], "not HOST[:PORT]"),
-    (["--node", "10.0.0.1/v1/node"], "not HOST[:PORT]"),
+    (["--node", "10.0.0.1/v1/node"], "no path, query, user or second scheme"),
+    (["--endpoint", "https://https://h"], "no path, query, user or second scheme"),
+    (["--endpoint", "h:80/x"], "no path, query, user or second scheme"),
     (["--endpoint", "ftp://127.0.0.1:9000"], "speak only https"),
     (["--endpoint", "http://127.0.0.1:9000"], "speak only https"),
 ])

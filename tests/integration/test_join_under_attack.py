@@ -5,6 +5,7 @@ bodies and clients guessing the master secret are active; the service's memory s
 and so does its audit log. Nodes are processes on loopback with their own swtpm; the attackers
 come from other loopback addresses (attackers.py)."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -86,7 +87,9 @@ def test_joins_go_through_while_slow_loris_large_bodies_and_init_guesses_are_act
     assert all(b["connected"] >= 50 and b["closedByServer"] > 0 for b in bodies), bodies
     assert init["answers"]["4xx"] > 0, init
     # Large bodies cannot take the memory: each client without evidence is closed past 64 KiB.
-    assert sampler.peak <= idle + 64 * 1024, (sampler.peak, idle)
+    # (Under AddressSanitizer, make asan, freed memory sits in its quarantine: not measured.)
+    if "ASAN_OPTIONS" not in os.environ:
+        assert sampler.peak <= idle + 64 * 1024, (sampler.peak, idle)
     # The log grows by the admissions and a bounded number of entries for the refusals.
     admitted = [e for e in cluster.audit() if e["event"] == "admission"]
     assert len(admitted) == n + 1
