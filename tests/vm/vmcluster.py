@@ -87,6 +87,8 @@ def wait_until(what, predicate, timeout, alive=None, progress=None, stall=None):
 # stretch of a healthy boot is well under a minute on an idle machine.
 STALL_S = int(os.environ.get("CLOISTER_VM_STALL", "300"))
 LIMIT_S = 4 * 3600
+RESTART_LOOP = re.compile(r"(cloister-[a-z-]+\.service): Scheduled restart job, restart counter is "
+                          r"at ([5-9]|\d\d+)\b")
 
 
 class Node:
@@ -199,9 +201,18 @@ class Node:
         """Waits for pattern on the console while the console keeps growing (stall: seconds
         without a new byte before it gives up)."""
         rx = re.compile(pattern)
+
+        def found():
+            text = self.console_text()
+            # A unit in a restart loop keeps the console growing without progress.
+            looping = RESTART_LOOP.search(text)
+            if looping:
+                raise ClusterError(f"{self.name}: {looping.group(1)} keeps failing "
+                                   f"(restarted {looping.group(2)} times)")
+            return rx.search(text)
+
         try:
-            return wait_until(f"{self.name}: '{pattern}' on the console",
-                              lambda: rx.search(self.console_text()), LIMIT_S,
+            return wait_until(f"{self.name}: '{pattern}' on the console", found, LIMIT_S,
                               alive=self.running, progress=self.console_size, stall=stall)
         except ClusterError as e:
             tail = "\n".join(self.console_text().splitlines()[-40:])
