@@ -573,6 +573,68 @@ static void test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused(v
         EVP_PKEY_free(vcek_key);
 }
 
+/* A CRL signed by the ARK that lists the ASK's serial: the report that verifies without it is
+ * refused with it (AMD's real CRLs revoke nothing this test data uses, so a chain whose keys the
+ * test holds makes the case). */
+static void test_snp_ask_revoked_by_the_arks_crl_is_refused(void **state)
+{
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL;
+        _cleanup_(snp_trust_freep) SnpTrust *t = NULL;
+        _cleanup_(freep) char *chain = NULL;
+        EVP_PKEY *ark_key = EVP_RSA_gen(2048), *ask_key = EVP_RSA_gen(2048),
+                 *vcek_key = EVP_EC_gen("P-384");
+        X509 *svcek, *sask, *sark, *ark, *ask, *vcek;
+        X509_CRL *crl = X509_CRL_new();
+        X509_REVOKED *rev = X509_REVOKED_new();
+        ASN1_TIME *now = ASN1_TIME_set(NULL, time(NULL) - 60),
+                  *next = ASN1_TIME_set(NULL, time(NULL) + 86400);
+        uint8_t rd[64] = { 5 }, raw[SNP_REPORT_SIZE];
+        unsigned char *der = NULL;
+        int der_n;
+        Diag d;
+
+        assert_true(ark_key && ask_key && vcek_key && crl && rev && now && next);
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        sim_certs(sim, &svcek, &sask, &sark);
+        ark = resign(sark, ark_key, ark_key);
+        ask = resign(sask, ask_key, ark_key);
+        vcek = resign(svcek, vcek_key, ask_key);
+        t = trusting(ark);
+        chain = certs_pem(ask, ark);
+        assert_int_equal(snp_sim_report(sim, rd, raw), 0);
+        sign_report(raw, vcek_key);
+        if (verify_forged(raw, vcek, chain, t, &d) < 0)
+                fail_msg("without the CRL: %s", d.message);
+
+        assert_int_equal(X509_CRL_set_version(crl, 1), 1);
+        assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ark)), 1);
+        assert_int_equal(X509_CRL_set1_lastUpdate(crl, now), 1);
+        assert_int_equal(X509_CRL_set1_nextUpdate(crl, next), 1);
+        assert_int_equal(X509_REVOKED_set_serialNumber(rev, X509_get_serialNumber(ask)), 1);
+        assert_int_equal(X509_REVOKED_set_revocationDate(rev, now), 1);
+        assert_int_equal(X509_CRL_add0_revoked(crl, rev), 1);
+        assert_true(X509_CRL_sign(crl, ark_key, EVP_sha384()) > 0);
+        der_n = i2d_X509_CRL(crl, &der);
+        assert_true(der_n > 0);
+        assert_int_equal(snp_trust_set_crl(t, der, (size_t) der_n, true), 0);
+        assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-crl");
+
+        OPENSSL_free(der);
+        X509_CRL_free(crl);
+        ASN1_TIME_free(now);
+        ASN1_TIME_free(next);
+        X509_free(svcek);
+        X509_free(sask);
+        X509_free(sark);
+        X509_free(vcek);
+        X509_free(ask);
+        X509_free(ark);
+        EVP_PKEY_free(ark_key);
+        EVP_PKEY_free(ask_key);
+        EVP_PKEY_free(vcek_key);
+}
+
 static void test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused(void **state)
 {
         /* A whole chain whose keys the test holds (ARK, ASK, VCEK re-keyed from the simulator's
@@ -657,6 +719,7 @@ int main(void)
                 cmocka_unit_test(test_snp_every_bit_flip_in_the_signed_part_fails),
                 cmocka_unit_test(test_snp_swapped_chains_and_wrong_arks_fail),
                 cmocka_unit_test(test_snp_crl_stale_and_revocation),
+                cmocka_unit_test(test_snp_ask_revoked_by_the_arks_crl_is_refused),
                 cmocka_unit_test(test_snp_azure_hcl_report_embedded_snp_report_verifies),
                 cmocka_unit_test(test_snp_parse_rejects_wrong_size_and_version),
                 cmocka_unit_test(test_snp_simulator_round_trips_only_when_its_ark_is_trusted),
