@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cloister/json.h"
@@ -266,17 +267,93 @@ int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t 
                                 d);
 }
 
-int rpc_http_request(const char *method, const char *url, const char *const *headers,
-                     size_t max_size, unsigned timeout_ms, uint8_t **ret, size_t *ret_size,
-                     long *ret_status, Diag *d)
+int rpc_http_header_match(const char *line, size_t size, const char *name, const char **ret_value,
+                          size_t *ret_size)
+{
+        size_t n = strlen(name), i;
+
+        /* "Name:" then optional whitespace, the value, whitespace and CR LF trimmed. */
+        if (n == 0 || size <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+                return 0;
+        for (i = 0; i < n; i++)
+                if (line[i] == 0)
+                        return 0;
+        i = n + 1;
+        while (i < size && (line[i] == ' ' || line[i] == '\t'))
+                i++;
+        while (size > i && (line[size - 1] == '\r' || line[size - 1] == '\n' ||
+                            line[size - 1] == ' ' || line[size - 1] == '\t'))
+                size--;
+        for (size_t k = i; k < size; k++)
+                if (line[k] == 0 || line[k] == '\r' || line[k] == '\n')
+                        return -EBADMSG;
+        *ret_value = line + i;
+        *ret_size = size - i;
+        return 1;
+}
+
+typedef struct HeaderCapture {
+        RpcHttpHeader *headers;
+        size_t n;
+        bool too_large, oom, bad;
+} HeaderCapture;
+
+static void capture_reset(HeaderCapture *h)
+{
+        for (size_t i = 0; i < h->n; i++) {
+                free(h->headers[i].value);
+                h->headers[i].value = NULL;
+        }
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        HeaderCapture *h = userdata;
+        size_t n = size * nmemb;
+
+        /* A new status line (after a 1xx interim answer) starts a new set. */
+        if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+                capture_reset(h);
+                return n;
+        }
+        for (size_t i = 0; i < h->n; i++) {
+                const char *v;
+                size_t vn;
+                int r = rpc_http_header_match(ptr, n, h->headers[i].name, &v, &vn);
+
+                if (r == 0)
+                        continue;
+                if (r < 0 || h->headers[i].value) {
+                        h->bad = true; /* malformed or repeated: refused, never merged */
+                        return 0;
+                }
+                if (vn > RPC_HTTP_HEADER_MAX) {
+                        h->too_large = true;
+                        return 0;
+                }
+                h->headers[i].value = strndup(v, vn);
+                if (!h->headers[i].value) {
+                        h->oom = true;
+                        return 0;
+                }
+        }
+        return n;
+}
+
+static int http_request(const char *method, const char *url, const char *const *headers,
+                        size_t max_size, unsigned timeout_ms, RpcHttpHeader *want, size_t n_want,
+                        uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d)
 {
         Response resp = { .max = max_size };
+        HeaderCapture cap = { .headers = want, .n = n_want };
         struct curl_slist *list = NULL;
         char errbuf[CURL_ERROR_SIZE] = "";
         long status = 0;
         CURLcode cc;
         CURL *curl;
 
+        for (size_t i = 0; i < n_want; i++)
+                want[i].value = NULL;
         (void) pthread_once(&curl_once, curl_init);
         if (curl_init_result != CURLE_OK)
                 return -EIO;
@@ -291,6 +368,10 @@ int rpc_http_request(const char *method, const char *url, const char *const *hea
         (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms ?: 1));
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+        if (n_want > 0) {
+                (void) curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+                (void) curl_easy_setopt(curl, CURLOPT_HEADERDATA, &cap);
+        }
         (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
         /* Never through a proxy from the environment: metadata and tokens stay on the link. */
         (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
@@ -318,11 +399,19 @@ int rpc_http_request(const char *method, const char *url, const char *const *hea
         curl_slist_free_all(list);
         if (cc != CURLE_OK) {
                 free(resp.data);
-                if (resp.oom)
+                capture_reset(&cap);
+                if (resp.oom || cap.oom)
                         return -ENOMEM;
                 if (resp.too_large)
                         return diag_fail(d, -EMSGSIZE, "http", -1,
                                          "%s: answer larger than %zu bytes", url, max_size);
+                if (cap.too_large)
+                        return diag_fail(d, -EMSGSIZE, "http", -1,
+                                         "%s: a response header is larger than %u bytes", url,
+                                         RPC_HTTP_HEADER_MAX);
+                if (cap.bad)
+                        return diag_fail(d, -EBADMSG, "http", -1,
+                                         "%s: a response header is malformed or repeated", url);
                 return diag_fail(d, -EHOSTUNREACH, "http", -1, "%s: %s", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
         }
@@ -330,4 +419,27 @@ int rpc_http_request(const char *method, const char *url, const char *const *hea
         *ret_size = resp.size;
         *ret_status = status;
         return 0;
+}
+
+int rpc_http_request(const char *method, const char *url, const char *const *headers,
+                     size_t max_size, unsigned timeout_ms, uint8_t **ret, size_t *ret_size,
+                     long *ret_status, Diag *d)
+{
+        return http_request(method, url, headers, max_size, timeout_ms, NULL, 0, ret, ret_size,
+                            ret_status, d);
+}
+
+int rpc_http_get_headers(const char *url, size_t max_size, unsigned timeout_ms, RpcHttpHeader *want,
+                         size_t n_want, uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d)
+{
+        return http_request("GET", url, NULL, max_size, timeout_ms, want, n_want, ret, ret_size,
+                            ret_status, d);
+}
+
+void rpc_http_headers_free(RpcHttpHeader *h, size_t n)
+{
+        for (size_t i = 0; h && i < n; i++) {
+                free(h[i].value);
+                h[i].value = NULL;
+        }
 }

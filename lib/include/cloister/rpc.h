@@ -148,3 +148,21 @@ int rpc_http_get(const char *url, size_t max_size, unsigned timeout_ms, uint8_t 
 int rpc_http_request(const char *method, const char *url, const char *const *headers,
                      size_t max_size, unsigned timeout_ms, uint8_t **ret, size_t *ret_size,
                      long *ret_status, Diag *d);
+
+/* The same GET, also returning the response headers asked for (names case-insensitive; each
+ * value trimmed, malloc'd, NULL if absent; at most RPC_HTTP_HEADER_MAX bytes each, a repeated or
+ * malformed one refused): for services that put data in headers (Intel PCS issuer chains,
+ * Retry-After). Free the values with rpc_http_headers_free(), also after a failure. */
+#define RPC_HTTP_HEADER_MAX (16U * 1024U)
+typedef struct RpcHttpHeader {
+        const char *name; /* in */
+        char *value;      /* out */
+} RpcHttpHeader;
+int rpc_http_get_headers(const char *url, size_t max_size, unsigned timeout_ms, RpcHttpHeader *want,
+                         size_t n_want, uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d);
+void rpc_http_headers_free(RpcHttpHeader *h, size_t n);
+/* One raw header line ("Name: value\r\n", size bytes, not NUL-terminated) against name: 1 and
+ * the trimmed value (pointing into line) if it is that header, 0 if another, -EBADMSG if the
+ * value holds a NUL, CR or LF. */
+int rpc_http_header_match(const char *line, size_t size, const char *name, const char **ret_value,
+                          size_t *ret_size);
