@@ -228,6 +228,14 @@ static int help(void)
                "  --collateral DIR   tcb_info.json, tcb_info_issuer_chain.pem,\n"
                "                     qe_identity.json, qe_identity_issuer_chain.pem,\n"
                "                     pck_crl.der, root_ca_crl.der (as Intel PCS serves them)\n"
+               "                     Without it the collateral of the quote's FMSPC is taken\n"
+               "                     from the cache, or fetched once and cached:\n"
+               "  --pcs-url URL      Intel PCS or PCCS, ending in /tdx/certification/v4\n"
+               "                     (default " TDX_PCS_URL_DEFAULT ")\n"
+               "  --cache-dir DIR    (default $XDG_CACHE_HOME/cloister/tdx)\n"
+               "  --offline          use only the cache; a cached item past its nextUpdate\n"
+               "                     is reported stale and fails\n"
+               "  --no-collateral    verify authenticity only (fails the default policy)\n"
                "  --policy FILE      {\"version\": 1, \"variant\": \"tdx\", \"tdx\": {...}}\n"
                "  --at TIME          verification time, YYYY-MM-DD[THH:MM:SSZ] (default now):\n"
                "                     certificates, CRLs and collateral windows are judged then\n"
@@ -241,7 +249,17 @@ static int help(void)
 
 int verify_report_tdx(int argc, char *argv[], OutputFormat output)
 {
-        enum { ARG_AT = 0x100, ARG_TYPE, ARG_COLLATERAL, ARG_LOG, ARG_TABLE };
+        enum {
+                ARG_AT = 0x100,
+                ARG_TYPE,
+                ARG_COLLATERAL,
+                ARG_LOG,
+                ARG_TABLE,
+                ARG_PCS,
+                ARG_CACHE,
+                ARG_OFFLINE,
+                ARG_NONE
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -252,6 +270,10 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                 { "output", required_argument, NULL, 'o' },
                 { "event-log", required_argument, NULL, ARG_LOG },
                 { "ccel-table", required_argument, NULL, ARG_TABLE },
+                { "pcs-url", required_argument, NULL, ARG_PCS },
+                { "cache-dir", required_argument, NULL, ARG_CACHE },
+                { "offline", no_argument, NULL, ARG_OFFLINE },
+                { "no-collateral", no_argument, NULL, ARG_NONE },
                 {},
         };
         const char *quote = NULL, *coldir = NULL, *policy = NULL, *logf = NULL, *tablef = NULL;
@@ -259,14 +281,26 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         size_t logn = 0, tablen = 0;
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = NULL;
         Printer pr = { .output = output };
+        _cleanup_(freep) char *default_cache = NULL;
         TdxVerifyOptions opts = {};
         TdxVerification v = {};
+        TdxPcsConfig pcs;
+        TdxPcsResult pres = {};
+        bool no_collateral = false;
         TdxPolicy pol;
         TdxQuote q;
         size_t n;
         Diag d;
         int c, r;
 
+        tdx_pcs_config_defaults(&pcs);
+        if (getenv("XDG_CACHE_HOME"))
+                r = asprintf(&default_cache, "%s/cloister/tdx", getenv("XDG_CACHE_HOME"));
+        else
+                r = asprintf(&default_cache, "%s/.cache/cloister/tdx", getenv("HOME") ?: "/tmp");
+        if (r < 0)
+                return log_oom();
+        pcs.cache_dir = default_cache;
         optind = 0;
         while ((c = getopt_long(argc, argv, "hq:p:o:", options, NULL)) >= 0) {
                 switch (c) {
@@ -288,6 +322,18 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         break;
                 case ARG_TABLE:
                         tablef = optarg;
+                        break;
+                case ARG_PCS:
+                        pcs.base_url = optarg;
+                        break;
+                case ARG_CACHE:
+                        pcs.cache_dir = optarg;
+                        break;
+                case ARG_OFFLINE:
+                        pcs.offline = true;
+                        break;
+                case ARG_NONE:
+                        no_collateral = true;
                         break;
                 case ARG_AT:
                         if (cli_parse_time(optarg, &opts.at) < 0)
@@ -330,6 +376,18 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         r = tdx_quote_parse(raw, n, &q, &d);
         if (r < 0)
                 return log_error_errno(r, "%s: %s [check %s]", quote, d.message, d.check);
+        if (coldir && no_collateral)
+                return log_error_errno(-EINVAL, "--collateral and --no-collateral exclude each "
+                                                "other.");
+        if (!coldir && !no_collateral) {
+                /* From the cache, or Intel PCS / a PCCS; verified below exactly as files. */
+                r = tdx_pcs_collateral(&pcs, &q, opts.at, &col, &pres, &d);
+                if (r < 0)
+                        return log_error_errno(r, "TDX collateral: %s", d.message);
+                if (pres.stale)
+                        log_notice("TDX collateral for FMSPC %s is STALE: %s", pres.fmspc,
+                                   pres.stale_note);
+        }
         if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
                 return log_oom();
         if (pr.output == OUTPUT_TEXT) {
@@ -366,6 +424,12 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         (void) json_object_set_new(root, "tcb", tcb_json(&v));
                 if (root)
                         (void) json_object_set_new(root, "freshness", json_string("not-checked"));
+                if (root && !coldir && col)
+                        (void) json_object_set_new(
+                                root, "collateralSource",
+                                json_pack("{s:s,s:s,s:i,s:i,s:s}", "fmspc", pres.fmspc, "pckCa",
+                                          pres.ca, "fetched", (int) pres.fetched, "stale",
+                                          (int) pres.stale, "staleNote", pres.stale_note));
                 if (!root || json_dump_pretty(root, &text) < 0)
                         return log_oom();
                 json_decref(root);
@@ -375,6 +439,10 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                 print_quote_text(&q, &v, r >= 0);
                 if (r >= 0 && v.collateral)
                         print_tcb_text(&v);
+                if (!coldir && col)
+                        printf("\nCollateral: FMSPC %s, PCK CA %s: %s%s%s\n", pres.fmspc, pres.ca,
+                               pres.fetched ? "fetched and cached" : "from the cache",
+                               pres.stale ? "; STALE: " : "", pres.stale_note);
                 printf("\nFreshness: NOT checked (a stored quote: REPORTDATA is printed, not "
                        "compared)\n");
                 if (pr.failed)

@@ -23,3 +23,5 @@ const char *tdx_cert_cn(X509 *x, bool issuer, char *buf, size_t size);
 bool tdx_cert_valid_at(X509 *x, time_t at);
 /* One DER TLV: the tag and a reader over the content. */
 int tdx_der_tlv(Reader *r, uint8_t *ret_tag, Reader *ret_content);
+/* The PCK certificate's single SGX extension (1.2.840.113741.1.13.1), NULL if none or several. */
+const ASN1_OCTET_STRING *tdx_sgx_extension(X509 *x);

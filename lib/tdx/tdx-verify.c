@@ -282,7 +282,7 @@ static bool signed_by(X509 *subject, X509 *issuer)
         return ok;
 }
 
-static const ASN1_OCTET_STRING *sgx_extension(X509 *x)
+const ASN1_OCTET_STRING *tdx_sgx_extension(X509 *x)
 {
         ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
         int idx = obj ? X509_get_ext_by_OBJ(x, obj, -1) : -1;
@@ -380,7 +380,7 @@ authentic : {
 static int verify_pck_extensions(Ctx *c, TdxVerification *v)
 {
         X509 *pck = sk_X509_value(c->chain, 0);
-        const ASN1_OCTET_STRING *e = c->chain_cached ? NULL : sgx_extension(pck);
+        const ASN1_OCTET_STRING *e = c->chain_cached ? NULL : tdx_sgx_extension(pck);
         char detail[128], fmspc[13], pceid[5];
 
         if (c->chain_cached)

@@ -65,7 +65,8 @@ def test_negative_quotes_are_refused_naming_the_check(cloister):
     for name, check in (("header_byte", "tdx-quote-signature"),
                         ("pck_cert_byte", "tdx-pck-signature"),
                         ("root_cert_byte", "tdx-pck-root")):
-        r = verify(cloister, TDX / "negative" / f"tdx_SPR_E4.{name}.dat", "--at", "2023-07-01")
+        r = verify(cloister, TDX / "negative" / f"tdx_SPR_E4.{name}.dat", "--at", "2023-07-01",
+                   "--no-collateral")
         assert r.returncode == 1, name
         assert f"FAIL  {check}" in r.stdout, name
     r = verify(cloister, TDX / "negative" / "tdx_SPR_E4.version_byte.dat")
@@ -74,23 +75,26 @@ def test_negative_quotes_are_refused_naming_the_check(cloister):
 
 
 def test_quote_without_collateral_is_authentic_but_fails_the_default_policy(cloister, tmp_path):
-    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20")
+    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20", "--no-collateral")
     assert r.returncode == 1
     assert "PASS  tdx-quote-signature" in r.stdout
     assert "FAIL  tdx-tcb-status" in r.stdout and "--collateral DIR" in r.stdout
     # The SPR quote leaves SEPT_VE_DISABLE clear: refused even when collateral is waived.
     p = policy(tmp_path, requireCollateral=False)
-    r = verify(cloister, TDX / "spr-e4-quote-v4.dat", "--at", "2023-07-01", "--policy", p)
+    r = verify(cloister, TDX / "spr-e4-quote-v4.dat", "--at", "2023-07-01", "--policy", p,
+               "--no-collateral")
     assert r.returncode == 1
     assert "FAIL  tdx-sept-ve-disable" in r.stdout
-    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20", "--policy", p)
+    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20", "--policy", p,
+               "--no-collateral")
     assert r.returncode == 0, r.stdout
 
 
 def test_policy_mismatch_prints_expected_and_actual(cloister, tmp_path):
     rtmr0 = "00" * 48
     p = policy(tmp_path, requireCollateral=False, rtmr0=[rtmr0])
-    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20", "--policy", p)
+    r = verify(cloister, TDX / "gce-cos113" / "quote.dat", "--at", "2025-02-20", "--policy", p,
+               "--no-collateral")
     assert r.returncode == 1
     assert "FAIL  tdx-rtmr0" in r.stdout
     assert f"expected {rtmr0}" in r.stdout
@@ -107,7 +111,7 @@ def test_help_and_usage_errors(cloister):
 
 def test_ccel_log_replays_and_a_changed_event_names_its_rtmr(cloister, tmp_path):
     gce = TDX / "gce-cos113"
-    args = ("--at", "2025-02-20", "--event-log", gce / "ccel_data.dat",
+    args = ("--at", "2025-02-20", "--no-collateral", "--event-log", gce / "ccel_data.dat",
             "--ccel-table", gce / "ccel_table.dat")
     r = verify(cloister, gce / "quote.dat", *args)
     assert "PASS  tdx-rtmr-replay" in r.stdout and "44 events" in r.stdout, r.stdout
@@ -118,7 +122,8 @@ def test_ccel_log_replays_and_a_changed_event_names_its_rtmr(cloister, tmp_path)
     log[first + 12 + 2] ^= 1
     changed = tmp_path / "ccel.bin"
     changed.write_bytes(bytes(log))
-    r = verify(cloister, gce / "quote.dat", "--at", "2025-02-20", "--event-log", changed,
+    r = verify(cloister, gce / "quote.dat", "--at", "2025-02-20", "--no-collateral",
+               "--event-log", changed,
                "--ccel-table", gce / "ccel_table.dat")
     assert r.returncode == 1
     assert "FAIL  tdx-rtmr-replay" in r.stdout and "RTMR0" in r.stdout

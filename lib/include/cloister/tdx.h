@@ -386,3 +386,48 @@ int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log,
  * ("tdx-rtmr-replay", index 0..3). */
 int tdx_ccel_check(const TdxQuote *q, const uint8_t *table, size_t table_size, const uint8_t *log,
                    size_t log_size, TdxRtmrs *ret, Diag *d);
+
+/* ---- collateral from Intel PCS or a PCCS, cached (docs/tdx.md, "Caching and cost") ---------- */
+
+#define TDX_PCS_URL_DEFAULT      "https://api.trustedservices.intel.com/tdx/certification/v4"
+#define TDX_ROOT_CRL_URL_DEFAULT "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+
+typedef struct TdxPcsConfig {
+        /* ".../tdx/certification/v4" of Intel PCS or a PCCS; the PCK CRL is fetched from the
+         * same URL with "/sgx/" for "/tdx/" (".../sgx/certification/v4/pckcrl"). */
+        const char *base_url;
+        /* NULL: TDX_ROOT_CRL_URL_DEFAULT for Intel PCS, ".../sgx/certification/v4/rootcacrl"
+         * for any other base URL (a PCCS). */
+        const char *root_crl_url;
+        const char *cache_dir; /* NULL: no cache */
+        bool offline;          /* cache only */
+        unsigned timeout_ms, retries, backoff_ms;
+} TdxPcsConfig;
+
+void tdx_pcs_config_defaults(TdxPcsConfig *c);
+/* Network requests made by this process (tests and bench: zero once cached). */
+unsigned tdx_pcs_requests(void);
+
+typedef struct TdxPcsResult {
+        char fmspc[13];       /* hex */
+        char ca[16];          /* "processor" or "platform" */
+        unsigned fetched;     /* items fetched now (0: all from the cache) */
+        unsigned stale;       /* items past their nextUpdate at the verification time */
+        char stale_note[512]; /* which, since when, why not refreshed, the next step */
+} TdxPcsResult;
+
+/*
+ * The collateral of the quote's platform (FMSPC and PCK CA from its PCK certificate): TCB info
+ * per FMSPC, QE identity, PCK CRL per CA, root CA CRL, each from the cache when it is still
+ * valid at time at (0: now), else fetched (unless offline) and cached; the issuer chains come
+ * from the response headers, URL-decoded. A cached item past its nextUpdate that cannot be
+ * refreshed is returned as it is and counted stale (verification then fails it as stale): never
+ * silently accepted, never silently dropped. Nothing here is trusted: tdx_verify_quote() checks
+ * the result exactly as files. -ENOENT offline and not cached, other errors from the service.
+ */
+int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxCollateral **ret,
+                       TdxPcsResult *res, Diag *d);
+
+/* Percent-decoding of a header value (PCS issuer chains: URL-encoded PEM); '+' is literal.
+ * -EBADMSG on a malformed escape or a NUL, -EMSGSIZE past max. For fuzzing and tests. */
+int tdx_url_decode(const uint8_t *in, size_t size, size_t max, uint8_t **ret, size_t *ret_size);
