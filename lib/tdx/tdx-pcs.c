@@ -31,17 +31,6 @@ void tdx_pcs_config_defaults(TdxPcsConfig *c)
         };
 }
 
-static int hexval(uint8_t c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int tdx_url_decode(const uint8_t *in, size_t size, size_t max, uint8_t **ret, size_t *ret_size)
 {
         _cleanup_(freep) uint8_t *out = malloc(size + 1);
@@ -52,8 +41,8 @@ int tdx_url_decode(const uint8_t *in, size_t size, size_t max, uint8_t **ret, si
         for (size_t i = 0; i < size; i++) {
                 uint8_t b = in[i];
                 if (b == '%') {
-                        int hi = i + 2 < size ? hexval(in[i + 1]) : -1;
-                        int lo = i + 2 < size ? hexval(in[i + 2]) : -1;
+                        int hi = i + 2 < size ? hex_digit_value((char) in[i + 1]) : -1;
+                        int lo = i + 2 < size ? hex_digit_value((char) in[i + 2]) : -1;
                         if (hi < 0 || lo < 0)
                                 return -EBADMSG;
                         b = (uint8_t) (hi << 4 | lo);
@@ -241,7 +230,7 @@ int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxC
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = calloc(1, sizeof(*col));
         _cleanup_(freep) char *sgx = NULL, *u_tcb = NULL, *u_qe = NULL, *u_crl = NULL,
                               *u_root = NULL, *r_tcb = NULL, *r_tcbc = NULL, *r_crl = NULL,
-                              *r_crlc = NULL;
+                              *r_crlc = NULL, *w_tcb = NULL;
         size_t bn = strlen(c->base_url), sn = strlen(PCS_TDX_SUFFIX);
         int r;
 
@@ -262,6 +251,7 @@ int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxC
             asprintf(&u_qe, "%s/qe/identity", c->base_url) < 0 ||
             asprintf(&u_crl, "%s/pckcrl?ca=%s&encoding=der", sgx, res->ca) < 0 ||
             asprintf(&r_tcb, "fmspc-%s/tcb_info.json", res->fmspc) < 0 ||
+            asprintf(&w_tcb, "TCB info for FMSPC %s", res->fmspc) < 0 ||
             asprintf(&r_tcbc, "fmspc-%s/tcb_info_issuer_chain.hdr", res->fmspc) < 0 ||
             asprintf(&r_crl, "pck_crl-%s.der", res->ca) < 0 ||
             asprintf(&r_crlc, "pck_crl-%s_issuer_chain.hdr", res->ca) < 0)
@@ -287,7 +277,7 @@ int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxC
                 .requests = &requests,
         };
         Item items[] = {
-                { "TCB info for FMSPC",
+                { w_tcb,
                   u_tcb,
                   r_tcb,
                   0,

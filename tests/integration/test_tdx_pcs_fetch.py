@@ -35,6 +35,7 @@ class Pcs(http.server.BaseHTTPRequestHandler):
     fail = []          # statuses to answer first, one per request
     retry_after = None
     override = {}      # file name -> bytes served instead
+    repeat_chain = False
 
     def do_GET(self):
         Pcs.requests.append(self.path)
@@ -57,6 +58,8 @@ class Pcs(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         if header:
             self.send_header(header, quote((UPTODATE / chain).read_text(), safe=""))
+            if Pcs.repeat_chain:
+                self.send_header(header, quote((UPTODATE / chain).read_text(), safe=""))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -71,6 +74,7 @@ def pcs():
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     Pcs.requests, Pcs.fail, Pcs.retry_after, Pcs.override = [], [], None, {}
+    Pcs.repeat_chain = False
     yield f"http://127.0.0.1:{server.server_address[1]}/tdx/certification/v4"
     server.shutdown()
 
@@ -104,7 +108,7 @@ def test_first_verification_fetches_the_second_makes_zero_pcs_requests(cloister,
 def test_offline_with_an_empty_cache_names_what_is_missing(cloister, pcs, tmp_path):
     r = verify(cloister, pcs, tmp_path / "empty", "--offline")
     assert r.returncode == 1
-    assert "offline and the TCB info is not in the cache" in r.stderr, r.stderr
+    assert f"offline and the TCB info for FMSPC {FMSPC} is not in the cache" in r.stderr, r.stderr
     assert "--collateral DIR" in r.stderr
     assert Pcs.requests == []
 
@@ -180,3 +184,12 @@ def test_pcs_url_not_a_tdx_base_is_refused_with_the_expected_form(cloister, pcs,
     assert r.returncode != 0
     assert "ending in /tdx/certification/v4" in r.stderr
     assert Pcs.requests == []
+
+
+def test_a_repeated_issuer_chain_header_is_refused_not_merged(cloister, pcs, tmp_path):
+    Pcs.repeat_chain = True
+    r = verify(cloister, pcs, tmp_path / "cache")
+    assert r.returncode != 0
+    assert "a response header is malformed or repeated" in r.stderr, r.stderr
+    assert len(Pcs.requests) == 1  # refused at once, not retried
+    assert not (tmp_path / "cache").exists()
