@@ -181,7 +181,9 @@ int rpc_cache_fetch(const RpcCacheConfig *c, const char *url, const char *rel, R
                                          "%s: %s; the service asks to wait %u s: try again then",
                                          url, status_text(status), wait_s);
                 if (!retry || attempt >= c->retries)
-                        return diag_fail(d, r < 0 ? r : -ENOENT, c->service, -1, "%s: %s%s", url,
+                        /* A transport failure's message names the URL already. */
+                        return diag_fail(d, r < 0 ? r : -ENOENT, c->service, -1, "%s%s%s%s",
+                                         r < 0 ? "" : url, r < 0 ? "" : ": ",
                                          r < 0 ? sub.message : status_text(status),
                                          retry ? " (after retries)" : "");
                 unsigned ms = has_wait ? wait_s * 1000U : c->backoff_ms << MIN(attempt, 4U);

@@ -144,8 +144,14 @@ static int get_item(const RpcCacheConfig *rc, Item *it, time_t at, TdxPcsResult 
                 diag_clear(&sub);
                 if (data)
                         rpc_cache_headers_free(h, nh);
-                r = rpc_cache_fetch(rc, it->url, it->rel, h, nh, &fresh, &fn, &sub);
+                if (data && res->refresh_failed)
+                        /* One unreachable service costs one round of retries, not one per item. */
+                        r = diag_fail(&sub, -EAGAIN, "tdx-pcs", -1,
+                                      "not tried: the service failed the previous request");
+                else
+                        r = rpc_cache_fetch(rc, it->url, it->rel, h, nh, &fresh, &fn, &sub);
                 res->fetched += r >= 0;
+                res->refresh_failed |= r < 0 && data;
                 if (r < 0 && !data) {
                         *d = sub;
                         return r;

@@ -177,6 +177,10 @@ def test_stale_cache_entry_past_next_update_is_reported_stale(cloister, pcs, tmp
     r = verify(cloister, pcs, tmp_path / "cache", at="2025-08-20")
     assert r.returncode == 1
     assert "the refresh failed" in r.stdout and "FAIL  tdx-collateral-stale" in r.stdout
+    # One round of retries for the first stale item; the others are not tried against a service
+    # that just failed (a down PCS costs one wait, not one per item).
+    assert len(Pcs.requests) == 4
+    assert "not tried: the service failed the previous request" in r.stdout
 
 
 def test_pcs_url_not_a_tdx_base_is_refused_with_the_expected_form(cloister, pcs, tmp_path):

@@ -409,11 +409,12 @@ void tdx_pcs_config_defaults(TdxPcsConfig *c);
 unsigned tdx_pcs_requests(void);
 
 typedef struct TdxPcsResult {
-        char fmspc[13];       /* hex */
-        char ca[16];          /* "processor" or "platform" */
-        unsigned fetched;     /* items fetched now (0: all from the cache) */
-        unsigned stale;       /* items past their nextUpdate at the verification time */
-        char stale_note[512]; /* which, since when, why not refreshed, the next step */
+        char fmspc[13];        /* hex */
+        char ca[16];           /* "processor" or "platform" */
+        unsigned fetched;      /* items fetched now (0: all from the cache) */
+        unsigned stale;        /* items past their nextUpdate at the verification time */
+        bool refresh_failed;   /* a refresh of a stale item failed (the rest are not tried) */
+        char stale_note[1024]; /* which, since when, why not refreshed, the next step */
 } TdxPcsResult;
 
 /*
