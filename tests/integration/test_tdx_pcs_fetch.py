@@ -36,6 +36,7 @@ class Pcs(http.server.BaseHTTPRequestHandler):
     retry_after = None
     override = {}      # file name -> bytes served instead
     repeat_chain = False
+    chain_value = None  # served instead of the URL-encoded chain ("" leaves the header out)
 
     def do_GET(self):
         Pcs.requests.append(self.path)
@@ -56,7 +57,10 @@ class Pcs(http.server.BaseHTTPRequestHandler):
         name, header, chain, _ = route
         body = Pcs.override.get(name) or (UPTODATE / name).read_bytes()
         self.send_response(200)
-        if header:
+        if header and Pcs.chain_value is not None:
+            if Pcs.chain_value:
+                self.send_header(header, Pcs.chain_value)
+        elif header:
             self.send_header(header, quote((UPTODATE / chain).read_text(), safe=""))
             if Pcs.repeat_chain:
                 self.send_header(header, quote((UPTODATE / chain).read_text(), safe=""))
@@ -74,7 +78,7 @@ def pcs():
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     Pcs.requests, Pcs.fail, Pcs.retry_after, Pcs.override = [], [], None, {}
-    Pcs.repeat_chain = False
+    Pcs.repeat_chain, Pcs.chain_value = False, None
     yield f"http://127.0.0.1:{server.server_address[1]}/tdx/certification/v4"
     server.shutdown()
 
@@ -196,4 +200,17 @@ def test_a_repeated_issuer_chain_header_is_refused_not_merged(cloister, pcs, tmp
     assert r.returncode != 0
     assert "a response header is malformed or repeated" in r.stderr, r.stderr
     assert len(Pcs.requests) == 1  # refused at once, not retried
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_missing_or_oversized_issuer_chain_header_is_refused(cloister, pcs, tmp_path):
+    Pcs.chain_value = ""
+    r = verify(cloister, pcs, tmp_path / "cache")
+    assert r.returncode != 0
+    assert "lacks the TCB-Info-Issuer-Chain header" in r.stderr, r.stderr
+    Pcs.requests, Pcs.chain_value = [], "A" * (17 * 1024)
+    r = verify(cloister, pcs, tmp_path / "cache")
+    assert r.returncode != 0
+    assert "a response header is larger than 16384 bytes" in r.stderr, r.stderr
+    assert len(Pcs.requests) == 1
     assert not (tmp_path / "cache").exists()
