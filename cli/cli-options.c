@@ -132,3 +132,21 @@ int cli_node_url(const char *arg, char url[static CLI_URL_MAX])
 {
         return cli_endpoint_url("--node", arg, url);
 }
+
+int cli_parse_at_option(const char *arg, time_t *ret)
+{
+        if (cli_parse_time(arg, ret) < 0)
+                return log_error_errno(-EINVAL,
+                                       "--at '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.", arg);
+        return 0;
+}
+
+int cli_parse_output_option(const char *arg, OutputFormat *ret)
+{
+        OutputFormat f = output_format_from_string(arg);
+
+        if (f < 0)
+                return log_error_errno(-EINVAL, "-o '%s': use text or json.", arg);
+        *ret = f;
+        return 0;
+}

@@ -66,6 +66,9 @@ int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_UR
 int cli_node_url(const char *arg, char url[static CLI_URL_MAX]);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);
+/* --at TIME and -o FORMAT as every verb takes them: parsed, or one error line (logged). */
+int cli_parse_at_option(const char *arg, time_t *ret);
+int cli_parse_output_option(const char *arg, OutputFormat *ret);
 
 typedef struct Evidence Evidence;
 /* A qemu-vtpm evidence document from path and its attestation key as base64 DER

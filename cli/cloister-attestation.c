@@ -91,17 +91,12 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
                         arg_no_binding = true;
                         break;
                 case ARG_AT:
-                        if (cli_parse_time(optarg, &arg_at) < 0)
-                                return log_error_errno(-EINVAL,
-                                                       "--at '%s': use YYYY-MM-DD or "
-                                                       "YYYY-MM-DDTHH:MM:SSZ.",
-                                                       optarg);
+                        if (cli_parse_at_option(optarg, &arg_at) < 0)
+                                return -EINVAL;
                         break;
                 case 'o':
-                        o->output = output_format_from_string(optarg);
-                        if (o->output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
-                                                       optarg);
+                        if (cli_parse_output_option(optarg, &o->output) < 0)
+                                return -EINVAL;
                         break;
                 default:
                         return -EINVAL;

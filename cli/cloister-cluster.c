@@ -573,10 +573,8 @@ int verb_status(int argc, char *argv[], void *userdata)
                                 return -EINVAL;
                         break;
                 case 'o':
-                        o->output = output_format_from_string(optarg);
-                        if (o->output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
-                                                       optarg);
+                        if (cli_parse_output_option(optarg, &o->output) < 0)
+                                return -EINVAL;
                         break;
                 default:
                         return -EINVAL;

@@ -336,17 +336,12 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         no_collateral = true;
                         break;
                 case ARG_AT:
-                        if (cli_parse_time(optarg, &opts.at) < 0)
-                                return log_error_errno(-EINVAL,
-                                                       "--at '%s': use YYYY-MM-DD or "
-                                                       "YYYY-MM-DDTHH:MM:SSZ.",
-                                                       optarg);
+                        if (cli_parse_at_option(optarg, &opts.at) < 0)
+                                return -EINVAL;
                         break;
                 case 'o':
-                        pr.output = output_format_from_string(optarg);
-                        if (pr.output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
-                                                       optarg);
+                        if (cli_parse_output_option(optarg, &pr.output) < 0)
+                                return -EINVAL;
                         break;
                 default:
                         return -EINVAL;

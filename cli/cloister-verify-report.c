@@ -206,17 +206,12 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         product_arg = optarg;
                         break;
                 case ARG_AT:
-                        if (cli_parse_time(optarg, &at) < 0)
-                                return log_error_errno(-EINVAL,
-                                                       "--at '%s': use YYYY-MM-DD or "
-                                                       "YYYY-MM-DDTHH:MM:SSZ.",
-                                                       optarg);
+                        if (cli_parse_at_option(optarg, &at) < 0)
+                                return -EINVAL;
                         break;
                 case 'o':
-                        pr.output = output_format_from_string(optarg);
-                        if (pr.output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
-                                                       optarg);
+                        if (cli_parse_output_option(optarg, &pr.output) < 0)
+                                return -EINVAL;
                         break;
                 default:
                         return -EINVAL;
