@@ -31,7 +31,7 @@ else
 Q :=
 endif
 
-PKGS := openssl tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup libcurl jansson libsystemd \
+PKGS := openssl tss2-esys tss2-mu tss2-rc tss2-tctildr libcryptsetup libcurl jansson \
         libevent_pthreads \
         libevent libevent_openssl libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
 #include "cloister/metadata.h"
+#include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
@@ -620,7 +620,7 @@ int main(int argc, char *argv[])
                 if (r < 0)
                         return 1;
                 if (!b.handoff) {
-                        (void) sd_notify(0, "READY=1");
+                        service_notify("READY=1");
                         if (serving) {
                                 printf("cloister-bootstrapper: serving node state on %s:%u\n",
                                        arg_address, arg_port);

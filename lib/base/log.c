@@ -4,15 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include "cloister/journal.h"
 #include "cloister/log.h"
 
 static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
 static LogSink sink;
 static void *sink_userdata;
+static const char *journal_path = JOURNAL_SOCKET;
 
 /* A log line longer than this is truncated; it bounds the stack buffer below. */
 #define LOG_MESSAGE_MAX 2048
@@ -96,6 +97,29 @@ void log_set_sink(LogSink s, void *userdata)
         sink_userdata = userdata;
 }
 
+void log_set_journal_socket(const char *path)
+{
+        journal_path = path ? path : JOURNAL_SOCKET;
+}
+
+/* One journal record; a negative errno when it cannot be sent (the caller then writes stderr,
+ * which under systemd is the journal's stream: the line is kept, without its fields). */
+static int log_to_journal(int level, int error, const char *file, int line, const char *func,
+                          const char *msg)
+{
+        JournalRecord rec = JOURNAL_RECORD_INIT;
+
+        (void) journal_record_add(&rec, "MESSAGE", msg);
+        (void) journal_record_addf(&rec, "PRIORITY", "%d", level & 7);
+        if (error > 0)
+                (void) journal_record_addf(&rec, "ERRNO", "%d", error);
+        (void) journal_record_add(&rec, "CODE_FILE", file);
+        (void) journal_record_addf(&rec, "CODE_LINE", "%d", line);
+        (void) journal_record_add(&rec, "CODE_FUNC", func);
+        (void) journal_record_add(&rec, "SYSLOG_IDENTIFIER", program_invocation_short_name);
+        return journal_record_send(&rec, journal_path);
+}
+
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const char *format, ...)
 {
@@ -114,21 +138,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
         if (sink)
                 sink(level, error, msg, sink_userdata);
-        else if (log_get_effective_target() == LOG_TARGET_JOURNAL) {
-                char code_file[256 + 16], code_line[32];
-
-                (void) snprintf(code_file, sizeof(code_file), "CODE_FILE=%s", file);
-                (void) snprintf(code_line, sizeof(code_line), "CODE_LINE=%d", line);
-                if (error > 0)
-                        (void) sd_journal_send_with_location(
-                                code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", level,
-                                "ERRNO=%d", error, "SYSLOG_IDENTIFIER=%s",
-                                program_invocation_short_name, NULL);
-                else
-                        (void) sd_journal_send_with_location(
-                                code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", level,
-                                "SYSLOG_IDENTIFIER=%s", program_invocation_short_name, NULL);
-        } else {
+        else if (log_get_effective_target() != LOG_TARGET_JOURNAL ||
+                 log_to_journal(level, error, file, line, func, msg) < 0) {
                 if (level <= LOG_WARNING || max_level >= LOG_DEBUG)
                         (void) fprintf(stderr, "%s: %s\n", level_names[level & 7], msg);
                 else

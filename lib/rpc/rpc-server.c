@@ -18,12 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/secret.h"
 
@@ -760,7 +760,7 @@ static void begin_stop(RpcServer *s)
         /* Not for a hand-over: the service goes on in the program this process execs, and a
          * service manager told STOPPING=1 would kill it when its stop timeout runs out. */
         if (s->config.notify && !s->handover)
-                (void) sd_notify(0, "STOPPING=1");
+                service_notify("STOPPING=1");
         if (s->bound)
                 (void) evconnlistener_disable(evhttp_bound_socket_get_listener(s->bound));
         (void) gettimeofday(&now, NULL);
@@ -1007,7 +1007,7 @@ int rpc_server_run(RpcServer *s)
         if (signal_received)
                 event_active(s->signal_event, EV_READ, 0);
         if (s->config.notify)
-                (void) sd_notify(0, "READY=1");
+                service_notify("READY=1");
         if (event_base_dispatch(s->base) < 0)
                 return -EIO;
         return 0;

@@ -32,6 +32,8 @@ int log_get_max_level(void);
 int log_level_from_string(const char *s);
 void log_set_target(LogTarget t);
 LogTarget log_get_effective_target(void);
+/* Where journal records go: JOURNAL_SOCKET (NULL restores it); another path only in tests. */
+void log_set_journal_socket(const char *path);
 /* Reads $CLOISTER_LOG_LEVEL (a level name) if set. */
 void log_parse_environment(void);
 
