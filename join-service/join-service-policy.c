@@ -94,6 +94,10 @@ static int policy_holder_load(PolicyHolder *h, const uint8_t *data, size_t size,
                 return r;
         member->pcrs[15] = (PcrExpectation){ .present = true };
         kdf_pcr15_expected(h->cluster_id, member->pcrs[15].expected);
+        /* snp.hostDataFromClusterId: a joining node's HOST_DATA is this cluster's value, both for
+         * joins and for members' rejoins. */
+        attest_policy_bind_cluster(p, h->cluster_id);
+        attest_policy_bind_cluster(member, h->cluster_id);
         crypto_sha256(data, size, digest);
         attest_policy_free(h->policy);
         h->policy = TAKE_PTR(p);

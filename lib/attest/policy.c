@@ -622,6 +622,13 @@ int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag 
         return 0;
 }
 
+void attest_policy_bind_cluster(AttestPolicy *p, const uint8_t cluster_id[static 32])
+{
+        /* snp is the SEV-SNP part of every variant that has one (sev-snp, azure-sev-snp,
+         * sim-snp); without hostDataFromClusterId this changes nothing. */
+        snp_policy_bind_cluster(&p->snp, cluster_id);
+}
+
 int attest_policy_load(const char *path, AttestPolicy **ret, Diag *d)
 {
         _cleanup_(freep) uint8_t *buf = NULL;

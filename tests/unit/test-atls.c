@@ -470,6 +470,68 @@ static void test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark(void
         atls_context_free(s);
 }
 
+/* Runs one sim-snp handshake: the server attests with sim, the client verifies with pol. */
+static int sim_snp_handshake(SnpSimulator *sim, AttestPolicy *pol, const char **ret_check)
+{
+        SimSnpAttester sa = { .sim = sim };
+        AtlsAttester a = sim_snp_attester(&sa);
+        PolicyVerifier pv = { .policy = pol };
+        AtlsVerifier v = policy_verifier(&pv);
+        AtlsContext *s = NULL, *c = NULL;
+        static char check[64];
+        Pair p;
+        int r;
+
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s), 0);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        r = handshake(&p);
+        (void) snprintf(check, sizeof(check), "%s", r < 0 ? atls_peer_failure(p.c)->check : "");
+        *ret_check = check;
+        pair_free(&p);
+        atls_context_free(c);
+        atls_context_free(s);
+        return r;
+}
+
+static void
+test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes(void **state)
+{
+        /* snp.hostDataFromClusterId: the owner launched the node with HOST_DATA derived from the
+         * cluster's ID. A genuine node launched for another cluster (attested, wrong party) is
+         * refused; so is any node while the verifier has not bound a cluster. */
+        _cleanup_(snp_sim_freep) SnpSimulator *ours = NULL, *theirs = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        uint8_t cluster[32], other[32];
+        SnpSimConfig cfg;
+        const char *check;
+
+        memset(cluster, 0x11, sizeof(cluster));
+        memset(other, 0x22, sizeof(other));
+        snp_sim_config_defaults(&cfg);
+        snp_host_data_for_cluster(cluster, cfg.host_data);
+        assert_int_equal(snp_sim_new(&cfg, &ours), 0);
+        snp_host_data_for_cluster(other, cfg.host_data);
+        assert_int_equal(snp_sim_new(&cfg, &theirs), 0);
+        assert_int_equal(fixture_policy_sim_snp(ours, &pol), 0);
+        pol->snp.host_data_from_cluster = true;
+
+        assert_int_equal(sim_snp_handshake(ours, pol, &check), -1);
+        assert_string_equal(check, "snp-host-data");
+
+        attest_policy_bind_cluster(pol, cluster);
+        assert_int_equal(sim_snp_handshake(ours, pol, &check), 0);
+
+        /* Each simulator has its own ARK: theirs is trusted by a policy of its own, bound to our
+         * cluster, so only HOST_DATA tells the two apart. */
+        pol = attest_policy_free(pol);
+        assert_int_equal(fixture_policy_sim_snp(theirs, &pol), 0);
+        pol->snp.host_data_from_cluster = true;
+        attest_policy_bind_cluster(pol, cluster);
+        assert_int_equal(sim_snp_handshake(theirs, pol, &check), -1);
+        assert_string_equal(check, "snp-host-data");
+}
+
 static void test_atls_ek_cert_ak_never_activated_is_refused(void **state)
 {
         /* akTrust ek-cert proves that the EK is a genuine TPM's, not that the AK quoting lives in
@@ -574,6 +636,8 @@ int main(void)
                 cmocka_unit_test(test_atls_variant_other_than_policy_is_refused),
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
+                cmocka_unit_test(
+                        test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes),
                 cmocka_unit_test(test_atls_ek_cert_ak_never_activated_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -83,6 +83,10 @@ int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Dia
 /* What a cluster's policy (the join services') must also do: for the TPM variants, enforce the
  * image PCRs 4, 9 and 11. Checked by the join service, the node at init and cloister apply. */
 int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag *d);
+/* Binds what the policy derives from the cluster's ID (SEV-SNP hostDataFromClusterId, in every
+ * variant whose evidence carries an SNP report); a verifier that knows the cluster calls it after
+ * loading, else such a check fails. */
+void attest_policy_bind_cluster(AttestPolicy *p, const uint8_t cluster_id[static 32]);
 
 const char *ak_trust_to_string(AkTrust t);
 const char *event_log_mode_to_string(EventLogMode m);
