@@ -635,7 +635,7 @@ static void test_snp_ask_revoked_by_the_arks_crl_is_refused(void **state)
         EVP_PKEY_free(vcek_key);
 }
 
-static void test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused(void **state)
+static void test_snp_validly_signed_report_of_another_chip_or_signer_kind_is_refused(void **state)
 {
         /* A whole chain whose keys the test holds (ARK, ASK, VCEK re-keyed from the simulator's
          * templates), so that reports with any bytes can be validly signed. The VCEK's hwID
@@ -695,6 +695,14 @@ static void test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused(void 
         assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
         assert_string_equal(d.check, "snp-chip-id");
 
+        /* SIGNING_KEY (SIGNER_INFO bits 4:2) = 1, a VLEK, with the right chip ID and validly
+         * signed by this VCEK: the report and the certificate disagree on the signer. */
+        memcpy(raw, genuine, sizeof(raw));
+        raw[0x48] |= 1 << 2;
+        sign_report(raw, vcek_key);
+        assert_int_equal(verify_forged(raw, vcek, chain, t, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "snp-signer");
+
         X509_free(svcek);
         X509_free(sask);
         X509_free(sark);
@@ -727,7 +735,7 @@ int main(void)
                         test_snp_vcek_named_by_the_ask_but_signed_by_another_key_is_refused),
                 cmocka_unit_test(
                         test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused),
-                cmocka_unit_test(test_snp_report_whose_chip_id_is_not_the_vceks_hwid_is_refused),
+                cmocka_unit_test(test_snp_validly_signed_report_of_another_chip_or_signer_kind_is_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
