@@ -392,7 +392,9 @@ def test_header_whose_uuid_is_not_lowercase_is_refused(tmp_path):
     (tmp_path / "k1").write_bytes(b"\x01" * 32)
     assert run("cloister-disk-mapper", "format", disk, "--key-file", tmp_path / "k1").returncode == 0
     r = run("cloister-disk-mapper", "check", disk, "--key-file", tmp_path / "k1")
-    uuid = r.stdout.split("UUID ")[1].split()[0]
+    uuid = r.stdout.split("UUID ")[1].split(",")[0]
+    # Well-formed but for its case: the only thing this test changes.
+    assert len(uuid) == 36 and uuid == uuid.lower() and uuid.upper() != uuid, uuid
     # The edit itself is sound: cryptsetup accepts the header and reads the new spelling.
     rewrite_header_uuid(disk, uuid.upper())
     dump = subprocess.run(["cryptsetup", "luksUUID", disk], capture_output=True, text=True)
