@@ -4,7 +4,44 @@
 /* Shared by the files of lib/attest/: building the check list of an AttestReport. */
 
 #include "cloister/attest.h"
+#include "cloister/json.h"
 #include "cloister/tpm-quote.h"
+
+/* What a variant's evidence carries (and its policy checks). */
+typedef enum AttestMember {
+        ATTEST_MEMBER_TPM = 1 << 0, /* a vTPM quote of PCRs */
+        ATTEST_MEMBER_SNP = 1 << 1, /* an SEV-SNP report */
+        ATTEST_MEMBER_TDX = 1 << 2, /* a TDX quote */
+} AttestMember;
+
+/* One attestation variant: its row in lib/attest/variants.c. A new variant is a file with its
+ * verify function (and its issuer), and a row. */
+typedef struct AttestVariantInfo AttestVariantInfo;
+struct AttestVariantInfo {
+        const char *name;
+        unsigned members; /* AttestMember: a document with any other member is refused */
+        /* A simulator: trusted only through the root its policy names, never by default. */
+        bool simulated;
+        /* Reads the variant's part of a policy document (root object j, the variant known). */
+        int (*parse_policy)(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                            AttestPolicy *p);
+        /* Verifies evidence of this variant against p (variant already compared). */
+        int (*verify)(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d);
+};
+
+/* The row of a valid variant (callers check the range first: attest_variant_from_string and
+ * the evidence and policy parsers never produce another). */
+const AttestVariantInfo *attest_variant_info(AttestVariant v);
+
+int attest_policy_parse_vtpm(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                             AttestPolicy *p);
+int attest_policy_parse_snp(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                            AttestPolicy *p);
+int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
+                                      const AttestVariantInfo *info, AttestPolicy *p);
+int attest_policy_parse_tdx(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                            AttestPolicy *p);
 
 CheckResult *report_add(AttestReport *r, const char *name, int index, CheckStatus status,
                         bool enforced, const char *format, ...) _printf_(6, 7);
@@ -32,6 +69,8 @@ int attest_check_event_log(const Evidence *e, const AttestPolicy *p, uint32_t qu
 int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t at,
                                 AttestReport *r, Diag *d);
 
+int attest_verify_vtpm(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                       AttestReport *r, Diag *d);
 int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d);
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
@@ -39,6 +78,9 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
 
 int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t *qualifying,
                         size_t qualifying_size, time_t at, AttestReport *r, Diag *d);
+/* attest_verify_azure with the aTLS binding (or none) as the quote's qualifying data. */
+int attest_verify_azure_sev_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding,
+                                time_t at, AttestReport *r, Diag *d);
 
 /* The quote covers exactly the SHA-256 PCRs the evidence lists, and their values reproduce the
  * signed digest. */

@@ -217,3 +217,9 @@ finish:
         tpm_public_done(&ak);
         return k;
 }
+
+int attest_verify_azure_sev_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding,
+                                time_t at, AttestReport *r, Diag *d)
+{
+        return attest_verify_azure(e, p, binding, binding ? ATTEST_BINDING_SIZE : 0, at, r, d);
+}

@@ -2,54 +2,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attest-internal.h"
 #include "cloister/base64.h"
 #include "cloister/evidence.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/tdx.h"
 
-static const char *const variant_names[_ATTEST_VARIANT_MAX] = {
-        [ATTEST_VARIANT_QEMU_VTPM] = "qemu-vtpm",
-        [ATTEST_VARIANT_SEV_SNP] = "sev-snp",
-        [ATTEST_VARIANT_AZURE_SEV_SNP] = "azure-sev-snp",
-        [ATTEST_VARIANT_SIM_SNP] = "sim-snp",
-        [ATTEST_VARIANT_TDX] = "tdx",
-        [ATTEST_VARIANT_SIM_TDX] = "sim-tdx",
-};
-
-const char *attest_variant_to_string(AttestVariant v)
-{
-        if (v < 0 || v >= _ATTEST_VARIANT_MAX)
-                return NULL;
-        return variant_names[v];
-}
-
-AttestVariant attest_variant_from_string(const char *s)
-{
-        if (!s)
-                return _ATTEST_VARIANT_INVALID;
-        for (int i = 0; i < _ATTEST_VARIANT_MAX; i++)
-                if (strcmp(s, variant_names[i]) == 0)
-                        return (AttestVariant) i;
-        return _ATTEST_VARIANT_INVALID;
-}
-
 /* Which members a variant carries: a document with members of another variant is refused, so
  * a verifier never looks at bytes the variant's checks do not cover. */
-static bool variant_has_tpm(AttestVariant v)
+static bool variant_has(AttestVariant v, AttestMember m)
 {
-        return v == ATTEST_VARIANT_QEMU_VTPM || v == ATTEST_VARIANT_AZURE_SEV_SNP;
-}
-
-static bool variant_has_snp(AttestVariant v)
-{
-        return v == ATTEST_VARIANT_SEV_SNP || v == ATTEST_VARIANT_AZURE_SEV_SNP ||
-               v == ATTEST_VARIANT_SIM_SNP;
-}
-
-static bool variant_has_tdx(AttestVariant v)
-{
-        return v == ATTEST_VARIANT_TDX || v == ATTEST_VARIANT_SIM_TDX;
+        return attest_variant_info(v)->members & m;
 }
 
 int blob_set(Blob *b, const void *data, size_t size)
@@ -314,12 +278,12 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                  "evidence: unknown variant '%s'", variant);
 
-        r = json_get_object(&ctx, j, "tpm", variant_has_tpm(e->variant), &sub);
+        r = json_get_object(&ctx, j, "tpm", variant_has(e->variant, ATTEST_MEMBER_TPM), &sub);
         if (r >= 0) {
                 char buf[16];
                 JsonCtx c = json_ctx_child(&ctx, "tpm", buf, sizeof(buf));
 
-                if (!variant_has_tpm(e->variant))
+                if (!variant_has(e->variant, ATTEST_MEMBER_TPM))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tpm' member", variant);
                 r = parse_tpm(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->tpm);
@@ -329,12 +293,12 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
         } else if (r != -ENOENT)
                 return r;
 
-        r = json_get_object(&ctx, j, "snp", variant_has_snp(e->variant), &sub);
+        r = json_get_object(&ctx, j, "snp", variant_has(e->variant, ATTEST_MEMBER_SNP), &sub);
         if (r >= 0) {
                 char buf[16];
                 JsonCtx c = json_ctx_child(&ctx, "snp", buf, sizeof(buf));
 
-                if (!variant_has_snp(e->variant))
+                if (!variant_has(e->variant, ATTEST_MEMBER_SNP))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'snp' member", variant);
                 r = parse_snp(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->snp);
@@ -344,12 +308,12 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
         } else if (r != -ENOENT)
                 return r;
 
-        r = json_get_object(&ctx, j, "tdx", variant_has_tdx(e->variant), &sub);
+        r = json_get_object(&ctx, j, "tdx", variant_has(e->variant, ATTEST_MEMBER_TDX), &sub);
         if (r >= 0) {
                 char buf[16];
                 JsonCtx c = json_ctx_child(&ctx, "tdx", buf, sizeof(buf));
 
-                if (!variant_has_tdx(e->variant))
+                if (!variant_has(e->variant, ATTEST_MEMBER_TDX))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tdx' member", variant);
                 r = parse_tdx(&c, sub, &e->tdx);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attest-internal.h"
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -416,8 +417,8 @@ static int parse_snp(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
 static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys_only, Diag *d)
 {
         const SnpTcb *t = &p->snp.min_tcb;
-        bool snp = p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP ||
-                   p->variant == ATTEST_VARIANT_AZURE_SEV_SNP;
+        unsigned members = attest_variant_info(p->variant)->members;
+        bool snp = members & ATTEST_MEMBER_SNP;
         size_t present = 0, enforced = 0;
 
         if (snp && p->snp.n_measurements == 0 && p->snp.n_launch == 0 &&
@@ -428,9 +429,8 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "nor a minimum TCB (.snp.minTcb): it would accept any firmware "
                                  "and kernel on an unpatched CPU; set at least one",
                                  source);
-        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP ||
-            p->variant == ATTEST_VARIANT_TDX ||
-            p->variant == ATTEST_VARIANT_SIM_TDX) /* tdx: pins checked by parse_tdx */
+        /* PCRs only where a vTPM quotes them (tdx: pins checked by parse_tdx). */
+        if (!(members & ATTEST_MEMBER_TPM))
                 return 0;
         for (size_t i = 0; i < EVIDENCE_PCR_COUNT; i++)
                 if (p->pcrs[i].present) {
@@ -487,7 +487,8 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
-        const char *variant, *evlog;
+        const AttestVariantInfo *info;
+        const char *variant;
         int64_t version;
         int r;
 
@@ -516,85 +517,100 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (p->variant < 0)
                 return diag_fail(d, -EBADMSG, "json-schema", -1, "%s: .variant: unknown '%s'",
                                  source, variant);
-        if (p->variant != ATTEST_VARIANT_TDX && p->variant != ATTEST_VARIANT_SIM_TDX &&
-            json_object_get(j, "tdx"))
+        info = attest_variant_info(p->variant);
+        if (!(info->members & ATTEST_MEMBER_TDX) && json_object_get(j, "tdx"))
                 return diag_fail(d, -EBADMSG, "json-schema", -1,
                                  "%s: .tdx: a %s policy has no tdx member", source, variant);
+        r = info->parse_policy(&ctx, j, info, p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
 
-        if (p->variant == ATTEST_VARIANT_SEV_SNP || p->variant == ATTEST_VARIANT_SIM_SNP) {
-                r = parse_member(&ctx, j, "snp", parse_snp, p);
-                if (r < 0)
-                        return r;
-                if (p->variant == ATTEST_VARIANT_SIM_SNP && !p->snp_trusted_arks.data)
-                        return diag_fail(d, -EBADMSG, "json-schema", -1,
-                                         "%s: .snp.trustedArks: a sim-snp policy must name the "
-                                         "simulator's ARK explicitly",
-                                         source);
-                r = check_pins(p, source, true, d);
-                if (r < 0)
-                        return r;
-                *ret = TAKE_PTR(p);
-                return 0;
-        }
-        if (p->variant == ATTEST_VARIANT_TDX || p->variant == ATTEST_VARIANT_SIM_TDX) {
-                r = parse_member(&ctx, j, "tdx", parse_tdx, p);
-                if (r < 0)
-                        return r;
-                /* tdx trusts Intel's root alone; sim-tdx only the simulator root it names. */
-                if (p->variant == ATTEST_VARIANT_TDX && p->tdx.trusted_root_pem[0])
-                        return diag_fail(d, -EBADMSG, "json-schema", -1,
-                                         "%s: .tdx.trustedRoot: only a sim-tdx policy names a "
-                                         "root; tdx trusts Intel's SGX Root CA alone",
-                                         source);
-                if (p->variant == ATTEST_VARIANT_SIM_TDX && !p->tdx.trusted_root_pem[0])
-                        return diag_fail(d, -EBADMSG, "json-schema", -1,
-                                         "%s: .tdx.trustedRoot: a sim-tdx policy must name the "
-                                         "simulator's root explicitly",
-                                         source);
-                *ret = TAKE_PTR(p);
-                return 0;
-        }
-        if (p->variant == ATTEST_VARIANT_AZURE_SEV_SNP) {
-                /* SNP checks for the HCL's report, PCR measurements for the vTPM quote; the AK
-                 * is vouched for by the SNP report, so no akTrust. */
-                r = parse_member(&ctx, j, "snp", parse_snp, p);
-                if (r >= 0)
-                        r = parse_member(&ctx, j, "measurements", parse_measurements, p);
-                if (r < 0)
-                        return r;
-                p->event_log = EVENT_LOG_IGNORE;
-                r = check_pins(p, source, true, d);
-                if (r < 0)
-                        return r;
-                *ret = TAKE_PTR(p);
-                return 0;
-        }
+/* The policies of the variants (their table: lib/attest/variants.c). ctx is the document's root,
+ * whose diag and source are the caller's. */
 
-        r = parse_member(&ctx, j, "measurements", parse_measurements, p);
+/* sev-snp, sim-snp: the snp member; a simulator is trusted only through the ARK it names. */
+int attest_policy_parse_snp(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                            AttestPolicy *p)
+{
+        int r = parse_member(ctx, j, "snp", parse_snp, p);
+
+        if (r < 0)
+                return r;
+        if (info->simulated && !p->snp_trusted_arks.data)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .snp.trustedArks: a %s policy must name the simulator's ARK "
+                                 "explicitly",
+                                 ctx->source, info->name);
+        return check_pins(p, ctx->source, true, ctx->diag);
+}
+
+/* tdx, sim-tdx: the tdx member; tdx trusts Intel's root alone, a simulator only the root it
+ * names. */
+int attest_policy_parse_tdx(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                            AttestPolicy *p)
+{
+        int r = parse_member(ctx, j, "tdx", parse_tdx, p);
+
+        if (r < 0)
+                return r;
+        if (!info->simulated && p->tdx.trusted_root_pem[0])
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .tdx.trustedRoot: only a sim-tdx policy names a root; %s "
+                                 "trusts Intel's SGX Root CA alone",
+                                 ctx->source, info->name);
+        if (info->simulated && !p->tdx.trusted_root_pem[0])
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .tdx.trustedRoot: a %s policy must name the simulator's root "
+                                 "explicitly",
+                                 ctx->source, info->name);
+        return 0;
+}
+
+/* azure-sev-snp: SNP checks for the HCL's report, PCR measurements for the vTPM quote; the AK is
+ * vouched for by the SNP report, so no akTrust. */
+int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
+                                      const AttestVariantInfo *info, AttestPolicy *p)
+{
+        int r = parse_member(ctx, j, "snp", parse_snp, p);
+
+        if (r >= 0)
+                r = parse_member(ctx, j, "measurements", parse_measurements, p);
+        if (r < 0)
+                return r;
+        p->event_log = EVENT_LOG_IGNORE;
+        return check_pins(p, ctx->source, true, ctx->diag);
+}
+
+/* qemu-vtpm: PCR measurements, how the attestation key is trusted, the event log mode. */
+int attest_policy_parse_vtpm(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
+                             AttestPolicy *p)
+{
+        const char *evlog;
+        int r;
+
+        r = parse_member(ctx, j, "measurements", parse_measurements, p);
         if (r < 0)
                 return r;
         /* Refuse by default: a policy must say how the attestation key is trusted. */
-        r = parse_member(&ctx, j, "akTrust", parse_ak_trust, p);
+        r = parse_member(ctx, j, "akTrust", parse_ak_trust, p);
         if (r < 0)
                 return r;
 
         p->event_log = EVENT_LOG_IF_PRESENT;
-        r = json_get_string(&ctx, j, "eventLog", false, &evlog);
+        r = json_get_string(ctx, j, "eventLog", false, &evlog);
         if (r >= 0) {
                 p->event_log = lookup(event_log_names, _EVENT_LOG_MODE_MAX, evlog);
                 if (p->event_log < 0)
-                        return diag_fail(d, -EBADMSG, "json-schema", -1,
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
                                          "%s: .eventLog: '%s' is not one of required, "
                                          "if-present, ignore",
-                                         source, evlog);
+                                         ctx->source, evlog);
         } else if (r != -ENOENT)
                 return r;
-        r = check_pins(p, source, true, d);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(p);
-        return 0;
+        return check_pins(p, ctx->source, true, ctx->diag);
 }
 
 int attest_policy_check_enforcing(const AttestPolicy *p, const char *source, Diag *d)
@@ -609,7 +625,7 @@ int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag 
 
         if (r < 0)
                 return r;
-        if (p->variant != ATTEST_VARIANT_QEMU_VTPM && p->variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+        if (!(attest_variant_info(p->variant)->members & ATTEST_MEMBER_TPM))
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++) {
                 const PcrExpectation *e = &p->pcrs[image_pcrs[i]];

@@ -74,7 +74,7 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                 return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
         /* sim-snp never trusts AMD's roots, and sev-snp never trusts anything else by default:
          * a simulated report passes only a policy that names the simulator's ARK. */
-        k = snp_trust_new(e->variant == ATTEST_VARIANT_SEV_SNP, &trust);
+        k = snp_trust_new(!attest_variant_info(e->variant)->simulated, &trust);
         if (k < 0)
                 return k;
         if (p->snp_trusted_arks.data) {
@@ -84,7 +84,7 @@ int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                         return report_fail(r, d, -EINVAL, "snp-ark", -1, NULL, 0, NULL, 0,
                                            "the policy's trustedArks hold no valid ARK");
         }
-        if (e->variant == ATTEST_VARIANT_SIM_SNP)
+        if (attest_variant_info(e->variant)->simulated)
                 log_debug("attest: verifying SIMULATED SEV-SNP evidence (not hardware)");
         /* Certificates from the extended report's table, where the host supplied them. */
         if ((!vcek || !chain) && s->certificates.data) {

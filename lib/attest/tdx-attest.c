@@ -85,7 +85,7 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         diag_clear(&sub);
         /* sim-tdx trusts only the simulator root its policy names, never Intel's; tdx only
          * Intel's (the policy parser refuses a trustedRoot there). */
-        if (e->variant == ATTEST_VARIANT_SIM_TDX) {
+        if (attest_variant_info(e->variant)->simulated) {
                 if (!p->tdx.trusted_root_pem[0] ||
                     tdx_pem_sha256(p->tdx.trusted_root_pem, root_fp) < 0)
                         return report_fail(r, d, -EINVAL, "tdx-root", -1, NULL, 0, NULL, 0,

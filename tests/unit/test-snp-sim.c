@@ -3,8 +3,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "helpers/attest-fixture.h"
 #include "helpers/unit.h"
 
+#include "cloister/attest.h"
+#include "cloister/fileio.h"
 #include "cloister/snp-sim.h"
 
 static SnpSimulator *sim;
@@ -157,6 +160,32 @@ static void test_snp_sim_signature_covers_report_data(void **state)
         assert_int_equal(verify_report(report), 0);
 }
 
+static void load_blob(const char *rel, Blob *b)
+{
+        assert_int_equal(read_full_file(testdata_path(rel), 1 << 20, &b->data, &b->size), 0);
+}
+
+static void test_snp_sim_policy_refuses_a_real_amd_report_relabelled_as_simulated(void **state)
+{
+        /* sim-snp trusts only the simulator's ARK its policy names, never AMD's built-in ones: a
+         * genuine report, chain and all (trustee-milan, which verifies under AMD's Milan ARK at
+         * this time as sev-snp evidence), presented as simulated evidence fails at the chain. */
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        _cleanup_(evidence_freep) Evidence *e = evidence_new(ATTEST_VARIANT_SIM_SNP);
+        struct tm tm = { .tm_year = 2025 - 1900, .tm_mon = 5, .tm_mday = 1 };
+        time_t at = timegm(&tm);
+        Diag d;
+
+        assert_non_null(e);
+        load_blob("snp/trustee-milan/report.bin", &e->snp.report);
+        load_blob("snp/trustee-milan/vcek.der", &e->snp.vcek);
+        load_blob("snp/trustee-milan/chain.pem", &e->snp.chain);
+        e->has_snp = true;
+        assert_int_equal(fixture_policy_sim_snp(sim, &p), 0);
+        assert_true(attest_verify(e, p, NULL, at, NULL, &d) < 0);
+        assert_string_equal(d.check, "snp-ark");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -164,6 +193,8 @@ int main(void)
                 cmocka_unit_test(test_snp_sim_vcek_carries_amd_tcb_and_hwid_extensions),
                 cmocka_unit_test(test_snp_sim_report_layout_and_signature),
                 cmocka_unit_test(test_snp_sim_signature_covers_report_data),
+                cmocka_unit_test(
+                        test_snp_sim_policy_refuses_a_real_amd_report_relabelled_as_simulated),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
