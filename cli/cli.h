@@ -23,7 +23,7 @@ int verb_master_secret(int argc, char *argv[], void *userdata);
 int verb_attestation(int argc, char *argv[], void *userdata);
 int verb_verify_report(int argc, char *argv[], void *userdata);
 /* verify-report --type tdx (cloister-verify-report-tdx.c). */
-int verify_report_tdx(int argc, char *argv[], OutputFormat output);
+int verify_report_tdx(int argc, char *argv[], CliOptions *o);
 int verb_apply(int argc, char *argv[], void *userdata);
 int verb_init_secret(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest.h"
 #include "cloister/base64.h"
@@ -174,47 +175,11 @@ void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d,
 int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d,
                           CliFreshness freshness)
 {
-        _cleanup_(json_decrefp) json_t *root = json_object(), *checks = json_array();
-        _cleanup_(freep) char *text = NULL;
+        _cleanup_(json_decrefp) json_t *doc =
+                cli_report_json("cloister attestation verify", rep, verdict, d, freshness);
 
-        if (!root || !checks)
+        if (!doc || result_print(doc) < 0)
                 return log_oom();
-        for (size_t i = 0; i < rep->n_checks; i++) {
-                const CheckResult *c = &rep->checks[i];
-                json_t *o = json_pack("{s:s,s:s,s:b,s:s}", "name", c->name, "status",
-                                      check_status_to_string(c->status), "enforced", c->enforced,
-                                      "detail", c->detail);
-                if (!o)
-                        return log_oom();
-                if (c->index >= 0)
-                        (void) json_object_set_new(o, "index", json_integer(c->index));
-                if (c->expected[0] || c->actual[0]) {
-                        (void) json_object_set_new(o, "expected", json_string(c->expected));
-                        (void) json_object_set_new(o, "actual", json_string(c->actual));
-                }
-                (void) json_array_append_new(checks, o);
-        }
-        (void) json_object_set_new(root, "verdict",
-                                   json_string(verdict < 0   ? "fail"
-                                               : verdict > 0 ? "incomplete"
-                                                             : "pass"));
-        (void) json_object_set_new(
-                root, "freshness",
-                json_string(freshness == CLI_FRESHNESS_CHECKED ? "checked" : "not-checked"));
-        (void) json_object_set(root, "checks", checks);
-        if (verdict < 0) {
-                json_t *f = json_pack("{s:s,s:s}", "check", d->check, "message", d->message);
-                if (f && d->index >= 0)
-                        (void) json_object_set_new(f, "index", json_integer(d->index));
-                if (f && (d->expected[0] || d->actual[0])) {
-                        (void) json_object_set_new(f, "expected", json_string(d->expected));
-                        (void) json_object_set_new(f, "actual", json_string(d->actual));
-                }
-                (void) json_object_set_new(root, "failure", f);
-        }
-        if (json_dump_pretty(root, &text) < 0)
-                return log_oom();
-        printf("%s\n", text);
         return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/hex.h"
@@ -168,9 +169,13 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 /* The cause once, on stderr; the message names the URL it is about. */
                 return log_error_errno(verdict, "%s", d.message);
         }
-        if (o->output == OUTPUT_JSON)
-                r = cli_print_report_json(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-        else {
+        if (o->output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc = cli_report_json(
+                        "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
+                if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
+                    result_print(doc) < 0)
+                        r = log_oom();
+        } else {
                 printf("node %s\n", endpoint);
                 cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (verdict < 0) {

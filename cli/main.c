@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister-version.h" /* generated: the commit, its date, tpm2-tss */
 #include "cloister/crypto.h"
@@ -62,14 +63,13 @@ static int verb_help(int argc, char *argv[], void *userdata)
 static int print_version(OutputFormat output)
 {
         if (output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *o =
-                        json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", CLOISTER_VERSION, "commit",
-                                  CLOISTER_COMMIT, "commitDate", CLOISTER_COMMIT_DATE, "openssl",
-                                  crypto_library_version(), "tpm2Tss", CLOISTER_TSS2_VERSION);
-                _cleanup_(freep) char *text = NULL;
-                if (!o || json_dump_pretty(o, &text) < 0)
+                _cleanup_(json_decrefp) json_t *o = json_pack(
+                        "{s:i,s:s,s:s,s:s,s:s,s:s,s:s}", "schemaVersion", RESULT_SCHEMA_VERSION,
+                        "command", "cloister version", "version", CLOISTER_VERSION, "commit",
+                        CLOISTER_COMMIT, "commitDate", CLOISTER_COMMIT_DATE, "openssl",
+                        crypto_library_version(), "tpm2Tss", CLOISTER_TSS2_VERSION);
+                if (!o || result_print(o) < 0)
                         return log_oom();
-                printf("%s\n", text);
                 return 0;
         }
         printf("cloister %s\n"
@@ -168,6 +168,11 @@ int main(int argc, char *argv[])
                 log_error("cloister: missing command. See 'cloister --help'.");
                 return 1;
         }
-        r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        /* -o json: a verb without a result document refuses it; a failure leaves an error
+         * document on stdout (cli-json.c, docs/json.md). */
+        r = cli_json_begin(&o, argc - optind, argv + optind);
+        if (r >= 0)
+                r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        r = cli_json_finish(&o, r);
         return exit_status_from_errno(r);
 }

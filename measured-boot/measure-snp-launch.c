@@ -13,7 +13,7 @@
 #include "cloister/crypto.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
-#include "cloister/json.h"
+#include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 #include "cloister/sev-snp.h"
@@ -141,7 +141,7 @@ static int parse_options(int argc, char *argv[], Options *o)
                         return 0;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
-                                o->json = true;
+                                o->json = true, arg_output = OUTPUT_JSON;
                         else if (strcmp(optarg, "text") != 0)
                                 return log_error_errno(-EINVAL, "-o '%s': use text or json.",
                                                        optarg);
@@ -348,7 +348,6 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
                       const uint8_t *fw_digest, const uint8_t ld[SNP_LD_SIZE])
 {
         _cleanup_(json_decrefp) json_t *root = NULL, *sections = json_array(), *boot = NULL;
-        _cleanup_(freep) char *text = NULL;
         /* Only QEMU puts the vCPU model's signature in the VMSA (ec2 and gce: RDX 0x600). */
         bool qemu = in->vmm == SNP_VMM_QEMU;
         uint8_t fw_sha256[32];
@@ -385,9 +384,9 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
                 "vcpuSignature", qemu ? hex_u64_json(in->vcpu_signature, 8) : json_null(), "vmm",
                 snp_vmm_to_string(in->vmm), "guestFeatures", hex_u64_json(in->guest_features, 0),
                 "directBoot", boot);
-        if (!root || json_dump_pretty(root, &text) < 0)
+        if (!root || json_object_update_new(root, result_new("cloister-measure snp-launch")) < 0 ||
+            result_print(root) < 0)
                 return log_oom();
-        printf("%s\n", text);
         return 0;
 }
 

@@ -98,7 +98,7 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                         return 0;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
-                                o->json = true;
+                                o->json = true, arg_output = OUTPUT_JSON;
                         else if (strcmp(optarg, "text") != 0)
                                 return log_error_errno(-EINVAL, "-o '%s': use text or json.",
                                                        optarg);

@@ -17,6 +17,9 @@ static void *sink_userdata;
 /* A log line longer than this is truncated; it bounds the stack buffer below. */
 #define LOG_MESSAGE_MAX 2048
 
+/* Per thread: the servers log from worker threads; the CLI reads its main thread's. */
+static _Thread_local char last_error[LOG_MESSAGE_MAX];
+
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",     [LOG_CRIT] = "crit",
         [LOG_ERR] = "error",   [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
@@ -90,6 +93,11 @@ void log_parse_environment(void)
                 log_set_max_level(l);
 }
 
+const char *log_last_error(void)
+{
+        return last_error;
+}
+
 void log_set_sink(LogSink s, void *userdata)
 {
         sink = s;
@@ -111,6 +119,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_start(ap, format);
         (void) vsnprintf(msg, sizeof(msg), format, ap);
         va_end(ap);
+        if (level <= LOG_ERR)
+                memcpy(last_error, msg, sizeof(last_error));
 
         if (sink)
                 sink(level, error, msg, sink_userdata);

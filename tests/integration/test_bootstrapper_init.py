@@ -183,8 +183,8 @@ def test_verify_shows_the_cluster_id_in_pcr15_and_refuses_another(swtpm, node, t
         assert ok.returncode == 0, ok.stdout + ok.stderr
         out = json.loads(ok.stdout)
         # A fresh nonce per connection: the verdict covers freshness, and the JSON says so.
-        assert out["verdict"] == "pass" and out["freshness"] == "checked"
-        assert any(c["name"] == "pcr" and c.get("index") == 15 and c["status"] == "pass"
+        assert out["verdict"]["result"] == "pass" and out["verdict"]["freshness"] == "checked"
+        assert any(c["name"] == "pcr" and c["index"] == 15 and c["result"] == "pass"
                    for c in out["checks"])
         bad = run("cloister", "verify", "--endpoint", url, "--policy", after, "--cluster-id",
                   "11" * 32)

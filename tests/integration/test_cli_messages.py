@@ -176,10 +176,10 @@ def test_eventlog_show_json_gives_null_for_a_digest_the_bank_lacks():
     log = Path(TESTDATA) / "tpm" / "eventlogs" / "debian-10.bin"
     r = run("cloister-measure", "eventlog", "show", log, "--bank", "sha384", "-o", "json")
     assert r.returncode == 0, r.stderr
-    events = json.loads(r.stdout)
+    events = json.loads(r.stdout)["events"]
     assert events and all(e["digest"] is None for e in events)
     r = run("cloister-measure", "eventlog", "show", log, "-o", "json")
-    assert all(isinstance(e["digest"], str) and len(e["digest"]) == 40 for e in json.loads(r.stdout))
+    assert all(isinstance(e["digest"], str) and len(e["digest"]) == 40 for e in json.loads(r.stdout)["events"])
 
 
 @pytest.mark.parametrize("program, typed, meant", [
@@ -211,5 +211,6 @@ def test_version_names_the_commit_openssl_and_tpm2_tss_in_text_and_json():
     assert "OpenSSL 3." in text.stdout and "tpm2-tss" in text.stdout
     assert run("cloister", "--version").stdout == text.stdout
     info = json.loads(run("cloister", "-o", "json", "version").stdout)
-    assert set(info) == {"version", "commit", "commitDate", "openssl", "tpm2Tss"}
+    assert set(info) == {"schemaVersion", "command", "version", "commit", "commitDate", "openssl",
+                         "tpm2Tss"}
     assert info["openssl"].startswith("OpenSSL 3.") and info["tpm2Tss"][0].isdigit()

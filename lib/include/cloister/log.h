@@ -62,6 +62,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
 #define log_oom() log_error_errno(-ENOMEM, "Out of memory.")
 
+/* The last message this process logged at error level or above ("" if none), whatever the
+ * target: what a tool that failed puts into its -o json error object (json-result.h). */
+const char *log_last_error(void);
+
 /* For tests: capture formatted records instead of writing them. NULL restores normal output. */
 typedef void (*LogSink)(int level, int error, const char *message, void *userdata);
 void log_set_sink(LogSink sink, void *userdata);
