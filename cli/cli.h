@@ -137,6 +137,23 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
                        const uint8_t cid[static 32], const RpcClientConfig *rc,
                        OutputFormat output);
 
+/* The workspace (cli-workspace.c; its files: docs/workflows.md, "The workspace"). */
+/* Takes -C DIR, --workspace DIR, --workspace=DIR and --debug out of argv wherever they stand
+ * (before a "--"), compacting argv. -EUSAGE (logged) for -C without a directory or two of them. */
+int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool *ret_debug);
+/* chdir(dir), as git -C does: relative paths on the command line and every default file are then
+ * the workspace's. A missing directory or a file is -EUSAGE; logs its errors. */
+int cli_workspace_enter(const char *dir);
+/* Neither --policy nor --config given: *config_path = the workspace's cloister.json if it exists.
+ * Returns what it set, or NULL. */
+const char *cli_workspace_config_default(const char *policy, const char **config_path);
+/* The cluster ID (and first endpoint) from state_path. Unless required, a missing file or one that
+ * records no initialised cluster yet (status created or pending) is 0 and leaves cid untouched;
+ * 1 when loaded; -errno (logged) for a malformed file. */
+int cli_workspace_cluster(const char *state_path, bool required, uint8_t cid[static 32],
+                          char *endpoint, size_t endpoint_size);
+#define CLI_STATE_FILE_DEFAULT "cloister-state.json"
+
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */
 int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d);

@@ -242,7 +242,10 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "this cluster (PCR 15) and changes nothing.\n\n"
                                "--config FILE ('cloister config generate') gives the policy (its\n"
                                "\"attestation\" object) and the defaults for --cluster-name,\n"
-                               "--kubernetes-version and --service-cidr; flags given win.\n\n"
+                               "--kubernetes-version and --service-cidr; flags given win.\n"
+                               "Without --policy and --config, the workspace's cloister.json\n"
+                               "is the configuration (the workspace: the current directory, or\n"
+                               "'cloister -C DIR'; every default file above is in it).\n\n"
                                "After 'cloister create' the state file gives the endpoint (the\n"
                                "load balancer) and the cluster name; --endpoint is then not\n"
                                "needed.\n");
@@ -288,11 +291,15 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || (!endpoint && access(state_path, F_OK) < 0) ||
-            (!policy && !config_path))
-                return log_error_errno(-EINVAL,
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "apply: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        (void) cli_workspace_config_default(policy, &config_path);
+        if ((!endpoint && access(state_path, F_OK) < 0) || (!policy && !config_path))
+                return log_error_errno(-EUSAGE,
                                        "apply: --endpoint (or a state file from 'cloister "
-                                       "create') and --policy (or --config) are required.");
+                                       "create') and --policy or --config (or a workspace "
+                                       "holding " CLI_CONFIG_FILE_DEFAULT ") are required.");
         r = cli_policy_or_config("apply", policy, config_path, &config);
         if (r < 0)
                 return r;

@@ -579,8 +579,8 @@ int verb_status(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister status [--node HOST[:PORT]] --policy FILE | "
-                               "--config FILE\n"
+                        printf("Usage: cloister status [--node HOST[:PORT]] [--policy FILE | "
+                               "--config FILE]\n"
                                "         [--state-file FILE | --cluster-id HEX] [--timeout SEC]\n"
                                "         [-o text|json]\n\n"
                                "The cluster's members as its join services record them (each\n"
@@ -590,7 +590,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "The join service must show this cluster's ID in PCR 15: the ID\n"
                                "and the endpoint come from --state-file (default\n"
                                "cloister-state.json), unless --cluster-id and --node give them;\n"
-                               "with both, no state file is read.\n");
+                               "with both, no state file is read. Without --policy and --config,\n"
+                               "the policy is the workspace's " CLI_CONFIG_FILE_DEFAULT
+                               " (the current\n"
+                               "directory, or 'cloister -C DIR').\n");
                         return 0;
                 case ARG_NODE:
                         if (cli_node_url(optarg, url) < 0)
@@ -621,8 +624,12 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
+        (void) cli_workspace_config_default(policy, &config_path);
         if (optind < argc || (!policy && !config_path))
-                return log_error_errno(-EINVAL, "status: give --policy or --config. See --help.");
+                return log_error_errno(-EUSAGE,
+                                       "status: give --policy or --config, or run it in the "
+                                       "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
+                                       "). See --help.");
         r = cli_policy_or_config("status", policy, config_path, &config);
         if (r < 0)
                 return r;

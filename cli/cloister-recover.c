@@ -108,8 +108,8 @@ int verb_recover(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister recover --node HOST[:PORT] [--node ...]\n"
-                               "         --policy FILE | --config FILE [--master-secret FILE]\n"
+                        printf("Usage: cloister recover [--node HOST[:PORT] [--node ...]]\n"
+                               "         [--policy FILE | --config FILE] [--master-secret FILE]\n"
                                "         [--state-file FILE] [--timeout SEC]\n\n"
                                "After the whole control plane was down, no join service can\n"
                                "release keys. Each control-plane node given then serves a\n"
@@ -119,7 +119,11 @@ int verb_recover(int argc, char *argv[], void *userdata)
                                "key, unlocks its state, checks the cluster ID recorded there\n"
                                "against the one in --state-file (default cloister-state.json),\n"
                                "extends PCR 15 and starts its join service; workers then rejoin\n"
-                               "on their own. Exit status 1 if any node was not recovered.\n",
+                               "on their own. Exit status 1 if any node was not recovered.\n\n"
+                               "In the cluster's workspace (the current directory, or\n"
+                               "'cloister -C DIR') no option is needed: the policy comes from\n"
+                               "its cloister.json and, without --node, the node from\n"
+                               "its state file (the first control plane 'apply' initialised).\n",
                                MASTER_SECRET_FILE_DEFAULT);
                         return 0;
                 case ARG_NODE:
@@ -152,16 +156,29 @@ int verb_recover(int argc, char *argv[], void *userdata)
                         return -EINVAL;
                 }
         }
-        if (optind < argc || n_urls == 0 || (!policy && !config_path))
-                return log_error_errno(-EINVAL, "recover: --node and --policy (or --config) are "
-                                                "required. See --help.");
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "recover: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        (void) cli_workspace_config_default(policy, &config_path);
+        if (!policy && !config_path)
+                return log_error_errno(-EUSAGE,
+                                       "recover: give --policy or --config, or run it in the "
+                                       "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
+                                       "). See --help.");
         r = cli_policy_or_config("recover", policy, config_path, &config);
         if (r < 0)
                 return r;
-        /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. */
-        r = cli_state_load(state_path, cid, NULL, 0);
+        /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. Without
+         * --node, the first control plane it recorded. */
+        r = cli_state_load(state_path, cid, n_urls == 0 ? urls[0] : NULL,
+                           n_urls == 0 ? sizeof(urls[0]) : 0);
         if (r < 0)
                 return r;
+        if (n_urls == 0) {
+                log_info("recover: no --node: the first control plane %s records, %s.", state_path,
+                         urls[0]);
+                n_urls = 1;
+        }
         diag_clear(&d);
         r = master_secret_load(ms_path, &ms, &d);
         if (r < 0)

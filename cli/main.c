@@ -87,7 +87,7 @@ static int verb_version(int argc, char *argv[], void *userdata)
 
         if (argc > 1) {
                 if (strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "cloister version: unexpected argument '%s'. See "
                                                "'cloister version --help'.",
                                                argv[1]);
@@ -113,6 +113,10 @@ static void help(void)
                "     --version           Show the version\n"
                "  -o --output=FORMAT     text (default) or json\n"
                "  -v --verbose           Debug logging (never shows secrets)\n"
+               "  -C --workspace=DIR     Run as if started in DIR (before or after the\n"
+               "                         command): the workspace whose cloister.json,\n"
+               "                         cloister-state.json, secrets and kubeconfig give\n"
+               "                         every command its defaults\n"
                "\n"
                "Run 'cloister COMMAND --help' for a command's own options.\n");
 }
@@ -140,7 +144,7 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
                 case 'o':
                         o->output = output_format_from_string(optarg);
                         if (o->output < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "Unknown output format '%s': use text or "
                                                        "json.",
                                                        optarg);
@@ -149,7 +153,7 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
                         log_set_max_level(LOG_DEBUG);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         return 1;
@@ -158,15 +162,22 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
 int main(int argc, char *argv[])
 {
         CliOptions o = { .output = OUTPUT_TEXT };
+        const char *workspace;
+        bool debug;
         int r;
 
         log_parse_environment();
+        r = cli_global_options(&argc, argv, &workspace, &debug);
+        if (r >= 0 && workspace)
+                r = cli_workspace_enter(workspace);
+        if (r < 0)
+                return exit_status_from_errno(r);
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return exit_status_from_errno(r);
         if (optind >= argc) {
                 log_error("cloister: missing command. See 'cloister --help'.");
-                return 1;
+                return exit_status_from_errno(-EUSAGE);
         }
         /* -o json: a verb without a result document refuses it; a failure leaves an error
          * document on stdout (cli-json.c, docs/json.md). */

@@ -190,7 +190,7 @@ def test_eventlog_show_json_gives_null_for_a_digest_the_bank_lacks():
 def test_a_mistyped_command_suggests_the_nearest_one(program, typed, meant):
     r = run(program[0], *program[1:], typed)
     (line,) = errors(r)
-    assert r.returncode == 1 and f"unknown command '{typed}'. Did you mean '{meant}'?" in line
+    assert r.returncode == 2 and f"unknown command '{typed}'. Did you mean '{meant}'?" in line
 
 
 @pytest.mark.parametrize("typed", ["ab", "ver"])  # nothing near; two equally near
