@@ -86,7 +86,9 @@ static void help(void)
                "(disk key only), or, as a control plane without peers, serves recovery for\n"
                "'cloister recover'. See docs/join.md.\n"
                "\nKeys never go on a command line: the disk mapper gets the state disk's key on\n"
-               "its standard input.\n");
+               "its standard input.\n"
+               "\nExit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
+               "(an unknown option, a missing argument, a malformed value).\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -155,7 +157,7 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_LISTEN:
                         if (parse_listen_address(optarg, &arg_address, &arg_port) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--listen '%s': use ADDR:PORT (port "
                                                        "0..65535).",
                                                        optarg);
@@ -190,7 +192,7 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_METADATA_TIMEOUT:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port == 0 || port > 600)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--metadata-timeout: 1..600 seconds.");
                         arg_metadata_timeout = (unsigned) port;
                         break;
@@ -206,7 +208,7 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_JOIN_TIMEOUT:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port == 0 || port > 86400)
-                                return log_error_errno(-EINVAL, "--join-timeout: 1..86400 s.");
+                                return log_error_errno(-EUSAGE, "--join-timeout: 1..86400 s.");
                         arg_join_timeout = (unsigned) port;
                         break;
                 case ARG_JOIN_SERVICE:
@@ -214,12 +216,12 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_STATE_MOUNT:
                         if (optarg[0] != '/')
-                                return log_error_errno(-EINVAL, "--state-mount: an absolute path.");
+                                return log_error_errno(-EUSAGE, "--state-mount: an absolute path.");
                         arg_state_mount = optarg;
                         break;
                 case ARG_STATE_BIND:
                         if (!*optarg)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--state-bind: a comma-separated list of "
                                                        "absolute paths.");
                         arg_state_bind = optarg;
@@ -228,15 +230,15 @@ static int parse_argv(int argc, char *argv[])
                         arg_disk_mapper = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (arg_print_metadata && !arg_metadata)
-                return log_error_errno(-EINVAL, "--print-metadata needs --metadata.");
+                return log_error_errno(-EUSAGE, "--print-metadata needs --metadata.");
         if (arg_state_bind && !arg_state_mount)
-                return log_error_errno(-EINVAL, "--state-bind needs --state-mount.");
+                return log_error_errno(-EUSAGE, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
-                return log_error_errno(-EINVAL, "--state-disk, --first-boot-key and --state-dir "
+                return log_error_errno(-EUSAGE, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
         return 1;
 }
@@ -254,12 +256,12 @@ static int load_metadata(NodeMetadata *ret)
                         arg_metadata);
         p = metadata_provider_from_string(name);
         if (p < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--metadata '%s': use gcp, azure, aws, qemu or local:FILE.",
                                        arg_metadata);
         if (p == METADATA_LOCAL) {
                 if (!colon || !colon[1])
-                        return log_error_errno(-EINVAL, "--metadata local needs a file: "
+                        return log_error_errno(-EUSAGE, "--metadata local needs a file: "
                                                         "local:FILE.");
                 source = colon + 1;
         }

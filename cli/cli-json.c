@@ -77,7 +77,7 @@ int cli_json_begin(CliOptions *o, int argc, char *argv[])
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
                         return 0;
-        return log_error_errno(-EINVAL,
+        return log_error_errno(-EUSAGE,
                                "%s prints no JSON result: drop -o json (these print one, "
                                "docs/json.md: cloister version, status, verify, attestation "
                                "verify, attestation verify-report, control-plane authorize).",

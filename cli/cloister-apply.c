@@ -252,7 +252,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, endpoint_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = endpoint_url;
                         break;
                 case ARG_POLICY:
@@ -263,7 +263,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         timeout_given = true;
                         break;
                 case ARG_MS:
@@ -288,7 +288,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         state_path = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)

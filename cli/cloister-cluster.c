@@ -597,7 +597,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_NODE:
                         if (cli_node_url(optarg, url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
@@ -614,14 +614,14 @@ int verb_status(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rc) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         (void) cli_workspace_config_default(policy, &config_path);
@@ -634,7 +634,7 @@ int verb_status(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return r;
         if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--cluster-id: 64 hex digits expected (as 'cloister "
                                        "apply' printed it).");
         if (!cluster_id || !url[0] || state_given) {
@@ -648,7 +648,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return r;
                 if (cluster_id && memcmp(cid, state_cid, sizeof(cid)) != 0)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "--cluster-id differs from the cluster ID "
                                                "in %s: give one of them.",
                                                state_path);

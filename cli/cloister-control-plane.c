@@ -62,7 +62,7 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
                         hours = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || hours == 0 ||
                             hours > CP_AUTHORIZATION_VALID_MAX_SEC / 3600)
-                                return log_error_errno(-EINVAL, "--valid-for: 1..%u hours.",
+                                return log_error_errno(-EUSAGE, "--valid-for: 1..%u hours.",
                                                        CP_AUTHORIZATION_VALID_MAX_SEC / 3600);
                         break;
                 case 'm':
@@ -70,18 +70,18 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &opts->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return log_error_errno(-EINVAL, "See 'cloister control-plane authorize "
+                        return log_error_errno(-EUSAGE, "See 'cloister control-plane authorize "
                                                         "--help'.");
                 }
         if (optind != argc - 1)
-                return log_error_errno(-EINVAL, "Name exactly one node: cloister control-plane "
+                return log_error_errno(-EUSAGE, "Name exactly one node: cloister control-plane "
                                                 "authorize NAME. See --help.");
         name = argv[optind];
         if (!cp_authorization_name_ok(name))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "'%s' is not a member name: a DNS-1123 label (a-z, 0-9, "
                                        "'-', at most %d characters), as in the node's metadata.",
                                        name, CP_AUTHORIZATION_NAME_MAX);

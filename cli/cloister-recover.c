@@ -129,11 +129,11 @@ int verb_recover(int argc, char *argv[], void *userdata)
                 case ARG_NODE:
                 case ARG_ENDPOINT:
                         if (n_urls >= ELEMENTSOF(urls))
-                                return log_error_errno(-E2BIG, "At most %zu nodes at once.",
+                                return log_error_errno(-EUSAGE, "At most %zu nodes at once.",
                                                        ELEMENTSOF(urls));
                         if (cli_endpoint_url(c == ARG_NODE ? "--node" : "--endpoint", optarg,
                                              urls[n_urls]) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         n_urls++;
                         break;
                 case ARG_POLICY:
@@ -150,10 +150,10 @@ int verb_recover(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)

@@ -338,19 +338,19 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                         break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &opts.at) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         pr.output = o->output;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc || !quote)
-                return log_error_errno(-EINVAL, "--quote FILE is required. See --type tdx --help.");
+                return log_error_errno(-EUSAGE, "--quote FILE is required. See --type tdx --help.");
 
         diag_clear(&d);
         tdx_policy_defaults(&pol);
@@ -363,7 +363,7 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", quote);
         if (tablef && !logf)
-                return log_error_errno(-EINVAL, "--ccel-table needs --event-log LOG.");
+                return log_error_errno(-EUSAGE, "--ccel-table needs --event-log LOG.");
         if (logf && (r = read_full_file(logf, TDX_CCEL_LOG_MAX, &log, &logn)) < 0)
                 return log_error_errno(r, "%s: cannot read: %m", logf);
         if (tablef && (r = read_full_file(tablef, 4096, &table, &tablen)) < 0)
@@ -374,7 +374,7 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
         if (r < 0)
                 return log_error_errno(r, "%s: %s [check %s]", quote, d.message, d.check);
         if (coldir && no_collateral)
-                return log_error_errno(-EINVAL, "--collateral and --no-collateral exclude each "
+                return log_error_errno(-EUSAGE, "--collateral and --no-collateral exclude each "
                                                 "other.");
         if (!coldir && !no_collateral) {
                 /* From the cache, or Intel PCS / a PCCS; verified below exactly as files. */

@@ -179,7 +179,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_TYPE:
                         if (strcmp(optarg, "snp") != 0)
-                                return log_error_errno(-EINVAL, "--type '%s': use snp or tdx.",
+                                return log_error_errno(-EUSAGE, "--type '%s': use snp or tdx.",
                                                        optarg);
                         break;
                 case 'r':
@@ -211,19 +211,19 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &at) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         pr.output = o->output;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc || !report)
-                return log_error_errno(-EINVAL, "--report FILE is required. See --help.");
+                return log_error_errno(-EUSAGE, "--report FILE is required. See --help.");
 
         r = read_full_file(report, 64 * 1024, &raw, &rn);
         if (r < 0)
@@ -271,7 +271,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                 if (strcasecmp(product_arg, snp_product_to_string(i)) == 0)
                                         product = (SnpProduct) i;
                         if (product < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--product '%s': use Milan, Genoa or Turin.",
                                                        product_arg);
                 } else if (snp_report_product(&rep, &product) < 0)

@@ -94,7 +94,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = node_url;
                         break;
                 case ARG_POLICY:
@@ -105,7 +105,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case ARG_CLUSTER:
                         cluster = true;
@@ -119,15 +119,15 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_NODE:
                         if (cli_node_url(optarg, node_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = node_url;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         (void) cli_workspace_config_default(policy, &config_path);
@@ -148,7 +148,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                        ") are required.");
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");
+                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
                 return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output);
         }
         diag_clear(&d);
@@ -161,7 +161,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 return r;
         if (r > 0) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");
+                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
                 /* A member of this cluster has extended exactly this ID into PCR 15. */
                 kdf_pcr15_expected(cid, pol->pcrs[15].expected);
                 pol->pcrs[15].present = true;

@@ -118,7 +118,11 @@ static void help(void)
                "                         cloister-state.json, secrets and kubeconfig give\n"
                "                         every command its defaults\n"
                "\n"
-               "Run 'cloister COMMAND --help' for a command's own options.\n");
+               "Run 'cloister COMMAND --help' for a command's own options.\n"
+               "\n"
+               "Exit status: 0 success, 1 failure (one error line says why, and the\n"
+               "verdict line where there is one), 2 usage error (an unknown command or\n"
+               "option, a missing argument, a malformed value: nothing was done).\n");
 }
 
 static int parse_argv(int argc, char *argv[], CliOptions *o)

@@ -58,7 +58,10 @@ static void help(void)
                "Options:\n"
                "  -h --help      Show this help\n"
                "     --version   Show the version\n"
-               "  -v --verbose   Debug logging\n");
+               "  -v --verbose   Debug logging\n"
+               "\n"
+               "Exit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
+               "(an unknown command or option, a missing argument, a malformed value).\n");
 }
 
 int main(int argc, char *argv[])
@@ -85,12 +88,12 @@ int main(int argc, char *argv[])
                         log_set_max_level(LOG_DEBUG);
                         break;
                 default:
-                        return 1;
+                        return exit_status_from_errno(-EUSAGE);
                 }
         }
         if (optind >= argc) {
                 log_error("cloister-measure: missing command. See 'cloister-measure --help'.");
-                return 1;
+                return exit_status_from_errno(-EUSAGE);
         }
         /* The command as typed, before the verb's getopt permutes its arguments. */
         if (strcmp(argv[optind], "eventlog") == 0 && optind + 1 < argc &&

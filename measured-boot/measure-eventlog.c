@@ -34,7 +34,7 @@ static int parse_options(int argc, char *argv[], const char **ret_log)
                 case 'b':
                         arg_bank = tcg_alg_from_string(optarg);
                         if (arg_bank == 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--bank '%s': use sha1, sha256, sha384 or "
                                                        "sha512.",
                                                        optarg);
@@ -42,15 +42,15 @@ static int parse_options(int argc, char *argv[], const char **ret_log)
                 case 'o':
                         arg_output = output_format_from_string(optarg);
                         if (arg_output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "eventlog %s: expected exactly one LOG file. See "
                                        "--help.",
                                        argv[0]);

@@ -82,11 +82,11 @@ int verb_sign(int argc, char *argv[], void *userdata)
                         out = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1 || !keyfile)
-                return log_error_errno(-EINVAL, "sign: --key KEY.pem and one FILE are required.");
+                return log_error_errno(-EUSAGE, "sign: --key KEY.pem and one FILE are required.");
         if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
             (r = check_format(argv[optind], data, size, &m)) < 0)
                 return r;
@@ -175,15 +175,15 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case 'o':
                         arg_output = output_format_from_string(optarg);
                         if (arg_output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 2 || !pubfile)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "verify: --pubkey PUB.pem, FILE and SIG are required.");
         if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
             (r = load(argv[optind + 1], MEASUREMENTS_SIGNATURE_MAX, &sig, &sn)) < 0 ||

@@ -8,6 +8,7 @@
 
 #include "cloister/json-result.h"
 #include "cloister/log.h"
+#include "cloister/verbs.h"
 
 static bool printed;
 
@@ -142,6 +143,7 @@ void result_error_split(const char *message, char cause[static RESULT_TEXT_MAX],
 static void default_next_step(const char *command, int error, char next[static RESULT_TEXT_MAX])
 {
         switch (error) {
+        case EUSAGE:
         case EINVAL:
                 (void) snprintf(next, RESULT_TEXT_MAX, "See '%s --help'.", command);
                 break;
@@ -181,7 +183,8 @@ json_t *result_error_new(const char *command, int error, const char *message)
         result_error_split(message, cause, next);
         if (!next[0])
                 default_next_step(command, error, next);
-        code = error ? strerrorname_np(error) : NULL;
+        /* EUSAGE (verbs.h) is Cloister's own: a usage error, exit status 2. */
+        code = error == EUSAGE ? "EUSAGE" : error ? strerrorname_np(error) : NULL;
         doc = result_new(command);
         if (doc &&
             json_object_set_new(doc, "error",

@@ -223,7 +223,7 @@ def test_binding_together_with_no_binding_is_a_usage_error(cloister, swtpm, tmp_
     pol = policy_for(ev, tmp_path)
     for order in (["--binding", BINDING, "--no-binding"], ["--no-binding", "--binding", BINDING]):
         r = verify(cloister, ev_path, pol, *order)
-        assert r.returncode == 1
+        assert r.returncode == 2
         assert r.stdout == ""
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr

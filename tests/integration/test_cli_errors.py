@@ -120,7 +120,8 @@ def cases(d, silent, plain):
 
 # Usage errors (a command or option that does not exist, a missing or malformed argument): exit
 # status 2; everything else that fails: 1.
-USAGE_ERRORS = {"unknown command"}
+USAGE_ERRORS = {"unknown command", "verify: bad node", "attestation verify: missing",
+                "attestation verify: --binding with --no-binding"}
 
 
 def test_every_bad_input_gives_one_line_and_exit_1_or_2_for_usage(files, silent_port, plain_port):

@@ -79,7 +79,7 @@ def apply_args(d, state, endpoint):
 ])
 def test_verify_refuses_a_malformed_endpoint_before_any_connection(owner, args, why):
     r = run("cloister", "verify", *args, "--policy", owner / "policy.json", "--timeout", "2")
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 2, r.stderr  # a usage error
     (line,) = errors(r)
     assert why in line and args[1] in line, line
     assert not any(w in r.stderr for w in LIBCURL_WORDS), r.stderr
@@ -90,7 +90,7 @@ def test_apply_with_another_scheme_is_refused_before_any_connection_and_writes_n
     port = listener.getsockname()[1]
     state = tmp_path / "state.json"
     r = run("cloister", *apply_args(owner, state, f"ftp://127.0.0.1:{port}"))
-    assert r.returncode == 1
+    assert r.returncode == 2  # a usage error
     (line,) = errors(r)
     assert "speak only https" in line and "https://HOST[:PORT]" in line, line
     assert not state.exists() and not accepted(listener)

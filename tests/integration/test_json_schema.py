@@ -28,7 +28,7 @@ def document(r, rc):
 
 
 def error_document(r, command, code):
-    doc = document(r, 1)
+    doc = document(r, 2 if code == "EUSAGE" else 1)  # exit status 2: a usage error
     assert doc["command"] == command and doc["error"]["code"] == code, doc
     # The error is the line on stderr, in full, not another text.
     assert doc["error"]["message"] in r.stderr, (doc, r.stderr)
@@ -153,7 +153,7 @@ def test_commands_without_a_result_document_refuse_json_with_an_error_document(t
     for args, command in ((("apply",), "cloister apply"),
                           (("config", "generate", "qemu"), "cloister config generate"),
                           (("mini", "status"), "cloister mini status")):
-        err = error_document(run("cloister", "-o", "json", *args, cwd=tmp_path), command, "EINVAL")
+        err = error_document(run("cloister", "-o", "json", *args, cwd=tmp_path), command, "EUSAGE")
         assert err["cause"] == f"{command} prints no JSON result"
         assert err["nextStep"].startswith("Drop -o json")
     # Their help is still text.
@@ -173,7 +173,7 @@ def test_verify_refused_connection_is_an_error_document_naming_the_next_step(tmp
     assert err["nextStep"].startswith("Check the address and port")
     # A usage error before anything else: still a document.
     err = error_document(cloister("verify", "--node", "127.0.0.1:99999", "--policy", pol, "-o",
-                                  "json"), "cloister verify", "EINVAL")
+                                  "json"), "cloister verify", "EUSAGE")
     assert "65535" in err["message"]
 
 
