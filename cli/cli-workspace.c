@@ -5,10 +5,12 @@
  * docs/workflows.md, "The workspace".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -153,4 +155,75 @@ int cli_workspace_cluster(const char *state_path, bool required, uint8_t cid[sta
                 return r;
         log_debug("Cluster ID from %s.", state_path);
         return 1;
+}
+
+char *cli_command_line(int argc, char *argv[])
+{
+        size_t n = 1;
+        char *s, *p;
+
+        for (int i = 0; i < argc; i++)
+                n += 3 + 4 * strlen(argv[i]); /* a quote becomes 4 */
+        p = s = malloc(n);
+        if (!s)
+                return NULL;
+        for (int i = 0; i < argc; i++) {
+                bool quote = !argv[i][0] || strpbrk(argv[i], " \t\n'\"\\$`") != NULL;
+                if (i > 0)
+                        *p++ = ' ';
+                if (quote)
+                        *p++ = '\'';
+                for (const char *c = argv[i]; *c; c++) {
+                        if (quote && *c == '\'') {
+                                memcpy(p, "'\\''", 4); /* close, escaped quote, reopen */
+                                p += 4;
+                                continue;
+                        }
+                        *p++ = (*c >= 0x20 && *c != 0x7f) ? *c : '?';
+                }
+                if (quote)
+                        *p++ = '\'';
+        }
+        *p = '\0';
+        return s;
+}
+
+int cli_debug_log_open(const char *command_line, const char *version)
+{
+        _cleanup_(freep) char *cwd = getcwd(NULL, 0);
+        char stamp[32];
+        struct stat st;
+        time_t now = time(NULL);
+        struct tm tm;
+        int fd;
+
+        fd = open(CLI_DEBUG_LOG, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                  0600);
+        if (fd < 0)
+                return log_error_errno(-errno,
+                                       "--debug: cannot write %s/%s: %m. Run it in a workspace "
+                                       "you can write to (-C DIR).",
+                                       cwd ?: ".", CLI_DEBUG_LOG);
+        /* Someone else's file, or one others may read: not for records of our commands. */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+                (void) close(fd);
+                return log_error_errno(-EPERM,
+                                       "--debug: %s/%s is not a regular file of yours: move it "
+                                       "away.",
+                                       cwd ?: ".", CLI_DEBUG_LOG);
+        }
+        if ((st.st_mode & 0077) && fchmod(fd, 0600) < 0) {
+                int r = -errno;
+                (void) close(fd);
+                return log_error_errno(r, "--debug: cannot make %s private (0600): %m.",
+                                       CLI_DEBUG_LOG);
+        }
+        if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                stamp[0] = '\0';
+        (void) dprintf(fd, "\n==== %s cloister %s, pid %ld, workspace %s\n==== %s\n", stamp,
+                       version, (long) getpid(), cwd ?: "?", command_line);
+        log_set_file(fd);
+        /* Said on stderr once, so the file can be found (and sent along with a report). */
+        (void) fprintf(stderr, "Debug log: %s/%s\n", cwd ?: ".", CLI_DEBUG_LOG);
+        return fd;
 }

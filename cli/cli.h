@@ -153,6 +153,14 @@ const char *cli_workspace_config_default(const char *policy, const char **config
 int cli_workspace_cluster(const char *state_path, bool required, uint8_t cid[static 32],
                           char *endpoint, size_t endpoint_size);
 #define CLI_STATE_FILE_DEFAULT "cloister-state.json"
+#define CLI_DEBUG_LOG          "cloister-debug.log"
+/* --debug: appends a header (time, version, pid, workspace, command_line) to the workspace's
+ * cloister-debug.log (created 0600; refused if it is not a regular file of ours) and sends every
+ * log record there, debug level included; says where on stderr. Returns the fd, or -errno. */
+int cli_debug_log_open(const char *command_line, const char *version);
+/* argv as one shell-quoted line (control characters as '?'), for the debug log; NULL if out of
+ * memory. */
+char *cli_command_line(int argc, char *argv[]);
 
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */

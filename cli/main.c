@@ -117,6 +117,9 @@ static void help(void)
                "                         command): the workspace whose cloister.json,\n"
                "                         cloister-state.json, secrets and kubeconfig give\n"
                "                         every command its defaults\n"
+               "     --debug             Append a debug-level log of this run to the\n"
+               "                         workspace's cloister-debug.log (0600; never a\n"
+               "                         secret), anywhere on the command line\n"
                "\n"
                "Run 'cloister COMMAND --help' for a command's own options.\n"
                "\n"
@@ -166,14 +169,20 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
 int main(int argc, char *argv[])
 {
         CliOptions o = { .output = OUTPUT_TEXT };
+        _cleanup_(freep) char *command_line = NULL;
+        _cleanup_(closep) int debug_fd = -1;
         const char *workspace;
         bool debug;
         int r;
 
         log_parse_environment();
+        command_line = cli_command_line(argc, argv);
         r = cli_global_options(&argc, argv, &workspace, &debug);
         if (r >= 0 && workspace)
                 r = cli_workspace_enter(workspace);
+        if (r >= 0 && debug)
+                r = debug_fd = cli_debug_log_open(command_line ?: "cloister",
+                                                  CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
         if (r < 0)
                 return exit_status_from_errno(r);
         r = parse_argv(argc, argv, &o);
@@ -189,5 +198,9 @@ int main(int argc, char *argv[])
         if (r >= 0)
                 r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
         r = cli_json_finish(&o, r);
+        log_debug("Exit status %d%s%s.", exit_status_from_errno(r), r < 0 ? ": " : "",
+                  r < 0 && r != -EUSAGE ? strerror(-r)
+                  : r == -EUSAGE        ? "usage error"
+                                        : "");
         return exit_status_from_errno(r);
 }

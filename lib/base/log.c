@@ -5,11 +5,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/log.h"
 
 static int max_level = LOG_INFO;
+/* With a log file (log_set_file) max_level is LOG_DEBUG for the file's sake; what the console (or
+ * the journal, or a sink) shows stays at this level. */
+static int console_level = LOG_INFO;
+static int file_fd = -1;
 static LogTarget target = LOG_TARGET_AUTO;
 static LogSink sink;
 static void *sink_userdata;
@@ -28,8 +33,34 @@ static const char *const level_names[] = {
 
 void log_set_max_level(int level)
 {
-        if (level >= LOG_EMERG && level <= LOG_DEBUG)
-                max_level = level;
+        if (level < LOG_EMERG || level > LOG_DEBUG)
+                return;
+        console_level = level;
+        max_level = file_fd >= 0 ? LOG_DEBUG : level;
+}
+
+void log_set_file(int fd)
+{
+        file_fd = fd;
+        max_level = fd >= 0 ? LOG_DEBUG : console_level;
+}
+
+/* One record in the log file: "2026-12-07T09:30:00.123Z debug: message". */
+static void log_file_write(int level, const char *msg)
+{
+        char line[LOG_MESSAGE_MAX + 64], stamp[32];
+        struct timespec ts;
+        struct tm tm;
+        int n;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        if (!gmtime_r(&ts.tv_sec, &tm) ||
+            strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+                stamp[0] = '\0';
+        n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+                     level_names[level & 7], msg);
+        if (n > 0)
+                (void) !write(file_fd, line, MIN((size_t) n, sizeof(line) - 1));
 }
 
 int log_get_max_level(void)
@@ -122,6 +153,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         if (level <= LOG_ERR)
                 memcpy(last_error, msg, sizeof(last_error));
 
+        if (file_fd >= 0)
+                log_file_write(level, msg);
+        if (level > console_level) /* for the file only */
+                goto finish;
         if (sink)
                 sink(level, error, msg, sink_userdata);
         else if (log_get_effective_target() == LOG_TARGET_JOURNAL) {
@@ -139,12 +174,12 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                                 code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", level,
                                 "SYSLOG_IDENTIFIER=%s", program_invocation_short_name, NULL);
         } else {
-                if (level <= LOG_WARNING || max_level >= LOG_DEBUG)
+                if (level <= LOG_WARNING || console_level >= LOG_DEBUG)
                         (void) fprintf(stderr, "%s: %s\n", level_names[level & 7], msg);
                 else
                         (void) fprintf(stderr, "%s\n", msg);
         }
-
+finish:
         errno = saved_errno;
         return -error;
 }

@@ -27,6 +27,10 @@ typedef enum LogTarget {
 } LogTarget;
 
 void log_set_max_level(int level);
+/* Also writes every record, debug level included, with a UTC timestamp to fd (-1: no more);
+ * what stderr (the journal, a sink) shows keeps the level log_set_max_level() set. The program
+ * owns fd. Records are what the program logs, and no log function takes a Secret. */
+void log_set_file(int fd);
 int log_get_max_level(void);
 /* Parses "debug", "info", "notice", "warning", "err"/"error", "crit" into a syslog level. */
 int log_level_from_string(const char *s);
