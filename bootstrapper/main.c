@@ -362,17 +362,23 @@ static void *serve_thread(void *arg)
 
 int main(int argc, char *argv[])
 {
+        /* Every mode answers both POSTs: the one its state does not allow is refused with
+         * the state in words (bootstrapper_handle_wrong_state), not with "not found". */
         static const RpcRoute routes_recover[] = {
                 { "POST", "/v1/recover", bootstrapper_handle_recover },
+                { "POST", "/v1/init", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
         };
         static const RpcRoute routes_member[] = {
                 { "GET", "/v1/node", bootstrapper_handle_node },
+                { "POST", "/v1/init", bootstrapper_handle_wrong_state },
+                { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
                 {},
         };
         static const RpcRoute routes[] = {
                 { "POST", "/v1/init", bootstrapper_handle_init },
+                { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
         };
@@ -577,6 +583,10 @@ int main(int argc, char *argv[])
         rc.workers = 4;
         /* Joining nodes say READY=1 themselves, once they are members. */
         rc.notify = mode != MODE_JOIN && mode != MODE_REJOIN;
+        b.mode = mode == MODE_INIT     ? BOOTSTRAPPER_MODE_INIT
+                 : mode == MODE_JOIN   ? BOOTSTRAPPER_MODE_JOIN
+                 : mode == MODE_REJOIN ? BOOTSTRAPPER_MODE_REJOIN
+                                       : BOOTSTRAPPER_MODE_RECOVER;
         r = rpc_server_new(&rc, atls,
                            mode == MODE_INIT      ? routes
                            : mode == MODE_RECOVER ? routes_recover

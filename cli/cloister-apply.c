@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/base64.h"
@@ -211,6 +212,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         char cid_hex[2 * CLUSTER_ID_SIZE + 1], *k64, *s64, *m64, *i64;
         const char *got_cid, *kc;
         PolicyVerifier pv;
+        _cleanup_(attest_report_done) AttestReport rep = {};
         AtlsVerifier v;
         long status = 0;
         Diag d;
@@ -432,7 +434,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return log_oom();
         }
 
-        pv = (PolicyVerifier){ .policy = pol };
+        pv = (PolicyVerifier){ .policy = pol, .report = &rep };
         v = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
@@ -449,6 +451,13 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r >= 0 && status != 200)
                 r = diag_fail(&d, -EPROTO, "node", -1, "%s answered HTTP %ld to GET /v1/node",
                               endpoint, status);
+        /* A node in a cluster already, or waiting for recovery: its state in words. */
+        if (r < 0 && cli_node_state_from_report("apply", endpoint, &rep, resume ? cid : NULL) < 0)
+                return -EALREADY;
+        /* (A resumed init finds its own cluster's ID in PCR 15: the node says "member".) */
+        if (r >= 0 && !resume &&
+            cli_node_state_expect("apply", endpoint, resp, "uninitialized") < 0)
+                return -EALREADY;
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
@@ -489,6 +498,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 diag_format(&d, msg, sizeof(msg));
                 return log_error_errno(r, "The node was not initialised: %s", msg);
         }
+        if (status != 200 && cli_node_state_from_refusal("apply", endpoint, resp) < 0)
+                return -EALREADY;
         if (status != 200)
                 return log_error_errno(-EPROTO, "The node refused init (HTTP %ld): %s", status,
                                        json_string_value(json_object_get(resp, "detail")) ?: "?");

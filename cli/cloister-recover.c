@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/base64.h"
@@ -26,6 +27,7 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         char *k64 = NULL, *s64 = NULL, cid_hex[2 * CLUSTER_ID_SIZE + 1];
         const char *got;
         PolicyVerifier pv;
+        _cleanup_(attest_report_done) AttestReport rep = {};
         AtlsVerifier v;
         long status = 0;
         Diag d;
@@ -36,7 +38,7 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         pol->pcrs[15] = (PcrExpectation){ .present = true };
-        pv = (PolicyVerifier){ .policy = pol };
+        pv = (PolicyVerifier){ .policy = pol, .report = &rep };
         v = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
@@ -53,11 +55,16 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         if (!body)
                 return log_oom();
         r = rpc_call(atls, rpc_config, "POST", url, "/v1/recover", body, false, &status, &resp, &d);
+        /* A member already (recovered, or never down), or a node in no cluster: in words. */
+        if (r < 0 && cli_node_state_from_report("recover", url, &rep, cid) < 0)
+                return -EALREADY;
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
                 return log_error_errno(r, "%s was not recovered (nothing was sent): %s", url, msg);
         }
+        if (status != 200 && cli_node_state_from_refusal("recover", url, resp) < 0)
+                return -EALREADY;
         if (status != 200)
                 return log_error_errno(-EPROTO, "%s refused recovery (HTTP %ld): %s", url, status,
                                        json_string_value(json_object_get(resp, "detail")) ?: "?");
