@@ -358,7 +358,13 @@ static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_resp
                 resume = memcmp(pcr15, expected15, 32) == 0;
         }
         if (!zero && !resume)
-                return fail(detail, n, -EALREADY, "this node is already initialised");
+                return bootstrapper_refusal_code(
+                        ret_response, "already-member",
+                        fail(detail, n, -EALREADY,
+                             "node %s is already a member of another cluster: nothing to "
+                             "initialise; run 'cloister verify --node %s' in that cluster's "
+                             "workspace",
+                             b->node_name, b->endpoint ?: "HOST"));
         if (resume)
                 log_info("bootstrapper: resuming the init of this node's cluster");
 
@@ -490,12 +496,16 @@ int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret
         if (asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
                 return -ENOMEM;
         r = read_full_file(path, 64 * 1024, &state, &size);
-        if (r == -ENOENT) {
+        if (r == -ENOENT)
+                /* In no cluster yet, or a member whose state disk is still locked. */
                 *ret_response = json_pack("{s:b}", "initialized", false);
-                return *ret_response ? 0 : -ENOMEM;
-        }
-        if (r < 0)
+        else if (r < 0)
                 return fail(detail, n, r, "cannot read the node state");
-        r = json_parse_buffer(state, size, path, ret_response, NULL);
-        return r < 0 ? fail(detail, n, r, "the node state is corrupt") : 0;
+        else if ((r = json_parse_buffer(state, size, path, ret_response, NULL)) < 0 ||
+                 !json_is_object(*ret_response))
+                return fail(detail, n, r < 0 ? r : -EBADMSG, "the node state is corrupt");
+        if (!*ret_response ||
+            json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0)
+                return -ENOMEM;
+        return 0;
 }

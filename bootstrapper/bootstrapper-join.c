@@ -168,6 +168,26 @@ static void sleep_ms(unsigned ms)
         (void) nanosleep(&ts, NULL);
 }
 
+/* Why a join service was not asked or did not admit this node, in words (the PCR detail in
+ * parentheses). */
+static void log_why_not(const char *peer, const Diag *d)
+{
+        if (strcmp(d->check, "pcr") == 0 && d->index == 15)
+                log_warning("join: the join service %s is not a member of the cluster in this "
+                            "node's metadata (%s): not asking it; check the metadata's peers and "
+                            "clusterId",
+                            peer, d->message);
+        else if (strcmp(d->check, "pcr") == 0)
+                log_warning("join: the join service %s runs another image than this node (%s): "
+                            "not asking it; boot this node from the cluster's image, or check "
+                            "the metadata's peers",
+                            peer, d->message);
+        else if (strcmp(d->check, "rpc-evidence-refused") == 0) /* names the URL already */
+                log_warning("join: %s", d->message);
+        else
+                log_warning("join: %s: %s", peer, d->message);
+}
+
 /* Asks each peer in turn (POST path with body), backing off between rounds, until one admits
  * this node. */
 static int ask_join_services(Bootstrapper *b, const NodeMetadata *md, const AttestPolicy *policy,
@@ -200,7 +220,7 @@ static int ask_join_services(Bootstrapper *b, const NodeMetadata *md, const Atte
                         r = rpc_call(atls, &cfg, "POST", url, path, body, false, &status, &resp,
                                      &d);
                         if (r < 0) {
-                                log_warning("join: %s: %s", md->peers[i], d.message);
+                                log_why_not(md->peers[i], &d);
                                 continue;
                         }
                         if (status != 200) {

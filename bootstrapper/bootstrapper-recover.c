@@ -76,7 +76,12 @@ static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_r
         int r;
 
         if (b->initialized)
-                return refuse(detail, n, -EALREADY, "this node has recovered already", NULL);
+                return bootstrapper_refusal_code(
+                        ret_response, "already-recovered",
+                        refuse(detail, n, -EALREADY,
+                               "this node has recovered already: nothing to recover; run "
+                               "'cloister verify --cluster'",
+                               NULL));
         diag_clear(&d);
         ctx.diag = &d;
         if (json_check_keys(&ctx, req->body, keys) < 0 ||
@@ -85,8 +90,15 @@ static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_r
             json_get_base64_secret(&ctx, req->body, "salt", MASTER_SALT_SIZE, &salt) < 0)
                 return refuse(detail, n, -EBADMSG, d.message, NULL);
         r = bootstrapper_pcr15_is_zero(b, &zero);
-        if (r < 0 || !zero)
-                return refuse(detail, n, r < 0 ? r : -EALREADY, "PCR 15 is not zero", NULL);
+        if (r < 0)
+                return refuse(detail, n, r, "cannot read PCR 15", NULL);
+        if (!zero)
+                return bootstrapper_refusal_code(
+                        ret_response, "already-member",
+                        refuse(detail, n, -EALREADY,
+                               "this node is a member of a cluster already (PCR 15 is set): "
+                               "nothing to recover; run 'cloister verify --cluster'",
+                               NULL));
 
         /* The master secret must open this node's disk: nobody else's secret gets anywhere. */
         r = kdf_disk_key(master, secret_data(salt), b->disk_uuid, &disk_key);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/macro.h"
 #include "cloister/spawn.h"
@@ -88,4 +89,77 @@ int bootstrapper_open_state(Bootstrapper *b, const Secret *disk_key)
         log_info("state disk: mounted on %s; the node state in %s is readable now", b->state_mount,
                  b->state_dir);
         return 0;
+}
+
+const char *bootstrapper_state(const Bootstrapper *b)
+{
+        if (__atomic_load_n(&b->initialized, __ATOMIC_ACQUIRE))
+                return "member";
+        switch (b->mode) {
+        case BOOTSTRAPPER_MODE_INIT:
+                return "uninitialized";
+        case BOOTSTRAPPER_MODE_RECOVER:
+                return "awaiting-recovery";
+        default:
+                return "joining";
+        }
+}
+
+int bootstrapper_refusal_code(json_t **ret_response, const char *code, int r)
+{
+        json_decref(*ret_response);
+        *ret_response = json_pack("{s:s}", "code", code);
+        return r;
+}
+
+/* The cluster ID node-state.json records, for messages ("" if it is not readable: a locked
+ * state disk, or no cluster yet). */
+static void recorded_cluster(const Bootstrapper *b, char cid[static 65])
+{
+        _cleanup_(freep) char *path = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        const char *s;
+
+        cid[0] = '\0';
+        if (asprintf(&path, "%s/node-state.json", b->state_dir) < 0 ||
+            json_parse_file(path, 64 * 1024, &j, NULL) < 0)
+                return;
+        s = json_string_value(json_object_get(j, "clusterId"));
+        if (s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64)
+                (void) snprintf(cid, 65, "%s", s);
+}
+
+int bootstrapper_handle_wrong_state(void *userdata, const RpcRequest *req, json_t **ret_response,
+                                    char *detail, size_t n)
+{
+        const Bootstrapper *b = userdata;
+        const char *state = bootstrapper_state(b), *code;
+        bool init = strcmp(req->path, "/v1/init") == 0;
+        char cid[65], cluster[96];
+
+        recorded_cluster(b, cid);
+        (void) snprintf(cluster, sizeof(cluster), cid[0] ? "cluster %.16s..." : "a cluster", cid);
+        if (strcmp(state, "awaiting-recovery") == 0) {
+                code = "awaiting-recovery";
+                (void) snprintf(detail, n,
+                                "node %s was a control plane of %s and waits for 'cloister "
+                                "recover' (its whole control plane was down): nothing to "
+                                "initialise; run 'cloister recover --node %s'",
+                                b->node_name, cluster, b->endpoint ?: "HOST");
+        } else if (strcmp(state, "uninitialized") == 0) {
+                code = "not-initialized";
+                (void) snprintf(detail, n,
+                                "node %s is in no cluster yet: nothing to recover; run 'cloister "
+                                "apply --endpoint %s' to make it a cluster's first node",
+                                b->node_name, b->endpoint ?: "HOST");
+        } else {
+                code = "already-member";
+                (void) snprintf(detail, n,
+                                "node %s is already a member of %s: nothing to %s; run "
+                                "'cloister verify --node %s'",
+                                b->node_name, cluster, init ? "initialise" : "recover",
+                                b->endpoint ?: "HOST");
+        }
+        log_notice("bootstrapper: %s %s refused: %s", req->method, req->path, detail);
+        return bootstrapper_refusal_code(ret_response, code, -EALREADY);
 }

@@ -9,6 +9,14 @@
 #include "cloister/secret.h"
 #include "cloister/tpm-device.h"
 
+/* How this boot of the node started (decided once, before serving). */
+typedef enum BootstrapperMode {
+        BOOTSTRAPPER_MODE_INIT,    /* in no cluster: waits for 'cloister apply' */
+        BOOTSTRAPPER_MODE_JOIN,    /* joins through the join services in its metadata */
+        BOOTSTRAPPER_MODE_REJOIN,  /* a member after a reboot: rejoins for its disk key */
+        BOOTSTRAPPER_MODE_RECOVER, /* a control plane after a full outage: 'cloister recover' */
+} BootstrapperMode;
+
 typedef struct Bootstrapper {
         TpmDevice *tpm;
         pthread_mutex_t *tpm_lock;    /* shared with the aTLS attester */
@@ -38,7 +46,19 @@ typedef struct Bootstrapper {
         bool insecure_any_ak;
         /* Handlers run on worker threads: init and recovery one at a time. */
         pthread_mutex_t op_lock;
+        BootstrapperMode mode;
 } Bootstrapper;
+
+/* The node's state in words, as GET /v1/node reports it and refusals name it:
+ * "uninitialized", "joining", "awaiting-recovery", "member". */
+const char *bootstrapper_state(const Bootstrapper *b);
+/* POST /v1/init or /v1/recover where the node's state does not allow it: 409 with
+ * {"code": "already-member" | "awaiting-recovery" | "not-initialized"} and the next step in the
+ * detail (docs/troubleshooting.md, "Node states"). */
+int bootstrapper_handle_wrong_state(void *userdata, const RpcRequest *req, json_t **ret_response,
+                                    char *detail, size_t detail_size);
+/* Sets *ret_response to {"code": code} for a refusal; returns r. */
+int bootstrapper_refusal_code(json_t **ret_response, const char *code, int r);
 
 int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
 /* -EPERM (logged) for a qemu-vtpm policy with akTrust insecure-any, unless the insecure option

@@ -86,7 +86,9 @@ static void help(void)
                "(disk key only), or, as a control plane without peers, serves recovery for\n"
                "'cloister recover'. See docs/join.md.\n"
                "\nKeys never go on a command line: the disk mapper gets the state disk's key on\n"
-               "its standard input.\n");
+               "its standard input.\n"
+               "\nExit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
+               "(an unknown option, a missing argument, a malformed value).\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -155,7 +157,7 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_LISTEN:
                         if (parse_listen_address(optarg, &arg_address, &arg_port) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--listen '%s': use ADDR:PORT (port "
                                                        "0..65535).",
                                                        optarg);
@@ -190,7 +192,7 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_METADATA_TIMEOUT:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port == 0 || port > 600)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--metadata-timeout: 1..600 seconds.");
                         arg_metadata_timeout = (unsigned) port;
                         break;
@@ -206,7 +208,7 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_JOIN_TIMEOUT:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port == 0 || port > 86400)
-                                return log_error_errno(-EINVAL, "--join-timeout: 1..86400 s.");
+                                return log_error_errno(-EUSAGE, "--join-timeout: 1..86400 s.");
                         arg_join_timeout = (unsigned) port;
                         break;
                 case ARG_JOIN_SERVICE:
@@ -214,12 +216,12 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_STATE_MOUNT:
                         if (optarg[0] != '/')
-                                return log_error_errno(-EINVAL, "--state-mount: an absolute path.");
+                                return log_error_errno(-EUSAGE, "--state-mount: an absolute path.");
                         arg_state_mount = optarg;
                         break;
                 case ARG_STATE_BIND:
                         if (!*optarg)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--state-bind: a comma-separated list of "
                                                        "absolute paths.");
                         arg_state_bind = optarg;
@@ -228,15 +230,15 @@ static int parse_argv(int argc, char *argv[])
                         arg_disk_mapper = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (arg_print_metadata && !arg_metadata)
-                return log_error_errno(-EINVAL, "--print-metadata needs --metadata.");
+                return log_error_errno(-EUSAGE, "--print-metadata needs --metadata.");
         if (arg_state_bind && !arg_state_mount)
-                return log_error_errno(-EINVAL, "--state-bind needs --state-mount.");
+                return log_error_errno(-EUSAGE, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
-                return log_error_errno(-EINVAL, "--state-disk, --first-boot-key and --state-dir "
+                return log_error_errno(-EUSAGE, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
         return 1;
 }
@@ -254,12 +256,12 @@ static int load_metadata(NodeMetadata *ret)
                         arg_metadata);
         p = metadata_provider_from_string(name);
         if (p < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--metadata '%s': use gcp, azure, aws, qemu or local:FILE.",
                                        arg_metadata);
         if (p == METADATA_LOCAL) {
                 if (!colon || !colon[1])
-                        return log_error_errno(-EINVAL, "--metadata local needs a file: "
+                        return log_error_errno(-EUSAGE, "--metadata local needs a file: "
                                                         "local:FILE.");
                 source = colon + 1;
         }
@@ -360,17 +362,23 @@ static void *serve_thread(void *arg)
 
 int main(int argc, char *argv[])
 {
+        /* Every mode answers both POSTs: the one its state does not allow is refused with
+         * the state in words (bootstrapper_handle_wrong_state), not with "not found". */
         static const RpcRoute routes_recover[] = {
                 { "POST", "/v1/recover", bootstrapper_handle_recover },
+                { "POST", "/v1/init", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
         };
         static const RpcRoute routes_member[] = {
                 { "GET", "/v1/node", bootstrapper_handle_node },
+                { "POST", "/v1/init", bootstrapper_handle_wrong_state },
+                { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
                 {},
         };
         static const RpcRoute routes[] = {
                 { "POST", "/v1/init", bootstrapper_handle_init },
+                { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 {},
         };
@@ -575,6 +583,10 @@ int main(int argc, char *argv[])
         rc.workers = 4;
         /* Joining nodes say READY=1 themselves, once they are members. */
         rc.notify = mode != MODE_JOIN && mode != MODE_REJOIN;
+        b.mode = mode == MODE_INIT     ? BOOTSTRAPPER_MODE_INIT
+                 : mode == MODE_JOIN   ? BOOTSTRAPPER_MODE_JOIN
+                 : mode == MODE_REJOIN ? BOOTSTRAPPER_MODE_REJOIN
+                                       : BOOTSTRAPPER_MODE_RECOVER;
         r = rpc_server_new(&rc, atls,
                            mode == MODE_INIT      ? routes
                            : mode == MODE_RECOVER ? routes_recover

@@ -19,7 +19,7 @@ int cli_parse_timeout(const char *arg, RpcClientConfig *c)
         unsigned long t = strtoul(arg, &end, 10);
 
         if (*end || end == arg || t == 0 || t > 3600)
-                return log_error_errno(-EINVAL, "--timeout '%s': 1..3600 seconds.", arg);
+                return log_error_errno(-EUSAGE, "--timeout '%s': 1..3600 seconds.", arg);
         c->total_timeout_ms = (unsigned) t * 1000;
         if (c->connect_timeout_ms > c->total_timeout_ms)
                 c->connect_timeout_ms = c->total_timeout_ms;
@@ -45,11 +45,11 @@ int cli_parse_file_option(int argc, char *argv[], const char *usage, const char 
                         *file = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "Unexpected argument '%s'. See --help.",
                                        argv[optind]);
         return 1;
 }
@@ -83,7 +83,7 @@ int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_UR
 
         if (scheme_end) {
                 if ((size_t) (scheme_end - arg) != 5 || strncasecmp(arg, "https", 5) != 0)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "%s '%s': Cloister nodes speak only https (attested "
                                                "TLS): give https://HOST[:PORT] or HOST[:PORT].",
                                                option, arg);
@@ -94,7 +94,7 @@ int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_UR
                 len--;
         if (memchr(rest, '/', len) || memchr(rest, '?', len) || memchr(rest, '#', len) ||
             memchr(rest, '@', len))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "%s '%s': an endpoint is HOST[:PORT] only: no path, query, "
                                        "user or second scheme.",
                                        option, arg);
@@ -116,12 +116,12 @@ int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_UR
         }
         if (!endpoint_host_valid(rest, host_len))
                 return log_error_errno(
-                        -EINVAL,
+                        -EUSAGE,
                         "%s '%s': not HOST[:PORT] (a DNS name, an IPv4 address or an "
                         "IPv6 address in [], e.g. 10.0.0.5:9000 or [fd00::5]).",
                         option, arg);
         if (port == 0 || port > 65535)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "%s '%s': the port must be a number from 1 to 65535.",
                                        option, arg);
         (void) snprintf(url, CLI_URL_MAX, "https://%.*s:%lu", (int) host_len, rest, port);
@@ -136,7 +136,7 @@ int cli_node_url(const char *arg, char url[static CLI_URL_MAX])
 int cli_parse_at_option(const char *arg, time_t *ret)
 {
         if (cli_parse_time(arg, ret) < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--at '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.", arg);
         return 0;
 }
@@ -146,7 +146,7 @@ int cli_parse_output_option(const char *arg, OutputFormat *ret)
         OutputFormat f = output_format_from_string(arg);
 
         if (f < 0)
-                return log_error_errno(-EINVAL, "-o '%s': use text or json.", arg);
+                return log_error_errno(-EUSAGE, "-o '%s': use text or json.", arg);
         *ret = f;
         return 0;
 }

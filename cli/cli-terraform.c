@@ -18,6 +18,7 @@
 #include "cloister/log.h"
 #include "cloister/macro.h"
 #include "cloister/spawn.h"
+#include "cloister/verbs.h"
 
 #define TF_ARGS_MAX     16
 #define TF_ERROR_LINES  12
@@ -154,7 +155,7 @@ int tf_set_log_level(const char *level)
                 ok = ok || strcmp(level, levels[i]) == 0;
         if (!ok)
                 return log_error_errno(
-                        -EINVAL, "--tf-log %s: one of TRACE, DEBUG, INFO, WARN, ERROR.", level);
+                        -EUSAGE, "--tf-log %s: one of TRACE, DEBUG, INFO, WARN, ERROR.", level);
         if (!getcwd(cwd, sizeof(cwd)))
                 return log_error_errno(-errno, "Cannot tell the current directory: %m");
         /* -chdir changes terraform's directory: the log path must be absolute. */

@@ -23,7 +23,7 @@ int verb_master_secret(int argc, char *argv[], void *userdata);
 int verb_attestation(int argc, char *argv[], void *userdata);
 int verb_verify_report(int argc, char *argv[], void *userdata);
 /* verify-report --type tdx (cloister-verify-report-tdx.c). */
-int verify_report_tdx(int argc, char *argv[], OutputFormat output);
+int verify_report_tdx(int argc, char *argv[], CliOptions *o);
 int verb_apply(int argc, char *argv[], void *userdata);
 int verb_init_secret(int argc, char *argv[], void *userdata);
 int verb_verify(int argc, char *argv[], void *userdata);
@@ -136,6 +136,31 @@ typedef struct RpcClientConfig RpcClientConfig;
 int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
                        const uint8_t cid[static 32], const RpcClientConfig *rc,
                        OutputFormat output);
+
+/* The workspace (cli-workspace.c; its files: docs/workflows.md, "The workspace"). */
+/* Takes -C DIR, --workspace DIR, --workspace=DIR and --debug out of argv wherever they stand
+ * (before a "--"), compacting argv. -EUSAGE (logged) for -C without a directory or two of them. */
+int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool *ret_debug);
+/* chdir(dir), as git -C does: relative paths on the command line and every default file are then
+ * the workspace's. A missing directory or a file is -EUSAGE; logs its errors. */
+int cli_workspace_enter(const char *dir);
+/* Neither --policy nor --config given: *config_path = the workspace's cloister.json if it exists.
+ * Returns what it set, or NULL. */
+const char *cli_workspace_config_default(const char *policy, const char **config_path);
+/* The cluster ID (and first endpoint) from state_path. Unless required, a missing file or one that
+ * records no initialised cluster yet (status created or pending) is 0 and leaves cid untouched;
+ * 1 when loaded; -errno (logged) for a malformed file. */
+int cli_workspace_cluster(const char *state_path, bool required, uint8_t cid[static 32],
+                          char *endpoint, size_t endpoint_size);
+#define CLI_STATE_FILE_DEFAULT "cloister-state.json"
+#define CLI_DEBUG_LOG          "cloister-debug.log"
+/* --debug: appends a header (time, version, pid, workspace, command_line) to the workspace's
+ * cloister-debug.log (created 0600; refused if it is not a regular file of ours) and sends every
+ * log record there, debug level included; says where on stderr. Returns the fd, or -errno. */
+int cli_debug_log_open(const char *command_line, const char *version);
+/* argv as one shell-quoted line (control characters as '?'), for the debug log; NULL if out of
+ * memory. */
+char *cli_command_line(int argc, char *argv[]);
 
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */

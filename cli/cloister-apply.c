@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/base64.h"
@@ -211,6 +212,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         char cid_hex[2 * CLUSTER_ID_SIZE + 1], *k64, *s64, *m64, *i64;
         const char *got_cid, *kc;
         PolicyVerifier pv;
+        _cleanup_(attest_report_done) AttestReport rep = {};
         AtlsVerifier v;
         long status = 0;
         Diag d;
@@ -242,14 +244,17 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "this cluster (PCR 15) and changes nothing.\n\n"
                                "--config FILE ('cloister config generate') gives the policy (its\n"
                                "\"attestation\" object) and the defaults for --cluster-name,\n"
-                               "--kubernetes-version and --service-cidr; flags given win.\n\n"
+                               "--kubernetes-version and --service-cidr; flags given win.\n"
+                               "Without --policy and --config, the workspace's cloister.json\n"
+                               "is the configuration (the workspace: the current directory, or\n"
+                               "'cloister -C DIR'; every default file above is in it).\n\n"
                                "After 'cloister create' the state file gives the endpoint (the\n"
                                "load balancer) and the cluster name; --endpoint is then not\n"
                                "needed.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, endpoint_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = endpoint_url;
                         break;
                 case ARG_POLICY:
@@ -260,7 +265,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         timeout_given = true;
                         break;
                 case ARG_MS:
@@ -285,14 +290,18 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         state_path = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
-        if (optind < argc || (!endpoint && access(state_path, F_OK) < 0) ||
-            (!policy && !config_path))
-                return log_error_errno(-EINVAL,
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "apply: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        (void) cli_workspace_config_default(policy, &config_path);
+        if ((!endpoint && access(state_path, F_OK) < 0) || (!policy && !config_path))
+                return log_error_errno(-EUSAGE,
                                        "apply: --endpoint (or a state file from 'cloister "
-                                       "create') and --policy (or --config) are required.");
+                                       "create') and --policy or --config (or a workspace "
+                                       "holding " CLI_CONFIG_FILE_DEFAULT ") are required.");
         r = cli_policy_or_config("apply", policy, config_path, &config);
         if (r < 0)
                 return r;
@@ -425,7 +434,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                         return log_oom();
         }
 
-        pv = (PolicyVerifier){ .policy = pol };
+        pv = (PolicyVerifier){ .policy = pol, .report = &rep };
         v = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
@@ -442,6 +451,13 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r >= 0 && status != 200)
                 r = diag_fail(&d, -EPROTO, "node", -1, "%s answered HTTP %ld to GET /v1/node",
                               endpoint, status);
+        /* A node in a cluster already, or waiting for recovery: its state in words. */
+        if (r < 0 && cli_node_state_from_report("apply", endpoint, &rep, resume ? cid : NULL) < 0)
+                return -EALREADY;
+        /* (A resumed init finds its own cluster's ID in PCR 15: the node says "member".) */
+        if (r >= 0 && !resume &&
+            cli_node_state_expect("apply", endpoint, resp, "uninitialized") < 0)
+                return -EALREADY;
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
@@ -482,6 +498,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 diag_format(&d, msg, sizeof(msg));
                 return log_error_errno(r, "The node was not initialised: %s", msg);
         }
+        if (status != 200 && cli_node_state_from_refusal("apply", endpoint, resp) < 0)
+                return -EALREADY;
         if (status != 200)
                 return log_error_errno(-EPROTO, "The node refused init (HTTP %ld): %s", status,
                                        json_string_value(json_object_get(resp, "detail")) ?: "?");

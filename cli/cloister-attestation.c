@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest.h"
 #include "cloister/base64.h"
@@ -92,24 +93,24 @@ static int parse_verify_options(int argc, char *argv[], CliOptions *o)
                         break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &arg_at) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "Unexpected argument '%s'. See --help.",
                                        argv[optind]);
         if (!arg_evidence || !arg_policy)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "Both --evidence and --policy are required. See --help.");
         if (arg_binding && arg_no_binding)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--binding and --no-binding exclude each other. See "
                                        "--help.");
         return 1;
@@ -174,47 +175,11 @@ void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d,
 int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d,
                           CliFreshness freshness)
 {
-        _cleanup_(json_decrefp) json_t *root = json_object(), *checks = json_array();
-        _cleanup_(freep) char *text = NULL;
+        _cleanup_(json_decrefp) json_t *doc =
+                cli_report_json("cloister attestation verify", rep, verdict, d, freshness);
 
-        if (!root || !checks)
+        if (!doc || result_print(doc) < 0)
                 return log_oom();
-        for (size_t i = 0; i < rep->n_checks; i++) {
-                const CheckResult *c = &rep->checks[i];
-                json_t *o = json_pack("{s:s,s:s,s:b,s:s}", "name", c->name, "status",
-                                      check_status_to_string(c->status), "enforced", c->enforced,
-                                      "detail", c->detail);
-                if (!o)
-                        return log_oom();
-                if (c->index >= 0)
-                        (void) json_object_set_new(o, "index", json_integer(c->index));
-                if (c->expected[0] || c->actual[0]) {
-                        (void) json_object_set_new(o, "expected", json_string(c->expected));
-                        (void) json_object_set_new(o, "actual", json_string(c->actual));
-                }
-                (void) json_array_append_new(checks, o);
-        }
-        (void) json_object_set_new(root, "verdict",
-                                   json_string(verdict < 0   ? "fail"
-                                               : verdict > 0 ? "incomplete"
-                                                             : "pass"));
-        (void) json_object_set_new(
-                root, "freshness",
-                json_string(freshness == CLI_FRESHNESS_CHECKED ? "checked" : "not-checked"));
-        (void) json_object_set(root, "checks", checks);
-        if (verdict < 0) {
-                json_t *f = json_pack("{s:s,s:s}", "check", d->check, "message", d->message);
-                if (f && d->index >= 0)
-                        (void) json_object_set_new(f, "index", json_integer(d->index));
-                if (f && (d->expected[0] || d->actual[0])) {
-                        (void) json_object_set_new(f, "expected", json_string(d->expected));
-                        (void) json_object_set_new(f, "actual", json_string(d->actual));
-                }
-                (void) json_object_set_new(root, "failure", f);
-        }
-        if (json_dump_pretty(root, &text) < 0)
-                return log_oom();
-        printf("%s\n", text);
         return 0;
 }
 
@@ -237,7 +202,7 @@ static int attestation_verify_verb(int argc, char *argv[], void *userdata)
 
         diag_clear(&d);
         if (arg_binding && hex_decode_exact(arg_binding, binding, sizeof(binding)) < 0)
-                return log_error_errno(-EINVAL, "--binding: expected 64 hex digits.");
+                return log_error_errno(-EUSAGE, "--binding: expected 64 hex digits.");
         r = attest_policy_load(arg_policy, &p, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
@@ -362,7 +327,7 @@ static int attestation_issue_verb(int argc, char *argv[], void *userdata)
                         break;
                 case 'p':
                         if (parse_pcr_list(optarg, &cfg.pcr_mask) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--pcrs '%s': use indexes 0-23 like "
                                                        "0-15 or 0,4,7.",
                                                        optarg);
@@ -377,14 +342,14 @@ static int attestation_issue_verb(int argc, char *argv[], void *userdata)
                         file = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "Unexpected argument '%s'. See --help.",
                                        argv[optind]);
         if (!bhex || hex_decode_exact(bhex, binding, sizeof(binding)) < 0)
-                return log_error_errno(-EINVAL, "--binding: 64 hex digits are required.");
+                return log_error_errno(-EUSAGE, "--binding: 64 hex digits are required.");
 
         r = tpm_device_open(tcti, &tpm);
         if (r < 0)
@@ -419,11 +384,16 @@ static int attestation_show_verb(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
-        if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 printf("Usage: cloister attestation show FILE\n\nPrints an evidence document "
                        "decoded. It verifies nothing: use 'attestation verify' for that.\n");
-                return argc == 2 ? 0 : -EINVAL;
+                return 0;
         }
+        if (argc != 2)
+                return log_error_errno(-EUSAGE, "attestation show: give one FILE. See --help.");
+        if (argv[1][0] == '-' && argv[1][1])
+                return log_error_errno(
+                        -EUSAGE, "attestation show: unknown option '%s'. See --help.", argv[1]);
         r = read_full_file(argv[1], EVIDENCE_SIZE_MAX, &data, &size);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", argv[1]);
@@ -520,14 +490,23 @@ static int attestation_policy_verb(int argc, char *argv[], void *userdata)
                         argc--;
                         break;
                 }
-        if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 printf("Usage: cloister attestation policy EVIDENCE [OUTPUT [--force]]\n\n"
                        "Writes a qemu-vtpm policy that pins the evidence's attestation key and\n"
                        "expects its current PCR values (trust on first use: only for machines you\n"
                        "control, such as a local cluster). An existing OUTPUT (a trust anchor) is\n"
                        "never replaced without --force.\n");
-                return argc >= 2 ? 0 : -EINVAL;
+                return 0;
         }
+        for (int i = 1; i < argc; i++)
+                if (argv[i][0] == '-' && argv[i][1])
+                        return log_error_errno(-EUSAGE,
+                                               "attestation policy: unknown option '%s'. See "
+                                               "--help.",
+                                               argv[i]);
+        if (argc < 2 || argc > 3)
+                return log_error_errno(-EUSAGE,
+                                       "attestation policy: give EVIDENCE [OUTPUT]. See --help.");
 
         r = cli_evidence_load_ak(argv[1], &e, &spki64);
         if (r < 0 || !e)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/audit-log.h"
@@ -29,6 +30,7 @@ typedef struct ClusterNode {
         bool unaudited; /* listed by a join service whose log holds no admission of it */
         char reasons[4][REASON_MAX];
         size_t n_reasons;
+        json_t *checks; /* -o json: every check of its attestation (docs/json.md) */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -47,6 +49,15 @@ typedef struct ClusterView {
         JoinServiceView js[CLUSTER_JOIN_SERVICES_MAX];
         size_t n_js;
 } ClusterView;
+
+static ClusterView *cluster_view_free(ClusterView *v)
+{
+        for (size_t i = 0; v && i < v->n_nodes; i++)
+                json_decref(v->nodes[i].checks);
+        free(v);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(ClusterView *, cluster_view_free);
 
 int cli_state_load(const char *path, uint8_t cid[static CLUSTER_ID_SIZE], char *endpoint,
                    size_t endpoint_size)
@@ -386,6 +397,17 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                                 add_reason(n, "%s: expected %s, actual %s", rep.checks[k].detail,
                                            rep.checks[k].expected[0] ? rep.checks[k].expected : "-",
                                            rep.checks[k].actual[0] ? rep.checks[k].actual : "-");
+                if (rep.n_checks > 0) {
+                        n->checks = json_array();
+                        for (size_t k = 0; n->checks && k < rep.n_checks; k++) {
+                                const CheckResult *ck = &rep.checks[k];
+                                (void) json_array_append_new(
+                                        n->checks,
+                                        result_check_new(ck->name, ck->index,
+                                                         cli_check_result(ck->status), ck->enforced,
+                                                         ck->expected, ck->actual, ck->detail));
+                        }
+                }
                 if (!n->ok && n->n_reasons == 0) {
                         char msg[REASON_MAX];
                         diag_format(&d, msg, sizeof(msg));
@@ -411,34 +433,53 @@ static int member_policy(const char *policy_path, const CliConfig *config,
         return 0;
 }
 
-static int print_json(const ClusterView *v, const char *cid_hex, bool ok)
+/* A verdict object with the first reason (all of them are in "reasons"). */
+static json_t *node_verdict_json(bool ok, const char *reason)
 {
-        _cleanup_(json_decrefp) json_t *nodes = json_array(), *logs = json_array(), *o = NULL;
-        _cleanup_(freep) char *text = NULL;
+        return result_verdict_new(ok ? "pass" : "fail", ok ? NULL : reason, NULL, "checked");
+}
 
-        for (size_t i = 0; nodes && i < v->n_nodes; i++) {
+static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, size_t bad_logs)
+{
+        _cleanup_(json_decrefp) json_t *doc = result_new("cloister verify --cluster");
+        json_t *nodes = json_array(), *logs = json_array();
+        char reason[128];
+
+        if (!doc || json_object_set_new(doc, "nodes", nodes) < 0 ||
+            json_object_set_new(doc, "auditLogs", logs) < 0 ||
+            json_object_set_new(doc, "clusterId", json_string(cid_hex)) < 0)
+                return log_oom();
+        for (size_t i = 0; i < v->n_nodes; i++) {
                 const ClusterNode *n = &v->nodes[i];
                 json_t *reasons = json_array();
                 for (size_t k = 0; reasons && k < n->n_reasons; k++)
                         (void) json_array_append_new(reasons, json_string(n->reasons[k]));
-                (void) json_array_append_new(
-                        nodes, json_pack("{s:s,s:s,s:s,s:s,s:o*}", "name", n->name, "role", n->role,
-                                         "endpoint", n->endpoint, "verdict",
-                                         n->ok ? "OK" : "FAILED", "reasons", reasons));
+                if (json_array_append_new(
+                            nodes,
+                            json_pack("{s:s,s:s,s:s,s:O,s:o,s:o*}", "name", n->name, "role",
+                                      n->role, "endpoint", n->endpoint, "checks",
+                                      n->checks ?: json_array(), "verdict",
+                                      node_verdict_json(n->ok, n->n_reasons ? n->reasons[0] : NULL),
+                                      "reasons", reasons)) < 0)
+                        return log_oom();
         }
-        for (size_t i = 0; logs && i < v->n_js; i++) {
+        for (size_t i = 0; i < v->n_js; i++) {
                 const JoinServiceView *js = &v->js[i];
-                (void) json_array_append_new(
-                        logs, json_pack("{s:s,s:I,s:I,s:s,s:s,s:s}", "joinService", js->url,
-                                        "entries", (json_int_t) js->entries, "refusals",
-                                        (json_int_t) js->refused, "policyDigest", js->policy_digest,
-                                        "verdict", js->ok ? "OK" : "FAILED", "reason", js->reason));
+                if (json_array_append_new(logs,
+                                          json_pack("{s:s,s:I,s:I,s:s,s:o}", "joinService", js->url,
+                                                    "entries", (json_int_t) js->entries, "refusals",
+                                                    (json_int_t) js->refused, "policyDigest",
+                                                    js->policy_digest, "verdict",
+                                                    node_verdict_json(js->ok, js->reason))) < 0)
+                        return log_oom();
         }
-        o = json_pack("{s:s,s:O,s:O,s:s}", "clusterId", cid_hex, "nodes", nodes, "auditLogs", logs,
-                      "verdict", ok ? "OK" : "FAILED");
-        if (!o || json_dump_pretty(o, &text) < 0)
+        (void) snprintf(reason, sizeof(reason),
+                        "%zu of %zu node(s) failed, %zu audit log(s) broken", failed, v->n_nodes,
+                        bad_logs);
+        if (result_set_verdict(doc, failed || bad_logs ? "fail" : "pass",
+                               failed || bad_logs ? reason : NULL, NULL, "checked") < 0 ||
+            result_print(doc) < 0)
                 return log_oom();
-        printf("%s\n", text);
         return 0;
 }
 
@@ -447,7 +488,7 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
                        OutputFormat output)
 {
         _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
-        _cleanup_(freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+        _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
         char cid_hex[2 * CLUSTER_ID_SIZE + 1];
         size_t failed = 0, bad_logs = 0;
         int r;
@@ -478,7 +519,7 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
         for (size_t i = 0; i < v->n_js; i++)
                 bad_logs += !v->js[i].ok;
         if (output == OUTPUT_JSON) {
-                r = print_json(v, cid_hex, failed == 0 && bad_logs == 0);
+                r = print_json(v, cid_hex, failed, bad_logs);
                 if (r < 0)
                         return r;
         } else {
@@ -528,7 +569,7 @@ int verb_status(int argc, char *argv[], void *userdata)
         char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
-        _cleanup_(freep) ClusterView *v = NULL;
+        _cleanup_(cluster_view_freep) ClusterView *v = NULL;
         uint8_t cid[CLUSTER_ID_SIZE], state_cid[CLUSTER_ID_SIZE];
         RpcClientConfig rc;
         int c, r;
@@ -538,8 +579,8 @@ int verb_status(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister status [--node HOST[:PORT]] --policy FILE | "
-                               "--config FILE\n"
+                        printf("Usage: cloister status [--node HOST[:PORT]] [--policy FILE | "
+                               "--config FILE]\n"
                                "         [--state-file FILE | --cluster-id HEX] [--timeout SEC]\n"
                                "         [-o text|json]\n\n"
                                "The cluster's members as its join services record them (each\n"
@@ -549,11 +590,14 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "The join service must show this cluster's ID in PCR 15: the ID\n"
                                "and the endpoint come from --state-file (default\n"
                                "cloister-state.json), unless --cluster-id and --node give them;\n"
-                               "with both, no state file is read.\n");
+                               "with both, no state file is read. Without --policy and --config,\n"
+                               "the policy is the workspace's " CLI_CONFIG_FILE_DEFAULT
+                               " (the current\n"
+                               "directory, or 'cloister -C DIR').\n");
                         return 0;
                 case ARG_NODE:
                         if (cli_node_url(optarg, url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case ARG_POLICY:
                         policy = optarg;
@@ -570,23 +614,27 @@ int verb_status(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rc) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
+        (void) cli_workspace_config_default(policy, &config_path);
         if (optind < argc || (!policy && !config_path))
-                return log_error_errno(-EINVAL, "status: give --policy or --config. See --help.");
+                return log_error_errno(-EUSAGE,
+                                       "status: give --policy or --config, or run it in the "
+                                       "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
+                                       "). See --help.");
         r = cli_policy_or_config("status", policy, config_path, &config);
         if (r < 0)
                 return r;
         if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--cluster-id: 64 hex digits expected (as 'cloister "
                                        "apply' printed it).");
         if (!cluster_id || !url[0] || state_given) {
@@ -600,7 +648,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return r;
                 if (cluster_id && memcmp(cid, state_cid, sizeof(cid)) != 0)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "--cluster-id differs from the cluster ID "
                                                "in %s: give one of them.",
                                                state_path);
@@ -618,23 +666,32 @@ int verb_status(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return r;
         if (o->output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *nodes = json_array(), *js = json_array(),
-                                               *out = NULL;
-                _cleanup_(freep) char *text = NULL;
-                for (size_t i = 0; nodes && i < v->n_nodes; i++)
-                        (void) json_array_append_new(
-                                nodes,
-                                json_pack("{s:s,s:s,s:s,s:s}", "name", v->nodes[i].name, "role",
-                                          v->nodes[i].role, "endpoint", v->nodes[i].endpoint,
-                                          "admitted", v->nodes[i].admitted));
-                for (size_t i = 0; js && i < v->n_js; i++)
-                        (void) json_array_append_new(js, json_pack("{s:s,s:s}", "joinService",
-                                                                   v->js[i].url, "policyDigest",
-                                                                   v->js[i].policy_digest));
-                out = json_pack("{s:O,s:O}", "nodes", nodes, "joinServices", js);
-                if (!out || json_dump_pretty(out, &text) < 0)
+                _cleanup_(json_decrefp) json_t *doc = result_new("cloister status");
+                json_t *nodes = json_array(), *js = json_array();
+                char cid_hex[2 * CLUSTER_ID_SIZE + 1];
+
+                hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+                if (!doc || json_object_set_new(doc, "nodes", nodes) < 0 ||
+                    json_object_set_new(doc, "joinServices", js) < 0 ||
+                    json_object_set_new(doc, "clusterId", json_string(cid_hex)) < 0)
                         return log_oom();
-                printf("%s\n", text);
+                for (size_t i = 0; i < v->n_nodes; i++)
+                        if (json_array_append_new(nodes, json_pack("{s:s,s:s,s:s,s:s}", "name",
+                                                                   v->nodes[i].name, "role",
+                                                                   v->nodes[i].role, "endpoint",
+                                                                   v->nodes[i].endpoint, "admitted",
+                                                                   v->nodes[i].admitted)) < 0)
+                                return log_oom();
+                for (size_t i = 0; i < v->n_js; i++)
+                        if (json_array_append_new(
+                                    js, json_pack("{s:s,s:o}", "joinService", v->js[i].url,
+                                                  "policyDigest",
+                                                  v->js[i].policy_digest[0]
+                                                          ? json_string(v->js[i].policy_digest)
+                                                          : json_null())) < 0)
+                                return log_oom();
+                if (result_print(doc) < 0)
+                        return log_oom();
                 return 0;
         }
         printf("%-24s %-14s %-36s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED");

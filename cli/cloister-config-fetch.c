@@ -57,11 +57,11 @@ static bool has_prefix_nocase(const char *s, const char *prefix)
 static int url_check(const char *option, const char *url, UrlKind *ret)
 {
         if (strlen(url) > FETCH_URL_MAX)
-                return log_error_errno(-EINVAL, "%s: longer than %u characters.", option,
+                return log_error_errno(-EUSAGE, "%s: longer than %u characters.", option,
                                        FETCH_URL_MAX);
         for (const char *p = url; *p; p++)
                 if ((unsigned char) *p <= ' ' || *p == 0x7f)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "%s '%s': a URL holds no spaces or control "
                                                "characters (encode them as %%XX).",
                                                option, url);
@@ -84,7 +84,7 @@ static int url_check(const char *option, const char *url, UrlKind *ret)
                                        "%s '%s': unsupported scheme: use https:// or file://.",
                                        option, url);
         return log_error_errno(
-                -EINVAL,
+                -EUSAGE,
                 "%s '%s': not a URL: use https://HOST/PATH, or file:///ABSOLUTE/PATH "
                 "for a local file.",
                 option, url);
@@ -100,12 +100,12 @@ static int file_url_to_path(const char *url, char **ret)
         if (has_prefix_nocase(p, "localhost/"))
                 p += strlen("localhost");
         if (*p != '/')
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "'%s': a file:// URL names an absolute path on this "
                                        "machine: file:///PATH (no host, or localhost).",
                                        url);
         if (strpbrk(p, "?#"))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "'%s': a file:// URL has no query or fragment: encode '?' "
                                        "as %%3F and '#' as %%23.",
                                        url);
@@ -119,7 +119,7 @@ static int file_url_to_path(const char *url, char **ret)
                 }
                 int hi = hex_digit_value(p[1]), lo = hi < 0 ? -1 : hex_digit_value(p[2]);
                 if (lo < 0 || (hi == 0 && lo == 0))
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "'%s': '%%' must start an escape %%XX of a byte "
                                                "other than 0.",
                                                url);
@@ -504,22 +504,22 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                         allow_warn_only = true;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "Unexpected argument '%s'. See --help.",
                                        argv[optind]);
         if (!url)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "config fetch-measurements: --url URL is required. See "
                                        "--help.");
         if (insecure && (pubkey || sig_url))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--insecure-no-signature checks no signature: it cannot "
                                        "go with --pubkey or --signature-url.");
         if (!insecure && !pubkey)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "config fetch-measurements: --pubkey PUB.pem is required: "
                                        "the key the measurements file is signed with. See "
                                        "--help.");

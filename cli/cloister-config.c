@@ -420,42 +420,42 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TEE:
                         if (strcmp(optarg, "snp") != 0)
-                                return log_error_errno(-EINVAL, "--tee '%s': use snp.", optarg);
+                                return log_error_errno(-EUSAGE, "--tee '%s': use snp.", optarg);
                         tee = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind >= argc)
-                return log_error_errno(-EINVAL, "config generate: which provider? qemu, gcp, "
+                return log_error_errno(-EUSAGE, "config generate: which provider? qemu, gcp, "
                                                 "azure or aws. See --help.");
         if (optind + 1 < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "Unexpected argument '%s'. See --help.",
                                        argv[optind + 1]);
         provider = provider_from_string(argv[optind]);
         if (provider < 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "Unknown provider '%s': use qemu, gcp, azure or aws.",
                                        argv[optind]);
         if (evidence && provider != PROVIDER_QEMU)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--evidence is for qemu only: it pins a key on trust on "
                                        "first use; %s nodes prove theirs with SEV-SNP.",
                                        provider_names[provider]);
         if (tee && provider == PROVIDER_QEMU)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--tee snp: qemu clusters attest with a vTPM (qemu-vtpm); "
                                        "SEV-SNP nodes are gcp, aws or azure.");
         if (measurements && !provider_has_pcrs(provider) && !tee)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--measurements: %s nodes are checked by their SEV-SNP "
                                        "launch measurement, not by PCRs: with --tee snp the "
                                        "file's snp.launchMeasurements fill it.",
                                        provider_names[provider]);
         name_json = json_string(name); /* NULL unless valid UTF-8 */
         if (!name_json || !name || !*name)
-                return log_error_errno(-EINVAL, "--name: a non-empty UTF-8 name is required.");
+                return log_error_errno(-EUSAGE, "--name: a non-empty UTF-8 name is required.");
 
         if (measurements && !provider_has_pcrs(provider)) {
                 r = load_snp_measurements(measurements, provider, &m);
@@ -663,7 +663,7 @@ int cli_policy_or_config(const char *verb, const char *policy_path, const char *
 {
         if (policy_path && config_path)
                 return log_error_errno(
-                        -EINVAL, "%s: --policy and --config are alternatives: give one.", verb);
+                        -EUSAGE, "%s: --policy and --config are alternatives: give one.", verb);
         return config_path ? cli_config_load(config_path, config) : 0;
 }
 

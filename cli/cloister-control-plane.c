@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/cp-authorization.h"
 #include "cloister/log.h"
@@ -14,7 +15,7 @@
 static void authorize_help(void)
 {
         printf("Usage: cloister control-plane authorize NAME [--valid-for HOURS]\n"
-               "                                      [--master-secret FILE] [-o json]\n\n"
+               "                                      [--master-secret FILE] [-o text|json]\n\n"
                "A control plane receives the master secret, so only the owner decides which node\n"
                "may become one: this prints an authorization for the node NAME (its member\n"
                "name, a DNS-1123 label), made with the master secret. Set it in that node's\n"
@@ -37,9 +38,10 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
                 { "help", no_argument, NULL, 'h' },
                 { "valid-for", required_argument, NULL, 'v' },
                 { "master-secret", required_argument, NULL, 'm' },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
-        const CliOptions *opts = userdata;
+        CliOptions *opts = userdata;
         const char *ms_path = MASTER_SECRET_FILE_DEFAULT, *name;
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         unsigned long hours = VALID_DEFAULT_HOURS;
@@ -51,7 +53,7 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         authorize_help();
@@ -60,22 +62,26 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
                         hours = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || hours == 0 ||
                             hours > CP_AUTHORIZATION_VALID_MAX_SEC / 3600)
-                                return log_error_errno(-EINVAL, "--valid-for: 1..%u hours.",
+                                return log_error_errno(-EUSAGE, "--valid-for: 1..%u hours.",
                                                        CP_AUTHORIZATION_VALID_MAX_SEC / 3600);
                         break;
                 case 'm':
                         ms_path = optarg;
                         break;
+                case 'o':
+                        if (cli_parse_output_option(optarg, &opts->output) < 0)
+                                return -EUSAGE;
+                        break;
                 default:
-                        return log_error_errno(-EINVAL, "See 'cloister control-plane authorize "
+                        return log_error_errno(-EUSAGE, "See 'cloister control-plane authorize "
                                                         "--help'.");
                 }
         if (optind != argc - 1)
-                return log_error_errno(-EINVAL, "Name exactly one node: cloister control-plane "
+                return log_error_errno(-EUSAGE, "Name exactly one node: cloister control-plane "
                                                 "authorize NAME. See --help.");
         name = argv[optind];
         if (!cp_authorization_name_ok(name))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "'%s' is not a member name: a DNS-1123 label (a-z, 0-9, "
                                        "'-', at most %d characters), as in the node's metadata.",
                                        name, CP_AUTHORIZATION_NAME_MAX);
@@ -89,10 +95,15 @@ static int authorize_verb(int argc, char *argv[], void *userdata)
                 return log_error_errno(r, "Cannot make the authorization: %m");
         (void) gmtime_r(&not_after, &tm);
         (void) strftime(expiry, sizeof(expiry), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (opts && opts->output == OUTPUT_JSON)
-                printf("{\"name\": \"%s\", \"notAfter\": \"%s\", \"authorization\": \"%s\"}\n",
-                       name, expiry, token);
-        else {
+        if (opts && opts->output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc =
+                        result_new("cloister control-plane authorize");
+                if (!doc ||
+                    json_object_update_new(doc, json_pack("{s:s,s:s,s:s}", "name", name, "notAfter",
+                                                          expiry, "authorization", token)) < 0 ||
+                    result_print(doc) < 0)
+                        return log_oom();
+        } else {
                 printf("%s\n", token);
                 fprintf(stderr,
                         "Authorizes '%s' as a control plane until %s. Set it in the node's "

@@ -633,11 +633,11 @@ int verb_create(int argc, char *argv[], void *userdata)
                         workers = true;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "create: unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "create: unexpected argument '%s'. See --help.",
                                        argv[optind]);
         if (workers)
                 return create_workers(terraform, tf_log, yes);

@@ -137,10 +137,16 @@ int verb_mini(int argc, char *argv[], void *userdata)
         /* The verb table guarantees argv[1]. */
         if (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0 &&
             strcmp(argv[1], "status") != 0)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "cloister mini: unknown command '%s': use up, down or "
                                        "status. See 'cloister mini --help'.",
                                        argv[1]);
+        /* down and status take nothing: an unknown option must not tear a cluster down. */
+        if (strcmp(argv[1], "up") != 0 && argc > 2)
+                return log_error_errno(-EUSAGE,
+                                       "cloister mini %s: unexpected argument '%s'. See "
+                                       "'cloister mini --help'.",
+                                       argv[1], argv[2]);
         if (geteuid() != 0)
                 return log_error_errno(-EPERM,
                                        "cloister mini %s needs root: the local cluster lives in "

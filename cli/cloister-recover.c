@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/base64.h"
@@ -26,6 +27,7 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         char *k64 = NULL, *s64 = NULL, cid_hex[2 * CLUSTER_ID_SIZE + 1];
         const char *got;
         PolicyVerifier pv;
+        _cleanup_(attest_report_done) AttestReport rep = {};
         AtlsVerifier v;
         long status = 0;
         Diag d;
@@ -36,7 +38,7 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
         pol->pcrs[15] = (PcrExpectation){ .present = true };
-        pv = (PolicyVerifier){ .policy = pol };
+        pv = (PolicyVerifier){ .policy = pol, .report = &rep };
         v = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
@@ -53,11 +55,16 @@ static int recover_node(const char *url, const CliConfig *config, const char *po
         if (!body)
                 return log_oom();
         r = rpc_call(atls, rpc_config, "POST", url, "/v1/recover", body, false, &status, &resp, &d);
+        /* A member already (recovered, or never down), or a node in no cluster: in words. */
+        if (r < 0 && cli_node_state_from_report("recover", url, &rep, cid) < 0)
+                return -EALREADY;
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
                 return log_error_errno(r, "%s was not recovered (nothing was sent): %s", url, msg);
         }
+        if (status != 200 && cli_node_state_from_refusal("recover", url, resp) < 0)
+                return -EALREADY;
         if (status != 200)
                 return log_error_errno(-EPROTO, "%s refused recovery (HTTP %ld): %s", url, status,
                                        json_string_value(json_object_get(resp, "detail")) ?: "?");
@@ -108,8 +115,8 @@ int verb_recover(int argc, char *argv[], void *userdata)
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister recover --node HOST[:PORT] [--node ...]\n"
-                               "         --policy FILE | --config FILE [--master-secret FILE]\n"
+                        printf("Usage: cloister recover [--node HOST[:PORT] [--node ...]]\n"
+                               "         [--policy FILE | --config FILE] [--master-secret FILE]\n"
                                "         [--state-file FILE] [--timeout SEC]\n\n"
                                "After the whole control plane was down, no join service can\n"
                                "release keys. Each control-plane node given then serves a\n"
@@ -119,17 +126,21 @@ int verb_recover(int argc, char *argv[], void *userdata)
                                "key, unlocks its state, checks the cluster ID recorded there\n"
                                "against the one in --state-file (default cloister-state.json),\n"
                                "extends PCR 15 and starts its join service; workers then rejoin\n"
-                               "on their own. Exit status 1 if any node was not recovered.\n",
+                               "on their own. Exit status 1 if any node was not recovered.\n\n"
+                               "In the cluster's workspace (the current directory, or\n"
+                               "'cloister -C DIR') no option is needed: the policy comes from\n"
+                               "its cloister.json and, without --node, the node from\n"
+                               "its state file (the first control plane 'apply' initialised).\n",
                                MASTER_SECRET_FILE_DEFAULT);
                         return 0;
                 case ARG_NODE:
                 case ARG_ENDPOINT:
                         if (n_urls >= ELEMENTSOF(urls))
-                                return log_error_errno(-E2BIG, "At most %zu nodes at once.",
+                                return log_error_errno(-EUSAGE, "At most %zu nodes at once.",
                                                        ELEMENTSOF(urls));
                         if (cli_endpoint_url(c == ARG_NODE ? "--node" : "--endpoint", optarg,
                                              urls[n_urls]) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         n_urls++;
                         break;
                 case ARG_POLICY:
@@ -146,22 +157,35 @@ int verb_recover(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
-        if (optind < argc || n_urls == 0 || (!policy && !config_path))
-                return log_error_errno(-EINVAL, "recover: --node and --policy (or --config) are "
-                                                "required. See --help.");
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "recover: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        (void) cli_workspace_config_default(policy, &config_path);
+        if (!policy && !config_path)
+                return log_error_errno(-EUSAGE,
+                                       "recover: give --policy or --config, or run it in the "
+                                       "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
+                                       "). See --help.");
         r = cli_policy_or_config("recover", policy, config_path, &config);
         if (r < 0)
                 return r;
-        /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. */
-        r = cli_state_load(state_path, cid, NULL, 0);
+        /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. Without
+         * --node, the first control plane it recorded. */
+        r = cli_state_load(state_path, cid, n_urls == 0 ? urls[0] : NULL,
+                           n_urls == 0 ? sizeof(urls[0]) : 0);
         if (r < 0)
                 return r;
+        if (n_urls == 0) {
+                log_info("recover: no --node: the first control plane %s records, %s.", state_path,
+                         urls[0]);
+                n_urls = 1;
+        }
         diag_clear(&d);
         r = master_secret_load(ms_path, &ms, &d);
         if (r < 0)

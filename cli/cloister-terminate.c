@@ -85,11 +85,11 @@ int verb_terminate(int argc, char *argv[], void *userdata)
                         tf_log = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "terminate: unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "terminate: unexpected argument '%s'. See --help.",
                                        argv[optind]);
         uid[0] = '\0';
         state_facts(&provider, uid, kubeconfig, sizeof(kubeconfig));

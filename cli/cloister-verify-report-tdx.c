@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -17,9 +18,10 @@
 
 typedef struct Printer {
         OutputFormat output;
-        json_t *checks;
+        json_t *doc; /* -o json: the result document the checks go into */
         unsigned failed;
         char first[DIAG_MESSAGE_MAX]; /* "check: detail" of the first failure */
+        Diag first_diag;              /* the same, for the JSON verdict */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -27,16 +29,15 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
 {
         Printer *p = userdata;
 
-        if (!ok && p->failed++ == 0)
+        if (!ok && p->failed++ == 0) {
                 (void) snprintf(p->first, sizeof(p->first), "%s: %s", name, detail ?: "");
+                (void) diag_fail(&p->first_diag, -EKEYREJECTED, name, -1, "%s", p->first);
+                diag_set_values(&p->first_diag, expected, actual);
+        }
         if (p->output == OUTPUT_JSON) {
-                json_t *c = json_pack("{s:s,s:s,s:s}", "name", name, "status", ok ? "pass" : "fail",
-                                      "detail", detail ?: "");
-                if (c && expected)
-                        (void) json_object_set_new(c, "expected", json_string(expected));
-                if (c && actual)
-                        (void) json_object_set_new(c, "actual", json_string(actual));
-                (void) json_array_append_new(p->checks, c);
+                if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
+                                     detail) < 0)
+                        (void) log_oom();
                 return;
         }
         printf("%s  %-26s %s\n", ok ? "PASS" : "FAIL", name, detail ?: "");
@@ -247,7 +248,7 @@ static int help(void)
         return 0;
 }
 
-int verify_report_tdx(int argc, char *argv[], OutputFormat output)
+int verify_report_tdx(int argc, char *argv[], CliOptions *o)
 {
         enum {
                 ARG_AT = 0x100,
@@ -280,7 +281,7 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         _cleanup_(freep) uint8_t *raw = NULL, *log = NULL, *table = NULL;
         size_t logn = 0, tablen = 0;
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = NULL;
-        Printer pr = { .output = output };
+        Printer pr = { .output = o->output };
         _cleanup_(freep) char *default_cache = NULL;
         TdxVerifyOptions opts = {};
         TdxVerification v = {};
@@ -337,18 +338,19 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &opts.at) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
-                        if (cli_parse_output_option(optarg, &pr.output) < 0)
-                                return -EINVAL;
+                        if (cli_parse_output_option(optarg, &o->output) < 0)
+                                return -EUSAGE;
+                        pr.output = o->output;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc || !quote)
-                return log_error_errno(-EINVAL, "--quote FILE is required. See --type tdx --help.");
+                return log_error_errno(-EUSAGE, "--quote FILE is required. See --type tdx --help.");
 
         diag_clear(&d);
         tdx_policy_defaults(&pol);
@@ -361,7 +363,7 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", quote);
         if (tablef && !logf)
-                return log_error_errno(-EINVAL, "--ccel-table needs --event-log LOG.");
+                return log_error_errno(-EUSAGE, "--ccel-table needs --event-log LOG.");
         if (logf && (r = read_full_file(logf, TDX_CCEL_LOG_MAX, &log, &logn)) < 0)
                 return log_error_errno(r, "%s: cannot read: %m", logf);
         if (tablef && (r = read_full_file(tablef, 4096, &table, &tablen)) < 0)
@@ -372,7 +374,7 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         if (r < 0)
                 return log_error_errno(r, "%s: %s [check %s]", quote, d.message, d.check);
         if (coldir && no_collateral)
-                return log_error_errno(-EINVAL, "--collateral and --no-collateral exclude each "
+                return log_error_errno(-EUSAGE, "--collateral and --no-collateral exclude each "
                                                 "other.");
         if (!coldir && !no_collateral) {
                 /* From the cache, or Intel PCS / a PCCS; verified below exactly as files. */
@@ -383,7 +385,11 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
                         log_notice("TDX collateral for FMSPC %s is STALE: %s", pres.fmspc,
                                    pres.stale_note);
         }
-        if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
+        diag_clear(&pr.first_diag);
+        if (pr.output == OUTPUT_JSON &&
+            (!(pr.doc = result_new("cloister attestation verify-report")) ||
+             json_object_set_new(pr.doc, "type", json_string("tdx")) < 0 ||
+             json_object_set_new(pr.doc, "checks", json_array()) < 0))
                 return log_oom();
         if (pr.output == OUTPUT_TEXT) {
                 if (pol.mr_td.n == 0)
@@ -412,23 +418,22 @@ int verify_report_tdx(int argc, char *argv[], OutputFormat output)
         if (r >= 0)
                 (void) tdx_check_policy(&q, &v, &pol, NULL, print_check, &pr, NULL);
         if (pr.output == OUTPUT_JSON) {
-                _cleanup_(freep) char *text = NULL;
-                json_t *root = json_pack("{s:s,s:o,s:o}", "verdict", pr.failed ? "fail" : "pass",
-                                         "checks", pr.checks, "quote", quote_json(&q, &v, r >= 0));
-                if (root && r >= 0 && v.collateral)
-                        (void) json_object_set_new(root, "tcb", tcb_json(&v));
-                if (root)
-                        (void) json_object_set_new(root, "freshness", json_string("not-checked"));
-                if (root && !coldir && col)
-                        (void) json_object_set_new(
-                                root, "collateralSource",
-                                json_pack("{s:s,s:s,s:i,s:i,s:s}", "fmspc", pres.fmspc, "pckCa",
-                                          pres.ca, "fetched", (int) pres.fetched, "stale",
-                                          (int) pres.stale, "staleNote", pres.stale_note));
-                if (!root || json_dump_pretty(root, &text) < 0)
+                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
+                if (json_object_set_new(doc, "quote", quote_json(&q, &v, r >= 0)) < 0 ||
+                    (r >= 0 && v.collateral && json_object_set_new(doc, "tcb", tcb_json(&v)) < 0) ||
+                    (!coldir && col &&
+                     json_object_set_new(doc, "collateralSource",
+                                         json_pack("{s:s,s:s,s:i,s:i,s:o}", "fmspc", pres.fmspc,
+                                                   "pckCa", pres.ca, "fetched", (int) pres.fetched,
+                                                   "stale", (int) pres.stale, "staleNote",
+                                                   pres.stale_note[0] ? json_string(pres.stale_note)
+                                                                      : json_null())) < 0) ||
+                    /* A stored quote: REPORTDATA is printed, never compared with a nonce. */
+                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
+                                       pr.failed ? pr.first : NULL, &pr.first_diag,
+                                       "not-checked") < 0 ||
+                    result_print(doc) < 0)
                         return log_oom();
-                json_decref(root);
-                printf("%s\n", text);
         } else {
                 printf("\n");
                 print_quote_text(&q, &v, r >= 0);

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
@@ -17,9 +18,10 @@
 
 typedef struct Printer {
         OutputFormat output;
-        json_t *checks;
+        json_t *doc; /* -o json: the result document the checks go into */
         unsigned failed;
         char first[512]; /* the first failing check, for the verdict line */
+        Diag first_diag; /* the same, for the JSON verdict */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -27,13 +29,15 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
 {
         Printer *p = userdata;
 
-        if (!ok && p->failed++ == 0)
+        if (!ok && p->failed++ == 0) {
                 (void) snprintf(p->first, sizeof(p->first), "%s: %s", name, detail ?: "");
+                (void) diag_fail(&p->first_diag, -EKEYREJECTED, name, -1, "%s", p->first);
+                diag_set_values(&p->first_diag, expected, actual);
+        }
         if (p->output == OUTPUT_JSON) {
-                (void) json_array_append_new(p->checks,
-                                             json_pack("{s:s,s:b,s:s,s:s,s:s}", "name", name, "ok",
-                                                       ok, "expected", expected ?: "", "actual",
-                                                       actual ?: "", "detail", detail ?: ""));
+                if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
+                                     detail) < 0)
+                        (void) log_oom();
                 return;
         }
         printf("%s  %-22s %s\n", ok ? "PASS" : "FAIL", name, detail ?: "");
@@ -135,7 +139,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 if ((strcmp(argv[i], "--type") == 0 && i + 1 < argc &&
                      strcmp(argv[i + 1], "tdx") == 0) ||
                     strcmp(argv[i], "--type=tdx") == 0)
-                        return verify_report_tdx(argc, argv, o->output);
+                        return verify_report_tdx(argc, argv, o);
         snp_kds_config_defaults(&kds);
         if (getenv("XDG_CACHE_HOME"))
                 r = asprintf(&default_cache, "%s/cloister/snp", getenv("XDG_CACHE_HOME"));
@@ -175,7 +179,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return 0;
                 case ARG_TYPE:
                         if (strcmp(optarg, "snp") != 0)
-                                return log_error_errno(-EINVAL, "--type '%s': use snp or tdx.",
+                                return log_error_errno(-EUSAGE, "--type '%s': use snp or tdx.",
                                                        optarg);
                         break;
                 case 'r':
@@ -207,18 +211,19 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &at) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case 'o':
-                        if (cli_parse_output_option(optarg, &pr.output) < 0)
-                                return -EINVAL;
+                        if (cli_parse_output_option(optarg, &o->output) < 0)
+                                return -EUSAGE;
+                        pr.output = o->output;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc || !report)
-                return log_error_errno(-EINVAL, "--report FILE is required. See --help.");
+                return log_error_errno(-EUSAGE, "--report FILE is required. See --help.");
 
         r = read_full_file(report, 64 * 1024, &raw, &rn);
         if (r < 0)
@@ -266,7 +271,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                 if (strcasecmp(product_arg, snp_product_to_string(i)) == 0)
                                         product = (SnpProduct) i;
                         if (product < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--product '%s': use Milan, Genoa or Turin.",
                                                        product_arg);
                 } else if (snp_report_product(&rep, &product) < 0)
@@ -281,7 +286,11 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return log_error_errno(r, "Cannot get the certificate chain: %s",
                                                d.message);
         }
-        if (pr.output == OUTPUT_JSON && !(pr.checks = json_array()))
+        diag_clear(&pr.first_diag);
+        if (pr.output == OUTPUT_JSON &&
+            (!(pr.doc = result_new("cloister attestation verify-report")) ||
+             json_object_set_new(pr.doc, "type", json_string("snp")) < 0 ||
+             json_object_set_new(pr.doc, "checks", json_array()) < 0))
                 return log_oom();
 
         r = snp_verify_report(&rep, raw, rn, vb, vn, cb, cn, trust, at, &product, &d);
@@ -302,15 +311,18 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                                 NULL);
         }
         if (pr.output == OUTPUT_JSON) {
-                _cleanup_(freep) char *text = NULL;
-                json_t *root =
-                        json_pack("{s:s,s:o,s:i,s:s}", "verdict", pr.failed ? "fail" : "pass",
-                                  "checks", pr.checks, "version", (json_int_t) rep.version,
-                                  "product", snp_product_to_string(product) ?: "unknown");
-                if (!root || json_dump_pretty(root, &text) < 0)
+                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
+                const char *prod = snp_product_to_string(product);
+                /* A stored report: REPORT_DATA is printed, never compared with a nonce. */
+                if (json_object_set_new(doc, "report",
+                                        json_pack("{s:i,s:o}", "version", (int) rep.version,
+                                                  "product",
+                                                  prod ? json_string(prod) : json_null())) < 0 ||
+                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
+                                       pr.failed ? pr.first : NULL, &pr.first_diag,
+                                       "not-checked") < 0 ||
+                    result_print(doc) < 0)
                         return log_oom();
-                json_decref(root);
-                printf("%s\n", text);
         } else if (pr.failed)
                 printf("\nVerdict: FAIL: %s\n", pr.first);
         else

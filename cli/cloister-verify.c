@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/hex.h"
@@ -41,7 +42,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         CliOptions *o = userdata;
         const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL,
                    *state_path = "cloister-state.json";
-        bool cluster = false;
+        bool cluster = false, state_given = false;
         char state_endpoint[CLI_URL_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         char node_url[300];
@@ -68,7 +69,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "       cloister verify --endpoint https://HOST:PORT ...\n\n"
                                "Attests a node with a fresh nonce and prints every check: the\n"
                                "measured values against the policy, and with --cluster-id that\n"
-                               "PCR 15 holds this cluster's ID. The last line of text output is\n"
+                               "PCR 15 holds this cluster's ID (without it, the ID in the state\n"
+                               "file, if it records an initialised cluster). The last line of text "
+                               "output is\n"
                                "'Verification OK' or 'Verification FAILED: <reason>'. Exit status\n"
                                "1 on any failure. --node takes the default port 9000. --config\n"
                                "takes the policy from a cluster configuration ('cloister config\n"
@@ -82,11 +85,16 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "hash-chained audit log, and prints one table (-o json: nodes\n"
                                "with name, role, verdict, reasons). The cluster ID and the first\n"
                                "node come from --state-file (default cloister-state.json) unless\n"
-                               "--cluster-id and --node say otherwise.\n");
+                               "--cluster-id and --node say otherwise.\n\n"
+                               "Without --policy and --config, the policy is the "
+                               "workspace's\n" CLI_CONFIG_FILE_DEFAULT
+                               " (the workspace: the current directory, or\n"
+                               "'cloister -C DIR'): in a cluster's workspace 'cloister verify\n"
+                               "--cluster' and 'cloister verify --node HOST' need nothing else.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = node_url;
                         break;
                 case ARG_POLICY:
@@ -97,30 +105,32 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rpc_config) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 case ARG_CLUSTER:
                         cluster = true;
                         break;
                 case ARG_STATE:
                         state_path = optarg;
+                        state_given = true;
                         break;
                 case ARG_CLUSTER_ID:
                         cluster_id = optarg;
                         break;
                 case ARG_NODE:
                         if (cli_node_url(optarg, node_url) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         endpoint = node_url;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
-                                return -EINVAL;
+                                return -EUSAGE;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
+        (void) cli_workspace_config_default(policy, &config_path);
         r = cli_policy_or_config("verify", policy, config_path, &config);
         if (r < 0)
                 return r;
@@ -132,20 +142,26 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         endpoint = state_endpoint;
         }
         if (optind < argc || !endpoint || (!policy && !config_path))
-                return log_error_errno(-EINVAL, "verify: --node (or --endpoint) and --policy (or "
-                                                "--config) are required.");
+                return log_error_errno(-EUSAGE,
+                                       "verify: --node (or --endpoint) and --policy or --config "
+                                       "(or a workspace holding " CLI_CONFIG_FILE_DEFAULT
+                                       ") are required.");
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");
+                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
                 return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output);
         }
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
-        if (cluster_id) {
-                if (hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EINVAL, "--cluster-id: 64 hex digits expected.");
+        /* Without --cluster-id, the ID of the cluster the workspace's state file records. */
+        r = cluster_id ? 1 : cli_workspace_cluster(state_path, state_given, cid, NULL, 0);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
+                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
                 /* A member of this cluster has extended exactly this ID into PCR 15. */
                 kdf_pcr15_expected(cid, pol->pcrs[15].expected);
                 pol->pcrs[15].present = true;
@@ -168,9 +184,13 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 /* The cause once, on stderr; the message names the URL it is about. */
                 return log_error_errno(verdict, "%s", d.message);
         }
-        if (o->output == OUTPUT_JSON)
-                r = cli_print_report_json(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-        else {
+        if (o->output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc = cli_report_json(
+                        "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
+                if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
+                    result_print(doc) < 0)
+                        r = log_oom();
+        } else {
                 printf("node %s\n", endpoint);
                 cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (verdict < 0) {

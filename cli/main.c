@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister-version.h" /* generated: the commit, its date, tpm2-tss */
 #include "cloister/crypto.h"
@@ -62,14 +63,13 @@ static int verb_help(int argc, char *argv[], void *userdata)
 static int print_version(OutputFormat output)
 {
         if (output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *o =
-                        json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", CLOISTER_VERSION, "commit",
-                                  CLOISTER_COMMIT, "commitDate", CLOISTER_COMMIT_DATE, "openssl",
-                                  crypto_library_version(), "tpm2Tss", CLOISTER_TSS2_VERSION);
-                _cleanup_(freep) char *text = NULL;
-                if (!o || json_dump_pretty(o, &text) < 0)
+                _cleanup_(json_decrefp) json_t *o = json_pack(
+                        "{s:i,s:s,s:s,s:s,s:s,s:s,s:s}", "schemaVersion", RESULT_SCHEMA_VERSION,
+                        "command", "cloister version", "version", CLOISTER_VERSION, "commit",
+                        CLOISTER_COMMIT, "commitDate", CLOISTER_COMMIT_DATE, "openssl",
+                        crypto_library_version(), "tpm2Tss", CLOISTER_TSS2_VERSION);
+                if (!o || result_print(o) < 0)
                         return log_oom();
-                printf("%s\n", text);
                 return 0;
         }
         printf("cloister %s\n"
@@ -87,7 +87,7 @@ static int verb_version(int argc, char *argv[], void *userdata)
 
         if (argc > 1) {
                 if (strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "cloister version: unexpected argument '%s'. See "
                                                "'cloister version --help'.",
                                                argv[1]);
@@ -113,8 +113,19 @@ static void help(void)
                "     --version           Show the version\n"
                "  -o --output=FORMAT     text (default) or json\n"
                "  -v --verbose           Debug logging (never shows secrets)\n"
+               "  -C --workspace=DIR     Run as if started in DIR (before or after the\n"
+               "                         command): the workspace whose cloister.json,\n"
+               "                         cloister-state.json, secrets and kubeconfig give\n"
+               "                         every command its defaults\n"
+               "     --debug             Append a debug-level log of this run to the\n"
+               "                         workspace's cloister-debug.log (0600; never a\n"
+               "                         secret), anywhere on the command line\n"
                "\n"
-               "Run 'cloister COMMAND --help' for a command's own options.\n");
+               "Run 'cloister COMMAND --help' for a command's own options.\n"
+               "\n"
+               "Exit status: 0 success, 1 failure (one error line says why, and the\n"
+               "verdict line where there is one), 2 usage error (an unknown command or\n"
+               "option, a missing argument, a malformed value: nothing was done).\n");
 }
 
 static int parse_argv(int argc, char *argv[], CliOptions *o)
@@ -140,7 +151,7 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
                 case 'o':
                         o->output = output_format_from_string(optarg);
                         if (o->output < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "Unknown output format '%s': use text or "
                                                        "json.",
                                                        optarg);
@@ -149,7 +160,7 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
                         log_set_max_level(LOG_DEBUG);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         return 1;
@@ -158,16 +169,38 @@ static int parse_argv(int argc, char *argv[], CliOptions *o)
 int main(int argc, char *argv[])
 {
         CliOptions o = { .output = OUTPUT_TEXT };
+        _cleanup_(freep) char *command_line = NULL;
+        _cleanup_(closep) int debug_fd = -1;
+        const char *workspace;
+        bool debug;
         int r;
 
         log_parse_environment();
+        command_line = cli_command_line(argc, argv);
+        r = cli_global_options(&argc, argv, &workspace, &debug);
+        if (r >= 0 && workspace)
+                r = cli_workspace_enter(workspace);
+        if (r >= 0 && debug)
+                r = debug_fd = cli_debug_log_open(command_line ?: "cloister",
+                                                  CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
+        if (r < 0)
+                return exit_status_from_errno(r);
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return exit_status_from_errno(r);
         if (optind >= argc) {
                 log_error("cloister: missing command. See 'cloister --help'.");
-                return 1;
+                return exit_status_from_errno(-EUSAGE);
         }
-        r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        /* -o json: a verb without a result document refuses it; a failure leaves an error
+         * document on stdout (cli-json.c, docs/json.md). */
+        r = cli_json_begin(&o, argc - optind, argv + optind);
+        if (r >= 0)
+                r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        r = cli_json_finish(&o, r);
+        log_debug("Exit status %d%s%s.", exit_status_from_errno(r), r < 0 ? ": " : "",
+                  r < 0 && r != -EUSAGE ? strerror(-r)
+                  : r == -EUSAGE        ? "usage error"
+                                        : "");
         return exit_status_from_errno(r);
 }

@@ -59,10 +59,10 @@ static int add_binds(const char *list)
         char buf[PATH_MAX];
 
         if (snprintf(buf, sizeof(buf), "%s", list) >= (int) sizeof(buf))
-                return log_error_errno(-ENAMETOOLONG, "--bind: list too long.");
+                return log_error_errno(-EUSAGE, "--bind: list too long.");
         for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
                 if (arg_n_binds >= MAPPER_BINDS_MAX)
-                        return log_error_errno(-E2BIG, "--bind: at most %d paths.",
+                        return log_error_errno(-EUSAGE, "--bind: at most %d paths.",
                                                MAPPER_BINDS_MAX);
                 arg_binds[arg_n_binds] = strdup(p);
                 if (!arg_binds[arg_n_binds])
@@ -116,7 +116,7 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                         break;
                 case 'N':
                         if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--name '%s': a device-mapper name, no "
                                                        "'/', at most 64 characters.",
                                                        optarg);
@@ -124,7 +124,7 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                         break;
                 case 'm':
                         if (optarg[0] != '/')
-                                return log_error_errno(-EINVAL, "--mount: an absolute path.");
+                                return log_error_errno(-EUSAGE, "--mount: an absolute path.");
                         arg_mount = optarg;
                         break;
                 case 'b':
@@ -134,13 +134,13 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                         break;
                 case 'F':
                         if (optarg[0] != '/')
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--first-boot-key: an absolute path.");
                         arg_first_boot_key = optarg;
                         break;
                 case 'L':
                         if (!verb_is_setup)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--allow-locked: only 'setup' takes it.");
                         arg_allow_locked = true;
                         break;
@@ -153,27 +153,27 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                                 arg_integrity = INTEGRITY_OFF;
                         else
                                 return log_error_errno(
-                                        -EINVAL, "--integrity '%s': use auto, on or off.", optarg);
+                                        -EUSAGE, "--integrity '%s': use auto, on or off.", optarg);
                         break;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
                                 arg_json = true;
                         else if (strcmp(optarg, "text") != 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         /* The device may also come as the one positional argument. */
         if (argc - optind > 1 || (argc - optind == 1 && arg_device))
-                return log_error_errno(-EINVAL, "%s: unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "%s: unexpected argument '%s'. See --help.",
                                        argv[0], argv[argc - 1]);
         if (argc - optind == 1)
                 arg_device = argv[optind];
         if (arg_n_binds > 0 && !arg_mount)
-                return log_error_errno(-EINVAL, "--bind needs --mount.");
+                return log_error_errno(-EUSAGE, "--bind needs --mount.");
         if (needs_device) {
                 r = mapper_find_device(arg_device, arg_partlabel, arg_checks, device,
                                        sizeof(device));
@@ -245,7 +245,7 @@ static int verb_format(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         if (!arg_key_file)
-                return log_error_errno(-EINVAL, "format: --key-file is required.");
+                return log_error_errno(-EUSAGE, "format: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
@@ -285,7 +285,7 @@ static int verb_rekey(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         if (!arg_new_key_file)
-                return log_error_errno(-EINVAL, "rekey: --new-key-file is required.");
+                return log_error_errno(-EUSAGE, "rekey: --new-key-file is required.");
         if ((arg_key_file && (r = read_key(arg_key_file, &old)) < 0) ||
             (r = read_key(arg_new_key_file, &new)) < 0)
                 return r;
@@ -312,7 +312,7 @@ static int verb_reset(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         if (!arg_key_file)
-                return log_error_errno(-EINVAL, "reset: --key-file is required.");
+                return log_error_errno(-EUSAGE, "reset: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
@@ -344,7 +344,7 @@ static int verb_open(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         if (!arg_key_file)
-                return log_error_errno(-EINVAL, "open: --key-file is required.");
+                return log_error_errno(-EUSAGE, "open: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
@@ -522,7 +522,7 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         if (r <= 0)
                 return r;
         if (!arg_mount)
-                return log_error_errno(-EINVAL, "setup: --mount is required.");
+                return log_error_errno(-EUSAGE, "setup: --mount is required.");
         r = check_tmpfs(arg_first_boot_key);
         if (r < 0)
                 return r;
@@ -646,7 +646,8 @@ static void help(void)
                "too) or --partlabel LABEL. A disk on the boot disk or in use is refused.\n"
                "Keys: --key-file PATH holds the raw key; '-' reads standard input. Keys never\n"
                "go on the command line. 'COMMAND --help' shows each command's options.\n"
-               "Exit status: 0 success, 1 failure (one line on stderr says why).\n");
+               "Exit status: 0 success, 1 failure (one line on stderr says why), 2 a usage\n"
+               "error (an unknown command or option, a missing or malformed argument).\n");
 }
 
 int main(int argc, char *argv[])
@@ -656,7 +657,7 @@ int main(int argc, char *argv[])
         log_parse_environment();
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 help();
-                return argc < 2 ? 1 : 0;
+                return argc < 2 ? exit_status_from_errno(-EUSAGE) : 0;
         }
         if (strcmp(argv[1], "--version") == 0) {
                 printf("cloister-disk-mapper %s\n", CLOISTER_VERSION);

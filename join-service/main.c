@@ -63,7 +63,9 @@ static void help(void)
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
-               "                           never admitted under such a policy.\n");
+               "                           never admitted under such a policy.\n"
+               "\nExit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
+               "(an unknown option, a missing argument, a malformed value).\n");
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -133,24 +135,24 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_TTL:
                         v = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || v == 0 || v > 60)
-                                return log_error_errno(-EINVAL, "--token-ttl: 1..60 minutes.");
+                                return log_error_errno(-EUSAGE, "--token-ttl: 1..60 minutes.");
                         arg_token_ttl = (unsigned) v;
                         break;
                 case ARG_LISTEN_FD:
                         v = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || v < 3 || v > 65535)
-                                return log_error_errno(-EINVAL, "--listen-fd: a descriptor >= 3.");
+                                return log_error_errno(-EUSAGE, "--listen-fd: a descriptor >= 3.");
                         arg_listen_fd = (int) v;
                         break;
                 case ARG_INSECURE_ANY_AK:
                         arg_insecure_any_ak = true;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (!arg_state_dir)
-                return log_error_errno(-EINVAL, "--state-dir is required. See --help.");
+                return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         return 1;
 }
 

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/verbs.h"
 #include "measure.h"
 
 #define CLOISTER_VERSION "0.1.0"
+
+OutputFormat arg_output = OUTPUT_TEXT;
 
 static const Verb verbs[] = {
         { "eventlog", 1, VERB_ANY, verb_eventlog,
@@ -46,12 +50,18 @@ static void help(void)
                "      [--firmware-digest HEX] [-o text|json] [--add-to MEASUREMENTS.json]\n"
                "  snp-host-data CLUSTER_ID\n"
                "  sign --key KEY.pem FILE [--output SIG]\n"
-               "  verify --pubkey PUB.pem FILE SIG\n"
+               "  verify --pubkey PUB.pem FILE SIG [-o text|json]\n"
+               "\n"
+               "-o json prints one result document (docs/json.md; uki and image: a\n"
+               "measurements file), and on a failure an error document.\n"
                "\n"
                "Options:\n"
                "  -h --help      Show this help\n"
                "     --version   Show the version\n"
-               "  -v --verbose   Debug logging\n");
+               "  -v --verbose   Debug logging\n"
+               "\n"
+               "Exit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
+               "(an unknown command or option, a missing argument, a malformed value).\n");
 }
 
 int main(int argc, char *argv[])
@@ -62,6 +72,7 @@ int main(int argc, char *argv[])
                 { "verbose", no_argument, NULL, 'v' },
                 {},
         };
+        char command[80];
         int c, r;
 
         log_parse_environment();
@@ -77,13 +88,30 @@ int main(int argc, char *argv[])
                         log_set_max_level(LOG_DEBUG);
                         break;
                 default:
-                        return 1;
+                        return exit_status_from_errno(-EUSAGE);
                 }
         }
         if (optind >= argc) {
                 log_error("cloister-measure: missing command. See 'cloister-measure --help'.");
-                return 1;
+                return exit_status_from_errno(-EUSAGE);
         }
+        /* The command as typed, before the verb's getopt permutes its arguments. */
+        if (strcmp(argv[optind], "eventlog") == 0 && optind + 1 < argc &&
+            argv[optind + 1][0] != '-')
+                (void) snprintf(command, sizeof(command), "cloister-measure eventlog %.24s",
+                                argv[optind + 1]);
+        else
+                (void) snprintf(command, sizeof(command), "cloister-measure %.40s", argv[optind]);
+        /* A verb's -o json wherever it stands (sign's -o names a file): an error in an option
+         * before it still gives an error document. */
+        if (strcmp(argv[optind], "sign") != 0)
+                for (int i = optind + 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                        if (((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) &&
+                             i + 1 < argc && strcmp(argv[i + 1], "json") == 0) ||
+                            strcmp(argv[i], "-ojson") == 0 || strcmp(argv[i], "--output=json") == 0)
+                                arg_output = OUTPUT_JSON;
         r = verbs_dispatch("cloister-measure", argc - optind, argv + optind, verbs, NULL);
+        if (r < 0 && arg_output == OUTPUT_JSON)
+                (void) result_print_error(command, r);
         return exit_status_from_errno(r);
 }

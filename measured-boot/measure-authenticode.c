@@ -53,14 +53,14 @@ int verb_authenticode(int argc, char *argv[], void *userdata)
                                 md = "SHA384";
                         else
                                 return log_error_errno(
-                                        -EINVAL, "--hash '%s': use sha256 or sha384.", optarg);
+                                        -EUSAGE, "--hash '%s': use sha256 or sha384.", optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "authenticode: expected exactly one FILE. See --help.");
         r = read_full_file(argv[optind], PE_SIZE_MAX, &data, &size);
         if (r < 0)

@@ -5,14 +5,13 @@
 
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
-#include "cloister/json.h"
+#include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/tcg-log.h"
 #include "cloister/verbs.h"
 #include "measure.h"
 
 static uint16_t arg_bank;
-static OutputFormat arg_output = OUTPUT_TEXT;
 
 static int parse_options(int argc, char *argv[], const char **ret_log)
 {
@@ -35,7 +34,7 @@ static int parse_options(int argc, char *argv[], const char **ret_log)
                 case 'b':
                         arg_bank = tcg_alg_from_string(optarg);
                         if (arg_bank == 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--bank '%s': use sha1, sha256, sha384 or "
                                                        "sha512.",
                                                        optarg);
@@ -43,15 +42,15 @@ static int parse_options(int argc, char *argv[], const char **ret_log)
                 case 'o':
                         arg_output = output_format_from_string(optarg);
                         if (arg_output < 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "eventlog %s: expected exactly one LOG file. See "
                                        "--help.",
                                        argv[0]);
@@ -129,10 +128,11 @@ static int eventlog_replay(int argc, char *argv[], void *userdata)
                                        tcg_alg_to_string(bank));
 
         if (arg_output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *root = json_object(), *pcrs = json_object();
-                _cleanup_(freep) char *text = NULL;
+                _cleanup_(json_decrefp) json_t *doc =
+                        result_new("cloister-measure eventlog replay");
+                json_t *pcrs = json_object();
 
-                if (!root || !pcrs)
+                if (!doc || json_object_set_new(doc, "pcrs", pcrs) < 0)
                         return log_oom();
                 for (int i = 0; i < TCG_LOG_PCRS; i++) {
                         char key[4], hex[2 * TCG_LOG_DIGEST_MAX + 1];
@@ -142,11 +142,12 @@ static int eventlog_replay(int argc, char *argv[], void *userdata)
                         hex_encode_buf(out.values[i], out.size, hex, sizeof(hex));
                         (void) json_object_set_new(pcrs, key, json_string(hex));
                 }
-                (void) json_object_set_new(root, "bank", json_string(tcg_alg_to_string(bank)));
-                (void) json_object_set(root, "pcrs", pcrs);
-                if (json_dump_pretty(root, &text) < 0)
+                if (json_object_set_new(doc, "log", json_string(path)) < 0 ||
+                    json_object_set_new(doc, "bank", json_string(tcg_alg_to_string(bank))) < 0 ||
+                    json_object_set_new(doc, "events", json_integer((json_int_t) log->n_events)) <
+                            0 ||
+                    result_print(doc) < 0)
                         return log_oom();
-                printf("%s\n", text);
                 return 0;
         }
         printf("bank %s, %zu events\n", tcg_alg_to_string(bank), log->n_events);
@@ -203,10 +204,11 @@ static int eventlog_show(int argc, char *argv[], void *userdata)
                                tcg_event_type_to_string(e->type), hex, desc);
         }
         if (arg_output == OUTPUT_JSON) {
-                _cleanup_(freep) char *text = NULL;
-                if (json_dump_pretty(events, &text) < 0)
+                _cleanup_(json_decrefp) json_t *doc = result_new("cloister-measure eventlog show");
+                if (!doc || json_object_set_new(doc, "log", json_string(path)) < 0 ||
+                    json_object_set_new(doc, "bank", json_string(tcg_alg_to_string(bank))) < 0 ||
+                    json_object_set(doc, "events", events) < 0 || result_print(doc) < 0)
                         return log_oom();
-                printf("%s\n", text);
         }
         return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cloister/fileio.h"
+#include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 #include "measure.h"
@@ -81,11 +82,11 @@ int verb_sign(int argc, char *argv[], void *userdata)
                         out = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1 || !keyfile)
-                return log_error_errno(-EINVAL, "sign: --key KEY.pem and one FILE are required.");
+                return log_error_errno(-EUSAGE, "sign: --key KEY.pem and one FILE are required.");
         if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
             (r = check_format(argv[optind], data, size, &m)) < 0)
                 return r;
@@ -113,11 +114,44 @@ int verb_sign(int argc, char *argv[], void *userdata)
         return 0;
 }
 
+/* verify -o json: the signature and format checks, the verdict, the file's identity. */
+static int print_verify_json(const char *file, bool signature_ok, const Diag *d,
+                             const MeasurementsFile *m)
+{
+        _cleanup_(json_decrefp) json_t *doc = result_new("cloister-measure verify");
+        char what[512] = "";
+
+        if (m)
+                describe(m, what, sizeof(what));
+        if (!doc || json_object_set_new(doc, "file", json_string(file)) < 0 ||
+            result_add_check(doc, "measurements-signature", -1, signature_ok ? "pass" : "fail",
+                             true, NULL, NULL,
+                             signature_ok ? "ECDSA P-256 over the file's exact bytes"
+                                          : d->message) < 0 ||
+            (signature_ok && result_add_check(doc, "measurements-format", -1,
+                                              m->format_version >= 2 ? "pass" : "warn", false, "2",
+                                              m->format_version >= 2 ? "2" : "1",
+                                              m->format_version >= 2 ? what : format1_hint) < 0) ||
+            result_set_verdict(doc, signature_ok ? "pass" : "fail",
+                               signature_ok ? NULL : d->message, signature_ok ? NULL : d, NULL) < 0)
+                return log_oom();
+        if (m && m->format_version >= 2 &&
+            json_object_set_new(
+                    doc, "measurements",
+                    json_pack("{s:i,s:I,s:s,s:s,s:s}", "formatVersion", (int) m->format_version,
+                              "measurementsVersion", (json_int_t) m->measurements_version, "image",
+                              m->image, "imageVersion", m->image_version, "created", m->created)) <
+                    0)
+                return log_oom();
+        return result_print(doc) < 0 ? log_oom() : 0;
+}
+
 int verb_verify(int argc, char *argv[], void *userdata)
 {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "pubkey", required_argument, NULL, 'p' },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
         _cleanup_(freep) uint8_t *data = NULL, *pub = NULL, *sig = NULL;
@@ -129,20 +163,27 @@ int verb_verify(int argc, char *argv[], void *userdata)
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hp:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hp:o:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        printf("Usage: cloister-measure verify --pubkey PUB.pem FILE SIG\n");
+                        printf("Usage: cloister-measure verify --pubkey PUB.pem FILE SIG "
+                               "[-o text|json]\n");
                         return 0;
                 case 'p':
                         pubfile = optarg;
                         break;
+                case 'o':
+                        arg_output = output_format_from_string(optarg);
+                        if (arg_output < 0)
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
+                                                       optarg);
+                        break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 2 || !pubfile)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "verify: --pubkey PUB.pem, FILE and SIG are required.");
         if ((r = load(argv[optind], MEASUREMENTS_FILE_SIZE_MAX, &data, &size)) < 0 ||
             (r = load(argv[optind + 1], MEASUREMENTS_SIGNATURE_MAX, &sig, &sn)) < 0 ||
@@ -150,11 +191,21 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 return r;
         diag_clear(&d);
         r = measurements_verify(data, size, sig, sn, pub, ps, &d);
+        if (r < 0 && arg_output == OUTPUT_JSON && r != -ENOMEM)
+                (void) print_verify_json(argv[optind], false, &d, NULL);
         if (r < 0)
                 return log_error_errno(r, "%s: %s", argv[optind], d.message);
         r = check_format(argv[optind], data, size, &m);
         if (r < 0)
                 return r;
+        if (arg_output == OUTPUT_JSON) {
+                r = print_verify_json(argv[optind], true, &d, m);
+                if (r < 0)
+                        return r;
+                if (m->format_version < 2)
+                        log_warning("%s: %s.", argv[optind], format1_hint);
+                return 0;
+        }
         if (m->format_version < 2) {
                 printf("%s: signature valid (format 1)\n", argv[optind]);
                 log_warning("%s: %s.", argv[optind], format1_hint);

@@ -13,7 +13,7 @@
 #include "cloister/crypto.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
-#include "cloister/json.h"
+#include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 #include "cloister/sev-snp.h"
@@ -141,9 +141,9 @@ static int parse_options(int argc, char *argv[], Options *o)
                         return 0;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
-                                o->json = true;
+                                o->json = true, arg_output = OUTPUT_JSON;
                         else if (strcmp(optarg, "text") != 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 case ARG_FIRMWARE:
@@ -156,7 +156,7 @@ static int parse_options(int argc, char *argv[], Options *o)
                         v = strtoul(optarg, &end, 10);
                         if (errno != 0 || *end || !*optarg || optarg[0] == '-' || v == 0 ||
                             v > SNP_LAUNCH_VCPUS_MAX)
-                                return log_error_errno(-ERANGE,
+                                return log_error_errno(-EUSAGE,
                                                        "--vcpus '%s': a vCPU count 1..%u is "
                                                        "required (KVM's limit per VM).",
                                                        optarg, SNP_LAUNCH_VCPUS_MAX);
@@ -166,7 +166,7 @@ static int parse_options(int argc, char *argv[], Options *o)
                 }
                 case ARG_VCPU_TYPE:
                         if (snp_vcpu_signature_from_name(optarg, &sig) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--vcpu-type '%s': unknown vCPU type; "
                                                        "see 'cloister-measure snp-launch --help' "
                                                        "for the known ones (QEMU -cpu models).",
@@ -176,13 +176,13 @@ static int parse_options(int argc, char *argv[], Options *o)
                 case ARG_VMM:
                         o->vmm = snp_vmm_from_string(optarg);
                         if (o->vmm < 0)
-                                return log_error_errno(-EINVAL, "--vmm '%s': use qemu, ec2 or gce.",
+                                return log_error_errno(-EUSAGE, "--vmm '%s': use qemu, ec2 or gce.",
                                                        optarg);
                         break;
                 case ARG_FEATURES:
                         if (parse_u64_hex(optarg, &o->guest_features) < 0)
                                 return log_error_errno(
-                                        -EINVAL,
+                                        -EUSAGE,
                                         "--guest-features '%s': a hexadecimal "
                                         "SEV_FEATURES value such as 0x1 is required.",
                                         optarg);
@@ -195,13 +195,13 @@ static int parse_options(int argc, char *argv[], Options *o)
                         break;
                 case ARG_APPEND:
                         if (strlen(optarg) > APPEND_MAX)
-                                return log_error_errno(-EINVAL, "--append: longer than %u bytes.",
+                                return log_error_errno(-EUSAGE, "--append: longer than %u bytes.",
                                                        APPEND_MAX);
                         o->append = optarg;
                         break;
                 case ARG_DIGEST:
                         if (hex_decode_exact(optarg, o->firmware_digest, SNP_LD_SIZE) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--firmware-digest: 96 hex digits (the "
                                                        "SHA-384 launch digest of the firmware's "
                                                        "pages) are required.");
@@ -211,25 +211,25 @@ static int parse_options(int argc, char *argv[], Options *o)
                         o->add_to = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "snp-launch: unexpected argument '%s'. See --help.",
+                return log_error_errno(-EUSAGE, "snp-launch: unexpected argument '%s'. See --help.",
                                        argv[optind]);
         if (!o->firmware)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "snp-launch: --firmware F is required: the SEV metadata "
                                        "comes from it, even with --firmware-digest. See --help.");
         if (!have_vcpus)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "snp-launch: --vcpus N is required: every vCPU's initial "
                                        "state is measured. See --help.");
         if (!o->kernel && (o->initrd || o->append))
-                return log_error_errno(-EINVAL, "snp-launch: --initrd and --append go with "
+                return log_error_errno(-EUSAGE, "snp-launch: --initrd and --append go with "
                                                 "--kernel (a direct boot).");
         if (o->add_to && o->json)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "snp-launch: --add-to writes the measurements file; -o json "
                                        "goes without it.");
         if (o->vcpu_type && o->vmm == SNP_VMM_GCE && sig == 0x00A10F10)
@@ -348,7 +348,6 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
                       const uint8_t *fw_digest, const uint8_t ld[SNP_LD_SIZE])
 {
         _cleanup_(json_decrefp) json_t *root = NULL, *sections = json_array(), *boot = NULL;
-        _cleanup_(freep) char *text = NULL;
         /* Only QEMU puts the vCPU model's signature in the VMSA (ec2 and gce: RDX 0x600). */
         bool qemu = in->vmm == SNP_VMM_QEMU;
         uint8_t fw_sha256[32];
@@ -385,9 +384,9 @@ static int print_json(const Options *o, const SnpLaunchInput *in, const SnpFirmw
                 "vcpuSignature", qemu ? hex_u64_json(in->vcpu_signature, 8) : json_null(), "vmm",
                 snp_vmm_to_string(in->vmm), "guestFeatures", hex_u64_json(in->guest_features, 0),
                 "directBoot", boot);
-        if (!root || json_dump_pretty(root, &text) < 0)
+        if (!root || json_object_update_new(root, result_new("cloister-measure snp-launch")) < 0 ||
+            result_print(root) < 0)
                 return log_oom();
-        printf("%s\n", text);
         return 0;
 }
 
@@ -555,8 +554,11 @@ int verb_snp_host_data(int argc, char *argv[], void *userdata)
                        "BASE64). See docs/snp.md.\n");
                 return 0;
         }
+        if (argc == 2 && argv[1][0] == '-')
+                return log_error_errno(-EUSAGE, "snp-host-data: unknown option '%s'. See --help.",
+                                       argv[1]);
         if (argc != 2 || hex_decode_exact(argv[1], cluster_id, sizeof(cluster_id)) < 0)
-                return log_error_errno(-EINVAL, "snp-host-data: one CLUSTER_ID of 64 hex digits is "
+                return log_error_errno(-EUSAGE, "snp-host-data: one CLUSTER_ID of 64 hex digits is "
                                                 "required. See --help.");
         snp_host_data_for_cluster(cluster_id, host_data);
         hex_encode_buf(host_data, sizeof(host_data), hex, sizeof(hex));

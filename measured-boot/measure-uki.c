@@ -66,7 +66,7 @@ static int parse_measurements_version(const char *arg, int64_t *ret)
                 v = v * 10 + (*p - '0');
         }
         if (v < 1)
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "--measurements-version '%s': a decimal integer "
                                        "1.." MEASUREMENTS_VERSION_MAX_TEXT " is required.",
                                        arg);
@@ -98,9 +98,9 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                         return 0;
                 case 'o':
                         if (strcmp(optarg, "json") == 0)
-                                o->json = true;
+                                o->json = true, arg_output = OUTPUT_JSON;
                         else if (strcmp(optarg, "text") != 0)
-                                return log_error_errno(-EINVAL, "-o '%s': use text or json.",
+                                return log_error_errno(-EUSAGE, "-o '%s': use text or json.",
                                                        optarg);
                         break;
                 case 'n':
@@ -113,7 +113,7 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                         break;
                 case ARG_IMAGE_VERSION:
                         if (!measurements_text_valid(optarg))
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--image-version: 1 to %u bytes without "
                                                        "control characters.",
                                                        MEASUREMENTS_TEXT_MAX);
@@ -121,21 +121,21 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                         break;
                 case ARG_CREATED:
                         if (timestamp_parse_utc(optarg, &t) < 0)
-                                return log_error_errno(-EINVAL,
+                                return log_error_errno(-EUSAGE,
                                                        "--created '%s': an RFC 3339 UTC time "
                                                        "YYYY-MM-DDTHH:MM:SSZ is required.",
                                                        optarg);
                         o->created = optarg;
                         break;
                 default:
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
         }
         if (argc - optind != 1)
-                return log_error_errno(-EINVAL, "%s: expected exactly one FILE. See --help.",
+                return log_error_errno(-EUSAGE, "%s: expected exactly one FILE. See --help.",
                                        argv[0]);
         if (!o->json && (o->measurements_version || o->image_version || o->created))
-                return log_error_errno(-EINVAL,
+                return log_error_errno(-EUSAGE,
                                        "%s: --measurements-version, --image-version and "
                                        "--created are fields of the measurements file: they go "
                                        "with -o json.",
@@ -149,7 +149,7 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                 json_t *probe = json_string(o->name); /* NULL unless valid UTF-8 */
                 if (!probe || !measurements_text_valid(o->name)) {
                         json_decref(probe);
-                        return log_error_errno(-EINVAL,
+                        return log_error_errno(-EUSAGE,
                                                "image name '%s' is not 1 to %u bytes of UTF-8 "
                                                "without control characters: give one with "
                                                "--name.",

@@ -531,7 +531,13 @@ static int cert_verify_cb(X509_STORE_CTX *store, void *arg)
                 c->last_failure = d;
                 c->has_last_failure = true;
                 (void) pthread_mutex_unlock(&c->lock);
-                X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+                /* A server refusing a client's evidence says so with a bad_certificate alert
+                 * (RFC 8446, 6.2), so the client can tell "my evidence was refused" from any
+                 * other failed handshake; the reason stays here (and in the join service's audit
+                 * log), never sent. */
+                X509_STORE_CTX_set_error(store, c->role == ATLS_ROLE_SERVER
+                                                        ? X509_V_ERR_CERT_REJECTED
+                                                        : X509_V_ERR_APPLICATION_VERIFICATION);
                 return 0;
         }
         conn->verified = true;

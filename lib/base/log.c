@@ -4,12 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/journal.h"
 #include "cloister/log.h"
 
 static int max_level = LOG_INFO;
+/* With a log file (log_set_file) max_level is LOG_DEBUG for the file's sake; what the console (or
+ * the journal, or a sink) shows stays at this level. */
+static int console_level = LOG_INFO;
+static int file_fd = -1;
 static LogTarget target = LOG_TARGET_AUTO;
 static LogSink sink;
 static void *sink_userdata;
@@ -17,6 +22,9 @@ static const char *journal_path = JOURNAL_SOCKET;
 
 /* A log line longer than this is truncated; it bounds the stack buffer below. */
 #define LOG_MESSAGE_MAX 2048
+
+/* Per thread: the servers log from worker threads; the CLI reads its main thread's. */
+static _Thread_local char last_error[LOG_MESSAGE_MAX];
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",     [LOG_CRIT] = "crit",
@@ -26,8 +34,34 @@ static const char *const level_names[] = {
 
 void log_set_max_level(int level)
 {
-        if (level >= LOG_EMERG && level <= LOG_DEBUG)
-                max_level = level;
+        if (level < LOG_EMERG || level > LOG_DEBUG)
+                return;
+        console_level = level;
+        max_level = file_fd >= 0 ? LOG_DEBUG : level;
+}
+
+void log_set_file(int fd)
+{
+        file_fd = fd;
+        max_level = fd >= 0 ? LOG_DEBUG : console_level;
+}
+
+/* One record in the log file: "2026-12-07T09:30:00.123Z debug: message". */
+static void log_file_write(int level, const char *msg)
+{
+        char line[LOG_MESSAGE_MAX + 64], stamp[32];
+        struct timespec ts;
+        struct tm tm;
+        int n;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        if (!gmtime_r(&ts.tv_sec, &tm) ||
+            strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+                stamp[0] = '\0';
+        n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+                     level_names[level & 7], msg);
+        if (n > 0)
+                (void) !write(file_fd, line, MIN((size_t) n, sizeof(line) - 1));
 }
 
 int log_get_max_level(void)
@@ -91,6 +125,11 @@ void log_parse_environment(void)
                 log_set_max_level(l);
 }
 
+const char *log_last_error(void)
+{
+        return last_error;
+}
+
 void log_set_sink(LogSink s, void *userdata)
 {
         sink = s;
@@ -135,17 +174,23 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_start(ap, format);
         (void) vsnprintf(msg, sizeof(msg), format, ap);
         va_end(ap);
+        if (level <= LOG_ERR)
+                memcpy(last_error, msg, sizeof(last_error));
 
+        if (file_fd >= 0)
+                log_file_write(level, msg);
+        if (level > console_level) /* for the file only */
+                goto finish;
         if (sink)
                 sink(level, error, msg, sink_userdata);
         else if (log_get_effective_target() != LOG_TARGET_JOURNAL ||
                  log_to_journal(level, error, file, line, func, msg) < 0) {
-                if (level <= LOG_WARNING || max_level >= LOG_DEBUG)
+                if (level <= LOG_WARNING || console_level >= LOG_DEBUG)
                         (void) fprintf(stderr, "%s: %s\n", level_names[level & 7], msg);
                 else
                         (void) fprintf(stderr, "%s\n", msg);
         }
-
+finish:
         errno = saved_errno;
         return -error;
 }

@@ -68,7 +68,7 @@ int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs
 
         if (argc <= 0 || !argv[0]) {
                 log_error("%s: missing command. See '%s --help'.", program, program);
-                return -EINVAL;
+                return -EUSAGE;
         }
         if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
                 printf("Usage: %s COMMAND [OPTIONS]\n\nCommands:\n", program);
@@ -82,13 +82,13 @@ int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs
                 if (n < v->min_args) {
                         log_error("%s %s: too few arguments. See '%s --help'.", program, v->name,
                                   program);
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
                 if (v->max_args != VERB_ANY && n > v->max_args) {
                         log_error(
                                 "%s %s: too many arguments ('%s' is unexpected). See '%s --help'.",
                                 program, v->name, argv[v->max_args + 1], program);
-                        return -EINVAL;
+                        return -EUSAGE;
                 }
                 return v->fn(argc, argv, userdata);
         }
@@ -98,7 +98,7 @@ int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs
                           argv[0], suggestion, program);
         else
                 log_error("%s: unknown command '%s'. See '%s --help'.", program, argv[0], program);
-        return -EINVAL;
+        return -EUSAGE;
 }
 
 void verbs_print_help(const Verb verbs[], const char *prefix)
@@ -122,7 +122,7 @@ int exit_status_from_errno(int r)
 {
         if (r >= 0)
                 return 0;
-        return 1;
+        return r == -EUSAGE ? 2 : 1;
 }
 
 int parse_listen_address(char *s, const char **ret_address, uint16_t *ret_port)

@@ -76,6 +76,15 @@ static int transport_failure(Diag *d, const char *url, CURLcode cc, const char *
                              const RpcClientConfig *cfg)
 {
         log_debug("%s: libcurl: %s (CURLcode %d)", url, detail ?: curl_easy_strerror(cc), (int) cc);
+        /* An aTLS server refuses a client's evidence with bad_certificate (atls.c): in TLS 1.3
+         * the client hears it only when it reads the answer. */
+        if (detail && strstr(detail, "alert bad certificate"))
+                return diag_fail(d, -EPERM, "rpc-evidence-refused", -1,
+                                 "%s refused this node's evidence: it does not meet the policy "
+                                 "there (its audit log names the check: a measurement, the "
+                                 "attestation key, ...); boot the image that policy expects, or "
+                                 "have the owner change the cluster's policy (docs/workflows.md)",
+                                 url);
         switch (cc) {
         case CURLE_COULDNT_RESOLVE_HOST:
                 return diag_fail(d, -EHOSTUNREACH, "rpc-transport", -1,

@@ -345,8 +345,18 @@ static void reply_result(struct evhttp_request *req, const RpcRoute *route, int 
         int code;
 
         if (r < 0) {
+                const char *state = json_string_value(json_object_get(response, "code"));
+                _cleanup_(json_decrefp) json_t *j = NULL;
+
                 error_for_errno(r, &code, &error);
-                reply_error(req, code, error, detail[0] ? detail : strerror(-r));
+                if (!state) {
+                        reply_error(req, code, error, detail[0] ? detail : strerror(-r));
+                        return;
+                }
+                /* A refusal that names the node's state: the client says it in words. */
+                j = json_pack("{s:s,s:s,s:s}", "error", error, "detail",
+                              detail[0] ? detail : strerror(-r), "code", state);
+                reply_json(req, code, error, j);
                 return;
         }
         /* One request per connection (reply_json()): an attested client's evidence, checked

@@ -32,8 +32,8 @@ def checks(verify_json):
     """verify -o json's checks by name, PCRs as pcr[N]; "ok" when the check passed."""
     out = {}
     for c in json.loads(verify_json)["checks"]:
-        name = f"{c['name']}[{c['index']}]" if "index" in c else c["name"]
-        out[name] = dict(c, ok=c["status"] == "pass")
+        name = f"{c['name']}[{c['index']}]" if c["index"] is not None else c["name"]
+        out[name] = dict(c, ok=c["result"] == "pass")
     return out
 
 
@@ -57,7 +57,7 @@ def test_two_vm_cluster_verifies_and_firmware_pcrs_equal_the_image_prediction(cl
     result = json.loads(r.stdout)
     nodes = {n["name"]: n for n in result["nodes"]}
     assert set(nodes) == {"node1", "node2"}
-    assert all(n["verdict"] == "OK" for n in nodes.values()), nodes
+    assert all(n["verdict"]["result"] == "pass" for n in nodes.values()), nodes
     for node in cluster.nodes[:2]:
         r = cluster.verify_node(node)
         assert r.returncode == 0, r.stdout + r.stderr

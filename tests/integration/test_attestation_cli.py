@@ -73,7 +73,7 @@ def test_verify_json_output_has_checks_and_verdict(cloister, swtpm, tmp_path):
                  BINDING, "-o", "json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] == "pass" and out["freshness"] == "checked"
+    assert out["verdict"]["result"] == "pass" and out["verdict"]["freshness"] == "checked"
     names = {c["name"] for c in out["checks"]}
     assert {"variant", "ak-trust", "quote-signature", "binding", "pcr-digest", "pcr"} <= names
 
@@ -89,10 +89,10 @@ def test_pcr_mismatch_names_pcr_expected_and_actual(cloister, swtpm, tmp_path):
                  BINDING, "-o", "json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert out["verdict"] == "fail"
-    assert out["failure"]["check"] == "pcr" and out["failure"]["index"] == 4
-    assert out["failure"]["expected"] == "ee" * 32
-    assert out["failure"]["actual"] == ev["tpm"]["pcrs"]["4"]
+    assert out["verdict"]["result"] == "fail"
+    assert out["verdict"]["check"] == "pcr" and out["verdict"]["index"] == 4
+    assert out["verdict"]["expected"] == "ee" * 32
+    assert out["verdict"]["actual"] == ev["tpm"]["pcrs"]["4"]
     text = cloister("attestation", "verify", "--evidence", ev_path, "--policy", pol, "--binding", BINDING)
     assert "FAIL  pcr[4]" in text.stdout and "ee" * 32 in text.stdout
 
@@ -139,9 +139,9 @@ def test_replayed_evidence_against_another_binding_fails_naming_binding_and_nonc
     j = verify(cloister, ev_path, pol, "--binding", "cd" * 32, "-o", "json")
     assert j.returncode == 1
     out = json.loads(j.stdout)
-    assert out["verdict"] == "fail" and out["freshness"] == "checked"
-    assert out["failure"]["check"] == "binding" and "nonce" in out["failure"]["message"]
-    assert out["failure"]["expected"] == "cd" * 32 and out["failure"]["actual"] == BINDING
+    assert out["verdict"]["result"] == "fail" and out["verdict"]["freshness"] == "checked"
+    assert out["verdict"]["check"] == "binding" and "nonce" in out["verdict"]["reason"]
+    assert out["verdict"]["expected"] == "cd" * 32 and out["verdict"]["actual"] == BINDING
 
 
 def test_replayed_evidence_without_binding_exits_1_and_says_freshness_not_checked(
@@ -164,10 +164,10 @@ def test_replayed_evidence_without_binding_exits_1_and_says_freshness_not_checke
     j = verify(cloister, ev_path, pol, "-o", "json")
     assert j.returncode == 1, j.stderr
     out = json.loads(j.stdout)
-    assert out["verdict"] == "fail" and out["freshness"] == "not-checked"
-    assert out["failure"]["check"] == "freshness"
-    assert "NOT checked" in out["failure"]["message"]
-    assert {"name": "binding", "status": "skipped"}.items() <= next(
+    assert out["verdict"]["result"] == "fail" and out["verdict"]["freshness"] == "not-checked"
+    assert out["verdict"]["check"] == "freshness"
+    assert "NOT checked" in out["verdict"]["reason"]
+    assert {"name": "binding", "result": "skip"}.items() <= next(
         c for c in out["checks"] if c["name"] == "binding").items()
 
 
@@ -200,8 +200,8 @@ def test_no_binding_exits_0_and_still_says_freshness_not_checked_in_text_and_jso
     j = verify(cloister, ev_path, pol, "--no-binding", "-o", "json")
     assert j.returncode == 0, j.stderr
     out = json.loads(j.stdout)
-    assert out["verdict"] == "pass" and out["freshness"] == "not-checked"
-    assert "failure" not in out
+    assert out["verdict"]["result"] == "pass" and out["verdict"]["freshness"] == "not-checked"
+    assert out["verdict"]["reason"] is None and out["verdict"]["check"] is None
 
 
 def test_no_binding_does_not_hide_a_failing_check(cloister, swtpm, tmp_path):
@@ -214,8 +214,8 @@ def test_no_binding_does_not_hide_a_failing_check(cloister, swtpm, tmp_path):
     j = verify(cloister, ev_path, pol, "--no-binding", "-o", "json")
     assert j.returncode == 1
     out = json.loads(j.stdout)
-    assert out["verdict"] == "fail" and out["freshness"] == "not-checked"
-    assert out["failure"]["check"] == "pcr" and out["failure"]["index"] == 4
+    assert out["verdict"]["result"] == "fail" and out["verdict"]["freshness"] == "not-checked"
+    assert out["verdict"]["check"] == "pcr" and out["verdict"]["index"] == 4
 
 
 def test_binding_together_with_no_binding_is_a_usage_error(cloister, swtpm, tmp_path):
@@ -223,7 +223,7 @@ def test_binding_together_with_no_binding_is_a_usage_error(cloister, swtpm, tmp_
     pol = policy_for(ev, tmp_path)
     for order in (["--binding", BINDING, "--no-binding"], ["--no-binding", "--binding", BINDING]):
         r = verify(cloister, ev_path, pol, *order)
-        assert r.returncode == 1
+        assert r.returncode == 2
         assert r.stdout == ""
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
@@ -250,7 +250,7 @@ def test_verify_refuses_evidence_whose_quote_signature_has_one_byte_changed(
     ev_path, ev = issue(cloister, swtpm, tmp_path)
     pol = policy_for(ev, tmp_path)
     rc, out, err = verify_json(cloister, ev_path, pol)
-    assert rc == 0 and out["verdict"] == "pass", err
+    assert rc == 0 and out["verdict"]["result"] == "pass", err
     # TPMT_SIGNATURE (TPM 2.0 Part 2, 11.3.4): sigAlg, hash, then r as a TPM2B; byte 10 is in r.
     sig = bytearray(base64.b64decode(ev["tpm"]["signature"]))
     assert sig[:2] == b"\x00\x18" and len(sig) > 10  # TPM_ALG_ECDSA
@@ -258,9 +258,9 @@ def test_verify_refuses_evidence_whose_quote_signature_has_one_byte_changed(
     ev["tpm"]["signature"] = base64.b64encode(bytes(sig)).decode()
     ev_path.write_text(json.dumps(ev))
     rc, out, err = verify_json(cloister, ev_path, pol)
-    assert rc == 1 and out["verdict"] == "fail", (out, err)
-    assert out["failure"]["check"] == "quote-signature", out["failure"]
-    assert not any(c["name"] == "quote-signature" and c["status"] == "pass"
+    assert rc == 1 and out["verdict"]["result"] == "fail", (out, err)
+    assert out["verdict"]["check"] == "quote-signature", out["verdict"]
+    assert not any(c["name"] == "quote-signature" and c["result"] == "pass"
                    for c in out["checks"])
 
 
@@ -276,8 +276,8 @@ def test_verify_refuses_evidence_whose_pcr_value_was_changed_even_when_the_polic
     pol = policy_for(ev, tmp_path)
     assert json.loads(pol.read_text())["measurements"]["4"]["expected"] == forged
     rc, out, err = verify_json(cloister, ev_path, pol)
-    assert rc == 1 and out["verdict"] == "fail", (out, err)
-    assert out["failure"]["check"] == "pcr-digest", out["failure"]
+    assert rc == 1 and out["verdict"]["result"] == "fail", (out, err)
+    assert out["verdict"]["check"] == "pcr-digest", out["verdict"]
     text = verify(cloister, ev_path, pol, "--binding", BINDING)
     assert text.returncode == 1 and "Verdict: PASS" not in text.stdout, text.stdout
 
@@ -302,11 +302,11 @@ def test_verify_with_a_pinned_policy_refuses_genuine_evidence_of_another_tpm(
     # Each TPM's evidence verifies against the policy pinning its own key ...
     for path, policy in ((ev_path, pol), (other_path, other_pol)):
         rc, out, err = verify_json(cloister, path, policy)
-        assert rc == 0 and out["verdict"] == "pass", (out, err)
+        assert rc == 0 and out["verdict"]["result"] == "pass", (out, err)
     # ... and the other TPM's not against the policy pinning the first one's.
     rc, out, err = verify_json(cloister, other_path, pol)
-    assert rc == 1 and out["verdict"] == "fail", (out, err)
-    assert out["failure"]["check"] == "ak-trust", out["failure"]
+    assert rc == 1 and out["verdict"]["result"] == "fail", (out, err)
+    assert out["verdict"]["check"] == "ak-trust", out["verdict"]
 
 
 def test_show_prints_pcrs_and_says_not_verified(cloister, swtpm, tmp_path):

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bad inputs to every cloister command: exactly one error line on stderr, the last one, naming
-the cause; exit status 1; no stack of errors (a progress line before it is fine), nothing on
-stdout but a verdict line where there is one."""
+the cause; exit status 1 (2 for a usage error); no stack of errors (a progress line before it
+is fine), nothing on stdout but a verdict line where there is one."""
 import json
 import socket
 import threading
@@ -118,11 +118,17 @@ def cases(d, silent, plain):
     ]
 
 
-def test_every_bad_input_gives_one_line_and_exit_1(files, silent_port, plain_port):
+# Usage errors (a command or option that does not exist, a missing or malformed argument): exit
+# status 2; everything else that fails: 1.
+USAGE_ERRORS = {"unknown command", "verify: bad node", "attestation verify: missing",
+                "attestation verify: --binding with --no-binding"}
+
+
+def test_every_bad_input_gives_one_line_and_exit_1_or_2_for_usage(files, silent_port, plain_port):
     for name, args, why in cases(files, silent_port, plain_port):
         r = run("cloister", *args)
         lines = r.stderr.strip().splitlines()
-        assert r.returncode == 1, (name, r.returncode, r.stderr)
+        assert r.returncode == (2 if name in USAGE_ERRORS else 1), (name, r.returncode, r.stderr)
         errors = [line for line in lines if line.startswith("error:")]
         assert len(errors) == 1 and lines[-1] == errors[0], (name, r.stderr)
         assert all(not line.startswith(("warning:", "Traceback")) for line in lines), name

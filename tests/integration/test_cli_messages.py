@@ -79,7 +79,7 @@ def apply_args(d, state, endpoint):
 ])
 def test_verify_refuses_a_malformed_endpoint_before_any_connection(owner, args, why):
     r = run("cloister", "verify", *args, "--policy", owner / "policy.json", "--timeout", "2")
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 2, r.stderr  # a usage error
     (line,) = errors(r)
     assert why in line and args[1] in line, line
     assert not any(w in r.stderr for w in LIBCURL_WORDS), r.stderr
@@ -90,7 +90,7 @@ def test_apply_with_another_scheme_is_refused_before_any_connection_and_writes_n
     port = listener.getsockname()[1]
     state = tmp_path / "state.json"
     r = run("cloister", *apply_args(owner, state, f"ftp://127.0.0.1:{port}"))
-    assert r.returncode == 1
+    assert r.returncode == 2  # a usage error
     (line,) = errors(r)
     assert "speak only https" in line and "https://HOST[:PORT]" in line, line
     assert not state.exists() and not accepted(listener)
@@ -176,10 +176,10 @@ def test_eventlog_show_json_gives_null_for_a_digest_the_bank_lacks():
     log = Path(TESTDATA) / "tpm" / "eventlogs" / "debian-10.bin"
     r = run("cloister-measure", "eventlog", "show", log, "--bank", "sha384", "-o", "json")
     assert r.returncode == 0, r.stderr
-    events = json.loads(r.stdout)
+    events = json.loads(r.stdout)["events"]
     assert events and all(e["digest"] is None for e in events)
     r = run("cloister-measure", "eventlog", "show", log, "-o", "json")
-    assert all(isinstance(e["digest"], str) and len(e["digest"]) == 40 for e in json.loads(r.stdout))
+    assert all(isinstance(e["digest"], str) and len(e["digest"]) == 40 for e in json.loads(r.stdout)["events"])
 
 
 @pytest.mark.parametrize("program, typed, meant", [
@@ -190,7 +190,7 @@ def test_eventlog_show_json_gives_null_for_a_digest_the_bank_lacks():
 def test_a_mistyped_command_suggests_the_nearest_one(program, typed, meant):
     r = run(program[0], *program[1:], typed)
     (line,) = errors(r)
-    assert r.returncode == 1 and f"unknown command '{typed}'. Did you mean '{meant}'?" in line
+    assert r.returncode == 2 and f"unknown command '{typed}'. Did you mean '{meant}'?" in line
 
 
 @pytest.mark.parametrize("typed", ["ab", "ver"])  # nothing near; two equally near
@@ -211,5 +211,6 @@ def test_version_names_the_commit_openssl_and_tpm2_tss_in_text_and_json():
     assert "OpenSSL 3." in text.stdout and "tpm2-tss" in text.stdout
     assert run("cloister", "--version").stdout == text.stdout
     info = json.loads(run("cloister", "-o", "json", "version").stdout)
-    assert set(info) == {"version", "commit", "commitDate", "openssl", "tpm2Tss"}
+    assert set(info) == {"schemaVersion", "command", "version", "commit", "commitDate", "openssl",
+                         "tpm2Tss"}
     assert info["openssl"].startswith("OpenSSL 3.") and info["tpm2Tss"][0].isdigit()

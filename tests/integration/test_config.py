@@ -33,11 +33,12 @@ VARIANTS = {"qemu": "qemu-vtpm", "gcp": "sev-snp", "azure": "azure-sev-snp", "aw
 IMAGE_DIGESTS = {"4": "41" * 32, "9": "49" * 32, "11": "4b" * 32}
 
 
-def one_error_line(r):
-    """Exit 1 with exactly one 'error:' line, the last one; returns it."""
+def one_error_line(r, status=1):
+    """Exit status (1, or 2 for a usage error) with exactly one 'error:' line, the last one;
+    returns it."""
     lines = r.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error:")]
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.returncode == status, (r.returncode, r.stdout, r.stderr)
     assert len(errors) == 1 and lines[-1] == errors[0], r.stderr
     return errors[0]
 
@@ -231,7 +232,9 @@ def test_measure_json_without_an_image_version_anywhere_names_the_option(tmp_pat
     uki = make_test_uki(tmp_path, "ID=debian\n")
     r = run("cloister-measure", "uki", uki, "-o", "json")
     assert r.returncode == 1 and "no IMAGE_VERSION" in r.stderr, r.stderr
-    assert "--image-version" in r.stderr and r.stdout == ""
+    # -o json: the error as a document on stdout (docs/json.md), nothing else.
+    assert "--image-version" in r.stderr and "--image-version" in json.loads(r.stdout)["error"][
+        "message"]
     r = run("cloister-measure", "uki", uki, "-o", "json", "--image-version", "v2")
     assert r.returncode == 0 and json.loads(r.stdout)["imageVersion"] == "v2", r.stderr
 
@@ -245,12 +248,12 @@ def test_measure_json_without_an_image_version_anywhere_names_the_option(tmp_pat
 ])
 def test_measure_json_refuses_bad_field_options(test_uki, args, why):
     r = run("cloister-measure", "uki", test_uki, "-o", "json", *args)
-    assert r.returncode == 1 and why in r.stderr, r.stderr
+    assert r.returncode == 2 and why in r.stderr, r.stderr
 
 
 def test_measure_field_options_need_json_output(test_uki):
     r = run("cloister-measure", "uki", test_uki, "--measurements-version", "3")
-    assert r.returncode == 1 and "they go with -o json" in r.stderr, r.stderr
+    assert r.returncode == 2 and "they go with -o json" in r.stderr, r.stderr
 
 
 def test_generate_takes_the_measurements_cloister_measure_uki_prints(tmp_path, uki_measurements):
@@ -419,12 +422,12 @@ def test_config_and_policy_together_are_a_usage_error(tmp_path, owner):
     p = tmp_path / "policy.json"
     a = run("cloister", *apply_args(owner, tmp_path / "state.json", "https://127.0.0.1:1"),
             "--config", p, "--policy", p)
-    assert "alternatives" in one_error_line(a)
+    assert "alternatives" in one_error_line(a, 2)
     v = run("cloister", "verify", "--node", "127.0.0.1:1", "--config", p, "--policy", p)
-    assert "alternatives" in one_error_line(v)
+    assert "alternatives" in one_error_line(v, 2)
 
 
-def test_bad_generate_inputs_give_one_line_and_exit_1(cloister, swtpm, tmp_path):
+def test_bad_generate_inputs_give_one_line_and_exit_1_or_2_for_usage(cloister, swtpm, tmp_path):
     ev_path, _ = issue(cloister, swtpm, tmp_path)
     m = measurements_file(tmp_path, dict(IMAGE_DIGESTS))
     no9 = tmp_path / "no9.json"
@@ -436,22 +439,23 @@ def test_bad_generate_inputs_give_one_line_and_exit_1(cloister, swtpm, tmp_path)
     doc["measurements"]["7"] = {"expected": "07" * 32, "warnOnly": False}
     pcr7.write_text(json.dumps(doc))
     (tmp_path / "malformed.json").write_text("{")
+    # The third value: the exit status, 2 for a usage error (the command line itself is wrong).
     cases = [
-        (["openstack"], "Unknown provider 'openstack'"),
-        ([], "which provider"),
-        (["qemu", "gcp"], "Unexpected argument 'gcp'"),
-        (["gcp", "--evidence", ev_path], "--evidence is for qemu only"),
-        (["aws", "--measurements", m], "not by PCRs"),
-        (["qemu", "--measurements", no9], "PCR 9 is missing"),
-        (["qemu", "--measurements", pcr7], "PCR 7 is neither"),
-        (["qemu", "--measurements", tmp_path / "malformed.json"], "malformed.json:1:"),
-        (["qemu", "--evidence", tmp_path / "malformed.json"], "malformed.json"),
-        (["qemu", "--evidence", tmp_path / "none.json"], "none.json: cannot read"),
-        (["qemu", "--name", ""], "--name"),
+        (["openstack"], "Unknown provider 'openstack'", 2),
+        ([], "which provider", 2),
+        (["qemu", "gcp"], "Unexpected argument 'gcp'", 2),
+        (["gcp", "--evidence", ev_path], "--evidence is for qemu only", 2),
+        (["aws", "--measurements", m], "not by PCRs", 2),
+        (["qemu", "--measurements", no9], "PCR 9 is missing", 1),
+        (["qemu", "--measurements", pcr7], "PCR 7 is neither", 1),
+        (["qemu", "--measurements", tmp_path / "malformed.json"], "malformed.json:1:", 1),
+        (["qemu", "--evidence", tmp_path / "malformed.json"], "malformed.json", 1),
+        (["qemu", "--evidence", tmp_path / "none.json"], "none.json: cannot read", 1),
+        (["qemu", "--name", ""], "--name", 2),
     ]
-    for args, why in cases:
+    for args, why, status in cases:
         r, path = generate(tmp_path, *args, name="out.json")
-        assert why in one_error_line(r), (args, r.stderr)
+        assert why in one_error_line(r, status), (args, r.stderr)
         assert not path.exists(), args
 
 
@@ -520,9 +524,9 @@ def test_mini_as_an_ordinary_user_says_root_is_needed_and_runs_nothing(fake_mini
     try:
         d.chmod(0o755)
         shutil.copy(BUILD / "bin" / "cloister", d / "cloister")
-        for cmd in ("up", "down"):
+        for cmd, *extra in (("up", "--netns"), ("down",)):
             r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                str(d / "cloister"), "mini", cmd, "--netns"],
+                                str(d / "cloister"), "mini", cmd, *extra],
                                capture_output=True, text=True, env=env, timeout=30)
             err = one_error_line(r)
             assert r.returncode == 1 and "needs root" in err, err
@@ -549,7 +553,7 @@ def test_mini_without_override_runs_the_build_trees_script(tmp_path):
 
 
 def test_mini_bad_command_or_missing_script_gives_one_line_naming_where_it_looked(tmp_path):
-    assert "unknown command 'sideways'" in one_error_line(run("cloister", "mini", "sideways"))
+    assert "unknown command 'sideways'" in one_error_line(run("cloister", "mini", "sideways"), 2)
     env = dict(os.environ, CLOISTER_MINI_SCRIPT=str(tmp_path / "nowhere"))
     err = one_error_line(run("cloister", "mini", "up", env=env))
     assert str(tmp_path / "nowhere") in err
@@ -914,7 +918,7 @@ def test_fetch_insecure_no_signature_takes_an_unsigned_file_and_warns_loudly(pub
     ms = json.loads(published.config.read_text())["attestation"]["measurements"]
     assert ms["11"] == published.predicted["11"]
     # It checks nothing, so it cannot pretend to with a key.
-    err = one_error_line(published.fetch("--insecure-no-signature", "--pubkey", published.pub))
+    err = one_error_line(published.fetch("--insecure-no-signature", "--pubkey", published.pub), 2)
     assert "cannot go with --pubkey" in err
 
 
@@ -938,14 +942,14 @@ def test_fetch_of_a_non_existent_file_url_names_the_url(published):
     assert f"{url}: cannot read the measurements file" in err, err
 
 
-@pytest.mark.parametrize("url,why", [
-    ("ftp://example.org/m.json", "unsupported scheme"),
-    ("/tmp/m.json", "not a URL"),
-    ("file://host/m.json", "absolute path on this machine"),
-    ("file:///dev/zero", "not a regular file"),
+@pytest.mark.parametrize("url,why,status", [
+    ("ftp://example.org/m.json", "unsupported scheme", 1),
+    ("/tmp/m.json", "not a URL", 2),
+    ("file://host/m.json", "absolute path on this machine", 2),
+    ("file:///dev/zero", "not a regular file", 1),
 ])
-def test_fetch_refuses_other_urls_with_the_reason(published, url, why):
-    err = one_error_line(published.fetch("--pubkey", published.pub, url=url))
+def test_fetch_refuses_other_urls_with_the_reason(published, url, why, status):
+    err = one_error_line(published.fetch("--pubkey", published.pub, url=url), status)
     assert why in err, err
 
 
@@ -1028,9 +1032,9 @@ def test_fetch_usage_errors_give_one_line(published):
         (["--pubkey", published.pub, "--timeout", "0"], "--timeout"),
     ]
     for args, why in cases:
-        assert why in one_error_line(published.fetch(*args)), args
+        assert why in one_error_line(published.fetch(*args), 2), args
     r = run("cloister", "config", "fetch-measurements", "--pubkey", published.pub)
-    assert "--url URL is required" in one_error_line(r)
+    assert "--url URL is required" in one_error_line(r, 2)
     r = run("cloister", "config", "fetch-measurements", "--config", published.dir / "none.json",
             "--url", published.url, "--pubkey", published.pub)
     assert "none.json: cannot read" in one_error_line(r)

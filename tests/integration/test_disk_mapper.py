@@ -365,7 +365,7 @@ def test_allow_locked_is_a_setup_option_only(tmp_path):
     disk = image(tmp_path)
     assert run("cloister-disk-mapper", "format", "--device", disk, "--key-file", k1).returncode == 0
     r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k1, "--allow-locked")
-    assert r.returncode == 1 and "only 'setup' takes it" in r.stderr
+    assert r.returncode == 2 and "only 'setup' takes it" in r.stderr
 
 
 def rewrite_header_uuid(disk, new_uuid):

@@ -533,12 +533,12 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
     r = verify_cluster(cluster, tmp_path, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert {(n["name"], n["role"], n["verdict"]) for n in out["nodes"]} == {
-        ("cp-1", "control-plane", "OK"), ("worker-1", "worker", "OK"),
-        ("worker-2", "worker", "OK")}
+    assert {(n["name"], n["role"], n["verdict"]["result"]) for n in out["nodes"]} == {
+        ("cp-1", "control-plane", "pass"), ("worker-1", "worker", "pass"),
+        ("worker-2", "worker", "pass")}
     assert all(n["reasons"] == [] for n in out["nodes"])
     (log,) = out["auditLogs"]
-    assert log["verdict"] == "OK" and log["entries"] == 2
+    assert log["verdict"]["result"] == "pass" and log["entries"] == 2
     text = verify_cluster(cluster, tmp_path)
     assert text.returncode == 0 and text.stdout.rstrip().endswith("Verification OK")
     status = run("cloister", "status", "--policy", member_policy(cluster, tmp_path),
@@ -572,8 +572,8 @@ def test_verify_cluster_attests_every_member_and_checks_the_audit_chain(cluster,
     r = verify_cluster(cluster, tmp_path, "-o", "json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert out["verdict"] == "FAILED" and out["auditLogs"][0]["verdict"] == "FAILED"
-    failed = {n["name"]: n for n in out["nodes"] if n["verdict"] == "FAILED"}
+    assert out["verdict"]["result"] == "fail" and out["auditLogs"][0]["verdict"]["result"] == "fail"
+    failed = {n["name"]: n for n in out["nodes"] if n["verdict"]["result"] == "fail"}
     assert list(failed) == ["worker-2"]
     reasons = " ".join(failed["worker-2"]["reasons"])
     assert "PCR 9 differs" in reasons, reasons
@@ -614,7 +614,7 @@ def test_verify_cluster_reads_an_audit_log_of_many_pages_and_finds_an_entry_alte
     r = verify_cluster(cluster, tmp_path, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     (log,) = json.loads(r.stdout)["auditLogs"]
-    assert log["verdict"] == "OK" and log["entries"] == total and log["refusals"] >= 30000, log
+    assert log["verdict"]["result"] == "pass" and log["entries"] == total and log["refusals"] >= 30000, log
     assert "entries checked so far" in r.stderr  # long work shows progress
     # One byte of a reason changed ~10 MiB in, hash left alone: that entry, by line number.
     data = bytearray(log_path.read_bytes())
@@ -625,7 +625,7 @@ def test_verify_cluster_reads_an_audit_log_of_many_pages_and_finds_an_entry_alte
     r = verify_cluster(cluster, tmp_path, "-o", "json")
     assert r.returncode == 1, r.stdout + r.stderr
     (log,) = json.loads(r.stdout)["auditLogs"]
-    assert log["verdict"] == "FAILED" and f"line {line}: its hash does not match" in log["reason"], log
+    assert log["verdict"]["result"] == "fail" and f"line {line}: its hash does not match" in log["verdict"]["reason"], log
 
 
 def test_audit_pages_hold_whole_entries_and_refuse_an_offset_inside_an_entry(cluster, tmp_path):

@@ -100,7 +100,7 @@ def test_first_verification_fetches_the_second_makes_zero_pcs_requests(cloister,
     r = verify(cloister, pcs, tmp_path / "cache", "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] == "pass" and out["tcb"]["status"] == "UpToDate"
+    assert out["verdict"]["result"] == "pass" and out["tcb"]["status"] == "UpToDate"
     assert out["collateralSource"]["fetched"] == 0 and out["collateralSource"]["stale"] == 0
     assert Pcs.requests == []
     # Offline, the same cache serves.

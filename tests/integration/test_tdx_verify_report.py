@@ -43,7 +43,7 @@ def test_outofdate_quote_fails_by_default_and_passes_a_policy_accepting_it(clois
     r = verify(cloister, OUTOFDATE / "quote.bin", *args, "--policy", p, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] == "pass"
+    assert out["verdict"]["result"] == "pass"
     assert out["tcb"]["status"] == "OutOfDate"
     assert out["tcb"]["platformLevel"] == 1
     assert out["tcb"]["advisoryIds"] == ["INTEL-SA-00960", "INTEL-SA-00982", "INTEL-SA-00986"]

@@ -3,7 +3,9 @@
 
 #include "cloister/base64.h"
 #include "cloister/hex.h"
+#include "cloister/json-result.h"
 #include "cloister/json.h"
+#include "cloister/log.h"
 
 static json_t *parse(const char *text, Diag *d)
 {
@@ -207,6 +209,82 @@ static void test_hex_encode_buf_truncates_safely(void **state)
         assert_string_equal(small + 6, "...");
 }
 
+static void test_result_error_split_finds_the_next_step_after_the_cause(void **state)
+{
+        static const struct {
+                const char *message, *cause, *next;
+        } cases[] = {
+                { "https://h:1: the connection was refused: nothing listens there; check the "
+                  "address",
+                  "https://h:1: the connection was refused: nothing listens there",
+                  "Check the address." },
+                { "status: no cloister-state.json here: give --node HOST.",
+                  "status: no cloister-state.json here", "Give --node HOST." },
+                { "Both --evidence and --policy are required. See --help.",
+                  "Both --evidence and --policy are required", "See --help." },
+                /* No imperative clause: the whole message is the cause. */
+                { "--binding: expected 64 hex digits.", "--binding: expected 64 hex digits", "" },
+                /* "checked" is not "check", "user" not "use". */
+                { "x: checked twice; user unknown", "x: checked twice; user unknown", "" },
+        };
+        char cause[RESULT_TEXT_MAX], next[RESULT_TEXT_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                result_error_split(cases[i].message, cause, next);
+                assert_string_equal(cause, cases[i].cause);
+                assert_string_equal(next, cases[i].next);
+        }
+}
+
+static void test_result_error_document_has_code_and_a_default_next_step(void **state)
+{
+        _cleanup_(json_decrefp) json_t *doc =
+                result_error_new("cloister verify", -ENOENT, "p.json: cannot read");
+        json_t *e = json_object_get(doc, "error");
+
+        assert_int_equal(json_integer_value(json_object_get(doc, "schemaVersion")), 1);
+        assert_string_equal(json_string_value(json_object_get(doc, "command")), "cloister verify");
+        assert_string_equal(json_string_value(json_object_get(e, "code")), "ENOENT");
+        assert_string_equal(json_string_value(json_object_get(e, "cause")), "p.json: cannot read");
+        assert_non_null(strstr(json_string_value(json_object_get(e, "nextStep")), "path"));
+        json_decref(doc);
+        /* A usage error points at the command's own help. */
+        doc = result_error_new("cloister verify", -EINVAL, "--timeout 'x': 1..3600 seconds.");
+        e = json_object_get(doc, "error");
+        assert_string_equal(json_string_value(json_object_get(e, "nextStep")),
+                            "See 'cloister verify --help'.");
+}
+
+static void test_result_check_and_verdict_use_null_for_values_that_do_not_apply(void **state)
+{
+        _cleanup_(json_decrefp) json_t *c =
+                result_check_new("pcr", -1, "pass", true, "", NULL, NULL);
+        _cleanup_(json_decrefp) json_t *v = NULL;
+        Diag d;
+
+        assert_true(json_is_null(json_object_get(c, "index")));
+        assert_true(json_is_null(json_object_get(c, "expected")));
+        assert_true(json_is_null(json_object_get(c, "actual")));
+        assert_string_equal(json_string_value(json_object_get(c, "detail")), "");
+        diag_clear(&d);
+        (void) diag_fail(&d, -EPERM, "pcr", 4, "PCR 4 differs");
+        diag_set_values(&d, "aa", "bb");
+        v = result_verdict_new("fail", d.message, &d, "checked");
+        assert_string_equal(json_string_value(json_object_get(v, "check")), "pcr");
+        assert_int_equal(json_integer_value(json_object_get(v, "index")), 4);
+        assert_string_equal(json_string_value(json_object_get(v, "actual")), "bb");
+}
+
+static void test_log_last_error_keeps_the_last_error_line_only(void **state)
+{
+        log_set_sink(NULL, NULL);
+        (void) log_error_errno(-EIO, "first %d", 1);
+        log_warning("a warning is not an error");
+        assert_string_equal(log_last_error(), "first 1");
+        (void) log_error_errno(-EIO, "second");
+        assert_string_equal(log_last_error(), "second");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -224,6 +302,11 @@ int main(void)
                 cmocka_unit_test(test_base64_decode_secret_exact_size),
                 cmocka_unit_test(test_json_dump_returns_memory_that_free_releases),
                 cmocka_unit_test(test_hex_encode_buf_truncates_safely),
+                cmocka_unit_test(test_result_error_split_finds_the_next_step_after_the_cause),
+                cmocka_unit_test(test_result_error_document_has_code_and_a_default_next_step),
+                cmocka_unit_test(
+                        test_result_check_and_verdict_use_null_for_values_that_do_not_apply),
+                cmocka_unit_test(test_log_last_error_keeps_the_last_error_line_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

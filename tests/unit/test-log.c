@@ -73,6 +73,39 @@ static void test_log_below_max_level_is_dropped_but_still_returns_error(void **s
         assert_string_equal(c->message, "shown 1");
 }
 
+/* cloister --debug: every record in the file, the console unchanged at its own level. */
+static void test_log_file_gets_debug_records_the_console_does_not(void **state)
+{
+        Captured *c = *state;
+        char path[] = "/tmp/test-log-XXXXXX", buf[1024] = {};
+        int fd = mkstemp(path);
+        ssize_t n;
+
+        assert_true(fd >= 0);
+        log_set_file(fd);
+        log_debug("only in the file %d", 7);
+        assert_int_equal(c->count, 0);
+        log_info("in both");
+        assert_int_equal(c->count, 1);
+        assert_string_equal(c->message, "in both");
+        /* -v after --debug: the console shows debug records too; the file still gets them. */
+        log_set_max_level(LOG_DEBUG);
+        log_debug("verbose");
+        assert_int_equal(c->count, 2);
+        log_set_file(-1);
+        log_set_max_level(LOG_INFO);
+        log_debug("after");
+        assert_int_equal(c->count, 2);
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        assert_true(n > 0);
+        assert_non_null(strstr(buf, "Z debug: only in the file 7\n"));
+        assert_non_null(strstr(buf, "Z info: in both\n"));
+        assert_non_null(strstr(buf, "Z debug: verbose\n"));
+        assert_null(strstr(buf, "after"));
+        (void) close(fd);
+        (void) unlink(path);
+}
+
 static void test_log_preserves_errno(void **state)
 {
         errno = EAGAIN;
@@ -313,6 +346,8 @@ int main(void)
                         test_log_below_max_level_is_dropped_but_still_returns_error, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_log_preserves_errno, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_log_file_gets_debug_records_the_console_does_not, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_long_message_is_truncated_not_overrun,
                                                 setup, teardown),
                 cmocka_unit_test(test_log_level_from_string_parses_names),

@@ -27,6 +27,10 @@ typedef enum LogTarget {
 } LogTarget;
 
 void log_set_max_level(int level);
+/* Also writes every record, debug level included, with a UTC timestamp to fd (-1: no more);
+ * what stderr (the journal, a sink) shows keeps the level log_set_max_level() set. The program
+ * owns fd. Records are what the program logs, and no log function takes a Secret. */
+void log_set_file(int fd);
 int log_get_max_level(void);
 /* Parses "debug", "info", "notice", "warning", "err"/"error", "crit" into a syslog level. */
 int log_level_from_string(const char *s);
@@ -63,6 +67,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
 #define log_oom() log_error_errno(-ENOMEM, "Out of memory.")
+
+/* The last message this process logged at error level or above ("" if none), whatever the
+ * target: what a tool that failed puts into its -o json error object (json-result.h). */
+const char *log_last_error(void);
 
 /* For tests: capture formatted records instead of writing them. NULL restores normal output. */
 typedef void (*LogSink)(int level, int error, const char *message, void *userdata);

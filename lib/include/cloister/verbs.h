@@ -11,6 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A usage error: an unknown option or command, a missing argument, a bad value. Not an errno
+ * (those end at 4095, MAX_ERRNO), so no failure passes for one; exit_status_from_errno() makes it
+ * exit status 2. Return -EUSAGE only after logging the one line that says what to give. */
+#define EUSAGE 4096
+
 typedef int (*VerbFunction)(int argc, char *argv[], void *userdata);
 
 typedef struct Verb {
@@ -24,7 +29,7 @@ typedef struct Verb {
 #define VERB_ANY ((unsigned) -1)
 
 /* Runs the verb named by argv[0]. An unknown verb or a wrong argument count prints one precise
- * line and a hint to `<program> --help`, and returns -EINVAL. */
+ * line and a hint to `<program> --help`, and returns -EUSAGE. */
 int verbs_dispatch(const char *program, int argc, char *argv[], const Verb verbs[], void *userdata);
 /* The verb a mistyped name most likely meant (a prefix of it, or at most two edits), or NULL. */
 const char *verbs_suggest(const Verb verbs[], const char *typed);
@@ -39,7 +44,8 @@ typedef enum OutputFormat {
 } OutputFormat;
 
 OutputFormat output_format_from_string(const char *s);
-/* Maps a negative errno to a process exit status: 0 on success, 1 on any failure. */
+/* Maps a negative errno to a process exit status: 0 on success, 2 for -EUSAGE (a usage error),
+ * 1 for any other failure. */
 int exit_status_from_errno(int r);
 
 /* "ADDR:PORT" (the last colon separates the port; port 0 allowed). Splits s in place. */

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Node states in words (cli-node-state.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "cli-node-state.h"
+#include "cloister/attest.h"
+#include "cloister/hex.h"
+#include "cloister/json.h"
+#include "cloister/kdf.h"
+#include "cloister/log.h"
+
+int cli_node_state_from_report(const char *verb, const char *endpoint, const AttestReport *rep,
+                               const uint8_t *cid)
+{
+        const CheckResult *pcr15 = NULL;
+        char ours[2 * 32 + 1] = "", cid_hex[2 * CLUSTER_ID_SIZE + 1] = "";
+        uint8_t expected[32];
+
+        if (!rep)
+                return 0;
+        for (size_t i = 0; i < rep->n_checks; i++) {
+                const CheckResult *c = &rep->checks[i];
+                if (c->status != CHECK_FAIL || !c->enforced)
+                        continue;
+                if (strcmp(c->name, "pcr") != 0 || c->index != 15)
+                        return 0; /* something else failed too: not (only) a state */
+                pcr15 = c;
+        }
+        if (!pcr15)
+                return 0;
+        log_debug("%s: PCR 15 is %s, expected %s (a node in no cluster)", endpoint, pcr15->actual,
+                  pcr15->expected);
+        if (cid) {
+                kdf_pcr15_expected(cid, expected);
+                hex_encode_buf(expected, sizeof(expected), ours, sizeof(ours));
+                hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        }
+        if (strcmp(verb, "recover") == 0) {
+                if (ours[0] && strcasecmp(pcr15->actual, ours) == 0)
+                        return log_error_errno(-EALREADY,
+                                               "%s is a member of cluster %.16s... again (it "
+                                               "recovered already, or was never down): nothing "
+                                               "to recover, nothing was sent. Run 'cloister "
+                                               "verify --cluster' to see the whole cluster.",
+                                               endpoint, cid_hex);
+                return log_error_errno(-EALREADY,
+                                       "%s is a member of another cluster (not the one in this "
+                                       "workspace's state file): nothing to recover, nothing "
+                                       "was sent. Check --node, or run recover in that "
+                                       "cluster's workspace ('cloister -C DIR recover').",
+                                       endpoint);
+        }
+        if (ours[0] && strcasecmp(pcr15->actual, ours) == 0)
+                return log_error_errno(-EALREADY,
+                                       "%s is already a member of cluster %.16s... (this "
+                                       "workspace's): nothing to initialise, nothing was sent. "
+                                       "Run 'cloister verify --node %s' to attest it.",
+                                       endpoint, cid_hex, endpoint);
+        return log_error_errno(-EALREADY,
+                               "%s is already a member of a cluster (it holds that cluster's ID): "
+                               "nothing to initialise, nothing was sent. Run 'cloister verify "
+                               "--node %s --cluster-id ID' in that cluster's workspace, or give "
+                               "'cloister %s' a node that is in no cluster.",
+                               endpoint, endpoint, verb);
+}
+
+int cli_node_state_expect(const char *verb, const char *endpoint, const json_t *node,
+                          const char *want)
+{
+        const char *state = json_string_value(json_object_get(node, "state"));
+
+        /* A bootstrapper that does not say (an older one) is judged by its PCRs alone. */
+        if (!state || strcmp(state, want) == 0)
+                return 0;
+        if (strcmp(state, "awaiting-recovery") == 0)
+                return log_error_errno(-EALREADY,
+                                       "%s was a control plane of a cluster whose whole control "
+                                       "plane was down, and waits for 'cloister recover': "
+                                       "nothing to %s, nothing was sent. Run 'cloister recover "
+                                       "--node %s' in that cluster's workspace.",
+                                       endpoint, strcmp(verb, "apply") == 0 ? "initialise" : verb,
+                                       endpoint);
+        if (strcmp(state, "joining") == 0)
+                return log_error_errno(-EALREADY,
+                                       "%s is joining a cluster through the join services in its "
+                                       "metadata: nothing to %s, nothing was sent. Run "
+                                       "'cloister status' in that cluster's workspace to see "
+                                       "whether it was admitted.",
+                                       endpoint, strcmp(verb, "apply") == 0 ? "initialise" : verb);
+        if (strcmp(state, "uninitialized") == 0)
+                return log_error_errno(-EALREADY,
+                                       "%s is in no cluster yet: nothing to %s, nothing was sent. "
+                                       "Run 'cloister apply --endpoint %s' to make it a "
+                                       "cluster's first node.",
+                                       endpoint, verb, endpoint);
+        return log_error_errno(-EALREADY,
+                               "%s is already a member of a cluster (state '%s'): nothing to %s, "
+                               "nothing was sent. Run 'cloister verify --node %s'.",
+                               endpoint, state, strcmp(verb, "apply") == 0 ? "initialise" : verb,
+                               endpoint);
+}
+
+int cli_node_state_from_refusal(const char *verb, const char *endpoint, const json_t *resp)
+{
+        const char *code = json_string_value(json_object_get(resp, "code"));
+        const char *detail = json_string_value(json_object_get(resp, "detail"));
+
+        if (!code || !detail)
+                return 0;
+        if (strcmp(code, "already-member") != 0 && strcmp(code, "already-recovered") != 0 &&
+            strcmp(code, "awaiting-recovery") != 0 && strcmp(code, "not-initialized") != 0)
+                return 0;
+        /* The node's own words name its state and the next step. */
+        log_debug("%s: %s refused (%s)", endpoint, verb, code);
+        return log_error_errno(-EALREADY, "%s: %s (nothing was changed).", endpoint, detail);
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* A node's state in words instead of PCRs (docs/troubleshooting.md, "Node states"): a node that
+ * is already a member, one waiting for 'cloister recover', one recovered already, one in no
+ * cluster yet. Each function logs one error line with the next step (the PCR values at debug
+ * level, -v) and returns -EALREADY when it recognised a state, 0 when it did not (the caller
+ * then reports the failure as it would have). */
+
+#include <stdint.h>
+
+typedef struct AttestReport AttestReport;
+typedef struct json_t json_t;
+
+/* The attestation of a node that must be in no cluster (apply, recover: PCR 15 zero) failed
+ * with rep's checks: if PCR 15 is the only check that failed, the node is in a cluster (cid: the
+ * workspace's cluster, to name it; NULL if none). verb: "apply" or "recover". */
+int cli_node_state_from_report(const char *verb, const char *endpoint, const AttestReport *rep,
+                               const uint8_t *cid);
+/* The node's GET /v1/node answer: its "state" must be want ("uninitialized" for apply). */
+int cli_node_state_expect(const char *verb, const char *endpoint, const json_t *node,
+                          const char *want);
+/* A refusal whose body names a state ({"code": "already-member", "detail": ...}). */
+int cli_node_state_from_refusal(const char *verb, const char *endpoint, const json_t *resp);

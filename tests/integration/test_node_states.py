@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""States, not PCRs: a node that is already a member, one waiting for 'cloister recover', one
+recovered already, one in no cluster yet, and a join service that refuses a node because of its
+policy, each said in words with the next step, through the CLI (and the joining node's log). The
+PCR values stay available under -v. Nodes are processes on loopback with their own swtpm (the
+test_join.py cluster)."""
+import json
+import re
+
+import pytest
+
+from conftest import run
+from test_join import Cluster, reboot, restart
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def errors(r):
+    return [line for line in r.stderr.splitlines() if line.startswith("error:")]
+
+
+def fresh_apply(cluster, node, policy, tmp_path, *extra):
+    """'cloister apply' from a new workspace, as an owner who does not know the node's state."""
+    ws = tmp_path / "elsewhere"
+    ws.mkdir(exist_ok=True)
+    ms = ws / "cloister-mastersecret.json"
+    if not ms.exists():
+        assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    secret = ws / "init-secret"
+    if not secret.exists():
+        assert run("cloister", "init-secret", "generate", "--file", secret).returncode == 0
+    r = run("cloister", *extra, "apply", "--endpoint", node.url(), "--policy", policy,
+            "--init-secret-file", secret, "--master-secret", ms, cwd=ws)
+    return r, ws
+
+
+def test_apply_to_a_member_says_it_is_already_one_and_sends_nothing(cluster, tmp_path):
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    r, ws = fresh_apply(cluster, w1, policy, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = errors(r)
+    assert f"{w1.url()} is already a member of a cluster" in line, line
+    assert "nothing to initialise, nothing was sent" in line and "cloister verify --node" in line
+    # In words: no PCR on the line, and no state written for a cluster that was never made.
+    assert "PCR" not in r.stderr, r.stderr
+    assert not (ws / "cloister-state.json").exists()
+    # The PCR detail under -v.
+    r, _ = fresh_apply(cluster, w1, policy, tmp_path, "-v")
+    assert r.returncode == 1 and re.search(r"PCR 15 is [0-9a-f]{64}, expected 0{64}", r.stderr), \
+        r.stderr
+    # The same node asked through the workspace that made its cluster: the cluster is named.
+    st = json.loads((cluster.tmp / "cloister-state.json").read_text())
+    assert st["clusterId"] == cluster.cid
+
+
+def outage(cluster, policy, nodes):
+    for n in nodes:
+        n.wait_for("serving node state|serving joins")
+    for n in nodes:
+        reboot(n)
+    restart(cluster.cp, cluster, policy)
+    cluster.cp.wait_for(r"serving recovery on 127\.0\.0\.1:" + cluster.cp.port)
+
+
+def test_apply_to_a_control_plane_waiting_for_recovery_names_cloister_recover(cluster, tmp_path):
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    outage(cluster, policy, [cp])
+    r, ws = fresh_apply(cluster, cp, policy, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = errors(r)
+    assert "waits for 'cloister recover'" in line and "nothing was sent" in line, line
+    assert f"cloister recover --node {cp.url()}" in line, line
+    assert not (ws / "cloister-state.json").exists()
+
+
+def test_recover_twice_says_the_node_recovered_already(cluster, tmp_path):
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    outage(cluster, policy, [cp])
+    args = ("recover", "--node", cp.url().removeprefix("https://"), "--policy", policy,
+            "--master-secret", cluster.ms, "--state-file", cluster.tmp / "cloister-state.json")
+    r = run("cloister", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cp.wait_for("serving joins on")
+    r = run("cloister", *args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = errors(r)
+    assert f"is a member of cluster {cluster.cid[:16]}... again" in line, line
+    assert "nothing to recover, nothing was sent" in line and "cloister verify --cluster" in line
+    assert "PCR" not in r.stderr
+
+
+def test_recover_of_a_node_in_no_cluster_says_so_with_the_nodes_own_words(cluster, tmp_path):
+    cp, fresh = cluster.node("cp-1"), cluster.node("fresh")
+    policy = cluster.policy([cp, fresh])
+    cluster.init(cp, policy)
+    h = run("cloister", "init-secret", "generate", "--file", tmp_path / "fresh-secret").stdout.strip()
+    fresh.start({"name": "fresh", "role": "control-plane", "initSecretHash": h})
+    fresh.port = fresh.wait_for(r"serving init on 127\.0\.0\.1:(\d+)").group(1)
+    r = run("cloister", "recover", "--node", f"127.0.0.1:{fresh.port}", "--policy", policy,
+            "--master-secret", cluster.ms, "--state-file", cluster.tmp / "cloister-state.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = errors(r)
+    # The node's refusal (HTTP 409, code not-initialized) in its own words.
+    assert "node fresh is in no cluster yet: nothing to recover" in line, line
+    assert f"cloister apply --endpoint 127.0.0.1:{fresh.port}" in line, line
+    assert "nothing was changed" in line
+    assert "POST /v1/recover refused" in fresh.log.read_text()
+
+
+def test_a_join_refused_by_the_policy_says_so_at_the_joining_node(cluster):
+    """The owner's policy does not pin this worker's attestation key: the join service refuses
+    its evidence in the handshake. The worker's log says that its evidence was refused and what
+    to do, not that a connection closed; the join service's audit log has the check."""
+    cp, ok, stranger = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-9")
+    policy = cluster.policy([cp, ok])
+    cluster.init(cp, policy)
+    cluster.join(stranger, policy, timeout=3)
+    assert stranger.proc.wait(timeout=60) != 0
+    log = stranger.log.read_text()
+    assert "refused this node's evidence: it does not meet the policy there" in log, log
+    assert "have the owner change the cluster's policy" in log
+    assert "connection closed before an answer" not in log, log
+    (refusal,) = {e["reason"] for e in cluster.audit() if e["verdict"] == "refused"}
+    assert "attestation key is not a key pinned in the policy" in refusal, refusal
+
+
+def test_a_join_service_of_another_image_is_named_in_words_with_the_pcr(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1", alter=9)
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy, timeout=2)
+    assert w.proc.wait(timeout=60) != 0
+    log = w.log.read_text()
+    assert re.search(r"the join service 127\.0\.0\.1:\d+ runs another image than this node "
+                     r"\(PCR 9 differs", log), log
+    assert "boot this node from the cluster's image" in log
