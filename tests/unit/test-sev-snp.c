@@ -159,6 +159,54 @@ static void test_snp_gsg_debug_report_is_authentic_but_refused_by_production_pol
         assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
 }
 
+static void test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allowed(void **state)
+{
+        /* MIGRATE_MA (guest policy bit 18): a migration agent may export the guest's memory. The
+         * genuine report's parsed policy with the bit set (the signature is not in question here:
+         * snp_check_policy judges what a verified report says). */
+        _cleanup_(freep) uint8_t *r = NULL;
+        SnpReport rep;
+        SnpPolicy p;
+        size_t n;
+        Diag d;
+
+        r = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        snp_policy_defaults(&p);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+
+        rep.policy |= SNP_POLICY_MIGRATE_MA;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-migration-agent");
+        assert_string_equal(d.expected, "0");
+        assert_string_equal(d.actual, "1");
+        p.allow_migration_agent = true;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+}
+
+static void test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding_it(void **state)
+{
+        /* SMT (guest policy bit 16) shares cores with other threads. Allowed by default (every
+         * cloud enables it); "allowSmt": false refuses it. trustee-milan's guest policy allows
+         * SMT. */
+        _cleanup_(freep) uint8_t *r = NULL;
+        SnpReport rep;
+        SnpPolicy p;
+        size_t n;
+        Diag d;
+
+        r = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        assert_true(rep.policy & SNP_POLICY_SMT);
+        snp_policy_defaults(&p);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        p.allow_smt = false;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-smt");
+}
+
 static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
@@ -723,6 +771,10 @@ int main(void)
                 cmocka_unit_test(
                         test_snp_gsg_debug_report_is_authentic_but_refused_by_production_policy),
                 cmocka_unit_test(test_snp_vlek_report_verifies_at_capture_time_and_not_now),
+                cmocka_unit_test(
+                        test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allowed),
+                cmocka_unit_test(
+                        test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding_it),
                 cmocka_unit_test(test_snp_negative_samples_are_refused),
                 cmocka_unit_test(test_snp_every_bit_flip_in_the_signed_part_fails),
                 cmocka_unit_test(test_snp_swapped_chains_and_wrong_arks_fail),
@@ -735,7 +787,8 @@ int main(void)
                         test_snp_vcek_named_by_the_ask_but_signed_by_another_key_is_refused),
                 cmocka_unit_test(
                         test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused),
-                cmocka_unit_test(test_snp_validly_signed_report_of_another_chip_or_signer_kind_is_refused),
+                cmocka_unit_test(
+                        test_snp_validly_signed_report_of_another_chip_or_signer_kind_is_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
