@@ -678,6 +678,34 @@ def test_init_secret_guessing_is_deferred_and_the_node_keeps_answering(swtpm, no
     assert 1 <= checked <= 10, log
 
 
+def test_a_second_wrong_init_secret_from_the_same_address_waits_out_its_backoff(swtpm, node,
+                                                                              tmp_path):
+    """One wrong init secret, then another from the same address right after: the second is not
+    checked at once but deferred (429, 'try again in N s'; our CLI waits and asks again), which the
+    global limit of a few attempts per second alone would not do for two attempts."""
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    other = tmp_path / "other-secret"
+    assert run("cloister", "init-secret", "generate", "--file", other).returncode == 0
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        outs = []
+        for i in range(2):
+            r = run("cloister", "apply", "--state-file", tmp_path / f"s{i}.json",
+                    "--init-secret-file", other, "--endpoint", url, "--policy", node["policy"],
+                    "--master-secret", ms, "--kubeconfig", tmp_path / f"k{i}.conf",
+                    "--timeout", "60")
+            assert r.returncode != 0, r.stdout + r.stderr
+            outs.append(r.stderr)
+        assert "defers init attempts" not in outs[0], outs[0]
+        assert "too many wrong init secrets from 127.0.0.1: try again in" in outs[1], outs[1]
+        untouched(swtpm, node)
+    finally:
+        log = stop_and_log(p)
+    # Both were checked in the end (the second after its wait), each once.
+    assert log.count("init refused") == 2, log
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.2])
 def test_sigterm_while_the_bootstrapper_hands_over_to_the_join_service_stops_the_node(
         swtpm, node, tmp_path, delay):

@@ -207,6 +207,33 @@ static void test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding
         assert_string_equal(d.check, "snp-smt");
 }
 
+static void test_snp_report_requested_at_another_vmpl_is_refused(void **state)
+{
+        /* VMPL: a report requested from a less privileged level (a guest kernel under an SVSM or
+         * paravisor at VMPL 0) speaks for less than the whole guest. The genuine report's parsed
+         * VMPL changed, as snp_check_policy judges what a verified report says. */
+        _cleanup_(freep) uint8_t *r = NULL;
+        SnpReport rep;
+        SnpPolicy p;
+        size_t n;
+        Diag d;
+
+        r = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        assert_int_equal(rep.vmpl, 0);
+        snp_policy_defaults(&p);
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+
+        rep.vmpl = 2;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-vmpl");
+        assert_string_equal(d.expected, "0");
+        assert_string_equal(d.actual, "2");
+        p.vmpl = 2;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+}
+
 static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
@@ -771,6 +798,7 @@ int main(void)
                 cmocka_unit_test(
                         test_snp_gsg_debug_report_is_authentic_but_refused_by_production_policy),
                 cmocka_unit_test(test_snp_vlek_report_verifies_at_capture_time_and_not_now),
+                cmocka_unit_test(test_snp_report_requested_at_another_vmpl_is_refused),
                 cmocka_unit_test(
                         test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allowed),
                 cmocka_unit_test(
