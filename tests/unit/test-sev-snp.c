@@ -234,6 +234,34 @@ static void test_snp_report_requested_at_another_vmpl_is_refused(void **state)
         assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
 }
 
+static void test_snp_report_whose_id_key_is_not_listed_is_refused(void **state)
+{
+        /* idKeyDigests: the launch's ID block must be signed by one of these keys. The genuine
+         * report's own ID key digest passes; any other listed alone is refused, with both
+         * values. */
+        _cleanup_(freep) uint8_t *r = NULL;
+        SnpReport rep;
+        SnpPolicy p;
+        char hex[97];
+        size_t n;
+        Diag d;
+
+        r = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        snp_policy_defaults(&p);
+        memset(p.id_key_digests[0], 0x5c, 48);
+        p.n_id_key_digests = 1;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
+                         -EPERM);
+        assert_string_equal(d.check, "snp-id-key");
+        hex_encode_buf(rep.id_key_digest, 48, hex, sizeof(hex));
+        assert_string_equal(d.actual, hex);
+
+        memcpy(p.id_key_digests[1], rep.id_key_digest, 48);
+        p.n_id_key_digests = 2;
+        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+}
+
 static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
@@ -799,6 +827,7 @@ int main(void)
                         test_snp_gsg_debug_report_is_authentic_but_refused_by_production_policy),
                 cmocka_unit_test(test_snp_vlek_report_verifies_at_capture_time_and_not_now),
                 cmocka_unit_test(test_snp_report_requested_at_another_vmpl_is_refused),
+                cmocka_unit_test(test_snp_report_whose_id_key_is_not_listed_is_refused),
                 cmocka_unit_test(
                         test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allowed),
                 cmocka_unit_test(
