@@ -384,6 +384,57 @@ static void test_attest_vtpm_ek_cert_from_untrusted_ca_fails(void **state)
         assert_string_equal(d.check, "ek-certificate");
 }
 
+static void
+test_attest_vtpm_evidence_listing_a_pcr_the_quote_does_not_cover_is_refused(void **state)
+{
+        /* PCR 20 added to the evidence with a made-up value, the quote (over 0-15) unchanged: its
+         * signed digest still matches the quoted PCRs, so only the selection check stands between
+         * the policy and an unquoted value. */
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, false, &e);
+        p = policy_for(e, AK_TRUST_PINNED);
+        e->tpm.pcr_mask |= 1U << 20;
+        memset(e->tpm.pcrs[20], 0x20, 32);
+        p->pcrs[20].present = true;
+        memset(p->pcrs[20].expected, 0x20, 32);
+        assert_int_equal(verify(e, p, binding1, &d), -EBADMSG);
+        assert_string_equal(d.check, "pcr-selection");
+}
+
+static void
+test_attest_vtpm_policy_requiring_an_event_log_refuses_evidence_without_one(void **state)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, false, &e);
+        p = policy_for(e, AK_TRUST_PINNED);
+        assert_int_equal(verify(e, p, binding1, &d), 0);
+        p->event_log = EVENT_LOG_REQUIRED;
+        assert_int_equal(verify(e, p, binding1, &d), -EPERM);
+        assert_string_equal(d.check, "event-log");
+}
+
+static void test_attest_vtpm_evidence_under_a_policy_of_another_variant_is_refused(void **state)
+{
+        /* Genuine qemu-vtpm evidence, a policy that matches it in every field but the variant. */
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, false, &e);
+        p = policy_for(e, AK_TRUST_PINNED);
+        p->variant = ATTEST_VARIANT_AZURE_SEV_SNP;
+        assert_int_equal(verify(e, p, binding1, &d), -EPERM);
+        assert_string_equal(d.check, "variant");
+        assert_string_equal(d.expected, "azure-sev-snp");
+        assert_string_equal(d.actual, "qemu-vtpm");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -401,6 +452,12 @@ int main(void)
                 cmocka_unit_test(test_attest_vtpm_insecure_any_passes_with_warning),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_mode_with_real_credential_activation),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_from_untrusted_ca_fails),
+                cmocka_unit_test(
+                        test_attest_vtpm_evidence_listing_a_pcr_the_quote_does_not_cover_is_refused),
+                cmocka_unit_test(
+                        test_attest_vtpm_policy_requiring_an_event_log_refuses_evidence_without_one),
+                cmocka_unit_test(
+                        test_attest_vtpm_evidence_under_a_policy_of_another_variant_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

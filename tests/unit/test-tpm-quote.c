@@ -159,6 +159,24 @@ static void test_tpm_quote_parse_rejects_truncation_trailing_and_bad_magic(void 
         free(qb);
 }
 
+static void test_tpm_quote_parse_refuses_another_attestation_type(void **state)
+{
+        /* The AK also signs TPM2_Certify, TPM2_GetTime and others: only TPM_ST_ATTEST_QUOTE
+         * (0x8018) is a quote. The real quote with its type turned into TPM_ST_ATTEST_CERTIFY. */
+        size_t qn;
+        uint8_t *qb = load(GCE "quote1.TPMS_ATTEST.bin", &qn);
+        TpmQuoteInfo q;
+        Diag d;
+
+        diag_clear(&d);
+        assert_int_equal(tpm_quote_parse(qb, qn, &q, &d), 0);
+        assert_int_equal(qb[4] << 8 | qb[5], 0x8018);
+        qb[5] = 0x17;
+        assert_int_equal(tpm_quote_parse(qb, qn, &q, &d), -EBADMSG);
+        assert_non_null(strstr(d.message, "attestation type 0x8017 is not a quote"));
+        free(qb);
+}
+
 static void test_tpm_public_rejects_truncation_and_trailing_bytes(void **state)
 {
         size_t n;
@@ -196,6 +214,7 @@ int main(void)
                 cmocka_unit_test(test_tpm_quote_real_gce_quotes_verify_and_match_decoded_pcrs),
                 cmocka_unit_test(test_tpm_quote_flipped_bytes_fail_signature),
                 cmocka_unit_test(test_tpm_quote_parse_rejects_truncation_trailing_and_bad_magic),
+                cmocka_unit_test(test_tpm_quote_parse_refuses_another_attestation_type),
                 cmocka_unit_test(test_tpm_public_rejects_truncation_and_trailing_bytes),
                 cmocka_unit_test(test_tpm_public_non_restricted_key_is_not_an_attestation_key),
         };
