@@ -532,6 +532,52 @@ test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes(voi
         assert_string_equal(check, "snp-host-data");
 }
 
+static void test_atls_peer_presenting_a_certificate_chain_is_refused(void **state)
+{
+        /* aTLS trusts one self-signed certificate that carries the evidence; a server that sends
+         * more (here AMD's Milan ARK after its leaf) is refused, not partly ignored. */
+        _cleanup_(snp_sim_freep) SnpSimulator *sim = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        _cleanup_(freep) uint8_t *pem = NULL;
+        SimSnpAttester sa;
+        AtlsAttester a;
+        PolicyVerifier pv;
+        AtlsVerifier v;
+        AtlsContext *s = NULL, *c = NULL;
+        size_t size;
+        BIO *bio;
+        X509 *extra;
+        Pair p;
+
+        assert_int_equal(snp_sim_new(NULL, &sim), 0);
+        assert_int_equal(fixture_policy_sim_snp(sim, &pol), 0);
+        sa.sim = sim;
+        a = sim_snp_attester(&sa);
+        pv = (PolicyVerifier){ .policy = pol };
+        v = policy_verifier(&pv);
+        assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s), 0);
+        assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0); /* the control: one certificate passes */
+        pair_free(&p);
+
+        assert_int_equal(
+                read_full_file(testdata_path("snp/roots/ask_ark_milan.pem"), 1 << 20, &pem, &size),
+                0);
+        bio = BIO_new_mem_buf(pem, (int) size);
+        extra = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        assert_non_null(extra);
+        assert_int_equal(SSL_CTX_add_extra_chain_cert(atls_context_ssl_ctx(s), extra), 1);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_string_equal(atls_peer_failure(p.c)->check, "atls-certificate");
+        assert_non_null(strstr(atls_peer_failure(p.c)->message, "chain of 2 certificates"));
+        pair_free(&p);
+        atls_context_free(c);
+        atls_context_free(s);
+}
+
 static void test_atls_ek_cert_ak_never_activated_is_refused(void **state)
 {
         /* akTrust ek-cert proves that the EK is a genuine TPM's, not that the AK quoting lives in
@@ -638,6 +684,7 @@ int main(void)
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
                 cmocka_unit_test(
                         test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes),
+                cmocka_unit_test(test_atls_peer_presenting_a_certificate_chain_is_refused),
                 cmocka_unit_test(test_atls_ek_cert_ak_never_activated_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

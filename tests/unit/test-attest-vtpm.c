@@ -384,6 +384,26 @@ static void test_attest_vtpm_ek_cert_from_untrusted_ca_fails(void **state)
         assert_string_equal(d.check, "ek-certificate");
 }
 
+static void test_attest_vtpm_ek_cert_with_another_tpms_ek_public_is_refused(void **state)
+{
+        /* Credential activation encrypts to the EK public in the evidence: it must be the
+         * certified key, or another (uncertified) TPM would activate and its AK pass. tpm_a's
+         * evidence and EK certificate, tpm_b's EK public. */
+        _cleanup_(evidence_freep) Evidence *e = NULL, *other = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, true, &e);
+        issue(tpm_b.tcti, binding1, false, true, &other);
+        p = policy_for(e, AK_TRUST_EK_CERT);
+        assert_int_equal(verify(e, p, binding1, &d), 1); /* activation pending: the control */
+        assert_int_equal(
+                blob_set(&e->tpm.ek_public, other->tpm.ek_public.data, other->tpm.ek_public.size),
+                0);
+        assert_int_equal(verify(e, p, binding1, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "ek-public");
+}
+
 static void
 test_attest_vtpm_evidence_listing_a_pcr_the_quote_does_not_cover_is_refused(void **state)
 {
@@ -452,6 +472,7 @@ int main(void)
                 cmocka_unit_test(test_attest_vtpm_insecure_any_passes_with_warning),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_mode_with_real_credential_activation),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_from_untrusted_ca_fails),
+                cmocka_unit_test(test_attest_vtpm_ek_cert_with_another_tpms_ek_public_is_refused),
                 cmocka_unit_test(
                         test_attest_vtpm_evidence_listing_a_pcr_the_quote_does_not_cover_is_refused),
                 cmocka_unit_test(

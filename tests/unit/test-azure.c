@@ -126,6 +126,33 @@ static void test_azure_negative_samples_fail_at_their_link(void **state)
         }
 }
 
+static void test_azure_evidence_naming_another_ak_is_refused(void **state)
+{
+        /* The evidence's own akPublic (optional for azure-sev-snp) must be the key the HCL
+         * vouches for; another TPM's AK (GCE's) is refused, not ignored. */
+        _cleanup_(evidence_freep) Evidence *e = azure_evidence(AZ "hcl-report.bin");
+        _cleanup_(attest_policy_freep) AttestPolicy *p = azure_policy(e);
+        Diag d;
+
+        e->tpm.ak_public.data =
+                load("tpm/gce-cos85-quote/ak_pub.TPMT_PUBLIC.bin", &e->tpm.ak_public.size);
+        assert_int_equal(verify(e, p, "challenge", &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "azure-ak");
+}
+
+static void test_azure_hcl_snp_report_is_held_to_the_policys_snp_settings(void **state)
+{
+        /* The paravisor's SNP report meets the policy's snp object like any SNP report: a
+         * microcode minimum above the report's TCB refuses the whole evidence. */
+        _cleanup_(evidence_freep) Evidence *e = azure_evidence(AZ "hcl-report.bin");
+        _cleanup_(attest_policy_freep) AttestPolicy *p = azure_policy(e);
+        Diag d;
+
+        p->snp.min_tcb.microcode = 255;
+        assert_int_equal(verify(e, p, "challenge", &d), -EPERM);
+        assert_string_equal(d.check, "snp-tcb-microcode");
+}
+
 static void test_azure_changed_pcr_breaks_the_digest(void **state)
 {
         _cleanup_(evidence_freep) Evidence *e = azure_evidence(AZ "hcl-report.bin");
@@ -144,6 +171,8 @@ int main(void)
                 cmocka_unit_test(test_azure_wrong_nonce_is_stale),
                 cmocka_unit_test(test_azure_negative_samples_fail_at_their_link),
                 cmocka_unit_test(test_azure_changed_pcr_breaks_the_digest),
+                cmocka_unit_test(test_azure_evidence_naming_another_ak_is_refused),
+                cmocka_unit_test(test_azure_hcl_snp_report_is_held_to_the_policys_snp_settings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
