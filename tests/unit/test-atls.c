@@ -532,6 +532,60 @@ test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes(voi
         assert_string_equal(check, "snp-host-data");
 }
 
+/* A plain TLS 1.3 client (no aTLS) that sends nonce_size bytes in the aTLS nonce extension, or no
+ * extension when nonce_size is 0, and verifies nothing: what an aTLS server must not attest to. */
+static size_t plain_nonce_size;
+static unsigned char plain_nonce[64];
+
+static int plain_nonce_add(SSL *ssl, unsigned int ext_type, unsigned int context,
+                           const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                           int *al, void *add_arg)
+{
+        if (!(context & SSL_EXT_CLIENT_HELLO) || plain_nonce_size == 0)
+                return 0;
+        *out = plain_nonce;
+        *outlen = plain_nonce_size;
+        return 1;
+}
+
+static int plain_client_handshake(size_t nonce_size)
+{
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false);
+        SSL_CTX *plain = SSL_CTX_new(TLS_client_method());
+        Pair p;
+        int r;
+
+        assert_non_null(plain);
+        assert_int_equal(SSL_CTX_set_min_proto_version(plain, TLS1_3_VERSION), 1);
+        assert_int_equal(
+                SSL_CTX_add_custom_ext(plain, ATLS_EXTENSION_NONCE,
+                                       SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_CERTIFICATE_REQUEST,
+                                       plain_nonce_add, NULL, NULL, NULL, NULL),
+                1);
+        SSL_CTX_set_verify(plain, SSL_VERIFY_NONE, NULL);
+        plain_nonce_size = nonce_size;
+        memset(plain_nonce, 0x4e, sizeof(plain_nonce));
+        pair_new(plain, atls_context_ssl_ctx(s), &p);
+        r = handshake(&p);
+        pair_free(&p);
+        SSL_CTX_free(plain);
+        return r;
+}
+
+static void
+test_atls_server_attests_only_to_a_client_that_sent_a_nonce_of_the_right_size(void **state)
+{
+        /* The control: a plain client with a 32-byte nonce gets the server's certificate. */
+        assert_int_equal(plain_client_handshake(ATLS_NONCE_SIZE), 0);
+        /* No nonce: evidence bound to nothing the client chose would be replayable anywhere. */
+        assert_int_equal(plain_client_handshake(0), -1);
+        /* A short nonce (read as 32 bytes, it would take 27 from beyond what was sent), a long
+         * one: refused before anything is attested. */
+        assert_int_equal(plain_client_handshake(5), -1);
+        assert_int_equal(plain_client_handshake(ATLS_NONCE_SIZE + 1), -1);
+}
+
 static void test_atls_peer_presenting_a_certificate_chain_is_refused(void **state)
 {
         /* aTLS trusts one self-signed certificate that carries the evidence; a server that sends
@@ -685,6 +739,8 @@ int main(void)
                 cmocka_unit_test(
                         test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes),
                 cmocka_unit_test(test_atls_peer_presenting_a_certificate_chain_is_refused),
+                cmocka_unit_test(
+                        test_atls_server_attests_only_to_a_client_that_sent_a_nonce_of_the_right_size),
                 cmocka_unit_test(test_atls_ek_cert_ak_never_activated_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
