@@ -401,3 +401,96 @@ def test_header_whose_uuid_is_not_lowercase_is_refused(tmp_path):
     assert dump.returncode == 0 and dump.stdout.strip() == uuid.upper(), dump.stdout + dump.stderr
     r = run("cloister-disk-mapper", "check", disk, "--key-file", tmp_path / "k1")
     assert r.returncode == 1 and "not a lowercase UUID" in r.stderr, r.stdout + r.stderr
+
+
+def rewrite_header_json(disk, edit):
+    """What a host can do to the JSON area too: the checksum over binary header and JSON has no
+    key (LUKS2 on-disk format, 2.2), so it edits the JSON and recomputes both copies' checksums.
+    cryptsetup loads every header these edits make (the tests check it): only Cloister's own
+    checks stand in the way."""
+    with open(disk, "r+b") as f:
+        data = bytearray(f.read(4 * 1024 * 1024))
+        hdr_size = int.from_bytes(data[8:16], "big")
+        meta = json.loads(bytes(data[4096:hdr_size]).split(b"\0")[0])
+        edit(meta)
+        text = json.dumps(meta, separators=(",", ":")).encode()
+        assert len(text) < hdr_size - 4096
+        for off in (0, hdr_size):
+            data[off + 4096:off + hdr_size] = text.ljust(hdr_size - 4096, b"\0")
+            data[off + 448:off + 512] = bytes(64)
+            data[off + 448:off + 480] = hashlib.sha256(bytes(data[off:off + hdr_size])).digest()
+        f.seek(0)
+        f.write(data)
+
+
+def _second_segment(m):
+    s0 = m["segments"]["0"]
+    s1 = dict(s0, offset=str(int(s0["offset"]) + 4096 * 256))
+    s0["size"] = str(4096 * 256)
+    m["segments"]["1"] = s1
+    m["digests"]["0"]["segments"] = ["0", "1"]
+
+
+def _rekeying_with_a_short_second_key(m):
+    m["tokens"]["0"]["state"] = "rekeying"
+    m["keyslots"]["1"]["key_size"] = 32
+
+
+JSON_EDITS = {
+    "two-segments": (_second_segment, "exactly one data segment (expected 1, found 2)"),
+    "second-digest": (lambda m: m["digests"].__setitem__(
+        "1", dict(m["digests"]["0"], keyslots=[], segments=[])), "exactly one digest"),
+    "pbkdf2-999-iterations": (lambda m: [ks["kdf"].__setitem__("iterations", 999)
+                                         for ks in m["keyslots"].values()],
+                              "PBKDF2 iteration count is below 1000"),
+    "kdf-hash-sha1": (lambda m: [ks["kdf"].__setitem__("hash", "sha1")
+                                 for ks in m["keyslots"].values()],
+                      "keyslot KDF hash is not the expected profile (expected sha256, found sha1)"),
+    "short-key-in-second-slot": (_rekeying_with_a_short_second_key,
+                                 "the keyslot's key is not 512 bits"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(JSON_EDITS))
+def test_header_whose_json_a_host_edited_is_refused_with_the_reason(tmp_path, kind):
+    edit, reason = JSON_EDITS[kind]
+    k1, k2 = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+    if kind == "short-key-in-second-slot":  # a re-key in progress has two slots
+        subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", "--pbkdf", "pbkdf2",
+                        "--pbkdf-force-iterations", "1000", "--key-file", k1, disk, k2],
+                       check=True, capture_output=True)
+    rewrite_header_json(disk, edit)
+    assert subprocess.run(["cryptsetup", "luksDump", disk], capture_output=True).returncode == 0
+    r = run("cloister-disk-mapper", "check-header", "--device", disk, "--key-file", k1)
+    assert r.returncode == 1 and reason in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("state", ["formatting", "reset"])
+def test_a_disk_being_formatted_or_reset_is_never_opened_as_holding_data(tmp_path, state):
+    k1, _ = keys(tmp_path)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+    rewrite_header_json(disk, lambda m: m["tokens"]["0"].__setitem__("state", state))
+    r = run("cloister-disk-mapper", "open", "--device", disk, "--key-file", k1)
+    assert r.returncode == 1 and f"state '{state}': it holds no data to open" in r.stderr, \
+        r.stderr
+
+
+def test_rekey_of_an_initialized_disk_to_a_key_it_does_not_hold_is_refused(tmp_path):
+    k1, k2 = keys(tmp_path)
+    (tmp_path / "k3").write_bytes(b"\x03" * 32)
+    disk = image(tmp_path)
+    assert run("cloister-disk-mapper", "format", disk, "--key-file", k1).returncode == 0
+    assert run("cloister-disk-mapper", "rekey", "--device", disk, "--key-file", k1,
+               "--new-key-file", k2).returncode == 0
+    # Asked again with the key it now holds: done before, nothing to do.
+    assert run("cloister-disk-mapper", "rekey", "--device", disk, "--key-file", k1,
+               "--new-key-file", k2).returncode == 0
+    before = digest(disk)
+    r = run("cloister-disk-mapper", "rekey", "--device", disk, "--key-file", k2,
+            "--new-key-file", tmp_path / "k3")
+    assert r.returncode == 1 and "already initialized, and not with this key" in r.stderr, \
+        r.stderr
+    assert digest(disk) == before
