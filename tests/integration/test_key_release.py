@@ -166,6 +166,23 @@ def test_repeated_join_cannot_change_a_members_role(cluster):
     assert rc == 0, out
 
 
+def test_member_asking_again_with_another_disk_is_refused(cluster):
+    """A member (same name, same TPM) asking again with another disk UUID is not a join cut
+    short: the answer would be the key of a disk the membership does not record, under a name
+    that already holds one."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    other = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, out
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", other)
+    assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
+    assert "worker-1 is already a member with another disk" in last_refusal(cluster)["reason"]
+    assert member(cp, "worker-1")["diskUuid"] == uuid
+
+
 def stop_join_service(cp):
     cp.proc.send_signal(signal.SIGTERM)
     cp.proc.wait(timeout=20)
