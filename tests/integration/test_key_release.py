@@ -98,6 +98,25 @@ def test_rejoin_of_a_member_bound_to_no_attestation_key_is_refused(cluster):
     assert "bound to no attestation key" in last_refusal(cluster)["reason"]
 
 
+def test_join_under_the_name_of_a_member_bound_to_no_attestation_key_is_refused(cluster):
+    """The join path's side of the same rule: even the member's own TPM, asking to finish a join
+    under that name, is refused for the record, not for a key mismatch it cannot have."""
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    rc, out = probe(cluster, "--tcti", w1.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, out
+    doc = json.loads((cp.state / "members.json").read_text())
+    for m in doc["members"]:
+        if m["name"] == "worker-1":
+            m["akDigest"] = ""
+    (cp.state / "members.json").write_text(json.dumps(doc))
+    rc, out = probe(cluster, "--tcti", w1.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert "worker-1 is a member bound to no attestation key" in last_refusal(cluster)["reason"]
+
+
 def authorization_for(cluster, name, not_after):
     """An authorization computed independently of the C code (docs/key-derivation.md)."""
     secret = json.loads(cluster.ms.read_text())
