@@ -17,6 +17,7 @@
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 #include "cloister/spawn.h"
+#include "cloister/version.h"
 
 #include "bootstrapper.h"
 
@@ -505,7 +506,8 @@ int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret
                  !json_is_object(*ret_response))
                 return fail(detail, n, r < 0 ? r : -EBADMSG, "the node state is corrupt");
         if (!*ret_response ||
-            json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0)
+            json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0 ||
+            json_object_set_new(*ret_response, "versions", node_versions_json(b->os_release)) < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -47,6 +47,7 @@ typedef struct Bootstrapper {
         /* Handlers run on worker threads: init and recovery one at a time. */
         pthread_mutex_t op_lock;
         BootstrapperMode mode;
+        const char *os_release; /* the image's os-release: its versions (GET /v1/node) */
 } Bootstrapper;
 
 /* The node's state in words, as GET /v1/node reports it and refusals name it:

@@ -458,6 +458,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r >= 0 && !resume &&
             cli_node_state_expect("apply", endpoint, resp, "uninitialized") < 0)
                 return -EALREADY;
+        if (r >= 0) /* warns on a version skew beyond the support policy (docs/versions.md) */
+                json_decref(cli_node_versions(endpoint, resp));
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
