@@ -9,6 +9,9 @@
 #include "cloister/secret.h"
 #include "cloister/tpm-device.h"
 
+/* This boot's log records kept in memory, for the owner after a failed init. */
+#define BOOTSTRAPPER_LOG_MAX (64U * 1024U)
+
 /* How this boot of the node started (decided once, before serving). */
 typedef enum BootstrapperMode {
         BOOTSTRAPPER_MODE_INIT,    /* in no cluster: waits for 'cloister apply' */

@@ -410,6 +410,8 @@ int main(int argc, char *argv[])
         int r;
 
         log_parse_environment();
+        /* Kept for the owner, who gets it with a failed init's answer (bootstrapper-init.c). */
+        (void) log_ring_enable(BOOTSTRAPPER_LOG_MAX);
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return exit_status_from_errno(r);

@@ -2,10 +2,12 @@
 /* Node states in words (cli-node-state.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli-node-state.h"
 #include "cloister/attest.h"
+#include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/kdf.h"
@@ -170,4 +172,49 @@ void cli_node_versions_text(const json_t *versions, char *buf, size_t size)
 
         (void) snprintf(buf, size, "Cloister %s, image %s, Kubernetes %s", c ?: "-", i ?: "-",
                         k ?: "-");
+}
+
+/* What a node may send as its log: its ring holds 64 KiB; anything much larger is not one. */
+#define NODE_LOG_MAX (256U * 1024U)
+
+void cli_node_log_save(const char *endpoint, const json_t *resp)
+{
+        const json_t *j = json_object_get(resp, "nodeLog");
+        const char *text = json_string_value(j), *host = strstr(endpoint, "://");
+        size_t size = json_string_length(j);
+        _cleanup_(freep) char *copy = NULL;
+        char path[CLI_URL_MAX + 32];
+        int r;
+
+        if (!text || size == 0)
+                return;
+        if (size > NODE_LOG_MAX) {
+                log_warning("%s sent a log of %zu bytes: more than a node keeps; not saved.",
+                            endpoint, size);
+                return;
+        }
+        copy = malloc(size);
+        if (!copy) {
+                (void) log_oom();
+                return;
+        }
+        for (size_t i = 0; i < size; i++)
+                copy[i] = (text[i] < ' ' && text[i] != '\n') || text[i] == 0x7f ? '?' : text[i];
+        host = host ? host + 3 : endpoint;
+        (void) snprintf(path, sizeof(path), "cloister-node-%s.log", host);
+        for (char *p = path + strlen("cloister-node-"); *p && strcmp(p, ".log") != 0; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '.'))
+                        *p = '-';
+        r = write_file_atomic(path, copy, size, 0600, 0);
+        if (r < 0) {
+                log_warning("Cannot save the node's log as %s: %s", path, strerror(-r));
+                return;
+        }
+        if (json_is_true(json_object_get(resp, "nodeLogDropped")))
+                log_notice("The node's log of this boot (%zu bytes, its oldest records dropped) "
+                           "is saved in %s.",
+                           size, path);
+        else
+                log_notice("The node's log of this boot (%zu bytes) is saved in %s.", size, path);
 }

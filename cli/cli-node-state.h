@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli.h"
+
 typedef struct AttestReport AttestReport;
 typedef struct json_t json_t;
 
@@ -31,3 +33,8 @@ int cli_node_state_from_refusal(const char *verb, const char *endpoint, const js
 json_t *cli_node_versions(const char *endpoint, const json_t *node);
 /* "cloister 0.1.0, image v0.1.0-12-gabc, Kubernetes v1.30.0" ("-" for a value not reported). */
 void cli_node_versions_text(const json_t *versions, char *buf, size_t size);
+
+/* The answer to a failed init may carry the node's log of this boot (only for its proven owner:
+ * docs/troubleshooting.md): saved as cloister-node-HOST-PORT.log (0600) in the workspace, with
+ * control characters replaced, and the path said. Nothing if the answer has none. */
+void cli_node_log_save(const char *endpoint, const json_t *resp);

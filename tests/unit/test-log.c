@@ -153,6 +153,33 @@ static void test_log_target_journal_only_when_journal_stream_matches_stderr(void
         unsetenv("JOURNAL_STREAM");
 }
 
+static void test_log_ring_keeps_whole_recent_records_within_its_size(void **state)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t size = 0;
+        bool dropped = true;
+
+        assert_int_equal(log_ring_read(&text, &size, &dropped), -ENODATA); /* off */
+        assert_int_equal(log_ring_enable(64), 0);
+        log_info("first %d", 1);
+        log_warning("second");
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_string_equal(text, "info: first 1\nwarning: second\n");
+        assert_false(dropped);
+        free(TAKE_PTR(text));
+        /* Past 64 bytes the oldest whole records go; the newest is always whole. */
+        log_info("third, a longer record to push the first ones out");
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_string_equal(text, "info: third, a longer record to push the first ones out\n");
+        assert_true(dropped && size <= 64);
+        free(TAKE_PTR(text));
+        /* A record larger than the ring is not kept at all (nor cut). */
+        log_info("%0100d", 7);
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_null(strstr(text, "0000000007"));
+        assert_int_equal(log_ring_enable(0), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -169,6 +196,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_log_long_message_is_truncated_not_overrun,
                                                 setup, teardown),
                 cmocka_unit_test(test_log_level_from_string_parses_names),
+                cmocka_unit_test_setup_teardown(
+                        test_log_ring_keeps_whole_recent_records_within_its_size, setup, teardown),
                 cmocka_unit_test(test_log_target_journal_only_when_journal_stream_matches_stderr),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
