@@ -319,14 +319,19 @@ bench: deps
 # A local cluster: QEMU VMs booted from the node image (2 nodes) wherever they can boot, else
 # nodes in network namespaces with a simulated boot (scripts/mini says which, and why).
 # `make mini-down` removes it.
+# Its workspace (cloister.json, cloister-state.json, the secrets, the nodes): MINI_WORKSPACE;
+# 'cloister -C $(MINI_WORKSPACE) mini exec -- cloister status' reaches it.
+MINI_WORKSPACE ?= $(BUILD)/mini-workspace
 mini: deps
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all
 	$(Q)$(MAKE) --no-print-directory image || \
 	        echo "mini: the node image could not be built (see above): VMs cannot boot"
-	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini up
+	$(Q)mkdir -p $(MINI_WORKSPACE)
+	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister -C $(MINI_WORKSPACE) mini up
 
 mini-down:
-	$(Q)BUILD=$(BUILD) $(BUILD)/bin/cloister mini down
+	$(Q)if [ -d $(MINI_WORKSPACE) ]; then \
+	        BUILD=$(BUILD) $(BUILD)/bin/cloister -C $(MINI_WORKSPACE) mini down; fi
 
 # Generated from the binaries' --help by scripts/gen-cli-reference: the CLI reference (committed;
 # tests/integration/test_cli_reference.py fails when it drifts), man pages, bash completion.

@@ -17,6 +17,7 @@
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 #include "cloister/spawn.h"
+#include "cloister/version.h"
 
 #include "bootstrapper.h"
 
@@ -223,7 +224,30 @@ static void init_attempt_failed(const char *address)
 }
 
 static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_response, char *detail,
-                       size_t n);
+                       size_t n, bool *owner);
+
+/* A failed init, asked by the proven owner: the answer carries this boot's log records (in
+ * memory, BOOTSTRAPPER_LOG_MAX bytes at most, no secret ever logged), so the owner's CLI can keep
+ * them (docs/troubleshooting.md, "The node's log after a failed apply"). */
+static void attach_log(json_t **ret_response)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t size;
+        bool dropped;
+
+        if (log_ring_read(&text, &size, &dropped) < 0)
+                return;
+        /* Printable ASCII and newlines only: a JSON string, and nothing a terminal obeys. */
+        for (size_t i = 0; i < size; i++)
+                if ((text[i] < ' ' && text[i] != '\n') || (unsigned char) text[i] >= 0x7f)
+                        text[i] = '?';
+        if (!*ret_response)
+                *ret_response = json_object();
+        if (*ret_response &&
+            (json_object_set_new(*ret_response, "nodeLog", json_stringn(text, size)) < 0 ||
+             json_object_set_new(*ret_response, "nodeLogDropped", json_boolean(dropped)) < 0))
+                log_debug("bootstrapper: the log does not fit the answer");
+}
 
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t n)
@@ -231,6 +255,7 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         Bootstrapper *b = userdata;
         char address[64];
         unsigned wait = 0;
+        bool owner = false;
         int r;
 
         peer_address(req->peer, address);
@@ -247,15 +272,17 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
                             "too many wrong init secrets from %s: try again in %u s", address,
                             wait);
         }
-        r = handle_init(b, req, ret_response, detail, n);
+        r = handle_init(b, req, ret_response, detail, n, &owner);
         (void) pthread_mutex_unlock(&b->op_lock);
+        if (r < 0 && owner)
+                attach_log(ret_response);
         if (r == -EACCES && b->init_secret_hash)
                 init_attempt_failed(address);
         return r;
 }
 
 static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_response, char *detail,
-                       size_t n)
+                       size_t n, bool *owner)
 {
         static const char *const keys[] = { "masterSecret",      "salt",        "measurementSalt",
                                             "kubernetesVersion", "clusterName", "initSecret",
@@ -336,6 +363,8 @@ static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_resp
                         log_warning("bootstrapper: init refused: %s", d.message);
                         return fail(detail, n, r == -EKEYREJECTED ? -EACCES : r, "%s", d.message);
                 }
+                /* The owner, proven: a failure from here on comes with this boot's log. */
+                *owner = true;
         }
 
         r = kdf_measurement_secret(master, secret_data(salt), &msecret);
@@ -505,7 +534,8 @@ int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret
                  !json_is_object(*ret_response))
                 return fail(detail, n, r < 0 ? r : -EBADMSG, "the node state is corrupt");
         if (!*ret_response ||
-            json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0)
+            json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0 ||
+            json_object_set_new(*ret_response, "versions", node_versions_json(b->os_release)) < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -9,6 +9,9 @@
 #include "cloister/secret.h"
 #include "cloister/tpm-device.h"
 
+/* This boot's log records kept in memory, for the owner after a failed init. */
+#define BOOTSTRAPPER_LOG_MAX (64U * 1024U)
+
 /* How this boot of the node started (decided once, before serving). */
 typedef enum BootstrapperMode {
         BOOTSTRAPPER_MODE_INIT,    /* in no cluster: waits for 'cloister apply' */
@@ -47,6 +50,7 @@ typedef struct Bootstrapper {
         /* Handlers run on worker threads: init and recovery one at a time. */
         pthread_mutex_t op_lock;
         BootstrapperMode mode;
+        const char *os_release; /* the image's os-release: its versions (GET /v1/node) */
 } Bootstrapper;
 
 /* The node's state in words, as GET /v1/node reports it and refusals name it:

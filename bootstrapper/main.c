@@ -18,10 +18,9 @@
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
+#include "cloister/version.h"
 
 #include "bootstrapper.h"
-
-#define CLOISTER_VERSION "0.1.0"
 
 static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_first_boot_key,
                              *arg_state_dir, *arg_kubeadm = "kubeadm", *arg_event_log = "";
@@ -33,6 +32,7 @@ static bool arg_print_metadata, arg_insecure_no_init_secret, arg_insecure_any_ak
 static const char *arg_join_policy, *arg_join_service;
 static unsigned arg_join_timeout = 600;
 static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
+static const char *arg_os_release = OS_RELEASE_DEFAULT;
 
 static void help(void)
 {
@@ -74,6 +74,9 @@ static void help(void)
                "  --join-timeout SEC       how long to keep asking join services (default 600)\n"
                "  --join-service PATH      control planes: the join service this process becomes\n"
                "                           after init or join (default: next to this binary)\n"
+               "  --os-release FILE        where the image build recorded the node's image and\n"
+               "                           Kubernetes versions, which GET /v1/node reports\n"
+               "                           (default " OS_RELEASE_DEFAULT ")\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
                "                           first when the metadata has no init-secret hash\n"
@@ -114,6 +117,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_STATE_MOUNT,
                 ARG_STATE_BIND,
                 ARG_DISK_MAPPER,
+                ARG_OS_RELEASE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -138,6 +142,7 @@ static int parse_argv(int argc, char *argv[])
                 { "state-mount", required_argument, NULL, ARG_STATE_MOUNT },
                 { "state-bind", required_argument, NULL, ARG_STATE_BIND },
                 { "disk-mapper", required_argument, NULL, ARG_DISK_MAPPER },
+                { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 {},
         };
         char *end;
@@ -229,6 +234,9 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_DISK_MAPPER:
                         arg_disk_mapper = optarg;
                         break;
+                case ARG_OS_RELEASE:
+                        arg_os_release = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
@@ -315,7 +323,7 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[16];
+        char *argv[20];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -329,6 +337,8 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
         argv[n++] = (char *) b->kubeadm;
         argv[n++] = (char *) "--event-log";
         argv[n++] = (char *) arg_event_log;
+        argv[n++] = (char *) "--os-release";
+        argv[n++] = (char *) arg_os_release;
         if (with_fd) {
                 argv[n++] = (char *) "--listen-fd";
                 argv[n++] = fd;
@@ -400,6 +410,8 @@ int main(int argc, char *argv[])
         int r;
 
         log_parse_environment();
+        /* Kept for the owner, who gets it with a failed init's answer (bootstrapper-init.c). */
+        (void) log_ring_enable(BOOTSTRAPPER_LOG_MAX);
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return exit_status_from_errno(r);
@@ -466,7 +478,8 @@ int main(int argc, char *argv[])
                             .state_mount = arg_state_mount,
                             .state_bind = arg_state_bind,
                             .disk_mapper = arg_disk_mapper,
-                            .insecure_any_ak = arg_insecure_any_ak };
+                            .insecure_any_ak = arg_insecure_any_ak,
+                            .os_release = arg_os_release };
         (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
         (void) pthread_mutex_init(&b.op_lock, NULL);
 

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Node states in words (cli-node-state.h). */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli-node-state.h"
 #include "cloister/attest.h"
+#include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/kdf.h"
 #include "cloister/log.h"
+#include "cloister/version.h"
 
 int cli_node_state_from_report(const char *verb, const char *endpoint, const AttestReport *rep,
                                const uint8_t *cid)
@@ -114,4 +118,103 @@ int cli_node_state_from_refusal(const char *verb, const char *endpoint, const js
         /* The node's own words name its state and the next step. */
         log_debug("%s: %s refused (%s)", endpoint, verb, code);
         return log_error_errno(-EALREADY, "%s: %s (nothing was changed).", endpoint, detail);
+}
+
+/* A version value as a node may report it: a short printable string, or null. */
+static bool version_value_ok(const json_t *v)
+{
+        const char *s = json_string_value(v);
+
+        if (json_is_null(v))
+                return true;
+        if (!s || strlen(s) == 0 || strlen(s) >= VERSION_STRING_MAX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p < ' ' || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+json_t *cli_node_versions(const char *endpoint, const json_t *node)
+{
+        static const char *const keys[] = { "cloister", "image", "kubernetes" };
+        const json_t *v = json_object_get(node, "versions");
+        _cleanup_(json_decrefp) json_t *out = NULL;
+        const char *ours = CLOISTER_VERSION, *theirs;
+        char why[256];
+
+        if (!json_is_object(v))
+                return NULL;
+        out = json_object();
+        for (size_t i = 0; out && i < ELEMENTSOF(keys); i++) {
+                const json_t *x = json_object_get(v, keys[i]);
+                if (!x || !version_value_ok(x)) {
+                        log_debug("%s: versions.%s is missing or malformed: not shown", endpoint,
+                                  keys[i]);
+                        x = json_null();
+                }
+                if (json_object_set(out, keys[i], (json_t *) x) < 0)
+                        return NULL;
+        }
+        if (!out)
+                return NULL;
+        theirs = json_string_value(json_object_get(out, "cloister"));
+        if (theirs && cloister_version_skew(ours, theirs, why, sizeof(why)) < 0)
+                log_warning("%s runs Cloister %s, %s (docs/versions.md).", endpoint, theirs, why);
+        return TAKE_PTR(out);
+}
+
+void cli_node_versions_text(const json_t *versions, char *buf, size_t size)
+{
+        const char *c = json_string_value(json_object_get(versions, "cloister"));
+        const char *i = json_string_value(json_object_get(versions, "image"));
+        const char *k = json_string_value(json_object_get(versions, "kubernetes"));
+
+        (void) snprintf(buf, size, "Cloister %s, image %s, Kubernetes %s", c ?: "-", i ?: "-",
+                        k ?: "-");
+}
+
+/* What a node may send as its log: its ring holds 64 KiB; anything much larger is not one. */
+#define NODE_LOG_MAX (256U * 1024U)
+
+void cli_node_log_save(const char *endpoint, const json_t *resp)
+{
+        const json_t *j = json_object_get(resp, "nodeLog");
+        const char *text = json_string_value(j), *host = strstr(endpoint, "://");
+        size_t size = json_string_length(j);
+        _cleanup_(freep) char *copy = NULL;
+        char path[CLI_URL_MAX + 32];
+        int r;
+
+        if (!text || size == 0)
+                return;
+        if (size > NODE_LOG_MAX) {
+                log_warning("%s sent a log of %zu bytes: more than a node keeps; not saved.",
+                            endpoint, size);
+                return;
+        }
+        copy = malloc(size);
+        if (!copy) {
+                (void) log_oom();
+                return;
+        }
+        for (size_t i = 0; i < size; i++)
+                copy[i] = (text[i] < ' ' && text[i] != '\n') || text[i] == 0x7f ? '?' : text[i];
+        host = host ? host + 3 : endpoint;
+        (void) snprintf(path, sizeof(path), "cloister-node-%s.log", host);
+        for (char *p = path + strlen("cloister-node-"); *p && strcmp(p, ".log") != 0; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '.'))
+                        *p = '-';
+        r = write_file_atomic(path, copy, size, 0600, 0);
+        if (r < 0) {
+                log_warning("Cannot save the node's log as %s: %s", path, strerror(-r));
+                return;
+        }
+        if (json_is_true(json_object_get(resp, "nodeLogDropped")))
+                log_notice("The node's log of this boot (%zu bytes, its oldest records dropped) "
+                           "is saved in %s.",
+                           size, path);
+        else
+                log_notice("The node's log of this boot (%zu bytes) is saved in %s.", size, path);
 }

@@ -7,7 +7,10 @@
  * level, -v) and returns -EALREADY when it recognised a state, 0 when it did not (the caller
  * then reports the failure as it would have). */
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "cli.h"
 
 typedef struct AttestReport AttestReport;
 typedef struct json_t json_t;
@@ -22,3 +25,16 @@ int cli_node_state_expect(const char *verb, const char *endpoint, const json_t *
                           const char *want);
 /* A refusal whose body names a state ({"code": "already-member", "detail": ...}). */
 int cli_node_state_from_refusal(const char *verb, const char *endpoint, const json_t *resp);
+
+/* The node's "versions" in its GET /v1/node answer ({"cloister", "image", "kubernetes"}, each a
+ * short printable string or null; anything else is dropped), for display; logs a warning when
+ * its Cloister version is beyond the support policy against this CLI's (docs/versions.md).
+ * Returns a new reference, or NULL if the node reported none. */
+json_t *cli_node_versions(const char *endpoint, const json_t *node);
+/* "cloister 0.1.0, image v0.1.0-12-gabc, Kubernetes v1.30.0" ("-" for a value not reported). */
+void cli_node_versions_text(const json_t *versions, char *buf, size_t size);
+
+/* The answer to a failed init may carry the node's log of this boot (only for its proven owner:
+ * docs/troubleshooting.md): saved as cloister-node-HOST-PORT.log (0600) in the workspace, with
+ * control characters replaced, and the path said. Nothing if the answer has none. */
+void cli_node_log_save(const char *endpoint, const json_t *resp);

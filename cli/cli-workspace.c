@@ -84,6 +84,13 @@ int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool
         return 0;
 }
 
+static bool workspace_given;
+
+bool cli_workspace_given(void)
+{
+        return workspace_given;
+}
+
 int cli_workspace_enter(const char *dir)
 {
         struct stat st;
@@ -115,6 +122,7 @@ int cli_workspace_enter(const char *dir)
                                        "permissions, or give another -C DIR.",
                                        dir);
         log_debug("Workspace: %s", dir);
+        workspace_given = true;
         return 0;
 }
 

@@ -144,6 +144,8 @@ int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool
 /* chdir(dir), as git -C does: relative paths on the command line and every default file are then
  * the workspace's. A missing directory or a file is -EUSAGE; logs its errors. */
 int cli_workspace_enter(const char *dir);
+/* Whether -C / --workspace named the workspace (messages then repeat it). */
+bool cli_workspace_given(void);
 /* Neither --policy nor --config given: *config_path = the workspace's cloister.json if it exists.
  * Returns what it set, or NULL. */
 const char *cli_workspace_config_default(const char *policy, const char **config_path);

@@ -458,6 +458,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
         if (r >= 0 && !resume &&
             cli_node_state_expect("apply", endpoint, resp, "uninitialized") < 0)
                 return -EALREADY;
+        if (r >= 0) /* warns on a version skew beyond the support policy (docs/versions.md) */
+                json_decref(cli_node_versions(endpoint, resp));
         if (r < 0) {
                 char msg[1024];
                 diag_format(&d, msg, sizeof(msg));
@@ -498,6 +500,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 diag_format(&d, msg, sizeof(msg));
                 return log_error_errno(r, "The node was not initialised: %s", msg);
         }
+        if (status != 200) /* its log, if it sent one (only to the proven owner) */
+                cli_node_log_save(endpoint, resp);
         if (status != 200 && cli_node_state_from_refusal("apply", endpoint, resp) < 0)
                 return -EALREADY;
         if (status != 200)

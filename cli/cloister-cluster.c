@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli-json.h"
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/audit-log.h"
@@ -30,7 +31,8 @@ typedef struct ClusterNode {
         bool unaudited; /* listed by a join service whose log holds no admission of it */
         char reasons[4][REASON_MAX];
         size_t n_reasons;
-        json_t *checks; /* -o json: every check of its attestation (docs/json.md) */
+        json_t *checks;   /* -o json: every check of its attestation (docs/json.md) */
+        json_t *versions; /* what it reported it runs (docs/versions.md); NULL if nothing */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -52,8 +54,10 @@ typedef struct ClusterView {
 
 static ClusterView *cluster_view_free(ClusterView *v)
 {
-        for (size_t i = 0; v && i < v->n_nodes; i++)
+        for (size_t i = 0; v && i < v->n_nodes; i++) {
                 json_decref(v->nodes[i].checks);
+                json_decref(v->nodes[i].versions);
+        }
         free(v);
         return NULL;
 }
@@ -378,6 +382,8 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                         r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status,
                                      &resp, &d);
                 n->ok = r >= 0 && status == 200 && !n->unaudited;
+                if (r >= 0 && status == 200)
+                        n->versions = cli_node_versions(n->endpoint, resp);
                 /* The node that attested must say it is this member of this cluster: an address
                  * the host re-routed to another (healthy) member does not pass for it. */
                 if (n->ok) {
@@ -456,9 +462,10 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
                         (void) json_array_append_new(reasons, json_string(n->reasons[k]));
                 if (json_array_append_new(
                             nodes,
-                            json_pack("{s:s,s:s,s:s,s:O,s:o,s:o*}", "name", n->name, "role",
-                                      n->role, "endpoint", n->endpoint, "checks",
-                                      n->checks ?: json_array(), "verdict",
+                            json_pack("{s:s,s:s,s:s,s:O,s:o,s:o,s:o*}", "name", n->name, "role",
+                                      n->role, "endpoint", n->endpoint, "versions",
+                                      n->versions ?: json_null(), "checks",
+                                      n->checks ? json_incref(n->checks) : json_array(), "verdict",
                                       node_verdict_json(n->ok, n->n_reasons ? n->reasons[0] : NULL),
                                       "reasons", reasons)) < 0)
                         return log_oom();
@@ -571,6 +578,7 @@ int verb_status(int argc, char *argv[], void *userdata)
         _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
         _cleanup_(cluster_view_freep) ClusterView *v = NULL;
         uint8_t cid[CLUSTER_ID_SIZE], state_cid[CLUSTER_ID_SIZE];
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
         RpcClientConfig rc;
         int c, r;
 
@@ -585,8 +593,12 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "         [-o text|json]\n\n"
                                "The cluster's members as its join services record them (each\n"
                                "join service attested first): name, role, endpoint, when it\n"
-                               "was admitted, and the policy digest each join service enforces.\n"
-                               "It attests no member: that is 'cloister verify --cluster'.\n"
+                               "was admitted, and the policy digest each join service enforces;\n"
+                               "and what each member runs (its Cloister, image and Kubernetes\n"
+                               "versions, asked over attested TLS with the member policy: a\n"
+                               "member that does not attest shows '-'; 'cloister verify\n"
+                               "--cluster' says why). A member whose Cloister version is beyond\n"
+                               "what this CLI supports is warned about (docs/versions.md).\n"
                                "The join service must show this cluster's ID in PCR 15: the ID\n"
                                "and the endpoint come from --state-file (default\n"
                                "cloister-state.json), unless --cluster-id and --node give them;\n"
@@ -665,22 +677,26 @@ int verb_status(int argc, char *argv[], void *userdata)
         r = collect(url, member, &rc, v);
         if (r < 0)
                 return r;
+        /* Each member's versions, from the member itself, attested as verify --cluster does. */
+        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        attest_nodes(v, member, cid_hex, &rc);
         if (o->output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = result_new("cloister status");
                 json_t *nodes = json_array(), *js = json_array();
-                char cid_hex[2 * CLUSTER_ID_SIZE + 1];
 
-                hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
                 if (!doc || json_object_set_new(doc, "nodes", nodes) < 0 ||
                     json_object_set_new(doc, "joinServices", js) < 0 ||
                     json_object_set_new(doc, "clusterId", json_string(cid_hex)) < 0)
                         return log_oom();
                 for (size_t i = 0; i < v->n_nodes; i++)
-                        if (json_array_append_new(nodes, json_pack("{s:s,s:s,s:s,s:s}", "name",
-                                                                   v->nodes[i].name, "role",
-                                                                   v->nodes[i].role, "endpoint",
-                                                                   v->nodes[i].endpoint, "admitted",
-                                                                   v->nodes[i].admitted)) < 0)
+                        if (json_array_append_new(
+                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O}", "name",
+                                                     v->nodes[i].name, "role", v->nodes[i].role,
+                                                     "endpoint", v->nodes[i].endpoint, "admitted",
+                                                     v->nodes[i].admitted, "versions",
+                                                     v->nodes[i].ok && v->nodes[i].versions
+                                                             ? v->nodes[i].versions
+                                                             : json_null())) < 0)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
@@ -694,10 +710,23 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return log_oom();
                 return 0;
         }
-        printf("%-24s %-14s %-36s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED");
+        printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", "NODE", "ROLE", "ENDPOINT", "ADMITTED",
+               "CLOISTER", "IMAGE", "KUBERNETES");
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                const ClusterNode *n = &v->nodes[i];
+                const json_t *ver = n->ok ? n->versions : NULL;
+                const char *cv = json_string_value(json_object_get(ver, "cloister"));
+                const char *im = json_string_value(json_object_get(ver, "image"));
+                const char *k = json_string_value(json_object_get(ver, "kubernetes"));
+
+                printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", n->name, n->role, n->endpoint,
+                       n->admitted, cv ?: "-", im ?: "-", k ?: "-");
+        }
         for (size_t i = 0; i < v->n_nodes; i++)
-                printf("%-24s %-14s %-36s %s\n", v->nodes[i].name, v->nodes[i].role,
-                       v->nodes[i].endpoint, v->nodes[i].admitted);
+                if (!v->nodes[i].ok)
+                        printf("%s did not attest: its versions are not shown ('cloister verify "
+                               "--cluster' says why)\n",
+                               v->nodes[i].name);
         for (size_t i = 0; i < v->n_js; i++)
                 printf("join service %s enforces policy sha256:%s\n", v->js[i].url,
                        v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)");

@@ -96,11 +96,19 @@ static int find_script(const char *build, char **ret, bool *ret_in_tree)
 static void help(void)
 {
         printf("Usage: cloister mini up [--vm | --netns] [--nodes N] | down | status\n"
+               "       cloister mini exec [--] COMMAND [ARG...]\n"
                "\n"
                "A local Cloister cluster on this machine, for trying it out and for tests:\n"
-               "  up      create the nodes, initialise node1 with 'cloister apply', let the\n"
-               "          others join through it, and verify the cluster\n"
-               "  down    stop every VM and process, remove the namespaces and the files\n"
+               "  up      check what it needs (root, swtpm, tpm2-tools, iproute2; QEMU, OVMF\n"
+               "          and the node image for VMs; memory; disk) and name what is missing;\n"
+               "          create the nodes, initialise node1 with 'cloister apply', let the\n"
+               "          others join through it, verify the cluster, and say how to reach it\n"
+               "  exec    run COMMAND in the owner's network namespace, in the workspace, with\n"
+               "          these binaries first on PATH ('cloister mini exec -- cloister\n"
+               "          verify --cluster'); the host's network is not changed; the exit\n"
+               "          status is COMMAND's\n"
+               "  down    stop every VM and process, remove the namespaces, the nodes and the\n"
+               "          workspace files up wrote\n"
                "  status  which nodes run\n"
                "\n"
                "--vm (the default wherever VMs can boot: QEMU, OVMF and the node image from\n"
@@ -112,10 +120,12 @@ static void help(void)
                "way TPM attestation is real, the nodes' attestation keys are pinned by trust\n"
                "on first use (local only), and the host's network is not changed. Needs root.\n"
                "\n"
-               "From a build tree, the cluster lives in $BUILD/mini (or $BUILD/mini-vm); "
-               "installed\n"
-               "('make install'), in ./cloister-mini (or ./cloister-mini-vm) of the current\n"
-               "directory. $MINI_DIR overrides either.\n"
+               "The workspace (the current directory, or 'cloister -C DIR mini ...') gets the\n"
+               "owner's files as every command reads them: cloister.json (the policy),\n"
+               "cloister-state.json, cloister-mastersecret.json, cloister-init-secret and\n"
+               "cloister-admin.conf; up refuses a workspace that holds another cluster's.\n"
+               "The nodes live in its cloister-mini/ (VMs: cloister-mini-vm/, the owner's\n"
+               "files in its owner/); $MINI_DIR overrides where.\n"
                "\n"
                "Runs the script scripts/mini (installed: PREFIX/lib/cloister/mini) with these\n"
                "arguments; $CLOISTER_MINI_SCRIPT overrides where it is.\n");
@@ -128,21 +138,33 @@ int verb_mini(int argc, char *argv[], void *userdata)
         bool in_tree;
         int r;
 
-        /* --help anywhere (mini down --help too) prints help and runs nothing. */
-        for (int i = 1; i < argc; i++)
+        bool exec = strcmp(argv[1], "exec") == 0;
+
+        /* --help anywhere (mini down --help too) prints help and runs nothing; after exec's
+         * command it is the command's (mini exec -- cloister --help). */
+        for (int i = 1; i < argc && !(exec && i > 2); i++)
                 if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                         help();
                         return 0;
                 }
         /* The verb table guarantees argv[1]. */
         if (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0 &&
-            strcmp(argv[1], "status") != 0)
+            strcmp(argv[1], "status") != 0 && !exec)
                 return log_error_errno(-EUSAGE,
-                                       "cloister mini: unknown command '%s': use up, down or "
-                                       "status. See 'cloister mini --help'.",
+                                       "cloister mini: unknown command '%s': use up, down, status "
+                                       "or exec. See 'cloister mini --help'.",
                                        argv[1]);
+        if (exec && (argc < 3 || (argc == 3 && strcmp(argv[2], "--") == 0)))
+                return log_error_errno(-EUSAGE,
+                                       "cloister mini exec: which command? 'cloister mini exec "
+                                       "-- cloister status'.");
+        if (exec && argv[2][0] == '-' && strcmp(argv[2], "--") != 0)
+                return log_error_errno(-EUSAGE,
+                                       "cloister mini exec: unknown option '%s': the command goes "
+                                       "after '--' ('cloister mini exec -- COMMAND').",
+                                       argv[2]);
         /* down and status take nothing: an unknown option must not tear a cluster down. */
-        if (strcmp(argv[1], "up") != 0 && argc > 2)
+        if (!exec && strcmp(argv[1], "up") != 0 && argc > 2)
                 return log_error_errno(-EUSAGE,
                                        "cloister mini %s: unexpected argument '%s'. See "
                                        "'cloister mini --help'.",
@@ -160,9 +182,10 @@ int verb_mini(int argc, char *argv[], void *userdata)
                 return r < 0 ? r : -ENOENT;
         if (in_tree && build && setenv("BUILD", build, /* overwrite= */ 0) < 0)
                 return log_error_errno(-errno, "Cannot set $BUILD: %m");
-        /* Messages name the command the user typed, not the script. */
-        if (setenv("CLOISTER_MINI_NAME", "cloister mini", /* overwrite= */ 1) < 0)
-                return log_error_errno(-errno, "Cannot set $CLOISTER_MINI_NAME: %m");
+        /* Messages name the command the user typed, not the script; with -C they give it. */
+        if (setenv("CLOISTER_MINI_NAME", "cloister mini", /* overwrite= */ 1) < 0 ||
+            setenv("CLOISTER_MINI_CD", cli_workspace_given() ? "1" : "0", /* overwrite= */ 1) < 0)
+                return log_error_errno(-errno, "Cannot set the script's environment: %m");
 
         /* script, then every argument after "mini" unchanged. */
         args = calloc((size_t) argc + 1, sizeof(char *));

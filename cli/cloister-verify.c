@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli-json.h"
+#include "cli-node-state.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/hex.h"
@@ -50,6 +51,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         json_t *resp = NULL;
+        _cleanup_(json_decrefp) json_t *versions = NULL;
         uint8_t cid[CLUSTER_ID_SIZE];
         AttestReport rep = {};
         PolicyVerifier pv;
@@ -176,6 +178,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                            &resp, &d);
         if (verdict >= 0 && status != 200)
                 verdict = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
+        /* What the attested node runs; a warning if it is beyond what this CLI supports. */
+        if (verdict >= 0)
+                versions = cli_node_versions(endpoint, resp);
         json_decref(resp);
         if (rep.n_checks == 0 && verdict < 0) {
                 attest_report_done(&rep);
@@ -188,10 +193,16 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 _cleanup_(json_decrefp) json_t *doc = cli_report_json(
                         "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
+                    json_object_set(doc, "versions", versions ?: json_null()) < 0 ||
                     result_print(doc) < 0)
                         r = log_oom();
         } else {
                 printf("node %s\n", endpoint);
+                if (versions) {
+                        char text[256];
+                        cli_node_versions_text(versions, text, sizeof(text));
+                        printf("runs %s\n", text);
+                }
                 cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (verdict < 0) {
                         char msg[1024];

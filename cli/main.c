@@ -41,7 +41,7 @@ static const Verb verbs[] = {
         { "terminate", 0, VERB_ANY, verb_terminate,
           "destroy what create made; keeps the master secret and the configuration" },
         { "mini", 1, VERB_ANY, verb_mini,
-          "up | down | status: a local cluster in network namespaces (root)" },
+          "up | down | status | exec: a local cluster in network namespaces or VMs (root)" },
         { "help", 0, 1, verb_help, "this list, or a command's own help: 'cloister help verify'" },
         { "version", 0, 1, verb_version,
           "the version, commit, and the OpenSSL and tpm2-tss it runs with" },

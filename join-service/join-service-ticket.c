@@ -25,6 +25,7 @@
 #include "cloister/luks.h"
 #include "cloister/rpc.h"
 #include "cloister/spawn.h"
+#include "cloister/version.h"
 
 #include "join-service.h"
 
@@ -1020,6 +1021,14 @@ int join_handle_node(JoinService *js, const JoinCall *req, json_t **ret_response
         if (r < 0) {
                 (void) snprintf(detail, n, "cannot read the node state: %s", d.message);
                 return r;
+        }
+        /* What this node runs (docs/versions.md): the owner's CLI compares it with its own. */
+        if (!json_is_object(*ret_response) ||
+            json_object_set_new(*ret_response, "state", json_string("member")) < 0 ||
+            json_object_set_new(*ret_response, "versions", node_versions_json(js->os_release)) <
+                    0) {
+                (void) snprintf(detail, n, "the node state is not an object");
+                return -EBADMSG;
         }
         return 0;
 }

@@ -86,6 +86,7 @@ typedef struct JoinService {
         size_t n_tally;
         time_t tally_start;
         const char *state_dir;
+        const char *os_release; /* the image's versions, for GET /v1/node */
         const char *kubeadm;
         const char *audit_log;
         const char *node_name;

@@ -23,14 +23,15 @@
 #include "cloister/sandbox.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
+#include "cloister/version.h"
 
 #include "join-service.h"
 
-#define CLOISTER_VERSION "0.1.0"
 #ifndef JOIN_WORKERS
 #define JOIN_WORKERS 8 /* handler threads: kubeadm calls and fsyncs overlap */
 #endif
 
+static const char *arg_os_release = OS_RELEASE_DEFAULT;
 static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_dir, *arg_policy,
                              *arg_kubeadm = "kubeadm", *arg_event_log = "", *arg_audit_log;
 static uint16_t arg_port = 9000;
@@ -58,6 +59,8 @@ static void help(void)
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence\n"
                "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
+               "  --os-release FILE        the image's versions GET /v1/node reports (default\n"
+               "                           " OS_RELEASE_DEFAULT ")\n"
                "  --listen-fd FD           serve this inherited listening socket (the\n"
                "                           bootstrapper's, handed over) instead of binding\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
@@ -81,6 +84,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_TTL,
                 ARG_LISTEN_FD,
                 ARG_INSECURE_ANY_AK,
+                ARG_OS_RELEASE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -95,6 +99,7 @@ static int parse_argv(int argc, char *argv[])
                 { "token-ttl", required_argument, NULL, ARG_TTL },
                 { "listen-fd", required_argument, NULL, ARG_LISTEN_FD },
                 { "insecure-allow-any-ak", no_argument, NULL, ARG_INSECURE_ANY_AK },
+                { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 {},
         };
         char *end;
@@ -131,6 +136,9 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_LOG:
                         arg_event_log = optarg;
+                        break;
+                case ARG_OS_RELEASE:
+                        arg_os_release = optarg;
                         break;
                 case ARG_TTL:
                         v = strtoul(optarg, &end, 10);
@@ -492,6 +500,7 @@ int main(int argc, char *argv[])
             (!arg_audit_log && asprintf(&audit_path, "%s/audit.log", arg_state_dir) < 0))
                 return log_oom(), 1;
         js.state_dir = arg_state_dir;
+        js.os_release = arg_os_release;
         js.kubeadm = arg_kubeadm;
         js.audit_log = arg_audit_log ?: audit_path;
         js.token_ttl_min = arg_token_ttl;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,13 @@ static const char *journal_path = JOURNAL_SOCKET;
 
 /* Per thread: the servers log from worker threads; the CLI reads its main thread's. */
 static _Thread_local char last_error[LOG_MESSAGE_MAX];
+
+/* log_ring_enable(): this process's recent records, in memory (what a node may hand its owner
+ * after a failed init: docs/troubleshooting.md). Records are whole lines; the oldest go first. */
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *ring;
+static size_t ring_max, ring_len;
+static bool ring_dropped;
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",     [LOG_CRIT] = "crit",
@@ -130,6 +138,64 @@ const char *log_last_error(void)
         return last_error;
 }
 
+int log_ring_enable(size_t size)
+{
+        char *r = size > 0 ? calloc(1, size) : NULL;
+
+        if (size > 0 && !r)
+                return -ENOMEM;
+        (void) pthread_mutex_lock(&ring_lock);
+        free(ring);
+        ring = r;
+        ring_max = size;
+        ring_len = 0;
+        ring_dropped = false;
+        (void) pthread_mutex_unlock(&ring_lock);
+        return 0;
+}
+
+static void ring_append(int level, const char *msg)
+{
+        char line[LOG_MESSAGE_MAX + 16];
+        int n = snprintf(line, sizeof(line), "%s: %s\n", level_names[level & 7], msg);
+        size_t len = n < 0 ? 0 : MIN((size_t) n, sizeof(line) - 1);
+
+        (void) pthread_mutex_lock(&ring_lock);
+        if (ring && len > 0 && len <= ring_max) {
+                /* Drop whole records from the front until this one fits. */
+                if (ring_len + len > ring_max) {
+                        size_t cut = ring_len + len - ring_max;
+                        const char *nl = memchr(ring + cut - 1, '\n', ring_len - cut + 1);
+                        cut = nl ? (size_t) (nl - ring) + 1 : ring_len;
+                        memmove(ring, ring + cut, ring_len - cut);
+                        ring_len -= cut;
+                        ring_dropped = true;
+                }
+                memcpy(ring + ring_len, line, len);
+                ring_len += len;
+        }
+        (void) pthread_mutex_unlock(&ring_lock);
+}
+
+int log_ring_read(char **ret, size_t *ret_size, bool *ret_dropped)
+{
+        char *copy;
+
+        (void) pthread_mutex_lock(&ring_lock);
+        copy = ring ? malloc(ring_len + 1) : NULL;
+        if (copy) {
+                memcpy(copy, ring, ring_len);
+                copy[ring_len] = '\0';
+                *ret_size = ring_len;
+                *ret_dropped = ring_dropped;
+        }
+        (void) pthread_mutex_unlock(&ring_lock);
+        if (!copy)
+                return ring ? -ENOMEM : -ENODATA;
+        *ret = copy;
+        return 0;
+}
+
 void log_set_sink(LogSink s, void *userdata)
 {
         sink = s;
@@ -181,6 +247,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 log_file_write(level, msg);
         if (level > console_level) /* for the file only */
                 goto finish;
+        if (__atomic_load_n(&ring, __ATOMIC_RELAXED))
+                ring_append(level, msg);
         if (sink)
                 sink(level, error, msg, sink_userdata);
         else if (log_get_effective_target() != LOG_TARGET_JOURNAL ||

@@ -345,18 +345,24 @@ static void reply_result(struct evhttp_request *req, const RpcRoute *route, int 
         int code;
 
         if (r < 0) {
-                const char *state = json_string_value(json_object_get(response, "code"));
+                static const char *const extras[] = { "code", "nodeLog", "nodeLogDropped" };
                 _cleanup_(json_decrefp) json_t *j = NULL;
 
                 error_for_errno(r, &code, &error);
-                if (!state) {
-                        reply_error(req, code, error, detail[0] ? detail : strerror(-r));
-                        return;
+                j = json_pack("{s:s,s:s}", "error", error, "detail",
+                              detail[0] ? detail : strerror(-r));
+                /* A refusal with more to say (the node's state as a code, a failed init's log
+                 * for its owner) adds those keys, and only those: whatever else a handler built
+                 * before it failed (a ticket, say) is never sent. */
+                for (size_t i = 0; j && i < ELEMENTSOF(extras); i++) {
+                        json_t *x = json_object_get(response, extras[i]);
+                        if (x)
+                                (void) json_object_set(j, extras[i], x);
                 }
-                /* A refusal that names the node's state: the client says it in words. */
-                j = json_pack("{s:s,s:s,s:s}", "error", error, "detail",
-                              detail[0] ? detail : strerror(-r), "code", state);
-                reply_json(req, code, error, j);
+                if (j)
+                        reply_json(req, code, error, j);
+                else
+                        reply_error(req, code, error, "error");
                 return;
         }
         /* One request per connection (reply_json()): an attested client's evidence, checked

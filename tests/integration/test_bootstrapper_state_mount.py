@@ -284,7 +284,7 @@ def test_recovery_opens_the_control_planes_locked_disk_before_reading_its_state(
 def test_state_bind_needs_state_mount_and_mount_must_be_absolute(tmp_path):
     r = run("cloister-bootstrapper", "--state-disk", "x", "--first-boot-key", "y", "--state-dir",
             tmp_path, "--state-bind", "/var/lib/cloister")
-    assert r.returncode == 1 and "--state-bind needs --state-mount" in r.stderr
+    assert r.returncode == 2 and "--state-bind needs --state-mount" in r.stderr
     r = run("cloister-bootstrapper", "--state-disk", "x", "--first-boot-key", "y", "--state-dir",
             tmp_path, "--state-mount", "var/lib/cloister-state")
-    assert r.returncode == 1 and "--state-mount: an absolute path" in r.stderr
+    assert r.returncode == 2 and "--state-mount: an absolute path" in r.stderr

@@ -6,6 +6,7 @@ file: a real init of a cluster (master secret, salt, init secret sent; the admin
 received) is run with --debug and the file searched for every one of them."""
 import base64
 import json
+import os
 import re
 import stat
 
@@ -77,6 +78,16 @@ def test_a_symlink_in_place_of_the_log_is_refused(tmp_path):
     r = run("cloister", "--debug", "version", cwd=tmp_path)
     assert r.returncode == 1 and "--debug: cannot write" in r.stderr, r.stderr
     assert target.read_text() == ""
+
+
+def test_a_log_file_of_another_user_is_refused(tmp_path):
+    """Records of the owner's commands never go into a file someone else controls."""
+    log = tmp_path / LOG
+    log.write_text("")
+    os.chown(log, 65534, 65534)
+    r = run("cloister", "--debug", "version", cwd=tmp_path)
+    assert r.returncode == 1 and "is not a regular file of yours" in r.stderr, r.stderr
+    assert log.read_text() == ""
 
 
 def secret_strings(ws):

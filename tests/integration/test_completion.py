@@ -69,8 +69,8 @@ def test_sub_verbs_of_nested_commands(completion):
     assert complete(completion, "cloister attestation ") == sub
     assert "verify-report" in sub and "policy" in sub
     assert complete(completion, "cloister config ") == {"generate", "fetch-measurements"}
-    # mini's sub-verbs come from its summary 'up | down | status: ...'.
-    assert complete(completion, "cloister mini ") == {"up", "down", "status"}
+    # mini's sub-verbs come from its summary 'up | down | status | exec: ...'.
+    assert complete(completion, "cloister mini ") == {"up", "down", "status", "exec"}
 
 
 def test_options_of_apply_are_those_its_help_names(completion):

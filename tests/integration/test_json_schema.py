@@ -38,6 +38,7 @@ def error_document(r, command, code):
 def test_the_validator_refuses_documents_that_break_the_schema():
     """Each document differs from a valid one in one place the schema fixes."""
     good = {"schemaVersion": 1, "command": "cloister verify", "node": "https://127.0.0.1:9000",
+            "versions": {"cloister": "0.1.0", "image": None, "kubernetes": "v1.30.0"},
             "checks": [{"name": "pcr", "index": 4, "result": "pass", "enforced": True,
                         "expected": "aa", "actual": "aa", "detail": "PCR 4"}],
             "verdict": {"result": "pass", "reason": None, "check": None, "index": None,
@@ -54,6 +55,8 @@ def test_the_validator_refuses_documents_that_break_the_schema():
         lambda d: d["verdict"].update(reason="why"),  # a pass with one
         lambda d: d.update(error={"message": "x"}),
         lambda d: d.update(command="cloister verify extra words"),
+        lambda d: d["versions"].update(image=""),
+        lambda d: d["versions"].pop("kubernetes"),
     ]
     for change in bad:
         d = json.loads(json.dumps(good))

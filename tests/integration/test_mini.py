@@ -1,77 +1,199 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`cloister mini` (make mini): a local cluster brought up, initialised, joined and verified,
-then removed without a trace."""
+"""`cloister mini` (make mini): a local cluster brought up in a workspace, initialised, joined
+and verified, then reached with `cloister mini exec` from the owner's network namespace, and
+removed without a trace. Its requirements are checked first and what is missing is named."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import BUILD, ROOT, binary
 
-
-def mini(env, *args, timeout=180):
-    return subprocess.run([str(binary("cloister")), "mini", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+WORKSPACE_FILES = {"cloister.json", "cloister-state.json", "cloister-mastersecret.json",
+                   "cloister-init-secret", "cloister-admin.conf"}
 
 
-def test_mini_up_joins_three_nodes_verifies_each_and_down_leaves_nothing(tmp_path):
+def mini_env(tmp_path, port, **extra):
+    return dict(os.environ, BUILD=str(BUILD), MINI_PORT=str(port),
+                IMAGE_DIR=str(tmp_path / "no-image"), **extra)
+
+
+def mini(env, ws, *args, cwd=None, timeout=180):
+    """cloister -C WS mini ARGS, run from cwd (default: elsewhere than the workspace)."""
+    return subprocess.run([str(binary("cloister")), "-C", str(ws), "mini", *args],
+                          cwd=cwd or ws.parent, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def namespaces():
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def host_links():
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(line.split(":")[1].strip() for line in out.splitlines())
+
+
+def assert_nothing_left(ws, extra=()):
+    assert sorted(p.name for p in ws.iterdir()) == sorted(extra), list(ws.iterdir())
+    left = subprocess.run(["pgrep", "-f", str(ws)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "processes left behind: " + left.stdout
+    tag = hashlib.sha256(str(ws / "cloister-mini").encode()).hexdigest()[:6]
+    assert f"cmini-{tag}" not in namespaces(), namespaces()
+
+
+@pytest.fixture
+def ws(tmp_path):
+    d = tmp_path / "ws"
+    d.mkdir()
+    return d
+
+
+def test_mini_up_in_a_workspace_joins_verifies_and_says_how_to_reach_it(tmp_path, ws):
     """Without a node image VMs cannot boot: mini says so and falls back to namespace nodes."""
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"), MINI_PORT="9731",
-               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
-    up = mini(env, "up", "--nodes", "3")
+    env = mini_env(tmp_path, 9731)
+    (ws / "notes.txt").write_text("the user's own file\n")
+    links, build_before = host_links(), set(os.listdir(BUILD))
+    up = mini(env, ws, "up", "--nodes", "3")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "VMs cannot boot here (no node image at" in up.stdout
         assert "SIMULATED boot" in up.stdout and "test double" in up.stdout
         assert "node2 joined" in up.stdout and "node3 joined" in up.stdout
-        # Every node verified from the owner's namespace: its boot log replays, PCR 15 holds
-        # the cluster ID.
+        # Every node verified from the owner's namespace with no option but the node: the
+        # workspace gives the policy and the cluster ID (PCR 15).
         assert up.stdout.count("PASS  event-log-replay") == 3
         assert up.stdout.count("PASS  pcr[15]") == 3 and up.stdout.count("Verdict: PASS") == 3
-        assert up.stdout.rstrip().splitlines()[-1] == "Verification OK"
-        status = mini(env, "status", timeout=30)
+        assert "\nVerification OK\n" in up.stdout
+        # It ends saying how to reach it, with the workspace named as it was given.
+        tail = up.stdout[up.stdout.index("Verification OK"):]
+        assert f"cloister -C {ws} mini exec -- cloister verify --cluster" in tail
+        assert f"cloister -C {ws} mini exec -- cloister verify --node 10.77.0.13:9731" in tail
+        assert f"'cloister -C {ws} mini down' removes everything." in tail
+        # The owner's files are the workspace's, as every cloister command reads them.
+        assert WORKSPACE_FILES <= {p.name for p in ws.iterdir()}
+        assert (ws / "cloister-mini" / "node1" / "bootstrapper.log").exists()
+        assert set(os.listdir(BUILD)) == build_before  # nothing of it in the build tree
+        state = json.loads((ws / "cloister-state.json").read_text())
+        assert state["status"] == "initialized" and state["endpoint"] == "https://10.77.0.11:9731"
+        # The host's network is unchanged: everything lives in the namespaces.
+        assert host_links() == links
+        assert namespaces().count("cmini-") == 5, namespaces()
+
+        # mini exec: the same commands a user types, in the owner's namespace and workspace.
+        r = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", cwd=ws)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.rstrip().splitlines()[-1] == "Verification OK"
+        r = subprocess.run([str(binary("cloister")), "mini", "exec", "--", "cloister", "status"],
+                           cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        for i in (1, 2, 3):
+            assert f"mini-node-{i}" in r.stdout and f"https://10.77.0.1{i}:9731" in r.stdout
+        r = mini(env, ws, "exec", "--", "cloister", "verify", "--node", "10.77.0.12:9731")
+        assert r.returncode == 0 and "PASS  pcr[15]" in r.stdout, r.stdout + r.stderr
+        r = mini(env, ws, "exec", "--", "sh", "-c", "pwd; ip -o -4 addr show eth0; exit 3")
+        assert r.returncode == 3, r.stderr
+        assert r.stdout.splitlines()[0] == str(ws) and "10.77.0.2/24" in r.stdout
+        status = mini(env, ws, "status", timeout=30)
         assert status.returncode == 0
         for i in (1, 2, 3):
             assert f"node{i} up" in status.stdout and f"https://10.77.0.1{i}:9731" in status.stdout
-        # Each node and the owner in their own network namespace, joined by a bridge.
-        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                    text=True).stdout
-        assert namespaces.count("cmini-") == 5, namespaces
         # The join service recorded both admissions.
-        audit = (tmp_path / "mini" / "node1" / "state" / "audit.log").read_text()
+        audit = (ws / "cloister-mini" / "node1" / "state" / "audit.log").read_text()
         assert audit.count('"verdict":"admitted"') == 2
     finally:
-        down = mini(env, "down", timeout=60)
-    assert down.returncode == 0
-    assert not (tmp_path / "mini").exists()
-    left = subprocess.run(["pgrep", "-f", str(tmp_path / "mini")], capture_output=True, text=True)
-    assert left.stdout.strip() == "", "processes left behind: " + left.stdout
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert "cmini-" not in namespaces, "namespaces left behind: " + namespaces
+        down = mini(env, ws, "down", timeout=60)
+    assert down.returncode == 0, down.stderr
+    # Only what mini wrote is gone: the user's file stays.
+    assert_nothing_left(ws, extra=["notes.txt"])
 
 
-def test_mini_up_vm_without_an_image_names_the_cause_and_the_next_step(tmp_path):
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"),
-               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
-    r = mini(env, "up", "--vm", timeout=30)
+def test_mini_exec_without_a_cluster_says_how_to_start_one(tmp_path, ws):
+    env = mini_env(tmp_path, 9732)
+    r = mini(env, ws, "exec", "--", "cloister", "status", timeout=30)
+    assert r.returncode == 1 and "cloister mini up" in r.stderr, r.stderr
+    r = mini(env, ws, "exec", timeout=30)
+    assert r.returncode == 2 and "which command" in r.stderr, r.stderr
+    assert_nothing_left(ws)
+
+
+def test_mini_up_refuses_a_workspace_of_another_cluster(tmp_path, ws):
+    env = mini_env(tmp_path, 9733)
+    (ws / "cloister-state.json").write_text('{"other": "cluster"}')
+    r = mini(env, ws, "up", "--netns", "--nodes", "1", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "already holds cloister-state.json" in r.stderr and "-C DIR" in r.stderr
+    assert (ws / "cloister-state.json").read_text() == '{"other": "cluster"}'
+    assert_nothing_left(ws, extra=["cloister-state.json"])
+
+
+def sandbox_path(tmp_path, without):
+    """A PATH holding every program of the system's but those named."""
+    d = tmp_path / "path"
+    d.mkdir()
+    for src in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        if not os.path.isdir(src):
+            continue
+        for name in os.listdir(src):
+            if name not in without and not (d / name).exists():
+                (d / name).symlink_to(os.path.join(src, name))
+    return str(d)
+
+
+def test_mini_names_every_missing_program_before_doing_anything(tmp_path, ws):
+    env = mini_env(tmp_path, 9734)
+    env["PATH"] = sandbox_path(tmp_path, {"swtpm", "swtpm_setup", "tpm2_pcrextend"})
+    r = mini(env, ws, "up", "--netns", "--nodes", "1", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "missing:" in r.stderr
+    for what in ("swtpm (apt-get install swtpm)", "swtpm_setup (apt-get install swtpm-tools)",
+                 "tpm2_pcrextend (apt-get install tpm2-tools)"):
+        assert what in r.stderr, r.stderr
+    assert_nothing_left(ws)
+
+
+def test_mini_names_missing_memory(tmp_path, ws):
+    env = mini_env(tmp_path, 9735, MINI_NODE_MEMORY_MIB=str(1 << 30))
+    r = mini(env, ws, "up", "--netns", "--nodes", "2", timeout=60)
+    assert r.returncode == 1 and "memory: 2147483648 MiB available for 2 node(s)" in r.stderr, \
+        r.stderr
+    assert_nothing_left(ws)
+
+
+def test_mini_names_missing_disk_space(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True)
+    try:
+        r = mini(mini_env(tmp_path, 9736), small, "up", "--netns", "--nodes", "3", timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"disk: 240 MiB free in {small} for 3 node(s)" in r.stderr, r.stderr
+        assert_nothing_left(small)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_mini_up_vm_without_an_image_names_the_cause_and_the_next_step(tmp_path, ws):
+    r = mini(mini_env(tmp_path, 9737), ws, "up", "--vm", timeout=30)
     assert r.returncode != 0
     assert "VMs cannot boot here" in r.stderr and "make image" in r.stderr
-    assert not (tmp_path / "mini").exists() and not (tmp_path / "mini-vm").exists()
+    assert_nothing_left(ws)
 
 
-def test_mini_refuses_a_bad_node_count_with_one_line(tmp_path):
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(tmp_path / "mini"),
-               MINI_VM_DIR=str(tmp_path / "mini-vm"))
-    r = mini(env, "up", "--netns", "--nodes", "0", timeout=30)
-    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "--nodes" in r.stderr
-    assert not (tmp_path / "mini").exists()
+def test_mini_refuses_a_bad_node_count_with_one_line(tmp_path, ws):
+    r = mini(mini_env(tmp_path, 9738), ws, "up", "--netns", "--nodes", "0", timeout=30)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--nodes" in r.stderr
+    assert_nothing_left(ws)
 
 
 def test_installed_mini_brings_up_a_node_in_the_workspace_and_names_itself(tmp_path):
     """make install puts what mini runs under PREFIX/lib/cloister; the installed cloister finds
     it, keeps the cluster in the current directory and tells the user 'cloister mini', never a
-    script path."""
+    script path; mini exec finds the installed cloister."""
     prefix, ws = tmp_path / "prefix", tmp_path / "ws"
     ws.mkdir()
     r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), f"BUILD={BUILD}",
@@ -84,6 +206,7 @@ def test_installed_mini_brings_up_a_node_in_the_workspace_and_names_itself(tmp_p
     env = {k: v for k, v in os.environ.items()
            if k not in ("BUILD", "MINI_DIR", "MINI_VM_DIR", "CLOISTER_MINI_SCRIPT", "IMAGE_DIR")}
     env["MINI_PORT"] = "9741"
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"  # no cloister of the build tree on it
 
     def installed(*args, timeout=180):
         return subprocess.run([str(cli), "mini", *args], cwd=ws, env=env, capture_output=True,
@@ -93,23 +216,28 @@ def test_installed_mini_brings_up_a_node_in_the_workspace_and_names_itself(tmp_p
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "VMs cannot boot here (no node image" in up.stdout
-        assert up.stdout.rstrip().splitlines()[-1] == "Verification OK"
+        assert "\nVerification OK\n" in up.stdout
+        assert "cloister mini exec -- cloister verify --cluster" in up.stdout
         assert "'cloister mini down' removes everything" in up.stdout
         assert "scripts/mini" not in up.stdout + up.stderr
-        assert (ws / "cloister-mini" / "owner" / "cloister-state.json").exists()
+        assert WORKSPACE_FILES <= {p.name for p in ws.iterdir()}
         assert installed("status", timeout=30).stdout.startswith("mini: node1 up")
+        r = installed("exec", "--", "sh", "-c", "command -v cloister; cloister status")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == str(cli) and "mini-node-1" in r.stdout
     finally:
         down = installed("down", timeout=60)
-    assert down.returncode == 0 and not (ws / "cloister-mini").exists()
+    assert down.returncode == 0
+    assert_nothing_left(ws)
 
 
-def test_mini_up_cut_short_by_sigterm_leaves_no_namespace_process_or_file(tmp_path):
+def test_mini_up_cut_short_by_sigterm_leaves_no_namespace_process_or_file(tmp_path, ws):
     """A timeout (SIGTERM) or Ctrl-C in the middle of 'up' removes what was started."""
-    work = tmp_path / "mini"
-    env = dict(os.environ, BUILD=str(BUILD), MINI_DIR=str(work), MINI_PORT="9751",
-               IMAGE_DIR=str(tmp_path / "no-image"), MINI_VM_DIR=str(tmp_path / "mini-vm"))
-    p = subprocess.Popen([str(binary("cloister")), "mini", "up", "--nodes", "2"], cwd=ROOT,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    work = ws / "cloister-mini"
+    env = mini_env(tmp_path, 9751)
+    p = subprocess.Popen([str(binary("cloister")), "-C", str(ws), "mini", "up", "--nodes", "2"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     try:
         # Wait until node1's bootstrapper runs: namespaces, swtpms and a process exist.
         deadline = time.monotonic() + 120
@@ -117,15 +245,11 @@ def test_mini_up_cut_short_by_sigterm_leaves_no_namespace_process_or_file(tmp_pa
             assert p.poll() is None and time.monotonic() < deadline, p.communicate()
             time.sleep(0.1)
         ns = "cmini-" + hashlib.sha256(str(work).encode()).hexdigest()[:6] + "-"
-        assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert ns in namespaces()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
     assert p.returncode == 130 and "interrupted: removing what was started" in err, out + err
-    assert not work.exists()
-    left = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
-    assert left.stdout.strip() == "", "processes left behind: " + left.stdout
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert ns not in namespaces, "namespaces left behind: " + namespaces
+    assert_nothing_left(ws)

@@ -333,6 +333,31 @@ static void test_service_notify_reaches_a_path_and_an_abstract_socket(void **sta
         setenv("NOTIFY_SOCKET", "relative.sock", 1);
         assert_int_equal(service_manager_notify("READY=1"), -EINVAL);
         unsetenv("NOTIFY_SOCKET");
+static void test_log_ring_keeps_whole_recent_records_within_its_size(void **state)
+{
+        _cleanup_(freep) char *text = NULL;
+        size_t size = 0;
+        bool dropped = true;
+
+        assert_int_equal(log_ring_read(&text, &size, &dropped), -ENODATA); /* off */
+        assert_int_equal(log_ring_enable(64), 0);
+        log_info("first %d", 1);
+        log_warning("second");
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_string_equal(text, "info: first 1\nwarning: second\n");
+        assert_false(dropped);
+        free(TAKE_PTR(text));
+        /* Past 64 bytes the oldest whole records go; the newest is always whole. */
+        log_info("third, a longer record to push the first ones out");
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_string_equal(text, "info: third, a longer record to push the first ones out\n");
+        assert_true(dropped && size <= 64);
+        free(TAKE_PTR(text));
+        /* A record larger than the ring is not kept at all (nor cut). */
+        log_info("%0100d", 7);
+        assert_int_equal(log_ring_read(&text, &size, &dropped), 0);
+        assert_null(strstr(text, "0000000007"));
+        assert_int_equal(log_ring_enable(0), 0);
 }
 
 int main(void)
@@ -351,6 +376,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_log_long_message_is_truncated_not_overrun,
                                                 setup, teardown),
                 cmocka_unit_test(test_log_level_from_string_parses_names),
+                cmocka_unit_test_setup_teardown(
+                        test_log_ring_keeps_whole_recent_records_within_its_size, setup, teardown),
                 cmocka_unit_test(test_log_target_journal_only_when_journal_stream_matches_stderr),
                 cmocka_unit_test(
                         test_log_to_journal_sends_message_priority_errno_and_code_location),

@@ -72,6 +72,15 @@ int log_internal(int level, int error, const char *file, int line, const char *f
  * target: what a tool that failed puts into its -o json error object (json-result.h). */
 const char *log_last_error(void);
 
+/* Keeps this process's records from now on ("level: message" lines, what the console shows) in
+ * memory, at most size bytes: the oldest whole records go first. 0 turns it off. A daemon that
+ * hands its own log to someone (the bootstrapper to its attested owner after a failed init) uses
+ * it; secrets never reach a log record (secret.h). */
+int log_ring_enable(size_t size);
+/* A NUL-terminated copy of the kept records (free() it); *ret_dropped if older ones were
+ * dropped. -ENODATA if the ring is off. */
+int log_ring_read(char **ret, size_t *ret_size, bool *ret_dropped);
+
 /* For tests: capture formatted records instead of writing them. NULL restores normal output. */
 typedef void (*LogSink)(int level, int error, const char *message, void *userdata);
 void log_set_sink(LogSink sink, void *userdata);

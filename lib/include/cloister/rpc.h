@@ -40,8 +40,9 @@ typedef struct RpcRequest {
 
 /* Fills *ret_response (a new reference) and returns 0, or returns -errno with detail set:
  * -EBADMSG → 400, -EPERM → 403, -ENOENT → 404, -EEXIST/-EALREADY → 409, -EBUSY → 429,
- * else 500. A refusal may also set *ret_response to {"code": STATE}: the error body then
- * carries "code" (a node state such as "already-member", docs/troubleshooting.md). */
+ * else 500. A refusal may also set *ret_response to an object: its "code" (a node state
+ * such as "already-member"), "nodeLog" and "nodeLogDropped" (a failed init's log for its owner),
+ * and nothing else of it, go into the error body (docs/troubleshooting.md). */
 typedef int (*RpcHandler)(void *userdata, const RpcRequest *req, json_t **ret_response,
                           char *detail, size_t detail_size);
 

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Versions: every node reports what it runs over attested TLS (GET /v1/node "versions": its
+Cloister version, and the image and Kubernetes versions its image build recorded in os-release),
+'cloister verify' and 'cloister status' show them, and the CLI warns when a node's Cloister
+version is beyond the support policy (docs/versions.md). Nodes are processes on loopback with
+their own swtpm (the test_join.py cluster), given an os-release file as the image build writes it.
+The node of another Cloister version is the real bootstrapper with its version string changed in
+a copy of the binary."""
+import json
+import shutil
+
+import pytest
+
+import json_schema
+import test_join
+from conftest import binary, run
+from test_join import Cluster, Node, member_policy
+
+OS_RELEASE = ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nIMAGE_ID=cloister-node\n'
+              'IMAGE_VERSION="v0.1.0-42-gfeedbee"\nKUBERNETES_VERSION="v1.30.0"\n')
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    osrel = tmp_path / "os-release"
+    osrel.write_text(OS_RELEASE)
+    start = Node.start
+
+    def start_with_os_release(self, metadata, *extra, env=None):
+        start(self, metadata, *extra, "--os-release", str(osrel), env=env)
+
+    monkeypatch.setattr(Node, "start", start_with_os_release)
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def cli_version():
+    return json.loads(run("cloister", "-o", "json", "version").stdout)["version"]
+
+
+def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    ours = cli_version()
+    want = {"cloister": ours, "image": "v0.1.0-42-gfeedbee", "kubernetes": "v1.30.0"}
+    pol = member_policy(cluster, tmp_path)
+    # A worker (its bootstrapper answers) and the control plane (its join service does).
+    for node in (w1, cp):
+        r = run("cloister", "verify", "--node", f"127.0.0.1:{node.port}", "--policy", pol,
+                "--cluster-id", cluster.cid, "-o", "json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        json_schema.validate(doc)
+        assert doc["versions"] == want, (node.name, doc["versions"])
+        assert "warning" not in r.stderr, r.stderr
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{w1.port}", "--policy", pol,
+            "--cluster-id", cluster.cid)
+    assert f"runs Cloister {ours}, image v0.1.0-42-gfeedbee, Kubernetes v1.30.0" in r.stdout
+
+    state = cluster.tmp / "cloister-state.json"
+    r = run("cloister", "status", "--policy", pol, "--state-file", state)
+    assert r.returncode == 0, r.stderr
+    header, *rows = r.stdout.splitlines()
+    assert header.split()[-3:] == ["CLOISTER", "IMAGE", "KUBERNETES"], header
+    for name in ("cp-1", "worker-1"):
+        (row,) = [x for x in rows if x.startswith(name + " ")]
+        assert row.split()[-3:] == [ours, "v0.1.0-42-gfeedbee", "v1.30.0"], row
+    doc = json.loads(run("cloister", "status", "--policy", pol, "--state-file", state, "-o",
+                         "json").stdout)
+    json_schema.validate(doc)
+    assert {n["name"]: n["versions"] for n in doc["nodes"]} == {"cp-1": want, "worker-1": want}
+    doc = json.loads(run("cloister", "verify", "--cluster", "--policy", pol, "--state-file", state,
+                         "-o", "json").stdout)
+    assert all(n["versions"] == want for n in doc["nodes"]), doc["nodes"]
+
+
+def bootstrapper_of_version(tmp_path, version):
+    """The real bootstrapper, its version string (and only that) changed in a copy."""
+    ours = cli_version().encode() + b"\0"
+    theirs = version.encode() + b"\0"
+    assert len(ours) == len(theirs)
+    data = binary("cloister-bootstrapper").read_bytes()
+    assert data.count(ours) >= 1
+    d = tmp_path / f"cloister-{version}"
+    d.mkdir()
+    out = d / "cloister-bootstrapper"
+    out.write_bytes(data.replace(ours, theirs))
+    out.chmod(0o755)
+    for sibling in ("cloister-join-service", "cloister-disk-mapper"):
+        shutil.copy(binary(sibling), d / sibling)
+    r = run_path(out, "--version")
+    assert r.stdout.strip() == f"cloister-bootstrapper {version}", r.stdout
+    return out
+
+
+def run_path(path, *args):
+    import subprocess
+    return subprocess.run([str(path), *map(str, args)], capture_output=True, text=True, timeout=30)
+
+
+def test_a_node_newer_than_the_cli_is_warned_about_with_the_next_step(cluster, tmp_path,
+                                                                      monkeypatch):
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    newer = bootstrapper_of_version(tmp_path, "0.9.0")
+    real = test_join.binary
+    monkeypatch.setattr(test_join, "binary",
+                        lambda name: newer if name == "cloister-bootstrapper" else real(name))
+    cluster.join(w1, policy)
+    w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    pol = member_policy(cluster, tmp_path)
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{w1.port}", "--policy", pol,
+            "--cluster-id", cluster.cid)
+    assert r.returncode == 0, r.stderr  # a warning, not a failure: the attestation decides
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+    assert f"https://127.0.0.1:{w1.port} runs Cloister 0.9.0, newer than this CLI " \
+           f"({cli_version()}): upgrade the CLI first, then the nodes (docs/versions.md)" in line
+    r = run("cloister", "status", "--policy", pol, "--state-file", cluster.tmp / "cloister-state.json")
+    assert r.returncode == 0 and "runs Cloister 0.9.0, newer than this CLI" in r.stderr, r.stderr
+    (row,) = [x for x in r.stdout.splitlines() if x.startswith("worker-1 ")]
+    assert "0.9.0" in row.split()
+    # The control plane, of this CLI's version, is not warned about.
+    assert f"127.0.0.1:{cp.port} runs" not in r.stderr

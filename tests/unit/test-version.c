@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "helpers/unit.h"
+
+#include "cloister/macro.h"
+#include "cloister/version.h"
+
+static void test_version_parse_accepts_releases_and_suffixes_only(void **state)
+{
+        static const char *const good[] = { "0.1.0", "v1.30.0", "12.0.99999", "1.2.3-rc.1",
+                                            "1.2.3+build.5" };
+        static const char *const bad[] = { "",           "1.2",    "1.2.3.4", "1..3",
+                                           "a.b.c",      "1.2.3-", "1.2.3 ",  "1.2.3-\n",
+                                           "123456.0.0", "-1.2.3", "1.2.3-ü" };
+        CloisterVersion v = { 7, 7, 7 };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                assert_int_equal(cloister_version_parse(good[i], &v), 0);
+        assert_int_equal(cloister_version_parse("v1.30.2", &v), 0);
+        assert_int_equal(v.major, 1);
+        assert_int_equal(v.minor, 30);
+        assert_int_equal(v.patch, 2);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                v = (CloisterVersion){ 7, 7, 7 };
+                assert_int_equal(cloister_version_parse(bad[i], &v), -EINVAL);
+                assert_int_equal(v.major, 7); /* untouched on failure */
+        }
+}
+
+/* docs/versions.md: same major, the node at most one minor behind the CLI, never ahead. */
+static void test_version_skew_follows_the_support_policy(void **state)
+{
+        static const struct {
+                const char *cli, *node;
+                int r;
+                const char *why;
+        } cases[] = {
+                { "0.1.0", "0.1.0", 0, NULL },
+                { "0.1.0", "0.1.7", 0, NULL }, /* patch versions: always */
+                { "0.2.3", "0.1.0", 0, NULL }, /* one minor behind */
+                { "0.3.0", "0.1.9", -ERANGE, "more than one minor version behind" },
+                { "0.1.0", "0.2.0", -ERANGE, "newer than this CLI" },
+                { "1.0.0", "0.9.0", -ERANGE, "another major version" },
+                { "0.1.0", "banana", -EINVAL, "is not a Cloister version" },
+        };
+        char why[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                why[0] = '\0';
+                assert_int_equal(
+                        cloister_version_skew(cases[i].cli, cases[i].node, why, sizeof(why)),
+                        cases[i].r);
+                if (cases[i].why)
+                        assert_non_null(strstr(why, cases[i].why));
+        }
+}
+
+static void test_os_release_parse_reads_quoted_and_bare_values_and_refuses_bad_ones(void **state)
+{
+        static const char text[] = "NAME=\"Debian GNU/Linux\"\n"
+                                   "IMAGE_ID=cloister-node\n"
+                                   "IMAGE_VERSION=\"v0.1.0-12-gabc\"\n"
+                                   "KUBERNETES_VERSION='v1.30.0'\n";
+        char buf[VERSION_STRING_MAX];
+
+        assert_int_equal(os_release_parse(text, strlen(text), "IMAGE_VERSION", buf, sizeof(buf)),
+                         0);
+        assert_string_equal(buf, "v0.1.0-12-gabc");
+        assert_int_equal(
+                os_release_parse(text, strlen(text), "KUBERNETES_VERSION", buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "v1.30.0");
+        assert_int_equal(os_release_parse(text, strlen(text), "IMAGE", buf, sizeof(buf)), -ENOENT);
+        /* A value with a control character, an escape, or longer than a version may be. */
+        assert_int_equal(
+                os_release_parse("IMAGE_VERSION=\"a\tb\"\n", 20, "IMAGE_VERSION", buf, sizeof(buf)),
+                -EBADMSG);
+        assert_int_equal(
+                os_release_parse("IMAGE_VERSION=a\\nb\n", 19, "IMAGE_VERSION", buf, sizeof(buf)),
+                -EBADMSG);
+        {
+                char longer[200];
+                int n = snprintf(longer, sizeof(longer), "IMAGE_VERSION=%0100d\n", 1);
+                assert_int_equal(
+                        os_release_parse(longer, (size_t) n, "IMAGE_VERSION", buf, sizeof(buf)),
+                        -EBADMSG);
+        }
+        /* Not NUL-terminated: only size bytes are read. */
+        assert_int_equal(
+                os_release_parse("IMAGE_VERSION=1.2.3XXXX", 19, "IMAGE_VERSION", buf, sizeof(buf)),
+                0);
+        assert_string_equal(buf, "1.2.3");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_version_parse_accepts_releases_and_suffixes_only),
+                cmocka_unit_test(test_version_skew_follows_the_support_policy),
+                cmocka_unit_test(
+                        test_os_release_parse_reads_quoted_and_bare_values_and_refuses_bad_ones),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
