@@ -333,6 +333,8 @@ static void test_service_notify_reaches_a_path_and_an_abstract_socket(void **sta
         setenv("NOTIFY_SOCKET", "relative.sock", 1);
         assert_int_equal(service_manager_notify("READY=1"), -EINVAL);
         unsetenv("NOTIFY_SOCKET");
+}
+
 static void test_log_ring_keeps_whole_recent_records_within_its_size(void **state)
 {
         _cleanup_(freep) char *text = NULL;
