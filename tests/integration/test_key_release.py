@@ -117,6 +117,44 @@ def test_join_under_the_name_of_a_member_bound_to_no_attestation_key_is_refused(
     assert "worker-1 is a member bound to no attestation key" in last_refusal(cluster)["reason"]
 
 
+def test_rejoin_of_a_member_with_another_disk_uuid_is_refused(cluster):
+    """A rejoin names the disk whose key it wants: it must be the member's own. From the member's
+    own TPM, just rebooted (PCR 15 zero), asking for another disk's key is refused."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    other = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, out
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", other)
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert f"worker-1 with disk {other} is not a member admitted by this join service" in \
+        last_refusal(cluster)["reason"]
+    # Its own disk, the same way, is answered: the refusal was for the disk.
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", uuid)
+    assert rc == 0 and "diskKey" in out, out
+
+
+def test_rejoin_of_a_member_whose_pcr15_is_extended_already_is_refused(cluster):
+    """The disk key is answered to a member that has just booted (PCR 15 zero), once per boot:
+    a member whose PCR 15 already holds the cluster rejoined since it booted."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, out
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+        bytes.fromhex(cluster.cid)).hexdigest()], check=True,
+        env=dict(os.environ, TPM2TOOLS_TCTI=w.tpm.tcti))
+    assert read_pcr15(w.tpm.tcti) == pcr15_expected(cluster.cid)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", uuid)
+    assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
+    assert "worker-1 has PCR 15 extended already: it rejoined since it booted" in \
+        last_refusal(cluster)["reason"]
+
+
 def authorization_for(cluster, name, not_after):
     """An authorization computed independently of the C code (docs/key-derivation.md)."""
     secret = json.loads(cluster.ms.read_text())
