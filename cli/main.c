@@ -117,9 +117,10 @@ static void help(void)
                "                         command): the workspace whose cloister.json,\n"
                "                         cloister-state.json, secrets and kubeconfig give\n"
                "                         every command its defaults\n"
-               "     --debug             Append a debug-level log of this run to the\n"
-               "                         workspace's cloister-debug.log (0600; never a\n"
-               "                         secret), anywhere on the command line\n"
+               "     --debug             Append a debug-level log of this run (and of the\n"
+               "                         cloister commands it starts: $CLOISTER_DEBUG=1)\n"
+               "                         to the workspace's cloister-debug.log (0600;\n"
+               "                         never a secret), anywhere on the command line\n"
                "\n"
                "Run 'cloister COMMAND --help' for a command's own options.\n"
                "\n"
@@ -180,6 +181,8 @@ int main(int argc, char *argv[])
         r = cli_global_options(&argc, argv, &workspace, &debug);
         if (r >= 0 && workspace)
                 r = cli_workspace_enter(workspace);
+        /* Set by --debug for the commands a run starts ('mini up' and 'mini exec'). */
+        debug = debug || (getenv("CLOISTER_DEBUG") && strcmp(getenv("CLOISTER_DEBUG"), "1") == 0);
         if (r >= 0 && debug)
                 r = debug_fd = cli_debug_log_open(command_line ?: "cloister",
                                                   CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
