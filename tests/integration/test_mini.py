@@ -181,6 +181,19 @@ def test_mini_names_every_missing_program_before_doing_anything(tmp_path, ws):
     assert_nothing_left(ws)
 
 
+def test_mini_vm_names_everything_vms_lack(tmp_path, ws):
+    env = mini_env(tmp_path, 9742, CLOISTER_VM_MEMORY=str(1 << 30))
+    env["PATH"] = sandbox_path(tmp_path, {"qemu-system-x86_64", "swtpm"})
+    r = mini(env, ws, "up", "--vm", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for what in ("no node image at", "qemu-system-x86_64 is missing (apt-get install "
+                 "qemu-system-x86)", "swtpm is missing (apt-get install swtpm)",
+                 "MiB of memory are needed for 2 VMs"):
+        assert what in r.stderr, (what, r.stderr)
+    assert r.stderr.count("\n") == 1  # one line
+    assert_nothing_left(ws)
+
+
 def test_mini_names_missing_memory(tmp_path, ws):
     env = mini_env(tmp_path, 9735, MINI_NODE_MEMORY_MIB=str(1 << 30))
     r = mini(env, ws, "up", "--netns", "--nodes", "2", timeout=60)
