@@ -39,6 +39,7 @@ def test_the_validator_refuses_documents_that_break_the_schema():
     """Each document differs from a valid one in one place the schema fixes."""
     good = {"schemaVersion": 1, "command": "cloister verify", "node": "https://127.0.0.1:9000",
             "versions": {"cloister": "0.1.0", "image": None, "kubernetes": "v1.30.0"},
+            "state": "member",
             "checks": [{"name": "pcr", "index": 4, "result": "pass", "enforced": True,
                         "expected": "aa", "actual": "aa", "detail": "PCR 4"}],
             "verdict": {"result": "pass", "reason": None, "check": None, "index": None,
@@ -57,6 +58,7 @@ def test_the_validator_refuses_documents_that_break_the_schema():
         lambda d: d.update(command="cloister verify extra words"),
         lambda d: d["versions"].update(image=""),
         lambda d: d["versions"].pop("kubernetes"),
+        lambda d: d.update(state="busy"),
     ]
     for change in bad:
         d = json.loads(json.dumps(good))
