@@ -161,6 +161,10 @@ def test_commands_without_a_result_document_refuse_json_with_an_error_document(t
         err = error_document(run("cloister", "-o", "json", *args, cwd=tmp_path), command, "EUSAGE")
         assert err["cause"] == f"{command} prints no JSON result"
         assert err["nextStep"].startswith("Drop -o json")
+    # -o json after the command: the same refusal, not an unknown option.
+    err = error_document(run("cloister", "apply", "-o", "json", cwd=tmp_path), "cloister apply",
+                         "EUSAGE")
+    assert err["cause"] == "cloister apply prints no JSON result"
     # Their help is still text.
     r = run("cloister", "-o", "json", "apply", "--help")
     assert r.returncode == 0 and r.stdout.startswith("Usage:")
