@@ -165,6 +165,9 @@ def test_commands_without_a_result_document_refuse_json_with_an_error_document(t
     err = error_document(run("cloister", "apply", "-o", "json", cwd=tmp_path), "cloister apply",
                          "EUSAGE")
     assert err["cause"] == "cloister apply prints no JSON result"
+    err = error_document(run("cloister-measure", "authenticode", "x.efi", "-o", "json"),
+                         "cloister-measure authenticode", "EUSAGE")
+    assert err["cause"] == "cloister-measure authenticode prints no JSON result"
     # Their help is still text.
     r = run("cloister", "-o", "json", "apply", "--help")
     assert r.returncode == 0 and r.stdout.startswith("Usage:")
