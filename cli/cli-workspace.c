@@ -41,7 +41,7 @@ int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool
         bool debug = false;
         int out = 1;
 
-        for (int i = 1; i < *argc;) {
+        for (int i = 1; i < *argc && argv[i];) {
                 int consumed;
                 const char *value;
 

@@ -172,7 +172,7 @@ int main(int argc, char *argv[])
         CliOptions o = { .output = OUTPUT_TEXT };
         _cleanup_(freep) char *command_line = NULL;
         _cleanup_(closep) int debug_fd = -1;
-        const char *workspace;
+        const char *workspace, *env_debug;
         bool debug;
         int r;
 
@@ -182,10 +182,13 @@ int main(int argc, char *argv[])
         if (r >= 0 && workspace)
                 r = cli_workspace_enter(workspace);
         /* Set by --debug for the commands a run starts ('mini up' and 'mini exec'). */
-        debug = debug || (getenv("CLOISTER_DEBUG") && strcmp(getenv("CLOISTER_DEBUG"), "1") == 0);
-        if (r >= 0 && debug)
-                r = debug_fd = cli_debug_log_open(command_line ?: "cloister",
-                                                  CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
+        env_debug = getenv("CLOISTER_DEBUG");
+        debug = debug || (env_debug && strcmp(env_debug, "1") == 0);
+        if (r >= 0 && debug) {
+                debug_fd = cli_debug_log_open(command_line ?: "cloister",
+                                              CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
+                r = MIN(debug_fd, 0);
+        }
         if (r < 0)
                 return exit_status_from_errno(r);
         r = parse_argv(argc, argv, &o);
