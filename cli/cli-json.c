@@ -71,6 +71,9 @@ int cli_json_begin(CliOptions *o, int argc, char *argv[])
                                 o->output = OUTPUT_JSON;
                         return 0;
                 }
+        /* The verb's own -o json too (mini's exec passes its arguments on: not that). */
+        if (o->output != OUTPUT_JSON && strcmp(argv[0], "mini") != 0 && verb_asks_json(argc, argv))
+                o->output = OUTPUT_JSON;
         if (o->output != OUTPUT_JSON)
                 return 0;
         /* Help is text, whatever -o says. */

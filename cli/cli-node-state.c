@@ -218,3 +218,15 @@ void cli_node_log_save(const char *endpoint, const json_t *resp)
         else
                 log_notice("The node's log of this boot (%zu bytes) is saved in %s.", size, path);
 }
+
+const char *cli_node_state_name(const json_t *node)
+{
+        static const char *const states[] = { "uninitialized", "joining", "awaiting-recovery",
+                                              "member" };
+        const char *s = json_string_value(json_object_get(node, "state"));
+
+        for (size_t i = 0; s && i < ELEMENTSOF(states); i++)
+                if (strcmp(s, states[i]) == 0)
+                        return states[i];
+        return NULL;
+}

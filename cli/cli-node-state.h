@@ -38,3 +38,6 @@ void cli_node_versions_text(const json_t *versions, char *buf, size_t size);
  * docs/troubleshooting.md): saved as cloister-node-HOST-PORT.log (0600) in the workspace, with
  * control characters replaced, and the path said. Nothing if the answer has none. */
 void cli_node_log_save(const char *endpoint, const json_t *resp);
+/* The node's state as its GET /v1/node answer names it, if it is one the CLI knows
+ * ("uninitialized", "joining", "awaiting-recovery", "member"; a static string), else NULL. */
+const char *cli_node_state_name(const json_t *node);

@@ -41,7 +41,7 @@ int cli_global_options(int *argc, char *argv[], const char **ret_workspace, bool
         bool debug = false;
         int out = 1;
 
-        for (int i = 1; i < *argc;) {
+        for (int i = 1; i < *argc && argv[i];) {
                 int consumed;
                 const char *value;
 
@@ -231,6 +231,10 @@ int cli_debug_log_open(const char *command_line, const char *version)
         (void) dprintf(fd, "\n==== %s cloister %s, pid %ld, workspace %s\n==== %s\n", stamp,
                        version, (long) getpid(), cwd ?: "?", command_line);
         log_set_file(fd);
+        /* The cloister commands this one starts ('mini up', 'mini exec') log to their own
+         * workspace's file too. */
+        if (setenv("CLOISTER_DEBUG", "1", /* overwrite= */ 1) < 0)
+                log_debug_errno(-errno, "Cannot set $CLOISTER_DEBUG: %m");
         /* Said on stderr once, so the file can be found (and sent along with a report). */
         (void) fprintf(stderr, "Debug log: %s/%s\n", cwd ?: ".", CLI_DEBUG_LOG);
         return fd;

@@ -161,7 +161,8 @@ int verb_mini(int argc, char *argv[], void *userdata)
         if (exec && argv[2][0] == '-' && strcmp(argv[2], "--") != 0)
                 return log_error_errno(-EUSAGE,
                                        "cloister mini exec: unknown option '%s': the command goes "
-                                       "after '--' ('cloister mini exec -- COMMAND').",
+                                       "after '--' ('cloister mini exec -- COMMAND'). See "
+                                       "'cloister mini --help'.",
                                        argv[2]);
         /* down and status take nothing: an unknown option must not tear a cluster down. */
         if (!exec && strcmp(argv[1], "up") != 0 && argc > 2)

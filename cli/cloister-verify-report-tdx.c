@@ -400,8 +400,10 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 printf("Checks\n");
         }
         r = tdx_verify_quote(&q, raw, n, col, &opts, &v, print_check, &pr, &d);
-        if (r == -EINVAL)
+        if (r == -EINVAL) {
+                json_decref(pr.doc); /* an error document instead (cli-json.c) */
                 return log_error_errno(r, "%s", d.message);
+        }
         if (r >= 0 && log) {
                 TdxRtmrs t;
                 char detail[128];

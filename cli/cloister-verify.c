@@ -52,6 +52,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         json_t *resp = NULL;
         _cleanup_(json_decrefp) json_t *versions = NULL;
+        const char *state = NULL; /* static: one of the states the CLI knows */
         uint8_t cid[CLUSTER_ID_SIZE];
         AttestReport rep = {};
         PolicyVerifier pv;
@@ -179,8 +180,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (verdict >= 0 && status != 200)
                 verdict = diag_fail(&d, -EPROTO, "node", -1, "the node answered HTTP %ld", status);
         /* What the attested node runs; a warning if it is beyond what this CLI supports. */
-        if (verdict >= 0)
+        if (verdict >= 0) {
                 versions = cli_node_versions(endpoint, resp);
+                state = cli_node_state_name(resp);
+        }
         json_decref(resp);
         if (rep.n_checks == 0 && verdict < 0) {
                 attest_report_done(&rep);
@@ -194,10 +197,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
                 if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
                     json_object_set(doc, "versions", versions ?: json_null()) < 0 ||
+                    json_object_set_new(doc, "state", state ? json_string(state) : json_null()) <
+                            0 ||
                     result_print(doc) < 0)
                         r = log_oom();
         } else {
                 printf("node %s\n", endpoint);
+                if (state)
+                        printf("state %s\n", state);
                 if (versions) {
                         char text[256];
                         cli_node_versions_text(versions, text, sizeof(text));

@@ -99,6 +99,21 @@ static int verb_version(int argc, char *argv[], void *userdata)
         return print_version(o->output);
 }
 
+/* The command as its help is asked for: "verify", or "attestation verify" for a verb with
+ * sub-verbs. */
+static void command_name(int argc, char *argv[], char *buf, size_t n)
+{
+        const Verb *v = NULL;
+
+        for (const Verb *p = verbs; p->name; p++)
+                if (strcmp(p->name, argv[0]) == 0)
+                        v = p;
+        if (v && v->min_args > 0 && argc > 1 && argv[1][0] != '-')
+                (void) snprintf(buf, n, "%s %s", argv[0], argv[1]);
+        else
+                (void) snprintf(buf, n, "%s", argv[0]);
+}
+
 static void help(void)
 {
         printf("Usage: cloister [OPTIONS] COMMAND ...\n"
@@ -117,9 +132,10 @@ static void help(void)
                "                         command): the workspace whose cloister.json,\n"
                "                         cloister-state.json, secrets and kubeconfig give\n"
                "                         every command its defaults\n"
-               "     --debug             Append a debug-level log of this run to the\n"
-               "                         workspace's cloister-debug.log (0600; never a\n"
-               "                         secret), anywhere on the command line\n"
+               "     --debug             Append a debug-level log of this run (and of the\n"
+               "                         cloister commands it starts: $CLOISTER_DEBUG=1)\n"
+               "                         to the workspace's cloister-debug.log (0600;\n"
+               "                         never a secret), anywhere on the command line\n"
                "\n"
                "Run 'cloister COMMAND --help' for a command's own options.\n"
                "\n"
@@ -171,7 +187,8 @@ int main(int argc, char *argv[])
         CliOptions o = { .output = OUTPUT_TEXT };
         _cleanup_(freep) char *command_line = NULL;
         _cleanup_(closep) int debug_fd = -1;
-        const char *workspace;
+        const char *workspace, *env_debug;
+        char command[128];
         bool debug;
         int r;
 
@@ -180,9 +197,14 @@ int main(int argc, char *argv[])
         r = cli_global_options(&argc, argv, &workspace, &debug);
         if (r >= 0 && workspace)
                 r = cli_workspace_enter(workspace);
-        if (r >= 0 && debug)
-                r = debug_fd = cli_debug_log_open(command_line ?: "cloister",
-                                                  CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
+        /* Set by --debug for the commands a run starts ('mini up' and 'mini exec'). */
+        env_debug = getenv("CLOISTER_DEBUG");
+        debug = debug || (env_debug && strcmp(env_debug, "1") == 0);
+        if (r >= 0 && debug) {
+                debug_fd = cli_debug_log_open(command_line ?: "cloister",
+                                              CLOISTER_VERSION " (commit " CLOISTER_COMMIT ")");
+                r = MIN(debug_fd, 0);
+        }
         if (r < 0)
                 return exit_status_from_errno(r);
         r = parse_argv(argc, argv, &o);
@@ -194,9 +216,15 @@ int main(int argc, char *argv[])
         }
         /* -o json: a verb without a result document refuses it; a failure leaves an error
          * document on stdout (cli-json.c, docs/json.md). */
+        command_name(argc - optind, argv + optind, command, sizeof(command));
         r = cli_json_begin(&o, argc - optind, argv + optind);
         if (r >= 0)
                 r = verbs_dispatch("cloister", argc - optind, argv + optind, verbs, &o);
+        /* getopt said what was wrong (an unknown option, one without its value) on a line of its
+         * own: the error line names the command and where its options are. */
+        if (r == -EUSAGE && !log_last_error()[0])
+                log_error("cloister %s: a usage error (see above). See 'cloister %s --help'.",
+                          command, command);
         r = cli_json_finish(&o, r);
         log_debug("Exit status %d%s%s.", exit_status_from_errno(r), r < 0 ? ": " : "",
                   r < 0 && r != -EUSAGE ? strerror(-r)

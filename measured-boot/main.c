@@ -110,7 +110,16 @@ int main(int argc, char *argv[])
                              i + 1 < argc && strcmp(argv[i + 1], "json") == 0) ||
                             strcmp(argv[i], "-ojson") == 0 || strcmp(argv[i], "--output=json") == 0)
                                 arg_output = OUTPUT_JSON;
-        r = verbs_dispatch("cloister-measure", argc - optind, argv + optind, verbs, NULL);
+        /* Verbs without a result document refuse -o json in words, not as an unknown option. */
+        if (arg_output == OUTPUT_JSON && (strcmp(argv[optind], "authenticode") == 0 ||
+                                          strcmp(argv[optind], "snp-host-data") == 0))
+                r = log_error_errno(-EUSAGE,
+                                    "%s prints no JSON result: drop -o json (these print one, "
+                                    "docs/json.md: eventlog replay, eventlog show, snp-launch, "
+                                    "verify; uki and image print a measurements file).",
+                                    command);
+        else
+                r = verbs_dispatch("cloister-measure", argc - optind, argv + optind, verbs, NULL);
         if (r < 0 && arg_output == OUTPUT_JSON)
                 (void) result_print_error(command, r);
         return exit_status_from_errno(r);

@@ -50,6 +50,10 @@ def test_an_unknown_option_is_a_usage_error_exit_2(path, tmp_path):
     assert r.returncode == 2, (path, r.returncode, r.stdout, r.stderr)
     assert "no-such-option" in r.stderr, (path, r.stderr)
     assert "Traceback" not in r.stderr
+    if path[0] == "cloister":
+        # At most one error line, and the last line says where the options are.
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) <= 1 and "--help" in r.stderr.splitlines()[-1], r.stderr
     assert list(tmp_path.iterdir()) == [], "a usage error created files"
 
 

@@ -185,3 +185,15 @@ def test_options_after_a_double_dash_are_not_taken_as_the_workspace(tmp_path):
     """'--' ends cloister's own options: what follows is another program's ('mini exec')."""
     r = run("cloister", "-C", tmp_path, "frobnicate", "--", "-C", "/nonexistent")
     assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr, r.stderr
+
+
+def test_recover_without_node_attests_the_control_plane_the_state_file_records(member, tmp_path):
+    """Nothing but the workspace: the endpoint comes from cloister-state.json. The node is a
+    running member, so recover refuses it before sending anything, naming that endpoint."""
+    ws, cp, _, _ = member
+    r = run("cloister", "-C", ws, "recover", cwd=elsewhere(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"no --node: the first control plane cloister-state.json records, {cp.url()}" in \
+        r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors and cp.url() in r.stderr, r.stderr

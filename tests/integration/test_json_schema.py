@@ -39,6 +39,7 @@ def test_the_validator_refuses_documents_that_break_the_schema():
     """Each document differs from a valid one in one place the schema fixes."""
     good = {"schemaVersion": 1, "command": "cloister verify", "node": "https://127.0.0.1:9000",
             "versions": {"cloister": "0.1.0", "image": None, "kubernetes": "v1.30.0"},
+            "state": "member",
             "checks": [{"name": "pcr", "index": 4, "result": "pass", "enforced": True,
                         "expected": "aa", "actual": "aa", "detail": "PCR 4"}],
             "verdict": {"result": "pass", "reason": None, "check": None, "index": None,
@@ -57,6 +58,7 @@ def test_the_validator_refuses_documents_that_break_the_schema():
         lambda d: d.update(command="cloister verify extra words"),
         lambda d: d["versions"].update(image=""),
         lambda d: d["versions"].pop("kubernetes"),
+        lambda d: d.update(state="busy"),
     ]
     for change in bad:
         d = json.loads(json.dumps(good))
@@ -159,6 +161,13 @@ def test_commands_without_a_result_document_refuse_json_with_an_error_document(t
         err = error_document(run("cloister", "-o", "json", *args, cwd=tmp_path), command, "EUSAGE")
         assert err["cause"] == f"{command} prints no JSON result"
         assert err["nextStep"].startswith("Drop -o json")
+    # -o json after the command: the same refusal, not an unknown option.
+    err = error_document(run("cloister", "apply", "-o", "json", cwd=tmp_path), "cloister apply",
+                         "EUSAGE")
+    assert err["cause"] == "cloister apply prints no JSON result"
+    err = error_document(run("cloister-measure", "authenticode", "x.efi", "-o", "json"),
+                         "cloister-measure authenticode", "EUSAGE")
+    assert err["cause"] == "cloister-measure authenticode prints no JSON result"
     # Their help is still text.
     r = run("cloister", "-o", "json", "apply", "--help")
     assert r.returncode == 0 and r.stdout.startswith("Usage:")

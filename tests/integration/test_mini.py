@@ -112,6 +112,31 @@ def test_mini_up_in_a_workspace_joins_verifies_and_says_how_to_reach_it(tmp_path
     assert_nothing_left(ws, extra=["notes.txt"])
 
 
+def test_mini_up_with_debug_logs_every_command_it_runs_in_the_workspace(tmp_path, ws):
+    """--debug reaches the cloister commands mini runs (through $CLOISTER_DEBUG) and those
+    mini exec runs: all in the workspace's cloister-debug.log."""
+    env = mini_env(tmp_path, 9740)
+    up = subprocess.run([str(binary("cloister")), "--debug", "-C", str(ws), "mini", "up",
+                         "--netns", "--nodes", "1"], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        r = mini(env, ws, "exec", "--", "cloister", "status")
+        assert r.returncode == 0, r.stderr
+        log = (ws / "cloister-debug.log").read_text()
+        # mini up itself, then what it ran in the workspace: apply and the verifications.
+        for command in (" --debug -C " + str(ws) + " mini up --netns --nodes 1",
+                        "cloister apply --endpoint https://10.77.0.11:9740",
+                        "cloister verify --cluster"):
+            assert command in log, (command, log)
+        assert "debug: Exit status 0." in log
+        assert "cloister status" not in log  # no --debug, no $CLOISTER_DEBUG: not logged
+    finally:
+        down = mini(env, ws, "down", timeout=60)
+    assert down.returncode == 0
+    assert_nothing_left(ws, extra=["cloister-debug.log"])
+
+
 def test_mini_exec_without_a_cluster_says_how_to_start_one(tmp_path, ws):
     env = mini_env(tmp_path, 9732)
     r = mini(env, ws, "exec", "--", "cloister", "status", timeout=30)
@@ -153,6 +178,19 @@ def test_mini_names_every_missing_program_before_doing_anything(tmp_path, ws):
     for what in ("swtpm (apt-get install swtpm)", "swtpm_setup (apt-get install swtpm-tools)",
                  "tpm2_pcrextend (apt-get install tpm2-tools)"):
         assert what in r.stderr, r.stderr
+    assert_nothing_left(ws)
+
+
+def test_mini_vm_names_everything_vms_lack(tmp_path, ws):
+    env = mini_env(tmp_path, 9742, CLOISTER_VM_MEMORY=str(1 << 30))
+    env["PATH"] = sandbox_path(tmp_path, {"qemu-system-x86_64", "swtpm"})
+    r = mini(env, ws, "up", "--vm", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for what in ("no node image at", "qemu-system-x86_64 is missing (apt-get install "
+                 "qemu-system-x86)", "swtpm is missing (apt-get install swtpm)",
+                 "MiB of memory are needed for 2 VMs"):
+        assert what in r.stderr, (what, r.stderr)
+    assert r.stderr.count("\n") == 1  # one line
     assert_nothing_left(ws)
 
 

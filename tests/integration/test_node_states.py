@@ -10,7 +10,7 @@ import re
 import pytest
 
 from conftest import run
-from test_join import Cluster, reboot, restart
+from test_join import Cluster, member_policy, reboot, restart
 
 
 @pytest.fixture
@@ -18,6 +18,13 @@ def cluster(tmp_path):
     c = Cluster(tmp_path)
     yield c
     c.stop()
+
+
+def node_state(node, policy, *extra):
+    """The state 'cloister verify --node -o json' reports for node."""
+    r = run("cloister", "verify", "--node", node.url(), "--policy", policy, *extra, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)["state"]
 
 
 def errors(r):
@@ -57,9 +64,9 @@ def test_apply_to_a_member_says_it_is_already_one_and_sends_nothing(cluster, tmp
     r, _ = fresh_apply(cluster, w1, policy, tmp_path, "-v")
     assert r.returncode == 1 and re.search(r"PCR 15 is [0-9a-f]{64}, expected 0{64}", r.stderr), \
         r.stderr
-    # The same node asked through the workspace that made its cluster: the cluster is named.
-    st = json.loads((cluster.tmp / "cloister-state.json").read_text())
-    assert st["clusterId"] == cluster.cid
+    # verify says the state too.
+    assert node_state(w1, member_policy(cluster, tmp_path), "--cluster-id", cluster.cid) == \
+        "member"
 
 
 def outage(cluster, policy, nodes):
@@ -82,6 +89,7 @@ def test_apply_to_a_control_plane_waiting_for_recovery_names_cloister_recover(cl
     assert "waits for 'cloister recover'" in line and "nothing was sent" in line, line
     assert f"cloister recover --node {cp.url()}" in line, line
     assert not (ws / "cloister-state.json").exists()
+    assert node_state(cp, policy) == "awaiting-recovery"
 
 
 def test_recover_twice_says_the_node_recovered_already(cluster, tmp_path):
@@ -118,6 +126,7 @@ def test_recover_of_a_node_in_no_cluster_says_so_with_the_nodes_own_words(cluste
     assert f"cloister apply --endpoint 127.0.0.1:{fresh.port}" in line, line
     assert "nothing was changed" in line
     assert "POST /v1/recover refused" in fresh.log.read_text()
+    assert node_state(fresh, policy) == "uninitialized"
 
 
 def test_a_join_refused_by_the_policy_says_so_at_the_joining_node(cluster):
