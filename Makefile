@@ -144,7 +144,9 @@ $(FAULT_BIN): $(disk-mapper_OBJS) $(BUILD)/obj-fault/lib/luks/luks.o $(LIBCLOIST
 	        $(LIBCLOISTER) $(PKG_LIBS)
 
 # The join service with fault points (CLOISTER_FAULT_INJECTION): the crash tests kill it with
-# SIGKILL at each step of a join (CLOISTER_FAULT=STEP). Only tests use it; never installed.
+# SIGKILL at each step of a join (CLOISTER_FAULT=STEP), or alters one member of what it seals to
+# a node (CLOISTER_FAULT=tamper:KEY=VALUE, tests/integration/test_join_tampered.py). Only tests
+# use it; never installed.
 # main.c's hook: CLOISTER_FAKE_NETWORK=PROG replaces the network process with PROG, which
 # speaks to the monitor as a compromised one would (tests/integration/test_join_privsep.py).
 JOIN_FAULT_BIN := $(BUILD)/tests/cloister-join-service-fault

@@ -39,10 +39,37 @@ static void fault_point(const char *step)
         if (f && strcmp(f, step) == 0)
                 (void) raise(SIGKILL);
 }
+
+/* The node-side checks of a ticket or rejoin answer (bootstrapper-join.c) are tested against a
+ * join service that lies: CLOISTER_FAULT="tamper:KEY=VALUE" (or "tamper:admitted.KEY=VALUE")
+ * replaces that string member of what is sealed to the node. */
+static void fault_tamper(json_t *doc)
+{
+        const char *f = getenv("CLOISTER_FAULT"), *eq, *key;
+        char name[64];
+        json_t *o = doc;
+
+        if (!f || strncmp(f, "tamper:", 7) != 0 || !(eq = strchr(f + 7, '=')) ||
+            (size_t) (eq - f - 7) >= sizeof(name))
+                return;
+        (void) snprintf(name, sizeof(name), "%.*s", (int) (eq - f - 7), f + 7);
+        key = name;
+        if (strncmp(name, "admitted.", 9) == 0) {
+                o = json_object_get(doc, "admitted");
+                key = name + 9;
+        }
+        if (o)
+                (void) json_object_set_new(o, key, json_string(eq + 1));
+}
 #else
 static void fault_point(const char *step)
 {
         (void) step;
+}
+
+static void fault_tamper(json_t *doc)
+{
+        (void) doc;
 }
 #endif
 
@@ -688,8 +715,10 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
         if (r < 0)
                 return r;
         /* Sealed to the key the evidence is bound to: only that node reads or alters it. */
-        if (r > 0)
+        if (r > 0) {
+                fault_tamper(ticket);
                 return rpc_answer_seal(req->spki, req->spki_size, "join", ticket, ret_response);
+        }
         /* The slow part (kubeadm) runs without the lock: the name and disk are reserved. */
         r = make_ticket(js, req, &a, &ticket, detail, n);
         if (r < 0) {
@@ -712,6 +741,7 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
         if (r < 0)
                 return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                               "the join service cannot record the new member");
+        fault_tamper(ticket);
         return rpc_answer_seal(req->spki, req->spki_size, "join", ticket, ret_response);
 }
 
@@ -732,6 +762,7 @@ int join_handle_rejoin(JoinService *js, const JoinCall *req, json_t **ret_respon
         (void) pthread_mutex_unlock(&js->members_lock);
         if (r < 0)
                 return r;
+        fault_tamper(answer);
         return rpc_answer_seal(req->spki, req->spki_size, "rejoin", answer, ret_response);
 }
 
