@@ -207,3 +207,33 @@ def test_join_service_killed_at_each_step_of_a_join_leaves_membership_and_log_ag
     finally:
         js.terminate()
         js.wait(timeout=20)
+
+
+def test_verify_cluster_fails_a_member_whose_address_answers_as_another_member(cluster,
+                                                                               tmp_path):
+    """Two genuine members, their addresses swapped in the membership (an edited file, or a
+    host that moved addresses): each address attests fine, as the other member. verify --cluster
+    holds each answer to the member it asked about."""
+    from test_join import member_policy
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w1, w2])
+    cluster.init(cp, policy)
+    for w in (w1, w2):
+        cluster.join(w, policy)
+        w.wait_for("serving node state")
+    verify = ["cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+              "--state-file", cluster.tmp / "cloister-state.json", "-o", "json"]
+    r = run(*verify)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((cp.state / "members.json").read_text())
+    by_name = {m["name"]: m for m in doc["members"]}
+    by_name["worker-1"]["endpoint"], by_name["worker-2"]["endpoint"] = \
+        by_name["worker-2"]["endpoint"], by_name["worker-1"]["endpoint"]
+    (cp.state / "members.json").write_text(json.dumps(doc))
+    r = run(*verify)
+    assert r.returncode == 1, r.stdout + r.stderr
+    nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+    for me, other in (("worker-1", "worker-2"), ("worker-2", "worker-1")):
+        assert nodes[me]["verdict"]["result"] == "fail"
+        assert any(f"says it is {other} of cluster" in x for x in nodes[me]["reasons"]), \
+            nodes[me]
