@@ -159,30 +159,43 @@ static void test_snp_gsg_debug_report_is_authentic_but_refused_by_production_pol
         assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
 }
 
+/* trustee-milan's report, parsed (the policy tests below change what it says, as
+ * snp_check_policy judges a verified report's fields), and the check under p. */
+static void milan_report(SnpReport *rep)
+{
+        _cleanup_(freep) uint8_t *r = NULL;
+        size_t n;
+        Diag d;
+
+        r = load("snp/trustee-milan/report.bin", &n);
+        assert_int_equal(snp_report_parse(r, n, rep, &d), 0);
+}
+
+static int milan_check(const SnpReport *rep, const SnpPolicy *p, Diag *d)
+{
+        return snp_check_policy(rep, SNP_PRODUCT_MILAN, p, NULL, NULL, NULL, d);
+}
+
 static void test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allowed(void **state)
 {
         /* MIGRATE_MA (guest policy bit 18): a migration agent may export the guest's memory. The
          * genuine report's parsed policy with the bit set (the signature is not in question here:
          * snp_check_policy judges what a verified report says). */
-        _cleanup_(freep) uint8_t *r = NULL;
         SnpReport rep;
         SnpPolicy p;
-        size_t n;
         Diag d;
 
-        r = load("snp/trustee-milan/report.bin", &n);
-        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        milan_report(&rep);
         snp_policy_defaults(&p);
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
 
         rep.policy |= SNP_POLICY_MIGRATE_MA;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
-                         -EPERM);
+        assert_int_equal(milan_check(&rep, &p, &d), -EPERM);
         assert_string_equal(d.check, "snp-migration-agent");
         assert_string_equal(d.expected, "0");
         assert_string_equal(d.actual, "1");
         p.allow_migration_agent = true;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
 }
 
 static void test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding_it(void **state)
@@ -190,20 +203,16 @@ static void test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding
         /* SMT (guest policy bit 16) shares cores with other threads. Allowed by default (every
          * cloud enables it); "allowSmt": false refuses it. trustee-milan's guest policy allows
          * SMT. */
-        _cleanup_(freep) uint8_t *r = NULL;
         SnpReport rep;
         SnpPolicy p;
-        size_t n;
         Diag d;
 
-        r = load("snp/trustee-milan/report.bin", &n);
-        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        milan_report(&rep);
         assert_true(rep.policy & SNP_POLICY_SMT);
         snp_policy_defaults(&p);
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
         p.allow_smt = false;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
-                         -EPERM);
+        assert_int_equal(milan_check(&rep, &p, &d), -EPERM);
         assert_string_equal(d.check, "snp-smt");
 }
 
@@ -212,26 +221,22 @@ static void test_snp_report_requested_at_another_vmpl_is_refused(void **state)
         /* VMPL: a report requested from a less privileged level (a guest kernel under an SVSM or
          * paravisor at VMPL 0) speaks for less than the whole guest. The genuine report's parsed
          * VMPL changed, as snp_check_policy judges what a verified report says. */
-        _cleanup_(freep) uint8_t *r = NULL;
         SnpReport rep;
         SnpPolicy p;
-        size_t n;
         Diag d;
 
-        r = load("snp/trustee-milan/report.bin", &n);
-        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        milan_report(&rep);
         assert_int_equal(rep.vmpl, 0);
         snp_policy_defaults(&p);
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
 
         rep.vmpl = 2;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
-                         -EPERM);
+        assert_int_equal(milan_check(&rep, &p, &d), -EPERM);
         assert_string_equal(d.check, "snp-vmpl");
         assert_string_equal(d.expected, "0");
         assert_string_equal(d.actual, "2");
         p.vmpl = 2;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
 }
 
 static void test_snp_report_whose_id_key_is_not_listed_is_refused(void **state)
@@ -239,27 +244,23 @@ static void test_snp_report_whose_id_key_is_not_listed_is_refused(void **state)
         /* idKeyDigests: the launch's ID block must be signed by one of these keys. The genuine
          * report's own ID key digest passes; any other listed alone is refused, with both
          * values. */
-        _cleanup_(freep) uint8_t *r = NULL;
         SnpReport rep;
         SnpPolicy p;
         char hex[97];
-        size_t n;
         Diag d;
 
-        r = load("snp/trustee-milan/report.bin", &n);
-        assert_int_equal(snp_report_parse(r, n, &rep, &d), 0);
+        milan_report(&rep);
         snp_policy_defaults(&p);
         memset(p.id_key_digests[0], 0x5c, 48);
         p.n_id_key_digests = 1;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d),
-                         -EPERM);
+        assert_int_equal(milan_check(&rep, &p, &d), -EPERM);
         assert_string_equal(d.check, "snp-id-key");
         hex_encode_buf(rep.id_key_digest, 48, hex, sizeof(hex));
         assert_string_equal(d.actual, hex);
 
         memcpy(p.id_key_digests[1], rep.id_key_digest, 48);
         p.n_id_key_digests = 2;
-        assert_int_equal(snp_check_policy(&rep, SNP_PRODUCT_MILAN, &p, NULL, NULL, NULL, &d), 0);
+        assert_int_equal(milan_check(&rep, &p, &d), 0);
 }
 
 static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **state)
