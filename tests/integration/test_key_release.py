@@ -40,6 +40,20 @@ def last_refusal(cluster):
     return refused[-1]
 
 
+UUID = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+OTHER_UUID = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
+
+
+def probed_member(cluster):
+    """cp-1 initialised, worker-1 a member through the join probe (disk UUID, its own TPM, PCR 15
+    left zero): (cp, worker)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", UUID)
+    assert rc == 0, out
+    return cp, w
+
+
 def test_join_claiming_another_members_disk_uuid_is_refused_and_audited(cluster):
     """worker-1 joined for real; worker-2 (pinned, the image's PCRs, never joined) asks under a
     new name with worker-1's disk UUID, which GET /v1/members shows to anyone. The disk key is
@@ -101,18 +115,13 @@ def test_rejoin_of_a_member_bound_to_no_attestation_key_is_refused(cluster):
 def test_join_under_the_name_of_a_member_bound_to_no_attestation_key_is_refused(cluster):
     """The join path's side of the same rule: even the member's own TPM, asking to finish a join
     under that name, is refused for the record, not for a key mismatch it cannot have."""
-    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
-    policy = cluster.policy([cp, w1])
-    cluster.init(cp, policy)
-    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
-    rc, out = probe(cluster, "--tcti", w1.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
-    assert rc == 0, out
+    cp, w1 = probed_member(cluster)
     doc = json.loads((cp.state / "members.json").read_text())
     for m in doc["members"]:
         if m["name"] == "worker-1":
             m["akDigest"] = ""
     (cp.state / "members.json").write_text(json.dumps(doc))
-    rc, out = probe(cluster, "--tcti", w1.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    rc, out = probe(cluster, "--tcti", w1.tpm.tcti, "--name", "worker-1", "--disk-uuid", UUID)
     assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
     assert "worker-1 is a member bound to no attestation key" in last_refusal(cluster)["reason"]
 
@@ -120,36 +129,25 @@ def test_join_under_the_name_of_a_member_bound_to_no_attestation_key_is_refused(
 def test_rejoin_of_a_member_with_another_disk_uuid_is_refused(cluster):
     """A rejoin names the disk whose key it wants: it must be the member's own. From the member's
     own TPM, just rebooted (PCR 15 zero), asking for another disk's key is refused."""
-    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
-    policy = cluster.policy([cp, w])
-    cluster.init(cp, policy)
-    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
-    other = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
-    assert rc == 0, out
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", other)
+    cp, w = probed_member(cluster)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", OTHER_UUID)
     assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
-    assert f"worker-1 with disk {other} is not a member admitted by this join service" in \
+    assert f"worker-1 with disk {OTHER_UUID} is not a member admitted by this join service" in \
         last_refusal(cluster)["reason"]
     # Its own disk, the same way, is answered: the refusal was for the disk.
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", uuid)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", UUID)
     assert rc == 0 and "diskKey" in out, out
 
 
 def test_rejoin_of_a_member_whose_pcr15_is_extended_already_is_refused(cluster):
     """The disk key is answered to a member that has just booted (PCR 15 zero), once per boot:
     a member whose PCR 15 already holds the cluster rejoined since it booted."""
-    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
-    policy = cluster.policy([cp, w])
-    cluster.init(cp, policy)
-    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
-    assert rc == 0, out
+    cp, w = probed_member(cluster)
     subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
         bytes.fromhex(cluster.cid)).hexdigest()], check=True,
         env=dict(os.environ, TPM2TOOLS_TCTI=w.tpm.tcti))
     assert read_pcr15(w.tpm.tcti) == pcr15_expected(cluster.cid)
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", uuid)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", UUID)
     assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
     assert "worker-1 has PCR 15 extended already: it rejoined since it booted" in \
         last_refusal(cluster)["reason"]
@@ -227,17 +225,11 @@ def test_member_asking_again_with_another_disk_is_refused(cluster):
     """A member (same name, same TPM) asking again with another disk UUID is not a join cut
     short: the answer would be the key of a disk the membership does not record, under a name
     that already holds one."""
-    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
-    policy = cluster.policy([cp, w])
-    cluster.init(cp, policy)
-    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
-    other = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
-    assert rc == 0, out
-    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", other)
+    cp, w = probed_member(cluster)
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", OTHER_UUID)
     assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
     assert "worker-1 is already a member with another disk" in last_refusal(cluster)["reason"]
-    assert member(cp, "worker-1")["diskUuid"] == uuid
+    assert member(cp, "worker-1")["diskUuid"] == UUID
 
 
 def stop_join_service(cp):
