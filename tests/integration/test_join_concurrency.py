@@ -237,3 +237,30 @@ def test_verify_cluster_fails_a_member_whose_address_answers_as_another_member(c
         assert nodes[me]["verdict"]["result"] == "fail"
         assert any(f"says it is {other} of cluster" in x for x in nodes[me]["reasons"]), \
             nodes[me]
+
+
+def test_verify_cluster_finds_entries_removed_from_the_end_of_an_audit_log(cluster, tmp_path):
+    """Cutting the last entries off the log (a whole line: what remains is still a valid chain)
+    is found through the head, which names the last entry written. The entry cut here is an
+    audited refusal, so the membership still agrees with what remains: only the head tells."""
+    from test_join import member_policy, probe
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for("serving node state")
+    uuid = [m for m in members(cp) if m["name"] == "worker-1"][0]["diskUuid"]
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "thief", "--disk-uuid", uuid)
+    assert rc == 1, out
+    verify = ["cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+              "--state-file", cluster.tmp / "cloister-state.json", "-o", "json"]
+    r = run(*verify)
+    assert r.returncode == 0, r.stdout + r.stderr
+    log = cp.state / "audit.log"
+    lines = log.read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["verdict"] == "refused"
+    log.write_text("".join(lines[:-1]))
+    r = run(*verify)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"the audit log ends at entry {len(lines) - 1}, its head names entry {len(lines)}: " \
+        "entries were removed from the end" in r.stdout, r.stdout
