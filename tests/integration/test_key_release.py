@@ -153,6 +153,26 @@ def test_rejoin_of_a_member_whose_pcr15_is_extended_already_is_refused(cluster):
         last_refusal(cluster)["reason"]
 
 
+def test_repeated_init_with_another_master_secret_gets_no_admin_kubeconfig(cluster, tmp_path):
+    """The control plane answers a repeated /v1/init (the owner's apply retried) with the admin
+    kubeconfig only for this cluster's master secret and salts: the salts are in the owner's
+    state file, the master secret is not. Sent raw (the CLI refuses another secret before)."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    secret = json.loads(cluster.ms.read_text())
+    msalt = json.loads((cluster.tmp / "cloister-state.json").read_text())["measurementSalt"]
+    body = {"masterSecret": secret["key"], "salt": secret["salt"],
+            "measurementSalt": base64.b64encode(bytes.fromhex(msalt)).decode()}
+    (tmp_path / "same.json").write_text(json.dumps(body))
+    rc, out = probe(cluster, "--no-attest", "--post", "/v1/init", "--body", tmp_path / "same.json")
+    assert rc == 0 and '"kubeconfig"' in out, out  # the control: the owner's own init again
+    body["masterSecret"] = base64.b64encode(os.urandom(32)).decode()
+    (tmp_path / "other.json").write_text(json.dumps(body))
+    rc, out = probe(cluster, "--no-attest", "--post", "/v1/init", "--body", tmp_path / "other.json")
+    assert rc == 1 and "HTTP 409" in out and "this node is already initialised" in out, out
+    assert "kubeconfig" not in out and "BEGIN" not in out, out
+
+
 def authorization_for(cluster, name, not_after):
     """An authorization computed independently of the C code (docs/key-derivation.md)."""
     secret = json.loads(cluster.ms.read_text())

@@ -10,7 +10,8 @@
  * --rejoin UUID sends POST /v1/rejoin for --name with that disk UUID instead (a member's
  * identity, tried from another TPM). --disk-uuid UUID claims that disk in a join (default: a
  * fresh random one); --control-plane asks for that role, --authorization TOKEN passes an owner's
- * control-plane authorization with it. --get PATH sends GET PATH instead (e.g. an audit page).
+ * control-plane authorization with it. --get PATH sends GET PATH instead (e.g. an audit page);
+ * --post PATH --body FILE sends that JSON document to PATH instead (e.g. a repeated /v1/init).
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -62,11 +63,14 @@ int main(int argc, char *argv[])
                 { "disk-uuid", required_argument, NULL, 'D' },
                 { "authorization", required_argument, NULL, 'A' },
                 { "get", required_argument, NULL, 'G' },
+                { "post", required_argument, NULL, 'P' },
+                { "body", required_argument, NULL, 'B' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
                    *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
-                   *disk_uuid = NULL, *authorization = NULL, *get_path = NULL;
+                   *disk_uuid = NULL, *authorization = NULL, *get_path = NULL, *post_path = NULL,
+                   *body_path = NULL;
         bool no_attest = false;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
@@ -123,11 +127,17 @@ int main(int argc, char *argv[])
                 case 'G':
                         get_path = optarg;
                         break;
+                case 'P':
+                        post_path = optarg;
+                        break;
+                case 'B':
+                        body_path = optarg;
+                        break;
                 default:
                         return 2;
                 }
         if (!policy_path || !cid_hex || !url || (!!tcti + !!evidence + no_attest) != 1 ||
-            hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0) {
+            hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 || !post_path != !body_path) {
                 fprintf(stderr, "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
                                 "--cluster-id HEX --url URL [--name N]\n");
                 return 2;
@@ -184,8 +194,18 @@ int main(int argc, char *argv[])
                 body = json_pack("{s:s,s:s,s:s}", "name", name, "diskUuid", rejoin_uuid, "endpoint",
                                  "127.0.0.1:9");
         }
+        if (post_path) {
+                json_decref(body);
+                body = NULL;
+                if (json_parse_file(body_path, 1 << 20, &body, &d) < 0) {
+                        fprintf(stderr, "join-probe: %s\n", d.message);
+                        return 2;
+                }
+        }
         if (get_path)
                 r = rpc_call(atls, &rc, "GET", url, get_path, NULL, true, &status, &resp, &d);
+        else if (post_path)
+                r = rpc_call(atls, &rc, "POST", url, post_path, body, false, &status, &resp, &d);
         else
                 r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body,
                              false, &status, &resp, &d);
@@ -198,7 +218,7 @@ int main(int argc, char *argv[])
         }
         /* A join or rejoin ticket comes sealed to this probe's key: opened here (and refused if
          * it does not open), so that tests see what the node would. */
-        if (!get_path && status == 200) {
+        if (!get_path && !post_path && status == 200) {
                 diag_clear(&d);
                 if (rpc_answer_unseal(atls, rejoin_uuid ? "rejoin" : "join", &resp, &d) < 0) {
                         printf("HTTP %ld unsealed answer refused: %s\n", status, d.message);
