@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from conftest import ROOT, binary, run
+from conftest import BUILD, ROOT, binary, run
 from test_attestation_cli import ak_spki_b64
 
 
@@ -205,6 +205,40 @@ def untouched(swtpm, node):
                node["first"]).returncode == 0
     assert tpm2_pcr15(swtpm) == "00" * 32
     assert not (node["state"] / "node-state.json").exists()
+
+
+def test_a_node_whose_pcr15_names_a_cluster_refuses_an_init_for_another(swtpm, node, tmp_path):
+    """One shot: once PCR 15 holds a cluster, the only init a node takes is that cluster's again.
+    Here PCR 15 changes while it serves (extended from outside, as no node does), and an init
+    for another cluster comes raw (join-probe: the CLI attests PCR 15 and would refuse first).
+    The node answers 409 already-member and touches nothing."""
+    cid = "cd" * 32
+    p, url = start_bootstrapper(swtpm, node)
+    try:
+        subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+            bytes.fromhex(cid)).hexdigest()], check=True,
+            env=dict(os.environ, TPM2TOOLS_TCTI=swtpm.tcti))
+        pcr15 = tpm2_pcr15(swtpm)
+        body = {"masterSecret": base64.b64encode(os.urandom(32)).decode(),
+                "salt": base64.b64encode(os.urandom(32)).decode(),
+                "measurementSalt": base64.b64encode(os.urandom(32)).decode(),
+                "clusterName": "other", "kubernetesVersion": json.loads(
+                    (ROOT / "image" / "kubernetes.json").read_text())["version"],
+                "initSecret": node["init_secret"].read_text().strip()}
+        (tmp_path / "init.json").write_text(json.dumps(body))
+        r = subprocess.run([str(BUILD / "tests" / "join-probe"), "--no-attest", "--policy",
+                            str(node["policy"]), "--cluster-id", cid, "--url", url, "--post",
+                            "/v1/init", "--body", str(tmp_path / "init.json")],
+                           capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and "HTTP 409" in out, out
+        assert "already a member of another cluster" in out and "already-member" in out, out
+        assert tpm2_pcr15(swtpm) == pcr15
+        assert run("cloister-disk-mapper", "check", node["disk"], "--key-file",
+                   node["first"]).returncode == 0
+        assert not (node["state"] / "node-state.json").exists()
+    finally:
+        stop(p)
 
 
 def test_wrong_init_secret_is_refused_and_the_node_stays_uninitialised(swtpm, node, tmp_path):
