@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import binary, run
-from test_join import Node
+from test_join import Node, pcr15_expected
 
 WORKSPACE_FILES = ("cloister.json", "cloister-state.json", "cloister-mastersecret.json",
                    "cloister-init-secret", "cloister-admin.conf")
@@ -125,6 +125,8 @@ def test_verify_node_fails_when_the_workspace_records_another_cluster(member, tm
     r = run("cloister", "-C", other, "verify", "--node", f"127.0.0.1:{worker.port}")
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"FAIL\s+pcr\[15\]", r.stdout), r.stdout
+    # ... against the value for the ID the state file names, not the configuration's policy's.
+    assert pcr15_expected("ab" * 32) in r.stdout, r.stdout
 
 
 def test_status_needs_no_flag_in_the_workspace(member, tmp_path):
