@@ -296,7 +296,7 @@ def test_two_owners_racing_to_init_exactly_one_wins(swtpm, node, tmp_path):
                  "--init-secret-file", str(node["init_secret"]),
                  "--endpoint", url, "--policy", str(node["policy"]), "--master-secret", str(ms),
                  "--kubeconfig", str(tmp_path / f"a{i}.conf")],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
         results = [(q.wait(timeout=120), q.stdout.read(), q.stderr.read()) for q in procs]
     finally:
         stop(p)
@@ -508,7 +508,8 @@ def test_init_that_failed_after_pcr15_resumes_with_the_recorded_salt(swtpm, node
         args = ["--state-file", state, "--init-secret-file", node["init_secret"], "--endpoint",
                 url, "--policy", node["policy"], "--master-secret", ms, "--kubeconfig",
                 tmp_path / "a.conf"]
-        first = run("cloister", "apply", *args)
+        # cwd: the failed apply saves the node's log in the workspace (the current directory).
+        first = run("cloister", "apply", *args, cwd=tmp_path)
         assert first.returncode == 1 and "kubeadm init failed" in first.stderr, first.stderr
         pending = json.loads(state.read_text())
         assert pending["status"] == "pending"
