@@ -703,6 +703,187 @@ static void test_atls_ek_cert_ak_never_activated_is_refused(void **state)
         vtpm_stop(&tpm);
 }
 
+/* A hostile server that makes its own certificate, as an attacker with a genuine, trusted TPM
+ * would: real evidence bound to the client's nonce and to a key of the attacker's choosing,
+ * presented in `extensions` copies of the evidence extension. Only the certificate's form is
+ * wrong, so only the client's certificate checks can refuse it. */
+typedef struct HostileCert {
+        EVP_PKEY *key;
+        int extensions;
+        uint8_t nonce[ATLS_NONCE_SIZE];
+        bool nonce_received;
+        bool built;
+} HostileCert;
+
+static int hostile_nonce_add(SSL *ssl, unsigned int ext_type, unsigned int context,
+                             const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                             int *al, void *add_arg)
+{
+        return 0; /* the hostile server asks the client for nothing */
+}
+
+static int hostile_nonce_parse(SSL *ssl, unsigned int ext_type, unsigned int context,
+                               const unsigned char *in, size_t inlen, X509 *x, size_t chainidx,
+                               int *al, void *parse_arg)
+{
+        HostileCert *h = parse_arg;
+
+        if (inlen != ATLS_NONCE_SIZE)
+                return 0;
+        memcpy(h->nonce, in, inlen);
+        h->nonce_received = true;
+        return 1;
+}
+
+static int hostile_cert_cb(SSL *ssl, void *arg)
+{
+        HostileCert *h = arg;
+        AtlsAttester real = vtpm_attester(&server_att);
+        uint8_t binding[ATLS_BINDING_SIZE], *evidence = NULL;
+        unsigned char *spki = NULL;
+        size_t evidence_size = 0;
+        X509 *x = X509_new();
+        X509_NAME *name = X509_NAME_new();
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        ASN1_OBJECT *obj = NULL;
+        char oid[64];
+        bool ok = false;
+        Diag d;
+        int n;
+
+        diag_clear(&d);
+        n = i2d_PUBKEY(h->key, &spki);
+        if (!h->nonce_received || n <= 0 || !x || !name || !os ||
+            atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_SERVER, h->nonce, spki, (size_t) n,
+                         binding) < 0 ||
+            atls_variant_oid(ATTEST_VARIANT_QEMU_VTPM, oid, sizeof(oid)) < 0 ||
+            !(obj = OBJ_txt2obj(oid, 1)))
+                goto out;
+        const AtlsBindingInput in = {
+                .variant = ATTEST_VARIANT_QEMU_VTPM,
+                .role = ATLS_ROLE_SERVER,
+                .nonce = h->nonce,
+                .spki = spki,
+                .spki_size = (size_t) n,
+        };
+        if (real.issue(real.userdata, binding, &in, &evidence, &evidence_size, &d) < 0 ||
+            ASN1_OCTET_STRING_set(os, evidence, (int) evidence_size) != 1 ||
+            X509_set_version(x, X509_VERSION_3) != 1 ||
+            ASN1_INTEGER_set(X509_get_serialNumber(x), 1) != 1 ||
+            !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+            !X509_gmtime_adj(X509_getm_notAfter(x), 3600) ||
+            X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                       (const unsigned char *) "cloister-atls", -1, -1, 0) != 1 ||
+            X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 ||
+            X509_set_pubkey(x, h->key) != 1)
+                goto out;
+        for (int i = 0; i < h->extensions; i++) {
+                X509_EXTENSION *ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
+                int added = ext ? X509_add_ext(x, ext, -1) : 0;
+                X509_EXTENSION_free(ext);
+                if (added != 1)
+                        goto out;
+        }
+        ok = X509_sign(x, h->key, EVP_sha256()) > 0 && SSL_use_certificate(ssl, x) == 1 &&
+             SSL_use_PrivateKey(ssl, h->key) == 1;
+out:
+        h->built = ok;
+        OPENSSL_free(spki);
+        free(evidence);
+        ASN1_OBJECT_free(obj);
+        ASN1_OCTET_STRING_free(os);
+        X509_NAME_free(name);
+        X509_free(x);
+        return ok ? 1 : 0;
+}
+
+/* Handshakes the real client (whose policy trusts server_tpm) with the hostile server; returns
+ * NULL when the client accepted, "" when TLS itself failed before any aTLS check, else the aTLS
+ * check that refused. client_sigalgs, when set, replaces the client's signature algorithms (aTLS
+ * offers ECDSA P-256 with SHA-256 only) to reach the checks behind that restriction. */
+static const char *hostile_certificate_handshake(const char *curve, int extensions,
+                                                 const char *client_sigalgs, char *message,
+                                                 size_t message_size)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client_ctx(NULL);
+        SSL_CTX *hostile = SSL_CTX_new(TLS_server_method());
+        HostileCert h = { .key = EVP_EC_gen(curve), .extensions = extensions };
+        static char check[64];
+        const Diag *d;
+        Pair p;
+        int r;
+
+        assert_non_null(hostile);
+        assert_non_null(h.key);
+        if (client_sigalgs)
+                assert_int_equal(SSL_CTX_set1_sigalgs_list(atls_context_ssl_ctx(c), client_sigalgs),
+                                 1);
+        assert_int_equal(SSL_CTX_set_min_proto_version(hostile, TLS1_3_VERSION), 1);
+        assert_int_equal(
+                SSL_CTX_add_custom_ext(hostile, ATLS_EXTENSION_NONCE,
+                                       SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_CERTIFICATE_REQUEST,
+                                       hostile_nonce_add, NULL, NULL, hostile_nonce_parse, &h),
+                1);
+        SSL_CTX_set_cert_cb(hostile, hostile_cert_cb, &h);
+        pair_new(atls_context_ssl_ctx(c), hostile, &p);
+        r = handshake(&p);
+        assert_true(h.built); /* the certificate was made: any refusal is the client's */
+        d = atls_peer_failure(p.c);
+        check[0] = 0;
+        message[0] = 0;
+        if (r < 0 && d) {
+                (void) snprintf(check, sizeof(check), "%s", d->check);
+                (void) snprintf(message, message_size, "%s", d->message);
+        } else if (r == 0)
+                assert_true(atls_peer_verified(p.c));
+        pair_free(&p);
+        SSL_CTX_free(hostile);
+        EVP_PKEY_free(h.key);
+        return r < 0 ? check : NULL;
+}
+
+static void test_atls_client_offers_only_p256_signatures_so_a_p384_server_fails_in_tls(void **state)
+{
+        char message[sizeof(((Diag *) NULL)->message)];
+
+        /* The control: the hostile server's own certificate, made as aTLS makes it (P-256, one
+         * extension), passes: its evidence is genuine and bound to its key and our nonce. */
+        assert_null(hostile_certificate_handshake("P-256", 1, NULL, message, sizeof(message)));
+        /* A P-384 key with genuine evidence bound to it: TLS 1.3 itself refuses it, before any
+         * aTLS check runs (the client offers ecdsa_secp256r1_sha256 only). */
+        assert_string_equal(
+                hostile_certificate_handshake("P-384", 1, NULL, message, sizeof(message)), "");
+}
+
+static void
+test_atls_p384_certificate_is_refused_by_the_key_check_even_where_tls_would_accept_it(void **state)
+{
+        char message[sizeof(((Diag *) NULL)->message)];
+        const char *wide = "ECDSA+SHA256:ECDSA+SHA384";
+
+        /* Behind the signature-algorithm restriction, the certificate check refuses any key but
+         * P-256 on its own: widen what the client's TLS accepts and the P-384 server is still
+         * refused, by atls-key-type (the P-256 control passes the same way). */
+        assert_null(hostile_certificate_handshake("P-256", 1, wide, message, sizeof(message)));
+        assert_string_equal(
+                hostile_certificate_handshake("P-384", 1, wide, message, sizeof(message)),
+                "atls-key-type");
+        assert_non_null(strstr(message, "not ECDSA P-256"));
+}
+
+static void test_atls_server_certificate_with_two_evidence_extensions_is_refused(void **state)
+{
+        char message[sizeof(((Diag *) NULL)->message)];
+
+        /* Two copies of genuine evidence: a verifier that read one and a parser that read the
+         * other could disagree, so the certificate is refused rather than one copy chosen. */
+        assert_null(hostile_certificate_handshake("P-256", 1, NULL, message, sizeof(message)));
+        assert_string_equal(
+                hostile_certificate_handshake("P-256", 2, NULL, message, sizeof(message)),
+                "atls-evidence");
+        assert_non_null(strstr(message, "two evidence extensions"));
+}
+
 static void test_atls_binding_is_domain_separated_by_role_and_variant(void **state)
 {
         uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, a[32], b[32], c[32];
@@ -742,6 +923,12 @@ int main(void)
                 cmocka_unit_test(
                         test_atls_server_attests_only_to_a_client_that_sent_a_nonce_of_the_right_size),
                 cmocka_unit_test(test_atls_ek_cert_ak_never_activated_is_refused),
+                cmocka_unit_test(
+                        test_atls_client_offers_only_p256_signatures_so_a_p384_server_fails_in_tls),
+                cmocka_unit_test(
+                        test_atls_p384_certificate_is_refused_by_the_key_check_even_where_tls_would_accept_it),
+                cmocka_unit_test(
+                        test_atls_server_certificate_with_two_evidence_extensions_is_refused),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
