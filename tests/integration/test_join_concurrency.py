@@ -4,6 +4,7 @@ accepts, handshakes, reads and writes), membership decisions are serialised, and
 never takes effect without the node being able to collect its ticket (the same ticket on a
 retry). Nodes are processes on loopback, each with its own swtpm; kubeadm is the test double,
 made as slow as a real kubeadm (KUBEADM_DOUBLE_SLEEP) so that a handler on the loop would show."""
+import hashlib
 import json
 import os
 import subprocess
@@ -173,6 +174,52 @@ def test_verify_cluster_reports_a_member_whose_admission_is_not_in_the_audit_log
     (node,) = [n for n in json.loads(r.stdout)["nodes"] if n["name"] == "ghost"]
     assert node["verdict"]["result"] == "fail"
     assert any("holds no admission of it" in x for x in node["reasons"]), node
+
+
+def rechain_without(log, drop):
+    """Rewrites the audit log (and its head) without the entries drop() selects, every hash and
+    sequence number recomputed (docs/audit-log.md, canonical form): a whole chain that lacks them,
+    as a log edited by someone with the disk, or a lost write, would leave it."""
+    canon = lambda e: json.dumps(e, sort_keys=True, separators=(",", ":"))  # noqa: E731
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    kept = [e for e in entries if not drop(e)]
+    prev, lines = "0" * 64, []
+    for seq, e in enumerate(kept, 1):
+        e = {k: v for k, v in e.items() if k != "hash"} | {"seq": seq, "prev": prev}
+        prev = e["hash"] = hashlib.sha256(canon({k: v for k, v in e.items() if k != "hash"})
+                                          .encode()).hexdigest()
+        lines.append(canon(e))
+    log.write_text("".join(line + "\n" for line in lines))
+    (log.parent / (log.name + ".head")).write_text(canon({"hash": prev, "seq": len(kept)}))
+    return len(entries) - len(kept)
+
+
+def test_verify_cluster_fails_a_genuine_member_whose_admission_a_whole_chain_lacks(cluster,
+                                                                                   tmp_path):
+    """The member is genuine and attests as itself at its address; only its admission is missing,
+    from a log whose chain is whole: verify --cluster still fails that member (membership and log
+    must agree), while the chain itself checks."""
+    from test_join import member_policy
+    cp, w, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = cluster.policy([cp, w, w2])
+    cluster.init(cp, policy)
+    for n in (w, w2):
+        cluster.join(n, policy)
+        n.wait_for("serving node state")
+    verify = ["cloister", "verify", "--cluster", "--policy", member_policy(cluster, tmp_path),
+              "--state-file", cluster.tmp / "cloister-state.json", "-o", "json"]
+    r = run(*verify)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert rechain_without(cp.state / "audit.log", lambda e: e["event"] == "admission" and
+                           e["node"] == "worker-1") == 1
+    r = run(*verify)
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert [a["verdict"]["result"] for a in doc["auditLogs"]] == ["pass"], json.dumps(doc["auditLogs"])
+    (node,) = [n for n in doc["nodes"] if n["name"] == "worker-1"]
+    assert node["verdict"]["result"] == "fail", node
+    assert any("holds no admission of it" in x for x in node["reasons"]), node
+    assert all(n["verdict"]["result"] == "pass" for n in doc["nodes"] if n["name"] != "worker-1")
 
 
 @pytest.mark.parametrize("step", ["ticket-made", "admission-audited", "member-recorded"])

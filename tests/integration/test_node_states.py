@@ -4,13 +4,16 @@ recovered already, one in no cluster yet, and a join service that refuses a node
 policy, each said in words with the next step, through the CLI (and the joining node's log). The
 PCR values stay available under -v. Nodes are processes on loopback with their own swtpm (the
 test_join.py cluster)."""
+import hashlib
 import json
+import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import run
-from test_join import Cluster, member_policy, reboot, restart
+from conftest import BUILD, run
+from test_join import Cluster, member_policy, read_pcr15, reboot, restart
 
 
 @pytest.fixture
@@ -108,6 +111,33 @@ def test_recover_twice_says_the_node_recovered_already(cluster, tmp_path):
     assert f"is a member of cluster {cluster.cid[:16]}... again" in line, line
     assert "nothing to recover, nothing was sent" in line and "cloister verify --cluster" in line
     assert "PCR" not in r.stderr
+
+
+def test_a_node_waiting_for_recovery_whose_pcr15_is_set_refuses_the_right_master_secret(
+        cluster, tmp_path):
+    """Recovery is served only while PCR 15 is zero. Here PCR 15 of a control plane waiting for
+    recovery takes this cluster's value from outside (as no node does), and the owner's right
+    master secret comes raw (join-probe: the CLI would see PCR 15 set and refuse first). The node
+    answers 409 already-member and recovers nothing: PCR 15 unchanged, no join service started."""
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    outage(cluster, policy, [cp])
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+        bytes.fromhex(cluster.cid)).hexdigest()], check=True, capture_output=True,
+        env=dict(os.environ, TPM2TOOLS_TCTI=cp.tpm.tcti))
+    pcr15 = read_pcr15(cp.tpm.tcti)
+    secret = json.loads(cluster.ms.read_text())
+    body = tmp_path / "recover.json"
+    body.write_text(json.dumps({"masterSecret": secret["key"], "salt": secret["salt"]}))
+    r = subprocess.run([str(BUILD / "tests" / "join-probe"), "--no-attest", "--policy", str(policy),
+                        "--cluster-id", cluster.cid, "--url", cp.url(), "--post", "/v1/recover",
+                        "--body", str(body)], capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "HTTP 409" in out, out
+    assert "already-member" in out and "nothing to recover" in out, out
+    assert read_pcr15(cp.tpm.tcti) == pcr15
+    assert "serving joins" not in cp.log.read_text().split("serving recovery")[-1]
 
 
 def test_recover_of_a_node_in_no_cluster_says_so_with_the_nodes_own_words(cluster, tmp_path):
