@@ -149,3 +149,35 @@ write("fuzz-metadata", "gcp.json", b"\1" + json.dumps({"name": "node-1", "attrib
 write("fuzz-metadata", "azure.json", b"\2" + json.dumps({"compute": {"name": "node-1", "tagsList": [
     {"name": k, "value": v} for k, v in ATTRS.items()]}}).encode())
 write("fuzz-metadata", "hash.txt", b"\3" + HASH.encode())
+
+
+# Evidence of the SNP variants (fuzz-evidence verifies each document under its own variant): a
+# report of the right size and version (signature zero), a VCEK and chain that are not
+# certificates, and an HCL report around the same report with a runtime-data JSON.
+def snp_report():
+    r = bytearray(0x4A0)
+    struct.pack_into("<IIQ", r, 0, 2, 0, (1 << 17) | (1 << 16))  # version, guest SVN, policy
+    struct.pack_into("<I", r, 0x34, 1)  # signature algorithm: ECDSA P-384 with SHA-384
+    return bytes(r)
+
+
+def hcl_report(report):
+    runtime = json.dumps({"keys": [{"kid": "HCLAkPub", "kty": "RSA", "e": "AQAB",
+                                    "n": base64.urlsafe_b64encode(bytes(256)).decode().rstrip("=")}],
+                          "vm-configuration": {"tpm-enabled": True}}).encode()
+    out = bytearray(b"HCLA" + bytes(0x20 - 4)) + report + bytes(0x4C0 - 0x20 - len(report))
+    out += struct.pack("<IIIII", len(runtime) + 20, 1, 2, 1, len(runtime)) + runtime
+    return bytes(out)
+
+
+snp_doc = {"version": 1, "variant": "sev-snp",
+           "snp": {"report": base64.b64encode(snp_report()).decode(),
+                   "vcek": base64.b64encode(b"not a certificate").decode(),
+                   "chain": base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()}}
+write("fuzz-evidence", "sev-snp.json", json.dumps(snp_doc, separators=(",", ":")).encode())
+write("fuzz-evidence", "sim-snp.json",
+      json.dumps(dict(snp_doc, variant="sim-snp"), separators=(",", ":")).encode())
+write("fuzz-evidence", "azure-sev-snp.json", json.dumps({
+    "version": 1, "variant": "azure-sev-snp",
+    "snp": {"hclReport": base64.b64encode(hcl_report(snp_report())).decode()},
+    "tpm": dict(evidence["tpm"])}, separators=(",", ":")).encode())
