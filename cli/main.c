@@ -10,8 +10,7 @@
 #include "cloister/crypto.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
-
-#define CLOISTER_VERSION "0.1.0"
+#include "cloister/version.h"
 
 static int verb_help(int argc, char *argv[], void *userdata);
 static void help(void);

@@ -13,10 +13,10 @@
 #include "cloister/log.h"
 #include "cloister/luks.h"
 #include "cloister/verbs.h"
+#include "cloister/version.h"
 #include "mapper.h"
 
-#define CLOISTER_VERSION "0.1.0"
-#define KEY_FILE_MAX     4096
+#define KEY_FILE_MAX 4096
 
 static const char *arg_device, *arg_partlabel, *arg_key_file, *arg_new_key_file, *arg_mount;
 static const char *arg_first_boot_key = "/run/cloister/first-boot.key";

@@ -6,9 +6,8 @@
 #include "cloister/json-result.h"
 #include "cloister/log.h"
 #include "cloister/verbs.h"
+#include "cloister/version.h"
 #include "measure.h"
-
-#define CLOISTER_VERSION "0.1.0"
 
 OutputFormat arg_output = OUTPUT_TEXT;
 
