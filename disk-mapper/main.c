@@ -74,6 +74,9 @@ static int add_binds(const char *list)
 
 /* needs_device: the verb acts on a disk (all but close). */
 static MapperChecks arg_checks = MAPPER_WRITE;
+/* The verb that cannot run without --key-file (--new-key-file for rekey): checked with the other
+ * usage errors, before the device is looked up or opened. */
+static const char *arg_key_required_by, *arg_new_key_required_by;
 /* Options only one verb takes. */
 static bool verb_is_setup;
 
@@ -174,6 +177,11 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                 arg_device = argv[optind];
         if (arg_n_binds > 0 && !arg_mount)
                 return log_error_errno(-EUSAGE, "--bind needs --mount.");
+        if (arg_key_required_by && !arg_key_file)
+                return log_error_errno(-EUSAGE, "%s: --key-file is required.", arg_key_required_by);
+        if (arg_new_key_required_by && !arg_new_key_file)
+                return log_error_errno(-EUSAGE, "%s: --new-key-file is required.",
+                                       arg_new_key_required_by);
         if (needs_device) {
                 r = mapper_find_device(arg_device, arg_partlabel, arg_checks, device,
                                        sizeof(device));
@@ -231,6 +239,7 @@ static int verb_format(int argc, char *argv[], void *userdata)
         int r;
 
         arg_checks = MAPPER_EXCLUSIVE;
+        arg_key_required_by = "format";
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper format --device PATH --key-file F\n"
                           "                              [--integrity auto|on|off]\n"
@@ -244,8 +253,6 @@ static int verb_format(int argc, char *argv[], void *userdata)
                           "says so when it cannot; 'on' fails instead.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
-        if (!arg_key_file)
-                return log_error_errno(-EUSAGE, "format: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
@@ -275,6 +282,7 @@ static int verb_rekey(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_new_key_required_by = "rekey";
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper rekey --device PATH --key-file OLD "
                           "--new-key-file NEW\n"
@@ -284,8 +292,6 @@ static int verb_rekey(int argc, char *argv[], void *userdata)
                           "opens the disk, --key-file may be omitted.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
-        if (!arg_new_key_file)
-                return log_error_errno(-EUSAGE, "rekey: --new-key-file is required.");
         if ((arg_key_file && (r = read_key(arg_key_file, &old)) < 0) ||
             (r = read_key(arg_new_key_file, &new)) < 0)
                 return r;
@@ -303,6 +309,7 @@ static int verb_reset(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_key_required_by = "reset";
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper reset --device PATH --key-file F\n"
                           "\n"
@@ -311,8 +318,6 @@ static int verb_reset(int argc, char *argv[], void *userdata)
                           "Needs a key that opens the disk.\n\n" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
-        if (!arg_key_file)
-                return log_error_errno(-EUSAGE, "reset: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;
@@ -332,6 +337,7 @@ static int verb_open(int argc, char *argv[], void *userdata)
         Diag d;
         int r;
 
+        arg_key_required_by = "open";
         r = parse_options(argc, argv, true,
                           "Usage: cloister-disk-mapper open --device PATH --key-file F [--name N]\n"
                           "                            [--mount DIR [--bind PATH[,PATH...]]]\n"
@@ -343,8 +349,6 @@ static int verb_open(int argc, char *argv[], void *userdata)
                           "" DEVICE_OPTIONS);
         if (r <= 0)
                 return r;
-        if (!arg_key_file)
-                return log_error_errno(-EUSAGE, "open: --key-file is required.");
         r = read_key(arg_key_file, &key);
         if (r < 0)
                 return r;

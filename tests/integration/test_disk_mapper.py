@@ -494,3 +494,15 @@ def test_rekey_of_an_initialized_disk_to_a_key_it_does_not_hold_is_refused(tmp_p
     assert r.returncode == 1 and "already initialized, and not with this key" in r.stderr, \
         r.stderr
     assert digest(disk) == before
+
+
+def test_a_missing_key_file_is_a_usage_error_before_the_device_is_opened(tmp_path):
+    """format, reset and open without --key-file (rekey without --new-key-file) are usage errors
+    (exit 2) named as such, whatever the device: the disk is not looked up or opened first (a
+    missing device would otherwise hide the real mistake)."""
+    for verb, option in (("format", "--key-file"), ("reset", "--key-file"), ("open", "--key-file"),
+                         ("rekey", "--new-key-file")):
+        r = run("cloister-disk-mapper", verb, "--device", tmp_path / "no-such-disk.img")
+        assert r.returncode == 2, (verb, r.stderr)
+        assert f"{verb}: {option} is required" in r.stderr, (verb, r.stderr)
+        assert "no-such-disk" not in r.stderr, (verb, r.stderr)
