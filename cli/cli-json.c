@@ -17,11 +17,12 @@ static const char *const json_verbs[] = {
         "attestation verify",
         "attestation verify-report",
         "control-plane authorize",
+        "policy test",
 };
 
 /* Verbs whose first argument is a sub-verb. */
 static const char *const parent_verbs[] = {
-        "attestation", "control-plane", "config", "master-secret", "init-secret", "mini",
+        "attestation", "control-plane", "config", "master-secret", "init-secret", "mini", "policy",
 };
 
 void cli_json_command(int argc, char *argv[], char buf[static 64])

@@ -34,6 +34,7 @@ int verb_status(int argc, char *argv[], void *userdata);
 int verb_control_plane(int argc, char *argv[], void *userdata);
 int verb_create(int argc, char *argv[], void *userdata);
 int verb_terminate(int argc, char *argv[], void *userdata);
+int verb_policy(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
@@ -133,9 +134,10 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata);
 int cli_state_load(const char *path, uint8_t cid[static 32], char *endpoint, size_t endpoint_size);
 typedef struct RpcClientConfig RpcClientConfig;
 /* verify --cluster: prints the table (or JSON); -EPERM if any node or audit log failed. */
+/* With bundle_path, also writes an evidence bundle there (docs/bundle.md). */
 int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
                        const uint8_t cid[static 32], const RpcClientConfig *rc,
-                       OutputFormat output);
+                       OutputFormat output, const char *bundle_path);
 
 /* The workspace (cli-workspace.c; its files: docs/workflows.md, "The workspace"). */
 /* Takes -C DIR, --workspace DIR, --workspace=DIR and --debug out of argv wherever they stand

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-bundle.h"
 #include "cli-json.h"
 #include "cli-node-state.h"
 #include "cli.h"
@@ -33,6 +34,8 @@ typedef struct ClusterNode {
         size_t n_reasons;
         json_t *checks;   /* -o json: every check of its attestation (docs/json.md) */
         json_t *versions; /* what it reported it runs (docs/versions.md); NULL if nothing */
+        const char *state; /* static: what it said it is (--bundle records it) */
+        CliRecord rec;     /* --bundle: what its attestation was given */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -43,6 +46,11 @@ typedef struct JoinServiceView {
         size_t entries, refused;
         bool ok;
         char reason[REASON_MAX];
+        /* --bundle: the log as read (whole pages from byte 0, up to CLI_BUNDLE_AUDIT_MAX) and
+         * the head it came with */
+        char *log, *head;
+        size_t log_size;
+        bool log_complete;
 } JoinServiceView;
 
 typedef struct ClusterView {
@@ -50,6 +58,8 @@ typedef struct ClusterView {
         size_t n_nodes;
         JoinServiceView js[CLUSTER_JOIN_SERVICES_MAX];
         size_t n_js;
+        bool recording; /* keep what a bundle needs */
+        time_t at;      /* the verification time of every attestation (0: now) */
 } ClusterView;
 
 static ClusterView *cluster_view_free(ClusterView *v)
@@ -57,6 +67,11 @@ static ClusterView *cluster_view_free(ClusterView *v)
         for (size_t i = 0; v && i < v->n_nodes; i++) {
                 json_decref(v->nodes[i].checks);
                 json_decref(v->nodes[i].versions);
+                cli_record_done(&v->nodes[i].rec);
+        }
+        for (size_t i = 0; v && i < v->n_js; i++) {
+                free(v->js[i].log);
+                free(v->js[i].head);
         }
         free(v);
         return NULL;
@@ -211,6 +226,28 @@ static void check_head(JoinServiceView *js, const json_t *head_json, const Audit
  * in the chain as it arrives, so a log of any size is read in bounded memory. The last page
  * comes with the head file as of the same moment. The offsets are the CLI's own: a page that
  * starts elsewhere than asked, or holds a part of an entry, breaks the chain. */
+/* --bundle: the verified part of a page appended to what the bundle keeps of this log. */
+static void keep_page(const ClusterView *v, JoinServiceView *js, const char *text, size_t size)
+{
+        char *n;
+
+        if (!v->recording || !js->log_complete)
+                return;
+        if (js->log_size + size > CLI_BUNDLE_AUDIT_MAX ||
+            !(n = realloc(js->log, js->log_size + size + 1))) {
+                /* Too long to keep: the bundle keeps its head only, and says so. */
+                js->log_complete = false;
+                free(js->log);
+                js->log = NULL;
+                js->log_size = 0;
+                return;
+        }
+        memcpy(n + js->log_size, text, size);
+        js->log = n;
+        js->log_size += size;
+        js->log[js->log_size] = 0;
+}
+
 static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterView *v,
                         JoinServiceView *js)
 {
@@ -221,6 +258,7 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
         size_t pages = 0;
 
         js->ok = false;
+        js->log_complete = true;
         audit_log_chain_init(&chain, js->url);
         for (;;) {
                 _cleanup_(json_decrefp) json_t *resp = NULL;
@@ -269,7 +307,11 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                         return;
                 }
                 note_admissions(js, text, used, found);
+                keep_page(v, js, text, used);
                 if (!more) {
+                        if (v->recording && json_string_value(json_object_get(resp, "head")))
+                                js->head = strdup(
+                                        json_string_value(json_object_get(resp, "head")));
                         audit_log_chain_summary(&chain, &sum);
                         js->entries = sum.entries;
                         js->refused = sum.refused;
@@ -289,7 +331,7 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
 static int collect(const char *start, const AttestPolicy *member, const RpcClientConfig *rc,
                    ClusterView *v)
 {
-        PolicyVerifier pv = { .policy = member };
+        PolicyVerifier pv = { .policy = member, .at = v->at };
         AtlsVerifier verifier = policy_verifier(&pv);
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         int r;
@@ -361,6 +403,32 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
         return 0;
 }
 
+/* A node's attestation report into its reasons and checks. */
+static void node_take_report(ClusterNode *n, const AttestReport *rep, int r, const Diag *d)
+{
+        for (size_t k = 0; k < rep->n_checks; k++)
+                if (rep->checks[k].status == CHECK_FAIL)
+                        add_reason(n, "%s: expected %s, actual %s", rep->checks[k].detail,
+                                   rep->checks[k].expected[0] ? rep->checks[k].expected : "-",
+                                   rep->checks[k].actual[0] ? rep->checks[k].actual : "-");
+        if (rep->n_checks > 0) {
+                n->checks = json_array();
+                for (size_t k = 0; n->checks && k < rep->n_checks; k++) {
+                        const CheckResult *ck = &rep->checks[k];
+                        (void) json_array_append_new(
+                                n->checks, result_check_new(ck->name, ck->index,
+                                                            cli_check_result(ck->status),
+                                                            ck->enforced, ck->expected, ck->actual,
+                                                            ck->detail));
+                }
+        }
+        if (!n->ok && n->n_reasons == 0) {
+                char msg[REASON_MAX];
+                diag_format(d, msg, sizeof(msg));
+                add_reason(n, "%s", r < 0 ? msg : "the node answered an HTTP error");
+        }
+}
+
 /* Each member, attested now with its own fresh nonce. */
 static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char *cid_hex,
                          const RpcClientConfig *rc)
@@ -370,20 +438,23 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                 _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
                 _cleanup_(json_decrefp) json_t *resp = NULL;
                 AttestReport rep = {};
-                PolicyVerifier pv = { .policy = member, .report = &rep };
+                PolicyVerifier pv = { .policy = member, .report = &rep, .at = v->at };
                 AtlsVerifier verifier = policy_verifier(&pv);
                 long status = 0;
                 Diag d;
                 int r;
 
+                cli_record_attach(&verifier, v->recording ? &n->rec : NULL);
                 diag_clear(&d);
                 r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
                 if (r >= 0)
                         r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status,
                                      &resp, &d);
                 n->ok = r >= 0 && status == 200 && !n->unaudited;
-                if (r >= 0 && status == 200)
+                if (r >= 0 && status == 200) {
                         n->versions = cli_node_versions(n->endpoint, resp);
+                        n->state = cli_node_state_name(resp);
+                }
                 /* The node that attested must say it is this member of this cluster: an address
                  * the host re-routed to another (healthy) member does not pass for it. */
                 if (n->ok) {
@@ -398,27 +469,7 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                                            n->endpoint, who ?: "nobody", cid ?: "none");
                         }
                 }
-                for (size_t k = 0; k < rep.n_checks; k++)
-                        if (rep.checks[k].status == CHECK_FAIL)
-                                add_reason(n, "%s: expected %s, actual %s", rep.checks[k].detail,
-                                           rep.checks[k].expected[0] ? rep.checks[k].expected : "-",
-                                           rep.checks[k].actual[0] ? rep.checks[k].actual : "-");
-                if (rep.n_checks > 0) {
-                        n->checks = json_array();
-                        for (size_t k = 0; n->checks && k < rep.n_checks; k++) {
-                                const CheckResult *ck = &rep.checks[k];
-                                (void) json_array_append_new(
-                                        n->checks,
-                                        result_check_new(ck->name, ck->index,
-                                                         cli_check_result(ck->status), ck->enforced,
-                                                         ck->expected, ck->actual, ck->detail));
-                        }
-                }
-                if (!n->ok && n->n_reasons == 0) {
-                        char msg[REASON_MAX];
-                        diag_format(&d, msg, sizeof(msg));
-                        add_reason(n, "%s", r < 0 ? msg : "the node answered an HTTP error");
-                }
+                node_take_report(n, &rep, r, &d);
                 attest_report_done(&rep);
         }
 }
@@ -490,30 +541,12 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
         return 0;
 }
 
-int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
-                       const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
-                       OutputFormat output)
+/* Every join service must enforce the same policy; then the verdict and the output. */
+static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat output)
 {
-        _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
-        _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
-        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
         size_t failed = 0, bad_logs = 0;
         int r;
 
-        if (!v)
-                return log_oom();
-        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
-        r = member_policy(policy_path, config, cid, &member);
-        if (r < 0)
-                return r;
-        r = collect(url, member, rc, v);
-        if (r < 0) {
-                if (output != OUTPUT_JSON)
-                        printf("Verification FAILED: %s: the membership is not readable\n", url);
-                return r;
-        }
-        attest_nodes(v, member, cid_hex, rc);
-        /* Every join service must enforce the same policy. */
         for (size_t i = 1; i < v->n_js; i++)
                 if (v->js[i].ok && v->js[i].policy_digest[0] &&
                     strcmp(v->js[i].policy_digest, v->js[0].policy_digest) != 0) {
@@ -553,6 +586,196 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
                         printf("Verification OK\n");
         }
         return failed || bad_logs ? -EPERM : 0;
+}
+
+/* Membership, every member attested, every audit log checked; with w, recorded into it. */
+static int cluster_run(const char *url, const char *policy_path, const CliConfig *config,
+                       const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
+                       CliBundleWriter *w, ClusterView *v, OutputFormat output)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
+        _cleanup_(freep) char *policy_text = NULL;
+        size_t policy_size = 0;
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
+        int r;
+
+        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        r = member_policy(policy_path, config, cid, &member);
+        if (r < 0)
+                return r;
+        if (w) {
+                r = cli_policy_bytes(policy_path, config, &policy_text, &policy_size);
+                if (r < 0)
+                        return r;
+                /* One verification time for every node, the one the bundle records. */
+                v->at = time(NULL);
+                v->recording = true;
+                r = cli_bundle_writer_init(w, "cluster", v->at, policy_text, policy_size, cid);
+                if (r < 0)
+                        return log_oom();
+        }
+        r = collect(url, member, rc, v);
+        if (r < 0) {
+                if (output != OUTPUT_JSON)
+                        printf("Verification FAILED: %s: the membership is not readable\n", url);
+                return r;
+        }
+        attest_nodes(v, member, cid_hex, rc);
+        for (size_t i = 0; w && i < v->n_nodes; i++) {
+                const ClusterNode *n = &v->nodes[i];
+                const char *reasons[ELEMENTSOF(n->reasons)];
+                for (size_t k = 0; k < n->n_reasons; k++)
+                        reasons[k] = n->reasons[k];
+                if (cli_bundle_writer_node(w, n->name, n->role, n->endpoint, &n->rec, n->ok,
+                                           reasons, n->n_reasons, n->checks, n->versions,
+                                           n->state) < 0)
+                        return log_oom();
+        }
+        for (size_t i = 0; w && i < v->n_js; i++) {
+                const JoinServiceView *js = &v->js[i];
+                const char *listed[CLUSTER_NODES_MAX];
+                for (size_t k = 0; k < js->n_listed; k++)
+                        listed[k] = js->listed[k];
+                if (cli_bundle_writer_audit(w, js->url, js->log, js->log_size, js->log_complete,
+                                            js->head, js->policy_digest, js->self, listed,
+                                            js->n_listed) < 0)
+                        return log_oom();
+        }
+        return 0;
+}
+
+int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
+                       const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
+                       OutputFormat output, const char *bundle_path)
+{
+        _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+        CliBundleWriter w = {};
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
+        int r, k;
+
+        if (!v)
+                return log_oom();
+        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        r = cluster_run(url, policy_path, config, cid, rc, bundle_path ? &w : NULL, v, output);
+        if (r < 0) {
+                cli_bundle_writer_done(&w);
+                return r;
+        }
+        r = judge_and_print(v, cid_hex, output);
+        if (bundle_path) {
+                k = cli_bundle_writer_write(&w, bundle_path);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        cli_bundle_writer_done(&w);
+        return r;
+}
+
+int cli_verify_cluster_record(const char *url, const char *policy_path, const CliConfig *config,
+                              const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
+                              CliBundleWriter *w)
+{
+        _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+
+        if (!v)
+                return log_oom();
+        return cluster_run(url, policy_path, config, cid, rc, w, v, OUTPUT_JSON);
+}
+
+/* A recorded audit log, checked again as check_audit() checks a live one, in one page. */
+static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v,
+                                 JoinServiceView *js, const json_t *rec)
+{
+        bool found[CLUSTER_NODES_MAX] = {};
+        AuditLogSummary sum;
+        AuditLogChain chain;
+        const uint8_t *log = NULL;
+        size_t size = 0, used = 0;
+        char name[BUNDLE_NAME_MAX + 1];
+        Diag d;
+
+        js->ok = false;
+        diag_clear(&d);
+        (void) snprintf(name, sizeof(name), "audit/%zu/log", i);
+        if (!json_is_true(json_object_get(rec, "complete")) ||
+            bundle_get(b->bundle, name, &log, &size) < 0) {
+                set_reason(js, "the bundle holds this audit log's head only (it was longer than "
+                               "a bundle keeps): not checked");
+                return;
+        }
+        audit_log_chain_init(&chain, js->url);
+        if (memchr(log, '\0', size)) {
+                set_reason(js, "audit chain broken: %s: a NUL byte in the log", js->url);
+                return;
+        }
+        if (audit_log_chain_feed(&chain, (const char *) log, size, true, &used, &d) < 0) {
+                set_reason(js, "audit chain broken: %s", d.message);
+                return;
+        }
+        note_admissions(js, (const char *) log, used, found);
+        audit_log_chain_summary(&chain, &sum);
+        js->entries = sum.entries;
+        js->refused = sum.refused;
+        report_unaudited(v, js, found);
+        check_head(js, json_object_get(rec, "head"), &sum);
+}
+
+int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t at,
+                              OutputFormat output)
+{
+        _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1] = "";
+        const json_t *x;
+        size_t i;
+
+        if (!v)
+                return log_oom();
+        if (b->has_cid)
+                hex_encode_buf(b->cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        if (json_array_size(b->nodes) > CLUSTER_NODES_MAX ||
+            json_array_size(b->logs) > CLUSTER_JOIN_SERVICES_MAX)
+                return log_error_errno(-E2BIG, "The bundle lists more nodes or join services "
+                                               "than a cluster may have.");
+        json_array_foreach (b->nodes, i, x) {
+                ClusterNode *n = &v->nodes[v->n_nodes++];
+                (void) snprintf(n->name, sizeof(n->name), "%s",
+                                json_string_value(json_object_get(x, "name")));
+                (void) snprintf(n->role, sizeof(n->role), "%s",
+                                json_string_value(json_object_get(x, "role")));
+                (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s",
+                                json_string_value(json_object_get(x, "endpoint")));
+                if (json_is_object(json_object_get(x, "versions")))
+                        n->versions = json_incref(json_object_get(x, "versions"));
+        }
+        json_array_foreach (b->logs, i, x) {
+                JoinServiceView *js = &v->js[v->n_js++];
+                const json_t *l;
+                size_t k;
+                (void) snprintf(js->url, sizeof(js->url), "%s",
+                                json_string_value(json_object_get(x, "joinService")));
+                (void) snprintf(js->policy_digest, sizeof(js->policy_digest), "%s",
+                                json_string_value(json_object_get(x, "policyDigest")) ?: "");
+                (void) snprintf(js->self, sizeof(js->self), "%s",
+                                json_string_value(json_object_get(x, "self")) ?: "");
+                json_array_foreach (json_object_get(x, "listed"), k, l)
+                        if (json_is_string(l) && js->n_listed < CLUSTER_NODES_MAX)
+                                (void) snprintf(js->listed[js->n_listed++], 64, "%s",
+                                                json_string_value(l));
+                check_recorded_audit(b, i, v, js, x);
+        }
+        /* Each node's evidence again, offline; a node the audit logs do not account for stays
+         * failed, as live. */
+        for (i = 0; i < v->n_nodes; i++) {
+                ClusterNode *n = &v->nodes[i];
+                AttestReport rep = {};
+                Diag d;
+                int r = cli_bundle_verify_node(b, i, p, at, &rep, &d);
+
+                n->ok = r >= 0 && !n->unaudited;
+                node_take_report(n, &rep, r, &d);
+                attest_report_done(&rep);
+        }
+        return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output);
 }
 
 int verb_status(int argc, char *argv[], void *userdata)

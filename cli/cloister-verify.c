@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-bundle.h"
 #include "cli-json.h"
 #include "cli-node-state.h"
 #include "cli.h"
@@ -14,6 +15,39 @@
 #include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/rpc.h"
+
+/* verify --node --bundle OUT: the one node's record (docs/bundle.md). */
+static int write_node_bundle(const char *path, const char *policy_path, const CliConfig *config,
+                             const uint8_t *cid, time_t at, const char *endpoint,
+                             const CliRecord *rec, int verdict, const AttestReport *rep,
+                             const Diag *d, const json_t *versions, const char *state)
+{
+        _cleanup_(json_decrefp) json_t *doc =
+                cli_report_json("cloister verify", rep, verdict, d, CLI_FRESHNESS_CHECKED);
+        _cleanup_(freep) char *policy = NULL;
+        CliBundleWriter w = {};
+        const char *reason = verdict < 0 ? d->message : NULL;
+        size_t size;
+        int r;
+
+        if (!doc)
+                return log_oom();
+        r = cli_policy_bytes(policy_path, config, &policy, &size);
+        if (r < 0)
+                return r;
+        r = cli_bundle_writer_init(&w, "node", at, policy, size, cid);
+        if (r >= 0)
+                r = cli_bundle_writer_node(&w, endpoint, "", endpoint, rec, verdict == 0,
+                                           reason ? &reason : NULL, reason ? 1 : 0,
+                                           json_object_get(doc, "checks"), versions, state);
+        if (r < 0) {
+                cli_bundle_writer_done(&w);
+                return log_oom();
+        }
+        r = cli_bundle_writer_write(&w, path);
+        cli_bundle_writer_done(&w);
+        return r;
+}
 
 int verb_verify(int argc, char *argv[], void *userdata)
 {
@@ -26,6 +60,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 ARG_TIMEOUT,
                 ARG_CLUSTER,
                 ARG_STATE,
+                ARG_BUNDLE,
+                ARG_AT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -37,10 +73,17 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 { "node", required_argument, NULL, ARG_NODE },
                 { "cluster", no_argument, NULL, ARG_CLUSTER },
                 { "state-file", required_argument, NULL, ARG_STATE },
+                { "bundle", required_argument, NULL, ARG_BUNDLE },
+                { "at", required_argument, NULL, ARG_AT },
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
         CliOptions *o = userdata;
+        const char *bundle = NULL;
+        bool node_given = false;
+        time_t at = 0;
+        _cleanup_(cli_record_done) CliRecord rec = {};
+        bool has_cid = false;
         const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL,
                    *state_path = "cloister-state.json";
         bool cluster = false, state_given = false;
@@ -93,7 +136,22 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "workspace's\n" CLI_CONFIG_FILE_DEFAULT
                                " (the workspace: the current directory, or\n"
                                "'cloister -C DIR'): in a cluster's workspace 'cloister verify\n"
-                               "--cluster' and 'cloister verify --node HOST' need nothing else.\n");
+                               "--cluster' and 'cloister verify --node HOST' need nothing else.\n\n"
+                               "  --bundle OUT   with --cluster or --node: also write an evidence\n"
+                               "                 bundle (docs/bundle.md): each node's evidence as\n"
+                               "                 received, the nonce this CLI chose, the TLS key\n"
+                               "                 it is bound to, the policy, the time, the\n"
+                               "                 verdicts and the join services' audit logs\n\n"
+                               "       cloister verify --bundle IN [--policy FILE] [--at TIME] [-o "
+                               "text|json]\n\n"
+                               "Verifies a bundle again, offline (no connection is opened): every\n"
+                               "node's evidence against the bundle's policy or --policy FILE, at\n"
+                               "the recorded time or --at YYYY-MM-DD[THH:MM:SSZ], each binding\n"
+                               "recomputed from the recorded nonce and key; audit chains checked\n"
+                               "again. Same output as the live verify. A bundle changed in any\n"
+                               "byte is refused, naming what no longer holds. A bundle proves the\n"
+                               "hardware made this evidence for this nonce and key; not that the\n"
+                               "nonce was fresh when it was recorded.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
@@ -124,6 +182,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         if (cli_node_url(optarg, node_url) < 0)
                                 return -EUSAGE;
                         endpoint = node_url;
+                        node_given = true;
+                        break;
+                case ARG_BUNDLE:
+                        bundle = optarg;
+                        break;
+                case ARG_AT:
+                        if (cli_parse_at_option(optarg, &at) < 0)
+                                return -EUSAGE;
                         break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
@@ -133,6 +199,19 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         return -EUSAGE;
                 }
         }
+        /* --bundle alone: the offline verification of a recorded bundle. */
+        if (bundle && !cluster && !endpoint) {
+                if (optind < argc || config_path || cluster_id || state_given)
+                        return log_error_errno(-EUSAGE,
+                                               "verify --bundle IN takes only --policy FILE, --at "
+                                               "TIME and -o. See --help.");
+                return cli_verify_bundle(bundle, policy, at, o->output);
+        }
+        if (at)
+                return log_error_errno(-EUSAGE,
+                                       "verify: --at goes with --bundle IN (a live verify is "
+                                       "judged now).");
+        (void) node_given;
         (void) cli_workspace_config_default(policy, &config_path);
         r = cli_policy_or_config("verify", policy, config_path, &config);
         if (r < 0)
@@ -152,7 +231,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
-                return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output);
+                return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output,
+                                          bundle);
         }
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);
@@ -162,6 +242,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         r = cluster_id ? 1 : cli_workspace_cluster(state_path, state_given, cid, NULL, 0);
         if (r < 0)
                 return r;
+        has_cid = r > 0;
         if (r > 0) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
@@ -170,8 +251,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 pol->pcrs[15].present = true;
                 pol->pcrs[15].warn_only = false;
         }
-        pv = (PolicyVerifier){ .policy = pol, .report = &rep };
+        pv = (PolicyVerifier){ .policy = pol, .report = &rep, .at = time(NULL) };
         v = policy_verifier(&pv);
+        cli_record_attach(&v, bundle ? &rec : NULL);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
@@ -219,6 +301,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         printf("Verification OK\n");
                 else
                         printf("Verification FAILED: incomplete (see above)\n");
+        }
+        if (bundle) {
+                int k = write_node_bundle(bundle, policy, &config, has_cid ? cid : NULL, pv.at,
+                                          endpoint, &rec, verdict, &rep, &d, versions, state);
+                if (k < 0 && r >= 0)
+                        r = k;
         }
         attest_report_done(&rep);
         return r < 0 ? r : verdict < 0 ? verdict : 0;

@@ -497,6 +497,14 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
                 return diag_fail(d, -ENOMEM, "atls-evidence", -1, "out of memory");
         memcpy(conn->evidence, data->data, (size_t) data->length);
         conn->evidence_size = (size_t) data->length;
+        if (c->verifier.record) {
+                r = c->verifier.record(c->verifier.record_userdata, conn->evidence,
+                                       conn->evidence_size, conn->my_nonce, conn->peer_spki,
+                                       conn->peer_spki_size, binding);
+                if (r < 0)
+                        return diag_fail(d, r, "atls-record", -1,
+                                         "cannot keep the peer's evidence: %s", strerror(-r));
+        }
         return c->verifier.verify(c->verifier.userdata, data->data, (size_t) data->length, binding,
                                   d);
 }

@@ -187,3 +187,38 @@ int sandbox_network_filter(void)
                 return r;
         return 0;
 }
+
+int sandbox_no_network(void)
+{
+        static const char *const refused[] = { "socket", "socketpair", "connect" };
+        static const char *const missing[] = { "io_uring_setup", "io_uring_enter",
+                                                "io_uring_register" };
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int r;
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return -ENOMEM;
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                int nr = seccomp_syscall_resolve_name(refused[i]);
+                if (nr == __NR_SCMP_ERROR)
+                        continue;
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(missing); i++) {
+                int nr = seccomp_syscall_resolve_name(missing[i]);
+                if (nr == __NR_SCMP_ERROR)
+                        continue;
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+                if (r < 0)
+                        return r;
+        }
+        return seccomp_load(ctx);
+}

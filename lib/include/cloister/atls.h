@@ -62,10 +62,21 @@ typedef struct AtlsAttester {
         void *userdata;
 } AtlsAttester;
 
+/* Sees what a verification is about to be given: the peer's evidence exactly as received, the
+ * nonce this side sent, the peer's certificate key (DER SubjectPublicKeyInfo) and the binding
+ * computed from them. For keeping evidence (`cloister verify --bundle`, docs/bundle.md): it is
+ * called before the verdict, so a refused peer's evidence is kept too. A negative return fails
+ * the handshake. */
+typedef int (*AtlsRecordFunc)(void *userdata, const uint8_t *evidence, size_t size,
+                              const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki,
+                              size_t spki_size, const uint8_t binding[static ATLS_BINDING_SIZE]);
+
 typedef struct AtlsVerifier {
         AttestVariant variant;
         AtlsVerifyFunc verify;
         void *userdata;
+        AtlsRecordFunc record; /* optional */
+        void *record_userdata;
 } AtlsVerifier;
 
 typedef struct AtlsContext AtlsContext;

@@ -22,3 +22,12 @@ int sandbox_drop_capabilities(void);
  * anew for every TPM command.
  */
 int sandbox_network_filter(void);
+
+/*
+ * No network, for a process that must work offline (`cloister verify --bundle`): socket(),
+ * socketpair() and connect() fail with EACCES from now on, on every thread (TSYNC), and io_uring
+ * (which connects on its own) with ENOSYS; nothing else changes. Sets no_new_privs. What a bundle
+ * verification needs is in the file it reads, so a library that tries to fetch anything fails
+ * instead of reaching out.
+ */
+int sandbox_no_network(void);

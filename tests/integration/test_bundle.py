@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Evidence bundles (docs/bundle.md): `cloister verify --cluster --bundle OUT` keeps what the
+verification was given, `cloister verify --bundle IN` verifies it again offline (in a network
+namespace with no network, from a fresh directory), any edited byte is refused, and `cloister
+policy test` shows which nodes a new policy would refuse. The cluster is test_join.py's: nodes as
+processes on loopback, each with its own swtpm."""
+import base64
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import binary, run
+from test_join import Cluster, member_policy
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A control plane and a worker, verified once with --bundle; the cluster keeps running."""
+    tmp = tmp_path_factory.mktemp("bundle")
+    cluster = Cluster(tmp)
+    try:
+        cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+        policy = cluster.policy([cp, w1])
+        cluster.init(cp, policy)
+        cluster.join(w1, policy)
+        w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+        mpol = member_policy(cluster, tmp)
+        out = tmp / "cluster.bundle"
+        r = run("cloister", "verify", "--cluster", "--policy", mpol, "--state-file",
+                tmp / "cloister-state.json", "--bundle", out)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.rstrip().endswith("Verification OK")
+        yield cluster, out, mpol, r.stdout
+    finally:
+        cluster.stop()
+
+
+def offline(*args, cwd=None):
+    """cloister in a new network namespace: no interface up, no route anywhere."""
+    return subprocess.run(["unshare", "--net", str(binary("cloister")), *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def entries(path):
+    doc = json.loads(path.read_bytes())
+    return {k: base64.b64decode(v) for k, v in doc["entries"].items()}
+
+
+def test_bundle_holds_each_nodes_evidence_nonce_key_binding_policy_and_audit_log(recorded):
+    cluster, out, mpol, _ = recorded
+    doc = json.loads(out.read_bytes())
+    assert doc["format"] == "cloister-bundle" and doc["version"] == 1
+    e = entries(out)
+    for name, data in e.items():
+        assert doc["manifest"][name] == hashlib.sha256(data).hexdigest(), name
+    meta = json.loads(e["bundle.json"])
+    assert meta["kind"] == "cluster" and meta["clusterId"] == cluster.cid
+    assert [(n["name"], n["verdict"]) for n in meta["nodes"]] == [("cp-1", "pass"),
+                                                                  ("worker-1", "pass")]
+    assert e["policy.json"] == mpol.read_bytes()
+    for i in range(2):
+        ev = json.loads(e[f"nodes/{i}/evidence"])
+        assert ev["variant"] == "qemu-vtpm"
+        assert len(e[f"nodes/{i}/nonce"]) == 32 and len(e[f"nodes/{i}/binding"]) == 32
+        # The binding is what docs/atls.md says the nonce and key give (checked here in Python).
+        assert e[f"nodes/{i}/binding"] == binding(e[f"nodes/{i}/nonce"], e[f"nodes/{i}/spki"])
+    # Two verifications never share a nonce.
+    assert e["nodes/0/nonce"] != e["nodes/1/nonce"]
+    # The join service's audit log, byte for byte, with its head.
+    assert e["audit/0/log"] == (cluster.cp.state / "audit.log").read_bytes()
+    assert meta["auditLogs"][0]["head"]
+
+
+def test_bundle_verifies_offline_in_a_fresh_directory_without_network(recorded, tmp_path):
+    cluster, out, _, live = recorded
+    fresh = tmp_path / "elsewhere"
+    fresh.mkdir()
+    shutil.copy(out, fresh / "b")
+    r = offline("verify", "--bundle", "b", cwd=fresh)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified offline" in r.stdout and r.stdout.rstrip().endswith("Verification OK")
+    # The same table as the live verify.
+    table = lambda s: [l for l in s.splitlines() if l.startswith(("cp-1", "worker-1", "audit"))]
+    assert table(r.stdout) == table(live)
+    j = offline("verify", "--bundle", "b", "-o", "json", cwd=fresh)
+    assert j.returncode == 0, j.stderr
+    doc = json.loads(j.stdout)
+    assert doc["command"] == "cloister verify --cluster"
+    assert {n["name"]: n["verdict"]["result"] for n in doc["nodes"]} == {"cp-1": "pass",
+                                                                           "worker-1": "pass"}
+
+
+def test_verify_bundle_shuts_itself_off_the_network_before_reading(recorded, tmp_path):
+    """Not only no network around it: the process installs a filter under which socket() and
+    connect() fail, before it opens the bundle."""
+    _, out, _, _ = recorded
+    trace = tmp_path / "trace"
+    r = subprocess.run(["strace", "-f", "-o", str(trace), "-e", "trace=seccomp,openat,socket",
+                        str(binary("cloister")), "verify", "--bundle", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    calls = trace.read_text().splitlines()
+    # (libseccomp probes the kernel first with calls that fail; the load is the one that works.)
+    filt = next(i for i, l in enumerate(calls)
+                if "seccomp(SECCOMP_SET_MODE_FILTER" in l and l.rstrip().endswith("= 0"))
+    opened = next(i for i, l in enumerate(calls) if str(out) in l and "openat" in l)
+    assert filt < opened
+
+
+def test_every_sampled_single_byte_edit_of_a_bundle_is_refused(recorded, tmp_path):
+    _, out, _, _ = recorded
+    data = out.read_bytes()
+    rnd = random.Random(23)
+    positions = sorted(set(rnd.randrange(len(data)) for _ in range(40)) | {0, len(data) - 1})
+    for pos in positions:
+        edited = bytearray(data)
+        edited[pos] = (edited[pos] + 1 + rnd.randrange(254)) % 256
+        p = tmp_path / "edited"
+        p.write_bytes(bytes(edited))
+        r = run("cloister", "verify", "--bundle", p)
+        assert r.returncode == 1, (pos, r.stdout, r.stderr)
+        assert "refused" in r.stderr or "FAILED" in r.stdout, (pos, r.stderr)
+
+
+def binding(nonce, spki):
+    """docs/atls.md: SHA-256("cloister-atls-v1" 0 variant 0 role 0 nonce SHA-256(SPKI))."""
+    label = b"cloister-atls-v1\0qemu-vtpm\0server\0"
+    return hashlib.sha256(label + nonce + hashlib.sha256(spki).digest()).digest()
+
+
+def rewrite(path, out, change, rebind=True):
+    """The bundle with change applied to its entries, manifest (and, with rebind, node 1's
+    recorded binding) recomputed: an edit that neither the manifest nor the recorded binding
+    catches any more, so the evidence's own checks must."""
+    doc = json.loads(path.read_bytes())
+    e = {k: base64.b64decode(v) for k, v in doc["entries"].items()}
+    change(e)
+    if rebind:
+        e["nodes/1/binding"] = binding(e["nodes/1/nonce"], e["nodes/1/spki"])
+    doc["entries"] = {k: base64.b64encode(v).decode() for k, v in e.items()}
+    doc["manifest"] = {k: hashlib.sha256(v).hexdigest() for k, v in e.items()}
+    out.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return out
+
+
+def test_an_edit_with_the_manifest_recomputed_is_refused_by_the_evidence_itself(recorded,
+                                                                                tmp_path):
+    _, out, _, _ = recorded
+
+    def nonce(e):
+        e["nodes/1/nonce"] = bytes(32)
+
+    def recorded_binding(e):
+        e["nodes/1/binding"] = bytes(32)
+
+    def pcr(e):
+        ev = json.loads(e["nodes/1/evidence"])
+        ev["tpm"]["pcrs"]["4"] = "00" * 32
+        e["nodes/1/evidence"] = json.dumps(ev).encode()
+
+    def key(e):
+        e["nodes/1/spki"] = e["nodes/0/spki"]
+
+    for change, words in ((nonce, "bound to another nonce or key"), (recorded_binding, "recorded binding"),
+                          (pcr, "PCR"), (key, "bound to another nonce or key")):
+        r = run("cloister", "verify", "--bundle",
+                rewrite(out, tmp_path / "b", change, rebind=change is not recorded_binding))
+        assert r.returncode == 1, (change.__name__, r.stdout)
+        line = next(l for l in r.stdout.splitlines() if l.startswith("worker-1"))
+        assert "FAILED" in line, (change.__name__, r.stdout)
+        assert words.lower() in r.stdout.lower(), (change.__name__, r.stdout)
+        assert next(l for l in r.stdout.splitlines() if l.startswith("cp-1")).split()[2] == "OK"
