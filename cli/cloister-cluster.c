@@ -32,8 +32,8 @@ typedef struct ClusterNode {
         bool unaudited; /* listed by a join service whose log holds no admission of it */
         char reasons[4][REASON_MAX];
         size_t n_reasons;
-        json_t *checks;   /* -o json: every check of its attestation (docs/json.md) */
-        json_t *versions; /* what it reported it runs (docs/versions.md); NULL if nothing */
+        json_t *checks;    /* -o json: every check of its attestation (docs/json.md) */
+        json_t *versions;  /* what it reported it runs (docs/versions.md); NULL if nothing */
         const char *state; /* static: what it said it is (--bundle records it) */
         CliRecord rec;     /* --bundle: what its attestation was given */
 } ClusterNode;
@@ -310,8 +310,7 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                 keep_page(v, js, text, used);
                 if (!more) {
                         if (v->recording && json_string_value(json_object_get(resp, "head")))
-                                js->head = strdup(
-                                        json_string_value(json_object_get(resp, "head")));
+                                js->head = strdup(json_string_value(json_object_get(resp, "head")));
                         audit_log_chain_summary(&chain, &sum);
                         js->entries = sum.entries;
                         js->refused = sum.refused;
@@ -415,11 +414,11 @@ static void node_take_report(ClusterNode *n, const AttestReport *rep, int r, con
                 n->checks = json_array();
                 for (size_t k = 0; n->checks && k < rep->n_checks; k++) {
                         const CheckResult *ck = &rep->checks[k];
-                        (void) json_array_append_new(
-                                n->checks, result_check_new(ck->name, ck->index,
-                                                            cli_check_result(ck->status),
-                                                            ck->enforced, ck->expected, ck->actual,
-                                                            ck->detail));
+                        (void) json_array_append_new(n->checks,
+                                                     result_check_new(ck->name, ck->index,
+                                                                      cli_check_result(ck->status),
+                                                                      ck->enforced, ck->expected,
+                                                                      ck->actual, ck->detail));
                 }
         }
         if (!n->ok && n->n_reasons == 0) {
@@ -683,8 +682,8 @@ int cli_verify_cluster_record(const char *url, const char *policy_path, const Cl
 }
 
 /* A recorded audit log, checked again as check_audit() checks a live one, in one page. */
-static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v,
-                                 JoinServiceView *js, const json_t *rec)
+static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v, JoinServiceView *js,
+                                 const json_t *rec)
 {
         bool found[CLUSTER_NODES_MAX] = {};
         AuditLogSummary sum;

@@ -192,7 +192,7 @@ int sandbox_no_network(void)
 {
         static const char *const refused[] = { "socket", "socketpair", "connect" };
         static const char *const missing[] = { "io_uring_setup", "io_uring_enter",
-                                                "io_uring_register" };
+                                               "io_uring_register" };
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
         int r;
 
