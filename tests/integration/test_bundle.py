@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+import json_schema
 from conftest import binary, run
 from test_join import Cluster, member_policy
 
@@ -174,3 +175,121 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_by_the_evidence_itself(
         assert "FAILED" in line, (change.__name__, r.stdout)
         assert words.lower() in r.stdout.lower(), (change.__name__, r.stdout)
         assert next(l for l in r.stdout.splitlines() if l.startswith("cp-1")).split()[2] == "OK"
+
+
+def policy_test(*args):
+    return run("cloister", "policy", "test", *args)
+
+
+def test_policy_test_with_an_unchanged_policy_lists_no_node_and_exits_0(recorded):
+    _, out, mpol, _ = recorded
+    r = policy_test("--policy", mpol, "--bundle", out, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert [(n["name"], n["current"], n["new"], n["changes"]) for n in doc["nodes"]] == [
+        ("cp-1", "pass", "pass", []), ("worker-1", "pass", "pass", [])]
+    text = policy_test("--policy", mpol, "--bundle", out)
+    assert text.returncode == 0 and "No node would be refused" in text.stdout
+
+
+def test_policy_test_without_one_nodes_ak_pin_lists_exactly_that_node_and_check(recorded,
+                                                                               tmp_path):
+    cluster, out, mpol, _ = recorded
+    p = json.loads(mpol.read_text())
+    w1_ak = json.loads(cluster.nodes[1].policy.read_text())["akTrust"]["akPublic"]
+    p["akTrust"]["akPublic"] = [k for k in p["akTrust"]["akPublic"] if k != w1_ak]
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(p))
+    r = policy_test("--policy", new, "--bundle", out, "-o", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert nodes["cp-1"]["new"] == "pass" and nodes["cp-1"]["changes"] == []
+    assert nodes["worker-1"]["current"] == "pass" and nodes["worker-1"]["new"] == "fail"
+    assert [(c["name"], c["current"], c["new"]) for c in nodes["worker-1"]["changes"]] == [
+        ("ak-trust", "pass", "fail")], nodes["worker-1"]
+    assert doc["verdict"]["result"] == "fail" and "1 of 2" in doc["verdict"]["reason"]
+    text = policy_test("--policy", new, "--bundle", out)
+    assert text.returncode == 1
+    row = next(l for l in text.stdout.splitlines() if l.startswith("worker-1"))
+    assert row.split()[1:4] == ["OK", "REFUSED", "ak-trust"], row
+
+
+def test_policy_test_with_a_changed_pcr_lists_every_node_with_that_pcr(recorded, tmp_path):
+    _, out, mpol, _ = recorded
+    p = json.loads(mpol.read_text())
+    p["measurements"]["9"]["expected"] = "ab" * 32
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(p))
+    r = policy_test("--policy", new, "--bundle", out, "-o", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    for n in json.loads(r.stdout)["nodes"]:
+        assert n["new"] == "fail"
+        assert [(c["name"], c["index"], c["expected"]) for c in n["changes"]] == [
+            ("pcr", 9, "ab" * 32)], n
+
+
+def test_policy_test_cluster_collects_fresh_evidence_then_compares(recorded, tmp_path):
+    cluster, _, mpol, _ = recorded
+    p = json.loads(mpol.read_text())
+    p["measurements"]["4"]["expected"] = "cd" * 32
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(p))
+    r = policy_test("--policy", new, "--cluster", "--current", mpol, "--state-file",
+                    cluster.tmp / "cloister-state.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    rows = [l.split() for l in r.stdout.splitlines() if l.startswith(("cp-1", "worker-1"))]
+    assert [(x[0], x[1], x[2], x[3]) for x in rows] == [("cp-1", "OK", "REFUSED", "pcr[4]"),
+                                                        ("worker-1", "OK", "REFUSED", "pcr[4]")]
+    same = policy_test("--policy", mpol, "--cluster", "--current", mpol, "--state-file",
+                       cluster.tmp / "cloister-state.json")
+    assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_verify_bundle_against_another_policy_and_at_another_time(recorded, tmp_path):
+    _, out, mpol, _ = recorded
+    p = json.loads(mpol.read_text())
+    p["measurements"]["11"]["expected"] = "ef" * 32
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(p))
+    r = run("cloister", "verify", "--bundle", out, "--policy", other)
+    assert r.returncode == 1 and "PCR 11" in r.stdout, r.stdout
+    # qemu-vtpm with a pinned AK has no certificate to expire: any time verifies.
+    r = run("cloister", "verify", "--bundle", out, "--at", "2030-01-01")
+    assert r.returncode == 0 and "verified offline at 2030-01-01T00:00:00Z" in r.stdout, r.stdout
+    assert run("cloister", "verify", "--node", "127.0.0.1:1", "--at", "2030-01-01").returncode == 2
+
+
+def test_verify_node_bundle_verifies_offline_with_the_live_documents_schema(recorded, tmp_path):
+    cluster, _, mpol, _ = recorded
+    out = tmp_path / "node.bundle"
+    live = run("cloister", "verify", "--node", f"127.0.0.1:{cluster.nodes[1].port}", "--policy",
+               mpol, "--cluster-id", cluster.cid, "--bundle", out, "-o", "json")
+    assert live.returncode == 0, live.stdout + live.stderr
+    meta = json.loads(entries(out)["bundle.json"])
+    assert meta["kind"] == "node" and meta["clusterId"] == cluster.cid
+    r = offline("verify", "--bundle", out, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc, ldoc = json.loads(r.stdout), json.loads(live.stdout)
+    json_schema.validate(doc)
+    assert doc["command"] == "cloister verify" and doc["verdict"]["result"] == "pass"
+    assert [c for c in doc["checks"]] == [c for c in ldoc["checks"]]
+    assert (doc["node"], doc["state"], doc["versions"]) == (ldoc["node"], ldoc["state"],
+                                                            ldoc["versions"])
+    text = offline("verify", "--bundle", out)
+    assert text.returncode == 0 and "PASS  pcr[15]" in text.stdout, text.stdout
+
+
+def test_bundle_and_policy_test_documents_follow_the_schema(recorded, tmp_path):
+    _, out, mpol, _ = recorded
+    for args in (("verify", "--bundle", out), ("policy", "test", "--policy", mpol, "--bundle", out)):
+        r = run("cloister", *args, "-o", "json")
+        assert r.returncode == 0, r.stderr
+        json_schema.validate(json.loads(r.stdout))
+    bad = tmp_path / "bad"
+    bad.write_bytes(out.read_bytes()[:-2])
+    r = run("cloister", "verify", "--bundle", bad, "-o", "json")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    assert "refused" in doc["error"]["message"]
