@@ -436,6 +436,18 @@ int cli_bundle_verify_node(const CliBundle *b, size_t i, const AttestPolicy *p, 
 
 /* --- verify --bundle ------------------------------------------------------------------------ */
 
+/* Offline for real: from here on this process cannot open a socket, so nothing a verification
+ * might try to fetch leaves the machine (docs/bundle.md). */
+static int go_offline(void)
+{
+        int r;
+
+        r = sandbox_no_network();
+        if (r < 0)
+                return log_error_errno(r, "Cannot shut this process off the network: %m");
+        return 0;
+}
+
 static void print_bundle_line(const CliBundle *b, time_t at, const char *policy_path)
 {
         char when[TIMESTAMP_UTC_SIZE] = "";
@@ -456,11 +468,9 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
         Diag d;
         int r, verdict;
 
-        /* Offline for real: from here on this process cannot open a socket, so nothing a
-         * verification might try to fetch leaves the machine (docs/bundle.md). */
-        r = sandbox_no_network();
+        r = go_offline();
         if (r < 0)
-                return log_error_errno(r, "Cannot shut this process off the network: %m");
+                return r;
         r = cli_bundle_load(path, NULL, &b);
         if (r < 0)
                 return r;
@@ -697,10 +707,9 @@ static int policy_test_verb(int argc, char *argv[], void *userdata)
                         return log_error_errno(-EUSAGE,
                                                "policy test: --config goes with --cluster; with "
                                                "--bundle give --current FILE.");
-                /* Offline, as verify --bundle. */
-                r = sandbox_no_network();
+                r = go_offline();
                 if (r < 0)
-                        return log_error_errno(r, "Cannot shut this process off the network: %m");
+                        return r;
                 r = cli_bundle_load(bundle_path, NULL, &b);
         } else {
                 _cleanup_(cli_config_done) CliConfig config = {};

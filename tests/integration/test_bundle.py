@@ -133,13 +133,17 @@ def binding(nonce, spki):
     return hashlib.sha256(label + nonce + hashlib.sha256(spki).digest()).digest()
 
 
-def rewrite(path, out, change, rebind=True):
+def rewrite(path, out, change, rebind=True, meta=None):
     """The bundle with change applied to its entries, manifest (and, with rebind, node 1's
     recorded binding) recomputed: an edit that neither the manifest nor the recorded binding
     catches any more, so the evidence's own checks must."""
     doc = json.loads(path.read_bytes())
     e = {k: base64.b64decode(v) for k, v in doc["entries"].items()}
     change(e)
+    if meta:
+        m = json.loads(e["bundle.json"])
+        meta(m)
+        e["bundle.json"] = json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
     if rebind:
         e["nodes/1/binding"] = binding(e["nodes/1/nonce"], e["nodes/1/spki"])
     doc["entries"] = {k: base64.b64encode(v).decode() for k, v in e.items()}
@@ -166,10 +170,16 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_by_the_evidence_itself(
     def key(e):
         e["nodes/1/spki"] = e["nodes/0/spki"]
 
-    for change, words in ((nonce, "bound to another nonce or key"), (recorded_binding, "recorded binding"),
-                          (pcr, "PCR"), (key, "bound to another nonce or key")):
+    def nonce_alone(e):
+        e["nodes/1/nonce"] = bytes(32)
+
+    # rebind: the recorded binding made to match the edit too, or left as it was recorded
+    for change, rebind, words in ((nonce, True, "bound to another nonce or key"),
+                                  (nonce_alone, False, "recorded binding"),
+                                  (recorded_binding, False, "recorded binding"),
+                                  (pcr, True, "PCR"), (key, True, "bound to another nonce or key")):
         r = run("cloister", "verify", "--bundle",
-                rewrite(out, tmp_path / "b", change, rebind=change is not recorded_binding))
+                rewrite(out, tmp_path / "b", change, rebind=rebind))
         assert r.returncode == 1, (change.__name__, r.stdout)
         line = next(l for l in r.stdout.splitlines() if l.startswith("worker-1"))
         assert "FAILED" in line, (change.__name__, r.stdout)
@@ -293,3 +303,48 @@ def test_bundle_and_policy_test_documents_follow_the_schema(recorded, tmp_path):
     doc = json.loads(r.stdout)
     json_schema.validate(doc)
     assert "refused" in doc["error"]["message"]
+
+
+def test_an_edited_entry_is_named_and_a_respelled_bundle_is_refused(recorded, tmp_path):
+    _, out, _, _ = recorded
+    doc = json.loads(out.read_bytes())
+    # One byte of node 1's nonce, still valid base64: its manifest digest no longer holds.
+    b64 = doc["entries"]["nodes/1/nonce"]
+    doc["entries"]["nodes/1/nonce"] = ("B" if b64[0] != "B" else "C") + b64[1:]
+    p = tmp_path / "b"
+    p.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    r = run("cloister", "verify", "--bundle", p)
+    assert r.returncode == 1
+    assert "the entry 'nodes/1/nonce' does not match its manifest digest" in r.stderr, r.stderr
+    # The same document spelt otherwise (a space after a colon): every digest holds, but it is
+    # not the file cloister wrote.
+    data = out.read_bytes()
+    p.write_bytes(data.replace(b'"format":', b'"format": ', 1))
+    r = run("cloister", "verify", "--bundle", p)
+    assert r.returncode == 1
+    assert "differs from the form cloister writes at byte" in r.stderr, r.stderr
+
+
+def test_offline_audit_check_finds_an_altered_entry_and_a_member_without_admission(recorded,
+                                                                                   tmp_path):
+    _, out, _, _ = recorded
+
+    def alter(e):
+        e["audit/0/log"] = e["audit/0/log"].replace(b'"worker-1"', b'"worker-9"', 1)
+
+    r = run("cloister", "verify", "--bundle", rewrite(out, tmp_path / "a", alter, rebind=False))
+    assert r.returncode == 1 and "chain BROKEN" in r.stdout, r.stdout
+
+    # An empty log with no head is a valid chain, but the member its join service lists has no
+    # admission in it.
+    def empty(e):
+        e["audit/0/log"] = b""
+
+    def no_head(m):
+        m["auditLogs"][0]["head"] = None
+
+    r = run("cloister", "verify", "--bundle",
+            rewrite(out, tmp_path / "b", empty, rebind=False, meta=no_head))
+    assert r.returncode == 1, r.stdout
+    row = next(l for l in r.stdout.splitlines() if l.startswith("worker-1"))
+    assert "FAILED" in row and "holds no admission" in row, r.stdout
