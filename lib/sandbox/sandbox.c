@@ -193,6 +193,7 @@ int sandbox_no_network(void)
         static const char *const refused[] = { "socket", "socketpair", "connect" };
         static const char *const missing[] = { "io_uring_setup", "io_uring_enter",
                                                "io_uring_register" };
+        const uint32_t refuse = SCMP_ACT_ERRNO(EACCES), missing_call = SCMP_ACT_ERRNO(ENOSYS);
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
         int r;
 
@@ -208,7 +209,7 @@ int sandbox_no_network(void)
                 int nr = seccomp_syscall_resolve_name(refused[i]);
                 if (nr == __NR_SCMP_ERROR)
                         continue;
-                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
+                r = seccomp_rule_add(ctx, refuse, nr, 0);
                 if (r < 0)
                         return r;
         }
@@ -216,7 +217,7 @@ int sandbox_no_network(void)
                 int nr = seccomp_syscall_resolve_name(missing[i]);
                 if (nr == __NR_SCMP_ERROR)
                         continue;
-                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+                r = seccomp_rule_add(ctx, missing_call, nr, 0);
                 if (r < 0)
                         return r;
         }
