@@ -9,13 +9,14 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 
 import pytest
 
 import json_schema
-from conftest import binary, run
+from conftest import BUILD, binary, run
 from test_join import Cluster, member_policy
 
 
@@ -351,3 +352,37 @@ def test_offline_audit_check_finds_an_altered_entry_and_a_member_without_admissi
     assert r.returncode == 1, r.stdout
     row = next(l for l in r.stdout.splitlines() if l.startswith("worker-1"))
     assert "FAILED" in row and "holds no admission" in row, r.stdout
+
+
+@pytest.fixture
+def sim_snp_node(tmp_path):
+    """A node attesting with the SEV-SNP simulator over aTLS (tests/tools/sim-snp-node): its
+    evidence carries a VCEK and an ASK, valid from a day ago for 25 years."""
+    policy = tmp_path / "sim-snp-policy.json"
+    p = subprocess.Popen([str(BUILD / "tests" / "sim-snp-node"), str(policy)],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        port = re.match(r"serving on 127\.0\.0\.1:(\d+)", p.stdout.readline()).group(1)
+        yield port, policy
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+
+
+def test_sim_snp_bundle_verifies_offline_and_fails_on_the_vcek_after_its_expiry(sim_snp_node,
+                                                                              tmp_path):
+    port, policy = sim_snp_node
+    out = tmp_path / "snp.bundle"
+    live = run("cloister", "verify", "--node", f"127.0.0.1:{port}", "--policy", policy,
+               "--bundle", out, cwd=tmp_path)
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert json.loads(entries(out)["nodes/0/evidence"])["variant"] == "sim-snp"
+    r = offline("verify", "--bundle", out)
+    assert r.returncode == 0 and "PASS  snp-authenticity" in r.stdout, r.stdout + r.stderr
+    # 2060: after the simulated VCEK's notAfter; the failure names that certificate.
+    late = offline("verify", "--bundle", out, "--at", "2060-01-01", "-o", "json")
+    assert late.returncode == 1, late.stdout + late.stderr
+    verdict = json.loads(late.stdout)["verdict"]
+    assert verdict["check"] == "snp-validity" and "SEV-VCEK" in verdict["reason"], verdict
+    early = offline("verify", "--bundle", out, "--at", "2020-01-01")
+    assert early.returncode == 1 and "SEV-VCEK (simulated) is not valid" in early.stdout
