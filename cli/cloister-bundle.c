@@ -338,8 +338,9 @@ int cli_bundle_load(const char *path, Bundle *in_memory, CliBundle *ret)
                 r = bundle_parse(data, size, &b.bundle, &d);
                 if (r < 0)
                         return log_error_errno(r,
-                                               "%s: refused: %s. Record the bundle again with "
-                                               "'cloister verify --cluster --bundle FILE'.",
+                                               "%s: refused: %s. Use an unaltered copy of the "
+                                               "bundle, or record a new one with 'cloister verify "
+                                               "--cluster --bundle FILE'.",
                                                path, d.message);
         } else
                 b.bundle = in_memory;
