@@ -217,6 +217,7 @@ def test_policy_test_without_one_nodes_ak_pin_lists_exactly_that_node_and_check(
     r = policy_test("--policy", new, "--bundle", out, "-o", "json")
     assert r.returncode == 1, r.stdout + r.stderr
     doc = json.loads(r.stdout)
+    json_schema.validate(doc)
     nodes = {n["name"]: n for n in doc["nodes"]}
     assert nodes["cp-1"]["new"] == "pass" and nodes["cp-1"]["changes"] == []
     assert nodes["worker-1"]["current"] == "pass" and nodes["worker-1"]["new"] == "fail"
