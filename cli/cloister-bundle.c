@@ -182,7 +182,13 @@ int cli_bundle_writer_write(CliBundleWriter *w, const char *path)
                 r = bundle_serialize(w->bundle, &text, &size);
         if (r < 0)
                 return log_error_errno(r, "Cannot build the bundle: %m");
-        r = write_file_atomic(path, text, size, 0644, 0);
+        /* A kept bundle is evidence: never replaced. */
+        r = write_file_atomic(path, text, size, 0644, WRITE_FILE_EXCLUSIVE);
+        if (r == -EEXIST)
+                return log_error_errno(r,
+                                       "%s already exists: a bundle is never overwritten; give "
+                                       "--bundle another file name.",
+                                       path);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot write the bundle: %m", path);
         log_info("Bundle written to %s (%zu entries, %zu bytes): 'cloister verify --bundle %s' "

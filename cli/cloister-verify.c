@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli-bundle.h"
 #include "cli-json.h"
@@ -207,6 +208,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                                "TIME and -o. See --help.");
                 return cli_verify_bundle(bundle, policy, at, o->output);
         }
+        /* Said before any node is asked (the write refuses it again, atomically). */
+        if (bundle && access(bundle, F_OK) == 0)
+                return log_error_errno(-EEXIST,
+                                       "%s already exists: a bundle is never overwritten; give "
+                                       "--bundle another file name.",
+                                       bundle);
         if (at)
                 return log_error_errno(-EUSAGE,
                                        "verify: --at goes with --bundle IN (a live verify is "

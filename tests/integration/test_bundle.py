@@ -283,6 +283,12 @@ def test_verify_node_bundle_verifies_offline_with_the_live_documents_schema(reco
     assert live.returncode == 0, live.stdout + live.stderr
     meta = json.loads(entries(out)["bundle.json"])
     assert meta["kind"] == "node" and meta["clusterId"] == cluster.cid
+    # A kept bundle is never overwritten: refused before any node is asked, the file stays.
+    kept = out.read_bytes()
+    again = run("cloister", "verify", "--node", f"127.0.0.1:{cluster.nodes[1].port}", "--policy",
+                mpol, "--cluster-id", cluster.cid, "--bundle", out)
+    assert again.returncode == 1 and "is never overwritten" in again.stderr, again.stderr
+    assert again.stdout == "" and out.read_bytes() == kept
     r = offline("verify", "--bundle", out, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     doc, ldoc = json.loads(r.stdout), json.loads(live.stdout)
