@@ -81,7 +81,6 @@ int verb_verify(int argc, char *argv[], void *userdata)
         };
         CliOptions *o = userdata;
         const char *bundle = NULL;
-        bool node_given = false;
         time_t at = 0;
         _cleanup_(cli_record_done) CliRecord rec = {};
         bool has_cid = false;
@@ -183,7 +182,6 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         if (cli_node_url(optarg, node_url) < 0)
                                 return -EUSAGE;
                         endpoint = node_url;
-                        node_given = true;
                         break;
                 case ARG_BUNDLE:
                         bundle = optarg;
@@ -218,7 +216,6 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 return log_error_errno(-EUSAGE,
                                        "verify: --at goes with --bundle IN (a live verify is "
                                        "judged now).");
-        (void) node_given;
         (void) cli_workspace_config_default(policy, &config_path);
         r = cli_policy_or_config("verify", policy, config_path, &config);
         if (r < 0)
