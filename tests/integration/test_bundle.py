@@ -393,3 +393,26 @@ def test_sim_snp_bundle_verifies_offline_and_fails_on_the_vcek_after_its_expiry(
     assert verdict["check"] == "snp-validity" and "SEV-VCEK" in verdict["reason"], verdict
     early = offline("verify", "--bundle", out, "--at", "2020-01-01")
     assert early.returncode == 1 and "SEV-VCEK (simulated) is not valid" in early.stdout
+
+
+def test_a_refused_nodes_evidence_is_kept_and_a_fixed_policy_would_admit_it(recorded, tmp_path):
+    """A verification that fails still writes its bundle, with the refused node's evidence as
+    received (recorded before the verdict): policy test then shows the fix admits it."""
+    cluster, _, mpol, _ = recorded
+    p = json.loads(mpol.read_text())
+    w1_ak = json.loads(cluster.nodes[1].policy.read_text())["akTrust"]["akPublic"]
+    p["akTrust"]["akPublic"] = [k for k in p["akTrust"]["akPublic"] if k != w1_ak]
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps(p))
+    out = tmp_path / "failed.bundle"
+    r = run("cloister", "verify", "--cluster", "--policy", strict, "--state-file",
+            cluster.tmp / "cloister-state.json", "--bundle", out)
+    assert r.returncode == 1 and "Verification FAILED" in r.stdout, r.stdout + r.stderr
+    meta = json.loads(entries(out)["bundle.json"])
+    w1 = next(n for n in meta["nodes"] if n["name"] == "worker-1")
+    assert w1["verdict"] == "fail" and w1["evidence"] is True
+    assert run("cloister", "verify", "--bundle", out).returncode == 1
+    fixed = policy_test("--policy", mpol, "--bundle", out)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    row = next(l for l in fixed.stdout.splitlines() if l.startswith("worker-1"))
+    assert row.split()[1:4] == ["REFUSED", "OK", "ak-trust"], row
