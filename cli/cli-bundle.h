@@ -105,5 +105,6 @@ typedef struct RpcClientConfig RpcClientConfig;
 int cli_verify_cluster_record(const char *url, const char *policy_path, const CliConfig *config,
                               const uint8_t cid[static 32], const RpcClientConfig *rc,
                               CliBundleWriter *w);
+/* extra: members added to the -o json document ("bundle"), or NULL. */
 int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t at,
-                              OutputFormat output);
+                              OutputFormat output, const json_t *extra);

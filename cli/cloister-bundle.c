@@ -469,6 +469,8 @@ static void print_bundle_line(const CliBundle *b, time_t at, const char *policy_
 int cli_verify_bundle(const char *path, const char *policy_path, time_t at, OutputFormat output)
 {
         _cleanup_(cli_bundle_done) CliBundle b = {};
+        _cleanup_(json_decrefp) json_t *extra = NULL;
+        char when[TIMESTAMP_UTC_SIZE] = "";
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         json_t *node;
         AttestReport rep = {};
@@ -488,8 +490,15 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
                 at = b.at;
         if (output != OUTPUT_JSON)
                 print_bundle_line(&b, at, policy_path);
+        /* -o json says it too: a replay is not a live verify. */
+        (void) timestamp_format_utc(at, when);
+        extra = json_pack("{s:{s:s,s:s,s:s,s:s,s:s}}", "bundle", "file", path, "recorded",
+                          b.at_text, "verifiedAt", when, "policy", policy_path ?: "the bundle's",
+                          "nonce", "chosen by the recording CLI; not provably fresh");
+        if (!extra)
+                return log_oom();
         if (strcmp(b.kind, "cluster") == 0)
-                return cli_verify_cluster_bundle(&b, p, at, output);
+                return cli_verify_cluster_bundle(&b, p, at, output, extra);
 
         node = json_array_get(b.nodes, 0);
         verdict = cli_bundle_verify_node(&b, 0, p, at, &rep, &d);
@@ -500,10 +509,7 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
                 if (!doc || json_object_set(doc, "node", json_object_get(node, "endpoint")) < 0 ||
                     json_object_set(doc, "versions", json_object_get(node, "versions")) < 0 ||
                     json_object_set(doc, "state", state) < 0 ||
-                    json_object_set_new(
-                            doc, "bundle",
-                            json_pack("{s:s,s:s}", "file", path, "recorded", b.at_text)) < 0 ||
-                    result_print(doc) < 0)
+                    json_object_update(doc, extra) < 0 || result_print(doc) < 0)
                         r = log_oom();
         } else {
                 printf("node %s\n", json_string_value(json_object_get(node, "endpoint")));

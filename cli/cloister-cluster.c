@@ -495,7 +495,9 @@ static json_t *node_verdict_json(bool ok, const char *reason)
         return result_verdict_new(ok ? "pass" : "fail", ok ? NULL : reason, NULL, "checked");
 }
 
-static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, size_t bad_logs)
+/* extra: members added to the document (verify --bundle: "bundle"), or NULL. */
+static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, size_t bad_logs,
+                      const json_t *extra)
 {
         _cleanup_(json_decrefp) json_t *doc = result_new("cloister verify --cluster");
         json_t *nodes = json_array(), *logs = json_array();
@@ -503,7 +505,8 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
 
         if (!doc || json_object_set_new(doc, "nodes", nodes) < 0 ||
             json_object_set_new(doc, "auditLogs", logs) < 0 ||
-            json_object_set_new(doc, "clusterId", json_string(cid_hex)) < 0)
+            json_object_set_new(doc, "clusterId", json_string(cid_hex)) < 0 ||
+            (extra && json_object_update(doc, (json_t *) extra) < 0))
                 return log_oom();
         for (size_t i = 0; i < v->n_nodes; i++) {
                 const ClusterNode *n = &v->nodes[i];
@@ -541,7 +544,8 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
 }
 
 /* Every join service must enforce the same policy; then the verdict and the output. */
-static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat output)
+static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat output,
+                           const json_t *extra)
 {
         size_t failed = 0, bad_logs = 0;
         int r;
@@ -558,7 +562,7 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
         for (size_t i = 0; i < v->n_js; i++)
                 bad_logs += !v->js[i].ok;
         if (output == OUTPUT_JSON) {
-                r = print_json(v, cid_hex, failed, bad_logs);
+                r = print_json(v, cid_hex, failed, bad_logs, extra);
                 if (r < 0)
                         return r;
         } else {
@@ -660,7 +664,7 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
                 cli_bundle_writer_done(&w);
                 return r;
         }
-        r = judge_and_print(v, cid_hex, output);
+        r = judge_and_print(v, cid_hex, output, NULL);
         if (bundle_path) {
                 k = cli_bundle_writer_write(&w, bundle_path);
                 if (k < 0 && r >= 0)
@@ -720,7 +724,7 @@ static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v, J
 }
 
 int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t at,
-                              OutputFormat output)
+                              OutputFormat output, const json_t *extra)
 {
         _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
         char cid_hex[2 * CLUSTER_ID_SIZE + 1] = "";
@@ -774,7 +778,7 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
                 node_take_report(n, &rep, r, &d);
                 attest_report_done(&rep);
         }
-        return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output);
+        return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output, extra);
 }
 
 int verb_status(int argc, char *argv[], void *userdata)

@@ -93,6 +93,10 @@ def test_bundle_verifies_offline_in_a_fresh_directory_without_network(recorded, 
     assert j.returncode == 0, j.stderr
     doc = json.loads(j.stdout)
     assert doc["command"] == "cloister verify --cluster"
+    # A script can tell a replay from a live verify.
+    assert doc["bundle"]["file"] == "b"
+    assert doc["bundle"]["verifiedAt"] == doc["bundle"]["recorded"]
+    assert "not provably fresh" in doc["bundle"]["nonce"]
     assert {n["name"]: n["verdict"]["result"] for n in doc["nodes"]} == {"cp-1": "pass",
                                                                            "worker-1": "pass"}
 
