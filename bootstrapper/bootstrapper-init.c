@@ -306,7 +306,7 @@ int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_
         static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
         Bootstrapper *b = userdata;
         JsonCtx ctx = { .source = "log request", .path = "" };
-        _cleanup_(secret_freep) Secret *init_secret = NULL;
+        _cleanup_(secret_freep) Secret *secret = NULL;
         char address[64];
         unsigned wait = 0;
         Diag d;
@@ -332,8 +332,7 @@ int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_
                 return refuse_log(detail, n, -EACCES,
                                   "the node's log needs the owner's init secret (cloister logs "
                                   "--init-secret-file)");
-        if (json_get_base64_secret(&ctx, req->body, "initSecret", INIT_SECRET_SIZE, &init_secret) <
-            0) {
+        if (json_get_base64_secret(&ctx, req->body, "initSecret", INIT_SECRET_SIZE, &secret) < 0) {
                 (void) snprintf(detail, n, "%s", d.message);
                 return -EBADMSG;
         }
@@ -345,7 +344,7 @@ int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_
                                   "too many wrong init secrets from %s: try again in %u s", address,
                                   wait);
         }
-        r = init_secret_verify(init_secret, b->init_secret_hash, &d);
+        r = init_secret_verify(secret, b->init_secret_hash, &d);
         if (r == -EKEYREJECTED)
                 init_attempt_failed(address);
         (void) pthread_mutex_unlock(&log_lock);

@@ -254,9 +254,14 @@ int verb_logs(int argc, char *argv[], void *userdata)
         if (r == 0)
                 return log_error_errno(-EPROTO, "%s answered without a log.", endpoint);
         if (r < 0)
-                return log_error_errno(r, "The log of %s was not saved.", endpoint);
-        printf("The log of %s (state %s, %d bytes%s) is saved in %s.\n", endpoint, state ?: "?", r,
-               json_is_true(json_object_get(resp, "nodeLogDropped")) ? ", its oldest dropped" : "",
-               file);
+                return log_error_errno(r, "The log of %s was not saved (see above): check --file.",
+                                       endpoint);
+        if (json_is_true(json_object_get(resp, "nodeLogDropped")))
+                printf("The log of %s (state %s, %d bytes, its oldest records dropped) is saved "
+                       "in %s.\n",
+                       endpoint, state ?: "unknown", r, file);
+        else
+                printf("The log of %s (state %s, %d bytes) is saved in %s.\n", endpoint,
+                       state ?: "unknown", r, file);
         return 0;
 }

@@ -76,6 +76,16 @@ def test_a_failed_joins_log_is_saved_for_the_owner_without_secrets(cluster, tmp_
         assert line.split(": ", 1)[1] in node_out, line
     for s in secrets_of(cluster.ms, cluster.tmp / "init-secret"):
         assert s not in text and s not in node_out
+    # PCR 15 is held to zero or to this cluster's ID: without the state file that names the
+    # cluster, the node (PCR 15 extended by its join) is refused before anything is sent.
+    elsewhere = tmp_path / "no-state"
+    elsewhere.mkdir()
+    r = run("cloister", "logs", "--node", f"127.0.0.1:{w.port}", "--policy",
+            cluster.tmp / "policy.json", "--init-secret-file", cluster.tmp / "init-secret",
+            cwd=elsewhere)
+    assert r.returncode == 1 and "nothing was sent" in r.stderr and "PCR 15" in r.stderr, r.stderr
+    assert not list(elsewhere.iterdir())
+    assert w.log.read_text().count("log sent to the owner") == 1
     # --file OUT: saved there instead.
     out = tmp_path / "w1.log"
     r = logs(cluster, w, "--file", out)
