@@ -12,6 +12,7 @@ import socket
 import stat
 import time
 
+import json_schema
 from conftest import run
 from test_join import cluster  # noqa: F401 (fixture)
 from test_node_log import secrets_of
@@ -86,6 +87,12 @@ def test_a_failed_joins_log_is_saved_for_the_owner_without_secrets(cluster, tmp_
     assert r.returncode == 1 and "nothing was sent" in r.stderr and "PCR 15" in r.stderr, r.stderr
     assert not list(elsewhere.iterdir())
     assert w.log.read_text().count("log sent to the owner") == 1
+    # The node says so in words: verify -o json names its state, in the documented schema.
+    r = run("cloister", "-o", "json", "verify", "--node", f"127.0.0.1:{w.port}", "--policy",
+            cluster.tmp / "policy.json", cwd=cluster.tmp)
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    assert doc["state"] == "join-failed", r.stdout
     # --file OUT: saved there instead.
     out = tmp_path / "w1.log"
     r = logs(cluster, w, "--file", out)
