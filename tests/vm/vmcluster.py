@@ -419,10 +419,28 @@ class Cluster:
             self.log(f"booting {node.name} (worker): it joins through {cp.name}'s join service")
             node.start(self.worker_metadata(node), join_policy=self.policy)
         for node in self.nodes[1:count]:
-            node.wait_console(r"Joined cluster")
+            m = node.wait_console(r"Joined cluster|join failed; serving node state and log")
+            if m.group(0) != "Joined cluster":
+                # Its bootstrapper keeps serving its log to the owner: fetched, as the owner.
+                r, path = self.fetch_log(node)
+                raise ClusterError(f"{node.name} did not join; " + (
+                    f"its bootstrapper's log, fetched as the owner, is saved in {path}"
+                    if r.returncode == 0 else
+                    f"its log could not be fetched: {r.stderr.strip()}"))
             self.log(f"{node.name} joined, {time.monotonic() - node.started_at:.0f} s after "
                      "power-on")
         self.log(f"up in {time.monotonic() - t0:.0f} s")
+
+    def fetch_log(self, node):
+        """'cloister logs' as the owner: the node attested against the owner's configuration
+        (PCR 15 zero, or the state file's cluster), then proven the init secret; its
+        bootstrapper log of this boot saved in the owner's directory. (result, path)"""
+        path = self.owner / f"cloister-node-{node.endpoint.replace(':', '-')}.log"
+        r = self.owner_cli("logs", "--node", node.endpoint, "--config", self.config,
+                           "--init-secret-file", self.owner / "cloister-init-secret",
+                           "--state-file", self.owner / "cloister-state.json", "--file", path,
+                           check=False)
+        return r, path
 
     def verify_cluster(self, output="text"):
         return self.owner_cli("verify", "--cluster", "--policy", self.policy_initialized,
