@@ -541,7 +541,8 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         if (r < 0)
                 return r;
         printf("Workers created: they join cluster %s ('cloister verify --cluster' shows them "
-               "once admitted).\n",
+               "once admitted; one that does not join gives its log to 'cloister logs --node "
+               "ADDR').\n",
                cid);
         return 0;
 }

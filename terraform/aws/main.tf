@@ -90,10 +90,11 @@ module "worker" {
   target_group_arns = []
   state_disk_gb     = var.state_disk_size_gb
   metadata = {
-    cloister-role       = "worker"
-    cloister-endpoint   = "${local.endpoint}:${local.ports.api}"
-    cloister-peers      = "${local.endpoint}:${local.ports.bootstrapper}"
-    cloister-cluster-id = var.cluster_id
+    cloister-role             = "worker"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
+    cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
 }

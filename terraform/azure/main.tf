@@ -123,10 +123,11 @@ module "worker" {
   state_disk_gb   = var.state_disk_size_gb
   tags            = local.tags
   metadata = {
-    cloister-role       = "worker"
-    cloister-endpoint   = "${local.endpoint}:${local.ports.api}"
-    cloister-peers      = "${local.endpoint}:${local.ports.bootstrapper}"
-    cloister-cluster-id = var.cluster_id
+    cloister-role             = "worker"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
+    cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
 }

@@ -125,10 +125,11 @@ module "worker" {
   named_ports      = {}
   health_check_ids = []
   metadata = {
-    cloister-role       = "worker"
-    cloister-endpoint   = "${local.endpoint}:${local.ports.api}"
-    cloister-peers      = "${local.endpoint}:${local.ports.bootstrapper}"
-    cloister-cluster-id = var.cluster_id
+    cloister-role             = "worker"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
+    cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
 }

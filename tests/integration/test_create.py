@@ -430,6 +430,10 @@ def test_workers_are_created_with_the_cluster_id_after_apply(owner):
     tfvars = json.loads((owner.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
     assert tfvars["cluster_id"] == "cd" * 32
     assert "2 worker node(s) of type n2d-standard-4" in r.stdout
+    # The workers' metadata gets the init-secret hash create gave the control plane (the same
+    # variable: terraform/*/main.tf), so a worker whose join fails gives its log to the owner.
+    assert tfvars["init_secret_hash"].startswith("scrypt$")
+    assert "'cloister logs --node ADDR'" in r.stdout, r.stdout
 
 
 def test_a_failed_workers_phase_never_destroys_the_cluster(owner):
