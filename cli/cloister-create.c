@@ -722,7 +722,7 @@ int verb_create(int argc, char *argv[], void *userdata)
                                "creates them, and with controlPlaneCount 3 or 5 the further\n"
                                "control planes, named NAME-UID-cp-2.., each with the owner's\n"
                                "authorization for its name (made with " MASTER_SECRET_FILE_DEFAULT
-                               "\n"
+                               ",\n"
                                "valid for 24 hours; running this again renews it). They join\n"
                                "through the join service.\n",
                                TF_VERSION_MIN_MAJOR, TF_VERSION_MIN_MINOR);

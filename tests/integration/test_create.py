@@ -656,3 +656,18 @@ def test_the_double_evaluates_the_modules_authorization_validation(owner):
             "-out=tfplan", cwd=owner.dir, env=owner.env)
     assert r.returncode != 0
     assert "an authorization for exactly that name" in r.stderr, r.stderr
+
+
+def test_a_recorded_name_that_makes_no_valid_node_name_is_refused(owner):
+    """The names come from the state file's recorded module output: one too long for a member
+    name (a DNS-1123 label) is refused before an authorization is made or Terraform runs."""
+    owner.config(controlPlaneCount=3)
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    st = state(owner)
+    st["infrastructure"]["name"] = "a" * 60
+    (owner.dir / "cloister-state.json").write_text(json.dumps(st))
+    n = len(owner.commands())
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "gives no valid node name" in r.stderr, r.stderr
+    assert owner.commands()[n:] == []
