@@ -513,6 +513,11 @@ def test_further_control_planes_are_named_nodes_created_only_with_the_cluster_id
         assert "cloister-name = each.key" in md
     else:
         assert node["name"] == "${each.key}"
+    # a new image or template never replaces a running control plane (its replacement's new
+    # disk would be refused under its name by the join service that admitted it)
+    source = {"gcp": "source_instance_template", "azure": "source_image_id",
+              "aws": "launch_template"}[cloud]
+    assert one(node["lifecycle"])["ignore_changes"] == ["${%s}" % source]
 
 
 def named_metadata(parsed, cloud):

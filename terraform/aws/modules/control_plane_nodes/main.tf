@@ -41,6 +41,12 @@ resource "aws_instance" "node" {
     cloister-name                        = each.key
     cloister-control-plane-authorization = each.value
   })
+  # A new launch template version (a new AMI, say) never replaces a running control plane: a
+  # replacement has a new state disk, which the join service that admitted this one refuses
+  # under its name.
+  lifecycle {
+    ignore_changes = [launch_template]
+  }
 }
 
 resource "aws_lb_target_group_attachment" "node" {

@@ -107,6 +107,13 @@ resource "azurerm_linux_virtual_machine" "node" {
 
   boot_diagnostics {
   }
+
+  # A new image never replaces a running control plane: a replacement has a new state disk,
+  # which the join service that admitted this one refuses under its name. (The scale sets'
+  # upgrade mode is Manual for the same reason.)
+  lifecycle {
+    ignore_changes = [source_image_id]
+  }
 }
 
 # The state disk the disk mapper encrypts (LUKS2) with a key released only after attestation

@@ -42,6 +42,12 @@ resource "google_compute_instance_from_template" "node" {
     cloister-control-plane-authorization = each.value
     block-project-ssh-keys               = "TRUE"
   })
+  # A new template (a new image, say) never replaces a running control plane: a replacement
+  # has a new state disk, which the join service that admitted this one refuses under its name.
+  # (The managed groups' update policy is opportunistic for the same reason.)
+  lifecycle {
+    ignore_changes = [source_instance_template]
+  }
 }
 
 resource "google_compute_instance_group" "group" {
