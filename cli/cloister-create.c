@@ -646,14 +646,16 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         tf_done(&tf);
         if (r < 0 && r != -ECANCELED)
                 fprintf(stderr,
-                        "The workers were not (all) created; the control plane is untouched. "
-                        "Fix the cause and run 'cloister create --workers' again.\n");
+                        "%s were not (all) created; the control plane is untouched. Fix the "
+                        "cause and run 'cloister create --workers' again (it also renews the "
+                        "control planes' authorizations).\n",
+                        n_cps > 0 ? "The further control planes and the workers" : "The workers");
         if (r < 0)
                 return r;
-        printf("Workers created: they join cluster %s ('cloister verify --cluster' shows them "
+        printf("%s created: they join cluster %s ('cloister verify --cluster' shows them "
                "once admitted; one that does not join gives its log to 'cloister logs --node "
                "ADDR').\n",
-               cid);
+               n_cps > 0 ? "Further control planes and workers" : "Workers", cid);
         return 0;
 }
 

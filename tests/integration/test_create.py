@@ -583,6 +583,7 @@ def test_three_control_planes_get_names_and_authorizations_for_exactly_those_nam
     tfvars = json.loads(tfvars_path.read_text())
     auths = tfvars["control_plane_authorizations"]
     assert sorted(auths) == names
+    assert "Further control planes and workers created: they join cluster" in r.stdout
     ms = json.loads((owner.dir / "cloister-mastersecret.json").read_text())
     for name, token in auths.items():
         assert verify_authorization(ms, token, name, int(before))
