@@ -385,8 +385,12 @@ static const char *azure_tag(const json_t *tags, const char *name)
 static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
 {
         json_t *c = json_object_get(j, "compute"), *tags = json_object_get(c, "tagsList");
+        /* A scale set's instance is named SCALESET_INSTANCEID, and '_' is not in a host name;
+         * its computer name is: the host name (prefix and instance number) Kubernetes knows it
+         * by. A single VM's computer name is its name unless set otherwise. */
+        const char *computer = attr(json_object_get(c, "osProfile"), "computerName");
         const char *v[_METADATA_FIELD_MAX] = {
-                attr(c, "name"),
+                computer && computer[0] ? computer : attr(c, "name"),
                 azure_tag(tags, KEY_ROLE),
                 azure_tag(tags, KEY_ENDPOINT),
                 azure_tag(tags, KEY_PEERS),
