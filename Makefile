@@ -8,6 +8,7 @@
 #   make asan       the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check      clang-format, cppcheck and clang-tidy
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (default 60)
+#   make fuzz-campaign  every target for FUZZ_MINUTES (default 30), corpora minimized (docs/fuzzing.md)
 #   make bench      benchmarks (ratios against a baseline measured in the same run)
 #   make mini       a local cluster, verified
 #   make image      the node image (build/image/image.raw: UKI, dm-verity root; needs root;
@@ -87,7 +88,7 @@ TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 .SECONDARY:
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke bench \
+.PHONY: all lib test test-unit test-integration test-run check format asan fuzz fuzz-smoke fuzz-campaign bench \
         mini mini-down install clean deps build-tests test-run-san image cloud-images test-e2e
 
 all: $(LIBCLOISTER) $(BINS)
@@ -282,6 +283,13 @@ $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 
 fuzz: $(FUZZ_BINS)
 	$(Q)tests/run-fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# The long runs docs/fuzzing.md records: FUZZ_MINUTES per target (default 30), each corpus
+# minimized and written back to tests/fuzz/corpus/ (commit it), one table row per target.
+FUZZ_MINUTES ?= 30
+fuzz-campaign: $(FUZZ_BINS)
+	$(Q)tests/fuzz/campaign --build $(FUZZ_BUILD) --minutes $(FUZZ_MINUTES) --update-corpus \
+	        $(FUZZ_TARGETS)
 
 # A short run of every target with its seed corpus, part of make test.
 fuzz-smoke: $(FUZZ_BINS)

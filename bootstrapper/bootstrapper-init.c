@@ -281,6 +281,83 @@ int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret
         return r;
 }
 
+/* POST /v1/log {"initSecret": base64}: this boot's log for the proven owner, on a node of any
+ * state (a joining node, one whose join failed, ...). The same proof as init, behind the same
+ * per-address backoff and global limit (a wrong secret here costs as much as one sent to
+ * /v1/init), one check at a time. A node whose metadata carries no init-secret hash serves its
+ * log to no one (docs/troubleshooting.md, "The node's log after a failed join"). */
+static int refuse_log(char *detail, size_t n, int r, const char *fmt, ...) _printf_(4, 5);
+
+static int refuse_log(char *detail, size_t n, int r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(detail, n, fmt, ap);
+        va_end(ap);
+        log_warning("bootstrapper: log request refused: %s", detail);
+        return r;
+}
+
+int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_response,
+                            char *detail, size_t n)
+{
+        static const char *const keys[] = { "initSecret", NULL };
+        static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+        Bootstrapper *b = userdata;
+        JsonCtx ctx = { .source = "log request", .path = "" };
+        _cleanup_(secret_freep) Secret *secret = NULL;
+        char address[64];
+        unsigned wait = 0;
+        Diag d;
+        int r;
+
+        if (!b->init_secret_hash)
+                return refuse_log(
+                        detail, n, -EPERM,
+                        "this node's metadata carries no init-secret hash, so it gives its "
+                        "log to no one: read it on the node (its journal)");
+        peer_address(req->peer, address);
+        if (init_attempt_allowed(address, &wait) < 0)
+                return refuse_log(detail, n, -EBUSY,
+                                  "too many wrong init secrets from %s: try again in %u s", address,
+                                  wait);
+        diag_clear(&d);
+        ctx.diag = &d;
+        if (json_check_keys(&ctx, req->body, keys) < 0) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+        if (!json_object_get(req->body, "initSecret"))
+                return refuse_log(detail, n, -EACCES,
+                                  "the node's log needs the owner's init secret (cloister logs "
+                                  "--init-secret-file)");
+        if (json_get_base64_secret(&ctx, req->body, "initSecret", INIT_SECRET_SIZE, &secret) < 0) {
+                (void) snprintf(detail, n, "%s", d.message);
+                return -EBADMSG;
+        }
+        /* One scrypt at a time, asked again once it is this request's turn (as init). */
+        (void) pthread_mutex_lock(&log_lock);
+        if (init_attempt_allowed(address, &wait) < 0) {
+                (void) pthread_mutex_unlock(&log_lock);
+                return refuse_log(detail, n, -EBUSY,
+                                  "too many wrong init secrets from %s: try again in %u s", address,
+                                  wait);
+        }
+        r = init_secret_verify(secret, b->init_secret_hash, &d);
+        if (r == -EKEYREJECTED)
+                init_attempt_failed(address);
+        (void) pthread_mutex_unlock(&log_lock);
+        if (r < 0) {
+                return refuse_log(detail, n, r == -EKEYREJECTED ? -EACCES : r, "%s", d.message);
+        }
+        log_info("bootstrapper: this boot's log sent to the owner (init secret proven)");
+        attach_log(ret_response);
+        if (!*ret_response || !json_object_get(*ret_response, "nodeLog"))
+                return refuse_log(detail, n, -ENOMEM, "the log could not be read");
+        return 0;
+}
+
 static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_response, char *detail,
                        size_t n, bool *owner)
 {

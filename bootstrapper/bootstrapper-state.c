@@ -93,6 +93,9 @@ int bootstrapper_open_state(Bootstrapper *b, const Secret *disk_key)
 
 const char *bootstrapper_state(const Bootstrapper *b)
 {
+        /* Before "member": a join that failed after PCR 15 was extended did not make one. */
+        if (__atomic_load_n(&b->join_failed, __ATOMIC_ACQUIRE))
+                return "join-failed";
         if (__atomic_load_n(&b->initialized, __ATOMIC_ACQUIRE))
                 return "member";
         switch (b->mode) {

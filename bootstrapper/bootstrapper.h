@@ -50,11 +50,14 @@ typedef struct Bootstrapper {
         /* Handlers run on worker threads: init and recovery one at a time. */
         pthread_mutex_t op_lock;
         BootstrapperMode mode;
+        /* The join (or rejoin) gave up: the node only serves its state and its log until it
+         * stops (--failed-join-linger). */
+        bool join_failed;
         const char *os_release; /* the image's os-release: its versions (GET /v1/node) */
 } Bootstrapper;
 
 /* The node's state in words, as GET /v1/node reports it and refusals name it:
- * "uninitialized", "joining", "awaiting-recovery", "member". */
+ * "uninitialized", "joining", "join-failed", "awaiting-recovery", "member". */
 const char *bootstrapper_state(const Bootstrapper *b);
 /* POST /v1/init or /v1/recover where the node's state does not allow it: 409 with
  * {"code": "already-member" | "awaiting-recovery" | "not-initialized"} and the next step in the
@@ -82,6 +85,11 @@ int bootstrapper_open_state(Bootstrapper *b, const Secret *disk_key);
 bool bootstrapper_pcr15_is_cluster(Bootstrapper *b, const char *cluster_id_hex);
 int bootstrapper_handle_init(void *userdata, const RpcRequest *req, json_t **ret_response,
                              char *detail, size_t detail_size);
+/* POST /v1/log: this boot's log records, to a caller who proves the init secret (as init: the
+ * same scrypt hash from the metadata, the same per-address backoff and global limit). 403 when
+ * the metadata has no hash or the secret is wrong, 429 while the caller must wait. */
+int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_response,
+                            char *detail, size_t detail_size);
 /* The first-boot key file into locked memory (the read buffer is wiped). */
 int bootstrapper_first_boot_key(Bootstrapper *b, Secret **ret);
 int bootstrapper_write_cluster_secrets(Bootstrapper *b, Secret *master,

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
-
 
 #include "cloister/attest-atls.h"
 #include "cloister/json.h"
@@ -30,7 +30,7 @@ static unsigned arg_metadata_timeout = 30;
 static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret, arg_insecure_any_ak;
 static const char *arg_join_policy, *arg_join_service;
-static unsigned arg_join_timeout = 600;
+static unsigned arg_join_timeout = 600, arg_failed_join_linger;
 static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 static const char *arg_os_release = OS_RELEASE_DEFAULT;
 
@@ -72,6 +72,10 @@ static void help(void)
                "                           trust join services are held to; the image PCRs are\n"
                "                           this node's own, PCR 15 the metadata's cluster ID\n"
                "  --join-timeout SEC       how long to keep asking join services (default 600)\n"
+               "  --failed-join-linger SEC after a join (or rejoin) gave up: keep serving\n"
+               "                           GET /v1/node (state join-failed) and POST /v1/log for\n"
+               "                           SEC s before exiting, so the owner can fetch why\n"
+               "                           ('cloister logs'; default 0: exit at once)\n"
                "  --join-service PATH      control planes: the join service this process becomes\n"
                "                           after init or join (default: next to this binary)\n"
                "  --os-release FILE        where the image build recorded the node's image and\n"
@@ -118,6 +122,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_STATE_BIND,
                 ARG_DISK_MAPPER,
                 ARG_OS_RELEASE,
+                ARG_FAILED_JOIN_LINGER,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -143,6 +148,7 @@ static int parse_argv(int argc, char *argv[])
                 { "state-bind", required_argument, NULL, ARG_STATE_BIND },
                 { "disk-mapper", required_argument, NULL, ARG_DISK_MAPPER },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
+                { "failed-join-linger", required_argument, NULL, ARG_FAILED_JOIN_LINGER },
                 {},
         };
         char *end;
@@ -218,6 +224,13 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_JOIN_SERVICE:
                         arg_join_service = optarg;
+                        break;
+                case ARG_FAILED_JOIN_LINGER:
+                        port = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || port > 86400)
+                                return log_error_errno(-EUSAGE,
+                                                       "--failed-join-linger: 0..86400 s.");
+                        arg_failed_join_linger = (unsigned) port;
                         break;
                 case ARG_STATE_MOUNT:
                         if (optarg[0] != '/')
@@ -360,6 +373,7 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
 typedef struct ServeThread {
         RpcServer *server;
         int r;
+        bool done;
 } ServeThread;
 
 static void *serve_thread(void *arg)
@@ -367,7 +381,28 @@ static void *serve_thread(void *arg)
         ServeThread *t = arg;
 
         t->r = rpc_server_run(t->server);
+        __atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
         return NULL;
+}
+
+/* A join that gave up: the node keeps answering GET /v1/node ("join-failed") and POST /v1/log
+ * (the owner's 'cloister logs') for --failed-join-linger seconds, or until SIGTERM ends the
+ * server loop; then the caller stops the server and exits with the failure. */
+static void linger_after_failed_join(Bootstrapper *b, ServeThread *st)
+{
+        struct timespec tick = { .tv_nsec = 200 * 1000 * 1000 };
+        time_t deadline = time(NULL) + (time_t) arg_failed_join_linger;
+
+        __atomic_store_n(&b->join_failed, true, __ATOMIC_RELEASE);
+        log_error("bootstrapper: the join failed (see above). Serving this node's state and, to "
+                  "the owner only, its log for %u s: run 'cloister logs --node %s' in the "
+                  "cluster's workspace.",
+                  arg_failed_join_linger, b->endpoint ?: "HOST");
+        printf("cloister-bootstrapper: join failed; serving node state and log on %s\n",
+               b->endpoint ?: "?");
+        fflush(stdout);
+        while (!__atomic_load_n(&st->done, __ATOMIC_ACQUIRE) && time(NULL) < deadline)
+                (void) nanosleep(&tick, NULL);
 }
 
 int main(int argc, char *argv[])
@@ -378,18 +413,21 @@ int main(int argc, char *argv[])
                 { "POST", "/v1/recover", bootstrapper_handle_recover },
                 { "POST", "/v1/init", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
+                { "POST", "/v1/log", bootstrapper_handle_log },
                 {},
         };
         static const RpcRoute routes_member[] = {
                 { "GET", "/v1/node", bootstrapper_handle_node },
                 { "POST", "/v1/init", bootstrapper_handle_wrong_state },
                 { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
+                { "POST", "/v1/log", bootstrapper_handle_log },
                 {},
         };
         static const RpcRoute routes[] = {
                 { "POST", "/v1/init", bootstrapper_handle_init },
                 { "POST", "/v1/recover", bootstrapper_handle_wrong_state },
                 { "GET", "/v1/node", bootstrapper_handle_node },
+                { "POST", "/v1/log", bootstrapper_handle_log },
                 {},
         };
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
@@ -630,6 +668,8 @@ int main(int argc, char *argv[])
                 if (r == BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN)
                         r = bootstrapper_join(&b, &md, arg_join_policy, arg_join_timeout);
                 b.handoff = r >= 0 && b.join_service != NULL;
+                if (serving && r < 0 && arg_failed_join_linger > 0)
+                        linger_after_failed_join(&b, &st);
                 if (serving && (r < 0 || b.handoff)) {
                         if (b.handoff)
                                 rpc_server_stop_for_handover(server);

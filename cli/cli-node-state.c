@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Node states in words (cli-node-state.h). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,52 +178,63 @@ void cli_node_versions_text(const json_t *versions, char *buf, size_t size)
 /* What a node may send as its log: its ring holds 64 KiB; anything much larger is not one. */
 #define NODE_LOG_MAX (256U * 1024U)
 
-void cli_node_log_save(const char *endpoint, const json_t *resp)
+void cli_node_log_default_path(const char *endpoint, char ret[static CLI_NODE_LOG_PATH_MAX])
 {
-        const json_t *j = json_object_get(resp, "nodeLog");
-        const char *text = json_string_value(j), *host = strstr(endpoint, "://");
-        size_t size = json_string_length(j);
-        _cleanup_(freep) char *copy = NULL;
-        char path[CLI_URL_MAX + 32];
-        int r;
+        const char *host = strstr(endpoint, "://");
 
-        if (!text || size == 0)
-                return;
-        if (size > NODE_LOG_MAX) {
-                log_warning("%s sent a log of %zu bytes: more than a node keeps; not saved.",
-                            endpoint, size);
-                return;
-        }
-        copy = malloc(size);
-        if (!copy) {
-                (void) log_oom();
-                return;
-        }
-        for (size_t i = 0; i < size; i++)
-                copy[i] = (text[i] < ' ' && text[i] != '\n') || text[i] == 0x7f ? '?' : text[i];
         host = host ? host + 3 : endpoint;
-        (void) snprintf(path, sizeof(path), "cloister-node-%s.log", host);
-        for (char *p = path + strlen("cloister-node-"); *p && strcmp(p, ".log") != 0; p++)
+        (void) snprintf(ret, CLI_NODE_LOG_PATH_MAX, "cloister-node-%s.log", host);
+        for (char *p = ret + strlen("cloister-node-"); *p && strcmp(p, ".log") != 0; p++)
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
                       (*p >= '0' && *p <= '9') || *p == '.'))
                         *p = '-';
+}
+
+int cli_node_log_save(const char *endpoint, const json_t *resp, const char *path, bool quiet)
+{
+        const json_t *j = json_object_get(resp, "nodeLog");
+        const char *text = json_string_value(j);
+        size_t size = json_string_length(j);
+        _cleanup_(freep) char *copy = NULL;
+        char name[CLI_NODE_LOG_PATH_MAX];
+        int r;
+
+        if (!text || size == 0)
+                return 0;
+        if (size > NODE_LOG_MAX) {
+                log_warning("%s sent a log of %zu bytes: more than a node keeps; not saved.",
+                            endpoint, size);
+                return -EMSGSIZE;
+        }
+        copy = malloc(size);
+        if (!copy)
+                return log_oom();
+        for (size_t i = 0; i < size; i++)
+                copy[i] = (text[i] < ' ' && text[i] != '\n') || text[i] == 0x7f ? '?' : text[i];
+        if (!path) {
+                cli_node_log_default_path(endpoint, name);
+                path = name;
+        }
         r = write_file_atomic(path, copy, size, 0600, 0);
         if (r < 0) {
                 log_warning("Cannot save the node's log as %s: %s", path, strerror(-r));
-                return;
+                return r;
         }
-        if (json_is_true(json_object_get(resp, "nodeLogDropped")))
+        if (quiet)
+                ;
+        else if (json_is_true(json_object_get(resp, "nodeLogDropped")))
                 log_notice("The node's log of this boot (%zu bytes, its oldest records dropped) "
                            "is saved in %s.",
                            size, path);
         else
                 log_notice("The node's log of this boot (%zu bytes) is saved in %s.", size, path);
+        return (int) MIN(size, (size_t) INT_MAX);
 }
 
 const char *cli_node_state_name(const json_t *node)
 {
-        static const char *const states[] = { "uninitialized", "joining", "awaiting-recovery",
-                                              "member" };
+        static const char *const states[] = { "uninitialized", "joining", "join-failed",
+                                              "awaiting-recovery", "member" };
         const char *s = json_string_value(json_object_get(node, "state"));
 
         for (size_t i = 0; s && i < ELEMENTSOF(states); i++)

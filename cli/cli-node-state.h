@@ -7,6 +7,7 @@
  * level, -v) and returns -EALREADY when it recognised a state, 0 when it did not (the caller
  * then reports the failure as it would have). */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +35,17 @@ json_t *cli_node_versions(const char *endpoint, const json_t *node);
 /* "cloister 0.1.0, image v0.1.0-12-gabc, Kubernetes v1.30.0" ("-" for a value not reported). */
 void cli_node_versions_text(const json_t *versions, char *buf, size_t size);
 
-/* The answer to a failed init may carry the node's log of this boot (only for its proven owner:
- * docs/troubleshooting.md): saved as cloister-node-HOST-PORT.log (0600) in the workspace, with
- * control characters replaced, and the path said. Nothing if the answer has none. */
-void cli_node_log_save(const char *endpoint, const json_t *resp);
+/* The answer to a failed init (or to POST /v1/log) may carry the node's log of this boot (only
+ * for its proven owner: docs/troubleshooting.md): saved as path, or (NULL)
+ * cloister-node-HOST-PORT.log in the workspace, 0600, with control characters replaced, and
+ * the path said unless quiet. Returns its size (> 0), 0 if the answer has none, -errno (logged
+ * as a warning) if it cannot be saved. */
+int cli_node_log_save(const char *endpoint, const json_t *resp, const char *path, bool quiet);
+#define CLI_NODE_LOG_PATH_MAX (CLI_URL_MAX + 32)
+/* cloister-node-HOST-PORT.log for https://HOST:PORT (anything but letters, digits and dots
+ * becomes '-'). */
+void cli_node_log_default_path(const char *endpoint, char ret[static CLI_NODE_LOG_PATH_MAX]);
 /* The node's state as its GET /v1/node answer names it, if it is one the CLI knows
- * ("uninitialized", "joining", "awaiting-recovery", "member"; a static string), else NULL. */
+ * ("uninitialized", "joining", "join-failed", "awaiting-recovery", "member"; a static string), else
+ * NULL. */
 const char *cli_node_state_name(const json_t *node);

@@ -34,6 +34,7 @@ int verb_status(int argc, char *argv[], void *userdata);
 int verb_control_plane(int argc, char *argv[], void *userdata);
 int verb_create(int argc, char *argv[], void *userdata);
 int verb_terminate(int argc, char *argv[], void *userdata);
+int verb_logs(int argc, char *argv[], void *userdata);
 int verb_policy(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;

@@ -501,7 +501,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 return log_error_errno(r, "The node was not initialised: %s", msg);
         }
         if (status != 200) /* its log, if it sent one (only to the proven owner) */
-                cli_node_log_save(endpoint, resp);
+                (void) cli_node_log_save(endpoint, resp, NULL, false);
         if (status != 200 && cli_node_state_from_refusal("apply", endpoint, resp) < 0)
                 return -EALREADY;
         if (status != 200)

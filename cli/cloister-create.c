@@ -13,6 +13,7 @@
 
 #include "cli-terraform.h"
 #include "cli.h"
+#include "cloister/cp-authorization.h"
 #include "cloister/fileio.h"
 #include "cloister/init-secret.h"
 #include "cloister/json.h"
@@ -23,6 +24,10 @@
 #define INFRA_STRING_MAX  256
 #define BOOTSTRAPPER_PORT 9000
 #define TF_FAILED_LOG     "cloister-create-failed.log"
+/* How long the authorizations 'create --workers' gives the further control planes last: they
+ * join within minutes of being created; running 'create --workers' again renews them. */
+#define CP_AUTHORIZATION_CREATE_VALID_SEC (24 * 3600)
+#define CONTROL_PLANES_MAX                5
 
 typedef enum InfraType { INFRA_STRING, INFRA_INT } InfraType;
 
@@ -41,8 +46,8 @@ static const InfraField common_fields[] = {
           "a confidential VM type (docs/cloud.md lists them per cloud and TEE)" },
         { "workerInstanceType", "worker_instance_type", INFRA_STRING, true, 0, 0,
           "a confidential VM type (docs/cloud.md lists them per cloud and TEE)" },
-        { "controlPlaneCount", "control_plane_count", INFRA_INT, false, 1, 1,
-          "1 (further control planes need 'cloister control-plane authorize')" },
+        { "controlPlaneCount", "control_plane_count", INFRA_INT, false, 1, CONTROL_PLANES_MAX,
+          "1, 3 or 5 (odd: etcd keeps a majority; 3 survive one failed control plane, 5 two)" },
         { "workerCount", "worker_count", INFRA_INT, false, 0, 100, "0 to 100" },
         { "stateDiskSizeGb", "state_disk_size_gb", INFRA_INT, false, 10, 16384, "10 to 16384" },
         { "imageId", "image_id", INFRA_STRING, false, 0, 0,
@@ -227,6 +232,20 @@ static int tfvars_from_config(const char *config_path, const CliConfig *config,
         for (size_t i = 0; i < p->n_fields; i++)
                 if ((r = infra_field(config_path, infra, &p->fields[i], tfvars)) < 0)
                         return r;
+        {
+                json_t *n = json_object_get(tfvars, "control_plane_count");
+                /* An even count adds a node etcd's quorum must wait for and survives no more
+                 * failures than the odd count below it. */
+                if (n && json_integer_value(n) % 2 == 0)
+                        return log_error_errno(-EINVAL,
+                                               "%s: .infrastructure.controlPlaneCount %" PRId64
+                                               ": use 1, 3 or 5 (an odd number: etcd needs a "
+                                               "majority, and %" PRId64 " survives no more "
+                                               "failures than %" PRId64 ").",
+                                               config_path, (int64_t) json_integer_value(n),
+                                               (int64_t) json_integer_value(n),
+                                               (int64_t) json_integer_value(n) - 1);
+        }
         tee = json_string_value(json_object_get(tfvars, "tee"));
         for (size_t i = 0; p->tees[i]; i++)
                 tee_ok = tee_ok || strcmp(tee, p->tees[i]) == 0;
@@ -383,8 +402,13 @@ static void print_summary(const char *provider, const json_t *tfvars)
                 workers = json_integer_value(v);
         printf("The following will be created in %s (every node a confidential VM, TEE %s):\n",
                provider, json_string_value(json_object_get(tfvars, "tee")));
-        printf("  %" PRId64 " control-plane node%s of type %s\n", cps, cps == 1 ? "" : "s",
+        printf("  1 control-plane node of type %s\n",
                json_string_value(json_object_get(tfvars, "control_plane_instance_type")));
+        if (cps > 1)
+                printf("  %" PRId64 " further control-plane nodes of type %s, once 'cloister "
+                       "apply' has initialised the cluster\n",
+                       cps - 1,
+                       json_string_value(json_object_get(tfvars, "control_plane_instance_type")));
         printf("  %" PRId64 " worker node%s of type %s, once 'cloister apply' has initialised "
                "the cluster\n",
                workers, workers == 1 ? "" : "s",
@@ -451,6 +475,71 @@ static int roll_back(const Terraform *tf, const char *provider, const Created *c
         return error;
 }
 
+/* The further control planes (all but the first, which 'cloister apply' initialised). A group
+ * names its nodes itself, but an authorization names one node: so each gets a name chosen here,
+ * <name>-cp-2 .. <name>-cp-N (name: the module's output, cluster name and uid), and the owner's
+ * authorization for exactly that name, made with the master secret and valid for
+ * CP_AUTHORIZATION_CREATE_VALID_SEC. They reach Terraform only in control_plane_authorizations in
+ * the variables file (0600), and from there only that node's metadata: never an argument. */
+static int authorize_control_planes(const json_t *infra, json_t *tfvars, size_t *ret_n)
+{
+        _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
+        _cleanup_(json_decrefp) json_t *auths = json_object();
+        const char *prefix = json_string_value(json_object_get(infra, "name"));
+        json_t *n = json_object_get(tfvars, "control_plane_count");
+        int64_t count = n ? (int64_t) json_integer_value(n) : 1;
+        time_t not_after = time(NULL) + CP_AUTHORIZATION_CREATE_VALID_SEC;
+        Diag d;
+        int r;
+
+        if (!auths)
+                return log_oom();
+        if ((n && !json_is_integer(n)) || count < 1 || count > CONTROL_PLANES_MAX || count % 2 == 0)
+                return log_error_errno(-EINVAL,
+                                       "%s/%s: control_plane_count is not 1, 3 or 5: set "
+                                       ".infrastructure.controlPlaneCount and run 'cloister "
+                                       "create' for a new cluster.",
+                                       TF_WORKSPACE, TF_VARS_FILE);
+        if (count > 1) {
+                if (!prefix)
+                        return log_error_errno(-EINVAL,
+                                               "%s records no cluster name (the module's output "
+                                               "'name'): it was not written by 'cloister create'.",
+                                               TF_STATE_FILE);
+                diag_clear(&d);
+                r = master_secret_load(MASTER_SECRET_FILE_DEFAULT, &ms, &d);
+                if (r < 0)
+                        return log_error_errno(r,
+                                               "%s. The further control planes' authorizations "
+                                               "are made with the cluster's master secret: run "
+                                               "this where 'cloister create' made it.",
+                                               d.message);
+        }
+        for (int64_t i = 2; i <= count; i++) {
+                char node[CP_AUTHORIZATION_NAME_MAX + 2], token[CP_AUTHORIZATION_MAX];
+                int k = snprintf(node, sizeof(node), "%s-cp-%" PRId64, prefix, i);
+
+                if (k < 0 || (size_t) k >= sizeof(node) || !cp_authorization_name_ok(node))
+                        return log_error_errno(-EINVAL,
+                                               "%s: the cluster name '%s' gives no valid node "
+                                               "name ('%s-cp-%" PRId64 "' is not a DNS-1123 label "
+                                               "of at most %d characters).",
+                                               TF_STATE_FILE, prefix, prefix, i,
+                                               CP_AUTHORIZATION_NAME_MAX);
+                r = cp_authorization_make(ms->key, ms->salt, node, not_after, token);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot make the authorization for %s: %m", node);
+                r = json_object_set_new(auths, node, json_string(token));
+                explicit_wipe(token, sizeof(token));
+                if (r < 0)
+                        return log_oom();
+        }
+        if (json_object_set(tfvars, "control_plane_authorizations", auths) < 0)
+                return log_oom();
+        *ret_n = (size_t) (count - 1);
+        return 0;
+}
+
 /* The second phase, once 'cloister apply' has initialised the cluster: the cluster ID goes into
  * the workers' metadata (a joining node must know which cluster's join service to trust), and
  * the worker group grows to its size. No rollback here: a destroy would take the initialised
@@ -460,6 +549,7 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         _cleanup_(json_decrefp) json_t *st = NULL, *tfvars = NULL, *infra = NULL;
         _cleanup_(freep) char *text = NULL;
         const char *status, *cid, *provider;
+        size_t n_cps = 0;
         Terraform tf = {};
         Diag d;
         int r;
@@ -489,8 +579,12 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         r = json_parse_file(TF_WORKSPACE "/" TF_VARS_FILE, JSON_FILE_SIZE_MAX, &tfvars, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
-        if (json_object_set_new(tfvars, "cluster_id", json_string(cid)) < 0 ||
-            json_dump_pretty(tfvars, &text) < 0)
+        if (json_object_set_new(tfvars, "cluster_id", json_string(cid)) < 0)
+                return log_oom();
+        r = authorize_control_planes(json_object_get(st, "infrastructure"), tfvars, &n_cps);
+        if (r < 0)
+                return r;
+        if (json_dump_pretty(tfvars, &text) < 0)
                 return log_oom();
         r = tf_find(terraform, &tf);
         if (r >= 0 && tf_log)
@@ -509,13 +603,29 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
                 r = tf_run(&tf, NULL, TF_ARGS("plan", "-input=false", "-no-color", "-out=tfplan"));
         }
         if (r >= 0) {
-                json_t *n = json_object_get(tfvars, "worker_count");
+                json_t *n = json_object_get(tfvars, "worker_count"), *v;
+                const char *key;
+                if (n_cps > 0) {
+                        printf("%zu further control-plane node(s) of type %s will be created in "
+                               "%s, each authorized by the master secret for its own name for "
+                               "%d hours:",
+                               n_cps,
+                               json_string_value(
+                                       json_object_get(tfvars, "control_plane_instance_type")),
+                               provider, CP_AUTHORIZATION_CREATE_VALID_SEC / 3600);
+                        json_object_foreach (
+                                json_object_get(tfvars, "control_plane_authorizations"), key, v)
+                                printf(" %s", key);
+                        printf("\n");
+                }
                 printf("%" PRId64 " worker node(s) of type %s will be created in %s; they join "
                        "cluster %s through its join service.\n",
                        n ? (int64_t) json_integer_value(n) : (int64_t) 1,
                        json_string_value(json_object_get(tfvars, "worker_instance_type")), provider,
                        cid);
-                r = tf_ask("Create the workers?", yes);
+                r = tf_ask(n_cps > 0 ? "Create the further control planes and the workers?"
+                                     : "Create the workers?",
+                           yes);
                 if (r == 0) {
                         printf("Aborted: nothing was changed.\n");
                         r = -ECANCELED;
@@ -536,13 +646,16 @@ static int create_workers(const char *terraform, const char *tf_log, bool yes)
         tf_done(&tf);
         if (r < 0 && r != -ECANCELED)
                 fprintf(stderr,
-                        "The workers were not (all) created; the control plane is untouched. "
-                        "Fix the cause and run 'cloister create --workers' again.\n");
+                        "%s were not (all) created; the control plane is untouched. Fix the "
+                        "cause and run 'cloister create --workers' again (it also renews the "
+                        "control planes' authorizations).\n",
+                        n_cps > 0 ? "The further control planes and the workers" : "The workers");
         if (r < 0)
                 return r;
-        printf("Workers created: they join cluster %s ('cloister verify --cluster' shows them "
-               "once admitted).\n",
-               cid);
+        printf("%s created: they join cluster %s ('cloister verify --cluster' shows them "
+               "once admitted; one that does not join gives its log to 'cloister logs --node "
+               "ADDR').\n",
+               n_cps > 0 ? "Further control planes and workers" : "Workers", cid);
         return 0;
 }
 
@@ -608,7 +721,12 @@ int verb_create(int argc, char *argv[], void *userdata)
                                "Terraform's log in " TF_WORKSPACE "/terraform.log.\n\n"
                                "       cloister create --workers [-y] [--terraform PATH]\n\n"
                                "After 'cloister apply': gives the workers the cluster ID and\n"
-                               "creates them (they join through the join service).\n",
+                               "creates them, and with controlPlaneCount 3 or 5 the further\n"
+                               "control planes, named NAME-UID-cp-2.., each with the owner's\n"
+                               "authorization for its name (made with " MASTER_SECRET_FILE_DEFAULT
+                               ",\n"
+                               "valid for 24 hours; running this again renews it). They join\n"
+                               "through the join service.\n",
                                TF_VERSION_MIN_MAJOR, TF_VERSION_MIN_MINOR);
                         return 0;
                 case 'y':

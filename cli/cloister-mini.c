@@ -123,9 +123,9 @@ static void help(void)
                "The workspace (the current directory, or 'cloister -C DIR mini ...') gets the\n"
                "owner's files as every command reads them: cloister.json (the policy),\n"
                "cloister-state.json, cloister-mastersecret.json, cloister-init-secret and\n"
-               "cloister-admin.conf; up refuses a workspace that holds another cluster's.\n"
-               "The nodes live in its cloister-mini/ (VMs: cloister-mini-vm/, the owner's\n"
-               "files in its owner/); $MINI_DIR overrides where.\n"
+               "cloister-admin.conf (VMs too); up refuses a workspace that holds another\n"
+               "cluster's. The nodes live in its cloister-mini/ (VMs: cloister-mini-vm/);\n"
+               "$MINI_DIR overrides where.\n"
                "\n"
                "Runs the script scripts/mini (installed: PREFIX/lib/cloister/mini) with these\n"
                "arguments; $CLOISTER_MINI_SCRIPT overrides where it is.\n");

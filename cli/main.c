@@ -33,6 +33,8 @@ static const Verb verbs[] = {
           "the cluster's members, roles, last admission and policy digest" },
         { "verify", 0, VERB_ANY, verb_verify,
           "attest a node now and print every check (PCRs, cluster ID in PCR 15)" },
+        { "logs", 0, VERB_ANY, verb_logs,
+          "a node's bootstrapper log of this boot, for its owner (attested first)" },
         { "policy", 1, VERB_ANY, verb_policy,
           "test: which nodes a new policy would refuse, from a bundle or the cluster" },
         { "control-plane", 1, VERB_ANY, verb_control_plane,

@@ -20,6 +20,9 @@
 #define KEY_HASH      "cloister-init-secret-hash"
 #define KEY_CLUSTER   "cloister-cluster-id"
 #define KEY_CP_AUTH   "cloister-control-plane-authorization"
+/* AWS only: the node's name when the owner chose it (a control plane created with an
+ * authorization for that name); otherwise an AWS node's name is its instance ID. */
+#define KEY_AWS_NAME "cloister-name"
 
 static const char *const provider_names[_METADATA_PROVIDER_MAX] = {
         [METADATA_LOCAL] = "local",
@@ -382,8 +385,12 @@ static const char *azure_tag(const json_t *tags, const char *name)
 static int parse_azure(const json_t *j, NodeMetadata *ret, Diag *d)
 {
         json_t *c = json_object_get(j, "compute"), *tags = json_object_get(c, "tagsList");
+        /* A scale set's instance is named SCALESET_INSTANCEID, and '_' is not in a host name;
+         * its computer name is: the host name (prefix and instance number) Kubernetes knows it
+         * by. A single VM's computer name is its name unless set otherwise. */
+        const char *computer = attr(json_object_get(c, "osProfile"), "computerName");
         const char *v[_METADATA_FIELD_MAX] = {
-                attr(c, "name"),
+                computer && computer[0] ? computer : attr(c, "name"),
                 azure_tag(tags, KEY_ROLE),
                 azure_tag(tags, KEY_ENDPOINT),
                 azure_tag(tags, KEY_PEERS),
@@ -512,6 +519,17 @@ static int fetch_aws(const char *base, uint64_t deadline, NodeMetadata *ret, Dia
                 r = diag_fail(d, -ENODATA, "metadata", -1,
                               "instance tag " KEY_ROLE " is missing (are instance tags in "
                               "metadata enabled?)");
+        /* A name the owner chose (and authorized) in advance wins over the instance ID. */
+        if (r >= 0) {
+                char *name = NULL;
+                r = aws_get(base, "/latest/meta-data/tags/instance/" KEY_AWS_NAME, token_header,
+                            deadline, &name, d);
+                if (r >= 0 && name && name[0]) {
+                        free(values[0]);
+                        values[0] = name;
+                } else
+                        free(name);
+        }
         if (r >= 0)
                 r = set_all(ret, (const char *const *) values, d);
         for (size_t i = 0; i < ELEMENTSOF(tags); i++)

@@ -54,11 +54,11 @@ variable "worker_instance_type" {
 
 variable "control_plane_count" {
   type        = number
-  description = "Control-plane nodes. Further control planes join only with the owner's authorization (cloister control-plane authorize), which create does not hand out yet: 1."
+  description = "Control-plane nodes, odd (etcd needs a majority): the first, which 'cloister apply' initialises, and the further ones, created with their authorizations once cluster_id is set."
   default     = 1
   validation {
-    condition     = var.control_plane_count == 1
-    error_message = "control_plane_count: 1. A further control plane needs the owner's per-node authorization (cloister control-plane authorize NAME), which create cannot give to nodes a group names itself yet."
+    condition     = contains([1, 3, 5], var.control_plane_count)
+    error_message = "control_plane_count: 1, 3 or 5 (odd: etcd keeps a majority; 3 survives one failed control plane, 5 two)."
   }
 }
 
@@ -110,6 +110,16 @@ variable "cluster_id" {
   validation {
     condition     = var.cluster_id == "" || can(regex("^[0-9a-f]{64}$", var.cluster_id))
     error_message = "cluster_id: empty or 64 lowercase hex digits (as 'cloister apply' prints it)."
+  }
+}
+
+variable "control_plane_authorizations" {
+  type        = map(string)
+  description = "The further control planes (all but the first), created once cluster_id is set: node name => the owner's authorization for that name (cloister/v1/control-plane-authorization, made by 'cloister create --workers' from the master secret). Empty until then."
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.control_plane_authorizations : can(regex("^[a-z][a-z0-9-]{0,61}[a-z0-9]$", k)) && can(regex("^cpa1\\.${k}\\.[1-9][0-9]{0,17}\\.[0-9a-f]{64}$", v))])
+    error_message = "control_plane_authorizations: node name (a DNS-1123 label) => an authorization for exactly that name, cpa1.NAME.NOT_AFTER.TAG, as 'cloister create --workers' makes it."
   }
 }
 

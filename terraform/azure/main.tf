@@ -42,6 +42,10 @@ resource "terraform_data" "checks" {
   input = var.tee
   lifecycle {
     precondition {
+      condition     = length(var.control_plane_authorizations) == 0 || length(var.control_plane_authorizations) == var.control_plane_count - 1
+      error_message = "control_plane_authorizations: one per further control plane (control_plane_count - 1), or none before the cluster ID is known."
+    }
+    precondition {
       condition     = (var.image_id == "") != (var.image_file == "")
       error_message = "Set exactly one of image_id (a gallery image version) and image_file (the VHD built here, to upload)."
     }
@@ -88,14 +92,17 @@ module "image" {
   tags           = local.tags
 }
 
+# The first control plane (cloister apply initialises it); the further ones are named nodes
+# (control_plane_nodes).
 module "control_plane" {
-  source          = "./modules/scale_set"
-  name            = "${local.name}-control-plane"
-  location        = var.location
-  resource_group  = azurerm_resource_group.cluster.name
-  zone            = var.zone
-  instance_type   = var.control_plane_instance_type
-  node_count      = var.control_plane_count
+  source         = "./modules/scale_set"
+  name           = "${local.name}-control-plane"
+  location       = var.location
+  resource_group = azurerm_resource_group.cluster.name
+  zone           = var.zone
+  instance_type  = var.control_plane_instance_type
+  # The first control plane; the further ones are named VMs (control_plane_nodes).
+  node_count      = 1
   image_id        = var.image_file == "" ? var.image_id : module.image[0].image_id
   subnet_id       = module.network.subnet_id
   backend_pool_id = module.load_balancer.backend_pool_id
@@ -104,6 +111,30 @@ module "control_plane" {
   metadata = {
     cloister-role             = "control-plane"
     cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-init-secret-hash = var.init_secret_hash
+  }
+  depends_on = [terraform_data.checks]
+}
+
+# The further control planes join the first through the load balancer's join-service port,
+# each under the name its authorization names; like workers, they wait for the cluster ID.
+module "control_plane_nodes" {
+  source          = "./modules/control_plane_nodes"
+  nodes           = var.cluster_id == "" ? {} : var.control_plane_authorizations
+  location        = var.location
+  resource_group  = azurerm_resource_group.cluster.name
+  zone            = var.zone
+  instance_type   = var.control_plane_instance_type
+  image_id        = var.image_file == "" ? var.image_id : module.image[0].image_id
+  subnet_id       = module.network.subnet_id
+  backend_pool_id = module.load_balancer.backend_pool_id
+  state_disk_gb   = var.state_disk_size_gb
+  tags            = local.tags
+  metadata = {
+    cloister-role             = "control-plane"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
     cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
@@ -123,10 +154,11 @@ module "worker" {
   state_disk_gb   = var.state_disk_size_gb
   tags            = local.tags
   metadata = {
-    cloister-role       = "worker"
-    cloister-endpoint   = "${local.endpoint}:${local.ports.api}"
-    cloister-peers      = "${local.endpoint}:${local.ports.bootstrapper}"
-    cloister-cluster-id = var.cluster_id
+    cloister-role             = "worker"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
+    cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
 }

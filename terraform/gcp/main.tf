@@ -50,6 +50,10 @@ resource "terraform_data" "checks" {
   input = var.tee
   lifecycle {
     precondition {
+      condition     = length(var.control_plane_authorizations) == 0 || length(var.control_plane_authorizations) == var.control_plane_count - 1
+      error_message = "control_plane_authorizations: one per further control plane (control_plane_count - 1), or none before the cluster ID is known."
+    }
+    precondition {
       condition     = (var.image_id == "") != (var.image_file == "")
       error_message = "Set exactly one of image_id (an image already registered) and image_file (the image built here, to upload)."
     }
@@ -79,19 +83,21 @@ module "image" {
 }
 
 module "load_balancer" {
-  source         = "./modules/load_balancer"
-  name           = local.name
-  ports          = local.ports
-  instance_group = module.control_plane.instance_group
+  source          = "./modules/load_balancer"
+  name            = local.name
+  ports           = local.ports
+  instance_groups = concat([module.control_plane.instance_group], module.control_plane_nodes.instance_groups)
 }
 
+# The first control plane (cloister apply initialises it); the further ones are named nodes
+# (control_plane_nodes).
 module "control_plane" {
   source           = "./modules/node_group"
   name             = "${local.name}-control-plane"
   role             = "control-plane"
   zone             = var.zone
   instance_type    = var.control_plane_instance_type
-  node_count       = var.control_plane_count
+  node_count       = 1
   image            = var.image_file == "" ? var.image_id : module.image[0].image_id
   tee              = local.tee
   subnetwork       = module.network.subnetwork
@@ -103,6 +109,25 @@ module "control_plane" {
   metadata = {
     cloister-role             = "control-plane"
     cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-init-secret-hash = var.init_secret_hash
+  }
+  depends_on = [terraform_data.checks]
+}
+
+# The further control planes join the first through the load balancer's join-service port,
+# each under the name its authorization names; like workers, they wait for the cluster ID.
+module "control_plane_nodes" {
+  source      = "./modules/control_plane_nodes"
+  nodes       = var.cluster_id == "" ? {} : var.control_plane_authorizations
+  group_name  = "${local.name}-control-plane-named"
+  zone        = var.zone
+  template    = module.control_plane.template
+  named_ports = local.ports
+  metadata = {
+    cloister-role             = "control-plane"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
     cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
@@ -125,10 +150,11 @@ module "worker" {
   named_ports      = {}
   health_check_ids = []
   metadata = {
-    cloister-role       = "worker"
-    cloister-endpoint   = "${local.endpoint}:${local.ports.api}"
-    cloister-peers      = "${local.endpoint}:${local.ports.bootstrapper}"
-    cloister-cluster-id = var.cluster_id
+    cloister-role             = "worker"
+    cloister-endpoint         = "${local.endpoint}:${local.ports.api}"
+    cloister-peers            = "${local.endpoint}:${local.ports.bootstrapper}"
+    cloister-cluster-id       = var.cluster_id
+    cloister-init-secret-hash = var.init_secret_hash
   }
   depends_on = [terraform_data.checks]
 }

@@ -15,8 +15,11 @@ def test_mini_vm_up_cut_short_by_sigterm_stops_the_vms_and_removes_everything(im
     work = (tmp_path / "mini-vm").resolve()
     env = dict(os.environ, BUILD=str(BUILD), IMAGE_DIR=str(image_dir), MINI_VM_DIR=str(work),
                MINI_DIR=str(tmp_path / "mini"))
+    ws = tmp_path / "ws"  # the workspace: the owner's files go there, and must go again
+    ws.mkdir()
     p = subprocess.Popen([str(BUILD / "bin" / "cloister"), "mini", "up", "--vm", "--nodes", "1"],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     try:
         # Wait until node1's VM runs and has printed something: QEMU, swtpm and the namespace.
         deadline = time.monotonic() + 600
@@ -34,6 +37,7 @@ def test_mini_vm_up_cut_short_by_sigterm_stops_the_vms_and_removes_everything(im
             p.kill()
     assert p.returncode == 130 and "interrupted" in err, out + err
     assert not work.exists()
+    assert list(ws.iterdir()) == [], list(ws.iterdir())
     left = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True)
     assert left.stdout.strip() == "", "processes left behind: " + left.stdout
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

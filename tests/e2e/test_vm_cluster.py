@@ -110,6 +110,23 @@ def test_worker_reboot_rejoins_opens_the_same_disk_and_reads_back_its_file(clust
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_owner_fetches_a_workers_bootstrapper_log_over_attested_tls(cluster):
+    """The image's bootstrapper answers POST /v1/log to the owner (the init-secret hash is in
+    every node's metadata): cloister logs attests the worker against the image's measurements
+    and PCR 15 = this cluster, then proves the init secret; the log holds no secret."""
+    worker = cluster.nodes[1]
+    r, path = cluster.fetch_log(worker)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"is saved in {path}" in r.stdout and "(state member, " in r.stdout, r.stdout
+    text = path.read_text()
+    assert "Rejoined cluster" in text and "log sent to the owner" in text, text
+    secrets = [(cluster.owner / "cloister-init-secret").read_text().strip()]
+    secrets += list(json.loads((cluster.owner / "cloister-mastersecret.json").read_text()).values())
+    assert not any(str(s) in text for s in secrets if len(str(s)) > 16)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.unlink()
+
+
 def test_vm_from_an_image_with_one_command_line_byte_changed_is_refused(cluster, image_dir,
                                                                       tmp_path):
     modified = tmp_path / "modified"
@@ -144,6 +161,12 @@ def test_vm_from_an_image_with_one_command_line_byte_changed_is_refused(cluster,
     assert not c["pcr[9]"]["ok"] and not c["pcr[11]"]["ok"]
     assert c["pcr[9]"]["actual"] == predicted_mod[9]
     assert c["pcr[11]"]["actual"] == predicted_mod[11]
+    # The owner's 'cloister logs' refuses it before sending anything: no init secret for a
+    # node that does not run the image the policy measured.
+    r, path = cluster.fetch_log(rogue)
+    assert r.returncode == 1 and "nothing was sent to it" in r.stderr, r.stdout + r.stderr
+    assert not path.exists()
+    assert "log request" not in rogue.console_text() and "log sent" not in rogue.console_text()
     # Not a member: the cluster still verifies with its two nodes.
     r = cluster.verify_cluster(output="json")
     assert r.returncode == 0 and {n["name"] for n in json.loads(r.stdout)["nodes"]} == \

@@ -430,6 +430,10 @@ def test_workers_are_created_with_the_cluster_id_after_apply(owner):
     tfvars = json.loads((owner.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
     assert tfvars["cluster_id"] == "cd" * 32
     assert "2 worker node(s) of type n2d-standard-4" in r.stdout
+    # The workers' metadata gets the init-secret hash create gave the control plane (the same
+    # variable: terraform/*/main.tf), so a worker whose join fails gives its log to the owner.
+    assert tfvars["init_secret_hash"].startswith("scrypt$")
+    assert "'cloister logs --node ADDR'" in r.stdout, r.stdout
 
 
 def test_a_failed_workers_phase_never_destroys_the_cluster(owner):
@@ -521,3 +525,150 @@ def test_an_output_that_is_not_a_host_is_refused_and_rolled_back(owner, endpoint
     assert "Rollback succeeded" in r.stderr
     assert owner.commands()[-2:] == ["output", "destroy"]
     assert not (owner.dir / "cloister-state.json").exists()
+
+
+# --- more than one control plane ------------------------------------------------------------------
+
+@pytest.mark.parametrize("count,why", [
+    (2, ".infrastructure.controlPlaneCount 2: use 1, 3 or 5 (an odd number: etcd needs a "
+        "majority, and 2 survives no more failures than 1)"),
+    (4, ".infrastructure.controlPlaneCount 4: use 1, 3 or 5"),
+    (7, ".infrastructure.controlPlaneCount: a whole number, 1, 3 or 5"),
+    (0, ".infrastructure.controlPlaneCount: a whole number, 1, 3 or 5")])
+def test_an_even_or_out_of_range_control_plane_count_is_refused_naming_the_field(owner, count,
+                                                                                  why):
+    owner.config(controlPlaneCount=count)
+    r = owner.cloister("create", "-y")
+    assert r.returncode != 0 and why in r.stderr, r.stderr
+    assert owner.commands() == [] and "cloister-terraform" not in owner.files()
+
+
+def verify_authorization(ms, token, name, now):
+    """cp_authorization_check, written again here (lib/kdf/cp-authorization.c): the token is
+    cpa1.NAME.NOT_AFTER.hex(HKDF(master key, salt, prefix NAME/NOT_AFTER)) for exactly name."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    m = re.fullmatch(r"cpa1\.([a-z0-9-]+)\.([1-9][0-9]*)\.([0-9a-f]{64})", token)
+    if not m or m.group(1) != name:
+        return False
+    tag = HKDF(algorithm=hashes.SHA256(), length=32, salt=base64.b64decode(ms["salt"]),
+               info=f"cloister/v1/control-plane-authorization/{name}/{m.group(2)}".encode()
+               ).derive(base64.b64decode(ms["key"]))
+    return tag.hex() == m.group(3) and int(m.group(2)) >= now
+
+
+def test_three_control_planes_get_names_and_authorizations_for_exactly_those_names(owner):
+    """create makes the first control plane; create --workers, once the cluster ID is known,
+    names the two further ones and gives each the owner's authorization for its own name, made
+    with the master secret, valid for 24 hours, only in the 0600 variables file."""
+    import time
+    owner.config(controlPlaneCount=3)
+    r = owner.cloister("create", "-y")
+    assert r.returncode == 0, r.stderr
+    assert "1 control-plane node of type n2d-standard-4" in r.stdout
+    assert "2 further control-plane nodes of type n2d-standard-4, once 'cloister apply'" \
+        in r.stdout
+    tfvars_path = owner.dir / "cloister-terraform" / "terraform.tfvars.json"
+    tfvars = json.loads(tfvars_path.read_text())
+    assert tfvars["control_plane_count"] == 3
+    assert not tfvars.get("control_plane_authorizations")  # no cluster ID yet: nobody joins
+    initialised(owner)
+    before = time.time()
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode == 0, r.stderr
+    prefix = state(owner)["infrastructure"]["name"]
+    names = [f"{prefix}-cp-2", f"{prefix}-cp-3"]
+    assert f"2 further control-plane node(s) of type n2d-standard-4 will be created in gcp" \
+        in r.stdout and " ".join(names) in r.stdout, r.stdout
+    tfvars = json.loads(tfvars_path.read_text())
+    auths = tfvars["control_plane_authorizations"]
+    assert sorted(auths) == names
+    assert "Further control planes and workers created: they join cluster" in r.stdout
+    ms = json.loads((owner.dir / "cloister-mastersecret.json").read_text())
+    for name, token in auths.items():
+        assert verify_authorization(ms, token, name, int(before))
+        assert int(token.split(".")[2]) <= time.time() + 24 * 3600 + 1
+        # bound to its name: no other node's name, and not another cluster's master secret
+        assert not any(verify_authorization(ms, token, other, int(before))
+                       for other in names + [f"{prefix}-cp-1", f"{prefix}-cp-4"] if other != name)
+        other_ms = dict(ms, key=base64.b64encode(b"\x01" * 32).decode())
+        assert not verify_authorization(other_ms, token, name, int(before))
+    assert tfvars_path.stat().st_mode & 0o777 == 0o600
+    # never an argument or an environment variable of terraform
+    for line in owner.calls.read_text().splitlines():
+        assert "cpa1." not in line
+    # running it again renews them (the renewal after expiry, docs/cloud.md)
+    time.sleep(1.1)
+    assert owner.cloister("create", "--workers", "-y").returncode == 0
+    again = json.loads(tfvars_path.read_text())["control_plane_authorizations"]
+    assert sorted(again) == names and all(again[n] != auths[n] for n in names)
+
+
+def test_one_control_plane_gets_no_authorization_and_needs_no_master_secret(owner):
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    (owner.dir / "cloister-mastersecret.json").rename(owner.dir / "elsewhere.json")
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode == 0, r.stderr
+    tfvars = json.loads((owner.dir / "cloister-terraform" / "terraform.tfvars.json").read_text())
+    assert tfvars["control_plane_authorizations"] == {}
+    assert "further control-plane" not in r.stdout
+
+
+def test_further_control_planes_without_the_master_secret_are_refused_before_terraform(owner):
+    owner.config(controlPlaneCount=5)
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    (owner.dir / "cloister-mastersecret.json").rename(owner.dir / "elsewhere.json")
+    n = len(owner.commands())
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0
+    assert "authorizations are made with the cluster's master secret" in r.stderr, r.stderr
+    assert owner.commands()[n:] == []
+
+
+def test_an_edited_even_control_plane_count_is_refused_at_the_workers_phase(owner):
+    owner.config(controlPlaneCount=3)
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    p = owner.dir / "cloister-terraform" / "terraform.tfvars.json"
+    tfvars = json.loads(p.read_text())
+    p.write_text(json.dumps(dict(tfvars, control_plane_count=4)))
+    n = len(owner.commands())
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "control_plane_count is not 1, 3 or 5" in r.stderr, r.stderr
+    assert owner.commands()[n:] == []
+
+
+def test_the_double_evaluates_the_modules_authorization_validation(owner):
+    """A token for another node's name is refused at plan by the module's own validation
+    (evaluated by the double as a real plan would)."""
+    owner.config(controlPlaneCount=3)
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    assert owner.cloister("create", "--workers", "-y").returncode == 0
+    p = owner.dir / "cloister-terraform" / "terraform.tfvars.json"
+    tfvars = json.loads(p.read_text())
+    a, b = sorted(tfvars["control_plane_authorizations"])
+    tfvars["control_plane_authorizations"] = {a: tfvars["control_plane_authorizations"][b],
+                                              b: tfvars["control_plane_authorizations"][b]}
+    p.write_text(json.dumps(tfvars))
+    r = run(str(DOUBLE), "-chdir=cloister-terraform", "plan", "-input=false", "-no-color",
+            "-out=tfplan", cwd=owner.dir, env=owner.env)
+    assert r.returncode != 0
+    assert "an authorization for exactly that name" in r.stderr, r.stderr
+
+
+def test_a_recorded_name_that_makes_no_valid_node_name_is_refused(owner):
+    """The names come from the state file's recorded module output: one too long for a member
+    name (a DNS-1123 label) is refused before an authorization is made or Terraform runs."""
+    owner.config(controlPlaneCount=3)
+    assert owner.cloister("create", "-y").returncode == 0
+    initialised(owner)
+    st = state(owner)
+    st["infrastructure"]["name"] = "a" * 60
+    (owner.dir / "cloister-state.json").write_text(json.dumps(st))
+    n = len(owner.commands())
+    r = owner.cloister("create", "--workers", "-y")
+    assert r.returncode != 0 and "gives no valid node name" in r.stderr, r.stderr
+    assert owner.commands()[n:] == []

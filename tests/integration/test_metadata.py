@@ -22,6 +22,7 @@ TOKEN = "AQAEAFake-imdsv2-token=="
 
 class Service(BaseHTTPRequestHandler):
     attrs = dict(ATTRS)
+    azure_compute = {}
     fail_first = 0
     seen = []
 
@@ -60,8 +61,8 @@ class Service(BaseHTTPRequestHandler):
                 return self.send(400, json.dumps({"error": "Bad request. Required metadata "
                                                   "header not specified"}))
             tags = [{"name": k, "value": v} for k, v in cls.attrs.items()]
-            return self.send(200, json.dumps({"compute": {"name": "node-1", "location": "x",
-                                                          "tagsList": tags}, "network": {}}))
+            compute = {"name": "node-1", "location": "x", "tagsList": tags} | cls.azure_compute
+            return self.send(200, json.dumps({"compute": compute, "network": {}}))
         if p.startswith("/latest/meta-data/"):
             if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
                 return self.send(401, "", "text/plain")
@@ -77,6 +78,7 @@ class Service(BaseHTTPRequestHandler):
 @pytest.fixture
 def service():
     Service.attrs, Service.fail_first, Service.seen = dict(ATTRS), 0, []
+    Service.azure_compute = {}
     srv = HTTPServer(("127.0.0.1", 0), Service)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -247,3 +249,17 @@ def test_qemu_metadata_is_host_controlled_and_parsed_strictly(tmp_path, doc, why
 def test_qemu_metadata_url_must_be_a_file(tmp_path):
     r = metadata("qemu", "http://127.0.0.1:1/metadata", "--metadata-timeout", "1")
     assert r.returncode == 1 and "neither an absolute file path nor a file:/// URL" in r.stderr
+
+
+def test_an_azure_scale_set_instance_is_named_by_its_computer_name(service):
+    """Azure names a scale set's instance SCALESET_INSTANCEID, which is no host name; the node
+    takes its computer name (what Kubernetes knows it by). Without one, the instance name."""
+    Service.azure_compute = {"name": "cloister-ab12-cp_0",
+                             "osProfile": {"adminUsername": "cloister",
+                                           "computerName": "cloister-ab12-cp000000"}}
+    r = metadata("azure", service[1])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["name"] == "cloister-ab12-cp000000"
+    Service.azure_compute = {"name": "cloister-ab12-cp_0"}
+    r = metadata("azure", service[1])
+    assert r.returncode == 1 and "node name has a character other than" in r.stderr, r.stderr

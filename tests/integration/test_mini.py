@@ -137,6 +137,33 @@ def test_mini_up_with_debug_logs_every_command_it_runs_in_the_workspace(tmp_path
     assert_nothing_left(ws, extra=["cloister-debug.log"])
 
 
+def test_mini_up_fetches_the_log_of_a_worker_whose_join_failed_as_the_owner(tmp_path, ws):
+    """Every 'kubeadm join' fails (the double, KUBEADM_DOUBLE_FAIL_JOIN): mini up sees node2's
+    join fail, fetches its bootstrapper log with 'cloister logs' (attested, init secret
+    proven) into the workspace and says where, then fails."""
+    env = mini_env(tmp_path, 9742, KUBEADM_DOUBLE_FAIL_JOIN="1")
+    up = mini(env, ws, "up", "--netns", "--nodes", "2")
+    try:
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert "mini: node2 did not join; its bootstrapper's log, fetched as the owner" in up.stderr
+        saved = ws / "cloister-node-10.77.0.12-9742.log"
+        assert f"(state join-failed, " in up.stderr and f"is saved in {saved.name}" in up.stderr, \
+            up.stderr
+        assert oct(saved.stat().st_mode & 0o777) == "0o600"
+        text = saved.read_text()
+        assert "kubeadm join failed" in text, text
+        for secret in ("cloister-init-secret", "cloister-mastersecret.json"):
+            raw = (ws / secret).read_text()
+            values = [raw.strip()] if secret.endswith("secret") else \
+                list(json.loads(raw).values())
+            assert not any(str(v) in text for v in values if len(str(v)) > 16)
+    finally:
+        down = mini(env, ws, "down", timeout=60)
+    assert down.returncode == 0, down.stderr
+    # The node's log is the owner's to keep: down leaves it.
+    assert_nothing_left(ws, extra=["cloister-node-10.77.0.12-9742.log"])
+
+
 def test_mini_exec_without_a_cluster_says_how_to_start_one(tmp_path, ws):
     env = mini_env(tmp_path, 9732)
     r = mini(env, ws, "exec", "--", "cloister", "status", timeout=30)

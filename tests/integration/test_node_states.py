@@ -140,6 +140,30 @@ def test_a_node_waiting_for_recovery_whose_pcr15_is_set_refuses_the_right_master
     assert "serving joins" not in cp.log.read_text().split("serving recovery")[-1]
 
 
+def test_recovery_refuses_a_master_secret_that_opens_the_disk_but_derives_another_cluster(
+        cluster, tmp_path):
+    """The master secret must be the recorded cluster's, not only open the disk: here the node's
+    recorded measurement salt was changed (a state that does not match its disk), so the owner's
+    secret still opens the disk but derives another cluster ID. Recovery is refused, PCR 15 stays
+    zero, the recorded state is untouched."""
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    outage(cluster, policy, [cp])
+    st = cp.state / "node-state.json"
+    doc = json.loads(st.read_text())
+    doc["measurementSalt"] = os.urandom(len(bytes.fromhex(doc["measurementSalt"]))).hex()
+    st.write_text(json.dumps(doc))
+    before = st.read_text()
+    r = run("cloister", "recover", "--node", cp.url().removeprefix("https://"), "--policy", policy,
+            "--master-secret", cluster.ms, "--state-file", cluster.tmp / "cloister-state.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "this master secret is not the recorded cluster's" in r.stderr, r.stderr
+    assert read_pcr15(cp.tpm.tcti) == "00" * 32
+    assert st.read_text() == before
+    assert "serving joins" not in cp.log.read_text().split("serving recovery")[-1]
+
+
 def test_recover_of_a_node_in_no_cluster_says_so_with_the_nodes_own_words(cluster, tmp_path):
     cp, fresh = cluster.node("cp-1"), cluster.node("fresh")
     policy = cluster.policy([cp, fresh])

@@ -97,6 +97,10 @@ MISTAKES = {
                       "  zone = var.zone", "not formatted"),
     "does-not-parse": (NODE_GROUP, "  target_size        = var.node_count",
                        "  target_size        = ", "does not parse"),
+    "misspelt-named-control-plane-argument": (
+        "gcp/modules/control_plane_nodes/main.tf", "  source_instance_template = var.template",
+        "  source_instance_templete = var.template",
+        "unknown argument 'source_instance_templete'"),
 }
 
 
@@ -336,7 +340,9 @@ def test_metadata_keys_are_the_ones_lib_metadata_reads(parsed, cloud):
     for role in ("control-plane", "worker"):
         assert set(node_metadata(parsed, cloud, role)) <= read
     assert "cloister-init-secret-hash" in node_metadata(parsed, cloud, "control-plane")
-    assert "cloister-init-secret-hash" not in node_metadata(parsed, cloud, "worker")
+    # Every node carries the owner's init-secret hash, the same one: the control plane for
+    # init, a worker for 'cloister logs' after a failed join.
+    assert node_metadata(parsed, cloud, "worker")["cloister-init-secret-hash"] == HASH
     assert {"cloister-peers", "cloister-cluster-id"} <= set(node_metadata(parsed, cloud, "worker"))
 
 
@@ -426,3 +432,128 @@ def test_the_clis_examples_of_confidential_types_are_what_the_modules_accept(par
             assert re.search(locals_tee(parsed)[tee]["machine_families"], example)
         elif cloud == "azure":
             assert re.search(root.locals["tee_sizes"][tee], example)
+
+
+# --- further control planes: named nodes with the owner's authorization --------------------------
+
+NAMED = {"gcp": ("google_compute_instance_from_template", "node"),
+         "azure": ("azurerm_linux_virtual_machine", "node"),
+         "aws": ("aws_instance", "node")}
+
+
+def cp_count_ok(cond, n):
+    """The control_plane_count validation, evaluated: it must be contains([...], var.x)."""
+    m = re.fullmatch(r"\$\{contains\(\[([0-9, ]+)\], var\.control_plane_count\)\}", cond)
+    assert m, cond
+    return n in json.loads("[" + m.group(1) + "]")
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_control_plane_count_is_validated_as_1_3_or_5(parsed, cloud):
+    cond = one(module(parsed, cloud).variables["control_plane_count"]["validation"])["condition"]
+    assert [n for n in range(0, 8) if cp_count_ok(cond, n)] == [1, 3, 5]
+
+
+def authorizations_ok(cond, auths):
+    """The control_plane_authorizations validation, evaluated per entry: the name's and the
+    token's patterns, the token's with the entry's own name put in as Terraform would."""
+    m = re.fullmatch(r'\$\{alltrue\(\[for k, v in var\.control_plane_authorizations : '
+                     r'can\(regex\("(.*?)", k\)\) && can\(regex\("(.*?)", v\)\)\]\)\}', cond)
+    assert m, cond
+    name_rx = m.group(1).encode().decode("unicode_escape")
+    tok_rx = m.group(2).encode().decode("unicode_escape")
+    return all(re.search(name_rx, k) and re.search(tok_rx.replace("${k}", k), v)
+               for k, v in auths.items())
+
+
+TAG = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("auths,ok", [
+    ({}, True),
+    ({"c-1a2b3c4d-cp-2": f"cpa1.c-1a2b3c4d-cp-2.1800000000.{TAG}",
+      "c-1a2b3c4d-cp-3": f"cpa1.c-1a2b3c4d-cp-3.1800000000.{TAG}"}, True),
+    # an authorization for another node's name: the planted mistake the validation catches
+    ({"c-1a2b3c4d-cp-2": f"cpa1.c-1a2b3c4d-cp-3.1800000000.{TAG}"}, False),
+    ({"c-1a2b3c4d-cp-2": f"cpa1.c-1a2b3c4d-cp-2x.1800000000.{TAG}"}, False),
+    ({"C-cp-2": f"cpa1.C-cp-2.1800000000.{TAG}"}, False),
+    ({"c-cp-2": f"cpa1.c-cp-2.0180.{TAG}"}, False),
+    ({"c-cp-2": f"cpa1.c-cp-2.1800000000.{TAG.upper()}"}, False),
+    ({"c-cp-2": "1800000000"}, False)])
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_authorizations_validation_takes_only_a_token_for_its_own_name(parsed, cloud, auths, ok):
+    var = module(parsed, cloud).variables["control_plane_authorizations"]
+    assert var["default"] == {} and var["type"] == "${map(string)}"
+    assert authorizations_ok(one(var["validation"])["condition"], auths) == ok
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_further_control_planes_are_named_nodes_created_only_with_the_cluster_id(parsed, cloud):
+    """The first control plane is its group of one; each further one is a node of its own,
+    named by the authorization map's key (so the name is the one the authorization is for),
+    created only once cluster_id is set, and its count checked against control_plane_count."""
+    root = module(parsed, cloud)
+    assert root.modules["control_plane"]["node_count"] == 1
+    call = root.modules["control_plane_nodes"]
+    assert call["nodes"] == '${var.cluster_id == "" ? {} : var.control_plane_authorizations}'
+    assert call["depends_on"] == ["${terraform_data.checks}"]
+    pre = one(root.resources[("terraform_data", "checks")]["lifecycle"])["precondition"]
+    assert any(p["condition"] == "${length(var.control_plane_authorizations) == 0 || length("
+               "var.control_plane_authorizations) == var.control_plane_count - 1}" for p in pre)
+    node = module(parsed, cloud, "modules/control_plane_nodes").resources[NAMED[cloud]]
+    assert node["for_each"] == "${var.nodes}"
+    # the authorization for the node's own name, in its own metadata (the sub-module adds it
+    # to the root's keys); on AWS also the name, as the cloister-name tag
+    md = re.sub(r"\s+", " ", node["tags" if cloud != "gcp" else "metadata"])
+    assert md.startswith("${merge(var.tags, var.metadata, {" if cloud == "azure"
+                         else "${merge(var.metadata, {"), md
+    assert "cloister-control-plane-authorization = each.value" in md
+    if cloud == "aws":
+        # an AWS node's name is its instance ID unless the cloister-name tag sets it
+        assert "cloister-name = each.key" in md
+    else:
+        assert node["name"] == "${each.key}"
+    # a new image or template never replaces a running control plane (its replacement's new
+    # disk would be refused under its name by the join service that admitted it)
+    source = {"gcp": "source_instance_template", "azure": "source_image_id",
+              "aws": "launch_template"}[cloud]
+    assert one(node["lifecycle"])["ignore_changes"] == ["${%s}" % source]
+
+
+def named_metadata(parsed, cloud):
+    """The keys a further control plane gets: the root's map, and the authorization the
+    sub-module adds per node (each.value)."""
+    env = {"local.endpoint": LB, "local.ports.api": 6443, "local.ports.bootstrapper": 9000,
+           "var.init_secret_hash": HASH, "var.cluster_id": CID}
+    md = module(parsed, cloud).modules["control_plane_nodes"]["metadata"]
+    md = one(md) if isinstance(md, list) else md
+    return {k: evaluate(v, env) for k, v in md.items()}
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_further_control_planes_metadata_is_read_by_the_bootstrapper(parsed, metadata_service,
+                                                                       cloud):
+    """Served as the cloud serves it, the further control plane's keys (with the authorization,
+    and on AWS its chosen name as the cloister-name tag) are what the real bootstrapper reads:
+    a control plane that joins through the load balancer's join-service port."""
+    keys = named_metadata(parsed, cloud)
+    assert set(keys) | {"cloister-control-plane-authorization"} <= \
+        set(metadata_keys_read_by_nodes().values())
+    name = "c-1a2b3c4d-cp-2"
+    Service.attrs = dict(keys, **{"cloister-control-plane-authorization":
+                                  f"cpa1.{name}.1800000000.{TAG}"})
+    if cloud == "aws":
+        Service.attrs["cloister-name"] = name
+    r = run("cloister-bootstrapper", "--metadata", cloud, "--metadata-url", metadata_service,
+            "--print-metadata")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["role"] == "control-plane" and got["peers"] == [f"{LB}:9000"]
+    # GCP and Azure: the instance's own name (the service says node-1); AWS: the tag, not the
+    # instance ID (node-1)
+    assert got["name"] == (name if cloud == "aws" else "node-1")
+    # that the node reads the authorization under this key shows in its refusal of a bad one
+    Service.attrs["cloister-control-plane-authorization"] = f"cpa1.{name}.1800000000.{TAG} x"
+    r = run("cloister-bootstrapper", "--metadata", cloud, "--metadata-url", metadata_service,
+            "--print-metadata")
+    assert r.returncode != 0 and "control-plane authorization is malformed" in r.stderr

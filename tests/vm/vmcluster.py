@@ -2,7 +2,9 @@
 """A local Cloister cluster of QEMU VMs booted from the node image (build/image/image.raw).
 
 Used by `scripts/mini-vm` (`cloister mini up --vm`) and by tests/e2e. Everything lives in one
-workspace directory and one network namespace (no change to the host's network):
+directory and one network namespace (no change to the host's network), except the owner's files
+when a workspace is given (`cloister mini up --vm`: cloister.json, the state file, the secrets and
+the kubeconfig go into the workspace, as with namespace nodes; down() removes them again):
 
 - the namespace holds a bridge (br0, 10.78.0.1/24: where the owner's CLI runs) and one tap per VM;
 - each node is a VM (OVMF 4M code, its own copy of the 4M variables, its own swtpm with its state
@@ -34,6 +36,12 @@ OWNER_IP = f"{SUBNET}.1"
 STATE_DISK_MIB = 128
 LINUX_FS_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 MEMORY_MIB = int(os.environ.get("CLOISTER_VM_MEMORY", "768"))
+
+
+# The owner's files, as every cloister command finds them in a workspace; with a workspace
+# given (cloister mini up --vm), the ones written there, and removed again by down().
+WORKSPACE_FILES = ("cloister.json", "cloister-state.json", "cloister-mastersecret.json",
+                   "cloister-init-secret", "cloister-admin.conf")
 
 
 class ClusterError(Exception):
@@ -267,7 +275,9 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, workdir, build, image_dir=None, log=print):
+    def __init__(self, workdir, build, image_dir=None, log=print, workspace=None):
+        """workspace: where the owner's files go (cloister mini up --vm: the workspace, as for
+        namespace nodes); by default workdir/owner."""
         self.dir = Path(workdir).resolve()
         self.build = Path(build).resolve()
         self.cli = self.build / "bin/cloister"
@@ -275,7 +285,9 @@ class Cluster:
         self.log = log
         tag = hashlib.sha256(str(self.dir).encode()).hexdigest()[:6]
         self.ns = f"cvm-{tag}"
-        self.owner = self.dir / "owner"
+        self.owner = Path(workspace).resolve() if workspace else self.dir / "owner"
+        # What this cluster wrote into a given workspace: absolute paths, removed by down().
+        self.written = self.dir / "workspace-files"
         self.nodes = []
 
     # --- network -------------------------------------------------------------------------------
@@ -340,7 +352,14 @@ class Cluster:
         self.check_image()
         if self.dir.exists():
             self.down()
-        self.owner.mkdir(parents=True)
+        taken = [f for f in WORKSPACE_FILES if (self.owner / f).exists()]
+        if taken:
+            raise ClusterError(f"{self.owner} already holds {' '.join(taken)} (another "
+                               "cluster's workspace?): run mini in an empty directory, e.g. "
+                               "'cloister -C DIR mini up --vm', or move them away")
+        self.dir.mkdir(parents=True)
+        self.owner.mkdir(parents=True, exist_ok=True)
+        self.written.write_text("".join(f"{self.owner / f}\n" for f in WORKSPACE_FILES))
         self.netns_up(count + spare)
         self.nodes = [Node(self, i, "control-plane" if i == 1 else "worker", self.image_dir)
                       for i in range(1, count + spare + 1)]
@@ -362,7 +381,7 @@ class Cluster:
         self.policy = conf["attestation"]
         init = self.policy.copy()
         init["measurements"] = {k: v for k, v in self.policy["measurements"].items() if k != "15"}
-        self.policy_initialized = self.owner / "policy-initialized.json"
+        self.policy_initialized = self.dir / "policy-initialized.json"
         self.policy_initialized.write_text(json.dumps(init, indent=2))
         self.init_hash = run([self.cli, "init-secret", "generate", "--file",
                               self.owner / "cloister-init-secret"]).stdout.strip()
@@ -370,8 +389,10 @@ class Cluster:
              self.owner / "cloister-mastersecret.json"])
 
     def worker_metadata(self, node):
+        # The owner's init-secret hash on every node: a worker whose join fails gives its log
+        # to the owner who proves the secret ('cloister logs').
         return {"name": node.name, "role": "worker", "peers": [self.nodes[0].endpoint],
-                "clusterId": self.cluster_id}
+                "clusterId": self.cluster_id, "initSecretHash": self.init_hash}
 
     def up(self, count=2, spare=0):
         t0 = time.monotonic()
@@ -388,7 +409,7 @@ class Cluster:
                            "--master-secret", self.owner / "cloister-mastersecret.json",
                            "--kubeconfig", self.owner / "cloister-admin.conf",
                            "--timeout", "3600", watch=cp)
-        (self.owner / "apply.txt").write_text(r.stdout)
+        (self.dir / "apply.txt").write_text(r.stdout)
         m = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout)
         if not m:
             raise ClusterError(f"apply printed no cluster ID:\n{r.stdout}")
@@ -398,10 +419,28 @@ class Cluster:
             self.log(f"booting {node.name} (worker): it joins through {cp.name}'s join service")
             node.start(self.worker_metadata(node), join_policy=self.policy)
         for node in self.nodes[1:count]:
-            node.wait_console(r"Joined cluster")
+            m = node.wait_console(r"Joined cluster|join failed; serving node state and log")
+            if m.group(0) != "Joined cluster":
+                # Its bootstrapper keeps serving its log to the owner: fetched, as the owner.
+                r, path = self.fetch_log(node)
+                raise ClusterError(f"{node.name} did not join; " + (
+                    f"its bootstrapper's log, fetched as the owner, is saved in {path}"
+                    if r.returncode == 0 else
+                    f"its log could not be fetched: {r.stderr.strip()}"))
             self.log(f"{node.name} joined, {time.monotonic() - node.started_at:.0f} s after "
                      "power-on")
         self.log(f"up in {time.monotonic() - t0:.0f} s")
+
+    def fetch_log(self, node):
+        """'cloister logs' as the owner: the node attested against the owner's configuration
+        (PCR 15 zero, or the state file's cluster), then proven the init secret; its
+        bootstrapper log of this boot saved in the owner's directory. (result, path)"""
+        path = self.owner / f"cloister-node-{node.endpoint.replace(':', '-')}.log"
+        r = self.owner_cli("logs", "--node", node.endpoint, "--config", self.config,
+                           "--init-secret-file", self.owner / "cloister-init-secret",
+                           "--state-file", self.owner / "cloister-state.json", "--file", path,
+                           check=False)
+        return r, path
 
     def verify_cluster(self, output="text"):
         return self.owner_cli("verify", "--cluster", "--policy", self.policy_initialized,
@@ -423,5 +462,11 @@ class Cluster:
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 pass
         self.netns_down()
+        # The owner's files this cluster wrote (and only those: known names, listed at prepare).
+        if self.written.exists():
+            for line in self.written.read_text().splitlines():
+                f = Path(line)
+                if f.is_absolute() and f.name in WORKSPACE_FILES:
+                    f.unlink(missing_ok=True)
         if self.dir.exists():
             shutil.rmtree(self.dir)

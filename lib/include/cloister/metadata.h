@@ -17,7 +17,9 @@
  *   azure  GET /metadata/instance?api-version=2021-02-01 (Metadata: true):
  *          compute.name, compute.tagsList[] with the same names
  *   aws    IMDSv2: PUT /latest/api/token, then GET /latest/meta-data/instance-id and
- *          /latest/meta-data/tags/instance/<name> (instance tags in metadata enabled)
+ *          /latest/meta-data/tags/instance/<name> (instance tags in metadata enabled); the node's
+ *          name is the tag cloister-name if set (a name the owner chose and authorized in
+ *          advance: a further control plane), else the instance ID
  *   qemu   the local form, from the fw_cfg item opt/cloister/metadata, which the guest kernel's
  *          qemu_fw_cfg driver shows at METADATA_QEMU_FW_CFG (the VM is started with
  *          `-fw_cfg name=opt/cloister/metadata,file=FILE`)

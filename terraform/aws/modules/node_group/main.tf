@@ -114,3 +114,7 @@ resource "aws_autoscaling_group" "group" {
 output "name" {
   value = aws_autoscaling_group.group.name
 }
+
+output "launch_template_id" {
+  value = aws_launch_template.node.id
+}

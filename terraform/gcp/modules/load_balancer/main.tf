@@ -10,9 +10,9 @@ variable "ports" {
   description = "Named port => port number, as the instance group names them."
 }
 
-variable "instance_group" {
-  type        = string
-  description = "The control-plane instance group."
+variable "instance_groups" {
+  type        = list(string)
+  description = "The control planes' instance groups: the first's managed group, then the further ones'."
 }
 
 resource "google_compute_global_address" "endpoint" {
@@ -39,10 +39,13 @@ resource "google_compute_backend_service" "port" {
   port_name             = each.key
   timeout_sec           = 240
   health_checks         = [google_compute_health_check.port[each.key].id]
-  backend {
-    group           = var.instance_group
-    balancing_mode  = "UTILIZATION"
-    max_utilization = 0.8
+  dynamic "backend" {
+    for_each = var.instance_groups
+    content {
+      group           = backend.value
+      balancing_mode  = "UTILIZATION"
+      max_utilization = 0.8
+    }
   }
 }
 

@@ -171,3 +171,7 @@ output "name" {
 output "instance_group" {
   value = google_compute_instance_group_manager.group.instance_group
 }
+
+output "template" {
+  value = google_compute_instance_template.node.self_link
+}

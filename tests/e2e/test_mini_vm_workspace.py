@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`cloister mini up --vm` in a workspace, as `mini up` with namespace nodes: the owner's files
+(cloister.json, the state file, the secrets, the kubeconfig) land in the workspace, not in
+cloister-mini-vm/owner/, so `cloister mini exec -- cloister status` and `verify --cluster` work
+there with no file option against the VMs; `mini down` removes what up wrote, and only that.
+One cluster boot: a single VM (the control plane; joins are test_vm_cluster.py's)."""
+import hashlib
+import os
+import subprocess
+
+from conftest import BUILD
+
+WORKSPACE_FILES = {"cloister.json", "cloister-state.json", "cloister-mastersecret.json",
+                   "cloister-init-secret", "cloister-admin.conf"}
+
+
+def mini(env, ws, *args, timeout=600):
+    return subprocess.run([str(BUILD / "bin" / "cloister"), "-C", str(ws), "mini", *args],
+                          cwd=ws.parent, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_mini_up_vm_puts_the_owners_files_in_the_workspace_and_exec_reaches_the_vms(image_dir,
+                                                                                   tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "notes.txt").write_text("the user's own file\n")
+    env = dict(os.environ, BUILD=str(BUILD), IMAGE_DIR=str(image_dir))
+    work = ws / "cloister-mini-vm"
+    up = mini(env, ws, "up", "--vm", "--nodes", "1", timeout=3600)
+    try:
+        assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
+        assert "Verification OK" in up.stdout, up.stdout[-4000:]
+        # The owner's files are the workspace's; none is left in the cluster's directory.
+        assert WORKSPACE_FILES <= {p.name for p in ws.iterdir()}, list(ws.iterdir())
+        assert not (work / "owner").exists()
+        assert not any((work / f).exists() for f in WORKSPACE_FILES)
+        assert "cloister mini exec -- cloister status" in up.stdout
+
+        # The commands a user types, in the owner's namespace and the workspace, no file option.
+        st = mini(env, ws, "exec", "--", "cloister", "status")
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "node1" in st.stdout and "https://10.78.0.11:9000" in st.stdout, st.stdout
+        v = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster")
+        assert v.returncode == 0, v.stdout + v.stderr
+        assert v.stdout.rstrip().splitlines()[-1] == "Verification OK", v.stdout
+        pwd = mini(env, ws, "exec", "--", "pwd")
+        assert pwd.returncode == 0 and pwd.stdout.strip() == str(ws), pwd.stdout + pwd.stderr
+    finally:
+        down = mini(env, ws, "down", timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    # What up wrote is gone; the user's own file stays.
+    assert sorted(p.name for p in ws.iterdir()) == ["notes.txt"], list(ws.iterdir())
+    ns = "cvm-" + hashlib.sha256(str(work.resolve()).encode()).hexdigest()[:6]
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert ns not in namespaces, namespaces
+    left = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "processes left behind: " + left.stdout
