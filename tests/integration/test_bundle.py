@@ -17,6 +17,7 @@ import pytest
 
 import json_schema
 from conftest import BUILD, binary, run
+from test_cli_workspace import member  # noqa: F401 (fixture)
 from test_join import Cluster, member_policy
 
 
@@ -420,3 +421,21 @@ def test_a_refused_nodes_evidence_is_kept_and_a_fixed_policy_would_admit_it(reco
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     row = next(l for l in fixed.stdout.splitlines() if l.startswith("worker-1"))
     assert row.split()[1:4] == ["REFUSED", "OK", "ak-trust"], row
+
+
+def test_in_a_workspace_the_bundle_keeps_the_configurations_policy(member, tmp_path):
+    """verify --cluster --bundle with no other flag: the policy is cloister.json's attestation
+    object, and policy test --cluster takes it as the current one."""
+    ws, _, _, cid = member
+    out = tmp_path / "ws.bundle"
+    r = run("cloister", "verify", "--cluster", "--bundle", out, cwd=ws)
+    assert r.returncode == 0, r.stdout + r.stderr
+    e = entries(out)
+    attestation = json.loads((ws / "cloister.json").read_text())["attestation"]
+    assert json.loads(e["policy.json"]) == attestation
+    assert json.loads(e["bundle.json"])["clusterId"] == cid
+    assert offline("verify", "--bundle", out, cwd=tmp_path).returncode == 0
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(attestation))
+    r = run("cloister", "policy", "test", "--policy", same, "--cluster", cwd=ws)
+    assert r.returncode == 0 and "No node would be refused" in r.stdout, r.stdout + r.stderr
