@@ -12,6 +12,7 @@ import os
 import re
 import struct
 import subprocess
+import time
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -135,6 +136,87 @@ def test_network_process_runs_without_capabilities_under_seccomp_and_the_monitor
     mon = open(f"/proc/{cp.proc.pid}/status").read()
     assert re.search(r"Seccomp:\s+0", mon)
 
+
+
+NETWORK_ROOT = "/run/cloister-join-network"
+
+
+def test_network_process_runs_as_nobody_in_an_empty_root_and_still_serves(cluster):
+    """Not root: uid and gid 65534 (nobody:nogroup: no cloister-network user on this machine),
+    no supplementary group, its root the empty directory; it still serves joins (its TPM quotes
+    come from the monitor, which stays root)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    net = network_pid(cp)
+    status = dict(line.split(":", 1) for line in open(f"/proc/{net}/status").read().splitlines())
+    assert status["Uid"].split() == ["65534"] * 4, status["Uid"]
+    assert status["Gid"].split() == ["65534"] * 4, status["Gid"]
+    assert status["Groups"].split() == [], status["Groups"]
+    assert os.readlink(f"/proc/{net}/root") == NETWORK_ROOT
+    assert os.readlink(f"/proc/{net}/cwd") == NETWORK_ROOT
+    assert os.listdir(NETWORK_ROOT) == []
+    st = os.stat(NETWORK_ROOT)
+    assert st.st_uid == 0 and st.st_mode & 0o022 == 0
+    # Every thread too (the workers were started after the drop).
+    for tid in os.listdir(f"/proc/{net}/task"):
+        t = open(f"/proc/{net}/task/{tid}/status").read()
+        assert re.search(r"Uid:\s+65534\s+65534\s+65534\s+65534\n", t), tid
+    # The monitor stays root (it writes the state disk and runs kubeadm).
+    assert re.search(r"Uid:\s+0\s", open(f"/proc/{cp.proc.pid}/status").read())
+    # And the network process serves: a worker joins through it (its evidence checked against
+    # this node's quote, which the monitor made).
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 0, out
+
+
+def test_root_only_file_and_socket_are_unreachable_from_the_network_process(cluster, tmp_path):
+    """What its uid and root alone (before the seccomp filter, which refuses opens on its own)
+    keep it from: a root-only file and a root-only unix socket, both reachable by the test (as
+    root) through the same paths."""
+    import socket
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    stop_join_service(cp)
+    secret = tmp_path / "root-only.txt"
+    secret.write_text("root only")
+    secret.chmod(0o600)
+    sock_path = tmp_path / "root-only.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    sock_path.chmod(0o700)
+    # The positive control: both reachable from here.
+    assert secret.read_text() == "root only"
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(str(sock_path))
+    server.accept()[0].close()
+    client.close()
+    log = cp.base / "js-probe.log"
+    p = subprocess.Popen([str(BUILD / "tests" / "cloister-join-service-fault"), "--tcti",
+                          cp.tpm.tcti, "--listen", f"127.0.0.1:{cp.port}", "--state-dir",
+                          str(cp.state), "--kubeadm", str(KUBEADM)],
+                         stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                         env=dict(os.environ, CLOISTER_NETWORK_PROBE=f"{secret}:{sock_path}",
+                                  KUBEADM_DOUBLE_CLUSTER=str(cp.state)))
+    try:
+        for _ in range(300):
+            if "serving joins on" in log.read_text() or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        text = log.read_text()
+        assert "serving joins on" in text, text
+        # Through its root, neither path exists; and the root-only file and socket would not
+        # admit uid 65534 anyway (tests/unit/test-sandbox.c proves that part on its own).
+        assert f"network probe: open {secret}: No such file or directory" in text, text
+        assert f"network probe: connect {sock_path}: No such file or directory" in text, text
+        server.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+        server.close()
 
 
 # --- a compromised network process: the fault build execs tests/tools/fake-network.py in its

@@ -95,6 +95,10 @@ typedef enum JoinPrivsepOp {
         JOIN_PRIVSEP_NODE,
         /* master secret, salt, measurement salt (a repeated init from the owner) */
         JOIN_PRIVSEP_INIT_AGAIN,
+        /* nonce, SPKI (the network process's TLS key): this node's own evidence for a handshake,
+         * quoted by the monitor with the binding it computes itself for the server role (answer:
+         * the serialised evidence) */
+        JOIN_PRIVSEP_ATTEST,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <sys/types.h>
+
 /*
  * Confinement of a process that parses attacker bytes (the join service's network process,
  * docs/join.md "Privilege separation"). libseccomp is used here only.
@@ -10,6 +12,19 @@
  * effective and inheritable sets cleared, no_new_privs set. Capabilities are per thread: call it
  * before the process starts threads. */
 int sandbox_drop_capabilities(void);
+
+/* Makes path (absolute) an empty directory only root can write to (created 0555 if missing):
+ * -EPERM if it is not owned by root or is writable by group or others, -ENOTEMPTY if it holds
+ * anything. The root a confined process is shut in (sandbox_drop_privileges()). */
+int sandbox_prepare_empty_root(const char *path);
+
+/* What sandbox_drop_capabilities() does, and in between: chroot into root (an empty directory,
+ * sandbox_prepare_empty_root()) and chdir to it, the supplementary groups cleared, the real,
+ * effective and saved gid and uid set to gid and uid (neither may be 0: -EINVAL), each verified,
+ * the way back to uid 0 verified closed, the process no longer dumpable (no other process of
+ * that uid can read its memory or trace it). Call it before the process starts threads;
+ * descriptors open before it keep working. */
+int sandbox_drop_privileges(const char *root, uid_t uid, gid_t gid);
 
 /*
  * The seccomp filter of a network-facing process, on every thread (TSYNC). Kills the process on
