@@ -487,6 +487,10 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
                                 (unsigned) arg_network_gid);
                 _exit(1);
         }
+        /* The death signal survived the uid change (sandbox_drop_privileges() set it again):
+         * if the monitor died before that, it was not delivered. */
+        if (getppid() != monitor)
+                _exit(1);
         probe_confinement();
         a = join_monitor_attester(js);
         v = join_verifier(js);

@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -138,16 +140,95 @@ static int probe_kill_others(void)
 }
 
 /* bind() of a unix socket creates a file; the network process never binds (its socket is made
- * before the filter). */
+ * before the filter), nor makes a new socket or connects anywhere (the TPM is its monitor's). */
 static int probe_bind_unix(void)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
         (void) snprintf(a.sun_path, sizeof(a.sun_path), "%s", getenv("SANDBOX_TEST_SOCK"));
-        if (fd < 0)
+        if (fd >= 0 || errno != EACCES)
                 return 1;
-        return bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == EACCES ? 0 : 2;
+        /* On a descriptor that is no socket: the filter answers before the kernel would say
+         * EBADF. */
+        return bind(-1, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == EACCES ? 0 : 2;
+}
+
+static int probe_socket_connect(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd >= 0 || errno != EACCES)
+                return 1;
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 || errno != EACCES)
+                return 2;
+        (void) snprintf(a.sun_path, sizeof(a.sun_path), "/run/systemd/journal/socket");
+        return connect(-1, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == EACCES ? 0 : 3;
+}
+
+/* --- the allow-list: what it does not name kills the process --- */
+
+static int probe_unlisted_getcpu(void)
+{
+        unsigned cpu;
+
+        (void) syscall(SYS_getcpu, &cpu, NULL, NULL);
+        return 1; /* not killed: the call was allowed */
+}
+
+static int probe_unlisted_sync(void)
+{
+        sync();
+        return 1;
+}
+
+static int probe_unlisted_ioctl(void)
+{
+        int p[2];
+
+        if (pipe(p) < 0)
+                return 2;
+        (void) ioctl(p[0], FIOCLEX);
+        return 1;
+}
+
+static int probe_unlisted_fcntl_lock(void)
+{
+        struct flock l = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+        int p[2];
+
+        if (pipe(p) < 0)
+                return 2;
+        (void) fcntl(p[0], F_SETLK, &l);
+        return 1;
+}
+
+static int probe_unlisted_setuid(void)
+{
+        (void) syscall(SYS_setresuid, 0, 0, 0);
+        return 1;
+}
+
+/* Never writable and executable memory; the dumpable flag and the death signal stay. */
+static int probe_no_wx_memory_nor_dumpable(void)
+{
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+
+        if (m != MAP_FAILED || errno != EACCES)
+                return 1;
+        m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+                return 2; /* the allowed kind works */
+        if (mprotect(m, 4096, PROT_READ | PROT_EXEC) == 0 || errno != EACCES)
+                return 3;
+        if (mprotect(m, 4096, PROT_READ) < 0)
+                return 4;
+        if (prctl(PR_SET_DUMPABLE, 1) == 0 || errno != EPERM)
+                return 5;
+        return 0;
 }
 
 /* The death signal that ties it to the monitor cannot be undone. */
@@ -170,6 +251,31 @@ static void test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig(
         assert_int_equal(in_sandbox(probe_kill_others), 0);
         assert_int_equal(in_sandbox(probe_bind_unix), 0);
         assert_int_equal(in_sandbox(probe_clear_pdeathsig), 0);
+}
+
+static void test_sandbox_refuses_new_sockets_and_connects(void **state)
+{
+        assert_int_equal(in_sandbox(probe_socket_connect), 0);
+}
+
+static void test_sandbox_kills_the_process_on_a_call_not_on_the_allow_list(void **state)
+{
+        /* The positive control: outside the sandbox each probe returns (1: not killed). */
+        assert_int_equal(probe_unlisted_getcpu(), 1);
+        assert_int_equal(in_sandbox(probe_unlisted_getcpu), -SIGSYS);
+        assert_int_equal(in_sandbox(probe_unlisted_sync), -SIGSYS);
+        assert_int_equal(in_sandbox(probe_unlisted_setuid), -SIGSYS);
+}
+
+static void test_sandbox_allows_fcntl_and_ioctl_only_with_the_listed_commands(void **state)
+{
+        assert_int_equal(in_sandbox(probe_unlisted_ioctl), -SIGSYS);
+        assert_int_equal(in_sandbox(probe_unlisted_fcntl_lock), -SIGSYS);
+}
+
+static void test_sandbox_refuses_writable_executable_memory_and_dumpable(void **state)
+{
+        assert_int_equal(in_sandbox(probe_no_wx_memory_nor_dumpable), 0);
 }
 
 static void test_sandbox_kills_the_process_on_execve(void **state)
@@ -284,7 +390,8 @@ static int as_nobody(const char *root, Probe probe)
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                if (sandbox_drop_privileges(root, 65534, 65534) < 0)
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+                    sandbox_drop_privileges(root, 65534, 65534) < 0)
                         _exit(100);
                 _exit(probe());
         }
@@ -314,6 +421,14 @@ static int connect_errno(const char *path)
         r = connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0 ? errno : 0;
         (void) close(fd);
         return r;
+}
+
+/* The uid change clears the parent-death signal; sandbox_drop_privileges() keeps it. */
+static int probe_pdeathsig_kept(void)
+{
+        int sig = 0;
+
+        return prctl(PR_GET_PDEATHSIG, &sig) == 0 && sig == SIGKILL ? 0 : 1;
 }
 
 static int probe_identity(void)
@@ -401,6 +516,7 @@ static void test_sandbox_drop_privileges_sets_the_uid_gid_and_clears_groups(void
                 skip();
         make_root_only_file_and_socket();
         assert_int_equal(as_nobody(empty_root, probe_identity), 0);
+        assert_int_equal(as_nobody(empty_root, probe_pdeathsig_kept), 0);
 }
 
 static void test_sandbox_uid_alone_keeps_a_root_only_file_and_socket_closed(void **state)
@@ -466,6 +582,10 @@ int main(void)
                 cmocka_unit_test(test_sandbox_kills_the_process_on_ptrace),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_fork),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_io_uring),
+                cmocka_unit_test(test_sandbox_refuses_new_sockets_and_connects),
+                cmocka_unit_test(test_sandbox_kills_the_process_on_a_call_not_on_the_allow_list),
+                cmocka_unit_test(test_sandbox_allows_fcntl_and_ioctl_only_with_the_listed_commands),
+                cmocka_unit_test(test_sandbox_refuses_writable_executable_memory_and_dumpable),
                 cmocka_unit_test(
                         test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig),
                 cmocka_unit_test(test_sandbox_refuses_to_open_a_secret_file),
