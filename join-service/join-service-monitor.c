@@ -14,6 +14,7 @@
 
 #include "cloister/atls.h"
 #include "cloister/evidence.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep.h"
@@ -105,6 +106,18 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 return answer_policy(js, privsep_text(m, 0), out);
         case JOIN_PRIVSEP_ATTEST:
                 return answer_attest(js, m, out);
+        case JOIN_PRIVSEP_NONCE: {
+                uint8_t nonce[PRIVSEP_NONCE_SIZE];
+                char hex[2 * PRIVSEP_NONCE_SIZE + 1];
+
+                r = privsep_nonce_issue(&js->nonces, nonce);
+                if (r >= 0)
+                        hex_encode_buf(nonce, sizeof(nonce), hex, sizeof(hex));
+                privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r < 0 ? r : 0);
+                privsep_buf_add_text(out, r < 0 ? "cannot make a nonce" : "");
+                privsep_buf_add_text(out, r < 0 ? "" : hex);
+                return 0;
+        }
         case JOIN_PRIVSEP_JOIN:
         case JOIN_PRIVSEP_REJOIN: {
                 bool join = m->op == JOIN_PRIVSEP_JOIN;

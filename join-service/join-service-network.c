@@ -144,6 +144,27 @@ static int monitor_issue_cb(void *userdata, const uint8_t binding[static ATLS_BI
         return 0;
 }
 
+int join_monitor_nonce(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE])
+{
+        JoinService *js = userdata;
+        const char *detail, *answer;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        PrivsepBuf b;
+        int status, r;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_NONCE, 0);
+        r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
+        privsep_buf_done(&b);
+        if (r >= 0)
+                r = status < 0 ? status : hex_decode_exact(answer, ret, ATLS_NONCE_SIZE);
+        privsep_wipe_free(buf, size);
+        if (r < 0)
+                log_error("join-service: no nonce from the monitor for a handshake: %s",
+                          strerror(-r));
+        return r;
+}
+
 AtlsAttester join_monitor_attester(JoinService *js)
 {
         return (AtlsAttester){ .variant = ATTEST_VARIANT_QEMU_VTPM,

@@ -497,6 +497,10 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
         if (r >= 0)
                 r = atls_context_allow_unattested_clients(atls);
+        /* The nonces clients bind their evidence to are the monitor's: it admits evidence bound
+         * to one it issued, once (no replay of evidence captured on another connection). */
+        if (r >= 0)
+                r = atls_context_set_nonce_source(atls, join_monitor_nonce, js);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
                 _exit(1);
@@ -709,6 +713,11 @@ int main(int argc, char *argv[])
 
         r = load_master_secret(&js);
         if (r >= 0) {
+                r = privsep_nonces_init(&js.nonces, JOIN_NONCES_MAX, JOIN_NONCE_TTL_SEC);
+                if (r < 0)
+                        log_error_errno(r, "Cannot make the monitor's nonce table: %m");
+        }
+        if (r >= 0) {
                 r = tpm_device_open(arg_tcti, &tpm);
                 if (r < 0)
                         log_error_errno(r, "Cannot open the TPM again: %m. Check --tcti.");
@@ -743,6 +752,7 @@ int main(int argc, char *argv[])
         (void) pthread_join(serving, NULL);
         vtpm_attester_done(&attester);
 finish:
+        privsep_nonces_done(&js.nonces);
         join_service_done(&js);
         master_secret_free(js.master);
         free((char *) js.node_name);

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from conftest import BUILD, ROOT, run
+from conftest import BUILD, ROOT, binary, run
 from test_join import KUBEADM, Cluster, audit_entries, probe
 from test_key_release import stop_join_service
 
@@ -253,7 +253,8 @@ def as_compromised_network(cluster, requests):
     cp = cluster.cp
     stop_join_service(cp)
     req, rep = cluster.tmp / "fake-requests.json", cluster.tmp / "fake-replies.json"
-    req.write_text(json.dumps([{"channel": c, "message": m.hex()} for c, m in requests]))
+    req.write_text(json.dumps([r if isinstance(r, dict) else {"channel": r[0], "message": r[1].hex()}
+                               for r in requests]))
     log = cp.base / "js-fake.log"
     p = subprocess.run([str(BUILD / "tests" / "cloister-join-service-fault"), "--tcti",
                         cp.tpm.tcti, "--listen", f"127.0.0.1:{cp.port}", "--state-dir",
@@ -296,6 +297,19 @@ def join_request(evidence, nonce, spki, name, uuid="0b5d1fd4-5e31-4d6c-9a9b-3c3a
                    "127.0.0.1:9", "")
 
 
+def text_fields(*fields):
+    return [(f.encode() + b"\0").hex() for f in fields]
+
+
+def with_issued_nonce(channel, node, spki, op, fields, out, repeat=1):
+    """A request for fake-network.py: it asks the monitor for a nonce, has NODE's TPM make a
+    client's evidence bound to it and spki, and sends OP with FIELDS (text) REPEAT times."""
+    return {"channel": channel, "issued": {
+        "op": op, "spki": spki.hex(), "fields": text_fields(*fields), "repeat": repeat,
+        "issue": [str(binary("cloister")), "attestation", "issue", "--tcti", node.tpm.tcti,
+                  "--event-log", str(node.boot_log), "--output-file", str(out)]}}
+
+
 def test_monitor_verifies_forwarded_evidence_again_and_refuses_another_nonce_or_key(cluster):
     """The network process says nothing the monitor believes: genuine evidence of a trusted node,
     forwarded with a nonce and client key it was not made for, is refused by the monitor itself
@@ -316,23 +330,41 @@ def test_monitor_verifies_forwarded_evidence_again_and_refuses_another_nonce_or_
     assert "worker-1" not in (cp.state / "members.json").read_text()
 
 
-def test_monitor_seals_an_admission_to_the_key_the_evidence_is_bound_to(cluster):
-    """The documented limit (docs/join.md): a network process replaying a genuine node's evidence
-    (here made for a client key the test holds, as a captured handshake would be) gets an
-    admission recorded, but the ticket only opens with that client's key, not the attacker's."""
+def test_monitor_refuses_replayed_evidence_and_admits_a_nonce_it_issued_only_once(cluster):
+    """The replay docs/join.md described as open: a compromised network process holding a genuine
+    node's evidence captured from a connection it served (bound to that handshake's nonce and the
+    node's key) gets nothing, because the monitor admits only evidence bound to a nonce it issued
+    and was not used. With a nonce it did issue, the admission's ticket opens only with the key
+    the evidence is bound to (the victim's, not the attacker's); the same request again (a
+    replay of that one) is refused too."""
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     cluster.init(cp, cluster.policy([cp, w]))
     victim, spki = client_key()
     attacker, attacker_spki = client_key()
-    nonce = os.urandom(32)
-    ev = cluster.tmp / "bound.json"
+    captured_nonce = os.urandom(32)
+    captured = cluster.tmp / "captured.json"
     r = run("cloister", "attestation", "issue", "--tcti", w.tpm.tcti, "--binding",
-            binding(nonce, spki).hex(), "--event-log", w.boot_log, "--output-file", ev)
+            binding(captured_nonce, spki).hex(), "--event-log", w.boot_log, "--output-file",
+            captured)
     assert r.returncode == 0, r.stderr
     uuid = "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55"
-    (r,) = as_compromised_network(cluster, [(0, join_request(ev.read_bytes(), nonce, spki,
-                                                             "worker-1", uuid))])
-    op, status, (detail, answer) = reply(r)
+    replies = as_compromised_network(cluster, [
+        (0, join_request(captured.read_bytes(), captured_nonce, spki, "worker-1", uuid)),
+        with_issued_nonce(1, w, spki, JOIN, ["127.0.0.1:4000", "worker-1", "worker", uuid,
+                                             "127.0.0.1:9", ""],
+                          cluster.tmp / "fresh.json", repeat=2),
+    ])
+    assert len(replies) == 3, replies
+    # The captured evidence verifies (genuine, bound to its nonce and key) but its nonce was
+    # never issued by this monitor: refused and audited, nothing recorded for it.
+    op, status, (detail, answer) = reply(replies[0])
+    assert status == -EPERM and answer == "", (status, detail)
+    assert "nonce was not issued by this join service" in detail, detail
+    refused = [e for e in audit_entries(cp.state / "audit.log") if e["verdict"] == "refused"]
+    assert [e["evidenceDigest"] for e in refused if "not issued" in e["reason"]] == \
+        [hashlib.sha256(captured.read_bytes()).hexdigest()], refused
+    # Bound to a nonce the monitor issued: admitted, sealed to the key the evidence is bound to.
+    op, status, (detail, answer) = reply(replies[1])
     assert status == 0, detail
     doc = json.loads(answer)
     assert list(doc) == ["sealed"], doc
@@ -349,6 +381,14 @@ def test_monitor_seals_an_admission_to_the_key_the_evidence_is_bound_to(cluster)
     assert ticket["token"] in cluster.tokens()
     for secret in (disk_key, base64.b64encode(disk_key), ticket["token"].encode()):
         assert secret not in sealed and secret not in answer.encode()
+    # The same request again, its nonce used: refused.
+    op, status, (detail, answer) = reply(replies[2])
+    assert status == -EPERM and answer == "", (status, detail)
+    assert "nonce was used already" in detail, detail
+    admissions = [e for e in audit_entries(cp.state / "audit.log") if e["event"] == "admission"
+                  and e["verdict"] == "admitted"]
+    assert [e["node"] for e in admissions] == ["worker-1"]
+    assert len(cluster.tokens()) == 1
 
 
 def test_monitor_closes_a_channel_on_a_request_outside_the_protocol_and_serves_the_others(cluster):
@@ -391,14 +431,13 @@ def test_a_compromised_network_process_quoting_as_its_own_node_gets_nothing(clus
     for name, uuid in ((state["node"], state["diskUuid"]),  # itself
                        ("cp-9", state["diskUuid"]),  # its disk under another name
                        ("cp-9", "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55")):  # its AK only
-        nonce = os.urandom(32)
-        ev = cluster.tmp / f"self-quote-{len(requests)}.json"
-        r = run("cloister", "attestation", "issue", "--tcti", cp.tpm.tcti, "--binding",
-                binding(nonce, spki).hex(), "--event-log", cp.boot_log, "--output-file", ev)
-        assert r.returncode == 0, r.stderr
-        requests.append((len(requests), message(
-            JOIN, ev.read_bytes(), nonce, spki, "203.0.113.7:4000", name, "control-plane", uuid,
-            "203.0.113.7:9000", cluster.authorize(name) if name == "cp-9" else "")))
+        # Bound to a nonce the monitor issued: the refusals below are the membership checks',
+        # not the nonce check's.
+        requests.append(with_issued_nonce(
+            len(requests), cp, spki, JOIN,
+            ["203.0.113.7:4000", name, "control-plane", uuid, "203.0.113.7:9000",
+             cluster.authorize(name) if name == "cp-9" else ""],
+            cluster.tmp / f"self-quote-{len(requests)}.json"))
     replies = [reply(rep) for rep in as_compromised_network(cluster, requests)]
     for op, status, (detail, answer) in replies:
         assert status != 0 and answer == "", (status, detail)
