@@ -219,6 +219,27 @@ def test_root_only_file_and_socket_are_unreachable_from_the_network_process(clus
         server.close()
 
 
+def test_join_service_refuses_a_network_root_that_is_not_empty_or_not_roots_alone(cluster,
+                                                                                 tmp_path):
+    """The root the network process is shut in must hide everything: a directory holding a file,
+    or one another user may write to, stops the join service with the cause and the option."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    stop_join_service(cp)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "secret").write_text("x")
+    writable = tmp_path / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    for root, cause in ((full, "Directory not empty"), (writable, "Operation not permitted")):
+        r = run("cloister-join-service", "--tcti", cp.tpm.tcti, "--listen", "127.0.0.1:0",
+                "--state-dir", cp.state, "--kubeadm", KUBEADM, "--network-root", root)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"Cannot use {root} as the network process's root: {cause}" in r.stderr, r.stderr
+        assert "see --network-root" in r.stderr, r.stderr
+
+
 # --- a compromised network process: the fault build execs tests/tools/fake-network.py in its
 # place, which sends the monitor what an attacker there could. ---------------------------------
 
