@@ -12,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cloister/atls.h"
+#include "cloister/evidence.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep.h"
@@ -43,6 +46,45 @@ static int answer_policy(JoinService *js, const char *known, PrivsepBuf *out)
         return 0;
 }
 
+/* This node's evidence for one of the network process's handshakes. The binding is computed
+ * here, for the server role: whatever the network process asks, it gets a quote that verifies
+ * only as this join service's side of an aTLS handshake with that nonce and key, never as a
+ * client's (a joining node's) evidence; and it never touches the TPM itself (no extend, no other
+ * command). */
+static int answer_attest(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) char *doc = NULL;
+        uint8_t binding[ATLS_BINDING_SIZE];
+        size_t size = 0;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_SERVER, m->fields[0].data,
+                         m->fields[1].data, m->fields[1].size, binding);
+        if (r < 0)
+                (void) diag_fail(&d, r, "atls-binding", -1, "cannot compute the binding");
+        if (r >= 0) {
+                /* ESAPI contexts are not thread-safe. */
+                (void) pthread_mutex_lock(&js->attester->lock);
+                r = attest_vtpm_issue(js->attester->tpm, &js->attester->config, binding, &e, &d);
+                (void) pthread_mutex_unlock(&js->attester->lock);
+        }
+        if (r >= 0) {
+                r = evidence_serialize(e, &doc, &size);
+                if (r < 0)
+                        (void) diag_fail(&d, r, "evidence-size", -1,
+                                         "cannot serialise the evidence");
+        }
+        if (r < 0)
+                log_error("join-service: monitor: cannot quote for a handshake: %s", d.message);
+        privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r < 0 ? r : 0);
+        privsep_buf_add_text(out, r < 0 ? d.message : "");
+        privsep_buf_add_text(out, r < 0 ? "" : doc);
+        return 0;
+}
+
 /* One request: its answer in out. */
 static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
 {
@@ -62,6 +104,20 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 return 0;
         case JOIN_PRIVSEP_POLICY:
                 return answer_policy(js, privsep_text(m, 0), out);
+        case JOIN_PRIVSEP_ATTEST:
+                return answer_attest(js, m, out);
+        case JOIN_PRIVSEP_NONCE: {
+                uint8_t nonce[PRIVSEP_NONCE_SIZE];
+                char hex[2 * PRIVSEP_NONCE_SIZE + 1];
+
+                r = privsep_nonce_issue(&js->nonces, nonce);
+                if (r >= 0)
+                        hex_encode_buf(nonce, sizeof(nonce), hex, sizeof(hex));
+                privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r < 0 ? r : 0);
+                privsep_buf_add_text(out, r < 0 ? "cannot make a nonce" : "");
+                privsep_buf_add_text(out, r < 0 ? "" : hex);
+                return 0;
+        }
         case JOIN_PRIVSEP_JOIN:
         case JOIN_PRIVSEP_REJOIN: {
                 bool join = m->op == JOIN_PRIVSEP_JOIN;

@@ -104,6 +104,74 @@ static int ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *deta
         return r;
 }
 
+/* This node's evidence for a handshake: the monitor quotes with the TPM, binding the quote to
+ * the client's nonce and this process's TLS key for the server role (it computes the binding
+ * itself from them). */
+static int monitor_issue_cb(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                            const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        JoinService *js = userdata;
+        const char *detail, *answer;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        PrivsepBuf b;
+        char *copy;
+        int status, r;
+
+        if (input->role != ATLS_ROLE_SERVER || input->variant != ATTEST_VARIANT_QEMU_VTPM)
+                return diag_fail(d, -EINVAL, "atls-binding", -1,
+                                 "the monitor quotes only for the join service's own handshakes");
+        privsep_buf_begin(&b, JOIN_PRIVSEP_ATTEST, 0);
+        privsep_buf_add(&b, input->nonce, ATLS_NONCE_SIZE);
+        privsep_buf_add(&b, input->spki, input->spki_size);
+        r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
+        privsep_buf_done(&b);
+        if (r < 0)
+                return diag_fail(d, r, "evidence-issue", -1,
+                                 "the join service's monitor did not answer (%s)", strerror(-r));
+        if (status < 0) {
+                r = diag_fail(d, status, "evidence-issue", -1, "the monitor cannot quote: %s",
+                              detail);
+                privsep_wipe_free(buf, size);
+                return r;
+        }
+        copy = strdup(answer);
+        privsep_wipe_free(buf, size);
+        if (!copy)
+                return diag_fail(d, -ENOMEM, "evidence-issue", -1, "out of memory");
+        *ret = (uint8_t *) copy;
+        *ret_size = strlen(copy);
+        return 0;
+}
+
+int join_monitor_nonce(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE])
+{
+        JoinService *js = userdata;
+        const char *detail, *answer;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        PrivsepBuf b;
+        int status, r;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_NONCE, 0);
+        r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
+        privsep_buf_done(&b);
+        if (r >= 0)
+                r = status < 0 ? status : hex_decode_exact(answer, ret, ATLS_NONCE_SIZE);
+        privsep_wipe_free(buf, size);
+        if (r < 0)
+                log_error("join-service: no nonce from the monitor for a handshake: %s",
+                          strerror(-r));
+        return r;
+}
+
+AtlsAttester join_monitor_attester(JoinService *js)
+{
+        return (AtlsAttester){ .variant = ATTEST_VARIANT_QEMU_VTPM,
+                               .issue = monitor_issue_cb,
+                               .userdata = js };
+}
+
 /* What the client's evidence is bound to, forwarded for the monitor to verify it again. */
 static int add_evidence(JoinService *js, const RpcRequest *req, PrivsepBuf *b, char *detail,
                         size_t n)

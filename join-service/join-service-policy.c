@@ -346,7 +346,25 @@ int join_call_verify(JoinService *js, const JoinCall *c, char ret_digest[static 
         else
                 (void) diag_fail(d, r, "atls-binding", -1, "cannot compute the binding");
         (void) pthread_mutex_unlock(&js->policy.lock);
-        return r;
+        if (r < 0)
+                return r;
+        /* Genuine evidence, but for a handshake of this service? Only a nonce this process
+         * issued, once: evidence captured from an earlier connection, replayed by the network
+         * process, is bound to a nonce already used or never issued here. */
+        r = privsep_nonce_consume(&js->nonces, c->nonce);
+        if (r == -EALREADY)
+                return diag_fail(d, -EPERM, "nonce", -1,
+                                 "its nonce was used already (evidence replayed from another "
+                                 "request)");
+        if (r == -ETIME)
+                return diag_fail(d, -EPERM, "nonce", -1,
+                                 "its nonce expired (issued over %d s ago); connect again",
+                                 JOIN_NONCE_TTL_SEC);
+        if (r < 0)
+                return diag_fail(d, -EPERM, "nonce", -1,
+                                 "its nonce was not issued by this join service (evidence "
+                                 "replayed from another connection?)");
+        return 0;
 }
 
 static int join_verify_cb(void *userdata, const uint8_t *evidence, size_t size,

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cloister/atls.h"
+#include "cloister/attest-atls.h"
 #include "cloister/attest.h"
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
@@ -75,6 +77,12 @@ typedef struct MonitorChannels {
 typedef struct JoinService {
         PolicyHolder policy;
         MonitorChannels *monitor; /* the network process only: where it asks */
+        /* The monitor only: this node's TPM, which quotes the network process's handshakes
+         * (JOIN_PRIVSEP_ATTEST); the network process holds no TPM. */
+        VtpmAttester *attester;
+        /* The monitor only: the nonces the network process sends clients (JOIN_PRIVSEP_NONCE);
+         * a join or rejoin is refused unless its evidence is bound to one, unused. */
+        PrivsepNonces nonces;
         /* Lock order: members_lock, then policy.lock, then audit_lock. */
         pthread_mutex_t members_lock; /* members.json, pending, issued */
         pthread_mutex_t audit_lock;   /* the audit log and its head */
@@ -188,6 +196,15 @@ int monitor_channels_init(MonitorChannels *m, const int fds[static JOIN_CHANNELS
  * *ret_buf, which the caller frees with privsep_wipe_free()). */
 int monitor_call(MonitorChannels *m, PrivsepBuf *request, int *ret_status, const char **ret_detail,
                  const char **ret_answer, uint8_t **ret_buf, size_t *ret_size);
+/* The nonce a handshake sends the client, issued by the monitor (JOIN_PRIVSEP_NONCE). */
+int join_monitor_nonce(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE]);
+/* Nonces are good for this long from their handshake to the monitor's decision (the request
+ * deadline, a worker queue and kubeadm calls ahead of it), and this many at once. */
+#define JOIN_NONCE_TTL_SEC 120
+#define JOIN_NONCES_MAX    4096
+/* This node's evidence in the network process's handshakes, quoted by the monitor
+ * (JOIN_PRIVSEP_ATTEST): js->monitor must be set before the first handshake. */
+AtlsAttester join_monitor_attester(JoinService *js);
 /* A refusal for the monitor to audit (JOIN_PRIVSEP_REFUSAL). */
 void join_network_refusal(JoinService *js, const char *node, const char *digest,
                           const char *reason);

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,12 @@
 
 #include "join-service.h"
 
+/* The user the network process runs as when it exists (a system user the image may create);
+ * otherwise nobody:nogroup. */
+#define JOIN_NETWORK_USER         "cloister-network"
+#define JOIN_NETWORK_ID_FALLBACK  65534
+#define JOIN_NETWORK_ROOT_DEFAULT "/run/cloister-join-network"
+
 #ifndef JOIN_WORKERS
 #define JOIN_WORKERS 8 /* handler threads: kubeadm calls and fsyncs overlap */
 #endif
@@ -38,6 +46,10 @@ static uint16_t arg_port = 9000;
 static unsigned arg_token_ttl = 15;
 static int arg_listen_fd = -1;
 static bool arg_insecure_any_ak;
+/* The network process's identity and root (docs/join.md, "Privilege separation"). */
+static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
+static uid_t arg_network_uid;
+static gid_t arg_network_gid;
 
 static void help(void)
 {
@@ -63,12 +75,72 @@ static void help(void)
                "                           " OS_RELEASE_DEFAULT ")\n"
                "  --listen-fd FD           serve this inherited listening socket (the\n"
                "                           bootstrapper's, handed over) instead of binding\n"
+               "  --network-user USER|UID:GID\n"
+               "                           who the network process (TLS, HTTP, JSON) runs as:\n"
+               "                           never root; default the user " JOIN_NETWORK_USER " if\n"
+               "                           it exists, else 65534:65534 (nobody:nogroup)\n"
+               "  --network-root DIR       the empty directory it is shut in (chroot), made\n"
+               "                           if missing; root's, writable by no one else\n"
+               "                           (default " JOIN_NETWORK_ROOT_DEFAULT ")\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
                "                           never admitted under such a policy.\n"
                "\nExit status: 0 success, 1 failure (one error line says why), 2 usage error\n"
                "(an unknown option, a missing argument, a malformed value).\n");
+}
+
+/* USER (a name in the user database) or UID:GID; never root. */
+static int parse_network_user(const char *s)
+{
+        unsigned long u, g;
+        struct passwd *pw;
+        char *end;
+
+        if (strchr(s, ':')) {
+                u = strtoul(s, &end, 10);
+                if (end == s || *end != ':')
+                        goto bad;
+                g = strtoul(end + 1, &end, 10);
+                if (*end || u == 0 || g == 0 || u >= 0xFFFFFFFFUL || g >= 0xFFFFFFFFUL)
+                        goto bad;
+                arg_network_uid = (uid_t) u;
+                arg_network_gid = (gid_t) g;
+                return 0;
+        }
+        pw = getpwnam(s);
+        if (!pw)
+                return log_error_errno(-EUSAGE,
+                                       "--network-user '%s': no such user. Give a user name or "
+                                       "UID:GID.",
+                                       s);
+        if (pw->pw_uid == 0 || pw->pw_gid == 0)
+                goto bad;
+        arg_network_uid = pw->pw_uid;
+        arg_network_gid = pw->pw_gid;
+        return 0;
+bad:
+        return log_error_errno(-EUSAGE,
+                               "--network-user '%s': a user name or UID:GID, neither of them 0 "
+                               "(the network process never runs as root).",
+                               s);
+}
+
+/* The default identity of the network process: JOIN_NETWORK_USER, else nobody:nogroup. */
+static void default_network_user(void)
+{
+        struct passwd *pw;
+
+        if (arg_network_uid != 0)
+                return;
+        pw = getpwnam(JOIN_NETWORK_USER);
+        if (pw && pw->pw_uid != 0 && pw->pw_gid != 0) {
+                arg_network_uid = pw->pw_uid;
+                arg_network_gid = pw->pw_gid;
+                return;
+        }
+        arg_network_uid = JOIN_NETWORK_ID_FALLBACK;
+        arg_network_gid = JOIN_NETWORK_ID_FALLBACK;
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -85,6 +157,8 @@ static int parse_argv(int argc, char *argv[])
                 ARG_LISTEN_FD,
                 ARG_INSECURE_ANY_AK,
                 ARG_OS_RELEASE,
+                ARG_NETWORK_USER,
+                ARG_NETWORK_ROOT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -100,6 +174,8 @@ static int parse_argv(int argc, char *argv[])
                 { "listen-fd", required_argument, NULL, ARG_LISTEN_FD },
                 { "insecure-allow-any-ak", no_argument, NULL, ARG_INSECURE_ANY_AK },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
+                { "network-user", required_argument, NULL, ARG_NETWORK_USER },
+                { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
                 {},
         };
         char *end;
@@ -155,12 +231,26 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_INSECURE_ANY_AK:
                         arg_insecure_any_ak = true;
                         break;
+                case ARG_NETWORK_USER:
+                        r = parse_network_user(optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_NETWORK_ROOT:
+                        if (optarg[0] != '/' || strcmp(optarg, "/") == 0)
+                                return log_error_errno(-EUSAGE,
+                                                       "--network-root '%s': an absolute path "
+                                                       "of an empty directory, not /.",
+                                                       optarg);
+                        arg_network_root = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
         }
         if (!arg_state_dir)
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
+        default_network_user();
         return 1;
 }
 
@@ -321,10 +411,42 @@ static void exec_fake_network(const int fds[static JOIN_CHANNELS])
         (void) execl(prog, prog, (char *) NULL);
         _exit(127);
 }
+/* Tests only: CLOISTER_NETWORK_PROBE=FILE:SOCKET makes the network process, once confined
+ * (its uid, its root) and before its seccomp filter, try to read FILE and connect to the unix
+ * socket SOCKET, and print what happened: what its uid and root alone keep it from. */
+static void probe_confinement(void)
+{
+        const char *spec = getenv("CLOISTER_NETWORK_PROBE");
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        char file[256];
+        const char *sock;
+        int fd, r;
+
+        if (!spec || !(sock = strchr(spec, ':')) || (size_t) (sock - spec) >= sizeof(file))
+                return;
+        (void) snprintf(file, sizeof(file), "%.*s", (int) (sock - spec), spec);
+        sock++;
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        r = fd < 0 ? errno : 0;
+        if (fd >= 0)
+                (void) close(fd);
+        printf("network probe: open %s: %s\n", file, r ? strerror(r) : "opened");
+        (void) snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        r = fd < 0 ? errno : connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0 ? errno : 0;
+        if (fd >= 0)
+                (void) close(fd);
+        printf("network probe: connect %s: %s\n", sock, r ? strerror(r) : "connected");
+        fflush(stdout);
+}
 #else
 static void exec_fake_network(const int fds[static JOIN_CHANNELS])
 {
         (void) fds;
+}
+
+static void probe_confinement(void)
+{
 }
 #endif
 
@@ -333,17 +455,12 @@ static void exec_fake_network(const int fds[static JOIN_CHANNELS])
 static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor, int ready,
                                                   const int fds[static JOIN_CHANNELS])
 {
-        _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(rpc_server_freep) RpcServer *server = NULL;
-        _cleanup_(freep) uint8_t *event_log = NULL;
         MonitorChannels channels;
-        VtpmAttester attester;
-        VtpmIssueConfig cfg;
         RpcServerConfig rc;
         AtlsAttester a;
         AtlsVerifier v;
-        size_t event_log_size = 0;
         char go;
         int r;
 
@@ -358,39 +475,32 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
 
-        r = tpm_device_open(arg_tcti, &tpm);
+        /* No TPM here (the monitor quotes for it); shut in an empty root as an unprivileged
+         * user with no capabilities. Capabilities are per thread: before the server starts its
+         * workers. */
+        r = sandbox_drop_privileges(arg_network_root, arg_network_uid, arg_network_gid);
         if (r < 0) {
-                log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
+                log_error_errno(r,
+                                "Cannot confine the network process (root %s, uid %u, gid %u): "
+                                "%m. Check --network-root and --network-user.",
+                                arg_network_root, (unsigned) arg_network_uid,
+                                (unsigned) arg_network_gid);
                 _exit(1);
         }
-        vtpm_issue_config_defaults(&cfg);
-        cfg.event_log = arg_event_log;
-        /* Read now: under the seccomp filter no file can be opened. */
-        if (arg_event_log[0]) {
-                r = read_full_file(arg_event_log, EVIDENCE_EVENT_LOG_MAX, &event_log,
-                                   &event_log_size);
-                if (r < 0 && r != -ENOENT) {
-                        log_error_errno(r, "Cannot read the event log %s: %m", arg_event_log);
-                        _exit(1);
-                }
-                if (r >= 0) {
-                        cfg.event_log_data = event_log;
-                        cfg.event_log_size = event_log_size;
-                } else
-                        cfg.event_log = "";
-        }
-        /* Capabilities are per thread: dropped before the server starts its workers. */
-        r = sandbox_drop_capabilities();
-        if (r < 0) {
-                log_error_errno(r, "Cannot drop the network process's capabilities: %m");
+        /* The death signal survived the uid change (sandbox_drop_privileges() set it again):
+         * if the monitor died before that, it was not delivered. */
+        if (getppid() != monitor)
                 _exit(1);
-        }
-        vtpm_attester_init(&attester, tpm, &cfg);
-        a = vtpm_attester(&attester);
+        probe_confinement();
+        a = join_monitor_attester(js);
         v = join_verifier(js);
         r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
         if (r >= 0)
                 r = atls_context_allow_unattested_clients(atls);
+        /* The nonces clients bind their evidence to are the monitor's: it admits evidence bound
+         * to one it issued, once (no replay of evidence captured on another connection). */
+        if (r >= 0)
+                r = atls_context_set_nonce_source(atls, join_monitor_nonce, js);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
                 _exit(1);
@@ -416,8 +526,9 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
                 _exit(1);
         }
         printf("cloister-join-service: cluster %s, serving joins on %s:%u (network process %d, "
-               "no capabilities, seccomp)\n",
-               js->cluster_id_hex, arg_address, rpc_server_port(server), (int) getpid());
+               "uid %u, root %s, no capabilities, seccomp)\n",
+               js->cluster_id_hex, arg_address, rpc_server_port(server), (int) getpid(),
+               (unsigned) arg_network_uid, arg_network_root);
         fflush(stdout);
         if (write(ready, "r", 1) != 1)
                 _exit(1);
@@ -431,7 +542,6 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
 #endif
         server = rpc_server_free(server);
         atls = atls_context_free(atls);
-        vtpm_attester_done(&attester);
         exit(r < 0 ? 1 : 0);
 }
 
@@ -485,6 +595,8 @@ int main(int argc, char *argv[])
         int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS], ready[2];
         char byte;
         JoinService js = { .token_ttl_min = 15 };
+        VtpmAttester attester;
+        VtpmIssueConfig issue;
         pthread_t serving;
         ServeArgs serve_args;
         sigset_t set;
@@ -546,8 +658,18 @@ int main(int argc, char *argv[])
         r = record_self(&js, tpm);
         if (r < 0)
                 goto finish;
-        /* The network process opens the TPM for itself. */
+        /* Closed before the fork: the network process never holds the TPM; the monitor opens
+         * it again to quote for it. */
         tpm = tpm_device_close(tpm);
+        r = sandbox_prepare_empty_root(arg_network_root);
+        if (r < 0) {
+                log_error_errno(r,
+                                "Cannot use %s as the network process's root: %m. It must be an "
+                                "empty directory owned by root that no one else can write to; "
+                                "see --network-root.",
+                                arg_network_root);
+                goto finish;
+        }
 
         /* Privilege separation (docs/join.md): one channel per request in flight. */
         for (size_t i = 0; i < JOIN_CHANNELS; i++) {
@@ -590,11 +712,25 @@ int main(int argc, char *argv[])
         (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
 
         r = load_master_secret(&js);
+        if (r >= 0) {
+                r = privsep_nonces_init(&js.nonces, JOIN_NONCES_MAX, JOIN_NONCE_TTL_SEC);
+                if (r < 0)
+                        log_error_errno(r, "Cannot make the monitor's nonce table: %m");
+        }
+        if (r >= 0) {
+                r = tpm_device_open(arg_tcti, &tpm);
+                if (r < 0)
+                        log_error_errno(r, "Cannot open the TPM again: %m. Check --tcti.");
+        }
         if (r < 0) {
                 (void) kill(child, SIGKILL);
                 (void) waitpid(child, NULL, 0);
                 goto finish;
         }
+        vtpm_issue_config_defaults(&issue);
+        issue.event_log = arg_event_log;
+        vtpm_attester_init(&attester, tpm, &issue);
+        js.attester = &attester;
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
         serve_args = (ServeArgs){ .js = &js, .fds = mon };
@@ -614,7 +750,9 @@ int main(int argc, char *argv[])
         r = wait_network(child, &set);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
+        vtpm_attester_done(&attester);
 finish:
+        privsep_nonces_done(&js.nonces);
         join_service_done(&js);
         master_secret_free(js.master);
         free((char *) js.node_name);

@@ -22,6 +22,8 @@ struct AtlsContext {
         bool clients_optional; /* server: a client may decline to attest (see the header) */
         AtlsAttester attester;
         AtlsVerifier verifier;
+        AtlsNonceFunc nonce_source; /* NULL: RAND_bytes() */
+        void *nonce_userdata;
         EVP_PKEY *key; /* P-256, generated for this context, never exported */
         /* Its public half: the SubjectPublicKeyInfo DER the evidence binds, encoded once, and a
          * public-only key for X509_set_pubkey() (see context_public_key()). */
@@ -154,6 +156,15 @@ int atls_context_unseal(AtlsContext *c, const char *label, const uint8_t *sealed
         return atls_unseal_with_key(c->key, c->spki, c->spki_size, label, sealed, size, ret);
 }
 
+int atls_context_set_nonce_source(AtlsContext *c, AtlsNonceFunc source, void *userdata)
+{
+        if (!c || !source)
+                return -EINVAL;
+        c->nonce_source = source;
+        c->nonce_userdata = userdata;
+        return 0;
+}
+
 int atls_context_allow_unattested_clients(AtlsContext *c)
 {
         if (c->role != ATLS_ROLE_SERVER || !c->verifies)
@@ -252,7 +263,8 @@ static int nonce_ext_add(SSL *ssl, unsigned int ext_type, unsigned int context,
         if ((context & SSL_EXT_TLS1_3_CERTIFICATE_REQUEST) &&
             (c->role != ATLS_ROLE_SERVER || !c->verifies))
                 return 0;
-        if (RAND_bytes(conn->my_nonce, sizeof(conn->my_nonce)) != 1) {
+        if (c->nonce_source ? c->nonce_source(c->nonce_userdata, conn->my_nonce) < 0
+                            : RAND_bytes(conn->my_nonce, sizeof(conn->my_nonce)) != 1) {
                 *al = SSL_AD_INTERNAL_ERROR;
                 return -1;
         }

@@ -45,6 +45,8 @@ const PrivsepSpec join_privsep_requests[] = {
           "init-again",
           3,
           { EXACT(MASTER_SECRET_SIZE), EXACT(MASTER_SALT_SIZE), EXACT(MEASUREMENT_SALT_SIZE) } },
+        { JOIN_PRIVSEP_ATTEST, "attest", 2, { NONCE, SPKI } },
+        { JOIN_PRIVSEP_NONCE, "nonce", 0, {} },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -60,6 +62,7 @@ const PrivsepSpec join_privsep_replies[] = {
         REPLY(JOIN_PRIVSEP_JOIN, "join"),       REPLY(JOIN_PRIVSEP_REJOIN, "rejoin"),
         REPLY(JOIN_PRIVSEP_MEMBERS, "members"), REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
         REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
+        REPLY(JOIN_PRIVSEP_ATTEST, "attest"),   REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

@@ -12,6 +12,7 @@ import os
 import re
 import struct
 import subprocess
+import time
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from conftest import BUILD, ROOT, run
+from conftest import BUILD, ROOT, binary, run
 from test_join import KUBEADM, Cluster, audit_entries, probe
 from test_key_release import stop_join_service
 
@@ -137,6 +138,108 @@ def test_network_process_runs_without_capabilities_under_seccomp_and_the_monitor
 
 
 
+NETWORK_ROOT = "/run/cloister-join-network"
+
+
+def test_network_process_runs_as_nobody_in_an_empty_root_and_still_serves(cluster):
+    """Not root: uid and gid 65534 (nobody:nogroup: no cloister-network user on this machine),
+    no supplementary group, its root the empty directory; it still serves joins (its TPM quotes
+    come from the monitor, which stays root)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w])
+    cluster.init(cp, policy)
+    net = network_pid(cp)
+    status = dict(line.split(":", 1) for line in open(f"/proc/{net}/status").read().splitlines())
+    assert status["Uid"].split() == ["65534"] * 4, status["Uid"]
+    assert status["Gid"].split() == ["65534"] * 4, status["Gid"]
+    assert status["Groups"].split() == [], status["Groups"]
+    assert os.readlink(f"/proc/{net}/root") == NETWORK_ROOT
+    assert os.readlink(f"/proc/{net}/cwd") == NETWORK_ROOT
+    assert os.listdir(NETWORK_ROOT) == []
+    st = os.stat(NETWORK_ROOT)
+    assert st.st_uid == 0 and st.st_mode & 0o022 == 0
+    # Every thread too (the workers were started after the drop).
+    for tid in os.listdir(f"/proc/{net}/task"):
+        t = open(f"/proc/{net}/task/{tid}/status").read()
+        assert re.search(r"Uid:\s+65534\s+65534\s+65534\s+65534\n", t), tid
+    # The monitor stays root (it writes the state disk and runs kubeadm).
+    assert re.search(r"Uid:\s+0\s", open(f"/proc/{cp.proc.pid}/status").read())
+    # And the network process serves: a worker joins through it (its evidence checked against
+    # this node's quote, which the monitor made).
+    rc, out = probe(cluster, "--tcti", w.tpm.tcti, "--name", "worker-1")
+    assert rc == 0, out
+
+
+def test_root_only_file_and_socket_are_unreachable_from_the_network_process(cluster, tmp_path):
+    """What its uid and root alone (before the seccomp filter, which refuses opens on its own)
+    keep it from: a root-only file and a root-only unix socket, both reachable by the test (as
+    root) through the same paths."""
+    import socket
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    stop_join_service(cp)
+    secret = tmp_path / "root-only.txt"
+    secret.write_text("root only")
+    secret.chmod(0o600)
+    sock_path = tmp_path / "root-only.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    sock_path.chmod(0o700)
+    # The positive control: both reachable from here.
+    assert secret.read_text() == "root only"
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(str(sock_path))
+    server.accept()[0].close()
+    client.close()
+    log = cp.base / "js-probe.log"
+    p = subprocess.Popen([str(BUILD / "tests" / "cloister-join-service-fault"), "--tcti",
+                          cp.tpm.tcti, "--listen", f"127.0.0.1:{cp.port}", "--state-dir",
+                          str(cp.state), "--kubeadm", str(KUBEADM)],
+                         stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                         env=dict(os.environ, CLOISTER_NETWORK_PROBE=f"{secret}:{sock_path}",
+                                  KUBEADM_DOUBLE_CLUSTER=str(cp.state)))
+    try:
+        for _ in range(300):
+            if "serving joins on" in log.read_text() or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        text = log.read_text()
+        assert "serving joins on" in text, text
+        # Through its root, neither path exists; and the root-only file and socket would not
+        # admit uid 65534 anyway (tests/unit/test-sandbox.c proves that part on its own).
+        assert f"network probe: open {secret}: No such file or directory" in text, text
+        assert f"network probe: connect {sock_path}: No such file or directory" in text, text
+        server.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+        server.close()
+
+
+def test_join_service_refuses_a_network_root_that_is_not_empty_or_not_roots_alone(cluster,
+                                                                                 tmp_path):
+    """The root the network process is shut in must hide everything: a directory holding a file,
+    or one another user may write to, stops the join service with the cause and the option."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    stop_join_service(cp)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "secret").write_text("x")
+    writable = tmp_path / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    for root, cause in ((full, "Directory not empty"), (writable, "Operation not permitted")):
+        r = run("cloister-join-service", "--tcti", cp.tpm.tcti, "--listen", "127.0.0.1:0",
+                "--state-dir", cp.state, "--kubeadm", KUBEADM, "--network-root", root)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"Cannot use {root} as the network process's root: {cause}" in r.stderr, r.stderr
+        assert "see --network-root" in r.stderr, r.stderr
+
+
 # --- a compromised network process: the fault build execs tests/tools/fake-network.py in its
 # place, which sends the monitor what an attacker there could. ---------------------------------
 
@@ -171,7 +274,8 @@ def as_compromised_network(cluster, requests):
     cp = cluster.cp
     stop_join_service(cp)
     req, rep = cluster.tmp / "fake-requests.json", cluster.tmp / "fake-replies.json"
-    req.write_text(json.dumps([{"channel": c, "message": m.hex()} for c, m in requests]))
+    req.write_text(json.dumps([r if isinstance(r, dict) else {"channel": r[0], "message": r[1].hex()}
+                               for r in requests]))
     log = cp.base / "js-fake.log"
     p = subprocess.run([str(BUILD / "tests" / "cloister-join-service-fault"), "--tcti",
                         cp.tpm.tcti, "--listen", f"127.0.0.1:{cp.port}", "--state-dir",
@@ -214,6 +318,19 @@ def join_request(evidence, nonce, spki, name, uuid="0b5d1fd4-5e31-4d6c-9a9b-3c3a
                    "127.0.0.1:9", "")
 
 
+def text_fields(*fields):
+    return [(f.encode() + b"\0").hex() for f in fields]
+
+
+def with_issued_nonce(channel, node, spki, op, fields, out, repeat=1):
+    """A request for fake-network.py: it asks the monitor for a nonce, has NODE's TPM make a
+    client's evidence bound to it and spki, and sends OP with FIELDS (text) REPEAT times."""
+    return {"channel": channel, "issued": {
+        "op": op, "spki": spki.hex(), "fields": text_fields(*fields), "repeat": repeat,
+        "issue": [str(binary("cloister")), "attestation", "issue", "--tcti", node.tpm.tcti,
+                  "--event-log", str(node.boot_log), "--output-file", str(out)]}}
+
+
 def test_monitor_verifies_forwarded_evidence_again_and_refuses_another_nonce_or_key(cluster):
     """The network process says nothing the monitor believes: genuine evidence of a trusted node,
     forwarded with a nonce and client key it was not made for, is refused by the monitor itself
@@ -234,23 +351,41 @@ def test_monitor_verifies_forwarded_evidence_again_and_refuses_another_nonce_or_
     assert "worker-1" not in (cp.state / "members.json").read_text()
 
 
-def test_monitor_seals_an_admission_to_the_key_the_evidence_is_bound_to(cluster):
-    """The documented limit (docs/join.md): a network process replaying a genuine node's evidence
-    (here made for a client key the test holds, as a captured handshake would be) gets an
-    admission recorded, but the ticket only opens with that client's key, not the attacker's."""
+def test_monitor_refuses_replayed_evidence_and_admits_a_nonce_it_issued_only_once(cluster):
+    """The replay docs/join.md described as open: a compromised network process holding a genuine
+    node's evidence captured from a connection it served (bound to that handshake's nonce and the
+    node's key) gets nothing, because the monitor admits only evidence bound to a nonce it issued
+    and was not used. With a nonce it did issue, the admission's ticket opens only with the key
+    the evidence is bound to (the victim's, not the attacker's); the same request again (a
+    replay of that one) is refused too."""
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     cluster.init(cp, cluster.policy([cp, w]))
     victim, spki = client_key()
     attacker, attacker_spki = client_key()
-    nonce = os.urandom(32)
-    ev = cluster.tmp / "bound.json"
+    captured_nonce = os.urandom(32)
+    captured = cluster.tmp / "captured.json"
     r = run("cloister", "attestation", "issue", "--tcti", w.tpm.tcti, "--binding",
-            binding(nonce, spki).hex(), "--event-log", w.boot_log, "--output-file", ev)
+            binding(captured_nonce, spki).hex(), "--event-log", w.boot_log, "--output-file",
+            captured)
     assert r.returncode == 0, r.stderr
     uuid = "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55"
-    (r,) = as_compromised_network(cluster, [(0, join_request(ev.read_bytes(), nonce, spki,
-                                                             "worker-1", uuid))])
-    op, status, (detail, answer) = reply(r)
+    replies = as_compromised_network(cluster, [
+        (0, join_request(captured.read_bytes(), captured_nonce, spki, "worker-1", uuid)),
+        with_issued_nonce(1, w, spki, JOIN, ["127.0.0.1:4000", "worker-1", "worker", uuid,
+                                             "127.0.0.1:9", ""],
+                          cluster.tmp / "fresh.json", repeat=2),
+    ])
+    assert len(replies) == 3, replies
+    # The captured evidence verifies (genuine, bound to its nonce and key) but its nonce was
+    # never issued by this monitor: refused and audited, nothing recorded for it.
+    op, status, (detail, answer) = reply(replies[0])
+    assert status == -EPERM and answer == "", (status, detail)
+    assert "nonce was not issued by this join service" in detail, detail
+    refused = [e for e in audit_entries(cp.state / "audit.log") if e["verdict"] == "refused"]
+    assert [e["evidenceDigest"] for e in refused if "not issued" in e["reason"]] == \
+        [hashlib.sha256(captured.read_bytes()).hexdigest()], refused
+    # Bound to a nonce the monitor issued: admitted, sealed to the key the evidence is bound to.
+    op, status, (detail, answer) = reply(replies[1])
     assert status == 0, detail
     doc = json.loads(answer)
     assert list(doc) == ["sealed"], doc
@@ -267,6 +402,14 @@ def test_monitor_seals_an_admission_to_the_key_the_evidence_is_bound_to(cluster)
     assert ticket["token"] in cluster.tokens()
     for secret in (disk_key, base64.b64encode(disk_key), ticket["token"].encode()):
         assert secret not in sealed and secret not in answer.encode()
+    # The same request again, its nonce used: refused.
+    op, status, (detail, answer) = reply(replies[2])
+    assert status == -EPERM and answer == "", (status, detail)
+    assert "nonce was used already" in detail, detail
+    admissions = [e for e in audit_entries(cp.state / "audit.log") if e["event"] == "admission"
+                  and e["verdict"] == "admitted"]
+    assert [e["node"] for e in admissions] == ["worker-1"]
+    assert len(cluster.tokens()) == 1
 
 
 def test_monitor_closes_a_channel_on_a_request_outside_the_protocol_and_serves_the_others(cluster):
@@ -309,14 +452,13 @@ def test_a_compromised_network_process_quoting_as_its_own_node_gets_nothing(clus
     for name, uuid in ((state["node"], state["diskUuid"]),  # itself
                        ("cp-9", state["diskUuid"]),  # its disk under another name
                        ("cp-9", "0b5d1fd4-5e31-4d6c-9a9b-3c3a3e0e6f55")):  # its AK only
-        nonce = os.urandom(32)
-        ev = cluster.tmp / f"self-quote-{len(requests)}.json"
-        r = run("cloister", "attestation", "issue", "--tcti", cp.tpm.tcti, "--binding",
-                binding(nonce, spki).hex(), "--event-log", cp.boot_log, "--output-file", ev)
-        assert r.returncode == 0, r.stderr
-        requests.append((len(requests), message(
-            JOIN, ev.read_bytes(), nonce, spki, "203.0.113.7:4000", name, "control-plane", uuid,
-            "203.0.113.7:9000", cluster.authorize(name) if name == "cp-9" else "")))
+        # Bound to a nonce the monitor issued: the refusals below are the membership checks',
+        # not the nonce check's.
+        requests.append(with_issued_nonce(
+            len(requests), cp, spki, JOIN,
+            ["203.0.113.7:4000", name, "control-plane", uuid, "203.0.113.7:9000",
+             cluster.authorize(name) if name == "cp-9" else ""],
+            cluster.tmp / f"self-quote-{len(requests)}.json"))
     replies = [reply(rep) for rep in as_compromised_network(cluster, requests)]
     for op, status, (detail, answer) in replies:
         assert status != 0 and answer == "", (status, detail)

@@ -281,6 +281,121 @@ static void test_unseal_answer_refuses_a_ticket_in_the_clear(void **state)
         assert_string_equal(json_string_value(json_object_get(sealed, "token")), "t");
 }
 
+/* The monitor quotes for a nonce of exactly its size and a key; a nonce request carries
+ * nothing. */
+static void test_privsep_attest_and_nonce_requests_are_bounded(void **state)
+{
+        static const uint8_t nonce[33] = { 1 }, spki[91] = { 2 };
+        PrivsepBuf b;
+        PrivsepMsg m;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_ATTEST, 0);
+        privsep_buf_add(&b, nonce, ATLS_NONCE_SIZE);
+        privsep_buf_add(&b, spki, sizeof(spki));
+        assert_int_equal(parse_built(&b, &m), 0);
+        assert_int_equal(m.op, JOIN_PRIVSEP_ATTEST);
+        privsep_buf_done(&b);
+        privsep_buf_begin(&b, JOIN_PRIVSEP_ATTEST, 0);
+        privsep_buf_add(&b, nonce, ATLS_NONCE_SIZE + 1);
+        privsep_buf_add(&b, spki, sizeof(spki));
+        assert_int_equal(parse_built(&b, &m), -EBADMSG);
+        privsep_buf_done(&b);
+        privsep_buf_begin(&b, JOIN_PRIVSEP_NONCE, 0);
+        assert_int_equal(parse_built(&b, &m), 0);
+        privsep_buf_done(&b);
+        privsep_buf_begin(&b, JOIN_PRIVSEP_NONCE, 0);
+        privsep_buf_add(&b, nonce, ATLS_NONCE_SIZE); /* a nonce of the sender's choosing */
+        assert_int_equal(parse_built(&b, &m), -EBADMSG);
+        privsep_buf_done(&b);
+}
+
+/* --- the monitor's nonces: issued, good once, within their time, a bounded table --- */
+
+static uint64_t fake_now_ms;
+
+static uint64_t fake_now(void)
+{
+        return fake_now_ms;
+}
+
+static void nonces(PrivsepNonces *t, size_t n)
+{
+        assert_int_equal(privsep_nonces_init(t, n, 120), 0);
+        t->now = fake_now;
+        fake_now_ms = 1000000;
+}
+
+static void test_nonce_issued_is_accepted_once_then_refused_as_used(void **state)
+{
+        uint8_t a[PRIVSEP_NONCE_SIZE], b[PRIVSEP_NONCE_SIZE];
+        PrivsepNonces t;
+
+        nonces(&t, 8);
+        assert_int_equal(privsep_nonce_issue(&t, a), 0);
+        assert_int_equal(privsep_nonce_issue(&t, b), 0);
+        assert_memory_not_equal(a, b, sizeof(a));
+        assert_int_equal(privsep_nonce_consume(&t, b), 0);
+        assert_int_equal(privsep_nonce_consume(&t, b), -EALREADY);
+        assert_int_equal(privsep_nonce_consume(&t, a), 0);
+        assert_int_equal(privsep_nonce_consume(&t, a), -EALREADY);
+        privsep_nonces_done(&t);
+}
+
+static void test_nonce_never_issued_is_refused(void **state)
+{
+        uint8_t a[PRIVSEP_NONCE_SIZE], other[PRIVSEP_NONCE_SIZE] = {};
+        PrivsepNonces t;
+
+        nonces(&t, 8);
+        assert_int_equal(privsep_nonce_consume(&t, other), -ENOENT); /* an empty table */
+        assert_int_equal(privsep_nonce_issue(&t, a), 0);
+        memcpy(other, a, sizeof(other));
+        other[31] ^= 1; /* one bit off */
+        assert_int_equal(privsep_nonce_consume(&t, other), -ENOENT);
+        assert_int_equal(privsep_nonce_consume(&t, a), 0);
+        privsep_nonces_done(&t);
+}
+
+static void test_nonce_expires_after_its_ttl_and_is_spent_by_the_refusal(void **state)
+{
+        uint8_t a[PRIVSEP_NONCE_SIZE], b[PRIVSEP_NONCE_SIZE];
+        PrivsepNonces t;
+
+        nonces(&t, 8);
+        assert_int_equal(privsep_nonce_issue(&t, a), 0);
+        assert_int_equal(privsep_nonce_issue(&t, b), 0);
+        fake_now_ms += 120 * 1000 - 1;
+        assert_int_equal(privsep_nonce_consume(&t, b), 0); /* just in time */
+        fake_now_ms += 1;
+        assert_int_equal(privsep_nonce_consume(&t, a), -ETIME);
+        assert_int_equal(privsep_nonce_consume(&t, a), -EALREADY);
+        privsep_nonces_done(&t);
+}
+
+static void test_nonce_table_is_bounded_and_evicts_the_oldest(void **state)
+{
+        uint8_t first[PRIVSEP_NONCE_SIZE], n[PRIVSEP_NONCE_SIZE], last[PRIVSEP_NONCE_SIZE];
+        PrivsepNonces t;
+
+        nonces(&t, 4);
+        assert_int_equal(privsep_nonce_issue(&t, first), 0);
+        for (int i = 0; i < 3; i++) {
+                fake_now_ms += 10;
+                assert_int_equal(privsep_nonce_issue(&t, n), 0);
+        }
+        /* Full of good nonces: the next one takes the oldest's place. */
+        fake_now_ms += 10;
+        assert_int_equal(privsep_nonce_issue(&t, last), 0);
+        assert_int_equal(privsep_nonce_consume(&t, first), -ENOENT);
+        assert_int_equal(privsep_nonce_consume(&t, last), 0);
+        assert_int_equal(privsep_nonce_consume(&t, n), 0);
+        /* A slot freed by use is taken again. */
+        assert_int_equal(privsep_nonce_issue(&t, first), 0);
+        assert_int_equal(privsep_nonce_consume(&t, first), 0);
+        assert_int_equal(privsep_nonces_init(&t, 0, 1), -EINVAL);
+        privsep_nonces_done(&t);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -295,6 +410,11 @@ int main(void)
                 cmocka_unit_test(test_sealed_answer_opens_only_with_the_clients_key_and_label),
                 cmocka_unit_test(test_seal_refuses_a_key_that_is_not_p256),
                 cmocka_unit_test(test_unseal_answer_refuses_a_ticket_in_the_clear),
+                cmocka_unit_test(test_privsep_attest_and_nonce_requests_are_bounded),
+                cmocka_unit_test(test_nonce_issued_is_accepted_once_then_refused_as_used),
+                cmocka_unit_test(test_nonce_never_issued_is_refused),
+                cmocka_unit_test(test_nonce_expires_after_its_ttl_and_is_spent_by_the_refusal),
+                cmocka_unit_test(test_nonce_table_is_bounded_and_evicts_the_oldest),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,11 @@ int atls_context_unseal(AtlsContext *c, const char *label, const uint8_t *sealed
  * attested_client does). For a server that serves the owner's CLI and joining nodes on one
  * port. */
 int atls_context_allow_unattested_clients(AtlsContext *c);
+/* The nonces this context sends its peers come from source instead of its own random generator
+ * (a join service's monitor issues them and admits only evidence bound to one it issued and
+ * that was not used: docs/join.md). A failing source fails the handshake. */
+typedef int (*AtlsNonceFunc)(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE]);
+int atls_context_set_nonce_source(AtlsContext *c, AtlsNonceFunc source, void *userdata);
 /* After a failed handshake: the precise reason in buf (our verdict on the peer if we have one,
  * otherwise what OpenSSL says, e.g. the alert the peer sent). */
 void atls_describe_failure(const SSL *ssl, char *buf, size_t size);

@@ -13,6 +13,7 @@
  * monitor closes the channel.
  */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,42 @@ int privsep_recv(int fd, uint8_t **ret, size_t *ret_size);
 void privsep_wipe_free(uint8_t *buf, size_t size);
 
 /*
+ * Nonces a monitor issues for its network process to send peers (the join service's aTLS
+ * nonces: docs/join.md): evidence is accepted only if bound to a nonce issued here, within ttl,
+ * and not used before. The table is bounded: when it is full of nonces still good, issuing one
+ * evicts the oldest (a flood of handshakes can make a slow one fail, never admit a replay).
+ */
+#define PRIVSEP_NONCE_SIZE 32
+
+typedef enum PrivsepNonceState {
+        PRIVSEP_NONCE_FREE,
+        PRIVSEP_NONCE_ISSUED,
+        PRIVSEP_NONCE_USED,
+} PrivsepNonceState;
+
+typedef struct PrivsepNonce {
+        uint8_t nonce[PRIVSEP_NONCE_SIZE];
+        uint64_t issued_ms;
+        PrivsepNonceState state;
+} PrivsepNonce;
+
+typedef struct PrivsepNonces {
+        pthread_mutex_t lock;
+        PrivsepNonce *entries;
+        size_t n;
+        uint64_t ttl_ms;
+        uint64_t (*now)(void); /* CLOCK_MONOTONIC in ms; tests may replace it */
+} PrivsepNonces;
+
+int privsep_nonces_init(PrivsepNonces *t, size_t n, unsigned ttl_sec);
+void privsep_nonces_done(PrivsepNonces *t);
+/* A fresh random nonce, recorded. */
+int privsep_nonce_issue(PrivsepNonces *t, uint8_t ret[static PRIVSEP_NONCE_SIZE]);
+/* 0 if nonce was issued here, is within its ttl and was not used; it is used from now on.
+ * -ENOENT: never issued (or evicted), -EALREADY: used before, -ETIME: expired. */
+int privsep_nonce_consume(PrivsepNonces *t, const uint8_t nonce[static PRIVSEP_NONCE_SIZE]);
+
+/*
  * The join service's protocol (join-service/join-service-monitor.c): the network process asks,
  * the monitor answers. Every reply has two text fields: a detail (why, on failure) and an answer
  * (JSON text; for POLICY the policy file, "" when unchanged; a join or rejoin ticket is sealed to
@@ -95,6 +132,13 @@ typedef enum JoinPrivsepOp {
         JOIN_PRIVSEP_NODE,
         /* master secret, salt, measurement salt (a repeated init from the owner) */
         JOIN_PRIVSEP_INIT_AGAIN,
+        /* nonce, SPKI (the network process's TLS key): this node's own evidence for a handshake,
+         * quoted by the monitor with the binding it computes itself for the server role (answer:
+         * the serialised evidence) */
+        JOIN_PRIVSEP_ATTEST,
+        /* a nonce for a handshake (answer: hex), recorded by the monitor: join and rejoin are
+         * refused unless their evidence is bound to one it issued, unused and unexpired */
+        JOIN_PRIVSEP_NONCE,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <sys/types.h>
+
 /*
  * Confinement of a process that parses attacker bytes (the join service's network process,
  * docs/join.md "Privilege separation"). libseccomp is used here only.
@@ -11,15 +13,30 @@
  * before the process starts threads. */
 int sandbox_drop_capabilities(void);
 
+/* Makes path (absolute) an empty directory only root can write to (created 0555 if missing):
+ * -EPERM if it is not owned by root or is writable by group or others, -ENOTEMPTY if it holds
+ * anything. The root a confined process is shut in (sandbox_drop_privileges()). */
+int sandbox_prepare_empty_root(const char *path);
+
+/* What sandbox_drop_capabilities() does, and in between: chroot into root (an empty directory,
+ * sandbox_prepare_empty_root()) and chdir to it, the supplementary groups cleared, the real,
+ * effective and saved gid and uid set to gid and uid (neither may be 0: -EINVAL), each verified,
+ * the way back to uid 0 verified closed, the process no longer dumpable (no other process of
+ * that uid can read its memory or trace it), its parent-death signal kept (the uid change
+ * clears it: the caller checks getppid() again after). Call it before the process starts
+ * threads; descriptors open before it keep working. */
+int sandbox_drop_privileges(const char *root, uid_t uid, gid_t gid);
+
 /*
- * The seccomp filter of a network-facing process, on every thread (TSYNC). Kills the process on
- * a syscall that only an attacker would make: execve/execveat, ptrace, process_vm_readv/writev,
- * fork (clone without CLONE_THREAD), module and kexec calls, mount/chroot/setns/unshare, bpf,
- * keyctl, perf_event_open, userfaultfd. Fails with EACCES what a library might try in passing:
- * opening, creating, renaming or removing any file (every file the process needs is open
- * already or comes from its monitor). clone3 fails with ENOSYS (so that threads are created
- * with clone, whose flags the filter can see). Sockets are not filtered: the swtpm TCTI connects
- * anew for every TPM command.
+ * The seccomp filter of a network-facing process, on every thread (TSYNC): an allow-list. A call
+ * it does not name kills the process (SIGSYS). Allowed: I/O on open descriptors, waiting (poll,
+ * epoll, futex), memory (never writable and executable at once), time, randomness, its own
+ * signals, threads (clone with CLONE_THREAD; clone3 fails with ENOSYS so that glibc uses clone,
+ * whose flags the filter sees), fcntl and ioctl with listed commands only, a few prctl reads.
+ * Fails with EACCES what a library might try in passing: opening, creating, renaming or removing
+ * any file, new sockets, bind and connect (every file and socket the process needs is open
+ * already; everything else comes from its monitor). Fails with EPERM: signals to other
+ * processes, PR_SET_PDEATHSIG, PR_SET_DUMPABLE.
  */
 int sandbox_network_filter(void);
 
