@@ -18,6 +18,7 @@
 #include "cloister/evidence.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
+#include "cloister/journal.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/notify.h"
@@ -475,6 +476,21 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
 
+        /* Nothing but what it is given: no descriptor inherited from the bootstrapper or opened
+         * by the monitor before the fork (a directory would name files outside the root, a file
+         * could be a secret). */
+        {
+                int keep[JOIN_CHANNELS + 6] = {
+                        0, 1, 2, ready, arg_listen_fd, journal_socket_fd()
+                };
+                memcpy(keep + 6, fds, JOIN_CHANNELS * sizeof(int));
+                r = sandbox_close_other_fds(keep, ELEMENTSOF(keep));
+                if (r < 0) {
+                        log_error_errno(r,
+                                        "Cannot close the network process's other descriptors: %m");
+                        _exit(1);
+                }
+        }
         /* No TPM here (the monitor quotes for it); shut in an empty root as an unprivileged
          * user with no capabilities. Capabilities are per thread: before the server starts its
          * workers. */

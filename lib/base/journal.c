@@ -40,6 +40,11 @@ static int journal_socket(void)
         return fd;
 }
 
+int journal_socket_fd(void)
+{
+        return __atomic_load_n(&cached_fd, __ATOMIC_ACQUIRE);
+}
+
 static int socket_address(const char *path, struct sockaddr_un *sa, socklen_t *len)
 {
         size_t n = strlen(path);

@@ -8,6 +8,7 @@
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -166,8 +167,6 @@ static const char *const allowed[] = {
         "setsockopt",
         "lseek",
         "fstat",
-        "newfstatat",
-        "statx",
         "dup",
         "dup3",
         "pipe2",
@@ -220,7 +219,6 @@ static const char *const allowed[] = {
         "getresgid",
         "getgroups",
         "getrlimit",
-        "prlimit64",
         "getrusage",
         "uname",
         "sysinfo",
@@ -375,6 +373,34 @@ static int add_named(scmp_filter_ctx ctx, const char *const *names, size_t n, ui
         return 0;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *) a, y = *(const int *) b;
+        return (x > y) - (x < y);
+}
+
+int sandbox_close_other_fds(const int *keep, size_t n)
+{
+        int sorted[64];
+        unsigned first = 0;
+
+        if (n > ELEMENTSOF(sorted))
+                return -E2BIG;
+        memcpy(sorted, keep, n * sizeof(int));
+        qsort(sorted, n, sizeof(int), cmp_int);
+        for (size_t i = 0; i <= n; i++) {
+                unsigned next = i < n ? (unsigned) sorted[i] : ~0U;
+
+                if (i < n && sorted[i] < 0)
+                        continue;
+                if (next > first && syscall(SYS_close_range, first, next - 1, 0) < 0)
+                        return -errno;
+                if (i < n)
+                        first = next + 1;
+        }
+        return 0;
+}
+
 int sandbox_network_filter(void)
 {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
@@ -444,6 +470,29 @@ int sandbox_network_filter(void)
         if (r >= 0)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1,
                                      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) TCGETS));
+        if (r < 0)
+                return r;
+        /* Limits: its own only (pid 0); another process of the same uid is not its to change. */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A0(SCMP_CMP_EQ, 0));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
+                                     SCMP_A0(SCMP_CMP_NE, 0));
+        /* Metadata of open descriptors only: glibc's fstat() is newfstatat(fd, "", AT_EMPTY_PATH);
+         * without the flag a path is looked up, and fails. (With it, a path is still looked up
+         * relative to the descriptor: no directory descriptor is open, sandbox_close_other_fds(),
+         * and the root is empty.) */
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                                     SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(newfstatat), 1,
+                                     SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(statx), 1,
+                                     SCMP_A2(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(statx), 1,
+                                     SCMP_A2(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0));
         if (r < 0)
                 return r;
         /* Signals to other processes (kill(-1) as its uid would reach every process of that

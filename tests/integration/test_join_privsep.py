@@ -170,6 +170,40 @@ def test_network_process_runs_as_nobody_in_an_empty_root_and_still_serves(cluste
     assert rc == 0, out
 
 
+def test_network_process_holds_no_descriptor_it_inherited(cluster, tmp_path):
+    """Started with a directory and the master-secret file open (as a careless parent could
+    leave them), the join service's network process holds neither: a directory descriptor would
+    name files outside its empty root, the file would be the secret."""
+    from test_key_release import wait_serving
+    cp = cluster.node("cp-1")
+    policy = cluster.policy([cp])
+    cluster.init(cp, policy)
+    stop_join_service(cp)
+    dir_fd = os.open(str(cp.state), os.O_RDONLY | os.O_DIRECTORY)
+    file_fd = os.open(str(cp.state / "master-secret.json"), os.O_RDONLY)
+    log = cp.base / "js-inherit.log"
+    try:
+        proc = subprocess.Popen([str(binary("cloister-join-service")), "--tcti", cp.tpm.tcti,
+                                 "--listen", f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state),
+                                 "--kubeadm", str(KUBEADM), "--policy", str(policy)],
+                                stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                pass_fds=(dir_fd, file_fd))
+    finally:
+        os.close(dir_fd)
+        os.close(file_fd)
+    try:
+        wait_serving(proc, log)
+        net = int(re.search(r"network process (\d+) serves", log.read_text()).group(1))
+        held = [os.readlink(f"/proc/{net}/fd/{fd}") for fd in os.listdir(f"/proc/{net}/fd")]
+        assert str(cp.state) not in held and str(cp.state / "master-secret.json") not in held, held
+        # Only stdio (the log file here), sockets, pipes and the event loop's descriptors.
+        assert all(h.startswith(("socket:", "pipe:", "anon_inode:")) or h in (str(log), "/dev/null")
+                   for h in held), held
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_root_only_file_and_socket_are_unreachable_from_the_network_process(cluster, tmp_path):
     """What its uid and root alone (before the seccomp filter, which refuses opens on its own)
     keep it from: a root-only file and a root-only unix socket, both reachable by the test (as

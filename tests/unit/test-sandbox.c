@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -231,6 +232,36 @@ static int probe_no_wx_memory_nor_dumpable(void)
         return 0;
 }
 
+/* Its own limits, yes; another process's (the parent here, the same uid), no. */
+static int probe_prlimit_only_its_own(void)
+{
+        struct rlimit rl;
+
+        if (prlimit(0, RLIMIT_NOFILE, NULL, &rl) < 0)
+                return 1;
+        if (prlimit(getppid(), RLIMIT_NOFILE, NULL, &rl) == 0 || errno != EPERM)
+                return 2;
+        return 0;
+}
+
+/* fstat() of an open descriptor works; a stat by path (no AT_EMPTY_PATH) fails, even of a
+ * file that exists. */
+static int probe_stat_only_open_descriptors(void)
+{
+        struct stat st;
+        struct statx stx;
+
+        if (fstat(1, &st) < 0)
+                return 1;
+        if (fstatat(AT_FDCWD, "/etc/passwd", &st, 0) == 0 || errno != EACCES)
+                return 2;
+        if (statx(AT_FDCWD, "/etc/passwd", 0, STATX_BASIC_STATS, &stx) == 0 || errno != EACCES)
+                return 3;
+        if (statx(1, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0)
+                return 4;
+        return 0;
+}
+
 /* The death signal that ties it to the monitor cannot be undone. */
 static int probe_clear_pdeathsig(void)
 {
@@ -276,6 +307,44 @@ static void test_sandbox_allows_fcntl_and_ioctl_only_with_the_listed_commands(vo
 static void test_sandbox_refuses_writable_executable_memory_and_dumpable(void **state)
 {
         assert_int_equal(in_sandbox(probe_no_wx_memory_nor_dumpable), 0);
+}
+
+static void test_sandbox_changes_only_its_own_limits_and_stats_only_open_descriptors(void **state)
+{
+        /* The positive control: outside the sandbox both succeed where the sandbox refuses. */
+        assert_int_equal(probe_prlimit_only_its_own(), 2);
+        assert_int_equal(probe_stat_only_open_descriptors(), 2);
+        assert_int_equal(in_sandbox(probe_prlimit_only_its_own), 0);
+        assert_int_equal(in_sandbox(probe_stat_only_open_descriptors), 0);
+}
+
+static void test_sandbox_close_other_fds_keeps_exactly_the_listed_descriptors(void **state)
+{
+        int status;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int dir = open("/", O_RDONLY | O_DIRECTORY), a = dup(1), b = dup(1), c = dup(1);
+                int keep[] = { 0, 1, 2, b, -1 };
+
+                if (dir < 0 || a < 0 || b < 0 || c < 0)
+                        _exit(10);
+                if (sandbox_close_other_fds(keep, sizeof(keep) / sizeof(keep[0])) < 0)
+                        _exit(11);
+                /* b and stdio stay; the directory and the others are gone. */
+                if (fcntl(b, F_GETFD) < 0 || fcntl(1, F_GETFD) < 0)
+                        _exit(12);
+                if (fcntl(dir, F_GETFD) == 0 || errno != EBADF || fcntl(a, F_GETFD) == 0 ||
+                    fcntl(c, F_GETFD) == 0)
+                        _exit(13);
+                _exit(0);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_sandbox_kills_the_process_on_execve(void **state)
@@ -586,6 +655,9 @@ int main(void)
                 cmocka_unit_test(test_sandbox_kills_the_process_on_a_call_not_on_the_allow_list),
                 cmocka_unit_test(test_sandbox_allows_fcntl_and_ioctl_only_with_the_listed_commands),
                 cmocka_unit_test(test_sandbox_refuses_writable_executable_memory_and_dumpable),
+                cmocka_unit_test(
+                        test_sandbox_changes_only_its_own_limits_and_stats_only_open_descriptors),
+                cmocka_unit_test(test_sandbox_close_other_fds_keeps_exactly_the_listed_descriptors),
                 cmocka_unit_test(
                         test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig),
                 cmocka_unit_test(test_sandbox_refuses_to_open_a_secret_file),

@@ -29,6 +29,9 @@ bool journal_record_addf(JournalRecord *rec, const char *key, const char *format
 /* Sends the record to the journal socket at socket_path (JOURNAL_SOCKET but in tests).
  * 0, or a negative errno (-EMSGSIZE for a record that did not fit). */
 int journal_record_send(const JournalRecord *rec, const char *socket_path);
+/* The process's journal socket, or -1 before the first record: a process that closes what it
+ * does not need keeps it. */
+int journal_socket_fd(void);
 
 /* sd_notify(0, state): 1 when sent, 0 without $NOTIFY_SOCKET, a negative errno on failure. */
 int service_manager_notify(const char *state);

@@ -27,6 +27,11 @@ int sandbox_prepare_empty_root(const char *path);
  * threads; descriptors open before it keep working. */
 int sandbox_drop_privileges(const char *root, uid_t uid, gid_t gid);
 
+/* Closes every descriptor of the process but the n in keep (any order; stdio is not kept unless
+ * listed): a confined process must hold nothing it was not given on purpose (a directory
+ * descriptor inherited from before the chroot would name files outside it). */
+int sandbox_close_other_fds(const int *keep, size_t n);
+
 /*
  * The seccomp filter of a network-facing process, on every thread (TSYNC): an allow-list. A call
  * it does not name kills the process (SIGSYS). Allowed: I/O on open descriptors, waiting (poll,
