@@ -10,6 +10,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1122,6 +1123,12 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
                 return -ENOMEM;
         /* Lets rpc_server_stop() be called from another thread. */
         (void) evthread_use_pthreads();
+        /* One malloc arena for the whole process: the workers allocate what the loop frees (a
+         * handshake's TLS buffers, a request's answer), and glibc's arena per thread keeps
+         * what each thread freed apart from the others, never reused by the loop: under
+         * test_join_under_attack.py that was 25 MiB more resident memory (+66 MiB over idle
+         * instead of +44). */
+        (void) mallopt(M_ARENA_MAX, 1);
 
         s = calloc(1, sizeof(*s));
         if (!s)
