@@ -337,6 +337,7 @@ static int fault_slow_verify(void *userdata, const uint8_t *evidence, size_t siz
         struct timespec ts = { (time_t) (fault_verify_ms / 1000),
                                (long) (fault_verify_ms % 1000) * 1000000L };
 
+        log_warning("fault: checking a client's evidence %lu ms late", fault_verify_ms);
         (void) nanosleep(&ts, NULL);
         return fault_verifier.verify(fault_verifier.userdata, evidence, size, binding, d);
 }

@@ -49,11 +49,15 @@ def test_a_slow_evidence_check_holds_up_no_other_client(cluster):
     cluster.init(cp, cluster.policy([cp, w]))
     stop_join_service(cp)
     js = start_fault_join_service(cp, "slow-verify:5000")
+    log = cp.base / "js-fault.log"
     try:
         with ThreadPoolExecutor(1) as pool:
             t0 = time.time()
             slow = pool.submit(probe, cluster, "--tcti", w.tpm.tcti, "--name", w.name)
-            time.sleep(1.5)
+            # Until the service is inside the slow check of the node's evidence.
+            while "checking a client's evidence" not in log.read_text():
+                assert time.time() - t0 < 30 and not slow.done(), log.read_text()
+                time.sleep(0.05)
             r, took = status(cluster)
             slow_running = not slow.done()
             rc, out = slow.result()
