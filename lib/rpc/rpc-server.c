@@ -513,6 +513,12 @@ static void on_park(evutil_socket_t unused, short what, void *arg)
         c->counted = true;
         c->src = src;
         (void) event_add(c->timer, &deadline);
+        if (c->shut) {
+                /* Closed to make room before it was parked (it had no socket then). */
+                conn_shut(c);
+                hs_release(c, false);
+                return;
+        }
         if (c->refused) {
                 /* Over the connection limit or stopping: libevent runs the handshake, which
                  * fails in its first step (no evidence made) and tells the client so. */

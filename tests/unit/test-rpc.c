@@ -458,10 +458,13 @@ static void test_rpc_connection_limit_refuses_extra_connections(void **state)
         rpc_client_config_defaults(&cc);
         cc.retries = 0;
         server_start(&s, false, 5, 2);
+        atomic_store(&issues, 0);
         assert_int_equal(slow_open(&s, c, &a), 0);
         assert_int_equal(slow_open(&s, c, &b), 0);
         assert_true(rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL) <
                     0);
+        /* Refused before any evidence was made for it (on the loop or anywhere). */
+        assert_int_equal(atomic_load(&issues), 2);
         slow_close(&a);
         /* The server notices the close on its next loop pass. */
         for (int i = 0; i < 50 && rpc_server_connections(s.rpc) >= 2; i++)
