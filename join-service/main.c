@@ -393,6 +393,8 @@ static int record_self(JoinService *js, TpmDevice *tpm)
 }
 
 #ifdef CLOISTER_FAULT_INJECTION
+#include <time.h>
+
 /* Tests only (the fault build): CLOISTER_FAKE_NETWORK=PROG replaces the network process with
  * PROG, given the channels in $CLOISTER_CHANNEL_FDS, to speak to the monitor as a compromised
  * network process would. */
@@ -440,6 +442,35 @@ static void probe_confinement(void)
         printf("network probe: connect %s: %s\n", sock, r ? strerror(r) : "connected");
         fflush(stdout);
 }
+
+/* Tests only: CLOISTER_FAULT=slow-verify:MS makes each check of a client's evidence in the
+ * handshake take MS milliseconds longer, before the real one and outside its locks (what a
+ * slow policy fetch from the monitor or a loaded machine does): the handshake workers must
+ * keep other clients going meanwhile (tests/integration/test_join_handshakes.py). */
+static AtlsVerifier fault_verifier;
+static unsigned long fault_verify_ms;
+
+static int fault_slow_verify(void *userdata, const uint8_t *evidence, size_t size,
+                             const uint8_t binding[static ATLS_BINDING_SIZE], Diag *d)
+{
+        struct timespec ts = { (time_t) (fault_verify_ms / 1000),
+                               (long) (fault_verify_ms % 1000) * 1000000L };
+
+        log_warning("fault: checking a client's evidence %lu ms late", fault_verify_ms);
+        (void) nanosleep(&ts, NULL);
+        return fault_verifier.verify(fault_verifier.userdata, evidence, size, binding, d);
+}
+
+static void fault_wrap_verifier(AtlsVerifier *v)
+{
+        const char *f = getenv("CLOISTER_FAULT");
+
+        if (!f || strncmp(f, "slow-verify:", 12) != 0)
+                return;
+        fault_verify_ms = strtoul(f + 12, NULL, 10);
+        fault_verifier = *v;
+        v->verify = fault_slow_verify;
+}
 #else
 static void exec_fake_network(const int fds[static JOIN_CHANNELS])
 {
@@ -448,6 +479,11 @@ static void exec_fake_network(const int fds[static JOIN_CHANNELS])
 
 static void probe_confinement(void)
 {
+}
+
+static void fault_wrap_verifier(AtlsVerifier *v)
+{
+        (void) v;
 }
 #endif
 
@@ -510,6 +546,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         probe_confinement();
         a = join_monitor_attester(js);
         v = join_verifier(js);
+        fault_wrap_verifier(&v);
         r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
         if (r >= 0)
                 r = atls_context_allow_unattested_clients(atls);

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The join service under concurrent joins: handlers run on worker threads (the event loop only
-accepts, handshakes, reads and writes), membership decisions are serialised, and an admission
-never takes effect without the node being able to collect its ticket (the same ticket on a
-retry). Nodes are processes on loopback, each with its own swtpm; kubeadm is the test double,
-made as slow as a real kubeadm (KUBEADM_DOUBLE_SLEEP) so that a handler on the loop would show."""
+accepts, reads and writes; handshakes run on handshake workers, test_join_handshakes.py),
+membership decisions are serialised, and an admission never takes effect without the node
+being able to collect its ticket (the same ticket on a retry). Nodes are processes on loopback,
+each with its own swtpm; kubeadm is the test double, made as slow as a real kubeadm
+(KUBEADM_DOUBLE_SLEEP) so that a handler on the loop would show."""
 import hashlib
 import json
 import os

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,12 +97,26 @@ static void *server_main(void *arg)
         return NULL;
 }
 
-/* Set by a test before server_start(): the per-source cap and the request deadline. */
-static unsigned per_source, deadline;
+/* Set by a test before server_start(): the per-source cap, the request deadline, the number
+ * of handshake workers, and an attester that is slow (slow_issues of its next calls take
+ * slow_issue_ms longer, outside the TPM's lock: what a slow TPM or quote service does). */
+static unsigned per_source, deadline, hs_workers, queued, slow_issue_ms;
+static atomic_int slow_issues, issues;
+
+static int slow_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                      const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        AtlsAttester real = vtpm_attester(&server_att);
+
+        atomic_fetch_add(&issues, 1);
+        if (atomic_fetch_sub(&slow_issues, 1) > 0)
+                usleep(slow_issue_ms * 1000U);
+        return real.issue(real.userdata, binding, input, ret, ret_size, d);
+}
 
 static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_conn)
 {
-        AtlsAttester a = vtpm_attester(&server_att);
+        AtlsAttester a = { ATTEST_VARIANT_QEMU_VTPM, slow_issue, NULL };
         AtlsVerifier v = policy_verifier(&verify_client);
         RpcServerConfig cfg;
 
@@ -116,6 +131,10 @@ static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_
         cfg.max_per_source = per_source ?: cfg.max_connections;
         if (deadline)
                 cfg.deadline_sec = deadline;
+        if (hs_workers)
+                cfg.handshake_workers = hs_workers;
+        if (queued)
+                cfg.max_queued = queued;
         assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, mutual ? &v : NULL, &s->atls), 0);
         assert_int_equal(rpc_server_new(&cfg, s->atls, routes, NULL, &s->rpc), 0);
         (void) snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%u", rpc_server_port(s->rpc));
@@ -339,6 +358,44 @@ static void test_rpc_client_dripping_bytes_is_closed_at_the_deadline(void **stat
         deadline = 0;
 }
 
+/* Slow loris after the handshake: the request's bytes dripped one at a time, each within the
+ * idle timeout. The deadline from accept closes it (the handshake workers have no part in
+ * this: only the loop's timer can). */
+static void test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadline(void **state)
+{
+        static const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+        double t0;
+        bool closed = false;
+        SSL *ssl;
+        int fd;
+
+        deadline = 2;
+        server_start(&s, false, 1, 0);
+        fd = tcp_from(&s, "127.0.0.1");
+        assert_true(fd >= 0);
+        ssl = SSL_new(atls_context_ssl_ctx(c));
+        SSL_set_fd(ssl, fd);
+        t0 = now();
+        assert_int_equal(SSL_connect(ssl), 1);
+        for (size_t i = 0; now() - t0 < 6.0; i++) {
+                char b;
+                if (SSL_write(ssl, i < sizeof(req) - 1 ? &req[i] : "a", 1) <= 0 ||
+                    recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0) {
+                        closed = true;
+                        break;
+                }
+                usleep(300 * 1000);
+        }
+        assert_true(closed);
+        assert_true(now() - t0 >= 1.5 && now() - t0 < 4.0);
+        SSL_free(ssl);
+        (void) close(fd);
+        server_stop(&s);
+        deadline = 0;
+}
+
 /* One address cannot take every connection: its third is closed at once, while another
  * address is still served. */
 static void test_rpc_per_source_cap_closes_one_address_while_another_is_served(void **state)
@@ -397,24 +454,36 @@ static void test_rpc_connection_limit_refuses_extra_connections(void **state)
         Slow a, b;
         long status = 0;
         RpcClientConfig cc;
+        bool refused;
+        int made, r;
 
         rpc_client_config_defaults(&cc);
         cc.retries = 0;
+        /* Refused by the connection limit alone: the handshake is refused, not the socket
+         * shut (as the per-source cap does). */
+        per_source = 8;
         server_start(&s, false, 5, 2);
+        atomic_store(&issues, 0);
         assert_int_equal(slow_open(&s, c, &a), 0);
         assert_int_equal(slow_open(&s, c, &b), 0);
-        assert_true(rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL) <
-                    0);
+        refused =
+                rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL) < 0;
+        json_decref(TAKE_PTR(resp));
+        made = atomic_load(&issues);
         slow_close(&a);
         /* The server notices the close on its next loop pass. */
         for (int i = 0; i < 50 && rpc_server_connections(s.rpc) >= 2; i++)
                 usleep(20 * 1000);
-        assert_int_equal(
-                rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL), 0);
-        assert_int_equal(status, 200);
+        r = rpc_call(c, &cc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, NULL);
         json_decref(resp);
         slow_close(&b);
         server_stop(&s);
+        per_source = 0;
+        assert_true(refused);
+        /* Refused before any evidence was made for it (on the loop or anywhere). */
+        assert_int_equal(made, 2);
+        assert_int_equal(r, 0);
+        assert_int_equal(status, 200);
 }
 
 typedef struct Job {
@@ -526,6 +595,188 @@ static void test_rpc_memory_stays_flat_over_5000_sequential_connections(void **s
 #endif
 }
 
+typedef struct TimedCall {
+        const char *base;
+        AtlsContext *c;
+        int result;
+        long status;
+        atomic_bool done;
+        double took;
+} TimedCall;
+
+static void *timed_call_main(void *arg)
+{
+        TimedCall *t = arg;
+        json_t *resp = NULL;
+        double t0 = now();
+
+        t->result = rpc_call(t->c, NULL, "GET", t->base, "/v1/hello", NULL, false, &t->status,
+                             &resp, NULL);
+        json_decref(resp);
+        t->took = now() - t0;
+        atomic_store(&t->done, true);
+        return NULL;
+}
+
+/* One handshake whose evidence takes 4 s to issue holds neither the loop nor the other
+ * clients: another client's handshake and request complete meanwhile. (Before, the loop issued
+ * evidence itself: the second client waited the 4 s out.) */
+static void test_rpc_slow_evidence_issuing_holds_up_no_other_client(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        TimedCall slow = {}, fast = {};
+        pthread_t t;
+        Server s;
+
+        slow_issue_ms = 4000;
+        atomic_store(&slow_issues, 1);
+        server_start(&s, false, 0, 0);
+        slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        assert_int_equal(pthread_create(&t, NULL, timed_call_main, &slow), 0);
+        /* Until the slow one is inside its evidence. */
+        for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(atomic_load(&slow_issues), 0);
+        fast = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        (void) timed_call_main(&fast);
+        assert_int_equal(fast.result, 0);
+        assert_int_equal(fast.status, 200);
+        assert_true(fast.took < 2.5);
+        assert_false(atomic_load(&slow.done));
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(slow.result, 0);
+        assert_int_equal(slow.status, 200);
+        assert_true(slow.took >= 3.9);
+        server_stop(&s);
+        slow_issue_ms = 0;
+}
+
+/* Four handshakes whose evidence each takes 3 s run side by side on the handshake workers:
+ * all four are done in well under the 12 s they take one after another. */
+static void test_rpc_slow_handshakes_run_concurrently_not_in_series(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 4 };
+        TimedCall calls[N];
+        pthread_t t[N];
+        Server s;
+        double t0;
+
+        slow_issue_ms = 3000;
+        atomic_store(&slow_issues, N);
+        server_start(&s, false, 0, 0);
+        t0 = now();
+        for (int i = 0; i < N; i++) {
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(calls[i].result, 0);
+                assert_int_equal(calls[i].status, 200);
+                assert_true(calls[i].took >= 2.9);
+        }
+        assert_true(now() - t0 < 7.0);
+        server_stop(&s);
+        slow_issue_ms = 0;
+}
+
+/* With its one handshake worker held by a slow step, a client's handshake waits its turn past
+ * the deadline from accept: it is closed then, and its step, when a worker is free, makes no
+ * evidence for it (its socket is shut: the step fails before the certificate callback). */
+static void test_rpc_handshake_step_past_the_deadline_makes_no_evidence(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        TimedCall slow = {};
+        pthread_t t;
+        Server s;
+        double t0;
+        bool closed = false;
+
+        deadline = 2;
+        hs_workers = 1;
+        slow_issue_ms = 4000;
+        atomic_store(&slow_issues, 1);
+        atomic_store(&issues, 0);
+        server_start(&s, false, 0, 0);
+        slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        assert_int_equal(pthread_create(&t, NULL, timed_call_main, &slow), 0);
+        for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
+                usleep(10 * 1000);
+        {
+                /* A whole ClientHello, then nothing: it waits for the worker. */
+                SSL *ssl = SSL_new(atls_context_ssl_ctx(c));
+                int fd = tcp_from(&s, "127.0.0.2");
+                char b;
+
+                assert_true(fd >= 0);
+                SSL_set_fd(ssl, fd);
+                t0 = now();
+                (void) SSL_connect(ssl); /* sends the ClientHello, then waits for the answer */
+                closed = recv(fd, &b, 1, 0) <= 0 || SSL_get_error(ssl, -1) != SSL_ERROR_NONE;
+                SSL_free(ssl);
+                (void) close(fd);
+        }
+        assert_true(closed);
+        assert_true(now() - t0 < 6.0);
+        /* The slow one outlived its own deadline too; its result does not matter here. */
+        assert_int_equal(pthread_join(t, NULL), 0);
+        /* Only the slow client's evidence was ever made. */
+        assert_int_equal(atomic_load(&issues), 1);
+        server_stop(&s);
+        deadline = 0;
+        hs_workers = 0;
+        slow_issue_ms = 0;
+}
+
+/* The handshake queue is bounded: with its one worker held by a slow step and one handshake
+ * waiting, the next connection is closed at once (not kept waiting), and the waiting one is
+ * served when the worker is free. */
+static void test_rpc_full_handshake_queue_closes_new_connections_at_once(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        TimedCall slow = {}, waiting = {};
+        pthread_t t1, t2;
+        Server s;
+        double t0, took;
+        SSL *ssl;
+        int fd, r;
+
+        hs_workers = 1;
+        queued = 1;
+        slow_issue_ms = 3000;
+        atomic_store(&slow_issues, 1);
+        server_start(&s, false, 0, 0);
+        slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        waiting = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        assert_int_equal(pthread_create(&t1, NULL, timed_call_main, &slow), 0);
+        for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(pthread_create(&t2, NULL, timed_call_main, &waiting), 0);
+        usleep(300 * 1000);
+        fd = tcp_from(&s, "127.0.0.2");
+        assert_true(fd >= 0);
+        ssl = SSL_new(atls_context_ssl_ctx(c));
+        SSL_set_fd(ssl, fd);
+        t0 = now();
+        r = SSL_connect(ssl);
+        took = now() - t0;
+        SSL_free(ssl);
+        (void) close(fd);
+        assert_int_not_equal(r, 1);
+        assert_true(took < 1.5);
+        assert_false(atomic_load(&slow.done));
+        assert_int_equal(pthread_join(t1, NULL), 0);
+        assert_int_equal(pthread_join(t2, NULL), 0);
+        assert_int_equal(slow.result, 0);
+        assert_int_equal(waiting.result, 0);
+        assert_int_equal(waiting.status, 200);
+        server_stop(&s);
+        hs_workers = 0;
+        queued = 0;
+        slow_issue_ms = 0;
+}
+
 static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
 {
         Server s;
@@ -551,9 +802,15 @@ int main(void)
                 cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),
                 cmocka_unit_test(test_rpc_client_dripping_bytes_is_closed_at_the_deadline),
                 cmocka_unit_test(
+                        test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadline),
+                cmocka_unit_test(
                         test_rpc_per_source_cap_closes_one_address_while_another_is_served),
                 cmocka_unit_test(test_rpc_200_parallel_clients_all_succeed),
                 cmocka_unit_test(test_rpc_memory_stays_flat_over_5000_sequential_connections),
+                cmocka_unit_test(test_rpc_slow_evidence_issuing_holds_up_no_other_client),
+                cmocka_unit_test(test_rpc_slow_handshakes_run_concurrently_not_in_series),
+                cmocka_unit_test(test_rpc_handshake_step_past_the_deadline_makes_no_evidence),
+                cmocka_unit_test(test_rpc_full_handshake_queue_closes_new_connections_at_once),
                 cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -14,14 +14,15 @@
 #include "cloister/atls.h"
 #include "cloister/diag.h"
 
-#define RPC_BODY_MAX_DEFAULT        (1024U * 1024U)
-#define RPC_HEADERS_MAX_DEFAULT     (16U * 1024U)
-#define RPC_TIMEOUT_SEC_DEFAULT     10
-#define RPC_CONNECTIONS_MAX_DEFAULT 512
-#define RPC_QUEUED_MAX_DEFAULT      256
-#define RPC_PER_SOURCE_MAX_DEFAULT  64
-#define RPC_DEADLINE_SEC_DEFAULT    10
-#define RPC_WORKERS_MAX             64
+#define RPC_BODY_MAX_DEFAULT          (1024U * 1024U)
+#define RPC_HEADERS_MAX_DEFAULT       (16U * 1024U)
+#define RPC_TIMEOUT_SEC_DEFAULT       10
+#define RPC_CONNECTIONS_MAX_DEFAULT   512
+#define RPC_QUEUED_MAX_DEFAULT        256
+#define RPC_PER_SOURCE_MAX_DEFAULT    64
+#define RPC_DEADLINE_SEC_DEFAULT      10
+#define RPC_WORKERS_MAX               64
+#define RPC_HANDSHAKE_WORKERS_DEFAULT 8
 /* A client without evidence reaches only routes with small requests (GETs, a repeated init):
  * it may send this much (headers and body) before its request is whole, then it is closed. */
 #define RPC_UNATTESTED_REQUEST_MAX (64U * 1024U)
@@ -71,10 +72,17 @@ typedef struct RpcServerConfig {
         int listen_fd; /* >= 0: serve this listening socket (handed over) instead of binding */
         /* > 0: handlers run on this many worker threads, so that a slow handler (a kubeadm
          * call, an fsync, an scrypt) never holds up the event loop, which then only accepts,
-         * handshakes, reads and writes; handlers must be thread-safe. 0: on the loop. */
+         * reads and writes; handlers must be thread-safe. 0: on the loop. */
         unsigned workers;
-        /* With workers: requests waiting for a worker beyond this many are answered 503. */
+        /* With workers: requests waiting for a worker beyond this many are answered 503; and
+         * connections whose next handshake step waits for a handshake worker beyond this many
+         * are closed. */
         unsigned max_queued;
+        /* TLS handshakes (evidence issuing and verification happen in them) run on this many
+         * threads (>= 1), one step at a time: the event loop only waits for the sockets, so
+         * neither a slow client nor slow evidence holds it up, and a worker is never held by a
+         * client's pace. The attester's and verifier's callbacks must be thread-safe. */
+        unsigned handshake_workers;
         /* Called (with the server's userdata) when a request is refused before its handler
          * runs because the route needs an attested client; may be NULL. */
         void (*on_refusal)(void *userdata, const RpcRequest *req, const char *reason);
