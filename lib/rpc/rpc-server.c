@@ -154,6 +154,7 @@ typedef struct RpcConn {
         short step_want;
         size_t step_bytes; /* TLS record bytes received during the step */
         bool accepted, dispatched, counted, shut, evicted, refused, verified;
+        int closing; /* shut, as a worker reads it (atomic): a queued step is skipped */
         struct RpcConn *prev, *next; /* in the server's pending list until dispatched */
         struct RpcConn *hs_next;     /* in hs_todo or hs_done */
         bool pending, handshaken;
@@ -320,8 +321,15 @@ static void hs_release(RpcConn *c, bool established)
                 c->handshaken = true;
                 c->hs_bytes = c->bytes;
                 c->verified = atls_peer_verified(c->ssl);
-        } else
+        } else {
                 SSL_set_cert_cb(c->ssl, refuse_handshake, NULL);
+                /* A shut connection's handshake must not go on on the loop: SSL_read() would
+                 * take the client's flight still in the socket (readable after shutdown()) and
+                 * verify its evidence here. As if both sides had closed, SSL_read() returns 0
+                 * before it reads a byte (libevent sees end of file and frees it). */
+                if (c->shut)
+                        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        }
         c->hs = HS_DONE;
         (void) bufferevent_enable(c->bev, c->enabled);
         /* Records the step read past the handshake (none in practice: OpenSSL reads record by
@@ -335,6 +343,7 @@ static void hs_release(RpcConn *c, bool established)
 static void conn_shut(RpcConn *c)
 {
         c->shut = true;
+        __atomic_store_n(&c->closing, 1, __ATOMIC_RELEASE);
         pending_remove(c);
         if (c->fd >= 0)
                 (void) shutdown(c->fd, SHUT_RDWR);
@@ -380,8 +389,9 @@ static void on_hs_io(evutil_socket_t fd, short what, void *arg)
  * One handshake step, on a worker: until OpenSSL wants to read or write (the socket is
  * non-blocking), or the handshake is done or failed. Touches the connection's step_* fields and
  * its SSL object only; the loop leaves both alone until the step comes back. The deadline from
- * accept is the loop's (conn_timer()): it shuts the socket, and the step that comes next fails
- * on it before it makes any evidence.
+ * accept is the loop's (conn_timer()): it shuts the connection, and a step still waiting for a
+ * worker is skipped (hs_worker_main()); one already running finishes, and its connection is
+ * released then, without going on (hs_release()).
  */
 static void hs_step(RpcConn *c)
 {
@@ -426,7 +436,12 @@ static void *hs_worker_main(void *arg)
                 if (!c)
                         return NULL; /* the connections left are freed with evhttp */
 
-                hs_step(c);
+                /* Shut while it waited (its deadline, an eviction, the queue): no step, so no
+                 * evidence is made for a connection nobody will read. */
+                if (__atomic_load_n(&c->closing, __ATOMIC_ACQUIRE))
+                        c->step_result = -ECONNRESET;
+                else
+                        hs_step(c);
 
                 (void) pthread_mutex_lock(&s->lock);
                 conn_queue_push(&s->hs_done, c);
