@@ -84,6 +84,7 @@ def service():
     t.start()
     yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
+    Service.azure_compute = {}  # other modules serve with this class too
 
 
 def metadata(provider, url, *extra):

@@ -365,7 +365,7 @@ def test_azure_and_aws_hand_the_metadata_to_the_nodes_as_they_read_it(parsed):
 def metadata_service():
     from http.server import HTTPServer
     import threading
-    Service.fail_first, Service.seen = 0, []
+    Service.fail_first, Service.seen, Service.azure_compute = 0, [], {}
     srv = HTTPServer(("127.0.0.1", 0), Service)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
