@@ -44,9 +44,22 @@ static int hello(void *userdata, const RpcRequest *req, json_t **ret, char *deta
         return 0;
 }
 
+/* A handler that fails after building an answer: a ticket and a secret beside the keys a refusal
+ * may carry (the node's state as a code, the node's log for its owner). */
+static int refuse_after_building(void *userdata, const RpcRequest *req, json_t **ret, char *detail,
+                                 size_t n)
+{
+        *ret = json_pack("{s:s,s:s,s:b,s:s,s:s}", "code", "already-member", "nodeLog", "line 1\n",
+                         "nodeLogDropped", 0, "ticket", "TICKET-NOT-FOR-YOU", "masterSecret",
+                         "SECRET-NOT-FOR-YOU");
+        (void) snprintf(detail, n, "this node is a member already");
+        return *ret ? -EALREADY : -ENOMEM;
+}
+
 static const RpcRoute routes[] = {
         { "POST", "/v1/echo", echo },
         { "GET", "/v1/hello", hello },
+        { "GET", "/v1/refuse", refuse_after_building },
         {},
 };
 
@@ -203,6 +216,36 @@ static void test_rpc_errors_are_json_with_status(void **state)
         assert_int_equal(status, 400);
         assert_string_equal(json_string_value(json_object_get(resp, "detail")),
                             "field x is required");
+        json_decref(resp);
+        server_stop(&s);
+}
+
+static void
+test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        json_t *resp = NULL;
+        const char *key;
+        json_t *v;
+        Server s;
+        long status = 0;
+
+        server_start(&s, false, 0, 0);
+        assert_int_equal(
+                rpc_call(c, NULL, "GET", s.base, "/v1/refuse", NULL, true, &status, &resp, NULL),
+                0);
+        assert_int_equal(status, 409);
+        assert_string_equal(json_string_value(json_object_get(resp, "error")), "conflict");
+        assert_string_equal(json_string_value(json_object_get(resp, "detail")),
+                            "this node is a member already");
+        assert_string_equal(json_string_value(json_object_get(resp, "code")), "already-member");
+        assert_string_equal(json_string_value(json_object_get(resp, "nodeLog")), "line 1\n");
+        assert_true(json_is_false(json_object_get(resp, "nodeLogDropped")));
+        /* Nothing else the handler built: not the ticket, not the secret. */
+        json_object_foreach (resp, key, v)
+                assert_true(strcmp(key, "error") == 0 || strcmp(key, "detail") == 0 ||
+                            strcmp(key, "code") == 0 || strcmp(key, "nodeLog") == 0 ||
+                            strcmp(key, "nodeLogDropped") == 0);
         json_decref(resp);
         server_stop(&s);
 }
@@ -795,6 +838,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rpc_mutual_request_round_trips),
                 cmocka_unit_test(test_rpc_errors_are_json_with_status),
+                cmocka_unit_test(
+                        test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built),
                 cmocka_unit_test(test_rpc_oversized_request_body_is_refused_with_413),
                 cmocka_unit_test(test_rpc_client_refuses_server_failing_attestation),
                 cmocka_unit_test(
