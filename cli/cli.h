@@ -49,6 +49,11 @@ typedef enum CliFreshness {
 } CliFreshness;
 /* Every check of a verification; verdict < 0 fail, > 0 incomplete, 0 pass. Unless freshness is
  * CLI_FRESHNESS_CHECKED both say that freshness was not checked, and a pass is qualified. */
+typedef struct json_t json_t;
+/* One node's verdict as 'verify --node' prints it, live or from a bundle (cloister-verify.c). */
+int cli_print_node_verdict(const char *endpoint, const char *state, json_t *versions,
+                           const AttestReport *rep, int verdict, const Diag *d, OutputFormat output,
+                           json_t *extra);
 void cli_print_report_text(const AttestReport *rep, int verdict, const Diag *d,
                            CliFreshness freshness);
 int cli_print_report_json(const AttestReport *rep, int verdict, const Diag *d,

@@ -502,25 +502,10 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
 
         node = json_array_get(b.nodes, 0);
         verdict = cli_bundle_verify_node(&b, 0, p, at, &rep, &d);
-        if (output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *doc = cli_report_json(
-                        "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-                json_t *state = json_object_get(node, "state");
-                if (!doc || json_object_set(doc, "node", json_object_get(node, "endpoint")) < 0 ||
-                    json_object_set(doc, "versions", json_object_get(node, "versions")) < 0 ||
-                    json_object_set(doc, "state", state) < 0 ||
-                    json_object_update(doc, extra) < 0 || result_print(doc) < 0)
-                        r = log_oom();
-        } else {
-                printf("node %s\n", json_string_value(json_object_get(node, "endpoint")));
-                cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-                if (verdict < 0) {
-                        char msg[1024];
-                        diag_format(&d, msg, sizeof(msg));
-                        printf("Verification FAILED: %s\n", msg);
-                } else
-                        printf("Verification OK\n");
-        }
+        r = cli_print_node_verdict(json_string_value(json_object_get(node, "endpoint")) ?: "?",
+                                   json_string_value(json_object_get(node, "state")),
+                                   json_object_get(node, "versions"), &rep, verdict, &d, output,
+                                   extra);
         attest_report_done(&rep);
         return r < 0 ? r : verdict < 0 ? verdict : 0;
 }

@@ -18,6 +18,43 @@
 #include "cloister/rpc.h"
 
 /* verify --node --bundle OUT: the one node's record (docs/bundle.md). */
+/* One node's verdict as 'verify --node' prints it, attested now or again from a bundle (extra:
+ * keys the JSON document also gets, or NULL). 0, or -ENOMEM. */
+int cli_print_node_verdict(const char *endpoint, const char *state, json_t *versions,
+                           const AttestReport *rep, int verdict, const Diag *d, OutputFormat output,
+                           json_t *extra)
+{
+        if (output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc =
+                        cli_report_json("cloister verify", rep, verdict, d, CLI_FRESHNESS_CHECKED);
+                if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
+                    json_object_set(doc, "versions", versions ?: json_null()) < 0 ||
+                    json_object_set_new(doc, "state", state ? json_string(state) : json_null()) <
+                            0 ||
+                    (extra && json_object_update(doc, extra) < 0) || result_print(doc) < 0)
+                        return log_oom();
+                return 0;
+        }
+        printf("node %s\n", endpoint);
+        if (state)
+                printf("state %s\n", state);
+        if (versions && json_is_object(versions)) {
+                char text[256];
+                cli_node_versions_text(versions, text, sizeof(text));
+                printf("runs %s\n", text);
+        }
+        cli_print_report_text(rep, verdict, d, CLI_FRESHNESS_CHECKED);
+        if (verdict < 0) {
+                char msg[DIAG_MESSAGE_MAX + DIAG_CHECK_MAX + 2 * DIAG_VALUE_MAX + 64];
+                diag_format(d, msg, sizeof(msg));
+                printf("Verification FAILED: %s\n", msg);
+        } else if (verdict == 0)
+                printf("Verification OK\n");
+        else
+                printf("Verification FAILED: incomplete (see above)\n");
+        return 0;
+}
+
 static int write_node_bundle(const char *path, const char *policy_path, const CliConfig *config,
                              const uint8_t *cid, time_t at, const char *endpoint,
                              const CliRecord *rec, int verdict, const AttestReport *rep,
@@ -278,34 +315,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 /* The cause once, on stderr; the message names the URL it is about. */
                 return log_error_errno(verdict, "%s", d.message);
         }
-        if (o->output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *doc = cli_report_json(
-                        "cloister verify", &rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-                if (!doc || json_object_set_new(doc, "node", json_string(endpoint)) < 0 ||
-                    json_object_set(doc, "versions", versions ?: json_null()) < 0 ||
-                    json_object_set_new(doc, "state", state ? json_string(state) : json_null()) <
-                            0 ||
-                    result_print(doc) < 0)
-                        r = log_oom();
-        } else {
-                printf("node %s\n", endpoint);
-                if (state)
-                        printf("state %s\n", state);
-                if (versions) {
-                        char text[256];
-                        cli_node_versions_text(versions, text, sizeof(text));
-                        printf("runs %s\n", text);
-                }
-                cli_print_report_text(&rep, verdict, &d, CLI_FRESHNESS_CHECKED);
-                if (verdict < 0) {
-                        char msg[1024];
-                        diag_format(&d, msg, sizeof(msg));
-                        printf("Verification FAILED: %s\n", msg);
-                } else if (verdict == 0)
-                        printf("Verification OK\n");
-                else
-                        printf("Verification FAILED: incomplete (see above)\n");
-        }
+        r = cli_print_node_verdict(endpoint, state, versions, &rep, verdict, &d, o->output, NULL);
         if (bundle) {
                 int k = write_node_bundle(bundle, policy, &config, has_cid ? cid : NULL, pv.at,
                                           endpoint, &rec, verdict, &rep, &d, versions, state);
