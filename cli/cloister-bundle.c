@@ -380,8 +380,7 @@ int cli_bundle_policy(const CliBundle *b, const char *policy_path, AttestPolicy 
                 return log_error_errno(r, "%s", d.message);
         if (b->has_cid) {
                 /* As a live verify: a member has extended exactly this cluster's ID into PCR 15. */
-                p->pcrs[15] = (PcrExpectation){ .present = true };
-                kdf_pcr15_expected(b->cid, p->pcrs[15].expected);
+                cli_policy_bind_cluster(p, b->cid);
         }
         *ret = TAKE_PTR(p);
         return 0;

@@ -287,10 +287,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (r > 0) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
-                /* A member of this cluster has extended exactly this ID into PCR 15. */
-                kdf_pcr15_expected(cid, pol->pcrs[15].expected);
-                pol->pcrs[15].present = true;
-                pol->pcrs[15].warn_only = false;
+                /* A member of this cluster has extended exactly this ID into PCR 15 (and shows
+                 * it in HOST_DATA where the policy says so). */
+                cli_policy_bind_cluster(pol, cid);
         }
         pv = (PolicyVerifier){ .policy = pol, .report = &rep, .at = time(NULL) };
         v = policy_verifier(&pv);
