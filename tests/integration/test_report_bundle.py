@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import json_schema
 from conftest import TESTDATA, binary, run
 
 SNP = TESTDATA / "snp"
@@ -171,6 +172,7 @@ def test_real_report_bundle_verifies_offline_in_a_fresh_directory_as_the_readme_
     j = offline("verify", "--bundle", "b", "-o", "json", cwd=fresh)
     assert j.returncode == case.rc, j.stderr
     doc = json.loads(j.stdout)
+    json_schema.validate(doc)
     assert doc["command"] == "cloister attestation verify-report"
     assert doc["bundle"]["kind"] == "report" and doc["bundle"]["chosenBy"] == CHOSEN_BY
     assert doc["bundle"]["verifiedAt"] == doc["bundle"]["recorded"]
