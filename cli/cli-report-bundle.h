@@ -14,11 +14,9 @@
 
 #include "cli-bundle.h"
 #include "cloister/attest.h"
+#include "cloister/bundle-report.h"
 #include "cloister/sev-snp.h"
 #include "cloister/tdx.h"
-
-/* The only binding a report bundle may state: nobody recorded who chose REPORT_DATA. */
-#define CLI_REPORT_CHOSEN_BY "not recorded (imported report)"
 
 /* One input of a verification, as an entry of the bundle: its name there, its exact bytes, and
  * where verify-report took it from (a path given, or a service it fetched it from). */
@@ -42,8 +40,8 @@ int cli_report_bundle_write(const char *path, const char *type, time_t at,
                             const CliReportInput *inputs, size_t n_inputs, const json_t *record,
                             bool pass);
 
-/* bundle.json of a bundle whose kind is "report", against its schema and the entries; fills
- * b->kind, b->at, b->at_text. d says what no longer holds. */
+/* bundle.json of a bundle whose kind is "report" (bundle_report_record_check()); fills b->kind,
+ * b->at, b->at_text. d says what no longer holds. */
 int cli_report_meta_check(CliBundle *b, Diag *d);
 /* verify --bundle on a report bundle: offline, at the recorded time or at, against the
  * bundle's policy or policy_path; prints what verify-report prints. */

@@ -224,13 +224,6 @@ static const char *const node_keys[] = { "name",    "role",   "endpoint", "evide
 static const char *const log_keys[] = { "joinService", "complete", "head", "policyDigest",
                                         "self",        "listed",   NULL };
 
-/* A report verify-report kept (cli-report-bundle.h) has a record of its own. */
-static bool is_report_bundle(const json_t *meta)
-{
-        const char *kind = json_string_value(json_object_get(meta, "kind"));
-        return kind && strcmp(kind, "report") == 0;
-}
-
 /* bundle.json against the schema this file writes; every node's and log's entries present. */
 static int meta_check(CliBundle *b, Diag *d)
 {
@@ -247,7 +240,7 @@ static int meta_check(CliBundle *b, Diag *d)
                 return diag_fail(d, -EBADMSG, "bundle-record", -1,
                                  "the bundle holds no record (bundle.json)");
         r = json_parse_buffer(data, size, "bundle.json", &b->meta, d);
-        if (r >= 0 && is_report_bundle(b->meta))
+        if (r >= 0 && bundle_report_is(b->meta)) /* verify-report's: cli-report-bundle.h */
                 return cli_report_meta_check(b, d);
         if (r >= 0)
                 r = json_check_keys(&ctx, b->meta, meta_keys);
@@ -493,7 +486,7 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
         r = cli_bundle_load(path, NULL, &b);
         if (r < 0)
                 return r;
-        if (strcmp(b.kind, "report") == 0)
+        if (strcmp(b.kind, BUNDLE_REPORT_KIND) == 0)
                 return cli_verify_report_bundle(&b, path, policy_path, at, output);
         r = cli_bundle_policy(&b, policy_path, &p);
         if (r < 0)
@@ -544,7 +537,7 @@ static int policy_test_bundle(const CliBundle *b, const char *current_path, cons
 
         if (!doc || json_object_set_new(doc, "nodes", nodes) < 0)
                 return log_oom();
-        if (strcmp(b->kind, "report") == 0)
+        if (strcmp(b->kind, BUNDLE_REPORT_KIND) == 0)
                 return log_error_errno(-EINVAL,
                                        "policy test: this bundle keeps one report that "
                                        "'attestation verify-report' verified, not nodes: verify "

@@ -48,11 +48,12 @@ int cli_report_bundle_write(const char *path, const char *type, time_t at,
                 return log_oom();
         }
         hex_encode_buf(report_data, 64, rd, sizeof(rd));
-        meta = json_pack("{s:s,s:s,s:s,s:s,s:I,s:{s:s,s:s},s:s?,s:o,s:s,s:O}", "kind", "report",
-                         "type", type, "recordedBy", "cloister attestation verify-report", "time",
-                         when, "timeEpoch", (json_int_t) at, "binding", "reportData", rd,
-                         "chosenBy", CLI_REPORT_CHOSEN_BY, "policy", policy_source, "inputs",
-                         listed, "verdict", pass ? "pass" : "fail", "checks", record);
+        meta = json_pack("{s:s,s:s,s:s,s:s,s:I,s:{s:s,s:s},s:s?,s:o,s:s,s:O}", "kind",
+                         BUNDLE_REPORT_KIND, "type", type, "recordedBy",
+                         "cloister attestation verify-report", "time", when, "timeEpoch",
+                         (json_int_t) at, "binding", "reportData", rd, "chosenBy",
+                         BUNDLE_REPORT_CHOSEN_BY, "policy", policy_source, "inputs", listed,
+                         "verdict", pass ? "pass" : "fail", "checks", record);
         if (!meta)
                 return log_oom();
         for (size_t i = 0; i < n_inputs; i++) {
@@ -88,31 +89,18 @@ int cli_report_bundle_write(const char *path, const char *type, time_t at,
 
 /* --- reading -------------------------------------------------------------------------------- */
 
-/* The entries a report bundle of each type may hold, besides bundle.json; the first ones are
- * required. */
-static const char *const snp_entries[] = { "snp/report", "snp/vcek",    "snp/chain",
-                                           "snp/crl",    "policy.json", NULL };
-static const size_t snp_required = 3;
-static const char *const tdx_entries[] = { "tdx/quote",
-                                           "tdx/collateral/tcb_info.json",
-                                           "tdx/collateral/tcb_info_issuer_chain.pem",
-                                           "tdx/collateral/qe_identity.json",
-                                           "tdx/collateral/qe_identity_issuer_chain.pem",
-                                           "tdx/collateral/pck_crl.der",
-                                           "tdx/collateral/pck_crl_issuer_chain.pem",
-                                           "tdx/collateral/root_ca_crl.der",
-                                           "tdx/event-log",
-                                           "tdx/ccel-table",
-                                           "policy.json",
-                                           NULL };
-static const size_t tdx_required = 1;
-
-static bool name_in(const char *name, const char *const *names)
+int cli_report_meta_check(CliBundle *b, Diag *d)
 {
-        for (size_t i = 0; names[i]; i++)
-                if (strcmp(name, names[i]) == 0)
-                        return true;
-        return false;
+        BundleReportRecord rec;
+        int r;
+
+        r = bundle_report_record_check(b->bundle, b->meta, &rec, d);
+        if (r < 0)
+                return r;
+        b->kind = BUNDLE_REPORT_KIND;
+        b->at = rec.at;
+        (void) snprintf(b->at_text, sizeof(b->at_text), "%s", rec.at_text);
+        return 0;
 }
 
 static bool has(const CliBundle *b, const char *name)
@@ -121,145 +109,6 @@ static bool has(const CliBundle *b, const char *name)
         size_t n;
 
         return bundle_get(b->bundle, name, &p, &n) >= 0;
-}
-
-#define record_fail(d, ...) diag_fail(d, -EBADMSG, "bundle-record", -1, __VA_ARGS__)
-
-int cli_report_meta_check(CliBundle *b, Diag *d)
-{
-        static const char *const keys[] = { "kind",      "type",    "recordedBy", "time",
-                                            "timeEpoch", "binding", "policy",     "inputs",
-                                            "verdict",   "checks",  NULL };
-        static const char *const binding_keys[] = { "reportData", "chosenBy", NULL };
-        static const char *const input_keys[] = { "entry", "origin", NULL };
-        static const char *const check_keys[] = { "name",   "result", "expected",
-                                                  "actual", "detail", NULL };
-        JsonCtx ctx = { .source = "bundle.json", .path = "", .diag = d };
-        const char *type, *when, *verdict, *rd, *chosen, *s;
-        const char *const *allowed;
-        json_t *binding, *inputs, *checks, *x, *policy;
-        size_t i, required, n_listed = 0, n_failed = 0;
-        int64_t epoch;
-        uint8_t raw[64];
-        char lower[2 * 64 + 1];
-        int r;
-
-        if ((r = json_check_keys(&ctx, b->meta, keys)) < 0 ||
-            (r = json_get_string(&ctx, b->meta, "kind", true, &b->kind)) < 0 ||
-            (r = json_get_string(&ctx, b->meta, "type", true, &type)) < 0 ||
-            (r = json_get_string(&ctx, b->meta, "recordedBy", true, &s)) < 0 ||
-            (r = json_get_string(&ctx, b->meta, "time", true, &when)) < 0 ||
-            (r = json_get_int(&ctx, b->meta, "timeEpoch", true, 1, INT32_MAX * 4LL, &epoch)) < 0 ||
-            (r = json_get_object(&ctx, b->meta, "binding", true, &binding)) < 0 ||
-            (r = json_get_array(&ctx, b->meta, "inputs", true, &inputs)) < 0 ||
-            (r = json_get_string(&ctx, b->meta, "verdict", true, &verdict)) < 0 ||
-            (r = json_get_array(&ctx, b->meta, "checks", true, &checks)) < 0)
-                return r;
-        if (strcmp(type, "snp") == 0)
-                allowed = snp_entries, required = snp_required;
-        else if (strcmp(type, "tdx") == 0)
-                allowed = tdx_entries, required = tdx_required;
-        else
-                return record_fail(d, "bundle.json: a report of type \"%.16s\" (snp or tdx)", type);
-        if (timestamp_parse_utc(when, &b->at) < 0 || b->at != (time_t) epoch)
-                return record_fail(d, "bundle.json: the verification time %.40s is malformed",
-                                   when);
-        (void) snprintf(b->at_text, sizeof(b->at_text), "%s", when);
-        if (strcmp(verdict, "pass") != 0 && strcmp(verdict, "fail") != 0)
-                return record_fail(d, "bundle.json: verdict \"%.16s\" is neither pass nor fail",
-                                   verdict);
-
-        /* The binding: REPORT_DATA as found, and nobody recorded who chose it. A report bundle
-         * that claimed a chooser would claim a freshness nothing here can show. */
-        {
-                JsonCtx c = { .source = "bundle.json", .path = ".binding", .diag = d };
-                if ((r = json_check_keys(&c, binding, binding_keys)) < 0 ||
-                    (r = json_get_string(&c, binding, "reportData", true, &rd)) < 0 ||
-                    (r = json_get_string(&c, binding, "chosenBy", true, &chosen)) < 0)
-                        return r;
-        }
-        if (strlen(rd) != 2 * 64 || hex_decode_exact(rd, raw, sizeof(raw)) < 0)
-                return record_fail(d, "bundle.json: binding.reportData is not %s",
-                                   "128 hex digits");
-        hex_encode_buf(raw, sizeof(raw), lower, sizeof(lower));
-        if (strcmp(lower, rd) != 0)
-                return record_fail(d, "bundle.json: binding.reportData is not %s", "lowercase hex");
-        if (strcmp(chosen, CLI_REPORT_CHOSEN_BY) != 0)
-                return record_fail(d,
-                                   "bundle.json: binding.chosenBy says \"%.64s\"; a report "
-                                   "bundle can only say \"" CLI_REPORT_CHOSEN_BY "\"",
-                                   chosen);
-
-        /* The policy: named iff its bytes are in the bundle. */
-        policy = json_object_get(b->meta, "policy");
-        if (!json_is_null(policy) && !json_is_string(policy))
-                return record_fail(d, "bundle.json: policy is %s", "neither a name nor null");
-        if (json_is_string(policy) != (has(b, "policy.json")))
-                return record_fail(d, "bundle.json: policy %s",
-                                   json_is_string(policy) ? "is named but not in the "
-                                                            "bundle"
-                                                          : "is in the bundle but "
-                                                            "not named");
-
-        /* Every entry listed in inputs, and every input an entry of this type's. */
-        json_array_foreach (inputs, i, x) {
-                JsonCtx c = { .source = "bundle.json", .path = ".inputs[]", .diag = d };
-                const char *entry, *origin;
-                if ((r = json_check_keys(&c, x, input_keys)) < 0 ||
-                    (r = json_get_string(&c, x, "entry", true, &entry)) < 0 ||
-                    (r = json_get_string(&c, x, "origin", true, &origin)) < 0)
-                        return r;
-                if (!name_in(entry, allowed))
-                        return record_fail(d,
-                                           "bundle.json: input '%.128s' is not one this type "
-                                           "of report bundle holds",
-                                           entry);
-                if (!has(b, entry))
-                        return record_fail(d, "bundle.json: input '%.128s' is not in the bundle",
-                                           entry);
-                for (size_t k = 0; k < i; k++)
-                        if (strcmp(json_string_value(
-                                           json_object_get(json_array_get(inputs, k), "entry")),
-                                   entry) == 0)
-                                return record_fail(d,
-                                                   "bundle.json: input '%.128s' is listed "
-                                                   "twice",
-                                                   entry);
-                n_listed++;
-        }
-        if (n_listed + 1 != bundle_count(b->bundle))
-                return record_fail(d, "bundle.json: the bundle holds %s",
-                                   "entries its inputs "
-                                   "do not list");
-        for (i = 0; i < required; i++)
-                if (!has(b, allowed[i]))
-                        return record_fail(d, "the bundle holds no '%s'", allowed[i]);
-
-        json_array_foreach (checks, i, x) {
-                JsonCtx c = { .source = "bundle.json", .path = ".checks[]", .diag = d };
-                const char *name, *result;
-                for (size_t k = 2; k < 5; k++) {
-                        json_t *v = json_object_get(x, check_keys[k]);
-                        if (v && !json_is_string(v) && !json_is_null(v))
-                                return record_fail(
-                                        d, "bundle.json: a check's %s is neither a string nor null",
-                                        check_keys[k]);
-                }
-                if ((r = json_check_keys(&c, x, check_keys)) < 0 ||
-                    (r = json_get_string(&c, x, "name", true, &name)) < 0 ||
-                    (r = json_get_string(&c, x, "result", true, &result)) < 0)
-                        return r;
-                if (strcmp(result, "pass") != 0 && strcmp(result, "fail") != 0)
-                        return record_fail(d,
-                                           "bundle.json: a check's result \"%.16s\" is "
-                                           "neither pass nor fail",
-                                           result);
-                n_failed += strcmp(result, "fail") == 0;
-        }
-        if ((n_failed == 0) != (strcmp(verdict, "pass") == 0) || json_array_size(checks) == 0)
-                return record_fail(d, "bundle.json: the verdict %s is not what its checks say",
-                                   verdict);
-        return 0;
 }
 
 /* --- verify --bundle ------------------------------------------------------------------------ */
@@ -440,31 +289,33 @@ int cli_verify_report_bundle(const CliBundle *b, const char *path, const char *p
                              time_t at, OutputFormat output)
 {
         _cleanup_(json_decrefp) json_t *extra = NULL, *again = json_array();
-        const json_t *binding = json_object_get(b->meta, "binding");
-        const char *type = json_string_value(json_object_get(b->meta, "type"));
-        const char *rd = json_string_value(json_object_get(binding, "reportData"));
-        const char *recorded_policy = json_string_value(json_object_get(b->meta, "policy"));
-        char when[TIMESTAMP_UTC_SIZE] = "", diff[256], policy_desc[320];
-        uint8_t raw_rd[64];
+        char when[TIMESTAMP_UTC_SIZE] = "", diff[256], policy_desc[320], rd[2 * 64 + 1];
+        BundleReportRecord rec;
+        Diag d;
         int r;
 
-        if (!again || hex_decode_exact(rd, raw_rd, sizeof(raw_rd)) < 0)
-                return log_oom(); /* checked by cli_report_meta_check() */
+        if (!again)
+                return log_oom();
+        diag_clear(&d);
+        r = bundle_report_record_check(b->bundle, b->meta, &rec, &d); /* as cli_bundle_load() */
+        if (r < 0)
+                return log_error_errno(r, "%s: refused: %s.", path, d.message);
+        hex_encode_buf(rec.report_data, sizeof(rec.report_data), rd, sizeof(rd));
         if (at == 0)
-                at = b->at;
+                at = rec.at;
         (void) timestamp_format_utc(at, when);
         if (policy_path)
                 (void) snprintf(policy_desc, sizeof(policy_desc), "%s", policy_path);
-        else if (recorded_policy)
+        else if (rec.policy)
                 (void) snprintf(policy_desc, sizeof(policy_desc),
-                                "the bundle's policy (given as %s)", recorded_policy);
+                                "the bundle's policy (given as %s)", rec.policy);
         else
                 (void) snprintf(policy_desc, sizeof(policy_desc), "%s",
-                                strcmp(type, "snp") == 0 ? "no policy (authenticity only)"
-                                                         : "the default TDX policy");
+                                strcmp(rec.type, "snp") == 0 ? "no policy (authenticity only)"
+                                                             : "the default TDX policy");
         extra = json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}}", "bundle", "file", path, "kind",
-                          "report", "recorded", b->at_text, "verifiedAt", when, "policy",
-                          policy_desc, "reportData", rd, "chosenBy", CLI_REPORT_CHOSEN_BY,
+                          BUNDLE_REPORT_KIND, "recorded", rec.at_text, "verifiedAt", when, "policy",
+                          policy_desc, "reportData", rd, "chosenBy", BUNDLE_REPORT_CHOSEN_BY,
                           "freshness",
                           "not provable: an imported report, nobody recorded who chose its "
                           "REPORT_DATA");
@@ -473,20 +324,19 @@ int cli_verify_report_bundle(const CliBundle *b, const char *path, const char *p
         if (output != OUTPUT_JSON)
                 printf("report bundle recorded %s by cloister attestation verify-report --type "
                        "%s, verified offline at %s against %s\n"
-                       "binding: REPORT_DATA %s as found; chosen by: " CLI_REPORT_CHOSEN_BY "\n"
+                       "binding: REPORT_DATA %s as found; chosen by: " BUNDLE_REPORT_CHOSEN_BY "\n"
                        "freshness: not provable: nobody recorded who chose REPORT_DATA, so this "
                        "report may be a replay of an old one\n\n",
-                       b->at_text, type, when, policy_desc, rd);
-        if (strcmp(type, "snp") == 0)
-                r = replay_snp(b, policy_path, at, output, extra, again, raw_rd);
+                       rec.at_text, rec.type, when, policy_desc, rd);
+        if (strcmp(rec.type, "snp") == 0)
+                r = replay_snp(b, policy_path, at, output, extra, again, rec.report_data);
         else
-                r = replay_tdx(b, policy_path, at, output, extra, again, raw_rd);
+                r = replay_tdx(b, policy_path, at, output, extra, again, rec.report_data);
         if (r < 0 && r != -EKEYREJECTED)
                 return r;
         /* Only where the recorded verification is repeated exactly can the record be held to
          * it: another time or another policy may judge otherwise, rightly. */
-        if (!policy_path && at == b->at &&
-            record_differs(json_object_get(b->meta, "checks"), again, diff, sizeof(diff)))
+        if (!policy_path && at == rec.at && record_differs(rec.checks, again, diff, sizeof(diff)))
                 return log_error_errno(-EBADMSG,
                                        "%s: refused: %s. The record (bundle.json) was edited "
                                        "after it was written, or this verifier judges "

@@ -329,8 +329,14 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_naming_what_no_longer_h
         del e["tdx/collateral/qe_identity.json"]
         m["inputs"] = [i for i in m["inputs"] if i["entry"] != "tdx/collateral/qe_identity.json"]
 
+    def recorded_refusal(e, m):  # the record claims a passed check failed
+        m["checks"][0]["result"] = "fail"
+        m["verdict"] = "fail"
+
     uptodate = recorded["tdx-dcapqvl-uptodate"][1]
-    for change, words in ((tcb_info_byte, "FAIL  tdx-tcb-info-signature"),
+    for change, words in ((report_data, "REPORT_DATA the quote does not hold"),
+                          (recorded_refusal, "the bundle records check 1 as tdx-"),
+                          (tcb_info_byte, "FAIL  tdx-tcb-info-signature"),
                           (quote_body_byte, "FAIL  tdx-quote-signature"),
                           (crl_byte, "FAIL  tdx-"),
                           (collateral_removed, "incomplete collateral")):
