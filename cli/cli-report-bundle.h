@@ -50,16 +50,16 @@ int cli_verify_report_bundle(const CliBundle *b, const char *path, const char *p
 
 /* The halves of verify-report that a bundle runs again (cloister-verify-report*.c). Each logs
  * its errors; the verify functions print the report and every check (text, or one JSON
- * document with extra's members added), append every check to record (may be NULL), and return
- * 0 if the verdict is pass, -EKEYREJECTED if not. */
+ * document with extra's members added; nothing if quiet), append every check to record (may
+ * be NULL), and return 0 if the verdict is pass, -EKEYREJECTED if not. */
 int cli_snp_report_policy(const uint8_t *data, size_t size, const char *source, AttestPolicy **ret);
 int cli_snp_report_trust(const AttestPolicy *pol, const char *policy_source, const uint8_t *crl,
                          size_t crl_size, const char *crl_source, SnpTrust **ret);
 int cli_snp_report_verify(const SnpReport *rep, const uint8_t *raw, size_t raw_size,
                           const uint8_t *vcek, size_t vcek_size, const uint8_t *chain,
                           size_t chain_size, const SnpTrust *trust, const AttestPolicy *pol,
-                          SnpProduct product, time_t at, OutputFormat output, const json_t *extra,
-                          json_t *record);
+                          SnpProduct product, time_t at, OutputFormat output, bool quiet,
+                          const json_t *extra, json_t *record);
 
 typedef struct CliTdxReportInputs {
         const uint8_t *raw; /* the quote, exactly as given */
@@ -74,4 +74,4 @@ typedef struct CliTdxReportInputs {
 
 int cli_tdx_report_policy(const uint8_t *data, size_t size, const char *source, TdxPolicy *ret);
 int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const TdxPolicy *pol,
-                          OutputFormat output, const json_t *extra, json_t *record);
+                          OutputFormat output, bool quiet, const json_t *extra, json_t *record);

@@ -25,6 +25,7 @@ typedef struct Printer {
         char first[DIAG_MESSAGE_MAX]; /* "check: detail" of the first failure */
         Diag first_diag;              /* the same, for the JSON verdict */
         json_t *record;               /* --bundle: every check, kept (or NULL) */
+        bool quiet;                   /* only record: print nothing */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -39,6 +40,8 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
         }
         if (p->record && cli_report_record_check(p->record, name, ok, expected, actual, detail) < 0)
                 (void) log_oom();
+        if (p->quiet)
+                return;
         if (p->output == OUTPUT_JSON) {
                 if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
                                      detail) < 0)
@@ -271,9 +274,9 @@ int cli_tdx_report_policy(const uint8_t *data, size_t size, const char *source, 
 }
 
 int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const TdxPolicy *pol,
-                          OutputFormat output, const json_t *extra, json_t *record)
+                          OutputFormat output, bool quiet, const json_t *extra, json_t *record)
 {
-        Printer pr = { .output = output, .record = record };
+        Printer pr = { .output = output, .record = record, .quiet = quiet };
         TdxVerifyOptions opts = { .at = in->at };
         TdxVerification v = {};
         Diag d;
@@ -281,12 +284,12 @@ int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const
 
         diag_clear(&d);
         diag_clear(&pr.first_diag);
-        if (pr.output == OUTPUT_JSON &&
+        if (!quiet && pr.output == OUTPUT_JSON &&
             (!(pr.doc = result_new("cloister attestation verify-report")) ||
              json_object_set_new(pr.doc, "type", json_string("tdx")) < 0 ||
              json_object_set_new(pr.doc, "checks", json_array()) < 0))
                 return log_oom();
-        if (pr.output == OUTPUT_TEXT) {
+        if (!quiet && pr.output == OUTPUT_TEXT) {
                 if (pol->mr_td.n == 0)
                         printf("Note: %s does not pin mrTd: any firmware (which can reach any "
                                "RTMR values itself) in an authentic TD passes the measurement "
@@ -296,6 +299,8 @@ int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const
         }
         r = tdx_verify_quote(q, in->raw, in->raw_size, in->collateral, &opts, &v, print_check, &pr,
                              &d);
+        if (r == -EINVAL && quiet)
+                return r;
         if (r == -EINVAL) {
                 json_decref(pr.doc); /* an error document instead (cli-json.c) */
                 return log_error_errno(r, "%s", d.message);
@@ -315,6 +320,8 @@ int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const
         }
         if (r >= 0)
                 (void) tdx_check_policy(q, &v, pol, NULL, print_check, &pr, NULL);
+        if (quiet)
+                return pr.failed ? -EKEYREJECTED : 0;
         if (pr.output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
                 if (json_object_set_new(doc, "quote", quote_json(q, &v, r >= 0)) < 0 ||
@@ -568,7 +575,7 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 .pcs = !coldir && col ? &pres : NULL,
                 .at = opts.at,
         };
-        r = cli_tdx_report_verify(&in, &q, &pol, o->output, NULL, record);
+        r = cli_tdx_report_verify(&in, &q, &pol, o->output, false, NULL, record);
         if (r == -EINVAL || !bundle)
                 return r;
         (void) snprintf(origin, sizeof(origin), "Intel PCS %s (or the cache %s)", pcs.base_url,

@@ -25,6 +25,7 @@ typedef struct Printer {
         char first[512]; /* the first failing check, for the verdict line */
         Diag first_diag; /* the same, for the JSON verdict */
         json_t *record;  /* --bundle: every check, kept (or NULL) */
+        bool quiet;      /* only record: print nothing */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -39,6 +40,8 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
         }
         if (p->record && cli_report_record_check(p->record, name, ok, expected, actual, detail) < 0)
                 (void) log_oom();
+        if (p->quiet)
+                return;
         if (p->output == OUTPUT_JSON) {
                 if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
                                      detail) < 0)
@@ -149,24 +152,24 @@ int cli_snp_report_trust(const AttestPolicy *pol, const char *policy_source, con
 int cli_snp_report_verify(const SnpReport *rep, const uint8_t *raw, size_t rn, const uint8_t *vb,
                           size_t vn, const uint8_t *cb, size_t cn, const SnpTrust *trust,
                           const AttestPolicy *pol, SnpProduct product, time_t at,
-                          OutputFormat output, const json_t *extra, json_t *record)
+                          OutputFormat output, bool quiet, const json_t *extra, json_t *record)
 {
-        Printer pr = { .output = output, .record = record };
+        Printer pr = { .output = output, .record = record, .quiet = quiet };
         Diag d;
         int r;
 
         diag_clear(&d);
         diag_clear(&pr.first_diag);
-        if (pr.output == OUTPUT_JSON &&
+        if (!quiet && pr.output == OUTPUT_JSON &&
             (!(pr.doc = result_new("cloister attestation verify-report")) ||
              json_object_set_new(pr.doc, "type", json_string("snp")) < 0 ||
              json_object_set_new(pr.doc, "checks", json_array()) < 0))
                 return log_oom();
 
         r = snp_verify_report(rep, raw, rn, vb, vn, cb, cn, trust, at, &product, &d);
-        if (pr.output == OUTPUT_TEXT)
+        if (!quiet && pr.output == OUTPUT_TEXT)
                 print_report(rep, product);
-        if (pr.output == OUTPUT_TEXT)
+        if (!quiet && pr.output == OUTPUT_TEXT)
                 printf("\nChecks\n");
         if (r < 0)
                 print_check(&pr, d.check, false, d.expected, d.actual, d.message);
@@ -180,6 +183,8 @@ int cli_snp_report_verify(const SnpReport *rep, const uint8_t *raw, size_t rn, c
                         (void) snp_check_policy(rep, product, &pol->snp, NULL, print_check, &pr,
                                                 NULL);
         }
+        if (quiet)
+                return pr.failed ? -EKEYREJECTED : 0;
         if (pr.output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
                 const char *prod = snp_product_to_string(product);
@@ -412,7 +417,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return log_oom();
         }
         r = cli_snp_report_verify(&rep, raw, rn, vb, vn, cb, cn, trust, pol, product, at, o->output,
-                                  NULL, record);
+                                  false, NULL, record);
         if (bundle) {
                 CliReportInput in[5];
                 size_t n = 0;

@@ -301,8 +301,8 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_naming_what_no_longer_h
         e["nodes/0/nonce"] = bytes(32)
 
     snp_debug = recorded["snp-gsg-milan-debug-production"][1]
-    for change, words in ((report_byte, "FAIL  snp-signature"),
-                          (vcek_byte, "FAIL  snp-"),
+    for change, words in ((report_byte, "verified again it is snp-signature fail"),
+                          (vcek_byte, "verified again it is snp-"),
                           (report_data, "REPORT_DATA the report does not hold"),
                           (chosen_by, "binding.chosenBy"),
                           (recorded_result, "the bundle records check"),
@@ -336,9 +336,9 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_naming_what_no_longer_h
     uptodate = recorded["tdx-dcapqvl-uptodate"][1]
     for change, words in ((report_data, "REPORT_DATA the quote does not hold"),
                           (recorded_refusal, "the bundle records check 1 as tdx-"),
-                          (tcb_info_byte, "FAIL  tdx-tcb-info-signature"),
-                          (quote_body_byte, "FAIL  tdx-quote-signature"),
-                          (crl_byte, "FAIL  tdx-"),
+                          (tcb_info_byte, "verified again it is tdx-tcb-info-signature fail"),
+                          (quote_body_byte, "verified again it is tdx-quote-signature fail"),
+                          (crl_byte, "verified again it is tdx-"),
                           (collateral_removed, "incomplete collateral")):
         r = run("cloister", "verify", "--bundle", rewrite(uptodate, tmp_path / "t", change))
         assert r.returncode == 1, (change.__name__, r.stdout, r.stderr)
@@ -411,3 +411,22 @@ def test_a_refused_real_report_is_kept_with_its_refusal_and_refused_again_offlin
         again = offline("verify", "--bundle", out, cwd=tmp_path)
         assert again.returncode == 1
         assert again.stdout.splitlines()[HEADER_LINES:] == r.stdout.splitlines()
+
+
+def test_an_edited_record_is_refused_before_any_verdict_is_printed(recorded, tmp_path):
+    """The record is held to the verification first: a script reading -o json gets an error
+    document, never a passing verdict next to a refusal."""
+    _, out, _ = recorded["tdx-dcapqvl-uptodate"]
+
+    def recorded_refusal(e, m):
+        m["checks"][0]["result"] = "fail"
+        m["verdict"] = "fail"
+
+    edited = rewrite(out, tmp_path / "b", recorded_refusal)
+    r = run("cloister", "verify", "--bundle", edited, "-o", "json")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    assert "verdict" not in doc and "the bundle records check 1" in doc["error"]["message"]
+    r = run("cloister", "verify", "--bundle", edited)
+    assert r.returncode == 1 and r.stdout == "", r.stdout
