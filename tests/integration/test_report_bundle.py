@@ -430,3 +430,31 @@ def test_an_edited_record_is_refused_before_any_verdict_is_printed(recorded, tmp
     assert "verdict" not in doc and "the bundle records check 1" in doc["error"]["message"]
     r = run("cloister", "verify", "--bundle", edited)
     assert r.returncode == 1 and r.stdout == "", r.stdout
+
+
+def test_each_refused_real_tdx_quote_is_kept_with_its_refusal_or_not_kept_if_unreadable(tmp_path):
+    """README tdx/negative/: spr-e4-quote-v4.dat with one byte changed, each refused. A quote
+    that parses is kept with its refusal and refused again offline, naming the same check; one
+    that does not parse (version, signed-data size) leaves no bundle."""
+    policy = tmp_path / "lab.json"
+    policy.write_text(json.dumps({"version": 1, "variant": "tdx",
+                                  "tdx": dict(NO_COLLATERAL, requireSeptVeDisable=False)}))
+    expected = {"version_byte": "tdx-quote-version", "signed_data_size": "tdx-quote-size",
+                "certchain_byte": "tdx-pck-chain", "root_cert_byte": "tdx-pck-root",
+                "intermediate_cert_byte": "tdx-pck-intermediate",
+                "pck_cert_byte": "tdx-pck-signature", "header_byte": "tdx-quote-signature",
+                "td_body_byte": "tdx-quote-signature"}
+    for what, check in expected.items():
+        out = tmp_path / f"{what}.bundle"
+        r = run("cloister", "attestation", "verify-report", "--type", "tdx", "--quote",
+                TDX / "negative" / f"tdx_SPR_E4.{what}.dat", "--no-collateral", "--policy",
+                policy, "--at", "2023-07-01", "--bundle", out)
+        assert r.returncode == 1, (what, r.stdout)
+        if what in ("version_byte", "signed_data_size"):
+            assert f"[check {check}]" in r.stderr and not out.exists(), (what, r.stderr)
+            continue
+        assert f"Verdict: FAIL: {check}" in r.stdout, (what, r.stdout)
+        assert meta(out)["verdict"] == "fail"
+        again = offline("verify", "--bundle", out, cwd=tmp_path)
+        assert again.returncode == 1, (what, again.stderr)
+        assert again.stdout.splitlines()[HEADER_LINES:] == r.stdout.splitlines(), what
