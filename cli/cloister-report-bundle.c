@@ -170,11 +170,16 @@ static int replay_snp(const CliBundle *b, const char *policy_path, time_t at, Ou
         diag_clear(&d);
         r = snp_report_parse(raw, rn, &rep, &d);
         if (r < 0)
-                return log_error_errno(r, "The bundle's snp/report: %s", d.message);
+                return log_error_errno(
+                        r,
+                        "Refused: the bundle's snp/report: %s (verify-report keeps only reports it "
+                        "could read: the bundle was changed; use an unaltered copy of it)",
+                        d.message);
         if (memcmp(rep.report_data, rd, 64) != 0)
                 return log_error_errno(-EBADMSG,
                                        "Refused: bundle.json records a REPORT_DATA the report "
-                                       "does not hold (binding.reportData was edited).");
+                                       "does not hold (binding.reportData was edited): use an "
+                                       "unaltered copy of the bundle.");
         /* As verify-report given a VCEK and a chain: Milan until the chain says otherwise. */
         return cli_snp_report_verify(&rep, raw, rn, vcek, vn, chain, cn, trust, pol,
                                      SNP_PRODUCT_MILAN, at, output, quiet, extra, record);
@@ -251,12 +256,16 @@ static int replay_tdx(const CliBundle *b, const char *policy_path, time_t at, Ou
         diag_clear(&d);
         r = tdx_quote_parse(in.raw, in.raw_size, &q, &d);
         if (r < 0)
-                return log_error_errno(r, "The bundle's tdx/quote: %s [check %s]", d.message,
-                                       d.check);
+                return log_error_errno(r,
+                                       "Refused: the bundle's tdx/quote: %s [check %s] "
+                                       "(verify-report keeps only quotes it could read: the bundle "
+                                       "was changed; use an unaltered copy of it)",
+                                       d.message, d.check);
         if (memcmp(q.report_data, rd, 64) != 0)
                 return log_error_errno(-EBADMSG,
                                        "Refused: bundle.json records a REPORT_DATA the quote "
-                                       "does not hold (binding.reportData was edited).");
+                                       "does not hold (binding.reportData was edited): use an "
+                                       "unaltered copy of the bundle.");
         return cli_tdx_report_verify(&in, &q, &pol, output, quiet, extra, record);
 }
 

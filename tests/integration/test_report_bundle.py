@@ -300,6 +300,9 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_naming_what_no_longer_h
     def extra_entry(e, m):
         e["nodes/0/nonce"] = bytes(32)
 
+    def report_truncated(e, m):  # no longer an SEV-SNP report at all
+        e["snp/report"] = e["snp/report"][:1000]
+
     snp_debug = recorded["snp-gsg-milan-debug-production"][1]
     for change, words in ((report_byte, "verified again it is snp-signature fail"),
                           (vcek_byte, "verified again it is snp-"),
@@ -309,7 +312,8 @@ def test_an_edit_with_the_manifest_recomputed_is_refused_naming_what_no_longer_h
                           (recorded_verdict, "verdict pass is not what its checks say"),
                           (policy_removed, "the bundle records check"),
                           (time_moved, "the bundle records check"),
-                          (extra_entry, "entries its inputs do not list")):
+                          (extra_entry, "entries its inputs do not list"),
+                          (report_truncated, "Refused: the bundle's snp/report")):
         r = run("cloister", "verify", "--bundle", rewrite(snp_debug, tmp_path / "b", change))
         assert r.returncode == 1, (change.__name__, r.stdout, r.stderr)
         assert words in r.stdout + r.stderr, (change.__name__, r.stdout, r.stderr)
