@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cloister/crypto.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/measurements.h"
 #include "cloister/snp-measurements.h"
@@ -133,6 +134,23 @@ size_t measurements_file_tdx_rtmrs(const MeasurementsFile *m, TdxPolicy *p)
                         continue;
                 memcpy(p->rtmr[i].v[0], m->tdx_rtmr[i], 48);
                 p->rtmr[i].n = 1;
+                n++;
+        }
+        return n;
+}
+
+int measurements_file_tdx_policy_json(const MeasurementsFile *m, json_t *tdx)
+{
+        static const char *const keys[] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
+        char hex[2 * 48 + 1];
+        int n = 0;
+
+        for (int i = 0; i < 4; i++) {
+                if (!m->tdx_rtmr_present[i])
+                        continue;
+                hex_encode_buf(m->tdx_rtmr[i], 48, hex, sizeof(hex));
+                if (json_object_set_new(tdx, keys[i], json_pack("[s]", hex)) < 0)
+                        return -ENOMEM;
                 n++;
         }
         return n;

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,22 @@ def test_tdx_rtmrs_are_in_the_measurements_file_and_parse(first, tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("cloister-measure", "verify", "--pubkey", tmp_path / "pub.pem", m, tmp_path / "m.sig")
     assert r.returncode == 0, r.stderr
+
+
+def test_tdx_prediction_refuses_a_stub_that_measures_into_the_cc_protocol(parts, tmp_path):
+    """A stub carrying EFI_CC_MEASUREMENT_PROTOCOL's GUID (systemd 255 and later) would measure
+    its sections into RTMR2: outside the model, so no RTMR2 is guessed. The PCR prediction
+    (TPM) is unaffected."""
+    uki = make_uki(parts, "quiet", tmp_path / "cc.efi")
+    guid = tmp_path / "guid.bin"
+    guid.write_bytes(uuid.UUID("96751a3d-72f4-41a6-a794-ed5d0e67ae6b").bytes_le)
+    subprocess.run(["objcopy", "--add-section", f".ccdata={guid}", "--change-section-vma",
+                    ".ccdata=0x200000000", uki, uki], check=True)
+    disk = make_disk(uki, tmp_path / "cc.raw")
+    r = run("cloister-measure", "image", disk)
+    assert r.returncode != 0 and r.stdout == ""
+    assert "stub uses EFI_CC_MEASUREMENT_PROTOCOL" in r.stderr and "RTMR2" in r.stderr, r.stderr
+    assert run("cloister-measure", "uki", uki).returncode == 0
 
 
 def test_uki_alone_says_rtmrs_need_the_disk(first):

@@ -6,6 +6,7 @@
 #include "helpers/unit.h"
 
 #include "cloister/fileio.h"
+#include "cloister/json.h"
 #include "cloister/measurements.h"
 #include "cloister/tcg-log.h"
 #include "cloister/tdx.h"
@@ -292,6 +293,34 @@ static void test_measurements_tdx_rtmrs_become_the_policys_only_values(void **st
         assert_int_equal(p.rtmr[3].v[0][0], 0);
 }
 
+/* What config generate --tee tdx writes from the file reads back, through the policy parser,
+ * as the same RTMRs. */
+static void test_measurements_tdx_policy_json_reads_back_as_the_same_rtmrs(void **state)
+{
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+        _cleanup_(json_decrefp) json_t *tdx = NULL;
+        TdxPolicy p;
+        Diag d;
+
+        assert_int_equal(parse_with_tdx("{\"rtmr1\": \"" HEX96("c") "\", \"rtmr2\": \"" HEX96(
+                                                "0") "\", \"rtmr3\": \"" HEX96("0") "\"}",
+                                        &m, &d),
+                         0);
+        tdx = json_pack("{s:[s],s:[s]}", "mrTd", HEX96("1"), "rtmr1", HEX96("9"));
+        assert_non_null(tdx);
+        assert_int_equal(measurements_file_tdx_policy_json(m, tdx), 3);
+        JsonCtx ctx = { "policy.json", "", &d };
+        diag_clear(&d);
+        if (tdx_policy_from_json(&ctx, tdx, &p) < 0)
+                fail_msg("%s", d.message);
+        assert_int_equal(p.rtmr[0].n, 0);
+        for (int i = 1; i < 4; i++) {
+                assert_int_equal(p.rtmr[i].n, 1); /* rtmr1 replaced, not appended */
+                assert_memory_equal(p.rtmr[i].v[0], m->tdx_rtmr[i], 48);
+        }
+        assert_int_equal(p.mr_td.n, 1);
+}
+
 static void test_measurements_tdx_section_is_strict(void **state)
 {
         MeasurementsFile *m = NULL;
@@ -319,6 +348,7 @@ int main(void)
                 cmocka_unit_test(
                         test_gpt_event_data_refuses_what_firmware_would_not_measure_as_modelled),
                 cmocka_unit_test(test_measurements_tdx_rtmrs_become_the_policys_only_values),
+                cmocka_unit_test(test_measurements_tdx_policy_json_reads_back_as_the_same_rtmrs),
                 cmocka_unit_test(test_measurements_tdx_section_is_strict),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,6 +63,10 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
  * accepted value for it (p->rtmr[i]); the others are left as they are. Returns how many were
  * set (0: the file has no "tdx" section). */
 size_t measurements_file_tdx_rtmrs(const MeasurementsFile *m, TdxPolicy *p);
+/* The same into a policy file's "tdx" object (docs/tdx.md, "Policy"): "rtmrN": ["<96 hex>"]
+ * for each RTMR m has, replacing what tdx held for it; what `config generate --tee tdx` and
+ * `config fetch-measurements` write. Returns how many were set, or -ENOMEM. */
+int measurements_file_tdx_policy_json(const MeasurementsFile *m, json_t *tdx);
 /* Whether s may be a file's "image" or "imageVersion" (MEASUREMENTS_TEXT_MAX, above). */
 bool measurements_text_valid(const char *s);
 
