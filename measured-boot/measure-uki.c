@@ -261,8 +261,9 @@ static int json_fields(const uint8_t *uki, size_t size, const Options *o, int64_
 /* The "tdx" object of the measurements file: RTMR1..3 (RTMR0 is the platform's). */
 static json_t *tdx_json(const TdxRtmrPrediction *t)
 {
+        static const char *const keys[] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
         _cleanup_(json_decrefp) json_t *o = json_object();
-        char key[8], hex[97];
+        char hex[97];
 
         if (!o)
                 return NULL;
@@ -270,8 +271,7 @@ static json_t *tdx_json(const TdxRtmrPrediction *t)
                 if (!t->predicted[i])
                         continue;
                 hex_encode_buf(t->rtmrs.rtmr[i], 48, hex, sizeof(hex));
-                snprintf(key, sizeof(key), "rtmr%d", i);
-                if (json_object_set_new(o, key, json_string(hex)) < 0)
+                if (json_object_set_new(o, keys[i], json_string(hex)) < 0)
                         return NULL;
         }
         return TAKE_PTR(o);
@@ -530,8 +530,11 @@ static int read_gpt(const char *disk, uint8_t **ret, size_t *ret_size)
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
-                return log_error_errno(r, "%s: %s: the TDX RTMR1 prediction needs it.", disk,
-                                       d.message);
+                return log_error_errno(r,
+                                       "%s: %s. The TDX RTMR1 prediction measures the primary "
+                                       "GPT as firmware does: write the disk's partition table "
+                                       "again (sfdisk).",
+                                       disk, d.message);
         return 0;
 }
 

@@ -277,6 +277,19 @@ def test_tdx_prediction_refuses_a_stub_that_measures_into_the_cc_protocol(parts,
     assert run("cloister-measure", "uki", uki).returncode == 0
 
 
+def test_image_whose_primary_gpt_header_is_corrupt_is_refused_naming_the_crc(parts, tmp_path):
+    """sfdisk reads such a disk from the backup header, and so would firmware: the measured GPT
+    would not be the one predicted, so nothing is predicted."""
+    disk = make_disk(make_uki(parts, "quiet", tmp_path / "u.efi"), tmp_path / "bad.raw")
+    with open(disk, "r+b") as f:
+        f.seek(512 + 40)  # FirstUsableLBA, inside the CRC'd header
+        f.write(b"\x99")
+    r = run("cloister-measure", "image", disk)
+    assert r.returncode != 0 and r.stdout == ""
+    assert "primary header's CRC32 does not match" in r.stderr and "sfdisk" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
 def test_uki_alone_says_rtmrs_need_the_disk(first):
     r = run("cloister-measure", "uki", first.uki)
     assert r.returncode == 0, r.stderr
