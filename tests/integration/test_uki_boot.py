@@ -232,6 +232,26 @@ def test_tdx_rtmr2_and_rtmr3_predicted_zero_for_a_stub_and_kernel_without_the_cc
     assert 2 in kinds  # the TPM boot does measure PCR 9 and 11
 
 
+def test_tdx_rtmr2_of_a_kernel_with_cc_support_is_its_pcr9_events_in_sha384(parts, first,
+                                                                            tmp_path):
+    """A kernel whose EFI stub carries EFI_CC_MEASUREMENT_PROTOCOL's GUID (Linux 6.9+) measures
+    its LoadOptions and initrd into RTMR2 in a TD: the predicted events are the SHA-384 digests
+    this boot's kernel measured into PCR 9 (the same data, through TCG2), and RTMR2 their fold.
+    The kernel here is the same one with its signature removed and the GUID appended."""
+    kernel = tmp_path / "vmlinuz-cc"
+    shutil.copy(parts["kernel"], kernel)
+    subprocess.run(["sbattach", "--remove", kernel], check=True, capture_output=True)
+    with open(kernel, "ab") as f:
+        f.write(uuid.UUID("96751a3d-72f4-41a6-a794-ed5d0e67ae6b").bytes_le)
+    uki = make_uki(dict(parts, kernel=kernel), CMDLINE, tmp_path / "cc-kernel.efi")
+    rtmrs, events = predict_tdx(make_disk(uki, tmp_path / "cc-kernel.raw"))
+    pcr9 = [e["digest"] for e in sha384_events(first.eventlog) if e["pcr"] == 9]
+    assert len(pcr9) == 2
+    assert [e[1] for e in events if e[0] == 2] == pcr9
+    assert rtmrs[2] == fold(pcr9) != ZERO384
+    assert rtmrs[3] == ZERO384
+
+
 def test_one_uki_byte_changes_the_predicted_rtmr1(parts, first, tmp_path):
     data = bytearray(first.uki.read_bytes())
     at = data.index(b"IMAGE_VERSION=\"proof-1\"") + len("IMAGE_VERSION=\"proof-")
