@@ -68,6 +68,20 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
         r = bootstrapper_check_ak_trust(b, p, path);
         if (r < 0)
                 return r;
+        if (p->variant != b->attester.variant)
+                return log_error_errno(-EINVAL,
+                                       "The join policy %s is for %s, but this node attests with "
+                                       "%s (--attest): a join service presents the evidence of "
+                                       "its node, which is of the cluster's variant.",
+                                       path, attest_variant_to_string(p->variant),
+                                       attest_variant_to_string(b->attester.variant));
+        /* A TDX quote has no PCRs: the policy's own measurements (mrTd, RTMRs) judge the join
+         * service's image, and nothing in its evidence names its cluster; the sealed ticket does
+         * (its cluster ID and the measurement secret that derives it, checked below). */
+        if (!attest_variant_quotes_pcrs(p->variant)) {
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
         for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++)
                 p->pcrs[image_pcrs[i]].present = true;
         for (unsigned i = 0; i < 15; i++)
