@@ -77,8 +77,7 @@ int attest_verify_vtpm(const Evidence *e, const AttestPolicy *p, const uint8_t *
                        AttestReport *r, Diag *d);
 /* The identity member: the TPM quote's signature by its attestation key, its binding, the PCR
  * values it covers. The key is trusted for nothing; it only names the node. */
-int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, AttestReport *r,
-                               Diag *d);
+int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, AttestReport *r, Diag *d);
 int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d);
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,

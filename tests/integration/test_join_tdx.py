@@ -106,3 +106,110 @@ def test_sim_tdx_worker_joins_bound_to_its_tpm_and_rejoins_after_a_reboot(tdx, t
     assert (w.state / "data.txt").read_text() == "written before the reboot"
     assert (w.state / "kubeadm.log").read_text().count("joined as a worker") == 1
     assert [e["event"] for e in tdx.audit()] == ["admission", "rejoin"]
+
+
+UUID = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+
+
+def joined_worker(tdx):
+    """cp-1 initialised, worker-1 a member for real: (cp, worker-1, its member record)."""
+    cp, w = tdx.node("cp-1"), tdx.node("worker-1")
+    policy = tdx.policy()
+    tdx.init(cp, policy)
+    tdx.join(w, policy)
+    w.wait_for("serving node state")
+    return cp, w, members(cp)["worker-1"]
+
+
+def test_genuine_sim_tdx_node_rejoining_as_another_member_gets_no_disk_key(tdx):
+    """The thief's TDX quote passes the owner's policy (same simulated platform root, same MRTD):
+    only its TPM is not the member's. Name and disk UUID are public (GET /v1/members)."""
+    cp, w, victim = joined_worker(tdx)
+    thief = tdx.node("thief")
+    rc, out = tdx_probe(tdx, thief, "--name", "worker-1", "--rejoin", victim["diskUuid"])
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    refusal = last_refusal(tdx)
+    assert refusal["node"] == "worker-1"
+    assert "attests with another attestation key than the one it joined with" in refusal["reason"]
+    assert members(cp)["worker-1"] == victim  # neither its key nor its endpoint replaced
+
+
+def test_genuine_sim_tdx_node_joining_under_a_members_name_is_refused(tdx):
+    cp, w, victim = joined_worker(tdx)
+    thief = tdx.node("thief")
+    rc, out = tdx_probe(tdx, thief, "--name", "worker-1", "--disk-uuid", victim["diskUuid"])
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert "worker-1 is already a member with another attestation key" in \
+        last_refusal(tdx)["reason"]
+
+
+def test_genuine_sim_tdx_node_claiming_a_members_disk_under_a_new_name_is_refused(tdx):
+    cp, w, victim = joined_worker(tdx)
+    thief = tdx.node("thief")
+    rc, out = tdx_probe(tdx, thief, "--name", "thief", "--disk-uuid", victim["diskUuid"])
+    assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
+    assert f"disk {victim['diskUuid']} belongs to member worker-1" in last_refusal(tdx)["reason"]
+    assert "thief" not in members(cp)
+
+
+def test_sim_tdx_join_without_the_tpm_identity_quote_is_refused(tdx):
+    """A TDX quote alone names no key a rejoin could prove again: such a node is not admitted
+    (it would be a member nothing binds to)."""
+    cp = tdx.node("cp-1")
+    tdx.init(cp, tdx.policy())
+    bare = tdx.node("bare")
+    rc, out = tdx_probe(tdx, bare, "--name", "bare", "--no-identity")
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert "the evidence carries no TPM identity quote" in last_refusal(tdx)["reason"]
+    assert "bare" not in members(cp)
+
+
+def test_sim_tdx_member_rejoins_from_its_own_tpm_and_only_for_its_own_disk(tdx):
+    """The control for the refusals above: the member's own TPM gets its own disk key; the same
+    TPM asking for another disk does not."""
+    cp = tdx.node("cp-1")
+    tdx.init(cp, tdx.policy())
+    w = tdx.node("worker-1")
+    rc, out = tdx_probe(tdx, w, "--name", "worker-1", "--disk-uuid", UUID)
+    assert rc == 0, out
+    assert members(cp)["worker-1"]["akDigest"] == tpm_ak_digest(w)
+    other = "7a1e4c2b-9d3f-4e8a-b6c5-1f2e3d4c5b6a"
+    rc, out = tdx_probe(tdx, w, "--name", "worker-1", "--rejoin", other)
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    rc, out = tdx_probe(tdx, w, "--name", "worker-1", "--rejoin", UUID)
+    assert rc == 0 and "diskKey" in out, out
+
+
+def test_sim_tdx_member_whose_pcr15_is_extended_already_is_refused_a_rejoin(tdx):
+    """Once per boot holds for TDX members too: PCR 15 comes from the identity quote."""
+    import hashlib
+    import os
+    import subprocess
+    cp = tdx.node("cp-1")
+    tdx.init(cp, tdx.policy())
+    w = tdx.node("worker-1")
+    assert tdx_probe(tdx, w, "--name", "worker-1", "--disk-uuid", UUID)[0] == 0
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+        bytes.fromhex(tdx.cid)).hexdigest()], check=True,
+        env=dict(os.environ, TPM2TOOLS_TCTI=w.tpm.tcti))
+    rc, out = tdx_probe(tdx, w, "--name", "worker-1", "--rejoin", UUID)
+    assert rc == 1 and "HTTP 409" in out and "diskKey" not in out, out
+    assert "PCR 15 extended already" in last_refusal(tdx)["reason"]
+
+
+def test_node_refuses_a_join_policy_of_another_variant_than_it_attests_with(tdx, tmp_path):
+    cp, w = tdx.node("cp-1"), tdx.node("worker-1")
+    tdx.init(cp, tdx.policy())
+    tdx.join(w, w.policy)  # the node's own qemu-vtpm policy
+    assert_untouched(w)
+    assert "is for qemu-vtpm, but this node attests with sim-tdx" in w.log.read_text()
+
+
+def test_sim_tdx_is_refused_without_its_root_and_says_how_to_configure_it(tdx):
+    n = tdx.node("cp-1")
+    r = run("cloister-bootstrapper", "--tcti", n.tpm.tcti, "--state-disk", n.disk,
+            "--first-boot-key", n.first, "--state-dir", n.state, "--attest", "sim-tdx",
+            "--insecure-no-init-secret")
+    assert r.returncode == 1
+    assert "sim-tdx is a simulator: it is used only when configured explicitly" in r.stderr
+    assert "--sim-tdx-root" in r.stderr
