@@ -500,20 +500,6 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "cannot read the verified evidence");
-        /* A variant whose evidence can name a TPM key (the TDX variants: as the node's identity
-         * beside the quote) binds every member to one: admitted without it, nothing could prove
-         * a later rejoin or a join cut short comes from this node. */
-        if (!ak[0]) {
-                AttestVariant variant;
-                (void) pthread_mutex_lock(&js->policy.lock);
-                variant = js->policy.policy->variant;
-                (void) pthread_mutex_unlock(&js->policy.lock);
-                if (attest_variant_names_ak(variant))
-                        return refuse(js, req, name, role, evidence, detail, n, -EPERM,
-                                      "the evidence carries no TPM identity quote: a %s member "
-                                      "is bound to its TPM's attestation key (docs/join.md)",
-                                      attest_variant_to_string(variant));
-        }
         /* This join service's own node never joins through itself: whoever asks under its name,
          * disk or attestation key is not it (a compromised network process holds this node's
          * TPM and could quote as it, PCR 15 extended and all). */

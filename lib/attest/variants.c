@@ -69,9 +69,3 @@ bool attest_variant_quotes_pcrs(AttestVariant v)
 {
         return v >= 0 && v < _ATTEST_VARIANT_MAX && (variants[v].members & ATTEST_MEMBER_TPM);
 }
-
-bool attest_variant_names_ak(AttestVariant v)
-{
-        return v >= 0 && v < _ATTEST_VARIANT_MAX &&
-               ((variants[v].members | variants[v].identity) & ATTEST_MEMBER_TPM);
-}

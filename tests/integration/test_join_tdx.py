@@ -152,15 +152,15 @@ def test_genuine_sim_tdx_node_claiming_a_members_disk_under_a_new_name_is_refuse
     assert "thief" not in members(cp)
 
 
-def test_sim_tdx_join_without_the_tpm_identity_quote_is_refused(tdx):
-    """A TDX quote alone names no key a rejoin could prove again: such a node is not admitted
-    (it would be a member nothing binds to)."""
+def test_sim_tdx_join_without_the_tpm_identity_quote_is_refused_in_the_handshake(tdx):
+    """A TDX quote alone names no key a rejoin could prove again, nor the PCR 15 that says the
+    node belongs to no cluster: the join service refuses it before any request."""
     cp = tdx.node("cp-1")
     tdx.init(cp, tdx.policy())
     bare = tdx.node("bare")
     rc, out = tdx_probe(tdx, bare, "--name", "bare", "--no-identity")
-    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
-    assert "the evidence carries no TPM identity quote" in last_refusal(tdx)["reason"]
+    assert rc == 1 and "refused this node's evidence" in out and "diskKey" not in out, out
+    assert "PCR 15 is required by the policy but not in the quote" in last_refusal(tdx)["reason"]
     assert "bare" not in members(cp)
 
 
@@ -213,3 +213,30 @@ def test_sim_tdx_is_refused_without_its_root_and_says_how_to_configure_it(tdx):
     assert r.returncode == 1
     assert "sim-tdx is a simulator: it is used only when configured explicitly" in r.stderr
     assert "--sim-tdx-root" in r.stderr
+
+
+def test_joining_sim_tdx_node_refuses_a_join_service_of_another_cluster_and_sends_nothing(tdx):
+    """The join service's TDX quote passes (same image, same platform root); the PCR 15 its TPM
+    quotes beside it is another cluster's than the node's metadata names."""
+    cp, w = tdx.node("cp-1"), tdx.node("worker-1")
+    policy = tdx.policy()
+    tdx.init(cp, policy)
+    tdx.join(w, policy, cid="ab" * 32, timeout=3)
+    assert_untouched(w)
+    assert "is not a member of the cluster in this node's metadata" in w.log.read_text()
+    assert [e for e in tdx.audit() if e["event"] == "admission"] == []
+
+
+def test_sim_tdx_non_member_whose_pcr15_holds_this_cluster_is_refused_a_join(tdx):
+    import hashlib
+    import os
+    import subprocess
+    cp = tdx.node("cp-1")
+    tdx.init(cp, tdx.policy())
+    n = tdx.node("stranger")
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+        bytes.fromhex(tdx.cid)).hexdigest()], check=True,
+        env=dict(os.environ, TPM2TOOLS_TCTI=n.tpm.tcti))
+    rc, out = tdx_probe(tdx, n, "--name", "stranger")
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert "PCR 15 is already extended and stranger is not a member" in last_refusal(tdx)["reason"]

@@ -44,9 +44,6 @@ AttestVariant attest_variant_from_string(const char *s);
 /* Whether the variant's evidence is a TPM quote of the boot's PCRs (what a node compares with its
  * own PCRs to tell a join service runs its image, and where PCR 15 names its cluster). */
 bool attest_variant_quotes_pcrs(AttestVariant v);
-/* Whether the variant's evidence names a TPM attestation key, as its evidence or as the node's
- * identity beside it (the key a member's rejoin and disk key are bound to, docs/join.md). */
-bool attest_variant_names_ak(AttestVariant v);
 
 typedef struct Blob {
         uint8_t *data;
