@@ -204,7 +204,7 @@ int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, Attest
                 goto finish;
         crypto_sha256(t->ak_public.data, t->ak_public.size, digest);
         hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
-        report_add(r, "tpm-identity", -1, CHECK_PASS, false,
+        report_add(r, "tpm-identity", -1, CHECK_PASS, true,
                    "the node's TPM key %.16s... signed this connection's binding (identifies the "
                    "node for membership; attests nothing)",
                    hex);
