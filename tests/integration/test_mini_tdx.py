@@ -23,6 +23,7 @@ def test_mini_up_with_sim_tdx_joins_and_verifies_every_node_as_tdx(tmp_path, ws)
         r = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", cwd=ws)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "mini-node-2" in r.stdout
+        assert "attestation sim-tdx (SIMULATED: no hardware protects these nodes)" in r.stdout
     finally:
         down = mini(env, ws, "down")
     assert down.returncode == 0, down.stdout + down.stderr
