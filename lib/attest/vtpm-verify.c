@@ -166,8 +166,9 @@ int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, Attest
         const EvidenceTpm *t = &e->tpm;
         TpmPublic ak = {};
         TpmQuoteInfo q;
-        TpmSignature sig = {};
+        TpmSignature isig = {};
         uint8_t digest[32];
+        bool bound;
         char hex[65];
         Diag sub;
         int k;
@@ -179,27 +180,28 @@ int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, Attest
         if (k >= 0)
                 k = tpm_quote_parse(t->quote.data, t->quote.size, &q, &sub);
         if (k >= 0)
-                k = tpm_signature_parse(t->signature.data, t->signature.size, &sig, &sub);
+                k = tpm_signature_parse(t->signature.data, t->signature.size, &isig, &sub);
         if (k >= 0)
-                k = tpm_quote_verify_signature(&ak, t->quote.data, t->quote.size, &sig, &sub);
+                k = tpm_quote_verify_signature(&ak, t->quote.data, t->quote.size, &isig, &sub);
         if (k < 0) {
                 k = report_fail(r, d, k, "tpm-identity", -1, NULL, 0, NULL, 0,
                                 "the node's TPM identity quote does not verify: %s", sub.message);
                 goto finish;
         }
         /* Without the binding, a quote captured from another connection would name its node. */
-        if (!binding)
+        bound = binding && q.extra_data_size == ATTEST_BINDING_SIZE &&
+                CRYPTO_memcmp(q.extra_data, binding, ATTEST_BINDING_SIZE) == 0;
+        if (binding == NULL)
                 report_add(r, "tpm-identity-binding", -1, CHECK_SKIPPED, true,
                            "not checked: no expected binding given");
-        else if (q.extra_data_size != ATTEST_BINDING_SIZE ||
-                 CRYPTO_memcmp(q.extra_data, binding, ATTEST_BINDING_SIZE) != 0) {
+        else if (!bound) {
                 k = report_fail(r, d, -ESTALE, "tpm-identity", -1, binding, ATTEST_BINDING_SIZE,
                                 q.extra_data, q.extra_data_size,
                                 "the node's TPM identity quote is not bound to this connection "
                                 "(captured from another one?)");
                 goto finish;
         }
-        k = attest_check_quote_pcrs(t, &q, sig.hash, r, d);
+        k = attest_check_quote_pcrs(t, &q, isig.hash, r, d);
         if (k < 0)
                 goto finish;
         crypto_sha256(t->ak_public.data, t->ak_public.size, digest);
@@ -209,7 +211,7 @@ int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, Attest
                    "node for membership; attests nothing)",
                    hex);
 finish:
-        tpm_signature_done(&sig);
+        tpm_signature_done(&isig);
         tpm_public_done(&ak);
         return k;
 }
