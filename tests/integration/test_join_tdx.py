@@ -240,3 +240,22 @@ def test_sim_tdx_non_member_whose_pcr15_holds_this_cluster_is_refused_a_join(tdx
     rc, out = tdx_probe(tdx, n, "--name", "stranger")
     assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
     assert "PCR 15 is already extended and stranger is not a member" in last_refusal(tdx)["reason"]
+
+
+def test_second_sim_tdx_control_plane_joins_and_its_join_service_admits_a_worker(tdx):
+    """A TDX control plane that joined (not the one apply initialised) serves joins: its join
+    service presents sim-tdx evidence with its TPM's PCR 15 = the cluster, which the worker
+    checks, and binds the worker to the worker's TPM key."""
+    from test_join import audit_entries
+    cp1, cp2, w = tdx.node("cp-1"), tdx.node("cp-2"), tdx.node("worker-1")
+    policy = tdx.policy()
+    tdx.init(cp1, policy)
+    tdx.join(cp2, policy, role="control-plane")
+    cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    assert "SIMULATED TDX" in cp2.log.read_text()
+    assert members(cp1)["cp-2"]["akDigest"] == tpm_ak_digest(cp2)
+    tdx.join(w, policy, via=[cp2])
+    w.wait_for("serving node state")
+    (entry,) = [e for e in audit_entries(cp2.state / "audit.log") if e["verdict"] == "admitted"]
+    assert entry["node"] == "worker-1"
+    assert members(cp2)["worker-1"]["akDigest"] == tpm_ak_digest(w)
