@@ -68,6 +68,18 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
         r = bootstrapper_check_ak_trust(b, p, path);
         if (r < 0)
                 return r;
+        if (p->variant != b->attester.variant)
+                return log_error_errno(-EINVAL,
+                                       "The join policy %s is for %s, but this node attests with "
+                                       "%s (--attest): a join service presents the evidence of "
+                                       "its node, which is of the cluster's variant.",
+                                       path, attest_variant_to_string(p->variant),
+                                       attest_variant_to_string(b->attester.variant));
+        /* A TDX quote has no PCRs: the policy's own measurements (mrTd, RTMRs) judge the join
+         * service's image; its cluster is the PCR 15 of its TPM's identity quote (below), and
+         * the sealed ticket's cluster ID and measurement secret are checked in any case. */
+        if (!attest_variant_quotes_pcrs(p->variant))
+                goto cluster;
         for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++)
                 p->pcrs[image_pcrs[i]].present = true;
         for (unsigned i = 0; i < 15; i++)
@@ -83,6 +95,7 @@ static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const ch
                         memcpy(p->pcrs[i].expected, pcrs[i], 32);
                         p->pcrs[i].warn_only = false;
                 }
+cluster:
         p->pcrs[15] = (PcrExpectation){ .present = true };
         kdf_pcr15_expected(cid, p->pcrs[15].expected);
         *ret = TAKE_PTR(p);

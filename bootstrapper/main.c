@@ -14,6 +14,7 @@
 #include "cloister/log.h"
 #include "cloister/luks.h"
 #include "cloister/metadata.h"
+#include "cloister/node-attester.h"
 #include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
@@ -33,6 +34,8 @@ static const char *arg_join_policy, *arg_join_service;
 static unsigned arg_join_timeout = 600, arg_failed_join_linger;
 static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 static const char *arg_os_release = OS_RELEASE_DEFAULT;
+static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
+static const char *arg_sim_tdx_root;
 
 static void help(void)
 {
@@ -56,6 +59,13 @@ static void help(void)
                "  --disk-mapper PATH       cloister-disk-mapper (default: next to this binary)\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence (default: none)\n"
+               "  --attest VARIANT         the evidence this node presents: qemu-vtpm (default),\n"
+               "                           tdx (a TDX guest: configfs-tsm) or sim-tdx (SIMULATED:\n"
+               "                           tests and local clusters, needs --sim-tdx-root); with\n"
+               "                           tdx and sim-tdx the TPM's quote rides along as the\n"
+               "                           node's identity (docs/join.md)\n"
+               "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root certificate and\n"
+               "                           key ('cloister attestation sim-tdx-root')\n"
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
                "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg), or\n"
                "                           local:FILE\n"
@@ -123,6 +133,8 @@ static int parse_argv(int argc, char *argv[])
                 ARG_DISK_MAPPER,
                 ARG_OS_RELEASE,
                 ARG_FAILED_JOIN_LINGER,
+                ARG_ATTEST,
+                ARG_SIM_TDX_ROOT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -149,6 +161,8 @@ static int parse_argv(int argc, char *argv[])
                 { "disk-mapper", required_argument, NULL, ARG_DISK_MAPPER },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 { "failed-join-linger", required_argument, NULL, ARG_FAILED_JOIN_LINGER },
+                { "attest", required_argument, NULL, ARG_ATTEST },
+                { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
                 {},
         };
         char *end;
@@ -250,12 +264,23 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_OS_RELEASE:
                         arg_os_release = optarg;
                         break;
+                case ARG_ATTEST:
+                        arg_attest = attest_variant_from_string(optarg);
+                        if (arg_attest < 0)
+                                return log_error_errno(-EUSAGE, "--attest '%s': use one of %s.",
+                                                       optarg, node_attester_variants());
+                        break;
+                case ARG_SIM_TDX_ROOT:
+                        arg_sim_tdx_root = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
         }
         if (arg_print_metadata && !arg_metadata)
                 return log_error_errno(-EUSAGE, "--print-metadata needs --metadata.");
+        if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
         if (arg_state_bind && !arg_state_mount)
                 return log_error_errno(-EUSAGE, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
@@ -327,7 +352,7 @@ static const char *next_to_self(const char *name, char *buf, size_t size)
 
 /* A control plane's bootstrapper is done once the node is a member: the join service takes
  * its place (same process, so a service manager sees one service; it alone uses the TPM). */
-static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice **tpm,
+static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice **tpm,
                              int listen_fd)
 {
         char listen[300], fd[16];
@@ -336,7 +361,7 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[20];
+        char *argv[24];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -358,8 +383,15 @@ static int exec_join_service(Bootstrapper *b, VtpmAttester *attester, TpmDevice 
         }
         if (b->insecure_any_ak)
                 argv[n++] = (char *) "--insecure-allow-any-ak";
+        /* The join service presents the same evidence as this node. */
+        argv[n++] = (char *) "--attest";
+        argv[n++] = (char *) attest_variant_to_string(arg_attest);
+        if (arg_sim_tdx_root) {
+                argv[n++] = (char *) "--sim-tdx-root";
+                argv[n++] = (char *) arg_sim_tdx_root;
+        }
         argv[n] = NULL;
-        vtpm_attester_done(attester);
+        node_attester_done(attester);
         *tpm = tpm_device_close(*tpm);
         log_info("bootstrapper: this node is a control plane of its cluster now; handing over to "
                  "%s",
@@ -433,8 +465,8 @@ int main(int argc, char *argv[])
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(rpc_server_freep) RpcServer *server = NULL;
-        VtpmIssueConfig cfg;
-        VtpmAttester attester;
+        NodeAttesterConfig cfg = {};
+        _cleanup_(node_attester_donep) NodeAttester attester = {};
         RpcServerConfig rc;
         AtlsAttester a;
         Bootstrapper b = {};
@@ -495,9 +527,18 @@ int main(int argc, char *argv[])
                                 tpm_device_open_explain(r));
                 return 1;
         }
-        vtpm_issue_config_defaults(&cfg);
-        cfg.event_log = arg_event_log;
-        vtpm_attester_init(&attester, tpm, &cfg);
+        cfg = (NodeAttesterConfig){ .variant = arg_attest,
+                                    .tpm = tpm,
+                                    .sim_tdx_root = arg_sim_tdx_root };
+        vtpm_issue_config_defaults(&cfg.vtpm);
+        cfg.vtpm.event_log = arg_event_log;
+        diag_clear(&d);
+        r = node_attester_init(&attester, &cfg, &d);
+        if (r < 0) {
+                log_error("Cannot attest with %s: %s.", attest_variant_to_string(arg_attest),
+                          d.message);
+                return 1;
+        }
         if (!arg_join_service)
                 arg_join_service =
                         next_to_self("cloister-join-service", join_service, sizeof(join_service));
@@ -505,7 +546,7 @@ int main(int argc, char *argv[])
                 arg_disk_mapper =
                         next_to_self("cloister-disk-mapper", disk_mapper, sizeof(disk_mapper));
         b = (Bootstrapper){ .tpm = tpm,
-                            .tpm_lock = &attester.lock,
+                            .tpm_lock = &attester.tpm.lock,
                             .state_disk = arg_state_disk,
                             .first_boot_key = arg_first_boot_key,
                             .state_dir = arg_state_dir,
@@ -618,7 +659,7 @@ int main(int argc, char *argv[])
                 return 1;
         }
 
-        a = vtpm_attester(&attester);
+        a = node_attester_atls(&attester);
         b.attester = a;
         r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
         if (r < 0) {
@@ -691,7 +732,7 @@ int main(int argc, char *argv[])
                                        arg_address, arg_port);
                                 fflush(stdout);
                                 (void) pthread_join(thread, NULL);
-                                vtpm_attester_done(&attester);
+                                node_attester_done(&attester);
                                 return st.r < 0 ? 1 : 0;
                         }
                 }
@@ -717,6 +758,6 @@ int main(int argc, char *argv[])
                 b.server = NULL;
                 return exec_join_service(&b, &attester, &tpm, fd);
         }
-        vtpm_attester_done(&attester);
+        node_attester_done(&attester);
         return r < 0 ? 1 : 0;
 }

@@ -22,6 +22,8 @@ typedef struct CliOptions {
 int verb_master_secret(int argc, char *argv[], void *userdata);
 int verb_attestation(int argc, char *argv[], void *userdata);
 int verb_verify_report(int argc, char *argv[], void *userdata);
+/* attestation sim-tdx-root (cloister-attestation-sim-tdx.c). */
+int verb_attestation_sim_tdx_root(int argc, char *argv[], void *userdata);
 /* verify-report --type tdx (cloister-verify-report-tdx.c). */
 int verify_report_tdx(int argc, char *argv[], CliOptions *o);
 int verb_apply(int argc, char *argv[], void *userdata);

@@ -554,6 +554,8 @@ int verb_attestation(int argc, char *argv[], void *userdata)
                   "a pinned policy from evidence (trust on first use, local clusters)" },
                 { "verify-report", 0, VERB_ANY, verb_verify_report,
                   "verify a raw SEV-SNP report offline, printing every field" },
+                { "sim-tdx-root", 0, VERB_ANY, verb_attestation_sim_tdx_root,
+                  "SIMULATED TDX platform root and its policy (local clusters)" },
                 {},
         };
 

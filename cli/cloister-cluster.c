@@ -60,6 +60,8 @@ typedef struct ClusterView {
         size_t n_js;
         bool recording; /* keep what a bundle needs */
         time_t at;      /* the verification time of every attestation (0: now) */
+        /* What every node was verified as (NULL: not known). */
+        const char *variant;
 } ClusterView;
 
 static ClusterView *cluster_view_free(ClusterView *v)
@@ -566,8 +568,14 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                 if (r < 0)
                         return r;
         } else {
-                printf("cluster %s\n\n%-24s %-14s %-8s %s\n", cid_hex, "NODE", "ROLE", "VERDICT",
-                       "REASONS");
+                printf("cluster %s\n", cid_hex);
+                /* The variant says which checks a verdict stands for (verify --node lists them). */
+                if (v->variant)
+                        printf("attestation %s%s\n", v->variant,
+                               strncmp(v->variant, "sim-", 4) == 0
+                                       ? " (SIMULATED: no hardware protects these nodes)"
+                                       : "");
+                printf("\n%-24s %-14s %-8s %s\n", "NODE", "ROLE", "VERDICT", "REASONS");
                 for (size_t i = 0; i < v->n_nodes; i++) {
                         const ClusterNode *n = &v->nodes[i];
                         printf("%-24s %-14s %-8s %s\n", n->name, n->role, n->ok ? "OK" : "FAILED",
@@ -606,6 +614,7 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
         r = member_policy(policy_path, config, cid, &member);
         if (r < 0)
                 return r;
+        v->variant = attest_variant_to_string(member->variant);
         if (w) {
                 r = cli_policy_bytes(policy_path, config, &policy_text, &policy_size);
                 if (r < 0)

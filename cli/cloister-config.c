@@ -284,6 +284,39 @@ static json_t *attestation_json(Provider provider, const MeasurementsFile *m, co
         }
 }
 
+/* --tee tdx (gcp: bare TDX guests): MRTD and the RTMRs the image's boot sets are placeholders
+ * (null) that every command refuses until the owner fills them (docs/tdx.md); the rest is the
+ * TDX policy's refuse-by-default defaults. */
+static const char *const tdx_unset[] = { "mrTd", "rtmr0", "rtmr1", "rtmr2" };
+
+static json_t *tdx_attestation_json(void)
+{
+        _cleanup_(json_decrefp) json_t *tdx = json_object();
+
+        for (size_t i = 0; tdx && i < ELEMENTSOF(tdx_unset); i++)
+                if (json_object_set_new(tdx, tdx_unset[i], json_null()) < 0)
+                        return NULL;
+        return tdx ? json_pack("{s:i,s:s,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
+                               attest_variant_to_string(ATTEST_VARIANT_TDX), "tdx", tdx)
+                   : NULL;
+}
+
+static void print_unset_tdx(const char *file)
+{
+        printf("Not set yet; 'cloister apply' and 'cloister verify' refuse %s until each is "
+               "filled:\n",
+               file);
+        printf("  attestation.tdx.mrTd: the MRTD (96 hex digits, the TD's firmware as the TDX "
+               "module measured it) of a node booted from your image on this cloud, as 'cloister "
+               "attestation verify-report --type tdx --quote Q' prints it; a list may hold a "
+               "few\n");
+        for (size_t i = 1; i < ELEMENTSOF(tdx_unset); i++)
+                printf("  attestation.tdx.%s: that node's RTMR%s as verify-report prints it (what "
+                       "the firmware and the UKI extend), or remove the key to leave it unpinned "
+                       "(MRTD still pins the firmware)\n",
+                       tdx_unset[i], tdx_unset[i] + 4);
+}
+
 /* One line per value the file leaves null, saying how to fill it. */
 static void print_unset(const char *file, Provider provider, bool have_measurements,
                         bool have_evidence)
@@ -316,15 +349,17 @@ static void print_unset(const char *file, Provider provider, bool have_measureme
 
 /* The cloud part 'cloister create' reads (docs/cloud.md): a confidential default where there is
  * one, null where only the owner knows (create refuses null, naming the field). TEE snp. */
-static json_t *infrastructure_json(Provider p)
+static json_t *infrastructure_json(Provider p, bool tdx)
 {
         static const char *const types[_PROVIDER_MAX] = {
                 [PROVIDER_GCP] = "n2d-standard-4",
                 [PROVIDER_AZURE] = "Standard_DC4as_v5",
                 [PROVIDER_AWS] = "m6a.xlarge",
         };
-        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "tee", "snp",
-                              "controlPlaneInstanceType", types[p], "workerInstanceType", types[p],
+        /* cloister create's machine types for TDX (cli/cloister-create.c). */
+        const char *type = tdx && p == PROVIDER_GCP ? "c3-standard-4" : types[p];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "tee", tdx ? "tdx" : "snp",
+                              "controlPlaneInstanceType", type, "workerInstanceType", type,
                               "controlPlaneCount", 1, "workerCount", 1, "stateDiskSizeGb", 30,
                               "imageId", "imageFile");
         int r = 0;
@@ -367,7 +402,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
         _cleanup_(evidence_freep) Evidence *e = NULL;
         _cleanup_(freep) char *ak_public = NULL, *text = NULL, *doc = NULL;
         _cleanup_(json_decrefp) json_t *att = NULL, *root = NULL, *name_json = NULL;
-        bool force = false;
+        bool force = false, tdx;
         Provider provider;
         int c, r;
 
@@ -377,7 +412,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister config generate PROVIDER [--file FILE] [--force]\n"
                                "         [--measurements FILE] [--evidence FILE (qemu)] "
-                               "[--name NAME] [--tee snp]\n\n"
+                               "[--name NAME] [--tee snp|tdx]\n\n"
                                "Writes a cluster configuration for PROVIDER (qemu, gcp, azure or\n"
                                "aws) to FILE (default " CLI_CONFIG_FILE_DEFAULT
                                "), mode 0600, never\n"
@@ -396,6 +431,12 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "                       measurements for the provider's VMM\n"
                                "                       (gce, ec2), 'cloister-measure\n"
                                "                       snp-launch --add-to' computed them\n"
+                               "  --tee tdx            gcp: Intel TDX nodes (variant tdx):\n"
+                               "                       attestation.tdx.mrTd and rtmr0-2 are\n"
+                               "                       written null, to be filled from a node\n"
+                               "                       booted from your image (verify-report\n"
+                               "                       --type tdx); azure TDX needs the\n"
+                               "                       azure-tdx variant, not in this build\n"
                                "  --evidence FILE      qemu only: pins the attestation key of\n"
                                "                       this evidence ('cloister attestation\n"
                                "                       issue'): trust on first use, for local\n"
@@ -420,8 +461,9 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                         force = true;
                         break;
                 case ARG_TEE:
-                        if (strcmp(optarg, "snp") != 0)
-                                return log_error_errno(-EUSAGE, "--tee '%s': use snp.", optarg);
+                        if (strcmp(optarg, "snp") != 0 && strcmp(optarg, "tdx") != 0)
+                                return log_error_errno(-EUSAGE, "--tee '%s': use snp or tdx.",
+                                                       optarg);
                         tee = optarg;
                         break;
                 default:
@@ -439,6 +481,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 return log_error_errno(-EUSAGE,
                                        "Unknown provider '%s': use qemu, gcp, azure or aws.",
                                        argv[optind]);
+        tdx = tee && strcmp(tee, "tdx") == 0;
         if (evidence && provider != PROVIDER_QEMU)
                 return log_error_errno(-EUSAGE,
                                        "--evidence is for qemu only: it pins a key on trust on "
@@ -446,8 +489,23 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                        provider_names[provider]);
         if (tee && provider == PROVIDER_QEMU)
                 return log_error_errno(-EUSAGE,
-                                       "--tee snp: qemu clusters attest with a vTPM (qemu-vtpm); "
-                                       "SEV-SNP nodes are gcp, aws or azure.");
+                                       "--tee %s: qemu clusters attest with a vTPM (qemu-vtpm); "
+                                       "SEV-SNP nodes are gcp, aws or azure, TDX nodes gcp "
+                                       "('cloister mini --tee sim-tdx' simulates TDX locally).",
+                                       tee);
+        if (tdx && provider != PROVIDER_GCP)
+                return log_error_errno(-EUSAGE,
+                                       provider == PROVIDER_AWS
+                                               ? "--tee tdx: AWS sells SEV-SNP only."
+                                               : "--tee tdx: Azure's TDX machines attest through "
+                                                 "their paravisor's vTPM (the azure-tdx variant), "
+                                                 "which this build does not have; use --tee snp "
+                                                 "on Azure, or gcp for TDX.");
+        if (tdx && measurements)
+                return log_error_errno(-EUSAGE,
+                                       "--tee tdx --measurements: predicting a TDX node's RTMRs "
+                                       "from the image is not in this build; leave it out and "
+                                       "fill attestation.tdx from a node (the output says how).");
         if (measurements && !provider_has_pcrs(provider) && !tee)
                 return log_error_errno(-EUSAGE,
                                        "--measurements: %s nodes are checked by their SEV-SNP "
@@ -472,14 +530,14 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return r;
         }
-        att = attestation_json(provider, m, ak_public);
+        att = tdx ? tdx_attestation_json() : attestation_json(provider, m, ak_public);
         root = att ? json_pack("{s:i,s:s,s:O,s:s,s:s,s:O}", "version", CONFIG_VERSION, "provider",
                                provider_names[provider], "clusterName", name_json,
                                "kubernetesVersion", CLI_KUBERNETES_VERSION, "serviceCidr",
                                CLI_SERVICE_CIDR_DEFAULT, "attestation", att)
                    : NULL;
         if (root && provider != PROVIDER_QEMU &&
-            json_object_set_new(root, "infrastructure", infrastructure_json(provider)) < 0)
+            json_object_set_new(root, "infrastructure", infrastructure_json(provider, tdx)) < 0)
                 return log_oom();
         /* What a later fetch-measurements compares its file with (no record for format 1). */
         if (root && m && m->format_version >= 2 &&
@@ -502,7 +560,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                             "machine you control only, never for a cloud.",
                             file, evidence);
         printf("Wrote %s (provider %s, attestation variant %s).\n", file, provider_names[provider],
-               attest_variant_to_string(provider_variants[provider]));
+               attest_variant_to_string(tdx ? ATTEST_VARIANT_TDX : provider_variants[provider]));
         if (provider != PROVIDER_QEMU)
                 printf("Before 'cloister create': fill %s's \"infrastructure\" (%s, and imageId "
                        "or imageFile; docs/cloud.md).\n",
@@ -510,8 +568,10 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                        provider == PROVIDER_GCP     ? "project, region, zone"
                        : provider == PROVIDER_AZURE ? "subscriptionId, location"
                                                     : "region, zone");
-        if ((provider != PROVIDER_QEMU && !(m && !provider_has_pcrs(provider))) || !m ||
-            (provider == PROVIDER_QEMU && !ak_public))
+        if (tdx)
+                print_unset_tdx(file);
+        else if ((provider != PROVIDER_QEMU && !(m && !provider_has_pcrs(provider))) || !m ||
+                 (provider == PROVIDER_QEMU && !ak_public))
                 print_unset(file, provider, m != NULL, ak_public != NULL);
         return 0;
 }

@@ -95,7 +95,8 @@ static int find_script(const char *build, char **ret, bool *ret_in_tree)
 
 static void help(void)
 {
-        printf("Usage: cloister mini up [--vm | --netns] [--nodes N] | down | status\n"
+        printf("Usage: cloister mini up [--vm | --netns] [--nodes N] [--tee sim-tdx] | down | "
+               "status\n"
                "       cloister mini exec [--] COMMAND [ARG...]\n"
                "\n"
                "A local Cloister cluster on this machine, for trying it out and for tests:\n"
@@ -119,6 +120,11 @@ static void help(void)
                "(a synthetic event log replayed into its swtpm); 3 nodes by default. Either\n"
                "way TPM attestation is real, the nodes' attestation keys are pinned by trust\n"
                "on first use (local only), and the host's network is not changed. Needs root.\n"
+               "\n"
+               "--tee sim-tdx (namespace nodes only; QEMU here has no TDX): the nodes attest\n"
+               "with SIMULATED TDX instead: the production TDX verification, under a platform\n"
+               "root made for this cluster that the owner's policy names; each node's TPM\n"
+               "quotes beside it and names it as a member (docs/tdx.md).\n"
                "\n"
                "The workspace (the current directory, or 'cloister -C DIR mini ...') gets the\n"
                "owner's files as every command reads them: cloister.json (the policy),\n"

@@ -61,16 +61,12 @@ static int answer_attest(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
         int r;
 
         diag_clear(&d);
-        r = atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_SERVER, m->fields[0].data,
+        r = atls_binding(js->attester->variant, ATLS_ROLE_SERVER, m->fields[0].data,
                          m->fields[1].data, m->fields[1].size, binding);
         if (r < 0)
                 (void) diag_fail(&d, r, "atls-binding", -1, "cannot compute the binding");
-        if (r >= 0) {
-                /* ESAPI contexts are not thread-safe. */
-                (void) pthread_mutex_lock(&js->attester->lock);
-                r = attest_vtpm_issue(js->attester->tpm, &js->attester->config, binding, &e, &d);
-                (void) pthread_mutex_unlock(&js->attester->lock);
-        }
+        if (r >= 0)
+                r = node_attester_issue(js->attester, binding, &e, &d);
         if (r >= 0) {
                 r = evidence_serialize(e, &doc, &size);
                 if (r < 0)

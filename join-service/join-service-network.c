@@ -118,7 +118,7 @@ static int monitor_issue_cb(void *userdata, const uint8_t binding[static ATLS_BI
         char *copy;
         int status, r;
 
-        if (input->role != ATLS_ROLE_SERVER || input->variant != ATTEST_VARIANT_QEMU_VTPM)
+        if (input->role != ATLS_ROLE_SERVER || input->variant != js->attest_variant)
                 return diag_fail(d, -EINVAL, "atls-binding", -1,
                                  "the monitor quotes only for the join service's own handshakes");
         privsep_buf_begin(&b, JOIN_PRIVSEP_ATTEST, 0);
@@ -167,7 +167,7 @@ int join_monitor_nonce(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE])
 
 AtlsAttester join_monitor_attester(JoinService *js)
 {
-        return (AtlsAttester){ .variant = ATTEST_VARIANT_QEMU_VTPM,
+        return (AtlsAttester){ .variant = js->attest_variant,
                                .issue = monitor_issue_cb,
                                .userdata = js };
 }

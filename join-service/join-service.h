@@ -11,6 +11,7 @@
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/mastersecret.h"
+#include "cloister/node-attester.h"
 #include "cloister/privsep.h"
 #include "cloister/rpc.h"
 
@@ -79,7 +80,9 @@ typedef struct JoinService {
         MonitorChannels *monitor; /* the network process only: where it asks */
         /* The monitor only: this node's TPM, which quotes the network process's handshakes
          * (JOIN_PRIVSEP_ATTEST); the network process holds no TPM. */
-        VtpmAttester *attester;
+        NodeAttester *attester;
+        /* The variant it attests with (--attest), known to both processes. */
+        AttestVariant attest_variant;
         /* The monitor only: the nonces the network process sends clients (JOIN_PRIVSEP_NONCE);
          * a join or rejoin is refused unless its evidence is bound to one, unused. */
         PrivsepNonces nonces;

@@ -21,6 +21,7 @@
 #include "cloister/journal.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/node-attester.h"
 #include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/sandbox.h"
@@ -47,6 +48,8 @@ static uint16_t arg_port = 9000;
 static unsigned arg_token_ttl = 15;
 static int arg_listen_fd = -1;
 static bool arg_insecure_any_ak;
+static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
+static const char *arg_sim_tdx_root;
 /* The network process's identity and root (docs/join.md, "Privilege separation"). */
 static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
 static uid_t arg_network_uid;
@@ -71,6 +74,10 @@ static void help(void)
                "  --audit-log FILE         default DIR/audit.log\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence\n"
+               "  --attest VARIANT         this node's evidence: qemu-vtpm (default), tdx or\n"
+               "                           sim-tdx (SIMULATED, needs --sim-tdx-root); must be\n"
+               "                           the cluster policy's variant\n"
+               "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root and key\n"
                "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
                "  --os-release FILE        the image's versions GET /v1/node reports (default\n"
                "                           " OS_RELEASE_DEFAULT ")\n"
@@ -160,6 +167,8 @@ static int parse_argv(int argc, char *argv[])
                 ARG_OS_RELEASE,
                 ARG_NETWORK_USER,
                 ARG_NETWORK_ROOT,
+                ARG_ATTEST,
+                ARG_SIM_TDX_ROOT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -177,6 +186,8 @@ static int parse_argv(int argc, char *argv[])
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 { "network-user", required_argument, NULL, ARG_NETWORK_USER },
                 { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
+                { "attest", required_argument, NULL, ARG_ATTEST },
+                { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
                 {},
         };
         char *end;
@@ -245,12 +256,23 @@ static int parse_argv(int argc, char *argv[])
                                                        optarg);
                         arg_network_root = optarg;
                         break;
+                case ARG_ATTEST:
+                        arg_attest = attest_variant_from_string(optarg);
+                        if (arg_attest < 0)
+                                return log_error_errno(-EUSAGE, "--attest '%s': use one of %s.",
+                                                       optarg, node_attester_variants());
+                        break;
+                case ARG_SIM_TDX_ROOT:
+                        arg_sim_tdx_root = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
         }
         if (!arg_state_dir)
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
+        if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
         default_network_user();
         return 1;
 }
@@ -648,8 +670,8 @@ int main(int argc, char *argv[])
         int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS], ready[2];
         char byte;
         JoinService js = { .token_ttl_min = 15 };
-        VtpmAttester attester;
-        VtpmIssueConfig issue;
+        _cleanup_(node_attester_donep) NodeAttester attester = {};
+        NodeAttesterConfig issue = {};
         pthread_t serving;
         ServeArgs serve_args;
         sigset_t set;
@@ -684,6 +706,18 @@ int main(int argc, char *argv[])
                 goto finish;
         }
 
+        /* Joining nodes hold this node's evidence to the cluster's policy. */
+        if (js.policy.policy->variant != arg_attest) {
+                r = log_error_errno(-EINVAL,
+                                    "The cluster policy is for %s, but this node attests with %s "
+                                    "(--attest): joining nodes could not verify it. Start it "
+                                    "with --attest %s.",
+                                    attest_variant_to_string(js.policy.policy->variant),
+                                    attest_variant_to_string(arg_attest),
+                                    attest_variant_to_string(js.policy.policy->variant));
+                goto finish;
+        }
+        js.attest_variant = arg_attest;
         r = tpm_device_open(arg_tcti, &tpm);
         if (r < 0) {
                 log_error_errno(r, "Cannot open the TPM: %m. Check --tcti.");
@@ -780,9 +814,20 @@ int main(int argc, char *argv[])
                 (void) waitpid(child, NULL, 0);
                 goto finish;
         }
-        vtpm_issue_config_defaults(&issue);
-        issue.event_log = arg_event_log;
-        vtpm_attester_init(&attester, tpm, &issue);
+        issue = (NodeAttesterConfig){ .variant = arg_attest,
+                                      .tpm = tpm,
+                                      .sim_tdx_root = arg_sim_tdx_root };
+        vtpm_issue_config_defaults(&issue.vtpm);
+        issue.vtpm.event_log = arg_event_log;
+        diag_clear(&d);
+        r = node_attester_init(&attester, &issue, &d);
+        if (r < 0) {
+                log_error_errno(r, "Cannot attest with %s: %s.",
+                                attest_variant_to_string(arg_attest), d.message);
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                goto finish;
+        }
         js.attester = &attester;
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
@@ -803,7 +848,7 @@ int main(int argc, char *argv[])
         r = wait_network(child, &set);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
-        vtpm_attester_done(&attester);
+        node_attester_done(&attester);
 finish:
         privsep_nonces_done(&js.nonces);
         join_service_done(&js);

@@ -20,6 +20,10 @@ typedef struct AttestVariantInfo AttestVariantInfo;
 struct AttestVariantInfo {
         const char *name;
         unsigned members; /* AttestMember: a document with any other member is refused */
+        /* AttestMember a document may carry besides: the node's TPM quote over the same binding,
+         * which identifies the node for membership (its attestation key), attests nothing
+         * (docs/join.md, "Members without a TPM attestation key"). Checked when present. */
+        unsigned identity;
         /* A simulator: trusted only through the root its policy names, never by default. */
         bool simulated;
         /* Reads the variant's part of a policy document (root object j, the variant known). */
@@ -71,6 +75,9 @@ int attest_check_ek_certificate(const Evidence *e, const AttestPolicy *p, time_t
 
 int attest_verify_vtpm(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                        AttestReport *r, Diag *d);
+/* The identity member: the TPM quote's signature by its attestation key, its binding, the PCR
+ * values it covers. The key is trusted for nothing; it only names the node. */
+int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, AttestReport *r, Diag *d);
 int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                       AttestReport *r, Diag *d);
 int attest_verify_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,

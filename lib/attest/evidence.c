@@ -16,6 +16,12 @@ static bool variant_has(AttestVariant v, AttestMember m)
         return attest_variant_info(v)->members & m;
 }
 
+/* ... or carries as the node's identity (verified by the variant's checks too). */
+static bool variant_allows(AttestVariant v, AttestMember m)
+{
+        return (attest_variant_info(v)->members | attest_variant_info(v)->identity) & m;
+}
+
 int blob_set(Blob *b, const void *data, size_t size)
 {
         uint8_t *p = malloc(size > 0 ? size : 1);
@@ -283,7 +289,7 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 char buf[16];
                 JsonCtx c = json_ctx_child(&ctx, "tpm", buf, sizeof(buf));
 
-                if (!variant_has(e->variant, ATTEST_MEMBER_TPM))
+                if (!variant_allows(e->variant, ATTEST_MEMBER_TPM))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tpm' member", variant);
                 r = parse_tpm(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->tpm);

@@ -134,6 +134,16 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
         else
                 report_add(r, "tdx-report-data", -1, CHECK_SKIPPED, true,
                            "not checked: no expected binding given (freshness unknown)");
-        return tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, attest_report_record,
-                                r, d);
+        k = tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, attest_report_record, r,
+                             d);
+        /* The node's TPM quote, when it sends one: what names it as a member (docs/join.md). */
+        if (k >= 0 && e->has_tpm)
+                k = attest_verify_tpm_identity(e, binding, r, d);
+        /* PCR 15 when the caller expects a cluster there (a join service, verify --cluster; a TDX
+         * policy file names no PCR): the node's TPM records it, so evidence without the identity
+         * quote fails it. */
+        if (k >= 0)
+                k = attest_check_measurements(p, e->has_tpm ? e->tpm.pcr_mask : 0, e->tpm.pcrs, r,
+                                              d);
+        return k;
 }

@@ -31,10 +31,12 @@ static const AttestVariantInfo variants[_ATTEST_VARIANT_MAX] = {
                                      .verify = attest_verify_snp },
         [ATTEST_VARIANT_TDX] = { .name = "tdx",
                                  .members = ATTEST_MEMBER_TDX,
+                                 .identity = ATTEST_MEMBER_TPM,
                                  .parse_policy = attest_policy_parse_tdx,
                                  .verify = attest_verify_tdx },
         [ATTEST_VARIANT_SIM_TDX] = { .name = "sim-tdx",
                                      .members = ATTEST_MEMBER_TDX,
+                                     .identity = ATTEST_MEMBER_TPM,
                                      .simulated = true,
                                      .parse_policy = attest_policy_parse_tdx,
                                      .verify = attest_verify_tdx },
@@ -61,4 +63,9 @@ AttestVariant attest_variant_from_string(const char *s)
                 if (strcmp(s, variants[i].name) == 0)
                         return (AttestVariant) i;
         return _ATTEST_VARIANT_INVALID;
+}
+
+bool attest_variant_quotes_pcrs(AttestVariant v)
+{
+        return v >= 0 && v < _ATTEST_VARIANT_MAX && (variants[v].members & ATTEST_MEMBER_TPM);
 }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* qemu-vtpm: the attestation key's trust, the quote's signature and binding, the quoted PCRs
  * against the evidence and the policy, the event log. azure-sev-snp reuses the quote's checks. */
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 #include <string.h>
 
 #include "attest-internal.h"
+#include "cloister/crypto.h"
+#include "cloister/hex.h"
 #include "cloister/log.h"
 #include "cloister/tpm-quote.h"
 
@@ -154,6 +157,61 @@ int attest_verify_vtpm(const Evidence *e, const AttestPolicy *p, const uint8_t *
         k = attest_check_measurements(p, t->pcr_mask, t->pcrs, r, d);
 finish:
         tpm_signature_done(&sig);
+        tpm_public_done(&ak);
+        return k;
+}
+
+int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, AttestReport *r, Diag *d)
+{
+        const EvidenceTpm *t = &e->tpm;
+        TpmPublic ak = {};
+        TpmQuoteInfo q;
+        TpmSignature isig = {};
+        uint8_t digest[32];
+        bool bound;
+        char hex[65];
+        Diag sub;
+        int k;
+
+        diag_clear(&sub);
+        k = tpm_public_parse(t->ak_public.data, t->ak_public.size, &ak, &sub);
+        if (k >= 0)
+                k = tpm_public_check_attestation_key(&ak, &sub);
+        if (k >= 0)
+                k = tpm_quote_parse(t->quote.data, t->quote.size, &q, &sub);
+        if (k >= 0)
+                k = tpm_signature_parse(t->signature.data, t->signature.size, &isig, &sub);
+        if (k >= 0)
+                k = tpm_quote_verify_signature(&ak, t->quote.data, t->quote.size, &isig, &sub);
+        if (k < 0) {
+                k = report_fail(r, d, k, "tpm-identity", -1, NULL, 0, NULL, 0,
+                                "the node's TPM identity quote does not verify: %s", sub.message);
+                goto finish;
+        }
+        /* Without the binding, a quote captured from another connection would name its node. */
+        bound = binding && q.extra_data_size == ATTEST_BINDING_SIZE &&
+                CRYPTO_memcmp(q.extra_data, binding, ATTEST_BINDING_SIZE) == 0;
+        if (binding == NULL)
+                report_add(r, "tpm-identity-binding", -1, CHECK_SKIPPED, true,
+                           "not checked: no expected binding given");
+        else if (!bound) {
+                k = report_fail(r, d, -ESTALE, "tpm-identity", -1, binding, ATTEST_BINDING_SIZE,
+                                q.extra_data, q.extra_data_size,
+                                "the node's TPM identity quote is not bound to this connection "
+                                "(captured from another one?)");
+                goto finish;
+        }
+        k = attest_check_quote_pcrs(t, &q, isig.hash, r, d);
+        if (k < 0)
+                goto finish;
+        crypto_sha256(t->ak_public.data, t->ak_public.size, digest);
+        hex_encode_buf(digest, sizeof(digest), hex, sizeof(hex));
+        report_add(r, "tpm-identity", -1, CHECK_PASS, true,
+                   "the node's TPM key %.16s... signed this connection's binding (identifies the "
+                   "node for membership; attests nothing)",
+                   hex);
+finish:
+        tpm_signature_done(&isig);
         tpm_public_done(&ak);
         return k;
 }

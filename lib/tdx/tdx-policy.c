@@ -30,6 +30,17 @@ static int get_values(const JsonCtx *ctx, const json_t *o, const char *key, TdxP
 
         if (r == -ENOENT)
                 return 0;
+        /* null: a placeholder 'cloister config generate --tee tdx' writes for a value only the
+         * owner can know. Refused, never read as "any", with where the value comes from. */
+        if (r < 0 && json_is_null(json_object_get(o, key)))
+                return diag_fail(ctx->diag, -ENODATA, "policy-incomplete", -1,
+                                 "%s: %s.%s is not set yet: fill it with the value of a node "
+                                 "booted from your image ('cloister attestation verify-report "
+                                 "--type tdx --quote Q' prints MRTD and RTMR0-3)%s",
+                                 ctx->source, ctx->path, key,
+                                 strncmp(key, "rtmr", 4) == 0
+                                         ? ", or remove the key to leave that RTMR unpinned"
+                                         : "");
         if (r < 0)
                 return r;
         if (json_array_size(a) == 0 || json_array_size(a) > TDX_POLICY_VALUES_MAX)

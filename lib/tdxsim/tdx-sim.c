@@ -347,6 +347,27 @@ TdxSimulator *tdx_sim_free(TdxSimulator *s)
         return NULL;
 }
 
+/* A root made by tdx_sim_root_export(): one certificate and one P-256 key that is its key. */
+static int load_root(TdxSimulator *s, const char *pem)
+{
+        BIO *bio = BIO_new_mem_buf(pem, -1);
+        EVP_PKEY *pub;
+        int ok;
+
+        if (!bio)
+                return -ENOMEM;
+        s->root = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        (void) BIO_reset(bio);
+        s->root_key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        ERR_clear_error();
+        if (!s->root || !s->root_key)
+                return -EBADMSG;
+        pub = X509_get0_pubkey(s->root);
+        ok = pub && EVP_PKEY_eq(pub, s->root_key) == 1 && EVP_PKEY_is_a(s->root_key, "EC");
+        return ok ? 0 : -EBADMSG;
+}
+
 int tdx_sim_new(const TdxSimConfig *config, TdxSimulator **ret)
 {
         _cleanup_(tdx_sim_freep) TdxSimulator *s = calloc(1, sizeof(*s));
@@ -362,9 +383,15 @@ int tdx_sim_new(const TdxSimConfig *config, TdxSimulator **ret)
                 s->config = *config;
         else
                 tdx_sim_config_defaults(&s->config);
+        if (s->config.root_pem) {
+                r = load_root(s, s->config.root_pem);
+                if (r < 0)
+                        return r;
+                s->config.root_pem = NULL; /* the caller's; not kept */
+        }
         EVP_PKEY **keys[] = { &s->root_key, &s->ca_key, &s->pck_key, &s->tcb_key, &s->ak };
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (!(*keys[i] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")))
+                if (!*keys[i] && !(*keys[i] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")))
                         return crypto_log_errors(-EIO, "sim-tdx: key generation");
         if (EVP_PKEY_get_octet_string_param(s->ak, "pub", point, sizeof(point), &pn) != 1 ||
             pn != 65)
@@ -373,8 +400,9 @@ int tdx_sim_new(const TdxSimConfig *config, TdxSimulator **ret)
         sgx_extension(&ext);
         if (ext.overflow)
                 return -ENOBUFS;
-        s->root = mkcert("sim-tdx SGX Root CA (simulated, not Intel)", s->root_key, NULL,
-                         s->root_key, 1, now, NULL);
+        if (!s->root)
+                s->root = mkcert("sim-tdx SGX Root CA (simulated, not Intel)", s->root_key, NULL,
+                                 s->root_key, 1, now, NULL);
         s->ca = s->root ? mkcert("Intel SGX PCK Platform CA", s->ca_key, s->root, s->root_key, 2,
                                  now, NULL)
                         : NULL;
@@ -489,4 +517,24 @@ int tdx_sim_root_pem(TdxSimulator *s, char **ret)
                 r = copy_out(b, (uint8_t **) ret, &n);
         free(b);
         return r;
+}
+
+int tdx_sim_root_export(TdxSimulator *s, char **ret)
+{
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *p, *out;
+        long n;
+
+        if (!bio || PEM_write_bio_X509(bio, s->root) != 1 ||
+            PEM_write_bio_PrivateKey(bio, s->root_key, NULL, NULL, 0, NULL, NULL) != 1) {
+                BIO_free(bio);
+                return crypto_log_errors(-EIO, "sim-tdx: root export");
+        }
+        n = BIO_get_mem_data(bio, &p);
+        out = n > 0 ? strndup(p, (size_t) n) : NULL;
+        BIO_free_all(bio);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
+        return 0;
 }

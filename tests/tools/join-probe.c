@@ -12,6 +12,8 @@
  * fresh random one); --control-plane asks for that role, --authorization TOKEN passes an owner's
  * control-plane authorization with it. --get PATH sends GET PATH instead (e.g. an audit page);
  * --post PATH --body FILE sends that JSON document to PATH instead (e.g. a repeated /v1/init).
+ * --attest sim-tdx --sim-tdx-root FILE makes the --tcti evidence sim-tdx (a genuine simulated
+ * TDX node with that TPM as its identity); --no-identity leaves the TPM's identity quote out.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -27,6 +29,7 @@
 #include "cloister/json.h"
 #include "cloister/kdf.h"
 #include "cloister/log.h"
+#include "cloister/node-attester.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 
@@ -65,13 +68,20 @@ int main(int argc, char *argv[])
                 { "get", required_argument, NULL, 'G' },
                 { "post", required_argument, NULL, 'P' },
                 { "body", required_argument, NULL, 'B' },
+                { "attest", required_argument, NULL, 'a' },
+                { "sim-tdx-root", required_argument, NULL, 'S' },
+                { "no-identity", no_argument, NULL, 'I' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
                    *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
                    *disk_uuid = NULL, *authorization = NULL, *get_path = NULL, *post_path = NULL,
                    *body_path = NULL;
-        bool no_attest = false;
+        bool no_attest = false, no_identity = false;
+        const char *sim_tdx_root = NULL;
+        AttestVariant variant = ATTEST_VARIANT_QEMU_VTPM;
+        _cleanup_(node_attester_donep) NodeAttester node = {};
+        SimTdxAttester bare;
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
@@ -79,8 +89,7 @@ int main(int argc, char *argv[])
         _cleanup_(freep) char *text = NULL;
         uint8_t cid[CLUSTER_ID_SIZE];
         FixedEvidence fixed = {};
-        VtpmAttester vtpm;
-        VtpmIssueConfig cfg;
+        NodeAttesterConfig cfg = {};
         AtlsAttester a;
         PolicyVerifier pv;
         AtlsVerifier v;
@@ -133,6 +142,15 @@ int main(int argc, char *argv[])
                 case 'B':
                         body_path = optarg;
                         break;
+                case 'a':
+                        variant = attest_variant_from_string(optarg);
+                        break;
+                case 'S':
+                        sim_tdx_root = optarg;
+                        break;
+                case 'I':
+                        no_identity = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -147,21 +165,33 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "join-probe: %s\n", d.message);
                 return 2;
         }
-        policy->pcrs[15] = (PcrExpectation){ .present = true };
-        kdf_pcr15_expected(cid, policy->pcrs[15].expected);
+        if (attest_variant_quotes_pcrs(policy->variant)) {
+                policy->pcrs[15] = (PcrExpectation){ .present = true };
+                kdf_pcr15_expected(cid, policy->pcrs[15].expected);
+        }
         pv = (PolicyVerifier){ .policy = policy };
         v = policy_verifier(&pv);
         if (tcti) {
                 if (tpm_device_open(tcti, &tpm) < 0)
                         return 2;
-                vtpm_issue_config_defaults(&cfg);
-                cfg.event_log = "";
-                vtpm_attester_init(&vtpm, tpm, &cfg);
-                a = vtpm_attester(&vtpm);
+                vtpm_issue_config_defaults(&cfg.vtpm);
+                cfg.vtpm.event_log = "";
+                cfg.tpm = tpm;
+                cfg.variant = variant;
+                cfg.sim_tdx_root = sim_tdx_root;
+                if (node_attester_init(&node, &cfg, &d) < 0) {
+                        fprintf(stderr, "join-probe: %s\n", d.message);
+                        return 2;
+                }
+                a = node_attester_atls(&node);
+                if (no_identity && node.tdx_sim) {
+                        bare = (SimTdxAttester){ .sim = node.tdx_sim };
+                        a = sim_tdx_attester(&bare);
+                }
         } else if (evidence) {
                 if (read_full_file(evidence, EVIDENCE_SIZE_MAX, &fixed.data, &fixed.size) < 0)
                         return 2;
-                a = (AtlsAttester){ .variant = ATTEST_VARIANT_QEMU_VTPM,
+                a = (AtlsAttester){ .variant = policy->variant,
                                     .issue = fixed_issue,
                                     .userdata = &fixed };
         }
@@ -209,8 +239,6 @@ int main(int argc, char *argv[])
         else
                 r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body,
                              false, &status, &resp, &d);
-        if (tcti)
-                vtpm_attester_done(&vtpm);
         free(fixed.data);
         if (r < 0) {
                 printf("handshake failed: %s\n", d.message);

@@ -41,6 +41,9 @@ typedef enum AttestVariant {
 
 const char *attest_variant_to_string(AttestVariant v);
 AttestVariant attest_variant_from_string(const char *s);
+/* Whether the variant's evidence is a TPM quote of the boot's PCRs (what a node compares with its
+ * own PCRs to tell a join service runs its image, and where PCR 15 names its cluster). */
+bool attest_variant_quotes_pcrs(AttestVariant v);
 
 typedef struct Blob {
         uint8_t *data;
