@@ -848,7 +848,7 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
 int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                         size_t n)
 {
-        json_t *doc = NULL;
+        json_t *doc = NULL, *version = NULL;
         int r;
 
         r = members_load(js, &doc);
@@ -859,6 +859,9 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
         (void) pthread_mutex_lock(&js->policy.lock);
         r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
         (void) pthread_mutex_unlock(&js->policy.lock);
+        if (r >= 0 && (join_policy_version(js, &version) < 0 ||
+                       json_object_set_new(doc, "policyVersion", version) < 0))
+                r = -ENOMEM;
         if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
             json_object_set_new(doc, "self", json_string(js->node_name)) < 0) {
                 json_decref(doc);
