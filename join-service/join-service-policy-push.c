@@ -26,28 +26,6 @@
 
 #include "join-service.h"
 
-#define POLICY_RECORD_FILE "policy-version.json"
-/* The record holds the policy as a JSON string: every byte may become a six-byte \u escape. */
-#define POLICY_RECORD_SIZE_MAX (6U * ATTEST_POLICY_SIZE_MAX + 4096U)
-
-typedef struct PolicyRecord {
-        int64_t version; /* 0: none stored (the policy of the init, never pushed) */
-        char digest[2 * SHA256_DIGEST_SIZE + 1];
-        char *text; /* the policy document, NUL-terminated */
-        size_t size;
-} PolicyRecord;
-
-static void policy_record_done(PolicyRecord *rec)
-{
-        free(rec->text);
-        *rec = (PolicyRecord){};
-}
-
-static int record_path(const JoinService *js, char **ret)
-{
-        return asprintf(ret, "%s/%s", js->state_dir, POLICY_RECORD_FILE) < 0 ? -ENOMEM : 0;
-}
-
 static void digest_hex(const void *data, size_t size, char ret[static 2 * SHA256_DIGEST_SIZE + 1])
 {
         uint8_t digest[SHA256_DIGEST_SIZE];
@@ -56,71 +34,15 @@ static void digest_hex(const void *data, size_t size, char ret[static 2 * SHA256
         hex_encode_buf(digest, sizeof(digest), ret, 2 * SHA256_DIGEST_SIZE + 1);
 }
 
-/* The stored version record; version 0 if there is none. -EBADMSG for a damaged one (its
- * digest must be its policy's: a record cut or edited is never taken for a version). */
-static int policy_record_load(const JoinService *js, PolicyRecord *ret, Diag *d)
+/* The record first (the commit), then the policy file the holder reads. */
+static int policy_store(const JoinService *js, int64_t version, const char *text, size_t size,
+                        Diag *d)
 {
-        static const char *const keys[] = { "version", "policyDigest", "policy", NULL };
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        _cleanup_(freep) uint8_t *data = NULL;
-        _cleanup_(freep) char *path = NULL;
-        const char *digest = NULL, *text = NULL;
-        PolicyRecord rec = {};
-        JsonCtx ctx = { .source = POLICY_RECORD_FILE, .path = "", .diag = d };
-        size_t size;
         int r;
 
-        if (record_path(js, &path) < 0)
-                return diag_fail(d, -ENOMEM, "policy-record", -1, "out of memory");
-        r = read_full_file(path, POLICY_RECORD_SIZE_MAX, &data, &size);
-        if (r == -ENOENT) {
-                *ret = rec;
-                return 0;
-        }
+        r = policy_update_record_write(js->state_dir, version, text, size, d);
         if (r < 0)
-                return diag_fail(d, r, "policy-record", -1, "%s: cannot read: %s", path,
-                                 strerror(-r));
-        r = json_parse_buffer(data, size, path, &j, d);
-        if (r >= 0)
-                r = json_check_keys(&ctx, j, keys);
-        if (r >= 0)
-                r = json_get_int(&ctx, j, "version", true, 1, POLICY_UPDATE_VERSION_MAX,
-                                 &rec.version);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "policyDigest", true, &digest);
-        if (r >= 0)
-                r = json_get_string(&ctx, j, "policy", true, &text);
-        if (r < 0)
-                return diag_fail(d, -EBADMSG, "policy-record", -1, "%s is damaged: %s", path,
-                                 d->message);
-        rec.size = json_string_length(json_object_get(j, "policy"));
-        digest_hex(text, rec.size, rec.digest);
-        if (strcmp(rec.digest, digest) != 0 || memchr(text, 0, rec.size))
-                return diag_fail(d, -EBADMSG, "policy-record", -1,
-                                 "%s is damaged: its policy does not have its digest", path);
-        rec.text = strdup(text);
-        if (!rec.text)
-                return diag_fail(d, -ENOMEM, "policy-record", -1, "out of memory");
-        *ret = rec;
-        return 0;
-}
-
-/* The record first (fsync'ed, renamed: the commit), then the policy file the holder reads. */
-static int policy_record_store(const JoinService *js, int64_t version, const char *text,
-                               size_t size, const char *digest, Diag *d)
-{
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        _cleanup_(freep) char *path = NULL, *out = NULL;
-        int r;
-
-        j = json_pack("{s:I,s:s,s:s%}", "version", (json_int_t) version, "policyDigest", digest,
-                      "policy", text, size);
-        if (!j || record_path(js, &path) < 0 || json_dump_compact(j, &out) < 0)
-                return diag_fail(d, -ENOMEM, "policy-record", -1, "out of memory");
-        r = write_file_atomic(path, out, strlen(out), 0600, WRITE_FILE_SYNC);
-        if (r < 0)
-                return diag_fail(d, r, "policy-record", -1, "cannot write %s: %s", path,
-                                 strerror(-r));
+                return r;
         r = write_file_atomic(js->policy.path, text, size, 0600, WRITE_FILE_SYNC);
         if (r < 0)
                 return diag_fail(d, r, "policy-record", -1, "cannot write %s: %s", js->policy.path,
@@ -157,13 +79,13 @@ static int policy_acceptable(const JoinService *js, const char *text, size_t siz
 
 void join_policy_push_restore(JoinService *js)
 {
-        _cleanup_(policy_record_done) PolicyRecord rec = {};
+        _cleanup_(policy_update_record_done) PolicyUpdateRecord rec = {};
         Diag d;
         int r;
 
         diag_clear(&d);
         (void) pthread_mutex_lock(&js->policy.lock);
-        r = policy_record_load(js, &rec, &d);
+        r = policy_update_record_load(js->state_dir, &rec, &d);
         if (r < 0)
                 log_error("join-service: %s; policy updates are refused until it is repaired",
                           d.message);
@@ -172,7 +94,7 @@ void join_policy_push_restore(JoinService *js)
                  * between the two renames. The record is the owner's word. */
                 log_warning("join-service: %s holds the policy of version %" PRId64
                             " (sha256 %s), not the one in force (sha256 %s): putting it in force",
-                            POLICY_RECORD_FILE, rec.version, rec.digest, js->policy.digest);
+                            POLICY_UPDATE_RECORD_FILE, rec.version, rec.digest, js->policy.digest);
                 r = write_file_atomic(js->policy.path, rec.text, rec.size, 0600, WRITE_FILE_SYNC);
                 if (r >= 0)
                         r = policy_holder_refresh(&js->policy, &d);
@@ -186,13 +108,13 @@ void join_policy_push_restore(JoinService *js)
 
 int join_policy_version(JoinService *js, json_t **ret)
 {
-        _cleanup_(policy_record_done) PolicyRecord rec = {};
+        _cleanup_(policy_update_record_done) PolicyUpdateRecord rec = {};
         Diag d;
         int r;
 
         diag_clear(&d);
         (void) pthread_mutex_lock(&js->policy.lock);
-        r = policy_record_load(js, &rec, &d);
+        r = policy_update_record_load(js->state_dir, &rec, &d);
         /* A version stands for the policy in force only if that is the one it was pushed with
          * (a file replaced by hand since shows none). */
         if (r >= 0 && rec.version > 0 && strcmp(rec.digest, js->policy.digest) != 0)
@@ -217,7 +139,7 @@ int join_handle_policy_push(JoinService *js, const char *peer, const char *versi
                             const char *authenticator, const char *text, size_t size,
                             json_t **ret_response, char *detail, size_t n)
 {
-        _cleanup_(policy_record_done) PolicyRecord rec = {};
+        _cleanup_(policy_update_record_done) PolicyUpdateRecord rec = {};
         char digest[2 * SHA256_DIGEST_SIZE + 1], old_digest[sizeof(js->policy.digest)];
         char why[JOIN_PRIVSEP_DETAIL_MAX], reason[320];
         int64_t version;
@@ -240,7 +162,7 @@ int join_handle_policy_push(JoinService *js, const char *peer, const char *versi
 
         (void) pthread_mutex_lock(&js->policy.lock);
         memcpy(old_digest, js->policy.digest, sizeof(old_digest));
-        r = policy_record_load(js, &rec, &d);
+        r = policy_update_record_load(js->state_dir, &rec, &d);
         if (r < 0) {
                 (void) snprintf(why, sizeof(why), "%.400s (repair it from another join service)",
                                 d.message);
@@ -269,7 +191,7 @@ int join_handle_policy_push(JoinService *js, const char *peer, const char *versi
         if (version > rec.version) {
                 r = policy_acceptable(js, text, size, &d);
                 if (r >= 0)
-                        r = policy_record_store(js, version, text, size, digest, &d);
+                        r = policy_store(js, version, text, size, &d);
                 if (r >= 0) {
                         r = policy_holder_refresh(&js->policy, &d);
                         if (r < 0)

@@ -692,6 +692,15 @@ static int make_ticket(JoinService *js, const JoinCall *req, const JoinAsk *a, j
                                                 json_string(js->policy.text ?: "")) < 0
                                     ? -ENOMEM
                                     : 0;
+                        /* ... at the version the owner pushed it as (docs/policy-update.md): the
+                         * new join service refuses older updates from the start. */
+                        if (r >= 0) {
+                                json_t *version = NULL;
+                                if (join_policy_version(js, &version) < 0 ||
+                                    json_object_set_new(ticket, "clusterPolicyVersion",
+                                                        version) < 0)
+                                        r = -ENOMEM;
+                        }
                         (void) pthread_mutex_unlock(&js->policy.lock);
                 }
         }

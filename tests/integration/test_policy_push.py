@@ -56,7 +56,7 @@ def authenticator(ms_path, cid, version, document):
     return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
 
 
-def post_update(cluster, tmp_path, document, version, auth=None):
+def post_update(cluster, tmp_path, document, version, auth=None, url=None):
     """POST /v1/policy from a client that does not attest (anyone on the network)."""
     if isinstance(document, dict):
         document = json.dumps(document)
@@ -65,7 +65,8 @@ def post_update(cluster, tmp_path, document, version, auth=None):
                                                    document.encode())}
     path = tmp_path / f"update-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(body))
-    rc, out = probe(cluster, "--no-attest", "--post", "/v1/policy", "--body", path)
+    rc, out = probe(cluster, "--no-attest", "--post", "/v1/policy", "--body", path,
+                    *(["--url", url] if url else []))
     m = re.search(r"HTTP (\d+) (.*)", out)
     assert m, out
     return int(m.group(1)), m.group(2)
@@ -239,33 +240,44 @@ def test_updates_without_the_owner_key_older_versions_and_weak_policies_change_n
 
 def test_push_to_two_join_services_with_one_down_reports_each_and_completes_when_run_again(
         cluster, tmp_path):
-    cp1, cp2 = cluster.node("cp-1"), cluster.node("cp-2")
-    policy = cluster.policy([cp1, cp2])
+    cp1, cp2, cp3 = cluster.node("cp-1"), cluster.node("cp-2"), cluster.node("cp-3")
+    policy = cluster.policy([cp1, cp2, cp3])
     cluster.init(cp1, policy)
     cluster.join(cp2, policy, role="control-plane")
     cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
-    v1 = write_config(cluster, [cp1, cp2], 1, "v1", change=lambda a: a.update(eventLog="required"))
+    v2 = write_config(cluster, [cp1, cp2, cp3], 2, "v2",
+                      change=lambda a: a.update(eventLog="required"))
     # cp-2 down.
     cp2.proc.send_signal(signal.SIGTERM)
     cp2.proc.wait(timeout=20)
-    r = push(cluster, v1)
+    r = push(cluster, v2)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert re.search(rf"{re.escape(cp1.url())}\s+0\s+1\s+updated", r.stdout), r.stdout
+    assert re.search(rf"{re.escape(cp1.url())}\s+0\s+2\s+updated", r.stdout), r.stdout
     assert re.search(rf"{re.escape(cp2.url())}\s+-\s+-\s+not reached", r.stdout), r.stdout
-    assert "1 of 2 join services hold policy version 1" in r.stderr, r.stderr
+    assert "1 of 2 join services hold policy version 2" in r.stderr, r.stderr
     # cp-2 back (power cycle, rejoin through cp-1, its join service again).
     reboot(cp2)
     restart(cp2, cluster, policy)
     cp2.wait_for(r"serving joins on 127\.0\.0\.1:" + cp2.port, timeout=90)
     assert members(cluster, cp2)["policyVersion"] == 0
-    r = push(cluster, v1)
+    r = push(cluster, v2)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(rf"{re.escape(cp1.url())}\s+1\s+1\s+unchanged", r.stdout), r.stdout
-    assert re.search(rf"{re.escape(cp2.url())}\s+0\s+1\s+updated", r.stdout), r.stdout
-    st = status(cluster, tmp_path, v1)
-    assert st[cp1.url()]["policyVersion"] == st[cp2.url()]["policyVersion"] == 1
+    assert re.search(rf"{re.escape(cp1.url())}\s+2\s+2\s+unchanged", r.stdout), r.stdout
+    assert re.search(rf"{re.escape(cp2.url())}\s+0\s+2\s+updated", r.stdout), r.stdout
+    st = status(cluster, tmp_path, v2)
+    assert st[cp1.url()]["policyVersion"] == st[cp2.url()]["policyVersion"] == 2
     assert st[cp1.url()]["policyDigest"] == st[cp2.url()]["policyDigest"]
     assert (cp1.state / "cluster-policy.json").read_bytes() == \
         (cp2.state / "cluster-policy.json").read_bytes()
     (update,) = policy_updates(audit_entries(cp2.state / "audit.log"))
-    assert "policy version 1" in update["reason"]
+    assert "policy version 2" in update["reason"]
+    # A control plane that joins later starts at that version (it comes in its ticket with the
+    # policy): the owner's older update, replayed to it, is refused from the start.
+    cluster.join(cp3, policy, role="control-plane")
+    cp3.port = cp3.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    assert members(cluster, cp3)["policyVersion"] == 2
+    assert (cp3.state / "policy-version.json").read_bytes() == \
+        (cp1.state / "policy-version.json").read_bytes()
+    v1_doc = json.loads(policy.read_text())
+    code, body = post_update(cluster, tmp_path, v1_doc, 1, url=cp3.url())
+    assert code == 403 and "older than version 2" in body, body

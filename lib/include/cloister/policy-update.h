@@ -46,3 +46,26 @@ int policy_update_check(const Secret *master, const uint8_t salt[static MASTER_S
 /* A version as it travels between the monitor and its network process: decimal, no sign, no
  * leading zero, 1..POLICY_UPDATE_VERSION_MAX. -EBADMSG otherwise. */
 int policy_update_version_parse(const char *s, int64_t *ret);
+
+/*
+ * The version record a join service keeps next to its policy file (STATE_DIR/policy-version.json,
+ * mode 0600): {"version": N, "policyDigest": HEX, "policy": TEXT}, the policy pushed as version
+ * N. It is the commit point of an update: written (fsync, rename) before the policy file, so a
+ * stop between the two leaves a record whose policy is put in force at the next start.
+ */
+#define POLICY_UPDATE_RECORD_FILE "policy-version.json"
+
+typedef struct PolicyUpdateRecord {
+        int64_t version; /* 0: none stored (the policy of the init, never pushed) */
+        char digest[65]; /* SHA-256 of text, hex */
+        char *text;      /* the policy document, NUL-terminated; NULL with version 0 */
+        size_t size;
+} PolicyUpdateRecord;
+
+void policy_update_record_done(PolicyUpdateRecord *rec);
+/* The record in dir; version 0 if there is none. -EBADMSG for a damaged one (keys, types, a
+ * version out of range, or a policy that does not have the recorded digest). */
+int policy_update_record_load(const char *dir, PolicyUpdateRecord *ret, Diag *d);
+/* Replaces the record in dir atomically (fsync'ed) with (version, text). */
+int policy_update_record_write(const char *dir, int64_t version, const char *text, size_t size,
+                               Diag *d);
