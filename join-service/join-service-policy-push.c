@@ -114,6 +114,11 @@ int join_policy_version(JoinService *js, json_t **ret)
 
         diag_clear(&d);
         (void) pthread_mutex_lock(&js->policy.lock);
+        if (policy_holder_refresh(&js->policy, &d) < 0)
+                log_error("join-service: the changed policy is refused, the previous one stays in "
+                          "force: %s",
+                          d.message);
+        diag_clear(&d);
         r = policy_update_record_load(js->state_dir, &rec, &d);
         /* A version stands for the policy in force only if that is the one it was pushed with
          * (a file replaced by hand since shows none). */
@@ -251,7 +256,9 @@ int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_res
                 (void) snprintf(detail, n, "%s", d.message);
                 return -EBADMSG;
         }
-        /* A JSON string may hold \u0000: the document travels as text, so it may not. */
+        /* The fields' bounds in the typed protocol: a request outside them would make the
+         * monitor close the channel. (The JSON parser refuses \u0000 already; the document
+         * travels as text.) */
         if (strlen(text) != json_string_length(json_object_get(req->body, "policy")) ||
             strlen(text) == 0 || strlen(text) > ATTEST_POLICY_SIZE_MAX ||
             strlen(authenticator) > 64) {

@@ -866,11 +866,14 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                 return r;
         }
         (void) pthread_mutex_lock(&js->policy.lock);
-        r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
+        /* The policy file as it is now, and the owner's version of it (docs/policy-update.md). */
+        r = join_policy_version(js, &version) < 0 ||
+                            json_object_set_new(doc, "policyVersion", version) < 0
+                    ? -ENOMEM
+                    : 0;
+        if (r >= 0)
+                r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
         (void) pthread_mutex_unlock(&js->policy.lock);
-        if (r >= 0 && (join_policy_version(js, &version) < 0 ||
-                       json_object_set_new(doc, "policyVersion", version) < 0))
-                r = -ENOMEM;
         if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
             json_object_set_new(doc, "self", json_string(js->node_name)) < 0) {
                 json_decref(doc);

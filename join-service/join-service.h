@@ -216,9 +216,9 @@ int policy_holder_load_text(PolicyHolder *h, const uint8_t *data, size_t size, D
 /* The monitor, at start: a stored update whose policy file was not replaced (a stop between
  * the two) is put in force. */
 void join_policy_push_restore(JoinService *js);
-/* The version of the policy in force, for GET /v1/members: an integer (0: never pushed), or JSON
- * null when the policy in force is not the stored version's (replaced by hand) or the record is
- * damaged. */
+/* The version of the policy in force (the file re-read if it changed), for GET /v1/members: an
+ * integer (0: never pushed), or JSON null when the policy in force is not the stored version's
+ * (replaced by hand) or the record is damaged. */
 int join_policy_version(JoinService *js, json_t **ret);
 /* JOIN_PRIVSEP_POLICY_PUSH in the monitor: size is the document's, without its NUL. */
 int join_handle_policy_push(JoinService *js, const char *peer, const char *version,

@@ -148,8 +148,11 @@ def test_push_changes_who_is_admitted_audits_both_digests_and_survives_a_restart
     verdicts = {n["name"]: n["verdict"]["result"] for n in out["nodes"]}
     assert verdicts["cp-1"] == "pass" and verdicts["worker-2"] == "pass", out
 
-    # A restart of the join service (a power cycle and the owner's recovery): the update holds.
+    # A restart of the join service (a power cycle and the owner's recovery): the update holds,
+    # even after a stop between its two writes (the record written, the policy file not yet:
+    # the record is the commit, put in force at the next start).
     reboot(cp)
+    (cp.state / "cluster-policy.json").write_bytes(policy.read_bytes())
     restart(cp, cluster, policy)
     cp.wait_for(r"serving recovery on 127\.0\.0\.1:" + cp.port)
     r = run("cloister", "recover", "--endpoint", cp.url(), "--policy", policy,
@@ -203,6 +206,11 @@ def test_updates_without_the_owner_key_older_versions_and_weak_policies_change_n
     assert code == 403 and "not authenticated" in body, body
     code, body = post_update(cluster, tmp_path, v1_doc, 9, auth="nothex")
     assert code == 400, body
+    # Over the typed protocol's bounds: refused by the network process, the monitor keeps its
+    # channels.
+    for _ in range(12):
+        code, body = post_update(cluster, tmp_path, v1_doc, 9, auth="ab" * 40)
+        assert code == 400 and "64 hex digits" in body, body
     # The owner's genuine update for another cluster (one master secret may serve several).
     doc = json.dumps(v1_doc)
     code, body = post_update(cluster, tmp_path, doc, 9,
@@ -225,6 +233,13 @@ def test_updates_without_the_owner_key_older_versions_and_weak_policies_change_n
     anyak["akTrust"] = {"mode": "insecure-any"}
     code, body = post_update(cluster, tmp_path, anyak, 5)
     assert code == 403 and "insecure-any" in body, body
+    # Another variant (a well-formed SEV-SNP policy): a running cluster's does not change.
+    snp = {"variant": "sev-snp", "version": 1, "snp": {
+        "allowDebug": False, "allowMigrationAgent": False, "allowSmt": True,
+        "measurements": ["ab" * 48], "minGuestSvn": 0, "vmpl": 0,
+        "minTcb": {"bootloader": 3, "microcode": 115, "snp": 8, "tee": 0}}}
+    code, body = post_update(cluster, tmp_path, snp, 5)
+    assert code == 403 and "variant" in body, body
     unchanged()
     # Each refusal is in the log, and the chain still verifies.
     reasons = [e["reason"] for e in cluster.audit() if e["event"] == "refusal"]
@@ -236,6 +251,24 @@ def test_updates_without_the_owner_key_older_versions_and_weak_policies_change_n
     # A configuration without policyVersion is refused before anything is sent.
     r = push(cluster, write_config(cluster, [cp], None, "noversion"))
     assert r.returncode != 0 and "policyVersion" in r.stderr, r.stderr
+
+    # The policy file replaced by hand: enforced, but no longer the pushed version (null).
+    by_hand = cp.state / "by-hand.json"
+    by_hand.write_text(json.dumps(dict(v1_doc, eventLog="ignore")))
+    by_hand.rename(cp.state / "cluster-policy.json")
+    assert members(cluster)["policyVersion"] is None
+    # A damaged version record (its policy cut): every update refused until it is repaired.
+    record = cp.state / "policy-version.json"
+    good = record.read_bytes()
+    rec = json.loads(good)
+    rec["policy"] = rec["policy"][:-1]
+    record.write_text(json.dumps(rec))
+    r = push(cluster, write_config(cluster, [cp, w1], 3, "v3"))
+    assert r.returncode == 1 and "is damaged" in r.stdout, r.stdout + r.stderr
+    assert members(cluster)["policyVersion"] is None
+    record.write_bytes(good)
+    r = push(cluster, write_config(cluster, [cp, w1], 3, "v3"))
+    assert r.returncode == 0 and members(cluster)["policyVersion"] == 3, r.stdout + r.stderr
 
 
 def test_push_to_two_join_services_with_one_down_reports_each_and_completes_when_run_again(
