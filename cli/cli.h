@@ -38,6 +38,8 @@ int verb_logs(int argc, char *argv[], void *userdata);
 int verb_policy(int argc, char *argv[], void *userdata);
 /* cloister policy push (cloister-policy-push.c). */
 int policy_push_verb(int argc, char *argv[], void *userdata);
+/* cloister upgrade check (cloister-upgrade.c). */
+int verb_upgrade(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
