@@ -87,6 +87,17 @@ def test_upgrade_check_names_the_pcrs_a_newer_signed_image_changes_and_refuses_t
     twin = publish(tmp_path, key, "twin.json", 100, dict(v1, **{"9": "98" * 32}), "1.0")
     r = check(config, twin, "--pubkey", pub)
     assert r.returncode == 1 and "two files with one version" in r.stderr, r.stderr
+    # A format-1 file (no measurementsVersion), signed: refused, it cannot be ordered.
+    fmt1 = tmp_path / "fmt1.json"
+    doc = json.loads(second.read_text())
+    for k in ("measurementsVersion", "imageVersion", "created"):
+        del doc[k]
+    doc["version"] = 1
+    fmt1.write_text(json.dumps(doc))
+    subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, "-out", f"{fmt1}.sig", fmt1],
+                   check=True, capture_output=True)
+    r = check(config, fmt1, "--pubkey", pub)
+    assert r.returncode == 1 and "format 1" in r.stderr, r.stderr
     # No key and no explicit --insecure-no-signature: a usage error.
     r = check(config, second)
     assert r.returncode == 2 and "--pubkey" in r.stderr, r.stderr
