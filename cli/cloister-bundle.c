@@ -10,6 +10,7 @@
 
 #include "cli-bundle.h"
 #include "cli-json.h"
+#include "cli-report-bundle.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/kdf.h"
@@ -239,6 +240,8 @@ static int meta_check(CliBundle *b, Diag *d)
                 return diag_fail(d, -EBADMSG, "bundle-record", -1,
                                  "the bundle holds no record (bundle.json)");
         r = json_parse_buffer(data, size, "bundle.json", &b->meta, d);
+        if (r >= 0 && bundle_report_is(b->meta)) /* verify-report's: cli-report-bundle.h */
+                return cli_report_meta_check(b, d);
         if (r >= 0)
                 r = json_check_keys(&ctx, b->meta, meta_keys);
         if (r >= 0)
@@ -482,6 +485,8 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
         r = cli_bundle_load(path, NULL, &b);
         if (r < 0)
                 return r;
+        if (strcmp(b.kind, BUNDLE_REPORT_KIND) == 0)
+                return cli_verify_report_bundle(&b, path, policy_path, at, output);
         r = cli_bundle_policy(&b, policy_path, &p);
         if (r < 0)
                 return r;
@@ -531,6 +536,12 @@ static int policy_test_bundle(const CliBundle *b, const char *current_path, cons
 
         if (!doc || json_object_set_new(doc, "nodes", nodes) < 0)
                 return log_oom();
+        if (strcmp(b->kind, BUNDLE_REPORT_KIND) == 0)
+                return log_error_errno(-EINVAL,
+                                       "policy test: this bundle keeps one report that "
+                                       "'attestation verify-report' verified, not nodes: verify "
+                                       "it under another policy with 'cloister verify --bundle "
+                                       "FILE --policy NEW'.");
         r = cli_bundle_policy(b, current_path, &cur);
         if (r < 0)
                 return r;

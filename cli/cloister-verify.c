@@ -188,7 +188,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "again. Same output as the live verify. A bundle changed in any\n"
                                "byte is refused, naming what no longer holds. A bundle proves the\n"
                                "hardware made this evidence for this nonce and key; not that the\n"
-                               "nonce was fresh when it was recorded.\n");
+                               "nonce was fresh when it was recorded.\n"
+                               "A bundle kept by 'cloister attestation verify-report ... --bundle\n"
+                               "OUT' (one SEV-SNP report or TDX quote with the certificates and\n"
+                               "collateral it used) is verified again the same way, with\n"
+                               "verify-report's output: it proves the hardware signed that\n"
+                               "REPORT_DATA, not who chose it nor when (nobody recorded that).\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
