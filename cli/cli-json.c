@@ -18,6 +18,7 @@ static const char *const json_verbs[] = {
         "attestation verify-report",
         "control-plane authorize",
         "policy test",
+        "policy push",
 };
 
 /* Verbs whose first argument is a sub-verb. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-json.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/attest.h"
@@ -148,6 +149,44 @@ static void version_text(int64_t v, char buf[static 24])
                 (void) snprintf(buf, 24, "%" PRId64, v);
 }
 
+static json_t *version_json(int64_t v)
+{
+        return v < 0 ? json_null() : json_integer(v);
+}
+
+/* -o json: the same table; the verdict fails unless every join service holds the version. */
+static int print_json(const PushPlan *p, int64_t version, const char *digest, size_t n_ok)
+{
+        _cleanup_(json_decrefp) json_t *doc = result_new("cloister policy push");
+        json_t *list = json_array();
+        char reason[160];
+
+        if (!doc || !list || json_object_set_new(doc, "joinServices", list) < 0 ||
+            json_object_set_new(doc, "version", json_integer(version)) < 0 ||
+            json_object_set_new(doc, "policyDigest", json_string(digest)) < 0)
+                return log_oom();
+        for (size_t i = 0; i < p->n; i++) {
+                const PushTarget *t = &p->t[i];
+                if (json_array_append_new(
+                            list,
+                            json_pack("{s:s,s:o,s:o,s:s,s:o}", "joinService", t->url, "before",
+                                      version_json(t->before), "now", version_json(t->after),
+                                      "result",
+                                      t->ok ? (t->changed ? "updated" : "unchanged") : "failed",
+                                      "reason", t->ok ? json_null() : json_string(t->reason))) < 0)
+                        return log_oom();
+        }
+        (void) snprintf(reason, sizeof(reason),
+                        "%zu of %zu join services hold policy version %" PRId64
+                        "; run the same command again once the others are reachable",
+                        n_ok, p->n, version);
+        if (result_set_verdict(doc, n_ok == p->n ? "pass" : "fail", n_ok == p->n ? NULL : reason,
+                               NULL, NULL) < 0 ||
+            result_print(doc) < 0)
+                return log_oom();
+        return n_ok == p->n ? 0 : -EAGAIN;
+}
+
 static void push_help(void)
 {
         printf("Usage: cloister policy push [--config FILE] [--master-secret FILE]\n"
@@ -170,7 +209,10 @@ static void push_help(void)
                "  --master-secret FILE  default " MASTER_SECRET_FILE_DEFAULT "\n"
                "  --state-file FILE     the cluster ID and first endpoint (default "
                "cloister-state.json)\n"
-               "  --node, --cluster-id  instead of the state file\n");
+               "  --node, --cluster-id  instead of the state file\n"
+               "  -o text|json          json: {\"version\", \"policyDigest\", \"joinServices\":\n"
+               "                        [{\"joinService\", \"before\", \"now\", \"result\",\n"
+               "                        \"reason\"}], \"verdict\"} (docs/json.md)\n");
 }
 
 int policy_push_verb(int argc, char *argv[], void *userdata)
@@ -184,8 +226,10 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                 { "node", required_argument, NULL, ARG_NODE },
                 { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
+        CliOptions *o = userdata;
         const char *config_path = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
                    *state_path = CLI_STATE_FILE_DEFAULT, *cluster_id = NULL;
         _cleanup_(cli_config_done) CliConfig config = {};
@@ -205,10 +249,9 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
         Diag d;
         int c, r;
 
-        (void) userdata;
         rpc_client_config_defaults(&rc);
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         push_help();
@@ -232,6 +275,10 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_TIMEOUT:
                         if (cli_parse_timeout(optarg, &rc) < 0)
+                                return -EUSAGE;
+                        break;
+                case 'o':
+                        if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
                         break;
                 default:
@@ -320,6 +367,10 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
         for (size_t i = 0; i < plan->n; i++)
                 push_one(atls, &rc, body, config.policy_version, &plan->t[i]);
 
+        for (size_t i = 0; i < plan->n; i++)
+                n_ok += plan->t[i].ok;
+        if (o && o->output == OUTPUT_JSON)
+                return print_json(plan, config.policy_version, digest_hex, n_ok);
         printf("policy version %" PRId64 " (sha256 %s) from %s\n", config.policy_version,
                digest_hex, config_path);
         printf("%-36s %-8s %-8s %s\n", "JOIN SERVICE", "BEFORE", "NOW", "RESULT");
@@ -331,7 +382,6 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                 version_text(t->after, after);
                 printf("%-36s %-8s %-8s %s\n", t->url, before, after,
                        t->ok ? (t->changed ? "updated" : "unchanged (already held)") : t->reason);
-                n_ok += t->ok;
         }
         if (n_ok != plan->n)
                 return log_error_errno(-EAGAIN,

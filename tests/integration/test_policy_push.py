@@ -13,6 +13,7 @@ import re
 import signal
 import time
 
+import json_schema
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -288,6 +289,14 @@ def test_push_to_two_join_services_with_one_down_reports_each_and_completes_when
     assert re.search(rf"{re.escape(cp1.url())}\s+0\s+2\s+updated", r.stdout), r.stdout
     assert re.search(rf"{re.escape(cp2.url())}\s+-\s+-\s+not reached", r.stdout), r.stdout
     assert "1 of 2 join services hold policy version 2" in r.stderr, r.stderr
+    # The same as JSON (valid against docs/json-result.schema.json).
+    r = push(cluster, v2, "-o", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    assert doc["version"] == 2 and doc["verdict"]["result"] == "fail"
+    assert {(j["joinService"], j["before"], j["now"], j["result"]) for j in doc["joinServices"]} \
+        == {(cp1.url(), 2, 2, "unchanged"), (cp2.url(), None, None, "failed")}, doc
     # cp-2 back (power cycle, rejoin through cp-1, its join service again).
     reboot(cp2)
     restart(cp2, cluster, policy)
