@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloister/policy-update.h"
 #include "cloister/attest-atls.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -29,6 +30,9 @@ typedef struct Ticket {
         const char *cluster_policy; /* control planes: the policy their join service enforces */
         Secret *disk_key, *measurement_secret, *master, *salt;
         uint8_t measurement_salt[MEASUREMENT_SALT_SIZE];
+        /* control planes: the version the owner pushed cluster_policy as (0: none, or not
+         * known; docs/policy-update.md) */
+        int64_t policy_version;
 } Ticket;
 
 static void ticket_done(Ticket *t)
@@ -116,6 +120,7 @@ static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static 
                                             "masterSecret",
                                             "salt",
                                             "clusterPolicy",
+                                            "clusterPolicyVersion",
                                             "admitted",
                                             NULL };
         JsonCtx ctx = { .source = "join ticket", .path = "", .diag = d };
@@ -143,6 +148,13 @@ static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static 
              (r = json_get_base64_secret(&ctx, j, "salt", MASTER_SALT_SIZE, &t->salt)) < 0 ||
              (r = json_get_string(&ctx, j, "clusterPolicy", true, &t->cluster_policy)) < 0))
                 return r;
+        if (control_plane) {
+                const json_t *pv = json_object_get(j, "clusterPolicyVersion");
+                if (pv && !json_is_null(pv) &&
+                    (r = json_get_int(&ctx, j, "clusterPolicyVersion", true, 0,
+                                      POLICY_UPDATE_VERSION_MAX, &t->policy_version)) < 0)
+                        return r;
+        }
         if (control_plane) {
                 /* The master secret must be this cluster's (it derives the ticket's measurement
                  * secret), and the policy one a join service can enforce. */
@@ -268,6 +280,24 @@ static int ask_join_services(Bootstrapper *b, const NodeMetadata *md, const Atte
                 sleep_ms(delay);
                 delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
         }
+}
+
+/* The version record of the policy in the ticket, so that this node's join service refuses any
+ * update older than the one it starts with (docs/policy-update.md). */
+static int write_policy_version(Bootstrapper *b, const Ticket *t)
+{
+        Diag d;
+        int r;
+
+        if (t->policy_version <= 0)
+                return 0;
+        diag_clear(&d);
+        r = policy_update_record_write(b->state_dir, t->policy_version, t->cluster_policy,
+                                       strlen(t->cluster_policy), &d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot store the cluster policy's version: %s",
+                                       d.message);
+        return 0;
 }
 
 static int run_kubeadm_join(Bootstrapper *b, const Ticket *t)
@@ -421,6 +451,9 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
                                                        t.cluster_policy);
                 if (r < 0)
                         return log_error_errno(r, "Cannot store the cluster's secrets: %m");
+                r = write_policy_version(b, &t);
+                if (r < 0)
+                        return r;
         }
         r = run_kubeadm_join(b, &t);
         if (r < 0)

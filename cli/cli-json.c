@@ -18,11 +18,13 @@ static const char *const json_verbs[] = {
         "attestation verify-report",
         "control-plane authorize",
         "policy test",
+        "policy push",
 };
 
 /* Verbs whose first argument is a sub-verb. */
 static const char *const parent_verbs[] = {
         "attestation", "control-plane", "config", "master-secret", "init-secret", "mini", "policy",
+        "upgrade",
 };
 
 void cli_json_command(int argc, char *argv[], char buf[static 64])

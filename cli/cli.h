@@ -38,6 +38,10 @@ int verb_create(int argc, char *argv[], void *userdata);
 int verb_terminate(int argc, char *argv[], void *userdata);
 int verb_logs(int argc, char *argv[], void *userdata);
 int verb_policy(int argc, char *argv[], void *userdata);
+/* cloister policy push (cloister-policy-push.c). */
+int policy_push_verb(int argc, char *argv[], void *userdata);
+/* cloister upgrade check (cloister-upgrade.c). */
+int verb_upgrade(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;
@@ -104,6 +108,9 @@ typedef struct CliConfig {
         char *policy;        /* the "attestation" object, serialised */
         char *policy_source; /* "FILE: attestation", for messages */
         CliMeasurementsSource measurements_source;
+        /* "policyVersion": the version 'cloister policy push' sends the policy as (0: none;
+         * docs/policy-update.md) */
+        int64_t policy_version;
 } CliConfig;
 
 /* --policy FILE and --config FILE are alternatives: refuses both (naming verb), and loads the

@@ -762,6 +762,8 @@ int verb_policy(int argc, char *argv[], void *userdata)
         static const Verb verbs[] = {
                 { "test", 0, VERB_ANY, policy_test_verb,
                   "dry run: which nodes a new policy would refuse, and why" },
+                { "push", 0, VERB_ANY, policy_push_verb,
+                  "change what the running cluster admits (owner-authenticated, versioned)" },
                 {},
         };
 

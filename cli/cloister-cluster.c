@@ -40,6 +40,9 @@ typedef struct ClusterNode {
 
 typedef struct JoinServiceView {
         char url[CLI_URL_MAX], policy_digest[65], self[64];
+        /* The owner's policy update it holds (docs/policy-update.md): 0 never pushed, -1 not
+         * known (not reached, or a policy replaced by hand). */
+        int64_t policy_version;
         /* The members it lists besides itself: each must have its admission in its log. */
         char listed[CLUSTER_NODES_MAX][64];
         size_t n_listed;
@@ -367,6 +370,10 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                                 json_string_value(json_object_get(resp, "policyDigest")) ?: "");
                 (void) snprintf(js->self, sizeof(js->self), "%s",
                                 json_string_value(json_object_get(resp, "self")) ?: "");
+                js->policy_version =
+                        json_is_integer(json_object_get(resp, "policyVersion"))
+                                ? (int64_t) json_integer_value(json_object_get(resp, "policyVersion"))
+                                : -1;
                 list = json_object_get(resp, "members");
                 json_array_foreach (list, i, m) {
                         const char *name = json_string_value(json_object_get(m, "name"));
@@ -935,10 +942,15 @@ int verb_status(int argc, char *argv[], void *userdata)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
-                                    js, json_pack("{s:s,s:o}", "joinService", v->js[i].url,
+                                    js, json_pack("{s:s,s:o,s:o}", "joinService", v->js[i].url,
                                                   "policyDigest",
                                                   v->js[i].policy_digest[0]
                                                           ? json_string(v->js[i].policy_digest)
+                                                          : json_null(),
+                                                  "policyVersion",
+                                                  v->js[i].policy_digest[0] &&
+                                                                  v->js[i].policy_version >= 0
+                                                          ? json_integer(v->js[i].policy_version)
                                                           : json_null())) < 0)
                                 return log_oom();
                 if (result_print(doc) < 0)
@@ -962,8 +974,15 @@ int verb_status(int argc, char *argv[], void *userdata)
                         printf("%s did not attest: its versions are not shown ('cloister verify "
                                "--cluster' says why)\n",
                                v->nodes[i].name);
-        for (size_t i = 0; i < v->n_js; i++)
-                printf("join service %s enforces policy sha256:%s\n", v->js[i].url,
-                       v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)");
+        for (size_t i = 0; i < v->n_js; i++) {
+                char version[32] = "unknown";
+
+                if (v->js[i].policy_version >= 0)
+                        (void) snprintf(version, sizeof(version), "%" PRId64,
+                                        v->js[i].policy_version);
+                printf("join service %s enforces policy sha256:%s (version %s)\n", v->js[i].url,
+                       v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)",
+                       v->js[i].policy_digest[0] ? version : "unknown");
+        }
         return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cloister/policy-update.h"
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -654,7 +655,7 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
         static const char *const keys[] = {
                 "version",     "provider",    "clusterName",        "kubernetesVersion",
                 "serviceCidr", "attestation", "measurementsSource", "infrastructure",
-                NULL
+                "policyVersion", NULL
         };
         _cleanup_(cli_config_done) CliConfig c = {};
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
@@ -685,6 +686,12 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
                 r = get_optional_string(&ctx, c.json, "kubernetesVersion", &c.kubernetes_version);
         if (r >= 0)
                 r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
+        if (r >= 0) {
+                r = json_get_int(&ctx, c.json, "policyVersion", false, 1,
+                                 POLICY_UPDATE_VERSION_MAX, &c.policy_version);
+                if (r == -ENOENT)
+                        r = 0;
+        }
         if (r >= 0)
                 r = json_get_object(&ctx, c.json, "attestation", true, &att);
         if (r >= 0) {

@@ -150,6 +150,12 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 c.measurement_salt = m->fields[2].data;
                 r = join_handle_init_again(js, &c, &answer, detail, sizeof(detail));
                 break;
+        case JOIN_PRIVSEP_POLICY_PUSH:
+                r = join_handle_policy_push(js, privsep_text(m, 0), privsep_text(m, 1),
+                                            privsep_text(m, 2), privsep_text(m, 3),
+                                            m->fields[3].size - 1, &answer, detail,
+                                            sizeof(detail));
+                break;
         default:
                 return -EBADMSG;
         }
@@ -209,6 +215,7 @@ int join_monitor_serve(JoinService *js, const int fds[static JOIN_CHANNELS])
         pthread_t tids[JOIN_CHANNELS];
         size_t n = 0;
 
+        join_policy_push_restore(js);
         for (size_t i = 0; i < JOIN_CHANNELS; i++) {
                 threads[i] = (MonitorThread){ .js = js, .fd = fds[i] };
                 if (pthread_create(&tids[n], NULL, monitor_thread, &threads[i]) != 0) {

@@ -349,5 +349,13 @@ const RpcRoute join_network_routes[] = {
         { "GET", "/v1/members", net_members },
         { "POST", "/v1/init", net_init_again },
         { "GET", "/v1/audit", net_audit },
+        /* any client: the monitor checks the owner's authenticator (docs/policy-update.md) */
+        { "POST", "/v1/policy", join_net_policy_push },
         {},
 };
+
+int join_network_ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *detail,
+                     size_t detail_size)
+{
+        return ask(js, b, ret_response, detail, detail_size);
+}

@@ -692,6 +692,15 @@ static int make_ticket(JoinService *js, const JoinCall *req, const JoinAsk *a, j
                                                 json_string(js->policy.text ?: "")) < 0
                                     ? -ENOMEM
                                     : 0;
+                        /* ... at the version the owner pushed it as (docs/policy-update.md): the
+                         * new join service refuses older updates from the start. */
+                        if (r >= 0) {
+                                json_t *version = NULL;
+                                if (join_policy_version(js, &version) < 0 ||
+                                    json_object_set_new(ticket, "clusterPolicyVersion",
+                                                        version) < 0)
+                                        r = -ENOMEM;
+                        }
                         (void) pthread_mutex_unlock(&js->policy.lock);
                 }
         }
@@ -848,7 +857,7 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
 int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                         size_t n)
 {
-        json_t *doc = NULL;
+        json_t *doc = NULL, *version = NULL;
         int r;
 
         r = members_load(js, &doc);
@@ -857,7 +866,13 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                 return r;
         }
         (void) pthread_mutex_lock(&js->policy.lock);
-        r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
+        /* The policy file as it is now, and the owner's version of it (docs/policy-update.md). */
+        r = join_policy_version(js, &version) < 0 ||
+                            json_object_set_new(doc, "policyVersion", version) < 0
+                    ? -ENOMEM
+                    : 0;
+        if (r >= 0)
+                r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
         (void) pthread_mutex_unlock(&js->policy.lock);
         if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
             json_object_set_new(doc, "self", json_string(js->node_name)) < 0) {

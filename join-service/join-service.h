@@ -214,3 +214,23 @@ void join_network_refusal(JoinService *js, const char *node, const char *digest,
 /* The policy in force, fetched from the monitor when it changed there. */
 int policy_holder_refresh_from_monitor(JoinService *js, Diag *d);
 int policy_holder_load_text(PolicyHolder *h, const uint8_t *data, size_t size, Diag *d);
+
+/* The owner's policy updates (join-service-policy-push.c, docs/policy-update.md). */
+/* The monitor, at start: a stored update whose policy file was not replaced (a stop between
+ * the two) is put in force. */
+void join_policy_push_restore(JoinService *js);
+/* The version of the policy in force (the file re-read if it changed), for GET /v1/members: an
+ * integer (0: never pushed), or JSON null when the policy in force is not the stored version's
+ * (replaced by hand) or the record is damaged. */
+int join_policy_version(JoinService *js, json_t **ret);
+/* JOIN_PRIVSEP_POLICY_PUSH in the monitor: size is the document's, without its NUL. */
+int join_handle_policy_push(JoinService *js, const char *peer, const char *version,
+                            const char *authenticator, const char *text, size_t size,
+                            json_t **ret_response, char *detail, size_t detail_size);
+/* The network process: POST /v1/policy. */
+int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_response,
+                         char *detail, size_t detail_size);
+/* The network process: sends a typed request (consumed) and turns the reply into a route's
+ * answer. */
+int join_network_ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *detail,
+                     size_t detail_size);

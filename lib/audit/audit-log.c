@@ -55,7 +55,13 @@ static const char *const field_names[_AUDIT_FIELD_MAX] = {
         [AUDIT_FIELD_VERDICT] = "verdict",
 };
 
-static const char *const events[] = { "init", "admission", "rejoin", "recovery", "refusal", NULL };
+static const char *const events[] = {
+        "init", "admission", "rejoin", "recovery", "refusal",
+        /* Policy updates (docs/policy-update.md): the owner's policy put in force, always
+         * "admitted", role "", the old and new version and digest in its reason. */
+        "policy-update",
+        NULL,
+};
 static const char *const verdicts[] = { "admitted", "refused", NULL };
 static const char *const roles[] = { "control-plane", "worker", "", NULL };
 
@@ -348,7 +354,8 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
         }
         if (!one_of(f[AUDIT_FIELD_EVENT], events)) {
                 (void) snprintf(why, why_size,
-                                "is not init, admission, rejoin, recovery or refusal");
+                                "is not init, admission, rejoin, recovery, refusal or "
+                                "policy-update");
                 return AUDIT_FIELD_EVENT;
         }
         if (!text_ok(f[AUDIT_FIELD_NODE], AUDIT_NODE_MAX, true)) {
@@ -375,6 +382,13 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
         if (strcmp(f[AUDIT_FIELD_EVENT], "refusal") == 0 &&
             strcmp(f[AUDIT_FIELD_VERDICT], "refused") != 0) {
                 (void) snprintf(why, why_size, "is not refused, as a refusal's must be");
+                return AUDIT_FIELD_VERDICT;
+        }
+        /* Policy updates: one shape only. */
+        if (strcmp(f[AUDIT_FIELD_EVENT], "policy-update") == 0 &&
+            (strcmp(f[AUDIT_FIELD_VERDICT], "admitted") != 0 || f[AUDIT_FIELD_ROLE][0])) {
+                (void) snprintf(why, why_size, "is not admitted with an empty role, as a "
+                                               "policy-update's must be");
                 return AUDIT_FIELD_VERDICT;
         }
         if (!text_ok(f[AUDIT_FIELD_REASON], AUDIT_REASON_MAX, false)) {

@@ -47,6 +47,10 @@ const PrivsepSpec join_privsep_requests[] = {
           { EXACT(MASTER_SECRET_SIZE), EXACT(MASTER_SALT_SIZE), EXACT(MEASUREMENT_SALT_SIZE) } },
         { JOIN_PRIVSEP_ATTEST, "attest", 2, { NONCE, SPKI } },
         { JOIN_PRIVSEP_NONCE, "nonce", 0, {} },
+        { JOIN_PRIVSEP_POLICY_PUSH,
+          "policy-push",
+          4,
+          { NODE_TEXT, TEXT(17), DIGEST_TEXT, TEXT(ATTEST_POLICY_SIZE_MAX + 1) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -63,6 +67,7 @@ const PrivsepSpec join_privsep_replies[] = {
         REPLY(JOIN_PRIVSEP_MEMBERS, "members"), REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
         REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
         REPLY(JOIN_PRIVSEP_ATTEST, "attest"),   REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
+        REPLY(JOIN_PRIVSEP_POLICY_PUSH, "policy-push"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

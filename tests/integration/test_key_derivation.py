@@ -2,6 +2,7 @@
 """The key-derivation vectors in docs/key-derivation.md, recomputed with an implementation that
 shares no code with Cloister (Python's cryptography package)."""
 import hashlib
+import hmac
 import json
 import re
 
@@ -39,10 +40,19 @@ def test_documented_vectors_match_independent_hkdf_implementation():
         name, not_after = v["cp_name"], v["cp_not_after"]
         tag = hkdf(master, salt, f"cloister/v1/control-plane-authorization/{name}/{not_after}")
         assert v["cp_authorization"] == f"cpa1.{name}.{not_after}.{tag.hex()}"
+        # Policy updates (docs/policy-update.md): HMAC-SHA-256 with the policy-update key over
+        # the cluster ID, the version and the document's SHA-256.
+        key = hkdf(master, salt, "cloister/v1/policy-update")
+        assert key.hex() == v["policy_update_key"]
+        document = v["policy_update_document"].encode()
+        msg = f"pu1.{cid.hex()}.{v['policy_update_version']}.{hashlib.sha256(document).hexdigest()}"
+        assert hmac.new(key, msg.encode(), hashlib.sha256).hexdigest() == \
+            v["policy_update_authenticator"]
 
 
 def test_documented_vectors_are_distinct_per_purpose():
     # A vector block where two purposes collided would hide a wrong info string.
     for v in doc_vectors():
-        values = [v["disk_key"], v["measurement_secret"], v["cluster_id"], v["pcr15"]]
+        values = [v["disk_key"], v["measurement_secret"], v["cluster_id"], v["pcr15"],
+                  v["policy_update_key"]]
         assert len(set(values)) == len(values)

@@ -831,6 +831,37 @@ static void test_audit_log_concurrent_appenders_keep_one_chain(void **state)
         assert_int_equal(sum.entries, 200);
 }
 
+/* Policy updates (docs/policy-update.md): a policy-update entry is always admitted with an empty
+ * role; appended and verified, or refused before the log exists. */
+static void test_audit_log_policy_update_entries_are_admitted_without_a_role(void **state)
+{
+        const char *path = log_path("policy-update");
+        AuditEntry e = admission;
+        AuditLogSummary sum;
+        Diag d;
+
+        e.event = "policy-update";
+        e.role = "";
+        e.evidence_digest = "";
+        e.reason = "policy version 2 (sha256:cd) replaces version 1 (sha256:ab)";
+        e.verdict = "refused";
+        diag_clear(&d);
+        assert_int_equal(audit_log_append(path, &e, &d), -EINVAL);
+        assert_int_equal(access(path, F_OK), -1);
+        e.verdict = "admitted";
+        e.role = "worker";
+        diag_clear(&d);
+        assert_int_equal(audit_log_append(path, &e, &d), -EINVAL);
+        assert_non_null(strstr(d.message, "policy-update"));
+        assert_int_equal(access(path, F_OK), -1);
+        e.role = "";
+        diag_clear(&d);
+        assert_int_equal(audit_log_append(path, &e, &d), 0);
+        assert_int_equal(audit_log_append(path, &admission, &d), 0);
+        assert_int_equal(audit_log_verify(path, &sum, &d), 0);
+        assert_int_equal(sum.entries, 2);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -858,6 +889,7 @@ int main(void)
                 cmocka_unit_test(test_audit_log_empty_log_verifies_and_missing_log_is_enoent),
                 cmocka_unit_test(
                         test_audit_log_append_refuses_invalid_entry_before_creating_the_log),
+                cmocka_unit_test(test_audit_log_policy_update_entries_are_admitted_without_a_role),
                 cmocka_unit_test(test_audit_log_append_sanitises_and_truncates_peer_text_safely),
                 cmocka_unit_test(test_audit_log_largest_entry_fits_a_line),
                 cmocka_unit_test(test_audit_log_undoes_a_partial_write),

@@ -6,6 +6,7 @@
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/kdf.h"
+#include "cloister/policy-update.h"
 
 /* The vectors live in docs/key-derivation.md (computed there with an independent implementation);
  * this test reads the one ```json block of that file, so the doc and the code cannot drift. */
@@ -86,7 +87,109 @@ static void test_kdf_matches_documented_vectors(void **state)
                                                                 (time_t) not_after, &d),
                                          0);
                 }
+                {
+                        const char *doc =
+                                json_string_value(json_object_get(v, "policy_update_document"));
+                        json_int_t version =
+                                json_integer_value(json_object_get(v, "policy_update_version"));
+                        _cleanup_(secret_freep) Secret *key = NULL;
+                        char auth[POLICY_UPDATE_AUTH_SIZE];
+                        Diag d;
+
+                        assert_int_equal(policy_update_key(master, salt, &key), 0);
+                        hexfield(v, "policy_update_key", want, 32);
+                        assert_memory_equal(secret_data(key), want, 32);
+                        assert_int_equal(policy_update_authenticate(master, salt, cid, version, doc,
+                                                                    strlen(doc), auth),
+                                         0);
+                        assert_string_equal(auth, json_string_value(json_object_get(
+                                                          v, "policy_update_authenticator")));
+                        diag_clear(&d);
+                        assert_int_equal(policy_update_check(master, salt, cid, version, doc,
+                                                             strlen(doc), auth, &d),
+                                         0);
+                }
         }
+}
+
+/* Each thing the authenticator covers, changed alone, is refused: the key (another master
+ * secret or salt), the cluster, the version, one byte of the document; and malformed input. */
+static void test_policy_update_check_refuses_other_key_cluster_version_document(void **state)
+{
+        static const char doc[] = "{\"variant\":\"qemu-vtpm\"}";
+        _cleanup_(secret_freep) Secret *master = NULL, *other = NULL;
+        uint8_t salt[32], osalt[32], cid[32], ocid[32], om[32];
+        char auth[POLICY_UPDATE_AUTH_SIZE], bad[POLICY_UPDATE_AUTH_SIZE + 1];
+        int64_t v;
+        Diag d;
+
+        for (size_t i = 0; i < 32; i++) {
+                salt[i] = (uint8_t) i;
+                osalt[i] = (uint8_t) (i + 1);
+                cid[i] = ocid[i] = (uint8_t) (0x40 + i);
+                om[i] = (uint8_t) (0x80 + i);
+        }
+        ocid[31] ^= 1;
+        assert_int_equal(secret_new_from(om, 32, &other), 0);
+        om[0] ^= 1;
+        assert_int_equal(secret_new_from(om, 32, &master), 0);
+        assert_int_equal(policy_update_authenticate(master, salt, cid, 5, doc, strlen(doc), auth),
+                         0);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 5, doc, strlen(doc), auth, &d), 0);
+        assert_int_equal(policy_update_check(other, salt, cid, 5, doc, strlen(doc), auth, &d),
+                         -EKEYREJECTED);
+        assert_string_equal(d.check, "policy-authenticator");
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, osalt, cid, 5, doc, strlen(doc), auth, &d),
+                         -EKEYREJECTED);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, ocid, 5, doc, strlen(doc), auth, &d),
+                         -EKEYREJECTED);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 4, doc, strlen(doc), auth, &d),
+                         -EKEYREJECTED);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 6, doc, strlen(doc), auth, &d),
+                         -EKEYREJECTED);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 5, doc, strlen(doc) - 1, auth, &d),
+                         -EKEYREJECTED);
+        /* Malformed: uppercase, short, long, out-of-range versions. */
+        memcpy(bad, auth, sizeof(auth));
+        bad[0] = bad[0] == 'a' ? 'A' : 'F';
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 5, doc, strlen(doc), bad, &d),
+                         -EBADMSG);
+        bad[0] = auth[0];
+        bad[63] = 0;
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 5, doc, strlen(doc), bad, &d),
+                         -EBADMSG);
+        memcpy(bad, auth, 64);
+        bad[64] = '0';
+        bad[65] = 0;
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 5, doc, strlen(doc), bad, &d),
+                         -EBADMSG);
+        diag_clear(&d);
+        assert_int_equal(policy_update_check(master, salt, cid, 0, doc, strlen(doc), auth, &d),
+                         -EBADMSG);
+        assert_int_equal(policy_update_authenticate(master, salt, cid, POLICY_UPDATE_VERSION_MAX + 1,
+                                                    doc, strlen(doc), auth),
+                         -EINVAL);
+        /* Versions between processes: decimal, no sign, no leading zero, in range. */
+        assert_int_equal(policy_update_version_parse("1", &v), 0);
+        assert_int_equal(v, 1);
+        assert_int_equal(policy_update_version_parse("9007199254740991", &v), 0);
+        assert_int_equal(v, POLICY_UPDATE_VERSION_MAX);
+        assert_int_equal(policy_update_version_parse("9007199254740992", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("0", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("01", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("-1", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("+1", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("", &v), -EBADMSG);
+        assert_int_equal(policy_update_version_parse("12345678901234567", &v), -EBADMSG);
 }
 
 static Secret *test_master(uint8_t salt[static 32])
@@ -236,6 +339,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kdf_matches_documented_vectors),
+                cmocka_unit_test(test_policy_update_check_refuses_other_key_cluster_version_document),
                 cmocka_unit_test(
                         test_cp_authorization_refuses_other_names_keys_expiry_and_malformed_tokens),
                 cmocka_unit_test(test_kdf_disk_key_uuid_case_insensitive),

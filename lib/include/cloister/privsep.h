@@ -139,6 +139,12 @@ typedef enum JoinPrivsepOp {
         /* a nonce for a handshake (answer: hex), recorded by the monitor: join and rejoin are
          * refused unless their evidence is bound to one it issued, unused and unexpired */
         JOIN_PRIVSEP_NONCE,
+        /* peer, version (decimal), authenticator (hex), policy document: the owner's policy
+         * update (docs/policy-update.md); the monitor checks the authenticator with its master
+         * secret, the version against the one it stores, and the policy, then stores and audits
+         * it (answer: {"version", "policyDigest", "previousVersion", "previousDigest",
+         * "changed"}) */
+        JOIN_PRIVSEP_POLICY_PUSH,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U
