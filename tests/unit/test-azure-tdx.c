@@ -15,6 +15,7 @@
 #include "helpers/unit.h"
 #include "helpers/vtpm.h"
 
+#include "cloister/atls.h"
 #include "cloister/attest.h"
 #include "cloister/base64.h"
 #include "cloister/crypto.h"
@@ -542,6 +543,26 @@ static void test_azure_tdx_hcl_report_of_snp_type_is_refused(void **state)
         attest_report_done(&rep);
 }
 
+static void test_azure_tdx_atls_oids_follow_the_earlier_variants(void **state)
+{
+        /* A new variant takes the next OID; the OIDs peers already use do not move. */
+        static const struct {
+                const char *variant, *oid;
+        } cases[] = {
+                { "qemu-vtpm", ATLS_OID_ARC ".1.1" },     { "tdx", ATLS_OID_ARC ".1.5" },
+                { "sim-tdx", ATLS_OID_ARC ".1.6" },       { "azure-tdx", ATLS_OID_ARC ".1.7" },
+                { "sim-azure-tdx", ATLS_OID_ARC ".1.8" },
+        };
+        char oid[128];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(atls_variant_oid(attest_variant_from_string(cases[i].variant), oid,
+                                                  sizeof(oid)),
+                                 0);
+                assert_string_equal(oid, cases[i].oid);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -557,6 +578,7 @@ int main(void)
                 cmocka_unit_test(test_azure_tdx_is_anchored_in_intels_root_only),
                 cmocka_unit_test(test_azure_tdx_evidence_members_are_strict),
                 cmocka_unit_test(test_azure_tdx_hcl_report_of_snp_type_is_refused),
+                cmocka_unit_test(test_azure_tdx_atls_oids_follow_the_earlier_variants),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
