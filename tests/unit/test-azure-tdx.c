@@ -263,7 +263,7 @@ static AttestPolicy *policy(TdxSimulator *sim, const char *variant, bool root, c
                 pcrs[0][0] ^= 1;
         m = json_object();
         for (int i = 0; i < 8; i++) {
-                char key[4];
+                char key[16];
                 (void) snprintf(key, sizeof(key), "%d", i);
                 hex_encode_buf(pcrs[i], 32, hex, sizeof(hex));
                 json_object_set_new(m, key, json_pack("{s:s}", "expected", hex));
