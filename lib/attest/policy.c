@@ -593,8 +593,17 @@ int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
 int attest_policy_parse_azure_tdx(const JsonCtx *ctx, const json_t *j,
                                   const AttestVariantInfo *info, AttestPolicy *p)
 {
-        int r = attest_policy_parse_tdx(ctx, j, info, p);
+        static const char *const none[] = { "akTrust", "eventLog", "snp" };
+        int r;
 
+        /* Refused, not ignored: a reader would take them for checks that run. */
+        for (size_t i = 0; i < ELEMENTSOF(none); i++)
+                if (json_object_get(j, none[i]))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: .%s: a %s policy has none (the TD quote vouches for "
+                                         "the AK; its checks are .tdx and .measurements)",
+                                         ctx->source, none[i], info->name);
+        r = attest_policy_parse_tdx(ctx, j, info, p);
         if (r >= 0)
                 r = parse_member(ctx, j, "measurements", parse_measurements, p);
         if (r < 0)

@@ -494,6 +494,50 @@ static void test_azure_tdx_is_anchored_in_intels_root_only(void **state)
         }
 }
 
+static void test_azure_tdx_policy_refuses_members_it_would_not_check(void **state)
+{
+        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
+        static const char *const members[] = { "akTrust", "eventLog", "snp" };
+        _cleanup_(freep) char *pem = NULL;
+        char mrtd[97];
+
+        memset(mrtd, '4', 96), mrtd[96] = 0;
+        assert_int_equal(tdx_sim_root_pem(sim, &pem), 0);
+        for (size_t i = 0; i < ELEMENTSOF(members); i++) {
+                _cleanup_(freep) char *doc = NULL;
+                AttestPolicy *p = NULL;
+                json_t *j;
+                Diag d;
+
+                /* A policy that parses without the member; with it, refused, naming it. */
+                j = json_pack("{s:i,s:s,s:{s:[s],s:s},s:{s:{s:s}},s:s}", "version", 1, "variant",
+                              "sim-azure-tdx", "tdx", "mrTd", mrtd, "trustedRoot", pem,
+                              "measurements", "4", "expected",
+                              "0000000000000000000000000000000000000000000000000000000000000000",
+                              members[i], "x");
+                assert_int_equal(json_dump_compact(j, &doc), 0);
+                json_decref(j);
+                assert_int_equal(attest_policy_parse(doc, strlen(doc), "p.json", &p, &d), -EBADMSG);
+                assert_string_equal(d.check, "json-schema");
+                assert_non_null(strstr(d.message, members[i]));
+        }
+        {
+                _cleanup_(freep) char *doc = NULL;
+                _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+                json_t *j = json_pack(
+                        "{s:i,s:s,s:{s:[s],s:s},s:{s:{s:s}}}", "version", 1, "variant",
+                        "sim-azure-tdx", "tdx", "mrTd", mrtd, "trustedRoot", pem, "measurements",
+                        "4", "expected",
+                        "0000000000000000000000000000000000000000000000000000000000000000");
+                Diag d;
+
+                assert_int_equal(json_dump_compact(j, &doc), 0);
+                json_decref(j);
+                assert_int_equal(attest_policy_parse(doc, strlen(doc), "p.json", &p, &d), 0);
+                assert_int_equal(p->event_log, EVENT_LOG_IGNORE);
+        }
+}
+
 static void test_azure_tdx_evidence_members_are_strict(void **state)
 {
         _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
@@ -576,6 +620,7 @@ int main(void)
                 cmocka_unit_test(
                         test_azure_tdx_sept_ve_disable_clear_is_the_paravisors_explicit_exception),
                 cmocka_unit_test(test_azure_tdx_is_anchored_in_intels_root_only),
+                cmocka_unit_test(test_azure_tdx_policy_refuses_members_it_would_not_check),
                 cmocka_unit_test(test_azure_tdx_evidence_members_are_strict),
                 cmocka_unit_test(test_azure_tdx_hcl_report_of_snp_type_is_refused),
                 cmocka_unit_test(test_azure_tdx_atls_oids_follow_the_earlier_variants),
