@@ -3,7 +3,8 @@
 """Writes synthetic seed inputs for the Azure paravisor (HCL) parsers: fuzz-azure-hcl (an HCL
 report of type TDX and of type SNP, the runtime data alone) and azure-tdx evidence for
 fuzz-evidence (the TDX quote of its tdx.json seed, an HCL report whose runtime data that quote
-does not vouch for, the vTPM member of its vtpm.json seed). No copies of shared test data.
+does not vouch for, the vTPM member of its vtpm.json seed), and an azure-tdx policy for fuzz-policy. No copies of
+shared test data.
 Run from the project root after make-seeds.py and make-tdx-seeds.py:
 /usr/bin/python3 tests/fuzz/make-azure-seeds.py"""
 import base64
@@ -51,3 +52,10 @@ for variant in ("azure-tdx", "sim-azure-tdx"):
            "tpm": tpm}
     write("fuzz-evidence", variant + ".json",
           json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+
+write("fuzz-policy", "azure-tdx.json", json.dumps({
+    "version": 1, "variant": "azure-tdx",
+    "tdx": {"mrTd": ["42" * 48], "azureParavisor": False,
+            "acceptedTcbStatuses": ["UpToDate", "SWHardeningNeeded"]},
+    "measurements": {"4": {"expected": "00" * 32}, "9": {"expected": "11" * 32, "warnOnly": True}}},
+    separators=(",", ":")).encode())
