@@ -323,48 +323,31 @@ static void test_azure_tdx_evidence_verifies_quote_runtime_data_ak_and_pcrs(void
         attest_report_done(&rep);
 }
 
-static void test_azure_tdx_changed_runtime_data_fails_the_hash(void **state)
+/* One link broken: evidence issued as described, verified against the simulator's policy, must
+ * fail with err at check (index -1: any). */
+typedef struct Refusal {
+        uint64_t td_attributes;
+        const char *quoted_user_data; /* NULL: the TD quote binds the runtime data carried */
+        bool other_key;               /* the TPM quote by another key of the same TPM */
+        bool other_nonce;             /* verified against another binding */
+        bool policy_other_pcr0;
+        int pcr_tampered; /* a PCR value in the evidence changed after quoting (-1: none) */
+        int err;
+        const char *check;
+        int index;
+} Refusal;
+
+static void assert_refused(const Refusal *c)
 {
-        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
+        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(c->td_attributes);
         _cleanup_(freep) char *runtime = runtime_data(ak_n64, "00"),
-                              *quoted = runtime_data(ak_n64, "01");
-        Issue in = { .sim = sim, .runtime = runtime, .quoted = quoted, .quote_key = ak_ctx };
-        _cleanup_(evidence_freep) Evidence *e = NULL;
-        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
-        AttestReport rep = {};
-        Diag d;
-
-        /* The TD quote vouches for other runtime data (same AK, other user data). */
-        e = issue(&in);
-        p = policy(sim, "sim-azure-tdx", true, NULL, false, 0, &d);
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -EKEYREJECTED);
-        assert_string_equal(d.check, "azure-runtime-data");
-        attest_report_done(&rep);
-}
-
-static void test_azure_tdx_runtime_data_naming_another_ak_than_the_quotes_fails(void **state)
-{
-        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
-        _cleanup_(freep) char *runtime = runtime_data(ak_n64, "00");
-        Issue in = { .sim = sim, .runtime = runtime, .quote_key = other_ctx };
-        _cleanup_(evidence_freep) Evidence *e = NULL;
-        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
-        AttestReport rep = {};
-        Diag d;
-
-        /* The TPM quote is genuine, by another key of the same TPM: not the vouched-for AK. */
-        e = issue(&in);
-        p = policy(sim, "sim-azure-tdx", true, NULL, false, 0, &d);
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -EKEYREJECTED);
-        assert_string_equal(d.check, "quote-signature");
-        attest_report_done(&rep);
-}
-
-static void test_azure_tdx_quote_of_another_nonce_is_stale(void **state)
-{
-        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
-        _cleanup_(freep) char *runtime = runtime_data(ak_n64, "00");
-        Issue in = { .sim = sim, .runtime = runtime, .quote_key = ak_ctx };
+                              *quoted = c->quoted_user_data
+                                                ? runtime_data(ak_n64, c->quoted_user_data)
+                                                : NULL;
+        Issue in = { .sim = sim,
+                     .runtime = runtime,
+                     .quoted = quoted,
+                     .quote_key = c->other_key ? other_ctx : ak_ctx };
         _cleanup_(evidence_freep) Evidence *e = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         AttestReport rep = {};
@@ -372,54 +355,73 @@ static void test_azure_tdx_quote_of_another_nonce_is_stale(void **state)
 
         memset(in.binding, 0x11, sizeof(in.binding));
         e = issue(&in);
-        p = policy(sim, "sim-azure-tdx", true, NULL, false, 0, &d);
-        in.binding[31] ^= 1;
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -ESTALE);
-        assert_string_equal(d.check, "binding");
+        p = policy(sim, "sim-azure-tdx", true, NULL, c->policy_other_pcr0, 0, &d);
+        if (c->other_nonce)
+                in.binding[31] ^= 1;
+        if (c->pcr_tampered >= 0)
+                e->tpm.pcrs[c->pcr_tampered][0] ^= 1;
+        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), c->err);
+        assert_string_equal(d.check, c->check);
+        if (c->index >= 0)
+                assert_int_equal(d.index, c->index);
         attest_report_done(&rep);
+}
+
+static void test_azure_tdx_changed_runtime_data_fails_the_hash(void **state)
+{
+        /* The TD quote vouches for other runtime data (same AK, other user data). */
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
+                                   .quoted_user_data = "01",
+                                   .pcr_tampered = -1,
+                                   .err = -EKEYREJECTED,
+                                   .check = "azure-runtime-data",
+                                   .index = -1 });
+}
+
+static void test_azure_tdx_runtime_data_naming_another_ak_than_the_quotes_fails(void **state)
+{
+        /* The TPM quote is genuine, by another key of the same TPM: not the vouched-for AK. */
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
+                                   .other_key = true,
+                                   .pcr_tampered = -1,
+                                   .err = -EKEYREJECTED,
+                                   .check = "quote-signature",
+                                   .index = -1 });
+}
+
+static void test_azure_tdx_quote_of_another_nonce_is_stale(void **state)
+{
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
+                                   .other_nonce = true,
+                                   .pcr_tampered = -1,
+                                   .err = -ESTALE,
+                                   .check = "binding",
+                                   .index = -1 });
 }
 
 static void test_azure_tdx_pcr_other_than_the_policys_fails(void **state)
 {
-        _cleanup_(tdx_sim_freep) TdxSimulator *sim = simulator(TDX_TD_ATTR_SEPT_VE_DISABLE);
-        _cleanup_(freep) char *runtime = runtime_data(ak_n64, "00");
-        Issue in = { .sim = sim, .runtime = runtime, .quote_key = ak_ctx };
-        _cleanup_(evidence_freep) Evidence *e = NULL;
-        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
-        AttestReport rep = {};
-        Diag d;
-
-        e = issue(&in);
-        p = policy(sim, "sim-azure-tdx", true, NULL, true, 0, &d);
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -EPERM);
-        assert_string_equal(d.check, "pcr");
-        assert_int_equal(d.index, 0);
-        attest_report_done(&rep);
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
+                                   .policy_other_pcr0 = true,
+                                   .pcr_tampered = -1,
+                                   .err = -EPERM,
+                                   .check = "pcr",
+                                   .index = 0 });
         /* A PCR value in the evidence that the quote does not cover. */
-        e->tpm.pcrs[3][0] ^= 1;
-        attest_policy_free(p);
-        p = policy(sim, "sim-azure-tdx", true, NULL, false, 0, &d);
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -EKEYREJECTED);
-        assert_string_equal(d.check, "pcr-digest");
-        attest_report_done(&rep);
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE,
+                                   .pcr_tampered = 3,
+                                   .err = -EKEYREJECTED,
+                                   .check = "pcr-digest",
+                                   .index = -1 });
 }
 
 static void test_azure_tdx_debug_td_is_refused(void **state)
 {
-        _cleanup_(tdx_sim_freep) TdxSimulator *sim =
-                simulator(TDX_TD_ATTR_SEPT_VE_DISABLE | TDX_TD_ATTR_DEBUG);
-        _cleanup_(freep) char *runtime = runtime_data(ak_n64, "00");
-        Issue in = { .sim = sim, .runtime = runtime, .quote_key = ak_ctx };
-        _cleanup_(evidence_freep) Evidence *e = NULL;
-        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
-        AttestReport rep = {};
-        Diag d;
-
-        e = issue(&in);
-        p = policy(sim, "sim-azure-tdx", true, NULL, false, 0, &d);
-        assert_int_equal(attest_verify(e, p, in.binding, 0, &rep, &d), -EPERM);
-        assert_string_equal(d.check, "tdx-debug");
-        attest_report_done(&rep);
+        assert_refused(&(Refusal){ .td_attributes = TDX_TD_ATTR_SEPT_VE_DISABLE | TDX_TD_ATTR_DEBUG,
+                                   .pcr_tampered = -1,
+                                   .err = -EPERM,
+                                   .check = "tdx-debug",
+                                   .index = -1 });
 }
 
 static void test_azure_tdx_sept_ve_disable_clear_is_the_paravisors_explicit_exception(void **state)
