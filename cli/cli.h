@@ -175,3 +175,6 @@ char *cli_command_line(int argc, char *argv[]);
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */
 int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d);
+/* What a member of cluster cid shows, whatever the policy file says: PCR 15 = the cluster's
+ * value (enforced), and, with snp.hostDataFromClusterId, HOST_DATA = the cluster's value. */
+void cli_policy_bind_cluster(AttestPolicy *p, const uint8_t cid[static 32]);

@@ -10,6 +10,7 @@
 
 #include "cli-bundle.h"
 #include "cli-json.h"
+#include "cli-report-bundle.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/kdf.h"
@@ -239,6 +240,8 @@ static int meta_check(CliBundle *b, Diag *d)
                 return diag_fail(d, -EBADMSG, "bundle-record", -1,
                                  "the bundle holds no record (bundle.json)");
         r = json_parse_buffer(data, size, "bundle.json", &b->meta, d);
+        if (r >= 0 && bundle_report_is(b->meta)) /* verify-report's: cli-report-bundle.h */
+                return cli_report_meta_check(b, d);
         if (r >= 0)
                 r = json_check_keys(&ctx, b->meta, meta_keys);
         if (r >= 0)
@@ -380,8 +383,7 @@ int cli_bundle_policy(const CliBundle *b, const char *policy_path, AttestPolicy 
                 return log_error_errno(r, "%s", d.message);
         if (b->has_cid) {
                 /* As a live verify: a member has extended exactly this cluster's ID into PCR 15. */
-                p->pcrs[15] = (PcrExpectation){ .present = true };
-                kdf_pcr15_expected(b->cid, p->pcrs[15].expected);
+                cli_policy_bind_cluster(p, b->cid);
         }
         *ret = TAKE_PTR(p);
         return 0;
@@ -483,6 +485,8 @@ int cli_verify_bundle(const char *path, const char *policy_path, time_t at, Outp
         r = cli_bundle_load(path, NULL, &b);
         if (r < 0)
                 return r;
+        if (strcmp(b.kind, BUNDLE_REPORT_KIND) == 0)
+                return cli_verify_report_bundle(&b, path, policy_path, at, output);
         r = cli_bundle_policy(&b, policy_path, &p);
         if (r < 0)
                 return r;
@@ -532,6 +536,12 @@ static int policy_test_bundle(const CliBundle *b, const char *current_path, cons
 
         if (!doc || json_object_set_new(doc, "nodes", nodes) < 0)
                 return log_oom();
+        if (strcmp(b->kind, BUNDLE_REPORT_KIND) == 0)
+                return log_error_errno(-EINVAL,
+                                       "policy test: this bundle keeps one report that "
+                                       "'attestation verify-report' verified, not nodes: verify "
+                                       "it under another policy with 'cloister verify --bundle "
+                                       "FILE --policy NEW'.");
         r = cli_bundle_policy(b, current_path, &cur);
         if (r < 0)
                 return r;

@@ -483,9 +483,9 @@ static int member_policy(const char *policy_path, const CliConfig *config,
         r = cli_policy_load(policy_path, config, ret, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
-        /* A member has extended exactly this cluster's ID into PCR 15. */
-        (*ret)->pcrs[15] = (PcrExpectation){ .present = true };
-        kdf_pcr15_expected(cid, (*ret)->pcrs[15].expected);
+        /* A member has extended exactly this cluster's ID into PCR 15 (and shows it in
+         * HOST_DATA where the policy says so). */
+        cli_policy_bind_cluster(*ret, cid);
         return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
+#include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 #include "cloister/snp-measurements.h"
@@ -684,6 +685,13 @@ int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPoli
                 return r;
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+void cli_policy_bind_cluster(AttestPolicy *p, const uint8_t cid[static 32])
+{
+        p->pcrs[15] = (PcrExpectation){ .present = true };
+        kdf_pcr15_expected(cid, p->pcrs[15].expected);
+        attest_policy_bind_cluster(p, cid);
 }
 
 int verb_config(int argc, char *argv[], void *userdata)

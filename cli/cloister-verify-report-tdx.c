@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli-json.h"
+#include "cli-report-bundle.h"
 #include "cli.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -22,6 +24,8 @@ typedef struct Printer {
         unsigned failed;
         char first[DIAG_MESSAGE_MAX]; /* "check: detail" of the first failure */
         Diag first_diag;              /* the same, for the JSON verdict */
+        json_t *record;               /* --bundle: every check, kept (or NULL) */
+        bool quiet;                   /* only record: print nothing */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -34,6 +38,10 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
                 (void) diag_fail(&p->first_diag, -EKEYREJECTED, name, -1, "%s", p->first);
                 diag_set_values(&p->first_diag, expected, actual);
         }
+        if (p->record && cli_report_record_check(p->record, name, ok, expected, actual, detail) < 0)
+                (void) log_oom();
+        if (p->quiet)
+                return;
         if (p->output == OUTPUT_JSON) {
                 if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
                                      detail) < 0)
@@ -244,8 +252,153 @@ static int help(void)
                "                     /sys/firmware/acpi/tables/data/CCEL): replayed to the\n"
                "                     quote's RTMR0-3\n"
                "  --ccel-table T     the CCEL ACPI table (/sys/firmware/acpi/tables/CCEL)\n"
+               "  --bundle OUT       also keep the quote, the collateral and event log\n"
+               "                     used, the policy, the time and every check in an\n"
+               "                     evidence bundle (docs/bundle.md) that 'cloister verify\n"
+               "                     --bundle OUT' verifies again offline\n"
                "  -o json            one JSON object\n");
         return 0;
+}
+
+int cli_tdx_report_policy(const uint8_t *data, size_t size, const char *source, TdxPolicy *ret)
+{
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        tdx_policy_defaults(ret);
+        r = tdx_policy_parse(data, size, source, ret, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        return 0;
+}
+
+int cli_tdx_report_verify(const CliTdxReportInputs *in, const TdxQuote *q, const TdxPolicy *pol,
+                          OutputFormat output, bool quiet, const json_t *extra, json_t *record)
+{
+        Printer pr = { .output = output, .record = record, .quiet = quiet };
+        TdxVerifyOptions opts = { .at = in->at };
+        TdxVerification v = {};
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        diag_clear(&pr.first_diag);
+        if (!quiet && pr.output == OUTPUT_JSON &&
+            (!(pr.doc = result_new("cloister attestation verify-report")) ||
+             json_object_set_new(pr.doc, "type", json_string("tdx")) < 0 ||
+             json_object_set_new(pr.doc, "checks", json_array()) < 0))
+                return log_oom();
+        if (!quiet && pr.output == OUTPUT_TEXT) {
+                if (pol->mr_td.n == 0)
+                        printf("Note: %s does not pin mrTd: any firmware (which can reach any "
+                               "RTMR values itself) in an authentic TD passes the measurement "
+                               "checks.\n\n",
+                               in->policy_source ? "the policy" : "the default policy");
+                printf("Checks\n");
+        }
+        r = tdx_verify_quote(q, in->raw, in->raw_size, in->collateral, &opts, &v, print_check, &pr,
+                             &d);
+        if (r == -EINVAL && quiet)
+                return r;
+        if (r == -EINVAL) {
+                json_decref(pr.doc); /* an error document instead (cli-json.c) */
+                return log_error_errno(r, "%s", d.message);
+        }
+        if (r >= 0 && in->log) {
+                TdxRtmrs t;
+                char detail[128];
+                int k = tdx_ccel_check(q, in->table, in->table_size, in->log, in->log_size, &t, &d);
+                if (k < 0)
+                        print_check(&pr, d.check, false, d.expected, d.actual, d.message);
+                else {
+                        (void) snprintf(detail, sizeof(detail),
+                                        "%zu events replay to RTMR0-3 of the quote (SHA-384)",
+                                        t.n_events);
+                        print_check(&pr, "tdx-rtmr-replay", true, NULL, NULL, detail);
+                }
+        }
+        if (r >= 0)
+                (void) tdx_check_policy(q, &v, pol, NULL, print_check, &pr, NULL);
+        if (quiet)
+                return pr.failed ? -EKEYREJECTED : 0;
+        if (pr.output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
+                if (json_object_set_new(doc, "quote", quote_json(q, &v, r >= 0)) < 0 ||
+                    (r >= 0 && v.collateral && json_object_set_new(doc, "tcb", tcb_json(&v)) < 0) ||
+                    (in->pcs &&
+                     json_object_set_new(
+                             doc, "collateralSource",
+                             json_pack("{s:s,s:s,s:i,s:i,s:o}", "fmspc", in->pcs->fmspc, "pckCa",
+                                       in->pcs->ca, "fetched", (int) in->pcs->fetched, "stale",
+                                       (int) in->pcs->stale, "staleNote",
+                                       in->pcs->stale_note[0] ? json_string(in->pcs->stale_note)
+                                                              : json_null())) < 0) ||
+                    (extra && json_object_update(doc, (json_t *) extra) < 0) ||
+                    /* A stored quote: REPORTDATA is printed, never compared with a nonce. */
+                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
+                                       pr.failed ? pr.first : NULL, &pr.first_diag,
+                                       "not-checked") < 0 ||
+                    result_print(doc) < 0)
+                        return log_oom();
+        } else {
+                printf("\n");
+                print_quote_text(q, &v, r >= 0);
+                if (r >= 0 && v.collateral)
+                        print_tcb_text(&v);
+                if (in->pcs)
+                        printf("\nCollateral: FMSPC %s, PCK CA %s: %s%s%s\n", in->pcs->fmspc,
+                               in->pcs->ca,
+                               in->pcs->fetched ? "fetched and cached" : "from the cache",
+                               in->pcs->stale ? "; STALE: " : "", in->pcs->stale_note);
+                printf("\nFreshness: NOT checked (a stored quote: REPORTDATA is printed, not "
+                       "compared)\n");
+                if (pr.failed)
+                        printf("Verdict: FAIL: %s\n", pr.first);
+                else
+                        printf("Verdict: PASS\n");
+        }
+        return pr.failed ? -EKEYREJECTED : 0;
+}
+
+/* --bundle OUT: every input the verification used, as the bundle's entries (docs/bundle.md). */
+static int tdx_report_bundle(const char *path, const CliTdxReportInputs *in, const TdxQuote *q,
+                             const char *collateral_origin, const char *quote, const char *logf,
+                             const char *tablef, const uint8_t *policy, size_t policy_size,
+                             const json_t *record, bool pass)
+{
+        const TdxCollateral *c = in->collateral;
+        CliReportInput e[12];
+        size_t n = 0;
+
+        e[n++] = (CliReportInput){ "tdx/quote", in->raw, in->raw_size, quote };
+        if (c) {
+                const CliReportInput col[] = {
+                        { "tdx/collateral/tcb_info.json", c->tcb_info, c->tcb_info_size },
+                        { "tdx/collateral/tcb_info_issuer_chain.pem", c->tcb_info_chain,
+                          c->tcb_info_chain_size },
+                        { "tdx/collateral/qe_identity.json", c->qe_identity, c->qe_identity_size },
+                        { "tdx/collateral/qe_identity_issuer_chain.pem", c->qe_identity_chain,
+                          c->qe_identity_chain_size },
+                        { "tdx/collateral/pck_crl.der", c->pck_crl, c->pck_crl_size },
+                        { "tdx/collateral/pck_crl_issuer_chain.pem", c->pck_crl_chain,
+                          c->pck_crl_chain_size },
+                        { "tdx/collateral/root_ca_crl.der", c->root_crl, c->root_crl_size },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(col); i++)
+                        if (col[i].data) {
+                                e[n] = col[i];
+                                e[n++].origin = collateral_origin;
+                        }
+        }
+        if (in->log)
+                e[n++] = (CliReportInput){ "tdx/event-log", in->log, in->log_size, logf };
+        if (in->table)
+                e[n++] = (CliReportInput){ "tdx/ccel-table", in->table, in->table_size, tablef };
+        if (policy)
+                e[n++] = (CliReportInput){ "policy.json", policy, policy_size, in->policy_source };
+        return cli_report_bundle_write(path, "tdx", in->at, q->report_data, in->policy_source, e, n,
+                                       record, pass);
 }
 
 int verify_report_tdx(int argc, char *argv[], CliOptions *o)
@@ -259,7 +412,8 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 ARG_PCS,
                 ARG_CACHE,
                 ARG_OFFLINE,
-                ARG_NONE
+                ARG_NONE,
+                ARG_BUNDLE
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -275,16 +429,19 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 { "cache-dir", required_argument, NULL, ARG_CACHE },
                 { "offline", no_argument, NULL, ARG_OFFLINE },
                 { "no-collateral", no_argument, NULL, ARG_NONE },
+                { "bundle", required_argument, NULL, ARG_BUNDLE },
                 {},
         };
-        const char *quote = NULL, *coldir = NULL, *policy = NULL, *logf = NULL, *tablef = NULL;
-        _cleanup_(freep) uint8_t *raw = NULL, *log = NULL, *table = NULL;
-        size_t logn = 0, tablen = 0;
+        const char *quote = NULL, *coldir = NULL, *policy = NULL, *logf = NULL, *tablef = NULL,
+                   *bundle = NULL;
+        _cleanup_(freep) uint8_t *raw = NULL, *log = NULL, *table = NULL, *polb = NULL;
+        size_t logn = 0, tablen = 0, poln = 0;
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = NULL;
-        Printer pr = { .output = o->output };
+        _cleanup_(json_decrefp) json_t *record = NULL;
         _cleanup_(freep) char *default_cache = NULL;
         TdxVerifyOptions opts = {};
-        TdxVerification v = {};
+        CliTdxReportInputs in;
+        char origin[512];
         TdxPcsConfig pcs;
         TdxPcsResult pres = {};
         bool no_collateral = false;
@@ -292,7 +449,7 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
         TdxQuote q;
         size_t n;
         Diag d;
-        int c, r;
+        int c, r, k;
 
         tdx_pcs_config_defaults(&pcs);
         if (getenv("XDG_CACHE_HOME"))
@@ -336,6 +493,9 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 case ARG_NONE:
                         no_collateral = true;
                         break;
+                case ARG_BUNDLE:
+                        bundle = optarg;
+                        break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &opts.at) < 0)
                                 return -EUSAGE;
@@ -343,7 +503,6 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
-                        pr.output = o->output;
                         break;
                 default:
                         return -EUSAGE;
@@ -354,8 +513,20 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
 
         diag_clear(&d);
         tdx_policy_defaults(&pol);
-        if (policy && (r = tdx_policy_load(policy, &pol, &d)) < 0)
-                return log_error_errno(r, "%s", d.message);
+        if (bundle && access(bundle, F_OK) == 0)
+                return log_error_errno(-EEXIST,
+                                       "%s already exists: a bundle is never overwritten; give "
+                                       "--bundle another file name.",
+                                       bundle);
+        if (policy) {
+                /* Read once: the bytes judged are the bytes a bundle keeps. */
+                r = read_full_file(policy, JSON_FILE_SIZE_MAX, &polb, &poln);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot read: %m", policy);
+                r = cli_tdx_report_policy(polb, poln, policy, &pol);
+                if (r < 0)
+                        return r;
+        }
         r = read_full_file(quote, TDX_QUOTE_SIZE_MAX, &raw, &n);
         if (r == -EMSGSIZE)
                 return log_error_errno(r, "%s: larger than %u bytes: not a TDX quote.", quote,
@@ -385,72 +556,31 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
                         log_notice("TDX collateral for FMSPC %s is STALE: %s", pres.fmspc,
                                    pres.stale_note);
         }
-        diag_clear(&pr.first_diag);
-        if (pr.output == OUTPUT_JSON &&
-            (!(pr.doc = result_new("cloister attestation verify-report")) ||
-             json_object_set_new(pr.doc, "type", json_string("tdx")) < 0 ||
-             json_object_set_new(pr.doc, "checks", json_array()) < 0))
-                return log_oom();
-        if (pr.output == OUTPUT_TEXT) {
-                if (pol.mr_td.n == 0)
-                        printf("Note: %s does not pin mrTd: any firmware (which can reach any "
-                               "RTMR values itself) in an authentic TD passes the measurement "
-                               "checks.\n\n",
-                               policy ? "the policy" : "the default policy");
-                printf("Checks\n");
-        }
-        r = tdx_verify_quote(&q, raw, n, col, &opts, &v, print_check, &pr, &d);
-        if (r == -EINVAL) {
-                json_decref(pr.doc); /* an error document instead (cli-json.c) */
-                return log_error_errno(r, "%s", d.message);
-        }
-        if (r >= 0 && log) {
-                TdxRtmrs t;
-                char detail[128];
-                int k = tdx_ccel_check(&q, table, tablen, log, logn, &t, &d);
-                if (k < 0)
-                        print_check(&pr, d.check, false, d.expected, d.actual, d.message);
-                else {
-                        (void) snprintf(detail, sizeof(detail),
-                                        "%zu events replay to RTMR0-3 of the quote (SHA-384)",
-                                        t.n_events);
-                        print_check(&pr, "tdx-rtmr-replay", true, NULL, NULL, detail);
-                }
-        }
-        if (r >= 0)
-                (void) tdx_check_policy(&q, &v, &pol, NULL, print_check, &pr, NULL);
-        if (pr.output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
-                if (json_object_set_new(doc, "quote", quote_json(&q, &v, r >= 0)) < 0 ||
-                    (r >= 0 && v.collateral && json_object_set_new(doc, "tcb", tcb_json(&v)) < 0) ||
-                    (!coldir && col &&
-                     json_object_set_new(doc, "collateralSource",
-                                         json_pack("{s:s,s:s,s:i,s:i,s:o}", "fmspc", pres.fmspc,
-                                                   "pckCa", pres.ca, "fetched", (int) pres.fetched,
-                                                   "stale", (int) pres.stale, "staleNote",
-                                                   pres.stale_note[0] ? json_string(pres.stale_note)
-                                                                      : json_null())) < 0) ||
-                    /* A stored quote: REPORTDATA is printed, never compared with a nonce. */
-                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
-                                       pr.failed ? pr.first : NULL, &pr.first_diag,
-                                       "not-checked") < 0 ||
-                    result_print(doc) < 0)
+        if (bundle) {
+                if (opts.at == 0)
+                        opts.at = time(NULL); /* a bundle says when: "now" is this second */
+                record = json_array();
+                if (!record)
                         return log_oom();
-        } else {
-                printf("\n");
-                print_quote_text(&q, &v, r >= 0);
-                if (r >= 0 && v.collateral)
-                        print_tcb_text(&v);
-                if (!coldir && col)
-                        printf("\nCollateral: FMSPC %s, PCK CA %s: %s%s%s\n", pres.fmspc, pres.ca,
-                               pres.fetched ? "fetched and cached" : "from the cache",
-                               pres.stale ? "; STALE: " : "", pres.stale_note);
-                printf("\nFreshness: NOT checked (a stored quote: REPORTDATA is printed, not "
-                       "compared)\n");
-                if (pr.failed)
-                        printf("Verdict: FAIL: %s\n", pr.first);
-                else
-                        printf("Verdict: PASS\n");
         }
-        return pr.failed ? -EKEYREJECTED : 0;
+        in = (CliTdxReportInputs){
+                .raw = raw,
+                .raw_size = n,
+                .collateral = col,
+                .log = log,
+                .log_size = logn,
+                .table = table,
+                .table_size = tablen,
+                .policy_source = policy,
+                .pcs = !coldir && col ? &pres : NULL,
+                .at = opts.at,
+        };
+        r = cli_tdx_report_verify(&in, &q, &pol, o->output, false, NULL, record);
+        if (r == -EINVAL || !bundle)
+                return r;
+        (void) snprintf(origin, sizeof(origin), "Intel PCS %s (or the cache %s)", pcs.base_url,
+                        pcs.cache_dir);
+        k = tdx_report_bundle(bundle, &in, &q, coldir ?: origin, quote, logf, tablef, polb, poln,
+                              record, r >= 0);
+        return k < 0 ? k : r;
 }

@@ -5,8 +5,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli-json.h"
+#include "cli-report-bundle.h"
 #include "cli.h"
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
@@ -22,6 +24,8 @@ typedef struct Printer {
         unsigned failed;
         char first[512]; /* the first failing check, for the verdict line */
         Diag first_diag; /* the same, for the JSON verdict */
+        json_t *record;  /* --bundle: every check, kept (or NULL) */
+        bool quiet;      /* only record: print nothing */
 } Printer;
 
 static void print_check(void *userdata, const char *name, bool ok, const char *expected,
@@ -34,6 +38,10 @@ static void print_check(void *userdata, const char *name, bool ok, const char *e
                 (void) diag_fail(&p->first_diag, -EKEYREJECTED, name, -1, "%s", p->first);
                 diag_set_values(&p->first_diag, expected, actual);
         }
+        if (p->record && cli_report_record_check(p->record, name, ok, expected, actual, detail) < 0)
+                (void) log_oom();
+        if (p->quiet)
+                return;
         if (p->output == OUTPUT_JSON) {
                 if (result_add_check(p->doc, name, -1, ok ? "pass" : "fail", true, expected, actual,
                                      detail) < 0)
@@ -100,9 +108,116 @@ static void print_report(const SnpReport *r, SnpProduct product)
                        r->cpuid_mod, r->cpuid_step);
 }
 
+int cli_snp_report_policy(const uint8_t *data, size_t size, const char *source, AttestPolicy **ret)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = attest_policy_parse(data, size, source, &pol, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        if (pol->variant != ATTEST_VARIANT_SEV_SNP && pol->variant != ATTEST_VARIANT_SIM_SNP &&
+            pol->variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+                return log_error_errno(-EINVAL,
+                                       "%s is a policy for variant %s, not for SEV-SNP: "
+                                       "--type snp needs one whose variant is sev-snp, "
+                                       "azure-sev-snp or sim-snp.",
+                                       source, attest_variant_to_string(pol->variant));
+        *ret = TAKE_PTR(pol);
+        return 0;
+}
+
+int cli_snp_report_trust(const AttestPolicy *pol, const char *policy_source, const uint8_t *crl,
+                         size_t crl_size, const char *crl_source, SnpTrust **ret)
+{
+        _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
+        int r;
+
+        r = snp_trust_new(true, &trust);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the built-in AMD roots: %m");
+        if (pol && pol->snp_trusted_arks.data &&
+            snp_trust_add_ark_pem(trust, (const char *) pol->snp_trusted_arks.data,
+                                  pol->snp_trusted_arks.size) < 0)
+                return log_error_errno(-EINVAL, "%s: .snp.trustedArks holds no valid ARK.",
+                                       policy_source);
+        if (crl && (r = snp_trust_set_crl(trust, crl, crl_size, true)) < 0)
+                return log_error_errno(r, "%s: not a readable CRL: %m", crl_source);
+        *ret = TAKE_PTR(trust);
+        return 0;
+}
+
+int cli_snp_report_verify(const SnpReport *rep, const uint8_t *raw, size_t rn, const uint8_t *vb,
+                          size_t vn, const uint8_t *cb, size_t cn, const SnpTrust *trust,
+                          const AttestPolicy *pol, SnpProduct product, time_t at,
+                          OutputFormat output, bool quiet, const json_t *extra, json_t *record)
+{
+        Printer pr = { .output = output, .record = record, .quiet = quiet };
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        diag_clear(&pr.first_diag);
+        if (!quiet && pr.output == OUTPUT_JSON &&
+            (!(pr.doc = result_new("cloister attestation verify-report")) ||
+             json_object_set_new(pr.doc, "type", json_string("snp")) < 0 ||
+             json_object_set_new(pr.doc, "checks", json_array()) < 0))
+                return log_oom();
+
+        r = snp_verify_report(rep, raw, rn, vb, vn, cb, cn, trust, at, &product, &d);
+        if (!quiet && pr.output == OUTPUT_TEXT)
+                print_report(rep, product);
+        if (!quiet && pr.output == OUTPUT_TEXT)
+                printf("\nChecks\n");
+        if (r < 0)
+                print_check(&pr, d.check, false, d.expected, d.actual, d.message);
+        else {
+                char detail[128];
+                (void) snprintf(detail, sizeof(detail),
+                                "signature, chain to the %s ARK, VCEK extensions",
+                                snp_product_to_string(product));
+                print_check(&pr, "snp-authenticity", true, NULL, NULL, detail);
+                if (pol)
+                        (void) snp_check_policy(rep, product, &pol->snp, NULL, print_check, &pr,
+                                                NULL);
+        }
+        if (quiet)
+                return pr.failed ? -EKEYREJECTED : 0;
+        if (pr.output == OUTPUT_JSON) {
+                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
+                const char *prod = snp_product_to_string(product);
+                /* A stored report: REPORT_DATA is printed, never compared with a nonce. */
+                if (json_object_set_new(doc, "report",
+                                        json_pack("{s:i,s:o}", "version", (int) rep->version,
+                                                  "product",
+                                                  prod ? json_string(prod) : json_null())) < 0 ||
+                    (extra && json_object_update(doc, (json_t *) extra) < 0) ||
+                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
+                                       pr.failed ? pr.first : NULL, &pr.first_diag,
+                                       "not-checked") < 0 ||
+                    result_print(doc) < 0)
+                        return log_oom();
+        } else if (pr.failed)
+                printf("\nVerdict: FAIL: %s\n", pr.first);
+        else
+                printf("\nVerdict: PASS\n");
+        return pr.failed ? -EKEYREJECTED : 0;
+}
+
 int verb_verify_report(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_AT = 0x100, ARG_CRL, ARG_TYPE, ARG_KDS, ARG_CACHE, ARG_OFFLINE, ARG_PRODUCT };
+        enum {
+                ARG_AT = 0x100,
+                ARG_CRL,
+                ARG_TYPE,
+                ARG_KDS,
+                ARG_CACHE,
+                ARG_OFFLINE,
+                ARG_PRODUCT,
+                ARG_BUNDLE
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -117,6 +232,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 { "cache-dir", required_argument, NULL, ARG_CACHE },
                 { "offline", no_argument, NULL, ARG_OFFLINE },
                 { "product", required_argument, NULL, ARG_PRODUCT },
+                { "bundle", required_argument, NULL, ARG_BUNDLE },
                 {},
         };
         CliOptions *o = userdata;
@@ -124,11 +240,13 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
         const char *product_arg = NULL;
         SnpKdsConfig kds;
         const char *report = NULL, *vcek = NULL, *chain = NULL, *policy = NULL, *crl = NULL;
-        _cleanup_(freep) uint8_t *raw = NULL, *vb = NULL, *cb = NULL, *crlb = NULL;
+        _cleanup_(freep) uint8_t *raw = NULL, *vb = NULL, *cb = NULL, *crlb = NULL, *polb = NULL;
+        _cleanup_(json_decrefp) json_t *record = NULL;
+        const char *bundle = NULL;
+        char kds_origin[512];
         _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
-        Printer pr = { .output = o->output };
-        size_t rn, vn = 0, cn = 0, crln;
+        size_t rn, vn = 0, cn = 0, crln = 0, poln = 0;
         SnpProduct product = SNP_PRODUCT_MILAN;
         time_t at = 0;
         SnpReport rep;
@@ -167,6 +285,10 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                "  --chain FILE  ASK/ASVK + ARK bundle, either order, PEM or DER\n"
                                "  --crl FILE    AMD's CRL for the ARK (must be fresh at --at)\n"
                                "  --at TIME     verification time, YYYY-MM-DD[THH:MM:SSZ]\n"
+                               "  --bundle OUT  also keep the report, the certificates and CRL\n"
+                               "                used, the policy, the time and every check in an\n"
+                               "                evidence bundle (docs/bundle.md) that 'cloister\n"
+                               "                verify --bundle OUT' verifies again offline\n"
                                "Without --vcek/--chain the certificates are fetched from AMD's "
                                "KDS\n"
                                "once and cached:\n"
@@ -209,6 +331,9 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 case ARG_PRODUCT:
                         product_arg = optarg;
                         break;
+                case ARG_BUNDLE:
+                        bundle = optarg;
+                        break;
                 case ARG_AT:
                         if (cli_parse_at_option(optarg, &at) < 0)
                                 return -EUSAGE;
@@ -216,7 +341,6 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
-                        pr.output = o->output;
                         break;
                 default:
                         return -EUSAGE;
@@ -224,6 +348,11 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
         }
         if (optind < argc || !report)
                 return log_error_errno(-EUSAGE, "--report FILE is required. See --help.");
+        if (bundle && access(bundle, F_OK) == 0)
+                return log_error_errno(-EEXIST,
+                                       "%s already exists: a bundle is never overwritten; give "
+                                       "--bundle another file name.",
+                                       bundle);
 
         r = read_full_file(report, 64 * 1024, &raw, &rn);
         if (r < 0)
@@ -234,32 +363,24 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                 return log_error_errno(r, "%s: cannot read: %m", chain);
         diag_clear(&d);
         if (policy) {
-                r = attest_policy_load(policy, &pol, &d);
+                r = read_full_file(policy, ATTEST_POLICY_SIZE_MAX, &polb, &poln);
+                if (r == -EMSGSIZE)
+                        return log_error_errno(r, "%s: larger than %u bytes.", policy,
+                                               ATTEST_POLICY_SIZE_MAX);
                 if (r < 0)
-                        return log_error_errno(r, "%s", d.message);
-                if (pol->variant != ATTEST_VARIANT_SEV_SNP &&
-                    pol->variant != ATTEST_VARIANT_SIM_SNP &&
-                    pol->variant != ATTEST_VARIANT_AZURE_SEV_SNP)
-                        return log_error_errno(-EINVAL,
-                                               "%s is a policy for variant %s, not for SEV-SNP: "
-                                               "--type snp needs one whose variant is sev-snp, "
-                                               "azure-sev-snp or sim-snp.",
-                                               policy, attest_variant_to_string(pol->variant));
+                        return log_error_errno(r, "%s: cannot read: %m", policy);
+                r = cli_snp_report_policy(polb, poln, policy, &pol);
+                if (r < 0)
+                        return r;
         }
-        r = snp_trust_new(true, &trust);
-        if (r < 0)
-                return log_error_errno(r, "Cannot load the built-in AMD roots: %m");
-        if (pol && pol->snp_trusted_arks.data &&
-            snp_trust_add_ark_pem(trust, (const char *) pol->snp_trusted_arks.data,
-                                  pol->snp_trusted_arks.size) < 0)
-                return log_error_errno(-EINVAL, "%s: .snp.trustedArks holds no valid ARK.", policy);
         if (crl) {
                 r = read_full_file(crl, SNP_CHAIN_MAX, &crlb, &crln);
-                if (r >= 0)
-                        r = snp_trust_set_crl(trust, crlb, crln, true);
                 if (r < 0)
                         return log_error_errno(r, "%s: not a readable CRL: %m", crl);
         }
+        r = cli_snp_report_trust(pol, policy, crlb, crln, crl, &trust);
+        if (r < 0)
+                return r;
 
         r = snp_report_parse(raw, rn, &rep, &d);
         if (r < 0)
@@ -279,6 +400,8 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                                "Cannot tell the processor from a version-%u "
                                                "report: pass --product or --vcek/--chain.",
                                                rep.version);
+                (void) snprintf(kds_origin, sizeof(kds_origin), "AMD KDS %s (or the cache %s)",
+                                kds.base_url, kds.cache_dir);
                 if (!vb && (r = snp_kds_get_vcek(&kds, product, &rep, &vb, &vn, &d)) < 0)
                         return log_error_errno(r, "Cannot get the VCEK: %s", d.message);
                 if (!cb &&
@@ -286,46 +409,31 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                         return log_error_errno(r, "Cannot get the certificate chain: %s",
                                                d.message);
         }
-        diag_clear(&pr.first_diag);
-        if (pr.output == OUTPUT_JSON &&
-            (!(pr.doc = result_new("cloister attestation verify-report")) ||
-             json_object_set_new(pr.doc, "type", json_string("snp")) < 0 ||
-             json_object_set_new(pr.doc, "checks", json_array()) < 0))
-                return log_oom();
-
-        r = snp_verify_report(&rep, raw, rn, vb, vn, cb, cn, trust, at, &product, &d);
-        if (pr.output == OUTPUT_TEXT)
-                print_report(&rep, product);
-        if (pr.output == OUTPUT_TEXT)
-                printf("\nChecks\n");
-        if (r < 0)
-                print_check(&pr, d.check, false, d.expected, d.actual, d.message);
-        else {
-                char detail[128];
-                (void) snprintf(detail, sizeof(detail),
-                                "signature, chain to the %s ARK, VCEK extensions",
-                                snp_product_to_string(product));
-                print_check(&pr, "snp-authenticity", true, NULL, NULL, detail);
-                if (pol)
-                        (void) snp_check_policy(&rep, product, &pol->snp, NULL, print_check, &pr,
-                                                NULL);
-        }
-        if (pr.output == OUTPUT_JSON) {
-                _cleanup_(json_decrefp) json_t *doc = TAKE_PTR(pr.doc);
-                const char *prod = snp_product_to_string(product);
-                /* A stored report: REPORT_DATA is printed, never compared with a nonce. */
-                if (json_object_set_new(doc, "report",
-                                        json_pack("{s:i,s:o}", "version", (int) rep.version,
-                                                  "product",
-                                                  prod ? json_string(prod) : json_null())) < 0 ||
-                    result_set_verdict(doc, pr.failed ? "fail" : "pass",
-                                       pr.failed ? pr.first : NULL, &pr.first_diag,
-                                       "not-checked") < 0 ||
-                    result_print(doc) < 0)
+        if (bundle) {
+                if (at == 0)
+                        at = time(NULL); /* a bundle says when: "now" is this second */
+                record = json_array();
+                if (!record)
                         return log_oom();
-        } else if (pr.failed)
-                printf("\nVerdict: FAIL: %s\n", pr.first);
-        else
-                printf("\nVerdict: PASS\n");
-        return pr.failed ? -EKEYREJECTED : 0;
+        }
+        r = cli_snp_report_verify(&rep, raw, rn, vb, vn, cb, cn, trust, pol, product, at, o->output,
+                                  false, NULL, record);
+        if (bundle) {
+                CliReportInput in[5];
+                size_t n = 0;
+                int k;
+
+                in[n++] = (CliReportInput){ "snp/report", raw, rn, report };
+                in[n++] = (CliReportInput){ "snp/vcek", vb, vn, vcek ?: kds_origin };
+                in[n++] = (CliReportInput){ "snp/chain", cb, cn, chain ?: kds_origin };
+                if (crl)
+                        in[n++] = (CliReportInput){ "snp/crl", crlb, crln, crl };
+                if (policy)
+                        in[n++] = (CliReportInput){ "policy.json", polb, poln, policy };
+                k = cli_report_bundle_write(bundle, "snp", at, rep.report_data, policy, in, n,
+                                            record, r >= 0);
+                if (k < 0)
+                        return k;
+        }
+        return r;
 }

@@ -188,7 +188,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "again. Same output as the live verify. A bundle changed in any\n"
                                "byte is refused, naming what no longer holds. A bundle proves the\n"
                                "hardware made this evidence for this nonce and key; not that the\n"
-                               "nonce was fresh when it was recorded.\n");
+                               "nonce was fresh when it was recorded.\n"
+                               "A bundle kept by 'cloister attestation verify-report ... --bundle\n"
+                               "OUT' (one SEV-SNP report or TDX quote with the certificates and\n"
+                               "collateral it used) is verified again the same way, with\n"
+                               "verify-report's output: it proves the hardware signed that\n"
+                               "REPORT_DATA, not who chose it nor when (nobody recorded that).\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
@@ -287,10 +292,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (r > 0) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
-                /* A member of this cluster has extended exactly this ID into PCR 15. */
-                kdf_pcr15_expected(cid, pol->pcrs[15].expected);
-                pol->pcrs[15].present = true;
-                pol->pcrs[15].warn_only = false;
+                /* A member of this cluster has extended exactly this ID into PCR 15 (and shows
+                 * it in HOST_DATA where the policy says so). */
+                cli_policy_bind_cluster(pol, cid);
         }
         pv = (PolicyVerifier){ .policy = pol, .report = &rep, .at = time(NULL) };
         v = policy_verifier(&pv);

@@ -183,10 +183,9 @@ int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret)
         return 0;
 }
 
-int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d)
+static int policy_from_document(const json_t *j, const char *path, TdxPolicy *ret, Diag *d)
 {
         static const char *const keys[] = { "version", "variant", "tdx", NULL };
-        _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { path, "", d };
         char buf[64];
         const char *variant;
@@ -194,9 +193,6 @@ int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d)
         int64_t v;
         int r;
 
-        r = json_parse_file(path, JSON_FILE_SIZE_MAX, &j, d);
-        if (r < 0)
-                return r;
         if ((r = json_check_keys(&ctx, j, keys)) < 0 ||
             (r = json_get_int(&ctx, j, "version", true, 1, 1, &v)) < 0 ||
             (r = json_get_string(&ctx, j, "variant", true, &variant)) < 0)
@@ -211,6 +207,28 @@ int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d)
                 JsonCtx c = json_ctx_child(&ctx, "tdx", buf, sizeof(buf));
                 return tdx_policy_from_json(&c, o, ret);
         }
+}
+
+int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        r = json_parse_file(path, JSON_FILE_SIZE_MAX, &j, d);
+        if (r < 0)
+                return r;
+        return policy_from_document(j, path, ret, d);
+}
+
+int tdx_policy_parse(const uint8_t *data, size_t size, const char *source, TdxPolicy *ret, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        r = json_parse_buffer(data, size, source, &j, d);
+        if (r < 0)
+                return r;
+        return policy_from_document(j, source, ret, d);
 }
 
 /* ---- checks -----------------------------------------------------------------------------------

@@ -400,6 +400,31 @@ def test_sim_snp_bundle_verifies_offline_and_fails_on_the_vcek_after_its_expiry(
     assert early.returncode == 1 and "SEV-VCEK (simulated) is not valid" in early.stdout
 
 
+def test_sim_snp_host_data_bound_to_the_cluster_id_passes_only_for_that_cluster(tmp_path):
+    """snp.hostDataFromClusterId: verify --node binds the cluster ID it is given (the check failed
+    for every node before the CLI bound it), a node launched for another cluster fails at
+    snp-host-data, and the bundle's offline verification binds the recorded ID the same way."""
+    cid, other = "ab" * 32, "cd" * 32
+    policy = tmp_path / "sim-snp-policy.json"
+    p = subprocess.Popen([str(BUILD / "tests" / "sim-snp-node"), str(policy), cid],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        port = re.match(r"serving on 127\.0\.0\.1:(\d+)", p.stdout.readline()).group(1)
+        out = tmp_path / "snp.bundle"
+        ok = run("cloister", "verify", "--node", f"127.0.0.1:{port}", "--policy", policy,
+                 "--cluster-id", cid, "--bundle", out, cwd=tmp_path)
+        assert ok.returncode == 0 and "PASS  snp-host-data" in ok.stdout, ok.stdout + ok.stderr
+        wrong = run("cloister", "verify", "--node", f"127.0.0.1:{port}", "--policy", policy,
+                    "--cluster-id", other, cwd=tmp_path)
+        assert wrong.returncode == 1 and "FAIL  snp-host-data" in wrong.stdout, \
+            wrong.stdout + wrong.stderr
+        r = offline("verify", "--bundle", out)
+        assert r.returncode == 0 and "PASS  snp-host-data" in r.stdout, r.stdout + r.stderr
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+
+
 def test_a_refused_nodes_evidence_is_kept_and_a_fixed_policy_would_admit_it(recorded, tmp_path):
     """A verification that fails still writes its bundle, with the refused node's evidence as
     received (recorded before the verdict): policy test then shows the fix admits it."""

@@ -347,6 +347,8 @@ typedef struct json_t json_t;
 int tdx_policy_from_json(const JsonCtx *ctx, const json_t *o, TdxPolicy *ret);
 /* A policy file {"version": 1, "variant": "tdx", "tdx": {...}}. */
 int tdx_policy_load(const char *path, TdxPolicy *ret, Diag *d);
+/* The same from the exact bytes of one (source names them in messages). */
+int tdx_policy_parse(const uint8_t *data, size_t size, const char *source, TdxPolicy *ret, Diag *d);
 
 /* Every check by name ("tdx-debug", "tdx-sept-ve-disable", "tdx-mrtd", "tdx-rtmr" with its
  * index in the detail, "tdx-tcb-status", ...). v may be NULL only if the policy does not require
