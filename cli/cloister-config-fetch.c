@@ -293,6 +293,29 @@ static int update_snp(json_t *att, const SnpLaunchEntry *e, size_t n, const char
         return 0;
 }
 
+/* tdx: the file's predicted RTMRs (its "tdx" section) into attestation.tdx's rtmrN lists. The
+ * owner's mrTd and rtmr0 (the platform's) stay. */
+static int update_tdx(json_t *att, const MeasurementsFile *m, bool *ret_changed)
+{
+        json_t *tdx = json_object_get(att, "tdx");
+        _cleanup_(json_decrefp) json_t *before = NULL;
+        char hex[2 * 48 + 1];
+
+        if (!json_is_object(tdx))
+                return log_error_errno(-EBADMSG, "attestation.tdx: not an object.");
+        before = json_deep_copy(tdx);
+        if (!before || measurements_file_tdx_policy_json(m, tdx) < 0)
+                return log_oom();
+        *ret_changed = !json_equal(before, tdx);
+        printf("  tdx RTMRs%s:\n", *ret_changed ? "" : " (unchanged)");
+        for (int i = 0; i < 4; i++)
+                if (m->tdx_rtmr_present[i]) {
+                        hex_encode_buf(m->tdx_rtmr[i], 48, hex, sizeof(hex));
+                        printf("    rtmr%d  %s\n", i, hex);
+                }
+        return 0;
+}
+
 /* "image 'NAME' VERSION, measurements version N, created T". */
 static void describe_file(const MeasurementsFile *m, char *buf, size_t size)
 {
@@ -390,7 +413,9 @@ static void help(void)
                "where the values came from. For a gcp or aws configuration (sev-snp), the\n"
                "file's snp.launchMeasurements for the provider's VMM (gce, ec2) replace\n"
                "attestation.snp.launchMeasurements instead ('cloister-measure snp-launch\n"
-               "--add-to' computed them from the firmware).\n\n"
+               "--add-to' computed them from the firmware). For a tdx attestation policy,\n"
+               "the file's tdx RTMRs (rtmr1..3, predicted by 'cloister-measure image')\n"
+               "replace attestation.tdx.rtmr1..3; mrTd and rtmr0 (the platform's) stay.\n\n"
                "Refused, after the signature is checked, nothing changed:\n"
                "  - a file without measurementsVersion (format 1): ask its publisher for a\n"
                "    format-2 one;\n"
@@ -403,8 +428,8 @@ static void help(void)
                "  --pubkey PUB.pem       the ECDSA P-256 public key the publisher signs with\n"
                "  --config FILE          the configuration to update "
                "(default " CLI_CONFIG_FILE_DEFAULT ");\n"
-               "                         qemu-vtpm or azure-sev-snp (PCRs), or sev-snp on\n"
-               "                         gcp or aws (launch measurements)\n"
+               "                         qemu-vtpm or azure-sev-snp (PCRs), sev-snp on\n"
+               "                         gcp or aws (launch measurements), or tdx (RTMRs)\n"
                "  --timeout SEC          for each download (default 30)\n"
                "  --allow-downgrade      take a file older than the recorded one, or another\n"
                "                         file with the recorded version, knowingly (warns)\n"
@@ -461,7 +486,7 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         _cleanup_(freep) SnpLaunchEntry *snp_entries = NULL;
         size_t n_snp = 0;
         size_t size = 0, sig_size = 0, pub_size = 0;
-        bool insecure = false, changed = false, incomplete, allow_downgrade = false,
+        bool insecure = false, changed = false, incomplete, allow_downgrade = false, tdx = false,
              allow_warn_only = false, downgrade = false;
         char what[1024], was[1024], warn_only[EVIDENCE_PCR_COUNT * 4];
         json_t *record, *old_record;
@@ -554,14 +579,15 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                        "(attestation.snp.measurements), not by a measurements "
                                        "file.",
                                        config_path, variant_name);
-        if (!snp_vmm && variant != ATTEST_VARIANT_QEMU_VTPM &&
+        tdx = variant == ATTEST_VARIANT_TDX;
+        if (!snp_vmm && !tdx && variant != ATTEST_VARIANT_QEMU_VTPM &&
             variant != ATTEST_VARIANT_AZURE_SEV_SNP)
                 return log_error_errno(-EINVAL,
                                        "%s: attestation variant %s: its boot is not what "
                                        "'cloister-measure' predicts (qemu-vtpm and azure-sev-snp "
                                        "only).",
                                        config_path, variant_name ?: "(none)");
-        if (!snp_vmm)
+        if (!snp_vmm && !tdx)
                 ms = json_object_get(att, "measurements");
         if (ms && !json_is_object(ms))
                 return log_error_errno(-EBADMSG, "%s: attestation.measurements: not an object.",
@@ -623,6 +649,20 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                                "snp-launch --vmm %s --add-to FILE' and sign it "
                                                "again. Nothing was changed.",
                                                config_path, url, snp_vmm, m->n_snp_launch, snp_vmm);
+        } else if (tdx) {
+                /* tdx: the image's predicted RTMRs (docs/tdx.md, "RTMR prediction"). */
+                diag_clear(&d);
+                r = measurements_file_parse(data, size, url, &m, &d);
+                if (r < 0)
+                        return log_error_errno(r, "%s", d.message);
+                if (!m->tdx_rtmr_present[0] && !m->tdx_rtmr_present[1] && !m->tdx_rtmr_present[2] &&
+                    !m->tdx_rtmr_present[3])
+                        return log_error_errno(-ENODATA,
+                                               "%s: attestation variant tdx checks RTMRs, and %s "
+                                               "has none (no \"tdx\" section): make it with "
+                                               "'cloister-measure image DISK.raw -o json' and "
+                                               "sign it again. Nothing was changed.",
+                                               config_path, url);
         } else {
                 r = cli_measurements_parse(data, size, url, &m);
                 if (r < 0)
@@ -633,7 +673,7 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         if (r < 0)
                 return r;
         warn_only[0] = 0;
-        if (!snp_vmm)
+        if (!snp_vmm && !tdx)
                 warn_only_pcrs(m, warn_only, sizeof(warn_only));
         if (warn_only[0] && !allow_warn_only)
                 return log_error_errno(-EPERM,
@@ -644,7 +684,7 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                        "with --allow-warn-only. Nothing was changed.",
                                        url, warn_only);
 
-        if (!ms && !snp_vmm) {
+        if (!ms && !snp_vmm && !tdx) {
                 ms = json_object();
                 if (!ms || json_object_set_new(att, "measurements", ms) < 0)
                         return log_oom();
@@ -680,6 +720,7 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                             "a node whose value differs there is accepted with a warning.",
                             config_path, warn_only, url);
         r = snp_vmm ? update_snp(att, snp_entries, n_snp, snp_vmm, &changed)
+            : tdx   ? update_tdx(att, m, &changed)
                     : update_pcrs(ms, m, &changed);
         if (r < 0)
                 return r;

@@ -19,7 +19,8 @@ static const Verb verbs[] = {
         { "uki", 1, VERB_ANY, verb_uki,
           "predict the PCRs of a firmware boot of a unified kernel image" },
         { "image", 1, VERB_ANY, verb_image,
-          "predict the PCRs of the UKI on a disk image's EFI system partition" },
+          "predict the PCRs of the UKI on a disk image's EFI system partition, and the TDX "
+          "RTMRs of a TD booting it" },
         { "snp-launch", 1, VERB_ANY, verb_snp_launch,
           "the SEV-SNP launch measurement of a guest, computed from its firmware" },
         { "snp-host-data", 1, 1, verb_snp_host_data,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloister-measure uki | image: predict the PCRs of a direct firmware boot of a UKI. */
 #include <assert.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include "cloister/measurements.h"
 #include "cloister/pe.h"
 #include "cloister/spawn.h"
+#include "cloister/tcg-log.h"
+#include "cloister/tdx.h"
 #include "cloister/timestamp.h"
 #include "cloister/uki.h"
 #include "measure.h"
@@ -255,8 +258,47 @@ static int json_fields(const uint8_t *uki, size_t size, const Options *o, int64_
         return 0;
 }
 
-static int print_prediction(const UkiPrediction *p, const uint8_t *uki, size_t size,
-                            const Options *o)
+/* The "tdx" object of the measurements file: RTMR1..3 (RTMR0 is the platform's). */
+static json_t *tdx_json(const TdxRtmrPrediction *t)
+{
+        static const char *const keys[] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
+        _cleanup_(json_decrefp) json_t *o = json_object();
+        char hex[97];
+
+        if (!o)
+                return NULL;
+        for (int i = 1; i < 4; i++) {
+                if (!t->predicted[i])
+                        continue;
+                hex_encode_buf(t->rtmrs.rtmr[i], 48, hex, sizeof(hex));
+                if (json_object_set_new(o, keys[i], json_string(hex)) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(o);
+}
+
+static void print_tdx(const TdxRtmrPrediction *t)
+{
+        char hex[97];
+
+        printf("\nTDX (TDVF firmware, no vTPM), events (SHA-384):\n");
+        for (size_t i = 0; i < t->n_events; i++) {
+                hex_encode_buf(t->events[i].digest, 48, hex, sizeof(hex));
+                printf("  RTMR%u  %s  %s\n", t->events[i].mr_index - 1, hex,
+                       t->events[i].description);
+        }
+        printf("  (the kernel's EFI stub %s EFI_CC_MEASUREMENT_PROTOCOL: RTMR2 %s)\n",
+               t->kernel_cc ? "uses" : "does not use",
+               t->kernel_cc ? "holds its LoadOptions and initrd" : "stays zero");
+        printf("\npredicted RTMRs (SHA-384; RTMR0 is the platform's, not predicted):\n");
+        for (int i = 1; i < 4; i++) {
+                hex_encode_buf(t->rtmrs.rtmr[i], 48, hex, sizeof(hex));
+                printf("  RTMR%d  %s\n", i, hex);
+        }
+}
+
+static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, const uint8_t *uki,
+                            size_t size, const Options *o)
 {
         char hex[65];
         int r;
@@ -290,6 +332,7 @@ static int print_prediction(const UkiPrediction *p, const uint8_t *uki, size_t s
                     json_object_set_new(root, "imageVersion", json_string(image_version)) < 0 ||
                     json_object_set_new(root, "created", json_string(created)) < 0 ||
                     json_object_set(root, "measurements", m) < 0 ||
+                    (t && json_object_set_new(root, "tdx", tdx_json(t)) < 0) ||
                     json_dump_pretty(root, &text) < 0)
                         return log_oom();
                 printf("%s\n", text);
@@ -308,12 +351,19 @@ static int print_prediction(const UkiPrediction *p, const uint8_t *uki, size_t s
                 hex_encode_buf(p->pcrs[i], 32, hex, sizeof(hex));
                 printf("  %2u  %s\n", i, hex);
         }
+        if (t)
+                print_tdx(t);
+        else
+                printf("\nTDX RTMRs: not predicted from the UKI alone (RTMR1 holds the disk's "
+                       "GPT): use 'cloister-measure image DISK.raw'.\n");
         return 0;
 }
 
-static int predict_file(const char *path, const Options *o)
+/* gpt: the disk's UEFI_GPT_DATA (image), NULL for a UKI alone: then no RTMRs. */
+static int predict_file(const char *path, const Options *o, const uint8_t *gpt, size_t gpt_size)
 {
         _cleanup_(freep) uint8_t *data = NULL;
+        _cleanup_(freep) TdxRtmrPrediction *t = NULL;
         UkiPrediction p;
         size_t size;
         Diag d;
@@ -328,7 +378,21 @@ static int predict_file(const char *path, const Options *o)
                 return log_error_errno(r, "%s: %s", o->input, d.message);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot predict: %m", o->input);
-        r = print_prediction(&p, data, size, o);
+        if (gpt) {
+                t = calloc(1, sizeof(*t));
+                if (!t) {
+                        uki_prediction_done(&p);
+                        return log_oom();
+                }
+                diag_clear(&d);
+                r = tdx_predict_uki_rtmrs(data, size, gpt, gpt_size, t, &d);
+                if (r < 0) {
+                        uki_prediction_done(&p);
+                        return log_error_errno(r, "%s: TDX RTMRs: %s", o->input,
+                                               d.message[0] ? d.message : strerror(-r));
+                }
+        }
+        r = print_prediction(&p, t, data, size, o);
         uki_prediction_done(&p);
         return r;
 }
@@ -347,7 +411,7 @@ int verb_uki(int argc, char *argv[], void *userdata)
                 &o);
         if (r <= 0)
                 return r;
-        return predict_file(o.input, &o);
+        return predict_file(o.input, &o, NULL, 0);
 }
 
 /* The ESP's byte offset in a GPT disk image, as sfdisk (util-linux) reads the partition table. */
@@ -444,9 +508,41 @@ static void remove_dir(const char *dir)
         (void) rmdir(dir);
 }
 
+/* The UEFI_GPT_DATA firmware measures for this disk (its first megabyte, 512-byte sectors). */
+static int read_gpt(const char *disk, uint8_t **ret, size_t *ret_size)
+{
+        _cleanup_(freep) uint8_t *head = malloc(TCG_GPT_READ_MAX);
+        _cleanup_(closep) int fd = -EBADF;
+        ssize_t n;
+        Diag d;
+        int r;
+
+        if (!head)
+                return log_oom();
+        fd = open(disk, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(-errno, "%s: cannot read: %m", disk);
+        n = pread(fd, head, TCG_GPT_READ_MAX, 0);
+        if (n < 0)
+                return log_error_errno(-errno, "%s: cannot read: %m", disk);
+        diag_clear(&d);
+        r = tcg_gpt_event_data(head, (size_t) n, ret, ret_size, &d);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r,
+                                       "%s: %s. The TDX RTMR1 prediction measures the primary "
+                                       "GPT as firmware does: write the disk's partition table "
+                                       "again (sfdisk).",
+                                       disk, d.message);
+        return 0;
+}
+
 int verb_image(int argc, char *argv[], void *userdata)
 {
         char dir[] = "/tmp/cloister-measure.XXXXXX", uki[PATH_MAX], log[PATH_MAX], src[PATH_MAX];
+        _cleanup_(freep) uint8_t *gpt = NULL;
+        size_t gpt_size = 0;
         Options o = {};
         struct stat st;
         uint64_t offset = 0;
@@ -458,7 +554,9 @@ int verb_image(int argc, char *argv[], void *userdata)
                 "\n"
                 "Reads the GPT of a raw disk image (sfdisk), takes the UKI the\n"
                 "firmware boots from its EFI system partition (" UKI_PATH ", with\n"
-                "mtools; nothing is mounted) and predicts its PCRs as 'uki' does.\n",
+                "mtools; nothing is mounted) and predicts its PCRs as 'uki' does,\n"
+                "and the TDX RTMR1..3 of a TD (TDVF firmware, no vTPM) booting the\n"
+                "disk: RTMR1 holds the GPT, which 'uki' alone cannot know.\n",
                 &o);
         if (r <= 0 || !o.input)
                 return r;
@@ -495,7 +593,9 @@ int verb_image(int argc, char *argv[], void *userdata)
                                     why[0] ? why : "mcopy failed");
                 goto out;
         }
-        r = predict_file(uki, &o);
+        r = read_gpt(o.input, &gpt, &gpt_size);
+        if (r >= 0)
+                r = predict_file(uki, &o, gpt, gpt_size);
 out:
         remove_dir(dir);
         return r;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cloister/crypto.h"
+#include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/measurements.h"
 #include "cloister/snp-measurements.h"
@@ -92,6 +93,69 @@ static int parse_snp(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
         return r;
 }
 
+/* Format 2's optional "tdx": {"rtmr0".."rtmr3": <96 hex>}, at least one. */
+static int parse_tdx(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
+{
+        static const char *const keys[] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3", NULL };
+        json_t *tdx;
+        char buf[64];
+        size_t n = 0;
+        int r;
+
+        r = json_get_object(ctx, j, "tdx", false, &tdx);
+        if (r == -ENOENT)
+                return 0;
+        JsonCtx c = json_ctx_child(ctx, "tdx", buf, sizeof(buf));
+        if (r >= 0)
+                r = json_check_keys(&c, tdx, keys);
+        for (int i = 0; r >= 0 && i < 4; i++) {
+                r = json_get_hex_exact(&c, tdx, keys[i], false, m->tdx_rtmr[i], 48);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r >= 0) {
+                        m->tdx_rtmr_present[i] = true;
+                        n++;
+                }
+        }
+        if (r >= 0 && n == 0)
+                r = diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                              "%s: .tdx: names no RTMR (rtmr0..rtmr3)", ctx->source);
+        return r;
+}
+
+size_t measurements_file_tdx_rtmrs(const MeasurementsFile *m, TdxPolicy *p)
+{
+        size_t n = 0;
+
+        for (int i = 0; i < 4; i++) {
+                if (!m->tdx_rtmr_present[i])
+                        continue;
+                memcpy(p->rtmr[i].v[0], m->tdx_rtmr[i], 48);
+                p->rtmr[i].n = 1;
+                n++;
+        }
+        return n;
+}
+
+int measurements_file_tdx_policy_json(const MeasurementsFile *m, json_t *tdx)
+{
+        static const char *const keys[] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
+        char hex[2 * 48 + 1];
+        int n = 0;
+
+        for (int i = 0; i < 4; i++) {
+                if (!m->tdx_rtmr_present[i])
+                        continue;
+                hex_encode_buf(m->tdx_rtmr[i], 48, hex, sizeof(hex));
+                if (json_object_set_new(tdx, keys[i], json_pack("[s]", hex)) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        return n;
+}
+
 int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d)
 {
@@ -99,7 +163,8 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
         static const char *const keys_v2[] = { "version", "measurementsVersion",
                                                "image",   "imageVersion",
                                                "created", "measurements",
-                                               "snp",     NULL };
+                                               "snp",     "tdx",
+                                               NULL };
         static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
@@ -164,6 +229,8 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                 m->pcrs[idx].warn_only = warn;
         }
         r = parse_snp(&ctx, j, m);
+        if (r >= 0)
+                r = parse_tdx(&ctx, j, m);
         if (r < 0)
                 return r;
         crypto_sha256(data, size, m->sha256);

@@ -258,6 +258,8 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
         r = section_bytes(pe, stub_section(pe, ".linux"), &bytes, &n, d);
         if (r < 0)
                 goto fail;
+        p.linux_data = bytes;
+        p.linux_size = n;
         {
                 Diag kd;
                 diag_clear(&kd);
@@ -284,8 +286,11 @@ int uki_predict(const uint8_t *data, size_t size, UkiPrediction *ret, Diag *d)
                 r = add_event(&p, PCR_KERNEL_STUB, "EV_EVENT_TAG LoadOptions", NULL, 0, digest);
         if (r >= 0)
                 r = section_bytes(pe, stub_section(pe, ".initrd"), &bytes, &n, d);
-        if (r >= 0)
+        if (r >= 0) {
+                p.initrd_data = bytes;
+                p.initrd_size = n;
                 r = add_event(&p, PCR_KERNEL_STUB, "EV_EVENT_TAG Linux initrd", bytes, n, NULL);
+        }
         if (r < 0)
                 goto fail;
 

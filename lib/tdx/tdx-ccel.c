@@ -7,6 +7,7 @@
  * SHA-384 digests. The log area is larger than the log; its unused tail is 0xFF (or zero).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloister/hex.h"
@@ -177,5 +178,61 @@ int tdx_ccel_check(const TdxQuote *q, const uint8_t *table, size_t table_size, c
                 }
         if (ret)
                 *ret = t;
+        return 0;
+}
+
+int tdx_ccel_events(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
+                    TdxRtmrEvent **ret, size_t *ret_n, Diag *d)
+{
+        _cleanup_(tcg_log_freep) TcgLog *tl = NULL;
+        _cleanup_(freep) TdxRtmrEvent *out = NULL;
+        size_t end = 0, n = 0;
+        int r;
+
+        if (log_size > TDX_CCEL_LOG_MAX)
+                return diag_fail(d, -EMSGSIZE, "tdx-ccel-format", -1,
+                                 "CCEL log: %zu bytes, at most %u", log_size, TDX_CCEL_LOG_MAX);
+        if (table) {
+                uint64_t laml = 0;
+                r = parse_table(table, table_size, &laml, d);
+                if (r < 0)
+                        return r;
+                if (laml > log_size)
+                        return diag_fail(d, -EBADMSG, "tdx-ccel-format", -1,
+                                         "CCEL log: %zu bytes, shorter than the table's log area "
+                                         "(%llu bytes)",
+                                         log_size, (unsigned long long) laml);
+                log_size = (size_t) laml;
+        }
+        r = log_length(log, log_size, &end, d);
+        if (r >= 0)
+                r = tcg_log_parse(log, end, &tl, d);
+        if (r < 0)
+                return r;
+        out = calloc(tl->n_events ?: 1, sizeof(*out));
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < tl->n_events; i++) {
+                const TcgLogEvent *e = &tl->events[i];
+                const TcgLogDigest *dg = NULL;
+
+                if (e->type == EV_NO_ACTION)
+                        continue;
+                if (e->pcr < 1 || e->pcr > 4)
+                        return diag_fail(d, -EBADMSG, "tdx-ccel-format", (int) i,
+                                         "CCEL log: event %zu names MR index %u (1..4 = RTMR0..3)",
+                                         i, e->pcr);
+                for (unsigned k = 0; k < e->n_digests; k++)
+                        if (e->digests[k].alg == TPM_ALG_SHA384 && e->digests[k].size == 48)
+                                dg = &e->digests[k];
+                if (!dg)
+                        return diag_fail(d, -EBADMSG, "tdx-ccel-format", (int) i,
+                                         "CCEL log: event %zu has no SHA-384 digest", i);
+                out[n] = (TdxRtmrEvent){ .mr_index = e->pcr, .type = e->type };
+                memcpy(out[n].digest, dg->value, 48);
+                n++;
+        }
+        *ret = TAKE_PTR(out);
+        *ret_n = n;
         return 0;
 }

@@ -1050,3 +1050,45 @@ def test_fetch_help_says_what_it_does_and_how():
         assert words in r.stdout, words
     r = run("cloister", "config", "--help")
     assert r.returncode == 0 and "fetch-measurements" in r.stdout
+
+
+# fetch-measurements into a tdx policy: the file's predicted RTMRs (cloister-measure image's
+# "tdx" section, docs/tdx.md "RTMR prediction") replace rtmr1..3; the owner's mrTd and rtmr0
+# (the platform's, not predicted) stay.
+
+def tdx_config(tmp_path):
+    r, path = generate(tmp_path, "gcp", name="tdx.json")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(path.read_text())
+    cfg["attestation"] = {"version": 1, "variant": "tdx",
+                          "tdx": {"mrTd": ["11" * 48], "rtmr0": ["22" * 48],
+                                  "rtmr1": ["33" * 48]}}
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return path
+
+
+def test_fetch_into_a_tdx_policy_sets_rtmr1_to_3_and_keeps_mrtd_and_rtmr0(published, tmp_path):
+    path = tdx_config(tmp_path)
+    rtmrs = {"rtmr1": "ab" * 48, "rtmr2": "00" * 48, "rtmr3": "00" * 48}
+    url = published.publish("tdx.json", published.doc(tdx=rtmrs))
+    f = run("cloister", "config", "fetch-measurements", "--config", path, "--url", url,
+            "--pubkey", published.pub)
+    assert f.returncode == 0, f.stderr
+    att = json.loads(path.read_text())["attestation"]
+    assert att["tdx"] == {"mrTd": ["11" * 48], "rtmr0": ["22" * 48],
+                          **{k: [v] for k, v in rtmrs.items()}}
+    assert "measurements" not in att  # the PCRs are the vTPM variants'
+    assert f"rtmr1  {'ab' * 48}" in f.stdout
+    again = run("cloister", "config", "fetch-measurements", "--config", path, "--url", url,
+                "--pubkey", published.pub)
+    assert again.returncode == 0 and "already holds these values" in again.stdout
+
+
+def test_fetch_into_a_tdx_policy_refuses_a_file_without_rtmrs_and_changes_nothing(
+        published, tmp_path):
+    path = tdx_config(tmp_path)
+    before = path.read_bytes()
+    err = one_error_line(run("cloister", "config", "fetch-measurements", "--config", path,
+                             "--url", published.url, "--pubkey", published.pub))
+    assert "variant tdx checks RTMRs" in err and "cloister-measure image" in err, err
+    assert path.read_bytes() == before

@@ -135,11 +135,11 @@ def accelerator():
 
 
 class Swtpm:
-    def __init__(self, d: Path):
+    def __init__(self, d: Path, banks="sha256"):
         state = d / "tpm"
         state.mkdir(parents=True)
         subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", state, "--createek",
-                        "--pcr-banks", "sha256"], check=True, capture_output=True)
+                        "--pcr-banks", banks], check=True, capture_output=True)
         self.sock = d / "swtpm.sock"
         self.proc = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
                                       "--ctrl", f"type=unixio,path={self.sock}",
@@ -161,11 +161,13 @@ class Swtpm:
 
 
 def run_guest(workdir: Path, *, kernel=None, initrd=None, cmdline="console=ttyS0 panic=-1",
-              efi_disk=None, disks=(), tpm=False, memory=512, timeout=BOOT_TIMEOUT):
+              efi_disk=None, disks=(), tpm=False, tpm_banks="sha256", memory=512,
+              timeout=BOOT_TIMEOUT):
     """Boots a guest and returns what /init wrote to the second serial port (ttyS1).
 
     Either kernel + initrd (direct boot) or efi_disk (OVMF boots \\EFI\\BOOT\\BOOTX64.EFI).
     disks are raw image files, attached as virtio disks vda, vdb, ... in order (after efi_disk).
+    tpm_banks: the swtpm's active PCR banks (swtpm_setup --pcr-banks), e.g. "sha256,sha384".
     """
     workdir.mkdir(parents=True, exist_ok=True)
     report = workdir / "report.txt"
@@ -187,7 +189,7 @@ def run_guest(workdir: Path, *, kernel=None, initrd=None, cmdline="console=ttyS0
     for i, disk in enumerate(disks):
         args += ["-drive", f"if=none,id=d{i},format=raw,file={disk}",
                  "-device", f"virtio-blk-pci,drive=d{i}"]
-    swtpm = Swtpm(workdir / "swtpm") if tpm else None
+    swtpm = Swtpm(workdir / "swtpm", tpm_banks) if tpm else None
     try:
         if swtpm:
             args += swtpm.qemu_args()

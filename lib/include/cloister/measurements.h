@@ -8,7 +8,8 @@
  *   {"version": 2, "measurementsVersion": N, "image": "<name>", "imageVersion": "<version>",
  *    "created": "YYYY-MM-DDTHH:MM:SSZ",
  *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...},
- *    "snp": {"launchMeasurements": [...]}}   (optional: SEV-SNP launch digests, snp-measurements.h)
+ *    "snp": {"launchMeasurements": [...]},   (optional: SEV-SNP launch digests, snp-measurements.h)
+ *    "tdx": {"rtmr1": hex, "rtmr2": hex, "rtmr3": hex}}   (optional: predicted TDX RTMRs)
  * measurementsVersion is the publisher's counter: every file it publishes has a larger one, so
  * a consumer that remembers the last one it took can refuse an older signed file (a rollback).
  * Format 1 ({"version": 1, "image", "measurements"}) has no such counter: it is still parsed
@@ -21,6 +22,7 @@
 
 #include "cloister/attest.h"
 #include "cloister/sev-snp.h"
+#include "cloister/tdx.h"
 #include "cloister/timestamp.h"
 
 #define MEASUREMENTS_FILE_SIZE_MAX (64U * 1024U)
@@ -44,6 +46,10 @@ typedef struct MeasurementsFile {
         /* format 2, optional "snp": {"launchMeasurements": [...]} (snp-measurements.h) */
         SnpLaunchEntry snp_launch[SNP_POLICY_LAUNCH_MAX];
         size_t n_snp_launch;
+        /* format 2, optional "tdx": {"rtmr0".."rtmr3": 96 hex digits}, at least one: the RTMRs
+         * of a TD booting the image (SHA-384; docs/tdx.md, "RTMR prediction") */
+        bool tdx_rtmr_present[4];
+        uint8_t tdx_rtmr[4][48];
 } MeasurementsFile;
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m);
@@ -53,6 +59,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MeasurementsFile *, measurements_file_free);
  * parser does not know; the reason in d, naming source. */
 int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d);
+/* The RTMRs m predicts, into a tdx policy: each RTMR the file has becomes the policy's only
+ * accepted value for it (p->rtmr[i]); the others are left as they are. Returns how many were
+ * set (0: the file has no "tdx" section). */
+size_t measurements_file_tdx_rtmrs(const MeasurementsFile *m, TdxPolicy *p);
+/* The same into a policy file's "tdx" object (docs/tdx.md, "Policy"): "rtmrN": ["<96 hex>"]
+ * for each RTMR m has, replacing what tdx held for it; what `config generate --tee tdx` and
+ * `config fetch-measurements` write. Returns how many were set, or -ENOMEM. */
+int measurements_file_tdx_policy_json(const MeasurementsFile *m, json_t *tdx);
 /* Whether s may be a file's "image" or "imageVersion" (MEASUREMENTS_TEXT_MAX, above). */
 bool measurements_text_valid(const char *s);
 

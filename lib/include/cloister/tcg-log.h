@@ -72,3 +72,20 @@ const char *tcg_alg_to_string(uint16_t alg);
 const char *tcg_event_type_to_string(uint32_t type);
 /* A short readable description of the event's data (variable name, image, string...). */
 void tcg_event_describe(const TcgLogEvent *e, char *buf, size_t size);
+
+/*
+ * The data of the EV_EFI_GPT_EVENT UEFI firmware logs (PCR 5) when it boots from a GPT disk:
+ * UEFI_GPT_DATA (TCG PC Client PFP 10.4.5 / 9.4.5: the 92-byte partition table header, a UINT64
+ * count, then every partition entry whose type GUID is not zero, SizeOfPartitionEntry bytes
+ * each), built as edk2's DxeTpm2MeasureBootLib Tcg2MeasureGptTable() builds it from the primary
+ * header. disk holds the disk's first bytes with 512-byte sectors (the header at byte 512, the
+ * entries where it says, which must lie inside disk). Refused (-EBADMSG, the reason in d): no
+ * "EFI PART" signature, a header CRC32 or entry-array CRC32 that does not match (the firmware
+ * would fall back to the backup table, which this does not model), entries outside disk, an
+ * entry size not a multiple of 128, more than TCG_GPT_ENTRIES_MAX entries. *ret is allocated.
+ */
+#define TCG_GPT_HEADER_SIZE 92U
+#define TCG_GPT_ENTRIES_MAX 1024U
+#define TCG_GPT_ENTRY_MAX   1024U
+#define TCG_GPT_READ_MAX    (1024U * 1024U) /* how much of a disk a caller needs at most */
+int tcg_gpt_event_data(const uint8_t *disk, size_t size, uint8_t **ret, size_t *ret_size, Diag *d);

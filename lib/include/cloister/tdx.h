@@ -389,6 +389,59 @@ int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log,
 int tdx_ccel_check(const TdxQuote *q, const uint8_t *table, size_t table_size, const uint8_t *log,
                    size_t log_size, TdxRtmrs *ret, Diag *d);
 
+/* ---- RTMR events and their prediction from an image (docs/tdx.md, "RTMR prediction") ------- */
+
+/* One measurement into an RTMR: MR index 1..4 (RTMR0..3), the TCG event type, SHA-384. */
+typedef struct TdxRtmrEvent {
+        uint32_t mr_index;
+        uint32_t type;
+        char description[48];
+        uint8_t digest[48];
+} TdxRtmrEvent;
+
+#define TDX_RTMR_EVENTS_MAX 16
+
+/* RTMR[i] = SHA-384(RTMR[i] || digest) for each event, from zero (TDX module base spec, TDG.MR.
+ * RTMR.EXTEND). -EINVAL if an event's MR index is not 1..4. */
+int tdx_rtmrs_fold(const TdxRtmrEvent *events, size_t n, TdxRtmrs *ret);
+
+/* The events of a CCEL log (as tdx_ccel_replay() reads it) with their SHA-384 digests, EV_NO_ACTION
+ * left out; *ret is allocated. */
+int tdx_ccel_events(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
+                    TdxRtmrEvent **ret, size_t *ret_n, Diag *d);
+
+/* The event types the model names (TCG PC Client PFP 10.4.1). */
+#define TDX_EV_EFI_ACTION                    0x80000007U
+#define TDX_EV_EFI_BOOT_SERVICES_APPLICATION 0x80000003U
+#define TDX_EV_EFI_GPT_EVENT                 0x80000006U
+#define TDX_EV_EVENT_TAG                     0x00000006U
+#define TDX_EV_SEPARATOR                     0x00000004U
+
+/* RTMR1 of a TDVF boot (edk2 OvmfPkg TdTcg2Dxe + DxeTpm2MeasureBootLib) that loads the EFI
+ * applications app_digests[] (Authenticode SHA-384, in load order) from a GPT disk whose
+ * UEFI_GPT_DATA has the SHA-384 gpt_digest, then exits boot services: "Calling EFI Application
+ * from Boot Option", one separator, the GPT, the applications, "Exit Boot Services
+ * Invocation", "Exit Boot Services Returned with Success". Appends to events (room for
+ * n_apps + 5 more); -E2BIG if there is none. */
+int tdx_rtmr1_boot_events(const uint8_t gpt_digest[static 48], const uint8_t (*app_digests)[48],
+                          size_t n_apps, TdxRtmrEvent *events, size_t *n, size_t max);
+
+/* What a TD running TDVF measures into RTMR1..3 when it boots a systemd-stub UKI directly from
+ * a GPT disk (the model of docs/tdx.md, "RTMR prediction"). RTMR0 (the TD's firmware
+ * configuration: TD HOB, ACPI tables, Secure Boot and boot variables) is not predicted. */
+typedef struct TdxRtmrPrediction {
+        TdxRtmrEvent events[TDX_RTMR_EVENTS_MAX];
+        size_t n_events;
+        TdxRtmrs rtmrs;
+        bool predicted[4]; /* [0] never */
+        bool kernel_cc;    /* the kernel's EFI stub measures into EFI_CC_MEASUREMENT_PROTOCOL */
+} TdxRtmrPrediction;
+
+/* uki: the UKI (as uki_predict() accepts it); gpt_data: the disk's UEFI_GPT_DATA
+ * (tcg_gpt_event_data()). -EOPNOTSUPP a UKI outside the model, reason in d. */
+int tdx_predict_uki_rtmrs(const uint8_t *uki, size_t size, const uint8_t *gpt_data, size_t gpt_size,
+                          TdxRtmrPrediction *ret, Diag *d);
+
 /* ---- collateral from Intel PCS or a PCCS, cached (docs/tdx.md, "Caching and cost") ---------- */
 
 #define TDX_PCS_URL_DEFAULT      "https://api.trustedservices.intel.com/tdx/certification/v4"

@@ -43,6 +43,11 @@ typedef struct UkiPrediction {
         size_t n_events;
         bool predicted[UKI_PCR_COUNT];
         uint8_t pcrs[UKI_PCR_COUNT][32]; /* SHA-256 bank */
+        /* The sections the stub hands on, as it sees them (VirtualSize bytes); they point into
+         * the caller's buffer. Other banks and measurement registers are computed from these
+         * (tdx_predict_uki_rtmrs()). */
+        const uint8_t *linux_data, *initrd_data;
+        size_t linux_size, initrd_size;
 } UkiPrediction;
 
 /* -EBADMSG malformed image, -EOPNOTSUPP a UKI outside the model (stub version, sections),
