@@ -12,6 +12,9 @@ typedef enum AttestMember {
         ATTEST_MEMBER_TPM = 1 << 0, /* a vTPM quote of PCRs */
         ATTEST_MEMBER_SNP = 1 << 1, /* an SEV-SNP report */
         ATTEST_MEMBER_TDX = 1 << 2, /* a TDX quote */
+        /* Azure's paravisor (HCL) report: its runtime data names the vTPM's attestation key, and
+         * the hardware report (SNP) or quote (TDX) vouches for the runtime data (azure.c). */
+        ATTEST_MEMBER_HCL = 1 << 3,
 } AttestMember;
 
 /* One attestation variant: its row in lib/attest/variants.c. A new variant is a file with its
@@ -46,6 +49,8 @@ int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
                                       const AttestVariantInfo *info, AttestPolicy *p);
 int attest_policy_parse_tdx(const JsonCtx *ctx, const json_t *j, const AttestVariantInfo *info,
                             AttestPolicy *p);
+int attest_policy_parse_azure_tdx(const JsonCtx *ctx, const json_t *j,
+                                  const AttestVariantInfo *info, AttestPolicy *p);
 
 CheckResult *report_add(AttestReport *r, const char *name, int index, CheckStatus status,
                         bool enforced, const char *format, ...) _printf_(6, 7);
@@ -88,6 +93,41 @@ int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t 
 /* attest_verify_azure with the aTLS binding (or none) as the quote's qualifying data. */
 int attest_verify_azure_sev_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding,
                                 time_t at, AttestReport *r, Diag *d);
+int attest_verify_azure_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding,
+                            time_t at, AttestReport *r, Diag *d);
+
+/* The Azure paravisor's part, shared by azure-sev-snp and azure-tdx (azure.c). */
+#define AZURE_HCL_REPORT_SNP  2 /* IGVM request data report types */
+#define AZURE_HCL_REPORT_TDX  4
+#define AZURE_HCL_RUNTIME_MAX (16U * 1024U)
+
+typedef struct AzureHcl {
+        const uint8_t *hw_report; /* the hardware report area (1184 bytes), inside the buffer */
+        const uint8_t *runtime;   /* the runtime ("variable") data: JSON naming HCLAkPub */
+        size_t runtime_size;
+} AzureHcl;
+
+/* The HCL report's layout ("azure-hcl-format", -EBADMSG): the "HCLA" header, the hardware
+ * report area, the IGVM request data of report_type with SHA-256 runtime data, the runtime data.
+ * Points into data. */
+int azure_hcl_parse(const uint8_t *data, size_t size, uint32_t report_type, AzureHcl *ret,
+                    AttestReport *r, Diag *d);
+/* "azure-runtime-data": SHA-256 of the runtime data is expected (32 bytes: what the hardware
+ * signed), compared in constant time; -EKEYREJECTED otherwise. what names the signed report. */
+int attest_check_azure_runtime_data(const AzureHcl *h, const uint8_t expected[static 32],
+                                    const char *what, AttestReport *r, Diag *d);
+/* With the runtime data proven: the HCLAkPub it names is the AK ("azure-ak", also against the
+ * evidence's own akPublic if any), which signs the TPM quote ("quote-signature"), bound to the
+ * qualifying data ("binding"; NULL: recorded as not checked), then the PCRs. */
+int attest_check_azure_vtpm(const Evidence *e, const AttestPolicy *p, const AzureHcl *h,
+                            const uint8_t *qualifying, size_t qualifying_size, AttestReport *r,
+                            Diag *d);
+
+/* The TDX quote of e (tdx-attest.c): authenticated (Intel's root, or the policy's for a simulated
+ * variant), its event log replayed when present, then the policy's TDX checks with REPORTDATA
+ * compared to report_data (64 bytes; NULL: not compared). The parsed quote goes to ret_q. */
+int attest_check_tdx_quote(const Evidence *e, const AttestPolicy *p, time_t at,
+                           const uint8_t *report_data, TdxQuote *ret_q, AttestReport *r, Diag *d);
 
 /* The quote covers exactly the SHA-256 PCRs the evidence lists, and their values reproduce the
  * signed digest. */

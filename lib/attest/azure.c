@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * azure-sev-snp: an Azure confidential VM's paravisor (HCL) puts a vTPM attestation key into
- * "runtime data" whose SHA-256 is the SNP report's REPORT_DATA[0:32]. The SNP report proves the
- * runtime data, the runtime data names the AK, the AK signs the TPM quote, and the quote carries
- * the verifier's nonce and the PCRs.
+ * The Azure paravisor (HCL), shared by azure-sev-snp (here) and azure-tdx (azure-tdx.c): an Azure
+ * confidential VM's paravisor puts a vTPM attestation key into "runtime data" whose SHA-256 is
+ * the hardware's report data [0:32] (the SNP report's REPORT_DATA, the TD quote's REPORTDATA).
+ * The hardware report proves the runtime data, the runtime data names the AK, the AK signs the
+ * TPM quote, and the quote carries the verifier's nonce and the PCRs.
  *
- * HCL report layout (as recorded in ../shared/testdata/azure-snp): "HCLA" header (0x20 bytes),
- * the 1184-byte SNP report at 0x20, IGVM request data at 0x4C0 (data size, version, report type
- * 2 = SNP, hash type 1 = SHA-256, variable-data size; 20 bytes), then the variable data: JSON
- * with a "keys" array whose entry "kid": "HCLAkPub" is the AK as an RSA JWK.
+ * HCL report layout (as recorded in ../shared/testdata/azure-snp; the same for TDX, as
+ * azure-cvm-tooling's az-cvm-vtpm hcl module reads it): "HCLA" header (0x20 bytes), the hardware
+ * report area at 0x20 (1184 bytes: an SNP report, or a 1024-byte TDREPORT and padding), IGVM
+ * request data at 0x4C0 (data size, version, report type 2 = SNP or 4 = TDX, hash type 1 =
+ * SHA-256, variable-data size; 20 bytes), then the variable data: JSON with a "keys" array whose
+ * entry "kid": "HCLAkPub" is the AK as an RSA JWK.
  */
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/param_build.h>
 #include <string.h>
 
@@ -21,9 +25,9 @@
 #include "cloister/reader.h"
 #include "cloister/tpm-quote.h"
 
-#define HCL_SNP_OFFSET       0x20
-#define HCL_RUNTIME_OFFSET   0x4C0
-#define HCL_RUNTIME_JSON_MAX (16U * 1024U)
+#define HCL_HW_REPORT_OFFSET 0x20
+#define HCL_HW_REPORT_SIZE   1184 /* the larger of an SNP report and a TDREPORT (1024) */
+#define HCL_HASH_SHA256      1
 
 /* RFC 7515 base64url without padding → bytes. */
 static int base64url_decode(const char *s, uint8_t **ret, size_t *ret_size)
@@ -97,73 +101,62 @@ static int jwk_rsa_key(const json_t *keys, EVP_PKEY **ret, Diag *d)
                          "the HCL runtime data names no HCLAkPub attestation key");
 }
 
-int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t *qualifying,
-                        size_t qualifying_size, time_t at, AttestReport *r, Diag *d)
+int azure_hcl_parse(const uint8_t *data, size_t size, uint32_t report_type, AzureHcl *ret,
+                    AttestReport *r, Diag *d)
 {
-        const Blob *hcl = &e->snp.hcl_report;
-        Reader rd = reader_init(hcl->data, hcl->size);
-        _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
-        _cleanup_(json_decrefp) json_t *runtime = NULL;
-        const uint8_t *magic, *report_raw, *var;
-        uint32_t data_size, version, report_type, hash_type, var_size;
+        Reader rd = reader_init(data, size);
+        const uint8_t *magic, *hw, *var;
+        uint32_t data_size, version, type, hash_type, var_size;
+
+        if (reader_bytes(&rd, 4, &magic) < 0 || memcmp(magic, "HCLA", 4) != 0 ||
+            reader_skip(&rd, HCL_HW_REPORT_OFFSET - 4) < 0 ||
+            reader_bytes(&rd, HCL_HW_REPORT_SIZE, &hw) < 0 || reader_u32le(&rd, &data_size) < 0 ||
+            reader_u32le(&rd, &version) < 0 || reader_u32le(&rd, &type) < 0 ||
+            reader_u32le(&rd, &hash_type) < 0 || reader_u32le(&rd, &var_size) < 0 ||
+            var_size > AZURE_HCL_RUNTIME_MAX || reader_bytes(&rd, var_size, &var) < 0)
+                return report_fail(r, d, -EBADMSG, "azure-hcl-format", -1, NULL, 0, NULL, 0,
+                                   "the HCL report is malformed or truncated");
+        if (type != report_type || hash_type != HCL_HASH_SHA256)
+                return report_fail(r, d, -EBADMSG, "azure-hcl-format", -1, NULL, 0, NULL, 0,
+                                   "the HCL report is not %s report with SHA-256 runtime data "
+                                   "(report type %u, hash type %u)",
+                                   report_type == AZURE_HCL_REPORT_TDX ? "a TDX" : "an SNP", type,
+                                   hash_type);
+        *ret = (AzureHcl){ .hw_report = hw, .runtime = var, .runtime_size = var_size };
+        return 0;
+}
+
+int attest_check_azure_runtime_data(const AzureHcl *h, const uint8_t expected[static 32],
+                                    const char *what, AttestReport *r, Diag *d)
+{
         uint8_t digest[32];
+
+        crypto_sha256(h->runtime, h->runtime_size, digest);
+        if (CRYPTO_memcmp(digest, expected, 32) != 0)
+                return report_fail(r, d, -EKEYREJECTED, "azure-runtime-data", -1, expected, 32,
+                                   digest, 32,
+                                   "SHA-256 of the HCL runtime data is not what the %s vouches "
+                                   "for",
+                                   what);
+        report_add(r, "azure-runtime-data", -1, CHECK_PASS, true,
+                   "the %s vouches for the runtime data", what);
+        return 0;
+}
+
+int attest_check_azure_vtpm(const Evidence *e, const AttestPolicy *p, const AzureHcl *h,
+                            const uint8_t *qualifying, size_t qualifying_size, AttestReport *r,
+                            Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *runtime = NULL;
         TpmPublic ak = { .type = TPM_ALG_RSA, .scheme = TPM_ALG_NULL };
         TpmSignature sig = {};
         TpmQuoteInfo q;
-        SnpProduct product;
-        SnpReport rep;
         Diag sub;
         int k;
 
         diag_clear(&sub);
-        if (reader_bytes(&rd, 4, &magic) < 0 || memcmp(magic, "HCLA", 4) != 0 ||
-            reader_skip(&rd, HCL_SNP_OFFSET - 4) < 0 ||
-            reader_bytes(&rd, SNP_REPORT_SIZE, &report_raw) < 0 ||
-            reader_skip(&rd, HCL_RUNTIME_OFFSET - HCL_SNP_OFFSET - SNP_REPORT_SIZE) < 0 ||
-            reader_u32le(&rd, &data_size) < 0 || reader_u32le(&rd, &version) < 0 ||
-            reader_u32le(&rd, &report_type) < 0 || reader_u32le(&rd, &hash_type) < 0 ||
-            reader_u32le(&rd, &var_size) < 0 || var_size > HCL_RUNTIME_JSON_MAX ||
-            reader_bytes(&rd, var_size, &var) < 0)
-                return report_fail(r, d, -EBADMSG, "azure-hcl-format", -1, NULL, 0, NULL, 0,
-                                   "the HCL report is malformed or truncated");
-        if (report_type != 2 || hash_type != 1)
-                return report_fail(r, d, -EBADMSG, "azure-hcl-format", -1, NULL, 0, NULL, 0,
-                                   "the HCL report is not an SNP report with SHA-256 runtime data");
-
-        /* 1. The SNP report, with the usual chain and guest-policy checks. */
-        k = snp_report_parse(report_raw, SNP_REPORT_SIZE, &rep, &sub);
-        if (k >= 0)
-                k = snp_trust_new(true, &trust);
-        if (k >= 0 && p->snp_trusted_arks.data)
-                k = snp_trust_add_ark_pem(trust, (const char *) p->snp_trusted_arks.data,
-                                          p->snp_trusted_arks.size);
-        if (k >= 0)
-                k = snp_verify_report(&rep, report_raw, SNP_REPORT_SIZE, e->snp.vcek.data,
-                                      e->snp.vcek.size, e->snp.chain.data, e->snp.chain.size, trust,
-                                      at, &product, &sub);
-        if (k < 0)
-                return report_fail(r, d, k, sub.check[0] ? sub.check : "snp", -1, NULL, 0, NULL, 0,
-                                   "%s", sub.message);
-        report_add(r, "snp-authenticity", -1, CHECK_PASS, true,
-                   "HCL's SNP report signed by a %s VCEK chaining to a trusted ARK",
-                   snp_product_to_string(product));
-        k = snp_check_policy(&rep, product, &p->snp, NULL, NULL, NULL, d);
-        if (k < 0)
-                return report_fail(r, NULL, k, d ? d->check : "snp-policy", -1, NULL, 0, NULL, 0,
-                                   "%s", d ? d->message : "SNP policy");
-
-        /* 2. The runtime data is what the report vouches for. */
-        crypto_sha256(var, var_size, digest);
-        if (memcmp(digest, rep.report_data, 32) != 0)
-                return report_fail(r, d, -EKEYREJECTED, "azure-runtime-data", -1, rep.report_data,
-                                   32, digest, 32,
-                                   "SHA-256 of the HCL runtime data is not the report's "
-                                   "REPORT_DATA");
-        report_add(r, "azure-runtime-data", -1, CHECK_PASS, true,
-                   "the SNP report vouches for the runtime data");
-
-        /* 3. The AK it names signs the quote. */
-        k = json_parse_buffer(var, var_size, "HCL runtime data", &runtime, &sub);
+        /* The AK the runtime data names signs the quote. */
+        k = json_parse_buffer(h->runtime, h->runtime_size, "HCL runtime data", &runtime, &sub);
         if (k >= 0 && !json_is_array(json_object_get(runtime, "keys")))
                 k = diag_fail(&sub, -EBADMSG, "azure-ak", -1, "runtime data without keys");
         if (k >= 0)
@@ -207,7 +200,7 @@ int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t 
         } else
                 report_add(r, "binding", -1, CHECK_PASS, true, "quote bound to the nonce");
 
-        /* 4. PCRs as for qemu-vtpm. */
+        /* PCRs as for qemu-vtpm. */
         k = attest_check_quote_pcrs(&e->tpm, &q, sig.hash, r, d);
         if (k < 0)
                 goto finish;
@@ -216,6 +209,53 @@ finish:
         tpm_signature_done(&sig);
         tpm_public_done(&ak);
         return k;
+}
+
+int attest_verify_azure(const Evidence *e, const AttestPolicy *p, const uint8_t *qualifying,
+                        size_t qualifying_size, time_t at, AttestReport *r, Diag *d)
+{
+        const Blob *hcl = &e->snp.hcl_report;
+        _cleanup_(snp_trust_freep) SnpTrust *trust = NULL;
+        SnpProduct product;
+        SnpReport rep;
+        AzureHcl h;
+        Diag sub;
+        int k;
+
+        diag_clear(&sub);
+        k = azure_hcl_parse(hcl->data, hcl->size, AZURE_HCL_REPORT_SNP, &h, r, d);
+        if (k < 0)
+                return k;
+
+        /* 1. The SNP report, with the usual chain and guest-policy checks. */
+        k = snp_report_parse(h.hw_report, SNP_REPORT_SIZE, &rep, &sub);
+        if (k >= 0)
+                k = snp_trust_new(true, &trust);
+        if (k >= 0 && p->snp_trusted_arks.data)
+                k = snp_trust_add_ark_pem(trust, (const char *) p->snp_trusted_arks.data,
+                                          p->snp_trusted_arks.size);
+        if (k >= 0)
+                k = snp_verify_report(&rep, h.hw_report, SNP_REPORT_SIZE, e->snp.vcek.data,
+                                      e->snp.vcek.size, e->snp.chain.data, e->snp.chain.size, trust,
+                                      at, &product, &sub);
+        if (k < 0)
+                return report_fail(r, d, k, sub.check[0] ? sub.check : "snp", -1, NULL, 0, NULL, 0,
+                                   "%s", sub.message);
+        report_add(r, "snp-authenticity", -1, CHECK_PASS, true,
+                   "HCL's SNP report signed by a %s VCEK chaining to a trusted ARK",
+                   snp_product_to_string(product));
+        k = snp_check_policy(&rep, product, &p->snp, NULL, NULL, NULL, d);
+        if (k < 0)
+                return report_fail(r, NULL, k, d ? d->check : "snp-policy", -1, NULL, 0, NULL, 0,
+                                   "%s", d ? d->message : "SNP policy");
+
+        /* 2. The runtime data is what the report vouches for (REPORT_DATA[0:32]). */
+        k = attest_check_azure_runtime_data(&h, rep.report_data, "SNP report", r, d);
+        if (k < 0)
+                return k;
+
+        /* 3., 4. The AK it names signs the quote; the PCRs. */
+        return attest_check_azure_vtpm(e, p, &h, qualifying, qualifying_size, r, d);
 }
 
 int attest_verify_azure_sev_snp(const Evidence *e, const AttestPolicy *p, const uint8_t *binding,

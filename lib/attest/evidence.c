@@ -77,6 +77,7 @@ Evidence *evidence_free(Evidence *e)
         blob_clear(&e->tdx.qe_identity_chain);
         blob_clear(&e->tdx.pck_crl);
         blob_clear(&e->tdx.root_crl);
+        blob_clear(&e->tdx.hcl_report);
         free(e);
         return NULL;
 }
@@ -153,7 +154,7 @@ static int parse_tpm(const JsonCtx *ctx, const json_t *o, bool azure, EvidenceTp
         r = json_check_keys(ctx, o, keys);
         if (r < 0)
                 return r;
-        /* azure-sev-snp: the AK comes from the HCL report's runtime data instead. */
+        /* azure-sev-snp, azure-tdx: the AK comes from the HCL report's runtime data instead. */
         r = get_blob(ctx, o, "akPublic", !azure, EVIDENCE_TPM_STRUCT_MAX, &t->ak_public);
         if (r >= 0)
                 r = get_blob(ctx, o, "quote", true, EVIDENCE_TPM_STRUCT_MAX, &t->quote);
@@ -211,16 +212,26 @@ static Blob *tdx_collateral_blob(EvidenceTdx *t, size_t i)
         return blobs[i];
 }
 
-static int parse_tdx(const JsonCtx *ctx, const json_t *o, EvidenceTdx *t)
+static int parse_tdx(const JsonCtx *ctx, const json_t *o, bool azure, EvidenceTdx *t)
 {
-        static const char *const keys[] = { "quote", "collateral", "eventLog", "ccelTable", NULL };
+        static const char *const keys[] = { "quote",     "collateral", "eventLog",
+                                            "ccelTable", "hclReport",  NULL };
         json_t *col;
         int r;
 
         r = json_check_keys(ctx, o, keys);
         if (r < 0)
                 return r;
+        /* azure-tdx: the HCL report whose runtime data the quote's REPORTDATA binds; no other
+         * variant reads one, so none may carry one. */
+        if (!azure && json_object_get(o, "hclReport"))
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: %s.hclReport: only azure-tdx evidence carries one",
+                                 ctx->source, ctx->path);
         r = get_blob(ctx, o, "quote", true, EVIDENCE_TDX_QUOTE_MAX, &t->quote);
+        if (r >= 0)
+                r = get_blob(ctx, o, "hclReport", azure, EVIDENCE_SNP_REPORT_MAX * 2,
+                             &t->hcl_report);
         if (r >= 0)
                 r = get_blob(ctx, o, "eventLog", false, EVIDENCE_EVENT_LOG_MAX, &t->event_log);
         if (r >= 0)
@@ -292,7 +303,7 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 if (!variant_allows(e->variant, ATTEST_MEMBER_TPM))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tpm' member", variant);
-                r = parse_tpm(&c, sub, e->variant == ATTEST_VARIANT_AZURE_SEV_SNP, &e->tpm);
+                r = parse_tpm(&c, sub, variant_has(e->variant, ATTEST_MEMBER_HCL), &e->tpm);
                 if (r < 0)
                         return r;
                 e->has_tpm = true;
@@ -322,7 +333,7 @@ int evidence_parse(const void *data, size_t size, Evidence **ret, Diag *d)
                 if (!variant_has(e->variant, ATTEST_MEMBER_TDX))
                         return diag_fail(d, -EBADMSG, "evidence-variant", -1,
                                          "evidence: variant %s carries no 'tdx' member", variant);
-                r = parse_tdx(&c, sub, &e->tdx);
+                r = parse_tdx(&c, sub, variant_has(e->variant, ATTEST_MEMBER_HCL), &e->tdx);
                 if (r < 0)
                         return r;
                 e->has_tdx = true;
@@ -401,7 +412,8 @@ static int build_tdx(const EvidenceTdx *t, json_t **ret)
                 return -ENOMEM;
         if ((r = set_blob(o, "quote", &t->quote)) < 0 ||
             (r = set_blob(o, "eventLog", &t->event_log)) < 0 ||
-            (r = set_blob(o, "ccelTable", &t->ccel_table)) < 0)
+            (r = set_blob(o, "ccelTable", &t->ccel_table)) < 0 ||
+            (r = set_blob(o, "hclReport", &t->hcl_report)) < 0)
                 return r;
         if (t->has_collateral) {
                 for (size_t i = 0; tdx_collateral_keys[i]; i++)

@@ -558,8 +558,9 @@ int attest_policy_parse_tdx(const JsonCtx *ctx, const json_t *j, const AttestVar
                 return r;
         if (!info->simulated && p->tdx.trusted_root_pem[0])
                 return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
-                                 "%s: .tdx.trustedRoot: only a sim-tdx policy names a root; %s "
-                                 "trusts Intel's SGX Root CA alone",
+                                 "%s: .tdx.trustedRoot: only a simulator's policy (sim-tdx, "
+                                 "sim-azure-tdx) names a root; %s trusts Intel's SGX Root CA "
+                                 "alone",
                                  ctx->source, info->name);
         if (info->simulated && !p->tdx.trusted_root_pem[0])
                 return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
@@ -580,6 +581,35 @@ int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
                 r = parse_member(ctx, j, "measurements", parse_measurements, p);
         if (r < 0)
                 return r;
+        p->event_log = EVENT_LOG_IGNORE;
+        return check_pins(p, ctx->source, true, ctx->diag);
+}
+
+/* azure-tdx, sim-azure-tdx: the TDX checks for the paravisor's TD quote (mrTd pinned: any TD can
+ * put any runtime data in its REPORTDATA, so only the paravisor's MRTD makes the AK it names
+ * trustworthy), PCR measurements for the vTPM quote; no akTrust (the quote vouches for the AK).
+ * The paravisor's TD may leave SEPT_VE_DISABLE clear: that exception is this variant's default,
+ * said in the file as "azureParavisor" (false requires the bit, as on DCesv6 machines). */
+int attest_policy_parse_azure_tdx(const JsonCtx *ctx, const json_t *j,
+                                  const AttestVariantInfo *info, AttestPolicy *p)
+{
+        static const char *const none[] = { "akTrust", "eventLog", "snp" };
+        int r;
+
+        /* Refused, not ignored: a reader would take them for checks that run. */
+        for (size_t i = 0; i < ELEMENTSOF(none); i++)
+                if (json_object_get(j, none[i]))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: .%s: a %s policy has none (the TD quote vouches for "
+                                         "the AK; its checks are .tdx and .measurements)",
+                                         ctx->source, none[i], info->name);
+        r = attest_policy_parse_tdx(ctx, j, info, p);
+        if (r >= 0)
+                r = parse_member(ctx, j, "measurements", parse_measurements, p);
+        if (r < 0)
+                return r;
+        if (!json_object_get(json_object_get(j, "tdx"), "azureParavisor"))
+                p->tdx.azure_paravisor = true;
         p->event_log = EVENT_LOG_IGNORE;
         return check_pins(p, ctx->source, true, ctx->diag);
 }

@@ -57,8 +57,8 @@ int attest_tdx_issue(const uint8_t binding[static ATTEST_BINDING_SIZE], Evidence
         return 0;
 }
 
-int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
-                      AttestReport *r, Diag *d)
+int attest_check_tdx_quote(const Evidence *e, const AttestPolicy *p, time_t at,
+                           const uint8_t *report_data, TdxQuote *ret_q, AttestReport *r, Diag *d)
 {
         const EvidenceTdx *t = &e->tdx;
         TdxVerifyOptions o = { .at = at };
@@ -76,29 +76,31 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                 .root_crl = t->root_crl.data,
                 .root_crl_size = t->root_crl.size,
         };
-        uint8_t report_data[64] = {}, root_fp[32];
+        uint8_t root_fp[32];
         TdxVerification v;
-        TdxQuote q;
+        TdxQuote *q = ret_q;
         Diag sub;
         int k;
 
         diag_clear(&sub);
-        /* sim-tdx trusts only the simulator root its policy names, never Intel's; tdx only
-         * Intel's (the policy parser refuses a trustedRoot there). */
+        /* A simulated variant (sim-tdx, sim-azure-tdx) trusts only the simulator root its policy
+         * names, never Intel's; the others only Intel's (the policy parser refuses a
+         * trustedRoot there). */
         if (attest_variant_info(e->variant)->simulated) {
                 if (!p->tdx.trusted_root_pem[0] ||
                     tdx_pem_sha256(p->tdx.trusted_root_pem, root_fp) < 0)
                         return report_fail(r, d, -EINVAL, "tdx-root", -1, NULL, 0, NULL, 0,
-                                           "the sim-tdx policy names no valid trustedRoot");
+                                           "the %s policy names no valid trustedRoot",
+                                           attest_variant_to_string(e->variant));
                 o.root_pem = p->tdx.trusted_root_pem;
                 o.root_sha256 = root_fp;
                 log_debug("attest: verifying SIMULATED TDX evidence (not hardware)");
         }
-        k = tdx_quote_parse(t->quote.data, t->quote.size, &q, &sub);
+        k = tdx_quote_parse(t->quote.data, t->quote.size, q, &sub);
         if (k < 0)
                 return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
         /* Every check is recorded by the callback, the failing one too. */
-        k = tdx_verify_quote(&q, t->quote.data, t->quote.size, t->has_collateral ? &col : NULL, &o,
+        k = tdx_verify_quote(q, t->quote.data, t->quote.size, t->has_collateral ? &col : NULL, &o,
                              &v, attest_report_record, r, &sub);
         if (k == -EINVAL || k == -ENOMEM)
                 return report_fail(r, d, k, "tdx-verify", -1, NULL, 0, NULL, 0, "%s",
@@ -112,7 +114,7 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
          * (authenticated) RTMRs, so what it says about the boot is what was measured. */
         if (t->event_log.data) {
                 TdxRtmrs rt;
-                k = tdx_ccel_check(&q, t->ccel_table.data, t->ccel_table.size, t->event_log.data,
+                k = tdx_ccel_check(q, t->ccel_table.data, t->ccel_table.size, t->event_log.data,
                                    t->event_log.size, &rt, &sub);
                 if (k < 0) {
                         CheckResult *c = report_add(r, sub.check, sub.index, CHECK_FAIL, true, "%s",
@@ -129,13 +131,22 @@ int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *b
                 report_add(r, "tdx-rtmr-replay", -1, CHECK_PASS, true,
                            "the event log's %zu events replay to RTMR0-3", rt.n_events);
         }
+        return tdx_check_policy(q, &v, &p->tdx, report_data, attest_report_record, r, d);
+}
+
+int attest_verify_tdx(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
+                      AttestReport *r, Diag *d)
+{
+        uint8_t report_data[64] = {};
+        TdxQuote q;
+        int k;
+
         if (binding)
                 memcpy(report_data, binding, ATTEST_BINDING_SIZE);
         else
                 report_add(r, "tdx-report-data", -1, CHECK_SKIPPED, true,
                            "not checked: no expected binding given (freshness unknown)");
-        k = tdx_check_policy(&q, &v, &p->tdx, binding ? report_data : NULL, attest_report_record, r,
-                             d);
+        k = attest_check_tdx_quote(e, p, at, binding ? report_data : NULL, &q, r, d);
         /* The node's TPM quote, when it sends one: what names it as a member (docs/join.md). */
         if (k >= 0 && e->has_tpm)
                 k = attest_verify_tpm_identity(e, binding, r, d);

@@ -4,7 +4,7 @@
  * evidence carries, how their policy is read and their evidence verified. Everything else that
  * depends on the variant asks this table (the evidence parser, the policy parser and its
  * refuse-by-default checks, attest_verify()); a variant's own checks live in its file
- * (vtpm-verify.c, snp-attest.c, azure.c, tdx-attest.c).
+ * (vtpm-verify.c, snp-attest.c, azure.c, tdx-attest.c, azure-tdx.c).
  */
 #include <assert.h>
 #include <string.h>
@@ -21,7 +21,8 @@ static const AttestVariantInfo variants[_ATTEST_VARIANT_MAX] = {
                                      .parse_policy = attest_policy_parse_snp,
                                      .verify = attest_verify_snp },
         [ATTEST_VARIANT_AZURE_SEV_SNP] = { .name = "azure-sev-snp",
-                                           .members = ATTEST_MEMBER_TPM | ATTEST_MEMBER_SNP,
+                                           .members = ATTEST_MEMBER_TPM | ATTEST_MEMBER_SNP |
+                                                      ATTEST_MEMBER_HCL,
                                            .parse_policy = attest_policy_parse_azure_sev_snp,
                                            .verify = attest_verify_azure_sev_snp },
         [ATTEST_VARIANT_SIM_SNP] = { .name = "sim-snp",
@@ -40,6 +41,17 @@ static const AttestVariantInfo variants[_ATTEST_VARIANT_MAX] = {
                                      .simulated = true,
                                      .parse_policy = attest_policy_parse_tdx,
                                      .verify = attest_verify_tdx },
+        [ATTEST_VARIANT_AZURE_TDX] = { .name = "azure-tdx",
+                                       .members = ATTEST_MEMBER_TPM | ATTEST_MEMBER_TDX |
+                                                  ATTEST_MEMBER_HCL,
+                                       .parse_policy = attest_policy_parse_azure_tdx,
+                                       .verify = attest_verify_azure_tdx },
+        [ATTEST_VARIANT_SIM_AZURE_TDX] = { .name = "sim-azure-tdx",
+                                           .members = ATTEST_MEMBER_TPM | ATTEST_MEMBER_TDX |
+                                                      ATTEST_MEMBER_HCL,
+                                           .simulated = true,
+                                           .parse_policy = attest_policy_parse_azure_tdx,
+                                           .verify = attest_verify_azure_tdx },
 };
 
 const AttestVariantInfo *attest_variant_info(AttestVariant v)

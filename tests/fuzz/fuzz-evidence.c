@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The evidence document parser, then the verifier of the variant the document names, whatever
- * it is (qemu-vtpm, sev-snp, azure-sev-snp, sim-snp, tdx, sim-tdx): the TPM structure parsers,
- * quote checks and event-log replay, the SNP report, certificate table and HCL report parsers,
- * the TDX quote, certification data, collateral and CCEL replay all see attacker bytes here. The
- * policy pins as little as each variant allows, so that the verifier goes as far as the bytes
- * let it (a signature the fuzzer cannot forge still stops it, as it stops an attacker). */
+ * it is (qemu-vtpm, sev-snp, azure-sev-snp, sim-snp, tdx, sim-tdx, azure-tdx, sim-azure-tdx): the
+ * TPM structure parsers, quote checks and event-log replay, the SNP report, certificate table and
+ * HCL report parsers, the TDX quote, certification data, collateral and CCEL replay all see
+ * attacker bytes here. The policy pins as little as each variant allows, so that the verifier goes
+ * as far as the bytes let it (a signature the fuzzer cannot forge still stops it, as it stops an
+ * attacker). */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -35,6 +35,8 @@ typedef enum AttestVariant {
         ATTEST_VARIANT_SIM_SNP,
         ATTEST_VARIANT_TDX,
         ATTEST_VARIANT_SIM_TDX,
+        ATTEST_VARIANT_AZURE_TDX,
+        ATTEST_VARIANT_SIM_AZURE_TDX,
         _ATTEST_VARIANT_MAX,
         _ATTEST_VARIANT_INVALID = -EINVAL,
 } AttestVariant;
@@ -77,6 +79,7 @@ typedef struct EvidenceTdx {
         Blob tcb_info, tcb_info_chain, qe_identity, qe_identity_chain, pck_crl, root_crl;
         Blob event_log;  /* the CCEL log area (optional), replayed to the quote's RTMRs */
         Blob ccel_table; /* the ACPI CCEL table (optional, only with event_log) */
+        Blob hcl_report; /* azure-tdx: the HCL report whose runtime data the quote binds */
 } EvidenceTdx;
 
 typedef struct Evidence {
