@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli-bundle.h"
+#include "cli-checkpoint.h"
 #include "cli-json.h"
 #include "cli-node-state.h"
 #include "cli.h"
@@ -124,7 +126,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL,
                    *state_path = "cloister-state.json";
         bool cluster = false, state_given = false;
-        char state_endpoint[CLI_URL_MAX];
+        char state_endpoint[CLI_URL_MAX], checkpoints[PATH_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         char node_url[300];
         RpcClientConfig rpc_config;
@@ -272,8 +274,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
+                /* The signed audit heads seen so far live next to the state file, in the
+                 * cluster's workspace. */
+                if (cli_checkpoints_path(state_path, checkpoints, sizeof(checkpoints)) < 0)
+                        return log_oom();
                 return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output,
-                                          bundle);
+                                          bundle, checkpoints);
         }
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);

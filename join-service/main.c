@@ -49,6 +49,7 @@ static int arg_listen_fd = -1;
 static bool arg_insecure_any_ak;
 /* The network process's identity and root (docs/join.md, "Privilege separation"). */
 static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
+static unsigned arg_checkpoint_interval = JOIN_CHECKPOINT_INTERVAL_SEC;
 static uid_t arg_network_uid;
 static gid_t arg_network_gid;
 
@@ -69,6 +70,9 @@ static void help(void)
                "  --policy FILE            the cluster's attestation policy, reloaded when the\n"
                "                           file changes (default DIR/cluster-policy.json)\n"
                "  --audit-log FILE         default DIR/audit.log\n"
+               "  --audit-checkpoint-interval SEC\n"
+               "                           re-sign the audit log's head this often (default\n"
+               "                           600; 0: only at start, on admissions and when served)\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence\n"
                "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
@@ -160,6 +164,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_OS_RELEASE,
                 ARG_NETWORK_USER,
                 ARG_NETWORK_ROOT,
+                ARG_CHECKPOINT_INTERVAL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -177,6 +182,7 @@ static int parse_argv(int argc, char *argv[])
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 { "network-user", required_argument, NULL, ARG_NETWORK_USER },
                 { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
+                { "audit-checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 {},
         };
         char *end;
@@ -207,6 +213,14 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_AUDIT:
                         arg_audit_log = optarg;
+                        break;
+                case ARG_CHECKPOINT_INTERVAL:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end || optarg[0] == '-' || v > 86400)
+                                return log_error_errno(-EUSAGE, "--audit-checkpoint-interval: "
+                                                                "0..86400 seconds.");
+                        arg_checkpoint_interval = (unsigned) v;
                         break;
                 case ARG_KUBEADM:
                         arg_kubeadm = optarg;
@@ -784,6 +798,9 @@ int main(int argc, char *argv[])
         issue.event_log = arg_event_log;
         vtpm_attester_init(&attester, tpm, &issue);
         js.attester = &attester;
+        /* The audit log's head, signed with this TPM's attestation key before anything is
+         * served (docs/audit-log.md, "Signed checkpoints"). */
+        (void) join_checkpoint_start(&js, arg_checkpoint_interval);
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
         serve_args = (ServeArgs){ .js = &js, .fds = mon };
@@ -803,6 +820,7 @@ int main(int argc, char *argv[])
         r = wait_network(child, &set);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
+        join_checkpoint_stop(&js);
         vtpm_attester_done(&attester);
 finish:
         privsep_nonces_done(&js.nonces);
