@@ -174,8 +174,7 @@ int cli_bundle_writer_checkpoint(CliBundleWriter *w, const char *checkpoint,
         if (add_named(w->bundle, "audit", i, "checkpoint", checkpoint, strlen(checkpoint)) < 0 ||
             add_named(w->bundle, "audit", i, "evidence", channel->evidence,
                       channel->evidence_size) < 0 ||
-            add_named(w->bundle, "audit", i, "nonce", channel->nonce, sizeof(channel->nonce)) <
-                    0 ||
+            add_named(w->bundle, "audit", i, "nonce", channel->nonce, sizeof(channel->nonce)) < 0 ||
             add_named(w->bundle, "audit", i, "spki", channel->spki, channel->spki_size) < 0 ||
             json_object_set_new(e, "checkpoint", json_true()) < 0)
                 return -ENOMEM;
@@ -353,8 +352,7 @@ static int meta_check(CliBundle *b, Diag *d)
                         char name[BUNDLE_NAME_MAX + 1];
                         const uint8_t *p;
                         size_t n;
-                        (void) snprintf(name, sizeof(name), "audit/%zu/%s", i,
-                                        checkpoint_parts[k]);
+                        (void) snprintf(name, sizeof(name), "audit/%zu/%s", i, checkpoint_parts[k]);
                         if (bundle_get(b->bundle, name, &p, &n) < 0)
                                 return diag_fail(d, -EBADMSG, "bundle-record", -1,
                                                  "bundle.json: audit log %zu's %s is not in the "

@@ -307,8 +307,9 @@ static int note_signer(ClusterView *v, JoinServiceView *js, const AttestPolicy *
                 return -EPERM;
         }
         if (js->signer[0] && strcmp(js->signer, signer) != 0) {
-                set_reason(js, "the audit log's pages came from different join services (keys "
-                               "%.16s... and %.16s...)",
+                set_reason(js,
+                           "the audit log's pages came from different join services (keys "
+                           "%.16s... and %.16s...)",
                            js->signer, signer);
                 return -EPERM;
         }
@@ -619,13 +620,12 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
                 json_t *cp = js->cp.ok ? json_pack("{s:I,s:s,s:s}", "seq", (json_int_t) js->cp.seq,
                                                    "time", js->cp.time, "signer", js->cp.signer)
                                        : json_null();
-                if (json_array_append_new(logs,
-                                          json_pack("{s:s,s:I,s:I,s:s,s:o,s:o}", "joinService",
-                                                    js->url, "entries", (json_int_t) js->entries,
-                                                    "refusals", (json_int_t) js->refused,
-                                                    "policyDigest", js->policy_digest, "checkpoint",
-                                                    cp ?: json_null(), "verdict",
-                                                    node_verdict_json(js->ok, js->reason))) < 0)
+                if (json_array_append_new(
+                            logs, json_pack("{s:s,s:I,s:I,s:s,s:o,s:o}", "joinService", js->url,
+                                            "entries", (json_int_t) js->entries, "refusals",
+                                            (json_int_t) js->refused, "policyDigest",
+                                            js->policy_digest, "checkpoint", cp ?: json_null(),
+                                            "verdict", node_verdict_json(js->ok, js->reason))) < 0)
                         return log_oom();
         }
         (void) snprintf(reason, sizeof(reason),
@@ -806,9 +806,8 @@ int cli_verify_cluster_record(const char *url, const char *policy_path, const Cl
 /* The recorded checkpoint of audit log i: its signer named by the recorded handshake evidence
  * (verified again, the binding recomputed from the recorded nonce and key). */
 static void check_recorded_checkpoint(const CliBundle *b, size_t i, ClusterView *v,
-                                      JoinServiceView *js, const json_t *rec,
-                                      const AttestPolicy *p, const AuditLogSummary *sum,
-                                      uint64_t log_size)
+                                      JoinServiceView *js, const json_t *rec, const AttestPolicy *p,
+                                      const AuditLogSummary *sum, uint64_t log_size)
 {
         const uint8_t *parts[4] = {};
         size_t sizes[4] = {};

@@ -1010,8 +1010,7 @@ int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_respons
         (void) join_checkpoint_update_locked(js, false);
         r = audit_read_page(js, head_path, offset, &page, &page_size, &more, &head, &head_size,
                             detail, n);
-        if (((r >= 0 && !more) || r == -ENOENT) &&
-            join_checkpoint_read_locked(js, &checkpoint) < 0)
+        if (((r >= 0 && !more) || r == -ENOENT) && join_checkpoint_read_locked(js, &checkpoint) < 0)
                 checkpoint = NULL;
         (void) pthread_mutex_unlock(&js->audit_lock);
         if (r == -ENOENT && offset == 0) {
