@@ -89,6 +89,8 @@ static bool log_still_holds(JoinService *js, const LogEnd *e)
         LogEnd now;
         Diag d;
 
+        if (e->seq == 0)
+                return true; /* the empty log is a prefix of every log */
         diag_clear(&d);
         return log_end(js, e->end, &now, &d) >= 0 && log_end_equal(&now, e);
 }

@@ -10,15 +10,13 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import signal
 import struct
 import subprocess
 
 import pytest
 
-from conftest import BUILD, binary, run
-from test_join import KUBEADM, cluster, member_policy  # noqa: F401 (fixture)
+from conftest import binary, run
+from test_join import cluster, member_policy, start_join_service, stop_join_service  # noqa: F401
 
 DOMAIN = b"cloister-audit-checkpoint-v1"
 
@@ -55,26 +53,6 @@ def verify(cluster, tmp_path, *extra):
 def log_verdict(doc):
     (log,) = doc["auditLogs"]
     return log
-
-
-def start_join_service(cp, *extra):
-    """cp's join service run on its own (as the bootstrapper execs it), on the same port."""
-    log = cp.base / f"js-{len(list(cp.base.glob('js-*.log')))}.log"
-    cp.proc = subprocess.Popen([str(binary("cloister-join-service")), "--tcti", cp.tpm.tcti,
-                                "--listen", f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state),
-                                "--kubeadm", str(KUBEADM), "--event-log", str(cp.boot_log), *extra],
-                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    for _ in range(300):
-        if "serving joins on" in log.read_text():
-            return log
-        assert cp.proc.poll() is None, log.read_text()
-        subprocess.run(["sleep", "0.1"])
-    pytest.fail(log.read_text())
-
-
-def stop_join_service(cp):
-    cp.proc.send_signal(signal.SIGTERM)
-    cp.proc.wait(timeout=20)
 
 
 @pytest.fixture
