@@ -277,3 +277,45 @@ def test_a_bundle_carries_the_checkpoint_and_verifies_it_offline(two_workers, tm
     assert r.returncode == 1, r.stdout
     reason = log_verdict(json.loads(r.stdout))["verdict"]["reason"]
     assert "signed checkpoint refused" in reason, reason
+
+
+def test_a_log_rolled_back_and_written_on_from_there_fails_on_the_recorded_entry(cluster,
+                                                                                 tmp_path):
+    """The older state restored while the join service is down, then a new admission: the log
+    reaches the recorded seq again, genuinely signed, but with another entry there."""
+    cp, w1, w2, w3 = (cluster.node(n) for n in ("cp-1", "worker-1", "worker-2", "worker-3"))
+    policy = cluster.policy([cp, w1, w2, w3])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.wait_for("serving node state")
+    old = files(cp)
+    cluster.join(w2, policy)
+    w2.wait_for("serving node state")
+    r, _ = verify(cluster, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    stop_join_service(cp)
+    restore(cp, old)
+    start_join_service(cp)
+    cluster.join(w3, policy)
+    w3.wait_for("serving node state")
+    r, doc = verify(cluster, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    reason = log_verdict(doc)["verdict"]["reason"]
+    assert reason.startswith("rewritten: entry 2 is not the one this join service signed"), reason
+
+
+def test_the_head_is_signed_again_periodically_with_a_fresh_time(two_workers, tmp_path):
+    cluster, cp, *_ = two_workers
+    stop_join_service(cp)
+    start_join_service(cp, "--audit-checkpoint-interval", "1")
+    first = json.loads((cp.state / "audit.log.checkpoint").read_text())
+    for _ in range(50):
+        now = json.loads((cp.state / "audit.log.checkpoint").read_text())
+        if now["time"] > first["time"]:
+            break
+        subprocess.run(["sleep", "0.2"])
+    assert now["time"] > first["time"] and now["seq"] == first["seq"] == 1, (first, now)
+    assert extra_data(now["evidence"]) == binding(now["seq"], now["hash"], now["size"],
+                                                  now["time"])
+    r, doc = verify(cluster, tmp_path)
+    assert r.returncode == 0 and log_verdict(doc)["checkpoint"]["time"] >= now["time"], r.stdout
