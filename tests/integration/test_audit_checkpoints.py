@@ -271,7 +271,7 @@ def test_a_bundle_carries_the_checkpoint_and_verifies_it_offline(two_workers, tm
     # A checkpoint one byte off (its time) no longer matches its quote.
     cp_text = base64.b64decode(doc["entries"]["audit/0/checkpoint"]).decode()
     t = json.loads(cp_text)["time"]
-    other = cp_text.replace(t, t[:-2] + ("00Z" if t[-3:] != "00Z" else "01Z")[1:])
+    other = cp_text.replace(t, "2030-01-01T00:00:00Z")
     r = run("cloister", "verify", "--bundle",
             swap_bundle_checkpoint(bundle, tmp_path / "t.bundle", other), "-o", "json")
     assert r.returncode == 1, r.stdout
@@ -319,3 +319,19 @@ def test_the_head_is_signed_again_periodically_with_a_fresh_time(two_workers, tm
                                                   now["time"])
     r, doc = verify(cluster, tmp_path)
     assert r.returncode == 0 and log_verdict(doc)["checkpoint"]["time"] >= now["time"], r.stdout
+
+
+def test_a_head_signed_before_the_latest_one_the_workspace_saw_is_refused(two_workers, tmp_path):
+    """The same head, but signed earlier than a signature of it this workspace recorded (the
+    join service re-signs periodically): an older checkpoint put back."""
+    cluster, cp, *_ = two_workers
+    r, _ = verify(cluster, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    path = cluster.tmp / "cloister-audit-checkpoints.json"
+    rec = json.loads(path.read_text())
+    rec["joinServices"][0]["time"] = "2099-01-01T00:00:00Z"
+    path.write_text(json.dumps(rec))
+    r, doc = verify(cluster, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    reason = log_verdict(doc)["verdict"]["reason"]
+    assert reason.startswith("an older signed head"), reason
