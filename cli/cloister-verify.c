@@ -191,10 +191,11 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "node's evidence against the bundle's policy or --policy FILE, at\n"
                                "the recorded time or --at YYYY-MM-DD[THH:MM:SSZ], each binding\n"
                                "recomputed from the recorded nonce and key; audit chains and\n"
-                               "their signed heads checked again. Same output as the live verify. A bundle changed in any\n"
-                               "byte is refused, naming what no longer holds. A bundle proves the\n"
-                               "hardware made this evidence for this nonce and key; not that the\n"
-                               "nonce was fresh when it was recorded.\n");
+                               "their signed heads checked again. Same output as the live\n"
+                               "verify. A bundle changed in any byte is refused, naming what no\n"
+                               "longer holds. A bundle proves the hardware made this evidence\n"
+                               "for this nonce and key; not that the nonce was fresh when it was\n"
+                               "recorded.\n");
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, node_url) < 0)
