@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 
@@ -335,3 +336,29 @@ def test_a_head_signed_before_the_latest_one_the_workspace_saw_is_refused(two_wo
     assert r.returncode == 1, r.stdout + r.stderr
     reason = log_verdict(doc)["verdict"]["reason"]
     assert reason.startswith("an older signed head"), reason
+
+
+def test_a_second_join_services_checkpoint_is_refused_at_the_first(cluster, tmp_path):
+    """Two control planes, each a join service with its own TPM: cp-2's genuine checkpoint of its
+    own log, copied with that log over cp-1's while cp-1 is down. cp-1 does not take it over, and
+    verify --cluster names the signer."""
+    cp1, cp2, w = cluster.node("cp-1"), cluster.node("cp-2"), cluster.node("worker-1")
+    policy = cluster.policy([cp1, cp2, w])
+    cluster.init(cp1, policy)
+    cluster.join(cp2, policy, role="control-plane")
+    cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    cluster.join(w, policy, via=[cp2])
+    w.wait_for("serving node state")
+    r, doc = verify(cluster, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    signers = {l["joinService"]: l["checkpoint"]["signer"] for l in doc["auditLogs"]}
+    assert len(set(signers.values())) == 2, signers  # one key per join service
+    stop_join_service(cp1)
+    for n in ("audit.log", "audit.log.head", "audit.log.checkpoint"):
+        shutil.copyfile(cp2.state / n, cp1.state / n)
+    log = start_join_service(cp1)
+    assert "signed by another key than this TPM's" in log.read_text()
+    r, doc = verify(cluster, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (bad,) = [l for l in doc["auditLogs"] if l["joinService"] == cp1.url()]
+    assert "signed by another join service's key" in bad["verdict"]["reason"], bad
