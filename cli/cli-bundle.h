@@ -65,6 +65,10 @@ int cli_bundle_writer_node(CliBundleWriter *w, const char *name, const char *rol
 int cli_bundle_writer_audit(CliBundleWriter *w, const char *url, const char *log, size_t size,
                             bool complete, const char *head, const char *policy_digest,
                             const char *self, const char *const *listed, size_t n_listed);
+/* The signed checkpoint served with the last audit log added (cli_bundle_writer_audit()) and
+ * the evidence of the handshake it came over, which names its signer. Nothing without both. */
+int cli_bundle_writer_checkpoint(CliBundleWriter *w, const char *checkpoint,
+                                 const CliRecord *channel);
 int cli_bundle_writer_write(CliBundleWriter *w, const char *path);
 /* The bundle itself, serialised and read back (policy test --cluster). */
 int cli_bundle_writer_take(CliBundleWriter *w, Bundle **ret);

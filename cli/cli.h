@@ -150,9 +150,11 @@ int cli_state_load(const char *path, uint8_t cid[static 32], char *endpoint, siz
 typedef struct RpcClientConfig RpcClientConfig;
 /* verify --cluster: prints the table (or JSON); -EPERM if any node or audit log failed. */
 /* With bundle_path, also writes an evidence bundle there (docs/bundle.md). */
+/* With checkpoints_path, each join service's signed audit head is checked against the highest
+ * one recorded there, and recorded (cloister-audit-checkpoints.json, docs/audit-log.md). */
 int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
                        const uint8_t cid[static 32], const RpcClientConfig *rc, OutputFormat output,
-                       const char *bundle_path);
+                       const char *bundle_path, const char *checkpoints_path);
 
 /* The workspace (cli-workspace.c; its files: docs/workflows.md, "The workspace"). */
 /* Takes -C DIR, --workspace DIR, --workspace=DIR and --debug out of argv wherever they stand

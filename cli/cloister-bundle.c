@@ -163,6 +163,25 @@ int cli_bundle_writer_audit(CliBundleWriter *w, const char *url, const char *log
         return 0;
 }
 
+int cli_bundle_writer_checkpoint(CliBundleWriter *w, const char *checkpoint,
+                                 const CliRecord *channel)
+{
+        size_t i = json_array_size(w->logs);
+        json_t *e = i > 0 ? json_array_get(w->logs, i - 1) : NULL;
+
+        if (!e || !checkpoint || !channel || !channel->present)
+                return 0;
+        i--;
+        if (add_named(w->bundle, "audit", i, "checkpoint", checkpoint, strlen(checkpoint)) < 0 ||
+            add_named(w->bundle, "audit", i, "evidence", channel->evidence,
+                      channel->evidence_size) < 0 ||
+            add_named(w->bundle, "audit", i, "nonce", channel->nonce, sizeof(channel->nonce)) < 0 ||
+            add_named(w->bundle, "audit", i, "spki", channel->spki, channel->spki_size) < 0 ||
+            json_object_set_new(e, "checkpoint", json_true()) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static int writer_finish(CliBundleWriter *w)
 {
         _cleanup_(freep) char *text = NULL;
@@ -221,8 +240,11 @@ static const char *const meta_keys[] = { "kind",  "time",      "timeEpoch", "clu
                                          "nodes", "auditLogs", NULL };
 static const char *const node_keys[] = { "name",    "role",   "endpoint", "evidence", "verdict",
                                          "reasons", "checks", "versions", "state",    NULL };
-static const char *const log_keys[] = { "joinService", "complete", "head", "policyDigest",
-                                        "self",        "listed",   NULL };
+/* A signed checkpoint and what names its signer: the join service's aTLS evidence, the nonce
+ * this side sent and its certificate key. */
+static const char *const checkpoint_parts[] = { "checkpoint", "evidence", "nonce", "spki" };
+static const char *const log_keys[] = { "joinService", "complete", "head",       "policyDigest",
+                                        "self",        "listed",   "checkpoint", NULL };
 
 /* bundle.json against the schema this file writes; every node's and log's entries present. */
 static int meta_check(CliBundle *b, Diag *d)
@@ -321,8 +343,25 @@ static int meta_check(CliBundle *b, Diag *d)
                         r = diag_fail(d, -EBADMSG, "bundle-record", -1,
                                       "bundle.json: an audit log's \"complete\" is not true or "
                                       "false");
+                /* Absent in a bundle of a log served without a signed checkpoint. */
+                if (r >= 0 && json_object_get(x, "checkpoint") &&
+                    !json_is_boolean(json_object_get(x, "checkpoint")))
+                        r = diag_fail(d, -EBADMSG, "bundle-record", -1,
+                                      "bundle.json: an audit log's \"checkpoint\" is not true or "
+                                      "false");
                 if (r < 0)
                         return r;
+                for (size_t k = 0; json_is_true(json_object_get(x, "checkpoint")) && k < 4; k++) {
+                        char name[BUNDLE_NAME_MAX + 1];
+                        const uint8_t *p;
+                        size_t n;
+                        (void) snprintf(name, sizeof(name), "audit/%zu/%s", i, checkpoint_parts[k]);
+                        if (bundle_get(b->bundle, name, &p, &n) < 0)
+                                return diag_fail(d, -EBADMSG, "bundle-record", -1,
+                                                 "bundle.json: audit log %zu's %s is not in the "
+                                                 "bundle",
+                                                 i, checkpoint_parts[k]);
+                }
         }
         return 0;
 }

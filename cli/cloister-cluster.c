@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli-bundle.h"
+#include "cli-checkpoint.h"
 #include "cli-json.h"
 #include "cli-node-state.h"
 #include "cli.h"
@@ -54,6 +55,15 @@ typedef struct JoinServiceView {
         char *log, *head;
         size_t log_size;
         bool log_complete;
+        /* Its signed checkpoint (docs/audit-log.md): as served (kept for --bundle), the evidence
+         * of the handshake it came over and the key that names, what it said once checked, and
+         * the hash of the entry this workspace last saw signed (want_seq; 0: none). */
+        char *checkpoint;
+        CliRecord channel;
+        char signer[AUDIT_SIGNER_HEX_SIZE];
+        CliCheckpoint cp;
+        int64_t want_seq;
+        char seen_hash[AUDIT_HASH_HEX_SIZE];
 } JoinServiceView;
 
 typedef struct ClusterView {
@@ -65,6 +75,8 @@ typedef struct ClusterView {
         time_t at;      /* the verification time of every attestation (0: now) */
         /* What every node was verified as (NULL: not known). */
         const char *variant;
+        /* The signed heads this workspace saw (verify --cluster), or NULL. */
+        CliCheckpointStore *checkpoints;
 } ClusterView;
 
 static ClusterView *cluster_view_free(ClusterView *v)
@@ -77,6 +89,8 @@ static ClusterView *cluster_view_free(ClusterView *v)
         for (size_t i = 0; v && i < v->n_js; i++) {
                 free(v->js[i].log);
                 free(v->js[i].head);
+                free(v->js[i].checkpoint);
+                cli_record_done(&v->js[i].channel);
         }
         free(v);
         return NULL;
@@ -253,9 +267,71 @@ static void keep_page(const ClusterView *v, JoinServiceView *js, const char *tex
         js->log[js->log_size] = 0;
 }
 
-static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterView *v,
+#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The signed checkpoint served with (or recorded with) a log whose chain and head passed: signed
+ * by the key of the join service that served it (js->signer), naming the log's last entry, and
+ * (live) no older than the head this workspace last saw that key sign. */
+static void check_checkpoint(ClusterView *v, JoinServiceView *js, const AttestPolicy *policy,
+                             const char *text, const AuditLogSummary *sum, uint64_t log_size)
+{
+        char reason[REASON_MAX];
+
+        if (!js->ok)
+                return;
+        js->ok = false;
+        if (cli_checkpoint_check(text, js->signer, policy, v->at, sum->entries,
+                                 sum->entries > 0 ? sum->head : ZERO_HASH, log_size, &js->cp,
+                                 reason, sizeof(reason)) < 0) {
+                set_reason(js, "%s", reason);
+                return;
+        }
+        if (v->checkpoints &&
+            cli_checkpoint_store_check(v->checkpoints, &js->cp,
+                                       js->want_seq == 0 ? ZERO_HASH : js->seen_hash, reason,
+                                       sizeof(reason)) < 0) {
+                js->cp.ok = false;
+                set_reason(js, "%s", reason);
+                return;
+        }
+        js->ok = true;
+}
+
+/* The key of the join service a page came from (its handshake's evidence): every page must come
+ * from the same one, and it names the head this workspace last saw it sign. */
+static int note_signer(ClusterView *v, JoinServiceView *js, const AttestPolicy *policy)
+{
+        char signer[AUDIT_SIGNER_HEX_SIZE], reason[REASON_MAX];
+        const CliCheckpointRecord *rec;
+
+        if (cli_checkpoint_channel_signer(js->channel.present ? js->channel.evidence : NULL,
+                                          js->channel.evidence_size, js->channel.nonce,
+                                          js->channel.spki, js->channel.spki_size, policy, v->at,
+                                          signer, reason, sizeof(reason)) < 0) {
+                set_reason(js, "%s", reason);
+                return -EPERM;
+        }
+        if (js->signer[0] && strcmp(js->signer, signer) != 0) {
+                set_reason(js,
+                           "the audit log's pages came from different join services (keys "
+                           "%.16s... and %.16s...)",
+                           js->signer, signer);
+                return -EPERM;
+        }
+        if (!js->signer[0]) {
+                memcpy(js->signer, signer, sizeof(signer));
+                rec = v->checkpoints ? cli_checkpoint_store_find(v->checkpoints, signer) : NULL;
+                js->want_seq = rec ? rec->seq : 0;
+        }
+        return 0;
+}
+
+static void check_audit(const AttestPolicy *member, const RpcClientConfig *rc, ClusterView *v,
                         JoinServiceView *js)
 {
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        PolicyVerifier pv = { .policy = member, .at = v->at };
+        AtlsVerifier verifier = policy_verifier(&pv);
         bool found[CLUSTER_NODES_MAX] = {};
         AuditLogSummary sum;
         AuditLogChain chain;
@@ -264,6 +340,13 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
 
         js->ok = false;
         js->log_complete = true;
+        /* Its own context, recording each handshake's evidence: the key that must have signed
+         * the checkpoint. */
+        cli_record_attach(&verifier, &js->channel);
+        if (atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls) < 0) {
+                set_reason(js, "cannot set up aTLS");
+                return;
+        }
         audit_log_chain_init(&chain, js->url);
         for (;;) {
                 _cleanup_(json_decrefp) json_t *resp = NULL;
@@ -300,6 +383,11 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                         set_reason(js, "audit chain broken: %s: a NUL byte in the log", js->url);
                         return;
                 }
+                if (note_signer(v, js, member) < 0)
+                        return;
+                if (js->want_seq > 0 && !js->seen_hash[0])
+                        (void) cli_checkpoint_find_entry(text, size, (int64_t) chain.lines + 1,
+                                                         js->want_seq, js->seen_hash);
                 if (audit_log_chain_feed(&chain, text, size, !more, &used, &d) < 0) {
                         set_reason(js, "audit chain broken: %s", d.message);
                         return;
@@ -321,6 +409,10 @@ static void check_audit(AtlsContext *atls, const RpcClientConfig *rc, ClusterVie
                         js->refused = sum.refused;
                         report_unaudited(v, js, found);
                         check_head(js, json_object_get(resp, "head"), &sum);
+                        text = json_string_value(json_object_get(resp, "checkpoint"));
+                        if (v->recording && text)
+                                js->checkpoint = strdup(text);
+                        check_checkpoint(v, js, member, text, &sum, offset + used);
                         return;
                 }
                 offset += used;
@@ -406,7 +498,7 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                             v->n_js < CLUSTER_JOIN_SERVICES_MAX)
                                 (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", url);
                 }
-                check_audit(atls, rc, v, js);
+                check_audit(member, rc, v, js);
         }
         return 0;
 }
@@ -534,12 +626,15 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
         }
         for (size_t i = 0; i < v->n_js; i++) {
                 const JoinServiceView *js = &v->js[i];
-                if (json_array_append_new(logs,
-                                          json_pack("{s:s,s:I,s:I,s:s,s:o}", "joinService", js->url,
-                                                    "entries", (json_int_t) js->entries, "refusals",
-                                                    (json_int_t) js->refused, "policyDigest",
-                                                    js->policy_digest, "verdict",
-                                                    node_verdict_json(js->ok, js->reason))) < 0)
+                json_t *cp = js->cp.ok ? json_pack("{s:I,s:s,s:s}", "seq", (json_int_t) js->cp.seq,
+                                                   "time", js->cp.time, "signer", js->cp.signer)
+                                       : json_null();
+                if (json_array_append_new(
+                            logs, json_pack("{s:s,s:I,s:I,s:s,s:o,s:o}", "joinService", js->url,
+                                            "entries", (json_int_t) js->entries, "refusals",
+                                            (json_int_t) js->refused, "policyDigest",
+                                            js->policy_digest, "checkpoint", cp ?: json_null(),
+                                            "verdict", node_verdict_json(js->ok, js->reason))) < 0)
                         return log_oom();
         }
         (void) snprintf(reason, sizeof(reason),
@@ -591,11 +686,16 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                                 printf("%-48s %s\n", "", n->reasons[k]);
                 }
                 printf("\n");
-                for (size_t i = 0; i < v->n_js; i++)
+                for (size_t i = 0; i < v->n_js; i++) {
                         printf("audit log of %s: %zu entries (%zu refusals), chain %s%s%s\n",
                                v->js[i].url, v->js[i].entries, v->js[i].refused,
                                v->js[i].ok ? "OK" : "BROKEN", v->js[i].ok ? "" : ": ",
                                v->js[i].reason);
+                        if (v->js[i].cp.ok)
+                                printf("  head signed by its attestation key (sha256 %.16s...) "
+                                       "at %s\n",
+                                       v->js[i].cp.signer, v->js[i].cp.time);
+                }
                 if (failed || bad_logs)
                         printf("Verification FAILED: %zu of %zu node(s) failed, %zu audit log(s) "
                                "broken\n",
@@ -657,7 +757,8 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
                         listed[k] = js->listed[k];
                 if (cli_bundle_writer_audit(w, js->url, js->log, js->log_size, js->log_complete,
                                             js->head, js->policy_digest, js->self, listed,
-                                            js->n_listed) < 0)
+                                            js->n_listed) < 0 ||
+                    cli_bundle_writer_checkpoint(w, js->checkpoint, &js->channel) < 0)
                         return log_oom();
         }
         return 0;
@@ -665,9 +766,10 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
 
 int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig *config,
                        const uint8_t cid[static CLUSTER_ID_SIZE], const RpcClientConfig *rc,
-                       OutputFormat output, const char *bundle_path)
+                       OutputFormat output, const char *bundle_path, const char *checkpoints_path)
 {
         _cleanup_(cluster_view_freep) ClusterView *v = calloc(1, sizeof(ClusterView));
+        _cleanup_(freep) CliCheckpointStore *store = NULL;
         CliBundleWriter w = {};
         char cid_hex[2 * CLUSTER_ID_SIZE + 1];
         int r, k;
@@ -675,11 +777,26 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
         if (!v)
                 return log_oom();
         hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        /* The signed heads this workspace saw before: an older one now is a rollback. */
+        if (checkpoints_path) {
+                store = malloc(sizeof(*store));
+                if (!store)
+                        return log_oom();
+                r = cli_checkpoint_store_load(checkpoints_path, store);
+                if (r < 0)
+                        return r;
+                v->checkpoints = store;
+        }
         r = cluster_run(url, policy_path, config, cid, rc, bundle_path ? &w : NULL, v, output);
         if (r < 0) {
                 cli_bundle_writer_done(&w);
                 return r;
         }
+        for (size_t i = 0; store && i < v->n_js; i++)
+                if (v->js[i].ok)
+                        cli_checkpoint_store_note(store, &v->js[i].cp, v->js[i].url);
+        if (store && store->changed)
+                (void) cli_checkpoint_store_save(checkpoints_path, store);
         r = judge_and_print(v, cid_hex, output, NULL);
         if (bundle_path) {
                 k = cli_bundle_writer_write(&w, bundle_path);
@@ -702,8 +819,54 @@ int cli_verify_cluster_record(const char *url, const char *policy_path, const Cl
 }
 
 /* A recorded audit log, checked again as check_audit() checks a live one, in one page. */
+/* The recorded checkpoint of audit log i: its signer named by the recorded handshake evidence
+ * (verified again, the binding recomputed from the recorded nonce and key). */
+static void check_recorded_checkpoint(const CliBundle *b, size_t i, ClusterView *v,
+                                      JoinServiceView *js, const json_t *rec, const AttestPolicy *p,
+                                      const AuditLogSummary *sum, uint64_t log_size)
+{
+        const uint8_t *parts[4] = {};
+        size_t sizes[4] = {};
+        _cleanup_(freep) char *text = NULL;
+        static const char *const names[] = { "checkpoint", "evidence", "nonce", "spki" };
+
+        if (!js->ok)
+                return;
+        for (size_t k = 0; json_is_true(json_object_get(rec, "checkpoint")) && k < 4; k++) {
+                char name[BUNDLE_NAME_MAX + 1];
+                (void) snprintf(name, sizeof(name), "audit/%zu/%s", i, names[k]);
+                (void) bundle_get(b->bundle, name, &parts[k], &sizes[k]);
+        }
+        if (parts[0] && parts[1] && parts[2] && parts[3]) {
+                if (sizes[2] != ATLS_NONCE_SIZE || memchr(parts[0], '\0', sizes[0])) {
+                        js->ok = false;
+                        set_reason(js, "the recorded checkpoint or nonce is malformed");
+                        return;
+                }
+                text = strndup((const char *) parts[0], sizes[0]);
+                if (!text) {
+                        js->ok = false;
+                        set_reason(js, "out of memory");
+                        return;
+                }
+                js->channel = (CliRecord){ .present = true,
+                                           .evidence = (uint8_t *) parts[1],
+                                           .evidence_size = sizes[1],
+                                           .spki = (uint8_t *) parts[3],
+                                           .spki_size = sizes[3] };
+                memcpy(js->channel.nonce, parts[2], ATLS_NONCE_SIZE);
+                if (note_signer(v, js, p) < 0) {
+                        js->ok = false;
+                        js->channel = (CliRecord){};
+                        return;
+                }
+                js->channel = (CliRecord){}; /* the bundle's bytes, not ours to free */
+        }
+        check_checkpoint(v, js, p, text, sum, log_size);
+}
+
 static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v, JoinServiceView *js,
-                                 const json_t *rec)
+                                 const json_t *rec, const AttestPolicy *p)
 {
         bool found[CLUSTER_NODES_MAX] = {};
         AuditLogSummary sum;
@@ -737,6 +900,7 @@ static void check_recorded_audit(const CliBundle *b, size_t i, ClusterView *v, J
         js->refused = sum.refused;
         report_unaudited(v, js, found);
         check_head(js, json_object_get(rec, "head"), &sum);
+        check_recorded_checkpoint(b, i, v, js, rec, p, &sum, used);
 }
 
 int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t at,
@@ -749,6 +913,7 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
 
         if (!v)
                 return log_oom();
+        v->at = at; /* checkpoints are judged at the bundle's time too */
         if (b->has_cid)
                 hex_encode_buf(b->cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
         if (json_array_size(b->nodes) > CLUSTER_NODES_MAX ||
@@ -780,7 +945,7 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
                         if (json_is_string(l) && js->n_listed < CLUSTER_NODES_MAX)
                                 (void) snprintf(js->listed[js->n_listed++], 64, "%s",
                                                 json_string_value(l));
-                check_recorded_audit(b, i, v, js, x);
+                check_recorded_audit(b, i, v, js, x, p);
         }
         /* Each node's evidence again, offline; a node the audit logs do not account for stays
          * failed, as live. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli-bundle.h"
+#include "cli-checkpoint.h"
 #include "cli-json.h"
 #include "cli-node-state.h"
 #include "cli.h"
@@ -124,7 +126,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         const char *endpoint = NULL, *policy = NULL, *config_path = NULL, *cluster_id = NULL,
                    *state_path = "cloister-state.json";
         bool cluster = false, state_given = false;
-        char state_endpoint[CLI_URL_MAX];
+        char state_endpoint[CLI_URL_MAX], checkpoints[PATH_MAX];
         _cleanup_(cli_config_done) CliConfig config = {};
         char node_url[300];
         RpcClientConfig rpc_config;
@@ -165,10 +167,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "--cluster attests every member the cluster's join services list\n"
                                "(and the join services themselves), each with its own fresh\n"
                                "nonce and PCR 15 = the cluster ID, checks every join service's\n"
-                               "hash-chained audit log, and prints one table (-o json: nodes\n"
+                               "hash-chained audit log and its head, signed by that join\n"
+                               "service's attestation key, and prints one table (-o json: nodes\n"
                                "with name, role, verdict, reasons). The cluster ID and the first\n"
                                "node come from --state-file (default cloister-state.json) unless\n"
-                               "--cluster-id and --node say otherwise.\n\n"
+                               "--cluster-id and --node say otherwise. The highest signed head\n"
+                               "of each join service is kept next to the state file\n"
+                               "(" CLI_CHECKPOINTS_FILE "): an older one later\n"
+                               "fails as a rolled-back log. Keep that file with the workspace.\n\n"
                                "Without --policy and --config, the policy is the "
                                "workspace's\n" CLI_CONFIG_FILE_DEFAULT
                                " (the workspace: the current directory, or\n"
@@ -184,11 +190,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "Verifies a bundle again, offline (no connection is opened): every\n"
                                "node's evidence against the bundle's policy or --policy FILE, at\n"
                                "the recorded time or --at YYYY-MM-DD[THH:MM:SSZ], each binding\n"
-                               "recomputed from the recorded nonce and key; audit chains checked\n"
-                               "again. Same output as the live verify. A bundle changed in any\n"
-                               "byte is refused, naming what no longer holds. A bundle proves the\n"
-                               "hardware made this evidence for this nonce and key; not that the\n"
-                               "nonce was fresh when it was recorded.\n"
+                               "recomputed from the recorded nonce and key; audit chains and\n"
+                               "their signed heads checked again. Same output as the live\n"
+                               "verify. A bundle changed in any byte is refused, naming what no\n"
+                               "longer holds. A bundle proves the hardware made this evidence\n"
+                               "for this nonce and key; not that the nonce was fresh when it was\n"
+                               "recorded.\n"
                                "A bundle kept by 'cloister attestation verify-report ... --bundle\n"
                                "OUT' (one SEV-SNP report or TDX quote with the certificates and\n"
                                "collateral it used) is verified again the same way, with\n"
@@ -277,8 +284,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
         if (cluster) {
                 if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                         return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected.");
+                /* The signed audit heads seen so far live next to the state file, in the
+                 * cluster's workspace. */
+                if (cli_checkpoints_path(state_path, checkpoints, sizeof(checkpoints)) < 0)
+                        return log_oom();
                 return cli_verify_cluster(endpoint, policy, &config, cid, &rpc_config, o->output,
-                                          bundle);
+                                          bundle, checkpoints);
         }
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);

@@ -231,10 +231,16 @@ static void audit_write(JoinService *js, const char *event, const char *node, co
         diag_clear(&d);
         (void) pthread_mutex_lock(&js->audit_lock);
         r = audit_log_append(js->audit_log, &e, &d);
+        if (r >= 0)
+                join_checkpoint_appended_locked(js);
         (void) pthread_mutex_unlock(&js->audit_lock);
         if (r < 0)
                 log_error("join-service: CANNOT WRITE THE AUDIT LOG %s: %s", js->audit_log,
                           d.message);
+        /* Every admission, rejoin and recovery is signed at once (refusals with the next
+         * checkpoint: each would cost a quote, and anyone can cause one). */
+        if (r >= 0 && strcmp(event, "refusal") != 0)
+                join_checkpoint_update(js);
         if (strcmp(verdict, "refused") == 0)
                 log_warning("join-service: %s refused (%s): %s", node ?: "?", event, reason);
         else

@@ -1004,7 +1004,7 @@ static bool audit_page_has_control_bytes(const char *page, size_t size)
 int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                       size_t n)
 {
-        _cleanup_(freep) char *page = NULL, *head_path = NULL;
+        _cleanup_(freep) char *page = NULL, *head_path = NULL, *checkpoint = NULL;
         _cleanup_(freep) uint8_t *head = NULL;
         _cleanup_(json_decrefp) json_t *log_text = NULL, *head_text = NULL;
         size_t page_size = 0, head_size = 0;
@@ -1021,12 +1021,17 @@ int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_respons
         /* The refusals counted so far go in first: the owner sees them. */
         join_audit_flush(js);
         (void) pthread_mutex_lock(&js->audit_lock);
+        /* The head signed as it is served (if it moved), and the checkpoint read with it. */
+        (void) join_checkpoint_update_locked(js, false);
         r = audit_read_page(js, head_path, offset, &page, &page_size, &more, &head, &head_size,
                             detail, n);
+        if (((r >= 0 && !more) || r == -ENOENT) && join_checkpoint_read_locked(js, &checkpoint) < 0)
+                checkpoint = NULL;
         (void) pthread_mutex_unlock(&js->audit_lock);
         if (r == -ENOENT && offset == 0) {
-                *ret_response = json_pack("{s:s,s:I,s:I,s:b,s:n}", "log", "", "offset", 0, "next",
-                                          0, "more", 0, "head");
+                *ret_response = json_pack("{s:s,s:I,s:I,s:b,s:n,s:o}", "log", "", "offset", 0,
+                                          "next", 0, "more", 0, "head", "checkpoint",
+                                          checkpoint ? json_string(checkpoint) : json_null());
                 return *ret_response ? 0 : -ENOMEM;
         }
         if (r < 0) {
@@ -1046,9 +1051,11 @@ int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_respons
                                 offset);
                 return -EBADMSG;
         }
-        *ret_response = json_pack("{s:O,s:I,s:I,s:b,s:O}", "log", log_text, "offset",
+        /* The signed checkpoint with the last page (null before it, or if there is none). */
+        *ret_response = json_pack("{s:O,s:I,s:I,s:b,s:O,s:o}", "log", log_text, "offset",
                                   (json_int_t) offset, "next", (json_int_t) (offset + page_size),
-                                  "more", more, "head", head_text);
+                                  "more", more, "head", head_text, "checkpoint",
+                                  checkpoint ? json_string(checkpoint) : json_null());
         return *ret_response ? 0 : -ENOMEM;
 }
 

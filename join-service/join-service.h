@@ -75,6 +75,8 @@ typedef struct MonitorChannels {
         pthread_cond_t freed;
 } MonitorChannels;
 
+typedef struct JoinCheckpoint JoinCheckpoint;
+
 typedef struct JoinService {
         PolicyHolder policy;
         MonitorChannels *monitor; /* the network process only: where it asks */
@@ -86,6 +88,8 @@ typedef struct JoinService {
         /* The monitor only: the nonces the network process sends clients (JOIN_PRIVSEP_NONCE);
          * a join or rejoin is refused unless its evidence is bound to one, unused. */
         PrivsepNonces nonces;
+        /* The monitor only: its signed audit checkpoints (join-service-checkpoint.c). */
+        JoinCheckpoint *checkpoint;
         /* Lock order: members_lock, then policy.lock, then audit_lock. */
         pthread_mutex_t members_lock; /* members.json, pending, issued */
         pthread_mutex_t audit_lock;   /* the audit log and its head */
@@ -234,3 +238,19 @@ int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_res
  * answer. */
 int join_network_ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *detail,
                      size_t detail_size);
+/* Signed audit checkpoints (join-service-checkpoint.c, docs/audit-log.md): the monitor signs its
+ * log's head at start (refusing a log behind the checkpoint an earlier run left), then every
+ * interval_sec (0: never) with a fresh time. js->attester must be set. */
+#define JOIN_CHECKPOINT_INTERVAL_SEC 600
+int join_checkpoint_start(JoinService *js, unsigned interval_sec);
+void join_checkpoint_stop(JoinService *js);
+/* Signs the head if it moved since the last checkpoint (always with force); audit_lock held.
+ * -ESTALE once the log changed behind the monitor's back (then it never signs again). */
+int join_checkpoint_update_locked(JoinService *js, bool force);
+/* After each of the monitor's own appends (audit_lock still held): the log's new end. */
+void join_checkpoint_appended_locked(JoinService *js);
+/* join_checkpoint_update_locked() taking audit_lock (after an admission or rejoin). */
+void join_checkpoint_update(JoinService *js);
+/* The checkpoint to serve with the log (audit_lock held): the last one this run signed, else the
+ * file an earlier run left; -ENOENT if none. */
+int join_checkpoint_read_locked(JoinService *js, char **ret);

@@ -52,6 +52,7 @@ static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
 static const char *arg_sim_tdx_root;
 /* The network process's identity and root (docs/join.md, "Privilege separation"). */
 static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
+static unsigned arg_checkpoint_interval = JOIN_CHECKPOINT_INTERVAL_SEC;
 static uid_t arg_network_uid;
 static gid_t arg_network_gid;
 
@@ -72,6 +73,9 @@ static void help(void)
                "  --policy FILE            the cluster's attestation policy, reloaded when the\n"
                "                           file changes (default DIR/cluster-policy.json)\n"
                "  --audit-log FILE         default DIR/audit.log\n"
+               "  --audit-checkpoint-interval SEC\n"
+               "                           re-sign the audit log's head this often (default\n"
+               "                           600; 0: only at start, on admissions and when served)\n"
                "  --kubeadm PATH           kubeadm binary (default: kubeadm in $PATH)\n"
                "  --event-log PATH         boot event log to include in evidence\n"
                "  --attest VARIANT         this node's evidence: qemu-vtpm (default), tdx or\n"
@@ -169,6 +173,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_NETWORK_ROOT,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
+                ARG_CHECKPOINT_INTERVAL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -188,6 +193,7 @@ static int parse_argv(int argc, char *argv[])
                 { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
+                { "audit-checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 {},
         };
         char *end;
@@ -218,6 +224,14 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_AUDIT:
                         arg_audit_log = optarg;
+                        break;
+                case ARG_CHECKPOINT_INTERVAL:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end || optarg[0] == '-' || v > 86400)
+                                return log_error_errno(-EUSAGE, "--audit-checkpoint-interval: "
+                                                                "0..86400 seconds.");
+                        arg_checkpoint_interval = (unsigned) v;
                         break;
                 case ARG_KUBEADM:
                         arg_kubeadm = optarg;
@@ -829,6 +843,9 @@ int main(int argc, char *argv[])
                 goto finish;
         }
         js.attester = &attester;
+        /* The audit log's head, signed with this TPM's attestation key before anything is
+         * served (docs/audit-log.md, "Signed checkpoints"). */
+        (void) join_checkpoint_start(&js, arg_checkpoint_interval);
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
         serve_args = (ServeArgs){ .js = &js, .fds = mon };
@@ -848,6 +865,7 @@ int main(int argc, char *argv[])
         r = wait_network(child, &set);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
+        join_checkpoint_stop(&js);
         node_attester_done(&attester);
 finish:
         privsep_nonces_done(&js.nonces);

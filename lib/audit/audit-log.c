@@ -963,3 +963,42 @@ int audit_log_append(const char *path, const AuditEntry *e, Diag *d)
                                  rec.seq, path, hp, strerror(-r));
         return 0;
 }
+
+int audit_log_entry_ending_at(const char *path, off_t end, int64_t *ret_seq,
+                              char ret_hash[static AUDIT_HASH_HEX_SIZE], off_t *ret_end, Diag *d)
+{
+        _cleanup_(closep) int fd = -EBADF;
+        char last[AUDIT_HASH_HEX_SIZE], before[AUDIT_HASH_HEX_SIZE];
+        int64_t seq = 0;
+        struct stat st;
+        int r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = negative_errno();
+                return diag_fail(d, r, "audit-file", -1, "%s: cannot open: %s", path, strerror(-r));
+        }
+        r = lock_fd(fd, LOCK_SH);
+        if (r < 0)
+                return diag_fail(d, r, "audit-file", -1, "%s: cannot lock: %s", path, strerror(-r));
+        if (fstat(fd, &st) < 0) {
+                r = negative_errno();
+                return diag_fail(d, r, "audit-file", -1, "%s: cannot stat: %s", path, strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode))
+                return diag_fail(d, -EBADFD, "audit-file", -1, "%s: not a regular file", path);
+        if (end < 0)
+                end = st.st_size;
+        if (st.st_size < end)
+                return diag_fail(d, -ESPIPE, "audit-file", -1,
+                                 "%s holds %lld bytes, fewer than the %lld it held before", path,
+                                 (long long) st.st_size, (long long) end);
+        r = tail_read(fd, path, end, &seq, last, before, d);
+        if (r < 0)
+                return r;
+        *ret_seq = seq;
+        memcpy(ret_hash, last, AUDIT_HASH_HEX_SIZE);
+        if (ret_end)
+                *ret_end = end;
+        return 0;
+}

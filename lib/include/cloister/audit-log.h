@@ -20,6 +20,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <sys/types.h>
 
 #include "cloister/diag.h"
 
@@ -99,3 +102,10 @@ void audit_log_chain_summary(const AuditLogChain *c, AuditLogSummary *ret);
 /* The same checks on a log in memory, without the head file (source names it in d). */
 int audit_log_verify_buffer(const void *data, size_t size, const char *source, AuditLogSummary *ret,
                             Diag *d);
+
+/* The last entry of the log at path among its first `end` bytes (-1: the whole file): its seq
+ * and hash (seq 0 and zeros for an empty log), and where it ends. Reads one line under a shared
+ * lock. -EBADMSG if that line is not a whole, valid entry; -ESPIPE if the file is shorter than
+ * end. */
+int audit_log_entry_ending_at(const char *path, off_t end, int64_t *ret_seq,
+                              char ret_hash[static AUDIT_HASH_HEX_SIZE], off_t *ret_end, Diag *d);
