@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli-bundle.h"
@@ -36,6 +37,7 @@ typedef struct ClusterNode {
         json_t *versions;  /* what it reported it runs (docs/versions.md); NULL if nothing */
         const char *state; /* static: what it said it is (--bundle records it) */
         CliRecord rec;     /* --bundle: what its attestation was given */
+        json_t *reattest;  /* status: its join service's re-attestation record, or NULL */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -67,6 +69,7 @@ static ClusterView *cluster_view_free(ClusterView *v)
         for (size_t i = 0; v && i < v->n_nodes; i++) {
                 json_decref(v->nodes[i].checks);
                 json_decref(v->nodes[i].versions);
+                json_decref(v->nodes[i].reattest);
                 cli_record_done(&v->nodes[i].rec);
         }
         for (size_t i = 0; v && i < v->n_js; i++) {
@@ -393,6 +396,10 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                         (void) snprintf(n->role, sizeof(n->role), "%s", role);
                         (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
                         (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
+                        if (json_is_object(json_object_get(m, "reattestation"))) {
+                                json_decref(n->reattest);
+                                n->reattest = json_incref(json_object_get(m, "reattestation"));
+                        }
                         if (strcmp(role, "control-plane") == 0 && !join_service_known(v, url) &&
                             v->n_js < CLUSTER_JOIN_SERVICES_MAX)
                                 (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", url);
@@ -781,6 +788,37 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
         return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output, extra);
 }
 
+/* Each member's re-attestation as its join service records it (docs/reattestation.md). */
+static void print_reattestation(const ClusterView *v)
+{
+        bool any = false;
+
+        for (size_t i = 0; i < v->n_nodes; i++)
+                any = any || v->nodes[i].reattest;
+        if (!any)
+                return;
+        printf("\n%-24s %-12s %-21s %-10s %-10s %s\n", "NODE", "RE-ATTESTED", "LAST PASSED", "AGO",
+               "RESPONSE", "FAILING");
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                const json_t *x = v->nodes[i].reattest;
+                const char *verdict = json_string_value(json_object_get(x, "verdict"));
+                const char *last = json_string_value(json_object_get(x, "lastAttested"));
+                const char *resp = json_string_value(json_object_get(x, "response"));
+                const char *checks = json_string_value(json_object_get(x, "checks"));
+                char ago[32] = "-";
+                struct tm tm = {};
+
+                if (!x)
+                        continue;
+                if (last && strptime(last, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+                        long s = (long) difftime(time(NULL), timegm(&tm));
+                        (void) snprintf(ago, sizeof(ago), "%lds", s < 0 ? 0 : s);
+                }
+                printf("%-24s %-12s %-21s %-10s %-10s %s\n", v->nodes[i].name, verdict ?: "-",
+                       last ?: "never", ago, resp ?: "-", checks && checks[0] ? checks : "-");
+        }
+}
+
 int verb_status(int argc, char *argv[], void *userdata)
 {
         enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
@@ -916,13 +954,16 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return log_oom();
                 for (size_t i = 0; i < v->n_nodes; i++)
                         if (json_array_append_new(
-                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O}", "name",
-                                                     v->nodes[i].name, "role", v->nodes[i].role,
-                                                     "endpoint", v->nodes[i].endpoint, "admitted",
-                                                     v->nodes[i].admitted, "versions",
-                                                     v->nodes[i].ok && v->nodes[i].versions
-                                                             ? v->nodes[i].versions
-                                                             : json_null())) < 0)
+                                    nodes,
+                                    json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name", v->nodes[i].name,
+                                              "role", v->nodes[i].role, "endpoint",
+                                              v->nodes[i].endpoint, "admitted",
+                                              v->nodes[i].admitted, "versions",
+                                              v->nodes[i].ok && v->nodes[i].versions
+                                                      ? v->nodes[i].versions
+                                                      : json_null(),
+                                              "reattestation",
+                                              v->nodes[i].reattest ?: json_null())) < 0)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
@@ -948,6 +989,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", n->name, n->role, n->endpoint,
                        n->admitted, cv ?: "-", im ?: "-", k ?: "-");
         }
+        print_reattestation(v);
         for (size_t i = 0; i < v->n_nodes; i++)
                 if (!v->nodes[i].ok)
                         printf("%s did not attest: its versions are not shown ('cloister verify "

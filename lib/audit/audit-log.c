@@ -55,7 +55,10 @@ static const char *const field_names[_AUDIT_FIELD_MAX] = {
         [AUDIT_FIELD_VERDICT] = "verdict",
 };
 
-static const char *const events[] = { "init", "admission", "rejoin", "recovery", "refusal", NULL };
+static const char *const events[] = { "init", "admission", "rejoin", "recovery", "refusal",
+                                      /* continuous re-attestation (docs/reattestation.md) */
+                                      "reattest-failed", "reattest-unreachable",
+                                      "reattest-passed", "eviction", NULL };
 static const char *const verdicts[] = { "admitted", "refused", NULL };
 static const char *const roles[] = { "control-plane", "worker", "", NULL };
 
@@ -376,6 +379,19 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
             strcmp(f[AUDIT_FIELD_VERDICT], "refused") != 0) {
                 (void) snprintf(why, why_size, "is not refused, as a refusal's must be");
                 return AUDIT_FIELD_VERDICT;
+        }
+        /* Re-attestation: a failure, unreachability or an eviction is refused, a recovery
+         * admitted (docs/reattestation.md). */
+        if (strncmp(f[AUDIT_FIELD_EVENT], "reattest-", 9) == 0 ||
+            strcmp(f[AUDIT_FIELD_EVENT], "eviction") == 0) {
+                const char *want = strcmp(f[AUDIT_FIELD_EVENT], "reattest-passed") == 0
+                                           ? "admitted"
+                                           : "refused";
+                if (strcmp(f[AUDIT_FIELD_VERDICT], want) != 0) {
+                        (void) snprintf(why, why_size, "is not %s, as a %s's must be", want,
+                                        f[AUDIT_FIELD_EVENT]);
+                        return AUDIT_FIELD_VERDICT;
+                }
         }
         if (!text_ok(f[AUDIT_FIELD_REASON], AUDIT_REASON_MAX, false)) {
                 (void) snprintf(why, why_size,

@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Continuous re-attestation (docs/reattestation.md): the join service attests every member
+again on a short schedule (2-3 s here), over aTLS with its own nonce, through the member's
+GET /v1/node; a member whose PCRs change is failed and the policy's response happens (kubectl,
+the test double beside kubeadm, checks the command it is given; a cordoned member gets no disk
+key); a member that stops answering is unreachable, not failed; a member stalling its TLS
+handshake delays nobody else. Nodes are processes on loopback, each with its own swtpm (the
+fixtures of test_join.py)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, run
+from test_join import Cluster, audit_entries, reboot, restart  # noqa: F401
+
+INTERVAL = 2
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    for n in c.nodes:
+        if n.proc and n.proc.poll() is None:
+            try:
+                n.proc.send_signal(signal.SIGCONT)
+            except OSError:
+                pass
+    c.stop()
+
+
+def policy_with(cluster, nodes, **section):
+    p = cluster.policy(nodes)
+    doc = json.loads(p.read_text())
+    doc["reattestation"] = dict({"intervalSeconds": INTERVAL, "timeoutSeconds": 3,
+                                 "unreachableAfter": 2}, **section)
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def set_cluster_policy(cluster, **section):
+    """The join service's policy file replaced (renamed into place: reloaded)."""
+    path = cluster.cp.state / "cluster-policy.json"
+    doc = json.loads(path.read_text())
+    doc["reattestation"].update(section)
+    tmp = path.with_suffix(".new")
+    tmp.write_text(json.dumps(doc))
+    os.rename(tmp, path)
+
+
+def status(cluster):
+    """cloister status -o json: each member's re-attestation record, by name."""
+    r = run("cloister", "status", "--policy", cluster.tmp / "policy.json", "--state-file",
+            cluster.tmp / "cloister-state.json", "--timeout", "5", "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {n["name"]: n["reattestation"] for n in json.loads(r.stdout)["nodes"]}
+
+
+def wait_until(what, fn, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def reattest_events(cluster, node):
+    return [e for e in cluster.audit() if e["node"] == node and
+            (e["event"].startswith("reattest-") or e["event"] == "eviction")]
+
+
+def kubectl_calls(cluster):
+    p = cluster.cp.state / "kubectl-calls.log"
+    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+
+def reboot_measured(node, extend_pcr=None):
+    """A power cycle (test_join.reboot); with extend_pcr, the new boot measures one more thing
+    into that PCR through the node's own TPM: its PCRs differ from what it joined with."""
+    reboot(node)
+    if extend_pcr is not None:
+        env = dict(os.environ, TPM2TOOLS_TCTI=node.tpm.tcti)
+        subprocess.run(["tpm2_pcrextend", f"{extend_pcr}:sha256={'ab' * 32}"], env=env, check=True)
+
+
+def start_serving(node, cluster, policy):
+    """The node started again after a reboot: it asks for its disk key (rejoin), and serves
+    GET /v1/node meanwhile."""
+    restart(node, cluster, policy)
+    node.wait_for(r"rejoin: this node's disk belongs to cluster")
+    return time.time()
+
+
+def test_member_whose_pcr_changes_is_failed_within_two_intervals_cordoned_then_passes_again(
+        cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="cordon")
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    first = wait_until("worker-1 passes re-attestation",
+                       lambda: (status(cluster).get("worker-1") or {}).get("verdict") == "pass" and
+                       status(cluster)["worker-1"])
+    assert first["lastAttested"] and first["response"] == "none" and first["checks"] == ""
+
+    # PCR 9 changes: the node comes back measured differently (its rejoin is refused by the
+    # policy), and serves GET /v1/node meanwhile.
+    reboot_measured(w, extend_pcr=9)
+    t0 = start_serving(w, cluster, policy)
+    failed = wait_until("a reattest-failed entry",
+                        lambda: [e for e in reattest_events(cluster, "worker-1")
+                                 if e["event"] == "reattest-failed"], timeout=30)
+    elapsed = time.time() - t0
+    # Within two intervals of its first answer (plus the handshake itself on a busy machine).
+    assert elapsed <= 2 * INTERVAL + 3, elapsed
+    e = failed[0]
+    assert e["verdict"] == "refused" and "PCR 9" in e["reason"], e
+    assert "response: cordoned" in e["reason"], e
+    assert len(e["evidenceDigest"]) == 64
+    wait_until("kubectl cordon worker-1",
+               lambda: {"verb": "cordon", "node": "worker-1"} in kubectl_calls(cluster))
+    st = status(cluster)["worker-1"]
+    assert st["verdict"] == "failed" and st["response"] == "cordoned" and "PCR 9" in st["checks"]
+    # Reported once, not every interval.
+    time.sleep(2 * INTERVAL)
+    assert len([e for e in reattest_events(cluster, "worker-1")
+                if e["event"] == "reattest-failed"]) == 1
+
+    # The PCR is back (a new boot, measured as before): it passes, the cordon is lifted, and it
+    # rejoins with its disk key.
+    w.proc.kill()  # a power cut: it is still asking for its key
+    w.proc.wait(timeout=20)
+    reboot_measured(w)
+    start_serving(w, cluster, policy)
+    wait_until("a reattest-passed entry",
+               lambda: [e for e in reattest_events(cluster, "worker-1")
+                        if e["event"] == "reattest-passed"], timeout=30)
+    wait_until("kubectl uncordon worker-1",
+               lambda: {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster))
+    w.wait_for("Rejoined cluster " + cluster.cid, timeout=90)
+    wait_until("worker-1 passes with PCR 15 set again",
+               lambda: status(cluster)["worker-1"]["verdict"] == "pass")
+    events = [e["event"] for e in reattest_events(cluster, "worker-1")]
+    assert events == ["reattest-failed", "reattest-passed"]
+    passed = [e for e in reattest_events(cluster, "worker-1") if e["event"] == "reattest-passed"]
+    assert passed[0]["verdict"] == "admitted"
+    # The log's chain holds (test_join.audit_entries checks every link) and the C verifier
+    # accepts the new entry kinds.
+    audit_entries(cluster.cp.state / "audit.log")
+    r = run("cloister", "verify", "--cluster", "--policy", cluster.tmp / "policy.json",
+            "--state-file", cluster.tmp / "cloister-state.json")
+    assert "audit chain broken" not in r.stdout, r.stdout
+
+
+def test_evicted_member_is_removed_from_the_membership_and_its_node_deleted(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="evict")
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
+        "verdict") == "pass")
+    reboot_measured(w, extend_pcr=4)
+    start_serving(w, cluster, policy)
+    wait_until("an eviction entry", lambda: [e for e in reattest_events(cluster, "worker-1")
+                                             if e["event"] == "eviction"], timeout=30)
+    members = json.loads((cp.state / "members.json").read_text())["members"]
+    assert "worker-1" not in [m["name"] for m in members]
+    assert "worker-1" not in status(cluster)
+    calls = kubectl_calls(cluster)
+    assert {"verb": "cordon", "node": "worker-1"} in calls
+    assert {"verb": "delete-node", "node": "worker-1"} in calls
+    assert [e["event"] for e in reattest_events(cluster, "worker-1")] == [
+        "reattest-failed", "eviction"]
+
+
+def test_killed_member_is_unreachable_not_failed_and_a_stalled_one_delays_no_other(cluster):
+    cp, w1, w2 = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("worker-2")
+    policy = policy_with(cluster, [cp, w1, w2], onUnreachable="cordon")
+    cluster.init(cp, policy)
+    for w in (w1, w2):
+        cluster.join(w, policy)
+    for w in (w1, w2):
+        w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    wait_until("both pass", lambda: all((status(cluster).get(n) or {}).get("verdict") == "pass"
+                                        for n in ("worker-1", "worker-2")))
+
+    # worker-2 stalls: its kernel accepts the connection, its TLS handshake never comes. Each
+    # of its attempts waits out the 3 s timeout; worker-1 is attested every interval all along.
+    before = status(cluster)["worker-1"]["passes"]
+    w2.proc.send_signal(signal.SIGSTOP)
+    t0 = time.time()
+    wait_until("worker-2 unreachable",
+               lambda: [e for e in reattest_events(cluster, "worker-2")
+                        if e["event"] == "reattest-unreachable"], timeout=40)
+    span = time.time() - t0
+    after = status(cluster)["worker-1"]
+    # One pass per interval (jitter +-20 %) over the whole span, not one per 3 s timeout.
+    assert after["passes"] - before >= int(span / (INTERVAL * 1.2)) - 1, (before, after, span)
+    assert after["verdict"] == "pass"
+    e = [e for e in reattest_events(cluster, "worker-2") if e["event"] == "reattest-unreachable"][0]
+    assert "did not finish" in e["reason"] and "response: cordoned" in e["reason"], e
+    w2.proc.send_signal(signal.SIGCONT)
+    wait_until("worker-2 recovers", lambda: [e for e in reattest_events(cluster, "worker-2")
+                                             if e["event"] == "reattest-passed"], timeout=30)
+
+    # worker-1 is killed: nothing listens at its endpoint. Unreachable after two intervals,
+    # never failed; cordoned (onUnreachable).
+    w1.proc.send_signal(signal.SIGKILL)
+    w1.proc.wait(timeout=10)
+    wait_until("worker-1 unreachable",
+               lambda: [e for e in reattest_events(cluster, "worker-1")
+                        if e["event"] == "reattest-unreachable"], timeout=30)
+    st = status(cluster)["worker-1"]
+    assert st["verdict"] == "unreachable" and st["response"] == "cordoned"
+    assert "refused" in st["checks"]
+    assert "reattest-failed" not in [e["event"] for e in reattest_events(cluster, "worker-1")]
+    wait_until("kubectl cordon worker-1",
+               lambda: {"verb": "cordon", "node": "worker-1"} in kubectl_calls(cluster))
+
+    # Cordoned: no key material. With re-attestation paused (the policy reloaded), the rebooted
+    # worker-1 asks for its disk key and is refused, the audit log saying why.
+    set_cluster_policy(cluster, enabled=False)
+    time.sleep(1)
+    reboot_measured(w1)
+    start_serving(w1, cluster, policy)
+    refusal = wait_until("a rejoin refused as cordoned",
+                         lambda: [e for e in cluster.audit() if e["node"] == "worker-1" and
+                                  e["event"] == "refusal" and "cordoned" in e["reason"]],
+                         timeout=60)
+    assert refusal
+    assert "Rejoined" not in w1.log.read_text()
+    # Re-attestation on again: it passes (rebooted, PCR 15 zero), the cordon is lifted, and its
+    # next rejoin succeeds.
+    set_cluster_policy(cluster, enabled=True)
+    w1.wait_for("Rejoined cluster " + cluster.cid, timeout=120)
+    assert {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster)
+
+
+def test_kubectl_double_refuses_anything_but_the_three_commands(tmp_path):
+    conf = tmp_path / "admin.conf"
+    conf.write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- user:\n"
+                    "    client-certificate-data: x\n")
+    k = str(ROOT / "tests" / "doubles" / "kubectl")
+    ok = subprocess.run([k, "--kubeconfig", str(conf), "cordon", "worker-1"], capture_output=True)
+    assert ok.returncode == 0
+    for bad in (["cordon", "Worker_1"], ["drain", "worker-1"], ["delete", "pod", "x"],
+                ["cordon", "a", "b"]):
+        r = subprocess.run([k, "--kubeconfig", str(conf), *bad], capture_output=True, text=True)
+        assert r.returncode != 0 and "kubectl double" in r.stderr, bad
+    r = subprocess.run([k, "--kubeconfig", str(tmp_path / "none"), "cordon", "w"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert [json.loads(l) for l in (tmp_path / "kubectl-calls.log").read_text().splitlines()] == [
+        {"verb": "cordon", "node": "worker-1"}]
