@@ -163,7 +163,7 @@ def test_evicted_member_is_removed_from_the_membership_and_its_node_deleted(clus
     policy = policy_with(cluster, [cp, w], onFailure="evict")
     cluster.init(cp, policy)
     cluster.join(w, policy)
-    w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
     wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
         "verdict") == "pass")
     reboot_measured(w, extend_pcr=4)
@@ -173,9 +173,11 @@ def test_evicted_member_is_removed_from_the_membership_and_its_node_deleted(clus
     members = json.loads((cp.state / "members.json").read_text())["members"]
     assert "worker-1" not in [m["name"] for m in members]
     assert "worker-1" not in status(cluster)
-    calls = kubectl_calls(cluster)
-    assert {"verb": "cordon", "node": "worker-1"} in calls
-    assert {"verb": "delete-node", "node": "worker-1"} in calls
+    calls = wait_until("kubectl delete node worker-1",
+                       lambda: {"verb": "delete-node", "node": "worker-1"} in kubectl_calls(cluster)
+                       and kubectl_calls(cluster))
+    assert calls == [{"verb": "cordon", "node": "worker-1"},
+                     {"verb": "delete-node", "node": "worker-1"}]
     assert [e["event"] for e in reattest_events(cluster, "worker-1")] == [
         "reattest-failed", "eviction"]
 
@@ -187,7 +189,7 @@ def test_killed_member_is_unreachable_not_failed_and_a_stalled_one_delays_no_oth
     for w in (w1, w2):
         cluster.join(w, policy)
     for w in (w1, w2):
-        w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
     wait_until("both pass", lambda: all((status(cluster).get(n) or {}).get("verdict") == "pass"
                                         for n in ("worker-1", "worker-2")))
 
