@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, run
-from test_join import Cluster, audit_entries, reboot, restart  # noqa: F401
+from test_join import Cluster, Node, audit_entries, reboot, restart  # noqa: F401
 
 INTERVAL = 2
 
@@ -243,6 +243,33 @@ def test_killed_member_is_unreachable_not_failed_and_a_stalled_one_delays_no_oth
     set_cluster_policy(cluster, enabled=True)
     w1.wait_for("Rejoined cluster " + cluster.cid, timeout=120)
     assert {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster)
+
+
+def test_another_genuine_node_at_a_members_address_fails_on_its_attestation_key(cluster):
+    """The owner's policy admits both TPMs, the image is the same: only the attestation key the
+    member joined with tells that the node now answering at its address is not the member
+    (a host re-routing the address to a node of its choice)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    other = Node(cluster.tmp / "other-machine", "worker-1")
+    cluster.nodes.append(other)
+    policy = policy_with(cluster, [cp, w, other], unreachableAfter=100)
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
+        "verdict") == "pass")
+    w.proc.kill()
+    w.proc.wait(timeout=10)
+    # The other machine, same name, at worker-1's address: its join is refused (another
+    # attestation key under an admitted name) and it serves GET /v1/node meanwhile.
+    other.port = w.port
+    cluster.join(other, policy, timeout=60)
+    failed = wait_until("a reattest-failed entry",
+                        lambda: [e for e in reattest_events(cluster, "worker-1")
+                                 if e["event"] == "reattest-failed"], timeout=40)
+    assert "attestation-key" in failed[0]["reason"], failed[0]
+    st = status(cluster)["worker-1"]
+    assert st["verdict"] == "failed" and "another attestation key" in st["checks"]
 
 
 def test_kubectl_double_refuses_anything_but_the_three_commands(tmp_path):
