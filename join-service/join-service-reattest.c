@@ -901,6 +901,9 @@ int reattest_start(JoinService *js, pid_t pid, int fd)
         else
                 (void) snprintf(rt->kubectl, sizeof(rt->kubectl), "kubectl");
         the_reattest = rt;
+        log_info("join-service: re-attestation process %d speaks TLS on the connections the "
+                 "monitor opens to members (confined like the network process)",
+                 (int) pid);
         if (pthread_create(&rt->reader, NULL, reader_thread, rt) != 0)
                 return -EAGAIN;
         if (pthread_create(&rt->scheduler, NULL, scheduler_thread, rt) != 0) {

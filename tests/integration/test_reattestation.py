@@ -6,8 +6,10 @@ the test double beside kubeadm, checks the command it is given; a cordoned membe
 key); a member that stops answering is unreachable, not failed; a member stalling its TLS
 handshake delays nobody else. Nodes are processes on loopback, each with its own swtpm (the
 fixtures of test_join.py)."""
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,6 +18,7 @@ import pytest
 
 from conftest import ROOT, run
 from test_join import Cluster, Node, audit_entries, reboot, restart  # noqa: F401
+from test_join_privsep import NETWORK_ROOT, forms, found_in
 
 INTERVAL = 2
 
@@ -270,6 +273,39 @@ def test_another_genuine_node_at_a_members_address_fails_on_its_attestation_key(
     assert "attestation-key" in failed[0]["reason"], failed[0]
     st = status(cluster)["worker-1"]
     assert st["verdict"] == "failed" and "another attestation key" in st["checks"]
+
+
+def test_reattestation_process_is_confined_and_holds_no_secret_after_attesting_members(cluster):
+    """The process that parses members' TLS and HTTP: uid 65534 in the empty root on every
+    thread, no capabilities, seccomp, no descriptor but its channel and stdio, and none of the
+    cluster's secrets in its memory after real re-attestations (the scan finds them in the
+    monitor, so it can fail)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    wait_until("worker-1 passes twice", lambda: ((status(cluster).get("worker-1") or {}).get(
+        "passes") or 0) >= 2)
+    pid = int(re.search(r"re-attestation process (\d+)", cp.log.read_text()).group(1))
+    st = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+    assert int(st["PPid"]) == cp.proc.pid
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        t = dict(line.split(":", 1) for line in
+                 open(f"/proc/{pid}/task/{tid}/status").read().splitlines())
+        assert t["Uid"].split() == ["65534"] * 4 and t["Gid"].split() == ["65534"] * 4, tid
+        assert t["Seccomp"].strip() == "2" and t["NoNewPrivs"].strip() == "1", tid
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(t[cap].strip(), 16) == 0, (tid, cap)
+    assert os.readlink(f"/proc/{pid}/root") == NETWORK_ROOT
+    held = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")
+            if int(fd) > 2]
+    assert all(h.startswith("socket:") for h in held), held
+    secret = json.loads(cluster.ms.read_text())
+    secrets = {**forms("master secret", base64.b64decode(secret["key"])),
+               **forms("disk key", cluster.disk_key(w))}
+    assert found_in(pid, secrets) == set()
+    assert found_in(cp.proc.pid, secrets)
 
 
 def test_kubectl_double_refuses_anything_but_the_three_commands(tmp_path):
