@@ -949,8 +949,8 @@ bool reattest_refuses_rejoin(JoinService *js, const char *name, char *buf, size_
         if (x && x->cordoned) {
                 refused = true;
                 (void) snprintf(buf, size,
-                                "%s is cordoned: it failed re-attestation (%s); it gets its key "
-                                "again once it passes",
+                                "%s is cordoned: it did not pass re-attestation (%s); it gets "
+                                "its key again once it passes",
                                 name, x->checks[0] ? x->checks : verdict_names[x->verdict]);
         }
         (void) pthread_mutex_unlock(&rt->lock);

@@ -245,7 +245,8 @@ def test_killed_member_is_unreachable_not_failed_and_a_stalled_one_delays_no_oth
     # next rejoin succeeds.
     set_cluster_policy(cluster, enabled=True)
     w1.wait_for("Rejoined cluster " + cluster.cid, timeout=120)
-    assert {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster)
+    wait_until("kubectl uncordon worker-1",
+               lambda: {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster))
 
 
 def test_another_genuine_node_at_a_members_address_fails_on_its_attestation_key(cluster):
