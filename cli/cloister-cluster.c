@@ -788,34 +788,29 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
         return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output, extra);
 }
 
-/* Each member's re-attestation as its join service records it (docs/reattestation.md). */
+/* Each member's re-attestation as its join service records it (docs/reattestation.md), one
+ * line each after the table (whose rows start with the member's name). */
 static void print_reattestation(const ClusterView *v)
 {
-        bool any = false;
-
-        for (size_t i = 0; i < v->n_nodes; i++)
-                any = any || v->nodes[i].reattest;
-        if (!any)
-                return;
-        printf("\n%-24s %-12s %-21s %-10s %-10s %s\n", "NODE", "RE-ATTESTED", "LAST PASSED", "AGO",
-               "RESPONSE", "FAILING");
         for (size_t i = 0; i < v->n_nodes; i++) {
                 const json_t *x = v->nodes[i].reattest;
                 const char *verdict = json_string_value(json_object_get(x, "verdict"));
                 const char *last = json_string_value(json_object_get(x, "lastAttested"));
                 const char *resp = json_string_value(json_object_get(x, "response"));
                 const char *checks = json_string_value(json_object_get(x, "checks"));
-                char ago[32] = "-";
+                char ago[48] = "";
                 struct tm tm = {};
 
                 if (!x)
                         continue;
                 if (last && strptime(last, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
                         long s = (long) difftime(time(NULL), timegm(&tm));
-                        (void) snprintf(ago, sizeof(ago), "%lds", s < 0 ? 0 : s);
+                        (void) snprintf(ago, sizeof(ago), " (%ld s ago)", s < 0 ? 0 : s);
                 }
-                printf("%-24s %-12s %-21s %-10s %-10s %s\n", v->nodes[i].name, verdict ?: "-",
-                       last ?: "never", ago, resp ?: "-", checks && checks[0] ? checks : "-");
+                printf("re-attestation: %s %s%s%s%s, last passed %s%s, response: %s\n",
+                       v->nodes[i].name, verdict ?: "-", checks && checks[0] ? " (" : "",
+                       checks && checks[0] ? checks : "", checks && checks[0] ? ")" : "",
+                       last ?: "never", ago, resp ?: "-");
         }
 }
 
@@ -863,6 +858,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "member that does not attest shows '-'; 'cloister verify\n"
                                "--cluster' says why). A member whose Cloister version is beyond\n"
                                "what this CLI supports is warned about (docs/versions.md).\n"
+                               "Then each member's continuous re-attestation as its join service\n"
+                               "records it: verdict (pass, rejoining, failed, unreachable), when\n"
+                               "it last passed and how long ago, the response taken (warned,\n"
+                               "cordoned, evicted) and the failing check (docs/reattestation.md).\n"
                                "The join service must show this cluster's ID in PCR 15: the ID\n"
                                "and the endpoint come from --state-file (default\n"
                                "cloister-state.json), unless --cluster-id and --node give them;\n"
@@ -954,16 +953,15 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return log_oom();
                 for (size_t i = 0; i < v->n_nodes; i++)
                         if (json_array_append_new(
-                                    nodes,
-                                    json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name", v->nodes[i].name,
-                                              "role", v->nodes[i].role, "endpoint",
-                                              v->nodes[i].endpoint, "admitted",
-                                              v->nodes[i].admitted, "versions",
-                                              v->nodes[i].ok && v->nodes[i].versions
-                                                      ? v->nodes[i].versions
-                                                      : json_null(),
-                                              "reattestation",
-                                              v->nodes[i].reattest ?: json_null())) < 0)
+                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name",
+                                                     v->nodes[i].name, "role", v->nodes[i].role,
+                                                     "endpoint", v->nodes[i].endpoint, "admitted",
+                                                     v->nodes[i].admitted, "versions",
+                                                     v->nodes[i].ok && v->nodes[i].versions
+                                                             ? v->nodes[i].versions
+                                                             : json_null(),
+                                                     "reattestation",
+                                                     v->nodes[i].reattest ?: json_null())) < 0)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(

@@ -130,6 +130,12 @@ def test_member_whose_pcr_changes_is_failed_within_two_intervals_cordoned_then_p
                lambda: {"verb": "cordon", "node": "worker-1"} in kubectl_calls(cluster))
     st = status(cluster)["worker-1"]
     assert st["verdict"] == "failed" and st["response"] == "cordoned" and "PCR 9" in st["checks"]
+    r = run("cloister", "status", "--policy", cluster.tmp / "policy.json", "--state-file",
+            cluster.tmp / "cloister-state.json", "--timeout", "5")
+    line = [x for x in r.stdout.splitlines() if x.startswith("re-attestation: worker-1 ")]
+    assert len(line) == 1 and "failed (" in line[0] and "PCR 9" in line[0], r.stdout
+    assert re.search(r"last passed \d{4}-\d\d-\d\dT[\d:]+Z \(\d+ s ago\), response: cordoned$",
+                     line[0]), line[0]
     # Reported once, not every interval.
     time.sleep(2 * INTERVAL)
     assert len([e for e in reattest_events(cluster, "worker-1")
