@@ -167,6 +167,33 @@ def test_member_whose_pcr_changes_is_failed_within_two_intervals_cordoned_then_p
     assert "audit chain broken" not in r.stdout, r.stdout
 
 
+def test_policy_reloaded_to_refuse_a_members_measurements_fails_it_and_restored_passes(cluster):
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w])
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)")
+    wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
+        "verdict") == "pass")
+    path = cp.state / "cluster-policy.json"
+    good = path.read_text()
+    doc = json.loads(good)
+    doc["measurements"]["11"]["expected"] = "cd" * 32  # the owner no longer accepts this UKI
+    path.with_suffix(".new").write_text(json.dumps(doc))
+    os.rename(path.with_suffix(".new"), path)
+    t0 = time.time()
+    failed = wait_until("worker-1 failed under the new policy",
+                        lambda: [e for e in reattest_events(cluster, "worker-1")
+                                 if e["event"] == "reattest-failed"], timeout=30)
+    assert time.time() - t0 <= 2 * INTERVAL + 3
+    assert "PCR 11" in failed[0]["reason"] and failed[0]["policyDigest"], failed[0]
+    path.with_suffix(".new").write_text(good)
+    os.rename(path.with_suffix(".new"), path)
+    wait_until("worker-1 passes again",
+               lambda: [e for e in reattest_events(cluster, "worker-1")
+                        if e["event"] == "reattest-passed"], timeout=30)
+
+
 def test_evicted_member_is_removed_from_the_membership_and_its_node_deleted(cluster):
     cp, w = cluster.node("cp-1"), cluster.node("worker-1")
     policy = policy_with(cluster, [cp, w], onFailure="evict")
