@@ -155,7 +155,10 @@ def test_member_whose_pcr_changes_is_failed_within_two_intervals_cordoned_then_p
     w.wait_for("Rejoined cluster " + cluster.cid, timeout=90)
     wait_until("worker-1 passes with PCR 15 set again",
                lambda: status(cluster)["worker-1"]["verdict"] == "pass")
-    events = [e["event"] for e in reattest_events(cluster, "worker-1")]
+    # While it reboots it may also be unreachable for a while (a slow machine, a sanitizer
+    # build): that is its own kind; failed once, then passed once.
+    events = [e["event"] for e in reattest_events(cluster, "worker-1")
+              if e["event"] != "reattest-unreachable"]
     assert events == ["reattest-failed", "reattest-passed"]
     passed = [e for e in reattest_events(cluster, "worker-1") if e["event"] == "reattest-passed"]
     assert passed[0]["verdict"] == "admitted"
