@@ -486,8 +486,10 @@ static void *scheduler_thread(void *arg)
                 uint64_t now = now_ms();
                 bool stop;
 
-                refresh_config(rt);
+                /* The policy file and the membership: once a second (a changed policy applies
+                 * from then on). */
                 if (now >= rt->members_read_ms + 1000U) {
+                        refresh_config(rt);
                         refresh_members(rt);
                         rt->members_read_ms = now;
                 }

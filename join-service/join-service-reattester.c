@@ -453,6 +453,9 @@ int reattest_fork(AttestVariant variant, const char *root, uid_t uid, gid_t gid,
 
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != self)
                         _exit(1);
+                /* A member closing its end while an answer is written must not kill the
+                 * process (and every other member's attempt with it): EPIPE, not SIGPIPE. */
+                (void) signal(SIGPIPE, SIG_IGN);
                 (void) close(pair[0]);
                 /* Nothing it was not given; confined as the network process is. */
                 r = sandbox_close_other_fds(keep, ELEMENTSOF(keep));
