@@ -345,6 +345,55 @@ def test_reattestation_process_is_confined_and_holds_no_secret_after_attesting_m
     assert found_in(cp.proc.pid, secrets)
 
 
+def test_jitter_spreads_fifty_members_over_the_interval(cluster):
+    """The schedule alone, measured: 50 member records whose endpoints are closed ports (each
+    attempt fails at once, in the monitor, so what is seen is when it was made). New members
+    get their first attempt at random within one interval, later ones interval x (1 +- 20 %):
+    they are not all asked at once, in the first interval nor after."""
+    cp = cluster.node("cp-1")
+    policy = policy_with(cluster, [cp], intervalSeconds=10, unreachableAfter=1000)
+    cluster.init(cp, policy)
+    path = cp.state / "members.json"
+    doc = json.loads(path.read_text())
+    for i in range(50):
+        doc["members"].append({"name": f"m-{i}", "role": "worker", "endpoint": "127.0.0.1:1",
+                               "diskUuid": f"00000000-0000-4000-8000-{i:012d}",
+                               "akDigest": "", "admitted": "2026-12-07T00:00:00Z"})
+    path.with_suffix(".new").write_text(json.dumps(doc))
+    os.rename(path.with_suffix(".new"), path)
+
+    def seconds():
+        """Each fake member's last attempt, as seconds since the epoch (the record's
+        resolution)."""
+        r = run("cloister", "status", "--policy", cluster.tmp / "policy.json", "--state-file",
+                cluster.tmp / "cloister-state.json", "--timeout", "2", "-o", "json")
+        out = {}
+        for n in json.loads(r.stdout)["nodes"]:
+            x = n["reattestation"]
+            if n["name"].startswith("m-") and x and x["lastResult"]:
+                out[n["name"]] = (time.mktime(time.strptime(x["lastResult"],
+                                                            "%Y-%m-%dT%H:%M:%SZ")), x["attempts"])
+        return out
+
+    time.sleep(12)  # one interval, and the membership read (each second)
+    t = time.time()
+    first = seconds()
+    print(f"cloister status with 50 unreachable members: {time.time() - t:.1f} s")
+    assert len(first) == 50, sorted(first)
+    spread = [t for t, _ in first.values()]
+    per_second = {t: spread.count(t) for t in spread}
+    # Uniform over 10 s: about 5 a second; all at once would be 50 in one or two seconds.
+    assert max(per_second.values()) <= 15, per_second
+    assert max(spread) - min(spread) >= 6, per_second
+    # Three intervals later: still spread (the jitter keeps them from lining up).
+    time.sleep(25)
+    later = seconds()
+    assert all(a >= 3 for _, a in later.values()), later
+    spread = [t for t, _ in later.values()]
+    per_second = {t: spread.count(t) for t in spread}
+    assert max(per_second.values()) <= 15 and max(spread) - min(spread) >= 6, per_second
+
+
 def test_kubectl_double_refuses_anything_but_the_three_commands(tmp_path):
     conf = tmp_path / "admin.conf"
     conf.write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- user:\n"
