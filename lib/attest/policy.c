@@ -483,8 +483,9 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
                         Diag *d)
 {
         /* reattestation: the join service's section (docs/reattestation.md), read there. */
-        static const char *const keys[] = { "version", "variant", "measurements",  "akTrust",
-                                            "eventLog", "snp",    "tdx", "reattestation", NULL };
+        static const char *const keys[] = { "version", "variant",       "measurements",
+                                            "akTrust", "eventLog",      "snp",
+                                            "tdx",     "reattestation", NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };

@@ -57,8 +57,8 @@ static const char *const field_names[_AUDIT_FIELD_MAX] = {
 
 static const char *const events[] = { "init", "admission", "rejoin", "recovery", "refusal",
                                       /* continuous re-attestation (docs/reattestation.md) */
-                                      "reattest-failed", "reattest-unreachable",
-                                      "reattest-passed", "eviction", NULL };
+                                      "reattest-failed", "reattest-unreachable", "reattest-passed",
+                                      "eviction", NULL };
 static const char *const verdicts[] = { "admitted", "refused", NULL };
 static const char *const roles[] = { "control-plane", "worker", "", NULL };
 
@@ -384,9 +384,8 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
          * admitted (docs/reattestation.md). */
         if (strncmp(f[AUDIT_FIELD_EVENT], "reattest-", 9) == 0 ||
             strcmp(f[AUDIT_FIELD_EVENT], "eviction") == 0) {
-                const char *want = strcmp(f[AUDIT_FIELD_EVENT], "reattest-passed") == 0
-                                           ? "admitted"
-                                           : "refused";
+                const char *want = strcmp(f[AUDIT_FIELD_EVENT], "reattest-passed") == 0 ? "admitted"
+                                                                                        : "refused";
                 if (strcmp(f[AUDIT_FIELD_VERDICT], want) != 0) {
                         (void) snprintf(why, why_size, "is not %s, as a %s's must be", want,
                                         f[AUDIT_FIELD_EVENT]);
