@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli-bundle.h"
@@ -37,6 +38,7 @@ typedef struct ClusterNode {
         json_t *versions;  /* what it reported it runs (docs/versions.md); NULL if nothing */
         const char *state; /* static: what it said it is (--bundle records it) */
         CliRecord rec;     /* --bundle: what its attestation was given */
+        json_t *reattest;  /* status: its join service's re-attestation record, or NULL */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -86,6 +88,7 @@ static ClusterView *cluster_view_free(ClusterView *v)
         for (size_t i = 0; v && i < v->n_nodes; i++) {
                 json_decref(v->nodes[i].checks);
                 json_decref(v->nodes[i].versions);
+                json_decref(v->nodes[i].reattest);
                 cli_record_done(&v->nodes[i].rec);
         }
         for (size_t i = 0; v && i < v->n_js; i++) {
@@ -502,6 +505,10 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                         (void) snprintf(n->role, sizeof(n->role), "%s", role);
                         (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
                         (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
+                        if (json_is_object(json_object_get(m, "reattestation"))) {
+                                json_decref(n->reattest);
+                                n->reattest = json_incref(json_object_get(m, "reattestation"));
+                        }
                         if (strcmp(role, "control-plane") == 0 && !join_service_known(v, url) &&
                             v->n_js < CLUSTER_JOIN_SERVICES_MAX)
                                 (void) snprintf(v->js[v->n_js++].url, CLI_URL_MAX, "%s", url);
@@ -974,6 +981,32 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
         return judge_and_print(v, cid_hex[0] ? cid_hex : "(none recorded)", output, extra);
 }
 
+/* Each member's re-attestation as its join service records it (docs/reattestation.md), one
+ * line each after the table (whose rows start with the member's name). */
+static void print_reattestation(const ClusterView *v)
+{
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                const json_t *x = v->nodes[i].reattest;
+                const char *verdict = json_string_value(json_object_get(x, "verdict"));
+                const char *last = json_string_value(json_object_get(x, "lastAttested"));
+                const char *resp = json_string_value(json_object_get(x, "response"));
+                const char *checks = json_string_value(json_object_get(x, "checks"));
+                char ago[48] = "";
+                struct tm tm = {};
+
+                if (!x)
+                        continue;
+                if (last && strptime(last, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+                        long s = (long) difftime(time(NULL), timegm(&tm));
+                        (void) snprintf(ago, sizeof(ago), " (%ld s ago)", s < 0 ? 0 : s);
+                }
+                printf("re-attestation: %s %s%s%s%s, last passed %s%s, response: %s\n",
+                       v->nodes[i].name, verdict ?: "-", checks && checks[0] ? " (" : "",
+                       checks && checks[0] ? checks : "", checks && checks[0] ? ")" : "",
+                       last ?: "never", ago, resp ?: "-");
+        }
+}
+
 int verb_status(int argc, char *argv[], void *userdata)
 {
         enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
@@ -1018,6 +1051,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "member that does not attest shows '-'; 'cloister verify\n"
                                "--cluster' says why). A member whose Cloister version is beyond\n"
                                "what this CLI supports is warned about (docs/versions.md).\n"
+                               "Then each member's continuous re-attestation as its join service\n"
+                               "records it: verdict (pass, rejoining, failed, unreachable), when\n"
+                               "it last passed and how long ago, the response taken (warned,\n"
+                               "cordoned, evicted) and the failing check (docs/reattestation.md).\n"
                                "The join service must show this cluster's ID in PCR 15: the ID\n"
                                "and the endpoint come from --state-file (default\n"
                                "cloister-state.json), unless --cluster-id and --node give them;\n"
@@ -1109,13 +1146,15 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return log_oom();
                 for (size_t i = 0; i < v->n_nodes; i++)
                         if (json_array_append_new(
-                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O}", "name",
+                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name",
                                                      v->nodes[i].name, "role", v->nodes[i].role,
                                                      "endpoint", v->nodes[i].endpoint, "admitted",
                                                      v->nodes[i].admitted, "versions",
                                                      v->nodes[i].ok && v->nodes[i].versions
                                                              ? v->nodes[i].versions
-                                                             : json_null())) < 0)
+                                                             : json_null(),
+                                                     "reattestation",
+                                                     v->nodes[i].reattest ?: json_null())) < 0)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
@@ -1146,6 +1185,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", n->name, n->role, n->endpoint,
                        n->admitted, cv ?: "-", im ?: "-", k ?: "-");
         }
+        print_reattestation(v);
         for (size_t i = 0; i < v->n_nodes; i++)
                 if (!v->nodes[i].ok)
                         printf("%s did not attest: its versions are not shown ('cloister verify "

@@ -27,6 +27,7 @@
 #include "cloister/spawn.h"
 #include "cloister/version.h"
 
+#include "join-service-reattest.h"
 #include "join-service.h"
 
 /* Crash tests only (a build with CLOISTER_FAULT_INJECTION): the process dies as by kill -9 at
@@ -815,6 +816,12 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
                               "a rejoin as this join service's own node is refused: it never "
                               "rejoins through itself");
         role = json_string_value(json_object_get(m, "role")) ?: "";
+        /* A member re-attestation cordoned gets no key until it passes again. */
+        {
+                char why[400];
+                if (reattest_refuses_rejoin(js, name, why, sizeof(why)))
+                        return refuse(js, req, name, role, evidence, detail, n, -EPERM, "%s", why);
+        }
         /* Name and disk UUID are no secret: the member must also be the TPM it joined with. */
         known_ak = json_string_value(json_object_get(m, "akDigest")) ?: "";
         r = peer_ak_digest(req, ak, &pcr15_zero);
@@ -879,6 +886,7 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                 json_decref(doc);
                 return -ENOMEM;
         }
+        reattest_annotate_members(js, doc);
         *ret_response = doc;
         return 0;
 }

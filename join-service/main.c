@@ -29,6 +29,7 @@
 #include "cloister/verbs.h"
 #include "cloister/version.h"
 
+#include "join-service-reattest.h"
 #include "join-service.h"
 
 /* The user the network process runs as when it exists (a system user the image may create);
@@ -689,7 +690,8 @@ int main(int argc, char *argv[])
         pthread_t serving;
         ServeArgs serve_args;
         sigset_t set;
-        pid_t child, self;
+        pid_t child, self, reattest_pid = -1;
+        int reattest_fd = -1;
         Diag d;
         int r;
 
@@ -806,6 +808,16 @@ int main(int argc, char *argv[])
         /* The listening socket is the network process's alone. */
         if (arg_listen_fd >= 0)
                 (void) close(arg_listen_fd);
+        /* The re-attestation process too, before the master secret is loaded
+         * (docs/reattestation.md). */
+        r = reattest_fork(js.policy.policy->variant, arg_network_root, arg_network_uid,
+                          arg_network_gid, &reattest_pid, &reattest_fd);
+        if (r < 0) {
+                log_error_errno(r, "Cannot fork the re-attestation process: %m");
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                goto finish;
+        }
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
@@ -826,6 +838,8 @@ int main(int argc, char *argv[])
         if (r < 0) {
                 (void) kill(child, SIGKILL);
                 (void) waitpid(child, NULL, 0);
+                (void) kill(reattest_pid, SIGKILL);
+                (void) waitpid(reattest_pid, NULL, 0);
                 goto finish;
         }
         issue = (NodeAttesterConfig){ .variant = arg_attest,
@@ -862,7 +876,11 @@ int main(int argc, char *argv[])
         if (read(ready[0], &byte, 1) == 1)
                 service_notify("READY=1");
         (void) close(ready[0]);
+        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
+                log_error("join-service: cannot start re-attestation: members are not attested "
+                          "again");
         r = wait_network(child, &set);
+        reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
         join_checkpoint_stop(&js);

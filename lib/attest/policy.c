@@ -482,8 +482,10 @@ static int parse_member(const JsonCtx *root, const json_t *j, const char *key,
 int attest_policy_parse(const void *data, size_t size, const char *source, AttestPolicy **ret,
                         Diag *d)
 {
-        static const char *const keys[] = { "version",  "variant", "measurements", "akTrust",
-                                            "eventLog", "snp",     "tdx",          NULL };
+        /* reattestation: the join service's section (docs/reattestation.md), read there. */
+        static const char *const keys[] = { "version", "variant",       "measurements",
+                                            "akTrust", "eventLog",      "snp",
+                                            "tdx",     "reattestation", NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };

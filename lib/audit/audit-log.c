@@ -60,6 +60,8 @@ static const char *const events[] = {
         /* Policy updates (docs/policy-update.md): the owner's policy put in force, always
          * "admitted", role "", the old and new version and digest in its reason. */
         "policy-update",
+        /* Continuous re-attestation (docs/reattestation.md). */
+        "reattest-failed", "reattest-unreachable", "reattest-passed", "eviction",
         NULL,
 };
 static const char *const verdicts[] = { "admitted", "refused", NULL };
@@ -390,6 +392,18 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
                 (void) snprintf(why, why_size, "is not admitted with an empty role, as a "
                                                "policy-update's must be");
                 return AUDIT_FIELD_VERDICT;
+        }
+        /* Re-attestation: a failure, unreachability or an eviction is refused, a recovery
+         * admitted (docs/reattestation.md). */
+        if (strncmp(f[AUDIT_FIELD_EVENT], "reattest-", 9) == 0 ||
+            strcmp(f[AUDIT_FIELD_EVENT], "eviction") == 0) {
+                const char *want = strcmp(f[AUDIT_FIELD_EVENT], "reattest-passed") == 0 ? "admitted"
+                                                                                        : "refused";
+                if (strcmp(f[AUDIT_FIELD_VERDICT], want) != 0) {
+                        (void) snprintf(why, why_size, "is not %s, as a %s's must be", want,
+                                        f[AUDIT_FIELD_EVENT]);
+                        return AUDIT_FIELD_VERDICT;
+                }
         }
         if (!text_ok(f[AUDIT_FIELD_REASON], AUDIT_REASON_MAX, false)) {
                 (void) snprintf(why, why_size,
