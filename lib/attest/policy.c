@@ -443,6 +443,19 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "enforce at least the image PCRs (4, 9, 11) by removing "
                                  "warnOnly",
                                  source, present ? "are all warnOnly" : "is empty");
+        /* SNP behind a vTPM (azure-sev-snp): the vTPM's PCRs are worth what the paravisor that
+         * names its key is worth. Any SNP guest at VMPL0 can put the hash of runtime data naming
+         * a key of its own in REPORT_DATA and sign any quote with it; only the paravisor's
+         * measurement or its signer (Microsoft's ID key) says the runtime data is the HCL's. */
+        if (snp && p->snp.n_id_key_digests == 0 && p->snp.n_measurements == 0 &&
+            p->snp.n_launch == 0)
+                return diag_fail(d, -EPERM, "policy-permissive", -1,
+                                 "%s: .snp pins neither the paravisor's launch measurement "
+                                 "(.snp.measurements) nor its signer (.snp.idKeyDigests): any "
+                                 "SEV-SNP guest could name a key of its own as the vTPM's and "
+                                 "quote any PCRs with it; pin Azure's ID key digest (docs/snp.md, "
+                                 "\"azure-sev-snp\")",
+                                 source);
         return 0;
 }
 

@@ -93,6 +93,11 @@ static void test_policy_refuses_policies_that_pin_nothing(void **state)
                 { "{\"version\":1,\"variant\":\"azure-sev-snp\",\"snp\":{\"minTcb\":{\"snp\":8}},"
                   "\"measurements\":{\"4\":{\"expected\":\"" PCR_HEX "\",\"warnOnly\":true}}}",
                   ".measurements are all warnOnly" },
+                /* A minimum TCB does not say the runtime data is the paravisor's (an attack
+                 * review: any VMPL0 guest names its own "vTPM" key). */
+                { "{\"version\":1,\"variant\":\"azure-sev-snp\",\"snp\":{\"minTcb\":{\"snp\":8}},"
+                  "\"measurements\":{\"4\":{\"expected\":\"" PCR_HEX "\"}}}",
+                  "pins neither the paravisor's launch measurement" },
                 { "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{\"4\":{\"expected\":"
                   "\"" PCR_HEX "\",\"warnOnly\":true},\"9\":{\"expected\":\"" PCR_HEX
                   "\",\"warnOnly\":true}},\"akTrust\":{\"mode\":\"pinned\",\"akPublic\":\"AAAA\"}}",
