@@ -38,6 +38,15 @@ void token_bucket_spend(TokenBucket *b)
         b->milli = b->milli >= 1000U ? b->milli - 1000U : 0;
 }
 
+void token_bucket_refund(TokenBucket *b)
+{
+        uint64_t cap = (uint64_t) b->burst * 1000U;
+
+        if (b->rate == 0)
+                return;
+        b->milli = b->milli + 1000U >= cap ? cap : b->milli + 1000U;
+}
+
 uint64_t token_bucket_wait_ms(const TokenBucket *b)
 {
         if (b->rate == 0 || b->milli >= 1000U)

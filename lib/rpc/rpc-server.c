@@ -178,6 +178,7 @@ typedef struct RpcConn {
         int step_result; /* 1 established, 0 wants step_want, < 0 failed */
         short step_want;
         size_t step_bytes; /* TLS record bytes received during the step */
+        bool step_wrote;   /* the step wrote a record: its server flight, evidence and all */
         bool accepted, dispatched, counted, shut, evicted, refused, verified;
         int closing; /* shut, as a worker reads it (atomic): a queued step is skipped */
         struct RpcConn *prev, *next; /* in the server's pending list until dispatched */
@@ -185,7 +186,7 @@ typedef struct RpcConn {
         bool pending, handshaken;
         /* Under the server's lock: waiting in its address's queue; its handshake begun (its
          * first step taken: a token spent); delayed by a rate once (counted once). */
-        bool hs_queued, hs_begun, hs_delayed;
+        bool hs_queued, hs_begun, hs_delayed, hs_token;
         uint64_t since_ms; /* accepted at (CLOCK_MONOTONIC) */
         size_t bytes;      /* bytes received before dispatch (TLS records, handshake too) */
         size_t hs_bytes;   /* of which the handshake's */
@@ -442,10 +443,11 @@ static void hs_note_delayed(RpcServer *s, RpcConn *c, bool its_address)
 /*
  * The next step a worker runs, under the lock: the first address in the turn list that runs
  * fewer than hs_cap steps and has one that may run now gives its oldest such step, and goes to
- * the end of the list. A step that begins a handshake (its evidence is made in it) needs a
- * token from its address's bucket and from the server's; a connection already shut needs none
- * (it makes no evidence: hs_worker_main() skips it). NULL if none may run now; *ret_wait_ms is
- * then how long until a token frees one (0: until something is queued or a step ends).
+ * the end of the list. A step of a handshake not begun yet (its evidence may be made in it)
+ * takes a token from its address's bucket and from the server's, given back if it made none;
+ * a connection already shut needs none (it makes no evidence: hs_worker_main() skips it). NULL if
+ * none may run now; *ret_wait_ms is then how long until a token frees one (0: until something is
+ * queued or a step ends).
  */
 static RpcConn *hs_pick(RpcServer *s, uint64_t now, uint64_t *ret_wait_ms)
 {
@@ -470,9 +472,11 @@ static RpcConn *hs_pick(RpcServer *s, uint64_t now, uint64_t *ret_wait_ms)
                                         hs_note_delayed(s, c, !mine);
                                         continue;
                                 }
+                                /* Given back if the step made no evidence (hs_worker_main()):
+                                 * a ClientHello dripped in pieces takes steps that make none. */
                                 token_bucket_spend(&src->handshakes);
                                 token_bucket_spend(&s->handshakes_total);
-                                c->hs_begun = true;
+                                c->hs_token = true;
                         }
                         source_remove(s, src, c);
                         src->hs_running++;
@@ -560,6 +564,7 @@ static void hs_queue(RpcConn *c)
 
         c->hs = HS_WORKER;
         c->step_bytes = 0;
+        c->step_wrote = false;
         if (!src) {
                 /* Never: every connection that handshakes was counted by its address. */
                 c->hs = HS_WAIT;
@@ -693,6 +698,17 @@ static void *hs_worker_main(void *arg)
 
                 (void) pthread_mutex_lock(&s->lock);
                 conn_queue_push(&s->hs_done, c);
+                /* The step that wrote the server's first flight made evidence: the handshake
+                 * has begun, its tokens spent. One that made none gives them back. */
+                if (c->hs_token) {
+                        c->hs_token = false;
+                        if (c->step_wrote)
+                                c->hs_begun = true;
+                        else {
+                                token_bucket_refund(&c->src->handshakes);
+                                token_bucket_refund(&s->handshakes_total);
+                        }
+                }
                 /* Its address may run another step now. */
                 c->src->hs_running--;
                 (void) pthread_cond_signal(&s->hs_cond);
@@ -1178,6 +1194,10 @@ static void on_record(int write_p, int version, int content_type, const void *bu
         const uint8_t *h = buf;
         size_t size, limit;
 
+        /* The server's first flight (made with its evidence) goes out in the step that begins
+         * the handshake: that step spends the tokens (hs_worker_main()). */
+        if (c && write_p && c->hs == HS_WORKER)
+                c->step_wrote = true;
         if (write_p || content_type != SSL3_RT_HEADER || len < 5 || !c)
                 return;
         size = (size_t) h[3] << 8 | h[4];

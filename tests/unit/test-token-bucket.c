@@ -40,6 +40,24 @@ static void test_token_bucket_saves_no_more_than_its_burst(void **state)
         assert_true(token_bucket_full(&b, 3600 * 1000 + 200));
 }
 
+static void test_token_bucket_refund_gives_back_one_token_up_to_the_burst(void **state)
+{
+        TokenBucket b;
+
+        token_bucket_init(&b, 1, 2, 0);
+        token_bucket_spend(&b);
+        token_bucket_spend(&b);
+        assert_false(token_bucket_ready(&b, 0));
+        token_bucket_refund(&b);
+        assert_true(token_bucket_ready(&b, 0));
+        token_bucket_refund(&b);
+        token_bucket_refund(&b);
+        assert_true(token_bucket_full(&b, 0));
+        token_bucket_spend(&b);
+        token_bucket_spend(&b);
+        assert_false(token_bucket_ready(&b, 0));
+}
+
 static void test_token_bucket_rate_zero_is_no_limit(void **state)
 {
         TokenBucket b;
@@ -68,6 +86,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_token_bucket_allows_its_burst_then_its_rate),
                 cmocka_unit_test(test_token_bucket_saves_no_more_than_its_burst),
+                cmocka_unit_test(test_token_bucket_refund_gives_back_one_token_up_to_the_burst),
                 cmocka_unit_test(test_token_bucket_rate_zero_is_no_limit),
                 cmocka_unit_test(test_token_bucket_clock_going_back_adds_nothing),
         };

@@ -22,6 +22,8 @@ void token_bucket_init(TokenBucket *b, unsigned rate, unsigned burst, uint64_t n
 bool token_bucket_ready(TokenBucket *b, uint64_t now_ms);
 /* Spends one token; call only after token_bucket_ready() said yes. */
 void token_bucket_spend(TokenBucket *b);
+/* Gives one token back (an action that turned out not to need it), up to the burst. */
+void token_bucket_refund(TokenBucket *b);
 /* Milliseconds until one token is there (0: now), as of the last token_bucket_ready(). */
 uint64_t token_bucket_wait_ms(const TokenBucket *b);
 /* Whether it holds its whole burst (a bucket that is full is as good as a new one). */
