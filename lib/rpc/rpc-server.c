@@ -623,8 +623,9 @@ static void on_hs_io(evutil_socket_t fd, short what, void *arg)
  * non-blocking), or the handshake is done or failed. Touches the connection's step_* fields and
  * its SSL object only; the loop leaves both alone until the step comes back. The deadline from
  * accept is the loop's (conn_timer()): it shuts the connection, and a step still waiting for a
- * worker is skipped (hs_worker_main()); one already running finishes, and its connection is
- * released then, without going on (hs_release()).
+ * worker leaves its queue (conn_shut()), or is skipped if a worker took it meanwhile
+ * (hs_worker_main()); one already running finishes, and its connection is released then,
+ * without going on (hs_release()).
  */
 static void hs_step(RpcConn *c)
 {
