@@ -981,6 +981,34 @@ static void test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_i
                 fail_msg("another address took %.2f s (a lone handshake %.2f s)", other, lone);
 }
 
+/* An address's bucket outlives its connections: four handshakes one after another from
+ * 127.0.0.1, each connection closed before the next, with a burst of 1 and 1 a second, still
+ * take at least 3 s (reconnecting does not refill the bucket). */
+static void test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+        double t0, took;
+        bool ok = true;
+
+        hs_burst = 1;
+        hs_rate = 1;
+        server_start(&s, false, 0, 0);
+        t0 = now();
+        for (int i = 0; i < 4; i++) {
+                ok = ok && hello_from(&s, c, "127.0.0.1");
+                /* Until the server has closed it too: the address has no connection left. */
+                for (int j = 0; j < 100 && rpc_server_connections(s.rpc) > 0; j++)
+                        usleep(10 * 1000);
+        }
+        took = now() - t0;
+        server_stop(&s);
+        hs_burst = hs_rate = 0;
+        assert_true(ok);
+        if (took < 2.8)
+                fail_msg("four handshakes in %.2f s: reconnecting refilled the bucket", took);
+}
+
 /* All addresses together are held to the server's rate: four handshakes at once from four
  * addresses, with a burst of 1 and 1 a second, take at least 3 s, three counted as delayed. */
 static void test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate(void **state)
@@ -1103,6 +1131,7 @@ int main(void)
                 cmocka_unit_test(test_rpc_one_address_runs_at_most_half_the_handshake_workers),
                 cmocka_unit_test(
                         test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_is_not),
+                cmocka_unit_test(test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket),
                 cmocka_unit_test(
                         test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate),
                 cmocka_unit_test(
