@@ -155,8 +155,11 @@ $(BUILD)/obj-fault/join-service/%.o: join-service/%.c
 	@mkdir -p $(@D)
 	@echo "  CC      $< (fault injection)"
 	$(Q)$(CC) $(ALL_CFLAGS) -DCLOISTER_FAULT_INJECTION -c -o $@ $<
-$(JOIN_FAULT_BIN): $(filter-out %/join-service-ticket.o %/main.o,$(join-service_OBJS)) \
+$(JOIN_FAULT_BIN): $(filter-out %/join-service-ticket.o %/join-service-refusals.o \
+                               %/join-service-monitor.o %/main.o,$(join-service_OBJS)) \
                    $(BUILD)/obj-fault/join-service/join-service-ticket.o \
+                   $(BUILD)/obj-fault/join-service/join-service-refusals.o \
+                   $(BUILD)/obj-fault/join-service/join-service-monitor.o \
                    $(BUILD)/obj-fault/join-service/main.o $(LIBCLOISTER)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"

@@ -10,16 +10,133 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/atls.h"
 #include "cloister/evidence.h"
+#include "cloister/fileio.h"
 #include "cloister/hex.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep.h"
+#include "cloister/token-bucket.h"
 
 #include "join-service.h"
+
+/* Quotes for the network process's handshakes (JOIN_PRIVSEP_ATTEST): at most a burst of this
+ * many, then this many a second (the network process's own limit for all addresses together,
+ * rpc.h: a genuine one never meets this one), one at a time in the order asked. */
+#define JOIN_ATTEST_BURST RPC_HANDSHAKE_BURST_TOTAL_DEFAULT
+#define JOIN_ATTEST_RATE  RPC_HANDSHAKE_RATE_TOTAL_DEFAULT
+
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t turn;
+        unsigned long next, serving; /* tickets: quotes are made in the order asked */
+        TokenBucket bucket;
+        bool started;
+        unsigned long refused;
+        time_t warned;
+        /* The boot event log, read at the first quote (it does not change after boot), not
+         * once per quote: a flood of handshakes costs no file reads. */
+        bool log_read;
+        uint8_t *log;
+        size_t log_size;
+} attest_gate = { .lock = PTHREAD_MUTEX_INITIALIZER, .turn = PTHREAD_COND_INITIALIZER };
+
+static uint64_t monotonic_ms(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
+}
+
+#ifdef CLOISTER_FAULT_INJECTION
+/* Tests only: CLOISTER_FAULT=slow-quote:MS makes each quote for a handshake take MS
+ * milliseconds longer, in its turn (what a TPM slower than swtpm does: ~60 ms and more a quote),
+ * so that a flood of handshakes costs what it costs on a real node
+ * (tests/integration/test_join_fairness.py). */
+static void fault_slow_quote(void)
+{
+        const char *f = getenv("CLOISTER_FAULT");
+        unsigned long ms;
+        struct timespec ts;
+
+        if (!f || strncmp(f, "slow-quote:", 11) != 0)
+                return;
+        ms = strtoul(f + 11, NULL, 10);
+        ts = (struct timespec){ (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
+        (void) nanosleep(&ts, NULL);
+}
+#else
+static void fault_slow_quote(void)
+{
+}
+#endif
+
+/* Takes a quote's turn: 0 once it is this request's, -EBUSY past the rate (at once). */
+static int attest_gate_enter(unsigned long *ret_ticket)
+{
+        uint64_t now = monotonic_ms();
+
+        (void) pthread_mutex_lock(&attest_gate.lock);
+        if (!attest_gate.started) {
+                token_bucket_init(&attest_gate.bucket, JOIN_ATTEST_RATE, JOIN_ATTEST_BURST, now);
+                attest_gate.started = true;
+        }
+        if (!token_bucket_ready(&attest_gate.bucket, now)) {
+                attest_gate.refused++;
+                if (time(NULL) - attest_gate.warned >= 10) {
+                        log_warning("join-service: monitor: refusing quotes for handshakes past "
+                                    "%d a second (%lu refused so far)",
+                                    JOIN_ATTEST_RATE, attest_gate.refused);
+                        attest_gate.warned = time(NULL);
+                }
+                (void) pthread_mutex_unlock(&attest_gate.lock);
+                return -EBUSY;
+        }
+        token_bucket_spend(&attest_gate.bucket);
+        *ret_ticket = attest_gate.next++;
+        while (attest_gate.serving != *ret_ticket)
+                (void) pthread_cond_wait(&attest_gate.turn, &attest_gate.lock);
+        (void) pthread_mutex_unlock(&attest_gate.lock);
+        return 0;
+}
+
+static void attest_gate_leave(void)
+{
+        (void) pthread_mutex_lock(&attest_gate.lock);
+        attest_gate.serving++;
+        (void) pthread_cond_broadcast(&attest_gate.turn);
+        (void) pthread_mutex_unlock(&attest_gate.lock);
+}
+
+/* Under the attester's lock: the event log in memory from the first quote on. */
+static int attest_cache_event_log(VtpmAttester *a, Diag *d)
+{
+        int r;
+
+        if (attest_gate.log_read || a->config.event_log_data || !a->config.event_log ||
+            !a->config.event_log[0])
+                return 0;
+        r = read_full_file(a->config.event_log, EVIDENCE_EVENT_LOG_MAX, &attest_gate.log,
+                           &attest_gate.log_size);
+        if (r == -ENOENT) {
+                /* As before: no log at that path, evidence without one. */
+                log_debug("join-service: monitor: no event log at %s", a->config.event_log);
+                a->config.event_log = "";
+        } else if (r < 0)
+                return diag_fail(d, r, "event-log", -1, "cannot read the event log %s: %s",
+                                 a->config.event_log, strerror(-r));
+        else {
+                a->config.event_log_data = attest_gate.log;
+                a->config.event_log_size = attest_gate.log_size;
+        }
+        attest_gate.log_read = true;
+        return 0;
+}
 
 typedef struct MonitorThread {
         JoinService *js;
@@ -56,6 +173,7 @@ static int answer_attest(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
         _cleanup_(evidence_freep) Evidence *e = NULL;
         _cleanup_(freep) char *doc = NULL;
         uint8_t binding[ATLS_BINDING_SIZE];
+        unsigned long ticket = 0;
         size_t size = 0;
         Diag d;
         int r;
@@ -65,8 +183,32 @@ static int answer_attest(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                          m->fields[1].data, m->fields[1].size, binding);
         if (r < 0)
                 (void) diag_fail(&d, r, "atls-binding", -1, "cannot compute the binding");
-        if (r >= 0)
-                r = node_attester_issue(js->attester, binding, &e, &d);
+        if (r >= 0) {
+                r = attest_gate_enter(&ticket);
+                if (r < 0) {
+                        /* Refused at once, before the TPM (logged, rate-limited, above). */
+                        char why[128];
+
+                        (void) snprintf(why, sizeof(why),
+                                        "the monitor makes at most %d quotes a second for "
+                                        "handshakes: try again shortly",
+                                        JOIN_ATTEST_RATE);
+                        privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r);
+                        privsep_buf_add_text(out, why);
+                        privsep_buf_add_text(out, "");
+                        return 0;
+                }
+                /* ESAPI contexts are not thread-safe: the TPM's lock for the event log read
+                 * once into the attester's configuration (node_attester_issue() takes it
+                 * again for the quote). */
+                (void) pthread_mutex_lock(&js->attester->tpm.lock);
+                fault_slow_quote();
+                r = attest_cache_event_log(&js->attester->tpm, &d);
+                (void) pthread_mutex_unlock(&js->attester->tpm.lock);
+                if (r >= 0)
+                        r = node_attester_issue(js->attester, binding, &e, &d);
+                attest_gate_leave();
+        }
         if (r >= 0) {
                 r = evidence_serialize(e, &doc, &size);
                 if (r < 0)

@@ -308,6 +308,7 @@ static int net_audit(void *userdata, const RpcRequest *req, json_t **ret_respons
                 (void) snprintf(detail, n, "the audit log takes one query, offset=N (bytes)");
                 return -EBADMSG;
         }
+        join_refusals_flush();
         return net_simple(userdata, JOIN_PRIVSEP_AUDIT, req->query ?: "", ret_response, detail, n);
 }
 

@@ -276,13 +276,6 @@ void join_network_refusal(JoinService *js, const char *node, const char *digest,
                 log_error("join-service: cannot report a refusal to the monitor: %s", strerror(-r));
 }
 
-void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason)
-{
-        JoinService *js = userdata;
-
-        join_network_refusal(js, req->peer, "", reason);
-}
-
 int policy_holder_refresh_from_monitor(JoinService *js, Diag *d)
 {
         _cleanup_(freep) uint8_t *buf = NULL;

@@ -125,7 +125,14 @@ AtlsVerifier join_verifier(JoinService *js);
 
 void join_audit(JoinService *js, const char *event, const char *node, const char *role,
                 const char *evidence_digest, const char *verdict, const char *reason);
+/* The network process's server's on_refusal hook, called on its event loop: queued for the
+ * monitor (join-service-refusals.c), never waited for; past JOIN_REFUSALS_QUEUED waiting, only
+ * counted (the count is reported as one refusal). */
+#define JOIN_REFUSALS_QUEUED 16
 void join_on_refusal(void *userdata, const RpcRequest *req, const char *reason);
+/* Waits (2 s at most) until the refusals queued so far are with the monitor: before an audit
+ * page is read, so that it shows them. */
+void join_refusals_flush(void);
 /* Writes the counts of refusals held back (at the end of a window, before the log is served,
  * at exit). */
 void join_audit_flush(JoinService *js);

@@ -30,13 +30,31 @@
 #include "cloister/notify.h"
 #include "cloister/rpc.h"
 #include "cloister/secret.h"
+#include "cloister/token-bucket.h"
 
 /* After SIGTERM: how long open connections get to finish before the loop ends anyway. */
 #define RPC_DRAIN_SEC 5
 
+struct RpcConn;
+/*
+ * One address's share of the server. Its handshake steps wait in its own queue, and the
+ * addresses with steps waiting take turns (the server's turn list): a worker takes one step
+ * of the first address in the list that may run one now, and that address goes to the end.
+ * One address runs at most hs_cap steps at once, and begins handshakes (each makes evidence:
+ * a TPM quote) at its token bucket's pace and the server's: an address that floods handshakes
+ * delays its own, not another address's by more than a few steps.
+ */
 typedef struct RpcSource {
         char address[INET6_ADDRSTRLEN];
-        unsigned n;
+        unsigned n; /* open connections */
+        struct RpcConn *hs_head, *hs_tail;
+        unsigned hs_queued, hs_running;
+        bool in_turn;
+        struct RpcSource *turn_next;
+        /* Kept while the address has no connection, until it is full again: closing and
+         * reconnecting does not refill it. */
+        TokenBucket handshakes;
+        bool used;
 } RpcSource;
 
 /* A warning that a flood cannot turn into a flood of log lines: at most one per kind every
@@ -88,16 +106,23 @@ struct RpcServer {
         bool quitting;
         struct event *done_event;
         /* The handshake pool: TLS handshake steps (evidence issuing and verification happen
-         * inside them) wait in hs_todo, come back in hs_done. Same lock as the request pool. */
+         * inside them) wait in their address's queue (RpcSource), the addresses with steps
+         * waiting in the turn list; steps come back in hs_done. Same lock as the request pool,
+         * which also guards every address's queue, counts and bucket. */
         pthread_t *hs_threads;
         size_t n_hs_threads;
         pthread_cond_t hs_cond;
-        RpcConnQueue hs_todo, hs_done;
+        RpcSource *turn_head, *turn_tail;
+        size_t hs_queued; /* steps waiting, all addresses */
+        unsigned hs_cap;  /* steps one address may run at once */
+        TokenBucket handshakes_total;
+        RpcConnQueue hs_done;
         struct event *hs_done_event;
         RpcSource *sources; /* open connections per address, max_connections slots */
         size_t n_sources;
         RateLimit limit_total, limit_source, limit_deadline, limit_evict, limit_bytes,
-                limit_hs_queue;
+                limit_hs_queue, limit_hs_rate;
+        RpcServerStats stats;
         /* Connections without a whole request yet, oldest first: at the connection limit the
          * oldest of them makes room for a new one (slow clients cannot lock others out). */
         struct RpcConn *pending_head, *pending_tail;
@@ -153,11 +178,15 @@ typedef struct RpcConn {
         int step_result; /* 1 established, 0 wants step_want, < 0 failed */
         short step_want;
         size_t step_bytes; /* TLS record bytes received during the step */
+        bool step_wrote;   /* the step wrote a record: its server flight, evidence and all */
         bool accepted, dispatched, counted, shut, evicted, refused, verified;
         int closing; /* shut, as a worker reads it (atomic): a queued step is skipped */
         struct RpcConn *prev, *next; /* in the server's pending list until dispatched */
-        struct RpcConn *hs_next;     /* in hs_todo or hs_done */
+        struct RpcConn *hs_next;     /* in its address's queue or hs_done */
         bool pending, handshaken;
+        /* Under the server's lock: waiting in its address's queue; its handshake begun (its
+         * first step taken: a token spent); delayed by a rate once (counted once). */
+        bool hs_queued, hs_begun, hs_delayed, hs_token;
         uint64_t since_ms; /* accepted at (CLOCK_MONOTONIC) */
         size_t bytes;      /* bytes received before dispatch (TLS records, handshake too) */
         size_t hs_bytes;   /* of which the handshake's */
@@ -201,19 +230,45 @@ static void pending_append(RpcConn *c)
         c->pending = true;
 }
 
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
+}
+
+/* An address's slot. One without connections keeps its address while its bucket is not full
+ * again; a new address takes a slot without connections, one never used or full first, else
+ * the one with the most tokens (losing what an address that left had spent is the price of a
+ * bounded table). */
 static RpcSource *source_find(RpcServer *s, const char *address, bool create)
 {
-        RpcSource *free_slot = NULL;
+        RpcSource *found = NULL, *free_slot = NULL;
+        uint64_t now = now_ms(), free_milli = 0;
 
-        for (size_t i = 0; i < s->n_sources; i++) {
-                if (s->sources[i].n > 0 && strcmp(s->sources[i].address, address) == 0)
-                        return &s->sources[i];
-                if (s->sources[i].n == 0 && !free_slot)
-                        free_slot = &s->sources[i];
+        (void) pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->n_sources && !found; i++) {
+                RpcSource *src = &s->sources[i];
+                bool full = !src->used || token_bucket_full(&src->handshakes, now);
+                uint64_t milli = full ? UINT64_MAX : src->handshakes.milli;
+
+                if ((src->n > 0 || !full) && strcmp(src->address, address) == 0)
+                        found = src;
+                else if (src->n == 0 && (!free_slot || milli > free_milli)) {
+                        free_slot = src;
+                        free_milli = milli;
+                }
         }
-        if (create && free_slot)
-                (void) snprintf(free_slot->address, sizeof(free_slot->address), "%s", address);
-        return create ? free_slot : NULL;
+        if (!found && create && free_slot) {
+                found = free_slot;
+                (void) snprintf(found->address, sizeof(found->address), "%s", address);
+                token_bucket_init(&found->handshakes, s->config.handshake_rate,
+                                  s->config.handshake_burst, now);
+                found->used = true;
+        }
+        (void) pthread_mutex_unlock(&s->lock);
+        return found;
 }
 
 static void conn_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -270,14 +325,6 @@ static int refuse_handshake(SSL *ssl, void *arg)
         return 0; /* aborts the handshake before any evidence is made */
 }
 
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
-}
-
 static void conn_queue_push(RpcConnQueue *q, RpcConn *c)
 {
         c->hs_next = NULL;
@@ -301,6 +348,144 @@ static RpcConn *conn_queue_pop(RpcConnQueue *q)
         c->hs_next = NULL;
         q->n--;
         return c;
+}
+
+/* The turn list and the addresses' queues: under the server's lock. */
+static void turn_append(RpcServer *s, RpcSource *src)
+{
+        src->turn_next = NULL;
+        if (s->turn_tail)
+                s->turn_tail->turn_next = src;
+        else
+                s->turn_head = src;
+        s->turn_tail = src;
+        src->in_turn = true;
+}
+
+static void turn_remove(RpcServer *s, RpcSource *src)
+{
+        RpcSource *prev = NULL;
+
+        if (!src->in_turn)
+                return;
+        for (RpcSource *t = s->turn_head; t && t != src; t = t->turn_next)
+                prev = t;
+        if (prev)
+                prev->turn_next = src->turn_next;
+        else
+                s->turn_head = src->turn_next;
+        if (s->turn_tail == src)
+                s->turn_tail = prev;
+        src->turn_next = NULL;
+        src->in_turn = false;
+}
+
+static void source_push(RpcServer *s, RpcSource *src, RpcConn *c)
+{
+        c->hs_next = NULL;
+        if (src->hs_tail)
+                src->hs_tail->hs_next = c;
+        else
+                src->hs_head = c;
+        src->hs_tail = c;
+        c->hs_queued = true;
+        src->hs_queued++;
+        s->hs_queued++;
+        if (!src->in_turn)
+                turn_append(s, src);
+}
+
+/* Takes a waiting step out of its address's queue (the address leaves the turn list when it
+ * has no more). */
+static void source_remove(RpcServer *s, RpcSource *src, RpcConn *c)
+{
+        RpcConn *prev = NULL;
+
+        for (RpcConn *p = src->hs_head; p && p != c; p = p->hs_next)
+                prev = p;
+        if (prev)
+                prev->hs_next = c->hs_next;
+        else
+                src->hs_head = c->hs_next;
+        if (src->hs_tail == c)
+                src->hs_tail = prev;
+        c->hs_next = NULL;
+        c->hs_queued = false;
+        src->hs_queued--;
+        s->hs_queued--;
+        if (src->hs_queued == 0)
+                turn_remove(s, src);
+}
+
+/* An address's turn is over: to the end of the list, if it has more waiting. */
+static void turn_over(RpcServer *s, RpcSource *src)
+{
+        turn_remove(s, src);
+        if (src->hs_queued > 0)
+                turn_append(s, src);
+}
+
+/* Counted once per connection, logged at warning (rate-limited); under the lock. */
+static void hs_note_delayed(RpcServer *s, RpcConn *c, bool its_address)
+{
+        if (c->hs_delayed)
+                return;
+        c->hs_delayed = true;
+        s->stats.handshakes_delayed++;
+        warn_limited(&s->limit_hs_rate,
+                     its_address ? "delaying a handshake: its address begins handshakes faster "
+                                   "than its limit"
+                                 : "delaying a handshake: all addresses together begin "
+                                   "handshakes faster than the server's limit",
+                     c->source);
+}
+
+/*
+ * The next step a worker runs, under the lock: the first address in the turn list that runs
+ * fewer than hs_cap steps and has one that may run now gives its oldest such step, and goes to
+ * the end of the list. A step of a handshake not begun yet (its evidence may be made in it)
+ * takes a token from its address's bucket and from the server's, given back if it made none;
+ * a connection already shut needs none (it makes no evidence: hs_worker_main() skips it). NULL if
+ * none may run now; *ret_wait_ms is then how long until a token frees one (0: until something is
+ * queued or a step ends).
+ */
+static RpcConn *hs_pick(RpcServer *s, uint64_t now, uint64_t *ret_wait_ms)
+{
+        bool total_ready = token_bucket_ready(&s->handshakes_total, now);
+        uint64_t wait = 0;
+
+        for (RpcSource *src = s->turn_head; src; src = src->turn_next) {
+                if (src->hs_running >= s->hs_cap)
+                        continue;
+                for (RpcConn *c = src->hs_head; c; c = c->hs_next) {
+                        if (!__atomic_load_n(&c->closing, __ATOMIC_ACQUIRE) && !c->hs_begun) {
+                                bool mine = token_bucket_ready(&src->handshakes, now);
+
+                                if (!mine || !total_ready) {
+                                        uint64_t w = MAX(
+                                                mine ? 0 : token_bucket_wait_ms(&src->handshakes),
+                                                total_ready ? 0
+                                                            : token_bucket_wait_ms(
+                                                                      &s->handshakes_total));
+                                        w = MAX(w, 1U);
+                                        wait = wait ? MIN(wait, w) : w;
+                                        hs_note_delayed(s, c, !mine);
+                                        continue;
+                                }
+                                /* Given back if the step made no evidence (hs_worker_main()):
+                                 * a ClientHello dripped in pieces takes steps that make none. */
+                                token_bucket_spend(&src->handshakes);
+                                token_bucket_spend(&s->handshakes_total);
+                                c->hs_token = true;
+                        }
+                        source_remove(s, src, c);
+                        src->hs_running++;
+                        turn_over(s, src);
+                        return c;
+                }
+        }
+        *ret_wait_ms = wait;
+        return NULL;
 }
 
 /*
@@ -342,31 +527,79 @@ static void hs_release(RpcConn *c, bool established)
  * step running on a worker sees it too and fails; one waiting on the loop is released now. */
 static void conn_shut(RpcConn *c)
 {
+        RpcServer *s = c->server;
+
         c->shut = true;
         __atomic_store_n(&c->closing, 1, __ATOMIC_RELEASE);
         pending_remove(c);
         if (c->fd >= 0)
                 (void) shutdown(c->fd, SHUT_RDWR);
+        /* A step still waiting for a worker leaves its queue now (its place goes to another);
+         * one running finishes first (on_hs_done()). */
+        if (c->hs == HS_WORKER) {
+                bool waiting;
+
+                (void) pthread_mutex_lock(&s->lock);
+                waiting = c->hs_queued;
+                if (waiting)
+                        source_remove(s, c->src, c);
+                (void) pthread_mutex_unlock(&s->lock);
+                if (waiting)
+                        c->hs = HS_WAIT;
+        }
         if (c->hs == HS_WAIT)
                 hs_release(c, false);
 }
 
-/* Hands the connection's next step to the handshake pool; a full queue closes it (counted
- * and logged like every refusal of load). */
+/* Hands the connection's next step to the handshake pool, in its address's queue. A full
+ * queue (all addresses) takes the newest step of the address with the most waiting, when that
+ * is more than this one's address has plus one; else it closes this connection. Either is
+ * counted and logged like every refusal of load. */
 static void hs_queue(RpcConn *c)
 {
         RpcServer *s = c->server;
+        RpcSource *src = c->src;
+        RpcConn *evicted = NULL;
         bool full;
 
         c->hs = HS_WORKER;
         c->step_bytes = 0;
+        c->step_wrote = false;
+        if (!src) {
+                /* Never: every connection that handshakes was counted by its address. */
+                c->hs = HS_WAIT;
+                conn_shut(c);
+                return;
+        }
         (void) pthread_mutex_lock(&s->lock);
-        full = s->quitting || s->hs_todo.n >= s->config.max_queued;
+        full = s->quitting || s->hs_queued >= s->config.max_queued;
+        if (full && !s->quitting) {
+                RpcSource *most = NULL;
+
+                for (RpcSource *t = s->turn_head; t; t = t->turn_next)
+                        if (!most || t->hs_queued > most->hs_queued)
+                                most = t;
+                if (most && most != src && most->hs_queued > src->hs_queued + 1) {
+                        evicted = most->hs_tail;
+                        source_remove(s, most, evicted);
+                        full = false;
+                }
+        }
         if (!full) {
-                conn_queue_push(&s->hs_todo, c);
+                source_push(s, src, c);
                 (void) pthread_cond_signal(&s->hs_cond);
         }
+        if (full || evicted)
+                s->stats.handshakes_closed++;
         (void) pthread_mutex_unlock(&s->lock);
+        if (evicted) {
+                evicted->hs = HS_WAIT;
+                warn_limited(&s->limit_hs_queue,
+                             "closing a connection: too many handshakes wait for a worker, most "
+                             "of them from its address",
+                             evicted->source);
+                conn_shut(evicted);
+        }
         if (full) {
                 c->hs = HS_WAIT;
                 warn_limited(&s->limit_hs_queue,
@@ -390,8 +623,9 @@ static void on_hs_io(evutil_socket_t fd, short what, void *arg)
  * non-blocking), or the handshake is done or failed. Touches the connection's step_* fields and
  * its SSL object only; the loop leaves both alone until the step comes back. The deadline from
  * accept is the loop's (conn_timer()): it shuts the connection, and a step still waiting for a
- * worker is skipped (hs_worker_main()); one already running finishes, and its connection is
- * released then, without going on (hs_release()).
+ * worker leaves its queue (conn_shut()), or is skipped if a worker took it meanwhile
+ * (hs_worker_main()); one already running finishes, and its connection is released then,
+ * without going on (hs_release()).
  */
 static void hs_step(RpcConn *c)
 {
@@ -426,12 +660,32 @@ static void *hs_worker_main(void *arg)
         (void) pthread_sigmask(SIG_BLOCK, &both, NULL);
 
         for (;;) {
-                RpcConn *c;
+                RpcConn *c = NULL;
 
                 (void) pthread_mutex_lock(&s->lock);
-                while (!s->hs_todo.head && !s->quitting)
-                        (void) pthread_cond_wait(&s->hs_cond, &s->lock);
-                c = s->quitting ? NULL : conn_queue_pop(&s->hs_todo);
+                while (!s->quitting) {
+                        uint64_t wait = 0;
+
+                        c = hs_pick(s, now_ms(), &wait);
+                        if (c)
+                                break;
+                        if (wait == 0)
+                                (void) pthread_cond_wait(&s->hs_cond, &s->lock);
+                        else {
+                                /* Until a token frees a delayed handshake (hs_cond's clock is
+                                 * CLOCK_MONOTONIC). */
+                                struct timespec ts;
+
+                                (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+                                ts.tv_sec += (time_t) (wait / 1000U);
+                                ts.tv_nsec += (long) (wait % 1000U) * 1000000L;
+                                if (ts.tv_nsec >= 1000000000L) {
+                                        ts.tv_sec++;
+                                        ts.tv_nsec -= 1000000000L;
+                                }
+                                (void) pthread_cond_timedwait(&s->hs_cond, &s->lock, &ts);
+                        }
+                }
                 (void) pthread_mutex_unlock(&s->lock);
                 if (!c)
                         return NULL; /* the connections left are freed with evhttp */
@@ -445,6 +699,20 @@ static void *hs_worker_main(void *arg)
 
                 (void) pthread_mutex_lock(&s->lock);
                 conn_queue_push(&s->hs_done, c);
+                /* The step that wrote the server's first flight made evidence: the handshake
+                 * has begun, its tokens spent. One that made none gives them back. */
+                if (c->hs_token) {
+                        c->hs_token = false;
+                        if (c->step_wrote)
+                                c->hs_begun = true;
+                        else {
+                                token_bucket_refund(&c->src->handshakes);
+                                token_bucket_refund(&s->handshakes_total);
+                        }
+                }
+                /* Its address may run another step now. */
+                c->src->hs_running--;
+                (void) pthread_cond_signal(&s->hs_cond);
                 (void) pthread_mutex_unlock(&s->lock);
                 event_active(s->hs_done_event, EV_READ, 0);
         }
@@ -574,6 +842,10 @@ void rpc_server_config_defaults(RpcServerConfig *c)
                 .max_per_source = RPC_PER_SOURCE_MAX_DEFAULT,
                 .deadline_sec = RPC_DEADLINE_SEC_DEFAULT,
                 .handshake_workers = RPC_HANDSHAKE_WORKERS_DEFAULT,
+                .handshake_burst = RPC_HANDSHAKE_BURST_DEFAULT,
+                .handshake_rate = RPC_HANDSHAKE_RATE_DEFAULT,
+                .handshake_burst_total = RPC_HANDSHAKE_BURST_TOTAL_DEFAULT,
+                .handshake_rate_total = RPC_HANDSHAKE_RATE_TOTAL_DEFAULT,
                 .listen_fd = -1,
         };
 }
@@ -923,6 +1195,10 @@ static void on_record(int write_p, int version, int content_type, const void *bu
         const uint8_t *h = buf;
         size_t size, limit;
 
+        /* The server's first flight (made with its evidence) goes out in the step that begins
+         * the handshake: that step spends the tokens (hs_worker_main()). */
+        if (c && write_p && c->hs == HS_WORKER)
+                c->step_wrote = true;
         if (write_p || content_type != SSL3_RT_HEADER || len < 5 || !c)
                 return;
         size = (size_t) h[3] << 8 | h[4];
@@ -1157,7 +1433,18 @@ int rpc_server_new(const RpcServerConfig *config, AtlsContext *atls, const RpcRo
         s->config = *config;
         (void) pthread_mutex_init(&s->lock, NULL);
         (void) pthread_cond_init(&s->cond, NULL);
-        (void) pthread_cond_init(&s->hs_cond, NULL);
+        {
+                /* Timed waits for a token measure intervals: CLOCK_MONOTONIC. */
+                pthread_condattr_t attr;
+
+                (void) pthread_condattr_init(&attr);
+                (void) pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+                (void) pthread_cond_init(&s->hs_cond, &attr);
+                (void) pthread_condattr_destroy(&attr);
+        }
+        s->hs_cap = MAX(1U, config->handshake_workers / 2);
+        token_bucket_init(&s->handshakes_total, config->handshake_rate_total,
+                          config->handshake_burst_total, now_ms());
         /* One slot per connection the limit lets in, and the one over it being refused. */
         s->n_sources = (size_t) config->max_connections + 1;
         s->sources = calloc(s->n_sources, sizeof(*s->sources));
@@ -1337,6 +1624,13 @@ uint16_t rpc_server_port(const RpcServer *s)
 unsigned rpc_server_connections(const RpcServer *s)
 {
         return s->connections;
+}
+
+void rpc_server_stats(RpcServer *s, RpcServerStats *ret)
+{
+        (void) pthread_mutex_lock(&s->lock);
+        *ret = s->stats;
+        (void) pthread_mutex_unlock(&s->lock);
 }
 
 int rpc_server_run(RpcServer *s)

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
@@ -164,7 +166,6 @@ static const char *const allowed[] = {
         "getsockname",
         "getpeername",
         "getsockopt",
-        "setsockopt",
         "lseek",
         "fstat",
         "dup",
@@ -470,6 +471,22 @@ int sandbox_network_filter(void)
         if (r >= 0)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1,
                                      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) TCGETS));
+        if (r < 0)
+                return r;
+        /* Socket options: TCP_NODELAY only (what rpc-server.c sets, on the listening socket
+         * before the filter; accepted sockets inherit it). Nothing else is set once it serves:
+         * any other level or option fails with EPERM (TCP_ULP "tls" would hand the connection's
+         * records to the kernel, SO_* could change buffers, marks or binding). */
+        const uint32_t other_sockopt = SCMP_ACT_ERRNO(EPERM);
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+                             SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) IPPROTO_TCP),
+                             SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t) TCP_NODELAY));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, other_sockopt, SCMP_SYS(setsockopt), 1,
+                                     SCMP_A1(SCMP_CMP_NE, (scmp_datum_t) IPPROTO_TCP));
+        if (r >= 0)
+                r = seccomp_rule_add(ctx, other_sockopt, SCMP_SYS(setsockopt), 1,
+                                     SCMP_A2(SCMP_CMP_NE, (scmp_datum_t) TCP_NODELAY));
         if (r < 0)
                 return r;
         /* Limits: its own only (pid 0); another process of the same uid is not its to change. */

@@ -4,15 +4,21 @@
  * reach a join service can), for the tests of servers under attack.
  *
  *   atls-hold --policy P --cluster-id HEX --port PORT --source ADDR --count N
- *             --mode large-body|wrong-init --seconds S
+ *             --mode large-body|wrong-init|handshakes --seconds S
  *
  * large-body: N connections from ADDR, each sending the headers of a 1 MiB POST and most of its
  * body, then holding it. wrong-init: N connections in turn, each a POST /v1/init with a random
  * (wrong) master secret, again and again. Each verifies the server against the policy first (so
- * the load is what a real client causes). Runs S seconds, then prints one JSON line:
- * {"connected": n, "closedByServer": n, "answers": {"4xx": n, "other": n}}.
+ * the load is what a real client causes). handshakes: N connections at once, each sending an
+ * aTLS ClientHello (the server makes evidence, a TPM quote, for each) and closed as soon as the
+ * server's answer comes, then replaced: as many handshakes as the server will begin, for
+ * nothing. Runs S seconds, then prints one JSON line:
+ * {"connected": n, "closedByServer": n, "answers": {"4xx": n, "other": n}, "flights": n}
+ * (flights: server answers to ClientHellos).
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
@@ -84,6 +90,78 @@ static bool hold_closed(SSL *ssl)
         if (poll(&p, 1, 0) <= 0)
                 return false;
         return SSL_read(ssl, buf, sizeof(buf)) <= 0;
+}
+
+/* handshakes mode: one connection's ClientHello sent, waiting for the server's answer. */
+typedef struct Hello {
+        SSL *ssl;
+        int fd;
+        bool sent;
+        time_t since;
+        struct timespec retry; /* after a refused connection: not before this (no busy loop) */
+} Hello;
+
+static bool hello_may_retry(const Hello *h)
+{
+        struct timespec now;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &now);
+        return now.tv_sec > h->retry.tv_sec ||
+               (now.tv_sec == h->retry.tv_sec && now.tv_nsec >= h->retry.tv_nsec);
+}
+
+/* A connection refused or closed before its ClientHello went out: the next in 200 ms. */
+static void hello_back_off(Hello *h)
+{
+        (void) clock_gettime(CLOCK_MONOTONIC, &h->retry);
+        h->retry.tv_nsec += 200 * 1000000L;
+        if (h->retry.tv_nsec >= 1000000000L) {
+                h->retry.tv_sec++;
+                h->retry.tv_nsec -= 1000000000L;
+        }
+}
+
+static void hello_begin(SSL_CTX *ctx, const char *source, uint16_t port, Hello *h)
+{
+        struct sockaddr_in src = { .sin_family = AF_INET }, dst = { .sin_family = AF_INET };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        *h = (Hello){ .fd = -1 };
+        if (fd < 0) {
+                hello_back_off(h);
+                return;
+        }
+        dst.sin_port = htons(port);
+        if (inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+            inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *) &src, sizeof(src)) < 0 ||
+            (connect(fd, (struct sockaddr *) &dst, sizeof(dst)) < 0 && errno != EINPROGRESS)) {
+                close(fd);
+                hello_back_off(h);
+                return;
+        }
+        h->ssl = SSL_new(ctx);
+        if (!h->ssl || SSL_set_fd(h->ssl, fd) != 1) {
+                SSL_free(h->ssl);
+                close(fd);
+                h->ssl = NULL;
+                hello_back_off(h);
+                return;
+        }
+        SSL_set_connect_state(h->ssl);
+        h->fd = fd;
+        h->since = time(NULL);
+}
+
+static void hello_end(Hello *h, bool refused)
+{
+        if (h->ssl)
+                SSL_free(h->ssl);
+        if (h->fd >= 0)
+                close(h->fd);
+        *h = (Hello){ .fd = -1 };
+        if (refused)
+                hello_back_off(h);
 }
 
 static int wrong_init(SSL *ssl, char *status, size_t n)
@@ -167,9 +245,10 @@ int main(int argc, char *argv[])
                 }
         if (!policy_path || !cid_hex || !source || !mode || port == 0 || port > 65535 ||
             count == 0 || count > HOLD_MAX || hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 ||
-            (strcmp(mode, "large-body") != 0 && strcmp(mode, "wrong-init") != 0)) {
+            (strcmp(mode, "large-body") != 0 && strcmp(mode, "wrong-init") != 0 &&
+             strcmp(mode, "handshakes") != 0)) {
                 fprintf(stderr, "usage: atls-hold --policy P --cluster-id HEX --port PORT "
-                                "--source ADDR --count N --mode large-body|wrong-init "
+                                "--source ADDR --count N --mode large-body|wrong-init|handshakes "
                                 "--seconds S\n");
                 return 2;
         }
@@ -188,6 +267,58 @@ int main(int argc, char *argv[])
         memset(body, ' ', sizeof(body));
         body[0] = '{';
         end = time(NULL) + seconds;
+        if (strcmp(mode, "handshakes") == 0) {
+                static Hello hellos[HOLD_MAX];
+                static struct pollfd pfd[HOLD_MAX];
+                unsigned flights = 0;
+
+                for (unsigned i = 0; i < count; i++)
+                        hellos[i] = (Hello){ .fd = -1 };
+                while (time(NULL) < end) {
+                        for (unsigned i = 0; i < count; i++) {
+                                Hello *h = &hellos[i];
+                                if (h->fd >= 0 && time(NULL) - h->since > 10)
+                                        hello_end(h, false); /* no answer in 10 s: again */
+                                if (h->fd < 0 && hello_may_retry(h))
+                                        hello_begin(atls_context_ssl_ctx(atls), source, port, h);
+                                pfd[i] = (struct pollfd){ .fd = h->fd,
+                                                          .events = h->sent ? POLLIN : POLLOUT };
+                        }
+                        if (poll(pfd, count, 200) < 0)
+                                break;
+                        for (unsigned i = 0; i < count; i++) {
+                                Hello *h = &hellos[i];
+                                char b;
+                                if (h->fd < 0 || !pfd[i].revents)
+                                        continue;
+                                if (!h->sent) {
+                                        /* Connected: the ClientHello goes out, then it waits. */
+                                        int r = SSL_connect(h->ssl);
+                                        if (r == 1 ||
+                                            SSL_get_error(h->ssl, r) != SSL_ERROR_WANT_READ) {
+                                                hello_end(h, true);
+                                                continue;
+                                        }
+                                        h->sent = true;
+                                        connected++;
+                                        continue;
+                                }
+                                if (recv(h->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+                                        flights++;
+                                        hello_end(h, false);
+                                } else {
+                                        closed++;
+                                        hello_end(h, true);
+                                }
+                        }
+                }
+                for (unsigned i = 0; i < count; i++)
+                        hello_end(&hellos[i], false);
+                printf("{\"connected\": %u, \"closedByServer\": %u, \"answers\": {\"4xx\": 0, "
+                       "\"other\": 0}, \"flights\": %u}\n",
+                       connected, closed, flights);
+                return 0;
+        }
         while (time(NULL) < end) {
                 if (strcmp(mode, "wrong-init") == 0) {
                         char status[8] = "";

@@ -114,6 +114,9 @@ static void *server_main(void *arg)
  * of handshake workers, and an attester that is slow (slow_issues of its next calls take
  * slow_issue_ms longer, outside the TPM's lock: what a slow TPM or quote service does). */
 static unsigned per_source, deadline, hs_workers, queued, slow_issue_ms;
+/* Handshake rates (per address, all together): 0 (the tests' default) is no limit, so that
+ * tests of other things may make hundreds of handshakes from 127.0.0.1. */
+static unsigned hs_burst, hs_rate, hs_burst_total, hs_rate_total;
 static atomic_int slow_issues, issues;
 
 static int slow_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
@@ -148,6 +151,10 @@ static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_
                 cfg.handshake_workers = hs_workers;
         if (queued)
                 cfg.max_queued = queued;
+        cfg.handshake_burst = hs_burst ?: 1;
+        cfg.handshake_rate = hs_rate;
+        cfg.handshake_burst_total = hs_burst_total ?: 1;
+        cfg.handshake_rate_total = hs_rate_total;
         assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, mutual ? &v : NULL, &s->atls), 0);
         assert_int_equal(rpc_server_new(&cfg, s->atls, routes, NULL, &s->rpc), 0);
         (void) snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%u", rpc_server_port(s->rpc));
@@ -605,6 +612,8 @@ static void test_rpc_memory_stays_flat_over_5000_sequential_connections(void **s
         v = policy_verifier(&pv);
         assert_int_equal(atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &c), 0);
         rpc_server_config_defaults(&cfg);
+        /* 5000 handshakes from one address, one after another: no rate (tested apart). */
+        cfg.handshake_rate = cfg.handshake_rate_total = 0;
         assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s.atls), 0);
         assert_int_equal(rpc_server_new(&cfg, s.atls, routes, NULL, &s.rpc), 0);
         (void) snprintf(s.base, sizeof(s.base), "https://127.0.0.1:%u", rpc_server_port(s.rpc));
@@ -652,8 +661,14 @@ static void *timed_call_main(void *arg)
         TimedCall *t = arg;
         json_t *resp = NULL;
         double t0 = now();
+        RpcClientConfig cfg;
 
-        t->result = rpc_call(t->c, NULL, "GET", t->base, "/v1/hello", NULL, false, &t->status,
+        /* A minute to connect: some tests hold handshakes back on purpose (turns, rates),
+         * longer than a client's default 5 s. */
+        rpc_client_config_defaults(&cfg);
+        cfg.connect_timeout_ms = 60 * 1000;
+        cfg.total_timeout_ms = 90 * 1000;
+        t->result = rpc_call(t->c, &cfg, "GET", t->base, "/v1/hello", NULL, false, &t->status,
                              &resp, NULL);
         json_decref(resp);
         t->took = now() - t0;
@@ -820,6 +835,262 @@ static void test_rpc_full_handshake_queue_closes_new_connections_at_once(void **
         slow_issue_ms = 0;
 }
 
+/* Fairness: one address floods the server's only handshake worker with slow handshakes (eight
+ * at once, each making 1.5 s evidence); each of another address's two handshake steps waits for
+ * at most one of them (the addresses take turns): the step running (1.5 s at most), two turns
+ * and its own evidence, about 6 s, where one first-in, first-out queue put it behind all seven
+ * still queued (over 12 s). */
+static void test_rpc_another_address_waits_one_turn_behind_a_flooding_address(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 8 };
+        TimedCall calls[N];
+        pthread_t t[N];
+        Server s;
+        double t0, took;
+        bool ok;
+
+        hs_workers = 1;
+        deadline = 30;
+        slow_issue_ms = 1500;
+        atomic_store(&slow_issues, 100);
+        atomic_store(&issues, 0);
+        server_start(&s, false, 0, 0);
+        for (int i = 0; i < N; i++) {
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+        }
+        /* Until the first is inside its evidence and the others wait behind it. */
+        for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(atomic_load(&issues), 1);
+        usleep(500 * 1000);
+        t0 = now();
+        ok = hello_from(&s, c, "127.0.0.2");
+        took = now() - t0;
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(calls[i].result, 0);
+        }
+        server_stop(&s);
+        hs_workers = 0;
+        deadline = 0;
+        slow_issue_ms = 0;
+        atomic_store(&slow_issues, 0);
+        assert_true(ok);
+        if (took >= 9.0)
+                fail_msg("127.0.0.2 waited %.1f s behind 127.0.0.1's queue", took);
+}
+
+/* One address runs at most half the handshake workers' steps: with two workers and three slow
+ * handshakes (2 s of evidence each) from 127.0.0.1, the second worker stays free for another
+ * address, whose handshake takes its own time only (without the cap it waited for one of
+ * 127.0.0.1's to end, 4 s in all). */
+static void test_rpc_one_address_runs_at_most_half_the_handshake_workers(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 3 };
+        TimedCall calls[N];
+        pthread_t t[N];
+        Server s;
+        double t0, took;
+        bool ok;
+
+        hs_workers = 2;
+        deadline = 30;
+        slow_issue_ms = 2000;
+        atomic_store(&slow_issues, 100);
+        atomic_store(&issues, 0);
+        server_start(&s, false, 0, 0);
+        for (int i = 0; i < N; i++) {
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+        }
+        for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
+                usleep(10 * 1000);
+        usleep(300 * 1000);
+        t0 = now();
+        ok = hello_from(&s, c, "127.0.0.2");
+        took = now() - t0;
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(calls[i].result, 0);
+        }
+        server_stop(&s);
+        hs_workers = 0;
+        deadline = 0;
+        slow_issue_ms = 0;
+        atomic_store(&slow_issues, 0);
+        assert_true(ok);
+        if (took >= 3.5)
+                fail_msg("127.0.0.2 waited %.1f s for a worker 127.0.0.1 held", took);
+}
+
+typedef struct HelloFrom {
+        Server *s;
+        AtlsContext *c;
+        const char *source;
+        bool ok;
+} HelloFrom;
+
+static void *hello_from_main(void *arg)
+{
+        HelloFrom *h = arg;
+
+        h->ok = hello_from(h->s, h->c, h->source);
+        return NULL;
+}
+
+/* An address's handshakes past its burst wait for its rate: four at once from 127.0.0.1 with a
+ * burst of 1 and 1 a second take at least 3 s (the fourth begins then), three of them counted
+ * as delayed; afterwards another address, its own bucket full, is not held. */
+static void test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_is_not(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 4 };
+        TimedCall calls[N];
+        pthread_t t[N];
+        RpcServerStats st;
+        double t0, all, lone = 1e9, other;
+        Server s;
+
+        hs_burst = 1;
+        hs_rate = 1;
+        server_start(&s, false, 0, 0);
+        t0 = now();
+        for (int i = 0; i < N; i++) {
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(calls[i].result, 0);
+                lone = MIN(lone, calls[i].took);
+        }
+        all = now() - t0;
+        t0 = now();
+        assert_true(hello_from(&s, c, "127.0.0.2"));
+        other = now() - t0;
+        rpc_server_stats(s.rpc, &st);
+        server_stop(&s);
+        hs_burst = hs_rate = 0;
+        if (all < 2.8)
+                fail_msg("four handshakes in %.2f s: the rate did not hold", all);
+        assert_true(st.handshakes_delayed >= N - 1);
+        if (other > 3 * lone + 0.5)
+                fail_msg("another address took %.2f s (a lone handshake %.2f s)", other, lone);
+}
+
+/* An address's bucket outlives its connections: four handshakes one after another from
+ * 127.0.0.1, each connection closed before the next, with a burst of 1 and 1 a second, still
+ * take at least 3 s (reconnecting does not refill the bucket). */
+static void test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+        double t0, took;
+        bool ok = true;
+
+        hs_burst = 1;
+        hs_rate = 1;
+        server_start(&s, false, 0, 0);
+        t0 = now();
+        for (int i = 0; i < 4; i++) {
+                ok = ok && hello_from(&s, c, "127.0.0.1");
+                /* Until the server has closed it too: the address has no connection left. */
+                for (int j = 0; j < 100 && rpc_server_connections(s.rpc) > 0; j++)
+                        usleep(10 * 1000);
+        }
+        took = now() - t0;
+        server_stop(&s);
+        hs_burst = hs_rate = 0;
+        assert_true(ok);
+        if (took < 2.8)
+                fail_msg("four handshakes in %.2f s: reconnecting refilled the bucket", took);
+}
+
+/* All addresses together are held to the server's rate: four handshakes at once from four
+ * addresses, with a burst of 1 and 1 a second, take at least 3 s, three counted as delayed. */
+static void test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        static const char *const from[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
+        HelloFrom h[ELEMENTSOF(from)];
+        pthread_t t[ELEMENTSOF(from)];
+        RpcServerStats st;
+        Server s;
+        double t0, took;
+
+        hs_burst_total = 1;
+        hs_rate_total = 1;
+        server_start(&s, false, 0, 0);
+        t0 = now();
+        for (size_t i = 0; i < ELEMENTSOF(from); i++) {
+                h[i] = (HelloFrom){ .s = &s, .c = c, .source = from[i] };
+                assert_int_equal(pthread_create(&t[i], NULL, hello_from_main, &h[i]), 0);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(from); i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_true(h[i].ok);
+        }
+        took = now() - t0;
+        rpc_server_stats(s.rpc, &st);
+        server_stop(&s);
+        hs_burst_total = hs_rate_total = 0;
+        if (took < 2.8)
+                fail_msg("four handshakes in %.2f s: the server's rate did not hold", took);
+        assert_true(st.handshakes_delayed >= ELEMENTSOF(from) - 1);
+}
+
+/* A full handshake queue (2 steps) held by one address makes room for another address: the
+ * newest step of the address with the most waiting is closed, the newcomer is served, and
+ * the closing counted. */
+static void
+test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        enum { N = 3 };
+        TimedCall calls[N];
+        pthread_t t[N];
+        RpcServerStats st;
+        Server s;
+        int failed = 0;
+        bool ok;
+
+        hs_workers = 1;
+        queued = 2;
+        deadline = 30;
+        slow_issue_ms = 2000;
+        atomic_store(&slow_issues, 100);
+        atomic_store(&issues, 0);
+        server_start(&s, false, 0, 0);
+        calls[0] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+        assert_int_equal(pthread_create(&t[0], NULL, timed_call_main, &calls[0]), 0);
+        for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
+                usleep(10 * 1000);
+        for (int i = 1; i < N; i++) {
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                usleep(300 * 1000);
+        }
+        ok = hello_from(&s, c, "127.0.0.2");
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                failed += calls[i].result != 0;
+        }
+        rpc_server_stats(s.rpc, &st);
+        server_stop(&s);
+        hs_workers = 0;
+        queued = 0;
+        deadline = 0;
+        slow_issue_ms = 0;
+        atomic_store(&slow_issues, 0);
+        assert_true(ok);
+        assert_int_equal(failed, 1);
+        assert_int_equal(calls[0].result, 0);
+        assert_int_equal(st.handshakes_closed, 1);
+}
+
 static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
 {
         Server s;
@@ -856,6 +1127,15 @@ int main(void)
                 cmocka_unit_test(test_rpc_slow_handshakes_run_concurrently_not_in_series),
                 cmocka_unit_test(test_rpc_handshake_step_past_the_deadline_makes_no_evidence),
                 cmocka_unit_test(test_rpc_full_handshake_queue_closes_new_connections_at_once),
+                cmocka_unit_test(test_rpc_another_address_waits_one_turn_behind_a_flooding_address),
+                cmocka_unit_test(test_rpc_one_address_runs_at_most_half_the_handshake_workers),
+                cmocka_unit_test(
+                        test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_is_not),
+                cmocka_unit_test(test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket),
+                cmocka_unit_test(
+                        test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate),
+                cmocka_unit_test(
+                        test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting),
                 cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -169,6 +171,25 @@ static int probe_socket_connect(void)
         return connect(-1, (struct sockaddr *) &a, sizeof(a)) < 0 && errno == EACCES ? 0 : 3;
 }
 
+/* A TCP socket made before the filter (as the network process's are). */
+static int pre_socket = -1;
+
+/* setsockopt: TCP_NODELAY only; TCP_ULP (kernel TLS) and any SOL_SOCKET option fail with
+ * EPERM. */
+static int probe_setsockopt_only_tcp_nodelay(void)
+{
+        int one = 1;
+
+        if (setsockopt(pre_socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+                return 1;
+        if (setsockopt(pre_socket, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0 || errno != EPERM)
+                return 2;
+        if (setsockopt(pre_socket, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 ||
+            errno != EPERM)
+                return 3;
+        return 0;
+}
+
 /* --- the allow-list: what it does not name kills the process --- */
 
 static int probe_unlisted_getcpu(void)
@@ -287,6 +308,18 @@ static void test_sandbox_refuses_signals_to_other_processes_binds_and_pdeathsig(
 static void test_sandbox_refuses_new_sockets_and_connects(void **state)
 {
         assert_int_equal(in_sandbox(probe_socket_connect), 0);
+}
+
+static void test_sandbox_sets_only_tcp_nodelay_on_a_socket(void **state)
+{
+        pre_socket = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(pre_socket >= 0);
+        /* The positive control: outside, TCP_ULP fails otherwise (no connection) and
+         * SO_REUSEADDR succeeds. */
+        assert_int_not_equal(probe_setsockopt_only_tcp_nodelay(), 0);
+        assert_int_equal(in_sandbox(probe_setsockopt_only_tcp_nodelay), 0);
+        (void) close(pre_socket);
+        pre_socket = -1;
 }
 
 static void test_sandbox_kills_the_process_on_a_call_not_on_the_allow_list(void **state)
@@ -652,6 +685,7 @@ int main(void)
                 cmocka_unit_test(test_sandbox_kills_the_process_on_fork),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_io_uring),
                 cmocka_unit_test(test_sandbox_refuses_new_sockets_and_connects),
+                cmocka_unit_test(test_sandbox_sets_only_tcp_nodelay_on_a_socket),
                 cmocka_unit_test(test_sandbox_kills_the_process_on_a_call_not_on_the_allow_list),
                 cmocka_unit_test(test_sandbox_allows_fcntl_and_ioctl_only_with_the_listed_commands),
                 cmocka_unit_test(test_sandbox_refuses_writable_executable_memory_and_dumpable),

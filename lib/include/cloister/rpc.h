@@ -23,6 +23,13 @@
 #define RPC_DEADLINE_SEC_DEFAULT      10
 #define RPC_WORKERS_MAX               64
 #define RPC_HANDSHAKE_WORKERS_DEFAULT 8
+/* Handshakes a server begins (each makes evidence: a TPM quote): one address may begin a burst
+ * of this many, then this many a second; all addresses together the same, larger. A handshake
+ * over the limit waits its turn (its deadline from accept running), it is not refused. */
+#define RPC_HANDSHAKE_BURST_DEFAULT       32
+#define RPC_HANDSHAKE_RATE_DEFAULT        8
+#define RPC_HANDSHAKE_BURST_TOTAL_DEFAULT 64
+#define RPC_HANDSHAKE_RATE_TOTAL_DEFAULT  16
 /* A client without evidence reaches only routes with small requests (GETs, a repeated init):
  * it may send this much (headers and body) before its request is whole, then it is closed. */
 #define RPC_UNATTESTED_REQUEST_MAX (64U * 1024U)
@@ -83,6 +90,12 @@ typedef struct RpcServerConfig {
          * neither a slow client nor slow evidence holds it up, and a worker is never held by a
          * client's pace. The attester's and verifier's callbacks must be thread-safe. */
         unsigned handshake_workers;
+        /* Fairness between addresses: their handshake steps wait in one queue per address,
+         * served in turn, and one address runs at most half the handshake workers' steps at
+         * once. Handshakes begun (evidence made) are limited per address and in all by token
+         * buckets: burst, then rate a second (rate 0: no limit). */
+        unsigned handshake_burst, handshake_rate;
+        unsigned handshake_burst_total, handshake_rate_total;
         /* Called (with the server's userdata) when a request is refused before its handler
          * runs because the route needs an attested client; may be NULL. */
         void (*on_refusal)(void *userdata, const RpcRequest *req, const char *reason);
@@ -120,6 +133,12 @@ void rpc_server_stop(RpcServer *s);
  * (the event loop's thread). */
 void rpc_server_stop_for_handover(RpcServer *s);
 unsigned rpc_server_connections(const RpcServer *s);
+/* What the server held back under load, since it started (for tests and logs). */
+typedef struct RpcServerStats {
+        unsigned long handshakes_delayed; /* waited for their address's (or all's) rate */
+        unsigned long handshakes_closed;  /* closed because the handshake queue was full */
+} RpcServerStats;
+void rpc_server_stats(RpcServer *s, RpcServerStats *ret);
 
 typedef struct RpcClientConfig {
         unsigned connect_timeout_ms;
