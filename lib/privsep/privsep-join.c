@@ -5,6 +5,7 @@
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/privsep.h"
+#include "cloister/tdx.h"
 
 #define TEXT(n)                                                                                    \
         {                                                                                          \
@@ -17,6 +18,15 @@
 #define EXACT(n)                                                                                   \
         {                                                                                          \
                 .min = (n), .max = (n)                                                             \
+        }
+
+#define EXACT_TEXT(n)                                                                              \
+        {                                                                                          \
+                .min = (n), .max = (n), .text = true                                               \
+        }
+#define UPTO(n)                                                                                    \
+        {                                                                                          \
+                .min = 0, .max = (n)                                                               \
         }
 
 #define NODE_TEXT     TEXT(128)
@@ -47,6 +57,10 @@ const PrivsepSpec join_privsep_requests[] = {
           { EXACT(MASTER_SECRET_SIZE), EXACT(MASTER_SALT_SIZE), EXACT(MEASUREMENT_SALT_SIZE) } },
         { JOIN_PRIVSEP_ATTEST, "attest", 2, { NONCE, SPKI } },
         { JOIN_PRIVSEP_NONCE, "nonce", 0, {} },
+        { JOIN_PRIVSEP_TDX_COLLATERAL,
+          "tdx-collateral",
+          2,
+          { EXACT_TEXT(13), TEXT(16) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -63,6 +77,15 @@ const PrivsepSpec join_privsep_replies[] = {
         REPLY(JOIN_PRIVSEP_MEMBERS, "members"), REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
         REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
         REPLY(JOIN_PRIVSEP_ATTEST, "attest"),   REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
+        /* detail, stale note, then the files in TdxCollateral's order, each bounded as a PCS
+         * download is (empty on failure) */
+        { JOIN_PRIVSEP_TDX_COLLATERAL,
+          "tdx-collateral",
+          9,
+          { TEXT(JOIN_PRIVSEP_DETAIL_MAX), TEXT(1024), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX) } },
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

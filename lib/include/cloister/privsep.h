@@ -139,6 +139,9 @@ typedef enum JoinPrivsepOp {
         /* a nonce for a handshake (answer: hex), recorded by the monitor: join and rejoin are
          * refused unless their evidence is bound to one it issued, unused and unexpired */
         JOIN_PRIVSEP_NONCE,
+        /* FMSPC, PCK CA: the cached TDX collateral of that platform, for evidence that carries
+         * none (privsep-tdx.h); the reply's own fields: detail, stale note, the seven files */
+        JOIN_PRIVSEP_TDX_COLLATERAL,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U
