@@ -33,17 +33,14 @@ int privsep_tdx_collateral_lookup(const TdxPcsConfig *c, const char *fmspc, cons
                 return diag_fail(d, -ENOENT, "tdx-collateral-missing", -1,
                                  "the join service has no TDX collateral cache");
         r = tdx_pcs_collateral_for(&offline, fmspc, ca, at, ret, &res, d);
-        if (r == -ENOENT) {
-                char why[DIAG_MESSAGE_MAX];
-
-                (void) snprintf(why, sizeof(why), "%s", d->message);
+        if (r == -ENOENT)
+                /* The inner message names --offline, a verify-report option: say it for here. */
                 return diag_fail(d, -ENOENT, "tdx-collateral-missing", -1,
                                  "no TDX collateral cached for FMSPC %s (PCK CA %s): fill the "
                                  "cache once online (cloister attestation verify-report --type "
                                  "tdx --quote Q --cache-dir %s) or let the join service's "
-                                 "refresher fetch it (its log says why it has not). %s",
-                                 fmspc, ca, c->cache_dir, why);
-        }
+                                 "refresher fetch it (its log says why it has not)",
+                                 fmspc, ca, c->cache_dir);
         if (r < 0)
                 return r == -ENOMEM ? r : -EIO;
         if (res.stale > 0)
