@@ -458,6 +458,19 @@ static void test_privsep_tdx_collateral_request_refuses_what_is_not_an_fmspc(voi
                 privsep_buf_done(&req);
                 privsep_buf_done(&out);
         }
+        /* The cache lookup itself refuses a key that would name other files. */
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                TdxCollateral *col = NULL;
+                TdxPcsResult res;
+                Diag d;
+
+                c.offline = true;
+                assert_int_equal(
+                        tdx_pcs_collateral_for(&c, bad[i][0], bad[i][1], 0, &col, &res, &d),
+                        -EINVAL);
+                assert_null(col);
+                assert_string_equal(d.check, "tdx-pcs");
+        }
         /* A key longer than an FMSPC does not even parse as a request. */
         {
                 PrivsepBuf req;
