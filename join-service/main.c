@@ -83,8 +83,9 @@ static void help(void)
                "  --tdx-cache-dir DIR      cached TDX collateral (Intel PCS/PCCS downloads)\n"
                "                           for tdx evidence that carries none: joins read it,\n"
                "                           never fetch (default STATE-DIR/tdx-collateral)\n"
-               "  --tdx-pcs-url URL        where the refresher fetches it, .../tdx/certification/v4\n"
-               "                           (default Intel PCS; a PCCS serves the same paths)\n"
+               "  --tdx-pcs-url URL        where the refresher fetches it: a URL ending in\n"
+               "                           /tdx/certification/v4 (default Intel PCS; a PCCS\n"
+               "                           serves the same paths)\n"
                "  --tdx-refresh-ahead SEC  refresh an item this long before its nextUpdate\n"
                "                           (default 86400)\n"
                "  --tdx-refresh-interval SEC\n"
@@ -311,10 +312,10 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
-        if (arg_tdx_pcs_url && (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
-                                strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) -
-                                               strlen("/tdx/certification/v4"),
-                                       "/tdx/certification/v4") != 0))
+        if (arg_tdx_pcs_url &&
+            (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
+             strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
+                    "/tdx/certification/v4") != 0))
                 return log_error_errno(-EUSAGE,
                                        "--tdx-pcs-url %s: give the TDX base URL of Intel PCS or a "
                                        "PCCS, ending in /tdx/certification/v4 (default %s).",
@@ -579,7 +580,9 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         exec_fake_network(fds);
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
-        join_tdx_network_init(js);
+        if (js->attest_variant == ATTEST_VARIANT_TDX ||
+            js->attest_variant == ATTEST_VARIANT_SIM_TDX)
+                join_tdx_network_init(js);
 
         /* Nothing but what it is given: no descriptor inherited from the bootstrapper or opened
          * by the monitor before the fork (a directory would name files outside the root, a file
@@ -881,7 +884,9 @@ int main(int argc, char *argv[])
         js.attester = &attester;
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
-        join_tdx_monitor_init();
+        /* TDX clusters only (the policy's variant is the node's, checked above). */
+        if (arg_attest == ATTEST_VARIANT_TDX || arg_attest == ATTEST_VARIANT_SIM_TDX)
+                join_tdx_monitor_init();
         serve_args = (ServeArgs){ .js = &js, .fds = mon };
         if (pthread_create(&serving, NULL, serve_thread, &serve_args) != 0) {
                 r = log_error_errno(-EAGAIN, "Cannot start the monitor's threads.");

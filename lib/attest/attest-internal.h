@@ -64,8 +64,8 @@ int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index
  * found and the policy does not require collateral), or the collateral and note ("" or STALE,
  * recorded and logged); <0 refused (tdx-collateral-missing) when the policy requires it. */
 int attest_tdx_collateral_lookup(const TdxQuote *q, const AttestPolicy *p, time_t at,
-                                 TdxCollateral **ret, char *note, size_t note_size,
-                                 AttestReport *r, Diag *d);
+                                 TdxCollateral **ret, char *note, size_t note_size, AttestReport *r,
+                                 Diag *d);
 
 /* Compares the quoted PCRs with the policy's measurements, recording every PCR in r. */
 int attest_check_measurements(const AttestPolicy *p, uint32_t quoted_mask,

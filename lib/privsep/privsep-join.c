@@ -57,10 +57,7 @@ const PrivsepSpec join_privsep_requests[] = {
           { EXACT(MASTER_SECRET_SIZE), EXACT(MASTER_SALT_SIZE), EXACT(MEASUREMENT_SALT_SIZE) } },
         { JOIN_PRIVSEP_ATTEST, "attest", 2, { NONCE, SPKI } },
         { JOIN_PRIVSEP_NONCE, "nonce", 0, {} },
-        { JOIN_PRIVSEP_TDX_COLLATERAL,
-          "tdx-collateral",
-          2,
-          { EXACT_TEXT(13), TEXT(16) } },
+        { JOIN_PRIVSEP_TDX_COLLATERAL, "tdx-collateral", 2, { EXACT_TEXT(13), TEXT(16) } },
 };
 
 #define REPLY(op, name)                                                                            \

@@ -196,7 +196,7 @@ int attest_credential_challenge_new(const Evidence *e, CredentialChallenge **ret
 int attest_credential_check(const CredentialChallenge *c, const uint8_t *response, size_t size,
                             Diag *d);
 
-/* --- TDX collateral for evidence that carries none (docs/tdx.md, "Joins and the cache") -------- */
+/* --- TDX collateral for evidence that carries none (docs/tdx.md) ---------------------------- */
 
 /*
  * Where a process finds the collateral of a tdx/sim-tdx quote whose evidence carries none: a join
