@@ -66,6 +66,10 @@ static int network_source(void *userdata, const char *fmspc, const char *ca, tim
 void join_tdx_monitor_init(void)
 {
         attest_tdx_collateral_source_set(monitor_source, NULL);
+        /* Platforms cached before a restart are kept fresh too, not only those seen since. */
+        if (tdx_refresher_seen_from_cache(&refresher) > 0)
+                log_info("join-service: keeping the cached TDX collateral of %zu platform(s) fresh",
+                         refresher.n_keys);
         if (tdx_refresher_start(&refresher) < 0)
                 log_error("join-service: cannot start the TDX collateral refresher");
         else

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Refreshing cached TDX collateral ahead of its nextUpdate, off every verification's path. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloister/log.h"
 #include "cloister/tdx.h"
@@ -36,6 +38,35 @@ void tdx_refresher_seen(TdxRefresher *t, const char *fmspc, const char *ca)
                 (void) pthread_cond_signal(&t->wake);
         }
         (void) pthread_mutex_unlock(&t->lock);
+}
+
+size_t tdx_refresher_seen_from_cache(TdxRefresher *t)
+{
+        static const char *const cas[] = { "processor", "platform" };
+        struct dirent *de;
+        size_t n = 0;
+        DIR *dir;
+
+        if (!t->pcs.cache_dir || !(dir = opendir(t->pcs.cache_dir)))
+                return 0;
+        /* fmspc-<FMSPC>/ with each PCK CA whose CRL is cached: what earlier lookups fetched. */
+        while ((de = readdir(dir))) {
+                if (strncmp(de->d_name, "fmspc-", 6) != 0 ||
+                    !tdx_pcs_key_ok(de->d_name + 6, "platform"))
+                        continue;
+                for (size_t i = 0; i < ELEMENTSOF(cas); i++) {
+                        char path[4096];
+
+                        (void) snprintf(path, sizeof(path), "%s/pck_crl-%s.der", t->pcs.cache_dir,
+                                        cas[i]);
+                        if (access(path, F_OK) == 0) {
+                                tdx_refresher_seen(t, de->d_name + 6, cas[i]);
+                                n++;
+                        }
+                }
+        }
+        (void) closedir(dir);
+        return n;
 }
 
 unsigned tdx_refresher_round(TdxRefresher *t, time_t now)

@@ -522,6 +522,19 @@ static void test_tdx_refresher_fetches_ahead_of_next_update_and_counts_failures(
         assert_int_equal(tdx_refresher_round(&t, time(NULL) + 29 * 24 * 3600 + 12 * 3600), 0);
         assert_true(pcs_requests(&pcs) >= 4 + 3);
 
+        /* After a restart: the cached platform is known again, from the cache alone. */
+        {
+                TdxRefresher again;
+
+                tdx_refresher_init(&again);
+                again.pcs.cache_dir = dir;
+                assert_int_equal(tdx_refresher_seen_from_cache(&again), 1);
+                assert_int_equal(again.n_keys, 1);
+                assert_string_equal(again.fmspc[0], key.fmspc);
+                assert_string_equal(again.ca[0], key.ca);
+                tdx_refresher_stop(&again);
+        }
+
         /* The service fails: the round fails (logged), counted for the backoff. */
         pcs.fail_status = 503;
         {

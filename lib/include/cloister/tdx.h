@@ -524,6 +524,9 @@ typedef struct TdxRefresher {
 void tdx_refresher_init(TdxRefresher *t);
 /* Records a platform to keep fresh (a malformed key is ignored); wakes the thread when new. */
 void tdx_refresher_seen(TdxRefresher *t, const char *fmspc, const char *ca);
+/* The platforms whose collateral the cache holds (a TCB info per FMSPC, with each PCK CA whose
+ * CRL is there), recorded as seen: kept fresh across restarts. Returns how many. */
+size_t tdx_refresher_seen_from_cache(TdxRefresher *t);
 /* One round over every key, at time now: the number of keys that failed (logged). */
 unsigned tdx_refresher_round(TdxRefresher *t, time_t now);
 int tdx_refresher_start(TdxRefresher *t);
