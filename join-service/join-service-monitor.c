@@ -244,6 +244,9 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 return answer_policy(js, privsep_text(m, 0), out);
         case JOIN_PRIVSEP_ATTEST:
                 return answer_attest(js, m, out);
+        case JOIN_PRIVSEP_TDX_COLLATERAL:
+                join_tdx_answer(m, out);
+                return 0;
         case JOIN_PRIVSEP_NONCE: {
                 uint8_t nonce[PRIVSEP_NONCE_SIZE];
                 char hex[2 * PRIVSEP_NONCE_SIZE + 1];

@@ -222,6 +222,14 @@ AtlsAttester join_monitor_attester(JoinService *js);
 /* A refusal for the monitor to audit (JOIN_PRIVSEP_REFUSAL). */
 void join_network_refusal(JoinService *js, const char *node, const char *digest,
                           const char *reason);
+/* TDX collateral for evidence that carries none (join-service-tdx.c): configure before the
+ * fork; the monitor serves it from the cache and refreshes it, the network process asks. */
+void join_tdx_configure(const char *cache_dir, const char *pcs_url, unsigned ahead_sec,
+                        unsigned interval_sec);
+void join_tdx_monitor_init(void);
+void join_tdx_monitor_done(void);
+void join_tdx_network_init(JoinService *js);
+void join_tdx_answer(const PrivsepMsg *m, PrivsepBuf *out);
 /* The policy in force, fetched from the monitor when it changed there. */
 int policy_holder_refresh_from_monitor(JoinService *js, Diag *d);
 int policy_holder_load_text(PolicyHolder *h, const uint8_t *data, size_t size, Diag *d);

@@ -56,6 +56,8 @@ static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
 static unsigned arg_checkpoint_interval = JOIN_CHECKPOINT_INTERVAL_SEC;
 static uid_t arg_network_uid;
 static gid_t arg_network_gid;
+static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
+static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 3600;
 
 static void help(void)
 {
@@ -83,6 +85,17 @@ static void help(void)
                "                           sim-tdx (SIMULATED, needs --sim-tdx-root); must be\n"
                "                           the cluster policy's variant\n"
                "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root and key\n"
+               "  --tdx-cache-dir DIR      cached TDX collateral (Intel PCS/PCCS downloads)\n"
+               "                           for tdx evidence that carries none: joins read it,\n"
+               "                           never fetch (default STATE-DIR/tdx-collateral)\n"
+               "  --tdx-pcs-url URL        where the refresher fetches it: a URL ending in\n"
+               "                           /tdx/certification/v4 (default Intel PCS; a PCCS\n"
+               "                           serves the same paths)\n"
+               "  --tdx-refresh-ahead SEC  refresh an item this long before its nextUpdate\n"
+               "                           (default 86400)\n"
+               "  --tdx-refresh-interval SEC\n"
+               "                           how often the refresher looks (default 3600; after\n"
+               "                           a failure: a backoff from SEC/8, doubling)\n"
                "  --token-ttl MINUTES      bootstrap token lifetime, 1..60 (default 15)\n"
                "  --os-release FILE        the image's versions GET /v1/node reports (default\n"
                "                           " OS_RELEASE_DEFAULT ")\n"
@@ -175,6 +188,10 @@ static int parse_argv(int argc, char *argv[])
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
                 ARG_CHECKPOINT_INTERVAL,
+                ARG_TDX_CACHE_DIR,
+                ARG_TDX_PCS_URL,
+                ARG_TDX_REFRESH_AHEAD,
+                ARG_TDX_REFRESH_INTERVAL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -195,6 +212,10 @@ static int parse_argv(int argc, char *argv[])
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
                 { "audit-checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
+                { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
+                { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
+                { "tdx-refresh-ahead", required_argument, NULL, ARG_TDX_REFRESH_AHEAD },
+                { "tdx-refresh-interval", required_argument, NULL, ARG_TDX_REFRESH_INTERVAL },
                 {},
         };
         char *end;
@@ -280,6 +301,24 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_SIM_TDX_ROOT:
                         arg_sim_tdx_root = optarg;
                         break;
+                case ARG_TDX_CACHE_DIR:
+                        arg_tdx_cache_dir = optarg;
+                        break;
+                case ARG_TDX_PCS_URL:
+                        arg_tdx_pcs_url = optarg;
+                        break;
+                case ARG_TDX_REFRESH_AHEAD:
+                case ARG_TDX_REFRESH_INTERVAL:
+                        v = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || v == 0 || v > 90UL * 24 * 3600)
+                                return log_error_errno(-EUSAGE,
+                                                       "--tdx-refresh-ahead/-interval: 1..7776000 "
+                                                       "seconds.");
+                        if (c == ARG_TDX_REFRESH_AHEAD)
+                                arg_tdx_refresh_ahead = (unsigned) v;
+                        else
+                                arg_tdx_refresh_interval = (unsigned) v;
+                        break;
                 default:
                         return -EUSAGE;
                 }
@@ -288,6 +327,14 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
+        if (arg_tdx_pcs_url &&
+            (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
+             strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
+                    "/tdx/certification/v4") != 0))
+                return log_error_errno(-EUSAGE,
+                                       "--tdx-pcs-url %s: give the TDX base URL of Intel PCS or a "
+                                       "PCCS, ending in /tdx/certification/v4 (default %s).",
+                                       arg_tdx_pcs_url, TDX_PCS_URL_DEFAULT);
         default_network_user();
         return 1;
 }
@@ -548,6 +595,9 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         exec_fake_network(fds);
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
+        if (js->attest_variant == ATTEST_VARIANT_TDX ||
+            js->attest_variant == ATTEST_VARIANT_SIM_TDX)
+                join_tdx_network_init(js);
 
         /* Nothing but what it is given: no descriptor inherited from the bootstrapper or opened
          * by the monitor before the fork (a directory would name files outside the root, a file
@@ -680,7 +730,7 @@ static void *serve_thread(void *arg)
 int main(int argc, char *argv[])
 {
         _cleanup_(tpm_device_closep) TpmDevice *tpm = NULL;
-        _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL;
+        _cleanup_(freep) char *policy_path = NULL, *audit_path = NULL, *tdx_cache = NULL;
         uint8_t pcrs[TPM_DEVICE_PCRS][32], expected[32];
         int pair[2], mon[JOIN_CHANNELS], net[JOIN_CHANNELS], ready[2];
         char byte;
@@ -700,8 +750,11 @@ int main(int argc, char *argv[])
         if (r <= 0)
                 return exit_status_from_errno(r);
         if ((!arg_policy && asprintf(&policy_path, "%s/cluster-policy.json", arg_state_dir) < 0) ||
-            (!arg_audit_log && asprintf(&audit_path, "%s/audit.log", arg_state_dir) < 0))
+            (!arg_audit_log && asprintf(&audit_path, "%s/audit.log", arg_state_dir) < 0) ||
+            (!arg_tdx_cache_dir && asprintf(&tdx_cache, "%s/tdx-collateral", arg_state_dir) < 0))
                 return log_oom(), 1;
+        join_tdx_configure(arg_tdx_cache_dir ?: tdx_cache, arg_tdx_pcs_url, arg_tdx_refresh_ahead,
+                           arg_tdx_refresh_interval);
         js.state_dir = arg_state_dir;
         js.os_release = arg_os_release;
         js.kubeadm = arg_kubeadm;
@@ -862,6 +915,9 @@ int main(int argc, char *argv[])
         (void) join_checkpoint_start(&js, arg_checkpoint_interval);
         log_info("join-service: monitor %d holds the secrets; network process %d serves",
                  (int) getpid(), (int) child);
+        /* TDX clusters only (the policy's variant is the node's, checked above). */
+        if (arg_attest == ATTEST_VARIANT_TDX || arg_attest == ATTEST_VARIANT_SIM_TDX)
+                join_tdx_monitor_init();
         serve_args = (ServeArgs){ .js = &js, .fds = mon };
         if (pthread_create(&serving, NULL, serve_thread, &serve_args) != 0) {
                 r = log_error_errno(-EAGAIN, "Cannot start the monitor's threads.");
@@ -884,6 +940,7 @@ int main(int argc, char *argv[])
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
         join_checkpoint_stop(&js);
+        join_tdx_monitor_done();
         node_attester_done(&attester);
 finish:
         privsep_nonces_done(&js.nonces);

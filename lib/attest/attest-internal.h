@@ -64,6 +64,14 @@ int report_fail(AttestReport *r, Diag *d, int error, const char *name, int index
                 const void *expected, size_t en, const void *actual, size_t an, const char *format,
                 ...) _printf_(10, 11);
 
+/* Collateral for a quote whose evidence carries none, from the source set with
+ * attest_tdx_collateral_source_set(): 0 with *ret NULL when there is no source (or none is
+ * found and the policy does not require collateral), or the collateral and note ("" or STALE,
+ * recorded and logged); <0 refused (tdx-collateral-missing) when the policy requires it. */
+int attest_tdx_collateral_lookup(const TdxQuote *q, const AttestPolicy *p, time_t at,
+                                 TdxCollateral **ret, char *note, size_t note_size, AttestReport *r,
+                                 Diag *d);
+
 /* Compares the quoted PCRs with the policy's measurements, recording every PCR in r. */
 int attest_check_measurements(const AttestPolicy *p, uint32_t quoted_mask,
                               const uint8_t pcrs[EVIDENCE_PCR_COUNT][EVIDENCE_PCR_SIZE],

@@ -77,6 +77,8 @@ int attest_check_tdx_quote(const Evidence *e, const AttestPolicy *p, time_t at,
                 .root_crl_size = t->root_crl.size,
         };
         uint8_t root_fp[32];
+        _cleanup_(tdx_collateral_freep) TdxCollateral *cached = NULL;
+        char stale[1024];
         TdxVerification v;
         TdxQuote *q = ret_q;
         Diag sub;
@@ -99,9 +101,21 @@ int attest_check_tdx_quote(const Evidence *e, const AttestPolicy *p, time_t at,
         k = tdx_quote_parse(t->quote.data, t->quote.size, q, &sub);
         if (k < 0)
                 return report_fail(r, d, k, sub.check, -1, NULL, 0, NULL, 0, "%s", sub.message);
+        /* Evidence without collateral (a real TD's): the process's collateral cache, if any. */
+        if (!t->has_collateral &&
+            (k = attest_tdx_collateral_lookup(q, p, at, &cached, stale, sizeof(stale), r, d)) < 0)
+                return k;
         /* Every check is recorded by the callback, the failing one too. */
-        k = tdx_verify_quote(q, t->quote.data, t->quote.size, t->has_collateral ? &col : NULL, &o,
-                             &v, attest_report_record, r, &sub);
+        k = tdx_verify_quote(q, t->quote.data, t->quote.size, t->has_collateral ? &col : cached,
+                             &o, &v, attest_report_record, r, &sub);
+        if (k == -ESTALE && cached && stale[0]) {
+                char msg[sizeof(sub.message) + sizeof(stale) + 64];
+
+                (void) snprintf(msg, sizeof(msg), "%s; the collateral cache is STALE: %s",
+                                sub.message, stale);
+                memcpy(sub.message, msg, sizeof(sub.message) - 1);
+                sub.message[sizeof(sub.message) - 1] = '\0';
+        }
         if (k == -EINVAL || k == -ENOMEM)
                 return report_fail(r, d, k, "tdx-verify", -1, NULL, 0, NULL, 0, "%s",
                                    k == -ENOMEM ? "out of memory" : sub.message);

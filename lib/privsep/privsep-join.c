@@ -5,6 +5,7 @@
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/privsep.h"
+#include "cloister/tdx.h"
 
 #define TEXT(n)                                                                                    \
         {                                                                                          \
@@ -17,6 +18,15 @@
 #define EXACT(n)                                                                                   \
         {                                                                                          \
                 .min = (n), .max = (n)                                                             \
+        }
+
+#define EXACT_TEXT(n)                                                                              \
+        {                                                                                          \
+                .min = (n), .max = (n), .text = true                                               \
+        }
+#define UPTO(n)                                                                                    \
+        {                                                                                          \
+                .min = 0, .max = (n)                                                               \
         }
 
 #define NODE_TEXT     TEXT(128)
@@ -51,6 +61,7 @@ const PrivsepSpec join_privsep_requests[] = {
           "policy-push",
           4,
           { NODE_TEXT, TEXT(17), DIGEST_TEXT, TEXT(ATTEST_POLICY_SIZE_MAX + 1) } },
+        { JOIN_PRIVSEP_TDX_COLLATERAL, "tdx-collateral", 2, { EXACT_TEXT(13), TEXT(16) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -68,6 +79,15 @@ const PrivsepSpec join_privsep_replies[] = {
         REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
         REPLY(JOIN_PRIVSEP_ATTEST, "attest"),   REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
         REPLY(JOIN_PRIVSEP_POLICY_PUSH, "policy-push"),
+        /* detail, stale note, then the files in TdxCollateral's order, each bounded as a PCS
+         * download is (empty on failure) */
+        { JOIN_PRIVSEP_TDX_COLLATERAL,
+          "tdx-collateral",
+          9,
+          { TEXT(JOIN_PRIVSEP_DETAIL_MAX), TEXT(1024), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
+            UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX) } },
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

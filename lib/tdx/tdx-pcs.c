@@ -197,7 +197,7 @@ take:
         return 0;
 }
 
-static int pck_platform(const TdxQuote *q, TdxPcsResult *res, Diag *d)
+int tdx_pcs_platform(const TdxQuote *q, TdxPcsResult *res, Diag *d)
 {
         STACK_OF(X509) *sk = NULL;
         const ASN1_OCTET_STRING *e;
@@ -230,8 +230,31 @@ static int pck_platform(const TdxQuote *q, TdxPcsResult *res, Diag *d)
         return 0;
 }
 
+bool tdx_pcs_key_ok(const char *fmspc, const char *ca)
+{
+        if (!fmspc || strlen(fmspc) != 12 || !ca ||
+            (strcmp(ca, "processor") != 0 && strcmp(ca, "platform") != 0))
+                return false;
+        for (size_t i = 0; i < 12; i++)
+                if (!((fmspc[i] >= '0' && fmspc[i] <= '9') || (fmspc[i] >= 'a' && fmspc[i] <= 'f')))
+                        return false;
+        return true;
+}
+
 int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxCollateral **ret,
                        TdxPcsResult *res, Diag *d)
+{
+        TdxPcsResult p = {};
+        int r;
+
+        *res = (TdxPcsResult){};
+        if ((r = tdx_pcs_platform(q, &p, d)) < 0)
+                return r;
+        return tdx_pcs_collateral_for(c, p.fmspc, p.ca, at, ret, res, d);
+}
+
+int tdx_pcs_collateral_for(const TdxPcsConfig *c, const char *fmspc, const char *ca, time_t at,
+                           TdxCollateral **ret, TdxPcsResult *res, Diag *d)
 {
         _cleanup_(tdx_collateral_freep) TdxCollateral *col = calloc(1, sizeof(*col));
         _cleanup_(freep) char *sgx = NULL, *u_tcb = NULL, *u_qe = NULL, *u_crl = NULL,
@@ -248,8 +271,14 @@ int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxC
                                  "--pcs-url %s: give the TDX base URL of Intel PCS or a PCCS, "
                                  "ending in " PCS_TDX_SUFFIX " (default " TDX_PCS_URL_DEFAULT ")",
                                  c->base_url);
-        if ((r = pck_platform(q, res, d)) < 0)
-                return r;
+        /* The key names cache files: only the forms a PCK certificate yields. */
+        if (!tdx_pcs_key_ok(fmspc, ca))
+                return diag_fail(d, -EINVAL, "tdx-pcs", -1,
+                                 "FMSPC %.16s / PCK CA %.16s: not 12 lowercase hex digits and "
+                                 "processor or platform",
+                                 fmspc ?: "", ca ?: "");
+        (void) snprintf(res->fmspc, sizeof(res->fmspc), "%s", fmspc);
+        (void) snprintf(res->ca, sizeof(res->ca), "%s", ca);
         if (at == 0)
                 at = time(NULL);
         if (asprintf(&sgx, "%.*s/sgx/certification/v4", (int) (bn - sn), c->base_url) < 0 ||

@@ -14,14 +14,20 @@
  * --post PATH --body FILE sends that JSON document to PATH instead (e.g. a repeated /v1/init).
  * --attest sim-tdx --sim-tdx-root FILE makes the --tcti evidence sim-tdx (a genuine simulated
  * TDX node with that TPM as its identity); --no-identity leaves the TPM's identity quote out.
+ * --no-tdx-collateral leaves the TDX collateral out of the evidence (as a real TD's evidence
+ * comes: the join service must find it in its cache); --tdx-collateral-out DIR first writes the
+ * simulated platform's collateral there (the files of verify-report --collateral DIR, for a PCS
+ * stand-in to serve) and waits for DIR/go before it connects.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloister/attest-atls.h"
 #include "cloister/fileio.h"
@@ -31,6 +37,7 @@
 #include "cloister/log.h"
 #include "cloister/node-attester.h"
 #include "cloister/rpc.h"
+#include "cloister/tdx-sim.h"
 #include "cloister/tpm-device.h"
 
 typedef struct FixedEvidence {
@@ -49,6 +56,87 @@ static int fixed_issue(void *userdata, const uint8_t binding[static ATLS_BINDING
         memcpy(*ret, f->data, f->size);
         *ret_size = f->size;
         return 0;
+}
+
+/* The inner attester's evidence without its TDX collateral. */
+static int bare_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                      const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        const AtlsAttester *inner = userdata;
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(freep) uint8_t *doc = NULL;
+        char *text = NULL;
+        size_t n = 0;
+        int r;
+
+        r = inner->issue(inner->userdata, binding, input, &doc, &n, d);
+        if (r < 0)
+                return r;
+        r = evidence_parse((const char *) doc, n, &e, d);
+        if (r < 0)
+                return r;
+        blob_clear(&e->tdx.tcb_info);
+        blob_clear(&e->tdx.tcb_info_chain);
+        blob_clear(&e->tdx.qe_identity);
+        blob_clear(&e->tdx.qe_identity_chain);
+        blob_clear(&e->tdx.pck_crl);
+        blob_clear(&e->tdx.root_crl);
+        e->tdx.has_collateral = false;
+        r = evidence_serialize(e, &text, &n);
+        if (r < 0)
+                return r;
+        *ret = (uint8_t *) text;
+        *ret_size = n;
+        return 0;
+}
+
+/* The simulated platform's collateral as files, then a wait for DIR/go (up to 120 s). */
+static int collateral_out(TdxSimulator *sim, const char *dir)
+{
+        TdxCollateral c;
+        char path[PATH_MAX];
+        struct {
+                const char *name;
+                const uint8_t *data;
+                size_t size;
+        } files[6];
+
+        if (!sim || tdx_sim_collateral(sim, &c) < 0)
+                return -EINVAL;
+        files[0] = (typeof(files[0])){ "tcb_info.json", c.tcb_info, c.tcb_info_size };
+        files[1] = (typeof(files[0])){ "tcb_info_issuer_chain.pem", c.tcb_info_chain,
+                                       c.tcb_info_chain_size };
+        files[2] = (typeof(files[0])){ "qe_identity.json", c.qe_identity, c.qe_identity_size };
+        files[3] = (typeof(files[0])){ "qe_identity_issuer_chain.pem", c.qe_identity_chain,
+                                       c.qe_identity_chain_size };
+        files[4] = (typeof(files[0])){ "pck_crl.der", c.pck_crl, c.pck_crl_size };
+        files[5] = (typeof(files[0])){ "root_ca_crl.der", c.root_crl, c.root_crl_size };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                (void) snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+                if (write_file_atomic(path, files[i].data, files[i].size, 0644, 0) < 0)
+                        return -EIO;
+        }
+        {
+                /* A quote of the platform (zero REPORTDATA): what verify-report looks up by. */
+                uint8_t rd[64] = {}, *q = NULL;
+                size_t qn = 0;
+                int r;
+
+                if (tdx_sim_quote(sim, rd, &q, &qn) < 0)
+                        return -EIO;
+                (void) snprintf(path, sizeof(path), "%s/quote.bin", dir);
+                r = write_file_atomic(path, q, qn, 0644, 0);
+                free(q);
+                if (r < 0)
+                        return -EIO;
+        }
+        (void) snprintf(path, sizeof(path), "%s/go", dir);
+        for (int i = 0; i < 1200; i++) {
+                if (access(path, F_OK) == 0)
+                        return 0;
+                (void) usleep(100 * 1000);
+        }
+        return -ETIMEDOUT;
 }
 
 int main(int argc, char *argv[])
@@ -71,13 +159,17 @@ int main(int argc, char *argv[])
                 { "attest", required_argument, NULL, 'a' },
                 { "sim-tdx-root", required_argument, NULL, 'S' },
                 { "no-identity", no_argument, NULL, 'I' },
+                { "no-tdx-collateral", no_argument, NULL, 'X' },
+                { "tdx-collateral-out", required_argument, NULL, 'O' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
                    *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
                    *disk_uuid = NULL, *authorization = NULL, *get_path = NULL, *post_path = NULL,
                    *body_path = NULL;
-        bool no_attest = false, no_identity = false;
+        bool no_attest = false, no_identity = false, no_tdx_collateral = false;
+        const char *collateral_dir = NULL;
+        AtlsAttester inner;
         const char *sim_tdx_root = NULL;
         AttestVariant variant = ATTEST_VARIANT_QEMU_VTPM;
         _cleanup_(node_attester_donep) NodeAttester node = {};
@@ -148,6 +240,12 @@ int main(int argc, char *argv[])
                 case 'S':
                         sim_tdx_root = optarg;
                         break;
+                case 'X':
+                        no_tdx_collateral = true;
+                        break;
+                case 'O':
+                        collateral_dir = optarg;
+                        break;
                 case 'I':
                         no_identity = true;
                         break;
@@ -187,6 +285,17 @@ int main(int argc, char *argv[])
                 if (no_identity && node.tdx_sim) {
                         bare = (SimTdxAttester){ .sim = node.tdx_sim };
                         a = sim_tdx_attester(&bare);
+                }
+                if (collateral_dir && collateral_out(node.tdx_sim, collateral_dir) < 0) {
+                        fprintf(stderr, "join-probe: cannot write the collateral to %s\n",
+                                collateral_dir);
+                        return 2;
+                }
+                if (no_tdx_collateral) {
+                        inner = a;
+                        a = (AtlsAttester){ .variant = inner.variant,
+                                            .issue = bare_issue,
+                                            .userdata = &inner };
                 }
         } else if (evidence) {
                 if (read_full_file(evidence, EVIDENCE_SIZE_MAX, &fixed.data, &fixed.size) < 0)

@@ -195,3 +195,17 @@ int attest_credential_challenge_new(const Evidence *e, CredentialChallenge **ret
 /* Constant-time check of what the attester's TPM returned from ActivateCredential. */
 int attest_credential_check(const CredentialChallenge *c, const uint8_t *response, size_t size,
                             Diag *d);
+
+/* --- TDX collateral for evidence that carries none (docs/tdx.md) ---------------------------- */
+
+/*
+ * Where a process finds the collateral of a tdx/sim-tdx quote whose evidence carries none: a join
+ * service's monitor looks in its cache (offline, never fetching), its network process asks the
+ * monitor. 0 with *ret (freed by the caller) and note "" or a STALE report (which item, since
+ * when, why not refreshed, the next step); <0 with d naming the FMSPC and the next step (-ENOENT:
+ * not cached). Process-wide; none set (the default): such evidence is verified without collateral.
+ */
+typedef int (*AttestTdxCollateralSource)(void *userdata, const char *fmspc, const char *ca,
+                                         time_t at, TdxCollateral **ret, char *note,
+                                         size_t note_size, Diag *d);
+void attest_tdx_collateral_source_set(AttestTdxCollateralSource fn, void *userdata);

@@ -145,6 +145,9 @@ typedef enum JoinPrivsepOp {
          * it (answer: {"version", "policyDigest", "previousVersion", "previousDigest",
          * "changed"}) */
         JOIN_PRIVSEP_POLICY_PUSH,
+        /* FMSPC, PCK CA: the cached TDX collateral of that platform, for evidence that carries
+         * none (privsep-tdx.h); the reply's own fields: detail, stale note, the seven files */
+        JOIN_PRIVSEP_TDX_COLLATERAL,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U

@@ -11,6 +11,7 @@
  * CCEL event log replay to the RTMRs. docs/tdx.md has the details.
  */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -484,6 +485,49 @@ typedef struct TdxPcsResult {
 int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxCollateral **ret,
                        TdxPcsResult *res, Diag *d);
 
+/* The same, keyed by FMSPC (12 lowercase hex digits) and PCK CA ("processor" or "platform"),
+ * as a join service's monitor looks them up for evidence that carries no collateral (anything
+ * else is refused, -EINVAL: the key names cache files). */
+int tdx_pcs_collateral_for(const TdxPcsConfig *c, const char *fmspc, const char *ca, time_t at,
+                           TdxCollateral **ret, TdxPcsResult *res, Diag *d);
+bool tdx_pcs_key_ok(const char *fmspc, const char *ca);
+/* The FMSPC and PCK CA of the quote's PCK certificate, into res->fmspc and res->ca. */
+int tdx_pcs_platform(const TdxQuote *q, TdxPcsResult *res, Diag *d);
+
 /* Percent-decoding of a header value (PCS issuer chains: URL-encoded PEM); '+' is literal.
  * -EBADMSG on a malformed escape or a NUL, -EMSGSIZE past max. For fuzzing and tests. */
 int tdx_url_decode(const uint8_t *in, size_t size, size_t max, uint8_t **ret, size_t *ret_size);
+
+/* ---- refreshing cached collateral ahead of nextUpdate (docs/tdx.md, "Joins and the cache") --- */
+
+#define TDX_REFRESH_KEYS_MAX 16
+
+/*
+ * A join service's refresher: for every platform it has seen (FMSPC, PCK CA; at most
+ * TDX_REFRESH_KEYS_MAX, the oldest forgotten), fetches again each cached item whose nextUpdate
+ * falls within ahead_sec of now, every interval_sec; a failed round is retried after a doubling
+ * backoff (from interval_sec / 8, at most interval_sec), logged each time. Runs in its own
+ * thread, never on a verification's path: lookups read the cache only.
+ */
+typedef struct TdxRefresher {
+        TdxPcsConfig pcs; /* base_url, cache_dir (required); offline is ignored */
+        unsigned ahead_sec, interval_sec;
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        bool stop, running;
+        pthread_t thread;
+        char fmspc[TDX_REFRESH_KEYS_MAX][13], ca[TDX_REFRESH_KEYS_MAX][16];
+        size_t n_keys, next_key;
+        unsigned rounds, failures; /* rounds run; consecutive failed rounds */
+} TdxRefresher;
+
+void tdx_refresher_init(TdxRefresher *t);
+/* Records a platform to keep fresh (a malformed key is ignored); wakes the thread when new. */
+void tdx_refresher_seen(TdxRefresher *t, const char *fmspc, const char *ca);
+/* The platforms whose collateral the cache holds (a TCB info per FMSPC, with each PCK CA whose
+ * CRL is there), recorded as seen: kept fresh across restarts. Returns how many. */
+size_t tdx_refresher_seen_from_cache(TdxRefresher *t);
+/* One round over every key, at time now: the number of keys that failed (logged). */
+unsigned tdx_refresher_round(TdxRefresher *t, time_t now);
+int tdx_refresher_start(TdxRefresher *t);
+void tdx_refresher_stop(TdxRefresher *t);
