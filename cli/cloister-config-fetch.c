@@ -581,11 +581,11 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
                                        config_path, variant_name);
         tdx = variant == ATTEST_VARIANT_TDX;
         if (!snp_vmm && !tdx && variant != ATTEST_VARIANT_QEMU_VTPM &&
-            variant != ATTEST_VARIANT_AZURE_SEV_SNP)
+            variant != ATTEST_VARIANT_AZURE_SEV_SNP && variant != ATTEST_VARIANT_AZURE_TDX)
                 return log_error_errno(-EINVAL,
                                        "%s: attestation variant %s: its boot is not what "
-                                       "'cloister-measure' predicts (qemu-vtpm and azure-sev-snp "
-                                       "only).",
+                                       "'cloister-measure' predicts (qemu-vtpm, azure-sev-snp, "
+                                       "azure-tdx and tdx only).",
                                        config_path, variant_name ?: "(none)");
         if (!snp_vmm && !tdx)
                 ms = json_object_get(att, "measurements");

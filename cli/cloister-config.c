@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cloister/policy-update.h"
 #include "cloister/attest.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -16,6 +15,7 @@
 #include "cloister/kdf.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
+#include "cloister/policy-update.h"
 #include "cloister/snp-measurements.h"
 #include "cloister/timestamp.h"
 
@@ -285,25 +285,63 @@ static json_t *attestation_json(Provider provider, const MeasurementsFile *m, co
         }
 }
 
-/* --tee tdx (gcp: bare TDX guests): MRTD and the RTMRs the image's boot sets are placeholders
- * (null) that every command refuses until the owner fills them (docs/tdx.md); the rest is the
- * TDX policy's refuse-by-default defaults. */
+/* --tee tdx. gcp (bare TDX guests, variant tdx): MRTD and the RTMRs the image's boot sets are
+ * placeholders (null) that every command refuses until the owner fills them (docs/tdx.md), the
+ * RTMRs the measurements file predicts (m's "tdx" section) filled from it. azure (azure-tdx): the
+ * paravisor's MRTD is the placeholder, its SEPT_VE_DISABLE exception written out, and the image
+ * is pinned by the vTPM's PCRs as for azure-sev-snp. The rest is the TDX policy's
+ * refuse-by-default defaults. */
 static const char *const tdx_unset[] = { "mrTd", "rtmr0", "rtmr1", "rtmr2" };
 
-static json_t *tdx_attestation_json(void)
+static json_t *tdx_attestation_json(Provider provider, const MeasurementsFile *m)
 {
-        _cleanup_(json_decrefp) json_t *tdx = json_object();
+        _cleanup_(json_decrefp) json_t *tdx = json_object(), *ms = NULL;
 
-        for (size_t i = 0; tdx && i < ELEMENTSOF(tdx_unset); i++)
+        if (!tdx)
+                return NULL;
+        if (provider == PROVIDER_AZURE) {
+                ms = measurements_json(m);
+                if (!ms || json_object_set_new(tdx, "mrTd", json_null()) < 0 ||
+                    json_object_set_new(tdx, "azureParavisor", json_true()) < 0)
+                        return NULL;
+                return json_pack("{s:i,s:s,s:O,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
+                                 attest_variant_to_string(ATTEST_VARIANT_AZURE_TDX), "tdx", tdx,
+                                 "measurements", ms);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(tdx_unset); i++)
                 if (json_object_set_new(tdx, tdx_unset[i], json_null()) < 0)
                         return NULL;
-        return tdx ? json_pack("{s:i,s:s,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
-                               attest_variant_to_string(ATTEST_VARIANT_TDX), "tdx", tdx)
-                   : NULL;
+        if (m && measurements_file_tdx_policy_json(m, tdx) < 0)
+                return NULL;
+        return json_pack("{s:i,s:s,s:O}", "version", ATTEST_POLICY_VERSION, "variant",
+                         attest_variant_to_string(ATTEST_VARIANT_TDX), "tdx", tdx);
 }
 
-static void print_unset_tdx(const char *file)
+static void print_unset_tdx(const char *file, Provider provider, const json_t *att)
 {
+        const json_t *tdx = json_object_get(att, "tdx");
+
+        if (provider == PROVIDER_AZURE) {
+                printf("Not set yet; 'cloister apply' and 'cloister verify' refuse %s until each "
+                       "is filled:\n",
+                       file);
+                printf("  attestation.tdx.mrTd: the MRTD (96 hex digits) of Azure's paravisor "
+                       "on your machine type, as 'cloister attestation verify-report --type tdx "
+                       "--quote Q' prints it for a node's TD quote; Microsoft does not publish it "
+                       "as a measurable image, so pin what you observed (docs/tdx.md, \"The "
+                       "azure-tdx variant\")\n");
+                if (json_is_null(json_object_get(
+                            json_object_get(json_object_get(att, "measurements"), "4"),
+                            "expected")))
+                        for (size_t k = 0; k < ELEMENTSOF(image_pcrs); k++)
+                                printf("  attestation.measurements.%u.expected: run "
+                                       "'cloister-measure image IMAGE -o json > m.json', then "
+                                       "'cloister config generate azure --tee tdx --measurements "
+                                       "m.json --force'\n",
+                                       image_pcrs[k]);
+                return;
+        }
+
         printf("Not set yet; 'cloister apply' and 'cloister verify' refuse %s until each is "
                "filled:\n",
                file);
@@ -312,10 +350,13 @@ static void print_unset_tdx(const char *file)
                "attestation verify-report --type tdx --quote Q' prints it; a list may hold a "
                "few\n");
         for (size_t i = 1; i < ELEMENTSOF(tdx_unset); i++)
-                printf("  attestation.tdx.%s: that node's RTMR%s as verify-report prints it (what "
-                       "the firmware and the UKI extend), or remove the key to leave it unpinned "
-                       "(MRTD still pins the firmware)\n",
-                       tdx_unset[i], tdx_unset[i] + 4);
+                if (json_is_null(json_object_get(tdx, tdx_unset[i])))
+                        printf("  attestation.tdx.%s: that node's RTMR%s as verify-report prints "
+                               "it (what "
+                               "the firmware and the UKI extend), or remove the key to leave it "
+                               "unpinned "
+                               "(MRTD still pins the firmware)\n",
+                               tdx_unset[i], tdx_unset[i] + 4);
 }
 
 /* One line per value the file leaves null, saying how to fill it. */
@@ -358,7 +399,9 @@ static json_t *infrastructure_json(Provider p, bool tdx)
                 [PROVIDER_AWS] = "m6a.xlarge",
         };
         /* cloister create's machine types for TDX (cli/cloister-create.c). */
-        const char *type = tdx && p == PROVIDER_GCP ? "c3-standard-4" : types[p];
+        const char *type = !tdx                ? types[p]
+                           : p == PROVIDER_GCP ? "c3-standard-4"
+                                               : "Standard_DC4es_v5";
         json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "tee", tdx ? "tdx" : "snp",
                               "controlPlaneInstanceType", type, "workerInstanceType", type,
                               "controlPlaneCount", 1, "workerCount", 1, "stateDiskSizeGb", 30,
@@ -436,8 +479,11 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                "                       attestation.tdx.mrTd and rtmr0-2 are\n"
                                "                       written null, to be filled from a node\n"
                                "                       booted from your image (verify-report\n"
-                               "                       --type tdx); azure TDX needs the\n"
-                               "                       azure-tdx variant, not in this build\n"
+                               "                       --type tdx); --measurements fills the\n"
+                               "                       RTMRs the image predicts. azure:\n"
+                               "                       variant azure-tdx, the paravisor's\n"
+                               "                       mrTd null, the image pinned by the\n"
+                               "                       vTPM's PCRs (--measurements)\n"
                                "  --evidence FILE      qemu only: pins the attestation key of\n"
                                "                       this evidence ('cloister attestation\n"
                                "                       issue'): trust on first use, for local\n"
@@ -489,24 +535,14 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                                        "first use; %s nodes prove theirs with SEV-SNP.",
                                        provider_names[provider]);
         if (tee && provider == PROVIDER_QEMU)
-                return log_error_errno(-EUSAGE,
-                                       "--tee %s: qemu clusters attest with a vTPM (qemu-vtpm); "
-                                       "SEV-SNP nodes are gcp, aws or azure, TDX nodes gcp "
-                                       "('cloister mini --tee sim-tdx' simulates TDX locally).",
-                                       tee);
-        if (tdx && provider != PROVIDER_GCP)
-                return log_error_errno(-EUSAGE,
-                                       provider == PROVIDER_AWS
-                                               ? "--tee tdx: AWS sells SEV-SNP only."
-                                               : "--tee tdx: Azure's TDX machines attest through "
-                                                 "their paravisor's vTPM (the azure-tdx variant), "
-                                                 "which this build does not have; use --tee snp "
-                                                 "on Azure, or gcp for TDX.");
-        if (tdx && measurements)
-                return log_error_errno(-EUSAGE,
-                                       "--tee tdx --measurements: predicting a TDX node's RTMRs "
-                                       "from the image is not in this build; leave it out and "
-                                       "fill attestation.tdx from a node (the output says how).");
+                return log_error_errno(
+                        -EUSAGE,
+                        "--tee %s: qemu clusters attest with a vTPM (qemu-vtpm); "
+                        "SEV-SNP nodes are gcp, aws or azure, TDX nodes gcp or azure "
+                        "('cloister mini --tee sim-tdx' simulates TDX locally).",
+                        tee);
+        if (tdx && provider == PROVIDER_AWS)
+                return log_error_errno(-EUSAGE, "--tee tdx: AWS sells SEV-SNP only.");
         if (measurements && !provider_has_pcrs(provider) && !tee)
                 return log_error_errno(-EUSAGE,
                                        "--measurements: %s nodes are checked by their SEV-SNP "
@@ -517,7 +553,18 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
         if (!name_json || !name || !*name)
                 return log_error_errno(-EUSAGE, "--name: a non-empty UTF-8 name is required.");
 
-        if (measurements && !provider_has_pcrs(provider)) {
+        if (measurements && tdx) {
+                /* gcp: the file's predicted RTMRs; azure (azure-tdx): its PCRs. */
+                r = load_measurements(measurements, &m);
+                if (r < 0)
+                        return r;
+                if (provider == PROVIDER_GCP && !m->tdx_rtmr_present[1])
+                        return log_error_errno(-ENODATA,
+                                               "%s: no \"tdx\" section: a TDX node's RTMRs come "
+                                               "from 'cloister-measure image IMAGE -o json' of "
+                                               "this release (docs/tdx.md, \"RTMR prediction\").",
+                                               measurements);
+        } else if (measurements && !provider_has_pcrs(provider)) {
                 r = load_snp_measurements(measurements, provider, &m);
                 if (r < 0)
                         return r;
@@ -531,7 +578,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return r;
         }
-        att = tdx ? tdx_attestation_json() : attestation_json(provider, m, ak_public);
+        att = tdx ? tdx_attestation_json(provider, m) : attestation_json(provider, m, ak_public);
         root = att ? json_pack("{s:i,s:s,s:O,s:s,s:s,s:O}", "version", CONFIG_VERSION, "provider",
                                provider_names[provider], "clusterName", name_json,
                                "kubernetesVersion", CLI_KUBERNETES_VERSION, "serviceCidr",
@@ -561,7 +608,9 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                             "machine you control only, never for a cloud.",
                             file, evidence);
         printf("Wrote %s (provider %s, attestation variant %s).\n", file, provider_names[provider],
-               attest_variant_to_string(tdx ? ATTEST_VARIANT_TDX : provider_variants[provider]));
+               attest_variant_to_string(!tdx                         ? provider_variants[provider]
+                                        : provider == PROVIDER_AZURE ? ATTEST_VARIANT_AZURE_TDX
+                                                                     : ATTEST_VARIANT_TDX));
         if (provider != PROVIDER_QEMU)
                 printf("Before 'cloister create': fill %s's \"infrastructure\" (%s, and imageId "
                        "or imageFile; docs/cloud.md).\n",
@@ -570,7 +619,7 @@ static int config_generate_verb(int argc, char *argv[], void *userdata)
                        : provider == PROVIDER_AZURE ? "subscriptionId, location"
                                                     : "region, zone");
         if (tdx)
-                print_unset_tdx(file);
+                print_unset_tdx(file, provider, att);
         else if ((provider != PROVIDER_QEMU && !(m && !provider_has_pcrs(provider))) || !m ||
                  (provider == PROVIDER_QEMU && !ak_public))
                 print_unset(file, provider, m != NULL, ak_public != NULL);
@@ -653,8 +702,8 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
 static int config_load(const char *path, bool allow_unset, CliConfig *ret)
 {
         static const char *const keys[] = {
-                "version",     "provider",    "clusterName",        "kubernetesVersion",
-                "serviceCidr", "attestation", "measurementsSource", "infrastructure",
+                "version",       "provider",    "clusterName",        "kubernetesVersion",
+                "serviceCidr",   "attestation", "measurementsSource", "infrastructure",
                 "policyVersion", NULL
         };
         _cleanup_(cli_config_done) CliConfig c = {};
@@ -687,8 +736,8 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
         if (r >= 0)
                 r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
         if (r >= 0) {
-                r = json_get_int(&ctx, c.json, "policyVersion", false, 1,
-                                 POLICY_UPDATE_VERSION_MAX, &c.policy_version);
+                r = json_get_int(&ctx, c.json, "policyVersion", false, 1, POLICY_UPDATE_VERSION_MAX,
+                                 &c.policy_version);
                 if (r == -ENOENT)
                         r = 0;
         }

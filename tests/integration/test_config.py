@@ -1025,6 +1025,21 @@ def test_fetch_into_an_azure_config_keeps_its_snp_policy(published, tmp_path):
     assert "Still not set" in f.stdout and ".snp.measurements" in f.stdout
 
 
+def test_fetch_into_an_azure_tdx_config_fills_its_pcrs_and_keeps_its_tdx_policy(published,
+                                                                               tmp_path):
+    r, path = generate(tmp_path, "azure", "--tee", "tdx", name="azure-tdx.json")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(path.read_text())
+    f = run("cloister", "config", "fetch-measurements", "--config", path, "--url",
+            published.url, "--pubkey", published.pub)
+    assert f.returncode == 0, f.stderr
+    after = json.loads(path.read_text())
+    assert after["attestation"]["variant"] == "azure-tdx"
+    assert after["attestation"]["tdx"] == cfg["attestation"]["tdx"]
+    assert after["attestation"]["measurements"] == dict(
+        published.predicted, **{"15": {"expected": ZERO, "warnOnly": False}})
+
+
 def test_fetch_usage_errors_give_one_line(published):
     cases = [
         ([], "--pubkey PUB.pem is required"),
