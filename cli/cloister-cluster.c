@@ -286,7 +286,8 @@ static void check_checkpoint(ClusterView *v, JoinServiceView *js, const AttestPo
                 return;
         /* Only qemu-vtpm join services sign their heads so far (docs/audit-log.md): a policy
          * of another variant admits no other join service, so this is no way around it. */
-        if (policy->variant != ATTEST_VARIANT_QEMU_VTPM) {
+        if (policy->variant != ATTEST_VARIANT_QEMU_VTPM &&
+            !attest_variant_tpm_identity(policy->variant)) {
                 js->unsigned_variant = true;
                 return;
         }

@@ -328,10 +328,10 @@ int join_checkpoint_start(JoinService *js, unsigned interval_sec)
         JoinCheckpoint *c;
 
         assert(js->attester);
-        /* A checkpoint is a quote by the TPM key this join service's aTLS evidence is quoted
-         * with, verified against a policy of that variant: qemu-vtpm only so far (a TDX join
-         * service's TPM signs only its identity quote; docs/audit-log.md). */
-        if (js->attester->variant != ATTEST_VARIANT_QEMU_VTPM) {
+        /* A checkpoint is a quote by the TPM key this join service's aTLS evidence names: the
+         * evidence's own (qemu-vtpm) or its identity beside a TDX quote (docs/audit-log.md). */
+        if (js->attester->variant != ATTEST_VARIANT_QEMU_VTPM &&
+            !attest_variant_tpm_identity(js->attester->variant)) {
                 log_notice("join-service: the audit log's head is not signed: checkpoints are "
                            "made by qemu-vtpm join services only, this one attests with %s",
                            attest_variant_to_string(js->attester->variant));

@@ -67,6 +67,11 @@ const char *attest_variant_to_string(AttestVariant v)
         return variants[v].name;
 }
 
+bool attest_variant_tpm_identity(AttestVariant v)
+{
+        return v >= 0 && v < _ATTEST_VARIANT_MAX && (variants[v].identity & ATTEST_MEMBER_TPM);
+}
+
 AttestVariant attest_variant_from_string(const char *s)
 {
         if (!s)

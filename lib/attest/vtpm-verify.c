@@ -161,6 +161,13 @@ finish:
         return k;
 }
 
+int attest_verify_tpm_signed(const Evidence *e, const uint8_t binding[static 32], Diag *d)
+{
+        if (!e->has_tpm)
+                return diag_fail(d, -EBADMSG, "tpm-identity", -1, "the evidence has no TPM quote");
+        return attest_verify_tpm_identity(e, binding, NULL, d);
+}
+
 int attest_verify_tpm_identity(const Evidence *e, const uint8_t *binding, AttestReport *r, Diag *d)
 {
         const EvidenceTpm *t = &e->tpm;

@@ -176,7 +176,12 @@ int audit_checkpoint_verify(const AuditCheckpoint *c, const AttestPolicy *policy
         char who[AUDIT_SIGNER_HEX_SIZE];
         int r;
 
-        if (c->evidence->variant != policy->variant)
+        /* A join service whose variant identifies it by its TPM's key (TDX: docs/join.md) signs
+         * with that key: a plain TPM quote, judged by its signature alone below. */
+        bool tpm_identity = attest_variant_tpm_identity(policy->variant) &&
+                            c->evidence->variant == ATTEST_VARIANT_QEMU_VTPM;
+
+        if (c->evidence->variant != policy->variant && !tpm_identity)
                 return diag_fail(d, -EPERM, "audit-checkpoint-variant", -1,
                                  "the checkpoint is %s evidence, the policy is for %s",
                                  attest_variant_to_string(c->evidence->variant),
@@ -202,6 +207,8 @@ int audit_checkpoint_verify(const AuditCheckpoint *c, const AttestPolicy *policy
         if (r < 0)
                 return diag_fail(d, r, "audit-checkpoint-syntax", -1,
                                  "cannot compute the checkpoint's binding");
+        if (tpm_identity)
+                return attest_verify_tpm_signed(c->evidence, binding, d);
         r = attest_verify(c->evidence, policy, binding, at, NULL, d);
         /* 1: ek-cert trust without credential activation, which a stored quote cannot do. The
          * key is the one the join service's own handshake proved (signer), so it is known. */

@@ -2,8 +2,11 @@
 """`cloister mini up --tee sim-tdx`: the namespace cluster whose nodes attest with simulated TDX
 (the production TDX verification under a root made for this cluster), joined and verified with
 `cloister verify --cluster`, then removed without a trace."""
+import base64
 import json
 
+from conftest import run
+from test_audit_checkpoints import canon, swap_bundle_checkpoint
 from test_mini import assert_nothing_left, mini, mini_env, ws  # noqa: F401 (fixture)
 
 
@@ -24,9 +27,24 @@ def test_mini_up_with_sim_tdx_joins_and_verifies_every_node_as_tdx(tmp_path, ws)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "mini-node-2" in r.stdout
         assert "attestation sim-tdx (SIMULATED: no hardware protects these nodes)" in r.stdout
-        # Its join service's audit chain is checked; its head is not signed (qemu-vtpm only).
-        assert "chain OK" in r.stdout and \
-            "head not signed: sim-tdx join services make no signed checkpoints" in r.stdout, r.stdout
+        # Its join service's audit chain is checked and its head signed by its TPM identity key.
+        assert "chain OK" in r.stdout and "head signed by its attestation key" in r.stdout, \
+            r.stdout
+        # The checkpoint is the TPM identity key's quote of the head: a bundle whose checkpoint
+        # claims another time (the quote's binding no longer matches) is refused offline.
+        bundle = ws / "tdx.bundle"
+        b = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", "--bundle",
+                 str(bundle), cwd=ws)
+        assert b.returncode == 0, b.stdout + b.stderr
+        assert run("cloister", "verify", "--bundle", bundle).returncode == 0
+        doc = json.loads(bundle.read_bytes())
+        cp = json.loads(base64.b64decode(doc["entries"]["audit/0/checkpoint"]))
+        cp["time"] = "2030-01-01T00:00:00Z"
+        edited = swap_bundle_checkpoint(bundle, ws / "edited.bundle", canon(cp) + "\n")
+        e = run("cloister", "verify", "--bundle", edited)
+        assert e.returncode == 1 and "signed checkpoint refused" in e.stdout, e.stdout + e.stderr
+        bundle.unlink()
+        edited.unlink()
     finally:
         down = mini(env, ws, "down")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -132,6 +132,11 @@ void attest_report_done(AttestReport *r);
  */
 int attest_verify(const Evidence *e, const AttestPolicy *p, const uint8_t *binding, time_t at,
                   AttestReport *report, Diag *d);
+/* e's TPM quote alone: signed by e's own attestation key, over the PCR values e lists, with
+ * qualifying data = binding. Proves only that the holder of that key signed binding; the caller
+ * must already trust the key (a signed audit checkpoint of a join service whose attested
+ * evidence names it). 0, or -errno with d filled (check "tpm-identity"). */
+int attest_verify_tpm_signed(const Evidence *e, const uint8_t binding[static 32], Diag *d);
 
 /* --- issuing evidence (attester side) ------------------------------------------------------- */
 

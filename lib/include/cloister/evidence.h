@@ -43,6 +43,9 @@ typedef enum AttestVariant {
 
 const char *attest_variant_to_string(AttestVariant v);
 AttestVariant attest_variant_from_string(const char *s);
+/* Whether a node of variant v is identified by its TPM's attestation key beside its hardware
+ * evidence (tdx, sim-tdx: docs/join.md), its TPM quote not being the evidence itself. */
+bool attest_variant_tpm_identity(AttestVariant v);
 /* Whether the variant's evidence is a TPM quote of the boot's PCRs (what a node compares with its
  * own PCRs to tell a join service runs its image, and where PCR 15 names its cluster). */
 bool attest_variant_quotes_pcrs(AttestVariant v);
