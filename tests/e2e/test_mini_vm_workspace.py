@@ -44,6 +44,19 @@ def test_mini_up_vm_puts_the_owners_files_in_the_workspace_and_exec_reaches_the_
         v = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster")
         assert v.returncode == 0, v.stdout + v.stderr
         assert v.stdout.rstrip().splitlines()[-1] == "Verification OK", v.stdout
+        # An auditor's copy: a bundle of the VMs' evidence verifies in a fresh directory with
+        # no network at all (docs/bundle.md).
+        b = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", "--bundle",
+                 "vm.bundle")
+        assert b.returncode == 0, b.stdout + b.stderr
+        auditor = tmp_path / "auditor"
+        auditor.mkdir()
+        os.replace(ws / "vm.bundle", auditor / "vm.bundle")
+        off = subprocess.run(["unshare", "--net", str(BUILD / "bin" / "cloister"), "verify",
+                              "--bundle", "vm.bundle"], cwd=auditor, capture_output=True,
+                             text=True, timeout=300)
+        assert off.returncode == 0 and "Verification OK" in off.stdout, off.stdout + off.stderr
+        assert "node1" in off.stdout, off.stdout
         pwd = mini(env, ws, "exec", "--", "pwd")
         assert pwd.returncode == 0 and pwd.stdout.strip() == str(ws), pwd.stdout + pwd.stderr
     finally:

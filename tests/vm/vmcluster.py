@@ -41,7 +41,8 @@ MEMORY_MIB = int(os.environ.get("CLOISTER_VM_MEMORY", "768"))
 # The owner's files, as every cloister command finds them in a workspace; with a workspace
 # given (cloister mini up --vm), the ones written there, and removed again by down().
 WORKSPACE_FILES = ("cloister.json", "cloister-state.json", "cloister-mastersecret.json",
-                   "cloister-init-secret", "cloister-admin.conf")
+                   "cloister-init-secret", "cloister-admin.conf",
+                   "cloister-audit-checkpoints.json")
 
 
 class ClusterError(Exception):
