@@ -5,7 +5,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cloister/policy-update.h"
 #include "cloister/attest-atls.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
@@ -14,6 +13,7 @@
 #include "cloister/log.h"
 #include "cloister/luks.h"
 #include "cloister/mastersecret.h"
+#include "cloister/policy-update.h"
 #include "cloister/spawn.h"
 
 #include "bootstrapper.h"
@@ -109,20 +109,13 @@ cluster:
 static int parse_ticket(json_t *j, bool control_plane, const uint8_t cid[static CLUSTER_ID_SIZE],
                         Ticket *t, Diag *d)
 {
-        static const char *const keys[] = { "clusterId",
-                                            "controlPlaneEndpoint",
-                                            "token",
-                                            "caCertHash",
-                                            "diskKey",
-                                            "measurementSecret",
-                                            "measurementSalt",
-                                            "certificateKey",
-                                            "masterSecret",
-                                            "salt",
-                                            "clusterPolicy",
-                                            "clusterPolicyVersion",
-                                            "admitted",
-                                            NULL };
+        static const char *const keys[] = { "clusterId",       "controlPlaneEndpoint",
+                                            "token",           "caCertHash",
+                                            "diskKey",         "measurementSecret",
+                                            "measurementSalt", "certificateKey",
+                                            "masterSecret",    "salt",
+                                            "clusterPolicy",   "clusterPolicyVersion",
+                                            "admitted",        NULL };
         JsonCtx ctx = { .source = "join ticket", .path = "", .diag = d };
         _cleanup_(secret_freep) Secret *msalt = NULL;
         uint8_t got[CLUSTER_ID_SIZE], derived[CLUSTER_ID_SIZE];

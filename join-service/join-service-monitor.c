@@ -298,8 +298,7 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
         case JOIN_PRIVSEP_POLICY_PUSH:
                 r = join_handle_policy_push(js, privsep_text(m, 0), privsep_text(m, 1),
                                             privsep_text(m, 2), privsep_text(m, 3),
-                                            m->fields[3].size - 1, &answer, detail,
-                                            sizeof(detail));
+                                            m->fields[3].size - 1, &answer, detail, sizeof(detail));
                 break;
         default:
                 return -EBADMSG;

@@ -698,8 +698,8 @@ static int make_ticket(JoinService *js, const JoinCall *req, const JoinAsk *a, j
                         if (r >= 0) {
                                 json_t *version = NULL;
                                 if (join_policy_version(js, &version) < 0 ||
-                                    json_object_set_new(ticket, "clusterPolicyVersion",
-                                                        version) < 0)
+                                    json_object_set_new(ticket, "clusterPolicyVersion", version) <
+                                            0)
                                         r = -ENOMEM;
                         }
                         (void) pthread_mutex_unlock(&js->policy.lock);

@@ -247,8 +247,8 @@ int join_handle_policy_push(JoinService *js, const char *peer, const char *versi
                             const char *authenticator, const char *text, size_t size,
                             json_t **ret_response, char *detail, size_t detail_size);
 /* The network process: POST /v1/policy. */
-int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_response,
-                         char *detail, size_t detail_size);
+int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                         size_t detail_size);
 /* The network process: sends a typed request (consumed) and turns the reply into a route's
  * answer. */
 int join_network_ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *detail,

@@ -106,8 +106,8 @@ int attest_check_tdx_quote(const Evidence *e, const AttestPolicy *p, time_t at,
             (k = attest_tdx_collateral_lookup(q, p, at, &cached, stale, sizeof(stale), r, d)) < 0)
                 return k;
         /* Every check is recorded by the callback, the failing one too. */
-        k = tdx_verify_quote(q, t->quote.data, t->quote.size, t->has_collateral ? &col : cached,
-                             &o, &v, attest_report_record, r, &sub);
+        k = tdx_verify_quote(q, t->quote.data, t->quote.size, t->has_collateral ? &col : cached, &o,
+                             &v, attest_report_record, r, &sub);
         if (k == -ESTALE && cached && stale[0]) {
                 char msg[sizeof(sub.message) + sizeof(stale) + 64];
 

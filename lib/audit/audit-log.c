@@ -56,12 +56,19 @@ static const char *const field_names[_AUDIT_FIELD_MAX] = {
 };
 
 static const char *const events[] = {
-        "init", "admission", "rejoin", "recovery", "refusal",
+        "init",
+        "admission",
+        "rejoin",
+        "recovery",
+        "refusal",
         /* Policy updates (docs/policy-update.md): the owner's policy put in force, always
          * "admitted", role "", the old and new version and digest in its reason. */
         "policy-update",
         /* Continuous re-attestation (docs/reattestation.md). */
-        "reattest-failed", "reattest-unreachable", "reattest-passed", "eviction",
+        "reattest-failed",
+        "reattest-unreachable",
+        "reattest-passed",
+        "eviction",
         NULL,
 };
 static const char *const verdicts[] = { "admitted", "refused", NULL };
@@ -389,8 +396,9 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
         /* Policy updates: one shape only. */
         if (strcmp(f[AUDIT_FIELD_EVENT], "policy-update") == 0 &&
             (strcmp(f[AUDIT_FIELD_VERDICT], "admitted") != 0 || f[AUDIT_FIELD_ROLE][0])) {
-                (void) snprintf(why, why_size, "is not admitted with an empty role, as a "
-                                               "policy-update's must be");
+                (void) snprintf(why, why_size,
+                                "is not admitted with an empty role, as a "
+                                "policy-update's must be");
                 return AUDIT_FIELD_VERDICT;
         }
         /* Re-attestation: a failure, unreachability or an eviction is refused, a recovery

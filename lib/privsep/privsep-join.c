@@ -73,11 +73,16 @@ const PrivsepSpec join_privsep_requests[] = {
         }
 
 const PrivsepSpec join_privsep_replies[] = {
-        REPLY(JOIN_PRIVSEP_REFUSAL, "refusal"), REPLY(JOIN_PRIVSEP_POLICY, "policy"),
-        REPLY(JOIN_PRIVSEP_JOIN, "join"),       REPLY(JOIN_PRIVSEP_REJOIN, "rejoin"),
-        REPLY(JOIN_PRIVSEP_MEMBERS, "members"), REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
-        REPLY(JOIN_PRIVSEP_NODE, "node"),       REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
-        REPLY(JOIN_PRIVSEP_ATTEST, "attest"),   REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
+        REPLY(JOIN_PRIVSEP_REFUSAL, "refusal"),
+        REPLY(JOIN_PRIVSEP_POLICY, "policy"),
+        REPLY(JOIN_PRIVSEP_JOIN, "join"),
+        REPLY(JOIN_PRIVSEP_REJOIN, "rejoin"),
+        REPLY(JOIN_PRIVSEP_MEMBERS, "members"),
+        REPLY(JOIN_PRIVSEP_AUDIT, "audit"),
+        REPLY(JOIN_PRIVSEP_NODE, "node"),
+        REPLY(JOIN_PRIVSEP_INIT_AGAIN, "init-again"),
+        REPLY(JOIN_PRIVSEP_ATTEST, "attest"),
+        REPLY(JOIN_PRIVSEP_NONCE, "nonce"),
         REPLY(JOIN_PRIVSEP_POLICY_PUSH, "policy-push"),
         /* detail, stale note, then the files in TdxCollateral's order, each bounded as a PCS
          * download is (empty on failure) */

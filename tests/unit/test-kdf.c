@@ -175,8 +175,9 @@ static void test_policy_update_check_refuses_other_key_cluster_version_document(
         diag_clear(&d);
         assert_int_equal(policy_update_check(master, salt, cid, 0, doc, strlen(doc), auth, &d),
                          -EBADMSG);
-        assert_int_equal(policy_update_authenticate(master, salt, cid, POLICY_UPDATE_VERSION_MAX + 1,
-                                                    doc, strlen(doc), auth),
+        assert_int_equal(policy_update_authenticate(master, salt, cid,
+                                                    POLICY_UPDATE_VERSION_MAX + 1, doc, strlen(doc),
+                                                    auth),
                          -EINVAL);
         /* Versions between processes: decimal, no sign, no leading zero, in range. */
         assert_int_equal(policy_update_version_parse("1", &v), 0);
@@ -339,7 +340,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kdf_matches_documented_vectors),
-                cmocka_unit_test(test_policy_update_check_refuses_other_key_cluster_version_document),
+                cmocka_unit_test(
+                        test_policy_update_check_refuses_other_key_cluster_version_document),
                 cmocka_unit_test(
                         test_cp_authorization_refuses_other_names_keys_expiry_and_malformed_tokens),
                 cmocka_unit_test(test_kdf_disk_key_uuid_case_insensitive),
