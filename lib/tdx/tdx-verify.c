@@ -913,7 +913,7 @@ int tdx_verify_quote(const TdxQuote *q, const uint8_t *raw, size_t raw_size,
                      const TdxCollateral *collateral, const TdxVerifyOptions *opts,
                      TdxVerification *ret, TdxCheckFunc cb, void *userdata, Diag *d)
 {
-        Diag local;
+        Diag local = {};
         Ctx c = { .cb = cb, .userdata = userdata, .d = d ?: &local };
         TdxVerification v = {};
         int r;

@@ -32,7 +32,7 @@ int main(int argc, char *argv[])
         _cleanup_(freep) char *root = NULL;
         uint8_t report_data[64];
         TdxSimConfig c;
-        TdxCollateral col;
+        TdxCollateral col = {};
         size_t size;
         int r;
 
