@@ -45,9 +45,10 @@ static void pcr_text(const PcrExpectation *e, char buf[static 80])
                 (void) snprintf(buf, 80, "(not checked)");
                 return;
         }
-        hex_encode_buf(e->expected, 32, buf, 65);
-        if (e->warn_only)
-                (void) strcat(buf, " (warn-only)");
+        char hex[65];
+
+        hex_encode_buf(e->expected, 32, hex, sizeof(hex));
+        (void) snprintf(buf, 80, "%s%s", hex, e->warn_only ? " (warn-only)" : "");
 }
 
 static int upgrade_check_verb(int argc, char *argv[], void *userdata)

@@ -106,12 +106,10 @@ static int log_length(const uint8_t *log, size_t size, size_t *ret, Diag *d)
         return 0;
 }
 
-int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
-                    TdxRtmrs *ret, Diag *d)
+/* The CCEL log (bounded by the table's log area when the table is given) as TCG events. */
+static int ccel_parse(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
+                      TcgLog **ret, Diag *d)
 {
-        _cleanup_(tcg_log_freep) TcgLog *tl = NULL;
-        TcgLogPcrs pcrs;
-        TdxRtmrs out = {};
         size_t end = 0;
         int r;
 
@@ -133,7 +131,18 @@ int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log,
         r = log_length(log, log_size, &end, d);
         if (r < 0)
                 return r;
-        r = tcg_log_parse(log, end, &tl, d);
+        return tcg_log_parse(log, end, ret, d);
+}
+
+int tdx_ccel_replay(const uint8_t *table, size_t table_size, const uint8_t *log, size_t log_size,
+                    TdxRtmrs *ret, Diag *d)
+{
+        _cleanup_(tcg_log_freep) TcgLog *tl = NULL;
+        TcgLogPcrs pcrs;
+        TdxRtmrs out = {};
+        int r;
+
+        r = ccel_parse(table, table_size, log, log_size, &tl, d);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < tl->n_events; i++) {
@@ -186,27 +195,10 @@ int tdx_ccel_events(const uint8_t *table, size_t table_size, const uint8_t *log,
 {
         _cleanup_(tcg_log_freep) TcgLog *tl = NULL;
         _cleanup_(freep) TdxRtmrEvent *out = NULL;
-        size_t end = 0, n = 0;
+        size_t n = 0;
         int r;
 
-        if (log_size > TDX_CCEL_LOG_MAX)
-                return diag_fail(d, -EMSGSIZE, "tdx-ccel-format", -1,
-                                 "CCEL log: %zu bytes, at most %u", log_size, TDX_CCEL_LOG_MAX);
-        if (table) {
-                uint64_t laml = 0;
-                r = parse_table(table, table_size, &laml, d);
-                if (r < 0)
-                        return r;
-                if (laml > log_size)
-                        return diag_fail(d, -EBADMSG, "tdx-ccel-format", -1,
-                                         "CCEL log: %zu bytes, shorter than the table's log area "
-                                         "(%llu bytes)",
-                                         log_size, (unsigned long long) laml);
-                log_size = (size_t) laml;
-        }
-        r = log_length(log, log_size, &end, d);
-        if (r >= 0)
-                r = tcg_log_parse(log, end, &tl, d);
+        r = ccel_parse(table, table_size, log, log_size, &tl, d);
         if (r < 0)
                 return r;
         out = calloc(tl->n_events ?: 1, sizeof(*out));
