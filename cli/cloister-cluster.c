@@ -66,8 +66,6 @@ typedef struct JoinServiceView {
         CliCheckpoint cp;
         int64_t want_seq;
         char seen_hash[AUDIT_HASH_HEX_SIZE];
-        /* A join service of a variant that signs no checkpoint (its chain is checked). */
-        bool unsigned_variant;
 } JoinServiceView;
 
 typedef struct ClusterView {
@@ -284,13 +282,6 @@ static void check_checkpoint(ClusterView *v, JoinServiceView *js, const AttestPo
 
         if (!js->ok)
                 return;
-        /* Only qemu-vtpm join services sign their heads so far (docs/audit-log.md): a policy
-         * of another variant admits no other join service, so this is no way around it. */
-        if (policy->variant != ATTEST_VARIANT_QEMU_VTPM &&
-            !attest_variant_tpm_identity(policy->variant)) {
-                js->unsigned_variant = true;
-                return;
-        }
         js->ok = false;
         if (cli_checkpoint_check(text, js->signer, policy, v->at, sum->entries,
                                  sum->entries > 0 ? sum->head : ZERO_HASH, log_size, &js->cp,
@@ -711,10 +702,6 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                                 printf("  head signed by its attestation key (sha256 %.16s...) "
                                        "at %s\n",
                                        v->js[i].cp.signer, v->js[i].cp.time);
-                        else if (v->js[i].ok && v->js[i].unsigned_variant)
-                                printf("  head not signed: %s join services make no signed "
-                                       "checkpoints yet (docs/audit-log.md)\n",
-                                       v->variant ?: "these");
                 }
                 if (failed || bad_logs)
                         printf("Verification FAILED: %zu of %zu node(s) failed, %zu audit log(s) "

@@ -41,12 +41,12 @@ static void check_help(void)
 
 static void pcr_text(const PcrExpectation *e, char buf[static 80])
 {
+        char hex[65];
+
         if (!e->present) {
                 (void) snprintf(buf, 80, "(not checked)");
                 return;
         }
-        char hex[65];
-
         hex_encode_buf(e->expected, 32, hex, sizeof(hex));
         (void) snprintf(buf, 80, "%s%s", hex, e->warn_only ? " (warn-only)" : "");
 }
