@@ -29,7 +29,8 @@ int cli_tdx_pcs_url_check(const char *option, const char *url)
         return 0;
 }
 
-int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config)
+int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config,
+                             bool offline)
 {
         const char *url = pcs_url ?: (config ? config->tdx_pcs_url : NULL);
 
@@ -56,7 +57,12 @@ int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const C
                         return log_oom();
                 source.pcs.cache_dir = default_cache;
         }
-        source.fetch_hint = source.pcs.offline
+        /* verify --bundle opens no connection: the cache alone, whatever it is. */
+        if (offline)
+                source.pcs.offline = true;
+        source.fetch_hint = offline ? "verify --bundle fetches nothing: give --pcs-cache DIR "
+                                      "holding it"
+                            : source.pcs.offline
                                     ? "drop --pcs-cache (or add --pcs-url URL) to fetch it from "
                                       "Intel PCS or a PCCS"
                                     : "check --pcs-url (or the configuration's tdxPcsUrl) and "

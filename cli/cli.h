@@ -191,9 +191,10 @@ int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPoli
 
 /* TDX collateral for evidence that carries none (cli-tdx-collateral.c): the cache pcs_cache
  * (offline unless pcs_url is given too) or the user's ($XDG_CACHE_HOME/cloister/tdx), fetched
- * from pcs_url, else the configuration's tdxPcsUrl, else Intel PCS. -EUSAGE (logged) for a URL
- * that is not a TDX PCS base. */
-int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config);
+ * from pcs_url, else the configuration's tdxPcsUrl, else Intel PCS; offline: the cache alone
+ * whatever else is given. -EUSAGE (logged) for a URL that is not a TDX PCS base. */
+int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config,
+                             bool offline);
 /* option's URL ends in /tdx/certification/v4, or -EUSAGE (logged). */
 int cli_tdx_pcs_url_check(const char *option, const char *url);
 /* The --help lines of --pcs-url and --pcs-cache. */

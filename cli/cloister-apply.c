@@ -317,7 +317,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("apply", policy, config_path, &config);
         if (r < 0)
                 return r;
-        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config);
+        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config, false);
         if (r < 0)
                 return r;
         name = name ?: config.cluster_name ?: CLI_CLUSTER_NAME_DEFAULT;

@@ -193,7 +193,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "                 verdicts and the join services' audit "
                                "logs\n" CLI_TDX_COLLATERAL_HELP "\n"
                                "       cloister verify --bundle IN [--policy FILE] [--at TIME] [-o "
-                               "text|json]\n\n"
+                               "text|json]\n"
+                               "         [--pcs-cache DIR]\n\n"
                                "Verifies a bundle again, offline (no connection is opened): every\n"
                                "node's evidence against the bundle's policy or --policy FILE, at\n"
                                "the recorded time or --at YYYY-MM-DD[THH:MM:SSZ], each binding\n"
@@ -203,6 +204,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "longer holds. A bundle proves the hardware made this evidence\n"
                                "for this nonce and key; not that the nonce was fresh when it was\n"
                                "recorded.\n"
+                               "TDX evidence without collateral (a real TD's) is verified with\n"
+                               "its platform's collateral from the cache (--pcs-cache DIR, else\n"
+                               "$XDG_CACHE_HOME/cloister/tdx), offline: the bundle does not\n"
+                               "carry it.\n"
                                "A bundle kept by 'cloister attestation verify-report ... --bundle\n"
                                "OUT' (one SEV-SNP report or TDX quote with the certificates and\n"
                                "collateral it used) is verified again the same way, with\n"
@@ -262,11 +267,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
         }
         /* --bundle alone: the offline verification of a recorded bundle. */
         if (bundle && !cluster && !endpoint) {
-                if (optind < argc || config_path || cluster_id || state_given || pcs_url ||
-                    pcs_cache)
+                if (optind < argc || config_path || cluster_id || state_given || pcs_url)
                         return log_error_errno(-EUSAGE,
                                                "verify --bundle IN takes only --policy FILE, --at "
-                                               "TIME and -o. See --help.");
+                                               "TIME, --pcs-cache DIR and -o. See --help.");
+                /* A bundle does not carry the collateral of TDX evidence that has none. */
+                r = cli_tdx_collateral_setup(NULL, pcs_cache, NULL, true);
+                if (r < 0)
+                        return r;
                 return cli_verify_bundle(bundle, policy, at, o->output);
         }
         /* Said before any node is asked (the write refuses it again, atomically). */
@@ -283,7 +291,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("verify", policy, config_path, &config);
         if (r < 0)
                 return r;
-        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config);
+        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config, false);
         if (r < 0)
                 return r;
         if (cluster && (policy || config_path) && (!cluster_id || !endpoint)) {
