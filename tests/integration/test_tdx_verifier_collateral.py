@@ -12,6 +12,7 @@ node under it as Intel has one) started with --sim-tdx-no-collateral: their evid
 alone, as a real TD's."""
 import datetime
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -89,7 +90,7 @@ def test_a_node_joins_a_join_service_whose_evidence_carries_no_collateral_from_i
     w.start({"name": "worker-1", "role": "worker", "peers": [f"127.0.0.1:{cp.port}"],
              "clusterId": tdx.cid}, "--join-policy", str(tdx.policy()), "--join-timeout", "30",
             "--tdx-pcs-url", pcs,
-            env=dict(__import__("os").environ, KUBEADM_DOUBLE_CLUSTER=str(cp.state)))
+            env=dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(cp.state)))
     w.wait_for("serving node state")
     assert (w.state / "tdx-collateral" / f"fmspc-{FMSPC}" / "tcb_info.json").exists()
     assert len(Pcs.requests) == 8, Pcs.requests
@@ -109,6 +110,13 @@ def test_a_node_joins_a_join_service_whose_evidence_carries_no_collateral_from_i
     nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
     assert {"cp-1", "worker-1"} <= set(nodes), nodes
     assert all(n["verdict"]["result"] == "pass" for n in nodes.values()), nodes
+    assert len(Pcs.requests) == 8, Pcs.requests
+    # The other verbs that attest nodes take the user's cache ($XDG_CACHE_HOME/cloister/tdx).
+    xdg = tmp_path / "xdg"
+    shutil.copytree(owner_cache, xdg / "cloister" / "tdx")
+    r = run("cloister", "status", "--policy", tdx.tmp / "policy.json", "--state-file",
+            tdx.tmp / "cloister-state.json", env=dict(os.environ, XDG_CACHE_HOME=str(xdg)))
+    assert r.returncode == 0 and "worker-1" in r.stdout, r.stdout + r.stderr
     assert len(Pcs.requests) == 8, Pcs.requests
 
 
