@@ -195,3 +195,29 @@ def test_revoked_and_stale_collateral_in_the_cache_is_refused(tdx, pcs, tmp_path
     assert len(Pcs.requests) == before + 1, Pcs.requests[before:]
     # The refused caches change nothing the good one says.
     assert verify_node(tdx, cp, "--pcs-cache", good).returncode == 0
+
+
+def test_the_configurations_tdx_pcs_url_is_where_the_cli_fetches_and_a_wrong_one_is_refused(
+        tdx, pcs, tmp_path):
+    cp = bare(tdx, "cp-1")
+    init(tdx, cp, "--pcs-url", pcs, "--pcs-cache", tmp_path / "owner-cache")
+    policy = json.loads((tdx.tmp / "policy.json").read_text())
+    config = tmp_path / "cloister.json"
+    config.write_text(json.dumps({"version": 1, "provider": "qemu", "attestation": policy,
+                                  "tdxPcsUrl": pcs}))
+    xdg = tmp_path / "xdg"
+    before = len(Pcs.requests)
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{cp.port}", "--config", config,
+            "--cluster-id", tdx.cid, env=dict(os.environ, XDG_CACHE_HOME=str(xdg)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(Pcs.requests) == before + 4, Pcs.requests[before:]
+    assert (xdg / "cloister" / "tdx" / f"fmspc-{FMSPC}" / "tcb_info.json").exists()
+    config.write_text(json.dumps({"version": 1, "provider": "qemu", "attestation": policy,
+                                  "tdxPcsUrl": "https://pcs.example/sgx/certification/v4"}))
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{cp.port}", "--config", config,
+            "--cluster-id", tdx.cid)
+    assert r.returncode != 0 and ".tdxPcsUrl" in r.stderr, r.stdout + r.stderr
+    assert "/tdx/certification/v4" in r.stderr
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{cp.port}", "--policy",
+            tdx.tmp / "policy.json", "--pcs-url", "https://pcs.example/v4")
+    assert r.returncode == 2 and "--pcs-url https://pcs.example/v4" in r.stderr, r.stderr
