@@ -6,6 +6,7 @@ carries no collateral: the join service, the joining nodes and the owner's CLI t
 platform's from their own caches (docs/tdx.md, "The other direction")."""
 import base64
 import json
+import os
 import re
 
 from conftest import run
@@ -58,6 +59,12 @@ def test_mini_up_with_sim_tdx_joins_and_verifies_every_node_as_tdx(tmp_path, ws)
         # The bundle does not carry the cached collateral: offline, from the cache.
         again = run("cloister", "verify", "--bundle", bundle, "--pcs-cache", cache)
         assert again.returncode == 0, again.stdout + again.stderr
+        # Without it, from the user's cache, offline (no connection): an empty one is refused.
+        empty = run("cloister", "verify", "--bundle", bundle,
+                    env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg")))
+        assert empty.returncode == 1, empty.stdout + empty.stderr
+        assert "no TDX collateral cached for FMSPC 5e5170000000" in empty.stdout + empty.stderr
+        assert "verify --bundle fetches nothing" in empty.stdout + empty.stderr
         doc = json.loads(bundle.read_bytes())
         cp = json.loads(base64.b64decode(doc["entries"]["audit/0/checkpoint"]))
         cp["time"] = "2030-01-01T00:00:00Z"
