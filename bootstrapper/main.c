@@ -36,6 +36,9 @@ static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 static const char *arg_os_release = OS_RELEASE_DEFAULT;
 static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
 static const char *arg_sim_tdx_root;
+static bool arg_sim_tdx_no_collateral;
+static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
+static AttestTdxPcsSource tdx_collateral;
 
 static void help(void)
 {
@@ -66,6 +69,16 @@ static void help(void)
                "                           node's identity (docs/join.md)\n"
                "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root certificate and\n"
                "                           key ('cloister attestation sim-tdx-root')\n"
+               "  --sim-tdx-no-collateral  sim-tdx: the evidence carries no collateral, as a real\n"
+               "                           TD's: verifiers take it from their cache\n"
+               "  --tdx-cache-dir DIR      TDX collateral (Intel PCS/PCCS downloads) for a join\n"
+               "                           service's tdx evidence, which carries none: taken\n"
+               "                           from DIR while valid, else fetched and cached there\n"
+               "                           (default STATE-DIR/tdx-collateral; the join service\n"
+               "                           this node becomes uses the same)\n"
+               "  --tdx-pcs-url URL        where it is fetched: a URL ending in\n"
+               "                           /tdx/certification/v4 (default Intel PCS; a PCCS\n"
+               "                           serves the same paths)\n"
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
                "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg), or\n"
                "                           local:FILE\n"
@@ -135,6 +148,9 @@ static int parse_argv(int argc, char *argv[])
                 ARG_FAILED_JOIN_LINGER,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
+                ARG_SIM_TDX_NO_COLLATERAL,
+                ARG_TDX_CACHE_DIR,
+                ARG_TDX_PCS_URL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -163,6 +179,9 @@ static int parse_argv(int argc, char *argv[])
                 { "failed-join-linger", required_argument, NULL, ARG_FAILED_JOIN_LINGER },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
+                { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
+                { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
+                { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
                 {},
         };
         char *end;
@@ -273,6 +292,15 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_SIM_TDX_ROOT:
                         arg_sim_tdx_root = optarg;
                         break;
+                case ARG_SIM_TDX_NO_COLLATERAL:
+                        arg_sim_tdx_no_collateral = true;
+                        break;
+                case ARG_TDX_CACHE_DIR:
+                        arg_tdx_cache_dir = optarg;
+                        break;
+                case ARG_TDX_PCS_URL:
+                        arg_tdx_pcs_url = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
@@ -281,6 +309,17 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--print-metadata needs --metadata.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
+        if (arg_sim_tdx_no_collateral && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE,
+                                       "--sim-tdx-no-collateral goes with --attest sim-tdx.");
+        if (arg_tdx_pcs_url &&
+            (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
+             strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
+                    "/tdx/certification/v4") != 0))
+                return log_error_errno(-EUSAGE,
+                                       "--tdx-pcs-url %s: give the TDX base URL of Intel PCS or a "
+                                       "PCCS, ending in /tdx/certification/v4 (default %s).",
+                                       arg_tdx_pcs_url, TDX_PCS_URL_DEFAULT);
         if (arg_state_bind && !arg_state_mount)
                 return log_error_errno(-EUSAGE, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
@@ -361,7 +400,7 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[24];
+        char *argv[28];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -389,6 +428,15 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         if (arg_sim_tdx_root) {
                 argv[n++] = (char *) "--sim-tdx-root";
                 argv[n++] = (char *) arg_sim_tdx_root;
+        }
+        if (arg_sim_tdx_no_collateral)
+                argv[n++] = (char *) "--sim-tdx-no-collateral";
+        /* One collateral cache per node: what the bootstrapper fetched serves joins too. */
+        argv[n++] = (char *) "--tdx-cache-dir";
+        argv[n++] = (char *) tdx_collateral.pcs.cache_dir;
+        if (arg_tdx_pcs_url) {
+                argv[n++] = (char *) "--tdx-pcs-url";
+                argv[n++] = (char *) arg_tdx_pcs_url;
         }
         argv[n] = NULL;
         node_attester_done(attester);
@@ -485,6 +533,20 @@ int main(int argc, char *argv[])
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return exit_status_from_errno(r);
+        /* A join service's tdx evidence carries no collateral (a real TD's): this node's cache,
+         * filled from the PCS when missing or stale (docs/tdx.md, "The other direction"). */
+        tdx_pcs_config_defaults(&tdx_collateral.pcs);
+        if (arg_tdx_pcs_url)
+                tdx_collateral.pcs.base_url = arg_tdx_pcs_url;
+        if (arg_tdx_cache_dir)
+                tdx_collateral.pcs.cache_dir = arg_tdx_cache_dir;
+        else if (arg_state_dir) {
+                static char tdx_cache[PATH_MAX];
+                (void) snprintf(tdx_cache, sizeof(tdx_cache), "%s/tdx-collateral", arg_state_dir);
+                tdx_collateral.pcs.cache_dir = tdx_cache;
+        }
+        tdx_collateral.fetch_hint = "check --tdx-pcs-url and that it is reachable from this node";
+        attest_tdx_collateral_source_set(attest_tdx_collateral_from_pcs, &tdx_collateral);
         if (arg_metadata) {
                 r = load_metadata(&md);
                 if (r < 0)
@@ -529,7 +591,8 @@ int main(int argc, char *argv[])
         }
         cfg = (NodeAttesterConfig){ .variant = arg_attest,
                                     .tpm = tpm,
-                                    .sim_tdx_root = arg_sim_tdx_root };
+                                    .sim_tdx_root = arg_sim_tdx_root,
+                                    .sim_tdx_no_collateral = arg_sim_tdx_no_collateral };
         vtpm_issue_config_defaults(&cfg.vtpm);
         cfg.vtpm.event_log = arg_event_log;
         diag_clear(&d);

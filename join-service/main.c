@@ -51,6 +51,7 @@ static int arg_listen_fd = -1;
 static bool arg_insecure_any_ak;
 static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
 static const char *arg_sim_tdx_root;
+static bool arg_sim_tdx_no_collateral;
 /* The network process's identity and root (docs/join.md, "Privilege separation"). */
 static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
 static unsigned arg_checkpoint_interval = JOIN_CHECKPOINT_INTERVAL_SEC;
@@ -85,6 +86,8 @@ static void help(void)
                "                           sim-tdx (SIMULATED, needs --sim-tdx-root); must be\n"
                "                           the cluster policy's variant\n"
                "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root and key\n"
+               "  --sim-tdx-no-collateral  sim-tdx: the evidence carries no collateral, as a real\n"
+               "                           TD's: joining nodes take it from their cache\n"
                "  --tdx-cache-dir DIR      cached TDX collateral (Intel PCS/PCCS downloads)\n"
                "                           for tdx evidence that carries none: joins read it,\n"
                "                           never fetch (default STATE-DIR/tdx-collateral)\n"
@@ -187,6 +190,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_NETWORK_ROOT,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
+                ARG_SIM_TDX_NO_COLLATERAL,
                 ARG_CHECKPOINT_INTERVAL,
                 ARG_TDX_CACHE_DIR,
                 ARG_TDX_PCS_URL,
@@ -211,6 +215,7 @@ static int parse_argv(int argc, char *argv[])
                 { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
+                { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
                 { "audit-checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
                 { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
@@ -301,6 +306,9 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_SIM_TDX_ROOT:
                         arg_sim_tdx_root = optarg;
                         break;
+                case ARG_SIM_TDX_NO_COLLATERAL:
+                        arg_sim_tdx_no_collateral = true;
+                        break;
                 case ARG_TDX_CACHE_DIR:
                         arg_tdx_cache_dir = optarg;
                         break;
@@ -327,6 +335,9 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
+        if (arg_sim_tdx_no_collateral && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE,
+                                       "--sim-tdx-no-collateral goes with --attest sim-tdx.");
         if (arg_tdx_pcs_url &&
             (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
              strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
@@ -897,7 +908,8 @@ int main(int argc, char *argv[])
         }
         issue = (NodeAttesterConfig){ .variant = arg_attest,
                                       .tpm = tpm,
-                                      .sim_tdx_root = arg_sim_tdx_root };
+                                      .sim_tdx_root = arg_sim_tdx_root,
+                                      .sim_tdx_no_collateral = arg_sim_tdx_no_collateral };
         vtpm_issue_config_defaults(&issue.vtpm);
         issue.vtpm.event_log = arg_event_log;
         diag_clear(&d);
