@@ -31,6 +31,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep-reattest.h"
+#include "cloister/rpc-text.h"
 #include "cloister/spawn.h"
 
 #include "join-service-reattest.h"
@@ -75,6 +76,7 @@ typedef struct ReattestMember {
         uint8_t nonce[ATLS_NONCE_SIZE];
         ReattestVerdict verdict;
         unsigned misses; /* intervals in a row without an answer */
+        unsigned fails;  /* answers in a row that did not verify */
         unsigned attempts, passes;
         time_t last_attested, last_result;
         char checks[256]; /* why it failed, or why it is unreachable */
@@ -91,6 +93,7 @@ typedef struct Reattest {
         ReattestMember *m;
         size_t n, allocated;
         uint64_t next_id;
+        uint64_t attempts; /* since start, all members */
         uint64_t members_read_ms;
         int fd; /* the channel to the re-attestation process */
         pid_t pid;
@@ -452,6 +455,7 @@ static void start_due(Reattest *rt)
                         continue;
                 x->next_ms = now + jittered(&rt->cfg);
                 x->attempts++;
+                rt->attempts++;
                 if (getrandom(x->nonce, sizeof(x->nonce), 0) != (ssize_t) sizeof(x->nonce)) {
                         handle_unreachable(rt, x, "no nonce could be made");
                         continue;
@@ -806,6 +810,7 @@ static void handle_answer(Reattest *rt, const PrivsepMsg *m)
         x->misses = 0;
         x->last_result = time(NULL);
         (void) snprintf(x->reported_state, sizeof(x->reported_state), "%s", privsep_text(m, 4));
+        x->fails = verdict == VERDICT_FAILED ? x->fails + 1 : 0;
         if (verdict == VERDICT_FAILED) {
                 (void) snprintf(x->checks, sizeof(x->checks), "%.40s: %.200s", d.check, d.message);
                 x->verdict = verdict;
@@ -1000,4 +1005,227 @@ void reattest_annotate_members(JoinService *js, json_t *doc)
                         (void) json_object_set_new(m, "reattestation", o);
         }
         (void) pthread_mutex_unlock(&rt->lock);
+}
+
+/* -- metrics (GET /metrics on the loopback listener; docs/reattestation.md, "Metrics") ------- */
+
+static void metric_help(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample per member of a gauge: name{member="..",role=".."} value. The labels come from the
+ * membership (a joining node chose its name): escaped, and a name that cannot be escaped into
+ * the buffer is left out rather than cut. */
+typedef struct MetricLabels {
+        char member[64 * 2 + 1];
+        char role[16 * 2 + 1];
+} MetricLabels;
+
+static bool metric_labels(const ReattestMember *x, MetricLabels *ret)
+{
+        return rpc_text_escape_label(x->name, ret->member, sizeof(ret->member)) >= 0 &&
+               rpc_text_escape_label(x->role, ret->role, sizeof(ret->role)) >= 0;
+}
+
+static const ReattestVerdict verdicts[] = { VERDICT_NONE, VERDICT_PASS, VERDICT_REJOINING,
+                                            VERDICT_FAILED, VERDICT_UNREACHABLE };
+static const char *const responses[] = { "none", "warned", "cordoned", "evicted" };
+
+/* A member's value for a metric; -1: not known (NaN). */
+static long long value_last_attested(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return (long long) x->last_attested;
+}
+static long long value_since(const ReattestMember *x, time_t now)
+{
+        if (x->last_attested == 0)
+                return -1;
+        return now > x->last_attested ? (long long) (now - x->last_attested) : 0;
+}
+static long long value_fails(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->fails;
+}
+static long long value_misses(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->misses;
+}
+static long long value_unreachable(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->verdict == VERDICT_UNREACHABLE;
+}
+static long long value_cordoned(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->cordoned;
+}
+static long long value_attempts(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->attempts;
+}
+static long long value_passes(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->passes;
+}
+
+/* The per-member series, labelled member and role (and verdict or response for the one-hot
+ * ones). */
+typedef struct MemberMetric {
+        const char *name, *type, *help;
+        long long (*value)(const ReattestMember *x, time_t now);
+        bool one_hot_verdict, one_hot_response;
+} MemberMetric;
+
+static const MemberMetric member_metrics[] = {
+        { "cloister_reattest_verdict", "gauge",
+          "1 for the member's current verdict (pending, pass, rejoining, failed, unreachable), 0 "
+          "for the others.",
+          NULL, true, false },
+        { "cloister_reattest_last_attested_timestamp_seconds", "gauge",
+          "Unix time the member last passed (0: never since the join service started).",
+          value_last_attested },
+        { "cloister_reattest_seconds_since_last_attested", "gauge",
+          "Seconds since the member last passed (NaN: never since the join service started).",
+          value_since },
+        { "cloister_reattest_consecutive_failures", "gauge",
+          "Answers in a row whose evidence did not verify.", value_fails },
+        { "cloister_reattest_consecutive_misses", "gauge",
+          "Attempts in a row without an answer (unreachable at the policy's unreachableAfter).",
+          value_misses },
+        { "cloister_reattest_unreachable", "gauge",
+          "1 if the member is unreachable (no evidence for unreachableAfter intervals).",
+          value_unreachable },
+        { "cloister_reattest_cordoned", "gauge",
+          "1 if the member is cordoned: a rejoin gets no key material until it passes.",
+          value_cordoned },
+        { "cloister_reattest_response", "gauge",
+          "1 for the response taken (none, warned, cordoned, evicted), 0 for the others.", NULL,
+          false, true },
+        { "cloister_reattest_member_attempts_total", "counter",
+          "Re-attestation attempts for the member since the join service started.",
+          value_attempts },
+        { "cloister_reattest_member_passes_total", "counter",
+          "Attempts the member passed since the join service started.", value_passes },
+};
+
+/* A one-hot series: one sample per possible verdict (or response), 1 for the member's. */
+static void write_one_hot(FILE *f, const MemberMetric *mm, const ReattestMember *x,
+                          const MetricLabels *l)
+{
+        size_t count = mm->one_hot_verdict ? ELEMENTSOF(verdicts) : ELEMENTSOF(responses);
+
+        for (size_t v = 0; v < count; v++) {
+                const char *value = mm->one_hot_verdict ? verdict_names[verdicts[v]] : responses[v];
+                bool on = mm->one_hot_verdict ? x->verdict == verdicts[v]
+                                              : strcmp(x->response, responses[v]) == 0;
+
+                fprintf(f, "%s{member=\"%s\",role=\"%s\",%s=\"%s\"} %d\n", mm->name, l->member,
+                        l->role, mm->one_hot_verdict ? "verdict" : "response", value, on ? 1 : 0);
+        }
+}
+
+int reattest_metrics(JoinService *js, char **ret)
+{
+        _cleanup_(json_decrefp) json_t *version = NULL;
+        _cleanup_(freep) char *text = NULL;
+        Reattest *rt = the_reattest;
+        MetricLabels *labels = NULL;
+        ReattestMember *m = NULL;
+        ReattestConfig cfg;
+        uint64_t attempts;
+        char digest[sizeof(js->policy.digest)];
+        size_t n = 0, size = 0;
+        time_t now = time(NULL);
+        FILE *f;
+
+        /* Before the re-attestation lock: the policy's lock comes after it. */
+        if (join_policy_version(js, &version) < 0)
+                version = NULL;
+        (void) pthread_mutex_lock(&js->policy.lock);
+        (void) snprintf(digest, sizeof(digest), "%s", js->policy.digest);
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        reattest_config_defaults(&cfg);
+        attempts = 0;
+        /* A copy, so that the text is written without holding up the schedule. */
+        if (rt) {
+                (void) pthread_mutex_lock(&rt->lock);
+                if (rt->n > 0) {
+                        m = malloc(rt->n * sizeof(*m));
+                        if (!m) {
+                                (void) pthread_mutex_unlock(&rt->lock);
+                                return -ENOMEM;
+                        }
+                        memcpy(m, rt->m, rt->n * sizeof(*m));
+                        n = rt->n;
+                }
+                cfg = rt->cfg;
+                attempts = rt->attempts;
+                (void) pthread_mutex_unlock(&rt->lock);
+        }
+        labels = calloc(n ?: 1, sizeof(*labels));
+        f = labels ? open_memstream(&text, &size) : NULL;
+        if (!f) {
+                free(m);
+                free(labels);
+                return -ENOMEM;
+        }
+        metric_help(f, "cloister_join_members", "gauge",
+                    "Members this join service re-attests (its members.json).");
+        fprintf(f, "cloister_join_members %zu\n", n);
+        metric_help(f, "cloister_join_policy_version", "gauge",
+                    "Version of the owner's policy update in force (0: never pushed; NaN: the "
+                    "file in force is not a pushed version).");
+        if (json_is_integer(version))
+                fprintf(f, "cloister_join_policy_version %lld\n",
+                        (long long) json_integer_value(version));
+        else
+                fprintf(f, "cloister_join_policy_version NaN\n");
+        metric_help(f, "cloister_join_policy_info", "gauge",
+                    "The policy in force, by its SHA-256 digest (always 1).");
+        fprintf(f, "cloister_join_policy_info{digest=\"%s\"} 1\n", digest);
+        metric_help(f, "cloister_reattest_enabled", "gauge",
+                    "1 if the policy's reattestation section enables re-attestation.");
+        fprintf(f, "cloister_reattest_enabled %d\n", cfg.enabled ? 1 : 0);
+        metric_help(f, "cloister_reattest_interval_seconds", "gauge",
+                    "The policy's intervalSeconds (before jitter).");
+        fprintf(f, "cloister_reattest_interval_seconds %u\n", cfg.interval_ms / 1000U);
+        metric_help(f, "cloister_reattest_attempts_total", "counter",
+                    "Re-attestation attempts started since the join service started, all members.");
+        fprintf(f, "cloister_reattest_attempts_total %llu\n", (unsigned long long) attempts);
+
+        for (size_t i = 0; i < n; i++)
+                if (!metric_labels(&m[i], &labels[i]))
+                        labels[i].member[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(member_metrics); k++) {
+                const MemberMetric *mm = &member_metrics[k];
+
+                metric_help(f, mm->name, mm->type, mm->help);
+                for (size_t i = 0; i < n; i++) {
+                        if (!labels[i].member[0])
+                                continue;
+                        if (mm->one_hot_verdict || mm->one_hot_response) {
+                                write_one_hot(f, mm, &m[i], &labels[i]);
+                                continue;
+                        }
+                        fprintf(f, "%s{member=\"%s\",role=\"%s\"} ", mm->name, labels[i].member,
+                                labels[i].role);
+                        if (mm->value(&m[i], now) < 0)
+                                fprintf(f, "NaN\n");
+                        else
+                                fprintf(f, "%lld\n", mm->value(&m[i], now));
+                }
+        }
+        free(m);
+        free(labels);
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
 }
