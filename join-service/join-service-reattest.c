@@ -39,6 +39,9 @@
 
 #define REATTEST_MEMBERS_MAX 4096
 #define REATTEST_TICK_MS     100
+/* The cordons in force, kept across restarts (STATE_DIR, the encrypted state disk). */
+#define REATTEST_CORDONS_FILE     "reattest-cordons.json"
+#define REATTEST_CORDONS_SIZE_MAX (2U * 1024U * 1024U)
 
 typedef enum ReattestVerdict {
         VERDICT_NONE,
@@ -98,6 +101,7 @@ typedef struct Reattest {
         int fd; /* the channel to the re-attestation process */
         pid_t pid;
         pthread_mutex_t send_lock;
+        pthread_mutex_t persist_lock; /* the cordons file; before lock */
         pthread_t scheduler, reader;
         bool stop;
         char kubectl[1024];
@@ -623,6 +627,117 @@ static void respond(Reattest *rt, ReattestMember *x, ReattestAction a, Deferred 
         }
 }
 
+/* STATE_DIR/reattest-cordons.json: {"version": 1, "cordoned": [{"name", "akDigest",
+ * "checks"}]}, every member cordoned now, written whole (renamed into place) when one is
+ * cordoned or lifted. A restart finds them there (restore_cordons()): a member cordoned before
+ * stays cordoned (no key material) until it passes again. */
+static void persist_cordons(Reattest *rt)
+{
+        _cleanup_(json_decrefp) json_t *doc = json_pack("{s:i,s:[]}", "version", 1, "cordoned");
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        json_t *list = json_object_get(doc, "cordoned");
+        int r = doc ? 0 : -ENOMEM;
+
+        (void) pthread_mutex_lock(&rt->persist_lock);
+        (void) pthread_mutex_lock(&rt->lock);
+        for (size_t i = 0; r >= 0 && i < rt->n; i++)
+                if (rt->m[i].cordoned &&
+                    json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", rt->m[i].name,
+                                                          "akDigest", rt->m[i].ak, "checks",
+                                                          rt->m[i].checks)) < 0)
+                        r = -ENOMEM;
+        (void) pthread_mutex_unlock(&rt->lock);
+        if (r >= 0 && asprintf(&path, "%s/%s", rt->js->state_dir, REATTEST_CORDONS_FILE) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = json_dump_pretty(doc, &text);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+        (void) pthread_mutex_unlock(&rt->persist_lock);
+        if (r < 0)
+                log_error_errno(r,
+                                "join-service: re-attestation: cannot record the cordons in %s/%s "
+                                "(%m): a restart would forget them until the members' next "
+                                "attempts",
+                                rt->js->state_dir, REATTEST_CORDONS_FILE);
+}
+
+/* At start: the cordons an earlier run left, for members still in the membership with the same
+ * attestation key (a name admitted again since, with another key, is another machine). */
+static void restore_cordons(Reattest *rt)
+{
+        static const char *const keys[] = { "version", "cordoned", NULL };
+        static const char *const entry_keys[] = { "name", "akDigest", "checks", NULL };
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *path = NULL;
+        JsonCtx ctx = { .path = "" };
+        json_t *list = NULL, *e;
+        unsigned restored = 0;
+        size_t i;
+        Diag d;
+        int r;
+
+        if (asprintf(&path, "%s/%s", rt->js->state_dir, REATTEST_CORDONS_FILE) < 0)
+                return;
+        diag_clear(&d);
+        ctx.source = path;
+        ctx.diag = &d;
+        r = json_parse_file(path, REATTEST_CORDONS_SIZE_MAX, &doc, &d);
+        if (r == -ENOENT)
+                return;
+        if (r >= 0)
+                r = json_check_keys(&ctx, doc, keys);
+        if (r >= 0)
+                r = json_get_array(&ctx, doc, "cordoned", true, &list);
+        json_array_foreach (list, i, e) {
+                const char *name = NULL, *ak = NULL, *checks = NULL;
+                ReattestMember *x;
+
+                if (r < 0)
+                        break;
+                r = json_check_keys(&ctx, e, entry_keys);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "name", true, &name);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "akDigest", true, &ak);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "checks", true, &checks);
+                if (r < 0)
+                        break;
+                (void) pthread_mutex_lock(&rt->lock);
+                x = member_find(rt, name);
+                if (x && strcmp(x->ak, ak) == 0) {
+                        x->cordoned = true;
+                        (void) snprintf(x->response, sizeof(x->response), "cordoned");
+                        (void) snprintf(x->checks, sizeof(x->checks),
+                                        "cordoned before the join service restarted: %.180s",
+                                        checks);
+                        restored++;
+                }
+                (void) pthread_mutex_unlock(&rt->lock);
+        }
+        if (r < 0) {
+                /* Fail closed: the file is the monitor's own, on the encrypted disk; if it does
+                 * not parse, every member is held until it passes. */
+                log_error("join-service: re-attestation: %s does not parse (%s): every member is "
+                          "treated as cordoned until it passes re-attestation",
+                          path, d.message);
+                (void) pthread_mutex_lock(&rt->lock);
+                for (size_t k = 0; k < rt->n; k++)
+                        if (!is_self(rt, &rt->m[k])) {
+                                rt->m[k].cordoned = true;
+                                (void) snprintf(rt->m[k].response, sizeof(rt->m[k].response),
+                                                "cordoned");
+                        }
+                (void) pthread_mutex_unlock(&rt->lock);
+                return;
+        }
+        if (restored > 0)
+                log_warning("join-service: re-attestation: %u member(s) stay cordoned from before "
+                            "the restart (%s) until they pass again",
+                            restored, path);
+}
+
 static void carry_out(Reattest *rt, const Deferred *dd)
 {
         ReattestMember shown = {};
@@ -631,9 +746,12 @@ static void carry_out(Reattest *rt, const Deferred *dd)
         (void) snprintf(shown.name, sizeof(shown.name), "%s", dd->name);
         (void) snprintf(shown.role, sizeof(shown.role), "%s", dd->role);
         if (dd->uncordon) {
+                persist_cordons(rt);
                 (void) run_kubectl(rt, "uncordon", NULL, dd->name);
                 return;
         }
+        if (dd->action == REATTEST_ACTION_CORDON || dd->action == REATTEST_ACTION_EVICT)
+                persist_cordons(rt);
         switch (dd->action) {
         case REATTEST_ACTION_WARN:
                 log_warning("join-service: re-attestation: member %s: %s", dd->name, dd->why);
@@ -900,6 +1018,7 @@ int reattest_start(JoinService *js, pid_t pid, int fd)
         reattest_config_defaults(&rt->cfg);
         (void) pthread_mutex_init(&rt->lock, NULL);
         (void) pthread_mutex_init(&rt->send_lock, NULL);
+        (void) pthread_mutex_init(&rt->persist_lock, NULL);
         /* kubectl beside kubeadm: the same driver, the same place. */
         slash = strrchr(js->kubeadm, '/');
         if (slash)
@@ -908,6 +1027,12 @@ int reattest_start(JoinService *js, pid_t pid, int fd)
         else
                 (void) snprintf(rt->kubectl, sizeof(rt->kubectl), "kubectl");
         the_reattest = rt;
+        /* The membership and the cordons an earlier run left, before the first attempt and
+         * before any rejoin is decided on these records. */
+        refresh_config(rt);
+        refresh_members(rt);
+        rt->members_read_ms = now_ms();
+        restore_cordons(rt);
         log_info("join-service: re-attestation process %d speaks TLS on the connections the "
                  "monitor opens to members (confined like the network process)",
                  (int) pid);

@@ -996,6 +996,11 @@ int main(int argc, char *argv[])
                 (void) waitpid(child, NULL, 0);
                 goto finish;
         }
+        /* Before the first request: a rejoin is decided with the cordons an earlier run left
+         * (restored here). */
+        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
+                log_error("join-service: cannot start re-attestation: members are not attested "
+                          "again");
         if (write(mon[0], "g", 1) != 1)
                 log_error("join-service: cannot start the network process: %m");
         /* Ready once the network process serves (nothing comes if it failed: its exit is
@@ -1003,9 +1008,6 @@ int main(int argc, char *argv[])
         if (read(ready[0], &byte, 1) == 1)
                 service_notify("READY=1");
         (void) close(ready[0]);
-        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
-                log_error("join-service: cannot start re-attestation: members are not attested "
-                          "again");
         r = wait_network(child, &set);
         reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */

@@ -225,3 +225,54 @@ def test_metrics_listener_refuses_an_address_that_is_not_loopback(address, tmp_p
     r = run("cloister-join-service", "--state-dir", tmp_path, "--metrics-listen", address)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "not a loopback address" in r.stderr and address in r.stderr, r.stderr
+
+
+def test_cordon_survives_a_join_service_restart_until_the_member_passes_again(cluster):
+    """A cordon is kept on the state disk (reattest-cordons.json): after a restart of the join
+    service the member stays cordoned — its rejoin gets no key — although this run never saw it
+    fail; once it passes again the cordon is lifted and it rejoins."""
+    from test_reattestation import set_cluster_policy, status
+    from test_join import reboot
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="cordon")
+    cluster.init(cp, policy)
+    cluster.join(w, policy)
+    w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    wait_until("worker-1 passes",
+               lambda: (status(cluster).get("worker-1") or {}).get("verdict") == "pass")
+    w.proc.send_signal(signal.SIGTERM)
+    w.proc.wait(timeout=20)
+    reboot_measured(w, extend_pcr=9)
+    start_serving(w, cluster, policy)
+    wait_until("worker-1 cordoned",
+               lambda: status(cluster)["worker-1"]["response"] == "cordoned", timeout=30)
+    saved = json.loads((cp.state / "reattest-cordons.json").read_text())
+    assert [c["name"] for c in saved["cordoned"]] == ["worker-1"] and "PCR 9" in \
+        saved["cordoned"][0]["checks"], saved
+
+    # worker-1 loses power; re-attestation is paused (so that this run's records alone could
+    # never cordon it) and the join service restarts.
+    w.proc.kill()
+    w.proc.wait(timeout=20)
+    set_cluster_policy(cluster, enabled=False)
+    stop_join_service(cp)
+    start_join_service(cp)
+    st = status(cluster)["worker-1"]
+    assert st["response"] == "cordoned" and st["verdict"] == "pending", st
+    assert "cordoned before the join service restarted" in st["checks"], st
+
+    # It boots measured as before and asks for its disk key: refused, cordoned.
+    since = len(cluster.audit())
+    reboot(w)
+    start_serving(w, cluster, policy)
+    wait_until("a rejoin refused as cordoned",
+               lambda: [e for e in cluster.audit()[since:] if e["node"] == "worker-1" and
+                        e["event"] == "refusal" and "cordoned" in e["reason"]], timeout=60)
+    assert "Rejoined" not in w.log.read_text()
+    # Re-attestation on again: it passes (PCR 15 zero: rejoining), the cordon is lifted (in the
+    # file too) and its next rejoin succeeds.
+    set_cluster_policy(cluster, enabled=True)
+    w.wait_for("Rejoined cluster " + cluster.cid, timeout=120)
+    wait_until("kubectl uncordon worker-1",
+               lambda: {"verb": "uncordon", "node": "worker-1"} in kubectl_calls(cluster))
+    assert json.loads((cp.state / "reattest-cordons.json").read_text())["cordoned"] == []
