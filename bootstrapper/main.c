@@ -16,6 +16,7 @@
 #include "cloister/metadata.h"
 #include "cloister/node-attester.h"
 #include "cloister/notify.h"
+#include "cloister/rpc-text.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
@@ -104,8 +105,8 @@ static void help(void)
                "                           down closes it too (docs/reattestation.md). Default\n"
                "                           0: off\n"
                "  --join-service-attest-interval SEC\n"
-               "                           with --fail-closed-after: how often (default 60, at\n"
-               "                           most a third of --fail-closed-after)\n"
+               "                           with --fail-closed-after: how often (default a third\n"
+               "                           of --fail-closed-after, at most 60)\n"
                "  --os-release FILE        where the image build recorded the node's image and\n"
                "                           Kubernetes versions, which GET /v1/node reports\n"
                "                           (default " OS_RELEASE_DEFAULT ")\n"
@@ -281,9 +282,23 @@ static int parse_argv(int argc, char *argv[])
                         else
                                 arg_join_service_attest_interval = (unsigned) port;
                         break;
-                case ARG_METRICS_LISTEN:
+                case ARG_METRICS_LISTEN: {
+                        const char *colon = strrchr(optarg, ':');
+                        char host[64] = "";
+
+                        if (colon && (size_t) (colon - optarg) < sizeof(host))
+                                memcpy(host, optarg, (size_t) (colon - optarg));
+                        /* Said now, not when the join service starts after the join. */
+                        if (!colon || !rpc_address_is_loopback(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': REFUSED, not a "
+                                                       "loopback address (127.0.0.1:PORT or "
+                                                       "[::1]:PORT): /metrics is plain, "
+                                                       "unauthenticated HTTP.",
+                                                       optarg);
                         arg_metrics_listen = optarg;
                         break;
+                }
                 case ARG_FAILED_JOIN_LINGER:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port > 86400)

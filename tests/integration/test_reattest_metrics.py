@@ -225,6 +225,12 @@ def test_metrics_listener_refuses_an_address_that_is_not_loopback(address, tmp_p
     r = run("cloister-join-service", "--state-dir", tmp_path, "--metrics-listen", address)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "not a loopback address" in r.stderr and address in r.stderr, r.stderr
+    # The bootstrapper, which hands it to the join service a control plane becomes, says so at
+    # once too (not after the join).
+    r = run("cloister-bootstrapper", "--state-disk", tmp_path / "d", "--first-boot-key",
+            tmp_path / "k", "--state-dir", tmp_path, "--metrics-listen", address)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not a loopback address" in r.stderr and address in r.stderr, r.stderr
 
 
 def test_cordon_survives_a_join_service_restart_until_the_member_passes_again(cluster):
