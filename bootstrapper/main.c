@@ -16,6 +16,7 @@
 #include "cloister/metadata.h"
 #include "cloister/node-attester.h"
 #include "cloister/notify.h"
+#include "cloister/rpc-text.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
@@ -39,6 +40,10 @@ static const char *arg_sim_tdx_root;
 static bool arg_sim_tdx_no_collateral;
 static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
 static AttestTdxPcsSource tdx_collateral;
+/* The node's side of re-attestation (bootstrapper-fail-closed.c); off by default. */
+static unsigned arg_fail_closed_after, arg_join_service_attest_interval;
+/* Handed to the join service a control plane becomes (its --metrics-listen). */
+static const char *arg_metrics_listen;
 
 static void help(void)
 {
@@ -101,6 +106,20 @@ static void help(void)
                "                           ('cloister logs'; default 0: exit at once)\n"
                "  --join-service PATH      control planes: the join service this process becomes\n"
                "                           after init or join (default: next to this binary)\n"
+               "  --metrics-listen ADDR:PORT\n"
+               "                           control planes: the join service's GET /metrics on\n"
+               "                           this LOOPBACK address (its --metrics-listen; off by\n"
+               "                           default)\n"
+               "  --fail-closed-after SEC  members with peers: attest the join services again\n"
+               "                           and again; when none has passed for more than SEC s,\n"
+               "                           stop serving POST /v1/log (anything beyond the\n"
+               "                           node's evidence) until one passes; GET /v1/node\n"
+               "                           says so. A trade-off: a control plane that is only\n"
+               "                           down closes it too (docs/reattestation.md). Default\n"
+               "                           0: off\n"
+               "  --join-service-attest-interval SEC\n"
+               "                           with --fail-closed-after: how often (default a third\n"
+               "                           of --fail-closed-after, at most 60)\n"
                "  --os-release FILE        where the image build recorded the node's image and\n"
                "                           Kubernetes versions, which GET /v1/node reports\n"
                "                           (default " OS_RELEASE_DEFAULT ")\n"
@@ -151,6 +170,9 @@ static int parse_argv(int argc, char *argv[])
                 ARG_SIM_TDX_NO_COLLATERAL,
                 ARG_TDX_CACHE_DIR,
                 ARG_TDX_PCS_URL,
+                ARG_FAIL_CLOSED_AFTER,
+                ARG_JOIN_SERVICE_ATTEST_INTERVAL,
+                ARG_METRICS_LISTEN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -182,6 +204,10 @@ static int parse_argv(int argc, char *argv[])
                 { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
                 { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
                 { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
+                { "fail-closed-after", required_argument, NULL, ARG_FAIL_CLOSED_AFTER },
+                { "join-service-attest-interval", required_argument, NULL,
+                  ARG_JOIN_SERVICE_ATTEST_INTERVAL },
+                { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
                 {},
         };
         char *end;
@@ -258,6 +284,40 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_JOIN_SERVICE:
                         arg_join_service = optarg;
                         break;
+                case ARG_FAIL_CLOSED_AFTER:
+                case ARG_JOIN_SERVICE_ATTEST_INTERVAL:
+                        errno = 0;
+                        port = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *end || end == optarg || optarg[0] == '-' ||
+                            port > 7UL * 86400 ||
+                            (c == ARG_JOIN_SERVICE_ATTEST_INTERVAL && port == 0))
+                                return log_error_errno(-EUSAGE, "--%s: %s..604800 seconds.",
+                                                       c == ARG_FAIL_CLOSED_AFTER
+                                                               ? "fail-closed-after"
+                                                               : "join-service-attest-interval",
+                                                       c == ARG_FAIL_CLOSED_AFTER ? "0" : "1");
+                        if (c == ARG_FAIL_CLOSED_AFTER)
+                                arg_fail_closed_after = (unsigned) port;
+                        else
+                                arg_join_service_attest_interval = (unsigned) port;
+                        break;
+                case ARG_METRICS_LISTEN: {
+                        const char *colon = strrchr(optarg, ':');
+                        char host[64] = "";
+
+                        if (colon && (size_t) (colon - optarg) < sizeof(host))
+                                memcpy(host, optarg, (size_t) (colon - optarg));
+                        /* Said now, not when the join service starts after the join. */
+                        if (!colon || !rpc_address_is_loopback(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': REFUSED, not a "
+                                                       "loopback address (127.0.0.1:PORT or "
+                                                       "[::1]:PORT): /metrics is plain, "
+                                                       "unauthenticated HTTP.",
+                                                       optarg);
+                        arg_metrics_listen = optarg;
+                        break;
+                }
                 case ARG_FAILED_JOIN_LINGER:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port > 86400)
@@ -325,6 +385,12 @@ static int parse_argv(int argc, char *argv[])
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
                 return log_error_errno(-EUSAGE, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
+        if (arg_join_service_attest_interval && !arg_fail_closed_after)
+                return log_error_errno(-EUSAGE, "--join-service-attest-interval goes with "
+                                                "--fail-closed-after.");
+        /* At least three attempts within the grace period. */
+        if (arg_fail_closed_after && !arg_join_service_attest_interval)
+                arg_join_service_attest_interval = MIN(60U, MAX(1U, arg_fail_closed_after / 3));
         return 1;
 }
 
@@ -400,7 +466,7 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[28];
+        char *argv[32];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -437,6 +503,10 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         if (arg_tdx_pcs_url) {
                 argv[n++] = (char *) "--tdx-pcs-url";
                 argv[n++] = (char *) arg_tdx_pcs_url;
+        }
+        if (arg_metrics_listen) {
+                argv[n++] = (char *) "--metrics-listen";
+                argv[n++] = (char *) arg_metrics_listen;
         }
         argv[n] = NULL;
         node_attester_done(attester);
@@ -790,11 +860,20 @@ int main(int argc, char *argv[])
                         return 1;
                 if (!b.handoff) {
                         service_notify("READY=1");
+                        /* A member from now on: it holds its join services to their evidence
+                         * (fail-closed mode, off by default). */
+                        if (arg_fail_closed_after > 0 &&
+                            bootstrapper_watch_start(&b, &md, arg_join_policy,
+                                                     arg_fail_closed_after,
+                                                     arg_join_service_attest_interval) < 0)
+                                log_error("bootstrapper: fail-closed mode is NOT active (see "
+                                          "above)");
                         if (serving) {
                                 printf("cloister-bootstrapper: serving node state on %s:%u\n",
                                        arg_address, arg_port);
                                 fflush(stdout);
                                 (void) pthread_join(thread, NULL);
+                                bootstrapper_watch_stop(&b);
                                 node_attester_done(&attester);
                                 return st.r < 0 ? 1 : 0;
                         }

@@ -23,6 +23,7 @@
 #include "cloister/log.h"
 #include "cloister/node-attester.h"
 #include "cloister/notify.h"
+#include "cloister/rpc-text.h"
 #include "cloister/rpc.h"
 #include "cloister/sandbox.h"
 #include "cloister/tpm-device.h"
@@ -59,6 +60,9 @@ static uid_t arg_network_uid;
 static gid_t arg_network_gid;
 static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
 static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 3600;
+/* GET /metrics in plain HTTP, on a loopback address only (docs/reattestation.md, "Metrics"). */
+static const char *arg_metrics_listen;
+static int metrics_fd = -1;
 
 static void help(void)
 {
@@ -111,6 +115,13 @@ static void help(void)
                "  --network-root DIR       the empty directory it is shut in (chroot), made\n"
                "                           if missing; root's, writable by no one else\n"
                "                           (default " JOIN_NETWORK_ROOT_DEFAULT ")\n"
+               "  --metrics-listen ADDR:PORT\n"
+               "                           serve GET /metrics (Prometheus text: each member's\n"
+               "                           re-attestation verdict, last attested, failures,\n"
+               "                           response) in plain HTTP on this LOOPBACK address:\n"
+               "                           127.0.0.1:PORT or [::1]:PORT; any other address is\n"
+               "                           refused (the text is unauthenticated; scrape it\n"
+               "                           from the node). Off by default\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
@@ -196,6 +207,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_TDX_PCS_URL,
                 ARG_TDX_REFRESH_AHEAD,
                 ARG_TDX_REFRESH_INTERVAL,
+                ARG_METRICS_LISTEN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -221,6 +233,7 @@ static int parse_argv(int argc, char *argv[])
                 { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
                 { "tdx-refresh-ahead", required_argument, NULL, ARG_TDX_REFRESH_AHEAD },
                 { "tdx-refresh-interval", required_argument, NULL, ARG_TDX_REFRESH_INTERVAL },
+                { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
                 {},
         };
         char *end;
@@ -327,6 +340,31 @@ static int parse_argv(int argc, char *argv[])
                         else
                                 arg_tdx_refresh_interval = (unsigned) v;
                         break;
+                case ARG_METRICS_LISTEN: {
+                        const char *colon = strrchr(optarg, ':');
+                        char host[64];
+
+                        if (!colon || colon == optarg || (size_t) (colon - optarg) >= sizeof(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': use "
+                                                       "127.0.0.1:PORT or [::1]:PORT.",
+                                                       optarg);
+                        memcpy(host, optarg, (size_t) (colon - optarg));
+                        host[colon - optarg] = '\0';
+                        /* Plain HTTP without authentication: never on an address another
+                         * machine (or a pod on another network) can reach. */
+                        if (!rpc_address_is_loopback(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': REFUSED, not a "
+                                                       "loopback address. /metrics is plain, "
+                                                       "unauthenticated HTTP and is served on "
+                                                       "127.0.0.0/8 or [::1] only; scrape it on "
+                                                       "the node (or forward it over an "
+                                                       "authenticated channel).",
+                                                       optarg);
+                        arg_metrics_listen = optarg;
+                        break;
+                }
                 default:
                         return -EUSAGE;
                 }
@@ -589,6 +627,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
 {
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(rpc_server_freep) RpcServer *server = NULL;
+        RpcTextServer *metrics = NULL;
         MonitorChannels channels;
         RpcServerConfig rc;
         AtlsAttester a;
@@ -614,10 +653,10 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
          * by the monitor before the fork (a directory would name files outside the root, a file
          * could be a secret). */
         {
-                int keep[JOIN_CHANNELS + 6] = {
-                        0, 1, 2, ready, arg_listen_fd, journal_socket_fd()
+                int keep[JOIN_CHANNELS + 7] = {
+                        0, 1, 2, ready, arg_listen_fd, journal_socket_fd(), metrics_fd
                 };
-                memcpy(keep + 6, fds, JOIN_CHANNELS * sizeof(int));
+                memcpy(keep + 7, fds, JOIN_CHANNELS * sizeof(int));
                 r = sandbox_close_other_fds(keep, ELEMENTSOF(keep));
                 if (r < 0) {
                         log_error_errno(r,
@@ -671,6 +710,22 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
                 _exit(1);
         }
+        /* /metrics: its own thread and event loop, made before the filter; each scrape is one
+         * JOIN_PRIVSEP_METRICS to the monitor. */
+        if (metrics_fd >= 0) {
+                uint16_t port = rpc_text_socket_port(metrics_fd);
+
+                r = rpc_text_server_new(metrics_fd, "/metrics", join_network_metrics, js, &metrics);
+                if (r >= 0)
+                        r = rpc_text_server_start(metrics);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot serve /metrics: %m");
+                        _exit(1);
+                }
+                printf("cloister-join-service: metrics on %s (port %u, loopback only, plain "
+                       "HTTP)\n",
+                       arg_metrics_listen, (unsigned) port);
+        }
         r = sandbox_network_filter();
         if (r < 0) {
                 log_error_errno(r, "Cannot install the network process's seccomp filter: %m");
@@ -691,6 +746,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
          * the one checked. */
         _exit(r < 0 ? 1 : 0);
 #endif
+        metrics = rpc_text_server_free(metrics);
         server = rpc_server_free(server);
         atls = atls_context_free(atls);
         exit(r < 0 ? 1 : 0);
@@ -838,6 +894,19 @@ int main(int argc, char *argv[])
                 goto finish;
         }
 
+        /* Bound here, before any process is confined (a low port needs no capability later);
+         * the network process serves it, the monitor closes its copy after the fork. */
+        if (arg_metrics_listen) {
+                r = rpc_text_listen(arg_metrics_listen, &metrics_fd);
+                if (r < 0) {
+                        log_error_errno(r,
+                                        "Cannot listen for /metrics on %s: %m. Choose another "
+                                        "port with --metrics-listen, or leave it out.",
+                                        arg_metrics_listen);
+                        goto finish;
+                }
+        }
+
         /* Privilege separation (docs/join.md): one channel per request in flight. */
         for (size_t i = 0; i < JOIN_CHANNELS; i++) {
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -869,9 +938,11 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < JOIN_CHANNELS; i++)
                 (void) close(net[i]);
         (void) close(ready[1]);
-        /* The listening socket is the network process's alone. */
+        /* The listening sockets are the network process's alone. */
         if (arg_listen_fd >= 0)
                 (void) close(arg_listen_fd);
+        if (metrics_fd >= 0)
+                (void) close(metrics_fd);
         /* The re-attestation process too, before the master secret is loaded
          * (docs/reattestation.md). */
         r = reattest_fork(js.policy.policy->variant, arg_network_root, arg_network_uid,
@@ -937,6 +1008,11 @@ int main(int argc, char *argv[])
                 (void) waitpid(child, NULL, 0);
                 goto finish;
         }
+        /* Before the first request: a rejoin is decided with the cordons an earlier run left
+         * (restored here). */
+        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
+                log_error("join-service: cannot start re-attestation: members are not attested "
+                          "again");
         if (write(mon[0], "g", 1) != 1)
                 log_error("join-service: cannot start the network process: %m");
         /* Ready once the network process serves (nothing comes if it failed: its exit is
@@ -944,9 +1020,6 @@ int main(int argc, char *argv[])
         if (read(ready[0], &byte, 1) == 1)
                 service_notify("READY=1");
         (void) close(ready[0]);
-        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
-                log_error("join-service: cannot start re-attestation: members are not attested "
-                          "again");
         r = wait_network(child, &set);
         reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */
