@@ -226,6 +226,12 @@ def main():
         if failed:
             sys.exit(f"bench-reattest: members did not pass every time: {failed}")
         attempts = sum(after[n]["attempts"] - before[n]["attempts"] for n in everyone)
+        # A low share must come from cheap attempts, not from attempts not made: every member
+        # is asked about once an interval (jitter +-20 %).
+        expected = len(everyone) * INTERVALS
+        if attempts < 0.8 * expected:
+            sys.exit(f"bench-reattest: {attempts} attempts in {INTERVALS} intervals, expected "
+                     f"about {expected}: the schedule is not keeping up")
 
         # Baseline: verify --node of the first worker, the CLI's own CPU.
         p = json.loads(member_policy.read_text())
