@@ -226,6 +226,8 @@ int verb_upgrade(int argc, char *argv[], void *userdata)
         static const Verb verbs[] = {
                 { "check", 0, VERB_ANY, upgrade_check_verb,
                   "which PCRs a new image (its signed measurements file) changes" },
+                { "apply", 0, VERB_ANY, upgrade_apply_verb,
+                  "moves the cluster to a new image, node by node (resumable)" },
                 {},
         };
 
