@@ -192,6 +192,18 @@ def test_upgrade_apply_killed_between_two_nodes_resumes_with_the_next_command(tm
                                                                   "mini-node-1": False}
     assert (node1 / "image-version").read_text().strip() == "1"
 
+    # Half way, the cluster admits both images and says which node runs which: attested, not
+    # taken from what the nodes report.
+    for cmd in (["verify", "--cluster"], ["status"]):
+        r = owner(ws, env, "cloister", *cmd)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(r"measurement set each node's attested PCRs match\):\n"
+                         r"(  mini-node-\d +\S+\n){2}", r.stdout), r.stdout
+        assert re.search(r"  mini-node-1 +current\n", r.stdout), r.stdout
+        assert re.search(r"  mini-node-2 +2\n", r.stdout), r.stdout
+    r = owner(ws, env, "cloister", "verify", "--node", "10.77.0.12:%d" % PORT)
+    assert r.returncode == 0 and "the PCRs match measurement set '2'" in r.stdout, r.stdout
+
     # Without --measurements: nothing to start, so it says what it resumes.
     r = owner(ws, env, "cloister", "upgrade", "apply", "--dry-run")
     assert r.returncode == 0 and "2.1 replace mini-node-2" in r.stdout and "(done)" in r.stdout
