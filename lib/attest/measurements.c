@@ -14,7 +14,7 @@ static int set_mismatch(const MeasurementSet *set, uint32_t quoted_mask,
 
                 if (!x->present)
                         continue;
-                if (!(quoted_mask & (1U << i)))
+                if ((quoted_mask & (1U << i)) == 0)
                         return i;
                 if (!x->warn_only && memcmp(x->expected, pcrs[i], EVIDENCE_PCR_SIZE) != 0)
                         return i;
