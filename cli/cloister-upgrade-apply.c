@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli-checkpoint.h"
+#include "cli-upgrade.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
 #include "cloister/attest.h"
@@ -304,8 +305,8 @@ static int json_write(const char *path, const json_t *j)
 
 /* The policy admitting both images: the PCRs the new image changes move into two named sets,
  * the old values and the new; every other PCR stays common. */
-static json_t *both_policy(const json_t *old_att, const json_t *new_att, const char *from,
-                           const char *to, unsigned *ret_changed)
+json_t *cli_upgrade_both_policy(const json_t *old_att, const json_t *new_att, const char *from,
+                                const char *to, unsigned *ret_changed)
 {
         _cleanup_(json_decrefp) json_t *both = json_deep_copy(old_att);
         const json_t *om = json_object_get(old_att, "measurements"),
@@ -344,8 +345,8 @@ static json_t *both_policy(const json_t *old_att, const json_t *new_att, const c
 }
 
 /* A set name from an image version: the characters a policy allows, others as '_'. */
-static void set_name(const char *version, const char *fallback,
-                     char buf[static ATTEST_SET_NAME_MAX + 1])
+void cli_upgrade_set_name(const char *version, const char *fallback,
+                          char buf[static ATTEST_SET_NAME_MAX + 1])
 {
         size_t n = 0;
 
@@ -444,6 +445,41 @@ static int members_load(const char *url, const AttestPolicy *pol, const RpcClien
         return 0;
 }
 
+int cli_upgrade_print_node_images(const json_t *both_att, const uint8_t cid[static 32],
+                                  const char *endpoint)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
+        _cleanup_(freep) char *text = NULL;
+        _cleanup_(upgrade_done) Upgrade u = {};
+        RpcClientConfig rc;
+        char cid_hex[65];
+        Diag d;
+        int r;
+
+        rpc_client_config_defaults(&rc);
+        if (json_dump_compact(both_att, &text) < 0)
+                return log_oom();
+        diag_clear(&d);
+        r = attest_policy_parse(text, strlen(text), "the policy of both images", &pol, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s", d.message);
+        cli_policy_bind_cluster(pol, cid);
+        hex_encode_buf(cid, 32, cid_hex, sizeof(cid_hex));
+        r = members_load(endpoint, pol, &rc, &u);
+        if (r < 0)
+                return r;
+        printf("nodes (attested now; the image each one's PCRs match):\n");
+        for (size_t i = 0; i < u.n_nodes; i++) {
+                char why[512] = "", set[ATTEST_SET_NAME_MAX + 1] = "";
+                const UpgradeNode *x = &u.nodes[i];
+
+                r = attest_member(x->endpoint, x->name, pol, cid_hex, &rc, set, why, sizeof(why));
+                printf("  %-24s %-14s %s%s%s\n", x->name, x->role, r >= 0 ? "runs '" : "",
+                       r >= 0 ? set : "did not attest: ", r >= 0 ? "'" : why);
+        }
+        return 0;
+}
+
 static size_t count_role(const Upgrade *u, const char *role)
 {
         size_t n = 0;
@@ -530,10 +566,6 @@ static int push(const ApplyArgs *a)
                          (char *) a->state,  NULL };
         return run_verb(policy_push_verb, a->userdata, argv);
 }
-
-static int attest_member(const char *url, const char *name, const AttestPolicy *pol,
-                         const char *cid_hex, const RpcClientConfig *rc, char *ret_set, char *why,
-                         size_t why_size);
 
 /* The single control plane after its reboot: serving recovery once it is up; handed the master
  * secret as 'cloister recover' does (attested first). Done once it is a member again (an
@@ -773,15 +805,16 @@ static int upgrade_prepare(const ApplyArgs *a, const char *measurements, const c
                 return r;
         u->target = json_incref(target.json);
         src = json_object_get(target.json, "measurementsSource");
-        set_name(config->measurements_source.present ? config->measurements_source.image_version
-                                                     : NULL,
-                 "current", u->from);
-        set_name(json_string_value(json_object_get(src, "imageVersion")), "new", u->to);
+        cli_upgrade_set_name(config->measurements_source.present
+                                     ? config->measurements_source.image_version
+                                     : NULL,
+                             "current", u->from);
+        cli_upgrade_set_name(json_string_value(json_object_get(src, "imageVersion")), "new", u->to);
         if (strcmp(u->from, u->to) == 0)
                 (void) snprintf(u->from, sizeof(u->from), "%.55s-previous", u->to);
-        u->both =
-                both_policy(json_object_get(config->json, "attestation"),
-                            json_object_get(target.json, "attestation"), u->from, u->to, &changed);
+        u->both = cli_upgrade_both_policy(json_object_get(config->json, "attestation"),
+                                          json_object_get(target.json, "attestation"), u->from,
+                                          u->to, &changed);
         if (!u->both)
                 return log_oom();
         if (changed == 0)

@@ -8,6 +8,7 @@ What is checked is what the cluster shows: attestation, the audit log, the disk 
 import base64
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -100,6 +101,14 @@ def test_upgrade_apply_moves_both_nodes_keeps_the_workers_disk_and_then_refuses_
     uuid, key = disk_key(ws, node2 / "state.img")
     (node2 / "state" / "data.txt").write_text("written under image 1")
 
+    # Before: every node runs the current image, attested (upgrade check changes nothing).
+    r = owner(ws, env, "cloister", "upgrade", "check", "--measurements", str(m), "--pubkey",
+              str(pub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PCR 11: %s -> %s" % (pcr11_old, pcr11_new) in r.stdout, r.stdout
+    assert re.search(r"  mini-node-1 +control-plane +runs 'current'\n", r.stdout), r.stdout
+    assert re.search(r"  mini-node-2 +worker +runs 'current'\n", r.stdout), r.stdout
+
     # The plan, with the recovery path of the single control plane said before anything starts.
     r = owner(ws, env, *apply_args(m, pub), "--dry-run")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -174,22 +183,36 @@ def test_upgrade_apply_killed_between_two_nodes_resumes_with_the_next_command(tm
     m, pub, _ = signed_measurements(tmp_path, "2", 2)
     p = subprocess.Popen([str(binary("cloister")), "-C", str(ws), "mini", "exec", "--",
                           *apply_args(m, pub)], cwd=ws.parent, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     try:
         for line in p.stdout:
             seen.append(line)
             if line.startswith("mini-node-2: a member again"):
-                p.send_signal(signal.SIGKILL)  # between the worker and the control plane
+                # Between the worker and the control plane: the CLI and whatever it started
+                # (the next node's reboot may have begun), as a closed terminal would.
+                os.killpg(p.pid, signal.SIGKILL)
                 break
     finally:
-        p.kill()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         p.wait(timeout=30)
     assert any(x.startswith("mini-node-2: a member again") for x in seen), "".join(seen)
     state = json.loads((ws / "cloister-upgrade.json").read_text())
     assert state["step"] == "replace"
-    assert {n["name"]: n["upgraded"] for n in state["nodes"]} == {"mini-node-2": True,
-                                                                  "mini-node-1": False}
+    assert {n["name"]: (n["rebooted"], n["upgraded"]) for n in state["nodes"]} == {
+        "mini-node-2": (True, True), "mini-node-1": (False, False)}, state["nodes"]
+
+    # Whatever the kill left of node1's reboot, the owner power-cycles it on image 1 and
+    # recovers it: the cluster is half way, known.
+    r = mini(env, ws, "reboot", "1", "--image-version", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(node1 / "bootstrapper.log", "serving recovery")
+    r = owner(ws, env, "cloister", "recover")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(node1 / "bootstrapper.log", "serving joins")
     assert (node1 / "image-version").read_text().strip() == "1"
 
     # Half way, the cluster admits both images and says which node runs which: attested, not
@@ -241,3 +264,41 @@ def test_upgrade_apply_refuses_to_start_while_a_node_fails_verification(tmp_path
     assert (node2 / "image-version").read_text().strip() == "1"
     r = owner(ws, env, "cloister", "status", "-o", "json")
     assert [js["policyVersion"] for js in json.loads(r.stdout)["joinServices"]] == [0]
+
+
+def test_upgrade_apply_stops_at_a_node_that_does_not_come_back_and_says_how_to_resume(
+        tmp_path, cluster):
+    """A measurements file signed for image '2' whose PCRs are another build's: the worker
+    booted from image 2 matches neither set, its rejoin is refused, and the roll stops there
+    with the control plane untouched."""
+    ws, env = cluster
+    node1, node2 = ws / "cloister-mini" / "node1", ws / "cloister-mini" / "node2"
+    wrong = json.loads(subprocess.run(
+        [str(ROOT / "scripts" / "mini-boot-log"), "--predict", "--image-version", "3",
+         "--measurements-version", "2"], capture_output=True, text=True, check=True).stdout)
+    wrong["imageVersion"] = "2"
+    m, pub, _ = signed_measurements(tmp_path, "2", 2)
+    m.write_text(json.dumps(wrong))
+    key = tmp_path / "key.pem"
+    assert run("cloister-measure", "sign", "--key", key, m).returncode == 0
+
+    r = owner(ws, env, "cloister", "upgrade", "apply", "--measurements", str(m), "--pubkey",
+              str(pub), "--node-timeout", "15")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "mini-node-2: replacing" in r.stdout and "mini-node-1: replacing" not in r.stdout
+    err = r.stderr
+    assert "mini-node-2: not a member attested with '2' after 15 s" in err, err
+    assert "upgrade stopped at step replace: a node did not come back with the new image" in err
+    assert "upgraded to '2': none" in err, err
+    assert "not upgraded (still 'current' or not verified): mini-node-2 (rebooted, not " \
+           "verified) mini-node-1" in err, err
+    assert "run 'cloister upgrade apply' again: it resumes from cloister-upgrade.json" in err
+    state = json.loads((ws / "cloister-upgrade.json").read_text())
+    assert state["step"] == "replace"
+    assert (node1 / "image-version").read_text().strip() == "1"
+    # The cluster admits both sets meanwhile; the worker's rejoin was refused, audited.
+    assert json.loads((ws / "cloister.json").read_text())["policyVersion"] == 1
+    refused = [e for e in audit_entries(node1 / "state" / "audit.log")
+               if e["verdict"] == "refused"]
+    assert refused and "match none of the policy's measurement sets" in refused[0]["reason"], \
+        refused
