@@ -769,6 +769,14 @@ static int upgrade_prepare(const ApplyArgs *a, const char *measurements, const c
         Diag d;
         int r;
 
+        /* One image in force: the roll's two sets are made from it. */
+        if (json_object_get(json_object_get(config->json, "attestation"), "measurementSets"))
+                return log_error_errno(-EBUSY,
+                                       "%s: the policy admits several measurement sets already "
+                                       "(an earlier upgrade not finished here?): push a policy of "
+                                       "one image first ('cloister policy push'), then upgrade. "
+                                       "Nothing was changed.",
+                                       a->config);
         r = source_url(measurements, &url);
         if (r < 0)
                 return r;
@@ -991,7 +999,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 if (target_path) {
                         (void) unlink(target_path);
                         (void) rmdir(target_tmp);
-                }
+                } else if (r < 0)
+                        (void) unlink(UPGRADE_TARGET_FILE);
                 if (r < 0)
                         return r;
                 diag_clear(&d);
@@ -1000,8 +1009,10 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                         return log_error_errno(r, "%s", d.message);
                 cli_policy_bind_cluster(pol, cid);
                 r = members_load(endpoint, pol, &a.rc, &u);
-                if (r < 0)
+                if (r < 0) {
+                        (void) unlink(UPGRADE_TARGET_FILE);
                         return r;
+                }
                 print_plan(&u, rep, a.config);
                 if (dry_run) {
                         printf("dry run: nothing was changed.\n");
@@ -1013,6 +1024,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                         return log_oom();
                 r = cli_verify_cluster(endpoint, NULL, &config, cid, &a.rc, OUTPUT_TEXT, NULL,
                                        checkpoints);
+                if (r < 0)
+                        (void) unlink(UPGRADE_TARGET_FILE);
                 if (r < 0)
                         return log_error_errno(r, "upgrade apply: refused: the cluster does not "
                                                   "verify as it is (above). Repair or remove the "

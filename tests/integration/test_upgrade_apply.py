@@ -261,6 +261,7 @@ def test_upgrade_apply_refuses_to_start_while_a_node_fails_verification(tmp_path
     assert "nothing was changed" in r.stderr
     assert (ws / "cloister.json").read_bytes() == before
     assert not (ws / "cloister-upgrade.json").exists()
+    assert not (ws / "cloister-upgrade-target.json").exists()
     assert (node2 / "image-version").read_text().strip() == "1"
     r = owner(ws, env, "cloister", "status", "-o", "json")
     assert [js["policyVersion"] for js in json.loads(r.stdout)["joinServices"]] == [0]
