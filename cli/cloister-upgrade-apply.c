@@ -387,9 +387,22 @@ static int attest_member(const char *url, const char *name, const AttestPolicy *
         }
         who = json_string_value(json_object_get(resp, "node"));
         cid = json_string_value(json_object_get(resp, "clusterId"));
-        if (status != 200 || !who || strcmp(who, name) != 0 || !cid || strcmp(cid, cid_hex) != 0) {
-                (void) snprintf(why, why_size, "it answers as %s of cluster %.16s..., not as %s",
-                                who ?: "nobody", cid ?: "none", name);
+        /* Attested: now it must say it is this member of this cluster (an address the host
+         * re-routed to another member does not pass for it). */
+        if (status != 200) {
+                (void) snprintf(why, why_size, "%s answered HTTP %ld", url, status);
+                return -EPROTO;
+        }
+        if (!cid) {
+                (void) snprintf(why, why_size,
+                                "%s is up but not a member yet (it has not rejoined; 'cloister "
+                                "logs --node %s' says why)",
+                                url, url);
+                return -EAGAIN;
+        }
+        if (strcmp(cid, cid_hex) != 0 || !who || strcmp(who, name) != 0) {
+                (void) snprintf(why, why_size, "%s says it is %s of cluster %.16s..., not %s", url,
+                                who ?: "nobody", cid, name);
                 return -EPERM;
         }
         (void) snprintf(ret_set, ATTEST_SET_NAME_MAX + 1, "%s", rep.matched_set);
