@@ -84,8 +84,16 @@ int bootstrapper_join_service_policy(Bootstrapper *b, const NodeMetadata *md, co
          * the sealed ticket's cluster ID and measurement secret are checked in any case. */
         if (!attest_variant_quotes_pcrs(p->variant))
                 goto cluster;
-        for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++)
-                p->pcrs[image_pcrs[i]].present = true;
+        /* During an upgrade the policy lists the images the owner admits (measurement sets,
+         * docs/upgrade.md): a join service may run any of them, so the PCRs of the sets are
+         * the sets' to judge, not this node's own values. */
+        for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++) {
+                bool in_set = false;
+                for (size_t k = 0; k < p->n_sets; k++)
+                        in_set |= p->sets[k].pcrs[image_pcrs[i]].present;
+                if (!in_set)
+                        p->pcrs[image_pcrs[i]].present = true;
+        }
         for (unsigned i = 0; i < 15; i++)
                 if (p->pcrs[i].present)
                         mask |= 1U << i;

@@ -42,6 +42,8 @@ int verb_policy(int argc, char *argv[], void *userdata);
 int policy_push_verb(int argc, char *argv[], void *userdata);
 /* cloister upgrade check (cloister-upgrade.c). */
 int verb_upgrade(int argc, char *argv[], void *userdata);
+/* cloister upgrade apply (cloister-upgrade-apply.c). */
+int upgrade_apply_verb(int argc, char *argv[], void *userdata);
 
 typedef struct AttestReport AttestReport;
 typedef struct Diag Diag;

@@ -39,6 +39,8 @@ typedef struct ClusterNode {
         const char *state; /* static: what it said it is (--bundle records it) */
         CliRecord rec;     /* --bundle: what its attestation was given */
         json_t *reattest;  /* status: its join service's re-attestation record, or NULL */
+        /* the policy's measurement set its PCRs matched (an upgrade's policy), or "" */
+        char image_set[ATTEST_SET_NAME_MAX + 1];
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -576,9 +578,26 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                                            n->endpoint, who ?: "nobody", cid ?: "none");
                         }
                 }
+                (void) snprintf(n->image_set, sizeof(n->image_set), "%s", rep.matched_set);
                 node_take_report(n, &rep, r, &d);
                 attest_report_done(&rep);
         }
+}
+
+/* Under a policy of several measurement sets (an upgrade under way, docs/upgrade.md): which image
+ * each node's attested PCRs match. Nothing when the policy has no sets. */
+static void print_image_sets(const ClusterView *v)
+{
+        bool any = false;
+
+        for (size_t i = 0; i < v->n_nodes; i++)
+                any |= v->nodes[i].image_set[0] != '\0';
+        if (!any)
+                return;
+        printf("\nimages (the policy's measurement set each node's attested PCRs match):\n");
+        for (size_t i = 0; i < v->n_nodes; i++)
+                printf("  %-24s %s\n", v->nodes[i].name,
+                       v->nodes[i].image_set[0] ? v->nodes[i].image_set : "(none matched)");
 }
 
 static int member_policy(const char *policy_path, const CliConfig *config,
@@ -692,6 +711,7 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                         for (size_t k = 1; k < n->n_reasons; k++)
                                 printf("%-48s %s\n", "", n->reasons[k]);
                 }
+                print_image_sets(v);
                 printf("\n");
                 for (size_t i = 0; i < v->n_js; i++) {
                         printf("audit log of %s: %zu entries (%zu refusals), chain %s%s%s\n",
@@ -1177,6 +1197,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", n->name, n->role, n->endpoint,
                        n->admitted, cv ?: "-", im ?: "-", k ?: "-");
         }
+        print_image_sets(v);
         print_reattestation(v);
         for (size_t i = 0; i < v->n_nodes; i++)
                 if (!v->nodes[i].ok)

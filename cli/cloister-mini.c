@@ -98,6 +98,7 @@ static void help(void)
         printf("Usage: cloister mini up [--vm | --netns] [--nodes N] [--tee sim-tdx] | down | "
                "status\n"
                "       cloister mini exec [--] COMMAND [ARG...]\n"
+               "       cloister mini reboot NODE [--image-version V] [--join-policy FILE]\n"
                "\n"
                "A local Cloister cluster on this machine, for trying it out and for tests:\n"
                "  up      check what it needs (root, swtpm, tpm2-tools, iproute2; QEMU, OVMF\n"
@@ -111,6 +112,11 @@ static void help(void)
                "  down    stop every VM and process, remove the namespaces, the nodes and the\n"
                "          workspace files up wrote\n"
                "  status  which nodes run\n"
+               "  reboot  namespace nodes: power-cycle NODE (its number or HOST[:PORT]) onto\n"
+               "          the SIMULATED image version V (PCR 11 measures it; default the first\n"
+               "          image), its TPM state and state disk kept; the bootstrapper starts\n"
+               "          again with its options (--join-policy replaced if given). What\n"
+               "          'cloister upgrade apply' runs to replace a node of this cluster\n"
                "\n"
                "--vm (the default wherever VMs can boot: QEMU, OVMF and the node image from\n"
                "'make image'): each node is a QEMU VM booted from the image with OVMF and its\n"
@@ -144,7 +150,7 @@ int verb_mini(int argc, char *argv[], void *userdata)
         bool in_tree;
         int r;
 
-        bool exec = strcmp(argv[1], "exec") == 0;
+        bool exec = strcmp(argv[1], "exec") == 0, reboot = strcmp(argv[1], "reboot") == 0;
 
         /* --help anywhere (mini down --help too) prints help and runs nothing; after exec's
          * command it is the command's (mini exec -- cloister --help). */
@@ -155,10 +161,10 @@ int verb_mini(int argc, char *argv[], void *userdata)
                 }
         /* The verb table guarantees argv[1]. */
         if (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0 &&
-            strcmp(argv[1], "status") != 0 && !exec)
+            strcmp(argv[1], "status") != 0 && !exec && !reboot)
                 return log_error_errno(-EUSAGE,
-                                       "cloister mini: unknown command '%s': use up, down, status "
-                                       "or exec. See 'cloister mini --help'.",
+                                       "cloister mini: unknown command '%s': use up, down, status, "
+                                       "exec or reboot. See 'cloister mini --help'.",
                                        argv[1]);
         if (exec && (argc < 3 || (argc == 3 && strcmp(argv[2], "--") == 0)))
                 return log_error_errno(-EUSAGE,
@@ -171,7 +177,7 @@ int verb_mini(int argc, char *argv[], void *userdata)
                                        "'cloister mini --help'.",
                                        argv[2]);
         /* down and status take nothing: an unknown option must not tear a cluster down. */
-        if (!exec && strcmp(argv[1], "up") != 0 && argc > 2)
+        if (!exec && !reboot && strcmp(argv[1], "up") != 0 && argc > 2)
                 return log_error_errno(-EUSAGE,
                                        "cloister mini %s: unexpected argument '%s'. See "
                                        "'cloister mini --help'.",

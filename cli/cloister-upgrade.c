@@ -12,18 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-upgrade.h"
 #include "cli.h"
 #include "cloister/attest.h"
 #include "cloister/evidence.h"
 #include "cloister/fileio.h"
 #include "cloister/hex.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
 
 static void check_help(void)
 {
         printf("Usage: cloister upgrade check --measurements FILE (--pubkey PUB.pem\n"
-               "         [--signature FILE] | --insecure-no-signature) [--config FILE]\n\n"
+               "         [--signature FILE] | --insecure-no-signature) [--config FILE]\n"
+               "         [--state-file FILE]\n\n"
                "What moving the cluster to a new image would change, before anything does:\n"
                "the configuration's PCR expectations against the new image's measurements\n"
                "file (what 'cloister-measure image IMAGE -o json' prints, signed with\n"
@@ -33,9 +36,13 @@ static void check_help(void)
                "and its measurementsVersion newer than the one the configuration records.\n"
                "Prints one line per PCR (unchanged, or old -> new) and which PCRs change:\n"
                "nodes booted from the new image are refused by the current policy until a\n"
-               "policy that admits them is pushed ('cloister policy push'). Nothing is\n"
-               "written. Exit 0 when the file is newer and checks out, 1 otherwise.\n\n"
+               "policy that admits them is pushed ('cloister upgrade apply'). In a cluster's\n"
+               "workspace (a state file recording an initialised cluster) it then attests\n"
+               "every member and says which image each runs: the current or the new one.\n"
+               "Nothing is written. Exit 0 when the file is newer and checks out, 1\n"
+               "otherwise.\n\n"
                "  --config FILE             default the workspace's " CLI_CONFIG_FILE_DEFAULT "\n"
+               "  --state-file FILE         default " CLI_STATE_FILE_DEFAULT " (if it exists)\n"
                "  --insecure-no-signature   take an unsigned file (development only)\n");
 }
 
@@ -51,9 +58,60 @@ static void pcr_text(const PcrExpectation *e, char buf[static 80])
         (void) snprintf(buf, 80, "%s%s", hex, e->warn_only ? " (warn-only)" : "");
 }
 
+/* Which image each member runs, if the workspace has a cluster: attested with the policy of
+ * both images (the configuration's and m's PCRs as two measurement sets). */
+static int print_node_images(const CliConfig *config, const MeasurementsFile *m,
+                             const char *state_path, bool state_given)
+{
+        _cleanup_(json_decrefp) json_t *new_att = NULL, *both = NULL;
+        const CliMeasurementsSource *src = &config->measurements_source;
+        char endpoint[CLI_URL_MAX], from[ATTEST_SET_NAME_MAX + 1], to[ATTEST_SET_NAME_MAX + 1];
+        uint8_t cid[32];
+        unsigned changed;
+        json_t *ms;
+        int r;
+
+        r = cli_workspace_cluster(state_path, state_given, cid, endpoint, sizeof(endpoint));
+        if (r <= 0)
+                return r;
+        if (json_object_get(json_object_get(config->json, "attestation"), "measurementSets")) {
+                printf("\nAn upgrade is under way (the policy admits several measurement sets): "
+                       "'cloister verify --cluster' shows which node runs which image.\n");
+                return 0;
+        }
+        new_att = json_deep_copy(json_object_get(config->json, "attestation"));
+        ms = json_object_get(new_att, "measurements");
+        if (!json_is_object(ms))
+                return 0;
+        for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                if (i != 15 && m->pcrs[i].present &&
+                    cli_measurements_set_pcr(ms, i, m->pcrs[i].expected, m->pcrs[i].warn_only) < 0)
+                        return log_oom();
+        cli_upgrade_set_name(src->present ? src->image_version : NULL, "current", from);
+        cli_upgrade_set_name(m->image_version, "new", to);
+        if (strcmp(from, to) == 0)
+                return 0; /* the same version: no roll to tell apart */
+        both = cli_upgrade_both_policy(json_object_get(config->json, "attestation"), new_att, from,
+                                       to, &changed);
+        if (!both)
+                return log_oom();
+        if (changed == 0)
+                return 0;
+        printf("\n");
+        r = cli_upgrade_print_node_images(both, cid, endpoint);
+        return r == -ENOMEM ? r : 0; /* an unreachable cluster was said; the file checked out */
+}
+
 static int upgrade_check_verb(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_CONFIG = 0x100, ARG_MEASUREMENTS, ARG_PUBKEY, ARG_SIGNATURE, ARG_INSECURE };
+        enum {
+                ARG_CONFIG = 0x100,
+                ARG_MEASUREMENTS,
+                ARG_PUBKEY,
+                ARG_SIGNATURE,
+                ARG_INSECURE,
+                ARG_STATE
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "config", required_argument, NULL, ARG_CONFIG },
@@ -61,9 +119,12 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
                 { "pubkey", required_argument, NULL, ARG_PUBKEY },
                 { "signature", required_argument, NULL, ARG_SIGNATURE },
                 { "insecure-no-signature", no_argument, NULL, ARG_INSECURE },
+                { "state-file", required_argument, NULL, ARG_STATE },
                 {},
         };
-        const char *config_path = NULL, *path = NULL, *pubkey = NULL, *sig_path = NULL;
+        const char *config_path = NULL, *path = NULL, *pubkey = NULL, *sig_path = NULL,
+                   *state_path = CLI_STATE_FILE_DEFAULT;
+        bool state_given = false;
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
@@ -98,6 +159,10 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
                         break;
                 case ARG_INSECURE:
                         insecure = true;
+                        break;
+                case ARG_STATE:
+                        state_path = optarg;
+                        state_given = true;
                         break;
                 default:
                         return log_error_errno(-EUSAGE, "See 'cloister upgrade check --help'.");
@@ -222,7 +287,7 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
                        "current policy until a policy that admits them is pushed ('cloister "
                        "policy push').\n",
                        n_changed, changed);
-        return 0;
+        return print_node_images(&config, m, state_path, state_given);
 }
 
 int verb_upgrade(int argc, char *argv[], void *userdata)
@@ -230,6 +295,8 @@ int verb_upgrade(int argc, char *argv[], void *userdata)
         static const Verb verbs[] = {
                 { "check", 0, VERB_ANY, upgrade_check_verb,
                   "which PCRs a new image (its signed measurements file) changes" },
+                { "apply", 0, VERB_ANY, upgrade_apply_verb,
+                  "moves the cluster to a new image, node by node (resumable)" },
                 {},
         };
 

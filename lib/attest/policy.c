@@ -62,7 +62,9 @@ AttestPolicy *attest_policy_free(AttestPolicy *p)
         return NULL;
 }
 
-static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+/* {"PCR": {"expected": HEX, "warnOnly": BOOL}, ...} into pcrs. */
+static int parse_pcr_map(const JsonCtx *ctx, const json_t *o,
+                         PcrExpectation pcrs[static EVIDENCE_PCR_COUNT])
 {
         static const char *const keys[] = { "expected", "warnOnly", NULL };
         const char *k;
@@ -93,15 +95,96 @@ static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy 
                                          "'cloister-measure image IMAGE -o json' (cloister config "
                                          "generate --measurements)",
                                          c.source, c.path);
-                r = json_get_hex_exact(&c, v, "expected", true, p->pcrs[idx].expected,
+                r = json_get_hex_exact(&c, v, "expected", true, pcrs[idx].expected,
                                        EVIDENCE_PCR_SIZE);
                 if (r < 0)
                         return r;
                 r = json_get_bool(&c, v, "warnOnly", false, &warn);
                 if (r < 0 && r != -ENOENT)
                         return r;
-                p->pcrs[idx].present = true;
-                p->pcrs[idx].warn_only = warn;
+                pcrs[idx].present = true;
+                pcrs[idx].warn_only = warn;
+        }
+        return 0;
+}
+
+static int parse_measurements(const JsonCtx *ctx, const json_t *o, AttestPolicy *p)
+{
+        return parse_pcr_map(ctx, o, p->pcrs);
+}
+
+static bool set_name_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > ATTEST_SET_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+",
+                            s[i]))
+                        return false;
+        return true;
+}
+
+/* "measurementSets": [{"name": IMAGE-VERSION, "measurements": {...}}, ...], 1..8 sets with
+ * distinct names; a node must match one of them in full (and .measurements). A PCR in both
+ * .measurements and a set would be checked twice with two answers: refused. */
+static int parse_measurement_sets(const JsonCtx *ctx, const json_t *j, AttestPolicy *p)
+{
+        static const char *const keys[] = { "name", "measurements", NULL };
+        const json_t *list = json_object_get(j, "measurementSets"), *item;
+        size_t i;
+        int r;
+
+        if (!list)
+                return 0;
+        if (!json_is_array(list) || json_array_size(list) == 0 ||
+            json_array_size(list) > ATTEST_MEASUREMENT_SETS_MAX)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .measurementSets: a list of 1..%u sets {\"name\", "
+                                 "\"measurements\"}",
+                                 ctx->source, ATTEST_MEASUREMENT_SETS_MAX);
+        json_array_foreach ((json_t *) list, i, item) {
+                MeasurementSet *set = &p->sets[i];
+                char path[64], buf[96];
+                JsonCtx c = *ctx;
+                const char *name;
+                json_t *ms;
+
+                (void) snprintf(path, sizeof(path), ".measurementSets[%zu]", i);
+                c.path = path;
+                r = json_check_keys(&c, item, keys);
+                if (r < 0)
+                        return r;
+                r = json_get_string(&c, item, "name", true, &name);
+                if (r < 0)
+                        return r;
+                if (!set_name_valid(name))
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: %s.name: 1..%u characters of A-Z a-z 0-9 . _ - + "
+                                         "(the image version)",
+                                         ctx->source, path, ATTEST_SET_NAME_MAX);
+                for (size_t k = 0; k < i; k++)
+                        if (strcmp(p->sets[k].name, name) == 0)
+                                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                                 "%s: %s.name: '%s' names two sets", ctx->source,
+                                                 path, name);
+                (void) snprintf(set->name, sizeof(set->name), "%s", name);
+                r = json_get_object(&c, item, "measurements", true, &ms);
+                if (r < 0)
+                        return r;
+                JsonCtx cm = json_ctx_child(&c, "measurements", buf, sizeof(buf));
+                r = parse_pcr_map(&cm, ms, set->pcrs);
+                if (r < 0)
+                        return r;
+                for (unsigned k = 0; k < EVIDENCE_PCR_COUNT; k++)
+                        if (set->pcrs[k].present && p->pcrs[k].present)
+                                return diag_fail(ctx->diag, -EBADMSG, "json-schema", (int) k,
+                                                 "%s: %s.measurements: PCR %u is in .measurements "
+                                                 "too; a PCR is either common to every node or "
+                                                 "part of the sets",
+                                                 ctx->source, path, k);
+                p->n_sets++;
         }
         return 0;
 }
@@ -437,6 +520,21 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                         present++;
                         enforced += !p->pcrs[i].warn_only;
                 }
+        /* Every set is an image the policy admits: each must enforce something of its own, or
+         * (with nothing common enforced) it would admit any image. */
+        for (size_t k = 0; k < p->n_sets; k++) {
+                size_t set_enforced = 0;
+                for (size_t i = 0; i < EVIDENCE_PCR_COUNT; i++)
+                        set_enforced += p->sets[k].pcrs[i].present && !p->sets[k].pcrs[i].warn_only;
+                if (set_enforced == 0 && enforced == 0)
+                        return diag_fail(d, -EPERM, "policy-permissive", -1,
+                                         "%s: .measurementSets: set '%s' enforces no PCR: the "
+                                         "policy would accept any image; enforce at least the "
+                                         "image PCRs (4, 9, 11)",
+                                         source, p->sets[k].name);
+                present += set_enforced;
+                enforced += set_enforced;
+        }
         if (enforced == 0 && !(present == 0 && allow_keys_only))
                 return diag_fail(d, -EPERM, "policy-permissive", -1,
                                  "%s: .measurements %s: the policy would accept any image; "
@@ -498,7 +596,8 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         /* reattestation: the join service's section (docs/reattestation.md), read there. */
         static const char *const keys[] = { "version", "variant",       "measurements",
                                             "akTrust", "eventLog",      "snp",
-                                            "tdx",     "reattestation", NULL };
+                                            "tdx",     "reattestation", "measurementSets",
+                                            NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx = { .source = source, .path = "", .diag = d };
@@ -536,6 +635,12 @@ int attest_policy_parse(const void *data, size_t size, const char *source, Attes
         if (!(info->members & ATTEST_MEMBER_TDX) && json_object_get(j, "tdx"))
                 return diag_fail(d, -EBADMSG, "json-schema", -1,
                                  "%s: .tdx: a %s policy has no tdx member", source, variant);
+        /* Sets of PCRs; a launch measurement or MRTD has its own list (snp.measurements). */
+        if (!(info->members & ATTEST_MEMBER_TPM) && json_object_get(j, "measurementSets"))
+                return diag_fail(d, -EBADMSG, "json-schema", -1,
+                                 "%s: .measurementSets: a %s policy has no PCRs; list launch "
+                                 "measurements instead (docs/upgrade.md)",
+                                 source, variant);
         r = info->parse_policy(&ctx, j, info, p);
         if (r < 0)
                 return r;
@@ -594,6 +699,8 @@ int attest_policy_parse_azure_sev_snp(const JsonCtx *ctx, const json_t *j,
 
         if (r >= 0)
                 r = parse_member(ctx, j, "measurements", parse_measurements, p);
+        if (r >= 0)
+                r = parse_measurement_sets(ctx, j, p);
         if (r < 0)
                 return r;
         p->event_log = EVENT_LOG_IGNORE;
@@ -621,6 +728,8 @@ int attest_policy_parse_azure_tdx(const JsonCtx *ctx, const json_t *j,
         r = attest_policy_parse_tdx(ctx, j, info, p);
         if (r >= 0)
                 r = parse_member(ctx, j, "measurements", parse_measurements, p);
+        if (r >= 0)
+                r = parse_measurement_sets(ctx, j, p);
         if (r < 0)
                 return r;
         if (!json_object_get(json_object_get(j, "tdx"), "azureParavisor"))
@@ -637,6 +746,8 @@ int attest_policy_parse_vtpm(const JsonCtx *ctx, const json_t *j, const AttestVa
         int r;
 
         r = parse_member(ctx, j, "measurements", parse_measurements, p);
+        if (r >= 0)
+                r = parse_measurement_sets(ctx, j, p);
         if (r < 0)
                 return r;
         /* Refuse by default: a policy must say how the attestation key is trusted. */
@@ -674,11 +785,23 @@ int attest_policy_check_cluster(const AttestPolicy *p, const char *source, Diag 
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(image_pcrs); i++) {
                 const PcrExpectation *e = &p->pcrs[image_pcrs[i]];
-                if (!e->present || e->warn_only)
+                if (e->present && !e->warn_only)
+                        continue;
+                /* Not common: then every set must enforce it. */
+                if (p->n_sets == 0)
                         return diag_fail(d, -EPERM, "policy", (int) image_pcrs[i],
                                          "%s: PCR %u (the image) is not enforced; a join service "
                                          "refuses to run with such a policy",
                                          source, image_pcrs[i]);
+                for (size_t k = 0; k < p->n_sets; k++) {
+                        e = &p->sets[k].pcrs[image_pcrs[i]];
+                        if (!e->present || e->warn_only)
+                                return diag_fail(d, -EPERM, "policy", (int) image_pcrs[i],
+                                                 "%s: PCR %u (the image) is not enforced by "
+                                                 "measurement set '%s'; a join service refuses to "
+                                                 "run with such a policy",
+                                                 source, image_pcrs[i], p->sets[k].name);
+                }
         }
         return 0;
 }

@@ -295,6 +295,83 @@ static void test_attest_vtpm_policy_pcr_mismatch_names_pcr_expected_and_actual(v
         assert_int_equal(verify(e, p, binding1, &d), 0);
 }
 
+/* Measurement sets (an upgrade's policy): PCRs 9 and 11 move into two named sets, the old image
+ * and the new; a node matching either passes and the report names the one it matched; a node
+ * matching none fails with check "measurement-set", naming each set's first differing PCR. */
+static void test_attest_vtpm_measurement_sets_pass_on_any_set_and_name_the_one_matched(void **state)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        AttestReport rep = {};
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, false, &e);
+        p = policy_for(e, AK_TRUST_PINNED);
+        p->n_sets = 2;
+        (void) snprintf(p->sets[0].name, sizeof(p->sets[0].name), "1.0");
+        (void) snprintf(p->sets[1].name, sizeof(p->sets[1].name), "2.0");
+        for (int i = 9; i <= 11; i += 2) {
+                p->sets[0].pcrs[i] = p->pcrs[i];
+                p->sets[1].pcrs[i] = p->pcrs[i];
+                p->pcrs[i].present = false;
+        }
+        memset(p->sets[0].pcrs[11].expected, 0xaa, 32); /* the other image */
+
+        diag_clear(&d);
+        assert_int_equal(attest_verify(e, p, binding1, 0, &rep, &d), 0);
+        assert_string_equal(rep.matched_set, "2.0");
+        attest_report_done(&rep);
+
+        /* The node's image first in the list: matched and named the same way. */
+        memcpy(p->sets[0].pcrs[11].expected, p->sets[1].pcrs[11].expected, 32);
+        memset(p->sets[1].pcrs[9].expected, 0xbb, 32);
+        diag_clear(&d);
+        assert_int_equal(attest_verify(e, p, binding1, 0, &rep, &d), 0);
+        assert_string_equal(rep.matched_set, "1.0");
+        attest_report_done(&rep);
+
+        /* Neither: refused, each set's first difference named; nothing reported as matched. */
+        memset(p->sets[0].pcrs[11].expected, 0xaa, 32);
+        diag_clear(&d);
+        assert_int_equal(attest_verify(e, p, binding1, 0, &rep, &d), -EPERM);
+        assert_string_equal(d.check, "measurement-set");
+        assert_int_equal(d.index, 11);
+        assert_non_null(strstr(d.message, "'1.0': PCR 11 differs; '2.0': PCR 9 differs"));
+        assert_string_equal(rep.matched_set, "");
+        attest_report_done(&rep);
+
+        /* A common PCR still decides for every set. */
+        memcpy(p->sets[0].pcrs[11].expected, e->tpm.pcrs[11], 32);
+        memset(p->pcrs[4].expected, 0xcc, 32);
+        assert_int_equal(verify(e, p, binding1, &d), -EPERM);
+        assert_string_equal(d.check, "pcr");
+        assert_int_equal(d.index, 4);
+}
+
+/* A set's warnOnly PCR never decides which set matches; a PCR the quote lacks makes it miss. */
+static void test_attest_vtpm_measurement_set_with_a_pcr_not_quoted_does_not_match(void **state)
+{
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        issue(tpm_a.tcti, binding1, false, false, &e);
+        p = policy_for(e, AK_TRUST_PINNED);
+        p->n_sets = 1;
+        (void) snprintf(p->sets[0].name, sizeof(p->sets[0].name), "only");
+        p->sets[0].pcrs[20].present = true; /* quotes cover 0-15 */
+        assert_int_equal(verify(e, p, binding1, &d), -EPERM);
+        assert_string_equal(d.check, "measurement-set");
+        assert_non_null(strstr(d.message, "PCR 20 not quoted"));
+
+        p->sets[0].pcrs[20].present = false;
+        p->sets[0].pcrs[9].present = true;
+        p->sets[0].pcrs[9].warn_only = true;
+        memset(p->sets[0].pcrs[9].expected, 0xee, 32);
+        p->pcrs[9].present = false;
+        assert_int_equal(verify(e, p, binding1, &d), 0);
+}
+
 static void test_attest_vtpm_policy_pcr_missing_from_quote_fails(void **state)
 {
         _cleanup_(evidence_freep) Evidence *e = NULL;
@@ -469,6 +546,10 @@ int main(void)
                 cmocka_unit_test(
                         test_attest_vtpm_policy_pcr_mismatch_names_pcr_expected_and_actual),
                 cmocka_unit_test(test_attest_vtpm_policy_pcr_missing_from_quote_fails),
+                cmocka_unit_test(
+                        test_attest_vtpm_measurement_sets_pass_on_any_set_and_name_the_one_matched),
+                cmocka_unit_test(
+                        test_attest_vtpm_measurement_set_with_a_pcr_not_quoted_does_not_match),
                 cmocka_unit_test(test_attest_vtpm_insecure_any_passes_with_warning),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_mode_with_real_credential_activation),
                 cmocka_unit_test(test_attest_vtpm_ek_cert_from_untrusted_ca_fails),

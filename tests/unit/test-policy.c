@@ -121,6 +121,105 @@ static void test_policy_refuses_policies_that_pin_nothing(void **state)
         }
 }
 
+#define SET(name, pcrs) "{\"name\":\"" name "\",\"measurements\":{" pcrs "}}"
+#define PCR(n, warn)    "\"" #n "\":{\"expected\":\"" PCR_HEX "\",\"warnOnly\":" #warn "}"
+#define VTPM_SETS(common, sets)                                                                    \
+        "{\"version\":1,\"variant\":\"qemu-vtpm\",\"measurements\":{" common                       \
+        "},\"akTrust\":{\"mode\":\"pinned\",\"akPublic\":\"AAAA\"},\"measurementSets\":[" sets     \
+        "]}"
+
+/* measurementSets (docs/upgrade.md): named sets of PCRs, one of which a node must match. */
+static void test_policy_measurement_sets_parse_into_named_sets(void **state)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
+        Diag d;
+
+        assert_int_equal(
+                parse(VTPM_SETS(PCR(0, false),
+                                SET("1.2", PCR(4, false) "," PCR(9, false) "," PCR(
+                                                   11, false)) "," SET("1.3+fix", PCR(11, false))),
+                      &p, &d),
+                0);
+        assert_int_equal(p->n_sets, 2);
+        assert_string_equal(p->sets[0].name, "1.2");
+        assert_string_equal(p->sets[1].name, "1.3+fix");
+        assert_true(p->pcrs[0].present);
+        assert_false(p->pcrs[11].present);
+        assert_true(p->sets[0].pcrs[9].present);
+        assert_true(p->sets[1].pcrs[11].present);
+        assert_false(p->sets[1].pcrs[9].present);
+}
+
+static void test_policy_measurement_sets_refuse_malformed_or_ambiguous_sets(void **state)
+{
+        static const struct {
+                const char *json, *message;
+                int error;
+        } cases[] = {
+                { VTPM_SETS(PCR(11, false), SET("a", PCR(11, false))),
+                  "PCR 11 is in .measurements too", -EBADMSG },
+                { VTPM_SETS("", SET("a", PCR(11, false)) "," SET("a", PCR(4, false))),
+                  "'a' names two sets", -EBADMSG },
+                { VTPM_SETS("", SET("", PCR(11, false))), ".measurementSets[0].name", -EBADMSG },
+                { VTPM_SETS("", SET("a b", PCR(11, false))), "(the image version)", -EBADMSG },
+                { VTPM_SETS("", ""), "a list of 1..8 sets", -EBADMSG },
+                { VTPM_SETS("", "{\"name\":\"a\",\"measurements\":{},\"extra\":1}"), "unknown key",
+                  -EBADMSG },
+                { VTPM_SETS("", "{\"name\":\"a\"}"), "required key is missing", -EBADMSG },
+                { VTPM_SETS("", SET("a", "\"24\":{}")), "not a PCR index", -EBADMSG },
+                /* A set that enforces nothing, with nothing common enforced, admits any image. */
+                { VTPM_SETS("", SET("a", PCR(11, true)) "," SET("b", PCR(11, false))),
+                  "set 'a' enforces no PCR", -EPERM },
+                /* PCRs only where the variant quotes them. */
+                { "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"snp\":8}},"
+                  "\"measurementSets\":[" SET("a", PCR(11, false)) "]}",
+                  "a sev-snp policy has no PCRs", -EBADMSG },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AttestPolicy *p = NULL;
+                Diag d;
+
+                if (parse(cases[i].json, &p, &d) != cases[i].error)
+                        fail_msg("case %zu: not refused with %d: '%s'", i, cases[i].error,
+                                 d.message);
+                assert_null(p);
+                if (!strstr(d.message, cases[i].message))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, d.message, cases[i].message);
+        }
+}
+
+/* A cluster's policy enforces the image PCRs 4, 9 and 11: common, or in every set. */
+static void test_policy_cluster_check_wants_each_image_pcr_common_or_in_every_set(void **state)
+{
+        _cleanup_(attest_policy_freep) AttestPolicy *ok = NULL, *missing = NULL, *warn = NULL;
+        Diag d;
+
+        assert_int_equal(parse(VTPM_SETS(PCR(4, false) "," PCR(9, false),
+                                         SET("a", PCR(11, false)) "," SET("b", PCR(11, false))),
+                               &ok, &d),
+                         0);
+        diag_clear(&d);
+        assert_int_equal(attest_policy_check_cluster(ok, "p.json", &d), 0);
+
+        assert_int_equal(parse(VTPM_SETS(PCR(4, false) "," PCR(9, false),
+                                         SET("a", PCR(11, false)) "," SET("b", PCR(0, false))),
+                               &missing, &d),
+                         0);
+        diag_clear(&d);
+        assert_int_equal(attest_policy_check_cluster(missing, "p.json", &d), -EPERM);
+        assert_int_equal(d.index, 11);
+        assert_non_null(strstr(d.message, "not enforced by measurement set 'b'"));
+
+        assert_int_equal(parse(VTPM_SETS(PCR(4, false) "," PCR(9, false),
+                                         SET("a", PCR(11, false)) "," SET(
+                                                 "b", PCR(11, true) "," PCR(0, false))),
+                               &warn, &d),
+                         0);
+        diag_clear(&d);
+        assert_int_equal(attest_policy_check_cluster(warn, "p.json", &d), -EPERM);
+        assert_non_null(strstr(d.message, "set 'b'"));
+}
+
 /* Key trust only (a joining node's --join-policy, whose PCRs come from the node itself) parses,
  * but is not a policy to verify with as it is. */
 static void test_policy_empty_measurements_parse_but_do_not_enforce(void **state)
@@ -222,6 +321,10 @@ int main(void)
                 cmocka_unit_test(test_policy_empty_measurements_parse_but_do_not_enforce),
                 cmocka_unit_test(test_policy_snp_with_only_a_measurement_or_only_a_min_tcb_loads),
                 cmocka_unit_test(test_policy_refuses_values_not_set_yet_naming_field_and_next_step),
+                cmocka_unit_test(test_policy_measurement_sets_parse_into_named_sets),
+                cmocka_unit_test(test_policy_measurement_sets_refuse_malformed_or_ambiguous_sets),
+                cmocka_unit_test(
+                        test_policy_cluster_check_wants_each_image_pcr_common_or_in_every_set),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

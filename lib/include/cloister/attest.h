@@ -30,6 +30,9 @@
 #define ATTEST_POLICY_SIZE_MAX (256U * 1024U)
 #define ATTEST_AK_PINS_MAX     64
 #define ATTEST_BINDING_SIZE    32
+/* "measurementSets": the image measurements a policy admits during an upgrade (docs/upgrade.md). */
+#define ATTEST_MEASUREMENT_SETS_MAX 8
+#define ATTEST_SET_NAME_MAX         64
 
 typedef enum AkTrust {
         AK_TRUST_PINNED,
@@ -53,9 +56,20 @@ typedef struct PcrExpectation {
         uint8_t expected[EVIDENCE_PCR_SIZE];
 } PcrExpectation;
 
+/* One named set of PCR expectations, named by the image version it describes. */
+typedef struct MeasurementSet {
+        char name[ATTEST_SET_NAME_MAX + 1];
+        PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
+} MeasurementSet;
+
 typedef struct AttestPolicy {
         AttestVariant variant;
+        /* Checked for every node (PCR 15, the cluster's, is set here by verifiers). */
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
+        /* With sets (TPM variants only), a node must also match one set in full; the sets and pcrs
+         * name disjoint PCRs. The first set that matches is reported (AttestReport.matched_set). */
+        MeasurementSet sets[ATTEST_MEASUREMENT_SETS_MAX];
+        size_t n_sets;
         AkTrust ak_trust;
         /* DER SubjectPublicKeyInfo of each pinned AK: a policy for several nodes pins each
          * node's key ("akPublic": one string or a list). */
@@ -117,6 +131,9 @@ typedef struct AttestReport {
         CheckResult *checks;
         size_t n_checks;
         bool needs_credential_activation;
+        /* the measurement set the node's PCRs matched ("" if the policy has none, or none
+         * matched) */
+        char matched_set[ATTEST_SET_NAME_MAX + 1];
 } AttestReport;
 
 void attest_report_done(AttestReport *r);
