@@ -148,6 +148,9 @@ typedef enum JoinPrivsepOp {
         /* FMSPC, PCK CA: the cached TDX collateral of that platform, for evidence that carries
          * none (privsep-tdx.h); the reply's own fields: detail, stale note, the seven files */
         JOIN_PRIVSEP_TDX_COLLATERAL,
+        /* evidence, nonce, client SPKI, peer, WireGuard public key (32 bytes, bound by the
+         * evidence): a member registers its key and gets the mesh document (docs/mesh.md) */
+        JOIN_PRIVSEP_MESH,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U
