@@ -38,8 +38,7 @@ static int refuse_mesh(JoinService *js, const JoinCall *req, const char *node, c
         return r;
 }
 
-static int mesh_document(const json_t *members, const char *self, const char *address,
-                         json_t **ret)
+static int mesh_document(const json_t *members, const char *self, const char *address, json_t **ret)
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         json_t *peers = json_array();
@@ -67,7 +66,8 @@ static int mesh_document(const json_t *members, const char *self, const char *ad
                         continue;
                 p = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "publicKey", key, "endpoint", wg,
                               "address", addr);
-                if (!p || (pod && pod[0] && json_object_set_new(p, "podCidr", json_string(pod)) < 0) ||
+                if (!p ||
+                    (pod && pod[0] && json_object_set_new(p, "podCidr", json_string(pod)) < 0) ||
                     json_array_append_new(peers, p) < 0)
                         return -ENOMEM;
         }
@@ -110,7 +110,8 @@ int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response
                                    "member");
         /* A member has joined since it booted: PCR 15 holds this cluster's ID (the policy
          * accepted zero or exactly that). */
-        if (!(e->tpm.pcr_mask & (1U << 15)) || memcmp(e->tpm.pcrs[15], zero, EVIDENCE_PCR_SIZE) == 0)
+        if (!(e->tpm.pcr_mask & (1U << 15)) ||
+            memcmp(e->tpm.pcrs[15], zero, EVIDENCE_PCR_SIZE) == 0)
                 return refuse_mesh(js, req, NULL, evidence, detail, n, -EPERM,
                                    "PCR 15 is zero: the node has not joined this cluster since it "
                                    "booted, so it gets no mesh");

@@ -248,8 +248,8 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                 (void) snprintf(path, sizeof(path), ".peers[%zu]", i);
                 pc.path = path;
                 if ((r = json_check_keys(&pc, p, peer_keys)) < 0 ||
-                    (r = get_text(&pc, p, "name", true, name_ok, peer->name,
-                                  sizeof(peer->name))) < 0 ||
+                    (r = get_text(&pc, p, "name", true, name_ok, peer->name, sizeof(peer->name))) <
+                            0 ||
                     (r = get_text(&pc, p, "endpoint", true, endpoint_ok, peer->endpoint,
                                   sizeof(peer->endpoint))) < 0 ||
                     (r = get_text(&pc, p, "address", true, mesh_address_ok, peer->address,
@@ -360,8 +360,12 @@ static int make_device(MeshBackend backend, Diag *d)
 {
         char *show[] = { (char *) "ip", (char *) "link", (char *) "show", (char *) MESH_DEVICE,
                          NULL };
-        char *kernel[] = { (char *) "ip",        (char *) "link", (char *) "add",
-                           (char *) MESH_DEVICE, (char *) "type", (char *) "wireguard",
+        char *kernel[] = { (char *) "ip",
+                           (char *) "link",
+                           (char *) "add",
+                           (char *) MESH_DEVICE,
+                           (char *) "type",
+                           (char *) "wireguard",
                            NULL };
         char *user[] = { (char *) "wireguard-go", (char *) MESH_DEVICE, NULL };
 
@@ -436,12 +440,25 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
         {
                 /* The private key goes through a pipe on wg's stdin: never a command line, an
                  * environment or a file. */
-                char *argv[] = { (char *) "wg",          (char *) "set",   (char *) MESH_DEVICE,
-                                 (char *) "private-key", (char *) "/dev/stdin",
-                                 (char *) "listen-port", port,             (char *) "fwmark",
-                                 mark,                   NULL };
-                r = spawn_wait_input(argv, secret_data(key->private_key),
-                                     secret_size(key->private_key), NULL, NULL);
+                char *argv[] = { (char *) "wg",
+                                 (char *) "set",
+                                 (char *) MESH_DEVICE,
+                                 (char *) "private-key",
+                                 (char *) "/dev/stdin",
+                                 (char *) "listen-port",
+                                 port,
+                                 (char *) "fwmark",
+                                 mark,
+                                 NULL };
+                _cleanup_(secret_freep) Secret *text = NULL;
+
+                /* wg reads a key file as WireGuard's base64 text: encoded in locked memory. */
+                r = secret_new(MESH_KEY_BASE64 + 1, &text);
+                if (r < 0)
+                        return r;
+                (void) EVP_EncodeBlock(secret_data(text), secret_data(key->private_key),
+                                       MESH_KEY_SIZE);
+                r = spawn_wait_input(argv, secret_data(text), MESH_KEY_BASE64, NULL, NULL);
                 if (r != 0)
                         return diag_fail(d, r < 0 ? r : -EIO, "mesh-apply", -1,
                                          "'wg set %s private-key' failed (%d)", MESH_DEVICE, r);
@@ -449,10 +466,11 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
         if (asprintf(&cidr, "%s/16", doc->address) < 0)
                 return -ENOMEM;
         {
-                char *addr[] = { (char *) "ip", (char *) "address", (char *) "replace", cidr,
-                                 (char *) "dev", (char *) MESH_DEVICE, NULL };
-                char *up[] = { (char *) "ip", (char *) "link", (char *) "set", (char *) MESH_DEVICE,
-                               (char *) "up", NULL };
+                char *addr[] = { (char *) "ip", (char *) "address", (char *) "replace",
+                                 cidr,          (char *) "dev",     (char *) MESH_DEVICE,
+                                 NULL };
+                char *up[] = { (char *) "ip",        (char *) "link", (char *) "set",
+                               (char *) MESH_DEVICE, (char *) "up",   NULL };
                 if ((r = run(d, addr)) < 0 || (r = run(d, up)) < 0)
                         return r;
         }
@@ -473,8 +491,12 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
                 for (size_t i = 0; i < doc->n_peers && !keep; i++)
                         keep = memcmp(doc->peers[i].public_key, k, MESH_KEY_SIZE) == 0;
                 if (!keep) {
-                        char *argv[] = { (char *) "wg",     (char *) "set", (char *) MESH_DEVICE,
-                                         (char *) "peer",   line,           (char *) "remove",
+                        char *argv[] = { (char *) "wg",
+                                         (char *) "set",
+                                         (char *) MESH_DEVICE,
+                                         (char *) "peer",
+                                         line,
+                                         (char *) "remove",
                                          NULL };
                         r = run(d, argv);
                         if (r < 0)
@@ -493,20 +515,29 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
                 (void) snprintf(allowed, sizeof(allowed), "%s/32%s%s", p->address,
                                 p->pod_cidr[0] ? "," : "", p->pod_cidr);
                 {
-                        char *argv[] = { (char *) "wg",         (char *) "set",
-                                         (char *) MESH_DEVICE,  (char *) "peer",
-                                         k,                     (char *) "endpoint",
-                                         (char *) p->endpoint,  (char *) "allowed-ips",
-                                         allowed,               (char *) "persistent-keepalive",
-                                         (char *) "25",         NULL };
+                        char *argv[] = { (char *) "wg",
+                                         (char *) "set",
+                                         (char *) MESH_DEVICE,
+                                         (char *) "peer",
+                                         k,
+                                         (char *) "endpoint",
+                                         (char *) p->endpoint,
+                                         (char *) "allowed-ips",
+                                         allowed,
+                                         (char *) "persistent-keepalive",
+                                         (char *) "25",
+                                         NULL };
                         r = run(d, argv);
                         if (r < 0)
                                 return r;
                 }
                 if (p->pod_cidr[0]) {
-                        char *route[] = { (char *) "ip",  (char *) "route",
-                                          (char *) "replace", (char *) p->pod_cidr,
-                                          (char *) "dev", (char *) MESH_DEVICE,
+                        char *route[] = { (char *) "ip",
+                                          (char *) "route",
+                                          (char *) "replace",
+                                          (char *) p->pod_cidr,
+                                          (char *) "dev",
+                                          (char *) MESH_DEVICE,
                                           NULL };
                         r = run(d, route);
                         if (r < 0)
@@ -518,7 +549,8 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
 
 int mesh_down(void)
 {
-        char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", (char *) MESH_DEVICE, NULL };
+        char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", (char *) MESH_DEVICE,
+                         NULL };
 
         return quiet_ok(argv) ? 0 : -ENODEV;
 }

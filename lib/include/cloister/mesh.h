@@ -14,20 +14,20 @@
 #include "cloister/diag.h"
 #include "cloister/secret.h"
 
-#define MESH_KEY_SIZE      32
-#define MESH_KEY_BASE64    44 /* without the NUL */
-#define MESH_DEVICE        "cloister0"
-#define MESH_PORT          51820
+#define MESH_KEY_SIZE   32
+#define MESH_KEY_BASE64 44 /* without the NUL */
+#define MESH_DEVICE     "cloister0"
+#define MESH_PORT       51820
 /* The fwmark of the device's own UDP packets, which the drop rule lets past. */
-#define MESH_FWMARK        51820
+#define MESH_FWMARK 51820
 /* Members' mesh addresses: 10.77.0.0/16, host n (1..MESH_PEERS_MAX) is 10.77.(n / 256).(n % 256).
  * Traffic to or from this range that does not go through cloister0 is dropped. */
-#define MESH_NETWORK       "10.77.0.0/16"
-#define MESH_PEERS_MAX     1024
-#define MESH_DOC_SIZE_MAX  (512U * 1024U)
-#define MESH_NAME_MAX      63
-#define MESH_ADDRESS_MAX   45 /* an IPv6 literal */
-#define MESH_ENDPOINT_MAX  (MESH_ADDRESS_MAX + 2 + 6)
+#define MESH_NETWORK      "10.77.0.0/16"
+#define MESH_PEERS_MAX    1024
+#define MESH_DOC_SIZE_MAX (512U * 1024U)
+#define MESH_NAME_MAX     63
+#define MESH_ADDRESS_MAX  45 /* an IPv6 literal */
+#define MESH_ENDPOINT_MAX (MESH_ADDRESS_MAX + 2 + 6)
 
 /* This node's key pair, made at start: the private half only in locked memory, wiped on free. */
 typedef struct MeshKey {
@@ -38,7 +38,8 @@ typedef struct MeshKey {
 int mesh_key_generate(MeshKey *ret);
 void mesh_key_done(MeshKey *k);
 /* WireGuard's text form of a key: standard base64 of the 32 bytes. */
-void mesh_key_to_base64(const uint8_t key[static MESH_KEY_SIZE], char ret[static MESH_KEY_BASE64 + 1]);
+void mesh_key_to_base64(const uint8_t key[static MESH_KEY_SIZE],
+                        char ret[static MESH_KEY_BASE64 + 1]);
 int mesh_key_from_base64(const char *s, uint8_t ret[static MESH_KEY_SIZE]);
 
 typedef struct MeshPeer {
