@@ -29,7 +29,23 @@ struct BootstrapperMesh {
         bool stop, started;
         size_t last_peers;
         bool applied;
+        /* The last warning and when: the same one again is logged once a minute, not every
+         * interval (an evicted node keeps asking). */
+        char last_warning[512];
+        time_t warned;
 };
+
+static void warn(BootstrapperMesh *m, const char *peer, const char *what)
+{
+        char text[sizeof(m->last_warning)];
+
+        (void) snprintf(text, sizeof(text), "mesh: %s: %s", peer, what);
+        if (strcmp(text, m->last_warning) == 0 && time(NULL) - m->warned < 60)
+                return;
+        log_warning("%s", text);
+        (void) snprintf(m->last_warning, sizeof(m->last_warning), "%s", text);
+        m->warned = time(NULL);
+}
 
 /* One round: the first join service that answers decides. */
 static int mesh_round(BootstrapperMesh *m)
@@ -51,14 +67,17 @@ static int mesh_round(BootstrapperMesh *m)
                 diag_clear(&d);
                 r = rpc_call(m->atls, &cfg, "GET", url, "/v1/mesh", NULL, true, &status, &resp, &d);
                 if (r < 0) {
-                        log_warning("mesh: %s: %s", m->md.peers[i], d.message);
+                        warn(m, m->md.peers[i], d.message);
                         continue;
                 }
                 if (status != 200) {
-                        log_warning("mesh: the join service %s refused the mesh (HTTP %ld): %s",
-                                    m->md.peers[i], status,
-                                    json_string_value(json_object_get(resp, "detail"))
-                                            ?: "no reason given");
+                        char why[sizeof(d.message) + 64];
+
+                        (void) snprintf(why, sizeof(why),
+                                        "the join service refused the mesh (HTTP %ld): %s", status,
+                                        json_string_value(json_object_get(resp, "detail"))
+                                                ?: "no reason given");
+                        warn(m, m->md.peers[i], why);
                         r = -EPERM;
                         continue;
                 }
@@ -70,17 +89,20 @@ static int mesh_round(BootstrapperMesh *m)
                 if (r >= 0)
                         r = mesh_doc_parse(text, strlen(text), &doc, &d);
                 if (r < 0) {
-                        log_warning("mesh: the answer of %s is refused: %s", m->md.peers[i],
-                                    d.message);
+                        warn(m, m->md.peers[i], d.message);
                         continue;
                 }
                 diag_clear(&d);
                 r = mesh_apply(m->b->mesh_backend, &m->b->mesh_key, &doc, m->b->mesh_runtime_dir,
                                &d);
-                if (r < 0)
-                        log_error("mesh: cannot apply the mesh from %s: %s", m->md.peers[i],
-                                  d.message);
-                else if (!m->applied || m->last_peers != doc.n_peers) {
+                if (r < 0) {
+                        char why[sizeof(d.message) + 64];
+
+                        (void) snprintf(why, sizeof(why),
+                                        "cannot apply its mesh (the mesh range stays closed): %s",
+                                        d.message);
+                        warn(m, m->md.peers[i], why);
+                } else if (!m->applied || m->last_peers != doc.n_peers) {
                         log_info("mesh: %s is %s with %zu members listed (from %s)", MESH_DEVICE,
                                  doc.address, doc.n_peers, m->md.peers[i]);
                         printf("cloister-bootstrapper: mesh applied: %s, %zu members\n",

@@ -178,6 +178,12 @@ def mesh(tmp_path_factory):
         cp, w1, w2 = c.node("cp-1"), c.node("worker-1"), c.node("worker-2")
         c.stranger = c.node("stranger")
         policy = c.policy([cp, w1, w2, c.stranger])
+        # Re-attestation that evicts a member failing it (docs/reattestation.md): the last
+        # test's eviction is the real one.
+        doc = json.loads(policy.read_text())
+        doc["reattestation"] = {"intervalSeconds": 2, "timeoutSeconds": 3, "unreachableAfter": 2,
+                                "onFailure": "evict"}
+        policy.write_text(json.dumps(doc))
         c.init(cp, policy)
         for w in (w1, w2):
             c.join_mesh(w, policy)
@@ -315,21 +321,24 @@ def test_a_member_cannot_register_a_key_its_evidence_does_not_bind(mesh):
                lambda: mesh.members()["worker-1"]["wgPublicKey"] == before)
 
 
-def test_a_member_leaving_the_membership_leaves_every_peer_and_gets_no_mesh(mesh):
-    """What eviction does to the membership (docs/reattestation.md: the member leaves
-    members.json), done to the file: within the fetch interval worker-1 drops worker-2, and
-    worker-2's own requests are refused."""
-    path = mesh.cp.state / "members.json"
-    doc = json.loads(path.read_text())
-    w2_key = [m for m in doc["members"] if m["name"] == "worker-2"][0]["wgPublicKey"]
-    doc["members"] = [m for m in doc["members"] if m["name"] != "worker-2"]
-    tmp = path.with_suffix(".new")
-    tmp.write_text(json.dumps(doc))
-    os.chmod(tmp, 0o600)
-    os.rename(tmp, path)
+def test_an_evicted_member_leaves_every_peer_and_gets_no_mesh(mesh):
+    """worker-2's boot changes (PCR 4 extended in its TPM): re-attestation fails it and, as the
+    policy says, evicts it (it leaves members.json); within the fetch interval worker-1 no
+    longer has it as a peer, and worker-2's own requests are refused."""
+    w2_key = mesh.members()["worker-2"]["wgPublicKey"]
+    assert w2_key in mesh.w1.peers()
+    subprocess.run(["tpm2_pcrextend", f"4:sha256={'ab' * 32}"], check=True,
+                   env=dict(os.environ, TPM2TOOLS_TCTI=mesh.w2.tpm.tcti))
+    wait_until("worker-2's eviction",
+               lambda: [e for e in mesh.audit()
+                        if e["event"] == "eviction" and e["node"] == "worker-2"], timeout=60)
+    assert "worker-2" not in mesh.members()
     wait_until("worker-1 to drop worker-2", lambda: w2_key not in mesh.w1.peers())
     assert mesh.w1.peers() == set()
-    mesh.w2.wait_for(r"refused the mesh \(HTTP 403\).*not a member", timeout=30)
+    # worker-2 still asks; its evidence no longer passes the policy, and it gets nothing.
+    mark = len(mesh.w2.log.read_text())
+    mesh.w2.wait_for(r"mesh: .*(refused|PCR 4)", timeout=30)
+    assert "mesh applied" not in mesh.w2.log.read_text()[mark:]
 
 
 def test_plain_traffic_to_the_mesh_range_is_dropped_when_the_device_is_gone(mesh, tmp_path):
