@@ -287,9 +287,8 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_MESH:
                         arg_mesh = mesh_backend_from_string(optarg);
                         if (arg_mesh < 0)
-                                return log_error_errno(-EUSAGE,
-                                                       "--mesh '%s': use kernel or userspace.",
-                                                       optarg);
+                                return log_error_errno(
+                                        -EUSAGE, "--mesh '%s': use kernel or userspace.", optarg);
                         break;
                 case ARG_MESH_INTERVAL:
                         port = strtoul(optarg, &end, 10);
@@ -770,7 +769,8 @@ int main(int argc, char *argv[])
 
                         /* A worker member: the mesh of attested members (docs/mesh.md). A
                          * failure to start it is the node's failure: no plain fallback. */
-                        if (b.mesh && bootstrapper_mesh_start(&b, &md, arg_join_policy, &mesh) < 0) {
+                        if (b.mesh &&
+                            bootstrapper_mesh_start(&b, &md, arg_join_policy, &mesh) < 0) {
                                 if (serving) {
                                         rpc_server_stop(server);
                                         (void) pthread_join(thread, NULL);

@@ -116,8 +116,8 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
                         break;
                 }
         entry = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", name, "role", role, "endpoint",
-                          endpoint, "diskUuid", disk_uuid, "akDigest", ak_digest ?: "",
-                          "admitted", now);
+                          endpoint, "diskUuid", disk_uuid, "akDigest", ak_digest ?: "", "admitted",
+                          now);
         if (!entry || (mesh_address && json_object_set(entry, "meshAddress", mesh_address) < 0) ||
             (wg_key && json_object_set(entry, "wgPublicKey", wg_key) < 0) ||
             json_array_append_new(list, TAKE_PTR(entry)) < 0)

@@ -415,11 +415,10 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         ext = X509_EXTENSION_create_by_OBJ(NULL, c->oids[c->attester.variant], 0, os);
         if (!ext || X509_add_ext(x, ext, -1) != 1)
                 goto fail;
-        if (c->has_wg_key &&
-            (!(wg_os = ASN1_OCTET_STRING_new()) ||
-             ASN1_OCTET_STRING_set(wg_os, c->wg_key, ATLS_WG_KEY_SIZE) != 1 ||
-             !(wg_ext = X509_EXTENSION_create_by_OBJ(NULL, c->wg_oid, 0, wg_os)) ||
-             X509_add_ext(x, wg_ext, -1) != 1))
+        if (c->has_wg_key && (!(wg_os = ASN1_OCTET_STRING_new()) ||
+                              ASN1_OCTET_STRING_set(wg_os, c->wg_key, ATLS_WG_KEY_SIZE) != 1 ||
+                              !(wg_ext = X509_EXTENSION_create_by_OBJ(NULL, c->wg_oid, 0, wg_os)) ||
+                              X509_add_ext(x, wg_ext, -1) != 1))
                 goto fail;
         if (X509_sign(x, c->key, EVP_sha256()) <= 0)
                 goto fail;

@@ -62,7 +62,10 @@ const PrivsepSpec join_privsep_requests[] = {
           4,
           { NODE_TEXT, TEXT(17), DIGEST_TEXT, TEXT(ATTEST_POLICY_SIZE_MAX + 1) } },
         { JOIN_PRIVSEP_TDX_COLLATERAL, "tdx-collateral", 2, { EXACT_TEXT(13), TEXT(16) } },
-        { JOIN_PRIVSEP_MESH, "mesh", 5, { EVIDENCE, NONCE, SPKI, NODE_TEXT, EXACT(ATLS_WG_KEY_SIZE) } },
+        { JOIN_PRIVSEP_MESH,
+          "mesh",
+          5,
+          { EVIDENCE, NONCE, SPKI, NODE_TEXT, EXACT(ATLS_WG_KEY_SIZE) } },
 };
 
 #define REPLY(op, name)                                                                            \

@@ -172,11 +172,11 @@ static void test_atls_mutual_both_sides_verified(void **state)
 /* --- hostile attesters: wrap the real one and bind to the wrong thing --------------------- */
 
 typedef enum Attack {
-        ATTACK_OTHER_KEY, /* evidence bound to another key (certificate swapped) */
-        ATTACK_REPLAY,    /* evidence recorded in an earlier handshake */
-        ATTACK_RELAY,     /* genuine evidence of another machine, for this nonce and its key */
-        ATTACK_REFLECT,   /* evidence made for the other role */
-        ATTACK_OVERSIZE,  /* more evidence than a certificate may carry */
+        ATTACK_OTHER_KEY,  /* evidence bound to another key (certificate swapped) */
+        ATTACK_REPLAY,     /* evidence recorded in an earlier handshake */
+        ATTACK_RELAY,      /* genuine evidence of another machine, for this nonce and its key */
+        ATTACK_REFLECT,    /* evidence made for the other role */
+        ATTACK_OVERSIZE,   /* more evidence than a certificate may carry */
         ATTACK_WG_UNBOUND, /* the certificate carries a WireGuard key the evidence does not bind */
         ATTACK_WG_OTHER,   /* the evidence binds another WireGuard key than the certificate's */
 } Attack;
@@ -956,15 +956,15 @@ static void test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key(v
 
         assert_int_equal(
                 atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, a), 0);
-        assert_int_equal(atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki,
-                                         8, NULL, b),
+        assert_int_equal(atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8,
+                                         NULL, b),
                          0);
-        assert_int_equal(atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki,
-                                         8, k1, c),
-                         0);
-        assert_int_equal(atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki,
-                                         8, k2, d),
-                         0);
+        assert_int_equal(
+                atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, k1, c),
+                0);
+        assert_int_equal(
+                atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, k2, d),
+                0);
         assert_memory_equal(a, b, 32);
         assert_memory_not_equal(a, c, 32);
         assert_memory_not_equal(c, d, 32);
@@ -1004,7 +1004,8 @@ int main(void)
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
                 cmocka_unit_test(test_atls_client_wireguard_key_is_bound_and_given_to_the_server),
                 cmocka_unit_test(test_atls_wireguard_key_the_evidence_does_not_bind_is_refused),
-                cmocka_unit_test(test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key),
+                cmocka_unit_test(
+                        test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key),
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
                 cmocka_unit_test(
                         test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes),
