@@ -701,6 +701,9 @@ int main(int argc, char *argv[])
         a = node_attester_atls(&attester);
         b.attester = a;
         r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
+        /* Its WireGuard key, bound, for a verifier that asks (cloister verify --cluster). */
+        if (r >= 0 && b.mesh)
+                r = atls_context_set_wg_key(atls, b.mesh_key.public_key);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
                 return 1;

@@ -36,6 +36,10 @@ struct AtlsContext {
         /* A WireGuard public key its certificates carry and its evidence binds (docs/mesh.md) */
         uint8_t wg_key[ATLS_WG_KEY_SIZE];
         bool has_wg_key;
+        bool request_wg_key; /* client: asks the server for its key (ATLS_EXTENSION_WG_REQUEST) */
+        /* The WireGuard key of the last peer verified on any connection (for libcurl users) */
+        uint8_t last_peer_wg_key[ATLS_WG_KEY_SIZE];
+        bool has_last_peer_wg_key;
         /* The last verification failure on any connection of this context: callers that do not
          * own the SSL object (libcurl) read it from here. */
         pthread_mutex_t lock;
@@ -59,6 +63,7 @@ typedef struct AtlsConn {
         size_t peer_spki_size;
         uint8_t peer_wg_key[ATLS_WG_KEY_SIZE]; /* bound by that evidence too, if has_peer_wg_key */
         bool has_peer_wg_key;
+        bool peer_wants_wg_key; /* server: the client asked for this node's WireGuard key */
 } AtlsConn;
 
 static int ssl_conn_index = -1, ssl_ctx_index = -1;
@@ -164,6 +169,26 @@ int atls_context_set_wg_key(AtlsContext *c, const uint8_t key[static ATLS_WG_KEY
         memcpy(c->wg_key, key, ATLS_WG_KEY_SIZE);
         c->has_wg_key = true;
         return 0;
+}
+
+int atls_context_request_wg_key(AtlsContext *c)
+{
+        if (!c || c->role != ATLS_ROLE_CLIENT || !c->verifies)
+                return -EINVAL;
+        c->request_wg_key = true;
+        return 0;
+}
+
+bool atls_context_last_peer_wg_key(AtlsContext *c, uint8_t ret[static ATLS_WG_KEY_SIZE])
+{
+        bool has;
+
+        (void) pthread_mutex_lock(&c->lock);
+        has = c->has_last_peer_wg_key;
+        if (has)
+                memcpy(ret, c->last_peer_wg_key, ATLS_WG_KEY_SIZE);
+        (void) pthread_mutex_unlock(&c->lock);
+        return has;
 }
 
 int atls_context_spki(AtlsContext *c, const uint8_t **ret, size_t *ret_size)
@@ -329,6 +354,40 @@ static int nonce_ext_parse(SSL *ssl, unsigned int ext_type, unsigned int context
         return 1;
 }
 
+/* The client's request for the server's WireGuard key (empty, in the ClientHello): a server
+ * that holds one puts it in its certificate, bound, only when asked, so that verifiers that
+ * recompute the plain binding later (re-attestation, evidence bundles) never meet one. */
+static int wg_request_add(SSL *ssl, unsigned int ext_type, unsigned int context,
+                          const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                          int *al, void *add_arg)
+{
+        AtlsContext *c = context_of(ssl);
+
+        if (!c || c->role != ATLS_ROLE_CLIENT || !c->request_wg_key)
+                return 0;
+        *out = NULL;
+        *outlen = 0;
+        return 1;
+}
+
+static int wg_request_parse(SSL *ssl, unsigned int ext_type, unsigned int context,
+                            const unsigned char *in, size_t inlen, X509 *x, size_t chainidx,
+                            int *al, void *parse_arg)
+{
+        AtlsConn *conn = conn_get(ssl);
+
+        if (!conn) {
+                *al = SSL_AD_INTERNAL_ERROR;
+                return 0;
+        }
+        if (inlen != 0) {
+                *al = SSL_AD_DECODE_ERROR;
+                return 0;
+        }
+        conn->peer_wants_wg_key = true;
+        return 1;
+}
+
 /* --- attester: certificate with evidence, made per connection ------------------------------ */
 
 /*
@@ -362,8 +421,8 @@ static int context_public_key(AtlsContext *c)
         return 0;
 }
 
-static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONCE_SIZE], X509 **ret,
-                            Diag *d)
+static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONCE_SIZE],
+                            bool with_wg_key, X509 **ret, Diag *d)
 {
         _cleanup_(X509_freep) X509 *x = NULL;
         _cleanup_(freep) uint8_t *evidence = NULL;
@@ -375,8 +434,9 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         size_t evidence_size = 0;
         int r;
 
+        with_wg_key = with_wg_key && c->has_wg_key;
         r = atls_binding_wg(c->attester.variant, c->role, nonce, c->spki, c->spki_size,
-                            c->has_wg_key ? c->wg_key : NULL, binding);
+                            with_wg_key ? c->wg_key : NULL, binding);
         if (r < 0)
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the evidence binding");
         const AtlsBindingInput input = {
@@ -385,7 +445,7 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
                 .nonce = nonce,
                 .spki = c->spki,
                 .spki_size = c->spki_size,
-                .wg_key = c->has_wg_key ? c->wg_key : NULL,
+                .wg_key = with_wg_key ? c->wg_key : NULL,
         };
         r = c->attester.issue(c->attester.userdata, binding, &input, &evidence, &evidence_size, d);
         if (r < 0)
@@ -415,10 +475,10 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         ext = X509_EXTENSION_create_by_OBJ(NULL, c->oids[c->attester.variant], 0, os);
         if (!ext || X509_add_ext(x, ext, -1) != 1)
                 goto fail;
-        if (c->has_wg_key && (!(wg_os = ASN1_OCTET_STRING_new()) ||
-                              ASN1_OCTET_STRING_set(wg_os, c->wg_key, ATLS_WG_KEY_SIZE) != 1 ||
-                              !(wg_ext = X509_EXTENSION_create_by_OBJ(NULL, c->wg_oid, 0, wg_os)) ||
-                              X509_add_ext(x, wg_ext, -1) != 1))
+        if (with_wg_key && (!(wg_os = ASN1_OCTET_STRING_new()) ||
+                            ASN1_OCTET_STRING_set(wg_os, c->wg_key, ATLS_WG_KEY_SIZE) != 1 ||
+                            !(wg_ext = X509_EXTENSION_create_by_OBJ(NULL, c->wg_oid, 0, wg_os)) ||
+                            X509_add_ext(x, wg_ext, -1) != 1))
                 goto fail;
         if (X509_sign(x, c->key, EVP_sha256()) <= 0)
                 goto fail;
@@ -462,7 +522,9 @@ static int cert_cb(SSL *ssl, void *arg)
                 conn->failed = true;
                 return 0;
         }
-        r = make_certificate(c, conn->peer_nonce, &x, &d);
+        /* A client's key always goes (a mesh request); a server's only to a client that asked. */
+        r = make_certificate(c, conn->peer_nonce,
+                             c->role == ATLS_ROLE_CLIENT || conn->peer_wants_wg_key, &x, &d);
         if (r < 0) {
                 log_debug_errno(r, "aTLS: cannot attest: %s", d.message);
                 conn->failure = d;
@@ -627,6 +689,10 @@ static int cert_verify_cb(X509_STORE_CTX *store, void *arg)
                 return 0;
         }
         conn->verified = true;
+        (void) pthread_mutex_lock(&c->lock);
+        c->has_last_peer_wg_key = conn->has_peer_wg_key;
+        memcpy(c->last_peer_wg_key, conn->peer_wg_key, ATLS_WG_KEY_SIZE);
+        (void) pthread_mutex_unlock(&c->lock);
         X509_STORE_CTX_set_error(store, X509_V_OK);
         return 1;
 }
@@ -665,6 +731,10 @@ int atls_context_apply(AtlsContext *c, SSL_CTX *ctx)
         if (SSL_CTX_add_custom_ext(ctx, ATLS_EXTENSION_NONCE, ext_context, nonce_ext_add, NULL,
                                    NULL, nonce_ext_parse, NULL) != 1)
                 return crypto_log_errors(-EIO, "aTLS nonce extension");
+        if (SSL_CTX_add_custom_ext(ctx, ATLS_EXTENSION_WG_REQUEST,
+                                   SSL_EXT_TLS_ONLY | SSL_EXT_TLS1_3_ONLY | SSL_EXT_CLIENT_HELLO,
+                                   wg_request_add, NULL, NULL, wg_request_parse, NULL) != 1)
+                return crypto_log_errors(-EIO, "aTLS WireGuard key request extension");
         SSL_CTX_set_cert_cb(ctx, cert_cb, c);
 
         mode = SSL_VERIFY_NONE;

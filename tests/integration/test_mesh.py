@@ -321,6 +321,55 @@ def test_a_member_cannot_register_a_key_its_evidence_does_not_bind(mesh):
                lambda: mesh.members()["worker-1"]["wgPublicKey"] == before)
 
 
+def verify_cluster(mesh, tmp_path):
+    p = json.loads((mesh.tmp / "policy.json").read_text())
+    p["measurements"].pop("15")
+    path = tmp_path / "member-policy.json"
+    path.write_text(json.dumps(p))
+    return sh("ip", "netns", "exec", mesh.cp.ns, binary("cloister"), "verify", "--cluster",
+              "--policy", path, "--state-file", mesh.tmp / "cloister-state.json", "-o", "json",
+              check=False)
+
+
+def test_verify_cluster_checks_each_listed_wireguard_key_against_the_key_the_member_attests(
+        mesh, tmp_path):
+    """The owner's verify --cluster asks each member for its WireGuard key in an attested
+    handshake (the key bound by its evidence) and compares it with the key the join service
+    lists (GET /v1/members)."""
+    r = verify_cluster(mesh, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+    assert all(nodes[w]["verdict"]["result"] == "pass" for w in ("worker-1", "worker-2")), nodes
+    # The join service lists a key for a member that attests none (the control plane holds no
+    # key): refused, by name. The membership is restored after.
+    path = mesh.cp.state / "members.json"
+    original = path.read_text()
+    doc = json.loads(original)
+    for m in doc["members"]:
+        if m["name"] == "cp-1":
+            m["wgPublicKey"] = mesh.members()["worker-1"]["wgPublicKey"]
+    try:
+        tmp = path.with_suffix(".new")
+        tmp.write_text(json.dumps(doc))
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+        r = verify_cluster(mesh, tmp_path)
+        assert r.returncode != 0, r.stdout
+        nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+        assert nodes["cp-1"]["verdict"]["result"] == "fail"
+        assert any("lists WireGuard key" in x and "the member attests none" in x
+                   for x in nodes["cp-1"]["reasons"]), nodes["cp-1"]
+    finally:
+        doc = json.loads(path.read_text())
+        for m in doc["members"]:
+            if m["name"] == "cp-1":
+                m.pop("wgPublicKey", None)
+        tmp = path.with_suffix(".new")
+        tmp.write_text(json.dumps(doc))
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+
+
 def test_an_evicted_member_leaves_every_peer_and_gets_no_mesh(mesh):
     """worker-2's boot changes (PCR 4 extended in its TPM): re-attestation fails it and, as the
     policy says, evicts it (it leaves members.json); within the fetch interval worker-1 no

@@ -935,11 +935,42 @@ static void expect_wg_refused(Attack attack)
         Pair p;
 
         assert_int_equal(atls_context_set_wg_key(s, key), 0);
+        assert_int_equal(atls_context_request_wg_key(c), 0);
         pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
         assert_int_equal(handshake(&p), -1);
         assert_false(atls_peer_verified(p.c));
         assert_int_equal(atls_peer_wg_key(p.c, got), -ENOENT);
         assert_string_equal(atls_peer_failure(p.c)->check, "binding");
+        pair_free(&p);
+}
+
+/* A server carries its key only for a client that asks: re-attestation and evidence bundles,
+ * which recompute the plain binding later, never meet one. */
+static void test_atls_server_wireguard_key_is_sent_only_to_a_client_that_asks(void **state)
+{
+        static const uint8_t key[ATLS_WG_KEY_SIZE] = { 9, 8, 7 };
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false),
+                                                  *plain = client_ctx(NULL),
+                                                  *asks = client_ctx(NULL);
+        uint8_t got[ATLS_WG_KEY_SIZE];
+        Pair p;
+
+        assert_int_equal(atls_context_set_wg_key(s, key), 0);
+        pair_new(atls_context_ssl_ctx(plain), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_int_equal(atls_peer_wg_key(p.c, got), -ENOENT);
+        assert_false(atls_context_last_peer_wg_key(plain, got));
+        pair_free(&p);
+
+        assert_int_equal(atls_context_request_wg_key(asks), 0);
+        pair_new(atls_context_ssl_ctx(asks), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_int_equal(atls_peer_wg_key(p.c, got), 0);
+        assert_memory_equal(got, key, sizeof(key));
+        memset(got, 0, sizeof(got));
+        assert_true(atls_context_last_peer_wg_key(asks, got));
+        assert_memory_equal(got, key, sizeof(key));
         pair_free(&p);
 }
 
@@ -1004,6 +1035,7 @@ int main(void)
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
                 cmocka_unit_test(test_atls_client_wireguard_key_is_bound_and_given_to_the_server),
                 cmocka_unit_test(test_atls_wireguard_key_the_evidence_does_not_bind_is_refused),
+                cmocka_unit_test(test_atls_server_wireguard_key_is_sent_only_to_a_client_that_asks),
                 cmocka_unit_test(
                         test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key),
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),

@@ -30,6 +30,8 @@
 #define ATLS_BINDING_SIZE 32
 /* TLS ExtensionType from the private-use range (RFC 8446 section 11: 0xFF00..0xFFFF). */
 #define ATLS_EXTENSION_NONCE 0xFF3C
+/* Empty, in a ClientHello: the client asks for the server's WireGuard key (docs/mesh.md). */
+#define ATLS_EXTENSION_WG_REQUEST 0xFF3D
 /* OID arc of the project: 2.25.<UUID 1b348991-3587-4d71-b6f1-311ad6d5af7c as integer> (X.667),
  * a unique arc without registration. Evidence extension: ARC.1.<variant + 1>. */
 #define ATLS_OID_ARC       "2.25.36161945517602080678326304722480639868"
@@ -115,6 +117,13 @@ bool atls_context_last_failure(AtlsContext *c, Diag *ret);
 /* A WireGuard public key (ATLS_WG_KEY_SIZE bytes, copied) this context's certificates carry
  * from now on, bound into its evidence (docs/mesh.md). For attesting contexts only. */
 int atls_context_set_wg_key(AtlsContext *c, const uint8_t key[static ATLS_WG_KEY_SIZE]);
+/* A client context asks servers for their WireGuard key: a server that holds one
+ * (atls_context_set_wg_key()) then carries it in its certificate, bound; servers carry it only
+ * when asked. Clients always carry theirs. */
+int atls_context_request_wg_key(AtlsContext *c);
+/* The WireGuard key of the peer last verified on any connection of this context (for callers
+ * such as libcurl that do not keep the SSL object); false if that peer presented none. */
+bool atls_context_last_peer_wg_key(AtlsContext *c, uint8_t ret[static ATLS_WG_KEY_SIZE]);
 /* The WireGuard public key the peer's verified evidence binds on this connection; -ENOENT if
  * the peer's certificate carried none (or nothing was verified). */
 int atls_peer_wg_key(const SSL *ssl, uint8_t ret[static ATLS_WG_KEY_SIZE]);
