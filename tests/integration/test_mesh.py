@@ -368,6 +368,28 @@ def test_verify_cluster_checks_each_listed_wireguard_key_against_the_key_the_mem
         tmp.write_text(json.dumps(doc))
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
+    # worker-1 listed with worker-2's key: worker-1 attests its own, which differs. (worker-1
+    # registers its own key again at its next fetch, within a second: the verification reads the
+    # listing once, so it is tried until it read the altered one.)
+    keys = {n: m["wgPublicKey"] for n, m in mesh.members().items() if "wgPublicKey" in m}
+    for _ in range(10):
+        doc = json.loads(path.read_text())
+        for m in doc["members"]:
+            if m["name"] == "worker-1":
+                m["wgPublicKey"] = keys["worker-2"]
+        tmp = path.with_suffix(".new")
+        tmp.write_text(json.dumps(doc))
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+        r = verify_cluster(mesh, tmp_path)
+        nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+        if nodes["worker-1"]["verdict"]["result"] == "fail":
+            break
+    assert r.returncode != 0, r.stdout
+    assert any(f"lists WireGuard key {keys['worker-2']}, the member attests {keys['worker-1']}"
+               in x for x in nodes["worker-1"]["reasons"]), nodes["worker-1"]
+    wait_until("worker-1 to register its own key again",
+               lambda: mesh.members()["worker-1"]["wgPublicKey"] == keys["worker-1"])
 
 
 def test_an_evicted_member_leaves_every_peer_and_gets_no_mesh(mesh):
