@@ -5,6 +5,7 @@
 
 #include "cloister/atls.h"
 #include "cloister/kdf.h"
+#include "cloister/mesh.h"
 #include "cloister/metadata.h"
 #include "cloister/rpc.h"
 #include "cloister/secret.h"
@@ -58,6 +59,12 @@ typedef struct Bootstrapper {
         /* --fail-closed-after: the member's attestation of its join services
          * (bootstrapper-fail-closed.c); NULL when off. */
         struct BootstrapperWatch *watch;
+        /* --mesh (docs/mesh.md): this node's WireGuard key, made at start, in memory only */
+        bool mesh;
+        MeshBackend mesh_backend;
+        MeshKey mesh_key;
+        unsigned mesh_interval_sec;
+        const char *mesh_runtime_dir;
 } Bootstrapper;
 
 typedef struct BootstrapperWatch BootstrapperWatch;
@@ -94,6 +101,18 @@ typedef struct AttestPolicy AttestPolicy;
 int bootstrapper_join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
                                      uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret);
 int bootstrapper_check_ak_trust(const Bootstrapper *b, const AttestPolicy *p, const char *what);
+/* The policy this node holds join services to: AK trust and variant from the file at path, the
+ * image PCRs as this node measured them, PCR 15 = the metadata's cluster ID (in cid). */
+int bootstrapper_join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
+                                     uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret);
+
+/* The mesh (bootstrapper-mesh.c, docs/mesh.md): once the node is a member, a thread asks the
+ * join services in md's peers for the mesh (GET /v1/mesh, mutual aTLS with the node's WireGuard
+ * key bound into its evidence) right away and every mesh_interval_sec, and applies it. */
+typedef struct BootstrapperMesh BootstrapperMesh;
+int bootstrapper_mesh_start(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                            BootstrapperMesh **ret);
+void bootstrapper_mesh_stop(BootstrapperMesh *m);
 /* <state_dir>/node-state.json exists (written once the node is a member). */
 bool bootstrapper_node_state_exists(const Bootstrapper *b);
 /* Whether dir is the root of a mount (false if it does not exist). */

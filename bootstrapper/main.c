@@ -33,6 +33,8 @@ static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret, arg_insecure_any_ak;
 static const char *arg_join_policy, *arg_join_service;
 static unsigned arg_join_timeout = 600, arg_failed_join_linger;
+static MeshBackend arg_mesh = _MESH_BACKEND_INVALID; /* invalid: no mesh */
+static unsigned arg_mesh_interval = 10;
 static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 static const char *arg_os_release = OS_RELEASE_DEFAULT;
 static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
@@ -123,6 +125,11 @@ static void help(void)
                "  --os-release FILE        where the image build recorded the node's image and\n"
                "                           Kubernetes versions, which GET /v1/node reports\n"
                "                           (default " OS_RELEASE_DEFAULT ")\n"
+               "  --mesh kernel|userspace  once a worker is a member: fetch the WireGuard mesh of\n"
+               "                           attested members from its join services and apply it\n"
+               "                           to the cloister0 device, made by the kernel's module\n"
+               "                           or by wireguard-go (docs/mesh.md; default: no mesh)\n"
+               "  --mesh-interval SEC      how often the mesh is fetched again (default 10)\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
                "                           first when the metadata has no init-secret hash\n"
@@ -165,6 +172,8 @@ static int parse_argv(int argc, char *argv[])
                 ARG_DISK_MAPPER,
                 ARG_OS_RELEASE,
                 ARG_FAILED_JOIN_LINGER,
+                ARG_MESH,
+                ARG_MESH_INTERVAL,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
                 ARG_SIM_TDX_NO_COLLATERAL,
@@ -199,6 +208,8 @@ static int parse_argv(int argc, char *argv[])
                 { "disk-mapper", required_argument, NULL, ARG_DISK_MAPPER },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 { "failed-join-linger", required_argument, NULL, ARG_FAILED_JOIN_LINGER },
+                { "mesh", required_argument, NULL, ARG_MESH },
+                { "mesh-interval", required_argument, NULL, ARG_MESH_INTERVAL },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
                 { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
@@ -360,6 +371,18 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_TDX_PCS_URL:
                         arg_tdx_pcs_url = optarg;
+                        break;
+                case ARG_MESH:
+                        arg_mesh = mesh_backend_from_string(optarg);
+                        if (arg_mesh < 0)
+                                return log_error_errno(
+                                        -EUSAGE, "--mesh '%s': use kernel or userspace.", optarg);
+                        break;
+                case ARG_MESH_INTERVAL:
+                        port = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || port == 0 || port > 3600)
+                                return log_error_errno(-EUSAGE, "--mesh-interval: 1..3600 s.");
+                        arg_mesh_interval = (unsigned) port;
                         break;
                 default:
                         return -EUSAGE;
@@ -694,6 +717,22 @@ int main(int argc, char *argv[])
                             .os_release = arg_os_release };
         (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
         (void) pthread_mutex_init(&b.op_lock, NULL);
+        if (arg_mesh >= 0 && md.role == NODE_ROLE_CONTROL_PLANE)
+                log_warning("--mesh: control planes do not join the mesh yet (docs/mesh.md); "
+                            "this node's traffic to the mesh range stays closed");
+        else if (arg_mesh >= 0) {
+                /* The node's WireGuard key: made now, in locked memory only, bound into the
+                 * evidence of every mesh request (docs/mesh.md). */
+                r = mesh_key_generate(&b.mesh_key);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot make this node's WireGuard key: %m");
+                        return 1;
+                }
+                b.mesh = true;
+                b.mesh_backend = arg_mesh;
+                b.mesh_interval_sec = arg_mesh_interval;
+                b.mesh_runtime_dir = arg_state_dir;
+        }
 
         {
                 static char node_name[METADATA_NAME_MAX], endpoint[METADATA_ENDPOINT_MAX + 8];
@@ -795,6 +834,9 @@ int main(int argc, char *argv[])
         a = node_attester_atls(&attester);
         b.attester = a;
         r = atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &atls);
+        /* Its WireGuard key, bound, for a verifier that asks (cloister verify --cluster). */
+        if (r >= 0 && b.mesh)
+                r = atls_context_set_wg_key(atls, b.mesh_key.public_key);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up aTLS: %m");
                 return 1;
@@ -859,6 +901,18 @@ int main(int argc, char *argv[])
                 if (r < 0)
                         return 1;
                 if (!b.handoff) {
+                        BootstrapperMesh *mesh = NULL;
+
+                        /* A worker member: the mesh of attested members (docs/mesh.md). A
+                         * failure to start it is the node's failure: no plain fallback. */
+                        if (b.mesh &&
+                            bootstrapper_mesh_start(&b, &md, arg_join_policy, &mesh) < 0) {
+                                if (serving) {
+                                        rpc_server_stop(server);
+                                        (void) pthread_join(thread, NULL);
+                                }
+                                return 1;
+                        }
                         service_notify("READY=1");
                         /* A member from now on: it holds its join services to their evidence
                          * (fail-closed mode, off by default). */
@@ -874,6 +928,8 @@ int main(int argc, char *argv[])
                                 fflush(stdout);
                                 (void) pthread_join(thread, NULL);
                                 bootstrapper_watch_stop(&b);
+                                bootstrapper_mesh_stop(mesh);
+                                mesh_key_done(&b.mesh_key);
                                 node_attester_done(&attester);
                                 return st.r < 0 ? 1 : 0;
                         }

@@ -22,6 +22,7 @@
 #include "cloister/json.h"
 #include "cloister/kdf.h"
 #include "cloister/log.h"
+#include "cloister/mesh.h"
 #include "cloister/rpc.h"
 
 #define CLUSTER_NODES_MAX         256
@@ -41,6 +42,7 @@ typedef struct ClusterNode {
         json_t *reattest;  /* status: its join service's re-attestation record, or NULL */
         /* the policy's measurement set its PCRs matched (an upgrade's policy), or "" */
         char image_set[ATTEST_SET_NAME_MAX + 1];
+        char wg_key[48];   /* the WireGuard key its join service lists (docs/mesh.md), or "" */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -499,6 +501,12 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                         (void) snprintf(n->role, sizeof(n->role), "%s", role);
                         (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
                         (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
+                        {
+                                const char *wg =
+                                        json_string_value(json_object_get(m, "wgPublicKey"));
+                                (void) snprintf(n->wg_key, sizeof(n->wg_key), "%s",
+                                                wg && strlen(wg) < sizeof(n->wg_key) ? wg : "");
+                        }
                         if (json_is_object(json_object_get(m, "reattestation"))) {
                                 json_decref(n->reattest);
                                 n->reattest = json_incref(json_object_get(m, "reattestation"));
@@ -538,9 +546,51 @@ static void node_take_report(ClusterNode *n, const AttestReport *rep, int r, con
         }
 }
 
+/* The mesh (docs/mesh.md): the WireGuard key the member attests, asked for on a connection of
+ * its own (never recorded in a bundle), equals the key its join service lists. */
+static void check_mesh_key(ClusterNode *n, const AttestPolicy *member, time_t at,
+                           const RpcClientConfig *rc)
+{
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        _cleanup_(json_decrefp) json_t *resp = NULL;
+        PolicyVerifier pv = { .policy = member, .at = at };
+        AtlsVerifier verifier = policy_verifier(&pv);
+        uint8_t key[MESH_KEY_SIZE];
+        char text[MESH_KEY_BASE64 + 1] = "";
+        long status = 0;
+        bool has;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
+        if (r >= 0)
+                r = atls_context_request_wg_key(atls);
+        if (r >= 0)
+                r = rpc_call(atls, rc, "GET", n->endpoint, "/v1/node", NULL, true, &status, &resp,
+                             &d);
+        if (r < 0) {
+                n->ok = false;
+                add_reason(n, "its WireGuard key could not be attested: %s", d.message);
+                return;
+        }
+        has = atls_context_last_peer_wg_key(atls, key);
+        if (has)
+                mesh_key_to_base64(key, text);
+        if (n->wg_key[0] && !has) {
+                n->ok = false;
+                add_reason(n, "its join service lists WireGuard key %s, the member attests none",
+                           n->wg_key);
+        } else if (n->wg_key[0] && strcmp(text, n->wg_key) != 0) {
+                n->ok = false;
+                add_reason(n, "its join service lists WireGuard key %s, the member attests %s",
+                           n->wg_key, text);
+        }
+}
+
 /* Each member, attested now with its own fresh nonce. */
 static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char *cid_hex,
-                         const RpcClientConfig *rc)
+                         const RpcClientConfig *rc, bool mesh)
 {
         for (size_t i = 0; i < v->n_nodes; i++) {
                 ClusterNode *n = &v->nodes[i];
@@ -579,6 +629,8 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                         }
                 }
                 (void) snprintf(n->image_set, sizeof(n->image_set), "%s", rep.matched_set);
+                if (mesh && n->ok && n->wg_key[0])
+                        check_mesh_key(n, member, v->at, rc);
                 node_take_report(n, &rep, r, &d);
                 attest_report_done(&rep);
         }
@@ -766,7 +818,7 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
                         printf("Verification FAILED: %s: the membership is not readable\n", url);
                 return r;
         }
-        attest_nodes(v, member, cid_hex, rc);
+        attest_nodes(v, member, cid_hex, rc, true);
         for (size_t i = 0; w && i < v->n_nodes; i++) {
                 const ClusterNode *n = &v->nodes[i];
                 const char *reasons[ELEMENTSOF(n->reasons)];
@@ -1147,7 +1199,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 return r;
         /* Each member's versions, from the member itself, attested as verify --cluster does. */
         hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
-        attest_nodes(v, member, cid_hex, &rc);
+        attest_nodes(v, member, cid_hex, &rc, false);
         if (o->output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = result_new("cloister status");
                 json_t *nodes = json_array(), *js = json_array();

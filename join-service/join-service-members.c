@@ -7,6 +7,7 @@
 #include "cloister/fileio.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
+#include "cloister/mesh.h"
 
 #include "join-service.h"
 
@@ -84,7 +85,8 @@ const json_t *members_find_ak(const json_t *doc, const char *ak_digest)
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
                    const char *disk_uuid, const char *ak_digest)
 {
-        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(json_decrefp) json_t *doc = NULL, *entry = NULL, *mesh_address = NULL,
+                                       *wg_key = NULL;
         _cleanup_(freep) char *path = NULL, *text = NULL;
         json_t *list, *m;
         char now[32];
@@ -100,16 +102,25 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
         (void) strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
         list = json_object_get(doc, "members");
         /* A name is one member: a node that joins again (a new disk, a new machine) replaces
-         * its old record. */
+         * its old record. The same node (the same attestation key) keeps its mesh address and
+         * WireGuard key (docs/mesh.md). */
         json_array_foreach (list, i, m)
                 if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", name) == 0) {
+                        if (ak_digest && ak_digest[0] &&
+                            strcmp(json_string_value(json_object_get(m, "akDigest")) ?: "",
+                                   ak_digest) == 0) {
+                                mesh_address = json_incref(json_object_get(m, "meshAddress"));
+                                wg_key = json_incref(json_object_get(m, "wgPublicKey"));
+                        }
                         (void) json_array_remove(list, i);
                         break;
                 }
-        if (json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", name, "role",
-                                                  role, "endpoint", endpoint, "diskUuid", disk_uuid,
-                                                  "akDigest", ak_digest ?: "", "admitted", now)) <
-            0)
+        entry = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", name, "role", role, "endpoint",
+                          endpoint, "diskUuid", disk_uuid, "akDigest", ak_digest ?: "", "admitted",
+                          now);
+        if (!entry || (mesh_address && json_object_set(entry, "meshAddress", mesh_address) < 0) ||
+            (wg_key && json_object_set(entry, "wgPublicKey", wg_key) < 0) ||
+            json_array_append_new(list, TAKE_PTR(entry)) < 0)
                 return -ENOMEM;
         r = members_path(js, &path);
         if (r >= 0)
@@ -117,4 +128,62 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
         if (r < 0)
                 return r;
         return write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+}
+
+int members_set_mesh(JoinService *js, const char *name, const char *wg_key,
+                     char ret_address[static MESH_ADDRESS_MAX + 1])
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        const json_t *list, *m;
+        json_t *member = NULL;
+        const char *have, *key;
+        size_t i;
+        int r;
+
+        r = members_load(js, &doc);
+        if (r < 0)
+                return r;
+        list = json_object_get(doc, "members");
+        json_array_foreach (list, i, m)
+                if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", name) == 0)
+                        member = (json_t *) m;
+        if (!member)
+                return -ENOENT;
+        have = json_string_value(json_object_get(member, "meshAddress"));
+        key = json_string_value(json_object_get(member, "wgPublicKey"));
+        if (have && mesh_address_ok(have) && key && strcmp(key, wg_key) == 0) {
+                (void) snprintf(ret_address, MESH_ADDRESS_MAX + 1, "%s", have);
+                return 0; /* nothing changed: no write */
+        }
+        if (!have || !mesh_address_ok(have)) {
+                /* The lowest host number no member holds. */
+                char candidate[MESH_ADDRESS_MAX + 1] = "";
+                for (unsigned n = 1; n <= MESH_PEERS_MAX && !candidate[0]; n++) {
+                        bool taken = false;
+                        (void) mesh_address_of(n, candidate);
+                        json_array_foreach (list, i, m)
+                                taken = taken ||
+                                        strcmp(json_string_value(json_object_get(m, "meshAddress"))
+                                                       ?: "",
+                                               candidate) == 0;
+                        if (taken)
+                                candidate[0] = '\0';
+                }
+                if (!candidate[0])
+                        return -ENOSPC;
+                if (json_object_set_new(member, "meshAddress", json_string(candidate)) < 0)
+                        return -ENOMEM;
+                have = json_string_value(json_object_get(member, "meshAddress"));
+        }
+        if (json_object_set_new(member, "wgPublicKey", json_string(wg_key)) < 0)
+                return -ENOMEM;
+        (void) snprintf(ret_address, MESH_ADDRESS_MAX + 1, "%s", have);
+        r = members_path(js, &path);
+        if (r >= 0)
+                r = json_dump_pretty(doc, &text);
+        if (r < 0)
+                return r;
+        r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+        return r < 0 ? r : 1;
 }

@@ -289,6 +289,16 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                                                                    sizeof(detail));
                 break;
         }
+        case JOIN_PRIVSEP_MESH:
+                c.evidence = m->fields[0].data;
+                c.evidence_size = m->fields[0].size;
+                c.nonce = m->fields[1].data;
+                c.spki = m->fields[2].data;
+                c.spki_size = m->fields[2].size;
+                c.peer = privsep_text(m, 3);
+                c.wg_key = m->fields[4].data;
+                r = join_handle_mesh(js, &c, &answer, detail, sizeof(detail));
+                break;
         case JOIN_PRIVSEP_MEMBERS:
                 r = join_handle_members(js, &c, &answer, detail, sizeof(detail));
                 break;

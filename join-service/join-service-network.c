@@ -306,6 +306,32 @@ static int net_rejoin(void *userdata, const RpcRequest *req, json_t **ret_respon
         return ask(js, &b, ret_response, detail, n);
 }
 
+/* A member's WireGuard key and the mesh (docs/mesh.md): only for a client whose certificate
+ * carries a key its evidence binds; the monitor decides whether it is a member. */
+static int net_mesh(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                    size_t n)
+{
+        JoinService *js = userdata;
+        uint8_t key[ATLS_WG_KEY_SIZE];
+        PrivsepBuf b;
+        int r;
+
+        if (atls_peer_wg_key(req->ssl, key) < 0) {
+                refuse_body(js, req,
+                            "a mesh request without a WireGuard key in the client's certificate",
+                            detail, n);
+                return -EPERM;
+        }
+        privsep_buf_begin(&b, JOIN_PRIVSEP_MESH, 0);
+        r = add_evidence(js, req, &b, detail, n);
+        if (r < 0) {
+                privsep_buf_done(&b);
+                return r;
+        }
+        privsep_buf_add(&b, key, sizeof(key));
+        return ask(js, &b, ret_response, detail, n);
+}
+
 static int net_simple(JoinService *js, JoinPrivsepOp op, const char *text, json_t **ret_response,
                       char *detail, size_t n)
 {
@@ -376,6 +402,7 @@ const RpcRoute join_network_routes[] = {
         { "POST", "/v1/join", net_join, .attested_client = true },
         { "POST", "/v1/rejoin", net_rejoin, .attested_client = true },
         { "GET", "/v1/members", net_members },
+        { "GET", "/v1/mesh", net_mesh, .attested_client = true },
         { "POST", "/v1/init", net_init_again },
         { "GET", "/v1/audit", net_audit },
         /* any client: the monitor checks the owner's authenticator (docs/policy-update.md) */

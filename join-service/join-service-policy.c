@@ -336,10 +336,11 @@ int join_call_verify(JoinService *js, const JoinCall *c, char ret_digest[static 
                 log_error("join-service: the changed policy is refused, the previous one stays in "
                           "force: %s",
                           pd.message);
-        /* The binding a client computes for this nonce and its own key: evidence made for
-         * another connection or key does not verify. */
-        r = atls_binding(js->policy.policy->variant, ATLS_ROLE_CLIENT, c->nonce, c->spki,
-                         c->spki_size, binding);
+        /* The binding a client computes for this nonce and its own key (and the WireGuard key
+         * its certificate carried, for a mesh request): evidence made for another connection or
+         * key does not verify. */
+        r = atls_binding_wg(js->policy.policy->variant, ATLS_ROLE_CLIENT, c->nonce, c->spki,
+                            c->spki_size, c->wg_key, binding);
         if (r >= 0)
                 r = verify_with_policies(js, c->evidence, c->evidence_size, binding, d);
         else

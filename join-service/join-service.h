@@ -11,6 +11,7 @@
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/mastersecret.h"
+#include "cloister/mesh.h"
 #include "cloister/node-attester.h"
 #include "cloister/privsep.h"
 #include "cloister/rpc.h"
@@ -153,6 +154,11 @@ const json_t *members_find_ak(const json_t *doc, const char *ak_digest);
 int evidence_ak_digest(const Evidence *e, char ret[static 65]);
 int members_record(JoinService *js, const char *name, const char *role, const char *endpoint,
                    const char *disk_uuid, const char *ak_digest);
+/* A member's WireGuard key (base64) as its evidence bound it, and its mesh address, allocated
+ * the first time (the lowest host number free, docs/mesh.md); members_lock held. -ENOENT if
+ * name is no member. */
+int members_set_mesh(JoinService *js, const char *name, const char *wg_key,
+                     char ret_address[static MESH_ADDRESS_MAX + 1]);
 /* Frees what join_service_init_locks() and the handlers keep in memory. */
 void join_service_init_locks(JoinService *js);
 void join_service_done(JoinService *js);
@@ -173,6 +179,7 @@ typedef struct JoinCall {
         const char *name, *role, *disk_uuid, *endpoint;
         const char *authorization; /* "" or NULL: none */
         const char *query;         /* GET /v1/audit */
+        const uint8_t *wg_key;     /* GET /v1/mesh: the WireGuard key the evidence binds */
         /* A repeated init (each exactly its size). */
         const uint8_t *master, *salt, *measurement_salt;
 } JoinCall;
@@ -197,6 +204,10 @@ int join_handle_init_again(JoinService *js, const JoinCall *req, json_t **ret_re
 int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t detail_size);
 int join_handle_node(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
+                     size_t detail_size);
+/* GET /v1/mesh (join-service-mesh.c, docs/mesh.md): an attested member registers the WireGuard
+ * key its evidence binds and gets the mesh. */
+int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
                      size_t detail_size);
 
 /* The monitor (join-service-monitor.c): answers the typed requests arriving on fds (one thread

@@ -32,6 +32,14 @@ struct AtlsContext {
         EVP_PKEY *cert_pub;
         SSL_CTX *ssl_ctx;
         ASN1_OBJECT *oids[_ATTEST_VARIANT_MAX];
+        ASN1_OBJECT *wg_oid; /* ATLS_OID_WG_KEY */
+        /* A WireGuard public key its certificates carry and its evidence binds (docs/mesh.md) */
+        uint8_t wg_key[ATLS_WG_KEY_SIZE];
+        bool has_wg_key;
+        bool request_wg_key; /* client: asks the server for its key (ATLS_EXTENSION_WG_REQUEST) */
+        /* The WireGuard key of the last peer verified on any connection (for libcurl users) */
+        uint8_t last_peer_wg_key[ATLS_WG_KEY_SIZE];
+        bool has_last_peer_wg_key;
         /* The last verification failure on any connection of this context: callers that do not
          * own the SSL object (libcurl) read it from here. */
         pthread_mutex_t lock;
@@ -53,6 +61,9 @@ typedef struct AtlsConn {
         size_t evidence_size;
         uint8_t *peer_spki; /* the key that evidence is bound to (DER SubjectPublicKeyInfo) */
         size_t peer_spki_size;
+        uint8_t peer_wg_key[ATLS_WG_KEY_SIZE]; /* bound by that evidence too, if has_peer_wg_key */
+        bool has_peer_wg_key;
+        bool peer_wants_wg_key; /* server: the client asked for this node's WireGuard key */
 } AtlsConn;
 
 static int ssl_conn_index = -1, ssl_ctx_index = -1;
@@ -141,6 +152,45 @@ int atls_peer_binding_input(const SSL *ssl, uint8_t ret_nonce[static ATLS_NONCE_
         return 0;
 }
 
+int atls_peer_wg_key(const SSL *ssl, uint8_t ret[static ATLS_WG_KEY_SIZE])
+{
+        const AtlsConn *c = ssl_conn_index >= 0 ? SSL_get_ex_data(ssl, ssl_conn_index) : NULL;
+
+        if (!c || !c->verified || !c->has_peer_wg_key)
+                return -ENOENT;
+        memcpy(ret, c->peer_wg_key, ATLS_WG_KEY_SIZE);
+        return 0;
+}
+
+int atls_context_set_wg_key(AtlsContext *c, const uint8_t key[static ATLS_WG_KEY_SIZE])
+{
+        if (!c || !c->attests)
+                return -EINVAL;
+        memcpy(c->wg_key, key, ATLS_WG_KEY_SIZE);
+        c->has_wg_key = true;
+        return 0;
+}
+
+int atls_context_request_wg_key(AtlsContext *c)
+{
+        if (!c || c->role != ATLS_ROLE_CLIENT || !c->verifies)
+                return -EINVAL;
+        c->request_wg_key = true;
+        return 0;
+}
+
+bool atls_context_last_peer_wg_key(AtlsContext *c, uint8_t ret[static ATLS_WG_KEY_SIZE])
+{
+        bool has;
+
+        (void) pthread_mutex_lock(&c->lock);
+        has = c->has_last_peer_wg_key;
+        if (has)
+                memcpy(ret, c->last_peer_wg_key, ATLS_WG_KEY_SIZE);
+        (void) pthread_mutex_unlock(&c->lock);
+        return has;
+}
+
 int atls_context_spki(AtlsContext *c, const uint8_t **ret, size_t *ret_size)
 {
         if (!c->spki)
@@ -217,6 +267,13 @@ int atls_binding(AttestVariant variant, AtlsRole attester_role,
                  const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki, size_t spki_size,
                  uint8_t ret[static ATLS_BINDING_SIZE])
 {
+        return atls_binding_wg(variant, attester_role, nonce, spki, spki_size, NULL, ret);
+}
+
+int atls_binding_wg(AttestVariant variant, AtlsRole attester_role,
+                    const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki,
+                    size_t spki_size, const uint8_t *wg_key, uint8_t ret[static ATLS_BINDING_SIZE])
+{
         static const char *const roles[_ATLS_ROLE_MAX] = {
                 [ATLS_ROLE_CLIENT] = "client",
                 [ATLS_ROLE_SERVER] = "server",
@@ -228,9 +285,11 @@ int atls_binding(AttestVariant variant, AtlsRole attester_role,
         if (!v || attester_role < 0 || attester_role >= _ATLS_ROLE_MAX)
                 return -EINVAL;
         crypto_sha256(spki, spki_size, spki_hash);
-        /* NUL-separated strings (none contains a NUL) then fixed-size fields: unambiguous. */
+        /* NUL-separated strings (none contains a NUL) then fixed-size fields: unambiguous. A
+         * WireGuard key changes the label too: no v1 binding equals a wg one. */
+        const char *label = wg_key ? ATLS_BINDING_WG_LABEL : ATLS_BINDING_LABEL;
         const IoVec parts[] = {
-                { ATLS_BINDING_LABEL, strlen(ATLS_BINDING_LABEL) },
+                { label, strlen(label) },
                 { &zero, 1 },
                 { v, strlen(v) },
                 { &zero, 1 },
@@ -238,8 +297,10 @@ int atls_binding(AttestVariant variant, AtlsRole attester_role,
                 { &zero, 1 },
                 { nonce, ATLS_NONCE_SIZE },
                 { spki_hash, sizeof(spki_hash) },
+                { wg_key, wg_key ? ATLS_WG_KEY_SIZE : 0 },
         };
-        return crypto_digest("SHA256", parts, ELEMENTSOF(parts), ret, ATLS_BINDING_SIZE);
+        return crypto_digest("SHA256", parts, ELEMENTSOF(parts) - (wg_key ? 0 : 1), ret,
+                             ATLS_BINDING_SIZE);
 }
 
 /* --- nonce extension (RFC 8446 section 4.2: custom extension in ClientHello / CertificateRequest)
@@ -293,6 +354,40 @@ static int nonce_ext_parse(SSL *ssl, unsigned int ext_type, unsigned int context
         return 1;
 }
 
+/* The client's request for the server's WireGuard key (empty, in the ClientHello): a server
+ * that holds one puts it in its certificate, bound, only when asked, so that verifiers that
+ * recompute the plain binding later (re-attestation, evidence bundles) never meet one. */
+static int wg_request_add(SSL *ssl, unsigned int ext_type, unsigned int context,
+                          const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                          int *al, void *add_arg)
+{
+        AtlsContext *c = context_of(ssl);
+
+        if (!c || c->role != ATLS_ROLE_CLIENT || !c->request_wg_key)
+                return 0;
+        *out = NULL;
+        *outlen = 0;
+        return 1;
+}
+
+static int wg_request_parse(SSL *ssl, unsigned int ext_type, unsigned int context,
+                            const unsigned char *in, size_t inlen, X509 *x, size_t chainidx,
+                            int *al, void *parse_arg)
+{
+        AtlsConn *conn = conn_get(ssl);
+
+        if (!conn) {
+                *al = SSL_AD_INTERNAL_ERROR;
+                return 0;
+        }
+        if (inlen != 0) {
+                *al = SSL_AD_DECODE_ERROR;
+                return 0;
+        }
+        conn->peer_wants_wg_key = true;
+        return 1;
+}
+
 /* --- attester: certificate with evidence, made per connection ------------------------------ */
 
 /*
@@ -326,20 +421,22 @@ static int context_public_key(AtlsContext *c)
         return 0;
 }
 
-static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONCE_SIZE], X509 **ret,
-                            Diag *d)
+static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONCE_SIZE],
+                            bool with_wg_key, X509 **ret, Diag *d)
 {
         _cleanup_(X509_freep) X509 *x = NULL;
         _cleanup_(freep) uint8_t *evidence = NULL;
         uint8_t binding[ATLS_BINDING_SIZE], serial[16];
-        ASN1_OCTET_STRING *os = NULL;
-        X509_EXTENSION *ext = NULL;
+        ASN1_OCTET_STRING *os = NULL, *wg_os = NULL;
+        X509_EXTENSION *ext = NULL, *wg_ext = NULL;
         X509_NAME *name;
         BIGNUM *bn = NULL;
         size_t evidence_size = 0;
         int r;
 
-        r = atls_binding(c->attester.variant, c->role, nonce, c->spki, c->spki_size, binding);
+        with_wg_key = with_wg_key && c->has_wg_key;
+        r = atls_binding_wg(c->attester.variant, c->role, nonce, c->spki, c->spki_size,
+                            with_wg_key ? c->wg_key : NULL, binding);
         if (r < 0)
                 return diag_fail(d, r, "atls-binding", -1, "cannot compute the evidence binding");
         const AtlsBindingInput input = {
@@ -348,6 +445,7 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
                 .nonce = nonce,
                 .spki = c->spki,
                 .spki_size = c->spki_size,
+                .wg_key = with_wg_key ? c->wg_key : NULL,
         };
         r = c->attester.issue(c->attester.userdata, binding, &input, &evidence, &evidence_size, d);
         if (r < 0)
@@ -375,9 +473,18 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
             ASN1_OCTET_STRING_set(os, evidence, (int) evidence_size) != 1)
                 goto fail;
         ext = X509_EXTENSION_create_by_OBJ(NULL, c->oids[c->attester.variant], 0, os);
-        if (!ext || X509_add_ext(x, ext, -1) != 1 || X509_sign(x, c->key, EVP_sha256()) <= 0)
+        if (!ext || X509_add_ext(x, ext, -1) != 1)
+                goto fail;
+        if (with_wg_key && (!(wg_os = ASN1_OCTET_STRING_new()) ||
+                            ASN1_OCTET_STRING_set(wg_os, c->wg_key, ATLS_WG_KEY_SIZE) != 1 ||
+                            !(wg_ext = X509_EXTENSION_create_by_OBJ(NULL, c->wg_oid, 0, wg_os)) ||
+                            X509_add_ext(x, wg_ext, -1) != 1))
+                goto fail;
+        if (X509_sign(x, c->key, EVP_sha256()) <= 0)
                 goto fail;
 
+        X509_EXTENSION_free(wg_ext);
+        ASN1_OCTET_STRING_free(wg_os);
         X509_EXTENSION_free(ext);
         ASN1_OCTET_STRING_free(os);
         X509_NAME_free(name);
@@ -385,6 +492,8 @@ static int make_certificate(AtlsContext *c, const uint8_t nonce[static ATLS_NONC
         *ret = TAKE_PTR(x);
         return 0;
 fail:
+        X509_EXTENSION_free(wg_ext);
+        ASN1_OCTET_STRING_free(wg_os);
         X509_EXTENSION_free(ext);
         ASN1_OCTET_STRING_free(os);
         X509_NAME_free(name);
@@ -413,7 +522,9 @@ static int cert_cb(SSL *ssl, void *arg)
                 conn->failed = true;
                 return 0;
         }
-        r = make_certificate(c, conn->peer_nonce, &x, &d);
+        /* A client's key always goes (a mesh request); a server's only to a client that asked. */
+        r = make_certificate(c, conn->peer_nonce,
+                             c->role == ATLS_ROLE_CLIENT || conn->peer_wants_wg_key, &x, &d);
         if (r < 0) {
                 log_debug_errno(r, "aTLS: cannot attest: %s", d.message);
                 conn->failure = d;
@@ -485,12 +596,29 @@ static int verify_leaf(AtlsContext *c, AtlsConn *conn, X509_STORE_CTX *store, Di
         if (!conn->my_nonce_sent)
                 return diag_fail(d, -EPROTO, "atls-nonce", -1,
                                  "no nonce was sent to the peer on this connection");
+        /* A WireGuard key, if the peer's certificate carries one: exactly one extension of
+         * exactly 32 bytes, bound below (a key the evidence does not bind fails the binding). */
+        conn->has_peer_wg_key = false;
+        idx = X509_get_ext_by_OBJ(leaf, c->wg_oid, -1);
+        if (idx >= 0) {
+                const ASN1_OCTET_STRING *wg = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
+
+                if (X509_get_ext_by_OBJ(leaf, c->wg_oid, idx) >= 0)
+                        return diag_fail(d, -EPROTO, "atls-wg-key", -1,
+                                         "the peer's certificate carries two WireGuard keys");
+                if (!wg || wg->length != ATLS_WG_KEY_SIZE)
+                        return diag_fail(d, -EBADMSG, "atls-wg-key", -1,
+                                         "the peer's WireGuard key is not %d bytes",
+                                         ATLS_WG_KEY_SIZE);
+                memcpy(conn->peer_wg_key, wg->data, ATLS_WG_KEY_SIZE);
+                conn->has_peer_wg_key = true;
+        }
 
         spki_size = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &spki);
         if (spki_size <= 0)
                 return diag_fail(d, -EIO, "atls-certificate", -1, "cannot encode the peer's key");
-        r = atls_binding(c->verifier.variant, peer, conn->my_nonce, spki, (size_t) spki_size,
-                         binding);
+        r = atls_binding_wg(c->verifier.variant, peer, conn->my_nonce, spki, (size_t) spki_size,
+                            conn->has_peer_wg_key ? conn->peer_wg_key : NULL, binding);
         free(conn->peer_spki);
         conn->peer_spki = r >= 0 ? malloc((size_t) spki_size) : NULL;
         if (conn->peer_spki) {
@@ -561,6 +689,10 @@ static int cert_verify_cb(X509_STORE_CTX *store, void *arg)
                 return 0;
         }
         conn->verified = true;
+        (void) pthread_mutex_lock(&c->lock);
+        c->has_last_peer_wg_key = conn->has_peer_wg_key;
+        memcpy(c->last_peer_wg_key, conn->peer_wg_key, ATLS_WG_KEY_SIZE);
+        (void) pthread_mutex_unlock(&c->lock);
         X509_STORE_CTX_set_error(store, X509_V_OK);
         return 1;
 }
@@ -599,6 +731,10 @@ int atls_context_apply(AtlsContext *c, SSL_CTX *ctx)
         if (SSL_CTX_add_custom_ext(ctx, ATLS_EXTENSION_NONCE, ext_context, nonce_ext_add, NULL,
                                    NULL, nonce_ext_parse, NULL) != 1)
                 return crypto_log_errors(-EIO, "aTLS nonce extension");
+        if (SSL_CTX_add_custom_ext(ctx, ATLS_EXTENSION_WG_REQUEST,
+                                   SSL_EXT_TLS_ONLY | SSL_EXT_TLS1_3_ONLY | SSL_EXT_CLIENT_HELLO,
+                                   wg_request_add, NULL, NULL, wg_request_parse, NULL) != 1)
+                return crypto_log_errors(-EIO, "aTLS WireGuard key request extension");
         SSL_CTX_set_cert_cb(ctx, cert_cb, c);
 
         mode = SSL_VERIFY_NONE;
@@ -650,6 +786,9 @@ int atls_context_new(AtlsRole role, const AtlsAttester *attester, const AtlsVeri
                 if (!c->oids[v])
                         return crypto_log_errors(-EIO, "OBJ_txt2obj");
         }
+        c->wg_oid = OBJ_txt2obj(ATLS_OID_WG_KEY, 1);
+        if (!c->wg_oid)
+                return crypto_log_errors(-EIO, "OBJ_txt2obj");
         c->key = EVP_EC_gen("P-256");
         if (!c->key)
                 return crypto_log_errors(-EIO, "EVP_EC_gen");
@@ -677,6 +816,7 @@ AtlsContext *atls_context_free(AtlsContext *c)
         OPENSSL_free(c->spki);
         for (int v = 0; v < _ATTEST_VARIANT_MAX; v++)
                 ASN1_OBJECT_free(c->oids[v]);
+        ASN1_OBJECT_free(c->wg_oid);
         (void) pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;

@@ -69,6 +69,8 @@ static const char *const events[] = {
         "reattest-unreachable",
         "reattest-passed",
         "eviction",
+        /* A member's WireGuard key registered or changed (docs/mesh.md). */
+        "mesh-key",
         NULL,
 };
 static const char *const verdicts[] = { "admitted", "refused", NULL };

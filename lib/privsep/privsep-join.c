@@ -63,6 +63,10 @@ const PrivsepSpec join_privsep_requests[] = {
           { NODE_TEXT, TEXT(17), DIGEST_TEXT, TEXT(ATTEST_POLICY_SIZE_MAX + 1) } },
         { JOIN_PRIVSEP_TDX_COLLATERAL, "tdx-collateral", 2, { EXACT_TEXT(13), TEXT(16) } },
         { JOIN_PRIVSEP_METRICS, "metrics", 0, {} },
+        { JOIN_PRIVSEP_MESH,
+          "mesh",
+          5,
+          { EVIDENCE, NONCE, SPKI, NODE_TEXT, EXACT(ATLS_WG_KEY_SIZE) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -95,6 +99,7 @@ const PrivsepSpec join_privsep_replies[] = {
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX) } },
         REPLY(JOIN_PRIVSEP_METRICS, "metrics"),
+        REPLY(JOIN_PRIVSEP_MESH, "mesh"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

@@ -18,6 +18,10 @@
  * comes: the join service must find it in its cache); --tdx-collateral-out DIR first writes the
  * simulated platform's collateral there (the files of verify-report --collateral DIR, for a PCS
  * stand-in to serve) and waits for DIR/go before it connects.
+ * --wg-key HEX puts that WireGuard public key in the client certificate (bound by the evidence,
+ * as a node's mesh request does: docs/mesh.md); with --wg-unbound the evidence binds the plain
+ * aTLS binding instead (an attacker naming a key its evidence does not bind). A GET of /v1/mesh
+ * answered 200 is unsealed (it comes sealed to this probe's key) and printed.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -44,6 +48,21 @@ typedef struct FixedEvidence {
         uint8_t *data;
         size_t size;
 } FixedEvidence;
+
+/* --wg-unbound: the real evidence, bound as if the certificate carried no WireGuard key. */
+static int unbound_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
+                         const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
+{
+        const AtlsAttester *inner = userdata;
+        uint8_t plain[ATLS_BINDING_SIZE];
+        int r;
+
+        r = atls_binding(input->variant, input->role, input->nonce, input->spki, input->spki_size,
+                         plain);
+        if (r < 0)
+                return r;
+        return inner->issue(inner->userdata, plain, input, ret, ret_size, d);
+}
 
 static int fixed_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
                        const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
@@ -161,13 +180,18 @@ int main(int argc, char *argv[])
                 { "no-identity", no_argument, NULL, 'I' },
                 { "no-tdx-collateral", no_argument, NULL, 'X' },
                 { "tdx-collateral-out", required_argument, NULL, 'O' },
+                { "wg-key", required_argument, NULL, 'W' },
+                { "wg-unbound", no_argument, NULL, 'U' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
                    *url = NULL, *name = "probe", *rejoin_uuid = NULL, *role = "worker",
                    *disk_uuid = NULL, *authorization = NULL, *get_path = NULL, *post_path = NULL,
                    *body_path = NULL;
-        bool no_attest = false, no_identity = false, no_tdx_collateral = false;
+        bool no_attest = false, no_identity = false, no_tdx_collateral = false, wg_unbound = false;
+        const char *wg_hex = NULL;
+        uint8_t wg_key[ATLS_WG_KEY_SIZE];
+        AtlsAttester wg_inner;
         const char *collateral_dir = NULL;
         AtlsAttester inner;
         const char *sim_tdx_root = NULL;
@@ -249,11 +273,19 @@ int main(int argc, char *argv[])
                 case 'I':
                         no_identity = true;
                         break;
+                case 'W':
+                        wg_hex = optarg;
+                        break;
+                case 'U':
+                        wg_unbound = true;
+                        break;
                 default:
                         return 2;
                 }
         if (!policy_path || !cid_hex || !url || (!!tcti + !!evidence + no_attest) != 1 ||
-            hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 || !post_path != !body_path) {
+            hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 || !post_path != !body_path ||
+            (wg_hex && hex_decode_exact(wg_hex, wg_key, sizeof(wg_key)) < 0) ||
+            (wg_unbound && (!wg_hex || !tcti))) {
                 fprintf(stderr, "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
                                 "--cluster-id HEX --url URL [--name N]\n");
                 return 2;
@@ -304,8 +336,16 @@ int main(int argc, char *argv[])
                                     .issue = fixed_issue,
                                     .userdata = &fixed };
         }
+        if (wg_unbound) {
+                wg_inner = a;
+                a = (AtlsAttester){ .variant = wg_inner.variant,
+                                    .issue = unbound_issue,
+                                    .userdata = &wg_inner };
+        }
         r = atls_context_new(ATLS_ROLE_CLIENT, no_attest ? NULL : &a, &v, &atls);
         if (r < 0)
+                return 2;
+        if (wg_hex && !no_attest && atls_context_set_wg_key(atls, wg_key) < 0)
                 return 2;
         /* A fresh disk UUID per probe: one name, one disk (the join service refuses a known name
          * with another disk). */
@@ -355,9 +395,14 @@ int main(int argc, char *argv[])
         }
         /* A join or rejoin ticket comes sealed to this probe's key: opened here (and refused if
          * it does not open), so that tests see what the node would. */
-        if (!get_path && !post_path && status == 200) {
+        if (((!get_path && !post_path) || (get_path && strcmp(get_path, "/v1/mesh") == 0)) &&
+            status == 200) {
                 diag_clear(&d);
-                if (rpc_answer_unseal(atls, rejoin_uuid ? "rejoin" : "join", &resp, &d) < 0) {
+                if (rpc_answer_unseal(atls,
+                                      get_path      ? "mesh"
+                                      : rejoin_uuid ? "rejoin"
+                                                    : "join",
+                                      &resp, &d) < 0) {
                         printf("HTTP %ld unsealed answer refused: %s\n", status, d.message);
                         return 1;
                 }

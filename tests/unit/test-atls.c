@@ -172,11 +172,13 @@ static void test_atls_mutual_both_sides_verified(void **state)
 /* --- hostile attesters: wrap the real one and bind to the wrong thing --------------------- */
 
 typedef enum Attack {
-        ATTACK_OTHER_KEY, /* evidence bound to another key (certificate swapped) */
-        ATTACK_REPLAY,    /* evidence recorded in an earlier handshake */
-        ATTACK_RELAY,     /* genuine evidence of another machine, for this nonce and its key */
-        ATTACK_REFLECT,   /* evidence made for the other role */
-        ATTACK_OVERSIZE,  /* more evidence than a certificate may carry */
+        ATTACK_OTHER_KEY,  /* evidence bound to another key (certificate swapped) */
+        ATTACK_REPLAY,     /* evidence recorded in an earlier handshake */
+        ATTACK_RELAY,      /* genuine evidence of another machine, for this nonce and its key */
+        ATTACK_REFLECT,    /* evidence made for the other role */
+        ATTACK_OVERSIZE,   /* more evidence than a certificate may carry */
+        ATTACK_WG_UNBOUND, /* the certificate carries a WireGuard key the evidence does not bind */
+        ATTACK_WG_OTHER,   /* the evidence binds another WireGuard key than the certificate's */
 } Attack;
 
 typedef struct Hostile {
@@ -225,6 +227,20 @@ static int hostile_issue(void *userdata, const uint8_t binding[static ATLS_BINDI
                 memcpy(*ret, h->recorded, h->recorded_size);
                 *ret_size = h->recorded_size;
                 return 0;
+        case ATTACK_WG_UNBOUND:
+                r = atls_binding(in->variant, in->role, in->nonce, in->spki, in->spki_size, forged);
+                assert_int_equal(r, 0);
+                return real.issue(real.userdata, forged, in, ret, ret_size, d);
+        case ATTACK_WG_OTHER: {
+                uint8_t other_key[ATLS_WG_KEY_SIZE];
+                assert_non_null(in->wg_key);
+                memcpy(other_key, in->wg_key, sizeof(other_key));
+                other_key[0] ^= 1;
+                r = atls_binding_wg(in->variant, in->role, in->nonce, in->spki, in->spki_size,
+                                    other_key, forged);
+                assert_int_equal(r, 0);
+                return real.issue(real.userdata, forged, in, ret, ret_size, d);
+        }
         case ATTACK_OVERSIZE:
                 *ret = calloc(1, EVIDENCE_SIZE_MAX + 1);
                 *ret_size = EVIDENCE_SIZE_MAX + 1;
@@ -884,6 +900,107 @@ static void test_atls_server_certificate_with_two_evidence_extensions_is_refused
         assert_non_null(strstr(message, "two evidence extensions"));
 }
 
+/* docs/mesh.md: a node's WireGuard key travels in its certificate and its evidence binds it. */
+static void test_atls_client_wireguard_key_is_bound_and_given_to_the_server(void **state)
+{
+        static const uint8_t key[ATLS_WG_KEY_SIZE] = { 0x42, 1, 2, 3 };
+        AtlsAttester sa = vtpm_attester(&server_att), ca = vtpm_attester(&client_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, true), *c = client_ctx(&ca);
+        uint8_t got[ATLS_WG_KEY_SIZE];
+        Pair p;
+
+        /* Without one: nothing to report. */
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_int_equal(atls_peer_wg_key(p.s, got), -ENOENT);
+        pair_free(&p);
+
+        assert_int_equal(atls_context_set_wg_key(c, key), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_true(atls_peer_verified(p.s));
+        assert_int_equal(atls_peer_wg_key(p.s, got), 0);
+        assert_memory_equal(got, key, sizeof(key));
+        pair_free(&p);
+}
+
+static void expect_wg_refused(Attack attack)
+{
+        static const uint8_t key[ATLS_WG_KEY_SIZE] = { 7, 7, 7 };
+        Hostile h = { .attack = attack, .real = &server_att };
+        AtlsAttester ha = { ATTEST_VARIANT_QEMU_VTPM, hostile_issue, &h };
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&ha, false),
+                                                  *c = client_ctx(NULL);
+        uint8_t got[ATLS_WG_KEY_SIZE];
+        Pair p;
+
+        assert_int_equal(atls_context_set_wg_key(s, key), 0);
+        assert_int_equal(atls_context_request_wg_key(c), 0);
+        pair_new(atls_context_ssl_ctx(c), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), -1);
+        assert_false(atls_peer_verified(p.c));
+        assert_int_equal(atls_peer_wg_key(p.c, got), -ENOENT);
+        assert_string_equal(atls_peer_failure(p.c)->check, "binding");
+        pair_free(&p);
+}
+
+/* A server carries its key only for a client that asks: re-attestation and evidence bundles,
+ * which recompute the plain binding later, never meet one. */
+static void test_atls_server_wireguard_key_is_sent_only_to_a_client_that_asks(void **state)
+{
+        static const uint8_t key[ATLS_WG_KEY_SIZE] = { 9, 8, 7 };
+        AtlsAttester sa = vtpm_attester(&server_att);
+        _cleanup_(atls_context_freep) AtlsContext *s = server_ctx(&sa, false),
+                                                  *plain = client_ctx(NULL),
+                                                  *asks = client_ctx(NULL);
+        uint8_t got[ATLS_WG_KEY_SIZE];
+        Pair p;
+
+        assert_int_equal(atls_context_set_wg_key(s, key), 0);
+        pair_new(atls_context_ssl_ctx(plain), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_int_equal(atls_peer_wg_key(p.c, got), -ENOENT);
+        assert_false(atls_context_last_peer_wg_key(plain, got));
+        pair_free(&p);
+
+        assert_int_equal(atls_context_request_wg_key(asks), 0);
+        pair_new(atls_context_ssl_ctx(asks), atls_context_ssl_ctx(s), &p);
+        assert_int_equal(handshake(&p), 0);
+        assert_int_equal(atls_peer_wg_key(p.c, got), 0);
+        assert_memory_equal(got, key, sizeof(key));
+        memset(got, 0, sizeof(got));
+        assert_true(atls_context_last_peer_wg_key(asks, got));
+        assert_memory_equal(got, key, sizeof(key));
+        pair_free(&p);
+}
+
+static void test_atls_wireguard_key_the_evidence_does_not_bind_is_refused(void **state)
+{
+        expect_wg_refused(ATTACK_WG_UNBOUND);
+        expect_wg_refused(ATTACK_WG_OTHER);
+}
+
+static void test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key(void **state)
+{
+        uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, k1[32] = { 1 }, k2[32] = { 2 }, a[32], b[32],
+                c[32], d[32];
+
+        assert_int_equal(
+                atls_binding(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, a), 0);
+        assert_int_equal(atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8,
+                                         NULL, b),
+                         0);
+        assert_int_equal(
+                atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, k1, c),
+                0);
+        assert_int_equal(
+                atls_binding_wg(ATTEST_VARIANT_QEMU_VTPM, ATLS_ROLE_CLIENT, nonce, spki, 8, k2, d),
+                0);
+        assert_memory_equal(a, b, 32);
+        assert_memory_not_equal(a, c, 32);
+        assert_memory_not_equal(c, d, 32);
+}
+
 static void test_atls_binding_is_domain_separated_by_role_and_variant(void **state)
 {
         uint8_t nonce[32] = { 9 }, spki[8] = { 1 }, a[32], b[32], c[32];
@@ -916,6 +1033,11 @@ int main(void)
                 cmocka_unit_test(test_atls_oversized_evidence_is_refused),
                 cmocka_unit_test(test_atls_variant_other_than_policy_is_refused),
                 cmocka_unit_test(test_atls_binding_is_domain_separated_by_role_and_variant),
+                cmocka_unit_test(test_atls_client_wireguard_key_is_bound_and_given_to_the_server),
+                cmocka_unit_test(test_atls_wireguard_key_the_evidence_does_not_bind_is_refused),
+                cmocka_unit_test(test_atls_server_wireguard_key_is_sent_only_to_a_client_that_asks),
+                cmocka_unit_test(
+                        test_atls_wireguard_binding_differs_from_the_plain_one_and_per_key),
                 cmocka_unit_test(test_atls_sim_snp_handshake_passes_only_with_the_simulators_ark),
                 cmocka_unit_test(
                         test_atls_snp_host_data_bound_to_the_cluster_admits_only_that_clusters_nodes),

@@ -9,7 +9,12 @@
  * self-signed P-256 certificate carrying an evidence document in an X.509 extension (one OID per
  * variant), bound to
  *     SHA-256("cloister-atls-v1" 0 variant 0 role 0 nonce SHA-256(SubjectPublicKeyInfo))
- * where role is the attester's ("server" or "client"). The verifier checks it inside the
+ * where role is the attester's ("server" or "client"). A node that also holds a WireGuard key
+ * (docs/mesh.md) puts its 32-byte X25519 public key in a second extension (ATLS_OID_WG_KEY) and
+ * binds it too:
+ *     SHA-256("cloister-atls-wg-v1" 0 variant 0 role 0 nonce SHA-256(SPKI) wg-public-key)
+ * so the certificate's WireGuard key cannot be swapped or stripped without the evidence failing
+ * to verify. The verifier checks it inside the
  * certificate verification callback, so a handshake with an unverified peer never completes;
  * the reason is kept per connection (atls_peer_failure()) because the peer only sees an alert.
  */
@@ -25,10 +30,17 @@
 #define ATLS_BINDING_SIZE 32
 /* TLS ExtensionType from the private-use range (RFC 8446 section 11: 0xFF00..0xFFFF). */
 #define ATLS_EXTENSION_NONCE 0xFF3C
+/* Empty, in a ClientHello: the client asks for the server's WireGuard key (docs/mesh.md). */
+#define ATLS_EXTENSION_WG_REQUEST 0xFF3D
 /* OID arc of the project: 2.25.<UUID 1b348991-3587-4d71-b6f1-311ad6d5af7c as integer> (X.667),
  * a unique arc without registration. Evidence extension: ARC.1.<variant + 1>. */
 #define ATLS_OID_ARC       "2.25.36161945517602080678326304722480639868"
 #define ATLS_BINDING_LABEL "cloister-atls-v1"
+/* The binding of a certificate that carries a WireGuard public key (docs/mesh.md), and that
+ * key's extension: ARC.2.1, an OCTET STRING of exactly ATLS_WG_KEY_SIZE bytes. */
+#define ATLS_BINDING_WG_LABEL "cloister-atls-wg-v1"
+#define ATLS_OID_WG_KEY       ATLS_OID_ARC ".2.1"
+#define ATLS_WG_KEY_SIZE      32
 /* Largest certificate list accepted from a peer: evidence plus certificate overhead. */
 #define ATLS_CERT_LIST_MAX (EVIDENCE_SIZE_MAX + 16U * 1024U)
 
@@ -46,6 +58,7 @@ typedef struct AtlsBindingInput {
         const uint8_t *nonce; /* ATLS_NONCE_SIZE bytes from the verifier */
         const uint8_t *spki;  /* DER SubjectPublicKeyInfo of the certificate key */
         size_t spki_size;
+        const uint8_t *wg_key; /* ATLS_WG_KEY_SIZE bytes bound too, or NULL */
 } AtlsBindingInput;
 
 /* Produces an evidence document whose binding (qualifying data / report data) is binding. */
@@ -100,6 +113,20 @@ int atls_context_apply(AtlsContext *c, SSL_CTX *ssl_ctx);
 /* Takes the most recent peer-verification failure of any connection of this context (for
  * callers such as libcurl that do not keep the SSL object); false if there was none. */
 bool atls_context_last_failure(AtlsContext *c, Diag *ret);
+
+/* A WireGuard public key (ATLS_WG_KEY_SIZE bytes, copied) this context's certificates carry
+ * from now on, bound into its evidence (docs/mesh.md). For attesting contexts only. */
+int atls_context_set_wg_key(AtlsContext *c, const uint8_t key[static ATLS_WG_KEY_SIZE]);
+/* A client context asks servers for their WireGuard key: a server that holds one
+ * (atls_context_set_wg_key()) then carries it in its certificate, bound; servers carry it only
+ * when asked. Clients always carry theirs. */
+int atls_context_request_wg_key(AtlsContext *c);
+/* The WireGuard key of the peer last verified on any connection of this context (for callers
+ * such as libcurl that do not keep the SSL object); false if that peer presented none. */
+bool atls_context_last_peer_wg_key(AtlsContext *c, uint8_t ret[static ATLS_WG_KEY_SIZE]);
+/* The WireGuard public key the peer's verified evidence binds on this connection; -ENOENT if
+ * the peer's certificate carried none (or nothing was verified). */
+int atls_peer_wg_key(const SSL *ssl, uint8_t ret[static ATLS_WG_KEY_SIZE]);
 
 /* Why verification of the peer failed on this connection, or NULL. */
 const Diag *atls_peer_failure(const SSL *ssl);
@@ -157,5 +184,10 @@ void atls_describe_failure(const SSL *ssl, char *buf, size_t size);
 int atls_binding(AttestVariant variant, AtlsRole attester_role,
                  const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki, size_t spki_size,
                  uint8_t ret[static ATLS_BINDING_SIZE]);
+/* The same with a WireGuard public key bound too (ATLS_BINDING_WG_LABEL); wg_key NULL gives
+ * atls_binding()'s digest. */
+int atls_binding_wg(AttestVariant variant, AtlsRole attester_role,
+                    const uint8_t nonce[static ATLS_NONCE_SIZE], const uint8_t *spki,
+                    size_t spki_size, const uint8_t *wg_key, uint8_t ret[static ATLS_BINDING_SIZE]);
 /* The evidence-extension OID of a variant, as dotted text. */
 int atls_variant_oid(AttestVariant variant, char *buf, size_t size);

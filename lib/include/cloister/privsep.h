@@ -151,6 +151,9 @@ typedef enum JoinPrivsepOp {
         /* nothing: the text of GET /metrics on the loopback listener (answer: Prometheus text,
          * not JSON; docs/reattestation.md, "Metrics") */
         JOIN_PRIVSEP_METRICS,
+        /* evidence, nonce, client SPKI, peer, WireGuard public key (32 bytes, bound by the
+         * evidence): a member registers its key and gets the mesh document (docs/mesh.md) */
+        JOIN_PRIVSEP_MESH,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The mesh (docs/mesh.md), in the monitor: a member presents the WireGuard key its evidence
+ * binds (aTLS, cloister-atls-wg-v1), is found by the attestation key it joined with, has the key
+ * recorded with its membership, and gets the mesh document: every member's key, WireGuard
+ * endpoint and mesh address. Nobody else gets it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cloister/evidence.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+#include "cloister/mesh.h"
+#include "cloister/rpc.h"
+
+#include "join-service-reattest.h"
+#include "join-service.h"
+
+/* The member's WireGuard endpoint: the host of the endpoint it registered (where it is
+ * attested) with the mesh's port. "" when that host is not a literal address. */
+static void wireguard_endpoint(const char *endpoint, char ret[static MESH_ENDPOINT_MAX + 1])
+{
+        const char *colon = strrchr(endpoint, ':');
+        size_t hn = colon ? (size_t) (colon - endpoint) : 0;
+
+        ret[0] = '\0';
+        if (hn == 0 || hn > MESH_ADDRESS_MAX + 2)
+                return;
+        (void) snprintf(ret, MESH_ENDPOINT_MAX + 1, "%.*s:%d", (int) hn, endpoint, MESH_PORT);
+}
+
+static int refuse_mesh(JoinService *js, const JoinCall *req, const char *node, const char *evidence,
+                       char *detail, size_t n, int r, const char *why)
+{
+        (void) snprintf(detail, n, "%s", why);
+        join_monitor_refusal(js, node ?: req->peer, evidence, detail);
+        return r;
+}
+
+static int mesh_document(const json_t *members, const char *self, const char *address, json_t **ret)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        json_t *peers = json_array();
+        const json_t *m;
+        size_t i;
+
+        doc = json_pack("{s:i,s:s,s:s,s:o}", "version", 1, "self", self, "address", address,
+                        "peers", peers);
+        if (!doc)
+                return -ENOMEM;
+        json_array_foreach (json_object_get(members, "members"), i, m) {
+                const char *name = json_string_value(json_object_get(m, "name")),
+                           *key = json_string_value(json_object_get(m, "wgPublicKey")),
+                           *addr = json_string_value(json_object_get(m, "meshAddress")),
+                           *endpoint = json_string_value(json_object_get(m, "endpoint")),
+                           *pod = json_string_value(json_object_get(m, "podCidr"));
+                char wg[MESH_ENDPOINT_MAX + 1];
+                json_t *p;
+
+                /* Only members that registered a key their evidence bound. */
+                if (!name || !key || !addr || !endpoint)
+                        continue;
+                wireguard_endpoint(endpoint, wg);
+                if (!wg[0])
+                        continue;
+                p = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "publicKey", key, "endpoint", wg,
+                              "address", addr);
+                if (!p ||
+                    (pod && pod[0] && json_object_set_new(p, "podCidr", json_string(pod)) < 0) ||
+                    json_array_append_new(peers, p) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
+                     size_t n)
+{
+        static const uint8_t zero[EVIDENCE_PCR_SIZE];
+        _cleanup_(evidence_freep) Evidence *e = NULL;
+        _cleanup_(json_decrefp) json_t *members = NULL, *doc = NULL;
+        char evidence[65] = "", ak[65] = "", key[MESH_KEY_BASE64 + 1],
+             address[MESH_ADDRESS_MAX + 1] = "", name[MESH_NAME_MAX + 1] = "",
+             why[JOIN_PRIVSEP_DETAIL_MAX + 64];
+        const json_t *member;
+        const char *role;
+        Diag d;
+        int r;
+
+        if (!req->evidence || !req->wg_key)
+                return refuse_mesh(js, req, NULL, "", detail, n, -EPERM,
+                                   "the client did not attest with a WireGuard key");
+        /* Verified again here, bound to the nonce, the client's TLS key and its WireGuard key:
+         * the network process cannot put another key in the request. */
+        diag_clear(&d);
+        r = join_call_verify(js, req, evidence, &d);
+        if (r < 0) {
+                (void) snprintf(why, sizeof(why), "the evidence does not verify in the monitor: %s",
+                                d.message);
+                return refuse_mesh(js, req, NULL, evidence, detail, n, -EPERM, why);
+        }
+        r = evidence_parse(req->evidence, req->evidence_size, &e, &d);
+        if (r >= 0)
+                r = evidence_ak_digest(e, ak);
+        if (r < 0 || !ak[0])
+                return refuse_mesh(js, req, NULL, evidence, detail, n, -EPERM,
+                                   "the evidence names no attestation key: nothing ties it to a "
+                                   "member");
+        /* A member has joined since it booted: PCR 15 holds this cluster's ID (the policy
+         * accepted zero or exactly that). */
+        if (!(e->tpm.pcr_mask & (1U << 15)) ||
+            memcmp(e->tpm.pcrs[15], zero, EVIDENCE_PCR_SIZE) == 0)
+                return refuse_mesh(js, req, NULL, evidence, detail, n, -EPERM,
+                                   "PCR 15 is zero: the node has not joined this cluster since it "
+                                   "booted, so it gets no mesh");
+
+        mesh_key_to_base64(req->wg_key, key);
+        (void) pthread_mutex_lock(&js->members_lock);
+        r = members_load(js, &members);
+        member = r >= 0 ? members_find_ak(members, ak) : NULL;
+        if (member)
+                (void) snprintf(name, sizeof(name), "%s",
+                                json_string_value(json_object_get(member, "name")) ?: "");
+        role = member ? json_string_value(json_object_get(member, "role")) ?: "" : "";
+        if (!member || !name[0]) {
+                (void) pthread_mutex_unlock(&js->members_lock);
+                return refuse_mesh(js, req, NULL, evidence, detail, n, -EPERM,
+                                   "the client is not a member (its attestation key is not one "
+                                   "this join service admitted, or it was evicted)");
+        }
+        if (strcmp(name, js->node_name) == 0) {
+                (void) pthread_mutex_unlock(&js->members_lock);
+                return refuse_mesh(js, req, name, evidence, detail, n, -EPERM,
+                                   "a mesh request as this join service's own node is refused: "
+                                   "it never asks itself");
+        }
+        if (reattest_refuses_rejoin(js, name, why, sizeof(why))) {
+                (void) pthread_mutex_unlock(&js->members_lock);
+                return refuse_mesh(js, req, name, evidence, detail, n, -EPERM, why);
+        }
+        r = members_set_mesh(js, name, key, address);
+        if (r > 0)
+                join_audit(js, "mesh-key", name, role, evidence, "admitted", key);
+        json_decref(members);
+        members = NULL;
+        if (r >= 0)
+                r = members_load(js, &members);
+        (void) pthread_mutex_unlock(&js->members_lock);
+        if (r < 0) {
+                (void) snprintf(detail, n, "the join service cannot record the mesh key: %s",
+                                strerror(-r));
+                return r;
+        }
+        r = mesh_document(members, name, address, &doc);
+        if (r < 0)
+                return r;
+        /* Sealed to the member's aTLS key: the network process relays peers it cannot alter. */
+        return rpc_answer_seal(req->spki, req->spki_size, "mesh", doc, ret_response);
+}
