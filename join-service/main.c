@@ -58,6 +58,7 @@ static uid_t arg_network_uid;
 static gid_t arg_network_gid;
 static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
 static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 3600;
+static const char *arg_etcd_endpoints, *arg_etcd_cert, *arg_etcd_key, *arg_etcd_ca;
 
 static void help(void)
 {
@@ -108,6 +109,14 @@ static void help(void)
                "  --network-root DIR       the empty directory it is shut in (chroot), made\n"
                "                           if missing; root's, writable by no one else\n"
                "                           (default " JOIN_NETWORK_ROOT_DEFAULT ")\n"
+               "  --etcd-endpoints URLS    keep the membership and the audit chain in the\n"
+               "                           cluster's etcd (https://HOST:PORT,...), shared by\n"
+               "                           every join service; the local files become a cache.\n"
+               "                           Joins and rejoins are refused while etcd does not\n"
+               "                           answer (docs/membership.md)\n"
+               "  --etcd-cert FILE, --etcd-key FILE, --etcd-ca FILE\n"
+               "                           this join service's etcd client certificate and key,\n"
+               "                           and etcd's CA (all three required with endpoints)\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
@@ -192,6 +201,10 @@ static int parse_argv(int argc, char *argv[])
                 ARG_TDX_PCS_URL,
                 ARG_TDX_REFRESH_AHEAD,
                 ARG_TDX_REFRESH_INTERVAL,
+                ARG_ETCD_ENDPOINTS,
+                ARG_ETCD_CERT,
+                ARG_ETCD_KEY,
+                ARG_ETCD_CA,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -216,6 +229,10 @@ static int parse_argv(int argc, char *argv[])
                 { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
                 { "tdx-refresh-ahead", required_argument, NULL, ARG_TDX_REFRESH_AHEAD },
                 { "tdx-refresh-interval", required_argument, NULL, ARG_TDX_REFRESH_INTERVAL },
+                { "etcd-endpoints", required_argument, NULL, ARG_ETCD_ENDPOINTS },
+                { "etcd-cert", required_argument, NULL, ARG_ETCD_CERT },
+                { "etcd-key", required_argument, NULL, ARG_ETCD_KEY },
+                { "etcd-ca", required_argument, NULL, ARG_ETCD_CA },
                 {},
         };
         char *end;
@@ -319,10 +336,28 @@ static int parse_argv(int argc, char *argv[])
                         else
                                 arg_tdx_refresh_interval = (unsigned) v;
                         break;
+                case ARG_ETCD_ENDPOINTS:
+                        arg_etcd_endpoints = optarg;
+                        break;
+                case ARG_ETCD_CERT:
+                        arg_etcd_cert = optarg;
+                        break;
+                case ARG_ETCD_KEY:
+                        arg_etcd_key = optarg;
+                        break;
+                case ARG_ETCD_CA:
+                        arg_etcd_ca = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
         }
+        if ((arg_etcd_endpoints || arg_etcd_cert || arg_etcd_key || arg_etcd_ca) &&
+            !(arg_etcd_endpoints && arg_etcd_cert && arg_etcd_key && arg_etcd_ca))
+                return log_error_errno(-EUSAGE,
+                                       "--etcd-endpoints, --etcd-cert, --etcd-key and --etcd-ca go "
+                                       "together: give all four, or none for local files. See "
+                                       "--help.");
         if (!arg_state_dir)
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
@@ -882,6 +917,17 @@ int main(int argc, char *argv[])
                 r = privsep_nonces_init(&js.nonces, JOIN_NONCES_MAX, JOIN_NONCE_TTL_SEC);
                 if (r < 0)
                         log_error_errno(r, "Cannot make the monitor's nonce table: %m");
+        }
+        /* The etcd client (and so its certificate's key) exists in the monitor only: the
+         * network process was forked before it. */
+        if (r >= 0 && arg_etcd_endpoints) {
+                EtcdConfig ec = { .endpoints = arg_etcd_endpoints,
+                                  .cert = arg_etcd_cert,
+                                  .key = arg_etcd_key,
+                                  .ca = arg_etcd_ca,
+                                  .total_timeout_ms = 3000,
+                                  .rounds = 1 };
+                r = join_etcd_start(&js, &ec);
         }
         if (r >= 0) {
                 r = tpm_device_open(arg_tcti, &tpm);
