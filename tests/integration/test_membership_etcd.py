@@ -209,3 +209,27 @@ def test_quorum_lost_joins_are_refused_with_the_reason_and_nothing_is_half_writt
                     uuid)
     assert rc == 0, out
     assert members(cluster, etcd)["w-1"]["diskUuid"] == uuid
+
+
+def test_a_join_service_whose_etcd_certificate_etcd_does_not_trust_refuses_joins(cluster, etcd):
+    """Mutual TLS: a client certificate from another CA gets no answer from etcd, so the join
+    service starts, says etcd does not answer, and refuses every join (fail closed)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    stop(cp)
+    args = etcd.client_args()
+    args[args.index("--etcd-cert") + 1] = etcd.pki / "stranger.crt"
+    args[args.index("--etcd-key") + 1] = etcd.pki / "stranger.key"
+
+    class Stranger:
+        def client_args(self):
+            return args
+    log = start_js(cp, Stranger(), slow="0")
+    try:
+        assert "joins are refused until it does" in log.read_text()
+        rc, out = probe(cluster, cp, "--tcti", w.tpm.tcti, "--name", "worker-1")
+        assert rc == 1 and "diskKey" not in out, out
+        assert "etcd" in out and "fail closed" in out, out
+        assert members(cluster, etcd) == {}
+    finally:
+        stop(cp)
