@@ -324,6 +324,112 @@ int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d)
         return append_retrying(js, e, NULL, d);
 }
 
+/* One attempt at removing member name and its index keys, with the audit entry e, in one
+ * transaction. 1: done; 0: something changed since it was read. */
+static int remove_once(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *old = NULL;
+        _cleanup_(freep) char *line = NULL;
+        char prev[65], hash[65], head[128], seqbuf[24], lower[40];
+        EtcdOp reads[2], writes[5];
+        EtcdCompare cmp[5];
+        EtcdTxnResult snap = {}, res = {};
+        size_t n_cmp = 0, n_writes = 0;
+        const EtcdKv *hkv, *mkv;
+        const char *ak;
+        int64_t seq;
+        Keys k;
+        int r;
+
+        r = key_of(js, k.head, "audit-head", "");
+        if (r >= 0)
+                r = key_of(js, k.member, "members/", name);
+        if (r < 0)
+                return r;
+        reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.head };
+        reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.member };
+        r = etcd_txn(js->etcd, NULL, 0, reads, 2, NULL, 0, &snap, d);
+        if (r < 0)
+                return r;
+        hkv = range_kv(&snap, 0);
+        mkv = range_kv(&snap, 1);
+        r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0 && !mkv)
+                r = diag_fail(d, -ENOENT, "etcd-member", -1, "%s is not a member in etcd", name);
+        if (r >= 0)
+                r = member_parse(mkv, name, &old, d);
+        if (r >= 0) {
+                (void) snprintf(lower, sizeof(lower), "%s",
+                                json_string_value(json_object_get(old, "diskUuid")));
+                for (char *p = lower; *p; p++)
+                        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                ak = json_string_value(json_object_get(old, "akDigest"));
+                r = key_of(js, k.disk, "disks/", lower);
+                if (r >= 0)
+                        r = key_of(js, k.ak, "aks/", ak);
+        }
+        if (r >= 0 && seq >= (int64_t) AUDIT_ENTRIES_MAX)
+                r = diag_fail(d, -EMSGSIZE, "audit-entries", -1,
+                              "the cluster's audit chain is full");
+        if (r >= 0)
+                r = audit_log_entry_format(e, seq + 1, prev, &line, hash, d);
+        if (r >= 0) {
+                (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, seq + 1);
+                r = key_of(js, k.entry, "audit/", seqbuf);
+        }
+        if (r < 0) {
+                etcd_txn_result_done(&snap);
+                return r;
+        }
+        (void) snprintf(head, sizeof(head), "{\"hash\":\"%s\",\"seq\":%" PRId64 "}", hash, seq + 1);
+        compare_seen(&cmp[n_cmp++], k.head, hkv);
+        compare_seen(&cmp[n_cmp++], k.member, mkv);
+        cmp[n_cmp++] = (EtcdCompare){ .key = k.entry,
+                                      .target = ETCD_COMPARE_CREATE,
+                                      .result = ETCD_EQUAL };
+        /* The index keys go only if they are this member's. */
+        cmp[n_cmp++] = (EtcdCompare){ .key = k.disk,
+                                      .target = ETCD_COMPARE_VALUE,
+                                      .result = ETCD_EQUAL,
+                                      .value = name,
+                                      .value_size = strlen(name) };
+        writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.member };
+        writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.disk };
+        if (ak[0]) {
+                cmp[n_cmp++] = (EtcdCompare){ .key = k.ak,
+                                              .target = ETCD_COMPARE_VALUE,
+                                              .result = ETCD_EQUAL,
+                                              .value = name,
+                                              .value_size = strlen(name) };
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.ak };
+        }
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.entry, .value = line, .value_size = strlen(line)
+        };
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.head, .value = head, .value_size = strlen(head)
+        };
+        r = etcd_txn(js->etcd, cmp, n_cmp, writes, n_writes, NULL, 0, &res, d);
+        etcd_txn_result_done(&snap);
+        if (r < 0)
+                return r;
+        r = res.succeeded ? 1 : 0;
+        etcd_txn_result_done(&res);
+        return r;
+}
+
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+{
+        for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
+                int r = remove_once(js, e, name, d);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return diag_fail(d, -EBUSY, "etcd-contention", -1,
+                         "etcd: %u transactions in a row lost to other join services' writes",
+                         ETCD_TXN_ATTEMPTS);
+}
+
 int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
                     const char *endpoint, const char *uuid, const char *ak, Diag *d)
 {

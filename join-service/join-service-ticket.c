@@ -771,8 +771,7 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
                                 return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                                               "%s (claimed through another join service)",
                                               d.message);
-                        return refuse(js, req, a.name, a.role, a.evidence, detail, n,
-                                      -EHOSTUNREACH,
+                        return refuse(js, req, a.name, a.role, a.evidence, detail, n, -EHOSTUNREACH,
                                       "the admission cannot be recorded in the cluster's "
                                       "membership in etcd (%s): nothing was admitted; joins are "
                                       "refused until etcd answers (fail closed)",
@@ -855,8 +854,7 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
         if (!m || strcasecmp(json_string_value(json_object_get(m, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
                               "%s with disk %s is not a member %s", name, uuid,
-                              js->etcd ? "of the cluster (etcd)"
-                                       : "admitted by this join service");
+                              js->etcd ? "of the cluster (etcd)" : "admitted by this join service");
         if (is_own_identity(js, members, name, uuid, ""))
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
                               "a rejoin as this join service's own node is refused: it never "
@@ -903,8 +901,8 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
                 char policy_digest[65];
                 AuditEntry e;
 
-                join_audit_entry(js, &e, policy_digest, "rejoin", name, role, evidence,
-                                 "admitted", "");
+                join_audit_entry(js, &e, policy_digest, "rejoin", name, role, evidence, "admitted",
+                                 "");
                 diag_clear(&d);
                 r = join_etcd_admit(js, &e, name, role, endpoint, uuid, known_ak, &d);
                 if (r < 0)

@@ -176,6 +176,9 @@ int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d);
  * nothing was written (or, for a timeout, all of it may have been: never a part). */
 int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
                     const char *endpoint, const char *uuid, const char *ak, Diag *d);
+/* A member removed (its record and index keys) with the audit entry e, in one transaction;
+ * -ENOENT if it is no member there. */
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d);
 /* One entry appended to the chain in etcd. */
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d);
 /* join_audit() without the etcd chain: after join_etcd_admit() wrote the entry there. */

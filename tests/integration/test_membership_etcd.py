@@ -233,3 +233,41 @@ def test_a_join_service_whose_etcd_certificate_etcd_does_not_trust_refuses_joins
         assert members(cluster, etcd) == {}
     finally:
         stop(cp)
+
+
+def test_a_member_evicted_by_reattestation_is_removed_from_etcd_with_its_entry(cluster, etcd):
+    """Eviction (docs/reattestation.md) with etcd: the member record and its disk and key index
+    keys go from etcd with the eviction entry, in one transaction, so that no other join
+    service (nor this one's next read) brings it back; its disk could be claimed again."""
+    from test_reattestation import (kubectl_calls, policy_with, reboot_measured, reattest_events,
+                                    start_serving, status, wait_until)
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="evict")
+    cluster.init(cp, policy)
+    stop(cp)
+    start_js(cp, etcd, slow="0")
+    try:
+        cluster.join(w, policy)
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+        assert "worker-1" in members(cluster, etcd)
+        wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
+            "verdict") == "pass")
+        reboot_measured(w, extend_pcr=4)
+        start_serving(w, cluster, policy)
+        wait_until("an eviction entry", lambda: [e for e in reattest_events(cluster, "worker-1")
+                                                 if e["event"] == "eviction"], timeout=30)
+        wait_until("kubectl delete node worker-1",
+                   lambda: {"verb": "delete-node", "node": "worker-1"} in kubectl_calls(cluster))
+        assert "worker-1" not in members(cluster, etcd)
+        p = prefix(cluster)
+        assert "worker-1" not in etcd.get_prefix(p + "disks/").values()
+        assert "worker-1" not in etcd.get_prefix(p + "aks/").values()
+        events = [e["event"] for e in chain(cluster, etcd) if e["node"] == "worker-1"]
+        assert events[0] == "admission" and events[-1] == "eviction", events
+        assert events.count("eviction") == 1
+        # The cache follows etcd, and the next read does not bring it back.
+        assert "worker-1" not in status(cluster)
+        assert "worker-1" not in [m["name"] for m in json.loads(
+            (cp.state / "members.json").read_text())["members"]]
+    finally:
+        stop(cp)
