@@ -184,7 +184,7 @@ typedef enum Attempt {
 } Attempt;
 
 static Attempt post(EtcdClient *c, size_t endpoint, const char *path, const char *json, Body *b,
-                    long *ret_status, Diag *d)
+                    long *ret_status, int *ret_error, Diag *d)
 {
         struct curl_slist *headers = NULL;
         char errbuf[CURL_ERROR_SIZE] = "";
@@ -233,37 +233,40 @@ static Attempt post(EtcdClient *c, size_t endpoint, const char *path, const char
                 log_debug("%s: libcurl: %s (CURLcode %d)", url,
                           errbuf[0] ? errbuf : curl_easy_strerror(cc), (int) cc);
                 if (b->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-                        (void) diag_fail(d, -EMSGSIZE, "etcd-response-size", -1,
-                                         "%s: etcd's answer is larger than %u bytes: refused", url,
-                                         ETCD_RESPONSE_MAX);
+                        *ret_error = diag_fail(d, -EMSGSIZE, "etcd-response-size", -1,
+                                               "%s: etcd's answer is larger than %u bytes: refused",
+                                               url, ETCD_RESPONSE_MAX);
                         a = ATTEMPT_FATAL;
                 } else if (b->oom) {
+                        *ret_error = -ENOMEM;
                         a = ATTEMPT_FATAL;
                 } else if (cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE) {
-                        (void) diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
-                                         "%s: the etcd client certificate, key or CA cannot be "
-                                         "used (%s): check --etcd-cert, --etcd-key, --etcd-ca",
-                                         url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        *ret_error =
+                                diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
+                                          "%s: the etcd client certificate, key or CA cannot be "
+                                          "used (%s): check --etcd-cert, --etcd-key, --etcd-ca",
+                                          url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
                         a = ATTEMPT_FATAL;
                 } else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
-                        (void) diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
-                                         "%s: the etcd member's certificate does not verify "
-                                         "against --etcd-ca or does not name the host (%s)",
-                                         url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        *ret_error = diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
+                                               "%s: the etcd member's certificate does not verify "
+                                               "against --etcd-ca or does not name the host (%s)",
+                                               url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
                         a = ATTEMPT_NOT_SENT;
                 } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
                            cc == CURLE_SSL_CONNECT_ERROR) {
-                        (void) diag_fail(d, -ECONNREFUSED, "etcd-unreachable", -1,
-                                         "%s: no connection (%s)", url,
-                                         errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        *ret_error = diag_fail(d, -ECONNREFUSED, "etcd-unreachable", -1,
+                                               "%s: no connection (%s)", url,
+                                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
                         a = ATTEMPT_NOT_SENT;
                 } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-                        (void) diag_fail(d, -ETIMEDOUT, "etcd-unreachable", -1,
-                                         "%s: no answer within %u ms", url, c->total_timeout_ms);
+                        *ret_error =
+                                diag_fail(d, -ETIMEDOUT, "etcd-unreachable", -1,
+                                          "%s: no answer within %u ms", url, c->total_timeout_ms);
                         a = ATTEMPT_UNKNOWN;
                 } else {
-                        (void) diag_fail(d, -EIO, "etcd-unreachable", -1, "%s: %s", url,
-                                         errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                        *ret_error = diag_fail(d, -EIO, "etcd-unreachable", -1, "%s: %s", url,
+                                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
                         a = ATTEMPT_UNKNOWN;
                 }
         }
@@ -298,10 +301,11 @@ static int call(EtcdClient *c, const char *path, const char *json, bool idempote
                         Body b = {};
                         long status = 0;
                         int64_t rev = 0;
+                        int error = -EIO;
                         Attempt a;
 
                         diag_clear(&last);
-                        a = post(c, e, path, json, &b, &status, &last);
+                        a = post(c, e, path, json, &b, &status, &error, &last);
                         if (a == ATTEMPT_ANSWERED && status == 200) {
                                 r = parse(userdata, b.data, b.size, etcd_client_revision(c), &rev,
                                           &last);
@@ -327,10 +331,11 @@ static int call(EtcdClient *c, const char *path, const char *json, bool idempote
                                 continue;
                         }
                         free(b.data);
-                        r = last.check[0] ? -EIO : -ENOMEM;
+                        r = error;
                         if (a == ATTEMPT_FATAL || (a == ATTEMPT_UNKNOWN && !idempotent)) {
                                 if (d)
                                         *d = last;
+                                /* A write that may have been applied: its outcome is unknown. */
                                 return a == ATTEMPT_UNKNOWN ? -ETIMEDOUT : r;
                         }
                         log_debug("etcd: %s", last.message);
