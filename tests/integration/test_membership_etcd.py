@@ -20,7 +20,7 @@ from test_join import KUBEADM, cluster  # noqa: F401 (fixture)
 
 # The kubeadm double is made slow, as a real kubeadm is, so that both join services have read
 # the membership and are past their own checks before either records its admission.
-SLOW_KUBEADM = "1.0"
+SLOW_KUBEADM = "2.0"
 
 
 def start_js(cp, etcd, slow=SLOW_KUBEADM):
@@ -152,6 +152,8 @@ def test_one_name_or_disk_claimed_through_two_join_services_at_once_admits_exact
         (winner,) = [i for i, (rc, _) in enumerate(results) if rc == 0]
         assert "HTTP 409" in loser and "diskKey" not in loser, loser
         assert "member" in loser, loser
+        # Both were past their own checks: the claim was decided by the etcd transaction.
+        assert "claimed through another join service" in loser, loser
         m = members(cluster, etcd)
         if k < rounds - 1:
             assert m[name]["diskUuid"] == (ua, ub)[winner]
