@@ -273,3 +273,33 @@ def test_a_member_evicted_by_reattestation_is_removed_from_etcd_with_its_entry(c
             (cp.state / "members.json").read_text())["members"]]
     finally:
         stop(cp)
+
+
+def test_the_etcd_client_key_never_reaches_the_network_process(cluster, etcd):
+    """The etcd client certificate's key is a credential (it writes the membership): only the
+    monitor may hold it. After a join recorded in etcd, the network process's memory holds no
+    form of it, and the key file is out of its reach (it is shut in an empty root)."""
+    import re
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from test_join_privsep import found_in
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    stop(cp)
+    log = start_js(cp, etcd, slow="0")
+    try:
+        rc, out = probe(cluster, cp, "--tcti", w.tpm.tcti, "--name", "worker-1")
+        assert rc == 0, out
+        assert "worker-1" in members(cluster, etcd)
+        pid = int(re.search(r"network process (\d+) serves", log.read_text()).group(1))
+        keyfile = etcd.pki / "join-service.key"
+        pem = keyfile.read_bytes()
+        body = b"".join(l for l in pem.splitlines() if not l.startswith(b"-----"))
+        scalar = load_pem_private_key(pem, None).private_numbers().private_value.to_bytes(32, "big")
+        secrets = {"PEM body": body, "PEM first line": pem.splitlines()[1],
+                   "private scalar": scalar, "private scalar (hex)": scalar.hex().encode(),
+                   # A control: the scan sees what the process does hold.
+                   "cluster ID (control)": cluster.cid.encode()}
+        assert found_in(pid, secrets) == {"cluster ID (control)"}
+        assert not os.path.exists(f"/proc/{pid}/root{keyfile}")
+    finally:
+        stop(cp)
