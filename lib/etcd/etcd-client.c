@@ -2,11 +2,9 @@
 /*
  * The etcd client's transport: one HTTPS POST per call to the JSON gateway of one endpoint,
  * mutual TLS (the client certificate, etcd's CA, the server's name checked), a bounded answer,
- * a timeout per attempt, and the next endpoint when one does not answer. libcurl is used here
- * the way lib/rpc/rpc-client.c uses it (no proxy from the environment, https only); the answers
- * go to etcd-response.c.
+ * a timeout per attempt (rpc_mtls_post(): libcurl is lib/rpc's), and the next endpoint when one
+ * does not answer; the answers go to etcd-response.c.
  */
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +17,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/macro.h"
+#include "cloister/rpc.h"
 
 struct EtcdClient {
         char *endpoints[ETCD_ENDPOINTS_MAX];
@@ -29,14 +28,6 @@ struct EtcdClient {
         int64_t revision;     /* the highest seen: an answer older than this is refused */
         size_t preferred;     /* the endpoint that answered last */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init(void)
-{
-        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 EtcdClient *etcd_client_free(EtcdClient *c)
 {
@@ -122,9 +113,6 @@ int etcd_client_new(const EtcdConfig *config, EtcdClient **ret, Diag *d)
         c->connect_timeout_ms = config->connect_timeout_ms ?: 2000;
         c->total_timeout_ms = config->total_timeout_ms ?: 5000;
         c->rounds = config->rounds ?: 2;
-        (void) pthread_once(&curl_once, curl_init);
-        if (curl_init_result != CURLE_OK)
-                return diag_fail(d, -EIO, "etcd-config", -1, "libcurl does not initialise");
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -146,133 +134,6 @@ static void client_saw(EtcdClient *c, int64_t revision, size_t endpoint)
                 c->revision = revision;
         c->preferred = endpoint;
         (void) pthread_mutex_unlock(&c->lock);
-}
-
-typedef struct Body {
-        char *data;
-        size_t size;
-        bool too_large, oom;
-} Body;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-        Body *b = userdata;
-        size_t n = size * nmemb;
-        char *p;
-
-        if (n > ETCD_RESPONSE_MAX - b->size) {
-                b->too_large = true;
-                return 0;
-        }
-        p = realloc(b->data, b->size + n + 1);
-        if (!p) {
-                b->oom = true;
-                return 0;
-        }
-        memcpy(p + b->size, ptr, n);
-        b->data = p;
-        b->size += n;
-        b->data[b->size] = 0;
-        return n;
-}
-
-typedef enum Attempt {
-        ATTEMPT_ANSWERED, /* an HTTP answer (any status) */
-        ATTEMPT_NOT_SENT, /* no connection: safe to send elsewhere */
-        ATTEMPT_UNKNOWN,  /* sent, no answer: it may have taken effect */
-        ATTEMPT_FATAL,    /* local: certificate files, memory, an oversized answer */
-} Attempt;
-
-static Attempt post(EtcdClient *c, size_t endpoint, const char *path, const char *json, Body *b,
-                    long *ret_status, int *ret_error, Diag *d)
-{
-        struct curl_slist *headers = NULL;
-        char errbuf[CURL_ERROR_SIZE] = "";
-        _cleanup_(freep) char *url = NULL;
-        CURL *curl;
-        CURLcode cc;
-        Attempt a = ATTEMPT_ANSWERED;
-
-        if (asprintf(&url, "%s%s", c->endpoints[endpoint], path) < 0)
-                return ATTEMPT_FATAL;
-        curl = curl_easy_init();
-        if (!curl)
-                return ATTEMPT_FATAL;
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        if (!headers) {
-                curl_easy_cleanup(curl);
-                return ATTEMPT_FATAL;
-        }
-        (void) curl_easy_setopt(curl, CURLOPT_URL, url);
-        (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-        (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-        (void) curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) c->connect_timeout_ms);
-        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) c->total_timeout_ms);
-        (void) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
-        (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-        (void) curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) ETCD_RESPONSE_MAX);
-        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-        (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-        /* Mutual TLS: etcd's certificate must chain to its CA and name the host; ours is the
-         * join service's identity there. */
-        (void) curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
-        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-        (void) curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca);
-        (void) curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-        (void) curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
-        (void) curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
-
-        cc = curl_easy_perform(curl);
-        if (cc == CURLE_OK) {
-                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, ret_status);
-        } else {
-                log_debug("%s: libcurl: %s (CURLcode %d)", url,
-                          errbuf[0] ? errbuf : curl_easy_strerror(cc), (int) cc);
-                if (b->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-                        *ret_error = diag_fail(d, -EMSGSIZE, "etcd-response-size", -1,
-                                               "%s: etcd's answer is larger than %u bytes: refused",
-                                               url, ETCD_RESPONSE_MAX);
-                        a = ATTEMPT_FATAL;
-                } else if (b->oom) {
-                        *ret_error = -ENOMEM;
-                        a = ATTEMPT_FATAL;
-                } else if (cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE) {
-                        *ret_error =
-                                diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
-                                          "%s: the etcd client certificate, key or CA cannot be "
-                                          "used (%s): check --etcd-cert, --etcd-key, --etcd-ca",
-                                          url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                        a = ATTEMPT_FATAL;
-                } else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
-                        *ret_error = diag_fail(d, -EKEYREJECTED, "etcd-tls", -1,
-                                               "%s: the etcd member's certificate does not verify "
-                                               "against --etcd-ca or does not name the host (%s)",
-                                               url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                        a = ATTEMPT_NOT_SENT;
-                } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-                           cc == CURLE_SSL_CONNECT_ERROR) {
-                        *ret_error = diag_fail(d, -ECONNREFUSED, "etcd-unreachable", -1,
-                                               "%s: no connection (%s)", url,
-                                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                        a = ATTEMPT_NOT_SENT;
-                } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-                        *ret_error =
-                                diag_fail(d, -ETIMEDOUT, "etcd-unreachable", -1,
-                                          "%s: no answer within %u ms", url, c->total_timeout_ms);
-                        a = ATTEMPT_UNKNOWN;
-                } else {
-                        *ret_error = diag_fail(d, -EIO, "etcd-unreachable", -1, "%s: %s", url,
-                                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                        a = ATTEMPT_UNKNOWN;
-                }
-        }
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
-        return a;
 }
 
 typedef int (*ParseFn)(void *userdata, const void *data, size_t size, int64_t min_revision,
@@ -298,18 +159,25 @@ static int call(EtcdClient *c, const char *path, const char *json, bool idempote
         for (unsigned round = 0; round < c->rounds; round++)
                 for (size_t k = 0; k < n; k++) {
                         size_t e = (start + k) % n;
-                        Body b = {};
+                        RpcMtlsConfig tls = { .cert = c->cert,
+                                              .key = c->key,
+                                              .ca = c->ca,
+                                              .connect_timeout_ms = c->connect_timeout_ms,
+                                              .total_timeout_ms = c->total_timeout_ms,
+                                              .max_response = ETCD_RESPONSE_MAX };
+                        _cleanup_(freep) char *url = NULL, *body = NULL;
+                        size_t size = 0;
                         long status = 0;
                         int64_t rev = 0;
-                        int error = -EIO;
-                        Attempt a;
+                        RpcSent sent;
 
+                        if (asprintf(&url, "%s%s", c->endpoints[e], path) < 0)
+                                return -ENOMEM;
                         diag_clear(&last);
-                        a = post(c, e, path, json, &b, &status, &error, &last);
-                        if (a == ATTEMPT_ANSWERED && status == 200) {
-                                r = parse(userdata, b.data, b.size, etcd_client_revision(c), &rev,
+                        r = rpc_mtls_post(&tls, url, json, &body, &size, &status, &sent, &last);
+                        if (r >= 0 && status == 200) {
+                                r = parse(userdata, body, size, etcd_client_revision(c), &rev,
                                           &last);
-                                free(b.data);
                                 if (r >= 0) {
                                         client_saw(c, rev, e);
                                         return r;
@@ -319,10 +187,9 @@ static int call(EtcdClient *c, const char *path, const char *json, bool idempote
                                         *d = last;
                                 return r;
                         }
-                        if (a == ATTEMPT_ANSWERED) {
-                                r = etcd_parse_error(b.data, b.size, status, &last);
-                                free(b.data);
-                                log_debug("etcd: %s%s: %s", c->endpoints[e], path, last.message);
+                        if (r >= 0) {
+                                r = etcd_parse_error(body, size, status, &last);
+                                log_debug("etcd: %s: %s", url, last.message);
                                 if (!idempotent || status < 500) {
                                         if (d)
                                                 *d = last;
@@ -330,13 +197,11 @@ static int call(EtcdClient *c, const char *path, const char *json, bool idempote
                                 }
                                 continue;
                         }
-                        free(b.data);
-                        r = error;
-                        if (a == ATTEMPT_FATAL || (a == ATTEMPT_UNKNOWN && !idempotent)) {
+                        if (sent == RPC_SENT_LOCAL || (sent == RPC_SENT_UNKNOWN && !idempotent)) {
                                 if (d)
                                         *d = last;
                                 /* A write that may have been applied: its outcome is unknown. */
-                                return a == ATTEMPT_UNKNOWN ? -ETIMEDOUT : r;
+                                return sent == RPC_SENT_UNKNOWN ? -ETIMEDOUT : r;
                         }
                         log_debug("etcd: %s", last.message);
                 }

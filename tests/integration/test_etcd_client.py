@@ -124,7 +124,7 @@ def pki(tmp_path):
 
 @pytest.mark.parametrize("name,modes,expect", [
     ("oversized", [(200, b'{"header":{"revision":"5"},"pad":"' + b"a" * (5 << 20) + b'"}')],
-     "error 90 etcd-response-size"),
+     "error 90 rpc-response-size"),
     ("malformed", [(200, b'{"header":{"revision":"5"}')], "error 74"),
     ("outside-prefix", [answer(5, key="/registry/secrets/kube-system/x")], "error 74 etcd-key"),
     ("another-key", [answer(5, key="/cloister/v1/t/b")], "error 71 etcd-range-key"),
