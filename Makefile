@@ -324,6 +324,8 @@ bench: deps
 	echo "== join (50 nodes at once, each with its own swtpm)"; \
 	{ $(MAKE) --no-print-directory $(BUILD)/tests/join-probe && \
 	        $(PYTHON) tests/bench/bench_join.py $(BUILD); } || status=1; \
+	echo "== re-attestation (100 members, each with its own swtpm, every 60 s)"; \
+	$(PYTHON) tests/bench/bench_reattest.py $(BUILD) || status=1; \
 	echo "== join with the membership in etcd vs local files (docs/membership.md)"; \
 	$(PYTHON) tests/bench/bench_join_etcd.py $(BUILD) || status=1; \
 	echo "== VM boot to joined (node image, QEMU) vs the image with Cloister's units masked"; \

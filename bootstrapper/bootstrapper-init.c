@@ -312,6 +312,15 @@ int bootstrapper_handle_log(void *userdata, const RpcRequest *req, json_t **ret_
         Diag d;
         int r;
 
+        char closed[768];
+
+        /* Fail-closed (no join service attested for too long): the log is held back, whoever
+         * asks (bootstrapper-fail-closed.c). */
+        if (bootstrapper_fail_closed(b, closed, sizeof(closed))) {
+                log_warning("bootstrapper: POST /v1/log refused: %s", closed);
+                (void) snprintf(detail, n, "%s", closed);
+                return bootstrapper_refusal_code(ret_response, "fail-closed", -EPERM);
+        }
         if (!b->init_secret_hash)
                 return refuse_log(
                         detail, n, -EPERM,
@@ -613,6 +622,10 @@ int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret
         if (!*ret_response ||
             json_object_set_new(*ret_response, "state", json_string(bootstrapper_state(b))) < 0 ||
             json_object_set_new(*ret_response, "versions", node_versions_json(b->os_release)) < 0)
+                return -ENOMEM;
+        /* Its own attestation of its join services, when it watches them (fail-closed mode). */
+        if (b->watch && json_object_set_new(*ret_response, "joinServiceAttestation",
+                                            bootstrapper_watch_json(b)) < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -52,8 +52,8 @@ static void ticket_done(Ticket *t)
 
 /* The policy this node holds join services to: AK trust and variant from the file, the image
  * PCRs as this node measured them, PCR 15 = the cluster's ID. */
-static int join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
-                               uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
+int bootstrapper_join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
+                                     uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
 {
         _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
         uint8_t pcrs[TPM_DEVICE_PCRS][32];
@@ -354,7 +354,7 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
         Diag d;
         int r;
 
-        r = join_service_policy(b, md, policy_path, cid, &policy);
+        r = bootstrapper_join_service_policy(b, md, policy_path, cid, &policy);
         if (r < 0)
                 return r;
 
@@ -471,7 +471,7 @@ int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *pol
         Diag d;
         int r;
 
-        r = join_service_policy(b, md, policy_path, cid, &policy);
+        r = bootstrapper_join_service_policy(b, md, policy_path, cid, &policy);
         if (r < 0)
                 return r;
         body = json_pack("{s:s,s:s,s:s}", "name", b->node_name, "diskUuid", b->disk_uuid,

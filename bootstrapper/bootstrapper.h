@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "cloister/atls.h"
+#include "cloister/kdf.h"
 #include "cloister/metadata.h"
 #include "cloister/rpc.h"
 #include "cloister/secret.h"
@@ -54,7 +55,24 @@ typedef struct Bootstrapper {
          * stops (--failed-join-linger). */
         bool join_failed;
         const char *os_release; /* the image's os-release: its versions (GET /v1/node) */
+        /* --fail-closed-after: the member's attestation of its join services
+         * (bootstrapper-fail-closed.c); NULL when off. */
+        struct BootstrapperWatch *watch;
 } Bootstrapper;
+
+typedef struct BootstrapperWatch BootstrapperWatch;
+/* A member attests its join services (the metadata's peers, held to the policy the join itself
+ * used) every interval seconds on a thread of its own; with no pass for longer than
+ * fail_closed_after seconds it is fail-closed (docs/reattestation.md, "The node's side"). */
+int bootstrapper_watch_start(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
+                             unsigned fail_closed_after, unsigned interval);
+void bootstrapper_watch_stop(Bootstrapper *b);
+/* true while fail-closed (why says so, for the refusal's detail): what the node serves beyond
+ * its evidence is refused. */
+bool bootstrapper_fail_closed(Bootstrapper *b, char *why, size_t size);
+/* {"failClosed", "failClosedAfter", "intervalSeconds", "lastAttested", "lastJoinService",
+ * "lastError", "failClosedSince", "attempts", "passes"} for GET /v1/node; JSON null when off. */
+json_t *bootstrapper_watch_json(Bootstrapper *b);
 
 /* The node's state in words, as GET /v1/node reports it and refusals name it:
  * "uninitialized", "joining", "join-failed", "awaiting-recovery", "member". */
@@ -71,6 +89,10 @@ int bootstrapper_pcr15_is_zero(Bootstrapper *b, bool *ret);
 /* -EPERM (logged) for a qemu-vtpm policy with akTrust insecure-any, unless the insecure option
  * was given (then a loud warning); what names the policy in the message. */
 typedef struct AttestPolicy AttestPolicy;
+/* The policy this node holds join services to: AK trust and variant from path, the image PCRs
+ * as this node measured them, PCR 15 = the metadata's cluster (cid). */
+int bootstrapper_join_service_policy(Bootstrapper *b, const NodeMetadata *md, const char *path,
+                                     uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret);
 int bootstrapper_check_ak_trust(const Bootstrapper *b, const AttestPolicy *p, const char *what);
 /* <state_dir>/node-state.json exists (written once the node is a member). */
 bool bootstrapper_node_state_exists(const Bootstrapper *b);

@@ -16,6 +16,7 @@
 #include "cloister/metadata.h"
 #include "cloister/node-attester.h"
 #include "cloister/notify.h"
+#include "cloister/rpc-text.h"
 #include "cloister/rpc.h"
 #include "cloister/tpm-device.h"
 #include "cloister/verbs.h"
@@ -36,6 +37,13 @@ static const char *arg_state_mount, *arg_state_bind, *arg_disk_mapper;
 static const char *arg_os_release = OS_RELEASE_DEFAULT;
 static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
 static const char *arg_sim_tdx_root;
+static bool arg_sim_tdx_no_collateral;
+static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
+static AttestTdxPcsSource tdx_collateral;
+/* The node's side of re-attestation (bootstrapper-fail-closed.c); off by default. */
+static unsigned arg_fail_closed_after, arg_join_service_attest_interval;
+/* Handed to the join service a control plane becomes (its --metrics-listen). */
+static const char *arg_metrics_listen;
 
 static void help(void)
 {
@@ -66,6 +74,16 @@ static void help(void)
                "                           node's identity (docs/join.md)\n"
                "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root certificate and\n"
                "                           key ('cloister attestation sim-tdx-root')\n"
+               "  --sim-tdx-no-collateral  sim-tdx: the evidence carries no collateral, as a real\n"
+               "                           TD's: verifiers take it from their cache\n"
+               "  --tdx-cache-dir DIR      TDX collateral (Intel PCS/PCCS downloads) for a join\n"
+               "                           service's tdx evidence, which carries none: taken\n"
+               "                           from DIR while valid, else fetched and cached there\n"
+               "                           (default STATE-DIR/tdx-collateral; the join service\n"
+               "                           this node becomes uses the same)\n"
+               "  --tdx-pcs-url URL        where it is fetched: a URL ending in\n"
+               "                           /tdx/certification/v4 (default Intel PCS; a PCCS\n"
+               "                           serves the same paths)\n"
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
                "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg), or\n"
                "                           local:FILE\n"
@@ -88,6 +106,20 @@ static void help(void)
                "                           ('cloister logs'; default 0: exit at once)\n"
                "  --join-service PATH      control planes: the join service this process becomes\n"
                "                           after init or join (default: next to this binary)\n"
+               "  --metrics-listen ADDR:PORT\n"
+               "                           control planes: the join service's GET /metrics on\n"
+               "                           this LOOPBACK address (its --metrics-listen; off by\n"
+               "                           default)\n"
+               "  --fail-closed-after SEC  members with peers: attest the join services again\n"
+               "                           and again; when none has passed for more than SEC s,\n"
+               "                           stop serving POST /v1/log (anything beyond the\n"
+               "                           node's evidence) until one passes; GET /v1/node\n"
+               "                           says so. A trade-off: a control plane that is only\n"
+               "                           down closes it too (docs/reattestation.md). Default\n"
+               "                           0: off\n"
+               "  --join-service-attest-interval SEC\n"
+               "                           with --fail-closed-after: how often (default a third\n"
+               "                           of --fail-closed-after, at most 60)\n"
                "  --os-release FILE        where the image build recorded the node's image and\n"
                "                           Kubernetes versions, which GET /v1/node reports\n"
                "                           (default " OS_RELEASE_DEFAULT ")\n"
@@ -135,6 +167,12 @@ static int parse_argv(int argc, char *argv[])
                 ARG_FAILED_JOIN_LINGER,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
+                ARG_SIM_TDX_NO_COLLATERAL,
+                ARG_TDX_CACHE_DIR,
+                ARG_TDX_PCS_URL,
+                ARG_FAIL_CLOSED_AFTER,
+                ARG_JOIN_SERVICE_ATTEST_INTERVAL,
+                ARG_METRICS_LISTEN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -163,6 +201,13 @@ static int parse_argv(int argc, char *argv[])
                 { "failed-join-linger", required_argument, NULL, ARG_FAILED_JOIN_LINGER },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
+                { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
+                { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
+                { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
+                { "fail-closed-after", required_argument, NULL, ARG_FAIL_CLOSED_AFTER },
+                { "join-service-attest-interval", required_argument, NULL,
+                  ARG_JOIN_SERVICE_ATTEST_INTERVAL },
+                { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
                 {},
         };
         char *end;
@@ -239,6 +284,40 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_JOIN_SERVICE:
                         arg_join_service = optarg;
                         break;
+                case ARG_FAIL_CLOSED_AFTER:
+                case ARG_JOIN_SERVICE_ATTEST_INTERVAL:
+                        errno = 0;
+                        port = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *end || end == optarg || optarg[0] == '-' ||
+                            port > 7UL * 86400 ||
+                            (c == ARG_JOIN_SERVICE_ATTEST_INTERVAL && port == 0))
+                                return log_error_errno(-EUSAGE, "--%s: %s..604800 seconds.",
+                                                       c == ARG_FAIL_CLOSED_AFTER
+                                                               ? "fail-closed-after"
+                                                               : "join-service-attest-interval",
+                                                       c == ARG_FAIL_CLOSED_AFTER ? "0" : "1");
+                        if (c == ARG_FAIL_CLOSED_AFTER)
+                                arg_fail_closed_after = (unsigned) port;
+                        else
+                                arg_join_service_attest_interval = (unsigned) port;
+                        break;
+                case ARG_METRICS_LISTEN: {
+                        const char *colon = strrchr(optarg, ':');
+                        char host[64] = "";
+
+                        if (colon && (size_t) (colon - optarg) < sizeof(host))
+                                memcpy(host, optarg, (size_t) (colon - optarg));
+                        /* Said now, not when the join service starts after the join. */
+                        if (!colon || !rpc_address_is_loopback(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': REFUSED, not a "
+                                                       "loopback address (127.0.0.1:PORT or "
+                                                       "[::1]:PORT): /metrics is plain, "
+                                                       "unauthenticated HTTP.",
+                                                       optarg);
+                        arg_metrics_listen = optarg;
+                        break;
+                }
                 case ARG_FAILED_JOIN_LINGER:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port > 86400)
@@ -273,6 +352,15 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_SIM_TDX_ROOT:
                         arg_sim_tdx_root = optarg;
                         break;
+                case ARG_SIM_TDX_NO_COLLATERAL:
+                        arg_sim_tdx_no_collateral = true;
+                        break;
+                case ARG_TDX_CACHE_DIR:
+                        arg_tdx_cache_dir = optarg;
+                        break;
+                case ARG_TDX_PCS_URL:
+                        arg_tdx_pcs_url = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
@@ -281,11 +369,28 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--print-metadata needs --metadata.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
+        if (arg_sim_tdx_no_collateral && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE,
+                                       "--sim-tdx-no-collateral goes with --attest sim-tdx.");
+        if (arg_tdx_pcs_url &&
+            (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
+             strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
+                    "/tdx/certification/v4") != 0))
+                return log_error_errno(-EUSAGE,
+                                       "--tdx-pcs-url %s: give the TDX base URL of Intel PCS or a "
+                                       "PCCS, ending in /tdx/certification/v4 (default %s).",
+                                       arg_tdx_pcs_url, TDX_PCS_URL_DEFAULT);
         if (arg_state_bind && !arg_state_mount)
                 return log_error_errno(-EUSAGE, "--state-bind needs --state-mount.");
         if (!arg_print_metadata && (!arg_state_disk || !arg_first_boot_key || !arg_state_dir))
                 return log_error_errno(-EUSAGE, "--state-disk, --first-boot-key and --state-dir "
                                                 "are required. See --help.");
+        if (arg_join_service_attest_interval && !arg_fail_closed_after)
+                return log_error_errno(-EUSAGE, "--join-service-attest-interval goes with "
+                                                "--fail-closed-after.");
+        /* At least three attempts within the grace period. */
+        if (arg_fail_closed_after && !arg_join_service_attest_interval)
+                arg_join_service_attest_interval = MIN(60U, MAX(1U, arg_fail_closed_after / 3));
         return 1;
 }
 
@@ -361,7 +466,7 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[24];
+        char *argv[32];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -389,6 +494,19 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         if (arg_sim_tdx_root) {
                 argv[n++] = (char *) "--sim-tdx-root";
                 argv[n++] = (char *) arg_sim_tdx_root;
+        }
+        if (arg_sim_tdx_no_collateral)
+                argv[n++] = (char *) "--sim-tdx-no-collateral";
+        /* One collateral cache per node: what the bootstrapper fetched serves joins too. */
+        argv[n++] = (char *) "--tdx-cache-dir";
+        argv[n++] = (char *) tdx_collateral.pcs.cache_dir;
+        if (arg_tdx_pcs_url) {
+                argv[n++] = (char *) "--tdx-pcs-url";
+                argv[n++] = (char *) arg_tdx_pcs_url;
+        }
+        if (arg_metrics_listen) {
+                argv[n++] = (char *) "--metrics-listen";
+                argv[n++] = (char *) arg_metrics_listen;
         }
         argv[n] = NULL;
         node_attester_done(attester);
@@ -485,6 +603,20 @@ int main(int argc, char *argv[])
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return exit_status_from_errno(r);
+        /* A join service's tdx evidence carries no collateral (a real TD's): this node's cache,
+         * filled from the PCS when missing or stale (docs/tdx.md, "The other direction"). */
+        tdx_pcs_config_defaults(&tdx_collateral.pcs);
+        if (arg_tdx_pcs_url)
+                tdx_collateral.pcs.base_url = arg_tdx_pcs_url;
+        if (arg_tdx_cache_dir)
+                tdx_collateral.pcs.cache_dir = arg_tdx_cache_dir;
+        else if (arg_state_dir) {
+                static char tdx_cache[PATH_MAX];
+                (void) snprintf(tdx_cache, sizeof(tdx_cache), "%s/tdx-collateral", arg_state_dir);
+                tdx_collateral.pcs.cache_dir = tdx_cache;
+        }
+        tdx_collateral.fetch_hint = "check --tdx-pcs-url and that it is reachable from this node";
+        attest_tdx_collateral_source_set(attest_tdx_collateral_from_pcs, &tdx_collateral);
         if (arg_metadata) {
                 r = load_metadata(&md);
                 if (r < 0)
@@ -529,7 +661,8 @@ int main(int argc, char *argv[])
         }
         cfg = (NodeAttesterConfig){ .variant = arg_attest,
                                     .tpm = tpm,
-                                    .sim_tdx_root = arg_sim_tdx_root };
+                                    .sim_tdx_root = arg_sim_tdx_root,
+                                    .sim_tdx_no_collateral = arg_sim_tdx_no_collateral };
         vtpm_issue_config_defaults(&cfg.vtpm);
         cfg.vtpm.event_log = arg_event_log;
         diag_clear(&d);
@@ -727,11 +860,20 @@ int main(int argc, char *argv[])
                         return 1;
                 if (!b.handoff) {
                         service_notify("READY=1");
+                        /* A member from now on: it holds its join services to their evidence
+                         * (fail-closed mode, off by default). */
+                        if (arg_fail_closed_after > 0 &&
+                            bootstrapper_watch_start(&b, &md, arg_join_policy,
+                                                     arg_fail_closed_after,
+                                                     arg_join_service_attest_interval) < 0)
+                                log_error("bootstrapper: fail-closed mode is NOT active (see "
+                                          "above)");
                         if (serving) {
                                 printf("cloister-bootstrapper: serving node state on %s:%u\n",
                                        arg_address, arg_port);
                                 fflush(stdout);
                                 (void) pthread_join(thread, NULL);
+                                bootstrapper_watch_stop(&b);
                                 node_attester_done(&attester);
                                 return st.r < 0 ? 1 : 0;
                         }

@@ -111,6 +111,8 @@ typedef struct CliConfig {
         /* "policyVersion": the version 'cloister policy push' sends the policy as (0: none;
          * docs/policy-update.md) */
         int64_t policy_version;
+        /* "tdxPcsUrl": where TDX collateral is fetched from (NULL: --pcs-url or Intel PCS) */
+        const char *tdx_pcs_url;
 } CliConfig;
 
 /* --policy FILE and --config FILE are alternatives: refuses both (naming verb), and loads the
@@ -186,6 +188,26 @@ char *cli_command_line(int argc, char *argv[]);
 typedef struct AttestPolicy AttestPolicy;
 /* The policy of --policy FILE, or, if policy_path is NULL, of a loaded configuration. */
 int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPolicy **ret, Diag *d);
+
+/* TDX collateral for evidence that carries none (cli-tdx-collateral.c): the cache pcs_cache
+ * (offline unless pcs_url is given too) or the user's ($XDG_CACHE_HOME/cloister/tdx), fetched
+ * from pcs_url, else the configuration's tdxPcsUrl, else Intel PCS; offline: the cache alone
+ * whatever else is given. -EUSAGE (logged) for a URL that is not a TDX PCS base. */
+int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config,
+                             bool offline);
+/* option's URL ends in /tdx/certification/v4, or -EUSAGE (logged). */
+int cli_tdx_pcs_url_check(const char *option, const char *url);
+/* The --help lines of --pcs-url and --pcs-cache. */
+#define CLI_TDX_COLLATERAL_HELP                                                                    \
+        "  --pcs-url URL  TDX evidence without collateral (a real TD's): its platform's\n"         \
+        "                 collateral is fetched from Intel PCS or a PCCS (a URL ending in\n"       \
+        "                 /tdx/certification/v4; default the configuration's tdxPcsUrl,\n"         \
+        "                 else Intel PCS) into $XDG_CACHE_HOME/cloister/tdx, when not\n"           \
+        "                 cached or past its nextUpdate\n"                                         \
+        "  --pcs-cache DIR  that collateral from DIR (the layout 'cloister attestation\n"          \
+        "                 verify-report --type tdx --cache-dir DIR' fills), offline: a\n"          \
+        "                 platform not in DIR is refused naming its FMSPC; with --pcs-url\n"       \
+        "                 too, DIR is filled from it\n"
 /* What a member of cluster cid shows, whatever the policy file says: PCR 15 = the cluster's
  * value (enforced), and, with snp.hostDataFromClusterId, HOST_DATA = the cluster's value. */
 void cli_policy_bind_cluster(AttestPolicy *p, const uint8_t cid[static 32]);

@@ -175,6 +175,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 ARG_SERVICE_CIDR,
                 ARG_STATE,
                 ARG_TIMEOUT,
+                ARG_PCS_URL,
+                ARG_PCS_CACHE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -189,8 +191,11 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 { "init-secret-file", required_argument, NULL, ARG_INIT_SECRET },
                 { "service-cidr", required_argument, NULL, ARG_SERVICE_CIDR },
                 { "state-file", required_argument, NULL, ARG_STATE },
+                { "pcs-url", required_argument, NULL, ARG_PCS_URL },
+                { "pcs-cache", required_argument, NULL, ARG_PCS_CACHE },
                 {},
         };
+        const char *pcs_url = NULL, *pcs_cache = NULL;
         /* name, k8s, service_cidr: NULL until given; then the config's, then the defaults. */
         const char *endpoint = NULL, *policy = NULL, *config_path = NULL,
                    *ms_path = MASTER_SECRET_FILE_DEFAULT, *name = NULL, *k8s = NULL,
@@ -233,7 +238,8 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "         [--init-secret-file FILE] [--service-cidr CIDR]\n"
                                "         [--state-file FILE (default " STATE_FILE_DEFAULT ")]\n"
                                "         [--timeout SEC (default: 30 for each attestation,\n"
-                               "          600 for the init call, which runs kubeadm init)]\n\n"
+                               "          600 for the init call, which runs kubeadm init)]\n"
+                               "         [--pcs-url URL] [--pcs-cache DIR]\n\n"
                                "Attests the first node's bootstrapper against the policy (its\n"
                                "PCR 15 must still be zero) and only then sends it the master\n"
                                "secret to initialise the cluster. Writes the admin kubeconfig\n"
@@ -250,7 +256,7 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                "'cloister -C DIR'; every default file above is in it).\n\n"
                                "After 'cloister create' the state file gives the endpoint (the\n"
                                "load balancer) and the cluster name; --endpoint is then not\n"
-                               "needed.\n");
+                               "needed.\n\n" CLI_TDX_COLLATERAL_HELP);
                         return 0;
                 case ARG_ENDPOINT:
                         if (cli_endpoint_url("--endpoint", optarg, endpoint_url) < 0)
@@ -289,6 +295,12 @@ int verb_apply(int argc, char *argv[], void *userdata)
                 case ARG_STATE:
                         state_path = optarg;
                         break;
+                case ARG_PCS_URL:
+                        pcs_url = optarg;
+                        break;
+                case ARG_PCS_CACHE:
+                        pcs_cache = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
@@ -303,6 +315,9 @@ int verb_apply(int argc, char *argv[], void *userdata)
                                        "create') and --policy or --config (or a workspace "
                                        "holding " CLI_CONFIG_FILE_DEFAULT ") are required.");
         r = cli_policy_or_config("apply", policy, config_path, &config);
+        if (r < 0)
+                return r;
+        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config, false);
         if (r < 0)
                 return r;
         name = name ?: config.cluster_name ?: CLI_CLUSTER_NAME_DEFAULT;

@@ -34,6 +34,35 @@ static int sim_tdx_policy(TdxSimulator *sim, char **ret)
         return 0;
 }
 
+/* The simulated platform's collateral into a TDX collateral cache, as a fetch from a PCS would
+ * leave it (no PCS serves a simulated platform): every node under this root shares its PCK CA
+ * and FMSPC, so this one entry serves them all, for verifiers whose evidence carries none
+ * (nodes with --sim-tdx-no-collateral). */
+static int collateral_cache(TdxSimulator *sim, const char *dir)
+{
+        _cleanup_(freep) uint8_t *quote = NULL;
+        uint8_t rd[64] = {};
+        TdxCollateral col;
+        TdxPcsResult key = {};
+        TdxQuote q;
+        size_t n;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        if ((r = tdx_sim_quote(sim, rd, &quote, &n)) < 0 ||
+            (r = tdx_quote_parse(quote, n, &q, &d)) < 0 ||
+            (r = tdx_pcs_platform(&q, &key, &d)) < 0 || (r = tdx_sim_collateral(sim, &col)) < 0)
+                return log_error_errno(r, "Cannot make the simulated platform's collateral: %s",
+                                       d.message[0] ? d.message : strerror(-r));
+        r = tdx_pcs_cache_put(dir, key.fmspc, key.ca, &col);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot write the collateral cache: %m", dir);
+        log_info("The simulated platform's collateral (FMSPC %s, PCK CA %s) is cached in %s.",
+                 key.fmspc, key.ca, dir);
+        return 0;
+}
+
 static int write_new(const char *path, const char *text, mode_t mode, bool force, const char *what)
 {
         int r = write_file_atomic(path, text, strlen(text), mode, force ? 0 : WRITE_FILE_EXCLUSIVE);
@@ -54,8 +83,10 @@ int verb_attestation_sim_tdx_root(int argc, char *argv[], void *userdata)
                 { "help", no_argument, NULL, 'h' },
                 { "policy-output", required_argument, NULL, 'p' },
                 { "force", no_argument, NULL, 'f' },
+                { "collateral-cache", required_argument, NULL, 'c' },
                 {},
         };
+        const char *cache = NULL;
         _cleanup_(tdx_sim_freep) TdxSimulator *sim = NULL;
         _cleanup_(freep) char *text = NULL, *policy = NULL;
         const char *policy_path = NULL;
@@ -67,7 +98,8 @@ int verb_attestation_sim_tdx_root(int argc, char *argv[], void *userdata)
                 switch (c) {
                 case 'h':
                         printf("Usage: cloister attestation sim-tdx-root OUTPUT "
-                               "[--policy-output POLICY] [--force]\n\n"
+                               "[--policy-output POLICY] [--force]\n"
+                               "         [--collateral-cache DIR]\n\n"
                                "SIMULATED TDX, for tests and local clusters only: writes the root "
                                "certificate\n"
                                "and key of a simulated TDX platform to OUTPUT (give it to every "
@@ -79,13 +111,27 @@ int verb_attestation_sim_tdx_root(int argc, char *argv[], void *userdata)
                                "Nothing it attests is protected by hardware: anyone holding OUTPUT "
                                "can make\n"
                                "evidence that passes that policy. Existing files are kept unless "
-                               "--force.\n");
+                               "--force.\n\n"
+                               "Every node under OUTPUT shares one PCK CA and FMSPC, as Intel's "
+                               "platforms do:\n"
+                               "--collateral-cache DIR writes their collateral into DIR, a TDX "
+                               "collateral\n"
+                               "cache (the layout 'verify-report --cache-dir' fills), for "
+                               "verifiers "
+                               "of\n"
+                               "evidence without collateral (nodes started with "
+                               "--sim-tdx-no-collateral):\n"
+                               "'cloister verify --pcs-cache DIR', a node's --tdx-cache-dir "
+                               "DIR.\n");
                         return 0;
                 case 'p':
                         policy_path = optarg;
                         break;
                 case 'f':
                         force = true;
+                        break;
+                case 'c':
+                        cache = optarg;
                         break;
                 default:
                         return -EUSAGE;
@@ -103,6 +149,8 @@ int verb_attestation_sim_tdx_root(int argc, char *argv[], void *userdata)
         r = write_new(argv[optind], text, 0600, force, "a sim-tdx root");
         if (r >= 0 && policy_path)
                 r = write_new(policy_path, policy, 0644, force, "a policy (a trust anchor)");
+        if (r >= 0 && cache)
+                r = collateral_cache(sim, cache);
         if (r < 0)
                 return r;
         log_warning("SIMULATED TDX: %s makes evidence that a sim-tdx policy naming it accepts; "

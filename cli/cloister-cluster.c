@@ -1089,6 +1089,10 @@ int verb_status(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("status", policy, config_path, &config);
         if (r < 0)
                 return r;
+        /* TDX evidence without collateral: the user's cache, fetched when missing or stale. */
+        r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
+        if (r < 0)
+                return r;
         if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
                 return log_error_errno(-EUSAGE,
                                        "--cluster-id: 64 hex digits expected (as 'cloister "

@@ -701,11 +701,17 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
 /* allow_unset: a policy whose only fault is a value not set yet (null) is accepted. */
 static int config_load(const char *path, bool allow_unset, CliConfig *ret)
 {
-        static const char *const keys[] = {
-                "version",       "provider",    "clusterName",        "kubernetesVersion",
-                "serviceCidr",   "attestation", "measurementsSource", "infrastructure",
-                "policyVersion", NULL
-        };
+        static const char *const keys[] = { "version",
+                                            "provider",
+                                            "clusterName",
+                                            "kubernetesVersion",
+                                            "serviceCidr",
+                                            "attestation",
+                                            "measurementsSource",
+                                            "infrastructure",
+                                            "policyVersion",
+                                            "tdxPcsUrl",
+                                            NULL };
         _cleanup_(cli_config_done) CliConfig c = {};
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         JsonCtx ctx = { .source = path, .path = "" };
@@ -735,6 +741,16 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
                 r = get_optional_string(&ctx, c.json, "kubernetesVersion", &c.kubernetes_version);
         if (r >= 0)
                 r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
+        if (r >= 0)
+                r = get_optional_string(&ctx, c.json, "tdxPcsUrl", &c.tdx_pcs_url);
+        if (r >= 0 && c.tdx_pcs_url &&
+            (strlen(c.tdx_pcs_url) < strlen("/tdx/certification/v4") ||
+             strcmp(c.tdx_pcs_url + strlen(c.tdx_pcs_url) - strlen("/tdx/certification/v4"),
+                    "/tdx/certification/v4") != 0))
+                r = diag_fail(&d, -EBADMSG, "json-schema", -1,
+                              "%s: .tdxPcsUrl: '%s' is not the TDX base URL of Intel PCS or a "
+                              "PCCS (it ends in /tdx/certification/v4)",
+                              path, c.tdx_pcs_url);
         if (r >= 0) {
                 r = json_get_int(&ctx, c.json, "policyVersion", false, 1, POLICY_UPDATE_VERSION_MAX,
                                  &c.policy_version);

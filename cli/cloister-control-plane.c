@@ -29,7 +29,7 @@ static void authorize_help(void)
                "makes it.\n\n"
                "  --valid-for HOURS       1..%u (default %u)\n"
                "  --master-secret FILE    default " MASTER_SECRET_FILE_DEFAULT "\n",
-               CP_AUTHORIZATION_VALID_MAX_SEC / 3600, VALID_DEFAULT_HOURS);
+               (unsigned) (CP_AUTHORIZATION_VALID_MAX_SEC / 3600), VALID_DEFAULT_HOURS);
 }
 
 static int authorize_verb(int argc, char *argv[], void *userdata)

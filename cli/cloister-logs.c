@@ -177,6 +177,10 @@ int verb_logs(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("logs", policy, config_path, &config);
         if (r < 0)
                 return r;
+        /* TDX evidence without collateral: the user's cache, fetched when missing or stale. */
+        r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
+        if (r < 0)
+                return r;
         diag_clear(&d);
         r = cli_policy_load(policy, &config, &pol, &d);
         if (r < 0)

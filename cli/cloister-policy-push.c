@@ -298,6 +298,10 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
         r = cli_config_load(config_path, &config);
         if (r < 0)
                 return r;
+        /* TDX evidence without collateral: the user's cache, fetched when missing or stale. */
+        r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
+        if (r < 0)
+                return r;
         if (config.policy_version <= 0)
                 return log_error_errno(-EINVAL,
                                        "%s: no \"policyVersion\": set it to a number higher than "

@@ -175,6 +175,10 @@ int verb_recover(int argc, char *argv[], void *userdata)
         r = cli_policy_or_config("recover", policy, config_path, &config);
         if (r < 0)
                 return r;
+        /* TDX evidence without collateral: the user's cache, fetched when missing or stale. */
+        r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
+        if (r < 0)
+                return r;
         /* The cluster ID recorded by `cloister apply`: each node must derive exactly this. Without
          * --node, the first control plane it recorded. */
         r = cli_state_load(state_path, cid, n_urls == 0 ? urls[0] : NULL,

@@ -115,6 +115,10 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
         r = cli_config_load(config_path, &config);
         if (r < 0)
                 return r;
+        /* TDX evidence without collateral: the user's cache, fetched when missing or stale. */
+        r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
+        if (r < 0)
+                return r;
         diag_clear(&d);
         r = attest_policy_parse(config.policy, strlen(config.policy), config.policy_source, &pol,
                                 &d);

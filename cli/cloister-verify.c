@@ -102,6 +102,8 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 ARG_STATE,
                 ARG_BUNDLE,
                 ARG_AT,
+                ARG_PCS_URL,
+                ARG_PCS_CACHE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -116,8 +118,11 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 { "bundle", required_argument, NULL, ARG_BUNDLE },
                 { "at", required_argument, NULL, ARG_AT },
                 { "output", required_argument, NULL, 'o' },
+                { "pcs-url", required_argument, NULL, ARG_PCS_URL },
+                { "pcs-cache", required_argument, NULL, ARG_PCS_CACHE },
                 {},
         };
+        const char *pcs_url = NULL, *pcs_cache = NULL;
         CliOptions *o = userdata;
         const char *bundle = NULL;
         time_t at = 0;
@@ -150,6 +155,7 @@ int verb_verify(int argc, char *argv[], void *userdata)
                 case 'h':
                         printf("Usage: cloister verify --node HOST[:PORT] --policy FILE\n"
                                "         [--cluster-id HEX] [--timeout SEC] [-o text|json]\n"
+                               "         [--pcs-url URL] [--pcs-cache DIR]\n"
                                "       cloister verify --node HOST[:PORT] --config FILE ...\n"
                                "       cloister verify --endpoint https://HOST:PORT ...\n\n"
                                "Attests a node with a fresh nonce and prints every check: the\n"
@@ -184,9 +190,11 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "                 bundle (docs/bundle.md): each node's evidence as\n"
                                "                 received, the nonce this CLI chose, the TLS key\n"
                                "                 it is bound to, the policy, the time, the\n"
-                               "                 verdicts and the join services' audit logs\n\n"
+                               "                 verdicts and the join services' audit "
+                               "logs\n" CLI_TDX_COLLATERAL_HELP "\n"
                                "       cloister verify --bundle IN [--policy FILE] [--at TIME] [-o "
-                               "text|json]\n\n"
+                               "text|json]\n"
+                               "         [--pcs-cache DIR]\n\n"
                                "Verifies a bundle again, offline (no connection is opened): every\n"
                                "node's evidence against the bundle's policy or --policy FILE, at\n"
                                "the recorded time or --at YYYY-MM-DD[THH:MM:SSZ], each binding\n"
@@ -196,6 +204,10 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                "longer holds. A bundle proves the hardware made this evidence\n"
                                "for this nonce and key; not that the nonce was fresh when it was\n"
                                "recorded.\n"
+                               "TDX evidence without collateral (a real TD's) is verified with\n"
+                               "its platform's collateral from the cache (--pcs-cache DIR, else\n"
+                               "$XDG_CACHE_HOME/cloister/tdx), offline: the bundle does not\n"
+                               "carry it.\n"
                                "A bundle kept by 'cloister attestation verify-report ... --bundle\n"
                                "OUT' (one SEV-SNP report or TDX quote with the certificates and\n"
                                "collateral it used) is verified again the same way, with\n"
@@ -239,6 +251,12 @@ int verb_verify(int argc, char *argv[], void *userdata)
                         if (cli_parse_at_option(optarg, &at) < 0)
                                 return -EUSAGE;
                         break;
+                case ARG_PCS_URL:
+                        pcs_url = optarg;
+                        break;
+                case ARG_PCS_CACHE:
+                        pcs_cache = optarg;
+                        break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
@@ -249,10 +267,14 @@ int verb_verify(int argc, char *argv[], void *userdata)
         }
         /* --bundle alone: the offline verification of a recorded bundle. */
         if (bundle && !cluster && !endpoint) {
-                if (optind < argc || config_path || cluster_id || state_given)
+                if (optind < argc || config_path || cluster_id || state_given || pcs_url)
                         return log_error_errno(-EUSAGE,
                                                "verify --bundle IN takes only --policy FILE, --at "
-                                               "TIME and -o. See --help.");
+                                               "TIME, --pcs-cache DIR and -o. See --help.");
+                /* A bundle does not carry the collateral of TDX evidence that has none. */
+                r = cli_tdx_collateral_setup(NULL, pcs_cache, NULL, true);
+                if (r < 0)
+                        return r;
                 return cli_verify_bundle(bundle, policy, at, o->output);
         }
         /* Said before any node is asked (the write refuses it again, atomically). */
@@ -267,6 +289,9 @@ int verb_verify(int argc, char *argv[], void *userdata)
                                        "judged now).");
         (void) cli_workspace_config_default(policy, &config_path);
         r = cli_policy_or_config("verify", policy, config_path, &config);
+        if (r < 0)
+                return r;
+        r = cli_tdx_collateral_setup(pcs_url, pcs_cache, &config, false);
         if (r < 0)
                 return r;
         if (cluster && (policy || config_path) && (!cluster_id || !endpoint)) {

@@ -22,6 +22,7 @@
 #include "cloister/privsep.h"
 #include "cloister/token-bucket.h"
 
+#include "join-service-reattest.h"
 #include "join-service.h"
 
 /* Quotes for the network process's handshakes (JOIN_PRIVSEP_ATTEST): at most a burst of this
@@ -246,6 +247,15 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 return answer_attest(js, m, out);
         case JOIN_PRIVSEP_TDX_COLLATERAL:
                 join_tdx_answer(m, out);
+                return 0;
+        case JOIN_PRIVSEP_METRICS:
+                /* Text, not JSON: the records of re-attestation, nothing secret. */
+                r = reattest_metrics(js, &text);
+                if (r >= 0 && strlen(text) + 1 > JOIN_PRIVSEP_ANSWER_MAX)
+                        r = -EMSGSIZE;
+                privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r < 0 ? r : 0);
+                privsep_buf_add_text(out, r < 0 ? "cannot make the metrics" : "");
+                privsep_buf_add_text(out, r < 0 ? "" : text);
                 return 0;
         case JOIN_PRIVSEP_NONCE: {
                 uint8_t nonce[PRIVSEP_NONCE_SIZE];

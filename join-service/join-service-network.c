@@ -104,6 +104,34 @@ static int ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *deta
         return r;
 }
 
+int join_network_metrics(void *userdata, char **ret_text)
+{
+        JoinService *js = userdata;
+        const char *detail, *answer;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        PrivsepBuf b;
+        char *copy;
+        int status, r;
+
+        privsep_buf_begin(&b, JOIN_PRIVSEP_METRICS, 0);
+        r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
+        privsep_buf_done(&b);
+        if (r < 0)
+                return r;
+        if (status < 0) {
+                log_warning("join-service: /metrics: %s", detail);
+                privsep_wipe_free(buf, size);
+                return status;
+        }
+        copy = strdup(answer);
+        privsep_wipe_free(buf, size);
+        if (!copy)
+                return -ENOMEM;
+        *ret_text = copy;
+        return 0;
+}
+
 /* This node's evidence for a handshake: the monitor quotes with the TPM, binding the quote to
  * the client's nonce and this process's TLS key for the server role (it computes the binding
  * itself from them). */

@@ -31,6 +31,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/privsep-reattest.h"
+#include "cloister/rpc-text.h"
 #include "cloister/spawn.h"
 
 #include "join-service-reattest.h"
@@ -38,6 +39,9 @@
 
 #define REATTEST_MEMBERS_MAX 4096
 #define REATTEST_TICK_MS     100
+/* The cordons in force, kept across restarts (STATE_DIR, the encrypted state disk). */
+#define REATTEST_CORDONS_FILE     "reattest-cordons.json"
+#define REATTEST_CORDONS_SIZE_MAX (2U * 1024U * 1024U)
 
 typedef enum ReattestVerdict {
         VERDICT_NONE,
@@ -75,6 +79,7 @@ typedef struct ReattestMember {
         uint8_t nonce[ATLS_NONCE_SIZE];
         ReattestVerdict verdict;
         unsigned misses; /* intervals in a row without an answer */
+        unsigned fails;  /* answers in a row that did not verify */
         unsigned attempts, passes;
         time_t last_attested, last_result;
         char checks[256]; /* why it failed, or why it is unreachable */
@@ -91,10 +96,12 @@ typedef struct Reattest {
         ReattestMember *m;
         size_t n, allocated;
         uint64_t next_id;
+        uint64_t attempts; /* since start, all members */
         uint64_t members_read_ms;
         int fd; /* the channel to the re-attestation process */
         pid_t pid;
         pthread_mutex_t send_lock;
+        pthread_mutex_t persist_lock; /* the cordons file; before lock */
         pthread_t scheduler, reader;
         bool stop;
         char kubectl[1024];
@@ -452,6 +459,7 @@ static void start_due(Reattest *rt)
                         continue;
                 x->next_ms = now + jittered(&rt->cfg);
                 x->attempts++;
+                rt->attempts++;
                 if (getrandom(x->nonce, sizeof(x->nonce), 0) != (ssize_t) sizeof(x->nonce)) {
                         handle_unreachable(rt, x, "no nonce could be made");
                         continue;
@@ -632,6 +640,117 @@ static void respond(Reattest *rt, ReattestMember *x, ReattestAction a, Deferred 
         }
 }
 
+/* STATE_DIR/reattest-cordons.json: {"version": 1, "cordoned": [{"name", "akDigest",
+ * "checks"}]}, every member cordoned now, written whole (renamed into place) when one is
+ * cordoned or lifted. A restart finds them there (restore_cordons()): a member cordoned before
+ * stays cordoned (no key material) until it passes again. */
+static void persist_cordons(Reattest *rt)
+{
+        _cleanup_(json_decrefp) json_t *doc = json_pack("{s:i,s:[]}", "version", 1, "cordoned");
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        json_t *list = json_object_get(doc, "cordoned");
+        int r = doc ? 0 : -ENOMEM;
+
+        (void) pthread_mutex_lock(&rt->persist_lock);
+        (void) pthread_mutex_lock(&rt->lock);
+        for (size_t i = 0; r >= 0 && i < rt->n; i++)
+                if (rt->m[i].cordoned &&
+                    json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", rt->m[i].name,
+                                                          "akDigest", rt->m[i].ak, "checks",
+                                                          rt->m[i].checks)) < 0)
+                        r = -ENOMEM;
+        (void) pthread_mutex_unlock(&rt->lock);
+        if (r >= 0 && asprintf(&path, "%s/%s", rt->js->state_dir, REATTEST_CORDONS_FILE) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = json_dump_pretty(doc, &text);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+        (void) pthread_mutex_unlock(&rt->persist_lock);
+        if (r < 0)
+                log_error_errno(r,
+                                "join-service: re-attestation: cannot record the cordons in %s/%s "
+                                "(%m): a restart would forget them until the members' next "
+                                "attempts",
+                                rt->js->state_dir, REATTEST_CORDONS_FILE);
+}
+
+/* At start: the cordons an earlier run left, for members still in the membership with the same
+ * attestation key (a name admitted again since, with another key, is another machine). */
+static void restore_cordons(Reattest *rt)
+{
+        static const char *const keys[] = { "version", "cordoned", NULL };
+        static const char *const entry_keys[] = { "name", "akDigest", "checks", NULL };
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *path = NULL;
+        JsonCtx ctx = { .path = "" };
+        json_t *list = NULL, *e;
+        unsigned restored = 0;
+        size_t i;
+        Diag d;
+        int r;
+
+        if (asprintf(&path, "%s/%s", rt->js->state_dir, REATTEST_CORDONS_FILE) < 0)
+                return;
+        diag_clear(&d);
+        ctx.source = path;
+        ctx.diag = &d;
+        r = json_parse_file(path, REATTEST_CORDONS_SIZE_MAX, &doc, &d);
+        if (r == -ENOENT)
+                return;
+        if (r >= 0)
+                r = json_check_keys(&ctx, doc, keys);
+        if (r >= 0)
+                r = json_get_array(&ctx, doc, "cordoned", true, &list);
+        json_array_foreach (list, i, e) {
+                const char *name = NULL, *ak = NULL, *checks = NULL;
+                ReattestMember *x;
+
+                if (r < 0)
+                        break;
+                r = json_check_keys(&ctx, e, entry_keys);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "name", true, &name);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "akDigest", true, &ak);
+                if (r >= 0)
+                        r = json_get_string(&ctx, e, "checks", true, &checks);
+                if (r < 0)
+                        break;
+                (void) pthread_mutex_lock(&rt->lock);
+                x = member_find(rt, name);
+                if (x && strcmp(x->ak, ak) == 0) {
+                        x->cordoned = true;
+                        (void) snprintf(x->response, sizeof(x->response), "cordoned");
+                        (void) snprintf(x->checks, sizeof(x->checks),
+                                        "cordoned before the join service restarted: %.180s",
+                                        checks);
+                        restored++;
+                }
+                (void) pthread_mutex_unlock(&rt->lock);
+        }
+        if (r < 0) {
+                /* Fail closed: the file is the monitor's own, on the encrypted disk; if it does
+                 * not parse, every member is held until it passes. */
+                log_error("join-service: re-attestation: %s does not parse (%s): every member is "
+                          "treated as cordoned until it passes re-attestation",
+                          path, d.message);
+                (void) pthread_mutex_lock(&rt->lock);
+                for (size_t k = 0; k < rt->n; k++)
+                        if (!is_self(rt, &rt->m[k])) {
+                                rt->m[k].cordoned = true;
+                                (void) snprintf(rt->m[k].response, sizeof(rt->m[k].response),
+                                                "cordoned");
+                        }
+                (void) pthread_mutex_unlock(&rt->lock);
+                return;
+        }
+        if (restored > 0)
+                log_warning("join-service: re-attestation: %u member(s) stay cordoned from before "
+                            "the restart (%s) until they pass again",
+                            restored, path);
+}
+
 static void carry_out(Reattest *rt, const Deferred *dd)
 {
         ReattestMember shown = {};
@@ -640,9 +759,12 @@ static void carry_out(Reattest *rt, const Deferred *dd)
         (void) snprintf(shown.name, sizeof(shown.name), "%s", dd->name);
         (void) snprintf(shown.role, sizeof(shown.role), "%s", dd->role);
         if (dd->uncordon) {
+                persist_cordons(rt);
                 (void) run_kubectl(rt, "uncordon", NULL, dd->name);
                 return;
         }
+        if (dd->action == REATTEST_ACTION_CORDON || dd->action == REATTEST_ACTION_EVICT)
+                persist_cordons(rt);
         switch (dd->action) {
         case REATTEST_ACTION_WARN:
                 log_warning("join-service: re-attestation: member %s: %s", dd->name, dd->why);
@@ -832,6 +954,7 @@ static void handle_answer(Reattest *rt, const PrivsepMsg *m)
         x->misses = 0;
         x->last_result = time(NULL);
         (void) snprintf(x->reported_state, sizeof(x->reported_state), "%s", privsep_text(m, 4));
+        x->fails = verdict == VERDICT_FAILED ? x->fails + 1 : 0;
         if (verdict == VERDICT_FAILED) {
                 (void) snprintf(x->checks, sizeof(x->checks), "%.40s: %.200s", d.check, d.message);
                 x->verdict = verdict;
@@ -921,6 +1044,7 @@ int reattest_start(JoinService *js, pid_t pid, int fd)
         reattest_config_defaults(&rt->cfg);
         (void) pthread_mutex_init(&rt->lock, NULL);
         (void) pthread_mutex_init(&rt->send_lock, NULL);
+        (void) pthread_mutex_init(&rt->persist_lock, NULL);
         /* kubectl beside kubeadm: the same driver, the same place. */
         slash = strrchr(js->kubeadm, '/');
         if (slash)
@@ -929,6 +1053,12 @@ int reattest_start(JoinService *js, pid_t pid, int fd)
         else
                 (void) snprintf(rt->kubectl, sizeof(rt->kubectl), "kubectl");
         the_reattest = rt;
+        /* The membership and the cordons an earlier run left, before the first attempt and
+         * before any rejoin is decided on these records. */
+        refresh_config(rt);
+        refresh_members(rt);
+        rt->members_read_ms = now_ms();
+        restore_cordons(rt);
         log_info("join-service: re-attestation process %d speaks TLS on the connections the "
                  "monitor opens to members (confined like the network process)",
                  (int) pid);
@@ -1026,4 +1156,227 @@ void reattest_annotate_members(JoinService *js, json_t *doc)
                         (void) json_object_set_new(m, "reattestation", o);
         }
         (void) pthread_mutex_unlock(&rt->lock);
+}
+
+/* -- metrics (GET /metrics on the loopback listener; docs/reattestation.md, "Metrics") ------- */
+
+static void metric_help(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample per member of a gauge: name{member="..",role=".."} value. The labels come from the
+ * membership (a joining node chose its name): escaped, and a name that cannot be escaped into
+ * the buffer is left out rather than cut. */
+typedef struct MetricLabels {
+        char member[64 * 2 + 1];
+        char role[16 * 2 + 1];
+} MetricLabels;
+
+static bool metric_labels(const ReattestMember *x, MetricLabels *ret)
+{
+        return rpc_text_escape_label(x->name, ret->member, sizeof(ret->member)) >= 0 &&
+               rpc_text_escape_label(x->role, ret->role, sizeof(ret->role)) >= 0;
+}
+
+static const ReattestVerdict verdicts[] = { VERDICT_NONE, VERDICT_PASS, VERDICT_REJOINING,
+                                            VERDICT_FAILED, VERDICT_UNREACHABLE };
+static const char *const responses[] = { "none", "warned", "cordoned", "evicted" };
+
+/* A member's value for a metric; -1: not known (NaN). */
+static long long value_last_attested(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return (long long) x->last_attested;
+}
+static long long value_since(const ReattestMember *x, time_t now)
+{
+        if (x->last_attested == 0)
+                return -1;
+        return now > x->last_attested ? (long long) (now - x->last_attested) : 0;
+}
+static long long value_fails(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->fails;
+}
+static long long value_misses(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->misses;
+}
+static long long value_unreachable(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->verdict == VERDICT_UNREACHABLE;
+}
+static long long value_cordoned(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->cordoned;
+}
+static long long value_attempts(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->attempts;
+}
+static long long value_passes(const ReattestMember *x, time_t now)
+{
+        (void) now;
+        return x->passes;
+}
+
+/* The per-member series, labelled member and role (and verdict or response for the one-hot
+ * ones). */
+typedef struct MemberMetric {
+        const char *name, *type, *help;
+        long long (*value)(const ReattestMember *x, time_t now);
+        bool one_hot_verdict, one_hot_response;
+} MemberMetric;
+
+static const MemberMetric member_metrics[] = {
+        { "cloister_reattest_verdict", "gauge",
+          "1 for the member's current verdict (pending, pass, rejoining, failed, unreachable), 0 "
+          "for the others.",
+          NULL, true, false },
+        { "cloister_reattest_last_attested_timestamp_seconds", "gauge",
+          "Unix time the member last passed (0: never since the join service started).",
+          value_last_attested },
+        { "cloister_reattest_seconds_since_last_attested", "gauge",
+          "Seconds since the member last passed (NaN: never since the join service started).",
+          value_since },
+        { "cloister_reattest_consecutive_failures", "gauge",
+          "Answers in a row whose evidence did not verify.", value_fails },
+        { "cloister_reattest_consecutive_misses", "gauge",
+          "Attempts in a row without an answer (unreachable at the policy's unreachableAfter).",
+          value_misses },
+        { "cloister_reattest_unreachable", "gauge",
+          "1 if the member is unreachable (no evidence for unreachableAfter intervals).",
+          value_unreachable },
+        { "cloister_reattest_cordoned", "gauge",
+          "1 if the member is cordoned: a rejoin gets no key material until it passes.",
+          value_cordoned },
+        { "cloister_reattest_response", "gauge",
+          "1 for the response taken (none, warned, cordoned, evicted), 0 for the others.", NULL,
+          false, true },
+        { "cloister_reattest_member_attempts_total", "counter",
+          "Re-attestation attempts for the member since the join service started.",
+          value_attempts },
+        { "cloister_reattest_member_passes_total", "counter",
+          "Attempts the member passed since the join service started.", value_passes },
+};
+
+/* A one-hot series: one sample per possible verdict (or response), 1 for the member's. */
+static void write_one_hot(FILE *f, const MemberMetric *mm, const ReattestMember *x,
+                          const MetricLabels *l)
+{
+        size_t count = mm->one_hot_verdict ? ELEMENTSOF(verdicts) : ELEMENTSOF(responses);
+
+        for (size_t v = 0; v < count; v++) {
+                const char *value = mm->one_hot_verdict ? verdict_names[verdicts[v]] : responses[v];
+                bool on = mm->one_hot_verdict ? x->verdict == verdicts[v]
+                                              : strcmp(x->response, responses[v]) == 0;
+
+                fprintf(f, "%s{member=\"%s\",role=\"%s\",%s=\"%s\"} %d\n", mm->name, l->member,
+                        l->role, mm->one_hot_verdict ? "verdict" : "response", value, on ? 1 : 0);
+        }
+}
+
+int reattest_metrics(JoinService *js, char **ret)
+{
+        _cleanup_(json_decrefp) json_t *version = NULL;
+        _cleanup_(freep) char *text = NULL;
+        Reattest *rt = the_reattest;
+        MetricLabels *labels = NULL;
+        ReattestMember *m = NULL;
+        ReattestConfig cfg;
+        uint64_t attempts;
+        char digest[sizeof(js->policy.digest)];
+        size_t n = 0, size = 0;
+        time_t now = time(NULL);
+        FILE *f;
+
+        /* Before the re-attestation lock: the policy's lock comes after it. */
+        if (join_policy_version(js, &version) < 0)
+                version = NULL;
+        (void) pthread_mutex_lock(&js->policy.lock);
+        (void) snprintf(digest, sizeof(digest), "%s", js->policy.digest);
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        reattest_config_defaults(&cfg);
+        attempts = 0;
+        /* A copy, so that the text is written without holding up the schedule. */
+        if (rt) {
+                (void) pthread_mutex_lock(&rt->lock);
+                if (rt->n > 0) {
+                        m = malloc(rt->n * sizeof(*m));
+                        if (!m) {
+                                (void) pthread_mutex_unlock(&rt->lock);
+                                return -ENOMEM;
+                        }
+                        memcpy(m, rt->m, rt->n * sizeof(*m));
+                        n = rt->n;
+                }
+                cfg = rt->cfg;
+                attempts = rt->attempts;
+                (void) pthread_mutex_unlock(&rt->lock);
+        }
+        labels = calloc(n ?: 1, sizeof(*labels));
+        f = labels ? open_memstream(&text, &size) : NULL;
+        if (!f) {
+                free(m);
+                free(labels);
+                return -ENOMEM;
+        }
+        metric_help(f, "cloister_join_members", "gauge",
+                    "Members this join service re-attests (its members.json).");
+        fprintf(f, "cloister_join_members %zu\n", n);
+        metric_help(f, "cloister_join_policy_version", "gauge",
+                    "Version of the owner's policy update in force (0: never pushed; NaN: the "
+                    "file in force is not a pushed version).");
+        if (json_is_integer(version))
+                fprintf(f, "cloister_join_policy_version %lld\n",
+                        (long long) json_integer_value(version));
+        else
+                fprintf(f, "cloister_join_policy_version NaN\n");
+        metric_help(f, "cloister_join_policy_info", "gauge",
+                    "The policy in force, by its SHA-256 digest (always 1).");
+        fprintf(f, "cloister_join_policy_info{digest=\"%s\"} 1\n", digest);
+        metric_help(f, "cloister_reattest_enabled", "gauge",
+                    "1 if the policy's reattestation section enables re-attestation.");
+        fprintf(f, "cloister_reattest_enabled %d\n", cfg.enabled ? 1 : 0);
+        metric_help(f, "cloister_reattest_interval_seconds", "gauge",
+                    "The policy's intervalSeconds (before jitter).");
+        fprintf(f, "cloister_reattest_interval_seconds %u\n", cfg.interval_ms / 1000U);
+        metric_help(f, "cloister_reattest_attempts_total", "counter",
+                    "Re-attestation attempts started since the join service started, all members.");
+        fprintf(f, "cloister_reattest_attempts_total %llu\n", (unsigned long long) attempts);
+
+        for (size_t i = 0; i < n; i++)
+                if (!metric_labels(&m[i], &labels[i]))
+                        labels[i].member[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(member_metrics); k++) {
+                const MemberMetric *mm = &member_metrics[k];
+
+                metric_help(f, mm->name, mm->type, mm->help);
+                for (size_t i = 0; i < n; i++) {
+                        if (!labels[i].member[0])
+                                continue;
+                        if (mm->one_hot_verdict || mm->one_hot_response) {
+                                write_one_hot(f, mm, &m[i], &labels[i]);
+                                continue;
+                        }
+                        fprintf(f, "%s{member=\"%s\",role=\"%s\"} ", mm->name, labels[i].member,
+                                labels[i].role);
+                        if (mm->value(&m[i], now) < 0)
+                                fprintf(f, "NaN\n");
+                        else
+                                fprintf(f, "%lld\n", mm->value(&m[i], now));
+                }
+        }
+        free(m);
+        free(labels);
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
 }

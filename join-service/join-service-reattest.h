@@ -62,3 +62,6 @@ void reattest_stop(JoinService *js);
 bool reattest_refuses_rejoin(JoinService *js, const char *name, char *buf, size_t size);
 /* Adds each member's "reattestation" object to a GET /v1/members document. */
 void reattest_annotate_members(JoinService *js, json_t *doc);
+/* The text of GET /metrics (Prometheus text format 0.0.4; docs/reattestation.md, "Metrics"):
+ * service-wide gauges and each member's record, label values escaped. */
+int reattest_metrics(JoinService *js, char **ret);

@@ -245,6 +245,9 @@ int monitor_channels_init(MonitorChannels *m, const int fds[static JOIN_CHANNELS
  * *ret_buf, which the caller frees with privsep_wipe_free()). */
 int monitor_call(MonitorChannels *m, PrivsepBuf *request, int *ret_status, const char **ret_detail,
                  const char **ret_answer, uint8_t **ret_buf, size_t *ret_size);
+/* GET /metrics on the loopback listener (--metrics-listen, rpc-text.h): the monitor's text
+ * (JOIN_PRIVSEP_METRICS), relayed as it is. */
+int join_network_metrics(void *userdata, char **ret_text);
 /* The nonce a handshake sends the client, issued by the monitor (JOIN_PRIVSEP_NONCE). */
 int join_monitor_nonce(void *userdata, uint8_t ret[static ATLS_NONCE_SIZE]);
 /* Nonces are good for this long from their handshake to the monitor's decision (the request

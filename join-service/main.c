@@ -23,6 +23,7 @@
 #include "cloister/log.h"
 #include "cloister/node-attester.h"
 #include "cloister/notify.h"
+#include "cloister/rpc-text.h"
 #include "cloister/rpc.h"
 #include "cloister/sandbox.h"
 #include "cloister/tpm-device.h"
@@ -51,6 +52,7 @@ static int arg_listen_fd = -1;
 static bool arg_insecure_any_ak;
 static AttestVariant arg_attest = ATTEST_VARIANT_QEMU_VTPM;
 static const char *arg_sim_tdx_root;
+static bool arg_sim_tdx_no_collateral;
 /* The network process's identity and root (docs/join.md, "Privilege separation"). */
 static const char *arg_network_root = JOIN_NETWORK_ROOT_DEFAULT;
 static unsigned arg_checkpoint_interval = JOIN_CHECKPOINT_INTERVAL_SEC;
@@ -58,6 +60,9 @@ static uid_t arg_network_uid;
 static gid_t arg_network_gid;
 static const char *arg_tdx_cache_dir, *arg_tdx_pcs_url;
 static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 3600;
+/* GET /metrics in plain HTTP, on a loopback address only (docs/reattestation.md, "Metrics"). */
+static const char *arg_metrics_listen;
+static int metrics_fd = -1;
 static const char *arg_etcd_endpoints, *arg_etcd_cert, *arg_etcd_key, *arg_etcd_ca;
 
 static void help(void)
@@ -86,6 +91,8 @@ static void help(void)
                "                           sim-tdx (SIMULATED, needs --sim-tdx-root); must be\n"
                "                           the cluster policy's variant\n"
                "  --sim-tdx-root FILE      sim-tdx: the simulated platform's root and key\n"
+               "  --sim-tdx-no-collateral  sim-tdx: the evidence carries no collateral, as a real\n"
+               "                           TD's: joining nodes take it from their cache\n"
                "  --tdx-cache-dir DIR      cached TDX collateral (Intel PCS/PCCS downloads)\n"
                "                           for tdx evidence that carries none: joins read it,\n"
                "                           never fetch (default STATE-DIR/tdx-collateral)\n"
@@ -109,6 +116,13 @@ static void help(void)
                "  --network-root DIR       the empty directory it is shut in (chroot), made\n"
                "                           if missing; root's, writable by no one else\n"
                "                           (default " JOIN_NETWORK_ROOT_DEFAULT ")\n"
+               "  --metrics-listen ADDR:PORT\n"
+               "                           serve GET /metrics (Prometheus text: each member's\n"
+               "                           re-attestation verdict, last attested, failures,\n"
+               "                           response) in plain HTTP on this LOOPBACK address:\n"
+               "                           127.0.0.1:PORT or [::1]:PORT; any other address is\n"
+               "                           refused (the text is unauthenticated; scrape it\n"
+               "                           from the node). Off by default\n"
                "  --etcd-endpoints URLS    keep the membership and the audit chain in the\n"
                "                           cluster's etcd (https://HOST:PORT,...), shared by\n"
                "                           every join service; the local files become a cache.\n"
@@ -196,11 +210,13 @@ static int parse_argv(int argc, char *argv[])
                 ARG_NETWORK_ROOT,
                 ARG_ATTEST,
                 ARG_SIM_TDX_ROOT,
+                ARG_SIM_TDX_NO_COLLATERAL,
                 ARG_CHECKPOINT_INTERVAL,
                 ARG_TDX_CACHE_DIR,
                 ARG_TDX_PCS_URL,
                 ARG_TDX_REFRESH_AHEAD,
                 ARG_TDX_REFRESH_INTERVAL,
+                ARG_METRICS_LISTEN,
                 ARG_ETCD_ENDPOINTS,
                 ARG_ETCD_CERT,
                 ARG_ETCD_KEY,
@@ -224,11 +240,13 @@ static int parse_argv(int argc, char *argv[])
                 { "network-root", required_argument, NULL, ARG_NETWORK_ROOT },
                 { "attest", required_argument, NULL, ARG_ATTEST },
                 { "sim-tdx-root", required_argument, NULL, ARG_SIM_TDX_ROOT },
+                { "sim-tdx-no-collateral", no_argument, NULL, ARG_SIM_TDX_NO_COLLATERAL },
                 { "audit-checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT_INTERVAL },
                 { "tdx-cache-dir", required_argument, NULL, ARG_TDX_CACHE_DIR },
                 { "tdx-pcs-url", required_argument, NULL, ARG_TDX_PCS_URL },
                 { "tdx-refresh-ahead", required_argument, NULL, ARG_TDX_REFRESH_AHEAD },
                 { "tdx-refresh-interval", required_argument, NULL, ARG_TDX_REFRESH_INTERVAL },
+                { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
                 { "etcd-endpoints", required_argument, NULL, ARG_ETCD_ENDPOINTS },
                 { "etcd-cert", required_argument, NULL, ARG_ETCD_CERT },
                 { "etcd-key", required_argument, NULL, ARG_ETCD_KEY },
@@ -318,6 +336,9 @@ static int parse_argv(int argc, char *argv[])
                 case ARG_SIM_TDX_ROOT:
                         arg_sim_tdx_root = optarg;
                         break;
+                case ARG_SIM_TDX_NO_COLLATERAL:
+                        arg_sim_tdx_no_collateral = true;
+                        break;
                 case ARG_TDX_CACHE_DIR:
                         arg_tdx_cache_dir = optarg;
                         break;
@@ -336,6 +357,31 @@ static int parse_argv(int argc, char *argv[])
                         else
                                 arg_tdx_refresh_interval = (unsigned) v;
                         break;
+                case ARG_METRICS_LISTEN: {
+                        const char *colon = strrchr(optarg, ':');
+                        char host[64];
+
+                        if (!colon || colon == optarg || (size_t) (colon - optarg) >= sizeof(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': use "
+                                                       "127.0.0.1:PORT or [::1]:PORT.",
+                                                       optarg);
+                        memcpy(host, optarg, (size_t) (colon - optarg));
+                        host[colon - optarg] = '\0';
+                        /* Plain HTTP without authentication: never on an address another
+                         * machine (or a pod on another network) can reach. */
+                        if (!rpc_address_is_loopback(host))
+                                return log_error_errno(-EUSAGE,
+                                                       "--metrics-listen '%s': REFUSED, not a "
+                                                       "loopback address. /metrics is plain, "
+                                                       "unauthenticated HTTP and is served on "
+                                                       "127.0.0.0/8 or [::1] only; scrape it on "
+                                                       "the node (or forward it over an "
+                                                       "authenticated channel).",
+                                                       optarg);
+                        arg_metrics_listen = optarg;
+                        break;
+                }
                 case ARG_ETCD_ENDPOINTS:
                         arg_etcd_endpoints = optarg;
                         break;
@@ -362,6 +408,9 @@ static int parse_argv(int argc, char *argv[])
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE, "--sim-tdx-root goes with --attest sim-tdx.");
+        if (arg_sim_tdx_no_collateral && arg_attest != ATTEST_VARIANT_SIM_TDX)
+                return log_error_errno(-EUSAGE,
+                                       "--sim-tdx-no-collateral goes with --attest sim-tdx.");
         if (arg_tdx_pcs_url &&
             (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
              strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
@@ -613,6 +662,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
 {
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(rpc_server_freep) RpcServer *server = NULL;
+        RpcTextServer *metrics = NULL;
         MonitorChannels channels;
         RpcServerConfig rc;
         AtlsAttester a;
@@ -638,10 +688,10 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
          * by the monitor before the fork (a directory would name files outside the root, a file
          * could be a secret). */
         {
-                int keep[JOIN_CHANNELS + 6] = {
-                        0, 1, 2, ready, arg_listen_fd, journal_socket_fd()
+                int keep[JOIN_CHANNELS + 7] = {
+                        0, 1, 2, ready, arg_listen_fd, journal_socket_fd(), metrics_fd
                 };
-                memcpy(keep + 6, fds, JOIN_CHANNELS * sizeof(int));
+                memcpy(keep + 7, fds, JOIN_CHANNELS * sizeof(int));
                 r = sandbox_close_other_fds(keep, ELEMENTSOF(keep));
                 if (r < 0) {
                         log_error_errno(r,
@@ -695,6 +745,22 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
                 _exit(1);
         }
+        /* /metrics: its own thread and event loop, made before the filter; each scrape is one
+         * JOIN_PRIVSEP_METRICS to the monitor. */
+        if (metrics_fd >= 0) {
+                uint16_t port = rpc_text_socket_port(metrics_fd);
+
+                r = rpc_text_server_new(metrics_fd, "/metrics", join_network_metrics, js, &metrics);
+                if (r >= 0)
+                        r = rpc_text_server_start(metrics);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot serve /metrics: %m");
+                        _exit(1);
+                }
+                printf("cloister-join-service: metrics on %s (port %u, loopback only, plain "
+                       "HTTP)\n",
+                       arg_metrics_listen, (unsigned) port);
+        }
         r = sandbox_network_filter();
         if (r < 0) {
                 log_error_errno(r, "Cannot install the network process's seccomp filter: %m");
@@ -715,6 +781,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
          * the one checked. */
         _exit(r < 0 ? 1 : 0);
 #endif
+        metrics = rpc_text_server_free(metrics);
         server = rpc_server_free(server);
         atls = atls_context_free(atls);
         exit(r < 0 ? 1 : 0);
@@ -862,6 +929,19 @@ int main(int argc, char *argv[])
                 goto finish;
         }
 
+        /* Bound here, before any process is confined (a low port needs no capability later);
+         * the network process serves it, the monitor closes its copy after the fork. */
+        if (arg_metrics_listen) {
+                r = rpc_text_listen(arg_metrics_listen, &metrics_fd);
+                if (r < 0) {
+                        log_error_errno(r,
+                                        "Cannot listen for /metrics on %s: %m. Choose another "
+                                        "port with --metrics-listen, or leave it out.",
+                                        arg_metrics_listen);
+                        goto finish;
+                }
+        }
+
         /* Privilege separation (docs/join.md): one channel per request in flight. */
         for (size_t i = 0; i < JOIN_CHANNELS; i++) {
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -893,9 +973,11 @@ int main(int argc, char *argv[])
         for (size_t i = 0; i < JOIN_CHANNELS; i++)
                 (void) close(net[i]);
         (void) close(ready[1]);
-        /* The listening socket is the network process's alone. */
+        /* The listening sockets are the network process's alone. */
         if (arg_listen_fd >= 0)
                 (void) close(arg_listen_fd);
+        if (metrics_fd >= 0)
+                (void) close(metrics_fd);
         /* The re-attestation process too, before the master secret is loaded
          * (docs/reattestation.md). */
         r = reattest_fork(js.policy.policy->variant, arg_network_root, arg_network_uid,
@@ -943,7 +1025,8 @@ int main(int argc, char *argv[])
         }
         issue = (NodeAttesterConfig){ .variant = arg_attest,
                                       .tpm = tpm,
-                                      .sim_tdx_root = arg_sim_tdx_root };
+                                      .sim_tdx_root = arg_sim_tdx_root,
+                                      .sim_tdx_no_collateral = arg_sim_tdx_no_collateral };
         vtpm_issue_config_defaults(&issue.vtpm);
         issue.vtpm.event_log = arg_event_log;
         diag_clear(&d);
@@ -971,6 +1054,11 @@ int main(int argc, char *argv[])
                 (void) waitpid(child, NULL, 0);
                 goto finish;
         }
+        /* Before the first request: a rejoin is decided with the cordons an earlier run left
+         * (restored here). */
+        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
+                log_error("join-service: cannot start re-attestation: members are not attested "
+                          "again");
         if (write(mon[0], "g", 1) != 1)
                 log_error("join-service: cannot start the network process: %m");
         /* Ready once the network process serves (nothing comes if it failed: its exit is
@@ -978,9 +1066,6 @@ int main(int argc, char *argv[])
         if (read(ready[0], &byte, 1) == 1)
                 service_notify("READY=1");
         (void) close(ready[0]);
-        if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
-                log_error("join-service: cannot start re-attestation: members are not attested "
-                          "again");
         r = wait_network(child, &set);
         reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */

@@ -128,10 +128,11 @@ static int print_verify_json(const char *file, bool signature_ok, const Diag *d,
                              true, NULL, NULL,
                              signature_ok ? "ECDSA P-256 over the file's exact bytes"
                                           : d->message) < 0 ||
-            (signature_ok && result_add_check(doc, "measurements-format", -1,
-                                              m->format_version >= 2 ? "pass" : "warn", false, "2",
-                                              m->format_version >= 2 ? "2" : "1",
-                                              m->format_version >= 2 ? what : format1_hint) < 0) ||
+            (signature_ok && m &&
+             result_add_check(doc, "measurements-format", -1,
+                              m->format_version >= 2 ? "pass" : "warn", false, "2",
+                              m->format_version >= 2 ? "2" : "1",
+                              m->format_version >= 2 ? what : format1_hint) < 0) ||
             result_set_verdict(doc, signature_ok ? "pass" : "fail",
                                signature_ok ? NULL : d->message, signature_ok ? NULL : d, NULL) < 0)
                 return log_oom();

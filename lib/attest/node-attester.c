@@ -46,15 +46,34 @@ static int setup_sim_tdx(NodeAttester *a, const NodeAttesterConfig *c, Diag *d)
                                  "the sim-tdx root %s is not a certificate and its P-256 key "
                                  "(write one with 'cloister attestation sim-tdx-root')",
                                  c->sim_tdx_root);
+        a->tdx_no_collateral = c->sim_tdx_no_collateral;
         log_warning("SIMULATED TDX: this node attests with sim-tdx (root %s): no hardware "
-                    "protects it; for tests and local clusters only.",
-                    c->sim_tdx_root);
+                    "protects it; for tests and local clusters only.%s",
+                    c->sim_tdx_root,
+                    a->tdx_no_collateral ? " Its evidence carries no collateral, as a real TD's: "
+                                           "verifiers take it from their cache."
+                                         : "");
         return 0;
 }
 
 static int issue_sim_tdx(NodeAttester *a, const uint8_t *binding, Evidence **ret, Diag *d)
 {
-        return attest_sim_tdx_issue(a->tdx_sim, binding, ret, d);
+        Evidence *e;
+        int r;
+
+        r = attest_sim_tdx_issue(a->tdx_sim, binding, ret, d);
+        if (r < 0 || !a->tdx_no_collateral)
+                return r;
+        /* As a real TD's evidence comes: the quote alone. */
+        e = *ret;
+        blob_clear(&e->tdx.tcb_info);
+        blob_clear(&e->tdx.tcb_info_chain);
+        blob_clear(&e->tdx.qe_identity);
+        blob_clear(&e->tdx.qe_identity_chain);
+        blob_clear(&e->tdx.pck_crl);
+        blob_clear(&e->tdx.root_crl);
+        e->tdx.has_collateral = false;
+        return 0;
 }
 
 typedef struct NodeVariant {

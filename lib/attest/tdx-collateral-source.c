@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Collateral for tdx and sim-tdx evidence that carries none, from the process's source (a join
- * service: its monitor's cache; docs/tdx.md, "Joins and the collateral cache"). */
+ * service: its monitor's cache, docs/tdx.md, "Joins and the collateral cache"; the CLI and a
+ * joining node: their own cache, filled from Intel PCS or a PCCS, "The other direction"). */
 #include <pthread.h>
 #include <stdio.h>
 
@@ -66,5 +67,38 @@ int attest_tdx_collateral_lookup(const TdxQuote *q, const AttestPolicy *p, time_
                            "the evidence carries no collateral: FMSPC %s, PCK CA %s from the "
                            "collateral cache",
                            key.fmspc, key.ca);
+        return 0;
+}
+
+int attest_tdx_collateral_from_pcs(void *userdata, const char *fmspc, const char *ca, time_t at,
+                                   TdxCollateral **ret, char *note, size_t note_size, Diag *d)
+{
+        const AttestTdxPcsSource *s = userdata;
+        const char *dir = s->pcs.cache_dir ?: "(no cache)";
+        TdxPcsResult res = {};
+        Diag sub;
+        int r;
+
+        *ret = NULL;
+        note[0] = '\0';
+        diag_clear(&sub);
+        r = tdx_pcs_collateral_for(&s->pcs, fmspc, ca, at, ret, &res, &sub);
+        if (r == -ENOENT && s->pcs.offline)
+                return diag_fail(d, -ENOENT, "tdx-collateral-missing", -1,
+                                 "no TDX collateral cached for FMSPC %s (PCK CA %s) in %s: fill "
+                                 "the cache once online (cloister attestation verify-report "
+                                 "--type tdx --quote Q --cache-dir %s, Q a quote of that "
+                                 "platform), or %s",
+                                 fmspc, ca, dir, dir, s->fetch_hint);
+        if (r < 0)
+                return diag_fail(d, r == -ENOMEM ? r : -EIO, "tdx-collateral-missing", -1,
+                                 "cannot get the TDX collateral of FMSPC %s (PCK CA %s) from %s "
+                                 "(cache %s): %s",
+                                 fmspc, ca, s->pcs.base_url, dir, sub.message);
+        if (res.stale > 0)
+                (void) snprintf(note, note_size, "%s (%s)", res.stale_note, s->fetch_hint);
+        log_debug("attest: TDX collateral of FMSPC %s (PCK CA %s): %u item(s) fetched from %s, "
+                  "the rest from %s",
+                  fmspc, ca, res.fetched, s->pcs.base_url, dir);
         return 0;
 }

@@ -62,6 +62,7 @@ const PrivsepSpec join_privsep_requests[] = {
           4,
           { NODE_TEXT, TEXT(17), DIGEST_TEXT, TEXT(ATTEST_POLICY_SIZE_MAX + 1) } },
         { JOIN_PRIVSEP_TDX_COLLATERAL, "tdx-collateral", 2, { EXACT_TEXT(13), TEXT(16) } },
+        { JOIN_PRIVSEP_METRICS, "metrics", 0, {} },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -93,6 +94,7 @@ const PrivsepSpec join_privsep_replies[] = {
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX),
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX) } },
+        REPLY(JOIN_PRIVSEP_METRICS, "metrics"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

@@ -71,21 +71,43 @@ int rpc_cache_read(const RpcCacheConfig *c, const char *rel, RpcCacheHeader *h, 
         return 0;
 }
 
-static void cache_store(const RpcCacheConfig *c, const char *rel, const void *data, size_t size)
+static int cache_write(const RpcCacheConfig *c, const char *rel, const void *data, size_t size)
 {
         _cleanup_(freep) char *path = NULL;
+        int r;
 
-        if (!c->cache_dir || cache_path(c, rel, &path) < 0)
-                return;
+        if (!c->cache_dir)
+                return -EINVAL;
+        if ((r = cache_path(c, rel, &path)) < 0)
+                return r;
         /* mkdir -p of every parent, the cache directory's own parents included. */
         for (char *s = path + 1; (s = strchr(s, '/')); s++) {
                 *s = 0;
                 (void) mkdir(path, 0755);
                 *s = '/';
         }
+        r = write_file_atomic(path, data, size, 0644, 0);
+        if (r < 0)
+                log_debug("%s: cannot cache %s: %s", c->service, path, strerror(-r));
+        return r;
+}
+
+static void cache_store(const RpcCacheConfig *c, const char *rel, const void *data, size_t size)
+{
         /* A failure to cache is not fatal. */
-        if (write_file_atomic(path, data, size, 0644, 0) < 0)
-                log_debug("%s: cannot cache %s", c->service, path);
+        (void) cache_write(c, rel, data, size);
+}
+
+int rpc_cache_put(const RpcCacheConfig *c, const char *rel, const RpcCacheHeader *h, size_t n_h,
+                  const void *data, size_t size)
+{
+        int r;
+
+        /* Headers first: a body present means a whole entry, as after a fetch. */
+        for (size_t i = 0; i < n_h; i++)
+                if ((r = cache_write(c, h[i].rel, h[i].value, h[i].size)) < 0)
+                        return r;
+        return cache_write(c, rel, data, size);
 }
 
 static const char *status_text(long status)

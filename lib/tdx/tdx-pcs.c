@@ -360,3 +360,40 @@ int tdx_pcs_collateral_for(const TdxPcsConfig *c, const char *fmspc, const char 
         *ret = TAKE_PTR(col);
         return 0;
 }
+
+int tdx_pcs_cache_put(const char *cache_dir, const char *fmspc, const char *ca,
+                      const TdxCollateral *col)
+{
+        _cleanup_(freep) char *r_tcb = NULL, *r_tcbc = NULL, *r_crl = NULL, *r_crlc = NULL;
+        RpcCacheConfig rc = { .service = "tdx-pcs", .cache_dir = cache_dir };
+        /* Stored as a PCS serves them (the chains as header values: PEM has no '%' to decode). */
+        RpcCacheHeader tcbc = { .rel = NULL,
+                                .value = col->tcb_info_chain,
+                                .size = col->tcb_info_chain_size },
+                       qec = { .rel = "qe_identity_issuer_chain.hdr",
+                               .value = col->qe_identity_chain,
+                               .size = col->qe_identity_chain_size },
+                       crlc = { .rel = NULL,
+                                .value = col->pck_crl_chain ?: (uint8_t *) "",
+                                .size = col->pck_crl_chain ? col->pck_crl_chain_size : 0 };
+        int r;
+
+        if (!cache_dir || !tdx_pcs_key_ok(fmspc, ca) || !col->tcb_info || !col->tcb_info_chain ||
+            !col->qe_identity || !col->qe_identity_chain || !col->pck_crl || !col->root_crl)
+                return -EINVAL;
+        if (asprintf(&r_tcb, "fmspc-%s/tcb_info.json", fmspc) < 0 ||
+            asprintf(&r_tcbc, "fmspc-%s/tcb_info_issuer_chain.hdr", fmspc) < 0 ||
+            asprintf(&r_crl, "pck_crl-%s.der", ca) < 0 ||
+            asprintf(&r_crlc, "pck_crl-%s_issuer_chain.hdr", ca) < 0)
+                return -ENOMEM;
+        tcbc.rel = r_tcbc;
+        crlc.rel = r_crlc;
+        if ((r = rpc_cache_put(&rc, r_tcb, &tcbc, 1, col->tcb_info, col->tcb_info_size)) < 0 ||
+            (r = rpc_cache_put(&rc, "qe_identity.json", &qec, 1, col->qe_identity,
+                               col->qe_identity_size)) < 0 ||
+            (r = rpc_cache_put(&rc, r_crl, &crlc, 1, col->pck_crl, col->pck_crl_size)) < 0 ||
+            (r = rpc_cache_put(&rc, "root_ca_crl.der", NULL, 0, col->root_crl,
+                               col->root_crl_size)) < 0)
+                return r;
+        return 0;
+}

@@ -495,10 +495,24 @@ static bool revoked(X509_CRL *crl, X509 *x)
         return X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(x)) == 1;
 }
 
+/* a and b are the same certificate, byte for byte (DER). */
+static bool same_cert(X509 *a, X509 *b)
+{
+        unsigned char *da = NULL, *db = NULL;
+        int na = i2d_X509(a, &da), nb = i2d_X509(b, &db);
+        bool same = na > 0 && na == nb && memcmp(da, db, (size_t) na) == 0;
+
+        OPENSSL_free(da);
+        OPENSSL_free(db);
+        return same;
+}
+
 /* The signer of a collateral document: the first certificate of its issuer chain, signed by the
- * pinned root, valid at the verification time, not revoked by the root CA CRL. */
+ * pinned root, valid at the verification time, not revoked by the root CA CRL. verified: a
+ * signer whose root signature was checked in this call (the TCB info's; Intel signs the QE
+ * identity with the same certificate), or NULL: the same bytes need not be checked twice. */
 static int load_signer(Ctx *c, const uint8_t *pem, size_t size, const char *what, const char *check,
-                       X509 **ret)
+                       X509 *verified, X509 **ret)
 {
         STACK_OF(X509) *sk = NULL;
         X509 *s;
@@ -508,7 +522,7 @@ static int load_signer(Ctx *c, const uint8_t *pem, size_t size, const char *what
                             "the %s issuer chain is missing or not PEM", what);
         s = sk_X509_shift(sk);
         sk_X509_pop_free(sk, X509_free);
-        if (!signed_by(s, c->root)) {
+        if (!s || !((verified && same_cert(s, verified)) || signed_by(s, c->root))) {
                 X509_free(s);
                 return fail(c, -EKEYREJECTED, check, NULL, NULL,
                             "the %s signing certificate is not signed by the pinned root", what);
@@ -776,7 +790,7 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 return r;
         }
         r = load_signer(c, col->tcb_info_chain, col->tcb_info_chain_size, "TCB info",
-                        "tdx-tcb-info-chain", &tcb_signer);
+                        "tdx-tcb-info-chain", NULL, &tcb_signer);
         if (r >= 0)
                 r = signer_at_time(c, tcb_signer, "TCB info", "tdx-tcb-info-chain");
         if (r < 0)
@@ -796,7 +810,7 @@ static int verify_collateral(Ctx *c, const TdxQuote *q, const TdxCollateral *col
                 return r;
         }
         r = load_signer(c, col->qe_identity_chain, col->qe_identity_chain_size, "QE identity",
-                        "tdx-qe-identity-chain", &qe_signer);
+                        "tdx-qe-identity-chain", tcb_signer, &qe_signer);
         if (r >= 0)
                 r = signer_at_time(c, qe_signer, "QE identity", "tdx-qe-identity-chain");
         if (r < 0)

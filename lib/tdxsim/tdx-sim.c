@@ -347,7 +347,10 @@ TdxSimulator *tdx_sim_free(TdxSimulator *s)
         return NULL;
 }
 
-/* A root made by tdx_sim_root_export(): one certificate and one P-256 key that is its key. */
+/* A root made by tdx_sim_root_export(): the root certificate and its P-256 key, optionally
+ * followed by the PCK Platform CA's certificate (issued by that root) and its key: one CA for
+ * every simulated platform under the root, as Intel has one, so that one PCK CRL (one cache
+ * entry per FMSPC and CA) serves them all. */
 static int load_root(TdxSimulator *s, const char *pem)
 {
         BIO *bio = BIO_new_mem_buf(pem, -1);
@@ -357,14 +360,22 @@ static int load_root(TdxSimulator *s, const char *pem)
         if (!bio)
                 return -ENOMEM;
         s->root = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        s->ca = s->root ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
         (void) BIO_reset(bio);
         s->root_key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        s->ca_key = s->root_key && s->ca ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
         BIO_free(bio);
         ERR_clear_error();
-        if (!s->root || !s->root_key)
+        if (!s->root || !s->root_key || !s->ca != !s->ca_key)
                 return -EBADMSG;
         pub = X509_get0_pubkey(s->root);
         ok = pub && EVP_PKEY_eq(pub, s->root_key) == 1 && EVP_PKEY_is_a(s->root_key, "EC");
+        if (ok && s->ca) {
+                pub = X509_get0_pubkey(s->ca);
+                ok = pub && EVP_PKEY_eq(pub, s->ca_key) == 1 && EVP_PKEY_is_a(s->ca_key, "EC") &&
+                     X509_verify(s->ca, s->root_key) == 1;
+                ERR_clear_error();
+        }
         return ok ? 0 : -EBADMSG;
 }
 
@@ -403,9 +414,10 @@ int tdx_sim_new(const TdxSimConfig *config, TdxSimulator **ret)
         if (!s->root)
                 s->root = mkcert("sim-tdx SGX Root CA (simulated, not Intel)", s->root_key, NULL,
                                  s->root_key, 1, now, NULL);
-        s->ca = s->root ? mkcert("Intel SGX PCK Platform CA", s->ca_key, s->root, s->root_key, 2,
-                                 now, NULL)
-                        : NULL;
+        if (!s->ca)
+                s->ca = s->root ? mkcert("Intel SGX PCK Platform CA", s->ca_key, s->root,
+                                         s->root_key, 2, now, NULL)
+                                : NULL;
         s->pck = s->ca ? mkcert("Intel SGX PCK Certificate", s->pck_key, s->ca, s->ca_key, 3, now,
                                 &ext)
                        : NULL;
@@ -526,7 +538,9 @@ int tdx_sim_root_export(TdxSimulator *s, char **ret)
         long n;
 
         if (!bio || PEM_write_bio_X509(bio, s->root) != 1 ||
-            PEM_write_bio_PrivateKey(bio, s->root_key, NULL, NULL, 0, NULL, NULL) != 1) {
+            PEM_write_bio_PrivateKey(bio, s->root_key, NULL, NULL, 0, NULL, NULL) != 1 ||
+            PEM_write_bio_X509(bio, s->ca) != 1 ||
+            PEM_write_bio_PrivateKey(bio, s->ca_key, NULL, NULL, 0, NULL, NULL) != 1) {
                 BIO_free(bio);
                 return crypto_log_errors(-EIO, "sim-tdx: root export");
         }

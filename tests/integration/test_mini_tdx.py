@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """`cloister mini up --tee sim-tdx`: the namespace cluster whose nodes attest with simulated TDX
 (the production TDX verification under a root made for this cluster), joined and verified with
-`cloister verify --cluster`, then removed without a trace."""
+`cloister verify --cluster`, then removed without a trace. As a real TD's, the nodes' evidence
+carries no collateral: the join service, the joining nodes and the owner's CLI take the simulated
+platform's from their own caches (docs/tdx.md, "The other direction")."""
 import base64
 import json
+import os
+import re
 
 from conftest import run
 from test_audit_checkpoints import canon, swap_bundle_checkpoint
@@ -23,6 +27,22 @@ def test_mini_up_with_sim_tdx_joins_and_verifies_every_node_as_tdx(tmp_path, ws)
             out = (ws / "cloister-mini" / "owner" / f"verify-node{i}.txt").read_text()
             assert "tdx-quote-signature" in out and "tdx-mrtd" in out, out
             assert "tpm-identity" in out, out
+            # The evidence carried no collateral: the owner's cache gave it, judged in full.
+            assert re.search(r"PASS\s+tdx-collateral-cache", out), out
+            assert "from the collateral cache" in out and re.search(r"PASS\s+tdx-tcb-status",
+                                                                     out), out
+        cache = ws / "cloister-mini" / "owner" / "cache" / "cloister" / "tdx"
+        assert (cache / "fmspc-5e5170000000" / "tcb_info.json").exists()
+        # The same from a cache given explicitly, offline; an empty one is refused naming the
+        # platform and the next step.
+        node2 = re.search(r"cloister verify --node (\S+)", up.stdout.split("node2,")[1]).group(1)
+        r = mini(env, ws, "exec", "--", "cloister", "verify", "--node", node2, "--pcs-cache",
+                 str(cache), cwd=ws)
+        assert r.returncode == 0 and "Verification OK" in r.stdout, r.stdout + r.stderr
+        r = mini(env, ws, "exec", "--", "cloister", "verify", "--node", node2, "--pcs-cache",
+                 str(ws / "no-such-cache"), cwd=ws)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "no TDX collateral cached for FMSPC 5e5170000000" in r.stdout + r.stderr
         r = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", cwd=ws)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "mini-node-2" in r.stdout
@@ -36,12 +56,20 @@ def test_mini_up_with_sim_tdx_joins_and_verifies_every_node_as_tdx(tmp_path, ws)
         b = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster", "--bundle",
                  str(bundle), cwd=ws)
         assert b.returncode == 0, b.stdout + b.stderr
-        assert run("cloister", "verify", "--bundle", bundle).returncode == 0
+        # The bundle does not carry the cached collateral: offline, from the cache.
+        again = run("cloister", "verify", "--bundle", bundle, "--pcs-cache", cache)
+        assert again.returncode == 0, again.stdout + again.stderr
+        # Without it, from the user's cache, offline (no connection): an empty one is refused.
+        empty = run("cloister", "verify", "--bundle", bundle,
+                    env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg")))
+        assert empty.returncode == 1, empty.stdout + empty.stderr
+        assert "no TDX collateral cached for FMSPC 5e5170000000" in empty.stdout + empty.stderr
+        assert "verify --bundle fetches nothing" in empty.stdout + empty.stderr
         doc = json.loads(bundle.read_bytes())
         cp = json.loads(base64.b64decode(doc["entries"]["audit/0/checkpoint"]))
         cp["time"] = "2030-01-01T00:00:00Z"
         edited = swap_bundle_checkpoint(bundle, ws / "edited.bundle", canon(cp) + "\n")
-        e = run("cloister", "verify", "--bundle", edited)
+        e = run("cloister", "verify", "--bundle", edited, "--pcs-cache", cache)
         assert e.returncode == 1 and "signed checkpoint refused" in e.stdout, e.stdout + e.stderr
         bundle.unlink()
         edited.unlink()

@@ -3,12 +3,14 @@
  * tdx-sim-quote: a quote from a fresh TDX simulator (lib/tdxsim), for tests that assemble
  * evidence themselves (the azure-tdx document, written in Python).
  *
- *   tdx-sim-quote REPORTDATA_HEX OUT_DIR [--debug]
+ *   tdx-sim-quote REPORTDATA_HEX OUT_DIR [--debug] [--root FILE]
  *
  * REPORTDATA_HEX: the quote's 64 bytes (128 hex digits). Writes OUT_DIR/quote.bin, the collateral
  * files in the layout of a PCS download (tcb_info.json, tcb_info_issuer_chain.pem,
  * qe_identity.json, qe_identity_issuer_chain.pem, pck_crl.der, root_ca_crl.der) and root.pem,
  * the simulator's root a policy must name. MRTD is 48 bytes of 0x42; --debug makes a debug TD.
+ * --root FILE: a platform under that root ('cloister attestation sim-tdx-root'), whose collateral
+ * serves every node under it (one PCK CA): what a PCS stand-in serves for them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,18 +34,29 @@ int main(int argc, char *argv[])
         _cleanup_(freep) char *root = NULL;
         uint8_t report_data[64];
         TdxSimConfig c;
+        _cleanup_(freep) uint8_t *root_pem = NULL;
         TdxCollateral col = {};
+        bool debug = false, bad = argc < 3;
         size_t size;
         int r;
 
-        if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--debug") != 0) ||
-            hex_decode_exact(argv[1], report_data, sizeof(report_data)) < 0) {
-                fprintf(stderr, "usage: tdx-sim-quote REPORTDATA_HEX(128) OUT_DIR [--debug]\n");
+        tdx_sim_config_defaults(&c);
+        for (int i = 3; i < argc; i++) {
+                if (strcmp(argv[i], "--debug") == 0)
+                        debug = true;
+                else if (strcmp(argv[i], "--root") == 0 && i + 1 < argc && !root_pem &&
+                         read_full_file(argv[i + 1], 16384, &root_pem, &size) >= 0)
+                        c.root_pem = (const char *) root_pem, i++;
+                else
+                        bad = true;
+        }
+        if (bad || hex_decode_exact(argv[1], report_data, sizeof(report_data)) < 0) {
+                fprintf(stderr, "usage: tdx-sim-quote REPORTDATA_HEX(128) OUT_DIR [--debug] "
+                                "[--root FILE]\n");
                 return 2;
         }
-        tdx_sim_config_defaults(&c);
         memset(c.mr_td, 0x42, sizeof(c.mr_td));
-        if (argc == 4)
+        if (debug)
                 c.td_attributes |= TDX_TD_ATTR_DEBUG;
         r = tdx_sim_new(&c, &sim);
         if (r >= 0)

@@ -117,7 +117,7 @@ static void test_snp_builtin_arks_match_recorded_fingerprints(void **state)
 static void test_snp_trustee_milan_vcek_report_verifies(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
-        Diag d;
+        Diag d = { 0 };
 
         if (verify_files("snp/trustee-milan/report.bin", "snp/trustee-milan/vcek.der",
                          "snp/trustee-milan/chain.pem", utc(2025, 6, 1), t, &d) < 0)
@@ -131,7 +131,7 @@ static void test_snp_gsg_debug_report_is_authentic_but_refused_by_production_pol
         SnpReport rep;
         SnpPolicy p;
         size_t n;
-        Diag d;
+        Diag d = { 0 };
 
         assert_int_equal(verify_files("snp/gsg-milan-debug/report.bin",
                                       "snp/gsg-milan-debug/vcek.der",
@@ -165,7 +165,7 @@ static void milan_report(SnpReport *rep)
 {
         _cleanup_(freep) uint8_t *r = NULL;
         size_t n;
-        Diag d;
+        Diag d = { 0 };
 
         r = load("snp/trustee-milan/report.bin", &n);
         assert_int_equal(snp_report_parse(r, n, rep, &d), 0);
@@ -183,7 +183,7 @@ static void test_snp_guest_policy_with_a_migration_agent_is_refused_unless_allow
          * snp_check_policy judges what a verified report says). */
         SnpReport rep;
         SnpPolicy p;
-        Diag d;
+        Diag d = { 0 };
 
         milan_report(&rep);
         snp_policy_defaults(&p);
@@ -205,7 +205,7 @@ static void test_snp_guest_policy_allowing_smt_is_refused_by_a_policy_forbidding
          * SMT. */
         SnpReport rep;
         SnpPolicy p;
-        Diag d;
+        Diag d = { 0 };
 
         milan_report(&rep);
         assert_true(rep.policy & SNP_POLICY_SMT);
@@ -223,7 +223,7 @@ static void test_snp_report_requested_at_another_vmpl_is_refused(void **state)
          * VMPL changed, as snp_check_policy judges what a verified report says. */
         SnpReport rep;
         SnpPolicy p;
-        Diag d;
+        Diag d = { 0 };
 
         milan_report(&rep);
         assert_int_equal(rep.vmpl, 0);
@@ -247,7 +247,7 @@ static void test_snp_report_whose_id_key_is_not_listed_is_refused(void **state)
         SnpReport rep;
         SnpPolicy p;
         char hex[97];
-        Diag d;
+        Diag d = { 0 };
 
         milan_report(&rep);
         snp_policy_defaults(&p);
@@ -266,7 +266,7 @@ static void test_snp_report_whose_id_key_is_not_listed_is_refused(void **state)
 static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
-        Diag d;
+        Diag d = { 0 };
 
         if (verify_files("snp/trustee-milan-vlek/report.bin", "snp/trustee-milan-vlek/vlek.der",
                          "snp/trustee-milan-vlek/chain.pem", utc(2025, 6, 1), t, &d) < 0)
@@ -281,7 +281,7 @@ static void test_snp_vlek_report_verifies_at_capture_time_and_not_now(void **sta
 static void test_snp_negative_samples_are_refused(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
-        Diag d;
+        Diag d = { 0 };
 
         assert_int_equal(verify_files("snp/negative/snp_trustee_test-report.byte42.bin",
                                       "snp/trustee-milan/vcek.der", "snp/trustee-milan/chain.pem",
@@ -306,7 +306,7 @@ static void test_snp_every_bit_flip_in_the_signed_part_fails(void **state)
         _cleanup_(freep) uint8_t *r = NULL, *v = NULL, *c = NULL;
         size_t rn, vn, cn;
         SnpReport rep;
-        Diag d;
+        Diag d = { 0 };
 
         r = load("snp/trustee-milan/report.bin", &rn);
         v = load("snp/trustee-milan/vcek.der", &vn);
@@ -329,7 +329,7 @@ static void test_snp_every_bit_flip_in_the_signed_part_fails(void **state)
 static void test_snp_swapped_chains_and_wrong_arks_fail(void **state)
 {
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin(), *none = NULL;
-        Diag d;
+        Diag d = { 0 };
 
         /* Genoa's ASK did not sign a Milan VCEK. */
         assert_int_equal(verify_files("snp/trustee-milan/report.bin", "snp/trustee-milan/vcek.der",
@@ -358,7 +358,7 @@ static void test_snp_crl_stale_and_revocation(void **state)
         _cleanup_(snp_trust_freep) SnpTrust *t = builtin();
         _cleanup_(freep) uint8_t *crl = NULL;
         size_t n;
-        Diag d;
+        Diag d = { 0 };
 
         crl = load("snp/roots/crl_milan.pem", &n);
         assert_int_equal(snp_trust_set_crl(t, crl, n, true), 0);
@@ -390,7 +390,7 @@ static void test_snp_azure_hcl_report_embedded_snp_report_verifies(void **state)
         SnpReport rep;
         uint8_t digest[32];
         uint32_t var_size;
-        Diag d;
+        Diag d = { 0 };
 
         hcl = load("azure-snp/milan-vm1/hcl-report.bin", &n);
         chain = load("azure-snp/milan-vm1/vcek-chain.pem", &cn);
@@ -423,7 +423,7 @@ static void test_snp_parse_rejects_wrong_size_and_version(void **state)
         _cleanup_(freep) uint8_t *r = NULL;
         SnpReport rep;
         size_t n;
-        Diag d;
+        Diag d = { 0 };
 
         r = load("snp/trustee-milan/report.bin", &n);
         assert_int_equal(snp_report_parse(r, n - 1, &rep, &d), -EBADMSG);
@@ -443,7 +443,7 @@ static void test_snp_simulator_round_trips_only_when_its_ark_is_trusted(void **s
         SnpReport rep;
         SnpPolicy p;
         size_t vn;
-        Diag d;
+        Diag d = { 0 };
 
         assert_int_equal(snp_sim_new(NULL, &sim), 0);
         assert_int_equal(snp_sim_report(sim, rd, raw), 0);
@@ -605,7 +605,7 @@ static void test_snp_vcek_named_by_the_ask_but_signed_by_another_key_is_refused(
         EVP_PKEY *attacker = EVP_RSA_gen(2048), *vcek_key = EVP_EC_gen("P-384");
         X509 *vcek, *ask, *ark, *forged;
         uint8_t rd[64] = { 1 }, raw[SNP_REPORT_SIZE];
-        Diag d;
+        Diag d = { 0 };
 
         assert_non_null(attacker);
         assert_non_null(vcek_key);
@@ -647,7 +647,7 @@ static void test_snp_ask_named_by_the_ark_but_signed_by_another_key_is_refused(v
                  *vcek_key = EVP_EC_gen("P-384");
         X509 *vcek, *ask, *ark, *forged_ask, *forged_vcek;
         uint8_t rd[64] = { 2 }, raw[SNP_REPORT_SIZE];
-        Diag d;
+        Diag d = { 0 };
 
         assert_non_null(attacker);
         assert_non_null(ask_key);
@@ -695,7 +695,7 @@ static void test_snp_ask_revoked_by_the_arks_crl_is_refused(void **state)
         uint8_t rd[64] = { 5 }, raw[SNP_REPORT_SIZE];
         unsigned char *der = NULL;
         int der_n;
-        Diag d;
+        Diag d = { 0 };
 
         assert_true(ark_key && ask_key && vcek_key && crl && rev && now && next);
         assert_int_equal(snp_sim_new(NULL, &sim), 0);
@@ -752,7 +752,7 @@ static void test_snp_validly_signed_report_of_another_chip_or_signer_kind_is_ref
         X509 *svcek, *sask, *sark, *ark, *ask, *vcek;
         uint8_t rd[64] = { 3 }, raw[SNP_REPORT_SIZE], genuine[SNP_REPORT_SIZE], hwid[64];
         char hex[129];
-        Diag d;
+        Diag d = { 0 };
 
         assert_non_null(ark_key);
         assert_non_null(ask_key);

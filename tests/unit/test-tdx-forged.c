@@ -94,7 +94,7 @@ typedef struct Forge {
         uint8_t qe_attributes0;
         uint32_t qe_miscselect;
         bool revoke_pck, revoke_ca, pck_crl_other_key, tcb_signer_untrusted, bad_qe_binding,
-                bad_qe_signature, root_crl_other_key, revoke_tcb_signer;
+                bad_qe_signature, root_crl_other_key, revoke_tcb_signer, qe_signer_untrusted;
         /* results */
         EVP_PKEY *root_key, *ca_key, *pck_key, *tcb_key, *ak, *other_key;
         X509 *root, *ca, *pck, *tcb_signer;
@@ -445,6 +445,16 @@ static void forge_build(Forge *f)
         pem_append(&pem, f->root);
         f->col.tcb_info_chain = (uint8_t *) strndup((char *) pem.b, pem.n);
         f->col.tcb_info_chain_size = pem.n;
+        if (f->qe_signer_untrusted) {
+                /* The same subject and key as the TCB info's signer, another issuer's signature:
+                 * only a check of the QE identity's own chain refuses it. */
+                X509 *qs =
+                        mkcert("Intel SGX TCB Signing", f->tcb_key, f->root, f->other_key, 5, NULL);
+                pem = (Buf){};
+                pem_append(&pem, qs);
+                pem_append(&pem, f->root);
+                X509_free(qs);
+        }
         f->col.qe_identity_chain = (uint8_t *) strndup((char *) pem.b, pem.n);
         f->col.qe_identity_chain_size = pem.n;
         f->col.pck_crl = crl_der(f->ca, f->pck_crl_other_key ? f->other_key : f->ca_key,
@@ -639,6 +649,12 @@ static void test_tdx_tcb_signer_not_chained_to_the_root_is_refused(void **state)
         EXPECT(f.tcb_signer_untrusted = true, -EKEYREJECTED, "tdx-tcb-info-chain");
 }
 
+static void test_tdx_qe_identity_signer_not_chained_to_the_root_is_refused_beside_a_good_tcb_signer(
+        void **state)
+{
+        EXPECT(f.qe_signer_untrusted = true, -EKEYREJECTED, "tdx-qe-identity-chain");
+}
+
 static void test_tdx_tcb_signer_revoked_by_the_root_crl_is_refused(void **state)
 {
         EXPECT(f.revoke_tcb_signer = true, -EKEYREJECTED, "tdx-tcb-info-chain");
@@ -780,6 +796,8 @@ int main(void)
                 cmocka_unit_test(test_tdx_pck_crl_signed_by_another_key_is_refused),
                 cmocka_unit_test(test_tdx_tcb_signer_not_chained_to_the_root_is_refused),
                 cmocka_unit_test(test_tdx_tcb_signer_revoked_by_the_root_crl_is_refused),
+                cmocka_unit_test(
+                        test_tdx_qe_identity_signer_not_chained_to_the_root_is_refused_beside_a_good_tcb_signer),
                 cmocka_unit_test(test_tdx_root_crl_signed_by_another_key_is_refused),
                 cmocka_unit_test(test_tdx_qe_with_other_identity_fields_is_refused),
                 cmocka_unit_test(test_tdx_tcb_info_of_another_platform_is_refused),

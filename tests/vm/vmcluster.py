@@ -276,9 +276,13 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, workdir, build, image_dir=None, log=print, workspace=None):
+    def __init__(self, workdir, build, image_dir=None, log=print, workspace=None,
+                 reattestation=None):
         """workspace: where the owner's files go (cloister mini up --vm: the workspace, as for
-        namespace nodes); by default workdir/owner."""
+        namespace nodes); by default workdir/owner. reattestation: the owner's policy's
+        reattestation section (docs/reattestation.md), e.g. a short interval for a test; by
+        default none (the join service's defaults)."""
+        self.reattestation = reattestation
         self.dir = Path(workdir).resolve()
         self.build = Path(build).resolve()
         self.cli = self.build / "bin/cloister"
@@ -377,6 +381,8 @@ class Cluster:
              self.image_dir / "measurements-DEVELOPMENT-ONLY.pub.pem"])
         conf = json.loads(cfg.read_text())
         conf["attestation"]["akTrust"]["akPublic"] = aks
+        if self.reattestation is not None:
+            conf["attestation"]["reattestation"] = self.reattestation
         cfg.write_text(json.dumps(conf, indent=2))
         self.config = cfg
         self.policy = conf["attestation"]
@@ -452,6 +458,12 @@ class Cluster:
         return self.owner_cli("verify", "--node", node.endpoint, "--policy",
                               self.policy_initialized, "--cluster-id", self.cluster_id,
                               "-o", output, check=False)
+
+    def status(self, output="json"):
+        """cloister status as the owner: every member attested, and each join service's
+        re-attestation records (docs/reattestation.md)."""
+        return self.owner_cli("status", "--policy", self.policy_initialized, "--state-file",
+                              self.owner / "cloister-state.json", "-o", output, check=False)
 
     def down(self):
         for node in self.nodes:

@@ -214,3 +214,21 @@ typedef int (*AttestTdxCollateralSource)(void *userdata, const char *fmspc, cons
                                          time_t at, TdxCollateral **ret, char *note,
                                          size_t note_size, Diag *d);
 void attest_tdx_collateral_source_set(AttestTdxCollateralSource fn, void *userdata);
+
+/*
+ * A verifier's own source (the CLI, a joining node's bootstrapper; docs/tdx.md, "The other
+ * direction"): the collateral of the platform from pcs.cache_dir while it is valid at the
+ * verification time, else fetched from pcs.base_url and cached; with pcs.offline the cache alone.
+ * A missing platform is refused (tdx-collateral-missing) naming the FMSPC, the cache and the next
+ * step (fetch_hint: how this verifier is told to fetch, e.g. "run without --pcs-cache to fetch
+ * it from --pcs-url"); a stale item is returned with the STALE report as note (verification then
+ * fails it as stale). Nothing here adds trust: tdx_verify_quote() checks it as files. Set with
+ * attest_tdx_collateral_source_set(attest_tdx_collateral_from_pcs, &source); source must
+ * outlive its use.
+ */
+typedef struct AttestTdxPcsSource {
+        TdxPcsConfig pcs;
+        const char *fetch_hint;
+} AttestTdxPcsSource;
+int attest_tdx_collateral_from_pcs(void *userdata, const char *fmspc, const char *ca, time_t at,
+                                   TdxCollateral **ret, char *note, size_t note_size, Diag *d);

@@ -22,12 +22,16 @@ typedef struct NodeAttesterConfig {
         /* sim-tdx only, and required for it: the simulated platform's root, certificate and key
          * as PEM (the file 'cloister attestation sim-tdx-root' writes). */
         const char *sim_tdx_root;
+        /* sim-tdx only: the evidence carries no collateral, as a real TD's does, so that its
+         * verifiers take the platform's from their cache (docs/tdx.md, "The other direction"). */
+        bool sim_tdx_no_collateral;
 } NodeAttesterConfig;
 
 typedef struct NodeAttester {
         AttestVariant variant;
         VtpmAttester tpm; /* its lock serialises every TPM command */
         TdxSimulator *tdx_sim;
+        bool tdx_no_collateral;
         bool live; /* between init and done */
 } NodeAttester;
 

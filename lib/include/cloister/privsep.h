@@ -148,6 +148,9 @@ typedef enum JoinPrivsepOp {
         /* FMSPC, PCK CA: the cached TDX collateral of that platform, for evidence that carries
          * none (privsep-tdx.h); the reply's own fields: detail, stale note, the seven files */
         JOIN_PRIVSEP_TDX_COLLATERAL,
+        /* nothing: the text of GET /metrics on the loopback listener (answer: Prometheus text,
+         * not JSON; docs/reattestation.md, "Metrics") */
+        JOIN_PRIVSEP_METRICS,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U

@@ -51,4 +51,8 @@ int rpc_cache_fetch(const RpcCacheConfig *c, const char *url, const char *rel, R
 /* Cached, else (unless offline) fetched and cached. */
 int rpc_cache_get(const RpcCacheConfig *c, const char *url, const char *rel, RpcCacheHeader *h,
                   size_t n_h, uint8_t **ret, size_t *ret_size, Diag *d);
+/* Stores data as rel with its headers (each h[i].value, raw) as a fetch would have: for a source
+ * that is not a service (a simulator's collateral). 0 or -errno. */
+int rpc_cache_put(const RpcCacheConfig *c, const char *rel, const RpcCacheHeader *h, size_t n_h,
+                  const void *data, size_t size);
 void rpc_cache_headers_free(RpcCacheHeader *h, size_t n_h);

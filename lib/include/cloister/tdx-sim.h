@@ -27,9 +27,10 @@ typedef struct TdxSimConfig {
         uint64_t td_attributes; /* default SEPT_VE_DISABLE */
         uint64_t xfam;          /* default 0xe7 (x87, SSE, AVX, AVX-512 state) */
         /* The simulated platform's root: its certificate and private key as PEM (what
-         * tdx_sim_root_export() wrote), so that every node of a local cluster chains to the one
-         * root its policy names. NULL: a new root. Each simulator still makes its own PCK, i.e.
-         * is its own CPU. */
+         * tdx_sim_root_export() wrote: then the PCK Platform CA's certificate and key follow),
+         * so that every node of a local cluster chains to the one root its policy names, through
+         * one PCK CA as under Intel's. NULL: a new root. Each simulator still makes its own PCK,
+         * i.e. is its own CPU. */
         const char *root_pem;
 } TdxSimConfig;
 
@@ -49,5 +50,6 @@ int tdx_sim_quote(TdxSimulator *s, const uint8_t report_data[static 64], uint8_t
 int tdx_sim_collateral(TdxSimulator *s, TdxCollateral *ret);
 /* The root CA as PEM (what a policy must name to trust the simulator). malloc'ed. */
 int tdx_sim_root_pem(TdxSimulator *s, char **ret);
-/* The root CA and its private key as PEM, for TdxSimConfig.root_pem. malloc'ed. */
+/* The root CA and its private key, then the PCK CA and its key, as PEM, for
+ * TdxSimConfig.root_pem. malloc'ed. */
 int tdx_sim_root_export(TdxSimulator *s, char **ret);

@@ -491,6 +491,11 @@ int tdx_pcs_collateral(const TdxPcsConfig *c, const TdxQuote *q, time_t at, TdxC
 int tdx_pcs_collateral_for(const TdxPcsConfig *c, const char *fmspc, const char *ca, time_t at,
                            TdxCollateral **ret, TdxPcsResult *res, Diag *d);
 bool tdx_pcs_key_ok(const char *fmspc, const char *ca);
+/* Writes col into the cache cache_dir as the collateral of (fmspc, ca), in the layout a fetch
+ * leaves: for a simulated platform (cloister attestation sim-tdx-root --collateral-cache), whose
+ * collateral no PCS serves. Adds no trust: readers verify it as any. -EINVAL, or -errno. */
+int tdx_pcs_cache_put(const char *cache_dir, const char *fmspc, const char *ca,
+                      const TdxCollateral *col);
 /* The FMSPC and PCK CA of the quote's PCK certificate, into res->fmspc and res->ca. */
 int tdx_pcs_platform(const TdxQuote *q, TdxPcsResult *res, Diag *d);
 
