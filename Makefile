@@ -326,6 +326,8 @@ bench: deps
 	        $(PYTHON) tests/bench/bench_join.py $(BUILD); } || status=1; \
 	echo "== re-attestation (100 members, each with its own swtpm, every 60 s)"; \
 	$(PYTHON) tests/bench/bench_reattest.py $(BUILD) || status=1; \
+	echo "== join with the membership in etcd vs local files (docs/membership.md)"; \
+	$(PYTHON) tests/bench/bench_join_etcd.py $(BUILD) || status=1; \
 	echo "== VM boot to joined (node image, QEMU) vs the image with Cloister's units masked"; \
 	{ $(MAKE) --no-print-directory image && \
 	        $(PYTHON) tests/bench/bench_vm_boot.py $(BUILD); } || status=1; \

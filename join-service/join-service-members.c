@@ -21,7 +21,7 @@ static int members_path(JoinService *js, char **ret)
         return asprintf(ret, "%s/members.json", js->state_dir) < 0 ? -ENOMEM : 0;
 }
 
-int members_load(JoinService *js, json_t **ret)
+int members_load_local(JoinService *js, json_t **ret)
 {
         static const char *const keys[] = { "version", "members", NULL };
         _cleanup_(freep) char *path = NULL;
@@ -67,6 +67,44 @@ static const json_t *members_find_by(const json_t *doc, const char *field, const
         return NULL;
 }
 
+/* With etcd, the cluster's membership there is authoritative: read it (a failure is the caller's
+ * to refuse on: fail closed) and keep a copy in members.json as the cache the re-attestation
+ * process and a restart read. */
+int members_load_diag(JoinService *js, json_t **ret, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        int r;
+
+        if (!js->etcd)
+                return members_load_local(js, ret);
+        r = join_etcd_members_load(js, &doc, d);
+        if (r < 0)
+                return r;
+        r = members_path(js, &path);
+        if (r >= 0)
+                r = json_dump_pretty(doc, &text);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+        if (r < 0)
+                log_warning_errno(r, "join-service: cannot write the membership cache: %m");
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+int members_load(JoinService *js, json_t **ret)
+{
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = members_load_diag(js, ret, &d);
+        if (r < 0 && js->etcd)
+                log_error("join-service: the cluster's membership in etcd cannot be read: %s",
+                          d.message);
+        return r;
+}
+
 const json_t *members_find(const json_t *doc, const char *name)
 {
         return members_find_by(doc, "name", name, false);
@@ -95,7 +133,7 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
         size_t i;
         int r;
 
-        r = members_load(js, &doc);
+        r = members_load_local(js, &doc);
         if (r < 0)
                 return r;
         (void) gmtime_r(&t, &tm);

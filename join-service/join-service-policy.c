@@ -121,7 +121,8 @@ void policy_holder_done(PolicyHolder *h)
 }
 
 static void audit_write(JoinService *js, const char *event, const char *node, const char *role,
-                        const char *evidence_digest, const char *verdict, const char *reason);
+                        const char *evidence_digest, const char *verdict, const char *reason,
+                        bool to_etcd);
 
 /* Takes the counts held back (audit_lock held) into out; returns how many. */
 static size_t tally_take_locked(JoinService *js, JoinTally out[static JOIN_TALLY_KINDS],
@@ -148,7 +149,7 @@ static void tally_write(JoinService *js, const JoinTally *t, size_t n, time_t si
                                 "%u more refusal(s) like the previous one of %s (%s) since %lld, "
                                 "counted, not written one by one",
                                 t[i].count, t[i].node, t[i].reason, (long long) since);
-                audit_write(js, "refusal", t[i].node, "", t[i].key, "refused", reason);
+                audit_write(js, "refusal", t[i].node, "", t[i].key, "refused", reason, true);
         }
 }
 
@@ -203,11 +204,36 @@ static bool tally_repeat(JoinService *js, const char *key, const char *node, con
 void join_audit(JoinService *js, const char *event, const char *node, const char *role,
                 const char *evidence_digest, const char *verdict, const char *reason)
 {
-        audit_write(js, event, node, role, evidence_digest, verdict, reason);
+        audit_write(js, event, node, role, evidence_digest, verdict, reason, true);
+}
+
+void join_audit_local(JoinService *js, const char *event, const char *node, const char *role,
+                      const char *evidence_digest, const char *verdict, const char *reason)
+{
+        audit_write(js, event, node, role, evidence_digest, verdict, reason, false);
+}
+
+void join_audit_entry(JoinService *js, AuditEntry *e, char policy_digest[static 65],
+                      const char *event, const char *node, const char *role,
+                      const char *evidence_digest, const char *verdict, const char *reason)
+{
+        (void) pthread_mutex_lock(&js->policy.lock);
+        memcpy(policy_digest, js->policy.digest, sizeof(js->policy.digest));
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        *e = (AuditEntry){
+                .event = event,
+                .node = node ?: "",
+                .role = role ?: "",
+                .evidence_digest = evidence_digest ?: "",
+                .policy_digest = policy_digest,
+                .verdict = verdict,
+                .reason = reason ?: "",
+        };
 }
 
 static void audit_write(JoinService *js, const char *event, const char *node, const char *role,
-                        const char *evidence_digest, const char *verdict, const char *reason)
+                        const char *evidence_digest, const char *verdict, const char *reason,
+                        bool to_etcd)
 {
         char policy_digest[sizeof(js->policy.digest)];
 
@@ -237,6 +263,15 @@ static void audit_write(JoinService *js, const char *event, const char *node, co
         if (r < 0)
                 log_error("join-service: CANNOT WRITE THE AUDIT LOG %s: %s", js->audit_log,
                           d.message);
+        /* The cluster's chain in etcd too (admissions and rejoins are written there with their
+         * member record, in one transaction, and come here with to_etcd false). */
+        if (to_etcd && js->etcd) {
+                diag_clear(&d);
+                if (join_etcd_audit(js, &e, &d) < 0)
+                        log_error("join-service: cannot append to the cluster's audit chain in "
+                                  "etcd (the entry is in %s): %s",
+                                  js->audit_log, d.message);
+        }
         /* Every admission, rejoin and recovery is signed at once (refusals with the next
          * checkpoint: each would cost a quote, and anyone can cause one). */
         if (r >= 0 && strcmp(event, "refusal") != 0)
@@ -421,6 +456,7 @@ void join_service_done(JoinService *js)
         for (size_t i = 0; i < JOIN_TICKETS_MAX; i++)
                 js->issued[i].ticket = secret_free(js->issued[i].ticket);
         policy_holder_done(&js->policy);
+        js->etcd = etcd_client_free(js->etcd);
         (void) pthread_mutex_destroy(&js->members_lock);
         (void) pthread_mutex_destroy(&js->audit_lock);
         (void) pthread_mutex_destroy(&js->certkey_lock);

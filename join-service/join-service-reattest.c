@@ -557,7 +557,9 @@ static int run_kubectl(Reattest *rt, const char *verb, const char *what, const c
         return r == 0 ? 0 : -EIO;
 }
 
-static int members_remove(JoinService *js, const char *name)
+/* With etcd, the member goes from there first, with its eviction entry (e) in the same
+ * transaction, then from the cache; without, from members.json (e is the caller's to audit). */
+static int members_remove(JoinService *js, const char *name, const AuditEntry *e)
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         _cleanup_(freep) char *path = NULL, *text = NULL;
@@ -565,7 +567,18 @@ static int members_remove(JoinService *js, const char *name)
         size_t i;
         int r;
 
-        r = members_load(js, &doc);
+        if (js->etcd) {
+                Diag d;
+
+                diag_clear(&d);
+                r = join_etcd_remove(js, e, name, &d);
+                if (r < 0)
+                        return log_error_errno(r,
+                                               "join-service: cannot remove %s from the "
+                                               "cluster's membership in etcd: %s",
+                                               name, d.message);
+        }
+        r = members_load_local(js, &doc);
         if (r < 0)
                 return r;
         list = json_object_get(doc, "members");
@@ -579,7 +592,7 @@ static int members_remove(JoinService *js, const char *name)
                                 return r;
                         return write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
                 }
-        return -ENOENT;
+        return js->etcd ? 0 : -ENOENT;
 }
 
 /* What a response does, decided under rt->lock and carried out after it (kubectl, the
@@ -764,10 +777,23 @@ static void carry_out(Reattest *rt, const Deferred *dd)
                 break;
         case REATTEST_ACTION_EVICT:
                 (void) pthread_mutex_lock(&rt->js->members_lock);
-                r = members_remove(rt->js, dd->name);
-                if (r >= 0)
-                        audit(rt, "eviction", &shown, "", "refused",
-                              "removed from the membership by re-attestation: %s", dd->why);
+                {
+                        char reason[600], policy_digest[65];
+                        AuditEntry e;
+
+                        (void) snprintf(reason, sizeof(reason),
+                                        "removed from the membership by re-attestation: %s",
+                                        dd->why);
+                        join_audit_entry(rt->js, &e, policy_digest, "eviction", shown.name,
+                                         shown.role, "", "refused", reason);
+                        r = members_remove(rt->js, dd->name, &e);
+                        /* With etcd the entry went there with the removal. */
+                        if (r >= 0 && rt->js->etcd)
+                                join_audit_local(rt->js, "eviction", shown.name, shown.role, "",
+                                                 "refused", reason);
+                        else if (r >= 0)
+                                audit(rt, "eviction", &shown, "", "refused", "%s", reason);
+                }
                 (void) pthread_mutex_unlock(&rt->js->members_lock);
                 if (r < 0) {
                         log_error_errno(r, "join-service: re-attestation: cannot evict %s: %m",

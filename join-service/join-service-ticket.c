@@ -474,7 +474,19 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
         control_plane = strcmp(role, "control-plane") == 0;
         /* One name, one member: the same node asking again (a join cut short) is let through,
          * another disk under a member's name is not. */
-        r = members_load(js, &members);
+        if (js->etcd && !js->etcd_registered && join_etcd_register(js) < 0)
+                return refuse(js, req, name, role, evidence, detail, n, -EHOSTUNREACH,
+                              "this join service cannot register its own node in the cluster's "
+                              "membership in etcd: joins are refused until it can (fail "
+                              "closed); check etcd's health and this node's etcd client "
+                              "certificate");
+        diag_clear(&d);
+        r = members_load_diag(js, &members, &d);
+        if (r < 0 && js->etcd)
+                return refuse(js, req, name, role, evidence, detail, n, -EHOSTUNREACH,
+                              "the cluster's membership in etcd cannot be read (%s): joins are "
+                              "refused until etcd answers (fail closed)",
+                              d.message);
         if (r < 0)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot read its membership");
@@ -740,7 +752,34 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
          * membership; a crash in between leaves an admission the node completes by asking
          * again, never a member the log does not show. */
         (void) pthread_mutex_lock(&js->members_lock);
-        join_audit(js, "admission", a.name, a.role, a.evidence, "admitted", "");
+        if (js->etcd) {
+                /* The claim on the name, disk and key, and its audit entry, in one etcd
+                 * transaction: another join service deciding at the same moment cannot win too,
+                 * and etcd unreachable means no admission (fail closed). */
+                char policy_digest[65];
+                AuditEntry e;
+                Diag d;
+
+                join_audit_entry(js, &e, policy_digest, "admission", a.name, a.role, a.evidence,
+                                 "admitted", "");
+                diag_clear(&d);
+                r = join_etcd_admit(js, &e, a.name, a.role, a.endpoint, a.uuid, a.ak, &d);
+                if (r < 0) {
+                        (void) pthread_mutex_unlock(&js->members_lock);
+                        pending_release(js, a.name);
+                        if (r == -EEXIST)
+                                return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
+                                              "%s (claimed through another join service)",
+                                              d.message);
+                        return refuse(js, req, a.name, a.role, a.evidence, detail, n, -EHOSTUNREACH,
+                                      "the admission cannot be recorded in the cluster's "
+                                      "membership in etcd (%s): nothing was admitted; joins are "
+                                      "refused until etcd answers (fail closed)",
+                                      d.message);
+                }
+                join_audit_local(js, "admission", a.name, a.role, a.evidence, "admitted", "");
+        } else
+                join_audit(js, "admission", a.name, a.role, a.evidence, "admitted", "");
         fault_point("admission-audited");
         r = members_record(js, a.name, a.role, a.endpoint, a.uuid, a.ak);
         fault_point("member-recorded");
@@ -802,15 +841,20 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
         if (!node_name_ok(name) || !uuid_ok(uuid) || !endpoint_ok(endpoint))
                 return refuse(js, req, NULL, "", evidence, detail, n, -EBADMSG,
                               "name, diskUuid or endpoint is malformed");
-        r = members_load(js, &members);
+        r = members_load_diag(js, &members, &d);
+        if (r < 0 && js->etcd)
+                return refuse(js, req, name, "", evidence, detail, n, -EHOSTUNREACH,
+                              "the cluster's membership in etcd cannot be read (%s): rejoins "
+                              "are refused until etcd answers (fail closed)",
+                              d.message);
         if (r < 0)
                 return refuse(js, req, name, "", evidence, detail, n, r,
                               "the join service cannot read its membership");
         m = members_find(members, name);
         if (!m || strcasecmp(json_string_value(json_object_get(m, "diskUuid")) ?: "", uuid) != 0)
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
-                              "%s with disk %s is not a member admitted by this join service", name,
-                              uuid);
+                              "%s with disk %s is not a member %s", name, uuid,
+                              js->etcd ? "of the cluster (etcd)" : "admitted by this join service");
         if (is_own_identity(js, members, name, uuid, ""))
                 return refuse(js, req, name, "", evidence, detail, n, -EPERM,
                               "a rejoin as this join service's own node is refused: it never "
@@ -851,12 +895,31 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
         if (!answer ||
             put_secret(answer, "diskKey", secret_data(disk_key), secret_size(disk_key)) < 0)
                 return -ENOMEM;
-        /* Where to attest it from now on (an address may change across a reboot). */
+        /* Where to attest it from now on (an address may change across a reboot). With etcd
+         * the rejoin is recorded there first, with its audit entry, or the key is not given. */
+        if (js->etcd) {
+                char policy_digest[65];
+                AuditEntry e;
+
+                join_audit_entry(js, &e, policy_digest, "rejoin", name, role, evidence, "admitted",
+                                 "");
+                diag_clear(&d);
+                r = join_etcd_admit(js, &e, name, role, endpoint, uuid, known_ak, &d);
+                if (r < 0)
+                        return refuse(js, req, name, role, evidence, detail, n,
+                                      r == -EEXIST ? r : -EHOSTUNREACH,
+                                      "the rejoin cannot be recorded in the cluster's membership "
+                                      "in etcd (%s): no key was released (fail closed)",
+                                      d.message);
+        }
         r = members_record(js, name, role, endpoint, uuid, known_ak);
-        if (r < 0)
+        if (r < 0 && !js->etcd)
                 return refuse(js, req, name, role, evidence, detail, n, r,
                               "the join service cannot update the membership");
-        join_audit(js, "rejoin", name, role, evidence, "admitted", "");
+        if (js->etcd)
+                join_audit_local(js, "rejoin", name, role, evidence, "admitted", "");
+        else
+                join_audit(js, "rejoin", name, role, evidence, "admitted", "");
         *ret_response = TAKE_PTR(answer);
         return 0;
 }

@@ -8,6 +8,8 @@
 #include "cloister/atls.h"
 #include "cloister/attest-atls.h"
 #include "cloister/attest.h"
+#include "cloister/audit-log.h"
+#include "cloister/etcd.h"
 #include "cloister/evidence.h"
 #include "cloister/kdf.h"
 #include "cloister/mastersecret.h"
@@ -114,6 +116,10 @@ typedef struct JoinService {
         char cluster_id_hex[2 * CLUSTER_ID_SIZE + 1];
         char control_plane_endpoint[256];
         unsigned token_ttl_min;
+        /* The monitor only, with --etcd-endpoints: the cluster's membership and audit chain
+         * (join-service-etcd.c); NULL: the local files alone. */
+        EtcdClient *etcd;
+        bool etcd_registered; /* this node's own record is in etcd */
 } JoinService;
 
 /* Loads the policy at h->path (first time or when the file changed); keeps the old policy and
@@ -143,8 +149,13 @@ void join_audit_flush(JoinService *js);
  * escaped) a page stays under the client's 1 MiB response limit. */
 #define JOIN_AUDIT_PAGE (256U * 1024U)
 
-/* Membership (members.json in the state directory). */
+/* Membership: members.json in the state directory, or with etcd the cluster's membership there
+ * (members.json then its cache). */
 int members_load(JoinService *js, json_t **ret);
+/* The same, saying in d why etcd could not be read. */
+int members_load_diag(JoinService *js, json_t **ret, Diag *d);
+/* members.json alone. */
+int members_load_local(JoinService *js, json_t **ret);
 const json_t *members_find(const json_t *doc, const char *name);
 /* The member whose state disk has this UUID: a disk (and so its key) is one member's. */
 const json_t *members_find_disk(const json_t *doc, const char *disk_uuid);
@@ -159,6 +170,30 @@ int members_record(JoinService *js, const char *name, const char *role, const ch
  * name is no member. */
 int members_set_mesh(JoinService *js, const char *name, const char *wg_key,
                      char ret_address[static MESH_ADDRESS_MAX + 1]);
+
+/* The cluster's membership and audit chain in etcd (join-service-etcd.c, docs/membership.md).
+ * The monitor, after the fork: the client, and this node's own record registered. */
+int join_etcd_start(JoinService *js, const EtcdConfig *config);
+int join_etcd_register(JoinService *js);
+int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d);
+/* An admission or rejoin: the member record, its disk and attestation-key index keys and the
+ * audit entry e, in one transaction. -EEXIST (d names the holder) if the name, disk or key is
+ * another member's in etcd; -ETIMEDOUT, -EHOSTUNREACH, ... if etcd does not answer: then
+ * nothing was written (or, for a timeout, all of it may have been: never a part). */
+int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
+                    const char *endpoint, const char *uuid, const char *ak, Diag *d);
+/* A member removed (its record and index keys) with the audit entry e, in one transaction;
+ * -ENOENT if it is no member there. */
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d);
+/* One entry appended to the chain in etcd. */
+int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d);
+/* join_audit() without the etcd chain: after join_etcd_admit() wrote the entry there. */
+void join_audit_local(JoinService *js, const char *event, const char *node, const char *role,
+                      const char *evidence_digest, const char *verdict, const char *reason);
+/* The audit entry join_audit() would write (the policy digest in force filled in). */
+void join_audit_entry(JoinService *js, AuditEntry *e, char policy_digest[static 65],
+                      const char *event, const char *node, const char *role,
+                      const char *evidence_digest, const char *verdict, const char *reason);
 /* Frees what join_service_init_locks() and the handlers keep in memory. */
 void join_service_init_locks(JoinService *js);
 void join_service_done(JoinService *js);

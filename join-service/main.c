@@ -63,6 +63,7 @@ static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 36
 /* GET /metrics in plain HTTP, on a loopback address only (docs/reattestation.md, "Metrics"). */
 static const char *arg_metrics_listen;
 static int metrics_fd = -1;
+static const char *arg_etcd_endpoints, *arg_etcd_cert, *arg_etcd_key, *arg_etcd_ca;
 
 static void help(void)
 {
@@ -122,6 +123,14 @@ static void help(void)
                "                           127.0.0.1:PORT or [::1]:PORT; any other address is\n"
                "                           refused (the text is unauthenticated; scrape it\n"
                "                           from the node). Off by default\n"
+               "  --etcd-endpoints URLS    keep the membership and the audit chain in the\n"
+               "                           cluster's etcd (https://HOST:PORT,...), shared by\n"
+               "                           every join service; the local files become a cache.\n"
+               "                           Joins and rejoins are refused while etcd does not\n"
+               "                           answer (docs/membership.md)\n"
+               "  --etcd-cert FILE, --etcd-key FILE, --etcd-ca FILE\n"
+               "                           this join service's etcd client certificate and key,\n"
+               "                           and etcd's CA (all three required with endpoints)\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
@@ -208,6 +217,10 @@ static int parse_argv(int argc, char *argv[])
                 ARG_TDX_REFRESH_AHEAD,
                 ARG_TDX_REFRESH_INTERVAL,
                 ARG_METRICS_LISTEN,
+                ARG_ETCD_ENDPOINTS,
+                ARG_ETCD_CERT,
+                ARG_ETCD_KEY,
+                ARG_ETCD_CA,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -234,6 +247,10 @@ static int parse_argv(int argc, char *argv[])
                 { "tdx-refresh-ahead", required_argument, NULL, ARG_TDX_REFRESH_AHEAD },
                 { "tdx-refresh-interval", required_argument, NULL, ARG_TDX_REFRESH_INTERVAL },
                 { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
+                { "etcd-endpoints", required_argument, NULL, ARG_ETCD_ENDPOINTS },
+                { "etcd-cert", required_argument, NULL, ARG_ETCD_CERT },
+                { "etcd-key", required_argument, NULL, ARG_ETCD_KEY },
+                { "etcd-ca", required_argument, NULL, ARG_ETCD_CA },
                 {},
         };
         char *end;
@@ -365,10 +382,28 @@ static int parse_argv(int argc, char *argv[])
                         arg_metrics_listen = optarg;
                         break;
                 }
+                case ARG_ETCD_ENDPOINTS:
+                        arg_etcd_endpoints = optarg;
+                        break;
+                case ARG_ETCD_CERT:
+                        arg_etcd_cert = optarg;
+                        break;
+                case ARG_ETCD_KEY:
+                        arg_etcd_key = optarg;
+                        break;
+                case ARG_ETCD_CA:
+                        arg_etcd_ca = optarg;
+                        break;
                 default:
                         return -EUSAGE;
                 }
         }
+        if ((arg_etcd_endpoints || arg_etcd_cert || arg_etcd_key || arg_etcd_ca) &&
+            !(arg_etcd_endpoints && arg_etcd_cert && arg_etcd_key && arg_etcd_ca))
+                return log_error_errno(-EUSAGE,
+                                       "--etcd-endpoints, --etcd-cert, --etcd-key and --etcd-ca go "
+                                       "together: give all four, or none for local files. See "
+                                       "--help.");
         if (!arg_state_dir)
                 return log_error_errno(-EUSAGE, "--state-dir is required. See --help.");
         if (arg_sim_tdx_root && arg_attest != ATTEST_VARIANT_SIM_TDX)
@@ -964,6 +999,17 @@ int main(int argc, char *argv[])
                 r = privsep_nonces_init(&js.nonces, JOIN_NONCES_MAX, JOIN_NONCE_TTL_SEC);
                 if (r < 0)
                         log_error_errno(r, "Cannot make the monitor's nonce table: %m");
+        }
+        /* The etcd client (and so its certificate's key) exists in the monitor only: the
+         * network process was forked before it. */
+        if (r >= 0 && arg_etcd_endpoints) {
+                EtcdConfig ec = { .endpoints = arg_etcd_endpoints,
+                                  .cert = arg_etcd_cert,
+                                  .key = arg_etcd_key,
+                                  .ca = arg_etcd_ca,
+                                  .total_timeout_ms = 3000,
+                                  .rounds = 1 };
+                r = join_etcd_start(&js, &ec);
         }
         if (r >= 0) {
                 r = tpm_device_open(arg_tcti, &tpm);

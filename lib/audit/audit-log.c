@@ -988,6 +988,64 @@ int audit_log_append(const char *path, const AuditEntry *e, Diag *d)
         return 0;
 }
 
+int audit_log_entry_format(const AuditEntry *e, int64_t seq, const char *prev, char **ret_line,
+                           char ret_hash[static AUDIT_HASH_HEX_SIZE], Diag *d)
+{
+        char hash[AUDIT_HASH_HEX_SIZE], now[21], node[AUDIT_NODE_MAX + 1],
+                reason[AUDIT_REASON_MAX + 1], why[96];
+        AuditRecord rec;
+        AuditField bad;
+        LineBuf line;
+        char *out;
+        int r;
+
+        assert(e && prev && ret_line);
+        if (seq < 1 || seq > (int64_t) AUDIT_ENTRIES_MAX)
+                return diag_fail(d, -EMSGSIZE, "audit-entries", -1,
+                                 "entry %" PRId64 " is beyond the %u entries a log may hold", seq,
+                                 AUDIT_ENTRIES_MAX);
+        if (!is_hex64(prev))
+                return diag_fail(d, -EINVAL, "audit-entry", -1, "prev is not a hash");
+        text_sanitize(e->node ?: "", AUDIT_NODE_MAX, true, node);
+        text_sanitize(e->reason ?: "", AUDIT_REASON_MAX, false, reason);
+        utc_now(now);
+        rec = (AuditRecord){
+                .seq = seq,
+                .field = {
+                        [AUDIT_FIELD_EVENT] = e->event ?: "",
+                        [AUDIT_FIELD_EVIDENCE_DIGEST] = e->evidence_digest ?: "",
+                        [AUDIT_FIELD_NODE] = node,
+                        [AUDIT_FIELD_POLICY_DIGEST] = e->policy_digest ?: "",
+                        [AUDIT_FIELD_PREV] = prev,
+                        [AUDIT_FIELD_REASON] = reason,
+                        [AUDIT_FIELD_ROLE] = e->role ?: "",
+                        [AUDIT_FIELD_TIME] = now,
+                        [AUDIT_FIELD_VERDICT] = e->verdict ?: "",
+                },
+        };
+        bad = record_check_values(&rec, why, sizeof(why));
+        if (bad != _AUDIT_FIELD_MAX)
+                return diag_fail(d, -EINVAL, "audit-entry", -1, "invalid audit entry: %s %s",
+                                 field_names[bad], why);
+        r = record_hash(&rec, hash);
+        if (r >= 0) {
+                rec.field[AUDIT_FIELD_HASH] = hash;
+                r = record_serialize(&rec, true, &line);
+        }
+        if (r < 0)
+                return diag_fail(d, r, "audit-line-size", -1, "the entry does not fit in %u bytes",
+                                 AUDIT_LINE_MAX);
+        out = malloc(line.size + 2);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, line.data, line.size);
+        out[line.size] = '\n';
+        out[line.size + 1] = 0;
+        memcpy(ret_hash, hash, AUDIT_HASH_HEX_SIZE);
+        *ret_line = out;
+        return 0;
+}
+
 int audit_log_entry_ending_at(const char *path, off_t end, int64_t *ret_seq,
                               char ret_hash[static AUDIT_HASH_HEX_SIZE], off_t *ret_end, Diag *d)
 {

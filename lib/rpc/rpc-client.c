@@ -452,3 +452,98 @@ void rpc_http_headers_free(RpcHttpHeader *h, size_t n)
                 h[i].value = NULL;
         }
 }
+
+int rpc_mtls_post(const RpcMtlsConfig *c, const char *url, const char *json, char **ret_body,
+                  size_t *ret_size, long *ret_status, RpcSent *ret_sent, Diag *d)
+{
+        Response resp = { .max = c->max_response };
+        struct curl_slist *headers = NULL;
+        char errbuf[CURL_ERROR_SIZE] = "";
+        const char *why;
+        long status = 0;
+        CURLcode cc;
+        CURL *curl;
+        int r = 0;
+
+        *ret_sent = RPC_SENT_LOCAL;
+        (void) pthread_once(&curl_once, curl_init);
+        if (curl_init_result != CURLE_OK)
+                return diag_fail(d, -EIO, "rpc-transport", -1, "libcurl does not initialise");
+        curl = curl_easy_init();
+        if (!curl)
+                return -ENOMEM;
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        if (!headers) {
+                curl_easy_cleanup(curl);
+                return -ENOMEM;
+        }
+        (void) curl_easy_setopt(curl, CURLOPT_URL, url);
+        (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+        (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        (void) curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) c->connect_timeout_ms);
+        /* 0 would mean "no timeout" to libcurl. */
+        (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (c->total_timeout_ms ?: 1));
+        (void) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+        (void) curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_response);
+        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+        (void) curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+        (void) curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca);
+        (void) curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+        (void) curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
+        (void) curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
+
+        cc = curl_easy_perform(curl);
+        why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        if (cc == CURLE_OK)
+                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        else {
+                log_debug("%s: libcurl: %s (CURLcode %d)", url, why, (int) cc);
+                if (resp.too_large || cc == CURLE_FILESIZE_EXCEEDED)
+                        r = diag_fail(d, -EMSGSIZE, "rpc-response-size", -1,
+                                      "%s: the answer is larger than %zu bytes: refused", url,
+                                      c->max_response);
+                else if (resp.oom)
+                        r = -ENOMEM;
+                else if (cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE)
+                        r = diag_fail(d, -EKEYREJECTED, "rpc-tls", -1,
+                                      "%s: the client certificate, key or CA cannot be used "
+                                      "(%s)",
+                                      url, why);
+                else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
+                        *ret_sent = RPC_SENT_NOT;
+                        r = diag_fail(d, -EKEYREJECTED, "rpc-tls", -1,
+                                      "%s: the server's certificate does not verify against the "
+                                      "CA or does not name the host (%s)",
+                                      url, why);
+                } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+                           cc == CURLE_SSL_CONNECT_ERROR) {
+                        *ret_sent = RPC_SENT_NOT;
+                        r = diag_fail(d, -ECONNREFUSED, "rpc-transport", -1,
+                                      "%s: no connection (%s)", url, why);
+                } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+                        *ret_sent = RPC_SENT_UNKNOWN;
+                        r = diag_fail(d, -ETIMEDOUT, "rpc-transport", -1,
+                                      "%s: no answer within %u ms", url, c->total_timeout_ms);
+                } else {
+                        *ret_sent = RPC_SENT_UNKNOWN;
+                        r = diag_fail(d, -EIO, "rpc-transport", -1, "%s: %s", url, why);
+                }
+        }
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        if (r < 0) {
+                free(resp.data);
+                return r;
+        }
+        *ret_body = resp.data;
+        *ret_size = resp.size;
+        *ret_status = status;
+        return 0;
+}

@@ -862,6 +862,40 @@ static void test_audit_log_policy_update_entries_are_admitted_without_a_role(voi
         assert_int_equal(sum.entries, 2);
 }
 
+static void test_audit_log_entry_format_continues_a_chain_as_append_would(void **state)
+{
+        char *line = NULL, hash[AUDIT_HASH_HEX_SIZE], *log = NULL;
+        AuditLogSummary sum;
+        AuditEntry bad = admission;
+        Diag d;
+
+        (void) state;
+        /* Entry 4 after Python's three: the four verify as one log, and its hash is the head. */
+        diag_clear(&d);
+        assert_int_equal(audit_log_entry_format(&admission, 4, KAT_HEAD, &line, hash, &d), 0);
+        assert_true(asprintf(&log, "%s%s", kat_log, line) > 0);
+        assert_int_equal(audit_log_verify_buffer(log, strlen(log), "formatted", &sum, &d), 0);
+        assert_int_equal(sum.entries, 4);
+        assert_string_equal(sum.head, hash);
+        free(log);
+        free(line);
+        /* The wrong seq or prev does not chain; the caller's bad values are refused. */
+        line = NULL;
+        assert_int_equal(audit_log_entry_format(&admission, 5, KAT_HEAD, &line, hash, &d), 0);
+        assert_true(asprintf(&log, "%s%s", kat_log, line) > 0);
+        assert_int_equal(audit_log_verify_buffer(log, strlen(log), "formatted", &sum, &d),
+                         -EBADMSG);
+        free(log);
+        free(line);
+        line = NULL;
+        assert_int_equal(audit_log_entry_format(&admission, 4, "00", &line, hash, &d), -EINVAL);
+        assert_int_equal(audit_log_entry_format(&admission, 0, KAT_HEAD, &line, hash, &d),
+                         -EMSGSIZE);
+        bad.verdict = "maybe";
+        assert_int_equal(audit_log_entry_format(&bad, 4, KAT_HEAD, &line, hash, &d), -EINVAL);
+        assert_null(line);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -894,6 +928,7 @@ int main(void)
                 cmocka_unit_test(test_audit_log_largest_entry_fits_a_line),
                 cmocka_unit_test(test_audit_log_undoes_a_partial_write),
                 cmocka_unit_test(test_audit_log_concurrent_appenders_keep_one_chain),
+                cmocka_unit_test(test_audit_log_entry_format_continues_a_chain_as_append_would),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

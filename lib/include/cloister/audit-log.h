@@ -109,3 +109,9 @@ int audit_log_verify_buffer(const void *data, size_t size, const char *source, A
  * end. */
 int audit_log_entry_ending_at(const char *path, off_t end, int64_t *ret_seq,
                               char ret_hash[static AUDIT_HASH_HEX_SIZE], off_t *ret_end, Diag *d);
+
+/* One entry as audit_log_append() would write it as entry seq after the entry whose hash is prev
+ * (the same checks and sanitising, the current time): the line with its newline, in a new
+ * buffer, and its hash. For chains kept elsewhere than in a file (etcd, docs/membership.md). */
+int audit_log_entry_format(const AuditEntry *e, int64_t seq, const char *prev, char **ret_line,
+                           char ret_hash[static AUDIT_HASH_HEX_SIZE], Diag *d);

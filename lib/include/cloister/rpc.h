@@ -190,6 +190,25 @@ typedef struct RpcHttpHeader {
 int rpc_http_get_headers(const char *url, size_t max_size, unsigned timeout_ms, RpcHttpHeader *want,
                          size_t n_want, uint8_t **ret, size_t *ret_size, long *ret_status, Diag *d);
 void rpc_http_headers_free(RpcHttpHeader *h, size_t n);
+/* A JSON POST over HTTPS with mutual TLS to a service with a CA of its own (etcd's gateway,
+ * lib/etcd): the server's certificate must chain to ca and name the host; cert and key are the
+ * client's (files, read by OpenSSL for each connection). No proxy, no redirect, https only. */
+typedef struct RpcMtlsConfig {
+        const char *cert, *key, *ca;
+        unsigned connect_timeout_ms, total_timeout_ms;
+        size_t max_response;
+} RpcMtlsConfig;
+/* Whether a request that failed may have taken effect. */
+typedef enum RpcSent {
+        RPC_SENT_NOT,     /* no connection: safe to send elsewhere */
+        RPC_SENT_UNKNOWN, /* sent, no answer: it may have taken effect */
+        RPC_SENT_LOCAL,   /* a local failure (certificate files, memory, an oversized answer) */
+} RpcSent;
+/* 0 and the answer (any HTTP status; *ret_body NUL-terminated, NULL if empty) or -errno with d
+ * naming the cause (-EMSGSIZE over max_response, -EKEYREJECTED TLS credentials or the server's
+ * certificate, -ECONNREFUSED, -ETIMEDOUT, -EIO) and *ret_sent. */
+int rpc_mtls_post(const RpcMtlsConfig *c, const char *url, const char *json, char **ret_body,
+                  size_t *ret_size, long *ret_status, RpcSent *ret_sent, Diag *d);
 /* One raw header line ("Name: value\r\n", size bytes, not NUL-terminated) against name: 1 and
  * the trimmed value (pointing into line) if it is that header, 0 if another, -EBADMSG if the
  * value holds a NUL, CR or LF. */

@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cluster's one membership and audit chain in etcd (docs/membership.md), the monitor's
+ * business only: it holds the etcd client certificate's key, as it holds every other credential
+ * (the network process is forked before the client exists, runs chrooted in an empty directory
+ * under another uid, and never sees the key or a connection to etcd).
+ *
+ * Keys, under /cloister/v1/CLUSTER_ID/:
+ *   members/NAME      the member record (what members.json holds per member)
+ *   disks/UUID        NAME: a disk is one member's
+ *   aks/AK_DIGEST     NAME: an attestation key is one member's
+ *   audit/SEQ         one audit entry (20 digits, so that keys sort as entries follow), the line
+ *                     exactly as audit.log would hold it, hash-chained
+ *   audit-head        {"hash","seq"} of the last entry
+ *
+ * An admission or rejoin is one transaction: the member record, its index keys and its audit
+ * entry written together or not at all, guarded by compares on what was read (create_revision
+ * = 0 for keys that did not exist, mod_revision for those that did, and the audit head), so two
+ * join services deciding at once cannot both win: the loser's transaction fails, it reads again
+ * and finds the claim taken. Nothing is ever half-written: etcd applies a transaction whole.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cloister/audit-log.h"
+#include "cloister/etcd.h"
+#include "cloister/fileio.h"
+#include "cloister/json.h"
+#include "cloister/log.h"
+
+#include "join-service.h"
+
+/* Contention (other join services appending at the same moment) is retried this many times. */
+#define ETCD_TXN_ATTEMPTS 16
+#define ETCD_MEMBER_MAX   2048U /* bytes of one member record */
+
+static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+typedef struct Keys {
+        char member[ETCD_KEY_MAX], disk[ETCD_KEY_MAX], ak[ETCD_KEY_MAX], head[ETCD_KEY_MAX],
+                entry[ETCD_KEY_MAX];
+} Keys;
+
+static int key_of(JoinService *js, char *buf, const char *kind, const char *id)
+{
+        int n = snprintf(buf, ETCD_KEY_MAX, ETCD_KEY_PREFIX "%s/%s%s", js->cluster_id_hex, kind,
+                         id);
+        return n < 0 || (size_t) n >= ETCD_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* {"hash","seq"} of the audit head; absent: an empty chain. */
+static int head_parse(const EtcdKv *kv, int64_t *ret_seq, char ret_hash[static 65], Diag *d)
+{
+        static const char *const keys[] = { "hash", "seq", NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonCtx ctx = { .source = "etcd audit-head", .path = "", .diag = d };
+        const char *hash;
+        int r;
+
+        if (!kv) {
+                *ret_seq = 0;
+                memcpy(ret_hash, ZERO_HASH, 65);
+                return 0;
+        }
+        r = json_parse_buffer(kv->value, kv->value_size, ctx.source, &j, d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, j, keys);
+        if (r >= 0)
+                r = json_get_int(&ctx, j, "seq", true, 1, AUDIT_ENTRIES_MAX, ret_seq);
+        if (r >= 0)
+                r = json_get_string(&ctx, j, "hash", true, &hash);
+        if (r >= 0 && (strlen(hash) != 64 || strspn(hash, "0123456789abcdef") != 64))
+                r = diag_fail(d, -EBADMSG, "etcd-audit-head", -1,
+                              "etcd audit-head: hash is not 64 lowercase hex digits");
+        if (r < 0)
+                return r;
+        memcpy(ret_hash, hash, 65);
+        return 0;
+}
+
+/* A member record as etcd holds it: our schema, every field a bounded string. */
+static int member_parse(const EtcdKv *kv, const char *name, json_t **ret, Diag *d)
+{
+        static const char *const keys[] = { "name",     "role",     "endpoint", "diskUuid",
+                                            "akDigest", "admitted", NULL };
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonCtx ctx = { .source = kv->key, .path = "", .diag = d };
+        int r;
+
+        if (kv->value_size > ETCD_MEMBER_MAX)
+                return diag_fail(d, -EMSGSIZE, "etcd-member", -1, "%s: record over %u bytes",
+                                 kv->key, ETCD_MEMBER_MAX);
+        r = json_parse_buffer(kv->value, kv->value_size, kv->key, &j, d);
+        if (r >= 0)
+                r = json_check_keys(&ctx, j, keys);
+        for (const char *const *k = keys; r >= 0 && *k; k++) {
+                const char *v;
+                r = json_get_string(&ctx, j, *k, true, &v);
+                if (r >= 0 && strlen(v) > 255)
+                        r = diag_fail(d, -EBADMSG, "etcd-member", -1, "%s: %s too long", kv->key,
+                                      *k);
+        }
+        if (r >= 0 && name && strcmp(json_string_value(json_object_get(j, "name")), name) != 0)
+                r = diag_fail(d, -EBADMSG, "etcd-member", -1, "%s: the record names another member",
+                              kv->key);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(freep) char *end = NULL;
+        char prefix[ETCD_KEY_MAX];
+        EtcdRange rg = {};
+        json_t *list;
+        int r;
+
+        r = key_of(js, prefix, "members/", "");
+        if (r < 0)
+                return r;
+        end = etcd_prefix_end(prefix);
+        if (!end)
+                return -ENOMEM;
+        r = etcd_range(js->etcd, prefix, end, 0, &rg, d);
+        if (r < 0)
+                return r;
+        doc = json_pack("{s:i,s:[]}", "version", 1, "members");
+        list = json_object_get(doc, "members");
+        for (size_t i = 0; doc && i < rg.n_kvs; i++) {
+                json_t *m = NULL;
+                r = member_parse(&rg.kvs[i], rg.kvs[i].key + strlen(prefix), &m, d);
+                if (r < 0) {
+                        etcd_range_done(&rg);
+                        return r;
+                }
+                if (json_array_append_new(list, m) < 0) {
+                        etcd_range_done(&rg);
+                        return -ENOMEM;
+                }
+        }
+        etcd_range_done(&rg);
+        if (!doc)
+                return -ENOMEM;
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+static const EtcdKv *range_kv(const EtcdTxnResult *t, size_t i)
+{
+        return i < t->n_ops && t->ranges[i].n_kvs == 1 ? &t->ranges[i].kvs[0] : NULL;
+}
+
+static void compare_seen(EtcdCompare *c, const char *key, const EtcdKv *kv)
+{
+        /* A key read as absent must still be absent; one read must not have changed since. */
+        *c = (EtcdCompare){ .key = key,
+                            .target = kv ? ETCD_COMPARE_MOD : ETCD_COMPARE_CREATE,
+                            .result = ETCD_EQUAL,
+                            .number = kv ? kv->mod_revision : 0 };
+}
+
+static bool value_is(const EtcdKv *kv, const char *s)
+{
+        return kv->value_size == strlen(s) && memcmp(kv->value, s, kv->value_size) == 0;
+}
+
+/* One attempt at appending e (and, if member is set, writing that record and its index keys)
+ * in one transaction. 1: done; 0: something changed since it was read (try again). */
+static int append_once(JoinService *js, const AuditEntry *e, const json_t *member, Diag *d)
+{
+        const char *name = member ? json_string_value(json_object_get(member, "name")) : NULL;
+        const char *uuid = member ? json_string_value(json_object_get(member, "diskUuid")) : NULL;
+        const char *ak = member ? json_string_value(json_object_get(member, "akDigest")) : NULL;
+        _cleanup_(freep) char *line = NULL, *record = NULL;
+        char prev[65], hash[65], head[128], seqbuf[24], lower[40];
+        EtcdOp reads[4], writes[5];
+        EtcdCompare cmp[5];
+        EtcdTxnResult snap = {}, res = {};
+        size_t n_reads = 1, n_cmp = 0, n_writes = 0;
+        const EtcdKv *hkv, *mkv = NULL, *dkv = NULL, *akv = NULL;
+        int64_t seq;
+        Keys k;
+        int r;
+
+        r = key_of(js, k.head, "audit-head", "");
+        if (r >= 0 && member) {
+                (void) snprintf(lower, sizeof(lower), "%s", uuid);
+                for (char *p = lower; *p; p++)
+                        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                r = key_of(js, k.member, "members/", name);
+                if (r >= 0)
+                        r = key_of(js, k.disk, "disks/", lower);
+                if (r >= 0)
+                        r = key_of(js, k.ak, "aks/", ak);
+        }
+        if (r < 0)
+                return r;
+        reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.head };
+        if (member) {
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.member };
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.disk };
+                if (ak[0])
+                        reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.ak };
+        }
+        /* One consistent snapshot of everything the decision rests on. */
+        r = etcd_txn(js->etcd, NULL, 0, reads, n_reads, NULL, 0, &snap, d);
+        if (r < 0)
+                return r;
+        if (!snap.succeeded) {
+                etcd_txn_result_done(&snap);
+                return diag_fail(d, -EPROTO, "etcd-txn", -1,
+                                 "etcd failed a transaction without compares");
+        }
+        hkv = range_kv(&snap, 0);
+        r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0 && member) {
+                mkv = range_kv(&snap, 1);
+                dkv = range_kv(&snap, 2);
+                akv = ak[0] ? range_kv(&snap, 3) : NULL;
+                if (mkv) {
+                        _cleanup_(json_decrefp) json_t *old = NULL;
+                        r = member_parse(mkv, name, &old, d);
+                        if (r >= 0 &&
+                            (strcasecmp(json_string_value(json_object_get(old, "diskUuid")),
+                                        uuid) != 0 ||
+                             strcmp(json_string_value(json_object_get(old, "akDigest")), ak) != 0 ||
+                             strcmp(json_string_value(json_object_get(old, "role")),
+                                    json_string_value(json_object_get(member, "role"))) != 0))
+                                r = diag_fail(d, -EEXIST, "etcd-claim-name", -1,
+                                              "%s is already a member of the cluster with another "
+                                              "disk, attestation key or role (recorded in etcd, "
+                                              "by any join service)",
+                                              name);
+                }
+                if (r >= 0 && dkv && !value_is(dkv, name))
+                        r = diag_fail(d, -EEXIST, "etcd-claim-disk", -1,
+                                      "disk %s belongs to member %.*s of the cluster; a disk is "
+                                      "one member's",
+                                      uuid, (int) MIN(dkv->value_size, (size_t) 64),
+                                      (const char *) dkv->value);
+                if (r >= 0 && akv && !value_is(akv, name))
+                        r = diag_fail(d, -EEXIST, "etcd-claim-ak", -1,
+                                      "this attestation key is member %.*s of the cluster already; "
+                                      "one node is one member",
+                                      (int) MIN(akv->value_size, (size_t) 64),
+                                      (const char *) akv->value);
+        }
+        if (r >= 0 && seq >= (int64_t) AUDIT_ENTRIES_MAX)
+                r = diag_fail(d, -EMSGSIZE, "audit-entries", -1,
+                              "the cluster's audit chain is full");
+        if (r >= 0)
+                r = audit_log_entry_format(e, seq + 1, prev, &line, hash, d);
+        if (r >= 0) {
+                (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, seq + 1);
+                r = key_of(js, k.entry, "audit/", seqbuf);
+        }
+        if (r >= 0 && member)
+                r = json_dump_compact(member, &record);
+        if (r < 0) {
+                etcd_txn_result_done(&snap);
+                return r;
+        }
+        (void) snprintf(head, sizeof(head), "{\"hash\":\"%s\",\"seq\":%" PRId64 "}", hash, seq + 1);
+        compare_seen(&cmp[n_cmp++], k.head, hkv);
+        cmp[n_cmp++] = (EtcdCompare){ .key = k.entry,
+                                      .target = ETCD_COMPARE_CREATE,
+                                      .result = ETCD_EQUAL };
+        if (member) {
+                compare_seen(&cmp[n_cmp++], k.member, mkv);
+                compare_seen(&cmp[n_cmp++], k.disk, dkv);
+                if (ak[0])
+                        compare_seen(&cmp[n_cmp++], k.ak, akv);
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
+                                               .key = k.member,
+                                               .value = record,
+                                               .value_size = strlen(record) };
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
+                                               .key = k.disk,
+                                               .value = name,
+                                               .value_size = strlen(name) };
+                if (ak[0])
+                        writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
+                                                       .key = k.ak,
+                                                       .value = name,
+                                                       .value_size = strlen(name) };
+        }
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.entry, .value = line, .value_size = strlen(line)
+        };
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.head, .value = head, .value_size = strlen(head)
+        };
+        etcd_txn_result_done(&snap);
+        r = etcd_txn(js->etcd, cmp, n_cmp, writes, n_writes, NULL, 0, &res, d);
+        if (r < 0)
+                return r;
+        r = res.succeeded ? 1 : 0;
+        etcd_txn_result_done(&res);
+        return r;
+}
+
+static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *member, Diag *d)
+{
+        for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
+                int r = append_once(js, e, member, d);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                log_debug("join-service: etcd transaction lost a race (attempt %u), reading again",
+                          i + 1);
+        }
+        return diag_fail(d, -EBUSY, "etcd-contention", -1,
+                         "etcd: %u transactions in a row lost to other join services' writes",
+                         ETCD_TXN_ATTEMPTS);
+}
+
+int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d)
+{
+        return append_retrying(js, e, NULL, d);
+}
+
+/* One attempt at removing member name and its index keys, with the audit entry e, in one
+ * transaction. 1: done; 0: something changed since it was read. */
+static int remove_once(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *old = NULL;
+        _cleanup_(freep) char *line = NULL;
+        char prev[65], hash[65], head[128], seqbuf[24], lower[40];
+        EtcdOp reads[2], writes[5];
+        EtcdCompare cmp[5];
+        EtcdTxnResult snap = {}, res = {};
+        size_t n_cmp = 0, n_writes = 0;
+        const EtcdKv *hkv, *mkv;
+        const char *ak;
+        int64_t seq;
+        Keys k;
+        int r;
+
+        r = key_of(js, k.head, "audit-head", "");
+        if (r >= 0)
+                r = key_of(js, k.member, "members/", name);
+        if (r < 0)
+                return r;
+        reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.head };
+        reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.member };
+        r = etcd_txn(js->etcd, NULL, 0, reads, 2, NULL, 0, &snap, d);
+        if (r < 0)
+                return r;
+        hkv = range_kv(&snap, 0);
+        mkv = range_kv(&snap, 1);
+        r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0 && !mkv)
+                r = diag_fail(d, -ENOENT, "etcd-member", -1, "%s is not a member in etcd", name);
+        if (r >= 0)
+                r = member_parse(mkv, name, &old, d);
+        if (r >= 0) {
+                (void) snprintf(lower, sizeof(lower), "%s",
+                                json_string_value(json_object_get(old, "diskUuid")));
+                for (char *p = lower; *p; p++)
+                        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                ak = json_string_value(json_object_get(old, "akDigest"));
+                r = key_of(js, k.disk, "disks/", lower);
+                if (r >= 0)
+                        r = key_of(js, k.ak, "aks/", ak);
+        }
+        if (r >= 0 && seq >= (int64_t) AUDIT_ENTRIES_MAX)
+                r = diag_fail(d, -EMSGSIZE, "audit-entries", -1,
+                              "the cluster's audit chain is full");
+        if (r >= 0)
+                r = audit_log_entry_format(e, seq + 1, prev, &line, hash, d);
+        if (r >= 0) {
+                (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, seq + 1);
+                r = key_of(js, k.entry, "audit/", seqbuf);
+        }
+        if (r < 0) {
+                etcd_txn_result_done(&snap);
+                return r;
+        }
+        (void) snprintf(head, sizeof(head), "{\"hash\":\"%s\",\"seq\":%" PRId64 "}", hash, seq + 1);
+        compare_seen(&cmp[n_cmp++], k.head, hkv);
+        compare_seen(&cmp[n_cmp++], k.member, mkv);
+        cmp[n_cmp++] = (EtcdCompare){ .key = k.entry,
+                                      .target = ETCD_COMPARE_CREATE,
+                                      .result = ETCD_EQUAL };
+        /* The index keys go only if they are this member's. */
+        cmp[n_cmp++] = (EtcdCompare){ .key = k.disk,
+                                      .target = ETCD_COMPARE_VALUE,
+                                      .result = ETCD_EQUAL,
+                                      .value = name,
+                                      .value_size = strlen(name) };
+        writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.member };
+        writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.disk };
+        if (ak[0]) {
+                cmp[n_cmp++] = (EtcdCompare){ .key = k.ak,
+                                              .target = ETCD_COMPARE_VALUE,
+                                              .result = ETCD_EQUAL,
+                                              .value = name,
+                                              .value_size = strlen(name) };
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.ak };
+        }
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.entry, .value = line, .value_size = strlen(line)
+        };
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.head, .value = head, .value_size = strlen(head)
+        };
+        r = etcd_txn(js->etcd, cmp, n_cmp, writes, n_writes, NULL, 0, &res, d);
+        etcd_txn_result_done(&snap);
+        if (r < 0)
+                return r;
+        r = res.succeeded ? 1 : 0;
+        etcd_txn_result_done(&res);
+        return r;
+}
+
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+{
+        for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
+                int r = remove_once(js, e, name, d);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return diag_fail(d, -EBUSY, "etcd-contention", -1,
+                         "etcd: %u transactions in a row lost to other join services' writes",
+                         ETCD_TXN_ATTEMPTS);
+}
+
+int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
+                    const char *endpoint, const char *uuid, const char *ak, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *member = NULL;
+        char now[32];
+        time_t t = time(NULL);
+        struct tm tm;
+
+        (void) gmtime_r(&t, &tm);
+        (void) strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        member = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", name, "role", role, "endpoint",
+                           endpoint, "diskUuid", uuid, "akDigest", ak ?: "", "admitted", now);
+        if (!member)
+                return -ENOMEM;
+        return append_retrying(js, e, member, d);
+}
+
+int join_etcd_start(JoinService *js, const EtcdConfig *config)
+{
+        _cleanup_(json_decrefp) json_t *members = NULL, *local = NULL;
+        const json_t *self, *mine;
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = etcd_client_new(config, &js->etcd, &d);
+        if (r < 0)
+                return log_error_errno(r, "join-service: etcd: %s", d.message);
+        /* This node's own record, as record_self() wrote it to the local file: into etcd, once
+         * (a control plane admitted through another join service is there already). */
+        r = members_load_local(js, &local);
+        if (r < 0)
+                return r;
+        mine = members_find(local, js->node_name);
+        if (!mine)
+                return log_error_errno(-ENOENT, "join-service: this node has no member record");
+        diag_clear(&d);
+        r = join_etcd_members_load(js, &members, &d);
+        if (r < 0) {
+                /* Not fatal: joins are refused (fail closed) until etcd answers, and this node
+                 * is registered before the first decision. */
+                log_warning("join-service: etcd does not answer (%s): joins are refused until "
+                            "it does",
+                            d.message);
+                return 0;
+        }
+        self = members_find(members, js->node_name);
+        if (self) {
+                js->etcd_registered = true;
+                return 0;
+        }
+        return join_etcd_register(js);
+}
+
+int join_etcd_register(JoinService *js)
+{
+        _cleanup_(json_decrefp) json_t *local = NULL;
+        const json_t *mine;
+        char policy_digest[sizeof(js->policy.digest)];
+        Diag d;
+        int r;
+
+        if (js->etcd_registered)
+                return 0;
+        r = members_load_local(js, &local);
+        if (r < 0)
+                return r;
+        mine = members_find(local, js->node_name);
+        if (!mine)
+                return -ENOENT;
+        (void) pthread_mutex_lock(&js->policy.lock);
+        memcpy(policy_digest, js->policy.digest, sizeof(policy_digest));
+        (void) pthread_mutex_unlock(&js->policy.lock);
+        const AuditEntry e = {
+                .event = "admission",
+                .node = js->node_name,
+                .role = "control-plane",
+                .policy_digest = policy_digest,
+                .verdict = "admitted",
+                .reason = "a control plane's join service registers its own node in the "
+                          "cluster's membership",
+        };
+        diag_clear(&d);
+        r = join_etcd_admit(js, &e, js->node_name, "control-plane",
+                            json_string_value(json_object_get(mine, "endpoint")) ?: "",
+                            json_string_value(json_object_get(mine, "diskUuid")) ?: "",
+                            json_string_value(json_object_get(mine, "akDigest")) ?: "", &d);
+        if (r < 0)
+                return log_error_errno(r, "join-service: cannot register this node in etcd: %s",
+                                       d.message);
+        js->etcd_registered = true;
+        log_info("join-service: %s registered in the cluster's membership in etcd", js->node_name);
+        return 0;
+}

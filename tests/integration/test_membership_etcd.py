@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One membership for the whole cluster: two join services (two control planes of one cluster)
+keep members and the audit chain in one real 3-member etcd (etcd_cluster.py, mutual TLS).
+Claims on a name or a disk made at the same moment through both are decided by etcd
+transactions: exactly one is admitted. A member admitted through one rejoins through the other.
+With etcd's quorum gone, joins are refused with the reason and nothing is half-written. The
+chain in etcd is checked by an independent reader (Python, docs/audit-log.md's algorithm)."""
+import hashlib
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import BUILD, binary
+from etcd_cluster import etcd  # noqa: F401 (fixture)
+from test_join import KUBEADM, cluster  # noqa: F401 (fixture)
+
+# The kubeadm double is made slow, as a real kubeadm is, so that both join services have read
+# the membership and are past their own checks before either records its admission.
+SLOW_KUBEADM = "2.0"
+
+
+def start_js(cp, etcd, slow=SLOW_KUBEADM):
+    log = cp.base / f"js-etcd-{len(list(cp.base.glob('js-etcd-*.log')))}.log"
+    cp.proc = subprocess.Popen(
+        [str(binary("cloister-join-service")), "--tcti", cp.tpm.tcti, "--listen",
+         f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state), "--kubeadm", str(KUBEADM),
+         "--event-log", str(cp.boot_log), *map(str, etcd.client_args())],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        env=dict(os.environ, KUBEADM_DOUBLE_SLEEP=slow))
+    for _ in range(300):
+        if "serving joins on" in log.read_text():
+            cp.js_log = log
+            return log
+        assert cp.proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    pytest.fail(log.read_text())
+
+
+def stop(cp):
+    if cp.proc and cp.proc.poll() is None:
+        cp.proc.terminate()
+        cp.proc.wait(timeout=30)
+
+
+def probe(cluster, cp, *args):
+    p = subprocess.run([str(BUILD / "tests" / "join-probe"), "--policy",
+                        str(cluster.tmp / "policy.json"), "--cluster-id", cluster.cid, "--url",
+                        cp.url(), *map(str, args)], capture_output=True, text=True, timeout=180)
+    return p.returncode, p.stdout + p.stderr
+
+
+def prefix(cluster):
+    return f"/cloister/v1/{cluster.cid}/"
+
+
+def members(cluster, etcd):
+    p = prefix(cluster) + "members/"
+    return {k[len(p):]: json.loads(v) for k, v in etcd.get_prefix(p).items()}
+
+
+def chain(cluster, etcd):
+    """The audit chain in etcd, verified as docs/audit-log.md's Python check verifies a file:
+    canonical form, hash, seq and prev of every entry, and the head naming the last."""
+    p = prefix(cluster)
+    kvs = etcd.get_prefix(p + "audit/")
+    entries, prev = [], "0" * 64
+    for n, key in enumerate(sorted(kvs), 1):
+        line = kvs[key]
+        assert key == p + "audit/" + f"{n:020d}", key
+        obj = json.loads(line)
+        assert json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n" == line
+        h = obj.pop("hash")
+        assert hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"))
+                              .encode()).hexdigest() == h
+        assert obj["seq"] == n and obj["prev"] == prev
+        prev = h
+        entries.append(obj)
+    head = etcd.get_prefix(p + "audit-head").get(p + "audit-head")
+    if entries:
+        assert json.loads(head) == {"hash": prev, "seq": len(entries)}
+    else:
+        assert head is None
+    return entries
+
+
+@pytest.fixture
+def two(cluster, etcd):
+    """cp-1 (init) and cp-2 (joined as a control plane through cp-1), both join services then
+    started on one etcd; racers: nodes whose keys the policy trusts."""
+    cp1, cp2 = cluster.node("cp-1"), cluster.node("cp-2")
+    racers = [cluster.node(f"r-{i}") for i in range(6)]
+    policy = cluster.policy([cp1, cp2, *racers])
+    cluster.init(cp1, policy)
+    keys_only = json.loads(policy.read_text())
+    keys_only["measurements"] = {}
+    (cluster.tmp / "keys-only.json").write_text(json.dumps(keys_only))
+    cluster.join(cp2, cluster.tmp / "keys-only.json", role="control-plane")
+    cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    for cp in (cp1, cp2):
+        stop(cp)
+    for cp in (cp1, cp2):
+        start_js(cp, etcd)
+    yield cp1, cp2, racers
+    for cp in (cp1, cp2):
+        stop(cp)
+
+
+def test_both_join_services_register_themselves_in_one_membership_with_one_chain(cluster, etcd,
+                                                                                  two):
+    m = members(cluster, etcd)
+    assert sorted(m) == ["cp-1", "cp-2"]
+    assert all(r["role"] == "control-plane" and len(r["akDigest"]) == 64 for r in m.values())
+    # Each disk and key is indexed to its member.
+    p = prefix(cluster)
+    disks = etcd.get_prefix(p + "disks/")
+    assert sorted(disks.values()) == ["cp-1", "cp-2"]
+    entries = chain(cluster, etcd)
+    assert sorted(e["node"] for e in entries) == ["cp-1", "cp-2"]
+
+
+def race(cluster, cps, claims):
+    with ThreadPoolExecutor(len(claims)) as pool:
+        futures = [pool.submit(probe, cluster, cp, *args) for cp, args in zip(cps, claims)]
+        return [f.result() for f in futures]
+
+
+@pytest.mark.parametrize("rounds", [3])
+def test_one_name_or_disk_claimed_through_two_join_services_at_once_admits_exactly_one(
+        cluster, etcd, two, rounds):
+    """Round by round, two nodes (two TPMs, two disks) claim one name at the same moment, one
+    through each join service; in the last round two names claim one disk. Each time exactly one
+    is admitted; the other is refused with 409, names the holder, and its refusal is audited in
+    the cluster's chain. etcd's membership holds the winner only."""
+    cp1, cp2, racers = two
+    for k in range(rounds):
+        a, b = racers[2 * k], racers[2 * k + 1]
+        ua, ub = f"0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a{k}0", f"0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a{k}1"
+        if k < rounds - 1:
+            name = f"node-{k}"
+            claims = [("--tcti", a.tpm.tcti, "--name", name, "--disk-uuid", ua),
+                      ("--tcti", b.tpm.tcti, "--name", name, "--disk-uuid", ub)]
+        else:
+            claims = [("--tcti", a.tpm.tcti, "--name", "disk-a", "--disk-uuid", ua),
+                      ("--tcti", b.tpm.tcti, "--name", "disk-b", "--disk-uuid", ua)]
+        results = race(cluster, [cp1, cp2], claims)
+        assert sorted(rc for rc, _ in results) == [0, 1], results
+        (loser,) = [out for rc, out in results if rc]
+        (winner,) = [i for i, (rc, _) in enumerate(results) if rc == 0]
+        assert "HTTP 409" in loser and "diskKey" not in loser, loser
+        assert "member" in loser, loser
+        # Both were past their own checks: the claim was decided by the etcd transaction.
+        assert "claimed through another join service" in loser, loser
+        m = members(cluster, etcd)
+        if k < rounds - 1:
+            assert m[name]["diskUuid"] == (ua, ub)[winner]
+        else:
+            assert [r["diskUuid"] for r in m.values()].count(ua) == 1
+            assert ("disk-a", "disk-b")[winner] in m and ("disk-a", "disk-b")[1 - winner] not in m
+    entries = chain(cluster, etcd)
+    assert len([e for e in entries if e["event"] == "admission"]) == 2 + rounds
+    assert len([e for e in entries if e["event"] == "refusal"]) >= rounds
+
+
+def test_a_member_admitted_through_one_join_service_rejoins_through_the_other(cluster, etcd,
+                                                                              two):
+    cp1, cp2, racers = two
+    w = racers[0]
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a53"
+    rc, out = probe(cluster, cp1, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid", uuid)
+    assert rc == 0, out
+    # cp-2 never admitted it; its membership is etcd's.
+    rc, out = probe(cluster, cp2, "--tcti", w.tpm.tcti, "--name", "worker-1", "--rejoin", uuid)
+    assert rc == 0 and "diskKey" in out, out
+    entries = chain(cluster, etcd)
+    assert [e["event"] for e in entries if e["node"] == "worker-1"] == ["admission", "rejoin"]
+    # Another TPM under its name is refused there too.
+    rc, out = probe(cluster, cp2, "--tcti", racers[1].tpm.tcti, "--name", "worker-1", "--rejoin",
+                    uuid)
+    assert rc == 1 and "diskKey" not in out, out
+
+
+def test_quorum_lost_joins_are_refused_with_the_reason_and_nothing_is_half_written(cluster, etcd,
+                                                                                   two):
+    cp1, cp2, racers = two
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a77"
+    # One member down: a quorum remains, joins go on.
+    etcd.members[2].stop()
+    rc, out = probe(cluster, cp1, "--tcti", racers[0].tpm.tcti, "--name", "w-0", "--disk-uuid",
+                    "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a70")
+    assert rc == 0, out
+    before = chain(cluster, etcd)
+    etcd.members[1].stop()
+    rc, out = probe(cluster, cp2, "--tcti", racers[1].tpm.tcti, "--name", "w-1", "--disk-uuid",
+                    uuid)
+    assert rc == 1 and "diskKey" not in out, out
+    assert "etcd" in out and "fail closed" in out, out
+    # Quorum back: nothing of the refused join is in etcd, the chain is whole and goes on.
+    etcd.members[1].start(state="existing")
+    etcd.members[2].start(state="existing")
+    etcd.wait_healthy()
+    assert "w-1" not in members(cluster, etcd)
+    assert uuid not in "".join(etcd.get_prefix(prefix(cluster) + "disks/"))
+    after = chain(cluster, etcd)
+    assert after[:len(before)] == before
+    assert not [e for e in after if e["node"] == "w-1" and e["verdict"] == "admitted"]
+    rc, out = probe(cluster, cp2, "--tcti", racers[1].tpm.tcti, "--name", "w-1", "--disk-uuid",
+                    uuid)
+    assert rc == 0, out
+    assert members(cluster, etcd)["w-1"]["diskUuid"] == uuid
+
+
+def test_a_join_service_whose_etcd_certificate_etcd_does_not_trust_refuses_joins(cluster, etcd):
+    """Mutual TLS: a client certificate from another CA gets no answer from etcd, so the join
+    service starts, says etcd does not answer, and refuses every join (fail closed)."""
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    stop(cp)
+    args = etcd.client_args()
+    args[args.index("--etcd-cert") + 1] = etcd.pki / "stranger.crt"
+    args[args.index("--etcd-key") + 1] = etcd.pki / "stranger.key"
+
+    class Stranger:
+        def client_args(self):
+            return args
+    log = start_js(cp, Stranger(), slow="0")
+    try:
+        assert "joins are refused until it does" in log.read_text()
+        rc, out = probe(cluster, cp, "--tcti", w.tpm.tcti, "--name", "worker-1")
+        assert rc == 1 and "diskKey" not in out, out
+        assert "etcd" in out and "fail closed" in out, out
+        assert members(cluster, etcd) == {}
+    finally:
+        stop(cp)
+
+
+def test_a_member_evicted_by_reattestation_is_removed_from_etcd_with_its_entry(cluster, etcd):
+    """Eviction (docs/reattestation.md) with etcd: the member record and its disk and key index
+    keys go from etcd with the eviction entry, in one transaction, so that no other join
+    service (nor this one's next read) brings it back; its disk could be claimed again."""
+    from test_reattestation import (kubectl_calls, policy_with, reboot_measured, reattest_events,
+                                    start_serving, status, wait_until)
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="evict")
+    cluster.init(cp, policy)
+    stop(cp)
+    start_js(cp, etcd, slow="0")
+    try:
+        cluster.join(w, policy)
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+        assert "worker-1" in members(cluster, etcd)
+        wait_until("worker-1 passes", lambda: (status(cluster).get("worker-1") or {}).get(
+            "verdict") == "pass")
+        reboot_measured(w, extend_pcr=4)
+        start_serving(w, cluster, policy)
+        wait_until("an eviction entry", lambda: [e for e in reattest_events(cluster, "worker-1")
+                                                 if e["event"] == "eviction"], timeout=30)
+        wait_until("kubectl delete node worker-1",
+                   lambda: {"verb": "delete-node", "node": "worker-1"} in kubectl_calls(cluster))
+        assert "worker-1" not in members(cluster, etcd)
+        p = prefix(cluster)
+        assert "worker-1" not in etcd.get_prefix(p + "disks/").values()
+        assert "worker-1" not in etcd.get_prefix(p + "aks/").values()
+        events = [e["event"] for e in chain(cluster, etcd) if e["node"] == "worker-1"]
+        assert events[0] == "admission" and events[-1] == "eviction", events
+        assert events.count("eviction") == 1
+        # The cache follows etcd, and the next read does not bring it back.
+        assert "worker-1" not in status(cluster)
+        assert "worker-1" not in [m["name"] for m in json.loads(
+            (cp.state / "members.json").read_text())["members"]]
+    finally:
+        stop(cp)
+
+
+def test_the_etcd_client_key_never_reaches_the_network_process(cluster, etcd):
+    """The etcd client certificate's key is a credential (it writes the membership): only the
+    monitor may hold it. After a join recorded in etcd, the network process's memory holds no
+    form of it, and the key file is out of its reach (it is shut in an empty root)."""
+    import re
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from test_join_privsep import found_in
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    cluster.init(cp, cluster.policy([cp, w]))
+    stop(cp)
+    log = start_js(cp, etcd, slow="0")
+    try:
+        rc, out = probe(cluster, cp, "--tcti", w.tpm.tcti, "--name", "worker-1")
+        assert rc == 0, out
+        assert "worker-1" in members(cluster, etcd)
+        pid = int(re.search(r"network process (\d+) serves", log.read_text()).group(1))
+        keyfile = etcd.pki / "join-service.key"
+        pem = keyfile.read_bytes()
+        body = b"".join(l for l in pem.splitlines() if not l.startswith(b"-----"))
+        scalar = load_pem_private_key(pem, None).private_numbers().private_value.to_bytes(32, "big")
+        secrets = {"PEM body": body, "PEM first line": pem.splitlines()[1],
+                   "private scalar": scalar, "private scalar (hex)": scalar.hex().encode(),
+                   # A control: the scan sees what the process does hold.
+                   "cluster ID (control)": cluster.cid.encode()}
+        assert found_in(pid, secrets) == {"cluster ID (control)"}
+        assert not os.path.exists(f"/proc/{pid}/root{keyfile}")
+    finally:
+        stop(cp)
