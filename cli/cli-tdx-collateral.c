@@ -66,6 +66,7 @@ int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const C
         const char *url = pcs_url ?: (config ? config->tdx_pcs_url : NULL);
 
         tdx_pcs_config_defaults(&source.pcs);
+        source.pcs.budget_ms = ATTEST_TDX_PCS_BUDGET_MS;
         if (url && cli_tdx_pcs_url_check(pcs_url ? "--pcs-url" : "tdxPcsUrl", url) < 0)
                 return -EUSAGE;
         if (url)

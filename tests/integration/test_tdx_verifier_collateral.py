@@ -248,3 +248,45 @@ def test_without_home_the_user_cache_is_never_the_shared_tmp_directory(tdx, pcs,
         assert f"no TDX collateral cached for FMSPC {FMSPC}" in out, out
         assert "/tmp/.cache" not in out and "relative" not in out, out
         assert f" in {expected}:" in out, out
+
+
+def test_a_pcs_that_asks_to_wait_cannot_hold_a_verification_past_its_bound(tdx, pcs, tmp_path):
+    """A slow or hostile PCS (or whoever answers for a plain-http PCCS) once held a verification
+    (and a join: the bootstrapper's source is the same) for minutes: each of the four items
+    retried 3 times after a Retry-After of up to 60 s, each request up to 20 s, whatever
+    --timeout said. One lookup is now bounded (ATTEST_TDX_PCS_BUDGET_MS, 60 s): a wait that
+    would end past it is reported at once, naming the service's answer."""
+    import http.server
+    import threading
+    import time
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        requests = []
+
+        def do_GET(self):
+            Busy.requests.append(self.path)
+            self.send_response(429)
+            self.send_header("Retry-After", "60")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    cp = bare(tdx, "cp-1")
+    init(tdx, cp, "--pcs-url", pcs, "--pcs-cache", tmp_path / "owner-cache")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tdx/certification/v4"
+        start = time.monotonic()
+        r = verify_node(tdx, cp, "--pcs-cache", tmp_path / "empty", "--pcs-url", url)
+        elapsed = time.monotonic() - start
+    finally:
+        server.shutdown()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert elapsed < 30, (elapsed, out)
+    assert f"cannot get the TDX collateral of FMSPC {FMSPC}" in out, out
+    assert "HTTP 429" in out and "no time left to retry" in out, out
+    assert len(Busy.requests) == 1, Busy.requests
