@@ -629,6 +629,7 @@ int main(int argc, char *argv[])
         /* A join service's tdx evidence carries no collateral (a real TD's): this node's cache,
          * filled from the PCS when missing or stale (docs/tdx.md, "The other direction"). */
         tdx_pcs_config_defaults(&tdx_collateral.pcs);
+        tdx_collateral.pcs.budget_ms = ATTEST_TDX_PCS_BUDGET_MS;
         if (arg_tdx_pcs_url)
                 tdx_collateral.pcs.base_url = arg_tdx_pcs_url;
         if (arg_tdx_cache_dir)

@@ -5,9 +5,11 @@
  * fetched from Intel PCS or a PCCS when missing or stale; with --pcs-cache DIR alone, that cache
  * and nothing else (offline). Evidence that carries its own (sim-tdx) is verified with it.
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cloister/attest.h"
@@ -15,6 +17,35 @@
 
 static AttestTdxPcsSource source;
 static char *default_cache;
+
+static const char *absolute_env(const char *name)
+{
+        const char *v = getenv(name);
+
+        /* XDG base directories: a relative (or empty) value is ignored. */
+        return v && v[0] == '/' ? v : NULL;
+}
+
+int cli_user_cache_dir(const char *leaf, char **ret)
+{
+        const char *home = absolute_env("HOME");
+        struct passwd *pw;
+
+        *ret = NULL;
+        if (absolute_env("XDG_CACHE_HOME"))
+                return asprintf(ret, "%s/cloister/%s", absolute_env("XDG_CACHE_HOME"), leaf) < 0
+                               ? log_oom()
+                               : 0;
+        /* Never a shared directory (/tmp: any local user could plant or redirect entries):
+         * without $HOME, the account's own home; without that, no cache. */
+        if (!home && (pw = getpwuid(getuid())) && pw->pw_dir && pw->pw_dir[0] == '/')
+                home = pw->pw_dir;
+        if (!home) {
+                log_debug("no $XDG_CACHE_HOME, $HOME or home directory: no %s cache", leaf);
+                return 0;
+        }
+        return asprintf(ret, "%s/.cache/cloister/%s", home, leaf) < 0 ? log_oom() : 0;
+}
 
 int cli_tdx_pcs_url_check(const char *option, const char *url)
 {
@@ -35,6 +66,7 @@ int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const C
         const char *url = pcs_url ?: (config ? config->tdx_pcs_url : NULL);
 
         tdx_pcs_config_defaults(&source.pcs);
+        source.pcs.budget_ms = ATTEST_TDX_PCS_BUDGET_MS;
         if (url && cli_tdx_pcs_url_check(pcs_url ? "--pcs-url" : "tdxPcsUrl", url) < 0)
                 return -EUSAGE;
         if (url)
@@ -45,17 +77,9 @@ int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const C
                 source.pcs.offline = !pcs_url;
         } else {
                 free(default_cache);
-                default_cache = NULL;
-                if (getenv("XDG_CACHE_HOME") &&
-                    asprintf(&default_cache, "%s/cloister/tdx", getenv("XDG_CACHE_HOME")) < 0)
-                        default_cache = NULL;
-                else if (!getenv("XDG_CACHE_HOME") &&
-                         asprintf(&default_cache, "%s/.cache/cloister/tdx",
-                                  getenv("HOME") ?: "/tmp") < 0)
-                        default_cache = NULL;
-                if (!default_cache)
-                        return log_oom();
-                source.pcs.cache_dir = default_cache;
+                if (cli_user_cache_dir("tdx", &default_cache) < 0)
+                        return -ENOMEM;
+                source.pcs.cache_dir = default_cache; /* NULL: none (fetched, not kept) */
         }
         /* verify --bundle opens no connection: the cache alone, whatever it is. */
         if (offline)

@@ -197,6 +197,10 @@ int cli_policy_load(const char *policy_path, const CliConfig *config, AttestPoli
  * whatever else is given. -EUSAGE (logged) for a URL that is not a TDX PCS base. */
 int cli_tdx_collateral_setup(const char *pcs_url, const char *pcs_cache, const CliConfig *config,
                              bool offline);
+/* The user's cache directory for leaf ("tdx", "snp"): $XDG_CACHE_HOME/cloister/LEAF, else
+ * HOME/.cache/cloister/LEAF with HOME $HOME or the account's home directory (relative values
+ * ignored), never a shared directory; *ret NULL if there is none. 0, or -ENOMEM (logged). */
+int cli_user_cache_dir(const char *leaf, char **ret);
 /* option's URL ends in /tdx/certification/v4, or -EUSAGE (logged). */
 int cli_tdx_pcs_url_check(const char *option, const char *url);
 /* The --help lines of --pcs-url and --pcs-cache. */

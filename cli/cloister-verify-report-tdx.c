@@ -452,12 +452,8 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
         int c, r, k;
 
         tdx_pcs_config_defaults(&pcs);
-        if (getenv("XDG_CACHE_HOME"))
-                r = asprintf(&default_cache, "%s/cloister/tdx", getenv("XDG_CACHE_HOME"));
-        else
-                r = asprintf(&default_cache, "%s/.cache/cloister/tdx", getenv("HOME") ?: "/tmp");
-        if (r < 0)
-                return log_oom();
+        if (cli_user_cache_dir("tdx", &default_cache) < 0)
+                return -ENOMEM;
         pcs.cache_dir = default_cache;
         optind = 0;
         while ((c = getopt_long(argc, argv, "hq:p:o:", options, NULL)) >= 0) {
@@ -579,7 +575,7 @@ int verify_report_tdx(int argc, char *argv[], CliOptions *o)
         if (r == -EINVAL || !bundle)
                 return r;
         (void) snprintf(origin, sizeof(origin), "Intel PCS %s (or the cache %s)", pcs.base_url,
-                        pcs.cache_dir);
+                        pcs.cache_dir ?: "(none)");
         k = tdx_report_bundle(bundle, &in, &q, coldir ?: origin, quote, logf, tablef, polb, poln,
                               record, r >= 0);
         return k < 0 ? k : r;

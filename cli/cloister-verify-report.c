@@ -259,12 +259,8 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                     strcmp(argv[i], "--type=tdx") == 0)
                         return verify_report_tdx(argc, argv, o);
         snp_kds_config_defaults(&kds);
-        if (getenv("XDG_CACHE_HOME"))
-                r = asprintf(&default_cache, "%s/cloister/snp", getenv("XDG_CACHE_HOME"));
-        else
-                r = asprintf(&default_cache, "%s/.cache/cloister/snp", getenv("HOME") ?: "/tmp");
-        if (r < 0)
-                return log_oom();
+        if (cli_user_cache_dir("snp", &default_cache) < 0)
+                return -ENOMEM;
         kds.cache_dir = default_cache;
         optind = 0;
         while ((c = getopt_long(argc, argv, "hr:v:c:p:o:", options, NULL)) >= 0) {
@@ -401,7 +397,7 @@ int verb_verify_report(int argc, char *argv[], void *userdata)
                                                "report: pass --product or --vcek/--chain.",
                                                rep.version);
                 (void) snprintf(kds_origin, sizeof(kds_origin), "AMD KDS %s (or the cache %s)",
-                                kds.base_url, kds.cache_dir);
+                                kds.base_url, kds.cache_dir ?: "(none)");
                 if (!vb && (r = snp_kds_get_vcek(&kds, product, &rep, &vb, &vn, &d)) < 0)
                         return log_error_errno(r, "Cannot get the VCEK: %s", d.message);
                 if (!cb &&

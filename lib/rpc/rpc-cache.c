@@ -12,6 +12,14 @@
 
 #define CACHE_HEADERS_MAX 4
 
+uint64_t rpc_cache_now_ms(void)
+{
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
+}
+
 int rpc_retry_after_parse(const char *value, unsigned *ret)
 {
         unsigned long v = 0;
@@ -144,12 +152,22 @@ int rpc_cache_fetch(const RpcCacheConfig *c, const char *url, const char *rel, R
                 long status = 0;
                 unsigned wait_s = 0;
                 bool has_wait;
+                unsigned timeout_ms = c->timeout_ms;
                 Diag sub;
                 int r;
 
                 diag_clear(&sub);
-                r = rpc_http_get_headers(url, c->max_size, c->timeout_ms, want, n_want, &data,
-                                         &size, &status, &sub);
+                if (c->deadline_ms) {
+                        uint64_t now = rpc_cache_now_ms();
+                        if (now >= c->deadline_ms)
+                                return diag_fail(d, -ETIMEDOUT, c->service, -1,
+                                                 "%s: not tried: the time allowed for this "
+                                                 "lookup ran out; retry later or check the URL",
+                                                 url);
+                        timeout_ms = (unsigned) MIN((uint64_t) timeout_ms, c->deadline_ms - now);
+                }
+                r = rpc_http_get_headers(url, c->max_size, timeout_ms, want, n_want, &data, &size,
+                                         &status, &sub);
                 if (c->requests)
                         (void) __atomic_fetch_add(c->requests, 1, __ATOMIC_RELAXED);
                 if (r == -EMSGSIZE || r == -EBADMSG || r == -ENOMEM) {
@@ -202,13 +220,18 @@ int rpc_cache_fetch(const RpcCacheConfig *c, const char *url, const char *rel, R
                         return diag_fail(d, -EBUSY, c->service, -1,
                                          "%s: %s; the service asks to wait %u s: try again then",
                                          url, status_text(status), wait_s);
-                if (!retry || attempt >= c->retries)
+                unsigned ms = has_wait ? wait_s * 1000U : c->backoff_ms << MIN(attempt, 4U);
+                /* No retry that would end past the deadline: reported now, not waited for. */
+                bool late = c->deadline_ms && rpc_cache_now_ms() + ms >= c->deadline_ms;
+                if (!retry || attempt >= c->retries || late)
                         /* A transport failure's message names the URL already. */
                         return diag_fail(d, r < 0 ? r : -ENOENT, c->service, -1, "%s%s%s%s",
                                          r < 0 ? "" : url, r < 0 ? "" : ": ",
                                          r < 0 ? sub.message : status_text(status),
-                                         retry ? " (after retries)" : "");
-                unsigned ms = has_wait ? wait_s * 1000U : c->backoff_ms << MIN(attempt, 4U);
+                                         !retry ? ""
+                                         : late ? " (no time left to retry within this "
+                                                  "lookup's bound; retry later)"
+                                                : " (after retries)");
                 struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
                 log_debug("%s: %s: %s, retrying in %u ms", c->service, url,
                           status == 429 ? "rate limited" : "failed", ms);

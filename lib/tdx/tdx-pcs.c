@@ -310,6 +310,7 @@ int tdx_pcs_collateral_for(const TdxPcsConfig *c, const char *fmspc, const char 
                 .retry_after_max = 60,
                 .max_size = TDX_COLLATERAL_FILE_MAX,
                 .requests = &requests,
+                .deadline_ms = c->budget_ms ? rpc_cache_now_ms() + c->budget_ms : 0,
         };
         Item items[] = {
                 { w_tcb,

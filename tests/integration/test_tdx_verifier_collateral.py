@@ -221,3 +221,72 @@ def test_the_configurations_tdx_pcs_url_is_where_the_cli_fetches_and_a_wrong_one
     r = run("cloister", "verify", "--node", f"127.0.0.1:{cp.port}", "--policy",
             tdx.tmp / "policy.json", "--pcs-url", "https://pcs.example/v4")
     assert r.returncode == 2 and "--pcs-url https://pcs.example/v4" in r.stderr, r.stderr
+
+
+def test_without_home_the_user_cache_is_never_the_shared_tmp_directory(tdx, pcs, tmp_path):
+    """With no $XDG_CACHE_HOME and no $HOME (a service, cron, env -i), the cache once fell back
+    to /tmp/.cache/cloister/tdx: a directory any local user can create first and fill (planted
+    or rolled-back collateral, symlinks that send the verifier's writes elsewhere). The cache is
+    then the account's home directory's (passwd); a relative or empty $XDG_CACHE_HOME or $HOME is
+    ignored, as the XDG base directory specification says."""
+    import pwd
+    cp = bare(tdx, "cp-1")
+    init(tdx, cp, "--pcs-url", pcs, "--pcs-cache", tmp_path / "owner-cache")
+    bundle = tmp_path / "cp.bundle"
+    r = verify_node(tdx, cp, "--pcs-cache", tmp_path / "owner-cache", "--bundle", bundle)
+    assert r.returncode == 0, r.stdout + r.stderr
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    expected = f"{home}/.cache/cloister/tdx"
+    base = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME")}
+    for env in (base, dict(base, HOME="relative", XDG_CACHE_HOME=""),
+                dict(base, XDG_CACHE_HOME="relative/dir")):
+        # verify --bundle is offline: it reads the user's cache and names it when the platform
+        # is missing there (the simulated platform is in no real user's cache).
+        r = run("cloister", "verify", "--bundle", bundle, env=env)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out
+        assert f"no TDX collateral cached for FMSPC {FMSPC}" in out, out
+        assert "/tmp/.cache" not in out and "relative" not in out, out
+        assert f" in {expected}:" in out, out
+
+
+def test_a_pcs_that_asks_to_wait_cannot_hold_a_verification_past_its_bound(tdx, pcs, tmp_path):
+    """A slow or hostile PCS (or whoever answers for a plain-http PCCS) once held a verification
+    (and a join: the bootstrapper's source is the same) for minutes: each of the four items
+    retried 3 times after a Retry-After of up to 60 s, each request up to 20 s, whatever
+    --timeout said. One lookup is now bounded (ATTEST_TDX_PCS_BUDGET_MS, 60 s): a wait that
+    would end past it is reported at once, naming the service's answer."""
+    import http.server
+    import threading
+    import time
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        requests = []
+
+        def do_GET(self):
+            Busy.requests.append(self.path)
+            self.send_response(429)
+            self.send_header("Retry-After", "60")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    cp = bare(tdx, "cp-1")
+    init(tdx, cp, "--pcs-url", pcs, "--pcs-cache", tmp_path / "owner-cache")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tdx/certification/v4"
+        start = time.monotonic()
+        r = verify_node(tdx, cp, "--pcs-cache", tmp_path / "empty", "--pcs-url", url)
+        elapsed = time.monotonic() - start
+    finally:
+        server.shutdown()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert elapsed < 30, (elapsed, out)
+    assert f"cannot get the TDX collateral of FMSPC {FMSPC}" in out, out
+    assert "HTTP 429" in out and "no time left to retry" in out, out
+    assert len(Busy.requests) == 1, Busy.requests

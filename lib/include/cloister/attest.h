@@ -243,6 +243,9 @@ void attest_tdx_collateral_source_set(AttestTdxCollateralSource fn, void *userda
  * attest_tdx_collateral_source_set(attest_tdx_collateral_from_pcs, &source); source must
  * outlive its use.
  */
+/* The bound of one such lookup (every request, retry and Retry-After of its four items): a
+ * verify or a join waits at most this long on a slow or hostile PCS, then is refused. */
+#define ATTEST_TDX_PCS_BUDGET_MS 60000U
 typedef struct AttestTdxPcsSource {
         TdxPcsConfig pcs;
         const char *fetch_hint;

@@ -28,7 +28,12 @@ typedef struct RpcCacheConfig {
         size_t max_size;          /* of a body */
         unsigned *requests;       /* counts network requests (atomically); may be NULL */
         const char *offline_hint; /* next step when offline and not cached */
+        /* CLOCK_MONOTONIC ms (rpc_cache_now_ms()): no request or wait goes past it, each is cut
+         * to it (a verifier on a join's path never waits on a slow service unbounded); 0: none */
+        uint64_t deadline_ms;
 } RpcCacheConfig;
+
+uint64_t rpc_cache_now_ms(void);
 
 /* A response header kept with the body: stored in the cache as file rel (raw value). */
 typedef struct RpcCacheHeader {

@@ -458,6 +458,8 @@ typedef struct TdxPcsConfig {
         const char *cache_dir; /* NULL: no cache */
         bool offline;          /* cache only */
         unsigned timeout_ms, retries, backoff_ms;
+        /* 0: none; else the bound of one lookup, every request, retry and wait of its items */
+        unsigned budget_ms;
 } TdxPcsConfig;
 
 void tdx_pcs_config_defaults(TdxPcsConfig *c);
