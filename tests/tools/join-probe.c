@@ -18,6 +18,10 @@
  * comes: the join service must find it in its cache); --tdx-collateral-out DIR first writes the
  * simulated platform's collateral there (the files of verify-report --collateral DIR, for a PCS
  * stand-in to serve) and waits for DIR/go before it connects.
+ * --source ADDR connects from that local address (127.0.0.N: a client of its own address, as
+ * nodes on a network are, for the server's per-address fairness). --attempts N tries a join up
+ * to N times when the connection fails below HTTP (a handshake timed out or closed under load),
+ * 0.5 s apart doubling up to 5 s, as the bootstrapper does; each retry is said on stderr.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -161,6 +165,8 @@ int main(int argc, char *argv[])
                 { "no-identity", no_argument, NULL, 'I' },
                 { "no-tdx-collateral", no_argument, NULL, 'X' },
                 { "tdx-collateral-out", required_argument, NULL, 'O' },
+                { "source", required_argument, NULL, 's' },
+                { "attempts", required_argument, NULL, 'r' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
@@ -168,7 +174,8 @@ int main(int argc, char *argv[])
                    *disk_uuid = NULL, *authorization = NULL, *get_path = NULL, *post_path = NULL,
                    *body_path = NULL;
         bool no_attest = false, no_identity = false, no_tdx_collateral = false;
-        const char *collateral_dir = NULL;
+        const char *collateral_dir = NULL, *source = NULL;
+        unsigned attempts = 1, delay_ms = 500;
         AtlsAttester inner;
         const char *sim_tdx_root = NULL;
         AttestVariant variant = ATTEST_VARIANT_QEMU_VTPM;
@@ -249,13 +256,24 @@ int main(int argc, char *argv[])
                 case 'I':
                         no_identity = true;
                         break;
+                case 's':
+                        source = optarg;
+                        break;
+                case 'r':
+                        attempts = (unsigned) strtoul(optarg, NULL, 10);
+                        if (attempts < 1 || attempts > 20) {
+                                fprintf(stderr, "join-probe: --attempts takes 1 to 20\n");
+                                return 2;
+                        }
+                        break;
                 default:
                         return 2;
                 }
         if (!policy_path || !cid_hex || !url || (!!tcti + !!evidence + no_attest) != 1 ||
             hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 || !post_path != !body_path) {
-                fprintf(stderr, "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
-                                "--cluster-id HEX --url URL [--name N]\n");
+                fprintf(stderr,
+                        "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
+                        "--cluster-id HEX --url URL [--name N] [--source ADDR] [--attempts N]\n");
                 return 2;
         }
         diag_clear(&d);
@@ -328,6 +346,7 @@ int main(int argc, char *argv[])
         }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;
+        rc.source_address = source;
         if (rejoin_uuid) {
                 json_decref(body);
                 body = json_pack("{s:s,s:s,s:s}", "name", name, "diskUuid", rejoin_uuid, "endpoint",
@@ -346,8 +365,20 @@ int main(int argc, char *argv[])
         else if (post_path)
                 r = rpc_call(atls, &rc, "POST", url, post_path, body, false, &status, &resp, &d);
         else
-                r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body,
-                             false, &status, &resp, &d);
+                for (unsigned i = 1;; i++) {
+                        diag_clear(&d);
+                        r = rpc_call(atls, &rc, "POST", url,
+                                     rejoin_uuid ? "/v1/rejoin" : "/v1/join", body, false, &status,
+                                     &resp, &d);
+                        if (r >= 0 || i >= attempts ||
+                            (strcmp(d.check, "rpc-transport") != 0 &&
+                             strcmp(d.check, "rpc-tls") != 0))
+                                break;
+                        fprintf(stderr, "join-probe: attempt %u: %s; again in %u ms\n", i,
+                                d.message, delay_ms);
+                        (void) usleep(delay_ms * 1000U);
+                        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+                }
         free(fixed.data);
         if (r < 0) {
                 printf("handshake failed: %s\n", d.message);
