@@ -21,7 +21,8 @@
  * --source ADDR connects from that local address (127.0.0.N: a client of its own address, as
  * nodes on a network are, for the server's per-address fairness). --attempts N tries a join up
  * to N times when the connection fails below HTTP (a handshake timed out or closed under load, an
- * answer that did not come in 30 s) or the answer is 409 (its first attempt still in progress),
+ * answer that did not come in 30 s) or the answer is 409 (its first attempt still in progress)
+ * or 503 (the server busy),
  * 0.5 s apart doubling up to 5 s, as the bootstrapper does; each retry is said on stderr.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
@@ -374,12 +375,15 @@ int main(int argc, char *argv[])
                         r = rpc_call(atls, &rc, "POST", url,
                                      rejoin_uuid ? "/v1/rejoin" : "/v1/join", body, false, &status,
                                      &resp, &d);
-                        if (i >= attempts || (r >= 0 && status != 409) ||
+                        if (i >= attempts || (r >= 0 && status != 409 && status != 503) ||
                             (r < 0 && strcmp(d.check, "rpc-transport") != 0 &&
                              strcmp(d.check, "rpc-tls") != 0))
                                 break;
                         fprintf(stderr, "join-probe: attempt %u: %s; again in %u ms\n", i,
-                                r < 0 ? d.message : "HTTP 409 (in progress)", delay_ms);
+                                r < 0           ? d.message
+                                : status == 409 ? "HTTP 409 (in progress)"
+                                                : "HTTP 503 (busy)",
+                                delay_ms);
                         (void) usleep(delay_ms * 1000U);
                         delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
                 }
