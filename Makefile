@@ -321,13 +321,15 @@ bench: deps
 	done; \
 	echo "== disk (QEMU guest)"; \
 	$(PYTHON) tests/bench/bench_disk_vm.py $(BUILD) || status=1; \
-	echo "== join (50 nodes at once, each with its own swtpm)"; \
-	{ $(MAKE) --no-print-directory $(BUILD)/tests/join-probe && \
+	echo "== join (200 nodes at once, each with its own swtpm and source address)"; \
+	{ $(MAKE) --no-print-directory $(BUILD)/tests/join-probe $(BUILD)/tests/atls-hold && \
 	        $(PYTHON) tests/bench/bench_join.py $(BUILD); } || status=1; \
 	echo "== re-attestation (100 members, each with its own swtpm, every 60 s)"; \
 	$(PYTHON) tests/bench/bench_reattest.py $(BUILD) || status=1; \
 	echo "== join with the membership in etcd vs local files (docs/membership.md)"; \
 	$(PYTHON) tests/bench/bench_join_etcd.py $(BUILD) || status=1; \
+	echo "== join under attack (50 joins; 600 slow loris, 300 large bodies, 100 init guesses)"; \
+	$(PYTHON) tests/bench/bench_join_attack.py $(BUILD) || status=1; \
 	echo "== VM boot to joined (node image, QEMU) vs the image with Cloister's units masked"; \
 	{ $(MAKE) --no-print-directory image && \
 	        $(PYTHON) tests/bench/bench_vm_boot.py $(BUILD); } || status=1; \

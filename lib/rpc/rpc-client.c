@@ -118,6 +118,11 @@ static int transport_failure(Diag *d, const char *url, CURLcode cc, const char *
                                  "%s: the connection closed before an answer came (the node "
                                  "restarted, or closed it under load); try again",
                                  url);
+        case CURLE_INTERFACE_FAILED:
+                return diag_fail(d, -EADDRNOTAVAIL, "rpc-transport", -1,
+                                 "%s: cannot connect from %s: not an address of this host; give "
+                                 "one of its addresses",
+                                 url, cfg->source_address ?: "the source address");
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_URL_MALFORMAT:
                 return diag_fail(d, -EINVAL, "rpc-transport", -1,
@@ -161,6 +166,14 @@ static int one_attempt(AtlsContext *atls, const RpcClientConfig *cfg, const char
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
         (void) curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) cfg->max_response);
         (void) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+        if (cfg->source_address) {
+                /* "host!": bind to this address (never an interface name); a failure to bind
+                 * is CURLE_INTERFACE_FAILED, reported below. */
+                char source[80];
+
+                (void) snprintf(source, sizeof(source), "host!%s", cfg->source_address);
+                (void) curl_easy_setopt(curl, CURLOPT_INTERFACE, source);
+        }
         /* The peer's identity is its attestation, checked in the aTLS callback that
          * on_ssl_ctx installs; its certificate is self-signed and carries no host name. */
         (void) curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -14,7 +14,7 @@
  * server's answer comes, then replaced: as many handshakes as the server will begin, for
  * nothing. Runs S seconds, then prints one JSON line:
  * {"connected": n, "closedByServer": n, "answers": {"4xx": n, "other": n}, "flights": n}
- * (flights: server answers to ClientHellos).
+ * (flights: server answers to ClientHellos). SIGTERM ends the run early, with the same line.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +40,13 @@
 
 #define HOLD_MAX   512
 #define BODY_BYTES (1024 * 1024 - 4096)
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+        stopping = 1;
+}
 
 static SSL *hold_connect(SSL_CTX *ctx, const char *source, uint16_t port)
 {
@@ -264,6 +271,11 @@ int main(int argc, char *argv[])
         if (atls_context_new(ATLS_ROLE_CLIENT, NULL, &v, &atls) < 0)
                 return 2;
         (void) signal(SIGPIPE, SIG_IGN); /* a server closing on us is what we count */
+        {
+                /* No SA_RESTART: a connect or read in progress returns at once. */
+                struct sigaction sa = { .sa_handler = on_term };
+                (void) sigaction(SIGTERM, &sa, NULL);
+        }
         memset(body, ' ', sizeof(body));
         body[0] = '{';
         end = time(NULL) + seconds;
@@ -274,7 +286,7 @@ int main(int argc, char *argv[])
 
                 for (unsigned i = 0; i < count; i++)
                         hellos[i] = (Hello){ .fd = -1 };
-                while (time(NULL) < end) {
+                while (!stopping && time(NULL) < end) {
                         for (unsigned i = 0; i < count; i++) {
                                 Hello *h = &hellos[i];
                                 if (h->fd >= 0 && time(NULL) - h->since > 10)
@@ -319,7 +331,7 @@ int main(int argc, char *argv[])
                        connected, closed, flights);
                 return 0;
         }
-        while (time(NULL) < end) {
+        while (!stopping && time(NULL) < end) {
                 if (strcmp(mode, "wrong-init") == 0) {
                         char status[8] = "";
                         SSL *ssl = hold_connect(atls_context_ssl_ctx(atls), source, port);
@@ -336,7 +348,7 @@ int main(int argc, char *argv[])
                         continue;
                 }
                 /* large-body: keep count connections open, each holding most of a body. */
-                for (unsigned i = 0; i < count && time(NULL) < end; i++) {
+                for (unsigned i = 0; i < count && !stopping && time(NULL) < end; i++) {
                         char head[256];
                         int hn;
                         if (held[i] && !hold_closed(held[i]))

@@ -22,6 +22,12 @@
  * as a node's mesh request does: docs/mesh.md); with --wg-unbound the evidence binds the plain
  * aTLS binding instead (an attacker naming a key its evidence does not bind). A GET of /v1/mesh
  * answered 200 is unsealed (it comes sealed to this probe's key) and printed.
+ * --source ADDR connects from that local address (127.0.0.N: a client of its own address, as
+ * nodes on a network are, for the server's per-address fairness). --attempts N tries a join up
+ * to N times when the connection fails below HTTP (a handshake timed out or closed under load, an
+ * answer that did not come in 30 s) or the answer is 409 (its first attempt still in progress)
+ * or 503 (the server busy),
+ * 0.5 s apart doubling up to 5 s, as the bootstrapper does; each retry is said on stderr.
  * It verifies the join service against --policy with PCR 15 = --cluster-id, and prints the HTTP
  * status and body, or the handshake failure. Exit 0 only on HTTP 200.
  */
@@ -182,6 +188,8 @@ int main(int argc, char *argv[])
                 { "tdx-collateral-out", required_argument, NULL, 'O' },
                 { "wg-key", required_argument, NULL, 'W' },
                 { "wg-unbound", no_argument, NULL, 'U' },
+                { "source", required_argument, NULL, 's' },
+                { "attempts", required_argument, NULL, 'r' },
                 {},
         };
         const char *tcti = NULL, *evidence = NULL, *policy_path = NULL, *cid_hex = NULL,
@@ -192,7 +200,8 @@ int main(int argc, char *argv[])
         const char *wg_hex = NULL;
         uint8_t wg_key[ATLS_WG_KEY_SIZE];
         AtlsAttester wg_inner;
-        const char *collateral_dir = NULL;
+        const char *collateral_dir = NULL, *source = NULL;
+        unsigned attempts = 1, delay_ms = 500;
         AtlsAttester inner;
         const char *sim_tdx_root = NULL;
         AttestVariant variant = ATTEST_VARIANT_QEMU_VTPM;
@@ -279,6 +288,16 @@ int main(int argc, char *argv[])
                 case 'U':
                         wg_unbound = true;
                         break;
+                case 's':
+                        source = optarg;
+                        break;
+                case 'r':
+                        attempts = (unsigned) strtoul(optarg, NULL, 10);
+                        if (attempts < 1 || attempts > 20) {
+                                fprintf(stderr, "join-probe: --attempts takes 1 to 20\n");
+                                return 2;
+                        }
+                        break;
                 default:
                         return 2;
                 }
@@ -286,8 +305,9 @@ int main(int argc, char *argv[])
             hex_decode_exact(cid_hex, cid, sizeof(cid)) < 0 || !post_path != !body_path ||
             (wg_hex && hex_decode_exact(wg_hex, wg_key, sizeof(wg_key)) < 0) ||
             (wg_unbound && (!wg_hex || !tcti))) {
-                fprintf(stderr, "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
-                                "--cluster-id HEX --url URL [--name N]\n");
+                fprintf(stderr,
+                        "usage: join-probe (--tcti T|--evidence F|--no-attest) --policy P "
+                        "--cluster-id HEX --url URL [--name N] [--source ADDR] [--attempts N]\n");
                 return 2;
         }
         diag_clear(&d);
@@ -368,6 +388,7 @@ int main(int argc, char *argv[])
         }
         rpc_client_config_defaults(&rc);
         rc.retries = 0;
+        rc.source_address = source;
         if (rejoin_uuid) {
                 json_decref(body);
                 body = json_pack("{s:s,s:s,s:s}", "name", name, "diskUuid", rejoin_uuid, "endpoint",
@@ -386,8 +407,26 @@ int main(int argc, char *argv[])
         else if (post_path)
                 r = rpc_call(atls, &rc, "POST", url, post_path, body, false, &status, &resp, &d);
         else
-                r = rpc_call(atls, &rc, "POST", url, rejoin_uuid ? "/v1/rejoin" : "/v1/join", body,
-                             false, &status, &resp, &d);
+                for (unsigned i = 1;; i++) {
+                        diag_clear(&d);
+                        json_decref(resp);
+                        resp = NULL;
+                        status = 0;
+                        r = rpc_call(atls, &rc, "POST", url,
+                                     rejoin_uuid ? "/v1/rejoin" : "/v1/join", body, false, &status,
+                                     &resp, &d);
+                        if (i >= attempts || (r >= 0 && status != 409 && status != 503) ||
+                            (r < 0 && strcmp(d.check, "rpc-transport") != 0 &&
+                             strcmp(d.check, "rpc-tls") != 0))
+                                break;
+                        fprintf(stderr, "join-probe: attempt %u: %s; again in %u ms\n", i,
+                                r < 0           ? d.message
+                                : status == 409 ? "HTTP 409 (in progress)"
+                                                : "HTTP 503 (busy)",
+                                delay_ms);
+                        (void) usleep(delay_ms * 1000U);
+                        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+                }
         free(fixed.data);
         if (r < 0) {
                 printf("handshake failed: %s\n", d.message);

@@ -469,6 +469,47 @@ static void test_rpc_per_source_cap_closes_one_address_while_another_is_served(v
         per_source = 0;
 }
 
+/* A client given a source address connects from it: with 127.0.0.1 at its cap, the call from
+ * 127.0.0.1 fails and the same call from 127.0.0.3 is answered; an address not of this host is
+ * refused with the address named. */
+static void test_rpc_client_connects_from_the_source_address_it_is_given(void **state)
+{
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        RpcClientConfig rc;
+        Server s;
+        Slow a;
+
+        per_source = 1;
+        server_start(&s, false, 5, 0);
+        assert_int_equal(slow_open(&s, c, &a), 0);
+        rpc_client_config_defaults(&rc);
+        rc.retries = 0;
+        rc.connect_timeout_ms = rc.total_timeout_ms = 3000;
+        for (size_t i = 0; i < 3; i++) {
+                static const char *const sources[] = { "127.0.0.1", "127.0.0.3", "192.0.2.1" };
+                _cleanup_(json_decrefp) json_t *resp = NULL;
+                long status = 0;
+                Diag d;
+                int r;
+
+                rc.source_address = sources[i];
+                diag_clear(&d);
+                r = rpc_call(c, &rc, "GET", s.base, "/v1/hello", NULL, true, &status, &resp, &d);
+                if (i == 1) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(status, 200);
+                } else
+                        assert_true(r < 0);
+                if (i == 2) {
+                        assert_int_equal(r, -EADDRNOTAVAIL);
+                        assert_non_null(strstr(d.message, "cannot connect from 192.0.2.1"));
+                }
+        }
+        slow_close(&a);
+        server_stop(&s);
+        per_source = 0;
+}
+
 static void test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
@@ -1113,6 +1154,7 @@ int main(void)
                         test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built),
                 cmocka_unit_test(test_rpc_oversized_request_body_is_refused_with_413),
                 cmocka_unit_test(test_rpc_client_refuses_server_failing_attestation),
+                cmocka_unit_test(test_rpc_client_connects_from_the_source_address_it_is_given),
                 cmocka_unit_test(
                         test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served),
                 cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),

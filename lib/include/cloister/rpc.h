@@ -145,6 +145,9 @@ typedef struct RpcClientConfig {
         unsigned total_timeout_ms;
         unsigned retries; /* extra attempts for idempotent calls on connection errors */
         size_t max_response;
+        /* The local address to connect from ("127.0.0.7"), or NULL for the kernel's choice: for
+         * tests and benchmarks whose clients must each come from their own address. */
+        const char *source_address;
 } RpcClientConfig;
 
 void rpc_client_config_defaults(RpcClientConfig *c);
