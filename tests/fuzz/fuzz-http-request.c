@@ -293,7 +293,7 @@ static bool well_formed(const uint8_t *answer, size_t n)
                 return false;
         if (memcmp(answer, "HTTP/1.0 ", 9) == 0 || memcmp(answer, "HTTP/1.1 ", 9) == 0)
                 memcpy(copy, answer, (size_t) (sp - answer)), m = (size_t) (sp - answer);
-        else if (memmem(answer, (size_t) (end - answer), "Content-Type: text/html\r\n", 25))
+        else if (memmem(answer, (size_t) (end - answer) + 2, "Content-Type: text/html\r\n", 25))
                 memcpy(copy, "HTTP/1.1", 8), m = 8;
         else
                 return false;
