@@ -6,6 +6,7 @@
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -1081,6 +1082,17 @@ static void dispatch(struct evhttp_request *req, void *arg)
                         if (c->timer)
                                 (void) event_del(c->timer);
                 }
+        }
+        /* HTTP/1.0 and 1.1 only. libevent takes any "HTTP/M.N" with M <= 1 (HTTP/0.1,
+         * HTTP/-3.7, HTTP/1.200) and writes the same version into the answer's status line,
+         * which then no client parses: answer in HTTP/1.1 that the version is not supported
+         * (RFC 9110 section 15.6.6). Found by fuzz-http-request. */
+        if (req->major != 1 || (req->minor != 0 && req->minor != 1)) {
+                req->major = 1;
+                req->minor = 1;
+                reply_error(req, 505, "http-version-not-supported",
+                            "only HTTP/1.0 and HTTP/1.1 are supported");
+                return;
         }
         /* Routes name paths; what follows '?' goes to the handler as it came. */
         {

@@ -373,6 +373,42 @@ static bool hello_from(Server *s, AtlsContext *c, const char *source)
         return n > 0 && strncmp(buf, "HTTP/1.1 200", 12) == 0;
 }
 
+/* A request line naming a version libevent accepts but HTTP has not (HTTP/0.1, HTTP/1.200): the
+ * answer is 505 in HTTP/1.1, not the request's version echoed into the status line (what
+ * fuzz-http-request found); HTTP/1.0 is still served. */
+static void test_rpc_unsupported_http_version_is_answered_505_in_http11(void **state)
+{
+        static const char *const versions[] = { "HTTP/0.1", "HTTP/1.200", "HTTP/-3.7" };
+        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
+        Server s;
+
+        server_start(&s, false, 0, 0);
+        for (size_t i = 0; i <= ELEMENTSOF(versions); i++) {
+                char req[128], buf[512] = "";
+                int fd = tcp_from(&s, "127.0.0.1"), n = -1;
+                SSL *ssl;
+
+                assert_true(fd >= 0);
+                (void) snprintf(req, sizeof(req), "GET /v1/hello %s\r\nHost: x\r\n\r\n",
+                                i < ELEMENTSOF(versions) ? versions[i] : "HTTP/1.0");
+                ssl = SSL_new(atls_context_ssl_ctx(c));
+                SSL_set_fd(ssl, fd);
+                if (SSL_connect(ssl) == 1 && SSL_write(ssl, req, (int) strlen(req)) > 0)
+                        for (int k; (k = SSL_read(ssl, buf + MAX(n, 0),
+                                                  (int) sizeof(buf) - 1 - MAX(n, 0))) > 0;)
+                                n = MAX(n, 0) + k;
+                SSL_free(ssl);
+                (void) close(fd);
+                assert_true(n > 0);
+                if (i < ELEMENTSOF(versions)) {
+                        assert_true(strncmp(buf, "HTTP/1.1 505 ", 13) == 0);
+                        assert_non_null(strstr(buf, "http-version-not-supported"));
+                } else
+                        assert_true(strncmp(buf, "HTTP/1.0 200 ", 13) == 0);
+        }
+        server_stop(&s);
+}
+
 /* Slow loris: a TLS record header that announces 16 KiB, then one byte at a time, each in
  * less than the idle timeout. The idle timeout never fires; the deadline from accept does. */
 static void test_rpc_client_dripping_bytes_is_closed_at_the_deadline(void **state)
@@ -1159,6 +1195,7 @@ int main(void)
                         test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served),
                 cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),
                 cmocka_unit_test(test_rpc_client_dripping_bytes_is_closed_at_the_deadline),
+                cmocka_unit_test(test_rpc_unsupported_http_version_is_answered_505_in_http11),
                 cmocka_unit_test(
                         test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadline),
                 cmocka_unit_test(
