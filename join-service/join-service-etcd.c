@@ -171,8 +171,12 @@ static bool value_is(const EtcdKv *kv, const char *s)
 }
 
 /* One attempt at appending e (and, if member is set, writing that record and its index keys)
- * in one transaction. 1: done; 0: something changed since it was read (try again). */
-static int append_once(JoinService *js, const AuditEntry *e, const json_t *member, Diag *d)
+ * in one transaction. is_member: the caller let the node through because it is a member (a
+ * rejoin, a join asked again), so its record must still be there: gone (evicted through any join
+ * service since the caller read it), it is not written back. 1: done; 0: something changed
+ * since it was read (try again). */
+static int append_once(JoinService *js, const AuditEntry *e, const json_t *member, bool is_member,
+                       Diag *d)
 {
         const char *name = member ? json_string_value(json_object_get(member, "name")) : NULL;
         const char *uuid = member ? json_string_value(json_object_get(member, "diskUuid")) : NULL;
@@ -223,7 +227,14 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                 mkv = range_kv(&snap, 1);
                 dkv = range_kv(&snap, 2);
                 akv = ak[0] ? range_kv(&snap, 3) : NULL;
-                if (mkv) {
+                if (!mkv && is_member)
+                        r = diag_fail(d, -EPERM, "etcd-member-gone", -1,
+                                      "%s is no longer a member of the cluster: it was removed "
+                                      "from etcd (an eviction, through any join service) while "
+                                      "this request was decided; nothing is released, it must "
+                                      "join anew",
+                                      name);
+                if (r >= 0 && mkv) {
                         _cleanup_(json_decrefp) json_t *old = NULL;
                         r = member_parse(mkv, name, &old, d);
                         if (r >= 0 &&
@@ -305,10 +316,11 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
         return r;
 }
 
-static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *member, Diag *d)
+static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *member,
+                           bool is_member, Diag *d)
 {
         for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
-                int r = append_once(js, e, member, d);
+                int r = append_once(js, e, member, is_member, d);
                 if (r != 0)
                         return r < 0 ? r : 0;
                 log_debug("join-service: etcd transaction lost a race (attempt %u), reading again",
@@ -321,7 +333,7 @@ static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *m
 
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d)
 {
-        return append_retrying(js, e, NULL, d);
+        return append_retrying(js, e, NULL, false, d);
 }
 
 /* One attempt at removing member name and its index keys, with the audit entry e, in one
@@ -431,7 +443,7 @@ int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Dia
 }
 
 int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
-                    const char *endpoint, const char *uuid, const char *ak, Diag *d)
+                    const char *endpoint, const char *uuid, const char *ak, bool is_member, Diag *d)
 {
         _cleanup_(json_decrefp) json_t *member = NULL;
         char now[32];
@@ -444,7 +456,7 @@ int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, cons
                            endpoint, "diskUuid", uuid, "akDigest", ak ?: "", "admitted", now);
         if (!member)
                 return -ENOMEM;
-        return append_retrying(js, e, member, d);
+        return append_retrying(js, e, member, is_member, d);
 }
 
 int join_etcd_start(JoinService *js, const EtcdConfig *config)
@@ -516,7 +528,7 @@ int join_etcd_register(JoinService *js)
         r = join_etcd_admit(js, &e, js->node_name, "control-plane",
                             json_string_value(json_object_get(mine, "endpoint")) ?: "",
                             json_string_value(json_object_get(mine, "diskUuid")) ?: "",
-                            json_string_value(json_object_get(mine, "akDigest")) ?: "", &d);
+                            json_string_value(json_object_get(mine, "akDigest")) ?: "", false, &d);
         if (r < 0)
                 return log_error_errno(r, "join-service: cannot register this node in etcd: %s",
                                        d.message);

@@ -356,6 +356,7 @@ typedef struct JoinAsk {
         const char *name, *role, *uuid, *endpoint; /* in the request body */
         char evidence[65], ak[65];
         bool control_plane;
+        bool known; /* let through as a member asking again: its record must still be there */
 } JoinAsk;
 
 static bool pending_has(const JoinService *js, const char *name, const char *uuid)
@@ -612,7 +613,8 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
                         .role = role,
                         .uuid = uuid,
                         .endpoint = endpoint,
-                        .control_plane = control_plane };
+                        .control_plane = control_plane,
+                        .known = known != NULL };
         memcpy(a->evidence, evidence, sizeof(a->evidence));
         memcpy(a->ak, ak, sizeof(a->ak));
         return 0;
@@ -763,10 +765,13 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
                 join_audit_entry(js, &e, policy_digest, "admission", a.name, a.role, a.evidence,
                                  "admitted", "");
                 diag_clear(&d);
-                r = join_etcd_admit(js, &e, a.name, a.role, a.endpoint, a.uuid, a.ak, &d);
+                r = join_etcd_admit(js, &e, a.name, a.role, a.endpoint, a.uuid, a.ak, a.known, &d);
                 if (r < 0) {
                         (void) pthread_mutex_unlock(&js->members_lock);
                         pending_release(js, a.name);
+                        if (r == -EPERM)
+                                return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
+                                              "%s", d.message);
                         if (r == -EEXIST)
                                 return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                                               "%s (claimed through another join service)",
@@ -904,10 +909,10 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
                 join_audit_entry(js, &e, policy_digest, "rejoin", name, role, evidence, "admitted",
                                  "");
                 diag_clear(&d);
-                r = join_etcd_admit(js, &e, name, role, endpoint, uuid, known_ak, &d);
+                r = join_etcd_admit(js, &e, name, role, endpoint, uuid, known_ak, true, &d);
                 if (r < 0)
                         return refuse(js, req, name, role, evidence, detail, n,
-                                      r == -EEXIST ? r : -EHOSTUNREACH,
+                                      r == -EEXIST || r == -EPERM ? r : -EHOSTUNREACH,
                                       "the rejoin cannot be recorded in the cluster's membership "
                                       "in etcd (%s): no key was released (fail closed)",
                                       d.message);

@@ -179,9 +179,12 @@ int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d);
 /* An admission or rejoin: the member record, its disk and attestation-key index keys and the
  * audit entry e, in one transaction. -EEXIST (d names the holder) if the name, disk or key is
  * another member's in etcd; -ETIMEDOUT, -EHOSTUNREACH, ... if etcd does not answer: then
- * nothing was written (or, for a timeout, all of it may have been: never a part). */
+ * nothing was written (or, for a timeout, all of it may have been: never a part). is_member:
+ * the caller decided on the member's record (a rejoin, a join asked again): -EPERM if it is gone
+ * from etcd since (evicted), never written back. */
 int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
-                    const char *endpoint, const char *uuid, const char *ak, Diag *d);
+                    const char *endpoint, const char *uuid, const char *ak, bool is_member,
+                    Diag *d);
 /* A member removed (its record and index keys) with the audit entry e, in one transaction;
  * -ENOENT if it is no member there. */
 int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d);

@@ -125,13 +125,14 @@ class EtcdCluster:
             m.start()
         self.wait_healthy()
 
-    def ctl(self, *args, endpoints=None, timeout=20):
+    def ctl(self, *args, endpoints=None, timeout=20, input=None):
         """etcdctl (v3 API) with the join service's client certificate."""
         return subprocess.run(
             ["etcdctl", "--endpoints", endpoints or self.endpoints,
              "--cacert", str(self.pki / "etcd-ca.crt"), "--cert", str(self.pki / "join-service.crt"),
              "--key", str(self.pki / "join-service.key"), "--command-timeout=5s", *map(str, args)],
-            capture_output=True, text=True, timeout=timeout, env=dict(os.environ, ETCDCTL_API="3"))
+            capture_output=True, text=True, timeout=timeout, env=dict(os.environ, ETCDCTL_API="3"),
+            input=input)
 
     def wait_healthy(self, timeout=60):
         deadline = time.time() + timeout

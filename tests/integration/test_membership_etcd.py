@@ -303,3 +303,62 @@ def test_the_etcd_client_key_never_reaches_the_network_process(cluster, etcd):
         assert not os.path.exists(f"/proc/{pid}/root{keyfile}")
     finally:
         stop(cp)
+
+
+def kubeadm_running_under(pid):
+    """True while a process under pid (a join service) runs the kubeadm double: a join is past
+    its checks, in make_ticket, before its etcd transaction. (The join service's own processes
+    name --kubeadm in their command lines: they do not count.)"""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                argv = open(f"/proc/{child}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"doubles/kubeadm") for a in argv[:2]):
+                return True
+            if kubeadm_running_under(int(child)):
+                return True
+    return False
+
+
+def test_a_member_removed_from_etcd_while_its_repeated_join_is_in_flight_is_not_readmitted(
+        cluster, etcd, two):
+    """A member asking again (a join cut short) passes the checks a new node must pass (the
+    owner's control-plane authorization, PCR 15 zero) because it is a member. If another join
+    service removes it from etcd (an eviction) while this join service runs kubeadm, the
+    admission transaction must not bring it back: the decision rested on the record that is
+    gone, so the join is refused and nothing is written."""
+    cp1, cp2, racers = two
+    w = racers[0]
+    uuid = "0f3c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a91"
+    rc, out = probe(cluster, cp1, "--tcti", w.tpm.tcti, "--name", "worker-9", "--disk-uuid", uuid)
+    assert rc == 0, out
+    record = members(cluster, etcd)["worker-9"]
+    p = prefix(cluster)
+    with ThreadPoolExecutor(1) as pool:
+        # cp-2 never issued it a ticket: it makes one (kubeadm, 2 s) for the known member.
+        again = pool.submit(probe, cluster, cp2, "--tcti", w.tpm.tcti, "--name", "worker-9",
+                            "--disk-uuid", uuid)
+        deadline = time.time() + 60
+        while not kubeadm_running_under(cp2.proc.pid):
+            assert time.time() < deadline and not again.done(), "cp-2 never ran kubeadm"
+            time.sleep(0.02)
+        # The eviction, as join_etcd_remove() makes it: the record and both index keys, at once.
+        r = etcd.ctl("txn", "--interactive=false", input=(
+            "\n"
+            f"del {p}members/worker-9\n"
+            f"del {p}disks/{uuid}\n"
+            f"del {p}aks/{record['akDigest']}\n"
+            "\n\n"))
+        assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+        rc, out = again.result()
+    assert rc == 1 and "diskKey" not in out, out
+    assert "no longer a member" in out, out
+    assert "worker-9" not in members(cluster, etcd)
+    assert p + "disks/" + uuid not in etcd.get_prefix(p + "disks/")
+    chain(cluster, etcd)
