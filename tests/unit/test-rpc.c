@@ -1148,6 +1148,10 @@ test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting
         for (int i = 1; i < N; i++) {
                 calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
                 assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                /* In order even on a loaded machine: this call's connection is the server's
+                 * before the next starts (then time for its ClientHello to be queued). */
+                for (int j = 0; j < 1000 && rpc_server_connections(s.rpc) < (unsigned) i + 1; j++)
+                        usleep(10 * 1000);
                 usleep(300 * 1000);
         }
         ok = hello_from(&s, c, "127.0.0.2");
