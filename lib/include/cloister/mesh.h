@@ -53,7 +53,9 @@ typedef struct MeshPeer {
 /* The mesh document: {"version": 1, "self": NAME, "address": IP, "peers": [{"name",
  * "publicKey", "endpoint", "address", "podCidr"?}]}. Untrusted bytes (the join service is
  * attested, but the document is parsed before anything else trusts it): strict keys, every
- * string shape-checked, at most MESH_PEERS_MAX peers, no key or address twice. */
+ * string shape-checked, at most MESH_PEERS_MAX peers, no key or address twice, endpoints outside
+ * the mesh range, pod ranges IPv4 /16../32 that overlap neither the mesh range, each other nor
+ * any peer's endpoint. */
 typedef struct MeshDoc {
         char self[MESH_NAME_MAX + 1];
         char address[MESH_ADDRESS_MAX + 1]; /* this node's mesh address */
@@ -81,7 +83,7 @@ MeshBackend mesh_backend_from_string(const char *s);
 
 /*
  * Brings cloister0 to the document: the device (made if missing, with the private key through a
- * 0600 file in a private directory under runtime_dir, removed at once; never on a command line),
+ * pipe on wg's standard input; never on a command line, in the environment or in a file),
  * its address, exactly the document's peers (others removed), a route per peer address, and the
  * nftables table `cloister-mesh` that drops traffic to or from MESH_NETWORK that bypasses
  * cloister0 (made first, so a failure on the way leaves the mesh closed, not open). Peers whose
