@@ -115,7 +115,7 @@ int mesh_address_of(unsigned n, char ret[static MESH_ADDRESS_MAX + 1])
         return 0;
 }
 
-static bool name_ok(const char *s)
+bool mesh_name_ok(const char *s)
 {
         size_t n = strlen(s);
 
@@ -125,7 +125,7 @@ static bool name_ok(const char *s)
 }
 
 /* IPv4:PORT or [IPv6]:PORT, a literal address (no name to resolve) and a port 1..65535. */
-static bool endpoint_ok(const char *s)
+bool mesh_endpoint_ok(const char *s)
 {
         char host[MESH_ADDRESS_MAX + 1];
         const char *colon, *h = s;
@@ -289,7 +289,7 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                 return r;
         if ((r = json_check_keys(&ctx, doc, keys)) < 0 ||
             (r = json_get_int(&ctx, doc, "version", true, 1, 1, &version)) < 0 ||
-            (r = get_text(&ctx, doc, "self", true, name_ok, m.self, sizeof(m.self))) < 0 ||
+            (r = get_text(&ctx, doc, "self", true, mesh_name_ok, m.self, sizeof(m.self))) < 0 ||
             (r = get_text(&ctx, doc, "address", true, mesh_address_ok, m.address,
                           sizeof(m.address))) < 0 ||
             (r = json_get_array(&ctx, doc, "peers", true, &list)) < 0)
@@ -309,9 +309,9 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                 (void) snprintf(path, sizeof(path), ".peers[%zu]", i);
                 pc.path = path;
                 if ((r = json_check_keys(&pc, p, peer_keys)) < 0 ||
-                    (r = get_text(&pc, p, "name", true, name_ok, peer->name, sizeof(peer->name))) <
-                            0 ||
-                    (r = get_text(&pc, p, "endpoint", true, endpoint_ok, peer->endpoint,
+                    (r = get_text(&pc, p, "name", true, mesh_name_ok, peer->name,
+                                  sizeof(peer->name))) < 0 ||
+                    (r = get_text(&pc, p, "endpoint", true, mesh_endpoint_ok, peer->endpoint,
                                   sizeof(peer->endpoint))) < 0 ||
                     (r = get_text(&pc, p, "address", true, mesh_address_ok, peer->address,
                                   sizeof(peer->address))) < 0 ||

@@ -67,6 +67,11 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d);
 void mesh_doc_done(MeshDoc *m);
 /* true if s is an IPv4 address inside MESH_NETWORK (not its network or broadcast address). */
 bool mesh_address_ok(const char *s);
+/* What mesh_doc_parse() accepts as a peer's name and its endpoint (IPv4:PORT or [IPv6]:PORT, a
+ * literal address, neither unspecified nor inside MESH_NETWORK): the join service lists only
+ * peers that pass, so one bad record cannot make every node refuse the whole document. */
+bool mesh_name_ok(const char *s);
+bool mesh_endpoint_ok(const char *s);
 /* The mesh address of host number n (1 .. MESH_PEERS_MAX). */
 int mesh_address_of(unsigned n, char ret[static MESH_ADDRESS_MAX + 1]);
 
