@@ -430,6 +430,11 @@ static int apply_drop_rule(Diag *d)
                          r);
 }
 
+int mesh_close(Diag *d)
+{
+        return apply_drop_rule(d);
+}
+
 static int make_device(MeshBackend backend, Diag *d)
 {
         char *show[] = { (char *) "ip", (char *) "link", (char *) "show", (char *) MESH_DEVICE,

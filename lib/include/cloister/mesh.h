@@ -96,5 +96,9 @@ MeshBackend mesh_backend_from_string(const char *s);
  */
 int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, const char *runtime_dir,
                Diag *d);
+/* Installs (replaces) only the nftables table that drops traffic to or from MESH_NETWORK
+ * bypassing cloister0: at start, so the range is closed before any document arrives (and on a
+ * node that never applies one). */
+int mesh_close(Diag *d);
 /* Removes the device (the drop rule stays: the mesh range stays closed). */
 int mesh_down(void);
