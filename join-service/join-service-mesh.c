@@ -42,8 +42,8 @@ static int mesh_document(const json_t *members, const char *self, const char *ad
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         json_t *peers = json_array();
-        const json_t *m;
-        size_t i;
+        const json_t *m, *o;
+        size_t i, k;
 
         doc = json_pack("{s:i,s:s,s:s,s:o}", "version", 1, "self", self, "address", address,
                         "peers", peers);
@@ -78,15 +78,22 @@ static int mesh_document(const json_t *members, const char *self, const char *ad
                                     name, endpoint);
                         continue;
                 }
-                for (size_t j = 0; j < json_array_size(peers) && !twice; j++) {
-                        const json_t *q = json_array_get(peers, j);
-                        twice = strcmp(json_string_value(json_object_get(q, "publicKey")), canon) ==
-                                        0 ||
-                                strcmp(json_string_value(json_object_get(q, "address")), addr) == 0;
+                /* A key or address two members hold: neither is listed (which of them owns
+                 * it cannot be told here, and WireGuard would route it to one of them). */
+                json_array_foreach (json_object_get(members, "members"), k, o) {
+                        const char *okey = json_string_value(json_object_get(o, "wgPublicKey")),
+                                   *oaddr = json_string_value(json_object_get(o, "meshAddress"));
+                        uint8_t oraw[MESH_KEY_SIZE];
+
+                        if (k == i)
+                                continue;
+                        twice = twice || (oaddr && strcmp(oaddr, addr) == 0) ||
+                                (okey && mesh_key_from_base64(okey, oraw) >= 0 &&
+                                 memcmp(oraw, raw, MESH_KEY_SIZE) == 0);
                 }
                 if (twice) {
-                        log_warning("mesh: member %s is left out of the mesh: its key or mesh "
-                                    "address is another member's",
+                        log_warning("mesh: member %s is left out of the mesh: another member "
+                                    "holds its key or mesh address",
                                     name);
                         continue;
                 }

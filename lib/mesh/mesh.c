@@ -132,7 +132,7 @@ bool mesh_endpoint_ok(const char *s)
         size_t hn;
         char *end;
         long port;
-        uint8_t buf[16];
+        uint8_t buf[16] = {};
 
         if (strlen(s) > MESH_ENDPOINT_MAX || !(colon = strrchr(s, ':')))
                 return false;

@@ -323,25 +323,32 @@ def test_a_member_cannot_register_a_key_its_evidence_does_not_bind(mesh):
                lambda: mesh.members()["worker-1"]["wgPublicKey"] == before)
 
 
-def test_a_member_record_no_node_would_parse_leaves_that_member_out_not_the_whole_mesh(mesh):
+@pytest.mark.parametrize("bad", ["host-name-endpoint", "another-members-address"])
+def test_a_member_record_no_node_would_parse_leaves_that_member_out_not_the_whole_mesh(mesh, bad):
     """A join request's endpoint is a body field its evidence does not bind (a compromised
-    network process can name any HOST:PORT): recorded as a host name, it must cost that member
-    its place in the mesh, not make every node refuse the whole document. The record is put in
-    members.json as such a join would have left it, and put back."""
+    network process can name any HOST:PORT), and a record can repeat another's mesh address:
+    such a record must cost that member its place in the mesh, not make every node refuse the
+    whole document. The record is put in members.json as it would have been left, and put
+    back."""
     path = mesh.cp.state / "members.json"
     original = path.read_text()
     doc = json.loads(original)
+    w1_address = next(m["meshAddress"] for m in doc["members"] if m["name"] == "worker-1")
     for m in doc["members"]:
         if m["name"] == "worker-2":
             w2_key = m["wgPublicKey"]
-            m["endpoint"] = "worker-2.example:9443"
+            if bad == "host-name-endpoint":
+                m["endpoint"] = "worker-2.example:9443"
+            else:
+                m["meshAddress"] = w1_address
     seen = mesh.w1.log.read_text().count("members\n")
     tmp = path.with_suffix(".test")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
     try:
+        # A shared address leaves both out (which of them owns it cannot be told).
         wait_until("worker-1 to apply a mesh without worker-2",
-                   lambda: re.search(r"mesh applied: 10\.77\.\d+\.\d+, 1 members\n",
+                   lambda: re.search(r"mesh applied: 10\.77\.\d+\.\d+, [01] members\n",
                                      mesh.w1.log.read_text().split("members\n", seen)[-1]))
         assert w2_key not in mesh.w1.peers()
     finally:

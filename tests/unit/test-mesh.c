@@ -187,6 +187,10 @@ static void test_mesh_doc_refuses_a_pod_cidr_that_would_take_other_traffic(void 
                        -EBADMSG);
         expect_refused(DOC(POD_PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1", "10.0.0.0/24")),
                        -EBADMSG);
+        expect_refused(
+                DOC(POD_PEER("worker-3", K2, "10.0.1.3:1", "10.77.0.3",
+                             "10.0.0.0/16") ", " PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1")),
+                -EBADMSG);
         /* Two peers' pod ranges overlap: the later one would take the earlier's traffic. */
         expect_refused(DOC(POD_PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1",
                                     "10.244.0.0/16") ", " POD_PEER("worker-3", K2, "10.0.0.3:1",
