@@ -174,6 +174,8 @@ static void test_mesh_doc_refuses_a_pod_cidr_that_would_take_other_traffic(void 
         expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "0.0.0.0/1")),
                        -EBADMSG);
         expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "::/0")), -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "128.0.0.0/1")),
+                       -EBADMSG);
         expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "10.77.0.0/16")),
                        -EBADMSG);
         expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "10.244.1.5/24")),
@@ -183,12 +185,12 @@ static void test_mesh_doc_refuses_a_pod_cidr_that_would_take_other_traffic(void 
                                "worker-3", K2, "10.0.0.3:1", "10.77.0.3", "10.77.0.1/32")),
                        -EBADMSG);
         expect_refused(DOC(PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1") ", " POD_PEER(
-                               "worker-3", K2, "10.0.1.3:1", "10.77.0.3", "10.0.0.0/16")),
+                               "worker-3", K2, "10.1.0.3:1", "10.77.0.3", "10.0.0.0/16")),
                        -EBADMSG);
         expect_refused(DOC(POD_PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1", "10.0.0.0/24")),
                        -EBADMSG);
         expect_refused(
-                DOC(POD_PEER("worker-3", K2, "10.0.1.3:1", "10.77.0.3",
+                DOC(POD_PEER("worker-3", K2, "10.1.0.3:1", "10.77.0.3",
                              "10.0.0.0/16") ", " PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1")),
                 -EBADMSG);
         /* Two peers' pod ranges overlap: the later one would take the earlier's traffic. */
