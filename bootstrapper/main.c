@@ -718,6 +718,18 @@ int main(int argc, char *argv[])
                             .os_release = arg_os_release };
         (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
         (void) pthread_mutex_init(&b.op_lock, NULL);
+        if (arg_mesh >= 0) {
+                Diag md_d;
+
+                /* Closed from the start: until a mesh document is applied (a join service that
+                 * does not answer, a control plane that never applies one), traffic to or from
+                 * the mesh range is dropped rather than sent in the clear. */
+                diag_clear(&md_d);
+                if (mesh_close(&md_d) < 0)
+                        log_error("--mesh: %s; traffic to the mesh range is not closed until a "
+                                  "mesh document is applied (install nftables, run as root)",
+                                  md_d.message);
+        }
         if (arg_mesh >= 0 && md.role == NODE_ROLE_CONTROL_PLANE)
                 log_warning("--mesh: control planes do not join the mesh yet (docs/mesh.md); "
                             "this node's traffic to the mesh range stays closed");

@@ -42,8 +42,8 @@ static int mesh_document(const json_t *members, const char *self, const char *ad
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         json_t *peers = json_array();
-        const json_t *m;
-        size_t i;
+        const json_t *m, *o;
+        size_t i, k;
 
         doc = json_pack("{s:i,s:s,s:s,s:o}", "version", 1, "self", self, "address", address,
                         "peers", peers);
@@ -58,13 +58,46 @@ static int mesh_document(const json_t *members, const char *self, const char *ad
                 char wg[MESH_ENDPOINT_MAX + 1];
                 json_t *p;
 
-                /* Only members that registered a key their evidence bound. */
-                if (!name || !key || !addr || !endpoint)
+                uint8_t raw[MESH_KEY_SIZE];
+                char canon[MESH_KEY_BASE64 + 1];
+                bool twice = false;
+
+                /* Only members that registered a key their evidence bound, and only entries every
+                 * node's parser accepts: the endpoint is the one the join request's body named
+                 * (not bound by its evidence), and a node refuses a whole document with one bad
+                 * or repeated entry, so one record would take the mesh down for every node. */
+                if (!name || !key || !addr || !endpoint || !mesh_name_ok(name) ||
+                    mesh_key_from_base64(key, raw) < 0 || !mesh_address_ok(addr))
                         continue;
+                /* Compared and listed in the one text form of the 32 bytes. */
+                mesh_key_to_base64(raw, canon);
                 wireguard_endpoint(endpoint, wg);
-                if (!wg[0])
+                if (!wg[0] || !mesh_endpoint_ok(wg)) {
+                        log_warning("mesh: member %s is left out of the mesh: its endpoint '%s' is "
+                                    "not a literal address outside the mesh range",
+                                    name, endpoint);
                         continue;
-                p = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "publicKey", key, "endpoint", wg,
+                }
+                /* A key or address two members hold: neither is listed (which of them owns
+                 * it cannot be told here, and WireGuard would route it to one of them). */
+                json_array_foreach (json_object_get(members, "members"), k, o) {
+                        const char *okey = json_string_value(json_object_get(o, "wgPublicKey")),
+                                   *oaddr = json_string_value(json_object_get(o, "meshAddress"));
+                        uint8_t oraw[MESH_KEY_SIZE];
+
+                        if (k == i)
+                                continue;
+                        twice = twice || (oaddr && strcmp(oaddr, addr) == 0) ||
+                                (okey && mesh_key_from_base64(okey, oraw) >= 0 &&
+                                 memcmp(oraw, raw, MESH_KEY_SIZE) == 0);
+                }
+                if (twice) {
+                        log_warning("mesh: member %s is left out of the mesh: another member "
+                                    "holds its key or mesh address",
+                                    name);
+                        continue;
+                }
+                p = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "publicKey", canon, "endpoint", wg,
                               "address", addr);
                 if (!p ||
                     (pod && pod[0] && json_object_set_new(p, "podCidr", json_string(pod)) < 0) ||

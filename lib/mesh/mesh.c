@@ -115,7 +115,7 @@ int mesh_address_of(unsigned n, char ret[static MESH_ADDRESS_MAX + 1])
         return 0;
 }
 
-static bool name_ok(const char *s)
+bool mesh_name_ok(const char *s)
 {
         size_t n = strlen(s);
 
@@ -125,14 +125,14 @@ static bool name_ok(const char *s)
 }
 
 /* IPv4:PORT or [IPv6]:PORT, a literal address (no name to resolve) and a port 1..65535. */
-static bool endpoint_ok(const char *s)
+bool mesh_endpoint_ok(const char *s)
 {
         char host[MESH_ADDRESS_MAX + 1];
         const char *colon, *h = s;
         size_t hn;
         char *end;
         long port;
-        uint8_t buf[16];
+        uint8_t buf[16] = {};
 
         if (strlen(s) > MESH_ENDPOINT_MAX || !(colon = strrchr(s, ':')))
                 return false;
@@ -149,6 +149,14 @@ static bool endpoint_ok(const char *s)
         host[hn] = '\0';
         if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, host, buf) != 1)
                 return false;
+        /* Not the unspecified address, and not inside the mesh range: the tunnel's own packets
+         * would be routed into the tunnel. */
+        {
+                static const uint8_t zero[16];
+                if (memcmp(buf, zero, s[0] == '[' ? 16 : 4) == 0 ||
+                    (s[0] != '[' && buf[0] == 10 && buf[1] == 77))
+                        return false;
+        }
         if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
             strlen(colon + 1) > 5)
                 return false;
@@ -157,14 +165,19 @@ static bool endpoint_ok(const char *s)
         return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
 }
 
-/* ADDRESS/PREFIX, IPv4 (0..32) or IPv6 (0..128). */
-static bool cidr_ok(const char *s)
+/* A shortest pod range: a node's pod range is a slice of the cluster's (a /24 by default); a
+ * shorter prefix would route a large part of the address space into the tunnel. */
+#define POD_CIDR_PREFIX_MIN 16
+
+/* ADDRESS/PREFIX, IPv4, the network address itself (no host bits), the prefix
+ * POD_CIDR_PREFIX_MIN..32, not overlapping the mesh range. ret_net and ret_prefix may be NULL. */
+static bool pod_cidr_parse(const char *s, uint32_t *ret_net, unsigned *ret_prefix)
 {
         char host[MESH_ADDRESS_MAX + 1];
         const char *slash = strchr(s, '/');
-        uint8_t buf[16];
+        struct in_addr a;
+        uint32_t net, mask;
         size_t hn;
-        bool v6;
         char *end;
         long prefix;
 
@@ -175,14 +188,62 @@ static bool cidr_ok(const char *s)
                 return false;
         memcpy(host, s, hn);
         host[hn] = '\0';
-        v6 = strchr(host, ':') != NULL;
-        if (inet_pton(v6 ? AF_INET6 : AF_INET, host, buf) != 1)
+        if (inet_pton(AF_INET, host, &a) != 1)
                 return false;
         if (!slash[1] || strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
-            strlen(slash + 1) > 3)
+            strlen(slash + 1) > 2)
                 return false;
         prefix = strtol(slash + 1, &end, 10);
-        return *end == '\0' && prefix >= 0 && prefix <= (v6 ? 128 : 32);
+        if (*end != '\0' || prefix < POD_CIDR_PREFIX_MIN || prefix > 32)
+                return false;
+        net = ntohl(a.s_addr);
+        mask = prefix == 32 ? 0xffffffffU : ~(0xffffffffU >> prefix);
+        /* Host bits set, or any overlap with 10.77.0.0/16 (the prefix is at least 16, so an
+         * overlap means its first 16 bits are the mesh range's). */
+        if ((net & ~mask) != 0 || (net & 0xffff0000U) == 0x0a4d0000U)
+                return false;
+        if (ret_net)
+                *ret_net = net;
+        if (ret_prefix)
+                *ret_prefix = (unsigned) prefix;
+        return true;
+}
+
+static bool cidr_ok(const char *s)
+{
+        return pod_cidr_parse(s, NULL, NULL);
+}
+
+/* true if the IPv4 endpoint (ADDRESS:PORT) lies inside the pod range: its tunnel packets would be
+ * routed into the tunnel. An IPv6 endpoint never does. */
+static bool pod_cidr_holds_endpoint(const char *cidr, const char *endpoint)
+{
+        char host[MESH_ADDRESS_MAX + 1];
+        const char *colon = strrchr(endpoint, ':');
+        size_t hn = colon ? (size_t) (colon - endpoint) : 0;
+        struct in_addr a;
+        uint32_t net;
+        unsigned prefix;
+
+        if (!cidr[0] || endpoint[0] == '[' || hn == 0 || hn > MESH_ADDRESS_MAX ||
+            !pod_cidr_parse(cidr, &net, &prefix))
+                return false;
+        memcpy(host, endpoint, hn);
+        host[hn] = '\0';
+        if (inet_pton(AF_INET, host, &a) != 1)
+                return false;
+        return (ntohl(a.s_addr) & (prefix == 32 ? 0xffffffffU : ~(0xffffffffU >> prefix))) == net;
+}
+
+static bool pod_cidrs_overlap(const char *x, const char *y)
+{
+        uint32_t nx, ny, mask;
+        unsigned px, py;
+
+        if (!x[0] || !y[0] || !pod_cidr_parse(x, &nx, &px) || !pod_cidr_parse(y, &ny, &py))
+                return false;
+        mask = ~(0xffffffffU >> (px < py ? px : py));
+        return (nx & mask) == (ny & mask);
 }
 
 static int get_text(const JsonCtx *ctx, const json_t *o, const char *key, bool required,
@@ -228,7 +289,7 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                 return r;
         if ((r = json_check_keys(&ctx, doc, keys)) < 0 ||
             (r = json_get_int(&ctx, doc, "version", true, 1, 1, &version)) < 0 ||
-            (r = get_text(&ctx, doc, "self", true, name_ok, m.self, sizeof(m.self))) < 0 ||
+            (r = get_text(&ctx, doc, "self", true, mesh_name_ok, m.self, sizeof(m.self))) < 0 ||
             (r = get_text(&ctx, doc, "address", true, mesh_address_ok, m.address,
                           sizeof(m.address))) < 0 ||
             (r = json_get_array(&ctx, doc, "peers", true, &list)) < 0)
@@ -248,9 +309,9 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                 (void) snprintf(path, sizeof(path), ".peers[%zu]", i);
                 pc.path = path;
                 if ((r = json_check_keys(&pc, p, peer_keys)) < 0 ||
-                    (r = get_text(&pc, p, "name", true, name_ok, peer->name, sizeof(peer->name))) <
-                            0 ||
-                    (r = get_text(&pc, p, "endpoint", true, endpoint_ok, peer->endpoint,
+                    (r = get_text(&pc, p, "name", true, mesh_name_ok, peer->name,
+                                  sizeof(peer->name))) < 0 ||
+                    (r = get_text(&pc, p, "endpoint", true, mesh_endpoint_ok, peer->endpoint,
                                   sizeof(peer->endpoint))) < 0 ||
                     (r = get_text(&pc, p, "address", true, mesh_address_ok, peer->address,
                                   sizeof(peer->address))) < 0 ||
@@ -271,15 +332,28 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d)
                                 goto fail;
                         }
                 }
-                /* One key, one address, one name per peer: a second entry would take over the
-                 * first's traffic (WireGuard routes an address to one peer). */
+                /* A pod range holding the peer's own underlay endpoint would route its tunnel
+                 * packets into the tunnel. */
+                if (pod_cidr_holds_endpoint(peer->pod_cidr, peer->endpoint)) {
+                        r = diag_fail(d, -EBADMSG, "mesh-document", (int) i,
+                                      "mesh document%s.podCidr holds the peer's own endpoint",
+                                      path);
+                        goto fail;
+                }
+                /* One key, one address, one name, one pod range per peer: a second entry would
+                 * take over the first's traffic (WireGuard routes an address to one peer), and a
+                 * pod range holding another peer's underlay endpoint would take its tunnel. */
                 for (size_t j = 0; j < i; j++)
                         if (memcmp(m.peers[j].public_key, peer->public_key, MESH_KEY_SIZE) == 0 ||
                             strcmp(m.peers[j].address, peer->address) == 0 ||
-                            strcmp(m.peers[j].name, peer->name) == 0) {
+                            strcmp(m.peers[j].name, peer->name) == 0 ||
+                            pod_cidrs_overlap(m.peers[j].pod_cidr, peer->pod_cidr) ||
+                            pod_cidr_holds_endpoint(m.peers[j].pod_cidr, peer->endpoint) ||
+                            pod_cidr_holds_endpoint(peer->pod_cidr, m.peers[j].endpoint)) {
                                 r = diag_fail(d, -EBADMSG, "mesh-document", (int) i,
-                                              "mesh document%s repeats the name, key or address "
-                                              "of peers[%zu]",
+                                              "mesh document%s repeats the name, key, address or "
+                                              "pod range of peers[%zu], or its pod range holds "
+                                              "the other's endpoint",
                                               path, j);
                                 goto fail;
                         }
@@ -354,6 +428,11 @@ static int apply_drop_rule(Diag *d)
                          "cannot install the nftables table cloister-mesh (%d): the mesh stays "
                          "down",
                          r);
+}
+
+int mesh_close(Diag *d)
+{
+        return apply_drop_rule(d);
 }
 
 static int make_device(MeshBackend backend, Diag *d)

@@ -126,7 +126,9 @@ class MeshCluster(Cluster):
     def init(self, cp, policy):
         secret = self.tmp / "init-secret"
         h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
-        cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": h})
+        # --mesh on a control plane: no key yet (docs/mesh.md), but the range is closed.
+        cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": h},
+                 "--mesh", "userspace")
         cp.port = cp.wait_for(r"serving init on [0-9.]+:(\d+)").group(1)
         r = sh("ip", "netns", "exec", cp.ns, binary("cloister"), "apply", "--endpoint", cp.url(),
                "--policy", policy, "--init-secret-file", secret, "--state-file",
@@ -319,6 +321,50 @@ def test_a_member_cannot_register_a_key_its_evidence_does_not_bind(mesh):
     assert rc == 0 and "HTTP 200" in out and '"self":"worker-1"' in out, out
     wait_until("worker-1 to register its own key again",
                lambda: mesh.members()["worker-1"]["wgPublicKey"] == before)
+
+
+@pytest.mark.parametrize("bad", ["host-name-endpoint", "another-members-address"])
+def test_a_member_record_no_node_would_parse_leaves_that_member_out_not_the_whole_mesh(mesh, bad):
+    """A join request's endpoint is a body field its evidence does not bind (a compromised
+    network process can name any HOST:PORT), and a record can repeat another's mesh address:
+    such a record must cost that member its place in the mesh, not make every node refuse the
+    whole document. The record is put in members.json as it would have been left, and put
+    back."""
+    path = mesh.cp.state / "members.json"
+    original = path.read_text()
+    doc = json.loads(original)
+    w1_address = next(m["meshAddress"] for m in doc["members"] if m["name"] == "worker-1")
+    for m in doc["members"]:
+        if m["name"] == "worker-2":
+            w2_key = m["wgPublicKey"]
+            if bad == "host-name-endpoint":
+                m["endpoint"] = "worker-2.example:9443"
+            else:
+                m["meshAddress"] = w1_address
+    seen = mesh.w1.log.read_text().count("members\n")
+    tmp = path.with_suffix(".test")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+    try:
+        # A shared address leaves both out (which of them owns it cannot be told).
+        wait_until("worker-1 to apply a mesh without worker-2",
+                   lambda: re.search(r"mesh applied: 10\.77\.\d+\.\d+, [01] members\n",
+                                     mesh.w1.log.read_text().split("members\n", seen)[-1]))
+        assert w2_key not in mesh.w1.peers()
+    finally:
+        tmp.write_text(original)
+        os.replace(tmp, path)
+    wait_until("worker-1 to take worker-2 back", lambda: w2_key in mesh.w1.peers())
+
+
+def test_the_mesh_range_is_closed_from_start_on_a_node_that_never_applies_a_document(mesh):
+    """cp-1 runs with --mesh but, as a control plane, never fetches a document: its traffic to
+    the mesh range is dropped all the same (the table is installed at start, not at the first
+    applied document)."""
+    out = mesh.cp.exec("nft", "list", "table", "inet", "cloister-mesh", check=False)
+    assert out.returncode == 0, out.stderr
+    assert 'ip daddr 10.77.0.0/16 oifname != "cloister0" drop' in out.stdout, out.stdout
+    assert "cloister0" not in mesh.cp.exec("ip", "link", "show").stdout
 
 
 def verify_cluster(mesh, tmp_path):

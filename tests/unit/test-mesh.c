@@ -152,6 +152,62 @@ static void test_mesh_doc_refuses_a_key_address_or_name_listed_twice(void **stat
                        -EBADMSG);
 }
 
+#define POD_PEER(name, key, endpoint, address, pod)                                                \
+        "{\"name\": \"" name "\", \"publicKey\": \"" key "\", \"endpoint\": \"" endpoint           \
+        "\", \"address\": \"" address "\", \"podCidr\": \"" pod "\"}"
+
+static void test_mesh_doc_refuses_a_pod_cidr_that_would_take_other_traffic(void **state)
+{
+        MeshDoc m;
+
+        /* A node's pod range is routed into the tunnel to that peer: one per peer, IPv4, not the
+         * default route, not the mesh range (another peer's address), not an underlay endpoint,
+         * not another peer's pod range. */
+        assert_int_equal(
+                parse(DOC(POD_PEER("worker-2", K2, "10.0.0.3:51820", "10.77.0.2", "10.244.1.0/24")),
+                      &m),
+                0);
+        assert_string_equal(m.peers[0].pod_cidr, "10.244.1.0/24");
+        mesh_doc_done(&m);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "0.0.0.0/0")),
+                       -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "0.0.0.0/1")),
+                       -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "::/0")), -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "128.0.0.0/1")),
+                       -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "10.77.0.0/16")),
+                       -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-2", K2, "10.0.0.3:1", "10.77.0.2", "10.244.1.5/24")),
+                       -EBADMSG);
+        /* worker-3's pod range holds worker-1's mesh address, or worker-1's underlay endpoint. */
+        expect_refused(DOC(PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1") ", " POD_PEER(
+                               "worker-3", K2, "10.0.0.3:1", "10.77.0.3", "10.77.0.1/32")),
+                       -EBADMSG);
+        expect_refused(DOC(PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1") ", " POD_PEER(
+                               "worker-3", K2, "10.1.0.3:1", "10.77.0.3", "10.0.0.0/16")),
+                       -EBADMSG);
+        expect_refused(DOC(POD_PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1", "10.0.0.0/24")),
+                       -EBADMSG);
+        expect_refused(
+                DOC(POD_PEER("worker-3", K2, "10.1.0.3:1", "10.77.0.3",
+                             "10.0.0.0/16") ", " PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1")),
+                -EBADMSG);
+        /* Two peers' pod ranges overlap: the later one would take the earlier's traffic. */
+        expect_refused(DOC(POD_PEER("worker-1", K1, "10.0.0.2:1", "10.77.0.1",
+                                    "10.244.0.0/16") ", " POD_PEER("worker-3", K2, "10.0.0.3:1",
+                                                                   "10.77.0.3", "10.244.1.0/24")),
+                       -EBADMSG);
+}
+
+static void test_mesh_doc_refuses_an_endpoint_inside_the_mesh_range_or_unspecified(void **state)
+{
+        /* The tunnel's own packets would be routed into the tunnel. */
+        expect_refused(DOC(PEER("worker-2", K2, "10.77.0.9:51820", "10.77.0.2")), -EBADMSG);
+        expect_refused(DOC(PEER("worker-2", K2, "0.0.0.0:51820", "10.77.0.2")), -EBADMSG);
+        expect_refused(DOC(PEER("worker-2", K2, "[::]:51820", "10.77.0.2")), -EBADMSG);
+}
+
 static void test_mesh_doc_refuses_more_peers_or_bytes_than_its_limits(void **state)
 {
         size_t n = 64 + (size_t) (MESH_PEERS_MAX + 1) * 4;
@@ -180,6 +236,9 @@ int main(void)
                         test_mesh_doc_parses_peers_with_their_keys_endpoints_and_addresses),
                 cmocka_unit_test(test_mesh_doc_refuses_unknown_keys_versions_and_shapes),
                 cmocka_unit_test(test_mesh_doc_refuses_a_key_address_or_name_listed_twice),
+                cmocka_unit_test(test_mesh_doc_refuses_a_pod_cidr_that_would_take_other_traffic),
+                cmocka_unit_test(
+                        test_mesh_doc_refuses_an_endpoint_inside_the_mesh_range_or_unspecified),
                 cmocka_unit_test(test_mesh_doc_refuses_more_peers_or_bytes_than_its_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

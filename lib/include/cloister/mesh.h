@@ -53,7 +53,9 @@ typedef struct MeshPeer {
 /* The mesh document: {"version": 1, "self": NAME, "address": IP, "peers": [{"name",
  * "publicKey", "endpoint", "address", "podCidr"?}]}. Untrusted bytes (the join service is
  * attested, but the document is parsed before anything else trusts it): strict keys, every
- * string shape-checked, at most MESH_PEERS_MAX peers, no key or address twice. */
+ * string shape-checked, at most MESH_PEERS_MAX peers, no key or address twice, endpoints outside
+ * the mesh range, pod ranges IPv4 /16../32 that overlap neither the mesh range, each other nor
+ * any peer's endpoint. */
 typedef struct MeshDoc {
         char self[MESH_NAME_MAX + 1];
         char address[MESH_ADDRESS_MAX + 1]; /* this node's mesh address */
@@ -65,6 +67,11 @@ int mesh_doc_parse(const void *data, size_t size, MeshDoc *ret, Diag *d);
 void mesh_doc_done(MeshDoc *m);
 /* true if s is an IPv4 address inside MESH_NETWORK (not its network or broadcast address). */
 bool mesh_address_ok(const char *s);
+/* What mesh_doc_parse() accepts as a peer's name and its endpoint (IPv4:PORT or [IPv6]:PORT, a
+ * literal address, neither unspecified nor inside MESH_NETWORK): the join service lists only
+ * peers that pass, so one bad record cannot make every node refuse the whole document. */
+bool mesh_name_ok(const char *s);
+bool mesh_endpoint_ok(const char *s);
 /* The mesh address of host number n (1 .. MESH_PEERS_MAX). */
 int mesh_address_of(unsigned n, char ret[static MESH_ADDRESS_MAX + 1]);
 
@@ -81,7 +88,7 @@ MeshBackend mesh_backend_from_string(const char *s);
 
 /*
  * Brings cloister0 to the document: the device (made if missing, with the private key through a
- * 0600 file in a private directory under runtime_dir, removed at once; never on a command line),
+ * pipe on wg's standard input; never on a command line, in the environment or in a file),
  * its address, exactly the document's peers (others removed), a route per peer address, and the
  * nftables table `cloister-mesh` that drops traffic to or from MESH_NETWORK that bypasses
  * cloister0 (made first, so a failure on the way leaves the mesh closed, not open). Peers whose
@@ -89,5 +96,9 @@ MeshBackend mesh_backend_from_string(const char *s);
  */
 int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, const char *runtime_dir,
                Diag *d);
+/* Installs (replaces) only the nftables table that drops traffic to or from MESH_NETWORK
+ * bypassing cloister0: at start, so the range is closed before any document arrives (and on a
+ * node that never applies one). */
+int mesh_close(Diag *d);
 /* Removes the device (the drop rule stays: the mesh range stays closed). */
 int mesh_down(void);
