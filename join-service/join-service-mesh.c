@@ -122,6 +122,16 @@ int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response
         Diag d;
         int r;
 
+        /* The mesh's keys and addresses are kept in members.json only; with the membership in
+         * etcd (docs/membership.md) that file is rebuilt from etcd, which has no such fields yet,
+         * so every request would get the first address again and no peer. Refused, saying so,
+         * rather than a mesh that looks up and is empty. */
+        if (js->etcd)
+                return refuse_mesh(js, req, NULL, "", detail, n, -EPERM,
+                                   "this join service keeps its membership in etcd "
+                                   "(--etcd-endpoints), where the mesh's keys and addresses are "
+                                   "not kept yet (docs/mesh.md): run the mesh with a join service "
+                                   "of local membership, or the node without --mesh");
         if (!req->evidence || !req->wg_key)
                 return refuse_mesh(js, req, NULL, "", detail, n, -EPERM,
                                    "the client did not attest with a WireGuard key");

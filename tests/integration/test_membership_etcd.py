@@ -362,3 +362,20 @@ def test_a_member_removed_from_etcd_while_its_repeated_join_is_in_flight_is_not_
     assert "worker-9" not in members(cluster, etcd)
     assert p + "disks/" + uuid not in etcd.get_prefix(p + "disks/")
     chain(cluster, etcd)
+
+
+def test_a_join_service_with_its_membership_in_etcd_refuses_mesh_requests_saying_why(cluster, etcd,
+                                                                                     two):
+    """The mesh's keys and addresses are not kept in etcd yet: a member's mesh request to a
+    join service whose membership is in etcd is refused with that reason (before, it was handed
+    the first mesh address again and no peer, and nothing said why), and no key is recorded."""
+    cp1, _, racers = two
+    w = racers[0]
+    rc, out = probe(cluster, cp1, "--tcti", w.tpm.tcti, "--name", "worker-1", "--disk-uuid",
+                    "1d2e3f40-5b1d-4c8e-9a7f-2d6b8e1c4a53")
+    assert rc == 0, out
+    rc, out = probe(cluster, cp1, "--tcti", w.tpm.tcti, "--wg-key", "cd" * 32, "--get",
+                    "/v1/mesh")
+    assert rc == 1 and "HTTP 403" in out and "not kept yet" in out, out
+    assert '"peers"' not in out
+    assert all("wgPublicKey" not in m for m in members(cluster, etcd).values())
