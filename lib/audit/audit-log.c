@@ -882,44 +882,59 @@ static void utc_now(char buf[static 21])
                 memcpy(buf, "1970-01-01T00:00:00Z", 21);
 }
 
-int audit_log_append(const char *path, const AuditEntry *e, Diag *d)
+/* The record of caller-given entry e at seq after prev, its node and reason sanitized into the
+ * caller's node and reason buffers and its time now into the caller's now (rec points into
+ * them); -EINVAL naming the field if a value is not one a log may hold. */
+static int record_from_entry(AuditRecord *rec, const AuditEntry *e, int64_t seq, const char *prev,
+                             char node[static AUDIT_NODE_MAX + 1],
+                             char reason[static AUDIT_REASON_MAX + 1], char now[static 21], Diag *d)
 {
-        _cleanup_(freep) char *hp = NULL;
-        _cleanup_(closep) int fd = -EBADF;
-        char prev[AUDIT_HASH_HEX_SIZE], before[AUDIT_HASH_HEX_SIZE], hash[AUDIT_HASH_HEX_SIZE],
-                head_hash[AUDIT_HASH_HEX_SIZE], now[21], node[AUDIT_NODE_MAX + 1],
-                reason[AUDIT_REASON_MAX + 1], head[AUDIT_HEAD_MAX], why[96];
-        int64_t tail_seq = 0, head_seq = 0;
-        AuditRecord rec = {};
+        char why[96];
         AuditField bad;
-        struct stat st;
-        LineBuf line;
-        ssize_t n;
-        int r, head_r;
 
-        assert(path && e);
         text_sanitize(e->node ?: "", AUDIT_NODE_MAX, true, node);
         text_sanitize(e->reason ?: "", AUDIT_REASON_MAX, false, reason);
         utc_now(now);
-        rec = (AuditRecord){
-                .seq = 1,
+        *rec = (AuditRecord){
+                .seq = seq,
                 .field = {
                         [AUDIT_FIELD_EVENT] = e->event ?: "",
                         [AUDIT_FIELD_EVIDENCE_DIGEST] = e->evidence_digest ?: "",
                         [AUDIT_FIELD_NODE] = node,
                         [AUDIT_FIELD_POLICY_DIGEST] = e->policy_digest ?: "",
-                        [AUDIT_FIELD_PREV] = ZERO_HASH,
+                        [AUDIT_FIELD_PREV] = prev,
                         [AUDIT_FIELD_REASON] = reason,
                         [AUDIT_FIELD_ROLE] = e->role ?: "",
                         [AUDIT_FIELD_TIME] = now,
                         [AUDIT_FIELD_VERDICT] = e->verdict ?: "",
                 },
         };
-        /* The caller's own values are checked before anything is opened. */
-        bad = record_check_values(&rec, why, sizeof(why));
+        bad = record_check_values(rec, why, sizeof(why));
         if (bad != _AUDIT_FIELD_MAX)
                 return diag_fail(d, -EINVAL, "audit-entry", -1, "invalid audit entry: %s %s",
                                  field_names[bad], why);
+        return 0;
+}
+
+int audit_log_append(const char *path, const AuditEntry *e, Diag *d)
+{
+        _cleanup_(freep) char *hp = NULL;
+        _cleanup_(closep) int fd = -EBADF;
+        char prev[AUDIT_HASH_HEX_SIZE], before[AUDIT_HASH_HEX_SIZE], hash[AUDIT_HASH_HEX_SIZE],
+                head_hash[AUDIT_HASH_HEX_SIZE], now[21], node[AUDIT_NODE_MAX + 1],
+                reason[AUDIT_REASON_MAX + 1], head[AUDIT_HEAD_MAX];
+        int64_t tail_seq = 0, head_seq = 0;
+        AuditRecord rec = {};
+        struct stat st;
+        LineBuf line;
+        ssize_t n;
+        int r, head_r;
+
+        assert(path && e);
+        /* The caller's own values are checked before anything is opened. */
+        r = record_from_entry(&rec, e, 1, ZERO_HASH, node, reason, now, d);
+        if (r < 0)
+                return r;
 
         r = head_path(path, &hp);
         if (r < 0)
@@ -992,9 +1007,8 @@ int audit_log_entry_format(const AuditEntry *e, int64_t seq, const char *prev, c
                            char ret_hash[static AUDIT_HASH_HEX_SIZE], Diag *d)
 {
         char hash[AUDIT_HASH_HEX_SIZE], now[21], node[AUDIT_NODE_MAX + 1],
-                reason[AUDIT_REASON_MAX + 1], why[96];
+                reason[AUDIT_REASON_MAX + 1];
         AuditRecord rec;
-        AuditField bad;
         LineBuf line;
         char *out;
         int r;
@@ -1006,27 +1020,9 @@ int audit_log_entry_format(const AuditEntry *e, int64_t seq, const char *prev, c
                                  AUDIT_ENTRIES_MAX);
         if (!is_hex64(prev))
                 return diag_fail(d, -EINVAL, "audit-entry", -1, "prev is not a hash");
-        text_sanitize(e->node ?: "", AUDIT_NODE_MAX, true, node);
-        text_sanitize(e->reason ?: "", AUDIT_REASON_MAX, false, reason);
-        utc_now(now);
-        rec = (AuditRecord){
-                .seq = seq,
-                .field = {
-                        [AUDIT_FIELD_EVENT] = e->event ?: "",
-                        [AUDIT_FIELD_EVIDENCE_DIGEST] = e->evidence_digest ?: "",
-                        [AUDIT_FIELD_NODE] = node,
-                        [AUDIT_FIELD_POLICY_DIGEST] = e->policy_digest ?: "",
-                        [AUDIT_FIELD_PREV] = prev,
-                        [AUDIT_FIELD_REASON] = reason,
-                        [AUDIT_FIELD_ROLE] = e->role ?: "",
-                        [AUDIT_FIELD_TIME] = now,
-                        [AUDIT_FIELD_VERDICT] = e->verdict ?: "",
-                },
-        };
-        bad = record_check_values(&rec, why, sizeof(why));
-        if (bad != _AUDIT_FIELD_MAX)
-                return diag_fail(d, -EINVAL, "audit-entry", -1, "invalid audit entry: %s %s",
-                                 field_names[bad], why);
+        r = record_from_entry(&rec, e, seq, prev, node, reason, now, d);
+        if (r < 0)
+                return r;
         r = record_hash(&rec, hash);
         if (r >= 0) {
                 rec.field[AUDIT_FIELD_HASH] = hash;
