@@ -42,7 +42,7 @@ typedef struct ClusterNode {
         json_t *reattest;  /* status: its join service's re-attestation record, or NULL */
         /* the policy's measurement set its PCRs matched (an upgrade's policy), or "" */
         char image_set[ATTEST_SET_NAME_MAX + 1];
-        char wg_key[48];   /* the WireGuard key its join service lists (docs/mesh.md), or "" */
+        char wg_key[48]; /* the WireGuard key its join service lists (docs/mesh.md), or "" */
 } ClusterNode;
 
 typedef struct JoinServiceView {

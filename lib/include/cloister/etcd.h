@@ -4,8 +4,8 @@
 /*
  * A small etcd v3 client over etcd's JSON gateway (grpc-gateway: POST /v3/kv/range,
  * /v3/kv/put, /v3/kv/txn; bytes as base64, 64-bit integers as decimal strings), with mutual TLS
- * (a client certificate, the cluster's etcd CA) through lib/rpc's rpc_mtls_post(). The join services keep the
- * cluster's one membership and audit chain here (docs/membership.md).
+ * (a client certificate, the cluster's etcd CA) through lib/rpc's rpc_mtls_post(). The join
+ * services keep the cluster's one membership and audit chain here (docs/membership.md).
  *
  * Every key lives under ETCD_KEY_PREFIX: a request for another key is refused (-EINVAL) before
  * anything is sent, and an answer naming another key is refused as malformed.
