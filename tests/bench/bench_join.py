@@ -100,6 +100,14 @@ def cpu_seconds(pid):
     return total / tick
 
 
+def running_cmdline(pid):
+    """pid's command line, b"" once it has exited (or is a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 class ProbeNode:
     """A joining node as the probe needs it: its own swtpm with the control plane's boot
     replayed into its PCRs, and its AK (from one evidence) for the policy; for sim-tdx only the
@@ -380,10 +388,14 @@ class Bench:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        if self.cluster is not None:
-            self.cluster.stop()  # SIGTERM to the join service, then its swtpm
-        for node in self.nodes:
-            node.stop()
+        # Each step on its own: one that fails (a swtpm that does not answer its shutdown) must
+        # not leave the others running; the sweeps below catch what it left.
+        for stop in ([self.cluster.stop] if self.cluster is not None else []) + \
+                [node.stop for node in self.nodes]:
+            try:
+                stop()  # the cluster: SIGTERM to the join service, then its swtpm
+            except Exception as e:  # noqa: BLE001 (cleanup goes on, and says what failed)
+                print(f"bench-join: cleanup: {e!r}", file=sys.stderr)
         # A node whose preparation failed half-way is in no list: its swtpm pid file is.
         pids = []
         for pidfile in self.tmp.glob("**/tpm/pid"):
@@ -398,6 +410,29 @@ class Bench:
         deadline = time.monotonic() + 10
         for pid in pids:
             while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        # Last, whatever still names this bench's directory (a swtpm a SIGTERM in the middle of
+        # preparation left out of every list, one that did not stop in time): killed, so a bench
+        # cut short leaves nothing running (the CI saw swtpms survive the steps above).
+        me = str(self.tmp).encode()
+        left = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit() or int(d.name) == os.getpid():
+                continue
+            try:
+                if me in (d / "cmdline").read_bytes():
+                    os.kill(int(d.name), signal.SIGKILL)
+                    left.append(int(d.name))
+            except (OSError, ValueError):
+                continue
+        deadline = time.monotonic() + 10
+        for pid in left:
+            # Gone, or a zombie (an empty command line: it holds nothing any more).
+            while running_cmdline(pid) and time.monotonic() < deadline:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
                 time.sleep(0.05)
         shutil.rmtree(self.tmp, ignore_errors=True)
 

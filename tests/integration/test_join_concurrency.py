@@ -78,7 +78,11 @@ def test_joins_at_once_are_all_admitted_once_while_the_loop_keeps_answering(clus
         assert sorted(m["name"] for m in members(cp)) == sorted(["cp-1"] + [w.name for w in nodes])
         # Serialised handlers would need n * 1.5 s = 12 s; 8 workers overlap them.
         assert elapsed < n * 1.5 * 0.6, elapsed
-        assert r.returncode == 0 and status_time < 5, (status_time, r.stdout + r.stderr)
+        # Held behind the joins, status would wait for them (n * 1.5 s = 12 s); answered beside
+        # them it takes a handshake and a quote: 8 s leaves room for a loaded 2-core machine
+        # (CI saw 5.3 s there) and still fails a loop that serialises.
+        assert r.returncode == 0 and status_time < n * 1.5 * 0.66, (status_time,
+                                                                    r.stdout + r.stderr)
     finally:
         js.terminate()
         js.wait(timeout=20)
