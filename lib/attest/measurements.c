@@ -54,6 +54,9 @@ static int check_sets(const AttestPolicy *p, uint32_t quoted_mask,
                                 p->sets[k].name, i,
                                 quoted_mask & (1U << i) ? "differs" : "not quoted");
         }
+        if (first < 0) /* no set at all (the caller checks n_sets): refused, never passed */
+                return report_fail(r, d, -EPERM, "measurement-set", -1, NULL, 0, NULL, 0,
+                                   "the policy lists no measurement set");
         return report_fail(r, d, -EPERM, "measurement-set", first, p->sets[0].pcrs[first].expected,
                            EVIDENCE_PCR_SIZE, quoted_mask & (1U << first) ? pcrs[first] : NULL,
                            EVIDENCE_PCR_SIZE,
