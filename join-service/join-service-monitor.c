@@ -327,6 +327,11 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                 r = -ENOMEM;
         if (r >= 0 && strlen(text) + 1 > JOIN_PRIVSEP_ANSWER_MAX)
                 r = -EMSGSIZE;
+        /* A refusal's detail may quote the sender's bytes (a JSON parser's "near '...'"): printable
+         * ASCII only, so the network process can put it in a JSON answer and a log line. */
+        for (char *p = detail; *p; p++)
+                if ((unsigned char) *p < ' ' || (unsigned char) *p >= 0x7f)
+                        *p = '?';
         privsep_buf_begin(out, m->op | PRIVSEP_REPLY, r < 0 ? r : 0);
         privsep_buf_add_text(out, r < 0 ? detail : "");
         privsep_buf_add_text(out, r < 0 ? "" : text);

@@ -513,6 +513,22 @@ def test_one_attestation_key_is_one_member_a_second_name_is_refused(cluster):
     assert "worker-2" not in (cp.state / "members.json").read_text()
 
 
+def test_a_refusal_quoting_the_sender_s_bytes_comes_back_as_printable_ascii(cluster):
+    """Evidence whose JSON error quotes half of a UTF-8 character (jansson's "invalid escape
+    near ..." with the byte 0xc9 in it): the monitor's refusal detail reaches the network process
+    as printable ASCII, so it can go into a JSON answer and a log line (before, the raw byte came
+    back: seen once with random evidence)."""
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    (r,) = as_compromised_network(cluster, [
+        (0, join_request(b'"\\\xc9\x80 ', os.urandom(32), b"x", "worker-1"))])
+    raw = bytes.fromhex(r)
+    assert struct.unpack("<i", raw[1:5])[0] == -EPERM
+    detail = raw[6 + 4:6 + 4 + struct.unpack("<I", raw[6:10])[0]].rstrip(b"\0")
+    assert b"does not verify" in detail, detail
+    assert all(0x20 <= c < 0x7f for c in detail), detail
+
+
 def test_a_compromised_network_process_cannot_flood_the_audit_log_through_failed_evidence(cluster):
     """Evidence that fails in the monitor costs its sender nothing: such refusals are counted per
     kind and window (docs/join.md), not written one by one (a review wrote 300 entries so)."""
