@@ -91,6 +91,20 @@ def wait_until(what, predicate, timeout, alive=None, progress=None, stall=None):
         delay = min(delay * 2, 1.0)
 
 
+# swtpm making a fresh state takes a few seconds, far more on a loaded machine (a CI run saw
+# more than 10 s): the wait ends when the socket is there or swtpm has exited, and this is only
+# an outer bound.
+SWTPM_WAIT_S = 120
+
+
+def wait_for_swtpm(what, path, proc):
+    def ready():
+        if proc.poll() is not None:
+            raise ClusterError(f"{what}: swtpm exited ({proc.returncode}) before making {path}")
+        return path.exists()
+    wait_until(what, ready, SWTPM_WAIT_S)
+
+
 # Waits on a VM end when its console has shown nothing new for STALL_S seconds (it stopped making
 # progress), not after a fixed time; LIMIT_S is only an outer bound. Under TCG the longest quiet
 # stretch of a healthy boot is well under a minute on an idle machine.
@@ -135,7 +149,7 @@ class Node:
                               "startup-clear"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until("swtpm socket", sock.exists, 10)
+            wait_for_swtpm("swtpm socket", sock, p)
             run([self.cluster.cli, "attestation", "issue", "--tcti", f"swtpm:path={sock}",
                  "--binding", "00" * 32, "--output-file", d / "ak-evidence.json"])
         finally:
@@ -164,7 +178,7 @@ class Node:
              "--pid", f"file={d / 'swtpm.pid'}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(d / "swtpm.log", "a"),
             start_new_session=True)
-        wait_until("swtpm control socket", ctrl.exists, 10)
+        wait_for_swtpm("swtpm control socket", ctrl, self.swtpm)
         image = Path(image or self.image_dir / "image.raw")
         args = ["ip", "netns", "exec", self.cluster.ns, "qemu-system-x86_64",
                 "-accel", vmharness.accelerator(), "-machine", "q35", "-m", str(MEMORY_MIB),
