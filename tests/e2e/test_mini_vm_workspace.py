@@ -6,7 +6,12 @@ there with no file option against the VMs; `mini down` removes what up wrote, an
 One cluster boot: a single VM (the control plane; joins are test_vm_cluster.py's)."""
 import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from conftest import BUILD
 
@@ -20,8 +25,18 @@ def mini(env, ws, *args, timeout=600):
                           timeout=timeout)
 
 
+@pytest.fixture
+def short_tmp():
+    """A short directory: swtpm's unix sockets live in the workspace and their paths must stay
+    under 108 bytes (pytest's own tmp_path grows with every run on a machine)."""
+    d = Path(tempfile.mkdtemp(prefix="cmw-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_mini_up_vm_puts_the_owners_files_in_the_workspace_and_exec_reaches_the_vms(image_dir,
-                                                                                   tmp_path):
+                                                                                   short_tmp):
+    tmp_path = short_tmp
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "notes.txt").write_text("the user's own file\n")

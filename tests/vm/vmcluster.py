@@ -98,6 +98,11 @@ SWTPM_WAIT_S = 120
 
 
 def wait_for_swtpm(what, path, proc):
+    if len(str(path)) + len(".ctrl") > 107:
+        raise ClusterError(f"{what}: {path} is too long for a unix socket ({len(str(path))} "
+                           f"bytes; at most {107 - len('.ctrl')} here): use a shorter workspace "
+                           f"path (-C DIR)")
+
     def ready():
         if proc.poll() is not None:
             raise ClusterError(f"{what}: swtpm exited ({proc.returncode}) before making {path}")
