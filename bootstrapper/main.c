@@ -395,10 +395,7 @@ static int parse_argv(int argc, char *argv[])
         if (arg_sim_tdx_no_collateral && arg_attest != ATTEST_VARIANT_SIM_TDX)
                 return log_error_errno(-EUSAGE,
                                        "--sim-tdx-no-collateral goes with --attest sim-tdx.");
-        if (arg_tdx_pcs_url &&
-            (strlen(arg_tdx_pcs_url) < strlen("/tdx/certification/v4") ||
-             strcmp(arg_tdx_pcs_url + strlen(arg_tdx_pcs_url) - strlen("/tdx/certification/v4"),
-                    "/tdx/certification/v4") != 0))
+        if (arg_tdx_pcs_url && !tdx_pcs_url_ok(arg_tdx_pcs_url))
                 return log_error_errno(-EUSAGE,
                                        "--tdx-pcs-url %s: give the TDX base URL of Intel PCS or a "
                                        "PCCS, ending in /tdx/certification/v4 (default %s).",

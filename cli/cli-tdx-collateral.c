@@ -49,14 +49,12 @@ int cli_user_cache_dir(const char *leaf, char **ret)
 
 int cli_tdx_pcs_url_check(const char *option, const char *url)
 {
-        static const char suffix[] = "/tdx/certification/v4";
-        size_t n = strlen(url);
-
-        if (n < strlen(suffix) || strcmp(url + n - strlen(suffix), suffix) != 0)
-                return log_error_errno(-EUSAGE,
-                                       "%s %s: give the TDX base URL of Intel PCS or a PCCS, "
-                                       "ending in %s (default " TDX_PCS_URL_DEFAULT ").",
-                                       option, url, suffix);
+        if (!tdx_pcs_url_ok(url))
+                return log_error_errno(
+                        -EUSAGE,
+                        "%s %s: give the TDX base URL of Intel PCS or a PCCS, "
+                        "ending in /tdx/certification/v4 (default " TDX_PCS_URL_DEFAULT ").",
+                        option, url);
         return 0;
 }
 

@@ -743,10 +743,7 @@ static int config_load(const char *path, bool allow_unset, CliConfig *ret)
                 r = get_optional_string(&ctx, c.json, "serviceCidr", &c.service_cidr);
         if (r >= 0)
                 r = get_optional_string(&ctx, c.json, "tdxPcsUrl", &c.tdx_pcs_url);
-        if (r >= 0 && c.tdx_pcs_url &&
-            (strlen(c.tdx_pcs_url) < strlen("/tdx/certification/v4") ||
-             strcmp(c.tdx_pcs_url + strlen(c.tdx_pcs_url) - strlen("/tdx/certification/v4"),
-                    "/tdx/certification/v4") != 0))
+        if (r >= 0 && c.tdx_pcs_url && !tdx_pcs_url_ok(c.tdx_pcs_url))
                 r = diag_fail(&d, -EBADMSG, "json-schema", -1,
                               "%s: .tdxPcsUrl: '%s' is not the TDX base URL of Intel PCS or a "
                               "PCCS (it ends in /tdx/certification/v4)",

@@ -14,6 +14,13 @@
 
 #define PCS_TDX_SUFFIX "/tdx/certification/v4"
 
+bool tdx_pcs_url_ok(const char *url)
+{
+        size_t n = strlen(url), k = strlen(PCS_TDX_SUFFIX);
+
+        return n >= k && strcmp(url + n - k, PCS_TDX_SUFFIX) == 0;
+}
+
 static unsigned requests;
 
 unsigned tdx_pcs_requests(void)

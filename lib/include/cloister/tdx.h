@@ -448,6 +448,10 @@ int tdx_predict_uki_rtmrs(const uint8_t *uki, size_t size, const uint8_t *gpt_da
 #define TDX_PCS_URL_DEFAULT      "https://api.trustedservices.intel.com/tdx/certification/v4"
 #define TDX_ROOT_CRL_URL_DEFAULT "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
 
+/* A PCS or PCCS base URL as every option and the configuration take it: ending in
+ * /tdx/certification/v4. */
+bool tdx_pcs_url_ok(const char *url);
+
 typedef struct TdxPcsConfig {
         /* ".../tdx/certification/v4" of Intel PCS or a PCCS; the PCK CRL is fetched from the
          * same URL with "/sgx/" for "/tdx/" (".../sgx/certification/v4/pckcrl"). */
