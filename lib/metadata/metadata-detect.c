@@ -166,7 +166,7 @@ static void quote(const char *s, char *buf, size_t size)
 {
         size_t o = 0;
 
-        for (size_t i = 0; s[i] && i < 48 && o + 5 < size; i++) {
+        for (size_t i = 0; i < 48 && s[i] && o + 5 < size; i++) {
                 unsigned char c = (unsigned char) s[i];
                 if (c >= ' ' && c < 0x7f && c != '\'' && c != '\\')
                         buf[o++] = (char) c;
