@@ -759,6 +759,33 @@ static int verb_locate(int argc, char *argv[], void *userdata)
         return 0;
 }
 
+/* udev's helper on Compute Engine (image/rootfs/usr/lib/udev/rules.d/65-cloister-gce-nvme.rules):
+ * an NVMe persistent disk's device name, from its Identify Namespace data, for the link
+ * /dev/disk/by-id/google-NAME that --device auto looks for. */
+static int verb_gce_nvme_name(int argc, char *argv[], void *userdata)
+{
+        char name[METADATA_GCE_DEVICE_NAME_MAX];
+        Diag d;
+        int r;
+
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf("Usage: cloister-disk-mapper gce-nvme-name DEVICE\n"
+                       "\n"
+                       "Prints the Compute Engine device name of the NVMe namespace DEVICE, from\n"
+                       "its Identify Namespace data (what udev links as\n"
+                       "/dev/disk/by-id/google-NAME on a GCP node). Reads, never writes.\n");
+                return 0;
+        }
+        if (argc != 2)
+                return log_error_errno(-EUSAGE, "gce-nvme-name: give one DEVICE. See --help.");
+        diag_clear(&d);
+        r = metadata_gce_nvme_read(argv[1], name, &d);
+        if (r < 0)
+                return log_error_errno(r, "gce-nvme-name: %s.", d.message);
+        printf("%s\n", name);
+        return 0;
+}
+
 static const Verb verbs[] = {
         { "format", 0, VERB_ANY, verb_format, "LUKS2-format a new state disk --key-file F" },
         { "check-header", 0, VERB_ANY, verb_check_header,
@@ -775,6 +802,8 @@ static const Verb verbs[] = {
           "at boot: format a blank disk with a first-boot key, or open it; mount" },
         { "locate", 0, VERB_ANY, verb_locate,
           "the state disk --device auto takes in this cloud [--names]" },
+        { "gce-nvme-name", 0, VERB_ANY, verb_gce_nvme_name,
+          "udev on GCP: an NVMe disk's device name DEVICE" },
         {},
 };
 

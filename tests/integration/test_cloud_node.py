@@ -9,10 +9,11 @@ checked against the disks the modules attach (read from the .tf files), so the t
 apart. No real cloud is involved: that a real VM of each cloud shows these values and links is
 the cloud boot still owed (docs/cloud.md, Limits)."""
 import json
+import re
 
 import pytest
 
-from conftest import run
+from conftest import ROOT, run
 from test_metadata import Service
 from test_terraform_modules import (CLOUDS, HASH, LB, metadata_service, module,  # noqa: F401
                                     node_metadata, one, parsed)
@@ -222,3 +223,35 @@ def test_device_auto_refuses_unknown_hardware_naming_the_next_step(tmp_path):
             dmi_dir(tmp_path, {"sys_vendor": "VMware, Inc."}), "--mount", tmp_path / "m")
     assert r.returncode == 1
     assert "sys_vendor 'VMware, Inc.'" in r.stderr and "--device PATH" in r.stderr
+
+
+# --- GCP over NVMe: the image's udev rule makes the name the node looks for ---------------------
+
+GCE_NVME_RULE = ROOT / "image/rootfs/usr/lib/udev/rules.d/65-cloister-gce-nvme.rules"
+
+
+def test_gcp_nvme_rule_links_the_device_name_as_the_first_name_the_node_looks_for(parsed):  # noqa: F811
+    """An NVMe persistent disk has no link systemd's own rules make from its device name: the
+    image's rule asks the disk mapper for it and links /dev/disk/by-id/google-NAME, which, with
+    the module's device name, is the first name --device auto looks for on GCP."""
+    rules = [line for line in GCE_NVME_RULE.read_text().splitlines()
+             if line and not line.startswith("#")]
+    rule = next(line for line in rules if "PROGRAM=" in line)
+    program = re.search(r'PROGRAM="([^"]+)"', rule).group(1).split()
+    link = re.search(r'SYMLINK\+="([^"]+)"', rule).group(1)
+    assert program == ["/usr/bin/cloister-disk-mapper", "gce-nvme-name", "/dev/%k"]
+    assert 'ATTRS{model}=="nvme_card*"' in rule and 'ENV{DEVTYPE}=="disk"' in rule
+    assert "/dev/" + link.replace("%c", gcp_state_device_name(parsed)) == \
+        state_disk_names("gcp")[0]
+    # The image installs the disk mapper where the rule runs it.
+    assert '"cloister-disk-mapper"' in (ROOT / "image/build").read_text()
+
+
+def test_gce_nvme_name_refuses_a_device_that_is_not_an_nvme_namespace(tmp_path):
+    f = tmp_path / "disk.img"
+    f.write_bytes(b"\0" * 4096)
+    r = run("cloister-disk-mapper", "gce-nvme-name", f)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "is not an NVMe namespace" in r.stderr
+    r = run("cloister-disk-mapper", "gce-nvme-name")
+    assert r.returncode == 2 and "give one DEVICE" in r.stderr

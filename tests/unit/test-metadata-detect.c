@@ -353,6 +353,90 @@ static void test_state_disk_that_appears_late_is_waited_for(void **state)
         assert_non_null(strstr(found, "/dev/sdb"));
 }
 
+/* --- GCP over NVMe: the device name in the Identify Namespace data ---------------------------- */
+
+/* Identify Namespace data with text in the vendor-specific area (offset 384), zero elsewhere. */
+static void identify_ns(uint8_t data[static METADATA_NVME_IDENTIFY_SIZE], const char *vendor)
+{
+        memset(data, 0, METADATA_NVME_IDENTIFY_SIZE);
+        data[0] = 0x40; /* NSZE: the bytes before the area are not read */
+        memcpy(data + METADATA_GCE_NVME_VENDOR_OFFSET, vendor, strlen(vendor));
+}
+
+static void test_gce_nvme_device_name_is_read_from_the_vendor_specific_area(void **state)
+{
+        uint8_t data[METADATA_NVME_IDENTIFY_SIZE];
+        char name[METADATA_GCE_DEVICE_NAME_MAX];
+        Diag d;
+
+        /* As Compute Engine writes it (what google_nvme_id parses). */
+        identify_ns(data, "{\"device_name\":\"state-disk\",\"disk_type\":\"PERSISTENT\"}");
+        diag_clear(&d);
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), 0);
+        assert_string_equal(name, "state-disk");
+        identify_ns(data, "{\"device_name\": \"persistent-disk-0\"}");
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), 0);
+        assert_string_equal(name, "persistent-disk-0");
+}
+
+static void test_gce_nvme_refuses_what_is_not_a_strict_device_name(void **state)
+{
+        static const struct {
+                const char *vendor;
+                int r;
+        } cases[] = {
+                { "", -ENODATA },                                 /* not a Compute Engine PD */
+                { "{\"disk_type\":\"PERSISTENT\"}", -EBADMSG },   /* no name */
+                { "{\"device_name\":7}", -EBADMSG },              /* not a string */
+                { "[\"device_name\",\"state-disk\"]", -EBADMSG }, /* not an object */
+                { "{\"device_name\":\"\"}", -EBADMSG },
+                { "{\"device_name\":\"../../sda\"}", -EBADMSG }, /* a path in a link name */
+                { "{\"device_name\":\"state disk\"}", -EBADMSG },
+                { "{\"device_name\":\"state-disk\",\"link\":\"x\"}", -EBADMSG }, /* unknown key */
+                { "{\"device_name\":\"state-disk\"", -EBADMSG },                 /* truncated */
+                { "{\"device_name\":\"a\",\"device_name\":\"b\"}", -EBADMSG },   /* twice */
+        };
+        uint8_t data[METADATA_NVME_IDENTIFY_SIZE];
+        char name[METADATA_GCE_DEVICE_NAME_MAX];
+        char long_name[128];
+        Diag d;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                identify_ns(data, cases[i].vendor);
+                strcpy(name, "untouched");
+                diag_clear(&d);
+                assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d),
+                                 cases[i].r);
+                assert_string_equal(name, "untouched");
+        }
+        /* 63 characters are a name, 64 are not. */
+        (void) snprintf(long_name, sizeof(long_name), "{\"device_name\":\"%063d\"}", 0);
+        identify_ns(data, long_name);
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), 0);
+        (void) snprintf(long_name, sizeof(long_name), "{\"device_name\":\"%064d\"}", 0);
+        identify_ns(data, long_name);
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), -EBADMSG);
+        /* Only whole Identify data. */
+        identify_ns(data, "{\"device_name\":\"state-disk\"}");
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data) - 1, name, &d), -EBADMSG);
+}
+
+static void test_gce_nvme_area_filled_to_its_end_is_read_within_it(void **state)
+{
+        /* No NUL in the whole area: the JSON may not run past the structure's end. */
+        uint8_t data[METADATA_NVME_IDENTIFY_SIZE];
+        char name[METADATA_GCE_DEVICE_NAME_MAX];
+        Diag d;
+
+        memset(data, ' ', sizeof(data));
+        memcpy(data + METADATA_GCE_NVME_VENDOR_OFFSET, "{\"device_name\":\"state-disk\"}", 28);
+        diag_clear(&d);
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), 0);
+        assert_string_equal(name, "state-disk");
+        data[sizeof(data) - 1] = '}';
+        assert_int_equal(metadata_gce_nvme_device_name(data, sizeof(data), name, &d), -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -370,6 +454,9 @@ int main(void)
                 cmocka_unit_test(test_state_disk_refuses_a_name_that_matches_two_devices),
                 cmocka_unit_test(test_state_disk_local_has_none),
                 cmocka_unit_test(test_state_disk_that_appears_late_is_waited_for),
+                cmocka_unit_test(test_gce_nvme_device_name_is_read_from_the_vendor_specific_area),
+                cmocka_unit_test(test_gce_nvme_refuses_what_is_not_a_strict_device_name),
+                cmocka_unit_test(test_gce_nvme_area_filled_to_its_end_is_read_within_it),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,6 +138,26 @@ const char *const *metadata_state_disk_names(MetadataProvider p);
 int metadata_state_disk_find(MetadataProvider p, const char *root, unsigned timeout_ms, char *ret,
                              size_t size, Diag *d);
 
+/*
+ * GCP over NVMe (the C3 machines of TDX, and any disk attached as NVMe): Compute Engine puts a
+ * disk's device name into the vendor-specific part (bytes 384..4095) of its NVMe Identify
+ * Namespace data, as JSON ({"device_name":"state-disk","disk_type":"PERSISTENT"}), which
+ * Google's udev helper reads to make /dev/disk/by-id/google-NAME. The image's udev rule
+ * (65-cloister-gce-nvme.rules) does the same through 'cloister-disk-mapper gce-nvme-name'.
+ * The bytes are the host's: the area is bounded, the JSON parsed strictly (an object whose
+ * device_name is 1..63 of [A-Za-z0-9_-]), anything else refused (-EBADMSG; -ENODATA for an
+ * area with no JSON at all). ret is written on success only.
+ */
+#define METADATA_NVME_IDENTIFY_SIZE     4096
+#define METADATA_GCE_NVME_VENDOR_OFFSET 384
+#define METADATA_GCE_DEVICE_NAME_MAX    64
+int metadata_gce_nvme_device_name(const void *identify_ns, size_t size,
+                                  char ret[static METADATA_GCE_DEVICE_NAME_MAX], Diag *d);
+/* Issues NVMe Identify Namespace to the namespace block device path (root only) and returns
+ * the device name above. */
+int metadata_gce_nvme_read(const char *path, char ret[static METADATA_GCE_DEVICE_NAME_MAX],
+                           Diag *d);
+
 /* Parses the local JSON form. */
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d);
 /* Parses a GCP (recursive instance) or Azure (IMDS instance) JSON document; what the fetchers
