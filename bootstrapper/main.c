@@ -27,8 +27,13 @@
 static const char *arg_tcti, *arg_address = "127.0.0.1", *arg_state_disk, *arg_first_boot_key,
                              *arg_state_dir, *arg_kubeadm = "kubeadm", *arg_event_log = "";
 static uint16_t arg_port = 9000;
-static const char *arg_metadata, *arg_metadata_url;
+static const char *arg_metadata, *arg_metadata_url, *arg_dmi_dir;
+/* The provider --metadata named or SMBIOS gave (auto); --state-disk auto looks for its disk. */
+static MetadataProvider metadata_provider = _METADATA_PROVIDER_INVALID;
+static char state_disk_found[PATH_MAX];
 static unsigned arg_metadata_timeout = 30;
+/* --state-disk auto: the disk mapper ran before and waited for the disk; this is a margin. */
+#define STATE_DISK_WAIT_MS (60U * 1000U)
 static const char *arg_advertise_address;
 static bool arg_print_metadata, arg_insecure_no_init_secret, arg_insecure_any_ak;
 static const char *arg_join_policy, *arg_join_service;
@@ -56,7 +61,12 @@ static void help(void)
                "cluster ID, extends it into PCR 15, re-keys the state disk and runs kubeadm.\n\n"
                "  --tcti CONF              TPM (default $CLOISTER_TPM_TCTI or device:/dev/tpmrm0)\n"
                "  --listen ADDR:PORT       default 127.0.0.1:9000 (port 0: any free port)\n"
-               "  --state-disk PATH        the LUKS2 state disk (required)\n"
+               "  --state-disk PATH|auto   the LUKS2 state disk (required); auto: the disk the\n"
+               "                           Terraform module attaches, by its stable name in the\n"
+               "                           provider --metadata names or SMBIOS shows (GCP\n"
+               "                           device name state-disk, Azure LUN 0, AWS /dev/sdb,\n"
+               "                           QEMU the partition cloister-state; docs/cloud.md)"
+               "\n"
                "  --first-boot-key PATH    key file of its first-boot keyslot (required)\n"
                "  --state-dir DIR          node state, kubeadm config and admin.conf (required)\n"
                "  --state-mount DIR        the state dir lives on the state disk, which the disk\n"
@@ -87,8 +97,12 @@ static void help(void)
                "                           /tdx/certification/v4 (default Intel PCS; a PCCS\n"
                "                           serves the same paths)\n"
                "  --metadata PROVIDER      where the node learns its name, role, peers and the\n"
-               "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg), or\n"
-               "                           local:FILE\n"
+               "                           init-secret hash: gcp, azure, aws, qemu (fw_cfg),\n"
+               "                           local:FILE, or auto: the provider SMBIOS names\n"
+               "                           (" METADATA_DMI_DIR "; unknown hardware is\n"
+               "                           refused, naming what it read)\n"
+               "  --dmi-dir DIR            where auto reads SMBIOS (tests; default\n"
+               "                           " METADATA_DMI_DIR ")\n"
                "  --metadata-url URL       the provider's base URL (tests; default: the cloud's);\n"
                "                           qemu: a file path or file:// URL instead of\n"
                "                           " METADATA_QEMU_FW_CFG "\n"
@@ -182,6 +196,7 @@ static int parse_argv(int argc, char *argv[])
                 ARG_FAIL_CLOSED_AFTER,
                 ARG_JOIN_SERVICE_ATTEST_INTERVAL,
                 ARG_METRICS_LISTEN,
+                ARG_DMI_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -219,6 +234,7 @@ static int parse_argv(int argc, char *argv[])
                 { "join-service-attest-interval", required_argument, NULL,
                   ARG_JOIN_SERVICE_ATTEST_INTERVAL },
                 { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
+                { "dmi-dir", required_argument, NULL, ARG_DMI_DIR },
                 {},
         };
         char *end;
@@ -263,6 +279,9 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_METADATA_URL:
                         arg_metadata_url = optarg;
+                        break;
+                case ARG_DMI_DIR:
+                        arg_dmi_dir = optarg;
                         break;
                 case ARG_PRINT_METADATA:
                         arg_print_metadata = true;
@@ -414,6 +433,24 @@ static int parse_argv(int argc, char *argv[])
         return 1;
 }
 
+/* The provider SMBIOS names (--metadata auto, --state-disk auto). */
+static int detect_provider(MetadataProvider *ret)
+{
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        r = metadata_provider_detect(arg_dmi_dir, ret, &d);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Cannot tell which cloud this node runs in: %s. Pass "
+                                       "--metadata gcp|azure|aws|qemu|local:FILE instead of "
+                                       "auto (and --state-disk PATH).",
+                                       d.message);
+        log_info("metadata: SMBIOS says this node runs in %s", metadata_provider_to_string(*ret));
+        return 0;
+}
+
 static int load_metadata(NodeMetadata *ret)
 {
         const char *colon = strchr(arg_metadata, ':'), *source = arg_metadata_url;
@@ -425,10 +462,17 @@ static int load_metadata(NodeMetadata *ret)
         (void) snprintf(name, sizeof(name), "%.*s",
                         (int) (colon ? (size_t) (colon - arg_metadata) : strlen(arg_metadata)),
                         arg_metadata);
-        p = metadata_provider_from_string(name);
+        if (strcmp(arg_metadata, "auto") == 0) {
+                r = detect_provider(&p);
+                if (r < 0)
+                        return r;
+                (void) snprintf(name, sizeof(name), "%s", metadata_provider_to_string(p));
+        } else
+                p = metadata_provider_from_string(name);
         if (p < 0)
                 return log_error_errno(-EUSAGE,
-                                       "--metadata '%s': use gcp, azure, aws, qemu or local:FILE.",
+                                       "--metadata '%s': use gcp, azure, aws, qemu or "
+                                       "local:FILE, or auto (the provider SMBIOS names).",
                                        arg_metadata);
         if (p == METADATA_LOCAL) {
                 if (!colon || !colon[1])
@@ -436,11 +480,38 @@ static int load_metadata(NodeMetadata *ret)
                                                         "local:FILE.");
                 source = colon + 1;
         }
+        metadata_provider = p;
         diag_clear(&d);
         r = metadata_fetch(p, source, arg_metadata_timeout * 1000, ret, &d);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the node's %s metadata: %s", name,
                                        d.message);
+        return 0;
+}
+
+/* --state-disk auto: the disk of the provider --metadata chose, else of the one SMBIOS names. */
+static int find_state_disk(void)
+{
+        MetadataProvider p = metadata_provider;
+        Diag d;
+        int r;
+
+        if (p < 0 || p == METADATA_LOCAL) {
+                r = detect_provider(&p);
+                if (r < 0)
+                        return r;
+        }
+        diag_clear(&d);
+        r = metadata_state_disk_find(p, NULL, STATE_DISK_WAIT_MS, state_disk_found,
+                                     sizeof(state_disk_found), &d);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Cannot find the state disk: %s. Else pass --state-disk "
+                                       "PATH instead of auto.",
+                                       d.message);
+        log_info("state disk: %s (the %s state disk)", state_disk_found,
+                 metadata_provider_to_string(p));
+        arg_state_disk = state_disk_found;
         return 0;
 }
 
@@ -645,6 +716,8 @@ int main(int argc, char *argv[])
                 if (arg_print_metadata)
                         return exit_status_from_errno(print_metadata(&md));
         }
+        if (arg_state_disk && strcmp(arg_state_disk, "auto") == 0 && find_state_disk() < 0)
+                return 1;
         joining = md.n_peers > 0;
         if (joining && !arg_join_policy) {
                 log_error("This node's metadata lists join services (peers), so it joins: pass "

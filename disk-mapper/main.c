@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -12,6 +13,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
+#include "cloister/metadata.h"
 #include "cloister/verbs.h"
 #include "cloister/version.h"
 #include "mapper.h"
@@ -26,6 +28,36 @@ static size_t arg_n_binds;
 static bool arg_json, arg_allow_locked;
 static enum { INTEGRITY_AUTO, INTEGRITY_ON, INTEGRITY_OFF } arg_integrity = INTEGRITY_AUTO;
 static char device[PATH_MAX];
+/* --device auto: SMBIOS names the provider, whose state disk is looked for by its stable names
+ * (lib/metadata/metadata-detect.c) for at most this long: udev makes the links as disks appear. */
+static const char *arg_dmi_dir;
+static unsigned arg_wait = 90;
+static char auto_device[PATH_MAX];
+
+/* The state disk of the provider SMBIOS names. */
+static int find_auto_device(const char *root, MetadataProvider p)
+{
+        Diag d;
+        int r;
+
+        diag_clear(&d);
+        if (p < 0) {
+                r = metadata_provider_detect(arg_dmi_dir, &p, &d);
+                if (r < 0)
+                        return log_error_errno(r,
+                                               "--device auto: %s. Give the disk's path "
+                                               "(--device PATH) instead.",
+                                               d.message);
+        }
+        r = metadata_state_disk_find(p, root, arg_wait * 1000, auto_device, sizeof(auto_device),
+                                     &d);
+        if (r < 0)
+                return log_error_errno(r, "--device auto: %s. Else give its path (--device PATH).",
+                                       d.message);
+        log_info("disk-mapper: the %s state disk is %s", metadata_provider_to_string(p),
+                 auto_device);
+        return 0;
+}
 
 /* Keys are read straight into locked memory; the plain read buffer is wiped. */
 static int read_key(const char *path, Secret **ret)
@@ -95,6 +127,7 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                 { "integrity", required_argument, NULL, 'I' },
                 { "first-boot-key", required_argument, NULL, 'F' },
                 { "allow-locked", no_argument, NULL, 'L' },
+                { "dmi-dir", required_argument, NULL, 'D' },
                 {},
         };
         int c, r;
@@ -141,6 +174,9 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
                                                        "--first-boot-key: an absolute path.");
                         arg_first_boot_key = optarg;
                         break;
+                case 'D':
+                        arg_dmi_dir = optarg;
+                        break;
                 case 'L':
                         if (!verb_is_setup)
                                 return log_error_errno(-EUSAGE,
@@ -182,6 +218,14 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
         if (arg_new_key_required_by && !arg_new_key_file)
                 return log_error_errno(-EUSAGE, "%s: --new-key-file is required.",
                                        arg_new_key_required_by);
+        if (needs_device && arg_device && strcmp(arg_device, "auto") == 0) {
+                if (arg_partlabel)
+                        return log_error_errno(-EUSAGE, "Give --device or --partlabel, not both.");
+                r = find_auto_device(NULL, _METADATA_PROVIDER_INVALID);
+                if (r < 0)
+                        return r;
+                arg_device = auto_device;
+        }
         if (needs_device) {
                 r = mapper_find_device(arg_device, arg_partlabel, arg_checks, device,
                                        sizeof(device));
@@ -193,7 +237,10 @@ static int parse_options(int argc, char *argv[], bool needs_device, const char *
 
 #define DEVICE_OPTIONS                                                                             \
         "  -d --device PATH      the state disk: a block device or an image file\n"                \
-        "     --partlabel LABEL  or the one partition with this GPT name\n"
+        "     --device auto      or the disk the Terraform module attaches in the cloud SMBIOS\n"  \
+        "                        names, by its stable name (see 'locate'; waits up to 90 s)\n"     \
+        "     --partlabel LABEL  or the one partition with this GPT name\n"                        \
+        "     --dmi-dir DIR      where auto reads SMBIOS (tests; default " METADATA_DMI_DIR ")\n"
 
 static int verb_check_header(int argc, char *argv[], void *userdata)
 {
@@ -624,6 +671,121 @@ static int verb_setup(int argc, char *argv[], void *userdata)
         return 0;
 }
 
+/* Which disk --device auto takes, and the names it looks for: read-only, for the owner and tests
+ * (which compare the names with what the Terraform modules attach). */
+static int verb_locate(int argc, char *argv[], void *userdata)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "provider", required_argument, NULL, 'p' },
+                { "root", required_argument, NULL, 'r' },
+                { "dmi-dir", required_argument, NULL, 'D' },
+                { "wait", required_argument, NULL, 'w' },
+                { "names", no_argument, NULL, 'n' },
+                {},
+        };
+        MetadataProvider p = _METADATA_PROVIDER_INVALID;
+        const char *root = NULL;
+        bool names = false;
+        char *end;
+        int c, r;
+
+        optind = 0;
+        arg_wait = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister-disk-mapper locate [--provider P] [--names] "
+                               "[--wait SEC]\n"
+                               "\n"
+                               "Prints the state disk '--device auto' takes: the disk the "
+                               "Terraform\n"
+                               "module attaches, found by its stable name in the cloud SMBIOS "
+                               "names\n"
+                               "(or --provider gcp|azure|aws|qemu). Opens and changes nothing.\n\n"
+                               "  --names           print the names looked for, in order, "
+                               "instead\n"
+                               "  --wait SEC        look again until one exists, for at most "
+                               "SEC s\n"
+                               "                    (default 0: once)\n"
+                               "  --dmi-dir DIR     where SMBIOS is read (tests; default\n"
+                               "                    " METADATA_DMI_DIR ")\n"
+                               "  --root DIR        look under DIR instead of / (tests)\n");
+                        return 0;
+                case 'p':
+                        p = metadata_provider_from_string(optarg);
+                        if (p < 0 || !metadata_state_disk_names(p))
+                                return log_error_errno(-EUSAGE,
+                                                       "--provider '%s': use gcp, azure, aws or "
+                                                       "qemu.",
+                                                       optarg);
+                        break;
+                case 'r':
+                        root = optarg;
+                        break;
+                case 'D':
+                        arg_dmi_dir = optarg;
+                        break;
+                case 'w':
+                        errno = 0;
+                        arg_wait = (unsigned) strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || optarg[0] == '-' || arg_wait > 600)
+                                return log_error_errno(-EUSAGE, "--wait: 0..600 seconds.");
+                        break;
+                case 'n':
+                        names = true;
+                        break;
+                default:
+                        return -EUSAGE;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "locate: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        if (names) {
+                Diag d;
+                diag_clear(&d);
+                if (p < 0 && (r = metadata_provider_detect(arg_dmi_dir, &p, &d)) < 0)
+                        return log_error_errno(r, "%s. Name it: --provider gcp|azure|aws|qemu.",
+                                               d.message);
+                for (const char *const *n = metadata_state_disk_names(p); n && *n; n++)
+                        printf("%s\n", *n);
+                return 0;
+        }
+        r = find_auto_device(root, p);
+        if (r < 0)
+                return r;
+        printf("%s\n", auto_device);
+        return 0;
+}
+
+/* udev's helper on Compute Engine (image/rootfs/usr/lib/udev/rules.d/65-cloister-gce-nvme.rules):
+ * an NVMe persistent disk's device name, from its Identify Namespace data, for the link
+ * /dev/disk/by-id/google-NAME that --device auto looks for. */
+static int verb_gce_nvme_name(int argc, char *argv[], void *userdata)
+{
+        char name[METADATA_GCE_DEVICE_NAME_MAX];
+        Diag d;
+        int r;
+
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf("Usage: cloister-disk-mapper gce-nvme-name DEVICE\n"
+                       "\n"
+                       "Prints the Compute Engine device name of the NVMe namespace DEVICE, from\n"
+                       "its Identify Namespace data (what udev links as\n"
+                       "/dev/disk/by-id/google-NAME on a GCP node). Reads, never writes.\n");
+                return 0;
+        }
+        if (argc != 2)
+                return log_error_errno(-EUSAGE, "gce-nvme-name: give one DEVICE. See --help.");
+        diag_clear(&d);
+        r = metadata_gce_nvme_read(argv[1], name, &d);
+        if (r < 0)
+                return log_error_errno(r, "gce-nvme-name: %s.", d.message);
+        printf("%s\n", name);
+        return 0;
+}
+
 static const Verb verbs[] = {
         { "format", 0, VERB_ANY, verb_format, "LUKS2-format a new state disk --key-file F" },
         { "check-header", 0, VERB_ANY, verb_check_header,
@@ -638,6 +800,10 @@ static const Verb verbs[] = {
         { "reset", 0, VERB_ANY, verb_reset, "mark the disk to be wiped at next boot" },
         { "setup", 0, VERB_ANY, verb_setup,
           "at boot: format a blank disk with a first-boot key, or open it; mount" },
+        { "locate", 0, VERB_ANY, verb_locate,
+          "the state disk --device auto takes in this cloud [--names]" },
+        { "gce-nvme-name", 0, VERB_ANY, verb_gce_nvme_name,
+          "udev on GCP: an NVMe disk's device name DEVICE" },
         {},
 };
 
@@ -647,7 +813,9 @@ static void help(void)
                "The node's encrypted state disk (LUKS2, one accepted profile).\n\nCommands:\n");
         verbs_print_help(verbs, NULL);
         printf("\nThe disk: --device PATH (block device or image file; a positional PATH works\n"
-               "too) or --partlabel LABEL. A disk on the boot disk or in use is refused.\n"
+               "too), --device auto (the disk the Terraform module attaches in the cloud SMBIOS\n"
+               "names: see 'locate') or --partlabel LABEL. A disk on the boot disk or in use\n"
+               "is refused.\n"
                "Keys: --key-file PATH holds the raw key; '-' reads standard input. Keys never\n"
                "go on the command line. 'COMMAND --help' shows each command's options.\n"
                "Exit status: 0 success, 1 failure (one line on stderr says why), 2 a usage\n"

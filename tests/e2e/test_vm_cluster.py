@@ -130,6 +130,19 @@ def test_worker_state_disk_is_dm_crypt_opened_by_the_disk_mapper_and_mounted(clu
     assert m and m.group(1) == m.group(2), report["boots"]
 
 
+def test_both_vms_find_qemu_from_smbios_and_their_state_disk_by_its_partition_name(cluster):
+    """The image's units pass --metadata auto, --state-disk auto and --device auto (one image for
+    QEMU and the clouds): QEMU's SMBIOS says QEMU, so fw_cfg metadata and the partition named
+    cloister-state (docs/cloud.md, "How a node finds its cloud")."""
+    for node in cluster.nodes[:2]:
+        console = node.console_text()
+        assert "metadata: SMBIOS says this node runs in qemu" in console, node.name
+        assert "disk-mapper: the qemu state disk is /dev/disk/by-partlabel/cloister-state" \
+            in console, node.name
+        assert "/dev/disk/by-partlabel/cloister-state: ready as /dev/mapper/cloister-state" \
+            in console, node.name
+
+
 def test_worker_reboot_rejoins_opens_the_same_disk_and_reads_back_its_file(cluster):
     worker = cluster.nodes[1]
     before = worker.report()

@@ -99,6 +99,65 @@ const char *node_role_to_string(NodeRole r);
 int metadata_fetch(MetadataProvider p, const char *source, unsigned timeout_ms, NodeMetadata *ret,
                    Diag *d);
 
+/*
+ * Which cloud this node runs in, from the SMBIOS values the kernel shows in sysfs (dmi_dir; NULL:
+ * METADATA_DMI_DIR): one row per provider in metadata-detect.c, each a set of exact values that
+ * must all hold (GCP: sys_vendor "Google" and product_name "Google Compute Engine"; Azure:
+ * sys_vendor "Microsoft Corporation" and Azure's chassis asset tag; AWS: sys_vendor "Amazon EC2";
+ * QEMU: sys_vendor "QEMU"). The rows name different sys_vendor values, so no hardware matches
+ * two. The host writes these values: they only choose where the (equally untrusted) metadata and
+ * the state disk are looked for; a wrong choice fails, it never makes a node trust anything
+ * (docs/cloud.md). Each value is read bounded (METADATA_DMI_VALUE_MAX bytes). Unknown hardware:
+ * -ENXIO (a diagnostic that quotes what was read and names --metadata PROVIDER); no DMI
+ * directory: -ENOENT; a value longer than the bound: -EMSGSIZE. ret is written on success only.
+ */
+#define METADATA_DMI_DIR       "/sys/class/dmi/id"
+#define METADATA_DMI_VALUE_MAX 128
+int metadata_provider_detect(const char *dmi_dir, MetadataProvider *ret, Diag *d);
+
+/*
+ * The state disk the Terraform modules attach, by the stable names the node looks for, in
+ * order (NULL-terminated; NULL for local, which has no fixed disk): GCP the device name
+ * "state-disk", Azure LUN 0, AWS the device name /dev/sdb, QEMU the partition cloister-state.
+ * A name may be a glob pattern (Azure's by-path link carries the bus's ACPI name).
+ */
+#define METADATA_STATE_DISK_GCP_DEVICE_NAME "state-disk"
+#define METADATA_STATE_DISK_AZURE_LUN       "0"
+#define METADATA_STATE_DISK_AWS_DEVICE_NAME "/dev/sdb"
+#define METADATA_STATE_DISK_QEMU_PARTLABEL  "cloister-state"
+const char *const *metadata_state_disk_names(MetadataProvider p);
+
+/*
+ * Finds the state disk of provider p: the first of its names that exists under root (NULL or
+ * "": the real /; tests give a directory standing in for it), looked for again with backoff
+ * while none exists, for at most timeout_ms (udev makes the links as the disks appear). A name
+ * that matches more than one path is refused (-ENOTUNIQ). None after the timeout: -ENOENT, with
+ * a diagnostic naming every name looked for and --state-disk PATH. ret gets the path found
+ * (with root in front); written on success only.
+ */
+int metadata_state_disk_find(MetadataProvider p, const char *root, unsigned timeout_ms, char *ret,
+                             size_t size, Diag *d);
+
+/*
+ * GCP over NVMe (the C3 machines of TDX, and any disk attached as NVMe): Compute Engine puts a
+ * disk's device name into the vendor-specific part (bytes 384..4095) of its NVMe Identify
+ * Namespace data, as JSON ({"device_name":"state-disk","disk_type":"PERSISTENT"}), which
+ * Google's udev helper reads to make /dev/disk/by-id/google-NAME. The image's udev rule
+ * (65-cloister-gce-nvme.rules) does the same through 'cloister-disk-mapper gce-nvme-name'.
+ * The bytes are the host's: the area is bounded, the JSON parsed strictly (an object whose
+ * device_name is 1..63 of [A-Za-z0-9_-]), anything else refused (-EBADMSG; -ENODATA for an
+ * area with no JSON at all). ret is written on success only.
+ */
+#define METADATA_NVME_IDENTIFY_SIZE     4096
+#define METADATA_GCE_NVME_VENDOR_OFFSET 384
+#define METADATA_GCE_DEVICE_NAME_MAX    64
+int metadata_gce_nvme_device_name(const void *identify_ns, size_t size,
+                                  char ret[static METADATA_GCE_DEVICE_NAME_MAX], Diag *d);
+/* Issues NVMe Identify Namespace to the namespace block device path (root only) and returns
+ * the device name above. */
+int metadata_gce_nvme_read(const char *path, char ret[static METADATA_GCE_DEVICE_NAME_MAX],
+                           Diag *d);
+
 /* Parses the local JSON form. */
 int metadata_parse_local(const void *data, size_t size, NodeMetadata *ret, Diag *d);
 /* Parses a GCP (recursive instance) or Azure (IMDS instance) JSON document; what the fetchers
