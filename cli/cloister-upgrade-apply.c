@@ -269,8 +269,12 @@ static int upgrade_load(Upgrade *u)
                 r = json_get_int(&ctx, j, "newPolicyVersion", true, 1, INT64_MAX, &u->new_version);
         if (r >= 0)
                 r = json_get_array(&ctx, j, "nodes", true, &nodes);
-        if (r >= 0)
+        if (r >= 0) {
+                /* Clouds only: absent for a local cluster. */
                 r = json_get_string(&ctx, j, "imageId", false, &image_id);
+                if (r == -ENOENT)
+                        r = 0;
+        }
         if (r < 0)
                 return log_error_errno(r,
                                        "%s (remove " UPGRADE_STATE_FILE " only if no upgrade "
