@@ -326,3 +326,17 @@ def test_cloud_upgrade_needs_an_image_id_and_refuses_several_control_planes_or_t
     r = run(*base, "--image-id", OLD, cwd=ws)
     assert r.returncode != 0 and "the cluster runs that image already" in r.stderr, r.stderr
     assert not (ws / "cloister-upgrade.json").exists()
+
+
+def test_a_resumed_cloud_upgrade_refuses_another_image_id_than_the_one_under_way(tmp_path):
+    ws, m, pub = cloud_workspace(tmp_path)
+    (ws / "cloister-upgrade.json").write_text(json.dumps({
+        "version": 1, "step": "replace", "from": "current", "to": "2", "measurements": str(m),
+        "bothPolicyVersion": 1, "newPolicyVersion": 2, "bothPolicy": {}, "target": {},
+        "nodes": [], "imageId": NEW}))
+    before = (ws / "cloister-upgrade.json").read_bytes()
+    r = run("cloister", "upgrade", "apply", "--measurements", m, "--pubkey", pub, "--image-id",
+            "projects/my-project/global/images/cloister-3", cwd=ws)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "An upgrade to image %s is under way, at step replace" % NEW in r.stderr, r.stderr
+    assert (ws / "cloister-upgrade.json").read_bytes() == before
