@@ -340,3 +340,35 @@ def test_a_resumed_cloud_upgrade_refuses_another_image_id_than_the_one_under_way
     assert r.returncode != 0, r.stdout + r.stderr
     assert "An upgrade to image %s is under way, at step replace" % NEW in r.stderr, r.stderr
     assert (ws / "cloister-upgrade.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("policy,rolled", [("PROACTIVE", True), ("OPPORTUNISTIC", False)])
+def test_the_double_recreates_nodes_on_a_new_image_only_under_the_modules_proactive_policy(
+        tmp_path, policy, rolled):
+    """The GCP module as create copies it, with its update policy as given: a second apply with
+    a new worker image recreates the worker (the command runs) only if the policy is PROACTIVE,
+    as on GCP, where an OPPORTUNISTIC group leaves every running node on the old template."""
+    ws = tmp_path / "cloister-terraform"
+    shutil.copytree(ROOT / "terraform" / "gcp", ws)
+    group = ws / "modules" / "node_group" / "main.tf"
+    text = group.read_text()
+    assert text.count('type                  = "PROACTIVE"') == 1
+    group.write_text(text.replace('type                  = "PROACTIVE"',
+                                  'type                  = "%s"' % policy))
+    v = {"name": "c", "project": "p", "region": "europe-west4", "zone": "europe-west4-a",
+         "tee": "snp", "control_plane_instance_type": "n2d-standard-4",
+         "worker_instance_type": "n2d-standard-4", "image_id": OLD, "cluster_id": "ab" * 32,
+         "init_secret_hash": "scrypt$15$8$1$000102030405060708090a0b0c0d0e0f$" + "1c" * 32}
+    marker = tmp_path / "recreated"
+    env = dict(os.environ, TF_DOUBLE_LOG=str(tmp_path / "calls.log"), TF_DOUBLE_ROLL=json.dumps({
+        "nodes": {"worker": ["w1"], "control-plane": ["cp1"]}, "images": {NEW: "2", OLD: "1"},
+        "command": ["/bin/sh", "-c", 'echo "$0 $1" >> "$2"', "{node}", "{version}",
+                    str(marker)]}))
+    double = str(ROOT / "tests" / "doubles" / "terraform")
+    for image in (OLD, NEW):
+        (ws / "terraform.tfvars.json").write_text(json.dumps(dict(v, worker_image_id=image)))
+        for cmd in ROLL:
+            r = subprocess.run([double, "-chdir=%s" % ws, *cmd], env=env, capture_output=True,
+                               text=True, timeout=300)
+            assert r.returncode == 0, r.stdout + r.stderr
+    assert (marker.read_text() if marker.exists() else "") == ("w1 2\n" if rolled else "")
