@@ -80,11 +80,13 @@ static int tfvars_load(json_t **ret)
         return 0;
 }
 
-int cli_upgrade_cloud_check(const char *image_id, char *ret_current, size_t current_size)
+int cli_upgrade_cloud_check(const char *image_id, const char *terraform, char *ret_current,
+                            size_t current_size)
 {
         _cleanup_(json_decrefp) json_t *tfvars = NULL;
         const json_t *n;
         const char *cur, *file, *workers;
+        Terraform tf = {};
         int r;
 
         r = tfvars_load(&tfvars);
@@ -116,6 +118,12 @@ int cli_upgrade_cloud_check(const char *image_id, char *ret_current, size_t curr
                                        "--image-id %s: the cluster runs that image already "
                                        "(%s/%s). Give the new image's ID.",
                                        image_id, TF_WORKSPACE, TF_VARS_FILE);
+        /* Terraform is needed at step 2: found (and its version checked) before step 1. */
+        r = tf_find(terraform, &tf);
+        tf_done(&tf);
+        if (r < 0)
+                return log_error_errno(r, "upgrade apply: Terraform is needed to roll the "
+                                          "nodes (above). Nothing was changed.");
         (void) snprintf(ret_current, current_size, "%s", cur ?: file);
         return 0;
 }

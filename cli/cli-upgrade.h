@@ -38,8 +38,10 @@ int cli_upgrade_cloud(const char *state_path, char provider[static CLI_UPGRADE_C
 /* An image ID as clouds write them: 1 to 256 of A-Z a-z 0-9 / _ . : - */
 bool cli_upgrade_image_id_ok(const char *id);
 /* Before anything changes: the workspace's variables can be rolled to image_id (one control
- * plane; not that image already). ret_current: the image they name now. -errno, logged. */
-int cli_upgrade_cloud_check(const char *image_id, char *ret_current, size_t current_size);
+ * plane; not that image already) and terraform (given, or on PATH) runs. ret_current: the image
+ * they name now. -errno, logged. */
+int cli_upgrade_cloud_check(const char *image_id, const char *terraform, char *ret_current,
+                            size_t current_size);
 /* The role's group ("worker" or "control-plane") to image_id: the workspace's variables changed
  * (worker_image_id; then image_id for the control plane), terraform init, plan, apply. 0 once
  * terraform applied; -errno after terraform's error lines were printed. */

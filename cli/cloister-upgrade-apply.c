@@ -1143,7 +1143,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                                                "by %s. See --help.",
                                                rep->what);
                 if (rep->roll_group) {
-                        r = cli_upgrade_cloud_check(image_id, current_image, sizeof(current_image));
+                        r = cli_upgrade_cloud_check(image_id, a.terraform, current_image,
+                                                    sizeof(current_image));
                         if (r < 0)
                                 return r;
                         (void) snprintf(u.image_id, sizeof(u.image_id), "%s", image_id);

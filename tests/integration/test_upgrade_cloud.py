@@ -325,6 +325,10 @@ def test_cloud_upgrade_needs_an_image_id_and_refuses_several_control_planes_or_t
     (ws / "cloister-terraform" / "terraform.tfvars.json").write_text(json.dumps(v))
     r = run(*base, "--image-id", OLD, cwd=ws)
     assert r.returncode != 0 and "the cluster runs that image already" in r.stderr, r.stderr
+    # Terraform is looked for before step 1 (it is needed at step 2).
+    r = run(*base, "--image-id", NEW, "--terraform", str(tmp_path / "no-terraform"), cwd=ws)
+    assert r.returncode != 0 and "no-terraform: not an executable file" in r.stderr, r.stderr
+    assert "Terraform is needed to roll the nodes (above). Nothing was changed." in r.stderr
     assert not (ws / "cloister-upgrade.json").exists()
 
 
