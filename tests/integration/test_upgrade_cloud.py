@@ -268,6 +268,30 @@ def test_a_held_workspace_lock_refuses_policy_push_and_one_left_by_a_killed_proc
     assert "missing.json" in r.stderr, r.stderr
 
 
+def test_the_lock_holders_text_reaches_the_terminal_as_printable_ascii(tmp_path):
+    """The lock file is only text, writable by whoever could write the workspace: its bytes are
+    shown with control characters (a terminal's escape sequences) as '?'."""
+    lock = tmp_path / "cloister-workspace.lock"
+    holder = subprocess.Popen(
+        ["/usr/bin/python3", "-c",
+         "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'wb')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "f.write(b'pid 7 \\x1b]0;owned\\x07\\xff'); f.flush()\n"
+         "print('held', flush=True)\n"
+         "time.sleep(120)\n", str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        r = subprocess.run([str(binary("cloister")), "policy", "push", "--config", "c.json"],
+                           cwd=tmp_path, capture_output=True, timeout=60)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert r.returncode != 0
+    assert b"(pid 7 ?]0;owned?? holds ./cloister-workspace.lock)" in r.stderr, r.stderr
+    assert b"\x1b" not in r.stderr and b"\x07" not in r.stderr
+
+
 def cloud_workspace(tmp_path, provider="gcp", **tf):
     """A workspace whose state file records a cluster made by create on provider (no cluster
     runs: these refusals come before anything is contacted)."""
