@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,4 +239,56 @@ int cli_debug_log_open(const char *command_line, const char *version)
         /* Said on stderr once, so the file can be found (and sent along with a report). */
         (void) fprintf(stderr, "Debug log: %s/%s\n", cwd ?: ".", CLI_DEBUG_LOG);
         return fd;
+}
+
+/* The lock of the workspace's cluster: one open file description held for the process's life
+ * (flock is dropped by the kernel when the holder dies, however it dies: a lock left by a killed
+ * process is free, and its recorded holder is only text). */
+static int workspace_lock_fd = -1;
+
+int cli_workspace_lock(const char *state_path, const char *what)
+{
+        _cleanup_(freep) char *dir = NULL, *path = NULL;
+        char holder[256] = "", self[256];
+        const char *slash;
+        ssize_t n;
+        int fd, r;
+
+        /* 'upgrade apply' runs 'policy push' in this process: already ours. */
+        if (workspace_lock_fd >= 0)
+                return 0;
+        slash = strrchr(state_path, '/');
+        dir = slash ? strndup(state_path, (size_t) (slash - state_path) + (slash == state_path))
+                    : strdup(".");
+        if (!dir || asprintf(&path, "%s/" CLI_LOCK_FILE, dir) < 0)
+                return log_oom();
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot open the workspace's lock %s: %m", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                if (r == -EWOULDBLOCK) {
+                        n = pread(fd, holder, sizeof(holder) - 1, 0);
+                        holder[n > 0 ? n : 0] = '\0';
+                        holder[strcspn(holder, "\n")] = '\0';
+                        for (char *p = holder; *p; p++)
+                                if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+                                        *p = '?';
+                }
+                (void) close(fd);
+                if (r != -EWOULDBLOCK)
+                        return log_error_errno(r, "Cannot lock %s: %m", path);
+                return log_error_errno(-EBUSY,
+                                       "%s: refused: another command is changing this cluster "
+                                       "(%s holds %s). Wait until it ends, or stop it: its lock "
+                                       "goes with it. Then run this again (an interrupted "
+                                       "'upgrade apply' resumes with 'cloister upgrade apply').",
+                                       what, holder[0] ? holder : "a process", path);
+        }
+        n = snprintf(self, sizeof(self), "pid %ld ('cloister %s', since %ld)\n", (long) getpid(),
+                     what, (long) time(NULL));
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, self, (size_t) n, 0) != n)
+                log_debug("Cannot record the holder in %s: %m", path);
+        workspace_lock_fd = fd;
+        return 0;
 }

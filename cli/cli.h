@@ -178,7 +178,13 @@ const char *cli_workspace_config_default(const char *policy, const char **config
 int cli_workspace_cluster(const char *state_path, bool required, uint8_t cid[static 32],
                           char *endpoint, size_t endpoint_size);
 #define CLI_STATE_FILE_DEFAULT "cloister-state.json"
-#define CLI_DEBUG_LOG          "cloister-debug.log"
+#define CLI_LOCK_FILE          "cloister-workspace.lock"
+/* Takes the lock of the cluster whose state file is state_path (CLI_LOCK_FILE beside it) for the
+ * rest of this process, or refuses (-EBUSY, logged) naming what holds it (its pid and command)
+ * and the next step. what names the caller ("upgrade apply"). Taken already by this process: 0.
+ * The kernel drops it when the process ends, however: a killed holder's lock is taken over. */
+int cli_workspace_lock(const char *state_path, const char *what);
+#define CLI_DEBUG_LOG "cloister-debug.log"
 /* --debug: appends a header (time, version, pid, workspace, command_line) to the workspace's
  * cloister-debug.log (created 0600; refused if it is not a regular file of ours) and sends every
  * log record there, debug level included; says where on stderr. Returns the fd, or -errno. */

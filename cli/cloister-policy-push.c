@@ -293,6 +293,11 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
         if ((cluster_id && !url[0]) || (!cluster_id && url[0] && !state_given))
                 return log_error_errno(-EUSAGE, "policy push: --node and --cluster-id go "
                                                 "together (or give --state-file). See --help.");
+        /* One command changes a cluster at a time: a push during a roll would replace the
+         * policy of both images under it. */
+        r = cli_workspace_lock(state_path, "policy push");
+        if (r < 0)
+                return r;
 
         /* Inputs first: nothing is sent for a configuration a join service would refuse. */
         r = cli_config_load(config_path, &config);

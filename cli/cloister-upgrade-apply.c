@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli-checkpoint.h"
+#include "cli-terraform.h"
 #include "cli-upgrade.h"
 #include "cli.h"
 #include "cloister/attest-atls.h"
@@ -70,12 +71,16 @@ static UpgradeStep step_from_string(const char *s)
         return _STEP_INVALID;
 }
 
-/* How the nodes of a kind of cluster are replaced: one row per kind. */
+/* How the nodes of a kind of cluster are replaced: one row per kind. A row replaces one node
+ * (replace) or has a whole group roll its nodes (roll_group, given the new image's ID); a row
+ * with not_built refuses, saying why. */
 typedef struct NodeReplacer {
         const char *name;
         const char *what; /* for the plan */
-        bool (*detect)(const char *provider);
+        bool (*detect)(const char *provider, const char *cloud);
         int (*replace)(const char *endpoint, const char *image_version, const char *join_policy);
+        int (*roll_group)(const char *terraform, const char *role, const char *image_id);
+        const char *not_built;
 } NodeReplacer;
 
 static bool is_dir(const char *path)
@@ -85,9 +90,27 @@ static bool is_dir(const char *path)
         return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool mini_netns_detect(const char *provider)
+static bool mini_netns_detect(const char *provider, const char *cloud)
 {
-        return provider && strcmp(provider, "qemu") == 0 && is_dir("cloister-mini");
+        return !*cloud && provider && strcmp(provider, "qemu") == 0 && is_dir("cloister-mini");
+}
+
+static bool gcp_detect(const char *provider, const char *cloud)
+{
+        (void) provider;
+        return strcmp(cloud, "gcp") == 0;
+}
+
+static bool azure_detect(const char *provider, const char *cloud)
+{
+        (void) provider;
+        return strcmp(cloud, "azure") == 0;
+}
+
+static bool aws_detect(const char *provider, const char *cloud)
+{
+        (void) provider;
+        return strcmp(cloud, "aws") == 0;
 }
 
 /* 'cloister mini reboot HOST:PORT': the node's processes stop, its swtpm starts afresh, the boot
@@ -119,13 +142,23 @@ static int mini_netns_replace(const char *endpoint, const char *image_version,
 
 static const NodeReplacer replacers[] = {
         { "mini-netns", "namespace mini: 'cloister mini reboot' (simulated boot of the new image)",
-          mini_netns_detect, mini_netns_replace },
+          mini_netns_detect, mini_netns_replace, NULL, NULL },
+        { "gcp",
+          "GCP: the image in the Terraform workspace, each managed instance group recreating "
+          "its nodes one at a time (name, state disk and address kept)",
+          gcp_detect, NULL, cli_upgrade_cloud_roll, NULL },
+        { "azure", "Azure", azure_detect, NULL, NULL,
+          "the scale sets' upgrade mode is Manual: a new image in the model reimages no node, "
+          "and a reimage through Azure's API is not built" },
+        { "aws", "AWS", aws_detect, NULL, NULL,
+          "an auto scaling group has no instance refresh here, and a refreshed instance would "
+          "start with a new, empty state disk (the control plane's etcd with it)" },
 };
 
-static const NodeReplacer *replacer_find(const char *provider)
+static const NodeReplacer *replacer_find(const char *provider, const char *cloud)
 {
         for (size_t i = 0; i < ELEMENTSOF(replacers); i++)
-                if (replacers[i].detect(provider))
+                if (replacers[i].detect(provider, cloud))
                         return &replacers[i];
         return NULL;
 }
@@ -138,7 +171,8 @@ typedef struct UpgradeNode {
 typedef struct Upgrade {
         UpgradeStep step;
         char from[ATTEST_SET_NAME_MAX + 1], to[ATTEST_SET_NAME_MAX + 1];
-        char source[1024]; /* the --measurements given */
+        char source[1024];                           /* the --measurements given */
+        char image_id[CLI_UPGRADE_IMAGE_ID_MAX + 1]; /* clouds: the --image-id given */
         int64_t both_version, new_version;
         json_t *both;   /* the attestation object admitting both sets */
         json_t *target; /* the configuration after the upgrade (the new set alone) */
@@ -174,6 +208,9 @@ static int upgrade_save(const Upgrade *u)
                          (json_int_t) u->both_version, "newPolicyVersion",
                          (json_int_t) u->new_version, "bothPolicy", u->both, "target", u->target,
                          "nodes", nodes);
+        if (root && u->image_id[0] &&
+            json_object_set_new(root, "imageId", json_string(u->image_id)) < 0)
+                return log_oom();
         if (!root || json_dump_pretty(root, &text) < 0)
                 return log_oom();
         r = write_file_atomic(UPGRADE_STATE_FILE, text, strlen(text), 0600, WRITE_FILE_SYNC);
@@ -196,10 +233,11 @@ static int upgrade_load(Upgrade *u)
                                             "bothPolicy",
                                             "target",
                                             "nodes",
+                                            "imageId",
                                             NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx;
-        const char *step, *from, *to, *src;
+        const char *step, *from, *to, *src, *image_id = NULL;
         int64_t v;
         json_t *nodes, *n;
         size_t i;
@@ -231,11 +269,20 @@ static int upgrade_load(Upgrade *u)
                 r = json_get_int(&ctx, j, "newPolicyVersion", true, 1, INT64_MAX, &u->new_version);
         if (r >= 0)
                 r = json_get_array(&ctx, j, "nodes", true, &nodes);
+        if (r >= 0) {
+                /* Clouds only: absent for a local cluster. */
+                r = json_get_string(&ctx, j, "imageId", false, &image_id);
+                if (r == -ENOENT)
+                        r = 0;
+        }
         if (r < 0)
                 return log_error_errno(r,
                                        "%s (remove " UPGRADE_STATE_FILE " only if no upgrade "
                                        "is under way).",
                                        d.message);
+        if (image_id && !cli_upgrade_image_id_ok(image_id))
+                return log_error_errno(-EBADMSG, UPGRADE_STATE_FILE ": imageId is not an image "
+                                                                    "ID.");
         u->step = step_from_string(step);
         u->both = json_incref(json_object_get(j, "bothPolicy"));
         u->target = json_incref(json_object_get(j, "target"));
@@ -246,6 +293,7 @@ static int upgrade_load(Upgrade *u)
         (void) snprintf(u->from, sizeof(u->from), "%s", from);
         (void) snprintf(u->to, sizeof(u->to), "%s", to);
         (void) snprintf(u->source, sizeof(u->source), "%s", src);
+        (void) snprintf(u->image_id, sizeof(u->image_id), "%s", image_id ?: "");
         json_array_foreach (nodes, i, n) {
                 UpgradeNode *x = &u->nodes[u->n_nodes++];
                 const char *name = json_string_value(json_object_get(n, "name")),
@@ -514,7 +562,14 @@ static void print_plan(const Upgrade *u, const NodeReplacer *rep, const char *co
         for (size_t i = 0; i < u->n_nodes; i++) {
                 const UpgradeNode *x = &u->nodes[i];
                 bool cp = strcmp(x->role, "control-plane") == 0;
-                printf("  2.%zu replace %s (%s, %s)%s%s\n", ++k, x->name, x->role, x->endpoint,
+                if (rep->roll_group && (i == 0 || strcmp(u->nodes[i - 1].role, x->role) != 0))
+                        printf("  2.%zu terraform in %s/: %s = %s in %s, then init, plan and "
+                               "apply: the %s group recreates its nodes one at a time%s\n",
+                               ++k, TF_WORKSPACE, cp ? "image_id" : "worker_image_id", u->image_id,
+                               TF_VARS_FILE, x->role, x->rebooted ? " (done)" : "");
+                printf("  2.%zu %s %s (%s, %s)%s%s\n", ++k,
+                       rep->roll_group ? "recreated by its group:" : "replace", x->name, x->role,
+                       x->endpoint,
                        cp && single ? ": the single control plane, through the owner's "
                                       "recovery path ('cloister recover': attested, then handed "
                                       "the master secret); nothing can join or rejoin while it "
@@ -565,7 +620,7 @@ static int run_verb(int (*fn)(int, char **, void *), void *userdata, char **argv
 }
 
 typedef struct ApplyArgs {
-        const char *config, *ms, *state;
+        const char *config, *ms, *state, *terraform;
         void *userdata;
         unsigned timeout_s;
         RpcClientConfig rc;
@@ -651,6 +706,28 @@ static int target_policy(const Upgrade *u, const uint8_t cid[static 32], AttestP
         return 0;
 }
 
+/* A cloud's group of role rolled to the new image by terraform; its nodes marked rebooted. */
+static int roll_group(const ApplyArgs *a, Upgrade *u, const NodeReplacer *rep, const char *role)
+{
+        int r;
+
+        printf("the %s group: image %s (terraform in %s/)\n", role, u->image_id, TF_WORKSPACE);
+        r = rep->roll_group(a->terraform, role, u->image_id);
+        if (r < 0) {
+                char what[256];
+                (void) snprintf(what, sizeof(what),
+                                "terraform did not roll the %s group (above; its whole output: "
+                                "%s/%s). Nothing was rolled that terraform did not report",
+                                role, TF_WORKSPACE, TF_OUTPUT_LOG);
+                print_stop(u, what);
+                return r;
+        }
+        for (size_t j = 0; j < u->n_nodes; j++)
+                if (strcmp(u->nodes[j].role, role) == 0)
+                        u->nodes[j].rebooted = true;
+        return upgrade_save(u);
+}
+
 static int replace_nodes(const ApplyArgs *a, Upgrade *u, const NodeReplacer *rep,
                          const uint8_t cid[static 32])
 {
@@ -673,7 +750,11 @@ static int replace_nodes(const ApplyArgs *a, Upgrade *u, const NodeReplacer *rep
 
                 if (x->upgraded)
                         continue;
-                if (!x->rebooted) {
+                if (!x->rebooted && rep->roll_group) {
+                        r = roll_group(a, u, rep, x->role);
+                        if (r < 0)
+                                return r;
+                } else if (!x->rebooted) {
                         printf("%s: replacing (%s) with image '%s'%s\n", x->name, x->role, u->to,
                                cp && single ? ", then recovering it (the single control plane)"
                                             : "");
@@ -714,7 +795,7 @@ static void help(void)
         printf("Usage: cloister upgrade apply --measurements FILE|URL (--pubkey PUB.pem\n"
                "         [--signature-url URL] | --insecure-no-signature) [--config FILE]\n"
                "         [--master-secret FILE] [--state-file FILE] [--node-timeout SEC]\n"
-               "         [--dry-run]\n"
+               "         [--image-id ID [--terraform PATH]] [--dry-run]\n"
                "       cloister upgrade apply        (resumes an interrupted upgrade)\n\n"
                "Moves the running cluster to a new image, node by node:\n"
                "  1. pushes a policy admitting the current and the new image, each a named\n"
@@ -733,8 +814,14 @@ static void help(void)
                "recorded in the workspace's " UPGRADE_STATE_FILE " first: after an\n"
                "interruption, 'cloister upgrade apply' again resumes where it stopped.\n"
                "--dry-run prints the plan and changes nothing. Nodes are replaced by the\n"
-               "cluster's kind: the namespace mini ('cloister mini reboot'); VMs and clouds\n"
-               "are not supported yet (docs/upgrade.md).\n\n"
+               "cluster's kind: the namespace mini ('cloister mini reboot'); on GCP (a\n"
+               "cluster made by 'cloister create'), --image-id names the new image: it goes\n"
+               "into the Terraform workspace (" TF_WORKSPACE "/" TF_VARS_FILE "), the\n"
+               "workers' group first (worker_image_id), then the control plane's (image_id),\n"
+               "each applied by terraform and rolled by the managed instance group one node\n"
+               "at a time. Azure, AWS and the VM mini are not supported yet (docs/upgrade.md).\n"
+               "While it runs, the workspace's " CLI_LOCK_FILE " refuses a second\n"
+               "'upgrade apply' and 'policy push', naming the holder.\n\n"
                "  --measurements FILE|URL   the new image's signed measurements file\n"
                "  --pubkey PUB.pem          the key the image build signs with\n"
                "  --signature-url URL       the signature (default the file's URL + .sig)\n"
@@ -743,6 +830,8 @@ static void help(void)
                "  --master-secret FILE      default " MASTER_SECRET_FILE_DEFAULT "\n"
                "  --state-file FILE         default " CLI_STATE_FILE_DEFAULT "\n"
                "  --node-timeout SEC        per node (default %d)\n"
+               "  --image-id ID             clouds: the new image (projects/P/global/images/I)\n"
+               "  --terraform PATH          clouds: terraform or tofu (default: on PATH)\n"
                "  --dry-run                 print the plan only\n",
                UPGRADE_TIMEOUT_S, UPGRADE_TIMEOUT_S);
 }
@@ -874,6 +963,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 ARG_STATE,
                 ARG_TIMEOUT,
                 ARG_DRY_RUN,
+                ARG_IMAGE_ID,
+                ARG_TERRAFORM,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -886,9 +977,11 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 { "state-file", required_argument, NULL, ARG_STATE },
                 { "node-timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
+                { "image-id", required_argument, NULL, ARG_IMAGE_ID },
+                { "terraform", required_argument, NULL, ARG_TERRAFORM },
                 {},
         };
-        const char *measurements = NULL, *pubkey = NULL, *sig_url = NULL;
+        const char *measurements = NULL, *pubkey = NULL, *sig_url = NULL, *image_id = NULL;
         ApplyArgs a = { .ms = MASTER_SECRET_FILE_DEFAULT,
                         .state = CLI_STATE_FILE_DEFAULT,
                         .userdata = userdata,
@@ -897,7 +990,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(upgrade_done) Upgrade u = {};
         const NodeReplacer *rep;
-        char endpoint[CLI_URL_MAX], checkpoints[PATH_MAX];
+        char endpoint[CLI_URL_MAX], checkpoints[PATH_MAX], cloud[CLI_UPGRADE_CLOUD_MAX];
+        char current_image[CLI_UPGRADE_IMAGE_ID_MAX + 1] = "";
         bool insecure = false, dry_run = false;
         uint8_t cid[32];
         Diag d;
@@ -945,6 +1039,19 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 case ARG_DRY_RUN:
                         dry_run = true;
                         break;
+                case ARG_IMAGE_ID:
+                        if (!cli_upgrade_image_id_ok(optarg))
+                                return log_error_errno(-EUSAGE,
+                                                       "--image-id: the new image's ID as the "
+                                                       "cloud names it (1 to %d of A-Z a-z 0-9 / "
+                                                       "_ . : -), e.g. "
+                                                       "projects/P/global/images/I.",
+                                                       CLI_UPGRADE_IMAGE_ID_MAX);
+                        image_id = optarg;
+                        break;
+                case ARG_TERRAFORM:
+                        a.terraform = optarg;
+                        break;
                 default:
                         return log_error_errno(-EUSAGE, "See 'cloister upgrade apply --help'.");
                 }
@@ -960,10 +1067,32 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 return log_error_errno(-EUSAGE, "--insecure-no-signature checks no signature: it "
                                                 "cannot go with --signature-url.");
 
+        if (image_id && !measurements)
+                return log_error_errno(-EUSAGE, "--image-id goes with --measurements (the new "
+                                                "image's signed measurements). See --help.");
+        /* One command changes the cluster at a time (a second 'upgrade apply', a 'policy
+         * push'); a dry run changes nothing and takes no lock. */
+        if (!dry_run) {
+                r = cli_workspace_lock(a.state, "upgrade apply");
+                if (r < 0)
+                        return r;
+        }
+        r = cli_upgrade_cloud(a.state, cloud);
+        if (r < 0)
+                return r;
+
         r = upgrade_load(&u);
         if (r < 0)
                 return r;
         if (r > 0 && u.step != STEP_DONE) {
+                if (image_id && strcmp(image_id, u.image_id) != 0)
+                        return log_error_errno(-EBUSY,
+                                               "An upgrade to image %s is under way, at step %s: "
+                                               "finish it first with 'cloister upgrade apply' "
+                                               "(no --measurements, no --image-id), then start "
+                                               "the next.",
+                                               u.image_id[0] ? u.image_id : "(none)",
+                                               step_names[u.step]);
                 if (measurements && strcmp(measurements, u.source) != 0)
                         return log_error_errno(-EBUSY,
                                                "An upgrade to '%s' (from %s) is under way, at step "
@@ -985,14 +1114,42 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
         r = cli_config_load(a.config, &config);
         if (r < 0)
                 return r;
-        rep = replacer_find(config.provider);
+        rep = replacer_find(config.provider, cloud);
         if (!rep)
                 return log_error_errno(-EOPNOTSUPP,
                                        "upgrade apply: the nodes of this cluster (provider %s%s) "
-                                       "cannot be replaced yet: only the namespace mini is "
-                                       "supported (docs/upgrade.md). Nothing was changed.",
+                                       "cannot be replaced yet: only the namespace mini and GCP "
+                                       "are supported (docs/upgrade.md). Nothing was changed.",
                                        config.provider ?: "?",
                                        is_dir("cloister-mini-vm") ? ", VM mini" : "");
+        if (rep->not_built)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "upgrade apply: not built for %s: %s (docs/upgrade.md). "
+                                       "Nothing was changed.",
+                                       rep->what, rep->not_built);
+        if (u.step == STEP_ADMIT_BOTH && !u.both) {
+                /* Starting: a cloud needs the new image's ID, a local cluster takes none. */
+                if (rep->roll_group && !image_id)
+                        return log_error_errno(-EUSAGE,
+                                               "upgrade apply: this cluster runs in %s: give "
+                                               "--image-id ID, the new image as the cloud names "
+                                               "it (registered with the TEE's features), with "
+                                               "its --measurements. See --help.",
+                                               cloud);
+                if (!rep->roll_group && image_id)
+                        return log_error_errno(-EUSAGE,
+                                               "--image-id is for a cluster made by 'cloister "
+                                               "create' (a cloud); this one's nodes are replaced "
+                                               "by %s. See --help.",
+                                               rep->what);
+                if (rep->roll_group) {
+                        r = cli_upgrade_cloud_check(image_id, a.terraform, current_image,
+                                                    sizeof(current_image));
+                        if (r < 0)
+                                return r;
+                        (void) snprintf(u.image_id, sizeof(u.image_id), "%s", image_id);
+                }
+        }
         r = cli_state_load(a.state, cid, endpoint, sizeof(endpoint));
         if (r < 0)
                 return r;

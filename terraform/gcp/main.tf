@@ -140,8 +140,9 @@ module "worker" {
   zone          = var.zone
   instance_type = var.worker_instance_type
   # A joining node refuses to start without the cluster ID: workers wait for it.
-  node_count       = var.cluster_id == "" ? 0 : var.worker_count
-  image            = var.image_file == "" ? var.image_id : module.image[0].image_id
+  node_count = var.cluster_id == "" ? 0 : var.worker_count
+  # A roll moves the workers first (worker_image_id), then the control plane (image_id).
+  image            = var.worker_image_id != "" ? var.worker_image_id : var.image_file == "" ? var.image_id : module.image[0].image_id
   tee              = local.tee
   subnetwork       = module.network.subnetwork
   network_tag      = module.network.node_tag

@@ -99,6 +99,12 @@ variable "image_id" {
   default     = ""
 }
 
+variable "worker_image_id" {
+  type        = string
+  description = "During 'cloister upgrade apply': the image the workers move to first (projects/P/global/images/I), before the control plane; empty: the workers run the cluster's image (image_id or image_file)."
+  default     = ""
+}
+
 variable "image_file" {
   type        = string
   description = "The image built here (cloister-gcp.tar.gz: disk.raw alone in a gzipped tar) to upload; empty to use image_id."

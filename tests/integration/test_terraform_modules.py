@@ -184,6 +184,26 @@ def test_gcp_template_is_confidential_terminates_on_maintenance_and_has_a_vtpm(p
     assert all("access_config" not in n for n in t["network_interface"])
 
 
+def test_gcp_groups_roll_a_new_image_one_node_at_a_time_keeping_name_disk_and_address(parsed):
+    """What 'cloister upgrade apply' relies on (docs/upgrade.md, "Clouds"): a new template is
+    rolled out at once (PROACTIVE: OPPORTUNISTIC would leave every node on the old image), one
+    node at a time and none added (the state disk cannot be in two nodes), each recreated under
+    its name with its state disk and address; the workers take worker_image_id first."""
+    mig = module(parsed, "gcp", "modules/node_group").resources[
+        ("google_compute_instance_group_manager", "group")]
+    assert one(mig["update_policy"]) == {
+        "type": "PROACTIVE", "minimal_action": "REPLACE", "replacement_method": "RECREATE",
+        "max_unavailable_fixed": 1, "max_surge_fixed": 0}
+    assert one(mig["stateful_disk"])["delete_rule"] == "ON_PERMANENT_INSTANCE_DELETION"
+    assert one(mig["stateful_internal_ip"]) == {
+        "interface_name": "nic0", "delete_rule": "ON_PERMANENT_INSTANCE_DELETION"}
+    root = module(parsed, "gcp")
+    assert root.variables["worker_image_id"]["default"] == ""
+    assert root.modules["worker"]["image"].startswith(
+        '${var.worker_image_id != "" ? var.worker_image_id : ')
+    assert "worker_image_id" not in root.modules["control_plane"]["image"]
+
+
 def test_gcp_image_is_registered_with_the_tees_guest_os_features(parsed):
     img = module(parsed, "gcp", "modules/image").resources[("google_compute_image", "image")]
     feats = one(img["dynamic"]["guest_os_features"])["for_each"]

@@ -44,7 +44,9 @@ resource "google_compute_instance_from_template" "node" {
   })
   # A new template (a new image, say) never replaces a running control plane: a replacement
   # has a new state disk, which the join service that admitted this one refuses under its name.
-  # (The managed groups' update policy is opportunistic for the same reason.)
+  # (The managed groups recreate a node under its name with its stateful disk: their update
+  # policy rolls a new template; these are not rolled, and 'upgrade apply' refuses a cluster
+  # that has them.)
   lifecycle {
     ignore_changes = [source_instance_template]
   }

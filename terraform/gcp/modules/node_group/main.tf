@@ -1,5 +1,6 @@
 # One role's nodes: a confidential instance template and a zonal managed instance group that
-# recreates a node that fails, each node with its own state disk that outlives a recreation.
+# recreates a node that fails, each node with its own state disk and address that outlive a
+# recreation.
 
 variable "name" {
   type = string
@@ -154,8 +155,17 @@ resource "google_compute_instance_group_manager" "group" {
     device_name = "state-disk"
     delete_rule = "ON_PERMANENT_INSTANCE_DELETION"
   }
+  # The node's address outlives a recreation too: its member record names it.
+  stateful_internal_ip {
+    interface_name = "nic0"
+    delete_rule    = "ON_PERMANENT_INSTANCE_DELETION"
+  }
+  # A new template (only 'cloister upgrade apply' makes one after create: a new image) is
+  # rolled out at once, one node at a time, each recreated under its name with its state disk
+  # and address (docs/upgrade.md). The owner's CLI then waits until each node is a member
+  # again, attested with the new image's measurements.
   update_policy {
-    type                  = "OPPORTUNISTIC"
+    type                  = "PROACTIVE"
     minimal_action        = "REPLACE"
     replacement_method    = "RECREATE"
     max_unavailable_fixed = 1
