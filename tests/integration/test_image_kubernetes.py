@@ -44,7 +44,7 @@ class Mirror:
     """A loopback HTTP server serving files (path -> bytes); it records the paths asked for."""
 
     def __init__(self):
-        self.files, self.requests = {}, []
+        self.files, self.requests, self.send_length = {}, [], True
         mirror = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,7 +55,8 @@ class Mirror:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if mirror.send_length:  # else the body ends when the connection closes
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -199,6 +200,18 @@ def test_an_answer_larger_than_the_bound_is_fatal(mirror, tmp_path):
     with pytest.raises(kubepins.FetchError, match="more than the 8 any pinned file has"):
         kubepins.resolve(pins, "auto", tmp_path / "dl", mirror=mirror.url, max_bytes=8,
                          log=lambda m: None)
+
+
+def test_an_answer_without_a_length_is_cut_at_the_bound_and_fatal(mirror, tmp_path):
+    pins = pinned_mirror(mirror, tmp_path)
+    mirror.send_length = False
+    with pytest.raises(kubepins.FetchError, match="more than 8 bytes: not the pinned file"):
+        kubepins.resolve(pins, "auto", tmp_path / "dl", mirror=mirror.url, max_bytes=8,
+                         log=lambda m: None)
+    assert not list((tmp_path / "dl").iterdir())
+    # Within the bound, the same answers are verified and taken.
+    res = kubepins.resolve(pins, "cloud", tmp_path / "dl", mirror=mirror.url, log=lambda m: None)
+    assert res.kind == "cloud"
 
 
 def test_an_unreachable_mirror_gives_a_test_kind_in_auto(mirror, tmp_path):
