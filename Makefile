@@ -224,9 +224,14 @@ IMAGE_DIR := $(BUILD)/image
 # The signed measurements file's measurementsVersion (docs/measured-boot.md); empty: the build's
 # SOURCE_DATE_EPOCH (the last commit's time).
 MEASUREMENTS_VERSION ?=
+# The image's kind (image/README.md, "Kubernetes"): auto, cloud (the pinned Kubernetes, fetched
+# and verified, or fail) or test (the kubeadm double); KUBERNETES_MIRROR: fetch from there.
+IMAGE_KIND ?= auto
+KUBERNETES_MIRROR ?=
 image: all
-	$(Q)$(PYTHON) image/build --build $(BUILD) --output $(IMAGE_DIR) \
-	        $(if $(MEASUREMENTS_VERSION),--measurements-version $(MEASUREMENTS_VERSION))
+	$(Q)$(PYTHON) image/build --build $(BUILD) --output $(IMAGE_DIR) --kind $(IMAGE_KIND) \
+	        $(if $(MEASUREMENTS_VERSION),--measurements-version $(MEASUREMENTS_VERSION)) \
+	        $(if $(KUBERNETES_MIRROR),--kubernetes-mirror $(KUBERNETES_MIRROR))
 
 # E2E_BUSY=N: N busy loops compete for the CPUs while the VMs run (a slow machine must make the
 # suite slower, not fail: its waits follow the VMs' progress).

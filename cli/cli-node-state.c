@@ -138,7 +138,7 @@ static bool version_value_ok(const json_t *v)
 
 json_t *cli_node_versions(const char *endpoint, const json_t *node)
 {
-        static const char *const keys[] = { "cloister", "image", "kubernetes" };
+        static const char *const keys[] = { "cloister", "image", "kubernetes", "imageKind" };
         const json_t *v = json_object_get(node, "versions");
         _cleanup_(json_decrefp) json_t *out = NULL;
         const char *ours = CLOISTER_VERSION, *theirs;
@@ -149,7 +149,9 @@ json_t *cli_node_versions(const char *endpoint, const json_t *node)
         out = json_object();
         for (size_t i = 0; out && i < ELEMENTSOF(keys); i++) {
                 const json_t *x = json_object_get(v, keys[i]);
-                if (!x || !version_value_ok(x)) {
+                if (!x || !version_value_ok(x) ||
+                    (i == 3 && !json_is_null(x) &&
+                     measurements_image_kind_from_string(json_string_value(x)) < 0)) {
                         log_debug("%s: versions.%s is missing or malformed: not shown", endpoint,
                                   keys[i]);
                         x = json_null();
@@ -165,14 +167,22 @@ json_t *cli_node_versions(const char *endpoint, const json_t *node)
         return TAKE_PTR(out);
 }
 
+MeasurementsImageKind cli_node_image_kind(const json_t *versions)
+{
+        MeasurementsImageKind k = measurements_image_kind_from_string(
+                json_string_value(json_object_get(versions, "imageKind")));
+
+        return k < 0 ? MEASUREMENTS_IMAGE_KIND_UNKNOWN : k;
+}
+
 void cli_node_versions_text(const json_t *versions, char *buf, size_t size)
 {
         const char *c = json_string_value(json_object_get(versions, "cloister"));
         const char *i = json_string_value(json_object_get(versions, "image"));
         const char *k = json_string_value(json_object_get(versions, "kubernetes"));
 
-        (void) snprintf(buf, size, "Cloister %s, image %s, Kubernetes %s", c ?: "-", i ?: "-",
-                        k ?: "-");
+        (void) snprintf(buf, size, "Cloister %s, image %s%s, Kubernetes %s", c ?: "-", i ?: "-",
+                        measurements_image_kind_note(cli_node_image_kind(versions)), k ?: "-");
 }
 
 /* What a node may send as its log: its ring holds 64 KiB; anything much larger is not one. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "cloister/measurements.h"
 
 typedef struct AttestReport AttestReport;
 typedef struct json_t json_t;
@@ -27,13 +28,18 @@ int cli_node_state_expect(const char *verb, const char *endpoint, const json_t *
 /* A refusal whose body names a state ({"code": "already-member", "detail": ...}). */
 int cli_node_state_from_refusal(const char *verb, const char *endpoint, const json_t *resp);
 
-/* The node's "versions" in its GET /v1/node answer ({"cloister", "image", "kubernetes"}, each a
- * short printable string or null; anything else is dropped), for display; logs a warning when
+/* The node's "versions" in its GET /v1/node answer ({"cloister", "image", "kubernetes",
+ * "imageKind"}, each a short printable string or null, imageKind cloud or test; anything else is
+ * dropped), for display; logs a warning when
  * its Cloister version is beyond the support policy against this CLI's (docs/versions.md).
  * Returns a new reference, or NULL if the node reported none. */
 json_t *cli_node_versions(const char *endpoint, const json_t *node);
-/* "cloister 0.1.0, image v0.1.0-12-gabc, Kubernetes v1.30.0" ("-" for a value not reported). */
+/* "cloister 0.1.0, image v0.1.0-12-gabc, Kubernetes v1.30.0" ("-" for a value not reported),
+ * the image's kind noted after its version (measurements_image_kind_note()). */
 void cli_node_versions_text(const json_t *versions, char *buf, size_t size);
+/* The kind the node's image reports (its os-release, covered by the attested root hash);
+ * UNKNOWN if it reports none. */
+MeasurementsImageKind cli_node_image_kind(const json_t *versions);
 
 /* The answer to a failed init (or to POST /v1/log) may carry the node's log of this boot (only
  * for its proven owner: docs/troubleshooting.md): saved as path, or (NULL)

@@ -9,7 +9,7 @@
 #include "cloister/verbs.h"
 
 /* image/kubernetes.json pins it (a test keeps the two equal). */
-#define CLI_KUBERNETES_VERSION   "v1.30.0"
+#define CLI_KUBERNETES_VERSION   "v1.35.1"
 #define CLI_CLUSTER_NAME_DEFAULT "cloister"
 #define CLI_SERVICE_CIDR_DEFAULT "10.96.0.0/12"
 #define CLI_CONFIG_FILE_DEFAULT  "cloister.json"
@@ -99,6 +99,7 @@ typedef struct CliMeasurementsSource {
          * of its exact bytes */
         int64_t version;
         const char *image, *image_version, *created, *source;
+        int image_kind; /* MeasurementsImageKind: the file's imageKind; UNKNOWN if none */
         uint8_t sha256[32];
         bool signature_checked;
 } CliMeasurementsSource;

@@ -652,6 +652,28 @@ static void print_image_sets(const ClusterView *v)
                        v->nodes[i].image_set[0] ? v->nodes[i].image_set : "(none matched)");
 }
 
+/* Which kind of image each node runs (image/README.md, "Kubernetes"), as its os-release says
+ * (covered by the root hash its PCRs attest), and the kind of the measurements the configuration
+ * took: a test image is named as such, never passed off as a cluster for production. */
+static void print_image_kinds(const ClusterView *v, const CliConfig *config)
+{
+        const CliMeasurementsSource *src = &config->measurements_source;
+
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                const ClusterNode *n = &v->nodes[i];
+                MeasurementsImageKind k =
+                        n->ok ? cli_node_image_kind(n->versions) : MEASUREMENTS_IMAGE_KIND_UNKNOWN;
+                const char *im = json_string_value(json_object_get(n->versions, "image"));
+
+                if (k == MEASUREMENTS_IMAGE_KIND_TEST)
+                        printf("%s: image %s%s\n", n->name, im ?: "-",
+                               measurements_image_kind_note(k));
+        }
+        if (src->present && src->image_kind == MEASUREMENTS_IMAGE_KIND_TEST)
+                printf("the configuration's measurements are of image %s%s\n", src->image_version,
+                       measurements_image_kind_note(MEASUREMENTS_IMAGE_KIND_TEST));
+}
+
 static int member_policy(const char *policy_path, const CliConfig *config,
                          const uint8_t cid[static CLUSTER_ID_SIZE], AttestPolicy **ret)
 {
@@ -1110,7 +1132,10 @@ int verb_status(int argc, char *argv[], void *userdata)
                                "versions, asked over attested TLS with the member policy: a\n"
                                "member that does not attest shows '-'; 'cloister verify\n"
                                "--cluster' says why). A member whose Cloister version is beyond\n"
-                               "what this CLI supports is warned about (docs/versions.md).\n"
+                               "what this CLI supports is warned about (docs/versions.md). A\n"
+                               "member that runs a TEST image (the kubeadm double, not for\n"
+                               "production) is named so, as is a configuration whose\n"
+                               "measurements are of one (image/README.md, 'Kubernetes').\n"
                                "Then each member's continuous re-attestation as its join service\n"
                                "records it: verdict (pass, rejoining, failed, unreachable), when\n"
                                "it last passed and how long ago, the response taken (warned,\n"
@@ -1249,6 +1274,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("%-24s %-14s %-36s %-21s %-9s %-24s %s\n", n->name, n->role, n->endpoint,
                        n->admitted, cv ?: "-", im ?: "-", k ?: "-");
         }
+        print_image_kinds(v, &config);
         print_image_sets(v);
         print_reattestation(v);
         for (size_t i = 0; i < v->n_nodes; i++)

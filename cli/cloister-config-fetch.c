@@ -316,17 +316,20 @@ static int update_tdx(json_t *att, const MeasurementsFile *m, bool *ret_changed)
         return 0;
 }
 
-/* "image 'NAME' VERSION, measurements version N, created T". */
+/* "image 'NAME' VERSION (KIND), measurements version N, created T". */
 static void describe_file(const MeasurementsFile *m, char *buf, size_t size)
 {
-        (void) snprintf(buf, size, "image '%s' %s, measurements version %" PRId64 ", created %s",
-                        m->image, m->image_version, m->measurements_version, m->created);
+        (void) snprintf(buf, size, "image '%s' %s%s, measurements version %" PRId64 ", created %s",
+                        m->image, m->image_version, measurements_image_kind_note(m->image_kind),
+                        m->measurements_version, m->created);
         printable_ascii(buf);
 }
 
 static void describe_source(const CliMeasurementsSource *s, char *buf, size_t size)
 {
-        (void) snprintf(buf, size, "image '%s' %s, created %s, from %s", s->image, s->image_version,
+        (void) snprintf(buf, size, "image '%s' %s%s, created %s, from %s", s->image,
+                        s->image_version,
+                        measurements_image_kind_note((MeasurementsImageKind) s->image_kind),
                         s->created, s->source);
         printable_ascii(buf);
 }
@@ -700,6 +703,11 @@ int verb_config_fetch_measurements(int argc, char *argv[], void *userdata)
         } else
                 printf("  measurements version: none recorded -> %" PRId64 "\n",
                        m->measurements_version);
+        if (m->image_kind == MEASUREMENTS_IMAGE_KIND_TEST)
+                log_warning("TEST IMAGE: %s describes a test image (the kubeadm test double, no "
+                            "Kubernetes): a cluster of it serves no workloads. Not for "
+                            "production: build a cloud image (image/README.md, 'Kubernetes').",
+                            url);
         if (config.measurements_source.present &&
             strcmp(config.measurements_source.image, m->image) != 0)
                 log_warning("%s: the image name changes from '%s' to '%s': make sure this file "

@@ -190,10 +190,18 @@ json_t *cli_measurements_source_json(const MeasurementsFile *m, const char *sour
 
         assert(m->format_version >= 2);
         hex_encode_buf(m->sha256, sizeof(m->sha256), hex, sizeof(hex));
-        return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:b}", "measurementsVersion",
-                         (json_int_t) m->measurements_version, "image", m->image, "imageVersion",
-                         m->image_version, "created", m->created, "sha256", hex, "source", source,
-                         "signatureChecked", signature_checked);
+        json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:b}", "measurementsVersion",
+                              (json_int_t) m->measurements_version, "image", m->image,
+                              "imageVersion", m->image_version, "created", m->created, "sha256",
+                              hex, "source", source, "signatureChecked", signature_checked);
+        if (j && m->image_kind &&
+            json_object_set_new(j, "imageKind",
+                                json_string(measurements_image_kind_to_string(m->image_kind))) <
+                    0) {
+                json_decref(j);
+                return NULL;
+        }
+        return j;
 }
 
 /* The PCR expectations: the measurements file's (PCR 4, 9, 11 null without one), and PCR 15
@@ -653,10 +661,11 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
                                      CliMeasurementsSource *ret)
 {
         static const char *const keys[] = {
-                "measurementsVersion", "image", "imageVersion", "created", "sha256", "source",
-                "signatureChecked",    NULL
+                "measurementsVersion", "image",     "imageVersion", "created", "sha256", "source",
+                "signatureChecked",    "imageKind", NULL,
         };
         CliMeasurementsSource s = { .present = true };
+        const char *kind = NULL;
         char buf[64];
         time_t t;
         int r;
@@ -678,8 +687,21 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
                 r = json_get_string(&c, o, "source", true, &s.source);
         if (r >= 0)
                 r = json_get_bool(&c, o, "signatureChecked", true, &s.signature_checked);
+        if (r >= 0) {
+                r = json_get_string(&c, o, "imageKind", false, &kind);
+                if (r == -ENOENT)
+                        r = 0;
+        }
         if (r < 0)
                 return r;
+        if (kind) {
+                s.image_kind = measurements_image_kind_from_string(kind);
+                if (s.image_kind < 0)
+                        return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
+                                         "%s: .measurementsSource.imageKind: neither cloud nor "
+                                         "test",
+                                         c.source);
+        }
         if (!measurements_text_valid(s.image) || !measurements_text_valid(s.image_version))
                 return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
                                  "%s: .measurementsSource: image and imageVersion must be 1 to "

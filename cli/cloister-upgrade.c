@@ -253,8 +253,9 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
                                        m->measurements_version, config_path);
 
         printf("current: %s\n", src->present ? src->image : "(no measurements file recorded)");
-        printf("new:     %s %s, measurements version %" PRId64 ", created %s (%s)\n", m->image,
-               m->image_version ?: "", m->measurements_version, m->created,
+        printf("new:     %s %s%s, measurements version %" PRId64 ", created %s (%s)\n", m->image,
+               m->image_version ?: "", measurements_image_kind_note(m->image_kind),
+               m->measurements_version, m->created,
                insecure ? "NOT signature-checked" : "signature verified");
         for (unsigned i = 0; i < EVIDENCE_PCR_COUNT; i++) {
                 const PcrExpectation *cur = &pol->pcrs[i], *new = &m->pcrs[i];

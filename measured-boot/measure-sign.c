@@ -33,11 +33,12 @@ static int check_format(const char *path, const uint8_t *data, size_t size, Meas
         return r;
 }
 
-/* "image 'NAME' VERSION, measurements version N, created T" of a format-2 file. */
+/* "image 'NAME' VERSION (KIND), measurements version N, created T" of a format-2 file. */
 static void describe(const MeasurementsFile *m, char *buf, size_t size)
 {
-        (void) snprintf(buf, size, "image '%s' %s, measurements version %" PRId64 ", created %s",
-                        m->image, m->image_version, m->measurements_version, m->created);
+        (void) snprintf(buf, size, "image '%s' %s%s, measurements version %" PRId64 ", created %s",
+                        m->image, m->image_version, measurements_image_kind_note(m->image_kind),
+                        m->measurements_version, m->created);
         for (char *p = buf; *p; p++)
                 if ((unsigned char) *p < ' ' || *p == 0x7f)
                         *p = '?';
@@ -139,10 +140,13 @@ static int print_verify_json(const char *file, bool signature_ok, const Diag *d,
         if (m && m->format_version >= 2 &&
             json_object_set_new(
                     doc, "measurements",
-                    json_pack("{s:i,s:I,s:s,s:s,s:s}", "formatVersion", (int) m->format_version,
+                    json_pack("{s:i,s:I,s:s,s:s,s:s,s:o}", "formatVersion", (int) m->format_version,
                               "measurementsVersion", (json_int_t) m->measurements_version, "image",
-                              m->image, "imageVersion", m->image_version, "created", m->created)) <
-                    0)
+                              m->image, "imageVersion", m->image_version, "created", m->created,
+                              "imageKind",
+                              m->image_kind ? json_string(measurements_image_kind_to_string(
+                                                      m->image_kind))
+                                            : json_null())) < 0)
                 return log_oom();
         return result_print(doc) < 0 ? log_oom() : 0;
 }

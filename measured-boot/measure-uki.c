@@ -34,9 +34,10 @@ typedef struct Options {
         const char *name;
         const char *input;
         /* -o json only: the measurements file's format-2 fields (docs/measured-boot.md). */
-        int64_t measurements_version; /* 0: the creation time in seconds */
-        const char *image_version;    /* NULL: IMAGE_VERSION of the UKI's .osrel */
-        const char *created;          /* NULL: $SOURCE_DATE_EPOCH, else now */
+        int64_t measurements_version;     /* 0: the creation time in seconds */
+        const char *image_version;        /* NULL: IMAGE_VERSION of the UKI's .osrel */
+        MeasurementsImageKind image_kind; /* UNKNOWN: CLOISTER_IMAGE_KIND of the .osrel */
+        const char *created;              /* NULL: $SOURCE_DATE_EPOCH, else now */
 } Options;
 
 /* The help text's part about the measurements file that -o json prints. */
@@ -52,6 +53,10 @@ typedef struct Options {
         "                              default: the creation time in seconds since 1970\n"         \
         "  --image-version VERSION     default: IMAGE_VERSION of the UKI's os-release\n"           \
         "                              (.osrel section)\n"                                         \
+        "  --image-kind cloud|test     the image's kind (image/README.md): default\n"              \
+        "                              CLOISTER_IMAGE_KIND of the .osrel section (test\n"          \
+        "                              also for VARIANT_ID=kubeadm-double); left out if\n"         \
+        "                              neither says\n"                                             \
         "  --created YYYY-MM-DDTHH:MM:SSZ\n"                                                       \
         "                              the creation time, UTC (default: $SOURCE_DATE_EPOCH\n"      \
         "                              if set, for reproducible builds; else now)\n"
@@ -79,13 +84,14 @@ static int parse_measurements_version(const char *arg, int64_t *ret)
 
 static int parse_options(int argc, char *argv[], const char *usage, Options *o)
 {
-        enum { ARG_MEASUREMENTS_VERSION = 0x100, ARG_IMAGE_VERSION, ARG_CREATED };
+        enum { ARG_MEASUREMENTS_VERSION = 0x100, ARG_IMAGE_VERSION, ARG_IMAGE_KIND, ARG_CREATED };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "output", required_argument, NULL, 'o' },
                 { "name", required_argument, NULL, 'n' },
                 { "measurements-version", required_argument, NULL, ARG_MEASUREMENTS_VERSION },
                 { "image-version", required_argument, NULL, ARG_IMAGE_VERSION },
+                { "image-kind", required_argument, NULL, ARG_IMAGE_KIND },
                 { "created", required_argument, NULL, ARG_CREATED },
                 {},
         };
@@ -122,6 +128,12 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
                                                        MEASUREMENTS_TEXT_MAX);
                         o->image_version = optarg;
                         break;
+                case ARG_IMAGE_KIND:
+                        o->image_kind = measurements_image_kind_from_string(optarg);
+                        if (o->image_kind < 0)
+                                return log_error_errno(-EUSAGE, "--image-kind '%s': cloud or test.",
+                                                       optarg);
+                        break;
                 case ARG_CREATED:
                         if (timestamp_parse_utc(optarg, &t) < 0)
                                 return log_error_errno(-EUSAGE,
@@ -137,11 +149,12 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
         if (argc - optind != 1)
                 return log_error_errno(-EUSAGE, "%s: expected exactly one FILE. See --help.",
                                        argv[0]);
-        if (!o->json && (o->measurements_version || o->image_version || o->created))
+        if (!o->json &&
+            (o->measurements_version || o->image_version || o->image_kind || o->created))
                 return log_error_errno(-EUSAGE,
-                                       "%s: --measurements-version, --image-version and "
-                                       "--created are fields of the measurements file: they go "
-                                       "with -o json.",
+                                       "%s: --measurements-version, --image-version, "
+                                       "--image-kind and --created are fields of the "
+                                       "measurements file: they go with -o json.",
                                        argv[0]);
         o->input = argv[optind];
         if (!o->name) {
@@ -163,12 +176,13 @@ static int parse_options(int argc, char *argv[], const char *usage, Options *o)
         return 1;
 }
 
-/* IMAGE_VERSION= of the os-release in the UKI's .osrel section (os-release(5)): the value, its
- * quotes removed. -ENOENT if there is none. The UKI is the publisher's own input, but bounded
- * all the same: the section lies inside the file (pe_parse()), the value is checked. */
-static int osrel_image_version(const uint8_t *data, size_t size, char **ret)
+/* KEY= of the os-release in the UKI's .osrel section (os-release(5)), key given with its '=':
+ * the value, its quotes removed. -ENOENT if there is none. The UKI is the publisher's own input,
+ * but bounded all the same: the section lies inside the file (pe_parse()), the value is
+ * checked. */
+static int osrel_value(const uint8_t *data, size_t size, const char *key, char **ret)
 {
-        static const char key[] = "IMAGE_VERSION=";
+        size_t key_len = strlen(key);
         _cleanup_(freep) PeImage *pe = calloc(1, sizeof(PeImage));
         _cleanup_(freep) char *value = NULL;
         const PeSection *s;
@@ -184,9 +198,9 @@ static int osrel_image_version(const uint8_t *data, size_t size, char **ret)
                 const uint8_t *nl = memchr(p, '\n', (size_t) (end - p)), *eol = nl ?: end;
                 size_t n = (size_t) (eol - p);
 
-                if (n >= sizeof(key) - 1 && memcmp(p, key, sizeof(key) - 1) == 0) {
-                        const uint8_t *v = p + sizeof(key) - 1;
-                        size_t vn = n - (sizeof(key) - 1);
+                if (n >= key_len && memcmp(p, key, key_len) == 0) {
+                        const uint8_t *v = p + key_len;
+                        size_t vn = n - key_len;
 
                         if (vn > 0 && v[vn - 1] == '\r')
                                 vn--;
@@ -208,6 +222,39 @@ static int osrel_image_version(const uint8_t *data, size_t size, char **ret)
         if (!measurements_text_valid(value))
                 return -EBADMSG;
         *ret = TAKE_PTR(value);
+        return 0;
+}
+
+/* The image's kind: --image-kind, else the .osrel's CLOISTER_IMAGE_KIND (image/build writes
+ * it), else test for the kubeadm double's VARIANT_ID (images built before the field), else
+ * unknown (the file then says nothing). */
+static int image_kind(const uint8_t *uki, size_t size, const Options *o, MeasurementsImageKind *ret)
+{
+        _cleanup_(freep) char *kind = NULL, *variant = NULL;
+        int r;
+
+        if (o->image_kind) {
+                *ret = o->image_kind;
+                return 0;
+        }
+        r = osrel_value(uki, size, "CLOISTER_IMAGE_KIND=", &kind);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r >= 0) {
+                *ret = measurements_image_kind_from_string(kind);
+                if (*ret < 0)
+                        return log_error_errno(-EINVAL,
+                                               "%s: the UKI's os-release (.osrel) says "
+                                               "CLOISTER_IMAGE_KIND=%s: neither cloud nor test; "
+                                               "give --image-kind.",
+                                               o->input, kind);
+                return 0;
+        }
+        r = osrel_value(uki, size, "VARIANT_ID=", &variant);
+        if (r == -ENOMEM)
+                return log_oom();
+        *ret = r >= 0 && strcmp(variant, "kubeadm-double") == 0 ? MEASUREMENTS_IMAGE_KIND_TEST
+                                                                : MEASUREMENTS_IMAGE_KIND_UNKNOWN;
         return 0;
 }
 
@@ -241,7 +288,7 @@ static int json_fields(const uint8_t *uki, size_t size, const Options *o, int64_
         if (o->image_version)
                 image_version = strdup(o->image_version);
         else {
-                r = osrel_image_version(uki, size, &image_version);
+                r = osrel_value(uki, size, "IMAGE_VERSION=", &image_version);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0)
@@ -307,11 +354,14 @@ static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, 
                 _cleanup_(json_decrefp) json_t *root = json_object(), *m = json_object();
                 _cleanup_(freep) char *text = NULL, *image_version = NULL;
                 char created[TIMESTAMP_UTC_SIZE];
+                MeasurementsImageKind kind = MEASUREMENTS_IMAGE_KIND_UNKNOWN;
                 int64_t version = 0;
 
                 if (!root || !m)
                         return log_oom();
                 r = json_fields(uki, size, o, &version, &image_version, created);
+                if (r >= 0)
+                        r = image_kind(uki, size, o, &kind);
                 if (r < 0)
                         return r;
                 for (unsigned i = 0; i < UKI_PCR_COUNT; i++) {
@@ -331,6 +381,9 @@ static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, 
                     json_object_set_new(root, "image", json_string(o->name)) < 0 ||
                     json_object_set_new(root, "imageVersion", json_string(image_version)) < 0 ||
                     json_object_set_new(root, "created", json_string(created)) < 0 ||
+                    (kind && json_object_set_new(
+                                     root, "imageKind",
+                                     json_string(measurements_image_kind_to_string(kind))) < 0) ||
                     json_object_set(root, "measurements", m) < 0 ||
                     (t && json_object_set_new(root, "tdx", tdx_json(t)) < 0) ||
                     json_dump_pretty(root, &text) < 0)
@@ -403,7 +456,8 @@ int verb_uki(int argc, char *argv[], void *userdata)
         int r = parse_options(
                 argc, argv,
                 "Usage: cloister-measure uki FILE.efi [-o text|json] [--name NAME]\n"
-                "         [--measurements-version N] [--image-version VERSION] [--created TIME]\n"
+                "         [--measurements-version N] [--image-version VERSION]\n"
+                "         [--image-kind cloud|test] [--created TIME]\n"
                 "\n"
                 "Predicts the PCRs (SHA-256 bank) that UEFI firmware and systemd-stub\n"
                 "produce when the firmware boots this unified kernel image directly:\n"
@@ -550,7 +604,8 @@ int verb_image(int argc, char *argv[], void *userdata)
         int r = parse_options(
                 argc, argv,
                 "Usage: cloister-measure image DISK.raw [-o text|json] [--name NAME]\n"
-                "         [--measurements-version N] [--image-version VERSION] [--created TIME]\n"
+                "         [--measurements-version N] [--image-version VERSION]\n"
+                "         [--image-kind cloud|test] [--created TIME]\n"
                 "\n"
                 "Reads the GPT of a raw disk image (sfdisk), takes the UKI the\n"
                 "firmware boots from its EFI system partition (" UKI_PATH ", with\n"

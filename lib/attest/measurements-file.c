@@ -21,6 +21,39 @@ MeasurementsFile *measurements_file_free(MeasurementsFile *m)
         return NULL;
 }
 
+const char *measurements_image_kind_to_string(MeasurementsImageKind k)
+{
+        switch (k) {
+        case MEASUREMENTS_IMAGE_KIND_CLOUD:
+                return "cloud";
+        case MEASUREMENTS_IMAGE_KIND_TEST:
+                return "test";
+        default:
+                return NULL;
+        }
+}
+
+MeasurementsImageKind measurements_image_kind_from_string(const char *s)
+{
+        if (s && strcmp(s, "cloud") == 0)
+                return MEASUREMENTS_IMAGE_KIND_CLOUD;
+        if (s && strcmp(s, "test") == 0)
+                return MEASUREMENTS_IMAGE_KIND_TEST;
+        return _MEASUREMENTS_IMAGE_KIND_INVALID;
+}
+
+const char *measurements_image_kind_note(MeasurementsImageKind k)
+{
+        switch (k) {
+        case MEASUREMENTS_IMAGE_KIND_CLOUD:
+                return " (cloud image)";
+        case MEASUREMENTS_IMAGE_KIND_TEST:
+                return " (TEST image: kubeadm double, not for production)";
+        default:
+                return "";
+        }
+}
+
 bool measurements_text_valid(const char *s)
 {
         size_t n = strlen(s);
@@ -50,10 +83,11 @@ static int get_text(const JsonCtx *ctx, const json_t *j, const char *key, char *
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Format 2's fields: the publisher's counter, the image version, the creation time. */
+/* Format 2's fields: the publisher's counter, the image version, the creation time, the image's
+ * kind (optional). */
 static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
 {
-        const char *created;
+        const char *created, *kind;
         int r;
 
         r = json_get_int(ctx, j, "measurementsVersion", true, 1, MEASUREMENTS_VERSION_MAX,
@@ -70,6 +104,16 @@ static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *
                                  "YYYY-MM-DDTHH:MM:SSZ",
                                  ctx->source, created);
         memcpy(m->created, created, TIMESTAMP_UTC_SIZE);
+        r = json_get_string(ctx, j, "imageKind", false, &kind);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        m->image_kind = measurements_image_kind_from_string(kind);
+        if (m->image_kind < 0)
+                return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                 "%s: .imageKind: '%.20s' is neither cloud nor test", ctx->source,
+                                 kind);
         return 0;
 }
 
@@ -160,11 +204,11 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d)
 {
         static const char *const keys_v1[] = { "version", "image", "measurements", NULL };
-        static const char *const keys_v2[] = { "version", "measurementsVersion",
-                                               "image",   "imageVersion",
-                                               "created", "measurements",
-                                               "snp",     "tdx",
-                                               NULL };
+        static const char *const keys_v2[] = { "version",   "measurementsVersion",
+                                               "image",     "imageVersion",
+                                               "created",   "measurements",
+                                               "snp",       "tdx",
+                                               "imageKind", NULL };
         static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;

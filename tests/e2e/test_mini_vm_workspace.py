@@ -56,6 +56,13 @@ def test_mini_up_vm_puts_the_owners_files_in_the_workspace_and_exec_reaches_the_
         st = mini(env, ws, "exec", "--", "cloister", "status")
         assert st.returncode == 0, st.stdout + st.stderr
         assert "node1" in st.stdout and "https://10.78.0.11:9000" in st.stdout, st.stdout
+        # The image of this machine is a test image (image/README.md, "Kubernetes"): the node
+        # booted from it says so, and so do the measurements the configuration took.
+        assert "the image is a TEST image" in up.stdout + up.stderr, up.stdout[-4000:]
+        test_image = "(TEST image: kubeadm double, not for production)"
+        assert any(x.startswith("node1: image ") and x.endswith(test_image)
+                   for x in st.stdout.splitlines()), st.stdout
+        assert "the configuration's measurements are of image " in st.stdout, st.stdout
         v = mini(env, ws, "exec", "--", "cloister", "verify", "--cluster")
         assert v.returncode == 0, v.stdout + v.stderr
         assert v.stdout.rstrip().splitlines()[-1] == "Verification OK", v.stdout

@@ -21,14 +21,15 @@ def keypair(tmp_path, name):
     return key, pub
 
 
-def publish(tmp_path, key, name, version, pcrs, image_version):
+def publish(tmp_path, key, name, version, pcrs, image_version, **extra):
     """A format-2 measurements file as `cloister-measure image -o json` writes it, signed."""
     ms = {k: {"expected": v, "warnOnly": False} for k, v in pcrs.items()}
     ms.update({k: {"expected": ZERO, "warnOnly": False} for k in ("8", "12", "13", "15")})
     path = tmp_path / name
     path.write_text(json.dumps({"version": 2, "image": "cloister.raw",
                                 "imageVersion": image_version, "created": "2026-12-07T12:00:00Z",
-                                "measurementsVersion": version, "measurements": ms}, indent=2))
+                                "measurementsVersion": version, "measurements": ms, **extra},
+                               indent=2))
     s = run("cloister-measure", "sign", "--key", key, path)
     assert s.returncode == 0, s.stderr
     return path
@@ -65,6 +66,14 @@ def test_upgrade_check_names_the_pcrs_a_newer_signed_image_changes_and_refuses_t
     assert "1 PCR(s) change: 11." in r.stdout and "cloister policy push" in r.stdout
     assert "PCR 15" not in r.stdout  # the cluster's, never the image's
     assert "2.0" in r.stdout and "signature verified" in r.stdout
+    assert "TEST image" not in r.stdout
+    # The new image's kind, when its file names one (image/README.md, "Kubernetes").
+    test_image = publish(tmp_path, key, "v2-test.json", 201, dict(v1, **{"11": "12" * 32}), "2.0t",
+                         imageKind="test")
+    r = check(config, test_image, "--pubkey", pub)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "new:     cloister.raw 2.0t (TEST image: kubeadm double, not for production), " \
+        "measurements version 201" in r.stdout, r.stdout
     # Nothing is written.
     assert json.loads(config.read_text())["attestation"]["measurements"]["11"]["expected"] == "11" * 32
     # The same file again: no change.

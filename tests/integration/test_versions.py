@@ -46,7 +46,8 @@ def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
     cluster.join(w1, policy)
     w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
     ours = cli_version()
-    want = {"cloister": ours, "image": "v0.1.0-42-gfeedbee", "kubernetes": "v1.30.0"}
+    want = {"cloister": ours, "image": "v0.1.0-42-gfeedbee", "kubernetes": "v1.30.0",
+            "imageKind": None}
     pol = member_policy(cluster, tmp_path)
     # A worker (its bootstrapper answers) and the control plane (its join service does).
     for node in (w1, cp):
@@ -76,6 +77,64 @@ def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
     doc = json.loads(run("cloister", "verify", "--cluster", "--policy", pol, "--state-file", state,
                          "-o", "json").stdout)
     assert all(n["versions"] == want for n in doc["nodes"]), doc["nodes"]
+
+
+TEST_NOTE = "(TEST image: kubeadm double, not for production)"
+
+
+def test_verify_and_status_name_a_test_image_as_such(cluster, tmp_path):
+    """The image build's os-release of a test image (image/build): each node says so, and status
+    says it next to the image's version; the configuration's measurements of a test image too."""
+    (tmp_path / "os-release").write_text(
+        OS_RELEASE + 'VARIANT="TEST image"\nVARIANT_ID=kubeadm-double\nCLOISTER_IMAGE_KIND=test\n')
+    cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = cluster.policy([cp, w1])
+    cluster.init(cp, policy)
+    cluster.join(w1, policy)
+    w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+    pol = member_policy(cluster, tmp_path)
+    r = run("cloister", "verify", "--node", f"127.0.0.1:{w1.port}", "--policy", pol,
+            "--cluster-id", cluster.cid)
+    assert r.returncode == 0, r.stderr
+    assert f"image v0.1.0-42-gfeedbee {TEST_NOTE}, Kubernetes v1.30.0" in r.stdout, r.stdout
+    state = cluster.tmp / "cloister-state.json"
+    r = run("cloister", "status", "--policy", pol, "--state-file", state)
+    assert r.returncode == 0, r.stderr
+    for name in ("cp-1", "worker-1"):
+        assert f"{name}: image v0.1.0-42-gfeedbee {TEST_NOTE}" in r.stdout.splitlines(), r.stdout
+    doc = json.loads(run("cloister", "status", "--policy", pol, "--state-file", state, "-o",
+                         "json").stdout)
+    json_schema.validate(doc)
+    assert {n["versions"]["imageKind"] for n in doc["nodes"]} == {"test"}
+
+    # A configuration that took the measurements of a test image: status says so too.
+    cfg_path = tmp_path / "cloister.json"
+    g = run("cloister", "config", "generate", "qemu", "--file", cfg_path)
+    assert g.returncode == 0, g.stderr
+    cfg = json.loads(cfg_path.read_text())
+    cfg["attestation"] = json.loads(pol.read_text())
+    cfg["measurementsSource"] = {"measurementsVersion": 5, "image": "cloister-node",
+                                 "imageVersion": "v0.1.0-42-gfeedbee", "imageKind": "test",
+                                 "created": "2026-12-07T00:00:00Z", "sha256": "ab" * 32,
+                                 "source": "file:///m.json", "signatureChecked": True}
+    cfg_path.write_text(json.dumps(cfg))
+    r = run("cloister", "status", "--config", cfg_path, "--state-file", state)
+    assert r.returncode == 0, r.stderr
+    assert f"the configuration's measurements are of image v0.1.0-42-gfeedbee {TEST_NOTE}" in \
+        r.stdout, r.stdout
+
+
+def test_a_node_of_a_cloud_image_is_not_called_a_test_image(cluster, tmp_path):
+    (tmp_path / "os-release").write_text(OS_RELEASE + "CLOISTER_IMAGE_KIND=cloud\n")
+    cp = cluster.node("cp-1")
+    cluster.init(cp, cluster.policy([cp]))
+    pol = member_policy(cluster, tmp_path)
+    r = run("cloister", "status", "--policy", pol, "--state-file", cluster.tmp / "cloister-state.json",
+            "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert [n["versions"]["imageKind"] for n in json.loads(r.stdout)["nodes"]] == ["cloud"]
+    r = run("cloister", "status", "--policy", pol, "--state-file", cluster.tmp / "cloister-state.json")
+    assert "TEST image" not in r.stdout, r.stdout
 
 
 def bootstrapper_of_version(tmp_path, version):

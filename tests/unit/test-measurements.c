@@ -44,6 +44,34 @@ static void test_measurements_parse_format2_fields_and_digest_of_the_exact_bytes
         assert_memory_equal(m->sha256, digest, sizeof(digest));
 }
 
+static void test_measurements_parse_image_kind_cloud_test_or_absent(void **state)
+{
+        static const struct {
+                const char *doc;
+                MeasurementsImageKind kind;
+        } cases[] = {
+                { V2, MEASUREMENTS_IMAGE_KIND_UNKNOWN },
+                { V2_HEAD "\"imageKind\":\"cloud\",\"measurements\":{}}",
+                  MEASUREMENTS_IMAGE_KIND_CLOUD },
+                { V2_HEAD "\"imageKind\":\"test\",\"measurements\":{}}",
+                  MEASUREMENTS_IMAGE_KIND_TEST },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
+                Diag d;
+
+                assert_int_equal(parse(cases[i].doc, &m, &d), 0);
+                assert_int_equal(m->image_kind, cases[i].kind);
+        }
+        assert_string_equal(measurements_image_kind_note(MEASUREMENTS_IMAGE_KIND_TEST),
+                            " (TEST image: kubeadm double, not for production)");
+        assert_string_equal(measurements_image_kind_note(MEASUREMENTS_IMAGE_KIND_UNKNOWN), "");
+        assert_null(measurements_image_kind_to_string(MEASUREMENTS_IMAGE_KIND_UNKNOWN));
+        assert_int_equal(measurements_image_kind_from_string("unknown"), -EINVAL);
+        assert_int_equal(measurements_image_kind_from_string(NULL), -EINVAL);
+}
+
 static void test_measurements_parse_format1_has_no_version(void **state)
 {
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
@@ -117,6 +145,15 @@ static void test_measurements_parse_rejects_bad_format2_fields_with_ebadmsg(void
                 { "{\"version\":2,\"measurementsVersion\":1,\"image\":\"x\",\"imageVersion\":"
                   "\"y\",\"created\":null,\"measurements\":{}}",
                   ".created: expected a string" },
+                /* imageKind: cloud or test, nothing else */
+                { V2_HEAD "\"imageKind\":\"production\",\"measurements\":{}}",
+                  ".imageKind: 'production' is neither cloud nor test" },
+                { V2_HEAD "\"imageKind\":\"Test\",\"measurements\":{}}",
+                  ".imageKind: 'Test' is neither cloud nor test" },
+                { V2_HEAD "\"imageKind\":\"\",\"measurements\":{}}",
+                  ".imageKind: '' is neither cloud nor test" },
+                { V2_HEAD "\"imageKind\":null,\"measurements\":{}}",
+                  ".imageKind: expected a string" },
                 /* ours: unknown keys refused */
                 { V2_HEAD "\"measurements\":{},\"signer\":\"me\"}", ".signer: unknown key" },
                 { "{\"version\":1,\"measurementsVersion\":1,\"image\":\"x\",\"measurements\":{}}",
@@ -237,6 +274,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
                         test_measurements_parse_format2_fields_and_digest_of_the_exact_bytes),
+                cmocka_unit_test(test_measurements_parse_image_kind_cloud_test_or_absent),
                 cmocka_unit_test(test_measurements_parse_format1_has_no_version),
                 cmocka_unit_test(test_measurements_parse_accepts_the_largest_version),
                 cmocka_unit_test(test_measurements_parse_rejects_bad_format2_fields_with_ebadmsg),

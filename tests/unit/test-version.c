@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "helpers/unit.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cloister/json.h"
 #include "cloister/macro.h"
 #include "cloister/version.h"
 
@@ -90,6 +94,44 @@ static void test_os_release_parse_reads_quoted_and_bare_values_and_refuses_bad_o
         assert_string_equal(buf, "1.2.3");
 }
 
+/* versions.imageKind (image/README.md, "Kubernetes"): CLOISTER_IMAGE_KIND when it is cloud or
+ * test; test for the kubeadm double's VARIANT_ID; null for anything else. */
+static void test_node_versions_image_kind_is_cloud_test_or_null(void **state)
+{
+        static const struct {
+                const char *os_release, *kind;
+        } cases[] = {
+                { "IMAGE_VERSION=v1\nCLOISTER_IMAGE_KIND=cloud\n", "cloud" },
+                { "IMAGE_VERSION=v1\nCLOISTER_IMAGE_KIND=\"test\"\n", "test" },
+                { "IMAGE_VERSION=v1\nVARIANT_ID=kubeadm-double\n", "test" },
+                { "IMAGE_VERSION=v1\nCLOISTER_IMAGE_KIND=production\n", NULL },
+                { "IMAGE_VERSION=v1\nCLOISTER_IMAGE_KIND=production\nVARIANT_ID=kubeadm-double\n",
+                  NULL },
+                { "IMAGE_VERSION=v1\n", NULL },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char path[] = "/tmp/test-version-osrel-XXXXXX";
+                int fd = mkstemp(path);
+                json_t *v, *k;
+
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, cases[i].os_release, strlen(cases[i].os_release)),
+                                 (ssize_t) strlen(cases[i].os_release));
+                close(fd);
+                v = node_versions_json(path);
+                unlink(path);
+                assert_non_null(v);
+                k = json_object_get(v, "imageKind");
+                if (cases[i].kind)
+                        assert_string_equal(json_string_value(k), cases[i].kind);
+                else
+                        assert_true(json_is_null(k));
+                assert_string_equal(json_string_value(json_object_get(v, "image")), "v1");
+                json_decref(v);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -97,6 +139,7 @@ int main(void)
                 cmocka_unit_test(test_version_skew_follows_the_support_policy),
                 cmocka_unit_test(
                         test_os_release_parse_reads_quoted_and_bare_values_and_refuses_bad_ones),
+                cmocka_unit_test(test_node_versions_image_kind_is_cloud_test_or_null),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

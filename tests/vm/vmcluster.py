@@ -399,6 +399,9 @@ class Cluster:
              f"file://{self.image_dir / 'measurements.json'}", "--pubkey",
              self.image_dir / "measurements-DEVELOPMENT-ONLY.pub.pem"])
         conf = json.loads(cfg.read_text())
+        if conf.get("measurementsSource", {}).get("imageKind") == "test":
+            self.log("the image is a TEST image (the kubeadm test double, no Kubernetes: "
+                     "image/README.md, 'Kubernetes'): not for production")
         conf["attestation"]["akTrust"]["akPublic"] = aks
         if self.reattestation is not None:
             conf["attestation"]["reattestation"] = self.reattestation

@@ -7,6 +7,7 @@
  * json` writes:
  *   {"version": 2, "measurementsVersion": N, "image": "<name>", "imageVersion": "<version>",
  *    "created": "YYYY-MM-DDTHH:MM:SSZ",
+ *    "imageKind": "cloud" | "test",          (optional: which Kubernetes the image carries)
  *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...},
  *    "snp": {"launchMeasurements": [...]},   (optional: SEV-SNP launch digests, snp-measurements.h)
  *    "tdx": {"rtmr1": hex, "rtmr2": hex, "rtmr3": hex}}   (optional: predicted TDX RTMRs)
@@ -34,6 +35,17 @@
 /* "image" and "imageVersion": non-empty, at most this many bytes, no control characters. */
 #define MEASUREMENTS_TEXT_MAX 128U
 
+/* "imageKind" (format 2, optional; image/README.md, "Kubernetes"): a cloud image carries the
+ * pinned, verified Kubernetes; a test image the kubeadm test double, never for production. Files
+ * made before the field existed say nothing: UNKNOWN. */
+typedef enum MeasurementsImageKind {
+        MEASUREMENTS_IMAGE_KIND_UNKNOWN = 0,
+        MEASUREMENTS_IMAGE_KIND_CLOUD,
+        MEASUREMENTS_IMAGE_KIND_TEST,
+        _MEASUREMENTS_IMAGE_KIND_MAX,
+        _MEASUREMENTS_IMAGE_KIND_INVALID = -EINVAL,
+} MeasurementsImageKind;
+
 typedef struct MeasurementsFile {
         unsigned format_version;      /* the file's "version": 1 or 2 */
         int64_t measurements_version; /* format 2: 1..MEASUREMENTS_VERSION_MAX; 0 in format 1 */
@@ -41,6 +53,7 @@ typedef struct MeasurementsFile {
         char *image_version;              /* format 2; NULL in format 1 */
         char created[TIMESTAMP_UTC_SIZE]; /* format 2, as written; "" in format 1 */
         time_t created_time;              /* format 2; 0 in format 1 */
+        MeasurementsImageKind image_kind; /* format 2, optional; UNKNOWN without it */
         uint8_t sha256[32];               /* SHA-256 of the exact bytes parsed */
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
         /* format 2, optional "snp": {"launchMeasurements": [...]} (snp-measurements.h) */
@@ -67,6 +80,13 @@ size_t measurements_file_tdx_rtmrs(const MeasurementsFile *m, TdxPolicy *p);
  * for each RTMR m has, replacing what tdx held for it; what `config generate --tee tdx` and
  * `config fetch-measurements` write. Returns how many were set, or -ENOMEM. */
 int measurements_file_tdx_policy_json(const MeasurementsFile *m, json_t *tdx);
+/* "cloud", "test"; NULL for UNKNOWN. */
+const char *measurements_image_kind_to_string(MeasurementsImageKind k);
+/* "cloud" or "test"; -EINVAL for anything else ("unknown" is not a kind a file can state). */
+MeasurementsImageKind measurements_image_kind_from_string(const char *s);
+/* What a person is told next to the image's version: " (TEST image: kubeadm double, not for
+ * production)" for a test image, " (cloud image)" for a cloud image, "" when unknown. */
+const char *measurements_image_kind_note(MeasurementsImageKind k);
 /* Whether s may be a file's "image" or "imageVersion" (MEASUREMENTS_TEXT_MAX, above). */
 bool measurements_text_valid(const char *s);
 

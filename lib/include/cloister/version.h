@@ -37,6 +37,7 @@ int os_release_get(const char *path, const char *key, char *buf, size_t buf_size
 
 typedef struct json_t json_t;
 /* What a node reports as "versions" in GET /v1/node (lib/json/json-versions.c):
- * {"cloister": CLOISTER_VERSION, "image": IMAGE_VERSION, "kubernetes": KUBERNETES_VERSION}, the
- * last two from the os-release file (null where it has none); NULL if out of memory. */
+ * {"cloister": CLOISTER_VERSION, "image": IMAGE_VERSION, "kubernetes": KUBERNETES_VERSION,
+ *  "imageKind": "cloud" | "test"}, all but the first from the os-release file (null where it has
+ * none; imageKind from CLOISTER_IMAGE_KIND); NULL if out of memory. */
 json_t *node_versions_json(const char *os_release);
