@@ -14,6 +14,7 @@ import json
 import re
 import time
 
+import json_schema
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -79,6 +80,8 @@ def test_owner_removes_a_member_its_rejoin_is_refused_everywhere_and_its_name_di
     r = node_remove(cluster, tmp_path, "worker-1", cp2, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    assert doc["command"] == "cloister node remove"
     assert doc["removed"] == "worker-1" and doc["role"] == "worker"
     assert doc["diskUuid"] == UUID and doc["admitted"] == record["admitted"]
     assert doc["verdict"]["result"] == "pass", doc
@@ -209,6 +212,10 @@ def test_removing_an_unknown_name_or_a_join_services_own_node_is_a_clear_error(c
     assert r.returncode == 1, r.stdout + r.stderr
     assert "nobody is not a member of the cluster" in r.stderr and "cp-1" in r.stderr, r.stderr
     assert "Nothing was removed" in r.stderr
+    err = json.loads(node_remove(cluster, tmp_path, "nobody", None, "-o", "json").stdout)
+    json_schema.validate(err)
+    assert err["command"] == "cloister node remove" and err["error"]["code"] == "ENOENT", err
+    assert "nobody is not a member" in err["error"]["message"], err
     # The join service: the owner's removal of a name that is no member.
     ghost = {"diskUuid": UUID, "akDigest": "", "admitted": "2026-12-07T10:00:00Z"}
     code, detail = post_removal(cluster, cp1, tmp_path, removal_body(cluster, ghost, "nobody"))
