@@ -292,6 +292,8 @@ int etcd_range(EtcdClient *c, const char *key, const char *range_end, size_t lim
         RangeCall rc = { .key = key, .range_end = range_end, .limit = limit, .ret = ret };
         int r;
 
+        if (!c)
+                return diag_fail(d, -ENOTCONN, "etcd", -1, "no etcd client (no --etcd-endpoints)");
         if (!key_arg_ok(key) || (range_end && strlen(range_end) > ETCD_KEY_MAX))
                 return diag_fail(d, -EINVAL, "etcd-key", -1, "key outside " ETCD_KEY_PREFIX);
         r = range_request(key, range_end, limit, &req);
@@ -416,6 +418,8 @@ int etcd_txn(EtcdClient *c, const EtcdCompare *cmp, size_t n_cmp, const EtcdOp *
         TxnCall tc = { success, failure, n_success, n_failure, ret };
         int r;
 
+        if (!c)
+                return diag_fail(d, -ENOTCONN, "etcd", -1, "no etcd client (no --etcd-endpoints)");
         if (!compares)
                 return -ENOMEM;
         if (n_success > ETCD_TXN_OPS_MAX || n_failure > ETCD_TXN_OPS_MAX ||

@@ -151,8 +151,8 @@ int node_removal_check(const Secret *master, const uint8_t salt[static MASTER_SA
         bool same;
         int r;
 
-        if (!authenticator || strlen(authenticator) != 64 ||
-            strspn(authenticator, "0123456789abcdef") != 64)
+        if (!authenticator || strspn(authenticator, "0123456789abcdef") != 64 ||
+            authenticator[64] != '\0')
                 return diag_fail(d, -EBADMSG, "removal-authenticator", -1,
                                  "the removal's authenticator is not 64 lowercase hex digits");
         r = node_removal_authenticate(master, salt, cluster_id, rm, expected);
@@ -162,7 +162,7 @@ int node_removal_check(const Secret *master, const uint8_t salt[static MASTER_SA
                                  "UUID, attestation-key digest or admission time)");
         if (r < 0)
                 return diag_fail(d, r, "removal-authenticator", -1, "key derivation failed");
-        same = memeq_consttime(expected, authenticator, 64);
+        same = memeq_consttime(authenticator, expected, 64);
         explicit_wipe(expected, sizeof(expected));
         if (!same)
                 return diag_fail(d, -EKEYREJECTED, "removal-authenticator", -1,
