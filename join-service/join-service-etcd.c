@@ -582,3 +582,70 @@ int join_etcd_register(JoinService *js)
         log_info("join-service: %s registered in the cluster's membership in etcd", js->node_name);
         return 0;
 }
+
+int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
+                         bool *ret_more, char **ret_head, Diag *d)
+{
+        _cleanup_(freep) char *page = NULL, *head = NULL;
+        char start[ETCD_KEY_MAX], end[ETCD_KEY_MAX], head_key[ETCD_KEY_MAX], seqbuf[24];
+        EtcdTxnResult res = {};
+        EtcdOp reads[2];
+        const EtcdRange *rg;
+        const EtcdKv *hkv;
+        size_t size = 0;
+        int r;
+
+        if (from < 1 || from > (int64_t) AUDIT_ENTRIES_MAX)
+                return diag_fail(d, -EINVAL, "audit-seq", -1, "entry %" PRId64 " is no entry",
+                                 from);
+        (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, from);
+        r = key_of(js, start, "audit/", seqbuf);
+        (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, from + JOIN_ETCD_AUDIT_PAGE_ENTRIES);
+        if (r >= 0)
+                r = key_of(js, end, "audit/", seqbuf);
+        if (r >= 0)
+                r = key_of(js, head_key, "audit-head", "");
+        if (r < 0)
+                return r;
+        /* The page and the head in one snapshot: the last page's head names its last entry. */
+        reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = start, .range_end = end };
+        reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = head_key };
+        r = etcd_txn(js->etcd, NULL, 0, reads, 2, NULL, 0, &res, d);
+        if (r < 0)
+                return r;
+        rg = &res.ranges[0];
+        hkv = range_kv(&res, 1);
+        /* Each value is one entry's line as audit.log would hold it: bounded as a line is. */
+        for (size_t i = 0; r >= 0 && i < rg->n_kvs; i++)
+                if (rg->kvs[i].value_size > AUDIT_LINE_MAX)
+                        r = diag_fail(d, -EMSGSIZE, "etcd-audit-entry", -1,
+                                      "%s is over %u bytes: the chain in etcd was altered",
+                                      rg->kvs[i].key, AUDIT_LINE_MAX);
+        if (r >= 0 && hkv && hkv->value_size > 256)
+                r = diag_fail(d, -EMSGSIZE, "etcd-audit-head", -1,
+                              "the audit head is over 256 bytes");
+        if (r >= 0) {
+                for (size_t i = 0; i < rg->n_kvs; i++)
+                        size += rg->kvs[i].value_size;
+                page = malloc(size + 1);
+                head = hkv ? strndup((const char *) hkv->value, hkv->value_size) : NULL;
+                if (!page || (hkv && !head))
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                size = 0;
+                for (size_t i = 0; i < rg->n_kvs; i++) {
+                        memcpy(page + size, rg->kvs[i].value, rg->kvs[i].value_size);
+                        size += rg->kvs[i].value_size;
+                }
+                page[size] = 0;
+                *ret_more = rg->n_kvs == JOIN_ETCD_AUDIT_PAGE_ENTRIES;
+        }
+        etcd_txn_result_done(&res);
+        if (r < 0)
+                return r;
+        *ret_page = TAKE_PTR(page);
+        *ret_size = size;
+        *ret_head = TAKE_PTR(head);
+        return 0;
+}

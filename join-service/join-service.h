@@ -198,6 +198,13 @@ typedef struct JoinRemoval {
  * nothing changes then. */
 int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
                      Diag *d);
+/* The cluster's audit chain in etcd for the owner's CLI (GET /v1/audit?chain=cluster&seq=N):
+ * the lines of entries from..from+JOIN_ETCD_AUDIT_PAGE_ENTRIES-1 as they are (the CLI checks the
+ * chain), concatenated, and the audit head's value of the same snapshot (NULL: none). more: the
+ * page is full (there may be more). */
+#define JOIN_ETCD_AUDIT_PAGE_ENTRIES 64
+int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
+                         bool *ret_more, char **ret_head, Diag *d);
 /* One entry appended to the chain in etcd. */
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d);
 /* join_audit() without the etcd chain: after join_etcd_admit() wrote the entry there. */

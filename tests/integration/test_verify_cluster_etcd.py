@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`cloister verify --cluster` against join services whose membership is in etcd
+(docs/membership.md): it reads the one membership and the one audit chain there (through one join
+service), not the union of each join service's own files: a member admitted through one join
+service is not reported unaudited by the other. It still finds an entry edited directly in etcd,
+and a member record written into etcd without its admission entry. Two join services (two
+control planes) on a real 3-member etcd with mutual TLS, and a real worker joined through the
+first (the second's own log holds no admission of it: before, that was reported)."""
+import json
+
+import json_schema
+
+from etcd_cluster import etcd  # noqa: F401 (fixture)
+from test_join import cluster, verify_cluster  # noqa: F401 (fixture)
+from test_membership_etcd import chain, prefix, two  # noqa: F401 (fixture)
+
+
+def verify(cluster, tmp_path):
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    return r.returncode, doc
+
+
+def test_verify_cluster_reads_the_one_chain_in_etcd_and_finds_an_edited_entry_and_an_unaudited_member(
+        cluster, etcd, two, tmp_path):
+    cp1, cp2, racers = two
+    w = racers[0]
+    cluster.join(w, cluster.tmp / "keys-only.json")
+    w.wait_for("serving node state", timeout=120)
+    entries = chain(cluster, etcd)
+    assert [e["node"] for e in entries if e["event"] == "admission"] == ["cp-1", "cp-2", w.name]
+
+    # Every member's admission is in the one chain: nothing is unaudited, the chain passes, and
+    # it is the chain etcd holds (the independent reader counts the same entries).
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 0, doc
+    assert sorted(n["name"] for n in doc["nodes"]) == ["cp-1", "cp-2", w.name]
+    assert all(n["verdict"]["result"] == "pass" for n in doc["nodes"]), doc["nodes"]
+    c = doc["clusterChain"]
+    assert c["verdict"]["result"] == "pass" and c["readThrough"] == cp1.url(), c
+    assert c["entries"] == len(entries)
+    text = verify_cluster(cluster, tmp_path)
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert text.stdout.count("the cluster's audit chain in etcd (read through") == 1, text.stdout
+    assert "Verification OK" in text.stdout
+
+    # An entry edited in etcd (the worker's admission, its reason changed): the chain breaks.
+    p = prefix(cluster)
+    (key,) = [k for k, v in etcd.get_prefix(p + "audit/").items()
+              if json.loads(v)["node"] == w.name and json.loads(v)["event"] == "admission"]
+    original = etcd.get_prefix(key)[key]
+    edited = json.loads(original)
+    edited["reason"] = "admitted by hand"
+    edited = json.dumps(edited, sort_keys=True, separators=(",", ":")) + "\n"
+    assert etcd.ctl("put", key, edited).returncode == 0
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1
+    c = doc["clusterChain"]
+    assert c["verdict"]["result"] == "fail" and "audit chain broken" in c["verdict"]["reason"], c
+    assert doc["verdict"]["result"] == "fail"
+    assert etcd.ctl("put", key, original).returncode == 0
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 0, doc
+
+    # A member written into etcd by hand, without an admission entry: reported as such.
+    ghost = {"name": "ghost", "role": "worker", "endpoint": "127.0.0.1:1",
+             "diskUuid": "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4aff", "akDigest": "ab" * 32,
+             "admitted": "2026-12-07T10:00:00Z"}
+    assert etcd.ctl("put", p + "members/ghost",
+                    json.dumps(ghost, separators=(",", ":"))).returncode == 0
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1
+    (g,) = [n for n in doc["nodes"] if n["name"] == "ghost"]
+    assert any("the cluster's audit chain holds no admission of it" in r for r in g["reasons"]), g
+    others = [n for n in doc["nodes"] if n["name"] != "ghost"]
+    assert all(n["verdict"]["result"] == "pass" for n in others), others
+    assert doc["clusterChain"]["verdict"]["result"] == "pass"
