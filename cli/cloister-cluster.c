@@ -56,7 +56,9 @@ typedef struct JoinServiceView {
         size_t n_listed;
         size_t entries, refused;
         bool ok;
-        bool etcd; /* its membership is the cluster's in etcd (docs/membership.md) */
+        bool etcd;           /* its membership is the cluster's in etcd (docs/membership.md) */
+        char membership[16]; /* as it said: local, etcd, etcd-cache ("": not said) */
+        json_t *etcd_health; /* etcd as it sees it ("etcd" of GET /v1/members), or NULL */
         char reason[REASON_MAX];
         /* --bundle: the log as read (whole pages from byte 0, up to CLI_BUNDLE_AUDIT_MAX) and
          * the head it came with */
@@ -103,6 +105,7 @@ static ClusterView *cluster_view_free(ClusterView *v)
                 free(v->js[i].log);
                 free(v->js[i].head);
                 free(v->js[i].checkpoint);
+                json_decref(v->js[i].etcd_health);
                 cli_record_done(&v->js[i].channel);
         }
         free(v);
@@ -578,6 +581,12 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                                 json_string_value(json_object_get(resp, "self")) ?: "");
                 js->etcd = strcmp(json_string_value(json_object_get(resp, "membership")) ?: "",
                                   "etcd") == 0;
+                (void) snprintf(js->membership, sizeof(js->membership), "%s",
+                                json_string_value(json_object_get(resp, "membership")) ?: "");
+                if (json_is_object(json_object_get(resp, "etcd"))) {
+                        json_decref(js->etcd_health);
+                        js->etcd_health = json_incref(json_object_get(resp, "etcd"));
+                }
                 js->policy_version = json_is_integer(json_object_get(resp, "policyVersion"))
                                              ? (int64_t) json_integer_value(
                                                        json_object_get(resp, "policyVersion"))
@@ -1192,6 +1201,31 @@ static void print_reattestation(const ClusterView *v)
         }
 }
 
+/* etcd's health as a join service whose membership is there sees it (docs/membership.md). */
+static void print_etcd_health(const JoinServiceView *js)
+{
+        const json_t *h = js->etcd_health, *e;
+        size_t i;
+
+        if (!h)
+                return;
+        printf("  etcd as it sees it: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " members answer, %s%s\n",
+               json_integer_value(json_object_get(h, "answering")),
+               json_integer_value(json_object_get(h, "configured")),
+               json_is_true(json_object_get(h, "quorum"))
+                       ? "quorum held"
+                       : "quorum lost (no member answers a linearizable read): joins and "
+                         "rejoins are refused until it is back",
+               strcmp(js->membership, "etcd-cache") == 0 ? "; the membership shown is its last copy"
+                                                         : "");
+        json_array_foreach (json_object_get(h, "endpoints"), i, e)
+                if (!json_is_true(json_object_get(e, "answers")))
+                        printf("    %.200s does not answer: %.300s\n",
+                               json_string_value(json_object_get(e, "endpoint")) ?: "?",
+                               json_string_value(json_object_get(e, "error")) ?: "?");
+}
+
 int verb_status(int argc, char *argv[], void *userdata)
 {
         enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
@@ -1347,7 +1381,12 @@ int verb_status(int argc, char *argv[], void *userdata)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
-                                    js, json_pack("{s:s,s:o,s:o}", "joinService", v->js[i].url,
+                                    js, json_pack("{s:s,s:o,s:o,s:o,s:O}", "joinService",
+                                                  v->js[i].url, "membership",
+                                                  v->js[i].membership[0]
+                                                          ? json_string(v->js[i].membership)
+                                                          : json_null(),
+                                                  "etcd", v->js[i].etcd_health ?: json_null(),
                                                   "policyDigest",
                                                   v->js[i].policy_digest[0]
                                                           ? json_string(v->js[i].policy_digest)
@@ -1390,6 +1429,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("join service %s enforces policy sha256:%s (version %s)\n", v->js[i].url,
                        v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)",
                        v->js[i].policy_digest[0] ? version : "unknown");
+                print_etcd_health(&v->js[i]);
         }
         return 0;
 }

@@ -649,3 +649,43 @@ int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t 
         *ret_head = TAKE_PTR(head);
         return 0;
 }
+
+int join_etcd_health(JoinService *js, json_t **ret)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        size_t n = etcd_client_n_endpoints(js->etcd), answering = 0;
+        char key[ETCD_KEY_MAX];
+        json_t *list = json_array();
+        int r;
+
+        doc = json_object();
+        if (!doc || !list || json_object_set_new(doc, "endpoints", list) < 0) {
+                json_decref(list);
+                return -ENOMEM;
+        }
+        r = key_of(js, key, "audit-head", "");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                Diag d;
+
+                diag_clear(&d);
+                r = etcd_endpoint_check(js->etcd, i, key, JOIN_ETCD_HEALTH_TIMEOUT_MS, &d);
+                answering += r >= 0;
+                if (json_array_append_new(
+                            list,
+                            json_pack("{s:s,s:b,s:o}", "endpoint",
+                                      etcd_client_endpoint(js->etcd, i), "answers", r >= 0, "error",
+                                      r >= 0 ? json_null()
+                                             : json_string(d.message[0] ? d.message
+                                                                        : strerror(-r)))) < 0)
+                        return -ENOMEM;
+        }
+        /* A linearizable read answered: some member is part of a quorum. */
+        if (json_object_set_new(doc, "configured", json_integer((json_int_t) n)) < 0 ||
+            json_object_set_new(doc, "answering", json_integer((json_int_t) answering)) < 0 ||
+            json_object_set_new(doc, "quorum", json_boolean(answering > 0)) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(doc);
+        return 0;
+}

@@ -933,9 +933,16 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                         size_t n)
 {
         json_t *doc = NULL, *version = NULL;
+        bool cache = false;
         int r;
 
         r = members_load(js, &doc);
+        /* etcd not answering: the last copy read from it, said to be one (with etcd's health
+         * below, so that the owner sees why). */
+        if (r < 0 && js->etcd) {
+                r = members_load_local(js, &doc);
+                cache = true;
+        }
         if (r < 0) {
                 (void) snprintf(detail, n, "cannot read the membership");
                 return r;
@@ -951,9 +958,20 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
         (void) pthread_mutex_unlock(&js->policy.lock);
         if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
             json_object_set_new(doc, "self", json_string(js->node_name)) < 0 ||
-            json_object_set_new(doc, "membership", json_string(js->etcd ? "etcd" : "local")) < 0) {
+            json_object_set_new(doc, "membership",
+                                json_string(!js->etcd ? "local"
+                                            : cache   ? "etcd-cache"
+                                                      : "etcd")) < 0) {
                 json_decref(doc);
                 return -ENOMEM;
+        }
+        if (js->etcd) {
+                json_t *health = NULL;
+                if (join_etcd_health(js, &health) < 0 ||
+                    json_object_set_new(doc, "etcd", health) < 0) {
+                        json_decref(doc);
+                        return -ENOMEM;
+                }
         }
         reattest_annotate_members(js, doc);
         *ret_response = doc;

@@ -205,6 +205,11 @@ int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, con
 #define JOIN_ETCD_AUDIT_PAGE_ENTRIES 64
 int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
                          bool *ret_more, char **ret_head, Diag *d);
+/* etcd's health as this join service sees it (GET /v1/members "etcd", cloister status): each
+ * endpoint read once, linearizably, within JOIN_ETCD_HEALTH_TIMEOUT_MS: {"endpoints":
+ * [{"endpoint", "answers", "error"}], "configured", "answering", "quorum"}. */
+#define JOIN_ETCD_HEALTH_TIMEOUT_MS 1000U
+int join_etcd_health(JoinService *js, json_t **ret);
 /* One entry appended to the chain in etcd. */
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d);
 /* join_audit() without the etcd chain: after join_etcd_admit() wrote the entry there. */

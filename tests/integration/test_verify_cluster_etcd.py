@@ -76,3 +76,59 @@ def test_verify_cluster_reads_the_one_chain_in_etcd_and_finds_an_edited_entry_an
     others = [n for n in doc["nodes"] if n["name"] != "ghost"]
     assert all(n["verdict"]["result"] == "pass" for n in others), others
     assert doc["clusterChain"]["verdict"]["result"] == "pass"
+
+
+def status(cluster, tmp_path, *extra):
+    from conftest import run
+    from test_join import member_policy
+    return run("cloister", "status", "--policy", member_policy(cluster, tmp_path), "--state-file",
+               cluster.tmp / "cloister-state.json", *extra)
+
+
+def test_status_shows_etcd_health_per_join_service_as_members_stop_and_quorum_is_lost(
+        cluster, etcd, two, tmp_path):
+    """`cloister status`: each join service says how etcd looks from where it is (each endpoint
+    read once, linearizably): all answer; one member stopped, named with its error, quorum held;
+    two stopped, quorum lost, and the membership shown is said to be the join service's last
+    copy."""
+    cp1, cp2, _ = two
+
+    def health():
+        r = status(cluster, tmp_path, "-o", "json")
+        doc = json.loads(r.stdout)
+        json_schema.validate(doc)
+        return {js["joinService"]: js for js in doc["joinServices"]}
+
+    h = health()
+    assert sorted(h) == sorted([cp1.url(), cp2.url()])
+    for js in h.values():
+        assert js["membership"] == "etcd"
+        e = js["etcd"]
+        assert (e["configured"], e["answering"], e["quorum"]) == (3, 3, True), e
+        assert all(x["answers"] and x["error"] is None for x in e["endpoints"]), e
+    text = status(cluster, tmp_path)
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert text.stdout.count("etcd as it sees it: 3 of 3 members answer, quorum held") == 2
+
+    etcd.members[2].stop()
+    h = health()
+    for js in h.values():
+        e = js["etcd"]
+        assert (e["answering"], e["quorum"]) == (2, True), e
+        (down,) = [x for x in e["endpoints"] if not x["answers"]]
+        assert down["endpoint"].endswith(f":{etcd.members[2].client_port}") and down["error"], e
+    text = status(cluster, tmp_path)
+    assert "etcd as it sees it: 2 of 3 members answer, quorum held" in text.stdout, text.stdout
+    assert "does not answer" in text.stdout
+
+    etcd.members[1].stop()
+    text = status(cluster, tmp_path)
+    assert text.stdout.count("etcd as it sees it: 0 of 3 members answer, quorum lost") == 2, \
+        text.stdout + text.stderr
+    assert "the membership shown is its last copy" in text.stdout
+    assert "cp-1" in text.stdout and "cp-2" in text.stdout
+    h = health()
+    assert all(js["membership"] == "etcd-cache" and not js["etcd"]["quorum"] for js in h.values())
+    etcd.members[1].start(state="existing")
+    etcd.members[2].start(state="existing")
+    etcd.wait_healthy()
