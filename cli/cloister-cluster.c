@@ -459,7 +459,7 @@ static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfi
         int64_t seq = 1;
 
         for (size_t i = 0; !via && i < v->n_js; i++)
-                if (v->js[i].etcd)
+                if (strcmp(v->js[i].membership, "etcd") == 0)
                         via = &v->js[i];
         if (!via)
                 return;
@@ -579,10 +579,10 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                                 json_string_value(json_object_get(resp, "policyDigest")) ?: "");
                 (void) snprintf(js->self, sizeof(js->self), "%s",
                                 json_string_value(json_object_get(resp, "self")) ?: "");
-                js->etcd = strcmp(json_string_value(json_object_get(resp, "membership")) ?: "",
-                                  "etcd") == 0;
                 (void) snprintf(js->membership, sizeof(js->membership), "%s",
                                 json_string_value(json_object_get(resp, "membership")) ?: "");
+                /* "etcd-cache": etcd did not answer it, it listed its last copy. */
+                js->etcd = strncmp(js->membership, "etcd", 4) == 0;
                 if (json_is_object(json_object_get(resp, "etcd"))) {
                         json_decref(js->etcd_health);
                         js->etcd_health = json_incref(json_object_get(resp, "etcd"));
@@ -864,6 +864,13 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                         v->js[i].ok = false;
                         set_reason(&v->js[i], "enforces another policy (sha256 %s) than %s",
                                    v->js[i].policy_digest, v->js[0].url);
+                }
+        for (size_t i = 0; i < v->n_js; i++)
+                if (v->js[i].ok && strcmp(v->js[i].membership, "etcd-cache") == 0) {
+                        v->js[i].ok = false;
+                        set_reason(&v->js[i], "etcd does not answer it: the members it listed are "
+                                              "its last copy ('cloister status' shows etcd's "
+                                              "health)");
                 }
         for (size_t i = 0; i < v->n_nodes; i++)
                 failed += !v->nodes[i].ok;

@@ -90,7 +90,7 @@ def test_status_shows_etcd_health_per_join_service_as_members_stop_and_quorum_is
     """`cloister status`: each join service says how etcd looks from where it is (each endpoint
     read once, linearizably): all answer; one member stopped, named with its error, quorum held;
     two stopped, quorum lost, and the membership shown is said to be the join service's last
-    copy."""
+    copy (on which verify --cluster does not pass)."""
     cp1, cp2, _ = two
 
     def health():
@@ -129,6 +129,11 @@ def test_status_shows_etcd_health_per_join_service_as_members_stop_and_quorum_is
     assert "cp-1" in text.stdout and "cp-2" in text.stdout
     h = health()
     assert all(js["membership"] == "etcd-cache" and not js["etcd"]["quorum"] for js in h.values())
+    # verify --cluster does not pass on a last copy.
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1 and "clusterChain" not in doc, doc
+    assert all(log["verdict"]["result"] == "fail" and
+               "etcd does not answer it" in log["verdict"]["reason"] for log in doc["auditLogs"])
     etcd.members[1].start(state="existing")
     etcd.members[2].start(state="existing")
     etcd.wait_healthy()
