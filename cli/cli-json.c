@@ -19,12 +19,13 @@ static const char *const json_verbs[] = {
         "control-plane authorize",
         "policy test",
         "policy push",
+        "node remove",
 };
 
 /* Verbs whose first argument is a sub-verb. */
 static const char *const parent_verbs[] = {
-        "attestation", "control-plane", "config", "master-secret",
-        "init-secret", "mini",          "policy", "upgrade",
+        "attestation", "control-plane", "config",  "master-secret", "init-secret",
+        "mini",        "policy",        "upgrade", "node",
 };
 
 void cli_json_command(int argc, char *argv[], char buf[static 64])

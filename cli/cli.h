@@ -38,6 +38,9 @@ int verb_create(int argc, char *argv[], void *userdata);
 int verb_terminate(int argc, char *argv[], void *userdata);
 int verb_logs(int argc, char *argv[], void *userdata);
 int verb_policy(int argc, char *argv[], void *userdata);
+/* cloister node remove (cli/cloister-node.c, docs/membership.md). */
+int verb_node(int argc, char *argv[], void *userdata);
+int node_remove_verb(int argc, char *argv[], void *userdata);
 /* cloister policy push (cloister-policy-push.c). */
 int policy_push_verb(int argc, char *argv[], void *userdata);
 /* cloister upgrade check (cloister-upgrade.c). */

@@ -33,6 +33,7 @@ typedef struct ClusterNode {
         char name[64], role[16], endpoint[CLI_URL_MAX], admitted[32];
         bool ok;
         bool unaudited; /* listed by a join service whose log holds no admission of it */
+        bool in_etcd;   /* listed from the cluster's membership in etcd */
         char reasons[4][REASON_MAX];
         size_t n_reasons;
         json_t *checks;    /* -o json: every check of its attestation (docs/json.md) */
@@ -55,6 +56,9 @@ typedef struct JoinServiceView {
         size_t n_listed;
         size_t entries, refused;
         bool ok;
+        bool etcd;           /* its membership is the cluster's in etcd (docs/membership.md) */
+        char membership[16]; /* as it said: local, etcd, etcd-cache ("": not said) */
+        json_t *etcd_health; /* etcd as it sees it ("etcd" of GET /v1/members), or NULL */
         char reason[REASON_MAX];
         /* --bundle: the log as read (whole pages from byte 0, up to CLI_BUNDLE_AUDIT_MAX) and
          * the head it came with */
@@ -83,6 +87,10 @@ typedef struct ClusterView {
         const char *variant;
         /* The signed heads this workspace saw (verify --cluster), or NULL. */
         CliCheckpointStore *checkpoints;
+        /* The cluster's one audit chain in etcd, read through one join service whose
+         * membership is there (url), when any is: verify --cluster. */
+        bool has_chain;
+        JoinServiceView chain;
 } ClusterView;
 
 static ClusterView *cluster_view_free(ClusterView *v)
@@ -97,6 +105,7 @@ static ClusterView *cluster_view_free(ClusterView *v)
                 free(v->js[i].log);
                 free(v->js[i].head);
                 free(v->js[i].checkpoint);
+                json_decref(v->js[i].etcd_health);
                 cli_record_done(&v->js[i].channel);
         }
         free(v);
@@ -414,7 +423,10 @@ static void check_audit(const AttestPolicy *member, const RpcClientConfig *rc, C
                         audit_log_chain_summary(&chain, &sum);
                         js->entries = sum.entries;
                         js->refused = sum.refused;
-                        report_unaudited(v, js, found);
+                        /* With etcd a join service's own log holds what it wrote itself: the
+                         * members' admissions are checked in the cluster's chain instead. */
+                        if (!js->etcd)
+                                report_unaudited(v, js, found);
                         check_head(js, json_object_get(resp, "head"), &sum);
                         text = json_string_value(json_object_get(resp, "checkpoint"));
                         if (v->recording && text)
@@ -426,6 +438,104 @@ static void check_audit(const AttestPolicy *member, const RpcClientConfig *rc, C
                 if (++pages % 16 == 0)
                         fprintf(stderr, "audit log of %s: %zu entries checked so far...\n", js->url,
                                 chain.lines);
+        }
+}
+
+/* The cluster's one audit chain in etcd (docs/membership.md), through the first join service
+ * whose membership is there, one page of entries at a time (GET /v1/audit?chain=cluster&seq=N),
+ * each checked in its place in the chain; then its head, and that every member listed from etcd
+ * has its admission in it. */
+static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfig *rc,
+                                ClusterView *v)
+{
+        _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
+        PolicyVerifier pv = { .policy = member, .at = v->at };
+        AtlsVerifier verifier = policy_verifier(&pv);
+        JoinServiceView *c = &v->chain;
+        const JoinServiceView *via = NULL;
+        bool found[CLUSTER_NODES_MAX] = {};
+        AuditLogSummary sum;
+        AuditLogChain ch;
+        int64_t seq = 1;
+
+        for (size_t i = 0; !via && i < v->n_js; i++)
+                if (strcmp(v->js[i].membership, "etcd") == 0)
+                        via = &v->js[i];
+        if (!via)
+                return;
+        v->has_chain = true;
+        *c = (JoinServiceView){};
+        (void) snprintf(c->url, sizeof(c->url), "%s", via->url);
+        for (size_t i = 0; i < v->n_nodes; i++)
+                if (v->nodes[i].in_etcd && c->n_listed < CLUSTER_NODES_MAX)
+                        (void) snprintf(c->listed[c->n_listed++], 64, "%s", v->nodes[i].name);
+        if (atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls) < 0) {
+                set_reason(c, "cannot set up aTLS");
+                return;
+        }
+        audit_log_chain_init(&ch, "the cluster's audit chain in etcd");
+        for (;;) {
+                _cleanup_(json_decrefp) json_t *resp = NULL;
+                const json_t *page = NULL;
+                char path[64];
+                const char *text;
+                size_t size, used = 0;
+                long status = 0;
+                bool more;
+                Diag d;
+
+                diag_clear(&d);
+                (void) snprintf(path, sizeof(path), "/v1/audit?chain=cluster&seq=%" PRId64, seq);
+                if (rpc_call(atls, rc, "GET", c->url, path, NULL, true, &status, &resp, &d) < 0 ||
+                    status != 200) {
+                        const char *detail = json_string_value(json_object_get(resp, "detail"));
+                        set_reason(c, "not readable (from entry %" PRId64 "): %s", seq,
+                                   d.message[0] ? d.message : detail ?: "HTTP error");
+                        return;
+                }
+                page = json_object_get(resp, "log");
+                text = json_string_value(page);
+                size = json_string_length(page);
+                more = json_is_true(json_object_get(resp, "more"));
+                if (!text || !json_is_boolean(json_object_get(resp, "more")) ||
+                    json_integer_value(json_object_get(resp, "seq")) != seq ||
+                    memchr(text, '\0', size)) {
+                        set_reason(c,
+                                   "its page from entry %" PRId64 " is malformed or starts "
+                                   "elsewhere",
+                                   seq);
+                        return;
+                }
+                if (audit_log_chain_feed(&ch, text, size, !more, &used, &d) < 0) {
+                        set_reason(c, "audit chain broken: %s", d.message);
+                        return;
+                }
+                if (used != size) {
+                        set_reason(c,
+                                   "its page from entry %" PRId64 " does not end with a whole "
+                                   "entry",
+                                   seq);
+                        return;
+                }
+                note_admissions(c, text, used, found);
+                if (!more) {
+                        audit_log_chain_summary(&ch, &sum);
+                        c->entries = sum.entries;
+                        c->refused = sum.refused;
+                        for (size_t k = 0; k < c->n_listed; k++) {
+                                ClusterNode *n = found[k] ? NULL : node_find(v, c->listed[k]);
+                                if (n) {
+                                        n->unaudited = true;
+                                        add_reason(n, "member of the cluster's membership in etcd, "
+                                                      "but the cluster's audit chain holds no "
+                                                      "admission of it: the membership and the "
+                                                      "chain disagree");
+                                }
+                        }
+                        check_head(c, json_object_get(resp, "head"), &sum);
+                        return;
+                }
+                seq = (int64_t) ch.lines + 1;
         }
 }
 
@@ -469,6 +579,14 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                                 json_string_value(json_object_get(resp, "policyDigest")) ?: "");
                 (void) snprintf(js->self, sizeof(js->self), "%s",
                                 json_string_value(json_object_get(resp, "self")) ?: "");
+                (void) snprintf(js->membership, sizeof(js->membership), "%s",
+                                json_string_value(json_object_get(resp, "membership")) ?: "");
+                /* "etcd-cache": etcd did not answer it, it listed its last copy. */
+                js->etcd = strncmp(js->membership, "etcd", 4) == 0;
+                if (json_is_object(json_object_get(resp, "etcd"))) {
+                        json_decref(js->etcd_health);
+                        js->etcd_health = json_incref(json_object_get(resp, "etcd"));
+                }
                 js->policy_version = json_is_integer(json_object_get(resp, "policyVersion"))
                                              ? (int64_t) json_integer_value(
                                                        json_object_get(resp, "policyVersion"))
@@ -498,6 +616,7 @@ static int collect(const char *start, const AttestPolicy *member, const RpcClien
                         }
                         if (strcmp(name, js->self) != 0 && js->n_listed < CLUSTER_NODES_MAX)
                                 (void) snprintf(js->listed[js->n_listed++], 64, "%s", name);
+                        n->in_etcd = n->in_etcd || js->etcd;
                         (void) snprintf(n->role, sizeof(n->role), "%s", role);
                         (void) snprintf(n->endpoint, sizeof(n->endpoint), "%s", url);
                         (void) snprintf(n->admitted, sizeof(n->admitted), "%s", adm ?: "");
@@ -737,6 +856,13 @@ static int print_json(const ClusterView *v, const char *cid_hex, size_t failed, 
                                             "verdict", node_verdict_json(js->ok, js->reason))) < 0)
                         return log_oom();
         }
+        if (v->has_chain &&
+            json_object_set_new(doc, "clusterChain",
+                                json_pack("{s:s,s:I,s:I,s:o}", "readThrough", v->chain.url,
+                                          "entries", (json_int_t) v->chain.entries, "refusals",
+                                          (json_int_t) v->chain.refused, "verdict",
+                                          node_verdict_json(v->chain.ok, v->chain.reason))) < 0)
+                return log_oom();
         (void) snprintf(reason, sizeof(reason),
                         "%zu of %zu node(s) failed, %zu audit log(s) broken", failed, v->n_nodes,
                         bad_logs);
@@ -761,10 +887,18 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                         set_reason(&v->js[i], "enforces another policy (sha256 %s) than %s",
                                    v->js[i].policy_digest, v->js[0].url);
                 }
+        for (size_t i = 0; i < v->n_js; i++)
+                if (v->js[i].ok && strcmp(v->js[i].membership, "etcd-cache") == 0) {
+                        v->js[i].ok = false;
+                        set_reason(&v->js[i], "etcd does not answer it: the members it listed are "
+                                              "its last copy ('cloister status' shows etcd's "
+                                              "health)");
+                }
         for (size_t i = 0; i < v->n_nodes; i++)
                 failed += !v->nodes[i].ok;
         for (size_t i = 0; i < v->n_js; i++)
                 bad_logs += !v->js[i].ok;
+        bad_logs += v->has_chain && !v->chain.ok;
         if (output == OUTPUT_JSON) {
                 r = print_json(v, cid_hex, failed, bad_logs, extra);
                 if (r < 0)
@@ -797,6 +931,12 @@ static int judge_and_print(ClusterView *v, const char *cid_hex, OutputFormat out
                                        "at %s\n",
                                        v->js[i].cp.signer, v->js[i].cp.time);
                 }
+                if (v->has_chain)
+                        printf("the cluster's audit chain in etcd (read through %s): %zu entries "
+                               "(%zu refusals), chain %s%s%s\n",
+                               v->chain.url, v->chain.entries, v->chain.refused,
+                               v->chain.ok ? "OK" : "BROKEN", v->chain.ok ? "" : ": ",
+                               v->chain.reason);
                 if (failed || bad_logs)
                         printf("Verification FAILED: %zu of %zu node(s) failed, %zu audit log(s) "
                                "broken\n",
@@ -840,6 +980,7 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
                         printf("Verification FAILED: %s: the membership is not readable\n", url);
                 return r;
         }
+        check_cluster_chain(member, rc, v);
         attest_nodes(v, member, cid_hex, rc, true);
         for (size_t i = 0; w && i < v->n_nodes; i++) {
                 const ClusterNode *n = &v->nodes[i];
@@ -1089,6 +1230,31 @@ static void print_reattestation(const ClusterView *v)
         }
 }
 
+/* etcd's health as a join service whose membership is there sees it (docs/membership.md). */
+static void print_etcd_health(const JoinServiceView *js)
+{
+        const json_t *h = js->etcd_health, *e;
+        size_t i;
+
+        if (!h)
+                return;
+        printf("  etcd as it sees it: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " members answer, %s%s\n",
+               json_integer_value(json_object_get(h, "answering")),
+               json_integer_value(json_object_get(h, "configured")),
+               json_is_true(json_object_get(h, "quorum"))
+                       ? "quorum held"
+                       : "quorum lost (no member answers a linearizable read): joins and "
+                         "rejoins are refused until it is back",
+               strcmp(js->membership, "etcd-cache") == 0 ? "; the membership shown is its last copy"
+                                                         : "");
+        json_array_foreach (json_object_get(h, "endpoints"), i, e)
+                if (!json_is_true(json_object_get(e, "answers")))
+                        printf("    %.200s does not answer: %.300s\n",
+                               json_string_value(json_object_get(e, "endpoint")) ?: "?",
+                               json_string_value(json_object_get(e, "error")) ?: "?");
+}
+
 int verb_status(int argc, char *argv[], void *userdata)
 {
         enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
@@ -1247,7 +1413,12 @@ int verb_status(int argc, char *argv[], void *userdata)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
-                                    js, json_pack("{s:s,s:o,s:o}", "joinService", v->js[i].url,
+                                    js, json_pack("{s:s,s:o,s:o,s:o,s:O}", "joinService",
+                                                  v->js[i].url, "membership",
+                                                  v->js[i].membership[0]
+                                                          ? json_string(v->js[i].membership)
+                                                          : json_null(),
+                                                  "etcd", v->js[i].etcd_health ?: json_null(),
                                                   "policyDigest",
                                                   v->js[i].policy_digest[0]
                                                           ? json_string(v->js[i].policy_digest)
@@ -1291,6 +1462,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                 printf("join service %s enforces policy sha256:%s (version %s)\n", v->js[i].url,
                        v->js[i].policy_digest[0] ? v->js[i].policy_digest : "(unreachable)",
                        v->js[i].policy_digest[0] ? version : "unknown");
+                print_etcd_health(&v->js[i]);
         }
         return 0;
 }

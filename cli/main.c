@@ -37,6 +37,8 @@ static const Verb verbs[] = {
           "a node's bootstrapper log of this boot, for its owner (attested first)" },
         { "policy", 1, VERB_ANY, verb_policy,
           "test | push: which nodes a new policy would refuse; change the cluster's policy" },
+        { "node", 1, VERB_ANY, verb_node,
+          "remove: take a member out of the cluster's membership (owner-authenticated)" },
         { "upgrade", 1, VERB_ANY, verb_upgrade,
           "check: which PCRs a new image's signed measurements file changes" },
         { "control-plane", 1, VERB_ANY, verb_control_plane,

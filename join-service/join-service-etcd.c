@@ -12,6 +12,7 @@
  *   audit/SEQ         one audit entry (20 digits, so that keys sort as entries follow), the line
  *                     exactly as audit.log would hold it, hash-chained
  *   audit-head        {"hash","seq"} of the last entry
+ *   removals/AUTH     NAME: the owner's removal with this authenticator was carried out (once)
  *
  * An admission or rejoin is one transaction: the member record, its index keys and its audit
  * entry written together or not at all, guarded by compares on what was read (create_revision
@@ -336,18 +337,39 @@ int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d)
         return append_retrying(js, e, NULL, false, d);
 }
 
+/* The owner's removal (x) must name the admission recorded now. */
+static int removal_matches(const json_t *old, const JoinRemoval *x, const char *name, Diag *d)
+{
+        const char *uuid = json_string_value(json_object_get(old, "diskUuid"));
+        const char *ak = json_string_value(json_object_get(old, "akDigest"));
+        const char *admitted = json_string_value(json_object_get(old, "admitted"));
+
+        if (strcasecmp(uuid, x->disk_uuid) != 0 || strcmp(ak, x->ak_digest) != 0 ||
+            strcmp(admitted, x->admitted) != 0)
+                return diag_fail(d, -ESTALE, "removal-stale", -1,
+                                 "%s in the cluster's membership is another admission (disk %s, "
+                                 "admitted %s) than the one this removal names (disk %.40s, "
+                                 "admitted %.32s): it was admitted again since; nothing is "
+                                 "changed. Run 'cloister node remove %s' again if it should go",
+                                 name, uuid, admitted, x->disk_uuid, x->admitted, name);
+        return 0;
+}
+
 /* One attempt at removing member name and its index keys, with the audit entry e, in one
- * transaction. 1: done; 0: something changed since it was read. */
-static int remove_once(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+ * transaction; with x, the owner's removal: it names the admission to remove, and its key
+ * (removals/AUTHENTICATOR) is written with it, so that it is carried out once. 1: done; 0:
+ * something changed since it was read. */
+static int remove_once(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
+                       Diag *d)
 {
         _cleanup_(json_decrefp) json_t *old = NULL;
         _cleanup_(freep) char *line = NULL;
-        char prev[65], hash[65], head[128], seqbuf[24], lower[40];
-        EtcdOp reads[2], writes[5];
-        EtcdCompare cmp[5];
+        char prev[65], hash[65], head[128], seqbuf[24], lower[40], used_key[ETCD_KEY_MAX];
+        EtcdOp reads[3], writes[6];
+        EtcdCompare cmp[6];
         EtcdTxnResult snap = {}, res = {};
         size_t n_cmp = 0, n_writes = 0;
-        const EtcdKv *hkv, *mkv;
+        const EtcdKv *hkv, *mkv, *ukv = NULL;
         const char *ak;
         int64_t seq;
         Keys k;
@@ -356,20 +378,34 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, D
         r = key_of(js, k.head, "audit-head", "");
         if (r >= 0)
                 r = key_of(js, k.member, "members/", name);
+        if (r >= 0 && x)
+                r = key_of(js, used_key, "removals/", x->authenticator);
         if (r < 0)
                 return r;
         reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.head };
         reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.member };
-        r = etcd_txn(js->etcd, NULL, 0, reads, 2, NULL, 0, &snap, d);
+        if (x)
+                reads[2] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = used_key };
+        r = etcd_txn(js->etcd, NULL, 0, reads, x ? 3 : 2, NULL, 0, &snap, d);
         if (r < 0)
                 return r;
         hkv = range_kv(&snap, 0);
         mkv = range_kv(&snap, 1);
+        if (x)
+                ukv = range_kv(&snap, 2);
         r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0 && ukv)
+                r = diag_fail(d, -EALREADY, "removal-replayed", -1,
+                              "this removal was carried out already (a replayed request): "
+                              "nothing is changed");
         if (r >= 0 && !mkv)
-                r = diag_fail(d, -ENOENT, "etcd-member", -1, "%s is not a member in etcd", name);
+                r = diag_fail(d, -ENOENT, "etcd-member", -1,
+                              "%s is not a member of the cluster (etcd): no member has this name",
+                              name);
         if (r >= 0)
                 r = member_parse(mkv, name, &old, d);
+        if (r >= 0 && x)
+                r = removal_matches(old, x, name, d);
         if (r >= 0) {
                 (void) snprintf(lower, sizeof(lower), "%s",
                                 json_string_value(json_object_get(old, "diskUuid")));
@@ -407,6 +443,15 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, D
                                       .value_size = strlen(name) };
         writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.member };
         writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.disk };
+        if (x) {
+                cmp[n_cmp++] = (EtcdCompare){ .key = used_key,
+                                              .target = ETCD_COMPARE_CREATE,
+                                              .result = ETCD_EQUAL };
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
+                                               .key = used_key,
+                                               .value = name,
+                                               .value_size = strlen(name) };
+        }
         if (ak[0]) {
                 cmp[n_cmp++] = (EtcdCompare){ .key = k.ak,
                                               .target = ETCD_COMPARE_VALUE,
@@ -430,10 +475,11 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, D
         return r;
 }
 
-int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d)
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
+                     Diag *d)
 {
         for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
-                int r = remove_once(js, e, name, d);
+                int r = remove_once(js, e, name, x, d);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
@@ -534,5 +580,112 @@ int join_etcd_register(JoinService *js)
                                        d.message);
         js->etcd_registered = true;
         log_info("join-service: %s registered in the cluster's membership in etcd", js->node_name);
+        return 0;
+}
+
+int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
+                         bool *ret_more, char **ret_head, Diag *d)
+{
+        _cleanup_(freep) char *page = NULL, *head = NULL;
+        char start[ETCD_KEY_MAX], end[ETCD_KEY_MAX], head_key[ETCD_KEY_MAX], seqbuf[24];
+        EtcdTxnResult res = {};
+        EtcdOp reads[2];
+        const EtcdRange *rg;
+        const EtcdKv *hkv;
+        size_t size = 0;
+        int r;
+
+        if (from < 1 || from > (int64_t) AUDIT_ENTRIES_MAX)
+                return diag_fail(d, -EINVAL, "audit-seq", -1, "entry %" PRId64 " is no entry",
+                                 from);
+        (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, from);
+        r = key_of(js, start, "audit/", seqbuf);
+        (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, from + JOIN_ETCD_AUDIT_PAGE_ENTRIES);
+        if (r >= 0)
+                r = key_of(js, end, "audit/", seqbuf);
+        if (r >= 0)
+                r = key_of(js, head_key, "audit-head", "");
+        if (r < 0)
+                return r;
+        /* The page and the head in one snapshot: the last page's head names its last entry. */
+        reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = start, .range_end = end };
+        reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = head_key };
+        r = etcd_txn(js->etcd, NULL, 0, reads, 2, NULL, 0, &res, d);
+        if (r < 0)
+                return r;
+        rg = &res.ranges[0];
+        hkv = range_kv(&res, 1);
+        /* Each value is one entry's line as audit.log would hold it: bounded as a line is. */
+        for (size_t i = 0; r >= 0 && i < rg->n_kvs; i++)
+                if (rg->kvs[i].value_size > AUDIT_LINE_MAX)
+                        r = diag_fail(d, -EMSGSIZE, "etcd-audit-entry", -1,
+                                      "%s is over %u bytes: the chain in etcd was altered",
+                                      rg->kvs[i].key, AUDIT_LINE_MAX);
+        if (r >= 0 && hkv && hkv->value_size > 256)
+                r = diag_fail(d, -EMSGSIZE, "etcd-audit-head", -1,
+                              "the audit head is over 256 bytes");
+        if (r >= 0) {
+                for (size_t i = 0; i < rg->n_kvs; i++)
+                        size += rg->kvs[i].value_size;
+                page = malloc(size + 1);
+                head = hkv ? strndup((const char *) hkv->value, hkv->value_size) : NULL;
+                if (!page || (hkv && !head))
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                size = 0;
+                for (size_t i = 0; i < rg->n_kvs; i++) {
+                        memcpy(page + size, rg->kvs[i].value, rg->kvs[i].value_size);
+                        size += rg->kvs[i].value_size;
+                }
+                page[size] = 0;
+                *ret_more = rg->n_kvs == JOIN_ETCD_AUDIT_PAGE_ENTRIES;
+        }
+        etcd_txn_result_done(&res);
+        if (r < 0)
+                return r;
+        *ret_page = TAKE_PTR(page);
+        *ret_size = size;
+        *ret_head = TAKE_PTR(head);
+        return 0;
+}
+
+int join_etcd_health(JoinService *js, json_t **ret)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        size_t n = etcd_client_n_endpoints(js->etcd), answering = 0;
+        char key[ETCD_KEY_MAX];
+        json_t *list = json_array();
+        int r;
+
+        doc = json_object();
+        if (!doc || !list || json_object_set_new(doc, "endpoints", list) < 0) {
+                json_decref(list);
+                return -ENOMEM;
+        }
+        r = key_of(js, key, "audit-head", "");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                Diag d;
+
+                diag_clear(&d);
+                r = etcd_endpoint_check(js->etcd, i, key, JOIN_ETCD_HEALTH_TIMEOUT_MS, &d);
+                answering += r >= 0;
+                if (json_array_append_new(
+                            list,
+                            json_pack("{s:s,s:b,s:o}", "endpoint",
+                                      etcd_client_endpoint(js->etcd, i), "answers", r >= 0, "error",
+                                      r >= 0 ? json_null()
+                                             : json_string(d.message[0] ? d.message
+                                                                        : strerror(-r)))) < 0)
+                        return -ENOMEM;
+        }
+        /* A linearizable read answered: some member is part of a quorum. */
+        if (json_object_set_new(doc, "configured", json_integer((json_int_t) n)) < 0 ||
+            json_object_set_new(doc, "answering", json_integer((json_int_t) answering)) < 0 ||
+            json_object_set_new(doc, "quorum", json_boolean(answering > 0)) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(doc);
         return 0;
 }

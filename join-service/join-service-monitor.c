@@ -320,6 +320,16 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
                                             privsep_text(m, 2), privsep_text(m, 3),
                                             m->fields[3].size - 1, &answer, detail, sizeof(detail));
                 break;
+        case JOIN_PRIVSEP_NODE_REMOVE: {
+                const JoinRemoval x = { .disk_uuid = privsep_text(m, 2),
+                                        .ak_digest = privsep_text(m, 3),
+                                        .admitted = privsep_text(m, 4),
+                                        .authenticator = privsep_text(m, 5) };
+
+                r = join_handle_node_remove(js, privsep_text(m, 0), privsep_text(m, 1), &x, &answer,
+                                            detail, sizeof(detail));
+                break;
+        }
         default:
                 return -EBADMSG;
         }

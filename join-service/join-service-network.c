@@ -407,6 +407,8 @@ const RpcRoute join_network_routes[] = {
         { "GET", "/v1/audit", net_audit },
         /* any client: the monitor checks the owner's authenticator (docs/policy-update.md) */
         { "POST", "/v1/policy", join_net_policy_push },
+        /* any client: the monitor checks the owner's authenticator (docs/membership.md) */
+        { "POST", "/v1/node-remove", join_net_node_remove },
         {},
 };
 

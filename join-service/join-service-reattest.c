@@ -571,7 +571,7 @@ static int members_remove(JoinService *js, const char *name, const AuditEntry *e
                 Diag d;
 
                 diag_clear(&d);
-                r = join_etcd_remove(js, e, name, &d);
+                r = join_etcd_remove(js, e, name, NULL, &d);
                 if (r < 0)
                         return log_error_errno(r,
                                                "join-service: cannot remove %s from the "

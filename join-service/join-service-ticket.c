@@ -933,9 +933,16 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                         size_t n)
 {
         json_t *doc = NULL, *version = NULL;
+        bool cache = false;
         int r;
 
         r = members_load(js, &doc);
+        /* etcd not answering: the last copy read from it, said to be one (with etcd's health
+         * below, so that the owner sees why). */
+        if (r < 0 && js->etcd) {
+                r = members_load_local(js, &doc);
+                cache = true;
+        }
         if (r < 0) {
                 (void) snprintf(detail, n, "cannot read the membership");
                 return r;
@@ -950,9 +957,21 @@ int join_handle_members(JoinService *js, const JoinCall *req, json_t **ret_respo
                 r = json_object_set_new(doc, "policyDigest", json_string(js->policy.digest));
         (void) pthread_mutex_unlock(&js->policy.lock);
         if (r < 0 || json_object_set_new(doc, "clusterId", json_string(js->cluster_id_hex)) < 0 ||
-            json_object_set_new(doc, "self", json_string(js->node_name)) < 0) {
+            json_object_set_new(doc, "self", json_string(js->node_name)) < 0 ||
+            json_object_set_new(doc, "membership",
+                                json_string(!js->etcd ? "local"
+                                            : cache   ? "etcd-cache"
+                                                      : "etcd")) < 0) {
                 json_decref(doc);
                 return -ENOMEM;
+        }
+        if (js->etcd) {
+                json_t *health = NULL;
+                if (join_etcd_health(js, &health) < 0 ||
+                    json_object_set_new(doc, "etcd", health) < 0) {
+                        json_decref(doc);
+                        return -ENOMEM;
+                }
         }
         reattest_annotate_members(js, doc);
         *ret_response = doc;
@@ -1075,6 +1094,57 @@ static bool audit_page_has_control_bytes(const char *page, size_t size)
         return false;
 }
 
+/* GET /v1/audit?chain=cluster&seq=N: the cluster's one chain in etcd (docs/membership.md), a
+ * page of entries from entry N, with the head of the same snapshot. */
+static int audit_cluster_page(JoinService *js, const char *query, json_t **ret_response,
+                              char *detail, size_t n)
+{
+        _cleanup_(freep) char *page = NULL, *head = NULL;
+        json_t *log_text, *head_text;
+        const char *digits = query + strlen("chain=cluster&seq=");
+        int64_t seq = 0;
+        size_t size = 0;
+        bool more = false;
+        Diag d;
+        int r;
+
+        if (strncmp(query, "chain=cluster&seq=", strlen("chain=cluster&seq=")) != 0 || !*digits ||
+            strlen(digits) > 8 || strspn(digits, "0123456789") != strlen(digits)) {
+                (void) snprintf(detail, n, "the cluster's audit chain takes chain=cluster&seq=N");
+                return -EBADMSG;
+        }
+        for (const char *p = digits; *p; p++)
+                seq = seq * 10 + (*p - '0');
+        if (!js->etcd) {
+                (void) snprintf(detail, n,
+                                "this join service keeps no cluster audit chain: its membership "
+                                "and log are local files (no --etcd-endpoints)");
+                return -ENOENT;
+        }
+        diag_clear(&d);
+        r = join_etcd_audit_page(js, seq, &page, &size, &more, &head, &d);
+        if (r < 0) {
+                (void) snprintf(detail, n, "the cluster's audit chain in etcd cannot be read: %s",
+                                d.message[0] ? d.message : strerror(-r));
+                return r == -EINVAL ? -EBADMSG : r;
+        }
+        log_text = audit_page_has_control_bytes(page, size) ? NULL : json_stringn(page, size);
+        head_text = head && !audit_page_has_control_bytes(head, strlen(head)) ? json_string(head)
+                                                                              : json_null();
+        if (!log_text || !head_text) {
+                json_decref(log_text);
+                json_decref(head_text);
+                (void) snprintf(detail, n,
+                                "the cluster's audit chain in etcd (from entry %" PRId64
+                                ") or its head is not text: it was altered",
+                                seq);
+                return -EBADMSG;
+        }
+        *ret_response = json_pack("{s:o,s:I,s:b,s:o,s:s}", "log", log_text, "seq", (json_int_t) seq,
+                                  "more", more, "head", head_text, "chain", "cluster");
+        return *ret_response ? 0 : -ENOMEM;
+}
+
 /* The audit log and its head, as they are, one page at a time: the owner's CLI checks the
  * chain itself. */
 int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_response, char *detail,
@@ -1088,6 +1158,8 @@ int join_handle_audit(JoinService *js, const JoinCall *req, json_t **ret_respons
         bool more = false;
         int r;
 
+        if (req->query && strncmp(req->query, "chain=", 6) == 0)
+                return audit_cluster_page(js, req->query, ret_response, detail, n);
         if (audit_query_offset(req->query, &offset) < 0) {
                 (void) snprintf(detail, n, "the audit log takes one query, offset=N (bytes)");
                 return -EBADMSG;

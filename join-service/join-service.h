@@ -185,9 +185,31 @@ int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d);
 int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
                     const char *endpoint, const char *uuid, const char *ak, bool is_member,
                     Diag *d);
+/* The owner's removal of a member (join-service-node-remove.c): the admission it names, and
+ * its authenticator, which keys the record that it was carried out. */
+typedef struct JoinRemoval {
+        const char *disk_uuid, *ak_digest, *admitted;
+        const char *authenticator; /* 64 lowercase hex digits, checked */
+} JoinRemoval;
+
 /* A member removed (its record and index keys) with the audit entry e, in one transaction;
- * -ENOENT if it is no member there. */
-int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, Diag *d);
+ * -ENOENT if it is no member there. With x (the owner's removal): -ESTALE if the member
+ * recorded is another admission than x names, -EALREADY if x was carried out before (a replay);
+ * nothing changes then. */
+int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
+                     Diag *d);
+/* The cluster's audit chain in etcd for the owner's CLI (GET /v1/audit?chain=cluster&seq=N):
+ * the lines of entries from..from+JOIN_ETCD_AUDIT_PAGE_ENTRIES-1 as they are (the CLI checks the
+ * chain), concatenated, and the audit head's value of the same snapshot (NULL: none). more: the
+ * page is full (there may be more). */
+#define JOIN_ETCD_AUDIT_PAGE_ENTRIES 64
+int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
+                         bool *ret_more, char **ret_head, Diag *d);
+/* etcd's health as this join service sees it (GET /v1/members "etcd", cloister status): each
+ * endpoint read once, linearizably, within JOIN_ETCD_HEALTH_TIMEOUT_MS: {"endpoints":
+ * [{"endpoint", "answers", "error"}], "configured", "answering", "quorum"}. */
+#define JOIN_ETCD_HEALTH_TIMEOUT_MS 1000U
+int join_etcd_health(JoinService *js, json_t **ret);
 /* One entry appended to the chain in etcd. */
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d);
 /* join_audit() without the etcd chain: after join_etcd_admit() wrote the entry there. */
@@ -298,6 +320,13 @@ int join_policy_version(JoinService *js, json_t **ret);
 int join_handle_policy_push(JoinService *js, const char *peer, const char *version,
                             const char *authenticator, const char *text, size_t size,
                             json_t **ret_response, char *detail, size_t detail_size);
+/* The owner's removal of a member (join-service-node-remove.c, docs/membership.md):
+ * JOIN_PRIVSEP_NODE_REMOVE in the monitor, and POST /v1/node-remove in the network process. */
+int join_handle_node_remove(JoinService *js, const char *peer, const char *name,
+                            const JoinRemoval *x, json_t **ret_response, char *detail,
+                            size_t detail_size);
+int join_net_node_remove(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
+                         size_t detail_size);
 /* The network process: POST /v1/policy. */
 int join_net_policy_push(void *userdata, const RpcRequest *req, json_t **ret_response, char *detail,
                          size_t detail_size);

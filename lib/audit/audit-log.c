@@ -71,6 +71,9 @@ static const char *const events[] = {
         "eviction",
         /* A member's WireGuard key registered or changed (docs/mesh.md). */
         "mesh-key",
+        /* The owner removed a member (docs/membership.md): always "refused" (the member is
+         * no more), the member's name and role, who asked in the reason. */
+        "removal",
         NULL,
 };
 static const char *const verdicts[] = { "admitted", "refused", NULL };
@@ -365,8 +368,8 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
         }
         if (!one_of(f[AUDIT_FIELD_EVENT], events)) {
                 (void) snprintf(why, why_size,
-                                "is not init, admission, rejoin, recovery, refusal or "
-                                "policy-update");
+                                "is not init, admission, rejoin, recovery, refusal, "
+                                "policy-update or another known event");
                 return AUDIT_FIELD_EVENT;
         }
         if (!text_ok(f[AUDIT_FIELD_NODE], AUDIT_NODE_MAX, true)) {
@@ -406,7 +409,8 @@ static AuditField record_check_values(const AuditRecord *rec, char *why, size_t 
         /* Re-attestation: a failure, unreachability or an eviction is refused, a recovery
          * admitted (docs/reattestation.md). */
         if (strncmp(f[AUDIT_FIELD_EVENT], "reattest-", 9) == 0 ||
-            strcmp(f[AUDIT_FIELD_EVENT], "eviction") == 0) {
+            strcmp(f[AUDIT_FIELD_EVENT], "eviction") == 0 ||
+            strcmp(f[AUDIT_FIELD_EVENT], "removal") == 0) {
                 const char *want = strcmp(f[AUDIT_FIELD_EVENT], "reattest-passed") == 0 ? "admitted"
                                                                                         : "refused";
                 if (strcmp(f[AUDIT_FIELD_VERDICT], want) != 0) {

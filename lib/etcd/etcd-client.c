@@ -292,6 +292,8 @@ int etcd_range(EtcdClient *c, const char *key, const char *range_end, size_t lim
         RangeCall rc = { .key = key, .range_end = range_end, .limit = limit, .ret = ret };
         int r;
 
+        if (!c)
+                return diag_fail(d, -ENOTCONN, "etcd", -1, "no etcd client (no --etcd-endpoints)");
         if (!key_arg_ok(key) || (range_end && strlen(range_end) > ETCD_KEY_MAX))
                 return diag_fail(d, -EINVAL, "etcd-key", -1, "key outside " ETCD_KEY_PREFIX);
         r = range_request(key, range_end, limit, &req);
@@ -300,6 +302,60 @@ int etcd_range(EtcdClient *c, const char *key, const char *range_end, size_t lim
         if (r < 0)
                 return r;
         return call(c, "/v3/kv/range", text, true, range_parse, &rc, d);
+}
+
+size_t etcd_client_n_endpoints(const EtcdClient *c)
+{
+        return c ? c->n_endpoints : 0;
+}
+
+const char *etcd_client_endpoint(const EtcdClient *c, size_t i)
+{
+        return c && i < c->n_endpoints ? c->endpoints[i] : NULL;
+}
+
+int etcd_endpoint_check(EtcdClient *c, size_t i, const char *key, unsigned timeout_ms, Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *req = NULL;
+        _cleanup_(freep) char *text = NULL, *url = NULL, *body = NULL;
+        EtcdRange rg = {};
+        RangeCall rc = { .key = key, .ret = &rg };
+        size_t size = 0;
+        long status = 0;
+        int64_t rev = 0;
+        RpcSent sent;
+        int r;
+
+        if (!c || i >= c->n_endpoints)
+                return diag_fail(d, -EINVAL, "etcd", -1, "no such etcd endpoint");
+        if (!key_arg_ok(key))
+                return diag_fail(d, -EINVAL, "etcd-key", -1, "key outside " ETCD_KEY_PREFIX);
+        RpcMtlsConfig tls = { .cert = c->cert,
+                              .key = c->key,
+                              .ca = c->ca,
+                              .connect_timeout_ms = MIN(c->connect_timeout_ms, timeout_ms),
+                              .total_timeout_ms = timeout_ms,
+                              .max_response = ETCD_RESPONSE_MAX };
+        r = range_request(key, NULL, 0, &req);
+        if (r >= 0)
+                r = json_dump_compact(req, &text);
+        if (r >= 0 && asprintf(&url, "%s/v3/kv/range", c->endpoints[i]) < 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        /* Once, at this endpoint alone: a linearizable read is answered only by a member that is
+         * up and part of a quorum. */
+        r = rpc_mtls_post(&tls, url, text, &body, &size, &status, &sent, d);
+        if (r < 0)
+                return r;
+        if (status != 200)
+                return etcd_parse_error(body, size, status, d);
+        r = range_parse(&rc, body, size, etcd_client_revision(c), &rev, d);
+        etcd_range_done(&rg);
+        if (r < 0)
+                return r;
+        client_saw(c, rev, i);
+        return 0;
 }
 
 static int put_parse(void *userdata, const void *data, size_t size, int64_t min_revision,
@@ -416,6 +472,8 @@ int etcd_txn(EtcdClient *c, const EtcdCompare *cmp, size_t n_cmp, const EtcdOp *
         TxnCall tc = { success, failure, n_success, n_failure, ret };
         int r;
 
+        if (!c)
+                return diag_fail(d, -ENOTCONN, "etcd", -1, "no etcd client (no --etcd-endpoints)");
         if (!compares)
                 return -ENOMEM;
         if (n_success > ETCD_TXN_OPS_MAX || n_failure > ETCD_TXN_OPS_MAX ||

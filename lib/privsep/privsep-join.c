@@ -67,6 +67,10 @@ const PrivsepSpec join_privsep_requests[] = {
           "mesh",
           5,
           { EVIDENCE, NONCE, SPKI, NODE_TEXT, EXACT(ATLS_WG_KEY_SIZE) } },
+        { JOIN_PRIVSEP_NODE_REMOVE,
+          "node-remove",
+          6,
+          { NODE_TEXT, TEXT(64), TEXT(41), TEXT(65), TEXT(33), TEXT(65) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -100,6 +104,7 @@ const PrivsepSpec join_privsep_replies[] = {
             UPTO(TDX_COLLATERAL_FILE_MAX), UPTO(TDX_COLLATERAL_FILE_MAX) } },
         REPLY(JOIN_PRIVSEP_METRICS, "metrics"),
         REPLY(JOIN_PRIVSEP_MESH, "mesh"),
+        REPLY(JOIN_PRIVSEP_NODE_REMOVE, "node-remove"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

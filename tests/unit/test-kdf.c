@@ -193,6 +193,64 @@ static void test_policy_update_check_refuses_other_key_cluster_version_document(
         assert_int_equal(policy_update_version_parse("12345678901234567", &v), -EBADMSG);
 }
 
+/* A member's removal (docs/membership.md): the owner's key over the cluster and the admission
+ * as recorded. Each field changed alone is refused; a policy update's authenticator is not a
+ * removal's; the disk UUID's case does not matter (the key derivation lowercases it); a field
+ * before the name that could shift the message (a dot) is malformed. */
+static void test_node_removal_check_refuses_other_key_cluster_and_each_field(void **state)
+{
+        _cleanup_(secret_freep) Secret *master = NULL, *other = NULL;
+        uint8_t salt[32], cid[32], ocid[32], m[32];
+        char auth[POLICY_UPDATE_AUTH_SIZE], pu[POLICY_UPDATE_AUTH_SIZE];
+        const NodeRemoval rm = { .name = "worker.1",
+                                 .disk_uuid = "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a01",
+                                 .ak_digest = "ab12",
+                                 .admitted = "2026-12-07T10:00:00Z" };
+        NodeRemoval x;
+        Diag d;
+
+        for (size_t i = 0; i < 32; i++) {
+                salt[i] = (uint8_t) i;
+                cid[i] = ocid[i] = (uint8_t) (0x40 + i);
+                m[i] = (uint8_t) (0x80 + i);
+        }
+        ocid[0] ^= 1;
+        assert_int_equal(secret_new_from(m, 32, &master), 0);
+        m[31] ^= 1;
+        assert_int_equal(secret_new_from(m, 32, &other), 0);
+        assert_int_equal(node_removal_authenticate(master, salt, cid, &rm, auth), 0);
+        diag_clear(&d);
+        assert_int_equal(node_removal_check(master, salt, cid, &rm, auth, &d), 0);
+        x = rm;
+        x.disk_uuid = "7A1C9A2E-5B1D-4C8E-9A7F-2D6B8E1C4A01";
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), 0);
+        assert_int_equal(node_removal_check(other, salt, cid, &rm, auth, &d), -EKEYREJECTED);
+        assert_string_equal(d.check, "removal-authenticator");
+        assert_int_equal(node_removal_check(master, salt, ocid, &rm, auth, &d), -EKEYREJECTED);
+        x = rm, x.name = "worker.2";
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), -EKEYREJECTED);
+        x = rm, x.disk_uuid = "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a02";
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), -EKEYREJECTED);
+        x = rm, x.ak_digest = "";
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), -EKEYREJECTED);
+        x = rm, x.admitted = "2026-12-07T10:00:01Z";
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), -EKEYREJECTED);
+        /* Another request under the same key: a policy update's authenticator. */
+        assert_int_equal(policy_update_authenticate(master, salt, cid, 1, "x", 1, pu), 0);
+        assert_int_equal(node_removal_check(master, salt, cid, &rm, pu, &d), -EKEYREJECTED);
+        /* Malformed. */
+        x = rm, x.admitted = "2026.12.07";
+        diag_clear(&d);
+        assert_int_equal(node_removal_check(master, salt, cid, &x, auth, &d), -EBADMSG);
+        assert_string_equal(d.check, "removal-member");
+        x = rm, x.disk_uuid = "";
+        assert_int_equal(node_removal_authenticate(master, salt, cid, &x, pu), -EINVAL);
+        x = rm, x.name = "";
+        assert_int_equal(node_removal_authenticate(master, salt, cid, &x, pu), -EINVAL);
+        auth[3] = 'G';
+        assert_int_equal(node_removal_check(master, salt, cid, &rm, auth, &d), -EBADMSG);
+}
+
 static Secret *test_master(uint8_t salt[static 32])
 {
         Secret *s = NULL;
@@ -349,6 +407,7 @@ int main(void)
                 cmocka_unit_test(test_kdf_disk_key_rejects_non_canonical_uuid),
                 cmocka_unit_test(test_kdf_hkdf_rfc5869_case1),
                 cmocka_unit_test(test_kdf_hkdf_rejects_bad_lengths),
+                cmocka_unit_test(test_node_removal_check_refuses_other_key_cluster_and_each_field),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

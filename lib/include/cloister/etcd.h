@@ -136,6 +136,13 @@ int etcd_put(EtcdClient *c, const char *key, const void *value, size_t size, int
 int etcd_txn(EtcdClient *c, const EtcdCompare *cmp, size_t n_cmp, const EtcdOp *success,
              size_t n_success, const EtcdOp *failure, size_t n_failure, EtcdTxnResult *ret,
              Diag *d);
+/* The endpoints as configured, in order. */
+size_t etcd_client_n_endpoints(const EtcdClient *c);
+const char *etcd_client_endpoint(const EtcdClient *c, size_t i);
+/* Health of endpoint i as this client sees it: one linearizable read of key there alone, once,
+ * within timeout_ms; 0 if it answered (the member is up and part of a quorum), -errno (d says
+ * why: no connection, a timeout, etcd's error) otherwise. The answer is checked as any other. */
+int etcd_endpoint_check(EtcdClient *c, size_t i, const char *key, unsigned timeout_ms, Diag *d);
 /* The highest revision this client has seen in an answer. */
 int64_t etcd_client_revision(const EtcdClient *c);
 

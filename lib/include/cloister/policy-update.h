@@ -48,6 +48,38 @@ int policy_update_check(const Secret *master, const uint8_t salt[static MASTER_S
 int policy_update_version_parse(const char *s, int64_t *ret);
 
 /*
+ * The owner's removal of a member (docs/membership.md, "Removing a member"): the same key as a
+ * policy update, over another message, so that one cannot stand for the other:
+ *
+ *   msg = "nr1." hex(clusterId) "." lowercase(diskUuid) "." akDigest "." admitted "." NAME
+ *   authenticator = hex(HMAC-SHA-256(K, msg))
+ *
+ * It names the member as the membership records it (its disk, attestation key and admission
+ * time): a removal made for one admission cannot remove the node admitted under that name
+ * later. Every field before NAME is free of dots, so the message reads one way only.
+ */
+#define NODE_REMOVAL_PREFIX "nr1."
+
+typedef struct NodeRemoval {
+        const char *name;      /* 1..63 bytes, no NUL */
+        const char *disk_uuid; /* as recorded; lowercased into the message */
+        const char *ak_digest; /* 64 lowercase hex digits, or "" (a variant without one) */
+        const char *admitted;  /* YYYY-MM-DDTHH:MM:SSZ, as recorded */
+} NodeRemoval;
+
+/* The authenticator of (cluster ID, the member as recorded) into ret; -EINVAL for a field of
+ * the wrong form (a dot or control character before NAME, an empty or too long name). */
+int node_removal_authenticate(const Secret *master, const uint8_t salt[static MASTER_SALT_SIZE],
+                              const uint8_t cluster_id[static CLUSTER_ID_SIZE],
+                              const NodeRemoval *rm, char ret[static POLICY_UPDATE_AUTH_SIZE]);
+/* 0 if authenticator is the owner's for (cluster ID, rm); -EBADMSG if it is not 64 lowercase hex
+ * digits or a field is malformed, -EKEYREJECTED if it was made with another key or for another
+ * member, admission or cluster. d says which. */
+int node_removal_check(const Secret *master, const uint8_t salt[static MASTER_SALT_SIZE],
+                       const uint8_t cluster_id[static CLUSTER_ID_SIZE], const NodeRemoval *rm,
+                       const char *authenticator, Diag *d);
+
+/*
  * The version record a join service keeps next to its policy file (STATE_DIR/policy-version.json,
  * mode 0600): {"version": N, "policyDigest": HEX, "policy": TEXT}, the policy pushed as version
  * N. It is the commit point of an update: written (fsync, rename) before the policy file, so a

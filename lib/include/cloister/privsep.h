@@ -154,6 +154,11 @@ typedef enum JoinPrivsepOp {
         /* evidence, nonce, client SPKI, peer, WireGuard public key (32 bytes, bound by the
          * evidence): a member registers its key and gets the mesh document (docs/mesh.md) */
         JOIN_PRIVSEP_MESH,
+        /* peer, name, diskUuid, akDigest ("" allowed), admitted, authenticator (hex): the owner
+         * removes a member (docs/membership.md); the monitor checks the authenticator, then
+         * removes it from etcd in one transaction with its audit entry (answer: {"removed",
+         * "role", "diskUuid", "akDigest", "admitted"}) */
+        JOIN_PRIVSEP_NODE_REMOVE,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U
