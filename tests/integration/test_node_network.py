@@ -20,6 +20,8 @@ import pytest
 
 from conftest import BUILD, ROOT, binary, run
 from test_cloud_node import DMI, dmi_dir
+from test_metadata import Service
+from test_terraform_modules import metadata_service, node_metadata, parsed  # noqa: F401
 
 RF = ROOT / "image" / "rootfs"
 GENERATOR = RF / "usr/lib/systemd/system-generators/cloister-provider-generator"
@@ -151,8 +153,9 @@ def test_cloud_drop_in_takes_no_host_supplied_join_policy_or_address():
 def test_bootstrapper_unit_with_each_drop_in_verifies(tmp_path, where):
     d = tmp_path / "units"
     (d / "cloister-bootstrapper.service.d").mkdir(parents=True)
+    script = "/usr/lib/cloister/node-network"
     sub = lambda t: (t.replace("/usr/bin/", f"{BUILD}/bin/")  # noqa: E731
-                     .replace("/usr/lib/cloister/node-network", str(RF / "usr/lib/cloister/node-network")))
+                     .replace(script, str(RF / script.lstrip("/"))))
     for src in (ROOT / "bootstrapper/cloister-bootstrapper.service",
                 ROOT / "disk-mapper/cloister-disk-mapper.service",
                 RF / "usr/lib/systemd/system/cloister-node-network.service"):
@@ -206,3 +209,19 @@ def test_gcp_metadata_server_resolves_without_dns():
     assert re.search(r"^169\.254\.169\.254\s+metadata\.google\.internal\b", hosts, re.M)
     assert "metadata.google.internal" in (ROOT / "lib/metadata/metadata.c").read_text()
 
+
+
+def test_joining_cloud_node_without_a_join_policy_refuses_naming_why(
+        parsed, metadata_service, tmp_path):  # noqa: F811
+    """The cloud unit's arguments (no --join-policy: the host must not supply one) on a GCP
+    worker whose metadata lists join services: the bootstrapper refuses before it touches its
+    disk or TPM, and says where the reason is written down."""
+    Service.attrs = node_metadata(parsed, "gcp", "worker")
+    opts = unit_settings(ROOT / "bootstrapper/cloister-bootstrapper.service")["ExecStart"][1:]
+    opts[opts.index("--state-disk") + 1] = str(tmp_path / "disk.img")
+    opts[opts.index("--state-dir") + 1] = str(tmp_path / "state")
+    r = run("cloister-bootstrapper", *opts, "--dmi-dir", dmi_dir(tmp_path, DMI["gcp"]),
+            "--metadata-url", metadata_service)
+    assert r.returncode == 1, r.stderr
+    assert "--join-policy FILE" in r.stderr and "docs/cloud.md" in r.stderr
+    assert not (tmp_path / "disk.img").exists() and not (tmp_path / "state").exists()
