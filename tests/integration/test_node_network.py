@@ -8,8 +8,9 @@ A directory stands in for /sys/class/dmi/id, as in test_cloud_node.py. The gener
 systemd runs it (three output directories) and its output is checked link by link: what it
 enables, which bootstrapper drop-in it picks, and that every unit and file it names exists in
 the image (image/rootfs) or in Debian's systemd. The bootstrapper unit with each drop-in passes
-systemd-analyze verify. No cloud DHCP server is involved: that a real cloud's DHCP gives the NIC
-its address (and GCP its MTU) is the cloud boot still owed (docs/cloud.md, Limits)."""
+systemd-analyze verify. The image's .network file runs in the real systemd-networkd against a
+DHCP server in network namespaces. No cloud is involved: that a real cloud's DHCP gives its NIC
+the address (and GCP the MTU) is the cloud boot still owed (docs/cloud.md, Limits)."""
 import configparser
 import os
 import re
@@ -225,3 +226,94 @@ def test_joining_cloud_node_without_a_join_policy_refuses_naming_why(
     assert r.returncode == 1, r.stderr
     assert "--join-policy FILE" in r.stderr and "docs/cloud.md" in r.stderr
     assert not (tmp_path / "disk.img").exists() and not (tmp_path / "state").exists()
+
+
+# The real systemd-networkd (Debian's systemd 252, the image's) with the image's .network file,
+# against a DHCP server (busybox udhcpd) that gives MTU 1460 as GCP's does, over a veth pair
+# between two network namespaces this test creates. networkd runs in a private mount namespace
+# (its runtime directory, the config directories and a read-only /sys, which tells it that no
+# udev will initialise the link) so nothing of the host's is touched.
+CLIENT = r"""
+set -u
+mount -o remount,bind,ro /sys
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd/netif
+mkdir -p /run/systemd/netif/links /run/systemd/netif/leases
+chown -R systemd-network: /run/systemd/netif
+mount --bind "$1" /etc/systemd/network
+mount -t tmpfs tmpfs /usr/lib/systemd/network
+/lib/systemd/systemd-networkd 2> "$2" &
+pid=$!
+/lib/systemd/systemd-networkd-wait-online --interface=cn0 --timeout="$3"
+echo "wait-online=$?"
+ip -4 -o addr show dev cn0
+ip -o link show dev cn0
+kill $pid
+wait $pid
+"""
+
+
+@pytest.fixture
+def dhcp_link(tmp_path):
+    for tool in ("/lib/systemd/systemd-networkd", "/lib/systemd/systemd-networkd-wait-online",
+                 "/usr/bin/busybox"):
+        if not os.path.exists(tool):
+            pytest.fail(f"{tool} is missing: run scripts/install-deps")
+    tag = f"{os.getpid() % 100000}"
+    srv, cli = f"cnd-s{tag}", f"cnd-c{tag}"
+    conf = tmp_path / "udhcpd.conf"
+    conf.write_text("start 10.99.0.10\nend 10.99.0.20\ninterface cs0\n"
+                    f"lease_file {tmp_path}/leases\noption subnet 255.255.255.0\n"
+                    "option router 10.99.0.1\noption mtu 1460\noption lease 3600\n")
+    (tmp_path / "leases").write_text("")
+    sh = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    sh("ip", "netns", "add", srv)
+    sh("ip", "netns", "add", cli)
+    server = None
+    try:
+        sh("ip", "link", "add", "cs0", "netns", srv, "type", "veth", "peer", "name", "cn0",
+           "netns", cli)
+        sh("ip", "-n", srv, "addr", "add", "10.99.0.1/24", "dev", "cs0")
+        sh("ip", "-n", srv, "link", "set", "cs0", "up")
+        server = subprocess.Popen(["ip", "netns", "exec", srv, "busybox", "udhcpd", "-f",
+                                   str(conf)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+
+        def client(network_text, timeout):
+            d = tmp_path / f"network-{timeout}"
+            d.mkdir()
+            (d / NETWORK.name).write_text(network_text)
+            r = subprocess.run(["ip", "netns", "exec", cli, "unshare", "-m",
+                                "--propagation", "private", "sh", "-c", CLIENT, "sh", d,
+                                tmp_path / "networkd.log", str(timeout)],
+                               capture_output=True, text=True, timeout=timeout + 60)
+            return r.stdout, (tmp_path / "networkd.log").read_text()
+        yield client
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", cli])
+        subprocess.run(["ip", "netns", "del", srv])
+
+
+def test_networkd_takes_the_address_and_mtu_1460_by_dhcp_with_the_image_s_network_file(
+        dhcp_link):
+    """The image's file as it is, but for its driver list (a veth's driver is 'veth'): networkd
+    parses every key without a warning, takes the address by DHCP, sets GCP's MTU 1460 from
+    the offer and wait-online sees the link online."""
+    text = NETWORK.read_text()
+    drivers = "Driver=virtio_net gve hv_netvsc ena\n"
+    assert text.count(drivers) == 1
+    out, log = dhcp_link(text.replace(drivers, "Driver=veth\n"), 30)
+    assert "wait-online=0" in out, (out, log)
+    assert re.search(r"inet 10\.99\.0\.\d+/24 .*dynamic", out), out
+    assert " mtu 1460 " in out, out
+    assert not re.search(r"(?i)unknown (key|section)|failed to parse|ignoring", log), log
+
+
+def test_networkd_leaves_an_interface_of_another_driver_alone(dhcp_link):
+    """The image's file unchanged: a veth (what Kubernetes creates; like Azure's VF, not a
+    cloud NIC's driver) gets no address and stays at its MTU."""
+    out, log = dhcp_link(NETWORK.read_text(), 5)
+    assert "wait-online=0" not in out
+    assert "inet " not in out and " mtu 1500 " in out, out
