@@ -389,4 +389,4 @@ install: all man completion
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' -type f 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -path '*/image/work' -prune -o -name '*.d' -type f -print 2>/dev/null)

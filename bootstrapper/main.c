@@ -721,7 +721,9 @@ int main(int argc, char *argv[])
         joining = md.n_peers > 0;
         if (joining && !arg_join_policy) {
                 log_error("This node's metadata lists join services (peers), so it joins: pass "
-                          "--join-policy FILE (the AK trust to hold them to).");
+                          "--join-policy FILE (the AK trust to hold them to). In a cloud no "
+                          "join policy reaches a node yet: the host must not supply it "
+                          "(docs/cloud.md, \"A joining node's join policy\").");
                 return 1;
         }
         /* The state disk says whether this node was in a cluster before this boot. It is read
@@ -910,7 +912,8 @@ int main(int argc, char *argv[])
                 mode = joining ? MODE_JOIN : MODE_INIT;
         if (mode == MODE_REJOIN && !arg_join_policy) {
                 log_error("This node's state disk belongs to a cluster: it rejoins through the "
-                          "join services in its metadata. Pass --join-policy FILE.");
+                          "join services in its metadata. Pass --join-policy FILE (in a "
+                          "cloud: docs/cloud.md, \"A joining node's join policy\").");
                 return 1;
         }
 

@@ -759,6 +759,52 @@ static int verb_locate(int argc, char *argv[], void *userdata)
         return 0;
 }
 
+/* The provider SMBIOS names, for the image's generator (image/rootfs/usr/lib/systemd/
+ * system-generators/cloister-provider-generator), which sets up the network by it: fw_cfg on
+ * QEMU, DHCP (systemd-networkd) in a cloud. Reads SMBIOS only. */
+static int verb_provider(int argc, char *argv[], void *userdata)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "dmi-dir", required_argument, NULL, 'D' },
+                {},
+        };
+        MetadataProvider p;
+        Diag d;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        printf("Usage: cloister-disk-mapper provider [--dmi-dir DIR]\n"
+                               "\n"
+                               "Prints where this node runs, as SMBIOS names it: gcp, azure, aws "
+                               "or qemu\n"
+                               "(the provider --metadata auto and --device auto use). Unknown "
+                               "hardware\n"
+                               "is refused, quoting what was read. Reads SMBIOS only.\n\n"
+                               "  --dmi-dir DIR     where SMBIOS is read (tests; default\n"
+                               "                    " METADATA_DMI_DIR ")\n");
+                        return 0;
+                case 'D':
+                        arg_dmi_dir = optarg;
+                        break;
+                default:
+                        return -EUSAGE;
+                }
+        }
+        if (optind < argc)
+                return log_error_errno(-EUSAGE, "provider: unexpected argument '%s'. See --help.",
+                                       argv[optind]);
+        diag_clear(&d);
+        r = metadata_provider_detect(arg_dmi_dir, &p, &d);
+        if (r < 0)
+                return log_error_errno(r, "%s.", d.message);
+        printf("%s\n", metadata_provider_to_string(p));
+        return 0;
+}
+
 /* udev's helper on Compute Engine (image/rootfs/usr/lib/udev/rules.d/65-cloister-gce-nvme.rules):
  * an NVMe persistent disk's device name, from its Identify Namespace data, for the link
  * /dev/disk/by-id/google-NAME that --device auto looks for. */
@@ -802,6 +848,8 @@ static const Verb verbs[] = {
           "at boot: format a blank disk with a first-boot key, or open it; mount" },
         { "locate", 0, VERB_ANY, verb_locate,
           "the state disk --device auto takes in this cloud [--names]" },
+        { "provider", 0, VERB_ANY, verb_provider,
+          "where this node runs, from SMBIOS: gcp, azure, aws or qemu" },
         { "gce-nvme-name", 0, VERB_ANY, verb_gce_nvme_name,
           "udev on GCP: an NVMe disk's device name DEVICE" },
         {},

@@ -143,6 +143,17 @@ def test_both_vms_find_qemu_from_smbios_and_their_state_disk_by_its_partition_na
             in console, node.name
 
 
+
+def test_on_qemu_the_generator_starts_the_fw_cfg_network_and_no_dhcp(cluster):
+    """The image's generator asks SMBIOS where the node runs (cloister-disk-mapper provider):
+    on QEMU it starts cloister-node-network.service (the address from fw_cfg) and the QEMU
+    drop-in, and never systemd-networkd (DHCP is for clouds; docs/cloud.md)."""
+    for node in cluster.nodes[:2]:
+        console = node.console_text()
+        assert re.search(r"cloister-node-network: \S+ [0-9.]+/[0-9]+", console), node.name
+        assert "systemd-networkd[" not in console and "Network Configuration" not in console, \
+            node.name
+
 def test_worker_reboot_rejoins_opens_the_same_disk_and_reads_back_its_file(cluster):
     worker = cluster.nodes[1]
     before = worker.report()
