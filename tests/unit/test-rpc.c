@@ -1300,53 +1300,92 @@ static void running_wait(int want)
         assert_int_equal(atomic_load(&hold_running), want);
 }
 
-/* One worker held by a first client's request; a second client's request waits for it, and
- * that client closes its connection (its own timeout ran out; a reset here, an end of file in
- * the test below): its request is dropped from the
- * queue, counted, and never run. A third client, who stays, is answered once the worker is
- * free. The handler runs twice, not three times. (Before, the abandoned request was run, and a
- * client asking again queued behind its own abandoned request.) */
-static void test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run(void **state)
-{
-        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        HoldCall first = {}, stays = {};
-        pthread_t t1, t2;
-        RpcServerStats st;
-        Server s;
-        Raw gone;
+/* What a hold test started, kept here so that its teardown finishes it even when the test
+ * failed half-way (cmocka leaves the test's frame then): the handlers let go, the clients
+ * joined, the server stopped. A server left running would take the next test's SIGTERM. */
+static Server hold_server;
+static AtlsContext *hold_client;
+static HoldCall hold_calls_of[2];
+static pthread_t hold_threads[2];
+static bool hold_started[2];
 
+static void hold_start(size_t i)
+{
+        hold_calls_of[i] = (HoldCall){ .base = hold_server.base, .c = hold_client, .result = -1 };
+        assert_int_equal(pthread_create(&hold_threads[i], NULL, hold_call_main, &hold_calls_of[i]),
+                         0);
+        hold_started[i] = true;
+}
+
+static void hold_join(size_t i)
+{
+        if (!hold_started[i])
+                return;
+        assert_int_equal(pthread_join(hold_threads[i], NULL), 0);
+        hold_started[i] = false;
+}
+
+static int hold_setup(void **state)
+{
         workers = 1;
         queued = 4;
         hold_reset(false);
-        server_start(&s, false, 0, 0);
-        first = (HoldCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t1, NULL, hold_call_main, &first), 0);
+        hold_client = client(false);
+        server_start(&hold_server, false, 0, 0);
+        return 0;
+}
+
+static int hold_teardown(void **state)
+{
+        hold_reset(true);
+        for (size_t i = 0; i < ELEMENTSOF(hold_threads); i++)
+                if (hold_started[i]) {
+                        (void) pthread_join(hold_threads[i], NULL);
+                        hold_started[i] = false;
+                }
+        if (hold_server.rpc)
+                server_stop(&hold_server);
+        hold_client = atls_context_free(hold_client);
+        workers = 0;
+        queued = 0;
+        return 0;
+}
+
+/* One worker held by a first client's request; a second client's request waits for it, and
+ * that client closes its connection (its own timeout ran out; a reset here, an end of file in
+ * the test below): its request is dropped from the queue, counted, and never run. A third
+ * client, who stays, is answered once the worker is free. The handler runs twice, not three
+ * times. (Before, the abandoned request was run, and a client asking again queued behind its
+ * own abandoned request.) */
+static void test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run(void **state)
+{
+        Server *s = &hold_server;
+        RpcServerStats st;
+        Raw gone;
+
+        hold_start(0);
         running_wait(1);
 
-        raw_request(&s, c, "127.0.0.2", &gone);
-        stats_wait(&s, STATS_JOBS_WAITING, 1);
+        raw_request(s, hold_client, "127.0.0.2", &gone);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
         raw_close(&gone);
-        stats_wait(&s, STATS_JOBS_DROPPED, 1);
-        stats_wait(&s, STATS_JOBS_WAITING, 0);
+        stats_wait(s, STATS_JOBS_DROPPED, 1);
+        stats_wait(s, STATS_JOBS_WAITING, 0);
 
-        stays = (HoldCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t2, NULL, hold_call_main, &stays), 0);
-        stats_wait(&s, STATS_JOBS_WAITING, 1);
+        hold_start(1);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
         hold_reset(true);
-        assert_int_equal(pthread_join(t1, NULL), 0);
-        assert_int_equal(pthread_join(t2, NULL), 0);
-        assert_int_equal(first.result, 0);
-        assert_int_equal(first.status, 200);
-        assert_int_equal(stays.result, 0);
-        assert_int_equal(stays.status, 200);
+        hold_join(0);
+        hold_join(1);
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(hold_calls_of[i].result, 0);
+                assert_int_equal(hold_calls_of[i].status, 200);
+        }
         assert_int_equal(atomic_load(&hold_calls), 2);
-        rpc_server_stats(s.rpc, &st);
+        rpc_server_stats(s->rpc, &st);
         assert_int_equal(st.jobs_dropped, 1);
         assert_int_equal(st.replies_discarded, 0);
         assert_int_equal(st.jobs_waiting, 0);
-        server_stop(&s);
-        workers = 0;
-        queued = 0;
 }
 
 /* A client that closes while its request's handler runs (an end of file here; a reset in the
@@ -1356,42 +1395,31 @@ static void test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run
 static void
 test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded(void **state)
 {
-        _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        HoldCall stays = {};
-        pthread_t t;
+        Server *s = &hold_server;
         RpcServerStats st;
-        Server s;
         Raw gone;
 
-        workers = 1;
-        queued = 4;
-        hold_reset(false);
-        server_start(&s, false, 0, 0);
-        raw_request(&s, c, "127.0.0.2", &gone);
+        raw_request(s, hold_client, "127.0.0.2", &gone);
         running_wait(1);
-        stays = (HoldCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t, NULL, hold_call_main, &stays), 0);
-        stats_wait(&s, STATS_JOBS_WAITING, 1);
+        hold_start(0);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
         raw_end(&gone);
-        stats_wait(&s, STATS_REPLIES_DISCARDED, 1);
+        stats_wait(s, STATS_REPLIES_DISCARDED, 1);
         raw_close(&gone);
         hold_reset(true);
-        assert_int_equal(pthread_join(t, NULL), 0);
-        assert_int_equal(stays.result, 0);
-        assert_int_equal(stays.status, 200);
+        hold_join(0);
+        assert_int_equal(hold_calls_of[0].result, 0);
+        assert_int_equal(hold_calls_of[0].status, 200);
         /* Both ran to the end: the one whose client left was not cut short. */
         assert_int_equal(atomic_load(&hold_calls), 2);
         running_wait(0);
-        rpc_server_stats(s.rpc, &st);
+        rpc_server_stats(s->rpc, &st);
         assert_int_equal(st.jobs_dropped, 0);
         assert_int_equal(st.replies_discarded, 1);
         /* Its connection is freed once its answer is discarded (no reply kept it open). */
-        for (int i = 0; i < 6000 && rpc_server_connections(s.rpc) > 0; i++)
+        for (int i = 0; i < 6000 && rpc_server_connections(s->rpc) > 0; i++)
                 usleep(10 * 1000);
-        assert_int_equal(rpc_server_connections(s.rpc), 0);
-        server_stop(&s);
-        workers = 0;
-        queued = 0;
+        assert_int_equal(rpc_server_connections(s->rpc), 0);
 }
 
 static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
@@ -1441,10 +1469,12 @@ int main(void)
                         test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate),
                 cmocka_unit_test(
                         test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting),
-                cmocka_unit_test(
-                        test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run),
-                cmocka_unit_test(
-                        test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded),
+                cmocka_unit_test_setup_teardown(
+                        test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run,
+                        hold_setup, hold_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded,
+                        hold_setup, hold_teardown),
                 cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
