@@ -104,6 +104,42 @@ static int ask(JoinService *js, PrivsepBuf *b, json_t **ret_response, char *deta
         return r;
 }
 
+/* The monitor's text, and after it what this process's server shed under load (its own
+ * counters: the monitor does not know them). NULL if out of memory. */
+static char *metrics_add_rpc(JoinService *js, const char *text)
+{
+        RpcServerStats st = {};
+        char *out = NULL;
+
+        if (js->rpc)
+                rpc_server_stats(js->rpc, &st);
+        if (asprintf(&out,
+                     "%s"
+                     "# HELP cloister_join_requests_waiting Requests waiting for a handler now.\n"
+                     "# TYPE cloister_join_requests_waiting gauge\n"
+                     "cloister_join_requests_waiting %lu\n"
+                     "# HELP cloister_join_requests_dropped_total Requests dropped before a "
+                     "handler took them: their client had closed the connection.\n"
+                     "# TYPE cloister_join_requests_dropped_total counter\n"
+                     "cloister_join_requests_dropped_total %lu\n"
+                     "# HELP cloister_join_answers_discarded_total Answers not sent: the client "
+                     "closed the connection while its handler ran (the handler finished).\n"
+                     "# TYPE cloister_join_answers_discarded_total counter\n"
+                     "cloister_join_answers_discarded_total %lu\n"
+                     "# HELP cloister_join_handshakes_delayed_total Handshakes that waited for "
+                     "their address's or the server's handshake rate.\n"
+                     "# TYPE cloister_join_handshakes_delayed_total counter\n"
+                     "cloister_join_handshakes_delayed_total %lu\n"
+                     "# HELP cloister_join_handshakes_closed_total Connections closed because "
+                     "the handshake queue was full.\n"
+                     "# TYPE cloister_join_handshakes_closed_total counter\n"
+                     "cloister_join_handshakes_closed_total %lu\n",
+                     text, st.jobs_waiting, st.jobs_dropped, st.replies_discarded,
+                     st.handshakes_delayed, st.handshakes_closed) < 0)
+                return NULL;
+        return out;
+}
+
 int join_network_metrics(void *userdata, char **ret_text)
 {
         JoinService *js = userdata;
@@ -124,7 +160,7 @@ int join_network_metrics(void *userdata, char **ret_text)
                 privsep_wipe_free(buf, size);
                 return status;
         }
-        copy = strdup(answer);
+        copy = metrics_add_rpc(js, answer);
         privsep_wipe_free(buf, size);
         if (!copy)
                 return -ENOMEM;

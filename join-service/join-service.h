@@ -120,6 +120,8 @@ typedef struct JoinService {
          * (join-service-etcd.c); NULL: the local files alone. */
         EtcdClient *etcd;
         bool etcd_registered; /* this node's own record is in etcd */
+        /* The network process only: its server, whose counters /metrics adds. */
+        RpcServer *rpc;
 } JoinService;
 
 /* Loads the policy at h->path (first time or when the file changed); keeps the old policy and

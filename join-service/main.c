@@ -742,6 +742,7 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
                 log_error_errno(r, "Cannot listen on %s:%u: %m", arg_address, arg_port);
                 _exit(1);
         }
+        js->rpc = server; /* its counters in /metrics; set before that thread starts */
         /* /metrics: its own thread and event loop, made before the filter; each scrape is one
          * JOIN_PRIVSEP_METRICS to the monitor. */
         if (metrics_fd >= 0) {

@@ -66,12 +66,17 @@ typedef struct RateLimit {
         unsigned suppressed;
 } RateLimit;
 
+struct RpcConn;
 /* A request handed to a worker thread: everything the handler reads is owned here (the TLS
  * connection's SSL object is referenced, so that a client closing early frees nothing the
- * handler still uses), and the answer comes back to the loop, which alone talks to libevent. */
+ * handler still uses), and the answer comes back to the loop, which alone talks to libevent.
+ * The SSL reference also keeps the connection's RpcConn (its ex_data) until the job is freed. */
 typedef struct RpcJob {
         struct RpcJob *next;
-        struct evhttp_request *req;
+        struct evhttp_request *req; /* NULL once libevent freed it with its connection */
+        struct RpcConn *conn;
+        bool taken; /* a worker took it (under the server's lock) */
+        bool gone;  /* its client closed the connection: no answer is sent (the loop's) */
         const RpcRoute *route;
         json_t *body;
         SSL *ssl;
@@ -122,7 +127,7 @@ struct RpcServer {
         RpcSource *sources; /* open connections per address, max_connections slots */
         size_t n_sources;
         RateLimit limit_total, limit_source, limit_deadline, limit_evict, limit_bytes,
-                limit_hs_queue, limit_hs_rate;
+                limit_hs_queue, limit_hs_rate, limit_gone;
         RpcServerStats stats;
         /* Connections without a whole request yet, oldest first: at the connection limit the
          * oldest of them makes room for a new one (slow clients cannot lock others out). */
@@ -193,6 +198,10 @@ typedef struct RpcConn {
         size_t hs_bytes;   /* of which the handshake's */
         RpcSource *src;    /* its address's count, once counted */
         char source[INET6_ADDRSTRLEN];
+        /* Its request's job, from dispatch until the answer is sent or discarded; the watch
+         * waits meanwhile for the client to close (end of file or reset: job_watch()). */
+        struct RpcJob *job;
+        struct event *watch;
 } RpcConn;
 
 static int conn_index = -1;
@@ -299,6 +308,8 @@ static void conn_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                 event_free(c->io_read);
         if (c->io_write)
                 event_free(c->io_write);
+        if (c->watch)
+                event_free(c->watch);
         free(c);
 }
 
@@ -982,18 +993,169 @@ static RpcJob *queue_pop(RpcJobQueue *q)
         return j;
 }
 
+/* Takes j out of q wherever it is; false if it is not there. */
+static bool queue_remove(RpcJobQueue *q, RpcJob *j)
+{
+        RpcJob *prev = NULL;
+
+        for (RpcJob *p = q->head; p && p != j; p = p->next)
+                prev = p;
+        if (prev ? prev->next != j : q->head != j)
+                return false;
+        if (prev)
+                prev->next = j->next;
+        else
+                q->head = j->next;
+        if (q->tail == j)
+                q->tail = prev;
+        j->next = NULL;
+        q->n--;
+        return true;
+}
+
 static RpcJob *job_free(RpcJob *j)
 {
         if (!j)
                 return NULL;
         json_decref(j->body);
         json_decref(j->response);
+        /* May be the connection's last reference: its RpcConn goes with it. */
         if (j->ssl)
                 SSL_free(j->ssl);
         free(j->path);
         free(j->query);
         free(j);
         return NULL;
+}
+
+/* On the loop: the job no longer waits for its client to close (its answer is about to be sent
+ * or discarded, or its connection is going). */
+static void job_unwatch(RpcJob *j)
+{
+        RpcConn *c = j->conn;
+
+        if (!c)
+                return;
+        if (c->watch)
+                (void) event_del(c->watch);
+        c->job = NULL;
+        j->conn = NULL;
+}
+
+/*
+ * On the loop: a job whose client has gone, never answered. Its request is freed with its
+ * connection (evhttp_connection_free(): the request waiting for its reply is on the
+ * connection's list), or alone if libevent already let go of the connection (it detaches a
+ * request waiting for its reply when it sees the connection fail: req->evcon is NULL then,
+ * and the request is ours to free). No reply is attempted. Frees j.
+ */
+static void job_discard(RpcJob *j)
+{
+        job_unwatch(j);
+        if (j->req) {
+                struct evhttp_connection *evcon = evhttp_request_get_connection(j->req);
+
+                if (evcon) {
+                        evhttp_connection_set_closecb(evcon, NULL, NULL);
+                        evhttp_connection_free(evcon);
+                } else
+                        evhttp_request_free(j->req);
+                j->req = NULL;
+        }
+        job_free(j);
+}
+
+/*
+ * On the loop: the client of c's job has gone. A job still waiting for a worker is dropped:
+ * never run (a client that gave up and asks again must not queue behind its own abandoned
+ * request, whose evidence would be checked for nobody), counted, freed, not answered. A job a
+ * worker took is finished (its admission is written ahead and a retry is answered from it:
+ * "the same ticket again"); its answer is discarded when it comes back (on_jobs_done()).
+ */
+static void job_client_gone(RpcServer *s, RpcConn *c)
+{
+        RpcJob *j = c->job;
+        bool dropped;
+
+        if (!j)
+                return;
+        (void) pthread_mutex_lock(&s->lock);
+        dropped = !j->taken && queue_remove(&s->todo, j);
+        if (dropped)
+                s->stats.jobs_dropped++;
+        else if (!j->gone)
+                s->stats.replies_discarded++;
+        (void) pthread_mutex_unlock(&s->lock);
+        j->gone = true;
+        if (!dropped) {
+                /* Still linked: if libevent frees the connection meanwhile, on_evcon_close()
+                 * must learn that the request went with it. */
+                if (c->watch)
+                        (void) event_del(c->watch);
+                return;
+        }
+        warn_limited(&s->limit_gone,
+                     "dropping a request that waited for a handler: its client closed the "
+                     "connection",
+                     c->source);
+        job_discard(j);
+}
+
+/* Whether the client closed its side (end of file) or reset the connection, seen without
+ * reading: what the client sent is TLS records that only the SSL object may read. */
+static bool peer_closed(int fd)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void job_watch_arm(RpcConn *c, short what);
+
+/* On the loop: the socket of a connection whose request waits for (or runs on) a worker is
+ * readable or closed. libevent does not read it meanwhile (evhttp disabled reading once the
+ * request was whole), so without this a client that gave up would go unnoticed until the
+ * answer was written. */
+static void on_job_watch(evutil_socket_t fd, short what, void *arg)
+{
+        RpcConn *c = arg;
+
+        if ((what & EV_CLOSED) || peer_closed(fd)) {
+                job_client_gone(c->server, c);
+                return;
+        }
+        /* Bytes after a whole request, and no close: only an early-close event can go on
+         * watching without firing on them again (a client of ours sends nothing more). */
+        if (event_base_get_features(c->server->base) & EV_FEATURE_EARLY_CLOSE)
+                job_watch_arm(c, EV_CLOSED);
+}
+
+static void job_watch_arm(RpcConn *c, short what)
+{
+        RpcServer *s = c->server;
+
+        if (c->watch)
+                event_free(c->watch);
+        c->watch = event_new(s->base, c->fd, what, on_job_watch, c);
+        if (!c->watch || event_add(c->watch, NULL) < 0)
+                log_debug("rpc: cannot watch a connection for its client closing");
+}
+
+/* libevent frees the connection of a request that waits for its answer (it saw the client go:
+ * the request is detached and stays ours; or the server is being freed: the request goes with
+ * the connection). */
+static void on_evcon_close(struct evhttp_connection *evcon, void *arg)
+{
+        RpcConn *c = arg;
+        RpcJob *j = c->job;
+
+        if (c->watch)
+                (void) event_del(c->watch);
+        if (!j)
+                return;
+        if (j->req && evhttp_request_get_connection(j->req) == evcon)
+                j->req = NULL;
+        job_client_gone(c->server, c);
 }
 
 static void *worker_main(void *arg)
@@ -1015,6 +1177,8 @@ static void *worker_main(void *arg)
                 while (!s->todo.head && !s->quitting)
                         (void) pthread_cond_wait(&s->cond, &s->lock);
                 j = queue_pop(&s->todo);
+                if (j)
+                        j->taken = true;
                 (void) pthread_mutex_unlock(&s->lock);
                 if (!j)
                         return NULL; /* quitting with nothing left to do */
@@ -1048,6 +1212,18 @@ static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
                 (void) pthread_mutex_unlock(&s->lock);
                 if (!j)
                         return;
+                job_unwatch(j);
+                /* Its client went while the handler ran: what the handler did stands, its
+                 * answer is not sent. */
+                if (j->gone || !j->req) {
+                        job_discard(j);
+                        continue;
+                }
+                {
+                        struct evhttp_connection *evcon = evhttp_request_get_connection(j->req);
+                        if (evcon)
+                                evhttp_connection_set_closecb(evcon, NULL, NULL);
+                }
                 reply_result(j->req, j->route, j->r, j->response, j->detail);
                 job_free(j);
         }
@@ -1187,6 +1363,24 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 if (full) {
                         job_free(j);
                         reply_error(req, 503, "busy", "the server is busy: try again shortly");
+                        return;
+                }
+                /* Until its answer: a client that closes is noticed (on_job_watch(),
+                 * on_evcon_close()); its job is dropped if no worker took it yet. A worker
+                 * may take it meanwhile, but its answer comes back to this thread only. */
+                {
+                        RpcConn *c = SSL_get_ex_data(ssl, conn_index);
+
+                        if (c && c->fd >= 0) {
+                                short what = EV_READ;
+
+                                if (event_base_get_features(s->base) & EV_FEATURE_EARLY_CLOSE)
+                                        what |= EV_CLOSED;
+                                c->job = j;
+                                j->conn = c;
+                                evhttp_connection_set_closecb(evcon, on_evcon_close, c);
+                                job_watch_arm(c, what);
+                        }
                 }
                 return;
         }
@@ -1642,6 +1836,7 @@ void rpc_server_stats(RpcServer *s, RpcServerStats *ret)
 {
         (void) pthread_mutex_lock(&s->lock);
         *ret = s->stats;
+        ret->jobs_waiting = s->todo.n;
         (void) pthread_mutex_unlock(&s->lock);
 }
 
@@ -1673,6 +1868,17 @@ int rpc_server_run(RpcServer *s)
                 service_notify("READY=1");
         if (event_base_dispatch(s->base) < 0)
                 return -EIO;
+        {
+                RpcServerStats st;
+
+                rpc_server_stats(s, &st);
+                log_info("rpc: stopped; %lu requests dropped (their client closed before a "
+                         "handler took them), %lu answers discarded (their client closed while "
+                         "the handler ran), %lu handshakes delayed by a rate, %lu connections "
+                         "closed by a full handshake queue",
+                         st.jobs_dropped, st.replies_discarded, st.handshakes_delayed,
+                         st.handshakes_closed);
+        }
         return 0;
 }
 

@@ -168,6 +168,13 @@ def test_metrics_follow_a_member_that_fails_reattestation_and_escape_hostile_nam
     assert s[("cloister_reattest_interval_seconds", frozenset())] == 2
     assert s[("cloister_reattest_enabled", frozenset())] == 1
     assert s[("cloister_join_policy_version", frozenset())] == 0  # never pushed
+    # The network process's own counters of load it shed, after the monitor's text: nothing
+    # shed here (tests/unit/test-rpc.c makes them count).
+    for name in ("cloister_join_requests_dropped_total", "cloister_join_answers_discarded_total",
+                 "cloister_join_handshakes_delayed_total", "cloister_join_handshakes_closed_total"):
+        assert types[name] == "counter" and s[(name, frozenset())] == 0, name
+    assert types["cloister_join_requests_waiting"] == "gauge"
+    assert s[("cloister_join_requests_waiting", frozenset())] == 0
     # The hostile name is one label value, read back exactly; it added no series.
     names = {dict(k[1]).get("member") for k in s if k[0] == "cloister_reattest_verdict"}
     assert names == {"cp-1", "worker-1", hostile}, names

@@ -56,10 +56,43 @@ static int refuse_after_building(void *userdata, const RpcRequest *req, json_t *
         return *ret ? -EALREADY : -ENOMEM;
 }
 
+/* A handler that holds its worker until the test lets it go, counting its calls: what a join's
+ * handler waiting on kubeadm looks like to the queue. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static bool hold_released;
+static atomic_int hold_calls, hold_running;
+
+static int hold(void *userdata, const RpcRequest *req, json_t **ret, char *detail, size_t n)
+{
+        atomic_fetch_add(&hold_calls, 1);
+        atomic_fetch_add(&hold_running, 1);
+        (void) pthread_mutex_lock(&hold_lock);
+        while (!hold_released)
+                (void) pthread_cond_wait(&hold_cond, &hold_lock);
+        (void) pthread_mutex_unlock(&hold_lock);
+        atomic_fetch_sub(&hold_running, 1);
+        *ret = json_pack("{s:s}", "held", "done");
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void hold_reset(bool released)
+{
+        (void) pthread_mutex_lock(&hold_lock);
+        hold_released = released;
+        (void) pthread_cond_broadcast(&hold_cond);
+        (void) pthread_mutex_unlock(&hold_lock);
+        if (!released) {
+                atomic_store(&hold_calls, 0);
+                atomic_store(&hold_running, 0);
+        }
+}
+
 static const RpcRoute routes[] = {
         { "POST", "/v1/echo", echo },
         { "GET", "/v1/hello", hello },
         { "GET", "/v1/refuse", refuse_after_building },
+        { "GET", "/v1/hold", hold },
         {},
 };
 
@@ -113,7 +146,7 @@ static void *server_main(void *arg)
 /* Set by a test before server_start(): the per-source cap, the request deadline, the number
  * of handshake workers, and an attester that is slow (slow_issues of its next calls take
  * slow_issue_ms longer, outside the TPM's lock: what a slow TPM or quote service does). */
-static unsigned per_source, deadline, hs_workers, queued, slow_issue_ms;
+static unsigned per_source, deadline, hs_workers, queued, slow_issue_ms, workers;
 /* Handshake rates (per address, all together): 0 (the tests' default) is no limit, so that
  * tests of other things may make hundreds of handshakes from 127.0.0.1. */
 static unsigned hs_burst, hs_rate, hs_burst_total, hs_rate_total;
@@ -151,6 +184,7 @@ static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_
                 cfg.handshake_workers = hs_workers;
         if (queued)
                 cfg.max_queued = queued;
+        cfg.workers = workers;
         cfg.handshake_burst = hs_burst ?: 1;
         cfg.handshake_rate = hs_rate;
         cfg.handshake_burst_total = hs_burst_total ?: 1;
@@ -1172,6 +1206,222 @@ test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting
         assert_int_equal(st.handshakes_closed, 1);
 }
 
+/* GET /v1/hold from the test's client (attesting nothing), as a node's retry would ask. */
+typedef struct HoldCall {
+        const char *base;
+        AtlsContext *c;
+        int result;
+        long status;
+} HoldCall;
+
+static void *hold_call_main(void *arg)
+{
+        HoldCall *h = arg;
+        json_t *resp = NULL;
+        RpcClientConfig cfg;
+
+        rpc_client_config_defaults(&cfg);
+        cfg.connect_timeout_ms = 60 * 1000;
+        cfg.total_timeout_ms = 90 * 1000;
+        h->result = rpc_call(h->c, &cfg, "GET", h->base, "/v1/hold", NULL, false, &h->status, &resp,
+                             NULL);
+        if (h->result == 0 && !json_is_string(json_object_get(resp, "held")))
+                h->result = -EBADMSG;
+        json_decref(resp);
+        return NULL;
+}
+
+/* A client that sends a whole GET /v1/hold over TLS from source and then waits (or closes). */
+typedef struct Raw {
+        SSL *ssl;
+        int fd;
+} Raw;
+
+static void raw_request(Server *s, AtlsContext *c, const char *source, Raw *ret)
+{
+        static const char req[] = "GET /v1/hold HTTP/1.1\r\nHost: x\r\n\r\n";
+
+        ret->fd = tcp_from(s, source);
+        assert_true(ret->fd >= 0);
+        ret->ssl = SSL_new(atls_context_ssl_ctx(c));
+        assert_non_null(ret->ssl);
+        assert_int_equal(SSL_set_fd(ret->ssl, ret->fd), 1);
+        assert_int_equal(SSL_connect(ret->ssl), 1);
+        assert_int_equal(SSL_write(ret->ssl, req, (int) strlen(req)), (int) strlen(req));
+}
+
+/* The client gives up: its socket closed without reading the server's session tickets, as a
+ * client whose own timeout ran out does (the server sees a reset: unread bytes were left). */
+static void raw_close(Raw *r)
+{
+        SSL_free(r->ssl);
+        (void) close(r->fd);
+}
+
+/* The client closes its sending side only: the server sees an end of file, no reset. */
+static void raw_end(Raw *r)
+{
+        assert_int_equal(shutdown(r->fd, SHUT_WR), 0);
+}
+
+typedef enum StatsField {
+        STATS_JOBS_WAITING,
+        STATS_JOBS_DROPPED,
+        STATS_REPLIES_DISCARDED,
+} StatsField;
+
+static unsigned long stats_field(const RpcServerStats *st, StatsField f)
+{
+        return f == STATS_JOBS_WAITING   ? st->jobs_waiting
+               : f == STATS_JOBS_DROPPED ? st->jobs_dropped
+                                         : st->replies_discarded;
+}
+
+/* Until the server's counter f reaches want (60 s at most: a loaded machine is slow, never
+ * this slow): the order of the test's steps rests on what the server has seen, not on sleeps. */
+static void stats_wait(Server *s, StatsField f, unsigned long want)
+{
+        RpcServerStats st = {};
+
+        for (int i = 0; i < 6000; i++) {
+                rpc_server_stats(s->rpc, &st);
+                if (stats_field(&st, f) == want)
+                        return;
+                usleep(10 * 1000);
+        }
+        fail_msg("server counter %d is %lu after 60 s, want %lu", (int) f, stats_field(&st, f),
+                 want);
+}
+
+static void running_wait(int want)
+{
+        for (int i = 0; i < 6000 && atomic_load(&hold_running) != want; i++)
+                usleep(10 * 1000);
+        assert_int_equal(atomic_load(&hold_running), want);
+}
+
+/* What a hold test started, kept here so that its teardown finishes it even when the test
+ * failed half-way (cmocka leaves the test's frame then): the handlers let go, the clients
+ * joined, the server stopped. A server left running would take the next test's SIGTERM. */
+static Server hold_server;
+static AtlsContext *hold_client;
+static HoldCall hold_calls_of[2];
+static pthread_t hold_threads[2];
+static bool hold_started[2];
+
+static void hold_start(size_t i)
+{
+        hold_calls_of[i] = (HoldCall){ .base = hold_server.base, .c = hold_client, .result = -1 };
+        assert_int_equal(pthread_create(&hold_threads[i], NULL, hold_call_main, &hold_calls_of[i]),
+                         0);
+        hold_started[i] = true;
+}
+
+static void hold_join(size_t i)
+{
+        if (!hold_started[i])
+                return;
+        assert_int_equal(pthread_join(hold_threads[i], NULL), 0);
+        hold_started[i] = false;
+}
+
+static int hold_setup(void **state)
+{
+        workers = 1;
+        queued = 4;
+        hold_reset(false);
+        hold_client = client(false);
+        server_start(&hold_server, false, 0, 0);
+        return 0;
+}
+
+static int hold_teardown(void **state)
+{
+        hold_reset(true);
+        for (size_t i = 0; i < ELEMENTSOF(hold_threads); i++)
+                if (hold_started[i]) {
+                        (void) pthread_join(hold_threads[i], NULL);
+                        hold_started[i] = false;
+                }
+        if (hold_server.rpc)
+                server_stop(&hold_server);
+        hold_client = atls_context_free(hold_client);
+        workers = 0;
+        queued = 0;
+        return 0;
+}
+
+/* One worker held by a first client's request; a second client's request waits for it, and
+ * that client closes its connection (its own timeout ran out; a reset here, an end of file in
+ * the test below): its request is dropped from the queue, counted, and never run. A third
+ * client, who stays, is answered once the worker is free. The handler runs twice, not three
+ * times. (Before, the abandoned request was run, and a client asking again queued behind its
+ * own abandoned request.) */
+static void test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run(void **state)
+{
+        Server *s = &hold_server;
+        RpcServerStats st;
+        Raw gone;
+
+        hold_start(0);
+        running_wait(1);
+
+        raw_request(s, hold_client, "127.0.0.2", &gone);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
+        raw_close(&gone);
+        stats_wait(s, STATS_JOBS_DROPPED, 1);
+        stats_wait(s, STATS_JOBS_WAITING, 0);
+
+        hold_start(1);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
+        hold_reset(true);
+        hold_join(0);
+        hold_join(1);
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(hold_calls_of[i].result, 0);
+                assert_int_equal(hold_calls_of[i].status, 200);
+        }
+        assert_int_equal(atomic_load(&hold_calls), 2);
+        rpc_server_stats(s->rpc, &st);
+        assert_int_equal(st.jobs_dropped, 1);
+        assert_int_equal(st.replies_discarded, 0);
+        assert_int_equal(st.jobs_waiting, 0);
+}
+
+/* A client that closes while its request's handler runs (an end of file here; a reset in the
+ * test above): the handler is finished (what it did stands; a retry is answered from it: "the
+ * same ticket again"), its answer is discarded, not written; the server goes on serving: a
+ * client queued behind it is answered. */
+static void
+test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded(void **state)
+{
+        Server *s = &hold_server;
+        RpcServerStats st;
+        Raw gone;
+
+        raw_request(s, hold_client, "127.0.0.2", &gone);
+        running_wait(1);
+        hold_start(0);
+        stats_wait(s, STATS_JOBS_WAITING, 1);
+        raw_end(&gone);
+        stats_wait(s, STATS_REPLIES_DISCARDED, 1);
+        raw_close(&gone);
+        hold_reset(true);
+        hold_join(0);
+        assert_int_equal(hold_calls_of[0].result, 0);
+        assert_int_equal(hold_calls_of[0].status, 200);
+        /* Both ran to the end: the one whose client left was not cut short. */
+        assert_int_equal(atomic_load(&hold_calls), 2);
+        running_wait(0);
+        rpc_server_stats(s->rpc, &st);
+        assert_int_equal(st.jobs_dropped, 0);
+        assert_int_equal(st.replies_discarded, 1);
+        /* Its connection is freed once its answer is discarded (no reply kept it open). */
+        for (int i = 0; i < 6000 && rpc_server_connections(s->rpc) > 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(rpc_server_connections(s->rpc), 0);
+}
+
 static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
 {
         Server s;
@@ -1219,6 +1469,12 @@ int main(void)
                         test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate),
                 cmocka_unit_test(
                         test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting),
+                cmocka_unit_test_setup_teardown(
+                        test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run,
+                        hold_setup, hold_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded,
+                        hold_setup, hold_teardown),
                 cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -137,6 +137,13 @@ unsigned rpc_server_connections(const RpcServer *s);
 typedef struct RpcServerStats {
         unsigned long handshakes_delayed; /* waited for their address's (or all's) rate */
         unsigned long handshakes_closed;  /* closed because the handshake queue was full */
+        /* Requests waiting for a handler whose client closed its connection (end of file or
+         * reset seen by the loop) before a worker took them: dropped, never run, not answered. */
+        unsigned long jobs_dropped;
+        /* Requests whose client closed its connection while their handler ran: the handler
+         * finishes (what it did stands: a retry is answered from it), its answer is not sent. */
+        unsigned long replies_discarded;
+        unsigned long jobs_waiting; /* now: requests waiting for a handler */
 } RpcServerStats;
 void rpc_server_stats(RpcServer *s, RpcServerStats *ret);
 
