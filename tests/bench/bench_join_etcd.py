@@ -11,7 +11,7 @@ rounds of candidate joins/s over baseline joins/s: below 1, etcd costs that shar
 
 A node is one member (its attestation key is indexed), so between the burst and the sequence
 the nodes' member records of the phase just measured are removed (members.json rewritten,
-their keys deleted from etcd) while the join service is idle, outside any timing: each phase
+their keys deleted from etcd) while the join service is stopped, outside any timing: each phase
 admits every node anew, under a new name.
 
 Usage: bench_join_etcd.py BUILD_DIR. Writes BUILD_DIR/bench/join-etcd.json."""
@@ -41,9 +41,8 @@ def main():
     import test_join as tj  # noqa: E402
     from etcd_cluster import EtcdCluster  # noqa: E402
 
-    bj.NODES = NODES
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    b = bj.Bench(build, tj)
+    b = bj.Bench(build, tj, NODES, "qemu-vtpm")
     etcd = None
     results = {"local": [], "etcd": []}
 
@@ -64,21 +63,28 @@ def main():
                 raise RuntimeError(f"etcdctl del {k}: {r.stderr}")
     try:
         b.prepare()
+        b.new_cluster("cluster-etcd")  # one cluster for every phase: reset() forgets members
         etcd = EtcdCluster(b.tmp / "etcd")
         etcd.start()
         seen = 0
         for r in range(1, ROUNDS + 1):
             for mode in ("local", "etcd"):
-                tj.stop_join_service(b.cp)
                 extra = [str(a) for a in etcd.client_args()] if mode == "etcd" else []
-                tj.start_join_service(b.cp, *extra)
-                seen = len(b.cluster.audit())
-                burst_s, _, _ = b.burst(f"{mode}b{r}")
-                seen += b.admissions(seen, f"{mode}b{r}")
-                reset(f"{mode}b{r}-")
-                seq_s, _, _ = b.sequential(f"{mode}s{r}")
-                seen += b.admissions(seen, f"{mode}s{r}")
+                times = []
+                for phase in ("b", "s"):
+                    # The members are forgotten while no join service runs: one with etcd
+                    # rewrites its local cache from etcd while the keys are being deleted.
+                    tj.stop_join_service(b.cp)
+                    if phase == "s":
+                        reset(f"{mode}b{r}-")
+                    tj.start_join_service(b.cp, *extra)
+                    seen = len(b.cluster.audit())
+                    run = b.burst if phase == "b" else b.sequential
+                    times.append(run(f"{mode}{phase}{r}")[0])
+                    seen += b.admissions(seen, f"{mode}{phase}{r}")
+                tj.stop_join_service(b.cp)
                 reset(f"{mode}s{r}-")
+                burst_s, seq_s = times
                 if b.failures:
                     raise RuntimeError("joins failed")
                 results[mode].append((NODES / burst_s, NODES / seq_s))
@@ -88,10 +94,13 @@ def main():
         # test_membership_etcd.chain), once.
         from test_membership_etcd import chain  # noqa: E402
         admitted = [e["node"] for e in chain(b.cluster, etcd) if e["event"] == "admission"]
-        want = sorted([f"etcd{k}{r}-{i:02d}" for r in range(1, ROUNDS + 1) for k in "bs"
-                       for i in range(1, NODES + 1)] + ["cp-1"])
+        want = sorted([f"etcd{k}{r}-{i:03d}" for r in range(1, ROUNDS + 1) for k in "bs"
+                       for i in range(1, NODES + 1)] + [b.cp.name])
         if sorted(admitted) != want:
-            raise RuntimeError(f"etcd's chain holds {len(admitted)} admissions, want {len(want)}")
+            extra = sorted(set(admitted) - set(want))[:5]
+            missing = sorted(set(want) - set(admitted))[:5]
+            raise RuntimeError(f"etcd's chain holds {len(admitted)} admissions, want "
+                               f"{len(want)} (not expected: {extra}; missing: {missing})")
     except (Exception, tj.pytest.fail.Exception) as e:
         b.failures.append(("", f"{type(e).__name__}: {e}"))
         b.report_failure()
