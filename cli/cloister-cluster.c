@@ -178,7 +178,8 @@ static void add_reason(ClusterNode *n, const char *fmt, ...)
         va_end(ap);
 }
 
-/* Marks the members js lists whose admission is in these (verified, whole) lines. */
+/* Marks the members js lists whose admission is in these (verified, whole) lines, in order: a
+ * removal or eviction of a member after its admission unmarks it. */
 static void note_admissions(const JoinServiceView *js, const char *text, size_t size,
                             bool found[static CLUSTER_NODES_MAX])
 {
@@ -186,18 +187,24 @@ static void note_admissions(const JoinServiceView *js, const char *text, size_t 
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t len = nl ? (size_t) (nl - p) : (size_t) (end - p);
                 _cleanup_(json_decrefp) json_t *e = NULL;
-                const char *line = p, *node;
+                const char *line = p, *node, *event;
+                bool admitted;
 
                 p = line + len + 1;
-                if (json_parse_buffer(line, len, "audit entry", &e, NULL) < 0 ||
-                    strcmp(json_string_value(json_object_get(e, "event")) ?: "", "admission") !=
-                            0 ||
-                    strcmp(json_string_value(json_object_get(e, "verdict")) ?: "", "admitted") != 0)
+                if (json_parse_buffer(line, len, "audit entry", &e, NULL) < 0)
+                        continue;
+                event = json_string_value(json_object_get(e, "event")) ?: "";
+                admitted = strcmp(event, "admission") == 0 &&
+                           strcmp(json_string_value(json_object_get(e, "verdict")) ?: "",
+                                  "admitted") == 0;
+                /* A removal or eviction after it undoes an admission: a member listed since
+                 * must have been admitted again (a record written back by hand has not). */
+                if (!admitted && strcmp(event, "removal") != 0 && strcmp(event, "eviction") != 0)
                         continue;
                 node = json_string_value(json_object_get(e, "node")) ?: "";
                 for (size_t k = 0; k < js->n_listed; k++)
                         if (strcmp(js->listed[k], node) == 0)
-                                found[k] = true;
+                                found[k] = admitted;
         }
 }
 
@@ -514,6 +521,16 @@ static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfi
                         set_reason(c,
                                    "its page from entry %" PRId64 " does not end with a whole "
                                    "entry",
+                                   seq);
+                        return;
+                }
+                /* A page that says more follows must move on (empty entries in etcd would
+                 * serve the same page again and again). */
+                if (more && used == 0) {
+                        set_reason(c,
+                                   "audit chain broken: its page from entry %" PRId64
+                                   " holds no entry but says more follow (entries emptied in "
+                                   "etcd?)",
                                    seq);
                         return;
                 }

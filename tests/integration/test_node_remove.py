@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from conftest import run
 from etcd_cluster import etcd  # noqa: F401 (fixture)
-from test_join import cluster, member_policy  # noqa: F401 (fixture)
+from test_join import cluster, member_policy, verify_cluster  # noqa: F401 (fixture)
 from test_membership_etcd import chain, members, prefix, probe, two  # noqa: F401 (fixture)
 
 UUID = "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a01"
@@ -243,3 +243,33 @@ def test_without_etcd_a_removal_is_refused_saying_why_and_the_member_stays(clust
     assert "worker-1" in [m["name"] for m in json.loads(
         (cp.state / "members.json").read_text())["members"]]
     assert not [e for e in cluster.audit() if e["event"] == "removal"]
+
+
+def test_verify_cluster_reports_a_removed_member_written_back_into_etcd(cluster, etcd, two,
+                                                                       tmp_path):
+    """The owner removes worker-1; its record is then put back into etcd by hand (whoever holds
+    an etcd client key). The chain holds worker-1's admission, but its removal after it: the
+    membership and the chain disagree, and verify --cluster must say so for worker-1."""
+    cp1, cp2, racers = two
+    rc, out = probe(cluster, cp1, "--tcti", racers[0].tpm.tcti, "--name", "worker-1",
+                    "--disk-uuid", UUID)
+    assert rc == 0, out
+    p = prefix(cluster)
+    saved = {k: v for k, v in etcd.get_prefix(p).items()
+             if k in (p + "members/worker-1", p + "disks/" + UUID) or k.startswith(p + "aks/")
+             and v == "worker-1"}
+    assert len(saved) == 3, saved
+    r = node_remove(cluster, tmp_path, "worker-1", cp2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "worker-1" not in members(cluster, etcd)
+    for k, v in saved.items():
+        assert etcd.ctl("put", k, v).returncode == 0
+    assert "worker-1" in members(cluster, etcd)
+
+    r = verify_cluster(cluster, tmp_path, "-o", "json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1
+    (w,) = [n for n in doc["nodes"] if n["name"] == "worker-1"]
+    assert any("the cluster's audit chain holds no admission of it" in x for x in w["reasons"]), w
+    # The others are as they were; the chain itself is whole.
+    assert doc["clusterChain"]["verdict"]["result"] == "pass", doc["clusterChain"]

@@ -7,11 +7,13 @@ and a member record written into etcd without its admission entry. Two join serv
 control planes) on a real 3-member etcd with mutual TLS, and a real worker joined through the
 first (the second's own log holds no admission of it: before, that was reported)."""
 import json
+import subprocess
 
 import json_schema
 
 from etcd_cluster import etcd  # noqa: F401 (fixture)
-from test_join import cluster, verify_cluster  # noqa: F401 (fixture)
+from conftest import binary
+from test_join import cluster, member_policy, verify_cluster  # noqa: F401 (fixture)
 from test_membership_etcd import chain, prefix, two  # noqa: F401 (fixture)
 
 
@@ -137,3 +139,24 @@ def test_status_shows_etcd_health_per_join_service_as_members_stop_and_quorum_is
     etcd.members[1].start(state="existing")
     etcd.members[2].start(state="existing")
     etcd.wait_healthy()
+
+
+def test_verify_cluster_reports_a_chain_of_empty_entries_in_etcd_as_broken_and_does_not_hang(
+        cluster, etcd, two, tmp_path):
+    """A page of 64 entries, each emptied in etcd (by whoever holds an etcd client key): the join
+    service serves it as an empty page with "more"; the verifier must call that broken, not ask
+    for the same page again and again."""
+    p = prefix(cluster)
+    for seq in range(1, 65):
+        assert etcd.ctl("put", p + "audit/%020d" % seq, "").returncode == 0
+    try:
+        r = subprocess.run(
+            [str(binary("cloister")), "verify", "--cluster", "--policy",
+             str(member_policy(cluster, tmp_path)), "--state-file",
+             str(cluster.tmp / "cloister-state.json"), "-o", "json"],
+            capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("verify --cluster still asking for the same empty page after 60 s")
+    assert r.returncode == 1, r.stdout + r.stderr
+    c = json.loads(r.stdout)["clusterChain"]
+    assert c["verdict"]["result"] == "fail" and "holds no entry" in c["verdict"]["reason"], c
