@@ -389,6 +389,11 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
         r = etcd_txn(js->etcd, NULL, 0, reads, x ? 3 : 2, NULL, 0, &snap, d);
         if (r < 0)
                 return r;
+        if (!snap.succeeded) {
+                etcd_txn_result_done(&snap);
+                return diag_fail(d, -EPROTO, "etcd-txn", -1,
+                                 "etcd failed a transaction without compares");
+        }
         hkv = range_kv(&snap, 0);
         mkv = range_kv(&snap, 1);
         if (x)
