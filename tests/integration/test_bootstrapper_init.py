@@ -416,8 +416,10 @@ def test_cli_default_kubernetes_version_is_the_pinned_one():
     pinned = json.loads((ROOT / "image" / "kubernetes.json").read_text())
     r = run("cloister", "apply", "--help")
     assert pinned["version"] in r.stdout
+    assert pinned["baseUrl"] == f"https://dl.k8s.io/release/{pinned['version']}/"
     for name, b in pinned["binaries"].items():
-        assert b["url"] == f"https://dl.k8s.io/release/{pinned['version']}/bin/linux/amd64/{name}"
+        assert b["path"] == f"bin/linux/amd64/{name}"
+        assert b["checksumUrl"] == f"{pinned['baseUrl']}{b['path']}.sha256"
 
 
 def test_apply_again_with_the_state_file_attests_and_changes_nothing(swtpm, node, tmp_path):
