@@ -10,6 +10,7 @@
  * certificates (etcd-healthcheck-client, apiserver-etcd-client), which belong to other
  * components; sharing one would make the join service's credential theirs too.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -22,7 +23,9 @@
 
 #include "bootstrapper.h"
 #include "cloister/crypto.h"
+#include "cloister/etcd.h"
 #include "cloister/fileio.h"
+#include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/macro.h"
 #include "cloister/secret.h"
@@ -197,5 +200,139 @@ int bootstrapper_etcd_client_issue(const char *pki_dir, const char *out_dir,
         log_info("bootstrapper: issued the join service's etcd client certificate %s from "
                  "kubeadm's etcd CA %s",
                  ret->cert, ret->ca);
+        return 0;
+}
+
+/* kubeadm's local etcd serves clients on this port on its advertise address. */
+#define ETCD_CLIENT_PORT 2379
+
+/* The host of a member record's endpoint ("HOST:PORT" or "[V6]:PORT") if it is an IP address;
+ * false otherwise (a name would go into a URL unchecked: the record is skipped). */
+static bool endpoint_ip(const char *endpoint, char *host, size_t size, bool *v6)
+{
+        const char *colon = strrchr(endpoint, ':');
+        uint8_t buf[16];
+        size_t n;
+
+        if (!colon)
+                return false;
+        n = (size_t) (colon - endpoint);
+        if (n >= 2 && endpoint[0] == '[' && endpoint[n - 1] == ']') {
+                endpoint++;
+                n -= 2;
+        }
+        if (n == 0 || n >= size)
+                return false;
+        memcpy(host, endpoint, n);
+        host[n] = '\0';
+        *v6 = inet_pton(AF_INET6, host, buf) == 1;
+        return *v6 || inet_pton(AF_INET, host, buf) == 1;
+}
+
+/* One member record (members/NAME): the etcd endpoint of a control plane other than this node,
+ * appended to list; anything else is skipped (a record that cannot be read, with a warning). */
+static int add_control_plane(const EtcdKv *kv, const char *self, char *list, size_t size)
+{
+        _cleanup_(json_decrefp) json_t *m = NULL;
+        const char *name = NULL, *role = NULL, *endpoint = NULL;
+        char host[64], url[128];
+        bool v6 = false;
+        Diag d;
+        JsonCtx ctx = { .source = kv->key, .path = "", .diag = &d };
+
+        diag_clear(&d);
+        if (json_parse_buffer(kv->value, kv->value_size, kv->key, &m, &d) < 0 ||
+            json_get_string(&ctx, m, "name", true, &name) < 0 ||
+            json_get_string(&ctx, m, "role", true, &role) < 0 ||
+            json_get_string(&ctx, m, "endpoint", true, &endpoint) < 0) {
+                log_warning("bootstrapper: the member record %s is skipped: %s", kv->key,
+                            d.message);
+                return 0;
+        }
+        if (strcmp(role, "control-plane") != 0 || strcmp(name, self) == 0)
+                return 0;
+        if (!endpoint_ip(endpoint, host, sizeof(host), &v6)) {
+                log_warning("bootstrapper: control plane %s is skipped: its endpoint is not "
+                            "IP:PORT",
+                            name);
+                return 0;
+        }
+        (void) snprintf(url, sizeof(url), v6 ? "https://[%s]:%u" : "https://%s:%u", host,
+                        ETCD_CLIENT_PORT);
+        if (strlen(list) + 1 + strlen(url) >= size)
+                return -E2BIG;
+        strcat(list, ",");
+        strcat(list, url);
+        return 1;
+}
+
+int bootstrapper_etcd_endpoints(const Bootstrapper *b, const BootstrapperEtcdClient *client,
+                                const char *local, char *ret, size_t size)
+{
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        _cleanup_(freep) char *path = NULL, *end = NULL;
+        char prefix[ETCD_KEY_MAX];
+        const char *cid = NULL;
+        EtcdRange rg = {};
+        size_t n = 1;
+        Diag d;
+        JsonCtx ctx = { .path = "", .diag = &d };
+        int r;
+
+        if (strlen(local) >= size)
+                return -E2BIG;
+        (void) snprintf(ret, size, "%s", local);
+        diag_clear(&d);
+        if (asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
+                return log_oom();
+        ctx.source = path;
+        r = json_parse_file(path, 64 * 1024, &st, &d);
+        if (r >= 0)
+                r = json_get_string(&ctx, st, "clusterId", true, &cid);
+        if (r >= 0 && (strlen(cid) != 64 || strspn(cid, "0123456789abcdef") != 64))
+                r = diag_fail(&d, -EBADMSG, "node-state", -1, "clusterId is not 64 hex digits");
+        if (r < 0)
+                return log_error_errno(r, "Cannot read this node's cluster ID: %s", d.message);
+        (void) snprintf(prefix, sizeof(prefix), ETCD_KEY_PREFIX "%s/members/", cid);
+        end = etcd_prefix_end(prefix);
+        if (!end)
+                return log_oom();
+        const EtcdConfig cfg = { .endpoints = local,
+                                 .cert = client->cert,
+                                 .key = client->key,
+                                 .ca = client->ca,
+                                 .total_timeout_ms = 3000,
+                                 .rounds = 1 };
+        r = etcd_client_new(&cfg, &c, &d);
+        if (r >= 0)
+                r = etcd_range(c, prefix, end, 0, &rg, &d);
+        if (r < 0) {
+                /* Right after kubeadm init the membership is empty anyway; the join service
+                 * reads it again itself. */
+                log_warning("bootstrapper: the control planes could not be read from etcd at "
+                            "%s (%s): the join service starts with this node's etcd member "
+                            "only",
+                            local, d.message);
+                return 0;
+        }
+        for (size_t i = 0; i < rg.n_kvs && r >= 0; i++) {
+                if (n >= ETCD_ENDPOINTS_MAX) {
+                        log_warning("bootstrapper: more than %u control planes: the join "
+                                    "service gets the first %u etcd endpoints",
+                                    ETCD_ENDPOINTS_MAX, ETCD_ENDPOINTS_MAX);
+                        break;
+                }
+                r = add_control_plane(&rg.kvs[i], b->node_name, ret, size);
+                if (r > 0)
+                        n++;
+        }
+        etcd_range_done(&rg);
+        if (r < 0)
+                return log_error_errno(r, "The etcd endpoints of the control planes are too "
+                                          "long.");
+        log_info("bootstrapper: the join service's etcd endpoints (this member, then the "
+                 "control planes in the membership): %s",
+                 ret);
         return 0;
 }

@@ -78,6 +78,12 @@ typedef struct BootstrapperEtcdClient {
 } BootstrapperEtcdClient;
 int bootstrapper_etcd_client_issue(const char *pki_dir, const char *out_dir,
                                    BootstrapperEtcdClient *ret);
+/* The join service's --etcd-endpoints into ret: local (this node's etcd member) first, then
+ * https://IP:2379 of every other control plane in the cluster's membership in etcd (read through
+ * local with client; the cluster from <state_dir>/node-state.json). etcd that cannot be read:
+ * local alone, with a warning. */
+int bootstrapper_etcd_endpoints(const Bootstrapper *b, const BootstrapperEtcdClient *client,
+                                const char *local, char *ret, size_t size);
 
 typedef struct BootstrapperWatch BootstrapperWatch;
 /* A member attests its join services (the metadata's peers, held to the policy the join itself

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cloister/attest-atls.h"
+#include "cloister/etcd.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
@@ -593,6 +594,7 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         char listen[300], fd[16];
         bool with_fd = listen_fd >= 0;
         BootstrapperEtcdClient etcd = {};
+        char etcd_endpoints[ETCD_ENDPOINTS_MAX * 128];
 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
@@ -648,8 +650,11 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
                                                "membership in etcd (--etcd-membership) and has "
                                                "no etcd client certificate (see above)."),
                                1;
+                if (bootstrapper_etcd_endpoints(b, &etcd, arg_etcd_local_endpoint, etcd_endpoints,
+                                                sizeof(etcd_endpoints)) < 0)
+                        return 1;
                 argv[n++] = (char *) "--etcd-endpoints";
-                argv[n++] = (char *) arg_etcd_local_endpoint;
+                argv[n++] = etcd_endpoints;
                 argv[n++] = (char *) "--etcd-cert";
                 argv[n++] = etcd.cert;
                 argv[n++] = (char *) "--etcd-key";

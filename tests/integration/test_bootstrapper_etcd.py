@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, binary, run
 from etcd_cluster import EtcdCluster
 from test_bootstrapper_init import node, stop  # noqa: F401 (fixture)
+from test_join import cluster  # noqa: F401 (fixture)
 
 KUBEADM = ROOT / "tests" / "doubles" / "kubeadm"
 
@@ -199,3 +200,70 @@ def test_without_etcd_membership_the_join_service_keeps_local_files(swtpm, node,
     docs = (node["state"] / "kubeadm-config.yaml").read_text().split("\n---\n")
     assert "certificatesDir" not in json.loads(docs[1])
     assert not (node["state"] / "etcd-client.key").exists()
+
+
+# --- a control plane's join: the endpoints of the other control planes from the membership ---
+
+def wait_member(etcd, cid, name, proc, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        kv = etcd.get_prefix(f"/cloister/v1/{cid}/members/")
+        if f"/cloister/v1/{cid}/members/{name}" in kv:
+            return json.loads(kv[f"/cloister/v1/{cid}/members/{name}"])
+        assert time.time() < deadline and proc.poll() is None, f"{name} not in etcd: {kv}"
+        time.sleep(0.5)
+
+
+def test_control_plane_join_hands_over_with_its_own_certificate_and_the_other_control_planes(
+        cluster, etcd1):
+    cp1, cp2 = cluster.node("cp-1"), cluster.node("cp-2")
+    policy = cluster.policy([cp1, cp2])
+    pki1, pki2 = cp1.state / "pki", cp2.state / "pki"
+    (pki1 / "etcd").mkdir(parents=True)
+    shutil.copy(etcd1.pki / "etcd-ca.crt", pki1 / "etcd" / "ca.crt")
+    shutil.copy(etcd1.pki / "etcd-ca.key", pki1 / "etcd" / "ca.key")
+
+    # The first control plane, as Cluster.init does it, with its membership in etcd.
+    secret = cluster.tmp / "init-secret"
+    h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
+    cp1.start({"name": "cp-1", "role": "control-plane", "initSecretHash": h},
+              "--etcd-membership", "--kubernetes-pki", str(pki1),
+              "--etcd-local-endpoint", etcd1.endpoints)
+    cp1.port = cp1.wait_for(r"serving init on 127\.0\.0\.1:(\d+)").group(1)
+    r = run("cloister", "apply", "--endpoint", cp1.url(), "--policy", policy,
+            "--init-secret-file", secret, "--state-file", cluster.tmp / "cloister-state.json",
+            "--master-secret", cluster.ms, "--cluster-name", "joins",
+            "--kubeconfig", cluster.tmp / "admin.conf")
+    assert r.returncode == 0, r.stdout + r.stderr
+    cluster.cid = re.search(r"cluster ID: ([0-9a-f]{64})", r.stdout).group(1)
+    cp1.wait_for(r"serving joins on 127\.0\.0\.1:" + cp1.port)
+    cluster.cp = cp1
+    # At init the membership holds no other control plane: the local member alone.
+    assert option(cmdline(cp1.proc.pid), "--etcd-endpoints") == etcd1.endpoints
+    assert wait_member(etcd1, cluster.cid, "cp-1", cp1.proc)["endpoint"] == f"127.0.0.1:{cp1.port}"
+
+    # The second control plane joins through cp-1 (its kubeadm join brings the etcd CA).
+    meta = {"name": "cp-2", "role": "control-plane", "peers": [f"127.0.0.1:{cp1.port}"],
+            "clusterId": cluster.cid, "controlPlaneAuthorization": cluster.authorize("cp-2")}
+    cp2.start(meta, "--join-policy", str(policy), "--join-timeout", "60", "--etcd-membership",
+              "--kubernetes-pki", str(pki2), "--etcd-local-endpoint", etcd1.endpoints,
+              env=dict(os.environ, KUBEADM_DOUBLE_CLUSTER=str(cp1.state)))
+    cp2.port = cp2.wait_for(r"serving joins on 127\.0\.0\.1:(\d+)").group(1)
+    argv = cmdline(cp2.proc.pid)
+    assert argv[0].endswith("cloister-join-service"), argv
+    # Its local member first, then cp-1's etcd (its address from the membership, kubeadm's port).
+    assert option(argv, "--etcd-endpoints") == f"{etcd1.endpoints},https://127.0.0.1:2379"
+    assert "control planes in the membership" in cp2.log.read_text()
+    crt, key = option(argv, "--etcd-cert"), option(argv, "--etcd-key")
+    assert crt == str(cp2.state / "etcd-client.crt") and option(argv, "--etcd-ca") == \
+        str(pki2 / "etcd" / "ca.crt")
+    assert (pki2 / "etcd" / "ca.crt").read_bytes() == (pki1 / "etcd" / "ca.crt").read_bytes()
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+    assert open(key).read() != (cp1.state / "etcd-client.key").read_text()
+    v = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile",
+                        etcd1.pki / "etcd-ca.crt", crt], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+    # etcd accepted cp-2's certificate: its join service registered itself in the one membership.
+    assert wait_member(etcd1, cluster.cid, "cp-2", cp2.proc)["role"] == "control-plane"
+    body = "".join(open(key).read().strip().splitlines()[1:-1])
+    assert body[:40] not in cp2.log.read_text() + cp1.log.read_text()
