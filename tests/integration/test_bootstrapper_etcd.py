@@ -156,14 +156,20 @@ def test_init_hands_over_to_a_join_service_with_its_own_etcd_certificate_from_ku
     assert "etcd-ca" in v.stdout
 
 
-def test_init_with_etcd_membership_but_no_etcd_ca_key_starts_no_join_service_and_says_why(
-        swtpm, node, tmp_path):
-    """A kubeadm that left no etcd CA key (an external etcd, a failed phase): there is nothing to
-    issue the certificate from, and the node does not fall back to local files: it says why."""
+@pytest.mark.parametrize("after,why", [
+    ("rm -f ca.key", "Cannot read kubeadm's etcd CA key {pki}/etcd/ca.key"),
+    ("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key",
+     "{pki}/etcd/ca.crt is not a CA certificate whose key is {pki}/etcd/ca.key"),
+])
+def test_init_with_etcd_membership_but_no_usable_etcd_ca_starts_no_join_service_and_says_why(
+        swtpm, node, tmp_path, after, why):
+    """A kubeadm that left no etcd CA key (an external etcd, a failed phase), or a key that is
+    not the CA's: nothing to issue the certificate from, and the node does not fall back to local
+    files: it says why."""
     pki = node["state"] / "pki"
     wrapper = tmp_path / "kubeadm"
     wrapper.write_text(f"#!/bin/sh\n'{KUBEADM}' \"$@\" || exit $?\n"
-                       f"rm -f '{pki}/etcd/ca.key'\n")
+                       f"cd '{pki}/etcd' && {after}\n")
     wrapper.chmod(0o755)
     p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
                           "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
@@ -181,7 +187,7 @@ def test_init_with_etcd_membership_but_no_etcd_ca_key_starts_no_join_service_and
             stop(p)
     out, err = p.communicate()
     assert p.returncode != 0
-    assert f"Cannot read kubeadm's etcd CA key {pki}/etcd/ca.key" in err, err
+    assert why.format(pki=pki) in err, err
     assert "The join service is not started" in err, err
     assert not (node["state"] / "etcd-client.crt").exists()
 
