@@ -128,6 +128,7 @@ def test_init_hands_over_to_a_join_service_with_its_own_etcd_certificate_from_ku
     out, err = p.communicate()
     body = "".join(key_pem.strip().splitlines()[1:-1])
     assert body[:40] not in out + err, "the etcd client key reached the log"
+    assert "Sanitizer" not in err and "runtime error" not in err, err
 
     # The double checks what it is given: certificatesDir absolute, an existing etcd CA only
     # with its own key.
@@ -188,6 +189,7 @@ def test_init_with_etcd_membership_but_no_usable_etcd_ca_starts_no_join_service_
     out, err = p.communicate()
     assert p.returncode != 0
     assert why.format(pki=pki) in err, err
+    assert "Sanitizer" not in err and "runtime error" not in err, err
     assert "The join service is not started" in err, err
     assert not (node["state"] / "etcd-client.crt").exists()
 
