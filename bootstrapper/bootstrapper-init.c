@@ -115,6 +115,7 @@ static int run_kubeadm(Bootstrapper *b, const char *cluster_name, const char *ve
                 .control_plane_endpoint = b->control_plane_endpoint,
                 .endpoint_host = host,
                 .audit_policy = policy,
+                .certificates_dir = b->kubernetes_pki,
         };
         r = kubeadm_write_audit_policy(policy);
         if (r >= 0)

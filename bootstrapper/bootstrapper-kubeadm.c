@@ -130,6 +130,15 @@ int kubeadm_write_config(const KubeadmParams *p, const char *path)
                 "dataDir", "/var/lib/etcd");
         if (!init || !cluster)
                 return -ENOMEM;
+        /* Where kubeadm keeps its certificates, the etcd CA among them (etcd/ca.crt, ca.key):
+         * the join service's etcd client certificate is issued from it (bootstrapper-etcd.c). */
+        if (p->certificates_dir) {
+                if (p->certificates_dir[0] != '/')
+                        return -EINVAL;
+                if (json_object_set_new(cluster, "certificatesDir",
+                                        json_string(p->certificates_dir)) < 0)
+                        return -ENOMEM;
+        }
         r = json_dump_pretty(init, &a);
         if (r >= 0)
                 r = json_dump_pretty(cluster, &c);

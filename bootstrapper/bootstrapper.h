@@ -65,7 +65,25 @@ typedef struct Bootstrapper {
         MeshKey mesh_key;
         unsigned mesh_interval_sec;
         const char *mesh_runtime_dir;
+        /* --etcd-membership: kubeadm's certificatesDir (its etcd CA in etcd/), which the kubeadm
+         * configuration names; NULL: the join service keeps its membership in local files. */
+        const char *kubernetes_pki;
 } Bootstrapper;
+
+/* The join service's etcd client certificate (bootstrapper-etcd.c): issued from kubeadm's etcd
+ * CA (pki_dir/etcd/ca.crt, ca.key) with a fresh key, written to out_dir/etcd-client.crt and
+ * out_dir/etcd-client.key (0600); ret gets the paths, and the CA's. */
+typedef struct BootstrapperEtcdClient {
+        char cert[4096], key[4096], ca[4096];
+} BootstrapperEtcdClient;
+int bootstrapper_etcd_client_issue(const char *pki_dir, const char *out_dir,
+                                   BootstrapperEtcdClient *ret);
+/* The join service's --etcd-endpoints into ret: local (this node's etcd member) first, then
+ * https://IP:2379 of every other control plane in the cluster's membership in etcd (read through
+ * local with client; the cluster from <state_dir>/node-state.json). etcd that cannot be read:
+ * local alone, with a warning. */
+int bootstrapper_etcd_endpoints(const Bootstrapper *b, const BootstrapperEtcdClient *client,
+                                const char *local, char *ret, size_t size);
 
 typedef struct BootstrapperWatch BootstrapperWatch;
 /* A member attests its join services (the metadata's peers, held to the policy the join itself
@@ -144,6 +162,7 @@ typedef struct KubeadmParams {
         const char *control_plane_endpoint; /* host:port */
         const char *endpoint_host;          /* its host part (a certificate SAN) */
         const char *audit_policy;           /* file the API server reads its audit policy from */
+        const char *certificates_dir;       /* kubeadm's certificatesDir; NULL: its default */
 } KubeadmParams;
 
 bool kubeadm_name_ok(const char *s);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cloister/attest-atls.h"
+#include "cloister/etcd.h"
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/luks.h"
@@ -51,6 +52,11 @@ static AttestTdxPcsSource tdx_collateral;
 static unsigned arg_fail_closed_after, arg_join_service_attest_interval;
 /* Handed to the join service a control plane becomes (its --metrics-listen). */
 static const char *arg_metrics_listen;
+/* --etcd-membership: the join service keeps the membership in the cluster's etcd, with a client
+ * certificate from kubeadm's etcd CA (docs/membership.md, "In the node image"). */
+static bool arg_etcd_membership;
+static const char *arg_kubernetes_pki = "/etc/kubernetes/pki";
+static const char *arg_etcd_local_endpoint = "https://127.0.0.1:2379";
 
 static void help(void)
 {
@@ -126,6 +132,15 @@ static void help(void)
                "                           control planes: the join service's GET /metrics on\n"
                "                           this LOOPBACK address (its --metrics-listen; off by\n"
                "                           default)\n"
+               "  --etcd-membership        control planes: the join service keeps the cluster's\n"
+               "                           membership in etcd (its --etcd-*), with a client\n"
+               "                           certificate issued from kubeadm's etcd CA; default:\n"
+               "                           local files (docs/membership.md)\n"
+               "  --kubernetes-pki DIR     with --etcd-membership: kubeadm's certificatesDir\n"
+               "                           (default /etc/kubernetes/pki; its etcd CA in etcd/)\n"
+               "  --etcd-local-endpoint URL\n"
+               "                           with --etcd-membership: this control plane's etcd\n"
+               "                           member (default https://127.0.0.1:2379)\n"
                "  --fail-closed-after SEC  members with peers: attest the join services again\n"
                "                           and again; when none has passed for more than SEC s,\n"
                "                           stop serving POST /v1/log (anything beyond the\n"
@@ -197,6 +212,9 @@ static int parse_argv(int argc, char *argv[])
                 ARG_JOIN_SERVICE_ATTEST_INTERVAL,
                 ARG_METRICS_LISTEN,
                 ARG_DMI_DIR,
+                ARG_ETCD_MEMBERSHIP,
+                ARG_KUBERNETES_PKI,
+                ARG_ETCD_LOCAL_ENDPOINT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -235,6 +253,9 @@ static int parse_argv(int argc, char *argv[])
                   ARG_JOIN_SERVICE_ATTEST_INTERVAL },
                 { "metrics-listen", required_argument, NULL, ARG_METRICS_LISTEN },
                 { "dmi-dir", required_argument, NULL, ARG_DMI_DIR },
+                { "etcd-membership", no_argument, NULL, ARG_ETCD_MEMBERSHIP },
+                { "kubernetes-pki", required_argument, NULL, ARG_KUBERNETES_PKI },
+                { "etcd-local-endpoint", required_argument, NULL, ARG_ETCD_LOCAL_ENDPOINT },
                 {},
         };
         char *end;
@@ -348,6 +369,25 @@ static int parse_argv(int argc, char *argv[])
                         arg_metrics_listen = optarg;
                         break;
                 }
+                case ARG_ETCD_MEMBERSHIP:
+                        arg_etcd_membership = true;
+                        break;
+                case ARG_KUBERNETES_PKI:
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EUSAGE,
+                                                       "--kubernetes-pki: an absolute path "
+                                                       "(kubeadm's certificatesDir).");
+                        arg_kubernetes_pki = optarg;
+                        break;
+                case ARG_ETCD_LOCAL_ENDPOINT:
+                        if (strncmp(optarg, "https://", 8) != 0 || strchr(optarg, ','))
+                                return log_error_errno(-EUSAGE,
+                                                       "--etcd-local-endpoint '%s': one "
+                                                       "https://HOST:PORT (etcd is reached with "
+                                                       "mutual TLS only).",
+                                                       optarg);
+                        arg_etcd_local_endpoint = optarg;
+                        break;
                 case ARG_FAILED_JOIN_LINGER:
                         port = strtoul(optarg, &end, 10);
                         if (*end || end == optarg || port > 86400)
@@ -553,11 +593,13 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
 {
         char listen[300], fd[16];
         bool with_fd = listen_fd >= 0;
+        BootstrapperEtcdClient etcd = {};
+        char etcd_endpoints[ETCD_ENDPOINTS_MAX * 128];
 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
-        char *argv[32];
+        char *argv[48];
         size_t n = 0;
 
         argv[n++] = (char *) b->join_service;
@@ -598,6 +640,27 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         if (arg_metrics_listen) {
                 argv[n++] = (char *) "--metrics-listen";
                 argv[n++] = (char *) arg_metrics_listen;
+        }
+        if (b->kubernetes_pki) {
+                /* A fresh client certificate from kubeadm's etcd CA at every hand-over (init,
+                 * a control plane's join, a rejoin, a recovery): without it no join service. */
+                if (bootstrapper_etcd_client_issue(b->kubernetes_pki, b->state_dir, &etcd) < 0)
+                        return log_error_errno(-EIO,
+                                               "The join service is not started: it keeps the "
+                                               "membership in etcd (--etcd-membership) and has "
+                                               "no etcd client certificate (see above)."),
+                               1;
+                if (bootstrapper_etcd_endpoints(b, &etcd, arg_etcd_local_endpoint, etcd_endpoints,
+                                                sizeof(etcd_endpoints)) < 0)
+                        return 1;
+                argv[n++] = (char *) "--etcd-endpoints";
+                argv[n++] = etcd_endpoints;
+                argv[n++] = (char *) "--etcd-cert";
+                argv[n++] = etcd.cert;
+                argv[n++] = (char *) "--etcd-key";
+                argv[n++] = etcd.key;
+                argv[n++] = (char *) "--etcd-ca";
+                argv[n++] = etcd.ca;
         }
         argv[n] = NULL;
         node_attester_done(attester);
@@ -787,7 +850,8 @@ int main(int argc, char *argv[])
                             .state_bind = arg_state_bind,
                             .disk_mapper = arg_disk_mapper,
                             .insecure_any_ak = arg_insecure_any_ak,
-                            .os_release = arg_os_release };
+                            .os_release = arg_os_release,
+                            .kubernetes_pki = arg_etcd_membership ? arg_kubernetes_pki : NULL };
         (void) snprintf(b.disk_uuid, sizeof(b.disk_uuid), "%s", disk_uuid);
         (void) pthread_mutex_init(&b.op_lock, NULL);
         if (arg_mesh >= 0) {
