@@ -824,6 +824,9 @@ static int verb_gce_nvme_name(int argc, char *argv[], void *userdata)
         }
         if (argc != 2)
                 return log_error_errno(-EUSAGE, "gce-nvme-name: give one DEVICE. See --help.");
+        if (argv[1][0] == '-')
+                return log_error_errno(-EUSAGE, "gce-nvme-name: unknown option '%s'. See --help.",
+                                       argv[1]);
         diag_clear(&d);
         r = metadata_gce_nvme_read(argv[1], name, &d);
         if (r < 0)
