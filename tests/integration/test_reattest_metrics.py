@@ -259,6 +259,10 @@ def test_cordon_survives_a_join_service_restart_until_the_member_passes_again(cl
     start_serving(w, cluster, policy)
     wait_until("worker-1 cordoned",
                lambda: status(cluster)["worker-1"]["response"] == "cordoned", timeout=30)
+    # The verdict is served as soon as it is reached; the cordon is written to the state disk
+    # right after, outside the re-attestation lock (a moment later on a loaded machine).
+    wait_until("the cordon saved", lambda: (cp.state / "reattest-cordons.json").exists(),
+               timeout=10)
     saved = json.loads((cp.state / "reattest-cordons.json").read_text())
     assert [c["name"] for c in saved["cordoned"]] == ["worker-1"] and "PCR 9" in \
         saved["cordoned"][0]["checks"], saved
