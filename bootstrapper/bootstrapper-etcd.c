@@ -259,10 +259,11 @@ static int add_control_plane(const EtcdKv *kv, const char *self, char *list, siz
         }
         (void) snprintf(url, sizeof(url), v6 ? "https://[%s]:%u" : "https://%s:%u", host,
                         ETCD_CLIENT_PORT);
-        if (strlen(list) + 1 + strlen(url) >= size)
+        size_t used = strlen(list);
+
+        if (used + 1 + strlen(url) >= size)
                 return -E2BIG;
-        strcat(list, ",");
-        strcat(list, url);
+        (void) snprintf(list + used, size - used, ",%s", url);
         return 1;
 }
 

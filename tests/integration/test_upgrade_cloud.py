@@ -309,7 +309,7 @@ def cloud_workspace(tmp_path, provider="gcp", **tf):
     (ws / "cloister.json").write_text(json.dumps(c))
     (ws / "cloister-state.json").write_text(json.dumps({
         "version": 1, "status": "initialized", "clusterId": "ab" * 32,
-        "endpoint": "https://203.0.113.10:9000",
+        "endpoint": "https://127.0.0.1:1",  # a closed port: nothing is contacted anyway
         "infrastructure": {"provider": provider, "workspace": "cloister-terraform"}}))
     v = {"name": "c", "image_id": OLD, "control_plane_count": 1, **tf}
     (ws / "cloister-terraform" / "terraform.tfvars.json").write_text(json.dumps(v))
