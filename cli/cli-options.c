@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "cloister/hex.h"
 #include "cloister/log.h"
 #include "cloister/rpc.h"
 
@@ -148,5 +150,60 @@ int cli_parse_output_option(const char *arg, OutputFormat *ret)
         if (f < 0)
                 return log_error_errno(-EUSAGE, "-o '%s': use text or json.", arg);
         *ret = f;
+        return 0;
+}
+
+void cli_target_init(CliTarget *t, RpcClientConfig *rc)
+{
+        *t = (CliTarget){ .state_path = CLI_STATE_FILE_DEFAULT };
+        rpc_client_config_defaults(rc);
+}
+
+int cli_target_option(CliTarget *t, RpcClientConfig *rc, int c, const char *arg)
+{
+        switch (c) {
+        case CLI_ARG_TARGET_NODE:
+                return cli_node_url(arg, t->url) < 0 ? -EUSAGE : 1;
+        case CLI_ARG_TARGET_CLUSTER_ID:
+                t->cluster_id = arg;
+                return 1;
+        case CLI_ARG_TARGET_STATE:
+                t->state_path = arg;
+                t->state_given = true;
+                return 1;
+        case CLI_ARG_TARGET_TIMEOUT:
+                return cli_parse_timeout(arg, rc) < 0 ? -EUSAGE : 1;
+        default:
+                return 0;
+        }
+}
+
+int cli_target_resolve(const char *verb, CliTarget *t)
+{
+        uint8_t state_cid[32];
+        char state_ep[CLI_URL_MAX];
+        int r;
+
+        if (t->cluster_id && hex_decode_exact(t->cluster_id, t->cid, sizeof(t->cid)) < 0)
+                return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected (as "
+                                                "'cloister apply' printed it).");
+        if (t->cluster_id && t->url[0] && !t->state_given)
+                return 0;
+        if (!t->state_given && access(t->state_path, F_OK) < 0 && errno == ENOENT)
+                return log_error_errno(-ENOENT,
+                                       "%s: no %s here: give --node HOST and --cluster-id HEX (as "
+                                       "'cloister apply' printed it), or --state-file FILE.",
+                                       verb, t->state_path);
+        r = cli_state_load(t->state_path, state_cid, state_ep, sizeof(state_ep));
+        if (r < 0)
+                return r;
+        if (t->cluster_id && memcmp(t->cid, state_cid, sizeof(state_cid)) != 0)
+                return log_error_errno(-EUSAGE,
+                                       "%s: --cluster-id differs from the cluster ID in %s: give "
+                                       "one of them.",
+                                       verb, t->state_path);
+        memcpy(t->cid, state_cid, sizeof(state_cid));
+        if (!t->url[0])
+                (void) snprintf(t->url, sizeof(t->url), "%s", state_ep);
         return 0;
 }

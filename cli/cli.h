@@ -82,6 +82,41 @@ int cli_parse_file_option(int argc, char *argv[], const char *usage, const char 
 int cli_endpoint_url(const char *option, const char *arg, char url[static CLI_URL_MAX]);
 /* cli_endpoint_url("--node", ...). */
 int cli_node_url(const char *arg, char url[static CLI_URL_MAX]);
+/* The cluster a verb talks to, as status, node remove and policy push take it: --node,
+ * --cluster-id, --state-file and --timeout (CLI_TARGET_OPTIONS in the verb's option table). */
+enum {
+        CLI_ARG_TARGET_NODE = 0x1000,
+        CLI_ARG_TARGET_CLUSTER_ID,
+        CLI_ARG_TARGET_STATE,
+        CLI_ARG_TARGET_TIMEOUT,
+};
+#define CLI_TARGET_OPTIONS                                                                         \
+        { "node", required_argument, NULL, CLI_ARG_TARGET_NODE },                                  \
+                { "cluster-id", required_argument, NULL, CLI_ARG_TARGET_CLUSTER_ID },              \
+                { "state-file", required_argument, NULL, CLI_ARG_TARGET_STATE },                   \
+        {                                                                                          \
+                "timeout", required_argument, NULL, CLI_ARG_TARGET_TIMEOUT                         \
+        }
+#define CLI_TARGET_HELP                                                                            \
+        "  --state-file FILE     the cluster ID and first endpoint (default\n"                     \
+        "                        " CLI_STATE_FILE_DEFAULT ")\n"                                    \
+        "  --node HOST[:PORT]    this join service instead of the state file's endpoint\n"         \
+        "  --cluster-id HEX      with --node, no state file is read; else it must equal\n"         \
+        "                        the state file's\n"
+typedef struct CliTarget {
+        const char *state_path; /* default cloister-state.json */
+        const char *cluster_id; /* --cluster-id as given */
+        bool state_given;
+        char url[CLI_URL_MAX]; /* --node, else the state file's endpoint */
+        uint8_t cid[32];       /* after cli_target_resolve() */
+} CliTarget;
+void cli_target_init(CliTarget *t, RpcClientConfig *rc);
+/* 1 if c was one of CLI_TARGET_OPTIONS (taken), 0 if not, -EUSAGE (logged) if its value is bad. */
+int cli_target_option(CliTarget *t, RpcClientConfig *rc, int c, const char *arg);
+/* The cluster ID and the endpoint: with --node and --cluster-id and no --state-file, those two
+ * alone; otherwise the state file, whose cluster ID must equal --cluster-id if both are given,
+ * its endpoint used unless --node names another. Errors name the verb and the fix (logged). */
+int cli_target_resolve(const char *verb, CliTarget *t);
 /* YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC. */
 int cli_parse_time(const char *s, time_t *ret);
 /* --at TIME and -o FORMAT as every verb takes them: parsed, or one error line (logged). */

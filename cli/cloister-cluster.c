@@ -1274,32 +1274,26 @@ static void print_etcd_health(const JoinServiceView *js)
 
 int verb_status(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_NODE = 0x100, ARG_POLICY, ARG_CONFIG, ARG_STATE, ARG_TIMEOUT, ARG_CLUSTER_ID };
+        enum { ARG_POLICY = 0x100, ARG_CONFIG };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
-                { "node", required_argument, NULL, ARG_NODE },
-                { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "config", required_argument, NULL, ARG_CONFIG },
-                { "state-file", required_argument, NULL, ARG_STATE },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "output", required_argument, NULL, 'o' },
+                CLI_TARGET_OPTIONS,
                 {},
         };
         CliOptions *o = userdata;
-        const char *policy = NULL, *config_path = NULL, *state_path = "cloister-state.json",
-                   *cluster_id = NULL;
-        bool state_given = false;
-        char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX];
+        const char *policy = NULL, *config_path = NULL;
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(attest_policy_freep) AttestPolicy *member = NULL;
         _cleanup_(cluster_view_freep) ClusterView *v = NULL;
-        uint8_t cid[CLUSTER_ID_SIZE], state_cid[CLUSTER_ID_SIZE];
         char cid_hex[2 * CLUSTER_ID_SIZE + 1];
         RpcClientConfig rc;
+        CliTarget t;
         int c, r;
 
-        rpc_client_config_defaults(&rc);
+        cli_target_init(&t, &rc);
         optind = 0;
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
@@ -1331,33 +1325,20 @@ int verb_status(int argc, char *argv[], void *userdata)
                                " (the current\n"
                                "directory, or 'cloister -C DIR').\n");
                         return 0;
-                case ARG_NODE:
-                        if (cli_node_url(optarg, url) < 0)
-                                return -EUSAGE;
-                        break;
                 case ARG_POLICY:
                         policy = optarg;
                         break;
                 case ARG_CONFIG:
                         config_path = optarg;
                         break;
-                case ARG_STATE:
-                        state_path = optarg;
-                        state_given = true;
-                        break;
-                case ARG_CLUSTER_ID:
-                        cluster_id = optarg;
-                        break;
-                case ARG_TIMEOUT:
-                        if (cli_parse_timeout(optarg, &rc) < 0)
-                                return -EUSAGE;
-                        break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
                         break;
                 default:
-                        return -EUSAGE;
+                        r = cli_target_option(&t, &rc, c, optarg);
+                        if (r <= 0)
+                                return -EUSAGE;
                 }
         }
         (void) cli_workspace_config_default(policy, &config_path);
@@ -1373,40 +1354,20 @@ int verb_status(int argc, char *argv[], void *userdata)
         r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
         if (r < 0)
                 return r;
-        if (cluster_id && hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                return log_error_errno(-EUSAGE,
-                                       "--cluster-id: 64 hex digits expected (as 'cloister "
-                                       "apply' printed it).");
-        if (!cluster_id || !url[0] || state_given) {
-                if (!state_given && access(state_path, F_OK) < 0 && errno == ENOENT)
-                        return log_error_errno(-ENOENT,
-                                               "status: no %s here: give --node HOST and "
-                                               "--cluster-id HEX (as 'cloister apply' printed "
-                                               "it), or --state-file FILE.",
-                                               state_path);
-                r = cli_state_load(state_path, state_cid, state_ep, sizeof(state_ep));
-                if (r < 0)
-                        return r;
-                if (cluster_id && memcmp(cid, state_cid, sizeof(cid)) != 0)
-                        return log_error_errno(-EUSAGE,
-                                               "--cluster-id differs from the cluster ID "
-                                               "in %s: give one of them.",
-                                               state_path);
-                memcpy(cid, state_cid, sizeof(cid));
-                if (!url[0])
-                        (void) snprintf(url, sizeof(url), "%s", state_ep);
-        }
-        r = member_policy(policy, &config, cid, &member);
+        r = cli_target_resolve("status", &t);
+        if (r < 0)
+                return r;
+        r = member_policy(policy, &config, t.cid, &member);
         if (r < 0)
                 return r;
         v = calloc(1, sizeof(ClusterView));
         if (!v)
                 return log_oom();
-        r = collect(url, member, &rc, v);
+        r = collect(t.url, member, &rc, v);
         if (r < 0)
                 return r;
         /* Each member's versions, from the member itself, attested as verify --cluster does. */
-        hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        hex_encode_buf(t.cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
         attest_nodes(v, member, cid_hex, &rc, false);
         if (o->output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = result_new("cloister status");

@@ -27,8 +27,8 @@
 static void remove_help(void)
 {
         printf("Usage: cloister node remove NAME [--policy FILE | --config FILE]\n"
-               "         [--master-secret FILE] [--state-file FILE | --node HOST[:PORT]\n"
-               "         --cluster-id HEX] [--timeout SEC] [-o text|json]\n\n"
+               "         [--master-secret FILE] [--state-file FILE] [--node HOST[:PORT]]\n"
+               "         [--cluster-id HEX] [--timeout SEC] [-o text|json]\n\n"
                "Removes member NAME from the cluster's membership, so that its name, its disk\n"
                "and its attestation key can be admitted again: its rejoin is refused from now\n"
                "on, through every join service. The join service is attested first (the policy\n"
@@ -45,10 +45,7 @@ static void remove_help(void)
                "control plane with --node.\n\n"
                "  --policy FILE, --config FILE  the policy the join service is attested with\n"
                "                        (default: the workspace's " CLI_CONFIG_FILE_DEFAULT ")\n"
-               "  --master-secret FILE  default " MASTER_SECRET_FILE_DEFAULT "\n"
-               "  --state-file FILE     the cluster ID and first endpoint (default "
-               "cloister-state.json)\n"
-               "  --node, --cluster-id  the join service and the cluster ID instead\n"
+               "  --master-secret FILE  default " MASTER_SECRET_FILE_DEFAULT "\n" CLI_TARGET_HELP
                "  -o text|json          json: {\"removed\", \"role\", \"diskUuid\", \"akDigest\",\n"
                "                        \"admitted\", \"joinService\", \"verdict\"} "
                "(docs/json.md)\n");
@@ -95,47 +92,35 @@ static int find_member(AtlsContext *atls, const RpcClientConfig *rc, const char 
 
 int node_remove_verb(int argc, char *argv[], void *userdata)
 {
-        enum {
-                ARG_POLICY = 0x100,
-                ARG_CONFIG,
-                ARG_MS,
-                ARG_STATE,
-                ARG_NODE,
-                ARG_CLUSTER_ID,
-                ARG_TIMEOUT
-        };
+        enum { ARG_POLICY = 0x100, ARG_CONFIG, ARG_MS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "master-secret", required_argument, NULL, ARG_MS },
-                { "state-file", required_argument, NULL, ARG_STATE },
-                { "node", required_argument, NULL, ARG_NODE },
-                { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "output", required_argument, NULL, 'o' },
+                CLI_TARGET_OPTIONS,
                 {},
         };
         CliOptions *o = userdata;
         const char *policy_path = NULL, *config_path = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *state_path = CLI_STATE_FILE_DEFAULT, *cluster_id = NULL, *name;
+                   *name;
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(json_decrefp) json_t *member = NULL, *body = NULL, *resp = NULL;
-        char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX], auth[POLICY_UPDATE_AUTH_SIZE];
-        uint8_t cid[CLUSTER_ID_SIZE];
-        bool state_given = false;
+        char auth[POLICY_UPDATE_AUTH_SIZE];
         NodeRemoval rm;
         RpcClientConfig rc;
         PolicyVerifier pv;
         AtlsVerifier verifier;
         long status = 0;
+        CliTarget t;
         Diag d;
         int c, r;
 
-        rpc_client_config_defaults(&rc);
+        cli_target_init(&t, &rc);
         optind = 0;
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
                 switch (c) {
@@ -151,27 +136,17 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
                 case ARG_MS:
                         ms_path = optarg;
                         break;
-                case ARG_STATE:
-                        state_path = optarg;
-                        state_given = true;
-                        break;
-                case ARG_NODE:
-                        if (cli_node_url(optarg, url) < 0)
-                                return -EUSAGE;
-                        break;
-                case ARG_CLUSTER_ID:
-                        cluster_id = optarg;
-                        break;
-                case ARG_TIMEOUT:
-                        if (cli_parse_timeout(optarg, &rc) < 0)
-                                return -EUSAGE;
-                        break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
                         break;
                 default:
-                        return log_error_errno(-EUSAGE, "See 'cloister node remove --help'.");
+                        r = cli_target_option(&t, &rc, c, optarg);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                return log_error_errno(-EUSAGE,
+                                                       "See 'cloister node remove --help'.");
                 }
         if (optind + 1 != argc)
                 return log_error_errno(-EUSAGE, "node remove: give the member's NAME, once (as "
@@ -185,32 +160,15 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
                                        "node remove: give --policy or --config, or run it in the "
                                        "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
                                        "). See --help.");
-        if ((cluster_id && !url[0]) || (!cluster_id && url[0] && !state_given))
-                return log_error_errno(-EUSAGE, "node remove: --node and --cluster-id go "
-                                                "together (or give --state-file). See --help.");
         r = cli_policy_or_config("node remove", policy_path, config_path, &config);
         if (r < 0)
                 return r;
         r = cli_tdx_collateral_setup(NULL, NULL, &config, false);
         if (r < 0)
                 return r;
-        if (cluster_id) {
-                if (hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected (as "
-                                                        "'cloister apply' printed it).");
-        } else {
-                if (!state_given && access(state_path, F_OK) < 0 && errno == ENOENT)
-                        return log_error_errno(-ENOENT,
-                                               "node remove: no %s here: give --node HOST and "
-                                               "--cluster-id HEX (as 'cloister apply' printed "
-                                               "it), or --state-file FILE.",
-                                               state_path);
-                r = cli_state_load(state_path, cid, state_ep, sizeof(state_ep));
-                if (r < 0)
-                        return r;
-                if (!url[0])
-                        (void) snprintf(url, sizeof(url), "%s", state_ep);
-        }
+        r = cli_target_resolve("node remove", &t);
+        if (r < 0)
+                return r;
         diag_clear(&d);
         r = cli_policy_load(policy_path, &config, &pol, &d);
         if (r < 0)
@@ -221,13 +179,13 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
                 return log_error_errno(r, "%s", d.message);
 
         /* The join service must be a member of this cluster running what the policy admits. */
-        cli_policy_bind_cluster(pol, cid);
+        cli_policy_bind_cluster(pol, t.cid);
         pv = (PolicyVerifier){ .policy = pol };
         verifier = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        r = find_member(atls, &rc, url, name, &member);
+        r = find_member(atls, &rc, t.url, name, &member);
         if (r < 0)
                 return r;
         rm = (NodeRemoval){
@@ -236,12 +194,12 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
                 .ak_digest = json_string_value(json_object_get(member, "akDigest")) ?: "",
                 .admitted = json_string_value(json_object_get(member, "admitted")) ?: "",
         };
-        r = node_removal_authenticate(ms->key, ms->salt, cid, &rm, auth);
+        r = node_removal_authenticate(ms->key, ms->salt, t.cid, &rm, auth);
         if (r == -EINVAL)
                 return log_error_errno(-EPROTO,
                                        "%s: the join service lists %s in a form no record has "
                                        "(disk, key or admission time). Nothing was removed.",
-                                       url, name);
+                                       t.url, name);
         if (r < 0)
                 return log_error_errno(r, "Cannot authenticate the removal: %m");
         body = json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "diskUuid", rm.disk_uuid,
@@ -249,7 +207,7 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
         if (!body)
                 return log_oom();
         diag_clear(&d);
-        r = rpc_call(atls, &rc, "POST", url, "/v1/node-remove", body, true, &status, &resp, &d);
+        r = rpc_call(atls, &rc, "POST", t.url, "/v1/node-remove", body, true, &status, &resp, &d);
         if (r < 0) {
                 char msg[400];
                 diag_format(&d, msg, sizeof(msg));
@@ -257,13 +215,13 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
                                        "%s: the removal was not answered: %s. Run 'cloister "
                                        "status': if %s is still listed, run the same command "
                                        "again.",
-                                       url, msg, name);
+                                       t.url, msg, name);
         }
         if (status != 200) {
                 const char *detail = json_string_value(json_object_get(resp, "detail"));
                 return log_error_errno(status == 404 ? -ENOENT : -EPERM,
-                                       "%s refused to remove %s (HTTP %ld): %s", url, name, status,
-                                       detail ?: "no detail");
+                                       "%s refused to remove %s (HTTP %ld): %s", t.url, name,
+                                       status, detail ?: "no detail");
         }
         if (o && o->output == OUTPUT_JSON) {
                 _cleanup_(json_decrefp) json_t *doc = result_new("cloister node remove");
@@ -275,7 +233,7 @@ int node_remove_verb(int argc, char *argv[], void *userdata)
         printf("%s (%s, disk %s, admitted %s) removed from the cluster's membership by %s: its "
                "name, disk and attestation key can be admitted again; its rejoin is refused.\n",
                name, json_string_value(json_object_get(member, "role")) ?: "?", rm.disk_uuid,
-               rm.admitted, url);
+               rm.admitted, t.url);
         return 0;
 }
 

@@ -190,7 +190,7 @@ static int print_json(const PushPlan *p, int64_t version, const char *digest, si
 static void push_help(void)
 {
         printf("Usage: cloister policy push [--config FILE] [--master-secret FILE]\n"
-               "         [--state-file FILE | --node HOST[:PORT] --cluster-id HEX] "
+               "         [--state-file FILE] [--node HOST[:PORT]] [--cluster-id HEX] "
                "[--timeout SEC]\n\n"
                "Changes what a running cluster admits: sends the configuration's policy (its\n"
                "\"attestation\" object) at its \"policyVersion\" to every join service of the\n"
@@ -206,10 +206,7 @@ static void push_help(void)
                "Prints which join service holds which version; exits 1 if any was not reached\n"
                "or refused: run the same command again once it is back.\n\n"
                "  --config FILE         default the workspace's " CLI_CONFIG_FILE_DEFAULT "\n"
-               "  --master-secret FILE  default " MASTER_SECRET_FILE_DEFAULT "\n"
-               "  --state-file FILE     the cluster ID and first endpoint (default "
-               "cloister-state.json)\n"
-               "  --node, --cluster-id  instead of the state file\n"
+               "  --master-secret FILE  default " MASTER_SECRET_FILE_DEFAULT "\n" CLI_TARGET_HELP
                "  -o text|json          json: {\"version\", \"policyDigest\", \"joinServices\":\n"
                "                        [{\"joinService\", \"before\", \"now\", \"result\",\n"
                "                        \"reason\"}], \"verdict\"} (docs/json.md)\n");
@@ -217,39 +214,35 @@ static void push_help(void)
 
 int policy_push_verb(int argc, char *argv[], void *userdata)
 {
-        enum { ARG_CONFIG = 0x100, ARG_MS, ARG_STATE, ARG_NODE, ARG_CLUSTER_ID, ARG_TIMEOUT };
+        enum { ARG_CONFIG = 0x100, ARG_MS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "config", required_argument, NULL, ARG_CONFIG },
                 { "master-secret", required_argument, NULL, ARG_MS },
-                { "state-file", required_argument, NULL, ARG_STATE },
-                { "node", required_argument, NULL, ARG_NODE },
-                { "cluster-id", required_argument, NULL, ARG_CLUSTER_ID },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "output", required_argument, NULL, 'o' },
+                CLI_TARGET_OPTIONS,
                 {},
         };
         CliOptions *o = userdata;
-        const char *config_path = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT,
-                   *state_path = CLI_STATE_FILE_DEFAULT, *cluster_id = NULL;
+        const char *config_path = NULL, *ms_path = MASTER_SECRET_FILE_DEFAULT;
         _cleanup_(cli_config_done) CliConfig config = {};
         _cleanup_(master_secret_freep) MasterSecret *ms = NULL;
         _cleanup_(attest_policy_freep) AttestPolicy *pol = NULL;
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(json_decrefp) json_t *body = NULL;
         _cleanup_(freep) PushPlan *plan = NULL;
-        char url[CLI_URL_MAX] = "", state_ep[CLI_URL_MAX], auth[POLICY_UPDATE_AUTH_SIZE];
+        char auth[POLICY_UPDATE_AUTH_SIZE];
         char digest_hex[2 * SHA256_DIGEST_SIZE + 1];
-        uint8_t cid[CLUSTER_ID_SIZE], digest[SHA256_DIGEST_SIZE];
-        bool state_given = false;
+        uint8_t digest[SHA256_DIGEST_SIZE];
         size_t n_ok = 0;
         RpcClientConfig rc;
         PolicyVerifier pv;
         AtlsVerifier verifier;
+        CliTarget t;
         Diag d;
         int c, r;
 
-        rpc_client_config_defaults(&rc);
+        cli_target_init(&t, &rc);
         optind = 0;
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
                 switch (c) {
@@ -262,27 +255,17 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                 case ARG_MS:
                         ms_path = optarg;
                         break;
-                case ARG_STATE:
-                        state_path = optarg;
-                        state_given = true;
-                        break;
-                case ARG_NODE:
-                        if (cli_node_url(optarg, url) < 0)
-                                return -EUSAGE;
-                        break;
-                case ARG_CLUSTER_ID:
-                        cluster_id = optarg;
-                        break;
-                case ARG_TIMEOUT:
-                        if (cli_parse_timeout(optarg, &rc) < 0)
-                                return -EUSAGE;
-                        break;
                 case 'o':
                         if (cli_parse_output_option(optarg, &o->output) < 0)
                                 return -EUSAGE;
                         break;
                 default:
-                        return log_error_errno(-EUSAGE, "See 'cloister policy push --help'.");
+                        r = cli_target_option(&t, &rc, c, optarg);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                return log_error_errno(-EUSAGE,
+                                                       "See 'cloister policy push --help'.");
                 }
         (void) cli_workspace_config_default(NULL, &config_path);
         if (optind < argc || !config_path)
@@ -290,12 +273,9 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                                        "policy push: give --config FILE, or run it in the "
                                        "cluster's workspace (holding " CLI_CONFIG_FILE_DEFAULT
                                        "). See --help.");
-        if ((cluster_id && !url[0]) || (!cluster_id && url[0] && !state_given))
-                return log_error_errno(-EUSAGE, "policy push: --node and --cluster-id go "
-                                                "together (or give --state-file). See --help.");
         /* One command changes a cluster at a time: a push during a roll would replace the
          * policy of both images under it. */
-        r = cli_workspace_lock(state_path, "policy push");
+        r = cli_workspace_lock(t.state_path, "policy push");
         if (r < 0)
                 return r;
 
@@ -330,30 +310,16 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                 return log_error_errno(-EMSGSIZE, "%s: the policy is over %u bytes.",
                                        config.policy_source, ATTEST_POLICY_SIZE_MAX);
 
-        if (cluster_id) {
-                if (hex_decode_exact(cluster_id, cid, sizeof(cid)) < 0)
-                        return log_error_errno(-EUSAGE, "--cluster-id: 64 hex digits expected (as "
-                                                        "'cloister apply' printed it).");
-        } else {
-                if (!state_given && access(state_path, F_OK) < 0 && errno == ENOENT)
-                        return log_error_errno(-ENOENT,
-                                               "policy push: no %s here: give --node HOST and "
-                                               "--cluster-id HEX (as 'cloister apply' printed "
-                                               "it), or --state-file FILE.",
-                                               state_path);
-                r = cli_state_load(state_path, cid, state_ep, sizeof(state_ep));
-                if (r < 0)
-                        return r;
-                if (!url[0])
-                        (void) snprintf(url, sizeof(url), "%s", state_ep);
-        }
+        r = cli_target_resolve("policy push", &t);
+        if (r < 0)
+                return r;
 
         diag_clear(&d);
         r = master_secret_load(ms_path, &ms, &d);
         if (r < 0)
                 return log_error_errno(r, "%s", d.message);
-        r = policy_update_authenticate(ms->key, ms->salt, cid, config.policy_version, config.policy,
-                                       strlen(config.policy), auth);
+        r = policy_update_authenticate(ms->key, ms->salt, t.cid, config.policy_version,
+                                       config.policy, strlen(config.policy), auth);
         if (r < 0)
                 return log_error_errno(r, "Cannot authenticate the policy update: %m");
         body = json_pack("{s:s,s:I,s:s}", "policy", config.policy, "version",
@@ -366,13 +332,13 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
 
         /* Every join service must show that it runs what the new policy admits, as a member of
          * this cluster: one that would fail it could not rejoin under it either. */
-        cli_policy_bind_cluster(pol, cid);
+        cli_policy_bind_cluster(pol, t.cid);
         pv = (PolicyVerifier){ .policy = pol };
         verifier = policy_verifier(&pv);
         r = atls_context_new(ATLS_ROLE_CLIENT, NULL, &verifier, &atls);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up aTLS: %m");
-        discover(atls, &rc, url, plan);
+        discover(atls, &rc, t.url, plan);
         for (size_t i = 0; i < plan->n; i++)
                 push_one(atls, &rc, body, config.policy_version, &plan->t[i]);
 
@@ -384,13 +350,14 @@ int policy_push_verb(int argc, char *argv[], void *userdata)
                digest_hex, config_path);
         printf("%-36s %-8s %-8s %s\n", "JOIN SERVICE", "BEFORE", "NOW", "RESULT");
         for (size_t i = 0; i < plan->n; i++) {
-                const PushTarget *t = &plan->t[i];
+                const PushTarget *js = &plan->t[i];
                 char before[24], after[24];
 
-                version_text(t->before, before);
-                version_text(t->after, after);
-                printf("%-36s %-8s %-8s %s\n", t->url, before, after,
-                       t->ok ? (t->changed ? "updated" : "unchanged (already held)") : t->reason);
+                version_text(js->before, before);
+                version_text(js->after, after);
+                printf("%-36s %-8s %-8s %s\n", js->url, before, after,
+                       js->ok ? (js->changed ? "updated" : "unchanged (already held)")
+                              : js->reason);
         }
         if (n_ok != plan->n)
                 return log_error_errno(-EAGAIN,

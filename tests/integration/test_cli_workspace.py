@@ -138,6 +138,43 @@ def test_status_needs_no_flag_in_the_workspace(member, tmp_path):
         assert re.search(r"worker-1\s+worker", r.stdout), r.stdout
 
 
+OWNER_CALLS = (["status"], ["node", "remove", "no-such-node"], ["policy", "push"])
+
+
+def test_verbs_that_call_the_cluster_refuse_a_cluster_id_other_than_the_state_files(member,
+                                                                                   tmp_path):
+    """status, node remove and policy push take --node, --cluster-id and --state-file alike
+    (cli_target_resolve): an ID that contradicts the workspace's state file is refused before any
+    connection, naming the verb and the file."""
+    ws, cp, _, cid = member
+    # A copy whose configuration could be pushed (policy push wants a version first).
+    copy = tmp_path / "ws"
+    shutil.copytree(ws, copy)
+    config = json.loads((copy / "cloister.json").read_text())
+    config["policyVersion"] = 1
+    (copy / "cloister.json").write_text(json.dumps(config))
+    other = ("0" if cid[0] != "0" else "1") + cid[1:]
+    for verb in OWNER_CALLS:
+        r = run("cloister", "-C", copy, *verb, "--cluster-id", other)
+        assert r.returncode == 2, (verb, r.stdout, r.stderr)
+        name = " ".join(verb[:2]) if verb[0] != "node" else "node remove"
+        assert f"{name}: --cluster-id differs from the cluster ID in cloister-state.json" \
+            in r.stderr, (verb, r.stderr)
+    # Nothing was removed or pushed: the member list is as it was.
+    r = run("cloister", "-C", ws, "status")
+    assert r.returncode == 0 and re.search(r"worker-1\s+worker", r.stdout), r.stdout + r.stderr
+
+
+def test_verbs_that_call_the_cluster_take_node_alone_with_the_state_files_cluster_id(member):
+    """--node without --cluster-id: the join service named, attested against the ID the state
+    file records (node remove then reaches it: the name is not a member, nothing removed)."""
+    ws, cp, _, _ = member
+    r = run("cloister", "-C", ws, "node", "remove", "no-such-node", "--node", cp.url())
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "no-such-node is not a member of the cluster" in r.stderr, r.stderr
+    assert "worker-1" in r.stderr, r.stderr
+
+
 def test_apply_again_in_the_workspace_only_attests_the_member(member, tmp_path):
     """The state file gives the endpoint, cloister.json the policy: nothing to type."""
     ws, _, _, cid = member
