@@ -30,6 +30,7 @@
 #include "cloister/etcd.h"
 #include "cloister/fileio.h"
 #include "cloister/json.h"
+#include "cloister/kdf.h"
 #include "cloister/log.h"
 
 #include "join-service.h"
@@ -195,9 +196,7 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
 
         r = key_of(js, k.head, "audit-head", "");
         if (r >= 0 && member) {
-                (void) snprintf(lower, sizeof(lower), "%s", uuid);
-                for (char *p = lower; *p; p++)
-                        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                (void) kdf_uuid_lower(uuid, lower, sizeof(lower));
                 r = key_of(js, k.member, "members/", name);
                 if (r >= 0)
                         r = key_of(js, k.disk, "disks/", lower);
@@ -412,10 +411,8 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
         if (r >= 0 && x)
                 r = removal_matches(old, x, name, d);
         if (r >= 0) {
-                (void) snprintf(lower, sizeof(lower), "%s",
-                                json_string_value(json_object_get(old, "diskUuid")));
-                for (char *p = lower; *p; p++)
-                        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+                (void) kdf_uuid_lower(json_string_value(json_object_get(old, "diskUuid")), lower,
+                                      sizeof(lower));
                 ak = json_string_value(json_object_get(old, "akDigest"));
                 r = key_of(js, k.disk, "disks/", lower);
                 if (r >= 0)

@@ -512,6 +512,22 @@ static int check_pins(const AttestPolicy *p, const char *source, bool allow_keys
                                  "nor a minimum TCB (.snp.minTcb): it would accept any firmware "
                                  "and kernel on an unpatched CPU; set at least one",
                                  source);
+        /* SNP alone (no vTPM), the report is all there is. A minimum TCB says the firmware is
+         * patched, not what it launched: without a launch measurement or the signer of one,
+         * any SEV-SNP VM running any image passes. HOST_DATA is whatever the host launching the
+         * VM chose: it pins no image either. */
+        if (snp && !(members & ATTEST_MEMBER_TPM) && p->snp.n_measurements == 0 &&
+            p->snp.n_launch == 0 && p->snp.n_id_key_digests == 0)
+                return diag_fail(d, -EPERM, "policy-permissive", -1,
+                                 "%s: .snp pins no image: it has neither a launch measurement "
+                                 "(.snp.measurements, .snp.launchMeasurements) nor the signer "
+                                 "of one (.snp.idKeyDigests), so it would admit any SEV-SNP VM "
+                                 "running any image (.snp.minTcb and .snp.hostData do not pin "
+                                 "one); add the image's launch measurement ('cloister-measure "
+                                 "snp-launch --firmware F --vcpus N --add-to m.json', or as "
+                                 "'cloister attestation verify-report' prints it for a node "
+                                 "booted from the image; docs/snp.md)",
+                                 source);
         /* PCRs only where a vTPM quotes them (tdx: pins checked by parse_tdx). */
         if (!(members & ATTEST_MEMBER_TPM))
                 return 0;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
@@ -61,6 +62,15 @@ bool kdf_uuid_is_valid(const char *s)
                         return false;
         }
         return true;
+}
+
+char *kdf_uuid_lower(const char *uuid, char *ret, size_t size)
+{
+        assert(ret && size > 0);
+        (void) snprintf(ret, size, "%s", uuid ?: "");
+        for (char *p = ret; *p; p++)
+                *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + ('a' - 'A') : *p);
+        return ret;
 }
 
 int kdf_disk_key(const Secret *master, const uint8_t salt[static MASTER_SALT_SIZE],

@@ -7,6 +7,7 @@
 
 #include "cloister/crypto.h"
 #include "cloister/hex.h"
+#include "cloister/kdf.h"
 #include "cloister/policy-update.h"
 
 int policy_update_key(const Secret *master, const uint8_t salt[static MASTER_SALT_SIZE],
@@ -134,9 +135,7 @@ int node_removal_authenticate(const Secret *master, const uint8_t salt[static MA
         for (size_t i = 0; i < name_size; i++)
                 if ((unsigned char) rm->name[i] < ' ' || rm->name[i] == 0x7f)
                         return -EINVAL;
-        (void) snprintf(uuid, sizeof(uuid), "%s", rm->disk_uuid);
-        for (char *p = uuid; *p; p++)
-                *p = (char) (*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        (void) kdf_uuid_lower(rm->disk_uuid, uuid, sizeof(uuid));
         hex_encode_buf(cluster_id, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
         (void) snprintf(msg, sizeof(msg), "%s%s.%s.%s.%s.%s", NODE_REMOVAL_PREFIX, cid_hex, uuid,
                         rm->ak_digest, rm->admitted, rm->name);

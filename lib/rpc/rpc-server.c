@@ -120,6 +120,7 @@ struct RpcServer {
         pthread_cond_t hs_cond;
         RpcSource *turn_head, *turn_tail;
         size_t hs_queued; /* steps waiting, all addresses */
+        size_t hs_busy;   /* workers running a step */
         unsigned hs_cap;  /* steps one address may run at once */
         TokenBucket handshakes_total;
         RpcConnQueue hs_done;
@@ -492,6 +493,7 @@ static RpcConn *hs_pick(RpcServer *s, uint64_t now, uint64_t *ret_wait_ms)
                         }
                         source_remove(s, src, c);
                         src->hs_running++;
+                        s->hs_busy++;
                         turn_over(s, src);
                         return c;
                 }
@@ -584,7 +586,11 @@ static void hs_queue(RpcConn *c)
                 return;
         }
         (void) pthread_mutex_lock(&s->lock);
-        full = s->quitting || s->hs_queued >= s->config.max_queued;
+        /* Steps a free worker is about to take do not wait: a worker done with a step and not
+         * yet back for the next (a loaded machine) must not make the queue look full to the
+         * step its own client answered at once. */
+        full = s->quitting ||
+               s->hs_queued >= s->config.max_queued + (s->config.handshake_workers - s->hs_busy);
         if (full && !s->quitting) {
                 RpcSource *most = NULL;
 
@@ -724,6 +730,7 @@ static void *hs_worker_main(void *arg)
                 }
                 /* Its address may run another step now. */
                 c->src->hs_running--;
+                s->hs_busy--;
                 (void) pthread_cond_signal(&s->hs_cond);
                 (void) pthread_mutex_unlock(&s->lock);
                 event_active(s->hs_done_event, EV_READ, 0);
@@ -1837,6 +1844,7 @@ void rpc_server_stats(RpcServer *s, RpcServerStats *ret)
         (void) pthread_mutex_lock(&s->lock);
         *ret = s->stats;
         ret->jobs_waiting = s->todo.n;
+        ret->handshakes_waiting = s->hs_queued;
         (void) pthread_mutex_unlock(&s->lock);
 }
 

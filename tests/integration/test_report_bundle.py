@@ -41,6 +41,11 @@ class Case:
     after_check: str = None
 
 
+def report_measurement(folder):
+    """MEASUREMENT of a recorded report: 48 bytes at offset 0x90 (SNP ABI, ATTESTATION_REPORT)."""
+    return (SNP / folder / "report.bin").read_bytes()[0x90:0x90 + 48].hex()
+
+
 def snp(folder, cert="vcek.der", *extra):
     return ["--type", "snp", "--report", SNP / folder / "report.bin", "--vcek",
             SNP / folder / cert, "--chain", SNP / folder / "chain.pem", *extra]
@@ -65,7 +70,9 @@ CASES = [
     # ... and a production policy with a TCB minimum above ucode 68 refuses it, on both.
     Case("snp-gsg-milan-debug-production", snp("gsg-milan-debug"), "2025-06-01", 1,
          ["snp-authenticity"], {"snp-debug", "snp-tcb-microcode"},
-         policy={"version": 1, "variant": "sev-snp", "snp": {"minTcb": {"microcode": 69}}},
+         policy={"version": 1, "variant": "sev-snp",
+                 "snp": {"minTcb": {"microcode": 69},
+                         "measurements": [report_measurement("gsg-milan-debug")]}},
          after="2029-10-01", after_check="snp-validity"),
     # VLEK expired 2025-12-10.
     Case("snp-trustee-milan-vlek", snp("trustee-milan-vlek", "vlek.der"), "2025-06-01", 0,
@@ -354,7 +361,8 @@ def test_report_bundle_verified_under_another_policy_judges_it_under_that_policy
     _, out, _ = recorded["snp-gsg-milan-debug"]
     strict = tmp_path / "strict.json"
     strict.write_text(json.dumps({"version": 1, "variant": "sev-snp",
-                                  "snp": {"minTcb": {"microcode": 69}}}))
+                                  "snp": {"minTcb": {"microcode": 69},
+                                          "measurements": [report_measurement("gsg-milan-debug")]}}))
     r = offline("verify", "--bundle", out, "--policy", strict, cwd=tmp_path)
     assert r.returncode == 1
     assert "against " + str(strict) in r.stdout
@@ -391,7 +399,8 @@ def test_report_bundle_is_never_overwritten_and_policy_test_says_what_it_is(reco
     assert out.read_bytes() == before
     pol = tmp_path / "p.json"
     pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
-                               "snp": {"minTcb": {"microcode": 1}}}))
+                               "snp": {"minTcb": {"microcode": 1},
+                                       "measurements": [report_measurement("trustee-milan")]}}))
     r = run("cloister", "policy", "test", "--policy", pol, "--bundle", out)
     assert r.returncode == 1
     assert "verify --bundle FILE --policy NEW" in r.stderr

@@ -289,7 +289,8 @@ def test_launch_and_committed_tcb_minimums_and_chip_ids_of_a_real_report(cloiste
 
     def with_snp(**fields):
         policy.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {
-            "minTcb": {"microcode": 115}, **fields}}))
+            "minTcb": {"microcode": 115}, "measurements": [report_measurement("trustee-milan")],
+            **fields}}))
         return verify_report(cloister, policy)
 
     r = with_snp(minLaunchTcb={"microcode": 115, "snp": 8},
@@ -317,7 +318,8 @@ def test_host_data_for_a_cluster_and_a_policy_that_requires_it(cloister, tmp_pat
     assert r.returncode != 0 and "64 hex digits" in r.stderr
     policy = tmp_path / "p.json"
     policy.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {
-        "minTcb": {"microcode": 115}, "hostDataFromClusterId": True}}))
+        "minTcb": {"microcode": 115}, "hostDataFromClusterId": True,
+        "measurements": [report_measurement("trustee-milan")]}}))
     # A verifier that knows no cluster ID cannot check it: refused, never skipped.
     r = verify_report(cloister, policy)
     assert r.returncode == 1 and "FAIL  snp-host-data" in r.stdout

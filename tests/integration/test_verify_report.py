@@ -7,6 +7,11 @@ from conftest import TESTDATA
 SNP = TESTDATA / "snp"
 
 
+def report_measurement(folder):
+    """MEASUREMENT of a recorded report: 48 bytes at offset 0x90 (SNP ABI, ATTESTATION_REPORT)."""
+    return (SNP / folder / "report.bin").read_bytes()[0x90:0x90 + 48].hex()
+
+
 def verify(cloister, folder, cert="vcek.der", *extra, report=None):
     return cloister("attestation", "verify-report", "--type", "snp",
                     "--report", report or SNP / folder / "report.bin",
@@ -34,8 +39,10 @@ def test_debug_report_is_authentic_but_a_production_policy_refuses_it(cloister, 
     assert r.returncode == 0
     assert "DEBUG ALLOWED" in r.stdout and "firmware             1.49 build 3" in r.stdout
     pol = tmp_path / "p.json"
+    # Its own launch measurement pinned: what fails is the debug flag and the TCB alone.
     pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
-                               "snp": {"minTcb": {"microcode": 69}}}))
+                               "snp": {"minTcb": {"microcode": 69},
+                                       "measurements": [report_measurement("gsg-milan-debug")]}}))
     r = verify(cloister, "gsg-milan-debug", "vcek.der", "--policy", pol, "-o", "json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
@@ -69,14 +76,22 @@ def test_stale_crl_is_refused_and_fresh_one_accepted(cloister):
 
 def test_policy_that_pins_neither_measurement_nor_tcb_is_refused_at_load(cloister, tmp_path):
     """'"snp": {}' would accept any launch measurement on an all-zero TCB: refused before the
-    report is looked at, naming what to set; one pin of either kind loads."""
+    report is looked at, naming what to set; so is a minimum TCB alone (any image on patched
+    firmware); a launch measurement loads."""
     pol = tmp_path / "p.json"
     pol.write_text(json.dumps({"version": 1, "variant": "sev-snp", "snp": {}}))
     r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
     assert r.returncode == 1 and "Verdict: PASS" not in r.stdout
     assert "pins neither a launch measurement" in r.stdout + r.stderr, r.stdout + r.stderr
+    # A minimum TCB alone pins no image: refused when loaded, naming what to add.
     pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
                                "snp": {"minTcb": {"microcode": 115}}}))
+    r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
+    assert r.returncode == 1 and "Verdict: PASS" not in r.stdout
+    assert ".snp pins no image" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "cloister-measure snp-launch" in r.stdout + r.stderr, r.stdout + r.stderr
+    pol.write_text(json.dumps({"version": 1, "variant": "sev-snp",
+                               "snp": {"measurements": [report_measurement("trustee-milan")]}}))
     r = verify(cloister, "trustee-milan", "vcek.der", "--policy", pol)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -363,6 +363,23 @@ static void test_kdf_disk_key_rejects_non_canonical_uuid(void **state)
         }
 }
 
+/* The one lowercasing of a disk UUID (etcd keys, the owner's removal signature): ASCII letters
+ * only, the rest (digits, dashes, bytes past ASCII) as they are; truncated as snprintf() does;
+ * NULL is "". */
+static void test_kdf_uuid_lower_lowercases_letters_only_and_truncates(void **state)
+{
+        char buf[40], small[9];
+
+        memset(buf, 'X', sizeof(buf));
+        assert_ptr_equal(kdf_uuid_lower("7A1C9A2E-5B1D-4C8E-9A7F-2D6B8E1C4A01", buf, sizeof(buf)),
+                         buf);
+        assert_string_equal(buf, "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a01");
+        assert_string_equal(kdf_uuid_lower("az@[`{AZ\xc3\x89", buf, sizeof(buf)),
+                            "az@[`{az\xc3\x89");
+        assert_string_equal(kdf_uuid_lower("0F3C9A2E-5B1D", small, sizeof(small)), "0f3c9a2e");
+        assert_string_equal(kdf_uuid_lower(NULL, buf, sizeof(buf)), "");
+}
+
 static void test_kdf_hkdf_rfc5869_case1(void **state)
 {
         /* RFC 5869 appendix A.1, test case 1 (SHA-256). */
@@ -405,6 +422,7 @@ int main(void)
                 cmocka_unit_test(test_kdf_disk_key_uuid_case_insensitive),
                 cmocka_unit_test(test_kdf_disk_key_differs_per_uuid),
                 cmocka_unit_test(test_kdf_disk_key_rejects_non_canonical_uuid),
+                cmocka_unit_test(test_kdf_uuid_lower_lowercases_letters_only_and_truncates),
                 cmocka_unit_test(test_kdf_hkdf_rfc5869_case1),
                 cmocka_unit_test(test_kdf_hkdf_rejects_bad_lengths),
                 cmocka_unit_test(test_node_removal_check_refuses_other_key_cluster_and_each_field),

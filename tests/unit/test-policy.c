@@ -236,13 +236,43 @@ static void test_policy_empty_measurements_parse_but_do_not_enforce(void **state
         assert_non_null(strstr(d.message, ".measurements is empty"));
 }
 
-/* The positive controls: one pin of either kind is enough. */
-static void test_policy_snp_with_only_a_measurement_or_only_a_min_tcb_loads(void **state)
+/* A bare SEV-SNP policy (no vTPM) must pin the image: a minimum TCB, host data or a chip ID
+ * alone admit any SEV-SNP VM running any image (HOST_DATA is the launching host's choice). The
+ * refusal names what is missing and how to get it. */
+static void test_policy_bare_snp_pinning_no_image_is_refused_naming_the_fields(void **state)
+{
+        static const char *const refused[] = {
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"microcode\":1}}}",
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"microcode\":1},"
+                "\"hostData\":\"" PCR_HEX "\"}}",
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"snp\":8},"
+                "\"hostDataFromClusterId\":true,\"minLaunchTcb\":{\"snp\":8}}}",
+                "{\"version\":1,\"variant\":\"sim-snp\",\"snp\":{\"trustedArks\":\"x\","
+                "\"minTcb\":{\"microcode\":1}}}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                AttestPolicy *p = NULL;
+                Diag d;
+
+                diag_clear(&d);
+                assert_int_equal(parse(refused[i], &p, &d), -EPERM);
+                assert_null(p);
+                assert_string_equal(d.check, "policy-permissive");
+                assert_non_null(strstr(d.message, ".snp pins no image"));
+                assert_non_null(strstr(d.message, ".snp.measurements, .snp.launchMeasurements"));
+                assert_non_null(strstr(d.message, ".snp.idKeyDigests"));
+                assert_non_null(strstr(d.message, "cloister-measure snp-launch"));
+        }
+}
+
+/* The positive controls: a launch measurement, or the signer of one, is enough. */
+static void test_policy_snp_with_only_a_measurement_or_only_an_id_key_digest_loads(void **state)
 {
         static const char *const ok[] = {
-                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"microcode\":1}}}",
                 "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"measurements\":[\"" PCR_HEX
                 "04040404040404040404040404040404\"]}}",
+                "{\"version\":1,\"variant\":\"sev-snp\",\"snp\":{\"minTcb\":{\"microcode\":1},"
+                "\"idKeyDigests\":[\"" PCR_HEX "04040404040404040404040404040404\"]}}",
         };
         for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
                 _cleanup_(attest_policy_freep) AttestPolicy *p = NULL;
@@ -319,7 +349,8 @@ int main(void)
                 cmocka_unit_test(test_policy_snp_fields_parse),
                 cmocka_unit_test(test_policy_refuses_policies_that_pin_nothing),
                 cmocka_unit_test(test_policy_empty_measurements_parse_but_do_not_enforce),
-                cmocka_unit_test(test_policy_snp_with_only_a_measurement_or_only_a_min_tcb_loads),
+                cmocka_unit_test(test_policy_bare_snp_pinning_no_image_is_refused_naming_the_fields),
+                cmocka_unit_test(test_policy_snp_with_only_a_measurement_or_only_an_id_key_digest_loads),
                 cmocka_unit_test(test_policy_refuses_values_not_set_yet_naming_field_and_next_step),
                 cmocka_unit_test(test_policy_measurement_sets_parse_into_named_sets),
                 cmocka_unit_test(test_policy_measurement_sets_refuse_malformed_or_ambiguous_sets),

@@ -152,15 +152,64 @@ static unsigned per_source, deadline, hs_workers, queued, slow_issue_ms, workers
 static unsigned hs_burst, hs_rate, hs_burst_total, hs_rate_total;
 static atomic_int slow_issues, issues;
 
+/* Closed by a test, the gate holds every evidence being issued until the test opens it: the
+ * server's worker held for as long as the test needs to set the scene (seen in the server's
+ * counters), not for a time guessed long enough on a loaded machine. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_closed;
+
+static void gate_set(bool closed)
+{
+        (void) pthread_mutex_lock(&gate_lock);
+        gate_closed = closed;
+        (void) pthread_cond_broadcast(&gate_cond);
+        (void) pthread_mutex_unlock(&gate_lock);
+}
+
 static int slow_issue(void *userdata, const uint8_t binding[static ATLS_BINDING_SIZE],
                       const AtlsBindingInput *input, uint8_t **ret, size_t *ret_size, Diag *d)
 {
         AtlsAttester real = vtpm_attester(&server_att);
 
         atomic_fetch_add(&issues, 1);
+        (void) pthread_mutex_lock(&gate_lock);
+        while (gate_closed)
+                (void) pthread_cond_wait(&gate_cond, &gate_lock);
+        (void) pthread_mutex_unlock(&gate_lock);
         if (atomic_fetch_sub(&slow_issues, 1) > 0)
                 usleep(slow_issue_ms * 1000U);
         return real.issue(real.userdata, binding, input, ret, ret_size, d);
+}
+
+/*
+ * What a test started, kept here so that the teardown of every test finishes it even when the
+ * test failed half-way (cmocka leaves the test's frame then): the gate opened, held handlers
+ * let go, the server stopped, the client threads joined, the settings reset. A server left
+ * running took the SIGTERM test's signal and hung the binary after any earlier failure; a
+ * client thread left running would write into a frame that is gone (the tests' servers and
+ * what their client threads write to are static for that reason).
+ */
+static Server *server_running;
+static pthread_t *threads_started[256];
+static size_t n_threads_started;
+
+static void thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+        assert_true(n_threads_started < ELEMENTSOF(threads_started));
+        assert_int_equal(pthread_create(t, attr, fn, arg), 0);
+        threads_started[n_threads_started++] = t;
+}
+
+static void thread_join(pthread_t *t)
+{
+        for (size_t i = 0; i < n_threads_started; i++)
+                if (threads_started[i] == t) {
+                        threads_started[i] = threads_started[--n_threads_started];
+                        assert_int_equal(pthread_join(*t, NULL), 0);
+                        return;
+                }
+        fail_msg("joining a client thread that was not started");
 }
 
 static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_conn)
@@ -193,10 +242,12 @@ static void server_start(Server *s, bool mutual, unsigned timeout, unsigned max_
         assert_int_equal(rpc_server_new(&cfg, s->atls, routes, NULL, &s->rpc), 0);
         (void) snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%u", rpc_server_port(s->rpc));
         assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+        server_running = s;
 }
 
 static void server_stop(Server *s)
 {
+        server_running = NULL;
         rpc_server_stop(s->rpc);
         assert_int_equal(pthread_join(s->thread, NULL), 0);
         s->rpc = rpc_server_free(s->rpc);
@@ -217,7 +268,7 @@ static void test_rpc_mutual_request_round_trips(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(true);
         _cleanup_(json_decrefp) json_t *body = json_pack("{s:i}", "x", 42), *resp = NULL;
-        Server s;
+        static Server s;
         long status = 0;
         Diag d;
 
@@ -237,7 +288,7 @@ static void test_rpc_errors_are_json_with_status(void **state)
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         _cleanup_(json_decrefp) json_t *empty = json_object();
         json_t *resp = NULL;
-        Server s;
+        static Server s;
         long status = 0;
 
         server_start(&s, false, 0, 0);
@@ -268,7 +319,7 @@ test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built(void
         json_t *resp = NULL;
         const char *key;
         json_t *v;
-        Server s;
+        static Server s;
         long status = 0;
 
         server_start(&s, false, 0, 0);
@@ -297,7 +348,7 @@ static void test_rpc_oversized_request_body_is_refused_with_413(void **state)
         _cleanup_(json_decrefp) json_t *body = json_object();
         char big[8192];
         json_t *resp = NULL;
-        Server s;
+        static Server s;
         long status = 0;
 
         memset(big, 'a', sizeof(big) - 1);
@@ -318,7 +369,7 @@ static void test_rpc_client_refuses_server_failing_attestation(void **state)
         PolicyVerifier pv = { .policy = &strict };
         AtlsVerifier v;
         _cleanup_(atls_context_freep) AtlsContext *c = NULL;
-        Server s;
+        static Server s;
         long status = 0;
         json_t *resp = NULL;
         Diag d;
@@ -414,7 +465,7 @@ static void test_rpc_unsupported_http_version_is_answered_505_in_http11(void **s
 {
         static const char *const versions[] = { "HTTP/0.1", "HTTP/1.200", "HTTP/-3.7" };
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        Server s;
+        static Server s;
 
         server_start(&s, false, 0, 0);
         for (size_t i = 0; i <= ELEMENTSOF(versions); i++) {
@@ -449,7 +500,7 @@ static void test_rpc_client_dripping_bytes_is_closed_at_the_deadline(void **stat
 {
         static const uint8_t header[] = { 0x16, 0x03, 0x01, 0x40, 0x00 };
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        Server s;
+        static Server s;
         double t0;
         bool closed = false;
         int fd;
@@ -485,7 +536,7 @@ static void test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadli
 {
         static const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\nX-Slow: ";
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        Server s;
+        static Server s;
         double t0;
         bool closed = false;
         SSL *ssl;
@@ -521,7 +572,7 @@ static void test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadli
 static void test_rpc_per_source_cap_closes_one_address_while_another_is_served(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        Server s;
+        static Server s;
         Slow a, b;
 
         per_source = 2;
@@ -546,7 +597,7 @@ static void test_rpc_client_connects_from_the_source_address_it_is_given(void **
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         RpcClientConfig rc;
-        Server s;
+        static Server s;
         Slow a;
 
         per_source = 1;
@@ -585,7 +636,7 @@ static void test_rpc_slow_client_is_dropped_after_timeout_while_others_are_serve
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         static const char partial[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n";
         json_t *resp = NULL;
-        Server s;
+        static Server s;
         Slow sl;
         long status = 0;
         char buf[64];
@@ -611,7 +662,7 @@ static void test_rpc_connection_limit_refuses_extra_connections(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         json_t *resp = NULL;
-        Server s;
+        static Server s;
         Slow a, b;
         long status = 0;
         RpcClientConfig cc;
@@ -677,17 +728,17 @@ static void test_rpc_200_parallel_clients_all_succeed(void **state)
         static Job jobs[N];
         static pthread_t threads[N];
         pthread_attr_t attr;
-        Server s;
+        static Server s;
 
         server_start(&s, false, 120, 0);
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
         for (int i = 0; i < N; i++) {
                 jobs[i] = (Job){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&threads[i], &attr, job_main, &jobs[i]), 0);
+                thread_start(&threads[i], &attr, job_main, &jobs[i]);
         }
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(threads[i], NULL), 0);
+                thread_join(&threads[i]);
                 assert_int_equal(jobs[i].result, 0);
                 assert_int_equal(jobs[i].status, 200);
         }
@@ -712,7 +763,7 @@ static void test_rpc_memory_stays_flat_over_5000_sequential_connections(void **s
         PolicyVerifier pv;
         AtlsVerifier v;
         RpcServerConfig cfg;
-        Server s = {};
+        static Server s;
         size_t before = 0, after;
 
         assert_int_equal(snp_sim_new(NULL, &sim), 0);
@@ -725,10 +776,12 @@ static void test_rpc_memory_stays_flat_over_5000_sequential_connections(void **s
         rpc_server_config_defaults(&cfg);
         /* 5000 handshakes from one address, one after another: no rate (tested apart). */
         cfg.handshake_rate = cfg.handshake_rate_total = 0;
+        memset(&s, 0, sizeof(s));
         assert_int_equal(atls_context_new(ATLS_ROLE_SERVER, &a, NULL, &s.atls), 0);
         assert_int_equal(rpc_server_new(&cfg, s.atls, routes, NULL, &s.rpc), 0);
         (void) snprintf(s.base, sizeof(s.base), "https://127.0.0.1:%u", rpc_server_port(s.rpc));
         assert_int_equal(pthread_create(&s.thread, NULL, server_main, &s), 0);
+        server_running = &s;
 
         for (int i = 0; i < WARMUP + N; i++) {
                 json_t *resp = NULL;
@@ -793,15 +846,15 @@ static void *timed_call_main(void *arg)
 static void test_rpc_slow_evidence_issuing_holds_up_no_other_client(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        TimedCall slow = {}, fast = {};
-        pthread_t t;
-        Server s;
+        static TimedCall slow, fast;
+        static pthread_t t;
+        static Server s;
 
         slow_issue_ms = 4000;
         atomic_store(&slow_issues, 1);
         server_start(&s, false, 0, 0);
         slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t, NULL, timed_call_main, &slow), 0);
+        thread_start(&t, NULL, timed_call_main, &slow);
         /* Until the slow one is inside its evidence. */
         for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
                 usleep(10 * 1000);
@@ -812,7 +865,7 @@ static void test_rpc_slow_evidence_issuing_holds_up_no_other_client(void **state
         assert_int_equal(fast.status, 200);
         assert_true(fast.took < 2.5);
         assert_false(atomic_load(&slow.done));
-        assert_int_equal(pthread_join(t, NULL), 0);
+        thread_join(&t);
         assert_int_equal(slow.result, 0);
         assert_int_equal(slow.status, 200);
         assert_true(slow.took >= 3.9);
@@ -826,9 +879,9 @@ static void test_rpc_slow_handshakes_run_concurrently_not_in_series(void **state
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         enum { N = 4 };
-        TimedCall calls[N];
-        pthread_t t[N];
-        Server s;
+        static TimedCall calls[N];
+        static pthread_t t[N];
+        static Server s;
         double t0;
 
         slow_issue_ms = 3000;
@@ -837,10 +890,10 @@ static void test_rpc_slow_handshakes_run_concurrently_not_in_series(void **state
         t0 = now();
         for (int i = 0; i < N; i++) {
                 calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                thread_start(&t[i], NULL, timed_call_main, &calls[i]);
         }
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
+                thread_join(&t[i]);
                 assert_int_equal(calls[i].result, 0);
                 assert_int_equal(calls[i].status, 200);
                 assert_true(calls[i].took >= 2.9);
@@ -856,9 +909,9 @@ static void test_rpc_slow_handshakes_run_concurrently_not_in_series(void **state
 static void test_rpc_handshake_step_past_the_deadline_makes_no_evidence(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        TimedCall slow = {};
-        pthread_t t;
-        Server s;
+        static TimedCall slow;
+        static pthread_t t;
+        static Server s;
         double t0;
         bool closed = false;
 
@@ -869,7 +922,7 @@ static void test_rpc_handshake_step_past_the_deadline_makes_no_evidence(void **s
         atomic_store(&issues, 0);
         server_start(&s, false, 0, 0);
         slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t, NULL, timed_call_main, &slow), 0);
+        thread_start(&t, NULL, timed_call_main, &slow);
         for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
                 usleep(10 * 1000);
         {
@@ -889,7 +942,7 @@ static void test_rpc_handshake_step_past_the_deadline_makes_no_evidence(void **s
         assert_true(closed);
         assert_true(now() - t0 < 6.0);
         /* The slow one outlived its own deadline too; its result does not matter here. */
-        assert_int_equal(pthread_join(t, NULL), 0);
+        thread_join(&t);
         /* Only the slow client's evidence was ever made. */
         assert_int_equal(atomic_load(&issues), 1);
         server_stop(&s);
@@ -904,9 +957,9 @@ static void test_rpc_handshake_step_past_the_deadline_makes_no_evidence(void **s
 static void test_rpc_full_handshake_queue_closes_new_connections_at_once(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        TimedCall slow = {}, waiting = {};
-        pthread_t t1, t2;
-        Server s;
+        static TimedCall slow, waiting;
+        static pthread_t t1, t2;
+        static Server s;
         double t0, took;
         SSL *ssl;
         int fd, r;
@@ -918,10 +971,10 @@ static void test_rpc_full_handshake_queue_closes_new_connections_at_once(void **
         server_start(&s, false, 0, 0);
         slow = (TimedCall){ .base = s.base, .c = c, .result = -1 };
         waiting = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t1, NULL, timed_call_main, &slow), 0);
+        thread_start(&t1, NULL, timed_call_main, &slow);
         for (int i = 0; i < 200 && atomic_load(&slow_issues) > 0; i++)
                 usleep(10 * 1000);
-        assert_int_equal(pthread_create(&t2, NULL, timed_call_main, &waiting), 0);
+        thread_start(&t2, NULL, timed_call_main, &waiting);
         usleep(300 * 1000);
         fd = tcp_from(&s, "127.0.0.2");
         assert_true(fd >= 0);
@@ -935,8 +988,8 @@ static void test_rpc_full_handshake_queue_closes_new_connections_at_once(void **
         assert_int_not_equal(r, 1);
         assert_true(took < 1.5);
         assert_false(atomic_load(&slow.done));
-        assert_int_equal(pthread_join(t1, NULL), 0);
-        assert_int_equal(pthread_join(t2, NULL), 0);
+        thread_join(&t1);
+        thread_join(&t2);
         assert_int_equal(slow.result, 0);
         assert_int_equal(waiting.result, 0);
         assert_int_equal(waiting.status, 200);
@@ -955,9 +1008,9 @@ static void test_rpc_another_address_waits_one_turn_behind_a_flooding_address(vo
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         enum { N = 8 };
-        TimedCall calls[N];
-        pthread_t t[N];
-        Server s;
+        static TimedCall calls[N];
+        static pthread_t t[N];
+        static Server s;
         double t0, took;
         bool ok;
 
@@ -969,7 +1022,7 @@ static void test_rpc_another_address_waits_one_turn_behind_a_flooding_address(vo
         server_start(&s, false, 0, 0);
         for (int i = 0; i < N; i++) {
                 calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                thread_start(&t[i], NULL, timed_call_main, &calls[i]);
         }
         /* Until the first is inside its evidence and the others wait behind it. */
         for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
@@ -980,7 +1033,7 @@ static void test_rpc_another_address_waits_one_turn_behind_a_flooding_address(vo
         ok = hello_from(&s, c, "127.0.0.2");
         took = now() - t0;
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
+                thread_join(&t[i]);
                 assert_int_equal(calls[i].result, 0);
         }
         server_stop(&s);
@@ -1001,9 +1054,9 @@ static void test_rpc_one_address_runs_at_most_half_the_handshake_workers(void **
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         enum { N = 3 };
-        TimedCall calls[N];
-        pthread_t t[N];
-        Server s;
+        static TimedCall calls[N];
+        static pthread_t t[N];
+        static Server s;
         double t0, took;
         bool ok;
 
@@ -1015,7 +1068,7 @@ static void test_rpc_one_address_runs_at_most_half_the_handshake_workers(void **
         server_start(&s, false, 0, 0);
         for (int i = 0; i < N; i++) {
                 calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                thread_start(&t[i], NULL, timed_call_main, &calls[i]);
         }
         for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
                 usleep(10 * 1000);
@@ -1024,7 +1077,7 @@ static void test_rpc_one_address_runs_at_most_half_the_handshake_workers(void **
         ok = hello_from(&s, c, "127.0.0.2");
         took = now() - t0;
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
+                thread_join(&t[i]);
                 assert_int_equal(calls[i].result, 0);
         }
         server_stop(&s);
@@ -1059,11 +1112,11 @@ static void test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_i
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         enum { N = 4 };
-        TimedCall calls[N];
-        pthread_t t[N];
+        static TimedCall calls[N];
+        static pthread_t t[N];
         RpcServerStats st;
         double t0, all, lone = 1e9, other;
-        Server s;
+        static Server s;
 
         hs_burst = 1;
         hs_rate = 1;
@@ -1071,10 +1124,10 @@ static void test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_i
         t0 = now();
         for (int i = 0; i < N; i++) {
                 calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
+                thread_start(&t[i], NULL, timed_call_main, &calls[i]);
         }
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
+                thread_join(&t[i]);
                 assert_int_equal(calls[i].result, 0);
                 lone = MIN(lone, calls[i].took);
         }
@@ -1098,7 +1151,7 @@ static void test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_i
 static void test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
-        Server s;
+        static Server s;
         double t0, took;
         bool ok = true;
 
@@ -1126,10 +1179,10 @@ static void test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_r
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         static const char *const from[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
-        HelloFrom h[ELEMENTSOF(from)];
-        pthread_t t[ELEMENTSOF(from)];
+        static HelloFrom h[ELEMENTSOF(from)];
+        static pthread_t t[ELEMENTSOF(from)];
         RpcServerStats st;
-        Server s;
+        static Server s;
         double t0, took;
 
         hs_burst_total = 1;
@@ -1138,10 +1191,10 @@ static void test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_r
         t0 = now();
         for (size_t i = 0; i < ELEMENTSOF(from); i++) {
                 h[i] = (HelloFrom){ .s = &s, .c = c, .source = from[i] };
-                assert_int_equal(pthread_create(&t[i], NULL, hello_from_main, &h[i]), 0);
+                thread_start(&t[i], NULL, hello_from_main, &h[i]);
         }
         for (size_t i = 0; i < ELEMENTSOF(from); i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
+                thread_join(&t[i]);
                 assert_true(h[i].ok);
         }
         took = now() - t0;
@@ -1153,56 +1206,101 @@ static void test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_r
         assert_true(st.handshakes_delayed >= ELEMENTSOF(from) - 1);
 }
 
+typedef enum StatsField {
+        STATS_JOBS_WAITING,
+        STATS_JOBS_DROPPED,
+        STATS_REPLIES_DISCARDED,
+        STATS_HANDSHAKES_WAITING,
+        STATS_HANDSHAKES_CLOSED,
+} StatsField;
+
+static unsigned long stats_field(const RpcServerStats *st, StatsField f)
+{
+        switch (f) {
+        case STATS_JOBS_WAITING:
+                return st->jobs_waiting;
+        case STATS_JOBS_DROPPED:
+                return st->jobs_dropped;
+        case STATS_REPLIES_DISCARDED:
+                return st->replies_discarded;
+        case STATS_HANDSHAKES_WAITING:
+                return st->handshakes_waiting;
+        case STATS_HANDSHAKES_CLOSED:
+                return st->handshakes_closed;
+        }
+        return 0;
+}
+
+/* Until the server's counter f reaches want (60 s at most: a loaded machine is slow, never
+ * this slow): the order of the test's steps rests on what the server has seen, not on sleeps. */
+static void stats_wait(Server *s, StatsField f, unsigned long want)
+{
+        RpcServerStats st = {};
+
+        for (int i = 0; i < 6000; i++) {
+                rpc_server_stats(s->rpc, &st);
+                if (stats_field(&st, f) == want)
+                        return;
+                usleep(10 * 1000);
+        }
+        fail_msg("server counter %d is %lu after 60 s, want %lu", (int) f, stats_field(&st, f),
+                 want);
+}
+
 /* A full handshake queue (2 steps) held by one address makes room for another address: the
  * newest step of the address with the most waiting is closed, the newcomer is served, and
- * the closing counted. */
+ * the closing counted. The scene is set by the server's counters, the first call's evidence
+ * held at the gate meanwhile: its step holds the only worker, the second and third calls'
+ * ClientHellos wait in that order, then the newcomer's. Only the newcomer meets a full queue
+ * (the one worker busy): every later step finds room, for a step a free worker is about to take
+ * does not wait. (Before, it counted: under load a worker done with a step and not yet back for
+ * the next left the queue looking full to the step its own client answered at once, and a
+ * second connection was closed.) */
 static void
 test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting(void **state)
 {
         _cleanup_(atls_context_freep) AtlsContext *c = client(false);
         enum { N = 3 };
-        TimedCall calls[N];
-        pthread_t t[N];
+        static TimedCall calls[N];
+        static pthread_t t[N], tn;
+        static HelloFrom newcomer;
+        static Server s;
         RpcServerStats st;
-        Server s;
-        int failed = 0;
-        bool ok;
 
         hs_workers = 1;
         queued = 2;
         deadline = 30;
-        slow_issue_ms = 2000;
-        atomic_store(&slow_issues, 100);
+        gate_set(true);
         atomic_store(&issues, 0);
         server_start(&s, false, 0, 0);
-        calls[0] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-        assert_int_equal(pthread_create(&t[0], NULL, timed_call_main, &calls[0]), 0);
-        for (int i = 0; i < 200 && atomic_load(&issues) == 0; i++)
-                usleep(10 * 1000);
-        for (int i = 1; i < N; i++) {
-                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
-                assert_int_equal(pthread_create(&t[i], NULL, timed_call_main, &calls[i]), 0);
-                /* In order even on a loaded machine: this call's connection is the server's
-                 * before the next starts (then time for its ClientHello to be queued). */
-                for (int j = 0; j < 1000 && rpc_server_connections(s.rpc) < (unsigned) i + 1; j++)
-                        usleep(10 * 1000);
-                usleep(300 * 1000);
-        }
-        ok = hello_from(&s, c, "127.0.0.2");
         for (int i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
-                failed += calls[i].result != 0;
+                calls[i] = (TimedCall){ .base = s.base, .c = c, .result = -1 };
+                thread_start(&t[i], NULL, timed_call_main, &calls[i]);
+                if (i == 0) {
+                        for (int j = 0; j < 6000 && atomic_load(&issues) == 0; j++)
+                                usleep(10 * 1000);
+                        assert_int_equal(atomic_load(&issues), 1);
+                } else
+                        stats_wait(&s, STATS_HANDSHAKES_WAITING, (unsigned long) i);
         }
+        newcomer = (HelloFrom){ .s = &s, .c = c, .source = "127.0.0.2" };
+        thread_start(&tn, NULL, hello_from_main, &newcomer);
+        /* The newcomer takes the third call's place. */
+        stats_wait(&s, STATS_HANDSHAKES_CLOSED, 1);
+        stats_wait(&s, STATS_HANDSHAKES_WAITING, 2);
+        gate_set(false);
+        for (int i = 0; i < N; i++)
+                thread_join(&t[i]);
+        thread_join(&tn);
         rpc_server_stats(s.rpc, &st);
         server_stop(&s);
         hs_workers = 0;
         queued = 0;
         deadline = 0;
-        slow_issue_ms = 0;
-        atomic_store(&slow_issues, 0);
-        assert_true(ok);
-        assert_int_equal(failed, 1);
+        assert_true(newcomer.ok);
         assert_int_equal(calls[0].result, 0);
+        assert_int_equal(calls[1].result, 0);
+        assert_int_not_equal(calls[2].result, 0);
         assert_int_equal(st.handshakes_closed, 1);
 }
 
@@ -1264,35 +1362,6 @@ static void raw_end(Raw *r)
         assert_int_equal(shutdown(r->fd, SHUT_WR), 0);
 }
 
-typedef enum StatsField {
-        STATS_JOBS_WAITING,
-        STATS_JOBS_DROPPED,
-        STATS_REPLIES_DISCARDED,
-} StatsField;
-
-static unsigned long stats_field(const RpcServerStats *st, StatsField f)
-{
-        return f == STATS_JOBS_WAITING   ? st->jobs_waiting
-               : f == STATS_JOBS_DROPPED ? st->jobs_dropped
-                                         : st->replies_discarded;
-}
-
-/* Until the server's counter f reaches want (60 s at most: a loaded machine is slow, never
- * this slow): the order of the test's steps rests on what the server has seen, not on sleeps. */
-static void stats_wait(Server *s, StatsField f, unsigned long want)
-{
-        RpcServerStats st = {};
-
-        for (int i = 0; i < 6000; i++) {
-                rpc_server_stats(s->rpc, &st);
-                if (stats_field(&st, f) == want)
-                        return;
-                usleep(10 * 1000);
-        }
-        fail_msg("server counter %d is %lu after 60 s, want %lu", (int) f, stats_field(&st, f),
-                 want);
-}
-
 static void running_wait(int want)
 {
         for (int i = 0; i < 6000 && atomic_load(&hold_running) != want; i++)
@@ -1300,29 +1369,21 @@ static void running_wait(int want)
         assert_int_equal(atomic_load(&hold_running), want);
 }
 
-/* What a hold test started, kept here so that its teardown finishes it even when the test
- * failed half-way (cmocka leaves the test's frame then): the handlers let go, the clients
- * joined, the server stopped. A server left running would take the next test's SIGTERM. */
+/* What a hold test started (test_teardown() finishes it when the test failed half-way). */
 static Server hold_server;
 static AtlsContext *hold_client;
 static HoldCall hold_calls_of[2];
 static pthread_t hold_threads[2];
-static bool hold_started[2];
 
 static void hold_start(size_t i)
 {
         hold_calls_of[i] = (HoldCall){ .base = hold_server.base, .c = hold_client, .result = -1 };
-        assert_int_equal(pthread_create(&hold_threads[i], NULL, hold_call_main, &hold_calls_of[i]),
-                         0);
-        hold_started[i] = true;
+        thread_start(&hold_threads[i], NULL, hold_call_main, &hold_calls_of[i]);
 }
 
 static void hold_join(size_t i)
 {
-        if (!hold_started[i])
-                return;
-        assert_int_equal(pthread_join(hold_threads[i], NULL), 0);
-        hold_started[i] = false;
+        thread_join(&hold_threads[i]);
 }
 
 static int hold_setup(void **state)
@@ -1335,19 +1396,19 @@ static int hold_setup(void **state)
         return 0;
 }
 
-static int hold_teardown(void **state)
+/* After every test, passed or failed half-way: see server_running. */
+static int test_teardown(void **state)
 {
+        gate_set(false);
         hold_reset(true);
-        for (size_t i = 0; i < ELEMENTSOF(hold_threads); i++)
-                if (hold_started[i]) {
-                        (void) pthread_join(hold_threads[i], NULL);
-                        hold_started[i] = false;
-                }
-        if (hold_server.rpc)
-                server_stop(&hold_server);
+        if (server_running)
+                server_stop(server_running);
+        while (n_threads_started > 0)
+                thread_join(threads_started[n_threads_started - 1]);
         hold_client = atls_context_free(hold_client);
-        workers = 0;
-        queued = 0;
+        per_source = deadline = hs_workers = queued = slow_issue_ms = workers = 0;
+        hs_burst = hs_rate = hs_burst_total = hs_rate_total = 0;
+        atomic_store(&slow_issues, 0);
         return 0;
 }
 
@@ -1424,12 +1485,13 @@ test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded(v
 
 static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
 {
-        Server s;
+        static Server s;
 
         server_start(&s, false, 0, 0);
         usleep(100 * 1000); /* let the loop install its signal handler */
         assert_int_equal(kill(getpid(), SIGTERM), 0);
         assert_int_equal(pthread_join(s.thread, NULL), 0);
+        server_running = NULL;
         assert_int_equal(s.result, 0);
         s.rpc = rpc_server_free(s.rpc);
         s.atls = atls_context_free(s.atls);
@@ -1438,44 +1500,75 @@ static void test_rpc_sigterm_stops_the_server_gracefully(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_rpc_mutual_request_round_trips),
-                cmocka_unit_test(test_rpc_errors_are_json_with_status),
-                cmocka_unit_test(
-                        test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built),
-                cmocka_unit_test(test_rpc_oversized_request_body_is_refused_with_413),
-                cmocka_unit_test(test_rpc_client_refuses_server_failing_attestation),
-                cmocka_unit_test(test_rpc_client_connects_from_the_source_address_it_is_given),
-                cmocka_unit_test(
-                        test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served),
-                cmocka_unit_test(test_rpc_connection_limit_refuses_extra_connections),
-                cmocka_unit_test(test_rpc_client_dripping_bytes_is_closed_at_the_deadline),
-                cmocka_unit_test(test_rpc_unsupported_http_version_is_answered_505_in_http11),
-                cmocka_unit_test(
-                        test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadline),
-                cmocka_unit_test(
-                        test_rpc_per_source_cap_closes_one_address_while_another_is_served),
-                cmocka_unit_test(test_rpc_200_parallel_clients_all_succeed),
-                cmocka_unit_test(test_rpc_memory_stays_flat_over_5000_sequential_connections),
-                cmocka_unit_test(test_rpc_slow_evidence_issuing_holds_up_no_other_client),
-                cmocka_unit_test(test_rpc_slow_handshakes_run_concurrently_not_in_series),
-                cmocka_unit_test(test_rpc_handshake_step_past_the_deadline_makes_no_evidence),
-                cmocka_unit_test(test_rpc_full_handshake_queue_closes_new_connections_at_once),
-                cmocka_unit_test(test_rpc_another_address_waits_one_turn_behind_a_flooding_address),
-                cmocka_unit_test(test_rpc_one_address_runs_at_most_half_the_handshake_workers),
-                cmocka_unit_test(
-                        test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_is_not),
-                cmocka_unit_test(test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket),
-                cmocka_unit_test(
-                        test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate),
-                cmocka_unit_test(
-                        test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting),
+                cmocka_unit_test_teardown(test_rpc_mutual_request_round_trips, test_teardown),
+                cmocka_unit_test_teardown(test_rpc_errors_are_json_with_status, test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_refusal_carries_only_its_code_and_log_never_what_the_handler_built,
+                        test_teardown),
+                cmocka_unit_test_teardown(test_rpc_oversized_request_body_is_refused_with_413,
+                                          test_teardown),
+                cmocka_unit_test_teardown(test_rpc_client_refuses_server_failing_attestation,
+                                          test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_client_connects_from_the_source_address_it_is_given,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_slow_client_is_dropped_after_timeout_while_others_are_served,
+                        test_teardown),
+                cmocka_unit_test_teardown(test_rpc_connection_limit_refuses_extra_connections,
+                                          test_teardown),
+                cmocka_unit_test_teardown(test_rpc_client_dripping_bytes_is_closed_at_the_deadline,
+                                          test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_unsupported_http_version_is_answered_505_in_http11, test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_request_dripped_after_the_handshake_is_closed_at_the_deadline,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_per_source_cap_closes_one_address_while_another_is_served,
+                        test_teardown),
+                cmocka_unit_test_teardown(test_rpc_200_parallel_clients_all_succeed, test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_memory_stays_flat_over_5000_sequential_connections, test_teardown),
+                cmocka_unit_test_teardown(test_rpc_slow_evidence_issuing_holds_up_no_other_client,
+                                          test_teardown),
+                cmocka_unit_test_teardown(test_rpc_slow_handshakes_run_concurrently_not_in_series,
+                                          test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_handshake_step_past_the_deadline_makes_no_evidence, test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_full_handshake_queue_closes_new_connections_at_once,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_another_address_waits_one_turn_behind_a_flooding_address,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_one_address_runs_at_most_half_the_handshake_workers,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_an_address_past_its_handshake_rate_is_delayed_and_another_is_not,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_an_address_reconnecting_keeps_its_spent_handshake_bucket,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_all_addresses_together_are_held_to_the_server_s_handshake_rate,
+                        test_teardown),
+                cmocka_unit_test_teardown(
+                        test_rpc_full_handshake_queue_closes_the_newest_of_the_address_with_most_waiting,
+                        test_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_rpc_queued_request_of_a_client_that_closed_is_dropped_never_run,
-                        hold_setup, hold_teardown),
+                        hold_setup, test_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_rpc_request_whose_client_closed_while_it_ran_is_finished_answer_discarded,
-                        hold_setup, hold_teardown),
-                cmocka_unit_test(test_rpc_sigterm_stops_the_server_gracefully),
+                        hold_setup, test_teardown),
+                cmocka_unit_test_teardown(test_rpc_sigterm_stops_the_server_gracefully,
+                                          test_teardown),
         };
+        /* RPC_TEST_FILTER=<pattern> runs only the tests it names (* matches anything): one
+         * test run many times under load, to prove a flake gone. */
+        if (getenv("RPC_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("RPC_TEST_FILTER"));
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

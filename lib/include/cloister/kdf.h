@@ -29,6 +29,11 @@ int kdf_hkdf_sha256(const Secret *ikm, const uint8_t *salt, size_t salt_size, co
 /* true if s is a canonical LUKS UUID (8-4-4-4-12 hex digits, either case). */
 bool kdf_uuid_is_valid(const char *s);
 
+/* A disk's UUID as records, etcd keys and the owner's signatures name it: ASCII letters
+ * lowercased (the disk key's derivation does the same), copied into ret and truncated to
+ * size - 1 bytes as snprintf() does; NULL is "". Returns ret. */
+char *kdf_uuid_lower(const char *uuid, char *ret, size_t size);
+
 /* Disk key for the LUKS2 volume with this UUID; the UUID is lowercased before use. */
 int kdf_disk_key(const Secret *master, const uint8_t salt[static MASTER_SALT_SIZE],
                  const char *luks_uuid, Secret **ret);

@@ -83,7 +83,7 @@ typedef struct RpcServerConfig {
         unsigned workers;
         /* With workers: requests waiting for a worker beyond this many are answered 503; and
          * connections whose next handshake step waits for a handshake worker beyond this many
-         * are closed. */
+         * are closed (a step a free worker is about to take does not wait). */
         unsigned max_queued;
         /* TLS handshakes (evidence issuing and verification happen in them) run on this many
          * threads (>= 1), one step at a time: the event loop only waits for the sockets, so
@@ -144,6 +144,7 @@ typedef struct RpcServerStats {
          * finishes (what it did stands: a retry is answered from it), its answer is not sent. */
         unsigned long replies_discarded;
         unsigned long jobs_waiting; /* now: requests waiting for a handler */
+        unsigned long handshakes_waiting; /* now: handshake steps waiting for a worker */
 } RpcServerStats;
 void rpc_server_stats(RpcServer *s, RpcServerStats *ret);
 
