@@ -179,8 +179,11 @@ int cli_checkpoint_store_load(const char *path, CliCheckpointStore *s)
                 s->n++;
         }
         /* Optional: written once a cluster chain in etcd verified. */
-        if (r >= 0)
+        if (r >= 0) {
                 r = json_get_array(&ctx, doc, "clusterChains", false, &chains);
+                if (r == -ENOENT)
+                        r = 0;
+        }
         if (r >= 0 && json_array_size(chains) > CLI_CLUSTER_CHAINS_MAX)
                 r = diag_fail(&d, -EMSGSIZE, "checkpoints", -1, "%s: more than %d cluster chains",
                               path, CLI_CLUSTER_CHAINS_MAX);
