@@ -156,8 +156,10 @@ $(BUILD)/obj-fault/join-service/%.o: join-service/%.c
 	@echo "  CC      $< (fault injection)"
 	$(Q)$(CC) $(ALL_CFLAGS) -DCLOISTER_FAULT_INJECTION -c -o $@ $<
 $(JOIN_FAULT_BIN): $(filter-out %/join-service-ticket.o %/join-service-refusals.o \
-                               %/join-service-monitor.o %/main.o,$(join-service_OBJS)) \
+                               %/join-service-monitor.o %/main.o \
+                               %/join-service-reattest.o,$(join-service_OBJS)) \
                    $(BUILD)/obj-fault/join-service/join-service-ticket.o \
+                   $(BUILD)/obj-fault/join-service/join-service-reattest.o \
                    $(BUILD)/obj-fault/join-service/join-service-refusals.o \
                    $(BUILD)/obj-fault/join-service/join-service-monitor.o \
                    $(BUILD)/obj-fault/join-service/main.o $(LIBCLOISTER)

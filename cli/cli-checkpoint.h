@@ -54,9 +54,19 @@ typedef struct CliCheckpointRecord {
         time_t when;
 } CliCheckpointRecord;
 
+/* The highest head of a cluster's one audit chain in etcd this workspace saw verify
+ * (docs/membership.md, "Rollback of etcd"), by cluster ID. */
+#define CLI_CLUSTER_CHAINS_MAX 16
+typedef struct CliChainRecord {
+        char cluster_id[65];
+        int64_t seq;
+        char hash[AUDIT_HASH_HEX_SIZE];
+} CliChainRecord;
 typedef struct CliCheckpointStore {
         CliCheckpointRecord r[CLI_CHECKPOINTS_MAX];
         size_t n;
+        CliChainRecord chains[CLI_CLUSTER_CHAINS_MAX];
+        size_t n_chains;
         bool changed;
 } CliCheckpointStore;
 
@@ -73,6 +83,12 @@ int cli_checkpoint_store_check(const CliCheckpointStore *s, const CliCheckpoint 
 /* Records c (a verified checkpoint) if it is newer than what the store holds for its key. */
 void cli_checkpoint_store_note(CliCheckpointStore *s, const CliCheckpoint *c, const char *url);
 int cli_checkpoint_store_save(const char *path, const CliCheckpointStore *s);
+/* The cluster chain's head recorded for this cluster (hex ID), or NULL. */
+const CliChainRecord *cli_checkpoint_store_find_chain(const CliCheckpointStore *s,
+                                                      const char *cluster_id);
+/* A cluster chain that verified, ending at entry seq with hash: recorded if it is later. */
+void cli_checkpoint_store_note_chain(CliCheckpointStore *s, const char *cluster_id, int64_t seq,
+                                     const char *hash);
 
 /* The hash of entry seq if it is among these whole lines, which hold entries first_seq on. */
 bool cli_checkpoint_find_entry(const char *text, size_t size, int64_t first_seq, int64_t seq,

@@ -114,11 +114,12 @@ bool cli_checkpoint_find_entry(const char *text, size_t size, int64_t first_seq,
 
 int cli_checkpoint_store_load(const char *path, CliCheckpointStore *s)
 {
-        static const char *const top_keys[] = { "version", "joinServices", NULL };
+        static const char *const top_keys[] = { "version", "joinServices", "clusterChains", NULL };
         static const char *const keys[] = { "signer", "joinService", "seq", "hash", "time", NULL };
+        static const char *const chain_keys[] = { "clusterId", "seq", "hash", NULL };
         _cleanup_(json_decrefp) json_t *doc = NULL;
         JsonCtx ctx = { .source = path, .path = "" };
-        json_t *list = NULL, *x;
+        json_t *list = NULL, *chains = NULL, *x;
         int64_t version = 0;
         size_t i;
         Diag d;
@@ -176,6 +177,42 @@ int cli_checkpoint_store_load(const char *path, CliCheckpointStore *s)
                 memcpy(rec->time, time, sizeof(rec->time));
                 (void) snprintf(rec->url, sizeof(rec->url), "%s", url);
                 s->n++;
+        }
+        /* Optional: written once a cluster chain in etcd verified. */
+        if (r >= 0) {
+                r = json_get_array(&ctx, doc, "clusterChains", false, &chains);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r >= 0 && json_array_size(chains) > CLI_CLUSTER_CHAINS_MAX)
+                r = diag_fail(&d, -EMSGSIZE, "checkpoints", -1, "%s: more than %d cluster chains",
+                              path, CLI_CLUSTER_CHAINS_MAX);
+        json_array_foreach (chains, i, x) {
+                CliChainRecord *rec = &s->chains[s->n_chains];
+                JsonCtx c = { .source = path, .path = ".clusterChains[]", .diag = &d };
+                const char *cid = NULL, *hash = NULL;
+
+                if (r < 0)
+                        break;
+                r = json_expect_object(&c, x);
+                if (r >= 0)
+                        r = json_check_keys(&c, x, chain_keys);
+                if (r >= 0)
+                        r = json_get_string(&c, x, "clusterId", true, &cid);
+                if (r >= 0)
+                        r = json_get_int(&c, x, "seq", true, 1, AUDIT_ENTRIES_MAX, &rec->seq);
+                if (r >= 0)
+                        r = json_get_string(&c, x, "hash", true, &hash);
+                if (r < 0)
+                        break;
+                if (strlen(cid) != 64 || strlen(hash) != 64) {
+                        r = diag_fail(&d, -EBADMSG, "checkpoints", -1,
+                                      "%s: a cluster chain's record is malformed", path);
+                        break;
+                }
+                memcpy(rec->cluster_id, cid, sizeof(rec->cluster_id));
+                memcpy(rec->hash, hash, sizeof(rec->hash));
+                s->n_chains++;
         }
         if (r < 0)
                 return log_error_errno(r,
@@ -271,12 +308,55 @@ int cli_checkpoint_store_save(const char *path, const CliCheckpointStore *s)
                                                     "seq", (json_int_t) s->r[i].seq, "hash",
                                                     s->r[i].hash, "time", s->r[i].time)) < 0)
                         return log_oom();
+        if (s->n_chains > 0) {
+                json_t *chains = json_array();
+                if (json_object_set_new(doc, "clusterChains", chains) < 0)
+                        return log_oom();
+                for (size_t i = 0; i < s->n_chains; i++)
+                        if (json_array_append_new(chains, json_pack("{s:s,s:I,s:s}", "clusterId",
+                                                                    s->chains[i].cluster_id, "seq",
+                                                                    (json_int_t) s->chains[i].seq,
+                                                                    "hash", s->chains[i].hash)) < 0)
+                                return log_oom();
+        }
         if (json_dump_pretty(doc, &text) < 0)
                 return log_oom();
         r = write_file_atomic(path, text, strlen(text), 0644, WRITE_FILE_SYNC);
         if (r < 0)
                 return log_error_errno(r, "Cannot record the signed audit heads in %s: %m", path);
         return 0;
+}
+
+const CliChainRecord *cli_checkpoint_store_find_chain(const CliCheckpointStore *s,
+                                                      const char *cluster_id)
+{
+        for (size_t i = 0; i < s->n_chains; i++)
+                if (strcmp(s->chains[i].cluster_id, cluster_id) == 0)
+                        return &s->chains[i];
+        return NULL;
+}
+
+void cli_checkpoint_store_note_chain(CliCheckpointStore *s, const char *cluster_id, int64_t seq,
+                                     const char *hash)
+{
+        CliChainRecord *rec = (CliChainRecord *) cli_checkpoint_store_find_chain(s, cluster_id);
+
+        if (seq < 1 || strlen(cluster_id) != 64 || strlen(hash) != 64)
+                return;
+        if (!rec) {
+                if (s->n_chains >= CLI_CLUSTER_CHAINS_MAX) {
+                        log_warning("%d cluster chains recorded already: the head of cluster "
+                                    "%s is not recorded",
+                                    CLI_CLUSTER_CHAINS_MAX, cluster_id);
+                        return;
+                }
+                rec = &s->chains[s->n_chains++];
+        } else if (seq <= rec->seq)
+                return;
+        memcpy(rec->cluster_id, cluster_id, sizeof(rec->cluster_id));
+        memcpy(rec->hash, hash, sizeof(rec->hash));
+        rec->seq = seq;
+        s->changed = true;
 }
 
 int cli_checkpoints_path(const char *state_path, char *buf, size_t size)

@@ -91,6 +91,8 @@ typedef struct ClusterView {
          * membership is there (url), when any is: verify --cluster. */
         bool has_chain;
         JoinServiceView chain;
+        char chain_head[AUDIT_HASH_HEX_SIZE]; /* the hash of its last entry, once it verified */
+        char cid_hex[65];
 } ClusterView;
 
 static ClusterView *cluster_view_free(ClusterView *v)
@@ -452,6 +454,51 @@ static void check_audit(const AttestPolicy *member, const RpcClientConfig *rc, C
  * whose membership is there, one page of entries at a time (GET /v1/audit?chain=cluster&seq=N),
  * each checked in its place in the chain; then its head, and that every member listed from etcd
  * has its admission in it. */
+/* The chain (verified, its head naming its last entry) must still hold the last entry the join
+ * service read through wrote itself (js_seq, its hash js_hash; found: the hash at that place)
+ * and the last head this workspace saw verify (rec): a rollback of etcd to an older consistent
+ * state, or entries removed from the end with the chain and head recomputed, otherwise passes. */
+static void check_chain_rollback(JoinServiceView *c, const AuditLogSummary *sum, int64_t js_seq,
+                                 const char *js_hash, const char *js_found,
+                                 const CliChainRecord *rec, const char *rec_found)
+{
+        if (js_seq > 0 && (int64_t) sum->entries < js_seq) {
+                c->ok = false;
+                set_reason(c,
+                           "rolled back: the join service it was read through wrote entry %" PRId64
+                           " itself, and the chain in etcd now ends at entry %zu: etcd was "
+                           "restored to an older state or entries were removed from its end",
+                           js_seq, sum->entries);
+                return;
+        }
+        if (js_seq > 0 && strcmp(js_found, js_hash) != 0) {
+                c->ok = false;
+                set_reason(c,
+                           "rewritten: entry %" PRId64 " is not the one the join service it was "
+                           "read through wrote: etcd was restored to another state or the "
+                           "chain recomputed",
+                           js_seq);
+                return;
+        }
+        if (rec && (int64_t) sum->entries < rec->seq) {
+                c->ok = false;
+                set_reason(c,
+                           "rolled back: this workspace saw the chain in etcd end at entry "
+                           "%" PRId64 " in an earlier verify, and it now ends at entry %zu: etcd "
+                           "was restored to an older state or entries were removed from its end",
+                           rec->seq, sum->entries);
+                return;
+        }
+        if (rec && strcmp(rec_found, rec->hash) != 0) {
+                c->ok = false;
+                set_reason(c,
+                           "rewritten: entry %" PRId64 " is not the one this workspace saw in an "
+                           "earlier verify: etcd was restored to another state or the chain "
+                           "recomputed",
+                           rec->seq);
+        }
+}
+
 static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfig *rc,
                                 ClusterView *v)
 {
@@ -461,6 +508,14 @@ static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfi
         JoinServiceView *c = &v->chain;
         const JoinServiceView *via = NULL;
         bool found[CLUSTER_NODES_MAX] = {};
+        /* The heads the chain must still hold (docs/membership.md, "Rollback of etcd"): the last
+         * entry the join service read through wrote itself, as it says on the first page, and
+         * the last this workspace saw verify; their hashes as found in the chain. */
+        const CliChainRecord *rec =
+                v->checkpoints ? cli_checkpoint_store_find_chain(v->checkpoints, v->cid_hex) : NULL;
+        char js_hash[AUDIT_HASH_HEX_SIZE] = "", js_found[AUDIT_HASH_HEX_SIZE] = "",
+             rec_found[AUDIT_HASH_HEX_SIZE] = "";
+        int64_t js_seq = -1;
         AuditLogSummary sum;
         AuditLogChain ch;
         int64_t seq = 1;
@@ -513,10 +568,31 @@ static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfi
                                    seq);
                         return;
                 }
+                if (js_seq < 0) {
+                        const json_t *seen = json_object_get(resp, "seen");
+                        const char *h = json_string_value(json_object_get(seen, "hash"));
+                        json_int_t n = json_integer_value(json_object_get(seen, "seq"));
+
+                        js_seq = 0;
+                        if (seen && !json_is_null(seen) &&
+                            (!h || strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64 ||
+                             n < 1 || n > (json_int_t) AUDIT_ENTRIES_MAX)) {
+                                set_reason(c, "its page says malformed what it wrote last");
+                                return;
+                        }
+                        if (h) {
+                                js_seq = (int64_t) n;
+                                memcpy(js_hash, h, sizeof(js_hash));
+                        }
+                }
                 if (audit_log_chain_feed(&ch, text, size, !more, &used, &d) < 0) {
                         set_reason(c, "audit chain broken: %s", d.message);
                         return;
                 }
+                if (js_seq > 0 && !js_found[0])
+                        (void) cli_checkpoint_find_entry(text, used, seq, js_seq, js_found);
+                if (rec && !rec_found[0])
+                        (void) cli_checkpoint_find_entry(text, used, seq, rec->seq, rec_found);
                 if (used != size) {
                         set_reason(c,
                                    "its page from entry %" PRId64 " does not end with a whole "
@@ -550,6 +626,11 @@ static void check_cluster_chain(const AttestPolicy *member, const RpcClientConfi
                                 }
                         }
                         check_head(c, json_object_get(resp, "head"), &sum);
+                        if (c->ok)
+                                check_chain_rollback(c, &sum, js_seq, js_hash, js_found, rec,
+                                                     rec_found);
+                        if (c->ok)
+                                memcpy(v->chain_head, sum.head, sizeof(v->chain_head));
                         return;
                 }
                 seq = (int64_t) ch.lines + 1;
@@ -976,6 +1057,7 @@ static int cluster_run(const char *url, const char *policy_path, const CliConfig
         int r;
 
         hex_encode_buf(cid, CLUSTER_ID_SIZE, cid_hex, sizeof(cid_hex));
+        memcpy(v->cid_hex, cid_hex, sizeof(v->cid_hex));
         r = member_policy(policy_path, config, cid, &member);
         if (r < 0)
                 return r;
@@ -1054,6 +1136,9 @@ int cli_verify_cluster(const char *url, const char *policy_path, const CliConfig
         for (size_t i = 0; store && i < v->n_js; i++)
                 if (v->js[i].ok)
                         cli_checkpoint_store_note(store, &v->js[i].cp, v->js[i].url);
+        if (store && v->has_chain && v->chain.ok)
+                cli_checkpoint_store_note_chain(store, cid_hex, (int64_t) v->chain.entries,
+                                                v->chain_head);
         if (store && store->changed)
                 (void) cli_checkpoint_store_save(checkpoints_path, store);
         r = judge_and_print(v, cid_hex, output, NULL);

@@ -13,6 +13,10 @@
  *                     exactly as audit.log would hold it, hash-chained
  *   audit-head        {"hash","seq"} of the last entry
  *   removals/AUTH     NAME: the owner's removal with this authenticator was carried out (once)
+ *   removed-disks/UUID, removed-aks/AK_DIGEST
+ *                     NAME: an admission with this disk or key was removed (by the owner or an
+ *                     eviction); a control plane's join service never registers such a node
+ *                     itself again (it joins anew through another, attested)
  *
  * An admission or rejoin is one transaction: the member record, its index keys and its audit
  * entry written together or not at all, guarded by compares on what was read (create_revision
@@ -21,6 +25,7 @@
  * and finds the claim taken. Nothing is ever half-written: etcd applies a transaction whole.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -41,9 +46,21 @@
 
 static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* The highest entry of the cluster's chain this join service wrote itself (docs/membership.md,
+ * "Rollback of etcd"): kept on its encrypted disk (STATE_DIR/CLUSTER_HEAD_FILE, {"hash","seq"}),
+ * so that etcd restored to an older state, or entries removed from the chain's end with the
+ * chain and head recomputed, is found: etcd must still hold that entry. One per process (the
+ * monitor's). */
+#define CLUSTER_HEAD_FILE "cluster-chain-head.json"
+static struct {
+        pthread_mutex_t lock;
+        int64_t seq; /* 0: none written yet */
+        char hash[65];
+} seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
 typedef struct Keys {
         char member[ETCD_KEY_MAX], disk[ETCD_KEY_MAX], ak[ETCD_KEY_MAX], head[ETCD_KEY_MAX],
-                entry[ETCD_KEY_MAX];
+                entry[ETCD_KEY_MAX], gone_disk[ETCD_KEY_MAX], gone_ak[ETCD_KEY_MAX];
 } Keys;
 
 static int key_of(JoinService *js, char *buf, const char *kind, const char *id)
@@ -114,6 +131,106 @@ static int member_parse(const EtcdKv *kv, const char *name, json_t **ret, Diag *
         return 0;
 }
 
+/* The entry this join service saw last (seen), read from etcd as kv (NULL: absent) in the
+ * snapshot whose head is at head_seq: etcd must still hold it. -ESTALE otherwise. */
+static int seen_check(int64_t want_seq, const char *want_hash, int64_t head_seq, const EtcdKv *kv,
+                      Diag *d)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        const char *hash = NULL;
+        Diag pd;
+
+        if (want_seq == 0)
+                return 0;
+        if (head_seq < want_seq)
+                return diag_fail(d, -ESTALE, "etcd-chain-rollback", -1,
+                                 "the cluster's audit chain in etcd went back: this join service "
+                                 "wrote entry %" PRId64 " itself, and etcd's chain now ends at "
+                                 "entry %" PRId64 ": etcd was restored to an older state or "
+                                 "entries were removed from its end",
+                                 want_seq, head_seq);
+        diag_clear(&pd);
+        if (kv && kv->value_size <= AUDIT_LINE_MAX &&
+            json_parse_buffer(kv->value, kv->value_size, kv->key, &j, &pd) >= 0)
+                hash = json_string_value(json_object_get(j, "hash"));
+        if (!hash || strcmp(hash, want_hash) != 0)
+                return diag_fail(d, -ESTALE, "etcd-chain-rollback", -1,
+                                 "the cluster's audit chain in etcd was rewritten: entry %" PRId64
+                                 " is not the one this join service wrote (hash %.16s...): etcd "
+                                 "was restored to another state or the chain recomputed",
+                                 want_seq, want_hash);
+        return 0;
+}
+
+/* The entry just written: remembered, and kept on disk, if it is later than the one before. */
+static void seen_note(JoinService *js, int64_t seq, const char *hash)
+{
+        _cleanup_(freep) char *path = NULL;
+        char text[128];
+        int r;
+
+        (void) pthread_mutex_lock(&seen.lock);
+        if (seq > seen.seq) {
+                seen.seq = seq;
+                memcpy(seen.hash, hash, 65);
+                (void) snprintf(text, sizeof(text), "{\"hash\":\"%s\",\"seq\":%" PRId64 "}\n", hash,
+                                seq);
+                r = asprintf(&path, "%s/%s", js->state_dir, CLUSTER_HEAD_FILE) < 0 ? -ENOMEM : 0;
+                if (r >= 0)
+                        r = write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
+                if (r < 0)
+                        log_warning_errno(r,
+                                          "join-service: cannot keep the cluster chain's head in "
+                                          "%s/%s (%m): a rollback of etcd below it would be "
+                                          "found only by the owner's record",
+                                          js->state_dir, CLUSTER_HEAD_FILE);
+        }
+        (void) pthread_mutex_unlock(&seen.lock);
+}
+
+static void seen_get(int64_t *ret_seq, char ret_hash[static 65])
+{
+        (void) pthread_mutex_lock(&seen.lock);
+        *ret_seq = seen.seq;
+        memcpy(ret_hash, seen.seq > 0 ? seen.hash : ZERO_HASH, 65);
+        (void) pthread_mutex_unlock(&seen.lock);
+}
+
+/* At start: what an earlier run wrote. A malformed file is refused (the join service's own, on
+ * its encrypted disk: altered), naming it. */
+static int seen_load(JoinService *js)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        EtcdKv kv = {};
+        int64_t seq;
+        char hash[65];
+        Diag d;
+        int r;
+
+        if (asprintf(&path, "%s/%s", js->state_dir, CLUSTER_HEAD_FILE) < 0)
+                return -ENOMEM;
+        diag_clear(&d);
+        r = json_parse_file(path, 256, &j, &d);
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0)
+                r = json_dump_compact(j, &text);
+        if (r >= 0) {
+                kv = (EtcdKv){ .key = path, .value = (uint8_t *) text, .value_size = strlen(text) };
+                r = head_parse(&kv, &seq, hash, &d);
+        }
+        if (r < 0)
+                return log_error_errno(r,
+                                       "join-service: %s is malformed (%s): it holds the last "
+                                       "entry of the cluster's chain this join service wrote; "
+                                       "restore it, or remove it to forget it (a rollback of "
+                                       "etcd below it would then go unnoticed here)",
+                                       path, d.message);
+        seen_note(js, seq, hash);
+        return 0;
+}
+
 int join_etcd_members_load(JoinService *js, json_t **ret, Diag *d)
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
@@ -175,21 +292,25 @@ static bool value_is(const EtcdKv *kv, const char *s)
 /* One attempt at appending e (and, if member is set, writing that record and its index keys)
  * in one transaction. is_member: the caller let the node through because it is a member (a
  * rejoin, a join asked again), so its record must still be there: gone (evicted through any join
- * service since the caller read it), it is not written back. 1: done; 0: something changed
- * since it was read (try again). */
+ * service since the caller read it), it is not written back. registering: a join service
+ * registering its own node, which no one attested here: refused (-EPERM) if an admission with
+ * its disk or key was ever removed. 1: done; 0: something changed since it was read (try
+ * again). */
 static int append_once(JoinService *js, const AuditEntry *e, const json_t *member, bool is_member,
-                       Diag *d)
+                       bool registering, Diag *d)
 {
         const char *name = member ? json_string_value(json_object_get(member, "name")) : NULL;
         const char *uuid = member ? json_string_value(json_object_get(member, "diskUuid")) : NULL;
         const char *ak = member ? json_string_value(json_object_get(member, "akDigest")) : NULL;
         _cleanup_(freep) char *line = NULL, *record = NULL;
         char prev[65], hash[65], head[128], seqbuf[24], lower[40];
-        EtcdOp reads[4], writes[5];
-        EtcdCompare cmp[5];
+        char seen_key[ETCD_KEY_MAX], seen_hash[65];
+        EtcdOp reads[7], writes[5];
+        EtcdCompare cmp[7];
         EtcdTxnResult snap = {}, res = {};
-        size_t n_reads = 1, n_cmp = 0, n_writes = 0;
-        const EtcdKv *hkv, *mkv = NULL, *dkv = NULL, *akv = NULL;
+        size_t n_reads = 1, n_cmp = 0, n_writes = 0, gone_at = 0, seen_at = 0;
+        int64_t seen_seq;
+        const EtcdKv *hkv, *mkv = NULL, *dkv = NULL, *akv = NULL, *gdkv = NULL, *gakv = NULL;
         int64_t seq;
         Keys k;
         int r;
@@ -202,6 +323,10 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                         r = key_of(js, k.disk, "disks/", lower);
                 if (r >= 0)
                         r = key_of(js, k.ak, "aks/", ak);
+                if (r >= 0)
+                        r = key_of(js, k.gone_disk, "removed-disks/", lower);
+                if (r >= 0)
+                        r = key_of(js, k.gone_ak, "removed-aks/", ak);
         }
         if (r < 0)
                 return r;
@@ -211,6 +336,22 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                 reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.disk };
                 if (ak[0])
                         reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.ak };
+        }
+        /* The last entry this join service wrote must still be there (a rollback of etcd). */
+        seen_get(&seen_seq, seen_hash);
+        if (seen_seq > 0) {
+                (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, seen_seq);
+                r = key_of(js, seen_key, "audit/", seqbuf);
+                if (r < 0)
+                        return r;
+                seen_at = n_reads;
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = seen_key };
+        }
+        if (member && registering) {
+                gone_at = n_reads;
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.gone_disk };
+                if (ak[0])
+                        reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.gone_ak };
         }
         /* One consistent snapshot of everything the decision rests on. */
         r = etcd_txn(js->etcd, NULL, 0, reads, n_reads, NULL, 0, &snap, d);
@@ -223,6 +364,9 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
         }
         hkv = range_kv(&snap, 0);
         r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0)
+                r = seen_check(seen_seq, seen_hash, seq,
+                               seen_seq > 0 ? range_kv(&snap, seen_at) : NULL, d);
         if (r >= 0 && member) {
                 mkv = range_kv(&snap, 1);
                 dkv = range_kv(&snap, 2);
@@ -262,6 +406,22 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                                       (int) MIN(akv->value_size, (size_t) 64),
                                       (const char *) akv->value);
         }
+        if (r >= 0 && registering) {
+                gdkv = range_kv(&snap, gone_at);
+                gakv = ak[0] ? range_kv(&snap, gone_at + 1) : NULL;
+                /* A removal sticks: this node was taken out of the membership (by the owner, or
+                 * evicted by re-attestation through any join service). Its own join service
+                 * holds the master secret and could write it back; it must not. */
+                if (!mkv && (gdkv || gakv))
+                        r = diag_fail(d, -EPERM, "etcd-self-removed", -1,
+                                      "%s (disk %s) was removed from the cluster's membership (by "
+                                      "the owner's 'cloister node remove' or evicted by "
+                                      "re-attestation; the cluster's audit chain says which): its "
+                                      "join service does not register it again. It must join "
+                                      "anew as a control plane through another control plane's "
+                                      "join service (attested, with the owner's authorization)",
+                                      name, uuid);
+        }
         if (r >= 0 && seq >= (int64_t) AUDIT_ENTRIES_MAX)
                 r = diag_fail(d, -EMSGSIZE, "audit-entries", -1,
                               "the cluster's audit chain is full");
@@ -287,6 +447,12 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                 compare_seen(&cmp[n_cmp++], k.disk, dkv);
                 if (ak[0])
                         compare_seen(&cmp[n_cmp++], k.ak, akv);
+                /* A removal between this read and the write fails the transaction. */
+                if (registering) {
+                        compare_seen(&cmp[n_cmp++], k.gone_disk, gdkv);
+                        if (ak[0])
+                                compare_seen(&cmp[n_cmp++], k.gone_ak, gakv);
+                }
                 writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
                                                .key = k.member,
                                                .value = record,
@@ -313,14 +479,16 @@ static int append_once(JoinService *js, const AuditEntry *e, const json_t *membe
                 return r;
         r = res.succeeded ? 1 : 0;
         etcd_txn_result_done(&res);
+        if (r > 0)
+                seen_note(js, seq + 1, hash);
         return r;
 }
 
 static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *member,
-                           bool is_member, Diag *d)
+                           bool is_member, bool registering, Diag *d)
 {
         for (unsigned i = 0; i < ETCD_TXN_ATTEMPTS; i++) {
-                int r = append_once(js, e, member, is_member, d);
+                int r = append_once(js, e, member, is_member, registering, d);
                 if (r != 0)
                         return r < 0 ? r : 0;
                 log_debug("join-service: etcd transaction lost a race (attempt %u), reading again",
@@ -333,39 +501,56 @@ static int append_retrying(JoinService *js, const AuditEntry *e, const json_t *m
 
 int join_etcd_audit(JoinService *js, const AuditEntry *e, Diag *d)
 {
-        return append_retrying(js, e, NULL, false, d);
+        return append_retrying(js, e, NULL, false, false, d);
 }
 
-/* The owner's removal (x) must name the admission recorded now. */
+/* The owner's removal or an eviction (x) must name the admission recorded now: a name removed
+ * and admitted again since is another node, which neither the owner's authenticator nor a
+ * re-attestation verdict covers. */
 static int removal_matches(const json_t *old, const JoinRemoval *x, const char *name, Diag *d)
 {
         const char *uuid = json_string_value(json_object_get(old, "diskUuid"));
         const char *ak = json_string_value(json_object_get(old, "akDigest"));
         const char *admitted = json_string_value(json_object_get(old, "admitted"));
+        const bool same = strcasecmp(uuid, x->disk_uuid) == 0 && strcmp(ak, x->ak_digest) == 0 &&
+                          strcmp(admitted, x->admitted) == 0;
 
-        if (strcasecmp(uuid, x->disk_uuid) != 0 || strcmp(ak, x->ak_digest) != 0 ||
-            strcmp(admitted, x->admitted) != 0)
-                return diag_fail(d, -ESTALE, "removal-stale", -1,
+        if (same)
+                return 0;
+        if (!x->authenticator)
+                return diag_fail(d, -ESTALE, "eviction-stale", -1,
                                  "%s in the cluster's membership is another admission (disk %s, "
-                                 "admitted %s) than the one this removal names (disk %.40s, "
-                                 "admitted %.32s): it was admitted again since; nothing is "
-                                 "changed. Run 'cloister node remove %s' again if it should go",
-                                 name, uuid, admitted, x->disk_uuid, x->admitted, name);
-        return 0;
+                                 "admitted %s) than the one re-attestation judged (disk %.40s, "
+                                 "admitted %.32s): it was removed and admitted again, or "
+                                 "rejoined, since; it is not evicted for what the judged "
+                                 "admission did",
+                                 name, uuid, admitted, x->disk_uuid, x->admitted);
+        return diag_fail(d, -ESTALE, "removal-stale", -1,
+                         "%s in the cluster's membership is another admission (disk %s, "
+                         "admitted %s) than the one this removal names (disk %.40s, "
+                         "admitted %.32s): it was admitted again since; nothing is "
+                         "changed. Run 'cloister node remove %s' again if it should go",
+                         name, uuid, admitted, x->disk_uuid, x->admitted, name);
 }
 
 /* One attempt at removing member name and its index keys, with the audit entry e, in one
- * transaction; with x, the owner's removal: it names the admission to remove, and its key
+ * transaction; with x, the admission to remove (the record's mod_revision, read with it, is
+ * compared in the write: a record admitted again in between fails the transaction, which is
+ * then decided again on what it finds); with x's authenticator, the owner's removal, whose key
  * (removals/AUTHENTICATOR) is written with it, so that it is carried out once. 1: done; 0:
  * something changed since it was read. */
 static int remove_once(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
                        Diag *d)
 {
+        const bool owner = x && x->authenticator;
         _cleanup_(json_decrefp) json_t *old = NULL;
         _cleanup_(freep) char *line = NULL;
         char prev[65], hash[65], head[128], seqbuf[24], lower[40], used_key[ETCD_KEY_MAX];
-        EtcdOp reads[3], writes[6];
+        char seen_key[ETCD_KEY_MAX], seen_hash[65];
+        EtcdOp reads[4], writes[8];
         EtcdCompare cmp[6];
+        size_t n_reads = 2, seen_at = 0, used_at = 0;
+        int64_t seen_seq;
         EtcdTxnResult snap = {}, res = {};
         size_t n_cmp = 0, n_writes = 0;
         const EtcdKv *hkv, *mkv, *ukv = NULL;
@@ -377,15 +562,26 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
         r = key_of(js, k.head, "audit-head", "");
         if (r >= 0)
                 r = key_of(js, k.member, "members/", name);
-        if (r >= 0 && x)
+        if (r >= 0 && owner)
                 r = key_of(js, used_key, "removals/", x->authenticator);
         if (r < 0)
                 return r;
         reads[0] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.head };
         reads[1] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = k.member };
-        if (x)
-                reads[2] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = used_key };
-        r = etcd_txn(js->etcd, NULL, 0, reads, x ? 3 : 2, NULL, 0, &snap, d);
+        if (owner) {
+                used_at = n_reads;
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = used_key };
+        }
+        seen_get(&seen_seq, seen_hash);
+        if (seen_seq > 0) {
+                (void) snprintf(seqbuf, sizeof(seqbuf), "%020" PRId64, seen_seq);
+                r = key_of(js, seen_key, "audit/", seqbuf);
+                if (r < 0)
+                        return r;
+                seen_at = n_reads;
+                reads[n_reads++] = (EtcdOp){ .type = ETCD_OP_RANGE, .key = seen_key };
+        }
+        r = etcd_txn(js->etcd, NULL, 0, reads, n_reads, NULL, 0, &snap, d);
         if (r < 0)
                 return r;
         if (!snap.succeeded) {
@@ -395,9 +591,12 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
         }
         hkv = range_kv(&snap, 0);
         mkv = range_kv(&snap, 1);
-        if (x)
-                ukv = range_kv(&snap, 2);
+        if (owner)
+                ukv = range_kv(&snap, used_at);
         r = head_parse(hkv, &seq, prev, d);
+        if (r >= 0)
+                r = seen_check(seen_seq, seen_hash, seq,
+                               seen_seq > 0 ? range_kv(&snap, seen_at) : NULL, d);
         if (r >= 0 && ukv)
                 r = diag_fail(d, -EALREADY, "removal-replayed", -1,
                               "this removal was carried out already (a replayed request): "
@@ -417,6 +616,10 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
                 r = key_of(js, k.disk, "disks/", lower);
                 if (r >= 0)
                         r = key_of(js, k.ak, "aks/", ak);
+                if (r >= 0)
+                        r = key_of(js, k.gone_disk, "removed-disks/", lower);
+                if (r >= 0)
+                        r = key_of(js, k.gone_ak, "removed-aks/", ak);
         }
         if (r >= 0 && seq >= (int64_t) AUDIT_ENTRIES_MAX)
                 r = diag_fail(d, -EMSGSIZE, "audit-entries", -1,
@@ -445,7 +648,16 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
                                       .value_size = strlen(name) };
         writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.member };
         writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_DELETE, .key = k.disk };
-        if (x) {
+        /* The removal sticks: a join service never registers this disk or key itself again. */
+        writes[n_writes++] = (EtcdOp){
+                .type = ETCD_OP_PUT, .key = k.gone_disk, .value = name, .value_size = strlen(name)
+        };
+        if (ak[0])
+                writes[n_writes++] = (EtcdOp){ .type = ETCD_OP_PUT,
+                                               .key = k.gone_ak,
+                                               .value = name,
+                                               .value_size = strlen(name) };
+        if (owner) {
                 cmp[n_cmp++] = (EtcdCompare){ .key = used_key,
                                               .target = ETCD_COMPARE_CREATE,
                                               .result = ETCD_EQUAL };
@@ -474,6 +686,8 @@ static int remove_once(JoinService *js, const AuditEntry *e, const char *name, c
                 return r;
         r = res.succeeded ? 1 : 0;
         etcd_txn_result_done(&res);
+        if (r > 0)
+                seen_note(js, seq + 1, hash);
         return r;
 }
 
@@ -490,8 +704,9 @@ int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, con
                          ETCD_TXN_ATTEMPTS);
 }
 
-int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
-                    const char *endpoint, const char *uuid, const char *ak, bool is_member, Diag *d)
+static int admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
+                 const char *endpoint, const char *uuid, const char *ak, bool is_member,
+                 bool registering, Diag *d)
 {
         _cleanup_(json_decrefp) json_t *member = NULL;
         char now[32];
@@ -504,7 +719,13 @@ int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, cons
                            endpoint, "diskUuid", uuid, "akDigest", ak ?: "", "admitted", now);
         if (!member)
                 return -ENOMEM;
-        return append_retrying(js, e, member, is_member, d);
+        return append_retrying(js, e, member, is_member, registering, d);
+}
+
+int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, const char *role,
+                    const char *endpoint, const char *uuid, const char *ak, bool is_member, Diag *d)
+{
+        return admit(js, e, name, role, endpoint, uuid, ak, is_member, false, d);
 }
 
 int join_etcd_start(JoinService *js, const EtcdConfig *config)
@@ -518,6 +739,9 @@ int join_etcd_start(JoinService *js, const EtcdConfig *config)
         r = etcd_client_new(config, &js->etcd, &d);
         if (r < 0)
                 return log_error_errno(r, "join-service: etcd: %s", d.message);
+        r = seen_load(js);
+        if (r < 0)
+                return r;
         /* This node's own record, as record_self() wrote it to the local file: into etcd, once
          * (a control plane admitted through another join service is there already). */
         r = members_load_local(js, &local);
@@ -536,12 +760,21 @@ int join_etcd_start(JoinService *js, const EtcdConfig *config)
                             d.message);
                 return 0;
         }
+        /* Registered already only if the record under its name is this node's (the name may
+         * have been removed and admitted again to another machine since). */
         self = members_find(members, js->node_name);
-        if (self) {
+        if (self &&
+            strcasecmp(json_string_value(json_object_get(self, "diskUuid")) ?: "",
+                       json_string_value(json_object_get(mine, "diskUuid")) ?: "") == 0 &&
+            strcmp(json_string_value(json_object_get(self, "akDigest")) ?: "",
+                   json_string_value(json_object_get(mine, "akDigest")) ?: "") == 0) {
                 js->etcd_registered = true;
                 return 0;
         }
-        return join_etcd_register(js);
+        /* Refused (removed, or its name is another node's): not fatal, every join is refused
+         * with the reason (join_etcd_register() is asked again before each). */
+        (void) join_etcd_register(js);
+        return 0;
 }
 
 int join_etcd_register(JoinService *js)
@@ -573,10 +806,30 @@ int join_etcd_register(JoinService *js)
                           "cluster's membership",
         };
         diag_clear(&d);
-        r = join_etcd_admit(js, &e, js->node_name, "control-plane",
-                            json_string_value(json_object_get(mine, "endpoint")) ?: "",
-                            json_string_value(json_object_get(mine, "diskUuid")) ?: "",
-                            json_string_value(json_object_get(mine, "akDigest")) ?: "", false, &d);
+        r = admit(js, &e, js->node_name, "control-plane",
+                  json_string_value(json_object_get(mine, "endpoint")) ?: "",
+                  json_string_value(json_object_get(mine, "diskUuid")) ?: "",
+                  json_string_value(json_object_get(mine, "akDigest")) ?: "", false, true, &d);
+        if (r == -EPERM || r == -EEXIST) {
+                (void) snprintf(js->etcd_refused, sizeof(js->etcd_refused), "%s", d.message);
+                /* Audited (in the cluster's chain too) once per run, not per join. */
+                if (!js->etcd_refusal_audited) {
+                        char reason[AUDIT_REASON_MAX];
+
+                        js->etcd_refusal_audited = true;
+                        (void) snprintf(reason, sizeof(reason),
+                                        "a control plane's join service refused to register its "
+                                        "own node: %s",
+                                        d.message);
+                        join_audit(js, "refusal", js->node_name, "control-plane", "", "refused",
+                                   reason);
+                }
+                return log_error_errno(r,
+                                       "join-service: this node is not registered in the "
+                                       "cluster's membership in etcd, and joins are refused: %s",
+                                       d.message);
+        }
+        js->etcd_refused[0] = '\0';
         if (r < 0)
                 return log_error_errno(r, "join-service: cannot register this node in etcd: %s",
                                        d.message);
@@ -586,7 +839,8 @@ int join_etcd_register(JoinService *js)
 }
 
 int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
-                         bool *ret_more, char **ret_head, Diag *d)
+                         bool *ret_more, char **ret_head, int64_t *ret_seen_seq,
+                         char ret_seen_hash[static 65], Diag *d)
 {
         _cleanup_(freep) char *page = NULL, *head = NULL;
         char start[ETCD_KEY_MAX], end[ETCD_KEY_MAX], head_key[ETCD_KEY_MAX], seqbuf[24];
@@ -649,6 +903,7 @@ int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t 
         *ret_page = TAKE_PTR(page);
         *ret_size = size;
         *ret_head = TAKE_PTR(head);
+        seen_get(ret_seen_seq, ret_seen_hash);
         return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -71,6 +72,9 @@ typedef struct ReattestMember {
         char role[16];
         char endpoint[264];
         char ak[65];
+        /* The admission as last read (with ak): what an eviction removes, and nothing else. */
+        char disk[40];
+        char admitted[32];
         bool seen; /* in the membership at the last read */
         uint64_t next_ms;
         /* The job in flight: its id and nonce stay here, the process never chooses them. */
@@ -302,13 +306,26 @@ static void refresh_members(Reattest *rt)
                 const char *name = json_string_value(json_object_get(m, "name"));
                 const char *ep = json_string_value(json_object_get(m, "endpoint"));
                 const char *role = json_string_value(json_object_get(m, "role"));
-                const char *ak = json_string_value(json_object_get(m, "akDigest"));
+                const char *ak = json_string_value(json_object_get(m, "akDigest")) ?: "";
+                const char *disk = json_string_value(json_object_get(m, "diskUuid")) ?: "";
+                const char *admitted = json_string_value(json_object_get(m, "admitted")) ?: "";
                 ReattestMember *x;
 
                 if (!name || !ep || strlen(name) >= sizeof(x->name) ||
                     strlen(ep) >= sizeof(x->endpoint))
                         continue;
                 x = member_find(rt, name);
+                /* The name now holds another machine (another key or disk: removed and admitted
+                 * again between two reads): another member, judged afresh. What the old one
+                 * did (its verdict, a cordon, an answer still in flight) is not held against
+                 * it. */
+                if (x && (strcmp(x->ak, ak) != 0 || strcasecmp(x->disk, disk) != 0)) {
+                        log_info("join-service: re-attestation: %s is another admission now "
+                                 "(disk %s): judged afresh",
+                                 name, disk);
+                        *x = rt->m[--rt->n];
+                        x = NULL;
+                }
                 if (!x) {
                         if (rt->n == rt->allocated) {
                                 size_t na = rt->allocated ? 2 * rt->allocated : 16;
@@ -330,7 +347,9 @@ static void refresh_members(Reattest *rt)
                 x->seen = true;
                 (void) snprintf(x->endpoint, sizeof(x->endpoint), "%s", ep);
                 (void) snprintf(x->role, sizeof(x->role), "%s", role ?: "");
-                (void) snprintf(x->ak, sizeof(x->ak), "%s", ak ?: "");
+                (void) snprintf(x->ak, sizeof(x->ak), "%s", ak);
+                (void) snprintf(x->disk, sizeof(x->disk), "%s", disk);
+                (void) snprintf(x->admitted, sizeof(x->admitted), "%s", admitted);
         }
         /* Gone from the membership (evicted): forgotten. */
         for (i = 0; i < rt->n;)
@@ -557,9 +576,12 @@ static int run_kubectl(Reattest *rt, const char *verb, const char *what, const c
         return r == 0 ? 0 : -EIO;
 }
 
-/* With etcd, the member goes from there first, with its eviction entry (e) in the same
- * transaction, then from the cache; without, from members.json (e is the caller's to audit). */
-static int members_remove(JoinService *js, const char *name, const AuditEntry *e)
+/* The admission judged (x: disk, key, admission time as read when it was judged) removed.
+ * With etcd, the member goes from there first, with its eviction entry (e) in the same
+ * transaction, then from the cache; without, from members.json (e is the caller's to audit).
+ * -ESTALE (d says why) when the name holds another admission now: nothing is removed. */
+static int members_remove(JoinService *js, const char *name, const JoinRemoval *x,
+                          const AuditEntry *e, Diag *d)
 {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         _cleanup_(freep) char *path = NULL, *text = NULL;
@@ -568,15 +590,14 @@ static int members_remove(JoinService *js, const char *name, const AuditEntry *e
         int r;
 
         if (js->etcd) {
-                Diag d;
-
-                diag_clear(&d);
-                r = join_etcd_remove(js, e, name, NULL, &d);
+                r = join_etcd_remove(js, e, name, x, d);
+                if (r == -ESTALE)
+                        return r;
                 if (r < 0)
                         return log_error_errno(r,
                                                "join-service: cannot remove %s from the "
                                                "cluster's membership in etcd: %s",
-                                               name, d.message);
+                                               name, d->message);
         }
         r = members_load_local(js, &doc);
         if (r < 0)
@@ -584,6 +605,23 @@ static int members_remove(JoinService *js, const char *name, const AuditEntry *e
         list = json_object_get(doc, "members");
         json_array_foreach (list, i, m)
                 if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", name) == 0) {
+                        const char *uuid = json_string_value(json_object_get(m, "diskUuid"));
+                        const char *ak = json_string_value(json_object_get(m, "akDigest"));
+                        const char *t = json_string_value(json_object_get(m, "admitted"));
+
+                        /* With local files, the same comparison as etcd's (the caller holds
+                         * members_lock, which every writer of members.json takes). */
+                        if (!js->etcd && (strcasecmp(uuid ?: "", x->disk_uuid) != 0 ||
+                                          strcmp(ak ?: "", x->ak_digest) != 0 ||
+                                          strcmp(t ?: "", x->admitted) != 0))
+                                return diag_fail(d, -ESTALE, "eviction-stale", -1,
+                                                 "%s in members.json is another admission (disk "
+                                                 "%s, admitted %s) than the one re-attestation "
+                                                 "judged (disk %.40s, admitted %.32s): it was "
+                                                 "admitted again since; it is not evicted for "
+                                                 "what the judged admission did",
+                                                 name, uuid ?: "", t ?: "", x->disk_uuid,
+                                                 x->admitted);
                         (void) json_array_remove(list, i);
                         if (asprintf(&path, "%s/members.json", js->state_dir) < 0)
                                 return -ENOMEM;
@@ -603,6 +641,8 @@ typedef struct Deferred {
         char name[64];
         char role[16];
         char why[300];
+        /* The admission judged, as read when it was (an eviction removes that one only). */
+        char ak[65], disk[40], admitted[32];
 } Deferred;
 
 static bool is_self(Reattest *rt, const ReattestMember *x)
@@ -621,6 +661,9 @@ static void respond(Reattest *rt, ReattestMember *x, ReattestAction a, Deferred 
         (void) snprintf(out->name, sizeof(out->name), "%s", x->name);
         (void) snprintf(out->role, sizeof(out->role), "%s", x->role);
         (void) snprintf(out->why, sizeof(out->why), "%s", x->checks);
+        (void) snprintf(out->ak, sizeof(out->ak), "%s", x->ak);
+        (void) snprintf(out->disk, sizeof(out->disk), "%s", x->disk);
+        (void) snprintf(out->admitted, sizeof(out->admitted), "%s", x->admitted);
         switch (a) {
         case REATTEST_ACTION_WARN:
                 /* A cordon stays until the member passes: still what it is under. */
@@ -751,9 +794,33 @@ static void restore_cordons(Reattest *rt)
                             restored, path);
 }
 
+#ifdef CLOISTER_FAULT_INJECTION
+/* Tests only: CLOISTER_FAULT=evict-delay:MS holds an eviction MS milliseconds between the
+ * verdict and its write, so that a test can remove and admit the name again in that window, as
+ * a slow etcd or another join service could (tests/integration/test_membership_etcd.py). */
+static void fault_delay_eviction(void)
+{
+        const char *f = getenv("CLOISTER_FAULT");
+        unsigned long ms;
+        struct timespec ts;
+
+        if (!f || strncmp(f, "evict-delay:", 12) != 0)
+                return;
+        ms = strtoul(f + 12, NULL, 10);
+        log_info("join-service: fault: eviction held %lu ms", ms);
+        ts = (struct timespec){ (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
+        (void) nanosleep(&ts, NULL);
+}
+#else
+static void fault_delay_eviction(void)
+{
+}
+#endif
+
 static void carry_out(Reattest *rt, const Deferred *dd)
 {
         ReattestMember shown = {};
+        Diag d;
         int r;
 
         (void) snprintf(shown.name, sizeof(shown.name), "%s", dd->name);
@@ -776,9 +843,14 @@ static void carry_out(Reattest *rt, const Deferred *dd)
                 (void) run_kubectl(rt, "cordon", NULL, dd->name);
                 break;
         case REATTEST_ACTION_EVICT:
+                fault_delay_eviction();
+                diag_clear(&d);
                 (void) pthread_mutex_lock(&rt->js->members_lock);
                 {
                         char reason[600], policy_digest[65];
+                        const JoinRemoval judged = { .disk_uuid = dd->disk,
+                                                     .ak_digest = dd->ak,
+                                                     .admitted = dd->admitted };
                         AuditEntry e;
 
                         (void) snprintf(reason, sizeof(reason),
@@ -786,15 +858,37 @@ static void carry_out(Reattest *rt, const Deferred *dd)
                                         dd->why);
                         join_audit_entry(rt->js, &e, policy_digest, "eviction", shown.name,
                                          shown.role, "", "refused", reason);
-                        r = members_remove(rt->js, dd->name, &e);
+                        r = members_remove(rt->js, dd->name, &judged, &e, &d);
                         /* With etcd the entry went there with the removal. */
                         if (r >= 0 && rt->js->etcd)
                                 join_audit_local(rt->js, "eviction", shown.name, shown.role, "",
                                                  "refused", reason);
                         else if (r >= 0)
                                 audit(rt, "eviction", &shown, "", "refused", "%s", reason);
+                        else if (r == -ESTALE)
+                                /* Audited (in the cluster's chain too): a dropped eviction is a
+                                 * verdict the owner must be able to see. */
+                                audit(rt, "refusal", &shown, "", "refused",
+                                      "eviction dropped: %s (the judged admission failed "
+                                      "re-attestation: %.200s)",
+                                      d.message, dd->why);
                 }
                 (void) pthread_mutex_unlock(&rt->js->members_lock);
+                if (r == -ESTALE) {
+                        ReattestMember *x;
+
+                        log_warning("join-service: re-attestation: eviction of %s dropped: %s",
+                                    dd->name, d.message);
+                        /* The same machine admitted again (a rejoin since): judged again, and a
+                         * failure then responds again; still cordoned until it passes. Another
+                         * machine is judged afresh (refresh_members()). */
+                        (void) pthread_mutex_lock(&rt->lock);
+                        x = member_find(rt, dd->name);
+                        if (x && x->verdict == VERDICT_FAILED)
+                                x->verdict = VERDICT_NONE;
+                        (void) pthread_mutex_unlock(&rt->lock);
+                        break;
+                }
                 if (r < 0) {
                         log_error_errno(r, "join-service: re-attestation: cannot evict %s: %m",
                                         dd->name);

@@ -475,7 +475,12 @@ static int join_check(JoinService *js, const JoinCall *req, JoinAsk *a, json_t *
         control_plane = strcmp(role, "control-plane") == 0;
         /* One name, one member: the same node asking again (a join cut short) is let through,
          * another disk under a member's name is not. */
-        if (js->etcd && !js->etcd_registered && join_etcd_register(js) < 0)
+        if (js->etcd && !js->etcd_registered && join_etcd_register(js) < 0 && js->etcd_refused[0])
+                return refuse(js, req, name, role, evidence, detail, n, -EPERM,
+                              "this join service's own node is not a member of the cluster: "
+                              "%s; it serves no join",
+                              js->etcd_refused);
+        if (js->etcd && !js->etcd_registered)
                 return refuse(js, req, name, role, evidence, detail, n, -EHOSTUNREACH,
                               "this join service cannot register its own node in the cluster's "
                               "membership in etcd: joins are refused until it can (fail "
@@ -775,6 +780,14 @@ int join_handle_join(JoinService *js, const JoinCall *req, json_t **ret_response
                         if (r == -EEXIST)
                                 return refuse(js, req, a.name, a.role, a.evidence, detail, n, r,
                                               "%s (claimed through another join service)",
+                                              d.message);
+                        if (r == -ESTALE)
+                                return refuse(js, req, a.name, a.role, a.evidence, detail, n,
+                                              -EHOSTUNREACH,
+                                              "%s: nothing was admitted; this join service "
+                                              "appends nothing to that chain until the owner "
+                                              "has looked (fail closed; docs/membership.md, "
+                                              "\"Rollback of etcd\")",
                                               d.message);
                         return refuse(js, req, a.name, a.role, a.evidence, detail, n, -EHOSTUNREACH,
                                       "the admission cannot be recorded in the cluster's "
@@ -1102,7 +1115,8 @@ static int audit_cluster_page(JoinService *js, const char *query, json_t **ret_r
         _cleanup_(freep) char *page = NULL, *head = NULL;
         json_t *log_text, *head_text;
         const char *digits = query + strlen("chain=cluster&seq=");
-        int64_t seq = 0;
+        char seen_hash[65];
+        int64_t seq = 0, seen_seq = 0;
         size_t size = 0;
         bool more = false;
         Diag d;
@@ -1122,7 +1136,7 @@ static int audit_cluster_page(JoinService *js, const char *query, json_t **ret_r
                 return -ENOENT;
         }
         diag_clear(&d);
-        r = join_etcd_audit_page(js, seq, &page, &size, &more, &head, &d);
+        r = join_etcd_audit_page(js, seq, &page, &size, &more, &head, &seen_seq, seen_hash, &d);
         if (r < 0) {
                 (void) snprintf(detail, n, "the cluster's audit chain in etcd cannot be read: %s",
                                 d.message[0] ? d.message : strerror(-r));
@@ -1140,8 +1154,14 @@ static int audit_cluster_page(JoinService *js, const char *query, json_t **ret_r
                                 seq);
                 return -EBADMSG;
         }
-        *ret_response = json_pack("{s:o,s:I,s:b,s:o,s:s}", "log", log_text, "seq", (json_int_t) seq,
-                                  "more", more, "head", head_text, "chain", "cluster");
+        /* seen: the last entry this join service wrote to the chain; the CLI requires the chain
+         * to hold it (docs/membership.md, "Rollback of etcd"). */
+        *ret_response =
+                json_pack("{s:o,s:I,s:b,s:o,s:s,s:o}", "log", log_text, "seq", (json_int_t) seq,
+                          "more", more, "head", head_text, "chain", "cluster", "seen",
+                          seen_seq > 0 ? json_pack("{s:I,s:s}", "seq", (json_int_t) seen_seq,
+                                                   "hash", seen_hash)
+                                       : json_null());
         return *ret_response ? 0 : -ENOMEM;
 }
 

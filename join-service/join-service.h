@@ -120,6 +120,10 @@ typedef struct JoinService {
          * (join-service-etcd.c); NULL: the local files alone. */
         EtcdClient *etcd;
         bool etcd_registered; /* this node's own record is in etcd */
+        /* Why this node's registration in etcd was refused (removed: docs/membership.md), said
+         * in every join refusal; "" if it was not. */
+        char etcd_refused[512];
+        bool etcd_refusal_audited;
         /* The network process only: its server, whose counters /metrics adds. */
         RpcServer *rpc;
 } JoinService;
@@ -188,25 +192,28 @@ int join_etcd_admit(JoinService *js, const AuditEntry *e, const char *name, cons
                     const char *endpoint, const char *uuid, const char *ak, bool is_member,
                     Diag *d);
 /* The owner's removal of a member (join-service-node-remove.c): the admission it names, and
- * its authenticator, which keys the record that it was carried out. */
+ * its authenticator, which keys the record that it was carried out. An eviction by
+ * re-attestation names the admission it judged, with no authenticator (NULL). */
 typedef struct JoinRemoval {
         const char *disk_uuid, *ak_digest, *admitted;
-        const char *authenticator; /* 64 lowercase hex digits, checked */
+        const char *authenticator; /* 64 lowercase hex digits, checked; NULL: an eviction */
 } JoinRemoval;
 
 /* A member removed (its record and index keys) with the audit entry e, in one transaction;
- * -ENOENT if it is no member there. With x (the owner's removal): -ESTALE if the member
- * recorded is another admission than x names, -EALREADY if x was carried out before (a replay);
- * nothing changes then. */
+ * -ENOENT if it is no member there. With x: -ESTALE if the member recorded is another
+ * admission than x names (removed and admitted again since); with x's authenticator (the
+ * owner's removal), -EALREADY if x was carried out before (a replay); nothing changes then. */
 int join_etcd_remove(JoinService *js, const AuditEntry *e, const char *name, const JoinRemoval *x,
                      Diag *d);
 /* The cluster's audit chain in etcd for the owner's CLI (GET /v1/audit?chain=cluster&seq=N):
  * the lines of entries from..from+JOIN_ETCD_AUDIT_PAGE_ENTRIES-1 as they are (the CLI checks the
  * chain), concatenated, and the audit head's value of the same snapshot (NULL: none). more: the
- * page is full (there may be more). */
+ * page is full (there may be more). seen: the last entry this join service wrote itself (0: none),
+ * which the chain must still hold (a rollback of etcd). */
 #define JOIN_ETCD_AUDIT_PAGE_ENTRIES 64
 int join_etcd_audit_page(JoinService *js, int64_t from, char **ret_page, size_t *ret_size,
-                         bool *ret_more, char **ret_head, Diag *d);
+                         bool *ret_more, char **ret_head, int64_t *ret_seen_seq,
+                         char ret_seen_hash[static 65], Diag *d);
 /* etcd's health as this join service sees it (GET /v1/members "etcd", cloister status): each
  * endpoint read once, linearizably, within JOIN_ETCD_HEALTH_TIMEOUT_MS: {"endpoints":
  * [{"endpoint", "answers", "error"}], "configured", "answering", "quorum"}. */

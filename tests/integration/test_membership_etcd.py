@@ -23,14 +23,20 @@ from test_join import KUBEADM, cluster  # noqa: F401 (fixture)
 SLOW_KUBEADM = "2.0"
 
 
-def start_js(cp, etcd, slow=SLOW_KUBEADM):
+def start_js(cp, etcd, slow=SLOW_KUBEADM, fault=None):
+    """cp's join service on etcd (None: local files); fault: the build with fault points
+    (CLOISTER_FAULT=fault)."""
     log = cp.base / f"js-etcd-{len(list(cp.base.glob('js-etcd-*.log')))}.log"
+    exe = BUILD / "tests" / "cloister-join-service-fault" if fault else binary(
+        "cloister-join-service")
+    env = dict(os.environ, KUBEADM_DOUBLE_SLEEP=slow)
+    if fault:
+        env["CLOISTER_FAULT"] = fault
     cp.proc = subprocess.Popen(
-        [str(binary("cloister-join-service")), "--tcti", cp.tpm.tcti, "--listen",
+        [str(exe), "--tcti", cp.tpm.tcti, "--listen",
          f"127.0.0.1:{cp.port}", "--state-dir", str(cp.state), "--kubeadm", str(KUBEADM),
-         "--event-log", str(cp.boot_log), *map(str, etcd.client_args())],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT,
-        env=dict(os.environ, KUBEADM_DOUBLE_SLEEP=slow))
+         "--event-log", str(cp.boot_log), *map(str, etcd.client_args() if etcd else [])],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
     for _ in range(300):
         if "serving joins on" in log.read_text():
             cp.js_log = log
@@ -271,6 +277,110 @@ def test_a_member_evicted_by_reattestation_is_removed_from_etcd_with_its_entry(c
         assert "worker-1" not in status(cluster)
         assert "worker-1" not in [m["name"] for m in json.loads(
             (cp.state / "members.json").read_text())["members"]]
+    finally:
+        stop(cp)
+
+
+def test_an_eviction_judged_on_one_admission_never_removes_the_next_admission_of_its_name(
+        cluster, etcd):
+    """Re-attestation judges worker-1 (PCR 4 changed, onFailure evict); before the eviction is
+    written (held 12 s by the fault build), worker-1 is removed from etcd and its name admitted
+    to another node (another TPM, another disk). The eviction names the admission it judged
+    (disk, key, admission time, compared in the etcd transaction): the new node stays a
+    member, nothing of it is deleted, and the cluster's chain says why the eviction was
+    dropped. (Before, it removed "the member of that name": the new node, for what the old one
+    did.)"""
+    from test_reattestation import policy_with, reboot_measured, start_serving, wait_until
+    cp, w, other = cluster.node("cp-1"), cluster.node("worker-1"), cluster.node("other")
+    policy = policy_with(cluster, [cp, w, other], onFailure="evict", onUnreachable="warn",
+                         unreachableAfter=1000)
+    cluster.init(cp, policy)
+    stop(cp)
+    log = start_js(cp, etcd, slow="0", fault="evict-delay:12000")
+    p = prefix(cluster)
+    new_uuid = "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a77"
+    try:
+        cluster.join(w, policy)
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+        old = members(cluster, etcd)["worker-1"]
+        reboot_measured(w, extend_pcr=4)
+        start_serving(w, cluster, policy)
+        wait_until("the eviction held", lambda: "fault: eviction held" in log.read_text(),
+                   timeout=60)
+        # In the window: worker-1 removed (as a removal does: the record and its index keys)...
+        r = etcd.ctl("txn", "--interactive=false", input=(
+            "\n"
+            f"del {p}members/worker-1\n"
+            f"del {p}disks/{old['diskUuid']}\n"
+            f"del {p}aks/{old['akDigest']}\n"
+            "\n\n"))
+        assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+        # ... and its name admitted to another node.
+        rc, out = probe(cluster, cp, "--tcti", other.tpm.tcti, "--name", "worker-1",
+                        "--disk-uuid", new_uuid)
+        assert rc == 0, out
+        new = members(cluster, etcd)["worker-1"]
+        assert new["diskUuid"] == new_uuid and new["akDigest"] != old["akDigest"]
+        wait_until("the eviction dropped",
+                   lambda: "eviction of worker-1 dropped" in log.read_text(), timeout=60)
+        # The new admission is untouched: record and index keys.
+        assert members(cluster, etcd)["worker-1"] == new
+        assert etcd.get_prefix(p + "disks/").get(p + "disks/" + new_uuid) == "worker-1"
+        assert etcd.get_prefix(p + "aks/").get(p + "aks/" + new["akDigest"]) == "worker-1"
+        entries = [e for e in chain(cluster, etcd) if e["node"] == "worker-1"]
+        assert [e["event"] for e in entries].count("eviction") == 0, entries
+        (dropped,) = [e for e in entries if e["event"] == "refusal" and
+                      e["reason"].startswith("eviction dropped:")]
+        assert "another admission" in dropped["reason"], dropped
+        assert new_uuid in dropped["reason"] and old["diskUuid"] in dropped["reason"], dropped
+        assert "reattest-failed" in [e["event"] for e in entries]
+        # Judged afresh, not as the old one: not cordoned (its rejoin passes), still a member.
+        rc, out = probe(cluster, cp, "--tcti", other.tpm.tcti, "--name", "worker-1", "--rejoin",
+                        new_uuid)
+        assert rc == 0 and "diskKey" in out, out
+        assert members(cluster, etcd)["worker-1"]["akDigest"] == new["akDigest"]
+    finally:
+        stop(cp)
+
+
+def test_with_local_files_an_eviction_judged_on_one_admission_spares_another_in_members_json(
+        cluster):
+    """The same with local files: while the eviction is held, members.json is given another
+    admission under the name (another disk and key, as a concurrent writer would leave it); the
+    eviction compares under members_lock and is dropped, audited in audit.log."""
+    from test_reattestation import policy_with, reboot_measured, start_serving, wait_until
+    cp, w = cluster.node("cp-1"), cluster.node("worker-1")
+    policy = policy_with(cluster, [cp, w], onFailure="evict", onUnreachable="warn",
+                         unreachableAfter=1000)
+    cluster.init(cp, policy)
+    stop(cp)
+    log = start_js(cp, None, slow="0", fault="evict-delay:8000")
+    try:
+        cluster.join(w, policy)
+        w.port = w.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
+        reboot_measured(w, extend_pcr=4)
+        start_serving(w, cluster, policy)
+        wait_until("the eviction held", lambda: "fault: eviction held" in log.read_text(),
+                   timeout=60)
+        path = cp.state / "members.json"
+        doc = json.loads(path.read_text())
+        (rec,) = [m for m in doc["members"] if m["name"] == "worker-1"]
+        old_uuid = rec["diskUuid"]
+        rec.update(diskUuid="7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a78", akDigest="cd" * 32,
+                   admitted="2026-12-08T00:00:00Z")
+        tmp = path.with_suffix(".new")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+        wait_until("the eviction dropped",
+                   lambda: "eviction of worker-1 dropped" in log.read_text(), timeout=60)
+        after = json.loads(path.read_text())["members"]
+        assert [m for m in after if m["name"] == "worker-1"] == [rec]
+        entries = [e for e in cluster.audit() if e["node"] == "worker-1"]
+        assert "eviction" not in [e["event"] for e in entries], entries
+        (dropped,) = [e for e in entries if e["event"] == "refusal" and
+                      e["reason"].startswith("eviction dropped:")]
+        assert "members.json is another admission" in dropped["reason"], dropped
+        assert old_uuid in dropped["reason"], dropped
     finally:
         stop(cp)
 

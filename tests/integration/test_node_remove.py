@@ -11,7 +11,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
+import subprocess
 import time
 
 import json_schema
@@ -273,3 +275,60 @@ def test_verify_cluster_reports_a_removed_member_written_back_into_etcd(cluster,
     assert any("the cluster's audit chain holds no admission of it" in x for x in w["reasons"]), w
     # The others are as they were; the chain itself is whole.
     assert doc["clusterChain"]["verdict"]["result"] == "pass", doc["clusterChain"]
+
+
+def test_a_removed_control_plane_is_not_registered_again_by_its_own_join_service_restarting(
+        cluster, etcd, two, tmp_path):
+    """A control plane's join service registers its own node in etcd at start (the first control
+    plane has no other to admit it). A removal must stick: cp-2 removed by the owner through
+    cp-1, its join service restarted, does not write itself back (before, it did, silently); it
+    says why, audits it in the cluster's chain, and refuses every join with the reason. It comes
+    back only through the attested path: a join as a control plane through cp-1, with the owner's
+    authorization; then its join service finds itself a member again."""
+    from test_join import reboot
+    from test_membership_etcd import start_js, stop
+    cp1, cp2, racers = two
+    mine = next(m for m in json.loads((cp2.state / "members.json").read_text())["members"]
+                if m["name"] == "cp-2")
+    r = node_remove(cluster, tmp_path, "cp-2", cp1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "cp-2" not in members(cluster, etcd)
+    p = prefix(cluster)
+    assert etcd.get_prefix(p + "removed-disks/")[p + "removed-disks/" + mine["diskUuid"]] == "cp-2"
+    assert etcd.get_prefix(p + "removed-aks/")[p + "removed-aks/" + mine["akDigest"]] == "cp-2"
+
+    stop(cp2)
+    log = start_js(cp2, etcd)
+    assert "cp-2" not in members(cluster, etcd)
+    text = log.read_text()
+    assert "was removed from the cluster's membership" in text, text
+    assert "does not register it again" in text and "join anew as a control plane" in text, text
+    (refusal,) = [e for e in chain(cluster, etcd) if e["node"] == "cp-2" and
+                  e["event"] == "refusal"]
+    assert refusal["reason"].startswith("a control plane's join service refused to register its "
+                                        "own node: cp-2"), refusal
+    # Every join is refused with the reason, and nothing is written.
+    before = membership_state(cluster, etcd)
+    rc, out = probe(cluster, cp2, "--tcti", racers[0].tpm.tcti, "--name", "worker-5",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4a55")
+    assert rc == 1 and "HTTP 403" in out and "diskKey" not in out, out
+    assert "own node is not a member of the cluster" in out and "was removed" in out, out
+    assert membership_state(cluster, etcd) == before
+
+    # Back through the attested path: a fresh boot, joined as a control plane through cp-1.
+    stop(cp2)
+    reboot(cp2)
+    rc, out = probe(cluster, cp1, "--tcti", cp2.tpm.tcti, "--name", "cp-2", "--control-plane",
+                    "--authorization", cluster.authorize("cp-2"), "--disk-uuid",
+                    mine["diskUuid"])
+    assert rc == 0, out
+    assert members(cluster, etcd)["cp-2"]["akDigest"] == mine["akDigest"]
+    n_refusals = len([e for e in chain(cluster, etcd) if e["event"] == "refusal"])
+    # What its bootstrapper does after the join: PCR 15 = this cluster.
+    subprocess.run(["tpm2_pcrextend", "15:sha256=" + hashlib.sha256(
+        bytes.fromhex(cluster.cid)).hexdigest()], check=True,
+        env=dict(os.environ, TPM2TOOLS_TCTI=cp2.tpm.tcti))
+    log = start_js(cp2, etcd)
+    assert "not registered" not in log.read_text(), log.read_text()
+    assert len([e for e in chain(cluster, etcd) if e["event"] == "refusal"]) == n_refusals
+    assert [e["event"] for e in chain(cluster, etcd) if e["node"] == "cp-2"][-1] == "admission"

@@ -14,7 +14,7 @@ import json_schema
 from etcd_cluster import etcd  # noqa: F401 (fixture)
 from conftest import binary
 from test_join import cluster, member_policy, verify_cluster  # noqa: F401 (fixture)
-from test_membership_etcd import chain, prefix, two  # noqa: F401 (fixture)
+from test_membership_etcd import chain, members, prefix, probe, two  # noqa: F401 (fixture)
 
 
 def verify(cluster, tmp_path):
@@ -160,3 +160,106 @@ def test_verify_cluster_reports_a_chain_of_empty_entries_in_etcd_as_broken_and_d
     assert r.returncode == 1, r.stdout + r.stderr
     c = json.loads(r.stdout)["clusterChain"]
     assert c["verdict"]["result"] == "fail" and "holds no entry" in c["verdict"]["reason"], c
+
+
+def entry_hash(cluster, etcd, seq):
+    key = prefix(cluster) + f"audit/{seq:020d}"
+    return json.loads(etcd.get_prefix(key)[key])["hash"]
+
+
+def roll_back(cluster, etcd, to):
+    """etcd put back to an older consistent state: the chain's entries after entry `to` gone, the
+    head naming entry `to` (chain and head consistent, as an older snapshot of etcd holds them),
+    and the members those entries admitted gone with their index keys."""
+    p = prefix(cluster)
+    entries = chain(cluster, etcd)
+    later = entries[to:]
+    ops = [f"del {p}audit/{e['seq']:020d}" for e in later]
+    ops.append(f"put {p}audit-head " + json.dumps({"hash": entry_hash(cluster, etcd, to),
+                                                    "seq": to}, separators=(",", ":")))
+    records = {k: json.loads(v) for k, v in etcd.get_prefix(p + "members/").items()}
+    for e in later:
+        if e["event"] == "admission" and p + "members/" + e["node"] in records:
+            r = records[p + "members/" + e["node"]]
+            ops += [f"del {p}members/{e['node']}", f"del {p}disks/{r['diskUuid']}",
+                    f"del {p}aks/{r['akDigest']}"]
+    r = etcd.ctl("txn", "--interactive=false", input="\n" + "\n".join(ops) + "\n\n\n")
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+    assert len(chain(cluster, etcd)) == to
+
+
+def test_a_rollback_of_etcd_to_an_older_consistent_chain_is_found_by_verify_cluster(
+        cluster, etcd, two, tmp_path):
+    """The chain in etcd is consistent after a rollback (older entries, a head naming the last):
+    its hashes alone cannot tell. verify --cluster finds it through the last head this workspace
+    saw verify (cloister-audit-checkpoints.json, "clusterChains"), and through the last entry the
+    join service it reads through wrote itself (kept on that join service's disk and served with
+    each page); that join service also refuses to append to the rolled-back chain (fail
+    closed)."""
+    cp1, cp2, racers = two
+    records = cluster.tmp / "cloister-audit-checkpoints.json"
+    rc, out = probe(cluster, cp1, "--tcti", racers[0].tpm.tcti, "--name", "worker-a",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4ab1")
+    assert rc == 0, out
+    after_a = len(chain(cluster, etcd))
+    # worker-b through cp-2: the last entry is cp-2's, not that of cp-1 (read through).
+    rc, out = probe(cluster, cp2, "--tcti", racers[1].tpm.tcti, "--name", "worker-b",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4ab2")
+    assert rc == 0, out
+    n = len(chain(cluster, etcd))
+    # (The workers are join-probe clients that serve no node state: they do not attest, so the
+    # verdict is about the chain here.)
+    rc, doc = verify(cluster, tmp_path)
+    assert doc["clusterChain"]["verdict"]["result"] == "pass", doc["clusterChain"]
+    assert doc["clusterChain"]["readThrough"] == cp1.url()
+    rec = json.loads(records.read_text())["clusterChains"]
+    assert rec == [{"clusterId": cluster.cid, "seq": n, "hash": entry_hash(cluster, etcd, n)}]
+
+    # Rolled back below what this workspace saw (cp-1's own last entry is still there).
+    roll_back(cluster, etcd, after_a)
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1, doc
+    c = doc["clusterChain"]
+    assert c["verdict"]["result"] == "fail", c
+    assert c["verdict"]["reason"].startswith(
+        f"rolled back: this workspace saw the chain in etcd end at entry {n} in an earlier "
+        f"verify, and it now ends at entry {after_a}"), c
+    text = verify_cluster(cluster, tmp_path)
+    assert text.returncode == 1 and "chain BROKEN: rolled back" in text.stdout, text.stdout
+    # The record is not lowered by a failed verify.
+    assert json.loads(records.read_text())["clusterChains"][0]["seq"] == n
+
+    # The chain grows again through cp-1 (its own last entry is still there): as long as the
+    # chain this workspace saw, but another entry at its end.
+    rc, out = probe(cluster, cp1, "--tcti", racers[2].tpm.tcti, "--name", "worker-c",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4ab3")
+    assert rc == 0, out
+    assert len(chain(cluster, etcd)) == n
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1, doc
+    reason = doc["clusterChain"]["verdict"]["reason"]
+    assert reason.startswith(f"rewritten: entry {n} is not the one this workspace saw"), reason
+    # cp-2 wrote entry n itself: the chain holds another there, and it appends nothing to it.
+    rc, out = probe(cluster, cp2, "--tcti", racers[3].tpm.tcti, "--name", "worker-d",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4ab4")
+    assert rc == 1 and "diskKey" not in out, out
+    assert f"was rewritten: entry {n} is not the one this join service wrote" in out, out
+    assert "worker-d" not in members(cluster, etcd) and len(chain(cluster, etcd)) == n
+
+    # Rolled back below cp-1's own last entry (worker-c's), in a workspace that never saw the
+    # chain: cp-1 says what it wrote, and the chain no longer holds it.
+    roll_back(cluster, etcd, after_a)
+    records.unlink()
+    rc, doc = verify(cluster, tmp_path)
+    assert rc == 1, doc
+    reason = doc["clusterChain"]["verdict"]["reason"]
+    assert reason.startswith(f"rolled back: the join service it was read through wrote entry "
+                             f"{n} itself, and the chain in etcd now ends at entry "
+                             f"{after_a}"), reason
+    # cp-1 appends nothing to it: a join through it is refused with the reason, nothing written.
+    rc, out = probe(cluster, cp1, "--tcti", racers[4].tpm.tcti, "--name", "worker-e",
+                    "--disk-uuid", "7a1c9a2e-5b1d-4c8e-9a7f-2d6b8e1c4ab5")
+    assert rc == 1 and "diskKey" not in out, out
+    assert "went back" in out, out
+    assert len(chain(cluster, etcd)) == after_a
+    assert "worker-e" not in members(cluster, etcd)
