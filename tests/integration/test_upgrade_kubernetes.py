@@ -79,7 +79,9 @@ def apply(m, pub, *extra):
 
 
 def recorded(node):
-    return json.loads((node / "state" / "node-state.json").read_text()).get("kubernetesVersion")
+    """The release a node's state disk runs, as its node state records it."""
+    d = node.state if hasattr(node, "state") else node / "state"
+    return json.loads((d / "node-state.json").read_text()).get("kubernetesVersion")
 
 
 def upgrade_log(ws):
@@ -303,3 +305,87 @@ def test_kubeadm_double_refuses_a_skipped_minor_version_a_downgrade_and_another_
     assert r.returncode != 0 and "expected upgrade apply vX.Y.Z --yes" in r.stderr
     assert (cp / "kubernetes-version").read_text().strip() == FROM
     assert not (cp / "kubeadm-upgrade.log").exists()
+
+
+def test_bootstrapper_refuses_a_skipped_release_a_downgrade_and_a_worker_ahead_of_its_control_plane_then_follows_in_order(
+        tmp_path):
+    """The bootstrapper's own rule, whatever the CLI does (nodes on loopback, test_join.py's
+    cluster): the state disk's recorded release against the image's, at each boot."""
+    from test_join import Cluster, reboot
+
+    cluster = Cluster(tmp_path)
+    try:
+        cp, w1 = cluster.node("cp-1"), cluster.node("worker-1")
+        policy = cluster.policy([cp, w1])
+
+        def osrel(node, release):
+            p = node.base / "os-release"
+            p.write_text(f'IMAGE_VERSION="1"\nKUBERNETES_VERSION="{release}"\n')
+            return ["--os-release", str(p)], dict(
+                os.environ, KUBEADM_DOUBLE_CLUSTER=str(cp.state),
+                KUBEADM_DOUBLE_OS_RELEASE=str(p))
+
+        def boot(node, release, meta_extra=()):
+            extra, env = osrel(node, release)
+            meta = json.loads((node.base / "metadata.json").read_text())
+            if meta.get("peers"):
+                extra += ["--join-policy", str(policy), "--join-timeout", "30",
+                          "--failed-join-linger", "0"]
+            node.start(meta, *extra, env=env)
+
+        # Init and join on images carrying the pin: recorded.
+        secret = tmp_path / "init-secret"
+        h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
+        (cp.base / "metadata.json").write_text(json.dumps(
+            {"name": cp.name, "role": "control-plane", "initSecretHash": h}))
+        boot(cp, PINNED)
+        cp.port = cp.wait_for(r"serving init on 127\.0\.0\.1:(\d+)").group(1)
+        state = tmp_path / "cloister-state.json"
+        r = run("cloister", "apply", "--endpoint", cp.url(), "--policy", policy,
+                "--init-secret-file", secret, "--state-file", state, "--master-secret",
+                cluster.ms, "--kubeconfig", tmp_path / "admin.conf")
+        assert r.returncode == 0, r.stdout + r.stderr
+        cluster.cid = json.loads(state.read_text())["clusterId"]
+        cp.wait_for("serving joins on")
+        cluster.cp = cp
+        (w1.base / "metadata.json").write_text(json.dumps(
+            {"name": w1.name, "role": "worker", "peers": [f"127.0.0.1:{cp.port}"],
+             "clusterId": cluster.cid}))
+        boot(w1, PINNED)
+        w1.wait_for("serving node state")
+        assert recorded(cp) == PINNED and recorded(w1) == PINNED
+
+        nxt = f"v1.{_MINOR + 1}.0"
+        for release, says in ((f"v1.{_MINOR + 2}.0", "skips a minor version"),
+                              (FROM, "is never downgraded"),
+                              (nxt, f"the cluster's control plane runs {PINNED}: the control "
+                                    "plane is upgraded first")):
+            reboot(w1)
+            boot(w1, release)
+            w1.wait_for("join failed|refused to come back", timeout=90)
+            assert w1.proc.wait(timeout=60) != 0
+            log = w1.log.read_text()
+            assert f"this image carries Kubernetes {release}" in log and says in log, log
+            assert recorded(w1) == PINNED
+            assert "upgrade" not in (w1.state / "kubeadm.log").read_text()
+
+        # In order: the control plane (through recovery: kubeadm upgrade apply before it serves
+        # joins), then the worker (kubeadm upgrade node after its rejoin).
+        reboot(cp)
+        boot(cp, nxt)
+        cp.wait_for(r"serving recovery on 127\.0\.0\.1:" + cp.port)
+        r = run("cloister", "recover", "--endpoint", cp.url(), "--policy", policy,
+                "--master-secret", cluster.ms, "--state-file", state)
+        assert r.returncode == 0, r.stdout + r.stderr
+        cp.wait_for("serving joins on")
+        assert recorded(cp) == nxt
+        reboot(w1)
+        boot(w1, nxt)
+        w1.wait_for("serving node state")
+        assert recorded(w1) == nxt
+        assert [x.split(": ", 1)[1] for x in (cp.state / "kubeadm-upgrade.log").read_text()
+                .splitlines()] == [
+            f"kubeadm upgrade apply {nxt}: cluster {PINNED} -> {nxt}",
+            f"kubeadm upgrade node: kubelet {PINNED} -> {nxt} (control plane {nxt})"]
+    finally:
+        cluster.stop()
