@@ -97,7 +97,7 @@ int bootstrapper_kubernetes_follow(Bootstrapper *b, const char *cluster, char *w
         char image[VERSION_STRING_MAX], step_why[512];
         const char *recorded, *role;
         bool control_plane, apply;
-        int r;
+        int r, step;
 
         r = bootstrapper_image_kubernetes(b, image);
         if (r == -ENOENT)
@@ -123,15 +123,15 @@ int bootstrapper_kubernetes_follow(Bootstrapper *b, const char *cluster, char *w
                            image);
                 return bootstrapper_record_kubernetes(b, image);
         }
-        r = kubernetes_version_step(recorded, image, step_why, sizeof(step_why));
-        if (r == 0)
+        step = kubernetes_version_step(recorded, image, step_why, sizeof(step_why));
+        if (step == 0)
                 return 0;
-        if (r < 0) {
+        if (step < 0) {
                 (void) snprintf(why, n,
                                 "this image carries Kubernetes %s, but the state disk runs %s: "
                                 "%s; boot an image that carries %s or the next minor version",
                                 image, recorded, step_why, recorded);
-                return r == -ERANGE || r == -EPERM ? -EPERM : r;
+                return step == -ERANGE || step == -EPERM ? -EPERM : step;
         }
         /* The cluster's release (the join service's node state, in its rejoin answer). None
          * (recovery: the single control plane) or an older one: this control plane is the

@@ -930,7 +930,7 @@ static int kubernetes_change(const char *current, const char *carried, const cha
                              Upgrade *u)
 {
         char why[512];
-        int r;
+        int step;
 
         u->k8s_from[0] = u->k8s_to[0] = '\0';
         if (asked && !carried)
@@ -942,7 +942,7 @@ static int kubernetes_change(const char *current, const char *carried, const cha
                                        "%s (image/kubernetes.json; its build records the "
                                        "release). Nothing was changed.",
                                        asked, asked, asked);
-        if (asked && strcmp(asked, carried) != 0)
+        if (asked && carried && strcmp(asked, carried) != 0)
                 return log_error_errno(-EPERM,
                                        "upgrade apply: refused: --kubernetes-version %s, but the "
                                        "new image carries Kubernetes %s (its signed measurements "
@@ -960,9 +960,9 @@ static int kubernetes_change(const char *current, const char *carried, const cha
                                        "--kubernetes-version %s (the control plane goes first, "
                                        "then the workers; docs/upgrade.md). Nothing was changed.",
                                        carried, current, carried);
-        r = kubernetes_version_step(current, carried, why, sizeof(why));
-        if (r < 0)
-                return log_error_errno(r == -EINVAL ? -EINVAL : -EPERM,
+        step = kubernetes_version_step(current, carried, why, sizeof(why));
+        if (step < 0)
+                return log_error_errno(step == -EINVAL ? -EINVAL : -EPERM,
                                        "upgrade apply: refused: Kubernetes %s -> %s: %s. Nothing "
                                        "was changed.",
                                        current, carried, why);
