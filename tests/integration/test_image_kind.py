@@ -118,3 +118,18 @@ def test_a_configuration_whose_recorded_image_kind_is_unknown_is_refused(tmp_pat
     r = p.fetch("--pubkey", p.pub)
     assert r.returncode != 0
     assert ".measurementsSource.imageKind: neither cloud nor test" in r.stderr, r.stderr
+
+
+def test_fetch_records_the_kubernetes_release_and_a_malformed_record_is_refused(
+        tmp_path, test_image_measurements):
+    p = Published(tmp_path, test_image_measurements)
+    newer = p.publish("k8s.json", p.doc(measurementsVersion=6, kubernetesVersion="v1.35.1"))
+    r = p.fetch("--pubkey", p.pub, url=newer)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(p.config.read_text())
+    assert cfg["measurementsSource"]["kubernetesVersion"] == "v1.35.1"
+    cfg["measurementsSource"]["kubernetesVersion"] = "1.35"
+    p.config.write_text(json.dumps(cfg))
+    r = p.fetch("--pubkey", p.pub)
+    assert r.returncode != 0
+    assert ".measurementsSource.kubernetesVersion: not v1.MINOR.PATCH" in r.stderr, r.stderr

@@ -98,6 +98,13 @@ def test_kubernetes_upgrade_runs_kubeadm_upgrade_apply_on_the_control_plane_then
     assert json.loads((ws / "cloister.json").read_text())["kubernetesVersion"] == FROM
     m, pub = signed(tmp_path, "2", PINNED)
 
+    # What changes, said before anything does.
+    r = owner(ws, env, "cloister", "upgrade", "check", "--measurements", str(m), "--pubkey",
+              str(pub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"Kubernetes: {FROM} -> {PINNED} (changes: 'cloister upgrade apply " \
+        f"--kubernetes-version {PINNED}'" in r.stdout, r.stdout
+
     # The image carries another release: the change must be asked for; nothing changes.
     before = (ws / "cloister.json").read_bytes()
     r = owner(ws, env, *apply(m, pub))
