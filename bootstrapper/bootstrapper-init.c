@@ -433,6 +433,23 @@ static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_resp
                 return fail(detail, n, -EBADMSG,
                             "clusterName must be a DNS label, kubernetesVersion v1.Y.Z (Y >= 28) "
                             "and serviceCidr an IPv4 /8../28 or IPv6 /64../120 range");
+        /* The control plane runs the release its image carries (its kubelet is the image's):
+         * another one would put it out of skew from the start, and its record untrue. */
+        {
+                char carried[VERSION_STRING_MAX];
+                r = bootstrapper_image_kubernetes(b, carried);
+                if (r >= 0 && strcmp(carried, version) != 0)
+                        return fail(detail, n, -EPERM,
+                                    "this node's image carries Kubernetes %s, not %s: run "
+                                    "'cloister apply --kubernetes-version %s' (or set "
+                                    "kubernetesVersion in the configuration), or boot an image "
+                                    "that carries %s",
+                                    carried, version, carried, version);
+                if (r == -EBADMSG)
+                        return fail(detail, n, -EBADMSG,
+                                    "the image's os-release has a KUBERNETES_VERSION that is not "
+                                    "v1.MINOR.PATCH: a broken image");
+        }
 
         /* The init secret first: nobody but the owner may start this. */
         if (b->init_secret_hash) {
@@ -525,11 +542,12 @@ static int handle_init(Bootstrapper *b, const RpcRequest *req, json_t **ret_resp
                 char msalt_hex[2 * MEASUREMENT_SALT_SIZE + 1];
                 hex_encode_buf(secret_data(msalt), MEASUREMENT_SALT_SIZE, msalt_hex,
                                sizeof(msalt_hex));
-                _cleanup_(json_decrefp) json_t *st_json = json_pack(
-                        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", cid_hex, "clusterName",
-                        name, "role", "control-plane", "node", b->node_name, "controlPlaneEndpoint",
-                        b->control_plane_endpoint, "measurementSalt", msalt_hex, "endpoint",
-                        b->endpoint ?: "", "diskUuid", uuid);
+                _cleanup_(json_decrefp) json_t *st_json =
+                        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", cid_hex,
+                                  "clusterName", name, "role", "control-plane", "node",
+                                  b->node_name, "controlPlaneEndpoint", b->control_plane_endpoint,
+                                  "measurementSalt", msalt_hex, "endpoint", b->endpoint ?: "",
+                                  "diskUuid", uuid, "kubernetesVersion", version);
                 if (!st_json || json_dump_compact(st_json, &state) < 0 ||
                     asprintf(&statepath, "%s/node-state.json", b->state_dir) < 0)
                         return -ENOMEM;

@@ -335,14 +335,20 @@ static int write_node_state(Bootstrapper *b, const NodeMetadata *md, const Ticke
 {
         _cleanup_(freep) char *path = NULL, *text = NULL;
         _cleanup_(json_decrefp) json_t *st = NULL;
-        char msalt[2 * MEASUREMENT_SALT_SIZE + 1];
+        char msalt[2 * MEASUREMENT_SALT_SIZE + 1], kversion[VERSION_STRING_MAX];
 
         hex_encode_buf(t->measurement_salt, sizeof(t->measurement_salt), msalt, sizeof(msalt));
         st = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "clusterId", t->cluster_id, "role",
                        node_role_to_string(md->role), "node", b->node_name, "controlPlaneEndpoint",
                        t->endpoint, "measurementSalt", msalt, "endpoint", b->endpoint, "diskUuid",
                        b->disk_uuid);
-        if (!st || json_dump_compact(st, &text) < 0 ||
+        if (!st)
+                return -ENOMEM;
+        /* The release its kubelet runs: the image's (kubeadm join used this image's kubelet). */
+        if (bootstrapper_image_kubernetes(b, kversion) >= 0 &&
+            json_object_set_new(st, "kubernetesVersion", json_string(kversion)) < 0)
+                return -ENOMEM;
+        if (json_dump_compact(st, &text) < 0 ||
             asprintf(&path, "%s/node-state.json", b->state_dir) < 0)
                 return -ENOMEM;
         return write_file_atomic(path, text, strlen(text), 0600, WRITE_FILE_SYNC);
@@ -469,13 +475,15 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
 int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
                         unsigned timeout_sec)
 {
-        static const char *const keys[] = { "clusterId", "diskKey", "measurementSalt", NULL };
+        static const char *const keys[] = { "clusterId", "diskKey", "measurementSalt",
+                                            "kubernetesVersion", NULL };
         _cleanup_(attest_policy_freep) AttestPolicy *policy = NULL;
         _cleanup_(json_decrefp) json_t *resp = NULL, *body = NULL;
         _cleanup_(secret_freep) Secret *disk_key = NULL;
         JsonCtx ctx = { .source = "rejoin answer", .path = "" };
         uint8_t cid[CLUSTER_ID_SIZE], event[32];
-        const char *got_cid = NULL;
+        const char *got_cid = NULL, *cluster_k8s = NULL;
+        char why[768];
         Diag d;
         int r;
 
@@ -496,7 +504,9 @@ int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *pol
         ctx.diag = &d;
         if (json_check_keys(&ctx, resp, keys) < 0 ||
             json_get_string(&ctx, resp, "clusterId", true, &got_cid) < 0 ||
-            json_get_base64_secret(&ctx, resp, "diskKey", DISK_KEY_SIZE, &disk_key) < 0)
+            json_get_base64_secret(&ctx, resp, "diskKey", DISK_KEY_SIZE, &disk_key) < 0 ||
+            (json_get_string(&ctx, resp, "kubernetesVersion", false, &cluster_k8s) < 0 &&
+             diag_failed(&d)))
                 return log_error_errno(-EBADMSG, "The rejoin answer is refused: %s", d.message);
         if (strcmp(got_cid, md->cluster_id) != 0)
                 return log_error_errno(-EBADMSG, "The rejoin answer names another cluster.");
@@ -521,6 +531,11 @@ int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *pol
                          b->state_dir);
                 return BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN;
         }
+        /* The image may carry another Kubernetes release than the disk ran: followed (kubeadm
+         * upgrade) or refused, before this node counts as a member again. */
+        r = bootstrapper_kubernetes_follow(b, cluster_k8s, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "rejoin: refused to come back: %s.", why);
         kdf_pcr15_event_digest(cid, event);
         (void) pthread_mutex_lock(b->tpm_lock);
         r = tpm_device_pcr_extend(b->tpm, 15, event);

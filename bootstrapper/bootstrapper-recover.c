@@ -70,7 +70,7 @@ static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_r
         _cleanup_(freep) char *audit = NULL;
         uint8_t cid[CLUSTER_ID_SIZE], recorded[CLUSTER_ID_SIZE], msalt[MEASUREMENT_SALT_SIZE];
         uint8_t event[32];
-        char cid_hex[2 * CLUSTER_ID_SIZE + 1];
+        char cid_hex[2 * CLUSTER_ID_SIZE + 1], why[768];
         bool zero;
         Diag d;
         int r;
@@ -128,6 +128,11 @@ static int handle_recover(Bootstrapper *b, const RpcRequest *req, json_t **ret_r
         if (memcmp(cid, recorded, sizeof(cid)) != 0)
                 return refuse(detail, n, -EACCES,
                               "this master secret is not the recorded cluster's", NULL);
+        /* A new image may carry the next Kubernetes release: this control plane upgrades the
+         * cluster now, before it serves joins (or refuses a release it must not run). */
+        r = bootstrapper_kubernetes_follow(b, NULL, why, sizeof(why));
+        if (r < 0)
+                return refuse(detail, n, r, "this node cannot run its image's Kubernetes", why);
 
         kdf_pcr15_event_digest(cid, event);
         (void) pthread_mutex_lock(b->tpm_lock);

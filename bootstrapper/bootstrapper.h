@@ -10,6 +10,7 @@
 #include "cloister/rpc.h"
 #include "cloister/secret.h"
 #include "cloister/tpm-device.h"
+#include "cloister/version.h"
 
 /* This boot's log records kept in memory, for the owner after a failed init. */
 #define BOOTSTRAPPER_LOG_MAX (64U * 1024U)
@@ -197,6 +198,19 @@ int bootstrapper_join(Bootstrapper *b, const NodeMetadata *md, const char *polic
 #define BOOTSTRAPPER_REJOIN_UNFINISHED_JOIN 1
 int bootstrapper_rejoin(Bootstrapper *b, const NodeMetadata *md, const char *policy_path,
                         unsigned timeout_sec);
+/* The Kubernetes release a node's state disk runs (bootstrapper-kubernetes.c, docs/upgrade.md).
+ * The release the image carries, its os-release's KUBERNETES_VERSION, into buf: -ENOENT if it
+ * names none, -EBADMSG if it is not v1.MINOR.PATCH. */
+int bootstrapper_image_kubernetes(const Bootstrapper *b, char buf[static VERSION_STRING_MAX]);
+/* node-state.json's kubernetesVersion set to version (the file rewritten atomically). */
+int bootstrapper_record_kubernetes(const Bootstrapper *b, const char *version);
+/* A member's boot, its state readable, before PCR 15: the image's release against the recorded
+ * one. The same (or none named): 0. The next minor version or a newer patch: kubeadm upgrade
+ * apply (a control plane, when cluster, the release the join service's node state records, is
+ * NULL or older) or kubeadm upgrade node (cluster must be the image's release), then recorded: 0.
+ * Anything else: -EPERM (or the failure), why says why and the next step. */
+int bootstrapper_kubernetes_follow(Bootstrapper *b, const char *cluster, char *why,
+                                   size_t why_size);
 /* POST /v1/recover (control planes after a full outage): the owner's master secret, after the
  * owner has verified this node; it must open the disk and derive the recorded cluster ID. */
 int bootstrapper_handle_recover(void *userdata, const RpcRequest *req, json_t **ret_response,

@@ -138,6 +138,7 @@ typedef struct CliMeasurementsSource {
         int64_t version;
         const char *image, *image_version, *created, *source;
         int image_kind; /* MeasurementsImageKind: the file's imageKind; UNKNOWN if none */
+        const char *kubernetes_version; /* the file's kubernetesVersion; NULL if none */
         uint8_t sha256[32];
         bool signature_checked;
 } CliMeasurementsSource;

@@ -18,6 +18,7 @@
 #include "cloister/policy-update.h"
 #include "cloister/snp-measurements.h"
 #include "cloister/timestamp.h"
+#include "cloister/version.h"
 
 #define CONFIG_VERSION 1
 /* measurementsSource.source: a URL (config fetch-measurements) or a file name (generate). */
@@ -198,6 +199,13 @@ json_t *cli_measurements_source_json(const MeasurementsFile *m, const char *sour
             json_object_set_new(j, "imageKind",
                                 json_string(measurements_image_kind_to_string(m->image_kind))) <
                     0) {
+                json_decref(j);
+                return NULL;
+        }
+        /* The Kubernetes release the image carries: what 'upgrade apply' checks a version change
+         * against (docs/upgrade.md, "Kubernetes versions"). */
+        if (j && m->kubernetes_version &&
+            json_object_set_new(j, "kubernetesVersion", json_string(m->kubernetes_version)) < 0) {
                 json_decref(j);
                 return NULL;
         }
@@ -661,8 +669,16 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
                                      CliMeasurementsSource *ret)
 {
         static const char *const keys[] = {
-                "measurementsVersion", "image",     "imageVersion", "created", "sha256", "source",
-                "signatureChecked",    "imageKind", NULL,
+                "measurementsVersion",
+                "image",
+                "imageVersion",
+                "created",
+                "sha256",
+                "source",
+                "signatureChecked",
+                "imageKind",
+                "kubernetesVersion",
+                NULL,
         };
         CliMeasurementsSource s = { .present = true };
         const char *kind = NULL;
@@ -691,6 +707,17 @@ static int measurements_source_parse(const JsonCtx *ctx, const json_t *o,
                 r = json_get_string(&c, o, "imageKind", false, &kind);
                 if (r == -ENOENT)
                         r = 0;
+        }
+        if (r >= 0) {
+                KubernetesVersion kv;
+                r = json_get_string(&c, o, "kubernetesVersion", false, &s.kubernetes_version);
+                if (r == -ENOENT)
+                        r = 0;
+                else if (r >= 0 && kubernetes_version_parse(s.kubernetes_version, &kv) < 0)
+                        return diag_fail(c.diag, -EBADMSG, "json-schema", -1,
+                                         "%s: .measurementsSource.kubernetesVersion: not "
+                                         "v1.MINOR.PATCH",
+                                         c.source);
         }
         if (r < 0)
                 return r;

@@ -8,6 +8,12 @@
  *   3. after each, wait until it is a member of this cluster again, attested with the new set;
  *   4. push the policy with only the new set.
  *
+ * When the new image carries the next Kubernetes release (its signed measurements file says
+ * which), the change must be asked for (--kubernetes-version), one minor version at a time, never
+ * down; the control planes then go first (Kubernetes' version skew policy: no kubelet newer than
+ * the API server), and each node's bootstrapper runs kubeadm upgrade on its boot of the new image
+ * (bootstrapper-kubernetes.c).
+ *
  * Every step is recorded in the workspace's cloister-upgrade.json before it is taken, so an
  * interrupted run (the CLI killed between two nodes) resumes where it stopped. The new
  * measurements are taken exactly as 'config fetch-measurements' takes them (that verb runs on
@@ -38,6 +44,7 @@
 #include "cloister/mastersecret.h"
 #include "cloister/rpc.h"
 #include "cloister/spawn.h"
+#include "cloister/version.h"
 
 #define UPGRADE_STATE_FILE    "cloister-upgrade.json"
 #define UPGRADE_TARGET_FILE   "cloister-upgrade-target.json"
@@ -78,7 +85,8 @@ typedef struct NodeReplacer {
         const char *name;
         const char *what; /* for the plan */
         bool (*detect)(const char *provider, const char *cloud);
-        int (*replace)(const char *endpoint, const char *image_version, const char *join_policy);
+        int (*replace)(const char *endpoint, const char *image_version,
+                       const char *kubernetes_version, const char *join_policy);
         int (*roll_group)(const char *terraform, const char *role, const char *image_id);
         const char *not_built;
 } NodeReplacer;
@@ -116,18 +124,15 @@ static bool aws_detect(const char *provider, const char *cloud)
 /* 'cloister mini reboot HOST:PORT': the node's processes stop, its swtpm starts afresh, the boot
  * of the new (simulated) image is measured, the bootstrapper starts again on its state disk. */
 static int mini_netns_replace(const char *endpoint, const char *image_version,
-                              const char *join_policy)
+                              const char *kubernetes_version, const char *join_policy)
 {
         const char *host = strncmp(endpoint, "https://", 8) == 0 ? endpoint + 8 : endpoint;
-        char *argv[] = { (char *) "/proc/self/exe",
-                         (char *) "mini",
-                         (char *) "reboot",
-                         (char *) host,
-                         (char *) "--image-version",
-                         (char *) image_version,
-                         (char *) "--join-policy",
-                         (char *) join_policy,
-                         NULL };
+        char *argv[] = { (char *) "/proc/self/exe", (char *) "mini", (char *) "reboot",
+                         (char *) host, (char *) "--image-version", (char *) image_version,
+                         (char *) "--join-policy", (char *) join_policy,
+                         /* The release the new image carries (none named: the node's own). */
+                         kubernetes_version ? (char *) "--kubernetes-version" : NULL,
+                         (char *) kubernetes_version, NULL };
         int r;
 
         (void) fflush(stdout);
@@ -173,6 +178,9 @@ typedef struct Upgrade {
         char from[ATTEST_SET_NAME_MAX + 1], to[ATTEST_SET_NAME_MAX + 1];
         char source[1024];                           /* the --measurements given */
         char image_id[CLI_UPGRADE_IMAGE_ID_MAX + 1]; /* clouds: the --image-id given */
+        /* A Kubernetes version change (both "" if none): the release the cluster runs and the
+         * one the new image carries, the control planes first. */
+        char k8s_from[VERSION_STRING_MAX], k8s_to[VERSION_STRING_MAX];
         int64_t both_version, new_version;
         json_t *both;   /* the attestation object admitting both sets */
         json_t *target; /* the configuration after the upgrade (the new set alone) */
@@ -211,6 +219,10 @@ static int upgrade_save(const Upgrade *u)
         if (root && u->image_id[0] &&
             json_object_set_new(root, "imageId", json_string(u->image_id)) < 0)
                 return log_oom();
+        if (root && u->k8s_to[0] &&
+            (json_object_set_new(root, "kubernetesFrom", json_string(u->k8s_from)) < 0 ||
+             json_object_set_new(root, "kubernetesTo", json_string(u->k8s_to)) < 0))
+                return log_oom();
         if (!root || json_dump_pretty(root, &text) < 0)
                 return log_oom();
         r = write_file_atomic(UPGRADE_STATE_FILE, text, strlen(text), 0600, WRITE_FILE_SYNC);
@@ -234,10 +246,12 @@ static int upgrade_load(Upgrade *u)
                                             "target",
                                             "nodes",
                                             "imageId",
+                                            "kubernetesFrom",
+                                            "kubernetesTo",
                                             NULL };
         _cleanup_(json_decrefp) json_t *j = NULL;
         JsonCtx ctx;
-        const char *step, *from, *to, *src, *image_id = NULL;
+        const char *step, *from, *to, *src, *image_id = NULL, *k8s_from = NULL, *k8s_to = NULL;
         int64_t v;
         json_t *nodes, *n;
         size_t i;
@@ -275,6 +289,12 @@ static int upgrade_load(Upgrade *u)
                 if (r == -ENOENT)
                         r = 0;
         }
+        if (r >= 0 && json_object_get(j, "kubernetesTo")) {
+                /* A Kubernetes version change only. */
+                r = json_get_string(&ctx, j, "kubernetesFrom", true, &k8s_from);
+                if (r >= 0)
+                        r = json_get_string(&ctx, j, "kubernetesTo", true, &k8s_to);
+        }
         if (r < 0)
                 return log_error_errno(r,
                                        "%s (remove " UPGRADE_STATE_FILE " only if no upgrade "
@@ -283,6 +303,17 @@ static int upgrade_load(Upgrade *u)
         if (image_id && !cli_upgrade_image_id_ok(image_id))
                 return log_error_errno(-EBADMSG, UPGRADE_STATE_FILE ": imageId is not an image "
                                                                     "ID.");
+        if (k8s_to) {
+                char why[512];
+                if (kubernetes_version_step(k8s_from, k8s_to, why, sizeof(why)) != 1)
+                        return log_error_errno(-EBADMSG,
+                                               UPGRADE_STATE_FILE ": kubernetesFrom -> "
+                                                                  "kubernetesTo is not one "
+                                                                  "step: %s.",
+                                               why);
+                (void) snprintf(u->k8s_from, sizeof(u->k8s_from), "%s", k8s_from);
+                (void) snprintf(u->k8s_to, sizeof(u->k8s_to), "%s", k8s_to);
+        }
         u->step = step_from_string(step);
         u->both = json_incref(json_object_get(j, "bothPolicy"));
         u->target = json_incref(json_object_get(j, "target"));
@@ -315,7 +346,8 @@ static int upgrade_load(Upgrade *u)
 
 /* The configuration with attestation = att and policyVersion = version (and, for the last
  * step, measurementsSource = the new file's), written atomically. */
-static int config_write(const char *path, const json_t *att, int64_t version, const json_t *source)
+static int config_write(const char *path, const json_t *att, int64_t version, const json_t *source,
+                        const char *kubernetes_version)
 {
         _cleanup_(json_decrefp) json_t *root = NULL;
         _cleanup_(freep) char *text = NULL;
@@ -328,7 +360,10 @@ static int config_write(const char *path, const json_t *att, int64_t version, co
                 return log_error_errno(r, "%s", d.message);
         if (json_object_set_new(root, "attestation", json_deep_copy(att)) < 0 ||
             json_object_set_new(root, "policyVersion", json_integer(version)) < 0 ||
-            (source && json_object_set_new(root, "measurementsSource", json_deep_copy(source)) < 0))
+            (source &&
+             json_object_set_new(root, "measurementsSource", json_deep_copy(source)) < 0) ||
+            (kubernetes_version &&
+             json_object_set_new(root, "kubernetesVersion", json_string(kubernetes_version)) < 0))
                 return log_oom();
         if (json_dump_pretty(root, &text) < 0)
                 return log_oom();
@@ -412,8 +447,8 @@ void cli_upgrade_set_name(const char *version, const char *fallback,
 /* The node at url, attested now with pol (PCR 15 bound to the cluster): a member of this
  * cluster under this name, and the measurement set it matched. 0 if so, else -errno with why. */
 static int attest_member(const char *url, const char *name, const AttestPolicy *pol,
-                         const char *cid_hex, const RpcClientConfig *rc, char *ret_set, char *why,
-                         size_t why_size)
+                         const char *cid_hex, const RpcClientConfig *rc, char *ret_set,
+                         char ret_k8s[static VERSION_STRING_MAX], char *why, size_t why_size)
 {
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(json_decrefp) json_t *resp = NULL;
@@ -454,12 +489,15 @@ static int attest_member(const char *url, const char *name, const AttestPolicy *
                 return -EPERM;
         }
         (void) snprintf(ret_set, ATTEST_SET_NAME_MAX + 1, "%s", rep.matched_set);
+        /* The release its state disk runs, as the attested node records it ("" if none). */
+        (void) snprintf(ret_k8s, VERSION_STRING_MAX, "%s",
+                        json_string_value(json_object_get(resp, "kubernetesVersion")) ?: "");
         return 0;
 }
 
 /* The members the first join service lists (attested with the current member policy). */
 static int members_load(const char *url, const AttestPolicy *pol, const RpcClientConfig *rc,
-                        Upgrade *u)
+                        bool control_planes_first, Upgrade *u)
 {
         _cleanup_(atls_context_freep) AtlsContext *atls = NULL;
         _cleanup_(json_decrefp) json_t *resp = NULL;
@@ -482,7 +520,8 @@ static int members_load(const char *url, const AttestPolicy *pol, const RpcClien
                                        "Cannot list the members at %s: %s. Nothing was changed.",
                                        url, r < 0 ? msg : "HTTP error");
         }
-        /* Workers first, control planes last. */
+        /* Workers first, control planes last; for a Kubernetes version change the reverse: no
+         * kubelet may be newer than the API server. */
         for (int pass = 0; pass < 2; pass++)
                 json_array_foreach (json_object_get(resp, "members"), i, m) {
                         const char *name = json_string_value(json_object_get(m, "name")),
@@ -492,7 +531,7 @@ static int members_load(const char *url, const AttestPolicy *pol, const RpcClien
                         UpgradeNode *x;
 
                         if (!name || !role || !ep || strlen(name) >= 64 || strlen(ep) > 260 ||
-                            cp != (pass == 1))
+                            cp != (pass == (control_planes_first ? 0 : 1)))
                                 continue;
                         if (u->n_nodes == UPGRADE_NODES_MAX)
                                 return log_error_errno(-E2BIG,
@@ -526,15 +565,16 @@ int cli_upgrade_print_node_images(const json_t *both_att, const uint8_t cid[stat
                 return log_error_errno(r, "%s", d.message);
         cli_policy_bind_cluster(pol, cid);
         hex_encode_buf(cid, 32, cid_hex, sizeof(cid_hex));
-        r = members_load(endpoint, pol, &rc, &u);
+        r = members_load(endpoint, pol, &rc, false, &u);
         if (r < 0)
                 return r;
         printf("nodes (attested now; the image each one's PCRs match):\n");
         for (size_t i = 0; i < u.n_nodes; i++) {
-                char why[512] = "", set[ATTEST_SET_NAME_MAX + 1] = "";
+                char why[512] = "", set[ATTEST_SET_NAME_MAX + 1] = "", k8s[VERSION_STRING_MAX];
                 const UpgradeNode *x = &u.nodes[i];
 
-                r = attest_member(x->endpoint, x->name, pol, cid_hex, &rc, set, why, sizeof(why));
+                r = attest_member(x->endpoint, x->name, pol, cid_hex, &rc, set, k8s, why,
+                                  sizeof(why));
                 printf("  %-24s %-14s %s%s%s\n", x->name, x->role, r >= 0 ? "runs '" : "",
                        r >= 0 ? set : "did not attest: ", r >= 0 ? "'" : why);
         }
@@ -557,6 +597,12 @@ static void print_plan(const Upgrade *u, const NodeReplacer *rep, const char *co
 
         printf("upgrade plan: image '%s' -> '%s' (%zu node(s); nodes replaced by %s)\n", u->from,
                u->to, u->n_nodes, rep->what);
+        if (u->k8s_to[0])
+                printf("  Kubernetes %s -> %s (the new image carries it): the control plane "
+                       "first, whose bootstrapper runs 'kubeadm upgrade apply %s' before it "
+                       "serves joins; then each other node, whose bootstrapper runs 'kubeadm "
+                       "upgrade node' after its rejoin\n",
+                       u->k8s_from, u->k8s_to, u->k8s_to);
         printf("  1. push policy version %" PRId64 " admitting both '%s' and '%s' (%s)\n",
                u->both_version, u->from, u->to, config_path);
         for (size_t i = 0; i < u->n_nodes; i++) {
@@ -576,7 +622,8 @@ static void print_plan(const Upgrade *u, const NodeReplacer *rep, const char *co
                                       "reboots"
                                     : "",
                        x->upgraded ? " (done)" : "");
-                printf("      then wait until it is a member again, attested with '%s'\n", u->to);
+                printf("      then wait until it is a member again, attested with '%s'%s%s\n",
+                       u->to, u->k8s_to[0] ? ", running Kubernetes " : "", u->k8s_to);
         }
         printf("  3. push policy version %" PRId64 " admitting only '%s': a node still on '%s' is "
                "refused from then on\n",
@@ -647,11 +694,11 @@ static int recover_until(const ApplyArgs *a, const UpgradeNode *x, const AttestP
                          (char *) a->config, (char *) "--master-secret",
                          (char *) a->ms,     (char *) "--state-file",
                          (char *) a->state,  NULL };
-        char why[512], set[ATTEST_SET_NAME_MAX + 1];
+        char why[512], set[ATTEST_SET_NAME_MAX + 1], k8s[VERSION_STRING_MAX];
         int r;
 
         for (;;) {
-                if (attest_member(x->endpoint, x->name, target, cid_hex, &a->rc, set, why,
+                if (attest_member(x->endpoint, x->name, target, cid_hex, &a->rc, set, k8s, why,
                                   sizeof(why)) >= 0)
                         return 0;
                 r = run_verb(verb_recover, a->userdata, argv);
@@ -668,12 +715,20 @@ static int wait_member(const ApplyArgs *a, const Upgrade *u, const UpgradeNode *
                        const AttestPolicy *target, const char *cid_hex, time_t deadline,
                        char ret_set[static ATTEST_SET_NAME_MAX + 1])
 {
-        char why[512] = "", set[ATTEST_SET_NAME_MAX + 1] = "";
+        char why[512] = "", set[ATTEST_SET_NAME_MAX + 1] = "", k8s[VERSION_STRING_MAX] = "";
         int r;
 
         for (;;) {
-                r = attest_member(x->endpoint, x->name, target, cid_hex, &a->rc, set, why,
+                r = attest_member(x->endpoint, x->name, target, cid_hex, &a->rc, set, k8s, why,
                                   sizeof(why));
+                /* A version change: a member again only once its state disk runs the new
+                 * release (its bootstrapper records it after kubeadm upgrade, before PCR 15). */
+                if (r >= 0 && u->k8s_to[0] && strcmp(k8s, u->k8s_to) != 0) {
+                        (void) snprintf(why, sizeof(why),
+                                        "%s is a member but records Kubernetes %s, not %s", x->name,
+                                        k8s[0] ? k8s : "(none)", u->k8s_to);
+                        r = -EAGAIN;
+                }
                 if (r >= 0) {
                         (void) snprintf(ret_set, ATTEST_SET_NAME_MAX + 1, "%s",
                                         set[0] ? set : u->to);
@@ -758,7 +813,8 @@ static int replace_nodes(const ApplyArgs *a, Upgrade *u, const NodeReplacer *rep
                         printf("%s: replacing (%s) with image '%s'%s\n", x->name, x->role, u->to,
                                cp && single ? ", then recovering it (the single control plane)"
                                             : "");
-                        r = rep->replace(x->endpoint, u->to, policy_abs);
+                        r = rep->replace(x->endpoint, u->to, u->k8s_to[0] ? u->k8s_to : NULL,
+                                         policy_abs);
                         if (r < 0) {
                                 print_stop(u, "a node could not be replaced");
                                 return r;
@@ -795,7 +851,7 @@ static void help(void)
         printf("Usage: cloister upgrade apply --measurements FILE|URL (--pubkey PUB.pem\n"
                "         [--signature-url URL] | --insecure-no-signature) [--config FILE]\n"
                "         [--master-secret FILE] [--state-file FILE] [--node-timeout SEC]\n"
-               "         [--image-id ID [--terraform PATH]] [--dry-run]\n"
+               "         [--image-id ID [--terraform PATH]] [--kubernetes-version V] [--dry-run]\n"
                "       cloister upgrade apply        (resumes an interrupted upgrade)\n\n"
                "Moves the running cluster to a new image, node by node:\n"
                "  1. pushes a policy admitting the current and the new image, each a named\n"
@@ -820,6 +876,13 @@ static void help(void)
                "workers' group first (worker_image_id), then the control plane's (image_id),\n"
                "each applied by terraform and rolled by the managed instance group one node\n"
                "at a time. Azure, AWS and the VM mini are not supported yet (docs/upgrade.md).\n"
+               "A new image that carries another Kubernetes release (its measurements file's\n"
+               "kubernetesVersion) changes the cluster's only with --kubernetes-version V, V\n"
+               "being that release and one step from the cluster's (the next minor version or\n"
+               "a newer patch; never down, never a skipped minor version: refused before\n"
+               "anything changes). The control plane then goes first ('kubeadm upgrade apply'\n"
+               "by its bootstrapper, before it serves joins), then the workers ('kubeadm\n"
+               "upgrade node' after their rejoin). Namespace mini only (docs/upgrade.md).\n"
                "While it runs, the workspace's " CLI_LOCK_FILE " refuses a second\n"
                "'upgrade apply' and 'policy push', naming the holder.\n\n"
                "  --measurements FILE|URL   the new image's signed measurements file\n"
@@ -832,6 +895,8 @@ static void help(void)
                "  --node-timeout SEC        per node (default %d)\n"
                "  --image-id ID             clouds: the new image (projects/P/global/images/I)\n"
                "  --terraform PATH          clouds: terraform or tofu (default: on PATH)\n"
+               "  --kubernetes-version V    change Kubernetes to V, the release the new image\n"
+               "                            carries (v1.MINOR.PATCH)\n"
                "  --dry-run                 print the plan only\n",
                UPGRADE_TIMEOUT_S, UPGRADE_TIMEOUT_S);
 }
@@ -855,11 +920,62 @@ static int source_url(const char *source, char **ret)
         return asprintf(ret, "file://%s", abs) < 0 ? log_oom() : 0;
 }
 
+/* Whether the roll changes the Kubernetes release, into u->k8s_from and u->k8s_to (both "" if
+ * not): current, the release the cluster runs (the configuration's kubernetesVersion, what
+ * 'cloister apply' initialised it with); carried, the one the new image's signed measurements
+ * file names (NULL: none); asked, --kubernetes-version (NULL: not given). A change must be asked
+ * for, be what the image carries, and be one step kubeadm takes (docs/upgrade.md, "Kubernetes
+ * versions"); every refusal comes before anything changes. */
+static int kubernetes_change(const char *current, const char *carried, const char *asked,
+                             Upgrade *u)
+{
+        char why[512];
+        int step;
+
+        u->k8s_from[0] = u->k8s_to[0] = '\0';
+        if (asked && !carried)
+                return log_error_errno(-EPERM,
+                                       "upgrade apply: refused: --kubernetes-version %s, but the "
+                                       "new image's measurements file names no Kubernetes "
+                                       "release (kubernetesVersion), so nothing says the image "
+                                       "carries %s. Give the measurements of an image built with "
+                                       "%s (image/kubernetes.json; its build records the "
+                                       "release). Nothing was changed.",
+                                       asked, asked, asked);
+        if (asked && carried && strcmp(asked, carried) != 0)
+                return log_error_errno(-EPERM,
+                                       "upgrade apply: refused: --kubernetes-version %s, but the "
+                                       "new image carries Kubernetes %s (its signed measurements "
+                                       "file says so). Give --kubernetes-version %s, or the "
+                                       "measurements of an image that carries %s. Nothing was "
+                                       "changed.",
+                                       asked, carried, carried, asked);
+        if (!carried || strcmp(carried, current) == 0)
+                return 0; /* the image names no release, or the cluster's: an image roll only */
+        if (!asked)
+                return log_error_errno(-EPERM,
+                                       "upgrade apply: refused: the new image carries Kubernetes "
+                                       "%s and the cluster runs %s. A change of Kubernetes "
+                                       "version is asked for explicitly: add "
+                                       "--kubernetes-version %s (the control plane goes first, "
+                                       "then the workers; docs/upgrade.md). Nothing was changed.",
+                                       carried, current, carried);
+        step = kubernetes_version_step(current, carried, why, sizeof(why));
+        if (step < 0)
+                return log_error_errno(step == -EINVAL ? -EINVAL : -EPERM,
+                                       "upgrade apply: refused: Kubernetes %s -> %s: %s. Nothing "
+                                       "was changed.",
+                                       current, carried, why);
+        (void) snprintf(u->k8s_from, sizeof(u->k8s_from), "%s", current);
+        (void) snprintf(u->k8s_to, sizeof(u->k8s_to), "%s", carried);
+        return 0;
+}
+
 /* Step 0: the new measurements into a copy of the configuration, through 'config
  * fetch-measurements'; the plan. Nothing of the cluster changes. */
 static int upgrade_prepare(const ApplyArgs *a, const char *measurements, const char *pubkey,
-                           const char *sig_url, bool insecure, const char *target_path,
-                           const CliConfig *config, Upgrade *u)
+                           const char *sig_url, bool insecure, const char *k8s_asked,
+                           const char *target_path, const CliConfig *config, Upgrade *u)
 {
         _cleanup_(freep) char *url = NULL, *text = NULL;
         _cleanup_(cli_config_done) CliConfig target = {};
@@ -911,6 +1027,10 @@ static int upgrade_prepare(const ApplyArgs *a, const char *measurements, const c
                 return log_error_errno(r, "The new measurements were not taken (above): nothing "
                                           "was changed.");
         r = cli_config_load(target_path, &target);
+        if (r < 0)
+                return r;
+        r = kubernetes_change(config->kubernetes_version ?: CLI_KUBERNETES_VERSION,
+                              target.measurements_source.kubernetes_version, k8s_asked, u);
         if (r < 0)
                 return r;
         u->target = json_incref(target.json);
@@ -965,6 +1085,7 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 ARG_DRY_RUN,
                 ARG_IMAGE_ID,
                 ARG_TERRAFORM,
+                ARG_KUBERNETES,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -979,9 +1100,11 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 { "dry-run", no_argument, NULL, ARG_DRY_RUN },
                 { "image-id", required_argument, NULL, ARG_IMAGE_ID },
                 { "terraform", required_argument, NULL, ARG_TERRAFORM },
+                { "kubernetes-version", required_argument, NULL, ARG_KUBERNETES },
                 {},
         };
-        const char *measurements = NULL, *pubkey = NULL, *sig_url = NULL, *image_id = NULL;
+        const char *measurements = NULL, *pubkey = NULL, *sig_url = NULL, *image_id = NULL,
+                   *k8s = NULL;
         ApplyArgs a = { .ms = MASTER_SECRET_FILE_DEFAULT,
                         .state = CLI_STATE_FILE_DEFAULT,
                         .userdata = userdata,
@@ -1052,6 +1175,16 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 case ARG_TERRAFORM:
                         a.terraform = optarg;
                         break;
+                case ARG_KUBERNETES: {
+                        KubernetesVersion kv;
+                        if (kubernetes_version_parse(optarg, &kv) < 0)
+                                return log_error_errno(-EUSAGE,
+                                                       "--kubernetes-version: a Kubernetes "
+                                                       "release v1.MINOR.PATCH, e.g. %s.",
+                                                       CLI_KUBERNETES_VERSION);
+                        k8s = optarg;
+                        break;
+                }
                 default:
                         return log_error_errno(-EUSAGE, "See 'cloister upgrade apply --help'.");
                 }
@@ -1070,6 +1203,11 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
         if (image_id && !measurements)
                 return log_error_errno(-EUSAGE, "--image-id goes with --measurements (the new "
                                                 "image's signed measurements). See --help.");
+        if (k8s && !measurements)
+                return log_error_errno(-EUSAGE,
+                                       "--kubernetes-version goes with --measurements (the "
+                                       "signed measurements of the image that carries it). See "
+                                       "--help.");
         /* One command changes the cluster at a time (a second 'upgrade apply', a 'policy
          * push'); a dry run changes nothing and takes no lock. */
         if (!dry_run) {
@@ -1099,8 +1237,18 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                                                "%s: finish it first with 'cloister upgrade apply' "
                                                "(no --measurements), then start the next.",
                                                u.to, u.source, step_names[u.step]);
-                printf("resuming the upgrade '%s' -> '%s' at step %s (" UPGRADE_STATE_FILE ")\n",
-                       u.from, u.to, step_names[u.step]);
+                if (k8s && strcmp(k8s, u.k8s_to) != 0)
+                        return log_error_errno(-EBUSY,
+                                               "An upgrade to '%s' (Kubernetes %s) is under way, "
+                                               "at step %s: finish it first with 'cloister "
+                                               "upgrade apply' (no --kubernetes-version), then "
+                                               "start the next.",
+                                               u.to, u.k8s_to[0] ? u.k8s_to : "unchanged",
+                                               step_names[u.step]);
+                printf("resuming the upgrade '%s' -> '%s'%s%s at step %s (" UPGRADE_STATE_FILE
+                       ")\n",
+                       u.from, u.to, u.k8s_to[0] ? ", Kubernetes " : "", u.k8s_to,
+                       step_names[u.step]);
         } else {
                 upgrade_done(&u);
                 if (!measurements)
@@ -1164,8 +1312,17 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                         if (asprintf(&target_path, "%s/target.json", target_tmp) < 0)
                                 return log_oom();
                 }
-                r = upgrade_prepare(&a, measurements, pubkey, sig_url, insecure,
+                r = upgrade_prepare(&a, measurements, pubkey, sig_url, insecure, k8s,
                                     target_path ?: UPGRADE_TARGET_FILE, &config, &u);
+                /* A cloud's groups roll the workers first: the reverse of what a Kubernetes
+                 * version change needs. */
+                if (r >= 0 && rep->roll_group && u.k8s_to[0])
+                        r = log_error_errno(-EOPNOTSUPP,
+                                            "upgrade apply: a Kubernetes version change is not "
+                                            "built for %s: its groups roll the workers first, and "
+                                            "the control plane must go first (docs/upgrade.md). "
+                                            "Nothing was changed.",
+                                            rep->what);
                 if (target_path) {
                         (void) unlink(target_path);
                         (void) rmdir(target_tmp);
@@ -1178,7 +1335,7 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 if (r < 0)
                         return log_error_errno(r, "%s", d.message);
                 cli_policy_bind_cluster(pol, cid);
-                r = members_load(endpoint, pol, &a.rc, &u);
+                r = members_load(endpoint, pol, &a.rc, u.k8s_to[0] != '\0', &u);
                 if (r < 0) {
                         (void) unlink(UPGRADE_TARGET_FILE);
                         return r;
@@ -1214,7 +1371,7 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                        u.both_version, u.from, u.to);
                 r = json_write(UPGRADE_POLICY_FILE, u.both);
                 if (r >= 0)
-                        r = config_write(a.config, u.both, u.both_version, NULL);
+                        r = config_write(a.config, u.both, u.both_version, NULL, NULL);
                 if (r < 0)
                         return r;
                 r = push(&a);
@@ -1244,7 +1401,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                 r = json_write(UPGRADE_POLICY_FILE, att);
                 if (r >= 0)
                         r = config_write(a.config, att, u.new_version,
-                                         json_object_get(u.target, "measurementsSource"));
+                                         json_object_get(u.target, "measurementsSource"),
+                                         u.k8s_to[0] ? u.k8s_to : NULL);
                 if (r < 0)
                         return r;
                 r = push(&a);
@@ -1258,8 +1416,8 @@ int upgrade_apply_verb(int argc, char *argv[], void *userdata)
                         return r;
                 (void) unlink(UPGRADE_TARGET_FILE);
         }
-        printf("upgrade done: every node runs '%s'; the cluster admits only '%s' (policy "
+        printf("upgrade done: every node runs '%s'%s%s; the cluster admits only '%s' (policy "
                "version %" PRId64 ")\n",
-               u.to, u.to, u.new_version);
+               u.to, u.k8s_to[0] ? " and Kubernetes " : "", u.k8s_to, u.to, u.new_version);
         return 0;
 }

@@ -21,6 +21,7 @@
 #include "cloister/json.h"
 #include "cloister/log.h"
 #include "cloister/measurements.h"
+#include "cloister/version.h"
 
 static void check_help(void)
 {
@@ -288,6 +289,24 @@ static int upgrade_check_verb(int argc, char *argv[], void *userdata)
                        "current policy until a policy that admits them is pushed ('cloister "
                        "policy push').\n",
                        n_changed, changed);
+        if (m->kubernetes_version) {
+                /* The release the image carries against the cluster's (docs/upgrade.md,
+                 * "Kubernetes versions"): what 'upgrade apply' will ask for, or refuse. */
+                const char *cur = config.kubernetes_version ?: CLI_KUBERNETES_VERSION;
+                char why[512];
+                int step = kubernetes_version_step(cur, m->kubernetes_version, why, sizeof(why));
+
+                if (step == 0)
+                        printf("Kubernetes: %s (unchanged)\n", cur);
+                else if (step > 0)
+                        printf("Kubernetes: %s -> %s (changes: 'cloister upgrade apply "
+                               "--kubernetes-version %s' moves the control plane first, then the "
+                               "workers)\n",
+                               cur, m->kubernetes_version, m->kubernetes_version);
+                else
+                        printf("Kubernetes: %s -> %s: 'cloister upgrade apply' refuses it: %s\n",
+                               cur, m->kubernetes_version, why);
+        }
         return print_node_images(&config, m, state_path, state_given);
 }
 

@@ -910,6 +910,11 @@ static int rejoin(JoinService *js, const JoinCall *req, json_t **ret_response, c
                 return refuse(js, req, name, role, evidence, detail, n, r, "key derivation failed");
         hex_encode_buf(js->measurement_salt, sizeof(js->measurement_salt), msalt, sizeof(msalt));
         answer = json_pack("{s:s,s:s}", "clusterId", js->cluster_id_hex, "measurementSalt", msalt);
+        /* The release the control plane runs: the node upgrades its kubelet only to it. */
+        if (answer && js->kubernetes_version[0] &&
+            json_object_set_new(answer, "kubernetesVersion", json_string(js->kubernetes_version)) <
+                    0)
+                return -ENOMEM;
         if (!answer ||
             put_secret(answer, "diskKey", secret_data(disk_key), secret_size(disk_key)) < 0)
                 return -ENOMEM;

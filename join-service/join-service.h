@@ -17,6 +17,7 @@
 #include "cloister/node-attester.h"
 #include "cloister/privsep.h"
 #include "cloister/rpc.h"
+#include "cloister/version.h"
 
 /* The cluster policy as last loaded, with what identifies the file it came from: a changed file
  * is parsed anew and swapped in whole, or not at all. */
@@ -115,6 +116,9 @@ typedef struct JoinService {
         uint8_t cluster_id[CLUSTER_ID_SIZE];
         char cluster_id_hex[2 * CLUSTER_ID_SIZE + 1];
         char control_plane_endpoint[256];
+        /* The Kubernetes release this control plane's node state records ("" if none): told
+         * to a rejoining node, which upgrades its kubelet only to it (docs/upgrade.md). */
+        char kubernetes_version[VERSION_STRING_MAX];
         unsigned token_ttl_min;
         /* The monitor only, with --etcd-endpoints: the cluster's membership and audit chain
          * (join-service-etcd.c); NULL: the local files alone. */

@@ -431,11 +431,12 @@ static int load_cluster(JoinService *js)
                                             "diskUuid",
                                             "controlPlaneEndpoint",
                                             "measurementSalt",
+                                            "kubernetesVersion",
                                             NULL };
         _cleanup_(json_decrefp) json_t *st = NULL;
         _cleanup_(freep) char *path = NULL;
         JsonCtx ctx = { .source = NULL, .path = "" };
-        const char *cid, *role, *node, *cpe, *msalt, *endpoint = "", *disk = "";
+        const char *cid, *role, *node, *cpe, *msalt, *endpoint = "", *disk = "", *k8s = NULL;
         Diag d;
         int r;
 
@@ -461,6 +462,16 @@ static int load_cluster(JoinService *js)
                 r = json_get_string(&ctx, st, "endpoint", true, &endpoint);
         if (r >= 0)
                 r = json_get_string(&ctx, st, "diskUuid", true, &disk);
+        if (r >= 0) {
+                KubernetesVersion kv;
+                /* Recorded since versions are recorded (docs/upgrade.md); older states lack it. */
+                r = json_get_string(&ctx, st, "kubernetesVersion", false, &k8s);
+                if (r == -ENOENT)
+                        r = 0;
+                else if (r >= 0 && kubernetes_version_parse(k8s, &kv) < 0)
+                        r = diag_fail(&d, -EBADMSG, "json-schema", -1,
+                                      "%s: kubernetesVersion is not v1.MINOR.PATCH", path);
+        }
         if (r < 0)
                 return log_error_errno(r,
                                        "This node has no usable cluster state (%s): it must be "
@@ -480,6 +491,7 @@ static int load_cluster(JoinService *js)
                                        path);
         (void) snprintf(js->cluster_id_hex, sizeof(js->cluster_id_hex), "%s", cid);
         (void) snprintf(js->control_plane_endpoint, sizeof(js->control_plane_endpoint), "%s", cpe);
+        (void) snprintf(js->kubernetes_version, sizeof(js->kubernetes_version), "%s", k8s ?: "");
         js->node_name = strdup(node);
         js->node_endpoint = strdup(endpoint);
         js->node_disk_uuid = strdup(disk);

@@ -23,6 +23,7 @@
 #include "cloister/tdx.h"
 #include "cloister/timestamp.h"
 #include "cloister/uki.h"
+#include "cloister/version.h"
 #include "measure.h"
 
 #define ESP_TYPE_GUID   "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -258,6 +259,31 @@ static int image_kind(const uint8_t *uki, size_t size, const Options *o, Measure
         return 0;
 }
 
+/* The Kubernetes release the image carries: the .osrel's KUBERNETES_VERSION (image/build writes
+ * the pinned one), into *ret; NULL if it names none. 'cloister upgrade apply' holds a change of
+ * release against it (docs/upgrade.md, "Kubernetes versions"). */
+static int kubernetes_version(const uint8_t *uki, size_t size, const Options *o, char **ret)
+{
+        _cleanup_(freep) char *v = NULL;
+        KubernetesVersion kv;
+        int r;
+
+        r = osrel_value(uki, size, "KUBERNETES_VERSION=", &v);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0 || kubernetes_version_parse(v, &kv) < 0)
+                return log_error_errno(-EINVAL,
+                                       "%s: the UKI's os-release (.osrel) has a KUBERNETES_VERSION "
+                                       "that is not a release v1.MINOR.PATCH: fix the image build.",
+                                       o->input);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
 /* The format-2 fields -o json writes: given, or their defaults (Options, above). */
 static int json_fields(const uint8_t *uki, size_t size, const Options *o, int64_t *ret_version,
                        char **ret_image_version, char ret_created[static TIMESTAMP_UTC_SIZE])
@@ -352,7 +378,7 @@ static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, 
 
         if (o->json) {
                 _cleanup_(json_decrefp) json_t *root = json_object(), *m = json_object();
-                _cleanup_(freep) char *text = NULL, *image_version = NULL;
+                _cleanup_(freep) char *text = NULL, *image_version = NULL, *k8s = NULL;
                 char created[TIMESTAMP_UTC_SIZE];
                 MeasurementsImageKind kind = MEASUREMENTS_IMAGE_KIND_UNKNOWN;
                 int64_t version = 0;
@@ -362,6 +388,8 @@ static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, 
                 r = json_fields(uki, size, o, &version, &image_version, created);
                 if (r >= 0)
                         r = image_kind(uki, size, o, &kind);
+                if (r >= 0)
+                        r = kubernetes_version(uki, size, o, &k8s);
                 if (r < 0)
                         return r;
                 for (unsigned i = 0; i < UKI_PCR_COUNT; i++) {
@@ -384,6 +412,7 @@ static int print_prediction(const UkiPrediction *p, const TdxRtmrPrediction *t, 
                     (kind && json_object_set_new(
                                      root, "imageKind",
                                      json_string(measurements_image_kind_to_string(kind))) < 0) ||
+                    (k8s && json_object_set_new(root, "kubernetesVersion", json_string(k8s)) < 0) ||
                     json_object_set(root, "measurements", m) < 0 ||
                     (t && json_object_set_new(root, "tdx", tdx_json(t)) < 0) ||
                     json_dump_pretty(root, &text) < 0)

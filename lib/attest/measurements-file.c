@@ -10,6 +10,7 @@
 #include "cloister/measurements.h"
 #include "cloister/snp-measurements.h"
 #include "cloister/timestamp.h"
+#include "cloister/version.h"
 
 MeasurementsFile *measurements_file_free(MeasurementsFile *m)
 {
@@ -17,6 +18,7 @@ MeasurementsFile *measurements_file_free(MeasurementsFile *m)
                 return NULL;
         free(m->image);
         free(m->image_version);
+        free(m->kubernetes_version);
         free(m);
         return NULL;
 }
@@ -87,7 +89,7 @@ static int get_text(const JsonCtx *ctx, const json_t *j, const char *key, char *
  * kind (optional). */
 static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *m)
 {
-        const char *created, *kind;
+        const char *created, *kind, *kversion;
         int r;
 
         r = json_get_int(ctx, j, "measurementsVersion", true, 1, MEASUREMENTS_VERSION_MAX,
@@ -104,6 +106,19 @@ static int parse_format2(const JsonCtx *ctx, const json_t *j, MeasurementsFile *
                                  "YYYY-MM-DDTHH:MM:SSZ",
                                  ctx->source, created);
         memcpy(m->created, created, TIMESTAMP_UTC_SIZE);
+        r = json_get_string(ctx, j, "kubernetesVersion", false, &kversion);
+        if (r >= 0) {
+                KubernetesVersion kv;
+                if (kubernetes_version_parse(kversion, &kv) < 0)
+                        return diag_fail(ctx->diag, -EBADMSG, "json-schema", -1,
+                                         "%s: .kubernetesVersion: '%.40s' is not a Kubernetes "
+                                         "release v1.MINOR.PATCH",
+                                         ctx->source, kversion);
+                m->kubernetes_version = strdup(kversion);
+                if (!m->kubernetes_version)
+                        return -ENOMEM;
+        } else if (r != -ENOENT)
+                return r;
         r = json_get_string(ctx, j, "imageKind", false, &kind);
         if (r == -ENOENT)
                 return 0;
@@ -204,11 +219,11 @@ int measurements_file_parse(const void *data, size_t size, const char *source,
                             MeasurementsFile **ret, Diag *d)
 {
         static const char *const keys_v1[] = { "version", "image", "measurements", NULL };
-        static const char *const keys_v2[] = { "version",   "measurementsVersion",
-                                               "image",     "imageVersion",
-                                               "created",   "measurements",
-                                               "snp",       "tdx",
-                                               "imageKind", NULL };
+        static const char *const keys_v2[] = {
+                "version",   "measurementsVersion", "image", "imageVersion",
+                "created",   "measurements",        "snp",   "tdx",
+                "imageKind", "kubernetesVersion",   NULL
+        };
         static const char *const entry_keys[] = { "expected", "warnOnly", NULL };
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
         _cleanup_(json_decrefp) json_t *j = NULL;

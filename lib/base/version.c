@@ -55,6 +55,50 @@ int cloister_version_parse(const char *s, CloisterVersion *ret)
         return 0;
 }
 
+int kubernetes_version_parse(const char *s, KubernetesVersion *ret)
+{
+        KubernetesVersion v;
+        const char *p = s;
+        unsigned major;
+
+        if (!s || strlen(s) >= VERSION_STRING_MAX || *p++ != 'v')
+                return -EINVAL;
+        if (parse_number(&p, &major) < 0 || major != 1 || *p++ != '.' ||
+            parse_number(&p, &v.minor) < 0 || *p++ != '.' || parse_number(&p, &v.patch) < 0 || *p)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int kubernetes_version_step(const char *from, const char *to, char *why, size_t n)
+{
+        KubernetesVersion f, t;
+
+        if (kubernetes_version_parse(from, &f) < 0 || kubernetes_version_parse(to, &t) < 0) {
+                (void) snprintf(why, n, "'%.*s' -> '%.*s': not Kubernetes versions v1.MINOR.PATCH",
+                                VERSION_STRING_MAX, from ?: "", VERSION_STRING_MAX, to ?: "");
+                return -EINVAL;
+        }
+        if (t.minor == f.minor && t.patch == f.patch)
+                return 0;
+        if (t.minor < f.minor || (t.minor == f.minor && t.patch < f.patch)) {
+                (void) snprintf(why, n,
+                                "%s is older than %s: Kubernetes is never downgraded (kubeadm "
+                                "cannot; etcd's data may not be read by an older release). Stay "
+                                "on %s, or move to a newer patch release of it",
+                                to, from, from);
+                return -EPERM;
+        }
+        if (t.minor > f.minor + 1) {
+                (void) snprintf(why, n,
+                                "%s skips a minor version from %s: kubeadm upgrades one minor "
+                                "version at a time. Upgrade to a v1.%u release first, then to %s",
+                                to, from, f.minor + 1, to);
+                return -ERANGE;
+        }
+        return 1;
+}
+
 int cloister_version_skew(const char *cli, const char *node, char *why, size_t n)
 {
         CloisterVersion c, v;

@@ -59,12 +59,12 @@ def node(swtpm, tmp_path):
             "init_secret": init_secret, "metadata": metadata}
 
 
-def start_bootstrapper(swtpm, node, env=None):
+def start_bootstrapper(swtpm, node, env=None, extra=()):
     p = subprocess.Popen([str(binary("cloister-bootstrapper")), "--tcti", swtpm.tcti,
                           "--listen", "127.0.0.1:0", "--state-disk", str(node["disk"]),
                           "--first-boot-key", str(node["first"]), "--state-dir", str(node["state"]),
                           "--kubeadm", str(ROOT / "tests" / "doubles" / "kubeadm"),
-                          "--metadata", f"local:{node['metadata']}"],
+                          "--metadata", f"local:{node['metadata']}", *extra],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = p.stdout.readline()
     m = re.search(r"serving init on 127\.0\.0\.1:(\d+)", line)
@@ -410,6 +410,36 @@ def test_bad_service_cidr_is_refused_before_the_node_changes(swtpm, node, tmp_pa
         stop(p)
     assert r.returncode == 1 and "HTTP 400" in r.stderr and "serviceCidr" in r.stderr
     untouched(swtpm, node)
+
+
+def test_init_of_another_kubernetes_release_than_the_image_carries_is_refused_and_the_release_recorded(
+        swtpm, node, tmp_path):
+    """The control plane runs the release its image carries (os-release KUBERNETES_VERSION), and
+    records it in its node state (docs/upgrade.md, "Kubernetes versions")."""
+    pinned = json.loads((ROOT / "image" / "kubernetes.json").read_text())["version"]
+    osrel = tmp_path / "os-release"
+    osrel.write_text('IMAGE_VERSION="1"\nKUBERNETES_VERSION="v1.34.3"\n')
+    ms = tmp_path / "ms.json"
+    assert run("cloister", "master-secret", "generate", "--file", ms).returncode == 0
+    env = dict(os.environ, KUBEADM_DOUBLE_OS_RELEASE=str(osrel))
+    p, url = start_bootstrapper(swtpm, node, env=env, extra=("--os-release", str(osrel)))
+    try:
+        args = ["--state-file", tmp_path / "cloister-state.json", "--init-secret-file",
+                node["init_secret"], "--endpoint", url, "--policy", node["policy"],
+                "--master-secret", ms, "--kubeconfig", tmp_path / "a.conf"]
+        r = run("cloister", "apply", *args)  # the CLI's default: the pinned release
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"this node's image carries Kubernetes v1.34.3, not {pinned}" in r.stderr, r.stderr
+        assert "--kubernetes-version v1.34.3" in r.stderr
+        untouched(swtpm, node)
+        r = run("cloister", "apply", *args, "--kubernetes-version", "v1.34.3")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        stop(p)
+    assert json.loads((node["state"] / "node-state.json").read_text())["kubernetesVersion"] == \
+        "v1.34.3"
+    # The double ran as the image's release and recorded the cluster's.
+    assert (node["state"] / "kubernetes-version").read_text().strip() == "v1.34.3"
 
 
 def test_cli_default_kubernetes_version_is_the_pinned_one():

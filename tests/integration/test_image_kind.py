@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import run
+from conftest import ROOT, run
 from test_config import UKI_CREATED, Published, make_test_uki
 
 OSREL = 'ID=debian\nIMAGE_ID=cloister-node\nIMAGE_VERSION="v9.9"\n'
@@ -36,6 +36,25 @@ def test_measure_takes_the_image_kind_from_the_ukis_os_release(tmp_path, osrel, 
     doc = json.loads(r.stdout)
     assert doc.get("imageKind") == kind
     assert doc["imageVersion"] == "v9.9"
+
+
+def test_measure_takes_the_kubernetes_release_from_the_ukis_os_release_and_refuses_a_malformed_one(
+        tmp_path):
+    """image/build writes KUBERNETES_VERSION (the pinned release) into the os-release: the
+    signed file names it (kubernetesVersion), what 'upgrade apply --kubernetes-version' checks."""
+    pinned = json.loads((ROOT / "image" / "kubernetes.json").read_text())["version"]
+    def uki(name, osrel):
+        (tmp_path / name).mkdir()
+        return make_test_uki(tmp_path / name, osrel)
+
+    r = measure(uki("pinned", OSREL + f'KUBERNETES_VERSION="{pinned}"\n'))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kubernetesVersion"] == pinned
+    r = measure(uki("none", OSREL))
+    assert r.returncode == 0 and "kubernetesVersion" not in json.loads(r.stdout), r.stderr
+    r = measure(uki("bad", OSREL + "KUBERNETES_VERSION=1.35\n"))
+    assert r.returncode == 1
+    assert "KUBERNETES_VERSION that is not a release v1.MINOR.PATCH" in r.stderr, r.stderr
 
 
 def test_measure_refuses_an_unknown_image_kind_and_the_option_decides(tmp_path):
@@ -99,3 +118,18 @@ def test_a_configuration_whose_recorded_image_kind_is_unknown_is_refused(tmp_pat
     r = p.fetch("--pubkey", p.pub)
     assert r.returncode != 0
     assert ".measurementsSource.imageKind: neither cloud nor test" in r.stderr, r.stderr
+
+
+def test_fetch_records_the_kubernetes_release_and_a_malformed_record_is_refused(
+        tmp_path, test_image_measurements):
+    p = Published(tmp_path, test_image_measurements)
+    newer = p.publish("k8s.json", p.doc(measurementsVersion=6, kubernetesVersion="v1.35.1"))
+    r = p.fetch("--pubkey", p.pub, url=newer)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(p.config.read_text())
+    assert cfg["measurementsSource"]["kubernetesVersion"] == "v1.35.1"
+    cfg["measurementsSource"]["kubernetesVersion"] = "1.35"
+    p.config.write_text(json.dumps(cfg))
+    r = p.fetch("--pubkey", p.pub)
+    assert r.returncode != 0
+    assert ".measurementsSource.kubernetesVersion: not v1.MINOR.PATCH" in r.stderr, r.stderr

@@ -13,11 +13,14 @@ import pytest
 
 import json_schema
 import test_join
-from conftest import binary, run
+from conftest import ROOT, binary, run
 from test_join import Cluster, Node, member_policy
 
+# The release the image carries is the one 'cloister apply' asks for by default (the pin): a node
+# refuses an init of another (docs/upgrade.md, "Kubernetes versions").
+K8S = json.loads((ROOT / "image" / "kubernetes.json").read_text())["version"]
 OS_RELEASE = ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nIMAGE_ID=cloister-node\n'
-              'IMAGE_VERSION="v0.1.0-42-gfeedbee"\nKUBERNETES_VERSION="v1.30.0"\n')
+              f'IMAGE_VERSION="v0.1.0-42-gfeedbee"\nKUBERNETES_VERSION="{K8S}"\n')
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
     cluster.join(w1, policy)
     w1.port = w1.wait_for(r"serving node state on 127\.0\.0\.1:(\d+)").group(1)
     ours = cli_version()
-    want = {"cloister": ours, "image": "v0.1.0-42-gfeedbee", "kubernetes": "v1.30.0",
+    want = {"cloister": ours, "image": "v0.1.0-42-gfeedbee", "kubernetes": K8S,
             "imageKind": None}
     pol = member_policy(cluster, tmp_path)
     # A worker (its bootstrapper answers) and the control plane (its join service does).
@@ -60,7 +63,7 @@ def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
         assert "warning" not in r.stderr, r.stderr
     r = run("cloister", "verify", "--node", f"127.0.0.1:{w1.port}", "--policy", pol,
             "--cluster-id", cluster.cid)
-    assert f"runs Cloister {ours}, image v0.1.0-42-gfeedbee, Kubernetes v1.30.0" in r.stdout
+    assert f"runs Cloister {ours}, image v0.1.0-42-gfeedbee, Kubernetes {K8S}" in r.stdout
 
     state = cluster.tmp / "cloister-state.json"
     r = run("cloister", "status", "--policy", pol, "--state-file", state)
@@ -69,7 +72,7 @@ def test_verify_and_status_show_what_each_node_runs(cluster, tmp_path):
     assert header.split()[-3:] == ["CLOISTER", "IMAGE", "KUBERNETES"], header
     for name in ("cp-1", "worker-1"):
         (row,) = [x for x in rows if x.startswith(name + " ")]
-        assert row.split()[-3:] == [ours, "v0.1.0-42-gfeedbee", "v1.30.0"], row
+        assert row.split()[-3:] == [ours, "v0.1.0-42-gfeedbee", K8S], row
     doc = json.loads(run("cloister", "status", "--policy", pol, "--state-file", state, "-o",
                          "json").stdout)
     json_schema.validate(doc)
@@ -96,7 +99,7 @@ def test_verify_and_status_name_a_test_image_as_such(cluster, tmp_path):
     r = run("cloister", "verify", "--node", f"127.0.0.1:{w1.port}", "--policy", pol,
             "--cluster-id", cluster.cid)
     assert r.returncode == 0, r.stderr
-    assert f"image v0.1.0-42-gfeedbee {TEST_NOTE}, Kubernetes v1.30.0" in r.stdout, r.stdout
+    assert f"image v0.1.0-42-gfeedbee {TEST_NOTE}, Kubernetes {K8S}" in r.stdout, r.stdout
     state = cluster.tmp / "cloister-state.json"
     r = run("cloister", "status", "--policy", pol, "--state-file", state)
     assert r.returncode == 0, r.stderr

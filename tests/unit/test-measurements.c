@@ -72,6 +72,19 @@ static void test_measurements_parse_image_kind_cloud_test_or_absent(void **state
         assert_int_equal(measurements_image_kind_from_string(NULL), -EINVAL);
 }
 
+/* The Kubernetes release an image carries: what 'upgrade apply --kubernetes-version' checks. */
+static void test_measurements_parse_kubernetes_version_when_named(void **state)
+{
+        _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL, *none = NULL;
+        Diag d;
+
+        assert_int_equal(
+                parse(V2_HEAD "\"kubernetesVersion\":\"v1.35.1\",\"measurements\":{}}", &m, &d), 0);
+        assert_string_equal(m->kubernetes_version, "v1.35.1");
+        assert_int_equal(parse(V2, &none, &d), 0);
+        assert_null(none->kubernetes_version);
+}
+
 static void test_measurements_parse_format1_has_no_version(void **state)
 {
         _cleanup_(measurements_file_freep) MeasurementsFile *m = NULL;
@@ -154,6 +167,15 @@ static void test_measurements_parse_rejects_bad_format2_fields_with_ebadmsg(void
                   ".imageKind: '' is neither cloud nor test" },
                 { V2_HEAD "\"imageKind\":null,\"measurements\":{}}",
                   ".imageKind: expected a string" },
+                /* kubernetesVersion: a release v1.MINOR.PATCH, nothing else */
+                { V2_HEAD "\"kubernetesVersion\":\"1.35.1\",\"measurements\":{}}",
+                  ".kubernetesVersion: '1.35.1' is not a Kubernetes release" },
+                { V2_HEAD "\"kubernetesVersion\":\"v1.35\",\"measurements\":{}}",
+                  ".kubernetesVersion: 'v1.35' is not a Kubernetes release" },
+                { V2_HEAD "\"kubernetesVersion\":\"v1.35.1-rc.0\",\"measurements\":{}}",
+                  "is not a Kubernetes release" },
+                { V2_HEAD "\"kubernetesVersion\":135,\"measurements\":{}}",
+                  ".kubernetesVersion: expected a string" },
                 /* ours: unknown keys refused */
                 { V2_HEAD "\"measurements\":{},\"signer\":\"me\"}", ".signer: unknown key" },
                 { "{\"version\":1,\"measurementsVersion\":1,\"image\":\"x\",\"measurements\":{}}",
@@ -275,6 +297,7 @@ int main(void)
                 cmocka_unit_test(
                         test_measurements_parse_format2_fields_and_digest_of_the_exact_bytes),
                 cmocka_unit_test(test_measurements_parse_image_kind_cloud_test_or_absent),
+                cmocka_unit_test(test_measurements_parse_kubernetes_version_when_named),
                 cmocka_unit_test(test_measurements_parse_format1_has_no_version),
                 cmocka_unit_test(test_measurements_parse_accepts_the_largest_version),
                 cmocka_unit_test(test_measurements_parse_rejects_bad_format2_fields_with_ebadmsg),

@@ -132,6 +132,47 @@ static void test_node_versions_image_kind_is_cloud_test_or_null(void **state)
         }
 }
 
+/* kubeadm's rule (docs/upgrade.md, "Kubernetes versions"): one minor version at a time, never
+ * down; patch releases of the same minor version freely upward. */
+static void test_kubernetes_version_step_takes_one_minor_at_a_time_and_never_down(void **state)
+{
+        static const struct {
+                const char *from, *to;
+                int r;
+                const char *why;
+        } cases[] = {
+                { "v1.35.1", "v1.35.1", 0, NULL },
+                { "v1.34.3", "v1.35.1", 1, NULL }, /* the next minor version */
+                { "v1.34.3", "v1.35.0", 1, NULL }, /* any patch release of it */
+                { "v1.35.0", "v1.35.1", 1, NULL }, /* a patch release */
+                { "v1.33.9", "v1.35.1", -ERANGE, "skips a minor version" },
+                { "v1.33.9", "v1.35.1", -ERANGE, "Upgrade to a v1.34 release first" },
+                { "v1.35.1", "v1.34.3", -EPERM, "never downgraded" },
+                { "v1.35.1", "v1.35.0", -EPERM, "is older than v1.35.1" },
+                { "v1.35", "v1.35.1", -EINVAL, "not Kubernetes versions" },
+                { "v2.0.0", "v2.0.1", -EINVAL, NULL },
+                { "v1.35.1", "1.36.0", -EINVAL, NULL },
+                { "v1.35.1", "v1.36.0-rc.1", -EINVAL, NULL },
+        };
+        KubernetesVersion v = { 7, 7 };
+        char why[256];
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                why[0] = '\0';
+                assert_int_equal(
+                        kubernetes_version_step(cases[i].from, cases[i].to, why, sizeof(why)),
+                        cases[i].r);
+                if (cases[i].why)
+                        assert_non_null(strstr(why, cases[i].why));
+        }
+        assert_int_equal(kubernetes_version_parse("v1.35.100000", &v), -EINVAL);
+        assert_int_equal(v.minor, 7); /* untouched on failure */
+        assert_int_equal(kubernetes_version_parse("v1.35.1", &v), 0);
+        assert_int_equal(v.minor, 35);
+        assert_int_equal(v.patch, 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -140,6 +181,8 @@ int main(void)
                 cmocka_unit_test(
                         test_os_release_parse_reads_quoted_and_bare_values_and_refuses_bad_ones),
                 cmocka_unit_test(test_node_versions_image_kind_is_cloud_test_or_null),
+                cmocka_unit_test(
+                        test_kubernetes_version_step_takes_one_minor_at_a_time_and_never_down),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

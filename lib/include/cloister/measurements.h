@@ -8,6 +8,7 @@
  *   {"version": 2, "measurementsVersion": N, "image": "<name>", "imageVersion": "<version>",
  *    "created": "YYYY-MM-DDTHH:MM:SSZ",
  *    "imageKind": "cloud" | "test",          (optional: which Kubernetes the image carries)
+ *    "kubernetesVersion": "v1.Y.Z",          (optional: the Kubernetes release it carries)
  *    "measurements": {"4": {"expected": hex, "warnOnly": b}, ...},
  *    "snp": {"launchMeasurements": [...]},   (optional: SEV-SNP launch digests, snp-measurements.h)
  *    "tdx": {"rtmr1": hex, "rtmr2": hex, "rtmr3": hex}}   (optional: predicted TDX RTMRs)
@@ -54,6 +55,7 @@ typedef struct MeasurementsFile {
         char created[TIMESTAMP_UTC_SIZE]; /* format 2, as written; "" in format 1 */
         time_t created_time;              /* format 2; 0 in format 1 */
         MeasurementsImageKind image_kind; /* format 2, optional; UNKNOWN without it */
+        char *kubernetes_version;         /* format 2, optional v1.Y.Z; NULL without it */
         uint8_t sha256[32];               /* SHA-256 of the exact bytes parsed */
         PcrExpectation pcrs[EVIDENCE_PCR_COUNT];
         /* format 2, optional "snp": {"launchMeasurements": [...]} (snp-measurements.h) */

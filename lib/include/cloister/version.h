@@ -28,6 +28,19 @@ int cloister_version_parse(const char *s, CloisterVersion *ret);
  * -EINVAL if node is not a version (why says so). */
 int cloister_version_skew(const char *cli, const char *node, char *why, size_t why_size);
 
+/* A Kubernetes release version: "v1.MINOR.PATCH" (each 0..99999, no suffix). */
+typedef struct KubernetesVersion {
+        unsigned minor, patch;
+} KubernetesVersion;
+
+int kubernetes_version_parse(const char *s, KubernetesVersion *ret);
+/* Whether a cluster (or a node) running from may move to to, as kubeadm upgrades one: one minor
+ * version at a time, never down (Kubernetes' version skew policy). 0: the same version (nothing
+ * to do); 1: a step kubeadm takes (a newer patch release of the same minor version, or the next
+ * minor version); -ERANGE: it skips a minor version; -EPERM: to is older (a downgrade);
+ * -EINVAL: either is not a version. On < 0, why says which, and the next step. */
+int kubernetes_version_step(const char *from, const char *to, char *why, size_t why_size);
+
 /* The value of key in an os-release(5) text (KEY=value, KEY="value" or KEY='value'; lines over
  * 512 bytes, and values with control characters or over VERSION_STRING_MAX - 1 bytes, are
  * refused): -ENOENT if absent, -EBADMSG if malformed. */
