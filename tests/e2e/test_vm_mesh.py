@@ -189,13 +189,6 @@ def test_a_vm_from_a_modified_image_is_never_a_peer_and_cannot_reach_a_mesh_addr
     _, peers = meshprobe.wg_dump(rogue, "rogue0")
     assert peers and all(p["handshake"] == 0 and p["rx"] == 0 for p in peers.values()), peers
 
-    # (2) In the clear: the mesh address routed to the member's underlay address.
-    rogue.guest("ip", "link", "del", "rogue0")
-    for node, addr, _ in pair:
-        rogue.guest("ip", "route", "replace", f"{addr}/32", "via", node.ip)
-        r = meshprobe.send(rogue, addr, port, 4096, "rogue", wait=20)
-        assert "error" in r, (node.name, "reached in the clear", r)
-
     # Never a peer: each member still lists the other alone; nothing arrived from the rogue.
     rogue_key = rogue.guest("wg", "pubkey", stdin=key).stdout.strip()
     for node, _, own in pair:
@@ -203,9 +196,19 @@ def test_a_vm_from_a_modified_image_is_never_a_peer_and_cannot_reach_a_mesh_addr
         assert set(peers) == {k for n, _, k in pair if n is not node}, (node.name, peers)
         assert rogue_key not in peers
         assert meshprobe.received(node, out) == [], node.name
+    assert not re.search(rf"mesh-key.*{re.escape(rogue.name)}", cp.console_text())
     # While a member's own connection through the mesh arrives.
     (a, _, _), (b, addr_b, _) = pair
     sent = meshprobe.send(a, addr_b, port, 4096, "member")
     assert meshprobe.received(b, out) == [(4096, sent["sha256"])]
-    assert not re.search(rf"mesh-key.*{re.escape(rogue.name)}", cp.console_text())
+
+    # (2) In the clear: the mesh address routed to the member's underlay address (no mesh
+    # address on the rogue: its underlay address is the source).
+    rogue.guest("ip", "link", "del", "rogue0")
+    for node, addr, _ in pair:
+        rogue.guest("ip", "route", "replace", f"{addr}/32", "via", node.ip)
+        r = meshprobe.send(rogue, addr, port, 4096, "rogue", wait=20)
+        assert "error" in r, (node.name, "reached in the clear", r)
+    assert meshprobe.received(a, out) == []
+    assert meshprobe.received(b, out) == [(4096, sent["sha256"])]
     rogue.kill()
