@@ -392,7 +392,7 @@ class Cluster:
         """tcpdump on the host side of node's tap (everything its NIC sends and receives, as the
         provider's network sees it), written to path; stop it with stop_capture()."""
         p = subprocess.Popen(["ip", "netns", "exec", self.ns, "tcpdump", "-i", f"tap{node.index}",
-                              "-n", "-s", "0", "-U", "-w", str(path)],
+                              "-n", "-s", "0", "-B", "32768", "-U", "-w", str(path)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the capture runs: nothing sent after that is missed.
@@ -404,17 +404,34 @@ class Cluster:
                 raise ClusterError(f"tcpdump on tap{node.index} did not start "
                                    f"({p.returncode}): {said}")
             said += line
+        p.capture_path = Path(path)
         return p
 
     @staticmethod
-    def stop_capture(p):
+    def stop_capture(p, quiet=2.0, limit=60):
+        """Stops a capture once tcpdump has written what it was given: its file unchanged for
+        quiet seconds (a loaded machine leaves packets in the kernel's buffer a while, and
+        tcpdump stops without reading them). Returns the packets the kernel dropped (0, or the
+        capture is not the whole traffic)."""
+        deadline = time.monotonic() + limit
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_size = p.capture_path.stat().st_size if p.capture_path.exists() else 0
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+            time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         try:
-            p.wait(timeout=30)
+            _, err = p.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait()
-        p.stderr.close()
+            _, err = p.communicate()
+        m = re.search(r"(\d+) packets? dropped by kernel", err or "")
+        if not m:
+            raise ClusterError(f"tcpdump said nothing of dropped packets: {err}")
+        return int(m.group(1))
 
     def owner_cli(self, *args, check=True, timeout=600, watch=None):
         """The owner's CLI in the owner's namespace. With watch (a node the command waits on),
