@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 
+import json_schema
 from conftest import binary
 from test_mesh import (MARKER, MeshCluster, pytestmark, sh, verify_cluster,  # noqa: F401
                        wait_until)
@@ -221,6 +222,55 @@ def test_verify_cluster_compares_the_control_planes_listed_key_with_the_key_it_a
         write_members(path, doc)
     wait_until("cp-1 to register its own key again",
                lambda: mesh.members()["cp-1"]["wgPublicKey"] == keys["cp-1"])
+
+
+def status(mesh, tmp_path, *extra):
+    p = json.loads((mesh.tmp / "policy.json").read_text())
+    p["measurements"].pop("15")
+    path = tmp_path / "member-policy.json"
+    path.write_text(json.dumps(p))
+    return sh("ip", "netns", "exec", mesh.cp.ns, binary("cloister"), "status", "--policy", path,
+              "--state-file", mesh.tmp / "cloister-state.json", *extra, check=False)
+
+
+def test_status_shows_each_nodes_mesh_peers_and_last_handshake(mesh, tmp_path):
+    """cloister status asks each member over its attested GET /v1/node; a node in the mesh
+    (the control plane's join service too) reports its cloister0's peers (wg show endpoints,
+    latest-handshakes, transfer): each peer named by the member the join service lists with
+    that key, its endpoint, and when it last shook hands, as wg itself says on that node."""
+    members = mesh.members()
+    # (the test before altered the listing: both devices hold each other again first)
+    wait_until("the devices to hold each other again",
+               lambda: mesh.w1.peers() == {members["cp-1"]["wgPublicKey"]}
+               and mesh.cp.peers() == {members["worker-1"]["wgPublicKey"]})
+    # Traffic both ways first, so both sides have a handshake to report.
+    mesh.w1.exec("ping", "-c", "2", "-W", "2", members["cp-1"]["meshAddress"], check=False)
+    r = status(mesh, tmp_path, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    json_schema.validate(doc)
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    for name, node, other in (("cp-1", mesh.cp, "worker-1"), ("worker-1", mesh.w1, "cp-1")):
+        peers = nodes[name]["mesh"]["peers"]
+        assert [p["member"] for p in peers] == [other], nodes[name]
+        (peer,) = peers
+        assert peer["publicKey"] == members[other]["wgPublicKey"]
+        assert peer["endpoint"] == f"{(mesh.w1 if other == 'worker-1' else mesh.cp).ip}:51820"
+        # The node's own device says the same handshake time.
+        wg = dict(line.split("\t") for line in
+                  node.wg("show", "cloister0", "latest-handshakes").stdout.splitlines())
+        # (the same, or a later one if the peers shook hands again since: never an earlier)
+        assert int(wg[peer["publicKey"]]) >= peer["latestHandshake"] > time.time() - 300, \
+            (peer, wg)
+        assert peer["rxBytes"] > 0 and peer["txBytes"] > 0
+    # A member without --mesh reports no mesh.
+    assert nodes["plain-1"]["mesh"] is None
+    text = status(mesh, tmp_path)
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "mesh (each node's cloister0: peer, endpoint, last handshake):" in text.stdout
+    line = next(x for x in text.stdout.splitlines() if x.strip().startswith("worker-1 ")
+                and "cp-1" in x and "51820" in x)
+    assert re.search(rf"{re.escape(mesh.cp.ip)}:51820\s+\d+ s ago", line), line
 
 
 ATTEST, ATTEST_WG, EPERM = 9, 16, 1  # JOIN_PRIVSEP_ATTEST, JOIN_PRIVSEP_ATTEST_WG
