@@ -12,6 +12,7 @@ cluster: the control plane, its worker, and a spare TPM for the VM from the modi
 
 CLOISTER_E2E_MESH_NODES=3 boots a control plane and two workers and checks the mesh between the
 two workers (while control planes are not mesh peers yet, this is the mesh's proof in VMs)."""
+import json
 import os
 import re
 import secrets
@@ -82,6 +83,16 @@ def test_each_member_has_cloister0_from_the_kernel_module_and_the_other_as_its_p
         # The drop rule that keeps the mesh range closed outside cloister0.
         r = node.guest("nft", "list", "table", "inet", "cloister-mesh")
         assert "cloister0" in r.stdout, r.stdout
+    # cloister status (as the owner, each node attested) shows the same: each member lists the
+    # other as its peer, with a handshake.
+    r = cluster.status()
+    assert r.returncode == 0, r.stdout + r.stderr
+    nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+    for (node, _, _), (_, _, other_key) in ((pair[0], pair[1]), (pair[1], pair[0])):
+        mesh = nodes[node.name].get("mesh") or {}
+        listed = {x["publicKey"]: x for x in mesh.get("peers", [])}
+        assert other_key in listed and listed[other_key]["latestHandshake"] > 0, \
+            (node.name, mesh)
 
 
 def test_tcp_between_mesh_addresses_crosses_the_bridge_only_as_wireguard(cluster, pair,

@@ -90,19 +90,30 @@ def mesh_address(node):
 
 
 def wg_dump(node, device="cloister0"):
-    """`wg show DEVICE dump`: (own public key, {peer key: {endpoint, allowed, handshake, rx,
-    tx}})."""
-    r = node.guest("wg", "show", device, "dump", check=False)
-    lines = r.stdout.splitlines()
-    if r.returncode != 0 or not lines:
+    """The device as `wg show DEVICE public-key|endpoints|allowed-ips|latest-handshakes|transfer`
+    report it (never `dump`, which prints the private key): (own public key, {peer key:
+    {endpoint, allowed, handshake, rx, tx}}), or (None, {}) while there is no device."""
+    def show(what):
+        r = node.guest("wg", "show", device, what, check=False)
+        return r.stdout if r.returncode == 0 else None
+    own = show("public-key")
+    if own is None:
         return None, {}
-    own = lines[0].split("\t")[1]
     peers = {}
-    for line in lines[1:]:
-        f = line.split("\t")
-        peers[f[0]] = {"endpoint": f[2], "allowed": f[3], "handshake": int(f[4]),
-                       "rx": int(f[5]), "tx": int(f[6])}
-    return own, peers
+    for what, field in (("endpoints", "endpoint"), ("allowed-ips", "allowed"),
+                        ("latest-handshakes", "handshake"), ("transfer", "rx")):
+        for line in (show(what) or "").splitlines():
+            f = line.split("\t")
+            entry = peers.setdefault(f[0], {})
+            if field == "endpoint":
+                entry[field] = f[1]
+            elif field == "allowed":
+                entry[field] = ",".join(f[1].split())
+            elif field == "handshake":
+                entry[field] = int(f[1])
+            else:
+                entry["rx"], entry["tx"] = int(f[1]), int(f[2])
+    return own.strip(), peers
 
 
 def wait_for_peering(a, b, timeout=900):
