@@ -226,7 +226,9 @@ def test_a_modified_image_vm_cannot_reach_a_mesh_address_in_the_clear(cluster, p
     member's mesh address through that member's underlay address and connects from its own
     underlay address: no connection, nothing arrives."""
     rogue = cluster.nodes[NODES]
-    assert rogue.running(), "the rogue VM of the previous test is not running"
+    if not rogue.running():
+        # Not an expected failure: the previous test did not leave its rogue running.
+        pytest.skip("the rogue VM of the previous test is not running (that test failed)")
     (a, _, _), (b, _, _) = pair
     before = {n.name: meshprobe.received(n, ROGUE_OUT) for n in (a, b)}
     try:

@@ -99,12 +99,17 @@ def wg_dump(node, device="cloister0"):
     own = show("public-key")
     if own is None:
         return None, {}
-    peers = {}
+    # Each listing is one `wg` run: a peer the bootstrapper adds or removes between them is in
+    # some listings only, so every field has a default (the next poll sees it whole).
+    peers = {k: {"endpoint": None, "allowed": "", "handshake": 0, "rx": 0, "tx": 0}
+             for k in (show("peers") or "").split()}
     for what, field in (("endpoints", "endpoint"), ("allowed-ips", "allowed"),
                         ("latest-handshakes", "handshake"), ("transfer", "rx")):
         for line in (show(what) or "").splitlines():
             f = line.split("\t")
-            entry = peers.setdefault(f[0], {})
+            if f[0] not in peers or len(f) < (3 if field == "rx" else 2):
+                continue
+            entry = peers[f[0]]
             if field == "endpoint":
                 entry[field] = f[1]
             elif field == "allowed":
