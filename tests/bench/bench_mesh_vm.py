@@ -42,6 +42,11 @@ def main(build):
     if not (image / "image.raw").exists():
         print(f"mesh-vm: {image}/image.raw is missing: run 'make image' first", file=sys.stderr)
         return 1
+    kind = json.loads((image / "manifest.json").read_text()).get("imageKind")
+    if kind != "test":
+        print(f"mesh-vm: SKIPPED: a {kind} image has no command channel to run the streams in "
+              "the guests (make image IMAGE_KIND=test)")
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="cloister-bench-mesh-"))
     cluster = vmcluster.Cluster(tmp / "cluster", build, image,
                                 log=lambda m: print(f"mesh-vm: {m}", flush=True))

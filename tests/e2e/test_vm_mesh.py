@@ -39,6 +39,10 @@ ROGUE_OUT = "/run/cloister-test-rogue"
 def cluster(image_dir, tmp_path_factory):
     if NODES not in (2, 3):
         pytest.fail(f"CLOISTER_E2E_MESH_NODES={NODES}: 2 (control plane and worker) or 3")
+    kind = json.loads((image_dir / "manifest.json").read_text()).get("imageKind")
+    if kind != "test":
+        pytest.skip(f"a {kind} image has no command channel to drive the guests with (only a "
+                    "TEST image does: image/README.md); build one with make image IMAGE_KIND=test")
     c = vmcluster.Cluster(tmp_path_factory.mktemp("vm") / "cluster", BUILD, image_dir,
                           log=lambda m: print(f"e2e: {m}", flush=True))
     try:
