@@ -721,6 +721,13 @@ static void linger_after_failed_join(Bootstrapper *b, ServeThread *st)
                 (void) nanosleep(&tick, NULL);
 }
 
+/* The node's WireGuard key is wiped on every way out of main(), a failed join's included. */
+static void mesh_key_donep(MeshKey **k)
+{
+        if (*k)
+                mesh_key_done(*k);
+}
+
 int main(int argc, char *argv[])
 {
         /* Every mode answers both POSTs: the one its state does not allow is refused with
@@ -754,6 +761,7 @@ int main(int argc, char *argv[])
         RpcServerConfig rc;
         AtlsAttester a;
         Bootstrapper b = {};
+        _cleanup_(mesh_key_donep) MeshKey *mesh_key = &b.mesh_key;
         NodeMetadata md = {};
         char join_service[4096 + 32], disk_mapper[4096 + 32], own_endpoint[300];
         char disk_uuid[LUKS_UUID_SIZE];

@@ -1530,7 +1530,7 @@ int verb_status(int argc, char *argv[], void *userdata)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
-                                    js, json_pack("{s:s,s:o,s:o,s:o,s:O}", "joinService",
+                                    js, json_pack("{s:s,s:o,s:O,s:o,s:o}", "joinService",
                                                   v->js[i].url, "membership",
                                                   v->js[i].membership[0]
                                                           ? json_string(v->js[i].membership)
