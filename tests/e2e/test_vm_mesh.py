@@ -66,6 +66,12 @@ def pair(cluster):
     return [(a, addr_a, key_a), (b, addr_b, key_b)]
 
 
+def member_keys(cluster):
+    """The public keys on the cluster's members' cloister0 devices (the rogue is no member)."""
+    keys = {meshprobe.wg_dump(n)[0] for n in cluster.nodes[:NODES]}
+    return keys - {None}
+
+
 def test_each_member_has_cloister0_from_the_kernel_module_and_the_other_as_its_peer(cluster,
                                                                                    pair):
     for (node, addr, key), (other, other_addr, other_key) in ((pair[0], pair[1]),
@@ -78,9 +84,8 @@ def test_each_member_has_cloister0_from_the_kernel_module_and_the_other_as_its_p
         assert "wireguard" in r.stdout, r.stdout
         own, peers = meshprobe.wg_dump(node)
         assert own == key
-        # Every member a peer, nobody else: here the other member alone (with three nodes, a
-        # control plane that holds no key yet is no peer either).
-        assert set(peers) == {other_key}, (node.name, peers)
+        # Every other member a peer, nobody else.
+        assert set(peers) == member_keys(cluster) - {key}, (node.name, peers)
         peer = peers[other_key]
         assert peer["endpoint"] == f"{other.ip}:{WG_PORT}", peer
         assert peer["allowed"].split(",")[0] == f"{other_addr}/32", peer
@@ -207,9 +212,9 @@ def test_a_modified_image_vm_is_never_a_peer_and_cannot_reach_the_mesh_over_wire
 
     # Never a peer: each member still lists the other alone; nothing arrived from the rogue.
     rogue_key = rogue.guest("wg", "pubkey", stdin=key).stdout.strip()
-    for node, _, _ in pair:
+    for node, _, own in pair:
         _, peers = meshprobe.wg_dump(node)
-        assert set(peers) == {k for n, _, k in pair if n is not node}, (node.name, peers)
+        assert set(peers) == member_keys(cluster) - {own}, (node.name, peers)
         assert rogue_key not in peers
         assert meshprobe.received(node, ROGUE_OUT) == [], node.name
     assert not re.search(rf"mesh-key.*{re.escape(rogue.name)}", cp.console_text())
