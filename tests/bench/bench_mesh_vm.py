@@ -10,8 +10,8 @@ image's command channel, so a TEST image is required (make image IMAGE_KIND=test
 Under TCG the guests' CPU (WireGuard's ChaCha20-Poly1305 and the copies) bounds both figures:
 the ratio is informational, the absolute figures are this machine's, recorded with it.
 
-CLOISTER_BENCH_MESH_NODES=3 (default 2): a control plane and two workers, the mesh between the
-workers (while control planes are not mesh peers yet).
+CLOISTER_BENCH_MESH_NODES=3 (default 2: the control plane and a worker): a control plane and two
+workers, measured between the workers.
 
 Usage: bench_mesh_vm.py BUILD_DIR. Writes BUILD_DIR/bench/mesh-vm.json.
 """

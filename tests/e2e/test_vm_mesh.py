@@ -11,7 +11,7 @@ virtio-serial port the host holds; never in a cloud image). The tests run in fil
 cluster: the control plane, its worker, and a spare TPM for the VM from the modified image.
 
 CLOISTER_E2E_MESH_NODES=3 boots a control plane and two workers and checks the mesh between the
-two workers (while control planes are not mesh peers yet, this is the mesh's proof in VMs)."""
+two workers."""
 import json
 import os
 import re
