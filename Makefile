@@ -340,6 +340,8 @@ bench: deps
 	echo "== VM boot to joined (node image, QEMU) vs the image with Cloister's units masked"; \
 	{ $(MAKE) --no-print-directory image && \
 	        $(PYTHON) tests/bench/bench_vm_boot.py $(BUILD); } || status=1; \
+	echo "== TCP between two VMs through the WireGuard mesh vs without it (informational: TCG)"; \
+	$(PYTHON) tests/bench/bench_mesh_vm.py $(BUILD) || status=1; \
 	exit $$status
 
 # A local cluster: QEMU VMs booted from the node image (2 nodes) wherever they can boot, else

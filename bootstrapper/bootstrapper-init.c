@@ -643,6 +643,10 @@ int bootstrapper_handle_node(void *userdata, const RpcRequest *req, json_t **ret
             json_object_set_new(*ret_response, "versions", node_versions_json(b->os_release)) < 0)
                 return -ENOMEM;
         /* Its own attestation of its join services, when it watches them (fail-closed mode). */
+        /* A member in the mesh: its peers and their last handshakes (cloister status). */
+        if (b->mesh && b->mesh_started &&
+            json_object_set_new(*ret_response, "mesh", mesh_status_report(b->mesh_runtime_dir)) < 0)
+                return -ENOMEM;
         if (b->watch && json_object_set_new(*ret_response, "joinServiceAttestation",
                                             bootstrapper_watch_json(b)) < 0)
                 return -ENOMEM;

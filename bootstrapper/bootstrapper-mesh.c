@@ -170,6 +170,7 @@ int bootstrapper_mesh_start(Bootstrapper *b, const NodeMetadata *md, const char 
                 goto fail;
         }
         m->started = true;
+        b->mesh_started = true;
         *ret = m;
         return 0;
 fail:

@@ -66,6 +66,7 @@ typedef struct Bootstrapper {
         MeshKey mesh_key;
         unsigned mesh_interval_sec;
         const char *mesh_runtime_dir;
+        bool mesh_started; /* its thread runs: GET /v1/node reports the device */
         /* --etcd-membership: kubeadm's certificatesDir (its etcd CA in etcd/), which the kubeadm
          * configuration names; NULL: the join service keeps its membership in local files. */
         const char *kubernetes_pki;

@@ -157,8 +157,11 @@ static void help(void)
                "  --mesh kernel|userspace  once a worker is a member: fetch the WireGuard mesh of\n"
                "                           attested members from its join services and apply it\n"
                "                           to the cloister0 device, made by the kernel's module\n"
-               "                           or by wireguard-go (docs/mesh.md; default: no mesh)\n"
-               "  --mesh-interval SEC      how often the mesh is fetched again (default 10)\n"
+               "                           or by wireguard-go; a control plane passes it to its\n"
+               "                           join service, which makes the key and registers this\n"
+               "                           node itself (docs/mesh.md; default: no mesh)\n"
+               "  --mesh-interval SEC      how often the mesh is fetched (applied) again\n"
+               "                           (default 10)\n"
                "  --insecure-no-init-secret\n"
                "                           INSECURE: serve init to anyone who reaches this node\n"
                "                           first when the metadata has no init-secret hash\n"
@@ -595,10 +598,12 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         bool with_fd = listen_fd >= 0;
         BootstrapperEtcdClient etcd = {};
         char etcd_endpoints[ETCD_ENDPOINTS_MAX * 128];
+        char mesh_interval[16];
 
         (void) snprintf(listen, sizeof(listen), strchr(arg_address, ':') ? "[%s]:%u" : "%s:%u",
                         arg_address, arg_port);
         (void) snprintf(fd, sizeof(fd), "%d", listen_fd);
+        (void) snprintf(mesh_interval, sizeof(mesh_interval), "%u", arg_mesh_interval);
         char *argv[48];
         size_t n = 0;
 
@@ -640,6 +645,13 @@ static int exec_join_service(Bootstrapper *b, NodeAttester *attester, TpmDevice 
         if (arg_metrics_listen) {
                 argv[n++] = (char *) "--metrics-listen";
                 argv[n++] = (char *) arg_metrics_listen;
+        }
+        /* This node in the mesh: its join service makes its key and registers it. */
+        if (arg_mesh >= 0) {
+                argv[n++] = (char *) "--mesh";
+                argv[n++] = (char *) mesh_backend_to_string(arg_mesh);
+                argv[n++] = (char *) "--mesh-interval";
+                argv[n++] = mesh_interval;
         }
         if (b->kubernetes_pki) {
                 /* A fresh client certificate from kubeadm's etcd CA at every hand-over (init,
@@ -709,6 +721,13 @@ static void linger_after_failed_join(Bootstrapper *b, ServeThread *st)
                 (void) nanosleep(&tick, NULL);
 }
 
+/* The node's WireGuard key is wiped on every way out of main(), a failed join's included. */
+static void mesh_key_donep(MeshKey **k)
+{
+        if (*k)
+                mesh_key_done(*k);
+}
+
 int main(int argc, char *argv[])
 {
         /* Every mode answers both POSTs: the one its state does not allow is refused with
@@ -742,6 +761,7 @@ int main(int argc, char *argv[])
         RpcServerConfig rc;
         AtlsAttester a;
         Bootstrapper b = {};
+        _cleanup_(mesh_key_donep) MeshKey *mesh_key = &b.mesh_key;
         NodeMetadata md = {};
         char join_service[4096 + 32], disk_mapper[4096 + 32], own_endpoint[300];
         char disk_uuid[LUKS_UUID_SIZE];
@@ -866,10 +886,9 @@ int main(int argc, char *argv[])
                                   "mesh document is applied (install nftables, run as root)",
                                   md_d.message);
         }
-        if (arg_mesh >= 0 && md.role == NODE_ROLE_CONTROL_PLANE)
-                log_warning("--mesh: control planes do not join the mesh yet (docs/mesh.md); "
-                            "this node's traffic to the mesh range stays closed");
-        else if (arg_mesh >= 0) {
+        /* A control plane's key is its join service's: made there (in its monitor) at the
+         * hand-over, which passes --mesh on (docs/mesh.md, "Control planes"). */
+        if (arg_mesh >= 0 && md.role != NODE_ROLE_CONTROL_PLANE) {
                 /* The node's WireGuard key: made now, in locked memory only, bound into the
                  * evidence of every mesh request (docs/mesh.md). */
                 r = mesh_key_generate(&b.mesh_key);

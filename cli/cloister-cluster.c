@@ -44,6 +44,7 @@ typedef struct ClusterNode {
         /* the policy's measurement set its PCRs matched (an upgrade's policy), or "" */
         char image_set[ATTEST_SET_NAME_MAX + 1];
         char wg_key[48]; /* the WireGuard key its join service lists (docs/mesh.md), or "" */
+        json_t *mesh;    /* status: its cloister0's peers as it reported them, checked; or NULL */
 } ClusterNode;
 
 typedef struct JoinServiceView {
@@ -101,6 +102,7 @@ static ClusterView *cluster_view_free(ClusterView *v)
                 json_decref(v->nodes[i].checks);
                 json_decref(v->nodes[i].versions);
                 json_decref(v->nodes[i].reattest);
+                json_decref(v->nodes[i].mesh);
                 cli_record_done(&v->nodes[i].rec);
         }
         for (size_t i = 0; v && i < v->n_js; i++) {
@@ -805,6 +807,56 @@ static void check_mesh_key(ClusterNode *n, const AttestPolicy *member, time_t at
         }
 }
 
+/* The "mesh" a node's GET /v1/node reported (docs/mesh.md, "Status"): the node's own word, over
+ * its attested channel, still shape-checked before it is shown. Peers are named by the member the
+ * listing gives their key; a report that is not the expected shape is shown as such. */
+static json_t *node_mesh(const ClusterView *v, const json_t *reported)
+{
+        _cleanup_(json_decrefp) json_t *out = NULL;
+        const json_t *peers = json_object_get(reported, "peers"), *p;
+        const char *error = json_string_value(json_object_get(reported, "error"));
+        json_t *list;
+        size_t i;
+
+        if (!reported)
+                return NULL;
+        if (error)
+                return json_pack("{s:s%}", "error", error, strnlen(error, REASON_MAX - 1));
+        if (!json_is_array(peers) || json_array_size(peers) > MESH_PEERS_MAX)
+                return json_pack("{s:s}", "error", "the node's mesh report is malformed");
+        list = json_array();
+        out = json_pack("{s:o}", "peers", list);
+        if (!out)
+                return NULL;
+        json_array_foreach (peers, i, p) {
+                const char *key = json_string_value(json_object_get(p, "publicKey"));
+                const json_t *ep = json_object_get(p, "endpoint");
+                const json_t *hs = json_object_get(p, "latestHandshake"),
+                             *rx = json_object_get(p, "rxBytes"),
+                             *tx = json_object_get(p, "txBytes");
+                const char *name = NULL;
+                uint8_t raw[MESH_KEY_SIZE];
+
+                if (!key || mesh_key_from_base64(key, raw) < 0 || strlen(key) != MESH_KEY_BASE64 ||
+                    !(json_is_null(ep) ||
+                      (json_is_string(ep) && mesh_endpoint_ok(json_string_value(ep)))) ||
+                    !json_is_integer(hs) || json_integer_value(hs) < 0 || !json_is_integer(rx) ||
+                    json_integer_value(rx) < 0 || !json_is_integer(tx) ||
+                    json_integer_value(tx) < 0)
+                        return json_pack("{s:s}", "error", "the node's mesh report is malformed");
+                for (size_t k = 0; k < v->n_nodes && !name; k++)
+                        if (strcmp(v->nodes[k].wg_key, key) == 0)
+                                name = v->nodes[k].name;
+                if (json_array_append_new(
+                            list, json_pack("{s:s,s:o,s:O,s:O,s:O,s:O}", "publicKey", key, "member",
+                                            name ? json_string(name) : json_null(), "endpoint", ep,
+                                            "latestHandshake", hs, "rxBytes", rx, "txBytes", tx)) <
+                    0)
+                        return NULL;
+        }
+        return TAKE_PTR(out);
+}
+
 /* Each member, attested now with its own fresh nonce. */
 static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char *cid_hex,
                          const RpcClientConfig *rc, bool mesh)
@@ -831,6 +883,8 @@ static void attest_nodes(ClusterView *v, const AttestPolicy *member, const char 
                         n->versions = cli_node_versions(n->endpoint, resp);
                         n->state = cli_node_state_name(resp);
                 }
+                if (n->ok && status == 200)
+                        n->mesh = node_mesh(v, json_object_get(resp, "mesh"));
                 /* The node that attested must say it is this member of this cluster: an address
                  * the host re-routed to another (healthy) member does not pass for it. */
                 if (n->ok) {
@@ -1308,6 +1362,51 @@ int cli_verify_cluster_bundle(const CliBundle *b, const AttestPolicy *p, time_t 
 
 /* Each member's re-attestation as its join service records it (docs/reattestation.md), one
  * line each after the table (whose rows start with the member's name). */
+/* Each node's WireGuard peers and their last handshake, as the node's cloister0 reports them
+ * (docs/mesh.md, "Status"). Nothing when no node is in the mesh. */
+static void print_mesh(const ClusterView *v)
+{
+        bool any = false;
+        time_t now = time(NULL);
+
+        for (size_t i = 0; i < v->n_nodes; i++)
+                any |= v->nodes[i].mesh != NULL;
+        if (!any)
+                return;
+        printf("\nmesh (each node's %s: peer, endpoint, last handshake):\n", MESH_DEVICE);
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                const json_t *m = v->nodes[i].mesh, *p;
+                const char *error = json_string_value(json_object_get(m, "error"));
+                size_t k;
+
+                if (!m)
+                        continue;
+                if (error) {
+                        printf("  %-24s (cannot tell: %s)\n", v->nodes[i].name, error);
+                        continue;
+                }
+                if (json_array_size(json_object_get(m, "peers")) == 0)
+                        printf("  %-24s no peers\n", v->nodes[i].name);
+                json_array_foreach (json_object_get(m, "peers"), k, p) {
+                        const char *member = json_string_value(json_object_get(p, "member"));
+                        const char *ep = json_string_value(json_object_get(p, "endpoint"));
+                        json_int_t hs = json_integer_value(json_object_get(p, "latestHandshake"));
+                        char when[48];
+
+                        if (hs == 0)
+                                (void) snprintf(when, sizeof(when), "never");
+                        else if (hs <= (json_int_t) now)
+                                (void) snprintf(when, sizeof(when), "%" PRId64 " s ago",
+                                                (int64_t) (now - (time_t) hs));
+                        else
+                                (void) snprintf(when, sizeof(when), "in the future (clock?)");
+                        printf("  %-24s %-24s %-28s %s\n", v->nodes[i].name,
+                               member ?: json_string_value(json_object_get(p, "publicKey")),
+                               ep ?: "(no endpoint)", when);
+                }
+        }
+}
+
 static void print_reattestation(const ClusterView *v)
 {
         for (size_t i = 0; i < v->n_nodes; i++) {
@@ -1464,19 +1563,20 @@ int verb_status(int argc, char *argv[], void *userdata)
                         return log_oom();
                 for (size_t i = 0; i < v->n_nodes; i++)
                         if (json_array_append_new(
-                                    nodes, json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name",
-                                                     v->nodes[i].name, "role", v->nodes[i].role,
-                                                     "endpoint", v->nodes[i].endpoint, "admitted",
-                                                     v->nodes[i].admitted, "versions",
-                                                     v->nodes[i].ok && v->nodes[i].versions
-                                                             ? v->nodes[i].versions
-                                                             : json_null(),
-                                                     "reattestation",
-                                                     v->nodes[i].reattest ?: json_null())) < 0)
+                                    nodes,
+                                    json_pack("{s:s,s:s,s:s,s:s,s:O,s:O,s:O}", "name",
+                                              v->nodes[i].name, "role", v->nodes[i].role,
+                                              "endpoint", v->nodes[i].endpoint, "admitted",
+                                              v->nodes[i].admitted, "versions",
+                                              v->nodes[i].ok && v->nodes[i].versions
+                                                      ? v->nodes[i].versions
+                                                      : json_null(),
+                                              "reattestation", v->nodes[i].reattest ?: json_null(),
+                                              "mesh", v->nodes[i].mesh ?: json_null())) < 0)
                                 return log_oom();
                 for (size_t i = 0; i < v->n_js; i++)
                         if (json_array_append_new(
-                                    js, json_pack("{s:s,s:o,s:o,s:o,s:O}", "joinService",
+                                    js, json_pack("{s:s,s:o,s:O,s:o,s:o}", "joinService",
                                                   v->js[i].url, "membership",
                                                   v->js[i].membership[0]
                                                           ? json_string(v->js[i].membership)
@@ -1511,6 +1611,7 @@ int verb_status(int argc, char *argv[], void *userdata)
         print_image_kinds(v, &config);
         print_image_sets(v);
         print_reattestation(v);
+        print_mesh(v);
         for (size_t i = 0; i < v->n_nodes; i++)
                 if (!v->nodes[i].ok)
                         printf("%s did not attest: its versions are not shown ('cloister verify "

@@ -5,8 +5,11 @@
  * recorded with its membership, and gets the mesh document: every member's key, WireGuard
  * endpoint and mesh address. Nobody else gets it.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cloister/evidence.h"
 #include "cloister/json.h"
@@ -184,8 +187,11 @@ int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response
                 return refuse_mesh(js, req, name, evidence, detail, n, -EPERM, why);
         }
         r = members_set_mesh(js, name, key, address);
-        if (r > 0)
+        if (r > 0) {
                 join_audit(js, "mesh-key", name, role, evidence, "admitted", key);
+                /* This node's own device gets the new peer now, not at its next interval. */
+                join_mesh_kick(js);
+        }
         json_decref(members);
         members = NULL;
         if (r >= 0)
@@ -201,4 +207,177 @@ int join_handle_mesh(JoinService *js, const JoinCall *req, json_t **ret_response
                 return r;
         /* Sealed to the member's aTLS key: the network process relays peers it cannot alter. */
         return rpc_answer_seal(req->spki, req->spki_size, "mesh", doc, ret_response);
+}
+
+/*
+ * This node's own place in the mesh (a control plane, docs/mesh.md, "Control planes"). The key
+ * pair is made here, in the monitor, after the network process was forked: the private half is
+ * never in that process's memory. Its registration is no request: the monitor that keeps the
+ * membership (and verifies every other member's evidence) writes its own node's entry, as it
+ * writes its own member record (record_self()), so there is no claim in transit to bind.
+ */
+typedef struct JoinMesh JoinMesh;
+struct JoinMesh {
+        JoinService *js;
+        MeshBackend backend;
+        unsigned interval_sec;
+        MeshKey key;
+        char key_text[MESH_KEY_BASE64 + 1];
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        bool stop, kicked, started, applied;
+        size_t last_peers;
+        char last_warning[sizeof(((Diag *) NULL)->message) + 128];
+        time_t warned;
+};
+
+static void mesh_warn(JoinMesh *m, const char *what)
+{
+        if (strcmp(what, m->last_warning) == 0 && time(NULL) - m->warned < 60)
+                return;
+        log_warning("mesh: %s", what);
+        (void) snprintf(m->last_warning, sizeof(m->last_warning), "%s", what);
+        m->warned = time(NULL);
+}
+
+/* Registers this node's key (again, if members.json lost it or it changed) and applies the
+ * document a member would get, through the same parser a member uses. */
+static int join_mesh_round(JoinMesh *m)
+{
+        JoinService *js = m->js;
+        _cleanup_(json_decrefp) json_t *members = NULL, *doc = NULL;
+        _cleanup_(freep) char *text = NULL;
+        char address[MESH_ADDRESS_MAX + 1] = "", why[sizeof(m->last_warning)];
+        MeshDoc md = {};
+        Diag d;
+        int r;
+
+        (void) pthread_mutex_lock(&js->members_lock);
+        r = members_set_mesh(js, js->node_name, m->key_text, address);
+        if (r > 0)
+                join_audit(js, "mesh-key", js->node_name, "control-plane", "", "admitted",
+                           m->key_text);
+        if (r >= 0)
+                r = members_load(js, &members);
+        (void) pthread_mutex_unlock(&js->members_lock);
+        if (r < 0) {
+                (void) snprintf(why, sizeof(why),
+                                "cannot register this node's key in the membership (%s): the "
+                                "mesh range stays closed",
+                                strerror(-r));
+                mesh_warn(m, why);
+                return r;
+        }
+        r = mesh_document(members, js->node_name, address, &doc);
+        if (r >= 0)
+                r = json_dump_compact(doc, &text);
+        if (r < 0)
+                return log_oom();
+        diag_clear(&d);
+        r = mesh_doc_parse(text, strlen(text), &md, &d);
+        if (r >= 0)
+                r = mesh_apply(m->backend, &m->key, &md, js->state_dir, &d);
+        if (r < 0) {
+                (void) snprintf(why, sizeof(why),
+                                "cannot apply the mesh (the mesh range stays closed): %s",
+                                d.message);
+                mesh_warn(m, why);
+        } else if (!m->applied || m->last_peers != md.n_peers) {
+                log_info("mesh: %s is %s with %zu members listed", MESH_DEVICE, md.address,
+                         md.n_peers);
+                printf("cloister-join-service: mesh applied: %s, %zu members\n", md.address,
+                       md.n_peers);
+                fflush(stdout);
+                m->applied = true;
+                m->last_peers = md.n_peers;
+        }
+        mesh_doc_done(&md);
+        return r;
+}
+
+static void *join_mesh_thread(void *arg)
+{
+        JoinMesh *m = arg;
+
+        for (;;) {
+                struct timespec until;
+
+                (void) join_mesh_round(m);
+                (void) clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += (time_t) m->interval_sec;
+                (void) pthread_mutex_lock(&m->lock);
+                while (!m->stop && !m->kicked &&
+                       pthread_cond_timedwait(&m->wake, &m->lock, &until) == 0)
+                        ;
+                m->kicked = false;
+                if (m->stop) {
+                        (void) pthread_mutex_unlock(&m->lock);
+                        return NULL;
+                }
+                (void) pthread_mutex_unlock(&m->lock);
+        }
+}
+
+int join_mesh_start(JoinService *js, MeshBackend backend, unsigned interval_sec)
+{
+        JoinMesh *m;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_oom();
+        m->js = js;
+        m->backend = backend;
+        m->interval_sec = interval_sec;
+        (void) pthread_mutex_init(&m->lock, NULL);
+        (void) pthread_cond_init(&m->wake, NULL);
+        js->mesh = m; /* join_mesh_stop() frees it from here on */
+        r = mesh_key_generate(&m->key);
+        if (r < 0) {
+                log_error_errno(r, "mesh: cannot make this node's WireGuard key: %m");
+                join_mesh_stop(js);
+                return r;
+        }
+        mesh_key_to_base64(m->key.public_key, m->key_text);
+        if (pthread_create(&m->thread, NULL, join_mesh_thread, m) != 0) {
+                join_mesh_stop(js);
+                return log_error_errno(-EAGAIN, "mesh: cannot start its thread");
+        }
+        m->started = true;
+        memcpy(js->mesh_public_key, m->key.public_key, MESH_KEY_SIZE);
+        js->mesh_key_set = true;
+        return 0;
+}
+
+void join_mesh_kick(JoinService *js)
+{
+        JoinMesh *m = js->mesh;
+
+        if (!m || !m->started)
+                return;
+        (void) pthread_mutex_lock(&m->lock);
+        m->kicked = true;
+        (void) pthread_cond_signal(&m->wake);
+        (void) pthread_mutex_unlock(&m->lock);
+}
+
+void join_mesh_stop(JoinService *js)
+{
+        JoinMesh *m = js->mesh;
+
+        if (!m)
+                return;
+        if (m->started) {
+                (void) pthread_mutex_lock(&m->lock);
+                m->stop = true;
+                (void) pthread_cond_signal(&m->wake);
+                (void) pthread_mutex_unlock(&m->lock);
+                (void) pthread_join(m->thread, NULL);
+        }
+        mesh_key_done(&m->key);
+        (void) pthread_mutex_destroy(&m->lock);
+        (void) pthread_cond_destroy(&m->wake);
+        js->mesh = NULL;
+        free(m);
 }

@@ -180,8 +180,20 @@ static int answer_attest(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
         int r;
 
         diag_clear(&d);
-        r = atls_binding(js->attester->variant, ATLS_ROLE_SERVER, m->fields[0].data,
-                         m->fields[1].data, m->fields[1].size, binding);
+        /* With a WireGuard key (a verifier asked for it: cloister verify --cluster): only the
+         * key this monitor made (--mesh) is bound, so a network process cannot have this node
+         * attest a key it chose. */
+        if (m->op == JOIN_PRIVSEP_ATTEST_WG &&
+            (!js->mesh_key_set ||
+             memcmp(m->fields[2].data, js->mesh_public_key, MESH_KEY_SIZE) != 0)) {
+                privsep_buf_begin(out, m->op | PRIVSEP_REPLY, -EPERM);
+                privsep_buf_add_text(out, "the monitor binds only this node's own WireGuard key");
+                privsep_buf_add_text(out, "");
+                return 0;
+        }
+        r = atls_binding_wg(js->attester->variant, ATLS_ROLE_SERVER, m->fields[0].data,
+                            m->fields[1].data, m->fields[1].size,
+                            m->op == JOIN_PRIVSEP_ATTEST_WG ? js->mesh_public_key : NULL, binding);
         if (r < 0)
                 (void) diag_fail(&d, r, "atls-binding", -1, "cannot compute the binding");
         if (r >= 0) {
@@ -244,6 +256,7 @@ static int dispatch(JoinService *js, const PrivsepMsg *m, PrivsepBuf *out)
         case JOIN_PRIVSEP_POLICY:
                 return answer_policy(js, privsep_text(m, 0), out);
         case JOIN_PRIVSEP_ATTEST:
+        case JOIN_PRIVSEP_ATTEST_WG:
                 return answer_attest(js, m, out);
         case JOIN_PRIVSEP_TDX_COLLATERAL:
                 join_tdx_answer(m, out);

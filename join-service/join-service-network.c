@@ -185,9 +185,13 @@ static int monitor_issue_cb(void *userdata, const uint8_t binding[static ATLS_BI
         if (input->role != ATLS_ROLE_SERVER || input->variant != js->attest_variant)
                 return diag_fail(d, -EINVAL, "atls-binding", -1,
                                  "the monitor quotes only for the join service's own handshakes");
-        privsep_buf_begin(&b, JOIN_PRIVSEP_ATTEST, 0);
+        /* A verifier that asked for this node's WireGuard key (verify --cluster) gets the wg
+         * binding; the monitor checks the key is the one it made. */
+        privsep_buf_begin(&b, input->wg_key ? JOIN_PRIVSEP_ATTEST_WG : JOIN_PRIVSEP_ATTEST, 0);
         privsep_buf_add(&b, input->nonce, ATLS_NONCE_SIZE);
         privsep_buf_add(&b, input->spki, input->spki_size);
+        if (input->wg_key)
+                privsep_buf_add(&b, input->wg_key, ATLS_WG_KEY_SIZE);
         r = monitor_call(js->monitor, &b, &status, &detail, &answer, &buf, &size);
         privsep_buf_done(&b);
         if (r < 0)

@@ -1256,6 +1256,10 @@ int join_handle_node(JoinService *js, const JoinCall *req, json_t **ret_response
                 (void) snprintf(detail, n, "the node state is not an object");
                 return -EBADMSG;
         }
+        /* In the mesh: its peers and their last handshakes (cloister status, docs/mesh.md). */
+        if (js->mesh &&
+            json_object_set_new(*ret_response, "mesh", mesh_status_report(js->state_dir)) < 0)
+                return -ENOMEM;
         return 0;
 }
 

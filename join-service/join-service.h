@@ -130,7 +130,24 @@ typedef struct JoinService {
         bool etcd_refusal_audited;
         /* The network process only: its server, whose counters /metrics adds. */
         RpcServer *rpc;
+        /* --mesh (docs/mesh.md): this node's WireGuard public key, known to both processes (the
+         * monitor made the pair after the fork and gave the network process the public half);
+         * the private half and the thread that brings cloister0 to the membership are the
+         * monitor's (join-service-mesh.c). */
+        bool mesh_key_set;
+        uint8_t mesh_public_key[MESH_KEY_SIZE];
+        struct JoinMesh *mesh;
 } JoinService;
+
+/* The monitor only, after the fork: this node's WireGuard key pair made, its own entry (key,
+ * mesh address, endpoint) registered in the membership as its own record is (no request: the
+ * monitor keeps the membership), and a thread that applies the mesh document it would give a
+ * member to this node's own cloister0 at once and every interval_sec. */
+int join_mesh_start(JoinService *js, MeshBackend backend, unsigned interval_sec);
+/* Stops that thread and wipes the key (the device and the drop rule stay). */
+void join_mesh_stop(JoinService *js);
+/* The membership's mesh changed (a member registered or re-keyed): apply it now. */
+void join_mesh_kick(JoinService *js);
 
 /* Loads the policy at h->path (first time or when the file changed); keeps the old policy and
  * fails if a changed file does not parse. */

@@ -64,6 +64,8 @@ static unsigned arg_tdx_refresh_ahead = 24 * 3600, arg_tdx_refresh_interval = 36
 static const char *arg_metrics_listen;
 static int metrics_fd = -1;
 static const char *arg_etcd_endpoints, *arg_etcd_cert, *arg_etcd_key, *arg_etcd_ca;
+static MeshBackend arg_mesh = _MESH_BACKEND_INVALID; /* invalid: no mesh */
+static unsigned arg_mesh_interval = 10;
 
 static void help(void)
 {
@@ -131,6 +133,13 @@ static void help(void)
                "  --etcd-cert FILE, --etcd-key FILE, --etcd-ca FILE\n"
                "                           this join service's etcd client certificate and key,\n"
                "                           and etcd's CA (all three required with endpoints)\n"
+               "  --mesh kernel|userspace  this node in the WireGuard mesh of attested members:\n"
+               "                           its key made here, its own entry registered in the\n"
+               "                           membership, cloister0 kept to it by the kernel's\n"
+               "                           module or wireguard-go (docs/mesh.md; default: no\n"
+               "                           mesh). Not with --etcd-endpoints yet\n"
+               "  --mesh-interval SEC      how often cloister0 is brought to the membership\n"
+               "                           again (default 10; at once when a member registers)\n"
                "  --insecure-allow-any-ak  INSECURE, throw-away tests only: load a policy with\n"
                "                           akTrust insecure-any (any TPM, so anyone, can join as\n"
                "                           a worker); refused without it. Control planes are\n"
@@ -221,6 +230,8 @@ static int parse_argv(int argc, char *argv[])
                 ARG_ETCD_CERT,
                 ARG_ETCD_KEY,
                 ARG_ETCD_CA,
+                ARG_MESH,
+                ARG_MESH_INTERVAL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -251,6 +262,8 @@ static int parse_argv(int argc, char *argv[])
                 { "etcd-cert", required_argument, NULL, ARG_ETCD_CERT },
                 { "etcd-key", required_argument, NULL, ARG_ETCD_KEY },
                 { "etcd-ca", required_argument, NULL, ARG_ETCD_CA },
+                { "mesh", required_argument, NULL, ARG_MESH },
+                { "mesh-interval", required_argument, NULL, ARG_MESH_INTERVAL },
                 {},
         };
         char *end;
@@ -393,6 +406,18 @@ static int parse_argv(int argc, char *argv[])
                         break;
                 case ARG_ETCD_CA:
                         arg_etcd_ca = optarg;
+                        break;
+                case ARG_MESH:
+                        arg_mesh = mesh_backend_from_string(optarg);
+                        if (arg_mesh < 0)
+                                return log_error_errno(
+                                        -EUSAGE, "--mesh '%s': use kernel or userspace.", optarg);
+                        break;
+                case ARG_MESH_INTERVAL:
+                        v = strtoul(optarg, &end, 10);
+                        if (*end || end == optarg || v == 0 || v > 3600)
+                                return log_error_errno(-EUSAGE, "--mesh-interval: 1..3600 s.");
+                        arg_mesh_interval = (unsigned) v;
                         break;
                 default:
                         return -EUSAGE;
@@ -686,6 +711,19 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         /* The monitor says when its own start-up (the master secret) succeeded. */
         if (read(fds[0], &go, 1) != 1)
                 _exit(1);
+        /* 'w': this node is in the mesh, and its WireGuard public key follows. */
+        if (go == 'w') {
+                size_t got = 0;
+
+                while (got < MESH_KEY_SIZE) {
+                        ssize_t k = read(fds[0], js->mesh_public_key + got, MESH_KEY_SIZE - got);
+
+                        if (k <= 0)
+                                _exit(1);
+                        got += (size_t) k;
+                }
+                js->mesh_key_set = true;
+        }
         exec_fake_network(fds);
         monitor_channels_init(&channels, fds);
         js->monitor = &channels;
@@ -731,6 +769,10 @@ static __attribute__((noreturn)) void run_network(JoinService *js, pid_t monitor
         r = atls_context_new(ATLS_ROLE_SERVER, &a, &v, &atls);
         if (r >= 0)
                 r = atls_context_allow_unattested_clients(atls);
+        /* Its WireGuard key, for a verifier that asks (cloister verify --cluster): the monitor
+         * quotes the wg binding only for the key it made. */
+        if (r >= 0 && js->mesh_key_set)
+                r = atls_context_set_wg_key(atls, js->mesh_public_key);
         /* The nonces clients bind their evidence to are the monitor's: it admits evidence bound
          * to one it issued, once (no replay of evidence captured on another connection). */
         if (r >= 0)
@@ -1069,14 +1111,35 @@ int main(int argc, char *argv[])
         if (reattest_start(&js, reattest_pid, reattest_fd) < 0)
                 log_error("join-service: cannot start re-attestation: members are not attested "
                           "again");
-        if (write(mon[0], "g", 1) != 1)
-                log_error("join-service: cannot start the network process: %m");
+        /* This node in the mesh (docs/mesh.md): the key pair made now, after the fork, so the
+         * network process never holds its private half; it is told the public half ('w' and
+         * the 32 bytes), which it puts in its certificate for a verifier that asks. */
+        if (arg_mesh >= 0 && js.etcd)
+                log_warning("--mesh: this join service keeps its membership in etcd, where the "
+                            "mesh's keys are not kept yet (docs/mesh.md): this node does not join "
+                            "the mesh, and its traffic to the mesh range stays closed");
+        else if (arg_mesh >= 0 && join_mesh_start(&js, arg_mesh, arg_mesh_interval) < 0)
+                log_error("--mesh: this node does NOT join the mesh (see above); its traffic to "
+                          "the mesh range stays closed");
+        {
+                uint8_t go[1 + MESH_KEY_SIZE] = { 'g' };
+                size_t n = 1;
+
+                if (js.mesh_key_set) {
+                        go[0] = 'w';
+                        memcpy(go + 1, js.mesh_public_key, MESH_KEY_SIZE);
+                        n += MESH_KEY_SIZE;
+                }
+                if (write(mon[0], go, n) != (ssize_t) n)
+                        log_error("join-service: cannot start the network process: %m");
+        }
         /* Ready once the network process serves (nothing comes if it failed: its exit is
          * reaped below). */
         if (read(ready[0], &byte, 1) == 1)
                 service_notify("READY=1");
         (void) close(ready[0]);
         r = wait_network(child, &set);
+        join_mesh_stop(&js);
         reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);

@@ -41,6 +41,14 @@ _Noreturn static void child_exec(char *const argv[], int in_fd, const char *stdo
         /* Nothing else of ours leaks into the child (the TPM, listening sockets, files holding
          * keys): whatever lacks close-on-exec gets it now. */
         (void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        /* Nor our blocked signals: a caller that waits for SIGTERM with sigwaitinfo() (the join
+         * service's monitor) would otherwise start a child that cannot be stopped with it. */
+        {
+                sigset_t none;
+
+                (void) sigemptyset(&none);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        }
         execvp(argv[0], argv);
         _exit(127);
 }

@@ -71,6 +71,7 @@ const PrivsepSpec join_privsep_requests[] = {
           "node-remove",
           6,
           { NODE_TEXT, TEXT(64), TEXT(41), TEXT(65), TEXT(33), TEXT(65) } },
+        { JOIN_PRIVSEP_ATTEST_WG, "attest-wg", 3, { NONCE, SPKI, EXACT(ATLS_WG_KEY_SIZE) } },
 };
 
 #define REPLY(op, name)                                                                            \
@@ -105,6 +106,7 @@ const PrivsepSpec join_privsep_replies[] = {
         REPLY(JOIN_PRIVSEP_METRICS, "metrics"),
         REPLY(JOIN_PRIVSEP_MESH, "mesh"),
         REPLY(JOIN_PRIVSEP_NODE_REMOVE, "node-remove"),
+        REPLY(JOIN_PRIVSEP_ATTEST_WG, "attest-wg"),
 };
 
 const size_t join_privsep_n_specs = ELEMENTSOF(join_privsep_requests);

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The WireGuard mesh of attested members (docs/mesh.md). Three nodes, each in its own network
 namespace on one bridge (its own swtpm, state disk and bootstrapper, as in test_join.py): a
-control plane serving joins and two workers started with --mesh userspace (wireguard-go: the
-host has no wireguard module). The workers register the WireGuard key their evidence binds
+control plane serving joins and two workers, all started with --mesh userspace (wireguard-go:
+the host has no wireguard module; the control plane's join service registers its own key). The
+workers register the WireGuard key their evidence binds
 (GET /v1/mesh) and configure cloister0 from the mesh the join service releases to members only.
 Checked from outside the C code: the peers each worker's device holds, the capture on the
 underlay (only WireGuard's UDP, no plaintext of a TCP stream), refusals of unattested, non-member
@@ -126,9 +127,9 @@ class MeshCluster(Cluster):
     def init(self, cp, policy):
         secret = self.tmp / "init-secret"
         h = run("cloister", "init-secret", "generate", "--file", secret).stdout.strip()
-        # --mesh on a control plane: no key yet (docs/mesh.md), but the range is closed.
+        # --mesh on a control plane: its join service makes its key and registers it.
         cp.start({"name": cp.name, "role": "control-plane", "initSecretHash": h},
-                 "--mesh", "userspace")
+                 "--mesh", "userspace", "--mesh-interval", "1")
         cp.port = cp.wait_for(r"serving init on [0-9.]+:(\d+)").group(1)
         r = sh("ip", "netns", "exec", cp.ns, binary("cloister"), "apply", "--endpoint", cp.url(),
                "--policy", policy, "--init-secret-file", secret, "--state-file",
@@ -192,7 +193,7 @@ def mesh(tmp_path_factory):
         for w in (w1, w2):
             w.port = w.wait_for(r"serving node state on [0-9.]+:(\d+)").group(1)
         for w in (w1, w2):
-            w.wait_for(r"mesh applied: 10\.77\.\d+\.\d+, 2 members", timeout=60)
+            w.wait_for(r"mesh applied: 10\.77\.\d+\.\d+, 3 members", timeout=60)
         c.w1, c.w2 = w1, w2
         yield c
     finally:
@@ -206,11 +207,13 @@ def test_members_register_the_key_their_evidence_binds_and_become_each_others_pe
         assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", m["wgPublicKey"]), m
         assert re.fullmatch(r"10\.77\.\d+\.\d+", m["meshAddress"]), m
     assert w1["meshAddress"] != w2["meshAddress"]
-    # The control plane registered no key (it does not join the mesh yet): it is nobody's peer.
-    assert "wgPublicKey" not in members["cp-1"]
-    # Each device holds exactly the other worker, with its endpoint on the underlay.
-    assert mesh.w1.peers() == {w2["wgPublicKey"]}
-    assert mesh.w2.peers() == {w1["wgPublicKey"]}
+    # The control plane is a peer too (its join service registered its own key).
+    cp = members["cp-1"]
+    assert len({w1["meshAddress"], w2["meshAddress"], cp["meshAddress"]}) == 3
+    # Each device holds exactly the other worker and the control plane, with its endpoint on
+    # the underlay.
+    assert mesh.w1.peers() == {w2["wgPublicKey"], cp["wgPublicKey"]}
+    assert mesh.w2.peers() == {w1["wgPublicKey"], cp["wgPublicKey"]}
     endpoints = mesh.w1.wg("show", "cloister0", "endpoints").stdout
     assert f"{mesh.w2.ip}:51820" in endpoints
     allowed = mesh.w1.wg("show", "cloister0", "allowed-ips").stdout
@@ -223,8 +226,9 @@ def test_members_register_the_key_their_evidence_binds_and_become_each_others_pe
             assert private.encode() not in f.read_bytes(), f
     # The registration is audited once per key, with the key.
     keys = [e for e in mesh.audit() if e["event"] == "mesh-key"]
-    assert sorted(e["node"] for e in keys) == ["worker-1", "worker-2"]
-    assert {e["reason"] for e in keys} == {w1["wgPublicKey"], w2["wgPublicKey"]}
+    assert sorted(e["node"] for e in keys) == ["cp-1", "worker-1", "worker-2"]
+    assert {e["reason"] for e in keys} == {w1["wgPublicKey"], w2["wgPublicKey"],
+                                           cp["wgPublicKey"]}
 
 
 def test_tcp_between_mesh_addresses_crosses_the_underlay_only_as_wireguard(mesh, tmp_path):
@@ -348,7 +352,7 @@ def test_a_member_record_no_node_would_parse_leaves_that_member_out_not_the_whol
     try:
         # A shared address leaves both out (which of them owns it cannot be told).
         wait_until("worker-1 to apply a mesh without worker-2",
-                   lambda: re.search(r"mesh applied: 10\.77\.\d+\.\d+, [01] members\n",
+                   lambda: re.search(r"mesh applied: 10\.77\.\d+\.\d+, [12] members\n",
                                      mesh.w1.log.read_text().split("members\n", seen)[-1]))
         assert w2_key not in mesh.w1.peers()
     finally:
@@ -357,14 +361,14 @@ def test_a_member_record_no_node_would_parse_leaves_that_member_out_not_the_whol
     wait_until("worker-1 to take worker-2 back", lambda: w2_key in mesh.w1.peers())
 
 
-def test_the_mesh_range_is_closed_from_start_on_a_node_that_never_applies_a_document(mesh):
-    """cp-1 runs with --mesh but, as a control plane, never fetches a document: its traffic to
-    the mesh range is dropped all the same (the table is installed at start, not at the first
-    applied document)."""
+def test_the_mesh_range_is_closed_on_the_control_plane_too(mesh):
+    """cp-1's join service applies the mesh like a worker: the table that drops traffic to or
+    from the mesh range bypassing cloister0 is there, and so is the device. (A node that never
+    applies a document: test_mesh_control_plane.py's impostor.)"""
     out = mesh.cp.exec("nft", "list", "table", "inet", "cloister-mesh", check=False)
     assert out.returncode == 0, out.stderr
     assert 'ip daddr 10.77.0.0/16 oifname != "cloister0" drop' in out.stdout, out.stdout
-    assert "cloister0" not in mesh.cp.exec("ip", "link", "show").stdout
+    assert "cloister0" in mesh.cp.exec("ip", "link", "show").stdout
 
 
 def verify_cluster(mesh, tmp_path):
@@ -385,35 +389,11 @@ def test_verify_cluster_checks_each_listed_wireguard_key_against_the_key_the_mem
     r = verify_cluster(mesh, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
-    assert all(nodes[w]["verdict"]["result"] == "pass" for w in ("worker-1", "worker-2")), nodes
-    # The join service lists a key for a member that attests none (the control plane holds no
-    # key): refused, by name. The membership is restored after.
+    # The control plane attests its key too (its join service's monitor binds the key it
+    # made): it passes with it.
+    assert all(nodes[w]["verdict"]["result"] == "pass"
+               for w in ("worker-1", "worker-2", "cp-1")), nodes
     path = mesh.cp.state / "members.json"
-    original = path.read_text()
-    doc = json.loads(original)
-    for m in doc["members"]:
-        if m["name"] == "cp-1":
-            m["wgPublicKey"] = mesh.members()["worker-1"]["wgPublicKey"]
-    try:
-        tmp = path.with_suffix(".new")
-        tmp.write_text(json.dumps(doc))
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-        r = verify_cluster(mesh, tmp_path)
-        assert r.returncode != 0, r.stdout
-        nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
-        assert nodes["cp-1"]["verdict"]["result"] == "fail"
-        assert any("lists WireGuard key" in x and "the member attests none" in x
-                   for x in nodes["cp-1"]["reasons"]), nodes["cp-1"]
-    finally:
-        doc = json.loads(path.read_text())
-        for m in doc["members"]:
-            if m["name"] == "cp-1":
-                m.pop("wgPublicKey", None)
-        tmp = path.with_suffix(".new")
-        tmp.write_text(json.dumps(doc))
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
     # worker-1 listed with worker-2's key: worker-1 attests its own, which differs. (worker-1
     # registers its own key again at its next fetch, within a second: the verification reads the
     # listing once, so it is tried until it read the altered one.)
@@ -451,7 +431,8 @@ def test_an_evicted_member_leaves_every_peer_and_gets_no_mesh(mesh):
                         if e["event"] == "eviction" and e["node"] == "worker-2"], timeout=60)
     assert "worker-2" not in mesh.members()
     wait_until("worker-1 to drop worker-2", lambda: w2_key not in mesh.w1.peers())
-    assert mesh.w1.peers() == set()
+    wait_until("cp-1 to drop worker-2", lambda: w2_key not in mesh.cp.peers())
+    assert mesh.w1.peers() == {mesh.members()["cp-1"]["wgPublicKey"]}
     # worker-2 still asks; its evidence no longer passes the policy, and it gets nothing.
     mark = len(mesh.w2.log.read_text())
     mesh.w2.wait_for(r"mesh: .*(refused|PCR 4)", timeout=30)

@@ -225,6 +225,85 @@ static void test_mesh_doc_refuses_more_peers_or_bytes_than_its_limits(void **sta
         assert_int_equal(mesh_doc_parse("{}", MESH_DOC_SIZE_MAX + 1, &m, NULL), -EMSGSIZE);
 }
 
+/* wg show's per-peer output (docs/mesh.md, "Status"): merged by key across the three kinds. */
+static int status_parse(MeshStatus *s, MeshShow what, const char *text)
+{
+        Diag d;
+
+        diag_clear(&d);
+        return mesh_status_parse(s, what, text, strlen(text), &d);
+}
+
+static void test_mesh_status_merges_endpoints_handshakes_and_transfer_by_key(void **state)
+{
+        MeshStatus s = {};
+
+        assert_int_equal(
+                status_parse(&s, MESH_SHOW_ENDPOINTS, K1 "\t10.0.0.2:51820\n" K2 "\t(none)\n"), 0);
+        assert_int_equal(
+                status_parse(&s, MESH_SHOW_LATEST_HANDSHAKES, K2 "\t0\n" K1 "\t1796692913\n"), 0);
+        assert_int_equal(status_parse(&s, MESH_SHOW_TRANSFER, K1 "\t4312\t9120\n"), 0);
+        assert_int_equal(s.n_peers, 2);
+        assert_memory_equal(s.peers[0].public_key, "\x01\x01\x01\x01", 4);
+        assert_string_equal(s.peers[0].endpoint, "10.0.0.2:51820");
+        assert_int_equal(s.peers[0].latest_handshake, 1796692913);
+        assert_int_equal(s.peers[0].rx_bytes, 4312);
+        assert_int_equal(s.peers[0].tx_bytes, 9120);
+        assert_string_equal(s.peers[1].endpoint, "");
+        assert_int_equal(s.peers[1].latest_handshake, 0);
+        mesh_status_done(&s);
+}
+
+static void test_mesh_status_refuses_lines_that_are_not_a_key_and_its_fields(void **state)
+{
+        static const struct {
+                MeshShow what;
+                const char *text;
+        } bad[] = {
+                { MESH_SHOW_ENDPOINTS, K1 "\t10.0.0.2:51820" },      /* no newline */
+                { MESH_SHOW_ENDPOINTS, K1 "\t10.77.0.2:51820\n" },   /* inside the mesh */
+                { MESH_SHOW_ENDPOINTS, K1 "\tworker-2:51820\n" },    /* not literal */
+                { MESH_SHOW_ENDPOINTS, K1 "\t10.0.0.2:51820\tx\n" }, /* a field too many */
+                { MESH_SHOW_ENDPOINTS, "AQEB\t10.0.0.2:51820\n" },   /* no key */
+                { MESH_SHOW_LATEST_HANDSHAKES, K1 "\t-1\n" },        /* no number */
+                { MESH_SHOW_LATEST_HANDSHAKES, K1 "\t\n" },
+                { MESH_SHOW_TRANSFER, K1 "\t9223372036854775808\t0\n" }, /* past int64 */
+                { MESH_SHOW_TRANSFER, K1 "\t1\n" },                      /* a field short */
+                { _MESH_SHOW_MAX, K1 "\t1\n" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                MeshStatus s = {};
+
+                assert_int_not_equal(status_parse(&s, bad[i].what, bad[i].text), 0);
+                mesh_status_done(&s);
+        }
+}
+
+static void test_mesh_status_refuses_more_peers_than_its_limit(void **state)
+{
+        MeshStatus s = {};
+        size_t n = (size_t) (MESH_PEERS_MAX + 1) * (MESH_KEY_BASE64 + 4) + 1;
+        char *text = malloc(n), *p = text;
+        Diag d;
+
+        assert_non_null(text);
+        for (unsigned i = 0; i <= MESH_PEERS_MAX; i++) {
+                uint8_t key[MESH_KEY_SIZE] = { (uint8_t) i, (uint8_t) (i >> 8), 7 };
+                char b64[MESH_KEY_BASE64 + 1];
+
+                mesh_key_to_base64(key, b64);
+                p += sprintf(p, "%s\t0\n", b64);
+        }
+        diag_clear(&d);
+        assert_int_equal(
+                mesh_status_parse(&s, MESH_SHOW_LATEST_HANDSHAKES, text, (size_t) (p - text), &d),
+                -EMSGSIZE);
+        assert_int_equal(s.n_peers, MESH_PEERS_MAX);
+        mesh_status_done(&s);
+        free(text);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -240,6 +319,9 @@ int main(void)
                 cmocka_unit_test(
                         test_mesh_doc_refuses_an_endpoint_inside_the_mesh_range_or_unspecified),
                 cmocka_unit_test(test_mesh_doc_refuses_more_peers_or_bytes_than_its_limits),
+                cmocka_unit_test(test_mesh_status_merges_endpoints_handshakes_and_transfer_by_key),
+                cmocka_unit_test(test_mesh_status_refuses_lines_that_are_not_a_key_and_its_fields),
+                cmocka_unit_test(test_mesh_status_refuses_more_peers_than_its_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,6 +130,8 @@ class Node:
         self.ip = f"{SUBNET}.{10 + index}"
         self.endpoint = f"{self.ip}:{PORT}"
         self.boots = 0
+        self.agent_socket = self.dir / "agent.sock"
+        self.agent = None
         self.qemu = None
         self.swtpm = None
         self.console = None
@@ -202,9 +204,16 @@ class Node:
                 "-chardev", f"socket,id=chrtpm,path={ctrl}",
                 "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0",
                 "-fw_cfg", f"name=opt/cloister/metadata,file={d / 'metadata.json'}",
-                "-fw_cfg", f"name=opt/cloister/network,string={self.ip}/24"]
+                "-fw_cfg", f"name=opt/cloister/network,string={self.ip}/24",
+                # The TEST image's command channel (image/rootfs-test: cloister-test-agent);
+                # a cloud image has nothing behind the port.
+                "-device", "virtio-serial-pci,romfile=",
+                "-chardev", f"socket,id=agent,path={self.agent_socket},server=on,wait=off",
+                "-device", "virtserialport,chardev=agent,name=org.cloister.test"]
         if join_policy is not None:
             args += ["-fw_cfg", f"name=opt/cloister/join-policy,file={d / 'join-policy.json'}"]
+        self._agent_close()
+        self.agent_socket.unlink(missing_ok=True)
         self.qemu = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL,
                                      stdout=open(d / "qemu.log", "a"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -254,6 +263,46 @@ class Node:
             out.setdefault(m.group(1), []).append(m.group(2).strip())
         return out
 
+    # --- the TEST image's command channel ----------------------------------------------------
+    def guest(self, *argv, stdin="", timeout=120, background=False, check=True):
+        """Runs argv (a vector, no shell) as root in the guest through the TEST image's
+        virtio-serial channel (image/rootfs-test/usr/lib/cloister/test-agent). Returns a
+        CompletedProcess; with background, the command is started and its pid returned."""
+        if self.agent is None:
+            self.wait_console(r"cloister-test-agent: TEST IMAGE")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(self.agent_socket))
+            self.agent = (s, s.makefile("rwb"))
+        s, f = self.agent
+        s.settimeout(timeout + 60)
+        req = {"argv": [str(a) for a in argv], "stdin": stdin, "timeout": timeout,
+               "background": background}
+        f.write(json.dumps(req).encode() + b"\n")
+        f.flush()
+        line = f.readline()
+        if not line:
+            self._agent_close()
+            raise ClusterError(f"{self.name}: the test agent closed its channel")
+        out = json.loads(line)
+        if background:
+            if out["rc"] != 0:
+                raise ClusterError(f"{self.name}: cannot start {argv}: {out.get('stderr')}")
+            return out["pid"]
+        r = subprocess.CompletedProcess(list(argv), out["rc"], out["stdout"], out["stderr"])
+        if check and r.returncode != 0:
+            raise ClusterError(f"{self.name}: {' '.join(map(str, argv))} failed "
+                               f"({r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        return r
+
+    def _agent_close(self):
+        if self.agent is not None:
+            for x in reversed(self.agent):
+                try:
+                    x.close()
+                except OSError:
+                    pass
+            self.agent = None
+
     def qmp(self, command):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
@@ -280,6 +329,7 @@ class Node:
         self._stop_swtpm()
 
     def kill(self):
+        self._agent_close()
         if self.qemu is not None and self.qemu.poll() is None:
             os.killpg(self.qemu.pid, signal.SIGKILL)
             self.qemu.wait(timeout=30)
@@ -337,6 +387,51 @@ class Cluster:
                 except (ProcessLookupError, ValueError):
                     pass
             run(["ip", "netns", "del", self.ns], check=False)
+
+    def capture(self, node, path):
+        """tcpdump on the host side of node's tap (everything its NIC sends and receives, as the
+        provider's network sees it), written to path; stop it with stop_capture()."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns, "tcpdump", "-i", f"tap{node.index}",
+                              "-n", "-s", "0", "-B", "32768", "-U", "-w", str(path)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on" once the capture runs: nothing sent after that is missed.
+        said = ""
+        while "listening on" not in said:
+            line = p.stderr.readline()
+            if not line:
+                p.wait()
+                raise ClusterError(f"tcpdump on tap{node.index} did not start "
+                                   f"({p.returncode}): {said}")
+            said += line
+        p.capture_path = Path(path)
+        return p
+
+    @staticmethod
+    def stop_capture(p, quiet=2.0, limit=60):
+        """Stops a capture once tcpdump has written what it was given: its file unchanged for
+        quiet seconds (a loaded machine leaves packets in the kernel's buffer a while, and
+        tcpdump stops without reading them). Returns the packets the kernel dropped (0, or the
+        capture is not the whole traffic)."""
+        deadline = time.monotonic() + limit
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_size = p.capture_path.stat().st_size if p.capture_path.exists() else 0
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+            time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        m = re.search(r"(\d+) packets? dropped by kernel", err or "")
+        if not m:
+            raise ClusterError(f"tcpdump said nothing of dropped packets: {err}")
+        return int(m.group(1))
 
     def owner_cli(self, *args, check=True, timeout=600, watch=None):
         """The owner's CLI in the owner's namespace. With watch (a node the command waits on),

@@ -102,3 +102,40 @@ int mesh_apply(MeshBackend backend, const MeshKey *key, const MeshDoc *doc, cons
 int mesh_close(Diag *d);
 /* Removes the device (the drop rule stays: the mesh range stays closed). */
 int mesh_down(void);
+
+struct json_t;
+
+/* What the device reports per peer (`wg show cloister0 endpoints|latest-handshakes|transfer`,
+ * never `dump`: that one prints the private key), for GET /v1/node and `cloister status`. */
+typedef struct MeshPeerStatus {
+        uint8_t public_key[MESH_KEY_SIZE];
+        char endpoint[MESH_ENDPOINT_MAX + 1]; /* "" when the device knows none */
+        uint64_t latest_handshake;            /* Unix seconds; 0: never */
+        uint64_t rx_bytes, tx_bytes;
+} MeshPeerStatus;
+
+typedef struct MeshStatus {
+        size_t n_peers;
+        MeshPeerStatus *peers; /* at most MESH_PEERS_MAX */
+} MeshStatus;
+
+typedef enum MeshShow {
+        MESH_SHOW_ENDPOINTS,         /* KEY \t ENDPOINT | (none) */
+        MESH_SHOW_LATEST_HANDSHAKES, /* KEY \t SECONDS */
+        MESH_SHOW_TRANSFER,          /* KEY \t RX \t TX */
+        _MESH_SHOW_MAX,
+} MeshShow;
+
+/* One `wg show cloister0 WHAT` output merged into s (peers found by key, added up to
+ * MESH_PEERS_MAX): lines of a base64 key, a tab and WHAT's fields, each shape-checked (bounded
+ * reader, fuzzed: fuzz-mesh-status); anything else is refused with a reason in d. */
+int mesh_status_parse(MeshStatus *s, MeshShow what, const void *data, size_t size, Diag *d);
+/* Runs the three `wg show` by argument vector (their output through a file in runtime_dir,
+ * removed at once) and parses them. */
+int mesh_status_read(const char *runtime_dir, MeshStatus *ret, Diag *d);
+/* {"device": "cloister0", "peers": [{"publicKey", "endpoint" (null: none), "latestHandshake"
+ * (Unix seconds, 0: never), "rxBytes", "txBytes"}]} */
+int mesh_status_to_json(const MeshStatus *s, struct json_t **ret);
+void mesh_status_done(MeshStatus *s);
+/* For GET /v1/node: mesh_status_to_json() of the device now, or {"device", "error": why}. */
+struct json_t *mesh_status_report(const char *runtime_dir);

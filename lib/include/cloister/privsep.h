@@ -159,6 +159,10 @@ typedef enum JoinPrivsepOp {
          * removes it from etcd in one transaction with its audit entry (answer: {"removed",
          * "role", "diskUuid", "akDigest", "admitted"}) */
         JOIN_PRIVSEP_NODE_REMOVE,
+        /* nonce, SPKI, WireGuard public key: JOIN_PRIVSEP_ATTEST with the wg binding, for a
+         * verifier that asked for this node's key (docs/mesh.md); the monitor binds only the key
+         * it made itself (--mesh), never one the network process names */
+        JOIN_PRIVSEP_ATTEST_WG,
 } JoinPrivsepOp;
 
 #define JOIN_PRIVSEP_DETAIL_MAX 512U
