@@ -350,3 +350,21 @@ def test_networkd_leaves_an_interface_of_another_driver_alone(dhcp_link):
     out, log = dhcp_link(NETWORK.read_text(), 5)
     assert "wait-online=0" not in out
     assert "inet " not in out and " mtu 1500 " in out, out
+
+
+def test_node_network_shows_host_control_bytes_of_a_bad_address_as_question_marks(tmp_path):
+    # Review finding 6: opt/cloister/network is host bytes; a bad one is echoed to the console.
+    # The real script, with fw_cfg read from a temporary directory and the NIC wait left out.
+    fw = tmp_path / "fw"
+    (fw / "network").mkdir(parents=True)
+    (fw / "network/raw").write_bytes(b"10.0.0.1\x1b]0;owned\x07\r/24")
+    script = (RF / "usr/lib/cloister/node-network").read_text()
+    assert script.count("FW=/sys/firmware/qemu_fw_cfg/by_name/opt/cloister\n") == 1
+    script = script.replace("FW=/sys/firmware/qemu_fw_cfg/by_name/opt/cloister\n", f"FW={fw}\n")
+    script = script.replace('wait_for "Ethernet interface" first_nic\n', "")
+    script = script.replace("modprobe qemu_fw_cfg", "true")
+    (tmp_path / "nn").write_text(script)
+    r = subprocess.run(["sh", str(tmp_path / "nn")], capture_output=True, timeout=60)
+    assert r.returncode == 1
+    assert b"'10.0.0.1?]0;owned??/24' is not ADDR/PREFIX" in r.stderr, r.stderr
+    assert not any(c < 0x20 and c != 0x0a for c in r.stderr), r.stderr
