@@ -78,16 +78,35 @@ static int json_depth(const json_t *j, unsigned depth)
         return 0;
 }
 
+/* jansson's error text quotes the offending input ("near '...'"), which may be host bytes: a
+ * control byte (ESC, CR, BEL) in it would reach the journal and the serial console raw. Every
+ * byte outside printable ASCII becomes \xNN. */
+static void json_escape_error(const char *text, char *buf, size_t size)
+{
+        size_t n = 0;
+
+        for (const unsigned char *c = (const unsigned char *) text; *c && n + 5 < size; c++) {
+                if (*c >= 0x20 && *c < 0x7f)
+                        buf[n++] = (char) *c;
+                else
+                        n += (size_t) snprintf(buf + n, size - n, "\\x%02x", *c);
+        }
+        buf[n] = '\0';
+}
+
 int json_parse_buffer(const void *data, size_t size, const char *source, json_t **ret, Diag *d)
 {
+        char text[4 * JSON_ERROR_TEXT_LENGTH + 1];
         json_error_t err;
         json_t *j;
 
         /* JSON_REJECT_DUPLICATES: two values for one key would let two parsers disagree. */
         j = json_loadb(data, size, JSON_REJECT_DUPLICATES, &err);
-        if (!j)
+        if (!j) {
+                json_escape_error(err.text, text, sizeof(text));
                 return diag_fail(d, -EBADMSG, "json-syntax", -1, "%s:%d:%d: %s", source, err.line,
-                                 err.column, err.text);
+                                 err.column, text);
+        }
         if (json_depth(j, 0) < 0) {
                 json_decref(j);
                 return diag_fail(d, -EBADMSG, "json-depth", -1, "%s: nesting deeper than %d levels",

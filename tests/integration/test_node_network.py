@@ -30,12 +30,24 @@ NETWORK = RF / "usr/lib/systemd/network/80-cloister-cloud.network"
 CLOUDS = ("gcp", "azure", "aws")
 
 
-def generate(tmp_path, values, name="dmi"):
+def tee_root(tmp_path, flags="fpu vme de pse tsc msr pae", paths=()):
+    """A fake root for the generator's TEE signals: /proc/cpuinfo with these flags, and paths."""
+    root = tmp_path / "teeroot"
+    (root / "proc").mkdir(parents=True)
+    (root / "proc/cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n\n")
+    for p in paths:
+        (root / p.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / p.lstrip("/")).write_text("")
+    return root
+
+
+def generate(tmp_path, values, name="dmi", tee=None):
     out = tmp_path / "gen"
     for d in ("gen", "early", "late"):
         (tmp_path / d).mkdir()
     env = dict(os.environ, CLOISTER_DISK_MAPPER=str(binary("cloister-disk-mapper")),
-               CLOISTER_DMI_DIR=str(dmi_dir(tmp_path, values, name)))
+               CLOISTER_DMI_DIR=str(dmi_dir(tmp_path, values, name)),
+               CLOISTER_TEE_ROOT=str(tee if tee is not None else tee_root(tmp_path)))
     r = subprocess.run([str(GENERATOR), out, tmp_path / "early", tmp_path / "late"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr  # a generator that fails leaves the boot without units
@@ -78,6 +90,27 @@ def test_generator_on_qemu_starts_the_fw_cfg_network_and_the_qemu_drop_in(tmp_pa
             "/usr/lib/systemd/system/cloister-node-network.service",
         "cloister-bootstrapper.service.d/10-provider.conf": "/usr/lib/cloister/provider/qemu.conf",
     }
+
+
+@pytest.mark.parametrize("flags,paths", [
+    ("fpu tdx_guest", ()), ("fpu sev sev_es sev_snp", ()), ("fpu sev", ()), ("fpu sev_es", ()),
+    ("fpu", ("/dev/sev-guest",)), ("fpu", ("/dev/tdx_guest",)),
+    ("fpu", ("/sys/kernel/config/tsm/report/x",))],
+    ids=["tdx", "snp", "sev", "sev-es", "sev-guest-dev", "tdx-guest-dev", "configfs-tsm"])
+def test_generator_refuses_host_smbios_qemu_in_a_tee_naming_the_signal(tmp_path, flags, paths):
+    # Finding 2: a cloud host says "QEMU" in SMBIOS (product name still the cloud's) to make a
+    # confidential node take its address and join policy from fw_cfg. In a TEE: no network.
+    spoofed = dict(DMI["qemu"], product_name="Google Compute Engine")
+    links, err = generate(tmp_path, spoofed, tee=tee_root(tmp_path, flags, paths))
+    assert links == {}
+    assert "refused" in err and "TEE" in err and "no network set up" in err
+    assert (paths[0].removesuffix("/x") if paths else flags.split()[-1]) in err
+
+
+def test_generator_tee_check_matches_whole_cpu_flags_only(tmp_path):
+    # "sevx" or "nosev" are not SEV; the QEMU branch stays for a plain local QEMU.
+    links, err = generate(tmp_path, DMI["qemu"], tee=tee_root(tmp_path, "fpu sevx nosev_es"))
+    assert "cloister-node-network.service" in str(links), err
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
@@ -317,3 +350,21 @@ def test_networkd_leaves_an_interface_of_another_driver_alone(dhcp_link):
     out, log = dhcp_link(NETWORK.read_text(), 5)
     assert "wait-online=0" not in out
     assert "inet " not in out and " mtu 1500 " in out, out
+
+
+def test_node_network_shows_host_control_bytes_of_a_bad_address_as_question_marks(tmp_path):
+    # Review finding 6: opt/cloister/network is host bytes; a bad one is echoed to the console.
+    # The real script, with fw_cfg read from a temporary directory and the NIC wait left out.
+    fw = tmp_path / "fw"
+    (fw / "network").mkdir(parents=True)
+    (fw / "network/raw").write_bytes(b"10.0.0.1\x1b]0;owned\x07\r/24")
+    script = (RF / "usr/lib/cloister/node-network").read_text()
+    assert script.count("FW=/sys/firmware/qemu_fw_cfg/by_name/opt/cloister\n") == 1
+    script = script.replace("FW=/sys/firmware/qemu_fw_cfg/by_name/opt/cloister\n", f"FW={fw}\n")
+    script = script.replace('wait_for "Ethernet interface" first_nic\n', "")
+    script = script.replace("modprobe qemu_fw_cfg", "true")
+    (tmp_path / "nn").write_text(script)
+    r = subprocess.run(["sh", str(tmp_path / "nn")], capture_output=True, timeout=60)
+    assert r.returncode == 1
+    assert b"'10.0.0.1?]0;owned??/24' is not ADDR/PREFIX" in r.stderr, r.stderr
+    assert not any(c < 0x20 and c != 0x0a for c in r.stderr), r.stderr

@@ -23,6 +23,19 @@ static void test_json_syntax_error_names_source_line_and_column(void **state)
         assert_non_null(strstr(d.message, "t.json:3:"));
 }
 
+static void test_json_syntax_error_escapes_control_bytes_of_the_input(void **state)
+{
+        /* The review's reproduction (host metadata): ESC ] 0;owned BEL in a bad escape. */
+        static const char inj[] = "{\"name\":\"AAAA\\\033]0;owned\007\\\r";
+        Diag d;
+        diag_clear(&d);
+        assert_null(parse(inj, &d));
+        assert_string_equal(d.check, "json-syntax");
+        for (const char *c = d.message; *c; c++)
+                assert_true((unsigned char) *c >= 0x20 && (unsigned char) *c < 0x7f);
+        assert_non_null(strstr(d.message, "\\x1b"));
+}
+
 static void test_json_rejects_duplicate_keys(void **state)
 {
         Diag d;
@@ -289,6 +302,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_json_syntax_error_names_source_line_and_column),
+                cmocka_unit_test(test_json_syntax_error_escapes_control_bytes_of_the_input),
                 cmocka_unit_test(test_json_rejects_duplicate_keys),
                 cmocka_unit_test(test_json_rejects_excessive_depth),
                 cmocka_unit_test(test_json_getters_name_the_offending_key_path),
