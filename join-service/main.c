@@ -1139,10 +1139,11 @@ int main(int argc, char *argv[])
                 service_notify("READY=1");
         (void) close(ready[0]);
         r = wait_network(child, &set);
-        join_mesh_stop(&js);
         reattest_stop(&js);
         /* Its channels are closed now: the monitor's threads end. */
         (void) pthread_join(serving, NULL);
+        /* After them: a mesh request still being answered wakes the mesh thread. */
+        join_mesh_stop(&js);
         join_checkpoint_stop(&js);
         join_tdx_monitor_done();
         node_attester_done(&attester);
