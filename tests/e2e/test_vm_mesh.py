@@ -224,12 +224,6 @@ def test_a_modified_image_vm_is_never_a_peer_and_cannot_reach_the_mesh_over_wire
     assert meshprobe.received(b, ROGUE_OUT) == [(4096, sent["sha256"])]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "lib/mesh's drop rule drops a mesh SOURCE address outside cloister0 but accepts a plain "
-    "packet TO a mesh address from an underlay address (input chain: 'ip saddr 10.77.0.0/16 "
-    "iifname != ...' only; it needs 'ip daddr 10.77.0.0/16 iifname != { cloister0, lo } drop' "
-    "too). Seen in VMs: the rogue's TCP connection to a member's mesh address arrived. When the "
-    "rule is fixed this passes and the marker must go"))
 def test_a_modified_image_vm_cannot_reach_a_mesh_address_in_the_clear(cluster, pair):
     """The rogue of the test above (still running: the tests share the cluster) routes each
     member's mesh address through that member's underlay address and connects from its own

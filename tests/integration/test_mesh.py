@@ -439,6 +439,45 @@ def test_an_evicted_member_leaves_every_peer_and_gets_no_mesh(mesh):
     assert "mesh applied" not in mesh.w2.log.read_text()[mark:]
 
 
+def test_a_plain_packet_to_a_members_mesh_address_from_the_underlay_is_dropped(mesh):
+    """The drop rule in the other direction: an outsider on the underlay (the stranger's
+    namespace, no table of its own) routes the control plane's mesh address through its underlay
+    address and connects in the clear: the control plane drops it on input (and would send no
+    plain answer from its mesh address), so nothing connects although a server listens there.
+    (Fails without the input rule 'ip daddr 10.77.0.0/16 iifname != ... drop': it connected.)"""
+    cp = mesh.nodes[0]
+    dst = mesh.members()["cp-1"]["meshAddress"]
+    s = mesh.stranger
+    s.exec("nft", "delete", "table", "inet", "cloister-mesh", check=False)
+    s.exec("ip", "route", "replace", f"{dst}/32", "via", cp.ip)
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", cp.ns, "python3", "-c",
+         "import socket\n"
+         f"s=socket.create_server(('{dst}', 7778))\n"
+         "s.settimeout(8)\n"
+         "try:\n"
+         "    s.accept(); print('accepted')\n"
+         "except OSError: print('none')\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        r = s.exec("python3", "-c",
+                   "import socket\n"
+                   "try:\n"
+                   f"    socket.create_connection(('{dst}', 7778), timeout=4)\n"
+                   "    print('connected')\n"
+                   "except OSError as e: print('refused', e)\n", check=False)
+        assert "connected" not in r.stdout, r.stdout
+        out, _ = server.communicate(timeout=20)
+        assert out.strip() == "none", out
+    finally:
+        server.kill()
+        s.exec("ip", "route", "del", f"{dst}/32", check=False)
+    rules = cp.exec("nft", "list", "table", "inet", "cloister-mesh").stdout
+    assert re.search(r'ip daddr 10\.77\.0\.0/16 iifname != \{ "(lo", "cloister0|cloister0", "lo)" \} '
+                     r'drop', rules), rules
+
+
 def test_plain_traffic_to_the_mesh_range_is_dropped_when_the_device_is_gone(mesh, tmp_path):
     """Fail closed: with worker-1's bootstrapper stopped, its cloister0 deleted and a route that
     sends the mesh range out of the underlay (a misconfiguration), nothing for that range leaves
