@@ -47,12 +47,6 @@ def cluster(image_dir, tmp_path_factory):
                           log=lambda m: print(f"e2e: {m}", flush=True))
     try:
         c.up(NODES, spare=1)
-        cp = c.nodes[0]
-        if NODES == 2 and "control planes do not join the mesh yet" in cp.console_text():
-            pytest.skip("the control plane's bootstrapper says 'control planes do not join the "
-                        "mesh yet': a 2-node cluster has no mesh peers until control planes "
-                        "join (docs/mesh.md); CLOISTER_E2E_MESH_NODES=3 proves it between two "
-                        "workers")
         yield c
     finally:
         c.down()
